@@ -1,0 +1,144 @@
+/**
+ * One data-access path over two backends: real PostgreSQL through
+ * `npm:postgres`, or PGlite (PostgreSQL compiled to WASM) embedded in the
+ * process. Both are driven through the same tagged-template {@link Sql}.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import { PGlite } from "@electric-sql/pglite";
+
+/** A row as returned by a query. */
+export type Row = Record<string, unknown>;
+
+/** A value that may be interpolated into a query. JSON goes in as an object or array. */
+export type Param =
+  | string
+  | number
+  | boolean
+  | null
+  | Date
+  | readonly string[]
+  | readonly number[]
+  | Record<string, unknown>
+  | readonly unknown[];
+
+/** Runs SQL written as a tagged template; interpolated values are always sent as parameters. */
+export interface Sql {
+  <T extends Row = Row>(strings: TemplateStringsArray, ...values: Param[]): Promise<T[]>;
+  /** Runs a trusted multi-statement script (migrations only; never built from input). */
+  script(text: string): Promise<void>;
+}
+
+/** A database handle: queries, transactions, and shutdown. */
+export interface Db {
+  /** Which backend serves this handle. */
+  readonly kind: "postgres" | "pglite";
+  /** Runs one statement in its own implicit transaction. */
+  readonly sql: Sql;
+  /** Runs `fn` in a transaction that commits when it resolves and rolls back when it throws. */
+  begin<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /** Closes the connections this handle owns. */
+  close(): Promise<void>;
+}
+
+/** Throws unless `name` is a plain lower-case SQL identifier (it is quoted into a statement). */
+export function assertSchemaName(name: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`Schema name "${name}" is not a plain identifier`);
+}
+
+/** Options for {@link openPostgres}. */
+export interface PostgresOptions {
+  /** Schema put first on the search path of every connection (tests use one per test). */
+  schema?: string;
+  /** Pool size; 10 by default. */
+  max?: number;
+}
+
+const int8AsNumber = {
+  to: 20,
+  from: [20],
+  serialize: (x: number) => String(x),
+  parse: (x: string) => Number(x),
+};
+
+/** Opens a pooled connection to a PostgreSQL server. */
+export function openPostgres(url: string, options: PostgresOptions = {}): Db {
+  if (options.schema) assertSchemaName(options.schema);
+  const native = postgres(url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    types: { int8: int8AsNumber },
+    connect_timeout: 10,
+    ...(options.schema ? { connection: { search_path: options.schema } } : {}),
+    // deno-lint-ignore no-explicit-any
+  } as any);
+  // deno-lint-ignore no-explicit-any
+  const wrap = (s: any): Sql => {
+    const fn = ((strings: TemplateStringsArray, ...values: Param[]) =>
+      s(strings, ...values).then((rows: Row[]) => rows)) as Sql;
+    fn.script = async (text: string) => {
+      await s.unsafe(text);
+    };
+    return fn;
+  };
+  return {
+    kind: "postgres",
+    sql: wrap(native),
+    // deno-lint-ignore no-explicit-any
+    begin: <T>(fn: (tx: Sql) => Promise<T>) => native.begin((tx: any) => fn(wrap(tx))) as Promise<T>,
+    close: () => native.end({ timeout: 5 }),
+  };
+}
+
+interface PgliteQueryable {
+  query<T>(text: string, params?: unknown[]): Promise<{ rows: T[] }>;
+  exec(text: string): Promise<unknown>;
+}
+
+function pgliteSql(q: PgliteQueryable): Sql {
+  const fn = (async (strings: TemplateStringsArray, ...values: Param[]) => {
+    let text = strings[0] ?? "";
+    for (let i = 0; i < values.length; i++) text += `$${i + 1}${strings[i + 1] ?? ""}`;
+    return (await q.query<Row>(text, values)).rows;
+  }) as Sql;
+  fn.script = async (text: string) => {
+    await q.exec(text);
+  };
+  return fn;
+}
+
+/** Options for {@link openPglite}. */
+export interface PgliteOptions {
+  /** Folder to persist to; in memory when absent. */
+  dataDir?: string;
+  /** An already open instance to share (it is then not closed by `close()`). */
+  instance?: PGlite;
+  /** Schema to create and put first on the search path. */
+  schema?: string;
+}
+
+/** Opens (or wraps) an embedded PGlite database. */
+export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
+  const owned = !options.instance;
+  const pg = options.instance ?? new PGlite(options.dataDir);
+  await pg.waitReady;
+  if (options.schema) {
+    assertSchemaName(options.schema);
+    await pg.exec(`create schema if not exists "${options.schema}"; set search_path to "${options.schema}"`);
+  }
+  return {
+    kind: "pglite",
+    sql: pgliteSql(pg),
+    begin: <T>(fn: (tx: Sql) => Promise<T>) => pg.transaction((tx) => fn(pgliteSql(tx))),
+    close: async () => {
+      if (owned) await pg.close();
+    },
+  };
+}
+
+/** Opens Postgres when `databaseUrl` is set, PGlite persisted under `dataDir` otherwise. */
+export function openDb(config: { databaseUrl?: string | undefined; dataDir: string }): Promise<Db> {
+  if (config.databaseUrl) return Promise.resolve(openPostgres(config.databaseUrl));
+  return openPglite({ dataDir: `${config.dataDir}/pglite` });
+}
