@@ -25,7 +25,7 @@ export type Param =
 
 /** Runs SQL written as a tagged template; interpolated values are always sent as parameters. */
 export interface Sql {
-  <T extends Row = Row>(strings: TemplateStringsArray, ...values: Param[]): Promise<T[]>;
+  <T = Row>(strings: TemplateStringsArray, ...values: Param[]): Promise<T[]>;
   /** Runs a trusted multi-statement script (migrations only; never built from input). */
   script(text: string): Promise<void>;
 }

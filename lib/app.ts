@@ -1,0 +1,54 @@
+/** The NOC application factory: every route, one error handler, no globals. */
+import { Hono } from "hono";
+import { errorHandler } from "./errors.ts";
+import { adminAuth } from "./admin_auth.ts";
+import { declaredSizeLimit } from "./validate.ts";
+import type { AppDeps, AppEnv } from "./deps.ts";
+import { enrollRoutes } from "../routes/enroll.ts";
+import { beatRoutes } from "../routes/beats.ts";
+import { keyRoutes } from "../routes/keys.ts";
+import { healthRoutes } from "../routes/health.ts";
+import { enrollmentTokenRoutes } from "../routes/admin_tokens.ts";
+import { applianceAdminRoutes } from "../routes/admin_appliances.ts";
+import { alertAdminRoutes } from "../routes/admin_alerts.ts";
+import { maintenanceAdminRoutes } from "../routes/admin_maintenance.ts";
+import { opsAdminRoutes } from "../routes/admin_ops.ts";
+
+/** Builds the NOC's Hono app from its dependencies. */
+export function createApp(deps: AppDeps) {
+  const admin = new Hono<AppEnv>()
+    .use(adminAuth(deps))
+    .route("/enrollment-tokens", enrollmentTokenRoutes(deps))
+    .route("/appliances", applianceAdminRoutes(deps))
+    .route("/alerts", alertAdminRoutes(deps))
+    .route("/maintenance", maintenanceAdminRoutes(deps))
+    .route("/", opsAdminRoutes(deps));
+
+  const app = new Hono<AppEnv>()
+    .use(async (c, next) => {
+      const id = c.req.header("x-request-id")?.slice(0, 100) || crypto.randomUUID();
+      const started = performance.now();
+      await next();
+      c.header("x-request-id", id);
+      deps.log.info("request", {
+        requestId: id,
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      });
+    })
+    .use(declaredSizeLimit(deps.settings.maxBodyBytes))
+    .route("/healthz", healthRoutes(deps))
+    .route("/v1/enroll", enrollRoutes(deps))
+    .route("/v1/beats", beatRoutes(deps))
+    .route("/v1/keys", keyRoutes(deps))
+    .route("/v1/admin", admin);
+
+  app.notFound((c) => c.json({ error: "not_found", message: `No route for ${c.req.method} ${c.req.path}` }, 404));
+  app.onError(errorHandler(deps.log));
+  return app;
+}
+
+/** The app's type, for typed clients. */
+export type NocApp = ReturnType<typeof createApp>;

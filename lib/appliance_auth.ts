@@ -1,0 +1,131 @@
+/**
+ * Authentication of appliance requests: an RFC 9421 signature by the
+ * appliance's enrolled Ed25519 key, covering method, authority, path, query
+ * and an RFC 9530 Content-Digest; `created` within the allowed skew; a nonce
+ * never seen before (checked in the shared database, so across NOC
+ * instances). Every refusal is recorded and raises a rate-limited notice.
+ *
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { applianceComponents, SignatureError, verifyRequestSignature } from "./http_signature.ts";
+import { importEd25519Public } from "./ed25519.ts";
+import { fromBase64Url } from "./encoding.ts";
+import { ApiError } from "./errors.ts";
+import { readBody } from "./validate.ts";
+import { throttleNotice } from "./notifier.ts";
+import type { AppDeps, AppEnv, ApplianceIdentity } from "./deps.ts";
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The client's address: the first X-Forwarded-For hop, else the socket's peer. */
+export function clientAddress(c: Context): string | null {
+  const fwd = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
+  if (fwd) return fwd.slice(0, 100);
+  const info = c.env as { remoteAddr?: { hostname?: string } } | undefined;
+  return info?.remoteAddr?.hostname ?? null;
+}
+
+/** What was refused, for the record. */
+export interface IdentityFailure {
+  /** Stable reason code. */
+  reason: string;
+  /** The key id (UID) claimed, if any. */
+  keyid: string | null;
+  /** Request method. */
+  method: string;
+  /** Request path. */
+  path: string;
+  /** Client address. */
+  address: string | null;
+}
+
+/**
+ * Records a refused identity and, at most once per notice window across all
+ * instances, notifies the administrator (with the count held back).
+ */
+export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): Promise<void> {
+  const now = deps.clock.now();
+  const queued = await deps.db.begin(async (tx) => {
+    await tx`
+      insert into auth_failures (at, reason, keyid, method, path, address)
+      values (${now}, ${f.reason}, ${f.keyid?.slice(0, 200) ?? null}, ${f.method}, ${f.path.slice(0, 500)}, ${f.address})`;
+    const t = await throttleNotice(tx, "identity_failure", now, deps.settings.identityNoticeWindowS);
+    if (!t.allowed) return false;
+    const more = t.suppressed > 0 ? ` (${t.suppressed} more refused since the last notice)` : "";
+    await deps.notifier.enqueue(tx, {
+      kind: "identity_failure",
+      text: `:warning: Refused an appliance request: ${f.reason} for key "${f.keyid ?? "(none)"}" ` +
+        `on ${f.method} ${f.path} from ${f.address ?? "unknown address"}${more}`,
+      payload: { ...f, suppressedSinceLastNotice: t.suppressed },
+    }, now);
+    return true;
+  });
+  deps.log.warn("identity_refused", { ...f });
+  if (queued) deps.notifier.kick();
+}
+
+/** Middleware requiring a valid appliance signature; sets `appliance` and `body`. */
+export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const body = await readBody(c, deps.settings.maxBodyBytes);
+    const now = deps.clock.now();
+    let identity: ApplianceIdentity | undefined;
+    try {
+      const verified = await verifyRequestSignature(
+        { method: c.req.method, url: c.req.url, headers: c.req.raw.headers },
+        body,
+        {
+          now: Math.floor(now.getTime() / 1000),
+          maxSkewS: deps.settings.maxSkewS,
+          requiredComponents: applianceComponents,
+          requireNonce: true,
+          resolveKey: async (keyid) => {
+            if (!uuidPattern.test(keyid)) {
+              throw new SignatureError("unknown_key", `Key id "${keyid.slice(0, 60)}" is not an appliance UID`, keyid);
+            }
+            const [row] = await deps.db.sql<{
+              uid: string;
+              hostname: string;
+              model: string;
+              site: string | null;
+              interval_s: number;
+              sign_key: string;
+              revoked_at: Date | null;
+            }>`select uid, hostname, model, site, interval_s, sign_key, revoked_at from appliances where uid = ${keyid}`;
+            if (!row) throw new SignatureError("unknown_key", `Appliance "${keyid}" is not enrolled`, keyid);
+            if (row.revoked_at) throw new SignatureError("revoked_key", `Appliance "${keyid}" has been revoked`, keyid);
+            identity = {
+              uid: row.uid,
+              hostname: row.hostname,
+              model: row.model,
+              site: row.site,
+              intervalS: row.interval_s,
+            };
+            return await importEd25519Public(fromBase64Url(row.sign_key));
+          },
+        },
+      );
+      const expires = new Date((verified.created + deps.settings.maxSkewS + 1) * 1000);
+      const fresh = await deps.db.sql`
+        insert into request_nonces (uid, nonce, expires_at) values (${verified.keyid}, ${verified.nonce!}, ${expires})
+        on conflict do nothing returning 1`;
+      if (fresh.length === 0) {
+        throw new SignatureError("replayed_signature", "Signature nonce was already used", verified.keyid);
+      }
+    } catch (e) {
+      if (!(e instanceof SignatureError)) throw e;
+      await recordIdentityFailure(deps, {
+        reason: e.reason,
+        keyid: e.keyid ?? null,
+        method: c.req.method,
+        path: c.req.path,
+        address: clientAddress(c),
+      });
+      throw new ApiError(401, e.reason, e.message, {}, { "www-authenticate": 'Signature realm="noc"' });
+    }
+    c.set("appliance", identity!);
+    c.set("body", body);
+    await next();
+  };
+}

@@ -1,0 +1,115 @@
+/** NOC configuration, read from the environment and validated once at start-up. */
+import { z } from "zod";
+
+/** Tunables the app reads at request time. */
+export interface Settings {
+  /** Default report interval handed to appliances, seconds (the spec's 15 min 9 s). */
+  reportIntervalS: number;
+  /** How long after its due time an appliance is `late` before it is `missing`, seconds. */
+  graceS: number;
+  /** How far a request signature's `created` may be from the NOC's clock, seconds. */
+  maxSkewS: number;
+  /** How long beat history, delivered notices and identity failures are kept, days. */
+  historyRetentionDays: number;
+  /** At most one identity-failure notice per this many seconds. */
+  identityNoticeWindowS: number;
+  /** Largest request body accepted, bytes. */
+  maxBodyBytes: number;
+  /** Largest application-specific data per application in a beat, bytes of JSON. */
+  maxAppDataBytes: number;
+  /** Enrolment token lifetime when the admin does not give one, seconds. */
+  enrollmentTokenTtlS: number;
+}
+
+/** The settings used when nothing else is configured. */
+export const defaultSettings: Settings = {
+  reportIntervalS: 909,
+  graceS: 300,
+  maxSkewS: 300,
+  historyRetentionDays: 30,
+  identityNoticeWindowS: 300,
+  maxBodyBytes: 256 * 1024,
+  maxAppDataBytes: 16 * 1024,
+  enrollmentTokenTtlS: 24 * 3600,
+};
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const envSchema = z.object({
+  PORT: int(0, 65535).default(8000),
+  NOC_HOST: z.string().min(1).default("0.0.0.0"),
+  NOC_PUBLIC_URL: z.url().optional(),
+  DATABASE_URL: z.string().min(1).optional(),
+  NOC_DATA_DIR: z.string().min(1).default("./.noc-data"),
+  NOC_ADMIN_TOKEN: z.string().min(24, "NOC_ADMIN_TOKEN must be at least 24 characters").optional(),
+  NOC_SIGNING_KEY: z.string().min(1).optional(),
+  NOC_SIGNING_KEY_FILE: z.string().min(1).optional(),
+  NOC_WEBHOOK_URLS: z.string().default(""),
+  NOC_REPORT_INTERVAL_S: int(10, 86400).default(defaultSettings.reportIntervalS),
+  NOC_GRACE_S: int(0, 86400).default(defaultSettings.graceS),
+  NOC_MAX_SKEW_S: int(5, 3600).default(defaultSettings.maxSkewS),
+  NOC_HISTORY_RETENTION_DAYS: int(1, 3650).default(defaultSettings.historyRetentionDays),
+  NOC_IDENTITY_NOTICE_WINDOW_S: int(0, 86400).default(defaultSettings.identityNoticeWindowS),
+});
+
+/** Everything `main.ts` needs to start a NOC. */
+export interface Config {
+  /** Port to listen on (0 picks a free one). */
+  port: number;
+  /** Address to listen on. */
+  host: string;
+  /** The URL appliances use, when it differs from the listening address. */
+  publicUrl: string | undefined;
+  /** PostgreSQL URL; PGlite under `dataDir` when absent. */
+  databaseUrl: string | undefined;
+  /** Folder for the embedded database and generated secrets. */
+  dataDir: string;
+  /** An admin token to accept (its hash is stored). */
+  adminToken: string | undefined;
+  /** The NOC signing key seed (base64url), when given directly. */
+  signingKey: string | undefined;
+  /** A file holding the signing key seed. */
+  signingKeyFile: string | undefined;
+  /** Webhook URLs notified of alerts. */
+  webhookUrls: string[];
+  /** Request-time settings. */
+  settings: Settings;
+  /** Development mode: print tokens, create secrets in the data folder. */
+  dev: boolean;
+}
+
+/** Reads and validates configuration from `env`; throws an Error naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined>, args: string[] = []): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new Error(`Configuration is invalid:\n  ${lines.join("\n  ")}`);
+  }
+  const e = parsed.data;
+  const webhookUrls = e.NOC_WEBHOOK_URLS.split(/[\s,]+/).filter((u) => u !== "");
+  for (const u of webhookUrls) {
+    if (!URL.canParse(u) || !/^https?:$/.test(new URL(u).protocol)) {
+      throw new Error(`Configuration is invalid:\n  NOC_WEBHOOK_URLS: "${u}" is not an http(s) URL`);
+    }
+  }
+  return {
+    port: e.PORT,
+    host: e.NOC_HOST,
+    publicUrl: e.NOC_PUBLIC_URL,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.NOC_DATA_DIR,
+    adminToken: e.NOC_ADMIN_TOKEN,
+    signingKey: e.NOC_SIGNING_KEY,
+    signingKeyFile: e.NOC_SIGNING_KEY_FILE,
+    webhookUrls,
+    dev: args.includes("--dev"),
+    settings: {
+      ...defaultSettings,
+      reportIntervalS: e.NOC_REPORT_INTERVAL_S,
+      graceS: e.NOC_GRACE_S,
+      maxSkewS: e.NOC_MAX_SKEW_S,
+      historyRetentionDays: e.NOC_HISTORY_RETENTION_DAYS,
+      identityNoticeWindowS: e.NOC_IDENTITY_NOTICE_WINDOW_S,
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/** What the app factory is built from; tests build the same app with their own. */
+import type { Clock } from "./clock.ts";
+import type { Settings } from "./config.ts";
+import type { Db } from "./db.ts";
+import type { Logger } from "./log.ts";
+import type { NocKeys } from "./noc_keys.ts";
+import type { Notifier } from "./notifier.ts";
+
+/** The dependencies of `createApp`. */
+export interface AppDeps {
+  /** Storage. */
+  db: Db;
+  /** Time source (a manual clock in tests). */
+  clock: Clock;
+  /** The NOC signing keys. */
+  keys: NocKeys;
+  /** The notice outbox. */
+  notifier: Notifier;
+  /** Request-time settings. */
+  settings: Settings;
+  /** Structured log. */
+  log: Logger;
+}
+
+/** An authenticated appliance, as the appliance routes see it. */
+export interface ApplianceIdentity {
+  /** Its UID (also its signature key id). */
+  uid: string;
+  /** Its host name. */
+  hostname: string;
+  /** Its model. */
+  model: string;
+  /** Its site, if any. */
+  site: string | null;
+  /** Its report interval, seconds. */
+  intervalS: number;
+}
+
+/** Hono environment of the app: per-request variables. */
+export interface AppEnv {
+  /** Request-scoped values. */
+  Variables: {
+    /** The signed-in appliance (appliance routes). */
+    appliance: ApplianceIdentity;
+    /** The verified raw body (appliance routes). */
+    body: Uint8Array<ArrayBuffer>;
+    /** The admin token's label (admin routes). */
+    admin: string;
+  };
+}

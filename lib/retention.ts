@@ -1,0 +1,54 @@
+/** Pruning of data past its retention: beat history, delivered notices, identity failures, spent nonces. */
+import type { Clock } from "./clock.ts";
+import type { Db } from "./db.ts";
+
+/** Rows removed by {@link pruneHistory}. */
+export interface PruneResult {
+  /** Beat history rows. */
+  beats: number;
+  /** Notices delivered to every target. */
+  notices: number;
+  /** Identity failure records. */
+  authFailures: number;
+}
+
+/** Deletes beat history, fully delivered notices and identity failures older than `retentionDays`, in batches. */
+export async function pruneHistory(
+  deps: { db: Db; clock: Clock },
+  retentionDays: number,
+  batch = 10_000,
+): Promise<PruneResult> {
+  const cutoff = new Date(deps.clock.now().getTime() - retentionDays * 86_400_000);
+  const out: PruneResult = { beats: 0, notices: 0, authFailures: 0 };
+  for (;;) {
+    const n = (await deps.db.sql`
+      delete from beats where id in (select id from beats where received_at < ${cutoff} limit ${batch})
+      returning 1`).length;
+    out.beats += n;
+    if (n < batch) break;
+  }
+  for (;;) {
+    const n = (await deps.db.sql`
+      delete from notices where id in (
+        select n.id from notices n where n.created_at < ${cutoff}
+          and not exists (select 1 from notice_deliveries d where d.notice_id = n.id and d.delivered_at is null)
+        limit ${batch})
+      returning 1`).length;
+    out.notices += n;
+    if (n < batch) break;
+  }
+  for (;;) {
+    const n = (await deps.db.sql`
+      delete from auth_failures where id in (select id from auth_failures where at < ${cutoff} limit ${batch})
+      returning 1`).length;
+    out.authFailures += n;
+    if (n < batch) break;
+  }
+  return out;
+}
+
+/** Deletes request nonces whose signatures can no longer be replayed; returns how many. */
+export async function pruneNonces(deps: { db: Db; clock: Clock }): Promise<number> {
+  const rows = await deps.db.sql`delete from request_nonces where expires_at < ${deps.clock.now()} returning 1`;
+  return rows.length;
+}

@@ -1,0 +1,143 @@
+/** zod schemas for every request body and query the NOC accepts. */
+import { z } from "zod";
+
+/** An application, component or model name. */
+export const nameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+  message: "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+});
+const label = (max: number) => z.string().trim().min(1).max(max);
+const bytes = z.number().int().min(0).max(2 ** 53 - 1);
+const isoTime = z.iso.datetime({ offset: true });
+const b64key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, { message: "must be 32 bytes in unpadded base64url" });
+
+/** `POST /v1/enroll`. */
+export const enrollSchema = z.strictObject({
+  token: z.string().min(1).max(200),
+  model: nameSchema,
+  hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, {
+    message: "must be a host name (letters, digits, '.', '-')",
+  }),
+  signingKey: b64key,
+  encryptionKey: b64key,
+  agentVersion: label(64).optional(),
+});
+
+/** An installed component as reported by an appliance. */
+export const installedComponentSchema = z.strictObject({
+  kind: z.enum(["package", "file"]),
+  app: nameSchema,
+  name: nameSchema,
+  version: label(128),
+});
+
+/** `POST /v1/beats`: the SecureBeat. */
+export function beatSchema(maxAppDataBytes: number) {
+  return z.strictObject({
+    seq: z.number().int().min(0).max(2 ** 53 - 1),
+    sentAt: isoTime,
+    agentVersion: label(64).optional(),
+    health: z.strictObject({
+      load: z.tuple([z.number().min(0), z.number().min(0), z.number().min(0)]),
+      memory: z.strictObject({ totalBytes: bytes, availableBytes: bytes }),
+      disks: z.array(z.strictObject({ mount: label(256), totalBytes: bytes, freeBytes: bytes })).max(64),
+      uptimeS: z.number().min(0),
+    }),
+    components: z.array(installedComponentSchema).max(2000),
+    lastCycle: z.strictObject({
+      outcome: z.enum(["none", "ok", "partial", "failed"]),
+      startedAt: isoTime.optional(),
+      finishedAt: isoTime.optional(),
+      message: z.string().max(2000).optional(),
+    }),
+    apps: z.record(nameSchema, z.record(z.string().max(128), z.json()))
+      .refine((apps) => Object.keys(apps).length <= 64, { message: "at most 64 applications" })
+      .superRefine((apps, ctx) => {
+        for (const [app, data] of Object.entries(apps)) {
+          const size = new TextEncoder().encode(JSON.stringify(data)).length;
+          if (size > maxAppDataBytes) {
+            ctx.addIssue({
+              code: "custom",
+              path: [app],
+              message: `data of application "${app}" is ${size} bytes, more than ${maxAppDataBytes}`,
+            });
+          }
+        }
+      }),
+  });
+}
+
+/** A parsed SecureBeat. */
+export type Beat = z.infer<ReturnType<typeof beatSchema>>;
+
+/** `POST /v1/admin/enrollment-tokens`. */
+export const createEnrollmentTokenSchema = z.strictObject({
+  ttlS: z.number().int().min(60).max(30 * 86400).optional(),
+  label: label(200).optional(),
+  site: nameSchema.optional(),
+  channel: nameSchema.optional(),
+  tags: z.array(nameSchema).max(32).optional(),
+});
+
+/** `PATCH /v1/admin/appliances/:uid`. */
+export const patchApplianceSchema = z.strictObject({
+  intervalS: z.number().int().min(10).max(86400).optional(),
+  site: nameSchema.nullable().optional(),
+  channel: nameSchema.optional(),
+  tags: z.array(nameSchema).max(32).optional(),
+}).refine((v) => Object.keys(v).length > 0, { message: "give at least one of intervalS, site, channel, tags" });
+
+/** `POST /v1/admin/appliances/:uid/revoke`. */
+export const revokeSchema = z.strictObject({ reason: label(500) });
+
+/** `POST /v1/admin/maintenance`. */
+export const maintenanceSchema = z.strictObject({
+  uid: z.uuid().optional(),
+  site: nameSchema.optional(),
+  startsAt: isoTime.optional(),
+  endsAt: isoTime,
+  reason: label(500),
+}).refine((v) => (v.uid === undefined) !== (v.site === undefined), {
+  message: "give exactly one of uid or site",
+});
+
+/** Appliance states. */
+export const applianceStates = ["ok", "late", "missing", "revoked"] as const;
+
+/** `GET /v1/admin/appliances`. */
+export const listAppliancesQuery = z.strictObject({
+  state: z.enum(applianceStates).optional(),
+  model: nameSchema.optional(),
+  site: nameSchema.optional(),
+  channel: nameSchema.optional(),
+  tag: nameSchema.optional(),
+  q: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().max(400).optional(),
+});
+
+/** `GET /v1/admin/appliances/:uid`. */
+export const applianceDetailQuery = z.strictObject({
+  history: z.coerce.number().int().min(0).max(1000).default(20),
+});
+
+/** `GET /v1/admin/alerts`. */
+export const listAlertsQuery = z.strictObject({
+  status: z.enum(["open", "resolved", "all"]).default("open"),
+  kind: z.string().max(64).optional(),
+  uid: z.uuid().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  before: z.coerce.number().int().min(1).optional(),
+});
+
+/** A `limit` query on its own. */
+export const limitQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** `:uid` path parameter. */
+export const uidParam = z.strictObject({ uid: z.uuid({ message: "must be a UUID" }) });
+
+/** `:id` path parameter. */
+export const idParam = z.strictObject({
+  id: z.coerce.number().int().min(1).max(2 ** 53 - 1),
+});

@@ -1,0 +1,85 @@
+/** Request parsing at the boundary: bounded body reads, JSON, and zod validation with named errors. */
+import type { Context, MiddlewareHandler } from "hono";
+import { zValidator } from "@hono/zod-validator";
+import type { z } from "zod";
+import { ApiError } from "./errors.ts";
+
+type Target = "json" | "query" | "param";
+
+/** Turns zod issues into `[{ path, message }]` and a one-line summary naming the first field. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): {
+  message: string;
+  issues: Array<{ path: string; message: string }>;
+} {
+  const list = issues.map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }));
+  const first = list[0];
+  return {
+    message: first ? `Field "${first.path}": ${first.message}` : "Invalid input",
+    issues: list,
+  };
+}
+
+/** Throws a 400 `invalid_<target>` naming the failing fields. */
+export function invalid(target: string, issues: readonly z.core.$ZodIssue[]): never {
+  const d = describeIssues(issues);
+  throw new ApiError(400, `invalid_${target}`, d.message, { issues: d.issues });
+}
+
+/** Hono validator middleware for `target` that answers bad input with our JSON 400. */
+export function validate<T extends z.ZodType, K extends Target>(target: K, schema: T) {
+  return zValidator(target, schema, (result) => {
+    if (!result.success) invalid(target === "json" ? "body" : target, result.error.issues);
+  });
+}
+
+/** Rejects a request whose declared body is larger than `maxBytes` before it is read. */
+export function declaredSizeLimit(maxBytes: number): MiddlewareHandler {
+  return async (c, next) => {
+    const len = c.req.header("content-length");
+    if (len !== undefined && Number(len) > maxBytes) tooLarge(maxBytes);
+    await next();
+  };
+}
+
+function tooLarge(maxBytes: number): never {
+  throw new ApiError(413, "body_too_large", `Request body is larger than ${maxBytes} bytes`);
+}
+
+/** Reads the raw body, refusing more than `maxBytes` whatever Content-Length says. */
+export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+  const len = c.req.header("content-length");
+  if (len !== undefined && Number(len) > maxBytes) tooLarge(maxBytes);
+  const stream = c.req.raw.body;
+  if (!stream) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += chunk.length;
+    if (total > maxBytes) tooLarge(maxBytes);
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const ch of chunks) {
+    out.set(ch, at);
+    at += ch.length;
+  }
+  return out;
+}
+
+/** Parses `bytes` as JSON (requiring a JSON content type) and validates it with `schema`. */
+export function parseJsonBody<T extends z.ZodType>(c: Context, bytes: Uint8Array, schema: T): z.infer<T> {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new ApiError(415, "unsupported_media_type", `Content-Type must be application/json, not "${type}"`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new ApiError(400, "malformed_json", "Request body is not valid JSON");
+  }
+  const r = schema.safeParse(value);
+  if (!r.success) invalid("body", r.error.issues);
+  return r.data;
+}

@@ -1,0 +1,77 @@
+/** Operational admin routes: fleet counts, run the status daemon now, notice outbox, refused identities. */
+import { Hono } from "hono";
+import { sweep } from "../lib/sweep.ts";
+import { limitQuery } from "../lib/schemas.ts";
+import { validate } from "../lib/validate.ts";
+import type { AppDeps, AppEnv } from "../lib/deps.ts";
+
+/** The operational admin routes. */
+export function opsAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>()
+    .get("/fleet", async (c) => {
+      const now = deps.clock.now();
+      const cutoff = new Date(now.getTime() - deps.settings.graceS * 1000);
+      const [row] = await deps.db.sql<Record<string, number>>`
+        select
+          count(*) filter (where revoked_at is null and missing_since is null and next_due_at > ${now})::int as ok,
+          count(*) filter (where revoked_at is null and missing_since is null and next_due_at <= ${now}
+                             and next_due_at > ${cutoff})::int as late,
+          count(*) filter (where revoked_at is null and (missing_since is not null or next_due_at <= ${cutoff}))::int
+            as missing,
+          count(*) filter (where revoked_at is not null)::int as revoked
+        from appliances`;
+      const [alerts] = await deps.db.sql<{ open: number }>`
+        select count(*)::int as open from alerts where resolved_at is null`;
+      return c.json({ states: row, openAlerts: alerts!.open, at: now.toISOString() });
+    })
+    .post("/sweep", async (c) => {
+      const r = await sweep({ ...deps, graceS: deps.settings.graceS });
+      return c.json({
+        alerted: r.alerted,
+        recovered: r.recovered,
+        notices: r.notices,
+        durationMs: Math.round(r.durationMs * 10) / 10,
+      });
+    })
+    .get("/notices", validate("query", limitQuery), async (c) => {
+      const { limit } = c.req.valid("query");
+      const rows = await deps.db.sql<{
+        id: number;
+        created_at: Date;
+        kind: string;
+        uid: string | null;
+        text: string;
+        deliveries: Array<Record<string, unknown>>;
+      }>`
+        select n.id, n.created_at, n.kind, n.uid, n.text,
+          coalesce((select jsonb_agg(jsonb_build_object('target', d.target, 'attempts', d.attempts,
+              'deliveredAt', d.delivered_at, 'nextAttemptAt', d.next_attempt_at, 'lastError', d.last_error)
+              order by d.target)
+            from notice_deliveries d where d.notice_id = n.id), '[]'::jsonb) as deliveries
+        from notices n order by n.id desc limit ${limit}`;
+      return c.json({
+        targets: deps.notifier.targets.map((t) => ({ key: t.key, label: t.label })),
+        items: rows.map((r) => ({
+          id: r.id,
+          createdAt: r.created_at.toISOString(),
+          kind: r.kind,
+          uid: r.uid,
+          text: r.text,
+          deliveries: r.deliveries,
+        })),
+      });
+    })
+    .get("/auth-failures", validate("query", limitQuery), async (c) => {
+      const { limit } = c.req.valid("query");
+      const rows = await deps.db.sql<{
+        id: number;
+        at: Date;
+        reason: string;
+        keyid: string | null;
+        method: string;
+        path: string;
+        address: string | null;
+      }>`select id, at, reason, keyid, method, path, address from auth_failures order by id desc limit ${limit}`;
+      return c.json({ items: rows.map((r) => ({ ...r, at: r.at.toISOString() })) });
+    });
+}

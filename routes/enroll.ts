@@ -1,0 +1,82 @@
+/** `POST /v1/enroll`: an appliance registers its keys with a one-time enrolment token. */
+import { Hono } from "hono";
+import { ApiError } from "../lib/errors.ts";
+import { parsePublicKey } from "../lib/ed25519.ts";
+import { enrollSchema } from "../lib/schemas.ts";
+import { hashToken } from "../lib/tokens.ts";
+import { parseJsonBody, readBody } from "../lib/validate.ts";
+import { clientAddress, recordIdentityFailure } from "../lib/appliance_auth.ts";
+import type { AppDeps, AppEnv } from "../lib/deps.ts";
+
+/** The enrolment route. */
+export function enrollRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>().post("/", async (c) => {
+    const input = parseJsonBody(c, await readBody(c, 16 * 1024), enrollSchema);
+    for (const [field, alg] of [["signingKey", "Ed25519"], ["encryptionKey", "X25519"]] as const) {
+      try {
+        await parsePublicKey(input[field], alg);
+      } catch (e) {
+        throw new ApiError(400, "invalid_body", `Field "${field}": ${(e as Error).message}`, {
+          issues: [{ path: field, message: (e as Error).message }],
+        });
+      }
+    }
+    const now = deps.clock.now();
+    const hash = await hashToken(input.token);
+    const uid = crypto.randomUUID();
+    const intervalS = deps.settings.reportIntervalS;
+    let appliance;
+    try {
+      appliance = await deps.db.begin(async (tx) => {
+        const [tok] = await tx<{
+          id: number;
+          site: string | null;
+          channel: string | null;
+          tags: string[];
+          expires_at: Date;
+          used_at: Date | null;
+          revoked_at: Date | null;
+        }>`select id, site, channel, tags, expires_at, used_at, revoked_at
+           from enrollment_tokens where token_hash = ${hash} for update`;
+        if (!tok) throw new ApiError(401, "invalid_token", "Enrolment token is not valid");
+        if (tok.revoked_at) throw new ApiError(401, "token_revoked", "Enrolment token has been revoked");
+        if (tok.used_at) throw new ApiError(401, "token_used", "Enrolment token has already been used");
+        if (tok.expires_at.getTime() <= now.getTime()) {
+          throw new ApiError(401, "token_expired", `Enrolment token expired at ${tok.expires_at.toISOString()}`);
+        }
+        const inserted = await tx<{ uid: string }>`
+          insert into appliances (uid, model, hostname, site, channel, tags, sign_key, enc_key, agent_version,
+            interval_s, enrolled_at, enrollment_token_id, next_due_at, last_address)
+          values (${uid}, ${input.model}, ${input.hostname}, ${tok.site}, ${tok.channel ?? "stable"}, ${tok.tags},
+            ${input.signingKey}, ${input.encryptionKey}, ${input.agentVersion ?? null}, ${intervalS}, ${now},
+            ${tok.id}, ${new Date(now.getTime() + intervalS * 1000)}, ${clientAddress(c)})
+          on conflict (sign_key) do nothing
+          returning uid`;
+        if (inserted.length === 0) {
+          throw new ApiError(409, "key_in_use", "Signing key is already enrolled for another appliance");
+        }
+        await tx`update enrollment_tokens set used_at = ${now}, used_by = ${uid} where id = ${tok.id}`;
+        return { site: tok.site, channel: tok.channel ?? "stable", tags: tok.tags };
+      });
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) {
+        await recordIdentityFailure(deps, {
+          reason: e.code,
+          keyid: null,
+          method: c.req.method,
+          path: c.req.path,
+          address: clientAddress(c),
+        });
+      }
+      throw e;
+    }
+    deps.log.info("appliance_enrolled", { uid, hostname: input.hostname, model: input.model, site: appliance.site });
+    return c.json({
+      uid,
+      intervalS,
+      nocKeys: deps.keys.published,
+      serverTime: now.toISOString(),
+      ...appliance,
+    }, 201);
+  });
+}
