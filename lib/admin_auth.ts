@@ -11,9 +11,19 @@ export function adminAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
     const header = c.req.header("authorization") ?? "";
     const m = /^Bearer\s+(\S{1,200})$/i.exec(header);
     const challenge = { "www-authenticate": 'Bearer realm="noc-admin"' };
-    if (!m) throw new ApiError(401, "unauthorized", "Admin API requires Authorization: Bearer <admin token>", {}, challenge);
+    if (!m) {
+      throw new ApiError(
+        401,
+        "unauthorized",
+        "Admin API requires Authorization: Bearer <admin token>",
+        {},
+        challenge,
+      );
+    }
     const [row] = await deps.db.sql<{ label: string }>`
-      select label from admin_tokens where token_hash = ${await hashToken(m[1]!)} and revoked_at is null`;
+      select label from admin_tokens where token_hash = ${await hashToken(
+      m[1]!,
+    )} and revoked_at is null`;
     if (!row) throw new ApiError(401, "unauthorized", "Admin token is not valid", {}, challenge);
     c.set("admin", row.label);
     await next();
@@ -21,8 +31,15 @@ export function adminAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
 }
 
 /** Stores the hash of `token` as an admin token labelled `label` (idempotent). */
-export async function ensureAdminToken(db: Db, token: string, label: string, now: Date): Promise<void> {
+export async function ensureAdminToken(
+  db: Db,
+  token: string,
+  label: string,
+  now: Date,
+): Promise<void> {
   await db.sql`
-    insert into admin_tokens (token_hash, label, created_at) values (${await hashToken(token)}, ${label}, ${now})
+    insert into admin_tokens (token_hash, label, created_at) values (${await hashToken(
+    token,
+  )}, ${label}, ${now})
     on conflict (token_hash) do nothing`;
 }

@@ -45,7 +45,9 @@ export function createApp(deps: AppDeps) {
     .route("/v1/keys", keyRoutes(deps))
     .route("/v1/admin", admin);
 
-  app.notFound((c) => c.json({ error: "not_found", message: `No route for ${c.req.method} ${c.req.path}` }, 404));
+  app.notFound((c) =>
+    c.json({ error: "not_found", message: `No route for ${c.req.method} ${c.req.path}` }, 404)
+  );
   app.onError(errorHandler(deps.log));
   return app;
 }

@@ -49,13 +49,21 @@ export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): 
   const queued = await deps.db.begin(async (tx) => {
     await tx`
       insert into auth_failures (at, reason, keyid, method, path, address)
-      values (${now}, ${f.reason}, ${f.keyid?.slice(0, 200) ?? null}, ${f.method}, ${f.path.slice(0, 500)}, ${f.address})`;
-    const t = await throttleNotice(tx, "identity_failure", now, deps.settings.identityNoticeWindowS);
+      values (${now}, ${f.reason}, ${f.keyid?.slice(0, 200) ?? null}, ${f.method}, ${
+      f.path.slice(0, 500)
+    }, ${f.address})`;
+    const t = await throttleNotice(
+      tx,
+      "identity_failure",
+      now,
+      deps.settings.identityNoticeWindowS,
+    );
     if (!t.allowed) return false;
     const more = t.suppressed > 0 ? ` (${t.suppressed} more refused since the last notice)` : "";
     await deps.notifier.enqueue(tx, {
       kind: "identity_failure",
-      text: `:warning: Refused an appliance request: ${f.reason} for key "${f.keyid ?? "(none)"}" ` +
+      text:
+        `:warning: Refused an appliance request: ${f.reason} for key "${f.keyid ?? "(none)"}" ` +
         `on ${f.method} ${f.path} from ${f.address ?? "unknown address"}${more}`,
       payload: { ...f, suppressedSinceLastNotice: t.suppressed },
     }, now);
@@ -82,7 +90,11 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
           requireNonce: true,
           resolveKey: async (keyid) => {
             if (!uuidPattern.test(keyid)) {
-              throw new SignatureError("unknown_key", `Key id "${keyid.slice(0, 60)}" is not an appliance UID`, keyid);
+              throw new SignatureError(
+                "unknown_key",
+                `Key id "${keyid.slice(0, 60)}" is not an appliance UID`,
+                keyid,
+              );
             }
             const [row] = await deps.db.sql<{
               uid: string;
@@ -93,8 +105,20 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
               sign_key: string;
               revoked_at: Date | null;
             }>`select uid, hostname, model, site, interval_s, sign_key, revoked_at from appliances where uid = ${keyid}`;
-            if (!row) throw new SignatureError("unknown_key", `Appliance "${keyid}" is not enrolled`, keyid);
-            if (row.revoked_at) throw new SignatureError("revoked_key", `Appliance "${keyid}" has been revoked`, keyid);
+            if (!row) {
+              throw new SignatureError(
+                "unknown_key",
+                `Appliance "${keyid}" is not enrolled`,
+                keyid,
+              );
+            }
+            if (row.revoked_at) {
+              throw new SignatureError(
+                "revoked_key",
+                `Appliance "${keyid}" has been revoked`,
+                keyid,
+              );
+            }
             identity = {
               uid: row.uid,
               hostname: row.hostname,
@@ -108,10 +132,15 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
       );
       const expires = new Date((verified.created + deps.settings.maxSkewS + 1) * 1000);
       const fresh = await deps.db.sql`
-        insert into request_nonces (uid, nonce, expires_at) values (${verified.keyid}, ${verified.nonce!}, ${expires})
+        insert into request_nonces (uid, nonce, expires_at) values (${verified.keyid}, ${verified
+        .nonce!}, ${expires})
         on conflict do nothing returning 1`;
       if (fresh.length === 0) {
-        throw new SignatureError("replayed_signature", "Signature nonce was already used", verified.keyid);
+        throw new SignatureError(
+          "replayed_signature",
+          "Signature nonce was already used",
+          verified.keyid,
+        );
       }
     } catch (e) {
       if (!(e instanceof SignatureError)) throw e;
@@ -122,7 +151,9 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
         path: c.req.path,
         address: clientAddress(c),
       });
-      throw new ApiError(401, e.reason, e.message, {}, { "www-authenticate": 'Signature realm="noc"' });
+      throw new ApiError(401, e.reason, e.message, {}, {
+        "www-authenticate": 'Signature realm="noc"',
+      });
     }
     c.set("appliance", identity!);
     c.set("body", body);

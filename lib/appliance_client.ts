@@ -5,7 +5,13 @@
  * @module
  */
 import { signRequest } from "./http_signature.ts";
-import { exportEd25519Seed, exportRawPublic, generateEd25519, generateX25519, importEd25519Seed } from "./ed25519.ts";
+import {
+  exportEd25519Seed,
+  exportRawPublic,
+  generateEd25519,
+  generateX25519,
+  importEd25519Seed,
+} from "./ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "./encoding.ts";
 import type { PublishedKey } from "./noc_keys.ts";
 
@@ -34,7 +40,9 @@ export async function generateApplianceKeys(): Promise<ApplianceKeys> {
     signing: s.privateKey,
     signingPublic: toBase64Url(await exportRawPublic(s.publicKey)),
     signingSeed: toBase64Url(await exportEd25519Seed(s.privateKey)),
-    encryptionPrivate: toBase64Url(new Uint8Array(await crypto.subtle.exportKey("pkcs8", x.privateKey))),
+    encryptionPrivate: toBase64Url(
+      new Uint8Array(await crypto.subtle.exportKey("pkcs8", x.privateKey)),
+    ),
     encryptionPublic: toBase64Url(await exportRawPublic(x.publicKey)),
   };
 }
@@ -86,7 +94,13 @@ async function json<T>(res: Response): Promise<T> {
 export async function enroll(
   send: Send,
   baseUrl: string,
-  input: { token: string; model: string; hostname: string; keys: ApplianceKeys; agentVersion?: string },
+  input: {
+    token: string;
+    model: string;
+    hostname: string;
+    keys: ApplianceKeys;
+    agentVersion?: string;
+  },
 ): Promise<Enrollment> {
   const res = await send(
     new Request(new URL("/v1/enroll", baseUrl), {
@@ -140,6 +154,9 @@ export async function signedRequest(options: {
 }
 
 /** Sends a signed request and returns its JSON answer, throwing {@link NocError} on an error status. */
-export async function signedCall<T>(send: Send, options: Parameters<typeof signedRequest>[0]): Promise<T> {
+export async function signedCall<T>(
+  send: Send,
+  options: Parameters<typeof signedRequest>[0],
+): Promise<T> {
   return await json<T>(await send(await signedRequest(options)));
 }

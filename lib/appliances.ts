@@ -4,7 +4,6 @@ import type { applianceStates } from "./schemas.ts";
 /** An appliance state. */
 export type ApplianceState = (typeof applianceStates)[number];
 
-
 /** The columns the admin API reads for an appliance. */
 export interface ApplianceRow {
   uid: string;

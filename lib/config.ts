@@ -89,7 +89,9 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
   const webhookUrls = e.NOC_WEBHOOK_URLS.split(/[\s,]+/).filter((u) => u !== "");
   for (const u of webhookUrls) {
     if (!URL.canParse(u) || !/^https?:$/.test(new URL(u).protocol)) {
-      throw new Error(`Configuration is invalid:\n  NOC_WEBHOOK_URLS: "${u}" is not an http(s) URL`);
+      throw new Error(
+        `Configuration is invalid:\n  NOC_WEBHOOK_URLS: "${u}" is not an http(s) URL`,
+      );
     }
   }
   return {

@@ -32,7 +32,9 @@ export async function verifyContentDigest(
   try {
     dict = parseDictionary(header);
   } catch (e) {
-    if (e instanceof StructuredFieldError) throw new DigestError(`Content-Digest is malformed: ${e.message}`);
+    if (e instanceof StructuredFieldError) {
+      throw new DigestError(`Content-Digest is malformed: ${e.message}`);
+    }
     throw e;
   }
   let checked = 0;

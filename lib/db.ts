@@ -44,7 +44,9 @@ export interface Db {
 
 /** Throws unless `name` is a plain lower-case SQL identifier (it is quoted into a statement). */
 export function assertSchemaName(name: string): void {
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`Schema name "${name}" is not a plain identifier`);
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
+    throw new Error(`Schema name "${name}" is not a plain identifier`);
+  }
 }
 
 /** Options for {@link openPostgres}. */
@@ -75,8 +77,9 @@ export function openPostgres(url: string, options: PostgresOptions = {}): Db {
   } as any);
   // deno-lint-ignore no-explicit-any
   const wrap = (s: any): Sql => {
-    const fn = ((strings: TemplateStringsArray, ...values: Param[]) =>
-      s(strings, ...values).then((rows: Row[]) => rows)) as Sql;
+    const fn =
+      ((strings: TemplateStringsArray, ...values: Param[]) =>
+        s(strings, ...values).then((rows: Row[]) => rows)) as Sql;
     fn.script = async (text: string) => {
       await s.unsafe(text);
     };
@@ -85,8 +88,9 @@ export function openPostgres(url: string, options: PostgresOptions = {}): Db {
   return {
     kind: "postgres",
     sql: wrap(native),
-    // deno-lint-ignore no-explicit-any
-    begin: <T>(fn: (tx: Sql) => Promise<T>) => native.begin((tx: any) => fn(wrap(tx))) as Promise<T>,
+    begin: <T>(fn: (tx: Sql) => Promise<T>) =>
+      // deno-lint-ignore no-explicit-any
+      native.begin((tx: any) => fn(wrap(tx))) as Promise<T>,
     close: () => native.end({ timeout: 5 }),
   };
 }
@@ -125,7 +129,9 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
   await pg.waitReady;
   if (options.schema) {
     assertSchemaName(options.schema);
-    await pg.exec(`create schema if not exists "${options.schema}"; set search_path to "${options.schema}"`);
+    await pg.exec(
+      `create schema if not exists "${options.schema}"; set search_path to "${options.schema}"`,
+    );
   }
   return {
     kind: "pglite",

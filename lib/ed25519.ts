@@ -43,7 +43,10 @@ export function generateX25519(): Promise<CryptoKeyPair> {
 }
 
 /** Signs `data` with an Ed25519 private key. */
-export async function ed25519Sign(key: CryptoKey, data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+export async function ed25519Sign(
+  key: CryptoKey,
+  data: Uint8Array<ArrayBuffer>,
+): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.sign("Ed25519", key, data));
 }
 
@@ -75,7 +78,9 @@ export async function parsePublicKey(
   } catch {
     throw new TypeError(`${algorithm} public key "${text.slice(0, 60)}" is not base64url`);
   }
-  if (raw.length !== 32) throw new TypeError(`${algorithm} public key has ${raw.length} bytes, not 32`);
+  if (raw.length !== 32) {
+    throw new TypeError(`${algorithm} public key has ${raw.length} bytes, not 32`);
+  }
   if (raw.every((b) => b === 0)) throw new TypeError(`${algorithm} public key is all zeros`);
   const usages: KeyUsage[] = algorithm === "Ed25519" ? ["verify"] : [];
   try {

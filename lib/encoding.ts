@@ -40,7 +40,9 @@ export function toHex(bytes: Uint8Array): string {
 
 /** Decodes hex; throws on odd length or non-hex characters. */
 export function fromHex(text: string): Uint8Array<ArrayBuffer> {
-  if (!/^(?:[0-9a-fA-F]{2})*$/.test(text)) throw new TypeError(`Value "${text.slice(0, 40)}" is not hex`);
+  if (!/^(?:[0-9a-fA-F]{2})*$/.test(text)) {
+    throw new TypeError(`Value "${text.slice(0, 40)}" is not hex`);
+  }
   const out = new Uint8Array(text.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
   return out;
@@ -52,7 +54,9 @@ export function utf8(text: string): Uint8Array<ArrayBuffer> {
 }
 
 /** SHA-256 of bytes or of a string's UTF-8 encoding. */
-export async function sha256(data: Uint8Array<ArrayBuffer> | string): Promise<Uint8Array<ArrayBuffer>> {
+export async function sha256(
+  data: Uint8Array<ArrayBuffer> | string,
+): Promise<Uint8Array<ArrayBuffer>> {
   const bytes = typeof data === "string" ? utf8(data) : data;
   return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
 }

@@ -42,7 +42,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 export function errorHandler(log: Logger) {
   return (err: Error, c: Context): Response => {
     if (err instanceof ApiError) {
-      return c.json({ error: err.code, message: err.message, ...err.details }, err.status, err.headers);
+      return c.json(
+        { error: err.code, message: err.message, ...err.details },
+        err.status,
+        err.headers,
+      );
     }
     if (err instanceof HTTPException) {
       const malformed = /malformed json/i.test(err.message);

@@ -88,7 +88,10 @@ export function componentValue(req: SignableRequest, name: string): string {
   }
   const v = req.headers.get(name);
   if (v === null) {
-    throw new SignatureError("missing_components", `Covered header "${name}" is not in the request`);
+    throw new SignatureError(
+      "missing_components",
+      `Covered header "${name}" is not in the request`,
+    );
   }
   return v.trim().replace(/\s*\r?\n\s*/g, " ");
 }
@@ -222,7 +225,10 @@ export async function verifyRequestSignature(
     sigs = parseDictionary(sigHeader);
   } catch (e) {
     if (e instanceof StructuredFieldError) {
-      throw new SignatureError("malformed_signature", `Signature headers are malformed: ${e.message}`);
+      throw new SignatureError(
+        "malformed_signature",
+        `Signature headers are malformed: ${e.message}`,
+      );
     }
     throw e;
   }
@@ -230,11 +236,17 @@ export async function verifyRequestSignature(
   if (!first) throw new SignatureError("missing_signature", "Signature-Input has no signature");
   const [label, list] = first;
   if (!isInnerList(list)) {
-    throw new SignatureError("malformed_signature", `Signature-Input "${label}" is not an inner list`);
+    throw new SignatureError(
+      "malformed_signature",
+      `Signature-Input "${label}" is not an inner list`,
+    );
   }
   const sigMember = sigs.find(([k]) => k === label)?.[1];
   if (!sigMember || isInnerList(sigMember) || !(sigMember.value instanceof Uint8Array)) {
-    throw new SignatureError("malformed_signature", `Signature "${label}" is missing or not a byte sequence`);
+    throw new SignatureError(
+      "malformed_signature",
+      `Signature "${label}" is missing or not a byte sequence`,
+    );
   }
   const keyid = param(list.params, "keyid");
   if (typeof keyid !== "string" || keyid === "") {
@@ -242,11 +254,19 @@ export async function verifyRequestSignature(
   }
   const alg = param(list.params, "alg");
   if (alg !== undefined && alg !== "ed25519") {
-    throw new SignatureError("unsupported_signature", `Signature algorithm "${String(alg)}" is not supported`, keyid);
+    throw new SignatureError(
+      "unsupported_signature",
+      `Signature algorithm "${String(alg)}" is not supported`,
+      keyid,
+    );
   }
   const created = param(list.params, "created");
   if (typeof created !== "number" || !Number.isInteger(created)) {
-    throw new SignatureError("malformed_signature", "Signature parameter created is missing", keyid);
+    throw new SignatureError(
+      "malformed_signature",
+      "Signature parameter created is missing",
+      keyid,
+    );
   }
   if (Math.abs(policy.now - created) > policy.maxSkewS) {
     throw new SignatureError(
@@ -260,8 +280,15 @@ export async function verifyRequestSignature(
     throw new SignatureError("expired_signature", `Signature expired at ${String(expires)}`, keyid);
   }
   const nonce = param(list.params, "nonce");
-  if (nonce !== undefined && (typeof nonce !== "string" || !/^[A-Za-z0-9_\-+/=.]{16,128}$/.test(nonce))) {
-    throw new SignatureError("malformed_signature", "Signature nonce must be 16 to 128 base64 characters", keyid);
+  if (
+    nonce !== undefined &&
+    (typeof nonce !== "string" || !/^[A-Za-z0-9_\-+/=.]{16,128}$/.test(nonce))
+  ) {
+    throw new SignatureError(
+      "malformed_signature",
+      "Signature nonce must be 16 to 128 base64 characters",
+      keyid,
+    );
   }
   if (policy.requireNonce && nonce === undefined) {
     throw new SignatureError("missing_nonce", "Signature parameter nonce is required", keyid);

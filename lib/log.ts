@@ -21,7 +21,9 @@ export function jsonLogger(write: (line: string) => void = (l) => console.log(l)
 }
 
 /** A logger that keeps its lines in memory (for tests and quiet tools). */
-export function memoryLogger(): Logger & { lines: Array<LogFields & { level: string; event: string }> } {
+export function memoryLogger(): Logger & {
+  lines: Array<LogFields & { level: string; event: string }>;
+} {
   const lines: Array<LogFields & { level: string; event: string }> = [];
   const emit = (level: string) => (event: string, fields: LogFields = {}) => {
     lines.push({ level, event, ...fields });

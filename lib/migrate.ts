@@ -20,12 +20,18 @@ export async function readMigrations(dir: URL = defaultDir): Promise<Migration[]
     if (!entry.isFile || !entry.name.endsWith(".sql")) continue;
     const m = /^(\d+)_[\w-]+\.sql$/.exec(entry.name);
     if (!m) throw new Error(`Migration file "${entry.name}" is not named NNN_name.sql`);
-    out.push({ version: Number(m[1]), name: entry.name, sql: await Deno.readTextFile(new URL(entry.name, dir)) });
+    out.push({
+      version: Number(m[1]),
+      name: entry.name,
+      sql: await Deno.readTextFile(new URL(entry.name, dir)),
+    });
   }
   out.sort((a, b) => a.version - b.version);
   for (let i = 1; i < out.length; i++) {
     if (out[i]!.version === out[i - 1]!.version) {
-      throw new Error(`Two migrations share number ${out[i]!.version}: "${out[i - 1]!.name}", "${out[i]!.name}"`);
+      throw new Error(
+        `Two migrations share number ${out[i]!.version}: "${out[i - 1]!.name}", "${out[i]!.name}"`,
+      );
     }
   }
   return out;
@@ -42,7 +48,9 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<string[
     await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-migrations'))`;
     await tx`create table if not exists schema_migrations (
       version integer primary key, name text not null, applied_at timestamptz not null default now())`;
-    const done = new Set((await tx<{ version: number }>`select version from schema_migrations`).map((r) => r.version));
+    const done = new Set(
+      (await tx<{ version: number }>`select version from schema_migrations`).map((r) => r.version),
+    );
     const applied: string[] = [];
     for (const m of list) {
       if (done.has(m.version)) continue;

@@ -46,19 +46,37 @@ export async function nocKeysFromSeed(
   } catch {
     throw new Error("NOC signing key is not base64url");
   }
-  if (seed.length !== 32) throw new Error(`NOC signing key has ${seed.length} bytes, not a 32-byte Ed25519 seed`);
+  if (seed.length !== 32) {
+    throw new Error(`NOC signing key has ${seed.length} bytes, not a 32-byte Ed25519 seed`);
+  }
   const privateKey = await importEd25519Seed(seed);
   // Web Crypto derives the public half when it imports a JWK without "x"; go through JWK to get it.
   const jwk = await crypto.subtle.exportKey("jwk", privateKey);
-  const pub = await crypto.subtle.importKey("jwk", { kty: "OKP", crv: "Ed25519", x: jwk.x! }, { name: "Ed25519" }, true, [
-    "verify",
-  ]);
+  const pub = await crypto.subtle.importKey(
+    "jwk",
+    { kty: "OKP", crv: "Ed25519", x: jwk.x! },
+    { name: "Ed25519" },
+    true,
+    [
+      "verify",
+    ],
+  );
   const raw = new Uint8Array(await exportRawPublic(pub));
   const kid = await keyId(raw);
-  const published: PublishedKey[] = [{ kid, alg: "ed25519", publicKey: toBase64Url(raw), notAfter: null }];
+  const published: PublishedKey[] = [{
+    kid,
+    alg: "ed25519",
+    publicKey: toBase64Url(raw),
+    notAfter: null,
+  }];
   for (const r of retired) {
     const rraw = fromBase64Url(r.publicKey);
-    published.push({ kid: await keyId(rraw), alg: "ed25519", publicKey: r.publicKey, notAfter: r.notAfter });
+    published.push({
+      kid: await keyId(rraw),
+      alg: "ed25519",
+      publicKey: r.publicKey,
+      notAfter: r.notAfter,
+    });
   }
   return { kid, privateKey, published };
 }

@@ -135,7 +135,12 @@ export function logTarget(log: Logger): Target {
     key: "log",
     label: "log",
     send(notice) {
-      log.warn("notice", { noticeId: notice.id, kind: notice.kind, text: notice.text, uid: notice.uid ?? null });
+      log.warn("notice", {
+        noticeId: notice.id,
+        kind: notice.kind,
+        text: notice.text,
+        uid: notice.uid ?? null,
+      });
       return Promise.resolve();
     },
   };
@@ -250,7 +255,10 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
           while (again) {
             again = false;
             const more = await deliverAll();
-            report = { delivered: report.delivered + more.delivered, failed: report.failed + more.failed };
+            report = {
+              delivered: report.delivered + more.delivered,
+              failed: report.failed + more.failed,
+            };
           }
           return report;
         } finally {
@@ -261,7 +269,9 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
     },
     kick() {
       if (options.autoDeliver === false) return;
-      notifier.deliver().catch((e) => log.error("notice_delivery_pass_failed", { error: String(e) }));
+      notifier.deliver().catch((e) =>
+        log.error("notice_delivery_pass_failed", { error: String(e) })
+      );
     },
   };
   return notifier;

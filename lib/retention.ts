@@ -49,6 +49,7 @@ export async function pruneHistory(
 
 /** Deletes request nonces whose signatures can no longer be replayed; returns how many. */
 export async function pruneNonces(deps: { db: Db; clock: Clock }): Promise<number> {
-  const rows = await deps.db.sql`delete from request_nonces where expires_at < ${deps.clock.now()} returning 1`;
+  const rows = await deps.db
+    .sql`delete from request_nonces where expires_at < ${deps.clock.now()} returning 1`;
   return rows.length;
 }

@@ -8,7 +8,9 @@ export const nameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 
 const label = (max: number) => z.string().trim().min(1).max(max);
 const bytes = z.number().int().min(0).max(2 ** 53 - 1);
 const isoTime = z.iso.datetime({ offset: true });
-const b64key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, { message: "must be 32 bytes in unpadded base64url" });
+const b64key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, {
+  message: "must be 32 bytes in unpadded base64url",
+});
 
 /** `POST /v1/enroll`. */
 export const enrollSchema = z.strictObject({
@@ -39,7 +41,8 @@ export function beatSchema(maxAppDataBytes: number) {
     health: z.strictObject({
       load: z.tuple([z.number().min(0), z.number().min(0), z.number().min(0)]),
       memory: z.strictObject({ totalBytes: bytes, availableBytes: bytes }),
-      disks: z.array(z.strictObject({ mount: label(256), totalBytes: bytes, freeBytes: bytes })).max(64),
+      disks: z.array(z.strictObject({ mount: label(256), totalBytes: bytes, freeBytes: bytes }))
+        .max(64),
       uptimeS: z.number().min(0),
     }),
     components: z.array(installedComponentSchema).max(2000),
@@ -58,7 +61,8 @@ export function beatSchema(maxAppDataBytes: number) {
             ctx.addIssue({
               code: "custom",
               path: [app],
-              message: `data of application "${app}" is ${size} bytes, more than ${maxAppDataBytes}`,
+              message:
+                `data of application "${app}" is ${size} bytes, more than ${maxAppDataBytes}`,
             });
           }
         }
@@ -84,7 +88,9 @@ export const patchApplianceSchema = z.strictObject({
   site: nameSchema.nullable().optional(),
   channel: nameSchema.optional(),
   tags: z.array(nameSchema).max(32).optional(),
-}).refine((v) => Object.keys(v).length > 0, { message: "give at least one of intervalS, site, channel, tags" });
+}).refine((v) => Object.keys(v).length > 0, {
+  message: "give at least one of intervalS, site, channel, tags",
+});
 
 /** `POST /v1/admin/appliances/:uid/revoke`. */
 export const revokeSchema = z.strictObject({ reason: label(500) });

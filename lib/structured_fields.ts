@@ -187,7 +187,9 @@ export function parseDictionary(text: string): Dictionary {
 /** Serializes a bare item. */
 export function serializeBareItem(v: BareItem): string {
   if (typeof v === "string") {
-    if (!/^[\x20-\x7e]*$/.test(v)) throw new StructuredFieldError(`String "${v}" has characters outside ASCII`);
+    if (!/^[\x20-\x7e]*$/.test(v)) {
+      throw new StructuredFieldError(`String "${v}" has characters outside ASCII`);
+    }
     return `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
   }
   if (typeof v === "boolean") return v ? "?1" : "?0";

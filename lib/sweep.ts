@@ -70,22 +70,33 @@ function minutes(ms: number): string {
 function missedNotices(rows: MissedRow[], graceS: number, digestAbove: number): NoticeInput[] {
   if (rows.length > digestAbove) {
     const bySite = new Map<string, number>();
-    for (const r of rows) bySite.set(r.site ?? "(no site)", (bySite.get(r.site ?? "(no site)") ?? 0) + 1);
+    for (const r of rows) {
+      bySite.set(r.site ?? "(no site)", (bySite.get(r.site ?? "(no site)") ?? 0) + 1);
+    }
     const sites = [...bySite].sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`);
     return [{
       kind: "missed_heartbeat_digest",
-      text: `:red_circle: ${rows.length} appliances missed their heartbeat (${sites.slice(0, 10).join(", ")})`,
+      text: `:red_circle: ${rows.length} appliances missed their heartbeat (${
+        sites.slice(0, 10).join(", ")
+      })`,
       payload: {
         count: rows.length,
         bySite: Object.fromEntries(bySite),
-        appliances: rows.slice(0, 50).map((r) => ({ uid: r.uid, hostname: r.hostname, site: r.site })),
+        appliances: rows.slice(0, 50).map((r) => ({
+          uid: r.uid,
+          hostname: r.hostname,
+          site: r.site,
+        })),
       },
     }];
   }
   return rows.map((r) => ({
     kind: "missed_heartbeat",
     uid: r.uid,
-    text: `:red_circle: Missed heartbeat: ${r.hostname} (${r.model}${r.site ? `, site ${r.site}` : ""}) ` +
+    text:
+      `:red_circle: Missed heartbeat: ${r.hostname} (${r.model}${
+        r.site ? `, site ${r.site}` : ""
+      }) ` +
       `was due at ${r.next_due_at.toISOString()}; last beat ${iso(r.last_beat_at) ?? "never"}`,
     payload: {
       appliance: { uid: r.uid, hostname: r.hostname, model: r.model, site: r.site },
@@ -103,14 +114,19 @@ function recoveredNotices(rows: RecoveredRow[], digestAbove: number): NoticeInpu
       text: `:large_green_circle: ${rows.length} appliances are beating again`,
       payload: {
         count: rows.length,
-        appliances: rows.slice(0, 50).map((r) => ({ uid: r.uid, hostname: r.hostname, site: r.site })),
+        appliances: rows.slice(0, 50).map((r) => ({
+          uid: r.uid,
+          hostname: r.hostname,
+          site: r.site,
+        })),
       },
     }];
   }
   return rows.map((r) => ({
     kind: "recovered",
     uid: r.uid,
-    text: `:large_green_circle: Recovered: ${r.hostname} beat again at ${r.resolved_at.toISOString()} ` +
+    text:
+      `:large_green_circle: Recovered: ${r.hostname} beat again at ${r.resolved_at.toISOString()} ` +
       `after ${minutes(r.resolved_at.getTime() - r.opened_at.getTime())} missing`,
     payload: {
       appliance: { uid: r.uid, hostname: r.hostname, site: r.site },
@@ -140,7 +156,9 @@ async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Prom
     await tx`
       insert into alerts (kind, uid, opened_at, detail)
       select 'missed_heartbeat', r.uid, ${now}, jsonb_build_object('dueAt', r.due, 'lastBeatAt', r.last)
-      from unnest(${rows.map((r) => r.uid)}::uuid[], ${rows.map((r) => r.next_due_at.toISOString())}::text[],
+      from unnest(${rows.map((r) => r.uid)}::uuid[], ${
+      rows.map((r) => r.next_due_at.toISOString())
+    }::text[],
                   ${rows.map((r) => iso(r.last_beat_at) ?? "")}::text[]) as r(uid, due, last)
       on conflict do nothing`;
   }

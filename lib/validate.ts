@@ -11,7 +11,10 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[]): {
   message: string;
   issues: Array<{ path: string; message: string }>;
 } {
-  const list = issues.map((i) => ({ path: i.path.map(String).join(".") || "(root)", message: i.message }));
+  const list = issues.map((i) => ({
+    path: i.path.map(String).join(".") || "(root)",
+    message: i.message,
+  }));
   const first = list[0];
   return {
     message: first ? `Field "${first.path}": ${first.message}` : "Invalid input",
@@ -68,10 +71,18 @@ export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array
 }
 
 /** Parses `bytes` as JSON (requiring a JSON content type) and validates it with `schema`. */
-export function parseJsonBody<T extends z.ZodType>(c: Context, bytes: Uint8Array, schema: T): z.infer<T> {
+export function parseJsonBody<T extends z.ZodType>(
+  c: Context,
+  bytes: Uint8Array,
+  schema: T,
+): z.infer<T> {
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(type)) {
-    throw new ApiError(415, "unsupported_media_type", `Content-Type must be application/json, not "${type}"`);
+    throw new ApiError(
+      415,
+      "unsupported_media_type",
+      `Content-Type must be application/json, not "${type}"`,
+    );
   }
   let value: unknown;
   try {

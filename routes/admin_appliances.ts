@@ -30,10 +30,18 @@ function decodeCursor(cursor: string): [string, string] {
   } catch {
     // fall through
   }
-  throw new ApiError(400, "invalid_query", `Field "cursor": "${cursor.slice(0, 40)}" is not a cursor from this API`);
+  throw new ApiError(
+    400,
+    "invalid_query",
+    `Field "cursor": "${cursor.slice(0, 40)}" is not a cursor from this API`,
+  );
 }
 
-async function loadAppliance(sql: Sql, uid: string, now: Date): Promise<ApplianceRow & { last_report: unknown }> {
+async function loadAppliance(
+  sql: Sql,
+  uid: string,
+  now: Date,
+): Promise<ApplianceRow & { last_report: unknown }> {
   const [row] = await sql<ApplianceRow & { last_report: unknown }>`
     select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version, a.enrolled_at,
       a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since, a.revoked_at, a.revoked_reason,
@@ -86,69 +94,94 @@ export function applianceAdminRoutes(deps: AppDeps) {
         nextCursor: rows.length > f.limit && last ? encodeCursor(last) : null,
       });
     })
-    .get("/:uid", validate("param", uidParam), validate("query", applianceDetailQuery), async (c) => {
-      const { uid } = c.req.valid("param");
-      const { history } = c.req.valid("query");
-      const now = deps.clock.now();
-      const row = await loadAppliance(deps.db.sql, uid, now);
-      const beats = await deps.db.sql<{ received_at: Date; seq: number; sent_at: Date; report: unknown }>`
+    .get(
+      "/:uid",
+      validate("param", uidParam),
+      validate("query", applianceDetailQuery),
+      async (c) => {
+        const { uid } = c.req.valid("param");
+        const { history } = c.req.valid("query");
+        const now = deps.clock.now();
+        const row = await loadAppliance(deps.db.sql, uid, now);
+        const beats = await deps.db.sql<
+          { received_at: Date; seq: number; sent_at: Date; report: unknown }
+        >`
         select received_at, seq, sent_at, report from beats where uid = ${uid}
         order by received_at desc limit ${history}`;
-      const alerts = await deps.db.sql<{ id: number; kind: string; opened_at: Date; resolved_at: Date | null }>`
+        const alerts = await deps.db.sql<
+          { id: number; kind: string; opened_at: Date; resolved_at: Date | null }
+        >`
         select id, kind, opened_at, resolved_at, acknowledged_at from alerts where uid = ${uid}
         order by opened_at desc limit 20`;
-      return c.json({
-        ...applianceJson(row, now, grace),
-        lastReport: row.last_report,
-        history: beats.map((b) => ({
-          receivedAt: b.received_at.toISOString(),
-          seq: b.seq,
-          sentAt: b.sent_at.toISOString(),
-          report: b.report,
-        })),
-        alerts: alerts.map((a) => ({
-          id: a.id,
-          kind: a.kind,
-          openedAt: a.opened_at.toISOString(),
-          resolvedAt: a.resolved_at?.toISOString() ?? null,
-        })),
-      });
-    })
-    .patch("/:uid", validate("param", uidParam), validate("json", patchApplianceSchema), async (c) => {
-      const { uid } = c.req.valid("param");
-      const p = c.req.valid("json");
-      const now = deps.clock.now();
-      const row = await deps.db.begin(async (tx) => {
-        const updated = await tx`
+        return c.json({
+          ...applianceJson(row, now, grace),
+          lastReport: row.last_report,
+          history: beats.map((b) => ({
+            receivedAt: b.received_at.toISOString(),
+            seq: b.seq,
+            sentAt: b.sent_at.toISOString(),
+            report: b.report,
+          })),
+          alerts: alerts.map((a) => ({
+            id: a.id,
+            kind: a.kind,
+            openedAt: a.opened_at.toISOString(),
+            resolvedAt: a.resolved_at?.toISOString() ?? null,
+          })),
+        });
+      },
+    )
+    .patch(
+      "/:uid",
+      validate("param", uidParam),
+      validate("json", patchApplianceSchema),
+      async (c) => {
+        const { uid } = c.req.valid("param");
+        const p = c.req.valid("json");
+        const now = deps.clock.now();
+        const row = await deps.db.begin(async (tx) => {
+          const updated = await tx`
           update appliances set
             interval_s = coalesce(${p.intervalS ?? null}::int, interval_s),
             next_due_at = case when ${p.intervalS ?? null}::int is null then next_due_at
-              else coalesce(last_beat_at, enrolled_at) + make_interval(secs => ${p.intervalS ?? null}::int) end,
+              else coalesce(last_beat_at, enrolled_at) + make_interval(secs => ${
+            p.intervalS ?? null
+          }::int) end,
             site = case when ${p.site !== undefined} then ${p.site ?? null} else site end,
             channel = coalesce(${p.channel ?? null}, channel),
             tags = coalesce(${p.tags ?? null}::text[], tags)
           where uid = ${uid} returning uid`;
-        if (updated.length === 0) throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
-        return await loadAppliance(tx, uid, now);
-      });
-      deps.log.info("appliance_updated", { uid, changes: p, by: c.get("admin") });
-      return c.json(applianceJson(row, now, grace));
-    })
-    .post("/:uid/revoke", validate("param", uidParam), validate("json", revokeSchema), async (c) => {
-      const { uid } = c.req.valid("param");
-      const { reason } = c.req.valid("json");
-      const now = deps.clock.now();
-      const row = await deps.db.begin(async (tx) => {
-        const updated = await tx`
+          if (updated.length === 0) {
+            throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
+          }
+          return await loadAppliance(tx, uid, now);
+        });
+        deps.log.info("appliance_updated", { uid, changes: p, by: c.get("admin") });
+        return c.json(applianceJson(row, now, grace));
+      },
+    )
+    .post(
+      "/:uid/revoke",
+      validate("param", uidParam),
+      validate("json", revokeSchema),
+      async (c) => {
+        const { uid } = c.req.valid("param");
+        const { reason } = c.req.valid("json");
+        const now = deps.clock.now();
+        const row = await deps.db.begin(async (tx) => {
+          const updated = await tx`
           update appliances set revoked_at = coalesce(revoked_at, ${now}), revoked_reason = ${reason}
           where uid = ${uid} returning uid`;
-        if (updated.length === 0) throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
-        await tx`
+          if (updated.length === 0) {
+            throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
+          }
+          await tx`
           update alerts set resolved_at = ${now}, recovery_notified_at = ${now}
           where uid = ${uid} and resolved_at is null`;
-        return await loadAppliance(tx, uid, now);
-      });
-      deps.log.warn("appliance_revoked", { uid, reason, by: c.get("admin") });
-      return c.json(applianceJson(row, now, grace));
-    });
+          return await loadAppliance(tx, uid, now);
+        });
+        deps.log.warn("appliance_revoked", { uid, reason, by: c.get("admin") });
+        return c.json(applianceJson(row, now, grace));
+      },
+    );
 }

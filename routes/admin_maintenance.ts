@@ -39,19 +39,31 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
       const starts = m.startsAt ? new Date(m.startsAt) : now;
       const ends = new Date(m.endsAt);
       if (ends.getTime() <= starts.getTime()) {
-        throw new ApiError(400, "invalid_body", `Field "endsAt": ${m.endsAt} is not after the start`, {
-          issues: [{ path: "endsAt", message: "must be after startsAt" }],
-        });
+        throw new ApiError(
+          400,
+          "invalid_body",
+          `Field "endsAt": ${m.endsAt} is not after the start`,
+          {
+            issues: [{ path: "endsAt", message: "must be after startsAt" }],
+          },
+        );
       }
       if (m.uid) {
         const found = await deps.db.sql`select 1 from appliances where uid = ${m.uid}`;
-        if (found.length === 0) throw new ApiError(404, "not_found", `Appliance "${m.uid}" does not exist`);
+        if (found.length === 0) {
+          throw new ApiError(404, "not_found", `Appliance "${m.uid}" does not exist`);
+        }
       }
       const [row] = await deps.db.sql<WindowRow>`
         insert into maintenance_windows (uid, site, starts_at, ends_at, reason, created_at)
         values (${m.uid ?? null}, ${m.site ?? null}, ${starts}, ${ends}, ${m.reason}, ${now})
         returning id, uid, site, starts_at, ends_at, reason, created_at`;
-      deps.log.info("maintenance_created", { id: row!.id, uid: m.uid ?? null, site: m.site ?? null, by: c.get("admin") });
+      deps.log.info("maintenance_created", {
+        id: row!.id,
+        uid: m.uid ?? null,
+        site: m.site ?? null,
+        by: c.get("admin"),
+      });
       return c.json(windowJson(row!, now), 201);
     })
     .get("/", validate("query", listQuery), async (c) => {
@@ -65,7 +77,9 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
     .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
       const rows = await deps.db.sql`delete from maintenance_windows where id = ${id} returning id`;
-      if (rows.length === 0) throw new ApiError(404, "not_found", `Maintenance window ${id} does not exist`);
+      if (rows.length === 0) {
+        throw new ApiError(404, "not_found", `Maintenance window ${id} does not exist`);
+      }
       return c.body(null, 204);
     });
 }

@@ -45,14 +45,24 @@ function tokenJson(r: TokenRow, now: Date): Record<string, unknown> {
 /** Creates an enrolment token row and returns the plaintext token (never stored). */
 export async function createEnrollmentToken(
   deps: Pick<AppDeps, "db" | "clock" | "settings">,
-  input: { ttlS?: number | undefined; label?: string | undefined; site?: string | undefined; channel?: string | undefined; tags?: string[] | undefined },
+  input: {
+    ttlS?: number | undefined;
+    label?: string | undefined;
+    site?: string | undefined;
+    channel?: string | undefined;
+    tags?: string[] | undefined;
+  },
 ): Promise<{ token: string; row: TokenRow }> {
   const now = deps.clock.now();
   const token = newToken("enrollment");
-  const expires = new Date(now.getTime() + (input.ttlS ?? deps.settings.enrollmentTokenTtlS) * 1000);
+  const expires = new Date(
+    now.getTime() + (input.ttlS ?? deps.settings.enrollmentTokenTtlS) * 1000,
+  );
   const [row] = await deps.db.sql<TokenRow>`
     insert into enrollment_tokens (token_hash, label, site, channel, tags, created_at, expires_at)
-    values (${await hashToken(token)}, ${input.label ?? null}, ${input.site ?? null}, ${input.channel ?? null},
+    values (${await hashToken(token)}, ${input.label ?? null}, ${input.site ?? null}, ${
+    input.channel ?? null
+  },
       ${input.tags ?? []}, ${now}, ${expires})
     returning id, label, site, channel, tags, created_at, expires_at, used_at, used_by, revoked_at`;
   return { token, row: row! };

@@ -39,21 +39,37 @@ export function enrollRoutes(deps: AppDeps) {
         }>`select id, site, channel, tags, expires_at, used_at, revoked_at
            from enrollment_tokens where token_hash = ${hash} for update`;
         if (!tok) throw new ApiError(401, "invalid_token", "Enrolment token is not valid");
-        if (tok.revoked_at) throw new ApiError(401, "token_revoked", "Enrolment token has been revoked");
-        if (tok.used_at) throw new ApiError(401, "token_used", "Enrolment token has already been used");
+        if (tok.revoked_at) {
+          throw new ApiError(401, "token_revoked", "Enrolment token has been revoked");
+        }
+        if (tok.used_at) {
+          throw new ApiError(401, "token_used", "Enrolment token has already been used");
+        }
         if (tok.expires_at.getTime() <= now.getTime()) {
-          throw new ApiError(401, "token_expired", `Enrolment token expired at ${tok.expires_at.toISOString()}`);
+          throw new ApiError(
+            401,
+            "token_expired",
+            `Enrolment token expired at ${tok.expires_at.toISOString()}`,
+          );
         }
         const inserted = await tx<{ uid: string }>`
           insert into appliances (uid, model, hostname, site, channel, tags, sign_key, enc_key, agent_version,
             interval_s, enrolled_at, enrollment_token_id, next_due_at, last_address)
-          values (${uid}, ${input.model}, ${input.hostname}, ${tok.site}, ${tok.channel ?? "stable"}, ${tok.tags},
-            ${input.signingKey}, ${input.encryptionKey}, ${input.agentVersion ?? null}, ${intervalS}, ${now},
+          values (${uid}, ${input.model}, ${input.hostname}, ${tok.site}, ${
+          tok.channel ?? "stable"
+        }, ${tok.tags},
+            ${input.signingKey}, ${input.encryptionKey}, ${
+          input.agentVersion ?? null
+        }, ${intervalS}, ${now},
             ${tok.id}, ${new Date(now.getTime() + intervalS * 1000)}, ${clientAddress(c)})
           on conflict (sign_key) do nothing
           returning uid`;
         if (inserted.length === 0) {
-          throw new ApiError(409, "key_in_use", "Signing key is already enrolled for another appliance");
+          throw new ApiError(
+            409,
+            "key_in_use",
+            "Signing key is already enrolled for another appliance",
+          );
         }
         await tx`update enrollment_tokens set used_at = ${now}, used_by = ${uid} where id = ${tok.id}`;
         return { site: tok.site, channel: tok.channel ?? "stable", tags: tok.tags };
@@ -70,7 +86,12 @@ export function enrollRoutes(deps: AppDeps) {
       }
       throw e;
     }
-    deps.log.info("appliance_enrolled", { uid, hostname: input.hostname, model: input.model, site: appliance.site });
+    deps.log.info("appliance_enrolled", {
+      uid,
+      hostname: input.hostname,
+      model: input.model,
+      site: appliance.site,
+    });
     return c.json({
       uid,
       intervalS,

@@ -10,7 +10,10 @@ export function healthRoutes(deps: AppDeps) {
     try {
       await deps.db.sql`select 1`;
     } catch (e) {
-      return c.json({ status: "unavailable", database: deps.db.kind, error: (e as Error).message }, 503);
+      return c.json(
+        { status: "unavailable", database: deps.db.kind, error: (e as Error).message },
+        503,
+      );
     }
     const pending = await pendingMigrations(deps.db, await migrations);
     if (pending.length > 0) {

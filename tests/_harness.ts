@@ -108,7 +108,9 @@ export interface TestNoc {
   /** Creates an enrolment token through the admin API. */
   enrollmentToken(extra?: Record<string, unknown>): Promise<string>;
   /** Enrols a new appliance. */
-  enrollAppliance(opts?: { hostname?: string; model?: string; token?: string }): Promise<TestAppliance>;
+  enrollAppliance(
+    opts?: { hostname?: string; model?: string; token?: string },
+  ): Promise<TestAppliance>;
 }
 
 /** An enrolled appliance that can sign requests. */
@@ -120,13 +122,22 @@ export interface TestAppliance {
   /** The enrolment answer. */
   enrollment: Enrollment;
   /** A signed request (not sent). */
-  request(method: string, path: string, body?: unknown, opts?: { now?: Date; nonce?: string }): Promise<Request>;
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts?: { now?: Date; nonce?: string },
+  ): Promise<Request>;
   /** Sends a valid SecureBeat; returns the NOC's answer. */
   beat(overrides?: Record<string, unknown>): Promise<any>;
 }
 
 /** A SecureBeat body with plausible values. */
-export function sampleBeat(seq: number, now: Date, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function sampleBeat(
+  seq: number,
+  now: Date,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     seq,
     sentAt: now.toISOString(),
@@ -146,7 +157,12 @@ export function sampleBeat(seq: number, now: Date, overrides: Record<string, unk
 /** Builds a NOC app on `db` for a test. */
 export async function testNoc(
   db: Db,
-  opts: { settings?: Partial<Settings>; webhooks?: string[]; clock?: ManualClock; notifier?: Notifier } = {},
+  opts: {
+    settings?: Partial<Settings>;
+    webhooks?: string[];
+    clock?: ManualClock;
+    notifier?: Notifier;
+  } = {},
 ): Promise<TestNoc> {
   const clock = opts.clock ?? new ManualClock();
   const log = memoryLogger();
@@ -232,7 +248,14 @@ export async function testNoc(
 /** Counts rows of `table` in the test schema (only names from this list). */
 export async function count(
   db: Db,
-  table: "beats" | "alerts" | "appliances" | "notices" | "auth_failures" | "enrollment_tokens" | "maintenance_windows",
+  table:
+    | "beats"
+    | "alerts"
+    | "appliances"
+    | "notices"
+    | "auth_failures"
+    | "enrollment_tokens"
+    | "maintenance_windows",
 ): Promise<number> {
   const queries = {
     beats: () => db.sql<{ n: number }>`select count(*)::int as n from beats`,
@@ -240,8 +263,10 @@ export async function count(
     appliances: () => db.sql<{ n: number }>`select count(*)::int as n from appliances`,
     notices: () => db.sql<{ n: number }>`select count(*)::int as n from notices`,
     auth_failures: () => db.sql<{ n: number }>`select count(*)::int as n from auth_failures`,
-    enrollment_tokens: () => db.sql<{ n: number }>`select count(*)::int as n from enrollment_tokens`,
-    maintenance_windows: () => db.sql<{ n: number }>`select count(*)::int as n from maintenance_windows`,
+    enrollment_tokens: () =>
+      db.sql<{ n: number }>`select count(*)::int as n from enrollment_tokens`,
+    maintenance_windows: () =>
+      db.sql<{ n: number }>`select count(*)::int as n from maintenance_windows`,
   };
   return (await queries[table]())[0]!.n;
 }

@@ -79,7 +79,11 @@ dbTest("two appliances cannot enrol the same signing key", async ({ db }) => {
   const second = await noc.enrollmentToken();
   await refused(enroll(noc.send, "http://noc.test", { ...args, token: second }), 409, "key_in_use");
   const tokens = await noc.admin("GET", "/v1/admin/enrollment-tokens");
-  assert.equal(tokens.body.items[0].status, "unused", "a refused enrolment does not spend the token");
+  assert.equal(
+    tokens.body.items[0].status,
+    "unused",
+    "a refused enrolment does not spend the token",
+  );
 });
 
 dbTest("enrolment bad input gets a 4xx naming the field and writes nothing", async ({ db }) => {
@@ -95,22 +99,77 @@ dbTest("enrolment bad input gets a 4xx naming the field and writes nothing", asy
   };
   const cases: Array<[string, BodyInit, Record<string, string>, number, string, string?]> = [
     ["malformed json", "{nope", { "content-type": "application/json" }, 400, "malformed_json"],
-    ["wrong content type", JSON.stringify(good), { "content-type": "text/plain" }, 415, "unsupported_media_type"],
-    ["missing model", JSON.stringify({ ...good, model: undefined }), { "content-type": "application/json" }, 400, "invalid_body", "model"],
-    ["short key", JSON.stringify({ ...good, signingKey: "AAAA" }), { "content-type": "application/json" }, 400, "invalid_body", "signingKey"],
-    ["zero key", JSON.stringify({ ...good, encryptionKey: "A".repeat(43) }), { "content-type": "application/json" }, 400, "invalid_body", "encryptionKey"],
-    ["bad hostname", JSON.stringify({ ...good, hostname: "a b" }), { "content-type": "application/json" }, 400, "invalid_body", "hostname"],
-    ["unknown field", JSON.stringify({ ...good, admin: true }), { "content-type": "application/json" }, 400, "invalid_body"],
+    [
+      "wrong content type",
+      JSON.stringify(good),
+      { "content-type": "text/plain" },
+      415,
+      "unsupported_media_type",
+    ],
+    [
+      "missing model",
+      JSON.stringify({ ...good, model: undefined }),
+      { "content-type": "application/json" },
+      400,
+      "invalid_body",
+      "model",
+    ],
+    [
+      "short key",
+      JSON.stringify({ ...good, signingKey: "AAAA" }),
+      { "content-type": "application/json" },
+      400,
+      "invalid_body",
+      "signingKey",
+    ],
+    [
+      "zero key",
+      JSON.stringify({ ...good, encryptionKey: "A".repeat(43) }),
+      { "content-type": "application/json" },
+      400,
+      "invalid_body",
+      "encryptionKey",
+    ],
+    [
+      "bad hostname",
+      JSON.stringify({ ...good, hostname: "a b" }),
+      { "content-type": "application/json" },
+      400,
+      "invalid_body",
+      "hostname",
+    ],
+    [
+      "unknown field",
+      JSON.stringify({ ...good, admin: true }),
+      { "content-type": "application/json" },
+      400,
+      "invalid_body",
+    ],
     ["array body", "[]", { "content-type": "application/json" }, 400, "invalid_body"],
-    ["huge body", JSON.stringify({ ...good, hostname: "a".repeat(20000) }), { "content-type": "application/json" }, 413, "body_too_large"],
+    [
+      "huge body",
+      JSON.stringify({ ...good, hostname: "a".repeat(20000) }),
+      { "content-type": "application/json" },
+      413,
+      "body_too_large",
+    ],
   ];
   for (const [what, body, headers, status, code, field] of cases) {
-    const res = await noc.app.request("http://noc.test/v1/enroll", { method: "POST", body, headers });
+    const res = await noc.app.request("http://noc.test/v1/enroll", {
+      method: "POST",
+      body,
+      headers,
+    });
     const json = await res.json();
     assert.equal(res.status, status, `${what}: ${JSON.stringify(json)}`);
     assert.equal(json.error, code, what);
     assert.equal(typeof json.message, "string");
-    if (field) assert.ok(JSON.stringify(json).includes(field), `${what} names ${field}: ${JSON.stringify(json)}`);
+    if (field) {
+      assert.ok(
+        JSON.stringify(json).includes(field),
+        `${what} names ${field}: ${JSON.stringify(json)}`,
+      );
+    }
   }
   assert.equal(await count(db, "appliances"), 0);
   const tokens = await noc.admin("GET", "/v1/admin/enrollment-tokens");

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { signatureBase, SignatureError, signRequest, verifyRequestSignature } from "../lib/http_signature.ts";
+import {
+  signatureBase,
+  SignatureError,
+  signRequest,
+  verifyRequestSignature,
+} from "../lib/http_signature.ts";
 import { parseDictionary } from "../lib/structured_fields.ts";
 import { contentDigest, verifyContentDigest } from "../lib/content_digest.ts";
 import { fromBase64, toBase64 } from "../lib/encoding.ts";
@@ -92,7 +97,12 @@ async function signedFixture() {
     headers: new Headers({ "content-type": "application/json" }),
     body: bodyBytes,
   };
-  await signRequest(req, { privateKey, keyid: "k1", created: 1000, nonce: "abcdefghijklmnopqrstuv" });
+  await signRequest(req, {
+    privateKey,
+    keyid: "k1",
+    created: 1000,
+    nonce: "abcdefghijklmnopqrstuv",
+  });
   const policy = {
     now: 1000,
     maxSkewS: 300,
@@ -114,27 +124,54 @@ Deno.test("verifyRequestSignature() refuses each kind of tampering", async () =>
     verifyRequestSignature(f.req, new TextEncoder().encode('{"a":2}'), f.policy),
     "bad_digest",
   );
-  for (const url of ["https://noc.example/v1/other?x=1", "https://noc.example/v1/beats?x=2", "https://evil.example/v1/beats?x=1"]) {
-    await refusedWith(verifyRequestSignature({ ...f.req, url }, f.bodyBytes, f.policy), "bad_signature");
+  for (
+    const url of [
+      "https://noc.example/v1/other?x=1",
+      "https://noc.example/v1/beats?x=2",
+      "https://evil.example/v1/beats?x=1",
+    ]
+  ) {
+    await refusedWith(
+      verifyRequestSignature({ ...f.req, url }, f.bodyBytes, f.policy),
+      "bad_signature",
+    );
   }
-  await refusedWith(verifyRequestSignature({ ...f.req, method: "PUT" }, f.bodyBytes, f.policy), "bad_signature");
+  await refusedWith(
+    verifyRequestSignature({ ...f.req, method: "PUT" }, f.bodyBytes, f.policy),
+    "bad_signature",
+  );
   const h = new Headers(f.req.headers);
   h.set("signature-input", h.get("signature-input")!.replace("created=1000", "created=1001"));
-  await refusedWith(verifyRequestSignature({ ...f.req, headers: h }, f.bodyBytes, f.policy), "bad_signature");
+  await refusedWith(
+    verifyRequestSignature({ ...f.req, headers: h }, f.bodyBytes, f.policy),
+    "bad_signature",
+  );
   const s = new Headers(f.req.headers);
   const sig = fromBase64(s.get("signature")!.slice(6, -1));
   sig[5] = sig[5]! ^ 1;
   s.set("signature", `sig1=:${toBase64(sig)}:`);
-  await refusedWith(verifyRequestSignature({ ...f.req, headers: s }, f.bodyBytes, f.policy), "bad_signature");
+  await refusedWith(
+    verifyRequestSignature({ ...f.req, headers: s }, f.bodyBytes, f.policy),
+    "bad_signature",
+  );
 });
 
 Deno.test("verifyRequestSignature() enforces the time window, nonce and covered components", async () => {
   const f = await signedFixture();
-  await refusedWith(verifyRequestSignature(f.req, f.bodyBytes, { ...f.policy, now: 1301 }), "clock_skew");
-  await refusedWith(verifyRequestSignature(f.req, f.bodyBytes, { ...f.policy, now: 699 }), "clock_skew");
+  await refusedWith(
+    verifyRequestSignature(f.req, f.bodyBytes, { ...f.policy, now: 1301 }),
+    "clock_skew",
+  );
+  await refusedWith(
+    verifyRequestSignature(f.req, f.bodyBytes, { ...f.policy, now: 699 }),
+    "clock_skew",
+  );
   await verifyRequestSignature(f.req, f.bodyBytes, { ...f.policy, now: 1300 });
   await refusedWith(
-    verifyRequestSignature(f.req, f.bodyBytes, { ...f.policy, requiredComponents: ["content-type"] }),
+    verifyRequestSignature(f.req, f.bodyBytes, {
+      ...f.policy,
+      requiredComponents: ["content-type"],
+    }),
     "missing_components",
   );
   const { privateKey } = await generateEd25519();
@@ -145,6 +182,9 @@ Deno.test("verifyRequestSignature() enforces the time window, nonce and covered 
     verifyRequestSignature({ ...bare, headers: new Headers() }, new Uint8Array(), f.policy),
     "missing_signature",
   );
-  const garbled = new Headers({ "signature-input": "sig1=(\"@method\"", signature: "sig1=:AA==:" });
-  await refusedWith(verifyRequestSignature({ ...bare, headers: garbled }, new Uint8Array(), f.policy), "malformed_signature");
+  const garbled = new Headers({ "signature-input": 'sig1=("@method"', signature: "sig1=:AA==:" });
+  await refusedWith(
+    verifyRequestSignature({ ...bare, headers: garbled }, new Uint8Array(), f.policy),
+    "malformed_signature",
+  );
 });

@@ -1,0 +1,105 @@
+/**
+ * The NOC server: reads configuration, opens the database (PostgreSQL with
+ * DATABASE_URL, embedded PGlite otherwise), applies migrations, serves the
+ * app, and runs the status daemon, notice delivery and history pruning as
+ * `Deno.cron` jobs.
+ *
+ * @module
+ */
+import { loadConfig } from "./lib/config.ts";
+import { openDb } from "./lib/db.ts";
+import { migrate } from "./lib/migrate.ts";
+import { jsonLogger } from "./lib/log.ts";
+import { systemClock } from "./lib/clock.ts";
+import { createNotifier } from "./lib/notifier.ts";
+import { createApp } from "./lib/app.ts";
+import { sweep } from "./lib/sweep.ts";
+import { pruneHistory, pruneNonces } from "./lib/retention.ts";
+import { bootstrapAdminToken, devEnrollmentToken, loadNocKeys } from "./lib/bootstrap.ts";
+import type { AppDeps } from "./lib/deps.ts";
+
+const log = jsonLogger();
+
+async function start(): Promise<AppDeps> {
+  const config = loadConfig(Deno.env.toObject(), Deno.args);
+  const clock = systemClock;
+  if (!config.databaseUrl) await Deno.mkdir(config.dataDir, { recursive: true });
+  const db = await openDb(config);
+  const applied = await migrate(db);
+  if (applied.length > 0) log.info("migrations_applied", { applied });
+  const keys = await loadNocKeys(config);
+  const notifier = await createNotifier({ db, clock, log, webhooks: config.webhookUrls });
+  const deps: AppDeps = { db, clock, keys, notifier, settings: config.settings, log };
+  const admin = await bootstrapAdminToken(deps, config);
+  const enrol = config.dev ? await devEnrollmentToken(deps, config) : null;
+
+  const server = Deno.serve({
+    port: config.port,
+    hostname: config.host,
+    onListen: ({ port }) => {
+      const url = config.publicUrl ?? `http://localhost:${port}`;
+      const lines = [
+        `Appliance NOC listening on ${url}`,
+        `  database:        ${
+          config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `PGlite in ${config.dataDir}/pglite`
+        }`,
+        `  NOC key id:      ${keys.kid}`,
+      ];
+      if (admin.token) lines.push(`  admin token:     ${admin.token}`);
+      else if (admin.path) lines.push(`  admin token:     in ${admin.path}`);
+      if (enrol) {
+        lines.push(
+          `  enrolment token: ${enrol.token} (single use, expires ${enrol.expiresAt.toISOString()})`,
+        );
+      }
+      if (admin.token) {
+        lines.push(
+          `  try: curl -H "Authorization: Bearer ${admin.token}" ${url}/v1/admin/appliances`,
+        );
+      }
+      console.log(lines.join("\n"));
+    },
+  }, createApp(deps).fetch);
+
+  try {
+    Deno.addSignalListener("SIGINT", async () => {
+      await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 5000))]);
+      await db.close();
+      Deno.exit(0);
+    });
+  } catch {
+    // Signals are not available everywhere (Deno Deploy); nothing to clean up there.
+  }
+  return deps;
+}
+
+const ready = start().catch((e) => {
+  console.error(`NOC failed to start: ${e instanceof Error ? e.message : e}`);
+  Deno.exit(1);
+});
+
+const backoffSchedule = [1000, 5000, 15000];
+
+Deno.cron("noc status daemon", "* * * * *", { backoffSchedule }, async () => {
+  const deps = await ready;
+  const r = await sweep({ ...deps, graceS: deps.settings.graceS });
+  const nonces = await pruneNonces(deps);
+  deps.log.info("sweep", {
+    alerted: r.alerted.length,
+    recovered: r.recovered.length,
+    notices: r.notices,
+    ms: Math.round(r.durationMs),
+    noncesPruned: nonces,
+  });
+});
+
+Deno.cron("noc notice delivery", "* * * * *", { backoffSchedule }, async () => {
+  const deps = await ready;
+  await deps.notifier.deliver();
+});
+
+Deno.cron("noc history pruning", "17 3 * * *", { backoffSchedule }, async () => {
+  const deps = await ready;
+  const r = await pruneHistory(deps, deps.settings.historyRetentionDays);
+  deps.log.info("history_pruned", { ...r });
+});

@@ -1,0 +1,66 @@
+/** Starting a real NOC process for end-to-end tests and reading its start-up banner. */
+
+/** A running NOC process. */
+export interface NocProcess {
+  /** Its base URL. */
+  url: string;
+  /** The admin token it printed (dev mode). */
+  adminToken: string;
+  /** The enrolment token it printed (dev mode). */
+  enrollmentToken: string;
+  /** Everything it wrote to stdout so far. */
+  output(): string;
+  /** Stops it with `signal` and waits for it to exit. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/** The permission flags of `deno task dev` / `deno task start` (kept in step with deno.json). */
+export const nocFlags = [
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+  "--allow-sys",
+];
+
+/** Starts `main.ts --dev` with `env` on a free port and waits for its banner. */
+export async function startNoc(env: Record<string, string>): Promise<NocProcess> {
+  const root = new URL("..", import.meta.url);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...nocFlags, "main.ts", "--dev"],
+    cwd: root,
+    env: { PORT: "0", NOC_HOST: "127.0.0.1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  const decoder = new TextDecoder();
+  const stderr = child.stderr.text();
+  let onBanner: (m: RegExpMatchArray | null) => void = () => {};
+  const bannerSeen = new Promise<RegExpMatchArray | null>((resolve) => onBanner = resolve);
+  const bannerPattern =
+    /listening on (http:\/\/\S+)[\s\S]*admin token:\s+(\S+)[\s\S]*enrolment token: (\S+)/;
+  const drain = (async () => {
+    for await (const chunk of child.stdout) {
+      out += decoder.decode(chunk, { stream: true });
+      const m = out.match(bannerPattern);
+      if (m) onBanner(m);
+    }
+    onBanner(null);
+  })();
+  const banner = await bannerSeen;
+  if (!banner) throw new Error(`NOC exited before listening:\n${out}\n${await stderr}`);
+  return {
+    url: banner[1]!.replace("localhost", "127.0.0.1"),
+    adminToken: banner[2]!,
+    enrollmentToken: banner[3]!,
+    output: () => out,
+    async stop(signal: Deno.Signal = "SIGINT") {
+      child.kill(signal);
+      const status = await child.status;
+      await drain.catch(() => {});
+      await stderr.catch(() => "");
+      return status;
+    },
+  };
+}

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { startNoc } from "./_process.ts";
+import { enroll, generateApplianceKeys, signedCall } from "../lib/appliance_client.ts";
+import { sampleBeat } from "./_harness.ts";
+
+Deno.test({
+  name:
+    "deno task dev on PGlite: a new user enrols, beats, sees the appliance ok, and it survives a restart",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "noc-e2e-" });
+    try {
+      let noc = await startNoc({ NOC_DATA_DIR: dataDir });
+      const keys = await generateApplianceKeys();
+      const e = await enroll(fetch, noc.url, {
+        token: noc.enrollmentToken,
+        model: "vs-2000",
+        hostname: "mail-gw-1",
+        keys,
+      });
+      assert.equal(e.intervalS, 909);
+      const reply = await signedCall<{ nextBeatInS: number }>(fetch, {
+        baseUrl: noc.url,
+        uid: e.uid,
+        key: keys.signing,
+        method: "POST",
+        path: "/v1/beats",
+        body: sampleBeat(1, new Date()),
+      });
+      assert.equal(reply.nextBeatInS, 909);
+      const admin = (url: string, token: string) =>
+        fetch(`${url}/v1/admin/appliances?state=ok`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+      const list = await (await admin(noc.url, noc.adminToken)).json();
+      assert.deepEqual(list.items.map((a: { hostname: string }) => a.hostname), ["mail-gw-1"]);
+      assert.equal((await fetch(`${noc.url}/healthz`).then((r) => r.json())).status, "ok");
+      const unauth = await fetch(`${noc.url}/v1/admin/appliances`);
+      assert.equal(unauth.status, 401);
+      await unauth.body?.cancel();
+      assert.match(noc.output(), /"event":"request"/, "JSON request logs");
+      const first = { admin: noc.adminToken, enrol: noc.enrollmentToken };
+      const status = await noc.stop("SIGINT");
+      assert.equal(status.code, 0);
+
+      noc = await startNoc({ NOC_DATA_DIR: dataDir });
+      try {
+        assert.equal(noc.adminToken, first.admin, "the admin token is kept in the data folder");
+        assert.notEqual(noc.enrollmentToken, first.enrol, "a used enrolment token is replaced");
+        const again = await (await admin(noc.url, noc.adminToken)).json();
+        assert.deepEqual(
+          again.items.map((a: { uid: string }) => a.uid),
+          [e.uid],
+          "PGlite persisted the fleet",
+        );
+        const keysDoc = await fetch(`${noc.url}/v1/keys`).then((r) => r.json());
+        assert.deepEqual(keysDoc.keys, e.nocKeys, "the NOC signing key is kept too");
+      } finally {
+        await noc.stop();
+      }
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
