@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { errorHandler } from "./errors.ts";
 import { adminAuth } from "./admin_auth.ts";
-import { declaredSizeLimit } from "./validate.ts";
+import { requestSizeLimit } from "./validate.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import { enrollRoutes } from "../routes/enroll.ts";
 import { beatRoutes } from "../routes/beats.ts";
@@ -38,7 +38,7 @@ export function createApp(deps: AppDeps) {
         ms: Math.round((performance.now() - started) * 10) / 10,
       });
     })
-    .use(declaredSizeLimit(deps.settings.maxBodyBytes))
+    .use(requestSizeLimit(deps.settings.maxBodyBytes))
     .route("/healthz", healthRoutes(deps))
     .route("/v1/enroll", enrollRoutes(deps))
     .route("/v1/beats", beatRoutes(deps))

@@ -1,6 +1,7 @@
 /** Request parsing at the boundary: bounded body reads, JSON, and zod validation with named errors. */
 import type { Context, MiddlewareHandler } from "hono";
 import { zValidator } from "@hono/zod-validator";
+import { bodyLimit } from "hono/body-limit";
 import type { z } from "zod";
 import { ApiError } from "./errors.ts";
 
@@ -35,13 +36,12 @@ export function validate<T extends z.ZodType, K extends Target>(target: K, schem
   });
 }
 
-/** Rejects a request whose declared body is larger than `maxBytes` before it is read. */
-export function declaredSizeLimit(maxBytes: number): MiddlewareHandler {
-  return async (c, next) => {
-    const len = c.req.header("content-length");
-    if (len !== undefined && Number(len) > maxBytes) tooLarge(maxBytes);
-    await next();
-  };
+/**
+ * Refuses a body over `maxBytes`: by its Content-Length, or, when it has none
+ * (chunked), by counting it as it arrives.
+ */
+export function requestSizeLimit(maxBytes: number): MiddlewareHandler {
+  return bodyLimit({ maxSize: maxBytes, onError: () => tooLarge(maxBytes) });
 }
 
 function tooLarge(maxBytes: number): never {

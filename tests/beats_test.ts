@@ -143,7 +143,7 @@ dbTest(
       body: JSON.stringify(sampleBeat(1, noc.clock.now())),
     });
     const answers = [];
-    for (const req of [forged, unknown, unsigned]) {
+    for (const req of [forged, unknown.clone(), unsigned]) {
       const res = await noc.app.request(req);
       assert.equal(res.status, 401);
       assert.match(res.headers.get("www-authenticate") ?? "", /Signature/);

@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { openPostgres } from "../lib/db.ts";
+import { ManualClock } from "../lib/clock.ts";
+import { defaultSettings } from "../lib/config.ts";
+import { memoryLogger } from "../lib/log.ts";
+import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
+import { createNotifier } from "../lib/notifier.ts";
+import { createApp } from "../lib/app.ts";
+import { generateApplianceKeys, signedRequest } from "../lib/appliance_client.ts";
+import { sampleBeat } from "./_harness.ts";
+
+Deno.test({
+  name: "with the database unreachable the NOC answers 503 with Retry-After, never 500",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const db = openPostgres("postgres://postgres@127.0.0.1:1/none", { max: 1 });
+    const clock = new ManualClock();
+    const log = memoryLogger();
+    const app = createApp({
+      db,
+      clock,
+      log,
+      keys: await nocKeysFromSeed(newSeed()),
+      notifier: await createNotifier({ db, clock, log, autoDeliver: false }),
+      settings: defaultSettings,
+    });
+    try {
+      const health = await app.request("http://noc.test/healthz");
+      assert.equal(health.status, 503);
+      const keys = await generateApplianceKeys();
+      const beat = await app.request(
+        await signedRequest({
+          baseUrl: "http://noc.test",
+          uid: crypto.randomUUID(),
+          key: keys.signing,
+          method: "POST",
+          path: "/v1/beats",
+          body: sampleBeat(1, clock.now()),
+          now: clock.now(),
+        }),
+      );
+      assert.equal(beat.status, 503);
+      assert.equal(beat.headers.get("retry-after"), "30");
+      assert.equal((await beat.json()).error, "unavailable");
+      const admin = await app.request("http://noc.test/v1/admin/appliances", {
+        headers: { authorization: "Bearer noc_adm_whatever" },
+      });
+      assert.equal(admin.status, 503);
+      assert.ok(!log.lines.some((l) => l.event === "unhandled_error"));
+    } finally {
+      await db.close();
+    }
+  },
+});
