@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { exportRawPublic, importEd25519Seed } from "../lib/ed25519.ts";
+import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../lib/ed25519.ts";
 import { sha256, toBase64Url, utf8 } from "../lib/encoding.ts";
 import { signatureBase, signRequest } from "../lib/http_signature.ts";
 import { parseDictionary } from "../lib/structured_fields.ts";
@@ -42,16 +42,7 @@ export async function buildExample(): Promise<ProtocolExample> {
   const seedBytes = await sha256("appliance-noc protocol example key");
   const seed = toBase64Url(seedBytes);
   const key = await importEd25519Seed(seedBytes);
-  const jwk = await crypto.subtle.exportKey("jwk", key);
-  const pub = await crypto.subtle.importKey(
-    "jwk",
-    { kty: "OKP", crv: "Ed25519", x: jwk.x! },
-    "Ed25519",
-    true,
-    [
-      "verify",
-    ],
-  );
+  const pub = await ed25519PublicOf(key);
   const uid = "3f2b8c1e-7d4a-4e9b-9a61-2c5d8e0f1a7b";
   const created = 1795521600; // 2026-11-24T12:00:00Z
   const nonce = "b5dfa0c1f7e24e1c9a3d6b8e";

@@ -18,6 +18,20 @@ export function importEd25519Seed(seed: Uint8Array): Promise<CryptoKey> {
   return crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, true, ["sign"]);
 }
 
+/** The public half of an extractable Ed25519 private key. */
+export async function ed25519PublicOf(privateKey: CryptoKey): Promise<CryptoKey> {
+  const jwk = await crypto.subtle.exportKey("jwk", privateKey);
+  return await crypto.subtle.importKey(
+    "jwk",
+    { kty: "OKP", crv: "Ed25519", x: jwk.x! },
+    "Ed25519",
+    true,
+    [
+      "verify",
+    ],
+  );
+}
+
 /** The 32-byte seed of an extractable Ed25519 private key. */
 export async function exportEd25519Seed(key: CryptoKey): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.exportKey("pkcs8", key)).slice(16);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { exportRawPublic, importEd25519Seed } from "./ed25519.ts";
+import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "./ed25519.ts";
 import { fromBase64Url, sha256, toBase64Url, toHex } from "./encoding.ts";
 
 /** A public key as published to appliances. */
@@ -50,17 +50,7 @@ export async function nocKeysFromSeed(
     throw new Error(`NOC signing key has ${seed.length} bytes, not a 32-byte Ed25519 seed`);
   }
   const privateKey = await importEd25519Seed(seed);
-  // Web Crypto derives the public half when it imports a JWK without "x"; go through JWK to get it.
-  const jwk = await crypto.subtle.exportKey("jwk", privateKey);
-  const pub = await crypto.subtle.importKey(
-    "jwk",
-    { kty: "OKP", crv: "Ed25519", x: jwk.x! },
-    { name: "Ed25519" },
-    true,
-    [
-      "verify",
-    ],
-  );
+  const pub = await ed25519PublicOf(privateKey);
   const raw = new Uint8Array(await exportRawPublic(pub));
   const kid = await keyId(raw);
   const published: PublishedKey[] = [{

@@ -12,6 +12,15 @@ export interface PruneResult {
   authFailures: number;
 }
 
+async function inBatches(batch: number, step: () => Promise<number>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await step();
+    total += n;
+    if (n < batch) return total;
+  }
+}
+
 /** Deletes beat history, fully delivered notices and identity failures older than `retentionDays`, in batches. */
 export async function pruneHistory(
   deps: { db: Db; clock: Clock },
@@ -19,32 +28,24 @@ export async function pruneHistory(
   batch = 10_000,
 ): Promise<PruneResult> {
   const cutoff = new Date(deps.clock.now().getTime() - retentionDays * 86_400_000);
-  const out: PruneResult = { beats: 0, notices: 0, authFailures: 0 };
-  for (;;) {
-    const n = (await deps.db.sql`
-      delete from beats where id in (select id from beats where received_at < ${cutoff} limit ${batch})
-      returning 1`).length;
-    out.beats += n;
-    if (n < batch) break;
-  }
-  for (;;) {
-    const n = (await deps.db.sql`
-      delete from notices where id in (
-        select n.id from notices n where n.created_at < ${cutoff}
-          and not exists (select 1 from notice_deliveries d where d.notice_id = n.id and d.delivered_at is null)
-        limit ${batch})
-      returning 1`).length;
-    out.notices += n;
-    if (n < batch) break;
-  }
-  for (;;) {
-    const n = (await deps.db.sql`
-      delete from auth_failures where id in (select id from auth_failures where at < ${cutoff} limit ${batch})
-      returning 1`).length;
-    out.authFailures += n;
-    if (n < batch) break;
-  }
-  return out;
+  const { sql } = deps.db;
+  return {
+    beats: await inBatches(batch, async () =>
+      (await sql`
+        delete from beats where id in (select id from beats where received_at < ${cutoff} limit ${batch})
+        returning 1`).length),
+    notices: await inBatches(batch, async () =>
+      (await sql`
+        delete from notices where id in (
+          select n.id from notices n where n.created_at < ${cutoff}
+            and not exists (select 1 from notice_deliveries d where d.notice_id = n.id and d.delivered_at is null)
+          limit ${batch})
+        returning 1`).length),
+    authFailures: await inBatches(batch, async () =>
+      (await sql`
+        delete from auth_failures where id in (select id from auth_failures where at < ${cutoff} limit ${batch})
+        returning 1`).length),
+  };
 }
 
 /** Deletes request nonces whose signatures can no longer be replayed; returns how many. */
