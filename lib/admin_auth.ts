@@ -30,6 +30,20 @@ export function adminAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   };
 }
 
+/** Revokes every admin token labelled `label` except `keep` (rotation of a configured token). */
+export async function revokeOtherAdminTokens(
+  db: Db,
+  label: string,
+  keep: string,
+  now: Date,
+): Promise<number> {
+  const rows = await db.sql`
+    update admin_tokens set revoked_at = ${now}
+    where label = ${label} and token_hash <> ${await hashToken(keep)} and revoked_at is null
+    returning id`;
+  return rows.length;
+}
+
 /** Stores the hash of `token` as an admin token labelled `label` (idempotent). */
 export async function ensureAdminToken(
   db: Db,

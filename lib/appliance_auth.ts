@@ -16,12 +16,23 @@ import { readBody } from "./validate.ts";
 import { throttleNotice } from "./notifier.ts";
 import type { AppDeps, AppEnv, ApplianceIdentity } from "./deps.ts";
 
+/** Seconds a nonce is remembered beyond its signature's validity window. */
+const nonceMarginS = 600;
+
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** The client's address: the first X-Forwarded-For hop, else the socket's peer. */
-export function clientAddress(c: Context): string | null {
-  const fwd = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
-  if (fwd) return fwd.slice(0, 100);
+/**
+ * The client's address: the socket's peer, or — only when the NOC is told it
+ * sits behind a trusted proxy — the last X-Forwarded-For hop that proxy added.
+ */
+export function clientAddress(c: Context, trustProxy: boolean): string | null {
+  if (trustProxy) {
+    const hops = c.req.header("x-forwarded-for")?.split(",").map((h) => h.trim()).filter((h) =>
+      h !== ""
+    );
+    const last = hops?.[hops.length - 1];
+    if (last && /^[0-9A-Fa-f:.]{2,45}$/.test(last)) return last;
+  }
   const info = c.env as { remoteAddr?: { hostname?: string } } | undefined;
   return info?.remoteAddr?.hostname ?? null;
 }
@@ -60,12 +71,17 @@ export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): 
     );
     if (!t.allowed) return false;
     const more = t.suppressed > 0 ? ` (${t.suppressed} more refused since the last notice)` : "";
+    // Only a well-formed UID is shown: the key id is attacker-chosen text.
+    const shown = f.keyid === null ? "(none)" : uuidPattern.test(f.keyid) ? f.keyid : "(not a UID)";
     await deps.notifier.enqueue(tx, {
       kind: "identity_failure",
-      text:
-        `:warning: Refused an appliance request: ${f.reason} for key "${f.keyid ?? "(none)"}" ` +
+      text: `:warning: Refused an appliance request: ${f.reason} for key "${shown}" ` +
         `on ${f.method} ${f.path} from ${f.address ?? "unknown address"}${more}`,
-      payload: { ...f, suppressedSinceLastNotice: t.suppressed },
+      payload: {
+        ...f,
+        keyid: f.keyid?.slice(0, 200) ?? null,
+        suppressedSinceLastNotice: t.suppressed,
+      },
     }, now);
     return true;
   });
@@ -130,7 +146,8 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
           },
         },
       );
-      const expires = new Date((verified.created + deps.settings.maxSkewS + 1) * 1000);
+      // Kept well past the signature's validity, so NOC instances with drifting clocks cannot be replayed between.
+      const expires = new Date((verified.created + deps.settings.maxSkewS + nonceMarginS) * 1000);
       const fresh = await deps.db.sql`
         insert into request_nonces (uid, nonce, expires_at) values (${verified.keyid}, ${verified
         .nonce!}, ${expires})
@@ -149,7 +166,7 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
         keyid: e.keyid ?? null,
         method: c.req.method,
         path: c.req.path,
-        address: clientAddress(c),
+        address: clientAddress(c, deps.settings.trustProxy),
       });
       throw new ApiError(401, e.reason, e.message, {}, {
         "www-authenticate": 'Signature realm="noc"',

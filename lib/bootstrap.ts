@@ -7,7 +7,7 @@
  */
 import type { Config } from "./config.ts";
 import type { AppDeps } from "./deps.ts";
-import { ensureAdminToken } from "./admin_auth.ts";
+import { ensureAdminToken, revokeOtherAdminTokens } from "./admin_auth.ts";
 import { newSeed, type NocKeys, nocKeysFromSeed } from "./noc_keys.ts";
 import { hashToken, newToken } from "./tokens.ts";
 import { createEnrollmentToken } from "../routes/admin_tokens.ts";
@@ -31,21 +31,49 @@ async function readOrCreateSecret(
   return { value, created: true };
 }
 
-/** Loads the NOC signing key: NOC_SIGNING_KEY, NOC_SIGNING_KEY_FILE, or the data folder. */
-export async function loadNocKeys(config: Config): Promise<NocKeys> {
-  if (config.signingKey) return await nocKeysFromSeed(config.signingKey);
-  if (config.signingKeyFile) {
-    return await nocKeysFromSeed(await Deno.readTextFile(config.signingKeyFile));
-  }
+async function secret(
+  config: Config,
+  value: string | undefined,
+  file: string | undefined,
+  name: string,
+  dataFile: string,
+): Promise<string> {
+  if (value) return value;
+  if (file) return (await Deno.readTextFile(file)).trim();
   if (!mayWriteDataDir(config)) {
     throw new Error(
-      "NOC_SIGNING_KEY (or NOC_SIGNING_KEY_FILE) is required when DATABASE_URL is set; " +
-        "create one with: deno task keygen",
+      `${name} (or ${name}_FILE) is required when DATABASE_URL is set; create one with: deno task keygen`,
     );
   }
   await Deno.mkdir(config.dataDir, { recursive: true });
-  const { value } = await readOrCreateSecret(`${config.dataDir}/noc-signing-key`, newSeed);
-  return await nocKeysFromSeed(value);
+  return (await readOrCreateSecret(`${config.dataDir}/${dataFile}`, newSeed)).value;
+}
+
+/**
+ * Loads the NOC keys: the signing key (NOC_SIGNING_KEY, NOC_SIGNING_KEY_FILE,
+ * or the data folder) and the master secret (NOC_MASTER_KEY, …_FILE, or the
+ * data folder).
+ */
+export async function loadNocKeys(config: Config): Promise<NocKeys> {
+  const signing = await secret(
+    config,
+    config.signingKey,
+    config.signingKeyFile,
+    "NOC_SIGNING_KEY",
+    "noc-signing-key",
+  );
+  const master = await secret(
+    config,
+    config.masterKey,
+    config.masterKeyFile,
+    "NOC_MASTER_KEY",
+    "noc-master-key",
+  );
+  return await nocKeysFromSeed(signing, {
+    retired: config.retiredKeys,
+    master,
+    releaseKeysOnly: config.releaseKeysOnly,
+  });
 }
 
 /** The admin token to print, if this start-up may show one. */
@@ -61,6 +89,8 @@ export async function bootstrapAdminToken(deps: AppDeps, config: Config): Promis
   const now = deps.clock.now();
   if (config.adminToken) {
     await ensureAdminToken(deps.db, config.adminToken, "NOC_ADMIN_TOKEN", now);
+    // Rotation: a previous NOC_ADMIN_TOKEN stops working once the NOC starts with a new one.
+    await revokeOtherAdminTokens(deps.db, "NOC_ADMIN_TOKEN", config.adminToken, now);
     return { token: config.dev ? config.adminToken : null, path: null };
   }
   if (!mayWriteDataDir(config)) return { token: null, path: null };
@@ -68,6 +98,7 @@ export async function bootstrapAdminToken(deps: AppDeps, config: Config): Promis
   const path = `${config.dataDir}/admin-token`;
   const { value } = await readOrCreateSecret(path, () => newToken("admin"));
   await ensureAdminToken(deps.db, value, "data folder", now);
+  await revokeOtherAdminTokens(deps.db, "data folder", value, now);
   return { token: config.dev ? value : null, path };
 }
 

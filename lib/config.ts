@@ -19,6 +19,16 @@ export interface Settings {
   maxAppDataBytes: number;
   /** Enrolment token lifetime when the admin does not give one, seconds. */
   enrollmentTokenTtlS: number;
+  /** How long a catalog (and the download grants in it) stays valid, seconds. */
+  catalogTtlS: number;
+  /** Base URL for download links in catalogs; the request's own origin when absent. */
+  publicUrl: string | null;
+  /** Serve files over plain HTTP (development only; files are otherwise HTTPS only). */
+  allowPlainHttpFiles: boolean;
+  /** Believe `X-Forwarded-Proto` and `X-Forwarded-For` from a TLS-terminating proxy. */
+  trustProxy: boolean;
+  /** Largest package or file upload, bytes. */
+  maxUploadBytes: number;
 }
 
 /** The settings used when nothing else is configured. */
@@ -31,6 +41,11 @@ export const defaultSettings: Settings = {
   maxBodyBytes: 256 * 1024,
   maxAppDataBytes: 16 * 1024,
   enrollmentTokenTtlS: 24 * 3600,
+  catalogTtlS: 24 * 3600,
+  publicUrl: null,
+  allowPlainHttpFiles: false,
+  trustProxy: false,
+  maxUploadBytes: 4 * 1024 ** 3,
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -50,6 +65,13 @@ const envSchema = z.object({
   NOC_MAX_SKEW_S: int(5, 3600).default(defaultSettings.maxSkewS),
   NOC_HISTORY_RETENTION_DAYS: int(1, 3650).default(defaultSettings.historyRetentionDays),
   NOC_IDENTITY_NOTICE_WINDOW_S: int(0, 86400).default(defaultSettings.identityNoticeWindowS),
+  NOC_CATALOG_TTL_S: int(300, 30 * 86400).default(defaultSettings.catalogTtlS),
+  NOC_MASTER_KEY: z.string().min(1).optional(),
+  NOC_MASTER_KEY_FILE: z.string().min(1).optional(),
+  NOC_RETIRED_KEYS: z.string().default(""),
+  NOC_RELEASE_KEYS_ONLY: z.enum(["true", "false"]).default("false"),
+  NOC_TRUST_PROXY: z.enum(["true", "false"]).default("false"),
+  NOC_MAX_UPLOAD_BYTES: int(1024, 2 ** 53 - 1).default(defaultSettings.maxUploadBytes),
 });
 
 /** Everything `main.ts` needs to start a NOC. */
@@ -70,6 +92,14 @@ export interface Config {
   signingKey: string | undefined;
   /** A file holding the signing key seed. */
   signingKeyFile: string | undefined;
+  /** The master secret (content keys at rest, the NOC's X25519 key). */
+  masterKey: string | undefined;
+  /** A file holding the master secret. */
+  masterKeyFile: string | undefined;
+  /** Retired signing keys still accepted until a date. */
+  retiredKeys: Array<{ publicKey: string; notAfter: string }>;
+  /** Packages must be signed by a registered release key. */
+  releaseKeysOnly: boolean;
   /** Webhook URLs notified of alerts. */
   webhookUrls: string[];
   /** Request-time settings. */
@@ -94,6 +124,19 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
       );
     }
   }
+  const retiredKeys = e.NOC_RETIRED_KEYS.split(/[\s,]+/).filter((x) => x !== "").map((entry) => {
+    const [publicKey, notAfter] = entry.split("@");
+    if (
+      !publicKey || !/^[A-Za-z0-9_-]{43}$/.test(publicKey) || !notAfter ||
+      Number.isNaN(Date.parse(notAfter))
+    ) {
+      throw new Error(
+        `Configuration is invalid:\n  NOC_RETIRED_KEYS: "${entry}" is not <public key>@<ISO time>`,
+      );
+    }
+    return { publicKey, notAfter: new Date(notAfter).toISOString() };
+  });
+  const dev = args.includes("--dev");
   return {
     port: e.PORT,
     host: e.NOC_HOST,
@@ -103,8 +146,12 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
     adminToken: e.NOC_ADMIN_TOKEN,
     signingKey: e.NOC_SIGNING_KEY,
     signingKeyFile: e.NOC_SIGNING_KEY_FILE,
+    masterKey: e.NOC_MASTER_KEY,
+    masterKeyFile: e.NOC_MASTER_KEY_FILE,
+    retiredKeys,
+    releaseKeysOnly: e.NOC_RELEASE_KEYS_ONLY === "true",
     webhookUrls,
-    dev: args.includes("--dev"),
+    dev,
     settings: {
       ...defaultSettings,
       reportIntervalS: e.NOC_REPORT_INTERVAL_S,
@@ -112,6 +159,11 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
       maxSkewS: e.NOC_MAX_SKEW_S,
       historyRetentionDays: e.NOC_HISTORY_RETENTION_DAYS,
       identityNoticeWindowS: e.NOC_IDENTITY_NOTICE_WINDOW_S,
+      catalogTtlS: e.NOC_CATALOG_TTL_S,
+      publicUrl: e.NOC_PUBLIC_URL ?? null,
+      allowPlainHttpFiles: dev,
+      trustProxy: e.NOC_TRUST_PROXY === "true",
+      maxUploadBytes: e.NOC_MAX_UPLOAD_BYTES,
     },
   };
 }

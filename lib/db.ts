@@ -21,7 +21,8 @@ export type Param =
   | readonly string[]
   | readonly number[]
   | Record<string, unknown>
-  | readonly unknown[];
+  | readonly unknown[]
+  | Uint8Array;
 
 /** Runs SQL written as a tagged template; interpolated values are always sent as parameters. */
 export interface Sql {

@@ -1,5 +1,5 @@
 /** Ed25519 and X25519 keys through Web Crypto, exchanged as raw 32-byte values. */
-import { fromBase64Url, fromHex, toBase64Url } from "./encoding.ts";
+import { fromBase64Url, fromHex, toBase64Url, toHex } from "./encoding.ts";
 
 const pkcs8Prefix = fromHex("302e020100300506032b657004220420");
 
@@ -64,13 +64,28 @@ export async function ed25519Sign(
   return new Uint8Array(await crypto.subtle.sign("Ed25519", key, data));
 }
 
-/** Verifies an Ed25519 signature; false (never a throw) for a malformed one. */
+/** The Ed25519 group order L, little-endian. */
+const groupOrder = fromHex("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
+
+/** True when the little-endian 32-byte scalar `s` is below L (a canonical signature's S half). */
+export function isCanonicalScalar(s: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    if (s[i]! < groupOrder[i]!) return true;
+    if (s[i]! > groupOrder[i]!) return false;
+  }
+  return false;
+}
+
+/**
+ * Verifies an Ed25519 signature; false (never a throw) for a malformed one.
+ * Non-canonical signatures (S ≥ L) are refused, which Web Crypto alone may accept.
+ */
 export async function ed25519Verify(
   key: CryptoKey,
   signature: Uint8Array<ArrayBuffer>,
   data: Uint8Array<ArrayBuffer>,
 ): Promise<boolean> {
-  if (signature.length !== 64) return false;
+  if (signature.length !== 64 || !isCanonicalScalar(signature.subarray(32))) return false;
   try {
     return await crypto.subtle.verify("Ed25519", key, signature, data);
   } catch {
@@ -78,9 +93,50 @@ export async function ed25519Verify(
   }
 }
 
+// Points of small order (and their non-canonical encodings), sign bit ignored: a key among them
+// would let anyone forge signatures (Ed25519) or force a known shared secret (X25519).
+const ed25519SmallOrder = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+];
+const x25519SmallOrder = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+  "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+];
+
+/** True when a 32-byte field element encoding (sign bit ignored) is ≥ p = 2^255 − 19. */
+function nonCanonicalField(raw: Uint8Array): boolean {
+  if ((raw[31]! & 0x7f) !== 0x7f) return false;
+  for (let i = 30; i >= 1; i--) if (raw[i] !== 0xff) return false;
+  return raw[0]! >= 0xed;
+}
+
+/** Why a raw public key is weak, or null: small order, or a non-canonical encoding. */
+export function weakPublicKey(raw: Uint8Array, algorithm: "Ed25519" | "X25519"): string | null {
+  const masked = raw.slice();
+  masked[31] = masked[31]! & 0x7f;
+  const hex = toHex(masked);
+  if ((algorithm === "Ed25519" ? ed25519SmallOrder : x25519SmallOrder).includes(hex)) {
+    return "is a point of small order";
+  }
+  if (nonCanonicalField(raw)) return "is not canonically encoded";
+  return null;
+}
+
 /**
- * Checks that `text` is an unpadded base64url 32-byte public key that Web
- * Crypto accepts for `algorithm`; returns the raw bytes, or throws a message.
+ * Checks that `text` is an unpadded, canonical base64url 32-byte public key,
+ * not of small order, that Web Crypto accepts for `algorithm`; returns the
+ * raw bytes, or throws a message.
  */
 export async function parsePublicKey(
   text: string,
@@ -95,7 +151,11 @@ export async function parsePublicKey(
   if (raw.length !== 32) {
     throw new TypeError(`${algorithm} public key has ${raw.length} bytes, not 32`);
   }
-  if (raw.every((b) => b === 0)) throw new TypeError(`${algorithm} public key is all zeros`);
+  if (toBase64Url(raw) !== text) {
+    throw new TypeError(`${algorithm} public key "${text}" is not canonical base64url`);
+  }
+  const weak = weakPublicKey(raw, algorithm);
+  if (weak) throw new TypeError(`${algorithm} public key ${weak}`);
   const usages: KeyUsage[] = algorithm === "Ed25519" ? ["verify"] : [];
   try {
     await crypto.subtle.importKey("raw", raw, { name: algorithm }, true, usages);

@@ -3,6 +3,8 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "./log.ts";
+import { PackageError } from "./package_format.ts";
+import { TarError } from "./tar.ts";
 
 /** An error meant for the client: HTTP status, stable code, sentence-case message, optional details. */
 export class ApiError extends HTTPException {
@@ -48,6 +50,12 @@ export function errorHandler(log: Logger) {
         err.headers,
       );
     }
+    if (err instanceof PackageError) {
+      return c.json({ error: "bad_package", reason: err.reason, message: err.message }, 400);
+    }
+    if (err instanceof TarError) {
+      return c.json({ error: "bad_archive", message: err.message }, 400);
+    }
     if (err instanceof HTTPException) {
       const malformed = /malformed json/i.test(err.message);
       return c.json(
@@ -57,6 +65,14 @@ export function errorHandler(log: Logger) {
         },
         err.status,
       );
+    }
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code)) {
+      log.warn("data_exception", { code, message: err.message, path: c.req.path });
+      return c.json({
+        error: "invalid_input",
+        message: `A value is not acceptable: ${err.message}`,
+      }, 400);
     }
     if (isDatabaseUnavailable(err)) {
       log.error("database_unavailable", { message: err.message, path: c.req.path });

@@ -83,8 +83,11 @@ export function componentValue(req: SignableRequest, name: string): string {
   if (name.startsWith("@")) {
     throw new SignatureError("unsupported_signature", `Component "${name}" is not supported`);
   }
-  if (name !== name.toLowerCase()) {
-    throw new SignatureError("malformed_signature", `Component "${name}" is not lower case`);
+  if (!/^[!#$%&'*+.^_`|~0-9a-z-]{1,64}$/.test(name)) {
+    throw new SignatureError(
+      "malformed_signature",
+      `Component "${name.slice(0, 64)}" is not a lower-case header name`,
+    );
   }
   const v = req.headers.get(name);
   if (v === null) {
@@ -219,6 +222,12 @@ export async function verifyRequestSignature(
       "Request is not signed: Signature-Input and Signature headers are required",
     );
   }
+  if (inputHeader.length > 2048 || sigHeader.length > 2048) {
+    throw new SignatureError(
+      "malformed_signature",
+      "Signature headers are longer than 2048 characters",
+    );
+  }
   let inputs, sigs;
   try {
     inputs = parseDictionary(inputHeader);
@@ -315,8 +324,8 @@ export async function verifyRequestSignature(
       throw e;
     }
   }
-  const key = await policy.resolveKey(keyid);
   const base = signatureBase(req, list);
+  const key = await policy.resolveKey(keyid);
   const signature = sigMember.value as Uint8Array<ArrayBuffer>;
   if (!(await ed25519Verify(key, signature, utf8(base)))) {
     throw new SignatureError("bad_signature", "Signature does not verify", keyid);

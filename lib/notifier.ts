@@ -84,6 +84,9 @@ export interface NotifierOptions {
   holder?: string;
 }
 
+/** How long one delivery lease lasts without renewal, seconds (longer than one send's timeout). */
+const leaseS = 120;
+
 /** Delay before retry `attempt` (1-based): 10 s doubling, capped at 10 minutes. */
 export function retryDelayS(attempt: number): number {
   return Math.min(600, 10 * 2 ** Math.max(0, attempt - 1));
@@ -92,13 +95,22 @@ export function retryDelayS(attempt: number): number {
 /** The webhook body for a notice. */
 export function webhookBody(notice: Notice): Record<string, unknown> {
   return {
-    text: notice.text,
+    text: slackText(notice.text),
     kind: notice.kind,
     noticeId: notice.id,
     createdAt: notice.createdAt.toISOString(),
     uid: notice.uid ?? null,
     ...notice.payload,
   };
+}
+
+/**
+ * Escapes text for Slack-compatible receivers (`&`, `<`, `>` would otherwise
+ * form mentions and links) and caps its length.
+ */
+export function slackText(text: string): string {
+  const escaped = text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return escaped.length > 3000 ? `${escaped.slice(0, 2999)}…` : escaped;
 }
 
 /** A webhook target for `url`; its key is derived from the URL so secrets in it are not stored twice. */
@@ -159,14 +171,18 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
   let again = false;
 
   async function deliverTarget(target: Target, report: DeliveryReport): Promise<void> {
-    const now = clock.now();
-    const leaseUntil = new Date(now.getTime() + 5 * 60_000);
-    const got = await db.sql`
-      insert into delivery_leases (target, holder, until) values (${target.key}, ${holder}, ${leaseUntil})
-      on conflict (target) do update set holder = excluded.holder, until = excluded.until
-        where delivery_leases.until <= ${now} or delivery_leases.holder = ${holder}
-      returning holder`;
-    if (got.length === 0) return;
+    // Taken, then renewed before every send: a long pass never outlives its lease.
+    const lease = async () => {
+      const now = clock.now();
+      const until = new Date(now.getTime() + leaseS * 1000);
+      const got = await db.sql`
+        insert into delivery_leases (target, holder, until) values (${target.key}, ${holder}, ${until})
+        on conflict (target) do update set holder = excluded.holder, until = excluded.until
+          where delivery_leases.until <= ${now} or delivery_leases.holder = ${holder}
+        returning holder`;
+      return got.length > 0;
+    };
+    if (!(await lease())) return;
     try {
       for (;;) {
         const rows = await db.sql<{
@@ -195,6 +211,7 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
             uid: r.uid,
             payload: r.payload,
           };
+          if (!(await lease())) return;
           try {
             await target.send(notice);
           } catch (e) {
@@ -215,9 +232,12 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
             });
             return;
           }
-          await db.sql`
+          const marked = await db.sql`
             update notice_deliveries set delivered_at = ${at}, attempts = attempts + 1, last_error = null
-            where target = ${target.key} and notice_id = ${r.id}`;
+            where target = ${target.key} and notice_id = ${r.id} and delivered_at is null
+              and exists (select 1 from delivery_leases l where l.target = ${target.key} and l.holder = ${holder})
+            returning notice_id`;
+          if (marked.length === 0) return;
           report.delivered++;
         }
       }
@@ -235,6 +255,8 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
   const notifier: Notifier = {
     targets,
     async enqueue(tx, notice, now) {
+      // Held to commit: notices get their ids in commit order, so a later id is never delivered before an earlier one.
+      await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-outbox'))`;
       const [row] = await tx<{ id: number }>`
         insert into notices (created_at, kind, uid, text, payload)
         values (${now}, ${notice.kind}, ${notice.uid ?? null}, ${notice.text}, ${notice.payload})

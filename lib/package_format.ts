@@ -23,6 +23,7 @@ import { z } from "zod";
 import { ed25519Sign, ed25519Verify, importEd25519Public } from "./ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "./encoding.ts";
 import { nameSchema } from "./schemas.ts";
+import { blocks, withLast } from "./bytes.ts";
 import type { PublishedKey } from "./noc_keys.ts";
 
 /** The format identifier in every header. */
@@ -104,40 +105,6 @@ export function importContentKey(raw: Uint8Array<ArrayBuffer>): Promise<CryptoKe
 /** A fresh random content key (raw bytes). */
 export function newContentKey(): Uint8Array<ArrayBuffer> {
   return crypto.getRandomValues(new Uint8Array(32));
-}
-
-/** Re-chunks a byte stream into blocks of exactly `size` bytes (the last may be shorter). */
-async function* blocks(
-  input: AsyncIterable<Uint8Array>,
-  size: number,
-): AsyncGenerator<Uint8Array<ArrayBuffer>> {
-  let buf = new Uint8Array(size);
-  let fill = 0;
-  for await (const piece of input) {
-    let at = 0;
-    while (at < piece.length) {
-      const n = Math.min(size - fill, piece.length - at);
-      buf.set(piece.subarray(at, at + n), fill);
-      fill += n;
-      at += n;
-      if (fill === size) {
-        yield buf;
-        buf = new Uint8Array(size);
-        fill = 0;
-      }
-    }
-  }
-  yield buf.slice(0, fill);
-}
-
-/** Yields each item with whether it is the last one. */
-async function* withLast<T>(it: AsyncIterable<T>): AsyncGenerator<[T, boolean]> {
-  let prev: { v: T } | undefined;
-  for await (const v of it) {
-    if (prev) yield [prev.v, false];
-    prev = { v };
-  }
-  if (prev) yield [prev.v, true];
 }
 
 /**
@@ -400,16 +367,21 @@ export async function wrapContentKey(
   return toBase64Url(out);
 }
 
-/** Unwraps a content key with the recipient's X25519 private key (PKCS#8); throws {@link PackageError}. */
+/**
+ * Unwraps a content key with the recipient's X25519 private key (PKCS#8
+ * bytes, or an HPKE key); throws {@link PackageError}.
+ */
 export async function unwrapContentKey(
   wrapped: string,
-  recipientPrivatePkcs8: Uint8Array,
+  recipientPrivate: Uint8Array | CryptoKey,
   header: Pick<PackageHeader, "app" | "name" | "version" | "ciphertextSha256">,
 ): Promise<Uint8Array<ArrayBuffer>> {
   try {
     const bytes = fromBase64Url(wrapped);
     if (bytes.length !== 32 + 48) throw new Error("length");
-    const sk = await hpke.kem.deserializePrivateKey(recipientPrivatePkcs8.slice(-32).buffer);
+    const sk = recipientPrivate instanceof Uint8Array
+      ? await hpke.kem.deserializePrivateKey(recipientPrivate.slice(-32).buffer)
+      : recipientPrivate;
     const pt = await hpke.open(
       { recipientKey: sk, enc: bytes.slice(0, 32).buffer, info: wrapInfo(header) },
       bytes.slice(32).buffer,

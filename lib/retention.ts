@@ -10,6 +10,8 @@ export interface PruneResult {
   notices: number;
   /** Identity failure records. */
   authFailures: number;
+  /** Maintenance windows that ended before the retention period. */
+  maintenanceWindows: number;
 }
 
 async function inBatches(batch: number, step: () => Promise<number>): Promise<number> {
@@ -41,6 +43,8 @@ export async function pruneHistory(
             and not exists (select 1 from notice_deliveries d where d.notice_id = n.id and d.delivered_at is null)
           limit ${batch})
         returning 1`).length),
+    maintenanceWindows:
+      (await sql`delete from maintenance_windows where ends_at < ${cutoff} returning 1`).length,
     authFailures: await inBatches(batch, async () =>
       (await sql`
         delete from auth_failures where id in (select id from auth_failures where at < ${cutoff} limit ${batch})

@@ -5,16 +5,52 @@ import { z } from "zod";
 export const nameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
   message: "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
 });
-const label = (max: number) => z.string().trim().min(1).max(max);
+/** True when `s` can be stored and shown as text: well-formed UTF-16 and no NUL. */
+export function isCleanText(s: string): boolean {
+  return !s.includes("\u0000") && s.isWellFormed();
+}
+
+/** A string of at most `max` characters, without NUL or lone surrogates. */
+export const text = (max: number) =>
+  z.string().max(max).refine(isCleanText, {
+    message: "must not contain NUL or unpaired surrogates",
+  });
+const label = (max: number) => text(max).trim().min(1);
 const bytes = z.number().int().min(0).max(2 ** 53 - 1);
-const isoTime = z.iso.datetime({ offset: true });
+/** An ISO 8601 time with an offset, between 1970 and 9999. */
+export const isoTime = z.iso.datetime({ offset: true }).refine((v) => {
+  const year = new Date(v).getUTCFullYear();
+  return year >= 1970 && year <= 9999;
+}, { message: "must be between 1970 and 9999" });
+
+/**
+ * Finds what makes arbitrary JSON unfit to store: nesting deeper than
+ * `maxDepth`, or a key or string with NUL or unpaired surrogates. Iterative,
+ * so a hostile depth cannot overflow the stack. Returns a message, or null.
+ */
+export function badJson(value: unknown, maxDepth = 16): string | null {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v === "string") {
+      if (!isCleanText(v)) return "must not contain NUL or unpaired surrogates";
+    } else if (v !== null && typeof v === "object") {
+      if (depth >= maxDepth) return `must not nest deeper than ${maxDepth} levels`;
+      for (const [k, child] of Object.entries(v)) {
+        if (!isCleanText(k)) return "keys must not contain NUL or unpaired surrogates";
+        stack.push([child, depth + 1]);
+      }
+    }
+  }
+  return null;
+}
 const b64key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, {
   message: "must be 32 bytes in unpadded base64url",
 });
 
 /** `POST /v1/enroll`. */
 export const enrollSchema = z.strictObject({
-  token: z.string().min(1).max(200),
+  token: text(200).min(1),
   model: nameSchema,
   hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, {
     message: "must be a host name (letters, digits, '.', '-')",
@@ -50,12 +86,21 @@ export function beatSchema(maxAppDataBytes: number) {
       outcome: z.enum(["none", "ok", "partial", "failed"]),
       startedAt: isoTime.optional(),
       finishedAt: isoTime.optional(),
-      message: z.string().max(2000).optional(),
+      message: text(2000).optional(),
     }),
-    apps: z.record(nameSchema, z.record(z.string().max(128), z.json()))
+    apps: z.record(nameSchema, z.record(text(128), z.unknown()))
       .refine((apps) => Object.keys(apps).length <= 64, { message: "at most 64 applications" })
       .superRefine((apps, ctx) => {
         for (const [app, data] of Object.entries(apps)) {
+          const bad = badJson(data);
+          if (bad) {
+            ctx.addIssue({
+              code: "custom",
+              path: [app],
+              message: `data of application "${app}" ${bad}`,
+            });
+            continue;
+          }
           const size = new TextEncoder().encode(JSON.stringify(data)).length;
           if (size > maxAppDataBytes) {
             ctx.addIssue({
@@ -116,7 +161,7 @@ export const listAppliancesQuery = z.strictObject({
   site: nameSchema.optional(),
   channel: nameSchema.optional(),
   tag: nameSchema.optional(),
-  q: z.string().max(200).optional(),
+  q: text(200).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(400).optional(),
 });
@@ -129,7 +174,7 @@ export const applianceDetailQuery = z.strictObject({
 /** `GET /v1/admin/alerts`. */
 export const listAlertsQuery = z.strictObject({
   status: z.enum(["open", "resolved", "all"]).default("open"),
-  kind: z.string().max(64).optional(),
+  kind: text(64).optional(),
   uid: z.uuid().optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   before: z.coerce.number().int().min(1).optional(),

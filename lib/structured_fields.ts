@@ -41,6 +41,12 @@ export function isInnerList(member: Item | InnerList): member is InnerList {
   return "items" in member;
 }
 
+const keyPattern = /[a-z*][a-z0-9_\-.*]*/y;
+const tokenPattern = /[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*/y;
+const numberPattern = /-?[0-9]{1,15}(\.[0-9]{1,3})?/y;
+/** Most members, items or parameters accepted in one structure (bounds the parser's work). */
+const maxMembers = 32;
+
 class Parser {
   i = 0;
   constructor(readonly s: string) {}
@@ -56,11 +62,15 @@ class Parser {
   skipOWS(): void {
     while (this.peek() === " " || this.peek() === "\t") this.i++;
   }
-  key(): string {
-    const m = /^[a-z*][a-z0-9_\-.*]*/.exec(this.s.slice(this.i));
-    if (!m) this.fail("Expected a key");
+  match(re: RegExp): string | null {
+    re.lastIndex = this.i;
+    const m = re.exec(this.s);
+    if (!m) return null;
     this.i += m[0].length;
     return m[0];
+  }
+  key(): string {
+    return this.match(keyPattern) ?? this.fail("Expected a key");
   }
   params(): Params {
     const out: Params = [];
@@ -75,6 +85,7 @@ class Parser {
       }
       const at = out.findIndex(([name]) => name === k);
       if (at >= 0) out[at] = [k, v];
+      else if (out.length >= maxMembers) this.fail(`More than ${maxMembers} parameters`);
       else out.push([k, v]);
     }
     return out;
@@ -91,11 +102,7 @@ class Parser {
       return b === "1";
     }
     if (c === "-" || (c >= "0" && c <= "9")) return this.number();
-    if (/[A-Za-z*]/.test(c)) {
-      const m = /^[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*/.exec(this.s.slice(this.i))!;
-      this.i += m[0].length;
-      return new Token(m[0]);
-    }
+    if (/[A-Za-z*]/.test(c)) return new Token(this.match(tokenPattern)!);
     return this.fail("Expected an item");
   }
   string(): string {
@@ -117,6 +124,7 @@ class Parser {
   bytes(): Uint8Array {
     this.i++;
     const end = this.s.indexOf(":", this.i);
+    if (end - this.i > 4096) this.fail("Byte sequence too long");
     if (end < 0) this.fail("Unterminated byte sequence");
     const b64 = this.s.slice(this.i, end);
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) this.fail("Bad byte sequence");
@@ -129,11 +137,10 @@ class Parser {
     }
   }
   number(): number {
-    const m = /^-?[0-9]{1,15}(\.[0-9]{1,3})?/.exec(this.s.slice(this.i));
-    if (!m) this.fail("Expected a number");
-    if (!m[1] && m[0].replace("-", "").length > 15) this.fail("Integer too long");
-    this.i += m[0].length;
-    return Number(m[0]);
+    const m = this.match(numberPattern);
+    if (m === null) this.fail("Expected a number");
+    if (/[0-9]/.test(this.peek())) this.fail("Number too long");
+    return Number(m);
   }
   item(): Item {
     const value = this.bareItem();
@@ -148,6 +155,7 @@ class Parser {
         this.i++;
         return { items, params: this.params() };
       }
+      if (items.length >= maxMembers) this.fail(`More than ${maxMembers} items in an inner list`);
       items.push(this.item());
       const c = this.peek();
       if (c !== " " && c !== ")") this.fail("Expected a space or ')' in inner list");
@@ -168,6 +176,7 @@ class Parser {
       }
       const at = out.findIndex(([name]) => name === k);
       if (at >= 0) out[at] = [k, member];
+      else if (out.length >= maxMembers) this.fail(`More than ${maxMembers} dictionary members`);
       else out.push([k, member]);
       this.skipOWS();
       if (this.i >= this.s.length) return out;

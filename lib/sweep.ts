@@ -137,21 +137,43 @@ function recoveredNotices(rows: RecoveredRow[], digestAbove: number): NoticeInpu
   }));
 }
 
-async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Promise<MissedRow[]> {
-  const rows = await tx<MissedRow>`
+const statement = (strings: TemplateStringsArray, ..._: unknown[]) => strings;
+
+/** The sweep's selecting statement; its values are `(cutoff, now, now, now, now, limit, now)`. */
+const alertStatement = statement`
     with due as (
       select a.uid from appliances a
-      where a.next_due_at <= ${cutoff} and a.missing_since is null and a.revoked_at is null
+      where a.next_due_at <= ${0} and a.missing_since is null and a.revoked_at is null
         and not exists (
           select 1 from maintenance_windows m
-          where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now})
+          where m.uid = a.uid and m.starts_at <= ${0} and m.ends_at > ${0})
+        and not exists (
+          select 1 from maintenance_windows m
+          where m.site = a.site and m.starts_at <= ${0} and m.ends_at > ${0})
       order by a.next_due_at
-      limit ${limit}
+      limit ${0}
       for update of a skip locked
     )
-    update appliances a set missing_since = ${now}
+    update appliances a set missing_since = ${0}
     from due where a.uid = due.uid and a.missing_since is null
     returning a.uid, a.hostname, a.model, a.site, a.last_beat_at, a.next_due_at`;
+
+/** The query plan of the sweep's own statement (nothing is executed), for tests and diagnosis. */
+export async function explainSweep(
+  tx: Sql,
+  now: Date,
+  cutoff: Date,
+  limit = 1000,
+): Promise<string> {
+  const explain = Object.assign(["explain " + alertStatement[0], ...alertStatement.slice(1)], {
+    raw: ["explain " + alertStatement.raw[0], ...alertStatement.raw.slice(1)],
+  }) as unknown as TemplateStringsArray;
+  const rows = await tx<Record<string, string>>(explain, cutoff, now, now, now, now, limit, now);
+  return rows.map((r) => Object.values(r)[0]).join("\n");
+}
+
+async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Promise<MissedRow[]> {
+  const rows = await tx<MissedRow>(alertStatement, cutoff, now, now, now, now, limit, now);
   if (rows.length > 0) {
     await tx`
       insert into alerts (kind, uid, opened_at, detail)

@@ -2,8 +2,10 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { zValidator } from "@hono/zod-validator";
 import { bodyLimit } from "hono/body-limit";
+import { z as zod } from "zod";
 import type { z } from "zod";
 import { ApiError } from "./errors.ts";
+import { badJson } from "./schemas.ts";
 
 type Target = "json" | "query" | "param";
 
@@ -29,9 +31,19 @@ export function invalid(target: string, issues: readonly z.core.$ZodIssue[]): ne
   throw new ApiError(400, `invalid_${target}`, d.message, { issues: d.issues });
 }
 
-/** Hono validator middleware for `target` that answers bad input with our JSON 400. */
+/**
+ * Hono validator middleware for `target` that answers bad input with our JSON
+ * 400; JSON bodies are also checked for depth, NUL and unpaired surrogates
+ * before the schema sees them.
+ */
 export function validate<T extends z.ZodType, K extends Target>(target: K, schema: T) {
-  return zValidator(target, schema, (result) => {
+  const guarded = target === "json"
+    ? (zod.unknown().superRefine((v, ctx) => {
+      const bad = badJson(v, 32);
+      if (bad) ctx.addIssue({ code: "custom", message: `Request body ${bad}`, abort: true });
+    }).pipe(schema) as unknown as T)
+    : schema;
+  return zValidator(target, guarded, (result) => {
     if (!result.success) invalid(target === "json" ? "body" : target, result.error.issues);
   });
 }
@@ -89,6 +101,12 @@ export function parseJsonBody<T extends z.ZodType>(
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch {
     throw new ApiError(400, "malformed_json", "Request body is not valid JSON");
+  }
+  const bad = badJson(value, 32);
+  if (bad) {
+    throw new ApiError(400, "invalid_body", `Request body ${bad}`, {
+      issues: [{ path: "(root)", message: bad }],
+    });
   }
   const r = schema.safeParse(value);
   if (!r.success) invalid("body", r.error.issues);

@@ -41,6 +41,7 @@ create table appliances (
   revoked_reason text,
   last_beat_at timestamptz,
   last_seq bigint,
+  last_sent_at timestamptz,
   last_report jsonb,
   last_address text,
   next_due_at timestamptz not null,
@@ -93,6 +94,8 @@ create table maintenance_windows (
   check (ends_at > starts_at)
 );
 create index maintenance_windows_ends on maintenance_windows (ends_at);
+create index maintenance_windows_uid on maintenance_windows (uid, ends_at) where uid is not null;
+create index maintenance_windows_site on maintenance_windows (site, ends_at) where site is not null;
 
 -- Notice outbox: one row per notice, one delivery row per target, delivered in id order.
 create table notices (

@@ -5,6 +5,7 @@ import { applianceJson, type ApplianceRow } from "../lib/appliances.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "../lib/encoding.ts";
 import {
   applianceDetailQuery,
+  isCleanText,
   listAppliancesQuery,
   patchApplianceSchema,
   revokeSchema,
@@ -23,7 +24,8 @@ function decodeCursor(cursor: string): [string, string] {
     const v = JSON.parse(new TextDecoder().decode(fromBase64Url(cursor)));
     if (
       Array.isArray(v) && v.length === 2 && typeof v[0] === "string" &&
-      typeof v[1] === "string" && /^[0-9a-f-]{36}$/.test(v[1])
+      typeof v[1] === "string" && isCleanText(v[0]) &&
+      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v[1])
     ) {
       return [v[0], v[1]];
     }

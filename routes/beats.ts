@@ -17,8 +17,13 @@ export function beatRoutes(deps: AppDeps) {
     const recovered = await deps.db.begin(async (tx) => {
       const [row] = await tx<{ was_missing: Date | null }>`
         with prev as (select uid, missing_since from appliances where uid = ${a.uid} for update)
-        update appliances ap set last_beat_at = ${now}, last_seq = ${beat.seq}, last_report = ${beat},
-          next_due_at = ${nextDue}, missing_since = null, last_address = ${clientAddress(c)},
+        update appliances ap set last_beat_at = ${now}, next_due_at = ${nextDue}, missing_since = null,
+          -- A beat delayed past a newer one still counts as a sign of life, but does not replace the newer report.
+          last_seq = case when ap.last_sent_at > ${sentAt} then ap.last_seq else ${beat.seq} end,
+          last_report = case when ap.last_sent_at > ${sentAt} then ap.last_report else ${beat} end,
+          last_sent_at = greatest(ap.last_sent_at, ${sentAt}), last_address = ${
+        clientAddress(c, deps.settings.trustProxy)
+      },
           agent_version = coalesce(${beat.agentVersion ?? null}, ap.agent_version)
         from prev where ap.uid = prev.uid
         returning prev.missing_since as was_missing`;

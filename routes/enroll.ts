@@ -61,7 +61,9 @@ export function enrollRoutes(deps: AppDeps) {
             ${input.signingKey}, ${input.encryptionKey}, ${
           input.agentVersion ?? null
         }, ${intervalS}, ${now},
-            ${tok.id}, ${new Date(now.getTime() + intervalS * 1000)}, ${clientAddress(c)})
+            ${tok.id}, ${new Date(now.getTime() + intervalS * 1000)}, ${
+          clientAddress(c, deps.settings.trustProxy)
+        })
           on conflict (sign_key) do nothing
           returning uid`;
         if (inserted.length === 0) {
@@ -81,7 +83,7 @@ export function enrollRoutes(deps: AppDeps) {
           keyid: null,
           method: c.req.method,
           path: c.req.path,
-          address: clientAddress(c),
+          address: clientAddress(c, deps.settings.trustProxy),
         });
       }
       throw e;

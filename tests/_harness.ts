@@ -40,8 +40,26 @@ export interface TestDb {
   another(): Db;
 }
 
-/** Registers `fn` as a test on PGlite, and on Postgres when TEST_DATABASE_URL is set. */
-export function dbTest(name: string, fn: (t: TestDb) => Promise<void>): void {
+/**
+ * Registers `fn` as a test on PGlite, and on Postgres when TEST_DATABASE_URL
+ * is set. With `instances: 2` the test needs two real connections to one
+ * database (PGlite has one), so it runs on Postgres only and is listed as
+ * ignored without it.
+ */
+export function dbTest(
+  name: string,
+  fn: (t: TestDb) => Promise<void>,
+  options: { instances?: 2 } = {},
+): void {
+  if (options.instances === 2 && !pgUrl) {
+    Deno.test({ name: `${name} [postgres: set TEST_DATABASE_URL]`, ignore: true, fn: () => {} });
+    return;
+  }
+  if (options.instances !== 2) registerPglite(name, fn);
+  if (pgUrl) registerPostgres(name, fn, pgUrl);
+}
+
+function registerPglite(name: string, fn: (t: TestDb) => Promise<void>): void {
   Deno.test({
     name: `${name} [pglite]`,
     sanitizeOps: false,
@@ -63,7 +81,9 @@ export function dbTest(name: string, fn: (t: TestDb) => Promise<void>): void {
       }
     },
   });
-  if (!pgUrl) return;
+}
+
+function registerPostgres(name: string, fn: (t: TestDb) => Promise<void>, pgUrl: string): void {
   Deno.test({
     name: `${name} [postgres]`,
     sanitizeOps: false,

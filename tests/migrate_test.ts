@@ -29,6 +29,7 @@ dbTest(
     const [row] = await db.sql<{ n: number }>`select count(*)::int as n from race_probe`;
     assert.equal(row!.n, 1);
   },
+  { instances: 2 },
 );
 
 dbTest("migrate() rolls back a failing migration entirely", async ({ db }) => {
