@@ -14,6 +14,7 @@ import { systemClock } from "./lib/clock.ts";
 import { createNotifier } from "./lib/notifier.ts";
 import { createApp } from "./lib/app.ts";
 import { sweep } from "./lib/sweep.ts";
+import { gateRollouts } from "./lib/rollouts.ts";
 import { pruneHistory, pruneNonces } from "./lib/retention.ts";
 import { bootstrapAdminToken, devEnrollmentToken, loadNocKeys } from "./lib/bootstrap.ts";
 import type { AppDeps } from "./lib/deps.ts";
@@ -82,7 +83,7 @@ const backoffSchedule = [1000, 5000, 15000];
 
 Deno.cron("noc status daemon", "* * * * *", { backoffSchedule }, async () => {
   const deps = await ready;
-  const r = await sweep({ ...deps, graceS: deps.settings.graceS });
+  const r = await sweep({ ...deps, graceS: deps.settings.graceS, gate: () => gateRollouts(deps) });
   const nonces = await pruneNonces(deps);
   deps.log.info("sweep", {
     alerted: r.alerted.length,

@@ -13,6 +13,11 @@ import { applianceAdminRoutes } from "../routes/admin_appliances.ts";
 import { alertAdminRoutes } from "../routes/admin_alerts.ts";
 import { maintenanceAdminRoutes } from "../routes/admin_maintenance.ts";
 import { opsAdminRoutes } from "../routes/admin_ops.ts";
+import { componentAdminRoutes, uploadPaths } from "../routes/admin_components.ts";
+import { releaseAdminRoutes } from "../routes/admin_releases.ts";
+import { catalogRoutes } from "../routes/catalog.ts";
+import { componentRoutes } from "../routes/components.ts";
+import { installRoutes } from "../routes/installs.ts";
 
 /** Builds the NOC's Hono app from its dependencies. */
 export function createApp(deps: AppDeps) {
@@ -22,7 +27,10 @@ export function createApp(deps: AppDeps) {
     .route("/appliances", applianceAdminRoutes(deps))
     .route("/alerts", alertAdminRoutes(deps))
     .route("/maintenance", maintenanceAdminRoutes(deps))
-    .route("/", opsAdminRoutes(deps));
+    .route("/", opsAdminRoutes(deps))
+    .route("/", componentAdminRoutes(deps))
+    .route("/", releaseAdminRoutes(deps));
+  const sizeLimit = requestSizeLimit(deps.settings.maxBodyBytes);
 
   const app = new Hono<AppEnv>()
     .use(async (c, next) => {
@@ -38,11 +46,15 @@ export function createApp(deps: AppDeps) {
         ms: Math.round((performance.now() - started) * 10) / 10,
       });
     })
-    .use(requestSizeLimit(deps.settings.maxBodyBytes))
+    // Uploads stream with their own, larger limit; every other body is small.
+    .use((c, next) => uploadPaths.test(c.req.path) ? next() : sizeLimit(c, next))
     .route("/healthz", healthRoutes(deps))
     .route("/v1/enroll", enrollRoutes(deps))
     .route("/v1/beats", beatRoutes(deps))
     .route("/v1/keys", keyRoutes(deps))
+    .route("/v1/catalog", catalogRoutes(deps))
+    .route("/v1/components", componentRoutes(deps))
+    .route("/v1/installs", installRoutes(deps))
     .route("/v1/admin", admin);
 
   app.notFound((c) =>

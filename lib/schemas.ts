@@ -185,6 +185,100 @@ export const limitQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
+/** A component reference in a query string (uploads). */
+export const componentQuery = z.strictObject({
+  app: nameSchema,
+  name: nameSchema,
+  version: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9.+_~-]*$/, {
+    message:
+      "must be 1-128 letters, digits, '.', '+', '_', '~' or '-', starting with a letter or digit",
+  }),
+});
+
+/** `GET /v1/admin/components`. */
+export const listComponentsQuery = z.strictObject({
+  kind: z.enum(["package", "file"]).optional(),
+  app: nameSchema.optional(),
+  name: nameSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** A path relative to the appliance root that cannot leave it. */
+export const relativePath = text(1024).refine(
+  (p) =>
+    p !== "" && !p.startsWith("/") && !p.includes("\\") &&
+    p.split("/").every((s) => s !== ".." && s !== ""),
+  { message: "must be a relative path without '..', '//' or '\\'" },
+);
+
+/** `PUT /v1/admin/apps/:app/fileinfo/:name`. */
+export const fileinfoSchema = z.strictObject({
+  destination: relativePath,
+  mode: z.string().regex(/^0?[0-7]{3}$/, { message: "must be an octal mode such as 0644" }),
+  action: z.array(text(1024).min(1)).min(1).max(64).nullable().optional(),
+  uploadDir: nameSchema.nullable().optional(),
+  uploadServer: nameSchema.nullable().optional(),
+});
+
+/** `POST /v1/admin/release-keys`. */
+export const releaseKeySchema = z.strictObject({
+  publicKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, {
+    message: "must be 32 bytes in unpadded base64url",
+  }),
+  label: label(200),
+  notAfter: isoTime.optional(),
+});
+
+/** Release targets. */
+export const targetSchema = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("all") }),
+  z.strictObject({ type: z.literal("model"), value: nameSchema }),
+  z.strictObject({ type: z.literal("channel"), value: nameSchema }),
+  z.strictObject({ type: z.literal("site"), value: nameSchema }),
+  z.strictObject({ type: z.literal("tag"), value: nameSchema }),
+  z.strictObject({ type: z.literal("appliance"), value: z.uuid() }),
+]);
+
+/** `POST /v1/admin/assignments`. */
+export const assignmentSchema = z.strictObject({
+  kind: z.enum(["package", "file"]),
+  app: nameSchema,
+  name: nameSchema,
+  version: componentQuery.shape.version,
+  target: targetSchema,
+  rolloutPercent: z.number().int().min(0).max(100).default(100),
+  failureThresholdPercent: z.number().int().min(1).max(100).optional(),
+  minSample: z.number().int().min(1).max(100000).default(5),
+});
+
+/** `PATCH /v1/admin/assignments/:id`. */
+export const patchAssignmentSchema = z.strictObject({
+  rolloutPercent: z.number().int().min(0).max(100).optional(),
+  paused: z.boolean().optional(),
+  failureThresholdPercent: z.number().int().min(1).max(100).nullable().optional(),
+}).refine((v) => Object.keys(v).length > 0, {
+  message: "give at least one of rolloutPercent, paused, failureThresholdPercent",
+});
+
+/** `POST /v1/admin/holds`. */
+export const holdSchema = z.strictObject({
+  uid: z.uuid(),
+  app: nameSchema.optional(),
+  reason: label(500),
+});
+
+/** `POST /v1/installs`: what an appliance installed, or failed to. */
+export const installsSchema = z.strictObject({
+  results: z.array(z.strictObject({
+    kind: z.enum(["package", "file"]),
+    app: nameSchema,
+    name: nameSchema,
+    version: componentQuery.shape.version,
+    outcome: z.enum(["installed", "failed", "rolled_back"]),
+    message: text(2000).optional(),
+  })).min(1).max(500),
+});
+
 /** `:uid` path parameter. */
 export const uidParam = z.strictObject({ uid: z.uuid({ message: "must be a UUID" }) });
 

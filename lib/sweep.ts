@@ -24,6 +24,8 @@ export interface SweepDeps {
   graceS: number;
   /** Appliances handled per transaction (1000 by default). */
   batchSize?: number;
+  /** Re-checks health-gated rollouts (appliances that went missing after installing count as failures). */
+  gate?: () => Promise<unknown>;
   /** Above this many alerts (or recoveries) in one batch, one summary notice is sent instead of one each (10 by default). */
   digestAbove?: number;
 }
@@ -234,6 +236,7 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
     result.recovered.push(...rows.map((r) => r.uid));
     if (rows.length < limit) break;
   }
+  if (result.alerted.length > 0 && deps.gate) await deps.gate();
   if (result.notices > 0) deps.notifier.kick();
   result.durationMs = performance.now() - started;
   return result;

@@ -14,6 +14,7 @@ import {
 import { validate } from "../lib/validate.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 import type { Sql } from "../lib/db.ts";
+import { staleCatalogOf } from "../lib/catalog_service.ts";
 
 function encodeCursor(r: ApplianceRow): string {
   return toBase64Url(utf8(JSON.stringify([r.hostname, r.uid])));
@@ -156,6 +157,7 @@ export function applianceAdminRoutes(deps: AppDeps) {
           if (updated.length === 0) {
             throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
           }
+          await staleCatalogOf(tx, uid);
           return await loadAppliance(tx, uid, now);
         });
         deps.log.info("appliance_updated", { uid, changes: p, by: c.get("admin") });

@@ -6,6 +6,7 @@ import { enrollSchema } from "../lib/schemas.ts";
 import { hashToken } from "../lib/tokens.ts";
 import { parseJsonBody, readBody } from "../lib/validate.ts";
 import { clientAddress, recordIdentityFailure } from "../lib/appliance_auth.ts";
+import { publishedKeys } from "../lib/components.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 
 /** The enrolment route. */
@@ -97,7 +98,7 @@ export function enrollRoutes(deps: AppDeps) {
     return c.json({
       uid,
       intervalS,
-      nocKeys: deps.keys.published,
+      nocKeys: await publishedKeys(deps),
       serverTime: now.toISOString(),
       ...appliance,
     }, 201);

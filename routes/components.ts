@@ -1,0 +1,149 @@
+/**
+ * `GET`/`HEAD /v1/components/:id`: the component server (spec, FIGURE 9).
+ * Authorised by a download grant from the catalog (checked with the NOC
+ * public keys alone) or by the appliance's request signature; files only over
+ * HTTPS; `Range` for resuming. Every download is recorded: the appliance's
+ * configuration settings, progressively assembled.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { applianceAuth, clientAddress, recordIdentityFailure } from "../lib/appliance_auth.ts";
+import { ApiError } from "../lib/errors.ts";
+import { GrantError, verifyGrant } from "../lib/grants.ts";
+import { readBlob } from "../lib/blobs.ts";
+import { fromBase64Url } from "../lib/encoding.ts";
+import { idParam } from "../lib/schemas.ts";
+import { validate } from "../lib/validate.ts";
+import type { AppDeps, AppEnv } from "../lib/deps.ts";
+
+interface Served {
+  id: number;
+  kind: "package" | "file";
+  app: string;
+  name: string;
+  version: string;
+  size: number;
+  sha256: string;
+  blob_id: number;
+  prefix: string | null;
+}
+
+/** Parses a single `bytes=` range against `size`; null to serve it all; throws 416 when unsatisfiable. */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | null {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return null; // multiple or odd ranges: serve the whole thing
+  let start: number, end: number;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0) throw unsatisfiable(size);
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) throw unsatisfiable(size);
+  return { start, end };
+}
+
+function unsatisfiable(size: number): ApiError {
+  return new ApiError(416, "range_not_satisfiable", `Range is outside the ${size} bytes`, {}, {
+    "content-range": `bytes */${size}`,
+  });
+}
+
+async function* servedBytes(
+  deps: AppDeps,
+  c: Served,
+  start: number,
+  end: number,
+): AsyncGenerator<Uint8Array> {
+  const prefix = c.prefix ? fromBase64Url(c.prefix) : new Uint8Array();
+  if (start < prefix.length) yield prefix.subarray(start, Math.min(prefix.length, end + 1));
+  if (end >= prefix.length) {
+    yield* readBlob(deps.db, c.blob_id, Math.max(0, start - prefix.length), end - prefix.length);
+  }
+}
+
+/** True when the request reached the NOC over HTTPS (directly, or through a trusted proxy). */
+export function isHttps(c: Context, trustProxy: boolean): boolean {
+  if (new URL(c.req.url).protocol === "https:") return true;
+  return trustProxy &&
+    c.req.header("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase() === "https";
+}
+
+/** The component server routes. */
+export function componentRoutes(deps: AppDeps) {
+  const signed = applianceAuth(deps);
+  const serve = async (c: Context<AppEnv>, head: boolean) => {
+    const id = Number(c.req.param("id"));
+    const grantToken = c.req.query("grant");
+    let uid: string;
+    if (grantToken !== undefined) {
+      try {
+        uid = (await verifyGrant(grantToken, id, deps.keys.published, deps.clock.now())).u;
+      } catch (e) {
+        if (!(e instanceof GrantError)) throw e;
+        await recordIdentityFailure(deps, {
+          reason: e.reason,
+          keyid: null,
+          method: c.req.method,
+          path: c.req.path,
+          address: clientAddress(c, deps.settings.trustProxy),
+        });
+        throw new ApiError(e.reason === "expired_grant" ? 401 : 403, e.reason, e.message);
+      }
+    } else {
+      await signed(c, () => Promise.resolve());
+      uid = c.get("appliance").uid;
+    }
+    const [comp] = await deps.db.sql<Served>`
+      select c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.blob_id, c.prefix
+      from components c join appliances a on a.uid = ${uid} and a.revoked_at is null
+      where c.id = ${id}`;
+    if (!comp) {
+      throw new ApiError(
+        404,
+        "not_found",
+        `Component ${id} does not exist (or the appliance is revoked)`,
+      );
+    }
+    if (
+      comp.kind === "file" && !isHttps(c, deps.settings.trustProxy) &&
+      !deps.settings.allowPlainHttpFiles
+    ) {
+      throw new ApiError(403, "https_required", "Files are served over HTTPS only");
+    }
+    const range = parseRange(c.req.header("range"), comp.size);
+    const start = range?.start ?? 0;
+    const end = range?.end ?? comp.size - 1;
+    const headers: Record<string, string> = {
+      "content-type": comp.kind === "package"
+        ? "application/vnd.noc-package"
+        : "application/octet-stream",
+      "content-length": String(comp.size === 0 ? 0 : end - start + 1),
+      "accept-ranges": "bytes",
+      "etag": `"${comp.sha256}"`,
+      "cache-control": "private, no-transform",
+    };
+    if (range) headers["content-range"] = `bytes ${start}-${end}/${comp.size}`;
+    const status = range ? 206 : 200;
+    if (head) return c.body(null, status, headers);
+    const now = deps.clock.now();
+    await deps.db.sql`
+      insert into deliveries (uid, component_id, first_sent_at, last_sent_at) values (${uid}, ${id}, ${now}, ${now})
+      on conflict (uid, component_id) do update set last_sent_at = excluded.last_sent_at,
+        times = deliveries.times + 1`;
+    if (comp.size === 0) return c.body(null, status, headers);
+    return c.body(ReadableStream.from(servedBytes(deps, comp, start, end)), status, headers);
+  };
+  return new Hono<AppEnv>()
+    .on("HEAD", "/:id", validate("param", idParam), (c) => serve(c, true))
+    .get("/:id", validate("param", idParam), (c) => serve(c, c.req.method === "HEAD"));
+}
