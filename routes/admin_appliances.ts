@@ -134,6 +134,34 @@ export function applianceAdminRoutes(deps: AppDeps) {
         });
       },
     )
+    .get("/:uid/configuration", validate("param", uidParam), async (c) => {
+      const { uid } = c.req.valid("param");
+      await loadAppliance(deps.db.sql, uid, deps.clock.now());
+      const rows = await deps.db.sql<{
+        kind: string;
+        app: string;
+        name: string;
+        version: string;
+        first_sent_at: Date;
+        last_sent_at: Date;
+        times: number;
+      }>`
+        select c.kind, c.app, c.name, c.version, d.first_sent_at, d.last_sent_at, d.times
+        from deliveries d join components c on c.id = d.component_id
+        where d.uid = ${uid} order by c.kind, c.app, c.name, d.last_sent_at desc`;
+      return c.json({
+        uid,
+        items: rows.map((r) => ({
+          kind: r.kind,
+          app: r.app,
+          name: r.name,
+          version: r.version,
+          firstSentAt: r.first_sent_at.toISOString(),
+          lastSentAt: r.last_sent_at.toISOString(),
+          times: r.times,
+        })),
+      });
+    })
     .patch(
       "/:uid",
       validate("param", uidParam),

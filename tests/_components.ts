@@ -1,0 +1,92 @@
+// deno-lint-ignore-file no-explicit-any
+/** Helpers for component tests: building payloads, publishing, fetching catalogs as an appliance. */
+import { createTar, gzip } from "../lib/tar.ts";
+import { collectBytes } from "../lib/bytes.ts";
+import type { TestAppliance, TestNoc } from "./_harness.ts";
+import { verifyCatalog } from "../lib/catalog_verify.ts";
+import type { CatalogDocument } from "../lib/catalog.ts";
+
+/** Builds a package payload (gzip tar) from files given as path → content. */
+export async function payload(
+  files: Record<string, string | Uint8Array>,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const [path, content] of Object.entries(files)) {
+      const full = `${dir}/${path}`;
+      await Deno.mkdir(full.slice(0, full.lastIndexOf("/")), { recursive: true });
+      if (typeof content === "string") await Deno.writeTextFile(full, content, { mode: 0o755 });
+      else await Deno.writeFile(full, content);
+    }
+    return await collectBytes(gzip(createTar(dir)));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Uploads through the admin API; returns status and JSON. */
+export async function upload(
+  noc: TestNoc,
+  path: string,
+  body: Uint8Array<ArrayBuffer>,
+  contentType: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
+  const res = await noc.app.request(`https://noc.test${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${noc.adminToken}`, "content-type": contentType, ...headers },
+    body,
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Publishes a NOC-signed package and assigns it to every appliance. */
+export async function publishAndAssign(
+  noc: TestNoc,
+  ref: { app: string; name: string; version: string },
+  files: Record<string, string | Uint8Array> = { install: "#!/bin/sh\nexit 0\n" },
+  target: Record<string, unknown> = { type: "all" },
+  extra: Record<string, unknown> = {},
+): Promise<{ componentId: number; assignmentId: number }> {
+  const up = await upload(
+    noc,
+    `/v1/admin/packages?app=${ref.app}&name=${ref.name}&version=${ref.version}`,
+    await payload(files),
+    "application/gzip",
+  );
+  if (up.status !== 201 && up.status !== 200) {
+    throw new Error(`publish failed: ${JSON.stringify(up.body)}`);
+  }
+  const as = await noc.admin("POST", "/v1/admin/assignments", {
+    kind: "package",
+    ...ref,
+    target,
+    ...extra,
+  });
+  if (as.status !== 201) throw new Error(`assign failed: ${JSON.stringify(as.body)}`);
+  return { componentId: up.body.id, assignmentId: as.body.id };
+}
+
+/** Fetches and verifies the appliance's catalog (https). */
+export async function fetchCatalog(
+  noc: TestNoc,
+  a: TestAppliance,
+  opts: { etag?: string; lastSerial?: number } = {},
+): Promise<{ status: number; etag: string | null; doc: CatalogDocument | null; body: string }> {
+  const req = await a.request("GET", "/v1/catalog");
+  const url = req.url.replace("http://", "https://");
+  const h = new Headers(req.headers);
+  if (opts.etag) h.set("if-none-match", opts.etag);
+  const res = await noc.app.request(new Request(url, { headers: h }));
+  const body = await res.text();
+  if (res.status !== 200) {
+    return { status: res.status, etag: res.headers.get("etag"), doc: null, body };
+  }
+  const doc = await verifyCatalog(body, {
+    pinned: a.enrollment.nocKeys,
+    uid: a.uid,
+    lastSerial: opts.lastSerial ?? 0,
+    now: noc.clock.now(),
+  });
+  return { status: 200, etag: res.headers.get("etag"), doc, body };
+}
