@@ -15,7 +15,13 @@ import type { PublishedKey } from "./noc_keys.ts";
 export class CatalogError extends Error {
   /** Creates an error with a stable reason code. */
   constructor(
-    readonly reason: "malformed" | "unknown_key" | "bad_signature" | "wrong_appliance" | "expired" | "rollback",
+    readonly reason:
+      | "malformed"
+      | "unknown_key"
+      | "bad_signature"
+      | "wrong_appliance"
+      | "expired"
+      | "rollback",
     message: string,
   ) {
     super(message);
@@ -71,7 +77,10 @@ export async function verifyCatalog(body: string, options: {
   }
   const key = options.pinned.find((k) => k.kid === envelope.kid && k.use.includes("catalog"));
   if (!key || (key.notAfter && Date.parse(key.notAfter) <= options.now.getTime())) {
-    throw new CatalogError("unknown_key", `Catalog is signed by key "${envelope.kid}", which is not pinned`);
+    throw new CatalogError(
+      "unknown_key",
+      `Catalog is signed by key "${envelope.kid}", which is not pinned`,
+    );
   }
   const ok = await ed25519Verify(
     await importEd25519Public(fromBase64Url(key.publicKey)),
@@ -86,13 +95,19 @@ export async function verifyCatalog(body: string, options: {
     throw new CatalogError("malformed", "Catalog document is malformed");
   }
   if (doc.uid !== options.uid) {
-    throw new CatalogError("wrong_appliance", `Catalog is for appliance "${doc.uid}", not "${options.uid}"`);
+    throw new CatalogError(
+      "wrong_appliance",
+      `Catalog is for appliance "${doc.uid}", not "${options.uid}"`,
+    );
   }
   if (Date.parse(doc.expiresAt) <= options.now.getTime()) {
     throw new CatalogError("expired", `Catalog expired at ${doc.expiresAt}`);
   }
   if (doc.serial < options.lastSerial) {
-    throw new CatalogError("rollback", `Catalog serial ${doc.serial} is older than ${options.lastSerial}`);
+    throw new CatalogError(
+      "rollback",
+      `Catalog serial ${doc.serial} is older than ${options.lastSerial}`,
+    );
   }
   return doc;
 }

@@ -1,0 +1,235 @@
+import assert from "node:assert/strict";
+import { dbTest, testNoc } from "./_harness.ts";
+import { fetchCatalog, payload, upload } from "./_components.ts";
+import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
+import { buildPackage } from "../lib/package_file.ts";
+import { wrapContentKey } from "../lib/package_format.ts";
+import { fromBase64Url } from "../lib/encoding.ts";
+
+const root = new URL("..", import.meta.url);
+
+async function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; out: string; err: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "lib/noc_cli.ts",
+      ...args,
+    ],
+    cwd: root,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, out: d.decode(out.stdout), err: d.decode(out.stderr) };
+}
+
+dbTest(
+  "deno task noc publishes NOC-signed and offline-signed packages and files over the admin API",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      noc.app.fetch,
+    );
+    const env = { NOC_URL: `http://127.0.0.1:${server.addr.port}`, NOC_TOKEN: noc.adminToken };
+    const work = await Deno.makeTempDir();
+    try {
+      await Deno.mkdir(`${work}/app`);
+      await Deno.writeTextFile(`${work}/app/install`, "#!/bin/sh\necho hi\n", { mode: 0o755 });
+      await Deno.writeTextFile(`${work}/app/payload.txt`, "payload");
+
+      const nocSigned = await cli([
+        "package",
+        `${work}/app`,
+        "--app",
+        "demo",
+        "--name",
+        "demo",
+        "--version",
+        "1.0.0",
+      ], env);
+      assert.equal(nocSigned.code, 0, nocSigned.err);
+      assert.equal(JSON.parse(nocSigned.out).signerKid, noc.deps.keys.kid);
+
+      const keygen = await cli(["keygen", "--out", `${work}/release.key`], env);
+      assert.equal(keygen.code, 0, keygen.err);
+      const publicKey = keygen.out.match(/release-key add (\S+)/)![1]!;
+      const reg = await cli(["release-key", "add", publicKey, "--label", "release team"], env);
+      assert.equal(reg.code, 0, reg.err);
+      const kid = JSON.parse(reg.out).kid;
+
+      const offline = await cli(
+        [
+          "package",
+          `${work}/app`,
+          "--app",
+          "demo",
+          "--name",
+          "demo",
+          "--version",
+          "2.0.0",
+          "--key",
+          `${work}/release.key`,
+        ],
+        env,
+      );
+      assert.equal(offline.code, 0, offline.err);
+      assert.equal(JSON.parse(offline.out).signerKid, kid);
+
+      const out = `${work}/demo-3.nocpkg`;
+      const built = await cli(
+        [
+          "package",
+          `${work}/app`,
+          "--app",
+          "demo",
+          "--name",
+          "demo",
+          "--version",
+          "3.0.0",
+          "--key",
+          `${work}/release.key`,
+          "--out",
+          out,
+        ],
+        env,
+      );
+      assert.equal(built.code, 0, built.err);
+      const up = await cli(["upload", out], env);
+      assert.equal(up.code, 0, up.err);
+      assert.equal(JSON.parse(up.out).version, "3.0.0");
+
+      await Deno.writeTextFile(`${work}/rules.conf`, "strict\n");
+      const file = await cli([
+        "file",
+        "put",
+        `${work}/rules.conf`,
+        "--app",
+        "demo",
+        "--name",
+        "rules.conf",
+        "--version",
+        "1",
+      ], env);
+      assert.equal(file.code, 0, file.err);
+
+      // An appliance enrolled now pins the release key and installs the offline-signed version.
+      const a = await noc.enrollAppliance();
+      assert.ok(a.enrollment.nocKeys.some((k) => k.kid === kid && k.use.includes("package")));
+      await noc.admin("POST", "/v1/admin/assignments", {
+        kind: "package",
+        app: "demo",
+        name: "demo",
+        version: "2.0.0",
+        target: { type: "all" },
+      });
+      const entry = (await fetchCatalog(noc, a)).doc!.components[0]!;
+      assert.equal(entry.signer, kid);
+
+      const bad = await cli([
+        "package",
+        `${work}/app`,
+        "--app",
+        "demo",
+        "--name",
+        "demo",
+        "--version",
+        "1.0.0",
+        "--out",
+        out,
+      ], env);
+      assert.equal(bad.code, 2);
+      assert.match(bad.err, /--out needs --key/);
+      await Deno.remove(`${work}/app/install`);
+      const noInstall = await cli([
+        "package",
+        `${work}/app`,
+        "--app",
+        "demo",
+        "--name",
+        "demo",
+        "--version",
+        "9",
+      ], env);
+      assert.equal(noInstall.code, 2);
+      assert.match(noInstall.err, /no install program/);
+      const refused = await cli([
+        "file",
+        "put",
+        `${work}/rules.conf`,
+        "--app",
+        "demo",
+        "--name",
+        "rules.conf",
+        "--version",
+        "1",
+      ], {
+        ...env,
+        NOC_TOKEN: "noc_adm_wrong",
+      });
+      assert.equal(refused.code, 1);
+      assert.match(refused.err, /401/);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+);
+
+dbTest(
+  "a NOC that requires release keys refuses to sign packages itself, and refuses unknown signers",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    noc.deps.keys = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+    const r = await upload(
+      noc,
+      "/v1/admin/packages?app=a&name=b&version=1",
+      await payload({ install: "#!/bin/sh\n" }),
+      "application/gzip",
+    );
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error, "release_key_required");
+    // A package signed offline by a key the NOC does not know is refused before anything is stored.
+    const stranger = await nocKeysFromSeed(newSeed());
+    const dir = await Deno.makeTempDir();
+    try {
+      const built = await buildPackage({
+        plaintext: ReadableStream.from([await payload({ install: "#!/bin/sh\n" })]),
+        app: "a",
+        name: "b",
+        version: "1",
+        signer: { kid: stranger.kid, privateKey: stranger.privateKey },
+        out: `${dir}/p`,
+        now: noc.clock.now(),
+      });
+      const wrapped = await wrapContentKey(
+        built.contentKey,
+        fromBase64Url(noc.deps.keys.hpke.publicKey),
+        built.header,
+      );
+      const res = await upload(
+        noc,
+        "/v1/admin/packages",
+        await Deno.readFile(`${dir}/p`),
+        "application/vnd.noc-package",
+        {
+          "x-noc-wrapped-key": wrapped,
+        },
+      );
+      assert.equal(res.status, 400);
+      assert.equal(res.body.reason, "unknown_key");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    const [n] = await db.sql<{ n: number }>`select count(*)::int as n from blobs`;
+    assert.equal(n!.n, 0);
+  },
+);
