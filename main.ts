@@ -16,6 +16,7 @@ import { createApp } from "./lib/app.ts";
 import { sweep } from "./lib/sweep.ts";
 import { gateRollouts } from "./lib/rollouts.ts";
 import { pruneHistory, pruneNonces } from "./lib/retention.ts";
+import { pruneIncompleteBlobs } from "./lib/blobs.ts";
 import { bootstrapAdminToken, devEnrollmentToken, loadNocKeys } from "./lib/bootstrap.ts";
 import type { AppDeps } from "./lib/deps.ts";
 
@@ -102,5 +103,10 @@ Deno.cron("noc notice delivery", "* * * * *", { backoffSchedule }, async () => {
 Deno.cron("noc history pruning", "17 3 * * *", { backoffSchedule }, async () => {
   const deps = await ready;
   const r = await pruneHistory(deps, deps.settings.historyRetentionDays);
-  deps.log.info("history_pruned", { ...r });
+  // Uploads that never finished (a crash or a dropped connection mid-publish) are never served; drop them.
+  const blobs = await pruneIncompleteBlobs(
+    deps.db,
+    new Date(deps.clock.now().getTime() - 86_400_000),
+  );
+  deps.log.info("history_pruned", { ...r, incompleteBlobs: blobs });
 });

@@ -25,12 +25,19 @@ export function toBase64Url(bytes: Uint8Array): string {
   return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** Decodes unpadded base64url; throws on anything else. */
+/**
+ * Decodes unpadded base64url; throws on anything else, including
+ * non-canonical text (spare bits set), so each value has one encoding.
+ */
 export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) {
     throw new TypeError(`Value "${text.slice(0, 40)}" is not base64url`);
   }
-  return fromBase64(text.replace(/-/g, "+").replace(/_/g, "/"));
+  const bytes = fromBase64(text.replace(/-/g, "+").replace(/_/g, "/"));
+  if (toBase64Url(bytes) !== text) {
+    throw new TypeError(`Value "${text.slice(0, 40)}" is not canonical base64url`);
+  }
+  return bytes;
 }
 
 /** Encodes bytes as lower-case hex. */

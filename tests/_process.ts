@@ -4,6 +4,8 @@
 export interface NocProcess {
   /** Its base URL. */
   url: string;
+  /** Its process id. */
+  pid: number;
   /** The admin token it printed (dev mode). */
   adminToken: string;
   /** The enrolment token it printed (dev mode). */
@@ -24,10 +26,13 @@ export const nocFlags = [
 ];
 
 /** Starts `main.ts --dev` with `env` on a free port and waits for its banner. */
-export async function startNoc(env: Record<string, string>): Promise<NocProcess> {
+export async function startNoc(
+  env: Record<string, string>,
+  denoFlags: string[] = [],
+): Promise<NocProcess> {
   const root = new URL("..", import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...nocFlags, "main.ts", "--dev"],
+    args: ["run", ...nocFlags, ...denoFlags, "main.ts", "--dev"],
     cwd: root,
     env: { PORT: "0", NOC_HOST: "127.0.0.1", ...env },
     stdout: "piped",
@@ -52,6 +57,7 @@ export async function startNoc(env: Record<string, string>): Promise<NocProcess>
   if (!banner) throw new Error(`NOC exited before listening:\n${out}\n${await stderr}`);
   return {
     url: banner[1]!.replace("localhost", "127.0.0.1"),
+    pid: child.pid,
     adminToken: banner[2]!,
     enrollmentToken: banner[3]!,
     output: () => out,

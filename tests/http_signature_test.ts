@@ -188,3 +188,12 @@ Deno.test("verifyRequestSignature() enforces the time window, nonce and covered 
     "malformed_signature",
   );
 });
+
+Deno.test("fromBase64Url() refuses non-canonical text whose spare bits are set", async () => {
+  const { fromBase64Url, toBase64Url } = await import("../lib/encoding.ts");
+  const sig = toBase64Url(new Uint8Array(64).fill(7));
+  assert.deepEqual(fromBase64Url(sig), new Uint8Array(64).fill(7));
+  const last = sig[sig.length - 1]!;
+  const twin = sig.slice(0, -1) + String.fromCharCode(last.charCodeAt(0) + 1);
+  assert.throws(() => fromBase64Url(twin), /not canonical/);
+});
