@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { dbTest, testNoc } from "./_harness.ts";
+import type { Db } from "../lib/db.ts";
+import { createApp } from "../lib/app.ts";
+import { fetchCatalog } from "./_components.ts";
+
+dbTest(
+  "a large package streams in and out: chunks are stored while the upload is still arriving, and a download starts after one read",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const mib = 24;
+    let release!: () => void;
+    const paused = new Promise<void>((r) => release = r);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent === 8) await paused; // hold the rest of the upload back
+        if (sent === mib) return controller.close();
+        const chunk = new Uint8Array(1 << 20);
+        for (let i = 0; i < chunk.length; i += 65536) {
+          crypto.getRandomValues(chunk.subarray(i, i + 65536));
+        }
+        controller.enqueue(chunk);
+        sent++;
+      },
+    });
+    const uploading = noc.app.request(
+      "https://noc.test/v1/admin/packages?app=big&name=big&version=1",
+      {
+        method: "POST",
+        headers: { authorization: `Bearer ${noc.adminToken}`, "content-type": "application/gzip" },
+        body,
+      },
+    );
+    // While a third of the upload has not even been sent, its first part is already in the database.
+    let stored = 0;
+    for (let poll = 0; poll < 5000 && stored < 4; poll++) {
+      await new Promise((r) => setTimeout(r, 0)); // yield to I/O (PGlite answers in microtasks)
+      stored = (await db.sql<{ n: number }>`select count(*)::int as n from blob_chunks`)[0]!.n;
+    }
+    assert.ok(stored >= 4, `expected chunks stored before the upload ended, found ${stored}`);
+    assert.ok(sent <= 8, `only ${sent} of ${mib} MiB were sent when the first chunks were stored`);
+    release();
+    const res = await uploading;
+    assert.equal(res.status, 201, await res.clone().text());
+    await res.body?.cancel();
+
+    // Count the blob reads a download makes before its first bytes reach the appliance.
+    let reads = 0;
+    const counted: Db = {
+      ...db,
+      sql: Object.assign(
+        (strings: TemplateStringsArray, ...values: never[]) => {
+          if (strings.join("?").includes("from blob_chunks")) reads++;
+          return db.sql(strings, ...values);
+        },
+        { script: db.sql.script },
+      ) as Db["sql"],
+    };
+    const app = createApp({ ...noc.deps, db: counted });
+    await noc.admin("POST", "/v1/admin/assignments", {
+      kind: "package",
+      app: "big",
+      name: "big",
+      version: "1",
+      target: { type: "all" },
+    });
+    const a = await noc.enrollAppliance();
+    const entry = (await fetchCatalog(noc, a)).doc!.components[0]!;
+    const download = await app.request(entry.urls[0]!);
+    assert.equal(download.status, 200);
+    const reader = download.body!.getReader();
+    const first = await reader.read();
+    assert.ok(first.value && first.value.length > 0);
+    assert.ok(
+      reads <= 1,
+      `the first bytes left after ${reads} batch read(s) of a ${mib} MiB package`,
+    );
+    let total = first.value.length;
+    let largest = first.value.length;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      total += value.length;
+      largest = Math.max(largest, value.length);
+    }
+    assert.equal(total, entry.size);
+    assert.ok(reads >= Math.floor(mib / 2), `the download read the blob in ${reads} batches`);
+    assert.ok(largest <= 256 * 1024, `no piece larger than a stored chunk (largest ${largest})`);
+  },
+);
