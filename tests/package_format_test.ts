@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { collectBytes as collect, concatBytes as concat } from "../lib/bytes.ts";
 import { buildPackage, openPackageFile, readPackagePrefix } from "../lib/package_file.ts";
 import {
   decryptChunks,
@@ -28,18 +29,6 @@ function randomBytes(n: number): Uint8Array {
 
 async function* pieces(bytes: Uint8Array, size = 10_000): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
-}
-
-async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const p of it) parts.push(p);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 async function refused(p: Promise<unknown>, reason: PackageError["reason"]): Promise<void> {
@@ -177,16 +166,6 @@ Deno.test("decryptChunks() refuses reordered, dropped or truncated chunks even w
   await refused(run(chunks.slice(0, 3)), "decrypt_failed");
   await refused(run([]), "decrypt_failed");
 });
-
-function concat(list: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(list.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of list) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 Deno.test("a content key wrapped with HPKE opens only for its appliance and its package", async () => {
   const appliance = await generateApplianceKeys();

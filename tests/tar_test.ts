@@ -1,17 +1,6 @@
 import assert from "node:assert/strict";
+import { collectBytes as collect } from "../lib/bytes.ts";
 import { createTar, extractTar, gunzip, gzip, safeRelativePath, TarError } from "../lib/tar.ts";
-
-async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const p of it) parts.push(p);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
