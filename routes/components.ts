@@ -99,6 +99,25 @@ export function componentRoutes(deps: AppDeps) {
         });
         throw new ApiError(e.reason === "expired_grant" ? 401 : 403, e.reason, e.message);
       }
+      // A grant is a bearer token for one appliance; presented by another (signed) appliance it is refused.
+      if (c.req.header("signature-input") !== undefined) {
+        await signed(c, () => Promise.resolve());
+        const presenter = c.get("appliance").uid;
+        if (presenter !== uid) {
+          await recordIdentityFailure(deps, {
+            reason: "wrong_appliance",
+            keyid: presenter,
+            method: c.req.method,
+            path: c.req.path,
+            address: clientAddress(c, deps.settings.trustProxy),
+          });
+          throw new ApiError(
+            403,
+            "wrong_appliance",
+            `Download grant is for another appliance, not "${presenter}"`,
+          );
+        }
+      }
     } else {
       await signed(c, () => Promise.resolve());
       uid = c.get("appliance").uid;

@@ -244,6 +244,16 @@ dbTest(
     assert.equal((await download(noc, one!.urls[0]!)).status, 200);
     const rows = await db.sql<{ uid: string }>`select uid from deliveries`;
     assert.deepEqual(rows.map((r) => r.uid), [a.uid]);
+    // b presenting a's grant in a signed request is refused
+    const stolen = await b.request(
+      "GET",
+      new URL(one!.urls[0]!).pathname + new URL(one!.urls[0]!).search,
+    );
+    const refused = await noc.app.request(
+      new Request(stolen.url.replace("http://", "https://"), { headers: stolen.headers }),
+    );
+    assert.equal(refused.status, 403);
+    assert.equal((await refused.json()).error, "wrong_appliance");
     // b's own catalog grants are b's, and b cannot reuse a's to be recorded as a
     const bOne = (await fetchCatalog(noc, b)).doc!.components[0]!;
     assert.notEqual(grantOf(bOne.urls[0]!), grantOf(one!.urls[0]!));
