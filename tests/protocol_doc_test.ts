@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import { buildExample } from "../examples/protocol_example.ts";
+import { buildPackageExample } from "../examples/package_example.ts";
+import {
+  decryptChunks,
+  importContentKey,
+  parsePackagePrefix,
+  unwrapContentKey,
+  verifyPackagePrefix,
+} from "../lib/package_format.ts";
+import { fromBase64, fromBase64Url, toHex } from "../lib/encoding.ts";
+import { collectBytes } from "../lib/bytes.ts";
 
 const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
 
@@ -52,3 +62,39 @@ dbTest(
     );
   },
 );
+
+Deno.test("docs/protocol.md's package example is exact, and its wrapped key opens to a key that decrypts it", async () => {
+  const ex = await buildPackageExample();
+  for (const [what, value] of Object.entries(ex)) {
+    if (what === "freshWrap" || what === "payload") continue;
+    assert.ok(
+      doc.includes(String(value)),
+      `docs/protocol.md does not show the package example's ${what}`,
+    );
+  }
+  const section = doc.slice(doc.indexOf("### Worked example: a package"));
+  const wrapped = /the catalog's `wrappedKey`\s+was:\s+```text\n([A-Za-z0-9_-]+)\n```/.exec(section)
+    ?.[1];
+  assert.ok(wrapped, "the documented wrappedKey");
+  const pkg = fromBase64(
+    /whole package file[^`]*`[0-9a-f]{64}`:\s+```text\n([A-Za-z0-9+/=]+)\n```/.exec(section)![1]!,
+  );
+  const prefix = parsePackagePrefix(pkg);
+  await verifyPackagePrefix(prefix, [{
+    kid: prefix.header.kid,
+    alg: "ed25519",
+    use: ["package"],
+    publicKey: ex.nocPublicKey,
+    notAfter: null,
+  }], new Date("2026-11-24T12:00:00Z"));
+  const key = await unwrapContentKey(wrapped, fromBase64Url(ex.appliancePrivate), prefix.header);
+  assert.equal(toHex(key), ex.contentKey);
+  const plain = await collectBytes(
+    decryptChunks(
+      ReadableStream.from([pkg.slice(prefix.ciphertextOffset)]),
+      await importContentKey(key),
+      1024,
+    ),
+  );
+  assert.equal(new TextDecoder().decode(plain), ex.payload);
+});
