@@ -13,8 +13,7 @@ import { jsonLogger } from "./lib/log.ts";
 import { systemClock } from "./lib/clock.ts";
 import { createNotifier } from "./lib/notifier.ts";
 import { createApp } from "./lib/app.ts";
-import { sweep } from "./lib/sweep.ts";
-import { gateRollouts } from "./lib/rollouts.ts";
+import { statusDaemon } from "./lib/sweep.ts";
 import { pruneHistory, pruneNonces } from "./lib/retention.ts";
 import { pruneIncompleteBlobs } from "./lib/blobs.ts";
 import { bootstrapAdminToken, devEnrollmentToken, loadNocKeys } from "./lib/bootstrap.ts";
@@ -84,7 +83,7 @@ const backoffSchedule = [1000, 5000, 15000];
 
 Deno.cron("noc status daemon", "* * * * *", { backoffSchedule }, async () => {
   const deps = await ready;
-  const r = await sweep({ ...deps, graceS: deps.settings.graceS, gate: () => gateRollouts(deps) });
+  const r = await statusDaemon(deps);
   const nonces = await pruneNonces(deps);
   deps.log.info("sweep", {
     alerted: r.alerted.length,

@@ -9,9 +9,9 @@
  *
  * @module
  */
-import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
+import { DhkemX25519HkdfSha256 } from "@hpke/core";
 import { concatBytes } from "../lib/bytes.ts";
-import { sha256, toBase64, toBase64Url, toHex, utf8 } from "../lib/encoding.ts";
+import { fromBase64Url, sha256, toBase64, toBase64Url, toHex, utf8 } from "../lib/encoding.ts";
 import { nocKeysFromSeed } from "../lib/noc_keys.ts";
 import {
   ciphertextSizeFor,
@@ -52,8 +52,6 @@ export interface PackageExample {
 }
 
 const kem = new DhkemX25519HkdfSha256();
-/** The HPKE suite the project uses, for opening the example's wrap with a raw key. */
-export const suite = new CipherSuite({ kem, kdf: new HkdfSha256(), aead: new Aes256Gcm() });
 
 /** Builds the example. */
 export async function buildPackageExample(): Promise<PackageExample> {
@@ -108,7 +106,7 @@ export async function buildPackageExample(): Promise<PackageExample> {
     packageSha256: toHex(await sha256(whole)),
     freshWrap: await wrapContentKey(
       contentKey,
-      (await import("../lib/encoding.ts")).fromBase64Url(appliancePublic),
+      fromBase64Url(appliancePublic),
       header,
     ),
   };

@@ -51,6 +51,8 @@ export interface Chosen {
   signerKid: string | null;
   /** Packages: the content key sealed at rest. */
   sealedKey: string | null;
+  /** Packages: the ciphertext digest from the signed header (binds a wrapped key to the package). */
+  ciphertextSha256: string | null;
   /** The assignment that chose it (null for a hold). */
   assignmentId: number | null;
 }
@@ -76,6 +78,7 @@ interface CandidateRow {
   sha256: string;
   signer_kid: string | null;
   sealed_key: string | null;
+  ciphertext_sha256: string | null;
   delivered: boolean;
 }
 
@@ -84,6 +87,7 @@ export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<
   const rows = await tx<CandidateRow>`
     select a.id as assignment_id, a.target_type, a.rollout_percent, a.paused, a.created_at,
       c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid, c.sealed_key,
+      c.header->>'ciphertextSha256' as ciphertext_sha256,
       exists (select 1 from deliveries d where d.uid = ${subject.uid} and d.component_id = c.id) as delivered
     from assignments a
     join components c on c.kind = a.kind and c.app = a.app and c.name = a.name and c.version = a.version
@@ -115,7 +119,7 @@ export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<
   if (holds.length > 0) {
     const pinned = await tx<CandidateRow>`
       select distinct on (c.kind, c.app, c.name) c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256,
-        c.signer_kid, c.sealed_key
+        c.signer_kid, c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256
       from deliveries d join components c on c.id = d.component_id
       where d.uid = ${subject.uid}
       order by c.kind, c.app, c.name, d.last_sent_at desc`;
@@ -139,6 +143,7 @@ function toChosen(r: CandidateRow, assignmentId: number | null): Chosen {
     sha256: r.sha256,
     signerKid: r.signer_kid,
     sealedKey: r.sealed_key,
+    ciphertextSha256: r.ciphertext_sha256,
     assignmentId,
   };
 }

@@ -17,8 +17,7 @@ import {
   signCatalog,
 } from "./catalog.ts";
 import { issueGrant } from "./grants.ts";
-import { publishedKeys } from "./components.ts";
-import { contentKeyOf } from "./components.ts";
+import { contentKeyOf, publishedKeys } from "./components.ts";
 import { wrapContentKey } from "./package_format.ts";
 import { fromBase64Url, sha256, toHex } from "./encoding.ts";
 
@@ -123,11 +122,9 @@ export async function answerCatalog(
         let w = wrapped.get(c.id);
         if (!w) {
           const key = await contentKeyOf(deps, { ...c, sealed_key: c.sealedKey! });
-          const [hdr] = await tx<{ ciphertext_sha256: string }>`
-            select header->>'ciphertextSha256' as ciphertext_sha256 from components where id = ${c.id}`;
           w = await wrapContentKey(key, fromBase64Url(row.enc_key), {
             ...c,
-            ciphertextSha256: hdr!.ciphertext_sha256,
+            ciphertextSha256: c.ciphertextSha256!,
           });
           await tx`insert into wrapped_keys (uid, component_id, wrapped) values (${uid}, ${c.id}, ${w})
             on conflict do nothing`;

@@ -11,6 +11,8 @@
 import type { Clock } from "./clock.ts";
 import type { Db, Sql } from "./db.ts";
 import type { NoticeInput, Notifier } from "./notifier.ts";
+import type { AppDeps } from "./deps.ts";
+import { gateRollouts } from "./rollouts.ts";
 
 /** What {@link sweep} needs. */
 export interface SweepDeps {
@@ -202,6 +204,11 @@ async function recoveryBatch(tx: Sql, now: Date, limit: number): Promise<Recover
     from r, appliances ap
     where al.id = r.id and ap.uid = al.uid
     returning al.id, al.uid, ap.hostname, ap.site, al.opened_at, al.resolved_at`;
+}
+
+/** The status daemon's pass as the cron job and the admin API run it: sweep, then re-check gated rollouts. */
+export function statusDaemon(deps: AppDeps): Promise<SweepResult> {
+  return sweep({ ...deps, graceS: deps.settings.graceS, gate: () => gateRollouts(deps) });
 }
 
 /** Runs one sweep: raises missed-heartbeat alerts and notifies recoveries. */

@@ -1,7 +1,6 @@
 /** Operational admin routes: fleet counts, run the status daemon now, notice outbox, refused identities. */
 import { Hono } from "hono";
-import { sweep } from "../lib/sweep.ts";
-import { gateRollouts } from "../lib/rollouts.ts";
+import { statusDaemon } from "../lib/sweep.ts";
 import { limitQuery } from "../lib/schemas.ts";
 import { validate } from "../lib/validate.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
@@ -26,11 +25,7 @@ export function opsAdminRoutes(deps: AppDeps) {
       return c.json({ states: row, openAlerts: alerts!.open, at: now.toISOString() });
     })
     .post("/sweep", async (c) => {
-      const r = await sweep({
-        ...deps,
-        graceS: deps.settings.graceS,
-        gate: () => gateRollouts(deps),
-      });
+      const r = await statusDaemon(deps);
       return c.json({
         alerted: r.alerted,
         recovered: r.recovered,

@@ -178,8 +178,10 @@ export function releaseAdminRoutes(deps: AppDeps) {
       }::uuid) order by id desc limit 1000`;
       return c.json({
         items: rows.map((r) => ({
-          ...r,
-          created_at: undefined,
+          id: r.id,
+          uid: r.uid,
+          app: r.app,
+          reason: r.reason,
           createdAt: r.created_at.toISOString(),
         })),
       });
