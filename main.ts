@@ -18,6 +18,7 @@ import { pruneHistory, pruneNonces } from "./lib/retention.ts";
 import { pruneIncompleteBlobs } from "./lib/blobs.ts";
 import { bootstrapAdminToken, devEnrollmentToken, loadNocKeys } from "./lib/bootstrap.ts";
 import type { AppDeps } from "./lib/deps.ts";
+import { createWakeHub } from "./lib/wakeups.ts";
 
 const log = jsonLogger();
 
@@ -30,7 +31,8 @@ async function start(): Promise<AppDeps> {
   if (applied.length > 0) log.info("migrations_applied", { applied });
   const keys = await loadNocKeys(config);
   const notifier = await createNotifier({ db, clock, log, webhooks: config.webhookUrls });
-  const deps: AppDeps = { db, clock, keys, notifier, settings: config.settings, log };
+  const wakeups = createWakeHub({ db, clock, log });
+  const deps: AppDeps = { db, clock, keys, notifier, settings: config.settings, log, wakeups };
   const admin = await bootstrapAdminToken(deps, config);
   const enrol = config.dev ? await devEnrollmentToken(deps, config) : null;
 
@@ -64,6 +66,7 @@ async function start(): Promise<AppDeps> {
 
   try {
     Deno.addSignalListener("SIGINT", async () => {
+      await wakeups.close();
       await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 5000))]);
       await db.close();
       Deno.exit(0);

@@ -18,6 +18,8 @@ import { releaseAdminRoutes } from "../routes/admin_releases.ts";
 import { catalogRoutes } from "../routes/catalog.ts";
 import { componentRoutes } from "../routes/components.ts";
 import { installRoutes } from "../routes/installs.ts";
+import { wakeRoutes } from "../routes/wake.ts";
+import { wakeAdminRoutes } from "../routes/admin_wake.ts";
 
 /** Builds the NOC's Hono app from its dependencies. */
 export function createApp(deps: AppDeps) {
@@ -27,6 +29,7 @@ export function createApp(deps: AppDeps) {
     .route("/appliances", applianceAdminRoutes(deps))
     .route("/alerts", alertAdminRoutes(deps))
     .route("/maintenance", maintenanceAdminRoutes(deps))
+    .route("/wake", wakeAdminRoutes(deps))
     .route("/", opsAdminRoutes(deps))
     .route("/", componentAdminRoutes(deps))
     .route("/", releaseAdminRoutes(deps));
@@ -55,6 +58,7 @@ export function createApp(deps: AppDeps) {
     .route("/v1/catalog", catalogRoutes(deps))
     .route("/v1/components", componentRoutes(deps))
     .route("/v1/installs", installRoutes(deps))
+    .route("/v1/wake", wakeRoutes(deps))
     .route("/v1/admin", admin);
 
   app.notFound((c) =>

@@ -39,6 +39,12 @@ export interface Db {
   readonly sql: Sql;
   /** Runs `fn` in a transaction that commits when it resolves and rolls back when it throws. */
   begin<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /**
+   * Calls `fn` with the payload of every notification on `channel` (a plain
+   * identifier), from any connection to the database; resolves to a function
+   * that stops listening.
+   */
+  listen(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>>;
   /** Closes the connections this handle owns. */
   close(): Promise<void>;
 }
@@ -92,6 +98,11 @@ export function openPostgres(url: string, options: PostgresOptions = {}): Db {
     begin: <T>(fn: (tx: Sql) => Promise<T>) =>
       // deno-lint-ignore no-explicit-any
       native.begin((tx: any) => fn(wrap(tx))) as Promise<T>,
+    listen: async (channel, fn) => {
+      assertSchemaName(channel);
+      const sub = await native.listen(channel, (payload: string) => fn(payload));
+      return () => sub.unlisten();
+    },
     close: () => native.end({ timeout: 5 }),
   };
 }
@@ -138,6 +149,11 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
     kind: "pglite",
     sql: pgliteSql(pg),
     begin: <T>(fn: (tx: Sql) => Promise<T>) => pg.transaction((tx) => fn(pgliteSql(tx))),
+    listen: async (channel, fn) => {
+      assertSchemaName(channel);
+      const stop = await pg.listen(channel, fn);
+      return () => stop();
+    },
     close: async () => {
       if (owned) await pg.close();
     },

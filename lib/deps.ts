@@ -5,6 +5,7 @@ import type { Db } from "./db.ts";
 import type { Logger } from "./log.ts";
 import type { NocKeys } from "./noc_keys.ts";
 import type { Notifier } from "./notifier.ts";
+import type { WakeHub } from "./wakeups.ts";
 
 /** The dependencies of `createApp`. */
 export interface AppDeps {
@@ -20,6 +21,8 @@ export interface AppDeps {
   settings: Settings;
   /** Structured log. */
   log: Logger;
+  /** Wake-ups for the agents' long polls held by this instance. */
+  wakeups: WakeHub;
 }
 
 /** An authenticated appliance, as the appliance routes see it. */

@@ -87,6 +87,15 @@ export function beatSchema(maxAppDataBytes: number) {
       startedAt: isoTime.optional(),
       finishedAt: isoTime.optional(),
       message: text(2000).optional(),
+      /** What the agent refused or failed last cycle (bad signature, rollback, digest, path...). */
+      problems: z.array(z.strictObject({
+        code: label(64),
+        message: text(2000),
+        kind: z.enum(["package", "file", "catalog", "plugin"]).optional(),
+        app: nameSchema.optional(),
+        name: nameSchema.optional(),
+        version: label(128).optional(),
+      })).max(100).optional(),
     }),
     apps: z.record(nameSchema, z.record(text(128), z.unknown()))
       .refine((apps) => Object.keys(apps).length <= 64, { message: "at most 64 applications" })
@@ -184,6 +193,19 @@ export const listAlertsQuery = z.strictObject({
 export const limitQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+
+/** `GET /v1/wake`: the agent's long poll. */
+export const wakeQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).max(2 ** 53 - 1).optional(),
+  wait: z.coerce.number().int().min(0).max(60).optional(),
+});
+
+/** `POST /v1/admin/wake`: one appliance, a site, or all. */
+export const wakeSchema = z.union([
+  z.strictObject({ uid: z.uuid({ message: "must be a UUID" }) }),
+  z.strictObject({ site: nameSchema }),
+  z.strictObject({ all: z.literal(true) }),
+], { message: 'give exactly one of "uid", "site" or "all": true' });
 
 /** A component reference in a query string (uploads). */
 export const componentQuery = z.strictObject({

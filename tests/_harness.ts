@@ -17,6 +17,7 @@ import { createApp } from "../lib/app.ts";
 import { ensureAdminToken } from "../lib/admin_auth.ts";
 import { newToken } from "../lib/tokens.ts";
 import type { AppDeps } from "../lib/deps.ts";
+import { createWakeHub } from "../lib/wakeups.ts";
 import {
   type ApplianceKeys,
   enroll,
@@ -195,6 +196,7 @@ export async function testNoc(
     notifier,
     settings: { ...defaultSettings, ...opts.settings },
     log,
+    wakeups: createWakeHub({ db, clock, log }),
   };
   const app = createApp(deps);
   const adminToken = newToken("admin");

@@ -10,6 +10,7 @@ import { createApp } from "../lib/app.ts";
 import { ensureAdminToken } from "../lib/admin_auth.ts";
 import { enroll, generateApplianceKeys, signedCall } from "../lib/appliance_client.ts";
 import { sampleBeat } from "./_harness.ts";
+import { createWakeHub } from "../lib/wakeups.ts";
 
 dbTest(
   "over real HTTP: enrol, beat, ok; silence turns missing, one alert reaches the webhook; a beat recovers it",
@@ -25,6 +26,7 @@ dbTest(
       notifier,
       keys: await nocKeysFromSeed(newSeed()),
       settings: defaultSettings,
+      wakeups: createWakeHub({ db, clock, log }),
     };
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },

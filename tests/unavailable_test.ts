@@ -8,6 +8,7 @@ import { createNotifier } from "../lib/notifier.ts";
 import { createApp } from "../lib/app.ts";
 import { generateApplianceKeys, signedRequest } from "../lib/appliance_client.ts";
 import { sampleBeat } from "./_harness.ts";
+import { createWakeHub } from "../lib/wakeups.ts";
 
 Deno.test({
   name: "with the database unreachable the NOC answers 503 with Retry-After, never 500",
@@ -24,6 +25,7 @@ Deno.test({
       keys: await nocKeysFromSeed(newSeed()),
       notifier: await createNotifier({ db, clock, log, autoDeliver: false }),
       settings: defaultSettings,
+      wakeups: createWakeHub({ db, clock, log }),
     });
     try {
       const health = await app.request("http://noc.test/healthz");

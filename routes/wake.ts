@@ -1,0 +1,31 @@
+/**
+ * `GET /v1/wake`: the agent's long poll. It is answered as soon as an admin
+ * wakes this appliance, its site or the whole fleet (on any NOC instance), or
+ * with `wake: false` after `wait` seconds.
+ */
+import { Hono } from "hono";
+import { applianceAuth } from "../lib/appliance_auth.ts";
+import { wakeQuery } from "../lib/schemas.ts";
+import { validate } from "../lib/validate.ts";
+import type { AppDeps, AppEnv } from "../lib/deps.ts";
+
+/** The long-poll route. */
+export function wakeRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>().get(
+    "/",
+    applianceAuth(deps),
+    validate("query", wakeQuery),
+    async (c) => {
+      const { after, wait } = c.req.valid("query");
+      const a = c.get("appliance");
+      const answer = await deps.wakeups.wait(
+        { uid: a.uid, site: a.site },
+        after ?? null,
+        (wait ?? 50) * 1000,
+        c.req.raw.signal,
+      );
+      c.header("cache-control", "no-store");
+      return c.json(answer);
+    },
+  );
+}

@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { dbTest, testNoc } from "./_harness.ts";
+import type { TestAppliance, TestNoc } from "./_harness.ts";
+import { memoryLogger } from "../lib/log.ts";
+import { createWakeHub } from "../lib/wakeups.ts";
+
+async function poll(noc: TestNoc, a: TestAppliance, query: string) {
+  const res = await noc.send(await a.request("GET", `/v1/wake?${query}`));
+  assert.equal(res.status, 200);
+  return await res.json() as { wake: boolean; cursor: number };
+}
+
+dbTest("a long poll is answered at once when an admin wakes its appliance", async ({ db }) => {
+  const noc = await testNoc(db);
+  try {
+    const a = await noc.enrollAppliance();
+    const first = await poll(noc, a, "wait=0");
+    assert.deepEqual(first, { wake: false, cursor: 0 });
+    const waiting = poll(noc, a, `after=${first.cursor}&wait=60`);
+    const r = await noc.admin("POST", "/v1/admin/wake", { uid: a.uid });
+    assert.equal(r.status, 202);
+    const answer = await waiting;
+    assert.equal(answer.wake, true);
+    assert.equal(answer.cursor, r.body.id);
+    // The cursor moves past it: the same wake-up is not delivered twice.
+    assert.deepEqual(await poll(noc, a, `after=${answer.cursor}&wait=0`), {
+      wake: false,
+      cursor: answer.cursor,
+    });
+  } finally {
+    await noc.deps.wakeups.close();
+  }
+});
+
+dbTest("a wake-up sent between two polls is delivered by the next poll", async ({ db }) => {
+  const noc = await testNoc(db);
+  try {
+    const a = await noc.enrollAppliance();
+    const { cursor } = await poll(noc, a, "wait=0");
+    const r = await noc.admin("POST", "/v1/admin/wake", { all: true });
+    assert.deepEqual(await poll(noc, a, `after=${cursor}&wait=60`), {
+      wake: true,
+      cursor: r.body.id,
+    });
+    // Too old to replay: a wake-up is for now, not for an agent that comes back a day later.
+    const later = await noc.admin("POST", "/v1/admin/wake", { uid: a.uid });
+    noc.clock.advance(601);
+    assert.deepEqual(await poll(noc, a, `after=${r.body.id}&wait=0`), {
+      wake: false,
+      cursor: later.body.id,
+    });
+  } finally {
+    await noc.deps.wakeups.close();
+  }
+});
+
+dbTest("a site wake-up reaches that site's appliances and no other", async ({ db }) => {
+  const noc = await testNoc(db);
+  try {
+    const hq = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "hq" }) });
+    const branch = await noc.enrollAppliance({
+      token: await noc.enrollmentToken({ site: "branch" }),
+    });
+    const r = await noc.admin("POST", "/v1/admin/wake", { site: "hq" });
+    assert.equal((await poll(noc, hq, "after=0&wait=0")).wake, true);
+    assert.deepEqual(await poll(noc, branch, "after=0&wait=0"), { wake: false, cursor: r.body.id });
+  } finally {
+    await noc.deps.wakeups.close();
+  }
+});
+
+dbTest("wake-up requests and polls with bad input get a 4xx naming the problem", async ({ db }) => {
+  const noc = await testNoc(db);
+  try {
+    const a = await noc.enrollAppliance();
+    for (const body of [{}, { uid: "x" }, { all: false }, { site: "hq", all: true }]) {
+      const r = await noc.admin("POST", "/v1/admin/wake", body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+    }
+    const unknown = await noc.admin("POST", "/v1/admin/wake", { uid: crypto.randomUUID() });
+    assert.equal(unknown.status, 404);
+    const res = await noc.send(await a.request("GET", "/v1/wake?wait=3600"));
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).message, /wait/);
+    const anon = await noc.app.request("http://noc.test/v1/wake?wait=0");
+    assert.equal(anon.status, 401);
+    assert.equal((await db.sql`select count(*)::int as n from wake_requests`)[0]!.n, 0);
+  } finally {
+    await noc.deps.wakeups.close();
+  }
+});
+
+dbTest(
+  "a wake-up triggered on one NOC instance answers the long poll held by another",
+  async ({ db, another }) => {
+    const log = memoryLogger();
+    const clock = { now: () => new Date() };
+    const holder = createWakeHub({ db, clock, log });
+    const other = createWakeHub({ db: another(), clock, log });
+    try {
+      // `after` beyond any stored id: only the notification can answer this poll.
+      const waiting = holder.wait({ uid: "u-1", site: "hq" }, Number.MAX_SAFE_INTEGER, 60_000);
+      while (holder.held === 0) await new Promise((r) => setTimeout(r, 0));
+      // A wake-up for someone else does not answer it.
+      await other.trigger({ type: "site", value: "branch" }, "test");
+      const id = await other.trigger({ type: "appliance", value: "u-1" }, "test");
+      assert.deepEqual(await waiting, { wake: true, cursor: Number.MAX_SAFE_INTEGER });
+      assert.ok(id > 0);
+    } finally {
+      await holder.close();
+      await other.close();
+    }
+  },
+);
