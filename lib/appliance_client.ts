@@ -134,9 +134,11 @@ export async function signedRequest(options: {
   body?: unknown;
   now?: Date;
   nonce?: string;
+  /** Extra headers (not covered by the signature), e.g. `If-None-Match`. */
+  headers?: Record<string, string>;
 }): Promise<Request> {
   const url = new URL(options.path, options.baseUrl).href;
-  const headers = new Headers();
+  const headers = new Headers(options.headers);
   const bytes = options.body === undefined ? new Uint8Array() : utf8(JSON.stringify(options.body));
   if (options.body !== undefined) headers.set("content-type", "application/json");
   const req = { method: options.method, url, headers, body: bytes };

@@ -1,0 +1,250 @@
+/**
+ * The agent's configuration: defaults, then `agent.json` in the state folder,
+ * then `NOC_AGENT_*` environment variables, then command-line flags (flags
+ * win).
+ *
+ * @module
+ */
+import { z } from "zod";
+import { readJson } from "./atomic.ts";
+
+/** The agent's version, reported in every SecureBeat. */
+export const agentVersion = "1.0.0";
+
+/** Where the agent keeps its state unless told otherwise. */
+export const defaultStateDir = "/var/lib/noc-agent";
+/** The folder files and packages are installed into unless told otherwise. */
+export const defaultRootDir = "/opt/appliance";
+
+/** Everything the agent can be configured with. */
+export interface AgentConfig {
+  /** State folder: identity, `catalog.cur`, downloads, plug-ins. */
+  state: string;
+  /** Appliance root: every file destination is confined to it. */
+  root: string;
+  /** NOC base URL (from enrolment unless set). */
+  noc: string | null;
+  /** Model reported at enrolment. */
+  model: string;
+  /** Host name reported at enrolment. */
+  hostname: string;
+  /** Mount points whose free space is reported (the root and state folder by default). */
+  mounts: string[];
+  /** Seconds a plug-in may run. */
+  pluginTimeoutS: number;
+  /** Seconds a package's install program (or a file's action) may run. */
+  installTimeoutS: number;
+  /** Seconds a package's health check may run. */
+  healthTimeoutS: number;
+  /** Seconds a download may go without receiving a byte. */
+  downloadIdleS: number;
+  /** Seconds the wake-up long poll is held by the NOC (0 turns wake-ups off). */
+  wakeWaitS: number;
+  /** Accept files over plain HTTP (development only; files are unsigned). */
+  allowHttpFiles: boolean;
+  /** `text` for people, `json` for machines, `auto` picks by whether stdout is a terminal. */
+  log: "auto" | "json" | "text";
+}
+
+const fileSchema = z.strictObject({
+  root: z.string().min(1).optional(),
+  noc: z.url().optional(),
+  model: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional(),
+  hostname: z.string().min(1).max(253).optional(),
+  mounts: z.array(z.string().min(1)).max(64).optional(),
+  pluginTimeoutS: z.number().int().min(1).max(3600).optional(),
+  installTimeoutS: z.number().int().min(1).max(86400).optional(),
+  healthTimeoutS: z.number().int().min(1).max(3600).optional(),
+  downloadIdleS: z.number().int().min(1).max(3600).optional(),
+  wakeWaitS: z.number().int().min(0).max(60).optional(),
+  allowHttpFiles: z.boolean().optional(),
+  log: z.enum(["auto", "json", "text"]).optional(),
+});
+
+/** A usage or configuration error: the message says what to fix. */
+export class ConfigError extends Error {}
+
+/** Parsed command-line flags: `--name value`, `--name=value`, or a bare `--name` (true). */
+export type Flags = Record<string, string | true>;
+
+/** Splits `args` into positional words and flags. */
+export function parseArgs(args: readonly string[]): { words: string[]; flags: Flags } {
+  const words: string[] = [];
+  const flags: Flags = {};
+  const bare = new Set([
+    "help",
+    "json",
+    "force",
+    "allow-http-files",
+    "h",
+  ]);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      words.push(...args.slice(i + 1));
+      break;
+    }
+    const m = a.match(/^--?([a-z][a-z0-9-]*)(?:=(.*))?$/);
+    if (!m) {
+      words.push(a);
+      continue;
+    }
+    const name = m[1]!;
+    if (m[2] !== undefined) flags[name] = m[2];
+    else if (bare.has(name)) flags[name] = true;
+    else {
+      const v = args[++i];
+      if (v === undefined) throw new ConfigError(`Flag "--${name}" needs a value`);
+      flags[name] = v;
+    }
+  }
+  return { words, flags };
+}
+
+function int(name: string, v: string | true | undefined, min: number, max: number) {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v === true || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`"${name}" must be a whole number from ${min} to ${max}, not "${v}"`);
+  }
+  return n;
+}
+
+function bool(name: string, v: string | true | undefined) {
+  if (v === undefined) return undefined;
+  if (v === true || v === "1" || v === "true") return true;
+  if (v === "0" || v === "false") return false;
+  throw new ConfigError(`"${name}" must be true or false, not "${v}"`);
+}
+
+type Defined<T> = { [K in keyof T]?: Exclude<T[K], undefined> };
+
+function defined<T extends object>(o: T): Defined<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Defined<T>;
+}
+
+function fromStrings(
+  src: Record<string, string | true | undefined>,
+  names: {
+    [K in keyof Omit<AgentConfig, "state">]: string;
+  },
+): Partial<AgentConfig> {
+  const s = (k: keyof typeof names) => {
+    const v = src[names[k]];
+    if (v === true) throw new ConfigError(`"${names[k]}" needs a value`);
+    return v;
+  };
+  const log = s("log");
+  if (log !== undefined && !["auto", "json", "text"].includes(log)) {
+    throw new ConfigError(`"${names.log}" must be auto, json or text, not "${log}"`);
+  }
+  const noc = s("noc");
+  if (noc !== undefined && (!URL.canParse(noc) || !/^https?:$/.test(new URL(noc).protocol))) {
+    throw new ConfigError(`"${names.noc}" must be an http(s) URL, not "${noc}"`);
+  }
+  return defined({
+    root: s("root"),
+    noc,
+    model: s("model"),
+    hostname: s("hostname"),
+    mounts: s("mounts")?.split(",").map((m) => m.trim()).filter(Boolean),
+    pluginTimeoutS: int(names.pluginTimeoutS, src[names.pluginTimeoutS], 1, 3600),
+    installTimeoutS: int(names.installTimeoutS, src[names.installTimeoutS], 1, 86400),
+    healthTimeoutS: int(names.healthTimeoutS, src[names.healthTimeoutS], 1, 3600),
+    downloadIdleS: int(names.downloadIdleS, src[names.downloadIdleS], 1, 3600),
+    wakeWaitS: int(names.wakeWaitS, src[names.wakeWaitS], 0, 60),
+    allowHttpFiles: bool(names.allowHttpFiles, src[names.allowHttpFiles]),
+    log: log as AgentConfig["log"] | undefined,
+  });
+}
+
+const envNames = {
+  root: "NOC_AGENT_ROOT",
+  noc: "NOC_AGENT_NOC",
+  model: "NOC_AGENT_MODEL",
+  hostname: "NOC_AGENT_HOSTNAME",
+  mounts: "NOC_AGENT_MOUNTS",
+  pluginTimeoutS: "NOC_AGENT_PLUGIN_TIMEOUT_S",
+  installTimeoutS: "NOC_AGENT_INSTALL_TIMEOUT_S",
+  healthTimeoutS: "NOC_AGENT_HEALTH_TIMEOUT_S",
+  downloadIdleS: "NOC_AGENT_DOWNLOAD_IDLE_S",
+  wakeWaitS: "NOC_AGENT_WAKE_WAIT_S",
+  allowHttpFiles: "NOC_AGENT_ALLOW_HTTP_FILES",
+  log: "NOC_AGENT_LOG",
+} as const;
+
+const flagNames = {
+  root: "root",
+  noc: "noc",
+  model: "model",
+  hostname: "hostname",
+  mounts: "mounts",
+  pluginTimeoutS: "plugin-timeout",
+  installTimeoutS: "install-timeout",
+  healthTimeoutS: "health-timeout",
+  downloadIdleS: "download-idle",
+  wakeWaitS: "wake-wait",
+  allowHttpFiles: "allow-http-files",
+  log: "log",
+} as const;
+
+/** The environment variables the agent reads (its `--allow-env` list). */
+export const agentEnvVars = ["NOC_AGENT_STATE", ...Object.values(envNames)];
+
+/** Loads the configuration: defaults < `<state>/agent.json` < environment < flags. */
+export async function loadAgentConfig(
+  flags: Flags,
+  env: Record<string, string | undefined>,
+): Promise<AgentConfig> {
+  const stateFlag = flags["state"];
+  if (stateFlag === true) throw new ConfigError(`"--state" needs a value`);
+  const state = (stateFlag ?? env["NOC_AGENT_STATE"] ?? defaultStateDir).replace(/\/+$/, "") ||
+    "/";
+  let file: Partial<AgentConfig> = {};
+  const raw = await readJson(`${state}/agent.json`).catch((e) => {
+    throw new ConfigError(e instanceof Error ? e.message : String(e));
+  });
+  if (raw !== null) {
+    const parsed = fileSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new ConfigError(
+        `Configuration file "${state}/agent.json": field "${
+          issue.path.join(".")
+        }" ${issue.message}`,
+      );
+    }
+    file = defined(parsed.data) as Partial<AgentConfig>;
+  }
+  const merged = {
+    root: defaultRootDir,
+    noc: null,
+    model: "generic",
+    hostname: safeHostname(),
+    pluginTimeoutS: 30,
+    installTimeoutS: 600,
+    healthTimeoutS: 60,
+    downloadIdleS: 60,
+    wakeWaitS: 50,
+    allowHttpFiles: false,
+    log: "auto" as const,
+    ...file,
+    ...fromStrings(env, envNames),
+    ...fromStrings(flags, flagNames),
+    state,
+  };
+  const root = merged.root.replace(/\/+$/, "") || "/";
+  return { ...merged, root, mounts: merged.mounts ?? [...new Set([root, state])] };
+}
+
+function safeHostname(): string {
+  try {
+    const h = Deno.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, "-").replace(
+      /^[.-]+|[.-]+$/g,
+      "",
+    );
+    return h || "appliance";
+  } catch {
+    return "appliance";
+  }
+}

@@ -1,0 +1,441 @@
+/**
+ * One agent cycle (spec, FIGURES 10A/10B): init plug-ins, the SecureBeat, the
+ * catalog (with `If-None-Match`), the comparison with `catalog.cur`, installs
+ * (packages first, then files), the install report, post plug-ins. Every step
+ * that can fail is caught, recorded as a problem and reported in the next
+ * SecureBeat; nothing here can stop the next cycle.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { AgentError, describe } from "./errors.ts";
+import type { Fetch } from "./download.ts";
+import { collectHealth } from "./health.ts";
+import { runPlugins } from "./plugins.ts";
+import { type InstallContext, installPackage, rollback } from "./install_package.ts";
+import { fileDestination, installFile } from "./install_file.ts";
+import {
+  type AgentState,
+  componentKey,
+  type CycleSummary,
+  type Identity,
+  type Installed,
+  type InstallReport,
+  loadInstalled,
+  loadState,
+  type Problem,
+  saveInstalled,
+  saveState,
+  statePaths,
+} from "./state.ts";
+import { writeFileAtomic } from "./atomic.ts";
+import { agentVersion } from "./config.ts";
+import { NocError, signedRequest, signingKeyFromSeed } from "../lib/appliance_client.ts";
+import { verifyCatalog } from "../lib/catalog_verify.ts";
+import type { CatalogDocument, CatalogEntry } from "../lib/catalog.ts";
+
+/** What a cycle needs. */
+export interface CycleContext extends InstallContext {
+  /** Randomness for jitter and backoff (`Math.random` by default). */
+  random?: () => number;
+}
+
+/** The result of a cycle. */
+export interface CycleResult extends CycleSummary {
+  /** Components installed this cycle. */
+  installed: string[];
+  /** When the next cycle is due. */
+  nextDueAt: string;
+}
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);
+const entrySchema = z.object({
+  kind: z.enum(["package", "file"]),
+  app: name,
+  name: name,
+  version: z.string().min(1).max(128),
+  size: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  urls: z.array(z.url()).min(1),
+  signer: z.string().optional(),
+  wrappedKey: z.string().optional(),
+  fileinfo: z.object({
+    destination: z.string().min(1),
+    mode: z.string().regex(/^0?[0-7]{3,4}$/),
+    action: z.array(z.string().min(1)).min(1).nullable(),
+    uploadDir: z.string().nullable().optional(),
+    uploadServer: z.string().nullable().optional(),
+  }).nullable().optional(),
+});
+
+/** Seconds before a failed install of the same version is tried again, after `attempts` failures. */
+export function backoffS(attempts: number, random: () => number = Math.random): number {
+  const base = Math.min(6 * 3600, 60 * 2 ** Math.min(attempts - 1, 12));
+  return Math.round(base * (0.75 + 0.5 * random()));
+}
+
+const apiTimeoutMs = 30_000;
+
+/** Runs one cycle under the state folder's lock. */
+export async function runCycle(ctx: CycleContext): Promise<CycleResult> {
+  const paths = statePaths(ctx.config.state);
+  using lock = await Deno.open(paths.lock, { write: true, create: true, mode: 0o600 });
+  await lock.lock(true);
+  try {
+    return await cycle(ctx);
+  } finally {
+    await lock.unlock().catch(() => {});
+  }
+}
+
+async function cycle(ctx: CycleContext): Promise<CycleResult> {
+  const started = ctx.now();
+  const random = ctx.random ?? Math.random;
+  const paths = statePaths(ctx.config.state);
+  const state = await loadState(ctx.config.state);
+  let installed = await loadInstalled(ctx.config.state);
+  const problems: Problem[] = [];
+  const reports: InstallReport[] = [];
+  const done: string[] = [];
+  const identity = ctx.identity;
+  const key = await signingKeyFromSeed(identity.signingSeed);
+  const base = ctx.config.noc ?? identity.noc;
+  const send = (req: Request) =>
+    (ctx.fetch ?? fetch)(req.url, {
+      method: req.method,
+      headers: req.headers,
+      ...(req.body ? { body: req.body } : {}),
+      signal: AbortSignal.timeout(apiTimeoutMs),
+    });
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ) =>
+    await send(
+      await signedRequest({
+        baseUrl: base,
+        uid: identity.uid,
+        key,
+        method,
+        path,
+        ...(body === undefined ? {} : { body }),
+        ...(headers ? { headers } : {}),
+        now: ctx.now(),
+      }),
+    );
+
+  // Leftovers of an install cut short (a crash, a SIGKILL): never half-used, always redone.
+  await Deno.remove(paths.staging, { recursive: true }).catch(() => {});
+  await Deno.mkdir(paths.staging, { recursive: true, mode: 0o700 });
+
+  const pluginEnv = (phase: string) => ({
+    NOC_PHASE: phase,
+    NOC_STATE: ctx.config.state,
+    NOC_ROOT: ctx.config.root,
+    NOC_UID: identity.uid,
+  });
+  const init = await runPlugins(paths.initD, {
+    timeoutMs: ctx.config.pluginTimeoutS * 1000,
+    env: pluginEnv("init"),
+  });
+  problems.push(...init.problems);
+
+  const finish = async (
+    outcome: CycleSummary["outcome"],
+    message?: string,
+    maxDelayS = Infinity,
+  ): Promise<CycleResult> => {
+    const finished = ctx.now();
+    // Jitter spreads a fleet's beats; the next one is never later than the interval the NOC expects.
+    const interval = Math.min(state.intervalS, maxDelayS);
+    const delayS = Math.max(1, Math.round(interval * (1 - 0.1 * random())));
+    const nextDueAt = new Date(finished.getTime() + delayS * 1000).toISOString();
+    state.lastCycle = {
+      outcome,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      ...(message ? { message } : {}),
+      ...(problems.length ? { problems: problems.slice(0, 100) } : {}),
+    };
+    state.nextDueAt = nextDueAt;
+    await saveState(ctx.config.state, state);
+    const level = outcome === "ok" ? "info" : "warn";
+    ctx.log[level]("cycle_finished", {
+      outcome,
+      installed: done,
+      problems: problems.length,
+      ...(message ? { message } : {}),
+      nextDueAt,
+    });
+    return { ...state.lastCycle, installed: done, nextDueAt };
+  };
+
+  // The SecureBeat.
+  const { health, skipped } = await collectHealth(ctx.config.mounts);
+  for (const m of skipped) {
+    problems.push({ code: "disk_unreadable", message: `Free space of "${m}" cannot be read` });
+  }
+  state.seq += 1;
+  const beat = {
+    seq: state.seq,
+    sentAt: ctx.now().toISOString(),
+    agentVersion,
+    health,
+    components: installed.map((c) => ({
+      kind: c.kind,
+      app: c.app,
+      name: c.name,
+      version: c.version,
+    })),
+    lastCycle: beatCycle(state.lastCycle),
+    apps: { ...state.apps, ...init.apps },
+  };
+  try {
+    const res = await call("POST", "/v1/beats", beat);
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new NocError(res.status, body);
+    if (Number.isInteger(body.intervalS) && body.intervalS > 0) state.intervalS = body.intervalS;
+    state.apps = {};
+  } catch (e) {
+    const d = describe(e);
+    problems.push({ code: "beat_failed", message: `SecureBeat not accepted: ${d.message}` });
+    // Retry sooner than a whole interval, but never in a hot loop.
+    return await finish("failed", "NOC unreachable or refused the beat", 60);
+  }
+
+  // The catalog.
+  let doc: CatalogDocument;
+  try {
+    doc = await fetchCatalog(ctx, state, call);
+  } catch (e) {
+    const d = describe(e);
+    problems.push({ kind: "catalog", code: d.code, message: d.message });
+    ctx.log.error("catalog_refused", { reason: d.code, message: d.message });
+    return await finish("failed", `Catalog refused: ${d.message}`);
+  }
+
+  // Packages first, then files: a file may replace a placeholder a package installed.
+  const wanted = [...doc.components].sort((a, b) =>
+    a.kind === b.kind ? 0 : a.kind === "package" ? -1 : 1
+  );
+  const newlyInstalled = new Map<
+    string,
+    { entry: CatalogEntry; previous: Installed | undefined }
+  >();
+  for (const raw of wanted) {
+    const parsed = entrySchema.safeParse(raw);
+    if (!parsed.success) {
+      problems.push({
+        code: "bad_entry",
+        message: `Catalog line ${raw.kind}/${raw.app}/${raw.name} is malformed`,
+      });
+      continue;
+    }
+    const entry = parsed.data as CatalogEntry;
+    const k = componentKey(entry);
+    const current = installed.find((c) => componentKey(c) === k);
+    if (
+      current && current.version === entry.version && current.sha256 === entry.sha256 &&
+      await stillThere(ctx, entry)
+    ) continue;
+    const failure = state.failures[k];
+    if (
+      failure && failure.version === entry.version && failure.sha256 === entry.sha256 &&
+      Date.parse(failure.retryAt) > ctx.now().getTime()
+    ) {
+      problems.push({
+        kind: entry.kind,
+        app: entry.app,
+        name: entry.name,
+        version: entry.version,
+        code: "backing_off",
+        message: `Not retried before ${failure.retryAt}: ${failure.message}`,
+      });
+      continue;
+    }
+    const label = `${entry.app}/${entry.name}@${entry.version}`;
+    ctx.log.info("install_started", { kind: entry.kind, component: label });
+    try {
+      let record: Installed | null = null;
+      if (entry.kind === "package") {
+        const r = await installPackage(ctx, entry, current);
+        if (r.outcome === "rolled_back") throw new RolledBack(r.message);
+        record = r.installed;
+        newlyInstalled.set(entry.app, { entry, previous: current });
+      } else {
+        record = await installFile(ctx, entry);
+      }
+      installed = [...installed.filter((c) => componentKey(c) !== k), record];
+      // Recorded only now, after the install succeeded: a crash before this line redoes the install.
+      await saveInstalled(ctx.config.state, installed);
+      delete state.failures[k];
+      reports.push({ ...pick(entry), outcome: "installed" });
+      done.push(label);
+      ctx.log.info("installed", { kind: entry.kind, component: label });
+    } catch (e) {
+      const d = e instanceof RolledBack ? { code: "rolled_back", message: e.message } : describe(e);
+      const attempts = failure && failure.version === entry.version ? failure.attempts + 1 : 1;
+      state.failures[k] = {
+        version: entry.version,
+        sha256: entry.sha256,
+        attempts,
+        retryAt: new Date(ctx.now().getTime() + backoffS(attempts, random) * 1000).toISOString(),
+        message: d.message,
+      };
+      problems.push({ ...pick(entry), kind: entry.kind, code: d.code, message: d.message });
+      reports.push({
+        ...pick(entry),
+        outcome: e instanceof RolledBack ? "rolled_back" : "failed",
+        message: `${d.code}: ${d.message}`.slice(0, 2000),
+      });
+      ctx.log.error("install_failed", { component: label, reason: d.code, message: d.message });
+      if (d.code === "write_failed") break;
+    }
+    await saveState(ctx.config.state, state);
+  }
+
+  // Post plug-ins; one that reports its application unhealthy undoes this cycle's install of it.
+  const post = await runPlugins(paths.postD, {
+    timeoutMs: ctx.config.pluginTimeoutS * 1000,
+    env: pluginEnv("post"),
+  });
+  problems.push(...post.problems);
+  state.apps = post.apps;
+  for (const [app, data] of Object.entries(post.apps)) {
+    const fresh = newlyInstalled.get(app);
+    if (!fresh || data["healthy"] !== false) continue;
+    const { entry, previous } = fresh;
+    const k = componentKey(entry);
+    const why = `${entry.app}/${entry.name}@${entry.version} reported unhealthy by a post plug-in`;
+    try {
+      const r = await rollback(ctx, entry, previous, why);
+      installed = [
+        ...installed.filter((c) => componentKey(c) !== k),
+        ...(previous ? [previous] : []),
+      ];
+      await saveInstalled(ctx.config.state, installed);
+      reports.push({
+        ...pick(entry),
+        outcome: "rolled_back",
+        message: r.outcome === "rolled_back" ? r.message : why,
+      });
+      problems.push({ ...pick(entry), kind: "package", code: "rolled_back", message: why });
+    } catch (e) {
+      const d = describe(e);
+      problems.push({ ...pick(entry), kind: "package", code: d.code, message: d.message });
+      reports.push({ ...pick(entry), outcome: "failed", message: d.message.slice(0, 2000) });
+    }
+    state.failures[k] = {
+      version: entry.version,
+      sha256: entry.sha256,
+      attempts: 1,
+      retryAt: new Date(ctx.now().getTime() + backoffS(1, random) * 1000).toISOString(),
+      message: why,
+    };
+  }
+
+  // Install outcomes: kept until the NOC has them.
+  state.pendingReports = [...state.pendingReports, ...reports].slice(-500);
+  if (state.pendingReports.length > 0) {
+    try {
+      const res = await call("POST", "/v1/installs", { results: state.pendingReports });
+      if (!res.ok) throw new NocError(res.status, await res.json().catch(() => ({})));
+      await res.body?.cancel().catch(() => {});
+      state.pendingReports = [];
+    } catch (e) {
+      problems.push({ code: "report_failed", message: describe(e).message });
+    }
+  }
+  const failed = problems.some((p) =>
+    p.kind === "package" || p.kind === "file" || p.code === "bad_entry"
+  );
+  return await finish(failed ? "partial" : "ok");
+}
+
+class RolledBack extends Error {}
+
+function pick(e: { kind: "package" | "file"; app: string; name: string; version: string }) {
+  return { kind: e.kind, app: e.app, name: e.name, version: e.version };
+}
+
+/** A file whose destination went missing (a wiped root) is installed again. */
+async function stillThere(ctx: CycleContext, entry: CatalogEntry): Promise<boolean> {
+  if (entry.kind !== "file") return true;
+  try {
+    return (await Deno.stat(fileDestination(ctx, entry).path)).size === entry.size;
+  } catch {
+    return false;
+  }
+}
+
+/** The last cycle in the shape the NOC accepts. */
+function beatCycle(c: CycleSummary) {
+  const nameOk = (s: string | undefined) => s !== undefined && name.safeParse(s).success;
+  return {
+    outcome: c.outcome,
+    ...(c.startedAt ? { startedAt: c.startedAt } : {}),
+    ...(c.finishedAt ? { finishedAt: c.finishedAt } : {}),
+    ...(c.message ? { message: c.message.slice(0, 2000) } : {}),
+    ...(c.problems?.length
+      ? {
+        problems: c.problems.slice(0, 100).map((p) => ({
+          code: p.code.slice(0, 64),
+          message: p.message.slice(0, 2000),
+          ...(p.kind ? { kind: p.kind } : {}),
+          ...(nameOk(p.app) ? { app: p.app } : {}),
+          ...(nameOk(p.name) ? { name: p.name } : {}),
+          ...(p.version ? { version: p.version.slice(0, 128) } : {}),
+        })),
+      }
+      : {}),
+  };
+}
+
+async function fetchCatalog(
+  ctx: CycleContext,
+  state: AgentState,
+  call: (m: string, p: string, b?: unknown, h?: Record<string, string>) => Promise<Response>,
+): Promise<CatalogDocument> {
+  const paths = statePaths(ctx.config.state);
+  const cached = state.etag ? await Deno.readTextFile(paths.catalog).catch(() => null) : null;
+  const res = await call(
+    "GET",
+    "/v1/catalog",
+    undefined,
+    cached && state.etag ? { "if-none-match": state.etag } : undefined,
+  );
+  let body: string;
+  if (res.status === 304 && cached) {
+    body = cached;
+  } else if (res.ok) {
+    body = await res.text();
+  } else {
+    throw new NocError(res.status, await res.json().catch(() => ({})));
+  }
+  const doc = await verifyCatalog(body, {
+    pinned: ctx.identity.pinnedKeys,
+    uid: ctx.identity.uid,
+    lastSerial: state.lastSerial,
+    now: ctx.now(),
+  });
+  if (res.status !== 304) {
+    await writeFileAtomic(paths.catalog, body);
+    state.etag = res.headers.get("etag");
+  }
+  state.lastSerial = doc.serial;
+  if (doc.intervalS > 0) state.intervalS = doc.intervalS;
+  return doc;
+}
+
+/** Reads the identity or says how to enrol. */
+export function requireIdentity(identity: Identity | null, state: string): Identity {
+  if (!identity) {
+    throw new AgentError(
+      "not_enrolled",
+      `No identity in "${state}": run "enroll --noc <url> --token <token>" first`,
+    );
+  }
+  return identity;
+}

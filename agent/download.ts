@@ -1,0 +1,172 @@
+/**
+ * Downloads with resume: bytes go to a file in the downloads folder; a
+ * download cut short (a dropped link, a crash, a full disk) continues from
+ * where it stopped with an HTTP `Range` request. The result is accepted only
+ * when its size and SHA-256 match what the signed catalog promised.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { AgentError } from "./errors.ts";
+import type { AgentLog } from "./log.ts";
+import { readFileFrom } from "../lib/package_file.ts";
+
+/** What to download and how to check it. */
+export interface DownloadSpec {
+  /** URLs to try, in order. */
+  urls: readonly string[];
+  /** Expected size, bytes. */
+  size: number;
+  /** Expected SHA-256, hex. */
+  sha256: string;
+  /** Label for the progress bar and log. */
+  label: string;
+}
+
+/** Sends a request (global `fetch` by default). */
+export type Fetch = (input: string, init: RequestInit) => Promise<Response>;
+
+async function fileSize(path: string): Promise<number | null> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+async function digestFile(path: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of readFileFrom(path)) h.update(chunk);
+  return h.digest("hex");
+}
+
+/**
+ * Fetches `spec` into `dest`, trying each URL in turn, resuming a partial
+ * file; throws {@link AgentError} (`download_failed`, `size_mismatch`,
+ * `digest_mismatch`, `write_failed`).
+ */
+export async function download(dest: string, spec: DownloadSpec, options: {
+  idleMs: number;
+  log: AgentLog;
+  fetch?: Fetch;
+}): Promise<void> {
+  const have = await fileSize(dest);
+  if (have !== null && have > spec.size) await Deno.remove(dest);
+  if (have === spec.size) {
+    if (await digestFile(dest) === spec.sha256) return;
+    await Deno.remove(dest);
+  }
+  let last: AgentError | null = null;
+  for (const url of spec.urls) {
+    try {
+      await fetchInto(url, dest, spec, options);
+      break;
+    } catch (e) {
+      if (e instanceof AgentError && e.code === "write_failed") throw e;
+      last = e instanceof AgentError
+        ? e
+        : new AgentError("download_failed", `Download of ${spec.label} failed: ${String(e)}`);
+      options.log.warn("download_failed", {
+        component: spec.label,
+        url: redact(url),
+        error: last.message,
+      });
+    }
+  }
+  const got = await fileSize(dest);
+  if (got !== spec.size) {
+    throw last ??
+      new AgentError("size_mismatch", `${spec.label} is ${got} bytes, expected ${spec.size}`);
+  }
+  if (await digestFile(dest) !== spec.sha256) {
+    await Deno.remove(dest);
+    throw new AgentError(
+      "digest_mismatch",
+      `${spec.label} does not match the SHA-256 in the catalog; the download was dropped`,
+    );
+  }
+}
+
+/** A URL without its query (download grants are bearer tokens). */
+export function redact(url: string): string {
+  return url.replace(/\?.*$/, "?…");
+}
+
+async function fetchInto(url: string, dest: string, spec: DownloadSpec, options: {
+  idleMs: number;
+  log: AgentLog;
+  fetch?: Fetch;
+}): Promise<void> {
+  const from = (await fileSize(dest)) ?? 0;
+  const abort = new AbortController();
+  let idle = setTimeout(() => abort.abort(), options.idleMs);
+  const touch = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => abort.abort(), options.idleMs);
+  };
+  try {
+    const headers: Record<string, string> = {};
+    if (from > 0 && from < spec.size) headers["range"] = `bytes=${from}-`;
+    const res = await (options.fetch ?? fetch)(url, { headers, signal: abort.signal });
+    let append = false;
+    if (res.status === 206 && from > 0) {
+      const m = res.headers.get("content-range")?.match(/^bytes (\d+)-/);
+      if (!m || Number(m[1]) !== from) {
+        await res.body?.cancel();
+        throw new AgentError("download_failed", `Server resumed ${spec.label} at the wrong offset`);
+      }
+      append = true;
+    } else if (res.status === 416) {
+      await res.body?.cancel();
+      await Deno.remove(dest).catch(() => {});
+      throw new AgentError("download_failed", `Server refused to resume ${spec.label}`);
+    } else if (!res.ok) {
+      const body = (await res.text()).slice(0, 300);
+      throw new AgentError(
+        "download_failed",
+        `Server answered ${res.status} for ${spec.label}: ${body}`,
+      );
+    }
+    let done = append ? from : 0;
+    const file = await Deno.open(dest, {
+      write: true,
+      create: true,
+      append,
+      truncate: !append,
+      mode: 0o600,
+    });
+    try {
+      for await (const chunk of res.body ?? new ReadableStream()) {
+        touch();
+        if (done + chunk.length > spec.size) {
+          throw new AgentError(
+            "size_mismatch",
+            `${spec.label} is longer than the ${spec.size} bytes the catalog says`,
+          );
+        }
+        try {
+          let at = 0;
+          while (at < chunk.length) at += await file.write(chunk.subarray(at));
+        } catch (e) {
+          throw new AgentError(
+            "write_failed",
+            `Cannot write ${spec.label} to "${dest}": ${e instanceof Error ? e.message : e}`,
+          );
+        }
+        done += chunk.length;
+        options.log.progress(spec.label, done, spec.size);
+      }
+      await file.sync().catch(() => {});
+    } finally {
+      file.close();
+    }
+  } catch (e) {
+    if (abort.signal.aborted && !(e instanceof AgentError)) {
+      throw new AgentError("download_failed", `${spec.label}: no data for ${options.idleMs} ms`);
+    }
+    throw e;
+  } finally {
+    clearTimeout(idle);
+  }
+}

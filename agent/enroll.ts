@@ -1,0 +1,46 @@
+/** `enroll`: generates the appliance's key pairs, enrols with a one-time token, pins the NOC keys. */
+import { AgentError } from "./errors.ts";
+import type { AgentConfig } from "./config.ts";
+import { agentVersion } from "./config.ts";
+import { type Identity, loadIdentity, saveIdentity } from "./state.ts";
+import { enroll, generateApplianceKeys } from "../lib/appliance_client.ts";
+
+/** Enrols this appliance with `noc` using `token`; refuses to replace an identity unless `force`. */
+export async function enrollAgent(
+  config: AgentConfig,
+  options: { noc: string; token: string; force: boolean; now: Date },
+): Promise<Identity> {
+  if (!options.force && (await loadIdentity(config.state).catch(() => null))) {
+    throw new AgentError(
+      "already_enrolled",
+      `"${config.state}" already holds an identity; use --force to enrol again as a new appliance`,
+    );
+  }
+  await Deno.mkdir(config.state, { recursive: true, mode: 0o700 });
+  await Deno.chmod(config.state, 0o700);
+  const keys = await generateApplianceKeys();
+  const e = await enroll(
+    (req) => fetch(req, { signal: AbortSignal.timeout(30_000) }),
+    options.noc,
+    {
+      token: options.token,
+      model: config.model,
+      hostname: config.hostname,
+      keys,
+      agentVersion,
+    },
+  );
+  const identity: Identity = {
+    format: "noc-agent-identity/1",
+    noc: options.noc.replace(/\/+$/, ""),
+    uid: e.uid,
+    signingSeed: keys.signingSeed,
+    signingPublic: keys.signingPublic,
+    encryptionPrivate: keys.encryptionPrivate,
+    encryptionPublic: keys.encryptionPublic,
+    pinnedKeys: e.nocKeys,
+    enrolledAt: options.now.toISOString(),
+  };
+  await saveIdentity(config.state, identity);
+  return identity;
+}

@@ -1,0 +1,143 @@
+/**
+ * Installing a file (spec, FIGURE 12): fetched over HTTPS only, checked
+ * against the digest in the signed catalog, written to a temporary file in
+ * the destination folder, flushed, renamed into place (and the folder
+ * flushed), given its mode, then its follow-up action is run. The
+ * destination comes from the application's fileinfo and is confined to the
+ * appliance root.
+ *
+ * @module
+ */
+import { AgentError } from "./errors.ts";
+import { download } from "./download.ts";
+import { runProgram } from "./proc.ts";
+import { syncDir } from "./atomic.ts";
+import { type Installed, statePaths } from "./state.ts";
+import type { InstallContext } from "./install_package.ts";
+import type { CatalogEntry } from "../lib/catalog.ts";
+import { safeRelativePath, TarError } from "../lib/tar.ts";
+
+/** Where a file is installed: its absolute path and the path recorded in `catalog.cur`. */
+export function fileDestination(
+  ctx: Pick<InstallContext, "config">,
+  entry: CatalogEntry,
+): { path: string; recorded: string } {
+  const fi = entry.fileinfo;
+  if (!fi) {
+    // No install instructions: the file is kept in the state folder, where applications can find it.
+    const path = `${statePaths(ctx.config.state).files}/${entry.app}/${entry.name}`;
+    return { path, recorded: path };
+  }
+  let rel: string;
+  try {
+    rel = safeRelativePath(fi.destination);
+  } catch (e) {
+    throw new AgentError(
+      "path_escapes",
+      `File destination "${fi.destination}" is not inside the appliance root: ${
+        e instanceof TarError ? e.message : e
+      }`,
+    );
+  }
+  const root = ctx.config.root === "/" ? "" : ctx.config.root;
+  return { path: `${root}/${rel}`, recorded: rel };
+}
+
+/**
+ * Creates the folders of `rel` under `root` one at a time, refusing any
+ * existing step (a link, say) that resolves outside the root — before
+ * anything is created through it.
+ */
+async function ensureDirInside(root: string, rel: string, label: string): Promise<void> {
+  await Deno.mkdir(root, { recursive: true });
+  const realRoot = await Deno.realPath(root);
+  let at = root === "/" ? "" : root;
+  for (const part of rel.split("/").filter(Boolean)) {
+    at = `${at}/${part}`;
+    const st = await Deno.lstat(at).catch(() => null);
+    if (!st) {
+      await Deno.mkdir(at);
+      continue;
+    }
+    const real = await Deno.realPath(at);
+    const inside = realRoot === "/" || real === realRoot || real.startsWith(`${realRoot}/`);
+    if (!inside || !(await Deno.stat(at)).isDirectory) {
+      throw new AgentError(
+        "path_escapes",
+        `${label}: destination folder "${at}" leads outside the appliance root or is not a folder`,
+      );
+    }
+  }
+}
+
+/** Installs a file component; throws {@link AgentError}. */
+export async function installFile(ctx: InstallContext, entry: CatalogEntry): Promise<Installed> {
+  const label = `${entry.app}/${entry.name}@${entry.version}`;
+  const urls = entry.urls.filter((u) =>
+    u.startsWith("https://") || (ctx.config.allowHttpFiles && u.startsWith("http://"))
+  );
+  if (urls.length === 0) {
+    throw new AgentError(
+      "https_required",
+      `${label}: files are fetched over HTTPS only, and the catalog offers no HTTPS URL`,
+    );
+  }
+  const { path, recorded } = fileDestination(ctx, entry);
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  const base = path.slice(path.lastIndexOf("/") + 1);
+  if (entry.fileinfo) {
+    // A link inside the root must not carry the file out of it.
+    await ensureDirInside(ctx.config.root, recorded.split("/").slice(0, -1).join("/"), label);
+  } else {
+    await Deno.mkdir(dir, { recursive: true });
+  }
+  const mode = entry.fileinfo ? parseInt(entry.fileinfo.mode, 8) & 0o7777 : 0o644;
+  const tmp = `${dir}/.${base}.noc-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await download(tmp, { urls, size: entry.size, sha256: entry.sha256, label }, {
+      idleMs: ctx.config.downloadIdleS * 1000,
+      log: ctx.log,
+      ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
+    });
+    await Deno.chmod(tmp, mode);
+    await Deno.rename(tmp, path);
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
+  await syncDir(dir);
+  const action = entry.fileinfo?.action;
+  if (action && action.length > 0) {
+    const r = await runProgram(action, {
+      cwd: ctx.config.root,
+      env: {
+        NOC_ROOT: ctx.config.root,
+        NOC_APP: entry.app,
+        NOC_NAME: entry.name,
+        NOC_VERSION: entry.version,
+        NOC_FILE: path,
+      },
+      timeoutMs: ctx.config.installTimeoutS * 1000,
+    });
+    if (r.spawnError || r.timedOut || r.code !== 0) {
+      throw new AgentError(
+        "action_failed",
+        `${label} was written to "${recorded}" but its action ${JSON.stringify(action)} ${
+          r.spawnError
+            ? `could not start: ${r.spawnError}`
+            : r.timedOut
+            ? "ran past its time limit"
+            : `exited with ${r.code}: ${r.stderr.trim().slice(-500)}`
+        }`,
+      );
+    }
+  }
+  return {
+    kind: "file",
+    app: entry.app,
+    name: entry.name,
+    version: entry.version,
+    sha256: entry.sha256,
+    installedAt: ctx.now().toISOString(),
+    destination: recorded,
+  };
+}

@@ -1,0 +1,229 @@
+/**
+ * Installing a package (spec, FIGURE 11): download (resuming), check size and
+ * digest, verify the signature against the pinned keys before anything is
+ * decrypted or unpacked, unwrap the content key, decrypt, unpack into a
+ * staging folder that nothing may escape, run the package's `install`
+ * program, then its `health` check. The unpacked payload is kept aside, so a
+ * version whose health check fails is replaced by the previous one.
+ *
+ * @module
+ */
+import { AgentError } from "./errors.ts";
+import { download, type Fetch } from "./download.ts";
+import { runProgram } from "./proc.ts";
+import type { AgentLog } from "./log.ts";
+import type { AgentConfig } from "./config.ts";
+import { type Identity, type Installed, statePaths } from "./state.ts";
+import { exists } from "./atomic.ts";
+import type { CatalogEntry } from "../lib/catalog.ts";
+import { openPackageFile, readPackagePrefix } from "../lib/package_file.ts";
+import {
+  expectComponent,
+  PackageError,
+  unwrapContentKey,
+  verifyPackagePrefix,
+} from "../lib/package_format.ts";
+import { extractTar, gunzip, TarError } from "../lib/tar.ts";
+import { fromBase64Url } from "../lib/encoding.ts";
+
+/** What the installers need. */
+export interface InstallContext {
+  /** Configuration. */
+  config: AgentConfig;
+  /** Identity and pinned keys. */
+  identity: Identity;
+  /** Log. */
+  log: AgentLog;
+  /** The time (signature key expiry checks). */
+  now(): Date;
+  /** HTTP client (global `fetch` by default). */
+  fetch?: Fetch;
+}
+
+/** How an install ended when it did not throw. */
+export type PackageOutcome =
+  | { outcome: "installed"; installed: Installed }
+  | { outcome: "rolled_back"; message: string };
+
+/** Where a package's unpacked payload is kept (per content digest). */
+export function keptDir(state: string, c: { app: string; name: string; sha256: string }): string {
+  return `${statePaths(state).packages}/${c.app}/${c.name}/${c.sha256}`;
+}
+
+function programEnv(
+  ctx: InstallContext,
+  dir: string,
+  c: { app: string; name: string; version: string },
+  previous: string | undefined,
+  action: "install" | "rollback" | "health",
+): Record<string, string> {
+  return {
+    NOC_ACTION: action,
+    NOC_STAGING: dir,
+    NOC_ROOT: ctx.config.root,
+    NOC_STATE: ctx.config.state,
+    NOC_APP: c.app,
+    NOC_NAME: c.name,
+    NOC_VERSION: c.version,
+    NOC_PREVIOUS_VERSION: previous ?? "",
+  };
+}
+
+async function runIn(
+  ctx: InstallContext,
+  dir: string,
+  program: "install" | "health",
+  env: Record<string, string>,
+  timeoutS: number,
+): Promise<{ ok: boolean; message: string }> {
+  const path = `${dir}/${program}`;
+  const r = await runProgram([path], { cwd: dir, env, timeoutMs: timeoutS * 1000 });
+  if (r.spawnError) return { ok: false, message: `${program} could not start: ${r.spawnError}` };
+  if (r.timedOut) return { ok: false, message: `${program} ran past ${timeoutS} s and was killed` };
+  if (r.code !== 0) {
+    return {
+      ok: false,
+      message: `${program} exited with ${r.code}: ${r.stderr.trim().slice(-800)}`,
+    };
+  }
+  return { ok: true, message: "" };
+}
+
+/** Verifies and unpacks the downloaded package file into `staging`; throws {@link AgentError}. */
+export async function unpackPackage(
+  ctx: InstallContext,
+  file: string,
+  entry: CatalogEntry,
+  staging: string,
+): Promise<void> {
+  const trusted = ctx.identity.pinnedKeys.filter((k) => k.use.includes("package"));
+  try {
+    // Signature first: nothing is decrypted or unpacked from a package that does not verify.
+    const prefix = await readPackagePrefix(file);
+    await verifyPackagePrefix(prefix, trusted, ctx.now());
+    expectComponent(prefix.header, entry);
+    if (!entry.wrappedKey) {
+      throw new AgentError("no_key", `Catalog gives no content key for ${entry.app}/${entry.name}`);
+    }
+    const contentKey = await unwrapContentKey(
+      entry.wrappedKey,
+      fromBase64Url(ctx.identity.encryptionPrivate),
+      prefix.header,
+    );
+    await Deno.mkdir(staging, { recursive: true, mode: 0o700 });
+    await extractTar(
+      gunzip(openPackageFile(file, { trusted, contentKey, now: ctx.now(), expect: entry })),
+      staging,
+    );
+  } catch (e) {
+    if (e instanceof PackageError) throw new AgentError(e.reason, e.message);
+    if (e instanceof TarError) throw new AgentError("bad_archive", e.message);
+    if (e instanceof AgentError) throw e;
+    throw new AgentError("bad_package", `Package cannot be unpacked: ${String(e)}`);
+  }
+  const install = await Deno.lstat(`${staging}/install`).catch(() => null);
+  if (!install?.isFile) {
+    throw new AgentError("bad_package", `Package has no "install" program at its top level`);
+  }
+}
+
+/** Installs `entry` over `previous` (if any); throws {@link AgentError} when nothing changed. */
+export async function installPackage(
+  ctx: InstallContext,
+  entry: CatalogEntry,
+  previous: Installed | undefined,
+): Promise<PackageOutcome> {
+  const paths = statePaths(ctx.config.state);
+  const label = `${entry.app}/${entry.name}@${entry.version}`;
+  await Deno.mkdir(paths.downloads, { recursive: true, mode: 0o700 });
+  const file = `${paths.downloads}/${entry.sha256}.pkg`;
+  await download(file, { urls: entry.urls, size: entry.size, sha256: entry.sha256, label }, {
+    idleMs: ctx.config.downloadIdleS * 1000,
+    log: ctx.log,
+    ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
+  });
+  const staging = `${paths.staging}/${crypto.randomUUID()}`;
+  try {
+    await unpackPackage(ctx, file, entry, staging);
+    const env = programEnv(ctx, staging, entry, previous?.version, "install");
+    const r = await runIn(ctx, staging, "install", env, ctx.config.installTimeoutS);
+    if (!r.ok) throw new AgentError("install_failed", `${label}: ${r.message}`);
+    const kept = keptDir(ctx.config.state, entry);
+    await Deno.mkdir(kept.slice(0, kept.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+    await Deno.remove(kept, { recursive: true }).catch(() => {});
+    await Deno.rename(staging, kept);
+    if (await exists(`${kept}/health`)) {
+      const h = await runIn(
+        ctx,
+        kept,
+        "health",
+        programEnv(ctx, kept, entry, previous?.version, "health"),
+        ctx.config.healthTimeoutS,
+      );
+      if (!h.ok) {
+        const message = `${label} failed its health check (${h.message})`;
+        return await rollback(ctx, entry, previous, message);
+      }
+    }
+    await Deno.remove(file).catch(() => {});
+    await pruneKept(ctx.config.state, entry, previous);
+    return {
+      outcome: "installed",
+      installed: {
+        kind: "package",
+        app: entry.app,
+        name: entry.name,
+        version: entry.version,
+        sha256: entry.sha256,
+        installedAt: ctx.now().toISOString(),
+      },
+    };
+  } finally {
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Puts the previous version back by running its kept `install` again (with
+ * `NOC_ACTION=rollback`); throws {@link AgentError} when there is none to go back to.
+ */
+export async function rollback(
+  ctx: InstallContext,
+  failed: { app: string; name: string; version: string },
+  previous: Installed | undefined,
+  why: string,
+): Promise<PackageOutcome> {
+  const dir = previous ? keptDir(ctx.config.state, previous) : null;
+  if (!previous || !dir || !(await exists(`${dir}/install`))) {
+    throw new AgentError("unhealthy", `${why}; no previous version is kept to roll back to`);
+  }
+  const r = await runIn(
+    ctx,
+    dir,
+    "install",
+    programEnv(ctx, dir, previous, failed.version, "rollback"),
+    ctx.config.installTimeoutS,
+  );
+  if (!r.ok) {
+    throw new AgentError("rollback_failed", `${why}; rolling back failed: ${r.message}`);
+  }
+  ctx.log.warn("rolled_back", {
+    component: `${failed.app}/${failed.name}`,
+    from: failed.version,
+    to: previous.version,
+  });
+  return { outcome: "rolled_back", message: `${why}; rolled back to ${previous.version}` };
+}
+
+/** Keeps the payloads of the current and previous versions of a package, and drops the rest. */
+async function pruneKept(
+  state: string,
+  current: { app: string; name: string; sha256: string },
+  previous: Installed | undefined,
+): Promise<void> {
+  const dir = `${statePaths(state).packages}/${current.app}/${current.name}`;
+  const keep = new Set([current.sha256, previous?.sha256]);
+  for await (const e of Deno.readDir(dir)) {
+    if (!keep.has(e.name)) await Deno.remove(`${dir}/${e.name}`, { recursive: true });
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The appliance agent: `enroll`, `run`, `once`, `status`. Built into one
+ * binary with `deno task compile:agent`.
+ *
+ * @module
+ */
+import {
+  type AgentConfig,
+  agentEnvVars,
+  agentVersion,
+  ConfigError,
+  type Flags,
+  loadAgentConfig,
+  parseArgs,
+} from "./config.ts";
+import { enrollAgent } from "./enroll.ts";
+import { requireIdentity, runCycle } from "./cycle.ts";
+import { runLoop } from "./run.ts";
+import { agentLog } from "./log.ts";
+import { AgentError } from "./errors.ts";
+import { loadIdentity, loadInstalled, loadState } from "./state.ts";
+
+const common = `
+Common flags (flags win over NOC_AGENT_* variables, which win over <state>/agent.json):
+  --state <dir>        state folder (NOC_AGENT_STATE; default /var/lib/noc-agent)
+  --root <dir>         appliance root files are installed into (NOC_AGENT_ROOT; default /opt/appliance)
+  --noc <url>          NOC base URL (NOC_AGENT_NOC; default: the one enrolled with)
+  --log <auto|json|text>  log format (NOC_AGENT_LOG; auto: text on a terminal, JSON lines otherwise)
+  --help               this help`;
+
+const help: Record<string, string> = {
+  main: `noc-agent ${agentVersion}: the Appliance NOC agent
+
+Usage: noc-agent <command> [flags]
+
+Commands:
+  enroll   enrol this appliance with a one-time token and pin the NOC's keys
+  run      run the cycle every report interval, waking early when the NOC asks
+  once     run one cycle and exit (0 ok, 2 some installs failed, 1 the cycle failed)
+  status   show what is installed, the last cycle and when the next is due
+
+Run "noc-agent <command> --help" for a command's flags.${common}`,
+  enroll:
+    `Usage: noc-agent enroll --noc <url> --token <token> [--model <model>] [--hostname <name>] [--force]
+
+Generates this appliance's Ed25519 (signing) and X25519 (encryption) key pairs,
+keeps the private halves in <state>/identity.json (mode 0600), enrols with the
+one-time token and pins the NOC public keys it answers with.
+
+  --token <token>      enrolment token from the NOC admin
+  --model <model>      appliance model (NOC_AGENT_MODEL; default "generic")
+  --hostname <name>    host name to report (NOC_AGENT_HOSTNAME; default this host's)
+  --force              replace an existing identity (the appliance enrols as a new one)${common}`,
+  run: `Usage: noc-agent run [flags]
+
+Runs a cycle (init plug-ins, SecureBeat, catalog, installs, report, post
+plug-ins), then sleeps until the next is due (the NOC's interval, 909 s by
+default, with jitter). A long poll to the NOC ends the sleep early when an
+admin wakes this appliance. Stops between cycles on SIGINT or SIGTERM.
+
+  --wake-wait <s>         long-poll hold, 0 turns wake-ups off (NOC_AGENT_WAKE_WAIT_S; default 50)
+  --plugin-timeout <s>    per plug-in (NOC_AGENT_PLUGIN_TIMEOUT_S; default 30)
+  --install-timeout <s>   per install program or file action (NOC_AGENT_INSTALL_TIMEOUT_S; default 600)
+  --health-timeout <s>    per package health check (NOC_AGENT_HEALTH_TIMEOUT_S; default 60)
+  --download-idle <s>     abandon a download silent this long (NOC_AGENT_DOWNLOAD_IDLE_S; default 60)
+  --mounts <a,b>          mounts whose free space is reported (NOC_AGENT_MOUNTS; default root and state)
+  --allow-http-files      accept files over plain HTTP (development only; NOC_AGENT_ALLOW_HTTP_FILES)${common}`,
+  once: `Usage: noc-agent once [flags]
+
+Runs one cycle and exits: 0 when everything is installed, 2 when some
+component failed (reported, retried later with backoff), 1 when the cycle
+failed (NOC unreachable, catalog refused). Takes the same flags as "run".${common}`,
+  status: `Usage: noc-agent status [--json]
+
+Shows the identity, what is installed (catalog.cur), the last cycle and when
+the next one is due.
+
+  --json               machine-readable output${common}`,
+};
+
+function env(): Record<string, string | undefined> {
+  return Object.fromEntries(agentEnvVars.map((n) => [n, Deno.env.get(n)]));
+}
+
+async function main(args: string[]): Promise<number> {
+  const { words, flags } = parseArgs(args);
+  const command = words[0] ?? "help";
+  if (command === "help" || (words.length === 0 && (flags.help || flags.h))) {
+    console.log(help.main);
+    return 0;
+  }
+  if (!(command in help) || command === "main") {
+    console.error(`Unknown command "${command}".\n\n${help.main}`);
+    return 64;
+  }
+  if (flags.help || flags.h) {
+    console.log(help[command]);
+    return 0;
+  }
+  if (words.length > 1) throw new ConfigError(`Unexpected argument "${words[1]}"`);
+  const config = await loadAgentConfig(flags, env());
+  switch (command) {
+    case "enroll":
+      return await enrollCommand(config, flags);
+    case "once":
+    case "run":
+      return await cycleCommand(config, command);
+    default:
+      return await statusCommand(config, flags);
+  }
+}
+
+async function enrollCommand(config: AgentConfig, flags: Flags): Promise<number> {
+  const token = flags.token;
+  const noc = flags.noc ?? config.noc;
+  if (typeof token !== "string" || !token) throw new ConfigError(`"enroll" needs --token <token>`);
+  if (typeof noc !== "string" || !noc) throw new ConfigError(`"enroll" needs --noc <url>`);
+  const identity = await enrollAgent(config, {
+    noc,
+    token,
+    force: flags.force === true,
+    now: new Date(),
+  });
+  const log = agentLog(config.log);
+  log.info("enrolled", {
+    uid: identity.uid,
+    noc: identity.noc,
+    pinnedKeys: identity.pinnedKeys.map((k) => k.kid),
+  });
+  return 0;
+}
+
+async function cycleCommand(config: AgentConfig, command: "once" | "run"): Promise<number> {
+  const identity = requireIdentity(await loadIdentity(config.state), config.state);
+  const log = agentLog(config.log);
+  const ctx = { config, identity, log, now: () => new Date() };
+  if (command === "once") {
+    const r = await runCycle(ctx);
+    return r.outcome === "ok" ? 0 : r.outcome === "partial" ? 2 : 1;
+  }
+  const stop = new AbortController();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(sig, () => {
+        log.info("stopping", { signal: sig });
+        stop.abort();
+      });
+    } catch {
+      // Not every platform has every signal.
+    }
+  }
+  log.info("agent_started", {
+    uid: identity.uid,
+    noc: config.noc ?? identity.noc,
+    version: agentVersion,
+  });
+  await runLoop(ctx, stop.signal);
+  return 0;
+}
+
+async function statusCommand(config: AgentConfig, flags: Flags): Promise<number> {
+  const identity = await loadIdentity(config.state);
+  const installed = await loadInstalled(config.state);
+  const state = await loadState(config.state);
+  const status = {
+    enrolled: identity !== null,
+    uid: identity?.uid ?? null,
+    noc: config.noc ?? identity?.noc ?? null,
+    state: config.state,
+    root: config.root,
+    installed,
+    lastCycle: state.lastCycle,
+    nextDueAt: state.nextDueAt,
+    intervalS: state.intervalS,
+    failures: state.failures,
+    pendingReports: state.pendingReports.length,
+  };
+  if (flags.json) {
+    console.log(JSON.stringify(status, null, 2));
+    return 0;
+  }
+  const lines = [
+    identity
+      ? `appliance ${identity.uid} enrolled with ${status.noc}`
+      : `not enrolled (state folder ${config.state})`,
+    `last cycle: ${state.lastCycle.outcome}${
+      state.lastCycle.finishedAt ? ` at ${state.lastCycle.finishedAt}` : ""
+    }${state.lastCycle.message ? ` (${state.lastCycle.message})` : ""}`,
+    `next due:   ${state.nextDueAt ?? "now"} (interval ${state.intervalS} s)`,
+    `installed:  ${installed.length === 0 ? "nothing" : ""}`,
+    ...installed.map((c) =>
+      `  ${c.kind.padEnd(8)} ${c.app}/${c.name} ${c.version}${
+        c.destination ? ` -> ${c.destination}` : ""
+      }`
+    ),
+    ...(state.lastCycle.problems ?? []).map((p) => `problem: ${p.code}: ${p.message}`),
+    ...Object.entries(state.failures).map(([k, f]) =>
+      `retrying ${k} ${f.version} after ${f.retryAt}`
+    ),
+  ];
+  console.log(lines.join("\n"));
+  return 0;
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof AgentError) {
+      console.error(`noc-agent: ${e.message}`);
+      code = 64;
+    } else if (e instanceof Deno.errors.NotCapable) {
+      console.error(`noc-agent: ${e.message} (the agent may only touch its state folder and root)`);
+      code = 77;
+    } else {
+      console.error(`noc-agent: ${e instanceof Error ? e.message : String(e)}`);
+      code = 1;
+    }
+  }
+  Deno.exit(code);
+}

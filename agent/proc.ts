@@ -1,0 +1,117 @@
+/**
+ * Runs a program (a plug-in, an install program, a health check, a file's
+ * follow-up action) with a time limit, capturing a bounded amount of its
+ * output. A program that outlives its limit is killed; one whose children
+ * keep its output open cannot hold the agent.
+ *
+ * @module
+ */
+
+/** How a program run ended. */
+export interface RunResult {
+  /** Exit code (null when killed). */
+  code: number | null;
+  /** True when it was killed for running past its limit. */
+  timedOut: boolean;
+  /** Its standard output (at most `maxOutput` bytes). */
+  stdout: string;
+  /** The end of its standard error. */
+  stderr: string;
+  /** Set when it could not be started at all. */
+  spawnError?: string;
+}
+
+function capture(
+  stream: ReadableStream<Uint8Array>,
+  max: number,
+  keepTail: boolean,
+): { text: Promise<string>; cancel(): Promise<void> } {
+  const reader = stream.getReader();
+  return {
+    text: collect(reader, max, keepTail),
+    cancel: () => reader.cancel().catch(() => {}),
+  };
+}
+
+async function collect(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  max: number,
+  keepTail: boolean,
+): Promise<string> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value: chunk } = await reader.read();
+      if (done) break;
+      if (keepTail) {
+        parts.push(chunk);
+        size += chunk.length;
+        while (parts.length > 1 && size - parts[0]!.length >= max) size -= parts.shift()!.length;
+      } else if (size < max) {
+        // Beyond the limit the output is read and dropped, so the program never blocks on a full pipe.
+        parts.push(chunk);
+        size += chunk.length;
+      }
+    }
+  } catch {
+    // The stream was cancelled.
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  const bytes = keepTail ? all.subarray(Math.max(0, all.length - max)) : all.subarray(0, max);
+  return new TextDecoder().decode(bytes);
+}
+
+/** Runs `argv` in `cwd` with `env` (added to a minimal environment) for at most `timeoutMs`. */
+export async function runProgram(
+  argv: readonly string[],
+  options: { cwd: string; env: Record<string, string>; timeoutMs: number; maxOutput?: number },
+): Promise<RunResult> {
+  const max = options.maxOutput ?? 64 * 1024;
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(argv[0]!, {
+      args: argv.slice(1),
+      cwd: options.cwd,
+      clearEnv: true,
+      env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...options.env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    return {
+      code: null,
+      timedOut: false,
+      stdout: "",
+      stderr: "",
+      spawnError: e instanceof Error ? e.message : String(e),
+    };
+  }
+  const out = capture(child.stdout, max, false);
+  const err = capture(child.stderr, 4000, true);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, options.timeoutMs);
+  const status = await child.status;
+  clearTimeout(timer);
+  // A daemon it started may hold its output open: give the pipes a moment, then let go.
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  const grace = new Promise<"late">((r) => graceTimer = setTimeout(() => r("late"), 1000));
+  const settled = await Promise.race([Promise.all([out.text, err.text]), grace]);
+  clearTimeout(graceTimer);
+  if (settled === "late") await Promise.all([out.cancel(), err.cancel()]);
+  const [stdout, stderr] = await Promise.all([out.text, err.text]);
+  return { code: timedOut ? null : status.code, timedOut, stdout, stderr };
+}

@@ -1,0 +1,124 @@
+/**
+ * `run`: the daemon loop. A cycle, then sleep until the next is due — unless
+ * the NOC wakes the agent first through the long poll it keeps open. An
+ * unexpected error is logged and the loop goes on; a stop signal ends it
+ * between cycles.
+ *
+ * @module
+ */
+import { type CycleContext, runCycle } from "./cycle.ts";
+import { statePaths } from "./state.ts";
+import { readJson, writeJsonAtomic } from "./atomic.ts";
+import { signedRequest, signingKeyFromSeed } from "../lib/appliance_client.ts";
+
+/** Runs cycles until `signal` aborts. */
+export async function runLoop(ctx: CycleContext, signal: AbortSignal): Promise<void> {
+  let wakeRequested = false;
+  let wakeUp: () => void = () => {};
+  const poller = ctx.config.wakeWaitS > 0
+    ? pollWakeups(ctx, signal, () => {
+      wakeRequested = true;
+      wakeUp();
+    })
+    : Promise.resolve();
+  while (!signal.aborted) {
+    wakeRequested = false;
+    let nextDue: number;
+    try {
+      const r = await runCycle(ctx);
+      nextDue = Date.parse(r.nextDueAt);
+    } catch (e) {
+      ctx.log.error("cycle_crashed", { error: e instanceof Error ? e.message : String(e) });
+      nextDue = Date.now() + 60_000;
+    }
+    if (signal.aborted) break;
+    if (wakeRequested) {
+      ctx.log.info("woken", { by: "noc" });
+      continue;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.max(0, nextDue - Date.now()));
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        wakeUp = () => {};
+        resolve();
+      }
+      wakeUp = () => {
+        ctx.log.info("woken", { by: "noc" });
+        done();
+      };
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+  await poller;
+}
+
+/** Keeps a long poll open to the NOC; calls `onWake` when the NOC asks for a cycle now. */
+async function pollWakeups(
+  ctx: CycleContext,
+  signal: AbortSignal,
+  onWake: () => void,
+): Promise<void> {
+  const key = await signingKeyFromSeed(ctx.identity.signingSeed);
+  const base = ctx.config.noc ?? ctx.identity.noc;
+  let cursor = await loadCursor(ctx);
+  let failures = 0;
+  while (!signal.aborted) {
+    try {
+      const query = `wait=${ctx.config.wakeWaitS}${cursor === null ? "" : `&after=${cursor}`}`;
+      const req = await signedRequest({
+        baseUrl: base,
+        uid: ctx.identity.uid,
+        key,
+        method: "GET",
+        path: `/v1/wake?${query}`,
+        now: ctx.now(),
+      });
+      const res = await (ctx.fetch ?? fetch)(req.url, {
+        headers: req.headers,
+        signal: AbortSignal.any([signal, AbortSignal.timeout((ctx.config.wakeWaitS + 30) * 1000)]),
+      });
+      if (!res.ok) {
+        throw new Error(`NOC answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      }
+      const answer = await res.json() as { wake?: unknown; cursor?: unknown };
+      failures = 0;
+      if (typeof answer.cursor === "number" && Number.isSafeInteger(answer.cursor)) {
+        const changed = answer.cursor !== cursor;
+        cursor = answer.cursor;
+        if (changed) await persistCursor(ctx, cursor);
+      }
+      if (answer.wake === true) onWake();
+    } catch (e) {
+      if (signal.aborted) break;
+      failures++;
+      const delay = Math.min(60_000, 2_000 * 2 ** Math.min(failures - 1, 5));
+      ctx.log.warn("wake_poll_failed", {
+        error: e instanceof Error ? e.message : String(e),
+        retryInMs: delay,
+      });
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(finish, delay);
+        function finish() {
+          clearTimeout(t);
+          signal.removeEventListener("abort", finish);
+          resolve();
+        }
+        signal.addEventListener("abort", finish, { once: true });
+      });
+    }
+  }
+}
+
+// The cursor has a file of its own: the cycle rewrites state.json concurrently.
+async function persistCursor(ctx: CycleContext, cursor: number): Promise<void> {
+  await writeJsonAtomic(statePaths(ctx.config.state).wakeCursor, { cursor }).catch(() => {});
+}
+
+async function loadCursor(ctx: CycleContext): Promise<number | null> {
+  const raw = await readJson(statePaths(ctx.config.state).wakeCursor).catch(() => null) as
+    | { cursor?: unknown }
+    | null;
+  return typeof raw?.cursor === "number" && Number.isSafeInteger(raw.cursor) ? raw.cursor : null;
+}
