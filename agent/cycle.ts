@@ -9,7 +9,6 @@
  */
 import { z } from "zod";
 import { AgentError, describe } from "./errors.ts";
-import type { Fetch } from "./download.ts";
 import { collectHealth } from "./health.ts";
 import { runPlugins } from "./plugins.ts";
 import { type InstallContext, installPackage, rollback } from "./install_package.ts";

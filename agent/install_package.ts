@@ -70,7 +70,6 @@ function programEnv(
 }
 
 async function runIn(
-  ctx: InstallContext,
   dir: string,
   program: "install" | "health",
   env: Record<string, string>,
@@ -146,7 +145,7 @@ export async function installPackage(
   try {
     await unpackPackage(ctx, file, entry, staging);
     const env = programEnv(ctx, staging, entry, previous?.version, "install");
-    const r = await runIn(ctx, staging, "install", env, ctx.config.installTimeoutS);
+    const r = await runIn(staging, "install", env, ctx.config.installTimeoutS);
     if (!r.ok) throw new AgentError("install_failed", `${label}: ${r.message}`);
     const kept = keptDir(ctx.config.state, entry);
     await Deno.mkdir(kept.slice(0, kept.lastIndexOf("/")), { recursive: true, mode: 0o700 });
@@ -154,7 +153,6 @@ export async function installPackage(
     await Deno.rename(staging, kept);
     if (await exists(`${kept}/health`)) {
       const h = await runIn(
-        ctx,
         kept,
         "health",
         programEnv(ctx, kept, entry, previous?.version, "health"),
@@ -198,7 +196,6 @@ export async function rollback(
     throw new AgentError("unhealthy", `${why}; no previous version is kept to roll back to`);
   }
   const r = await runIn(
-    ctx,
     dir,
     "install",
     programEnv(ctx, dir, previous, failed.version, "rollback"),
