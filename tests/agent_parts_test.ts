@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { ConfigError, loadAgentConfig, parseArgs } from "../agent/config.ts";
+import { pluginApp, runPlugins } from "../agent/plugins.ts";
+import { download } from "../agent/download.ts";
+import { silentLog } from "../agent/log.ts";
+import { AgentError } from "../agent/errors.ts";
+import { backoffS } from "../agent/cycle.ts";
+import { writeFileAtomic } from "../agent/atomic.ts";
+import { agentPermissionFlags, compileCommand } from "../agent/permissions.ts";
+import { sha256, toHex } from "../lib/encoding.ts";
+import { agentBox } from "./_agent.ts";
+
+Deno.test("agent configuration: flags win over environment, which wins over agent.json", async () => {
+  const state = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${state}/agent.json`,
+      JSON.stringify({ root: "/from-file", model: "file-model", pluginTimeoutS: 5 }),
+    );
+    const { flags } = parseArgs(["--state", state, "--root=/from-flag"]);
+    const c = await loadAgentConfig(flags, {
+      NOC_AGENT_ROOT: "/from-env",
+      NOC_AGENT_MODEL: "env-model",
+    });
+    assert.equal(c.root, "/from-flag");
+    assert.equal(c.model, "env-model");
+    assert.equal(c.pluginTimeoutS, 5);
+    assert.equal(c.installTimeoutS, 600);
+    assert.deepEqual(c.mounts, ["/from-flag", state]);
+    const fromEnvState = await loadAgentConfig({}, { NOC_AGENT_STATE: state });
+    assert.equal(fromEnvState.root, "/from-file");
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("agent configuration: a bad value is refused with a message naming it", async () => {
+  const state = await Deno.makeTempDir();
+  try {
+    await assert.rejects(
+      loadAgentConfig({ state, "plugin-timeout": "soon" }, {}),
+      (e) => e instanceof ConfigError && /plugin-timeout.*"soon"/.test(e.message),
+    );
+    await assert.rejects(
+      loadAgentConfig({ state }, { NOC_AGENT_NOC: "ftp://x" }),
+      (e) => e instanceof ConfigError && /NOC_AGENT_NOC/.test(e.message),
+    );
+    await Deno.writeTextFile(`${state}/agent.json`, JSON.stringify({ wakeWaitS: 600 }));
+    await assert.rejects(
+      loadAgentConfig({ state }, {}),
+      (e) => e instanceof ConfigError && /agent\.json.*wakeWaitS/.test(e.message),
+    );
+    assert.throws(() => parseArgs(["--root"]), /needs a value/);
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("plug-ins run in name order; JSON becomes app data; failing and hanging ones are reported", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const put = (name: string, body: string, mode = 0o755) =>
+      Deno.writeTextFile(`${dir}/${name}`, `#!/bin/sh\n${body}\n`, { mode });
+    await put("10-vscreen.sh", `echo '{"mailsScanned": 42}'`);
+    await put("20-broken", `echo oops >&2; exit 3`);
+    await put("30-hang", `exec sleep 30`);
+    await put("40-chatty", `echo not json`);
+    await put("50-disabled", `echo '{"x":1}'`, 0o644);
+    const r = await runPlugins(dir, { timeoutMs: 500, env: {} });
+    assert.deepEqual(r.ran, ["10-vscreen.sh", "20-broken", "30-hang", "40-chatty"]);
+    assert.deepEqual(r.apps, { vscreen: { mailsScanned: 42 } });
+    assert.deepEqual(r.problems.map((p) => `${p.app}:${p.code}`), [
+      "broken:plugin_failed",
+      "hang:plugin_timeout",
+      "chatty:plugin_output",
+    ]);
+    assert.match(r.problems[0]!.message, /exited with 3: oops/);
+    assert.equal(pluginApp("05_collector.py"), "collector");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a download cut short resumes with Range and is accepted only with the catalog's digest", async () => {
+  const bytes = new Uint8Array(200_000).map((_, i) => (i * 7) % 251);
+  const digest = toHex(await sha256(bytes));
+  const ranges: Array<string | null> = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const range = req.headers.get("range");
+    ranges.push(range);
+    const m = range?.match(/^bytes=(\d+)-$/);
+    if (m) {
+      const from = Number(m[1]);
+      return new Response(bytes.slice(from), {
+        status: 206,
+        headers: { "content-range": `bytes ${from}-${bytes.length - 1}/${bytes.length}` },
+      });
+    }
+    return new Response(bytes);
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/blob`;
+    const dest = `${dir}/blob.part`;
+    await Deno.writeFile(dest, bytes.slice(0, 123_456));
+    const spec = { urls: [url], size: bytes.length, sha256: digest, label: "blob" };
+    await download(dest, spec, { idleMs: 10_000, log: silentLog });
+    assert.deepEqual(ranges, ["bytes=123456-"]);
+    assert.deepEqual(await Deno.readFile(dest), bytes);
+
+    // A first URL that fails is skipped for the next; a wrong digest is refused and dropped.
+    await Deno.remove(dest);
+    await assert.rejects(
+      download(dest, { ...spec, urls: ["http://127.0.0.1:1/x", url], sha256: "0".repeat(64) }, {
+        idleMs: 10_000,
+        log: silentLog,
+      }),
+      (e) => e instanceof AgentError && e.code === "digest_mismatch",
+    );
+    await assert.rejects(Deno.stat(dest), Deno.errors.NotFound);
+    await assert.rejects(
+      download(dest, { ...spec, size: 1000 }, { idleMs: 10_000, log: silentLog }),
+      (e) => e instanceof AgentError && e.code === "size_mismatch",
+    );
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("failed installs back off exponentially, capped at six hours", () => {
+  assert.equal(backoffS(1, () => 0.5), 60);
+  assert.equal(backoffS(2, () => 0.5), 120);
+  assert.equal(backoffS(30, () => 0.5), 6 * 3600);
+  assert.ok(backoffS(1, () => 0) >= 45 && backoffS(1, () => 1) <= 75);
+});
+
+Deno.test("an atomic write leaves the old content or the new, never a temporary file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeFileAtomic(`${dir}/f`, "old");
+    await writeFileAtomic(`${dir}/f`, "new", 0o640);
+    assert.equal(await Deno.readTextFile(`${dir}/f`), "new");
+    assert.equal((await Deno.stat(`${dir}/f`)).mode! & 0o777, 0o640);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name), ["f"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("agent CLI: --help on every command, usage errors exit 64, once before enrolment says how", async () => {
+  const box = await agentBox();
+  try {
+    for (const cmd of ["enroll", "run", "once", "status"]) {
+      const r = await box.run([cmd, "--help"]);
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, new RegExp(`Usage: noc-agent ${cmd}`));
+    }
+    assert.match((await box.run(["--help"])).stdout, /Commands:/);
+    const unknown = await box.run(["frobnicate"]);
+    assert.equal(unknown.code, 64);
+    assert.match(unknown.stderr, /Unknown command "frobnicate"/);
+    const noToken = await box.run(["enroll", "--noc", "http://127.0.0.1:1"]);
+    assert.equal(noToken.code, 64);
+    assert.match(noToken.stderr, /needs --token/);
+    const notEnrolled = await box.run(["once"]);
+    assert.equal(notEnrolled.code, 64);
+    assert.match(notEnrolled.stderr, /run "enroll --noc <url> --token <token>" first/);
+    const status = await box.run(["status"]);
+    assert.equal(status.code, 0);
+    assert.match(status.stdout, /not enrolled/);
+    // Outside its folders the agent has no permission at all.
+    const outside = await box.run(["status", "--state", "/etc"]);
+    assert.equal(outside.code, 64, outside.stderr);
+    assert.match(outside.stderr, /read access to "\/etc\/agent\.json"/);
+  } finally {
+    await box.remove();
+  }
+});
+
+Deno.test("compile:agent is exactly deno compile with the agent's least permissions", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)))
+    .tasks;
+  assert.equal(tasks["compile:agent"], compileCommand());
+  assert.deepEqual(agentPermissionFlags("/s", "/r").slice(0, 3), [
+    "--allow-net",
+    "--allow-read=/s,/r",
+    "--allow-write=/s,/r",
+  ]);
+});
+
+Deno.test("compile:agent builds a working binary (needs DENORT_BIN)", async () => {
+  const denort = Deno.env.get("DENORT_BIN");
+  if (!denort) {
+    console.log("skipped: DENORT_BIN is not set, so deno compile cannot get its runtime here");
+    return;
+  }
+  const repo = new URL("..", import.meta.url).pathname;
+  const build = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "compile:agent"],
+    cwd: repo,
+    env: { DENORT_BIN: denort },
+  }).output();
+  assert.equal(build.code, 0, new TextDecoder().decode(build.stderr));
+  const help = await new Deno.Command(`${repo}dist/noc-agent`, { args: ["--help"] }).output();
+  assert.equal(help.code, 0);
+  assert.match(new TextDecoder().decode(help.stdout), /noc-agent/);
+});
