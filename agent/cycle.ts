@@ -302,9 +302,11 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   });
   problems.push(...post.problems);
   state.apps = post.apps;
+  let rolledBack = false;
   for (const [app, data] of Object.entries(post.apps)) {
     const fresh = newlyInstalled.get(app);
     if (!fresh || data["healthy"] !== false) continue;
+    rolledBack = true;
     const { entry, previous } = fresh;
     const k = componentKey(entry);
     const why = `${entry.app}/${entry.name}@${entry.version} reported unhealthy by a post plug-in`;
@@ -333,6 +335,15 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       retryAt: new Date(ctx.now().getTime() + backoffS(1, random) * 1000).toISOString(),
       message: why,
     };
+  }
+
+  if (rolledBack) {
+    // The report should describe the appliance as it is now, after the rollback.
+    const after = await runPlugins(paths.postD, {
+      timeoutMs: ctx.config.pluginTimeoutS * 1000,
+      env: pluginEnv("post"),
+    });
+    state.apps = after.apps;
   }
 
   // Install outcomes: kept until the NOC has them.

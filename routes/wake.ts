@@ -21,8 +21,8 @@ export function wakeRoutes(deps: AppDeps) {
       const answer = await deps.wakeups.wait(
         { uid: a.uid, site: a.site },
         after ?? null,
+        // Not tied to the request signal: a poll whose client left ends at its wait time or at shutdown.
         (wait ?? 50) * 1000,
-        c.req.raw.signal,
       );
       c.header("cache-control", "no-store");
       return c.json(answer);

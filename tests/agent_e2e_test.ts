@@ -419,3 +419,47 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "agent: plug-in data reaches the NOC; a post plug-in reporting the application unhealthy rolls back this cycle's install",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    const box = await enrolled(noc);
+    try {
+      const uid = await uidOf(box);
+      await Deno.mkdir(`${box.state}/init.d`);
+      await Deno.mkdir(`${box.state}/post.d`);
+      await Deno.copyFile(
+        "examples/plugins/20-mailstats.sh",
+        `${box.state}/init.d/20-mailstats.sh`,
+      );
+      await Deno.chmod(`${box.state}/init.d/20-mailstats.sh`, 0o755);
+      await Deno.writeTextFile(
+        `${box.state}/post.d/50-demo`,
+        `#!/bin/sh\nif [ "$(cat "$NOC_ROOT/demo/version")" = "2.0.0" ]; then echo '{"healthy": false}'; else echo '{"healthy": true}'; fi\n`,
+        { mode: 0o755 },
+      );
+      await publishPackage(noc, "1.0.0");
+      assert.equal((await box.run(once)).code, 0);
+      await publishPackage(noc, "2.0.0");
+      const r = await box.run(once);
+      assert.equal(r.code, 2, r.stdout);
+      assert.equal(await box.readRoot("demo/version"), "1.0.0");
+      assert.equal((await box.catalogCur()).components[0].version, "1.0.0");
+      const outcomes = await db.sql<{ version: string; outcome: string }>`
+        select version, outcome from install_outcomes where uid = ${uid} order by id`;
+      assert.deepEqual(outcomes.map((o) => `${o.version}:${o.outcome}`), [
+        "1.0.0:installed",
+        "2.0.0:installed",
+        "2.0.0:rolled_back",
+      ]);
+      await box.run(once);
+      const report = (await noc.admin("GET", `/v1/admin/appliances/${uid}`)).body.lastReport;
+      assert.deepEqual(report.apps.mailstats, { queued: 0, scanned: 0 });
+      assert.equal(report.apps.demo.healthy, true);
+    } finally {
+      await box.remove();
+      await noc.close();
+    }
+  },
+);
