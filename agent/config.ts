@@ -80,6 +80,8 @@ export function parseArgs(args: readonly string[]): { words: string[]; flags: Fl
   ]);
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    // `deno task agent -- <command>` passes the `--` through.
+    if (a === "--" && i === 0) continue;
     if (a === "--") {
       words.push(...args.slice(i + 1));
       break;

@@ -12,6 +12,8 @@ export interface PruneResult {
   authFailures: number;
   /** Maintenance windows that ended before the retention period. */
   maintenanceWindows: number;
+  /** Wake-up requests (kept one day: they are only replayed for ten minutes). */
+  wakeRequests: number;
 }
 
 async function inBatches(batch: number, step: () => Promise<number>): Promise<number> {
@@ -45,6 +47,10 @@ export async function pruneHistory(
         returning 1`).length),
     maintenanceWindows:
       (await sql`delete from maintenance_windows where ends_at < ${cutoff} returning 1`).length,
+    wakeRequests: (await sql`
+      delete from wake_requests where created_at < ${new Date(
+      deps.clock.now().getTime() - 86_400_000,
+    )} returning 1`).length,
     authFailures: await inBatches(batch, async () =>
       (await sql`
         delete from auth_failures where id in (select id from auth_failures where at < ${cutoff} limit ${batch})

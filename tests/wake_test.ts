@@ -3,6 +3,7 @@ import { dbTest, testNoc } from "./_harness.ts";
 import type { TestAppliance, TestNoc } from "./_harness.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { createWakeHub } from "../lib/wakeups.ts";
+import { pruneHistory } from "../lib/retention.ts";
 
 async function poll(noc: TestNoc, a: TestAppliance, query: string) {
   const res = await noc.send(await a.request("GET", `/v1/wake?${query}`));
@@ -49,6 +50,8 @@ dbTest("a wake-up sent between two polls is delivered by the next poll", async (
       wake: false,
       cursor: later.body.id,
     });
+    noc.clock.advance(86_400);
+    assert.equal((await pruneHistory(noc.deps, 30)).wakeRequests, 2);
   } finally {
     await noc.deps.wakeups.close();
   }
