@@ -192,8 +192,27 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     apps: { ...state.apps, ...init.apps },
   };
   try {
-    const res = await call("POST", "/v1/beats", beat);
-    const body = await res.json().catch(() => ({}));
+    let res = await call("POST", "/v1/beats", beat);
+    let body = await res.json().catch(() => ({}));
+    if (res.status === 400) {
+      // Something in the report was refused (plug-in data, most likely): a beat without it still
+      // tells the NOC the appliance is alive, and the refusal is reported.
+      problems.push({
+        code: "beat_refused",
+        message: `The NOC refused the full report: ${String(body.message ?? "").slice(0, 500)}`,
+      });
+      ctx.log.warn("beat_refused", { message: body.message });
+      for (
+        const smaller of [{ apps: {} }, {
+          apps: {},
+          lastCycle: { outcome: beat.lastCycle.outcome },
+        }]
+      ) {
+        res = await call("POST", "/v1/beats", { ...beat, ...smaller });
+        body = await res.json().catch(() => ({}));
+        if (res.status !== 400) break;
+      }
+    }
     if (!res.ok) throw new NocError(res.status, body);
     if (Number.isInteger(body.intervalS) && body.intervalS > 0) state.intervalS = body.intervalS;
     state.apps = {};

@@ -13,6 +13,8 @@ import { runProgram } from "./proc.ts";
 import type { Problem } from "./state.ts";
 
 const appName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** The NOC accepts at most this much data per application in a report. */
+const maxDataBytes = 16 * 1024;
 
 /** The application a plug-in reports for. */
 export function pluginApp(file: string): string {
@@ -87,6 +89,10 @@ export async function runPlugins(dir: string, options: {
     }
     if (!appName.test(app)) {
       problem("plugin_output", `Plug-in "${name}" does not name an application`);
+      continue;
+    }
+    if (text.length > maxDataBytes) {
+      problem("plugin_output", `Plug-in "${name}" printed more than ${maxDataBytes} bytes of data`);
       continue;
     }
     out.apps[app] = { ...out.apps[app], ...(data as Record<string, unknown>) };

@@ -463,3 +463,63 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "agent: a catalog older than the last one accepted is refused (rollback) and nothing is installed",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    const box = await enrolled(noc);
+    try {
+      const uid = await uidOf(box);
+      assert.equal((await box.run(once)).code, 0);
+      await publishPackage(noc, "1.0.0");
+      // As if a newer catalog had been accepted before: the NOC's (replayed) one is now older.
+      const state = JSON.parse(await Deno.readTextFile(`${box.state}/state.json`));
+      await Deno.writeTextFile(
+        `${box.state}/state.json`,
+        JSON.stringify({ ...state, lastSerial: 1_000_000 }),
+      );
+      const r = await box.run(once);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.events.find((e) => e.event === "catalog_refused")?.reason, "rollback");
+      assert.equal(await box.readRoot("demo/version"), null);
+      await box.run(once);
+      const report = (await noc.admin("GET", `/v1/admin/appliances/${uid}`)).body.lastReport;
+      assert.equal(report.lastCycle.outcome, "failed");
+      assert.equal(report.lastCycle.problems[0].code, "rollback");
+      assert.equal(report.lastCycle.problems[0].kind, "catalog");
+    } finally {
+      await box.remove();
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "agent: a report the NOC refuses (bad plug-in data) still gets a beat through, and says why",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    const box = await enrolled(noc);
+    try {
+      const uid = await uidOf(box);
+      await Deno.mkdir(`${box.state}/init.d`);
+      // Nested deeper than the NOC accepts.
+      await Deno.writeTextFile(
+        `${box.state}/init.d/10-deep`,
+        `#!/bin/sh\necho '${"[".repeat(40)}${"]".repeat(40)}' | sed 's/^/{"x":/; s/$/}/'\n`,
+        { mode: 0o755 },
+      );
+      const r = await box.run(once);
+      assert.equal(r.code, 0, r.stdout);
+      assert.ok(r.events.some((e) => e.event === "beat_refused"));
+      const detail = (await noc.admin("GET", `/v1/admin/appliances/${uid}`)).body;
+      assert.equal(detail.state, "ok");
+      await box.run(once);
+      const report = (await noc.admin("GET", `/v1/admin/appliances/${uid}`)).body.lastReport;
+      assert.ok(report.lastCycle.problems.some((p: any) => p.code === "beat_refused"));
+    } finally {
+      await box.remove();
+      await noc.close();
+    }
+  },
+);
