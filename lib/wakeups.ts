@@ -119,13 +119,15 @@ export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): Wake
       // Registered before the stored wake-ups are read, so none slips between the two.
       waiters.add(entry);
       let last = after ?? 0;
-      const timer = setTimeout(() => done({ wake: false, cursor: last }), waitMs);
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const abort = () => done({ wake: false, cursor: last });
       signal?.addEventListener("abort", abort, { once: true });
       try {
         const stored = await newest(deps.db.sql, who, after ?? Number.MAX_SAFE_INTEGER);
         last = Math.max(last, stored.last);
         if (stored.mine !== null) done({ wake: true, cursor: last });
+        // Started only now: even `wait=0` first sees the stored wake-ups.
+        timer = setTimeout(() => done({ wake: false, cursor: last }), waitMs);
         const a = await answer;
         return { wake: a.wake, cursor: Math.max(a.cursor, last) };
       } finally {
