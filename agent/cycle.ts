@@ -91,9 +91,19 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   const started = ctx.now();
   const random = ctx.random ?? Math.random;
   const paths = statePaths(ctx.config.state);
-  const state = await loadState(ctx.config.state);
-  let installed = await loadInstalled(ctx.config.state);
   const problems: Problem[] = [];
+  // A damaged state file is moved aside rather than stopping every cycle from now on.
+  const orAside = async <T>(path: string, load: () => Promise<T>): Promise<T> => {
+    try {
+      return await load();
+    } catch (e) {
+      await Deno.rename(path, `${path}.damaged`).catch(() => {});
+      problems.push({ code: "state_damaged", message: `${describe(e).message}; moved aside` });
+      return await load();
+    }
+  };
+  const state = await orAside(paths.state, () => loadState(ctx.config.state));
+  let installed = await orAside(paths.catalogCur, () => loadInstalled(ctx.config.state));
   const reports: InstallReport[] = [];
   const done: string[] = [];
   const identity = ctx.identity;
@@ -127,7 +137,9 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
 
   // Leftovers of an install cut short (a crash, a SIGKILL): never half-used, always redone.
   await Deno.remove(paths.staging, { recursive: true }).catch(() => {});
-  await Deno.mkdir(paths.staging, { recursive: true, mode: 0o700 });
+  await Deno.mkdir(paths.staging, { recursive: true, mode: 0o700 }).catch((e) =>
+    problems.push({ code: "state_unwritable", message: describe(e).message })
+  );
 
   const pluginEnv = (phase: string) => ({
     NOC_PHASE: phase,
@@ -135,10 +147,18 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     NOC_ROOT: ctx.config.root,
     NOC_UID: identity.uid,
   });
-  const init = await runPlugins(paths.initD, {
-    timeoutMs: ctx.config.pluginTimeoutS * 1000,
-    env: pluginEnv("init"),
-  });
+  const plugins = async (dir: string, phase: string) => {
+    try {
+      return await runPlugins(dir, {
+        timeoutMs: ctx.config.pluginTimeoutS * 1000,
+        env: pluginEnv(phase),
+      });
+    } catch (e) {
+      const p: Problem = { kind: "plugin", code: "plugin_failed", message: describe(e).message };
+      return { apps: {}, problems: [p], ran: [] };
+    }
+  };
+  const init = await plugins(paths.initD, "init");
   problems.push(...init.problems);
 
   const finish = async (
@@ -234,13 +254,24 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     return await finish("failed", `Catalog refused: ${d.message}`);
   }
 
+  // Downloads the catalog no longer wants (superseded, refused) are dropped; the rest may resume.
+  const wantedFiles = new Set(doc.components.map((c) => `${c.sha256}.pkg`));
+  try {
+    for await (const e of Deno.readDir(paths.downloads)) {
+      if (!wantedFiles.has(e.name)) await Deno.remove(`${paths.downloads}/${e.name}`);
+    }
+  } catch {
+    // No downloads folder yet.
+  }
+
   // Packages first, then files: a file may replace a placeholder a package installed.
   const wanted = [...doc.components].sort((a, b) =>
     a.kind === b.kind ? 0 : a.kind === "package" ? -1 : 1
   );
+  // Packages installed this cycle, by application: a post plug-in may still find them unhealthy.
   const newlyInstalled = new Map<
     string,
-    { entry: CatalogEntry; previous: Installed | undefined }
+    Array<{ entry: CatalogEntry; previous: Installed | undefined; attempts: number }>
   >();
   for (const raw of wanted) {
     const parsed = entrySchema.safeParse(raw);
@@ -281,7 +312,11 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         const r = await installPackage(ctx, entry, current);
         if (r.outcome === "rolled_back") throw new RolledBack(r.message);
         record = r.installed;
-        newlyInstalled.set(entry.app, { entry, previous: current });
+        newlyInstalled.set(entry.app, [...newlyInstalled.get(entry.app) ?? [], {
+          entry,
+          previous: current,
+          attempts: failure && failure.version === entry.version ? failure.attempts : 0,
+        }]);
       } else {
         record = await installFile(ctx, entry);
       }
@@ -315,27 +350,25 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   }
 
   // Post plug-ins; one that reports its application unhealthy undoes this cycle's install of it.
-  const post = await runPlugins(paths.postD, {
-    timeoutMs: ctx.config.pluginTimeoutS * 1000,
-    env: pluginEnv("post"),
-  });
+  const post = await plugins(paths.postD, "post");
   problems.push(...post.problems);
   state.apps = post.apps;
   let rolledBack = false;
-  for (const [app, data] of Object.entries(post.apps)) {
-    const fresh = newlyInstalled.get(app);
-    if (!fresh || data["healthy"] !== false) continue;
+  const unhealthy = Object.entries(post.apps).flatMap(([app, data]) =>
+    data["healthy"] === false ? newlyInstalled.get(app) ?? [] : []
+  );
+  for (const { entry, previous, attempts } of unhealthy) {
     rolledBack = true;
-    const { entry, previous } = fresh;
     const k = componentKey(entry);
     const why = `${entry.app}/${entry.name}@${entry.version} reported unhealthy by a post plug-in`;
     try {
-      const r = await rollback(ctx, entry, previous, why);
+      // catalog.cur goes back first: a crash during the rollback never leaves the new version recorded.
       installed = [
         ...installed.filter((c) => componentKey(c) !== k),
         ...(previous ? [previous] : []),
       ];
       await saveInstalled(ctx.config.state, installed);
+      const r = await rollback(ctx, entry, previous, why);
       reports.push({
         ...pick(entry),
         outcome: "rolled_back",
@@ -350,31 +383,43 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     state.failures[k] = {
       version: entry.version,
       sha256: entry.sha256,
-      attempts: 1,
-      retryAt: new Date(ctx.now().getTime() + backoffS(1, random) * 1000).toISOString(),
+      attempts: attempts + 1,
+      retryAt: new Date(ctx.now().getTime() + backoffS(attempts + 1, random) * 1000)
+        .toISOString(),
       message: why,
     };
   }
 
   if (rolledBack) {
     // The report should describe the appliance as it is now, after the rollback.
-    const after = await runPlugins(paths.postD, {
-      timeoutMs: ctx.config.pluginTimeoutS * 1000,
-      env: pluginEnv("post"),
-    });
+    const after = await plugins(paths.postD, "post");
     state.apps = after.apps;
   }
 
   // Install outcomes: kept until the NOC has them.
-  state.pendingReports = [...state.pendingReports, ...reports].slice(-500);
-  if (state.pendingReports.length > 0) {
+  state.pendingReports = [
+    ...state.pendingReports,
+    ...reports.map((r) => r.message === undefined ? r : { ...r, message: clean(r.message, 2000) }),
+  ].slice(-500);
+  while (state.pendingReports.length > 0) {
+    const batch = state.pendingReports.slice(0, 50);
     try {
-      const res = await call("POST", "/v1/installs", { results: state.pendingReports });
-      if (!res.ok) throw new NocError(res.status, await res.json().catch(() => ({})));
-      await res.body?.cancel().catch(() => {});
-      state.pendingReports = [];
+      const res = await call("POST", "/v1/installs", { results: batch });
+      if (res.status === 400 || res.status === 413) {
+        // A batch the NOC will never take must not block the ones after it.
+        ctx.log.warn("report_dropped", {
+          status: res.status,
+          body: (await res.text()).slice(0, 300),
+        });
+      } else if (!res.ok) {
+        throw new NocError(res.status, await res.json().catch(() => ({})));
+      } else {
+        await res.body?.cancel().catch(() => {});
+      }
+      state.pendingReports = state.pendingReports.slice(batch.length);
     } catch (e) {
       problems.push({ code: "report_failed", message: describe(e).message });
+      break;
     }
   }
   const failed = problems.some((p) =>
@@ -384,6 +429,11 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
 }
 
 class RolledBack extends Error {}
+
+/** Text the NOC stores: no NUL, no lone surrogate (a cut can split a pair), at most `max` characters. */
+function clean(s: string, max: number): string {
+  return s.replaceAll("\u0000", "").slice(0, max).toWellFormed();
+}
 
 function pick(e: { kind: "package" | "file"; app: string; name: string; version: string }) {
   return { kind: e.kind, app: e.app, name: e.name, version: e.version };
@@ -411,7 +461,7 @@ function beatCycle(c: CycleSummary) {
       ? {
         problems: c.problems.slice(0, 100).map((p) => ({
           code: p.code.slice(0, 64),
-          message: p.message.slice(0, 2000),
+          message: clean(p.message, 2000),
           ...(p.kind ? { kind: p.kind } : {}),
           ...(nameOk(p.app) ? { app: p.app } : {}),
           ...(nameOk(p.name) ? { name: p.name } : {}),

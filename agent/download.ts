@@ -108,7 +108,12 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
   try {
     const headers: Record<string, string> = {};
     if (from > 0 && from < spec.size) headers["range"] = `bytes=${from}-`;
-    const res = await (options.fetch ?? fetch)(url, { headers, signal: abort.signal });
+    // No redirects: an HTTPS file URL must not end up served over plain HTTP.
+    const res = await (options.fetch ?? fetch)(url, {
+      headers,
+      signal: abort.signal,
+      redirect: "manual",
+    });
     let append = false;
     if (res.status === 206 && from > 0) {
       const m = res.headers.get("content-range")?.match(/^bytes (\d+)-/);
@@ -128,6 +133,10 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
         `Server answered ${res.status} for ${spec.label}: ${body}`,
       );
     }
+    if (!res.body) {
+      throw new AgentError("download_failed", `Server sent no body for ${spec.label}`);
+    }
+    const body = res.body;
     let done = append ? from : 0;
     const file = await Deno.open(dest, {
       write: true,
@@ -137,7 +146,7 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
       mode: 0o600,
     });
     try {
-      for await (const chunk of res.body ?? new ReadableStream()) {
+      for await (const chunk of body) {
         touch();
         if (done + chunk.length > spec.size) {
           throw new AgentError(

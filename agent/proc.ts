@@ -7,6 +7,9 @@
  * @module
  */
 
+/** `setsid` (util-linux), found by trying it; the agent may not read `/usr/bin`. */
+let setsid: string | null | undefined = "/usr/bin/setsid";
+
 /** How a program run ended. */
 export interface RunResult {
   /** Exit code (null when killed). */
@@ -75,15 +78,31 @@ export async function runProgram(
   const max = options.maxOutput ?? 64 * 1024;
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(argv[0]!, {
-      args: argv.slice(1),
-      cwd: options.cwd,
-      clearEnv: true,
-      env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...options.env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    // In a session of its own (where setsid exists), so a timeout kills everything it started.
+    const spawn = (cmd: readonly string[]) =>
+      new Deno.Command(cmd[0]!, {
+        args: cmd.slice(1),
+        cwd: options.cwd,
+        clearEnv: true,
+        env: {
+          PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+          ...options.env,
+        },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    if (setsid) {
+      try {
+        child = spawn([setsid, ...argv]);
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        setsid = null;
+        child = spawn(argv);
+      }
+    } else {
+      child = spawn(argv);
+    }
   } catch (e) {
     return {
       code: null,
@@ -99,9 +118,14 @@ export async function runProgram(
   const timer = setTimeout(() => {
     timedOut = true;
     try {
-      child.kill("SIGKILL");
+      if (setsid) Deno.kill(-child.pid, "SIGKILL");
+      else child.kill("SIGKILL");
     } catch {
-      // already gone
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
     }
   }, options.timeoutMs);
   const status = await child.status;

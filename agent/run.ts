@@ -90,6 +90,8 @@ async function pollWakeups(
         if (changed) await persistCursor(ctx, cursor);
       }
       if (answer.wake === true) onWake();
+      // Never a tight loop, even against a NOC that answers at once (one shutting down, say).
+      await pause(1_000, signal);
     } catch (e) {
       if (signal.aborted) break;
       failures++;
@@ -98,17 +100,21 @@ async function pollWakeups(
         error: e instanceof Error ? e.message : String(e),
         retryInMs: delay,
       });
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(finish, delay);
-        function finish() {
-          clearTimeout(t);
-          signal.removeEventListener("abort", finish);
-          resolve();
-        }
-        signal.addEventListener("abort", finish, { once: true });
-      });
+      await pause(delay, signal);
     }
   }
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(finish, ms);
+    function finish() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", finish);
+      resolve();
+    }
+    signal.addEventListener("abort", finish, { once: true });
+  });
 }
 
 // The cursor has a file of its own: the cycle rewrites state.json concurrently.

@@ -59,6 +59,8 @@ export interface WakeHub {
   ): Promise<WakeAnswer>;
   /** How many long polls this instance holds. */
   readonly held: number;
+  /** True once {@link WakeHub.close} was called (the instance is shutting down). */
+  readonly closed: boolean;
   /** Answers every held long poll and stops listening. */
   close(): Promise<void>;
 }
@@ -138,6 +140,9 @@ export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): Wake
     },
     get held() {
       return waiters.size;
+    },
+    get closed() {
+      return closed;
     },
     async close() {
       closed = true;

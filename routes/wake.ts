@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import { applianceAuth } from "../lib/appliance_auth.ts";
 import { wakeQuery } from "../lib/schemas.ts";
 import { validate } from "../lib/validate.ts";
+import { ApiError } from "../lib/errors.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 
 /** The long-poll route. */
@@ -18,6 +19,9 @@ export function wakeRoutes(deps: AppDeps) {
     async (c) => {
       const { after, wait } = c.req.valid("query");
       const a = c.get("appliance");
+      if (deps.wakeups.closed) {
+        throw new ApiError(503, "shutting_down", "This NOC instance is shutting down; poll again");
+      }
       const answer = await deps.wakeups.wait(
         { uid: a.uid, site: a.site },
         after ?? null,
