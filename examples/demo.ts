@@ -119,6 +119,7 @@ mv "$NOC_ROOT/demo/.version.tmp" "$NOC_ROOT/demo/installed-version"
 `,
     { mode: 0o755 },
   );
+  await Deno.writeTextFile(`${dir}/VERSION`, `${version}\n`);
   const bytes = await collectBytes(gzip(createTar(dir)));
   await Deno.remove(dir, { recursive: true });
   return bytes;
