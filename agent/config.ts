@@ -200,8 +200,7 @@ export async function loadAgentConfig(
 ): Promise<AgentConfig> {
   const stateFlag = flags["state"];
   if (stateFlag === true) throw new ConfigError(`"--state" needs a value`);
-  const state = (stateFlag ?? env["NOC_AGENT_STATE"] ?? defaultStateDir).replace(/\/+$/, "") ||
-    "/";
+  const state = absolute(stateFlag ?? env["NOC_AGENT_STATE"] ?? defaultStateDir);
   let file: Partial<AgentConfig> = {};
   const raw = await readJson(`${state}/agent.json`).catch((e) => {
     throw new ConfigError(e instanceof Error ? e.message : String(e));
@@ -235,8 +234,20 @@ export async function loadAgentConfig(
     ...fromStrings(flags, flagNames),
     state,
   };
-  const root = merged.root.replace(/\/+$/, "") || "/";
+  // Absolute, so install programs (run in their own folder) and plug-ins see the same paths.
+  const root = absolute(merged.root);
   return { ...merged, root, mounts: merged.mounts ?? [...new Set([root, state])] };
+}
+
+function absolute(path: string): string {
+  const p = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  const parts: string[] = [];
+  for (const s of p.split("/")) {
+    if (s === "" || s === ".") continue;
+    if (s === "..") parts.pop();
+    else parts.push(s);
+  }
+  return `/${parts.join("/")}`;
 }
 
 function safeHostname(): string {

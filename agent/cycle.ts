@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { nameSchema } from "../lib/schemas.ts";
 import { AgentError, describe } from "./errors.ts";
 import { collectHealth } from "./health.ts";
 import { runPlugins } from "./plugins.ts";
@@ -34,10 +34,7 @@ import { verifyCatalog } from "../lib/catalog_verify.ts";
 import type { CatalogDocument, CatalogEntry } from "../lib/catalog.ts";
 
 /** What a cycle needs. */
-export interface CycleContext extends InstallContext {
-  /** Randomness for jitter and backoff (`Math.random` by default). */
-  random?: () => number;
-}
+export type CycleContext = InstallContext;
 
 /** The result of a cycle. */
 export interface CycleResult extends CycleSummary {
@@ -46,26 +43,6 @@ export interface CycleResult extends CycleSummary {
   /** When the next cycle is due. */
   nextDueAt: string;
 }
-
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);
-const entrySchema = z.object({
-  kind: z.enum(["package", "file"]),
-  app: name,
-  name: name,
-  version: z.string().min(1).max(128),
-  size: z.number().int().min(0),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  urls: z.array(z.url()).min(1),
-  signer: z.string().optional(),
-  wrappedKey: z.string().optional(),
-  fileinfo: z.object({
-    destination: z.string().min(1),
-    mode: z.string().regex(/^0?[0-7]{3,4}$/),
-    action: z.array(z.string().min(1)).min(1).nullable(),
-    uploadDir: z.string().nullable().optional(),
-    uploadServer: z.string().nullable().optional(),
-  }).nullable().optional(),
-});
 
 /** Seconds before a failed install of the same version is tried again, after `attempts` failures. */
 export function backoffS(attempts: number, random: () => number = Math.random): number {
@@ -89,7 +66,6 @@ export async function runCycle(ctx: CycleContext): Promise<CycleResult> {
 
 async function cycle(ctx: CycleContext): Promise<CycleResult> {
   const started = ctx.now();
-  const random = ctx.random ?? Math.random;
   const paths = statePaths(ctx.config.state);
   const problems: Problem[] = [];
   // A damaged state file is moved aside rather than stopping every cycle from now on.
@@ -109,13 +85,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   const identity = ctx.identity;
   const key = await signingKeyFromSeed(identity.signingSeed);
   const base = ctx.config.noc ?? identity.noc;
-  const send = (req: Request) =>
-    (ctx.fetch ?? fetch)(req.url, {
-      method: req.method,
-      headers: req.headers,
-      ...(req.body ? { body: req.body } : {}),
-      signal: AbortSignal.timeout(apiTimeoutMs),
-    });
+  const send = (req: Request) => fetch(req, { signal: AbortSignal.timeout(apiTimeoutMs) });
   const call = async (
     method: string,
     path: string,
@@ -169,7 +139,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     const finished = ctx.now();
     // Jitter spreads a fleet's beats; the next one is never later than the interval the NOC expects.
     const interval = Math.min(state.intervalS, maxDelayS);
-    const delayS = Math.max(1, Math.round(interval * (1 - 0.1 * random())));
+    const delayS = Math.max(1, Math.round(interval * (1 - 0.1 * Math.random())));
     const nextDueAt = new Date(finished.getTime() + delayS * 1000).toISOString();
     state.lastCycle = {
       outcome,
@@ -273,16 +243,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     string,
     Array<{ entry: CatalogEntry; previous: Installed | undefined; attempts: number }>
   >();
-  for (const raw of wanted) {
-    const parsed = entrySchema.safeParse(raw);
-    if (!parsed.success) {
-      problems.push({
-        code: "bad_entry",
-        message: `Catalog line ${raw.kind}/${raw.app}/${raw.name} is malformed`,
-      });
-      continue;
-    }
-    const entry = parsed.data as CatalogEntry;
+  for (const entry of wanted) {
     const k = componentKey(entry);
     const current = installed.find((c) => componentKey(c) === k);
     if (
@@ -334,7 +295,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         version: entry.version,
         sha256: entry.sha256,
         attempts,
-        retryAt: new Date(ctx.now().getTime() + backoffS(attempts, random) * 1000).toISOString(),
+        retryAt: new Date(ctx.now().getTime() + backoffS(attempts) * 1000).toISOString(),
         message: d.message,
       };
       problems.push({ ...pick(entry), kind: entry.kind, code: d.code, message: d.message });
@@ -384,7 +345,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       version: entry.version,
       sha256: entry.sha256,
       attempts: attempts + 1,
-      retryAt: new Date(ctx.now().getTime() + backoffS(attempts + 1, random) * 1000)
+      retryAt: new Date(ctx.now().getTime() + backoffS(attempts + 1) * 1000)
         .toISOString(),
       message: why,
     };
@@ -422,9 +383,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       break;
     }
   }
-  const failed = problems.some((p) =>
-    p.kind === "package" || p.kind === "file" || p.code === "bad_entry"
-  );
+  const failed = problems.some((p) => p.kind === "package" || p.kind === "file");
   return await finish(failed ? "partial" : "ok");
 }
 
@@ -451,7 +410,7 @@ async function stillThere(ctx: CycleContext, entry: CatalogEntry): Promise<boole
 
 /** The last cycle in the shape the NOC accepts. */
 function beatCycle(c: CycleSummary) {
-  const nameOk = (s: string | undefined) => s !== undefined && name.safeParse(s).success;
+  const nameOk = (s: string | undefined) => s !== undefined && nameSchema.safeParse(s).success;
   return {
     outcome: c.outcome,
     ...(c.startedAt ? { startedAt: c.startedAt } : {}),

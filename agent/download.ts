@@ -23,9 +23,6 @@ export interface DownloadSpec {
   label: string;
 }
 
-/** Sends a request (global `fetch` by default). */
-export type Fetch = (input: string, init: RequestInit) => Promise<Response>;
-
 async function fileSize(path: string): Promise<number | null> {
   try {
     return (await Deno.stat(path)).size;
@@ -49,7 +46,6 @@ async function digestFile(path: string): Promise<string> {
 export async function download(dest: string, spec: DownloadSpec, options: {
   idleMs: number;
   log: AgentLog;
-  fetch?: Fetch;
 }): Promise<void> {
   const have = await fileSize(dest);
   if (have !== null && have > spec.size) await Deno.remove(dest);
@@ -96,7 +92,6 @@ export function redact(url: string): string {
 async function fetchInto(url: string, dest: string, spec: DownloadSpec, options: {
   idleMs: number;
   log: AgentLog;
-  fetch?: Fetch;
 }): Promise<void> {
   const from = (await fileSize(dest)) ?? 0;
   const abort = new AbortController();
@@ -109,7 +104,7 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
     const headers: Record<string, string> = {};
     if (from > 0 && from < spec.size) headers["range"] = `bytes=${from}-`;
     // No redirects: an HTTPS file URL must not end up served over plain HTTP.
-    const res = await (options.fetch ?? fetch)(url, {
+    const res = await fetch(url, {
       headers,
       signal: abort.signal,
       redirect: "manual",

@@ -12,6 +12,5 @@ export function describe(e: unknown): { code: string; message: string } {
   const reason = (e as { reason?: unknown })?.reason;
   const message = e instanceof Error ? e.message : String(e);
   if (typeof reason === "string") return { code: reason, message };
-  if (e instanceof Error && e.name === "TarError") return { code: "bad_archive", message };
   return { code: "error", message };
 }

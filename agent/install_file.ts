@@ -97,7 +97,6 @@ export async function installFile(ctx: InstallContext, entry: CatalogEntry): Pro
     await download(tmp, { urls, size: entry.size, sha256: entry.sha256, label }, {
       idleMs: ctx.config.downloadIdleS * 1000,
       log: ctx.log,
-      ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
     });
     await Deno.chmod(tmp, mode);
     await Deno.rename(tmp, path);

@@ -9,7 +9,7 @@
  * @module
  */
 import { AgentError } from "./errors.ts";
-import { download, type Fetch } from "./download.ts";
+import { download } from "./download.ts";
 import { runProgram } from "./proc.ts";
 import type { AgentLog } from "./log.ts";
 import type { AgentConfig } from "./config.ts";
@@ -36,8 +36,6 @@ export interface InstallContext {
   log: AgentLog;
   /** The time (signature key expiry checks). */
   now(): Date;
-  /** HTTP client (global `fetch` by default). */
-  fetch?: Fetch;
 }
 
 /** How an install ended when it did not throw. */
@@ -139,7 +137,6 @@ export async function installPackage(
   await download(file, { urls: entry.urls, size: entry.size, sha256: entry.sha256, label }, {
     idleMs: ctx.config.downloadIdleS * 1000,
     log: ctx.log,
-    ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
   });
   const staging = `${paths.staging}/${crypto.randomUUID()}`;
   try {

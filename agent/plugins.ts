@@ -10,9 +10,9 @@
  * @module
  */
 import { runProgram } from "./proc.ts";
+import { nameSchema } from "../lib/schemas.ts";
 import type { Problem } from "./state.ts";
 
-const appName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** The NOC accepts at most this much data per application in a report. */
 const maxDataBytes = 16 * 1024;
 
@@ -57,7 +57,12 @@ export async function runPlugins(dir: string, options: {
       timeoutMs: options.timeoutMs,
     });
     const problem = (code: string, message: string) =>
-      out.problems.push({ code, message, kind: "plugin", ...(appName.test(app) ? { app } : {}) });
+      out.problems.push({
+        code,
+        message,
+        kind: "plugin",
+        ...(nameSchema.safeParse(app).success ? { app } : {}),
+      });
     if (r.spawnError) {
       problem("plugin_failed", `Plug-in "${name}" could not start: ${r.spawnError}`);
       continue;
@@ -87,7 +92,7 @@ export async function runPlugins(dir: string, options: {
       problem("plugin_output", `Plug-in "${name}" printed something that is not a JSON object`);
       continue;
     }
-    if (!appName.test(app)) {
+    if (!nameSchema.safeParse(app).success) {
       problem("plugin_output", `Plug-in "${name}" does not name an application`);
       continue;
     }

@@ -75,8 +75,7 @@ async function pollWakeups(
         path: `/v1/wake?${query}`,
         now: ctx.now(),
       });
-      const res = await (ctx.fetch ?? fetch)(req.url, {
-        headers: req.headers,
+      const res = await fetch(req, {
         signal: AbortSignal.any([signal, AbortSignal.timeout((ctx.config.wakeWaitS + 30) * 1000)]),
       });
       if (!res.ok) {

@@ -6,6 +6,7 @@
  * @module
  */
 import { z } from "zod";
+import { nameSchema } from "./schemas.ts";
 import { ed25519Verify, importEd25519Public } from "./ed25519.ts";
 import { fromBase64Url } from "./encoding.ts";
 import { type CatalogDocument, catalogSigningBytes } from "./catalog.ts";
@@ -48,17 +49,24 @@ const documentSchema = z.object({
     publicKey: z.string(),
     notAfter: z.string().nullable(),
   })),
+  // Names become paths on the appliance and fileinfo says where files go: checked here, once.
   components: z.array(z.object({
     kind: z.enum(["package", "file"]),
-    app: z.string(),
-    name: z.string(),
-    version: z.string(),
+    app: nameSchema,
+    name: nameSchema,
+    version: z.string().min(1).max(128),
     size: z.number().int().min(0),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    urls: z.array(z.string()).min(1),
+    urls: z.array(z.url()).min(1),
     signer: z.string().optional(),
     wrappedKey: z.string().optional(),
-    fileinfo: z.unknown().optional(),
+    fileinfo: z.object({
+      destination: z.string().min(1),
+      mode: z.string().regex(/^0?[0-7]{3,4}$/),
+      action: z.array(z.string().min(1)).min(1).nullable(),
+      uploadDir: z.string().nullable(),
+      uploadServer: z.string().nullable(),
+    }).nullable().optional(),
   })),
 });
 

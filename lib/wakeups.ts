@@ -8,7 +8,7 @@
  * @module
  */
 import type { Clock } from "./clock.ts";
-import type { Db, Sql } from "./db.ts";
+import type { Db } from "./db.ts";
 import type { Logger } from "./log.ts";
 
 /** Who a wake-up is for. */
@@ -49,14 +49,9 @@ export interface WakeHub {
   trigger(target: WakeTarget, by: string): Promise<number>;
   /**
    * Waits up to `waitMs` for a wake-up for `who` newer than `after` (a
-   * stored one answers at once), or until `signal` aborts.
+   * stored one answers at once).
    */
-  wait(
-    who: Waiter,
-    after: number | null,
-    waitMs: number,
-    signal?: AbortSignal,
-  ): Promise<WakeAnswer>;
+  wait(who: Waiter, after: number | null, waitMs: number): Promise<WakeAnswer>;
   /** How many long polls this instance holds. */
   readonly held: number;
   /** True once {@link WakeHub.close} was called (the instance is shutting down). */
@@ -90,9 +85,9 @@ export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): Wake
     return listening;
   };
 
-  const newest = async (sql: Sql, who: Waiter, after: number) => {
+  const newest = async (who: Waiter, after: number) => {
     const since = new Date(deps.clock.now().getTime() - wakeReplayS * 1000);
-    const [row] = await sql<{ last: number; mine: number | null }>`
+    const [row] = await deps.db.sql<{ last: number; mine: number | null }>`
       select coalesce(max(id), 0)::int8 as last,
         max(id) filter (where id > ${after} and created_at > ${since} and (target_type = 'all'
           or (target_type = 'appliance' and target_value = ${who.uid})
@@ -112,7 +107,7 @@ export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): Wake
         return row!.id;
       });
     },
-    async wait(who, after, waitMs, signal) {
+    async wait(who, after, waitMs) {
       if (closed) return { wake: false, cursor: after ?? 0 };
       await listen();
       let done!: (a: WakeAnswer) => void;
@@ -122,10 +117,8 @@ export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): Wake
       waiters.add(entry);
       let last = after ?? 0;
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const abort = () => done({ wake: false, cursor: last });
-      signal?.addEventListener("abort", abort, { once: true });
       try {
-        const stored = await newest(deps.db.sql, who, after ?? Number.MAX_SAFE_INTEGER);
+        const stored = await newest(who, after ?? Number.MAX_SAFE_INTEGER);
         last = Math.max(last, stored.last);
         if (stored.mine !== null) done({ wake: true, cursor: last });
         // Started only now: even `wait=0` first sees the stored wake-ups.
@@ -134,7 +127,6 @@ export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): Wake
         return { wake: a.wake, cursor: Math.max(a.cursor, last) };
       } finally {
         clearTimeout(timer);
-        signal?.removeEventListener("abort", abort);
         waiters.delete(entry);
       }
     },

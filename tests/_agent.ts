@@ -69,20 +69,20 @@ export async function agentBox(): Promise<AgentBox> {
   const root = `${base}/root`;
   await Deno.mkdir(state, { mode: 0o700 });
   await Deno.mkdir(root);
-  const command = (args: string[], env: Record<string, string>, piped: boolean) =>
+  const command = (args: string[], env: Record<string, string>) =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", ...agentPermissionFlags(state, root), "agent/main.ts", ...args],
       cwd: repo,
       env: { NOC_AGENT_STATE: state, NOC_AGENT_ROOT: root, NOC_AGENT_LOG: "json", ...env },
       stdout: "piped",
       stderr: "piped",
-      stdin: piped ? "null" : "null",
+      stdin: "null",
     });
   return {
     state,
     root,
     async run(args, env = {}) {
-      const out = await command(args, env, false).output();
+      const out = await command(args, env).output();
       const stdout = new TextDecoder().decode(out.stdout);
       return {
         code: out.code,
@@ -92,7 +92,7 @@ export async function agentBox(): Promise<AgentBox> {
       };
     },
     spawn(args, env = {}) {
-      const child = command(args, env, true).spawn();
+      const child = command(args, env).spawn();
       const events: any[] = [];
       let listeners: Array<() => void> = [];
       const stderr = child.stderr.text();

@@ -206,11 +206,11 @@ dbTest(
     try {
       const uid = await uidOf(box);
       const id = await publishPackage(noc, "1.0.0");
-      // The server is compromised: it flips a byte of the signed header and serves a matching digest.
+      // The server is compromised: it flips a bit of the signature and serves a matching digest.
       const [c] = await db.sql<{ blob_id: number; prefix: string }>`
         select blob_id, prefix from components where id = ${id}`;
       const prefix = fromBase64Url(c!.prefix);
-      prefix[40] = prefix[40]! ^ 0x01;
+      prefix[prefix.length - 1] = prefix[prefix.length - 1]! ^ 0x01; // the signature's last byte
       const chunks = await db.sql<{ data: Uint8Array }>`
         select data from blob_chunks where blob_id = ${c!.blob_id} order by seq`;
       const hex = toHex(await sha256(concatBytes([prefix, ...chunks.map((x) => x.data)])));
@@ -221,10 +221,7 @@ dbTest(
       const r = await box.run(once);
       assert.equal(r.code, 2, r.stdout);
       const failed = r.events.find((e) => e.event === "install_failed");
-      assert.ok(
-        ["bad_signature", "bad_package", "malformed"].includes(failed?.reason),
-        JSON.stringify(failed),
-      );
+      assert.equal(failed?.reason, "bad_signature", JSON.stringify(failed));
       assert.deepEqual(await Array.fromAsync(Deno.readDir(box.root)), []);
       assert.deepEqual((await box.catalogCur().catch(() => ({ components: [] }))).components, []);
       const [o] = await db.sql<{ outcome: string }>`
