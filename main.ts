@@ -6,7 +6,9 @@
  *
  * @module
  */
-import { loadConfig } from "./lib/config.ts";
+import { loadConfig, serverRole } from "./lib/config.ts";
+import { loadLocalConfig, LocalConfigError, localUsage } from "./lib/local/config.ts";
+import { startLocalServer } from "./lib/local/server.ts";
 import { openDb } from "./lib/db.ts";
 import { migrate } from "./lib/migrate.ts";
 import { jsonLogger } from "./lib/log.ts";
@@ -77,38 +79,92 @@ async function start(): Promise<AppDeps> {
   return deps;
 }
 
-const ready = start().catch((e) => {
-  console.error(`NOC failed to start: ${e instanceof Error ? e.message : e}`);
-  Deno.exit(1);
-});
+/** A local component server: the component server's twin on a site's LAN. */
+async function startLocal(): Promise<void> {
+  if (Deno.args.includes("--help")) {
+    console.log(localUsage);
+    Deno.exit(0);
+  }
+  const config = loadLocalConfig(Deno.args, Deno.env.toObject());
+  const local = await startLocalServer(config, log);
+  console.log([
+    `Local component server listening on ${local.url}`,
+    `  site:            ${local.identity.site}`,
+    `  id:              ${local.identity.id}`,
+    `  upstream NOC:    ${local.identity.upstream}`,
+    `  cache:           ${config.dataDir}/cache (budget ${config.cacheBytes} bytes)`,
+    `  certificate:     ${local.certFile}${
+      local.selfSigned ? " (self-signed: copy it to each appliance as <state>/ca.pem)" : ""
+    }`,
+  ].join("\n"));
+  const stop = async () => {
+    await local.close();
+    Deno.exit(0);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, stop);
+    } catch {
+      // No signals here.
+    }
+  }
+}
+
+const role = (() => {
+  try {
+    return serverRole(Deno.args, Deno.env.toObject());
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : e);
+    Deno.exit(64);
+  }
+})();
+
+const ready = role === "all"
+  ? start().catch((e) => {
+    console.error(`NOC failed to start: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  })
+  : new Promise<AppDeps>(() => {});
+
+if (role === "local-component") {
+  startLocal().catch((e) => {
+    console.error(
+      `Local component server failed to start: ${e instanceof Error ? e.message : e}`,
+    );
+    Deno.exit(e instanceof LocalConfigError ? 64 : 1);
+  });
+}
 
 const backoffSchedule = [1000, 5000, 15000];
 
-Deno.cron("noc status daemon", "* * * * *", { backoffSchedule }, async () => {
-  const deps = await ready;
-  const r = await statusDaemon(deps);
-  const nonces = await pruneNonces(deps);
-  deps.log.info("sweep", {
-    alerted: r.alerted.length,
-    recovered: r.recovered.length,
-    notices: r.notices,
-    ms: Math.round(r.durationMs),
-    noncesPruned: nonces,
+// Registered at top level (Deno Deploy reads them at start-up); a local component server has none.
+if (role === "all") {
+  Deno.cron("noc status daemon", "* * * * *", { backoffSchedule }, async () => {
+    const deps = await ready;
+    const r = await statusDaemon(deps);
+    const nonces = await pruneNonces(deps);
+    deps.log.info("sweep", {
+      alerted: r.alerted.length,
+      recovered: r.recovered.length,
+      notices: r.notices,
+      ms: Math.round(r.durationMs),
+      noncesPruned: nonces,
+    });
   });
-});
 
-Deno.cron("noc notice delivery", "* * * * *", { backoffSchedule }, async () => {
-  const deps = await ready;
-  await deps.notifier.deliver();
-});
+  Deno.cron("noc notice delivery", "* * * * *", { backoffSchedule }, async () => {
+    const deps = await ready;
+    await deps.notifier.deliver();
+  });
 
-Deno.cron("noc history pruning", "17 3 * * *", { backoffSchedule }, async () => {
-  const deps = await ready;
-  const r = await pruneHistory(deps, deps.settings.historyRetentionDays);
-  // Uploads that never finished (a crash or a dropped connection mid-publish) are never served; drop them.
-  const blobs = await pruneIncompleteBlobs(
-    deps.db,
-    new Date(deps.clock.now().getTime() - 86_400_000),
-  );
-  deps.log.info("history_pruned", { ...r, incompleteBlobs: blobs });
-});
+  Deno.cron("noc history pruning", "17 3 * * *", { backoffSchedule }, async () => {
+    const deps = await ready;
+    const r = await pruneHistory(deps, deps.settings.historyRetentionDays);
+    // Uploads that never finished (a crash or a dropped connection mid-publish) are never served; drop them.
+    const blobs = await pruneIncompleteBlobs(
+      deps.db,
+      new Date(deps.clock.now().getTime() - 86_400_000),
+    );
+    deps.log.info("history_pruned", { ...r, incompleteBlobs: blobs });
+  });
+}

@@ -27,7 +27,7 @@ import {
   saveState,
   statePaths,
 } from "./state.ts";
-import { writeFileAtomic } from "./atomic.ts";
+import { writeFileAtomic } from "../lib/atomic_file.ts";
 import { agentVersion } from "./config.ts";
 import { NocError, signedRequest, signingKeyFromSeed } from "../lib/appliance_client.ts";
 import { verifyCatalog } from "../lib/catalog_verify.ts";
@@ -85,7 +85,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   const identity = ctx.identity;
   const key = await signingKeyFromSeed(identity.signingSeed);
   const base = ctx.config.noc ?? identity.noc;
-  const send = (req: Request) => fetch(req, { signal: AbortSignal.timeout(apiTimeoutMs) });
+  const send = (req: Request) => ctx.fetch(req, { signal: AbortSignal.timeout(apiTimeoutMs) });
   const call = async (
     method: string,
     path: string,
@@ -181,6 +181,8 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     lastCycle: beatCycle(state.lastCycle),
     apps: { ...state.apps, ...init.apps },
   };
+  // Set when the NOC cannot be reached: the last verified catalog, still unexpired, is worked from.
+  let offline: CatalogDocument | null = null;
   try {
     let res = await call("POST", "/v1/beats", beat);
     let body = await res.json().catch(() => ({}));
@@ -209,14 +211,24 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   } catch (e) {
     const d = describe(e);
     problems.push({ code: "beat_failed", message: `SecureBeat not accepted: ${d.message}` });
+    // A NOC that is down (not one that refuses) leaves the stored catalog in force until it expires:
+    // what is missing can still come from the site's local component server.
+    const unreachable = !(e instanceof NocError) || e.status >= 500;
+    offline = unreachable ? await storedCatalog(ctx, state) : null;
     // Retry sooner than a whole interval, but never in a hot loop.
-    return await finish("failed", "NOC unreachable or refused the beat", 60);
+    if (!offline) return await finish("failed", "NOC unreachable or refused the beat", 60);
+    problems.push({
+      code: "offline",
+      message: `NOC unreachable: working from the stored catalog (serial ${offline.serial}, ` +
+        `expires ${offline.expiresAt})`,
+    });
+    ctx.log.warn("offline", { serial: offline.serial, expiresAt: offline.expiresAt });
   }
 
   // The catalog.
   let doc: CatalogDocument;
   try {
-    doc = await fetchCatalog(ctx, state, call);
+    doc = offline ?? await fetchCatalog(ctx, state, call);
   } catch (e) {
     const d = describe(e);
     problems.push({ kind: "catalog", code: d.code, message: d.message });
@@ -384,7 +396,28 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     }
   }
   const failed = problems.some((p) => p.kind === "package" || p.kind === "file");
+  if (offline) return await finish("failed", "NOC unreachable; worked from the stored catalog", 60);
   return await finish(failed ? "partial" : "ok");
+}
+
+/** The stored catalog, if it still verifies (pinned keys, this UID, not expired, serial not lower). */
+async function storedCatalog(
+  ctx: CycleContext,
+  state: AgentState,
+): Promise<CatalogDocument | null> {
+  const body = await Deno.readTextFile(statePaths(ctx.config.state).catalog).catch(() => null);
+  if (body === null) return null;
+  try {
+    return await verifyCatalog(body, {
+      pinned: ctx.identity.pinnedKeys,
+      uid: ctx.identity.uid,
+      lastSerial: state.lastSerial,
+      now: ctx.now(),
+    });
+  } catch (e) {
+    ctx.log.warn("stored_catalog_unusable", { message: describe(e).message });
+    return null;
+  }
 }
 
 class RolledBack extends Error {}

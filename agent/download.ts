@@ -46,6 +46,7 @@ async function digestFile(path: string): Promise<string> {
 export async function download(dest: string, spec: DownloadSpec, options: {
   idleMs: number;
   log: AgentLog;
+  fetch?: typeof fetch;
 }): Promise<void> {
   const have = await fileSize(dest);
   if (have !== null && have > spec.size) await Deno.remove(dest);
@@ -53,11 +54,27 @@ export async function download(dest: string, spec: DownloadSpec, options: {
     if (await digestFile(dest) === spec.sha256) return;
     await Deno.remove(dest);
   }
+  // Each URL in turn (a site's local component server first, the NOC last); what one serves is
+  // checked before the next is tried, so a mirror serving wrong bytes only costs its own attempt.
   let last: AgentError | null = null;
   for (const url of spec.urls) {
     try {
       await fetchInto(url, dest, spec, options);
-      break;
+      const got = await fileSize(dest);
+      if (got !== spec.size) {
+        throw new AgentError(
+          "size_mismatch",
+          `${spec.label} is ${got} bytes, expected ${spec.size}`,
+        );
+      }
+      if (await digestFile(dest) !== spec.sha256) {
+        await Deno.remove(dest);
+        throw new AgentError(
+          "digest_mismatch",
+          `${spec.label} does not match the SHA-256 in the catalog; the download was dropped`,
+        );
+      }
+      return;
     } catch (e) {
       if (e instanceof AgentError && e.code === "write_failed") throw e;
       last = e instanceof AgentError
@@ -66,22 +83,12 @@ export async function download(dest: string, spec: DownloadSpec, options: {
       options.log.warn("download_failed", {
         component: spec.label,
         url: redact(url),
+        reason: last.code,
         error: last.message,
       });
     }
   }
-  const got = await fileSize(dest);
-  if (got !== spec.size) {
-    throw last ??
-      new AgentError("size_mismatch", `${spec.label} is ${got} bytes, expected ${spec.size}`);
-  }
-  if (await digestFile(dest) !== spec.sha256) {
-    await Deno.remove(dest);
-    throw new AgentError(
-      "digest_mismatch",
-      `${spec.label} does not match the SHA-256 in the catalog; the download was dropped`,
-    );
-  }
+  throw last ?? new AgentError("download_failed", `${spec.label} has no URL to download from`);
 }
 
 /** A URL without its query (download grants are bearer tokens). */
@@ -92,6 +99,7 @@ export function redact(url: string): string {
 async function fetchInto(url: string, dest: string, spec: DownloadSpec, options: {
   idleMs: number;
   log: AgentLog;
+  fetch?: typeof fetch;
 }): Promise<void> {
   const from = (await fileSize(dest)) ?? 0;
   const abort = new AbortController();
@@ -104,7 +112,7 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
     const headers: Record<string, string> = {};
     if (from > 0 && from < spec.size) headers["range"] = `bytes=${from}-`;
     // No redirects: an HTTPS file URL must not end up served over plain HTTP.
-    const res = await fetch(url, {
+    const res = await (options.fetch ?? fetch)(url, {
       headers,
       signal: abort.signal,
       redirect: "manual",

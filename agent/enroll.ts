@@ -4,6 +4,7 @@ import type { AgentConfig } from "./config.ts";
 import { agentVersion } from "./config.ts";
 import { type Identity, loadIdentity, saveIdentity } from "./state.ts";
 import { enroll, generateApplianceKeys } from "../lib/appliance_client.ts";
+import { agentFetch } from "./http.ts";
 
 /** Enrols this appliance with `noc` using `token`; refuses to replace an identity unless `force`. */
 export async function enrollAgent(
@@ -20,7 +21,7 @@ export async function enrollAgent(
   await Deno.chmod(config.state, 0o700);
   const keys = await generateApplianceKeys();
   const e = await enroll(
-    (req) => fetch(req, { signal: AbortSignal.timeout(30_000) }),
+    async (req) => (await agentFetch(config.state))(req, { signal: AbortSignal.timeout(30_000) }),
     options.noc,
     {
       token: options.token,

@@ -11,7 +11,7 @@
 import { AgentError } from "./errors.ts";
 import { download } from "./download.ts";
 import { runProgram } from "./proc.ts";
-import { syncDir } from "./atomic.ts";
+import { syncDir } from "../lib/atomic_file.ts";
 import { type Installed, statePaths } from "./state.ts";
 import type { InstallContext } from "./install_package.ts";
 import type { CatalogEntry } from "../lib/catalog.ts";
@@ -96,6 +96,7 @@ export async function installFile(ctx: InstallContext, entry: CatalogEntry): Pro
   try {
     await download(tmp, { urls, size: entry.size, sha256: entry.sha256, label }, {
       idleMs: ctx.config.downloadIdleS * 1000,
+      fetch: ctx.fetch,
       log: ctx.log,
     });
     await Deno.chmod(tmp, mode);

@@ -14,7 +14,7 @@ import { runProgram } from "./proc.ts";
 import type { AgentLog } from "./log.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, type Installed, statePaths } from "./state.ts";
-import { exists } from "./atomic.ts";
+import { exists } from "../lib/atomic_file.ts";
 import type { CatalogEntry } from "../lib/catalog.ts";
 import { openPackageFile, readPackagePrefix } from "../lib/package_file.ts";
 import {
@@ -36,6 +36,8 @@ export interface InstallContext {
   log: AgentLog;
   /** The time (signature key expiry checks). */
   now(): Date;
+  /** HTTP (trusting `<state>/ca.pem` too, when present). */
+  fetch: typeof fetch;
 }
 
 /** How an install ended when it did not throw. */
@@ -136,6 +138,7 @@ export async function installPackage(
   const file = `${paths.downloads}/${entry.sha256}.pkg`;
   await download(file, { urls: entry.urls, size: entry.size, sha256: entry.sha256, label }, {
     idleMs: ctx.config.downloadIdleS * 1000,
+    fetch: ctx.fetch,
     log: ctx.log,
   });
   const staging = `${paths.staging}/${crypto.randomUUID()}`;

@@ -14,6 +14,7 @@ import {
   parseArgs,
 } from "./config.ts";
 import { enrollAgent } from "./enroll.ts";
+import { agentFetch } from "./http.ts";
 import { requireIdentity, runCycle } from "./cycle.ts";
 import { runLoop } from "./run.ts";
 import { agentLog } from "./log.ts";
@@ -133,7 +134,13 @@ async function enrollCommand(config: AgentConfig, flags: Flags): Promise<number>
 async function cycleCommand(config: AgentConfig, command: "once" | "run"): Promise<number> {
   const identity = requireIdentity(await loadIdentity(config.state), config.state);
   const log = agentLog(config.log);
-  const ctx = { config, identity, log, now: () => new Date() };
+  const ctx = {
+    config,
+    identity,
+    log,
+    now: () => new Date(),
+    fetch: await agentFetch(config.state),
+  };
   if (command === "once") {
     const r = await runCycle(ctx);
     return r.outcome === "ok" ? 0 : r.outcome === "partial" ? 2 : 1;

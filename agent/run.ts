@@ -8,7 +8,7 @@
  */
 import { type CycleContext, runCycle } from "./cycle.ts";
 import { statePaths } from "./state.ts";
-import { readJson, writeJsonAtomic } from "./atomic.ts";
+import { readJson, writeJsonAtomic } from "../lib/atomic_file.ts";
 import { signedRequest, signingKeyFromSeed } from "../lib/appliance_client.ts";
 
 /** Runs cycles until `signal` aborts. */
@@ -75,7 +75,7 @@ async function pollWakeups(
         path: `/v1/wake?${query}`,
         now: ctx.now(),
       });
-      const res = await fetch(req, {
+      const res = await ctx.fetch(req, {
         signal: AbortSignal.any([signal, AbortSignal.timeout((ctx.config.wakeWaitS + 30) * 1000)]),
       });
       if (!res.ok) {

@@ -20,6 +20,8 @@ import { componentRoutes } from "../routes/components.ts";
 import { installRoutes } from "../routes/installs.ts";
 import { wakeRoutes } from "../routes/wake.ts";
 import { wakeAdminRoutes } from "../routes/admin_wake.ts";
+import { localServerRoutes } from "../routes/local.ts";
+import { localServerAdminRoutes } from "../routes/admin_local_servers.ts";
 
 /** Builds the NOC's Hono app from its dependencies. */
 export function createApp(deps: AppDeps) {
@@ -30,6 +32,7 @@ export function createApp(deps: AppDeps) {
     .route("/alerts", alertAdminRoutes(deps))
     .route("/maintenance", maintenanceAdminRoutes(deps))
     .route("/wake", wakeAdminRoutes(deps))
+    .route("/local-servers", localServerAdminRoutes(deps))
     .route("/", opsAdminRoutes(deps))
     .route("/", componentAdminRoutes(deps))
     .route("/", releaseAdminRoutes(deps));
@@ -59,6 +62,7 @@ export function createApp(deps: AppDeps) {
     .route("/v1/components", componentRoutes(deps))
     .route("/v1/installs", installRoutes(deps))
     .route("/v1/wake", wakeRoutes(deps))
+    .route("/v1/local", localServerRoutes(deps))
     .route("/v1/admin", admin);
 
   app.notFound((c) =>

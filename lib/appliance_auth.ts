@@ -89,89 +89,105 @@ export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): 
   if (queued) deps.notifier.kick();
 }
 
+/**
+ * Checks the RFC 9421 signature of request `c` over `body` with the key
+ * `resolveKey` finds for its key id (a UUID), and spends its nonce. Every
+ * refusal is recorded and answered 401.
+ */
+export async function verifySignedRequest(
+  deps: AppDeps,
+  c: Context,
+  body: Uint8Array<ArrayBuffer>,
+  resolveKey: (keyid: string) => Promise<CryptoKey>,
+): Promise<void> {
+  const now = deps.clock.now();
+  try {
+    const verified = await verifyRequestSignature(
+      { method: c.req.method, url: c.req.url, headers: c.req.raw.headers },
+      body,
+      {
+        now: Math.floor(now.getTime() / 1000),
+        maxSkewS: deps.settings.maxSkewS,
+        requiredComponents: applianceComponents,
+        requireNonce: true,
+        resolveKey: (keyid) => {
+          if (!uuidPattern.test(keyid)) {
+            throw new SignatureError(
+              "unknown_key",
+              `Key id "${keyid.slice(0, 60)}" is not a UUID`,
+              keyid,
+            );
+          }
+          return resolveKey(keyid);
+        },
+      },
+    );
+    // Kept well past the signature's validity, so NOC instances with drifting clocks cannot be replayed between.
+    const expires = new Date((verified.created + deps.settings.maxSkewS + nonceMarginS) * 1000);
+    const fresh = await deps.db.sql`
+      insert into request_nonces (uid, nonce, expires_at) values (${verified.keyid}, ${verified
+      .nonce!}, ${expires})
+      on conflict do nothing returning 1`;
+    if (fresh.length === 0) {
+      throw new SignatureError(
+        "replayed_signature",
+        "Signature nonce was already used",
+        verified.keyid,
+      );
+    }
+  } catch (e) {
+    if (!(e instanceof SignatureError)) throw e;
+    await recordIdentityFailure(deps, {
+      reason: e.reason,
+      keyid: e.keyid ?? null,
+      method: c.req.method,
+      path: c.req.path,
+      address: clientAddress(c, deps.settings.trustProxy),
+    });
+    throw new ApiError(401, e.reason, e.message, {}, {
+      "www-authenticate": 'Signature realm="noc"',
+    });
+  }
+}
+
 /** Middleware requiring a valid appliance signature; sets `appliance` and `body`. */
 export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const body = await readBody(c, deps.settings.maxBodyBytes);
-    const now = deps.clock.now();
     let identity: ApplianceIdentity | undefined;
-    try {
-      const verified = await verifyRequestSignature(
-        { method: c.req.method, url: c.req.url, headers: c.req.raw.headers },
-        body,
-        {
-          now: Math.floor(now.getTime() / 1000),
-          maxSkewS: deps.settings.maxSkewS,
-          requiredComponents: applianceComponents,
-          requireNonce: true,
-          resolveKey: async (keyid) => {
-            if (!uuidPattern.test(keyid)) {
-              throw new SignatureError(
-                "unknown_key",
-                `Key id "${keyid.slice(0, 60)}" is not an appliance UID`,
-                keyid,
-              );
-            }
-            const [row] = await deps.db.sql<{
-              uid: string;
-              hostname: string;
-              model: string;
-              site: string | null;
-              interval_s: number;
-              sign_key: string;
-              revoked_at: Date | null;
-            }>`select uid, hostname, model, site, interval_s, sign_key, revoked_at from appliances where uid = ${keyid}`;
-            if (!row) {
-              throw new SignatureError(
-                "unknown_key",
-                `Appliance "${keyid}" is not enrolled`,
-                keyid,
-              );
-            }
-            if (row.revoked_at) {
-              throw new SignatureError(
-                "revoked_key",
-                `Appliance "${keyid}" has been revoked`,
-                keyid,
-              );
-            }
-            identity = {
-              uid: row.uid,
-              hostname: row.hostname,
-              model: row.model,
-              site: row.site,
-              intervalS: row.interval_s,
-            };
-            return await importEd25519Public(fromBase64Url(row.sign_key));
-          },
-        },
-      );
-      // Kept well past the signature's validity, so NOC instances with drifting clocks cannot be replayed between.
-      const expires = new Date((verified.created + deps.settings.maxSkewS + nonceMarginS) * 1000);
-      const fresh = await deps.db.sql`
-        insert into request_nonces (uid, nonce, expires_at) values (${verified.keyid}, ${verified
-        .nonce!}, ${expires})
-        on conflict do nothing returning 1`;
-      if (fresh.length === 0) {
+    await verifySignedRequest(deps, c, body, async (keyid) => {
+      const [row] = await deps.db.sql<{
+        uid: string;
+        hostname: string;
+        model: string;
+        site: string | null;
+        interval_s: number;
+        sign_key: string;
+        revoked_at: Date | null;
+      }>`select uid, hostname, model, site, interval_s, sign_key, revoked_at from appliances where uid = ${keyid}`;
+      if (!row) {
         throw new SignatureError(
-          "replayed_signature",
-          "Signature nonce was already used",
-          verified.keyid,
+          "unknown_key",
+          `Appliance "${keyid}" is not enrolled`,
+          keyid,
         );
       }
-    } catch (e) {
-      if (!(e instanceof SignatureError)) throw e;
-      await recordIdentityFailure(deps, {
-        reason: e.reason,
-        keyid: e.keyid ?? null,
-        method: c.req.method,
-        path: c.req.path,
-        address: clientAddress(c, deps.settings.trustProxy),
-      });
-      throw new ApiError(401, e.reason, e.message, {}, {
-        "www-authenticate": 'Signature realm="noc"',
-      });
-    }
+      if (row.revoked_at) {
+        throw new SignatureError(
+          "revoked_key",
+          `Appliance "${keyid}" has been revoked`,
+          keyid,
+        );
+      }
+      identity = {
+        uid: row.uid,
+        hostname: row.hostname,
+        model: row.model,
+        site: row.site,
+        intervalS: row.interval_s,
+      };
+      return await importEd25519Public(fromBase64Url(row.sign_key));
+    });
     c.set("appliance", identity!);
     c.set("body", body);
     await next();

@@ -20,6 +20,7 @@ import { issueGrant } from "./grants.ts";
 import { contentKeyOf, publishedKeys } from "./components.ts";
 import { wrapContentKey } from "./package_format.ts";
 import { fromBase64Url, sha256, toHex } from "./encoding.ts";
+import { localServerUrls } from "./local_servers.ts";
 
 /** Marks every catalog stale (a release, rollout, fileinfo or key change). */
 export async function bumpCatalogEpoch(tx: Sql): Promise<void> {
@@ -106,6 +107,8 @@ export async function answerCatalog(
       ) => [w.component_id, w.wrapped]),
     );
     const signer = { kid: deps.keys.kid, privateKey: deps.keys.privateKey };
+    // The site's local component servers first (spec, FIGURE 1: spare the WAN link), the NOC last.
+    const mirrors = await localServerUrls(tx, row.site);
     const components: CatalogEntry[] = [];
     for (const c of chosen) {
       const grant = await issueGrant(signer, uid, c.id, expires);
@@ -116,7 +119,7 @@ export async function answerCatalog(
         version: c.version,
         size: c.size,
         sha256: c.sha256,
-        urls: [`${baseUrl}/v1/components/${c.id}?grant=${grant}`],
+        urls: [...mirrors, baseUrl].map((u) => `${u}/v1/components/${c.id}?grant=${grant}`),
       };
       if (c.kind === "package") {
         let w = wrapped.get(c.id);

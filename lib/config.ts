@@ -167,3 +167,22 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
     },
   };
 }
+
+/** The server roles this codebase runs (DESIGN: the role set is config). */
+export type ServerRole = "all" | "local-component";
+
+/** The role from `--role <role>` or `NOC_ROLE`; `all` (the NOC) by default. */
+export function serverRole(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+): ServerRole {
+  const i = args.findIndex((a) => a === "--role" || a.startsWith("--role="));
+  const given = i < 0 ? env["NOC_ROLE"] : args[i]!.includes("=") ? args[i]!.slice(7) : args[i + 1];
+  const role = given === undefined || given === "" ? "all" : given;
+  if (role !== "all" && role !== "local-component") {
+    throw new Error(
+      `Configuration is invalid:\n  role: "${role}" is not a role this server runs (all, local-component)`,
+    );
+  }
+  return role;
+}

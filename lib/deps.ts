@@ -39,6 +39,18 @@ export interface ApplianceIdentity {
   intervalS: number;
 }
 
+/** An authenticated local component server, as its routes see it. */
+export interface LocalServerIdentity {
+  /** Its id (also its signature key id). */
+  id: string;
+  /** The site it serves. */
+  site: string;
+  /** Its name. */
+  name: string;
+  /** The base URL appliances reach it at. */
+  url: string;
+}
+
 /** Hono environment of the app: per-request variables. */
 export interface AppEnv {
   /** Request-scoped values. */
@@ -47,6 +59,8 @@ export interface AppEnv {
     appliance: ApplianceIdentity;
     /** The verified raw body (appliance routes). */
     body: Uint8Array<ArrayBuffer>;
+    /** The signed-in local component server (local server routes). */
+    localServer: LocalServerIdentity;
     /** The admin token's label (admin routes). */
     admin: string;
   };

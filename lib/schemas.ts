@@ -134,6 +134,10 @@ export const createEnrollmentTokenSchema = z.strictObject({
   site: nameSchema.optional(),
   channel: nameSchema.optional(),
   tags: z.array(nameSchema).max(32).optional(),
+  purpose: z.enum(["appliance", "local-server"]).optional(),
+}).refine((t) => t.purpose !== "local-server" || t.site !== undefined, {
+  path: ["site"],
+  message: "a local-server token needs the site it will serve",
 });
 
 /** `PATCH /v1/admin/appliances/:uid`. */
@@ -307,4 +311,49 @@ export const uidParam = z.strictObject({ uid: z.uuid({ message: "must be a UUID"
 /** `:id` path parameter. */
 export const idParam = z.strictObject({
   id: z.coerce.number().int().min(1).max(2 ** 53 - 1),
+});
+
+/** The base URL of a local component server: HTTPS, no query or fragment. */
+export const localServerUrl = z.url().max(500).refine((u) => {
+  const url = new URL(u);
+  return url.protocol === "https:" && url.search === "" && url.hash === "" &&
+    url.username === "" && url.password === "";
+}, { message: "must be an https:// base URL without query, fragment or credentials" });
+
+/** `POST /v1/local/enroll`. */
+export const localEnrollSchema = z.strictObject({
+  token: text(200).min(1),
+  name: enrollSchema.shape.hostname,
+  url: localServerUrl,
+  signingKey: b64key,
+  version: label(64).optional(),
+});
+
+const count = z.number().int().min(0).max(2 ** 53 - 1);
+
+/** `POST /v1/local/sync`: a local component server's report on itself. */
+export const localSyncSchema = z.strictObject({
+  url: localServerUrl,
+  version: label(64),
+  cache: z.strictObject({ bytes, limit: bytes, entries: count }),
+  hits: count,
+  misses: count,
+  servedBytes: count,
+  pendingRecords: count,
+  problems: z.array(z.strictObject({
+    code: nameSchema,
+    message: text(1000),
+    componentId: z.number().int().min(1).optional(),
+    at: isoTime,
+  })).max(50),
+});
+
+/** `POST /v1/local/deliveries`: downloads a local component server served, in sequence order. */
+export const localRecordsSchema = z.strictObject({
+  records: z.array(z.strictObject({
+    seq: z.number().int().min(1).max(2 ** 53 - 1),
+    uid: z.uuid(),
+    componentId: z.number().int().min(1).max(2 ** 53 - 1),
+    at: isoTime,
+  })).min(1).max(500),
 });

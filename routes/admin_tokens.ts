@@ -12,6 +12,7 @@ interface TokenRow {
   site: string | null;
   channel: string | null;
   tags: string[];
+  purpose: "appliance" | "local-server";
   created_at: Date;
   expires_at: Date;
   used_at: Date | null;
@@ -33,6 +34,7 @@ function tokenJson(r: TokenRow, now: Date): Record<string, unknown> {
     site: r.site,
     channel: r.channel,
     tags: r.tags,
+    purpose: r.purpose,
     status,
     createdAt: r.created_at.toISOString(),
     expiresAt: r.expires_at.toISOString(),
@@ -51,6 +53,7 @@ export async function createEnrollmentToken(
     site?: string | undefined;
     channel?: string | undefined;
     tags?: string[] | undefined;
+    purpose?: "appliance" | "local-server" | undefined;
   },
 ): Promise<{ token: string; row: TokenRow }> {
   const now = deps.clock.now();
@@ -59,12 +62,12 @@ export async function createEnrollmentToken(
     now.getTime() + (input.ttlS ?? deps.settings.enrollmentTokenTtlS) * 1000,
   );
   const [row] = await deps.db.sql<TokenRow>`
-    insert into enrollment_tokens (token_hash, label, site, channel, tags, created_at, expires_at)
+    insert into enrollment_tokens (token_hash, label, site, channel, tags, purpose, created_at, expires_at)
     values (${await hashToken(token)}, ${input.label ?? null}, ${input.site ?? null}, ${
     input.channel ?? null
   },
-      ${input.tags ?? []}, ${now}, ${expires})
-    returning id, label, site, channel, tags, created_at, expires_at, used_at, used_by, revoked_at`;
+      ${input.tags ?? []}, ${input.purpose ?? "appliance"}, ${now}, ${expires})
+    returning id, label, site, channel, tags, purpose, created_at, expires_at, used_at, used_by, revoked_at`;
   return { token, row: row! };
 }
 
@@ -78,7 +81,7 @@ export function enrollmentTokenRoutes(deps: AppDeps) {
     .get("/", validate("query", limitQuery), async (c) => {
       const { limit } = c.req.valid("query");
       const rows = await deps.db.sql<TokenRow>`
-        select id, label, site, channel, tags, created_at, expires_at, used_at, used_by, revoked_at
+        select id, label, site, channel, tags, purpose, created_at, expires_at, used_at, used_by, revoked_at
         from enrollment_tokens order by id desc limit ${limit}`;
       const now = deps.clock.now();
       return c.json({ items: rows.map((r) => tokenJson(r, now)) });
@@ -87,7 +90,7 @@ export function enrollmentTokenRoutes(deps: AppDeps) {
       const { id } = c.req.valid("param");
       const [row] = await deps.db.sql<TokenRow>`
         update enrollment_tokens set revoked_at = coalesce(revoked_at, ${deps.clock.now()}) where id = ${id}
-        returning id, label, site, channel, tags, created_at, expires_at, used_at, used_by, revoked_at`;
+        returning id, label, site, channel, tags, purpose, created_at, expires_at, used_at, used_by, revoked_at`;
       if (!row) throw new ApiError(404, "not_found", `Enrolment token ${id} does not exist`);
       return c.json(tokenJson(row, deps.clock.now()));
     });

@@ -15,10 +15,12 @@ import { GrantError, verifyGrant } from "../lib/grants.ts";
 import { readBlob } from "../lib/blobs.ts";
 import { fromBase64Url } from "../lib/encoding.ts";
 import { idParam } from "../lib/schemas.ts";
+import { parseRange } from "../lib/http_range.ts";
 import { validate } from "../lib/validate.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 
-interface Served {
+/** A component as the component server streams it. */
+export interface Served {
   id: number;
   kind: "package" | "file";
   app: string;
@@ -30,35 +32,8 @@ interface Served {
   prefix: string | null;
 }
 
-/** Parses a single `bytes=` range against `size`; null to serve it all; throws 416 when unsatisfiable. */
-export function parseRange(
-  header: string | undefined,
-  size: number,
-): { start: number; end: number } | null {
-  if (!header) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === "" && m[2] === "")) return null; // multiple or odd ranges: serve the whole thing
-  let start: number, end: number;
-  if (m[1] === "") {
-    const suffix = Number(m[2]);
-    if (suffix === 0) throw unsatisfiable(size);
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
-  }
-  if (start >= size || start > end) throw unsatisfiable(size);
-  return { start, end };
-}
-
-function unsatisfiable(size: number): ApiError {
-  return new ApiError(416, "range_not_satisfiable", `Range is outside the ${size} bytes`, {}, {
-    "content-range": `bytes */${size}`,
-  });
-}
-
-async function* servedBytes(
+/** Streams bytes `start`..`end` (inclusive) of component `c`: its stored prefix, then its blob. */
+export async function* servedBytes(
   deps: AppDeps,
   c: Served,
   start: number,
@@ -158,7 +133,7 @@ export function componentRoutes(deps: AppDeps) {
     await deps.db.sql`
       insert into deliveries (uid, component_id, first_sent_at, last_sent_at) values (${uid}, ${id}, ${now}, ${now})
       on conflict (uid, component_id) do update set last_sent_at = excluded.last_sent_at,
-        times = deliveries.times + 1`;
+        times = deliveries.times + 1, via = null`;
     if (comp.size === 0) return c.body(null, status, headers);
     return c.body(ReadableStream.from(servedBytes(deps, comp, start, end)), status, headers);
   };

@@ -34,12 +34,20 @@ export function enrollRoutes(deps: AppDeps) {
           site: string | null;
           channel: string | null;
           tags: string[];
+          purpose: string;
           expires_at: Date;
           used_at: Date | null;
           revoked_at: Date | null;
-        }>`select id, site, channel, tags, expires_at, used_at, revoked_at
+        }>`select id, site, channel, tags, purpose, expires_at, used_at, revoked_at
            from enrollment_tokens where token_hash = ${hash} for update`;
         if (!tok) throw new ApiError(401, "invalid_token", "Enrolment token is not valid");
+        if (tok.purpose !== "appliance") {
+          throw new ApiError(
+            401,
+            "wrong_token_purpose",
+            `Enrolment token is for a ${tok.purpose}, not an appliance`,
+          );
+        }
         if (tok.revoked_at) {
           throw new ApiError(401, "token_revoked", "Enrolment token has been revoked");
         }

@@ -171,19 +171,35 @@ export interface ServedNoc extends TestNoc {
   url: string;
   /** Stops the server. */
   close(): Promise<void>;
+  /** Stops answering (the port is closed), as a NOC that is down. */
+  stop(): Promise<void>;
+  /** Answers again, on the same port. */
+  start(): void;
 }
 
 /** Serves a test NOC on a free loopback port. */
 export async function serveNoc(db: Db, settings: Partial<Settings> = {}): Promise<ServedNoc> {
   const clock = new ManualClock(new Date());
   const noc = await testNoc(db, { clock, settings: { allowPlainHttpFiles: true, ...settings } });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, noc.app.fetch);
+  let server: Deno.HttpServer<Deno.NetAddr> | null = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    noc.app.fetch,
+  );
+  const port = server.addr.port;
   return {
     ...noc,
-    url: `http://127.0.0.1:${server.addr.port}`,
+    url: `http://127.0.0.1:${port}`,
     async close() {
       await noc.deps.wakeups.close();
-      await server.shutdown();
+      await server?.shutdown();
+      server = null;
+    },
+    async stop() {
+      await server?.shutdown();
+      server = null;
+    },
+    start() {
+      server ??= Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, noc.app.fetch);
     },
   };
 }

@@ -25,6 +25,16 @@ export const nocFlags = [
   "--allow-sys",
 ];
 
+/** The permission flags of `deno task local` (kept in step with deno.json). */
+export const localTaskFlags = [
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+  "--allow-sys",
+  "--allow-run=openssl",
+];
+
 /** Starts `main.ts --dev` with `env` on a free port and waits for its banner. */
 export async function startNoc(
   env: Record<string, string>,

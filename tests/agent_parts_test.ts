@@ -5,7 +5,7 @@ import { download } from "../agent/download.ts";
 import { silentLog } from "../agent/log.ts";
 import { AgentError } from "../agent/errors.ts";
 import { backoffS } from "../agent/cycle.ts";
-import { writeFileAtomic } from "../agent/atomic.ts";
+import { writeFileAtomic } from "../lib/atomic_file.ts";
 import { agentPermissionFlags, compileCommand } from "../agent/permissions.ts";
 import { sha256, toHex } from "../lib/encoding.ts";
 import { agentBox } from "./_agent.ts";

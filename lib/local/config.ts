@@ -1,0 +1,169 @@
+/**
+ * Configuration of a local component server: flags win over `NOC_LOCAL_*`
+ * environment variables, which win over defaults.
+ *
+ * @module
+ */
+
+/** Everything a local component server is started with. */
+export interface LocalConfig {
+  /** The NOC's base URL (needed to enrol; remembered afterwards). */
+  upstream: string | null;
+  /** The site it serves (needed to enrol; checked against the identity afterwards). */
+  site: string | null;
+  /** A one-time `local-server` enrolment token (first start only). */
+  token: string | null;
+  /** Its data folder: identity, certificate, cache, download records. */
+  dataDir: string;
+  /** Address to listen on. */
+  host: string;
+  /** Port to listen on (0 picks a free one). */
+  port: number;
+  /** The base URL appliances reach it at (`https://<host name>:<port>` unless set). */
+  publicUrl: string | null;
+  /** The name it enrols with (the host name unless set). */
+  name: string;
+  /** TLS certificate (PEM file); a self-signed one is made in the data folder when absent. */
+  certFile: string | null;
+  /** TLS private key (PEM file). */
+  keyFile: string | null;
+  /** Extra CA certificates (PEM file) to trust for the NOC, for a NOC behind a private CA. */
+  upstreamCaFile: string | null;
+  /** Cache budget, bytes. */
+  cacheBytes: number;
+  /** Seconds between syncs with the NOC (the NOC's suggestion unless set). */
+  syncS: number | null;
+  /** Seconds a request waits for a pull-through fetch before sending the appliance elsewhere. */
+  missWaitS: number;
+}
+
+/** A usage or configuration error: the message says what to fix. */
+export class LocalConfigError extends Error {}
+
+const names = {
+  upstream: ["upstream", "NOC_LOCAL_UPSTREAM"],
+  site: ["site", "NOC_LOCAL_SITE"],
+  token: ["token", "NOC_LOCAL_TOKEN"],
+  dataDir: ["data", "NOC_LOCAL_DATA_DIR"],
+  host: ["host", "NOC_LOCAL_HOST"],
+  port: ["port", "NOC_LOCAL_PORT"],
+  publicUrl: ["public-url", "NOC_LOCAL_PUBLIC_URL"],
+  name: ["name", "NOC_LOCAL_NAME"],
+  certFile: ["cert", "NOC_LOCAL_CERT_FILE"],
+  keyFile: ["key", "NOC_LOCAL_KEY_FILE"],
+  upstreamCaFile: ["upstream-ca", "NOC_LOCAL_UPSTREAM_CA_FILE"],
+  cacheBytes: ["cache", "NOC_LOCAL_CACHE"],
+  syncS: ["sync", "NOC_LOCAL_SYNC_S"],
+  missWaitS: ["miss-wait", "NOC_LOCAL_MISS_WAIT_S"],
+} as const satisfies Record<keyof LocalConfig, readonly [string, string]>;
+
+/** The usage text. */
+export const localUsage = `Usage: deno task local -- [options]
+
+Runs a local component server: enrols with the NOC once (--upstream, --site,
+--token), then stages and serves the site's packages and files over HTTPS.
+
+Options (environment variable in brackets):
+  --upstream <url>     NOC base URL [NOC_LOCAL_UPSTREAM]
+  --site <site>        site served [NOC_LOCAL_SITE]
+  --token <token>      one-time local-server enrolment token [NOC_LOCAL_TOKEN]
+  --data <dir>         data folder (./.noc-local) [NOC_LOCAL_DATA_DIR]
+  --host <addr>        listen address (0.0.0.0) [NOC_LOCAL_HOST]
+  --port <n>           listen port (8443; 0 picks one) [NOC_LOCAL_PORT]
+  --public-url <url>   URL appliances use (https://<host name>:<port>) [NOC_LOCAL_PUBLIC_URL]
+  --name <name>        name shown on the NOC (host name) [NOC_LOCAL_NAME]
+  --cert <file>        TLS certificate, PEM (self-signed one made when absent) [NOC_LOCAL_CERT_FILE]
+  --key <file>         TLS private key, PEM [NOC_LOCAL_KEY_FILE]
+  --upstream-ca <file> extra CA certificates to trust for the NOC [NOC_LOCAL_UPSTREAM_CA_FILE]
+  --cache <size>       cache budget, e.g. 500M, 20G (10G) [NOC_LOCAL_CACHE]
+  --sync <seconds>     seconds between syncs (the NOC's choice, 60) [NOC_LOCAL_SYNC_S]
+  --miss-wait <s>      seconds a request waits for a pull-through (20) [NOC_LOCAL_MISS_WAIT_S]
+`;
+
+/** Parses a size such as `512M`, `20G` or `1048576` into bytes. */
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(text.trim());
+  if (!m) throw new LocalConfigError(`Cache size "${text}" is not a size such as 500M or 20G`);
+  const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[
+    m[2]!.toUpperCase() as "" | "K" | "M" | "G" | "T"
+  ];
+  return Math.floor(Number(m[1]) * unit);
+}
+
+function flagsOf(args: readonly string[]): Map<string, string> {
+  const flags = new Map<string, string>();
+  const known = new Set<string>(Object.values(names).map(([f]) => f));
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--" || a === "--role" || a === "local-component" || a.startsWith("--role=")) {
+      continue;
+    }
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+    if (!m || !known.has(m[1]!)) throw new LocalConfigError(`Unknown argument "${a}"`);
+    const v = m[2] ?? args[++i];
+    if (v === undefined) throw new LocalConfigError(`Flag "--${m[1]}" needs a value`);
+    flags.set(m[1]!, v);
+  }
+  return flags;
+}
+
+/** Reads the configuration from `args` and `env`; throws {@link LocalConfigError}. */
+export function loadLocalConfig(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+): LocalConfig {
+  const flags = flagsOf(args);
+  const get = (k: keyof typeof names): string | undefined => {
+    const [flag, variable] = names[k];
+    const v = flags.get(flag) ?? env[variable];
+    return v === "" ? undefined : v;
+  };
+  const int = (k: keyof typeof names, min: number, max: number, dflt: number) => {
+    const v = get(k);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new LocalConfigError(
+        `"--${names[k][0]}" must be a whole number from ${min} to ${max}, not "${v}"`,
+      );
+    }
+    return n;
+  };
+  const url = (k: keyof typeof names, https: boolean) => {
+    const v = get(k);
+    if (v === undefined) return null;
+    const ok = URL.canParse(v) &&
+      (https ? ["https:"] : ["http:", "https:"]).includes(new URL(v).protocol);
+    if (!ok) {
+      throw new LocalConfigError(
+        `"--${names[k][0]}" must be an ${https ? "https" : "http(s)"} URL, not "${v}"`,
+      );
+    }
+    return v.replace(/\/+$/, "");
+  };
+  const site = get("site") ?? null;
+  if (site !== null && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(site)) {
+    throw new LocalConfigError(`"--site" must be a site name, not "${site}"`);
+  }
+  const certFile = get("certFile") ?? null, keyFile = get("keyFile") ?? null;
+  if ((certFile === null) !== (keyFile === null)) {
+    throw new LocalConfigError(`"--cert" and "--key" go together`);
+  }
+  const sync = get("syncS");
+  return {
+    upstream: url("upstream", false),
+    site,
+    token: get("token") ?? null,
+    dataDir: get("dataDir") ?? "./.noc-local",
+    host: get("host") ?? "0.0.0.0",
+    port: int("port", 0, 65535, 8443),
+    publicUrl: url("publicUrl", true),
+    name: get("name") ?? Deno.hostname(),
+    certFile,
+    keyFile,
+    upstreamCaFile: get("upstreamCaFile") ?? null,
+    cacheBytes: parseSize(get("cacheBytes") ?? "10G"),
+    syncS: sync === undefined ? null : int("syncS", 1, 86400, 60),
+    missWaitS: int("missWaitS", 0, 600, 20),
+  };
+}
