@@ -66,7 +66,9 @@ export async function startLocal(options: {
         buf = buf.slice(nl + 1);
         if (line.startsWith("{")) events.push(JSON.parse(line));
       }
-      const m = out.match(/listening on (https:\/\/\S+)[\s\S]*id:\s+(\S+)[\s\S]*certificate:\s+(\S+)/);
+      const m = out.match(
+        /listening on (https:\/\/\S+)[\s\S]*id:\s+(\S+)[\s\S]*certificate:\s+(\S+)/,
+      );
       if (m) onBanner(m);
     }
     onBanner(null);
@@ -75,6 +77,7 @@ export async function startLocal(options: {
   if (!m) throw new Error(`local server exited before listening:\n${out}\n${await stderr}`);
   const certPem = await Deno.readTextFile(m[3]!);
   const client = Deno.createHttpClient({ caCerts: [certPem] });
+  let stopped = false;
   const trusted: typeof fetch = (input, init) => fetch(input, { ...init, client });
   return {
     url: m[1]!,
@@ -88,6 +91,8 @@ export async function startLocal(options: {
       return await res.json();
     },
     async stop(signal: Deno.Signal = "SIGTERM") {
+      if (stopped) return await child.status;
+      stopped = true;
       try {
         child.kill(signal);
       } catch {
