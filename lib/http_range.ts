@@ -28,4 +28,3 @@ function unsatisfiable(size: number): ApiError {
     "content-range": `bytes */${size}`,
   });
 }
-

@@ -127,7 +127,7 @@ export function localServerRoutes(deps: AppDeps) {
             cache_bytes = ${input.cache.bytes}, cache_limit = ${input.cache.limit},
             cache_entries = ${input.cache.entries}, hits = ${input.hits}, misses = ${input.misses},
             served_bytes = ${input.servedBytes}, pending_records = ${input.pendingRecords},
-            problems = ${JSON.stringify(problems)}::jsonb, stage_ids = ${
+            problems = ${JSON.stringify(problems)}::text::jsonb, stage_ids = ${
           stage.map((s) => s.id)
         }::bigint[]
           where id = ${me.id}`;

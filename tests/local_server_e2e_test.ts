@@ -86,7 +86,7 @@ async function siteAgent(noc: ServedNoc, local: LocalProcess): Promise<AgentBox>
 /** Waits (polling, bounded) until `check` holds. */
 async function until<T>(
   what: string,
-  check: () => Promise<T | null | undefined | false>,
+  check: () => Promise<T | null | undefined | false> | T | null | undefined | false,
   timeoutMs = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -341,7 +341,7 @@ dbTest(
       const a2 = await publish(noc, "2.0.0", "a", bulk());
       await until(
         "a 2.0.0 staged",
-        async () => local!.events.some((e) => e.event === "cached" && e.id === a2),
+        () => local!.events.some((e) => e.event === "cached" && e.id === a2),
       );
       const evicted = local.events.filter((e) => e.event === "cache_evicted").map((e) => e.id);
       assert.deepEqual(evicted, [a1]);

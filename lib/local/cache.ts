@@ -65,7 +65,7 @@ export interface ComponentCache {
    */
   store(
     meta: CacheMeta,
-    body: AsyncIterable<Uint8Array>,
+    body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     trusted: readonly PublishedKey[],
   ): Promise<CacheEntry>;
   /**

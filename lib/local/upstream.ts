@@ -9,7 +9,6 @@ import { exportEd25519Seed, exportRawPublic, generateEd25519 } from "../ed25519.
 import { toBase64Url } from "../encoding.ts";
 import { NocError, signedRequest } from "../appliance_client.ts";
 import type { PublishedKey } from "../noc_keys.ts";
-import type { StageItem } from "../local_servers.ts";
 import type { DownloadRecord } from "./records.ts";
 
 const publishedKeySchema = z.object({
