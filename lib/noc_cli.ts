@@ -11,6 +11,9 @@
  * noc file put <path> --app A --name N --version V [--noc URL --token T]
  * noc keygen --out release.key                        make a release key; prints its public half to register
  * noc release-key add <public key> --label L [--noc URL --token T]
+ * noc local-servers token --site S [--label L]          a one-time token for a site's local component server
+ * noc local-servers [list] [--site S] [--json]          local component servers: state, cache, hit rate
+ * noc local-servers revoke <id> --reason R
  * ```
  *
  * `--noc` and `--token` default to NOC_URL and NOC_TOKEN.
@@ -124,6 +127,21 @@ async function uploadPackageFile(p: Parsed, file: string, wrapped: string): Prom
   });
 }
 
+interface LocalServerListing {
+  id: string;
+  site: string;
+  name: string;
+  url: string;
+  state: string;
+  lastContactAt: string | null;
+  cache: { bytes: number; limit: number; entries: number; staged: number };
+  hits: number;
+  misses: number;
+  hitRate: number | null;
+  pendingRecords: number;
+  problems: unknown[];
+}
+
 /** Runs the CLI with `args`; returns what to print. */
 export async function runCli(args: string[]): Promise<string> {
   const p = parse(args);
@@ -224,9 +242,62 @@ export async function runCli(args: string[]): Promise<string> {
         2,
       );
     }
+    case "local-servers": {
+      const [sub = "list", id] = rest;
+      const json = (v: unknown) => JSON.stringify(v, null, 2);
+      if (sub === "token") {
+        const label = flag(p, "label");
+        const t = await call(p, "POST", "/v1/admin/enrollment-tokens", {
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            purpose: "local-server",
+            site: need(p, "site"),
+            ...(label ? { label } : {}),
+          }),
+        }) as { token: string; site: string; expiresAt: string };
+        if (p.flags.has("json")) return json(t);
+        return `Local server token for site "${t.site}" (single use, expires ${t.expiresAt}):\n` +
+          `  ${t.token}\n` +
+          `Start the site's server with:\n  deno task local -- --upstream <this NOC's URL> --site ${t.site} --token ${t.token}`;
+      }
+      if (sub === "revoke") {
+        if (!id) throw new CliError("Usage: noc local-servers revoke <id> --reason R", 2);
+        return json(
+          await call(p, "POST", `/v1/admin/local-servers/${encodeURIComponent(id)}/revoke`, {
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ reason: need(p, "reason") }),
+          }),
+        );
+      }
+      if (sub !== "list") {
+        throw new CliError("Usage: noc local-servers [list|token|revoke] …", 2);
+      }
+      const site = flag(p, "site");
+      const r = await call(
+        p,
+        "GET",
+        `/v1/admin/local-servers${site ? `?site=${encodeURIComponent(site)}` : ""}`,
+      ) as { items: LocalServerListing[] };
+      if (p.flags.has("json")) return json(r);
+      if (r.items.length === 0) return "No local component servers.";
+      const mib = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MiB`;
+      return r.items.map((s) =>
+        [
+          `${s.site}\t${s.name}\t${s.state}\t${s.url}`,
+          `  id ${s.id}, last contact ${s.lastContactAt ?? "never"}`,
+          `  cache ${mib(s.cache.bytes)} of ${
+            mib(s.cache.limit)
+          }, ${s.cache.entries} held, ${s.cache.staged} staged`,
+          `  hit rate ${
+            s.hitRate === null ? "-" : `${Math.round(s.hitRate * 100)}%`
+          } (${s.hits} hits, ${s.misses} misses), ` +
+          `${s.pendingRecords} records pending, ${s.problems.length} problems`,
+        ].join("\n")
+      ).join("\n");
+    }
     default:
       throw new CliError(
-        "Usage: noc <package|upload|file put|keygen|release-key add> … (see lib/noc_cli.ts or docs/operations.md)",
+        "Usage: noc <package|upload|file put|keygen|release-key add|local-servers> … (see lib/noc_cli.ts or docs/operations.md)",
         2,
       );
   }

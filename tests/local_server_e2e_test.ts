@@ -65,8 +65,34 @@ async function publishMotd(noc: ServedNoc, text: string): Promise<number> {
   return up.body.id;
 }
 
-async function localServer(noc: ServedNoc, args: string[] = []): Promise<LocalProcess> {
-  const token = await noc.enrollmentToken({ purpose: "local-server", site: "lab" });
+/** `deno task noc -- <args>` against `noc`. */
+async function nocCli(noc: ServedNoc, args: string[]): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "lib/noc_cli.ts",
+      ...args,
+    ],
+    cwd: new URL("..", import.meta.url),
+    env: { NOC_URL: noc.url, NOC_TOKEN: noc.adminToken },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+  return text;
+}
+
+async function localServer(
+  noc: ServedNoc,
+  args: string[] = [],
+  token?: string,
+): Promise<LocalProcess> {
+  token ??= await noc.enrollmentToken({ purpose: "local-server", site: "lab" });
   return await startLocal({
     dataDir: await Deno.makeTempDir({ prefix: "noc-local-" }),
     args: ["--upstream", noc.url, "--site", "lab", "--token", token, "--sync", "1", ...args],
@@ -128,7 +154,9 @@ dbTest(
     try {
       const pkg = await publish(noc, "1.0.0");
       const file = await publishMotd(noc, "welcome to the lab\n");
-      local = await localServer(noc);
+      // The operator's way: a token from the CLI, then the site's server started with it.
+      const printed = await nocCli(noc, ["local-servers", "token", "--site", "lab"]);
+      local = await localServer(noc, [], printed.match(/--token (\S+)/)![1]!);
       for (let i = 0; i < 3; i++) boxes.push(await siteAgent(noc, local));
       // Staged before any appliance asks.
       await until("staging", async () => (await local!.health() as any).cache.entries === 2);
@@ -172,6 +200,9 @@ dbTest(
       assert.ok(listed.cache.bytes > 0 && listed.cache.bytes <= listed.cache.limit);
       assert.equal(listed.hitRate, 1);
       assert.equal(listed.pendingRecords, 0);
+      const shown = await nocCli(noc, ["local-servers", "--site", "lab"]);
+      assert.match(shown, /lab\t\S+\tok\thttps:\/\/127\.0\.0\.1:\d+/);
+      assert.match(shown, /hit rate 100% \(6 hits, 0 misses\), 0 records pending/);
     } finally {
       for (const b of boxes) await b.remove();
       await local?.stop();
