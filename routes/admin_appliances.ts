@@ -145,9 +145,13 @@ export function applianceAdminRoutes(deps: AppDeps) {
         first_sent_at: Date;
         last_sent_at: Date;
         times: number;
+        via: string | null;
+        via_name: string | null;
       }>`
-        select c.kind, c.app, c.name, c.version, d.first_sent_at, d.last_sent_at, d.times
+        select c.kind, c.app, c.name, c.version, d.first_sent_at, d.last_sent_at, d.times, d.via,
+          l.name as via_name
         from deliveries d join components c on c.id = d.component_id
+          left join local_servers l on l.id = d.via
         where d.uid = ${uid} order by c.kind, c.app, c.name, d.last_sent_at desc`;
       return c.json({
         uid,
@@ -159,6 +163,8 @@ export function applianceAdminRoutes(deps: AppDeps) {
           firstSentAt: r.first_sent_at.toISOString(),
           lastSentAt: r.last_sent_at.toISOString(),
           times: r.times,
+          // Who sent it last: a site's local component server, or the NOC itself (null).
+          via: r.via === null ? null : { localServer: r.via, name: r.via_name },
         })),
       });
     })

@@ -245,6 +245,8 @@ dbTest(
       });
       assert.equal(row!.component_id, pkg);
       assert.equal(row!.via, local.id);
+      const config = await noc.admin("GET", `/v1/admin/appliances/${row!.uid}/configuration`);
+      assert.equal(config.body.items[0].via.localServer, local.id);
       await until(
         "journal emptied",
         async () => (await local!.health() as any).pendingRecords === 0,

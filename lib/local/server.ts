@@ -37,8 +37,6 @@ export interface LocalServer {
   certFile: string;
   /** Whether that certificate was made here, self-signed. */
   selfSigned: boolean;
-  /** Runs one sync, staging and record upload now (tests and `--once`). */
-  syncNow(): Promise<void>;
   /** Stops serving and the loops; waits for them. */
   close(): Promise<void>;
 }
@@ -307,9 +305,6 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
     identity: me,
     certFile: tls.certFile,
     selfSigned: tls.selfSigned,
-    syncNow: async () => {
-      await syncNow();
-    },
     async close() {
       stop.abort();
       if (recordsTimer !== null) clearTimeout(recordsTimer);
