@@ -90,23 +90,26 @@ export interface AppliedRecords {
 /**
  * Applies a local server's download records to the appliances' delivery
  * records, in one transaction: records at or below the sequence number already
- * applied are skipped (a retried batch counts once), times in the future are
+ * applied in the same journal epoch are skipped (a retried batch counts once), times in the future are
  * clamped to `now`, and only appliances of the server's own site are touched.
  */
 export async function applyLocalRecords(
   tx: Sql,
   server: { id: string; site: string },
-  records: readonly LocalRecord[],
+  batch: { epoch: string; records: readonly LocalRecord[] },
   now: Date,
 ): Promise<AppliedRecords> {
-  const [row] = await tx<{ records_seq: number }>`
-    select records_seq from local_servers where id = ${server.id} for update`;
-  const done = Number(row?.records_seq ?? 0);
+  const { epoch, records } = batch;
+  const [row] = await tx<{ records_seq: number; records_epoch: string | null }>`
+    select records_seq, records_epoch from local_servers where id = ${server.id} for update`;
+  // A journal of a new epoch numbers from 1 again: nothing of it has been applied yet.
+  const done = row?.records_epoch === epoch ? Number(row.records_seq) : 0;
   const fresh = records.filter((r) => r.seq > done);
   const top = Math.max(done, ...records.map((r) => r.seq));
   if (fresh.length === 0) {
     return { acked: top, applied: 0, duplicates: records.length, refused: 0 };
   }
+  await tx`update local_servers set records_seq = ${top}, records_epoch = ${epoch} where id = ${server.id}`;
   const at = (r: LocalRecord) => new Date(Math.min(Date.parse(r.at), now.getTime())).toISOString();
   await tx`
     with batch as (
@@ -127,7 +130,6 @@ export async function applyLocalRecords(
       times = deliveries.times + excluded.times,
       via = case when excluded.last_sent_at >= deliveries.last_sent_at then excluded.via
         else deliveries.via end`;
-  await tx`update local_servers set records_seq = ${top} where id = ${server.id}`;
   const accepted = await tx<{ n: number }>`
     select count(*)::int as n
     from unnest(${fresh.map((r) => r.uid)}::uuid[], ${

@@ -350,6 +350,7 @@ export const localSyncSchema = z.strictObject({
 
 /** `POST /v1/local/deliveries`: downloads a local component server served, in sequence order. */
 export const localRecordsSchema = z.strictObject({
+  epoch: z.uuid(),
   records: z.array(z.strictObject({
     seq: z.number().int().min(1).max(2 ** 53 - 1),
     uid: z.uuid(),

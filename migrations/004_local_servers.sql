@@ -29,7 +29,9 @@ create table local_servers (
   problems jsonb not null default '[]',
   -- The component ids its site's catalogs referenced at its last sync (what it may fetch unasked).
   stage_ids bigint[] not null default '{}',
-  -- The highest download-record sequence number applied: a batch sent twice is applied once.
+  -- The highest download-record sequence number applied in the server's current journal (its epoch):
+  -- a batch sent twice is applied once; a journal started afresh numbers anew under a new epoch.
+  records_epoch uuid,
   records_seq bigint not null default 0,
   revoked_at timestamptz,
   revoked_reason text

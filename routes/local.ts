@@ -170,7 +170,7 @@ export function localServerRoutes(deps: AppDeps) {
       const me = c.get("localServer");
       const input = parseJsonBody(c, c.get("body"), localRecordsSchema);
       const now = deps.clock.now();
-      const r = await deps.db.begin((tx) => applyLocalRecords(tx, me, input.records, now));
+      const r = await deps.db.begin((tx) => applyLocalRecords(tx, me, input, now));
       if (r.refused > 0) {
         deps.log.warn("local_records_refused", { server: me.id, refused: r.refused });
       }

@@ -28,6 +28,7 @@ Deno.test("the record journal keeps what is not acknowledged across restarts and
   const dir = await Deno.makeTempDir();
   try {
     let j = await openJournal(dir);
+    const epoch = j.epoch;
     const at = new Date().toISOString();
     const uid = crypto.randomUUID();
     for (let i = 1; i <= 3; i++) await j.append({ uid, componentId: i, at });
@@ -36,6 +37,7 @@ Deno.test("the record journal keeps what is not acknowledged across restarts and
     // A crash mid-write leaves half a line.
     await Deno.writeTextFile(`${dir}/records.jsonl`, '{"seq":4,"uid":', { append: true });
     j = await openJournal(dir);
+    assert.equal(j.epoch, epoch, "the same journal keeps its epoch");
     assert.deepEqual(j.pending().map((r) => r.seq), [2, 3]);
     const next = await j.append({ uid, componentId: 9, at });
     assert.equal(next.seq, 4, "sequence numbers continue, never reused");
@@ -45,6 +47,13 @@ Deno.test("the record journal keeps what is not acknowledged across restarts and
     j = await openJournal(dir);
     assert.equal(j.size(), 0);
     assert.equal((await j.append({ uid, componentId: 1, at })).seq, 5);
+    j.close();
+    // A journal whose folder was lost starts a new epoch.
+    await Deno.remove(`${dir}/records.acked.json`);
+    await Deno.remove(`${dir}/records.jsonl`);
+    j = await openJournal(dir);
+    assert.notEqual(j.epoch, epoch);
+    assert.equal((await j.append({ uid, componentId: 1, at })).seq, 1);
     j.close();
   } finally {
     await Deno.remove(dir, { recursive: true });

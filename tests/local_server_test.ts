@@ -217,7 +217,9 @@ dbTest(
     const local = await enrolLocal(noc);
     const at = noc.clock.now().toISOString();
     const future = new Date(noc.clock.now().getTime() + 86_400_000).toISOString();
+    const epoch = crypto.randomUUID();
     const batch = {
+      epoch,
       records: [
         { seq: 1, uid: a.uid, componentId, at },
         { seq: 2, uid: a.uid, componentId, at: future },
@@ -238,7 +240,16 @@ dbTest(
     assert.equal(rows[0]!.via, local.id);
     assert.ok(rows[0]!.last_sent_at.getTime() <= noc.clock.now().getTime());
 
-    const bad = await local.call("POST", "/v1/local/deliveries", { records: [{ seq: 0 }] });
+    // A journal started afresh (a new epoch) numbers from 1 again, and is not taken for the old one.
+    const fresh = await local.call("POST", "/v1/local/deliveries", {
+      epoch: crypto.randomUUID(),
+      records: [{ seq: 1, uid: a.uid, componentId, at }],
+    });
+    assert.deepEqual(fresh.body, { acked: 1, applied: 1, duplicates: 0, refused: 0 });
+    const [after] = await db.sql<{ times: number }>`select times from deliveries`;
+    assert.equal(after!.times, 3);
+
+    const bad = await local.call("POST", "/v1/local/deliveries", { epoch, records: [{ seq: 0 }] });
     assert.equal(bad.status, 400);
   },
 );

@@ -3,7 +3,10 @@
  * is appended to a journal on disk (flushed before the answer starts), sent
  * upstream in batches in sequence order, and forgotten only once the NOC has
  * acknowledged it — an outage of hours loses nothing, and a batch sent twice
- * is applied once (the NOC keeps the highest sequence number applied).
+ * is applied once (the NOC keeps the highest sequence number applied). Each
+ * journal has an epoch of its own: a journal started afresh (its folder lost,
+ * the identity kept) numbers from 1 again without its records being taken for
+ * ones already applied.
  *
  * @module
  */
@@ -23,6 +26,8 @@ export interface DownloadRecord {
 
 /** The journal. */
 export interface RecordJournal {
+  /** This journal's epoch (random, fixed for its life). */
+  readonly epoch: string;
   /** Appends a record and flushes it to disk; returns it. */
   append(r: Omit<DownloadRecord, "seq">): Promise<DownloadRecord>;
   /** Records not yet acknowledged, oldest first (at most `max`). */
@@ -39,8 +44,18 @@ export interface RecordJournal {
 export async function openJournal(dir: string): Promise<RecordJournal> {
   const journalPath = `${dir}/records.jsonl`;
   const ackPath = `${dir}/records.acked.json`;
-  const ackedValue = await readJson(ackPath).catch(() => null) as { seq?: unknown } | null;
+  const ackedValue = await readJson(ackPath).catch(() => null) as
+    | { seq?: unknown; epoch?: unknown }
+    | null;
   let acked = typeof ackedValue?.seq === "number" ? ackedValue.seq : 0;
+  let epoch = typeof ackedValue?.epoch === "string" ? ackedValue.epoch : null;
+  if (epoch === null) {
+    // A new journal: a new numbering, which the NOC will not confuse with an earlier one.
+    epoch = crypto.randomUUID();
+    acked = 0;
+    await writeJsonAtomic(ackPath, { epoch, seq: 0 });
+  }
+  const journalEpoch = epoch;
   let pending: DownloadRecord[] = [];
   let lastSeq = acked;
   let text = "";
@@ -70,6 +85,7 @@ export async function openJournal(dir: string): Promise<RecordJournal> {
     return run;
   };
   return {
+    epoch: journalEpoch,
     append: (r) =>
       serial(async () => {
         const rec: DownloadRecord = { seq: ++lastSeq, ...r };
@@ -86,7 +102,7 @@ export async function openJournal(dir: string): Promise<RecordJournal> {
       serial(async () => {
         if (seq <= acked) return;
         acked = seq;
-        await writeJsonAtomic(ackPath, { seq });
+        await writeJsonAtomic(ackPath, { epoch: journalEpoch, seq });
         pending = pending.filter((r) => r.seq > seq);
         // The journal is rewritten with what is still owed, so it never grows past an outage's worth.
         file.close();

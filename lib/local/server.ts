@@ -203,7 +203,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
     for (;;) {
       const batch = journal.pending(batchSize);
       if (batch.length === 0) return;
-      const acked = await upstream!.sendRecords(batch);
+      const acked = await upstream!.sendRecords(journal.epoch, batch);
       await journal.ack(acked);
       if (acked < batch[batch.length - 1]!.seq) return;
     }

@@ -125,8 +125,8 @@ export interface Upstream {
   sync(status: LocalStatus): Promise<SyncAnswer>;
   /** Fetches component `id` (with an appliance's grant when it is not staged). */
   fetchComponent(id: number, grant?: string): Promise<Response>;
-  /** Sends download records; returns the highest sequence number the NOC applied. */
-  sendRecords(records: readonly DownloadRecord[]): Promise<number>;
+  /** Sends download records of journal `epoch`; returns the highest sequence number the NOC applied. */
+  sendRecords(epoch: string, records: readonly DownloadRecord[]): Promise<number>;
 }
 
 /** Builds the signed client for `identity`. */
@@ -155,8 +155,8 @@ export function upstreamClient(
       const q = grant === undefined ? "" : `?grant=${encodeURIComponent(grant)}`;
       return await fetcher(await request("GET", `/v1/local/components/${id}${q}`));
     },
-    async sendRecords(records) {
-      const res = await fetcher(await request("POST", "/v1/local/deliveries", { records }), {
+    async sendRecords(epoch, records) {
+      const res = await fetcher(await request("POST", "/v1/local/deliveries", { epoch, records }), {
         signal: AbortSignal.timeout(60_000),
       });
       return (await answer(res, ackSchema)).acked;
