@@ -57,22 +57,30 @@ export async function download(dest: string, spec: DownloadSpec, options: {
   // Each URL in turn (a site's local component server first, the NOC last); what one serves is
   // checked before the next is tried, so a mirror serving wrong bytes only costs its own attempt.
   let last: AgentError | null = null;
+  const attempt = async (url: string) => {
+    await fetchInto(url, dest, spec, options);
+    const got = await fileSize(dest);
+    if (got !== spec.size) {
+      throw new AgentError("size_mismatch", `${spec.label} is ${got} bytes, expected ${spec.size}`);
+    }
+    if (await digestFile(dest) !== spec.sha256) {
+      await Deno.remove(dest);
+      throw new AgentError(
+        "digest_mismatch",
+        `${spec.label} does not match the SHA-256 in the catalog; the download was dropped`,
+      );
+    }
+  };
   for (const url of spec.urls) {
     try {
-      await fetchInto(url, dest, spec, options);
-      const got = await fileSize(dest);
-      if (got !== spec.size) {
-        throw new AgentError(
-          "size_mismatch",
-          `${spec.label} is ${got} bytes, expected ${spec.size}`,
-        );
-      }
-      if (await digestFile(dest) !== spec.sha256) {
-        await Deno.remove(dest);
-        throw new AgentError(
-          "digest_mismatch",
-          `${spec.label} does not match the SHA-256 in the catalog; the download was dropped`,
-        );
+      const resumed = ((await fileSize(dest)) ?? 0) > 0;
+      try {
+        await attempt(url);
+      } catch (e) {
+        // Resumed on top of bytes from elsewhere (a mirror that served wrong ones, say): this URL
+        // gets a whole attempt of its own before it is judged.
+        if (!resumed || !(e instanceof AgentError) || e.code !== "digest_mismatch") throw e;
+        await attempt(url);
       }
       return;
     } catch (e) {

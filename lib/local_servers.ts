@@ -90,7 +90,7 @@ export interface AppliedRecords {
 /**
  * Applies a local server's download records to the appliances' delivery
  * records, in one transaction: records at or below the sequence number already
- * applied in the same journal epoch are skipped (a retried batch counts once), times in the future are
+ * applied in the same journal epoch (one per run of the local server) are skipped (a retried batch counts once), times in the future are
  * clamped to `now`, and only appliances of the server's own site are touched.
  */
 export async function applyLocalRecords(
@@ -100,16 +100,18 @@ export async function applyLocalRecords(
   now: Date,
 ): Promise<AppliedRecords> {
   const { epoch, records } = batch;
-  const [row] = await tx<{ records_seq: number; records_epoch: string | null }>`
-    select records_seq, records_epoch from local_servers where id = ${server.id} for update`;
-  // A journal of a new epoch numbers from 1 again: nothing of it has been applied yet.
-  const done = row?.records_epoch === epoch ? Number(row.records_seq) : 0;
+  // The mark is created, then locked: two copies of a batch of a new epoch still apply once.
+  await tx`insert into local_record_marks (server_id, epoch, seq) values (${server.id}, ${epoch}, 0)
+    on conflict do nothing`;
+  const [row] = await tx<{ seq: number }>`
+    select seq from local_record_marks where server_id = ${server.id} and epoch = ${epoch} for update`;
+  const done = Number(row?.seq ?? 0);
   const fresh = records.filter((r) => r.seq > done);
   const top = Math.max(done, ...records.map((r) => r.seq));
   if (fresh.length === 0) {
     return { acked: top, applied: 0, duplicates: records.length, refused: 0 };
   }
-  await tx`update local_servers set records_seq = ${top}, records_epoch = ${epoch} where id = ${server.id}`;
+  await tx`update local_record_marks set seq = ${top} where server_id = ${server.id} and epoch = ${epoch}`;
   const at = (r: LocalRecord) => new Date(Math.min(Date.parse(r.at), now.getTime())).toISOString();
   await tx`
     with batch as (

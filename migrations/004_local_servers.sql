@@ -29,14 +29,19 @@ create table local_servers (
   problems jsonb not null default '[]',
   -- The component ids its site's catalogs referenced at its last sync (what it may fetch unasked).
   stage_ids bigint[] not null default '{}',
-  -- The highest download-record sequence number applied in the server's current journal (its epoch):
-  -- a batch sent twice is applied once; a journal started afresh numbers anew under a new epoch.
-  records_epoch uuid,
-  records_seq bigint not null default 0,
   revoked_at timestamptz,
   revoked_reason text
 );
 create index local_servers_site on local_servers (site) where revoked_at is null;
+
+-- The highest download-record sequence number applied per journal epoch of a local server (each start
+-- of a local server numbers its records anew under a fresh epoch): a batch sent twice is applied once.
+create table local_record_marks (
+  server_id uuid not null references local_servers (id) on delete cascade,
+  epoch uuid not null,
+  seq bigint not null,
+  primary key (server_id, epoch)
+);
 
 -- What the NOC sent each local server (the WAN traffic a local server exists to save).
 create table local_server_fetches (

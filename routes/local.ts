@@ -20,7 +20,7 @@ import { bumpCatalogEpoch } from "../lib/catalog_service.ts";
 import { applyLocalRecords, siteStage } from "../lib/local_servers.ts";
 import { GrantError, verifyGrant } from "../lib/grants.ts";
 import { throttleNotice } from "../lib/notifier.ts";
-import { type Served, servedBytes } from "./components.ts";
+import { isHttps, type Served, servedBytes } from "./components.ts";
 import { parseRange } from "../lib/http_range.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 
@@ -210,6 +210,12 @@ export function localServerRoutes(deps: AppDeps) {
             `Download grant is for an appliance outside site "${me.site}"`,
           );
         }
+      }
+      if (
+        comp.kind === "file" && !isHttps(c, deps.settings.trustProxy) &&
+        !deps.settings.allowPlainHttpFiles
+      ) {
+        throw new ApiError(403, "https_required", "Files are served over HTTPS only");
       }
       const range = parseRange(c.req.header("range"), comp.size);
       const start = range?.start ?? 0;

@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import { loadLocalConfig, LocalConfigError, parseSize } from "../lib/local/config.ts";
 import { openJournal } from "../lib/local/records.ts";
 import { CacheError, openCache } from "../lib/local/cache.ts";
-import { sha256, toHex } from "../lib/encoding.ts";
+import { sha256, toBase64Url, toHex } from "../lib/encoding.ts";
+import { exportRawPublic, generateEd25519 } from "../lib/ed25519.ts";
+import { keyId, type PublishedKey } from "../lib/noc_keys.ts";
+import { buildPackage } from "../lib/package_file.ts";
+import { parsePackagePrefix } from "../lib/package_format.ts";
 import { localTaskFlags } from "./_process.ts";
 
 Deno.test("loadLocalConfig() takes flags over NOC_LOCAL_* variables and names what is wrong", () => {
@@ -20,6 +24,11 @@ Deno.test("loadLocalConfig() takes flags over NOC_LOCAL_* variables and names wh
   assert.throws(() => parseSize("lots"), /"lots"/);
   assert.throws(() => loadLocalConfig(["--port", "70000"], {}), /--port/);
   assert.throws(() => loadLocalConfig(["--public-url", "http://x"], {}), /https/);
+  assert.throws(() => loadLocalConfig(["--upstream", "http://noc"], {}), /--allow-http-upstream/);
+  assert.equal(
+    loadLocalConfig(["--upstream", "http://noc", "--allow-http-upstream", "true"], {}).upstream,
+    "http://noc",
+  );
   assert.throws(() => loadLocalConfig(["--cert", "c.pem"], {}), /go together/);
   assert.throws(() => loadLocalConfig(["--colour", "red"], {}), LocalConfigError);
 });
@@ -28,32 +37,35 @@ Deno.test("the record journal keeps what is not acknowledged across restarts and
   const dir = await Deno.makeTempDir();
   try {
     let j = await openJournal(dir);
-    const epoch = j.epoch;
     const at = new Date().toISOString();
     const uid = crypto.randomUUID();
-    for (let i = 1; i <= 3; i++) await j.append({ uid, componentId: i, at });
-    await j.ack(1);
+    const first = await j.append({ uid, componentId: 1, at });
+    for (let i = 2; i <= 3; i++) await j.append({ uid, componentId: i, at });
+    assert.equal(first.seq, 1);
+    await j.ack(first.epoch, 1);
     j.close();
     // A crash mid-write leaves half a line.
-    await Deno.writeTextFile(`${dir}/records.jsonl`, '{"seq":4,"uid":', { append: true });
+    await Deno.writeTextFile(`${dir}/records.jsonl`, '{"epoch":"', { append: true });
     j = await openJournal(dir);
-    assert.equal(j.epoch, epoch, "the same journal keeps its epoch");
-    assert.deepEqual(j.pending().map((r) => r.seq), [2, 3]);
+    assert.deepEqual(j.nextBatch(10), {
+      epoch: first.epoch,
+      records: [2, 3].map((seq) => ({ seq, uid, componentId: seq, at })),
+    });
+    // A new run numbers from 1 under a new epoch; batches never mix epochs.
     const next = await j.append({ uid, componentId: 9, at });
-    assert.equal(next.seq, 4, "sequence numbers continue, never reused");
-    await j.ack(4);
+    assert.equal(next.seq, 1);
+    assert.notEqual(next.epoch, first.epoch);
+    assert.equal(j.nextBatch(1)!.records.length, 1);
+    await j.ack(first.epoch, 3);
+    assert.deepEqual(j.nextBatch(10), {
+      epoch: next.epoch,
+      records: [{ seq: 1, uid, componentId: 9, at }],
+    });
+    await j.ack(next.epoch, 1);
     assert.equal(j.size(), 0);
     j.close();
     j = await openJournal(dir);
     assert.equal(j.size(), 0);
-    assert.equal((await j.append({ uid, componentId: 1, at })).seq, 5);
-    j.close();
-    // A journal whose folder was lost starts a new epoch.
-    await Deno.remove(`${dir}/records.acked.json`);
-    await Deno.remove(`${dir}/records.jsonl`);
-    j = await openJournal(dir);
-    assert.notEqual(j.epoch, epoch);
-    assert.equal((await j.append({ uid, componentId: 1, at })).seq, 1);
     j.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -135,5 +147,64 @@ Deno.test("deno task local: a first start without a token says what it needs", a
     );
   } finally {
     await Deno.remove(data, { recursive: true });
+  }
+});
+
+Deno.test("the cache refuses a package whose signature does not verify, even when its digest matches", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const pair = await generateEd25519();
+    const raw = new Uint8Array(await exportRawPublic(pair.publicKey));
+    const kid = await keyId(raw);
+    const out = `${dir}/p.nocpkg`;
+    await buildPackage({
+      plaintext: (async function* () {
+        yield new TextEncoder().encode("payload");
+      })(),
+      app: "demo",
+      name: "demo",
+      version: "1",
+      signer: { kid, privateKey: pair.privateKey },
+      out,
+      now: new Date(),
+    });
+    const bytes = await Deno.readFile(out);
+    const prefix = parsePackagePrefix(bytes);
+    bytes[prefix.ciphertextOffset - 10]! ^= 0x01; // inside the signature
+    const trusted: PublishedKey[] = [{
+      kid,
+      alg: "ed25519",
+      use: ["catalog", "package"],
+      publicKey: toBase64Url(raw),
+      notAfter: null,
+    }];
+    const meta = {
+      id: 1,
+      kind: "package" as const,
+      app: "demo",
+      name: "demo",
+      version: "1",
+      size: bytes.length,
+      sha256: toHex(await sha256(bytes)),
+    };
+    const cache = await openCache({ dir: `${dir}/cache`, limit: 1 << 20, now: () => new Date() });
+    await assert.rejects(
+      cache.store(meta, [bytes], trusted),
+      (e) => e instanceof CacheError && e.reason === "bad_signature",
+    );
+    // The same package unchanged, but claimed to be another version, is refused too.
+    const good = await Deno.readFile(out);
+    await assert.rejects(
+      cache.store(
+        { ...meta, version: "2", sha256: toHex(await sha256(good)) },
+        [good],
+        trusted,
+      ),
+      (e) => e instanceof CacheError && e.reason === "wrong_component",
+    );
+    await cache.store({ ...meta, sha256: toHex(await sha256(good)) }, [good], trusted);
+    assert.equal(cache.stats().entries, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

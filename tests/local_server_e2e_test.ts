@@ -9,6 +9,7 @@ import { dbTest } from "./_harness.ts";
 import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
 import { payload, upload } from "./_components.ts";
 import { type LocalProcess, startLocal } from "./_local.ts";
+import { sha256, toHex } from "../lib/encoding.ts";
 
 const installScript = `#!/bin/sh
 set -e
@@ -95,7 +96,19 @@ async function localServer(
   token ??= await noc.enrollmentToken({ purpose: "local-server", site: "lab" });
   return await startLocal({
     dataDir: await Deno.makeTempDir({ prefix: "noc-local-" }),
-    args: ["--upstream", noc.url, "--site", "lab", "--token", token, "--sync", "1", ...args],
+    args: [
+      "--upstream",
+      noc.url,
+      "--allow-http-upstream",
+      "true",
+      "--site",
+      "lab",
+      "--token",
+      token,
+      "--sync",
+      "1",
+      ...args,
+    ],
   });
 }
 
@@ -407,6 +420,64 @@ dbTest(
       );
     } finally {
       await box?.remove();
+      await local?.stop();
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "a local server checks grants itself, and fills a miss from the NOC once however many ask",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    let local: LocalProcess | null = null;
+    const boxes: AgentBox[] = [];
+    try {
+      const pkg = await publish(noc, "1.0.0");
+      // Its only sync comes before the site has appliances: nothing is staged when they ask.
+      local = await localServer(noc, ["--sync", "3600"]);
+      await until("first sync", async () => (await local!.health() as any).lastSyncAt !== null);
+      for (let i = 0; i < 3; i++) boxes.push(await siteAgent(noc, local));
+      assert.equal((await local.health() as any).cache.entries, 0);
+      const runs = await Promise.all(boxes.map((b) => b.run(["once"])));
+      for (const r of runs) assert.equal(r.code, 0, r.stdout + r.stderr);
+      for (const b of boxes) assert.equal(await b.readRoot("demo/version"), "1.0.0");
+      assert.deepEqual((await nocFetches(noc)).map((f) => [f.component_id, f.times]), [[pkg, 1]]);
+      const rows = await until("records", async () => {
+        const d = await deliveries(noc);
+        return d.length === 3 ? d : null;
+      });
+      assert.ok(rows.every((d) => d.via === local!.id), JSON.stringify(rows));
+
+      // Grants, checked with the NOC's keys alone.
+      const catalog = JSON.parse(
+        JSON.parse(await Deno.readTextFile(`${boxes[0]!.state}/catalog.json`)).catalog,
+      );
+      const url = new URL(catalog.components[0].urls[0]);
+      const grant = url.searchParams.get("grant")!;
+      const get = async (path: string) => {
+        const res = await local!.fetch(`${local!.url}${path}`);
+        const body = await res.arrayBuffer();
+        return { status: res.status, body: new Uint8Array(body) };
+      };
+      const error = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)).error;
+      const none = await get(`/v1/components/${pkg}`);
+      assert.deepEqual([none.status, error(none.body)], [401, "grant_required"]);
+      const forged = grant.slice(0, -4) + (grant.endsWith("AAAA") ? "BBBB" : "AAAA");
+      const bad = await get(`/v1/components/${pkg}?grant=${forged}`);
+      assert.deepEqual([bad.status, error(bad.body)], [403, "bad_grant"]);
+      const other = await get(`/v1/components/${pkg + 1}?grant=${grant}`);
+      assert.deepEqual([other.status, error(other.body)], [403, "wrong_component"]);
+      const ok = await get(`/v1/components/${pkg}?grant=${grant}`);
+      assert.equal(ok.status, 200);
+      assert.equal(toHex(await sha256(ok.body)), catalog.components[0].sha256);
+      const ranged = await local.fetch(`${local.url}/v1/components/${pkg}?grant=${grant}`, {
+        headers: { range: "bytes=10-19" },
+      });
+      assert.equal(ranged.status, 206);
+      assert.deepEqual(new Uint8Array(await ranged.arrayBuffer()), ok.body.slice(10, 20));
+    } finally {
+      for (const b of boxes) await b.remove();
       await local?.stop();
       await noc.close();
     }

@@ -13,7 +13,6 @@ import { z } from "zod";
 import { ApiError, errorHandler } from "../errors.ts";
 import { GrantError, verifyGrant } from "../grants.ts";
 import { parseRange } from "../http_range.ts";
-import { readFileFrom } from "../package_file.ts";
 import { validate } from "../validate.ts";
 import type { Logger } from "../log.ts";
 import type { PublishedKey } from "../noc_keys.ts";
@@ -58,14 +57,24 @@ export interface LocalAppDeps {
 
 const idParam = z.strictObject({ id: z.coerce.number().int().min(1).max(2 ** 53 - 1) });
 
-/** Streams bytes `start`..`end` (inclusive) of the file at `path`. */
-async function* fileRange(path: string, start: number, end: number): AsyncGenerator<Uint8Array> {
-  let left = end - start + 1;
-  for await (const chunk of readFileFrom(path, start)) {
-    if (left <= 0) return;
-    const piece = chunk.length > left ? chunk.subarray(0, left) : chunk;
-    left -= piece.length;
-    yield piece;
+/** Streams bytes `start`..`end` (inclusive) of an open file, closing it when done or cancelled. */
+async function* fileRange(
+  file: Deno.FsFile,
+  start: number,
+  end: number,
+): AsyncGenerator<Uint8Array> {
+  try {
+    await file.seek(start, Deno.SeekMode.Start);
+    let left = end - start + 1;
+    const buf = new Uint8Array(256 * 1024);
+    while (left > 0) {
+      const n = await file.read(buf.subarray(0, Math.min(buf.length, left)));
+      if (n === null || n === 0) throw new Error("Cached file ended early");
+      left -= n;
+      yield buf.slice(0, n);
+    }
+  } finally {
+    file.close();
   }
 }
 
@@ -97,8 +106,8 @@ export function createLocalApp(deps: LocalAppDeps) {
         return undefined;
       }
     };
-    let path = await open();
-    if (path === undefined) {
+    let held = await open();
+    if (held === undefined) {
       deps.counters.misses++;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const filled = await Promise.race([
@@ -106,8 +115,8 @@ export function createLocalApp(deps: LocalAppDeps) {
         new Promise<false>((r) => timer = setTimeout(() => r(false), deps.missWaitS * 1000)),
       ]);
       clearTimeout(timer);
-      path = filled ? await open() : undefined;
-      if (path === undefined) {
+      held = filled ? await open() : undefined;
+      if (held === undefined) {
         throw new ApiError(
           503,
           "not_cached",
@@ -119,9 +128,15 @@ export function createLocalApp(deps: LocalAppDeps) {
     } else {
       deps.counters.hits++;
     }
-    const entry = deps.cache.entry(id)!;
+    const { entry, file } = held;
     deps.cache.touch(id);
-    const range = parseRange(c.req.header("range"), entry.size);
+    let range: ReturnType<typeof parseRange>;
+    try {
+      range = parseRange(c.req.header("range"), entry.size);
+    } catch (e) {
+      file.close();
+      throw e;
+    }
     const start = range?.start ?? 0;
     const end = range?.end ?? entry.size - 1;
     const length = entry.size === 0 ? 0 : end - start + 1;
@@ -136,13 +151,19 @@ export function createLocalApp(deps: LocalAppDeps) {
     };
     if (range) headers["content-range"] = `bytes ${start}-${end}/${entry.size}`;
     const status = range ? 206 : 200;
+    if (head || length === 0) file.close();
     if (head) return c.body(null, status, headers);
-    // On disk before the first byte goes out: the NOC hears of every download, even after a crash.
-    await deps.journal.append({ uid, componentId: id, at: deps.now().toISOString() });
+    try {
+      // On disk before the first byte goes out: the NOC hears of every download, even after a crash.
+      await deps.journal.append({ uid, componentId: id, at: deps.now().toISOString() });
+    } catch (e) {
+      if (length > 0) file.close();
+      throw e;
+    }
     deps.recorded();
     deps.counters.servedBytes += length;
     if (length === 0) return c.body(null, status, headers);
-    return c.body(ReadableStream.from(fileRange(path, start, end)), status, headers);
+    return c.body(ReadableStream.from(fileRange(file, start, end)), status, headers);
   };
   const app = new Hono()
     .get("/healthz", (c) => c.json({ ok: true, ...deps.health() }))

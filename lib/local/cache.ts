@@ -70,10 +70,14 @@ export interface ComponentCache {
   ): Promise<CacheEntry>;
   /**
    * Checks the held copy of `id` again (skipped while its file is unchanged
-   * since the last check) and returns its path; a copy that fails is removed
-   * and the failure thrown as {@link CacheError}. Undefined when not held.
+   * since the last check) and opens it: the handle keeps reading even if the
+   * entry is evicted meanwhile. A copy that fails is removed and the failure
+   * thrown as {@link CacheError}. Undefined when not held.
    */
-  open(id: number, trusted: readonly PublishedKey[]): Promise<string | undefined>;
+  open(
+    id: number,
+    trusted: readonly PublishedKey[],
+  ): Promise<{ entry: CacheEntry; file: Deno.FsFile } | undefined>;
   /** Marks `id` used now. */
   touch(id: number): void;
 }
@@ -140,6 +144,8 @@ export async function openCache(options: {
   dir: string;
   limit: number;
   now: () => Date;
+  /** What the site's catalogs referenced when last known (spared by the start-up trim). */
+  referenced?: Iterable<number>;
   log?: (event: string, fields: Record<string, unknown>) => void;
 }): Promise<ComponentCache> {
   const { dir, limit } = options;
@@ -148,7 +154,7 @@ export async function openCache(options: {
   await Deno.mkdir(tmpDir, { recursive: true, mode: 0o700 });
   const index = new Map<number, CacheEntry>();
   const checked = new Map<number, string>();
-  let referenced = new Set<number>();
+  let referenced = new Set<number>(options.referenced ?? []);
   let total = 0;
   let reserved = 0;
   const dataPath = (id: number) => `${dir}/${id}${dataSuffix}`;
@@ -184,7 +190,11 @@ export async function openCache(options: {
   const lru = (pred: (e: CacheEntry) => boolean) =>
     [...index.values()].filter(pred).sort((a, b) => a.lastUsed - b.lastUsed);
 
-  /** Evicts until `size` more bytes fit; only unreferenced entries unless `any`. */
+  /**
+   * Evicts until `size` more bytes fit (only unreferenced entries unless
+   * `any`) and reserves them in the same step as the final check, so stores
+   * running together never overshoot the budget.
+   */
   const makeRoom = async (size: number, any: boolean): Promise<boolean> => {
     const victims = [
       ...lru((e) => !referenced.has(e.id)),
@@ -192,9 +202,11 @@ export async function openCache(options: {
     ];
     for (const v of victims) {
       if (total + reserved + size <= limit) break;
-      await remove(v.id, "budget");
+      if (index.get(v.id) === v) await remove(v.id, "budget");
     }
-    return total + reserved + size <= limit;
+    if (total + reserved + size > limit) return false;
+    reserved += size;
+    return true;
   };
 
   // A budget lowered since the last run is kept from the start.
@@ -231,7 +243,6 @@ export async function openCache(options: {
           `No room for component ${meta.id} (${meta.size} bytes): the cache budget of ${limit} bytes is held by components the site's catalogs reference`,
         );
       }
-      reserved += meta.size;
       const tmp = `${tmpDir}/${meta.id}-${crypto.randomUUID().slice(0, 8)}`;
       try {
         {
@@ -276,23 +287,40 @@ export async function openCache(options: {
     async open(id, trusted) {
       const e = index.get(id);
       if (!e) return undefined;
-      const path = dataPath(id);
-      let stat: Deno.FileInfo;
+      let file: Deno.FsFile;
       try {
-        stat = await Deno.stat(path);
+        file = await Deno.open(dataPath(id), { read: true });
       } catch {
-        await remove(id, "missing");
+        if (index.get(id) === e) await remove(id, "missing");
         return undefined;
       }
-      if (checked.get(id) === fingerprint(stat)) return path;
       try {
-        await verifyCachedFile(path, e, trusted, options.now());
+        const seen = fingerprint(await file.stat());
+        if (checked.get(id) !== seen) {
+          try {
+            await verifyCachedFile(dataPath(id), e, trusted, options.now());
+            // What was checked must be the very file the handle serves, unchanged meanwhile.
+            const after = await Deno.stat(dataPath(id)).catch(() => null);
+            if (after === null || fingerprint(after) !== seen) {
+              throw new CacheError(
+                "digest_mismatch",
+                `Component ${id} changed while it was checked`,
+              );
+            }
+          } catch (err) {
+            if (!(err instanceof CacheError)) throw err;
+            if (index.get(id) === e) await remove(id, "failed_check");
+            throw err;
+          }
+          checked.set(id, seen);
+        }
+        return { entry: { ...e }, file };
       } catch (err) {
-        await remove(id, "failed_check");
+        file.close();
+        // Evicted by a store running alongside: simply not held any more.
+        if (err instanceof Deno.errors.NotFound) return undefined;
         throw err;
       }
-      checked.set(id, fingerprint(stat));
-      return path;
     },
     touch(id) {
       const e = index.get(id);

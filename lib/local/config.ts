@@ -35,6 +35,8 @@ export interface LocalConfig {
   syncS: number | null;
   /** Seconds a request waits for a pull-through fetch before sending the appliance elsewhere. */
   missWaitS: number;
+  /** Accept an `http://` NOC (development only: keys, stage and files would cross unprotected). */
+  allowHttpUpstream: boolean;
 }
 
 /** A usage or configuration error: the message says what to fix. */
@@ -55,6 +57,7 @@ const names = {
   cacheBytes: ["cache", "NOC_LOCAL_CACHE"],
   syncS: ["sync", "NOC_LOCAL_SYNC_S"],
   missWaitS: ["miss-wait", "NOC_LOCAL_MISS_WAIT_S"],
+  allowHttpUpstream: ["allow-http-upstream", "NOC_LOCAL_ALLOW_HTTP_UPSTREAM"],
 } as const satisfies Record<keyof LocalConfig, readonly [string, string]>;
 
 /** The usage text. */
@@ -78,6 +81,8 @@ Options (environment variable in brackets):
   --cache <size>       cache budget, e.g. 500M, 20G (10G) [NOC_LOCAL_CACHE]
   --sync <seconds>     seconds between syncs (the NOC's choice, 60) [NOC_LOCAL_SYNC_S]
   --miss-wait <s>      seconds a request waits for a pull-through (20) [NOC_LOCAL_MISS_WAIT_S]
+  --allow-http-upstream true
+                       accept an http:// NOC, for development only [NOC_LOCAL_ALLOW_HTTP_UPSTREAM]
 `;
 
 /** Parses a size such as `512M`, `20G` or `1048576` into bytes. */
@@ -136,7 +141,9 @@ export function loadLocalConfig(
       (https ? ["https:"] : ["http:", "https:"]).includes(new URL(v).protocol);
     if (!ok) {
       throw new LocalConfigError(
-        `"--${names[k][0]}" must be an ${https ? "https" : "http(s)"} URL, not "${v}"`,
+        `"--${names[k][0]}" must be an ${https ? "https" : "http(s)"} URL, not "${v}"${
+          k === "upstream" ? " (--allow-http-upstream true allows http, for development only)" : ""
+        }`,
       );
     }
     return v.replace(/\/+$/, "");
@@ -150,8 +157,14 @@ export function loadLocalConfig(
     throw new LocalConfigError(`"--cert" and "--key" go together`);
   }
   const sync = get("syncS");
+  const allowHttp = get("allowHttpUpstream");
+  if (allowHttp !== undefined && allowHttp !== "true" && allowHttp !== "false") {
+    throw new LocalConfigError(`"--allow-http-upstream" must be true or false, not "${allowHttp}"`);
+  }
+  const allowHttpUpstream = allowHttp === "true";
   return {
-    upstream: url("upstream", false),
+    allowHttpUpstream,
+    upstream: url("upstream", !allowHttpUpstream),
     site,
     token: get("token") ?? null,
     dataDir: get("dataDir") ?? "./.noc-local",

@@ -42,6 +42,8 @@ export interface LocalServer {
 }
 
 const batchSize = 500;
+/** A fill from the NOC is given up after this long without a byte. */
+const fillIdleMs = 60_000;
 
 /** Starts a local component server from `config`. */
 export async function startLocalServer(config: LocalConfig, log: Logger): Promise<LocalServer> {
@@ -108,43 +110,62 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
   // Assigned once enrolled; fills and syncs before that have nothing to ask.
   let upstream: ReturnType<typeof upstreamClient> | null = null;
 
+  const stop = new AbortController();
   const fill = (id: number, grant?: string, expect?: StageItem): Promise<void> => {
     const running = inflight.get(id);
     if (running) return running;
     const job = (async () => {
       if (!upstream) throw new Error("Not enrolled yet");
-      const res = await upstream.fetchComponent(id, grant);
-      if (!res.ok || !res.body) {
-        const text = (await res.text()).slice(0, 300);
-        throw new Error(`NOC answered ${res.status} for component ${id}: ${text}`);
-      }
-      let meta: StageItem;
+      // A NOC that stops sending is given up on after a minute without a byte (or at shutdown).
+      const idle = new AbortController();
+      let timer = setTimeout(() => idle.abort(), fillIdleMs);
+      const touch = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => idle.abort(), fillIdleMs);
+      };
       try {
-        meta = stageItemSchema.parse(JSON.parse(res.headers.get("x-noc-component") ?? "null"));
-      } catch {
-        await res.body.cancel();
-        throw new Error(`NOC sent component ${id} without a valid description`);
-      }
-      if (meta.id !== id || (expect && expect.sha256 !== meta.sha256)) {
-        await res.body.cancel();
-        throw new Error(`NOC sent a different component than ${id} was staged as`);
-      }
-      try {
-        await cache.store(meta, res.body, keys);
-        log.info("cached", { id, app: meta.app, name: meta.name, version: meta.version });
-      } catch (e) {
-        if (e instanceof CacheError) {
-          problem(e.reason, e.message, id);
-          log.error("cache_store_refused", { id, reason: e.reason, message: e.message });
+        const signal = AbortSignal.any([idle.signal, stop.signal]);
+        const res = await upstream.fetchComponent(id, grant, signal);
+        if (!res.ok || !res.body) {
+          const text = (await res.text()).slice(0, 300);
+          throw new Error(`NOC answered ${res.status} for component ${id}: ${text}`);
         }
-        throw e;
+        let meta: StageItem;
+        try {
+          meta = stageItemSchema.parse(JSON.parse(res.headers.get("x-noc-component") ?? "null"));
+        } catch {
+          await res.body.cancel();
+          throw new Error(`NOC sent component ${id} without a valid description`);
+        }
+        if (meta.id !== id || (expect && expect.sha256 !== meta.sha256)) {
+          await res.body.cancel();
+          throw new Error(`NOC sent a different component than ${id} was staged as`);
+        }
+        const stream = res.body;
+        const body = (async function* () {
+          for await (const chunk of stream) {
+            touch();
+            yield chunk;
+          }
+        })();
+        try {
+          await cache.store(meta, body, keys);
+          log.info("cached", { id, app: meta.app, name: meta.name, version: meta.version });
+        } catch (e) {
+          if (e instanceof CacheError) {
+            problem(e.reason, e.message, id);
+            log.error("cache_store_refused", { id, reason: e.reason, message: e.message });
+          }
+          throw e;
+        }
+      } finally {
+        clearTimeout(timer);
       }
     })();
     inflight.set(id, job);
     job.catch((e) =>
       log.warn("fill_failed", { id, error: String(e instanceof Error ? e.message : e) })
-    )
-      .finally(() => inflight.delete(id));
+    ).finally(() => inflight.delete(id));
     return job;
   };
 
@@ -201,11 +222,11 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
 
   const sendRecords = async () => {
     for (;;) {
-      const batch = journal.pending(batchSize);
-      if (batch.length === 0) return;
-      const acked = await upstream!.sendRecords(journal.epoch, batch);
-      await journal.ack(acked);
-      if (acked < batch[batch.length - 1]!.seq) return;
+      const batch = journal.nextBatch(batchSize);
+      if (!batch) return;
+      const acked = await upstream!.sendRecords(batch.epoch, batch.records);
+      await journal.ack(batch.epoch, acked);
+      if (acked < batch.records[batch.records.length - 1]!.seq) return;
     }
   };
 
@@ -234,16 +255,32 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
     stage = answer.stage;
     await writeJsonAtomic(stagePath, stage);
     await cache.setReferenced(stage.map((s) => s.id));
-    // Staging: what the site's catalogs reference is fetched before any appliance asks.
-    for (const item of stage) {
-      if (cache.entry(item.id)?.sha256 === item.sha256) continue;
-      await fill(item.id, undefined, item).catch(() => {});
-    }
+    startStaging();
     await sendRecords();
     return answer.syncS;
   };
 
-  const stop = new AbortController();
+  // Staging runs on its own, one pass at a time: a long or stalled download never holds up a sync.
+  let staging: Promise<void> | null = null;
+  let stageAgain = false;
+  const startStaging = () => {
+    if (staging) {
+      stageAgain = true;
+      return;
+    }
+    staging = (async () => {
+      do {
+        stageAgain = false;
+        // What the site's catalogs reference is fetched before any appliance asks.
+        for (const item of stage) {
+          if (stop.signal.aborted) return;
+          if (cache.entry(item.id)?.sha256 === item.sha256) continue;
+          await fill(item.id, undefined, item).catch(() => {});
+        }
+      } while (stageAgain && !stop.signal.aborted);
+    })().finally(() => staging = null);
+  };
+
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
       const t = setTimeout(resolve, ms);
@@ -310,6 +347,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
       if (recordsTimer !== null) clearTimeout(recordsTimer);
       await server.shutdown();
       await syncLoop;
+      await staging;
       await Promise.allSettled([...inflight.values()]);
       await writeJsonAtomic(statsPath, counters).catch(() => {});
       journal.close();

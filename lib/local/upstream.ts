@@ -124,9 +124,12 @@ export interface Upstream {
   /** Reports status; returns what to stage and the NOC's keys. */
   sync(status: LocalStatus): Promise<SyncAnswer>;
   /** Fetches component `id` (with an appliance's grant when it is not staged). */
-  fetchComponent(id: number, grant?: string): Promise<Response>;
+  fetchComponent(id: number, grant: string | undefined, signal: AbortSignal): Promise<Response>;
   /** Sends download records of journal `epoch`; returns the highest sequence number the NOC applied. */
-  sendRecords(epoch: string, records: readonly DownloadRecord[]): Promise<number>;
+  sendRecords(
+    epoch: string,
+    records: ReadonlyArray<Omit<DownloadRecord, "epoch">>,
+  ): Promise<number>;
 }
 
 /** Builds the signed client for `identity`. */
@@ -151,9 +154,9 @@ export function upstreamClient(
       });
       return await answer(res, syncAnswerSchema) as SyncAnswer;
     },
-    async fetchComponent(id, grant) {
+    async fetchComponent(id, grant, signal) {
       const q = grant === undefined ? "" : `?grant=${encodeURIComponent(grant)}`;
-      return await fetcher(await request("GET", `/v1/local/components/${id}${q}`));
+      return await fetcher(await request("GET", `/v1/local/components/${id}${q}`), { signal });
     },
     async sendRecords(epoch, records) {
       const res = await fetcher(await request("POST", "/v1/local/deliveries", { epoch, records }), {
