@@ -122,6 +122,24 @@ Deno.test("a download cut short resumes with Range and is accepted only with the
       download(dest, { ...spec, size: 1000 }, { idleMs: 10_000, log: silentLog }),
       (e) => e instanceof AgentError && e.code === "size_mismatch",
     );
+
+    // A mirror that sends a short run of wrong bytes: the next URL resumes on top of them, the
+    // digest fails, and that URL gets a whole attempt of its own.
+    const liar = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () => new Response(new Uint8Array(50_000).fill(9)),
+    );
+    try {
+      ranges.length = 0;
+      await download(dest, { ...spec, urls: [`http://127.0.0.1:${liar.addr.port}/x`, url] }, {
+        idleMs: 10_000,
+        log: silentLog,
+      });
+      assert.deepEqual(ranges, ["bytes=50000-", null]);
+      assert.deepEqual(await Deno.readFile(dest), bytes);
+    } finally {
+      await liar.shutdown();
+    }
   } finally {
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });
