@@ -21,6 +21,7 @@ import { pruneIncompleteBlobs } from "./lib/blobs.ts";
 import { bootstrapAdminToken, devEnrollmentToken, loadNocKeys } from "./lib/bootstrap.ts";
 import type { AppDeps } from "./lib/deps.ts";
 import { createWakeHub } from "./lib/wakeups.ts";
+import { createMetrics } from "./lib/metrics.ts";
 
 const log = jsonLogger();
 
@@ -32,9 +33,25 @@ async function start(): Promise<AppDeps> {
   const applied = await migrate(db);
   if (applied.length > 0) log.info("migrations_applied", { applied });
   const keys = await loadNocKeys(config);
-  const notifier = await createNotifier({ db, clock, log, webhooks: config.webhookUrls });
+  const metrics = createMetrics();
+  const notifier = await createNotifier({
+    db,
+    clock,
+    log,
+    webhooks: config.webhookUrls,
+    metrics,
+  });
   const wakeups = createWakeHub({ db, clock, log });
-  const deps: AppDeps = { db, clock, keys, notifier, settings: config.settings, log, wakeups };
+  const deps: AppDeps = {
+    db,
+    clock,
+    keys,
+    notifier,
+    settings: config.settings,
+    log,
+    wakeups,
+    metrics,
+  };
   const admin = await bootstrapAdminToken(deps, config);
   const enrol = config.dev ? await devEnrollmentToken(deps, config) : null;
 

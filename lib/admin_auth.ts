@@ -20,14 +20,21 @@ export function adminAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
         challenge,
       );
     }
-    const [row] = await deps.db.sql<{ label: string }>`
-      select label from admin_tokens where token_hash = ${await hashToken(
-      m[1]!,
-    )} and revoked_at is null`;
-    if (!row) throw new ApiError(401, "unauthorized", "Admin token is not valid", {}, challenge);
-    c.set("admin", row.label);
+    const label = await adminTokenLabel(deps.db, m[1]!);
+    if (label === null) {
+      throw new ApiError(401, "unauthorized", "Admin token is not valid", {}, challenge);
+    }
+    c.set("admin", label);
     await next();
   };
+}
+
+/** The label of admin token `token` if it is valid and unrevoked, else null. */
+export async function adminTokenLabel(db: Db, token: string): Promise<string | null> {
+  const [row] = await db.sql<{ label: string }>`
+    select label from admin_tokens where token_hash = ${await hashToken(token)}
+      and revoked_at is null`;
+  return row?.label ?? null;
 }
 
 /** Revokes every admin token labelled `label` except `keep` (rotation of a configured token). */

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { errorHandler } from "./errors.ts";
 import { adminAuth } from "./admin_auth.ts";
 import { requestSizeLimit } from "./validate.ts";
+import { inRequest } from "./log.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import { enrollRoutes } from "../routes/enroll.ts";
 import { beatRoutes } from "../routes/beats.ts";
@@ -22,6 +23,7 @@ import { wakeRoutes } from "../routes/wake.ts";
 import { wakeAdminRoutes } from "../routes/admin_wake.ts";
 import { localServerRoutes } from "../routes/local.ts";
 import { localServerAdminRoutes } from "../routes/admin_local_servers.ts";
+import { metricsRoutes } from "../routes/metrics.ts";
 
 /** Builds the NOC's Hono app from its dependencies. */
 export function createApp(deps: AppDeps) {
@@ -40,21 +42,32 @@ export function createApp(deps: AppDeps) {
 
   const app = new Hono<AppEnv>()
     .use(async (c, next) => {
-      const id = c.req.header("x-request-id")?.slice(0, 100) || crypto.randomUUID();
+      const given = c.req.header("x-request-id");
+      const id = given && /^[A-Za-z0-9._:-]{1,100}$/.test(given) ? given : crypto.randomUUID();
       const started = performance.now();
-      await next();
+      await inRequest(id, next);
       c.header("x-request-id", id);
+      const seconds = (performance.now() - started) / 1000;
+      // By route pattern, not path: one series per route however many appliances.
+      const route = c.req.matchedRoutes.filter((r) => r.method !== "ALL").at(-1)?.path ??
+        "unmatched";
+      deps.metrics.observe("noc_http_request_duration_seconds", {
+        method: c.req.method,
+        route,
+        status: `${Math.floor(c.res.status / 100)}xx`,
+      }, seconds);
       deps.log.info("request", {
         requestId: id,
         method: c.req.method,
         path: c.req.path,
         status: c.res.status,
-        ms: Math.round((performance.now() - started) * 10) / 10,
+        ms: Math.round(seconds * 10000) / 10,
       });
     })
     // Uploads stream with their own, larger limit; every other body is small.
     .use((c, next) => uploadPaths.test(c.req.path) ? next() : sizeLimit(c, next))
     .route("/healthz", healthRoutes(deps))
+    .route("/metrics", metricsRoutes(deps))
     .route("/v1/enroll", enrollRoutes(deps))
     .route("/v1/beats", beatRoutes(deps))
     .route("/v1/keys", keyRoutes(deps))

@@ -86,6 +86,7 @@ export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): 
     return true;
   });
   deps.log.warn("identity_refused", { ...f });
+  deps.metrics.inc("noc_identity_refusals_total");
   if (queued) deps.notifier.kick();
 }
 

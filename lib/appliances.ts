@@ -1,5 +1,6 @@
 /** Appliance records as the admin API shows them, and the state rules (ok, late, missing, revoked). */
 import type { applianceStates } from "./schemas.ts";
+import type { Db } from "./db.ts";
 
 /** An appliance state. */
 export type ApplianceState = (typeof applianceStates)[number];
@@ -68,4 +69,23 @@ export function applianceJson(r: ApplianceRow, now: Date, graceS: number): Recor
     revokedAt: iso(r.revoked_at),
     revokedReason: r.revoked_reason,
   };
+}
+
+/** Appliances by state at `now` (the same rules as {@link applianceState}). */
+export async function fleetCounts(
+  db: Db,
+  now: Date,
+  graceS: number,
+): Promise<{ ok: number; late: number; missing: number; revoked: number }> {
+  const cutoff = new Date(now.getTime() - graceS * 1000);
+  const [row] = await db.sql<{ ok: number; late: number; missing: number; revoked: number }>`
+    select
+      count(*) filter (where revoked_at is null and missing_since is null and next_due_at > ${now})::int as ok,
+      count(*) filter (where revoked_at is null and missing_since is null and next_due_at <= ${now}
+                         and next_due_at > ${cutoff})::int as late,
+      count(*) filter (where revoked_at is null and (missing_since is not null or next_due_at <= ${cutoff}))::int
+        as missing,
+      count(*) filter (where revoked_at is not null)::int as revoked
+    from appliances`;
+  return row ?? { ok: 0, late: 0, missing: 0, revoked: 0 };
 }

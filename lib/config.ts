@@ -29,6 +29,8 @@ export interface Settings {
   trustProxy: boolean;
   /** Largest package or file upload, bytes. */
   maxUploadBytes: number;
+  /** A bearer token that may read `/metrics` (admin tokens always may). */
+  metricsToken: string | null;
 }
 
 /** The settings used when nothing else is configured. */
@@ -46,6 +48,7 @@ export const defaultSettings: Settings = {
   allowPlainHttpFiles: false,
   trustProxy: false,
   maxUploadBytes: 4 * 1024 ** 3,
+  metricsToken: null,
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -72,6 +75,8 @@ const envSchema = z.object({
   NOC_RELEASE_KEYS_ONLY: z.enum(["true", "false"]).default("false"),
   NOC_TRUST_PROXY: z.enum(["true", "false"]).default("false"),
   NOC_MAX_UPLOAD_BYTES: int(1024, 2 ** 53 - 1).default(defaultSettings.maxUploadBytes),
+  NOC_METRICS_TOKEN: z.string().min(24, "NOC_METRICS_TOKEN must be at least 24 characters")
+    .optional(),
 });
 
 /** Everything `main.ts` needs to start a NOC. */
@@ -164,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
       allowPlainHttpFiles: dev,
       trustProxy: e.NOC_TRUST_PROXY === "true",
       maxUploadBytes: e.NOC_MAX_UPLOAD_BYTES,
+      metricsToken: e.NOC_METRICS_TOKEN ?? null,
     },
   };
 }

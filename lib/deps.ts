@@ -6,6 +6,7 @@ import type { Logger } from "./log.ts";
 import type { NocKeys } from "./noc_keys.ts";
 import type { Notifier } from "./notifier.ts";
 import type { WakeHub } from "./wakeups.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** The dependencies of `createApp`. */
 export interface AppDeps {
@@ -23,6 +24,8 @@ export interface AppDeps {
   log: Logger;
   /** Wake-ups for the agents' long polls held by this instance. */
   wakeups: WakeHub;
+  /** This instance's counters and histograms (`/metrics`). */
+  metrics: Metrics;
 }
 
 /** An authenticated appliance, as the appliance routes see it. */

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { Metrics } from "./metrics.ts";
 import type { Clock } from "./clock.ts";
 import type { Db, Sql } from "./db.ts";
 import { sha256, toHex } from "./encoding.ts";
@@ -82,6 +83,8 @@ export interface NotifierOptions {
   autoDeliver?: boolean;
   /** This instance's lease holder name. */
   holder?: string;
+  /** Counts deliveries by outcome. */
+  metrics?: Metrics;
 }
 
 /** How long one delivery lease lasts without renewal, seconds (longer than one send's timeout). */
@@ -223,6 +226,7 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
                 last_error = ${message.slice(0, 500)}
               where target = ${target.key} and notice_id = ${r.id}`;
             report.failed++;
+            options.metrics?.inc("noc_notice_deliveries_total", { outcome: "failed" });
             log.warn("notice_delivery_failed", {
               target: target.label,
               noticeId: r.id,
@@ -239,6 +243,7 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
             returning notice_id`;
           if (marked.length === 0) return;
           report.delivered++;
+          options.metrics?.inc("noc_notice_deliveries_total", { outcome: "delivered" });
         }
       }
     } finally {

@@ -207,8 +207,12 @@ async function recoveryBatch(tx: Sql, now: Date, limit: number): Promise<Recover
 }
 
 /** The status daemon's pass as the cron job and the admin API run it: sweep, then re-check gated rollouts. */
-export function statusDaemon(deps: AppDeps): Promise<SweepResult> {
-  return sweep({ ...deps, graceS: deps.settings.graceS, gate: () => gateRollouts(deps) });
+export async function statusDaemon(deps: AppDeps): Promise<SweepResult> {
+  const r = await sweep({ ...deps, graceS: deps.settings.graceS, gate: () => gateRollouts(deps) });
+  deps.metrics.inc("noc_sweeps_total");
+  deps.metrics.inc("noc_alerts_raised_total", {}, r.alerted.length);
+  deps.metrics.observe("noc_sweep_duration_seconds", {}, r.durationMs / 1000);
+  return r;
 }
 
 /** Runs one sweep: raises missed-heartbeat alerts and notifies recoveries. */

@@ -1,6 +1,7 @@
 /** Operational admin routes: fleet counts, run the status daemon now, notice outbox, refused identities. */
 import { Hono } from "hono";
 import { statusDaemon } from "../lib/sweep.ts";
+import { fleetCounts } from "../lib/appliances.ts";
 import { limitQuery } from "../lib/schemas.ts";
 import { validate } from "../lib/validate.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
@@ -10,16 +11,7 @@ export function opsAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
     .get("/fleet", async (c) => {
       const now = deps.clock.now();
-      const cutoff = new Date(now.getTime() - deps.settings.graceS * 1000);
-      const [row] = await deps.db.sql<Record<string, number>>`
-        select
-          count(*) filter (where revoked_at is null and missing_since is null and next_due_at > ${now})::int as ok,
-          count(*) filter (where revoked_at is null and missing_since is null and next_due_at <= ${now}
-                             and next_due_at > ${cutoff})::int as late,
-          count(*) filter (where revoked_at is null and (missing_since is not null or next_due_at <= ${cutoff}))::int
-            as missing,
-          count(*) filter (where revoked_at is not null)::int as revoked
-        from appliances`;
+      const row = await fleetCounts(deps.db, now, deps.settings.graceS);
       const [alerts] = await deps.db.sql<{ open: number }>`
         select count(*)::int as open from alerts where resolved_at is null`;
       return c.json({ states: row, openAlerts: alerts!.open, at: now.toISOString() });

@@ -37,6 +37,7 @@ export function beatRoutes(deps: AppDeps) {
       return true;
     });
     if (recovered) deps.log.info("appliance_recovered", { uid: a.uid, hostname: a.hostname });
+    deps.metrics.inc("noc_beats_total");
     return c.json({
       uid: a.uid,
       receivedAt: now.toISOString(),

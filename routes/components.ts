@@ -134,6 +134,12 @@ export function componentRoutes(deps: AppDeps) {
       insert into deliveries (uid, component_id, first_sent_at, last_sent_at) values (${uid}, ${id}, ${now}, ${now})
       on conflict (uid, component_id) do update set last_sent_at = excluded.last_sent_at,
         times = deliveries.times + 1, via = null`;
+    deps.metrics.inc("noc_downloads_total", { kind: comp.kind });
+    deps.metrics.inc(
+      "noc_download_bytes_total",
+      { kind: comp.kind },
+      comp.size === 0 ? 0 : end - start + 1,
+    );
     if (comp.size === 0) return c.body(null, status, headers);
     return c.body(ReadableStream.from(servedBytes(deps, comp, start, end)), status, headers);
   };

@@ -18,6 +18,7 @@ import { ensureAdminToken } from "../lib/admin_auth.ts";
 import { newToken } from "../lib/tokens.ts";
 import type { AppDeps } from "../lib/deps.ts";
 import { createWakeHub } from "../lib/wakeups.ts";
+import { createMetrics } from "../lib/metrics.ts";
 import {
   type ApplianceKeys,
   enroll,
@@ -197,6 +198,7 @@ export async function testNoc(
     settings: { ...defaultSettings, ...opts.settings },
     log,
     wakeups: createWakeHub({ db, clock, log }),
+    metrics: createMetrics(),
   };
   const app = createApp(deps);
   const adminToken = newToken("admin");

@@ -11,6 +11,7 @@ import { ensureAdminToken } from "../lib/admin_auth.ts";
 import { enroll, generateApplianceKeys, signedCall } from "../lib/appliance_client.ts";
 import { sampleBeat } from "./_harness.ts";
 import { createWakeHub } from "../lib/wakeups.ts";
+import { createMetrics } from "../lib/metrics.ts";
 
 dbTest(
   "over real HTTP: enrol, beat, ok; silence turns missing, one alert reaches the webhook; a beat recovers it",
@@ -27,6 +28,7 @@ dbTest(
       keys: await nocKeysFromSeed(newSeed()),
       settings: defaultSettings,
       wakeups: createWakeHub({ db, clock, log }),
+      metrics: createMetrics(),
     };
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },

@@ -9,6 +9,7 @@ import { createApp } from "../lib/app.ts";
 import { generateApplianceKeys, signedRequest } from "../lib/appliance_client.ts";
 import { sampleBeat } from "./_harness.ts";
 import { createWakeHub } from "../lib/wakeups.ts";
+import { createMetrics } from "../lib/metrics.ts";
 
 Deno.test({
   name: "with the database unreachable the NOC answers 503 with Retry-After, never 500",
@@ -26,6 +27,7 @@ Deno.test({
       notifier: await createNotifier({ db, clock, log, autoDeliver: false }),
       settings: defaultSettings,
       wakeups: createWakeHub({ db, clock, log }),
+      metrics: createMetrics(),
     });
     try {
       const health = await app.request("http://noc.test/healthz");
