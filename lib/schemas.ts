@@ -358,3 +358,27 @@ export const localRecordsSchema = z.strictObject({
     at: isoTime,
   })).min(1).max(500),
 });
+
+/** `:app` path parameter. */
+export const appParam = z.strictObject({ app: nameSchema });
+/** `:app/:name` path parameters (fileinfo). */
+export const fileinfoParam = z.strictObject({ app: nameSchema, name: nameSchema });
+/** `:kid` path parameter (release keys). */
+export const kidParam = z.strictObject({
+  kid: z.string().regex(/^[0-9a-f]{16}$/, { message: "must be a key id" }),
+});
+/** `GET /v1/admin/local-servers`. */
+export const localServerListQuery = z.strictObject({ site: nameSchema.optional() });
+/** `:id` of a local component server. */
+export const localServerParam = z.strictObject({ id: z.uuid({ message: "must be a UUID" }) });
+/** `GET /v1/admin/maintenance`. */
+export const maintenanceListQuery = z.strictObject({
+  all: z.enum(["true", "false"]).default("false"),
+});
+/** `GET /v1/admin/assignments`. */
+export const assignmentListQuery = z.strictObject({
+  app: nameSchema.optional(),
+  name: nameSchema.optional(),
+});
+/** `GET /v1/admin/holds`. */
+export const holdQuery = z.strictObject({ uid: z.uuid().optional() });

@@ -7,14 +7,15 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { z } from "zod";
 import { ApiError } from "../lib/errors.ts";
 import {
+  appParam,
   componentQuery,
+  fileinfoParam,
   fileinfoSchema,
   idParam,
+  kidParam,
   listComponentsQuery,
-  nameSchema,
   releaseKeySchema,
 } from "../lib/schemas.ts";
 import { validate } from "../lib/validate.ts";
@@ -42,12 +43,6 @@ function uploadBody(c: Context, deps: AppDeps): AsyncIterable<Uint8Array> {
   const body = c.req.raw.body ?? ReadableStream.from<Uint8Array>([]);
   return limitBytes(body, max, tooLarge);
 }
-
-const appParam = z.strictObject({ app: nameSchema });
-const fileinfoParam = z.strictObject({ app: nameSchema, name: nameSchema });
-const kidParam = z.strictObject({
-  kid: z.string().regex(/^[0-9a-f]{16}$/, { message: "must be a key id" }),
-});
 
 interface FileinfoRow {
   app: string;

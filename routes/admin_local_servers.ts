@@ -1,8 +1,7 @@
 /** `/v1/admin/local-servers`: the sites' local component servers, their health and traffic; revocation. */
 import { Hono } from "hono";
-import { z } from "zod";
 import { ApiError } from "../lib/errors.ts";
-import { nameSchema, revokeSchema } from "../lib/schemas.ts";
+import { localServerListQuery, localServerParam, revokeSchema } from "../lib/schemas.ts";
 import { validate } from "../lib/validate.ts";
 import { bumpCatalogEpoch } from "../lib/catalog_service.ts";
 import { localSyncIntervalS } from "./local.ts";
@@ -66,9 +65,6 @@ function serverJson(r: LocalServerRow, now: Date): Record<string, unknown> {
   };
 }
 
-const listQuery = z.strictObject({ site: nameSchema.optional() });
-const serverParam = z.strictObject({ id: z.uuid({ message: "must be a UUID" }) });
-
 /** The local component server admin routes. */
 export function localServerAdminRoutes(deps: AppDeps) {
   const select = (where: { site?: string | undefined; id?: string }) =>
@@ -83,12 +79,12 @@ export function localServerAdminRoutes(deps: AppDeps) {
         and (${where.id ?? null}::uuid is null or l.id = ${where.id ?? null})
       order by l.site, l.enrolled_at`;
   return new Hono<AppEnv>()
-    .get("/", validate("query", listQuery), async (c) => {
+    .get("/", validate("query", localServerListQuery), async (c) => {
       const rows = await select({ site: c.req.valid("query").site });
       const now = deps.clock.now();
       return c.json({ items: rows.map((r) => serverJson(r, now)) });
     })
-    .get("/:id", validate("param", serverParam), async (c) => {
+    .get("/:id", validate("param", localServerParam), async (c) => {
       const { id } = c.req.valid("param");
       const [row] = await select({ id });
       if (!row) {
@@ -123,7 +119,7 @@ export function localServerAdminRoutes(deps: AppDeps) {
     })
     .post(
       "/:id/revoke",
-      validate("param", serverParam),
+      validate("param", localServerParam),
       validate("json", revokeSchema),
       async (c) => {
         const { id } = c.req.valid("param");

@@ -1,8 +1,7 @@
 /** `/v1/admin/maintenance`: maintenance windows for an appliance or a site (no missed-heartbeat notice while one is open). */
 import { Hono } from "hono";
-import { z } from "zod";
 import { ApiError } from "../lib/errors.ts";
-import { idParam, maintenanceSchema } from "../lib/schemas.ts";
+import { idParam, maintenanceListQuery, maintenanceSchema } from "../lib/schemas.ts";
 import { validate } from "../lib/validate.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 
@@ -27,8 +26,6 @@ function windowJson(r: WindowRow, now: Date): Record<string, unknown> {
     active: r.starts_at.getTime() <= now.getTime() && r.ends_at.getTime() > now.getTime(),
   };
 }
-
-const listQuery = z.strictObject({ all: z.enum(["true", "false"]).default("false") });
 
 /** The maintenance window admin routes. */
 export function maintenanceAdminRoutes(deps: AppDeps) {
@@ -66,7 +63,7 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
       });
       return c.json(windowJson(row!, now), 201);
     })
-    .get("/", validate("query", listQuery), async (c) => {
+    .get("/", validate("query", maintenanceListQuery), async (c) => {
       const all = c.req.valid("query").all === "true";
       const now = deps.clock.now();
       const rows = await deps.db.sql<WindowRow>`

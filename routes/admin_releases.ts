@@ -1,14 +1,19 @@
 /** Release assignments and rollouts (`/v1/admin/assignments`) and holds (`/v1/admin/holds`). */
 import { Hono } from "hono";
 import { ApiError } from "../lib/errors.ts";
-import { assignmentSchema, holdSchema, idParam, patchAssignmentSchema } from "../lib/schemas.ts";
+import {
+  assignmentListQuery,
+  assignmentSchema,
+  holdQuery,
+  holdSchema,
+  idParam,
+  patchAssignmentSchema,
+} from "../lib/schemas.ts";
 import { validate } from "../lib/validate.ts";
 import { bumpCatalogEpoch, staleCatalogOf } from "../lib/catalog_service.ts";
 import { rolloutHealth } from "../lib/rollouts.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 import type { Sql } from "../lib/db.ts";
-import { z } from "zod";
-import { nameSchema } from "../lib/schemas.ts";
 
 interface AssignmentRow {
   id: number;
@@ -54,9 +59,6 @@ async function loadAssignment(sql: Sql, id: number): Promise<AssignmentRow> {
   return row;
 }
 
-const listQuery = z.strictObject({ app: nameSchema.optional(), name: nameSchema.optional() });
-const holdQuery = z.strictObject({ uid: z.uuid().optional() });
-
 /** The release admin routes. */
 export function releaseAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
@@ -87,7 +89,7 @@ export function releaseAdminRoutes(deps: AppDeps) {
       deps.log.info("assignment_created", { id: row.id, by: c.get("admin") });
       return c.json(await assignmentJson(deps, row), 201);
     })
-    .get("/assignments", validate("query", listQuery), async (c) => {
+    .get("/assignments", validate("query", assignmentListQuery), async (c) => {
       const f = c.req.valid("query");
       const rows = await deps.db.sql<AssignmentRow>`
         select * from assignments
