@@ -24,6 +24,7 @@ import { wakeAdminRoutes } from "../routes/admin_wake.ts";
 import { localServerRoutes } from "../routes/local.ts";
 import { localServerAdminRoutes } from "../routes/admin_local_servers.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
+import { openApiRoutes } from "../routes/openapi.ts";
 
 /** Builds the NOC's Hono app from its dependencies. */
 export function createApp(deps: AppDeps) {
@@ -68,6 +69,7 @@ export function createApp(deps: AppDeps) {
     .use((c, next) => uploadPaths.test(c.req.path) ? next() : sizeLimit(c, next))
     .route("/healthz", healthRoutes(deps))
     .route("/metrics", metricsRoutes(deps))
+    .route("/", openApiRoutes(deps, () => []))
     .route("/v1/enroll", enrollRoutes(deps))
     .route("/v1/beats", beatRoutes(deps))
     .route("/v1/keys", keyRoutes(deps))
