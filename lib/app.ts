@@ -24,12 +24,26 @@ import { wakeAdminRoutes } from "../routes/admin_wake.ts";
 import { localServerRoutes } from "../routes/local.ts";
 import { localServerAdminRoutes } from "../routes/admin_local_servers.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
-import { openApiRoutes } from "../routes/openapi.ts";
+import { openApiRoutes, type Operation } from "../routes/openapi.ts";
+import { type AdminCall, consoleOperations, consoleRoutes } from "../routes/console.tsx";
+import { toBase64Url } from "./encoding.ts";
+
+const rootOperation: Operation = {
+  method: "get",
+  path: "/",
+  summary: "Redirects to the operator console",
+  tag: "console",
+  auth: "none",
+  responses: { "302": "To /ui" },
+  produces: "text/html",
+};
 
 /** Builds the NOC's Hono app from its dependencies. */
 export function createApp(deps: AppDeps) {
+  // The console calls the admin API in process with this key; it never leaves the process.
+  const internalKey = toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
   const admin = new Hono<AppEnv>()
-    .use(adminAuth(deps))
+    .use(adminAuth(deps, internalKey))
     .route("/enrollment-tokens", enrollmentTokenRoutes(deps))
     .route("/appliances", applianceAdminRoutes(deps))
     .route("/alerts", alertAdminRoutes(deps))
@@ -39,7 +53,36 @@ export function createApp(deps: AppDeps) {
     .route("/", opsAdminRoutes(deps))
     .route("/", componentAdminRoutes(deps))
     .route("/", releaseAdminRoutes(deps));
+  admin.onError(errorHandler(deps.log));
   const sizeLimit = requestSizeLimit(deps.settings.maxBodyBytes);
+  const callAdmin: AdminCall = async (label, method, path, body, raw) => {
+    const headers: Record<string, string> = {
+      "x-noc-internal": internalKey,
+      "x-noc-admin-label": label,
+    };
+    let payload: BodyInit | undefined;
+    if (raw) {
+      headers["content-type"] = raw.type;
+      payload = raw.body;
+    } else if (body !== undefined) {
+      headers["content-type"] = "application/json";
+      payload = JSON.stringify(body);
+    }
+    const res = await admin.request(`http://console.internal${path}`, {
+      method,
+      headers,
+      ...(payload === undefined ? {} : { body: payload }),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON
+    }
+    return { status: res.status, body: parsed };
+  };
+  const consoleUpload = "/ui/releases/publish";
 
   const app = new Hono<AppEnv>()
     .use(async (c, next) => {
@@ -66,10 +109,14 @@ export function createApp(deps: AppDeps) {
       });
     })
     // Uploads stream with their own, larger limit; every other body is small.
-    .use((c, next) => uploadPaths.test(c.req.path) ? next() : sizeLimit(c, next))
+    .use((c, next) =>
+      uploadPaths.test(c.req.path) || c.req.path === consoleUpload ? next() : sizeLimit(c, next)
+    )
     .route("/healthz", healthRoutes(deps))
     .route("/metrics", metricsRoutes(deps))
-    .route("/", openApiRoutes(deps, () => []))
+    .route("/", openApiRoutes(deps, () => [...consoleOperations, rootOperation]))
+    .get("/", (c) => c.redirect("/ui", 302))
+    .route("/ui", consoleRoutes(deps, callAdmin))
     .route("/v1/enroll", enrollRoutes(deps))
     .route("/v1/beats", beatRoutes(deps))
     .route("/v1/keys", keyRoutes(deps))

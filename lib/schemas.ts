@@ -174,6 +174,10 @@ export const listAppliancesQuery = z.strictObject({
   site: nameSchema.optional(),
   channel: nameSchema.optional(),
   tag: nameSchema.optional(),
+  /** With `version`: appliances that last reported a component of this application. */
+  app: nameSchema.optional(),
+  /** Appliances that last reported a component at this version. */
+  version: text(128).optional(),
   q: text(200).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(400).optional(),

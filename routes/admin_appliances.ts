@@ -81,6 +81,11 @@ export function applianceAdminRoutes(deps: AppDeps) {
           and (${f.site ?? null}::text is null or a.site = ${f.site ?? null})
           and (${f.channel ?? null}::text is null or a.channel = ${f.channel ?? null})
           and (${f.tag ?? null}::text is null or ${f.tag ?? null} = any(a.tags))
+          and ((${f.app ?? null}::text is null and ${f.version ?? null}::text is null) or exists (
+            select 1 from jsonb_array_elements(case when jsonb_typeof(a.last_report->'components') = 'array'
+              then a.last_report->'components' else '[]'::jsonb end) x
+            where (${f.app ?? null}::text is null or x->>'app' = ${f.app ?? null})
+              and (${f.version ?? null}::text is null or x->>'version' = ${f.version ?? null})))
           and (${like}::text is null or a.hostname ilike ${like} or a.uid::text = ${f.q ?? null})
           and (${f.state ?? null}::text is null or ${f.state ?? null} = case
                 when a.revoked_at is not null then 'revoked'
