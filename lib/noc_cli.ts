@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-explicit-any
 /**
  * The operator's command line (`deno task noc <command>`): build and publish
  * packages and files, and make release keys.
@@ -14,7 +15,16 @@
  * noc local-servers token --site S [--label L]          a one-time token for a site's local component server
  * noc local-servers [list] [--site S] [--json]          local component servers: state, cache, hit rate
  * noc local-servers revoke <id> --reason R
+ * noc tokens create [--site S] [--channel C] [--tags a,b] [--label L] [--hours N]
+ * noc tokens [list] | tokens revoke <id>
+ * noc appliances [list] [--state S] [--site S] [--model M] [--channel C] [--tag T] [--q text] [--limit N]
+ * noc appliances show <uid> | appliances revoke <uid> --reason R
+ * noc alerts [list] [--status open|resolved|all] | alerts ack <id>
+ * noc assign --app A --name N --version V [--kind package|file] [--target all|model=M|site=S|channel=C|tag=T|appliance=UID] [--rollout P]
+ * noc wake (--uid U | --site S | --all)
  * ```
+ *
+ * Every command prints for people; `--json` prints the admin API's answer.
  *
  * `--noc` and `--token` default to NOC_URL and NOC_TOKEN.
  *
@@ -142,6 +152,21 @@ interface LocalServerListing {
   problems: unknown[];
 }
 
+function postJson(p: Parsed, path: string, body: unknown): Promise<unknown> {
+  return call(p, "POST", path, {
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Aligned columns for people. */
+function table(head: string[], rows: unknown[][]): string {
+  if (rows.length === 0) return "(none)";
+  const cells = [head, ...rows.map((r) => r.map((v) => String(v)))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  return cells.map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
 /** Runs the CLI with `args`; returns what to print. */
 export async function runCli(args: string[]): Promise<string> {
   const p = parse(args);
@@ -242,6 +267,156 @@ export async function runCli(args: string[]): Promise<string> {
         2,
       );
     }
+    case "tokens": {
+      const [sub = "list", id] = rest;
+      if (sub === "create") {
+        const tags = flag(p, "tags")?.split(",").map((t) => t.trim()).filter(Boolean);
+        const body = {
+          ...(flag(p, "site") ? { site: flag(p, "site") } : {}),
+          ...(flag(p, "channel") ? { channel: flag(p, "channel") } : {}),
+          ...(flag(p, "label") ? { label: flag(p, "label") } : {}),
+          ...(tags?.length ? { tags } : {}),
+          ...(flag(p, "hours") ? { ttlS: Number(flag(p, "hours")) * 3600 } : {}),
+        };
+        const t = await postJson(p, "/v1/admin/enrollment-tokens", body) as Record<string, any>;
+        if (p.flags.has("json")) return JSON.stringify(t, null, 2);
+        return `Enrolment token (single use, expires ${t.expiresAt}):\n  ${t.token}\n` +
+          `Enrol an appliance with:\n  noc-agent enroll --noc <this NOC's URL> --token ${t.token}`;
+      }
+      if (sub === "revoke") {
+        if (!id) throw new CliError("Usage: noc tokens revoke <id>", 2);
+        const t = await call(p, "DELETE", `/v1/admin/enrollment-tokens/${encodeURIComponent(id)}`);
+        return p.flags.has("json") ? JSON.stringify(t, null, 2) : `Token ${id} revoked`;
+      }
+      if (sub !== "list") throw new CliError("Usage: noc tokens [list|create|revoke] …", 2);
+      const r = await call(p, "GET", "/v1/admin/enrollment-tokens") as { items: any[] };
+      if (p.flags.has("json")) return JSON.stringify(r, null, 2);
+      return table(
+        ["id", "for", "status", "site", "label", "expires"],
+        r.items.map((t) => [
+          t.id,
+          t.purpose,
+          t.status,
+          t.site ?? "",
+          t.label ?? "",
+          t.expiresAt,
+        ]),
+      );
+    }
+    case "appliances": {
+      const [sub = "list", uid] = rest;
+      if (sub === "show") {
+        if (!uid) throw new CliError("Usage: noc appliances show <uid>", 2);
+        const a = await call(
+          p,
+          "GET",
+          `/v1/admin/appliances/${encodeURIComponent(uid)}?history=0`,
+        ) as any;
+        if (p.flags.has("json")) return JSON.stringify(a, null, 2);
+        const comps = (a.lastReport?.components ?? []).map((c: any) =>
+          `  ${c.kind} ${c.app}/${c.name}@${c.version}`
+        );
+        return [
+          `${a.hostname} (${a.uid}): ${a.state}`,
+          `  model ${a.model}, site ${a.site ?? "none"}, channel ${a.channel}, tags ${
+            a.tags.join(",") || "none"
+          }`,
+          `  last beat ${a.lastBeatAt ?? "never"}, next due ${a.nextDueAt}, agent ${
+            a.agentVersion ?? "?"
+          }`,
+          ...(a.revokedAt ? [`  revoked ${a.revokedAt}: ${a.revokedReason}`] : []),
+          `running:`,
+          ...(comps.length ? comps : ["  nothing reported"]),
+        ].join("\n");
+      }
+      if (sub === "revoke") {
+        if (!uid) throw new CliError("Usage: noc appliances revoke <uid> --reason R", 2);
+        const a = await postJson(p, `/v1/admin/appliances/${encodeURIComponent(uid)}/revoke`, {
+          reason: need(p, "reason"),
+        });
+        return p.flags.has("json") ? JSON.stringify(a, null, 2) : `Appliance ${uid} revoked`;
+      }
+      if (sub !== "list") throw new CliError("Usage: noc appliances [list|show|revoke] …", 2);
+      const q = new URLSearchParams();
+      for (const f of ["state", "site", "model", "channel", "tag", "q", "limit", "cursor"]) {
+        const v = flag(p, f);
+        if (v) q.set(f, v);
+      }
+      const r = await call(p, "GET", `/v1/admin/appliances?${q}`) as {
+        items: any[];
+        nextCursor: string | null;
+      };
+      if (p.flags.has("json")) return JSON.stringify(r, null, 2);
+      return table(
+        ["host name", "state", "model", "site", "last beat", "uid"],
+        r.items.map((a) => [
+          a.hostname,
+          a.state,
+          a.model,
+          a.site ?? "",
+          a.lastBeatAt ?? "never",
+          a.uid,
+        ]),
+      ) + (r.nextCursor ? `\n(more: --cursor ${r.nextCursor})` : "");
+    }
+    case "alerts": {
+      const [sub = "list", id] = rest;
+      if (sub === "ack") {
+        if (!id) throw new CliError("Usage: noc alerts ack <id>", 2);
+        const a = await call(p, "POST", `/v1/admin/alerts/${encodeURIComponent(id)}/ack`);
+        return p.flags.has("json") ? JSON.stringify(a, null, 2) : `Alert ${id} acknowledged`;
+      }
+      if (sub !== "list") throw new CliError("Usage: noc alerts [list|ack <id>]", 2);
+      const status = flag(p, "status") ?? "open";
+      const r = await call(p, "GET", `/v1/admin/alerts?status=${encodeURIComponent(status)}`) as {
+        items: any[];
+      };
+      if (p.flags.has("json")) return JSON.stringify(r, null, 2);
+      return table(
+        ["id", "kind", "appliance", "opened", "acknowledged", "resolved"],
+        r.items.map((a) => [
+          a.id,
+          a.kind,
+          a.hostname ?? a.uid ?? "",
+          a.openedAt,
+          a.acknowledgedAt ? `by ${a.acknowledgedBy}` : "",
+          a.resolvedAt ?? "",
+        ]),
+      );
+    }
+    case "assign": {
+      const target = flag(p, "target") ?? "all";
+      const m = /^(model|site|channel|tag|appliance)=(.+)$/.exec(target);
+      if (target !== "all" && !m) {
+        throw new CliError(
+          `--target must be all or <model|site|channel|tag|appliance>=<value>, not "${target}"`,
+          2,
+        );
+      }
+      const a = await postJson(p, "/v1/admin/assignments", {
+        kind: flag(p, "kind") ?? "package",
+        app: need(p, "app"),
+        name: need(p, "name"),
+        version: need(p, "version"),
+        target: m ? { type: m[1], value: m[2] } : { type: "all" },
+        rolloutPercent: Number(flag(p, "rollout") ?? "100"),
+      }) as any;
+      if (p.flags.has("json")) return JSON.stringify(a, null, 2);
+      return `Assignment ${a.id}: ${a.kind} ${a.app}/${a.name}@${a.version} to ${target}, rollout ${a.rolloutPercent}%`;
+    }
+    case "wake": {
+      const uid = flag(p, "uid"), site = flag(p, "site");
+      const body = uid
+        ? { uid }
+        : site
+        ? { site }
+        : p.flags.get("all") === true
+        ? { all: true }
+        : null;
+      if (!body) throw new CliError("Usage: noc wake (--uid U | --site S | --all)", 2);
+      const r = await postJson(p, "/v1/admin/wake", body);
+      return p.flags.has("json") ? JSON.stringify(r, null, 2) : `Woken: ${JSON.stringify(body)}`;
+    }
     case "local-servers": {
       const [sub = "list", id] = rest;
       const json = (v: unknown) => JSON.stringify(v, null, 2);
@@ -297,7 +472,7 @@ export async function runCli(args: string[]): Promise<string> {
     }
     default:
       throw new CliError(
-        "Usage: noc <package|upload|file put|keygen|release-key add|local-servers> … (see lib/noc_cli.ts or docs/operations.md)",
+        "Usage: noc <tokens|appliances|alerts|package|upload|file put|assign|wake|keygen|release-key add|local-servers> … (see docs/operations.md)",
         2,
       );
   }

@@ -233,3 +233,84 @@ dbTest(
     assert.equal(n!.n, 0);
   },
 );
+
+dbTest(
+  "deno task noc: tokens, appliances, assign, wake and alerts over the admin API, for people and --json",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      noc.app.fetch,
+    );
+    const env = { NOC_URL: `http://127.0.0.1:${server.addr.port}`, NOC_TOKEN: noc.adminToken };
+    try {
+      const created = await cli(["tokens", "create", "--site", "hq", "--label", "rack 4"], env);
+      assert.equal(created.code, 0, created.err);
+      const token = created.out.match(/noc_enr_\S+/)![0];
+      const a = await noc.enrollAppliance({ hostname: "gw-cli", token });
+      await a.beat();
+      const tokens = await cli(["tokens", "--json"], env);
+      assert.equal(JSON.parse(tokens.out).items[0].status, "used");
+
+      const list = await cli(["appliances", "--site", "hq"], env);
+      assert.equal(list.code, 0, list.err);
+      assert.match(list.out, /^host name\s+state\s+model/);
+      assert.match(list.out, /gw-cli\s+ok\s+vs-2000\s+hq/);
+      const shown = await cli(["appliances", "show", a.uid], env);
+      assert.match(shown.out, /gw-cli \(.+\): ok/);
+      assert.match(shown.out, /running:\n  package vscreen\/vscreen@/);
+
+      await upload(
+        noc,
+        "/v1/admin/packages?app=demo&name=demo&version=1.0.0",
+        await payload({ install: "#!/bin/sh\nexit 0\n" }),
+        "application/gzip",
+      );
+      const assigned = await cli([
+        "assign",
+        "--app",
+        "demo",
+        "--name",
+        "demo",
+        "--version",
+        "1.0.0",
+        "--target",
+        "site=hq",
+        "--rollout",
+        "50",
+      ], env);
+      assert.equal(assigned.code, 0, assigned.err);
+      assert.match(assigned.out, /to site=hq, rollout 50%/);
+      const badTarget = await cli([
+        "assign",
+        "--app",
+        "demo",
+        "--name",
+        "demo",
+        "--version",
+        "1",
+        "--target",
+        "moon",
+      ], env);
+      assert.equal(badTarget.code, 2);
+      assert.match(badTarget.err, /--target must be/);
+
+      const woken = await cli(["wake", "--site", "hq", "--json"], env);
+      assert.equal(woken.code, 0, woken.err);
+      assert.equal(typeof JSON.parse(woken.out).id, "number");
+
+      noc.clock.advance(909 + 300 + 60);
+      await noc.admin("POST", "/v1/admin/sweep");
+      const alerts = await cli(["alerts"], env);
+      assert.match(alerts.out, /missed_heartbeat\s+gw-cli/);
+      const id = JSON.parse((await cli(["alerts", "--json"], env)).out).items[0].id;
+      const acked = await cli(["alerts", "ack", String(id)], env);
+      assert.equal(acked.out.trim(), `Alert ${id} acknowledged`);
+      const revoked = await cli(["appliances", "revoke", a.uid, "--reason", "stolen"], env);
+      assert.equal(revoked.code, 0, revoked.err);
+      assert.match((await cli(["appliances", "--state", "revoked"], env)).out, /gw-cli\s+revoked/);
+    } finally {
+      await server.shutdown();
+    }
+  },
+);
