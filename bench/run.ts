@@ -5,10 +5,12 @@
  * @module
  */
 import { type Figure, packageStreaming } from "./package_streaming.ts";
+import { consoleRender } from "./console_render.ts";
 
 const sizes = (Deno.env.get("BENCH_PACKAGE_MIB") ?? "16,64,192").split(",").map(Number);
 const rows: Figure[] = [];
 for (const mib of sizes) rows.push(...await packageStreaming(mib));
+rows.push(...await consoleRender(Number(Deno.env.get("BENCH_APPLIANCES") ?? 100_000)));
 const lines = [
   `# Benchmarks`,
   ``,

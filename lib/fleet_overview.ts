@@ -1,14 +1,53 @@
 /** What the console's fleet page shows besides the state counts: beat rate, versions in the field, open alerts. */
 import type { Db } from "./db.ts";
 
+const bucketMs = 600_000;
+
 /** Beats per minute over the last day, in 10-minute buckets (time in ms, rate per minute). */
 export async function beatRate(db: Db, now: Date): Promise<Array<{ t: number; v: number }>> {
-  const since = new Date(now.getTime() - 86_400_000);
+  return [...(await beatBuckets(db, new Date(now.getTime() - 86_400_000), now))]
+    .sort(([a], [b]) => a - b).map(([t, n]) => ({ t, v: n / 10 }));
+}
+
+async function beatBuckets(db: Db, from: Date, to: Date): Promise<Map<number, number>> {
   const rows = await db.sql<{ b: number; n: number }>`
     select floor(extract(epoch from received_at) / 600)::bigint as b, count(*)::int as n
-    from beats where received_at > ${since} and received_at <= ${now}
-    group by 1 order by 1`;
-  return rows.map((r) => ({ t: Number(r.b) * 600_000, v: r.n / 10 }));
+    from beats where received_at >= ${from} and received_at <= ${to}
+    group by 1`;
+  return new Map(rows.map((r) => [Number(r.b) * bucketMs, r.n]));
+}
+
+/**
+ * The fleet page's expensive figures, kept between renders by one console:
+ * past 10-minute beat buckets never change, so after the first render only
+ * the last two buckets are counted again; versions in the field are read at
+ * most every 30 seconds.
+ */
+export function fleetOverviewCache() {
+  let buckets = new Map<number, number>();
+  let countedBefore = 0;
+  let versions: { at: number; rows: Awaited<ReturnType<typeof versionsInField>> } | null = null;
+  return {
+    /** Beats per minute over the last day (as {@link beatRate}). */
+    async beatRate(db: Db, now: Date): Promise<Array<{ t: number; v: number }>> {
+      const dayAgo = now.getTime() - 86_400_000;
+      // A beat is stamped when received, so buckets two back are final (one back: late commits).
+      const from = Math.max(dayAgo, countedBefore);
+      const fresh = await beatBuckets(db, new Date(from), now);
+      for (const [t] of buckets) if (t >= Math.floor(from / bucketMs) * bucketMs) buckets.delete(t);
+      for (const [t, n] of fresh) buckets.set(t, (buckets.get(t) ?? 0) + n);
+      buckets = new Map([...buckets].filter(([t]) => t + bucketMs > dayAgo));
+      countedBefore = (Math.floor(now.getTime() / bucketMs) - 1) * bucketMs;
+      return [...buckets].sort(([a], [b]) => a - b).map(([t, n]) => ({ t, v: n / 10 }));
+    },
+    /** Versions in the field (as {@link versionsInField}), at most 30 s old. */
+    async versionsInField(db: Db, now: Date) {
+      if (!versions || now.getTime() - versions.at > 30_000 || now.getTime() < versions.at) {
+        versions = { at: now.getTime(), rows: await versionsInField(db) };
+      }
+      return versions.rows;
+    },
+  };
 }
 
 /** Component versions appliances last reported running, with how many run each. */

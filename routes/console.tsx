@@ -22,7 +22,7 @@ import {
   sessionTtlS,
 } from "../lib/console_session.ts";
 import { fleetCounts } from "../lib/appliances.ts";
-import { beatRate, openAlerts, versionsInField } from "../lib/fleet_overview.ts";
+import { fleetOverviewCache, openAlerts } from "../lib/fleet_overview.ts";
 import { resolveCatalog } from "../lib/catalog.ts";
 import { isHttps } from "./components.ts";
 import {
@@ -130,6 +130,7 @@ export const consoleOperations: Operation[] = (() => {
 /** The console. */
 export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
   const app = new Hono<AppEnv & { Variables: { page: PageContext } }>();
+  const overview = fleetOverviewCache();
   const secure = (c: Context) => isHttps(c, deps.settings.trustProxy);
 
   app.get(
@@ -266,8 +267,8 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     const now = deps.clock.now();
     const [counts, rate, versions, alerts] = await Promise.all([
       fleetCounts(deps.db, now, deps.settings.graceS),
-      beatRate(deps.db, now),
-      versionsInField(deps.db),
+      overview.beatRate(deps.db, now),
+      overview.versionsInField(deps.db, now),
       openAlerts(deps.db),
     ]);
     return await html(

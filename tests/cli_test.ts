@@ -258,7 +258,7 @@ dbTest(
       assert.match(list.out, /gw-cli\s+ok\s+vs-2000\s+hq/);
       const shown = await cli(["appliances", "show", a.uid], env);
       assert.match(shown.out, /gw-cli \(.+\): ok/);
-      assert.match(shown.out, /running:\n  package vscreen\/vscreen@/);
+      assert.match(shown.out, /running:\n {2}package vscreen\/vscreen@/);
 
       await upload(
         noc,
