@@ -66,6 +66,7 @@ async function start(): Promise<AppDeps> {
           config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `PGlite in ${config.dataDir}/pglite`
         }`,
         `  NOC key id:      ${keys.kid}`,
+        `  console:         ${url}/ui  (API: ${url}/docs)`,
       ];
       if (admin.token) lines.push(`  admin token:     ${admin.token}`);
       else if (admin.path) lines.push(`  admin token:     in ${admin.path}`);
