@@ -1,4 +1,4 @@
-/** What the console's fleet page shows besides the state counts: beat rate, versions in the field, open alerts. */
+/** What the fleet view shows besides the state counts: beat rate and versions in the field. */
 import type { Db } from "./db.ts";
 
 const bucketMs = 600_000;
@@ -61,26 +61,4 @@ export async function versionsInField(
         else '[]'::jsonb end) c
     where a.revoked_at is null
     group by 1, 2, 3 order by 1, 2, 4 desc limit 300`;
-}
-
-/** The most recent open alerts, with their appliance's host name. */
-export async function openAlerts(
-  db: Db,
-  limit = 20,
-): Promise<
-  Array<
-    {
-      id: number;
-      kind: string;
-      uid: string | null;
-      hostname: string | null;
-      opened_at: Date;
-      acknowledged_at: Date | null;
-    }
-  >
-> {
-  return await db.sql`
-    select al.id, al.kind, al.uid, ap.hostname, al.opened_at, al.acknowledged_at
-    from alerts al left join appliances ap on ap.uid = al.uid
-    where al.resolved_at is null order by al.opened_at desc limit ${limit}`;
 }

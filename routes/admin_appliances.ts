@@ -15,6 +15,7 @@ import { validate } from "../lib/validate.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 import type { Sql } from "../lib/db.ts";
 import { staleCatalogOf } from "../lib/catalog_service.ts";
+import { resolveCatalog } from "../lib/catalog.ts";
 
 function encodeCursor(r: ApplianceRow): string {
   return toBase64Url(utf8(JSON.stringify([r.hostname, r.uid])));
@@ -121,9 +122,43 @@ export function applianceAdminRoutes(deps: AppDeps) {
         >`
         select id, kind, opened_at, resolved_at, acknowledged_at from alerts where uid = ${uid}
         order by opened_at desc limit 20`;
+        const catalog = await resolveCatalog(deps.db.sql, {
+          uid,
+          model: row.model,
+          site: row.site,
+          channel: row.channel,
+          tags: row.tags,
+        });
+        const outcomes = await deps.db.sql<{
+          kind: string;
+          app: string;
+          name: string;
+          version: string;
+          outcome: string;
+          message: string | null;
+          reported_at: Date;
+        }>`select kind, app, name, version, outcome, message, reported_at from install_outcomes
+           where uid = ${uid} order by reported_at desc, id desc limit 20`;
         return c.json({
           ...applianceJson(row, now, grace),
           lastReport: row.last_report,
+          // What its catalog lists now, and its latest install outcomes.
+          catalog: catalog.map((k) => ({
+            id: k.id,
+            kind: k.kind,
+            app: k.app,
+            name: k.name,
+            version: k.version,
+          })),
+          installOutcomes: outcomes.map((o) => ({
+            kind: o.kind,
+            app: o.app,
+            name: o.name,
+            version: o.version,
+            outcome: o.outcome,
+            message: o.message,
+            reportedAt: o.reported_at.toISOString(),
+          })),
           history: beats.map((b) => ({
             receivedAt: b.received_at.toISOString(),
             seq: b.seq,

@@ -2,19 +2,32 @@
 import { Hono } from "hono";
 import { statusDaemon } from "../lib/sweep.ts";
 import { fleetCounts } from "../lib/appliances.ts";
+import { fleetOverviewCache } from "../lib/fleet_overview.ts";
 import { limitQuery } from "../lib/schemas.ts";
 import { validate } from "../lib/validate.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 
 /** The operational admin routes. */
 export function opsAdminRoutes(deps: AppDeps) {
+  const overview = fleetOverviewCache();
   return new Hono<AppEnv>()
     .get("/fleet", async (c) => {
       const now = deps.clock.now();
-      const row = await fleetCounts(deps.db, now, deps.settings.graceS);
+      const [row, beats, versions] = await Promise.all([
+        fleetCounts(deps.db, now, deps.settings.graceS),
+        overview.beatRate(deps.db, now),
+        overview.versionsInField(deps.db, now),
+      ]);
       const [alerts] = await deps.db.sql<{ open: number }>`
         select count(*)::int as open from alerts where resolved_at is null`;
-      return c.json({ states: row, openAlerts: alerts!.open, at: now.toISOString() });
+      return c.json({
+        states: row,
+        openAlerts: alerts!.open,
+        at: now.toISOString(),
+        // Beats per minute in 10-minute buckets over the last day; versions appliances last reported.
+        beatsPerMinute: beats.map((b) => ({ at: new Date(b.t).toISOString(), perMinute: b.v })),
+        versions,
+      });
     })
     .post("/sweep", async (c) => {
       const r = await statusDaemon(deps);

@@ -21,9 +21,6 @@ import {
   sessionCookie,
   sessionTtlS,
 } from "../lib/console_session.ts";
-import { fleetCounts } from "../lib/appliances.ts";
-import { fleetOverviewCache, openAlerts } from "../lib/fleet_overview.ts";
-import { resolveCatalog } from "../lib/catalog.ts";
 import { isHttps } from "./components.ts";
 import {
   bytes,
@@ -130,7 +127,6 @@ export const consoleOperations: Operation[] = (() => {
 /** The console. */
 export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
   const app = new Hono<AppEnv & { Variables: { page: PageContext } }>();
-  const overview = fleetOverviewCache();
   const secure = (c: Context) => isHttps(c, deps.settings.trustProxy);
 
   app.get(
@@ -264,13 +260,17 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
 
   // Fleet.
   app.get("/", async (c) => {
-    const now = deps.clock.now();
-    const [counts, rate, versions, alerts] = await Promise.all([
-      fleetCounts(deps.db, now, deps.settings.graceS),
-      overview.beatRate(deps.db, now),
-      overview.versionsInField(deps.db, now),
-      openAlerts(deps.db),
+    const [fleet, open] = await Promise.all([
+      callAdmin(as(c), "GET", "/fleet"),
+      callAdmin(as(c), "GET", "/alerts?status=open&limit=20"),
     ]);
+    const counts = fleet.body.states;
+    const rate = (fleet.body.beatsPerMinute as any[]).map((b) => ({
+      t: Date.parse(b.at),
+      v: b.perMinute,
+    }));
+    const versions: any[] = fleet.body.versions;
+    const alerts: any[] = open.body.items;
     return await html(
       c,
       <Layout title="Fleet" ctx={ctxOf(c)} live>
@@ -281,9 +281,9 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
               <b>{counts[s]}</b>
             </a>
           ))}
-          <div class="card">
-            open alerts<b>{alerts.length}</b>
-          </div>
+          <a class="card" href="/ui/alerts">
+            open alerts<b>{fleet.body.openAlerts}</b>
+          </a>
         </div>
         <h2>Beats per minute, last 24 hours</h2>
         <LineChart points={rate} label="beats per minute (10-minute buckets)" />
@@ -302,9 +302,9 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
                     <td>
                       {a.uid ? <a href={`/ui/appliances/${a.uid}`}>{a.hostname ?? a.uid}</a> : "-"}
                     </td>
-                    <td>{a.kind}{a.acknowledged_at ? " (acknowledged)" : ""}</td>
+                    <td>{a.kind}{a.acknowledgedAt ? " (acknowledged)" : ""}</td>
                     <td>
-                      <Time at={a.opened_at.toISOString()} />
+                      <Time at={a.openedAt} />
                     </td>
                   </tr>
                 ))}
@@ -440,24 +440,9 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     }
     const a = r.body;
     const config = await callAdmin(as(c), "GET", `/appliances/${uid}/configuration`);
-    const should = await resolveCatalog(deps.db.sql, {
-      uid,
-      model: a.model,
-      site: a.site,
-      channel: a.channel,
-      tags: a.tags,
-    });
+    const should: any[] = a.catalog;
     const installed: any[] = Array.isArray(a.lastReport?.components) ? a.lastReport.components : [];
-    const outcomes = await deps.db.sql<{
-      kind: string;
-      app: string;
-      name: string;
-      version: string;
-      outcome: string;
-      message: string | null;
-      reported_at: Date;
-    }>`select kind, app, name, version, outcome, message, reported_at from install_outcomes
-       where uid = ${uid} order by reported_at desc, id desc limit 20`;
+    const outcomes: any[] = a.installOutcomes;
     const history: any[] = a.history ?? [];
     const load = history.map((b) => ({
       t: Date.parse(b.receivedAt),
@@ -560,7 +545,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
           {outcomes.map((o) => (
             <tr>
               <td>
-                <Time at={o.reported_at.toISOString()} />
+                <Time at={o.reportedAt} />
               </td>
               <td>{o.app}/{o.name}@{o.version}</td>
               <td>{o.outcome}</td>

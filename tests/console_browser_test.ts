@@ -49,6 +49,9 @@ dbTest(
       await page.waitForURL(`${noc.url}/ui`);
       assert.equal(await page.textContent(".card[data-state=ok] b"), "5");
       await page.screenshot({ path: shot("fleet"), fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: shot("fleet-phone"), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 800 });
 
       await page.click("nav >> text=Appliances");
       await page.click("#appliances >> text=gw-3");

@@ -26,3 +26,28 @@ dbTest(
     assert.equal(cached.length, 1);
   },
 );
+
+dbTest(
+  "the admin API gives what the console shows: beat rate, versions, catalog and outcomes",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const { publishAndAssign } = await import("./_components.ts");
+    await publishAndAssign(noc, { app: "demo", name: "demo", version: "2.0.0" });
+    const a = await noc.enrollAppliance();
+    await a.beat();
+    const fleet = await noc.admin("GET", "/v1/admin/fleet");
+    assert.equal(fleet.body.states.ok, 1);
+    assert.equal(fleet.body.beatsPerMinute.length, 1);
+    assert.equal(fleet.body.beatsPerMinute[0].perMinute, 0.1);
+    assert.deepEqual(
+      fleet.body.versions.map((v: { app: string; n: number }) => [v.app, v.n]),
+      [["vscreen", 1]],
+    );
+    const one = await noc.admin("GET", `/v1/admin/appliances/${a.uid}`);
+    assert.deepEqual(
+      one.body.catalog.map((k: { name: string; version: string }) => `${k.name}@${k.version}`),
+      ["demo@2.0.0"],
+    );
+    assert.deepEqual(one.body.installOutcomes, []);
+  },
+);

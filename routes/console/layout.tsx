@@ -94,7 +94,7 @@ nav{display:flex;flex-wrap:wrap;gap:.3rem 1rem;align-items:center}
 main{max-width:1200px;margin:0 auto;padding:1rem}h1{font-size:1.35rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin-top:1.6rem}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:14px}th,td{border-bottom:1px solid #e3e7ec;padding:.35rem .5rem;text-align:left;vertical-align:top}
 th{background:#eef1f5;font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums}
-.cards{display:flex;flex-wrap:wrap;gap:.8rem}.card{background:#fff;border:1px solid #dde2e8;border-radius:8px;padding:.7rem 1rem;min-width:8.5rem}
+.cards{display:flex;flex-wrap:wrap;gap:.8rem}.card{text-decoration:none;color:inherit;background:#fff;border:1px solid #dde2e8;border-radius:8px;padding:.7rem 1rem;min-width:8.5rem}
 .card b{display:block;font-size:1.8rem}.state{padding:.05rem .45rem;border-radius:10px;font-size:12px;font-weight:600;background:#e3e7ec}
 .state.ok{background:#d8f3e3;color:#0b6b36}.state.late{background:#fff0c7;color:#7a5600}.state.missing{background:#fde0e0;color:#a01818}.state.revoked{background:#e4e4e4;color:#555}
 .flash{max-width:1200px;margin:.8rem auto 0;padding:.5rem 1rem;background:#e7f0ff;border:1px solid #b9d0f5;border-radius:6px}
