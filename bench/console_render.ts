@@ -92,7 +92,8 @@ export async function consoleRender(n = 100_000): Promise<Figure[]> {
       headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({ _csrf: csrf, token: noc.adminToken, next: "/ui" }),
     });
-    const session = r.headers.get("set-cookie")!.split(";")[0]!;
+    const session = r.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
+      .split(";")[0]!;
     const page = async (path: string) => {
       const res = await noc.app.request(`${base}${path}`, { headers: { cookie: session } });
       const body = await res.text();

@@ -1,5 +1,6 @@
 /** Admin API authentication: `Authorization: Bearer <admin token>`, checked against stored hashes. */
 import type { MiddlewareHandler } from "hono";
+import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "./errors.ts";
 import { hashToken } from "./tokens.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
@@ -13,7 +14,7 @@ import type { Db } from "./db.ts";
 export function adminAuth(deps: AppDeps, internalKey?: string): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const internal = c.req.header("x-noc-internal");
-    if (internalKey !== undefined && internal !== undefined && internal === internalKey) {
+    if (internalKey !== undefined && internal !== undefined && sameText(internal, internalKey)) {
       c.set("admin", `console:${c.req.header("x-noc-admin-label") ?? "?"}`);
       return await next();
     }
@@ -36,6 +37,11 @@ export function adminAuth(deps: AppDeps, internalKey?: string): MiddlewareHandle
     c.set("admin", label);
     await next();
   };
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a), y = new TextEncoder().encode(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** The label of admin token `token` if it is valid and unrevoked, else null. */

@@ -25,8 +25,15 @@ import { localServerRoutes } from "../routes/local.ts";
 import { localServerAdminRoutes } from "../routes/admin_local_servers.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
 import { openApiRoutes, type Operation } from "../routes/openapi.ts";
-import { type AdminCall, consoleOperations, consoleRoutes } from "../routes/console.tsx";
+import {
+  type AdminCall,
+  consoleOperations,
+  consoleRoutes,
+  consoleUploadBytes,
+} from "../routes/console.tsx";
 import { toBase64Url } from "./encoding.ts";
+
+const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 const rootOperation: Operation = {
   method: "get",
@@ -83,6 +90,7 @@ export function createApp(deps: AppDeps) {
     return { status: res.status, body: parsed };
   };
   const consoleUpload = "/ui/releases/publish";
+  const consoleUploadLimit = requestSizeLimit(consoleUploadBytes);
 
   const app = new Hono<AppEnv>()
     .use(async (c, next) => {
@@ -96,7 +104,8 @@ export function createApp(deps: AppDeps) {
       const route = c.req.matchedRoutes.filter((r) => r.method !== "ALL").at(-1)?.path ??
         "unmatched";
       deps.metrics.observe("noc_http_request_duration_seconds", {
-        method: c.req.method,
+        // Bounded: a client cannot mint new series with made-up methods.
+        method: knownMethods.has(c.req.method) ? c.req.method : "other",
         route,
         status: `${Math.floor(c.res.status / 100)}xx`,
       }, seconds);
@@ -110,7 +119,11 @@ export function createApp(deps: AppDeps) {
     })
     // Uploads stream with their own, larger limit; every other body is small.
     .use((c, next) =>
-      uploadPaths.test(c.req.path) || c.req.path === consoleUpload ? next() : sizeLimit(c, next)
+      uploadPaths.test(c.req.path)
+        ? next()
+        : c.req.path === consoleUpload
+        ? consoleUploadLimit(c, next)
+        : sizeLimit(c, next)
     )
     .route("/healthz", healthRoutes(deps))
     .route("/metrics", metricsRoutes(deps))

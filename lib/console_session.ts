@@ -2,7 +2,8 @@
  * Operator console sessions: signing in with an admin token opens a session
  * whose random id travels in an HttpOnly, SameSite=Strict cookie and is kept
  * hashed; every form carries the session's CSRF token, compared in constant
- * time. Sessions last 12 hours.
+ * time. Sessions last 12 hours, and end when the admin token they were
+ * opened with is revoked.
  *
  * @module
  */
@@ -28,9 +29,10 @@ function random(): string {
   return toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
 }
 
-/** Opens a session for admin token label `label`; returns its cookie value and CSRF token. */
+/** Opens a session for admin token `token` (labelled `label`); returns its cookie value and CSRF token. */
 export async function openSession(
   db: Db,
+  token: string,
   label: string,
   now: Date,
 ): Promise<{ id: string; csrf: string; expiresAt: Date }> {
@@ -38,8 +40,10 @@ export async function openSession(
   const csrf = random();
   const expiresAt = new Date(now.getTime() + sessionTtlS * 1000);
   await db.sql`
-    insert into admin_sessions (id_hash, label, csrf, created_at, expires_at)
-    values (${await hashToken(id)}, ${label}, ${csrf}, ${now}, ${expiresAt})`;
+    insert into admin_sessions (id_hash, token_hash, label, csrf, created_at, expires_at)
+    values (${await hashToken(id)}, ${await hashToken(
+    token,
+  )}, ${label}, ${csrf}, ${now}, ${expiresAt})`;
   // Expired sessions are swept as new ones open.
   await db.sql`delete from admin_sessions where expires_at < ${now}`;
   return { id, csrf, expiresAt };
@@ -53,8 +57,9 @@ export async function findSession(
 ): Promise<ConsoleSession | null> {
   if (!id || id.length > 100) return null;
   const [row] = await db.sql<ConsoleSession>`
-    select label, csrf from admin_sessions where id_hash = ${await hashToken(id)}
-      and expires_at > ${now}`;
+    select s.label, s.csrf from admin_sessions s
+    join admin_tokens t on t.token_hash = s.token_hash and t.revoked_at is null
+    where s.id_hash = ${await hashToken(id)} and s.expires_at > ${now}`;
   return row ?? null;
 }
 

@@ -3,9 +3,14 @@ import type { Db } from "./db.ts";
 
 const bucketMs = 600_000;
 
+/** The first bucket of the day-long window ending at `now`: 144 whole buckets, the last one running. */
+function windowStart(now: Date): number {
+  return (Math.floor(now.getTime() / bucketMs) - 143) * bucketMs;
+}
+
 /** Beats per minute over the last day, in 10-minute buckets (time in ms, rate per minute). */
 export async function beatRate(db: Db, now: Date): Promise<Array<{ t: number; v: number }>> {
-  return [...(await beatBuckets(db, new Date(now.getTime() - 86_400_000), now))]
+  return [...(await beatBuckets(db, new Date(windowStart(now)), now))]
     .sort(([a], [b]) => a - b).map(([t, n]) => ({ t, v: n / 10 }));
 }
 
@@ -30,13 +35,13 @@ export function fleetOverviewCache() {
   return {
     /** Beats per minute over the last day (as {@link beatRate}). */
     async beatRate(db: Db, now: Date): Promise<Array<{ t: number; v: number }>> {
-      const dayAgo = now.getTime() - 86_400_000;
+      const start = windowStart(now);
       // A beat is stamped when received, so buckets two back are final (one back: late commits).
-      const from = Math.max(dayAgo, countedBefore);
+      const from = Math.max(start, countedBefore);
       const fresh = await beatBuckets(db, new Date(from), now);
-      for (const [t] of buckets) if (t >= Math.floor(from / bucketMs) * bucketMs) buckets.delete(t);
-      for (const [t, n] of fresh) buckets.set(t, (buckets.get(t) ?? 0) + n);
-      buckets = new Map([...buckets].filter(([t]) => t + bucketMs > dayAgo));
+      const next = new Map([...buckets].filter(([t]) => t >= start && t < from));
+      for (const [t, n] of fresh) next.set(t, n);
+      buckets = next;
       countedBefore = (Math.floor(now.getTime() / bucketMs) - 1) * bucketMs;
       return [...buckets].sort(([a], [b]) => a - b).map(([t, n]) => ({ t, v: n / 10 }));
     },

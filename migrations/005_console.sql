@@ -3,6 +3,8 @@
 -- list pages on.
 create table admin_sessions (
   id_hash text primary key,
+  -- The admin token signed in with: revoking it ends its sessions.
+  token_hash text not null,
   label text not null,
   csrf text not null,
   created_at timestamptz not null,

@@ -22,6 +22,8 @@ import {
   sessionTtlS,
 } from "../lib/console_session.ts";
 import { isHttps } from "./components.ts";
+import { ApiError } from "../lib/errors.ts";
+import { timingSafeEqual } from "node:crypto";
 import {
   bytes,
   Csrf,
@@ -79,7 +81,41 @@ function back(c: Context, to: string, flash: string) {
 }
 
 const safeNext = (n: string | undefined) =>
-  n && /^\/ui(\/[A-Za-z0-9/_.?=&%-]*)?$/.test(n) ? n : "/ui";
+  n && /^\/ui(\/[A-Za-z0-9/_.-]*)?(\?[A-Za-z0-9_.=&%+,:@~-]*)?$/.test(n) ? n : "/ui";
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Route parameters, checked before they go anywhere (they end up in admin API paths). */
+function uidOf(c: Context): string {
+  const v = c.req.param("uid") ?? "";
+  if (!uuidPattern.test(v)) {
+    throw new ApiError(404, "not_found", `"${v.slice(0, 60)}" is not an appliance UID`);
+  }
+  return v;
+}
+function idOf(c: Context): string {
+  const v = c.req.param("id") ?? "";
+  if (!/^[1-9][0-9]{0,14}$/.test(v)) {
+    throw new ApiError(404, "not_found", `"${v.slice(0, 60)}" is not an id`);
+  }
+  return v;
+}
+function nameOf(c: Context, name: string): string {
+  const v = c.req.param(name) ?? "";
+  if (!namePattern.test(v)) {
+    throw new ApiError(404, "not_found", `"${v.slice(0, 60)}" is not a name`);
+  }
+  return v;
+}
+async function formOf(c: Context): Promise<Record<string, string | File>> {
+  try {
+    return await c.req.parseBody() as Record<string, string | File>;
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw new ApiError(400, "malformed_form", "The form could not be read");
+  }
+}
 
 /** The console's routes, as OpenAPI operations (tag `console`). */
 export const consoleOperations: Operation[] = (() => {
@@ -181,9 +217,11 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     );
   });
   app.post("/login", async (c) => {
-    const form = await c.req.parseBody();
+    const form = await formOf(c);
     const cookie = getCookie(c, "noc_login");
-    if (!cookie || field(form, "_csrf") !== cookie) {
+    const given = new TextEncoder().encode(field(form, "_csrf"));
+    const expected = new TextEncoder().encode(cookie ?? "");
+    if (!cookie || given.length !== expected.length || !timingSafeEqual(given, expected)) {
       return await html(
         c,
         <Layout title="Refused" ctx={null}>
@@ -194,15 +232,22 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
         403,
       );
     }
-    const label = await adminTokenLabel(deps.db, field(form, "token"));
+    const token = field(form, "token");
+    const label = await adminTokenLabel(deps.db, token);
     const next = safeNext(field(form, "next"));
     if (label === null) {
       return c.redirect(`/ui/login?failed=1&next=${encodeURIComponent(next)}`, 303);
     }
-    const s = await openSession(deps.db, label, deps.clock.now());
+    // A new session every sign-in: one from before (anyone's) is ended, never reused.
+    const previous = getCookie(c, sessionCookie);
+    if (previous) await closeSession(deps.db, previous);
+    const s = await openSession(deps.db, token, label, deps.clock.now());
+    setCookie(c, "noc_login", "", { path: "/ui/login", maxAge: 0 });
+    // Lax: a link to a console page from mail or chat opens signed in; every change is a POST
+    // that also needs the CSRF token.
     setCookie(c, sessionCookie, s.id, {
       httpOnly: true,
-      sameSite: "Strict",
+      sameSite: "Lax",
       secure: secure(c),
       path: "/",
       maxAge: sessionTtlS,
@@ -216,7 +261,10 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     const session = await findSession(deps.db, getCookie(c, sessionCookie), deps.clock.now());
     if (!session) {
       if (c.req.method === "GET") {
-        return c.redirect(`/ui/login?next=${encodeURIComponent(c.req.path)}`, 303);
+        return c.redirect(
+          `/ui/login?next=${encodeURIComponent(c.req.path + new URL(c.req.url).search)}`,
+          303,
+        );
       }
       return await html(
         c,
@@ -231,7 +279,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     if (c.req.method !== "GET" && c.req.method !== "HEAD") {
       const given = c.req.header("content-type")?.startsWith("multipart/form-data") ||
           c.req.header("content-type")?.startsWith("application/x-www-form-urlencoded")
-        ? (await c.req.parseBody())["_csrf"]
+        ? (await formOf(c))["_csrf"]
         : undefined;
       if (!csrfMatches(session, given)) {
         deps.log.warn("console_csrf_refused", { path: c.req.path, label: session.label });
@@ -423,11 +471,12 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
           </>
         )}
       </Layout>,
+      r.status === 200 ? 200 : r.status,
     );
   });
 
   app.get("/appliances/:uid", async (c) => {
-    const uid = c.req.param("uid");
+    const uid = uidOf(c);
     const r = await callAdmin(as(c), "GET", `/appliances/${encodeURIComponent(uid)}?history=200`);
     if (r.status !== 200) {
       return await html(
@@ -578,7 +627,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     );
   });
   app.post("/appliances/:uid/wake", async (c) => {
-    const uid = c.req.param("uid");
+    const uid = uidOf(c);
     const r = await callAdmin(as(c), "POST", "/wake", { uid });
     return back(
       c,
@@ -587,8 +636,8 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     );
   });
   app.post("/appliances/:uid/revoke", async (c) => {
-    const uid = c.req.param("uid");
-    const form = await c.req.parseBody();
+    const uid = uidOf(c);
+    const form = await formOf(c);
     const r = await callAdmin(as(c), "POST", `/appliances/${uid}/revoke`, {
       reason: field(form, "reason"),
     });
@@ -645,10 +694,11 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
         </table>
         {items.length === 0 && <p class="muted">No {status} alerts.</p>}
       </Layout>,
+      r.status === 200 ? 200 : r.status,
     );
   });
   app.post("/alerts/:id/ack", async (c) => {
-    const r = await callAdmin(as(c), "POST", `/alerts/${c.req.param("id")}/ack`);
+    const r = await callAdmin(as(c), "POST", `/alerts/${idOf(c)}/ack`);
     return back(c, "/ui/alerts", r.status === 200 ? "Acknowledged" : messageOf(r));
   });
   app.post("/sweep", async (c) => {
@@ -860,7 +910,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
         }; use deno task noc package`,
       );
     }
-    const form = await c.req.parseBody();
+    const form = await formOf(c);
     const file = form["file"];
     const kind = field(form, "kind") === "file" ? "file" : "package";
     if (!(file instanceof File)) return back(c, "/ui/releases", "Choose a file to publish");
@@ -888,7 +938,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     );
   });
   app.post("/releases/assign", async (c) => {
-    const form = await c.req.parseBody();
+    const form = await formOf(c);
     const type = field(form, "targetType");
     const r = await callAdmin(as(c), "POST", "/assignments", {
       kind: field(form, "kind"),
@@ -901,15 +951,15 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     return back(c, "/ui/releases", r.status === 201 ? "Assigned" : messageOf(r));
   });
   app.post("/releases/assignments/:id", async (c) => {
-    const form = await c.req.parseBody();
-    const r = await callAdmin(as(c), "PATCH", `/assignments/${c.req.param("id")}`, {
+    const form = await formOf(c);
+    const r = await callAdmin(as(c), "PATCH", `/assignments/${idOf(c)}`, {
       rolloutPercent: Number(field(form, "rolloutPercent")),
       paused: field(form, "paused") === "true",
     });
     return back(c, "/ui/releases", r.status === 200 ? "Rollout saved" : messageOf(r));
   });
   app.post("/releases/holds", async (c) => {
-    const form = await c.req.parseBody();
+    const form = await formOf(c);
     const app_ = field(form, "app");
     const r = await callAdmin(as(c), "POST", "/holds", {
       uid: field(form, "uid"),
@@ -919,13 +969,13 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     return back(c, "/ui/releases", r.status === 201 ? "Held" : messageOf(r));
   });
   app.post("/releases/holds/:id/delete", async (c) => {
-    const r = await callAdmin(as(c), "DELETE", `/holds/${c.req.param("id")}`);
+    const r = await callAdmin(as(c), "DELETE", `/holds/${idOf(c)}`);
     return back(c, "/ui/releases", r.status === 200 ? "Hold released" : messageOf(r));
   });
 
   // fileinfo.
   app.get("/apps/:app/fileinfo", async (c) => {
-    const appName = c.req.param("app");
+    const appName = nameOf(c, "app");
     const r = await callAdmin(as(c), "GET", `/apps/${encodeURIComponent(appName)}/fileinfo`);
     const ctx = ctxOf(c);
     return await html(
@@ -980,11 +1030,12 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
           <button type="submit">Save</button>
         </form>
       </Layout>,
+      r.status === 200 ? 200 : r.status,
     );
   });
   app.post("/apps/:app/fileinfo", async (c) => {
-    const appName = c.req.param("app");
-    const form = await c.req.parseBody();
+    const appName = nameOf(c, "app");
+    const form = await formOf(c);
     let action: unknown = undefined;
     const text = field(form, "action");
     if (text) {
@@ -1007,11 +1058,11 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     return back(c, `/ui/apps/${appName}/fileinfo`, r.status === 200 ? "Saved" : messageOf(r));
   });
   app.post("/apps/:app/fileinfo/:name/delete", async (c) => {
-    const appName = c.req.param("app");
+    const appName = nameOf(c, "app");
     const r = await callAdmin(
       as(c),
       "DELETE",
-      `/apps/${encodeURIComponent(appName)}/fileinfo/${encodeURIComponent(c.req.param("name"))}`,
+      `/apps/${encodeURIComponent(appName)}/fileinfo/${encodeURIComponent(nameOf(c, "name"))}`,
     );
     return back(c, `/ui/apps/${appName}/fileinfo`, r.status === 200 ? "Deleted" : messageOf(r));
   });
@@ -1090,7 +1141,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
   };
   app.get("/tokens", (c) => tokensPage(c));
   app.post("/tokens", async (c) => {
-    const form = await c.req.parseBody();
+    const form = await formOf(c);
     const opt = (n: string) => field(form, n) || undefined;
     const tags = field(form, "tags").split(",").map((t) => t.trim()).filter(Boolean);
     const r = await callAdmin(as(c), "POST", "/enrollment-tokens", {
@@ -1105,7 +1156,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     return await tokensPage(c, { token: r.body.token, purpose: r.body.purpose });
   });
   app.post("/tokens/:id/revoke", async (c) => {
-    const r = await callAdmin(as(c), "DELETE", `/enrollment-tokens/${c.req.param("id")}`);
+    const r = await callAdmin(as(c), "DELETE", `/enrollment-tokens/${idOf(c)}`);
     return back(c, "/ui/tokens", r.status === 200 ? "Token revoked" : messageOf(r));
   });
 
@@ -1155,6 +1206,30 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
           </p>
         )}
       </Layout>,
+    );
+  });
+
+  // Refusals as pages, with their status.
+  app.onError(async (err, c) => {
+    if (err instanceof ApiError) {
+      return await html(
+        c,
+        <Layout title="Refused" ctx={null}>
+          <p>{err.message}</p>
+          <p>
+            <a href="/ui">Back to the console</a>
+          </p>
+        </Layout>,
+        err.status,
+      );
+    }
+    deps.log.error("console_error", { error: err instanceof Error ? err.message : String(err) });
+    return await html(
+      c,
+      <Layout title="Error" ctx={null}>
+        <p>Something went wrong; it has been logged.</p>
+      </Layout>,
+      500,
     );
   });
 

@@ -380,11 +380,11 @@ function parameters(op: Operation): Array<Record<string, unknown>> {
 const security: Record<Auth, Array<Record<string, string[]>>> = {
   none: [],
   token: [],
-  admin: [{ adminToken: [] }, { consoleSession: [] }],
+  admin: [{ adminToken: [] }],
   appliance: [{ applianceSignature: [] }],
   local: [{ applianceSignature: [] }],
   grant: [{ downloadGrant: [] }, { applianceSignature: [] }],
-  metrics: [{ adminToken: [] }],
+  metrics: [{ adminToken: [] }, { metricsToken: [] }],
   session: [{ consoleSession: [] }],
 };
 
@@ -474,7 +474,12 @@ export function openApiDocument(ops: readonly Operation[], version: string) {
         adminToken: {
           type: "http",
           scheme: "bearer",
-          description: "An admin token (or, for /metrics, NOC_METRICS_TOKEN)",
+          description: "An admin token",
+        },
+        metricsToken: {
+          type: "http",
+          scheme: "bearer",
+          description: "NOC_METRICS_TOKEN (reads /metrics only)",
         },
         consoleSession: {
           type: "apiKey",
@@ -510,6 +515,6 @@ export function openApiRoutes(deps: AppDeps, extra: () => Operation[]) {
     .get("/docs", (c) =>
       c.html(docsPage(), 200, {
         "content-security-policy":
-          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
       }));
 }

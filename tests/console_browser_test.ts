@@ -132,10 +132,24 @@ dbTest(
       assert.equal(wrong.status(), 403);
       const still = await noc.admin("GET", `/v1/admin/appliances/${fleet[1]!.uid}`);
       assert.equal(still.body.revokedAt, null);
-      // Signed out, the console sends the browser back to sign in.
+      // Route parameters are checked before they reach the admin API, even with a good token.
+      const csrf = await page.getAttribute("input[name=_csrf]", "value");
+      const sneaky = await page.request.post(`${noc.url}/ui/appliances/..%2Fsweep%3F/revoke`, {
+        form: { reason: "x", _csrf: csrf! },
+      });
+      assert.equal(sneaky.status(), 404);
+      // Signed out, the console sends the browser back to sign in, and then where it was going.
       await page.click("text=Sign out");
-      await page.goto(`${noc.url}/ui/releases`);
-      assert.match(page.url(), /\/ui\/login\?next=%2Fui%2Freleases/);
+      await page.goto(`${noc.url}/ui/appliances?state=missing`);
+      assert.match(page.url(), /\/ui\/login\?next=%2Fui%2Fappliances%3Fstate%3Dmissing/);
+      await page.fill("input[name=token]", noc.adminToken);
+      await page.click("button[type=submit]");
+      await page.waitForURL(`${noc.url}/ui/appliances?state=missing`);
+      assert.equal(await page.locator("#appliances td a").textContent(), "gw-1");
+      // Revoking the admin token ends the sessions opened with it.
+      await db.sql`update admin_tokens set revoked_at = ${noc.clock.now()}`;
+      await page.goto(`${noc.url}/ui/alerts`);
+      assert.match(page.url(), /\/ui\/login/);
     } finally {
       await browser.close();
       await noc.close();
