@@ -24,6 +24,7 @@ import { ed25519Sign, ed25519Verify, importEd25519Public } from "./ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "./encoding.ts";
 import { nameSchema } from "./schemas.ts";
 import { blocks, withLast } from "./bytes.ts";
+import { aesGcmOpen, aesGcmSeal, tagBytes } from "./aead.ts";
 import type { PublishedKey } from "./noc_keys.ts";
 
 /** The format identifier in every header. */
@@ -32,7 +33,7 @@ const magic = utf8("NOCPKG1\n");
 const signingContext = utf8(`${packageFormat} header\n`);
 /** Default plaintext bytes per encrypted chunk. */
 export const defaultChunkSize = 1024 * 1024;
-const tagBytes = 16;
+
 const maxHeaderBytes = 16 * 1024;
 
 /** The signed package header. */
@@ -119,13 +120,7 @@ export async function* encryptChunks(
   let index = 0;
   for await (const block of blocks(plaintext, chunkSize)) {
     const final = block.length < chunkSize;
-    yield new Uint8Array(
-      await crypto.subtle.encrypt(
-        { name: "AES-GCM", iv: nonce(index), additionalData: aad(index, final) },
-        key,
-        block,
-      ),
-    );
+    yield await aesGcmSeal(key, nonce(index), aad(index, final), block);
     index++;
   }
 }
@@ -138,20 +133,14 @@ export async function* decryptChunks(
 ): AsyncGenerator<Uint8Array> {
   let index = 0;
   for await (const [block, final] of withLast(blocks(ciphertext, chunkSize + tagBytes))) {
-    try {
-      yield new Uint8Array(
-        await crypto.subtle.decrypt(
-          { name: "AES-GCM", iv: nonce(index), additionalData: aad(index, final) },
-          key,
-          block,
-        ),
-      );
-    } catch {
+    const plain = await aesGcmOpen(key, nonce(index), aad(index, final), block);
+    if (plain === null) {
       throw new PackageError(
         "decrypt_failed",
         `Package chunk ${index} does not decrypt (tampered or truncated)`,
       );
     }
+    yield plain;
     index++;
   }
 }
