@@ -90,9 +90,16 @@ export async function verifyCatalog(body: string, options: {
       `Catalog is signed by key "${envelope.kid}", which is not pinned`,
     );
   }
+  let signature: Uint8Array<ArrayBuffer>;
+  try {
+    signature = fromBase64Url(envelope.signature);
+  } catch {
+    // Found by the property tests: a signature that is not canonical base64url is a bad one.
+    throw new CatalogError("bad_signature", "Catalog signature is not base64url");
+  }
   const ok = await ed25519Verify(
     await importEd25519Public(fromBase64Url(key.publicKey)),
-    fromBase64Url(envelope.signature),
+    signature,
     catalogSigningBytes(envelope.catalog),
   );
   if (!ok) throw new CatalogError("bad_signature", "Catalog signature does not verify");
