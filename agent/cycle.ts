@@ -23,6 +23,7 @@ import {
   loadInstalled,
   loadState,
   type Problem,
+  saveIdentity,
   saveInstalled,
   saveState,
   statePaths,
@@ -497,7 +498,30 @@ async function fetchCatalog(
   }
   state.lastSerial = doc.serial;
   if (doc.intervalS > 0) state.intervalS = doc.intervalS;
+  await adoptKeys(ctx, doc);
   return doc;
+}
+
+/**
+ * Key rotation and revocation: a catalog signed by a pinned key carries the
+ * NOC's current key list (its signing keys, release keys, retired keys with
+ * their end dates), and the agent pins that list — so a release key added
+ * after enrolment is trusted, and a key the NOC dropped stops being trusted.
+ * A list without a catalog key is ignored (it would lock the agent out).
+ */
+async function adoptKeys(ctx: CycleContext, doc: CatalogDocument): Promise<void> {
+  const next = doc.keys;
+  if (!next.some((k) => k.use.includes("catalog"))) return;
+  const same = JSON.stringify(next) === JSON.stringify(ctx.identity.pinnedKeys);
+  if (same) return;
+  const before = new Set(ctx.identity.pinnedKeys.map((k) => k.kid));
+  const after = new Set(next.map((k) => k.kid));
+  ctx.identity.pinnedKeys = next;
+  await saveIdentity(ctx.config.state, ctx.identity);
+  ctx.log.info("keys_pinned", {
+    added: [...after].filter((k) => !before.has(k)),
+    removed: [...before].filter((k) => !after.has(k)),
+  });
 }
 
 /** Reads the identity or says how to enrol. */

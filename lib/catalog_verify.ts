@@ -43,12 +43,12 @@ const documentSchema = z.object({
   expiresAt: z.iso.datetime({ offset: true }),
   intervalS: z.number().int().min(1),
   keys: z.array(z.object({
-    kid: z.string(),
+    kid: z.string().max(64),
     alg: z.literal("ed25519"),
-    use: z.array(z.enum(["catalog", "package"])),
-    publicKey: z.string(),
-    notAfter: z.string().nullable(),
-  })),
+    use: z.array(z.enum(["catalog", "package"])).max(2),
+    publicKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    notAfter: z.iso.datetime({ offset: true }).nullable(),
+  })).max(64),
   // Names become paths on the appliance and fileinfo says where files go: checked here, once.
   components: z.array(z.object({
     kind: z.enum(["package", "file"]),

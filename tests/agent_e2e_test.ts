@@ -11,6 +11,9 @@ import { payload, upload } from "./_components.ts";
 import { defaultSettings } from "../lib/config.ts";
 import { fromBase64Url, sha256, toBase64Url, toHex } from "../lib/encoding.ts";
 import { concatBytes } from "../lib/bytes.ts";
+import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
+import { buildPackage } from "../lib/package_file.ts";
+import { wrapContentKey } from "../lib/package_format.ts";
 
 /** An install program that installs atomically and keeps a history of what it did. */
 const installScript = `#!/bin/sh
@@ -515,6 +518,91 @@ dbTest(
       const report = (await noc.admin("GET", `/v1/admin/appliances/${uid}`)).body.lastReport;
       assert.ok(report.lastCycle.problems.some((p: any) => p.code === "beat_refused"));
     } finally {
+      await box.remove();
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "agent: a release key registered after enrolment is pinned from the signed catalog, and one the NOC retires stops being trusted",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    const box = await enrolled(noc);
+    const dir = await Deno.makeTempDir();
+    try {
+      const before = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)).pinnedKeys;
+      // The release key the operator keeps offline, registered after this appliance enrolled.
+      const release = await nocKeysFromSeed(newSeed());
+      const reg = await noc.admin("POST", "/v1/admin/release-keys", {
+        publicKey: release.published[0]!.publicKey,
+        label: "release 2026",
+      });
+      assert.equal(reg.status, 201, JSON.stringify(reg.body));
+      const assign = async (version: string) => {
+        const as = await noc.admin("POST", "/v1/admin/assignments", {
+          kind: "package",
+          app: "demo",
+          name: "demo",
+          version,
+          target: { type: "all" },
+        });
+        assert.equal(as.status, 201, JSON.stringify(as.body));
+      };
+      const signed = async (version: string) => {
+        const built = await buildPackage({
+          plaintext: ReadableStream.from([
+            await payload({ install: installScript, "payload.txt": `payload ${version}\n` }),
+          ]),
+          app: "demo",
+          name: "demo",
+          version,
+          signer: { kid: release.kid, privateKey: release.privateKey },
+          out: `${dir}/${version}.nocpkg`,
+          now: noc.clock.now(),
+        });
+        const up = await upload(
+          noc,
+          "/v1/admin/packages",
+          await Deno.readFile(`${dir}/${version}.nocpkg`),
+          "application/vnd.noc-package",
+          {
+            "x-noc-wrapped-key": await wrapContentKey(
+              built.contentKey,
+              fromBase64Url(noc.deps.keys.hpke.publicKey),
+              built.header,
+            ),
+          },
+        );
+        assert.equal(up.status, 201, JSON.stringify(up.body));
+      };
+      await signed("1.0.0");
+      await assign("1.0.0");
+      const r = await box.run(once);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(await box.readRoot("demo/version"), "1.0.0");
+      const pinned = r.events.find((e) => e.event === "keys_pinned");
+      assert.deepEqual(pinned?.added, [release.kid]);
+      const after = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)).pinnedKeys;
+      assert.equal(after.length, before.length + 1);
+
+      // 2.0.0 was signed while the key was good; then the key is retired on the NOC. The next
+      // catalog carries the key's end, and the agent refuses what it signed.
+      await signed("2.0.0");
+      const retired = await noc.admin("DELETE", `/v1/admin/release-keys/${release.kid}`);
+      assert.equal(retired.status, 204);
+      noc.clock.advance(60);
+      await assign("2.0.0");
+      const again = await box.run(once);
+      assert.equal(again.code, 2, again.stdout);
+      const refused = again.events.find((e) => e.event === "install_failed");
+      assert.equal(refused?.reason, "expired_key", again.stdout);
+      assert.equal(await box.readRoot("demo/version"), "1.0.0");
+      const now = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)).pinnedKeys;
+      const kept = now.find((k: { kid: string }) => k.kid === release.kid);
+      assert.ok(kept?.notAfter, JSON.stringify(now));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
       await box.remove();
       await noc.close();
     }
