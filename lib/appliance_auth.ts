@@ -14,6 +14,7 @@ import { fromBase64Url } from "./encoding.ts";
 import { ApiError } from "./errors.ts";
 import { readBody } from "./validate.ts";
 import { throttleNotice } from "./notifier.ts";
+import { limitsOf } from "./rate_limit.ts";
 import type { AppDeps, AppEnv, ApplianceIdentity } from "./deps.ts";
 
 /** Seconds a nonce is remembered beyond its signature's validity window. */
@@ -189,6 +190,7 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
       };
       return await importEd25519Public(fromBase64Url(row.sign_key));
     });
+    limitsOf(deps).appliance.take(identity!.uid, `appliance "${identity!.uid}"`);
     c.set("appliance", identity!);
     c.set("body", body);
     await next();

@@ -31,6 +31,14 @@ export interface Settings {
   maxUploadBytes: number;
   /** A bearer token that may read `/metrics` (admin tokens always may). */
   metricsToken: string | null;
+  /** Signed requests per appliance per minute, per instance (0: no limit). */
+  rateAppliancePerMin: number;
+  /** Signed requests per local component server per minute, per instance. */
+  rateLocalServerPerMin: number;
+  /** Enrolments per client address per minute, per instance (a site behind one NAT counts once). */
+  rateEnrollPerMin: number;
+  /** Console sign-in attempts per client address per minute, per instance. */
+  rateLoginPerMin: number;
 }
 
 /** The settings used when nothing else is configured. */
@@ -49,6 +57,10 @@ export const defaultSettings: Settings = {
   trustProxy: false,
   maxUploadBytes: 4 * 1024 ** 3,
   metricsToken: null,
+  rateAppliancePerMin: 120,
+  rateLocalServerPerMin: 1200,
+  rateEnrollPerMin: 300,
+  rateLoginPerMin: 10,
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -77,6 +89,10 @@ const envSchema = z.object({
   NOC_MAX_UPLOAD_BYTES: int(1024, 2 ** 53 - 1).default(defaultSettings.maxUploadBytes),
   NOC_METRICS_TOKEN: z.string().min(24, "NOC_METRICS_TOKEN must be at least 24 characters")
     .optional(),
+  NOC_RATE_APPLIANCE_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateAppliancePerMin),
+  NOC_RATE_LOCAL_SERVER_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateLocalServerPerMin),
+  NOC_RATE_ENROLL_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateEnrollPerMin),
+  NOC_RATE_LOGIN_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateLoginPerMin),
 });
 
 /** Everything `main.ts` needs to start a NOC. */
@@ -170,6 +186,10 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
       trustProxy: e.NOC_TRUST_PROXY === "true",
       maxUploadBytes: e.NOC_MAX_UPLOAD_BYTES,
       metricsToken: e.NOC_METRICS_TOKEN ?? null,
+      rateAppliancePerMin: e.NOC_RATE_APPLIANCE_PER_MIN,
+      rateLocalServerPerMin: e.NOC_RATE_LOCAL_SERVER_PER_MIN,
+      rateEnrollPerMin: e.NOC_RATE_ENROLL_PER_MIN,
+      rateLoginPerMin: e.NOC_RATE_LOGIN_PER_MIN,
     },
   };
 }

@@ -11,6 +11,7 @@ import { importEd25519Public } from "./ed25519.ts";
 import { fromBase64Url } from "./encoding.ts";
 import { readBody } from "./validate.ts";
 import { verifySignedRequest } from "./appliance_auth.ts";
+import { limitsOf } from "./rate_limit.ts";
 import type { AppDeps, AppEnv, LocalServerIdentity } from "./deps.ts";
 
 /** Middleware requiring a valid local server signature; sets `localServer` and `body`. */
@@ -44,6 +45,7 @@ export function localServerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
       identity = { id: row.id, site: row.site, name: row.name, url: row.url };
       return await importEd25519Public(fromBase64Url(row.sign_key));
     });
+    limitsOf(deps).localServer.take(identity!.id, `local server "${identity!.id}"`);
     c.set("localServer", identity!);
     c.set("body", body);
     await next();

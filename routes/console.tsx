@@ -22,6 +22,8 @@ import {
   sessionTtlS,
 } from "../lib/console_session.ts";
 import { isHttps } from "./components.ts";
+import { clientAddress } from "../lib/appliance_auth.ts";
+import { limitsOf } from "../lib/rate_limit.ts";
 import { ApiError } from "../lib/errors.ts";
 import { timingSafeEqual } from "node:crypto";
 import {
@@ -57,9 +59,9 @@ const securityHeaders = {
   "cache-control": "no-store",
 };
 
-async function html(c: Context, page: any, status = 200) {
+async function html(c: Context, page: any, status = 200, headers: Record<string, string> = {}) {
   const text = "<!doctype html>" + await page.toString();
-  return c.html(text, status as 200, securityHeaders);
+  return c.html(text, status as 200, { ...securityHeaders, ...headers });
 }
 
 /** A form field as text ("" when absent or a file). */
@@ -217,6 +219,8 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
     );
   });
   app.post("/login", async (c) => {
+    const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
+    limitsOf(deps).login.take(address, `address ${address}`);
     const form = await formOf(c);
     const cookie = getCookie(c, "noc_login");
     const given = new TextEncoder().encode(field(form, "_csrf"));
@@ -1221,6 +1225,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
           </p>
         </Layout>,
         err.status,
+        err instanceof ApiError ? err.headers : {},
       );
     }
     deps.log.error("console_error", { error: err instanceof Error ? err.message : String(err) });

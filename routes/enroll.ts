@@ -7,11 +7,14 @@ import { hashToken } from "../lib/tokens.ts";
 import { parseJsonBody, readBody } from "../lib/validate.ts";
 import { clientAddress, recordIdentityFailure } from "../lib/appliance_auth.ts";
 import { publishedKeys } from "../lib/components.ts";
+import { limitsOf } from "../lib/rate_limit.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 
 /** The enrolment route. */
 export function enrollRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().post("/", async (c) => {
+    const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
+    limitsOf(deps).enroll.take(address, `address ${address}`);
     const input = parseJsonBody(c, await readBody(c, 16 * 1024), enrollSchema);
     for (const [field, alg] of [["signingKey", "Ed25519"], ["encryptionKey", "X25519"]] as const) {
       try {

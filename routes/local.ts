@@ -20,6 +20,7 @@ import { bumpCatalogEpoch } from "../lib/catalog_service.ts";
 import { applyLocalRecords, siteStage } from "../lib/local_servers.ts";
 import { GrantError, verifyGrant } from "../lib/grants.ts";
 import { throttleNotice } from "../lib/notifier.ts";
+import { limitsOf } from "../lib/rate_limit.ts";
 import { isHttps, type Served, servedBytes } from "./components.ts";
 import { parseRange } from "../lib/http_range.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
@@ -32,6 +33,8 @@ export function localServerRoutes(deps: AppDeps) {
   const signed = localServerAuth(deps);
   return new Hono<AppEnv>()
     .post("/enroll", async (c) => {
+      const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
+      limitsOf(deps).enroll.take(address, `address ${address}`);
       const input = parseJsonBody(c, await readBody(c, 16 * 1024), localEnrollSchema);
       try {
         await parsePublicKey(input.signingKey, "Ed25519");
