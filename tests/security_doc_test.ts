@@ -1,0 +1,28 @@
+/** docs/security.md names, for every threat, tests that exist. */
+import assert from "node:assert/strict";
+
+Deno.test("every test docs/security.md names exists", async () => {
+  const doc = await Deno.readTextFile(new URL("../docs/security.md", import.meta.url));
+  const sources: string[] = [];
+  for await (const e of Deno.readDir(new URL(".", import.meta.url))) {
+    if (e.isFile && e.name.endsWith(".ts")) {
+      sources.push(await Deno.readTextFile(new URL(e.name, import.meta.url)));
+    }
+  }
+  const all = sources.join("\n");
+  const sections = doc.split(/^### /m).slice(1);
+  assert.ok(sections.length >= 16, `${sections.length} threats`);
+  const missing: string[] = [];
+  for (const whole of sections) {
+    const section = whole.split(/^## /m)[0]!;
+    const title = section.split("\n")[0]!;
+    const tests = section.split("**Tests:**")[1];
+    assert.ok(tests, `"${title}" names no test`);
+    const names = [...tests.replace(/\*\*Not yet:\*\*[\s\S]*/, "").matchAll(/`([^`]+)`/g)].map((
+      m,
+    ) => m[1]!);
+    assert.ok(names.length > 0, `"${title}" names no test`);
+    for (const n of names) if (!all.includes(`"${n}"`)) missing.push(`${title}: ${n}`);
+  }
+  assert.deepEqual(missing, []);
+});
