@@ -86,3 +86,181 @@ dbTest(
     }
   },
 );
+
+Deno.test("the NOC killed (SIGKILL) in the middle of a publish never serves a half-published component", async () => {
+  const { startNoc } = await import("./_process.ts");
+  const { payload } = await import("./_components.ts");
+  const dataDir = await Deno.makeTempDir({ prefix: "noc-fault-" });
+  try {
+    let noc = await startNoc({ NOC_DATA_DIR: dataDir });
+    const q = "app=big&name=big&version=1.0.0";
+    let sent = 0;
+    let killed = null as Promise<Deno.CommandStatus> | null;
+    const chunk = new Uint8Array(1024 * 1024).fill(7);
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctrl) {
+        sent++;
+        // Killed once 24 MiB are on their way: the NOC is storing chunks as they arrive.
+        if (sent === 24) killed = noc.stop("SIGKILL");
+        if (sent > 200) ctrl.close();
+        else ctrl.enqueue(chunk);
+      },
+    });
+    const upload = await fetch(`${noc.url}/v1/admin/packages?${q}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${noc.adminToken}`, "content-type": "application/gzip" },
+      body,
+    }).then((r) => r.status, (e) => String(e));
+    assert.ok(killed, "the NOC was killed mid-upload");
+    assert.equal((await killed!).signal, "SIGKILL");
+    assert.ok(typeof upload === "string", `the upload did not complete: ${upload}`);
+
+    noc = await startNoc({ NOC_DATA_DIR: dataDir });
+    try {
+      const list = await fetch(`${noc.url}/v1/admin/components?app=big`, {
+        headers: { authorization: `Bearer ${noc.adminToken}` },
+      });
+      assert.deepEqual((await list.json()).items, [], "nothing half-published is listed");
+      // The same name and version publishes cleanly afterwards.
+      const again = await fetch(`${noc.url}/v1/admin/packages?${q}`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${noc.adminToken}`,
+          "content-type": "application/gzip",
+        },
+        body: await payload({ install: "#!/bin/sh\nexit 0\n" }),
+      });
+      assert.equal(again.status, 201, await again.text());
+    } finally {
+      await noc.stop();
+    }
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+const pgUrl = Deno.env.get("TEST_DATABASE_URL");
+
+/** Stops or starts the machine's PostgreSQL cluster (the CI machines' 127.0.0.1:5432). */
+async function cluster(action: "stop" | "start"): Promise<void> {
+  const versions = [...Deno.readDirSync("/etc/postgresql")].map((e) => e.name);
+  const out = await new Deno.Command("pg_ctlcluster", {
+    args: [
+      "--skip-systemctl-redirect",
+      versions[0]!,
+      "main",
+      action,
+      ...(action === "stop" ? ["-m", "fast"] : []),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`pg_ctlcluster ${action}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+const canStopPostgres = pgUrl !== undefined && Deno.uid() === 0 &&
+  (await Deno.stat("/etc/postgresql").then(() => true, () => false));
+if (pgUrl && !canStopPostgres) {
+  console.log("PostgreSQL fault test skipped: it needs root and pg_ctlcluster to stop the cluster");
+}
+
+Deno.test({
+  name:
+    "PostgreSQL stopped and restarted while an appliance checks in: 503 meanwhile, nothing lost or doubled",
+  ignore: !canStopPostgres,
+  fn: async () => {
+    const postgres = (await import("postgres")).default;
+    const { startNoc } = await import("./_process.ts");
+    const { agentBox } = await import("./_agent.ts");
+    const { payload } = await import("./_components.ts");
+    const name = `fault_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`;
+    const admin = postgres(pgUrl!, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database ${name}`);
+    const url = new URL(pgUrl!);
+    url.pathname = `/${name}`;
+    const dataDir = await Deno.makeTempDir({ prefix: "noc-fault-" });
+    const box = await agentBox();
+    let noc: Awaited<ReturnType<typeof startNoc>> | null = null;
+    let stopped = false;
+    try {
+      noc = await startNoc({ NOC_DATA_DIR: dataDir, DATABASE_URL: url.href });
+      const base = noc.url;
+      const adminHeaders = { authorization: `Bearer ${noc.adminToken}` };
+      const up = await fetch(`${base}/v1/admin/packages?app=demo&name=demo&version=1.0.0`, {
+        method: "POST",
+        headers: { ...adminHeaders, "content-type": "application/gzip" },
+        body: await payload({ install: "#!/bin/sh\nexit 0\n" }),
+      });
+      assert.equal(up.status, 201, await up.text());
+      const as = await fetch(`${base}/v1/admin/assignments`, {
+        method: "POST",
+        headers: { ...adminHeaders, "content-type": "application/json" },
+        body: JSON.stringify({
+          kind: "package",
+          app: "demo",
+          name: "demo",
+          version: "1.0.0",
+          target: { type: "all" },
+        }),
+      });
+      assert.equal(as.status, 201);
+      const enrolled = await box.run(["enroll", "--noc", base, "--token", noc.enrollmentToken]);
+      assert.equal(enrolled.code, 0, enrolled.stderr);
+      assert.equal((await box.run(["once"])).code, 0);
+
+      await cluster("stop");
+      stopped = true;
+      const health = await fetch(`${base}/healthz`);
+      assert.equal(health.status, 503);
+      await health.body?.cancel();
+      const during = await box.run(["once"]);
+      assert.equal(during.code, 1, during.stdout);
+      assert.ok(during.events.some((e) => e.event === "offline"), "worked from its stored catalog");
+
+      await cluster("start");
+      stopped = false;
+      for (let i = 0; i < 100; i++) {
+        const r = await fetch(`${base}/healthz`).catch(() => null);
+        await r?.body?.cancel();
+        if (r?.status === 200) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      const after = await box.run(["once"]);
+      assert.equal(after.code, 0, after.stdout + after.stderr);
+
+      const db = postgres(url.href, { max: 1, onnotice: () => {} });
+      try {
+        const [beats] =
+          await db`select count(*)::int as n, count(distinct seq)::int as seqs from beats`;
+        assert.equal(beats!.n, 2, "the beat before the outage and the one after; none doubled");
+        assert.equal(beats!.seqs, 2);
+        const [d] = await db`select count(*)::int as n, max(times)::int as times from deliveries`;
+        assert.deepEqual([d!.n, d!.times], [1, 1], "one download recorded, once");
+        const [o] = await db`select count(*)::int as n from install_outcomes`;
+        assert.equal(o!.n, 1, "the install reported once");
+        const [al] = await db`select count(*)::int as n from alerts`;
+        assert.equal(al!.n, 0, "no alert for an appliance that kept trying");
+      } finally {
+        await db.end();
+      }
+    } finally {
+      if (stopped) await cluster("start");
+      await noc?.stop();
+      await box.remove();
+      await Deno.remove(dataDir, { recursive: true });
+      for (let i = 0; i < 50; i++) {
+        try {
+          await admin.unsafe(`drop database if exists ${name} with (force)`);
+          break;
+        } catch {
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      }
+      await admin.end();
+    }
+  },
+  sanitizeOps: false,
+  sanitizeResources: false,
+});
