@@ -84,7 +84,11 @@ export async function download(dest: string, spec: DownloadSpec, options: {
       }
       return;
     } catch (e) {
-      if (e instanceof AgentError && e.code === "write_failed") throw e;
+      if (e instanceof AgentError && e.code === "write_failed") {
+        // A full disk: what was written is given back, so the agent can still record its state.
+        await Deno.remove(dest).catch(() => {});
+        throw e;
+      }
       last = e instanceof AgentError
         ? e
         : new AgentError("download_failed", `Download of ${spec.label} failed: ${String(e)}`);

@@ -264,3 +264,101 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 });
+
+/** Mounts a tmpfs of `mib` MiB at `dir`; false where that is not allowed. */
+async function mountTmpfs(dir: string, mib: number): Promise<boolean> {
+  if (Deno.uid() !== 0) return false;
+  const out = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${mib}m,mode=0700`, "tmpfs", dir],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => null);
+  return out?.success ?? false;
+}
+
+dbTest(
+  "the agent's disk full during a download: a clear error, the old version intact, and recovery once there is room",
+  async ({ db }) => {
+    const { agentBox, serveNoc } = await import("./_agent.ts");
+    const { payload, upload } = await import("./_components.ts");
+    const noc = await serveNoc(db);
+    const box = await agentBox();
+    const mounted = await mountTmpfs(box.state, 8);
+    try {
+      if (!mounted) {
+        console.log("disk-full fault test skipped: it needs root to mount a small tmpfs");
+        return;
+      }
+      const install = `#!/bin/sh
+set -e
+mkdir -p "$NOC_ROOT/demo"
+printf '%s' "$NOC_VERSION" > "$NOC_ROOT/demo/version"
+`;
+      const publish = async (version: string, files: Record<string, string | Uint8Array>) => {
+        const up = await upload(
+          noc,
+          `/v1/admin/packages?app=demo&name=demo&version=${version}`,
+          await payload({ install, ...files }),
+          "application/gzip",
+        );
+        assert.equal(up.status, 201, JSON.stringify(up.body));
+        const as = await noc.admin("POST", "/v1/admin/assignments", {
+          kind: "package",
+          app: "demo",
+          name: "demo",
+          version,
+          target: { type: "all" },
+        });
+        assert.equal(as.status, 201);
+      };
+      const enrolled = await box.run([
+        "enroll",
+        "--noc",
+        noc.url,
+        "--token",
+        await noc.enrollmentToken(),
+      ]);
+      assert.equal(enrolled.code, 0, enrolled.stderr);
+      await publish("1.0.0", {});
+      assert.equal((await box.run(["once"])).code, 0);
+      assert.equal(await box.readRoot("demo/version"), "1.0.0");
+
+      // 2.0.0 carries 3 MiB that do not compress; the state disk is filled to within 1 MiB.
+      const bulk = new Uint8Array(3 * 1024 * 1024);
+      for (let i = 0; i < bulk.length; i += 65536) {
+        crypto.getRandomValues(bulk.subarray(i, i + 65536));
+      }
+      await publish("2.0.0", { "bulk.bin": bulk });
+      const free = () =>
+        new Deno.Command("df", { args: ["-B1", "--output=avail", box.state], stdout: "piped" })
+          .output().then((o) => Number(new TextDecoder().decode(o.stdout).trim().split("\n")[1]));
+      await Deno.writeFile(
+        `${box.state}/filler`,
+        new Uint8Array(Math.max(0, (await free()) - 1024 * 1024)),
+      );
+
+      const full = await box.run(["once"]);
+      assert.equal(full.code, 2, full.stdout + full.stderr);
+      const failed = full.events.find((e) => e.event === "install_failed");
+      assert.equal(failed?.reason, "write_failed", full.stdout);
+      assert.match(failed.message, /space|No space/i);
+      assert.equal(await box.readRoot("demo/version"), "1.0.0", "the old version is intact");
+
+      // Room again: the next cycle (its backoff cleared) finishes the job.
+      await Deno.remove(`${box.state}/filler`);
+      const st = JSON.parse(await Deno.readTextFile(`${box.state}/state.json`));
+      st.failures = {};
+      await Deno.writeTextFile(`${box.state}/state.json`, JSON.stringify(st));
+      const again = await box.run(["once"]);
+      assert.equal(again.code, 0, again.stdout + again.stderr);
+      assert.equal(await box.readRoot("demo/version"), "2.0.0");
+    } finally {
+      if (mounted) {
+        await new Deno.Command("umount", { args: [box.state], stdout: "null", stderr: "null" })
+          .output();
+      }
+      await box.remove();
+      await noc.close();
+    }
+  },
+);
