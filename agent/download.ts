@@ -47,6 +47,10 @@ export async function download(dest: string, spec: DownloadSpec, options: {
   idleMs: number;
   log: AgentLog;
   fetch?: typeof fetch;
+  /** The slowest average a download may have, bytes per second, after `graceS` (16 KiB/s). */
+  minBytesPerS?: number;
+  /** Seconds before the average counts (120). */
+  graceS?: number;
 }): Promise<void> {
   const have = await fileSize(dest);
   if (have !== null && have > spec.size) await Deno.remove(dest);
@@ -112,6 +116,10 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
   idleMs: number;
   log: AgentLog;
   fetch?: typeof fetch;
+  /** The slowest average a download may have, bytes per second, after `graceS` (16 KiB/s). */
+  minBytesPerS?: number;
+  /** Seconds before the average counts (120). */
+  graceS?: number;
 }): Promise<void> {
   const from = (await fileSize(dest)) ?? 0;
   const abort = new AbortController();
@@ -120,6 +128,14 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
     clearTimeout(idle);
     idle = setTimeout(() => abort.abort(), options.idleMs);
   };
+  // An overall deadline too: a server dripping a byte now and then never trips the idle timeout.
+  const deadlineMs = ((options.graceS ?? 120) +
+    (spec.size - from) / (options.minBytesPerS ?? 16 * 1024)) * 1000;
+  let late = false;
+  const overall = setTimeout(() => {
+    late = true;
+    abort.abort();
+  }, deadlineMs);
   try {
     const headers: Record<string, string> = {};
     if (from > 0 && from < spec.size) headers["range"] = `bytes=${from}-`;
@@ -187,10 +203,16 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
     }
   } catch (e) {
     if (abort.signal.aborted && !(e instanceof AgentError)) {
-      throw new AgentError("download_failed", `${spec.label}: no data for ${options.idleMs} ms`);
+      throw new AgentError(
+        "download_failed",
+        late
+          ? `${spec.label}: too slow, not done within ${Math.round(deadlineMs / 1000)} s`
+          : `${spec.label}: no data for ${options.idleMs} ms`,
+      );
     }
     throw e;
   } finally {
     clearTimeout(idle);
+    clearTimeout(overall);
   }
 }

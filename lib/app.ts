@@ -61,7 +61,7 @@ export function createApp(deps: AppDeps) {
     .route("/", componentAdminRoutes(deps))
     .route("/", releaseAdminRoutes(deps));
   admin.onError(errorHandler(deps.log));
-  const sizeLimit = requestSizeLimit(deps.settings.maxBodyBytes);
+  const sizeLimit = requestSizeLimit(deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
   const callAdmin: AdminCall = async (label, method, path, body, raw) => {
     const headers: Record<string, string> = {
       "x-noc-internal": internalKey,
@@ -90,7 +90,8 @@ export function createApp(deps: AppDeps) {
     return { status: res.status, body: parsed };
   };
   const consoleUpload = "/ui/releases/publish";
-  const consoleUploadLimit = requestSizeLimit(consoleUploadBytes);
+  // A console upload may take its time, but not forever.
+  const consoleUploadLimit = requestSizeLimit(consoleUploadBytes, 600);
 
   const app = new Hono<AppEnv>()
     .use(async (c, next) => {

@@ -39,6 +39,8 @@ export interface Settings {
   rateEnrollPerMin: number;
   /** Console sign-in attempts per client address per minute, per instance. */
   rateLoginPerMin: number;
+  /** Seconds a request body (not an upload) may take to arrive. */
+  bodyTimeoutS: number;
 }
 
 /** The settings used when nothing else is configured. */
@@ -61,6 +63,7 @@ export const defaultSettings: Settings = {
   rateLocalServerPerMin: 1200,
   rateEnrollPerMin: 300,
   rateLoginPerMin: 10,
+  bodyTimeoutS: 30,
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);

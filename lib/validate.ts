@@ -1,7 +1,6 @@
 /** Request parsing at the boundary: bounded body reads, JSON, and zod validation with named errors. */
 import type { Context, MiddlewareHandler } from "hono";
 import { zValidator } from "@hono/zod-validator";
-import { bodyLimit } from "hono/body-limit";
 import { z as zod } from "zod";
 import type { z } from "zod";
 import { ApiError } from "./errors.ts";
@@ -49,29 +48,61 @@ export function validate<T extends z.ZodType, K extends Target>(target: K, schem
 }
 
 /**
- * Refuses a body over `maxBytes`: by its Content-Length, or, when it has none
- * (chunked), by counting it as it arrives.
+ * Refuses a body over `maxBytes` (by its Content-Length, or by counting it as
+ * it arrives) or one that has not all arrived within `timeoutS`; otherwise
+ * buffers it, so handlers read it at once.
  */
-export function requestSizeLimit(maxBytes: number): MiddlewareHandler {
-  return bodyLimit({ maxSize: maxBytes, onError: () => tooLarge(maxBytes) });
+export function requestSizeLimit(maxBytes: number, timeoutS = 30): MiddlewareHandler {
+  return async (c, next) => {
+    const stream = c.req.raw.body;
+    if (!stream) return await next();
+    const len = c.req.header("content-length");
+    if (len !== undefined && Number(len) > maxBytes) tooLarge(maxBytes);
+    const body = await readStream(stream, maxBytes, timeoutS);
+    c.req.raw = new Request(c.req.raw, { body });
+    await next();
+  };
 }
 
 function tooLarge(maxBytes: number): never {
   throw new ApiError(413, "body_too_large", `Request body is larger than ${maxBytes} bytes`);
 }
 
-/** Reads the raw body, refusing more than `maxBytes` whatever Content-Length says. */
-export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  const len = c.req.header("content-length");
-  if (len !== undefined && Number(len) > maxBytes) tooLarge(maxBytes);
-  const stream = c.req.raw.body;
-  if (!stream) return new Uint8Array();
+/** Reads `stream` whole: at most `maxBytes`, all of it within `timeoutS` (else 413 or 408). */
+async function readStream(
+  stream: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  timeoutS: number,
+): Promise<Uint8Array<ArrayBuffer>> {
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for await (const chunk of stream) {
-    total += chunk.length;
-    if (total > maxBytes) tooLarge(maxBytes);
-    chunks.push(chunk);
+  const reader = stream.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), timeoutS * 1000);
+  });
+  try {
+    for (;;) {
+      const r = await Promise.race([reader.read(), deadline]);
+      if (r === "late") {
+        await reader.cancel().catch(() => {});
+        throw new ApiError(
+          408,
+          "request_timeout",
+          `Request body did not arrive within ${timeoutS} s`,
+        );
+      }
+      if (r.done) break;
+      total += r.value.length;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        tooLarge(maxBytes);
+      }
+      chunks.push(r.value);
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
   }
   const out = new Uint8Array(total);
   let at = 0;
@@ -80,6 +111,23 @@ export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array
     at += ch.length;
   }
   return out;
+}
+
+/**
+ * Reads the raw body, refusing more than `maxBytes` whatever Content-Length
+ * says, and a body that has not all arrived within `timeoutS` (a slow sender
+ * holds nothing for long).
+ */
+export async function readBody(
+  c: Context,
+  maxBytes: number,
+  timeoutS = 30,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const len = c.req.header("content-length");
+  if (len !== undefined && Number(len) > maxBytes) tooLarge(maxBytes);
+  const stream = c.req.raw.body;
+  if (!stream) return new Uint8Array();
+  return await readStream(stream, maxBytes, timeoutS);
 }
 
 /** Parses `bytes` as JSON (requiring a JSON content type) and validates it with `schema`. */

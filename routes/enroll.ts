@@ -15,7 +15,11 @@ export function enrollRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().post("/", async (c) => {
     const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
     limitsOf(deps).enroll.take(address, `address ${address}`);
-    const input = parseJsonBody(c, await readBody(c, 16 * 1024), enrollSchema);
+    const input = parseJsonBody(
+      c,
+      await readBody(c, 16 * 1024, deps.settings.bodyTimeoutS),
+      enrollSchema,
+    );
     for (const [field, alg] of [["signingKey", "Ed25519"], ["encryptionKey", "X25519"]] as const) {
       try {
         await parsePublicKey(input[field], alg);

@@ -35,7 +35,11 @@ export function localServerRoutes(deps: AppDeps) {
     .post("/enroll", async (c) => {
       const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
       limitsOf(deps).enroll.take(address, `address ${address}`);
-      const input = parseJsonBody(c, await readBody(c, 16 * 1024), localEnrollSchema);
+      const input = parseJsonBody(
+        c,
+        await readBody(c, 16 * 1024, deps.settings.bodyTimeoutS),
+        localEnrollSchema,
+      );
       try {
         await parsePublicKey(input.signingKey, "Ed25519");
       } catch (e) {

@@ -224,3 +224,48 @@ Deno.test("compile:agent builds a working binary (needs DENORT_BIN)", async () =
   assert.equal(help.code, 0);
   assert.match(new TextDecoder().decode(help.stdout), /noc-agent/);
 });
+
+Deno.test("a download dripping a byte at a time is given up at its overall deadline", async () => {
+  const size = 2000;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    let sent = 0;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start(ctrl) {
+        // 20 bytes a second: never idle for long, far too slow to finish.
+        timer = setInterval(() => {
+          if (sent++ >= size) return clearInterval(timer);
+          try {
+            ctrl.enqueue(new Uint8Array([1]));
+          } catch {
+            clearInterval(timer);
+          }
+        }, 50);
+      },
+      cancel() {
+        clearInterval(timer);
+      },
+    });
+    return new Response(body, { headers: { "content-length": String(size) } });
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const started = Date.now();
+    await assert.rejects(
+      download(`${dir}/slow`, {
+        urls: [`http://127.0.0.1:${server.addr.port}/slow`],
+        size,
+        sha256: "0".repeat(64),
+        label: "slow",
+      }, { idleMs: 5000, log: silentLog, minBytesPerS: 1000, graceS: 0.5 }),
+      (e) => e instanceof AgentError && /too slow/.test(e.message),
+    );
+    assert.ok(
+      Date.now() - started < 5000,
+      "given up at the deadline (2.5 s), not the idle timeout",
+    );
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
