@@ -155,7 +155,7 @@ export async function verifySignedRequest(
 /** Middleware requiring a valid appliance signature; sets `appliance` and `body`. */
 export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const body = await readBody(c, deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
+    const body = await readBody(c, deps.settings.maxBodyBytes);
     let identity: ApplianceIdentity | undefined;
     await verifySignedRequest(deps, c, body, async (keyid) => {
       const [row] = await deps.db.sql<{

@@ -28,3 +28,43 @@ function unsatisfiable(size: number): ApiError {
     "content-range": `bytes */${size}`,
   });
 }
+
+/** How to answer a component download: its status, byte range and headers. */
+export interface ComponentAnswer {
+  /** 206 for a range, 200 for the whole. */
+  status: 200 | 206;
+  /** First byte sent. */
+  start: number;
+  /** Last byte sent (inclusive). */
+  end: number;
+  /** Bytes sent. */
+  length: number;
+  /** Content type, length, range, ETag and caching headers. */
+  headers: Record<string, string>;
+}
+
+/**
+ * The answer to a download of component `c` with `Range` header `range` (the
+ * NOC's component server and a local one answer alike); throws 416 when the
+ * range is unsatisfiable.
+ */
+export function componentAnswer(
+  range: string | undefined,
+  c: { kind: "package" | "file"; size: number; sha256: string },
+): ComponentAnswer {
+  const r = parseRange(range, c.size);
+  const start = r?.start ?? 0;
+  const end = r?.end ?? c.size - 1;
+  const length = c.size === 0 ? 0 : end - start + 1;
+  const headers: Record<string, string> = {
+    "content-type": c.kind === "package"
+      ? "application/vnd.noc-package"
+      : "application/octet-stream",
+    "content-length": String(length),
+    "accept-ranges": "bytes",
+    "etag": `"${c.sha256}"`,
+    "cache-control": "private, no-transform",
+  };
+  if (r) headers["content-range"] = `bytes ${start}-${end}/${c.size}`;
+  return { status: r ? 206 : 200, start, end, length, headers };
+}

@@ -17,7 +17,7 @@ import type { AppDeps, AppEnv, LocalServerIdentity } from "./deps.ts";
 /** Middleware requiring a valid local server signature; sets `localServer` and `body`. */
 export function localServerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const body = await readBody(c, deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
+    const body = await readBody(c, deps.settings.maxBodyBytes);
     let identity: LocalServerIdentity | undefined;
     await verifySignedRequest(deps, c, body, async (keyid) => {
       const [row] = await deps.db.sql<{

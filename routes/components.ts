@@ -15,7 +15,7 @@ import { GrantError, verifyGrant } from "../lib/grants.ts";
 import { readBlob } from "../lib/blobs.ts";
 import { fromBase64Url } from "../lib/encoding.ts";
 import { idParam } from "../lib/schemas.ts";
-import { parseRange } from "../lib/http_range.ts";
+import { componentAnswer } from "../lib/http_range.ts";
 import { validate } from "../lib/validate.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 
@@ -114,20 +114,7 @@ export function componentRoutes(deps: AppDeps) {
     ) {
       throw new ApiError(403, "https_required", "Files are served over HTTPS only");
     }
-    const range = parseRange(c.req.header("range"), comp.size);
-    const start = range?.start ?? 0;
-    const end = range?.end ?? comp.size - 1;
-    const headers: Record<string, string> = {
-      "content-type": comp.kind === "package"
-        ? "application/vnd.noc-package"
-        : "application/octet-stream",
-      "content-length": String(comp.size === 0 ? 0 : end - start + 1),
-      "accept-ranges": "bytes",
-      "etag": `"${comp.sha256}"`,
-      "cache-control": "private, no-transform",
-    };
-    if (range) headers["content-range"] = `bytes ${start}-${end}/${comp.size}`;
-    const status = range ? 206 : 200;
+    const { status, start, end, length, headers } = componentAnswer(c.req.header("range"), comp);
     if (head) return c.body(null, status, headers);
     const now = deps.clock.now();
     await deps.db.sql`
@@ -138,9 +125,9 @@ export function componentRoutes(deps: AppDeps) {
     deps.metrics.inc(
       "noc_download_bytes_total",
       { kind: comp.kind },
-      comp.size === 0 ? 0 : end - start + 1,
+      length,
     );
-    if (comp.size === 0) return c.body(null, status, headers);
+    if (length === 0) return c.body(null, status, headers);
     return c.body(ReadableStream.from(servedBytes(deps, comp, start, end)), status, headers);
   };
   return new Hono<AppEnv>()

@@ -119,6 +119,23 @@ async function formOf(c: Context): Promise<Record<string, string | File>> {
   }
 }
 
+/** The application, name and version fields of the publish and assign forms. */
+function ComponentFields() {
+  return (
+    <>
+      <label>
+        Application<input name="app" required size={12} />
+      </label>
+      <label>
+        Name<input name="name" required size={12} />
+      </label>
+      <label>
+        Version<input name="version" required size={8} />
+      </label>
+    </>
+  );
+}
+
 /** The console's routes, as OpenAPI operations (tag `console`). */
 export const consoleOperations: Operation[] = (() => {
   const op = (method: Operation["method"], path: string, summary: string): Operation => ({
@@ -742,15 +759,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
               <option value="file">file</option>
             </select>
           </label>
-          <label>
-            Application<input name="app" required size={12} />
-          </label>
-          <label>
-            Name<input name="name" required size={12} />
-          </label>
-          <label>
-            Version<input name="version" required size={8} />
-          </label>
+          <ComponentFields />
           <label>
             File<input type="file" name="file" required />
           </label>
@@ -766,15 +775,7 @@ export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
               <option value="file">file</option>
             </select>
           </label>
-          <label>
-            Application<input name="app" required size={12} />
-          </label>
-          <label>
-            Name<input name="name" required size={12} />
-          </label>
-          <label>
-            Version<input name="version" required size={8} />
-          </label>
+          <ComponentFields />
           <label>
             Target
             <select name="targetType">

@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { ApiError } from "../lib/errors.ts";
 import { parsePublicKey } from "../lib/ed25519.ts";
 import { enrollSchema } from "../lib/schemas.ts";
-import { hashToken } from "../lib/tokens.ts";
+import { claimEnrollmentToken } from "../lib/enrollment_tokens.ts";
 import { parseJsonBody, readBody } from "../lib/validate.ts";
 import { clientAddress, recordIdentityFailure } from "../lib/appliance_auth.ts";
 import { publishedKeys } from "../lib/components.ts";
@@ -17,7 +17,7 @@ export function enrollRoutes(deps: AppDeps) {
     limitsOf(deps).enroll.take(address, `address ${address}`);
     const input = parseJsonBody(
       c,
-      await readBody(c, 16 * 1024, deps.settings.bodyTimeoutS),
+      await readBody(c, 16 * 1024),
       enrollSchema,
     );
     for (const [field, alg] of [["signingKey", "Ed25519"], ["encryptionKey", "X25519"]] as const) {
@@ -30,44 +30,12 @@ export function enrollRoutes(deps: AppDeps) {
       }
     }
     const now = deps.clock.now();
-    const hash = await hashToken(input.token);
     const uid = crypto.randomUUID();
     const intervalS = deps.settings.reportIntervalS;
     let appliance;
     try {
       appliance = await deps.db.begin(async (tx) => {
-        const [tok] = await tx<{
-          id: number;
-          site: string | null;
-          channel: string | null;
-          tags: string[];
-          purpose: string;
-          expires_at: Date;
-          used_at: Date | null;
-          revoked_at: Date | null;
-        }>`select id, site, channel, tags, purpose, expires_at, used_at, revoked_at
-           from enrollment_tokens where token_hash = ${hash} for update`;
-        if (!tok) throw new ApiError(401, "invalid_token", "Enrolment token is not valid");
-        if (tok.purpose !== "appliance") {
-          throw new ApiError(
-            401,
-            "wrong_token_purpose",
-            `Enrolment token is for a ${tok.purpose}, not an appliance`,
-          );
-        }
-        if (tok.revoked_at) {
-          throw new ApiError(401, "token_revoked", "Enrolment token has been revoked");
-        }
-        if (tok.used_at) {
-          throw new ApiError(401, "token_used", "Enrolment token has already been used");
-        }
-        if (tok.expires_at.getTime() <= now.getTime()) {
-          throw new ApiError(
-            401,
-            "token_expired",
-            `Enrolment token expired at ${tok.expires_at.toISOString()}`,
-          );
-        }
+        const tok = await claimEnrollmentToken(tx, input.token, "appliance", uid, now);
         const inserted = await tx<{ uid: string }>`
           insert into appliances (uid, model, hostname, site, channel, tags, sign_key, enc_key, agent_version,
             interval_s, enrolled_at, enrollment_token_id, next_due_at, last_address)
@@ -89,7 +57,6 @@ export function enrollRoutes(deps: AppDeps) {
             "Signing key is already enrolled for another appliance",
           );
         }
-        await tx`update enrollment_tokens set used_at = ${now}, used_by = ${uid} where id = ${tok.id}`;
         return { site: tok.site, channel: tok.channel ?? "stable", tags: tok.tags };
       });
     } catch (e) {

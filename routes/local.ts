@@ -11,7 +11,7 @@ import { Hono } from "hono";
 import { ApiError } from "../lib/errors.ts";
 import { parsePublicKey } from "../lib/ed25519.ts";
 import { idParam, localEnrollSchema, localRecordsSchema, localSyncSchema } from "../lib/schemas.ts";
-import { hashToken } from "../lib/tokens.ts";
+import { claimEnrollmentToken } from "../lib/enrollment_tokens.ts";
 import { parseJsonBody, readBody, validate } from "../lib/validate.ts";
 import { clientAddress, recordIdentityFailure } from "../lib/appliance_auth.ts";
 import { localServerAuth } from "../lib/local_server_auth.ts";
@@ -22,7 +22,7 @@ import { GrantError, verifyGrant } from "../lib/grants.ts";
 import { throttleNotice } from "../lib/notifier.ts";
 import { limitsOf } from "../lib/rate_limit.ts";
 import { isHttps, type Served, servedBytes } from "./components.ts";
-import { parseRange } from "../lib/http_range.ts";
+import { componentAnswer } from "../lib/http_range.ts";
 import type { AppDeps, AppEnv } from "../lib/deps.ts";
 
 /** How often a local server is asked to sync, seconds. */
@@ -37,7 +37,7 @@ export function localServerRoutes(deps: AppDeps) {
       limitsOf(deps).enroll.take(address, `address ${address}`);
       const input = parseJsonBody(
         c,
-        await readBody(c, 16 * 1024, deps.settings.bodyTimeoutS),
+        await readBody(c, 16 * 1024),
         localEnrollSchema,
       );
       try {
@@ -48,40 +48,14 @@ export function localServerRoutes(deps: AppDeps) {
         });
       }
       const now = deps.clock.now();
-      const hash = await hashToken(input.token);
       const id = crypto.randomUUID();
       let site: string;
       try {
         site = await deps.db.begin(async (tx) => {
-          const [tok] = await tx<{
-            id: number;
-            site: string | null;
-            purpose: string;
-            expires_at: Date;
-            used_at: Date | null;
-            revoked_at: Date | null;
-          }>`select id, site, purpose, expires_at, used_at, revoked_at
-             from enrollment_tokens where token_hash = ${hash} for update`;
-          if (!tok) throw new ApiError(401, "invalid_token", "Enrolment token is not valid");
-          if (tok.purpose !== "local-server" || tok.site === null) {
-            throw new ApiError(
-              401,
-              "wrong_token_purpose",
-              `Enrolment token is for an ${tok.purpose}, not a local component server`,
-            );
-          }
-          if (tok.revoked_at) {
-            throw new ApiError(401, "token_revoked", "Enrolment token has been revoked");
-          }
-          if (tok.used_at) {
-            throw new ApiError(401, "token_used", "Enrolment token has already been used");
-          }
-          if (tok.expires_at.getTime() <= now.getTime()) {
-            throw new ApiError(
-              401,
-              "token_expired",
-              `Enrolment token expired at ${tok.expires_at.toISOString()}`,
-            );
+          const tok = await claimEnrollmentToken(tx, input.token, "local-server", id, now);
+          // A local-server token always names its site (the admin API requires one).
+          if (tok.site === null) {
+            throw new ApiError(401, "invalid_token", "Enrolment token has no site");
           }
           const inserted = await tx`
             insert into local_servers (id, site, name, url, sign_key, version, enrolled_at, enrollment_token_id,
@@ -93,7 +67,6 @@ export function localServerRoutes(deps: AppDeps) {
           if (inserted.length === 0) {
             throw new ApiError(409, "key_in_use", "Signing key is already enrolled");
           }
-          await tx`update enrollment_tokens set used_at = ${now}, used_by = ${id} where id = ${tok.id}`;
           // The site's catalogs now list this server's URLs first.
           await bumpCatalogEpoch(tx);
           return tok.site;
@@ -224,37 +197,29 @@ export function localServerRoutes(deps: AppDeps) {
       ) {
         throw new ApiError(403, "https_required", "Files are served over HTTPS only");
       }
-      const range = parseRange(c.req.header("range"), comp.size);
-      const start = range?.start ?? 0;
-      const end = range?.end ?? comp.size - 1;
-      const length = comp.size === 0 ? 0 : end - start + 1;
+      const { status, start, end, length, headers } = componentAnswer(
+        c.req.header("range"),
+        comp,
+      );
       const now = deps.clock.now();
       await deps.db.sql`
         insert into local_server_fetches (server_id, component_id, first_at, last_at, bytes)
         values (${me.id}, ${id}, ${now}, ${now}, ${length})
         on conflict (server_id, component_id) do update set last_at = excluded.last_at,
           times = local_server_fetches.times + 1, bytes = local_server_fetches.bytes + excluded.bytes`;
-      const headers: Record<string, string> = {
-        "content-type": "application/octet-stream",
-        "content-length": String(length),
-        "accept-ranges": "bytes",
-        "etag": `"${comp.sha256}"`,
-        "cache-control": "private, no-transform",
-        "x-noc-component": JSON.stringify({
-          id: comp.id,
-          kind: comp.kind,
-          app: comp.app,
-          name: comp.name,
-          version: comp.version,
-          size: comp.size,
-          sha256: comp.sha256,
-        }),
-      };
-      if (range) headers["content-range"] = `bytes ${start}-${end}/${comp.size}`;
-      if (length === 0) return c.body(null, range ? 206 : 200, headers);
+      headers["x-noc-component"] = JSON.stringify({
+        id: comp.id,
+        kind: comp.kind,
+        app: comp.app,
+        name: comp.name,
+        version: comp.version,
+        size: comp.size,
+        sha256: comp.sha256,
+      });
+      if (length === 0) return c.body(null, status, headers);
       return c.body(
         ReadableStream.from(servedBytes(deps, comp, start, end)),
-        range ? 206 : 200,
+        status,
         headers,
       );
     });

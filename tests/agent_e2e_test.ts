@@ -26,6 +26,18 @@ mv "$NOC_ROOT/demo/.version.tmp" "$NOC_ROOT/demo/version"
 echo "$NOC_ACTION $NOC_VERSION from \${NOC_PREVIOUS_VERSION:-none}" >> "$NOC_ROOT/demo/history"
 `;
 
+/** Assigns package `app`/`name`@`version` to every appliance. */
+async function assignToAll(noc: ServedNoc, version: string, app = "demo", name = "demo") {
+  const as = await noc.admin("POST", "/v1/admin/assignments", {
+    kind: "package",
+    app,
+    name,
+    version,
+    target: { type: "all" },
+  });
+  assert.equal(as.status, 201, JSON.stringify(as.body));
+}
+
 async function publishPackage(
   noc: ServedNoc,
   version: string,
@@ -40,14 +52,7 @@ async function publishPackage(
     "application/gzip",
   );
   assert.ok(up.status === 201, JSON.stringify(up.body));
-  const as = await noc.admin("POST", "/v1/admin/assignments", {
-    kind: "package",
-    app,
-    name,
-    version,
-    target: { type: "all" },
-  });
-  assert.equal(as.status, 201, JSON.stringify(as.body));
+  await assignToAll(noc, version, app, name);
   return up.body.id;
 }
 
@@ -539,16 +544,7 @@ dbTest(
         label: "release 2026",
       });
       assert.equal(reg.status, 201, JSON.stringify(reg.body));
-      const assign = async (version: string) => {
-        const as = await noc.admin("POST", "/v1/admin/assignments", {
-          kind: "package",
-          app: "demo",
-          name: "demo",
-          version,
-          target: { type: "all" },
-        });
-        assert.equal(as.status, 201, JSON.stringify(as.body));
-      };
+      const assign = (version: string) => assignToAll(noc, version);
       const signed = async (version: string) => {
         const built = await buildPackage({
           plaintext: ReadableStream.from([

@@ -12,7 +12,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { ApiError, errorHandler } from "../errors.ts";
 import { GrantError, verifyGrant } from "../grants.ts";
-import { parseRange } from "../http_range.ts";
+import { componentAnswer } from "../http_range.ts";
 import { validate } from "../validate.ts";
 import type { Logger } from "../log.ts";
 import type { PublishedKey } from "../noc_keys.ts";
@@ -130,27 +130,14 @@ export function createLocalApp(deps: LocalAppDeps) {
     }
     const { entry, file } = held;
     deps.cache.touch(id);
-    let range: ReturnType<typeof parseRange>;
+    let answer: ReturnType<typeof componentAnswer>;
     try {
-      range = parseRange(c.req.header("range"), entry.size);
+      answer = componentAnswer(c.req.header("range"), entry);
     } catch (e) {
       file.close();
       throw e;
     }
-    const start = range?.start ?? 0;
-    const end = range?.end ?? entry.size - 1;
-    const length = entry.size === 0 ? 0 : end - start + 1;
-    const headers: Record<string, string> = {
-      "content-type": entry.kind === "package"
-        ? "application/vnd.noc-package"
-        : "application/octet-stream",
-      "content-length": String(length),
-      "accept-ranges": "bytes",
-      "etag": `"${entry.sha256}"`,
-      "cache-control": "private, no-transform",
-    };
-    if (range) headers["content-range"] = `bytes ${start}-${end}/${entry.size}`;
-    const status = range ? 206 : 200;
+    const { status, start, end, length, headers } = answer;
     if (head || length === 0) file.close();
     if (head) return c.body(null, status, headers);
     try {
