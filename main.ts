@@ -15,6 +15,7 @@ import { jsonLogger } from "./lib/log.ts";
 import { systemClock } from "./lib/clock.ts";
 import { createNotifier } from "./lib/notifier.ts";
 import { createApp } from "./lib/app.ts";
+import { openBlobCache } from "./lib/blob_cache.ts";
 import { statusDaemon } from "./lib/sweep.ts";
 import { pruneHistory, pruneNonces } from "./lib/retention.ts";
 import { pruneIncompleteBlobs } from "./lib/blobs.ts";
@@ -51,6 +52,9 @@ async function start(): Promise<AppDeps> {
     log,
     wakeups,
     metrics,
+    blobCache: config.blobCacheDir
+      ? await openBlobCache({ dir: config.blobCacheDir, budgetBytes: config.blobCacheBytes, log })
+      : null,
   };
   const admin = await bootstrapAdminToken(deps, config);
   const enrol = config.dev ? await devEnrollmentToken(deps, config) : null;

@@ -30,6 +30,8 @@ import { startNoc } from "../tests/_process.ts";
 
 /** What a run measured. */
 export interface SimulationResult {
+  /** The appliances, for another run on the same database. */
+  fleet: SimAppliance[];
   appliances: number;
   targetRate: number;
   durationS: number;
@@ -41,7 +43,8 @@ export interface SimulationResult {
   silent: number;
 }
 
-interface SimAppliance {
+/** An enrolled simulated appliance. */
+export interface SimAppliance {
   uid: string;
   key: CryptoKey;
   noc: string;
@@ -95,15 +98,34 @@ export async function simulate(options: {
   nocs: string[];
   adminToken: string;
   silent?: number;
+  /** Open loop: most cycles in flight. Closed loop (`rate` 0): cycles kept in flight. */
   concurrency?: number;
+  /** False: no enrolment, random UIDs (for a bare server measuring the HTTP ceiling). */
+  enrol?: boolean;
+  /** Appliances enrolled by an earlier run on the same database (each is sent to `nocs` in turn). */
+  fleet?: SimAppliance[];
+  /** Called when the load starts and when it ends (after enrolment), to sample CPU time. */
+  onLoad?: (phase: "start" | "end") => void;
   log?: (line: string) => void;
 }): Promise<SimulationResult> {
   const log = options.log ?? (() => {});
-  const keys = await fleetKeys(options.appliances);
-  const fleet: SimAppliance[] = [];
+  const keys = options.fleet ? [] : await fleetKeys(options.appliances);
+  const fleet: SimAppliance[] = options.fleet?.map((a, i) => ({
+    ...a,
+    noc: options.nocs[i % options.nocs.length]!,
+  })) ?? [];
   const enrolStart = performance.now();
   const batch = 50;
-  for (let i = 0; i < keys.length; i += batch) {
+  for (let i = 0; i < keys.length && options.enrol === false; i++) {
+    fleet.push({
+      uid: crypto.randomUUID(),
+      key: await importEd25519Seed(fromBase64Url(keys[i]!.seed)),
+      noc: options.nocs[i % options.nocs.length]!,
+      seq: 0,
+      etag: null,
+    });
+  }
+  for (let i = 0; i < keys.length && options.enrol !== false; i += batch) {
     await Promise.all(
       keys.slice(i, i + batch).map(async (k, j) => {
         const noc = options.nocs[(i + j) % options.nocs.length]!;
@@ -203,11 +225,20 @@ export async function simulate(options: {
     if (c.status !== 200 && c.status !== 304) return fail(`catalog ${c.status}`);
     cycles++;
   };
+  options.onLoad?.("start");
   const started = performance.now();
   const end = started + options.durationS * 1000;
   const pending = new Set<Promise<void>>();
   let due = started;
-  while (performance.now() < end && active.length > 0) {
+  if (options.rate <= 0) {
+    // Closed loop: `concurrency` cycles kept in flight, each appliance in one lane only.
+    await Promise.all(Array.from({ length: Math.min(maxInFlight, active.length) }, async (_, w) => {
+      for (let i = w; performance.now() < end; i += maxInFlight) {
+        await cycle(active[i % active.length]!).catch((e) => fail(String(e?.name ?? e)));
+      }
+    }));
+  }
+  while (options.rate > 0 && performance.now() < end && active.length > 0) {
     // Open loop: cycles are started on schedule, whether or not earlier ones finished.
     due += 1000 / options.rate;
     const wait = due - performance.now();
@@ -226,11 +257,13 @@ export async function simulate(options: {
   }
   await Promise.all(pending);
   const elapsed = (performance.now() - started) / 1000;
+  options.onLoad?.("end");
   const stats = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), n: s.length };
   };
   return {
+    fleet,
     appliances: fleet.length,
     targetRate: options.rate,
     durationS: elapsed,
@@ -244,10 +277,13 @@ export async function simulate(options: {
 }
 
 /** Starts a NOC process for a simulation (PGlite, or TEST_DATABASE_URL in a fresh schema). */
-export async function simulationNoc(extraEnv: Record<string, string> = {}) {
+export async function simulationNoc(
+  extraEnv: Record<string, string> = {},
+  denoFlags: string[] = [],
+) {
   const work = await Deno.makeTempDir({ prefix: "noc-sim-" });
   const pg = Deno.env.get("TEST_DATABASE_URL");
-  const token = `noc_adm_sim-${crypto.randomUUID()}`;
+  const token = extraEnv.NOC_ADMIN_TOKEN ?? `noc_adm_sim-${crypto.randomUUID()}`;
   let schema: string | null = null;
   let dbUrl: string | undefined;
   if (pg) {
@@ -260,21 +296,32 @@ export async function simulationNoc(extraEnv: Record<string, string> = {}) {
     u.searchParams.set("options", `-c search_path=${schema}`);
     dbUrl = u.href;
   }
-  const noc = await startNoc({
-    NOC_DATA_DIR: `${work}/data`,
-    NOC_ADMIN_TOKEN: token,
-    NOC_RATE_APPLIANCE_PER_MIN: "0",
-    NOC_RATE_ENROLL_PER_MIN: "0",
-    ...(dbUrl
-      ? { DATABASE_URL: dbUrl, NOC_SIGNING_KEY: newSeed(), NOC_MASTER_KEY: newSeed() }
-      : {}),
-    ...extraEnv,
-  });
+  const signingKey = extraEnv.NOC_SIGNING_KEY ?? newSeed();
+  const masterKey = extraEnv.NOC_MASTER_KEY ?? newSeed();
+  const noc = await startNoc(
+    {
+      NOC_DATA_DIR: `${work}/data`,
+      NOC_ADMIN_TOKEN: token,
+      NOC_RATE_APPLIANCE_PER_MIN: "0",
+      NOC_RATE_ENROLL_PER_MIN: "0",
+      ...(dbUrl
+        ? { DATABASE_URL: dbUrl, NOC_SIGNING_KEY: signingKey, NOC_MASTER_KEY: masterKey }
+        : {}),
+      ...extraEnv,
+    },
+    denoFlags,
+    (line) => !line.includes('"level":"info"'),
+  );
   return {
     url: noc.url,
     pid: noc.pid,
     token,
     backend: pg ? "PostgreSQL" : "PGlite",
+    output: noc.output,
+    /** What a second instance needs to share this one's database. */
+    shared: dbUrl
+      ? { DATABASE_URL: dbUrl, NOC_SIGNING_KEY: signingKey, NOC_MASTER_KEY: masterKey }
+      : null,
     async stop() {
       await noc.stop();
       if (pg && schema) {

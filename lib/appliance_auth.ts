@@ -9,8 +9,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { applianceComponents, SignatureError, verifyRequestSignature } from "./http_signature.ts";
-import { importEd25519Public } from "./ed25519.ts";
-import { fromBase64Url } from "./encoding.ts";
+import { checkinStore } from "./checkin_store.ts";
 import { ApiError } from "./errors.ts";
 import { readBody } from "./validate.ts";
 import { throttleNotice } from "./notifier.ts";
@@ -126,11 +125,8 @@ export async function verifySignedRequest(
     );
     // Kept well past the signature's validity, so NOC instances with drifting clocks cannot be replayed between.
     const expires = new Date((verified.created + deps.settings.maxSkewS + nonceMarginS) * 1000);
-    const fresh = await deps.db.sql`
-      insert into request_nonces (uid, nonce, expires_at) values (${verified.keyid}, ${verified
-      .nonce!}, ${expires})
-      on conflict do nothing returning 1`;
-    if (fresh.length === 0) {
+    const fresh = await checkinStore(deps.db).spendNonce(verified.keyid, verified.nonce!, expires);
+    if (!fresh) {
       throw new SignatureError(
         "replayed_signature",
         "Signature nonce was already used",
@@ -157,16 +153,9 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const body = await readBody(c, deps.settings.maxBodyBytes);
     let identity: ApplianceIdentity | undefined;
+    const store = checkinStore(deps.db);
     await verifySignedRequest(deps, c, body, async (keyid) => {
-      const [row] = await deps.db.sql<{
-        uid: string;
-        hostname: string;
-        model: string;
-        site: string | null;
-        interval_s: number;
-        sign_key: string;
-        revoked_at: Date | null;
-      }>`select uid, hostname, model, site, interval_s, sign_key, revoked_at from appliances where uid = ${keyid}`;
+      const row = await store.findAppliance(keyid);
       if (!row) {
         throw new SignatureError(
           "unknown_key",
@@ -188,7 +177,7 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
         site: row.site,
         intervalS: row.interval_s,
       };
-      return await importEd25519Public(fromBase64Url(row.sign_key));
+      return await store.publicKey(row.sign_key);
     });
     limitsOf(deps).appliance.take(identity!.uid, `appliance "${identity!.uid}"`);
     c.set("appliance", identity!);

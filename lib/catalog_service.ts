@@ -21,6 +21,7 @@ import { contentKeyOf, publishedKeys } from "./components.ts";
 import { wrapContentKey } from "./package_format.ts";
 import { fromBase64Url, sha256, toHex } from "./encoding.ts";
 import { localServerUrls } from "./local_servers.ts";
+import { checkinStore } from "./checkin_store.ts";
 
 /** Marks every catalog stale (a release, rollout, fileinfo or key change). */
 export async function bumpCatalogEpoch(tx: Sql): Promise<void> {
@@ -39,20 +40,6 @@ export type CatalogAnswer = { status: 304; etag: string } | {
   body: string;
 };
 
-interface CachedRow {
-  catalog_epoch: number;
-  catalog_etag: string | null;
-  catalog_body: string | null;
-  catalog_expires_at: Date | null;
-  epoch: number;
-  model: string;
-  site: string | null;
-  channel: string;
-  tags: string[];
-  enc_key: string;
-  interval_s: number;
-}
-
 /**
  * Answers a catalog request from appliance `uid`: archives the connection
  * time, then serves the cached catalog (or 304) while it is current, and
@@ -65,10 +52,7 @@ export async function answerCatalog(
   baseUrl: string,
 ): Promise<CatalogAnswer> {
   const now = deps.clock.now();
-  const [row] = await deps.db.sql<CachedRow>`
-    update appliances set last_catalog_at = ${now} where uid = ${uid}
-    returning catalog_epoch, catalog_etag, catalog_body, catalog_expires_at, model, site, channel, tags, enc_key,
-      interval_s, (select epoch from catalog_epoch) as epoch`;
+  const row = await checkinStore(deps.db).touchCatalog(uid, now);
   if (!row) throw new Error(`Appliance "${uid}" vanished`);
   const halfLife = (deps.settings.catalogTtlS * 1000) / 2;
   const current = row.catalog_body !== null && row.catalog_etag !== null &&

@@ -96,6 +96,8 @@ const envSchema = z.object({
   NOC_RATE_LOCAL_SERVER_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateLocalServerPerMin),
   NOC_RATE_ENROLL_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateEnrollPerMin),
   NOC_RATE_LOGIN_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateLoginPerMin),
+  NOC_BLOB_CACHE_DIR: z.string().min(1).optional(),
+  NOC_BLOB_CACHE_MIB: int(0, 2 ** 30).default(4096),
 });
 
 /** Everything `main.ts` needs to start a NOC. */
@@ -130,6 +132,10 @@ export interface Config {
   settings: Settings;
   /** Development mode: print tokens, create secrets in the data folder. */
   dev: boolean;
+  /** Folder of the component server's disk cache; null: no cache (downloads stream from the database). */
+  blobCacheDir: string | null;
+  /** Most bytes the disk cache keeps. */
+  blobCacheBytes: number;
 }
 
 /** Reads and validates configuration from `env`; throws an Error naming each bad variable. */
@@ -176,6 +182,11 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
     releaseKeysOnly: e.NOC_RELEASE_KEYS_ONLY === "true",
     webhookUrls,
     dev,
+    // No local files when the database is PostgreSQL (Deno Deploy) unless a folder is named.
+    blobCacheDir: e.NOC_BLOB_CACHE_MIB === 0
+      ? null
+      : e.NOC_BLOB_CACHE_DIR ?? (e.DATABASE_URL ? null : `${e.NOC_DATA_DIR}/blob-cache`),
+    blobCacheBytes: e.NOC_BLOB_CACHE_MIB * 1024 * 1024,
     settings: {
       ...defaultSettings,
       reportIntervalS: e.NOC_REPORT_INTERVAL_S,

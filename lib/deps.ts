@@ -7,6 +7,7 @@ import type { NocKeys } from "./noc_keys.ts";
 import type { Notifier } from "./notifier.ts";
 import type { WakeHub } from "./wakeups.ts";
 import type { Metrics } from "./metrics.ts";
+import type { BlobCache } from "./blob_cache.ts";
 
 /** The dependencies of `createApp`. */
 export interface AppDeps {
@@ -26,6 +27,8 @@ export interface AppDeps {
   wakeups: WakeHub;
   /** This instance's counters and histograms (`/metrics`). */
   metrics: Metrics;
+  /** The component server's disk cache, when it has one. */
+  blobCache?: BlobCache | null;
 }
 
 /** An authenticated appliance, as the appliance routes see it. */

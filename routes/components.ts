@@ -13,6 +13,7 @@ import { applianceAuth, clientAddress, recordIdentityFailure } from "../lib/appl
 import { ApiError } from "../lib/errors.ts";
 import { GrantError, verifyGrant } from "../lib/grants.ts";
 import { readBlob } from "../lib/blobs.ts";
+import { fileRange } from "../lib/blob_cache.ts";
 import { fromBase64Url } from "../lib/encoding.ts";
 import { idParam } from "../lib/schemas.ts";
 import { componentAnswer } from "../lib/http_range.ts";
@@ -128,6 +129,18 @@ export function componentRoutes(deps: AppDeps) {
       length,
     );
     if (length === 0) return c.body(null, status, headers);
+    const cached = await deps.blobCache?.open(
+      comp,
+      () => servedBytes(deps, comp, 0, comp.size - 1),
+    );
+    if (cached) {
+      // To the end of the file (a whole download or a resume): the runtime streams it natively.
+      if (end === comp.size - 1) {
+        if (start > 0) await cached.seek(start, Deno.SeekMode.Start);
+        return c.body(cached.readable, status, headers);
+      }
+      return c.body(fileRange(cached, start, length), status, headers);
+    }
     return c.body(ReadableStream.from(servedBytes(deps, comp, start, end)), status, headers);
   };
   return new Hono<AppEnv>()

@@ -10,7 +10,7 @@ export interface NocProcess {
   adminToken: string;
   /** The enrolment token it printed (dev mode). */
   enrollmentToken: string;
-  /** Everything it wrote to stdout so far. */
+  /** Everything it wrote to stdout so far (with `keep`, only the lines it kept). */
   output(): string;
   /** Stops it with `signal` and waits for it to exit. */
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
@@ -39,6 +39,8 @@ export const localTaskFlags = [
 export async function startNoc(
   env: Record<string, string>,
   denoFlags: string[] = [],
+  /** Which stdout lines to keep once the banner is seen (all by default; load tests keep few). */
+  keep?: (line: string) => boolean,
 ): Promise<NocProcess> {
   const root = new URL("..", import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
@@ -55,11 +57,24 @@ export async function startNoc(
   const bannerSeen = new Promise<RegExpMatchArray | null>((resolve) => onBanner = resolve);
   const bannerPattern =
     /listening on (http:\/\/\S+)[\s\S]*admin token:\s+(\S+)[\s\S]*enrolment token: (\S+)/;
+  let seen = false;
+  let partial = "";
   const drain = (async () => {
     for await (const chunk of child.stdout) {
-      out += decoder.decode(chunk, { stream: true });
+      const text = decoder.decode(chunk, { stream: true });
+      if (seen && keep) {
+        const lines = (partial + text).split("\n");
+        partial = lines.pop()!;
+        for (const l of lines) if (keep(l)) out += `${l}\n`;
+        continue;
+      }
+      out += text;
+      if (seen) continue;
       const m = out.match(bannerPattern);
-      if (m) onBanner(m);
+      if (m) {
+        seen = true;
+        onBanner(m);
+      }
     }
     onBanner(null);
   })();

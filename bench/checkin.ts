@@ -1,0 +1,340 @@
+/**
+ * Check-in throughput against its ceilings: the simulator against a bare
+ * `Deno.serve` (the HTTP ceiling), single-row upserts on the same database
+ * (the DB ceiling), then real signed check-in cycles on PostgreSQL and on
+ * PGlite, flat out and at a fixed rate, with the CPU time each process used
+ * per cycle. Two NOC instances on one PostgreSQL are measured too.
+ *
+ *   deno run -A bench/checkin.ts        (TEST_DATABASE_URL for the PostgreSQL rows)
+ *
+ * @module
+ */
+import { simulate, simulationNoc, type SimulationResult } from "./simulate.ts";
+import { cpuSeconds, type Figure } from "./figure.ts";
+import { openPglite } from "../lib/db.ts";
+
+const seconds = Number(Deno.env.get("BENCH_CHECKIN_S") ?? 15);
+const fleet = 2000;
+const lanes = 64;
+
+/** CPU seconds of every PostgreSQL server process on this machine (Linux). */
+function postgresCpu(): number {
+  let total = 0;
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/comm`).startsWith("postgres")) {
+        total += cpuSeconds(Number(e.name));
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+interface Measured {
+  r: SimulationResult;
+  cpu: { noc: number; sim: number; pg: number };
+}
+
+/** Runs the simulator and samples CPU time of the NOCs, itself and PostgreSQL over the load. */
+async function measured(
+  opts: Parameters<typeof simulate>[0],
+  nocPids: number[],
+): Promise<Measured> {
+  let c0 = { noc: 0, sim: 0, pg: 0 };
+  let c1 = { noc: 0, sim: 0, pg: 0 };
+  const sample = () => ({
+    noc: nocPids.reduce((s, p) => s + cpuSeconds(p), 0),
+    sim: cpuSeconds("self"),
+    pg: postgresCpu(),
+  });
+  const r = await simulate({
+    ...opts,
+    onLoad: (phase) => phase === "start" ? (c0 = sample()) : (c1 = sample()),
+  });
+  return { r, cpu: { noc: c1.noc - c0.noc, sim: c1.sim - c0.sim, pg: c1.pg - c0.pg } };
+}
+
+const ms = (x: number) => x.toFixed(1);
+
+function cpuNote(m: Measured): string {
+  const per = (s: number) => (s / Math.max(1, m.r.cycles) * 1000).toFixed(2);
+  return `CPU per cycle: NOC ${per(m.cpu.noc)} ms, PostgreSQL ${per(m.cpu.pg)} ms, simulator ${
+    per(m.cpu.sim)
+  } ms`;
+}
+
+function errorsNote(r: SimulationResult): string {
+  return r.errors === 0 ? "no errors" : `${r.errors} errors ${JSON.stringify(r.errorKinds)}`;
+}
+
+/** The HTTP ceiling: cycles per second the simulator gets from a bare server. */
+async function httpCeiling(): Promise<Measured> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", new URL("./bare_server.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!/listening on (\S+)/.test(banner)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("The bare server exited before listening");
+    banner += value;
+  }
+  const url = /listening on (\S+)/.exec(banner)![1]!;
+  try {
+    return await measured({
+      appliances: fleet,
+      rate: 0,
+      durationS: seconds,
+      nocs: [url],
+      adminToken: "",
+      enrol: false,
+      concurrency: lanes,
+    }, [child.pid]);
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/** Single-row upserts per second on PostgreSQL: pgbench with 8 clients, or a loop when it is absent. */
+async function postgresUpserts(url: string): Promise<{ perS: number; how: string }> {
+  const { default: postgres } = await import("postgres");
+  const schema = `bench_up_${crypto.randomUUID().replace(/-/g, "").slice(0, 10)}`;
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create schema ${schema}; create table ${schema}.t
+    (id integer primary key, at timestamptz not null, n integer not null default 0)`);
+  try {
+    const pgbench = ["/usr/bin/pgbench", "/usr/lib/postgresql/15/bin/pgbench"].find((p) => {
+      try {
+        return Deno.statSync(p).isFile;
+      } catch {
+        return false;
+      }
+    });
+    if (pgbench) {
+      const script = await Deno.makeTempFile({ suffix: ".sql" });
+      await Deno.writeTextFile(
+        script,
+        `\\set id random(1, 100000)\ninsert into ${schema}.t (id, at) values (:id, now()) ` +
+          `on conflict (id) do update set at = excluded.at, n = ${schema}.t.n + 1;\n`,
+      );
+      const u = new URL(url);
+      const out = await new Deno.Command(pgbench, {
+        args: [
+          "-n",
+          "-c",
+          "8",
+          "-j",
+          "2",
+          "-T",
+          String(Math.max(5, Math.round(seconds / 2))),
+          "-f",
+          script,
+          "-h",
+          u.hostname,
+          "-p",
+          u.port || "5432",
+          "-U",
+          decodeURIComponent(u.username || "postgres"),
+          u.pathname.slice(1) || "postgres",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      await Deno.remove(script);
+      const text = new TextDecoder().decode(out.stdout);
+      const tps = /tps = ([\d.]+)/.exec(text);
+      if (out.success && tps) return { perS: Number(tps[1]), how: "pgbench, 8 clients" };
+    }
+    const db = postgres(url, { max: 8, onnotice: () => {} });
+    let n = 0;
+    const end = performance.now() + seconds * 500;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (performance.now() < end) {
+        const id = Math.floor(Math.random() * 100000);
+        await db`insert into ${db(schema)}.t (id, at) values (${id}, now())
+          on conflict (id) do update set at = excluded.at`;
+        n++;
+      }
+    }));
+    await db.end();
+    return { perS: n / (seconds / 2), how: "a loop of 8 connections (pgbench is not installed)" };
+  } finally {
+    await admin.unsafe(`drop schema ${schema} cascade`);
+    await admin.end();
+  }
+}
+
+/** Single-row upserts per second on a PGlite persisted to a temporary folder. */
+async function pgliteUpserts(): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "noc-bench-pglite-" });
+  const db = await openPglite({ dataDir: dir });
+  try {
+    await db.sql`create table t (id integer primary key, at timestamptz not null)`;
+    let n = 0;
+    const end = performance.now() + seconds * 333;
+    while (performance.now() < end) {
+      await db.sql`insert into t (id, at) values (${Math.floor(Math.random() * 100000)}, now())
+        on conflict (id) do update set at = excluded.at`;
+      n++;
+    }
+    return n / (seconds / 3);
+  } finally {
+    await db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Runs the check-in benchmark; returns its figures. */
+export async function checkinBench(): Promise<Figure[]> {
+  const rows: Figure[] = [];
+  const http = await httpCeiling();
+  rows.push({
+    name: "HTTP ceiling: simulator against a bare Deno.serve (204-like answers)",
+    value: http.r.cyclesPerS,
+    unit: "cycles/s",
+    note: `${lanes} cycles in flight, signing included; ${cpuNote(http)}`,
+  });
+  const pgUrl = Deno.env.get("TEST_DATABASE_URL");
+  const flatOut = (label: string, m: Measured, ceilings: string): Figure => ({
+    name: `check-in cycles flat out, ${label}`,
+    value: m.r.cyclesPerS,
+    unit: "cycles/s",
+    note: `${ceilings}; p50/p95/p99 beat ${ms(m.r.latencyMs.beat.p50)}/${
+      ms(m.r.latencyMs.beat.p95)
+    }/${ms(m.r.latencyMs.beat.p99)} ms, catalog ${ms(m.r.latencyMs.catalog.p50)}/${
+      ms(m.r.latencyMs.catalog.p95)
+    }/${ms(m.r.latencyMs.catalog.p99)} ms; ${cpuNote(m)}; ${errorsNote(m.r)}`,
+  });
+  const ratio = (x: number, y: number) => `${(x / y * 100).toFixed(0)}%`;
+  if (pgUrl) {
+    const up = await postgresUpserts(pgUrl);
+    rows.push({
+      name: "DB ceiling: single-row upserts on PostgreSQL",
+      value: up.perS,
+      unit: "upserts/s",
+      note: up.how,
+    });
+    const noc = await simulationNoc();
+    try {
+      const max = await measured({
+        appliances: fleet,
+        rate: 0,
+        durationS: seconds,
+        nocs: [noc.url],
+        adminToken: noc.token,
+        concurrency: lanes,
+      }, [noc.pid]);
+      rows.push({
+        ...flatOut(
+          "one NOC on PostgreSQL",
+          max,
+          `${ratio(max.r.cyclesPerS, http.r.cyclesPerS)} of the HTTP ceiling, ${
+            ratio(max.r.cyclesPerS, up.perS)
+          } of the DB ceiling`,
+        ),
+        target: "≥ 2000",
+        met: max.r.cyclesPerS >= 2000 && max.r.errors === 0,
+      });
+      const fixed = await measured({
+        appliances: fleet,
+        fleet: max.r.fleet,
+        rate: 1000,
+        durationS: seconds,
+        nocs: [noc.url],
+        adminToken: noc.token,
+        concurrency: 512,
+      }, [noc.pid]);
+      const p99 = Math.max(fixed.r.latencyMs.beat.p99, fixed.r.latencyMs.catalog.p99);
+      rows.push({
+        name: "p99 latency at 1,000 cycles/s, one NOC on PostgreSQL",
+        value: p99,
+        unit: "ms",
+        note: `achieved ${fixed.r.cyclesPerS.toFixed(0)} cycles/s; beat p50/p99 ${
+          ms(fixed.r.latencyMs.beat.p50)
+        }/${ms(fixed.r.latencyMs.beat.p99)} ms, catalog ${ms(fixed.r.latencyMs.catalog.p50)}/${
+          ms(fixed.r.latencyMs.catalog.p99)
+        } ms; ${cpuNote(fixed)}; ${errorsNote(fixed.r)}`,
+        target: "< 100",
+        met: p99 < 100 && fixed.r.errors === 0 && fixed.r.cyclesPerS >= 950,
+      });
+      if (noc.shared) {
+        const second = await simulationNoc({ ...noc.shared, NOC_ADMIN_TOKEN: noc.token });
+        try {
+          const two = await measured({
+            appliances: fleet,
+            fleet: max.r.fleet,
+            rate: 0,
+            durationS: seconds,
+            nocs: [noc.url, second.url],
+            adminToken: noc.token,
+            concurrency: lanes,
+          }, [noc.pid, second.pid]);
+          rows.push(
+            flatOut(
+              "two NOC instances on one PostgreSQL",
+              two,
+              `${ratio(two.r.cyclesPerS, max.r.cyclesPerS)} of one instance; ` +
+                `all processes share the machine's ${navigator.hardwareConcurrency} cores`,
+            ),
+          );
+        } finally {
+          await second.stop();
+        }
+      }
+    } finally {
+      await noc.stop();
+    }
+  } else {
+    rows.push({
+      name: "check-in cycles on PostgreSQL",
+      value: NaN,
+      unit: "cycles/s",
+      note: "skipped: set TEST_DATABASE_URL to a PostgreSQL database",
+      target: "≥ 2000",
+    });
+  }
+  const liteUp = await pgliteUpserts();
+  rows.push({
+    name: "DB ceiling: single-row upserts on PGlite (one connection, in process)",
+    value: liteUp,
+    unit: "upserts/s",
+    note: "persisted to a temporary folder",
+  });
+  const saved = Deno.env.get("TEST_DATABASE_URL");
+  Deno.env.delete("TEST_DATABASE_URL");
+  const lite = await simulationNoc();
+  if (saved) Deno.env.set("TEST_DATABASE_URL", saved);
+  try {
+    const max = await measured({
+      appliances: fleet,
+      rate: 0,
+      durationS: seconds,
+      nocs: [lite.url],
+      adminToken: lite.token,
+      concurrency: lanes,
+    }, [lite.pid]);
+    rows.push(flatOut(
+      "one NOC on PGlite (the embedded default)",
+      max,
+      `${ratio(max.r.cyclesPerS, http.r.cyclesPerS)} of the HTTP ceiling, ${
+        ratio(max.r.cyclesPerS, liteUp)
+      } of PGlite's upsert ceiling`,
+    ));
+  } finally {
+    await lite.stop();
+  }
+  return rows;
+}
+
+if (import.meta.main) {
+  for (const f of await checkinBench()) {
+    console.log(`${f.name}: ${f.value.toFixed(1)} ${f.unit}  ${f.note}`);
+  }
+}

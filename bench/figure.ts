@@ -1,0 +1,52 @@
+/** One measured figure of `deno task bench`, as a row of its table. */
+export interface Figure {
+  /** What was measured. */
+  name: string;
+  /** The value (NaN when there is none, e.g. a skipped measurement). */
+  value: number;
+  /** Its unit. */
+  unit: string;
+  /** A note: ratios, conditions, what was skipped and why. */
+  note: string;
+  /** The target, when the issue sets one (e.g. "≥ 2000", "< 1000"). */
+  target?: string;
+  /** Whether the target is met (absent when there is no target). */
+  met?: boolean;
+}
+
+/** Resident memory of process `pid`, MiB (Linux). */
+export async function rssMiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+/** CPU seconds (user + system) used so far by process `pid` (Linux). */
+export function cpuSeconds(pid: number | "self"): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Samples the peak resident memory of `pid` every 20 ms until stopped. */
+export function rssSampler(pid: number): { stop(): Promise<number> } {
+  let peak = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      peak = Math.max(peak, await rssMiB(pid).catch(() => 0));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
+}
+
+/** The p-th percentile of ascending `sorted`. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}

@@ -1,0 +1,102 @@
+/**
+ * Group commit for hot statements: concurrent calls are coalesced into one
+ * statement over many rows. While fewer than `maxInFlight` batches run, a
+ * call goes out at once (alone, when the NOC is quiet); once they are all
+ * busy, calls queue and leave together when one finishes. So batches grow
+ * with load and a quiet NOC adds no latency.
+ *
+ * @module
+ */
+
+/** How a {@link batcher} runs and groups its items. */
+export interface BatcherOptions<I, O> {
+  /** Runs one batch; resolves to one result per item, in the same order. */
+  run: (items: I[]) => Promise<O[]>;
+  /** Most items per batch (500 by default). */
+  maxBatch?: number;
+  /** Most batches running at once (2 by default). */
+  maxInFlight?: number;
+  /** Items with the same key never share a batch (a later one waits for the next). */
+  key?: (item: I) => string;
+}
+
+interface Pending<I, O> {
+  item: I;
+  resolve: (o: O) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Returns a function that runs `item` as part of a batch and resolves to its
+ * result. When a batch fails as a whole, its items are run again one by one,
+ * so one bad item fails only its own call.
+ */
+export function batcher<I, O>(options: BatcherOptions<I, O>): (item: I) => Promise<O> {
+  const maxBatch = options.maxBatch ?? 500;
+  const maxInFlight = options.maxInFlight ?? 2;
+  let queue: Pending<I, O>[] = [];
+  let inFlight = 0;
+  let scheduled = false;
+
+  const runOne = async (p: Pending<I, O>) => {
+    try {
+      const [o] = await options.run([p.item]);
+      p.resolve(o as O);
+    } catch (e) {
+      p.reject(e);
+    }
+  };
+
+  const take = (): Pending<I, O>[] => {
+    if (!options.key) {
+      const batch = queue.slice(0, maxBatch);
+      queue = queue.slice(batch.length);
+      return batch;
+    }
+    const seen = new Set<string>();
+    const batch: Pending<I, O>[] = [];
+    const rest: Pending<I, O>[] = [];
+    for (const p of queue) {
+      const k = options.key(p.item);
+      if (batch.length < maxBatch && !seen.has(k)) {
+        seen.add(k);
+        batch.push(p);
+      } else rest.push(p);
+    }
+    queue = rest;
+    return batch;
+  };
+
+  const flush = () => {
+    scheduled = false;
+    while (inFlight < maxInFlight && queue.length > 0) {
+      const batch = take();
+      inFlight++;
+      (async () => {
+        try {
+          const out = await options.run(batch.map((p) => p.item));
+          if (out.length !== batch.length) {
+            throw new Error(`Batch gave ${out.length} results for ${batch.length} items`);
+          }
+          batch.forEach((p, i) => p.resolve(out[i] as O));
+        } catch (e) {
+          if (batch.length === 1) batch[0]!.reject(e);
+          else await Promise.all(batch.map(runOne));
+        } finally {
+          inFlight--;
+          flush();
+        }
+      })();
+    }
+  };
+
+  return (item: I) =>
+    new Promise<O>((resolve, reject) => {
+      queue.push({ item, resolve, reject });
+      if (!scheduled && inFlight < maxInFlight) {
+        scheduled = true;
+        // Calls made in the same turn of the event loop leave together.
+        queueMicrotask(flush);
+      }
+    });
+}
