@@ -37,7 +37,7 @@ import {
   verifyPackagePrefix,
   wrapContentKey,
 } from "../lib/package_format.ts";
-import { type Figure, rssMiB } from "./figure.ts";
+import { type Figure, figureTable, rssMiB } from "./figure.ts";
 
 const repo = new URL("..", import.meta.url).pathname;
 
@@ -549,20 +549,6 @@ export async function agentBench(): Promise<Figure[]> {
     });
   }
   return figures;
-}
-
-/** The figures as a markdown table. */
-export function figureTable(figures: readonly Figure[]): string {
-  const cell = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
-  return [
-    `| measurement | value | unit | target | met | note |`,
-    `| --- | ---: | --- | --- | --- | --- |`,
-    ...figures.map((f) =>
-      `| ${cell(f.name)} | ${fmt(f.value)} | ${f.unit} | ${f.target ?? ""} | ${
-        f.met === undefined ? "" : f.met ? "yes" : "no"
-      } | ${cell(f.note)} |`
-    ),
-  ].join("\n");
 }
 
 if (import.meta.main) {

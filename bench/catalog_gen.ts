@@ -26,7 +26,7 @@ import { fromBase64Url } from "../lib/encoding.ts";
 import { verifyCatalog } from "../lib/catalog_verify.ts";
 import { type TestAppliance, type TestNoc, testNoc } from "../tests/_harness.ts";
 import { payload, upload } from "../tests/_components.ts";
-import { type Figure, percentile } from "./figure.ts";
+import { type Figure, figureTable, percentile } from "./figure.ts";
 
 /** Packages in the catalog. */
 const components = 200;
@@ -375,19 +375,6 @@ export async function catalogGeneration(): Promise<Figure[]> {
   return figures;
 }
 
-function table(rows: Figure[]): string {
-  const num = (v: number) => Number.isNaN(v) ? "n/a" : v.toFixed(2);
-  return [
-    "| measurement | value | unit | target | met | note |",
-    "| --- | ---: | --- | --- | --- | --- |",
-    ...rows.map((r) =>
-      `| ${r.name} | ${num(r.value)} | ${r.unit} | ${r.target ?? ""} | ${
-        r.met === undefined ? "" : r.met ? "yes" : "no"
-      } | ${r.note} |`
-    ),
-  ].join("\n");
-}
-
 if (import.meta.main) {
-  console.log(table(await catalogGeneration()));
+  console.log(figureTable(await catalogGeneration()));
 }

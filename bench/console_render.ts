@@ -17,7 +17,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { type Db, openPglite, openPostgres } from "../lib/db.ts";
 import { migrate } from "../lib/migrate.ts";
 import { testNoc } from "../tests/_harness.ts";
-import type { Figure } from "./package_streaming.ts";
+import type { Figure } from "./figure.ts";
 
 async function median(runs: number, fn: () => Promise<void>): Promise<number> {
   const times: number[] = [];

@@ -50,3 +50,27 @@ export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
+
+/** The figures as a markdown table (measurement, value, unit, target, met, note). */
+export function figureTable(figures: readonly Figure[]): string {
+  const cell = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
+  const num = (v: number) =>
+    !Number.isFinite(v)
+      ? "n/a"
+      : Number.isInteger(v)
+      ? String(v)
+      : Math.abs(v) >= 100
+      ? v.toFixed(0)
+      : Math.abs(v) >= 1
+      ? v.toFixed(1)
+      : v.toFixed(2);
+  return [
+    `| measurement | value | unit | target | met | note |`,
+    `| --- | ---: | --- | --- | --- | --- |`,
+    ...figures.map((f) =>
+      `| ${cell(f.name)} | ${num(f.value)} | ${f.unit} | ${f.target ?? ""} | ${
+        f.met === undefined ? "" : f.met ? "yes" : "**no**"
+      } | ${cell(f.note)} |`
+    ),
+  ].join("\n");
+}

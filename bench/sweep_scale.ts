@@ -25,7 +25,7 @@ import { memoryLogger } from "../lib/log.ts";
 import { createNotifier } from "../lib/notifier.ts";
 import { explainSweep, sweep, type SweepResult } from "../lib/sweep.ts";
 import { defaultSettings } from "../lib/config.ts";
-import type { Figure } from "./figure.ts";
+import { type Figure, figureTable } from "./figure.ts";
 
 /** Options for {@link sweepScale}. */
 export interface SweepScaleOptions {
@@ -347,20 +347,7 @@ export async function sweepScale(options: SweepScaleOptions = {}): Promise<Figur
   }
 }
 
-function table(rows: Figure[]): string {
-  const num = (v: number) => Number.isNaN(v) ? "n/a" : Number.isInteger(v) ? `${v}` : v.toFixed(1);
-  return [
-    "| measurement | value | unit | target | met | note |",
-    "| --- | ---: | --- | --- | --- | --- |",
-    ...rows.map((r) =>
-      `| ${r.name} | ${num(r.value)} | ${r.unit} | ${r.target ?? ""} | ${
-        r.met === undefined ? "" : r.met ? "yes" : "no"
-      } | ${r.note} |`
-    ),
-  ].join("\n");
-}
-
 if (import.meta.main) {
   const arg = Deno.args[0];
-  console.log(table(await sweepScale(arg ? { appliances: Number(arg) } : {})));
+  console.log(figureTable(await sweepScale(arg ? { appliances: Number(arg) } : {})));
 }

@@ -93,9 +93,31 @@ export async function answerCatalog(
     const signer = { kid: deps.keys.kid, privateKey: deps.keys.privateKey };
     // The site's local component servers first (spec, FIGURE 1: spare the WAN link), the NOC last.
     const mirrors = await localServerUrls(tx, row.site);
+    // Content keys this appliance has no wrapped copy of yet: unsealed and wrapped side by side
+    // (the runtime runs the crypto on its worker threads), then stored in one statement.
+    const fresh = await Promise.all(
+      chosen.filter((c) => c.kind === "package" && !wrapped.has(c.id)).map(async (c) => {
+        const key = await contentKeyOf(deps, { ...c, sealed_key: c.sealedKey! });
+        const w = await wrapContentKey(key, fromBase64Url(row.enc_key), {
+          ...c,
+          ciphertextSha256: c.ciphertextSha256!,
+        });
+        wrapped.set(c.id, w);
+        return { id: c.id, w };
+      }),
+    );
+    if (fresh.length > 0) {
+      await tx`
+        insert into wrapped_keys (uid, component_id, wrapped)
+        select ${uid}, t.id, t.w from unnest(${fresh.map((f) => f.id)}::bigint[], ${
+        fresh.map((f) => f.w)
+      }::text[]) as t(id, w)
+        on conflict do nothing`;
+    }
+    const grants = await Promise.all(chosen.map((c) => issueGrant(signer, uid, c.id, expires)));
     const components: CatalogEntry[] = [];
-    for (const c of chosen) {
-      const grant = await issueGrant(signer, uid, c.id, expires);
+    for (const [i, c] of chosen.entries()) {
+      const grant = grants[i]!;
       const entry: CatalogEntry = {
         kind: c.kind,
         app: c.app,
@@ -106,18 +128,8 @@ export async function answerCatalog(
         urls: [...mirrors, baseUrl].map((u) => `${u}/v1/components/${c.id}?grant=${grant}`),
       };
       if (c.kind === "package") {
-        let w = wrapped.get(c.id);
-        if (!w) {
-          const key = await contentKeyOf(deps, { ...c, sealed_key: c.sealedKey! });
-          w = await wrapContentKey(key, fromBase64Url(row.enc_key), {
-            ...c,
-            ciphertextSha256: c.ciphertextSha256!,
-          });
-          await tx`insert into wrapped_keys (uid, component_id, wrapped) values (${uid}, ${c.id}, ${w})
-            on conflict do nothing`;
-        }
         entry.signer = c.signerKid!;
-        entry.wrappedKey = w;
+        entry.wrappedKey = wrapped.get(c.id)!;
       } else {
         const fi = fileinfo.find((f) => f.app === c.app && f.name === c.name);
         entry.fileinfo = fi
