@@ -1,0 +1,45 @@
+import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
+import { batcher } from "../lib/batcher.ts";
+
+Deno.test("batcher() sends a lone call at once and groups calls that wait", async () => {
+  const batches: number[][] = [];
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => release = r);
+  const double = batcher<number, number>({
+    maxInFlight: 1,
+    run: async (xs) => {
+      batches.push(xs);
+      if (batches.length === 1) await gate;
+      return xs.map((x) => x * 2);
+    },
+  });
+  const first = double(1);
+  await Promise.resolve();
+  const waiting = [2, 3, 4].map((x) => double(x));
+  release();
+  deepStrictEqual(await Promise.all([first, ...waiting]), [2, 4, 6, 8]);
+  deepStrictEqual(batches, [[1], [2, 3, 4]]);
+});
+
+Deno.test("batcher() never puts two items with the same key in one batch", async () => {
+  const batches: string[][] = [];
+  const echo = batcher<string, string>({
+    key: (s) => s,
+    run: (xs) => {
+      batches.push(xs);
+      return Promise.resolve(xs);
+    },
+  });
+  deepStrictEqual(await Promise.all(["a", "a", "b"].map((x) => echo(x))), ["a", "a", "b"]);
+  for (const b of batches) strictEqual(new Set(b).size, b.length);
+});
+
+Deno.test("batcher() fails only the bad item when a batch fails", async () => {
+  const check = batcher<number, number>({
+    run: (xs) =>
+      xs.includes(13) ? Promise.reject(new Error("13 is not accepted")) : Promise.resolve(xs),
+  });
+  const results = await Promise.allSettled([1, 13, 2].map((x) => check(x)));
+  deepStrictEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  await rejects(check(13), /13 is not accepted/);
+});
