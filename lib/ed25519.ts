@@ -1,5 +1,6 @@
 /** Ed25519 and X25519 keys through Web Crypto, exchanged as raw 32-byte values. */
 import { fromBase64Url, fromHex, toBase64Url, toHex } from "./encoding.ts";
+import { KeyObject, sign as nodeSign, verify as nodeVerify } from "node:crypto";
 
 const pkcs8Prefix = fromHex("302e020100300506032b657004220420");
 
@@ -61,7 +62,11 @@ export async function ed25519Sign(
   key: CryptoKey,
   data: Uint8Array<ArrayBuffer>,
 ): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.sign("Ed25519", key, data));
+  if (key.algorithm.name !== "Ed25519" || key.type !== "private") {
+    throw new TypeError(`Key "${key.algorithm.name}" (${key.type}) is not an Ed25519 private key`);
+  }
+  // Synchronous, like ed25519Verify: the same signature (Ed25519 is deterministic), no thread trip.
+  return await Promise.resolve(new Uint8Array(nodeSign(null, data, keyObjectOf(key))));
 }
 
 /** The Ed25519 group order L, little-endian. */
@@ -87,10 +92,26 @@ export async function ed25519Verify(
 ): Promise<boolean> {
   if (signature.length !== 64 || !isCanonicalScalar(signature.subarray(32))) return false;
   try {
-    return await crypto.subtle.verify("Ed25519", key, signature, data);
+    // The runtime's synchronous verify: the same check as Web Crypto's (tests/wycheproof_test.ts),
+    // without a trip to a worker thread, which under load cost more than the check itself.
+    return await Promise.resolve(nodeVerify(null, data, keyObjectOf(key), signature));
   } catch {
     return false;
   }
+}
+
+const keyObjects = new WeakMap<CryptoKey, KeyObject>();
+
+function keyObjectOf(key: CryptoKey): KeyObject {
+  let o = keyObjects.get(key);
+  if (!o) {
+    if (key.algorithm.name !== "Ed25519") {
+      throw new Error(`Key "${key.algorithm.name}" is not an Ed25519 key`);
+    }
+    o = KeyObject.from(key);
+    keyObjects.set(key, o);
+  }
+  return o;
 }
 
 // Points of small order (and their non-canonical encodings), sign bit ignored: a key among them
