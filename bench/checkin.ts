@@ -15,7 +15,7 @@ import { openPglite } from "../lib/db.ts";
 
 const seconds = Number(Deno.env.get("BENCH_CHECKIN_S") ?? 15);
 const fleet = 2000;
-const lanes = 64;
+const lanes = 128;
 
 /** CPU seconds of every PostgreSQL server process on this machine (Linux). */
 function postgresCpu(): number {
@@ -221,30 +221,79 @@ export async function checkinBench(): Promise<Figure[]> {
       unit: "upserts/s",
       note: up.how,
     });
-    const noc = await simulationNoc();
+    const u = new URL(pgUrl);
+    const local = ["localhost", "127.0.0.1", "[::1]"].includes(u.hostname);
+    const socketDir = ["/var/run/postgresql", "/tmp"].find((d) => {
+      try {
+        return local && Deno.statSync(`${d}/.s.PGSQL.${u.port || "5432"}`) !== null;
+      } catch {
+        return false;
+      }
+    });
+    // How each NOC runs: transport to PostgreSQL and which requests it logs.
+    const transports: Array<[string, string | undefined, "all" | "errors"]> = [
+      ["loopback TCP, NOC_REQUEST_LOG=errors", undefined, "errors"],
+      ["loopback TCP, every request logged", undefined, "all"],
+    ];
+    if (socketDir) {
+      transports.push([`Unix socket ${socketDir}, NOC_REQUEST_LOG=errors`, socketDir, "errors"]);
+    }
+    let best:
+      | { m: Measured; noc: Awaited<ReturnType<typeof simulationNoc>>; how: string; log: string }
+      | null = null;
     try {
-      const max = await measured({
+      for (const [how, dir, requestLog] of transports) {
+        const noc = await simulationNoc({ NOC_REQUEST_LOG: requestLog }, [], dir);
+        const max = await measured({
+          appliances: fleet,
+          rate: 0,
+          durationS: seconds,
+          nocs: [noc.url],
+          adminToken: noc.token,
+          concurrency: lanes,
+        }, [noc.pid]);
+        rows.push({
+          ...flatOut(
+            `one NOC on PostgreSQL over ${how}`,
+            max,
+            `${ratio(max.r.cyclesPerS, http.r.cyclesPerS)} of the HTTP ceiling, ${
+              ratio(max.r.cyclesPerS, up.perS)
+            } of the DB ceiling`,
+          ),
+          target: "≥ 2000",
+          met: max.r.cyclesPerS >= 2000 && max.r.errors === 0,
+        });
+        if (best === null || max.r.cyclesPerS > best.m.r.cyclesPerS) {
+          await best?.noc.stop();
+          best = { m: max, noc, how, log: requestLog };
+        } else await noc.stop();
+      }
+      const { noc, how } = best!;
+      const sustained = await measured({
         appliances: fleet,
-        rate: 0,
+        fleet: best!.m.r.fleet,
+        rate: 2000,
         durationS: seconds,
         nocs: [noc.url],
         adminToken: noc.token,
-        concurrency: lanes,
+        concurrency: 1024,
       }, [noc.pid]);
       rows.push({
-        ...flatOut(
-          "one NOC on PostgreSQL",
-          max,
-          `${ratio(max.r.cyclesPerS, http.r.cyclesPerS)} of the HTTP ceiling, ${
-            ratio(max.r.cyclesPerS, up.perS)
-          } of the DB ceiling`,
-        ),
+        name: `check-in cycles offered at 2,000/s (open loop), one NOC on PostgreSQL over ${how}`,
+        value: sustained.r.cyclesPerS,
+        unit: "cycles/s",
+        note: `cycles started on schedule whether or not earlier ones finished (a fleet of 1.8 ` +
+          `million at 15 min 9 s); p50/p99 beat ${ms(sustained.r.latencyMs.beat.p50)}/${
+            ms(sustained.r.latencyMs.beat.p99)
+          } ms, catalog ${ms(sustained.r.latencyMs.catalog.p50)}/${
+            ms(sustained.r.latencyMs.catalog.p99)
+          } ms; ${cpuNote(sustained)}; ${errorsNote(sustained.r)}`,
         target: "≥ 2000",
-        met: max.r.cyclesPerS >= 2000 && max.r.errors === 0,
+        met: sustained.r.cyclesPerS >= 1980 && sustained.r.errors === 0,
       });
       const fixed = await measured({
         appliances: fleet,
-        fleet: max.r.fleet,
+        fleet: best!.m.r.fleet,
         rate: 1000,
         durationS: seconds,
         nocs: [noc.url],
@@ -253,7 +302,7 @@ export async function checkinBench(): Promise<Figure[]> {
       }, [noc.pid]);
       const p99 = Math.max(fixed.r.latencyMs.beat.p99, fixed.r.latencyMs.catalog.p99);
       rows.push({
-        name: "p99 latency at 1,000 cycles/s, one NOC on PostgreSQL",
+        name: `p99 latency at 1,000 cycles/s, one NOC on PostgreSQL over ${how}`,
         value: p99,
         unit: "ms",
         note: `achieved ${fixed.r.cyclesPerS.toFixed(0)} cycles/s; beat p50/p99 ${
@@ -265,11 +314,16 @@ export async function checkinBench(): Promise<Figure[]> {
         met: p99 < 100 && fixed.r.errors === 0 && fixed.r.cyclesPerS >= 950,
       });
       if (noc.shared) {
-        const second = await simulationNoc({ ...noc.shared, NOC_ADMIN_TOKEN: noc.token });
+        // The first one's DATABASE_URL, socket folder included.
+        const second = await simulationNoc({
+          ...noc.shared,
+          NOC_ADMIN_TOKEN: noc.token,
+          NOC_REQUEST_LOG: best!.log,
+        });
         try {
           const two = await measured({
             appliances: fleet,
-            fleet: max.r.fleet,
+            fleet: best!.m.r.fleet,
             rate: 0,
             durationS: seconds,
             nocs: [noc.url, second.url],
@@ -278,9 +332,9 @@ export async function checkinBench(): Promise<Figure[]> {
           }, [noc.pid, second.pid]);
           rows.push(
             flatOut(
-              "two NOC instances on one PostgreSQL",
+              `two NOC instances on one PostgreSQL over ${how}`,
               two,
-              `${ratio(two.r.cyclesPerS, max.r.cyclesPerS)} of one instance; ` +
+              `${ratio(two.r.cyclesPerS, best!.m.r.cyclesPerS)} of one instance; ` +
                 `all processes share the machine's ${navigator.hardwareConcurrency} cores`,
             ),
           );
@@ -289,7 +343,7 @@ export async function checkinBench(): Promise<Figure[]> {
         }
       }
     } finally {
-      await noc.stop();
+      await best?.noc.stop();
     }
   } else {
     rows.push({

@@ -280,6 +280,8 @@ export async function simulate(options: {
 export async function simulationNoc(
   extraEnv: Record<string, string> = {},
   denoFlags: string[] = [],
+  /** A PostgreSQL Unix socket folder for the NOC's connections (its admin ones stay on TCP). */
+  socketDir?: string,
 ) {
   const work = await Deno.makeTempDir({ prefix: "noc-sim-" });
   const pg = Deno.env.get("TEST_DATABASE_URL");
@@ -294,6 +296,7 @@ export async function simulationNoc(
     await admin.end();
     const u = new URL(pg);
     u.searchParams.set("options", `-c search_path=${schema}`);
+    if (socketDir) u.searchParams.set("host", socketDir);
     dbUrl = u.href;
   }
   const signingKey = extraEnv.NOC_SIGNING_KEY ?? newSeed();

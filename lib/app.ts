@@ -110,6 +110,8 @@ export function createApp(deps: AppDeps) {
         route,
         status: `${Math.floor(c.res.status / 100)}xx`,
       }, seconds);
+      const mode = deps.settings.requestLog;
+      if (mode === "off" || (mode === "errors" && c.res.status < 400 && seconds < 1)) return;
       deps.log.info("request", {
         requestId: id,
         method: c.req.method,

@@ -1,9 +1,10 @@
 /**
  * Group commit for hot statements: concurrent calls are coalesced into one
- * statement over many rows. While fewer than `maxInFlight` batches run, a
- * call goes out at once (alone, when the NOC is quiet); once they are all
- * busy, calls queue and leave together when one finishes. So batches grow
- * with load and a quiet NOC adds no latency.
+ * statement over many rows. A call waits for the end of the current turn of
+ * the event loop, so the calls of every request handled in that turn leave
+ * together (alone, when the NOC is quiet); while `maxInFlight` batches run,
+ * further calls queue and leave together when one finishes. So batches grow
+ * with load, and a quiet NOC adds well under a millisecond.
  *
  * @module
  */
@@ -95,8 +96,9 @@ export function batcher<I, O>(options: BatcherOptions<I, O>): (item: I) => Promi
       queue.push({ item, resolve, reject });
       if (!scheduled && inFlight < maxInFlight) {
         scheduled = true;
-        // Calls made in the same turn of the event loop leave together.
-        queueMicrotask(flush);
+        // Not a microtask: requests are handled one task each, so a microtask would send each
+        // request's call alone (measured: a third of the throughput on PGlite).
+        setTimeout(flush, 0);
       }
     });
 }

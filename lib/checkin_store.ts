@@ -79,8 +79,11 @@ export function checkinStore(db: Db): CheckinStore {
 
 function newCheckinStore(db: Db): CheckinStore {
   const keys = new Map<string, Promise<CryptoKey>>();
+  // PGlite runs one statement at a time in this thread: a second batch in flight would only wait.
+  const maxInFlight = db.kind === "pglite" ? 1 : 2;
 
   const find = batcher<string, ApplianceAuthRow | undefined>({
+    maxInFlight,
     key: (uid) => uid,
     run: async (uids) => {
       const rows = await db.sql<ApplianceAuthRow>`
@@ -92,6 +95,7 @@ function newCheckinStore(db: Db): CheckinStore {
   });
 
   const spend = batcher<{ uid: string; nonce: string; expiresAt: Date }, boolean>({
+    maxInFlight,
     key: (n) => `${n.uid} ${n.nonce}`,
     run: async (items) => {
       const rows = await db.sql<{ uid: string; nonce: string }>`
@@ -106,6 +110,7 @@ function newCheckinStore(db: Db): CheckinStore {
   });
 
   const beats = batcher<BeatWrite, { wasMissing: boolean } | undefined>({
+    maxInFlight,
     key: (b) => b.uid,
     maxBatch: 200,
     run: async (items) => {
@@ -152,6 +157,7 @@ function newCheckinStore(db: Db): CheckinStore {
   });
 
   const catalogs = batcher<{ uid: string; at: Date }, CatalogTouchRow | undefined>({
+    maxInFlight,
     key: (t) => t.uid,
     run: async (items) => {
       const rows = await db.sql<CatalogTouchRow & { uid: string }>`

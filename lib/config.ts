@@ -41,6 +41,8 @@ export interface Settings {
   rateLoginPerMin: number;
   /** Seconds a request body (not an upload) may take to arrive. */
   bodyTimeoutS: number;
+  /** Which requests get a `request` log line: all, only refused or failed (≥ 400) and slow (≥ 1 s) ones, or none. */
+  requestLog: "all" | "errors" | "off";
 }
 
 /** The settings used when nothing else is configured. */
@@ -64,6 +66,7 @@ export const defaultSettings: Settings = {
   rateEnrollPerMin: 300,
   rateLoginPerMin: 10,
   bodyTimeoutS: 30,
+  requestLog: "all",
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -96,6 +99,7 @@ const envSchema = z.object({
   NOC_RATE_LOCAL_SERVER_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateLocalServerPerMin),
   NOC_RATE_ENROLL_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateEnrollPerMin),
   NOC_RATE_LOGIN_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateLoginPerMin),
+  NOC_REQUEST_LOG: z.enum(["all", "errors", "off"]).default("all"),
   NOC_BLOB_CACHE_DIR: z.string().min(1).optional(),
   NOC_BLOB_CACHE_MIB: int(0, 2 ** 30).default(4096),
 });
@@ -204,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
       rateLocalServerPerMin: e.NOC_RATE_LOCAL_SERVER_PER_MIN,
       rateEnrollPerMin: e.NOC_RATE_ENROLL_PER_MIN,
       rateLoginPerMin: e.NOC_RATE_LOGIN_PER_MIN,
+      requestLog: e.NOC_REQUEST_LOG,
     },
   };
 }

@@ -74,11 +74,23 @@ const int8AsNumber = {
 /** Opens a pooled connection to a PostgreSQL server. */
 export function openPostgres(url: string, options: PostgresOptions = {}): Db {
   if (options.schema) assertSchemaName(options.schema);
+  // libpq's way to name a Unix socket folder (`?host=/var/run/postgresql`), which npm:postgres
+  // would otherwise send to the server as a setting. On the same machine a socket costs less
+  // CPU per statement than loopback TCP.
+  const parsed = URL.canParse(url) ? new URL(url) : null;
+  const socketDir = parsed?.searchParams.get("host")?.startsWith("/")
+    ? parsed.searchParams.get("host")!
+    : null;
+  if (parsed && socketDir) {
+    parsed.searchParams.delete("host");
+    url = parsed.href;
+  }
   const native = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
     types: { int8: int8AsNumber },
     connect_timeout: 10,
+    ...(socketDir ? { host: socketDir } : {}),
     ...(options.schema ? { connection: { search_path: options.schema } } : {}),
     // deno-lint-ignore no-explicit-any
   } as any);

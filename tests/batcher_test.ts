@@ -1,7 +1,7 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { batcher } from "../lib/batcher.ts";
 
-Deno.test("batcher() sends a lone call at once and groups calls that wait", async () => {
+Deno.test("batcher() sends a lone call on the next turn and groups calls that wait", async () => {
   const batches: number[][] = [];
   let release: () => void = () => {};
   const gate = new Promise<void>((r) => release = r);
@@ -14,7 +14,8 @@ Deno.test("batcher() sends a lone call at once and groups calls that wait", asyn
     },
   });
   const first = double(1);
-  await Promise.resolve();
+  await new Promise((r) => setTimeout(r, 0));
+  strictEqual(batches.length, 1, "the lone call has left");
   const waiting = [2, 3, 4].map((x) => double(x));
   release();
   deepStrictEqual(await Promise.all([first, ...waiting]), [2, 4, 6, 8]);

@@ -1,4 +1,5 @@
 /** `/metrics` and request-scoped log lines. */
+import { loadConfig } from "../lib/config.ts";
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import { fetchCatalog, publishAndAssign } from "./_components.ts";
@@ -68,5 +69,27 @@ dbTest(
       headers: { "x-request-id": "a b;c" },
     });
     assert.match(odd.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
+  },
+);
+
+dbTest(
+  "NOC_REQUEST_LOG=errors logs refused requests and not successful ones",
+  async ({ db }) => {
+    const noc = await testNoc(db, { settings: { requestLog: "errors" } });
+    const log = noc.deps.log as unknown as { lines: Array<Record<string, unknown>> };
+    assert.equal((await noc.app.request("http://noc.test/healthz")).status, 200);
+    const refused = await noc.app.request("http://noc.test/v1/beats", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(refused.status, 401);
+    const logged = log.lines.filter((l) => l.event === "request").map((l) => l.status);
+    assert.deepEqual(logged, [401]);
+    assert.equal(
+      loadConfig({ NOC_REQUEST_LOG: "errors" }).settings.requestLog,
+      "errors",
+    );
+    assert.throws(() => loadConfig({ NOC_REQUEST_LOG: "some" }), /NOC_REQUEST_LOG/);
   },
 );
