@@ -29,7 +29,7 @@ import {
   unwrapContentKey,
   verifyPackagePrefix,
 } from "./package_format.ts";
-import { openAtRest, type PublishedKey, sealAtRest } from "./noc_keys.ts";
+import { type NocKeys, openAtRest, type PublishedKey, sealAtRest } from "./noc_keys.ts";
 import { toBase64Url } from "./encoding.ts";
 
 /** A component's identity. */
@@ -333,5 +333,18 @@ export async function contentKeyOf(
   deps: Pick<AppDeps, "keys">,
   c: { kind: string; app: string; name: string; version: string; sealed_key: string },
 ): Promise<Uint8Array<ArrayBuffer>> {
-  return await openAtRest(deps.keys, c.sealed_key, `${c.kind}/${c.app}/${c.name}/${c.version}`);
+  // Every appliance's catalog wraps the same content key: unsealed once, kept (bounded) in memory.
+  let cache = unsealed.get(deps.keys);
+  if (!cache) unsealed.set(deps.keys, cache = new Map());
+  const id = `${c.kind}/${c.app}/${c.name}/${c.version}\n${c.sealed_key}`;
+  let key = cache.get(id);
+  if (!key) {
+    key = openAtRest(deps.keys, c.sealed_key, `${c.kind}/${c.app}/${c.name}/${c.version}`);
+    key.catch(() => cache.delete(id));
+    if (cache.size >= 10_000) cache.delete(cache.keys().next().value!);
+    cache.set(id, key);
+  }
+  return (await key).slice();
 }
+
+const unsealed = new WeakMap<NocKeys, Map<string, Promise<Uint8Array<ArrayBuffer>>>>();

@@ -103,8 +103,19 @@ const pkcs8Prefix = new Uint8Array([
   0x20,
 ]);
 
+// A catalog wraps many keys to one appliance: its key is parsed once.
+let lastRecipient: { raw: string; key: KeyObject } | null = null;
+
 function publicKeyObject(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) throw new Error(`X25519 public key is ${raw.length} bytes, not 32`);
+  const id = Buffer.from(raw).toString("hex");
+  if (lastRecipient?.raw === id) return lastRecipient.key;
+  const key = publicKeyFromRaw(raw);
+  lastRecipient = { raw: id, key };
+  return key;
+}
+
+function publicKeyFromRaw(raw: Uint8Array): KeyObject {
   return createPublicKey({
     key: Buffer.from(concat(spkiPrefix, raw)),
     format: "der",
