@@ -19,6 +19,11 @@ export interface BatcherOptions<I, O> {
   maxInFlight?: number;
   /** Items with the same key never share a batch (a later one waits for the next). */
   key?: (item: I) => string;
+  /**
+   * Whether a batch that failed with `error` wrote nothing, so its items may be run again one by
+   * one to find the bad one. Otherwise (the default) every item of the batch fails with it.
+   */
+  retrySingly?: (error: unknown) => boolean;
 }
 
 interface Pending<I, O> {
@@ -29,8 +34,8 @@ interface Pending<I, O> {
 
 /**
  * Returns a function that runs `item` as part of a batch and resolves to its
- * result. When a batch fails as a whole, its items are run again one by one,
- * so one bad item fails only its own call.
+ * result. When a batch fails with an error `retrySingly` accepts, its items
+ * are run again one by one, so one bad item fails only its own call.
  */
 export function batcher<I, O>(options: BatcherOptions<I, O>): (item: I) => Promise<O> {
   const maxBatch = options.maxBatch ?? 500;
@@ -68,6 +73,23 @@ export function batcher<I, O>(options: BatcherOptions<I, O>): (item: I) => Promi
     return batch;
   };
 
+  const settle = async (batch: Pending<I, O>[]) => {
+    let out: O[];
+    try {
+      out = await options.run(batch.map((p) => p.item));
+    } catch (e) {
+      if (batch.length > 1 && options.retrySingly?.(e)) await Promise.all(batch.map(runOne));
+      else for (const p of batch) p.reject(e);
+      return;
+    }
+    if (out.length !== batch.length) {
+      const e = new Error(`Batch gave ${out.length} results for ${batch.length} items`);
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(out[i] as O));
+  };
+
   const flush = () => {
     scheduled = false;
     while (inFlight < maxInFlight && queue.length > 0) {
@@ -75,14 +97,7 @@ export function batcher<I, O>(options: BatcherOptions<I, O>): (item: I) => Promi
       inFlight++;
       (async () => {
         try {
-          const out = await options.run(batch.map((p) => p.item));
-          if (out.length !== batch.length) {
-            throw new Error(`Batch gave ${out.length} results for ${batch.length} items`);
-          }
-          batch.forEach((p, i) => p.resolve(out[i] as O));
-        } catch (e) {
-          if (batch.length === 1) batch[0]!.reject(e);
-          else await Promise.all(batch.map(runOne));
+          await settle(batch);
         } finally {
           inFlight--;
           flush();

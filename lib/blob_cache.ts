@@ -83,6 +83,7 @@ export async function openBlobCache(options: BlobCacheOptions): Promise<BlobCach
   const fill = async (c: CachedComponent, source: () => AsyncIterable<Uint8Array>) => {
     const tmp = `${dir}/.fill-${c.sha256}-${crypto.randomUUID()}`;
     try {
+      await Deno.mkdir(dir, { recursive: true }); // the folder may have been deleted meanwhile
       const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
       const hash = createHash("sha256");
       let size = 0;
@@ -98,10 +99,13 @@ export async function openBlobCache(options: BlobCacheOptions): Promise<BlobCach
       const digest = hash.digest("hex");
       if (size !== c.size || digest !== c.sha256) {
         throw new Error(
-          `Stored bytes of component ${c.sha256} do not match it (${size} bytes, ${digest})`,
+          `Stored bytes of component "${c.sha256}" do not match it (${size} bytes, SHA-256 "${digest}")`,
         );
       }
       await Deno.rename(tmp, `${dir}/${c.sha256}`);
+      const before = entries.get(c.sha256);
+      if (before) total -= before.size;
+      entries.delete(c.sha256);
       entries.set(c.sha256, { size, used: Date.now() });
       total += size;
       await evict(c.sha256);
@@ -118,20 +122,30 @@ export async function openBlobCache(options: BlobCacheOptions): Promise<BlobCach
       if (!digestPattern.test(c.sha256) || c.size > budgetBytes) return null;
       const entry = entries.get(c.sha256);
       if (entry) {
+        let file: Deno.FsFile | null = null;
         try {
-          const file = await Deno.open(`${dir}/${c.sha256}`, { read: true });
+          file = await Deno.open(`${dir}/${c.sha256}`, { read: true });
           if ((await file.stat()).size === c.size) {
-            entries.delete(c.sha256);
-            entries.set(c.sha256, { ...entry, used: Date.now() });
+            // Unless it was evicted meanwhile (the open handle still reads the unlinked file).
+            if (entries.get(c.sha256) === entry) {
+              const now = Date.now();
+              entries.delete(c.sha256);
+              entries.set(c.sha256, { ...entry, used: now });
+              // The file's time records the last use, for the order after a restart.
+              Deno.utime(`${dir}/${c.sha256}`, now / 1000, now / 1000).catch(() => {});
+            }
             return file;
           }
-          file.close();
         } catch {
           // removed behind our back: fill again below
         }
-        entries.delete(c.sha256);
-        total -= entry.size;
-        await Deno.remove(`${dir}/${c.sha256}`).catch(() => {});
+        file?.close();
+        // Forget it only if nothing replaced or evicted it while we looked.
+        if (entries.get(c.sha256) === entry) {
+          entries.delete(c.sha256);
+          total -= entry.size;
+          await Deno.remove(`${dir}/${c.sha256}`).catch(() => {});
+        }
       }
       if (!fills.has(c.sha256)) {
         const p = fill(c, source).finally(() => fills.delete(c.sha256));
@@ -154,15 +168,22 @@ export function fileRange(file: Deno.FsFile, start: number, length: number): Rea
   return new ReadableStream<Uint8Array>({
     type: "bytes",
     async pull(controller) {
-      if (!positioned) {
-        await file.seek(start, Deno.SeekMode.Start);
-        positioned = true;
-      }
+      let n: number | null;
       const buf = new Uint8Array(Math.min(left, 256 * 1024));
-      const n = await file.read(buf);
+      try {
+        if (!positioned) {
+          await file.seek(start, Deno.SeekMode.Start);
+          positioned = true;
+        }
+        n = await file.read(buf);
+      } catch (e) {
+        file.close();
+        controller.error(e);
+        return;
+      }
       if (n === null || n === 0) {
         file.close();
-        controller.error(new Error("Cached component file ended early"));
+        controller.error(new Error(`Cached component file ended ${left} bytes early`));
         return;
       }
       left -= n;

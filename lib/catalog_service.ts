@@ -93,8 +93,8 @@ export async function answerCatalog(
     const signer = { kid: deps.keys.kid, privateKey: deps.keys.privateKey };
     // The site's local component servers first (spec, FIGURE 1: spare the WAN link), the NOC last.
     const mirrors = await localServerUrls(tx, row.site);
-    // Content keys this appliance has no wrapped copy of yet: unsealed and wrapped side by side
-    // (the runtime runs the crypto on its worker threads), then stored in one statement.
+    // Content keys this appliance has no wrapped copy of yet: unsealed (once per NOC process, see
+    // contentKeyOf), wrapped to the appliance, then stored in one statement.
     const fresh = await Promise.all(
       chosen.filter((c) => c.kind === "package" && !wrapped.has(c.id)).map(async (c) => {
         const key = await contentKeyOf(deps, { ...c, sealed_key: c.sealedKey! });

@@ -65,6 +65,16 @@ export interface CheckinStore {
 }
 
 const stores = new WeakMap<Db, CheckinStore>();
+
+/**
+ * True for an error the database server raised for the statement (it has an SQLSTATE code), so
+ * the statement's transaction wrote nothing; false for a lost connection, after which a commit may
+ * or may not have happened, and running the items again could repeat it.
+ */
+function isStatementError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code);
+}
 const maxCachedKeys = 50_000;
 
 /** The check-in store of `db` (one per database handle, so batches span every route). */
@@ -84,6 +94,7 @@ function newCheckinStore(db: Db): CheckinStore {
 
   const find = batcher<string, ApplianceAuthRow | undefined>({
     maxInFlight,
+    retrySingly: isStatementError,
     key: (uid) => uid,
     run: async (uids) => {
       const rows = await db.sql<ApplianceAuthRow>`
@@ -96,6 +107,7 @@ function newCheckinStore(db: Db): CheckinStore {
 
   const spend = batcher<{ uid: string; nonce: string; expiresAt: Date }, boolean>({
     maxInFlight,
+    retrySingly: isStatementError,
     key: (n) => `${n.uid} ${n.nonce}`,
     run: async (items) => {
       const rows = await db.sql<{ uid: string; nonce: string }>`
@@ -103,6 +115,8 @@ function newCheckinStore(db: Db): CheckinStore {
         select t.uid, t.nonce, t."expiresAt"
         from jsonb_to_recordset(${JSON.stringify(items)}::text::jsonb)
           as t(uid uuid, nonce text, "expiresAt" timestamptz)
+        -- In key order, so two batches holding the same (replayed) nonces cannot deadlock.
+        order by t.uid, t.nonce
         on conflict do nothing returning uid, nonce`;
       const fresh = new Set(rows.map((r) => `${r.uid} ${r.nonce}`));
       return items.map((n) => fresh.has(`${n.uid} ${n.nonce}`));
@@ -113,9 +127,11 @@ function newCheckinStore(db: Db): CheckinStore {
     maxInFlight,
     key: (b) => b.uid,
     maxBatch: 200,
-    run: async (items) => {
-      // Rows are locked in UID order, so concurrent batches cannot deadlock.
-      const rows = await db.sql<{ uid: string; was_missing: Date | null }>`
+    retrySingly: isStatementError,
+    run: (items) =>
+      db.begin(async (tx) => {
+        // Rows are locked in UID order, so concurrent batches cannot deadlock.
+        const rows = await tx<{ uid: string; was_missing: Date | null }>`
         with input as (
           select * from jsonb_to_recordset(${JSON.stringify(items)}::text::jsonb) as t(
             uid uuid, "receivedAt" timestamptz, "nextDue" timestamptz, seq bigint,
@@ -140,24 +156,34 @@ function newCheckinStore(db: Db): CheckinStore {
         ins as (
           insert into beats (uid, received_at, seq, sent_at, report)
           select i.uid, i."receivedAt", i.seq, i."sentAt", i.report from input i join upd u on u.uid = i.uid
-        ),
-        resolved as (
-          update alerts al set resolved_at = i."receivedAt"
-          from input i join upd u on u.uid = i.uid
-          where u.was_missing is not null and al.uid = i.uid and al.kind = 'missed_heartbeat'
-            and al.resolved_at is null
         )
         select uid, was_missing from upd`;
-      const byUid = new Map(rows.map((r) => [r.uid, r]));
-      return items.map((b) => {
-        const r = byUid.get(b.uid);
-        return r ? { wasMissing: r.was_missing !== null } : undefined;
-      });
-    },
+        // A second statement, so it sees an alert the status daemon committed while this batch
+        // waited for its row locks (the first statement's snapshot predates it).
+        const missing = rows.filter((r) => r.was_missing !== null).map((r) => r.uid);
+        if (missing.length > 0) {
+          const at = items.filter((b) => missing.includes(b.uid)).map((b) => ({
+            uid: b.uid,
+            at: b.receivedAt,
+          }));
+          await tx`
+            update alerts al set resolved_at = t.at
+            from jsonb_to_recordset(${
+            JSON.stringify(at)
+          }::text::jsonb) as t(uid uuid, at timestamptz)
+            where al.uid = t.uid and al.kind = 'missed_heartbeat' and al.resolved_at is null`;
+        }
+        const byUid = new Map(rows.map((r) => [r.uid, r]));
+        return items.map((b) => {
+          const r = byUid.get(b.uid);
+          return r ? { wasMissing: r.was_missing !== null } : undefined;
+        });
+      }),
   });
 
   const catalogs = batcher<{ uid: string; at: Date }, CatalogTouchRow | undefined>({
     maxInFlight,
+    retrySingly: isStatementError,
     key: (t) => t.uid,
     run: async (items) => {
       const rows = await db.sql<CatalogTouchRow & { uid: string }>`

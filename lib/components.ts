@@ -328,6 +328,8 @@ export async function publishFile(
   }
 }
 
+const unsealed = new WeakMap<NocKeys, Map<string, Promise<Uint8Array<ArrayBuffer>>>>();
+
 /** A package's content key, unsealed. */
 export async function contentKeyOf(
   deps: Pick<AppDeps, "keys">,
@@ -346,5 +348,3 @@ export async function contentKeyOf(
   }
   return (await key).slice();
 }
-
-const unsealed = new WeakMap<NocKeys, Map<string, Promise<Uint8Array<ArrayBuffer>>>>();

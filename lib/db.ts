@@ -71,20 +71,25 @@ const int8AsNumber = {
   parse: (x: string) => Number(x),
 };
 
+/**
+ * Splits a Unix socket folder given as libpq's `host` parameter (`?host=/var/run/postgresql`)
+ * off a PostgreSQL URL: npm:postgres would otherwise send it to the server as a setting. On the
+ * same machine, a socket costs less CPU per statement than loopback TCP.
+ */
+export function postgresTarget(url: string): { url: string; socketDir: string | null } {
+  const parsed = URL.canParse(url) ? new URL(url) : null;
+  const host = parsed?.searchParams.get("host");
+  if (!parsed || !host?.startsWith("/")) return { url, socketDir: null };
+  parsed.searchParams.delete("host");
+  return { url: parsed.href, socketDir: host };
+}
+
 /** Opens a pooled connection to a PostgreSQL server. */
 export function openPostgres(url: string, options: PostgresOptions = {}): Db {
   if (options.schema) assertSchemaName(options.schema);
-  // libpq's way to name a Unix socket folder (`?host=/var/run/postgresql`), which npm:postgres
-  // would otherwise send to the server as a setting. On the same machine a socket costs less
-  // CPU per statement than loopback TCP.
-  const parsed = URL.canParse(url) ? new URL(url) : null;
-  const socketDir = parsed?.searchParams.get("host")?.startsWith("/")
-    ? parsed.searchParams.get("host")!
-    : null;
-  if (parsed && socketDir) {
-    parsed.searchParams.delete("host");
-    url = parsed.href;
-  }
+  const target = postgresTarget(url);
+  url = target.url;
+  const socketDir = target.socketDir;
   const native = postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},

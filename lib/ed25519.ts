@@ -1,4 +1,7 @@
-/** Ed25519 and X25519 keys through Web Crypto, exchanged as raw 32-byte values. */
+/**
+ * Ed25519 and X25519 keys (Web Crypto keys, exchanged as raw 32-byte values); Ed25519 signing
+ * and verification on the runtime's synchronous primitives.
+ */
 import { fromBase64Url, fromHex, toBase64Url, toHex } from "./encoding.ts";
 import { KeyObject, sign as nodeSign, verify as nodeVerify } from "node:crypto";
 
@@ -91,6 +94,8 @@ export async function ed25519Verify(
   data: Uint8Array<ArrayBuffer>,
 ): Promise<boolean> {
   if (signature.length !== 64 || !isCanonicalScalar(signature.subarray(32))) return false;
+  // Web Crypto refuses a private key here; node:crypto would derive the public half and accept it.
+  if (key.type !== "public" || key.algorithm.name !== "Ed25519") return false;
   try {
     // The runtime's synchronous verify: the same check as Web Crypto's (tests/wycheproof_test.ts),
     // without a trip to a worker thread, which under load cost more than the check itself.

@@ -111,10 +111,30 @@ export function createMetrics(): Metrics {
           lines.push(`${name}_count${labelText(v.labels)} ${v.value}`);
         }
       }
+      lines.push(...processGauges());
       lines.push(...await databaseGauges(db, now, graceS));
       return lines.join("\n") + "\n";
     },
   };
+}
+
+/** This process's memory, read at scrape time (a soak watches these). */
+function processGauges(): string[] {
+  const m = Deno.memoryUsage();
+  return [
+    "# HELP process_resident_memory_bytes Resident memory of this NOC process.",
+    "# TYPE process_resident_memory_bytes gauge",
+    `process_resident_memory_bytes ${m.rss}`,
+    "# HELP noc_js_heap_used_bytes JavaScript heap in use in this NOC process.",
+    "# TYPE noc_js_heap_used_bytes gauge",
+    `noc_js_heap_used_bytes ${m.heapUsed}`,
+    "# HELP noc_js_heap_total_bytes JavaScript heap reserved by this NOC process.",
+    "# TYPE noc_js_heap_total_bytes gauge",
+    `noc_js_heap_total_bytes ${m.heapTotal}`,
+    "# HELP noc_external_bytes Memory held outside the JavaScript heap (buffers, WebAssembly).",
+    "# TYPE noc_external_bytes gauge",
+    `noc_external_bytes ${m.external}`,
+  ];
 }
 
 async function databaseGauges(db: Db, now: Date, graceS: number): Promise<string[]> {

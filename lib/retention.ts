@@ -60,7 +60,10 @@ export async function pruneHistory(
 
 /** Deletes request nonces whose signatures can no longer be replayed; returns how many. */
 export async function pruneNonces(deps: { db: Db; clock: Clock }): Promise<number> {
-  const rows = await deps.db
-    .sql`delete from request_nonces where expires_at < ${deps.clock.now()} returning 1`;
-  return rows.length;
+  // Counted in the database: at 2,000 cycles/s a minute's nonces are 240,000 rows, not worth
+  // sending back one by one.
+  const [row] = await deps.db.sql<{ n: number }>`
+    with gone as (delete from request_nonces where expires_at < ${deps.clock.now()} returning 1)
+    select count(*)::int as n from gone`;
+  return row?.n ?? 0;
 }

@@ -136,7 +136,12 @@ export function componentRoutes(deps: AppDeps) {
     if (cached) {
       // To the end of the file (a whole download or a resume): the runtime streams it natively.
       if (end === comp.size - 1) {
-        if (start > 0) await cached.seek(start, Deno.SeekMode.Start);
+        try {
+          if (start > 0) await cached.seek(start, Deno.SeekMode.Start);
+        } catch (e) {
+          cached.close();
+          throw e;
+        }
         return c.body(cached.readable, status, headers);
       }
       return c.body(fileRange(cached, start, length), status, headers);

@@ -84,6 +84,13 @@ Deno.test("openBlobCache() replaces a truncated file and evicts the least recent
     // A new cache on the same folder finds what is there.
     const reopened = await openBlobCache({ dir, budgetBytes: 25_000, log });
     strictEqual(reopened.bytes(), cache.bytes());
+    // The folder deleted under a running cache: the next download fills it again.
+    await Deno.remove(dir, { recursive: true });
+    strictEqual(await cache.open(cs[1]!, () => chunks(blobs[1]!)), null);
+    await cache.settled();
+    const refilled = await cache.open(cs[1]!, () => chunks(blobs[1]!));
+    ok(refilled, "filled again into a new folder");
+    deepStrictEqual(await collectBytes(refilled.readable), blobs[1]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

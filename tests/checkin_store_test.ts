@@ -8,7 +8,18 @@ dbTest(
     const noc = await testNoc(db);
     const fleet = [];
     for (let i = 0; i < 24; i++) fleet.push(await noc.enrollAppliance({ hostname: `gw-${i}` }));
-    await Promise.all(fleet.map((a) => a.beat()));
+    // Each report names its sender, so a batch that mixed appliances up would show.
+    await Promise.all(fleet.map((a) => a.beat({ apps: { probe: { uid: a.uid } } })));
+    const reports = await db.sql<{ uid: string; own: string; n: number }>`
+      select a.uid, a.last_report->'apps'->'probe'->>'uid' as own,
+        (select count(*)::int from beats b
+         where b.uid = a.uid and b.report->'apps'->'probe'->>'uid' = a.uid::text) as n
+      from appliances a`;
+    assert.equal(reports.length, fleet.length);
+    for (const r of reports) {
+      assert.equal(r.own, r.uid, "the status table holds the appliance's own report");
+      assert.equal(r.n, 1, "and so does its history");
+    }
     noc.clock.advance(909 + 600);
     const swept = await sweep({ ...noc.deps, graceS: 300 });
     assert.equal(swept.alerted.length, fleet.length);
@@ -54,3 +65,47 @@ dbTest("the same signed beat sent twice at once is accepted once", async ({ db }
   assert.deepEqual(statuses.sort(), [200, 401, 401]);
   assert.equal(await count(db, "beats"), 1);
 });
+
+dbTest(
+  "a beat that waits for the status daemon's row lock resolves the alert the daemon raised",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance();
+    await a.beat();
+    noc.clock.advance(909 + 600);
+    const now = noc.clock.now();
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => release = r);
+    let onLocked: () => void = () => {};
+    const locked = new Promise<void>((r) => onLocked = r);
+    // What the status daemon does for an overdue appliance, kept open: lock, raise, mark missing.
+    const daemon = db.begin(async (tx) => {
+      await tx`select uid from appliances where uid = ${a.uid} for update`;
+      await tx`insert into alerts (kind, uid, opened_at) values ('missed_heartbeat', ${a.uid}, ${now})`;
+      await tx`update appliances set missing_since = ${now} where uid = ${a.uid}`;
+      onLocked();
+      await held;
+    });
+    await locked;
+    const beat = a.beat();
+    if (db.kind === "postgres") {
+      // Until the beat's statement waits for the row lock (PGlite runs one statement at a time).
+      for (let i = 0; i < 1000; i++) {
+        const [w] = await db.sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+        if (w!.n > 0) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    release();
+    await daemon;
+    await beat;
+    const [open] = await db.sql<{ n: number }>`
+    select count(*)::int as n from alerts where uid = ${a.uid} and resolved_at is null`;
+    assert.equal(open!.n, 0, "the alert raised while the beat waited is resolved by it");
+    const [row] = await db.sql<{ missing_since: Date | null }>`
+    select missing_since from appliances where uid = ${a.uid}`;
+    assert.equal(row!.missing_since, null);
+  },
+);

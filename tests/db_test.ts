@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { openPostgres } from "../lib/db.ts";
+import { openPostgres, postgresTarget } from "../lib/db.ts";
 
 const pg = Deno.env.get("TEST_DATABASE_URL");
 
@@ -26,4 +26,20 @@ Deno.test("openPostgres() connects through the Unix socket folder named by ?host
   } finally {
     await db.close();
   }
+});
+
+Deno.test("postgresTarget() takes a socket folder out of the URL and leaves the rest", () => {
+  assert.deepEqual(
+    postgresTarget("postgres://noc@localhost:5432/noc?host=/var/run/postgresql&options=-c%20x%3D1"),
+    { url: "postgres://noc@localhost:5432/noc?options=-c+x%3D1", socketDir: "/var/run/postgresql" },
+  );
+  assert.deepEqual(postgresTarget("postgres://noc@db.example:5432/noc"), {
+    url: "postgres://noc@db.example:5432/noc",
+    socketDir: null,
+  });
+  // A host that is not a folder is not a socket: left for the driver (and the server) to judge.
+  assert.deepEqual(postgresTarget("postgres://noc@localhost/noc?host=db"), {
+    url: "postgres://noc@localhost/noc?host=db",
+    socketDir: null,
+  });
 });
