@@ -67,3 +67,35 @@ export async function* limitBytes(
     yield p;
   }
 }
+
+/**
+ * Passes a stream through, failing with `onIdle()` when no bytes arrive for `idleS` seconds (a
+ * large upload may take its time, but may not stall).
+ */
+export async function* limitIdle(
+  input: AsyncIterable<Uint8Array>,
+  idleS: number,
+  onIdle: () => Error,
+): AsyncGenerator<Uint8Array> {
+  const it = input[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const idle = new Promise<"idle">((resolve) => {
+        timer = setTimeout(() => resolve("idle"), idleS * 1000);
+      });
+      let r: IteratorResult<Uint8Array> | "idle";
+      try {
+        r = await Promise.race([it.next(), idle]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (r === "idle") throw onIdle();
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    // Stop the source (a stalled request body) without waiting for it.
+    it.return?.().catch(() => {});
+  }
+}

@@ -41,6 +41,8 @@ export interface Settings {
   rateLoginPerMin: number;
   /** Seconds a request body (not an upload) may take to arrive. */
   bodyTimeoutS: number;
+  /** Seconds an upload may go without a byte arriving. */
+  uploadIdleS: number;
   /** Which requests get a `request` log line: all, only refused or failed (≥ 400) and slow (≥ 1 s) ones, or none. */
   requestLog: "all" | "errors" | "off";
 }
@@ -66,6 +68,7 @@ export const defaultSettings: Settings = {
   rateEnrollPerMin: 300,
   rateLoginPerMin: 10,
   bodyTimeoutS: 30,
+  uploadIdleS: 60,
   requestLog: "all",
 };
 

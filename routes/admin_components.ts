@@ -19,7 +19,7 @@ import {
   releaseKeySchema,
 } from "../lib/schemas.ts";
 import { validate } from "../lib/validate.ts";
-import { limitBytes } from "../lib/bytes.ts";
+import { limitBytes, limitIdle } from "../lib/bytes.ts";
 import {
   componentJson,
   type ComponentRow,
@@ -41,7 +41,10 @@ function uploadBody(c: Context, deps: AppDeps): AsyncIterable<Uint8Array> {
   const tooLarge = () => new ApiError(413, "body_too_large", `Upload is larger than ${max} bytes`);
   if (len !== undefined && Number(len) > max) throw tooLarge();
   const body = c.req.raw.body ?? ReadableStream.from<Uint8Array>([]);
-  return limitBytes(body, max, tooLarge);
+  const idleS = deps.settings.uploadIdleS;
+  const stalled = () =>
+    new ApiError(408, "request_timeout", `Upload stalled: no bytes for ${idleS} s`);
+  return limitIdle(limitBytes(body, max, tooLarge), idleS, stalled);
 }
 
 interface FileinfoRow {
