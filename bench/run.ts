@@ -5,7 +5,7 @@
  * printed as one table with targets and ratios, and written to
  * bench/RESULTS.md. Set TEST_DATABASE_URL to include the PostgreSQL rows.
  *
- *   deno task bench                 (everything; about 6 minutes)
+ *   deno task bench                 (everything; about 4 minutes)
  *   deno task bench -- checkin sweep  (only the sections named)
  *
  * @module
