@@ -70,6 +70,39 @@ function errorsNote(r: SimulationResult): string {
   return r.errors === 0 ? "no errors" : `${r.errors} errors ${JSON.stringify(r.errorKinds)}`;
 }
 
+/** Latency percentiles per request type, CPU per cycle and errors of a run. */
+function summary(m: Measured): string {
+  const l = m.r.latencyMs;
+  return `p50/p95/p99 beat ${ms(l.beat.p50)}/${ms(l.beat.p95)}/${ms(l.beat.p99)} ms, catalog ${
+    ms(l.catalog.p50)
+  }/${ms(l.catalog.p95)}/${ms(l.catalog.p99)} ms; ${cpuNote(m)}; ${errorsNote(m.r)}`;
+}
+
+/** A NOC the simulator drives. */
+interface Target {
+  url: string;
+  pid: number;
+  token: string;
+}
+
+/** Simulated cycles against `nocs` at `rate` (0: flat out with `lanes` in flight). */
+function load(
+  nocs: Target[],
+  rate: number,
+  fleetOf?: SimulationResult["fleet"],
+  inFlight = rate === 0 ? lanes : 1024,
+): Promise<Measured> {
+  return measured({
+    appliances: fleet,
+    ...(fleetOf ? { fleet: fleetOf } : {}),
+    rate,
+    durationS: seconds,
+    nocs: nocs.map((n) => n.url),
+    adminToken: nocs[0]!.token,
+    concurrency: inFlight,
+  }, nocs.map((n) => n.pid));
+}
+
 /** The HTTP ceiling: cycles per second the simulator gets from a bare server. */
 async function httpCeiling(): Promise<Measured> {
   const child = new Deno.Command(Deno.execPath(), {
@@ -206,11 +239,7 @@ export async function checkinBench(): Promise<Figure[]> {
     name: `check-in cycles flat out, ${label}`,
     value: m.r.cyclesPerS,
     unit: "cycles/s",
-    note: `${ceilings}; p50/p95/p99 beat ${ms(m.r.latencyMs.beat.p50)}/${
-      ms(m.r.latencyMs.beat.p95)
-    }/${ms(m.r.latencyMs.beat.p99)} ms, catalog ${ms(m.r.latencyMs.catalog.p50)}/${
-      ms(m.r.latencyMs.catalog.p95)
-    }/${ms(m.r.latencyMs.catalog.p99)} ms; ${cpuNote(m)}; ${errorsNote(m.r)}`,
+    note: `${ceilings}; ${summary(m)}`,
   });
   const ratio = (x: number, y: number) => `${(x / y * 100).toFixed(0)}%`;
   if (pgUrl) {
@@ -244,14 +273,7 @@ export async function checkinBench(): Promise<Figure[]> {
     try {
       for (const [how, dir, requestLog] of transports) {
         const noc = await simulationNoc({ NOC_REQUEST_LOG: requestLog }, [], dir);
-        const max = await measured({
-          appliances: fleet,
-          rate: 0,
-          durationS: seconds,
-          nocs: [noc.url],
-          adminToken: noc.token,
-          concurrency: lanes,
-        }, [noc.pid]);
+        const max = await load([noc], 0);
         rows.push({
           ...flatOut(
             `one NOC on PostgreSQL over ${how}`,
@@ -269,49 +291,28 @@ export async function checkinBench(): Promise<Figure[]> {
         } else await noc.stop();
       }
       const { noc, how } = best!;
-      const sustained = await measured({
-        appliances: fleet,
-        fleet: best!.m.r.fleet,
-        rate: 2000,
-        durationS: seconds,
-        nocs: [noc.url],
-        adminToken: noc.token,
-        concurrency: 1024,
-      }, [noc.pid]);
+      const sustained = await load([noc], 2000, best!.m.r.fleet);
       rows.push({
         name: `check-in cycles offered at 2,000/s (open loop), one NOC on PostgreSQL over ${how}`,
         value: sustained.r.cyclesPerS,
         unit: "cycles/s",
         note: `cycles started on schedule whether or not earlier ones finished (a fleet of 1.8 ` +
-          `million at 15 min 9 s); p50/p99 beat ${ms(sustained.r.latencyMs.beat.p50)}/${
-            ms(sustained.r.latencyMs.beat.p99)
-          } ms, catalog ${ms(sustained.r.latencyMs.catalog.p50)}/${
-            ms(sustained.r.latencyMs.catalog.p99)
-          } ms; ${cpuNote(sustained)}; ${errorsNote(sustained.r)}`,
+          `million at 15 min 9 s); met when ≥ 99% of the offered cycles complete per second ` +
+          `(the rate's time includes draining the last ones) with no error; ${summary(sustained)}`,
         target: "≥ 2000",
-        met: sustained.r.cyclesPerS >= 1980 && sustained.r.errors === 0,
+        met: sustained.r.cyclesPerS >= 0.99 * 2000 && sustained.r.errors === 0,
       });
-      const fixed = await measured({
-        appliances: fleet,
-        fleet: best!.m.r.fleet,
-        rate: 1000,
-        durationS: seconds,
-        nocs: [noc.url],
-        adminToken: noc.token,
-        concurrency: 512,
-      }, [noc.pid]);
+      const fixed = await load([noc], 1000, best!.m.r.fleet);
       const p99 = Math.max(fixed.r.latencyMs.beat.p99, fixed.r.latencyMs.catalog.p99);
       rows.push({
         name: `p99 latency at 1,000 cycles/s, one NOC on PostgreSQL over ${how}`,
         value: p99,
         unit: "ms",
-        note: `achieved ${fixed.r.cyclesPerS.toFixed(0)} cycles/s; beat p50/p99 ${
-          ms(fixed.r.latencyMs.beat.p50)
-        }/${ms(fixed.r.latencyMs.beat.p99)} ms, catalog ${ms(fixed.r.latencyMs.catalog.p50)}/${
-          ms(fixed.r.latencyMs.catalog.p99)
-        } ms; ${cpuNote(fixed)}; ${errorsNote(fixed.r)}`,
+        note: `the larger of the two request types' p99; achieved ${
+          fixed.r.cyclesPerS.toFixed(0)
+        } cycles/s (met only if ≥ 99% of 1,000 and no error); ${summary(fixed)}`,
         target: "< 100",
-        met: p99 < 100 && fixed.r.errors === 0 && fixed.r.cyclesPerS >= 950,
+        met: p99 < 100 && fixed.r.errors === 0 && fixed.r.cyclesPerS >= 0.99 * 1000,
       });
       if (noc.shared) {
         // The first one's DATABASE_URL, socket folder included.
@@ -321,15 +322,7 @@ export async function checkinBench(): Promise<Figure[]> {
           NOC_REQUEST_LOG: best!.log,
         });
         try {
-          const two = await measured({
-            appliances: fleet,
-            fleet: best!.m.r.fleet,
-            rate: 0,
-            durationS: seconds,
-            nocs: [noc.url, second.url],
-            adminToken: noc.token,
-            concurrency: lanes,
-          }, [noc.pid, second.pid]);
+          const two = await load([noc, second], 0, best!.m.r.fleet);
           rows.push(
             flatOut(
               `two NOC instances on one PostgreSQL over ${how}`,
@@ -366,14 +359,7 @@ export async function checkinBench(): Promise<Figure[]> {
   const lite = await simulationNoc();
   if (saved) Deno.env.set("TEST_DATABASE_URL", saved);
   try {
-    const max = await measured({
-      appliances: fleet,
-      rate: 0,
-      durationS: seconds,
-      nocs: [lite.url],
-      adminToken: lite.token,
-      concurrency: lanes,
-    }, [lite.pid]);
+    const max = await load([lite], 0);
     rows.push(flatOut(
       "one NOC on PGlite (the embedded default)",
       max,

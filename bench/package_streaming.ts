@@ -15,11 +15,7 @@
 import { startNoc } from "../tests/_process.ts";
 import { enroll, generateApplianceKeys, signedCall } from "../lib/appliance_client.ts";
 import { newSeed } from "../lib/noc_keys.ts";
-import { type Figure, rssMiB, rssSampler } from "./figure.ts";
-
-export type { Figure } from "./figure.ts";
-
-const sampler = rssSampler;
+import { type Figure, rssMiB, rssSampler as sampler } from "./figure.ts";
 
 /**
  * Downloads `url` with `n` concurrent clients (curl when installed), three times; returns the

@@ -27,6 +27,7 @@ import {
 import { fromBase64Url, toBase64Url } from "../lib/encoding.ts";
 import { newSeed } from "../lib/noc_keys.ts";
 import { startNoc } from "../tests/_process.ts";
+import { percentile } from "./figure.ts";
 
 /** What a run measured. */
 export interface SimulationResult {
@@ -59,11 +60,6 @@ function flag(args: string[], name: string): string | undefined {
 
 function flags(args: string[], name: string): string[] {
   return args.flatMap((a, i) => a === `--${name}` && args[i + 1] ? [args[i + 1]!] : []);
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 /** Keys for `n` appliances, generated once and cached on disk. */

@@ -10,6 +10,7 @@
  * @module
  */
 import { simulate, simulationNoc } from "./simulate.ts";
+import { rssMiB } from "./figure.ts";
 
 function flag(name: string, dflt: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -24,8 +25,7 @@ const rate = flag("rate", 1000),
   minutes = flag("minutes", 30),
   appliances = flag("appliances", 10_000);
 const noc = await simulationNoc();
-const rss = async () =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(await Deno.readTextFile(`/proc/${noc.pid}/status`))![1]) / 1024;
+const rss = () => rssMiB(noc.pid);
 const samples: Array<{ s: number; mib: number; heap: number }> = [];
 // The NOC's JavaScript heap in use, from its /metrics (tells a leak from a heap that grew and stays).
 const heapMiB = async () => {

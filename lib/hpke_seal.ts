@@ -19,6 +19,8 @@ import {
   type KeyObject,
 } from "node:crypto";
 import { Buffer } from "node:buffer";
+import { concatBytes } from "./bytes.ts";
+import { x25519Pkcs8Prefix } from "./x25519.ts";
 
 const kemId = 0x0020; // DHKEM(X25519, HKDF-SHA256)
 const kdfId = 0x0001; // HKDF-SHA256
@@ -26,15 +28,7 @@ const aeadId = 0x0002; // AES-256-GCM
 
 const enc = new TextEncoder();
 const u16 = (n: number) => new Uint8Array([n >> 8, n & 0xff]);
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 const kemSuite = concat(enc.encode("KEM"), u16(kemId));
 const hpkeSuite = concat(enc.encode("HPKE"), u16(kemId), u16(kdfId), u16(aeadId));
 const version = enc.encode("HPKE-v1");
@@ -83,24 +77,6 @@ const spkiPrefix = new Uint8Array([
   0x03,
   0x21,
   0x00,
-]);
-const pkcs8Prefix = new Uint8Array([
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
 ]);
 
 // A catalog wraps many keys to one appliance: its key is parsed once.
@@ -151,7 +127,7 @@ export function hpkeSealBase(
   const e = ephemeral
     ? {
       privateKey: createPrivateKey({
-        key: Buffer.from(concat(pkcs8Prefix, ephemeral.privateRaw)),
+        key: Buffer.from(concat(x25519Pkcs8Prefix, ephemeral.privateRaw)),
         format: "der",
         type: "pkcs8",
       }),

@@ -1,15 +1,15 @@
 /**
  * X25519 (RFC 7748) through Web Crypto, with the checks the project applies:
- * a shared secret of all zeros (a low-order peer key) is refused. HPKE
- * (`@hpke/core`, content keys wrapped to appliances) uses the same Web Crypto
- * primitive; the test suite runs this function against every Wycheproof X25519
- * vector.
+ * a shared secret of all zeros (a low-order peer key) is refused. The agent's
+ * HPKE unwrap (`@hpke/core`) uses the same Web Crypto primitive (the NOC's wrap,
+ * lib/hpke_seal.ts, the runtime's synchronous one); the test suite runs this
+ * function against every Wycheproof X25519 vector.
  *
  * @module
  */
 
-// PKCS#8 wrapping of a raw 32-byte X25519 private key (Web Crypto imports no raw private keys).
-const pkcs8Prefix = new Uint8Array([
+/** PKCS#8 DER prefix of a raw 32-byte X25519 private key (Web Crypto imports no raw private keys). */
+export const x25519Pkcs8Prefix = new Uint8Array([
   0x30,
   0x2e,
   0x02,
@@ -37,9 +37,9 @@ export async function x25519(
   pub: Uint8Array<ArrayBuffer>,
 ): Promise<Uint8Array<ArrayBuffer> | null> {
   if (priv.length !== 32 || pub.length !== 32) return null;
-  const der = new Uint8Array(pkcs8Prefix.length + 32);
-  der.set(pkcs8Prefix);
-  der.set(priv, pkcs8Prefix.length);
+  const der = new Uint8Array(x25519Pkcs8Prefix.length + 32);
+  der.set(x25519Pkcs8Prefix);
+  der.set(priv, x25519Pkcs8Prefix.length);
   try {
     const privateKey = await crypto.subtle.importKey("pkcs8", der, { name: "X25519" }, false, [
       "deriveBits",
