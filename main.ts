@@ -12,6 +12,7 @@ import { startLocalServer } from "./lib/local/server.ts";
 import { openDb } from "./lib/db.ts";
 import { migrate } from "./lib/migrate.ts";
 import { jsonLogger } from "./lib/log.ts";
+import { lineWriter } from "./lib/line_writer.ts";
 import { systemClock } from "./lib/clock.ts";
 import { createNotifier } from "./lib/notifier.ts";
 import { createApp } from "./lib/app.ts";
@@ -24,7 +25,13 @@ import type { AppDeps } from "./lib/deps.ts";
 import { createWakeHub } from "./lib/wakeups.ts";
 import { createMetrics } from "./lib/metrics.ts";
 
-const log = jsonLogger();
+const metrics = createMetrics();
+// Not console.log: a reader that falls behind (a full pipe) must not hold up every request.
+const out = Deno.env.get("DENO_DEPLOYMENT_ID") ? null : lineWriter(Deno.stdout, {
+  onDrop: (n) => metrics.inc("noc_log_lines_dropped_total", {}, n),
+});
+const log = jsonLogger(out ? (line) => out.write(line) : undefined);
+addEventListener("unload", () => out?.flushSync());
 
 async function start(): Promise<AppDeps> {
   const config = loadConfig(Deno.env.toObject(), Deno.args);
@@ -34,7 +41,6 @@ async function start(): Promise<AppDeps> {
   const applied = await migrate(db);
   if (applied.length > 0) log.info("migrations_applied", { applied });
   const keys = await loadNocKeys(config);
-  const metrics = createMetrics();
   const notifier = await createNotifier({
     db,
     clock,
@@ -164,6 +170,7 @@ if (role === "all") {
   Deno.cron("noc status daemon", "* * * * *", { backoffSchedule }, async () => {
     const deps = await ready;
     const r = await statusDaemon(deps);
+    const pruneStart = performance.now();
     const nonces = await pruneNonces(deps);
     deps.log.info("sweep", {
       alerted: r.alerted.length,
@@ -171,6 +178,7 @@ if (role === "all") {
       notices: r.notices,
       ms: Math.round(r.durationMs),
       noncesPruned: nonces,
+      pruneMs: Math.round(performance.now() - pruneStart),
     });
   });
 

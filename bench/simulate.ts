@@ -3,10 +3,13 @@
  * cycles — a SecureBeat, then the catalog with `If-None-Match` — at a target
  * rate, spread over one or several NOC instances; a share of them can stay
  * silent to exercise the sweep. Prints achieved cycles per second, latency
- * percentiles per request type and errors.
+ * percentiles per request type and errors. As in a real fleet, each appliance
+ * runs one cycle at a time and waits for it (up to the agent's 30 s request
+ * timeout); an error is a request that failed or timed out, or a cycle still
+ * running when the same appliance's next one is due.
  *
  *   deno task simulate -- --appliances 2000 --rate 500 --duration 30 [--noc URL ...]
- *     [--token ADMIN] [--silent 0.01] [--concurrency 256] [--json]
+ *     [--token ADMIN] [--silent 0.01] [--concurrency N] [--json]
  *
  * Without `--noc`, a NOC process is started on a temporary PGlite (or on
  * TEST_DATABASE_URL when set) with rate limits off. A NOC given with `--noc`
@@ -41,7 +44,36 @@ export interface SimulationResult {
   errors: number;
   errorKinds: Record<string, number>;
   latencyMs: Record<"beat" | "catalog", { p50: number; p95: number; p99: number; n: number }>;
+  /** Whole cycles (beat + catalog), in milliseconds. */
+  cycleMs: { p50: number; p99: number; p999: number; max: number };
+  /** The longest whole cycle (beat + catalog), in milliseconds. */
+  maxCycleMs: number;
+  /** Cycles that took longer than `slowMs`. */
+  slowCycles: number;
   silent: number;
+  /**
+   * The seconds (wall clock) in which something went wrong or slow: errors (among them cycles
+   * not started because `concurrency` were in flight), the simulator's own timer late by more
+   * than 50 ms (its event loop stalled) or 256 cycles or more in flight, cycles slower than
+   * `slowMs`. In time order.
+   */
+  stalls: Stall[];
+}
+
+/** One second of a run with something notable in it. */
+export interface Stall {
+  /** The second, ISO 8601. */
+  at: string;
+  saturated: number;
+  errors: number;
+  /** How late the simulator's schedule ran at worst in this second (ms). */
+  lateMs: number;
+  /** Cycles started in this second that took longer than `slowMs`. */
+  slowCycles: number;
+  /** The longest cycle started in this second (ms). */
+  maxCycleMs: number;
+  /** The most cycles in flight seen in this second. */
+  inFlight: number;
 }
 
 /** An enrolled simulated appliance. */
@@ -94,14 +126,24 @@ export async function simulate(options: {
   nocs: string[];
   adminToken: string;
   silent?: number;
-  /** Open loop: most cycles in flight. Closed loop (`rate` 0): cycles kept in flight. */
+  /**
+   * Open loop: most cycles in flight (by default one per appliance, as a real fleet: each
+   * appliance runs one cycle at a time and waits for it however long it takes). Closed loop
+   * (`rate` 0): cycles kept in flight (256 by default).
+   */
   concurrency?: number;
+  /** Closed loop only: stop after one cycle of every appliance (or at `durationS`). */
+  onePass?: boolean;
   /** False: no enrolment, random UIDs (for a bare server measuring the HTTP ceiling). */
   enrol?: boolean;
   /** Appliances enrolled by an earlier run on the same database (each is sent to `nocs` in turn). */
   fleet?: SimAppliance[];
   /** Called when the load starts and when it ends (after enrolment), to sample CPU time. */
   onLoad?: (phase: "start" | "end") => void;
+  /** A cycle slower than this counts as slow (default 250 ms). */
+  slowMs?: number;
+  /** Each request is abandoned, as an error, after this long (default 30 s, as the agent). */
+  requestTimeoutMs?: number;
   log?: (line: string) => void;
 }): Promise<SimulationResult> {
   const log = options.log ?? (() => {});
@@ -164,16 +206,57 @@ export async function simulate(options: {
   );
   const silent = Math.floor(fleet.length * (options.silent ?? 0));
   const active = fleet.slice(silent);
-  const latencies = { beat: [] as number[], catalog: [] as number[] };
+  const latencies = { beat: [] as number[], catalog: [] as number[], cycle: [] as number[] };
   const errorKinds: Record<string, number> = {};
-  let errors = 0, cycles = 0, inFlight = 0, next = 0;
-  const maxInFlight = options.concurrency ?? 256;
+  let errors = 0, cycles = 0, inFlight = 0, next = 0, maxCycleMs = 0, slowCycles = 0;
+  const maxInFlight = options.concurrency ?? (options.rate > 0 ? Math.max(1, active.length) : 256);
+  const busy = new Set<SimAppliance>();
+  const slowMs = options.slowMs ?? 250;
+  const timeoutMs = options.requestTimeoutMs ?? 30_000;
+  const seconds = new Map<number, Stall>();
+  const second = (at: number) => {
+    const s = Math.floor(at / 1000);
+    let x = seconds.get(s);
+    if (!x) {
+      x = {
+        at: new Date(s * 1000).toISOString(),
+        saturated: 0,
+        errors: 0,
+        lateMs: 0,
+        slowCycles: 0,
+        maxCycleMs: 0,
+        inFlight: 0,
+      };
+      seconds.set(s, x);
+    }
+    return x;
+  };
   const fail = (kind: string) => {
     errors++;
     errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+    const s = second(Date.now());
+    if (kind === "client saturated") s.saturated++;
+    else s.errors++;
+  };
+  // A timer per request, cleared when it answers (AbortSignal.timeout's timers stay until they
+  // fire: 60,000 of them at 2,000 requests/s cost the simulator measurable time).
+  const send = async (req: Request) => {
+    const ac = new AbortController();
+    const timer = setTimeout(
+      () => ac.abort(new DOMException("The request timed out", "TimeoutError")),
+      timeoutMs,
+    );
+    try {
+      const res = await fetch(req, { signal: ac.signal });
+      await res.body?.cancel();
+      return res;
+    } finally {
+      clearTimeout(timer);
+    }
   };
   const cycle = async (a: SimAppliance) => {
     const now = new Date();
+    const began = performance.now();
     a.seq++;
     const beat = {
       seq: a.seq,
@@ -189,7 +272,7 @@ export async function simulate(options: {
       apps: {},
     };
     let t = performance.now();
-    const b = await fetch(
+    const b = await send(
       await signedRequest({
         baseUrl: a.noc,
         uid: a.uid,
@@ -200,11 +283,10 @@ export async function simulate(options: {
         now,
       }),
     );
-    await b.body?.cancel();
     latencies.beat.push(performance.now() - t);
     if (b.status !== 200) return fail(`beat ${b.status}`);
     t = performance.now();
-    const c = await fetch(
+    const c = await send(
       await signedRequest({
         baseUrl: a.noc,
         uid: a.uid,
@@ -216,10 +298,18 @@ export async function simulate(options: {
       }),
     );
     if (c.status === 200) a.etag = c.headers.get("etag");
-    await c.body?.cancel();
     latencies.catalog.push(performance.now() - t);
     if (c.status !== 200 && c.status !== 304) return fail(`catalog ${c.status}`);
     cycles++;
+    const took = performance.now() - began;
+    latencies.cycle.push(took);
+    maxCycleMs = Math.max(maxCycleMs, took);
+    if (took > slowMs) {
+      slowCycles++;
+      const s = second(now.getTime());
+      s.slowCycles++;
+      s.maxCycleMs = Math.max(s.maxCycleMs, took);
+    }
   };
   options.onLoad?.("start");
   const started = performance.now();
@@ -229,7 +319,11 @@ export async function simulate(options: {
   if (options.rate <= 0) {
     // Closed loop: `concurrency` cycles kept in flight, each appliance in one lane only.
     await Promise.all(Array.from({ length: Math.min(maxInFlight, active.length) }, async (_, w) => {
-      for (let i = w; performance.now() < end; i += maxInFlight) {
+      for (
+        let i = w;
+        performance.now() < end && !(options.onePass && i >= active.length);
+        i += maxInFlight
+      ) {
         await cycle(active[i % active.length]!).catch((e) => fail(String(e?.name ?? e)));
       }
     }));
@@ -239,14 +333,27 @@ export async function simulate(options: {
     due += 1000 / options.rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const late = performance.now() - due;
+    if (late > 50 || inFlight >= 256) {
+      const s = second(Date.now());
+      s.lateMs = Math.max(s.lateMs, late);
+      s.inFlight = Math.max(s.inFlight, inFlight);
+    }
+    const a = active[next++ % active.length]!;
+    if (busy.has(a)) {
+      // Its previous cycle has not ended although its next is due (the fleet's whole round).
+      fail("cycle overran its interval");
+      continue;
+    }
     if (inFlight >= maxInFlight) {
       fail("client saturated");
       continue;
     }
-    const a = active[next++ % active.length]!;
     inFlight++;
+    busy.add(a);
     const p = cycle(a).catch((e) => fail(String(e?.name ?? e))).finally(() => {
       inFlight--;
+      busy.delete(a);
       pending.delete(p);
     });
     pending.add(p);
@@ -268,7 +375,19 @@ export async function simulate(options: {
     errors,
     errorKinds,
     latencyMs: { beat: stats(latencies.beat), catalog: stats(latencies.catalog) },
+    cycleMs: (() => {
+      const s = latencies.cycle.sort((a, b) => a - b);
+      return {
+        p50: percentile(s, 50),
+        p99: percentile(s, 99),
+        p999: percentile(s, 99.9),
+        max: s.at(-1) ?? 0,
+      };
+    })(),
+    maxCycleMs,
+    slowCycles,
     silent,
+    stalls: [...seconds.values()].sort((x, y) => x.at.localeCompare(y.at)),
   };
 }
 
@@ -278,6 +397,8 @@ export async function simulationNoc(
   denoFlags: string[] = [],
   /** A PostgreSQL Unix socket folder for the NOC's connections (its admin ones stay on TCP). */
   socketDir?: string,
+  /** Which of the NOC's stdout lines to keep (by default, all but info-level log lines). */
+  keep: (line: string) => boolean = (line) => !line.includes('"level":"info"'),
 ) {
   const work = await Deno.makeTempDir({ prefix: "noc-sim-" });
   const pg = Deno.env.get("TEST_DATABASE_URL");
@@ -309,7 +430,7 @@ export async function simulationNoc(
       ...extraEnv,
     },
     denoFlags,
-    (line) => !line.includes('"level":"info"'),
+    keep,
   );
   return {
     url: noc.url,
@@ -351,7 +472,7 @@ if (import.meta.main) {
       nocs: own ? [own.url] : given,
       adminToken: token,
       silent: Number(flag(args, "silent") ?? 0),
-      concurrency: Number(flag(args, "concurrency") ?? 256),
+      ...(flag(args, "concurrency") ? { concurrency: Number(flag(args, "concurrency")) } : {}),
       log: (l) => console.error(l),
     });
     if (args.includes("--json")) console.log(JSON.stringify(r, null, 2));

@@ -2,14 +2,16 @@
  * `deno task soak`: the fleet simulator against one NOC on PostgreSQL for a
  * long run (1,000 cycles per second for 30 minutes by default), sampling the
  * NOC process's resident memory every 10 seconds; prints the figures: cycles
- * per second, errors, latency percentiles, and memory at the start, the end
- * and its peak. Not part of CI.
+ * per second, errors, latency percentiles, the slowest cycle, memory at the
+ * start, the end and its peak, and each second in which cycles were slow or
+ * failed, beside the NOC's sweeps (and, with `--trace-gc`, its garbage
+ * collections of 20 ms or more) around it. Not part of CI.
  *
- *   TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test deno task soak -- [--rate 1000] [--minutes 30] [--appliances 10000]
+ *   TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test deno task soak -- [--rate 1000] [--minutes 30] [--appliances 10000] [--trace-gc]
  *
  * @module
  */
-import { simulate, simulationNoc } from "./simulate.ts";
+import { simulate, simulationNoc, type Stall } from "./simulate.ts";
 import { rssMiB } from "./figure.ts";
 
 function flag(name: string, dflt: number): number {
@@ -24,9 +26,31 @@ if (!Deno.env.get("TEST_DATABASE_URL")) {
 const rate = flag("rate", 1000),
   minutes = flag("minutes", 30),
   appliances = flag("appliances", 10_000);
-const noc = await simulationNoc();
+const traceGc = Deno.args.includes("--trace-gc");
+const nocBorn = Date.now();
+// Kept from the NOC's output: errors, its sweep lines, and (traced) collections pausing ≥ 20 ms.
+const gcPause =
+  /^\[\d+:0x[0-9a-f]+\]\s+(\d+) ms: ([^\d]+?) [\d.]+ \([^,]*, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ ([\d.]+) ms/;
+const noc = await simulationNoc(
+  {},
+  traceGc ? ["--v8-flags=--trace-gc"] : [],
+  undefined,
+  (line) => {
+    if (line.includes('"event":"sweep"')) return true;
+    if (line.includes('"event":"request"')) return Number(/"ms":([\d.]+)/.exec(line)?.[1]) >= 100;
+    const gc = gcPause.exec(line);
+    if (gc) return Number(gc[3]) >= 20;
+    return !line.includes('"level":"info"');
+  },
+);
 const rss = () => rssMiB(noc.pid);
-const samples: Array<{ s: number; mib: number; heap: number }> = [];
+const samples: Array<{ s: number; mib: number; heap: number; fds: number }> = [];
+// The NOC's open files and sockets (its connections from the simulator among them).
+const openFds = async () => {
+  let n = 0;
+  for await (const _ of Deno.readDir(`/proc/${noc.pid}/fd`)) n++;
+  return n;
+};
 // The NOC's JavaScript heap in use, from its /metrics (tells a leak from a heap that grew and stays).
 const heapMiB = async () => {
   const res = await fetch(`${noc.url}/metrics`, {
@@ -35,19 +59,22 @@ const heapMiB = async () => {
   const m = /^noc_js_heap_used_bytes (\d+)/m.exec(await res.text());
   return m ? Number(m[1]) / 2 ** 20 : NaN;
 };
-// Warm-up, not counted: one pass over the fleet at the same rate. Every appliance's first catalog
-// is built and signed in it (10,000 in 10 s at the default rate), as after a fleet's enrolment.
+// Warm-up, not counted: 20 s at the same rate with at most 256 cycles in flight, as after a
+// fleet's enrolment: the first catalogs are built and signed (slow), and cycles that find 256 in
+// flight are not started. (A one-pass warm-up of every appliance, 128 at a time flat out, left the
+// measured run slower in 4 tries of 4: beat p50 36-54 ms against 20-26 ms after this one.)
 const warm = await simulate({
   appliances,
   rate,
-  durationS: Math.max(20, (appliances / rate) * 2),
+  concurrency: 256,
+  durationS: 20,
   nocs: [noc.url],
   adminToken: noc.token,
   log: (l) => console.error(l),
 });
 const warmLine = `  warm-up (not counted): ${warm.cycles} cycles in ${
-  warm.durationS.toFixed(0)
-} s, every appliance's first catalog built; ${warm.errors} errors ${
+  warm.durationS.toFixed(1)
+} s at ${rate}/s, at most 256 in flight; ${warm.errors} not started or failed ${
   JSON.stringify(warm.errorKinds)
 }`;
 const started = performance.now();
@@ -58,6 +85,7 @@ const sampler = (async () => {
       s: (performance.now() - started) / 1000,
       mib: await rss().catch(() => 0),
       heap: await heapMiB().catch(() => NaN),
+      fds: await openFds().catch(() => NaN),
     });
     await new Promise((r) => setTimeout(r, 10_000));
   }
@@ -91,12 +119,91 @@ try {
       Math.max(...mib).toFixed(0)
     } MiB (${samples.length} samples)`,
     warmLine,
-    `  each minute, RSS / JavaScript heap in use (MiB): ${
-      samples.filter((_, i) => i % 6 === 0).map((x) => `${x.mib.toFixed(0)}/${x.heap.toFixed(0)}`)
+    `  each minute, RSS / JavaScript heap in use (MiB) / open files and sockets: ${
+      samples.filter((_, i) => i % 6 === 0).map((x) =>
+        `${x.mib.toFixed(0)}/${x.heap.toFixed(0)}/${x.fds}`
+      )
         .join(" ")
     }`,
+    `  whole cycle (beat + catalog) p50/p99/p99.9 ${r.cycleMs.p50.toFixed(1)}/${
+      r.cycleMs.p99.toFixed(1)
+    }/${r.cycleMs.p999.toFixed(1)} ms, slowest ${
+      r.maxCycleMs.toFixed(0)
+    } ms; ${r.slowCycles} cycles over 250 ms; ${r.stalls.length} seconds with a slow cycle, an error, a late simulator or 256 cycles in flight`,
+    ...stallReport(r.stalls, noc.output()),
   ].join("\n"));
 } finally {
   sampling = false;
   await noc.stop();
+}
+
+/**
+ * Each stall second, with the NOC's sweeps and long collections in the 3 s before it, and the
+ * requests the NOC itself took 100 ms or more over that ended in it or the next second.
+ */
+function stallReport(stalls: Stall[], output: string): string[] {
+  const events: Array<{ at: number; what: string }> = [];
+  const slow: Array<{ end: number; ms: number }> = [];
+  for (const line of output.split("\n")) {
+    // Traced collections are written beside the log and can split one of its lines: skip those.
+    const e = line.includes('"event":"') ? parsed(line) : null;
+    if (e?.event === "request") {
+      slow.push({ end: Date.parse(e.time), ms: e.ms });
+      continue;
+    }
+    if (e?.event === "sweep") {
+      const end = Date.parse(e.time);
+      events.push({
+        at: end - e.ms - e.pruneMs,
+        what: `sweep ${e.ms} ms + nonce prune ${e.pruneMs} ms (${e.noncesPruned} rows)`,
+      });
+      continue;
+    }
+    const gc = gcPause.exec(line);
+    if (gc) {
+      events.push({
+        at: nocBorn + Number(gc[1]),
+        what: `NOC ${gc[2]} pause ${Number(gc[3]).toFixed(0)} ms`,
+      });
+    }
+  }
+  return stalls.slice(0, 60).map((s) => {
+    const t = Date.parse(s.at);
+    const near = events.filter((e) => e.at >= t - 3000 && e.at < t + 1000).map((e) =>
+      `${((e.at - t) / 1000).toFixed(1)} s: ${e.what}`
+    );
+    const inNoc = slow.filter((x) => x.end >= t && x.end < t + 2000);
+    if (inNoc.length) {
+      near.push(
+        `NOC took ≥ 100 ms over ${inNoc.length} requests (longest ${
+          Math.max(...inNoc.map((x) => x.ms)).toFixed(0)
+        } ms)`,
+      );
+    }
+    return `    ${
+      s.at.slice(11, 19)
+    } saturated ${s.saturated}, errors ${s.errors}, slow ${s.slowCycles} (max ${
+      s.maxCycleMs.toFixed(0)
+    } ms), simulator late ${s.lateMs.toFixed(0)} ms, in flight ${s.inFlight}${
+      near.length ? ` | ${near.join("; ")}` : ""
+    }`;
+  }).concat(
+    stalls.length > 60 ? [`    … ${stalls.length - 60} more seconds`] : [],
+    events.filter((e) => e.what.startsWith("sweep")).length
+      ? [
+        `  sweeps: ${
+          events.filter((e) => e.what.startsWith("sweep")).map((e) => e.what.replace(/^sweep /, ""))
+            .join("; ")
+        }`,
+      ]
+      : [],
+  );
+}
+
+function parsed(line: string) {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return null;
+  }
 }

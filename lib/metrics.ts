@@ -38,6 +38,7 @@ const counters = {
   noc_sweeps_total: "Status daemon passes",
   noc_alerts_raised_total: "Missed-heartbeat alerts raised by this instance's sweeps",
   noc_identity_refusals_total: "Refused appliance identities (bad token or signature)",
+  noc_log_lines_dropped_total: "Log lines dropped because the log's reader fell behind",
 } as const;
 
 const histograms = {
