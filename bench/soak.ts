@@ -59,22 +59,24 @@ const heapMiB = async () => {
   const m = /^noc_js_heap_used_bytes (\d+)/m.exec(await res.text());
   return m ? Number(m[1]) / 2 ** 20 : NaN;
 };
-// Warm-up, not counted: 20 s at the same rate with at most 256 cycles in flight, as after a
-// fleet's enrolment: the first catalogs are built and signed (slow), and cycles that find 256 in
-// flight are not started. (A one-pass warm-up of every appliance, 128 at a time flat out, left the
-// measured run slower in 4 tries of 4: beat p50 36-54 ms against 20-26 ms after this one.)
+// Warm-up, not counted: one cycle of every appliance, 128 at a time as fast as they go, so every
+// first catalog is built and signed before the measured run. (A warm-up at the soak's rate that
+// skipped cycles finding 256 in flight left thousands of first catalogs to the measured run; the
+// NOC then fell behind for as long as the backlog lasted in one 1-minute try: 1,560 overruns,
+// cycles of up to 12 s.)
 const warm = await simulate({
   appliances,
-  rate,
-  concurrency: 256,
-  durationS: 20,
+  rate: 0,
+  concurrency: 128,
+  onePass: true,
+  durationS: 600,
   nocs: [noc.url],
   adminToken: noc.token,
   log: (l) => console.error(l),
 });
 const warmLine = `  warm-up (not counted): ${warm.cycles} cycles in ${
   warm.durationS.toFixed(1)
-} s at ${rate}/s, at most 256 in flight; ${warm.errors} not started or failed ${
+} s (one cycle of each appliance, 128 in flight); ${warm.errors} errors ${
   JSON.stringify(warm.errorKinds)
 }`;
 const started = performance.now();
