@@ -46,8 +46,6 @@ export interface SimulationResult {
   latencyMs: Record<"beat" | "catalog", { p50: number; p95: number; p99: number; n: number }>;
   /** Whole cycles (beat + catalog), in milliseconds. */
   cycleMs: { p50: number; p99: number; p999: number; max: number };
-  /** The longest whole cycle (beat + catalog), in milliseconds. */
-  maxCycleMs: number;
   /** Cycles that took longer than `slowMs`. */
   slowCycles: number;
   silent: number;
@@ -208,7 +206,7 @@ export async function simulate(options: {
   const active = fleet.slice(silent);
   const latencies = { beat: [] as number[], catalog: [] as number[], cycle: [] as number[] };
   const errorKinds: Record<string, number> = {};
-  let errors = 0, cycles = 0, inFlight = 0, next = 0, maxCycleMs = 0, slowCycles = 0;
+  let errors = 0, cycles = 0, inFlight = 0, next = 0, slowCycles = 0;
   const maxInFlight = options.concurrency ?? (options.rate > 0 ? Math.max(1, active.length) : 256);
   const busy = new Set<SimAppliance>();
   const slowMs = options.slowMs ?? 250;
@@ -303,7 +301,6 @@ export async function simulate(options: {
     cycles++;
     const took = performance.now() - began;
     latencies.cycle.push(took);
-    maxCycleMs = Math.max(maxCycleMs, took);
     if (took > slowMs) {
       slowCycles++;
       const s = second(now.getTime());
@@ -384,7 +381,6 @@ export async function simulate(options: {
         max: s.at(-1) ?? 0,
       };
     })(),
-    maxCycleMs,
     slowCycles,
     silent,
     stalls: [...seconds.values()].sort((x, y) => x.at.localeCompare(y.at)),

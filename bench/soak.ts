@@ -130,7 +130,7 @@ try {
     `  whole cycle (beat + catalog) p50/p99/p99.9 ${r.cycleMs.p50.toFixed(1)}/${
       r.cycleMs.p99.toFixed(1)
     }/${r.cycleMs.p999.toFixed(1)} ms, slowest ${
-      r.maxCycleMs.toFixed(0)
+      r.cycleMs.max.toFixed(0)
     } ms; ${r.slowCycles} cycles over 250 ms; ${r.stalls.length} seconds with a slow cycle, an error, a late simulator or 256 cycles in flight`,
     ...stallReport(r.stalls, noc.output()),
   ].join("\n"));

@@ -119,22 +119,27 @@ export function createMetrics(): Metrics {
   };
 }
 
+/** One unlabelled gauge in the text format. */
+function gauge(name: string, help: string, value: number): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`];
+}
+
 /** This process's memory, read at scrape time (a soak watches these). */
 function processGauges(): string[] {
   const m = Deno.memoryUsage();
   return [
-    "# HELP process_resident_memory_bytes Resident memory of this NOC process.",
-    "# TYPE process_resident_memory_bytes gauge",
-    `process_resident_memory_bytes ${m.rss}`,
-    "# HELP noc_js_heap_used_bytes JavaScript heap in use in this NOC process.",
-    "# TYPE noc_js_heap_used_bytes gauge",
-    `noc_js_heap_used_bytes ${m.heapUsed}`,
-    "# HELP noc_js_heap_total_bytes JavaScript heap reserved by this NOC process.",
-    "# TYPE noc_js_heap_total_bytes gauge",
-    `noc_js_heap_total_bytes ${m.heapTotal}`,
-    "# HELP noc_external_bytes Memory held outside the JavaScript heap (buffers, WebAssembly).",
-    "# TYPE noc_external_bytes gauge",
-    `noc_external_bytes ${m.external}`,
+    ...gauge("process_resident_memory_bytes", "Resident memory of this NOC process.", m.rss),
+    ...gauge("noc_js_heap_used_bytes", "JavaScript heap in use in this NOC process.", m.heapUsed),
+    ...gauge(
+      "noc_js_heap_total_bytes",
+      "JavaScript heap reserved by this NOC process.",
+      m.heapTotal,
+    ),
+    ...gauge(
+      "noc_external_bytes",
+      "Memory held outside the JavaScript heap (buffers, WebAssembly).",
+      m.external,
+    ),
   ];
 }
 
@@ -152,17 +157,21 @@ async function databaseGauges(db: Db, now: Date, graceS: number): Promise<string
     ...(["ok", "late", "missing", "revoked"] as const).map((s) =>
       `noc_appliances{state="${s}"} ${f[s]}`
     ),
-    "# HELP noc_appliances_overdue Appliances past their due time (late or missing)",
-    "# TYPE noc_appliances_overdue gauge",
-    `noc_appliances_overdue ${f.late + f.missing}`,
-    "# HELP noc_alerts_open Open alerts",
-    "# TYPE noc_alerts_open gauge",
-    `noc_alerts_open ${alerts?.open ?? 0}`,
-    "# HELP noc_notice_deliveries_pending Notice deliveries not yet accepted by their target",
-    "# TYPE noc_notice_deliveries_pending gauge",
-    `noc_notice_deliveries_pending ${outbox?.pending ?? 0}`,
-    "# HELP noc_notice_deliveries_failing Pending notice deliveries that failed at least once",
-    "# TYPE noc_notice_deliveries_failing gauge",
-    `noc_notice_deliveries_failing ${outbox?.failing ?? 0}`,
+    ...gauge(
+      "noc_appliances_overdue",
+      "Appliances past their due time (late or missing)",
+      f.late + f.missing,
+    ),
+    ...gauge("noc_alerts_open", "Open alerts", alerts?.open ?? 0),
+    ...gauge(
+      "noc_notice_deliveries_pending",
+      "Notice deliveries not yet accepted by their target",
+      outbox?.pending ?? 0,
+    ),
+    ...gauge(
+      "noc_notice_deliveries_failing",
+      "Pending notice deliveries that failed at least once",
+      outbox?.failing ?? 0,
+    ),
   ];
 }
