@@ -6,24 +6,28 @@
  *
  * @module
  */
-import { loadConfig, serverRole } from "./lib/config.ts";
-import { loadLocalConfig, LocalConfigError, localUsage } from "./lib/local/config.ts";
-import { startLocalServer } from "./lib/local/server.ts";
-import { openDb } from "./lib/db.ts";
-import { migrate } from "./lib/migrate.ts";
-import { jsonLogger } from "./lib/log.ts";
-import { lineWriter } from "./lib/line_writer.ts";
-import { systemClock } from "./lib/clock.ts";
-import { createNotifier } from "./lib/notifier.ts";
-import { createApp } from "./lib/app.ts";
-import { openBlobCache } from "./lib/blob_cache.ts";
-import { statusDaemon } from "./lib/sweep.ts";
-import { pruneHistory, pruneNonces } from "./lib/retention.ts";
-import { pruneIncompleteBlobs } from "./lib/blobs.ts";
-import { bootstrapAdminToken, devEnrollmentToken, loadNocKeys } from "./lib/bootstrap.ts";
-import type { AppDeps } from "./lib/deps.ts";
-import { createWakeHub } from "./lib/wakeups.ts";
-import { createMetrics } from "./lib/metrics.ts";
+import { loadConfig, serverRole } from "./noc/config.ts";
+import { loadLocalConfig, LocalConfigError, localUsage } from "./local_server/config.ts";
+import { startLocalServer } from "./local_server/server.ts";
+import { openDb } from "./noc/db/db.ts";
+import { migrate } from "./noc/db/migrate.ts";
+import { jsonLogger } from "./protocol/util/log.ts";
+import { lineWriter } from "./protocol/util/line_writer.ts";
+import { systemClock } from "./noc/clock.ts";
+import { createNotifier } from "./noc/services/notifier.ts";
+import { createApp } from "./noc/app.ts";
+import { openBlobCache } from "./noc/services/blob_cache.ts";
+import { statusDaemon } from "./noc/jobs/status_daemon.ts";
+import { pruneHistory, pruneNonces } from "./noc/jobs/retention.ts";
+import { pruneIncompleteBlobs } from "./noc/services/blobs.ts";
+import {
+  bootstrapAdminToken,
+  devEnrollmentToken,
+  loadNocKeys,
+} from "./noc/services/startup_secrets.ts";
+import type { AppDeps } from "./noc/deps.ts";
+import { createWakeHub } from "./noc/services/wakeups.ts";
+import { createMetrics } from "./noc/services/metrics.ts";
 
 const metrics = createMetrics();
 // Not console.log: a reader that falls behind (a full pipe) must not hold up every request.

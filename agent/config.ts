@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { readJson } from "../lib/atomic_file.ts";
+import { readJson } from "../protocol/util/atomic_file.ts";
 
 /** The agent's version, reported in every SecureBeat. */
 export const agentVersion = "1.0.0";

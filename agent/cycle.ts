@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { nameSchema } from "../lib/schemas.ts";
+import { nameSchema } from "../protocol/schemas.ts";
 import { AgentError, describe } from "./errors.ts";
 import { collectHealth } from "./health.ts";
 import { runPlugins } from "./plugins.ts";
@@ -28,11 +28,11 @@ import {
   saveState,
   statePaths,
 } from "./state.ts";
-import { writeFileAtomic } from "../lib/atomic_file.ts";
+import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
 import { agentVersion } from "./config.ts";
-import { NocError, signedRequest, signingKeyFromSeed } from "../lib/appliance_client.ts";
-import { verifyCatalog } from "../lib/catalog_verify.ts";
-import type { CatalogDocument, CatalogEntry } from "../lib/catalog.ts";
+import { NocError, signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
+import { verifyCatalog } from "../protocol/catalog.ts";
+import type { CatalogDocument, CatalogEntry } from "../noc/services/catalog_engine.ts";
 
 /** What a cycle needs. */
 export type CycleContext = InstallContext;

@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import { AgentError } from "./errors.ts";
 import type { AgentLog } from "./log.ts";
-import { readFileFrom } from "../lib/package_file.ts";
+import { readFileFrom } from "../protocol/package/file.ts";
 
 /** What to download and how to check it. */
 export interface DownloadSpec {

@@ -3,7 +3,7 @@ import { AgentError } from "./errors.ts";
 import type { AgentConfig } from "./config.ts";
 import { agentVersion } from "./config.ts";
 import { type Identity, loadIdentity, saveIdentity } from "./state.ts";
-import { enroll, generateApplianceKeys } from "../lib/appliance_client.ts";
+import { enroll, generateApplianceKeys } from "../protocol/client.ts";
 import { agentFetch } from "./http.ts";
 
 /** Enrols this appliance with `noc` using `token`; refuses to replace an identity unless `force`. */

@@ -11,11 +11,11 @@
 import { AgentError } from "./errors.ts";
 import { download } from "./download.ts";
 import { runProgram } from "./proc.ts";
-import { syncDir } from "../lib/atomic_file.ts";
+import { syncDir } from "../protocol/util/atomic_file.ts";
 import { type Installed, statePaths } from "./state.ts";
 import type { InstallContext } from "./install_package.ts";
-import type { CatalogEntry } from "../lib/catalog.ts";
-import { safeRelativePath, TarError } from "../lib/tar.ts";
+import type { CatalogEntry } from "../noc/services/catalog_engine.ts";
+import { safeRelativePath, TarError } from "../protocol/package/tar.ts";
 
 /** Where a file is installed: its absolute path and the path recorded in `catalog.cur`. */
 export function fileDestination(

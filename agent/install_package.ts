@@ -14,17 +14,17 @@ import { runProgram } from "./proc.ts";
 import type { AgentLog } from "./log.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, type Installed, statePaths } from "./state.ts";
-import { exists } from "../lib/atomic_file.ts";
-import type { CatalogEntry } from "../lib/catalog.ts";
-import { openPackageFile, readPackagePrefix } from "../lib/package_file.ts";
+import { exists } from "../protocol/util/atomic_file.ts";
+import type { CatalogEntry } from "../noc/services/catalog_engine.ts";
+import { openPackageFile, readPackagePrefix } from "../protocol/package/file.ts";
 import {
   expectComponent,
   PackageError,
   unwrapContentKey,
   verifyPackagePrefix,
-} from "../lib/package_format.ts";
-import { extractTar, gunzip, TarError } from "../lib/tar.ts";
-import { fromBase64Url } from "../lib/encoding.ts";
+} from "../protocol/package/format.ts";
+import { extractTar, gunzip, TarError } from "../protocol/package/tar.ts";
+import { fromBase64Url } from "../protocol/util/encoding.ts";
 
 /** What the installers need. */
 export interface InstallContext {

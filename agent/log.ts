@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { LogFields, Logger } from "../lib/log.ts";
+import type { LogFields, Logger } from "../protocol/util/log.ts";
 
 /** A logger that can also draw download progress. */
 export interface AgentLog extends Logger {

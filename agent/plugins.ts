@@ -10,7 +10,7 @@
  * @module
  */
 import { runProgram } from "./proc.ts";
-import { nameSchema } from "../lib/schemas.ts";
+import { nameSchema } from "../protocol/schemas.ts";
 import type { Problem } from "./state.ts";
 
 /** The NOC accepts at most this much data per application in a report. */

@@ -8,8 +8,8 @@
  */
 import { type CycleContext, runCycle } from "./cycle.ts";
 import { statePaths } from "./state.ts";
-import { readJson, writeJsonAtomic } from "../lib/atomic_file.ts";
-import { signedRequest, signingKeyFromSeed } from "../lib/appliance_client.ts";
+import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
+import { signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
 
 /** Runs cycles until `signal` aborts. */
 export async function runLoop(ctx: CycleContext, signal: AbortSignal): Promise<void> {

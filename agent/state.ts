@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { readJson, writeJsonAtomic } from "../lib/atomic_file.ts";
+import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
 
 const publishedKey = z.object({
   kid: z.string(),

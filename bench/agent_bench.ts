@@ -16,18 +16,18 @@ import { agentPermissionFlags } from "../agent/permissions.ts";
 import { type AgentBox, agentBox } from "../tests/_agent.ts";
 import { testNoc } from "../tests/_harness.ts";
 import { payload, upload } from "../tests/_components.ts";
-import { openPglite } from "../lib/db.ts";
-import { migrate } from "../lib/migrate.ts";
-import { ManualClock } from "../lib/clock.ts";
-import { generateApplianceKeys } from "../lib/appliance_client.ts";
-import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
-import { fromBase64Url } from "../lib/encoding.ts";
+import { openPglite } from "../noc/db/db.ts";
+import { migrate } from "../noc/db/migrate.ts";
+import { ManualClock } from "../noc/clock.ts";
+import { generateApplianceKeys } from "../protocol/client.ts";
+import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { fromBase64Url } from "../protocol/util/encoding.ts";
 import {
   buildPackage,
   openPackageFile,
   readFileFrom,
   readPackagePrefix,
-} from "../lib/package_file.ts";
+} from "../protocol/package/file.ts";
 import {
   checkCiphertext,
   decryptChunks,
@@ -36,7 +36,7 @@ import {
   unwrapContentKey,
   verifyPackagePrefix,
   wrapContentKey,
-} from "../lib/package_format.ts";
+} from "../protocol/package/format.ts";
 import { type Figure, figureTable, rssMiB } from "./figure.ts";
 
 const repo = new URL("..", import.meta.url).pathname;

@@ -15,15 +15,15 @@
  */
 import postgres from "postgres";
 import { PGlite } from "@electric-sql/pglite";
-import { type Db, openPglite, openPostgres } from "../lib/db.ts";
-import { migrate } from "../lib/migrate.ts";
-import { answerCatalog, bumpCatalogEpoch } from "../lib/catalog_service.ts";
-import { resolveCatalog } from "../lib/catalog.ts";
-import { issueGrant } from "../lib/grants.ts";
-import { contentKeyOf } from "../lib/components.ts";
-import { wrapContentKey } from "../lib/package_format.ts";
-import { fromBase64Url } from "../lib/encoding.ts";
-import { verifyCatalog } from "../lib/catalog_verify.ts";
+import { type Db, openPglite, openPostgres } from "../noc/db/db.ts";
+import { migrate } from "../noc/db/migrate.ts";
+import { answerCatalog, bumpCatalogEpoch } from "../noc/services/catalogs.ts";
+import { resolveCatalog } from "../noc/services/catalog_engine.ts";
+import { issueGrant } from "../protocol/grants.ts";
+import { contentKeyOf } from "../noc/services/publishing.ts";
+import { wrapContentKey } from "../protocol/package/format.ts";
+import { fromBase64Url } from "../protocol/util/encoding.ts";
+import { verifyCatalog } from "../protocol/catalog.ts";
 import { type TestAppliance, type TestNoc, testNoc } from "../tests/_harness.ts";
 import { payload, upload } from "../tests/_components.ts";
 import { type Figure, figureTable, percentile } from "./figure.ts";

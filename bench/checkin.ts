@@ -11,7 +11,7 @@
  */
 import { simulate, simulationNoc, type SimulationResult } from "./simulate.ts";
 import { cpuSeconds, type Figure } from "./figure.ts";
-import { openPglite } from "../lib/db.ts";
+import { openPglite } from "../noc/db/db.ts";
 
 const seconds = Number(Deno.env.get("BENCH_CHECKIN_S") ?? 15);
 const fleet = 2000;

@@ -14,8 +14,8 @@
  */
 import postgres from "postgres";
 import { PGlite } from "@electric-sql/pglite";
-import { type Db, openPglite, openPostgres } from "../lib/db.ts";
-import { migrate } from "../lib/migrate.ts";
+import { type Db, openPglite, openPostgres } from "../noc/db/db.ts";
+import { migrate } from "../noc/db/migrate.ts";
 import { testNoc } from "../tests/_harness.ts";
 import type { Figure } from "./figure.ts";
 

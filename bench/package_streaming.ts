@@ -13,8 +13,8 @@
  * @module
  */
 import { startNoc } from "../tests/_process.ts";
-import { enroll, generateApplianceKeys, signedCall } from "../lib/appliance_client.ts";
-import { newSeed } from "../lib/noc_keys.ts";
+import { enroll, generateApplianceKeys, signedCall } from "../protocol/client.ts";
+import { newSeed } from "../noc/services/signing_keys.ts";
 import { type Figure, rssMiB, rssSampler as sampler } from "./figure.ts";
 
 /**

@@ -19,16 +19,16 @@
  *
  * @module
  */
-import { signedRequest } from "../lib/appliance_client.ts";
+import { signedRequest } from "../protocol/client.ts";
 import {
   exportEd25519Seed,
   exportRawPublic,
   generateEd25519,
   generateX25519,
   importEd25519Seed,
-} from "../lib/ed25519.ts";
-import { fromBase64Url, toBase64Url } from "../lib/encoding.ts";
-import { newSeed } from "../lib/noc_keys.ts";
+} from "../protocol/crypto/ed25519.ts";
+import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
+import { newSeed } from "../noc/services/signing_keys.ts";
 import { startNoc } from "../tests/_process.ts";
 import { percentile } from "./figure.ts";
 

@@ -18,13 +18,13 @@
  * @module
  */
 import postgres from "postgres";
-import { type Db, openPostgres } from "../lib/db.ts";
-import { migrate } from "../lib/migrate.ts";
-import { ManualClock } from "../lib/clock.ts";
-import { memoryLogger } from "../lib/log.ts";
-import { createNotifier } from "../lib/notifier.ts";
-import { explainSweep, sweep, type SweepResult } from "../lib/sweep.ts";
-import { defaultSettings } from "../lib/config.ts";
+import { type Db, openPostgres } from "../noc/db/db.ts";
+import { migrate } from "../noc/db/migrate.ts";
+import { ManualClock } from "../noc/clock.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
+import { createNotifier } from "../noc/services/notifier.ts";
+import { explainSweep, sweep, type SweepResult } from "../noc/jobs/status_daemon.ts";
+import { defaultSettings } from "../noc/config.ts";
 import { type Figure, figureTable } from "./figure.ts";
 
 /** Options for {@link sweepScale}. */

@@ -13,7 +13,7 @@ import {
   generateApplianceKeys,
   signedCall,
   signingKeyFromSeed,
-} from "../lib/appliance_client.ts";
+} from "../protocol/client.ts";
 
 function flag(name: string, fallback?: string): string {
   const i = Deno.args.indexOf(`--${name}`);

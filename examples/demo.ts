@@ -9,8 +9,8 @@
  * @module
  */
 import { agentPermissionFlags } from "../agent/permissions.ts";
-import { createTar, gzip } from "../lib/tar.ts";
-import { collectBytes } from "../lib/bytes.ts";
+import { createTar, gzip } from "../protocol/package/tar.ts";
+import { collectBytes } from "../protocol/util/bytes.ts";
 
 const quick = Deno.args.includes("--quick");
 const repo = new URL("..", import.meta.url).pathname;

@@ -10,9 +10,16 @@
  * @module
  */
 import { DhkemX25519HkdfSha256 } from "@hpke/core";
-import { concatBytes } from "../lib/bytes.ts";
-import { fromBase64Url, sha256, toBase64, toBase64Url, toHex, utf8 } from "../lib/encoding.ts";
-import { nocKeysFromSeed } from "../lib/noc_keys.ts";
+import { concatBytes } from "../protocol/util/bytes.ts";
+import {
+  fromBase64Url,
+  sha256,
+  toBase64,
+  toBase64Url,
+  toHex,
+  utf8,
+} from "../protocol/util/encoding.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import {
   ciphertextSizeFor,
   encryptChunks,
@@ -21,7 +28,7 @@ import {
   type PackageHeader,
   packagePrefix,
   wrapContentKey,
-} from "../lib/package_format.ts";
+} from "../protocol/package/format.ts";
 
 /** The example's values. */
 export interface PackageExample {

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../lib/ed25519.ts";
-import { sha256, toBase64Url, utf8 } from "../lib/encoding.ts";
-import { signatureBase, signRequest } from "../lib/http_signature.ts";
-import { parseDictionary } from "../lib/structured_fields.ts";
+import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
+import { sha256, toBase64Url, utf8 } from "../protocol/util/encoding.ts";
+import { signatureBase, signRequest } from "../protocol/http/signature.ts";
+import { parseDictionary } from "../protocol/http/structured_fields.ts";
 
 /** The example's fixed inputs and every derived value the document shows. */
 export interface ProtocolExample {

@@ -1,10 +1,10 @@
 // deno-lint-ignore-file no-explicit-any
 /** Real agent processes on temporary roots, and a NOC served over real HTTP for them. */
 import { agentPermissionFlags } from "../agent/permissions.ts";
-import { ManualClock } from "../lib/clock.ts";
-import type { Db } from "../lib/db.ts";
+import { ManualClock } from "../noc/clock.ts";
+import type { Db } from "../noc/db/db.ts";
 import { type TestNoc, testNoc } from "./_harness.ts";
-import type { Settings } from "../lib/config.ts";
+import type { Settings } from "../noc/config.ts";
 
 const repo = new URL("..", import.meta.url).pathname;
 

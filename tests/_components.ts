@@ -1,10 +1,10 @@
 // deno-lint-ignore-file no-explicit-any
 /** Helpers for component tests: building payloads, publishing, fetching catalogs as an appliance. */
-import { createTar, gzip } from "../lib/tar.ts";
-import { collectBytes } from "../lib/bytes.ts";
+import { createTar, gzip } from "../protocol/package/tar.ts";
+import { collectBytes } from "../protocol/util/bytes.ts";
 import type { TestAppliance, TestNoc } from "./_harness.ts";
-import { verifyCatalog } from "../lib/catalog_verify.ts";
-import type { CatalogDocument } from "../lib/catalog.ts";
+import { verifyCatalog } from "../protocol/catalog.ts";
+import type { CatalogDocument } from "../noc/services/catalog_engine.ts";
 
 /** Builds a package payload (gzip tar) from files given as path → content. */
 export async function payload(

@@ -6,19 +6,19 @@
  */
 import { PGlite } from "@electric-sql/pglite";
 import postgres from "postgres";
-import { type Db, openPglite, openPostgres } from "../lib/db.ts";
-import { migrate } from "../lib/migrate.ts";
-import { ManualClock } from "../lib/clock.ts";
-import { defaultSettings, type Settings } from "../lib/config.ts";
-import { memoryLogger } from "../lib/log.ts";
-import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
-import { createNotifier, type Notifier } from "../lib/notifier.ts";
-import { createApp } from "../lib/app.ts";
-import { ensureAdminToken } from "../lib/admin_auth.ts";
-import { newToken } from "../lib/tokens.ts";
-import type { AppDeps } from "../lib/deps.ts";
-import { createWakeHub } from "../lib/wakeups.ts";
-import { createMetrics } from "../lib/metrics.ts";
+import { type Db, openPglite, openPostgres } from "../noc/db/db.ts";
+import { migrate } from "../noc/db/migrate.ts";
+import { ManualClock } from "../noc/clock.ts";
+import { defaultSettings, type Settings } from "../noc/config.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
+import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { createNotifier, type Notifier } from "../noc/services/notifier.ts";
+import { createApp } from "../noc/app.ts";
+import { ensureAdminToken } from "../noc/http/middleware/admin_auth.ts";
+import { newToken } from "../noc/services/tokens.ts";
+import type { AppDeps } from "../noc/deps.ts";
+import { createWakeHub } from "../noc/services/wakeups.ts";
+import { createMetrics } from "../noc/services/metrics.ts";
 import {
   type ApplianceKeys,
   enroll,
@@ -27,7 +27,7 @@ import {
   type Send,
   signedCall,
   signedRequest,
-} from "../lib/appliance_client.ts";
+} from "../protocol/client.ts";
 
 const pgUrl = Deno.env.get("TEST_DATABASE_URL");
 let sharedPglite: Promise<PGlite> | undefined;

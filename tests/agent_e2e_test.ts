@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
 import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
 import { payload, upload } from "./_components.ts";
-import { defaultSettings } from "../lib/config.ts";
-import { fromBase64Url, sha256, toBase64Url, toHex } from "../lib/encoding.ts";
-import { concatBytes } from "../lib/bytes.ts";
-import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
-import { buildPackage } from "../lib/package_file.ts";
-import { wrapContentKey } from "../lib/package_format.ts";
+import { defaultSettings } from "../noc/config.ts";
+import { fromBase64Url, sha256, toBase64Url, toHex } from "../protocol/util/encoding.ts";
+import { concatBytes } from "../protocol/util/bytes.ts";
+import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { buildPackage } from "../protocol/package/file.ts";
+import { wrapContentKey } from "../protocol/package/format.ts";
 
 /** An install program that installs atomically and keeps a history of what it did. */
 const installScript = `#!/bin/sh

@@ -5,9 +5,9 @@ import { download } from "../agent/download.ts";
 import { silentLog } from "../agent/log.ts";
 import { AgentError } from "../agent/errors.ts";
 import { backoffS } from "../agent/cycle.ts";
-import { writeFileAtomic } from "../lib/atomic_file.ts";
+import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
 import { agentPermissionFlags, compileCommand } from "../agent/permissions.ts";
-import { sha256, toHex } from "../lib/encoding.ts";
+import { sha256, toHex } from "../protocol/util/encoding.ts";
 import { agentBox } from "./_agent.ts";
 
 Deno.test("agent configuration: flags win over environment, which wins over agent.json", async () => {

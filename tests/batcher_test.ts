@@ -1,5 +1,5 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
-import { batcher } from "../lib/batcher.ts";
+import { batcher } from "../noc/services/batcher.ts";
 
 Deno.test("batcher() sends a lone call on the next turn and groups calls that wait", async () => {
   const batches: number[][] = [];

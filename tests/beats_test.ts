@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { count, dbTest, sampleBeat, testNoc } from "./_harness.ts";
-import { signedRequest } from "../lib/appliance_client.ts";
-import { generateEd25519 } from "../lib/ed25519.ts";
-import { signRequest } from "../lib/http_signature.ts";
+import { signedRequest } from "../protocol/client.ts";
+import { generateEd25519 } from "../protocol/crypto/ed25519.ts";
+import { signRequest } from "../protocol/http/signature.ts";
 
 dbTest(
   "a signed beat updates the status table and history and says when to report next",

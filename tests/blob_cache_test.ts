@@ -1,8 +1,8 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { openBlobCache } from "../lib/blob_cache.ts";
-import { memoryLogger } from "../lib/log.ts";
-import { sha256, toHex } from "../lib/encoding.ts";
-import { collectBytes } from "../lib/bytes.ts";
+import { openBlobCache } from "../noc/services/blob_cache.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
+import { sha256, toHex } from "../protocol/util/encoding.ts";
+import { collectBytes } from "../protocol/util/bytes.ts";
 import { dbTest, testNoc } from "./_harness.ts";
 import { fetchCatalog, publishAndAssign } from "./_components.ts";
 

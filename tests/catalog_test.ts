@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { count, dbTest, testNoc } from "./_harness.ts";
 import { fetchCatalog, payload, publishAndAssign, upload } from "./_components.ts";
-import { sha256, toHex } from "../lib/encoding.ts";
+import { sha256, toHex } from "../protocol/util/encoding.ts";
 import {
   checkCiphertext,
   decryptChunks,
@@ -10,11 +10,11 @@ import {
   parsePackagePrefix,
   unwrapContentKey,
   verifyPackagePrefix,
-} from "../lib/package_format.ts";
-import { extractTar, gunzip } from "../lib/tar.ts";
-import { fromBase64Url } from "../lib/encoding.ts";
-import { CatalogError, verifyCatalog } from "../lib/catalog_verify.ts";
-import { rolloutBucket } from "../lib/catalog.ts";
+} from "../protocol/package/format.ts";
+import { extractTar, gunzip } from "../protocol/package/tar.ts";
+import { fromBase64Url } from "../protocol/util/encoding.ts";
+import { CatalogError, verifyCatalog } from "../protocol/catalog.ts";
+import { rolloutBucket } from "../noc/services/catalog_engine.ts";
 import type { TestAppliance, TestNoc } from "./_harness.ts";
 
 async function download(

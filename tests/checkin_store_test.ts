@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { count, dbTest, testNoc } from "./_harness.ts";
-import { sweep } from "../lib/sweep.ts";
+import { sweep } from "../noc/jobs/status_daemon.ts";
 
 dbTest(
   "beats sent at once are all recorded and resolve their missed-heartbeat alerts",

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import { fetchCatalog, payload, upload } from "./_components.ts";
-import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
-import { buildPackage } from "../lib/package_file.ts";
-import { wrapContentKey } from "../lib/package_format.ts";
-import { fromBase64Url } from "../lib/encoding.ts";
+import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { buildPackage } from "../protocol/package/file.ts";
+import { wrapContentKey } from "../protocol/package/format.ts";
+import { fromBase64Url } from "../protocol/util/encoding.ts";
 
 const root = new URL("..", import.meta.url);
 
@@ -19,7 +19,7 @@ async function cli(
       "--allow-read",
       "--allow-write",
       "--allow-env",
-      "lib/noc_cli.ts",
+      "cli/noc.ts",
       ...args,
     ],
     cwd: root,

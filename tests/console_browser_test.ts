@@ -11,7 +11,7 @@ import { chromium } from "playwright-core";
 import { dbTest } from "./_harness.ts";
 import { serveNoc } from "./_agent.ts";
 import { payload } from "./_components.ts";
-import { signedCall } from "../lib/appliance_client.ts";
+import { signedCall } from "../protocol/client.ts";
 
 const browserPath = "/usr/bin/chromium";
 const haveBrowser = await Deno.stat(browserPath).then(() => true, () => false);

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { openPostgres, postgresTarget } from "../lib/db.ts";
+import { openPostgres, postgresTarget } from "../noc/db/db.ts";
 
 const pg = Deno.env.get("TEST_DATABASE_URL");
 

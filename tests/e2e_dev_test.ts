@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { startNoc } from "./_process.ts";
-import { enroll, generateApplianceKeys, signedCall } from "../lib/appliance_client.ts";
+import { enroll, generateApplianceKeys, signedCall } from "../protocol/client.ts";
 import { sampleBeat } from "./_harness.ts";
 
 Deno.test({

@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
 import { startWebhook } from "./_webhook.ts";
-import { ManualClock } from "../lib/clock.ts";
-import { defaultSettings } from "../lib/config.ts";
-import { memoryLogger } from "../lib/log.ts";
-import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
-import { createNotifier } from "../lib/notifier.ts";
-import { createApp } from "../lib/app.ts";
-import { ensureAdminToken } from "../lib/admin_auth.ts";
-import { enroll, generateApplianceKeys, signedCall } from "../lib/appliance_client.ts";
+import { ManualClock } from "../noc/clock.ts";
+import { defaultSettings } from "../noc/config.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
+import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { createNotifier } from "../noc/services/notifier.ts";
+import { createApp } from "../noc/app.ts";
+import { ensureAdminToken } from "../noc/http/middleware/admin_auth.ts";
+import { enroll, generateApplianceKeys, signedCall } from "../protocol/client.ts";
 import { sampleBeat } from "./_harness.ts";
-import { createWakeHub } from "../lib/wakeups.ts";
-import { createMetrics } from "../lib/metrics.ts";
+import { createWakeHub } from "../noc/services/wakeups.ts";
+import { createMetrics } from "../noc/services/metrics.ts";
 
 dbTest(
   "over real HTTP: enrol, beat, ok; silence turns missing, one alert reaches the webhook; a beat recovers it",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { count, dbTest, testNoc } from "./_harness.ts";
-import { enroll, generateApplianceKeys, NocError } from "../lib/appliance_client.ts";
+import { enroll, generateApplianceKeys, NocError } from "../protocol/client.ts";
 
 async function enrollWith(noc: Awaited<ReturnType<typeof testNoc>>, token: string) {
   return await enroll(noc.send, "http://noc.test", {

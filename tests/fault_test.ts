@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
-import { createNotifier } from "../lib/notifier.ts";
-import { memoryLogger } from "../lib/log.ts";
-import { ManualClock } from "../lib/clock.ts";
-import { sweep } from "../lib/sweep.ts";
+import { createNotifier } from "../noc/services/notifier.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
+import { ManualClock } from "../noc/clock.ts";
+import { sweep } from "../noc/jobs/status_daemon.ts";
 
 /** A TCP server that accepts connections and never answers. */
 function silentServer(): { url: string; close(): void } {

@@ -1,7 +1,7 @@
 /** The fleet page's cached beat rate counts exactly what a fresh count does. */
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
-import { beatRate, fleetOverviewCache } from "../lib/fleet_overview.ts";
+import { beatRate, fleetOverviewCache } from "../noc/services/fleet_overview.ts";
 
 dbTest(
   "fleetOverviewCache().beatRate() equals a fresh count as the day-long window slides",

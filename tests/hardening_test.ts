@@ -1,14 +1,14 @@
 // Tests for the findings of the independent review of the foundation: each fails on the code before its fix.
 import assert from "node:assert/strict";
 import { count, dbTest, sampleBeat, testNoc } from "./_harness.ts";
-import { contentDigest } from "../lib/content_digest.ts";
-import { enroll, generateApplianceKeys, NocError, signedRequest } from "../lib/appliance_client.ts";
-import { fromHex, toBase64Url } from "../lib/encoding.ts";
-import { createNotifier, slackText, webhookBody } from "../lib/notifier.ts";
-import { memoryLogger } from "../lib/log.ts";
-import { bootstrapAdminToken } from "../lib/bootstrap.ts";
-import { loadConfig } from "../lib/config.ts";
-import { sweep } from "../lib/sweep.ts";
+import { contentDigest } from "../protocol/http/content_digest.ts";
+import { enroll, generateApplianceKeys, NocError, signedRequest } from "../protocol/client.ts";
+import { fromHex, toBase64Url } from "../protocol/util/encoding.ts";
+import { createNotifier, slackText, webhookBody } from "../noc/services/notifier.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
+import { bootstrapAdminToken } from "../noc/services/startup_secrets.ts";
+import { loadConfig } from "../noc/config.ts";
+import { sweep } from "../noc/jobs/status_daemon.ts";
 
 dbTest(
   "a covered component that is not a header name is refused as malformed, not a 500",

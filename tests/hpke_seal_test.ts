@@ -4,8 +4,8 @@ import {
   throws as assertThrows,
 } from "node:assert/strict";
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
-import { hpkeSealBase } from "../lib/hpke_seal.ts";
-import { newContentKey, unwrapContentKey, wrapContentKey } from "../lib/package_format.ts";
+import { hpkeSealBase } from "../protocol/crypto/hpke_seal.ts";
+import { newContentKey, unwrapContentKey, wrapContentKey } from "../protocol/package/format.ts";
 
 const suite = new CipherSuite({
   kem: new DhkemX25519HkdfSha256(),

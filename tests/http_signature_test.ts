@@ -4,11 +4,11 @@ import {
   SignatureError,
   signRequest,
   verifyRequestSignature,
-} from "../lib/http_signature.ts";
-import { parseDictionary } from "../lib/structured_fields.ts";
-import { contentDigest, verifyContentDigest } from "../lib/content_digest.ts";
-import { fromBase64, toBase64 } from "../lib/encoding.ts";
-import { generateEd25519 } from "../lib/ed25519.ts";
+} from "../protocol/http/signature.ts";
+import { parseDictionary } from "../protocol/http/structured_fields.ts";
+import { contentDigest, verifyContentDigest } from "../protocol/http/content_digest.ts";
+import { fromBase64, toBase64 } from "../protocol/util/encoding.ts";
+import { generateEd25519 } from "../protocol/crypto/ed25519.ts";
 
 const vector = JSON.parse(
   await Deno.readTextFile(new URL("./vectors/rfc9421-ed25519-b26.json", import.meta.url)),
@@ -190,7 +190,7 @@ Deno.test("verifyRequestSignature() enforces the time window, nonce and covered 
 });
 
 Deno.test("fromBase64Url() refuses non-canonical text whose spare bits are set", async () => {
-  const { fromBase64Url, toBase64Url } = await import("../lib/encoding.ts");
+  const { fromBase64Url, toBase64Url } = await import("../protocol/util/encoding.ts");
   const sig = toBase64Url(new Uint8Array(64).fill(7));
   assert.deepEqual(fromBase64Url(sig), new Uint8Array(64).fill(7));
   const last = sig[sig.length - 1]!;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ByteSink, lineWriter } from "../lib/line_writer.ts";
+import { type ByteSink, lineWriter } from "../protocol/util/line_writer.ts";
 
 /** A sink whose writes finish only when the test says so, taking at most `chunk` bytes each. */
 function heldSink(chunk = Infinity) {

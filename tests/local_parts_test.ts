@@ -1,13 +1,13 @@
 /** Parts of the local component server: configuration, the record journal, the cache's checks. */
 import assert from "node:assert/strict";
-import { loadLocalConfig, LocalConfigError, parseSize } from "../lib/local/config.ts";
-import { openJournal } from "../lib/local/records.ts";
-import { CacheError, openCache } from "../lib/local/cache.ts";
-import { sha256, toBase64Url, toHex } from "../lib/encoding.ts";
-import { exportRawPublic, generateEd25519 } from "../lib/ed25519.ts";
-import { keyId, type PublishedKey } from "../lib/noc_keys.ts";
-import { buildPackage } from "../lib/package_file.ts";
-import { parsePackagePrefix } from "../lib/package_format.ts";
+import { loadLocalConfig, LocalConfigError, parseSize } from "../local_server/config.ts";
+import { openJournal } from "../local_server/records.ts";
+import { CacheError, openCache } from "../local_server/cache.ts";
+import { sha256, toBase64Url, toHex } from "../protocol/util/encoding.ts";
+import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
+import { keyId, type PublishedKey } from "../noc/services/signing_keys.ts";
+import { buildPackage } from "../protocol/package/file.ts";
+import { parsePackagePrefix } from "../protocol/package/format.ts";
 import { localTaskFlags } from "./_process.ts";
 
 Deno.test("loadLocalConfig() takes flags over NOC_LOCAL_* variables and names what is wrong", () => {

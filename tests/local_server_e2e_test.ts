@@ -9,7 +9,7 @@ import { dbTest } from "./_harness.ts";
 import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
 import { payload, upload } from "./_components.ts";
 import { type LocalProcess, startLocal } from "./_local.ts";
-import { sha256, toHex } from "../lib/encoding.ts";
+import { sha256, toHex } from "../protocol/util/encoding.ts";
 
 const installScript = `#!/bin/sh
 set -e
@@ -75,7 +75,7 @@ async function nocCli(noc: ServedNoc, args: string[]): Promise<string> {
       "--allow-read",
       "--allow-write",
       "--allow-env",
-      "lib/noc_cli.ts",
+      "cli/noc.ts",
       ...args,
     ],
     cwd: new URL("..", import.meta.url),

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { count, dbTest, type TestNoc, testNoc } from "./_harness.ts";
 import { fetchCatalog, publishAndAssign } from "./_components.ts";
-import { exportRawPublic, generateEd25519 } from "../lib/ed25519.ts";
-import { toBase64Url } from "../lib/encoding.ts";
-import { signedRequest } from "../lib/appliance_client.ts";
+import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
+import { toBase64Url } from "../protocol/util/encoding.ts";
+import { signedRequest } from "../protocol/client.ts";
 
 const base = "http://noc.test";
 

@@ -1,5 +1,5 @@
 /** `/metrics` and request-scoped log lines. */
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../noc/config.ts";
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import { fetchCatalog, publishAndAssign } from "./_components.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
-import { migrate, pendingMigrations, readMigrations } from "../lib/migrate.ts";
+import { migrate, pendingMigrations, readMigrations } from "../noc/db/migrate.ts";
 
 dbTest("migrate() applies nothing twice and records every file", async ({ db }) => {
   assert.deepEqual(await migrate(db), []);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { collectBytes as collect, concatBytes as concat } from "../lib/bytes.ts";
-import { buildPackage, openPackageFile, readPackagePrefix } from "../lib/package_file.ts";
+import { collectBytes as collect, concatBytes as concat } from "../protocol/util/bytes.ts";
+import { buildPackage, openPackageFile, readPackagePrefix } from "../protocol/package/file.ts";
 import {
   decryptChunks,
   encryptChunks,
@@ -9,10 +9,10 @@ import {
   PackageError,
   unwrapContentKey,
   wrapContentKey,
-} from "../lib/package_format.ts";
-import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
-import { generateApplianceKeys } from "../lib/appliance_client.ts";
-import { fromBase64Url } from "../lib/encoding.ts";
+} from "../protocol/package/format.ts";
+import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { generateApplianceKeys } from "../protocol/client.ts";
+import { fromBase64Url } from "../protocol/util/encoding.ts";
 
 const noc = await nocKeysFromSeed(newSeed());
 const signer = { kid: noc.kid, privateKey: noc.privateKey };

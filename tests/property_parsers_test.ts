@@ -7,12 +7,12 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { PackageError, parsePackagePrefix } from "../lib/package_format.ts";
-import { CatalogError, verifyCatalog } from "../lib/catalog_verify.ts";
-import { extractTar, gunzip, safeRelativePath, TarError } from "../lib/tar.ts";
-import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
-import { signCatalog } from "../lib/catalog.ts";
-import { utf8 } from "../lib/encoding.ts";
+import { PackageError, parsePackagePrefix } from "../protocol/package/format.ts";
+import { CatalogError, verifyCatalog } from "../protocol/catalog.ts";
+import { extractTar, gunzip, safeRelativePath, TarError } from "../protocol/package/tar.ts";
+import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { signCatalog } from "../noc/services/catalog_engine.ts";
+import { utf8 } from "../protocol/util/encoding.ts";
 
 const runs = { numRuns: 300, seed: 20261124 };
 

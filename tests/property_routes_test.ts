@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { dbTest, testNoc } from "./_harness.ts";
 import { publishAndAssign } from "./_components.ts";
-import { operations } from "../routes/openapi.ts";
-import { consoleOperations } from "../routes/console.tsx";
-import type { Db } from "../lib/db.ts";
+import { operations } from "../noc/http/ops/openapi.ts";
+import { consoleOperations } from "../noc/http/console/mod.tsx";
+import type { Db } from "../noc/db/db.ts";
 
 /**
  * Row counts of every table a refusal must not touch (all but the audit trail of refused identities

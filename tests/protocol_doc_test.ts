@@ -8,9 +8,9 @@ import {
   parsePackagePrefix,
   unwrapContentKey,
   verifyPackagePrefix,
-} from "../lib/package_format.ts";
-import { fromBase64, fromBase64Url, toHex } from "../lib/encoding.ts";
-import { collectBytes } from "../lib/bytes.ts";
+} from "../protocol/package/format.ts";
+import { fromBase64, fromBase64Url, toHex } from "../protocol/util/encoding.ts";
+import { collectBytes } from "../protocol/util/bytes.ts";
 
 const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
 

@@ -1,7 +1,7 @@
 /** Rate limits: per appliance on signed requests, per address on enrolment and console sign-in. */
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
-import { NocError } from "../lib/appliance_client.ts";
+import { NocError } from "../protocol/client.ts";
 
 dbTest(
   "an appliance over its rate gets 429 with Retry-After, and is served again once it slows down",

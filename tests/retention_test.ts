@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { count, dbTest, sampleBeat, testNoc } from "./_harness.ts";
-import { pruneHistory, pruneNonces } from "../lib/retention.ts";
+import { pruneHistory, pruneNonces } from "../noc/jobs/retention.ts";
 
 dbTest(
   "pruneHistory() removes beats past retention and keeps newer ones and the status table",

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
-import type { Db } from "../lib/db.ts";
-import { createApp } from "../lib/app.ts";
+import type { Db } from "../noc/db/db.ts";
+import { createApp } from "../noc/app.ts";
 import { fetchCatalog } from "./_components.ts";
 
 dbTest(

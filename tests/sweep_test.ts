@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { count, dbTest, testNoc } from "./_harness.ts";
-import { explainSweep, sweep } from "../lib/sweep.ts";
+import { explainSweep, sweep } from "../noc/jobs/status_daemon.ts";
 import { startWebhook } from "./_webhook.ts";
-import { createNotifier } from "../lib/notifier.ts";
-import { memoryLogger } from "../lib/log.ts";
+import { createNotifier } from "../noc/services/notifier.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
 
 const grace = 300;
 

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
-import { collectBytes as collect } from "../lib/bytes.ts";
-import { createTar, extractTar, gunzip, gzip, safeRelativePath, TarError } from "../lib/tar.ts";
+import { collectBytes as collect } from "../protocol/util/bytes.ts";
+import {
+  createTar,
+  extractTar,
+  gunzip,
+  gzip,
+  safeRelativePath,
+  TarError,
+} from "../protocol/package/tar.ts";
 
 async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
-import { openPostgres } from "../lib/db.ts";
-import { ManualClock } from "../lib/clock.ts";
-import { defaultSettings } from "../lib/config.ts";
-import { memoryLogger } from "../lib/log.ts";
-import { newSeed, nocKeysFromSeed } from "../lib/noc_keys.ts";
-import { createNotifier } from "../lib/notifier.ts";
-import { createApp } from "../lib/app.ts";
-import { generateApplianceKeys, signedRequest } from "../lib/appliance_client.ts";
+import { openPostgres } from "../noc/db/db.ts";
+import { ManualClock } from "../noc/clock.ts";
+import { defaultSettings } from "../noc/config.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
+import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { createNotifier } from "../noc/services/notifier.ts";
+import { createApp } from "../noc/app.ts";
+import { generateApplianceKeys, signedRequest } from "../protocol/client.ts";
 import { sampleBeat } from "./_harness.ts";
-import { createWakeHub } from "../lib/wakeups.ts";
-import { createMetrics } from "../lib/metrics.ts";
+import { createWakeHub } from "../noc/services/wakeups.ts";
+import { createMetrics } from "../noc/services/metrics.ts";
 
 Deno.test({
   name: "with the database unreachable the NOC answers 503 with Retry-After, never 500",

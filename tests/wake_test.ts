@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import type { TestAppliance, TestNoc } from "./_harness.ts";
-import { memoryLogger } from "../lib/log.ts";
-import { createWakeHub } from "../lib/wakeups.ts";
-import { pruneHistory } from "../lib/retention.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
+import { createWakeHub } from "../noc/services/wakeups.ts";
+import { pruneHistory } from "../noc/jobs/retention.ts";
 
 async function poll(noc: TestNoc, a: TestAppliance, query: string) {
   const res = await noc.send(await a.request("GET", `/v1/wake?${query}`));

@@ -7,10 +7,10 @@
  * and the project's stricter choice is checked where it has one.
  */
 import assert from "node:assert/strict";
-import { ed25519Verify, importEd25519Public, parsePublicKey } from "../lib/ed25519.ts";
-import { aesGcmOpen, aesGcmSeal } from "../lib/aead.ts";
-import { x25519 } from "../lib/x25519.ts";
-import { fromHex, toBase64Url, toHex } from "../lib/encoding.ts";
+import { ed25519Verify, importEd25519Public, parsePublicKey } from "../protocol/crypto/ed25519.ts";
+import { aesGcmOpen, aesGcmSeal } from "../protocol/crypto/aead.ts";
+import { x25519 } from "../protocol/crypto/x25519.ts";
+import { fromHex, toBase64Url, toHex } from "../protocol/util/encoding.ts";
 
 const dir = new URL("./vectors/wycheproof/", import.meta.url);
 const load = async (name: string) =>

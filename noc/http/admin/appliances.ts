@@ -1,0 +1,265 @@
+/** `/v1/admin/appliances`: the fleet as the operator sees it (read side, interval and placement, revocation). */
+import { Hono } from "hono";
+import { ApiError } from "../../../protocol/http/errors.ts";
+import { applianceJson, type ApplianceRow } from "../../services/appliances.ts";
+import { fromBase64Url, toBase64Url, utf8 } from "../../../protocol/util/encoding.ts";
+import {
+  applianceDetailQuery,
+  isCleanText,
+  listAppliancesQuery,
+  patchApplianceSchema,
+  revokeSchema,
+  uidParam,
+} from "../../../protocol/schemas.ts";
+import { validate } from "../../../protocol/http/validate.ts";
+import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { Sql } from "../../db/db.ts";
+import { staleCatalogOf } from "../../services/catalogs.ts";
+import { resolveCatalog } from "../../services/catalog_engine.ts";
+
+function encodeCursor(r: ApplianceRow): string {
+  return toBase64Url(utf8(JSON.stringify([r.hostname, r.uid])));
+}
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(fromBase64Url(cursor)));
+    if (
+      Array.isArray(v) && v.length === 2 && typeof v[0] === "string" &&
+      typeof v[1] === "string" && isCleanText(v[0]) &&
+      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v[1])
+    ) {
+      return [v[0], v[1]];
+    }
+  } catch {
+    // fall through
+  }
+  throw new ApiError(
+    400,
+    "invalid_query",
+    `Field "cursor": "${cursor.slice(0, 40)}" is not a cursor from this API`,
+  );
+}
+
+async function loadAppliance(
+  sql: Sql,
+  uid: string,
+  now: Date,
+): Promise<ApplianceRow & { last_report: unknown }> {
+  const [row] = await sql<ApplianceRow & { last_report: unknown }>`
+    select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version, a.enrolled_at,
+      a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since, a.revoked_at, a.revoked_reason,
+      a.last_report,
+      (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
+         from maintenance_windows m
+         where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
+         order by m.ends_at desc limit 1) as maintenance
+    from appliances a where a.uid = ${uid}`;
+  if (!row) throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
+  return row;
+}
+
+/** The appliance admin routes. */
+export function applianceAdminRoutes(deps: AppDeps) {
+  const grace = deps.settings.graceS;
+  return new Hono<AppEnv>()
+    .get("/", validate("query", listAppliancesQuery), async (c) => {
+      const f = c.req.valid("query");
+      const now = deps.clock.now();
+      const cutoff = new Date(now.getTime() - grace * 1000);
+      const [afterHost, afterUid] = f.cursor ? decodeCursor(f.cursor) : [null, null];
+      const like = f.q ? `%${f.q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%` : null;
+      const rows = await deps.db.sql<ApplianceRow>`
+        select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version, a.enrolled_at,
+          a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since, a.revoked_at,
+          a.revoked_reason,
+          (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
+             from maintenance_windows m
+             where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
+             order by m.ends_at desc limit 1) as maintenance
+        from appliances a
+        where (${f.model ?? null}::text is null or a.model = ${f.model ?? null})
+          and (${f.site ?? null}::text is null or a.site = ${f.site ?? null})
+          and (${f.channel ?? null}::text is null or a.channel = ${f.channel ?? null})
+          and (${f.tag ?? null}::text is null or ${f.tag ?? null} = any(a.tags))
+          and ((${f.app ?? null}::text is null and ${f.version ?? null}::text is null) or exists (
+            select 1 from jsonb_array_elements(case when jsonb_typeof(a.last_report->'components') = 'array'
+              then a.last_report->'components' else '[]'::jsonb end) x
+            where (${f.app ?? null}::text is null or x->>'app' = ${f.app ?? null})
+              and (${f.version ?? null}::text is null or x->>'version' = ${f.version ?? null})))
+          and (${like}::text is null or a.hostname ilike ${like} or a.uid::text = ${f.q ?? null})
+          and (${f.state ?? null}::text is null or ${f.state ?? null} = case
+                when a.revoked_at is not null then 'revoked'
+                when a.missing_since is not null or a.next_due_at <= ${cutoff} then 'missing'
+                when a.next_due_at <= ${now} then 'late'
+                else 'ok' end)
+          and (${afterHost}::text is null or (a.hostname, a.uid) > (${afterHost}, ${afterUid}::uuid))
+        order by a.hostname, a.uid
+        limit ${f.limit + 1}`;
+      const page = rows.slice(0, f.limit);
+      const last = page[page.length - 1];
+      return c.json({
+        items: page.map((r) => applianceJson(r, now, grace)),
+        nextCursor: rows.length > f.limit && last ? encodeCursor(last) : null,
+      });
+    })
+    .get(
+      "/:uid",
+      validate("param", uidParam),
+      validate("query", applianceDetailQuery),
+      async (c) => {
+        const { uid } = c.req.valid("param");
+        const { history } = c.req.valid("query");
+        const now = deps.clock.now();
+        const row = await loadAppliance(deps.db.sql, uid, now);
+        const beats = await deps.db.sql<
+          { received_at: Date; seq: number; sent_at: Date; report: unknown }
+        >`
+        select received_at, seq, sent_at, report from beats where uid = ${uid}
+        order by received_at desc limit ${history}`;
+        const alerts = await deps.db.sql<
+          { id: number; kind: string; opened_at: Date; resolved_at: Date | null }
+        >`
+        select id, kind, opened_at, resolved_at, acknowledged_at from alerts where uid = ${uid}
+        order by opened_at desc limit 20`;
+        const catalog = await resolveCatalog(deps.db.sql, {
+          uid,
+          model: row.model,
+          site: row.site,
+          channel: row.channel,
+          tags: row.tags,
+        });
+        const outcomes = await deps.db.sql<{
+          kind: string;
+          app: string;
+          name: string;
+          version: string;
+          outcome: string;
+          message: string | null;
+          reported_at: Date;
+        }>`select kind, app, name, version, outcome, message, reported_at from install_outcomes
+           where uid = ${uid} order by reported_at desc, id desc limit 20`;
+        return c.json({
+          ...applianceJson(row, now, grace),
+          lastReport: row.last_report,
+          // What its catalog lists now, and its latest install outcomes.
+          catalog: catalog.map((k) => ({
+            id: k.id,
+            kind: k.kind,
+            app: k.app,
+            name: k.name,
+            version: k.version,
+          })),
+          installOutcomes: outcomes.map((o) => ({
+            kind: o.kind,
+            app: o.app,
+            name: o.name,
+            version: o.version,
+            outcome: o.outcome,
+            message: o.message,
+            reportedAt: o.reported_at.toISOString(),
+          })),
+          history: beats.map((b) => ({
+            receivedAt: b.received_at.toISOString(),
+            seq: b.seq,
+            sentAt: b.sent_at.toISOString(),
+            report: b.report,
+          })),
+          alerts: alerts.map((a) => ({
+            id: a.id,
+            kind: a.kind,
+            openedAt: a.opened_at.toISOString(),
+            resolvedAt: a.resolved_at?.toISOString() ?? null,
+          })),
+        });
+      },
+    )
+    .get("/:uid/configuration", validate("param", uidParam), async (c) => {
+      const { uid } = c.req.valid("param");
+      await loadAppliance(deps.db.sql, uid, deps.clock.now());
+      const rows = await deps.db.sql<{
+        kind: string;
+        app: string;
+        name: string;
+        version: string;
+        first_sent_at: Date;
+        last_sent_at: Date;
+        times: number;
+        via: string | null;
+        via_name: string | null;
+      }>`
+        select c.kind, c.app, c.name, c.version, d.first_sent_at, d.last_sent_at, d.times, d.via,
+          l.name as via_name
+        from deliveries d join components c on c.id = d.component_id
+          left join local_servers l on l.id = d.via
+        where d.uid = ${uid} order by c.kind, c.app, c.name, d.last_sent_at desc`;
+      return c.json({
+        uid,
+        items: rows.map((r) => ({
+          kind: r.kind,
+          app: r.app,
+          name: r.name,
+          version: r.version,
+          firstSentAt: r.first_sent_at.toISOString(),
+          lastSentAt: r.last_sent_at.toISOString(),
+          times: r.times,
+          // Who sent it last: a site's local component server, or the NOC itself (null).
+          via: r.via === null ? null : { localServer: r.via, name: r.via_name },
+        })),
+      });
+    })
+    .patch(
+      "/:uid",
+      validate("param", uidParam),
+      validate("json", patchApplianceSchema),
+      async (c) => {
+        const { uid } = c.req.valid("param");
+        const p = c.req.valid("json");
+        const now = deps.clock.now();
+        const row = await deps.db.begin(async (tx) => {
+          const updated = await tx`
+          update appliances set
+            interval_s = coalesce(${p.intervalS ?? null}::int, interval_s),
+            next_due_at = case when ${p.intervalS ?? null}::int is null then next_due_at
+              else coalesce(last_beat_at, enrolled_at) + make_interval(secs => ${
+            p.intervalS ?? null
+          }::int) end,
+            site = case when ${p.site !== undefined} then ${p.site ?? null} else site end,
+            channel = coalesce(${p.channel ?? null}, channel),
+            tags = coalesce(${p.tags ?? null}::text[], tags)
+          where uid = ${uid} returning uid`;
+          if (updated.length === 0) {
+            throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
+          }
+          await staleCatalogOf(tx, uid);
+          return await loadAppliance(tx, uid, now);
+        });
+        deps.log.info("appliance_updated", { uid, changes: p, by: c.get("admin") });
+        return c.json(applianceJson(row, now, grace));
+      },
+    )
+    .post(
+      "/:uid/revoke",
+      validate("param", uidParam),
+      validate("json", revokeSchema),
+      async (c) => {
+        const { uid } = c.req.valid("param");
+        const { reason } = c.req.valid("json");
+        const now = deps.clock.now();
+        const row = await deps.db.begin(async (tx) => {
+          const updated = await tx`
+          update appliances set revoked_at = coalesce(revoked_at, ${now}), revoked_reason = ${reason}
+          where uid = ${uid} returning uid`;
+          if (updated.length === 0) {
+            throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
+          }
+          await tx`
+          update alerts set resolved_at = ${now}, recovery_notified_at = ${now}
+          where uid = ${uid} and resolved_at is null`;
+          return await loadAppliance(tx, uid, now);
+        });
+        deps.log.warn("appliance_revoked", { uid, reason, by: c.get("admin") });
+        return c.json(applianceJson(row, now, grace));
+      },
+    );
+}

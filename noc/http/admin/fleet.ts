@@ -1,0 +1,82 @@
+/** Operational admin routes: fleet counts, run the status daemon now, notice outbox, refused identities. */
+import { Hono } from "hono";
+import { statusDaemon } from "../../jobs/status_daemon.ts";
+import { fleetCounts } from "../../services/appliances.ts";
+import { fleetOverviewCache } from "../../services/fleet_overview.ts";
+import { limitQuery } from "../../../protocol/schemas.ts";
+import { validate } from "../../../protocol/http/validate.ts";
+import type { AppDeps, AppEnv } from "../../deps.ts";
+
+/** The operational admin routes. */
+export function opsAdminRoutes(deps: AppDeps) {
+  const overview = fleetOverviewCache();
+  return new Hono<AppEnv>()
+    .get("/fleet", async (c) => {
+      const now = deps.clock.now();
+      const [row, beats, versions] = await Promise.all([
+        fleetCounts(deps.db, now, deps.settings.graceS),
+        overview.beatRate(deps.db, now),
+        overview.versionsInField(deps.db, now),
+      ]);
+      const [alerts] = await deps.db.sql<{ open: number }>`
+        select count(*)::int as open from alerts where resolved_at is null`;
+      return c.json({
+        states: row,
+        openAlerts: alerts!.open,
+        at: now.toISOString(),
+        // Beats per minute in 10-minute buckets over the last day; versions appliances last reported.
+        beatsPerMinute: beats.map((b) => ({ at: new Date(b.t).toISOString(), perMinute: b.v })),
+        versions,
+      });
+    })
+    .post("/sweep", async (c) => {
+      const r = await statusDaemon(deps);
+      return c.json({
+        alerted: r.alerted,
+        recovered: r.recovered,
+        notices: r.notices,
+        durationMs: Math.round(r.durationMs * 10) / 10,
+      });
+    })
+    .get("/notices", validate("query", limitQuery), async (c) => {
+      const { limit } = c.req.valid("query");
+      const rows = await deps.db.sql<{
+        id: number;
+        created_at: Date;
+        kind: string;
+        uid: string | null;
+        text: string;
+        deliveries: Array<Record<string, unknown>>;
+      }>`
+        select n.id, n.created_at, n.kind, n.uid, n.text,
+          coalesce((select jsonb_agg(jsonb_build_object('target', d.target, 'attempts', d.attempts,
+              'deliveredAt', d.delivered_at, 'nextAttemptAt', d.next_attempt_at, 'lastError', d.last_error)
+              order by d.target)
+            from notice_deliveries d where d.notice_id = n.id), '[]'::jsonb) as deliveries
+        from notices n order by n.id desc limit ${limit}`;
+      return c.json({
+        targets: deps.notifier.targets.map((t) => ({ key: t.key, label: t.label })),
+        items: rows.map((r) => ({
+          id: r.id,
+          createdAt: r.created_at.toISOString(),
+          kind: r.kind,
+          uid: r.uid,
+          text: r.text,
+          deliveries: r.deliveries,
+        })),
+      });
+    })
+    .get("/auth-failures", validate("query", limitQuery), async (c) => {
+      const { limit } = c.req.valid("query");
+      const rows = await deps.db.sql<{
+        id: number;
+        at: Date;
+        reason: string;
+        keyid: string | null;
+        method: string;
+        path: string;
+        address: string | null;
+      }>`select id, at, reason, keyid, method, path, address from auth_failures order by id desc limit ${limit}`;
+      return c.json({ items: rows.map((r) => ({ ...r, at: r.at.toISOString() })) });
+    });
+}

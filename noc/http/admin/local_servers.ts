@@ -1,0 +1,149 @@
+/** `/v1/admin/local-servers`: the sites' local component servers, their health and traffic; revocation. */
+import { Hono } from "hono";
+import { ApiError } from "../../../protocol/http/errors.ts";
+import { localServerListQuery, localServerParam, revokeSchema } from "../../../protocol/schemas.ts";
+import { validate } from "../../../protocol/http/validate.ts";
+import { bumpCatalogEpoch } from "../../services/catalogs.ts";
+import { localSyncIntervalS } from "../v1/local.ts";
+import type { AppDeps, AppEnv } from "../../deps.ts";
+
+interface LocalServerRow {
+  id: string;
+  site: string;
+  name: string;
+  url: string;
+  version: string | null;
+  enrolled_at: Date;
+  last_contact_at: Date | null;
+  last_address: string | null;
+  cache_bytes: number;
+  cache_limit: number;
+  cache_entries: number;
+  hits: number;
+  misses: number;
+  served_bytes: number;
+  pending_records: number;
+  problems: unknown[];
+  staged: number;
+  fetched_bytes: number;
+  revoked_at: Date | null;
+  revoked_reason: string | null;
+}
+
+/** A local server is `silent` when it has not synced for this many sync intervals. */
+const silentAfterIntervals = 5;
+
+function serverJson(r: LocalServerRow, now: Date): Record<string, unknown> {
+  const hits = Number(r.hits), misses = Number(r.misses);
+  const silent = r.last_contact_at === null ||
+    now.getTime() - r.last_contact_at.getTime() > silentAfterIntervals * localSyncIntervalS * 1000;
+  return {
+    id: r.id,
+    site: r.site,
+    name: r.name,
+    url: r.url,
+    version: r.version,
+    state: r.revoked_at ? "revoked" : silent ? "silent" : "ok",
+    enrolledAt: r.enrolled_at.toISOString(),
+    lastContactAt: r.last_contact_at?.toISOString() ?? null,
+    lastAddress: r.last_address,
+    cache: {
+      bytes: Number(r.cache_bytes),
+      limit: Number(r.cache_limit),
+      entries: r.cache_entries,
+      staged: r.staged,
+    },
+    hits,
+    misses,
+    hitRate: hits + misses === 0 ? null : Math.round((hits / (hits + misses)) * 1000) / 1000,
+    servedBytes: Number(r.served_bytes),
+    fetchedFromNocBytes: Number(r.fetched_bytes),
+    pendingRecords: r.pending_records,
+    problems: r.problems,
+    revokedAt: r.revoked_at?.toISOString() ?? null,
+    revokedReason: r.revoked_reason,
+  };
+}
+
+/** The local component server admin routes. */
+export function localServerAdminRoutes(deps: AppDeps) {
+  const select = (where: { site?: string | undefined; id?: string }) =>
+    deps.db.sql<LocalServerRow>`
+      select l.id, l.site, l.name, l.url, l.version, l.enrolled_at, l.last_contact_at, l.last_address,
+        l.cache_bytes, l.cache_limit, l.cache_entries, l.hits, l.misses, l.served_bytes, l.pending_records,
+        l.problems, cardinality(l.stage_ids) as staged, l.revoked_at, l.revoked_reason,
+        coalesce((select sum(f.bytes) from local_server_fetches f where f.server_id = l.id), 0)::bigint
+          as fetched_bytes
+      from local_servers l
+      where (${where.site ?? null}::text is null or l.site = ${where.site ?? null})
+        and (${where.id ?? null}::uuid is null or l.id = ${where.id ?? null})
+      order by l.site, l.enrolled_at`;
+  return new Hono<AppEnv>()
+    .get("/", validate("query", localServerListQuery), async (c) => {
+      const rows = await select({ site: c.req.valid("query").site });
+      const now = deps.clock.now();
+      return c.json({ items: rows.map((r) => serverJson(r, now)) });
+    })
+    .get("/:id", validate("param", localServerParam), async (c) => {
+      const { id } = c.req.valid("param");
+      const [row] = await select({ id });
+      if (!row) {
+        throw new ApiError(404, "not_found", `Local component server "${id}" does not exist`);
+      }
+      const fetches = await deps.db.sql<{
+        component_id: number;
+        kind: string;
+        app: string;
+        name: string;
+        version: string;
+        times: number;
+        bytes: number;
+        last_at: Date;
+      }>`
+        select f.component_id, c.kind, c.app, c.name, c.version, f.times, f.bytes, f.last_at
+        from local_server_fetches f join components c on c.id = f.component_id
+        where f.server_id = ${id} order by f.last_at desc limit 200`;
+      return c.json({
+        ...serverJson(row, deps.clock.now()),
+        fetchedFromNoc: fetches.map((f) => ({
+          componentId: f.component_id,
+          kind: f.kind,
+          app: f.app,
+          name: f.name,
+          version: f.version,
+          times: f.times,
+          bytes: Number(f.bytes),
+          lastAt: f.last_at.toISOString(),
+        })),
+      });
+    })
+    .post(
+      "/:id/revoke",
+      validate("param", localServerParam),
+      validate("json", revokeSchema),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const { reason } = c.req.valid("json");
+        const now = deps.clock.now();
+        const found = await deps.db.begin(async (tx) => {
+          const rows = await tx`
+          update local_servers set revoked_at = coalesce(revoked_at, ${now}),
+            revoked_reason = coalesce(revoked_reason, ${reason})
+          where id = ${id} returning id`;
+          // Catalogs stop listing its URLs.
+          if (rows.length > 0) await bumpCatalogEpoch(tx);
+          return rows.length > 0;
+        });
+        if (!found) {
+          throw new ApiError(
+            404,
+            "not_found",
+            `Local component server "${id}" does not exist`,
+          );
+        }
+        deps.log.info("local_server_revoked", { id, reason, by: c.get("admin") });
+        const [row] = await select({ id });
+        return c.json(serverJson(row!, now));
+      },
+    );
+}

@@ -1,0 +1,201 @@
+/** Release assignments and rollouts (`/v1/admin/assignments`) and holds (`/v1/admin/holds`). */
+import { Hono } from "hono";
+import { ApiError } from "../../../protocol/http/errors.ts";
+import {
+  assignmentListQuery,
+  assignmentSchema,
+  holdQuery,
+  holdSchema,
+  idParam,
+  patchAssignmentSchema,
+} from "../../../protocol/schemas.ts";
+import { validate } from "../../../protocol/http/validate.ts";
+import { bumpCatalogEpoch, staleCatalogOf } from "../../services/catalogs.ts";
+import { rolloutHealth } from "../../services/rollouts.ts";
+import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { Sql } from "../../db/db.ts";
+
+interface AssignmentRow {
+  id: number;
+  kind: string;
+  app: string;
+  name: string;
+  version: string;
+  target_type: string;
+  target_value: string | null;
+  rollout_percent: number;
+  paused: boolean;
+  paused_reason: string | null;
+  failure_threshold_percent: number | null;
+  min_sample: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+async function assignmentJson(deps: AppDeps, r: AssignmentRow): Promise<Record<string, unknown>> {
+  return {
+    id: r.id,
+    kind: r.kind,
+    app: r.app,
+    name: r.name,
+    version: r.version,
+    target: r.target_type === "all"
+      ? { type: "all" }
+      : { type: r.target_type, value: r.target_value },
+    rolloutPercent: r.rollout_percent,
+    paused: r.paused,
+    pausedReason: r.paused_reason,
+    failureThresholdPercent: r.failure_threshold_percent,
+    minSample: r.min_sample,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    progress: await rolloutHealth(deps, r),
+  };
+}
+
+async function loadAssignment(sql: Sql, id: number): Promise<AssignmentRow> {
+  const [row] = await sql<AssignmentRow>`select * from assignments where id = ${id}`;
+  if (!row) throw new ApiError(404, "not_found", `Assignment ${id} does not exist`);
+  return row;
+}
+
+/** The release admin routes. */
+export function releaseAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>()
+    .post("/assignments", validate("json", assignmentSchema), async (c) => {
+      const a = c.req.valid("json");
+      const now = deps.clock.now();
+      const row = await deps.db.begin(async (tx) => {
+        const found = await tx`
+          select 1 from components where kind = ${a.kind} and app = ${a.app} and name = ${a.name}
+            and version = ${a.version}`;
+        if (found.length === 0) {
+          throw new ApiError(
+            404,
+            "not_found",
+            `${a.kind} ${a.app}/${a.name} version "${a.version}" is not published`,
+          );
+        }
+        const value = a.target.type === "all" ? null : a.target.value;
+        const [r] = await tx<AssignmentRow>`
+          insert into assignments (kind, app, name, version, target_type, target_value, rollout_percent,
+            failure_threshold_percent, min_sample, created_at, updated_at)
+          values (${a.kind}, ${a.app}, ${a.name}, ${a.version}, ${a.target.type}, ${value}, ${a.rolloutPercent},
+            ${a.failureThresholdPercent ?? null}, ${a.minSample}, ${now}, ${now})
+          returning *`;
+        await bumpCatalogEpoch(tx);
+        return r!;
+      });
+      deps.log.info("assignment_created", { id: row.id, by: c.get("admin") });
+      return c.json(await assignmentJson(deps, row), 201);
+    })
+    .get("/assignments", validate("query", assignmentListQuery), async (c) => {
+      const f = c.req.valid("query");
+      const rows = await deps.db.sql<AssignmentRow>`
+        select * from assignments
+        where (${f.app ?? null}::text is null or app = ${f.app ?? null})
+          and (${f.name ?? null}::text is null or name = ${f.name ?? null})
+        order by id desc limit 1000`;
+      return c.json({ items: await Promise.all(rows.map((r) => assignmentJson(deps, r))) });
+    })
+    .get("/assignments/:id", validate("param", idParam), async (c) => {
+      return c.json(
+        await assignmentJson(deps, await loadAssignment(deps.db.sql, c.req.valid("param").id)),
+      );
+    })
+    .patch(
+      "/assignments/:id",
+      validate("param", idParam),
+      validate("json", patchAssignmentSchema),
+      async (c) => {
+        const { id } = c.req.valid("param");
+        const p = c.req.valid("json");
+        const now = deps.clock.now();
+        const row = await deps.db.begin(async (tx) => {
+          await loadAssignment(tx, id);
+          await tx`
+          update assignments set
+            rollout_percent = coalesce(${p.rolloutPercent ?? null}::int, rollout_percent),
+            paused = coalesce(${p.paused ?? null}::boolean, paused),
+            paused_reason = case when ${p.paused ?? null}::boolean is null then paused_reason
+              when ${p.paused ?? false} then ${`paused by ${c.get("admin")}`} else null end,
+            failure_threshold_percent = case when ${p.failureThresholdPercent !== undefined}
+              then ${p.failureThresholdPercent ?? null}::int else failure_threshold_percent end,
+            updated_at = ${now}
+          where id = ${id}`;
+          await bumpCatalogEpoch(tx);
+          return await loadAssignment(tx, id);
+        });
+        deps.log.info("assignment_updated", { id, changes: p, by: c.get("admin") });
+        return c.json(await assignmentJson(deps, row));
+      },
+    )
+    .delete("/assignments/:id", validate("param", idParam), async (c) => {
+      const { id } = c.req.valid("param");
+      const rows = await deps.db.begin(async (tx) => {
+        const r = await tx`delete from assignments where id = ${id} returning id`;
+        if (r.length > 0) await bumpCatalogEpoch(tx);
+        return r;
+      });
+      if (rows.length === 0) {
+        throw new ApiError(404, "not_found", `Assignment ${id} does not exist`);
+      }
+      return c.body(null, 204);
+    })
+    .post("/holds", validate("json", holdSchema), async (c) => {
+      const h = c.req.valid("json");
+      const now = deps.clock.now();
+      const row = await deps.db.begin(async (tx) => {
+        const found = await tx`select 1 from appliances where uid = ${h.uid}`;
+        if (found.length === 0) {
+          throw new ApiError(404, "not_found", `Appliance "${h.uid}" does not exist`);
+        }
+        const [r] = await tx<{ id: number }>`
+          insert into holds (uid, app, reason, created_at) values (${h.uid}, ${
+          h.app ?? null
+        }, ${h.reason}, ${now})
+          on conflict do nothing returning id`;
+        if (!r) {
+          throw new ApiError(409, "hold_exists", `Appliance "${h.uid}" already has that hold`);
+        }
+        await staleCatalogOf(tx, h.uid);
+        return r;
+      });
+      return c.json({
+        id: row.id,
+        uid: h.uid,
+        app: h.app ?? null,
+        reason: h.reason,
+        createdAt: now.toISOString(),
+      }, 201);
+    })
+    .get("/holds", validate("query", holdQuery), async (c) => {
+      const { uid } = c.req.valid("query");
+      const rows = await deps.db.sql<
+        { id: number; uid: string; app: string | null; reason: string; created_at: Date }
+      >`
+        select id, uid, app, reason, created_at from holds
+        where (${uid ?? null}::uuid is null or uid = ${
+        uid ?? null
+      }::uuid) order by id desc limit 1000`;
+      return c.json({
+        items: rows.map((r) => ({
+          id: r.id,
+          uid: r.uid,
+          app: r.app,
+          reason: r.reason,
+          createdAt: r.created_at.toISOString(),
+        })),
+      });
+    })
+    .delete("/holds/:id", validate("param", idParam), async (c) => {
+      const { id } = c.req.valid("param");
+      const rows = await deps.db.begin(async (tx) => {
+        const r = await tx<{ uid: string }>`delete from holds where id = ${id} returning uid`;
+        if (r[0]) await staleCatalogOf(tx, r[0].uid);
+        return r;
+      });
+      if (rows.length === 0) throw new ApiError(404, "not_found", `Hold ${id} does not exist`);
+      return c.body(null, 204);
+    });
+}

@@ -1,0 +1,27 @@
+/** `POST /v1/admin/wake`: asks one appliance, a site or the whole fleet to cycle now. */
+import { Hono } from "hono";
+import { ApiError } from "../../../protocol/http/errors.ts";
+import { wakeSchema } from "../../../protocol/schemas.ts";
+import { validate } from "../../../protocol/http/validate.ts";
+import type { WakeTarget } from "../../services/wakeups.ts";
+import type { AppDeps, AppEnv } from "../../deps.ts";
+
+/** The admin wake-up route. */
+export function wakeAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>().post("/", validate("json", wakeSchema), async (c) => {
+    const body = c.req.valid("json");
+    let target: WakeTarget;
+    if ("uid" in body) {
+      const [row] = await deps.db.sql`select 1 from appliances where uid = ${body.uid}`;
+      if (!row) throw new ApiError(404, "not_found", `Appliance "${body.uid}" does not exist`);
+      target = { type: "appliance", value: body.uid };
+    } else if ("site" in body) {
+      target = { type: "site", value: body.site };
+    } else {
+      target = { type: "all", value: null };
+    }
+    const id = await deps.wakeups.trigger(target, c.get("admin"));
+    deps.log.info("wake_requested", { id, target: target.type, value: target.value });
+    return c.json({ id, target }, 202);
+  });
+}

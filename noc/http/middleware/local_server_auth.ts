@@ -1,0 +1,53 @@
+/**
+ * Authentication of local component server requests: the same RFC 9421
+ * signature, skew window and single-use nonce as appliance requests, by the
+ * Ed25519 key the server registered at enrolment.
+ *
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import { SignatureError } from "../../../protocol/http/signature.ts";
+import { importEd25519Public } from "../../../protocol/crypto/ed25519.ts";
+import { fromBase64Url } from "../../../protocol/util/encoding.ts";
+import { readBody } from "../../../protocol/http/validate.ts";
+import { verifySignedRequest } from "./appliance_auth.ts";
+import { limitsOf } from "../../services/rate_limit.ts";
+import type { AppDeps, AppEnv, LocalServerIdentity } from "../../deps.ts";
+
+/** Middleware requiring a valid local server signature; sets `localServer` and `body`. */
+export function localServerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const body = await readBody(c, deps.settings.maxBodyBytes);
+    let identity: LocalServerIdentity | undefined;
+    await verifySignedRequest(deps, c, body, async (keyid) => {
+      const [row] = await deps.db.sql<{
+        id: string;
+        site: string;
+        name: string;
+        url: string;
+        sign_key: string;
+        revoked_at: Date | null;
+      }>`select id, site, name, url, sign_key, revoked_at from local_servers where id = ${keyid}`;
+      if (!row) {
+        throw new SignatureError(
+          "unknown_key",
+          `Local component server "${keyid}" is not enrolled`,
+          keyid,
+        );
+      }
+      if (row.revoked_at) {
+        throw new SignatureError(
+          "revoked_key",
+          `Local component server "${keyid}" has been revoked`,
+          keyid,
+        );
+      }
+      identity = { id: row.id, site: row.site, name: row.name, url: row.url };
+      return await importEd25519Public(fromBase64Url(row.sign_key));
+    });
+    limitsOf(deps).localServer.take(identity!.id, `local server "${identity!.id}"`);
+    c.set("localServer", identity!);
+    c.set("body", body);
+    await next();
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * `GET /metrics`: Prometheus text format. Read with an admin token or the
+ * `NOC_METRICS_TOKEN` bearer token (give the scraper that one).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { timingSafeEqual } from "node:crypto";
+import { ApiError } from "../../../protocol/http/errors.ts";
+import { adminTokenLabel } from "../middleware/admin_auth.ts";
+import { utf8 } from "../../../protocol/util/encoding.ts";
+import type { AppDeps, AppEnv } from "../../deps.ts";
+
+function same(a: string, b: string): boolean {
+  const x = utf8(a), y = utf8(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The metrics route. */
+export function metricsRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>().get("/", async (c) => {
+    const m = /^Bearer\s+(\S{1,200})$/i.exec(c.req.header("authorization") ?? "");
+    const token = m?.[1];
+    const allowed = token !== undefined &&
+      ((deps.settings.metricsToken !== null && same(token, deps.settings.metricsToken)) ||
+        (await adminTokenLabel(deps.db, token)) !== null);
+    if (!allowed) {
+      throw new ApiError(
+        401,
+        "unauthorized",
+        "Metrics require Authorization: Bearer <metrics or admin token>",
+        {},
+        { "www-authenticate": 'Bearer realm="noc-metrics"' },
+      );
+    }
+    const body = await deps.metrics.render(deps.db, deps.clock.now(), deps.settings.graceS);
+    return c.body(body, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+  });
+}

@@ -1,0 +1,17 @@
+/**
+ * `GET /v1/keys`: the public keys appliances pin (the NOC's, current first,
+ * then retired ones still accepted, then registered release keys), and the
+ * NOC's X25519 key that offline-signed packages wrap their content key to.
+ */
+import { Hono } from "hono";
+import { publishedKeys } from "../../services/publishing.ts";
+import type { AppDeps, AppEnv } from "../../deps.ts";
+
+/** The public key route. */
+export function keyRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>().get(
+    "/",
+    async (c) =>
+      c.json({ keys: await publishedKeys(deps), encryptionKey: deps.keys.hpke.publicKey }),
+  );
+}

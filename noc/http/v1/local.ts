@@ -1,0 +1,231 @@
+/**
+ * `/v1/local`: what local component servers ask of the NOC (spec, FIGURE 1,
+ * blocks 18–19). A local server enrols with a one-time token made for a site,
+ * syncs (reports on itself, learns what its site's catalogs reference and the
+ * NOC's keys), fetches those components, and sends back the downloads it
+ * served, which become the appliances' delivery records.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { ApiError } from "../../../protocol/http/errors.ts";
+import { parsePublicKey } from "../../../protocol/crypto/ed25519.ts";
+import {
+  idParam,
+  localEnrollSchema,
+  localRecordsSchema,
+  localSyncSchema,
+} from "../../../protocol/schemas.ts";
+import { claimEnrollmentToken } from "../../services/enrollment_tokens.ts";
+import { parseJsonBody, readBody, validate } from "../../../protocol/http/validate.ts";
+import { clientAddress, recordIdentityFailure } from "../middleware/appliance_auth.ts";
+import { localServerAuth } from "../middleware/local_server_auth.ts";
+import { publishedKeys } from "../../services/publishing.ts";
+import { bumpCatalogEpoch } from "../../services/catalogs.ts";
+import { applyLocalRecords, siteStage } from "../../services/local_servers.ts";
+import { GrantError, verifyGrant } from "../../../protocol/grants.ts";
+import { throttleNotice } from "../../services/notifier.ts";
+import { limitsOf } from "../../services/rate_limit.ts";
+import { isHttps, type Served, servedBytes } from "./components.ts";
+import { componentAnswer } from "../../../protocol/http/range.ts";
+import type { AppDeps, AppEnv } from "../../deps.ts";
+
+/** How often a local server is asked to sync, seconds. */
+export const localSyncIntervalS = 60;
+
+/** The local component server routes of the NOC. */
+export function localServerRoutes(deps: AppDeps) {
+  const signed = localServerAuth(deps);
+  return new Hono<AppEnv>()
+    .post("/enroll", async (c) => {
+      const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
+      limitsOf(deps).enroll.take(address, `address ${address}`);
+      const input = parseJsonBody(
+        c,
+        await readBody(c, 16 * 1024),
+        localEnrollSchema,
+      );
+      try {
+        await parsePublicKey(input.signingKey, "Ed25519");
+      } catch (e) {
+        throw new ApiError(400, "invalid_body", `Field "signingKey": ${(e as Error).message}`, {
+          issues: [{ path: "signingKey", message: (e as Error).message }],
+        });
+      }
+      const now = deps.clock.now();
+      const id = crypto.randomUUID();
+      let site: string;
+      try {
+        site = await deps.db.begin(async (tx) => {
+          const tok = await claimEnrollmentToken(tx, input.token, "local-server", id, now);
+          // A local-server token always names its site (the admin API requires one).
+          if (tok.site === null) {
+            throw new ApiError(401, "invalid_token", "Enrolment token has no site");
+          }
+          const inserted = await tx`
+            insert into local_servers (id, site, name, url, sign_key, version, enrolled_at, enrollment_token_id,
+              last_contact_at, last_address)
+            values (${id}, ${tok.site}, ${input.name}, ${input.url}, ${input.signingKey}, ${
+            input.version ?? null
+          }, ${now}, ${tok.id}, ${now}, ${clientAddress(c, deps.settings.trustProxy)})
+            on conflict (sign_key) do nothing returning id`;
+          if (inserted.length === 0) {
+            throw new ApiError(409, "key_in_use", "Signing key is already enrolled");
+          }
+          // The site's catalogs now list this server's URLs first.
+          await bumpCatalogEpoch(tx);
+          return tok.site;
+        });
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 401) {
+          await recordIdentityFailure(deps, {
+            reason: e.code,
+            keyid: null,
+            method: c.req.method,
+            path: c.req.path,
+            address: clientAddress(c, deps.settings.trustProxy),
+          });
+        }
+        throw e;
+      }
+      deps.log.info("local_server_enrolled", { id, site, name: input.name, url: input.url });
+      return c.json({
+        id,
+        site,
+        syncS: localSyncIntervalS,
+        nocKeys: await publishedKeys(deps),
+        serverTime: now.toISOString(),
+      }, 201);
+    })
+    .post("/sync", signed, async (c) => {
+      const me = c.get("localServer");
+      const input = parseJsonBody(c, c.get("body"), localSyncSchema);
+      const now = deps.clock.now();
+      const { stage, noticed } = await deps.db.begin(async (tx) => {
+        const stage = await siteStage(tx, me.site);
+        const [prev] = await tx<{ problems: Array<Record<string, unknown>> }>`
+          select problems from local_servers where id = ${me.id} for update`;
+        const problems = [...input.problems, ...(prev?.problems ?? [])].slice(0, 50);
+        await tx`
+          update local_servers set url = ${input.url}, version = ${input.version}, last_contact_at = ${now},
+            last_address = ${clientAddress(c, deps.settings.trustProxy)},
+            cache_bytes = ${input.cache.bytes}, cache_limit = ${input.cache.limit},
+            cache_entries = ${input.cache.entries}, hits = ${input.hits}, misses = ${input.misses},
+            served_bytes = ${input.servedBytes}, pending_records = ${input.pendingRecords},
+            problems = ${JSON.stringify(problems)}::text::jsonb, stage_ids = ${
+          stage.map((s) => s.id)
+        }::bigint[]
+          where id = ${me.id}`;
+        if (input.url !== me.url) await bumpCatalogEpoch(tx);
+        let noticed = false;
+        if (input.problems.length > 0) {
+          const t = await throttleNotice(
+            tx,
+            `local_server_problem:${me.id}`,
+            now,
+            deps.settings.identityNoticeWindowS,
+          );
+          if (t.allowed) {
+            const first = input.problems[0]!;
+            await deps.notifier.enqueue(tx, {
+              kind: "local_server_problem",
+              text:
+                `:warning: Local component server "${me.name}" (site ${me.site}) reports ${input.problems.length} problem(s): ${first.code}: ${first.message}`,
+              payload: { server: me.id, site: me.site, problems: input.problems },
+            }, now);
+            noticed = true;
+          }
+        }
+        return { stage, noticed };
+      });
+      if (noticed) deps.notifier.kick();
+      if (input.problems.length > 0) {
+        deps.log.warn("local_server_problems", { server: me.id, problems: input.problems });
+      }
+      return c.json({
+        id: me.id,
+        site: me.site,
+        syncS: localSyncIntervalS,
+        serverTime: now.toISOString(),
+        keys: await publishedKeys(deps),
+        stage,
+      });
+    })
+    .post("/deliveries", signed, async (c) => {
+      const me = c.get("localServer");
+      const input = parseJsonBody(c, c.get("body"), localRecordsSchema);
+      const now = deps.clock.now();
+      const r = await deps.db.begin((tx) => applyLocalRecords(tx, me, input, now));
+      if (r.refused > 0) {
+        deps.log.warn("local_records_refused", { server: me.id, refused: r.refused });
+      }
+      return c.json(r);
+    })
+    .get("/components/:id", validate("param", idParam), signed, async (c) => {
+      const me = c.get("localServer");
+      const { id } = c.req.valid("param");
+      const [comp] = await deps.db.sql<Served & { staged: boolean }>`
+        select c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.blob_id, c.prefix,
+          c.id = any(l.stage_ids) as staged
+        from components c, local_servers l where c.id = ${id} and l.id = ${me.id}`;
+      if (!comp) throw new ApiError(404, "not_found", `Component ${id} does not exist`);
+      if (!comp.staged) {
+        // Not (yet) in its site's stage: only with an appliance's grant, for an appliance of its site.
+        const grant = c.req.query("grant");
+        if (grant === undefined) {
+          throw new ApiError(
+            403,
+            "not_staged",
+            `Component ${id} is not referenced by a catalog of site "${me.site}"`,
+          );
+        }
+        let uid: string;
+        try {
+          uid = (await verifyGrant(grant, id, deps.keys.published, deps.clock.now())).u;
+        } catch (e) {
+          if (!(e instanceof GrantError)) throw e;
+          throw new ApiError(403, e.reason, e.message);
+        }
+        const [a] = await deps.db.sql`
+          select 1 from appliances where uid = ${uid} and site = ${me.site} and revoked_at is null`;
+        if (!a) {
+          throw new ApiError(
+            403,
+            "wrong_site",
+            `Download grant is for an appliance outside site "${me.site}"`,
+          );
+        }
+      }
+      if (
+        comp.kind === "file" && !isHttps(c, deps.settings.trustProxy) &&
+        !deps.settings.allowPlainHttpFiles
+      ) {
+        throw new ApiError(403, "https_required", "Files are served over HTTPS only");
+      }
+      const { status, start, end, length, headers } = componentAnswer(
+        c.req.header("range"),
+        comp,
+      );
+      const now = deps.clock.now();
+      await deps.db.sql`
+        insert into local_server_fetches (server_id, component_id, first_at, last_at, bytes)
+        values (${me.id}, ${id}, ${now}, ${now}, ${length})
+        on conflict (server_id, component_id) do update set last_at = excluded.last_at,
+          times = local_server_fetches.times + 1, bytes = local_server_fetches.bytes + excluded.bytes`;
+      headers["x-noc-component"] = JSON.stringify({
+        id: comp.id,
+        kind: comp.kind,
+        app: comp.app,
+        name: comp.name,
+        version: comp.version,
+        size: comp.size,
+        sha256: comp.sha256,
+      });
+      if (length === 0) return c.body(null, status, headers);
+      return c.body(
+        ReadableStream.from(servedBytes(deps, comp, start, end)),
+        status,
+        headers,
+      );
+    });
+}

@@ -1,0 +1,254 @@
+/**
+ * The status daemon (spec, FIGURE 13): finds appliances whose beat is overdue
+ * past the grace period and raises exactly one missed-heartbeat alert for
+ * each, however many NOC instances sweep at once; sends a `recovered` notice
+ * for each alert a returning beat resolved. The work is proportional to the
+ * number of overdue appliances: it reads only the partial index of appliances
+ * not yet alerted, by due time.
+ *
+ * @module
+ */
+import type { Clock } from "../clock.ts";
+import type { Db, Sql } from "../db/db.ts";
+import type { NoticeInput, Notifier } from "../services/notifier.ts";
+import type { AppDeps } from "../deps.ts";
+import { gateRollouts } from "../services/rollouts.ts";
+
+/** What {@link sweep} needs. */
+export interface SweepDeps {
+  /** The database. */
+  db: Db;
+  /** Time source. */
+  clock: Clock;
+  /** Where notices go. */
+  notifier: Notifier;
+  /** Seconds past the due time before an appliance counts as missing. */
+  graceS: number;
+  /** Appliances handled per transaction (1000 by default). */
+  batchSize?: number;
+  /** Re-checks health-gated rollouts (appliances that went missing after installing count as failures). */
+  gate?: () => Promise<unknown>;
+  /** Above this many alerts (or recoveries) in one batch, one summary notice is sent instead of one each (10 by default). */
+  digestAbove?: number;
+}
+
+/** What a sweep did. */
+export interface SweepResult {
+  /** UIDs that got a missed-heartbeat alert in this sweep. */
+  alerted: string[];
+  /** UIDs whose recovery was notified in this sweep. */
+  recovered: string[];
+  /** Notices queued. */
+  notices: number;
+  /** Wall time, milliseconds. */
+  durationMs: number;
+}
+
+interface MissedRow {
+  uid: string;
+  hostname: string;
+  model: string;
+  site: string | null;
+  last_beat_at: Date | null;
+  next_due_at: Date;
+}
+
+interface RecoveredRow {
+  id: number;
+  uid: string;
+  hostname: string;
+  site: string | null;
+  opened_at: Date;
+  resolved_at: Date;
+}
+
+function iso(d: Date | null): string | null {
+  return d ? d.toISOString() : null;
+}
+
+function minutes(ms: number): string {
+  const m = Math.round(ms / 60_000);
+  return m < 120 ? `${m} min` : `${Math.round(m / 60)} h`;
+}
+
+function missedNotices(rows: MissedRow[], graceS: number, digestAbove: number): NoticeInput[] {
+  if (rows.length > digestAbove) {
+    const bySite = new Map<string, number>();
+    for (const r of rows) {
+      bySite.set(r.site ?? "(no site)", (bySite.get(r.site ?? "(no site)") ?? 0) + 1);
+    }
+    const sites = [...bySite].sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`);
+    return [{
+      kind: "missed_heartbeat_digest",
+      text: `:red_circle: ${rows.length} appliances missed their heartbeat (${
+        sites.slice(0, 10).join(", ")
+      })`,
+      payload: {
+        count: rows.length,
+        bySite: Object.fromEntries(bySite),
+        appliances: rows.slice(0, 50).map((r) => ({
+          uid: r.uid,
+          hostname: r.hostname,
+          site: r.site,
+        })),
+      },
+    }];
+  }
+  return rows.map((r) => ({
+    kind: "missed_heartbeat",
+    uid: r.uid,
+    text:
+      `:red_circle: Missed heartbeat: ${r.hostname} (${r.model}${
+        r.site ? `, site ${r.site}` : ""
+      }) ` +
+      `was due at ${r.next_due_at.toISOString()}; last beat ${iso(r.last_beat_at) ?? "never"}`,
+    payload: {
+      appliance: { uid: r.uid, hostname: r.hostname, model: r.model, site: r.site },
+      lastBeatAt: iso(r.last_beat_at),
+      dueAt: r.next_due_at.toISOString(),
+      graceS,
+    },
+  }));
+}
+
+function recoveredNotices(rows: RecoveredRow[], digestAbove: number): NoticeInput[] {
+  if (rows.length > digestAbove) {
+    return [{
+      kind: "recovered_digest",
+      text: `:large_green_circle: ${rows.length} appliances are beating again`,
+      payload: {
+        count: rows.length,
+        appliances: rows.slice(0, 50).map((r) => ({
+          uid: r.uid,
+          hostname: r.hostname,
+          site: r.site,
+        })),
+      },
+    }];
+  }
+  return rows.map((r) => ({
+    kind: "recovered",
+    uid: r.uid,
+    text:
+      `:large_green_circle: Recovered: ${r.hostname} beat again at ${r.resolved_at.toISOString()} ` +
+      `after ${minutes(r.resolved_at.getTime() - r.opened_at.getTime())} missing`,
+    payload: {
+      appliance: { uid: r.uid, hostname: r.hostname, site: r.site },
+      alertId: r.id,
+      missingSince: r.opened_at.toISOString(),
+      recoveredAt: r.resolved_at.toISOString(),
+    },
+  }));
+}
+
+const statement = (strings: TemplateStringsArray, ..._: unknown[]) => strings;
+
+/** The sweep's selecting statement; its values are `(cutoff, now, now, now, now, limit, now)`. */
+const alertStatement = statement`
+    with due as (
+      select a.uid from appliances a
+      where a.next_due_at <= ${0} and a.missing_since is null and a.revoked_at is null
+        and not exists (
+          select 1 from maintenance_windows m
+          where m.uid = a.uid and m.starts_at <= ${0} and m.ends_at > ${0})
+        and not exists (
+          select 1 from maintenance_windows m
+          where m.site = a.site and m.starts_at <= ${0} and m.ends_at > ${0})
+      order by a.next_due_at
+      limit ${0}
+      for update of a skip locked
+    )
+    update appliances a set missing_since = ${0}
+    from due where a.uid = due.uid and a.missing_since is null
+    returning a.uid, a.hostname, a.model, a.site, a.last_beat_at, a.next_due_at`;
+
+/** The query plan of the sweep's own statement (nothing is executed), for tests and diagnosis. */
+export async function explainSweep(
+  tx: Sql,
+  now: Date,
+  cutoff: Date,
+  limit = 1000,
+): Promise<string> {
+  const explain = Object.assign(["explain " + alertStatement[0], ...alertStatement.slice(1)], {
+    raw: ["explain " + alertStatement.raw[0], ...alertStatement.raw.slice(1)],
+  }) as unknown as TemplateStringsArray;
+  const rows = await tx<Record<string, string>>(explain, cutoff, now, now, now, now, limit, now);
+  return rows.map((r) => Object.values(r)[0]).join("\n");
+}
+
+async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Promise<MissedRow[]> {
+  const rows = await tx<MissedRow>(alertStatement, cutoff, now, now, now, now, limit, now);
+  if (rows.length > 0) {
+    await tx`
+      insert into alerts (kind, uid, opened_at, detail)
+      select 'missed_heartbeat', r.uid, ${now}, jsonb_build_object('dueAt', r.due, 'lastBeatAt', r.last)
+      from unnest(${rows.map((r) => r.uid)}::uuid[], ${
+      rows.map((r) => r.next_due_at.toISOString())
+    }::text[],
+                  ${rows.map((r) => iso(r.last_beat_at) ?? "")}::text[]) as r(uid, due, last)
+      on conflict do nothing`;
+  }
+  return rows;
+}
+
+async function recoveryBatch(tx: Sql, now: Date, limit: number): Promise<RecoveredRow[]> {
+  return await tx<RecoveredRow>`
+    with r as (
+      select id from alerts
+      where resolved_at is not null and recovery_notified_at is null and kind = 'missed_heartbeat'
+      order by resolved_at
+      limit ${limit}
+      for update skip locked
+    )
+    update alerts al set recovery_notified_at = ${now}
+    from r, appliances ap
+    where al.id = r.id and ap.uid = al.uid
+    returning al.id, al.uid, ap.hostname, ap.site, al.opened_at, al.resolved_at`;
+}
+
+/** The status daemon's pass as the cron job and the admin API run it: sweep, then re-check gated rollouts. */
+export async function statusDaemon(deps: AppDeps): Promise<SweepResult> {
+  const r = await sweep({ ...deps, graceS: deps.settings.graceS, gate: () => gateRollouts(deps) });
+  deps.metrics.inc("noc_sweeps_total");
+  deps.metrics.inc("noc_alerts_raised_total", {}, r.alerted.length);
+  deps.metrics.observe("noc_sweep_duration_seconds", {}, r.durationMs / 1000);
+  return r;
+}
+
+/** Runs one sweep: raises missed-heartbeat alerts and notifies recoveries. */
+export async function sweep(deps: SweepDeps): Promise<SweepResult> {
+  const started = performance.now();
+  const now = deps.clock.now();
+  const cutoff = new Date(now.getTime() - deps.graceS * 1000);
+  const limit = deps.batchSize ?? 1000;
+  const digestAbove = deps.digestAbove ?? 10;
+  const result: SweepResult = { alerted: [], recovered: [], notices: 0, durationMs: 0 };
+  for (;;) {
+    const rows = await deps.db.begin(async (tx) => {
+      const batch = await alertBatch(tx, now, cutoff, limit);
+      for (const n of missedNotices(batch, deps.graceS, digestAbove)) {
+        await deps.notifier.enqueue(tx, n, now);
+        result.notices++;
+      }
+      return batch;
+    });
+    result.alerted.push(...rows.map((r) => r.uid));
+    if (rows.length < limit) break;
+  }
+  for (;;) {
+    const rows = await deps.db.begin(async (tx) => {
+      const batch = await recoveryBatch(tx, now, limit);
+      for (const n of recoveredNotices(batch, digestAbove)) {
+        await deps.notifier.enqueue(tx, n, now);
+        result.notices++;
+      }
+      return batch;
+    });
+    result.recovered.push(...rows.map((r) => r.uid));
+    if (rows.length < limit) break;
+  }
+  if (result.alerted.length > 0 && deps.gate) await deps.gate();
+  if (result.notices > 0) deps.notifier.kick();
+  result.durationMs = performance.now() - started;
+  return result;
+}

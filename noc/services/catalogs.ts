@@ -1,0 +1,171 @@
+/**
+ * Serving catalogs cheaply: each appliance's signed catalog is kept with the
+ * catalog epoch it was built at. Any change that can alter a catalog bumps
+ * the fleet-wide epoch (or clears one appliance's); until then a request
+ * costs one statement, and `If-None-Match` gets a 304 with nothing
+ * regenerated, re-signed or re-wrapped.
+ *
+ * @module
+ */
+import type { AppDeps } from "../deps.ts";
+import type { Sql } from "../db/db.ts";
+import {
+  type CatalogDocument,
+  type CatalogEntry,
+  type FileInfo,
+  resolveCatalog,
+  signCatalog,
+} from "./catalog_engine.ts";
+import { issueGrant } from "../../protocol/grants.ts";
+import { contentKeyOf, publishedKeys } from "./publishing.ts";
+import { wrapContentKey } from "../../protocol/package/format.ts";
+import { fromBase64Url, sha256, toHex } from "../../protocol/util/encoding.ts";
+import { localServerUrls } from "./local_servers.ts";
+import { checkinStore } from "./checkins.ts";
+
+/** Marks every catalog stale (a release, rollout, fileinfo or key change). */
+export async function bumpCatalogEpoch(tx: Sql): Promise<void> {
+  await tx`update catalog_epoch set epoch = epoch + 1`;
+}
+
+/** Marks one appliance's catalog stale (its placement or holds changed). */
+export async function staleCatalogOf(tx: Sql, uid: string): Promise<void> {
+  await tx`update appliances set catalog_epoch = 0 where uid = ${uid}`;
+}
+
+/** A catalog answer. */
+export type CatalogAnswer = { status: 304; etag: string } | {
+  status: 200;
+  etag: string;
+  body: string;
+};
+
+/**
+ * Answers a catalog request from appliance `uid`: archives the connection
+ * time, then serves the cached catalog (or 304) while it is current, and
+ * builds, signs and caches a new one otherwise.
+ */
+export async function answerCatalog(
+  deps: AppDeps,
+  uid: string,
+  ifNoneMatch: string | undefined,
+  baseUrl: string,
+): Promise<CatalogAnswer> {
+  const now = deps.clock.now();
+  const row = await checkinStore(deps.db).touchCatalog(uid, now);
+  if (!row) throw new Error(`Appliance "${uid}" vanished`);
+  const halfLife = (deps.settings.catalogTtlS * 1000) / 2;
+  const current = row.catalog_body !== null && row.catalog_etag !== null &&
+    row.catalog_epoch === row.epoch &&
+    row.catalog_expires_at !== null && row.catalog_expires_at.getTime() - now.getTime() > halfLife;
+  if (current) {
+    if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, row.catalog_etag!)) {
+      return { status: 304, etag: row.catalog_etag! };
+    }
+    return { status: 200, etag: row.catalog_etag!, body: row.catalog_body! };
+  }
+  return await deps.db.begin(async (tx) => {
+    const chosen = await resolveCatalog(tx, {
+      uid,
+      model: row.model,
+      site: row.site,
+      channel: row.channel,
+      tags: row.tags,
+    });
+    const expires = new Date(now.getTime() + deps.settings.catalogTtlS * 1000);
+    const fileinfo = await tx<{
+      app: string;
+      name: string;
+      destination: string;
+      mode: string;
+      action: string | null;
+      upload_dir: string | null;
+      upload_server: string | null;
+    }>`select app, name, destination, mode, action, upload_dir, upload_server from fileinfo
+       where app = any(${[...new Set(chosen.map((c) => c.app))]}::text[])`;
+    const wrapped = new Map(
+      (await tx<{ component_id: number; wrapped: string }>`
+        select component_id, wrapped from wrapped_keys where uid = ${uid}
+          and component_id = any(${chosen.map((c) => c.id)}::bigint[])`).map((
+        w,
+      ) => [w.component_id, w.wrapped]),
+    );
+    const signer = { kid: deps.keys.kid, privateKey: deps.keys.privateKey };
+    // The site's local component servers first (spec, FIGURE 1: spare the WAN link), the NOC last.
+    const mirrors = await localServerUrls(tx, row.site);
+    // Content keys this appliance has no wrapped copy of yet: unsealed (once per NOC process, see
+    // contentKeyOf), wrapped to the appliance, then stored in one statement.
+    const fresh = await Promise.all(
+      chosen.filter((c) => c.kind === "package" && !wrapped.has(c.id)).map(async (c) => {
+        const key = await contentKeyOf(deps, { ...c, sealed_key: c.sealedKey! });
+        const w = await wrapContentKey(key, fromBase64Url(row.enc_key), {
+          ...c,
+          ciphertextSha256: c.ciphertextSha256!,
+        });
+        wrapped.set(c.id, w);
+        return { id: c.id, w };
+      }),
+    );
+    if (fresh.length > 0) {
+      await tx`
+        insert into wrapped_keys (uid, component_id, wrapped)
+        select ${uid}, t.id, t.w from unnest(${fresh.map((f) => f.id)}::bigint[], ${
+        fresh.map((f) => f.w)
+      }::text[]) as t(id, w)
+        on conflict do nothing`;
+    }
+    const grants = await Promise.all(chosen.map((c) => issueGrant(signer, uid, c.id, expires)));
+    const components: CatalogEntry[] = [];
+    for (const [i, c] of chosen.entries()) {
+      const grant = grants[i]!;
+      const entry: CatalogEntry = {
+        kind: c.kind,
+        app: c.app,
+        name: c.name,
+        version: c.version,
+        size: c.size,
+        sha256: c.sha256,
+        urls: [...mirrors, baseUrl].map((u) => `${u}/v1/components/${c.id}?grant=${grant}`),
+      };
+      if (c.kind === "package") {
+        entry.signer = c.signerKid!;
+        entry.wrappedKey = wrapped.get(c.id)!;
+      } else {
+        const fi = fileinfo.find((f) => f.app === c.app && f.name === c.name);
+        entry.fileinfo = fi
+          ? {
+            destination: fi.destination,
+            mode: fi.mode,
+            action: fi.action ? JSON.parse(fi.action) : null,
+            uploadDir: fi.upload_dir,
+            uploadServer: fi.upload_server,
+          } satisfies FileInfo
+          : null;
+      }
+      components.push(entry);
+    }
+    const [serialRow] = await tx<{ catalog_serial: number }>`
+      update appliances set catalog_serial = catalog_serial + 1 where uid = ${uid} returning catalog_serial`;
+    const doc: CatalogDocument = {
+      format: "noc-catalog/1",
+      uid,
+      serial: serialRow!.catalog_serial,
+      issuedAt: now.toISOString(),
+      expiresAt: expires.toISOString(),
+      intervalS: row.interval_s,
+      keys: await publishedKeys({ db: { ...deps.db, sql: tx }, keys: deps.keys }),
+      components,
+    };
+    const body = JSON.stringify(await signCatalog(doc, signer));
+    const etag = `"${toHex(await sha256(body)).slice(0, 32)}"`;
+    await tx`
+      update appliances set catalog_epoch = ${row.epoch}, catalog_etag = ${etag}, catalog_body = ${body},
+        catalog_expires_at = ${expires}
+      where uid = ${uid}`;
+    return { status: 200, etag, body };
+  });
+}
+
+function etagMatches(header: string, etag: string): boolean {
+  return header.split(",").some((t) => t.trim().replace(/^W\//, "") === etag || t.trim() === "*");
+}

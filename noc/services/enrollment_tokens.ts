@@ -1,0 +1,67 @@
+/**
+ * Claiming a one-time enrolment token, for an appliance or a local component
+ * server: found by its hash and locked, checked (purpose, revoked, used,
+ * expired) and marked used, inside the enrolment's transaction — so a failed
+ * enrolment leaves it unused.
+ *
+ * @module
+ */
+import type { Sql } from "../db/db.ts";
+import { ApiError } from "../../protocol/http/errors.ts";
+import { hashToken } from "./tokens.ts";
+
+/** What a claimed token carries to the new appliance or server. */
+export interface ClaimedToken {
+  /** Its id. */
+  id: number;
+  /** The site it places the enrolee in. */
+  site: string | null;
+  /** The channel (appliances). */
+  channel: string | null;
+  /** The tags (appliances). */
+  tags: string[];
+}
+
+const purposeText = { appliance: "an appliance", "local-server": "a local component server" };
+
+/**
+ * Claims `token` for `purpose` on behalf of `usedBy` at `now` within `tx`;
+ * throws a 401 {@link ApiError} (`invalid_token`, `wrong_token_purpose`,
+ * `token_revoked`, `token_used`, `token_expired`) otherwise.
+ */
+export async function claimEnrollmentToken(
+  tx: Sql,
+  token: string,
+  purpose: "appliance" | "local-server",
+  usedBy: string,
+  now: Date,
+): Promise<ClaimedToken> {
+  const [tok] = await tx<
+    ClaimedToken & {
+      purpose: "appliance" | "local-server";
+      expires_at: Date;
+      used_at: Date | null;
+      revoked_at: Date | null;
+    }
+  >`select id, site, channel, tags, purpose, expires_at, used_at, revoked_at
+     from enrollment_tokens where token_hash = ${await hashToken(token)} for update`;
+  if (!tok) throw new ApiError(401, "invalid_token", "Enrolment token is not valid");
+  if (tok.purpose !== purpose) {
+    throw new ApiError(
+      401,
+      "wrong_token_purpose",
+      `Enrolment token is for ${purposeText[tok.purpose]}, not ${purposeText[purpose]}`,
+    );
+  }
+  if (tok.revoked_at) throw new ApiError(401, "token_revoked", "Enrolment token has been revoked");
+  if (tok.used_at) throw new ApiError(401, "token_used", "Enrolment token has already been used");
+  if (tok.expires_at.getTime() <= now.getTime()) {
+    throw new ApiError(
+      401,
+      "token_expired",
+      `Enrolment token expired at ${tok.expires_at.toISOString()}`,
+    );
+  }
+  await tx`update enrollment_tokens set used_at = ${now}, used_by = ${usedBy} where id = ${tok.id}`;
+  return { id: tok.id, site: tok.site, channel: tok.channel, tags: tok.tags };
+}

@@ -1,0 +1,335 @@
+/**
+ * Administrator notices through an outbox. A notice is written in the same
+ * transaction as the change it reports, with one delivery row per target (the
+ * structured log, then each webhook). Delivery happens after commit, per
+ * target in notice order, with retries and capped exponential backoff; a
+ * target that is down holds its queue and gets everything, in order, once it
+ * is back. A lease per target keeps two NOC instances from sending the same
+ * notice twice.
+ *
+ * @module
+ */
+import type { Metrics } from "./metrics.ts";
+import type { Clock } from "../clock.ts";
+import type { Db, Sql } from "../db/db.ts";
+import { sha256, toHex } from "../../protocol/util/encoding.ts";
+import type { Logger } from "../../protocol/util/log.ts";
+
+/** A notice to queue. */
+export interface NoticeInput {
+  /** Machine-readable kind, e.g. `missed_heartbeat`, `recovered`, `identity_failure`. */
+  kind: string;
+  /** One-line human text (the Slack-compatible `text` field of the webhook body). */
+  text: string;
+  /** The appliance concerned, if one. */
+  uid?: string | null;
+  /** Structured details. */
+  payload: Record<string, unknown>;
+}
+
+/** A queued notice as delivered. */
+export interface Notice extends NoticeInput {
+  /** Outbox id; notices are delivered in id order. */
+  id: number;
+  /** When it was queued. */
+  createdAt: Date;
+}
+
+/** Somewhere notices go. */
+export interface Target {
+  /** Stable key the delivery rows are kept under. */
+  key: string;
+  /** Human label (no secrets). */
+  label: string;
+  /** Delivers one notice; throws when it was not accepted. */
+  send(notice: Notice): Promise<void>;
+}
+
+/** What one delivery pass did. */
+export interface DeliveryReport {
+  /** Notices accepted by a target. */
+  delivered: number;
+  /** Attempts that failed (each holds its target until its retry time). */
+  failed: number;
+}
+
+/** Queues notices and delivers them. */
+export interface Notifier {
+  /** The targets every new notice is queued for. */
+  readonly targets: readonly Target[];
+  /** Queues a notice inside transaction `tx`; it is delivered after commit. */
+  enqueue(tx: Sql, notice: NoticeInput, now: Date): Promise<number>;
+  /** Delivers every due notice to every target it can lease now. */
+  deliver(): Promise<DeliveryReport>;
+  /** Starts a delivery pass in the background (no-op when `autoDeliver` is off). */
+  kick(): void;
+}
+
+/** Options for {@link createNotifier}. */
+export interface NotifierOptions {
+  /** The database holding the outbox. */
+  db: Db;
+  /** Time source for retry scheduling and leases. */
+  clock: Clock;
+  /** Where the `log` target writes. */
+  log: Logger;
+  /** Webhook URLs (JSON POST with a Slack-compatible `text`). */
+  webhooks?: readonly string[];
+  /** Fetch to deliver with (the global one by default). */
+  fetch?: typeof fetch;
+  /** Per-attempt timeout, milliseconds (10 s by default). */
+  timeoutMs?: number;
+  /** Whether `kick()` delivers in the background (true by default; tests call `deliver()`). */
+  autoDeliver?: boolean;
+  /** This instance's lease holder name. */
+  holder?: string;
+  /** Counts deliveries by outcome. */
+  metrics?: Metrics;
+}
+
+/** How long one delivery lease lasts without renewal, seconds (longer than one send's timeout). */
+const leaseS = 120;
+
+/** Delay before retry `attempt` (1-based): 10 s doubling, capped at 10 minutes. */
+export function retryDelayS(attempt: number): number {
+  return Math.min(600, 10 * 2 ** Math.max(0, attempt - 1));
+}
+
+/** The webhook body for a notice. */
+export function webhookBody(notice: Notice): Record<string, unknown> {
+  return {
+    text: slackText(notice.text),
+    kind: notice.kind,
+    noticeId: notice.id,
+    createdAt: notice.createdAt.toISOString(),
+    uid: notice.uid ?? null,
+    ...notice.payload,
+  };
+}
+
+/**
+ * Escapes text for Slack-compatible receivers (`&`, `<`, `>` would otherwise
+ * form mentions and links) and caps its length.
+ */
+export function slackText(text: string): string {
+  const escaped = text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return escaped.length > 3000 ? `${escaped.slice(0, 2999)}…` : escaped;
+}
+
+/** A webhook target for `url`; its key is derived from the URL so secrets in it are not stored twice. */
+export async function webhookTarget(
+  url: string,
+  fetchImpl: typeof fetch = fetch,
+  timeoutMs = 10_000,
+): Promise<Target> {
+  const key = `webhook:${toHex(await sha256(url)).slice(0, 16)}`;
+  const u = new URL(url);
+  return {
+    key,
+    label: `${u.origin}${u.pathname.length > 1 ? "/…" : "/"}`,
+    async send(notice) {
+      const res = await fetchImpl(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "user-agent": "appliance-noc",
+          "x-noc-notice-id": String(notice.id),
+        },
+        body: JSON.stringify(webhookBody(notice)),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await res.body?.cancel();
+      if (!res.ok) throw new Error(`Webhook answered HTTP ${res.status}`);
+    },
+  };
+}
+
+/** The target that writes each notice to the structured log. */
+export function logTarget(log: Logger): Target {
+  return {
+    key: "log",
+    label: "log",
+    send(notice) {
+      log.warn("notice", {
+        noticeId: notice.id,
+        kind: notice.kind,
+        text: notice.text,
+        uid: notice.uid ?? null,
+      });
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Creates the outbox notifier: the log target plus one target per webhook. */
+export async function createNotifier(options: NotifierOptions): Promise<Notifier> {
+  const { db, clock, log } = options;
+  const targets: Target[] = [logTarget(log)];
+  for (const url of options.webhooks ?? []) {
+    targets.push(await webhookTarget(url, options.fetch ?? fetch, options.timeoutMs ?? 10_000));
+  }
+  const holder = options.holder ?? crypto.randomUUID();
+  const keys = targets.map((t) => t.key);
+  let running: Promise<DeliveryReport> | undefined;
+  let again = false;
+
+  async function deliverTarget(target: Target, report: DeliveryReport): Promise<void> {
+    // Taken, then renewed before every send: a long pass never outlives its lease.
+    const lease = async () => {
+      const now = clock.now();
+      const until = new Date(now.getTime() + leaseS * 1000);
+      const got = await db.sql`
+        insert into delivery_leases (target, holder, until) values (${target.key}, ${holder}, ${until})
+        on conflict (target) do update set holder = excluded.holder, until = excluded.until
+          where delivery_leases.until <= ${now} or delivery_leases.holder = ${holder}
+        returning holder`;
+      return got.length > 0;
+    };
+    if (!(await lease())) return;
+    try {
+      for (;;) {
+        const rows = await db.sql<{
+          id: number;
+          created_at: Date;
+          kind: string;
+          text: string;
+          uid: string | null;
+          payload: Record<string, unknown>;
+          attempts: number;
+          next_attempt_at: Date;
+        }>`
+          select n.id, n.created_at, n.kind, n.text, n.uid, n.payload, d.attempts, d.next_attempt_at
+          from notice_deliveries d join notices n on n.id = d.notice_id
+          where d.target = ${target.key} and d.delivered_at is null
+          order by d.notice_id limit 100`;
+        if (rows.length === 0) return;
+        for (const r of rows) {
+          const at = clock.now();
+          if (r.next_attempt_at.getTime() > at.getTime()) return;
+          const notice: Notice = {
+            id: r.id,
+            createdAt: r.created_at,
+            kind: r.kind,
+            text: r.text,
+            uid: r.uid,
+            payload: r.payload,
+          };
+          if (!(await lease())) return;
+          try {
+            await target.send(notice);
+          } catch (e) {
+            const attempts = r.attempts + 1;
+            const retryAt = new Date(at.getTime() + retryDelayS(attempts) * 1000);
+            const message = e instanceof Error ? e.message : String(e);
+            await db.sql`
+              update notice_deliveries set attempts = ${attempts}, next_attempt_at = ${retryAt},
+                last_error = ${message.slice(0, 500)}
+              where target = ${target.key} and notice_id = ${r.id}`;
+            report.failed++;
+            options.metrics?.inc("noc_notice_deliveries_total", { outcome: "failed" });
+            log.warn("notice_delivery_failed", {
+              target: target.label,
+              noticeId: r.id,
+              attempts,
+              retryAt: retryAt.toISOString(),
+              error: message,
+            });
+            return;
+          }
+          const marked = await db.sql`
+            update notice_deliveries set delivered_at = ${at}, attempts = attempts + 1, last_error = null
+            where target = ${target.key} and notice_id = ${r.id} and delivered_at is null
+              and exists (select 1 from delivery_leases l where l.target = ${target.key} and l.holder = ${holder})
+            returning notice_id`;
+          if (marked.length === 0) return;
+          report.delivered++;
+          options.metrics?.inc("noc_notice_deliveries_total", { outcome: "delivered" });
+        }
+      }
+    } finally {
+      await db.sql`delete from delivery_leases where target = ${target.key} and holder = ${holder}`;
+    }
+  }
+
+  async function deliverAll(): Promise<DeliveryReport> {
+    const report: DeliveryReport = { delivered: 0, failed: 0 };
+    for (const t of targets) await deliverTarget(t, report);
+    return report;
+  }
+
+  const notifier: Notifier = {
+    targets,
+    async enqueue(tx, notice, now) {
+      // Held to commit: notices get their ids in commit order, so a later id is never delivered before an earlier one.
+      await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-outbox'))`;
+      const [row] = await tx<{ id: number }>`
+        insert into notices (created_at, kind, uid, text, payload)
+        values (${now}, ${notice.kind}, ${notice.uid ?? null}, ${notice.text}, ${notice.payload})
+        returning id`;
+      await tx`
+        insert into notice_deliveries (notice_id, target, next_attempt_at)
+        select ${row!.id}, t, ${now} from unnest(${keys}::text[]) as t`;
+      return row!.id;
+    },
+    deliver() {
+      if (running) {
+        again = true;
+        return running;
+      }
+      running = (async () => {
+        try {
+          let report = await deliverAll();
+          while (again) {
+            again = false;
+            const more = await deliverAll();
+            report = {
+              delivered: report.delivered + more.delivered,
+              failed: report.failed + more.failed,
+            };
+          }
+          return report;
+        } finally {
+          running = undefined;
+        }
+      })();
+      return running;
+    },
+    kick() {
+      if (options.autoDeliver === false) return;
+      notifier.deliver().catch((e) =>
+        log.error("notice_delivery_pass_failed", { error: String(e) })
+      );
+    },
+  };
+  return notifier;
+}
+
+/**
+ * A shared rate limit for notices: allows one notice per `key` per window
+ * across all NOC instances. Returns whether this one may be sent and how many
+ * were held back since the last one that was.
+ */
+export async function throttleNotice(
+  tx: Sql,
+  key: string,
+  now: Date,
+  windowS: number,
+): Promise<{ allowed: boolean; suppressed: number }> {
+  const windowStart = new Date(now.getTime() - windowS * 1000);
+  const [prev] = await tx<{ window_started_at: Date; suppressed: number }>`
+    select window_started_at, suppressed from notice_throttle where key = ${key} for update`;
+  if (!prev) {
+    const ins = await tx`
+      insert into notice_throttle (key, window_started_at, suppressed) values (${key}, ${now}, 0)
+      on conflict (key) do nothing returning key`;
+    if (ins.length > 0) return { allowed: true, suppressed: 0 };
+    await tx`update notice_throttle set suppressed = suppressed + 1 where key = ${key}`;
+    return { allowed: false, suppressed: 0 };
+  }
+  if (prev.window_started_at.getTime() <= windowStart.getTime()) {
+    await tx`update notice_throttle set window_started_at = ${now}, suppressed = 0 where key = ${key}`;
+    return { allowed: true, suppressed: prev.suppressed };
+  }
+  await tx`update notice_throttle set suppressed = suppressed + 1 where key = ${key}`;
+  return { allowed: false, suppressed: 0 };
+}

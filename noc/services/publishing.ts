@@ -1,0 +1,350 @@
+/**
+ * Publishing components: packages signed by the NOC (encrypted here as they
+ * stream in), packages signed offline with a release key (verified and fully
+ * test-decrypted before they are accepted), and files. A name and version
+ * can be published again only with the same content.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { AppDeps } from "../deps.ts";
+import type { Sql } from "../db/db.ts";
+import { ApiError } from "../../protocol/http/errors.ts";
+import { completeBlob, deleteBlob, readBlob, writeBlob } from "./blobs.ts";
+import { concatBytes } from "../../protocol/util/bytes.ts";
+import {
+  checkCiphertext,
+  decryptChunks,
+  defaultChunkSize,
+  encryptChunks,
+  importContentKey,
+  maxPrefixBytes,
+  newContentKey,
+  PackageError,
+  packageFormat,
+  type PackageHeader,
+  packagePrefix,
+  type ParsedPrefix,
+  parsePackagePrefix,
+  unwrapContentKey,
+  verifyPackagePrefix,
+} from "../../protocol/package/format.ts";
+import { type NocKeys, openAtRest, type PublishedKey, sealAtRest } from "./signing_keys.ts";
+import { toBase64Url } from "../../protocol/util/encoding.ts";
+
+/** A component's identity. */
+export interface ComponentRef {
+  /** `package` or `file`. */
+  kind: "package" | "file";
+  /** Application. */
+  app: string;
+  /** Name. */
+  name: string;
+  /** Version. */
+  version: string;
+}
+
+/** A stored component, as the admin API shows it. */
+export interface ComponentRow {
+  id: number;
+  kind: "package" | "file";
+  app: string;
+  name: string;
+  version: string;
+  size: number;
+  sha256: string;
+  content_sha256: string;
+  signer_kid: string | null;
+  created_at: Date;
+}
+
+/** The admin API's JSON for a component. */
+export function componentJson(r: ComponentRow): Record<string, unknown> {
+  return {
+    id: r.id,
+    kind: r.kind,
+    app: r.app,
+    name: r.name,
+    version: r.version,
+    size: r.size,
+    sha256: r.sha256,
+    contentSha256: r.content_sha256,
+    signerKid: r.signer_kid,
+    createdAt: r.created_at.toISOString(),
+  };
+}
+
+/** The keys that may sign packages now: the NOC's (unless release keys are required) and registered release keys. */
+export async function packageSigners(deps: Pick<AppDeps, "db" | "keys">): Promise<PublishedKey[]> {
+  return (await publishedKeys(deps)).filter((k) => k.use.includes("package"));
+}
+
+/** Every key appliances should pin: the NOC's keys, then registered release keys. */
+export async function publishedKeys(deps: Pick<AppDeps, "db" | "keys">): Promise<PublishedKey[]> {
+  const rows = await deps.db.sql<{ kid: string; public_key: string; not_after: Date | null }>`
+    select kid, public_key, not_after from release_keys order by created_at`;
+  return [
+    ...deps.keys.published,
+    ...rows.map((r): PublishedKey => ({
+      kid: r.kid,
+      alg: "ed25519",
+      use: ["package"],
+      publicKey: r.public_key,
+      notAfter: r.not_after?.toISOString() ?? null,
+    })),
+  ];
+}
+
+async function* hashing(input: AsyncIterable<Uint8Array>, hash: ReturnType<typeof createHash>) {
+  for await (const p of input) {
+    hash.update(p);
+    yield p;
+  }
+}
+
+async function* counting(input: AsyncIterable<Uint8Array>, counter: { n: number }) {
+  for await (const p of input) {
+    counter.n += p.length;
+    yield p;
+  }
+}
+
+/** The SHA-256 of a served package: its prefix, then its ciphertext blob. */
+async function packageDigest(deps: AppDeps, prefix: Uint8Array, blobId: number): Promise<string> {
+  const h = createHash("sha256");
+  h.update(prefix);
+  for await (const p of readBlob(deps.db, blobId)) h.update(p);
+  return h.digest("hex");
+}
+
+async function insertComponent(
+  deps: AppDeps,
+  blobId: number,
+  values: ComponentRef & {
+    size: number;
+    sha256: string;
+    contentSha256: string;
+    header?: PackageHeader;
+    prefix?: Uint8Array;
+    signerKid?: string;
+    contentKey?: Uint8Array<ArrayBuffer>;
+  },
+): Promise<{ row: ComponentRow; created: boolean }> {
+  const now = deps.clock.now();
+  const ctx = `${values.kind}/${values.app}/${values.name}/${values.version}`;
+  const sealed = values.contentKey ? await sealAtRest(deps.keys, values.contentKey, ctx) : null;
+  const existing = async (tx: Sql) =>
+    (await tx<ComponentRow>`
+      select id, kind, app, name, version, size, sha256, content_sha256, signer_kid, created_at from components
+      where kind = ${values.kind} and app = ${values.app} and name = ${values.name} and version = ${values.version}`)[
+      0
+    ];
+  const result = await deps.db.begin(async (tx) => {
+    const old = await existing(tx);
+    if (old) return { row: old, created: false };
+    await completeBlob(tx, blobId);
+    const inserted = await tx<ComponentRow>`
+      insert into components (kind, app, name, version, blob_id, size, sha256, content_sha256, header, prefix,
+        signer_kid, sealed_key, created_at)
+      values (${values.kind}, ${values.app}, ${values.name}, ${values.version}, ${blobId}, ${values.size},
+        ${values.sha256}, ${values.contentSha256}, ${values.header ?? null}, 
+        ${values.prefix ? toBase64Url(values.prefix) : null}, ${
+      values.signerKid ?? null
+    }, ${sealed}, ${now})
+      on conflict (kind, app, name, version) do nothing
+      returning id, kind, app, name, version, size, sha256, content_sha256, signer_kid, created_at`;
+    if (inserted[0]) return { row: inserted[0], created: true };
+    return { row: (await existing(tx))!, created: false };
+  });
+  if (!result.created) {
+    await deleteBlob(deps.db, blobId);
+    if (result.row.content_sha256 !== values.contentSha256) {
+      throw new ApiError(
+        409,
+        "version_exists",
+        `${values.kind} ${values.app}/${values.name} version "${values.version}" already exists with different content`,
+      );
+    }
+  }
+  return result;
+}
+
+/** Publishes a package from its plaintext payload: the NOC encrypts it and signs it with its own key. */
+export async function publishPayload(
+  deps: AppDeps,
+  ref: Omit<ComponentRef, "kind">,
+  payload: AsyncIterable<Uint8Array>,
+): Promise<{ row: ComponentRow; created: boolean }> {
+  const nocKey = deps.keys.published[0]!;
+  if (!nocKey.use.includes("package")) {
+    throw new ApiError(
+      400,
+      "release_key_required",
+      "This NOC accepts only packages signed with a release key: build with `deno task noc package --key`",
+    );
+  }
+  const contentKey = newContentKey();
+  const key = await importContentKey(contentKey);
+  const plainHash = createHash("sha256");
+  const plain = { n: 0 };
+  const now = deps.clock.now();
+  const blob = await writeBlob(
+    deps.db,
+    encryptChunks(counting(hashing(payload, plainHash), plain), key, defaultChunkSize),
+    now,
+  );
+  try {
+    const header: PackageHeader = {
+      format: packageFormat,
+      app: ref.app,
+      name: ref.name,
+      version: ref.version,
+      size: plain.n,
+      chunkSize: defaultChunkSize,
+      ciphertextSize: blob.size,
+      ciphertextSha256: blob.sha256,
+      kid: deps.keys.kid,
+      createdAt: now.toISOString(),
+    };
+    const prefix = await packagePrefix(header, {
+      kid: deps.keys.kid,
+      privateKey: deps.keys.privateKey,
+    });
+    return await insertComponent(deps, blob.id, {
+      kind: "package",
+      ...ref,
+      size: prefix.length + blob.size,
+      sha256: await packageDigest(deps, prefix, blob.id),
+      contentSha256: plainHash.digest("hex"),
+      header,
+      prefix,
+      signerKid: deps.keys.kid,
+      contentKey,
+    });
+  } catch (e) {
+    await deleteBlob(deps.db, blob.id).catch(() => {});
+    throw e;
+  }
+}
+
+/** Reads a package stream's prefix, returning it and the rest of the stream. */
+async function splitPrefix(input: AsyncIterable<Uint8Array>): Promise<{
+  prefix: ParsedPrefix;
+  prefixBytes: Uint8Array;
+  rest: AsyncIterable<Uint8Array>;
+}> {
+  const it = input[Symbol.asyncIterator]();
+  const got: Uint8Array[] = [];
+  let have = 0;
+  let parsed: ParsedPrefix | undefined;
+  for (;;) {
+    const buf = concatBytes(got);
+    try {
+      parsed = parsePackagePrefix(buf);
+      const prefixBytes = buf.slice(0, parsed.ciphertextOffset);
+      const leftover = buf.slice(parsed.ciphertextOffset);
+      return {
+        prefix: parsed,
+        prefixBytes,
+        rest: (async function* () {
+          if (leftover.length) yield leftover;
+          for (;;) {
+            const { value, done } = await it.next();
+            if (done) return;
+            yield value;
+          }
+        })(),
+      };
+    } catch (e) {
+      const truncated = e instanceof PackageError && /too short|truncated/.test(e.message);
+      if (!truncated || have > maxPrefixBytes) throw e;
+    }
+    const { value, done } = await it.next();
+    if (done) throw new PackageError("malformed", "Package ends inside its header");
+    got.push(value);
+    have += value.length;
+  }
+}
+
+/**
+ * Publishes a package built and signed elsewhere (`noc package --key`): the
+ * signature must be a trusted package signer's, and the content key, wrapped
+ * to the NOC, must decrypt the whole ciphertext before it is accepted.
+ */
+export async function publishSignedPackage(
+  deps: AppDeps,
+  body: AsyncIterable<Uint8Array>,
+  wrappedKey: string,
+): Promise<{ row: ComponentRow; created: boolean }> {
+  const { prefix, prefixBytes, rest } = await splitPrefix(body);
+  await verifyPackagePrefix(prefix, await packageSigners(deps), deps.clock.now());
+  const h = prefix.header;
+  const contentKey = await unwrapContentKey(wrappedKey, deps.keys.hpke.privateKey, h);
+  const now = deps.clock.now();
+  const blob = await writeBlob(deps.db, checkCiphertext(rest, h), now);
+  try {
+    const plainHash = createHash("sha256");
+    const key = await importContentKey(contentKey);
+    for await (const p of decryptChunks(readBlob(deps.db, blob.id), key, h.chunkSize)) {
+      plainHash.update(p);
+    }
+    return await insertComponent(deps, blob.id, {
+      kind: "package",
+      app: h.app,
+      name: h.name,
+      version: h.version,
+      size: prefixBytes.length + blob.size,
+      sha256: await packageDigest(deps, prefixBytes, blob.id),
+      contentSha256: plainHash.digest("hex"),
+      header: h,
+      prefix: prefixBytes,
+      signerKid: h.kid,
+      contentKey,
+    });
+  } catch (e) {
+    await deleteBlob(deps.db, blob.id).catch(() => {});
+    throw e;
+  }
+}
+
+/** Publishes a file (files are neither signed nor encrypted; their digest travels in the signed catalog). */
+export async function publishFile(
+  deps: AppDeps,
+  ref: Omit<ComponentRef, "kind">,
+  content: AsyncIterable<Uint8Array>,
+): Promise<{ row: ComponentRow; created: boolean }> {
+  const blob = await writeBlob(deps.db, content, deps.clock.now());
+  try {
+    return await insertComponent(deps, blob.id, {
+      kind: "file",
+      ...ref,
+      size: blob.size,
+      sha256: blob.sha256,
+      contentSha256: blob.sha256,
+    });
+  } catch (e) {
+    await deleteBlob(deps.db, blob.id).catch(() => {});
+    throw e;
+  }
+}
+
+const unsealed = new WeakMap<NocKeys, Map<string, Promise<Uint8Array<ArrayBuffer>>>>();
+
+/** A package's content key, unsealed. */
+export async function contentKeyOf(
+  deps: Pick<AppDeps, "keys">,
+  c: { kind: string; app: string; name: string; version: string; sealed_key: string },
+): Promise<Uint8Array<ArrayBuffer>> {
+  // Every appliance's catalog wraps the same content key: unsealed once, kept (bounded) in memory.
+  let cache = unsealed.get(deps.keys);
+  if (!cache) unsealed.set(deps.keys, cache = new Map());
+  const id = `${c.kind}/${c.app}/${c.name}/${c.version}\n${c.sealed_key}`;
+  let key = cache.get(id);
+  if (!key) {
+    key = openAtRest(deps.keys, c.sealed_key, `${c.kind}/${c.app}/${c.name}/${c.version}`);
+    key.catch(() => cache.delete(id));
+    if (cache.size >= 10_000) cache.delete(cache.keys().next().value!);
+    cache.set(id, key);
+  }
+  return (await key).slice();
+}

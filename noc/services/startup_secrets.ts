@@ -1,0 +1,131 @@
+/**
+ * Start-up secrets: the NOC signing key, the admin token and (in dev mode) an
+ * enrolment token — from configuration, or created once and kept in the data
+ * folder when the NOC may write local files (no DATABASE_URL, or dev mode).
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import type { AppDeps } from "../deps.ts";
+import { ensureAdminToken, revokeOtherAdminTokens } from "../http/middleware/admin_auth.ts";
+import { newSeed, type NocKeys, nocKeysFromSeed } from "./signing_keys.ts";
+import { hashToken, newToken } from "./tokens.ts";
+import { createEnrollmentToken } from "../http/admin/enrollment_tokens.ts";
+
+/** Whether this configuration may keep secrets in the data folder. */
+export function mayWriteDataDir(config: Config): boolean {
+  return config.dev || !config.databaseUrl;
+}
+
+async function readOrCreateSecret(
+  path: string,
+  create: () => string,
+): Promise<{ value: string; created: boolean }> {
+  try {
+    return { value: (await Deno.readTextFile(path)).trim(), created: false };
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const value = create();
+  await Deno.writeTextFile(path, value + "\n", { mode: 0o600, createNew: true });
+  return { value, created: true };
+}
+
+async function secret(
+  config: Config,
+  value: string | undefined,
+  file: string | undefined,
+  name: string,
+  dataFile: string,
+): Promise<string> {
+  if (value) return value;
+  if (file) return (await Deno.readTextFile(file)).trim();
+  if (!mayWriteDataDir(config)) {
+    throw new Error(
+      `${name} (or ${name}_FILE) is required when DATABASE_URL is set; create one with: deno task keygen`,
+    );
+  }
+  await Deno.mkdir(config.dataDir, { recursive: true });
+  return (await readOrCreateSecret(`${config.dataDir}/${dataFile}`, newSeed)).value;
+}
+
+/**
+ * Loads the NOC keys: the signing key (NOC_SIGNING_KEY, NOC_SIGNING_KEY_FILE,
+ * or the data folder) and the master secret (NOC_MASTER_KEY, …_FILE, or the
+ * data folder).
+ */
+export async function loadNocKeys(config: Config): Promise<NocKeys> {
+  const signing = await secret(
+    config,
+    config.signingKey,
+    config.signingKeyFile,
+    "NOC_SIGNING_KEY",
+    "noc-signing-key",
+  );
+  const master = await secret(
+    config,
+    config.masterKey,
+    config.masterKeyFile,
+    "NOC_MASTER_KEY",
+    "noc-master-key",
+  );
+  return await nocKeysFromSeed(signing, {
+    retired: config.retiredKeys,
+    master,
+    releaseKeysOnly: config.releaseKeysOnly,
+  });
+}
+
+/** The admin token to print, if this start-up may show one. */
+export interface AdminBootstrap {
+  /** The token's text (dev mode), or null. */
+  token: string | null;
+  /** Where it is kept, when in the data folder. */
+  path: string | null;
+}
+
+/** Registers NOC_ADMIN_TOKEN, or the data folder's admin token (created once). */
+export async function bootstrapAdminToken(deps: AppDeps, config: Config): Promise<AdminBootstrap> {
+  const now = deps.clock.now();
+  if (config.adminToken) {
+    await ensureAdminToken(deps.db, config.adminToken, "NOC_ADMIN_TOKEN", now);
+    // Rotation: a previous NOC_ADMIN_TOKEN stops working once the NOC starts with a new one.
+    await revokeOtherAdminTokens(deps.db, "NOC_ADMIN_TOKEN", config.adminToken, now);
+    return { token: config.dev ? config.adminToken : null, path: null };
+  }
+  if (!mayWriteDataDir(config)) return { token: null, path: null };
+  await Deno.mkdir(config.dataDir, { recursive: true });
+  const path = `${config.dataDir}/admin-token`;
+  const { value } = await readOrCreateSecret(path, () => newToken("admin"));
+  await ensureAdminToken(deps.db, value, "data folder", now);
+  await revokeOtherAdminTokens(deps.db, "data folder", value, now);
+  return { token: config.dev ? value : null, path };
+}
+
+/**
+ * Dev mode: an unused enrolment token kept in the data folder, replaced when
+ * it has been used, revoked or has expired.
+ */
+export async function devEnrollmentToken(
+  deps: AppDeps,
+  config: Config,
+): Promise<{ token: string; expiresAt: Date }> {
+  await Deno.mkdir(config.dataDir, { recursive: true });
+  const path = `${config.dataDir}/enrollment-token`;
+  try {
+    const token = (await Deno.readTextFile(path)).trim();
+    const [row] = await deps.db.sql<{ expires_at: Date }>`
+      select expires_at from enrollment_tokens
+      where token_hash = ${await hashToken(token)} and used_at is null and revoked_at is null
+        and expires_at > ${deps.clock.now()}`;
+    if (row) return { token, expiresAt: row.expires_at };
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const { token, row } = await createEnrollmentToken(deps, {
+    ttlS: 7 * 86400,
+    label: "deno task dev",
+  });
+  await Deno.writeTextFile(path, token + "\n", { mode: 0o600 });
+  return { token, expiresAt: row.expires_at };
+}

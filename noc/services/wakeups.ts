@@ -1,0 +1,146 @@
+/**
+ * NOC-initiated wake-ups (the spec's "ping"). An admin asks one appliance, a
+ * site or the whole fleet to cycle now; the request is stored and announced
+ * with Postgres `NOTIFY`, so whichever NOC instance holds the appliance's
+ * long poll answers it at once. An agent that was between polls sees the
+ * stored request when it reconnects, by its cursor.
+ *
+ * @module
+ */
+import type { Clock } from "../clock.ts";
+import type { Db } from "../db/db.ts";
+import type { Logger } from "../../protocol/util/log.ts";
+
+/** Who a wake-up is for. */
+export type WakeTarget =
+  | { type: "appliance"; value: string }
+  | { type: "site"; value: string }
+  | { type: "all"; value: null };
+
+/** The appliance waiting on a long poll. */
+export interface Waiter {
+  /** Its UID. */
+  uid: string;
+  /** Its site, if any. */
+  site: string | null;
+}
+
+/** The answer to a long poll. */
+export interface WakeAnswer {
+  /** True when a wake-up for this appliance arrived. */
+  wake: boolean;
+  /** The newest wake-up id seen; the agent sends it back as `after`. */
+  cursor: number;
+}
+
+/** Stored wake-ups older than this are not replayed to a reconnecting agent. */
+export const wakeReplayS = 600;
+
+const channel = "noc_wake";
+
+function matches(t: WakeTarget, w: Waiter): boolean {
+  return t.type === "all" || (t.type === "appliance" && t.value === w.uid) ||
+    (t.type === "site" && t.value === w.site);
+}
+
+/** Routes wake-ups to the long polls held by this NOC instance. */
+export interface WakeHub {
+  /** Stores a wake-up and announces it to every instance; returns its id. */
+  trigger(target: WakeTarget, by: string): Promise<number>;
+  /**
+   * Waits up to `waitMs` for a wake-up for `who` newer than `after` (a
+   * stored one answers at once).
+   */
+  wait(who: Waiter, after: number | null, waitMs: number): Promise<WakeAnswer>;
+  /** How many long polls this instance holds. */
+  readonly held: number;
+  /** True once {@link WakeHub.close} was called (the instance is shutting down). */
+  readonly closed: boolean;
+  /** Answers every held long poll and stops listening. */
+  close(): Promise<void>;
+}
+
+/** Creates the wake-up hub of one NOC instance; it starts listening on first use. */
+export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): WakeHub {
+  const waiters = new Set<{ who: Waiter; done: (a: WakeAnswer) => void }>();
+  let listening: Promise<() => Promise<void>> | null = null;
+  let closed = false;
+
+  const onNotify = (payload: string) => {
+    let msg: { id: number; target: WakeTarget };
+    try {
+      msg = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    for (const w of [...waiters]) {
+      if (matches(msg.target, w.who)) w.done({ wake: true, cursor: msg.id });
+    }
+  };
+  const listen = () => {
+    listening ??= deps.db.listen(channel, onNotify).catch((e) => {
+      listening = null;
+      throw e;
+    });
+    return listening;
+  };
+
+  const newest = async (who: Waiter, after: number) => {
+    const since = new Date(deps.clock.now().getTime() - wakeReplayS * 1000);
+    const [row] = await deps.db.sql<{ last: number; mine: number | null }>`
+      select coalesce(max(id), 0)::int8 as last,
+        max(id) filter (where id > ${after} and created_at > ${since} and (target_type = 'all'
+          or (target_type = 'appliance' and target_value = ${who.uid})
+          or (target_type = 'site' and target_value = ${who.site})))::int8 as mine
+      from wake_requests`;
+    return row!;
+  };
+
+  return {
+    async trigger(target, by) {
+      return await deps.db.begin(async (tx) => {
+        const [row] = await tx<{ id: number }>`
+          insert into wake_requests (target_type, target_value, created_at, created_by)
+          values (${target.type}, ${target.value}, ${deps.clock.now()}, ${by})
+          returning id`;
+        await tx`select pg_notify(${channel}, ${JSON.stringify({ id: row!.id, target })})`;
+        return row!.id;
+      });
+    },
+    async wait(who, after, waitMs) {
+      if (closed) return { wake: false, cursor: after ?? 0 };
+      await listen();
+      let done!: (a: WakeAnswer) => void;
+      const answer = new Promise<WakeAnswer>((resolve) => done = resolve);
+      const entry = { who, done };
+      // Registered before the stored wake-ups are read, so none slips between the two.
+      waiters.add(entry);
+      let last = after ?? 0;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        const stored = await newest(who, after ?? Number.MAX_SAFE_INTEGER);
+        last = Math.max(last, stored.last);
+        if (stored.mine !== null) done({ wake: true, cursor: last });
+        // Started only now: even `wait=0` first sees the stored wake-ups.
+        timer = setTimeout(() => done({ wake: false, cursor: last }), waitMs);
+        const a = await answer;
+        return { wake: a.wake, cursor: Math.max(a.cursor, last) };
+      } finally {
+        clearTimeout(timer);
+        waiters.delete(entry);
+      }
+    },
+    get held() {
+      return waiters.size;
+    },
+    get closed() {
+      return closed;
+    },
+    async close() {
+      closed = true;
+      for (const w of [...waiters]) w.done({ wake: false, cursor: 0 });
+      const stop = await listening?.catch(() => null);
+      await stop?.().catch((e) => deps.log.warn("wake_unlisten_failed", { error: String(e) }));
+    },
+  };
+}

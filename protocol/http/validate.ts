@@ -1,0 +1,162 @@
+/** Request parsing at the boundary: bounded body reads, JSON, and zod validation with named errors. */
+import type { Context, MiddlewareHandler } from "hono";
+import { zValidator } from "@hono/zod-validator";
+import { z as zod } from "zod";
+import type { z } from "zod";
+import { ApiError } from "./errors.ts";
+import { badJson } from "../schemas.ts";
+
+type Target = "json" | "query" | "param";
+
+/** Turns zod issues into `[{ path, message }]` and a one-line summary naming the first field. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): {
+  message: string;
+  issues: Array<{ path: string; message: string }>;
+} {
+  const list = issues.map((i) => ({
+    path: i.path.map(String).join(".") || "(root)",
+    message: i.message,
+  }));
+  const first = list[0];
+  return {
+    message: first ? `Field "${first.path}": ${first.message}` : "Invalid input",
+    issues: list,
+  };
+}
+
+/** Throws a 400 `invalid_<target>` naming the failing fields. */
+export function invalid(target: string, issues: readonly z.core.$ZodIssue[]): never {
+  const d = describeIssues(issues);
+  throw new ApiError(400, `invalid_${target}`, d.message, { issues: d.issues });
+}
+
+/**
+ * Hono validator middleware for `target` that answers bad input with our JSON
+ * 400; JSON bodies are also checked for depth, NUL and unpaired surrogates
+ * before the schema sees them.
+ */
+export function validate<T extends z.ZodType, K extends Target>(target: K, schema: T) {
+  const guarded = target === "json"
+    ? (zod.unknown().superRefine((v, ctx) => {
+      const bad = badJson(v, 32);
+      if (bad) ctx.addIssue({ code: "custom", message: `Request body ${bad}`, abort: true });
+    }).pipe(schema) as unknown as T)
+    : schema;
+  return zValidator(target, guarded, (result) => {
+    if (!result.success) invalid(target === "json" ? "body" : target, result.error.issues);
+  });
+}
+
+/**
+ * Refuses a body over `maxBytes` (by its Content-Length, or by counting it as
+ * it arrives) or one that has not all arrived within `timeoutS`; otherwise
+ * buffers it, so handlers read it at once.
+ */
+export function requestSizeLimit(maxBytes: number, timeoutS = 30): MiddlewareHandler {
+  return async (c, next) => {
+    const stream = c.req.raw.body;
+    if (!stream) return await next();
+    const len = c.req.header("content-length");
+    if (len !== undefined && Number(len) > maxBytes) tooLarge(maxBytes);
+    const body = await readStream(stream, maxBytes, timeoutS);
+    c.req.raw = new Request(c.req.raw, { body });
+    await next();
+  };
+}
+
+function tooLarge(maxBytes: number): never {
+  throw new ApiError(413, "body_too_large", `Request body is larger than ${maxBytes} bytes`);
+}
+
+/** Reads `stream` whole: at most `maxBytes`, all of it within `timeoutS` (else 413 or 408). */
+async function readStream(
+  stream: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  timeoutS: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), timeoutS * 1000);
+  });
+  try {
+    for (;;) {
+      const r = await Promise.race([reader.read(), deadline]);
+      if (r === "late") {
+        await reader.cancel().catch(() => {});
+        throw new ApiError(
+          408,
+          "request_timeout",
+          `Request body did not arrive within ${timeoutS} s`,
+        );
+      }
+      if (r.done) break;
+      total += r.value.length;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        tooLarge(maxBytes);
+      }
+      chunks.push(r.value);
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const ch of chunks) {
+    out.set(ch, at);
+    at += ch.length;
+  }
+  return out;
+}
+
+/**
+ * Reads the raw body, refusing more than `maxBytes` whatever Content-Length
+ * says, and a body that has not all arrived within `timeoutS` (a slow sender
+ * holds nothing for long).
+ */
+export async function readBody(
+  c: Context,
+  maxBytes: number,
+  timeoutS = 30,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const len = c.req.header("content-length");
+  if (len !== undefined && Number(len) > maxBytes) tooLarge(maxBytes);
+  const stream = c.req.raw.body;
+  if (!stream) return new Uint8Array();
+  return await readStream(stream, maxBytes, timeoutS);
+}
+
+/** Parses `bytes` as JSON (requiring a JSON content type) and validates it with `schema`. */
+export function parseJsonBody<T extends z.ZodType>(
+  c: Context,
+  bytes: Uint8Array,
+  schema: T,
+): z.infer<T> {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new ApiError(
+      415,
+      "unsupported_media_type",
+      `Content-Type must be application/json, not "${type}"`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new ApiError(400, "malformed_json", "Request body is not valid JSON");
+  }
+  const bad = badJson(value, 32);
+  if (bad) {
+    throw new ApiError(400, "invalid_body", `Request body ${bad}`, {
+      issues: [{ path: "(root)", message: bad }],
+    });
+  }
+  const r = schema.safeParse(value);
+  if (!r.success) invalid("body", r.error.issues);
+  return r.data;
+}

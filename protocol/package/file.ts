@@ -1,0 +1,146 @@
+/**
+ * Packages on disk: building one from a plaintext stream, and opening one —
+ * signature first, then the ciphertext's size and digest, and only then
+ * decryption — without ever holding it in memory whole.
+ *
+ * @module
+ */
+import {
+  checkCiphertext,
+  ciphertextSizeFor,
+  decryptChunks,
+  defaultChunkSize,
+  digestStream,
+  encryptChunks,
+  expectComponent,
+  importContentKey,
+  maxPrefixBytes,
+  newContentKey,
+  packageFormat,
+  type PackageHeader,
+  packagePrefix,
+  type ParsedPrefix,
+  parsePackagePrefix,
+  verifyPackagePrefix,
+} from "./format.ts";
+import type { PublishedKey } from "../../noc/services/signing_keys.ts";
+
+/** Reads a file from `offset` to its end as a stream of chunks. */
+export async function* readFileFrom(path: string, offset = 0): AsyncGenerator<Uint8Array> {
+  using f = await Deno.open(path, { read: true });
+  await f.seek(offset, Deno.SeekMode.Start);
+  const buf = new Uint8Array(256 * 1024);
+  for (;;) {
+    const n = await f.read(buf);
+    if (n === null) return;
+    yield buf.slice(0, n);
+  }
+}
+
+async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) at += await f.write(bytes.subarray(at));
+}
+
+/** What {@link buildPackage} made. */
+export interface BuiltPackage {
+  /** The signed header. */
+  header: PackageHeader;
+  /** The raw content key (secret: keep it encrypted at rest, wrap it per appliance). */
+  contentKey: Uint8Array<ArrayBuffer>;
+  /** Total package file size. */
+  fileSize: number;
+}
+
+/** Encrypts `plaintext` into a signed package file at `out`. */
+export async function buildPackage(options: {
+  plaintext: AsyncIterable<Uint8Array>;
+  app: string;
+  name: string;
+  version: string;
+  signer: { kid: string; privateKey: CryptoKey };
+  out: string;
+  now: Date;
+  chunkSize?: number;
+  contentKey?: Uint8Array<ArrayBuffer>;
+}): Promise<BuiltPackage> {
+  const chunkSize = options.chunkSize ?? defaultChunkSize;
+  const contentKey = options.contentKey ?? newContentKey();
+  const key = await importContentKey(contentKey);
+  const tmp = `${options.out}.ciphertext.tmp`;
+  let size = 0;
+  async function* counted() {
+    for await (const piece of options.plaintext) {
+      size += piece.length;
+      yield piece;
+    }
+  }
+  try {
+    {
+      using f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+      for await (const c of encryptChunks(counted(), key, chunkSize)) await writeAll(f, c);
+    }
+    const { sha256, size: ciphertextSize } = await digestStream(readFileFrom(tmp));
+    const header: PackageHeader = {
+      format: packageFormat,
+      app: options.app,
+      name: options.name,
+      version: options.version,
+      size,
+      chunkSize,
+      ciphertextSize,
+      ciphertextSha256: sha256,
+      kid: options.signer.kid,
+      createdAt: options.now.toISOString(),
+    };
+    if (ciphertextSize !== ciphertextSizeFor(size, chunkSize)) {
+      throw new Error("Ciphertext size is inconsistent");
+    }
+    const prefix = await packagePrefix(header, options.signer);
+    {
+      using f = await Deno.open(options.out, { write: true, create: true, truncate: true });
+      await writeAll(f, prefix);
+      for await (const c of readFileFrom(tmp)) await writeAll(f, c);
+    }
+    return { header, contentKey, fileSize: prefix.length + ciphertextSize };
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
+}
+
+/** Reads and parses a package file's prefix. */
+export async function readPackagePrefix(path: string): Promise<ParsedPrefix> {
+  using f = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(maxPrefixBytes);
+  let n = 0;
+  for (;;) {
+    const r = await f.read(buf.subarray(n));
+    if (r === null || r === 0) break;
+    n += r;
+    if (n === buf.length) break;
+  }
+  return parsePackagePrefix(buf.subarray(0, n));
+}
+
+/**
+ * Opens a package file: verifies the signature against `trusted`, checks it
+ * is the expected component, checks the ciphertext's size and digest over the
+ * whole file, and only then yields the decrypted payload.
+ */
+export async function* openPackageFile(path: string, options: {
+  trusted: readonly PublishedKey[];
+  contentKey: Uint8Array<ArrayBuffer>;
+  now: Date;
+  expect?: { app: string; name: string; version: string };
+}): AsyncGenerator<Uint8Array> {
+  const prefix = await readPackagePrefix(path);
+  await verifyPackagePrefix(prefix, options.trusted, options.now);
+  if (options.expect) expectComponent(prefix.header, options.expect);
+  for await (
+    const _ of checkCiphertext(readFileFrom(path, prefix.ciphertextOffset), prefix.header)
+  ) {
+    // first pass: size and digest only
+  }
+  const key = await importContentKey(options.contentKey);
+  yield* decryptChunks(readFileFrom(path, prefix.ciphertextOffset), key, prefix.header.chunkSize);
+}
