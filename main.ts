@@ -25,7 +25,7 @@ import {
   devEnrollmentToken,
   loadNocKeys,
 } from "./noc/services/startup_secrets.ts";
-import type { AppDeps } from "./noc/deps.ts";
+import type { AppDeps } from "./noc/services/deps.ts";
 import { createWakeHub } from "./noc/services/wakeups.ts";
 import { createMetrics } from "./noc/services/metrics.ts";
 

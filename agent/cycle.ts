@@ -32,7 +32,7 @@ import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
 import { agentVersion } from "./config.ts";
 import { NocError, signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
 import { verifyCatalog } from "../protocol/catalog.ts";
-import type { CatalogDocument, CatalogEntry } from "../noc/services/catalog_engine.ts";
+import type { CatalogDocument, CatalogEntry } from "../protocol/catalog.ts";
 
 /** What a cycle needs. */
 export type CycleContext = InstallContext;

@@ -14,7 +14,7 @@ import { runProgram } from "./proc.ts";
 import { syncDir } from "../protocol/util/atomic_file.ts";
 import { type Installed, statePaths } from "./state.ts";
 import type { InstallContext } from "./install_package.ts";
-import type { CatalogEntry } from "../noc/services/catalog_engine.ts";
+import type { CatalogEntry } from "../protocol/catalog.ts";
 import { safeRelativePath, TarError } from "../protocol/package/tar.ts";
 
 /** Where a file is installed: its absolute path and the path recorded in `catalog.cur`. */

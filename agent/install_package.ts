@@ -15,7 +15,7 @@ import type { AgentLog } from "./log.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, type Installed, statePaths } from "./state.ts";
 import { exists } from "../protocol/util/atomic_file.ts";
-import type { CatalogEntry } from "../noc/services/catalog_engine.ts";
+import type { CatalogEntry } from "../protocol/catalog.ts";
 import { openPackageFile, readPackagePrefix } from "../protocol/package/file.ts";
 import {
   expectComponent,

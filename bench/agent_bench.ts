@@ -20,7 +20,8 @@ import { openPglite } from "../noc/db/db.ts";
 import { migrate } from "../noc/db/migrate.ts";
 import { ManualClock } from "../noc/clock.ts";
 import { generateApplianceKeys } from "../protocol/client.ts";
-import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { newSeed } from "../protocol/keys.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
 import {
   buildPackage,

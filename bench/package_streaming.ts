@@ -14,7 +14,7 @@
  */
 import { startNoc } from "../tests/_process.ts";
 import { enroll, generateApplianceKeys, signedCall } from "../protocol/client.ts";
-import { newSeed } from "../noc/services/signing_keys.ts";
+import { newSeed } from "../protocol/keys.ts";
 import { type Figure, rssMiB, rssSampler as sampler } from "./figure.ts";
 
 /**

@@ -28,7 +28,7 @@ import {
   importEd25519Seed,
 } from "../protocol/crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
-import { newSeed } from "../noc/services/signing_keys.ts";
+import { newSeed } from "../protocol/keys.ts";
 import { startNoc } from "../tests/_process.ts";
 import { percentile } from "./figure.ts";
 

@@ -36,7 +36,7 @@ import { wrapContentKey } from "../protocol/package/format.ts";
 import { readPackagePrefix } from "../protocol/package/file.ts";
 import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
-import { keyId, newSeed } from "../noc/services/signing_keys.ts";
+import { keyId, newSeed } from "../protocol/keys.ts";
 
 /** A command-line failure: printed without a stack, exit code 1 (2 for usage). */
 export class CliError extends Error {

@@ -15,7 +15,7 @@ import { GrantError, verifyGrant } from "../protocol/grants.ts";
 import { componentAnswer } from "../protocol/http/range.ts";
 import { validate } from "../protocol/http/validate.ts";
 import type { Logger } from "../protocol/util/log.ts";
-import type { PublishedKey } from "../noc/services/signing_keys.ts";
+import type { PublishedKey } from "../protocol/keys.ts";
 import { CacheError, type ComponentCache } from "./cache.ts";
 import type { RecordJournal } from "./records.ts";
 

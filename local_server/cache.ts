@@ -13,8 +13,8 @@ import { createHash } from "node:crypto";
 import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
 import { readFileFrom, readPackagePrefix } from "../protocol/package/file.ts";
 import { expectComponent, PackageError, verifyPackagePrefix } from "../protocol/package/format.ts";
-import type { PublishedKey } from "../noc/services/signing_keys.ts";
-import type { StageItem } from "../noc/services/local_servers.ts";
+import type { PublishedKey } from "../protocol/keys.ts";
+import type { StageItem } from "../protocol/schemas.ts";
 
 /** What the cache knows of a component (the NOC's description of it). */
 export type CacheMeta = StageItem;

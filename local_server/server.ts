@@ -10,8 +10,8 @@
 import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
 import { signingKeyFromSeed } from "../protocol/client.ts";
 import type { Logger } from "../protocol/util/log.ts";
-import type { PublishedKey } from "../noc/services/signing_keys.ts";
-import type { StageItem } from "../noc/services/local_servers.ts";
+import type { PublishedKey } from "../protocol/keys.ts";
+import type { StageItem } from "../protocol/schemas.ts";
 import { CacheError, openCache } from "./cache.ts";
 import type { LocalConfig } from "./config.ts";
 import { LocalConfigError } from "./config.ts";

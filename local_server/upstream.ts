@@ -8,7 +8,7 @@ import { z } from "zod";
 import { exportEd25519Seed, exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
 import { NocError, signedRequest } from "../protocol/client.ts";
-import type { PublishedKey } from "../noc/services/signing_keys.ts";
+import type { PublishedKey } from "../protocol/keys.ts";
 import type { DownloadRecord } from "./records.ts";
 
 const publishedKeySchema = z.object({

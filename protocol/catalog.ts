@@ -1,16 +1,83 @@
 /**
- * The appliance's check of a catalog: signed by a pinned NOC key, made for
- * this appliance, not expired (freeze attacks) and not older than the last
- * one accepted (rollback attacks, as in TUF).
+ * The catalog document (spec, FIGURE 8) every program shares: its shape, the
+ * bytes its signature covers, the NOC's signing of it, and the appliance's
+ * check of it — signed by a pinned NOC key, made for this appliance, not
+ * expired (freeze attacks) and not older than the last one accepted
+ * (rollback attacks, as in TUF).
  *
  * @module
  */
 import { z } from "zod";
 import { nameSchema } from "./schemas.ts";
-import { ed25519Verify, importEd25519Public } from "./crypto/ed25519.ts";
-import { fromBase64Url } from "./util/encoding.ts";
-import { type CatalogDocument, catalogSigningBytes } from "../noc/services/catalog_engine.ts";
-import type { PublishedKey } from "../noc/services/signing_keys.ts";
+import { ed25519Sign, ed25519Verify, importEd25519Public } from "./crypto/ed25519.ts";
+import { fromBase64Url, toBase64Url, utf8 } from "./util/encoding.ts";
+import type { PublishedKey } from "./keys.ts";
+
+/** fileinfo for a file component. */
+export interface FileInfo {
+  /** Destination path, relative to the appliance root. */
+  destination: string;
+  /** File mode, octal text. */
+  mode: string;
+  /** Follow-up command (argv), if any. */
+  action: string[] | null;
+  /** The spec's UPLOAD DIR. */
+  uploadDir: string | null;
+  /** The spec's UPLOAD SERVER. */
+  uploadServer: string | null;
+}
+
+/** One component line of a catalog. */
+export interface CatalogEntry {
+  kind: "package" | "file";
+  app: string;
+  name: string;
+  version: string;
+  size: number;
+  sha256: string;
+  /** Download URLs, in order of preference. */
+  urls: string[];
+  /** Packages: the key id that signed it. */
+  signer?: string;
+  /** Packages: the content key, HPKE-wrapped to this appliance. */
+  wrappedKey?: string;
+  /** Files: install instructions (null when the application has none for this file). */
+  fileinfo?: FileInfo | null;
+}
+
+/** The catalog document an appliance receives (inside a signed envelope). */
+export interface CatalogDocument {
+  format: "noc-catalog/1";
+  uid: string;
+  serial: number;
+  issuedAt: string;
+  expiresAt: string;
+  intervalS: number;
+  keys: PublishedKey[];
+  components: CatalogEntry[];
+}
+
+/** The signed envelope: `catalog` is the document's exact JSON text, `signature` covers it. */
+export interface CatalogEnvelope {
+  catalog: string;
+  kid: string;
+  signature: string;
+}
+
+/** The bytes a catalog signature covers. */
+export function catalogSigningBytes(catalog: string): Uint8Array<ArrayBuffer> {
+  return utf8(`noc-catalog/1\n${catalog}`);
+}
+
+/** Signs a catalog document. */
+export async function signCatalog(
+  doc: CatalogDocument,
+  signer: { kid: string; privateKey: CryptoKey },
+): Promise<CatalogEnvelope> {
+  const catalog = JSON.stringify(doc);
+  const sig = await ed25519Sign(signer.privateKey, catalogSigningBytes(catalog));
+  return { catalog, kid: signer.kid, signature: toBase64Url(sig) };
+}
 
 /** A catalog that must not be used; `reason` is a stable code. */
 export class CatalogError extends Error {

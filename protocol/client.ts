@@ -13,7 +13,7 @@ import {
   importEd25519Seed,
 } from "./crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "./util/encoding.ts";
-import type { PublishedKey } from "../noc/services/signing_keys.ts";
+import type { PublishedKey } from "./keys.ts";
 
 /** Sends a request (global `fetch`, or an app's `request` in tests). */
 export type Send = (req: Request) => Promise<Response>;

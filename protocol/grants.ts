@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { ed25519Sign, ed25519Verify, importEd25519Public } from "./crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "./util/encoding.ts";
-import type { PublishedKey } from "../noc/services/signing_keys.ts";
+import type { PublishedKey } from "./keys.ts";
 
 const payloadSchema = z.strictObject({
   u: z.uuid(),

@@ -386,3 +386,21 @@ export const assignmentListQuery = z.strictObject({
 });
 /** `GET /v1/admin/holds`. */
 export const holdQuery = z.strictObject({ uid: z.uuid().optional() });
+
+/** A component a local server should hold. */
+export interface StageItem {
+  /** Component id. */
+  id: number;
+  /** `package` or `file`. */
+  kind: "package" | "file";
+  /** Application. */
+  app: string;
+  /** Name. */
+  name: string;
+  /** Version. */
+  version: string;
+  /** Bytes served. */
+  size: number;
+  /** SHA-256 of the bytes served, hex. */
+  sha256: string;
+}

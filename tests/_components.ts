@@ -4,7 +4,7 @@ import { createTar, gzip } from "../protocol/package/tar.ts";
 import { collectBytes } from "../protocol/util/bytes.ts";
 import type { TestAppliance, TestNoc } from "./_harness.ts";
 import { verifyCatalog } from "../protocol/catalog.ts";
-import type { CatalogDocument } from "../noc/services/catalog_engine.ts";
+import type { CatalogDocument } from "../protocol/catalog.ts";
 
 /** Builds a package payload (gzip tar) from files given as path → content. */
 export async function payload(

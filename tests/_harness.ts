@@ -11,12 +11,13 @@ import { migrate } from "../noc/db/migrate.ts";
 import { ManualClock } from "../noc/clock.ts";
 import { defaultSettings, type Settings } from "../noc/config.ts";
 import { memoryLogger } from "../protocol/util/log.ts";
-import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { newSeed } from "../protocol/keys.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { createNotifier, type Notifier } from "../noc/services/notifier.ts";
 import { createApp } from "../noc/app.ts";
-import { ensureAdminToken } from "../noc/http/middleware/admin_auth.ts";
+import { ensureAdminToken } from "../noc/services/admin_tokens.ts";
 import { newToken } from "../noc/services/tokens.ts";
-import type { AppDeps } from "../noc/deps.ts";
+import type { AppDeps } from "../noc/services/deps.ts";
 import { createWakeHub } from "../noc/services/wakeups.ts";
 import { createMetrics } from "../noc/services/metrics.ts";
 import {

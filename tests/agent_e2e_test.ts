@@ -11,7 +11,8 @@ import { payload, upload } from "./_components.ts";
 import { defaultSettings } from "../noc/config.ts";
 import { fromBase64Url, sha256, toBase64Url, toHex } from "../protocol/util/encoding.ts";
 import { concatBytes } from "../protocol/util/bytes.ts";
-import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { newSeed } from "../protocol/keys.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { buildPackage } from "../protocol/package/file.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import { fetchCatalog, payload, upload } from "./_components.ts";
-import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { newSeed } from "../protocol/keys.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { buildPackage } from "../protocol/package/file.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";

@@ -5,7 +5,7 @@ import { openJournal } from "../local_server/records.ts";
 import { CacheError, openCache } from "../local_server/cache.ts";
 import { sha256, toBase64Url, toHex } from "../protocol/util/encoding.ts";
 import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
-import { keyId, type PublishedKey } from "../noc/services/signing_keys.ts";
+import { keyId, type PublishedKey } from "../protocol/keys.ts";
 import { buildPackage } from "../protocol/package/file.ts";
 import { parsePackagePrefix } from "../protocol/package/format.ts";
 import { localTaskFlags } from "./_process.ts";

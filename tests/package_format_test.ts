@@ -10,7 +10,8 @@ import {
   unwrapContentKey,
   wrapContentKey,
 } from "../protocol/package/format.ts";
-import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { newSeed } from "../protocol/keys.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { generateApplianceKeys } from "../protocol/client.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
 

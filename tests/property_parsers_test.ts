@@ -10,8 +10,9 @@ import fc from "fast-check";
 import { PackageError, parsePackagePrefix } from "../protocol/package/format.ts";
 import { CatalogError, verifyCatalog } from "../protocol/catalog.ts";
 import { extractTar, gunzip, safeRelativePath, TarError } from "../protocol/package/tar.ts";
-import { newSeed, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
-import { signCatalog } from "../noc/services/catalog_engine.ts";
+import { newSeed } from "../protocol/keys.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { signCatalog } from "../protocol/catalog.ts";
 import { utf8 } from "../protocol/util/encoding.ts";
 
 const runs = { numRuns: 300, seed: 20261124 };

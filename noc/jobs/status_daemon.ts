@@ -11,7 +11,7 @@
 import type { Clock } from "../clock.ts";
 import type { Db, Sql } from "../db/db.ts";
 import type { NoticeInput, Notifier } from "../services/notifier.ts";
-import type { AppDeps } from "../deps.ts";
+import type { AppDeps } from "../services/deps.ts";
 import { gateRollouts } from "../services/rollouts.ts";
 
 /** What {@link sweep} needs. */

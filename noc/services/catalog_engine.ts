@@ -10,9 +10,6 @@
  */
 import { createHash } from "node:crypto";
 import type { Sql } from "../db/db.ts";
-import { ed25519Sign } from "../../protocol/crypto/ed25519.ts";
-import { toBase64Url, utf8 } from "../../protocol/util/encoding.ts";
-import type { PublishedKey } from "./signing_keys.ts";
 
 /** Target kinds, most specific first. */
 export const targetOrder = ["appliance", "tag", "site", "channel", "model", "all"] as const;
@@ -146,70 +143,4 @@ function toChosen(r: CandidateRow, assignmentId: number | null): Chosen {
     ciphertextSha256: r.ciphertext_sha256,
     assignmentId,
   };
-}
-
-/** fileinfo for a file component. */
-export interface FileInfo {
-  /** Destination path, relative to the appliance root. */
-  destination: string;
-  /** File mode, octal text. */
-  mode: string;
-  /** Follow-up command (argv), if any. */
-  action: string[] | null;
-  /** The spec's UPLOAD DIR. */
-  uploadDir: string | null;
-  /** The spec's UPLOAD SERVER. */
-  uploadServer: string | null;
-}
-
-/** One component line of a catalog. */
-export interface CatalogEntry {
-  kind: "package" | "file";
-  app: string;
-  name: string;
-  version: string;
-  size: number;
-  sha256: string;
-  /** Download URLs, in order of preference. */
-  urls: string[];
-  /** Packages: the key id that signed it. */
-  signer?: string;
-  /** Packages: the content key, HPKE-wrapped to this appliance. */
-  wrappedKey?: string;
-  /** Files: install instructions (null when the application has none for this file). */
-  fileinfo?: FileInfo | null;
-}
-
-/** The catalog document an appliance receives (inside a signed envelope). */
-export interface CatalogDocument {
-  format: "noc-catalog/1";
-  uid: string;
-  serial: number;
-  issuedAt: string;
-  expiresAt: string;
-  intervalS: number;
-  keys: PublishedKey[];
-  components: CatalogEntry[];
-}
-
-/** The signed envelope: `catalog` is the document's exact JSON text, `signature` covers it. */
-export interface CatalogEnvelope {
-  catalog: string;
-  kid: string;
-  signature: string;
-}
-
-/** The bytes a catalog signature covers. */
-export function catalogSigningBytes(catalog: string): Uint8Array<ArrayBuffer> {
-  return utf8(`noc-catalog/1\n${catalog}`);
-}
-
-/** Signs a catalog document. */
-export async function signCatalog(
-  doc: CatalogDocument,
-  signer: { kid: string; privateKey: CryptoKey },
-): Promise<CatalogEnvelope> {
-  const catalog = JSON.stringify(doc);
-  const sig = await ed25519Sign(signer.privateKey, catalogSigningBytes(catalog));
-  return { catalog, kid: signer.kid, signature: toBase64Url(sig) };
 }

@@ -7,15 +7,15 @@
  *
  * @module
  */
-import type { AppDeps } from "../deps.ts";
+import type { AppDeps } from "./deps.ts";
 import type { Sql } from "../db/db.ts";
 import {
   type CatalogDocument,
   type CatalogEntry,
   type FileInfo,
-  resolveCatalog,
   signCatalog,
-} from "./catalog_engine.ts";
+} from "../../protocol/catalog.ts";
+import { resolveCatalog } from "./catalog_engine.ts";
 import { issueGrant } from "../../protocol/grants.ts";
 import { contentKeyOf, publishedKeys } from "./publishing.ts";
 import { wrapContentKey } from "../../protocol/package/format.ts";

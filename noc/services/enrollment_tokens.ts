@@ -8,7 +8,8 @@
  */
 import type { Sql } from "../db/db.ts";
 import { ApiError } from "../../protocol/http/errors.ts";
-import { hashToken } from "./tokens.ts";
+import { hashToken, newToken } from "./tokens.ts";
+import type { AppDeps } from "./deps.ts";
 
 /** What a claimed token carries to the new appliance or server. */
 export interface ClaimedToken {
@@ -64,4 +65,71 @@ export async function claimEnrollmentToken(
   }
   await tx`update enrollment_tokens set used_at = ${now}, used_by = ${usedBy} where id = ${tok.id}`;
   return { id: tok.id, site: tok.site, channel: tok.channel, tags: tok.tags };
+}
+
+/** An `enrollment_tokens` row as the admin API reads it. */
+export interface TokenRow {
+  id: number;
+  label: string | null;
+  site: string | null;
+  channel: string | null;
+  tags: string[];
+  purpose: "appliance" | "local-server";
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+  used_by: string | null;
+  revoked_at: Date | null;
+}
+
+/** The admin API's JSON for a token row at `now` (status from its dates). */
+export function tokenJson(r: TokenRow, now: Date): Record<string, unknown> {
+  const status = r.revoked_at
+    ? "revoked"
+    : r.used_at
+    ? "used"
+    : r.expires_at.getTime() <= now.getTime()
+    ? "expired"
+    : "unused";
+  return {
+    id: r.id,
+    label: r.label,
+    site: r.site,
+    channel: r.channel,
+    tags: r.tags,
+    purpose: r.purpose,
+    status,
+    createdAt: r.created_at.toISOString(),
+    expiresAt: r.expires_at.toISOString(),
+    usedAt: r.used_at?.toISOString() ?? null,
+    usedBy: r.used_by,
+    revokedAt: r.revoked_at?.toISOString() ?? null,
+  };
+}
+
+/** Creates an enrolment token row and returns the plaintext token (never stored). */
+export async function createEnrollmentToken(
+  deps: Pick<AppDeps, "db" | "clock" | "settings">,
+  input: {
+    ttlS?: number | undefined;
+    label?: string | undefined;
+    site?: string | undefined;
+    channel?: string | undefined;
+    tags?: string[] | undefined;
+    purpose?: "appliance" | "local-server" | undefined;
+  },
+): Promise<{ token: string; row: TokenRow }> {
+  const now = deps.clock.now();
+  const token = newToken("enrollment");
+  const expires = new Date(
+    now.getTime() + (input.ttlS ?? deps.settings.enrollmentTokenTtlS) * 1000,
+  );
+  const [row] = await deps.db.sql<TokenRow>`
+    insert into enrollment_tokens (token_hash, label, site, channel, tags, purpose, created_at, expires_at)
+    values (${await hashToken(token)}, ${input.label ?? null}, ${input.site ?? null}, ${
+    input.channel ?? null
+  },
+      ${input.tags ?? []}, ${input.purpose ?? "appliance"}, ${now}, ${expires})
+    returning id, label, site, channel, tags, purpose, created_at, expires_at, used_at, used_by, revoked_at`;
+  return { token, row: row! };
 }

@@ -8,24 +8,7 @@
  */
 import type { Sql } from "../db/db.ts";
 import { resolveCatalog } from "./catalog_engine.ts";
-
-/** A component a local server should hold. */
-export interface StageItem {
-  /** Component id. */
-  id: number;
-  /** `package` or `file`. */
-  kind: "package" | "file";
-  /** Application. */
-  app: string;
-  /** Name. */
-  name: string;
-  /** Version. */
-  version: string;
-  /** Bytes served. */
-  size: number;
-  /** SHA-256 of the bytes served, hex. */
-  sha256: string;
-}
+import type { StageItem } from "../../protocol/schemas.ts";
 
 /**
  * The component versions the current catalogs of `site`'s appliances

@@ -7,7 +7,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import type { AppDeps } from "../deps.ts";
+import type { AppDeps } from "./deps.ts";
 import type { Sql } from "../db/db.ts";
 import { ApiError } from "../../protocol/http/errors.ts";
 import { completeBlob, deleteBlob, readBlob, writeBlob } from "./blobs.ts";
@@ -29,7 +29,8 @@ import {
   unwrapContentKey,
   verifyPackagePrefix,
 } from "../../protocol/package/format.ts";
-import { type NocKeys, openAtRest, type PublishedKey, sealAtRest } from "./signing_keys.ts";
+import { type NocKeys, openAtRest, sealAtRest } from "./signing_keys.ts";
+import { type PublishedKey } from "../../protocol/keys.ts";
 import { toBase64Url } from "../../protocol/util/encoding.ts";
 
 /** A component's identity. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { AppDeps } from "../deps.ts";
+import type { AppDeps } from "./deps.ts";
 import { bumpCatalogEpoch } from "./catalogs.ts";
 
 /** An assignment's health figures. */

@@ -11,21 +11,8 @@ import {
   importEd25519Seed,
 } from "../../protocol/crypto/ed25519.ts";
 import { DhkemX25519HkdfSha256 } from "@hpke/core";
-import { fromBase64Url, sha256, toBase64Url, toHex, utf8 } from "../../protocol/util/encoding.ts";
-
-/** A public key as published to appliances. */
-export interface PublishedKey {
-  /** What the key may sign: catalogs (the NOC key), packages (the NOC key unless release keys are required; release keys). */
-  use: Array<"catalog" | "package">;
-  /** Key id: the first 16 hex digits of SHA-256 of the raw public key. */
-  kid: string;
-  /** Always `ed25519`. */
-  alg: "ed25519";
-  /** Raw public key, base64url. */
-  publicKey: string;
-  /** When the key stops being accepted (ISO time), or null for the current key. */
-  notAfter: string | null;
-}
+import { fromBase64Url, toBase64Url, utf8 } from "../../protocol/util/encoding.ts";
+import { keyId, type PublishedKey } from "../../protocol/keys.ts";
 
 /** The NOC's keys. */
 export interface NocKeys {
@@ -39,11 +26,6 @@ export interface NocKeys {
   privateKey: CryptoKey;
   /** Every key appliances should accept, current first. */
   published: PublishedKey[];
-}
-
-/** The key id for a raw Ed25519 public key. */
-export async function keyId(raw: Uint8Array<ArrayBuffer>): Promise<string> {
-  return toHex(await sha256(raw)).slice(0, 16);
 }
 
 /** Options for {@link nocKeysFromSeed}. */
@@ -169,9 +151,4 @@ export async function openAtRest(
       bytes.slice(12),
     ),
   );
-}
-
-/** A fresh random seed, base64url. */
-export function newSeed(): string {
-  return toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
 }

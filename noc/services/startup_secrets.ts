@@ -6,11 +6,12 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import type { AppDeps } from "../deps.ts";
-import { ensureAdminToken, revokeOtherAdminTokens } from "../http/middleware/admin_auth.ts";
-import { newSeed, type NocKeys, nocKeysFromSeed } from "./signing_keys.ts";
+import type { AppDeps } from "./deps.ts";
+import { ensureAdminToken, revokeOtherAdminTokens } from "./admin_tokens.ts";
+import { newSeed } from "../../protocol/keys.ts";
+import { type NocKeys, nocKeysFromSeed } from "./signing_keys.ts";
 import { hashToken, newToken } from "./tokens.ts";
-import { createEnrollmentToken } from "../http/admin/enrollment_tokens.ts";
+import { createEnrollmentToken } from "./enrollment_tokens.ts";
 
 /** Whether this configuration may keep secrets in the data folder. */
 export function mayWriteDataDir(config: Config): boolean {

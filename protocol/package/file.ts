@@ -23,7 +23,7 @@ import {
   parsePackagePrefix,
   verifyPackagePrefix,
 } from "./format.ts";
-import type { PublishedKey } from "../../noc/services/signing_keys.ts";
+import type { PublishedKey } from "../keys.ts";
 
 /** Reads a file from `offset` to its end as a stream of chunks. */
 export async function* readFileFrom(path: string, offset = 0): AsyncGenerator<Uint8Array> {

@@ -26,7 +26,7 @@ import { fromBase64Url, toBase64Url, utf8 } from "../util/encoding.ts";
 import { nameSchema } from "../schemas.ts";
 import { blocks, withLast } from "../util/bytes.ts";
 import { aesGcmOpen, aesGcmSeal, tagBytes } from "../crypto/aead.ts";
-import type { PublishedKey } from "../../noc/services/signing_keys.ts";
+import type { PublishedKey } from "../keys.ts";
 
 /** The format identifier in every header. */
 export const packageFormat = "noc-package/1";

@@ -3,7 +3,8 @@ import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { idParam, listAlertsQuery } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 interface AlertRow {
   id: number;

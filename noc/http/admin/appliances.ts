@@ -12,7 +12,8 @@ import {
   uidParam,
 } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
 import { staleCatalogOf } from "../../services/catalogs.ts";
 import { resolveCatalog } from "../../services/catalog_engine.ts";

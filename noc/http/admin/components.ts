@@ -27,10 +27,11 @@ import {
   publishPayload,
   publishSignedPackage,
 } from "../../services/publishing.ts";
-import { keyId } from "../../services/signing_keys.ts";
+import { keyId } from "../../../protocol/keys.ts";
 import { parsePublicKey } from "../../../protocol/crypto/ed25519.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The paths whose bodies are uploads (streamed, with their own size limit). */
 export const uploadPaths = /^\/v1\/admin\/(packages|files)$/;

@@ -5,7 +5,8 @@ import { fleetCounts } from "../../services/appliances.ts";
 import { fleetOverviewCache } from "../../services/fleet_overview.ts";
 import { limitQuery } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The operational admin routes. */
 export function opsAdminRoutes(deps: AppDeps) {

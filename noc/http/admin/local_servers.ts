@@ -5,7 +5,8 @@ import { localServerListQuery, localServerParam, revokeSchema } from "../../../p
 import { validate } from "../../../protocol/http/validate.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
 import { localSyncIntervalS } from "../v1/local.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 interface LocalServerRow {
   id: string;

@@ -12,7 +12,8 @@ import {
 import { validate } from "../../../protocol/http/validate.ts";
 import { bumpCatalogEpoch, staleCatalogOf } from "../../services/catalogs.ts";
 import { rolloutHealth } from "../../services/rollouts.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
 
 interface AssignmentRow {

@@ -4,7 +4,8 @@ import { ApiError } from "../../../protocol/http/errors.ts";
 import { wakeSchema } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import type { WakeTarget } from "../../services/wakeups.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The admin wake-up route. */
 export function wakeAdminRoutes(deps: AppDeps) {

@@ -11,8 +11,9 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
-import type { AppDeps, AppEnv } from "../../deps.ts";
-import { adminTokenLabel } from "../middleware/admin_auth.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
+import { adminTokenLabel } from "../../services/admin_tokens.ts";
 import {
   closeSession,
   csrfMatches,

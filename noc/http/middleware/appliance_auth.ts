@@ -18,7 +18,8 @@ import { ApiError } from "../../../protocol/http/errors.ts";
 import { readBody } from "../../../protocol/http/validate.ts";
 import { throttleNotice } from "../../services/notifier.ts";
 import { limitsOf } from "../../services/rate_limit.ts";
-import type { AppDeps, AppEnv, ApplianceIdentity } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv, ApplianceIdentity } from "../env.ts";
 
 /** Seconds a nonce is remembered beyond its signature's validity window. */
 const nonceMarginS = 600;

@@ -12,7 +12,8 @@ import { fromBase64Url } from "../../../protocol/util/encoding.ts";
 import { readBody } from "../../../protocol/http/validate.ts";
 import { verifySignedRequest } from "./appliance_auth.ts";
 import { limitsOf } from "../../services/rate_limit.ts";
-import type { AppDeps, AppEnv, LocalServerIdentity } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv, LocalServerIdentity } from "../env.ts";
 
 /** Middleware requiring a valid local server signature; sets `localServer` and `body`. */
 export function localServerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {

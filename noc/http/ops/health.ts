@@ -1,7 +1,8 @@
 /** `GET /healthz`: the database answers and every migration is applied. */
 import { Hono } from "hono";
 import { pendingMigrations, readMigrations } from "../../db/migrate.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The health route. */
 export function healthRoutes(deps: AppDeps) {

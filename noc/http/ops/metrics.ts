@@ -7,9 +7,10 @@
 import { Hono } from "hono";
 import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import { adminTokenLabel } from "../middleware/admin_auth.ts";
+import { adminTokenLabel } from "../../services/admin_tokens.ts";
 import { utf8 } from "../../../protocol/util/encoding.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 function same(a: string, b: string): boolean {
   const x = utf8(a), y = utf8(b);

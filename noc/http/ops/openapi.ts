@@ -10,7 +10,8 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import * as s from "../../../protocol/schemas.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 import { docsPage } from "./openapi_viewer.ts";
 
 type Auth = "none" | "admin" | "appliance" | "grant" | "local" | "token" | "metrics" | "session";

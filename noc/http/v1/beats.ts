@@ -5,7 +5,8 @@ import { beatSchema } from "../../../protocol/schemas.ts";
 import { parseJsonBody } from "../../../protocol/http/validate.ts";
 import { checkinStore } from "../../services/checkins.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The SecureBeat route. */
 export function beatRoutes(deps: AppDeps) {

@@ -2,7 +2,8 @@
 import { Hono } from "hono";
 import { applianceAuth } from "../middleware/appliance_auth.ts";
 import { answerCatalog } from "../../services/catalogs.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The catalog route. */
 export function catalogRoutes(deps: AppDeps) {

@@ -22,7 +22,8 @@ import { fromBase64Url } from "../../../protocol/util/encoding.ts";
 import { idParam } from "../../../protocol/schemas.ts";
 import { componentAnswer } from "../../../protocol/http/range.ts";
 import { validate } from "../../../protocol/http/validate.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** A component as the component server streams it. */
 export interface Served {

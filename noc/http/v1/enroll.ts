@@ -8,7 +8,8 @@ import { parseJsonBody, readBody } from "../../../protocol/http/validate.ts";
 import { clientAddress, recordIdentityFailure } from "../middleware/appliance_auth.ts";
 import { publishedKeys } from "../../services/publishing.ts";
 import { limitsOf } from "../../services/rate_limit.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The enrolment route. */
 export function enrollRoutes(deps: AppDeps) {

@@ -4,7 +4,8 @@ import { applianceAuth } from "../middleware/appliance_auth.ts";
 import { installsSchema } from "../../../protocol/schemas.ts";
 import { parseJsonBody } from "../../../protocol/http/validate.ts";
 import { gateRollouts } from "../../services/rollouts.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The install-outcome route. */
 export function installRoutes(deps: AppDeps) {

@@ -5,7 +5,8 @@
  */
 import { Hono } from "hono";
 import { publishedKeys } from "../../services/publishing.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The public key route. */
 export function keyRoutes(deps: AppDeps) {

@@ -28,7 +28,8 @@ import { throttleNotice } from "../../services/notifier.ts";
 import { limitsOf } from "../../services/rate_limit.ts";
 import { isHttps, type Served, servedBytes } from "./components.ts";
 import { componentAnswer } from "../../../protocol/http/range.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** How often a local server is asked to sync, seconds. */
 export const localSyncIntervalS = 60;

@@ -8,7 +8,8 @@ import { applianceAuth } from "../middleware/appliance_auth.ts";
 import { wakeQuery } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import type { AppDeps, AppEnv } from "../../deps.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
 
 /** The long-poll route. */
 export function wakeRoutes(deps: AppDeps) {

@@ -1,0 +1,32 @@
+/** What services, jobs and routes are built from: `AppDeps` (made by `createDeps()` in noc/deps.ts; tests build their own). */
+import type { Clock } from "../clock.ts";
+import type { Settings } from "../config.ts";
+import type { Db } from "../db/db.ts";
+import type { Logger } from "../../protocol/util/log.ts";
+import type { NocKeys } from "./signing_keys.ts";
+import type { Notifier } from "./notifier.ts";
+import type { WakeHub } from "./wakeups.ts";
+import type { Metrics } from "./metrics.ts";
+import type { BlobCache } from "./blob_cache.ts";
+
+/** The dependencies of `createApp`. */
+export interface AppDeps {
+  /** Storage. */
+  db: Db;
+  /** Time source (a manual clock in tests). */
+  clock: Clock;
+  /** The NOC signing keys. */
+  keys: NocKeys;
+  /** The notice outbox. */
+  notifier: Notifier;
+  /** Request-time settings. */
+  settings: Settings;
+  /** Structured log. */
+  log: Logger;
+  /** Wake-ups for the agents' long polls held by this instance. */
+  wakeups: WakeHub;
+  /** This instance's counters and histograms (`/metrics`). */
+  metrics: Metrics;
+  /** The component server's disk cache, when it has one. */
+  blobCache?: BlobCache | null;
+}
