@@ -37,5 +37,7 @@ export interface AppEnv {
     localServer: LocalServerIdentity;
     /** The admin token's label (admin routes). */
     admin: string;
+    /** This request's id (`hono/request-id`: the client's `X-Request-Id` when well-formed). */
+    requestId: string;
   };
 }

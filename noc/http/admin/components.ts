@@ -72,10 +72,10 @@ function fileinfoJson(r: FileinfoRow): Record<string, unknown> {
   };
 }
 
-/** The component, release key and fileinfo admin routes. */
-export function componentAdminRoutes(deps: AppDeps) {
+/** `/v1/admin/packages`: publishes a package (streamed upload). */
+export function packageAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
-    .post("/packages", async (c) => {
+    .post("/", async (c) => {
       const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
       const wrapped = c.req.header("x-noc-wrapped-key");
       let result;
@@ -122,8 +122,13 @@ export function componentAdminRoutes(deps: AppDeps) {
         by: c.get("admin"),
       });
       return c.json(componentJson(result.row), result.created ? 201 : 200);
-    })
-    .post("/files", validate("query", componentQuery), async (c) => {
+    });
+}
+
+/** `/v1/admin/files`: publishes a file (streamed upload). */
+export function fileAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>()
+    .post("/", validate("query", componentQuery), async (c) => {
       const result = await publishFile(deps, c.req.valid("query"), uploadBody(c, deps));
       deps.log.info("component_published", {
         ...componentJson(result.row),
@@ -131,8 +136,13 @@ export function componentAdminRoutes(deps: AppDeps) {
         by: c.get("admin"),
       });
       return c.json(componentJson(result.row), result.created ? 201 : 200);
-    })
-    .get("/components", validate("query", listComponentsQuery), async (c) => {
+    });
+}
+
+/** `/v1/admin/components`: published components. */
+export function componentAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>()
+    .get("/", validate("query", listComponentsQuery), async (c) => {
       const f = c.req.valid("query");
       const rows = await deps.db.sql<ComponentRow>`
         select id, kind, app, name, version, size, sha256, content_sha256, signer_kid, created_at from components
@@ -142,7 +152,7 @@ export function componentAdminRoutes(deps: AppDeps) {
         order by id desc limit ${f.limit}`;
       return c.json({ items: rows.map(componentJson) });
     })
-    .get("/components/:id", validate("param", idParam), async (c) => {
+    .get("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
       const [row] = await deps.db.sql<ComponentRow & { header: unknown }>`
         select id, kind, app, name, version, size, sha256, content_sha256, signer_kid, created_at, header
@@ -151,8 +161,13 @@ export function componentAdminRoutes(deps: AppDeps) {
       const [sent] = await deps.db.sql<{ n: number }>`
         select count(*)::int as n from deliveries where component_id = ${id}`;
       return c.json({ ...componentJson(row), header: row.header, sentTo: sent!.n });
-    })
-    .post("/release-keys", validate("json", releaseKeySchema), async (c) => {
+    });
+}
+
+/** `/v1/admin/release-keys`: offline release keys. */
+export function releaseKeyAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>()
+    .post("/", validate("json", releaseKeySchema), async (c) => {
       const k = c.req.valid("json");
       let raw: Uint8Array<ArrayBuffer>;
       try {
@@ -186,7 +201,7 @@ export function componentAdminRoutes(deps: AppDeps) {
         201,
       );
     })
-    .get("/release-keys", async (c) => {
+    .get("/", async (c) => {
       const rows = await deps.db.sql<
         { kid: string; public_key: string; label: string; created_at: Date; not_after: Date | null }
       >`
@@ -201,7 +216,7 @@ export function componentAdminRoutes(deps: AppDeps) {
         })),
       });
     })
-    .delete("/release-keys/:kid", validate("param", kidParam), async (c) => {
+    .delete("/:kid", validate("param", kidParam), async (c) => {
       const { kid } = c.req.valid("param");
       const now = deps.clock.now();
       const rows = await deps.db.begin(async (tx) => {
@@ -215,8 +230,13 @@ export function componentAdminRoutes(deps: AppDeps) {
       }
       deps.log.warn("release_key_retired", { kid, by: c.get("admin") });
       return c.body(null, 204);
-    })
-    .get("/apps/:app/fileinfo", validate("param", appParam), async (c) => {
+    });
+}
+
+/** `/v1/admin/apps/:app/fileinfo`: install instructions for an application's files. */
+export function fileinfoAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>()
+    .get("/:app/fileinfo", validate("param", appParam), async (c) => {
       const { app } = c.req.valid("param");
       const rows = await deps.db.sql<FileinfoRow>`
         select app, name, destination, mode, action, upload_dir, upload_server, updated_at
@@ -224,7 +244,7 @@ export function componentAdminRoutes(deps: AppDeps) {
       return c.json({ app, items: rows.map(fileinfoJson) });
     })
     .put(
-      "/apps/:app/fileinfo/:name",
+      "/:app/fileinfo/:name",
       validate("param", fileinfoParam),
       validate("json", fileinfoSchema),
       async (c) => {
@@ -249,7 +269,7 @@ export function componentAdminRoutes(deps: AppDeps) {
         return c.json(fileinfoJson(row));
       },
     )
-    .delete("/apps/:app/fileinfo/:name", validate("param", fileinfoParam), async (c) => {
+    .delete("/:app/fileinfo/:name", validate("param", fileinfoParam), async (c) => {
       const { app, name } = c.req.valid("param");
       const rows = await deps.db.begin(async (tx) => {
         const r =

@@ -8,11 +8,11 @@ import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
-/** The operational admin routes. */
-export function opsAdminRoutes(deps: AppDeps) {
+/** `/v1/admin/fleet`: fleet counts, beats per minute and versions in the field. */
+export function fleetAdminRoutes(deps: AppDeps) {
   const overview = fleetOverviewCache();
   return new Hono<AppEnv>()
-    .get("/fleet", async (c) => {
+    .get("/", async (c) => {
       const now = deps.clock.now();
       const [row, beats, versions] = await Promise.all([
         fleetCounts(deps.db, now, deps.settings.graceS),
@@ -29,8 +29,14 @@ export function opsAdminRoutes(deps: AppDeps) {
         beatsPerMinute: beats.map((b) => ({ at: new Date(b.t).toISOString(), perMinute: b.v })),
         versions,
       });
-    })
-    .post("/sweep", async (c) => {
+    });
+}
+
+/** `/v1/admin/sweep`: runs the status daemon now. */
+export function sweepAdminRoutes(deps: AppDeps) {
+  const overview = fleetOverviewCache();
+  return new Hono<AppEnv>()
+    .post("/", async (c) => {
       const r = await statusDaemon(deps);
       return c.json({
         alerted: r.alerted,
@@ -38,8 +44,14 @@ export function opsAdminRoutes(deps: AppDeps) {
         notices: r.notices,
         durationMs: Math.round(r.durationMs * 10) / 10,
       });
-    })
-    .get("/notices", validate("query", limitQuery), async (c) => {
+    });
+}
+
+/** `/v1/admin/notices`: the notice outbox, newest first. */
+export function noticeAdminRoutes(deps: AppDeps) {
+  const overview = fleetOverviewCache();
+  return new Hono<AppEnv>()
+    .get("/", validate("query", limitQuery), async (c) => {
       const { limit } = c.req.valid("query");
       const rows = await deps.db.sql<{
         id: number;
@@ -66,8 +78,14 @@ export function opsAdminRoutes(deps: AppDeps) {
           deliveries: r.deliveries,
         })),
       });
-    })
-    .get("/auth-failures", validate("query", limitQuery), async (c) => {
+    });
+}
+
+/** `/v1/admin/auth-failures`: refused identities, newest first. */
+export function authFailureAdminRoutes(deps: AppDeps) {
+  const overview = fleetOverviewCache();
+  return new Hono<AppEnv>()
+    .get("/", validate("query", limitQuery), async (c) => {
       const { limit } = c.req.valid("query");
       const rows = await deps.db.sql<{
         id: number;

@@ -60,10 +60,10 @@ async function loadAssignment(sql: Sql, id: number): Promise<AssignmentRow> {
   return row;
 }
 
-/** The release admin routes. */
-export function releaseAdminRoutes(deps: AppDeps) {
+/** `/v1/admin/assignments`: which component version goes to which target, with rollout and health gate. */
+export function assignmentAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
-    .post("/assignments", validate("json", assignmentSchema), async (c) => {
+    .post("/", validate("json", assignmentSchema), async (c) => {
       const a = c.req.valid("json");
       const now = deps.clock.now();
       const row = await deps.db.begin(async (tx) => {
@@ -90,7 +90,7 @@ export function releaseAdminRoutes(deps: AppDeps) {
       deps.log.info("assignment_created", { id: row.id, by: c.get("admin") });
       return c.json(await assignmentJson(deps, row), 201);
     })
-    .get("/assignments", validate("query", assignmentListQuery), async (c) => {
+    .get("/", validate("query", assignmentListQuery), async (c) => {
       const f = c.req.valid("query");
       const rows = await deps.db.sql<AssignmentRow>`
         select * from assignments
@@ -99,13 +99,13 @@ export function releaseAdminRoutes(deps: AppDeps) {
         order by id desc limit 1000`;
       return c.json({ items: await Promise.all(rows.map((r) => assignmentJson(deps, r))) });
     })
-    .get("/assignments/:id", validate("param", idParam), async (c) => {
+    .get("/:id", validate("param", idParam), async (c) => {
       return c.json(
         await assignmentJson(deps, await loadAssignment(deps.db.sql, c.req.valid("param").id)),
       );
     })
     .patch(
-      "/assignments/:id",
+      "/:id",
       validate("param", idParam),
       validate("json", patchAssignmentSchema),
       async (c) => {
@@ -131,7 +131,7 @@ export function releaseAdminRoutes(deps: AppDeps) {
         return c.json(await assignmentJson(deps, row));
       },
     )
-    .delete("/assignments/:id", validate("param", idParam), async (c) => {
+    .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
       const rows = await deps.db.begin(async (tx) => {
         const r = await tx`delete from assignments where id = ${id} returning id`;
@@ -142,8 +142,13 @@ export function releaseAdminRoutes(deps: AppDeps) {
         throw new ApiError(404, "not_found", `Assignment ${id} does not exist`);
       }
       return c.body(null, 204);
-    })
-    .post("/holds", validate("json", holdSchema), async (c) => {
+    });
+}
+
+/** `/v1/admin/holds`: appliances pinned to what they were last sent. */
+export function holdAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>()
+    .post("/", validate("json", holdSchema), async (c) => {
       const h = c.req.valid("json");
       const now = deps.clock.now();
       const row = await deps.db.begin(async (tx) => {
@@ -170,7 +175,7 @@ export function releaseAdminRoutes(deps: AppDeps) {
         createdAt: now.toISOString(),
       }, 201);
     })
-    .get("/holds", validate("query", holdQuery), async (c) => {
+    .get("/", validate("query", holdQuery), async (c) => {
       const { uid } = c.req.valid("query");
       const rows = await deps.db.sql<
         { id: number; uid: string; app: string | null; reason: string; created_at: Date }
@@ -189,7 +194,7 @@ export function releaseAdminRoutes(deps: AppDeps) {
         })),
       });
     })
-    .delete("/holds/:id", validate("param", idParam), async (c) => {
+    .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
       const rows = await deps.db.begin(async (tx) => {
         const r = await tx<{ uid: string }>`delete from holds where id = ${id} returning uid`;

@@ -30,6 +30,8 @@ import { timingSafeEqual } from "node:crypto";
 import { bytes, Csrf, css, Layout, liveJs, type PageContext, State, Time } from "./layout.tsx";
 import { LineChart } from "./charts.tsx";
 import type { Operation } from "../ops/openapi.ts";
+import type { AdminApp } from "../admin/mod.ts";
+import { requestSizeLimit } from "../../../protocol/http/validate.ts";
 
 /** Calls the admin API in process as the signed-in operator. */
 export type AdminCall = (
@@ -172,8 +174,41 @@ export const consoleOperations: Operation[] = (() => {
 })();
 
 /** The console. */
-export function consoleRoutes(deps: AppDeps, callAdmin: AdminCall) {
+export function consoleRoutes(deps: AppDeps, admin: AdminApp, internalKey: string) {
+  const callAdmin: AdminCall = async (label, method, path, body, raw) => {
+    const headers: Record<string, string> = {
+      "x-noc-internal": internalKey,
+      "x-noc-admin-label": label,
+    };
+    let payload: BodyInit | undefined;
+    if (raw) {
+      headers["content-type"] = raw.type;
+      payload = raw.body;
+    } else if (body !== undefined) {
+      headers["content-type"] = "application/json";
+      payload = JSON.stringify(body);
+    }
+    const res = await admin.request(`http://console.internal${path}`, {
+      method,
+      headers,
+      ...(payload === undefined ? {} : { body: payload }),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON
+    }
+    return { status: res.status, body: parsed };
+  };
+  const small = requestSizeLimit(deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
+  // A console upload may take its time, but not forever.
+  const uploadLimit = requestSizeLimit(consoleUploadBytes, 600);
   const app = new Hono<AppEnv & { Variables: { page: PageContext } }>();
+  app.use((c, next) =>
+    c.req.path === "/ui/releases/publish" ? uploadLimit(c, next) : small(c, next)
+  );
   const secure = (c: Context) => isHttps(c, deps.settings.trustProxy);
 
   app.get(

@@ -507,10 +507,26 @@ export function openApiDocument(ops: readonly Operation[], version: string) {
 }
 
 /** The OpenAPI routes: the document and its viewer. */
-export function openApiRoutes(deps: AppDeps, extra: () => Operation[]) {
+export function openApiRoutes(
+  deps: AppDeps,
+  extra: () => Operation[],
+  options: { role?: "all" | "noc" | "catalog" | "component" } = {},
+) {
+  const role = options.role ?? "all";
+  const served = (o: Operation) => {
+    if (role === "all" || /^\/(healthz|metrics|openapi\.json|docs)$/.test(o.path)) return true;
+    const part = /^\/v1\/(catalog|installs)\b/.test(o.path)
+      ? "catalog"
+      : /^\/v1\/components\b/.test(o.path)
+      ? "component"
+      : "noc";
+    return part === role;
+  };
   let cached: string | null = null;
   const doc = () =>
-    cached ??= JSON.stringify(openApiDocument([...operations(deps.settings), ...extra()], "1.0.0"));
+    cached ??= JSON.stringify(
+      openApiDocument([...operations(deps.settings), ...extra()].filter(served), "1.0.0"),
+    );
   return new Hono<AppEnv>()
     .get("/openapi.json", (c) => c.body(doc(), 200, { "content-type": json }))
     .get("/docs", (c) =>
