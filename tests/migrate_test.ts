@@ -1,6 +1,63 @@
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
-import { migrate, pendingMigrations, readMigrations } from "../noc/db/migrate.ts";
+import {
+  bundledMigrations,
+  migrate,
+  numberMigrations,
+  pendingMigrations,
+  readMigrations,
+} from "../noc/db/migrate.ts";
+import { migrationFiles } from "../noc/db/migrations/mod.ts";
+
+const migrationsDir = new URL("../noc/db/migrations/", import.meta.url);
+
+Deno.test("every .sql file in noc/db/migrations/ is listed in mod.ts, with its own text", async () => {
+  const onDisk = new Map<string, string>();
+  for await (const e of Deno.readDir(migrationsDir)) {
+    if (e.isFile && e.name.endsWith(".sql")) {
+      onDisk.set(e.name, await Deno.readTextFile(new URL(e.name, migrationsDir)));
+    }
+  }
+  assert.ok(onDisk.size >= 5, "the folder was read");
+  const listed = migrationFiles.map((f) => f.name);
+  assert.deepEqual(
+    [...onDisk.keys()].filter((n) => !listed.includes(n)),
+    [],
+    "files missing from noc/db/migrations/mod.ts",
+  );
+  assert.deepEqual(listed.filter((n) => !onDisk.has(n)), [], "listed names with no file");
+  for (const f of migrationFiles) {
+    assert.equal(f.sql, onDisk.get(f.name), `${f.name} is listed with another file's text`);
+  }
+});
+
+Deno.test("the bundled migrations are numbered NNN_name.sql, in order, no number twice", () => {
+  const list = bundledMigrations();
+  assert.deepEqual(list.map((m) => m.name), migrationFiles.map((f) => f.name));
+  assert.deepEqual(
+    list.map((m) => m.version),
+    [...list.map((m) => m.version)].sort((a, b) => a - b),
+  );
+  assert.equal(list[0]!.version, 1);
+});
+
+Deno.test("numberMigrations() refuses a bad name, a number used twice and a list out of order", () => {
+  const f = (name: string) => ({ name, sql: "select 1;" });
+  assert.throws(() => numberMigrations([f("001_a.sql"), f("two.sql")]), /"two.sql" is not named/);
+  assert.throws(() => numberMigrations([f("1_a.SQL")]), /is not named NNN_name.sql/);
+  assert.throws(
+    () => numberMigrations([f("001_a.sql"), f("002_b.sql"), f("002_c.sql")]),
+    /Two migrations share number 2: "002_b.sql", "002_c.sql"/,
+  );
+  assert.throws(
+    () => numberMigrations([f("002_b.sql"), f("001_a.sql")]),
+    /"001_a.sql" is listed after "002_b.sql"/,
+  );
+  assert.deepEqual(numberMigrations([f("001_a.sql"), f("010_b.sql")]).map((m) => m.version), [
+    1,
+    10,
+  ]);
+});
 
 dbTest("migrate() applies nothing twice and records every file", async ({ db }) => {
   assert.deepEqual(await migrate(db), []);

@@ -1,7 +1,17 @@
-/** Applies the numbered `.sql` files in `migrations/`, in order, exactly once. */
+/**
+ * Applies the numbered migrations listed in `migrations/mod.ts`, in order,
+ * exactly once. The scripts are bundled as text modules (see that file), so
+ * a NOC on Deno Deploy or in a compiled binary migrates without reading the
+ * file system.
+ *
+ * @module
+ */
 import type { Db } from "./db.ts";
+import { type MigrationFile, migrationFiles } from "./migrations/mod.ts";
 
-/** One migration file. */
+export type { MigrationFile } from "./migrations/mod.ts";
+
+/** One migration. */
 export interface Migration {
   /** Its number, from the file name's leading digits. */
   version: number;
@@ -11,30 +21,44 @@ export interface Migration {
   sql: string;
 }
 
-const defaultDir = new URL("./migrations/", import.meta.url);
-
-/** Reads the migration files from `dir` (the project's `migrations/` by default), sorted by number. */
-export async function readMigrations(dir: URL = defaultDir): Promise<Migration[]> {
+/**
+ * Numbers `files` from their names and checks them: every name is
+ * `NNN_name.sql`, no two share a number, and they are listed in ascending
+ * order. Throws naming the first file that breaks a rule.
+ */
+export function numberMigrations(files: readonly MigrationFile[]): Migration[] {
   const out: Migration[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (!entry.isFile || !entry.name.endsWith(".sql")) continue;
-    const m = /^(\d+)_[\w-]+\.sql$/.exec(entry.name);
-    if (!m) throw new Error(`Migration file "${entry.name}" is not named NNN_name.sql`);
-    out.push({
-      version: Number(m[1]),
-      name: entry.name,
-      sql: await Deno.readTextFile(new URL(entry.name, dir)),
-    });
-  }
-  out.sort((a, b) => a.version - b.version);
-  for (let i = 1; i < out.length; i++) {
-    if (out[i]!.version === out[i - 1]!.version) {
-      throw new Error(
-        `Two migrations share number ${out[i]!.version}: "${out[i - 1]!.name}", "${out[i]!.name}"`,
-      );
+  for (const f of files) {
+    const m = /^(\d+)_[\w-]+\.sql$/.exec(f.name);
+    if (!m) throw new Error(`Migration file "${f.name}" is not named NNN_name.sql`);
+    const version = Number(m[1]);
+    const prev = out.at(-1);
+    if (prev && prev.version === version) {
+      throw new Error(`Two migrations share number ${version}: "${prev.name}", "${f.name}"`);
     }
+    if (prev && prev.version > version) {
+      throw new Error(`Migration "${f.name}" is listed after "${prev.name}": list them in order`);
+    }
+    out.push({ version, name: f.name, sql: f.sql });
   }
   return out;
+}
+
+/** The NOC's own migrations (bundled in `migrations/mod.ts`), numbered and checked. */
+export function bundledMigrations(): Migration[] {
+  return numberMigrations(migrationFiles);
+}
+
+/**
+ * The NOC's own migrations, as {@link bundledMigrations}; asynchronous for the
+ * callers written when they were read from disk (nothing is read now).
+ */
+export function readMigrations(): Promise<Migration[]> {
+  try {
+    return Promise.resolve(bundledMigrations());
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /**
@@ -43,7 +67,7 @@ export async function readMigrations(dir: URL = defaultDir): Promise<Migration[]
  * Returns the names applied.
  */
 export async function migrate(db: Db, migrations?: Migration[]): Promise<string[]> {
-  const list = migrations ?? (await readMigrations());
+  const list = migrations ?? bundledMigrations();
   return await db.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-migrations'))`;
     await tx`create table if not exists schema_migrations (
@@ -64,7 +88,7 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<string[
 
 /** The migrations in `migrations` that `db` has not applied yet (empty when up to date). */
 export async function pendingMigrations(db: Db, migrations?: Migration[]): Promise<string[]> {
-  const list = migrations ?? (await readMigrations());
+  const list = migrations ?? bundledMigrations();
   const rows = await db.sql<{ version: number }>`
     select version from schema_migrations`.catch(() => [] as { version: number }[]);
   const done = new Set(rows.map((r) => r.version));

@@ -1,0 +1,32 @@
+/**
+ * The list of the NOC's migrations, in the order they apply. Each `.sql` file
+ * is imported as a text module, so the scripts are part of the module graph:
+ * `deno compile` and Deno Deploy bundle them, and nothing is read from disk at
+ * run time. A new migration is a new `NNN_name.sql` file here **and** a line
+ * below; tests/migrate_test.ts fails when a file in this folder is missing
+ * from the list.
+ *
+ * @module
+ */
+import foundation from "./001_foundation.sql" with { type: "text" };
+import components from "./002_components.sql" with { type: "text" };
+import wakeups from "./003_wakeups.sql" with { type: "text" };
+import localServers from "./004_local_servers.sql" with { type: "text" };
+import operatorConsole from "./005_console.sql" with { type: "text" };
+
+/** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
+export interface MigrationFile {
+  /** The file name; its leading digits are the migration's number. */
+  readonly name: string;
+  /** The SQL script. */
+  readonly sql: string;
+}
+
+/** Every migration, in the order it applies (ascending number). */
+export const migrationFiles: readonly MigrationFile[] = Object.freeze([
+  { name: "001_foundation.sql", sql: foundation },
+  { name: "002_components.sql", sql: components },
+  { name: "003_wakeups.sql", sql: wakeups },
+  { name: "004_local_servers.sql", sql: localServers },
+  { name: "005_console.sql", sql: operatorConsole },
+]);
