@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { openPostgres, postgresTarget } from "../noc/db/db.ts";
+import { openPglite, openPostgres, postgresTarget } from "../noc/db/db.ts";
 
 const pg = Deno.env.get("TEST_DATABASE_URL");
 
@@ -42,4 +42,62 @@ Deno.test("postgresTarget() takes a socket folder out of the URL and leaves the 
     url: "postgres://noc@localhost/noc?host=db",
     socketDir: null,
   });
+});
+
+interface InfoDependency {
+  specifier: string;
+  code?: { specifier: string };
+  isDynamic?: boolean;
+}
+
+/** Every module `root` loads before it runs: static code imports, not types or dynamic imports. */
+async function staticCodeGraph(root: string): Promise<{ loaded: Set<string>; dynamic: string[] }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", root],
+    cwd: new URL("../", import.meta.url),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: { specifier: string; dependencies?: InfoDependency[] }[];
+    redirects: Record<string, string>;
+  };
+  const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
+  const resolve = (s: string) => info.redirects[s] ?? s;
+  const loaded = new Set<string>();
+  const dynamic: string[] = [];
+  const todo = info.roots.map(resolve);
+  while (todo.length > 0) {
+    const spec = todo.pop()!;
+    if (loaded.has(spec)) continue;
+    loaded.add(spec);
+    for (const d of bySpecifier.get(spec)?.dependencies ?? []) {
+      if (!d.code) continue;
+      if (d.isDynamic) dynamic.push(resolve(d.code.specifier));
+      else todo.push(resolve(d.code.specifier));
+    }
+  }
+  return { loaded, dynamic };
+}
+
+Deno.test("a NOC on PostgreSQL never loads PGlite: db.ts and main.ts import it only dynamically", async () => {
+  for (const root of ["noc/db/db.ts", "main.ts"]) {
+    const { loaded, dynamic } = await staticCodeGraph(root);
+    assert.ok([...loaded].some((s) => s.includes("/postgres@")), `${root} loads npm:postgres`);
+    assert.deepEqual([...loaded].filter((s) => s.includes("pglite")), [], `${root} loads PGlite`);
+    assert.ok(dynamic.some((s) => s.includes("@electric-sql/pglite")), `${root} can import PGlite`);
+  }
+});
+
+Deno.test("openPglite() without an instance loads PGlite on demand and opens it in memory", async () => {
+  const db = await openPglite();
+  try {
+    assert.equal(db.kind, "pglite");
+    const [row] = await db.sql<{ n: number }>`select 40 + ${2}::int as n`;
+    assert.equal(row!.n, 42);
+  } finally {
+    await db.close();
+  }
 });

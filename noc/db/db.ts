@@ -3,10 +3,13 @@
  * `npm:postgres`, or PGlite (PostgreSQL compiled to WASM) embedded in the
  * process. Both are driven through the same tagged-template {@link Sql}.
  *
+ * PGlite is loaded with a dynamic `import()` in {@link openPglite} only: a
+ * NOC on PostgreSQL (Deno Deploy included) never loads its WASM build.
+ *
  * @module
  */
 import postgres from "postgres";
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 
 /** A row as returned by a query. */
 export type Row = Record<string, unknown>;
@@ -151,10 +154,13 @@ export interface PgliteOptions {
   schema?: string;
 }
 
-/** Opens (or wraps) an embedded PGlite database. */
+/**
+ * Opens (or wraps) an embedded PGlite database. The PGlite module is imported
+ * here, on first use, not when this file is loaded.
+ */
 export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
   const owned = !options.instance;
-  const pg = options.instance ?? new PGlite(options.dataDir);
+  const pg = options.instance ?? new (await import("@electric-sql/pglite")).PGlite(options.dataDir);
   await pg.waitReady;
   if (options.schema) {
     assertSchemaName(options.schema);
