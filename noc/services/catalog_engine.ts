@@ -1,44 +1,49 @@
 /**
- * The catalog engine (spec, FIGURE 8): which component versions one appliance
+ * The catalog engine (spec, FIGURE 8): which component versions an appliance
  * should run, from the release assignments that match it — the most specific
- * target wins (appliance, tag, site, channel, model, all), a staged rollout
- * includes an appliance by a deterministic bucket of its UID, a paused
- * rollout keeps only the appliances already sent it, and a hold pins an
- * appliance to what it was last sent — and the signed catalog document.
+ * target wins (appliance, tag, site, channel, model, all; then the newest
+ * assignment), a staged rollout includes an appliance by a deterministic
+ * bucket of its UID, a paused rollout keeps only the appliances already sent
+ * it, and a hold pins an appliance to what it was last sent.
+ *
+ * The choice itself is one pure function ({@link catalogChooser}) over
+ * candidate rows. Two feeders read those rows: {@link resolveCatalog} for one
+ * appliance (2–3 statements), and {@link resolveSiteCatalogs} for every
+ * appliance of a site at once (at most 4 statements, whatever the number of
+ * appliances), so the two cannot disagree.
  *
  * @module
  */
 import { createHash } from "node:crypto";
 import type { Sql } from "../db/db.ts";
 
-/** Target kinds, most specific first. */
+/** Target kinds, most specific first: an assignment to an earlier kind beats one to a later kind. */
 export const targetOrder = ["appliance", "tag", "site", "channel", "model", "all"] as const;
 
-/** What the engine needs to know about an appliance. */
+/** A target kind of an assignment. */
+export type TargetType = (typeof targetOrder)[number];
+
+/** The attributes of an appliance that assignment targets match against. */
 export interface CatalogSubject {
-  /** UID. */
+  /** Matched by `appliance` targets, and seeds the rollout buckets. */
   uid: string;
-  /** Model. */
+  /** Matched by `model` targets. */
   model: string;
-  /** Site, if any. */
+  /** Matched by `site` targets; an appliance without a site matches none. */
   site: string | null;
-  /** Channel. */
+  /** Matched by `channel` targets. */
   channel: string;
-  /** Tags. */
-  tags: string[];
+  /** Matched by `tag` targets (any one of them). */
+  tags: readonly string[];
 }
 
-/** A component version chosen for an appliance. */
+/** A component version chosen for an appliance: one line of its catalog. */
 export interface Chosen {
-  /** Component id. */
+  /** The component version's row id (what grants and delivery records name). */
   id: number;
-  /** `package` or `file`. */
   kind: "package" | "file";
-  /** Application. */
   app: string;
-  /** Name. */
   name: string;
-  /** Version. */
   version: string;
   /** Bytes served. */
   size: number;
@@ -50,7 +55,7 @@ export interface Chosen {
   sealedKey: string | null;
   /** Packages: the ciphertext digest from the signed header (binds a wrapped key to the package). */
   ciphertextSha256: string | null;
-  /** The assignment that chose it (null for a hold). */
+  /** The assignment that chose it; null when a hold pinned it. */
   assignmentId: number | null;
 }
 
@@ -60,12 +65,8 @@ export function rolloutBucket(uid: string, kind: string, app: string, name: stri
   return d.readUInt32BE(0) % 100;
 }
 
-interface CandidateRow {
-  assignment_id: number;
-  target_type: (typeof targetOrder)[number];
-  rollout_percent: number;
-  paused: boolean;
-  created_at: Date;
+/** A component version as the engine reads it (the columns a catalog line needs). */
+export interface ComponentRow {
   id: number;
   kind: "package" | "file";
   app: string;
@@ -76,60 +77,110 @@ interface CandidateRow {
   signer_kid: string | null;
   sealed_key: string | null;
   ciphertext_sha256: string | null;
-  delivered: boolean;
 }
 
-/** Resolves the component versions `subject` should run now. */
-export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<Chosen[]> {
-  const rows = await tx<CandidateRow>`
-    select a.id as assignment_id, a.target_type, a.rollout_percent, a.paused, a.created_at,
-      c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid, c.sealed_key,
-      c.header->>'ciphertextSha256' as ciphertext_sha256,
-      exists (select 1 from deliveries d where d.uid = ${subject.uid} and d.component_id = c.id) as delivered
-    from assignments a
-    join components c on c.kind = a.kind and c.app = a.app and c.name = a.name and c.version = a.version
-    where a.target_type = 'all'
-      or (a.target_type = 'model' and a.target_value = ${subject.model})
-      or (a.target_type = 'channel' and a.target_value = ${subject.channel})
-      or (a.target_type = 'site' and a.target_value = ${subject.site})
-      or (a.target_type = 'tag' and a.target_value = any(${subject.tags}::text[]))
-      or (a.target_type = 'appliance' and a.target_value = ${subject.uid})`;
-  const holds = await tx<{ app: string | null }>`select app from holds where uid = ${subject.uid}`;
-  const held = (app: string) => holds.some((h) => h.app === null || h.app === app);
-  const byComponent = new Map<string, CandidateRow[]>();
-  for (const r of rows) {
-    const key = `${r.kind}\n${r.app}\n${r.name}`;
-    byComponent.set(key, [...(byComponent.get(key) ?? []), r]);
+/** A release assignment joined with the component version it names: a candidate for the appliances it targets. */
+export interface AssignmentRow extends ComponentRow {
+  assignment_id: number;
+  target_type: TargetType;
+  /** Null for `all`. */
+  target_value: string | null;
+  /** 0–100: the appliances whose bucket is below it are in the rollout. */
+  rollout_percent: number;
+  /** A paused rollout reaches only appliances already sent its version. */
+  paused: boolean;
+  created_at: Date;
+}
+
+/** What the engine must know of one appliance beyond its attributes. */
+export interface ApplianceFacts {
+  /** Whether the appliance was ever sent component version `componentId`. */
+  delivered(componentId: number): boolean;
+  /** Its holds: application names, null for a hold on everything. */
+  holds: readonly (string | null)[];
+  /**
+   * Per component (kind, app, name), the version it was last sent; read only
+   * for applications it holds, so it may be empty when it holds nothing.
+   */
+  pinned: readonly ComponentRow[];
+}
+
+/** Whether `a`'s target matches `s` (the same test as the `where` of {@link resolveCatalog}). */
+export function targets(a: AssignmentRow, s: CatalogSubject): boolean {
+  const v = a.target_value;
+  switch (a.target_type) {
+    case "all":
+      return true;
+    case "model":
+      return v === s.model;
+    case "channel":
+      return v === s.channel;
+    case "site":
+      return v !== null && v === s.site;
+    case "tag":
+      return v !== null && s.tags.includes(v);
+    case "appliance":
+      return v === s.uid;
   }
-  const chosen: Chosen[] = [];
-  for (const candidates of byComponent.values()) {
-    const first = candidates[0]!;
-    if (held(first.app)) continue;
-    candidates.sort((a, b) =>
-      targetOrder.indexOf(a.target_type) - targetOrder.indexOf(b.target_type) ||
+}
+
+const rank = (t: TargetType) => targetOrder.indexOf(t);
+
+/**
+ * Builds the catalog choice over a set of candidate assignments (any
+ * superset of those matching the appliances it is asked about): ranks the
+ * candidates of each component once, then, for one appliance, takes per
+ * component the first candidate that targets it and either was delivered to
+ * it or includes its rollout bucket (and is not paused); held applications
+ * get the pinned versions instead. The result is ordered packages first, then
+ * by application and name.
+ */
+export function catalogChooser(
+  candidates: readonly AssignmentRow[],
+): (subject: CatalogSubject, facts: ApplianceFacts) => Chosen[] {
+  const byComponent = new Map<string, AssignmentRow[]>();
+  for (const r of candidates) {
+    const key = `${r.kind}\n${r.app}\n${r.name}`;
+    const list = byComponent.get(key);
+    if (list) list.push(r);
+    else byComponent.set(key, [r]);
+  }
+  const groups = [...byComponent.values()];
+  for (const g of groups) {
+    g.sort((a, b) =>
+      rank(a.target_type) - rank(b.target_type) ||
       b.created_at.getTime() - a.created_at.getTime() || b.assignment_id - a.assignment_id
     );
-    const bucket = rolloutBucket(subject.uid, first.kind, first.app, first.name);
-    const pick = candidates.find((c) => c.delivered || (!c.paused && bucket < c.rollout_percent));
-    if (pick) chosen.push(toChosen(pick, pick.assignment_id));
   }
-  if (holds.length > 0) {
-    const pinned = await tx<CandidateRow>`
-      select distinct on (c.kind, c.app, c.name) c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256,
-        c.signer_kid, c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256
-      from deliveries d join components c on c.id = d.component_id
-      where d.uid = ${subject.uid}
-      order by c.kind, c.app, c.name, d.last_sent_at desc`;
-    for (const p of pinned) if (held(p.app)) chosen.push(toChosen(p, null));
-  }
-  chosen.sort((a, b) =>
-    (a.kind === b.kind ? 0 : a.kind === "package" ? -1 : 1) || a.app.localeCompare(b.app) ||
-    a.name.localeCompare(b.name)
-  );
-  return chosen;
+  return (subject, facts) => {
+    const held = (app: string) => facts.holds.some((h) => h === null || h === app);
+    const chosen: Chosen[] = [];
+    for (const group of groups) {
+      const first = group[0]!;
+      if (held(first.app)) continue;
+      let bucket: number | undefined;
+      const inRollout = (c: AssignmentRow) => {
+        if (c.paused || c.rollout_percent <= 0) return false;
+        if (c.rollout_percent >= 100) return true;
+        bucket ??= rolloutBucket(subject.uid, first.kind, first.app, first.name);
+        return bucket < c.rollout_percent;
+      };
+      const pick = group.find((c) =>
+        targets(c, subject) && (facts.delivered(c.id) || inRollout(c))
+      );
+      if (pick) chosen.push(toChosen(pick, pick.assignment_id));
+    }
+    if (facts.holds.length > 0) {
+      for (const p of facts.pinned) if (held(p.app)) chosen.push(toChosen(p, null));
+    }
+    return chosen.sort((a, b) =>
+      (a.kind === b.kind ? 0 : a.kind === "package" ? -1 : 1) || a.app.localeCompare(b.app) ||
+      a.name.localeCompare(b.name)
+    );
+  };
 }
 
-function toChosen(r: CandidateRow, assignmentId: number | null): Chosen {
+function toChosen(r: ComponentRow, assignmentId: number | null): Chosen {
   return {
     id: r.id,
     kind: r.kind,
@@ -143,4 +194,121 @@ function toChosen(r: CandidateRow, assignmentId: number | null): Chosen {
     ciphertextSha256: r.ciphertext_sha256,
     assignmentId,
   };
+}
+
+/** Resolves the component versions `subject` should run now (2 statements, 3 with a hold). */
+export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<Chosen[]> {
+  const rows = await tx<AssignmentRow & { delivered: boolean }>`
+    select a.id as assignment_id, a.target_type, a.target_value, a.rollout_percent, a.paused,
+      a.created_at, c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid,
+      c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256,
+      exists (select 1 from deliveries d where d.uid = ${subject.uid} and d.component_id = c.id) as delivered
+    from assignments a
+    join components c on c.kind = a.kind and c.app = a.app and c.name = a.name and c.version = a.version
+    where a.target_type = 'all'
+      or (a.target_type = 'model' and a.target_value = ${subject.model})
+      or (a.target_type = 'channel' and a.target_value = ${subject.channel})
+      or (a.target_type = 'site' and a.target_value = ${subject.site})
+      or (a.target_type = 'tag' and a.target_value = any(${subject.tags}::text[]))
+      or (a.target_type = 'appliance' and a.target_value = ${subject.uid})`;
+  const delivered = new Set(rows.filter((r) => r.delivered).map((r) => r.id));
+  const holds = (await tx<{ app: string | null }>`select app from holds where uid = ${subject.uid}`)
+    .map((h) => h.app);
+  const pinned = holds.length === 0 ? [] : await tx<ComponentRow>`
+    select distinct on (c.kind, c.app, c.name) c.id, c.kind, c.app, c.name, c.version, c.size,
+      c.sha256, c.signer_kid, c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256
+    from deliveries d join components c on c.id = d.component_id
+    where d.uid = ${subject.uid}
+    order by c.kind, c.app, c.name, d.last_sent_at desc, c.id desc`;
+  return catalogChooser(rows)(subject, {
+    delivered: (id) => delivered.has(id),
+    holds,
+    pinned,
+  });
+}
+
+/**
+ * Resolves the catalogs of every appliance of `site` that is not revoked, as
+ * {@link resolveCatalog} would one by one, in at most 4 statements whatever
+ * the number of appliances: the appliances with their holds; the assignments
+ * whose target matches any of them; the delivery records that can decide a
+ * choice (only for versions under a partial or paused rollout); and, when
+ * some appliance holds something, what each held appliance was last sent.
+ * Returns each appliance's catalog by UID, in UID order.
+ */
+export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<string, Chosen[]>> {
+  const appliances = await tx<{
+    uid: string;
+    model: string;
+    channel: string;
+    tags: string[];
+    hold_all: boolean;
+    hold_apps: string[];
+  }>`
+    select a.uid, a.model, a.channel, a.tags,
+      exists (select 1 from holds h where h.uid = a.uid and h.app is null) as hold_all,
+      array(select h.app from holds h where h.uid = a.uid and h.app is not null order by h.app) as hold_apps
+    from appliances a where a.site = ${site} and a.revoked_at is null
+    order by a.uid`;
+  const out = new Map<string, Chosen[]>();
+  if (appliances.length === 0) return out;
+  const uids = appliances.map((a) => a.uid);
+  const distinct = <T>(xs: Iterable<T>) => [...new Set(xs)];
+  const candidates = await tx<AssignmentRow>`
+    select a.id as assignment_id, a.target_type, a.target_value, a.rollout_percent, a.paused,
+      a.created_at, c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid,
+      c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256
+    from assignments a
+    join components c on c.kind = a.kind and c.app = a.app and c.name = a.name and c.version = a.version
+    where a.target_type = 'all'
+      or (a.target_type = 'model' and a.target_value = any(${
+    distinct(appliances.map((a) => a.model))
+  }::text[]))
+      or (a.target_type = 'channel' and a.target_value = any(${
+    distinct(appliances.map((a) => a.channel))
+  }::text[]))
+      or (a.target_type = 'site' and a.target_value = ${site})
+      or (a.target_type = 'tag' and a.target_value = any(${
+    distinct(appliances.flatMap((a) => a.tags))
+  }::text[]))
+      or (a.target_type = 'appliance' and a.target_value = any(${uids}::text[]))`;
+  // A delivery record decides a choice only where the rollout does not include everyone.
+  const undecided = distinct(
+    candidates.filter((c) => c.paused || c.rollout_percent < 100).map((c) => c.id),
+  );
+  const delivered = new Set<string>();
+  if (undecided.length > 0) {
+    const rows = await tx<{ uid: string; component_id: number }>`
+      select uid, component_id from deliveries
+      where uid = any(${uids}::uuid[]) and component_id = any(${undecided}::bigint[])`;
+    for (const r of rows) delivered.add(`${r.uid} ${r.component_id}`);
+  }
+  const heldUids = appliances.filter((a) => a.hold_all || a.hold_apps.length > 0).map((a) => a.uid);
+  const pinned = new Map<string, ComponentRow[]>();
+  if (heldUids.length > 0) {
+    const rows = await tx<ComponentRow & { uid: string }>`
+      select distinct on (d.uid, c.kind, c.app, c.name) d.uid, c.id, c.kind, c.app, c.name,
+        c.version, c.size, c.sha256, c.signer_kid, c.sealed_key,
+        c.header->>'ciphertextSha256' as ciphertext_sha256
+      from deliveries d join components c on c.id = d.component_id
+      where d.uid = any(${heldUids}::uuid[])
+      order by d.uid, c.kind, c.app, c.name, d.last_sent_at desc, c.id desc`;
+    for (const { uid, ...row } of rows) {
+      const list = pinned.get(uid);
+      if (list) list.push(row);
+      else pinned.set(uid, [row]);
+    }
+  }
+  const choose = catalogChooser(candidates);
+  for (const a of appliances) {
+    out.set(
+      a.uid,
+      choose({ uid: a.uid, model: a.model, site, channel: a.channel, tags: a.tags }, {
+        delivered: (id) => delivered.has(`${a.uid} ${id}`),
+        holds: a.hold_all ? [null, ...a.hold_apps] : a.hold_apps,
+        pinned: pinned.get(a.uid) ?? [],
+      }),
+    );
+  }
+  return out;
 }

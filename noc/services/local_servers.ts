@@ -7,21 +7,19 @@
  * @module
  */
 import type { Sql } from "../db/db.ts";
-import { resolveCatalog } from "./catalog_engine.ts";
+import { resolveSiteCatalogs } from "./catalog_engine.ts";
 import type { StageItem } from "../../protocol/schemas.ts";
 
 /**
  * The component versions the current catalogs of `site`'s appliances
  * reference (each appliance resolved as its own catalog would be: targets,
- * rollout buckets, holds), ordered by id.
+ * rollout buckets, paused rollouts, holds; revoked appliances left out),
+ * ordered by id. A constant number of statements, whatever the site's size.
  */
 export async function siteStage(tx: Sql, site: string): Promise<StageItem[]> {
-  const appliances = await tx<
-    { uid: string; model: string; channel: string; tags: string[] }
-  >`select uid, model, channel, tags from appliances where site = ${site} and revoked_at is null`;
   const items = new Map<number, StageItem>();
-  for (const a of appliances) {
-    for (const c of await resolveCatalog(tx, { ...a, site })) {
+  for (const catalog of (await resolveSiteCatalogs(tx, site)).values()) {
+    for (const c of catalog) {
       if (items.has(c.id)) continue;
       items.set(c.id, {
         id: c.id,
