@@ -1,58 +1,77 @@
-/** Byte encodings used on the wire: base64, base64url (unpadded) and hex. */
+/**
+ * Byte encodings used on the wire: base64, base64url (unpadded) and hex.
+ *
+ * The codecs are the platform's `Uint8Array` base64 and hex methods; this
+ * module adds the acceptance rules the protocol needs on top of them (no
+ * whitespace, no padding in base64url, no spare bits set in base64url) and
+ * turns every refusal into a `TypeError`.
+ *
+ * @module
+ */
+
+/** Standard base64 with at most two padding characters (whitespace is refused). */
+const base64Text = /^[A-Za-z0-9+/]*={0,2}$/;
+/** Unpadded base64url. */
+const base64UrlText = /^[A-Za-z0-9_-]*$/;
+
+function quote(text: string): string {
+  return `"${text.slice(0, 40)}"`;
+}
 
 /** Encodes bytes as standard base64 with padding. */
 export function toBase64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(s);
+  return bytes.toBase64();
 }
 
-/** Decodes standard base64 (padding optional); throws on anything else. */
+/**
+ * Decodes standard base64; throws a `TypeError` on anything else. Padding is
+ * optional and may be partial (`AB`, `AB=` and `AB==` all decode), but never
+ * longer than the last group needs; spare bits in the last group are ignored.
+ */
 export function fromBase64(text: string): Uint8Array<ArrayBuffer> {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.replace(/=+$/, "").length % 4 === 1) {
-    throw new TypeError(`Value "${text.slice(0, 40)}" is not base64`);
+  const body = text.replace(/=+$/, "");
+  const need = (4 - (body.length % 4)) % 4;
+  if (!base64Text.test(text) || body.length % 4 === 1 || text.length - body.length > need) {
+    throw new TypeError(`Value ${quote(text)} is not base64`);
   }
-  const bin = atob(text.padEnd(Math.ceil(text.length / 4) * 4, "="));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+  // "loose" (the default) decodes an unpadded last group and ignores its spare bits.
+  return Uint8Array.fromBase64(body);
 }
 
 /** Encodes bytes as unpadded base64url. */
 export function toBase64Url(bytes: Uint8Array): string {
-  return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 /**
- * Decodes unpadded base64url; throws on anything else, including
+ * Decodes unpadded base64url; throws a `TypeError` on anything else, including
  * non-canonical text (spare bits set), so each value has one encoding.
  */
 export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) {
-    throw new TypeError(`Value "${text.slice(0, 40)}" is not base64url`);
+  if (!base64UrlText.test(text) || text.length % 4 === 1) {
+    throw new TypeError(`Value ${quote(text)} is not base64url`);
   }
-  const bytes = fromBase64(text.replace(/-/g, "+").replace(/_/g, "/"));
-  if (toBase64Url(bytes) !== text) {
-    throw new TypeError(`Value "${text.slice(0, 40)}" is not canonical base64url`);
+  // "strict" refuses spare bits but wants the padding the wire form leaves out.
+  const padded = text + "==".slice(0, (4 - (text.length % 4)) % 4);
+  try {
+    return Uint8Array.fromBase64(padded, { alphabet: "base64url", lastChunkHandling: "strict" });
+  } catch {
+    throw new TypeError(`Value ${quote(text)} is not canonical base64url`);
   }
-  return bytes;
 }
 
 /** Encodes bytes as lower-case hex. */
 export function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return bytes.toHex();
 }
 
-/** Decodes hex; throws on odd length or non-hex characters. */
+/** Decodes hex (either case); throws a `TypeError` on odd length or non-hex characters. */
 export function fromHex(text: string): Uint8Array<ArrayBuffer> {
-  if (!/^(?:[0-9a-fA-F]{2})*$/.test(text)) {
-    throw new TypeError(`Value "${text.slice(0, 40)}" is not hex`);
+  try {
+    return Uint8Array.fromHex(text);
+  } catch {
+    throw new TypeError(`Value ${quote(text)} is not hex`);
   }
-  const out = new Uint8Array(text.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
-  return out;
 }
 
 /** UTF-8 encodes a string. */
