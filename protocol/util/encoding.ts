@@ -9,13 +9,22 @@
  * @module
  */
 
-/** Standard base64 with at most two padding characters (whitespace is refused). */
-const base64Text = /^[A-Za-z0-9+/]*={0,2}$/;
-/** Unpadded base64url. */
+/**
+ * Characters the platform decoders skip (ASCII whitespace) or treat as padding;
+ * the text before any padding must hold none. The decoders check the alphabet.
+ */
+const skippedOrPadding = /[\t\n\f\r =]/;
+/** Unpadded base64url, to tell a stray character from spare bits in an error. */
 const base64UrlText = /^[A-Za-z0-9_-]*$/;
 
 function quote(text: string): string {
   return `"${text.slice(0, 40)}"`;
+}
+
+function trailingPadding(text: string): number {
+  let n = 0;
+  while (n < 3 && text.charCodeAt(text.length - 1 - n) === 0x3d) n++;
+  return n;
 }
 
 /** Encodes bytes as standard base64 with padding. */
@@ -29,13 +38,18 @@ export function toBase64(bytes: Uint8Array): string {
  * longer than the last group needs; spare bits in the last group are ignored.
  */
 export function fromBase64(text: string): Uint8Array<ArrayBuffer> {
-  const body = text.replace(/=+$/, "");
-  const need = (4 - (body.length % 4)) % 4;
-  if (!base64Text.test(text) || body.length % 4 === 1 || text.length - body.length > need) {
+  const pad = trailingPadding(text);
+  const body = text.slice(0, text.length - pad);
+  const rest = body.length % 4;
+  if (rest === 1 || pad > (4 - rest) % 4 || skippedOrPadding.test(body)) {
     throw new TypeError(`Value ${quote(text)} is not base64`);
   }
-  // "loose" (the default) decodes an unpadded last group and ignores its spare bits.
-  return Uint8Array.fromBase64(body);
+  try {
+    // "loose" (the default) decodes an unpadded last group and ignores its spare bits.
+    return Uint8Array.fromBase64(body);
+  } catch {
+    throw new TypeError(`Value ${quote(text)} is not base64`);
+  }
 }
 
 /** Encodes bytes as unpadded base64url. */
@@ -48,15 +62,17 @@ export function toBase64Url(bytes: Uint8Array): string {
  * non-canonical text (spare bits set), so each value has one encoding.
  */
 export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
-  if (!base64UrlText.test(text) || text.length % 4 === 1) {
+  const rest = text.length % 4;
+  if (rest === 1 || skippedOrPadding.test(text)) {
     throw new TypeError(`Value ${quote(text)} is not base64url`);
   }
-  // "strict" refuses spare bits but wants the padding the wire form leaves out.
-  const padded = text + "==".slice(0, (4 - (text.length % 4)) % 4);
   try {
+    // "strict" refuses spare bits but wants the padding the wire form leaves out.
+    const padded = rest === 0 ? text : text + "==".slice(0, 4 - rest);
     return Uint8Array.fromBase64(padded, { alphabet: "base64url", lastChunkHandling: "strict" });
   } catch {
-    throw new TypeError(`Value ${quote(text)} is not canonical base64url`);
+    const why = base64UrlText.test(text) ? "is not canonical base64url" : "is not base64url";
+    throw new TypeError(`Value ${quote(text)} ${why}`);
   }
 }
 
