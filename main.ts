@@ -1,32 +1,24 @@
 /**
- * The NOC server: reads configuration, opens the database (PostgreSQL with
- * DATABASE_URL, embedded PGlite otherwise), applies migrations, serves the
- * app, and runs the status daemon, notice delivery and history pruning as
- * `Deno.cron` jobs.
+ * The NOC's entry: reads configuration, and for the server role asked for
+ * (`--role` / `NOC_ROLE`: `all` by default, `noc`, `catalog`, `component`, or
+ * `local-component` for a site's local component server) opens its
+ * dependencies (`openDeps`: PostgreSQL with DATABASE_URL, embedded PGlite
+ * otherwise, migrations applied), serves `createApp(deps, { role })` and, for
+ * `all` and `noc`, runs the status daemon, notice delivery and retention as
+ * `Deno.cron` jobs (registered at top level, as Deno Deploy requires).
  *
  * @module
  */
 import { loadConfig, serverRole } from "./noc/config.ts";
-import { loadLocalConfig, LocalConfigError, localUsage } from "./local_server/config.ts";
-import { startLocalServer } from "./local_server/server.ts";
-import { openDb } from "./noc/db/db.ts";
-import { migrate } from "./noc/db/migrate.ts";
 import { jsonLogger } from "./protocol/util/log.ts";
 import { lineWriter } from "./protocol/util/line_writer.ts";
-import { systemClock } from "./noc/clock.ts";
-import { createNotifier } from "./noc/services/notifier.ts";
-import { createApp } from "./noc/app.ts";
-import { openBlobCache } from "./noc/services/blob_cache.ts";
-import { statusDaemon } from "./noc/jobs/status_daemon.ts";
-import { pruneHistory, pruneNonces } from "./noc/jobs/retention.ts";
-import { pruneIncompleteBlobs } from "./noc/services/blobs.ts";
-import {
-  bootstrapAdminToken,
-  devEnrollmentToken,
-  loadNocKeys,
-} from "./noc/services/startup_secrets.ts";
+import { createApp, type NocRole } from "./noc/app.ts";
+import { openDeps } from "./noc/deps.ts";
+import { statusDaemonJob } from "./noc/jobs/status_daemon.ts";
+import { noticeDeliveryJob } from "./noc/jobs/notice_delivery.ts";
+import { retentionJob } from "./noc/jobs/retention.ts";
+import { bootstrapAdminToken, devEnrollmentToken } from "./noc/services/startup_secrets.ts";
 import type { AppDeps } from "./noc/services/deps.ts";
-import { createWakeHub } from "./noc/services/wakeups.ts";
 import { createMetrics } from "./noc/services/metrics.ts";
 
 const metrics = createMetrics();
@@ -37,37 +29,14 @@ const out = Deno.env.get("DENO_DEPLOYMENT_ID") ? null : lineWriter(Deno.stdout, 
 const log = jsonLogger(out ? (line) => out.write(line) : undefined);
 addEventListener("unload", () => out?.flushSync());
 
-async function start(): Promise<AppDeps> {
+async function start(role: NocRole): Promise<AppDeps> {
   const config = loadConfig(Deno.env.toObject(), Deno.args);
-  const clock = systemClock;
-  if (!config.databaseUrl) await Deno.mkdir(config.dataDir, { recursive: true });
-  const db = await openDb(config);
-  const applied = await migrate(db);
-  if (applied.length > 0) log.info("migrations_applied", { applied });
-  const keys = await loadNocKeys(config);
-  const notifier = await createNotifier({
-    db,
-    clock,
-    log,
-    webhooks: config.webhookUrls,
-    metrics,
-  });
-  const wakeups = createWakeHub({ db, clock, log });
-  const deps: AppDeps = {
-    db,
-    clock,
-    keys,
-    notifier,
-    settings: config.settings,
-    log,
-    wakeups,
-    metrics,
-    blobCache: config.blobCacheDir
-      ? await openBlobCache({ dir: config.blobCacheDir, budgetBytes: config.blobCacheBytes, log })
-      : null,
-  };
-  const admin = await bootstrapAdminToken(deps, config);
-  const enrol = config.dev ? await devEnrollmentToken(deps, config) : null;
+  const deps = await openDeps(config, { log, metrics });
+  const { db, keys, wakeups } = deps;
+  // The admin token and the dev enrolment token belong to the role that serves the admin API.
+  const adminRole = role === "all" || role === "noc";
+  const admin = adminRole ? await bootstrapAdminToken(deps, config) : { token: null, path: null };
+  const enrol = config.dev && adminRole ? await devEnrollmentToken(deps, config) : null;
 
   const server = Deno.serve({
     port: config.port,
@@ -75,13 +44,13 @@ async function start(): Promise<AppDeps> {
     onListen: ({ port }) => {
       const url = config.publicUrl ?? `http://localhost:${port}`;
       const lines = [
-        `Appliance NOC listening on ${url}`,
+        `Appliance NOC listening on ${url}${role === "all" ? "" : ` (role ${role})`}`,
         `  database:        ${
           config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `PGlite in ${config.dataDir}/pglite`
         }`,
         `  NOC key id:      ${keys.kid}`,
-        `  console:         ${url}/ui  (API: ${url}/docs)`,
       ];
+      if (adminRole) lines.push(`  console:         ${url}/ui  (API: ${url}/docs)`);
       if (admin.token) lines.push(`  admin token:     ${admin.token}`);
       else if (admin.path) lines.push(`  admin token:     in ${admin.path}`);
       if (enrol) {
@@ -96,7 +65,7 @@ async function start(): Promise<AppDeps> {
       }
       console.log(lines.join("\n"));
     },
-  }, createApp(deps).fetch);
+  }, createApp(deps, { role }).fetch);
 
   try {
     Deno.addSignalListener("SIGINT", async () => {
@@ -111,37 +80,6 @@ async function start(): Promise<AppDeps> {
   return deps;
 }
 
-/** A local component server: the component server's twin on a site's LAN. */
-async function startLocal(): Promise<void> {
-  if (Deno.args.includes("--help")) {
-    console.log(localUsage);
-    Deno.exit(0);
-  }
-  const config = loadLocalConfig(Deno.args, Deno.env.toObject());
-  const local = await startLocalServer(config, log);
-  console.log([
-    `Local component server listening on ${local.url}`,
-    `  site:            ${local.identity.site}`,
-    `  id:              ${local.identity.id}`,
-    `  upstream NOC:    ${local.identity.upstream}`,
-    `  cache:           ${config.dataDir}/cache (budget ${config.cacheBytes} bytes)`,
-    `  certificate:     ${local.certFile}${
-      local.selfSigned ? " (self-signed: copy it to each appliance as <state>/ca.pem)" : ""
-    }`,
-  ].join("\n"));
-  const stop = async () => {
-    await local.close();
-    Deno.exit(0);
-  };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    try {
-      Deno.addSignalListener(signal, stop);
-    } catch {
-      // No signals here.
-    }
-  }
-}
-
 const role = (() => {
   try {
     return serverRole(Deno.args, Deno.env.toObject());
@@ -151,54 +89,28 @@ const role = (() => {
   }
 })();
 
-const ready = role === "all"
-  ? start().catch((e) => {
+if (role === "local-component") {
+  // Imported only here: a NOC process never loads the local server.
+  const { runLocalServer } = await import("./local_server/main.ts");
+  await runLocalServer(Deno.args, Deno.env.toObject(), log);
+} else {
+  const ready = start(role).catch((e) => {
     console.error(`NOC failed to start: ${e instanceof Error ? e.message : e}`);
     Deno.exit(1);
-  })
-  : new Promise<AppDeps>(() => {});
-
-if (role === "local-component") {
-  startLocal().catch((e) => {
-    console.error(
-      `Local component server failed to start: ${e instanceof Error ? e.message : e}`,
-    );
-    Deno.exit(e instanceof LocalConfigError ? 64 : 1);
   });
-}
 
-const backoffSchedule = [1000, 5000, 15000];
-
-// Registered at top level (Deno Deploy reads them at start-up); a local component server has none.
-if (role === "all") {
-  Deno.cron("noc status daemon", "* * * * *", { backoffSchedule }, async () => {
-    const deps = await ready;
-    const r = await statusDaemon(deps);
-    const pruneStart = performance.now();
-    const nonces = await pruneNonces(deps);
-    deps.log.info("sweep", {
-      alerted: r.alerted.length,
-      recovered: r.recovered.length,
-      notices: r.notices,
-      ms: Math.round(r.durationMs),
-      noncesPruned: nonces,
-      pruneMs: Math.round(performance.now() - pruneStart),
+  // Registered at top level (Deno Deploy reads them at start-up) by the role that owns the status
+  // daemon; the catalog and component roles run none.
+  if (role === "all" || role === "noc") {
+    const backoffSchedule = [1000, 5000, 15000];
+    Deno.cron("noc status daemon", "* * * * *", { backoffSchedule }, async () => {
+      await statusDaemonJob(await ready);
     });
-  });
-
-  Deno.cron("noc notice delivery", "* * * * *", { backoffSchedule }, async () => {
-    const deps = await ready;
-    await deps.notifier.deliver();
-  });
-
-  Deno.cron("noc history pruning", "17 3 * * *", { backoffSchedule }, async () => {
-    const deps = await ready;
-    const r = await pruneHistory(deps, deps.settings.historyRetentionDays);
-    // Uploads that never finished (a crash or a dropped connection mid-publish) are never served; drop them.
-    const blobs = await pruneIncompleteBlobs(
-      deps.db,
-      new Date(deps.clock.now().getTime() - 86_400_000),
-    );
-    deps.log.info("history_pruned", { ...r, incompleteBlobs: blobs });
-  });
+    Deno.cron("noc notice delivery", "* * * * *", { backoffSchedule }, async () => {
+      await noticeDeliveryJob(await ready);
+    });
+    Deno.cron("noc history pruning", "17 3 * * *", { backoffSchedule }, async () => {
+      await retentionJob(await ready);
+    });
+  }
 }

@@ -20,7 +20,6 @@ import { migrate } from "../noc/db/migrate.ts";
 import { answerCatalog, bumpCatalogEpoch } from "../noc/services/catalogs.ts";
 import { resolveCatalog } from "../noc/services/catalog_engine.ts";
 import { issueGrant } from "../protocol/grants.ts";
-import { contentKeyOf } from "../noc/services/publishing.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
 import { verifyCatalog } from "../protocol/catalog.ts";
@@ -307,7 +306,9 @@ async function measure(backend: Backend): Promise<Figure[]> {
   const keys: Uint8Array<ArrayBuffer>[] = [];
   const unsealT = await timed(3, async () => {
     keys.length = 0;
-    for (const c of chosen) keys.push(await contentKeyOf(deps, { ...c, sealed_key: c.sealedKey! }));
+    for (const c of chosen) {
+      keys.push(await deps.contentKeys.get({ ...c, sealed_key: c.sealedKey! }));
+    }
   });
   const wrapsT = await timed(3, async () => {
     for (const [i, c] of chosen.entries()) {

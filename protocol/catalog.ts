@@ -9,7 +9,12 @@
  */
 import { z } from "zod";
 import { nameSchema } from "./schemas.ts";
-import { ed25519Sign, ed25519Verify, importEd25519Public } from "./crypto/ed25519.ts";
+import {
+  type Ed25519Key,
+  ed25519Sign,
+  ed25519Verify,
+  importEd25519Public,
+} from "./crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "./util/encoding.ts";
 import type { PublishedKey } from "./keys.ts";
 
@@ -72,7 +77,7 @@ export function catalogSigningBytes(catalog: string): Uint8Array<ArrayBuffer> {
 /** Signs a catalog document. */
 export async function signCatalog(
   doc: CatalogDocument,
-  signer: { kid: string; privateKey: CryptoKey },
+  signer: { kid: string; privateKey: Ed25519Key },
 ): Promise<CatalogEnvelope> {
   const catalog = JSON.stringify(doc);
   const sig = await ed25519Sign(signer.privateKey, catalogSigningBytes(catalog));

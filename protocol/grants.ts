@@ -9,7 +9,12 @@
  * @module
  */
 import { z } from "zod";
-import { ed25519Sign, ed25519Verify, importEd25519Public } from "./crypto/ed25519.ts";
+import {
+  type Ed25519Key,
+  ed25519Sign,
+  ed25519Verify,
+  importEd25519Public,
+} from "./crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "./util/encoding.ts";
 import type { PublishedKey } from "./keys.ts";
 
@@ -40,7 +45,7 @@ function signed(part: string): Uint8Array<ArrayBuffer> {
 
 /** Issues a grant for appliance `uid` to fetch component `componentId` until `expires`. */
 export async function issueGrant(
-  signer: { kid: string; privateKey: CryptoKey },
+  signer: { kid: string; privateKey: Ed25519Key },
   uid: string,
   componentId: number,
   expires: Date,

@@ -15,6 +15,7 @@ import { newSeed } from "../protocol/keys.ts";
 import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { createNotifier, type Notifier } from "../noc/services/notifier.ts";
 import { createApp } from "../noc/app.ts";
+import { createDeps } from "../noc/deps.ts";
 import { ensureAdminToken } from "../noc/services/admin_tokens.ts";
 import { newToken } from "../noc/services/tokens.ts";
 import type { AppDeps } from "../noc/services/deps.ts";
@@ -191,7 +192,7 @@ export async function testNoc(
   const log = memoryLogger();
   const notifier = opts.notifier ??
     await createNotifier({ db, clock, log, webhooks: opts.webhooks ?? [], autoDeliver: false });
-  const deps: AppDeps = {
+  const deps: AppDeps = createDeps({
     db,
     clock,
     keys: await nocKeysFromSeed(newSeed()),
@@ -200,7 +201,7 @@ export async function testNoc(
     log,
     wakeups: createWakeHub({ db, clock, log }),
     metrics: createMetrics(),
-  };
+  });
   const app = createApp(deps);
   const adminToken = newToken("admin");
   await ensureAdminToken(db, adminToken, "test", clock.now());

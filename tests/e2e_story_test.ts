@@ -8,6 +8,7 @@ import { newSeed } from "../protocol/keys.ts";
 import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { createNotifier } from "../noc/services/notifier.ts";
 import { createApp } from "../noc/app.ts";
+import { createDeps } from "../noc/deps.ts";
 import { ensureAdminToken } from "../noc/services/admin_tokens.ts";
 import { enroll, generateApplianceKeys, signedCall } from "../protocol/client.ts";
 import { sampleBeat } from "./_harness.ts";
@@ -21,7 +22,7 @@ dbTest(
     const clock = new ManualClock();
     const log = memoryLogger();
     const notifier = await createNotifier({ db, clock, log, webhooks: [hook.url] });
-    const deps = {
+    const deps = createDeps({
       db,
       clock,
       log,
@@ -30,7 +31,7 @@ dbTest(
       settings: defaultSettings,
       wakeups: createWakeHub({ db, clock, log }),
       metrics: createMetrics(),
-    };
+    });
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       createApp(deps).fetch,

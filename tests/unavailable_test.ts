@@ -7,6 +7,7 @@ import { newSeed } from "../protocol/keys.ts";
 import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { createNotifier } from "../noc/services/notifier.ts";
 import { createApp } from "../noc/app.ts";
+import { createDeps } from "../noc/deps.ts";
 import { generateApplianceKeys, signedRequest } from "../protocol/client.ts";
 import { sampleBeat } from "./_harness.ts";
 import { createWakeHub } from "../noc/services/wakeups.ts";
@@ -20,7 +21,7 @@ Deno.test({
     const db = openPostgres("postgres://postgres@127.0.0.1:1/none", { max: 1 });
     const clock = new ManualClock();
     const log = memoryLogger();
-    const app = createApp({
+    const app = createApp(createDeps({
       db,
       clock,
       log,
@@ -29,7 +30,7 @@ Deno.test({
       settings: defaultSettings,
       wakeups: createWakeHub({ db, clock, log }),
       metrics: createMetrics(),
-    });
+    }));
     try {
       const health = await app.request("http://noc.test/healthz");
       assert.equal(health.status, 503);

@@ -1,6 +1,8 @@
 /** Pruning of data past its retention: beat history, delivered notices, identity failures, spent nonces. */
 import type { Clock } from "../clock.ts";
 import type { Db } from "../db/db.ts";
+import type { AppDeps } from "../services/deps.ts";
+import { pruneIncompleteBlobs } from "../services/blobs.ts";
 
 /** Rows removed by {@link pruneHistory}. */
 export interface PruneResult {
@@ -66,4 +68,18 @@ export async function pruneNonces(deps: { db: Db; clock: Clock }): Promise<numbe
     with gone as (delete from request_nonces where expires_at < ${deps.clock.now()} returning 1)
     select count(*)::int as n from gone`;
   return row?.n ?? 0;
+}
+
+/**
+ * The daily retention job (`main.ts`): beat history and notices past
+ * `historyRetentionDays`, and uploads that never finished (a crash or a dropped connection
+ * mid-publish, older than a day: never served), logged as one `history_pruned` line.
+ */
+export async function retentionJob(deps: AppDeps): Promise<void> {
+  const r = await pruneHistory(deps, deps.settings.historyRetentionDays);
+  const blobs = await pruneIncompleteBlobs(
+    deps.db,
+    new Date(deps.clock.now().getTime() - 86_400_000),
+  );
+  deps.log.info("history_pruned", { ...r, incompleteBlobs: blobs });
 }

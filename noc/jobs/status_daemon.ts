@@ -13,6 +13,7 @@ import type { Db, Sql } from "../db/db.ts";
 import type { NoticeInput, Notifier } from "../services/notifier.ts";
 import type { AppDeps } from "../services/deps.ts";
 import { gateRollouts } from "../services/rollouts.ts";
+import { pruneNonces } from "./retention.ts";
 
 /** What {@link sweep} needs. */
 export interface SweepDeps {
@@ -251,4 +252,22 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
   if (result.notices > 0) deps.notifier.kick();
   result.durationMs = performance.now() - started;
   return result;
+}
+
+/**
+ * The status daemon's cron job (every minute, `main.ts`): one sweep, then the pruning of spent
+ * nonces, logged as one `sweep` line with counts and durations (ms).
+ */
+export async function statusDaemonJob(deps: AppDeps): Promise<void> {
+  const r = await statusDaemon(deps);
+  const pruneStart = performance.now();
+  const nonces = await pruneNonces(deps);
+  deps.log.info("sweep", {
+    alerted: r.alerted.length,
+    recovered: r.recovered.length,
+    notices: r.notices,
+    ms: Math.round(r.durationMs),
+    noncesPruned: nonces,
+    pruneMs: Math.round(performance.now() - pruneStart),
+  });
 }

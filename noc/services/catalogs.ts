@@ -17,11 +17,11 @@ import {
 } from "../../protocol/catalog.ts";
 import { resolveCatalog } from "./catalog_engine.ts";
 import { issueGrant } from "../../protocol/grants.ts";
-import { contentKeyOf, publishedKeys } from "./publishing.ts";
+import { publishedKeys } from "./publishing.ts";
+import { x25519Recipient } from "../../protocol/crypto/hpke_seal.ts";
 import { wrapContentKey } from "../../protocol/package/format.ts";
 import { fromBase64Url, sha256, toHex } from "../../protocol/util/encoding.ts";
 import { localServerUrls } from "./local_servers.ts";
-import { checkinStore } from "./checkins.ts";
 
 /** Marks every catalog stale (a release, rollout, fileinfo or key change). */
 export async function bumpCatalogEpoch(tx: Sql): Promise<void> {
@@ -52,7 +52,7 @@ export async function answerCatalog(
   baseUrl: string,
 ): Promise<CatalogAnswer> {
   const now = deps.clock.now();
-  const row = await checkinStore(deps.db).touchCatalog(uid, now);
+  const row = await deps.checkins.touchCatalog(uid, now);
   if (!row) throw new Error(`Appliance "${uid}" vanished`);
   const halfLife = (deps.settings.catalogTtlS * 1000) / 2;
   const current = row.catalog_body !== null && row.catalog_etag !== null &&
@@ -94,11 +94,12 @@ export async function answerCatalog(
     // The site's local component servers first (spec, FIGURE 1: spare the WAN link), the NOC last.
     const mirrors = await localServerUrls(tx, row.site);
     // Content keys this appliance has no wrapped copy of yet: unsealed (once per NOC process, see
-    // contentKeyOf), wrapped to the appliance, then stored in one statement.
+    // contentKeyCache), wrapped to the appliance, then stored in one statement.
+    const recipient = x25519Recipient(fromBase64Url(row.enc_key));
     const fresh = await Promise.all(
       chosen.filter((c) => c.kind === "package" && !wrapped.has(c.id)).map(async (c) => {
-        const key = await contentKeyOf(deps, { ...c, sealed_key: c.sealedKey! });
-        const w = await wrapContentKey(key, fromBase64Url(row.enc_key), {
+        const key = await deps.contentKeys.get({ ...c, sealed_key: c.sealedKey! });
+        const w = await wrapContentKey(key, recipient, {
           ...c,
           ciphertextSha256: c.ciphertextSha256!,
         });

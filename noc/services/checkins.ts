@@ -9,7 +9,11 @@
  */
 import { batcher } from "./batcher.ts";
 import type { Db } from "../db/db.ts";
-import { importEd25519Public } from "../../protocol/crypto/ed25519.ts";
+import {
+  type Ed25519Key,
+  ed25519KeyObject,
+  importEd25519Public,
+} from "../../protocol/crypto/ed25519.ts";
 import { fromBase64Url } from "../../protocol/util/encoding.ts";
 
 /** An appliance row, as authentication needs it. */
@@ -60,11 +64,9 @@ export interface CheckinStore {
   recordBeat(beat: BeatWrite): Promise<{ wasMissing: boolean } | undefined>;
   /** Archives a catalog request's time and reads what serving it needs. */
   touchCatalog(uid: string, at: Date): Promise<CatalogTouchRow | undefined>;
-  /** Ed25519 public key from its raw base64url form (imported once per key). */
-  publicKey(raw: string): Promise<CryptoKey>;
+  /** Ed25519 public key from its raw base64url form (imported once per key, as a `KeyObject`). */
+  publicKey(raw: string): Promise<Ed25519Key>;
 }
-
-const stores = new WeakMap<Db, CheckinStore>();
 
 /**
  * True for an error the database server raised for the statement (it has an SQLSTATE code), so
@@ -77,18 +79,12 @@ function isStatementError(e: unknown): boolean {
 }
 const maxCachedKeys = 50_000;
 
-/** The check-in store of `db` (one per database handle, so batches span every route). */
-export function checkinStore(db: Db): CheckinStore {
-  let store = stores.get(db);
-  if (!store) {
-    store = newCheckinStore(db);
-    stores.set(db, store);
-  }
-  return store;
-}
-
-function newCheckinStore(db: Db): CheckinStore {
-  const keys = new Map<string, Promise<CryptoKey>>();
+/**
+ * The check-in store of `db`: one per NOC instance (built by `createDeps()`), so batches span
+ * every route of the instance.
+ */
+export function createCheckinStore(db: Db): CheckinStore {
+  const keys = new Map<string, Promise<Ed25519Key>>();
   // PGlite runs one statement at a time in this thread: a second batch in flight would only wait.
   const maxInFlight = db.kind === "pglite" ? 1 : 2;
 
@@ -214,7 +210,7 @@ function newCheckinStore(db: Db): CheckinStore {
     publicKey(raw) {
       let key = keys.get(raw);
       if (!key) {
-        key = importEd25519Public(fromBase64Url(raw));
+        key = importEd25519Public(fromBase64Url(raw)).then(ed25519KeyObject);
         key.catch(() => keys.delete(raw));
         if (keys.size >= maxCachedKeys) keys.delete(keys.keys().next().value!);
         keys.set(raw, key);

@@ -8,6 +8,10 @@ import type { Notifier } from "./notifier.ts";
 import type { WakeHub } from "./wakeups.ts";
 import type { Metrics } from "./metrics.ts";
 import type { BlobCache } from "./blob_cache.ts";
+import type { CheckinStore } from "./checkins.ts";
+import type { NocLimits } from "./rate_limit.ts";
+import type { ContentKeyCache } from "./publishing.ts";
+import type { FleetOverviewCache } from "./fleet_overview.ts";
 
 /** The dependencies of `createApp`. */
 export interface AppDeps {
@@ -29,4 +33,12 @@ export interface AppDeps {
   metrics: Metrics;
   /** The component server's disk cache, when it has one. */
   blobCache?: BlobCache | null;
+  /** Batched check-in statements (appliance lookup, nonces, beats, catalog touches). */
+  checkins: CheckinStore;
+  /** Rate limiters: per appliance, per local server, enrolments and sign-ins per address. */
+  limits: NocLimits;
+  /** Packages' content keys, unsealed once. */
+  contentKeys: ContentKeyCache;
+  /** The fleet page's cached beat rate and versions in the field. */
+  fleetOverview: FleetOverviewCache;
 }

@@ -22,13 +22,25 @@ async function beatBuckets(db: Db, from: Date, to: Date): Promise<Map<number, nu
   return new Map(rows.map((r) => [Number(r.b) * bucketMs, r.n]));
 }
 
+/** The fleet page's cached figures (see {@link fleetOverviewCache}). */
+export interface FleetOverviewCache {
+  /** Beats per minute over the last day (as {@link beatRate}). */
+  beatRate(db: Db, now: Date): Promise<Array<{ t: number; v: number }>>;
+  /** Versions in the field (as {@link versionsInField}), at most 30 s old. */
+  versionsInField(
+    db: Db,
+    now: Date,
+  ): Promise<Array<{ app: string; name: string; version: string; n: number }>>;
+}
+
 /**
- * The fleet page's expensive figures, kept between renders by one console:
+ * The fleet page's expensive figures, kept between renders by one NOC instance (built by
+ * `createDeps()`):
  * past 10-minute beat buckets never change, so after the first render only
  * the last two buckets are counted again; versions in the field are read at
  * most every 30 seconds.
  */
-export function fleetOverviewCache() {
+export function fleetOverviewCache(): FleetOverviewCache {
   let buckets = new Map<number, number>();
   let countedBefore = 0;
   let versions: { at: number; rows: Awaited<ReturnType<typeof versionsInField>> } | null = null;

@@ -329,23 +329,31 @@ export async function publishFile(
   }
 }
 
-const unsealed = new WeakMap<NocKeys, Map<string, Promise<Uint8Array<ArrayBuffer>>>>();
+/** Packages' content keys, unsealed once and kept (bounded) in memory; built by `createDeps()`. */
+export interface ContentKeyCache {
+  /** A package's content key, unsealed (a copy the caller may keep). */
+  get(
+    c: { kind: string; app: string; name: string; version: string; sealed_key: string },
+  ): Promise<Uint8Array<ArrayBuffer>>;
+}
 
-/** A package's content key, unsealed. */
-export async function contentKeyOf(
-  deps: Pick<AppDeps, "keys">,
-  c: { kind: string; app: string; name: string; version: string; sealed_key: string },
-): Promise<Uint8Array<ArrayBuffer>> {
-  // Every appliance's catalog wraps the same content key: unsealed once, kept (bounded) in memory.
-  let cache = unsealed.get(deps.keys);
-  if (!cache) unsealed.set(deps.keys, cache = new Map());
-  const id = `${c.kind}/${c.app}/${c.name}/${c.version}\n${c.sealed_key}`;
-  let key = cache.get(id);
-  if (!key) {
-    key = openAtRest(deps.keys, c.sealed_key, `${c.kind}/${c.app}/${c.name}/${c.version}`);
-    key.catch(() => cache.delete(id));
-    if (cache.size >= 10_000) cache.delete(cache.keys().next().value!);
-    cache.set(id, key);
-  }
-  return (await key).slice();
+/**
+ * Every appliance's catalog wraps the same content key: this cache unseals it once per process
+ * (at most `max` keys, oldest dropped first; a failed unseal is not kept).
+ */
+export function contentKeyCache(keys: NocKeys, max = 10_000): ContentKeyCache {
+  const cache = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
+  return {
+    async get(c) {
+      const id = `${c.kind}/${c.app}/${c.name}/${c.version}\n${c.sealed_key}`;
+      let key = cache.get(id);
+      if (!key) {
+        key = openAtRest(keys, c.sealed_key, `${c.kind}/${c.app}/${c.name}/${c.version}`);
+        key.catch(() => cache.delete(id));
+        if (cache.size >= max) cache.delete(cache.keys().next().value!);
+        cache.set(id, key);
+      }
+      return (await key).slice();
+    },
+  };
 }

@@ -61,28 +61,20 @@ export interface NocLimits {
   login: RateLimiter;
 }
 
-const perApp = new WeakMap<object, NocLimits>();
-
-/** The limiters of the app built from `deps` (created on first use). */
-export function limitsOf(deps: {
-  clock: Clock;
-  settings: {
+/** The NOC's limiters, from its settings; built once by `createDeps()`. */
+export function createLimits(
+  clock: Clock,
+  s: {
     rateAppliancePerMin: number;
     rateLocalServerPerMin: number;
     rateEnrollPerMin: number;
     rateLoginPerMin: number;
+  },
+): NocLimits {
+  return {
+    appliance: rateLimiter(clock, s.rateAppliancePerMin),
+    localServer: rateLimiter(clock, s.rateLocalServerPerMin),
+    enroll: rateLimiter(clock, s.rateEnrollPerMin),
+    login: rateLimiter(clock, s.rateLoginPerMin),
   };
-}): NocLimits {
-  let l = perApp.get(deps);
-  if (!l) {
-    const s = deps.settings;
-    l = {
-      appliance: rateLimiter(deps.clock, s.rateAppliancePerMin),
-      localServer: rateLimiter(deps.clock, s.rateLocalServerPerMin),
-      enroll: rateLimiter(deps.clock, s.rateEnrollPerMin),
-      login: rateLimiter(deps.clock, s.rateLoginPerMin),
-    };
-    perApp.set(deps, l);
-  }
-  return l;
 }

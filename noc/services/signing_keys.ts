@@ -6,6 +6,8 @@
  * @module
  */
 import {
+  type Ed25519Key,
+  ed25519KeyObject,
   ed25519PublicOf,
   exportRawPublic,
   importEd25519Seed,
@@ -23,7 +25,7 @@ export interface NocKeys {
   /** The current signing key's id. */
   kid: string;
   /** The current private signing key. */
-  privateKey: CryptoKey;
+  privateKey: Ed25519Key;
   /** Every key appliances should accept, current first. */
   published: PublishedKey[];
 }
@@ -110,7 +112,7 @@ export async function nocKeysFromSeed(
   const hpkePublic = toBase64Url(new Uint8Array(await hpkeKem.serializePublicKey(pair.publicKey)));
   return {
     kid,
-    privateKey,
+    privateKey: ed25519KeyObject(privateKey),
     published,
     atRest,
     hpke: { privateKey: pair.privateKey, publicKey: hpkePublic },

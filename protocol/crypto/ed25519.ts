@@ -60,13 +60,41 @@ export function generateX25519(): Promise<CryptoKeyPair> {
   >;
 }
 
-/** Signs `data` with an Ed25519 private key. */
+/**
+ * An Ed25519 key: a Web Crypto `CryptoKey`, or the runtime's `KeyObject` made from one by
+ * {@link ed25519KeyObject}. Hot paths (the NOC's signing key, appliances' public keys in the
+ * check-in store) hold the `KeyObject`: converting a `CryptoKey` costs about 25 µs, more than an
+ * Ed25519 signature (about 18 µs), and is done on every call otherwise.
+ */
+export type Ed25519Key = CryptoKey | KeyObject;
+
+/** The runtime's `KeyObject` for an Ed25519 `CryptoKey` (make once, sign or verify many times). */
+export function ed25519KeyObject(key: CryptoKey): KeyObject {
+  if (key.algorithm.name !== "Ed25519") {
+    throw new TypeError(`Key "${key.algorithm.name}" is not an Ed25519 key`);
+  }
+  return KeyObject.from(key);
+}
+
+function keyKind(key: Ed25519Key): { ed25519: boolean; type: string } {
+  if (key instanceof KeyObject) {
+    return { ed25519: key.asymmetricKeyType === "ed25519", type: key.type };
+  }
+  return { ed25519: key.algorithm.name === "Ed25519", type: key.type };
+}
+
+function keyObjectOf(key: Ed25519Key): KeyObject {
+  return key instanceof KeyObject ? key : ed25519KeyObject(key);
+}
+
+/** Signs `data` with an Ed25519 private key; throws a `TypeError` for any other key. */
 export async function ed25519Sign(
-  key: CryptoKey,
+  key: Ed25519Key,
   data: Uint8Array<ArrayBuffer>,
 ): Promise<Uint8Array> {
-  if (key.algorithm.name !== "Ed25519" || key.type !== "private") {
-    throw new TypeError(`Key "${key.algorithm.name}" (${key.type}) is not an Ed25519 private key`);
+  const kind = keyKind(key);
+  if (!kind.ed25519 || kind.type !== "private") {
+    throw new TypeError(`Key (${kind.type}) is not an Ed25519 private key`);
   }
   // Synchronous, like ed25519Verify: the same signature (Ed25519 is deterministic), no thread trip.
   return await Promise.resolve(new Uint8Array(nodeSign(null, data, keyObjectOf(key))));
@@ -89,13 +117,14 @@ export function isCanonicalScalar(s: Uint8Array): boolean {
  * Non-canonical signatures (S ≥ L) are refused, which Web Crypto alone may accept.
  */
 export async function ed25519Verify(
-  key: CryptoKey,
+  key: Ed25519Key,
   signature: Uint8Array<ArrayBuffer>,
   data: Uint8Array<ArrayBuffer>,
 ): Promise<boolean> {
   if (signature.length !== 64 || !isCanonicalScalar(signature.subarray(32))) return false;
   // Web Crypto refuses a private key here; node:crypto would derive the public half and accept it.
-  if (key.type !== "public" || key.algorithm.name !== "Ed25519") return false;
+  const kind = keyKind(key);
+  if (kind.type !== "public" || !kind.ed25519) return false;
   try {
     // The runtime's synchronous verify: the same check as Web Crypto's (tests/wycheproof_test.ts),
     // without a trip to a worker thread, which under load cost more than the check itself.
@@ -103,20 +132,6 @@ export async function ed25519Verify(
   } catch {
     return false;
   }
-}
-
-const keyObjects = new WeakMap<CryptoKey, KeyObject>();
-
-function keyObjectOf(key: CryptoKey): KeyObject {
-  let o = keyObjects.get(key);
-  if (!o) {
-    if (key.algorithm.name !== "Ed25519") {
-      throw new Error(`Key "${key.algorithm.name}" is not an Ed25519 key`);
-    }
-    o = KeyObject.from(key);
-    keyObjects.set(key, o);
-  }
-  return o;
 }
 
 // Points of small order (and their non-canonical encodings), sign bit ignored: a key among them

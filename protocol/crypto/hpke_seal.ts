@@ -79,16 +79,21 @@ const spkiPrefix = new Uint8Array([
   0x00,
 ]);
 
-// A catalog wraps many keys to one appliance: its key is parsed once.
-let lastRecipient: { raw: string; key: KeyObject } | null = null;
+/**
+ * A recipient's X25519 public key, parsed once (see {@link x25519Recipient}): a catalog wraps many
+ * content keys to one appliance, and parsing its key costs more than a seal's arithmetic.
+ */
+export interface X25519Recipient {
+  /** The raw public key, 32 bytes (part of the KEM context). */
+  raw: Uint8Array;
+  /** The same key as the runtime's `KeyObject`. */
+  key: KeyObject;
+}
 
-function publicKeyObject(raw: Uint8Array): KeyObject {
+/** Parses a raw 32-byte X25519 public key for {@link hpkeSealBase}; throws when it is not one. */
+export function x25519Recipient(raw: Uint8Array): X25519Recipient {
   if (raw.length !== 32) throw new Error(`X25519 public key is ${raw.length} bytes, not 32`);
-  const id = Buffer.from(raw).toString("hex");
-  if (lastRecipient?.raw === id) return lastRecipient.key;
-  const key = publicKeyFromRaw(raw);
-  lastRecipient = { raw: id, key };
-  return key;
+  return { raw, key: publicKeyFromRaw(raw) };
 }
 
 function publicKeyFromRaw(raw: Uint8Array): KeyObject {
@@ -119,7 +124,7 @@ function freshEphemeral(): { privateKey: KeyObject; publicRaw: Uint8Array } {
  * Throws when the key is not a usable X25519 public key.
  */
 export function hpkeSealBase(
-  recipientPublic: Uint8Array,
+  recipientPublic: Uint8Array | X25519Recipient,
   info: Uint8Array,
   plaintext: Uint8Array,
   ephemeral?: EphemeralKey,
@@ -134,12 +139,13 @@ export function hpkeSealBase(
       publicRaw: ephemeral.publicRaw,
     }
     : freshEphemeral();
-  const dh = new Uint8Array(
-    diffieHellman({ privateKey: e.privateKey, publicKey: publicKeyObject(recipientPublic) }),
-  );
+  const recipient = recipientPublic instanceof Uint8Array
+    ? x25519Recipient(recipientPublic)
+    : recipientPublic;
+  const dh = new Uint8Array(diffieHellman({ privateKey: e.privateKey, publicKey: recipient.key }));
   // RFC 9180 7.1.4: an all-zero shared secret means a low-order public key.
   if (dh.every((b) => b === 0)) throw new Error("X25519 public key is of low order");
-  const kemContext = concat(e.publicRaw, recipientPublic);
+  const kemContext = concat(e.publicRaw, recipient.raw);
   const eaePrk = labeledExtract(kemSuite, new Uint8Array(), "eae_prk", dh);
   const sharedSecret = labeledExpand(kemSuite, eaePrk, "shared_secret", kemContext, 32);
   const empty = new Uint8Array();

@@ -6,7 +6,7 @@
  * @module
  */
 import { contentDigest, DigestError, verifyContentDigest } from "./content_digest.ts";
-import { ed25519Sign, ed25519Verify } from "../crypto/ed25519.ts";
+import { type Ed25519Key, ed25519Sign, ed25519Verify } from "../crypto/ed25519.ts";
 import {
   type InnerList,
   isInnerList,
@@ -126,7 +126,7 @@ export function signatureBase(req: SignableRequest, list: InnerList): string {
 /** What {@link signRequest} needs. */
 export interface SignOptions {
   /** The signer's Ed25519 private key. */
-  privateKey: CryptoKey;
+  privateKey: Ed25519Key;
   /** The key id the verifier looks the public key up by (an appliance's UID). */
   keyid: string;
   /** Signing time, Unix seconds. */
@@ -184,7 +184,7 @@ export interface VerifyPolicy {
   /** Whether a `nonce` parameter is required. */
   requireNonce: boolean;
   /** Returns the public key for `keyid`, or throws a {@link SignatureError}. */
-  resolveKey(keyid: string): Promise<CryptoKey>;
+  resolveKey(keyid: string): Promise<Ed25519Key>;
 }
 
 /** A verified signature's parameters. */

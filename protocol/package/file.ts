@@ -24,6 +24,7 @@ import {
   verifyPackagePrefix,
 } from "./format.ts";
 import type { PublishedKey } from "../keys.ts";
+import type { Ed25519Key } from "../crypto/ed25519.ts";
 
 /** Reads a file from `offset` to its end as a stream of chunks. */
 export async function* readFileFrom(path: string, offset = 0): AsyncGenerator<Uint8Array> {
@@ -58,7 +59,7 @@ export async function buildPackage(options: {
   app: string;
   name: string;
   version: string;
-  signer: { kid: string; privateKey: CryptoKey };
+  signer: { kid: string; privateKey: Ed25519Key };
   out: string;
   now: Date;
   chunkSize?: number;

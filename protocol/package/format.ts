@@ -19,9 +19,14 @@
  */
 import { createHash } from "node:crypto";
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
-import { hpkeSealBase } from "../crypto/hpke_seal.ts";
+import { hpkeSealBase, type X25519Recipient } from "../crypto/hpke_seal.ts";
 import { z } from "zod";
-import { ed25519Sign, ed25519Verify, importEd25519Public } from "../crypto/ed25519.ts";
+import {
+  type Ed25519Key,
+  ed25519Sign,
+  ed25519Verify,
+  importEd25519Public,
+} from "../crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "../util/encoding.ts";
 import { nameSchema } from "../schemas.ts";
 import { blocks, withLast } from "../util/bytes.ts";
@@ -157,7 +162,7 @@ function signedBytes(headerBytes: Uint8Array): Uint8Array<ArrayBuffer> {
 /** Serializes and signs a header; returns the package prefix (everything before the ciphertext). */
 export async function packagePrefix(
   header: PackageHeader,
-  signer: { kid: string; privateKey: CryptoKey },
+  signer: { kid: string; privateKey: Ed25519Key },
 ): Promise<Uint8Array> {
   if (header.kid !== signer.kid) {
     throw new Error(`Header names key "${header.kid}" but "${signer.kid}" signs`);
@@ -343,7 +348,7 @@ function wrapInfo(
  */
 export async function wrapContentKey(
   contentKey: Uint8Array<ArrayBuffer>,
-  recipientPublic: Uint8Array<ArrayBuffer>,
+  recipientPublic: Uint8Array<ArrayBuffer> | X25519Recipient,
   header: Pick<PackageHeader, "app" | "name" | "version" | "ciphertextSha256">,
 ): Promise<string> {
   // Same bytes as hpke.seal (tests/hpke_seal_test.ts), on synchronous primitives: faster.

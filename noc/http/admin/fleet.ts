@@ -2,7 +2,6 @@
 import { Hono } from "hono";
 import { statusDaemon } from "../../jobs/status_daemon.ts";
 import { fleetCounts } from "../../services/appliances.ts";
-import { fleetOverviewCache } from "../../services/fleet_overview.ts";
 import { limitQuery } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
@@ -10,14 +9,13 @@ import type { AppEnv } from "../env.ts";
 
 /** `/v1/admin/fleet`: fleet counts, beats per minute and versions in the field. */
 export function fleetAdminRoutes(deps: AppDeps) {
-  const overview = fleetOverviewCache();
   return new Hono<AppEnv>()
     .get("/", async (c) => {
       const now = deps.clock.now();
       const [row, beats, versions] = await Promise.all([
         fleetCounts(deps.db, now, deps.settings.graceS),
-        overview.beatRate(deps.db, now),
-        overview.versionsInField(deps.db, now),
+        deps.fleetOverview.beatRate(deps.db, now),
+        deps.fleetOverview.versionsInField(deps.db, now),
       ]);
       const [alerts] = await deps.db.sql<{ open: number }>`
         select count(*)::int as open from alerts where resolved_at is null`;
@@ -34,7 +32,6 @@ export function fleetAdminRoutes(deps: AppDeps) {
 
 /** `/v1/admin/sweep`: runs the status daemon now. */
 export function sweepAdminRoutes(deps: AppDeps) {
-  const overview = fleetOverviewCache();
   return new Hono<AppEnv>()
     .post("/", async (c) => {
       const r = await statusDaemon(deps);
@@ -49,7 +46,6 @@ export function sweepAdminRoutes(deps: AppDeps) {
 
 /** `/v1/admin/notices`: the notice outbox, newest first. */
 export function noticeAdminRoutes(deps: AppDeps) {
-  const overview = fleetOverviewCache();
   return new Hono<AppEnv>()
     .get("/", validate("query", limitQuery), async (c) => {
       const { limit } = c.req.valid("query");
@@ -83,7 +79,6 @@ export function noticeAdminRoutes(deps: AppDeps) {
 
 /** `/v1/admin/auth-failures`: refused identities, newest first. */
 export function authFailureAdminRoutes(deps: AppDeps) {
-  const overview = fleetOverviewCache();
   return new Hono<AppEnv>()
     .get("/", validate("query", limitQuery), async (c) => {
       const { limit } = c.req.valid("query");

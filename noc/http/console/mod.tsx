@@ -24,7 +24,6 @@ import {
 } from "../../services/console_sessions.ts";
 import { isHttps } from "../v1/components.ts";
 import { clientAddress } from "../middleware/appliance_auth.ts";
-import { limitsOf } from "../../services/rate_limit.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { timingSafeEqual } from "node:crypto";
 import { bytes, Csrf, css, Layout, liveJs, type PageContext, State, Time } from "./layout.tsx";
@@ -264,7 +263,7 @@ export function consoleRoutes(deps: AppDeps, admin: AdminApp, internalKey: strin
   });
   app.post("/login", async (c) => {
     const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
-    limitsOf(deps).login.take(address, `address ${address}`);
+    deps.limits.login.take(address, `address ${address}`);
     const form = await formOf(c);
     const cookie = getCookie(c, "noc_login");
     const given = new TextEncoder().encode(field(form, "_csrf"));

@@ -13,11 +13,10 @@ import {
   SignatureError,
   verifyRequestSignature,
 } from "../../../protocol/http/signature.ts";
-import { checkinStore } from "../../services/checkins.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { readBody } from "../../../protocol/http/validate.ts";
 import { throttleNotice } from "../../services/notifier.ts";
-import { limitsOf } from "../../services/rate_limit.ts";
+import type { Ed25519Key } from "../../../protocol/crypto/ed25519.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv, ApplianceIdentity } from "../env.ts";
 
@@ -104,7 +103,7 @@ export async function verifySignedRequest(
   deps: AppDeps,
   c: Context,
   body: Uint8Array<ArrayBuffer>,
-  resolveKey: (keyid: string) => Promise<CryptoKey>,
+  resolveKey: (keyid: string) => Promise<Ed25519Key>,
 ): Promise<void> {
   const now = deps.clock.now();
   try {
@@ -130,7 +129,7 @@ export async function verifySignedRequest(
     );
     // Kept well past the signature's validity, so NOC instances with drifting clocks cannot be replayed between.
     const expires = new Date((verified.created + deps.settings.maxSkewS + nonceMarginS) * 1000);
-    const fresh = await checkinStore(deps.db).spendNonce(verified.keyid, verified.nonce!, expires);
+    const fresh = await deps.checkins.spendNonce(verified.keyid, verified.nonce!, expires);
     if (!fresh) {
       throw new SignatureError(
         "replayed_signature",
@@ -158,7 +157,7 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const body = await readBody(c, deps.settings.maxBodyBytes);
     let identity: ApplianceIdentity | undefined;
-    const store = checkinStore(deps.db);
+    const store = deps.checkins;
     await verifySignedRequest(deps, c, body, async (keyid) => {
       const row = await store.findAppliance(keyid);
       if (!row) {
@@ -184,7 +183,7 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
       };
       return await store.publicKey(row.sign_key);
     });
-    limitsOf(deps).appliance.take(identity!.uid, `appliance "${identity!.uid}"`);
+    deps.limits.appliance.take(identity!.uid, `appliance "${identity!.uid}"`);
     c.set("appliance", identity!);
     c.set("body", body);
     await next();

@@ -11,7 +11,6 @@ import { importEd25519Public } from "../../../protocol/crypto/ed25519.ts";
 import { fromBase64Url } from "../../../protocol/util/encoding.ts";
 import { readBody } from "../../../protocol/http/validate.ts";
 import { verifySignedRequest } from "./appliance_auth.ts";
-import { limitsOf } from "../../services/rate_limit.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv, LocalServerIdentity } from "../env.ts";
 
@@ -46,7 +45,7 @@ export function localServerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
       identity = { id: row.id, site: row.site, name: row.name, url: row.url };
       return await importEd25519Public(fromBase64Url(row.sign_key));
     });
-    limitsOf(deps).localServer.take(identity!.id, `local server "${identity!.id}"`);
+    deps.limits.localServer.take(identity!.id, `local server "${identity!.id}"`);
     c.set("localServer", identity!);
     c.set("body", body);
     await next();

@@ -3,7 +3,6 @@ import { Hono } from "hono";
 import { applianceAuth, clientAddress } from "../middleware/appliance_auth.ts";
 import { beatSchema } from "../../../protocol/schemas.ts";
 import { parseJsonBody } from "../../../protocol/http/validate.ts";
-import { checkinStore } from "../../services/checkins.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
@@ -19,7 +18,7 @@ export function beatRoutes(deps: AppDeps) {
     const sentAt = new Date(beat.sentAt);
     // Batched with other appliances' beats: one statement updates the status table, keeps the
     // history and resolves a missed-heartbeat alert.
-    const written = await checkinStore(deps.db).recordBeat({
+    const written = await deps.checkins.recordBeat({
       uid: a.uid,
       receivedAt: now,
       nextDue,

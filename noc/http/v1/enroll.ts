@@ -7,7 +7,6 @@ import { claimEnrollmentToken } from "../../services/enrollment_tokens.ts";
 import { parseJsonBody, readBody } from "../../../protocol/http/validate.ts";
 import { clientAddress, recordIdentityFailure } from "../middleware/appliance_auth.ts";
 import { publishedKeys } from "../../services/publishing.ts";
-import { limitsOf } from "../../services/rate_limit.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
@@ -15,7 +14,7 @@ import type { AppEnv } from "../env.ts";
 export function enrollRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().post("/", async (c) => {
     const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
-    limitsOf(deps).enroll.take(address, `address ${address}`);
+    deps.limits.enroll.take(address, `address ${address}`);
     const input = parseJsonBody(
       c,
       await readBody(c, 16 * 1024),

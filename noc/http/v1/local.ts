@@ -25,7 +25,6 @@ import { bumpCatalogEpoch } from "../../services/catalogs.ts";
 import { applyLocalRecords, siteStage } from "../../services/local_servers.ts";
 import { GrantError, verifyGrant } from "../../../protocol/grants.ts";
 import { throttleNotice } from "../../services/notifier.ts";
-import { limitsOf } from "../../services/rate_limit.ts";
 import { isHttps, type Served, servedBytes } from "./components.ts";
 import { componentAnswer } from "../../../protocol/http/range.ts";
 import type { AppDeps } from "../../services/deps.ts";
@@ -40,7 +39,7 @@ export function localServerRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
     .post("/enroll", async (c) => {
       const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
-      limitsOf(deps).enroll.take(address, `address ${address}`);
+      deps.limits.enroll.take(address, `address ${address}`);
       const input = parseJsonBody(
         c,
         await readBody(c, 16 * 1024),
