@@ -1,35 +1,38 @@
-// deno-lint-ignore-file no-explicit-any
 /**
- * The operator's command line (`deno task noc <command>`): build and publish
- * packages and files, and make release keys.
+ * The operator's command line (`deno task noc <command>`): enrolment tokens, appliances, alerts,
+ * publishing packages and files, assignments, wake-ups, release keys and local component servers,
+ * over the admin API.
  *
  * ```
  * noc package <dir> --app A --name N --version V [--noc URL --token T]
  *     The NOC signs: the payload (gzip tar of <dir>) is streamed to the NOC, which encrypts and signs it.
  * noc package <dir> --app A --name N --version V --key release.key (--noc URL --token T | --out FILE [--noc-key K])
  *     Signed here with an offline release key; the content key travels wrapped to the NOC's X25519 key.
- * noc upload <package file> [--noc URL --token T]    upload a package built with --out (reads <file>.wrapped-key)
- * noc file put <path> --app A --name N --version V [--noc URL --token T]
+ * noc upload <package file>                           upload a package built with --out (reads <file>.wrapped-key)
+ * noc file put <path> --app A --name N --version V
  * noc keygen --out release.key                        make a release key; prints its public half to register
- * noc release-key add <public key> --label L [--noc URL --token T]
- * noc local-servers token --site S [--label L]          a one-time token for a site's local component server
- * noc local-servers [list] [--site S] [--json]          local component servers: state, cache, hit rate
+ * noc release-key add <public key> --label L
+ * noc local-servers token --site S [--label L]        a one-time token for a site's local component server
+ * noc local-servers [list] [--site S]                 local component servers: state, cache, hit rate
  * noc local-servers revoke <id> --reason R
  * noc tokens create [--site S] [--channel C] [--tags a,b] [--label L] [--hours N]
  * noc tokens [list] | tokens revoke <id>
- * noc appliances [list] [--state S] [--site S] [--model M] [--channel C] [--tag T] [--q text] [--limit N]
+ * noc appliances [list] [--state S] [--site S] [--model M] [--channel C] [--tag T] [--q text] [--limit N] [--cursor C]
  * noc appliances show <uid> | appliances revoke <uid> --reason R
  * noc alerts [list] [--status open|resolved|all] | alerts ack <id>
  * noc assign --app A --name N --version V [--kind package|file] [--target all|model=M|site=S|channel=C|tag=T|appliance=UID] [--rollout P]
  * noc wake (--uid U | --site S | --all)
  * ```
  *
- * Every command prints for people; `--json` prints the admin API's answer.
- *
- * `--noc` and `--token` default to NOC_URL and NOC_TOKEN.
+ * Every command prints for people; `--json` prints the admin API's answer. `--noc` and `--token`
+ * default to NOC_URL and NOC_TOKEN. Flags go anywhere on the line; `--help` (or `-h`) after any
+ * command prints its usage. A usage error (unknown command or flag, missing value, bad local input)
+ * exits 64; a failure (the NOC refused, unreachable) exits 1.
  *
  * @module
  */
+import type { ParseArgsOptionsConfig } from "node:util";
+import { z } from "zod";
 import { createTar, gzip } from "../protocol/package/tar.ts";
 import { buildPackage } from "../protocol/package/file.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
@@ -37,8 +40,9 @@ import { readPackagePrefix } from "../protocol/package/file.ts";
 import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
 import { keyId, newSeed } from "../protocol/keys.ts";
+import { onlyFlags, parseCommandLine, UsageError, usageExitCode } from "../protocol/util/args.ts";
 
-/** A command-line failure: printed without a stack, exit code 1 (2 for usage). */
+/** A command-line failure: printed without a stack, with its exit code (1 unless given). */
 export class CliError extends Error {
   /** Creates an error with an exit code. */
   constructor(message: string, readonly code = 1) {
@@ -46,47 +50,254 @@ export class CliError extends Error {
   }
 }
 
-interface Parsed {
-  positional: string[];
-  flags: Map<string, string | true>;
+/** Every flag the CLI knows, with what it takes and what it means (usage text). */
+const flagSpecs = {
+  noc: { type: "string", arg: "<url>", about: "NOC base URL (default NOC_URL)" },
+  token: { type: "string", arg: "<token>", about: "admin token (default NOC_TOKEN)" },
+  json: { type: "boolean", arg: "", about: "print the admin API's JSON answer" },
+  app: { type: "string", arg: "<app>", about: "application" },
+  name: { type: "string", arg: "<name>", about: "component name" },
+  version: { type: "string", arg: "<version>", about: "component version" },
+  key: { type: "string", arg: "<file>", about: "sign here with this offline release key" },
+  out: { type: "string", arg: "<file>", about: "write the package (and <file>.wrapped-key)" },
+  "noc-key": {
+    type: "string",
+    arg: "<key>",
+    about: "the NOC's X25519 public key (default: GET /v1/keys)",
+  },
+  label: { type: "string", arg: "<text>", about: "label shown on the NOC" },
+  site: { type: "string", arg: "<site>", about: "site" },
+  channel: { type: "string", arg: "<channel>", about: "channel" },
+  tags: { type: "string", arg: "<a,b>", about: "tags, comma-separated" },
+  hours: { type: "string", arg: "<n>", about: "hours the token lives" },
+  state: { type: "string", arg: "<state>", about: "ok, late, missing or revoked" },
+  model: { type: "string", arg: "<model>", about: "model" },
+  tag: { type: "string", arg: "<tag>", about: "tag" },
+  q: { type: "string", arg: "<text>", about: "host name or UID contains" },
+  limit: { type: "string", arg: "<n>", about: "page size" },
+  cursor: { type: "string", arg: "<cursor>", about: "next page (printed after a full page)" },
+  status: { type: "string", arg: "<status>", about: "open (default), resolved or all" },
+  reason: { type: "string", arg: "<text>", about: "why (recorded)" },
+  kind: { type: "string", arg: "<kind>", about: "package (default) or file" },
+  target: {
+    type: "string",
+    arg: "<target>",
+    about: "all (default) or model=M, site=S, channel=C, tag=T, appliance=UID",
+  },
+  rollout: { type: "string", arg: "<percent>", about: "rollout percentage (default 100)" },
+  uid: { type: "string", arg: "<uid>", about: "one appliance" },
+  all: { type: "boolean", arg: "", about: "every appliance" },
+} as const;
+
+type FlagName = keyof typeof flagSpecs;
+
+const cliOptions = Object.fromEntries(
+  Object.entries(flagSpecs).map(([name, s]) => [name, { type: s.type }]),
+) as { [K in FlagName]: { type: (typeof flagSpecs)[K]["type"] } } satisfies ParseArgsOptionsConfig;
+
+/** The parsed flags. */
+type Flags = ReturnType<typeof parseCli>["values"];
+
+function parseCli(args: readonly string[]) {
+  return parseCommandLine(args, cliOptions, { positionals: true });
 }
 
-function parse(args: string[]): Parsed {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a.startsWith("--")) {
-      const next = args[i + 1];
-      if (next !== undefined && !next.startsWith("--")) {
-        flags.set(a.slice(2), next);
-        i++;
-      } else flags.set(a.slice(2), true);
-    } else positional.push(a);
+/** One form of a command: `noc <command> [<sub>] <args…> [flags]`. */
+interface Form {
+  /** Positional words after the command (and subcommand), e.g. `<uid>`. */
+  args: readonly string[];
+  /** Flags it takes (`--noc`/`--token` are added to forms that call the NOC). */
+  flags: readonly FlagName[];
+  /** Whether it calls the admin API. */
+  api: boolean;
+  /** One line on what it does. */
+  about: string;
+}
+
+interface Command {
+  /** Subcommands; `""` for a command that has none. */
+  forms: Record<string, Form>;
+  /** The subcommand when none is given. */
+  default?: string;
+}
+
+const form = (
+  args: readonly string[],
+  flags: readonly FlagName[],
+  about: string,
+  api = true,
+): Form => ({ args, flags, about, api });
+
+const commands: Record<string, Command> = {
+  tokens: {
+    default: "list",
+    forms: {
+      list: form([], ["json"], "list enrolment tokens"),
+      create: form(
+        [],
+        ["site", "channel", "tags", "label", "hours", "json"],
+        "a one-time enrolment token for an appliance",
+      ),
+      revoke: form(["<id>"], ["json"], "revoke an unused token"),
+    },
+  },
+  appliances: {
+    default: "list",
+    forms: {
+      list: form(
+        [],
+        ["state", "site", "model", "channel", "tag", "q", "limit", "cursor", "json"],
+        "list appliances",
+      ),
+      show: form(["<uid>"], ["json"], "one appliance and what it runs"),
+      revoke: form(["<uid>"], ["reason", "json"], "revoke an appliance's identity"),
+    },
+  },
+  alerts: {
+    default: "list",
+    forms: {
+      list: form([], ["status", "json"], "list alerts"),
+      ack: form(["<id>"], ["json"], "acknowledge an alert"),
+    },
+  },
+  package: {
+    forms: {
+      "": form(
+        ["<dir>"],
+        ["app", "name", "version", "key", "out", "noc-key"],
+        "publish <dir> (it holds an executable install program) as a package",
+      ),
+    },
+  },
+  upload: {
+    forms: { "": form(["<package file>"], [], "upload a package built with --out") },
+  },
+  file: {
+    forms: { put: form(["<path>"], ["app", "name", "version"], "publish a file") },
+  },
+  assign: {
+    forms: {
+      "": form(
+        [],
+        ["app", "name", "version", "kind", "target", "rollout", "json"],
+        "assign a component version to appliances",
+      ),
+    },
+  },
+  wake: {
+    forms: { "": form([], ["uid", "site", "all", "json"], "wake appliances now") },
+  },
+  keygen: {
+    forms: { "": form([], ["out"], "make an offline release key", false) },
+  },
+  "release-key": {
+    forms: { add: form(["<public key>"], ["label"], "register a release key's public half") },
+  },
+  "local-servers": {
+    default: "list",
+    forms: {
+      list: form([], ["site", "json"], "local component servers: state, cache, hit rate"),
+      token: form([], ["site", "label", "json"], "a one-time token for a site's local server"),
+      revoke: form(["<id>"], ["reason"], "revoke a local component server"),
+    },
+  },
+};
+
+function flagsOf(f: Form): FlagName[] {
+  return [...f.flags, ...(f.api ? ["noc", "token"] as const : [])];
+}
+
+function formLine(command: string, sub: string, f: Form, isDefault: boolean): string {
+  const s = sub === "" ? "" : isDefault ? ` [${sub}]` : ` ${sub}`;
+  return `noc ${command}${s}${f.args.map((a) => ` ${a}`).join("")}`;
+}
+
+function flagLines(names: readonly FlagName[]): string[] {
+  const all = [...new Set(names)].map((n): [string, string] => {
+    const s = flagSpecs[n];
+    return [`--${n}${s.arg ? ` ${s.arg}` : ""}`, s.about];
+  });
+  all.push(["-h, --help", "this help"]);
+  const width = Math.max(...all.map(([l]) => l.length));
+  return all.map(([l, a]) => `  ${l.padEnd(width)}  ${a}`);
+}
+
+/** The usage of `command`, or of the whole CLI: every form and every flag it takes. */
+export function usage(command?: string): string {
+  const names = command === undefined ? Object.keys(commands) : [command];
+  const rows: Array<[string, string, readonly FlagName[]]> = [];
+  const flags: FlagName[] = [];
+  for (const name of names) {
+    const c = commands[name]!;
+    for (const [sub, f] of Object.entries(c.forms)) {
+      rows.push([formLine(name, sub, f, sub === c.default), f.about, f.flags]);
+      flags.push(...flagsOf(f));
+    }
   }
-  return { positional, flags };
+  const width = Math.max(...rows.map(([l]) => l.length));
+  const pad = " ".repeat(width + 4);
+  const subs = command === undefined ? [] : Object.keys(commands[command]!.forms);
+  const head = command === undefined
+    ? "Usage: noc <command> [flags]   (deno task noc -- <command> [flags])"
+    : `Usage: noc ${command}${subs[0] === "" ? "" : ` <${subs.join("|")}>`} [flags]`;
+  return [
+    head,
+    "",
+    "Commands:",
+    ...rows.flatMap(([l, a, f]) => [
+      `  ${l.padEnd(width)}  ${a}`,
+      ...(f.length ? [`${pad}${f.map((n) => `--${n}`).join(" ")}`] : []),
+    ]),
+    "",
+    "Flags (anywhere on the line):",
+    ...flagLines(flags.sort()),
+    "",
+    "Prints for people; --json prints the admin API's answer. Usage errors exit 64, failures 1.",
+    ...(command === undefined ? ['Run "noc <command> --help" for one command\'s usage.'] : []),
+  ].join("\n");
 }
 
-function flag(p: Parsed, name: string, env?: string): string | undefined {
-  const v = p.flags.get(name);
-  if (v === true) throw new CliError(`--${name} needs a value`, 2);
-  return v ?? (env ? Deno.env.get(env) : undefined);
+type StringFlag = { [K in FlagName]: (typeof flagSpecs)[K]["type"] extends "string" ? K : never }[
+  FlagName
+];
+
+/** What a command runs with: its flags and its positional words. */
+interface Ctx {
+  flags: Flags;
+  words: readonly string[];
 }
 
-function need(p: Parsed, name: string, env?: string): string {
-  const v = flag(p, name, env);
-  if (v === undefined) throw new CliError(`--${name} is required${env ? ` (or ${env})` : ""}`, 2);
+function flag(ctx: Ctx, name: StringFlag, env?: string): string | undefined {
+  const v = ctx.flags[name] || undefined;
+  return v ?? (env ? Deno.env.get(env) || undefined : undefined);
+}
+
+function need(ctx: Ctx, name: StringFlag, env?: string): string {
+  const v = flag(ctx, name, env);
+  if (v === undefined) throw new UsageError(`--${name} is required${env ? ` (or ${env})` : ""}`);
   return v;
 }
 
+function count(ctx: Ctx, name: StringFlag, min: number, max: number): number | undefined {
+  const v = flag(ctx, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be a number from ${min} to ${max}, not "${v}"`);
+  }
+  return n;
+}
+
+const errorBody = z.object({ message: z.string() });
+
 async function call(
-  p: Parsed,
+  ctx: Ctx,
   method: string,
   path: string,
   init: RequestInit = {},
 ): Promise<unknown> {
-  const noc = need(p, "noc", "NOC_URL").replace(/\/$/, "");
-  const token = need(p, "token", "NOC_TOKEN");
+  const noc = need(ctx, "noc", "NOC_URL").replace(/\/$/, "");
+  const token = need(ctx, "token", "NOC_TOKEN");
   const headers = new Headers(init.headers);
   headers.set("authorization", `Bearer ${token}`);
   const res = await fetch(`${noc}${path}`, { ...init, method, headers });
@@ -96,21 +307,131 @@ async function call(
     body = JSON.parse(text);
   } catch { /* keep text */ }
   if (!res.ok) {
-    const e = body as { error?: string; message?: string };
-    throw new CliError(`NOC answered ${res.status}: ${e.message ?? text.slice(0, 300)}`);
+    const e = errorBody.safeParse(body);
+    throw new CliError(
+      `NOC answered ${res.status}: ${e.success ? e.data.message : text.slice(0, 300)}`,
+    );
   }
   return body;
 }
 
+function postJson(ctx: Ctx, path: string, body: unknown): Promise<unknown> {
+  return call(ctx, "POST", path, {
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** `body` as `schema` says the admin API answers; a different answer is a clear failure. */
+function read<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  throw new CliError(
+    `The NOC's answer is not what this CLI expects: "${issue.path.join(".")}" ${issue.message}`,
+  );
+}
+
+const json = (v: unknown) => JSON.stringify(v, null, 2);
+
+// What the CLI reads of the admin API's answers (other fields pass through --json untouched).
+const idSchema = z.union([z.string(), z.number()]);
+const nullableText = z.string().nullish();
+const tokenCreated = z.object({
+  token: z.string(),
+  expiresAt: z.string(),
+  site: nullableText,
+});
+const tokenList = z.object({
+  items: z.array(z.object({
+    id: idSchema,
+    purpose: z.string(),
+    status: z.string(),
+    site: nullableText,
+    label: nullableText,
+    expiresAt: z.string(),
+  })),
+});
+const applianceSummary = z.object({
+  uid: z.string(),
+  hostname: z.string(),
+  state: z.string(),
+  model: z.string(),
+  site: nullableText,
+  channel: z.string(),
+  tags: z.array(z.string()),
+  lastBeatAt: nullableText,
+  nextDueAt: z.string(),
+  agentVersion: nullableText,
+  revokedAt: nullableText,
+  revokedReason: nullableText,
+});
+const applianceList = z.object({
+  items: z.array(applianceSummary),
+  nextCursor: nullableText,
+});
+const applianceDetail = applianceSummary.extend({
+  lastReport: z.object({
+    components: z.array(z.object({
+      kind: z.string(),
+      app: z.string(),
+      name: z.string(),
+      version: z.string(),
+    })).nullish(),
+  }).nullish(),
+});
+const alertList = z.object({
+  items: z.array(z.object({
+    id: idSchema,
+    kind: z.string(),
+    uid: nullableText,
+    hostname: nullableText,
+    openedAt: z.string(),
+    acknowledgedAt: nullableText,
+    acknowledgedBy: nullableText,
+    resolvedAt: nullableText,
+  })),
+});
+const assignment = z.object({
+  id: idSchema,
+  kind: z.string(),
+  app: z.string(),
+  name: z.string(),
+  version: z.string(),
+  rolloutPercent: z.number(),
+});
+const nocKeys = z.object({ encryptionKey: z.string() });
+const localServerList = z.object({
+  items: z.array(z.object({
+    id: z.string(),
+    site: z.string(),
+    name: z.string(),
+    url: z.string(),
+    state: z.string(),
+    lastContactAt: nullableText,
+    cache: z.object({
+      bytes: z.number(),
+      limit: z.number(),
+      entries: z.number(),
+      staged: z.number(),
+    }),
+    hits: z.number(),
+    misses: z.number(),
+    hitRate: z.number().nullable(),
+    pendingRecords: z.number(),
+    problems: z.array(z.unknown()),
+  })),
+});
+
 async function isDir(path: string): Promise<void> {
   const info = await Deno.stat(path).catch(() => null);
-  if (!info?.isDirectory) throw new CliError(`"${path}" is not a folder`, 2);
+  if (!info?.isDirectory) throw new UsageError(`"${path}" is not a folder`);
   const install = await Deno.stat(`${path}/install`).catch(() => null);
   if (!install?.isFile) {
-    throw new CliError(`"${path}" has no install program (a file named "install")`, 2);
+    throw new UsageError(`"${path}" has no install program (a file named "install")`);
   }
   if (install.mode !== null && (install.mode & 0o111) === 0) {
-    throw new CliError(`"${path}/install" is not executable (chmod +x it)`, 2);
+    throw new UsageError(`"${path}/install" is not executable (chmod +x it)`);
   }
 }
 
@@ -122,367 +443,354 @@ async function releaseKey(
   return { kid: await keyId(raw), privateKey, publicKey: toBase64Url(raw) };
 }
 
-async function nocEncryptionKey(p: Parsed): Promise<string> {
-  const given = flag(p, "noc-key");
-  if (given) return given;
-  const keys = await call(p, "GET", "/v1/keys") as { encryptionKey: string };
-  return keys.encryptionKey;
+async function nocEncryptionKey(ctx: Ctx): Promise<string> {
+  return flag(ctx, "noc-key") ?? read(nocKeys, await call(ctx, "GET", "/v1/keys")).encryptionKey;
 }
 
-async function uploadPackageFile(p: Parsed, file: string, wrapped: string): Promise<unknown> {
+async function uploadPackageFile(ctx: Ctx, file: string, wrapped: string): Promise<unknown> {
   using f = await Deno.open(file, { read: true });
-  return await call(p, "POST", "/v1/admin/packages", {
+  return await call(ctx, "POST", "/v1/admin/packages", {
     headers: { "content-type": "application/vnd.noc-package", "x-noc-wrapped-key": wrapped },
     body: f.readable,
   });
 }
 
-interface LocalServerListing {
-  id: string;
-  site: string;
-  name: string;
-  url: string;
-  state: string;
-  lastContactAt: string | null;
-  cache: { bytes: number; limit: number; entries: number; staged: number };
-  hits: number;
-  misses: number;
-  hitRate: number | null;
-  pendingRecords: number;
-  problems: unknown[];
-}
-
-function postJson(p: Parsed, path: string, body: unknown): Promise<unknown> {
-  return call(p, "POST", path, {
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-}
-
 /** Aligned columns for people. */
-function table(head: string[], rows: unknown[][]): string {
+function table(head: string[], rows: Array<Array<string | number>>): string {
   if (rows.length === 0) return "(none)";
   const cells = [head, ...rows.map((r) => r.map((v) => String(v)))];
   const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
   return cells.map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
 
-/** Runs the CLI with `args`; returns what to print. */
-export async function runCli(args: string[]): Promise<string> {
-  const p = parse(args);
-  const [command, ...rest] = p.positional;
-  switch (command) {
-    case "package": {
-      const dir = rest[0];
-      if (!dir) throw new CliError("Usage: noc package <dir> --app A --name N --version V", 2);
-      await isDir(dir);
-      const ref = { app: need(p, "app"), name: need(p, "name"), version: need(p, "version") };
-      const keyFile = flag(p, "key");
-      if (!keyFile) {
-        if (flag(p, "out")) {
-          throw new CliError("--out needs --key: only a release key can sign away from the NOC", 2);
-        }
-        const q = new URLSearchParams(ref).toString();
-        const body = ReadableStream.from(gzip(createTar(dir)));
-        return JSON.stringify(
-          await call(p, "POST", `/v1/admin/packages?${q}`, {
-            headers: { "content-type": "application/gzip" },
-            body,
-          }),
-          null,
-          2,
-        );
+const seg = (v: string) => encodeURIComponent(v);
+
+/** What each command (and subcommand) does; returns what to print. */
+const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
+  async package(ctx) {
+    const dir = ctx.words[0]!;
+    await isDir(dir);
+    const ref = { app: need(ctx, "app"), name: need(ctx, "name"), version: need(ctx, "version") };
+    const keyFile = flag(ctx, "key");
+    const outFile = flag(ctx, "out");
+    if (!keyFile) {
+      if (outFile) {
+        throw new UsageError("--out needs --key: only a release key can sign away from the NOC");
       }
-      const signer = await releaseKey(keyFile);
-      const out = flag(p, "out") ?? await Deno.makeTempFile({ suffix: ".nocpkg" });
-      const built = await buildPackage({
-        plaintext: gzip(createTar(dir)),
-        ...ref,
-        signer,
-        out,
-        now: new Date(),
-      });
-      const wrapped = await wrapContentKey(
-        built.contentKey,
-        fromBase64Url(await nocEncryptionKey(p)),
-        built.header,
-      );
-      built.contentKey.fill(0);
-      if (flag(p, "out")) {
-        await Deno.writeTextFile(`${out}.wrapped-key`, wrapped + "\n", { mode: 0o600 });
-        return `Wrote ${out} (${built.fileSize} bytes, signed by ${signer.kid}) and ${out}.wrapped-key`;
-      }
-      try {
-        return JSON.stringify(await uploadPackageFile(p, out, wrapped), null, 2);
-      } finally {
-        await Deno.remove(out).catch(() => {});
-      }
-    }
-    case "upload": {
-      const file = rest[0];
-      if (!file) throw new CliError("Usage: noc upload <package file>", 2);
-      await readPackagePrefix(file);
-      const wrapped = (await Deno.readTextFile(`${file}.wrapped-key`)).trim();
-      return JSON.stringify(await uploadPackageFile(p, file, wrapped), null, 2);
-    }
-    case "file": {
-      const [sub, path] = rest;
-      if (sub !== "put" || !path) {
-        throw new CliError("Usage: noc file put <path> --app A --name N --version V", 2);
-      }
-      const q = new URLSearchParams({
-        app: need(p, "app"),
-        name: need(p, "name"),
-        version: need(p, "version"),
-      });
-      using f = await Deno.open(path, { read: true });
-      return JSON.stringify(
-        await call(p, "POST", `/v1/admin/files?${q}`, {
-          headers: { "content-type": "application/octet-stream" },
-          body: f.readable,
+      const q = new URLSearchParams(ref).toString();
+      return json(
+        await call(ctx, "POST", `/v1/admin/packages?${q}`, {
+          headers: { "content-type": "application/gzip" },
+          body: ReadableStream.from(gzip(createTar(dir))),
         }),
-        null,
-        2,
       );
     }
-    case "keygen": {
-      const out = need(p, "out");
-      const seed = newSeed();
-      await Deno.writeTextFile(out, seed + "\n", { mode: 0o600, createNew: true });
-      const k = await releaseKey(out);
-      return `Wrote ${out} (keep it offline). Key id ${k.kid}; register its public half with:\n` +
-        `  deno task noc release-key add ${k.publicKey} --label "<who holds it>"`;
+    const signer = await releaseKey(keyFile);
+    const out = outFile ?? await Deno.makeTempFile({ suffix: ".nocpkg" });
+    const built = await buildPackage({
+      plaintext: gzip(createTar(dir)),
+      ...ref,
+      signer,
+      out,
+      now: new Date(),
+    });
+    const wrapped = await wrapContentKey(
+      built.contentKey,
+      fromBase64Url(await nocEncryptionKey(ctx)),
+      built.header,
+    );
+    built.contentKey.fill(0);
+    if (outFile) {
+      await Deno.writeTextFile(`${out}.wrapped-key`, wrapped + "\n", { mode: 0o600 });
+      return `Wrote ${out} (${built.fileSize} bytes, signed by ${signer.kid}) and ${out}.wrapped-key`;
     }
-    case "release-key": {
-      const [sub, publicKey] = rest;
-      if (sub !== "add" || !publicKey) {
-        throw new CliError("Usage: noc release-key add <public key> --label L", 2);
-      }
-      return JSON.stringify(
-        await call(p, "POST", "/v1/admin/release-keys", {
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ publicKey, label: need(p, "label") }),
-        }),
-        null,
-        2,
+    try {
+      return json(await uploadPackageFile(ctx, out, wrapped));
+    } finally {
+      await Deno.remove(out).catch(() => {});
+    }
+  },
+
+  async upload(ctx) {
+    const file = ctx.words[0]!;
+    await readPackagePrefix(file);
+    const wrapped = (await Deno.readTextFile(`${file}.wrapped-key`)).trim();
+    return json(await uploadPackageFile(ctx, file, wrapped));
+  },
+
+  async "file put"(ctx) {
+    const q = new URLSearchParams({
+      app: need(ctx, "app"),
+      name: need(ctx, "name"),
+      version: need(ctx, "version"),
+    });
+    using f = await Deno.open(ctx.words[0]!, { read: true });
+    return json(
+      await call(ctx, "POST", `/v1/admin/files?${q}`, {
+        headers: { "content-type": "application/octet-stream" },
+        body: f.readable,
+      }),
+    );
+  },
+
+  async keygen(ctx) {
+    const out = need(ctx, "out");
+    await Deno.writeTextFile(out, newSeed() + "\n", { mode: 0o600, createNew: true });
+    const k = await releaseKey(out);
+    return `Wrote ${out} (keep it offline). Key id ${k.kid}; register its public half with:\n` +
+      `  deno task noc release-key add ${k.publicKey} --label "<who holds it>"`;
+  },
+
+  async "release-key add"(ctx) {
+    return json(
+      await postJson(ctx, "/v1/admin/release-keys", {
+        publicKey: ctx.words[0],
+        label: need(ctx, "label"),
+      }),
+    );
+  },
+
+  async "tokens create"(ctx) {
+    const tags = flag(ctx, "tags")?.split(",").map((t) => t.trim()).filter(Boolean);
+    const hours = count(ctx, "hours", 1 / 60, 24 * 366);
+    const site = flag(ctx, "site"), channel = flag(ctx, "channel"), label = flag(ctx, "label");
+    const body = await postJson(ctx, "/v1/admin/enrollment-tokens", {
+      ...(site ? { site } : {}),
+      ...(channel ? { channel } : {}),
+      ...(label ? { label } : {}),
+      ...(tags?.length ? { tags } : {}),
+      ...(hours !== undefined ? { ttlS: Math.round(hours * 3600) } : {}),
+    });
+    if (ctx.flags.json) return json(body);
+    const t = read(tokenCreated, body);
+    return `Enrolment token (single use, expires ${t.expiresAt}):\n  ${t.token}\n` +
+      `Enrol an appliance with:\n  noc-agent enroll --noc <this NOC's URL> --token ${t.token}`;
+  },
+
+  async "tokens revoke"(ctx) {
+    const id = ctx.words[0]!;
+    const t = await call(ctx, "DELETE", `/v1/admin/enrollment-tokens/${seg(id)}`);
+    return ctx.flags.json ? json(t) : `Token ${id} revoked`;
+  },
+
+  async "tokens list"(ctx) {
+    const body = await call(ctx, "GET", "/v1/admin/enrollment-tokens");
+    if (ctx.flags.json) return json(body);
+    return table(
+      ["id", "for", "status", "site", "label", "expires"],
+      read(tokenList, body).items.map((t) => [
+        t.id,
+        t.purpose,
+        t.status,
+        t.site ?? "",
+        t.label ?? "",
+        t.expiresAt,
+      ]),
+    );
+  },
+
+  async "appliances show"(ctx) {
+    const uid = ctx.words[0]!;
+    const body = await call(ctx, "GET", `/v1/admin/appliances/${seg(uid)}?history=0`);
+    if (ctx.flags.json) return json(body);
+    const a = read(applianceDetail, body);
+    const comps = (a.lastReport?.components ?? []).map((c) =>
+      `  ${c.kind} ${c.app}/${c.name}@${c.version}`
+    );
+    return [
+      `${a.hostname} (${a.uid}): ${a.state}`,
+      `  model ${a.model}, site ${a.site ?? "none"}, channel ${a.channel}, tags ${
+        a.tags.join(",") || "none"
+      }`,
+      `  last beat ${a.lastBeatAt ?? "never"}, next due ${a.nextDueAt}, agent ${
+        a.agentVersion ?? "?"
+      }`,
+      ...(a.revokedAt ? [`  revoked ${a.revokedAt}: ${a.revokedReason ?? ""}`] : []),
+      `running:`,
+      ...(comps.length ? comps : ["  nothing reported"]),
+    ].join("\n");
+  },
+
+  async "appliances revoke"(ctx) {
+    const uid = ctx.words[0]!;
+    const a = await postJson(ctx, `/v1/admin/appliances/${seg(uid)}/revoke`, {
+      reason: need(ctx, "reason"),
+    });
+    return ctx.flags.json ? json(a) : `Appliance ${uid} revoked`;
+  },
+
+  async "appliances list"(ctx) {
+    const q = new URLSearchParams();
+    for (const f of ["state", "site", "model", "channel", "tag", "q", "limit", "cursor"] as const) {
+      const v = flag(ctx, f);
+      if (v) q.set(f, v);
+    }
+    const body = await call(ctx, "GET", `/v1/admin/appliances?${q}`);
+    if (ctx.flags.json) return json(body);
+    const r = read(applianceList, body);
+    return table(
+      ["host name", "state", "model", "site", "last beat", "uid"],
+      r.items.map((a) => [
+        a.hostname,
+        a.state,
+        a.model,
+        a.site ?? "",
+        a.lastBeatAt ?? "never",
+        a.uid,
+      ]),
+    ) + (r.nextCursor ? `\n(more: --cursor ${r.nextCursor})` : "");
+  },
+
+  async "alerts ack"(ctx) {
+    const id = ctx.words[0]!;
+    const a = await call(ctx, "POST", `/v1/admin/alerts/${seg(id)}/ack`);
+    return ctx.flags.json ? json(a) : `Alert ${id} acknowledged`;
+  },
+
+  async "alerts list"(ctx) {
+    const status = flag(ctx, "status") ?? "open";
+    const body = await call(ctx, "GET", `/v1/admin/alerts?status=${seg(status)}`);
+    if (ctx.flags.json) return json(body);
+    return table(
+      ["id", "kind", "appliance", "opened", "acknowledged", "resolved"],
+      read(alertList, body).items.map((a) => [
+        a.id,
+        a.kind,
+        a.hostname ?? a.uid ?? "",
+        a.openedAt,
+        a.acknowledgedAt ? `by ${a.acknowledgedBy ?? "?"}` : "",
+        a.resolvedAt ?? "",
+      ]),
+    );
+  },
+
+  async assign(ctx) {
+    const target = flag(ctx, "target") ?? "all";
+    const m = /^(model|site|channel|tag|appliance)=(.+)$/.exec(target);
+    if (target !== "all" && !m) {
+      throw new UsageError(
+        `--target must be all or <model|site|channel|tag|appliance>=<value>, not "${target}"`,
       );
     }
-    case "tokens": {
-      const [sub = "list", id] = rest;
-      if (sub === "create") {
-        const tags = flag(p, "tags")?.split(",").map((t) => t.trim()).filter(Boolean);
-        const body = {
-          ...(flag(p, "site") ? { site: flag(p, "site") } : {}),
-          ...(flag(p, "channel") ? { channel: flag(p, "channel") } : {}),
-          ...(flag(p, "label") ? { label: flag(p, "label") } : {}),
-          ...(tags?.length ? { tags } : {}),
-          ...(flag(p, "hours") ? { ttlS: Number(flag(p, "hours")) * 3600 } : {}),
-        };
-        const t = await postJson(p, "/v1/admin/enrollment-tokens", body) as Record<string, any>;
-        if (p.flags.has("json")) return JSON.stringify(t, null, 2);
-        return `Enrolment token (single use, expires ${t.expiresAt}):\n  ${t.token}\n` +
-          `Enrol an appliance with:\n  noc-agent enroll --noc <this NOC's URL> --token ${t.token}`;
-      }
-      if (sub === "revoke") {
-        if (!id) throw new CliError("Usage: noc tokens revoke <id>", 2);
-        const t = await call(p, "DELETE", `/v1/admin/enrollment-tokens/${encodeURIComponent(id)}`);
-        return p.flags.has("json") ? JSON.stringify(t, null, 2) : `Token ${id} revoked`;
-      }
-      if (sub !== "list") throw new CliError("Usage: noc tokens [list|create|revoke] …", 2);
-      const r = await call(p, "GET", "/v1/admin/enrollment-tokens") as { items: any[] };
-      if (p.flags.has("json")) return JSON.stringify(r, null, 2);
-      return table(
-        ["id", "for", "status", "site", "label", "expires"],
-        r.items.map((t) => [
-          t.id,
-          t.purpose,
-          t.status,
-          t.site ?? "",
-          t.label ?? "",
-          t.expiresAt,
-        ]),
-      );
+    const body = await postJson(ctx, "/v1/admin/assignments", {
+      kind: flag(ctx, "kind") ?? "package",
+      app: need(ctx, "app"),
+      name: need(ctx, "name"),
+      version: need(ctx, "version"),
+      target: m ? { type: m[1], value: m[2] } : { type: "all" },
+      rolloutPercent: count(ctx, "rollout", 0, 100) ?? 100,
+    });
+    if (ctx.flags.json) return json(body);
+    const a = read(assignment, body);
+    return `Assignment ${a.id}: ${a.kind} ${a.app}/${a.name}@${a.version} to ${target}, rollout ${a.rolloutPercent}%`;
+  },
+
+  async wake(ctx) {
+    const uid = flag(ctx, "uid"), site = flag(ctx, "site");
+    const given = [uid, site, ctx.flags.all].filter((v) => v !== undefined && v !== false);
+    if (given.length !== 1) throw new UsageError("wake needs one of --uid U, --site S or --all");
+    const body = uid ? { uid } : site ? { site } : { all: true };
+    const r = await postJson(ctx, "/v1/admin/wake", body);
+    return ctx.flags.json ? json(r) : `Woken: ${JSON.stringify(body)}`;
+  },
+
+  async "local-servers token"(ctx) {
+    const label = flag(ctx, "label");
+    const body = await postJson(ctx, "/v1/admin/enrollment-tokens", {
+      purpose: "local-server",
+      site: need(ctx, "site"),
+      ...(label ? { label } : {}),
+    });
+    if (ctx.flags.json) return json(body);
+    const t = read(tokenCreated, body);
+    const site = t.site ?? need(ctx, "site");
+    return `Local server token for site "${site}" (single use, expires ${t.expiresAt}):\n` +
+      `  ${t.token}\n` +
+      `Start the site's server with:\n  deno task local -- --upstream <this NOC's URL> --site ${site} --token ${t.token}`;
+  },
+
+  async "local-servers revoke"(ctx) {
+    return json(
+      await postJson(ctx, `/v1/admin/local-servers/${seg(ctx.words[0]!)}/revoke`, {
+        reason: need(ctx, "reason"),
+      }),
+    );
+  },
+
+  async "local-servers list"(ctx) {
+    const site = flag(ctx, "site");
+    const body = await call(
+      ctx,
+      "GET",
+      `/v1/admin/local-servers${site ? `?site=${seg(site)}` : ""}`,
+    );
+    if (ctx.flags.json) return json(body);
+    const r = read(localServerList, body);
+    if (r.items.length === 0) return "No local component servers.";
+    const mib = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MiB`;
+    return r.items.map((s) =>
+      [
+        `${s.site}\t${s.name}\t${s.state}\t${s.url}`,
+        `  id ${s.id}, last contact ${s.lastContactAt ?? "never"}`,
+        `  cache ${mib(s.cache.bytes)} of ${
+          mib(s.cache.limit)
+        }, ${s.cache.entries} held, ${s.cache.staged} staged`,
+        `  hit rate ${
+          s.hitRate === null ? "-" : `${Math.round(s.hitRate * 100)}%`
+        } (${s.hits} hits, ${s.misses} misses), ` +
+        `${s.pendingRecords} records pending, ${s.problems.length} problems`,
+      ].join("\n")
+    ).join("\n");
+  },
+};
+
+/**
+ * Runs the CLI with `args`; returns what to print (the usage, for `--help`). Throws
+ * {@link UsageError} for a usage error (exit 64) and {@link CliError} for a failure.
+ */
+export async function runCli(args: readonly string[]): Promise<string> {
+  const { values: flags, positionals } = parseCli(args);
+  const [command, ...rest] = positionals;
+  if (command === undefined || command === "help") {
+    const about = rest[0];
+    if (about !== undefined && !(about in commands)) {
+      throw new UsageError(`Unknown command "${about}" (noc --help lists them)`);
     }
-    case "appliances": {
-      const [sub = "list", uid] = rest;
-      if (sub === "show") {
-        if (!uid) throw new CliError("Usage: noc appliances show <uid>", 2);
-        const a = await call(
-          p,
-          "GET",
-          `/v1/admin/appliances/${encodeURIComponent(uid)}?history=0`,
-        ) as any;
-        if (p.flags.has("json")) return JSON.stringify(a, null, 2);
-        const comps = (a.lastReport?.components ?? []).map((c: any) =>
-          `  ${c.kind} ${c.app}/${c.name}@${c.version}`
-        );
-        return [
-          `${a.hostname} (${a.uid}): ${a.state}`,
-          `  model ${a.model}, site ${a.site ?? "none"}, channel ${a.channel}, tags ${
-            a.tags.join(",") || "none"
-          }`,
-          `  last beat ${a.lastBeatAt ?? "never"}, next due ${a.nextDueAt}, agent ${
-            a.agentVersion ?? "?"
-          }`,
-          ...(a.revokedAt ? [`  revoked ${a.revokedAt}: ${a.revokedReason}`] : []),
-          `running:`,
-          ...(comps.length ? comps : ["  nothing reported"]),
-        ].join("\n");
-      }
-      if (sub === "revoke") {
-        if (!uid) throw new CliError("Usage: noc appliances revoke <uid> --reason R", 2);
-        const a = await postJson(p, `/v1/admin/appliances/${encodeURIComponent(uid)}/revoke`, {
-          reason: need(p, "reason"),
-        });
-        return p.flags.has("json") ? JSON.stringify(a, null, 2) : `Appliance ${uid} revoked`;
-      }
-      if (sub !== "list") throw new CliError("Usage: noc appliances [list|show|revoke] …", 2);
-      const q = new URLSearchParams();
-      for (const f of ["state", "site", "model", "channel", "tag", "q", "limit", "cursor"]) {
-        const v = flag(p, f);
-        if (v) q.set(f, v);
-      }
-      const r = await call(p, "GET", `/v1/admin/appliances?${q}`) as {
-        items: any[];
-        nextCursor: string | null;
-      };
-      if (p.flags.has("json")) return JSON.stringify(r, null, 2);
-      return table(
-        ["host name", "state", "model", "site", "last beat", "uid"],
-        r.items.map((a) => [
-          a.hostname,
-          a.state,
-          a.model,
-          a.site ?? "",
-          a.lastBeatAt ?? "never",
-          a.uid,
-        ]),
-      ) + (r.nextCursor ? `\n(more: --cursor ${r.nextCursor})` : "");
-    }
-    case "alerts": {
-      const [sub = "list", id] = rest;
-      if (sub === "ack") {
-        if (!id) throw new CliError("Usage: noc alerts ack <id>", 2);
-        const a = await call(p, "POST", `/v1/admin/alerts/${encodeURIComponent(id)}/ack`);
-        return p.flags.has("json") ? JSON.stringify(a, null, 2) : `Alert ${id} acknowledged`;
-      }
-      if (sub !== "list") throw new CliError("Usage: noc alerts [list|ack <id>]", 2);
-      const status = flag(p, "status") ?? "open";
-      const r = await call(p, "GET", `/v1/admin/alerts?status=${encodeURIComponent(status)}`) as {
-        items: any[];
-      };
-      if (p.flags.has("json")) return JSON.stringify(r, null, 2);
-      return table(
-        ["id", "kind", "appliance", "opened", "acknowledged", "resolved"],
-        r.items.map((a) => [
-          a.id,
-          a.kind,
-          a.hostname ?? a.uid ?? "",
-          a.openedAt,
-          a.acknowledgedAt ? `by ${a.acknowledgedBy}` : "",
-          a.resolvedAt ?? "",
-        ]),
-      );
-    }
-    case "assign": {
-      const target = flag(p, "target") ?? "all";
-      const m = /^(model|site|channel|tag|appliance)=(.+)$/.exec(target);
-      if (target !== "all" && !m) {
-        throw new CliError(
-          `--target must be all or <model|site|channel|tag|appliance>=<value>, not "${target}"`,
-          2,
-        );
-      }
-      const a = await postJson(p, "/v1/admin/assignments", {
-        kind: flag(p, "kind") ?? "package",
-        app: need(p, "app"),
-        name: need(p, "name"),
-        version: need(p, "version"),
-        target: m ? { type: m[1], value: m[2] } : { type: "all" },
-        rolloutPercent: Number(flag(p, "rollout") ?? "100"),
-      }) as any;
-      if (p.flags.has("json")) return JSON.stringify(a, null, 2);
-      return `Assignment ${a.id}: ${a.kind} ${a.app}/${a.name}@${a.version} to ${target}, rollout ${a.rolloutPercent}%`;
-    }
-    case "wake": {
-      const uid = flag(p, "uid"), site = flag(p, "site");
-      const body = uid
-        ? { uid }
-        : site
-        ? { site }
-        : p.flags.get("all") === true
-        ? { all: true }
-        : null;
-      if (!body) throw new CliError("Usage: noc wake (--uid U | --site S | --all)", 2);
-      const r = await postJson(p, "/v1/admin/wake", body);
-      return p.flags.has("json") ? JSON.stringify(r, null, 2) : `Woken: ${JSON.stringify(body)}`;
-    }
-    case "local-servers": {
-      const [sub = "list", id] = rest;
-      const json = (v: unknown) => JSON.stringify(v, null, 2);
-      if (sub === "token") {
-        const label = flag(p, "label");
-        const t = await call(p, "POST", "/v1/admin/enrollment-tokens", {
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({
-            purpose: "local-server",
-            site: need(p, "site"),
-            ...(label ? { label } : {}),
-          }),
-        }) as { token: string; site: string; expiresAt: string };
-        if (p.flags.has("json")) return json(t);
-        return `Local server token for site "${t.site}" (single use, expires ${t.expiresAt}):\n` +
-          `  ${t.token}\n` +
-          `Start the site's server with:\n  deno task local -- --upstream <this NOC's URL> --site ${t.site} --token ${t.token}`;
-      }
-      if (sub === "revoke") {
-        if (!id) throw new CliError("Usage: noc local-servers revoke <id> --reason R", 2);
-        return json(
-          await call(p, "POST", `/v1/admin/local-servers/${encodeURIComponent(id)}/revoke`, {
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({ reason: need(p, "reason") }),
-          }),
-        );
-      }
-      if (sub !== "list") {
-        throw new CliError("Usage: noc local-servers [list|token|revoke] …", 2);
-      }
-      const site = flag(p, "site");
-      const r = await call(
-        p,
-        "GET",
-        `/v1/admin/local-servers${site ? `?site=${encodeURIComponent(site)}` : ""}`,
-      ) as { items: LocalServerListing[] };
-      if (p.flags.has("json")) return json(r);
-      if (r.items.length === 0) return "No local component servers.";
-      const mib = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MiB`;
-      return r.items.map((s) =>
-        [
-          `${s.site}\t${s.name}\t${s.state}\t${s.url}`,
-          `  id ${s.id}, last contact ${s.lastContactAt ?? "never"}`,
-          `  cache ${mib(s.cache.bytes)} of ${
-            mib(s.cache.limit)
-          }, ${s.cache.entries} held, ${s.cache.staged} staged`,
-          `  hit rate ${
-            s.hitRate === null ? "-" : `${Math.round(s.hitRate * 100)}%`
-          } (${s.hits} hits, ${s.misses} misses), ` +
-          `${s.pendingRecords} records pending, ${s.problems.length} problems`,
-        ].join("\n")
-      ).join("\n");
-    }
-    default:
-      throw new CliError(
-        "Usage: noc <tokens|appliances|alerts|package|upload|file put|assign|wake|keygen|release-key add|local-servers> … (see docs/operations.md)",
-        2,
-      );
+    if (command === "help" || flags.help) return usage(about);
+    throw new UsageError(`Missing command (noc --help lists them)`);
   }
+  const c = commands[command];
+  if (!c) throw new UsageError(`Unknown command "${command}" (noc --help lists them)`);
+  if (flags.help) return usage(command);
+  const hasSubs = !("" in c.forms);
+  const sub = hasSubs ? rest[0] ?? c.default ?? "" : "";
+  const f = c.forms[sub];
+  if (!f) {
+    throw new UsageError(
+      sub === ""
+        ? `"noc ${command}" needs a subcommand: ${Object.keys(c.forms).join(", ")}`
+        : `Unknown subcommand "${sub}" of "noc ${command}" (one of ${
+          Object.keys(c.forms).join(", ")
+        })`,
+    );
+  }
+  const words = hasSubs ? rest.slice(1) : rest;
+  const line = formLine(command, sub, f, false);
+  onlyFlags(flags, flagsOf(f), line.replace(/ <.*$/, ""));
+  if (words.length > f.args.length) {
+    throw new UsageError(`Unexpected argument "${words[f.args.length]}" (usage: ${line})`);
+  }
+  if (words.length < f.args.length) {
+    throw new UsageError(`Missing ${f.args[words.length]} (usage: ${line})`);
+  }
+  return await handlers[`${command} ${sub}`.trim()]!({ flags, words });
 }
 
 if (import.meta.main) {
   try {
     console.log(await runCli(Deno.args));
   } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    Deno.exit(e instanceof CliError ? e.code : 1);
+    console.error(`noc: ${e instanceof Error ? e.message : String(e)}`);
+    Deno.exit(e instanceof UsageError ? usageExitCode : e instanceof CliError ? e.code : 1);
   }
 }

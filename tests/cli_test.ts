@@ -147,7 +147,7 @@ dbTest(
         "--out",
         out,
       ], env);
-      assert.equal(bad.code, 2);
+      assert.equal(bad.code, 64);
       assert.match(bad.err, /--out needs --key/);
       await Deno.remove(`${work}/app/install`);
       const noInstall = await cli([
@@ -160,7 +160,7 @@ dbTest(
         "--version",
         "9",
       ], env);
-      assert.equal(noInstall.code, 2);
+      assert.equal(noInstall.code, 64);
       assert.match(noInstall.err, /no install program/);
       const refused = await cli([
         "file",
@@ -293,7 +293,7 @@ dbTest(
         "--target",
         "moon",
       ], env);
-      assert.equal(badTarget.code, 2);
+      assert.equal(badTarget.code, 64);
       assert.match(badTarget.err, /--target must be/);
 
       const woken = await cli(["wake", "--site", "hq", "--json"], env);
