@@ -3,6 +3,7 @@ import { dbTest, testNoc } from "./_harness.ts";
 import type { TestAppliance, TestNoc } from "./_harness.ts";
 import { memoryLogger } from "../protocol/util/log.ts";
 import { createWakeHub } from "../noc/services/wakeups.ts";
+import { broadcastBus, parseWakeMessage } from "../noc/services/wake_bus.ts";
 import { pruneHistory } from "../noc/jobs/retention.ts";
 
 async function poll(noc: TestNoc, a: TestAppliance, query: string) {
@@ -113,3 +114,86 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "on the BroadcastChannel bus, a wake-up triggered by one hub answers the poll held by another",
+  async ({ db, another }) => {
+    const log = memoryLogger();
+    const clock = { now: () => new Date() };
+    // Two channels of one name, as two isolates of one deployment have; a name of this test's
+    // own, so no other test's wake-ups cross it.
+    const name = `noc_wake_${crypto.randomUUID().replace(/-/g, "")}`;
+    const holder = createWakeHub({ db, clock, log, bus: broadcastBus(name) });
+    const other = createWakeHub({ db: another(), clock, log, bus: broadcastBus(name) });
+    const stranger = createWakeHub({ db, clock, log, bus: broadcastBus(`${name}_x`) });
+    try {
+      assert.equal(holder.bus, "broadcast");
+      const waiting = holder.wait({ uid: "u-1", site: "hq" }, Number.MAX_SAFE_INTEGER, 60_000);
+      const elsewhere = stranger.wait({ uid: "u-1", site: "hq" }, Number.MAX_SAFE_INTEGER, 60_000);
+      while (holder.held === 0 || stranger.held === 0) await new Promise((r) => setTimeout(r, 0));
+      const id = await other.trigger({ type: "site", value: "hq" }, "test");
+      assert.ok(id > 0);
+      assert.deepEqual(await waiting, { wake: true, cursor: Number.MAX_SAFE_INTEGER });
+      // A channel of another name (another deployment) heard nothing: its poll is still held
+      // until its hub shuts down.
+      assert.equal(stranger.held, 1);
+      await stranger.close();
+      assert.deepEqual(await elsewhere, { wake: false, cursor: Number.MAX_SAFE_INTEGER });
+    } finally {
+      await holder.close();
+      await other.close();
+      await stranger.close();
+    }
+  },
+);
+
+dbTest("on the BroadcastChannel bus, a hub wakes the polls it holds itself", async ({ db }) => {
+  const hub = createWakeHub({
+    db,
+    clock: { now: () => new Date() },
+    log: memoryLogger(),
+    bus: "broadcast",
+  });
+  try {
+    assert.equal(hub.bus, "broadcast");
+    const waiting = hub.wait({ uid: "u-2", site: null }, Number.MAX_SAFE_INTEGER, 60_000);
+    while (hub.held === 0) await new Promise((r) => setTimeout(r, 0));
+    await hub.trigger({ type: "appliance", value: "u-2" }, "test");
+    assert.deepEqual(await waiting, { wake: true, cursor: Number.MAX_SAFE_INTEGER });
+  } finally {
+    await hub.close();
+  }
+});
+
+dbTest("a wake hub announces on pg_notify unless told otherwise", async ({ db }) => {
+  const hub = createWakeHub({ db, clock: { now: () => new Date() }, log: memoryLogger() });
+  const heard: string[] = [];
+  const stop = await db.listen("noc_wake", (p) => heard.push(p));
+  try {
+    assert.equal(hub.bus, "postgres");
+    const id = await hub.trigger({ type: "all", value: null }, "test");
+    while (heard.length === 0) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(heard.map(parseWakeMessage), [{ id, target: { type: "all", value: null } }]);
+  } finally {
+    await stop();
+    await hub.close();
+  }
+});
+
+Deno.test("a wake message that is not {id, target} is dropped, not delivered", () => {
+  for (
+    const bad of [
+      "not json",
+      "null",
+      `{"id":1}`,
+      `{"id":"1","target":{"type":"all","value":null}}`,
+      `{"id":0,"target":{"type":"all","value":null}}`,
+      `{"id":1,"target":{"type":"appliance","value":null}}`,
+      `{"id":1,"target":{"type":"everyone","value":"x"}}`,
+    ]
+  ) assert.equal(parseWakeMessage(bad), null, bad);
+  assert.deepEqual(parseWakeMessage(`{"id":7,"target":{"type":"site","value":"hq"},"x":1}`), {
+    id: 7,
+    target: { type: "site", value: "hq" },
+  });
+});

@@ -1,21 +1,25 @@
 /**
  * NOC-initiated wake-ups (the spec's "ping"). An admin asks one appliance, a
  * site or the whole fleet to cycle now; the request is stored and announced
- * with Postgres `NOTIFY`, so whichever NOC instance holds the appliance's
- * long poll answers it at once. An agent that was between polls sees the
- * stored request when it reconnects, by its cursor.
+ * on the instance's {@link WakeBus} (Postgres `NOTIFY` by default, or a
+ * `BroadcastChannel` on Deno Deploy), so whichever NOC instance holds the
+ * appliance's long poll answers it at once. An agent that was between polls
+ * sees the stored request when it reconnects, by its cursor.
  *
  * @module
  */
 import type { Clock } from "../clock.ts";
 import type { Db } from "../db/db.ts";
 import type { Logger } from "../../protocol/util/log.ts";
+import {
+  createWakeBus,
+  type WakeBus,
+  type WakeBusKind,
+  type WakeMessage,
+  type WakeTarget,
+} from "./wake_bus.ts";
 
-/** Who a wake-up is for. */
-export type WakeTarget =
-  | { type: "appliance"; value: string }
-  | { type: "site"; value: string }
-  | { type: "all"; value: null };
+export type { WakeBus, WakeBusKind, WakeTarget } from "./wake_bus.ts";
 
 /** The appliance waiting on a long poll. */
 export interface Waiter {
@@ -36,8 +40,6 @@ export interface WakeAnswer {
 /** Stored wake-ups older than this are not replayed to a reconnecting agent. */
 export const wakeReplayS = 600;
 
-const channel = "noc_wake";
-
 function matches(t: WakeTarget, w: Waiter): boolean {
   return t.type === "all" || (t.type === "appliance" && t.value === w.uid) ||
     (t.type === "site" && t.value === w.site);
@@ -45,6 +47,8 @@ function matches(t: WakeTarget, w: Waiter): boolean {
 
 /** Routes wake-ups to the long polls held by this NOC instance. */
 export interface WakeHub {
+  /** Which bus backend announces wake-ups to the other instances. */
+  readonly bus: WakeBusKind;
   /** Stores a wake-up and announces it to every instance; returns its id. */
   trigger(target: WakeTarget, by: string): Promise<number>;
   /**
@@ -60,25 +64,39 @@ export interface WakeHub {
   close(): Promise<void>;
 }
 
+/** What a wake-up hub is built from. */
+export interface WakeHubDeps {
+  /** The database wake-ups are stored in. */
+  db: Db;
+  /** The clock (replay window). */
+  clock: Clock;
+  /** The logger. */
+  log: Logger;
+  /**
+   * How wake-ups reach the other instances: `"postgres"` (`pg_notify` on
+   * `db`, the default: every instance sharing the database, and in-process on
+   * PGlite), `"broadcast"` (a `BroadcastChannel`: the isolates of one Deno
+   * Deploy deployment), or a bus of the caller's own.
+   */
+  bus?: WakeBusKind | WakeBus | undefined;
+}
+
 /** Creates the wake-up hub of one NOC instance; it starts listening on first use. */
-export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): WakeHub {
+export function createWakeHub(deps: WakeHubDeps): WakeHub {
+  const bus = typeof deps.bus === "object"
+    ? deps.bus
+    : createWakeBus(deps.bus ?? "postgres", deps.db);
   const waiters = new Set<{ who: Waiter; done: (a: WakeAnswer) => void }>();
   let listening: Promise<() => Promise<void>> | null = null;
   let closed = false;
 
-  const onNotify = (payload: string) => {
-    let msg: { id: number; target: WakeTarget };
-    try {
-      msg = JSON.parse(payload);
-    } catch {
-      return;
-    }
+  const onMessage = (msg: WakeMessage) => {
     for (const w of [...waiters]) {
       if (matches(msg.target, w.who)) w.done({ wake: true, cursor: msg.id });
     }
   };
   const listen = () => {
-    listening ??= deps.db.listen(channel, onNotify).catch((e) => {
+    listening ??= bus.subscribe(onMessage).catch((e) => {
       listening = null;
       throw e;
     });
@@ -98,14 +116,17 @@ export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): Wake
 
   return {
     async trigger(target, by) {
-      return await deps.db.begin(async (tx) => {
-        const [row] = await tx<{ id: number }>`
-          insert into wake_requests (target_type, target_value, created_at, created_by)
-          values (${target.type}, ${target.value}, ${deps.clock.now()}, ${by})
-          returning id`;
-        await tx`select pg_notify(${channel}, ${JSON.stringify({ id: row!.id, target })})`;
-        return row!.id;
-      });
+      const [row] = await deps.db.sql<{ id: number }>`
+        insert into wake_requests (target_type, target_value, created_at, created_by)
+        values (${target.type}, ${target.value}, ${deps.clock.now()}, ${by})
+        returning id`;
+      const id = row!.id;
+      // Announced once stored, so a poll woken by it can also find it. A message that is lost
+      // costs a held poll its early answer only: the stored wake-up answers the next poll.
+      await bus.publish({ id, target }).catch((e) =>
+        deps.log.warn("wake_publish_failed", { bus: bus.kind, id, error: String(e) })
+      );
+      return id;
     },
     async wait(who, after, waitMs) {
       if (closed) return { wake: false, cursor: after ?? 0 };
@@ -130,6 +151,7 @@ export function createWakeHub(deps: { db: Db; clock: Clock; log: Logger }): Wake
         waiters.delete(entry);
       }
     },
+    bus: bus.kind,
     get held() {
       return waiters.size;
     },
