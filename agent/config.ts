@@ -6,7 +6,9 @@
  * @module
  */
 import { z } from "zod";
+import type { ParseArgsOptionsConfig } from "node:util";
 import { readJson } from "../protocol/util/atomic_file.ts";
+import { parseCommandLine, UsageError } from "../protocol/util/args.ts";
 
 /** The agent's version, reported in every SecureBeat. */
 export const agentVersion = "1.0.0";
@@ -61,61 +63,93 @@ const fileSchema = z.strictObject({
   log: z.enum(["auto", "json", "text"]).optional(),
 });
 
-/** A usage or configuration error: the message says what to fix. */
-export class ConfigError extends Error {}
+/** A usage or configuration error: the message says what to fix (exit 64). */
+export class ConfigError extends UsageError {}
 
-/** Parsed command-line flags: `--name value`, `--name=value`, or a bare `--name` (true). */
-export type Flags = Record<string, string | true>;
+/**
+ * Every flag of the agent, for `node:util` `parseArgs` (each command takes its own subset: see
+ * {@link commandFlags}). `--help`/`-h` is added to all.
+ */
+export const agentOptions = {
+  state: { type: "string" },
+  root: { type: "string" },
+  noc: { type: "string" },
+  log: { type: "string" },
+  token: { type: "string" },
+  model: { type: "string" },
+  hostname: { type: "string" },
+  force: { type: "boolean" },
+  "wake-wait": { type: "string" },
+  "plugin-timeout": { type: "string" },
+  "install-timeout": { type: "string" },
+  "health-timeout": { type: "string" },
+  "download-idle": { type: "string" },
+  mounts: { type: "string" },
+  "allow-http-files": { type: "boolean" },
+  json: { type: "boolean" },
+} as const satisfies ParseArgsOptionsConfig;
 
-/** Splits `args` into positional words and flags. */
-export function parseArgs(args: readonly string[]): { words: string[]; flags: Flags } {
-  const words: string[] = [];
-  const flags: Flags = {};
-  const bare = new Set([
-    "help",
-    "json",
-    "force",
+type FlagName = keyof typeof agentOptions;
+
+/** The flags every command takes. */
+const commonFlags = ["state", "root", "noc", "log"] as const satisfies readonly FlagName[];
+
+/** The flags each command takes. */
+export const commandFlags: Record<"enroll" | "run" | "once" | "status", readonly FlagName[]> = {
+  enroll: [...commonFlags, "token", "model", "hostname", "force"],
+  run: [
+    ...commonFlags,
+    "wake-wait",
+    "plugin-timeout",
+    "install-timeout",
+    "health-timeout",
+    "download-idle",
+    "mounts",
     "allow-http-files",
-    "h",
-  ]);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    // `deno task agent -- <command>` passes the `--` through.
-    if (a === "--" && i === 0) continue;
-    if (a === "--") {
-      words.push(...args.slice(i + 1));
-      break;
-    }
-    const m = a.match(/^--?([a-z][a-z0-9-]*)(?:=(.*))?$/);
-    if (!m) {
-      words.push(a);
-      continue;
-    }
-    const name = m[1]!;
-    if (m[2] !== undefined) flags[name] = m[2];
-    else if (bare.has(name)) flags[name] = true;
-    else {
-      const v = args[++i];
-      if (v === undefined) throw new ConfigError(`Flag "--${name}" needs a value`);
-      flags[name] = v;
-    }
-  }
-  return { words, flags };
+  ],
+  once: [
+    ...commonFlags,
+    "wake-wait",
+    "plugin-timeout",
+    "install-timeout",
+    "health-timeout",
+    "download-idle",
+    "mounts",
+    "allow-http-files",
+  ],
+  status: [...commonFlags, "json"],
+};
+
+/** Parsed command-line flags (a string flag's value, or `true` for a boolean one). */
+export type Flags = {
+  [K in FlagName]?: (typeof agentOptions)[K]["type"] extends "string" ? string : boolean;
+};
+
+/**
+ * Splits `args` into positional words (the command first), flags and whether `--help`/`-h` was
+ * given; throws {@link UsageError} naming an unknown flag or a missing value.
+ */
+export function parseAgentArgs(
+  args: readonly string[],
+): { words: string[]; flags: Flags; help: boolean } {
+  const { values, positionals } = parseCommandLine(args, agentOptions, { positionals: true });
+  const { help, ...flags } = values;
+  return { words: positionals, flags: flags as Flags, help: help === true };
 }
 
-function int(name: string, v: string | true | undefined, min: number, max: number) {
+function int(name: string, v: string | boolean | undefined, min: number, max: number) {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (v === true || !Number.isInteger(n) || n < min || n > max) {
+  if (typeof v === "boolean" || !Number.isInteger(n) || n < min || n > max) {
     throw new ConfigError(`"${name}" must be a whole number from ${min} to ${max}, not "${v}"`);
   }
   return n;
 }
 
-function bool(name: string, v: string | true | undefined) {
+function bool(name: string, v: string | boolean | undefined) {
   if (v === undefined) return undefined;
   if (v === true || v === "1" || v === "true") return true;
-  if (v === "0" || v === "false") return false;
+  if (v === false || v === "0" || v === "false") return false;
   throw new ConfigError(`"${name}" must be true or false, not "${v}"`);
 }
 
@@ -126,14 +160,14 @@ function defined<T extends object>(o: T): Defined<T> {
 }
 
 function fromStrings(
-  src: Record<string, string | true | undefined>,
+  src: Readonly<Record<string, string | boolean | undefined>>,
   names: {
     [K in keyof Omit<AgentConfig, "state">]: string;
   },
 ): Partial<AgentConfig> {
   const s = (k: keyof typeof names) => {
     const v = src[names[k]];
-    if (v === true) throw new ConfigError(`"${names[k]}" needs a value`);
+    if (typeof v === "boolean") throw new ConfigError(`"${names[k]}" needs a value`);
     return v;
   };
   const log = s("log");
@@ -198,9 +232,7 @@ export async function loadAgentConfig(
   flags: Flags,
   env: Record<string, string | undefined>,
 ): Promise<AgentConfig> {
-  const stateFlag = flags["state"];
-  if (stateFlag === true) throw new ConfigError(`"--state" needs a value`);
-  const state = absolute(stateFlag ?? env["NOC_AGENT_STATE"] ?? defaultStateDir);
+  const state = absolute(flags.state ?? env["NOC_AGENT_STATE"] ?? defaultStateDir);
   let file: Partial<AgentConfig> = {};
   const raw = await readJson(`${state}/agent.json`).catch((e) => {
     throw new ConfigError(e instanceof Error ? e.message : String(e));

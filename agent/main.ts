@@ -8,10 +8,11 @@ import {
   type AgentConfig,
   agentEnvVars,
   agentVersion,
+  commandFlags,
   ConfigError,
   type Flags,
   loadAgentConfig,
-  parseArgs,
+  parseAgentArgs,
 } from "./config.ts";
 import { enrollAgent } from "./enroll.ts";
 import { agentFetch } from "./http.ts";
@@ -20,6 +21,7 @@ import { runLoop } from "./run.ts";
 import { agentLog } from "./log.ts";
 import { AgentError } from "./errors.ts";
 import { loadIdentity, loadInstalled, loadState } from "./state.ts";
+import { onlyFlags, UsageError, usageExitCode } from "../protocol/util/args.ts";
 
 const common = `
 Common flags (flags win over NOC_AGENT_* variables, which win over <state>/agent.json):
@@ -27,7 +29,9 @@ Common flags (flags win over NOC_AGENT_* variables, which win over <state>/agent
   --root <dir>         appliance root files are installed into (NOC_AGENT_ROOT; default /opt/appliance)
   --noc <url>          NOC base URL (NOC_AGENT_NOC; default: the one enrolled with)
   --log <auto|json|text>  log format (NOC_AGENT_LOG; auto: text on a terminal, JSON lines otherwise)
-  --help               this help`;
+  -h, --help           this help
+
+Flags go before or after the command. Usage and configuration errors exit 64.`;
 
 const help: Record<string, string> = {
   main: `noc-agent ${agentVersion}: the Appliance NOC agent
@@ -40,7 +44,7 @@ Commands:
   once     run one cycle and exit (0 ok, 2 some installs failed, 1 the cycle failed)
   status   show what is installed, the last cycle and when the next is due
 
-Run "noc-agent <command> --help" for a command's flags.${common}`,
+Run "noc-agent <command> --help" (or "noc-agent help <command>") for a command's flags.${common}`,
   enroll:
     `Usage: noc-agent enroll --noc <url> --token <token> [--model <model>] [--hostname <name>] [--force]
 
@@ -83,29 +87,40 @@ function env(): Record<string, string | undefined> {
   return Object.fromEntries(agentEnvVars.map((n) => [n, Deno.env.get(n)]));
 }
 
+const commands = ["enroll", "run", "once", "status"] as const;
+type Command = (typeof commands)[number];
+const isCommand = (w: string | undefined): w is Command => commands.some((c) => c === w);
+
 async function main(args: string[]): Promise<number> {
-  const { words, flags } = parseArgs(args);
-  const command = words[0] ?? "help";
-  if (command === "help" || (words.length === 0 && (flags.help || flags.h))) {
-    console.log(help.main);
+  const { words, flags, help: wantsHelp } = parseAgentArgs(args);
+  const [word, ...rest] = words;
+  if (word === undefined || word === "help") {
+    const about = rest[0];
+    if (about !== undefined && !isCommand(about)) {
+      throw new UsageError(`Unknown command "${about}" (one of ${commands.join(", ")})`);
+    }
+    if (word === undefined && !wantsHelp) {
+      throw new UsageError(`Missing command (one of ${commands.join(", ")}; --help says more)`);
+    }
+    console.log(help[about ?? "main"]);
     return 0;
   }
-  if (!(command in help) || command === "main") {
-    console.error(`Unknown command "${command}".\n\n${help.main}`);
-    return 64;
+  if (!isCommand(word)) {
+    throw new UsageError(`Unknown command "${word}" (one of ${commands.join(", ")})`);
   }
-  if (flags.help || flags.h) {
-    console.log(help[command]);
+  if (wantsHelp) {
+    console.log(help[word]);
     return 0;
   }
-  if (words.length > 1) throw new ConfigError(`Unexpected argument "${words[1]}"`);
+  onlyFlags(flags, commandFlags[word], `noc-agent ${word}`);
+  if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}"`);
   const config = await loadAgentConfig(flags, env());
-  switch (command) {
+  switch (word) {
     case "enroll":
       return await enrollCommand(config, flags);
     case "once":
     case "run":
-      return await cycleCommand(config, command);
+      return await cycleCommand(config, word);
     default:
       return await statusCommand(config, flags);
   }
@@ -114,8 +129,8 @@ async function main(args: string[]): Promise<number> {
 async function enrollCommand(config: AgentConfig, flags: Flags): Promise<number> {
   const token = flags.token;
   const noc = flags.noc ?? config.noc;
-  if (typeof token !== "string" || !token) throw new ConfigError(`"enroll" needs --token <token>`);
-  if (typeof noc !== "string" || !noc) throw new ConfigError(`"enroll" needs --noc <url>`);
+  if (!token) throw new ConfigError(`"enroll" needs --token <token>`);
+  if (!noc) throw new ConfigError(`"enroll" needs --noc <url>`);
   const identity = await enrollAgent(config, {
     noc,
     token,
@@ -214,9 +229,9 @@ if (import.meta.main) {
   try {
     code = await main(Deno.args);
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof AgentError) {
+    if (e instanceof UsageError || e instanceof AgentError) {
       console.error(`noc-agent: ${e.message}`);
-      code = 64;
+      code = usageExitCode;
     } else if (e instanceof Deno.errors.NotCapable) {
       console.error(`noc-agent: ${e.message} (the agent may only touch its state folder and root)`);
       code = 77;

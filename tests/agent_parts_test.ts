@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadAgentConfig, parseArgs } from "../agent/config.ts";
+import { ConfigError, loadAgentConfig, parseAgentArgs } from "../agent/config.ts";
 import { pluginApp, runPlugins } from "../agent/plugins.ts";
 import { download } from "../agent/download.ts";
 import { silentLog } from "../agent/log.ts";
@@ -17,7 +17,7 @@ Deno.test("agent configuration: flags win over environment, which wins over agen
       `${state}/agent.json`,
       JSON.stringify({ root: "/from-file", model: "file-model", pluginTimeoutS: 5 }),
     );
-    const { flags } = parseArgs(["--state", state, "--root=/from-flag"]);
+    const { flags } = parseAgentArgs(["--state", state, "--root=/from-flag"]);
     const c = await loadAgentConfig(flags, {
       NOC_AGENT_ROOT: "/from-env",
       NOC_AGENT_MODEL: "env-model",
@@ -50,7 +50,7 @@ Deno.test("agent configuration: a bad value is refused with a message naming it"
       loadAgentConfig({ state }, {}),
       (e) => e instanceof ConfigError && /agent\.json.*wakeWaitS/.test(e.message),
     );
-    assert.throws(() => parseArgs(["--root"]), /needs a value/);
+    assert.throws(() => parseAgentArgs(["--root"]), /"--root" needs a value/);
   } finally {
     await Deno.remove(state, { recursive: true });
   }
