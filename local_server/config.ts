@@ -1,9 +1,12 @@
 /**
  * Configuration of a local component server: flags win over `NOC_LOCAL_*`
- * environment variables, which win over defaults.
+ * environment variables, which win over defaults. Flags are parsed by `node:util` `parseArgs`
+ * (strict; see protocol/util/args.ts for the rules every program here shares).
  *
  * @module
  */
+import type { ParseArgsOptionsConfig } from "node:util";
+import { parseCommandLine, UsageError } from "../protocol/util/args.ts";
 
 /** Everything a local component server is started with. */
 export interface LocalConfig {
@@ -39,8 +42,8 @@ export interface LocalConfig {
   allowHttpUpstream: boolean;
 }
 
-/** A usage or configuration error: the message says what to fix. */
-export class LocalConfigError extends Error {}
+/** A usage or configuration error: the message says what to fix (exit 64). */
+export class LocalConfigError extends UsageError {}
 
 const names = {
   upstream: ["upstream", "NOC_LOCAL_UPSTREAM"],
@@ -60,8 +63,20 @@ const names = {
   allowHttpUpstream: ["allow-http-upstream", "NOC_LOCAL_ALLOW_HTTP_UPSTREAM"],
 } as const satisfies Record<keyof LocalConfig, readonly [string, string]>;
 
+/** Every flag, for `parseArgs`; `--role` is the one `main.ts` dispatches on (`local-component`). */
+const localOptions = {
+  ...Object.fromEntries(
+    Object.values(names).map(([flag]) => [
+      flag,
+      { type: flag === "allow-http-upstream" ? "boolean" : "string" },
+    ]),
+  ) as { [K in (typeof names)[keyof typeof names][0]]: { type: "string" | "boolean" } },
+  role: { type: "string" },
+} satisfies ParseArgsOptionsConfig;
+
 /** The usage text. */
 export const localUsage = `Usage: deno task local -- [options]
+       deno run <the task's permissions> local_server/main.ts [options]
 
 Runs a local component server: enrols with the NOC once (--upstream, --site,
 --token), then stages and serves the site's packages and files over HTTPS.
@@ -81,8 +96,13 @@ Options (environment variable in brackets):
   --cache <size>       cache budget, e.g. 500M, 20G (10G) [NOC_LOCAL_CACHE]
   --sync <seconds>     seconds between syncs (the NOC's choice, 60) [NOC_LOCAL_SYNC_S]
   --miss-wait <s>      seconds a request waits for a pull-through (20) [NOC_LOCAL_MISS_WAIT_S]
-  --allow-http-upstream true
-                       accept an http:// NOC, for development only [NOC_LOCAL_ALLOW_HTTP_UPSTREAM]
+  --allow-http-upstream
+                       accept an http:// NOC, for development only [NOC_LOCAL_ALLOW_HTTP_UPSTREAM=true]
+  --role local-component
+                       the role main.ts runs this as (the only one accepted here) [NOC_ROLE]
+  -h, --help           this help
+
+Options go in any order. A configuration error exits 64, a failure to start 1.
 `;
 
 /** Parses a size such as `512M`, `20G` or `1048576` into bytes. */
@@ -95,21 +115,40 @@ export function parseSize(text: string): number {
   return Math.floor(Number(m[1]) * unit);
 }
 
-function flagsOf(args: readonly string[]): Map<string, string> {
-  const flags = new Map<string, string>();
-  const known = new Set<string>(Object.values(names).map(([f]) => f));
+/**
+ * Parses `args`: the flags given, and whether `--help`/`-h` was; throws {@link LocalConfigError}
+ * naming an unknown flag or a missing value. The older spelling `--allow-http-upstream true|false`
+ * is still understood.
+ */
+export function parseLocalArgs(
+  args: readonly string[],
+): { flags: Map<string, string>; help: boolean } {
+  const given: string[] = [];
+  let httpOff = false;
   for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === "--" || a === "--role" || a === "local-component" || a.startsWith("--role=")) {
-      continue;
-    }
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
-    if (!m || !known.has(m[1]!)) throw new LocalConfigError(`Unknown argument "${a}"`);
-    const v = m[2] ?? args[++i];
-    if (v === undefined) throw new LocalConfigError(`Flag "--${m[1]}" needs a value`);
-    flags.set(m[1]!, v);
+    const a = args[i]!, next = args[i + 1];
+    if (a === "--allow-http-upstream" && (next === "true" || next === "false")) {
+      if (next === "true") given.push(a);
+      httpOff = next === "false";
+      i++;
+    } else given.push(a);
   }
-  return flags;
+  let values;
+  try {
+    values = parseCommandLine(given, localOptions).values;
+  } catch (e) {
+    throw e instanceof UsageError ? new LocalConfigError(e.message) : e;
+  }
+  const { help, role, ...rest } = values;
+  if (role !== undefined && role !== "local-component") {
+    throw new LocalConfigError(`"--role" must be local-component here, not "${role}"`);
+  }
+  const flags = new Map<string, string>();
+  for (const [k, v] of Object.entries(rest)) {
+    if (v !== undefined) flags.set(k, String(v));
+  }
+  if (httpOff && !flags.has("allow-http-upstream")) flags.set("allow-http-upstream", "false");
+  return { flags, help: help === true };
 }
 
 /** Reads the configuration from `args` and `env`; throws {@link LocalConfigError}. */
@@ -117,7 +156,7 @@ export function loadLocalConfig(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): LocalConfig {
-  const flags = flagsOf(args);
+  const { flags } = parseLocalArgs(args);
   const get = (k: keyof typeof names): string | undefined => {
     const [flag, variable] = names[k];
     const v = flags.get(flag) ?? env[variable];
@@ -142,7 +181,7 @@ export function loadLocalConfig(
     if (!ok) {
       throw new LocalConfigError(
         `"--${names[k][0]}" must be an ${https ? "https" : "http(s)"} URL, not "${v}"${
-          k === "upstream" ? " (--allow-http-upstream true allows http, for development only)" : ""
+          k === "upstream" ? " (--allow-http-upstream allows http, for development only)" : ""
         }`,
       );
     }

@@ -1,6 +1,11 @@
 /** Parts of the local component server: configuration, the record journal, the cache's checks. */
 import assert from "node:assert/strict";
-import { loadLocalConfig, LocalConfigError, parseSize } from "../local_server/config.ts";
+import {
+  loadLocalConfig,
+  LocalConfigError,
+  parseLocalArgs,
+  parseSize,
+} from "../local_server/config.ts";
 import { openJournal } from "../local_server/records.ts";
 import { CacheError, openCache } from "../local_server/cache.ts";
 import { sha256, toBase64Url, toHex } from "../protocol/util/encoding.ts";
@@ -30,7 +35,36 @@ Deno.test("loadLocalConfig() takes flags over NOC_LOCAL_* variables and names wh
     "http://noc",
   );
   assert.throws(() => loadLocalConfig(["--cert", "c.pem"], {}), /go together/);
-  assert.throws(() => loadLocalConfig(["--colour", "red"], {}), LocalConfigError);
+  assert.throws(
+    () => loadLocalConfig(["--colour", "red"], {}),
+    (e) => e instanceof LocalConfigError && /Unknown flag "--colour"/.test(e.message),
+  );
+});
+
+Deno.test("local server flags: --allow-http-upstream takes no value, flags in any order, -h asks for help", () => {
+  const c = loadLocalConfig(
+    ["--role", "local-component", "--", "--allow-http-upstream", "--port", "4443"],
+    {},
+  );
+  assert.equal(c.allowHttpUpstream, true);
+  assert.equal(c.port, 4443);
+  // The older spelling with a separate true/false still works.
+  assert.equal(loadLocalConfig(["--allow-http-upstream", "false", "--port", "1"], {}).port, 1);
+  assert.equal(
+    loadLocalConfig(["--allow-http-upstream", "false"], { NOC_LOCAL_ALLOW_HTTP_UPSTREAM: "true" })
+      .allowHttpUpstream,
+    false,
+    "the flag wins over the variable",
+  );
+  assert.throws(() => loadLocalConfig(["--allow-http-upstream=yes"], {}), /takes no value/);
+  assert.throws(() => loadLocalConfig(["--port"], {}), /"--port" needs a value/);
+  assert.throws(
+    () => loadLocalConfig(["--site", "lab", "stray"], {}),
+    /Unexpected argument "stray"/,
+  );
+  assert.throws(() => loadLocalConfig(["--role", "catalog"], {}), /--role/);
+  assert.equal(parseLocalArgs(["--port", "1", "-h"]).help, true);
+  assert.equal(parseLocalArgs(["--port", "1"]).help, false);
 });
 
 Deno.test("the record journal keeps what is not acknowledged across restarts and a torn line", async () => {
