@@ -1,5 +1,12 @@
-/** NOC configuration, read from the environment and validated once at start-up. */
+/**
+ * NOC configuration, read from the environment (and the NOC's few flags) and validated once at
+ * start-up. Flags are parsed by `node:util` `parseArgs` (see protocol/util/args.ts).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
 import { z } from "zod";
+import { parseCommandLine, UsageError } from "../protocol/util/args.ts";
 
 /** Tunables the app reads at request time. */
 export interface Settings {
@@ -105,6 +112,10 @@ const envSchema = z.object({
   NOC_REQUEST_LOG: z.enum(["all", "errors", "off"]).default("all"),
   NOC_BLOB_CACHE_DIR: z.string().min(1).optional(),
   NOC_BLOB_CACHE_MIB: int(0, 2 ** 30).default(4096),
+  NOC_LOG_SINK: z.enum(["stdout", "console"], {
+    message:
+      'must be "stdout" (the non-blocking line writer) or "console" (console.log, for Deno Deploy)',
+  }).optional(),
 });
 
 /** Everything `main.ts` needs to start a NOC. */
@@ -143,10 +154,21 @@ export interface Config {
   blobCacheDir: string | null;
   /** Most bytes the disk cache keeps. */
   blobCacheBytes: number;
+  /**
+   * Where log lines go (`NOC_LOG_SINK`): `stdout` through the non-blocking line writer, or
+   * `console` (console.log, for Deno Deploy; the default there, when DENO_DEPLOYMENT_ID is set).
+   */
+  logSink: "stdout" | "console";
 }
 
-/** Reads and validates configuration from `env`; throws an Error naming each bad variable. */
-export function loadConfig(env: Record<string, string | undefined>, args: string[] = []): Config {
+/**
+ * Reads and validates configuration from `env` and the NOC's flags in `args` (see
+ * {@link parseNocArgs}); throws an Error naming each bad variable or flag.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  args: readonly string[] = [],
+): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
@@ -173,9 +195,10 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
     }
     return { publicKey, notAfter: new Date(notAfter).toISOString() };
   });
-  const dev = args.includes("--dev");
+  const flags = parseNocArgs(args);
+  const dev = flags.dev;
   return {
-    port: e.PORT,
+    port: flags.port ?? e.PORT,
     host: e.NOC_HOST,
     publicUrl: e.NOC_PUBLIC_URL,
     databaseUrl: e.DATABASE_URL,
@@ -194,6 +217,7 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
       ? null
       : e.NOC_BLOB_CACHE_DIR ?? (e.DATABASE_URL ? null : `${e.NOC_DATA_DIR}/blob-cache`),
     blobCacheBytes: e.NOC_BLOB_CACHE_MIB * 1024 * 1024,
+    logSink: e.NOC_LOG_SINK ?? (env["DENO_DEPLOYMENT_ID"] ? "console" : "stdout"),
     settings: {
       ...defaultSettings,
       reportIntervalS: e.NOC_REPORT_INTERVAL_S,
@@ -216,21 +240,96 @@ export function loadConfig(env: Record<string, string | undefined>, args: string
   };
 }
 
-/** The server roles this codebase runs (DESIGN: the role set is config). */
-export type ServerRole = "all" | "local-component";
+/** The server roles this codebase runs (DESIGN: the role set is config); `all` by default. */
+export const serverRoles = ["all", "noc", "catalog", "component", "local-component"] as const;
 
-/** The role from `--role <role>` or `NOC_ROLE`; `all` (the NOC) by default. */
+/** A server role: the whole NOC, one of its parts, or a site's local component server. */
+export type ServerRole = (typeof serverRoles)[number];
+
+/** The NOC's own flags (everything else is configured from the environment). */
+const nocOptions = {
+  dev: { type: "boolean" },
+  port: { type: "string" },
+  role: { type: "string" },
+} as const;
+
+/** The usage of `main.ts` (`deno task dev`, `deno task start`) for the NOC's roles. */
+export const nocUsage = `Usage: deno task start -- [flags]      (deno task dev adds --dev)
+       deno run <permissions> main.ts [flags]
+
+Runs the NOC, or one of its parts. Everything else is configured from the environment
+(PORT, NOC_HOST, DATABASE_URL, NOC_DATA_DIR, NOC_LOG_SINK, ...: see docs/operations.md).
+
+Flags (in any order):
+  --role <role>   all (default), noc, catalog, component or local-component [NOC_ROLE]
+                  ("--role local-component --help" lists the local component server's flags)
+  --dev           development mode: create and print secrets and tokens, serve files over http
+  --port <n>      port to listen on, 0 picks a free one [PORT; default 8000]
+  -h, --help      this help
+
+A flag error exits 64; a configuration that does not start exits 1.`;
+
+/** The NOC's flags, parsed. */
+export interface NocArgs {
+  /** `--dev`. */
+  dev: boolean;
+  /** `--port`, when given. */
+  port: number | undefined;
+  /** `--role`, when given. */
+  role: ServerRole | undefined;
+  /** `--help` or `-h`: print {@link nocUsage} and exit 0. */
+  help: boolean;
+}
+
+function checkRole(role: string): ServerRole {
+  const r = serverRoles.find((x) => x === role);
+  if (r === undefined) {
+    throw new UsageError(
+      `Configuration is invalid:\n  role: "${role}" is not a role this server runs (${
+        serverRoles.join(", ")
+      })`,
+    );
+  }
+  return r;
+}
+
+/** Parses the NOC's flags strictly; throws {@link UsageError} naming an unknown or bad flag. */
+export function parseNocArgs(args: readonly string[]): NocArgs {
+  const { values } = parseCommandLine(args, nocOptions);
+  let port: number | undefined;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!/^\d+$/.test(values.port) || port > 65535) {
+      throw new UsageError(`"--port" must be a whole number from 0 to 65535, not "${values.port}"`);
+    }
+  }
+  return {
+    dev: values.dev === true,
+    port,
+    role: values.role === undefined || values.role === "" ? undefined : checkRole(values.role),
+    help: values.help === true,
+  };
+}
+
+/**
+ * The role from `--role <role>` or `NOC_ROLE`; `all` by default. For the NOC's roles the other
+ * flags are checked here too (so a bad one is a usage error before anything starts); for
+ * `local-component` they are the local server's to check. Throws {@link UsageError}.
+ */
 export function serverRole(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): ServerRole {
-  const i = args.findIndex((a) => a === "--role" || a.startsWith("--role="));
-  const given = i < 0 ? env["NOC_ROLE"] : args[i]!.includes("=") ? args[i]!.slice(7) : args[i + 1];
-  const role = given === undefined || given === "" ? "all" : given;
-  if (role !== "all" && role !== "local-component") {
-    throw new Error(
-      `Configuration is invalid:\n  role: "${role}" is not a role this server runs (all, local-component)`,
-    );
-  }
+  // Loose: --role may sit among the local component server's flags, which only it knows.
+  const { values } = parseArgs({
+    args: [...args],
+    options: { role: { type: "string" } },
+    strict: false,
+    allowPositionals: true,
+  });
+  const given = values.role ?? env["NOC_ROLE"];
+  if (typeof given === "boolean") throw new UsageError(`Flag "--role" needs a value`);
+  const role = given === undefined || given === "" ? "all" : checkRole(given);
+  if (role !== "local-component") parseNocArgs(args);
   return role;
 }
