@@ -10,43 +10,20 @@
  */
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
-import type { Config, Settings } from "./config.ts";
-import { type Db, openDb } from "./db/db.ts";
+import type { Config } from "./config.ts";
+import { openDb } from "./db/db.ts";
 import { migrate } from "./db/migrate.ts";
 import type { Logger } from "../protocol/util/log.ts";
-import type { AppDeps } from "./services/deps.ts";
-import type { NocKeys } from "./services/signing_keys.ts";
-import { createNotifier, type Notifier } from "./services/notifier.ts";
-import { createWakeHub, type WakeHub } from "./services/wakeups.ts";
+import type { AppDeps, DepsResources } from "./services/deps.ts";
+import { createNotifier } from "./services/notifier.ts";
+import { createWakeHub } from "./services/wakeups.ts";
 import type { Metrics } from "./services/metrics.ts";
-import { type BlobCache, openBlobCache } from "./services/blob_cache.ts";
+import { openBlobCache } from "./services/blob_cache.ts";
 import { createCheckinStore } from "./services/checkins.ts";
 import { createLimits } from "./services/rate_limit.ts";
 import { contentKeyCache } from "./services/publishing.ts";
 import { fleetOverviewCache } from "./services/fleet_overview.ts";
 import { loadNocKeys } from "./services/startup_secrets.ts";
-
-/** The resources a NOC instance is built around (opened by {@link openDeps}, or by a test). */
-export interface DepsResources {
-  /** The database handle. */
-  db: Db;
-  /** Time source (a manual clock in tests). */
-  clock: Clock;
-  /** The NOC's keys. */
-  keys: NocKeys;
-  /** The notice outbox. */
-  notifier: Notifier;
-  /** Request-time settings. */
-  settings: Settings;
-  /** Structured log. */
-  log: Logger;
-  /** Wake-ups for the agents' long polls held by this instance. */
-  wakeups: WakeHub;
-  /** Counters and histograms (`/metrics`). */
-  metrics: Metrics;
-  /** The component server's disk cache, if any. */
-  blobCache?: BlobCache | null;
-}
 
 /** Builds a NOC instance's dependencies: `resources` plus every cache, limiter and batcher. */
 export function createDeps(resources: DepsResources): AppDeps {

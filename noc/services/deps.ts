@@ -13,8 +13,8 @@ import type { NocLimits } from "./rate_limit.ts";
 import type { ContentKeyCache } from "./publishing.ts";
 import type { FleetOverviewCache } from "./fleet_overview.ts";
 
-/** The dependencies of `createApp`. */
-export interface AppDeps {
+/** The resources a NOC instance is built around (opened by `openDeps()` in noc/deps.ts, or by a test). */
+export interface DepsResources {
   /** Storage. */
   db: Db;
   /** Time source (a manual clock in tests). */
@@ -33,6 +33,10 @@ export interface AppDeps {
   metrics: Metrics;
   /** The component server's disk cache, when it has one. */
   blobCache?: BlobCache | null;
+}
+
+/** The dependencies of `createApp`: the resources, plus the state `createDeps()` builds around them. */
+export interface AppDeps extends DepsResources {
   /** Batched check-in statements (appliance lookup, nonces, beats, catalog touches). */
   checkins: CheckinStore;
   /** Rate limiters: per appliance, per local server, enrolments and sign-ins per address. */

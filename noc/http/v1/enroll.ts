@@ -1,55 +1,48 @@
 /** `POST /v1/enroll`: an appliance registers its keys with a one-time enrolment token. */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import { parsePublicKey } from "../../../protocol/crypto/ed25519.ts";
 import { enrollSchema } from "../../../protocol/schemas.ts";
 import { claimEnrollmentToken } from "../../services/enrollment_tokens.ts";
 import { parseJsonBody, readBody } from "../../../protocol/http/validate.ts";
-import { clientAddress, recordIdentityFailure } from "../middleware/appliance_auth.ts";
+import { clientAddress } from "../middleware/appliance_auth.ts";
 import { publishedKeys } from "../../services/publishing.ts";
+import { checkOfferedKeys, limitEnrolments, recordingRefusals } from "../middleware/enrolment.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
 /** The enrolment route. */
 export function enrollRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().post("/", async (c) => {
-    const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
-    deps.limits.enroll.take(address, `address ${address}`);
+    limitEnrolments(deps, c);
     const input = parseJsonBody(
       c,
       await readBody(c, 16 * 1024),
       enrollSchema,
     );
-    for (const [field, alg] of [["signingKey", "Ed25519"], ["encryptionKey", "X25519"]] as const) {
-      try {
-        await parsePublicKey(input[field], alg);
-      } catch (e) {
-        throw new ApiError(400, "invalid_body", `Field "${field}": ${(e as Error).message}`, {
-          issues: [{ path: field, message: (e as Error).message }],
-        });
-      }
-    }
+    await checkOfferedKeys([
+      { field: "signingKey", value: input.signingKey, alg: "Ed25519" },
+      { field: "encryptionKey", value: input.encryptionKey, alg: "X25519" },
+    ]);
     const now = deps.clock.now();
     const uid = crypto.randomUUID();
     const intervalS = deps.settings.reportIntervalS;
-    let appliance;
-    try {
-      appliance = await deps.db.begin(async (tx) => {
+    const appliance = await recordingRefusals(deps, c, () =>
+      deps.db.begin(async (tx) => {
         const tok = await claimEnrollmentToken(tx, input.token, "appliance", uid, now);
         const inserted = await tx<{ uid: string }>`
-          insert into appliances (uid, model, hostname, site, channel, tags, sign_key, enc_key, agent_version,
-            interval_s, enrolled_at, enrollment_token_id, next_due_at, last_address)
-          values (${uid}, ${input.model}, ${input.hostname}, ${tok.site}, ${
+        insert into appliances (uid, model, hostname, site, channel, tags, sign_key, enc_key, agent_version,
+          interval_s, enrolled_at, enrollment_token_id, next_due_at, last_address)
+        values (${uid}, ${input.model}, ${input.hostname}, ${tok.site}, ${
           tok.channel ?? "stable"
         }, ${tok.tags},
-            ${input.signingKey}, ${input.encryptionKey}, ${
+          ${input.signingKey}, ${input.encryptionKey}, ${
           input.agentVersion ?? null
         }, ${intervalS}, ${now},
-            ${tok.id}, ${new Date(now.getTime() + intervalS * 1000)}, ${
+          ${tok.id}, ${new Date(now.getTime() + intervalS * 1000)}, ${
           clientAddress(c, deps.settings.trustProxy)
         })
-          on conflict (sign_key) do nothing
-          returning uid`;
+        on conflict (sign_key) do nothing
+        returning uid`;
         if (inserted.length === 0) {
           throw new ApiError(
             409,
@@ -58,19 +51,7 @@ export function enrollRoutes(deps: AppDeps) {
           );
         }
         return { site: tok.site, channel: tok.channel ?? "stable", tags: tok.tags };
-      });
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 401) {
-        await recordIdentityFailure(deps, {
-          reason: e.code,
-          keyid: null,
-          method: c.req.method,
-          path: c.req.path,
-          address: clientAddress(c, deps.settings.trustProxy),
-        });
-      }
-      throw e;
-    }
+      }));
     deps.log.info("appliance_enrolled", {
       uid,
       hostname: input.hostname,

@@ -9,7 +9,6 @@
  */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import { parsePublicKey } from "../../../protocol/crypto/ed25519.ts";
 import {
   idParam,
   localEnrollSchema,
@@ -18,7 +17,7 @@ import {
 } from "../../../protocol/schemas.ts";
 import { claimEnrollmentToken } from "../../services/enrollment_tokens.ts";
 import { parseJsonBody, readBody, validate } from "../../../protocol/http/validate.ts";
-import { clientAddress, recordIdentityFailure } from "../middleware/appliance_auth.ts";
+import { clientAddress } from "../middleware/appliance_auth.ts";
 import { localServerAuth } from "../middleware/local_server_auth.ts";
 import { publishedKeys } from "../../services/publishing.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
@@ -27,6 +26,7 @@ import { GrantError, verifyGrant } from "../../../protocol/grants.ts";
 import { throttleNotice } from "../../services/notifier.ts";
 import { isHttps, type Served, servedBytes } from "./components.ts";
 import { componentAnswer } from "../../../protocol/http/range.ts";
+import { checkOfferedKeys, limitEnrolments, recordingRefusals } from "../middleware/enrolment.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
@@ -38,56 +38,36 @@ export function localServerRoutes(deps: AppDeps) {
   const signed = localServerAuth(deps);
   return new Hono<AppEnv>()
     .post("/enroll", async (c) => {
-      const address = clientAddress(c, deps.settings.trustProxy) ?? "unknown";
-      deps.limits.enroll.take(address, `address ${address}`);
+      limitEnrolments(deps, c);
       const input = parseJsonBody(
         c,
         await readBody(c, 16 * 1024),
         localEnrollSchema,
       );
-      try {
-        await parsePublicKey(input.signingKey, "Ed25519");
-      } catch (e) {
-        throw new ApiError(400, "invalid_body", `Field "signingKey": ${(e as Error).message}`, {
-          issues: [{ path: "signingKey", message: (e as Error).message }],
-        });
-      }
+      await checkOfferedKeys([{ field: "signingKey", value: input.signingKey, alg: "Ed25519" }]);
       const now = deps.clock.now();
       const id = crypto.randomUUID();
-      let site: string;
-      try {
-        site = await deps.db.begin(async (tx) => {
+      const site = await recordingRefusals(deps, c, () =>
+        deps.db.begin(async (tx) => {
           const tok = await claimEnrollmentToken(tx, input.token, "local-server", id, now);
           // A local-server token always names its site (the admin API requires one).
           if (tok.site === null) {
             throw new ApiError(401, "invalid_token", "Enrolment token has no site");
           }
           const inserted = await tx`
-            insert into local_servers (id, site, name, url, sign_key, version, enrolled_at, enrollment_token_id,
-              last_contact_at, last_address)
-            values (${id}, ${tok.site}, ${input.name}, ${input.url}, ${input.signingKey}, ${
+          insert into local_servers (id, site, name, url, sign_key, version, enrolled_at, enrollment_token_id,
+            last_contact_at, last_address)
+          values (${id}, ${tok.site}, ${input.name}, ${input.url}, ${input.signingKey}, ${
             input.version ?? null
           }, ${now}, ${tok.id}, ${now}, ${clientAddress(c, deps.settings.trustProxy)})
-            on conflict (sign_key) do nothing returning id`;
+          on conflict (sign_key) do nothing returning id`;
           if (inserted.length === 0) {
             throw new ApiError(409, "key_in_use", "Signing key is already enrolled");
           }
           // The site's catalogs now list this server's URLs first.
           await bumpCatalogEpoch(tx);
           return tok.site;
-        });
-      } catch (e) {
-        if (e instanceof ApiError && e.status === 401) {
-          await recordIdentityFailure(deps, {
-            reason: e.code,
-            keyid: null,
-            method: c.req.method,
-            path: c.req.path,
-            address: clientAddress(c, deps.settings.trustProxy),
-          });
-        }
-        throw e;
-      }
+        }));
       deps.log.info("local_server_enrolled", { id, site, name: input.name, url: input.url });
       return c.json({
         id,
