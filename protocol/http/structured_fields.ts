@@ -1,10 +1,23 @@
 /**
- * A parser and serializer for the parts of RFC 9651 (Structured Field Values)
- * that HTTP Message Signatures and Content-Digest use: dictionaries whose
- * members are items or inner lists, with parameters.
+ * A parser and serializer for RFC 9651 (Structured Field Values for HTTP):
+ * Lists, Dictionaries and Items, with every bare item type (Integer, Decimal,
+ * String, Token, Byte Sequence, Boolean, Date and Display String). HTTP
+ * Message Signatures (RFC 9421) and Content-Digest (RFC 9530) read their
+ * headers with it.
+ *
+ * It follows the RFC's parsing algorithms (§4.2) step by step and passes the
+ * HTTP working group's structured-field test suite
+ * (tests/structured_fields_suite_test.ts). It accepts Byte Sequences without
+ * `=` padding or with non-zero pad bits, as §4.2.7 says parsers SHOULD.
+ *
+ * Its work is linear in the input and bounded: it refuses more than the RFC's
+ * minimum supported sizes (§3.1–§3.2: 1024 List or Dictionary members, 256
+ * Inner List items, 256 Parameters, 16384-octet Byte Sequences), which no
+ * caller here needs.
  *
  * @module
  */
+import { fromBase64, toBase64 } from "../util/encoding.ts";
 
 /** A token (an unquoted identifier such as `sha-256`). */
 export class Token {
@@ -12,8 +25,49 @@ export class Token {
   constructor(readonly value: string) {}
 }
 
-/** A bare item value. */
-export type BareItem = number | string | boolean | Uint8Array | Token;
+/**
+ * A Decimal (`1.5`, `2.0`): a number written with a fraction part. Integers
+ * are plain numbers; a Decimal keeps `2.0` distinct from the Integer `2`.
+ */
+export class Decimal {
+  /** Wraps a decimal's value. */
+  constructor(readonly value: number) {}
+  /** The value as JavaScript writes it. */
+  toString(): string {
+    return String(this.value);
+  }
+}
+
+/** A Date (`@1659578233`): whole seconds since the Unix epoch. */
+export class StructuredDate {
+  /** Wraps a date's seconds since 1970-01-01T00:00:00Z. */
+  constructor(readonly seconds: number) {}
+  /** The date as a JavaScript `Date` (invalid past ±8.64e12 s). */
+  toDate(): Date {
+    return new Date(this.seconds * 1000);
+  }
+  /** The seconds, as written after `@`. */
+  toString(): string {
+    return String(this.seconds);
+  }
+}
+
+/** A Display String (`%"f%c3%bc"`): Unicode text, percent-encoded as UTF-8 on the wire. */
+export class DisplayString {
+  /** Wraps a display string's text. */
+  constructor(readonly value: string) {}
+}
+
+/** A bare item value: an Integer is a plain number, a Decimal a {@link Decimal}. */
+export type BareItem =
+  | number
+  | Decimal
+  | string
+  | boolean
+  | Uint8Array
+  | Token
+  | StructuredDate
+  | DisplayString;
 /** Ordered parameters of an item or inner list. */
 export type Params = Array<[string, BareItem]>;
 /** An item with its parameters. */
@@ -30,37 +84,79 @@ export interface InnerList {
   /** Its parameters, in order. */
   params: Params;
 }
-/** A dictionary, in member order (a later duplicate key replaces an earlier one). */
+/** A List: items and inner lists, in order. */
+export type List = Array<Item | InnerList>;
+/** A dictionary, in member order (a later duplicate key replaces an earlier one in place). */
 export type Dictionary = Array<[string, Item | InnerList]>;
 
-/** A structured field that could not be parsed. */
+/** A structured field that could not be parsed, or a value that cannot be serialized. */
 export class StructuredFieldError extends Error {}
 
-/** Returns true when a dictionary member is an inner list. */
+/** Returns true when a list or dictionary member is an inner list. */
 export function isInnerList(member: Item | InnerList): member is InnerList {
   return "items" in member;
 }
 
-const keyPattern = /[a-z*][a-z0-9_\-.*]*/y;
-const tokenPattern = /[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*/y;
-const numberPattern = /-?[0-9]{1,15}(\.[0-9]{1,3})?/y;
-/** Most members, items or parameters accepted in one structure (bounds the parser's work). */
-const maxMembers = 32;
+/** Most List or Dictionary members accepted (RFC 9651 §3.1, §3.2 minimum). */
+const maxMembers = 1024;
+/** Most Inner List items or Parameters accepted (RFC 9651 §3.1.1, §3.1.2 minimum). */
+const maxInner = 256;
+/** Longest Byte Sequence accepted, in octets (RFC 9651 §3.3.5 minimum), as base64 characters. */
+const maxBase64 = Math.ceil(16384 / 3) * 4;
+/** Largest Integer magnitude (15 digits, RFC 9651 §3.3.1). */
+const maxInteger = 999_999_999_999_999;
 
+const keyText = /^[a-z*][a-z0-9_\-.*]*$/;
+const keyPattern = /[a-z*][a-z0-9_\-.*]*/y;
+const tokenText = /^[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*$/;
+const tokenPattern = /[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*/y;
+const base64Chars = /^[A-Za-z0-9+/=]*$/;
+const lowerHexPair = /^[0-9a-f]{2}$/;
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+function isAlpha(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+}
+
+/** Adds `key` to an ordered map held as pairs, or overwrites its value where it stands. */
+function setMember<V>(
+  out: Array<[string, V]>,
+  index: Map<string, number>,
+  key: string,
+  value: V,
+  max: number,
+  fail: (what: string) => never,
+): void {
+  const at = index.get(key);
+  if (at !== undefined) {
+    out[at] = [key, value];
+    return;
+  }
+  if (out.length >= max) fail(`More than ${max} members`);
+  index.set(key, out.length);
+  out.push([key, value]);
+}
+
+/** RFC 9651 §4.2, one field value at a time. */
 class Parser {
   i = 0;
   constructor(readonly s: string) {}
   fail(what: string): never {
     throw new StructuredFieldError(`${what} at offset ${this.i} of "${this.s.slice(0, 200)}"`);
   }
-  peek(): string {
-    return this.s[this.i] ?? "";
+  at(): number {
+    return this.s.charCodeAt(this.i);
+  }
+  done(): boolean {
+    return this.i >= this.s.length;
   }
   skipSP(): void {
-    while (this.peek() === " ") this.i++;
+    while (this.at() === 0x20) this.i++;
   }
   skipOWS(): void {
-    while (this.peek() === " " || this.peek() === "\t") this.i++;
+    while (this.at() === 0x20 || this.at() === 0x09) this.i++;
   }
   match(re: RegExp): string | null {
     re.lastIndex = this.i;
@@ -69,131 +165,295 @@ class Parser {
     this.i += m[0].length;
     return m[0];
   }
-  key(): string {
-    return this.match(keyPattern) ?? this.fail("Expected a key");
+  /** §4.2: leading and trailing spaces are discarded; anything else left over fails. */
+  top<T>(parse: () => T): T {
+    this.skipSP();
+    const out = parse();
+    this.skipSP();
+    if (!this.done()) this.fail("Unexpected characters after the value");
+    return out;
   }
-  params(): Params {
-    const out: Params = [];
-    while (this.peek() === ";") {
-      this.i++;
-      this.skipSP();
-      const k = this.key();
-      let v: BareItem = true;
-      if (this.peek() === "=") {
-        this.i++;
-        v = this.bareItem();
-      }
-      const at = out.findIndex(([name]) => name === k);
-      if (at >= 0) out[at] = [k, v];
-      else if (out.length >= maxMembers) this.fail(`More than ${maxMembers} parameters`);
-      else out.push([k, v]);
+  /** §4.2.1 */
+  list(): List {
+    const out: List = [];
+    while (!this.done()) {
+      if (out.length >= maxMembers) this.fail(`More than ${maxMembers} list members`);
+      out.push(this.itemOrInnerList());
+      if (this.endOfMember()) return out;
     }
     return out;
   }
-  bareItem(): BareItem {
-    const c = this.peek();
-    if (c === '"') return this.string();
-    if (c === ":") return this.bytes();
-    if (c === "?") {
-      this.i++;
-      const b = this.peek();
-      if (b !== "0" && b !== "1") this.fail("Expected a boolean");
-      this.i++;
-      return b === "1";
-    }
-    if (c === "-" || (c >= "0" && c <= "9")) return this.number();
-    if (/[A-Za-z*]/.test(c)) return new Token(this.match(tokenPattern)!);
-    return this.fail("Expected an item");
-  }
-  string(): string {
+  /** After a List or Dictionary member: true at the end, past the comma otherwise. */
+  endOfMember(): boolean {
+    this.skipOWS();
+    if (this.done()) return true;
+    if (this.at() !== 0x2c) this.fail("Expected ',' between members");
     this.i++;
-    let out = "";
-    for (;;) {
-      const c = this.s[this.i++];
-      if (c === undefined) this.fail("Unterminated string");
-      if (c === '"') return out;
-      if (c === "\\") {
-        const n = this.s[this.i++];
-        if (n !== '"' && n !== "\\") this.fail("Bad escape in string");
-        out += n;
-      } else if (c < " " || c > "~") {
-        this.fail("Bad character in string");
-      } else out += c;
-    }
+    this.skipOWS();
+    if (this.done()) this.fail("Trailing comma");
+    return false;
   }
-  bytes(): Uint8Array {
+  itemOrInnerList(): Item | InnerList {
+    return this.at() === 0x28 ? this.innerList() : this.item();
+  }
+  /** §4.2.1.2 */
+  innerList(): InnerList {
     this.i++;
-    const end = this.s.indexOf(":", this.i);
-    if (end - this.i > 4096) this.fail("Byte sequence too long");
-    if (end < 0) this.fail("Unterminated byte sequence");
-    const b64 = this.s.slice(this.i, end);
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) this.fail("Bad byte sequence");
-    this.i = end + 1;
-    try {
-      const bin = atob(b64);
-      return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
-    } catch {
-      return this.fail("Bad byte sequence");
+    const items: Item[] = [];
+    while (!this.done()) {
+      this.skipSP();
+      if (this.at() === 0x29) {
+        this.i++;
+        return { items, params: this.params() };
+      }
+      if (items.length >= maxInner) this.fail(`More than ${maxInner} items in an inner list`);
+      items.push(this.item());
+      const c = this.at();
+      if (c !== 0x20 && c !== 0x29) this.fail("Expected a space or ')' in an inner list");
     }
+    return this.fail("Unterminated inner list");
   }
-  number(): number {
-    const m = this.match(numberPattern);
-    if (m === null) this.fail("Expected a number");
-    if (/[0-9]/.test(this.peek())) this.fail("Number too long");
-    return Number(m);
+  /** §4.2.2 */
+  dictionary(): Dictionary {
+    const out: Dictionary = [];
+    const index = new Map<string, number>();
+    while (!this.done()) {
+      const key = this.key();
+      let member: Item | InnerList;
+      if (this.at() === 0x3d) {
+        this.i++;
+        member = this.itemOrInnerList();
+      } else {
+        member = { value: true, params: this.params() };
+      }
+      setMember(out, index, key, member, maxMembers, (what) => this.fail(what));
+      if (this.endOfMember()) return out;
+    }
+    return out;
   }
+  /** §4.2.3 */
   item(): Item {
     const value = this.bareItem();
     return { value, params: this.params() };
   }
-  innerList(): InnerList {
-    this.i++;
-    const items: Item[] = [];
-    for (;;) {
+  /** §4.2.3.1 */
+  bareItem(): BareItem {
+    const c = this.at();
+    if (c === 0x2d || isDigit(c)) return this.number();
+    if (c === 0x22) return this.string();
+    if (isAlpha(c) || c === 0x2a) return new Token(this.match(tokenPattern)!);
+    if (c === 0x3a) return this.bytes();
+    if (c === 0x3f) return this.boolean();
+    if (c === 0x40) return this.date();
+    if (c === 0x25) return this.displayString();
+    return this.fail("Expected an item");
+  }
+  /** §4.2.3.2 */
+  params(): Params {
+    const out: Params = [];
+    const index = new Map<string, number>();
+    while (this.at() === 0x3b) {
+      this.i++;
       this.skipSP();
-      if (this.peek() === ")") {
+      const key = this.key();
+      let value: BareItem = true;
+      if (this.at() === 0x3d) {
         this.i++;
-        return { items, params: this.params() };
+        value = this.bareItem();
       }
-      if (items.length >= maxMembers) this.fail(`More than ${maxMembers} items in an inner list`);
-      items.push(this.item());
-      const c = this.peek();
-      if (c !== " " && c !== ")") this.fail("Expected a space or ')' in inner list");
+      setMember(out, index, key, value, maxInner, (what) => this.fail(what));
+    }
+    return out;
+  }
+  /** §4.2.3.3 */
+  key(): string {
+    return this.match(keyPattern) ?? this.fail("Expected a key");
+  }
+  /** §4.2.4 */
+  number(): number | Decimal {
+    const start = this.i;
+    if (this.at() === 0x2d) this.i++;
+    if (!isDigit(this.at())) this.fail("Expected a digit");
+    const digitsFrom = this.i;
+    let dot = -1;
+    for (; !this.done(); this.i++) {
+      const c = this.at();
+      if (c === 0x2e && dot < 0) {
+        if (this.i - digitsFrom > 12) this.fail("Decimal has more than 12 integer digits");
+        dot = this.i;
+      } else if (!isDigit(c)) {
+        break;
+      }
+      const length = this.i + 1 - digitsFrom;
+      if (dot < 0 && length > 15) this.fail("Integer has more than 15 digits");
+      if (dot >= 0 && length > 16) this.fail("Decimal has more than 16 characters");
+    }
+    const text = this.s.slice(start, this.i);
+    if (dot < 0) return Number(text) + 0; // + 0 turns -0 into 0
+    const fraction = this.i - dot - 1;
+    if (fraction === 0) this.fail("Decimal ends with '.'");
+    if (fraction > 3) this.fail("Decimal has more than 3 fraction digits");
+    return new Decimal(Number(text) + 0);
+  }
+  /** §4.2.5 */
+  string(): string {
+    this.i++;
+    let out = "";
+    while (!this.done()) {
+      const c = this.s[this.i++]!;
+      if (c === "\\") {
+        const n = this.s[this.i++];
+        if (n !== '"' && n !== "\\") this.fail("Bad escape in string");
+        out += n;
+      } else if (c === '"') {
+        return out;
+      } else if (c < " " || c > "~") {
+        this.fail("Bad character in string");
+      } else {
+        out += c;
+      }
+    }
+    return this.fail("Unterminated string");
+  }
+  /** §4.2.7 */
+  bytes(): Uint8Array {
+    this.i++;
+    const end = this.s.indexOf(":", this.i);
+    if (end < 0) this.fail("Unterminated byte sequence");
+    if (end - this.i > maxBase64) this.fail("Byte sequence longer than 16384 bytes");
+    const b64 = this.s.slice(this.i, end);
+    if (!base64Chars.test(b64)) this.fail("Bad character in byte sequence");
+    try {
+      // Missing padding and non-zero pad bits are accepted, as the RFC says parsers SHOULD.
+      const out = fromBase64(b64);
+      this.i = end + 1;
+      return out;
+    } catch {
+      return this.fail("Bad base64 in byte sequence");
     }
   }
-  dictionary(): Dictionary {
-    const out: Dictionary = [];
-    this.skipSP();
-    if (this.i >= this.s.length) return out;
-    for (;;) {
-      const k = this.key();
-      let member: Item | InnerList;
-      if (this.peek() === "=") {
-        this.i++;
-        member = this.peek() === "(" ? this.innerList() : this.item();
-      } else {
-        member = { value: true, params: this.params() };
-      }
-      const at = out.findIndex(([name]) => name === k);
-      if (at >= 0) out[at] = [k, member];
-      else if (out.length >= maxMembers) this.fail(`More than ${maxMembers} dictionary members`);
-      else out.push([k, member]);
-      this.skipOWS();
-      if (this.i >= this.s.length) return out;
-      if (this.peek() !== ",") this.fail("Expected ',' between dictionary members");
+  /** §4.2.8 */
+  boolean(): boolean {
+    this.i++;
+    const c = this.at();
+    if (c !== 0x30 && c !== 0x31) this.fail("Expected a boolean");
+    this.i++;
+    return c === 0x31;
+  }
+  /** §4.2.9 */
+  date(): StructuredDate {
+    this.i++;
+    const n = this.number();
+    if (n instanceof Decimal) this.fail("A date must be an integer");
+    return new StructuredDate(n);
+  }
+  /** §4.2.10 */
+  displayString(): DisplayString {
+    this.i++;
+    if (this.at() !== 0x22) this.fail("Expected '\"' after '%'");
+    this.i++;
+    const bytes: number[] = [];
+    while (!this.done()) {
+      const c = this.at();
       this.i++;
-      this.skipOWS();
-      if (this.i >= this.s.length) this.fail("Trailing comma in dictionary");
+      if (c < 0x20 || c > 0x7e) this.fail("Bad character in display string");
+      if (c === 0x25) {
+        const hex = this.s.slice(this.i, this.i + 2);
+        if (!lowerHexPair.test(hex)) this.fail("Bad percent-encoding in display string");
+        bytes.push(parseInt(hex, 16));
+        this.i += 2;
+      } else if (c === 0x22) {
+        try {
+          const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+          return new DisplayString(decoder.decode(new Uint8Array(bytes)));
+        } catch {
+          return this.fail("Display string is not UTF-8");
+        }
+      } else {
+        bytes.push(c);
+      }
     }
+    return this.fail("Unterminated display string");
   }
 }
 
 /** Parses a Dictionary structured field; throws {@link StructuredFieldError}. */
 export function parseDictionary(text: string): Dictionary {
-  return new Parser(text.trim()).dictionary();
+  const p = new Parser(text);
+  return p.top(() => p.dictionary());
 }
 
-/** Serializes a bare item. */
+/** Parses a List structured field; throws {@link StructuredFieldError}. */
+export function parseList(text: string): List {
+  const p = new Parser(text);
+  return p.top(() => p.list());
+}
+
+/** Parses an Item structured field; throws {@link StructuredFieldError}. */
+export function parseItem(text: string): Item {
+  const p = new Parser(text);
+  return p.top(() => p.item());
+}
+
+function serializeInteger(n: number): string {
+  if (!Number.isInteger(n) || Math.abs(n) > maxInteger) {
+    throw new StructuredFieldError(`${n} is not an integer of at most 15 digits`);
+  }
+  return String(n + 0);
+}
+
+/**
+ * §4.1.5: rounds to three fraction digits (ties to even, on the number's
+ * shortest decimal form, so 0.0025 gives 0.002) and keeps at least one.
+ */
+function serializeDecimal(n: number): string {
+  if (!Number.isFinite(n)) throw new StructuredFieldError(`${n} is not a decimal`);
+  const abs = Math.abs(n);
+  // Past 1e21 JavaScript writes an exponent; those are too large anyway, and under 1e-7 round to 0.
+  if (abs >= 1e13) throw new StructuredFieldError(`${n} has more than 12 integer digits`);
+  const text = abs < 1e-6 ? "0" : String(abs);
+  const [whole = "0", fraction = ""] = text.split(".");
+  let scaled = BigInt(whole + fraction.slice(0, 3).padEnd(3, "0"));
+  const rest = fraction.slice(3);
+  if (rest !== "") {
+    const first = rest.charCodeAt(0) - 0x30;
+    const beyond = /[1-9]/.test(rest.slice(1));
+    if (first > 5 || (first === 5 && (beyond || scaled % 2n === 1n))) scaled += 1n;
+  }
+  const intPart = scaled / 1000n;
+  if (intPart > 999_999_999_999n) {
+    throw new StructuredFieldError(`${n} has more than 12 integer digits`);
+  }
+  const frac = String(scaled % 1000n).padStart(3, "0").replace(/0+$/, "") || "0";
+  const sign = n < 0 && scaled !== 0n ? "-" : "";
+  return `${sign}${intPart}.${frac}`;
+}
+
+function serializeKey(key: string): string {
+  if (!keyText.test(key)) throw new StructuredFieldError(`"${key}" is not a valid key`);
+  return key;
+}
+
+function serializeDisplayString(text: string): string {
+  if (!text.isWellFormed()) {
+    throw new StructuredFieldError("Display string has an unpaired surrogate");
+  }
+  let out = '%"';
+  for (const b of new TextEncoder().encode(text)) {
+    if (b === 0x25 || b === 0x22 || b < 0x20 || b > 0x7e) {
+      out += `%${b.toString(16).padStart(2, "0")}`;
+    } else {
+      out += String.fromCharCode(b);
+    }
+  }
+  return `${out}"`;
+}
+
+/**
+ * Serializes a bare item (§4.1.3); throws {@link StructuredFieldError} for a
+ * value the RFC cannot carry. A plain number is an Integer when it is whole
+ * and a Decimal otherwise; wrap it in {@link Decimal} to write `2.0`.
+ */
 export function serializeBareItem(v: BareItem): string {
   if (typeof v === "string") {
     if (!/^[\x20-\x7e]*$/.test(v)) {
@@ -202,23 +462,50 @@ export function serializeBareItem(v: BareItem): string {
     return `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
   }
   if (typeof v === "boolean") return v ? "?1" : "?0";
-  if (typeof v === "number") {
-    if (Number.isInteger(v)) return String(v);
-    return String(Math.round(v * 1000) / 1000);
+  if (typeof v === "number") return Number.isInteger(v) ? serializeInteger(v) : serializeDecimal(v);
+  if (v instanceof Decimal) return serializeDecimal(v.value);
+  if (v instanceof Token) {
+    if (!tokenText.test(v.value)) throw new StructuredFieldError(`"${v.value}" is not a token`);
+    return v.value;
   }
-  if (v instanceof Token) return v.value;
-  let bin = "";
-  for (const b of v) bin += String.fromCharCode(b);
-  return `:${btoa(bin)}:`;
+  if (v instanceof StructuredDate) return `@${serializeInteger(v.seconds)}`;
+  if (v instanceof DisplayString) return serializeDisplayString(v.value);
+  if (v instanceof Uint8Array) return `:${toBase64(v)}:`;
+  throw new StructuredFieldError(`${String(v)} is not a structured field value`);
 }
 
 /** Serializes parameters (`;a=1;b="x"`); a `true` value is written as the bare key. */
 export function serializeParams(params: Params): string {
-  return params.map(([k, v]) => (v === true ? `;${k}` : `;${k}=${serializeBareItem(v)}`)).join("");
+  return params.map(([k, v]) =>
+    v === true ? `;${serializeKey(k)}` : `;${serializeKey(k)}=${serializeBareItem(v)}`
+  ).join("");
+}
+
+/** Serializes an item with its parameters. */
+export function serializeItem(item: Item): string {
+  return serializeBareItem(item.value) + serializeParams(item.params);
 }
 
 /** Serializes an inner list with its parameters. */
 export function serializeInnerList(list: InnerList): string {
-  const items = list.items.map((it) => serializeBareItem(it.value) + serializeParams(it.params));
-  return `(${items.join(" ")})${serializeParams(list.params)}`;
+  return `(${list.items.map(serializeItem).join(" ")})${serializeParams(list.params)}`;
+}
+
+function serializeMember(member: Item | InnerList): string {
+  return isInnerList(member) ? serializeInnerList(member) : serializeItem(member);
+}
+
+/** Serializes a List; an empty list gives "" (the field is then left out). */
+export function serializeList(list: List): string {
+  return list.map(serializeMember).join(", ");
+}
+
+/** Serializes a Dictionary; a member whose value is `true` is written as its bare key. */
+export function serializeDictionary(dict: Dictionary): string {
+  return dict.map(([key, member]) => {
+    if (!isInnerList(member) && member.value === true) {
+      return serializeKey(key) + serializeParams(member.params);
+    }
+    return `${serializeKey(key)}=${serializeMember(member)}`;
+  }).join(", ");
 }
