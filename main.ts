@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { loadConfig, serverRole } from "./noc/config.ts";
+import { loadConfig, logSinkOf, nocUsage, parseNocArgs, serverRole } from "./noc/config.ts";
 import { jsonLogger } from "./protocol/util/log.ts";
 import { lineWriter } from "./protocol/util/line_writer.ts";
 import { createApp, type NocRole } from "./noc/app.ts";
@@ -22,10 +22,19 @@ import type { AppDeps } from "./noc/services/deps.ts";
 import { createMetrics } from "./noc/services/metrics.ts";
 
 const metrics = createMetrics();
-// Not console.log: a reader that falls behind (a full pipe) must not hold up every request.
-const out = Deno.env.get("DENO_DEPLOYMENT_ID") ? null : lineWriter(Deno.stdout, {
-  onDrop: (n) => metrics.inc("noc_log_lines_dropped_total", {}, n),
-});
+const sink = (() => {
+  try {
+    return logSinkOf(Deno.env.toObject());
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : e);
+    Deno.exit(64);
+  }
+})();
+// stdout: not console.log, as a reader that falls behind (a full pipe) must not hold up every
+// request. console: Deno Deploy, which collects console output.
+const out = sink === "stdout"
+  ? lineWriter(Deno.stdout, { onDrop: (n) => metrics.inc("noc_log_lines_dropped_total", {}, n) })
+  : null;
 const log = jsonLogger(out ? (line) => out.write(line) : undefined);
 addEventListener("unload", () => out?.flushSync());
 
@@ -88,6 +97,11 @@ const role = (() => {
     Deno.exit(64);
   }
 })();
+
+if (role !== "local-component" && parseNocArgs(Deno.args).help) {
+  console.log(nocUsage);
+  Deno.exit(0);
+}
 
 if (role === "local-component") {
   // Imported only here: a NOC process never loads the local server.

@@ -87,7 +87,10 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   const key = await signingKeyFromSeed(identity.signingSeed);
   const base = ctx.config.noc ?? identity.noc;
   const send = (req: Request) => ctx.fetch(req, { signal: AbortSignal.timeout(apiTimeoutMs) });
-  const call = async (
+  // The catalog server: the NOC itself unless its beat answer names another (spec, FIGURE 2).
+  let catalogBase = base;
+  const callAt = (baseUrl: () => string) =>
+  async (
     method: string,
     path: string,
     body?: unknown,
@@ -95,7 +98,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   ) =>
     await send(
       await signedRequest({
-        baseUrl: base,
+        baseUrl: baseUrl(),
         uid: identity.uid,
         key,
         method,
@@ -105,6 +108,8 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         now: ctx.now(),
       }),
     );
+  const call = callAt(() => base);
+  const catalogCall = callAt(() => catalogBase);
 
   // Leftovers of an install cut short (a crash, a SIGKILL): never half-used, always redone.
   await Deno.remove(paths.staging, { recursive: true }).catch(() => {});
@@ -208,6 +213,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     }
     if (!res.ok) throw new NocError(res.status, body);
     if (Number.isInteger(body.intervalS) && body.intervalS > 0) state.intervalS = body.intervalS;
+    catalogBase = catalogServer(body.catalogUrl) ?? base;
     state.apps = {};
   } catch (e) {
     const d = describe(e);
@@ -229,7 +235,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   // The catalog.
   let doc: CatalogDocument;
   try {
-    doc = offline ?? await fetchCatalog(ctx, state, call);
+    doc = offline ?? await fetchCatalog(ctx, state, catalogCall);
   } catch (e) {
     const d = describe(e);
     problems.push({ kind: "catalog", code: d.code, message: d.message });
@@ -378,7 +384,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   while (state.pendingReports.length > 0) {
     const batch = state.pendingReports.slice(0, 50);
     try {
-      const res = await call("POST", "/v1/installs", { results: batch });
+      const res = await catalogCall("POST", "/v1/installs", { results: batch });
       if (res.status === 400 || res.status === 413) {
         // A batch the NOC will never take must not block the ones after it.
         ctx.log.warn("report_dropped", {
@@ -533,4 +539,15 @@ export function requireIdentity(identity: Identity | null, state: string): Ident
     );
   }
   return identity;
+}
+
+/** The catalog server's base URL from a beat answer's `catalogUrl`, if it is an http(s) URL. */
+function catalogServer(value: unknown): string | null {
+  if (typeof value !== "string" || value.length > 2000) return null;
+  try {
+    const u = new URL(value);
+    return u.protocol === "https:" || u.protocol === "http:" ? value.replace(/\/$/, "") : null;
+  } catch {
+    return null;
+  }
 }

@@ -30,6 +30,16 @@ export interface Settings {
   catalogTtlS: number;
   /** Base URL for download links in catalogs; the request's own origin when absent. */
   publicUrl: string | null;
+  /**
+   * Base URL of the catalog server (spec, FIGURE 2) when it runs apart (role `catalog`): beat
+   * answers name it, and agents fetch catalogs and report installs there. Null: this server.
+   */
+  catalogUrl: string | null;
+  /**
+   * Base URL of the component server when it runs apart (role `component`): catalogs list
+   * downloads there (after the site's local servers). Null: `publicUrl`, or the request's origin.
+   */
+  componentUrl: string | null;
   /** Serve files over plain HTTP (development only; files are otherwise HTTPS only). */
   allowPlainHttpFiles: boolean;
   /** Believe `X-Forwarded-Proto` and `X-Forwarded-For` from a TLS-terminating proxy. */
@@ -66,6 +76,8 @@ export const defaultSettings: Settings = {
   enrollmentTokenTtlS: 24 * 3600,
   catalogTtlS: 24 * 3600,
   publicUrl: null,
+  catalogUrl: null,
+  componentUrl: null,
   allowPlainHttpFiles: false,
   trustProxy: false,
   maxUploadBytes: 4 * 1024 ** 3,
@@ -85,6 +97,8 @@ const envSchema = z.object({
   PORT: int(0, 65535).default(8000),
   NOC_HOST: z.string().min(1).default("0.0.0.0"),
   NOC_PUBLIC_URL: z.url().optional(),
+  NOC_CATALOG_URL: z.url().optional(),
+  NOC_COMPONENT_URL: z.url().optional(),
   DATABASE_URL: z.string().min(1).optional(),
   NOC_DATA_DIR: z.string().min(1).default("./.noc-data"),
   NOC_ADMIN_TOKEN: z.string().min(24, "NOC_ADMIN_TOKEN must be at least 24 characters").optional(),
@@ -112,6 +126,9 @@ const envSchema = z.object({
   NOC_REQUEST_LOG: z.enum(["all", "errors", "off"]).default("all"),
   NOC_BLOB_CACHE_DIR: z.string().min(1).optional(),
   NOC_BLOB_CACHE_MIB: int(0, 2 ** 30).default(4096),
+  NOC_WAKE_BUS: z.enum(["postgres", "broadcast"], {
+    message: 'must be "postgres" (pg_notify) or "broadcast" (BroadcastChannel, for Deno Deploy)',
+  }).default("postgres"),
   NOC_LOG_SINK: z.enum(["stdout", "console"], {
     message:
       'must be "stdout" (the non-blocking line writer) or "console" (console.log, for Deno Deploy)',
@@ -156,9 +173,14 @@ export interface Config {
   blobCacheBytes: number;
   /**
    * Where log lines go (`NOC_LOG_SINK`): `stdout` through the non-blocking line writer, or
-   * `console` (console.log, for Deno Deploy; the default there, when DENO_DEPLOYMENT_ID is set).
+   * `console` (console.log, for Deno Deploy). Explicit: never guessed from the platform.
    */
   logSink: "stdout" | "console";
+  /**
+   * How wake-ups reach the instance holding an agent's long poll (`NOC_WAKE_BUS`): `postgres`
+   * (`pg_notify`, self-hosted; the default) or `broadcast` (`BroadcastChannel`, Deno Deploy).
+   */
+  wakeBus: "postgres" | "broadcast";
 }
 
 /**
@@ -217,7 +239,8 @@ export function loadConfig(
       ? null
       : e.NOC_BLOB_CACHE_DIR ?? (e.DATABASE_URL ? null : `${e.NOC_DATA_DIR}/blob-cache`),
     blobCacheBytes: e.NOC_BLOB_CACHE_MIB * 1024 * 1024,
-    logSink: e.NOC_LOG_SINK ?? (env["DENO_DEPLOYMENT_ID"] ? "console" : "stdout"),
+    logSink: e.NOC_LOG_SINK ?? "stdout",
+    wakeBus: e.NOC_WAKE_BUS,
     settings: {
       ...defaultSettings,
       reportIntervalS: e.NOC_REPORT_INTERVAL_S,
@@ -227,6 +250,8 @@ export function loadConfig(
       identityNoticeWindowS: e.NOC_IDENTITY_NOTICE_WINDOW_S,
       catalogTtlS: e.NOC_CATALOG_TTL_S,
       publicUrl: e.NOC_PUBLIC_URL ?? null,
+      catalogUrl: e.NOC_CATALOG_URL?.replace(/\/$/, "") ?? null,
+      componentUrl: e.NOC_COMPONENT_URL?.replace(/\/$/, "") ?? null,
       allowPlainHttpFiles: dev,
       trustProxy: e.NOC_TRUST_PROXY === "true",
       maxUploadBytes: e.NOC_MAX_UPLOAD_BYTES,
@@ -332,4 +357,17 @@ export function serverRole(
   const role = given === undefined || given === "" ? "all" : checkRole(given);
   if (role !== "local-component") parseNocArgs(args);
   return role;
+}
+
+/**
+ * The log sink named by `NOC_LOG_SINK` in `env` (`stdout` when unset), read before the rest of
+ * the configuration so that every role logs where it was told; throws naming the variable.
+ */
+export function logSinkOf(env: Record<string, string | undefined>): "stdout" | "console" {
+  const v = env["NOC_LOG_SINK"];
+  if (v === undefined || v === "" || v === "stdout") return "stdout";
+  if (v === "console") return "console";
+  throw new Error(
+    `Configuration is invalid:\n  NOC_LOG_SINK: must be "stdout" (the non-blocking line writer) or "console" (console.log, for Deno Deploy)`,
+  );
 }

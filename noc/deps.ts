@@ -61,7 +61,7 @@ export async function openDeps(
     notifier,
     settings: config.settings,
     log,
-    wakeups: createWakeHub({ db, clock, log }),
+    wakeups: createWakeHub({ db, clock, log, bus: config.wakeBus }),
     metrics,
     blobCache: config.blobCacheDir
       ? await openBlobCache({ dir: config.blobCacheDir, budgetBytes: config.blobCacheBytes, log })

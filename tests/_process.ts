@@ -42,9 +42,32 @@ export async function startNoc(
   /** Which stdout lines to keep once the banner is seen (all by default; load tests keep few). */
   keep?: (line: string) => boolean,
 ): Promise<NocProcess> {
+  return await spawnNoc(["--dev"], env, denoFlags, keep, true);
+}
+
+/**
+ * Starts `main.ts --role <role>` (plus `args`) with `env` on a free port and waits for its
+ * banner. Only the `noc` role prints tokens (with `--dev`); the others leave them empty.
+ */
+export async function startNocRole(
+  role: "all" | "noc" | "catalog" | "component",
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<NocProcess> {
+  const tokens = args.includes("--dev") && (role === "all" || role === "noc");
+  return await spawnNoc(["--role", role, ...args], env, [], undefined, tokens);
+}
+
+async function spawnNoc(
+  args: string[],
+  env: Record<string, string>,
+  denoFlags: string[],
+  keep: ((line: string) => boolean) | undefined,
+  tokens: boolean,
+): Promise<NocProcess> {
   const root = new URL("..", import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...nocFlags, ...denoFlags, "main.ts", "--dev"],
+    args: ["run", ...nocFlags, ...denoFlags, "main.ts", ...args],
     cwd: root,
     env: { PORT: "0", NOC_HOST: "127.0.0.1", ...env },
     stdout: "piped",
@@ -55,8 +78,9 @@ export async function startNoc(
   const stderr = child.stderr.text();
   let onBanner: (m: RegExpMatchArray | null) => void = () => {};
   const bannerSeen = new Promise<RegExpMatchArray | null>((resolve) => onBanner = resolve);
-  const bannerPattern =
-    /listening on (http:\/\/\S+)[\s\S]*admin token:\s+(\S+)[\s\S]*enrolment token: (\S+)/;
+  const bannerPattern = tokens
+    ? /listening on (http:\/\/\S+)[\s\S]*admin token:\s+(\S+)[\s\S]*enrolment token: (\S+)/
+    : /listening on (http:\/\/\S+)[\s\S]*NOC key id:\s+\S+\n()()/;
   let seen = false;
   let partial = "";
   const drain = (async () => {
@@ -83,8 +107,8 @@ export async function startNoc(
   return {
     url: banner[1]!.replace("localhost", "127.0.0.1"),
     pid: child.pid,
-    adminToken: banner[2]!,
-    enrollmentToken: banner[3]!,
+    adminToken: banner[2] ?? "",
+    enrollmentToken: banner[3] ?? "",
     output: () => out,
     async stop(signal: Deno.Signal = "SIGINT") {
       child.kill(signal);

@@ -39,6 +39,8 @@ export function beatRoutes(deps: AppDeps) {
       intervalS: a.intervalS,
       nextBeatInS: a.intervalS,
       nextDueAt: nextDue.toISOString(),
+      // Where this appliance's catalog server is, when it is not this server (spec, FIGURE 2).
+      ...(deps.settings.catalogUrl ? { catalogUrl: deps.settings.catalogUrl } : {}),
     });
   });
 }

@@ -9,7 +9,8 @@ import type { AppEnv } from "../env.ts";
 export function catalogRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().get("/", applianceAuth(deps), async (c) => {
     const a = c.get("appliance");
-    const base = deps.settings.publicUrl ?? new URL(c.req.url).origin;
+    const base = deps.settings.componentUrl ?? deps.settings.publicUrl ??
+      new URL(c.req.url).origin;
     const answer = await answerCatalog(
       deps,
       a.uid,
