@@ -266,9 +266,18 @@ Deno.test("local server: --allow-http-upstream takes no value, so --allow-http-u
   }
 });
 
-Deno.test("main.ts: a bad NOC flag or role is named and exits 64 before anything starts", async () => {
+Deno.test("main.ts: --help lists the NOC's flags and roles; a bad flag or role is named and exits 64 before anything starts", async () => {
   const data = await Deno.makeTempDir({ prefix: "noc-args-main-" });
   try {
+    for (const help of [["--help"], ["--role", "catalog", "-h"], ["--dev", "--help"]]) {
+      const r = await run(["run", ...nocFlags, "main.ts", ...help], { NOC_DATA_DIR: data });
+      assert.equal(r.code, 0, r.err);
+      for (
+        const word of ["--role", "--dev", "--port", "-h, --help", "local-component", "catalog"]
+      ) {
+        assert.ok(r.out.includes(word), word);
+      }
+    }
     const refused: Array<[string[], RegExp]> = [
       [["--colour"], /Unknown flag "--colour"/],
       [["--dev=yes"], /Flag "--dev" takes no value/],
@@ -319,9 +328,8 @@ Deno.test("NOC flags and roles: parseNocArgs, serverRole and NOC_LOG_SINK", () =
   assert.equal(loadConfig({}, ["--port", "1234"]).port, 1234);
   assert.equal(loadConfig({ PORT: "99" }).port, 99);
   assert.equal(loadConfig({}).logSink, "stdout");
-  assert.equal(loadConfig({ DENO_DEPLOYMENT_ID: "x" }).logSink, "console");
+  assert.equal(loadConfig({ DENO_DEPLOYMENT_ID: "x" }).logSink, "stdout", "never guessed");
   assert.equal(loadConfig({ NOC_LOG_SINK: "console" }).logSink, "console");
-  assert.equal(loadConfig({ NOC_LOG_SINK: "stdout", DENO_DEPLOYMENT_ID: "x" }).logSink, "stdout");
   assert.throws(() => loadConfig({ NOC_LOG_SINK: "file" }), /NOC_LOG_SINK: must be "stdout"/);
 });
 
