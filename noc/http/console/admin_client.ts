@@ -1,0 +1,85 @@
+/**
+ * The console's typed client for the admin API: Hono's `hc<AdminApp>` over
+ * the in-process admin app (as `hono/testing`'s `testClient`), so every read
+ * and action the console takes is an admin API request, typed by the API's
+ * own routes and validators.
+ *
+ * @module
+ */
+import { hc } from "hono/client";
+import { z } from "zod";
+import type { AdminApp } from "../admin/mod.ts";
+
+/** The admin API as one signed-in operator calls it. */
+export type AdminClient = ReturnType<typeof hc<AdminApp>>;
+
+/** The origin in-process calls are addressed to; never resolved, never leaves the process. */
+const origin = "http://console.internal/";
+
+/**
+ * A client that calls `admin` in process as the operator `label`: the
+ * internal key (random, never leaves the process) stands in for a bearer
+ * token, and the label is what the admin API records as the actor.
+ */
+export function adminClient(admin: AdminApp, internalKey: string, label: string): AdminClient {
+  return hc<AdminApp>(origin, {
+    fetch: (input: RequestInfo | URL, init?: RequestInit) => admin.request(input, init),
+    headers: internalHeaders(internalKey, label),
+  });
+}
+
+function internalHeaders(internalKey: string, label: string): Record<string, string> {
+  return { "x-noc-internal": internalKey, "x-noc-admin-label": label };
+}
+
+/** A raw admin API call as one operator: `url` (from the typed client's `$url()`) with `query`. */
+export type RawAdminCall = (
+  url: URL,
+  init: Omit<RequestInit, "headers"> & {
+    headers?: Record<string, string>;
+    query?: Record<string, string>;
+  },
+) => Promise<Response>;
+
+/**
+ * The raw call of {@link adminClient}'s operator, with the same headers. The
+ * packages upload needs it: that route reads its query without a validator (a
+ * signed package names itself), so `hc` cannot type `app`, `name` and
+ * `version`; the URL still comes from the typed client (`api.packages.$url()`).
+ */
+export function rawAdminCall(admin: AdminApp, internalKey: string, label: string): RawAdminCall {
+  return async (url, { query, headers, ...init }) => {
+    const target = new URL(url);
+    if (query) target.search = new URLSearchParams(query).toString();
+    return await admin.request(target, {
+      ...init,
+      headers: { ...headers, ...internalHeaders(internalKey, label) },
+    });
+  };
+}
+
+/** The admin API's refusal body (`{ error, message, issues? }`), as far as the console shows it. */
+const refusalSchema = z.object({
+  message: z.string().optional(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+
+/**
+ * What a refused admin call says, for a flash message: its message and the
+ * fields it names, or `Failed (<status>)` when the body says nothing.
+ */
+export async function refusal(res: { status: number; text(): Promise<string> }): Promise<string> {
+  const text = await res.text();
+  let parsed: unknown = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: the status says it
+  }
+  const body = refusalSchema.safeParse(parsed);
+  const message = body.success ? body.data.message : undefined;
+  const issues = body.success && body.data.issues
+    ? ` (${body.data.issues.map((i) => `${i.path}: ${i.message}`).join("; ")})`
+    : "";
+  return `${message ?? `Failed (${res.status})`}${issues}`;
+}

@@ -1,0 +1,145 @@
+/** `/ui/releases`: publish a package payload or a file, assign it, roll it out, hold appliances. */
+import { Hono } from "hono";
+import { z } from "zod";
+import { bytes, Csrf, Layout, Time } from "../layout.tsx";
+import type { ConsoleEnv, PageDeps } from "../page.ts";
+import { back, field, formOf, html } from "../page.ts";
+import { refusal } from "../admin_client.ts";
+import {
+  AssignForm,
+  Assignments,
+  ComponentFields,
+  Holds,
+  loadAssignments,
+  loadHolds,
+} from "./rollouts.tsx";
+
+/** The largest upload the console takes (bigger packages: `deno task noc package`). */
+export const consoleUploadBytes = 256 * 1024 * 1024;
+
+/** What the page reads of `GET /components` (the API types a component as a record). */
+const componentListSchema = z.object({
+  items: z.array(z.object({
+    kind: z.string(),
+    app: z.string(),
+    name: z.string(),
+    version: z.string(),
+    size: z.number(),
+    createdAt: z.string(),
+  })),
+});
+
+/** The Releases page and the publish action. */
+export function releasePages(p: PageDeps) {
+  return new Hono<ConsoleEnv>()
+    .get("/releases", p.signedIn, async (c) => {
+      const [componentsRes, assignments, holds] = await Promise.all([
+        c.var.api.components.$get({ query: { limit: "200" } }),
+        loadAssignments(c.var.api),
+        loadHolds(c.var.api),
+      ]);
+      const components = componentsRes.ok
+        ? componentListSchema.parse(await componentsRes.json()).items
+        : [];
+      const ctx = c.var.page;
+      return await html(
+        c,
+        <Layout title="Releases" ctx={ctx}>
+          <h2>Publish</h2>
+          <form
+            method="post"
+            action="/ui/releases/publish"
+            enctype="multipart/form-data"
+            class="panel"
+          >
+            <Csrf ctx={ctx} />
+            <label>
+              Kind
+              <select name="kind">
+                <option value="package">package (gzip tar of a folder with install)</option>
+                <option value="file">file</option>
+              </select>
+            </label>
+            <ComponentFields />
+            <label>
+              File<input type="file" name="file" required />
+            </label>
+            <button type="submit">Publish</button>
+          </form>
+          <h2>Assign</h2>
+          <AssignForm ctx={ctx} />
+          <h2>Assignments and rollouts</h2>
+          <Assignments ctx={ctx} items={assignments} />
+          <h2>Holds</h2>
+          <Holds ctx={ctx} items={holds} />
+          <h2>Published components</h2>
+          <table id="published">
+            <tr>
+              <th>kind</th>
+              <th>component</th>
+              <th>version</th>
+              <th class="num">size</th>
+              <th>published</th>
+            </tr>
+            {components.map((k) => (
+              <tr>
+                <td>{k.kind}</td>
+                <td>
+                  {k.app}/{k.name}
+                  {k.kind === "file" && (
+                    <>
+                      {" "}· <a href={`/ui/apps/${k.app}/fileinfo`}>fileinfo</a>
+                    </>
+                  )}
+                </td>
+                <td>{k.version}</td>
+                <td class="num">{bytes(k.size)}</td>
+                <td>
+                  <Time at={k.createdAt} />
+                </td>
+              </tr>
+            ))}
+          </table>
+        </Layout>,
+      );
+    })
+    .post("/releases/publish", p.signedInUpload, async (c) => {
+      const length = Number(c.req.header("content-length") ?? "0");
+      if (length > consoleUploadBytes) {
+        return back(
+          c,
+          "/ui/releases",
+          `Uploads through the console are limited to ${
+            bytes(consoleUploadBytes)
+          }; use deno task noc package`,
+        );
+      }
+      const form = await formOf(c);
+      const file = form["file"];
+      const kind = field(form, "kind") === "file" ? "file" : "package";
+      if (!(file instanceof File)) return back(c, "/ui/releases", "Choose a file to publish");
+      const query = {
+        app: field(form, "app"),
+        name: field(form, "name"),
+        version: field(form, "version"),
+      };
+      const res = kind === "file"
+        ? await c.var.api.files.$post({ query }, {
+          headers: { "content-type": "application/octet-stream" },
+          init: { body: file.stream() },
+        })
+        : await c.var.rawApi(c.var.api.packages.$url(), {
+          method: "POST",
+          query,
+          headers: { "content-type": "application/gzip" },
+          body: file.stream(),
+        });
+      return back(
+        c,
+        "/ui/releases",
+        res.ok
+          ? `Published ${kind} ${query.app}/${query.name}@${query.version}`
+          : await refusal(res),
+      );
+    });
+}
