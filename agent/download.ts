@@ -4,6 +4,14 @@
  * where it stopped with an HTTP `Range` request. The result is accepted only
  * when its size and SHA-256 match what the signed catalog promised.
  *
+ * The SHA-256 is computed as the bytes arrive, never by reading the file
+ * back: a download resumed in the same run (the next URL carrying on) goes on
+ * with the same hash, and one resumed in a later run (after a crash) hashes
+ * the part already on disk once, then carries on. A `sink` sees the same
+ * bytes in the same order (the package installer picks the package's prefix
+ * and ciphertext digest out of them), and starts again whenever the download
+ * does.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
@@ -23,6 +31,64 @@ export interface DownloadSpec {
   label: string;
 }
 
+/** Watches a download's bytes go by, in order, from its first byte. */
+export interface ByteSink {
+  /** Takes the next bytes (must not throw). */
+  update(bytes: Uint8Array): void;
+}
+
+/** A finished download: its bytes matched the catalog. */
+export interface Downloaded<S extends ByteSink> {
+  /** Its size, bytes. */
+  size: number;
+  /** Its SHA-256, hex, computed as the bytes arrived. */
+  sha256: string;
+  /** The sink that saw every byte of it, when one was asked for. */
+  sink: S | undefined;
+}
+
+/** Options for {@link download}. */
+export interface DownloadOptions<S extends ByteSink> {
+  /** Milliseconds a download may go without a byte. */
+  idleMs: number;
+  /** Log (progress, failed URLs). */
+  log: AgentLog;
+  /** HTTP. */
+  fetch?: typeof fetch;
+  /** The slowest average a download may have, bytes per second, after `graceS` (16 KiB/s). */
+  minBytesPerS?: number;
+  /** Seconds before the average counts (120). */
+  graceS?: number;
+  /** Makes a fresh sink, whenever the download starts from its first byte. */
+  sink?: () => S;
+}
+
+/** The bytes in `dest` so far: how many, their running SHA-256, and the sink that saw them. */
+class Progress<S extends ByteSink> {
+  size = 0;
+  #hash = createHash("sha256");
+  sink: S | undefined;
+  #make: (() => S) | undefined;
+  constructor(make: (() => S) | undefined) {
+    this.#make = make;
+    this.sink = make?.();
+  }
+  update(bytes: Uint8Array): void {
+    this.#hash.update(bytes);
+    this.sink?.update(bytes);
+    this.size += bytes.length;
+  }
+  /** The SHA-256 of the bytes so far (the download is then complete: nothing more is added). */
+  digest(): string {
+    return this.#hash.digest("hex");
+  }
+  reset(): void {
+    this.size = 0;
+    this.#hash = createHash("sha256");
+    this.sink = this.#make?.();
+  }
+}
+
 async function fileSize(path: string): Promise<number | null> {
   try {
     return (await Deno.stat(path)).size;
@@ -32,61 +98,68 @@ async function fileSize(path: string): Promise<number | null> {
   }
 }
 
-async function digestFile(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of readFileFrom(path)) h.update(chunk);
-  return h.digest("hex");
-}
-
 /**
  * Fetches `spec` into `dest`, trying each URL in turn, resuming a partial
  * file; throws {@link AgentError} (`download_failed`, `size_mismatch`,
  * `digest_mismatch`, `write_failed`).
  */
-export async function download(dest: string, spec: DownloadSpec, options: {
-  idleMs: number;
-  log: AgentLog;
-  fetch?: typeof fetch;
-  /** The slowest average a download may have, bytes per second, after `graceS` (16 KiB/s). */
-  minBytesPerS?: number;
-  /** Seconds before the average counts (120). */
-  graceS?: number;
-}): Promise<void> {
+export async function download<S extends ByteSink = ByteSink>(
+  dest: string,
+  spec: DownloadSpec,
+  options: DownloadOptions<S>,
+): Promise<Downloaded<S>> {
+  const progress = new Progress(options.sink);
   const have = await fileSize(dest);
   if (have !== null && have > spec.size) await Deno.remove(dest);
-  if (have === spec.size) {
-    if (await digestFile(dest) === spec.sha256) return;
-    await Deno.remove(dest);
+  else if (have !== null && have > 0) {
+    // Bytes left by an earlier run: hashed once, here, and the download carries on after them.
+    for await (const chunk of readFileFrom(dest)) progress.update(chunk);
   }
-  // Each URL in turn (a site's local component server first, the NOC last); what one serves is
-  // checked before the next is tried, so a mirror serving wrong bytes only costs its own attempt.
-  let last: AgentError | null = null;
-  const attempt = async (url: string) => {
-    await fetchInto(url, dest, spec, options);
-    const got = await fileSize(dest);
-    if (got !== spec.size) {
-      throw new AgentError("size_mismatch", `${spec.label} is ${got} bytes, expected ${spec.size}`);
-    }
-    if (await digestFile(dest) !== spec.sha256) {
+  /** Accepts a complete download, or drops it (and throws) when its digest is wrong. */
+  const accept = async (): Promise<Downloaded<S>> => {
+    const sha256 = progress.digest();
+    if (sha256 !== spec.sha256) {
       await Deno.remove(dest);
+      progress.reset();
       throw new AgentError(
         "digest_mismatch",
         `${spec.label} does not match the SHA-256 in the catalog; the download was dropped`,
       );
     }
+    return { size: progress.size, sha256, sink: progress.sink };
+  };
+  if (progress.size === spec.size) {
+    try {
+      return await accept();
+    } catch (e) {
+      if (!(e instanceof AgentError)) throw e;
+      // Wrong bytes from an earlier run: dropped; downloaded again below.
+    }
+  }
+  // Each URL in turn (a site's local component server first, the NOC last); what one serves is
+  // checked before the next is tried, so a mirror serving wrong bytes only costs its own attempt.
+  let last: AgentError | null = null;
+  const attempt = async (url: string) => {
+    await fetchInto(url, dest, spec, options, progress);
+    if (progress.size !== spec.size) {
+      throw new AgentError(
+        "size_mismatch",
+        `${spec.label} is ${progress.size} bytes, expected ${spec.size}`,
+      );
+    }
+    return await accept();
   };
   for (const url of spec.urls) {
     try {
-      const resumed = ((await fileSize(dest)) ?? 0) > 0;
+      const resumed = progress.size > 0;
       try {
-        await attempt(url);
+        return await attempt(url);
       } catch (e) {
         // Resumed on top of bytes from elsewhere (a mirror that served wrong ones, say): this URL
         // gets a whole attempt of its own before it is judged.
         if (!resumed || !(e instanceof AgentError) || e.code !== "digest_mismatch") throw e;
-        await attempt(url);
+        return await attempt(url);
       }
-      return;
     } catch (e) {
       if (e instanceof AgentError && e.code === "write_failed") {
         // A full disk: what was written is given back, so the agent can still record its state.
@@ -112,16 +185,18 @@ export function redact(url: string): string {
   return url.replace(/\?.*$/, "?…");
 }
 
-async function fetchInto(url: string, dest: string, spec: DownloadSpec, options: {
-  idleMs: number;
-  log: AgentLog;
-  fetch?: typeof fetch;
-  /** The slowest average a download may have, bytes per second, after `graceS` (16 KiB/s). */
-  minBytesPerS?: number;
-  /** Seconds before the average counts (120). */
-  graceS?: number;
-}): Promise<void> {
-  const from = (await fileSize(dest)) ?? 0;
+async function fetchInto<S extends ByteSink>(
+  url: string,
+  dest: string,
+  spec: DownloadSpec,
+  options: DownloadOptions<S>,
+  progress: Progress<S>,
+): Promise<void> {
+  // The file holds exactly the bytes hashed so far; a write cut short may have left more.
+  const onDisk = (await fileSize(dest)) ?? 0;
+  if (onDisk > progress.size) await Deno.truncate(dest, progress.size);
+  else if (onDisk < progress.size) progress.reset();
+  const from = progress.size;
   const abort = new AbortController();
   let idle = setTimeout(() => abort.abort(), options.idleMs);
   const touch = () => {
@@ -156,6 +231,7 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
     } else if (res.status === 416) {
       await res.body?.cancel();
       await Deno.remove(dest).catch(() => {});
+      progress.reset();
       throw new AgentError("download_failed", `Server refused to resume ${spec.label}`);
     } else if (!res.ok) {
       const body = (await res.text()).slice(0, 300);
@@ -168,7 +244,7 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
       throw new AgentError("download_failed", `Server sent no body for ${spec.label}`);
     }
     const body = res.body;
-    let done = append ? from : 0;
+    if (!append) progress.reset(); // the server starts from the first byte
     const file = await Deno.open(dest, {
       write: true,
       create: true,
@@ -179,7 +255,7 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
     try {
       for await (const chunk of body) {
         touch();
-        if (done + chunk.length > spec.size) {
+        if (progress.size + chunk.length > spec.size) {
           throw new AgentError(
             "size_mismatch",
             `${spec.label} is longer than the ${spec.size} bytes the catalog says`,
@@ -194,8 +270,8 @@ async function fetchInto(url: string, dest: string, spec: DownloadSpec, options:
             `Cannot write ${spec.label} to "${dest}": ${e instanceof Error ? e.message : e}`,
           );
         }
-        done += chunk.length;
-        options.log.progress(spec.label, done, spec.size);
+        progress.update(chunk); // hashed as it arrives, once it is on disk
+        options.log.progress(spec.label, progress.size, spec.size);
       }
       await file.sync().catch(() => {});
     } finally {

@@ -6,6 +6,12 @@
  * program, then its `health` check. The unpacked payload is kept aside, so a
  * version whose health check fails is replaced by the previous one.
  *
+ * One pass over the package's bytes before it is decrypted: the download
+ * hashes them as they arrive (the catalog's SHA-256) and, from the same bytes,
+ * picks out the prefix and measures the ciphertext's SHA-256; the signature
+ * is verified once, the ciphertext digest is checked against the signed
+ * header, and only then is the file read again — once — to decrypt.
+ *
  * @module
  */
 import { AgentError } from "./errors.ts";
@@ -16,13 +22,13 @@ import type { AgentConfig } from "./config.ts";
 import { type Identity, type Installed, statePaths } from "./state.ts";
 import { exists } from "../protocol/util/atomic_file.ts";
 import type { CatalogEntry } from "../protocol/catalog.ts";
-import { openPackageFile, readPackagePrefix } from "../protocol/package/file.ts";
 import {
-  expectComponent,
-  PackageError,
-  unwrapContentKey,
-  verifyPackagePrefix,
-} from "../protocol/package/format.ts";
+  decryptPackageFile,
+  scanPackageFile,
+  verifyScannedPackage,
+} from "../protocol/package/file.ts";
+import { PackageError, unwrapContentKey } from "../protocol/package/format.ts";
+import { PackageScanner } from "../protocol/package/scan.ts";
 import { extractTar, gunzip, TarError } from "../protocol/package/tar.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
 
@@ -88,32 +94,37 @@ async function runIn(
   return { ok: true, message: "" };
 }
 
-/** Verifies and unpacks the downloaded package file into `staging`; throws {@link AgentError}. */
+/**
+ * Verifies and unpacks the downloaded package file into `staging`; throws
+ * {@link AgentError}. `scanned` is what the download measured as the bytes
+ * arrived; without it the file is scanned here (one extra read). Every check
+ * — signature, component, ciphertext size and digest — passes before the
+ * content key is unwrapped, the staging folder made or a byte decrypted.
+ */
 export async function unpackPackage(
   ctx: InstallContext,
   file: string,
   entry: CatalogEntry,
   staging: string,
+  scanned?: PackageScanner,
 ): Promise<void> {
   const trusted = ctx.identity.pinnedKeys.filter((k) => k.use.includes("package"));
   try {
-    // Signature first: nothing is decrypted or unpacked from a package that does not verify.
-    const prefix = await readPackagePrefix(file);
-    await verifyPackagePrefix(prefix, trusted, ctx.now());
-    expectComponent(prefix.header, entry);
+    const verified = await verifyScannedPackage(scanned ?? await scanPackageFile(file), {
+      trusted,
+      now: ctx.now(),
+      expect: entry,
+    });
     if (!entry.wrappedKey) {
       throw new AgentError("no_key", `Catalog gives no content key for ${entry.app}/${entry.name}`);
     }
     const contentKey = await unwrapContentKey(
       entry.wrappedKey,
       fromBase64Url(ctx.identity.encryptionPrivate),
-      prefix.header,
+      verified.header,
     );
     await Deno.mkdir(staging, { recursive: true, mode: 0o700 });
-    await extractTar(
-      gunzip(openPackageFile(file, { trusted, contentKey, now: ctx.now(), expect: entry })),
-      staging,
-    );
+    await extractTar(gunzip(decryptPackageFile(file, verified, contentKey)), staging);
   } catch (e) {
     if (e instanceof PackageError) throw new AgentError(e.reason, e.message);
     if (e instanceof TarError) throw new AgentError("bad_archive", e.message);
@@ -136,14 +147,20 @@ export async function installPackage(
   const label = `${entry.app}/${entry.name}@${entry.version}`;
   await Deno.mkdir(paths.downloads, { recursive: true, mode: 0o700 });
   const file = `${paths.downloads}/${entry.sha256}.pkg`;
-  await download(file, { urls: entry.urls, size: entry.size, sha256: entry.sha256, label }, {
-    idleMs: ctx.config.downloadIdleS * 1000,
-    fetch: ctx.fetch,
-    log: ctx.log,
-  });
+  // The package's prefix and ciphertext digest are taken from the bytes as they download.
+  const got = await download(
+    file,
+    { urls: entry.urls, size: entry.size, sha256: entry.sha256, label },
+    {
+      idleMs: ctx.config.downloadIdleS * 1000,
+      fetch: ctx.fetch,
+      log: ctx.log,
+      sink: () => new PackageScanner(),
+    },
+  );
   const staging = `${paths.staging}/${crypto.randomUUID()}`;
   try {
-    await unpackPackage(ctx, file, entry, staging);
+    await unpackPackage(ctx, file, entry, staging, got.sink);
     const env = programEnv(ctx, staging, entry, previous?.version, "install");
     const r = await runIn(staging, "install", env, ctx.config.installTimeoutS);
     if (!r.ok) throw new AgentError("install_failed", `${label}: ${r.message}`);

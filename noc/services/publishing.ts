@@ -4,6 +4,11 @@
  * test-decrypted before they are accepted), and files. A name and version
  * can be published again only with the same content.
  *
+ * Everything publishing needs is measured while the upload streams into the
+ * database, never by reading the blob back — with one exception: the served
+ * digest of a package the NOC encrypts itself covers the prefix, which signs
+ * the ciphertext's digest and so exists only once the ciphertext is stored.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
@@ -11,24 +16,21 @@ import type { AppDeps } from "./deps.ts";
 import type { Sql } from "../db/db.ts";
 import { ApiError } from "../../protocol/http/errors.ts";
 import { completeBlob, deleteBlob, readBlob, writeBlob } from "./blobs.ts";
-import { concatBytes } from "../../protocol/util/bytes.ts";
 import {
-  checkCiphertext,
-  decryptChunks,
+  checkCiphertextDigest,
+  ChunkOpener,
   defaultChunkSize,
   encryptChunks,
   importContentKey,
-  maxPrefixBytes,
   newContentKey,
   PackageError,
   packageFormat,
   type PackageHeader,
   packagePrefix,
-  type ParsedPrefix,
-  parsePackagePrefix,
   unwrapContentKey,
   verifyPackagePrefix,
 } from "../../protocol/package/format.ts";
+import { splitPackagePrefix } from "../../protocol/package/scan.ts";
 import { type NocKeys, openAtRest, sealAtRest } from "./signing_keys.ts";
 import { type PublishedKey } from "../../protocol/keys.ts";
 import { toBase64Url } from "../../protocol/util/encoding.ts";
@@ -110,7 +112,10 @@ async function* counting(input: AsyncIterable<Uint8Array>, counter: { n: number 
   }
 }
 
-/** The SHA-256 of a served package: its prefix, then its ciphertext blob. */
+/**
+ * The SHA-256 of a served package: its prefix, then its ciphertext blob, read
+ * back (only for packages the NOC encrypts: their prefix exists only after).
+ */
 async function packageDigest(deps: AppDeps, prefix: Uint8Array, blobId: number): Promise<string> {
   const h = createHash("sha256");
   h.update(prefix);
@@ -228,74 +233,55 @@ export async function publishPayload(
   }
 }
 
-/** Reads a package stream's prefix, returning it and the rest of the stream. */
-async function splitPrefix(input: AsyncIterable<Uint8Array>): Promise<{
-  prefix: ParsedPrefix;
-  prefixBytes: Uint8Array;
-  rest: AsyncIterable<Uint8Array>;
-}> {
-  const it = input[Symbol.asyncIterator]();
-  const got: Uint8Array[] = [];
-  let have = 0;
-  let parsed: ParsedPrefix | undefined;
-  for (;;) {
-    const buf = concatBytes(got);
-    try {
-      parsed = parsePackagePrefix(buf);
-      const prefixBytes = buf.slice(0, parsed.ciphertextOffset);
-      const leftover = buf.slice(parsed.ciphertextOffset);
-      return {
-        prefix: parsed,
-        prefixBytes,
-        rest: (async function* () {
-          if (leftover.length) yield leftover;
-          for (;;) {
-            const { value, done } = await it.next();
-            if (done) return;
-            yield value;
-          }
-        })(),
-      };
-    } catch (e) {
-      const truncated = e instanceof PackageError && /too short|truncated/.test(e.message);
-      if (!truncated || have > maxPrefixBytes) throw e;
-    }
-    const { value, done } = await it.next();
-    if (done) throw new PackageError("malformed", "Package ends inside its header");
-    got.push(value);
-    have += value.length;
-  }
-}
-
 /**
  * Publishes a package built and signed elsewhere (`noc package --key`): the
  * signature must be a trusted package signer's, and the content key, wrapped
- * to the NOC, must decrypt the whole ciphertext before it is accepted.
+ * to the NOC, must decrypt the whole ciphertext before it is accepted. One
+ * pass: as the ciphertext streams into the database it is hashed twice (the
+ * served bytes, prefix first; the ciphertext alone, against the signed
+ * digest), counted, and test-decrypted chunk by chunk (the plaintext is only
+ * hashed, never kept). Refusals keep their order: a ciphertext longer than
+ * its header says fails as it arrives; then its size, its digest and only
+ * then a chunk that did not decrypt. A refused upload leaves no blob.
  */
 export async function publishSignedPackage(
   deps: AppDeps,
   body: AsyncIterable<Uint8Array>,
   wrappedKey: string,
 ): Promise<{ row: ComponentRow; created: boolean }> {
-  const { prefix, prefixBytes, rest } = await splitPrefix(body);
+  const { prefix, prefixBytes, header: h, rest } = await splitPackagePrefix(body);
   await verifyPackagePrefix(prefix, await packageSigners(deps), deps.clock.now());
-  const h = prefix.header;
   const contentKey = await unwrapContentKey(wrappedKey, deps.keys.hpke.privateKey, h);
-  const now = deps.clock.now();
-  const blob = await writeBlob(deps.db, checkCiphertext(rest, h), now);
-  try {
-    const plainHash = createHash("sha256");
-    const key = await importContentKey(contentKey);
-    for await (const p of decryptChunks(readBlob(deps.db, blob.id), key, h.chunkSize)) {
-      plainHash.update(p);
+  const opener = new ChunkOpener(await importContentKey(contentKey), h);
+  const served = createHash("sha256").update(prefixBytes);
+  const plainHash = createHash("sha256");
+  async function* inspected(): AsyncGenerator<Uint8Array> {
+    let n = 0;
+    for await (const piece of rest) {
+      n += piece.length;
+      if (n > h.ciphertextSize) {
+        throw new PackageError(
+          "size_mismatch",
+          "Package ciphertext is longer than its header says",
+        );
+      }
+      served.update(piece);
+      for (const plain of await opener.push(piece)) plainHash.update(plain);
+      yield piece;
     }
+  }
+  const blob = await writeBlob(deps.db, inspected(), deps.clock.now());
+  try {
+    // The blob's size and SHA-256 were measured on the way in: they are the ciphertext's.
+    checkCiphertextDigest(blob, h);
+    opener.end();
     return await insertComponent(deps, blob.id, {
       kind: "package",
       app: h.app,
       name: h.name,
       version: h.version,
       size: prefixBytes.length + blob.size,
-      sha256: await packageDigest(deps, prefixBytes, blob.id),
+      sha256: served.digest("hex"),
       contentSha256: plainHash.digest("hex"),
       header: h,
       prefix: prefixBytes,

@@ -5,6 +5,7 @@ import { z as zod } from "zod";
 import type { z } from "zod";
 import { ApiError } from "./errors.ts";
 import { badJson } from "../schemas.ts";
+import { collectBytes, limitStream } from "../util/bytes.ts";
 
 type Target = "json" | "query" | "param";
 
@@ -64,53 +65,27 @@ export function requestSizeLimit(maxBytes: number, timeoutS = 30): MiddlewareHan
   };
 }
 
+function tooLargeError(maxBytes: number): ApiError {
+  return new ApiError(413, "body_too_large", `Request body is larger than ${maxBytes} bytes`);
+}
+
 function tooLarge(maxBytes: number): never {
-  throw new ApiError(413, "body_too_large", `Request body is larger than ${maxBytes} bytes`);
+  throw tooLargeError(maxBytes);
 }
 
 /** Reads `stream` whole: at most `maxBytes`, all of it within `timeoutS` (else 413 or 408). */
-async function readStream(
+function readStream(
   stream: ReadableStream<Uint8Array>,
   maxBytes: number,
   timeoutS: number,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = stream.getReader();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), timeoutS * 1000);
-  });
-  try {
-    for (;;) {
-      const r = await Promise.race([reader.read(), deadline]);
-      if (r === "late") {
-        await reader.cancel().catch(() => {});
-        throw new ApiError(
-          408,
-          "request_timeout",
-          `Request body did not arrive within ${timeoutS} s`,
-        );
-      }
-      if (r.done) break;
-      total += r.value.length;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
-        tooLarge(maxBytes);
-      }
-      chunks.push(r.value);
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const ch of chunks) {
-    out.set(ch, at);
-    at += ch.length;
-  }
-  return out;
+  return collectBytes(limitStream(stream, {
+    maxBytes,
+    onTooLarge: () => tooLargeError(maxBytes),
+    deadlineS: timeoutS,
+    onLate: () =>
+      new ApiError(408, "request_timeout", `Request body did not arrive within ${timeoutS} s`),
+  }));
 }
 
 /**

@@ -1,16 +1,19 @@
 /**
  * Packages on disk: building one from a plaintext stream, and opening one —
  * signature first, then the ciphertext's size and digest, and only then
- * decryption — without ever holding it in memory whole.
+ * decryption — without ever holding it in memory whole. A package whose
+ * bytes were scanned as they arrived ({@link PackageScanner}, as the agent's
+ * download does) is verified without reading it again and decrypted in one
+ * read ({@link verifyScannedPackage}, {@link decryptPackageFile}).
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import {
-  checkCiphertext,
+  checkCiphertextDigest,
   ciphertextSizeFor,
   decryptChunks,
   defaultChunkSize,
-  digestStream,
   encryptChunks,
   expectComponent,
   importContentKey,
@@ -23,6 +26,7 @@ import {
   parsePackagePrefix,
   verifyPackagePrefix,
 } from "./format.ts";
+import { PackageScanner, type ScannedPackage } from "./scan.ts";
 import type { PublishedKey } from "../keys.ts";
 import type { Ed25519Key } from "../crypto/ed25519.ts";
 
@@ -77,11 +81,18 @@ export async function buildPackage(options: {
     }
   }
   try {
+    // The ciphertext is hashed as it is written: its digest goes in the header, before it.
+    const hash = createHash("sha256");
+    let ciphertextSize = 0;
     {
       using f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-      for await (const c of encryptChunks(counted(), key, chunkSize)) await writeAll(f, c);
+      for await (const c of encryptChunks(counted(), key, chunkSize)) {
+        hash.update(c);
+        ciphertextSize += c.length;
+        await writeAll(f, c);
+      }
     }
-    const { sha256, size: ciphertextSize } = await digestStream(readFileFrom(tmp));
+    const sha256 = hash.digest("hex");
     const header: PackageHeader = {
       format: packageFormat,
       app: options.app,
@@ -123,10 +134,71 @@ export async function readPackagePrefix(path: string): Promise<ParsedPrefix> {
   return parsePackagePrefix(buf.subarray(0, n));
 }
 
+/** Reads a package file once, picking out its prefix and measuring its ciphertext ({@link PackageScanner}). */
+export async function scanPackageFile(path: string): Promise<PackageScanner> {
+  const scanner = new PackageScanner();
+  for await (const chunk of readFileFrom(path)) scanner.update(chunk);
+  return scanner;
+}
+
+/** A package whose signature, component and ciphertext digest have all been checked. */
+export interface VerifiedPackage {
+  /** The verified header. */
+  header: PackageHeader;
+  /** Where its ciphertext starts in the package file. */
+  ciphertextOffset: number;
+}
+
+/**
+ * Checks a scanned package, in the order the format sets, without reading it
+ * again: the signature against `trusted` (once), that it is the expected
+ * component, then the ciphertext's size and SHA-256 (measured as its bytes
+ * went by) against the signed header. Throws {@link PackageError}; nothing may
+ * be decrypted from a package that has not passed.
+ */
+export async function verifyScannedPackage(
+  scanned: PackageScanner | ScannedPackage,
+  options: {
+    trusted: readonly PublishedKey[];
+    now: Date;
+    expect?: { app: string; name: string; version: string };
+  },
+): Promise<VerifiedPackage> {
+  const scan = scanned instanceof PackageScanner ? scanned.result() : scanned;
+  await verifyPackagePrefix(scan.prefix, options.trusted, options.now);
+  if (options.expect) expectComponent(scan.prefix.header, options.expect);
+  checkCiphertextDigest(
+    { size: scan.ciphertextSize, sha256: scan.ciphertextSha256 },
+    scan.prefix.header,
+  );
+  return { header: scan.prefix.header, ciphertextOffset: scan.prefix.ciphertextOffset };
+}
+
+/**
+ * Decrypts a verified package file in one read. Each chunk is authenticated
+ * (AES-256-GCM, its index and a final flag bound in) under a content key that
+ * is itself bound to the signed ciphertext digest, so bytes changed on disk
+ * after the check fail to decrypt rather than yield plaintext.
+ */
+export async function* decryptPackageFile(
+  path: string,
+  verified: VerifiedPackage,
+  contentKey: Uint8Array<ArrayBuffer>,
+): AsyncGenerator<Uint8Array> {
+  const key = await importContentKey(contentKey);
+  yield* decryptChunks(
+    readFileFrom(path, verified.ciphertextOffset),
+    key,
+    verified.header.chunkSize,
+  );
+}
+
 /**
  * Opens a package file: verifies the signature against `trusted`, checks it
  * is the expected component, checks the ciphertext's size and digest over the
- * whole file, and only then yields the decrypted payload.
+ * whole file, and only then yields the decrypted payload. Two reads: one to
+ * check, one to decrypt (a package scanned while it downloaded needs only the
+ * second: {@link verifyScannedPackage}, {@link decryptPackageFile}).
  */
 export async function* openPackageFile(path: string, options: {
   trusted: readonly PublishedKey[];
@@ -134,14 +206,6 @@ export async function* openPackageFile(path: string, options: {
   now: Date;
   expect?: { app: string; name: string; version: string };
 }): AsyncGenerator<Uint8Array> {
-  const prefix = await readPackagePrefix(path);
-  await verifyPackagePrefix(prefix, options.trusted, options.now);
-  if (options.expect) expectComponent(prefix.header, options.expect);
-  for await (
-    const _ of checkCiphertext(readFileFrom(path, prefix.ciphertextOffset), prefix.header)
-  ) {
-    // first pass: size and digest only
-  }
-  const key = await importContentKey(options.contentKey);
-  yield* decryptChunks(readFileFrom(path, prefix.ciphertextOffset), key, prefix.header.chunkSize);
+  const verified = await verifyScannedPackage(await scanPackageFile(path), options);
+  yield* decryptPackageFile(path, verified, options.contentKey);
 }

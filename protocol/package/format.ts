@@ -285,6 +285,31 @@ export function expectComponent(
   }
 }
 
+/**
+ * Checks a ciphertext's size and SHA-256, measured as its bytes went by (while
+ * downloading or uploading it), against the signed header; throws
+ * {@link PackageError} (`size_mismatch`, `digest_mismatch`).
+ */
+export function checkCiphertextDigest(
+  got: { size: number; sha256: string },
+  header: PackageHeader,
+): void {
+  if (got.size !== header.ciphertextSize) {
+    throw new PackageError(
+      "size_mismatch",
+      got.size > header.ciphertextSize
+        ? "Package ciphertext is longer than its header says"
+        : `Package ciphertext is ${got.size} bytes, header says ${header.ciphertextSize}`,
+    );
+  }
+  if (got.sha256 !== header.ciphertextSha256) {
+    throw new PackageError(
+      "digest_mismatch",
+      "Package ciphertext does not match the signed digest",
+    );
+  }
+}
+
 /** Streams `ciphertext`, checking its size and SHA-256 against the header; yields it unchanged. */
 export async function* checkCiphertext(
   ciphertext: AsyncIterable<Uint8Array>,
@@ -300,17 +325,81 @@ export async function* checkCiphertext(
     h.update(piece);
     yield piece;
   }
-  if (n !== header.ciphertextSize) {
-    throw new PackageError(
-      "size_mismatch",
-      `Package ciphertext is ${n} bytes, header says ${header.ciphertextSize}`,
-    );
+  checkCiphertextDigest({ size: n, sha256: h.digest("hex") }, header);
+}
+
+/**
+ * Decrypts a package's ciphertext pushed to it piece by piece, as it arrives
+ * (the NOC test-decrypts an upload on its way into the database). Where each
+ * chunk ends, and which one is final, come from the header's sizes; the
+ * caller must refuse bytes past `header.ciphertextSize` and check the digest
+ * ({@link checkCiphertextDigest}) before trusting anything. A chunk that does
+ * not open is remembered, not thrown, so the caller can report a size or
+ * digest mismatch first: {@link ChunkOpener.end} throws it.
+ */
+export class ChunkOpener {
+  #key: CryptoKey;
+  #header: PackageHeader;
+  #sealed: number;
+  #buf: Uint8Array<ArrayBuffer>;
+  #fill = 0;
+  #index = 0;
+  #seen = 0;
+  #failed: PackageError | null = null;
+
+  /** An opener for the package `header` describes, with its content key. */
+  constructor(key: CryptoKey, header: PackageHeader) {
+    this.#key = key;
+    this.#header = header;
+    this.#sealed = header.chunkSize + tagBytes;
+    this.#buf = new Uint8Array(Math.min(this.#sealed, header.ciphertextSize));
   }
-  if (h.digest("hex") !== header.ciphertextSha256) {
-    throw new PackageError(
-      "digest_mismatch",
-      "Package ciphertext does not match the signed digest",
-    );
+
+  /** Takes the next ciphertext bytes; returns the plaintext of every chunk they complete. */
+  async push(piece: Uint8Array): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    let at = 0;
+    while (at < piece.length && this.#seen < this.#header.ciphertextSize) {
+      const want = Math.min(this.#sealed, this.#header.ciphertextSize - this.#index * this.#sealed);
+      const n = Math.min(want - this.#fill, piece.length - at);
+      this.#buf.set(piece.subarray(at, at + n), this.#fill);
+      this.#fill += n;
+      this.#seen += n;
+      at += n;
+      if (this.#fill === want) {
+        const plain = await this.#open(
+          this.#buf.subarray(0, want),
+          this.#seen === this.#header.ciphertextSize,
+        );
+        if (plain) out.push(plain);
+        this.#fill = 0;
+        this.#index++;
+      }
+    }
+    return out;
+  }
+
+  async #open(sealed: Uint8Array<ArrayBuffer>, final: boolean): Promise<Uint8Array | null> {
+    if (this.#failed) return null;
+    const plain = await aesGcmOpen(this.#key, nonce(this.#index), aad(this.#index, final), sealed);
+    if (plain === null) {
+      this.#failed = new PackageError(
+        "decrypt_failed",
+        `Package chunk ${this.#index} does not decrypt (tampered or truncated)`,
+      );
+    }
+    return plain;
+  }
+
+  /** Ends the ciphertext; throws {@link PackageError} unless every chunk was there and opened. */
+  end(): void {
+    if (this.#failed) throw this.#failed;
+    if (this.#seen !== this.#header.ciphertextSize) {
+      throw new PackageError(
+        "decrypt_failed",
+        `Package ciphertext ends after ${this.#seen} of ${this.#header.ciphertextSize} bytes`,
+      );
+    }
   }
 }
 

@@ -85,12 +85,13 @@ export async function* createTar(dir: string): AsyncGenerator<Uint8Array> {
     yield header(rel, "0", info.mode ?? 0o644, info.size);
     using f = await Deno.open(`${dir}/${rel}`, { read: true });
     let left = info.size;
-    const buf = new Uint8Array(64 * 1024);
     while (left > 0) {
-      const n = await f.read(buf.subarray(0, Math.min(buf.length, left)));
+      // A fresh buffer per read, handed on as is: a consumer may keep it.
+      const buf = new Uint8Array(Math.min(64 * 1024, left));
+      const n = await f.read(buf);
       if (n === null) throw new TarError(`"${rel}" shrank while it was archived`);
       left -= n;
-      yield buf.slice(0, n);
+      yield buf.subarray(0, n);
     }
     const pad = (block - (info.size % block)) % block;
     if (pad) yield new Uint8Array(pad);
@@ -118,28 +119,87 @@ export function gunzip(input: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Arr
   );
 }
 
+/**
+ * Reads an archive stream as a queue of its pieces, handing out views into
+ * them: bytes are copied only to join a header (or padding) that straddles
+ * two pieces, never to move what is left, so reading is linear in the
+ * archive's size. Pieces must not be reused by their source once yielded.
+ */
 class ByteReader {
   #it: AsyncIterator<Uint8Array>;
-  #buf = new Uint8Array(0);
-  constructor(input: AsyncIterable<Uint8Array>) {
+  #queue: Uint8Array[] = [];
+  #head = 0;
+  #buffered = 0;
+  #stats: { bytesCopied: number } | undefined;
+  constructor(input: AsyncIterable<Uint8Array>, stats?: { bytesCopied: number }) {
     this.#it = input[Symbol.asyncIterator]();
+    this.#stats = stats;
+  }
+  /** Waits until at least `n` bytes are buffered; false when the stream ends first. */
+  async #fill(n: number): Promise<boolean> {
+    while (this.#buffered < n) {
+      const { value, done } = await this.#it.next();
+      if (done) return false;
+      if (value.length === 0) continue;
+      this.#queue.push(value);
+      this.#buffered += value.length;
+    }
+    return true;
+  }
+  /** Drops `n` bytes from the front of the queue (at most what is buffered). */
+  #advance(n: number): void {
+    this.#buffered -= n;
+    while (n > 0) {
+      const first = this.#queue[0]!;
+      const left = first.length - this.#head;
+      if (n < left) {
+        this.#head += n;
+        return;
+      }
+      n -= left;
+      this.#queue.shift();
+      this.#head = 0;
+    }
   }
   /** Exactly `n` bytes, or null at a clean end before any byte. */
   async read(n: number): Promise<Uint8Array | null> {
-    while (this.#buf.length < n) {
-      const { value, done } = await this.#it.next();
-      if (done) {
-        if (this.#buf.length === 0) return null;
-        throw new TarError("Archive is truncated");
-      }
-      const joined = new Uint8Array(this.#buf.length + value.length);
-      joined.set(this.#buf);
-      joined.set(value, this.#buf.length);
-      this.#buf = joined;
+    if (!(await this.#fill(n))) {
+      if (this.#buffered === 0) return null;
+      throw new TarError("Archive is truncated");
     }
-    const out = this.#buf.slice(0, n);
-    this.#buf = this.#buf.slice(n);
+    const first = this.#queue[0]!;
+    if (first.length - this.#head >= n) {
+      const out = first.subarray(this.#head, this.#head + n);
+      this.#advance(n);
+      return out;
+    }
+    // Straddles pieces: join just these n bytes.
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (let i = 0; at < n; i++) {
+      const piece = this.#queue[i]!;
+      const from = i === 0 ? this.#head : 0;
+      const m = Math.min(n - at, piece.length - from);
+      out.set(piece.subarray(from, from + m), at);
+      at += m;
+    }
+    if (this.#stats) this.#stats.bytesCopied += n;
+    this.#advance(n);
     return out;
+  }
+  /** Between 1 and `max` bytes, as a view into one piece (never copied); throws when the stream ends. */
+  async readUpTo(max: number): Promise<Uint8Array> {
+    if (!(await this.#fill(1))) throw new TarError("Archive is truncated");
+    const first = this.#queue[0]!;
+    const n = Math.min(max, first.length - this.#head);
+    const out = first.subarray(this.#head, this.#head + n);
+    this.#advance(n);
+    return out;
+  }
+  /** Skips exactly `n` bytes; throws when the stream ends first. */
+  async skip(n: number): Promise<void> {
+    if (!(await this.#fill(n))) throw new TarError("Archive is truncated");
+    this.#advance(n);
   }
 }
 
@@ -177,6 +237,12 @@ export interface ExtractLimits {
   maxEntries?: number;
   /** Most bytes of file content in all (4 GiB by default). */
   maxBytes?: number;
+  /**
+   * Filled in as the extraction runs: `bytesCopied` counts the bytes the
+   * reader copied to join a header or padding split across input pieces
+   * (file content is written from views of the input, never copied).
+   */
+  stats?: { bytesCopied: number };
 }
 
 /**
@@ -192,7 +258,7 @@ export async function extractTar(
 ): Promise<string[]> {
   const maxEntries = limits.maxEntries ?? 10_000;
   const maxBytes = limits.maxBytes ?? 4 * 1024 ** 3;
-  const r = new ByteReader(input);
+  const r = new ByteReader(input, limits.stats);
   const written: string[] = [];
   let total = 0;
   for (;;) {
@@ -243,18 +309,16 @@ export async function extractTar(
     try {
       let left = size;
       while (left > 0) {
-        const n = Math.min(left, 64 * 1024);
-        const chunk = await r.read(n);
-        if (chunk === null) throw new TarError("Archive is truncated");
+        const chunk = await r.readUpTo(Math.min(left, 1024 * 1024));
         let at = 0;
         while (at < chunk.length) at += await f.write(chunk.subarray(at));
-        left -= n;
+        left -= chunk.length;
       }
     } finally {
       f.close();
     }
     await Deno.chmod(target, mode);
     const pad = (block - (size % block)) % block;
-    if (pad && (await r.read(pad)) === null) throw new TarError("Archive is truncated");
+    if (pad) await r.skip(pad);
   }
 }
