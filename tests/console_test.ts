@@ -1,12 +1,54 @@
-/** The console without a browser: refusals that must be clean 4xx pages, never 500s. */
+/**
+ * The console without a browser: refusals that must be clean 4xx pages, never
+ * 500s; its secure headers; its per-route body limits; the session every page
+ * and action needs; and every page and action going through the admin API.
+ */
 import assert from "node:assert/strict";
-import { dbTest, testNoc } from "./_harness.ts";
+import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
+import { consoleOperations, consoleRoutes } from "../noc/http/console/mod.tsx";
+import { adminRoutes } from "../noc/http/admin/mod.ts";
+import { payload } from "./_components.ts";
+
+const base = "http://noc.test";
+
+/** A signed-in console session: its cookie, its CSRF token, and ways to read pages and post forms. */
+async function signIn(noc: TestNoc) {
+  let r = await noc.app.request(`${base}/ui/login`);
+  const cookie = r.headers.get("set-cookie")!.split(";")[0]!;
+  const loginCsrf = (await r.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
+  r = await noc.app.request(`${base}/ui/login`, {
+    method: "POST",
+    headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ _csrf: loginCsrf, token: noc.adminToken, next: "/ui" }),
+  });
+  assert.equal(r.status, 303);
+  const session = r.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
+    .split(";")[0]!;
+  const get = (path: string) => noc.app.request(`${base}${path}`, { headers: { cookie: session } });
+  const page = await get("/ui");
+  const csrf = (await page.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
+  return {
+    session,
+    csrf,
+    get,
+    /** Posts a form with the CSRF token; returns the flash message it redirects with. */
+    async post(path: string, fields: Record<string, string> = {}): Promise<string> {
+      const res = await noc.app.request(`${base}${path}`, {
+        method: "POST",
+        headers: { cookie: session, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ ...fields, _csrf: csrf }),
+      });
+      assert.equal(res.status, 303, `${path}: ${res.status} ${await res.clone().text()}`);
+      const to = new URL(res.headers.get("location")!, base);
+      return to.searchParams.get("flash") ?? "";
+    },
+  };
+}
 
 dbTest(
   "the console answers malformed forms and odd route parameters with 4xx pages",
   async ({ db }) => {
     const noc = await testNoc(db);
-    const base = "http://noc.test";
     const bad = await noc.app.request(`${base}/ui/login`, {
       method: "POST",
       headers: { "content-type": "multipart/form-data" },
@@ -16,17 +58,7 @@ dbTest(
     assert.match(await bad.text(), /The form could not be read/);
 
     // Signed in, a parameter that is not a UID, id or name is refused before anything else.
-    let r = await noc.app.request(`${base}/ui/login`);
-    const cookie = r.headers.get("set-cookie")!.split(";")[0]!;
-    const csrf = (await r.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
-    r = await noc.app.request(`${base}/ui/login`, {
-      method: "POST",
-      headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ _csrf: csrf, token: noc.adminToken, next: "/ui" }),
-    });
-    assert.equal(r.status, 303);
-    const session = r.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
-      .split(";")[0]!;
+    const { session } = await signIn(noc);
     for (const path of ["/ui/appliances/not-a-uid", "/ui/apps/..%2F..%2Fsweep/fileinfo"]) {
       const res = await noc.app.request(`${base}${path}`, { headers: { cookie: session } });
       assert.equal(res.status, 404, `${path}: ${res.status} ${await res.clone().text()}`);
@@ -36,6 +68,7 @@ dbTest(
       headers: { cookie: session },
     });
     assert.equal(listed.status, 400);
+    assert.match(await listed.text(), /Field &quot;state&quot;: Invalid option: expected one of/);
     // A made-up method does not mint a metrics series of its own.
     await noc.app.request(`${base}/healthz`, { method: "FOO1" });
     const metrics = await (await noc.app.request(`${base}/metrics`, {
@@ -43,5 +76,228 @@ dbTest(
     })).text();
     assert.ok(!metrics.includes("FOO1"));
     assert.match(metrics, /method="other"/);
+  },
+);
+
+dbTest("console pages carry the console's CSP, nosniff and no-store", async ({ db }) => {
+  const noc = await testNoc(db);
+  const csp =
+    "default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+  const { get } = await signIn(noc);
+  for (const path of ["/ui/login", "/ui", "/ui/alerts", "/ui/appliances/not-a-uid"]) {
+    const res = path === "/ui/login" ? await noc.app.request(`${base}${path}`) : await get(path);
+    await res.body?.cancel();
+    assert.equal(res.headers.get("content-security-policy"), csp, path);
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff", path);
+    assert.equal(res.headers.get("cache-control"), "no-store", path);
+    assert.equal(res.headers.get("x-frame-options"), "SAMEORIGIN", path);
+  }
+  const style = await noc.app.request(`${base}/ui/static/app.css`);
+  await style.body?.cancel();
+  assert.equal(style.headers.get("cache-control"), "max-age=3600");
+
+  // The console sub-app on its own asks for same-origin referrers (the NOC's app-wide
+  // secure headers, applied last, may tighten that to no-referrer).
+  const key = "k".repeat(43);
+  const ui = consoleRoutes(noc.deps, adminRoutes(noc.deps, key), key);
+  const alone = await ui.request(`${base}/login`);
+  await alone.body?.cancel();
+  assert.equal(alone.headers.get("referrer-policy"), "same-origin");
+  assert.equal(alone.headers.get("content-security-policy"), csp);
+  assert.equal(alone.headers.get("cache-control"), "no-store");
+  const whole = await noc.app.request(`${base}/ui/login`);
+  await whole.body?.cancel();
+  assert.match(whole.headers.get("referrer-policy")!, /^(same-origin|no-referrer)$/);
+});
+
+dbTest(
+  "the publish form takes an upload over the small body limit; any other form is refused 413",
+  async ({ db }) => {
+    const noc = await testNoc(db, { settings: { maxBodyBytes: 64 * 1024 } });
+    const { session, csrf, get } = await signIn(noc);
+    const big = new Uint8Array(200 * 1024).fill(7);
+    const form = new FormData();
+    form.set("_csrf", csrf);
+    form.set("kind", "file");
+    form.set("app", "demo");
+    form.set("name", "big.bin");
+    form.set("version", "1");
+    form.set("file", new File([big], "big.bin"));
+    const published = await noc.app.request(`${base}/ui/releases/publish`, {
+      method: "POST",
+      headers: { cookie: session },
+      body: form,
+    });
+    assert.equal(published.status, 303);
+    assert.match(
+      published.headers.get("location")!,
+      /flash=Published%20file%20demo%2Fbig\.bin%401/,
+    );
+    assert.match(await (await get("/ui/releases")).text(), /demo\/big\.bin/);
+
+    const refused = await noc.app.request(`${base}/ui/tokens`, {
+      method: "POST",
+      headers: { cookie: session, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ _csrf: csrf, label: "x".repeat(100 * 1024) }),
+    });
+    assert.equal(refused.status, 413);
+    assert.match(refused.headers.get("content-type")!, /text\/html/);
+    const tokens = await noc.admin("GET", "/v1/admin/enrollment-tokens");
+    assert.equal(tokens.body.items.length, 0);
+  },
+);
+
+dbTest("every console page and action but sign-in needs a session", async ({ db }) => {
+  const noc = await testNoc(db);
+  const uid = "00000000-0000-4000-8000-000000000000";
+  const sessionRoutes = consoleOperations.filter((o) => o.auth === "session");
+  assert.ok(sessionRoutes.length >= 20);
+  for (const op of sessionRoutes) {
+    const path = op.path.replace(":uid", uid).replace(":id", "1").replace(":app", "demo")
+      .replace(":name", "rules.conf");
+    const res = await noc.app.request(`${base}${path}`, {
+      method: op.method.toUpperCase(),
+      ...(op.method === "post"
+        ? {
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          body: "_csrf=guess",
+        }
+        : {}),
+    });
+    await res.body?.cancel();
+    if (op.method === "get") {
+      assert.equal(res.status, 303, path);
+      assert.equal(res.headers.get("location"), `/ui/login?next=${encodeURIComponent(path)}`);
+    } else {
+      assert.equal(res.status, 401, `${op.method} ${path}`);
+    }
+  }
+  // A path the console does not have: signed out, sign in first; signed in, a 404.
+  const unknown = await noc.app.request(`${base}/ui/nowhere`);
+  assert.equal(unknown.status, 303);
+  const { get } = await signIn(noc);
+  const missing = await get("/ui/nowhere");
+  await missing.body?.cancel();
+  assert.equal(missing.status, 404);
+});
+
+dbTest(
+  "every console page renders and every action goes through the admin API",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance({ hostname: "gw-console" });
+    await a.beat();
+    const ui = await signIn(noc);
+    const text = async (path: string) => {
+      const res = await ui.get(path);
+      assert.equal(res.status, 200, `${path}: ${res.status}`);
+      return await res.text();
+    };
+
+    assert.match(await text("/ui"), /data-state="ok"[^>]*>.*?<b>1<\/b>/s);
+    assert.match(await text("/ui/appliances?q=gw-console"), /gw-console/);
+    assert.match(await text(`/ui/appliances/${a.uid}`), /<h1>gw-console<\/h1>/);
+    assert.equal(await ui.post(`/ui/appliances/${a.uid}/wake`), "Woken: it cycles now");
+
+    // Releases: publish a payload, assign it, change the rollout, hold and release.
+    const form = new FormData();
+    form.set("_csrf", ui.csrf);
+    form.set("kind", "package");
+    form.set("app", "demo");
+    form.set("name", "demo");
+    form.set("version", "1.0.0");
+    form.set("file", new File([await payload({ install: "#!/bin/sh\nexit 0\n" })], "p.tar.gz"));
+    const published = await noc.app.request(`${base}/ui/releases/publish`, {
+      method: "POST",
+      headers: { cookie: ui.session },
+      body: form,
+    });
+    assert.match(
+      new URL(published.headers.get("location")!, base).searchParams.get("flash")!,
+      /^Published package demo\/demo@1\.0\.0$/,
+    );
+    const assign = { kind: "package", app: "demo", name: "demo", version: "1.0.0" };
+    assert.equal(
+      await ui.post("/ui/releases/assign", {
+        ...assign,
+        targetType: "all",
+        rolloutPercent: "50",
+      }),
+      "Assigned",
+    );
+    const [assignment] = (await noc.admin("GET", "/v1/admin/assignments")).body.items;
+    assert.equal(
+      await ui.post(`/ui/releases/assignments/${assignment.id}`, {
+        rolloutPercent: "75",
+        paused: "true",
+      }),
+      "Rollout saved",
+    );
+    const patched = await noc.admin("GET", `/v1/admin/assignments/${assignment.id}`);
+    assert.equal(patched.body.rolloutPercent, 75);
+    assert.equal(patched.body.paused, true);
+    assert.equal(
+      await ui.post("/ui/releases/holds", { uid: a.uid, reason: "change freeze" }),
+      "Held",
+    );
+    const releases = await text("/ui/releases");
+    assert.match(releases, /change freeze/);
+    assert.match(releases, /75%.*paused by console:/s);
+    const [hold] = (await noc.admin("GET", "/v1/admin/holds")).body.items;
+    assert.equal(await ui.post(`/ui/releases/holds/${hold.id}/delete`), "Hold released");
+    assert.equal((await noc.admin("GET", "/v1/admin/holds")).body.items.length, 0);
+    // A refusal from the API comes back as the flash, naming the field.
+    assert.match(
+      await ui.post("/ui/releases/holds", { uid: "not-a-uid", reason: "x" }),
+      /uid/,
+    );
+
+    // fileinfo: save, list, delete.
+    assert.equal(
+      await ui.post("/ui/apps/demo/fileinfo", {
+        name: "rules.conf",
+        destination: "etc/demo/rules.conf",
+        mode: "0640",
+        action: '["systemctl","reload","demo"]',
+      }),
+      "Saved",
+    );
+    assert.match(await text("/ui/apps/demo/fileinfo"), /etc\/demo\/rules\.conf/);
+    assert.match(
+      await ui.post("/ui/apps/demo/fileinfo", { name: "x", destination: "y", action: "{" }),
+      /is not JSON/,
+    );
+    assert.equal(await ui.post("/ui/apps/demo/fileinfo/rules.conf/delete"), "Deleted");
+    assert.equal((await noc.admin("GET", "/v1/admin/apps/demo/fileinfo")).body.items.length, 0);
+
+    // Enrolment tokens: created (shown once), listed, revoked.
+    const created = await noc.app.request(`${base}/ui/tokens`, {
+      method: "POST",
+      headers: { cookie: ui.session, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        _csrf: ui.csrf,
+        purpose: "local-server",
+        site: "lab",
+        label: "lab server",
+        tags: "a, b",
+        hours: "2",
+      }),
+    });
+    assert.equal(created.status, 200);
+    assert.match(await created.text(), /id="new-token">New local-server token \(shown once\)/);
+    const tokens = (await noc.admin("GET", "/v1/admin/enrollment-tokens")).body.items;
+    const token = tokens.find((t: { label: string }) => t.label === "lab server");
+    assert.equal(token.site, "lab");
+    assert.match(await text("/ui/tokens"), /lab server/);
+    assert.equal(await ui.post(`/ui/tokens/${token.id}/revoke`), "Token revoked");
+
+    assert.match(await text("/ui/local-servers"), /None yet/);
+    assert.match(await ui.post("/ui/sweep"), /^Swept: 0 newly missing, 0 recovered$/);
+    assert.match(await text("/ui/alerts?status=resolved"), /No resolved alerts/);
+    assert.equal(
+      await ui.post(`/ui/appliances/${a.uid}/revoke`, { reason: "stolen" }),
+      "Revoked",
+    );
+    assert.match(await text(`/ui/appliances/${a.uid}`), /revoked: stolen/);
   },
 );

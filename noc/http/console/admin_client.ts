@@ -77,9 +77,19 @@ export async function refusal(res: { status: number; text(): Promise<string> }):
     // not JSON: the status says it
   }
   const body = refusalSchema.safeParse(parsed);
-  const message = body.success ? body.data.message : undefined;
-  const issues = body.success && body.data.issues
-    ? ` (${body.data.issues.map((i) => `${i.path}: ${i.message}`).join("; ")})`
+  return body.success ? refusedAs(body.data, res.status) : `Failed (${res.status})`;
+}
+
+/** A refusal (`{ message, issues }`) as one line: the message, then the fields it names. */
+export function refusedAs(
+  body: {
+    message?: string | undefined;
+    issues?: Array<{ path: string; message: string }> | undefined;
+  },
+  status = 400,
+): string {
+  const issues = body.issues
+    ? ` (${body.issues.map((i) => `${i.path}: ${i.message}`).join("; ")})`
     : "";
-  return `${message ?? `Failed (${res.status})`}${issues}`;
+  return `${body.message ?? `Failed (${status})`}${issues}`;
 }

@@ -1,11 +1,12 @@
 /** `/ui/appliances`: the fleet as a list — search, filters, pages of 50. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { applianceStates } from "../../../../protocol/schemas.ts";
+import { applianceStates, listAppliancesQuery } from "../../../../protocol/schemas.ts";
+import { describeIssues } from "../../../../protocol/http/validate.ts";
 import { Layout, State, Time } from "../layout.tsx";
 import type { ConsoleEnv, PageDeps } from "../page.ts";
 import { html } from "../page.ts";
-import { type AdminClient, refusal } from "../admin_client.ts";
+import { type AdminClient, refusal, refusedAs } from "../admin_client.ts";
 
 /** What the list and the appliance page read of an appliance (the API types it as a record). */
 export const applianceSchema = z.object({
@@ -48,10 +49,11 @@ export function applianceListPage(p: PageDeps) {
   return new Hono<ConsoleEnv>().get("/appliances", p.signedIn, async (c) => {
     const v = (f: string) => c.req.query(f) ?? "";
     const given = (f: string) => v(f) || undefined;
-    const state = applianceStates.find((s) => s === v("state"));
-    // The typed client sends only a known state; any other is refused here, as the API would.
-    const r: Listing = v("state") && !state
-      ? { status: 400, refused: `Field "state": must be one of ${applianceStates.join(", ")}` }
+    // The typed client sends only a known state: any other is refused here, by the API's schema.
+    const checked = listAppliancesQuery.pick({ state: true }).safeParse({ state: given("state") });
+    const state = checked.success ? checked.data.state : undefined;
+    const r: Listing = !checked.success
+      ? { status: 400, refused: refusedAs(describeIssues(checked.error.issues)) }
       : await listing(c.var.api, {
         q: given("q"),
         state,
