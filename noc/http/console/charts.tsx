@@ -4,7 +4,7 @@
 export interface Point {
   /** Time, ms since the epoch. */
   t: number;
-  /** Value. */
+  /** What was measured at `t`. */
   v: number;
 }
 

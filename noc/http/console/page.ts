@@ -26,7 +26,7 @@ export type ConsoleEnv = AppEnv & {
   };
 };
 
-/** A console request's context. */
+/** What a console handler is given: `c.var.page`, `c.var.api` and `c.var.rawApi` are set. */
 export type ConsoleContext = Context<ConsoleEnv>;
 
 /** What a page's routes are built from. */
@@ -41,7 +41,7 @@ export interface PageDeps {
   signedInUpload: MiddlewareHandler<ConsoleEnv>;
 }
 
-/** A rendered hono/jsx page. */
+/** A page as hono/jsx builds it (rendered to text by {@link html}). */
 export type Page = JSX.Element;
 
 /**

@@ -23,7 +23,7 @@ export const alertListSchema = z.object({
   })),
 });
 
-/** The alerts page and its actions. */
+/** `GET /ui/alerts` (`?status=resolved`), `POST /ui/alerts/:id/ack`, `POST /ui/sweep`. */
 export function alertPages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/alerts", p.signedIn, async (c) => {

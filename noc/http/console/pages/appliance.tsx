@@ -47,7 +47,7 @@ function healthOf(report: unknown): z.infer<typeof healthSchema>["health"] {
   return r.success ? r.data.health : undefined;
 }
 
-/** The appliance page and its actions. */
+/** `GET /ui/appliances/:uid`, `POST …/:uid/wake`, `POST …/:uid/revoke` (form: `reason`). */
 export function appliancePages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/appliances/:uid", p.signedIn, async (c) => {

@@ -44,7 +44,7 @@ async function listing(api: AdminClient, query: ListQuery): Promise<Listing> {
 
 const filters = ["model", "site", "channel", "tag", "app", "version"] as const;
 
-/** The appliance list. */
+/** `GET /ui/appliances`: filters in the query, `cursor` for the next page. */
 export function applianceListPage(p: PageDeps) {
   return new Hono<ConsoleEnv>().get("/appliances", p.signedIn, async (c) => {
     const v = (f: string) => c.req.query(f) ?? "";

@@ -16,7 +16,7 @@ const fileinfoListSchema = z.object({
   })),
 });
 
-/** The fileinfo page and its actions. */
+/** `GET` and `POST /ui/apps/:app/fileinfo` (save one file's entry), `POST …/:name/delete`. */
 export function fileinfoPages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/apps/:app/fileinfo", p.signedIn, async (c) => {

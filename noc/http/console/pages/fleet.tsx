@@ -6,7 +6,7 @@ import type { ConsoleEnv, PageDeps } from "../page.ts";
 import { html } from "../page.ts";
 import { alertListSchema } from "./alerts.tsx";
 
-/** The fleet page. */
+/** `GET /ui`. */
 export function fleetPage(p: PageDeps) {
   return new Hono<ConsoleEnv>().get("/", p.signedIn, async (c) => {
     const [fleetRes, openRes] = await Promise.all([

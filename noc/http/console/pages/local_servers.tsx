@@ -18,7 +18,7 @@ const localServerSchema = z.object({
   problems: z.array(z.object({ code: z.unknown(), message: z.unknown() }).partial()),
 });
 
-/** The local servers page. */
+/** `GET /ui/local-servers`. */
 export function localServerPage(p: PageDeps) {
   return new Hono<ConsoleEnv>().get("/local-servers", p.signedIn, async (c) => {
     const res = await c.var.api["local-servers"].$get({ query: {} });

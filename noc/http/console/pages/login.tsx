@@ -25,7 +25,7 @@ import { field, formOf, html } from "../page.ts";
 export const safeNext = (n: string | undefined): string =>
   n && /^\/ui(\/[A-Za-z0-9/_.-]*)?(\?[A-Za-z0-9_.=&%+,:@~-]*)?$/.test(n) ? n : "/ui";
 
-/** The sign-in form, signing in, and signing out. */
+/** `GET` and `POST /ui/login` (rate-limited per client address), `POST /ui/logout`. */
 export function loginPages(p: PageDeps) {
   const { deps } = p;
   const secure = (c: Parameters<typeof isHttps>[0]) => isHttps(c, deps.settings.trustProxy);

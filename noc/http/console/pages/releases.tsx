@@ -29,7 +29,7 @@ const componentListSchema = z.object({
   })),
 });
 
-/** The Releases page and the publish action. */
+/** `GET /ui/releases`; `POST /ui/releases/publish` (multipart, under the upload limit). */
 export function releasePages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/releases", p.signedIn, async (c) => {

@@ -61,7 +61,7 @@ export async function loadHolds(api: AdminClient) {
   return res.ok ? (await res.json()).items : [];
 }
 
-/** The assign form. */
+/** The assign form: kind, component, target and rollout percentage. */
 export function AssignForm(props: { ctx: PageContext }) {
   return (
     <form method="post" action="/ui/releases/assign" class="panel">
@@ -194,7 +194,10 @@ export function Holds(
 const targetTypes = ["all", "model", "channel", "site", "tag", "appliance"] as const;
 const kinds = ["package", "file"] as const;
 
-/** The assign, rollout and hold actions. */
+/**
+ * `POST /ui/releases/assign`, `POST …/assignments/:id` (rollout percent, paused),
+ * `POST …/holds`, `POST …/holds/:id/delete`.
+ */
 export function rolloutActions(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .post("/releases/assign", p.signedIn, async (c) => {

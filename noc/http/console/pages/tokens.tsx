@@ -94,7 +94,7 @@ async function tokensPage(c: ConsoleContext, created?: z.infer<typeof createdSch
   );
 }
 
-/** The enrolment token page and its actions. */
+/** `GET` and `POST /ui/tokens` (the new token is shown once), `POST /ui/tokens/:id/revoke`. */
 export function tokenPages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/tokens", p.signedIn, (c) => tokensPage(c))
