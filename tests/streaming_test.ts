@@ -3,6 +3,7 @@ import { dbTest, testNoc } from "./_harness.ts";
 import type { Db } from "../noc/db/db.ts";
 import { createApp } from "../noc/app.ts";
 import { fetchCatalog } from "./_components.ts";
+import { collectBytes, limitStream, type StreamLimits } from "../protocol/util/bytes.ts";
 
 dbTest(
   "a large package streams in and out: chunks are stored while the upload is still arriving, and a download starts after one read",
@@ -89,3 +90,45 @@ dbTest(
     assert.ok(largest <= 256 * 1024, `no piece larger than a stored chunk (largest ${largest})`);
   },
 );
+
+Deno.test("limitStream() fails at its size, idle or overall limit and cancels the source at once, even mid-read", async () => {
+  const source = (pieces: number, thenStall: boolean) => {
+    const state = { cancelled: false };
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        if (sent === pieces) {
+          if (thenStall) await new Promise(() => {}); // a read that never finishes
+          return c.close();
+        }
+        sent++;
+        c.enqueue(new Uint8Array(100));
+      },
+      cancel() {
+        state.cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+    return { stream, state };
+  };
+  const fails = (code: string) => () => new Error(code);
+  const cases: Array<[string, number, boolean, StreamLimits, string | null, number]> = [
+    ["whole", 5, false, { maxBytes: 500, idleS: 5, deadlineS: 5 }, null, 500],
+    ["too large", 5, false, { maxBytes: 250, onTooLarge: fails("big") }, "big", 200],
+    ["stalls", 3, true, { idleS: 0.15, onIdle: fails("idle") }, "idle", 300],
+    ["late", 2, true, { deadlineS: 0.2, onLate: fails("late") }, "late", 200],
+  ];
+  for (const [what, pieces, stall, limits, error, bytes] of cases) {
+    const { stream, state } = source(pieces, stall);
+    let got = 0;
+    try {
+      for await (const p of limitStream(stream, limits)) got += p.length;
+      assert.equal(error, null, what);
+    } catch (e) {
+      assert.equal((e as Error).message, error, what);
+      assert.ok(state.cancelled, `${what}: the source is cancelled`);
+    }
+    assert.equal(got, bytes, what);
+  }
+  const body = await collectBytes(limitStream(source(3, false).stream, { maxBytes: 300 }));
+  assert.equal(body.length, 300);
+});
