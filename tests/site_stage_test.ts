@@ -2,7 +2,8 @@
  * The local-server stage, resolved for a whole site at once: on random sites
  * (fast-check) it equals, appliance by appliance, what {@link resolveCatalog}
  * gives each one, and the stage is their union; and it costs the same number
- * of statements for 10 appliances as for 1,000.
+ * of statements for 10 appliances as for 1,000. Rollout buckets keep their
+ * definition, so an upgrade never reshuffles a rollout.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -21,6 +22,7 @@ import {
   type Chosen,
   resolveCatalog,
   resolveSiteCatalogs,
+  rolloutBucket,
   type TargetType,
 } from "../noc/services/catalog_engine.ts";
 import { siteStage } from "../noc/services/local_servers.ts";
@@ -268,5 +270,29 @@ dbTest(
       "the per-appliance way costs 2–3 per appliance",
     );
     assert.deepEqual(await resolveSiteCatalogs(db.sql, "big"), expected);
+  },
+);
+
+Deno.test(
+  "a rollout bucket is the first 4 bytes of SHA-256 of uid\\nkind/app/name, big-endian, mod 100",
+  async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uuid(),
+        fc.constantFrom("package", "file"),
+        fc.string({ unit: "grapheme" }),
+        fc.string({ unit: "grapheme" }),
+        async (uid, kind, app, name) => {
+          const digest = await crypto.subtle.digest(
+            "SHA-256",
+            new TextEncoder().encode(`${uid}\n${kind}/${app}/${name}`),
+          );
+          assert.equal(
+            rolloutBucket(uid, kind, app, name),
+            new DataView(digest).getUint32(0) % 100,
+          );
+        },
+      ),
+    );
   },
 );
