@@ -68,7 +68,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
   const app = new Hono<AppEnv>()
     .use(requestId({ limitLength: 100 }))
     .use(requestLog(deps))
-    .use(secureHeaders({ crossOriginResourcePolicy: false }))
+    .use(secureHeaders({ crossOriginResourcePolicy: false, overwrite: false }))
     .route("/healthz", healthRoutes(deps))
     .route("/metrics", bounded(metricsRoutes(deps)));
 
