@@ -1,7 +1,8 @@
 /**
  * `deno task bench`: every benchmark in one run — check-in cycles against the
  * HTTP and database ceilings, the sweep over a million appliances, 256 MiB
- * downloads against nginx, the agent, catalog generation and the console —
+ * downloads against nginx, the agent, catalog generation, a local-server
+ * sync's stage for a 1,000-appliance site and the console —
  * printed as one table with targets and ratios, and written to
  * bench/RESULTS.md. Set TEST_DATABASE_URL to include the PostgreSQL rows.
  *
@@ -16,6 +17,7 @@ import { sweepScale } from "./sweep_scale.ts";
 import { packageStreaming } from "./package_streaming.ts";
 import { agentBench } from "./agent_bench.ts";
 import { catalogGeneration } from "./catalog_gen.ts";
+import { siteStageBench } from "./site_stage.ts";
 import { consoleRender } from "./console_render.ts";
 
 const sections: Array<[string, string, () => Promise<Figure[]>]> = [
@@ -32,6 +34,11 @@ const sections: Array<[string, string, () => Promise<Figure[]>]> = [
   ],
   ["agent", "Agent", agentBench],
   ["catalog", "Catalog generation, 200 components", catalogGeneration],
+  [
+    "stage",
+    "Local-server sync stage, 1,000-appliance site, 50 assignments",
+    siteStageBench,
+  ],
   [
     "console",
     "Operator console",
