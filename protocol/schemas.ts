@@ -387,20 +387,38 @@ export const assignmentListQuery = z.strictObject({
 /** `GET /v1/admin/holds`. */
 export const holdQuery = z.strictObject({ uid: z.uuid().optional() });
 
-/** A component a local server should hold. */
-export interface StageItem {
-  /** Component id. */
-  id: number;
-  /** `package` or `file`. */
+/** A component version's identity: what catalogs, records and the admin API name it by. */
+export interface ComponentRef {
+  /** `package` (signed, encrypted, with an `install` program) or `file` (fileinfo says where). */
   kind: "package" | "file";
-  /** Application. */
+  /** The application it belongs to. */
   app: string;
-  /** Name. */
   name: string;
-  /** Version. */
   version: string;
+}
+
+/** A stored component version: its identity, row id, and the size and digest of the bytes served. */
+export interface ComponentVersion extends ComponentRef {
+  /** The row id (what download grants and delivery records name). */
+  id: number;
   /** Bytes served. */
   size: number;
   /** SHA-256 of the bytes served, hex. */
   sha256: string;
 }
+
+/** The {@link ComponentVersion} fields of `c` alone (rows and catalog lines carry more). */
+export function componentVersionOf(c: ComponentVersion): ComponentVersion {
+  return {
+    id: c.id,
+    kind: c.kind,
+    app: c.app,
+    name: c.name,
+    version: c.version,
+    size: c.size,
+    sha256: c.sha256,
+  };
+}
+
+/** A component a local server should hold (`POST /v1/local/sync` answer). */
+export type StageItem = ComponentVersion;

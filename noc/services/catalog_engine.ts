@@ -16,6 +16,7 @@
  */
 import { hash } from "node:crypto";
 import type { Sql } from "../db/db.ts";
+import { type ComponentVersion, componentVersionOf } from "../../protocol/schemas.ts";
 
 /** Target kinds, most specific first: an assignment to an earlier kind beats one to a later kind. */
 export const targetOrder = ["appliance", "tag", "site", "channel", "model", "all"] as const;
@@ -38,17 +39,7 @@ export interface CatalogSubject {
 }
 
 /** A component version chosen for an appliance: one line of its catalog. */
-export interface Chosen {
-  /** The component version's row id (what grants and delivery records name). */
-  id: number;
-  kind: "package" | "file";
-  app: string;
-  name: string;
-  version: string;
-  /** Bytes served. */
-  size: number;
-  /** SHA-256 of the bytes served. */
-  sha256: string;
+export interface Chosen extends ComponentVersion {
   /** Packages: the signing key id. */
   signerKid: string | null;
   /** Packages: the content key sealed at rest. */
@@ -71,14 +62,7 @@ export function rolloutBucket(uid: string, kind: string, app: string, name: stri
 }
 
 /** A component version as the engine reads it (the columns a catalog line needs). */
-export interface ComponentRow {
-  id: number;
-  kind: "package" | "file";
-  app: string;
-  name: string;
-  version: string;
-  size: number;
-  sha256: string;
+export interface ComponentRow extends ComponentVersion {
   signer_kid: string | null;
   sealed_key: string | null;
   ciphertext_sha256: string | null;
@@ -187,13 +171,7 @@ export function catalogChooser(
 
 function toChosen(r: ComponentRow, assignmentId: number | null): Chosen {
   return {
-    id: r.id,
-    kind: r.kind,
-    app: r.app,
-    name: r.name,
-    version: r.version,
-    size: r.size,
-    sha256: r.sha256,
+    ...componentVersionOf(r),
     signerKid: r.signer_kid,
     sealedKey: r.sealed_key,
     ciphertextSha256: r.ciphertext_sha256,

@@ -9,12 +9,7 @@
  */
 import type { AppDeps } from "./deps.ts";
 import type { Sql } from "../db/db.ts";
-import {
-  type CatalogDocument,
-  type CatalogEntry,
-  type FileInfo,
-  signCatalog,
-} from "../../protocol/catalog.ts";
+import { type CatalogDocument, type CatalogEntry, signCatalog } from "../../protocol/catalog.ts";
 import { resolveCatalog } from "./catalog_engine.ts";
 import { issueGrant } from "../../protocol/grants.ts";
 import { publishedKeys } from "./publishing.ts";
@@ -22,6 +17,8 @@ import { x25519Recipient } from "../../protocol/crypto/hpke_seal.ts";
 import { wrapContentKey } from "../../protocol/package/format.ts";
 import { fromBase64Url, sha256, toHex } from "../../protocol/util/encoding.ts";
 import { localServerUrls } from "./local_servers.ts";
+import { catalogFileInfo, fileinfoOf } from "./fileinfo.ts";
+import { componentVersionOf } from "../../protocol/schemas.ts";
 
 /** Marks every catalog stale (a release, rollout, fileinfo or key change). */
 export async function bumpCatalogEpoch(tx: Sql): Promise<void> {
@@ -73,16 +70,7 @@ export async function answerCatalog(
       tags: row.tags,
     });
     const expires = new Date(now.getTime() + deps.settings.catalogTtlS * 1000);
-    const fileinfo = await tx<{
-      app: string;
-      name: string;
-      destination: string;
-      mode: string;
-      action: string | null;
-      upload_dir: string | null;
-      upload_server: string | null;
-    }>`select app, name, destination, mode, action, upload_dir, upload_server from fileinfo
-       where app = any(${[...new Set(chosen.map((c) => c.app))]}::text[])`;
+    const fileinfo = await fileinfoOf(tx, chosen.map((c) => c.app));
     const wrapped = new Map(
       (await tx<{ component_id: number; wrapped: string }>`
         select component_id, wrapped from wrapped_keys where uid = ${uid}
@@ -119,13 +107,9 @@ export async function answerCatalog(
     const components: CatalogEntry[] = [];
     for (const [i, c] of chosen.entries()) {
       const grant = grants[i]!;
+      const { id: _, ...line } = componentVersionOf(c);
       const entry: CatalogEntry = {
-        kind: c.kind,
-        app: c.app,
-        name: c.name,
-        version: c.version,
-        size: c.size,
-        sha256: c.sha256,
+        ...line,
         urls: [...mirrors, baseUrl].map((u) => `${u}/v1/components/${c.id}?grant=${grant}`),
       };
       if (c.kind === "package") {
@@ -133,15 +117,7 @@ export async function answerCatalog(
         entry.wrappedKey = wrapped.get(c.id)!;
       } else {
         const fi = fileinfo.find((f) => f.app === c.app && f.name === c.name);
-        entry.fileinfo = fi
-          ? {
-            destination: fi.destination,
-            mode: fi.mode,
-            action: fi.action ? JSON.parse(fi.action) : null,
-            uploadDir: fi.upload_dir,
-            uploadServer: fi.upload_server,
-          } satisfies FileInfo
-          : null;
+        entry.fileinfo = fi ? catalogFileInfo(fi) : null;
       }
       components.push(entry);
     }

@@ -8,7 +8,7 @@
  */
 import type { Sql } from "../db/db.ts";
 import { resolveSiteCatalogs } from "./catalog_engine.ts";
-import type { StageItem } from "../../protocol/schemas.ts";
+import { componentVersionOf, type StageItem } from "../../protocol/schemas.ts";
 
 /**
  * The component versions the current catalogs of `site`'s appliances
@@ -21,15 +21,7 @@ export async function siteStage(tx: Sql, site: string): Promise<StageItem[]> {
   for (const catalog of (await resolveSiteCatalogs(tx, site)).values()) {
     for (const c of catalog) {
       if (items.has(c.id)) continue;
-      items.set(c.id, {
-        id: c.id,
-        kind: c.kind,
-        app: c.app,
-        name: c.name,
-        version: c.version,
-        size: c.size,
-        sha256: c.sha256,
-      });
+      items.set(c.id, componentVersionOf(c));
     }
   }
   return [...items.values()].sort((a, b) => a.id - b.id);

@@ -34,28 +34,14 @@ import { splitPackagePrefix } from "../../protocol/package/scan.ts";
 import { type NocKeys, openAtRest, sealAtRest } from "./signing_keys.ts";
 import { type PublishedKey } from "../../protocol/keys.ts";
 import { toBase64Url } from "../../protocol/util/encoding.ts";
-
-/** A component's identity. */
-export interface ComponentRef {
-  /** `package` or `file`. */
-  kind: "package" | "file";
-  /** Application. */
-  app: string;
-  /** Name. */
-  name: string;
-  /** Version. */
-  version: string;
-}
+import {
+  type ComponentRef,
+  type ComponentVersion,
+  componentVersionOf,
+} from "../../protocol/schemas.ts";
 
 /** A stored component, as the admin API shows it. */
-export interface ComponentRow {
-  id: number;
-  kind: "package" | "file";
-  app: string;
-  name: string;
-  version: string;
-  size: number;
-  sha256: string;
+export interface ComponentRow extends ComponentVersion {
   content_sha256: string;
   signer_kid: string | null;
   created_at: Date;
@@ -64,13 +50,7 @@ export interface ComponentRow {
 /** The admin API's JSON for a component. */
 export function componentJson(r: ComponentRow): Record<string, unknown> {
   return {
-    id: r.id,
-    kind: r.kind,
-    app: r.app,
-    name: r.name,
-    version: r.version,
-    size: r.size,
-    sha256: r.sha256,
+    ...componentVersionOf(r),
     contentSha256: r.content_sha256,
     signerKid: r.signer_kid,
     createdAt: r.created_at.toISOString(),

@@ -32,6 +32,7 @@ import { parsePublicKey } from "../../../protocol/crypto/ed25519.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { fileinfoJson, type FileinfoRow } from "../../services/fileinfo.ts";
 
 /** The paths whose bodies are uploads (streamed, with their own size limit). */
 export const uploadPaths = /^\/v1\/admin\/(packages|files)$/;
@@ -46,30 +47,6 @@ function uploadBody(c: Context, deps: AppDeps): AsyncIterable<Uint8Array> {
   const stalled = () =>
     new ApiError(408, "request_timeout", `Upload stalled: no bytes for ${idleS} s`);
   return limitIdle(limitBytes(body, max, tooLarge), idleS, stalled);
-}
-
-interface FileinfoRow {
-  app: string;
-  name: string;
-  destination: string;
-  mode: string;
-  action: string | null;
-  upload_dir: string | null;
-  upload_server: string | null;
-  updated_at: Date;
-}
-
-function fileinfoJson(r: FileinfoRow): Record<string, unknown> {
-  return {
-    app: r.app,
-    name: r.name,
-    destination: r.destination,
-    mode: r.mode,
-    action: r.action ? JSON.parse(r.action) : null,
-    uploadDir: r.upload_dir,
-    uploadServer: r.upload_server,
-    updatedAt: r.updated_at.toISOString(),
-  };
 }
 
 /** `/v1/admin/packages`: publishes a package (streamed upload). */

@@ -19,21 +19,14 @@ import { GrantError, verifyGrant } from "../../../protocol/grants.ts";
 import { readBlob } from "../../services/blobs.ts";
 import { fileRange } from "../../services/blob_cache.ts";
 import { fromBase64Url } from "../../../protocol/util/encoding.ts";
-import { idParam } from "../../../protocol/schemas.ts";
+import { type ComponentVersion, idParam } from "../../../protocol/schemas.ts";
 import { componentAnswer } from "../../../protocol/http/range.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
 /** A component as the component server streams it. */
-export interface Served {
-  id: number;
-  kind: "package" | "file";
-  app: string;
-  name: string;
-  version: string;
-  size: number;
-  sha256: string;
+export interface Served extends ComponentVersion {
   blob_id: number;
   prefix: string | null;
 }
