@@ -53,7 +53,7 @@ export interface DownloadOptions<S extends ByteSink> {
   idleMs: number;
   /** Log (progress, failed URLs). */
   log: AgentLog;
-  /** HTTP. */
+  /** The fetch to use (tests pass their own; the global one otherwise). */
   fetch?: typeof fetch;
   /** The slowest average a download may have, bytes per second, after `graceS` (16 KiB/s). */
   minBytesPerS?: number;

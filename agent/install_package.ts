@@ -34,11 +34,10 @@ import { fromBase64Url } from "../protocol/util/encoding.ts";
 
 /** What the installers need. */
 export interface InstallContext {
-  /** Configuration. */
+  /** The agent's configuration (state folder, appliance root, timeouts). */
   config: AgentConfig;
   /** Identity and pinned keys. */
   identity: Identity;
-  /** Log. */
   log: AgentLog;
   /** The time (signature key expiry checks). */
   now(): Date;

@@ -43,7 +43,6 @@ export interface LocalAppDeps {
   fill(id: number, grant: string): Promise<void>;
   /** Seconds a request waits for a fill before the appliance is sent to its next URL. */
   missWaitS: number;
-  /** Counters. */
   counters: LocalCounters;
   /** A refusal or failure worth telling the NOC about. */
   problem(code: string, message: string, componentId?: number): void;
@@ -51,7 +50,6 @@ export interface LocalAppDeps {
   recorded(): void;
   /** Health details. */
   health(): Record<string, unknown>;
-  /** Log. */
   log: Logger;
 }
 

@@ -15,7 +15,7 @@ import type { FleetOverviewCache } from "./fleet_overview.ts";
 
 /** The resources a NOC instance is built around (opened by `openDeps()` in noc/deps.ts, or by a test). */
 export interface DepsResources {
-  /** Storage. */
+  /** The database: PostgreSQL (npm:postgres) or PGlite, one data path for both. */
   db: Db;
   /** Time source (a manual clock in tests). */
   clock: Clock;

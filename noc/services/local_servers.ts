@@ -44,7 +44,7 @@ export interface LocalRecord {
   uid: string;
   /** The component it served. */
   componentId: number;
-  /** When. */
+  /** When it was served (ISO time, the local server's clock). */
   at: string;
 }
 

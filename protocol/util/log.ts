@@ -10,7 +10,7 @@ export interface Logger {
   info(event: string, fields?: LogFields): void;
   /** Something an operator should see. */
   warn(event: string, fields?: LogFields): void;
-  /** Failures. */
+  /** Logs a failure. */
   error(event: string, fields?: LogFields): void;
 }
 
