@@ -18,20 +18,16 @@ import { alertAdminRoutes } from "./alerts.ts";
 import { maintenanceAdminRoutes } from "./maintenance.ts";
 import { wakeAdminRoutes } from "./wake.ts";
 import { localServerAdminRoutes } from "./local_servers.ts";
-import {
-  authFailureAdminRoutes,
-  fleetAdminRoutes,
-  noticeAdminRoutes,
-  sweepAdminRoutes,
-} from "./fleet.ts";
-import {
-  componentAdminRoutes,
-  fileAdminRoutes,
-  fileinfoAdminRoutes,
-  packageAdminRoutes,
-  releaseKeyAdminRoutes,
-} from "./components.ts";
-import { assignmentAdminRoutes, holdAdminRoutes } from "./releases.ts";
+import { fleetAdminRoutes } from "./fleet.ts";
+import { sweepAdminRoutes } from "./sweep.ts";
+import { noticeAdminRoutes } from "./notices.ts";
+import { authFailureAdminRoutes } from "./auth_failures.ts";
+import { fileAdminRoutes, packageAdminRoutes } from "./uploads.ts";
+import { componentAdminRoutes } from "./components.ts";
+import { releaseKeyAdminRoutes } from "./release_keys.ts";
+import { fileinfoAdminRoutes } from "./fileinfo.ts";
+import { assignmentAdminRoutes } from "./assignments.ts";
+import { holdAdminRoutes } from "./holds.ts";
 
 /**
  * Builds the admin API. `internalKey` lets the console call it in process

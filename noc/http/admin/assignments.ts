@@ -1,16 +1,14 @@
-/** Release assignments and rollouts (`/v1/admin/assignments`) and holds (`/v1/admin/holds`). */
+/** `/v1/admin/assignments`: which component version goes to which target, with its rollout percentage, pause and health gate. */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import {
   assignmentListQuery,
   assignmentSchema,
-  holdQuery,
-  holdSchema,
   idParam,
   patchAssignmentSchema,
 } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
-import { bumpCatalogEpoch, staleCatalogOf } from "../../services/catalogs.ts";
+import { bumpCatalogEpoch } from "../../services/catalogs.ts";
 import { rolloutHealth } from "../../services/rollouts.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
@@ -32,7 +30,6 @@ interface AssignmentRow {
   created_at: Date;
   updated_at: Date;
 }
-
 async function assignmentJson(deps: AppDeps, r: AssignmentRow): Promise<Record<string, unknown>> {
   return {
     id: r.id,
@@ -53,13 +50,11 @@ async function assignmentJson(deps: AppDeps, r: AssignmentRow): Promise<Record<s
     progress: await rolloutHealth(deps, r),
   };
 }
-
 async function loadAssignment(sql: Sql, id: number): Promise<AssignmentRow> {
   const [row] = await sql<AssignmentRow>`select * from assignments where id = ${id}`;
   if (!row) throw new ApiError(404, "not_found", `Assignment ${id} does not exist`);
   return row;
 }
-
 /** `/v1/admin/assignments`: which component version goes to which target, with rollout and health gate. */
 export function assignmentAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
@@ -141,67 +136,6 @@ export function assignmentAdminRoutes(deps: AppDeps) {
       if (rows.length === 0) {
         throw new ApiError(404, "not_found", `Assignment ${id} does not exist`);
       }
-      return c.body(null, 204);
-    });
-}
-
-/** `/v1/admin/holds`: appliances pinned to what they were last sent. */
-export function holdAdminRoutes(deps: AppDeps) {
-  return new Hono<AppEnv>()
-    .post("/", validate("json", holdSchema), async (c) => {
-      const h = c.req.valid("json");
-      const now = deps.clock.now();
-      const row = await deps.db.begin(async (tx) => {
-        const found = await tx`select 1 from appliances where uid = ${h.uid}`;
-        if (found.length === 0) {
-          throw new ApiError(404, "not_found", `Appliance "${h.uid}" does not exist`);
-        }
-        const [r] = await tx<{ id: number }>`
-          insert into holds (uid, app, reason, created_at) values (${h.uid}, ${
-          h.app ?? null
-        }, ${h.reason}, ${now})
-          on conflict do nothing returning id`;
-        if (!r) {
-          throw new ApiError(409, "hold_exists", `Appliance "${h.uid}" already has that hold`);
-        }
-        await staleCatalogOf(tx, h.uid);
-        return r;
-      });
-      return c.json({
-        id: row.id,
-        uid: h.uid,
-        app: h.app ?? null,
-        reason: h.reason,
-        createdAt: now.toISOString(),
-      }, 201);
-    })
-    .get("/", validate("query", holdQuery), async (c) => {
-      const { uid } = c.req.valid("query");
-      const rows = await deps.db.sql<
-        { id: number; uid: string; app: string | null; reason: string; created_at: Date }
-      >`
-        select id, uid, app, reason, created_at from holds
-        where (${uid ?? null}::uuid is null or uid = ${
-        uid ?? null
-      }::uuid) order by id desc limit 1000`;
-      return c.json({
-        items: rows.map((r) => ({
-          id: r.id,
-          uid: r.uid,
-          app: r.app,
-          reason: r.reason,
-          createdAt: r.created_at.toISOString(),
-        })),
-      });
-    })
-    .delete("/:id", validate("param", idParam), async (c) => {
-      const { id } = c.req.valid("param");
-      const rows = await deps.db.begin(async (tx) => {
-        const r = await tx<{ uid: string }>`delete from holds where id = ${id} returning uid`;
-        if (r[0]) await staleCatalogOf(tx, r[0].uid);
-        return r;
-      });
-      if (rows.length === 0) throw new ApiError(404, "not_found", `Hold ${id} does not exist`);
       return c.body(null, 204);
     });
 }

@@ -1,0 +1,69 @@
+/** `/v1/admin/holds`: appliances (or one application of one) pinned to what they were last sent. */
+import { Hono } from "hono";
+import { ApiError } from "../../../protocol/http/errors.ts";
+import { holdQuery, holdSchema, idParam } from "../../../protocol/schemas.ts";
+import { validate } from "../../../protocol/http/validate.ts";
+import { staleCatalogOf } from "../../services/catalogs.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
+
+/** `/v1/admin/holds`: appliances pinned to what they were last sent. */
+export function holdAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>()
+    .post("/", validate("json", holdSchema), async (c) => {
+      const h = c.req.valid("json");
+      const now = deps.clock.now();
+      const row = await deps.db.begin(async (tx) => {
+        const found = await tx`select 1 from appliances where uid = ${h.uid}`;
+        if (found.length === 0) {
+          throw new ApiError(404, "not_found", `Appliance "${h.uid}" does not exist`);
+        }
+        const [r] = await tx<{ id: number }>`
+          insert into holds (uid, app, reason, created_at) values (${h.uid}, ${
+          h.app ?? null
+        }, ${h.reason}, ${now})
+          on conflict do nothing returning id`;
+        if (!r) {
+          throw new ApiError(409, "hold_exists", `Appliance "${h.uid}" already has that hold`);
+        }
+        await staleCatalogOf(tx, h.uid);
+        return r;
+      });
+      return c.json({
+        id: row.id,
+        uid: h.uid,
+        app: h.app ?? null,
+        reason: h.reason,
+        createdAt: now.toISOString(),
+      }, 201);
+    })
+    .get("/", validate("query", holdQuery), async (c) => {
+      const { uid } = c.req.valid("query");
+      const rows = await deps.db.sql<
+        { id: number; uid: string; app: string | null; reason: string; created_at: Date }
+      >`
+        select id, uid, app, reason, created_at from holds
+        where (${uid ?? null}::uuid is null or uid = ${
+        uid ?? null
+      }::uuid) order by id desc limit 1000`;
+      return c.json({
+        items: rows.map((r) => ({
+          id: r.id,
+          uid: r.uid,
+          app: r.app,
+          reason: r.reason,
+          createdAt: r.created_at.toISOString(),
+        })),
+      });
+    })
+    .delete("/:id", validate("param", idParam), async (c) => {
+      const { id } = c.req.valid("param");
+      const rows = await deps.db.begin(async (tx) => {
+        const r = await tx<{ uid: string }>`delete from holds where id = ${id} returning uid`;
+        if (r[0]) await staleCatalogOf(tx, r[0].uid);
+        return r;
+      });
+      if (rows.length === 0) throw new ApiError(404, "not_found", `Hold ${id} does not exist`);
+      return c.body(null, 204);
+    });
+}
