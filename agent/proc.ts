@@ -7,8 +7,8 @@
  * @module
  */
 
-/** `setsid` (util-linux), found by trying it; the agent may not read `/usr/bin`. */
-let setsid: string | null | undefined = "/usr/bin/setsid";
+/** `setsid` (util-linux), found by trying it on each run: the agent may not read `/usr/bin`. */
+const setsidPath = "/usr/bin/setsid";
 
 /** How a program run ended. */
 export interface RunResult {
@@ -77,6 +77,8 @@ export async function runProgram(
 ): Promise<RunResult> {
   const max = options.maxOutput ?? 64 * 1024;
   let child: Deno.ChildProcess;
+  // Whether this run got a session of its own (so a timeout kills its whole process group).
+  let setsid = true;
   try {
     // In a session of its own (where setsid exists), so a timeout kills everything it started.
     const spawn = (cmd: readonly string[]) =>
@@ -92,15 +94,11 @@ export async function runProgram(
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-    if (setsid) {
-      try {
-        child = spawn([setsid, ...argv]);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-        setsid = null;
-        child = spawn(argv);
-      }
-    } else {
+    try {
+      child = spawn([setsidPath, ...argv]);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      setsid = false;
       child = spawn(argv);
     }
   } catch (e) {

@@ -77,3 +77,21 @@ Deno.test("import rule: every import form is seen", () => {
     "./g.ts",
   ]);
 });
+
+Deno.test("no module-level mutable state in the programs: no top-level let or WeakMap", async () => {
+  const files = await repoSources();
+  const programs = /^(protocol|noc|agent|local_server|cli)\//;
+  const found: string[] = [];
+  for (const [file, source] of Object.entries(files)) {
+    if (!programs.test(file)) continue;
+    source.split("\n").forEach((line, i) => {
+      if (
+        /^(export\s+)?(let|var)\s/.test(line) ||
+        /^(export\s+)?const\s+\w+\s*=\s*new WeakMap/.test(line)
+      ) {
+        found.push(`${file}:${i + 1}: ${line.trim()}`);
+      }
+    });
+  }
+  assert.deepEqual(found, [], "per-process state belongs in createDeps() (noc/deps.ts)");
+});
