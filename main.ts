@@ -44,7 +44,9 @@ async function start(role: NocRole): Promise<AppDeps> {
   const { db, keys, wakeups } = deps;
   // The admin token and the dev enrolment token belong to the role that serves the admin API.
   const adminRole = role === "all" || role === "noc";
-  const admin = adminRole ? await bootstrapAdminToken(deps, config) : { token: null, path: null };
+  const admin = adminRole
+    ? await bootstrapAdminToken(deps, config)
+    : { token: null, path: null, stored: true };
   const enrol = config.dev && adminRole ? await devEnrollmentToken(deps, config) : null;
 
   const server = Deno.serve({
@@ -62,6 +64,11 @@ async function start(role: NocRole): Promise<AppDeps> {
       if (adminRole) lines.push(`  console:         ${url}/ui  (API: ${url}/docs)`);
       if (admin.token) lines.push(`  admin token:     ${admin.token}`);
       else if (admin.path) lines.push(`  admin token:     in ${admin.path}`);
+      else if (adminRole && !admin.stored) {
+        lines.push(
+          "  admin token:     none: set NOC_ADMIN_TOKEN (the admin API refuses all until then)",
+        );
+      }
       if (enrol) {
         lines.push(
           `  enrolment token: ${enrol.token} (single use, expires ${enrol.expiresAt.toISOString()})`,

@@ -83,6 +83,8 @@ export interface AdminBootstrap {
   token: string | null;
   /** Where it is kept, when in the data folder. */
   path: string | null;
+  /** Whether the database holds any unrevoked admin token now (false: nobody can administer). */
+  stored: boolean;
 }
 
 /** Registers NOC_ADMIN_TOKEN, or the data folder's admin token (created once). */
@@ -92,15 +94,19 @@ export async function bootstrapAdminToken(deps: AppDeps, config: Config): Promis
     await ensureAdminToken(deps.db, config.adminToken, "NOC_ADMIN_TOKEN", now);
     // Rotation: a previous NOC_ADMIN_TOKEN stops working once the NOC starts with a new one.
     await revokeOtherAdminTokens(deps.db, "NOC_ADMIN_TOKEN", config.adminToken, now);
-    return { token: config.dev ? config.adminToken : null, path: null };
+    return { token: config.dev ? config.adminToken : null, path: null, stored: true };
   }
-  if (!mayWriteDataDir(config)) return { token: null, path: null };
+  if (!mayWriteDataDir(config)) {
+    const [row] = await deps.db.sql<{ n: number }>`
+      select count(*)::int as n from admin_tokens where revoked_at is null`;
+    return { token: null, path: null, stored: (row?.n ?? 0) > 0 };
+  }
   await Deno.mkdir(config.dataDir, { recursive: true });
   const path = `${config.dataDir}/admin-token`;
   const { value } = await readOrCreateSecret(path, () => newToken("admin"));
   await ensureAdminToken(deps.db, value, "data folder", now);
   await revokeOtherAdminTokens(deps.db, "data folder", value, now);
-  return { token: config.dev ? value : null, path };
+  return { token: config.dev ? value : null, path, stored: true };
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Context } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { componentQuery } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
-import { limitBytes, limitIdle } from "../../../protocol/util/bytes.ts";
+import { limitStream } from "../../../protocol/util/bytes.ts";
 import {
   componentJson,
   publishFile,
@@ -29,7 +29,7 @@ function uploadBody(c: Context, deps: AppDeps): AsyncIterable<Uint8Array> {
   const idleS = deps.settings.uploadIdleS;
   const stalled = () =>
     new ApiError(408, "request_timeout", `Upload stalled: no bytes for ${idleS} s`);
-  return limitIdle(limitBytes(body, max, tooLarge), idleS, stalled);
+  return limitStream(body, { maxBytes: max, onTooLarge: tooLarge, idleS, onIdle: stalled });
 }
 /** `/v1/admin/packages`: publishes a package (streamed upload). */
 export function packageAdminRoutes(deps: AppDeps) {
