@@ -3,7 +3,7 @@
  * kept in a JSON state file), then sends one signed SecureBeat and prints the
  * reply.
  *
- *   deno run --allow-net --allow-read --allow-write examples/beat_once.ts \
+ *   deno run --allow-net --allow-read --allow-write --allow-sys examples/beat_once.ts \
  *     --noc http://localhost:8000 --token noc_enr_… [--state appliance.json] [--hostname gw-1]
  *
  * @module
