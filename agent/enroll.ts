@@ -19,6 +19,9 @@ export async function enrollAgent(
   }
   await Deno.mkdir(config.state, { recursive: true, mode: 0o700 });
   await Deno.chmod(config.state, 0o700);
+  // The appliance root files and packages install under: made now, so the first cycle can read
+  // its free space and install into it.
+  await Deno.mkdir(config.root, { recursive: true });
   const keys = await generateApplianceKeys();
   const e = await enroll(
     async (req) => (await agentFetch(config.state))(req, { signal: AbortSignal.timeout(30_000) }),

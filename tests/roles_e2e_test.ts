@@ -89,10 +89,16 @@ Deno.test({
       });
       assert.equal(as.status, 201, await as.text());
 
+      // A root that does not exist yet is made at enrolment (the first cycle reads its free space).
+      await Deno.remove(box.root, { recursive: true });
       const enrolled = await box.run(["enroll", "--noc", noc.url, "--token", noc.enrollmentToken]);
       assert.equal(enrolled.code, 0, enrolled.stderr);
+      assert.ok((await Deno.stat(box.root)).isDirectory, "enrol made the appliance root");
       const once = await box.run(["once"]);
       assert.equal(once.code, 0, once.stdout + once.stderr);
+      const finished = once.events.find((e) => e.event === "cycle_finished");
+      assert.ok(finished, "the cycle logged its end");
+      assert.equal(finished.problems, 0, JSON.stringify(finished));
       const cur = await box.catalogCur();
       assert.equal(JSON.stringify(cur).includes('"1.0.0"'), true, JSON.stringify(cur));
 
