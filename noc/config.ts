@@ -354,7 +354,11 @@ export function serverRole(
   });
   const given = values.role ?? env["NOC_ROLE"];
   if (typeof given === "boolean") throw new UsageError(`Flag "--role" needs a value`);
-  const role = given === undefined || given === "" ? "all" : checkRole(given);
+  // An empty value is a mistake (a deploy script's unset variable), not a request for `all`.
+  if (given === "") {
+    throw new UsageError(`"--role" / NOC_ROLE is empty: name a role (${serverRoles.join(", ")})`);
+  }
+  const role = given === undefined ? "all" : checkRole(given);
   if (role !== "local-component") parseNocArgs(args);
   return role;
 }

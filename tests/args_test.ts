@@ -323,6 +323,9 @@ Deno.test("NOC flags and roles: parseNocArgs, serverRole and NOC_LOG_SINK", () =
   assert.equal(serverRole(["--role=noc"], { NOC_ROLE: "catalog" }), "noc", "the flag wins");
   assert.equal(serverRole(["--role", "local-component", "--site", "lab"], {}), "local-component");
   assert.throws(() => serverRole(["--role"], {}), /"--role" needs a value/);
+  // An empty role (a deploy script's unset variable) is refused, never taken as `all`.
+  assert.throws(() => serverRole(["--role", ""], { NOC_ROLE: "component" }), /is empty/);
+  assert.throws(() => serverRole([], { NOC_ROLE: "" }), /is empty/);
   assert.throws(() => serverRole(["--role", "noc", "--site", "lab"], {}), /Unknown flag "--site"/);
 
   assert.equal(loadConfig({}, ["--port", "1234"]).port, 1234);

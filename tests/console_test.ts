@@ -301,3 +301,31 @@ dbTest(
     assert.match(await text(`/ui/appliances/${a.uid}`), /revoked: stolen/);
   },
 );
+
+dbTest(
+  "a console upload without a session is refused before its body is read",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    for (const path of ["/ui/releases/publish", "/ui/tokens"]) {
+      let pulled = 0;
+      const chunk = new Uint8Array(64 * 1024);
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulled += chunk.length;
+          if (pulled > 64 * 1024 * 1024) controller.close();
+          else controller.enqueue(chunk);
+        },
+      }, { highWaterMark: 0 });
+      const res = await noc.app.request(`http://noc.test${path}`, {
+        method: "POST",
+        headers: { "content-type": "multipart/form-data; boundary=x" },
+        body,
+        // @ts-ignore: Deno's RequestInit takes duplex for streamed bodies
+        duplex: "half",
+      });
+      await res.body?.cancel();
+      assert.equal(res.status, 401, path);
+      assert.ok(pulled <= 64 * 1024, `${path}: ${pulled} bytes were read before the refusal`);
+    }
+  },
+);

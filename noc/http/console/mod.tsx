@@ -14,7 +14,6 @@
 import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import { every } from "hono/combine";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppDeps } from "../../services/deps.ts";
 import { csrfMatches, findSession, sessionCookie } from "../../services/console_sessions.ts";
@@ -81,14 +80,18 @@ export const consoleOperations: Operation[] = (() => {
 
 /**
  * The session guard: a request without a live session is sent to sign in (a
- * GET) or refused (401); a POST without the session's CSRF token is refused
- * (403). Otherwise it sets the page context and the operator's admin client.
+ * GET) or refused (401) before any of its body is read; then `limit` bounds
+ * the body, and a POST without the session's CSRF token (a form field, so
+ * read from the bounded body) is refused (403). Otherwise it sets the page
+ * context and the operator's admin client.
  */
 function session(
   deps: AppDeps,
   admin: AdminApp,
   internalKey: string,
+  limit: MiddlewareHandler,
 ): MiddlewareHandler<ConsoleEnv> {
+  const checked = csrfAndContext(deps, admin, internalKey);
   return async (c, next) => {
     const s = await findSession(deps.db, getCookie(c, sessionCookie), deps.clock.now());
     if (!s) {
@@ -108,6 +111,20 @@ function session(
         401,
       );
     }
+    await limit(c, async () => {
+      const refused = await checked(c, next, s);
+      if (refused) c.res = refused;
+    });
+  };
+}
+
+/** The CSRF check and the page context, for a request whose session `s` is live. */
+function csrfAndContext(deps: AppDeps, admin: AdminApp, internalKey: string) {
+  return async (
+    c: Parameters<MiddlewareHandler<ConsoleEnv>>[0],
+    next: () => Promise<void>,
+    s: NonNullable<Awaited<ReturnType<typeof findSession>>>,
+  ): Promise<Response | void> => {
     if (c.req.method !== "GET" && c.req.method !== "HEAD") {
       const type = c.req.header("content-type");
       const given = type?.startsWith("multipart/form-data") ||
@@ -142,13 +159,13 @@ export function consoleRoutes(deps: AppDeps, admin: AdminApp, internalKey: strin
   const small = requestSizeLimit(deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
   // A console upload may take its time, but not forever.
   const upload = requestSizeLimit(consoleUploadBytes, 600);
-  const guard = session(deps, admin, internalKey);
   const p: PageDeps = {
     deps,
     small,
-    // The body limit first: the guard reads the form for its CSRF token.
-    signedIn: every(small, guard),
-    signedInUpload: every(upload, guard),
+    // The session first (nothing of the body is read without one), then the body limit, then the
+    // CSRF token from the bounded form.
+    signedIn: session(deps, admin, internalKey, small),
+    signedInUpload: session(deps, admin, internalKey, upload),
   };
   const app = new Hono<ConsoleEnv>()
     .use(secureHeaders({
