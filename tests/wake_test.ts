@@ -102,11 +102,13 @@ dbTest(
     const holder = createWakeHub({ db, clock, log });
     const other = createWakeHub({ db: another(), clock, log });
     try {
-      // `after` beyond any stored id: only the notification can answer this poll.
-      const waiting = holder.wait({ uid: "u-1", site: "hq" }, Number.MAX_SAFE_INTEGER, 60_000);
+      // From the newest stored id: nothing stored answers this poll, only the notification can
+      // (within the 60 s wait), and the poll then finds the stored wake-up.
+      const { cursor } = await holder.wait({ uid: "u-1", site: "hq" }, null, 0);
+      const waiting = holder.wait({ uid: "u-1", site: "hq" }, cursor, 60_000);
       while (holder.held === 0) await new Promise((r) => setTimeout(r, 0));
       const id = await other.trigger({ type: "appliance", value: "u-1" }, "test");
-      assert.deepEqual(await waiting, { wake: true, cursor: Number.MAX_SAFE_INTEGER });
+      assert.deepEqual(await waiting, { wake: true, cursor: id });
       assert.ok(id > 0);
     } finally {
       await holder.close();
@@ -128,17 +130,21 @@ dbTest(
     const stranger = createWakeHub({ db, clock, log, bus: broadcastBus(`${name}_x`) });
     try {
       assert.equal(holder.bus, "broadcast");
-      const waiting = holder.wait({ uid: "u-1", site: "hq" }, Number.MAX_SAFE_INTEGER, 60_000);
-      const elsewhere = stranger.wait({ uid: "u-1", site: "hq" }, Number.MAX_SAFE_INTEGER, 60_000);
+      const { cursor } = await holder.wait({ uid: "u-1", site: "hq" }, null, 0);
+      const waiting = holder.wait({ uid: "u-1", site: "hq" }, cursor, 60_000);
+      const elsewhere = stranger.wait({ uid: "u-1", site: "hq" }, cursor, 60_000);
       while (holder.held === 0 || stranger.held === 0) await new Promise((r) => setTimeout(r, 0));
       const id = await other.trigger({ type: "site", value: "hq" }, "test");
       assert.ok(id > 0);
-      assert.deepEqual(await waiting, { wake: true, cursor: Number.MAX_SAFE_INTEGER });
+      assert.deepEqual(await waiting, { wake: true, cursor: id });
       // A channel of another name (another deployment) heard nothing: its poll is still held
       // until its hub shuts down.
       assert.equal(stranger.held, 1);
       await stranger.close();
-      assert.deepEqual(await elsewhere, { wake: false, cursor: Number.MAX_SAFE_INTEGER });
+      const quiet = await elsewhere;
+      assert.equal(quiet.wake, false);
+      // Its first read may have come before or after the wake-up was stored.
+      assert.ok(quiet.cursor === cursor || quiet.cursor === id, String(quiet.cursor));
     } finally {
       await holder.close();
       await other.close();
@@ -156,10 +162,11 @@ dbTest("on the BroadcastChannel bus, a hub wakes the polls it holds itself", asy
   });
   try {
     assert.equal(hub.bus, "broadcast");
-    const waiting = hub.wait({ uid: "u-2", site: null }, Number.MAX_SAFE_INTEGER, 60_000);
+    const { cursor } = await hub.wait({ uid: "u-2", site: null }, null, 0);
+    const waiting = hub.wait({ uid: "u-2", site: null }, cursor, 60_000);
     while (hub.held === 0) await new Promise((r) => setTimeout(r, 0));
-    await hub.trigger({ type: "appliance", value: "u-2" }, "test");
-    assert.deepEqual(await waiting, { wake: true, cursor: Number.MAX_SAFE_INTEGER });
+    const id = await hub.trigger({ type: "appliance", value: "u-2" }, "test");
+    assert.deepEqual(await waiting, { wake: true, cursor: id });
   } finally {
     await hub.close();
   }
@@ -197,3 +204,39 @@ Deno.test("a wake message that is not {id, target} is dropped, not delivered", (
     target: { type: "site", value: "hq" },
   });
 });
+
+dbTest(
+  "a forged bus message wakes nothing and poisons no cursor: the poll reads wake_requests",
+  async ({ db }) => {
+    const name = `noc_wake_${crypto.randomUUID().replace(/-/g, "")}`;
+    const hub = createWakeHub({
+      db,
+      clock: { now: () => new Date() },
+      log: memoryLogger(),
+      bus: broadcastBus(name),
+    });
+    const forger = new BroadcastChannel(name);
+    try {
+      const { cursor } = await hub.wait({ uid: "u-3", site: null }, null, 0);
+      const waiting = hub.wait({ uid: "u-3", site: null }, cursor, 60_000);
+      while (hub.held === 0) await new Promise((r) => setTimeout(r, 0));
+      // Posted before the real wake-up: had it been believed, it would have answered first.
+      forger.postMessage({ id: Number.MAX_SAFE_INTEGER, target: { type: "all", value: null } });
+      const id = await hub.trigger({ type: "appliance", value: "u-3" }, "test");
+      assert.deepEqual(await waiting, { wake: true, cursor: id }, "answered by the stored wake-up");
+      // A cursor from the future (one a forged message could hand out before) is pulled back to
+      // the newest stored id, and the next real wake-up reaches it.
+      assert.deepEqual(
+        await hub.wait({ uid: "u-3", site: null }, Number.MAX_SAFE_INTEGER, 0),
+        { wake: false, cursor: id },
+      );
+      const healed = hub.wait({ uid: "u-3", site: null }, Number.MAX_SAFE_INTEGER, 60_000);
+      while (hub.held === 0) await new Promise((r) => setTimeout(r, 0));
+      const next = await hub.trigger({ type: "appliance", value: "u-3" }, "test");
+      assert.deepEqual(await healed, { wake: true, cursor: next });
+    } finally {
+      forger.close();
+      await hub.close();
+    }
+  },
+);

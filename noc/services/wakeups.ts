@@ -86,14 +86,15 @@ export function createWakeHub(deps: WakeHubDeps): WakeHub {
   const bus = typeof deps.bus === "object"
     ? deps.bus
     : createWakeBus(deps.bus ?? "postgres", deps.db);
-  const waiters = new Set<{ who: Waiter; done: (a: WakeAnswer) => void }>();
+  const waiters = new Set<{ who: Waiter; done: (a: WakeAnswer) => void; recheck: () => void }>();
   let listening: Promise<() => Promise<void>> | null = null;
   let closed = false;
 
+  // A bus message is a hint, never the answer: anyone who can reach the bus (any role on the
+  // database, for pg_notify) could send one. A held poll it concerns reads wake_requests again and
+  // is woken only by a stored wake-up, with the cursor the table gives.
   const onMessage = (msg: WakeMessage) => {
-    for (const w of [...waiters]) {
-      if (matches(msg.target, w.who)) w.done({ wake: true, cursor: msg.id });
-    }
+    for (const w of [...waiters]) if (matches(msg.target, w.who)) w.recheck();
   };
   const listen = () => {
     listening ??= bus.subscribe(onMessage).catch((e) => {
@@ -133,19 +134,52 @@ export function createWakeHub(deps: WakeHubDeps): WakeHub {
       await listen();
       let done!: (a: WakeAnswer) => void;
       const answer = new Promise<WakeAnswer>((resolve) => done = resolve);
-      const entry = { who, done };
+      // The cursor this poll started from, once read; a recheck looks for wake-ups past it.
+      let from: number | null = null;
+      let checking = false;
+      let again = false;
+      const recheck = () => {
+        if (from === null) {
+          // The first read is under way and may have started before this wake-up was stored.
+          again = true;
+          return;
+        }
+        if (checking) {
+          again = true;
+          return;
+        }
+        checking = true;
+        void (async () => {
+          try {
+            do {
+              again = false;
+              const s = await newest(who, from!);
+              if (s.mine !== null) done({ wake: true, cursor: Math.max(from!, s.last) });
+            } while (again);
+          } catch (e) {
+            deps.log.warn("wake_recheck_failed", { error: String(e) });
+          } finally {
+            checking = false;
+          }
+        })();
+      };
+      const entry = { who, done, recheck };
       // Registered before the stored wake-ups are read, so none slips between the two.
       waiters.add(entry);
-      let last = after ?? 0;
+      let last = 0;
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
         const stored = await newest(who, after ?? Number.MAX_SAFE_INTEGER);
-        last = Math.max(last, stored.last);
+        // The cursor is the newest stored id: a cursor past it (a table restored from a backup,
+        // or one a forged message once handed out) is pulled back, so later wake-ups reach it.
+        last = stored.last;
         if (stored.mine !== null) done({ wake: true, cursor: last });
+        from = Math.min(after ?? last, last);
+        if (again) recheck();
         // Started only now: even `wait=0` first sees the stored wake-ups.
         timer = setTimeout(() => done({ wake: false, cursor: last }), waitMs);
         const a = await answer;
-        return { wake: a.wake, cursor: Math.max(a.cursor, last) };
+        return { wake: a.wake, cursor: a.wake ? Math.max(a.cursor, last) : last };
       } finally {
         clearTimeout(timer);
         waiters.delete(entry);
