@@ -18,13 +18,13 @@
  * @module
  */
 import { startNoc } from "../tests/_process.ts";
-import { testNoc } from "../tests/_harness.ts";
+import { countingDb, testNoc } from "../tests/_harness.ts";
 import { enroll, generateApplianceKeys, signedCall } from "../protocol/client.ts";
 import { newSeed } from "../protocol/keys.ts";
 import { buildPackage } from "../protocol/package/file.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
-import { type Db, openPglite } from "../noc/db/db.ts";
+import { openPglite } from "../noc/db/db.ts";
 import { migrate } from "../noc/db/migrate.ts";
 import { createApp } from "../noc/app.ts";
 import { type Figure, rssMiB, rssSampler as sampler } from "./figure.ts";
@@ -316,17 +316,8 @@ export async function publishFigures(mib = 64, passes = 3): Promise<Figure[]> {
   try {
     await migrate(db);
     const noc = await testNoc(db, { settings: { maxUploadBytes: (mib + 1) * 2 ** 20 * 2 } });
-    let reads = 0;
-    const counted: Db = {
-      ...db,
-      sql: Object.assign(
-        (strings: TemplateStringsArray, ...values: never[]) => {
-          if (strings.join("?").includes("from blob_chunks")) reads++;
-          return db.sql(strings, ...values);
-        },
-        { script: db.sql.script },
-      ) as Db["sql"],
-    };
+    const counting = countingDb(db, (text) => text.includes("from blob_chunks"));
+    const counted = counting.db;
     const app = createApp({ ...noc.deps, db: counted });
     const payloadPath = `${work}/payload.bin`;
     {
@@ -341,7 +332,7 @@ export async function publishFigures(mib = 64, passes = 3): Promise<Figure[]> {
     }
     const post = async (path: string, file: string, headers: Record<string, string>) => {
       using f = await Deno.open(file, { read: true });
-      const before = reads;
+      const before = counting.count();
       const t = performance.now();
       const res = await app.request(`https://noc.test${path}`, {
         method: "POST",
@@ -351,7 +342,7 @@ export async function publishFigures(mib = 64, passes = 3): Promise<Figure[]> {
       const s = (performance.now() - t) / 1000;
       if (res.status !== 201) throw new Error(`publish ${path}: ${await res.text()}`);
       await res.body?.cancel();
-      return { s, reads: reads - before };
+      return { s, reads: counting.count() - before };
     };
     const signed: Array<{ s: number; reads: number }> = [];
     const encrypted: Array<{ s: number; reads: number }> = [];

@@ -20,7 +20,8 @@ import { migrate } from "../noc/db/migrate.ts";
 import { resolveCatalog } from "../noc/services/catalog_engine.ts";
 import { siteStage } from "../noc/services/local_servers.ts";
 import type { StageItem } from "../protocol/schemas.ts";
-import { countingSql, seedScenario, siteScenario } from "../tests/_site.ts";
+import { seedScenario, siteScenario } from "../tests/_site.ts";
+import { countingSql } from "../tests/_harness.ts";
 import { type Figure, figureTable, percentile } from "./figure.ts";
 
 /** Appliances of the measured site. */

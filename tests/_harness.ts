@@ -6,7 +6,7 @@
  */
 import { PGlite } from "@electric-sql/pglite";
 import postgres from "postgres";
-import { type Db, openPglite, openPostgres } from "../noc/db/db.ts";
+import { type Db, openPglite, openPostgres, type Sql } from "../noc/db/db.ts";
 import { migrate } from "../noc/db/migrate.ts";
 import { ManualClock } from "../noc/clock.ts";
 import { defaultSettings, type Settings } from "../noc/config.ts";
@@ -295,4 +295,33 @@ export async function count(
       db.sql<{ n: number }>`select count(*)::int as n from maintenance_windows`,
   };
   return (await queries[table]())[0]!.n;
+}
+
+/**
+ * Wraps `sql` (a handle or a transaction) so the statements it runs are counted: all of them, or
+ * those whose text (the template's parts joined by `?`) `match` accepts.
+ */
+export function countingSql(
+  sql: Sql,
+  match: (text: string) => boolean = () => true,
+): { sql: Sql; statements(): number } {
+  let n = 0;
+  const counted = ((strings: TemplateStringsArray, ...values: never[]) => {
+    if (match(strings.join("?"))) n++;
+    return sql(strings, ...values);
+  }) as Sql;
+  counted.script = (text: string) => {
+    if (match(text)) n++;
+    return sql.script(text);
+  };
+  return { sql: counted, statements: () => n };
+}
+
+/** {@link countingSql} for a whole database handle. */
+export function countingDb(
+  db: Db,
+  match: (text: string) => boolean = () => true,
+): { db: Db; count(): number } {
+  const c = countingSql(db.sql, match);
+  return { db: { ...db, sql: c.sql }, count: c.statements };
 }

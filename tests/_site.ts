@@ -3,12 +3,11 @@
  * (appliances, component versions, assignments at every target type with
  * rollouts and pauses, delivery records, holds, revoked appliances) written
  * straight into the tables in one statement per table, a deterministic
- * generator of large sites, and a statement-counting wrapper for a
- * {@link Sql}.
+ * generator of large sites.
  *
  * @module
  */
-import type { Param, Sql } from "../noc/db/db.ts";
+import type { Sql } from "../noc/db/db.ts";
 import type { TargetType } from "../noc/services/catalog_engine.ts";
 
 /** An appliance of a scenario. */
@@ -225,18 +224,4 @@ export function siteScenario(
     .filter((_, i) => i === 0 || rnd() < 0.01)
     .map((a) => ({ uid: a.uid, app: rnd() < 0.5 ? null : pick(keys).app }));
   return { appliances, components: siteComponents, assignments, deliveries, holds };
-}
-
-/** Wraps `sql` so every statement it runs is counted. */
-export function countingSql(sql: Sql): { sql: Sql; statements(): number } {
-  let n = 0;
-  const counted = ((strings: TemplateStringsArray, ...values: Param[]) => {
-    n++;
-    return sql(strings, ...values);
-  }) as Sql;
-  counted.script = (text) => {
-    n++;
-    return sql.script(text);
-  };
-  return { sql: counted, statements: () => n };
 }

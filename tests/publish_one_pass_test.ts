@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
+import { countingDb, dbTest, type TestNoc, testNoc } from "./_harness.ts";
 import { fetchCatalog, payload } from "./_components.ts";
 import type { Db } from "../noc/db/db.ts";
 import { createApp } from "../noc/app.ts";
@@ -25,18 +25,8 @@ const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).dige
 
 /** The database, counting statements that read stored blob chunks. */
 function countingReads(db: Db): { db: Db; reads: () => number } {
-  let reads = 0;
-  const counted: Db = {
-    ...db,
-    sql: Object.assign(
-      (strings: TemplateStringsArray, ...values: never[]) => {
-        if (strings.join("?").includes("from blob_chunks")) reads++;
-        return db.sql(strings, ...values);
-      },
-      { script: db.sql.script },
-    ) as Db["sql"],
-  };
-  return { db: counted, reads: () => reads };
+  const c = countingDb(db, (text) => text.includes("from blob_chunks"));
+  return { db: c.db, reads: c.count };
 }
 
 /** A package signed with the NOC's own key (a trusted package signer) and its key wrapped to the NOC. */

@@ -7,10 +7,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { dbTest } from "./_harness.ts";
+import { countingSql, dbTest } from "./_harness.ts";
 import {
   clearScenario,
-  countingSql,
   type Scenario,
   type ScenarioAppliance,
   type ScenarioAssignment,

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { dbTest, testNoc } from "./_harness.ts";
-import type { Db } from "../noc/db/db.ts";
+import { countingDb, dbTest, testNoc } from "./_harness.ts";
 import { createApp } from "../noc/app.ts";
 import { fetchCatalog } from "./_components.ts";
 import { collectBytes, limitStream, type StreamLimits } from "../protocol/util/bytes.ts";
@@ -47,17 +46,8 @@ dbTest(
     await res.body?.cancel();
 
     // Count the blob reads a download makes before its first bytes reach the appliance.
-    let reads = 0;
-    const counted: Db = {
-      ...db,
-      sql: Object.assign(
-        (strings: TemplateStringsArray, ...values: never[]) => {
-          if (strings.join("?").includes("from blob_chunks")) reads++;
-          return db.sql(strings, ...values);
-        },
-        { script: db.sql.script },
-      ) as Db["sql"],
-    };
+    const counting = countingDb(db, (text) => text.includes("from blob_chunks"));
+    const counted = counting.db;
     const app = createApp({ ...noc.deps, db: counted });
     await noc.admin("POST", "/v1/admin/assignments", {
       kind: "package",
@@ -74,8 +64,8 @@ dbTest(
     const first = await reader.read();
     assert.ok(first.value && first.value.length > 0);
     assert.ok(
-      reads <= 1,
-      `the first bytes left after ${reads} batch read(s) of a ${mib} MiB package`,
+      counting.count() <= 1,
+      `the first bytes left after ${counting.count()} batch read(s) of a ${mib} MiB package`,
     );
     let total = first.value.length;
     let largest = first.value.length;
@@ -86,7 +76,10 @@ dbTest(
       largest = Math.max(largest, value.length);
     }
     assert.equal(total, entry.size);
-    assert.ok(reads >= Math.floor(mib / 2), `the download read the blob in ${reads} batches`);
+    assert.ok(
+      counting.count() >= Math.floor(mib / 2),
+      `the download read the blob in ${counting.count()} batches`,
+    );
     assert.ok(largest <= 256 * 1024, `no piece larger than a stored chunk (largest ${largest})`);
   },
 );
