@@ -64,20 +64,7 @@ const labeledExpand = (
 ) => expand(prk, concat(u16(length), version, suite, enc.encode(label), info), length);
 
 // DER prefixes of an X25519 SubjectPublicKeyInfo and PKCS#8 private key (RFC 8410).
-const spkiPrefix = new Uint8Array([
-  0x30,
-  0x2a,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x03,
-  0x21,
-  0x00,
-]);
+const spkiPrefix = Uint8Array.fromHex("302a300506032b656e032100");
 
 /**
  * A recipient's X25519 public key, parsed once (see {@link x25519Recipient}): a catalog wraps many

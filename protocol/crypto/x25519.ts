@@ -9,24 +9,7 @@
  */
 
 /** PKCS#8 DER prefix of a raw 32-byte X25519 private key (Web Crypto imports no raw private keys). */
-export const x25519Pkcs8Prefix = new Uint8Array([
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
-]);
+export const x25519Pkcs8Prefix = Uint8Array.fromHex("302e020100300506032b656e04220420");
 
 /**
  * The X25519 shared secret of raw private key `priv` and raw public key
