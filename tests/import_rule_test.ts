@@ -95,3 +95,21 @@ Deno.test("no module-level mutable state in the programs: no top-level let or We
   }
   assert.deepEqual(found, [], "per-process state belongs in createDeps() (noc/deps.ts)");
 });
+
+Deno.test("the agent, the local server and the CLI load no NOC module (deno info)", async () => {
+  for (const entry of ["agent/main.ts", "local_server/main.ts", "cli/noc.ts"]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", entry],
+      cwd: new URL("../", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      modules: Array<{ specifier: string }>;
+    };
+    const local = graph.modules.map((m) => m.specifier).filter((s) => s.startsWith("file:"));
+    assert.ok(local.some((s) => s.includes("/protocol/")), `${entry} uses protocol/`);
+    assert.deepEqual(local.filter((s) => /\/noc\/|\/main\.ts$/.test(s) && !s.endsWith(entry)), []);
+  }
+});
