@@ -13,9 +13,6 @@
  *
  * @module
  */
-import postgres from "postgres";
-import { PGlite } from "@electric-sql/pglite";
-import { type Db, openPglite, openPostgres } from "../noc/db/db.ts";
 import { migrate } from "../noc/db/migrate.ts";
 import { answerCatalog, bumpCatalogEpoch } from "../noc/services/catalogs.ts";
 import { resolveCatalog } from "../noc/services/catalog_engine.ts";
@@ -26,6 +23,7 @@ import { verifyCatalog } from "../protocol/catalog.ts";
 import { type TestAppliance, type TestNoc, testNoc } from "../tests/_harness.ts";
 import { payload, upload } from "../tests/_components.ts";
 import { type Figure, figureTable, percentile } from "./figure.ts";
+import { type Backend, onEachBackend } from "./backends.ts";
 
 /** Packages in the catalog. */
 const components = 200;
@@ -36,60 +34,6 @@ const cachedRuns = 200;
 /** The model every package is assigned to (and every benchmark appliance has). */
 const model = "bench-200";
 const base = "https://noc.test";
-
-type BackendName = "PGlite" | "PostgreSQL";
-
-interface Backend {
-  name: BackendName;
-  db: Db;
-  close(): Promise<void>;
-}
-
-function schemaName(): string {
-  return `bench_${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`;
-}
-
-async function openPgliteBackend(): Promise<Backend> {
-  const pg = new PGlite();
-  await pg.waitReady;
-  const schema = schemaName();
-  const db = await openPglite({ instance: pg, schema });
-  return {
-    name: "PGlite",
-    db,
-    close: async () => {
-      try {
-        await pg.exec(`drop schema "${schema}" cascade; set search_path to public`);
-      } finally {
-        await pg.close();
-      }
-    },
-  };
-}
-
-async function openPostgresBackend(url: string): Promise<Backend> {
-  const schema = schemaName();
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`create schema "${schema}"`);
-  } catch (e) {
-    await admin.end();
-    throw e;
-  }
-  const db = openPostgres(url, { schema, max: 4 });
-  return {
-    name: "PostgreSQL",
-    db,
-    close: async () => {
-      try {
-        await db.close();
-      } finally {
-        await admin.unsafe(`drop schema "${schema}" cascade`);
-        await admin.end();
-      }
-    },
-  };
-}
 
 /** Runs `fn` `n` times; returns the durations in milliseconds, ascending. */
 async function timed(n: number, fn: (i: number) => Promise<void>): Promise<number[]> {
@@ -350,30 +294,12 @@ async function measure(backend: Backend): Promise<Figure[]> {
  * TEST_DATABASE_URL is set; returns the figures.
  */
 export async function catalogGeneration(): Promise<Figure[]> {
-  const figures: Figure[] = [];
-  const pglite = await openPgliteBackend();
-  try {
-    figures.push(...await measure(pglite));
-  } finally {
-    await pglite.close();
-  }
-  const url = Deno.env.get("TEST_DATABASE_URL");
-  if (!url) {
-    figures.push({
-      name: "catalog generation (PostgreSQL)",
-      value: NaN,
-      unit: "ms",
-      note: "skipped: set TEST_DATABASE_URL to measure on PostgreSQL",
-    });
-    return figures;
-  }
-  const pg = await openPostgresBackend(url);
-  try {
-    figures.push(...await measure(pg));
-  } finally {
-    await pg.close();
-  }
-  return figures;
+  return await onEachBackend({
+    name: "catalog generation (PostgreSQL)",
+    value: NaN,
+    unit: "ms",
+    note: "skipped: set TEST_DATABASE_URL to measure on PostgreSQL",
+  }, measure);
 }
 
 if (import.meta.main) {

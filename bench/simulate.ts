@@ -19,15 +19,15 @@
  *
  * @module
  */
-import { signedRequest } from "../protocol/client.ts";
+import { signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
 import {
+  type Ed25519Key,
   exportEd25519Seed,
   exportRawPublic,
   generateEd25519,
   generateX25519,
-  importEd25519Seed,
 } from "../protocol/crypto/ed25519.ts";
-import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
+import { toBase64Url } from "../protocol/util/encoding.ts";
 import { newSeed } from "../protocol/keys.ts";
 import { startNoc } from "../tests/_process.ts";
 import { percentile } from "./figure.ts";
@@ -77,7 +77,7 @@ export interface Stall {
 /** An enrolled simulated appliance. */
 export interface SimAppliance {
   uid: string;
-  key: CryptoKey;
+  key: Ed25519Key;
   noc: string;
   seq: number;
   etag: string | null;
@@ -155,7 +155,7 @@ export async function simulate(options: {
   for (let i = 0; i < keys.length && options.enrol === false; i++) {
     fleet.push({
       uid: crypto.randomUUID(),
-      key: await importEd25519Seed(fromBase64Url(keys[i]!.seed)),
+      key: await signingKeyFromSeed(keys[i]!.seed),
       noc: options.nocs[i % options.nocs.length]!,
       seq: 0,
       etag: null,
@@ -189,7 +189,7 @@ export async function simulate(options: {
         if (r.status !== 201) throw new Error(`enrolment failed: ${JSON.stringify(e)}`);
         fleet.push({
           uid: e.uid,
-          key: await importEd25519Seed(fromBase64Url(k.seed)),
+          key: await signingKeyFromSeed(k.seed),
           noc,
           seq: 0,
           etag: null,

@@ -14,15 +14,15 @@
  *
  * @module
  */
-import postgres from "postgres";
-import { type Db, openPglite, openPostgres, type Sql } from "../noc/db/db.ts";
+import type { Db, Sql } from "../noc/db/db.ts";
 import { migrate } from "../noc/db/migrate.ts";
 import { resolveCatalog } from "../noc/services/catalog_engine.ts";
 import { siteStage } from "../noc/services/local_servers.ts";
-import type { StageItem } from "../protocol/schemas.ts";
+import { componentVersionOf, type StageItem } from "../protocol/schemas.ts";
 import { seedScenario, siteScenario } from "../tests/_site.ts";
 import { countingSql } from "../tests/_harness.ts";
 import { type Figure, figureTable, percentile } from "./figure.ts";
+import { type Backend, onEachBackend } from "./backends.ts";
 
 /** Appliances of the measured site. */
 const appliances = 1000;
@@ -41,43 +41,10 @@ async function siteStageOneByOne(tx: Sql, site: string): Promise<StageItem[]> {
   for (const a of rows) {
     for (const c of await resolveCatalog(tx, { ...a, site })) {
       if (items.has(c.id)) continue;
-      const { id, kind, app, name, version, size, sha256 } = c;
-      items.set(id, { id, kind, app, name, version, size, sha256 });
+      items.set(c.id, componentVersionOf(c));
     }
   }
   return [...items.values()].sort((a, b) => a.id - b.id);
-}
-
-interface Backend {
-  name: "PGlite" | "PostgreSQL";
-  db: Db;
-  close(): Promise<void>;
-}
-
-const schemaName = () => `bench_${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`;
-
-async function pgliteBackend(): Promise<Backend> {
-  const db = await openPglite();
-  return { name: "PGlite", db, close: () => db.close() };
-}
-
-async function postgresBackend(url: string): Promise<Backend> {
-  const schema = schemaName();
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create schema "${schema}"`);
-  const db = openPostgres(url, { schema, max: 2 });
-  return {
-    name: "PostgreSQL",
-    db,
-    close: async () => {
-      try {
-        await db.close();
-      } finally {
-        await admin.unsafe(`drop schema "${schema}" cascade`);
-        await admin.end();
-      }
-    },
-  };
 }
 
 /** One stage computation in its own transaction: milliseconds, statements, the stage. */
@@ -175,30 +142,12 @@ async function measure(backend: Backend): Promise<Figure[]> {
  * TEST_DATABASE_URL is set; returns the figures.
  */
 export async function siteStageBench(): Promise<Figure[]> {
-  const figures: Figure[] = [];
-  const pglite = await pgliteBackend();
-  try {
-    figures.push(...await measure(pglite));
-  } finally {
-    await pglite.close();
-  }
-  const url = Deno.env.get("TEST_DATABASE_URL");
-  if (!url) {
-    figures.push({
-      name: "site stage (PostgreSQL)",
-      value: NaN,
-      unit: "ms",
-      note: "skipped: set TEST_DATABASE_URL to measure on PostgreSQL",
-    });
-    return figures;
-  }
-  const pg = await postgresBackend(url);
-  try {
-    figures.push(...await measure(pg));
-  } finally {
-    await pg.close();
-  }
-  return figures;
+  return await onEachBackend({
+    name: "site stage (PostgreSQL)",
+    value: NaN,
+    unit: "ms",
+    note: "skipped: set TEST_DATABASE_URL to measure on PostgreSQL",
+  }, measure);
 }
 
 if (import.meta.main) {

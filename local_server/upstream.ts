@@ -5,7 +5,12 @@
  * @module
  */
 import { z } from "zod";
-import { exportEd25519Seed, exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
+import {
+  type Ed25519Key,
+  exportEd25519Seed,
+  exportRawPublic,
+  generateEd25519,
+} from "../protocol/crypto/ed25519.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
 import { NocError, signedRequest } from "../protocol/client.ts";
 import type { PublishedKey } from "../protocol/keys.ts";
@@ -135,7 +140,7 @@ export interface Upstream {
 /** Builds the signed client for `identity`. */
 export function upstreamClient(
   identity: LocalIdentity,
-  key: CryptoKey,
+  key: Ed25519Key,
   fetcher: typeof fetch,
 ): Upstream {
   const request = (method: string, path: string, body?: unknown) =>

@@ -22,6 +22,7 @@ import { errorHandler } from "../protocol/http/errors.ts";
 import { requestSizeLimit } from "../protocol/http/validate.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
 import type { AppDeps } from "./services/deps.ts";
+import { bounded } from "./http/middleware/body_limit.ts";
 import type { AppEnv } from "./http/env.ts";
 import { requestLog } from "./http/middleware/request_log.ts";
 import { enrollRoutes } from "./http/v1/enroll.ts";
@@ -62,15 +63,13 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
   const role = options.role ?? "all";
   const serves = (r: Exclude<NocRole, "all">) => role === "all" || role === r;
   const small = requestSizeLimit(deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
-  const bounded = <T extends Hono<AppEnv>>(sub: T) =>
-    new Hono<AppEnv>().use(small).route("/", sub) as unknown as T;
 
   const app = new Hono<AppEnv>()
     .use(requestId({ limitLength: 100 }))
     .use(requestLog(deps))
     .use(secureHeaders({ crossOriginResourcePolicy: false, overwrite: false }))
     .route("/healthz", healthRoutes(deps))
-    .route("/metrics", bounded(metricsRoutes(deps)));
+    .route("/metrics", bounded(small, metricsRoutes(deps)));
 
   if (serves("noc")) {
     // The console calls the admin API in process with this key; it never leaves the process.
@@ -79,19 +78,19 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     app
       .get("/", (c) => c.redirect("/ui", 302))
       .route("/ui", consoleRoutes(deps, admin, internalKey))
-      .route("/v1/enroll", bounded(enrollRoutes(deps)))
-      .route("/v1/beats", bounded(beatRoutes(deps)))
-      .route("/v1/keys", bounded(keyRoutes(deps)))
-      .route("/v1/wake", bounded(wakeRoutes(deps)))
-      .route("/v1/local", bounded(localServerRoutes(deps)))
+      .route("/v1/enroll", bounded(small, enrollRoutes(deps)))
+      .route("/v1/beats", bounded(small, beatRoutes(deps)))
+      .route("/v1/keys", bounded(small, keyRoutes(deps)))
+      .route("/v1/wake", bounded(small, wakeRoutes(deps)))
+      .route("/v1/local", bounded(small, localServerRoutes(deps)))
       .route("/v1/admin", admin);
   }
   if (serves("catalog")) {
     app
-      .route("/v1/catalog", bounded(catalogRoutes(deps)))
-      .route("/v1/installs", bounded(installRoutes(deps)));
+      .route("/v1/catalog", bounded(small, catalogRoutes(deps)))
+      .route("/v1/installs", bounded(small, installRoutes(deps)));
   }
-  if (serves("component")) app.route("/v1/components", bounded(componentRoutes(deps)));
+  if (serves("component")) app.route("/v1/components", bounded(small, componentRoutes(deps)));
 
   const extra = serves("noc") ? [...consoleOperations, rootOperation] : [];
   app.route("/", openApiRoutes(deps, () => extra, { role }));

@@ -6,6 +6,8 @@
  */
 import { signRequest } from "./http/signature.ts";
 import {
+  type Ed25519Key,
+  ed25519KeyObject,
   exportEd25519Seed,
   exportRawPublic,
   generateEd25519,
@@ -20,8 +22,8 @@ export type Send = (req: Request) => Promise<Response>;
 
 /** An appliance's key material, as kept in its state folder. */
 export interface ApplianceKeys {
-  /** Ed25519 private signing key. */
-  signing: CryptoKey;
+  /** Ed25519 private signing key, prepared for signing many requests. */
+  signing: Ed25519Key;
   /** Ed25519 public key, raw, base64url. */
   signingPublic: string;
   /** Ed25519 seed, base64url (secret). */
@@ -37,7 +39,7 @@ export async function generateApplianceKeys(): Promise<ApplianceKeys> {
   const s = await generateEd25519();
   const x = await generateX25519();
   return {
-    signing: s.privateKey,
+    signing: ed25519KeyObject(s.privateKey),
     signingPublic: toBase64Url(await exportRawPublic(s.publicKey)),
     signingSeed: toBase64Url(await exportEd25519Seed(s.privateKey)),
     encryptionPrivate: toBase64Url(
@@ -47,9 +49,9 @@ export async function generateApplianceKeys(): Promise<ApplianceKeys> {
   };
 }
 
-/** Restores the signing key from its seed. */
-export function signingKeyFromSeed(seed: string): Promise<CryptoKey> {
-  return importEd25519Seed(fromBase64Url(seed));
+/** Restores the signing key from its seed, prepared for signing many requests. */
+export async function signingKeyFromSeed(seed: string): Promise<Ed25519Key> {
+  return ed25519KeyObject(await importEd25519Seed(fromBase64Url(seed)));
 }
 
 /** What the NOC answers to a successful enrolment. */
@@ -128,7 +130,7 @@ export function newNonce(): string {
 export async function signedRequest(options: {
   baseUrl: string;
   uid: string;
-  key: CryptoKey;
+  key: Ed25519Key;
   method: string;
   path: string;
   body?: unknown;

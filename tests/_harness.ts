@@ -325,3 +325,35 @@ export function countingDb(
   const c = countingSql(db.sql, match);
   return { db: { ...db, sql: c.sql }, count: c.statements };
 }
+
+/**
+ * A database of its own on the PostgreSQL server at `pgUrl`, for tests that run real NOC processes
+ * against it; `drop()` removes it (forcing out connections, retrying while the server restarts).
+ */
+export async function scratchDatabase(
+  pgUrl: string,
+  prefix: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(pgUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.href,
+    async drop() {
+      try {
+        for (let i = 0; i < 50; i++) {
+          try {
+            await admin.unsafe(`drop database if exists ${name} with (force)`);
+            return;
+          } catch {
+            await new Promise((res) => setTimeout(res, 100));
+          }
+        }
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}

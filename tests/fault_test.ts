@@ -175,11 +175,9 @@ Deno.test({
     const { startNoc } = await import("./_process.ts");
     const { agentBox } = await import("./_agent.ts");
     const { payload } = await import("./_components.ts");
-    const name = `fault_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`;
-    const admin = postgres(pgUrl!, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database ${name}`);
-    const url = new URL(pgUrl!);
-    url.pathname = `/${name}`;
+    const { scratchDatabase } = await import("./_harness.ts");
+    const scratch = await scratchDatabase(pgUrl!, "fault");
+    const url = new URL(scratch.url);
     const dataDir = await Deno.makeTempDir({ prefix: "noc-fault-" });
     const box = await agentBox();
     let noc: Awaited<ReturnType<typeof startNoc>> | null = null;
@@ -250,15 +248,7 @@ Deno.test({
       await noc?.stop();
       await box.remove();
       await Deno.remove(dataDir, { recursive: true });
-      for (let i = 0; i < 50; i++) {
-        try {
-          await admin.unsafe(`drop database if exists ${name} with (force)`);
-          break;
-        } catch {
-          await new Promise((res) => setTimeout(res, 100));
-        }
-      }
-      await admin.end();
+      await scratch.drop();
     }
   },
   sanitizeOps: false,

@@ -10,6 +10,7 @@ import { type NocProcess, startNocRole } from "./_process.ts";
 import { agentBox } from "./_agent.ts";
 import { payload } from "./_components.ts";
 import { newSeed } from "../protocol/keys.ts";
+import { scratchDatabase } from "./_harness.ts";
 
 const pgUrl = Deno.env.get("TEST_DATABASE_URL");
 if (!pgUrl) {
@@ -22,16 +23,12 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const name = `roles_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`;
-    const admin = postgres(pgUrl!, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database ${name}`);
-    const url = new URL(pgUrl!);
-    url.pathname = `/${name}`;
+    const scratch = await scratchDatabase(pgUrl!, "roles");
     const dirs: string[] = [];
     const procs: NocProcess[] = [];
     const box = await agentBox();
     const shared = {
-      DATABASE_URL: url.href,
+      DATABASE_URL: scratch.url,
       NOC_SIGNING_KEY: newSeed(),
       NOC_MASTER_KEY: newSeed(),
       NOC_REQUEST_LOG: "all",
@@ -71,8 +68,7 @@ Deno.test({
         method: "POST",
         headers: { ...headers, "content-type": "application/gzip" },
         body: await payload({
-          install:
-            '#!/bin/sh\nmkdir -p "$NOC_AGENT_ROOT/demo" && echo 1.0.0 > "$NOC_AGENT_ROOT/demo/v"\n',
+          install: '#!/bin/sh\nmkdir -p "$NOC_ROOT/demo" && echo 1.0.0 > "$NOC_ROOT/demo/v"\n',
         }),
       });
       assert.equal(up.status, 201, await up.text());
@@ -99,6 +95,7 @@ Deno.test({
       const finished = once.events.find((e) => e.event === "cycle_finished");
       assert.ok(finished, "the cycle logged its end");
       assert.equal(finished.problems, 0, JSON.stringify(finished));
+      assert.equal(await box.readRoot("demo/v"), "1.0.0\n", "the package's install program ran");
       const cur = await box.catalogCur();
       assert.equal(JSON.stringify(cur).includes('"1.0.0"'), true, JSON.stringify(cur));
 
@@ -112,7 +109,7 @@ Deno.test({
       assert.ok(paths(catalog).includes("POST /v1/installs"), paths(catalog).join("\n"));
       assert.ok(paths(component).includes("GET /v1/components/:id"), paths(component).join("\n"));
 
-      const db = postgres(url.href, { max: 1, onnotice: () => {} });
+      const db = postgres(scratch.url, { max: 1, onnotice: () => {} });
       try {
         const [d] = await db`select count(*)::int as n from deliveries`;
         assert.equal(d!.n, 1, "the component server recorded the download");
@@ -125,15 +122,7 @@ Deno.test({
       for (const p of procs.reverse()) await p.stop();
       await box.remove();
       for (const d of dirs) await Deno.remove(d, { recursive: true });
-      for (let i = 0; i < 50; i++) {
-        try {
-          await admin.unsafe(`drop database if exists ${name} with (force)`);
-          break;
-        } catch {
-          await new Promise((res) => setTimeout(res, 100));
-        }
-      }
-      await admin.end();
+      await scratch.drop();
     }
   },
 });

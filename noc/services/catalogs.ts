@@ -83,11 +83,13 @@ export async function answerCatalog(
     const mirrors = await localServerUrls(tx, row.site);
     // Content keys this appliance has no wrapped copy of yet: unsealed (once per NOC process, see
     // contentKeyCache), wrapped to the appliance, then stored in one statement.
-    const recipient = x25519Recipient(fromBase64Url(row.enc_key));
+    const unwrapped = chosen.filter((c) => c.kind === "package" && !wrapped.has(c.id));
+    // The appliance's X25519 key, parsed once for all its wraps (and not at all when none is due).
+    const recipient = unwrapped.length > 0 ? x25519Recipient(fromBase64Url(row.enc_key)) : null;
     const fresh = await Promise.all(
-      chosen.filter((c) => c.kind === "package" && !wrapped.has(c.id)).map(async (c) => {
+      unwrapped.map(async (c) => {
         const key = await deps.contentKeys.get({ ...c, sealed_key: c.sealedKey! });
-        const w = await wrapContentKey(key, recipient, {
+        const w = await wrapContentKey(key, recipient!, {
           ...c,
           ciphertextSha256: c.ciphertextSha256!,
         });

@@ -11,6 +11,7 @@ import { requestSizeLimit } from "../../../protocol/http/validate.ts";
 import { errorHandler } from "../../../protocol/http/errors.ts";
 import { adminAuth } from "../middleware/admin_auth.ts";
 import type { AppDeps } from "../../services/deps.ts";
+import { bounded } from "../middleware/body_limit.ts";
 import type { AppEnv } from "../env.ts";
 import { enrollmentTokenRoutes } from "./enrollment_tokens.ts";
 import { applianceAdminRoutes } from "./appliances.ts";
@@ -35,27 +36,25 @@ import { holdAdminRoutes } from "./holds.ts";
  */
 export function adminRoutes(deps: AppDeps, internalKey: string) {
   const small = requestSizeLimit(deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
-  const bounded = <T extends Hono<AppEnv>>(sub: T) =>
-    new Hono<AppEnv>().use(small).route("/", sub) as unknown as T;
   const app = new Hono<AppEnv>()
     .use(adminAuth(deps, internalKey))
-    .route("/enrollment-tokens", bounded(enrollmentTokenRoutes(deps)))
-    .route("/appliances", bounded(applianceAdminRoutes(deps)))
-    .route("/alerts", bounded(alertAdminRoutes(deps)))
-    .route("/maintenance", bounded(maintenanceAdminRoutes(deps)))
-    .route("/wake", bounded(wakeAdminRoutes(deps)))
-    .route("/local-servers", bounded(localServerAdminRoutes(deps)))
-    .route("/fleet", bounded(fleetAdminRoutes(deps)))
-    .route("/sweep", bounded(sweepAdminRoutes(deps)))
-    .route("/notices", bounded(noticeAdminRoutes(deps)))
-    .route("/auth-failures", bounded(authFailureAdminRoutes(deps)))
+    .route("/enrollment-tokens", bounded(small, enrollmentTokenRoutes(deps)))
+    .route("/appliances", bounded(small, applianceAdminRoutes(deps)))
+    .route("/alerts", bounded(small, alertAdminRoutes(deps)))
+    .route("/maintenance", bounded(small, maintenanceAdminRoutes(deps)))
+    .route("/wake", bounded(small, wakeAdminRoutes(deps)))
+    .route("/local-servers", bounded(small, localServerAdminRoutes(deps)))
+    .route("/fleet", bounded(small, fleetAdminRoutes(deps)))
+    .route("/sweep", bounded(small, sweepAdminRoutes(deps)))
+    .route("/notices", bounded(small, noticeAdminRoutes(deps)))
+    .route("/auth-failures", bounded(small, authFailureAdminRoutes(deps)))
     .route("/packages", packageAdminRoutes(deps))
     .route("/files", fileAdminRoutes(deps))
-    .route("/components", bounded(componentAdminRoutes(deps)))
-    .route("/release-keys", bounded(releaseKeyAdminRoutes(deps)))
-    .route("/apps", bounded(fileinfoAdminRoutes(deps)))
-    .route("/assignments", bounded(assignmentAdminRoutes(deps)))
-    .route("/holds", bounded(holdAdminRoutes(deps)));
+    .route("/components", bounded(small, componentAdminRoutes(deps)))
+    .route("/release-keys", bounded(small, releaseKeyAdminRoutes(deps)))
+    .route("/apps", bounded(small, fileinfoAdminRoutes(deps)))
+    .route("/assignments", bounded(small, assignmentAdminRoutes(deps)))
+    .route("/holds", bounded(small, holdAdminRoutes(deps)));
   app.onError(errorHandler(deps.log));
   return app;
 }
