@@ -30,6 +30,10 @@ export interface FileInfo {
   uploadDir: string | null;
   /** The spec's UPLOAD SERVER. */
   uploadServer: string | null;
+  /** Key id of the package-signing key that signed this fileinfo (required when `action` is set). */
+  signer?: string;
+  /** Ed25519 signature over the fileinfo, base64url (see protocol/fileinfo.ts). */
+  signature?: string;
 }
 
 /** One component line of a catalog. */
@@ -138,6 +142,8 @@ const documentSchema = z.object({
       action: z.array(z.string().min(1)).min(1).nullable(),
       uploadDir: z.string().nullable(),
       uploadServer: z.string().nullable(),
+      signer: z.string().max(64).optional(),
+      signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/).optional(),
     }).nullable().optional(),
   })),
 });

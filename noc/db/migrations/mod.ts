@@ -13,6 +13,11 @@ import components from "./002_components.sql" with { type: "text" };
 import wakeups from "./003_wakeups.sql" with { type: "text" };
 import localServers from "./004_local_servers.sql" with { type: "text" };
 import operatorConsole from "./005_console.sql" with { type: "text" };
+import authorisation from "./006_authorisation.sql" with { type: "text" };
+import catalogKeys from "./007_catalog_keys.sql" with { type: "text" };
+import refusals from "./008_refusals.sql" with { type: "text" };
+import history from "./009_history.sql" with { type: "text" };
+import releaseKeys from "./010_release_keys.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -29,4 +34,9 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "003_wakeups.sql", sql: wakeups },
   { name: "004_local_servers.sql", sql: localServers },
   { name: "005_console.sql", sql: operatorConsole },
+  { name: "006_authorisation.sql", sql: authorisation },
+  { name: "007_catalog_keys.sql", sql: catalogKeys },
+  { name: "008_refusals.sql", sql: refusals },
+  { name: "009_history.sql", sql: history },
+  { name: "010_release_keys.sql", sql: releaseKeys },
 ]);

@@ -1,0 +1,2 @@
+-- Issue 16 (item 5, release-keys-only mode).
+select 1;
