@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { errorJson, errorText, readTextBounded } from "../protocol/http/bounded_body.ts";
 import { nameSchema } from "../protocol/schemas.ts";
 import { AgentError, describe } from "./errors.ts";
 import { collectHealth } from "./health.ts";
@@ -31,7 +32,7 @@ import {
 import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
 import { agentVersion } from "./config.ts";
 import { NocError, signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
-import { verifyCatalog } from "../protocol/catalog.ts";
+import { CATALOG_BODY_LIMIT, verifyCatalog } from "../protocol/catalog.ts";
 import type { CatalogDocument, CatalogEntry } from "../protocol/catalog.ts";
 
 /** What a cycle needs. */
@@ -191,7 +192,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   let offline: CatalogDocument | null = null;
   try {
     let res = await call("POST", "/v1/beats", beat);
-    let body = await res.json().catch(() => ({}));
+    let body = await errorJson(res);
     if (res.status === 400) {
       // Something in the report was refused (plug-in data, most likely): a beat without it still
       // tells the NOC the appliance is alive, and the refusal is reported.
@@ -207,12 +208,14 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         }]
       ) {
         res = await call("POST", "/v1/beats", { ...beat, ...smaller });
-        body = await res.json().catch(() => ({}));
+        body = await errorJson(res);
         if (res.status !== 400) break;
       }
     }
     if (!res.ok) throw new NocError(res.status, body);
-    if (Number.isInteger(body.intervalS) && body.intervalS > 0) state.intervalS = body.intervalS;
+    if (
+      typeof body.intervalS === "number" && Number.isInteger(body.intervalS) && body.intervalS > 0
+    ) state.intervalS = body.intervalS;
     catalogBase = catalogServer(body.catalogUrl) ?? base;
     state.apps = {};
   } catch (e) {
@@ -389,10 +392,10 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         // A batch the NOC will never take must not block the ones after it.
         ctx.log.warn("report_dropped", {
           status: res.status,
-          body: (await res.text()).slice(0, 300),
+          body: await errorText(res),
         });
       } else if (!res.ok) {
-        throw new NocError(res.status, await res.json().catch(() => ({})));
+        throw new NocError(res.status, await errorJson(res));
       } else {
         await res.body?.cancel().catch(() => {});
       }
@@ -488,9 +491,9 @@ async function fetchCatalog(
   if (res.status === 304 && cached) {
     body = cached;
   } else if (res.ok) {
-    body = await res.text();
+    body = await readTextBounded(res, CATALOG_BODY_LIMIT);
   } else {
-    throw new NocError(res.status, await res.json().catch(() => ({})));
+    throw new NocError(res.status, await errorJson(res));
   }
   const doc = await verifyCatalog(body, {
     pinned: ctx.identity.pinnedKeys,

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { errorText } from "../protocol/http/bounded_body.ts";
 import { createHash } from "node:crypto";
 import { AgentError } from "./errors.ts";
 import type { AgentLog } from "./log.ts";
@@ -234,7 +235,7 @@ async function fetchInto<S extends ByteSink>(
       progress.reset();
       throw new AgentError("download_failed", `Server refused to resume ${spec.label}`);
     } else if (!res.ok) {
-      const body = (await res.text()).slice(0, 300);
+      const body = await errorText(res);
       throw new AgentError(
         "download_failed",
         `Server answered ${res.status} for ${spec.label}: ${body}`,

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { errorJson, errorText } from "../protocol/http/bounded_body.ts";
 import { type CycleContext, runCycle } from "./cycle.ts";
 import { statePaths } from "./state.ts";
 import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
@@ -79,9 +80,9 @@ async function pollWakeups(
         signal: AbortSignal.any([signal, AbortSignal.timeout((ctx.config.wakeWaitS + 30) * 1000)]),
       });
       if (!res.ok) {
-        throw new Error(`NOC answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+        throw new Error(`NOC answered ${res.status}: ${await errorText(res, 200)}`);
       }
-      const answer = await res.json() as { wake?: unknown; cursor?: unknown };
+      const answer = await errorJson(res) as { wake?: unknown; cursor?: unknown };
       failures = 0;
       if (typeof answer.cursor === "number" && Number.isSafeInteger(answer.cursor)) {
         const changed = answer.cursor !== cursor;

@@ -31,6 +31,7 @@
  *
  * @module
  */
+import { readTextBounded } from "../protocol/http/bounded_body.ts";
 import type { ParseArgsOptionsConfig } from "node:util";
 import { z } from "zod";
 import { createTar, gzip } from "../protocol/package/tar.ts";
@@ -41,6 +42,9 @@ import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol
 import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
 import { keyId, newSeed } from "../protocol/keys.ts";
 import { onlyFlags, parseCommandLine, UsageError, usageExitCode } from "../protocol/util/args.ts";
+
+/** The most bytes of an admin API answer the CLI reads (fleet-wide listings can be large). */
+const ANSWER_LIMIT = 256 * 1024 * 1024;
 
 /** A command-line failure: printed without a stack, with its exit code (1 unless given). */
 export class CliError extends Error {
@@ -301,7 +305,7 @@ async function call(
   const headers = new Headers(init.headers);
   headers.set("authorization", `Bearer ${token}`);
   const res = await fetch(`${noc}${path}`, { ...init, method, headers });
-  const text = await res.text();
+  const text = await readTextBounded(res, ANSWER_LIMIT, { truncate: !res.ok });
   let body: unknown = text;
   try {
     body = JSON.parse(text);

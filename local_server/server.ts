@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { errorText } from "../protocol/http/bounded_body.ts";
 import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
 import { signingKeyFromSeed } from "../protocol/client.ts";
 import type { Logger } from "../protocol/util/log.ts";
@@ -127,7 +128,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
         const signal = AbortSignal.any([idle.signal, stop.signal]);
         const res = await upstream.fetchComponent(id, grant, signal);
         if (!res.ok || !res.body) {
-          const text = (await res.text()).slice(0, 300);
+          const text = await errorText(res);
           throw new Error(`NOC answered ${res.status} for component ${id}: ${text}`);
         }
         let meta: StageItem;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ERROR_BODY_LIMIT, readTextBounded } from "../protocol/http/bounded_body.ts";
 import { z } from "zod";
 import {
   type Ed25519Key,
@@ -15,6 +16,9 @@ import { toBase64Url } from "../protocol/util/encoding.ts";
 import { NocError, signedRequest } from "../protocol/client.ts";
 import type { PublishedKey } from "../protocol/keys.ts";
 import type { DownloadRecord } from "./records.ts";
+
+/** The most bytes of a successful NOC answer a local server reads (a sync lists a whole site). */
+const ANSWER_LIMIT = 64 * 1024 * 1024;
 
 const publishedKeySchema = z.object({
   kid: z.string().max(64),
@@ -80,7 +84,9 @@ export interface LocalIdentity {
 export const localServerVersion = "1.0.0";
 
 async function answer<T>(res: Response, schema: z.ZodType<T>): Promise<T> {
-  const text = await res.text();
+  const text = await readTextBounded(res, res.ok ? ANSWER_LIMIT : ERROR_BODY_LIMIT, {
+    truncate: !res.ok,
+  });
   let body: unknown;
   try {
     body = text ? JSON.parse(text) : {};

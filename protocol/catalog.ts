@@ -73,6 +73,9 @@ export interface CatalogEnvelope {
   signature: string;
 }
 
+/** The most bytes of a catalog response an appliance reads (the document is at most 16 MiB of JSON). */
+export const CATALOG_BODY_LIMIT = 40 * 1024 * 1024;
+
 /** The bytes a catalog signature covers. */
 export function catalogSigningBytes(catalog: string): Uint8Array<ArrayBuffer> {
   return utf8(`noc-catalog/1\n${catalog}`);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ERROR_BODY_LIMIT, readTextBounded } from "./http/bounded_body.ts";
 import { signRequest } from "./http/signature.ts";
 import {
   type Ed25519Key,
@@ -16,6 +17,9 @@ import {
 } from "./crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "./util/encoding.ts";
 import type { PublishedKey } from "./keys.ts";
+
+/** The most bytes of a successful NOC answer read here (enrolment and key answers are small). */
+const ANSWER_LIMIT = 1024 * 1024;
 
 /** Sends a request (global `fetch`, or an app's `request` in tests). */
 export type Send = (req: Request) => Promise<Response>;
@@ -75,13 +79,18 @@ export interface Enrollment {
 /** An error answer from the NOC. */
 export class NocError extends Error {
   /** Wraps an HTTP status and the NOC's JSON error body. */
-  constructor(readonly status: number, readonly body: { error?: string; message?: string }) {
+  constructor(
+    readonly status: number,
+    readonly body: { error?: string | undefined; message?: string | undefined },
+  ) {
     super(`NOC answered ${status}: ${body.error ?? "error"}: ${body.message ?? ""}`);
   }
 }
 
 async function json<T>(res: Response): Promise<T> {
-  const text = await res.text();
+  const text = await readTextBounded(res, res.ok ? ANSWER_LIMIT : ERROR_BODY_LIMIT, {
+    truncate: !res.ok,
+  });
   let body: unknown = {};
   try {
     body = text ? JSON.parse(text) : {};
