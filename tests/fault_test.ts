@@ -3,6 +3,7 @@
  * answers, the NOC killed in the middle of a publish, PostgreSQL stopped while
  * appliances check in, and the agent's disk filling up during a download.
  */
+import { canRunOwnPostgres, ownPostgres } from "./_own_postgres.ts";
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import { createNotifier } from "../noc/services/notifier.ts";
@@ -139,31 +140,11 @@ Deno.test("the NOC killed (SIGKILL) in the middle of a publish never serves a ha
   }
 });
 
-const pgUrl = Deno.env.get("TEST_DATABASE_URL");
-
-/** Stops or starts the machine's PostgreSQL cluster (the CI machines' 127.0.0.1:5432). */
-async function cluster(action: "stop" | "start"): Promise<void> {
-  const versions = [...Deno.readDirSync("/etc/postgresql")].map((e) => e.name);
-  const out = await new Deno.Command("pg_ctlcluster", {
-    args: [
-      "--skip-systemctl-redirect",
-      versions[0]!,
-      "main",
-      action,
-      ...(action === "stop" ? ["-m", "fast"] : []),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`pg_ctlcluster ${action}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
-
-const canStopPostgres = pgUrl !== undefined && Deno.uid() === 0 &&
-  (await Deno.stat("/etc/postgresql").then(() => true, () => false));
-if (pgUrl && !canStopPostgres) {
-  console.log("PostgreSQL fault test skipped: it needs root and pg_ctlcluster to stop the cluster");
+const canStopPostgres = canRunOwnPostgres();
+if (!canStopPostgres) {
+  console.log(
+    "PostgreSQL fault test skipped: it needs the PostgreSQL server binaries to run a cluster of its own",
+  );
 }
 
 Deno.test({
@@ -175,13 +156,12 @@ Deno.test({
     const { startNoc } = await import("./_process.ts");
     const { agentBox } = await import("./_agent.ts");
     const { payload } = await import("./_components.ts");
-    const { scratchDatabase } = await import("./_harness.ts");
-    const scratch = await scratchDatabase(pgUrl!, "fault");
-    const url = new URL(scratch.url);
+    // A cluster of this test's own on a random port: the shared one is never stopped.
+    const pg = await ownPostgres();
+    const url = new URL(pg.url);
     const dataDir = await Deno.makeTempDir({ prefix: "noc-fault-" });
     const box = await agentBox();
     let noc: Awaited<ReturnType<typeof startNoc>> | null = null;
-    let stopped = false;
     try {
       noc = await startNoc({ NOC_DATA_DIR: dataDir, DATABASE_URL: url.href });
       const base = noc.url;
@@ -208,8 +188,7 @@ Deno.test({
       assert.equal(enrolled.code, 0, enrolled.stderr);
       assert.equal((await box.run(["once"])).code, 0);
 
-      await cluster("stop");
-      stopped = true;
+      await pg.stop();
       const health = await fetch(`${base}/healthz`);
       assert.equal(health.status, 503);
       await health.body?.cancel();
@@ -217,8 +196,7 @@ Deno.test({
       assert.equal(during.code, 1, during.stdout);
       assert.ok(during.events.some((e) => e.event === "offline"), "worked from its stored catalog");
 
-      await cluster("start");
-      stopped = false;
+      await pg.start();
       for (let i = 0; i < 100; i++) {
         const r = await fetch(`${base}/healthz`).catch(() => null);
         await r?.body?.cancel();
@@ -244,11 +222,10 @@ Deno.test({
         await db.end();
       }
     } finally {
-      if (stopped) await cluster("start");
       await noc?.stop();
       await box.remove();
       await Deno.remove(dataDir, { recursive: true });
-      await scratch.drop();
+      await pg.drop();
     }
   },
   sanitizeOps: false,
