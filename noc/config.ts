@@ -62,6 +62,12 @@ export interface Settings {
   uploadIdleS: number;
   /** Which requests get a `request` log line: all, only refused or failed (≥ 400) and slow (≥ 1 s) ones, or none. */
   requestLog: "all" | "errors" | "off";
+  /**
+   * Release keys' public halves (base64url) the operator vouches for in configuration
+   * (`NOC_RELEASE_KEY_ROOTS`): in release-keys-only mode the admin API registers one of these
+   * without an endorsement by an existing release key (how the first release key is bootstrapped).
+   */
+  releaseKeyRoots: string[];
 }
 
 /** The settings used when nothing else is configured. */
@@ -89,6 +95,7 @@ export const defaultSettings: Settings = {
   bodyTimeoutS: 30,
   uploadIdleS: 60,
   requestLog: "all",
+  releaseKeyRoots: [],
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -115,6 +122,7 @@ const envSchema = z.object({
   NOC_MASTER_KEY_FILE: z.string().min(1).optional(),
   NOC_RETIRED_KEYS: z.string().default(""),
   NOC_RELEASE_KEYS_ONLY: z.enum(["true", "false"]).default("false"),
+  NOC_RELEASE_KEY_ROOTS: z.string().default(""),
   NOC_TRUST_PROXY: z.enum(["true", "false"]).default("false"),
   NOC_MAX_UPLOAD_BYTES: int(1024, 2 ** 53 - 1).default(defaultSettings.maxUploadBytes),
   NOC_METRICS_TOKEN: z.string().min(24, "NOC_METRICS_TOKEN must be at least 24 characters")
@@ -217,6 +225,16 @@ export function loadConfig(
     }
     return { publicKey, notAfter: new Date(notAfter).toISOString() };
   });
+  const releaseKeyRoots = e.NOC_RELEASE_KEY_ROOTS.split(/[\s,]+/).filter((x) => x !== "");
+  for (const k of releaseKeyRoots) {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(k)) {
+      throw new Error(
+        `Configuration is invalid:\n  NOC_RELEASE_KEY_ROOTS: "${
+          k.slice(0, 60)
+        }" is not an Ed25519 public key (base64url)`,
+      );
+    }
+  }
   const flags = parseNocArgs(args);
   const dev = flags.dev;
   return {
@@ -261,6 +279,7 @@ export function loadConfig(
       rateEnrollPerMin: e.NOC_RATE_ENROLL_PER_MIN,
       rateLoginPerMin: e.NOC_RATE_LOGIN_PER_MIN,
       requestLog: e.NOC_REQUEST_LOG,
+      releaseKeyRoots,
     },
   };
 }
