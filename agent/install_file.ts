@@ -6,6 +6,15 @@
  * destination comes from the application's fileinfo and is confined to the
  * appliance root.
  *
+ * A fileinfo decides where a file is written, with which mode, and what runs
+ * after it — each a way to make the appliance execute something — so it is
+ * honoured only when signed by a pinned key with "package" use (see
+ * protocol/fileinfo.ts), checked before anything is downloaded or written. In
+ * release-keys-only mode the NOC's key has no "package" use, so only an
+ * offline release key's signature passes; a fileinfo the NOC alone vouches
+ * for is refused. A file without fileinfo goes to the state folder's
+ * `files/<app>/<name>` with mode 0644 and runs nothing.
+ *
  * @module
  */
 import { AgentError } from "./errors.ts";
@@ -16,6 +25,33 @@ import { type Installed, statePaths } from "./state.ts";
 import type { InstallContext } from "./install_package.ts";
 import type { CatalogEntry } from "../protocol/catalog.ts";
 import { safeRelativePath, TarError } from "../protocol/package/tar.ts";
+import { FileinfoSignatureError, verifyFileinfo } from "../protocol/fileinfo.ts";
+
+/**
+ * Checks that the entry's fileinfo is signed by a pinned, unexpired key with "package" use;
+ * throws {@link AgentError} (`fileinfo_unsigned`, `fileinfo_unknown_key`, `fileinfo_expired_key`,
+ * `fileinfo_bad_signature`). An entry without fileinfo passes.
+ */
+export async function checkFileinfo(
+  ctx: Pick<InstallContext, "identity" | "now">,
+  entry: CatalogEntry,
+): Promise<void> {
+  const fi = entry.fileinfo;
+  if (!fi) return;
+  try {
+    await verifyFileinfo(
+      { app: entry.app, name: entry.name, ...fi },
+      ctx.identity.pinnedKeys,
+      ctx.now(),
+    );
+  } catch (e) {
+    if (!(e instanceof FileinfoSignatureError)) throw e;
+    throw new AgentError(
+      `fileinfo_${e.reason}`,
+      `${entry.app}/${entry.name}@${entry.version}: ${e.message}; nothing was written or run`,
+    );
+  }
+}
 
 /** Where a file is installed: its absolute path and the path recorded in `catalog.cur`. */
 export function fileDestination(
@@ -82,6 +118,8 @@ export async function installFile(ctx: InstallContext, entry: CatalogEntry): Pro
       `${label}: files are fetched over HTTPS only, and the catalog offers no HTTPS URL`,
     );
   }
+  // Before anything is fetched or written: where it goes and what runs after it must be signed.
+  await checkFileinfo(ctx, entry);
   const { path, recorded } = fileDestination(ctx, entry);
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const base = path.slice(path.lastIndexOf("/") + 1);

@@ -1,18 +1,34 @@
-/** `/v1/admin/release-keys`: offline release keys that may sign packages (required in release-keys-only mode). */
+/**
+ * `/v1/admin/release-keys`: offline release keys that may sign packages and fileinfo (required in
+ * release-keys-only mode). A new key is registered only with an endorsement by a key that may sign
+ * packages already (protocol/release_keys.ts): in release-keys-only mode an existing release key's,
+ * made offline; otherwise the NOC endorses it itself. In release-keys-only mode the first key is one
+ * the operator vouches for in configuration (`NOC_RELEASE_KEY_ROOTS`), never the admin token alone.
+ * Retiring a key only takes trust away: it never gives the NOC's key "package" use back.
+ */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import { kidParam, releaseKeySchema } from "../../../protocol/schemas.ts";
+import { kidParam } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { keyId } from "../../../protocol/keys.ts";
 import { parsePublicKey } from "../../../protocol/crypto/ed25519.ts";
+import {
+  canonicalNotAfter,
+  endorsedReleaseKeySchema,
+  endorseKey,
+  type Endorsement,
+  endorsementProblem,
+} from "../../../protocol/release_keys.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
+import { packageSigners } from "../../services/publishing.ts";
+import { nocSignsPackages } from "../../services/fileinfo.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
 /** `/v1/admin/release-keys`: offline release keys. */
 export function releaseKeyAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
-    .post("/", validate("json", releaseKeySchema), async (c) => {
+    .post("/", validate("json", endorsedReleaseKeySchema), async (c) => {
       const k = c.req.valid("json");
       let raw: Uint8Array<ArrayBuffer>;
       try {
@@ -27,12 +43,42 @@ export function releaseKeyAdminRoutes(deps: AppDeps) {
         throw new ApiError(409, "key_in_use", "That key is the NOC's own signing key");
       }
       const now = deps.clock.now();
+      const notAfter = canonicalNotAfter(k.notAfter);
+      let endorsement: Endorsement | null;
+      if (k.endorsement) {
+        const problem = await endorsementProblem(
+          { publicKey: k.publicKey, notAfter },
+          k.endorsement,
+          await packageSigners(deps),
+          now,
+        );
+        if (problem !== null) {
+          const message = `Release key "${kid}" is not endorsed: ${problem}`;
+          throw new ApiError(400, "bad_endorsement", message, {
+            issues: [{ path: "endorsement", message: problem }],
+          });
+        }
+        endorsement = k.endorsement;
+      } else if (nocSignsPackages(deps.keys)) {
+        endorsement = await endorseKey(k.publicKey, notAfter, deps.keys);
+      } else if (deps.settings.releaseKeyRoots.includes(k.publicKey)) {
+        endorsement = null;
+      } else {
+        const message =
+          `This NOC accepts only packages signed with a release key, so a new release key must be ` +
+          `endorsed by an existing one: \`deno task noc release-key add ${k.publicKey} --label … ` +
+          `--endorse-with <release key>\` (the first one is listed in NOC_RELEASE_KEY_ROOTS)`;
+        throw new ApiError(400, "endorsement_required", message, {
+          issues: [{ path: "endorsement", message: "required in release-keys-only mode" }],
+        });
+      }
       const rows = await deps.db.begin(async (tx) => {
         const r = await tx`
-          insert into release_keys (kid, public_key, label, created_at, not_after)
+          insert into release_keys (kid, public_key, label, created_at, not_after, endorsement)
           values (${kid}, ${k.publicKey}, ${k.label}, ${now}, ${
-          k.notAfter ? new Date(k.notAfter) : null
-        })
+          notAfter ? new Date(notAfter) : null
+        },
+            ${endorsement ? JSON.stringify(endorsement) : null})
           on conflict do nothing returning kid`;
         if (r.length > 0) await bumpCatalogEpoch(tx);
         return r;
@@ -40,17 +86,30 @@ export function releaseKeyAdminRoutes(deps: AppDeps) {
       if (rows.length === 0) {
         throw new ApiError(409, "key_in_use", `Release key "${kid}" is already registered`);
       }
-      deps.log.warn("release_key_registered", { kid, label: k.label, by: c.get("admin") });
+      deps.log.warn("release_key_registered", {
+        kid,
+        label: k.label,
+        endorsedBy: endorsement?.signer ?? "configuration",
+        by: c.get("admin"),
+      });
       return c.json(
-        { kid, publicKey: k.publicKey, label: k.label, notAfter: k.notAfter ?? null },
+        { kid, publicKey: k.publicKey, label: k.label, notAfter, endorsement },
         201,
       );
     })
     .get("/", async (c) => {
       const rows = await deps.db.sql<
-        { kid: string; public_key: string; label: string; created_at: Date; not_after: Date | null }
+        {
+          kid: string;
+          public_key: string;
+          label: string;
+          created_at: Date;
+          not_after: Date | null;
+          endorsement: string | null;
+        }
       >`
-        select kid, public_key, label, created_at, not_after from release_keys order by created_at`;
+        select kid, public_key, label, created_at, not_after, endorsement from release_keys
+        order by created_at`;
       return c.json({
         items: rows.map((r) => ({
           kid: r.kid,
@@ -58,6 +117,7 @@ export function releaseKeyAdminRoutes(deps: AppDeps) {
           label: r.label,
           createdAt: r.created_at.toISOString(),
           notAfter: r.not_after?.toISOString() ?? null,
+          endorsement: r.endorsement ? JSON.parse(r.endorsement) as Endorsement : null,
         })),
       });
     })
