@@ -68,6 +68,25 @@ export interface Settings {
    * without an endorsement by an existing release key (how the first release key is bootstrapped).
    */
   releaseKeyRoots: string[];
+  /**
+   * The authorities (`host[:port]`, lower case, default port elided) appliance and local-server
+   * signatures must be made for: the hosts of `NOC_PUBLIC_URL`, `NOC_CATALOG_URL`,
+   * `NOC_COMPONENT_URL` and `NOC_PUBLIC_HOSTS`. Empty: the listener's own names and loopback
+   * (noc/services/authorities.ts).
+   */
+  publicHosts: string[];
+  /**
+   * Refused requests per client address per minute, per instance, before that address is
+   * answered 429 without any work (0: no limit). Also how many of its refusals are recorded.
+   */
+  rateRefusalsPerMin: number;
+  /** Refusal records (`auth_failures` rows) per minute, per instance, from all addresses together. */
+  refusalRecordsPerMin: number;
+  /**
+   * Seconds between two rows of one appliance's beat history: a beat sooner than this after the
+   * last row updates the appliance's status and last report, but adds no history row.
+   */
+  historyMinGapS: number;
 }
 
 /** The settings used when nothing else is configured. */
@@ -96,6 +115,10 @@ export const defaultSettings: Settings = {
   uploadIdleS: 60,
   requestLog: "all",
   releaseKeyRoots: [],
+  publicHosts: [],
+  rateRefusalsPerMin: 30,
+  refusalRecordsPerMin: 300,
+  historyMinGapS: 60,
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -132,6 +155,10 @@ const envSchema = z.object({
   NOC_RATE_ENROLL_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateEnrollPerMin),
   NOC_RATE_LOGIN_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateLoginPerMin),
   NOC_REQUEST_LOG: z.enum(["all", "errors", "off"]).default("all"),
+  NOC_PUBLIC_HOSTS: z.string().default(""),
+  NOC_RATE_REFUSALS_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateRefusalsPerMin),
+  NOC_REFUSAL_RECORDS_PER_MIN: int(0, 1_000_000).default(defaultSettings.refusalRecordsPerMin),
+  NOC_HISTORY_MIN_GAP_S: int(0, 86400).default(defaultSettings.historyMinGapS),
   NOC_BLOB_CACHE_DIR: z.string().min(1).optional(),
   NOC_BLOB_CACHE_MIB: int(0, 2 ** 30).default(4096),
   NOC_WAKE_BUS: z.enum(["postgres", "broadcast"], {
@@ -235,6 +262,7 @@ export function loadConfig(
       );
     }
   }
+  const publicHosts = publicHostsOf(e);
   const flags = parseNocArgs(args);
   const dev = flags.dev;
   return {
@@ -280,8 +308,44 @@ export function loadConfig(
       rateLoginPerMin: e.NOC_RATE_LOGIN_PER_MIN,
       requestLog: e.NOC_REQUEST_LOG,
       releaseKeyRoots,
+      publicHosts,
+      rateRefusalsPerMin: e.NOC_RATE_REFUSALS_PER_MIN,
+      refusalRecordsPerMin: e.NOC_REFUSAL_RECORDS_PER_MIN,
+      historyMinGapS: e.NOC_HISTORY_MIN_GAP_S,
     },
   };
+}
+
+const authorityPattern =
+  /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]{2,45}\])(?::[1-9][0-9]{0,4})?$/;
+
+/**
+ * The authorities signatures must be made for: the host (with its port unless it is the
+ * scheme's default) of each configured URL, and each `host[:port]` of `NOC_PUBLIC_HOSTS`
+ * (comma or space separated). Throws naming a malformed entry.
+ */
+export function publicHostsOf(e: {
+  NOC_PUBLIC_URL?: string | undefined;
+  NOC_CATALOG_URL?: string | undefined;
+  NOC_COMPONENT_URL?: string | undefined;
+  NOC_PUBLIC_HOSTS?: string | undefined;
+}): string[] {
+  const hosts = new Set<string>();
+  for (const u of [e.NOC_PUBLIC_URL, e.NOC_CATALOG_URL, e.NOC_COMPONENT_URL]) {
+    if (u !== undefined) hosts.add(new URL(u).host.toLowerCase());
+  }
+  for (const entry of (e.NOC_PUBLIC_HOSTS ?? "").split(/[\s,]+/).filter((x) => x !== "")) {
+    const h = entry.toLowerCase();
+    if (!authorityPattern.test(h)) {
+      throw new Error(
+        `Configuration is invalid:\n  NOC_PUBLIC_HOSTS: "${
+          entry.slice(0, 100)
+        }" is not a host name or address with an optional port (host[:port])`,
+      );
+    }
+    hosts.add(h);
+  }
+  return [...hosts];
 }
 
 /** The server roles this codebase runs (DESIGN: the role set is config); `all` by default. */
