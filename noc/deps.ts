@@ -24,6 +24,7 @@ import { createLimits } from "./services/rate_limit.ts";
 import { contentKeyCache } from "./services/publishing.ts";
 import { fleetOverviewCache } from "./services/fleet_overview.ts";
 import { loadNocKeys } from "./services/startup_secrets.ts";
+import { createAuthorities } from "./services/authorities.ts";
 
 /** Builds a NOC instance's dependencies: `resources` plus every cache, limiter and batcher. */
 export function createDeps(resources: DepsResources): AppDeps {
@@ -33,6 +34,7 @@ export function createDeps(resources: DepsResources): AppDeps {
     limits: createLimits(resources.clock, resources.settings),
     contentKeys: contentKeyCache(resources.keys),
     fleetOverview: fleetOverviewCache(),
+    authorities: createAuthorities(resources.settings.publicHosts),
   };
 }
 

@@ -12,6 +12,7 @@ import type { CheckinStore } from "./checkins.ts";
 import type { NocLimits } from "./rate_limit.ts";
 import type { ContentKeyCache } from "./publishing.ts";
 import type { FleetOverviewCache } from "./fleet_overview.ts";
+import type { Authorities } from "./authorities.ts";
 
 /** The resources a NOC instance is built around (opened by `openDeps()` in noc/deps.ts, or by a test). */
 export interface DepsResources {
@@ -45,4 +46,6 @@ export interface AppDeps extends DepsResources {
   contentKeys: ContentKeyCache;
   /** The fleet page's cached beat rate and versions in the field. */
   fleetOverview: FleetOverviewCache;
+  /** Which signed `@authority` values name this NOC (configured public hosts, or its listener). */
+  authorities: Authorities;
 }
