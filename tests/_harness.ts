@@ -202,6 +202,8 @@ export async function testNoc(
     wakeups: createWakeHub({ db, clock, log }),
     metrics: createMetrics(),
   });
+  // The in-process app is served at http://noc.test (the signed @authority of its requests).
+  deps.authorities.listening({ hostname: "noc.test", port: 80 });
   const app = createApp(deps);
   const adminToken = newToken("admin");
   await ensureAdminToken(db, adminToken, "test", clock.now());
