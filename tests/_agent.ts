@@ -186,6 +186,7 @@ export async function serveNoc(db: Db, settings: Partial<Settings> = {}): Promis
     noc.app.fetch,
   );
   const port = server.addr.port;
+  noc.deps.authorities.listening({ hostname: "127.0.0.1", port });
   return {
     ...noc,
     url: `http://127.0.0.1:${port}`,
