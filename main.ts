@@ -53,6 +53,7 @@ async function start(role: NocRole): Promise<AppDeps> {
     port: config.port,
     hostname: config.host,
     onListen: ({ port }) => {
+      deps.authorities.listening({ hostname: config.host, port });
       const url = config.publicUrl ?? `http://localhost:${port}`;
       const lines = [
         `Appliance NOC listening on ${url}${role === "all" ? "" : ` (role ${role})`}`,
@@ -60,6 +61,7 @@ async function start(role: NocRole): Promise<AppDeps> {
           config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `PGlite in ${config.dataDir}/pglite`
         }`,
         `  NOC key id:      ${keys.kid}`,
+        `  signed for:      ${deps.authorities.describe()}`,
       ];
       if (adminRole) lines.push(`  console:         ${url}/ui  (API: ${url}/docs)`);
       if (admin.token) lines.push(`  admin token:     ${admin.token}`);
