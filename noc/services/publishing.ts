@@ -33,6 +33,7 @@ import {
 import { splitPackagePrefix } from "../../protocol/package/scan.ts";
 import { type NocKeys, openAtRest, sealAtRest } from "./signing_keys.ts";
 import { type PublishedKey } from "../../protocol/keys.ts";
+import type { Endorsement } from "../../protocol/release_keys.ts";
 import { toBase64Url } from "../../protocol/util/encoding.ts";
 import {
   type ComponentRef,
@@ -62,18 +63,26 @@ export async function packageSigners(deps: Pick<AppDeps, "db" | "keys">): Promis
   return (await publishedKeys(deps)).filter((k) => k.use.includes("package"));
 }
 
-/** Every key appliances should pin: the NOC's keys, then registered release keys. */
-export async function publishedKeys(deps: Pick<AppDeps, "db" | "keys">): Promise<PublishedKey[]> {
-  const rows = await deps.db.sql<{ kid: string; public_key: string; not_after: Date | null }>`
-    select kid, public_key, not_after from release_keys order by created_at`;
+/**
+ * Every key appliances should pin: the NOC's keys, then registered release keys, each with the
+ * endorsement that vouched for it when it has one (protocol/release_keys.ts).
+ */
+export async function publishedKeys(
+  deps: Pick<AppDeps, "db" | "keys">,
+): Promise<Array<PublishedKey & { endorsement?: Endorsement }>> {
+  const rows = await deps.db.sql<
+    { kid: string; public_key: string; not_after: Date | null; endorsement: string | null }
+  >`
+    select kid, public_key, not_after, endorsement from release_keys order by created_at`;
   return [
     ...deps.keys.published,
-    ...rows.map((r): PublishedKey => ({
+    ...rows.map((r): PublishedKey & { endorsement?: Endorsement } => ({
       kid: r.kid,
       alg: "ed25519",
       use: ["package"],
       publicKey: r.public_key,
       notAfter: r.not_after?.toISOString() ?? null,
+      ...(r.endorsement ? { endorsement: JSON.parse(r.endorsement) as Endorsement } : {}),
     })),
   ];
 }
