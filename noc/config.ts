@@ -144,6 +144,8 @@ const envSchema = z.object({
   NOC_MASTER_KEY: z.string().min(1).optional(),
   NOC_MASTER_KEY_FILE: z.string().min(1).optional(),
   NOC_RETIRED_KEYS: z.string().default(""),
+  NOC_KEY_STATEMENT: z.string().min(1).optional(),
+  NOC_KEY_STATEMENT_FILE: z.string().min(1).optional(),
   NOC_RELEASE_KEYS_ONLY: z.enum(["true", "false"]).default("false"),
   NOC_RELEASE_KEY_ROOTS: z.string().default(""),
   NOC_TRUST_PROXY: z.enum(["true", "false"]).default("false"),
@@ -194,6 +196,10 @@ export interface Config {
   masterKeyFile: string | undefined;
   /** Retired signing keys still accepted until a date. */
   retiredKeys: Array<{ publicKey: string; notAfter: string }>;
+  /** A key-list statement (noc-keys/1 JSON) making NOC_SIGNING_KEY current (a rotation). */
+  keyStatement?: string | undefined;
+  /** A file holding that statement. */
+  keyStatementFile?: string | undefined;
   /** Packages must be signed by a registered release key. */
   releaseKeysOnly: boolean;
   /** Webhook URLs notified of alerts. */
@@ -277,6 +283,8 @@ export function loadConfig(
     masterKey: e.NOC_MASTER_KEY,
     masterKeyFile: e.NOC_MASTER_KEY_FILE,
     retiredKeys,
+    keyStatement: e.NOC_KEY_STATEMENT,
+    keyStatementFile: e.NOC_KEY_STATEMENT_FILE,
     releaseKeysOnly: e.NOC_RELEASE_KEYS_ONLY === "true",
     webhookUrls,
     dev,
