@@ -11,7 +11,13 @@
  * noc upload <package file>                           upload a package built with --out (reads <file>.wrapped-key)
  * noc file put <path> --app A --name N --version V
  * noc keygen --out release.key                        make a release key; prints its public half to register
- * noc release-key add <public key> --label L
+ * noc release-key add <public key> --label L [--not-after T] [--endorse-with release.key]
+ *     In release-keys-only mode a new release key is endorsed here by an existing (offline) one.
+ * noc fileinfo put <app> <name> --destination D --mode M [--action '["argv",…]'] [--upload-dir X]
+ *     [--upload-server Y] [--key release.key] [--out FILE]
+ *     Signed here with an offline release key (required in release-keys-only mode); --out writes the
+ *     signed fileinfo to FILE instead of sending it, for `noc fileinfo upload FILE` from elsewhere.
+ * noc fileinfo upload <file>                          send a fileinfo signed with --out
  * noc local-servers token --site S [--label L]        a one-time token for a site's local component server
  * noc local-servers [list] [--site S]                 local component servers: state, cache, hit rate
  * noc local-servers revoke <id> --reason R
@@ -41,6 +47,13 @@ import { readPackagePrefix } from "../protocol/package/file.ts";
 import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
 import { keyId, newSeed } from "../protocol/keys.ts";
+import {
+  type FileinfoStatement,
+  signedFileinfoSchema,
+  signFileinfo,
+} from "../protocol/fileinfo.ts";
+import { endorseKey } from "../protocol/release_keys.ts";
+import { nameSchema } from "../protocol/schemas.ts";
 import { onlyFlags, parseCommandLine, UsageError, usageExitCode } from "../protocol/util/args.ts";
 
 /** The most bytes of an admin API answer the CLI reads (fleet-wide listings can be large). */
@@ -90,6 +103,29 @@ const flagSpecs = {
   },
   rollout: { type: "string", arg: "<percent>", about: "rollout percentage (default 100)" },
   uid: { type: "string", arg: "<uid>", about: "one appliance" },
+  destination: {
+    type: "string",
+    arg: "<path>",
+    about: "where the file goes, relative to the appliance root",
+  },
+  mode: { type: "string", arg: "<mode>", about: "file mode, octal (e.g. 0644)" },
+  action: {
+    type: "string",
+    arg: "<json>",
+    about: 'command run after the file is written, a JSON argv (["systemctl","reload","x"])',
+  },
+  "upload-dir": { type: "string", arg: "<dir>", about: "the spec's UPLOAD DIR" },
+  "upload-server": { type: "string", arg: "<server>", about: "the spec's UPLOAD SERVER" },
+  "endorse-with": {
+    type: "string",
+    arg: "<file>",
+    about: "endorse the new release key here with this existing (offline) release key",
+  },
+  "not-after": {
+    type: "string",
+    arg: "<time>",
+    about: "when the release key stops being accepted (ISO time)",
+  },
   all: { type: "boolean", arg: "", about: "every appliance" },
 } as const;
 
@@ -195,7 +231,23 @@ const commands: Record<string, Command> = {
     forms: { "": form([], ["out"], "make an offline release key", false) },
   },
   "release-key": {
-    forms: { add: form(["<public key>"], ["label"], "register a release key's public half") },
+    forms: {
+      add: form(
+        ["<public key>"],
+        ["label", "not-after", "endorse-with"],
+        "register a release key's public half",
+      ),
+    },
+  },
+  fileinfo: {
+    forms: {
+      put: form(
+        ["<app>", "<name>"],
+        ["destination", "mode", "action", "upload-dir", "upload-server", "key", "out"],
+        "save where an application's file goes and what runs after it",
+      ),
+      upload: form(["<file>"], [], "send a fileinfo signed with fileinfo put --out"),
+    },
   },
   "local-servers": {
     default: "list",
@@ -447,6 +499,20 @@ async function releaseKey(
   return { kid: await keyId(raw), privateKey, publicKey: toBase64Url(raw) };
 }
 
+const signedFileinfoFile = z.strictObject({
+  app: nameSchema,
+  name: nameSchema,
+  fileinfo: signedFileinfoSchema,
+});
+
+async function putFileinfo(ctx: Ctx, app: string, name: string, body: unknown): Promise<string> {
+  const answer = await call(ctx, "PUT", `/v1/admin/apps/${seg(app)}/fileinfo/${seg(name)}`, {
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return json(answer);
+}
+
 async function nocEncryptionKey(ctx: Ctx): Promise<string> {
   return flag(ctx, "noc-key") ?? read(nocKeys, await call(ctx, "GET", "/v1/keys")).encryptionKey;
 }
@@ -546,12 +612,90 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
   },
 
   async "release-key add"(ctx) {
-    return json(
-      await postJson(ctx, "/v1/admin/release-keys", {
-        publicKey: ctx.words[0],
-        label: need(ctx, "label"),
-      }),
-    );
+    const publicKey = ctx.words[0]!;
+    const notAfter = flag(ctx, "not-after");
+    if (notAfter !== undefined && Number.isNaN(Date.parse(notAfter))) {
+      throw new UsageError(`--not-after must be an ISO time, not "${notAfter}"`);
+    }
+    const by = flag(ctx, "endorse-with");
+    const endorsement = by
+      ? await endorseKey(publicKey, notAfter ?? null, await releaseKey(by))
+      : undefined;
+    const body = await postJson(ctx, "/v1/admin/release-keys", {
+      publicKey,
+      label: need(ctx, "label"),
+      ...(notAfter === undefined ? {} : { notAfter: new Date(notAfter).toISOString() }),
+      ...(endorsement ? { endorsement } : {}),
+    });
+    return json(body);
+  },
+
+  async "fileinfo put"(ctx) {
+    const [app, name] = ctx.words as [string, string];
+    for (const [what, v] of [["<app>", app], ["<name>", name]] as const) {
+      if (!nameSchema.safeParse(v).success) throw new UsageError(`${what} "${v}" is not a name`);
+    }
+    let action: unknown = null;
+    const actionText = flag(ctx, "action");
+    if (actionText !== undefined) {
+      try {
+        action = JSON.parse(actionText);
+      } catch {
+        throw new UsageError(`--action must be a JSON array of strings, not "${actionText}"`);
+      }
+    }
+    const parsed = signedFileinfoSchema.safeParse({
+      destination: need(ctx, "destination"),
+      mode: need(ctx, "mode"),
+      action,
+      uploadDir: flag(ctx, "upload-dir") ?? null,
+      uploadServer: flag(ctx, "upload-server") ?? null,
+    });
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      throw new UsageError(`fileinfo ${i.path.join(".")}: ${i.message}`);
+    }
+    const f = parsed.data;
+    const statement: FileinfoStatement = {
+      app,
+      name,
+      destination: f.destination,
+      mode: f.mode,
+      action: f.action ?? null,
+      uploadDir: f.uploadDir ?? null,
+      uploadServer: f.uploadServer ?? null,
+    };
+    const keyFile = flag(ctx, "key");
+    const outFile = flag(ctx, "out");
+    if (outFile && !keyFile) {
+      throw new UsageError("--out needs --key: only a release key can sign away from the NOC");
+    }
+    const body = keyFile
+      ? { ...f, ...await signFileinfo(statement, await releaseKey(keyFile)) }
+      : f;
+    if (outFile) {
+      await Deno.writeTextFile(outFile, JSON.stringify({ app, name, fileinfo: body }) + "\n", {
+        createNew: true,
+      });
+      return `Wrote ${outFile} (fileinfo of ${app}/${name}, signed by ${
+        (body as { signer: string }).signer
+      })`;
+    }
+    return await putFileinfo(ctx, app, name, body);
+  },
+
+  async "fileinfo upload"(ctx) {
+    let saved;
+    try {
+      saved = signedFileinfoFile.parse(JSON.parse(await Deno.readTextFile(ctx.words[0]!)));
+    } catch (e) {
+      throw new UsageError(
+        `"${ctx.words[0]}" is not a fileinfo written by fileinfo put --out: ${
+          e instanceof Error ? e.message.slice(0, 300) : e
+        }`,
+      );
+    }
+    return await putFileinfo(ctx, saved.app, saved.name, saved.fileinfo);
   },
 
   async "tokens create"(ctx) {
