@@ -1,0 +1,471 @@
+// deno-lint-ignore-file no-explicit-any
+/**
+ * Release-keys-only mode means what it says (issue 16 item 5): with the NOC's key limited to
+ * catalogs, nothing the admin token alone can do makes an appliance execute something. Real
+ * agent processes on temporary roots, a NOC served over real HTTP, on PGlite and PostgreSQL.
+ */
+import assert from "node:assert/strict";
+import { dbTest, testNoc } from "./_harness.ts";
+import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
+import { payload, upload } from "./_components.ts";
+import { newSeed, type PublishedKey } from "../protocol/keys.ts";
+import { type NocKeys, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { contentKeyCache } from "../noc/services/publishing.ts";
+import { bumpCatalogEpoch } from "../noc/services/catalogs.ts";
+import { resignFileinfo } from "../noc/services/fileinfo.ts";
+import {
+  fileinfoSigningBytes,
+  type FileinfoStatement,
+  signFileinfo,
+  verifyFileinfo,
+} from "../protocol/fileinfo.ts";
+import { adoptablePackageKeys, endorseKey } from "../protocol/release_keys.ts";
+import { buildPackage } from "../protocol/package/file.ts";
+import { wrapContentKey } from "../protocol/package/format.ts";
+import { fromBase64Url } from "../protocol/util/encoding.ts";
+import type { Db } from "../noc/db/db.ts";
+
+const once = ["once", "--allow-http-files"];
+const marker = ["/bin/sh", "-c", 'echo "$NOC_VERSION" >> "$NOC_ROOT/ran"'];
+
+/** A release key held offline: its seed, signing half and published record. */
+interface ReleaseKey {
+  seed: string;
+  kid: string;
+  privateKey: NocKeys["privateKey"];
+  publicKey: string;
+}
+
+async function releaseKey(): Promise<ReleaseKey> {
+  const seed = newSeed();
+  const k = await nocKeysFromSeed(seed);
+  return { seed, kid: k.kid, privateKey: k.privateKey, publicKey: k.published[0]!.publicKey };
+}
+
+/** A NOC in release-keys-only mode (its key signs catalogs only), `roots` vouched for in config. */
+async function releaseKeysOnlyNoc(db: Db, roots: string[]): Promise<ServedNoc> {
+  const noc = await serveNoc(db, { releaseKeyRoots: roots });
+  noc.deps.keys = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+  noc.deps.contentKeys = contentKeyCache(noc.deps.keys);
+  assert.deepEqual(noc.deps.keys.published[0]!.use, ["catalog"]);
+  return noc;
+}
+
+async function enrolled(noc: ServedNoc): Promise<AgentBox> {
+  const box = await agentBox();
+  const token = await noc.enrollmentToken();
+  const r = await box.run(["enroll", "--noc", noc.url, "--token", token, "--model", "vs-2000"]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  return box;
+}
+
+async function publishFile(noc: ServedNoc, version: string): Promise<void> {
+  const up = await upload(
+    noc,
+    `/v1/admin/files?app=demo&name=motd&version=${version}`,
+    new TextEncoder().encode(`motd ${version}\n`),
+    "application/octet-stream",
+  );
+  assert.equal(up.status, 201, JSON.stringify(up.body));
+  const as = await noc.admin("POST", "/v1/admin/assignments", {
+    kind: "file",
+    app: "demo",
+    name: "motd",
+    version,
+    target: { type: "all" },
+  });
+  assert.equal(as.status, 201, JSON.stringify(as.body));
+}
+
+const motd = (action: string[] | null = marker): FileinfoStatement => ({
+  app: "demo",
+  name: "motd",
+  destination: "etc/motd",
+  mode: "0644",
+  action,
+  uploadDir: null,
+  uploadServer: null,
+});
+
+function body(s: FileinfoStatement, sig?: { signer: string; signature: string }) {
+  return {
+    destination: s.destination,
+    mode: s.mode,
+    action: s.action,
+    ...(sig ?? {}),
+  };
+}
+
+async function rows(db: Db, table: "fileinfo" | "release_keys"): Promise<number> {
+  const [r] = table === "fileinfo"
+    ? await db.sql<{ n: number }>`select count(*)::int as n from fileinfo`
+    : await db.sql<{ n: number }>`select count(*)::int as n from release_keys`;
+  return r!.n;
+}
+
+/** Writes a fileinfo row straight into the database, as a compromised NOC would serve it. */
+async function forgeFileinfo(
+  db: Db,
+  s: FileinfoStatement,
+  sig: { signer: string; signature: string } | null,
+): Promise<void> {
+  await db.sql`delete from fileinfo where app = ${s.app} and name = ${s.name}`;
+  await db.sql`
+    insert into fileinfo (app, name, destination, mode, action, upload_dir, upload_server, signer, signature,
+      updated_at)
+    values (${s.app}, ${s.name}, ${s.destination}, ${s.mode}, ${
+    s.action ? JSON.stringify(s.action) : null
+  }, null, null, ${sig?.signer ?? null}, ${sig?.signature ?? null}, now())`;
+  await bumpCatalogEpoch(db.sql);
+}
+
+dbTest(
+  "release-keys-only: the NOC refuses a fileinfo not signed by a release key, and one a release key signed runs on the appliance",
+  async ({ db }) => {
+    const release = await releaseKey();
+    const noc = await releaseKeysOnlyNoc(db, [release.publicKey]);
+    const reg = await noc.admin("POST", "/v1/admin/release-keys", {
+      publicKey: release.publicKey,
+      label: "release team (from NOC_RELEASE_KEY_ROOTS)",
+    });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    assert.equal(reg.body.endorsement, null);
+    const box = await enrolled(noc);
+    try {
+      await publishFile(noc, "1");
+      const s = motd();
+      const put = (b: unknown) => noc.admin("PUT", "/v1/admin/apps/demo/fileinfo/motd", b);
+      const stranger = await releaseKey();
+      const refusals: Array<[string, unknown, string]> = [
+        ["unsigned, with an action", body(s), "release_key_required"],
+        ["unsigned, a destination only", body(motd(null)), "release_key_required"],
+        [
+          "signed by the NOC's own key",
+          body(s, await signFileinfo(s, noc.deps.keys)),
+          "bad_fileinfo_signature",
+        ],
+        [
+          "signed by an unregistered key",
+          body(s, await signFileinfo(s, stranger)),
+          "bad_fileinfo_signature",
+        ],
+        [
+          "a release key's signature for another file",
+          body(s, await signFileinfo({ ...s, name: "other" }, release)),
+          "bad_fileinfo_signature",
+        ],
+        [
+          "a release key's signature for another action",
+          body(s, await signFileinfo(motd(["/bin/true"]), release)),
+          "bad_fileinfo_signature",
+        ],
+        [
+          "a release key's signature for another destination",
+          body(s, await signFileinfo({ ...s, destination: "etc/issue" }, release)),
+          "bad_fileinfo_signature",
+        ],
+        [
+          "a release key's signature for another mode",
+          body(s, await signFileinfo({ ...s, mode: "0755" }, release)),
+          "bad_fileinfo_signature",
+        ],
+      ];
+      for (const [what, b, error] of refusals) {
+        const r = await put(b);
+        assert.equal(r.status, 400, `${what}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.error, error, what);
+        assert.equal(typeof r.body.message, "string");
+      }
+      assert.equal(await rows(db, "fileinfo"), 0, "nothing refused was stored");
+
+      const ok = await put(body(s, await signFileinfo(s, release)));
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal(ok.body.signer, release.kid);
+      const r = await box.run(once);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(await box.readRoot("etc/motd"), "motd 1\n");
+      assert.equal(await box.readRoot("ran"), "1\n", "the signed action ran");
+    } finally {
+      await box.remove();
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "release-keys-only: a fileinfo the NOC alone vouches for, served by a compromised NOC, is never run by the appliance",
+  async ({ db }) => {
+    const release = await releaseKey();
+    const noc = await releaseKeysOnlyNoc(db, [release.publicKey]);
+    const reg = await noc.admin("POST", "/v1/admin/release-keys", {
+      publicKey: release.publicKey,
+      label: "release team",
+    });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    const box = await enrolled(noc);
+    try {
+      const s = motd();
+      const stranger = await releaseKey();
+      const forged: Array<[string, { signer: string; signature: string } | null, string]> = [
+        ["unsigned", null, "fileinfo_unsigned"],
+        ["signed by the NOC's key", await signFileinfo(s, noc.deps.keys), "fileinfo_unknown_key"],
+        ["signed by an unknown key", await signFileinfo(s, stranger), "fileinfo_unknown_key"],
+        [
+          "a release key's signature for another fileinfo",
+          await signFileinfo({ ...s, action: ["/bin/true"] }, release),
+          "fileinfo_bad_signature",
+        ],
+        [
+          "a release key's signature for another application's file",
+          await signFileinfo({ ...s, app: "other" }, release),
+          "fileinfo_bad_signature",
+        ],
+      ];
+      let version = 0;
+      for (const [what, sig, reason] of forged) {
+        version += 1;
+        await publishFile(noc, String(version));
+        await forgeFileinfo(db, s, sig);
+        const r = await box.run(once);
+        assert.equal(r.code, 2, `${what}: ${r.stdout}`);
+        const failed = r.events.find((e) => e.event === "install_failed");
+        assert.equal(failed?.reason, reason, `${what}: ${r.stdout}`);
+        assert.equal(await box.readRoot("ran"), null, `${what}: the action never ran`);
+        assert.equal(await box.readRoot("etc/motd"), null, `${what}: nothing was written`);
+      }
+      // The same NOC serving a release key's signature for exactly this fileinfo: it runs.
+      version += 1;
+      await publishFile(noc, String(version));
+      await forgeFileinfo(db, s, await signFileinfo(s, release));
+      const r = await box.run(once);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(await box.readRoot("ran"), `${version}\n`);
+      assert.equal(await box.readRoot("etc/motd"), `motd ${version}\n`);
+    } finally {
+      await box.remove();
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "release-keys-only: a release key registered with the admin token alone is refused; one endorsed by a release key is accepted and pinned by appliances",
+  async ({ db }) => {
+    const root = await releaseKey();
+    const noc = await releaseKeysOnlyNoc(db, [root.publicKey]);
+    const dir = await Deno.makeTempDir();
+    let box: AgentBox | null = null;
+    try {
+      const add = (b: unknown) => noc.admin("POST", "/v1/admin/release-keys", b);
+      const attacker = await releaseKey();
+      const alone = await add({ publicKey: attacker.publicKey, label: "admin token alone" });
+      assert.equal(alone.status, 400, JSON.stringify(alone.body));
+      assert.equal(alone.body.error, "endorsement_required");
+      assert.equal(await rows(db, "release_keys"), 0);
+
+      const first = await add({ publicKey: root.publicKey, label: "root" });
+      assert.equal(first.status, 201, JSON.stringify(first.body));
+      box = await enrolled(noc);
+
+      const next = await releaseKey();
+      const refused: Array<[string, unknown]> = [
+        ["endorsed by the NOC's key", await endorseKey(next.publicKey, null, noc.deps.keys)],
+        ["endorsed by itself", await endorseKey(next.publicKey, null, next)],
+        ["endorsed by an unknown key", await endorseKey(next.publicKey, null, attacker)],
+        [
+          "an endorsement of another key",
+          { ...(await endorseKey(attacker.publicKey, null, root)) },
+        ],
+        [
+          "an endorsement with an earlier end date",
+          await endorseKey(next.publicKey, "2030-01-01T00:00:00Z", root),
+        ],
+      ];
+      for (const [what, endorsement] of refused) {
+        const r = await add({ publicKey: next.publicKey, label: "next", endorsement });
+        assert.equal(r.status, 400, `${what}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.error, "bad_endorsement", what);
+      }
+      assert.equal(await rows(db, "release_keys"), 1, "nothing refused was stored");
+
+      const ok = await add({
+        publicKey: next.publicKey,
+        label: "next",
+        endorsement: await endorseKey(next.publicKey, null, root),
+      });
+      assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      assert.equal(ok.body.endorsement.signer, root.kid);
+
+      // A package signed by the new key installs on an appliance enrolled before it was added.
+      const built = await buildPackage({
+        plaintext: ReadableStream.from([
+          await payload({
+            install: '#!/bin/sh\nset -e\nprintf "$NOC_VERSION" > "$NOC_ROOT/version"\n',
+          }),
+        ]),
+        app: "demo",
+        name: "demo",
+        version: "1.0.0",
+        signer: { kid: next.kid, privateKey: next.privateKey },
+        out: `${dir}/p.nocpkg`,
+        now: noc.clock.now(),
+      });
+      const up = await upload(
+        noc,
+        "/v1/admin/packages",
+        await Deno.readFile(`${dir}/p.nocpkg`),
+        "application/vnd.noc-package",
+        {
+          "x-noc-wrapped-key": await wrapContentKey(
+            built.contentKey,
+            fromBase64Url(noc.deps.keys.hpke.publicKey),
+            built.header,
+          ),
+        },
+      );
+      assert.equal(up.status, 201, JSON.stringify(up.body));
+      const as = await noc.admin("POST", "/v1/admin/assignments", {
+        kind: "package",
+        app: "demo",
+        name: "demo",
+        version: "1.0.0",
+        target: { type: "all" },
+      });
+      assert.equal(as.status, 201, JSON.stringify(as.body));
+      const r = await box.run(once);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.deepEqual(r.events.find((e) => e.event === "keys_pinned")?.added, [next.kid]);
+      assert.equal(await box.readRoot("version"), "1.0.0");
+
+      // Retiring every release key takes trust away and gives none back to the NOC's key.
+      for (const k of [root, next]) {
+        const del = await noc.admin("DELETE", `/v1/admin/release-keys/${k.kid}`);
+        assert.equal(del.status, 204);
+      }
+      noc.clock.advance(60);
+      const keys = await (await fetch(`${noc.url}/v1/keys`)).json();
+      const own = keys.keys.find((k: PublishedKey) => k.kid === noc.deps.keys.kid);
+      assert.deepEqual(own.use, ["catalog"]);
+      const again = await add({ publicKey: attacker.publicKey, label: "after retirement" });
+      assert.equal(again.status, 400);
+      const s = motd();
+      const unsigned = await noc.admin("PUT", "/v1/admin/apps/demo/fileinfo/motd", body(s));
+      assert.equal(unsigned.body.error, "release_key_required");
+      const retiredSigner = await noc.admin(
+        "PUT",
+        "/v1/admin/apps/demo/fileinfo/motd",
+        body(s, await signFileinfo(s, next)),
+      );
+      assert.equal(retiredSigner.status, 400, "a retired release key signs nothing");
+      const nocSigned = await upload(
+        noc,
+        "/v1/admin/packages?app=demo&name=demo&version=2.0.0",
+        await payload({ install: "#!/bin/sh\n" }),
+        "application/gzip",
+      );
+      assert.equal(nocSigned.body.error, "release_key_required");
+    } finally {
+      await box?.remove();
+      await Deno.remove(dir, { recursive: true });
+      await noc.close();
+    }
+  },
+);
+
+Deno.test("fileinfoSigningBytes() binds the application, name and every field of the fileinfo", async () => {
+  const k = await releaseKey();
+  const s: FileinfoStatement = { ...motd(), uploadDir: "up", uploadServer: "srv" };
+  const sig = await signFileinfo(s, k);
+  const trusted: PublishedKey[] = [{
+    kid: k.kid,
+    alg: "ed25519",
+    use: ["package"],
+    publicKey: k.publicKey,
+    notAfter: null,
+  }];
+  const now = new Date();
+  await verifyFileinfo({ ...s, ...sig }, trusted, now);
+  await verifyFileinfo({ ...s, mode: "644", ...sig }, trusted, now); // the same mode, written short
+  const variants: FileinfoStatement[] = [
+    { ...s, app: "demo2" },
+    { ...s, name: "motd2" },
+    { ...s, destination: "etc/motd2" },
+    { ...s, mode: "0640" },
+    { ...s, action: null },
+    { ...s, action: [...marker, "x"] },
+    { ...s, uploadDir: null },
+    { ...s, uploadServer: "srv2" },
+  ];
+  for (const v of variants) {
+    await assert.rejects(
+      () => verifyFileinfo({ ...v, ...sig }, trusted, now),
+      (e: any) => e.reason === "bad_signature",
+      JSON.stringify(v),
+    );
+  }
+  // Domain separation: the bytes name what they are, so no other signed object can stand in.
+  assert.match(new TextDecoder().decode(fileinfoSigningBytes(s)), /^\["noc-fileinfo\/1",/);
+  await assert.rejects(
+    () => verifyFileinfo({ ...s, ...sig }, [{ ...trusted[0]!, use: ["catalog"] }], now),
+    (e: any) => e.reason === "unknown_key",
+  );
+  await assert.rejects(
+    () =>
+      verifyFileinfo({ ...s, ...sig }, [{ ...trusted[0]!, notAfter: "2000-01-01T00:00:00Z" }], now),
+    (e: any) => e.reason === "expired_key",
+  );
+});
+
+Deno.test("adoptablePackageKeys() gives package use only to keys already pinned for it or endorsed by one", async () => {
+  const noc = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+  const root = await releaseKey();
+  const rec = (k: ReleaseKey, notAfter: string | null = null): PublishedKey => ({
+    kid: k.kid,
+    alg: "ed25519",
+    use: ["package"],
+    publicKey: k.publicKey,
+    notAfter,
+  });
+  const pinned: PublishedKey[] = [noc.published[0]!, rec(root, "2040-01-01T00:00:00.000Z")];
+  const now = new Date();
+  const attacker = await releaseKey();
+  const good = await releaseKey();
+  const { keys, refused } = await adoptablePackageKeys(pinned, [
+    { ...noc.published[0]!, use: ["catalog", "package"] }, // the NOC key claiming package use
+    rec(root, null), // a retired-by-date key's end date removed
+    rec(attacker), // no endorsement
+    { ...rec(attacker), endorsement: await endorseKey(attacker.publicKey, null, noc) },
+    { ...rec(good), endorsement: await endorseKey(good.publicKey, null, root) },
+  ], now);
+  assert.deepEqual(refused, [noc.kid, root.kid, attacker.kid, attacker.kid]);
+  assert.deepEqual(
+    keys.map((k) => `${k.kid}:${k.use.join("+")}`),
+    [`${noc.kid}:catalog`, `${good.kid}:package`],
+  );
+  // A key list that keeps what was pinned, or only shortens an end date, is taken as it is.
+  const same = await adoptablePackageKeys(pinned, [
+    noc.published[0]!,
+    rec(root, "2030-01-01T00:00:00.000Z"),
+  ], now);
+  assert.deepEqual(same.refused, []);
+  assert.equal(same.keys.length, 2);
+});
+
+dbTest(
+  "resignFileinfo() signs fileinfo saved before signatures with the NOC key, but never in release-keys-only mode",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    await forgeFileinfo(db, motd(), null);
+    assert.equal(await resignFileinfo(noc.deps), 1);
+    const [row] = await db.sql<any>`select signer, signature from fileinfo`;
+    assert.equal(row.signer, noc.deps.keys.kid);
+    await verifyFileinfo({ ...motd(), ...row }, noc.deps.keys.published, noc.clock.now());
+    assert.equal(await resignFileinfo(noc.deps), 0, "a valid signature is kept");
+
+    noc.deps.keys = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+    await forgeFileinfo(db, motd(), null);
+    assert.equal(await resignFileinfo(noc.deps), 0);
+    const [after] = await db.sql<any>`select signer from fileinfo`;
+    assert.equal(after.signer, null);
+  },
+);
