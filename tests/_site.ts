@@ -225,3 +225,21 @@ export function siteScenario(
     .map((a) => ({ uid: a.uid, app: rnd() < 0.5 ? null : pick(keys).app }));
   return { appliances, components: siteComponents, assignments, deliveries, holds };
 }
+
+/**
+ * Records that catalogs of the NOC's listed these component versions for these appliances
+ * (`catalog_listings`, current unless `current` is false); the components must be stored.
+ */
+export async function seedListings(
+  sql: Sql,
+  listings: ReadonlyArray<ScenarioComponent & { uid: string; current?: boolean }>,
+): Promise<void> {
+  const at = new Date("2026-01-01T00:00:00Z").toISOString();
+  await sql`
+    insert into catalog_listings (uid, component_id, first_listed_at, current)
+    select x.uid, c.id, ${at}::timestamptz, coalesce(x.current, true)
+    from jsonb_to_recordset(${JSON.stringify(listings)}::text::jsonb)
+      as x (uid uuid, kind text, app text, name text, version text, current boolean)
+    join components c on c.kind = x.kind and c.app = x.app and c.name = x.name and c.version = x.version
+    on conflict (uid, component_id) do nothing`;
+}
