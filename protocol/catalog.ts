@@ -15,8 +15,9 @@ import {
   ed25519Verify,
   importEd25519Public,
 } from "./crypto/ed25519.ts";
-import { fromBase64Url, toBase64Url, utf8 } from "./util/encoding.ts";
+import { fromBase64Url, sha256, toBase64, toBase64Url, toHex, utf8 } from "./util/encoding.ts";
 import type { PublishedKey } from "./keys.ts";
+import { isInnerList, parseDictionary } from "./http/structured_fields.ts";
 
 /** fileinfo for a file component. */
 export interface FileInfo {
@@ -101,7 +102,9 @@ export class CatalogError extends Error {
       | "bad_signature"
       | "wrong_appliance"
       | "expired"
-      | "rollback",
+      | "rollback"
+      | "unbound"
+      | "bad_binding",
     message: string,
   ) {
     super(message);
@@ -206,4 +209,114 @@ export async function verifyCatalog(body: string, options: {
     );
   }
   return doc;
+}
+
+/** The report intervals a NOC hands out, seconds (`NOC_REPORT_INTERVAL_S`, the admin API's range). */
+export const INTERVAL_RANGE_S = { min: 10, max: 86400 } as const;
+
+/** An interval clamped to {@link INTERVAL_RANGE_S}: what an appliance sleeps, whatever it was told. */
+export function clampIntervalS(s: number): number {
+  if (!Number.isFinite(s)) return INTERVAL_RANGE_S.max;
+  return Math.min(INTERVAL_RANGE_S.max, Math.max(INTERVAL_RANGE_S.min, Math.round(s)));
+}
+
+/** The response header carrying the catalog binding. */
+export const CATALOG_BINDING_HEADER = "catalog-binding";
+
+/**
+ * The bytes a catalog binding signature covers (as Omaha's CUP): the appliance,
+ * the nonce of the request that asked (its RFC 9421 signature's `nonce`), and
+ * the SHA-256 of the catalog response body the appliance will use — the body
+ * of a 200, or the cached body a 304 confirms.
+ */
+export function catalogBindingBytes(
+  uid: string,
+  nonce: string,
+  bodySha256Hex: string,
+): Uint8Array<ArrayBuffer> {
+  return utf8(`noc-catalog-binding/1\n${uid}\n${nonce}\n${bodySha256Hex}`);
+}
+
+/**
+ * Signs a catalog binding; returns the `Catalog-Binding` header value, an
+ * RFC 9651 dictionary: `kid="<key id>", sig=:<base64 Ed25519 signature>:`.
+ */
+export async function signCatalogBinding(
+  signer: { kid: string; privateKey: Ed25519Key },
+  uid: string,
+  nonce: string,
+  bodySha256Hex: string,
+): Promise<string> {
+  const sig = await ed25519Sign(signer.privateKey, catalogBindingBytes(uid, nonce, bodySha256Hex));
+  return `kid="${signer.kid}", sig=:${toBase64(sig)}:`;
+}
+
+/**
+ * The `nonce` of a request's first RFC 9421 signature (the one the NOC
+ * verifies and spends), or null when there is none.
+ */
+export function signatureNonce(headers: Headers): string | null {
+  const input = headers.get("signature-input");
+  if (input === null || input.length > 2048) return null;
+  try {
+    const first = parseDictionary(input)[0];
+    if (!first || !isInnerList(first[1])) return null;
+    const nonce = first[1].params.find(([k]) => k === "nonce")?.[1];
+    return typeof nonce === "string" && nonce !== "" ? nonce : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Checks a `Catalog-Binding` header: signed by a pinned, unexpired catalog
+ * key over this appliance, the nonce it sent and the SHA-256 of `body`.
+ * Throws {@link CatalogError} (`unbound`, `unknown_key`, `bad_binding`).
+ */
+export async function verifyCatalogBinding(header: string | null, options: {
+  pinned: readonly PublishedKey[];
+  uid: string;
+  nonce: string;
+  body: string;
+  now: Date;
+}): Promise<void> {
+  if (header === null || header.length > 512) {
+    throw new CatalogError(
+      "unbound",
+      "Catalog answer carries no Catalog-Binding: it is not shown to answer this request",
+    );
+  }
+  let kid: unknown;
+  let sig: unknown;
+  try {
+    const dict = parseDictionary(header);
+    const k = dict.find(([n]) => n === "kid")?.[1];
+    const s = dict.find(([n]) => n === "sig")?.[1];
+    kid = k && !isInnerList(k) ? k.value : undefined;
+    sig = s && !isInnerList(s) ? s.value : undefined;
+  } catch {
+    // Malformed: refused below.
+  }
+  if (typeof kid !== "string" || !(sig instanceof Uint8Array) || sig.length !== 64) {
+    throw new CatalogError("unbound", "Catalog-Binding is malformed");
+  }
+  const key = options.pinned.find((k) => k.kid === kid && k.use.includes("catalog"));
+  if (!key || (key.notAfter && Date.parse(key.notAfter) <= options.now.getTime())) {
+    throw new CatalogError(
+      "unknown_key",
+      `Catalog binding is signed by key "${kid.slice(0, 64)}", which is not pinned`,
+    );
+  }
+  const digest = toHex(await sha256(options.body));
+  const ok = await ed25519Verify(
+    await importEd25519Public(fromBase64Url(key.publicKey)),
+    new Uint8Array(sig),
+    catalogBindingBytes(options.uid, options.nonce, digest),
+  );
+  if (!ok) {
+    throw new CatalogError(
+      "bad_binding",
+      "Catalog binding does not verify: the answer was not made for this request (a replay?)",
+    );
+  }
 }

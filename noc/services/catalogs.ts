@@ -5,12 +5,23 @@
  * costs one statement, and `If-None-Match` gets a 304 with nothing
  * regenerated, re-signed or re-wrapped.
  *
+ * Every answer, 200 and 304 alike, is bound to the request that asked (as
+ * Omaha's CUP): one Ed25519 signature over the appliance, the request's
+ * signature nonce and the SHA-256 of the catalog body, which is the ETag, so
+ * nothing is hashed per request. A replayed answer fails on any appliance,
+ * whatever state it lost.
+ *
  * @module
  */
 import type { AppDeps } from "./deps.ts";
 import type { Sql } from "../db/db.ts";
-import { type CatalogDocument, type CatalogEntry, signCatalog } from "../../protocol/catalog.ts";
-import { resolveCatalog } from "./catalog_engine.ts";
+import {
+  type CatalogDocument,
+  type CatalogEntry,
+  signCatalog,
+  signCatalogBinding,
+} from "../../protocol/catalog.ts";
+import { recordListing, resolveCatalog } from "./catalog_engine.ts";
 import { issueGrant } from "../../protocol/grants.ts";
 import { publishedKeys } from "./publishing.ts";
 import { x25519Recipient } from "../../protocol/crypto/hpke_seal.ts";
@@ -30,19 +41,42 @@ export async function staleCatalogOf(tx: Sql, uid: string): Promise<void> {
   await tx`update appliances set catalog_epoch = 0 where uid = ${uid}`;
 }
 
-/** A catalog answer. */
-export type CatalogAnswer = { status: 304; etag: string } | {
+/** A catalog answer; `binding` (the `Catalog-Binding` header) when a request nonce was given. */
+export type CatalogAnswer = { status: 304; etag: string; binding?: string } | {
   status: 200;
   etag: string;
   body: string;
+  binding?: string;
 };
+
+/** A catalog body's ETag: its whole SHA-256, hex, quoted (the digest the binding signs). */
+const etagPattern = /^"[0-9a-f]{64}"$/;
 
 /**
  * Answers a catalog request from appliance `uid`: archives the connection
  * time, then serves the cached catalog (or 304) while it is current, and
- * builds, signs and caches a new one otherwise.
+ * builds, signs and caches a new one otherwise. With `nonce` (the request's
+ * signature nonce), the answer carries its binding.
  */
 export async function answerCatalog(
+  deps: AppDeps,
+  uid: string,
+  ifNoneMatch: string | undefined,
+  baseUrl: string,
+  nonce?: string,
+): Promise<CatalogAnswer> {
+  const answer = await catalogAnswer(deps, uid, ifNoneMatch, baseUrl);
+  if (nonce === undefined) return answer;
+  const binding = await signCatalogBinding(
+    { kid: deps.keys.kid, privateKey: deps.keys.privateKey },
+    uid,
+    nonce,
+    answer.etag.slice(1, -1),
+  );
+  return { ...answer, binding };
+}
+
+async function catalogAnswer(
   deps: AppDeps,
   uid: string,
   ifNoneMatch: string | undefined,
@@ -52,7 +86,14 @@ export async function answerCatalog(
   const row = await deps.checkins.touchCatalog(uid, now);
   if (!row) throw new Error(`Appliance "${uid}" vanished`);
   const halfLife = (deps.settings.catalogTtlS * 1000) / 2;
+  // A body cached under an older ETag form (a digest prefix) is rebuilt: the binding signs the
+  // ETag. So is one signed by another key (a rotation): the envelope ends with its kid.
   const current = row.catalog_body !== null && row.catalog_etag !== null &&
+    etagPattern.test(row.catalog_etag) &&
+    row.catalog_body.includes(
+      `","kid":"${deps.keys.kid}","signature":"`,
+      row.catalog_body.length - 160,
+    ) &&
     row.catalog_epoch === row.epoch &&
     row.catalog_expires_at !== null && row.catalog_expires_at.getTime() - now.getTime() > halfLife;
   if (current) {
@@ -69,6 +110,7 @@ export async function answerCatalog(
       channel: row.channel,
       tags: row.tags,
     });
+    await recordListing(tx, uid, chosen.map((c) => c.id), now);
     const expires = new Date(now.getTime() + deps.settings.catalogTtlS * 1000);
     const fileinfo = await fileinfoOf(tx, chosen.map((c) => c.app));
     const wrapped = new Map(
@@ -136,7 +178,7 @@ export async function answerCatalog(
       components,
     };
     const body = JSON.stringify(await signCatalog(doc, signer));
-    const etag = `"${toHex(await sha256(body)).slice(0, 32)}"`;
+    const etag = `"${toHex(await sha256(body))}"`;
     await tx`
       update appliances set catalog_epoch = ${row.epoch}, catalog_etag = ${etag}, catalog_body = ${body},
         catalog_expires_at = ${expires}

@@ -14,7 +14,7 @@ import {
 } from "../../protocol/crypto/ed25519.ts";
 import { DhkemX25519HkdfSha256 } from "@hpke/core";
 import { fromBase64Url, toBase64Url, utf8 } from "../../protocol/util/encoding.ts";
-import { keyId, type PublishedKey } from "../../protocol/keys.ts";
+import { keyId, type KeyStatementEnvelope, type PublishedKey } from "../../protocol/keys.ts";
 
 /** The NOC's keys. */
 export interface NocKeys {
@@ -28,6 +28,12 @@ export interface NocKeys {
   privateKey: Ed25519Key;
   /** Every key appliances should accept, current first. */
   published: PublishedKey[];
+  /**
+   * The key chain: the signed key-list statements (`noc-keys/1` envelopes, oldest first) that
+   * lead from the NOC's first key to the current one (see noc/services/key_chain.ts). Empty
+   * until the NOC has rotated.
+   */
+  chain: KeyStatementEnvelope[];
 }
 
 /** Options for {@link nocKeysFromSeed}. */
@@ -114,6 +120,7 @@ export async function nocKeysFromSeed(
     kid,
     privateKey: ed25519KeyObject(privateKey),
     published,
+    chain: [],
     atRest,
     hpke: { privateKey: pair.privateKey, publicKey: hpkePublic },
   };

@@ -12,6 +12,8 @@ import { newSeed } from "../../protocol/keys.ts";
 import { type NocKeys, nocKeysFromSeed } from "./signing_keys.ts";
 import { hashToken, newToken } from "./tokens.ts";
 import { createEnrollmentToken } from "./enrollment_tokens.ts";
+import type { Db } from "../db/db.ts";
+import { recordKeyChain } from "./key_chain.ts";
 
 /** Whether this configuration may keep secrets in the data folder. */
 export function mayWriteDataDir(config: Config): boolean {
@@ -50,12 +52,28 @@ async function secret(
   return (await readOrCreateSecret(`${config.dataDir}/${dataFile}`, newSeed)).value;
 }
 
+/** The key-list statement of a rotation (NOC_KEY_STATEMENT or its file), parsed, or null. */
+async function keyStatement(config: Config): Promise<unknown | null> {
+  const text = config.keyStatement ??
+    (config.keyStatementFile ? await Deno.readTextFile(config.keyStatementFile) : undefined);
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(
+      "NOC_KEY_STATEMENT is not JSON (give the output of deno task keygen statement)",
+    );
+  }
+}
+
 /**
  * Loads the NOC keys: the signing key (NOC_SIGNING_KEY, NOC_SIGNING_KEY_FILE,
  * or the data folder) and the master secret (NOC_MASTER_KEY, …_FILE, or the
- * data folder).
+ * data folder). With `db`, the signing key is recorded in the key chain (a
+ * rotation needs NOC_KEY_STATEMENT; see noc/services/key_chain.ts) and the
+ * chain's earlier keys are published.
  */
-export async function loadNocKeys(config: Config): Promise<NocKeys> {
+export async function loadNocKeys(config: Config, db?: Db): Promise<NocKeys> {
   const signing = await secret(
     config,
     config.signingKey,
@@ -70,11 +88,12 @@ export async function loadNocKeys(config: Config): Promise<NocKeys> {
     "NOC_MASTER_KEY",
     "noc-master-key",
   );
-  return await nocKeysFromSeed(signing, {
+  const keys = await nocKeysFromSeed(signing, {
     retired: config.retiredKeys,
     master,
     releaseKeysOnly: config.releaseKeysOnly,
   });
+  return db ? await recordKeyChain(db, keys, await keyStatement(config)) : keys;
 }
 
 /** The admin token to print, if this start-up may show one. */

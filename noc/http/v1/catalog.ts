@@ -1,14 +1,25 @@
-/** `GET /v1/catalog`: the catalog server (spec, FIGURE 8). */
+/**
+ * `GET /v1/catalog`: the catalog server (spec, FIGURE 8). Every answer, 200
+ * and 304 alike, carries a `Catalog-Binding` signed over the request's
+ * signature nonce and the body's SHA-256 (see noc/services/catalogs.ts).
+ */
 import { Hono } from "hono";
 import { applianceAuth } from "../middleware/appliance_auth.ts";
 import { answerCatalog } from "../../services/catalogs.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { CATALOG_BINDING_HEADER, signatureNonce } from "../../../protocol/catalog.ts";
+import { ApiError } from "../../../protocol/http/errors.ts";
 
 /** The catalog route. */
 export function catalogRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().get("/", applianceAuth(deps), async (c) => {
     const a = c.get("appliance");
+    // The nonce the authentication middleware verified and spent: never seen before.
+    const nonce = signatureNonce(c.req.raw.headers);
+    if (nonce === null) {
+      throw new ApiError(400, "nonce_required", "A catalog request's signature needs a nonce");
+    }
     const base = deps.settings.componentUrl ?? deps.settings.publicUrl ??
       new URL(c.req.url).origin;
     const answer = await answerCatalog(
@@ -16,9 +27,11 @@ export function catalogRoutes(deps: AppDeps) {
       a.uid,
       c.req.header("if-none-match"),
       base.replace(/\/$/, ""),
+      nonce,
     );
     c.header("etag", answer.etag);
     c.header("cache-control", "no-store");
+    c.header(CATALOG_BINDING_HEADER, answer.binding!);
     deps.metrics.inc("noc_catalogs_total", { status: String(answer.status) });
     if (answer.status === 304) return c.body(null, 304);
     return c.body(answer.body, 200, { "content-type": "application/json" });
