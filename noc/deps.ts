@@ -54,7 +54,7 @@ export async function openDeps(
   const db = await openDb(config);
   const applied = await migrate(db);
   if (applied.length > 0) log.info("migrations_applied", { applied });
-  const keys = await loadNocKeys(config);
+  const keys = await loadNocKeys(config, db);
   const notifier = await createNotifier({ db, clock, log, webhooks: config.webhookUrls, metrics });
   return createDeps({
     db,
