@@ -315,3 +315,90 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "deno task noc endorses a release key and signs a fileinfo offline, as a release-keys-only NOC requires",
+  async ({ db }) => {
+    const work = await Deno.makeTempDir();
+    const keygen = async (name: string) => {
+      const r = await cli(["keygen", "--out", `${work}/${name}.key`], {});
+      assert.equal(r.code, 0, r.err);
+      return r.out.match(/release-key add (\S+)/)![1]!;
+    };
+    const rootKey = await keygen("root");
+    const nextKey = await keygen("next");
+    const noc = await testNoc(db, { settings: { releaseKeyRoots: [rootKey] } });
+    noc.deps.keys = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      noc.app.fetch,
+    );
+    const env = { NOC_URL: `http://127.0.0.1:${server.addr.port}`, NOC_TOKEN: noc.adminToken };
+    try {
+      const root = await cli(["release-key", "add", rootKey, "--label", "root"], env);
+      assert.equal(root.code, 0, root.err);
+      const rootKid = JSON.parse(root.out).kid;
+
+      const alone = await cli(["release-key", "add", nextKey, "--label", "next"], env);
+      assert.equal(alone.code, 1);
+      assert.match(alone.err, /400: .*endorsed by an existing one/);
+      const endorsed = await cli([
+        "release-key",
+        "add",
+        nextKey,
+        "--label",
+        "next",
+        "--endorse-with",
+        `${work}/root.key`,
+      ], env);
+      assert.equal(endorsed.code, 0, endorsed.err);
+      assert.equal(JSON.parse(endorsed.out).endorsement.signer, rootKid);
+      const nextKid = JSON.parse(endorsed.out).kid;
+
+      const fileinfo = [
+        "fileinfo",
+        "put",
+        "vscreen",
+        "rules.conf",
+        "--destination",
+        "etc/vscreen/rules.conf",
+        "--mode",
+        "0640",
+        "--action",
+        '["/usr/bin/systemctl","reload","vscreen"]',
+      ];
+      const unsigned = await cli(fileinfo, env);
+      assert.equal(unsigned.code, 1);
+      assert.match(unsigned.err, /400: .*signed with a release key/);
+      const noKey = await cli([...fileinfo, "--out", `${work}/fi.json`], env);
+      assert.equal(noKey.code, 64);
+      const badAction = await cli([...fileinfo.slice(0, -1), "systemctl reload"], env);
+      assert.equal(badAction.code, 64);
+      assert.match(badAction.err, /--action must be a JSON array/);
+
+      // Signed on the offline machine, sent from another.
+      const signed = await cli(
+        [...fileinfo, "--key", `${work}/next.key`, "--out", `${work}/fi.json`],
+        {},
+      );
+      assert.equal(signed.code, 0, signed.err);
+      const sent = await cli(["fileinfo", "upload", `${work}/fi.json`], env);
+      assert.equal(sent.code, 0, sent.err);
+      const saved = JSON.parse(sent.out);
+      assert.equal(saved.signer, nextKid);
+      assert.deepEqual(saved.action, ["/usr/bin/systemctl", "reload", "vscreen"]);
+      assert.equal(saved.mode, "0640");
+
+      // A signed fileinfo edited on the way is refused: the signature covers every field.
+      const edited = JSON.parse(await Deno.readTextFile(`${work}/fi.json`));
+      edited.fileinfo.action = ["/bin/sh", "-c", "id"];
+      await Deno.writeTextFile(`${work}/edited.json`, JSON.stringify(edited));
+      const tampered = await cli(["fileinfo", "upload", `${work}/edited.json`], env);
+      assert.equal(tampered.code, 1);
+      assert.match(tampered.err, /400: .*does not verify/);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+);
