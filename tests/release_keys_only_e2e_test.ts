@@ -469,3 +469,42 @@ dbTest(
     assert.equal(after.signer, null);
   },
 );
+
+dbTest(
+  "release-keys-only: the console cannot save a fileinfo either, since it goes through the same admin API",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    noc.deps.keys = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+    const base = "http://noc.test";
+    let r = await noc.app.request(`${base}/ui/login`);
+    const cookie = r.headers.get("set-cookie")!.split(";")[0]!;
+    const loginCsrf = (await r.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
+    r = await noc.app.request(`${base}/ui/login`, {
+      method: "POST",
+      headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ _csrf: loginCsrf, token: noc.adminToken, next: "/ui" }),
+    });
+    assert.equal(r.status, 303);
+    const session = r.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
+      .split(";")[0]!;
+    const page = await noc.app.request(`${base}/ui`, { headers: { cookie: session } });
+    const csrf = (await page.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
+    for (const action of [JSON.stringify(marker), ""]) {
+      const res = await noc.app.request(`${base}/ui/apps/demo/fileinfo`, {
+        method: "POST",
+        headers: { cookie: session, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          _csrf: csrf,
+          name: "motd",
+          destination: "etc/motd",
+          mode: "0644",
+          action,
+        }),
+      });
+      assert.equal(res.status, 303);
+      const flash = new URL(res.headers.get("location")!, base).searchParams.get("flash") ?? "";
+      assert.match(flash, /signed with a release key/, flash);
+    }
+    assert.equal(await rows(db, "fileinfo"), 0);
+  },
+);
