@@ -59,7 +59,8 @@ dbTest(
       const [what, req, code] of [
         ["body", tamperedBody, "bad_digest"],
         ["path", tamperedPath, "bad_signature"],
-        ["digest header", tamperedHeader, "bad_digest"],
+        // The digest header's value is covered: changing it breaks the signature.
+        ["digest header", tamperedHeader, "bad_signature"],
         ["signature params", tamperedParams, "bad_signature"],
       ] as const
     ) {

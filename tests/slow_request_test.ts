@@ -1,6 +1,6 @@
 /** A request body that never finishes arriving is cut off with 408, and nothing is written. */
 import assert from "node:assert/strict";
-import { count, dbTest, testNoc } from "./_harness.ts";
+import { count, dbTest, sampleBeat, testNoc } from "./_harness.ts";
 
 dbTest(
   "a body that stops arriving gets 408 after the body deadline and writes nothing",
@@ -13,16 +13,47 @@ dbTest(
           // ...and nothing more, ever.
         },
       });
-    for (const path of ["/v1/enroll", "/v1/beats", "/v1/local/enroll"]) {
+    const a = await noc.enrollAppliance();
+    const signed = await a.request("POST", "/v1/beats", sampleBeat(1, noc.clock.now()));
+    for (
+      const [path, headers] of [
+        ["/v1/enroll", { "content-type": "application/json" }],
+        ["/v1/local/enroll", { "content-type": "application/json" }],
+        // A signed beat: its signature verifies, then its body is read, and never arrives.
+        ["/v1/beats", signed.headers],
+      ] as const
+    ) {
       const res = await noc.app.request(`http://noc.test${path}`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers,
         body: stalled(),
       });
       assert.equal(res.status, 408, path);
       assert.equal((await res.json()).error, "request_timeout");
     }
-    assert.equal(await count(db, "appliances"), 0);
+    assert.equal(await count(db, "appliances"), 1);
+    assert.equal(await count(db, "beats"), 0);
+  },
+);
+
+dbTest(
+  "an unsigned request whose body never arrives is refused at once, without waiting for it",
+  async ({ db }) => {
+    // A day-long body deadline: the refusal cannot be the deadline's.
+    const noc = await testNoc(db, { settings: { bodyTimeoutS: 86400 } });
+    for (const path of ["/v1/beats", "/v1/installs", "/v1/local/sync"]) {
+      const res = await noc.app.request(`http://noc.test${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: new ReadableStream<Uint8Array>({
+          start(ctrl) {
+            ctrl.enqueue(new Uint8Array(1024)); // some bytes, then nothing more, ever
+          },
+        }),
+      });
+      assert.equal(res.status, 401, path);
+      assert.equal((await res.json()).error, "missing_signature", path);
+    }
   },
 );
 

@@ -333,3 +333,29 @@ export async function throttleNotice(
   await tx`update notice_throttle set suppressed = suppressed + 1 where key = ${key}`;
   return { allowed: false, suppressed: 0 };
 }
+
+/**
+ * Claims the notice window `key` for `now`, across instances, without holding a lock while
+ * anything else happens: true (with when the previous window began, null the first time) when
+ * the last window began at least `windowS` seconds ago, and this call started a new one. It
+ * takes the row's lock only for its own statement, and only once its window has passed: callers
+ * gate it in memory first (see `RefusalGate.noticeDue`), so a flood of refusals never queues on it.
+ */
+export async function claimNoticeWindow(
+  sql: Sql,
+  key: string,
+  now: Date,
+  windowS: number,
+): Promise<{ won: boolean; since: Date | null }> {
+  const windowStart = new Date(now.getTime() - windowS * 1000);
+  const [moved] = await sql<{ since: Date }>`
+    update notice_throttle t set window_started_at = ${now}, suppressed = 0
+    from (select window_started_at as since from notice_throttle where key = ${key}) p
+    where t.key = ${key} and t.window_started_at <= ${windowStart}
+    returning p.since`;
+  if (moved) return { won: true, since: moved.since };
+  const inserted = await sql`
+    insert into notice_throttle (key, window_started_at, suppressed) values (${key}, ${now}, 0)
+    on conflict (key) do nothing returning key`;
+  return { won: inserted.length > 0, since: null };
+}

@@ -41,7 +41,8 @@ export async function verifyContentDigest(
   }
   let checked = 0;
   for (const [name, member] of dict) {
-    if (!(name in algorithms)) continue;
+    // An own key only: `name` is the sender's text, and "constructor" is `in` every object.
+    if (!Object.hasOwn(algorithms, name)) continue;
     if (isInnerList(member) || !(member.value instanceof Uint8Array)) {
       throw new DigestError(`Content-Digest member "${name}" is not a byte sequence`);
     }

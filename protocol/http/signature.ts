@@ -25,6 +25,11 @@ export interface SignableRequest {
   url: string;
   /** Request headers. */
   headers: Headers;
+  /**
+   * The request's authority as the client addressed it, when it differs from the URL's (behind a
+   * trusted proxy: its `X-Forwarded-Host`); `@authority` is this, lower-cased, when given.
+   */
+  authority?: string;
 }
 
 /** Why a signature was refused; `reason` is a stable machine-readable code. */
@@ -43,7 +48,8 @@ export class SignatureError extends Error {
       | "unknown_key"
       | "revoked_key"
       | "bad_signature"
-      | "replayed_signature",
+      | "replayed_signature"
+      | "wrong_authority",
     message: string,
     readonly keyid?: string,
   ) {
@@ -70,7 +76,7 @@ export function componentValue(req: SignableRequest, name: string): string {
     case "@target-uri":
       return url.href;
     case "@authority":
-      return url.host.toLowerCase();
+      return (req.authority ?? url.host).toLowerCase();
     case "@scheme":
       return url.protocol.slice(0, -1).toLowerCase();
     case "@request-target":
@@ -185,6 +191,13 @@ export interface VerifyPolicy {
   requireNonce: boolean;
   /** Returns the public key for `keyid`, or throws a {@link SignatureError}. */
   resolveKey(keyid: string): Promise<Ed25519Key>;
+  /**
+   * Whether the signed `@authority` names this server (RFC 9421 §2.2.3). When given, a
+   * signature that does not cover `@authority`, or covers another authority, is refused
+   * (`wrong_authority`) before its key is looked up: a request signed for another server is
+   * not accepted here.
+   */
+  acceptAuthority?(authority: string): boolean;
 }
 
 /** A verified signature's parameters. */
@@ -214,6 +227,42 @@ export async function verifyRequestSignature(
   body: Uint8Array<ArrayBuffer>,
   policy: VerifyPolicy,
 ): Promise<VerifiedSignature> {
+  const verified = await verifySignatureHeaders(req, policy);
+  if (verified.coversDigest) await checkBodyDigest(req, body, verified.keyid);
+  const { coversDigest: _, ...rest } = verified;
+  return rest;
+}
+
+/**
+ * Checks `body` against the request's `Content-Digest`; throws a `bad_digest`
+ * {@link SignatureError} (for key `keyid`) when it is missing, malformed or
+ * does not match.
+ */
+export async function checkBodyDigest(
+  req: SignableRequest,
+  body: Uint8Array<ArrayBuffer>,
+  keyid?: string,
+): Promise<void> {
+  try {
+    await verifyContentDigest(req.headers.get("content-digest"), body);
+  } catch (e) {
+    if (e instanceof DigestError) throw new SignatureError("bad_digest", e.message, keyid);
+    throw e;
+  }
+}
+
+/**
+ * Verifies the first signature of `req` under `policy` without its body: the
+ * parameters, the covered components (the `Content-Digest` header's value, not
+ * the body it names), the authority and the signature itself. A server calls
+ * it before reading any of the body, then checks the body with
+ * {@link checkBodyDigest} when `coversDigest`: only a holder of the key can
+ * make it read a body. Throws {@link SignatureError}.
+ */
+export async function verifySignatureHeaders(
+  req: SignableRequest,
+  policy: VerifyPolicy,
+): Promise<VerifiedSignature & { coversDigest: boolean }> {
   const inputHeader = req.headers.get("signature-input");
   const sigHeader = req.headers.get("signature");
   if (inputHeader === null || sigHeader === null) {
@@ -316,19 +365,34 @@ export async function verifyRequestSignature(
       throw new SignatureError("unsupported_signature", `Component "${c}" is not supported`, keyid);
     }
   }
-  if (covered.includes("content-digest")) {
-    try {
-      await verifyContentDigest(req.headers.get("content-digest"), body);
-    } catch (e) {
-      if (e instanceof DigestError) throw new SignatureError("bad_digest", e.message, keyid);
-      throw e;
-    }
+  const coversDigest = covered.includes("content-digest");
+  if (coversDigest && req.headers.get("content-digest") === null) {
+    throw new SignatureError("bad_digest", "Content-Digest header is missing", keyid);
   }
   const base = signatureBase(req, list);
+  if (policy.acceptAuthority) {
+    const authority = covered.includes("@authority") ? componentValue(req, "@authority") : null;
+    if (authority === null || !policy.acceptAuthority(authority)) {
+      throw new SignatureError(
+        "wrong_authority",
+        authority === null
+          ? "Signature must cover @authority"
+          : `Signature is for authority "${authority.slice(0, 100)}", which is not this server`,
+        keyid,
+      );
+    }
+  }
   const key = await policy.resolveKey(keyid);
   const signature = sigMember.value as Uint8Array<ArrayBuffer>;
   if (!(await ed25519Verify(key, signature, utf8(base)))) {
     throw new SignatureError("bad_signature", "Signature does not verify", keyid);
   }
-  return { label, keyid, created, ...(typeof nonce === "string" ? { nonce } : {}), signature };
+  return {
+    label,
+    keyid,
+    created,
+    ...(typeof nonce === "string" ? { nonce } : {}),
+    signature,
+    coversDigest,
+  };
 }

@@ -1,2 +1,4 @@
 -- Issue 16 (items 9 and 11, cheap refusals).
-select 1;
+-- Refusals are recorded per client address within a budget (noc/services/rate_limit.ts); a row
+-- says how many refusals from the same address were counted but not written since its last row.
+alter table auth_failures add column held_back integer not null default 0;

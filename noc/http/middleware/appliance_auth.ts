@@ -1,21 +1,29 @@
 /**
  * Authentication of appliance requests: an RFC 9421 signature by the
- * appliance's enrolled Ed25519 key, covering method, authority, path, query
- * and an RFC 9530 Content-Digest; `created` within the allowed skew; a nonce
- * never seen before (checked in the shared database, so across NOC
- * instances). Every refusal is recorded and raises a rate-limited notice.
+ * appliance's enrolled Ed25519 key, covering method, authority (one of this
+ * NOC's, see noc/services/authorities.ts), path, query and an RFC 9530
+ * Content-Digest; `created` within the allowed skew; a nonce never seen before
+ * (checked in the shared database, so across NOC instances).
+ *
+ * Order: an address that has used up its refusals is answered 429 first; then
+ * the signature is verified over its headers (the digest header's value, not
+ * the body), so only a holder of an enrolled key makes the NOC read a body;
+ * then the body is read (bounded in size and time) and checked against the
+ * digest; then the nonce is spent. Refusals are cheap: each is counted per
+ * address, and only a bounded number is recorded, with a rate-limited notice.
  *
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
 import {
   applianceComponents,
+  checkBodyDigest,
   SignatureError,
-  verifyRequestSignature,
+  verifySignatureHeaders,
 } from "../../../protocol/http/signature.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { readBody } from "../../../protocol/http/validate.ts";
-import { throttleNotice } from "../../services/notifier.ts";
+import { claimNoticeWindow } from "../../services/notifier.ts";
 import type { Ed25519Key } from "../../../protocol/crypto/ed25519.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv, ApplianceIdentity } from "../env.ts";
@@ -41,6 +49,29 @@ export function clientAddress(c: Context, trustProxy: boolean): string | null {
   return info?.remoteAddr?.hostname ?? null;
 }
 
+/**
+ * The authority the client addressed: only behind a trusted proxy (`NOC_TRUST_PROXY`), the last
+ * `X-Forwarded-Host` value that proxy set; otherwise undefined (the request URL's, from `Host`).
+ */
+export function forwardedAuthority(c: Context, trustProxy: boolean): string | undefined {
+  if (!trustProxy) return undefined;
+  const last = c.req.header("x-forwarded-host")?.split(",").map((h) => h.trim()).filter((h) =>
+    h !== ""
+  ).at(-1);
+  return last && last.length <= 300 ? last : undefined;
+}
+
+/**
+ * Middleware answering 429 to a client address that has used up its refusals, before anything
+ * else is done for its request (no body read, no database).
+ */
+export function refusalGate(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    deps.limits.refusals.check(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
+    await next();
+  };
+}
+
 /** What was refused, for the record. */
 export interface IdentityFailure {
   /** Stable reason code. */
@@ -56,25 +87,38 @@ export interface IdentityFailure {
 }
 
 /**
- * Records a refused identity and, at most once per notice window across all
- * instances, notifies the administrator (with the count held back).
+ * Counts a refused identity against its client address and, within that address's and this
+ * instance's budgets, records it: one row, no transaction, no lock. At most once per notice
+ * window (per instance in memory, then across instances by {@link claimNoticeWindow}), notifies
+ * the administrator with how many were refused since the last notice.
  */
 export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): Promise<void> {
+  deps.metrics.inc("noc_identity_refusals_total");
+  const slot = deps.limits.refusals.note(f.address ?? "unknown");
+  if (!slot.record) return;
   const now = deps.clock.now();
+  deps.log.warn("identity_refused", { ...f, heldBack: slot.heldBack });
+  await deps.db.sql`
+    insert into auth_failures (at, reason, keyid, method, path, address, held_back)
+    values (${now}, ${f.reason}, ${f.keyid?.slice(0, 200) ?? null}, ${f.method}, ${
+    f.path.slice(0, 500)
+  }, ${f.address}, ${slot.heldBack})`;
+  const windowS = deps.settings.identityNoticeWindowS;
+  if (!deps.limits.refusals.noticeDue(windowS)) return;
   const queued = await deps.db.begin(async (tx) => {
-    await tx`
-      insert into auth_failures (at, reason, keyid, method, path, address)
-      values (${now}, ${f.reason}, ${f.keyid?.slice(0, 200) ?? null}, ${f.method}, ${
-      f.path.slice(0, 500)
-    }, ${f.address})`;
-    const t = await throttleNotice(
-      tx,
-      "identity_failure",
-      now,
-      deps.settings.identityNoticeWindowS,
-    );
-    if (!t.allowed) return false;
-    const more = t.suppressed > 0 ? ` (${t.suppressed} more refused since the last notice)` : "";
+    const claim = await claimNoticeWindow(tx, "identity_failure", now, windowS);
+    if (!claim.won) return false;
+    let suppressed = 0;
+    if (claim.since !== null) {
+      // Refused since the last notice: the rows written since (but not the one that notice
+      // named, nor this one), and the refusals their addresses held back.
+      const [seen] = await tx<{ n: number }>`
+        select ((select count(*) from auth_failures where at >= ${claim.since} and at < ${now})
+          + (select coalesce(sum(held_back), 0) from auth_failures
+             where at > ${claim.since} and at <= ${now}))::int as n`;
+      suppressed = Math.max(0, (seen?.n ?? 0) - 1);
+    }
+    const more = suppressed > 0 ? ` (${suppressed} more refused since the last notice)` : "";
     // Only a well-formed UID is shown: the key id is attacker-chosen text.
     const shown = f.keyid === null ? "(none)" : uuidPattern.test(f.keyid) ? f.keyid : "(not a UID)";
     await deps.notifier.enqueue(tx, {
@@ -84,49 +128,58 @@ export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): 
       payload: {
         ...f,
         keyid: f.keyid?.slice(0, 200) ?? null,
-        suppressedSinceLastNotice: t.suppressed,
+        suppressedSinceLastNotice: suppressed,
       },
     }, now);
     return true;
   });
-  deps.log.warn("identity_refused", { ...f });
-  deps.metrics.inc("noc_identity_refusals_total");
   if (queued) deps.notifier.kick();
 }
 
 /**
- * Checks the RFC 9421 signature of request `c` over `body` with the key
- * `resolveKey` finds for its key id (a UUID), and spends its nonce. Every
- * refusal is recorded and answered 401.
+ * Authenticates request `c`: checks its RFC 9421 signature with the key
+ * `resolveKey` finds for its key id (a UUID) before reading any of its body,
+ * then reads the body (at most `NOC_MAX_BODY_BYTES`, within the body
+ * deadline), checks it against the signed `Content-Digest`, and spends the
+ * nonce. Every refusal is counted (and, within budget, recorded) and answered
+ * 401. Returns the body.
  */
 export async function verifySignedRequest(
   deps: AppDeps,
   c: Context,
-  body: Uint8Array<ArrayBuffer>,
   resolveKey: (keyid: string) => Promise<Ed25519Key>,
-): Promise<void> {
+): Promise<Uint8Array<ArrayBuffer>> {
   const now = deps.clock.now();
+  const address = clientAddress(c, deps.settings.trustProxy);
+  deps.limits.refusals.check(address ?? "unknown");
+  const authority = forwardedAuthority(c, deps.settings.trustProxy);
+  const req = {
+    method: c.req.method,
+    url: c.req.url,
+    headers: c.req.raw.headers,
+    ...(authority === undefined ? {} : { authority }),
+  };
   try {
-    const verified = await verifyRequestSignature(
-      { method: c.req.method, url: c.req.url, headers: c.req.raw.headers },
-      body,
-      {
-        now: Math.floor(now.getTime() / 1000),
-        maxSkewS: deps.settings.maxSkewS,
-        requiredComponents: applianceComponents,
-        requireNonce: true,
-        resolveKey: (keyid) => {
-          if (!uuidPattern.test(keyid)) {
-            throw new SignatureError(
-              "unknown_key",
-              `Key id "${keyid.slice(0, 60)}" is not a UUID`,
-              keyid,
-            );
-          }
-          return resolveKey(keyid);
-        },
+    const verified = await verifySignatureHeaders(req, {
+      now: Math.floor(now.getTime() / 1000),
+      maxSkewS: deps.settings.maxSkewS,
+      requiredComponents: applianceComponents,
+      requireNonce: true,
+      acceptAuthority: (a) => deps.authorities.accepts(a),
+      resolveKey: (keyid) => {
+        if (!uuidPattern.test(keyid)) {
+          throw new SignatureError(
+            "unknown_key",
+            `Key id "${keyid.slice(0, 60)}" is not a UUID`,
+            keyid,
+          );
+        }
+        return resolveKey(keyid);
       },
-    );
+    });
+    // Authenticated: only now is the body read.
+    const body = await readBody(c, deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
+    if (verified.coversDigest) await checkBodyDigest(req, body, verified.keyid);
     // Kept well past the signature's validity, so NOC instances with drifting clocks cannot be replayed between.
     const expires = new Date((verified.created + deps.settings.maxSkewS + nonceMarginS) * 1000);
     const fresh = await deps.checkins.spendNonce(verified.keyid, verified.nonce!, expires);
@@ -137,6 +190,7 @@ export async function verifySignedRequest(
         verified.keyid,
       );
     }
+    return body;
   } catch (e) {
     if (!(e instanceof SignatureError)) throw e;
     await recordIdentityFailure(deps, {
@@ -144,7 +198,7 @@ export async function verifySignedRequest(
       keyid: e.keyid ?? null,
       method: c.req.method,
       path: c.req.path,
-      address: clientAddress(c, deps.settings.trustProxy),
+      address,
     });
     throw new ApiError(401, e.reason, e.message, {}, {
       "www-authenticate": 'Signature realm="noc"',
@@ -155,10 +209,9 @@ export async function verifySignedRequest(
 /** Middleware requiring a valid appliance signature; sets `appliance` and `body`. */
 export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const body = await readBody(c, deps.settings.maxBodyBytes);
     let identity: ApplianceIdentity | undefined;
     const store = deps.checkins;
-    await verifySignedRequest(deps, c, body, async (keyid) => {
+    const body = await verifySignedRequest(deps, c, async (keyid) => {
       const row = await store.findAppliance(keyid);
       if (!row) {
         throw new SignatureError(

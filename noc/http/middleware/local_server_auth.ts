@@ -1,7 +1,8 @@
 /**
  * Authentication of local component server requests: the same RFC 9421
- * signature, skew window and single-use nonce as appliance requests, by the
- * Ed25519 key the server registered at enrolment.
+ * signature, authority, skew window and single-use nonce as appliance
+ * requests, by the Ed25519 key the server registered at enrolment, checked
+ * before any of the body is read.
  *
  * @module
  */
@@ -9,7 +10,6 @@ import type { MiddlewareHandler } from "hono";
 import { SignatureError } from "../../../protocol/http/signature.ts";
 import { importEd25519Public } from "../../../protocol/crypto/ed25519.ts";
 import { fromBase64Url } from "../../../protocol/util/encoding.ts";
-import { readBody } from "../../../protocol/http/validate.ts";
 import { verifySignedRequest } from "./appliance_auth.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv, LocalServerIdentity } from "../env.ts";
@@ -17,9 +17,9 @@ import type { AppEnv, LocalServerIdentity } from "../env.ts";
 /** Middleware requiring a valid local server signature; sets `localServer` and `body`. */
 export function localServerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const body = await readBody(c, deps.settings.maxBodyBytes);
     let identity: LocalServerIdentity | undefined;
-    await verifySignedRequest(deps, c, body, async (keyid) => {
+    // The signature is checked before any of the body is read (see verifySignedRequest).
+    const body = await verifySignedRequest(deps, c, async (keyid) => {
       const [row] = await deps.db.sql<{
         id: string;
         site: string;

@@ -16,7 +16,8 @@ export function enrollRoutes(deps: AppDeps) {
     limitEnrolments(deps, c);
     const input = parseJsonBody(
       c,
-      await readBody(c, 16 * 1024),
+      // The token is the authentication, and it is in the body: read after the address's budget.
+      await readBody(c, 16 * 1024, deps.settings.bodyTimeoutS),
       enrollSchema,
     );
     await checkOfferedKeys([
