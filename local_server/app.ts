@@ -1,7 +1,9 @@
 /**
  * The local component server's HTTP side: `GET`/`HEAD /v1/components/:id`
  * with the download grant from the appliance's catalog — checked with the
- * NOC's public keys alone, so it keeps serving while the NOC is unreachable —
+ * NOC's public keys alone, so it keeps serving while the NOC is unreachable,
+ * and only for the appliances the last sync named (a revocation reaches it
+ * within one sync) —
  * from the cache, checked before every answer; a miss is filled from the NOC
  * (pull-through) or sends the appliance to its next URL. `GET /healthz` says
  * how it is doing.
@@ -37,6 +39,11 @@ export interface LocalAppDeps {
   journal: RecordJournal;
   /** The NOC's keys (grants and package signatures). */
   keys(): readonly PublishedKey[];
+  /**
+   * Whether appliance `uid` is, as of the last sync, an appliance of this site that is not
+   * revoked: a valid grant of any other appliance is refused.
+   */
+  servesAppliance(uid: string): boolean;
   /** The time. */
   now(): Date;
   /** Fills component `id` from the NOC (one fetch however many ask); resolves when held. */
@@ -93,6 +100,14 @@ export function createLocalApp(deps: LocalAppDeps) {
     } catch (e) {
       if (!(e instanceof GrantError)) throw e;
       throw new ApiError(e.reason === "expired_grant" ? 401 : 403, e.reason, e.message);
+    }
+    if (!deps.servesAppliance(uid)) {
+      throw new ApiError(
+        403,
+        "unknown_appliance",
+        `Appliance "${uid}" is not an appliance of this site, or is revoked (as of the last sync ` +
+          `with the NOC); use the next URL in the catalog`,
+      );
     }
     const open = async () => {
       try {

@@ -1,6 +1,7 @@
 /**
  * Running a local component server: enrol once, then listen over HTTPS,
- * sync with the NOC (report, learn the site's stage, adopt the NOC's keys),
+ * sync with the NOC (report, learn the site's stage and the site's
+ * appliances that are not revoked, adopt the NOC's keys),
  * pre-fetch what the stage lists (the spec's "staged for download"), and send
  * the download journal upstream — each on its own, so a NOC that is down for
  * hours stops none of the serving.
@@ -52,6 +53,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const identityPath = `${dir}/identity.json`;
   const stagePath = `${dir}/stage.json`;
+  const appliancesPath = `${dir}/appliances.json`;
   const statsPath = `${dir}/stats.json`;
   let identity = await readJson(identityPath) as LocalIdentity | null;
   if (identity && config.site && identity.site !== config.site) {
@@ -96,6 +98,10 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
   let keys: PublishedKey[] = identity?.keys ?? [];
   let stage = ((await readJson(stagePath).catch(() => null)) ?? []) as StageItem[];
   await cache.setReferenced(stage.map((s) => s.id));
+  // The site's appliances as of the last sync (none before the first): grants of others are refused.
+  let appliances = new Set(
+    ((await readJson(appliancesPath).catch(() => null)) ?? []) as string[],
+  );
   const problems: LocalStatus["problems"] = [];
   const problem = (code: string, message: string, componentId?: number) => {
     problems.push({
@@ -174,6 +180,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
     cache,
     journal,
     keys: () => keys,
+    servesAppliance: (uid) => appliances.has(uid),
     now: () => new Date(),
     fill: (id, grant) => fill(id, grant),
     missWaitS: config.missWaitS,
@@ -187,6 +194,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
       lastSyncAt: lastSync.at,
       lastSyncError: lastSync.error,
       cache: { ...cache.stats(), staged: stage.length },
+      appliances: appliances.size,
       pendingRecords: journal.size(),
       ...counters,
     }),
@@ -225,7 +233,17 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
     for (;;) {
       const batch = journal.nextBatch(batchSize);
       if (!batch) return;
-      const acked = await upstream!.sendRecords(batch.epoch, batch.records);
+      const { acked, refusedRecords } = await upstream!.sendRecords(batch.epoch, batch.records);
+      if (refusedRecords && refusedRecords.length > 0) {
+        log.warn("records_refused", { refused: refusedRecords.length, records: refusedRecords });
+        const first = refusedRecords[0]!;
+        problem(
+          "records_refused",
+          `The NOC refused ${refusedRecords.length} download record(s): appliance ${first.uid}, ` +
+            `component ${first.componentId}: ${first.reason}`,
+          first.componentId,
+        );
+      }
       await journal.ack(batch.epoch, acked);
       if (acked < batch.records[batch.records.length - 1]!.seq) return;
     }
@@ -252,6 +270,14 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
     if (JSON.stringify(answer.keys) !== JSON.stringify(keys)) {
       keys = answer.keys as PublishedKey[];
       await writeJsonAtomic(identityPath, { ...me, keys });
+    }
+    // Who may be served first: a revoked appliance is refused from this moment on.
+    if (
+      answer.appliances.length !== appliances.size ||
+      answer.appliances.some((uid) => !appliances.has(uid))
+    ) {
+      appliances = new Set(answer.appliances);
+      await writeJsonAtomic(appliancesPath, answer.appliances);
     }
     stage = answer.stage;
     await writeJsonAtomic(stagePath, stage);

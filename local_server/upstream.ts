@@ -50,9 +50,22 @@ const syncAnswerSchema = z.object({
   syncS: z.number().int().min(1),
   keys: z.array(publishedKeySchema).min(1),
   stage: z.array(stageItemSchema),
+  /** The site's appliances that are not revoked: the only ones whose grants are honoured. */
+  appliances: z.array(z.uuid()).max(10_000_000),
 });
 
-const ackSchema = z.object({ acked: z.number().int().min(0) });
+const ackSchema = z.object({
+  acked: z.number().int().min(0),
+  refusedRecords: z.array(z.object({
+    seq: z.number().int(),
+    uid: z.string().max(64),
+    componentId: z.number().int(),
+    reason: z.string().max(64),
+  })).max(500).optional(),
+});
+
+/** What the NOC said of a batch of download records. */
+export type RecordsAck = z.infer<typeof ackSchema>;
 
 /** What a local server reports about itself at each sync. */
 export interface LocalStatus {
@@ -136,11 +149,14 @@ export interface Upstream {
   sync(status: LocalStatus): Promise<SyncAnswer>;
   /** Fetches component `id` (with an appliance's grant when it is not staged). */
   fetchComponent(id: number, grant: string | undefined, signal: AbortSignal): Promise<Response>;
-  /** Sends download records of journal `epoch`; returns the highest sequence number the NOC applied. */
+  /**
+   * Sends download records of journal `epoch`; returns the highest sequence number the NOC
+   * applied, and the records it refused (with their reason).
+   */
   sendRecords(
     epoch: string,
     records: ReadonlyArray<Omit<DownloadRecord, "epoch">>,
-  ): Promise<number>;
+  ): Promise<RecordsAck>;
 }
 
 /** Builds the signed client for `identity`. */
@@ -173,7 +189,7 @@ export function upstreamClient(
       const res = await fetcher(await request("POST", "/v1/local/deliveries", { epoch, records }), {
         signal: AbortSignal.timeout(60_000),
       });
-      return (await answer(res, ackSchema)).acked;
+      return await answer(res, ackSchema);
     },
   };
 }

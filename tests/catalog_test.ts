@@ -275,11 +275,16 @@ dbTest(
       install: "#!/bin/sh\n",
       big: crypto.getRandomValues(new Uint8Array(60_000)),
     });
+    // Signed but without a grant: only for what the appliance's current catalog lists, so not
+    // before it has been issued one.
+    const early = await noc.app.request(await a.request("GET", `/v1/components/${componentId}`));
+    assert.equal(early.status, 403);
+    assert.equal((await early.json()).error, "not_in_catalog");
+    const entry = (await fetchCatalog(noc, a)).doc!.components[0]!;
     const full = new Uint8Array(
       await (await noc.app.request(await a.request("GET", `/v1/components/${componentId}`)))
         .arrayBuffer(),
     );
-    const entry = (await fetchCatalog(noc, a)).doc!.components[0]!;
     assert.equal(toHex(await sha256(full)), entry.sha256);
     const head = await noc.app.request(await a.request("HEAD", `/v1/components/${componentId}`));
     assert.equal(head.status, 200);
@@ -570,6 +575,9 @@ dbTest(
       },
     );
     const report = async (a: TestAppliance, outcome: string) => {
+      // Only outcomes of appliances the release was delivered to count: each one downloads it first.
+      const entry = (await fetchCatalog(noc, a)).doc!.components[0]!;
+      assert.equal((await download(noc, entry.urls[0]!)).status, 200);
       const res = await noc.app.request(
         await a.request("POST", "/v1/installs", {
           results: [{

@@ -267,8 +267,10 @@ dbTest(
       const r = await send(new Request(`https://noc.test${path}`));
       assert.equal(r.status, status, `${path}: ${JSON.stringify(r.body)}`);
     }
+    // Signed, no grant: a component outside the appliance's catalog, existing or not, is refused.
     const missing = await send(await a.request("GET", "/v1/components/424242"));
-    assert.equal(missing.status, 404);
+    assert.equal(missing.status, 403);
+    assert.equal(missing.body.error, "not_in_catalog");
     assert.deepEqual(await tableCounts(db), before);
   },
 );

@@ -204,7 +204,7 @@ dbTest(
 );
 
 dbTest(
-  "download records are applied once, only for the server's site, never in the future",
+  "download records are applied once, only for the server's site and its catalogs, never in the future",
   async ({ db }) => {
     const noc = await testNoc(db);
     const { componentId } = await publishAndAssign(noc, {
@@ -212,8 +212,16 @@ dbTest(
       name: "demo",
       version: "1",
     });
+    // Published and assigned to another site only: never in a catalog of the lab's appliances.
+    const { componentId: elsewhere } = await publishAndAssign(
+      noc,
+      { app: "other", name: "other", version: "1" },
+      undefined,
+      { type: "site", value: "hq" },
+    );
     const a = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "lab" }) });
     const outsider = await noc.enrollAppliance();
+    await fetchCatalog(noc, a);
     const local = await enrolLocal(noc);
     const at = noc.clock.now().toISOString();
     const future = new Date(noc.clock.now().getTime() + 86_400_000).toISOString();
@@ -225,13 +233,30 @@ dbTest(
         { seq: 2, uid: a.uid, componentId, at: future },
         { seq: 3, uid: outsider.uid, componentId, at },
         { seq: 4, uid: a.uid, componentId: 999999, at },
+        { seq: 5, uid: a.uid, componentId: elsewhere, at },
       ],
     };
     const first = await local.call("POST", "/v1/local/deliveries", batch);
     assert.equal(first.status, 200, JSON.stringify(first.body));
-    assert.deepEqual(first.body, { acked: 4, applied: 2, duplicates: 0, refused: 2 });
+    assert.deepEqual(first.body, {
+      acked: 5,
+      applied: 2,
+      duplicates: 0,
+      refused: 3,
+      refusedRecords: [
+        { seq: 3, uid: outsider.uid, componentId, reason: "not_in_site" },
+        { seq: 4, uid: a.uid, componentId: 999999, reason: "not_in_catalog" },
+        { seq: 5, uid: a.uid, componentId: elsewhere, reason: "not_in_catalog" },
+      ],
+    });
     const again = await local.call("POST", "/v1/local/deliveries", batch);
-    assert.deepEqual(again.body, { acked: 4, applied: 0, duplicates: 4, refused: 0 });
+    assert.deepEqual(again.body, {
+      acked: 5,
+      applied: 0,
+      duplicates: 5,
+      refused: 0,
+      refusedRecords: [],
+    });
     const rows = await db.sql<{ uid: string; times: number; via: string; last_sent_at: Date }>`
     select uid, times, via, last_sent_at from deliveries`;
     assert.equal(rows.length, 1);
@@ -245,7 +270,13 @@ dbTest(
       epoch: crypto.randomUUID(),
       records: [{ seq: 1, uid: a.uid, componentId, at }],
     });
-    assert.deepEqual(fresh.body, { acked: 1, applied: 1, duplicates: 0, refused: 0 });
+    assert.deepEqual(fresh.body, {
+      acked: 1,
+      applied: 1,
+      duplicates: 0,
+      refused: 0,
+      refusedRecords: [],
+    });
     const [after] = await db.sql<{ times: number }>`select times from deliveries`;
     assert.equal(after!.times, 3);
 

@@ -13,6 +13,8 @@ import {
   type Scenario,
   type ScenarioAppliance,
   type ScenarioAssignment,
+  type ScenarioComponent,
+  seedListings,
   seedScenario,
   siteScenario,
 } from "./_site.ts";
@@ -78,7 +80,12 @@ function assignmentArb(appliances: ScenarioAppliance[]): fc.Arbitrary<ScenarioAs
   });
 }
 
-const scenarioArb: fc.Arbitrary<Scenario> = fc
+/** A scenario, and which appliances the NOC's catalogs listed which versions for. */
+type ListedScenario = Scenario & {
+  listings: Array<ScenarioComponent & { uid: string }>;
+};
+
+const scenarioArb: fc.Arbitrary<ListedScenario> = fc
   .uniqueArray(applianceArb, { selector: (a) => a.uid, minLength: 1, maxLength: 16 })
   .chain((appliances) =>
     fc.record({
@@ -100,7 +107,23 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
         }).map(({ a, app }) => ({ uid: a.uid, app })),
         { maxLength: 5 },
       ),
+      // Deliveries the NOC never listed (forged or pre-upgrade records) must not count.
+      listings: fc.array(
+        fc.record({ a: fc.constantFrom(...appliances), c: fc.constantFrom(...components) })
+          .map(({ a, c }) => ({ ...c, uid: a.uid })),
+        { maxLength: 40 },
+      ),
     })
+  ).chain((s) =>
+    // Most deliveries were listed first, as the NOC now requires; some were not.
+    fc.array(weighted(0.7), { minLength: s.deliveries.length, maxLength: s.deliveries.length })
+      .map((listed) => ({
+        ...s,
+        listings: [
+          ...s.listings,
+          ...s.deliveries.filter((_, i) => listed[i]).map(({ lastSentAt: _, ...d }) => d),
+        ],
+      }))
   );
 
 /** What the stage was before it was set-based: each appliance's own catalog, one by one. */
@@ -131,6 +154,7 @@ dbTest(
       fc.asyncProperty(scenarioArb, async (scenario) => {
         await clearScenario(db.sql);
         await seedScenario(db.sql, scenario);
+        await seedListings(db.sql, scenario.listings);
         for (const site of sites) {
           const expected = await perApplianceCatalogs(db.sql, site);
           const actual = await resolveSiteCatalogs(db.sql, site);
@@ -223,20 +247,30 @@ dbTest(
         { ...c("a1", "3"), uid: uids[1]!, lastSentAt: at(5) },
         { ...c("a2", "1"), uid: uids[2]!, lastSentAt: at(5) },
         { ...c("a2", "3"), uid: uids[2]!, lastSentAt: at(5) },
+        // Records of versions the NOC never listed for these appliances (forged, say).
+        { ...c("a1", "3"), uid: uids[3]!, lastSentAt: at(5) },
+        { ...c("a1", "2"), uid: uids[4]!, lastSentAt: at(6) },
       ],
       holds: [{ uid: uids[2]!, app: "a2" }, { uid: uids[4]!, app: null }],
     });
+    await seedListings(db.sql, [
+      { ...c("a1", "3"), uid: uids[1]! },
+      { ...c("a2", "1"), uid: uids[2]! },
+      { ...c("a2", "3"), uid: uids[2]!, current: false },
+    ]);
     const expected = await perApplianceCatalogs(db.sql, "s1");
     const actual = await resolveSiteCatalogs(db.sql, "s1");
     assert.deepEqual(actual, expected);
     assert.deepEqual([...actual.keys()], uids.slice(0, 5), "the revoked appliance is left out");
     const versions = (uid: string) => actual.get(uid)!.map((x) => `${x.app}@${x.version}`);
-    // The paused tag rollout reaches only the appliance already sent it.
+    // The paused tag rollout reaches only the appliance already sent it after a catalog listed it;
+    // a record alone (uids[3]) does not open a paused rollout.
     assert.ok(versions(uids[1]!).includes("a1@3"));
     assert.ok(!versions(uids[3]!).includes("a1@3"));
     // Held on a2: pinned to the newest a2 version it was sent (a tie broken by the higher id).
     assert.deepEqual(versions(uids[2]!).filter((v) => v.startsWith("a2")), ["a2@3"]);
-    // Held on everything, never sent anything: an empty catalog.
+    // Held on everything, never sent anything a catalog listed: an empty catalog (its record of
+    // a1@2, never listed for it, pins nothing).
     assert.deepEqual(actual.get(uids[4]!), []);
   },
 );

@@ -12,6 +12,17 @@
  * appliance of a site at once (at most 4 statements, whatever the number of
  * appliances), so the two cannot disagree.
  *
+ * Delivery records are reports (an appliance's download, a local server's
+ * record of one), so they never decide a catalog alone. The rule: a delivery
+ * record counts only for an (appliance, component version) pair that the
+ * NOC's own catalogs have listed for that appliance ({@link recordListing},
+ * table `catalog_listings`). Such a record (1) keeps the appliance on that
+ * version when its rollout has since been paused or narrowed, but only while
+ * an assignment of that version still targets the appliance; and (2) under a
+ * hold, the latest such version of each component is what is pinned. A
+ * record of anything the NOC never listed for the appliance changes nothing:
+ * not a pause, not a rollout bucket, not the set of applications assigned.
+ *
  * @module
  */
 import { hash } from "node:crypto";
@@ -83,13 +94,18 @@ export interface AssignmentRow extends ComponentRow {
 
 /** What the engine must know of one appliance beyond its attributes. */
 export interface ApplianceFacts {
-  /** Whether the appliance was ever sent component version `componentId`. */
+  /**
+   * Whether the appliance was sent component version `componentId` after a
+   * catalog of the NOC's listed it for the appliance (a record of a version
+   * never listed for it must answer false).
+   */
   delivered(componentId: number): boolean;
   /** Its holds: application names, null for a hold on everything. */
   holds: readonly (string | null)[];
   /**
-   * Per component (kind, app, name), the version it was last sent; read only
-   * for applications it holds, so it may be empty when it holds nothing.
+   * Per component (kind, app, name), the version it was last sent among those
+   * the NOC's catalogs listed for it; read only for applications it holds, so
+   * it may be empty when it holds nothing.
    */
   pinned: readonly ComponentRow[];
 }
@@ -119,10 +135,11 @@ const rank = (t: TargetType) => targetOrder.indexOf(t);
  * Builds the catalog choice over a set of candidate assignments (any
  * superset of those matching the appliances it is asked about): ranks the
  * candidates of each component once, then, for one appliance, takes per
- * component the first candidate that targets it and either was delivered to
- * it or includes its rollout bucket (and is not paused); held applications
- * get the pinned versions instead. The result is ordered packages first, then
- * by application and name.
+ * component the first candidate that targets it and either includes its
+ * rollout bucket (and is not paused) or was delivered to it after a catalog
+ * of the NOC's listed it (`facts.delivered` must answer only for such pairs);
+ * held applications get the pinned versions instead. The result is ordered
+ * packages first, then by application and name.
  */
 export function catalogChooser(
   candidates: readonly AssignmentRow[],
@@ -179,13 +196,19 @@ function toChosen(r: ComponentRow, assignmentId: number | null): Chosen {
   };
 }
 
-/** Resolves the component versions `subject` should run now (2 statements, 3 with a hold). */
+/**
+ * Resolves the component versions `subject` should run now (2 statements, 3 with a hold). A pure
+ * read: the catalog builder records what it lists with {@link recordListing}.
+ */
 export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<Chosen[]> {
   const rows = await tx<AssignmentRow & { delivered: boolean }>`
     select a.id as assignment_id, a.target_type, a.target_value, a.rollout_percent, a.paused,
       a.created_at, c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid,
       c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256,
-      exists (select 1 from deliveries d where d.uid = ${subject.uid} and d.component_id = c.id) as delivered
+      (a.paused or a.rollout_percent < 100) and exists (
+        select 1 from deliveries d join catalog_listings l
+          on l.uid = d.uid and l.component_id = d.component_id
+        where d.uid = ${subject.uid} and d.component_id = c.id) as delivered
     from assignments a
     join components c on c.kind = a.kind and c.app = a.app and c.name = a.name and c.version = a.version
     where a.target_type = 'all'
@@ -200,7 +223,9 @@ export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<
   const pinned = holds.length === 0 ? [] : await tx<ComponentRow>`
     select distinct on (c.kind, c.app, c.name) c.id, c.kind, c.app, c.name, c.version, c.size,
       c.sha256, c.signer_kid, c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256
-    from deliveries d join components c on c.id = d.component_id
+    from deliveries d
+    join catalog_listings l on l.uid = d.uid and l.component_id = d.component_id
+    join components c on c.id = d.component_id
     where d.uid = ${subject.uid}
     order by c.kind, c.app, c.name, d.last_sent_at desc, c.id desc`;
   return catalogChooser(rows)(subject, {
@@ -215,8 +240,9 @@ export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<
  * {@link resolveCatalog} would one by one, in at most 4 statements whatever
  * the number of appliances: the appliances with their holds; the assignments
  * whose target matches any of them; the delivery records that can decide a
- * choice (only for versions under a partial or paused rollout); and, when
- * some appliance holds something, what each held appliance was last sent.
+ * choice (only for versions under a partial or paused rollout, and only
+ * those the NOC listed for the appliance); and, when some appliance holds
+ * something, what each held appliance was last sent of what was listed.
  * Returns each appliance's catalog by UID, in UID order.
  */
 export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<string, Chosen[]>> {
@@ -264,8 +290,9 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
   const delivered = new Set<string>();
   if (undecided.length > 0) {
     const rows = await tx<{ uid: string; component_id: number }>`
-      select uid, component_id from deliveries
-      where uid = any(${uids}::uuid[]) and component_id = any(${undecided}::bigint[])`;
+      select d.uid, d.component_id from deliveries d
+      join catalog_listings l on l.uid = d.uid and l.component_id = d.component_id
+      where d.uid = any(${uids}::uuid[]) and d.component_id = any(${undecided}::bigint[])`;
     for (const r of rows) delivered.add(`${r.uid} ${r.component_id}`);
   }
   const heldUids = appliances.filter((a) => a.hold_all || a.hold_apps.length > 0).map((a) => a.uid);
@@ -275,7 +302,9 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
       select distinct on (d.uid, c.kind, c.app, c.name) d.uid, c.id, c.kind, c.app, c.name,
         c.version, c.size, c.sha256, c.signer_kid, c.sealed_key,
         c.header->>'ciphertextSha256' as ciphertext_sha256
-      from deliveries d join components c on c.id = d.component_id
+      from deliveries d
+      join catalog_listings l on l.uid = d.uid and l.component_id = d.component_id
+      join components c on c.id = d.component_id
       where d.uid = any(${heldUids}::uuid[])
       order by d.uid, c.kind, c.app, c.name, d.last_sent_at desc, c.id desc`;
     for (const { uid, ...row } of rows) {
@@ -296,4 +325,32 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
     );
   }
   return out;
+}
+
+/**
+ * Records what a catalog the NOC is issuing to appliance `uid` lists
+ * (`componentIds`), in the transaction that builds it: new pairs are added,
+ * and the `current` mark moves to exactly this list. The NOC's own record of
+ * an appliance's entitlements: grant-less signed downloads need a current
+ * listing, local-server download records and the engine's use of deliveries
+ * any listing. One statement; nothing is written when the list is unchanged.
+ */
+export async function recordListing(
+  tx: Sql,
+  uid: string,
+  componentIds: readonly number[],
+  now: Date,
+): Promise<void> {
+  const ids = [...new Set(componentIds)];
+  await tx`
+    with flipped as (
+      update catalog_listings set current = not current
+      where uid = ${uid} and current <> (component_id = any(${ids}::bigint[]))
+      returning 1
+    )
+    insert into catalog_listings (uid, component_id, first_listed_at, current)
+    select ${uid}, t.id, ${now}, true from unnest(${ids}::bigint[]) as t (id)
+    where not exists (
+      select 1 from catalog_listings l where l.uid = ${uid} and l.component_id = t.id)
+    on conflict do nothing`;
 }

@@ -17,14 +17,35 @@ import { componentVersionOf, type StageItem } from "../../protocol/schemas.ts";
  * ordered by id. A constant number of statements, whatever the site's size.
  */
 export async function siteStage(tx: Sql, site: string): Promise<StageItem[]> {
+  return (await siteView(tx, site)).stage;
+}
+
+/** What a local server of a site is told at each sync. */
+export interface SiteView {
+  /** What the site's current catalogs reference (see {@link siteStage}). */
+  stage: StageItem[];
+  /**
+   * The UIDs of the site's appliances that are not revoked, ascending: the
+   * only appliances whose download grants the local server may honour, so a
+   * revocation (or a move to another site) reaches it within one sync.
+   */
+  appliances: string[];
+}
+
+/** The stage and the appliances of `site`, from one resolution of its catalogs. */
+export async function siteView(tx: Sql, site: string): Promise<SiteView> {
+  const catalogs = await resolveSiteCatalogs(tx, site);
   const items = new Map<number, StageItem>();
-  for (const catalog of (await resolveSiteCatalogs(tx, site)).values()) {
+  for (const catalog of catalogs.values()) {
     for (const c of catalog) {
       if (items.has(c.id)) continue;
       items.set(c.id, componentVersionOf(c));
     }
   }
-  return [...items.values()].sort((a, b) => a.id - b.id);
+  return {
+    stage: [...items.values()].sort((a, b) => a.id - b.id),
+    appliances: [...catalogs.keys()],
+  };
 }
 
 /** Base URLs of the local component servers serving `site`, longest-enrolled first. */
@@ -48,6 +69,24 @@ export interface LocalRecord {
   at: string;
 }
 
+/** Why a download record was refused. */
+export type RecordRefusal = "not_in_site" | "not_in_catalog";
+
+/** A download record the NOC refused, and why. */
+export interface RefusedRecord {
+  /** Its sequence number. */
+  seq: number;
+  /** The appliance it names. */
+  uid: string;
+  /** The component it names. */
+  componentId: number;
+  /**
+   * `not_in_site`: no appliance of the server's site (or a revoked one);
+   * `not_in_catalog`: no catalog of the NOC's ever listed that component for that appliance.
+   */
+  reason: RecordRefusal;
+}
+
 /** What applying a batch of records did. */
 export interface AppliedRecords {
   /** The highest sequence number now applied (the local server drops records up to it). */
@@ -56,15 +95,24 @@ export interface AppliedRecords {
   applied: number;
   /** Records already applied by an earlier copy of the batch. */
   duplicates: number;
-  /** Records naming an appliance outside the server's site or an unknown component. */
+  /** Records refused (see `refusedRecords`). */
   refused: number;
+  /** Each refused record and why. */
+  refusedRecords: RefusedRecord[];
+  /** The components that got delivery records from this batch (for the rollout gate). */
+  componentIds: number[];
 }
 
 /**
  * Applies a local server's download records to the appliances' delivery
  * records, in one transaction: records at or below the sequence number already
- * applied in the same journal epoch (one per run of the local server) are skipped (a retried batch counts once), times in the future are
- * clamped to `now`, and only appliances of the server's own site are touched.
+ * applied in the same journal epoch (one per run of the local server) are
+ * skipped (a retried batch counts once), times in the future are clamped to
+ * `now`, and a record is applied only when it names an appliance of the
+ * server's own site that is not revoked and a component a catalog of the
+ * NOC's listed for that appliance — a local server can report what it served,
+ * never widen what an appliance is given. Refused records are acknowledged
+ * (sending them again changes nothing) and listed with their reason.
  */
 export async function applyLocalRecords(
   tx: Sql,
@@ -82,41 +130,65 @@ export async function applyLocalRecords(
   const fresh = records.filter((r) => r.seq > done);
   const top = Math.max(done, ...records.map((r) => r.seq));
   if (fresh.length === 0) {
-    return { acked: top, applied: 0, duplicates: records.length, refused: 0 };
+    return {
+      acked: top,
+      applied: 0,
+      duplicates: records.length,
+      refused: 0,
+      refusedRecords: [],
+      componentIds: [],
+    };
   }
   await tx`update local_record_marks set seq = ${top} where server_id = ${server.id} and epoch = ${epoch}`;
-  const at = (r: LocalRecord) => new Date(Math.min(Date.parse(r.at), now.getTime())).toISOString();
-  await tx`
-    with batch as (
-      select b.uid, b.component_id, min(b.at) as first_at, max(b.at) as last_at, count(*)::int as n
-      from unnest(${fresh.map((r) => r.uid)}::uuid[], ${
-    fresh.map((r) => r.componentId)
-  }::bigint[], ${fresh.map(at)}::timestamptz[])
-        as b (uid, component_id, at)
-      join appliances a on a.uid = b.uid and a.site = ${server.site}
-      join components c on c.id = b.component_id
-      group by b.uid, b.component_id
-    )
-    insert into deliveries (uid, component_id, first_sent_at, last_sent_at, times, via)
-    select uid, component_id, first_at, last_at, n, ${server.id}::uuid from batch
-    on conflict (uid, component_id) do update set
-      first_sent_at = least(deliveries.first_sent_at, excluded.first_sent_at),
-      last_sent_at = greatest(deliveries.last_sent_at, excluded.last_sent_at),
-      times = deliveries.times + excluded.times,
-      via = case when excluded.last_sent_at >= deliveries.last_sent_at then excluded.via
-        else deliveries.via end`;
-  const accepted = await tx<{ n: number }>`
-    select count(*)::int as n
-    from unnest(${fresh.map((r) => r.uid)}::uuid[], ${
-    fresh.map((r) => r.componentId)
-  }::bigint[]) as b (uid, component_id)
-    join appliances a on a.uid = b.uid and a.site = ${server.site}
-    join components c on c.id = b.component_id`;
-  const ok = accepted[0]?.n ?? 0;
+  const pairs = await tx<{ uid: string; component_id: number; in_site: boolean; listed: boolean }>`
+    select distinct b.uid, b.component_id, a.uid is not null as in_site, l.uid is not null as listed
+    from unnest(${fresh.map((r) => r.uid)}::uuid[], ${fresh.map((r) => r.componentId)}::bigint[])
+      as b (uid, component_id)
+    left join appliances a on a.uid = b.uid and a.site = ${server.site} and a.revoked_at is null
+    left join catalog_listings l on l.uid = a.uid and l.component_id = b.component_id`;
+  const verdict = new Map<string, RecordRefusal | null>();
+  for (const p of pairs) {
+    verdict.set(
+      `${p.uid} ${Number(p.component_id)}`,
+      !p.in_site ? "not_in_site" : !p.listed ? "not_in_catalog" : null,
+    );
+  }
+  const reasonOf = (r: LocalRecord): RecordRefusal | null => {
+    const key = `${r.uid} ${r.componentId}`;
+    return verdict.has(key) ? verdict.get(key)! : "not_in_site";
+  };
+  const ok = fresh.filter((r) => reasonOf(r) === null);
+  const refusedRecords = fresh.flatMap((r) => {
+    const reason = reasonOf(r);
+    return reason === null ? [] : [{ seq: r.seq, uid: r.uid, componentId: r.componentId, reason }];
+  });
+  if (ok.length > 0) {
+    const at = (r: LocalRecord) =>
+      new Date(Math.min(Date.parse(r.at), now.getTime())).toISOString();
+    await tx`
+      with batch as (
+        select b.uid, b.component_id, min(b.at) as first_at, max(b.at) as last_at, count(*)::int as n
+        from unnest(${ok.map((r) => r.uid)}::uuid[], ${ok.map((r) => r.componentId)}::bigint[], ${
+      ok.map(at)
+    }::timestamptz[])
+          as b (uid, component_id, at)
+        group by b.uid, b.component_id
+      )
+      insert into deliveries (uid, component_id, first_sent_at, last_sent_at, times, via)
+      select uid, component_id, first_at, last_at, n, ${server.id}::uuid from batch
+      on conflict (uid, component_id) do update set
+        first_sent_at = least(deliveries.first_sent_at, excluded.first_sent_at),
+        last_sent_at = greatest(deliveries.last_sent_at, excluded.last_sent_at),
+        times = deliveries.times + excluded.times,
+        via = case when excluded.last_sent_at >= deliveries.last_sent_at then excluded.via
+          else deliveries.via end`;
+  }
   return {
     acked: top,
-    applied: ok,
+    applied: ok.length,
     duplicates: records.length - fresh.length,
-    refused: fresh.length - ok,
+    refused: refusedRecords.length,
+    refusedRecords,
+    componentIds: [...new Set(ok.map((r) => r.componentId))],
   };
 }

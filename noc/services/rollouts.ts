@@ -2,19 +2,23 @@
  * Health-gated rollouts: a staged release pauses itself, and notifies, when
  * the share of its appliances that failed to install it (or rolled it back),
  * or that went missing after installing it, passes the release's threshold.
+ * Only appliances the release was delivered to count: an outcome from an
+ * appliance with no delivery record of that version is kept (it shows in the
+ * appliance's history) but moves no figure, so appliances that were never
+ * sent a release cannot pause it.
  *
  * @module
  */
 import type { AppDeps } from "./deps.ts";
 import { bumpCatalogEpoch } from "./catalogs.ts";
 
-/** An assignment's health figures. */
+/** An assignment's health figures, over the appliances the version was delivered to. */
 export interface RolloutHealth {
-  /** Appliances whose latest outcome for this version is `installed`. */
+  /** Appliances sent it whose latest outcome for this version is `installed`. */
   installed: number;
-  /** Appliances whose latest outcome is `failed` or `rolled_back`. */
+  /** Appliances sent it whose latest outcome is `failed` or `rolled_back`. */
   failed: number;
-  /** Appliances that installed it and are now missing. */
+  /** Appliances sent it that installed it and are now missing. */
   missingAfterInstall: number;
   /** Appliances the component server sent it to. */
   sent: number;
@@ -29,6 +33,9 @@ export async function rolloutHealth(
     with latest as (
       select distinct on (o.uid) o.uid, o.outcome from install_outcomes o
       where o.kind = ${c.kind} and o.app = ${c.app} and o.name = ${c.name} and o.version = ${c.version}
+        and exists (select 1 from deliveries d join components k on k.id = d.component_id
+          where d.uid = o.uid and k.kind = o.kind and k.app = o.app and k.name = o.name
+            and k.version = o.version)
       order by o.uid, o.reported_at desc, o.id desc
     )
     select

@@ -1,2 +1,34 @@
 -- Issue 16 (items 1-4, component and record authorisation).
-select 1;
+--
+-- What the NOC's own signed catalogs have listed for each appliance: the one fact about an
+-- appliance's entitlements that nothing an appliance or a local server says can write. Written when
+-- a catalog is built (catalog_engine.ts recordListing). `current` marks what the appliance's latest
+-- catalog lists (a grant-less signed download must be for one of those); every row, current or not,
+-- is a version the NOC once gave the appliance, and only such a version can be kept by a delivery
+-- record (a paused or narrowed rollout, a hold) or receive a local server's download record.
+create table catalog_listings (
+  uid uuid not null references appliances (uid) on delete cascade,
+  component_id bigint not null references components (id) on delete cascade,
+  first_listed_at timestamptz not null,
+  current boolean not null default true,
+  primary key (uid, component_id)
+);
+
+-- Upgrading: what the NOC listed before this table existed. Every package ever listed had its content
+-- key wrapped to the appliance (wrapped_keys, written only by the catalog builder), and each
+-- appliance's last signed catalog names its components in their download URLs.
+insert into catalog_listings (uid, component_id, first_listed_at, current)
+select w.uid, w.component_id, now(), false from wrapped_keys w
+on conflict do nothing;
+
+insert into catalog_listings (uid, component_id, first_listed_at, current)
+select distinct a.uid, c.id, now(), true
+from appliances a
+cross join lateral jsonb_array_elements(
+  ((a.catalog_body::jsonb) ->> 'catalog')::jsonb -> 'components'
+) as e (entry)
+join components c on c.id = (
+  regexp_match(e.entry -> 'urls' ->> 0, '/v1/components/([0-9]+)[?]')
+)[1]::bigint
+where a.catalog_body is not null
+on conflict (uid, component_id) do update set current = true;

@@ -1,9 +1,12 @@
 /**
  * `GET`/`HEAD /v1/components/:id`: the component server (spec, FIGURE 9).
- * Authorised by a download grant from the catalog (checked with the NOC
- * public keys alone) or by the appliance's request signature; files only over
- * HTTPS; `Range` for resuming. Every download is recorded: the appliance's
- * configuration settings, progressively assembled.
+ * Authorised per appliance and per component: by a download grant from the
+ * catalog (checked with the NOC public keys alone; the NOC issues one only in
+ * a catalog listing that component for that appliance), or by the
+ * appliance's request signature for a component its current catalog lists —
+ * anything else is refused before anything is read or recorded. Files only
+ * over HTTPS; `Range` for resuming. Every download is recorded: the
+ * appliance's configuration settings, progressively assembled.
  *
  * @module
  */
@@ -95,6 +98,17 @@ export function componentRoutes(deps: AppDeps) {
     } else {
       await signed(c, () => Promise.resolve());
       uid = c.get("appliance").uid;
+      // No grant: only what the appliance's current catalog lists (the NOC's own record of it).
+      const [listed] = await deps.db.sql`
+        select 1 from catalog_listings where uid = ${uid} and component_id = ${id} and current`;
+      if (!listed) {
+        deps.log.warn("component_refused", { uid, componentId: id, reason: "not_in_catalog" });
+        throw new ApiError(
+          403,
+          "not_in_catalog",
+          `Component ${id} is not in the catalog of appliance "${uid}"`,
+        );
+      }
     }
     const [comp] = await deps.db.sql<Served>`
       select c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.blob_id, c.prefix

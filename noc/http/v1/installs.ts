@@ -1,4 +1,10 @@
-/** `POST /v1/installs`: an appliance reports each install's outcome; rollouts are gated on them. */
+/**
+ * `POST /v1/installs`: an appliance reports each install's outcome; rollouts are gated on them.
+ * Every outcome is kept, but only one for a version the appliance was delivered moves a rollout's
+ * figures (see `noc/services/rollouts.ts`); the answer lists the others as `uncounted`.
+ *
+ * @module
+ */
 import { Hono } from "hono";
 import { applianceAuth } from "../middleware/appliance_auth.ts";
 import { installsSchema } from "../../../protocol/schemas.ts";
@@ -13,7 +19,7 @@ export function installRoutes(deps: AppDeps) {
     const { results } = parseJsonBody(c, c.get("body"), installsSchema);
     const a = c.get("appliance");
     const now = deps.clock.now();
-    await deps.db.begin(async (tx) => {
+    const delivered = await deps.db.begin(async (tx) => {
       for (const r of results) {
         await tx`
           insert into install_outcomes (uid, kind, app, name, version, outcome, message, reported_at)
@@ -21,15 +27,43 @@ export function installRoutes(deps: AppDeps) {
           r.message ?? null
         }, ${now})`;
       }
+      // Which of the reported versions were delivered to this appliance: only those count.
+      const rows = await tx<{ key: string }>`
+        select k.kind || '/' || k.app || '/' || k.name || '/' || k.version as key
+        from deliveries d join components k on k.id = d.component_id
+        where d.uid = ${a.uid}
+          and (k.kind, k.app, k.name, k.version) in (
+            select * from unnest(${results.map((r) => r.kind)}::text[], ${
+        results.map((r) => r.app)
+      }::text[], ${results.map((r) => r.name)}::text[], ${results.map((r) => r.version)}::text[]))`;
+      return new Set(rows.map((r) => r.key));
     });
     const paused: number[] = [];
-    const seen = new Set<string>();
+    const gated = new Set<string>();
+    const uncounted = new Map<
+      string,
+      { kind: string; app: string; name: string; version: string }
+    >();
     for (const r of results) {
       const key = `${r.kind}/${r.app}/${r.name}/${r.version}`;
-      if (r.outcome === "installed" || seen.has(key)) continue;
-      seen.add(key);
+      if (!delivered.has(key)) {
+        uncounted.set(key, { kind: r.kind, app: r.app, name: r.name, version: r.version });
+        continue;
+      }
+      if (r.outcome === "installed" || gated.has(key)) continue;
+      gated.add(key);
       paused.push(...await gateRollouts(deps, r));
     }
-    return c.json({ recorded: results.length, pausedAssignments: paused });
+    if (uncounted.size > 0) {
+      deps.log.warn("install_outcomes_uncounted", {
+        uid: a.uid,
+        components: [...uncounted.values()],
+      });
+    }
+    return c.json({
+      recorded: results.length,
+      pausedAssignments: paused,
+      uncounted: [...uncounted.values()],
+    });
   });
 }

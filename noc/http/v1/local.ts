@@ -1,9 +1,11 @@
 /**
  * `/v1/local`: what local component servers ask of the NOC (spec, FIGURE 1,
  * blocks 18–19). A local server enrols with a one-time token made for a site,
- * syncs (reports on itself, learns what its site's catalogs reference and the
- * NOC's keys), fetches those components, and sends back the downloads it
- * served, which become the appliances' delivery records.
+ * syncs (reports on itself, learns what its site's catalogs reference, which
+ * appliances it may serve and the NOC's keys), fetches those components, and
+ * sends back the downloads it served, which become the appliances' delivery
+ * records when a catalog of the NOC's listed that component for that
+ * appliance (anything else is refused, record by record, with its reason).
  *
  * @module
  */
@@ -21,7 +23,8 @@ import { clientAddress } from "../middleware/appliance_auth.ts";
 import { localServerAuth } from "../middleware/local_server_auth.ts";
 import { publishedKeys } from "../../services/publishing.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
-import { applyLocalRecords, siteStage } from "../../services/local_servers.ts";
+import { applyLocalRecords, siteView } from "../../services/local_servers.ts";
+import { gateRollouts } from "../../services/rollouts.ts";
 import { GrantError, verifyGrant } from "../../../protocol/grants.ts";
 import { throttleNotice } from "../../services/notifier.ts";
 import { isHttps, type Served, servedBytes } from "./components.ts";
@@ -81,8 +84,8 @@ export function localServerRoutes(deps: AppDeps) {
       const me = c.get("localServer");
       const input = parseJsonBody(c, c.get("body"), localSyncSchema);
       const now = deps.clock.now();
-      const { stage, noticed } = await deps.db.begin(async (tx) => {
-        const stage = await siteStage(tx, me.site);
+      const { stage, appliances, noticed } = await deps.db.begin(async (tx) => {
+        const { stage, appliances } = await siteView(tx, me.site);
         const [prev] = await tx<{ problems: Array<Record<string, unknown>> }>`
           select problems from local_servers where id = ${me.id} for update`;
         const problems = [...input.problems, ...(prev?.problems ?? [])].slice(0, 50);
@@ -116,7 +119,7 @@ export function localServerRoutes(deps: AppDeps) {
             noticed = true;
           }
         }
-        return { stage, noticed };
+        return { stage, appliances, noticed };
       });
       if (noticed) deps.notifier.kick();
       if (input.problems.length > 0) {
@@ -129,15 +132,33 @@ export function localServerRoutes(deps: AppDeps) {
         serverTime: now.toISOString(),
         keys: await publishedKeys(deps),
         stage,
+        appliances,
       });
     })
     .post("/deliveries", signed, async (c) => {
       const me = c.get("localServer");
       const input = parseJsonBody(c, c.get("body"), localRecordsSchema);
       const now = deps.clock.now();
-      const r = await deps.db.begin((tx) => applyLocalRecords(tx, me, input, now));
+      const { componentIds, ...r } = await deps.db.begin((tx) =>
+        applyLocalRecords(tx, me, input, now)
+      );
       if (r.refused > 0) {
-        deps.log.warn("local_records_refused", { server: me.id, refused: r.refused });
+        deps.log.warn("local_records_refused", {
+          server: me.id,
+          refused: r.refused,
+          records: r.refusedRecords.slice(0, 20),
+        });
+      }
+      // Outcomes reported before their delivery record arrived count now: the gate looks again.
+      if (componentIds.length > 0) {
+        const refs = await deps.db.sql<
+          { kind: string; app: string; name: string; version: string }
+        >`
+          select distinct c.kind, c.app, c.name, c.version from components c
+          join assignments a on a.kind = c.kind and a.app = c.app and a.name = c.name
+            and a.version = c.version and not a.paused and a.failure_threshold_percent is not null
+          where c.id = any(${componentIds}::bigint[])`;
+        for (const ref of refs) await gateRollouts(deps, ref);
       }
       return c.json(r);
     })
