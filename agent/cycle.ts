@@ -30,9 +30,18 @@ import {
   statePaths,
 } from "./state.ts";
 import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
+import { adoptablePackageKeys } from "../protocol/release_keys.ts";
 import { agentVersion } from "./config.ts";
-import { NocError, signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
-import { CATALOG_BODY_LIMIT, verifyCatalog } from "../protocol/catalog.ts";
+import { newNonce, NocError, signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
+import {
+  CATALOG_BINDING_HEADER,
+  CATALOG_BODY_LIMIT,
+  CatalogError,
+  clampIntervalS,
+  verifyCatalog,
+  verifyCatalogBinding,
+} from "../protocol/catalog.ts";
+import { walkKeyChain } from "../protocol/keys.ts";
 import type { CatalogDocument, CatalogEntry } from "../protocol/catalog.ts";
 
 /** What a cycle needs. */
@@ -96,6 +105,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     path: string,
     body?: unknown,
     headers?: Record<string, string>,
+    nonce?: string,
   ) =>
     await send(
       await signedRequest({
@@ -106,6 +116,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         path,
         ...(body === undefined ? {} : { body }),
         ...(headers ? { headers } : {}),
+        ...(nonce ? { nonce } : {}),
         now: ctx.now(),
       }),
     );
@@ -145,7 +156,9 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   ): Promise<CycleResult> => {
     const finished = ctx.now();
     // Jitter spreads a fleet's beats; the next one is never later than the interval the NOC expects.
-    const interval = Math.min(state.intervalS, maxDelayS);
+    // The interval comes from signed catalogs only, and within the NOC's range whatever the state
+    // file holds: nothing unsigned can make the agent sleep for weeks.
+    const interval = Math.min(clampIntervalS(state.intervalS), maxDelayS);
     const delayS = Math.max(1, Math.round(interval * (1 - 0.1 * Math.random())));
     const nextDueAt = new Date(finished.getTime() + delayS * 1000).toISOString();
     state.lastCycle = {
@@ -213,9 +226,8 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       }
     }
     if (!res.ok) throw new NocError(res.status, body);
-    if (
-      typeof body.intervalS === "number" && Number.isInteger(body.intervalS) && body.intervalS > 0
-    ) state.intervalS = body.intervalS;
+    // The beat answer's intervalS is not taken: the answer is unsigned, and a man in the middle
+    // could put the agent to sleep for weeks. The schedule comes from the signed catalog alone.
     catalogBase = catalogServer(body.catalogUrl) ?? base;
     state.apps = {};
   } catch (e) {
@@ -474,18 +486,36 @@ function beatCycle(c: CycleSummary) {
   };
 }
 
+type Call = (
+  m: string,
+  p: string,
+  b?: unknown,
+  h?: Record<string, string>,
+  nonce?: string,
+) => Promise<Response>;
+
+/**
+ * Fetches the catalog and accepts it only if it was made for this request: a
+ * fresh nonce goes with the (signed) request, and the answer — 200 or 304 —
+ * must carry a `Catalog-Binding` signed by a pinned key over this appliance,
+ * that nonce and the SHA-256 of the body used (as Omaha's CUP). A replayed
+ * answer fails, whatever state the agent lost. A catalog or binding signed by
+ * a key the agent does not pin sends it to the key chain first (key rotation).
+ */
 async function fetchCatalog(
   ctx: CycleContext,
   state: AgentState,
-  call: (m: string, p: string, b?: unknown, h?: Record<string, string>) => Promise<Response>,
+  call: Call,
 ): Promise<CatalogDocument> {
   const paths = statePaths(ctx.config.state);
   const cached = state.etag ? await Deno.readTextFile(paths.catalog).catch(() => null) : null;
+  const nonce = newNonce();
   const res = await call(
     "GET",
     "/v1/catalog",
     undefined,
     cached && state.etag ? { "if-none-match": state.etag } : undefined,
+    nonce,
   );
   let body: string;
   if (res.status === 304 && cached) {
@@ -495,20 +525,68 @@ async function fetchCatalog(
   } else {
     throw new NocError(res.status, await errorJson(res));
   }
-  const doc = await verifyCatalog(body, {
-    pinned: ctx.identity.pinnedKeys,
-    uid: ctx.identity.uid,
-    lastSerial: state.lastSerial,
-    now: ctx.now(),
-  });
+  const binding = res.headers.get(CATALOG_BINDING_HEADER);
+  const verify = async () => {
+    const options = {
+      pinned: ctx.identity.pinnedKeys,
+      uid: ctx.identity.uid,
+      now: ctx.now(),
+    };
+    await verifyCatalogBinding(binding, { ...options, nonce, body });
+    return await verifyCatalog(body, { ...options, lastSerial: state.lastSerial });
+  };
+  let doc: CatalogDocument;
+  try {
+    doc = await verify();
+  } catch (e) {
+    if (!(e instanceof CatalogError && e.reason === "unknown_key")) throw e;
+    if (!await followKeyChain(ctx)) throw e;
+    doc = await verify();
+  }
   if (res.status !== 304) {
     await writeFileAtomic(paths.catalog, body);
     state.etag = res.headers.get("etag");
   }
   state.lastSerial = doc.serial;
-  if (doc.intervalS > 0) state.intervalS = doc.intervalS;
+  state.intervalS = clampIntervalS(doc.intervalS);
   await adoptKeys(ctx, doc);
   return doc;
+}
+
+/** The most bytes of a `GET /v1/keys` answer read. */
+const KEYS_BODY_LIMIT = 1024 * 1024;
+
+/**
+ * Key rotation: fetches the NOC's key chain (`GET /v1/keys`, unsigned — every
+ * statement is checked) and walks it from the pinned current key, each step
+ * signed by the key before it. Pins the result; true when a new key was
+ * learnt.
+ */
+async function followKeyChain(ctx: CycleContext): Promise<boolean> {
+  const base = ctx.config.noc ?? ctx.identity.noc;
+  let chain: unknown;
+  try {
+    const res = await ctx.fetch(new URL("/v1/keys", base), {
+      signal: AbortSignal.timeout(apiTimeoutMs),
+    });
+    if (!res.ok) throw new NocError(res.status, await errorJson(res));
+    chain = (JSON.parse(await readTextBounded(res, KEYS_BODY_LIMIT)) as { chain?: unknown })
+      ?.chain;
+  } catch (e) {
+    ctx.log.warn("key_chain_unavailable", { message: describe(e).message });
+    return false;
+  }
+  if (!Array.isArray(chain)) return false;
+  const before = ctx.identity.pinnedKeys;
+  const { keys, walked } = await walkKeyChain(before, chain);
+  if (walked.length === 0) return false;
+  ctx.identity.pinnedKeys = keys;
+  await saveIdentity(ctx.config.state, ctx.identity);
+  ctx.log.info("keys_rotated", {
+    from: before.find((k) => k.use.includes("catalog") && k.notAfter === null)?.kid ?? null,
+    to: walked,
+  });
+  return true;
 }
 
 /**
@@ -517,9 +595,22 @@ async function fetchCatalog(
  * their end dates), and the agent pins that list — so a release key added
  * after enrolment is trusted, and a key the NOC dropped stops being trusted.
  * A list without a catalog key is ignored (it would lock the agent out).
+ * A key gains "package" use only with an endorsement by a key already pinned
+ * for "package" use (protocol/release_keys.ts): in release-keys-only mode
+ * whoever holds the NOC's catalog key alone cannot add a key that runs code.
  */
 async function adoptKeys(ctx: CycleContext, doc: CatalogDocument): Promise<void> {
-  const next = doc.keys;
+  const { keys: next, refused } = await adoptablePackageKeys(
+    ctx.identity.pinnedKeys,
+    doc.keys,
+    ctx.now(),
+  );
+  if (refused.length > 0) {
+    ctx.log.warn("keys_refused", {
+      kids: refused,
+      message: '"package" use without an endorsement by a key pinned for packages',
+    });
+  }
   if (!next.some((k) => k.use.includes("catalog"))) return;
   const same = JSON.stringify(next) === JSON.stringify(ctx.identity.pinnedKeys);
   if (same) return;

@@ -19,6 +19,7 @@ import { createHash } from "node:crypto";
 import { AgentError } from "./errors.ts";
 import type { AgentLog } from "./log.ts";
 import { readFileFrom } from "../protocol/package/file.ts";
+import { timerMs } from "../protocol/util/timer.ts";
 
 /** What to download and how to check it. */
 export interface DownloadSpec {
@@ -199,14 +200,16 @@ async function fetchInto<S extends ByteSink>(
   else if (onDisk < progress.size) progress.reset();
   const from = progress.size;
   const abort = new AbortController();
-  let idle = setTimeout(() => abort.abort(), options.idleMs);
+  let idle = setTimeout(() => abort.abort(), timerMs(options.idleMs));
   const touch = () => {
     clearTimeout(idle);
-    idle = setTimeout(() => abort.abort(), options.idleMs);
+    idle = setTimeout(() => abort.abort(), timerMs(options.idleMs));
   };
   // An overall deadline too: a server dripping a byte now and then never trips the idle timeout.
-  const deadlineMs = ((options.graceS ?? 120) +
-    (spec.size - from) / (options.minBytesPerS ?? 16 * 1024)) * 1000;
+  // From the catalog's size, so bounded: a delay past 2^31 ms would fire at once.
+  const deadlineMs = timerMs(
+    ((options.graceS ?? 120) + (spec.size - from) / (options.minBytesPerS ?? 16 * 1024)) * 1000,
+  );
   let late = false;
   const overall = setTimeout(() => {
     late = true;

@@ -22,6 +22,7 @@ import type { AgentConfig } from "./config.ts";
 import { type Identity, type Installed, statePaths } from "./state.ts";
 import { exists } from "../protocol/util/atomic_file.ts";
 import type { CatalogEntry } from "../protocol/catalog.ts";
+import type { PublishedKey } from "../protocol/keys.ts";
 import {
   decryptPackageFile,
   scanPackageFile,
@@ -107,7 +108,7 @@ export async function unpackPackage(
   staging: string,
   scanned?: PackageScanner,
 ): Promise<void> {
-  const trusted = ctx.identity.pinnedKeys.filter((k) => k.use.includes("package"));
+  const trusted = packageKeys(ctx.identity.pinnedKeys, entry);
   try {
     const verified = await verifyScannedPackage(scanned ?? await scanPackageFile(file), {
       trusted,
@@ -134,6 +135,26 @@ export async function unpackPackage(
   if (!install?.isFile) {
     throw new AgentError("bad_package", `Package has no "install" program at its top level`);
   }
+}
+
+/**
+ * The keys a package of `entry` may be signed by: the pinned package keys. A
+ * retired NOC key (one that also signs catalogs) that the catalog names as
+ * the package's signer counts as current: the catalog — verified, bound to
+ * this request — vouches for the package's exact bytes (their SHA-256, which
+ * the download matched), so a package signed before a key rotation stays
+ * installable while the NOC still assigns it. Release keys (package-only) keep
+ * their end dates: retiring one withdraws what it signed.
+ */
+export function packageKeys(
+  pinned: readonly PublishedKey[],
+  entry: Pick<CatalogEntry, "signer">,
+): PublishedKey[] {
+  return pinned.filter((k) => k.use.includes("package")).map((k) =>
+    k.notAfter !== null && k.use.includes("catalog") && k.kid === entry.signer
+      ? { ...k, notAfter: null }
+      : k
+  );
 }
 
 /** Installs `entry` over `previous` (if any); throws {@link AgentError} when nothing changed. */

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { timerMs } from "../protocol/util/timer.ts";
+
 /** `setsid` (util-linux), found by trying it on each run: the agent may not read `/usr/bin`. */
 const setsidPath = "/usr/bin/setsid";
 
@@ -125,7 +127,7 @@ export async function runProgram(
         // already gone
       }
     }
-  }, options.timeoutMs);
+  }, timerMs(options.timeoutMs));
   const status = await child.status;
   clearTimeout(timer);
   // A daemon it started may hold its output open: give the pipes a moment, then let go.

@@ -11,6 +11,8 @@ import { type CycleContext, runCycle } from "./cycle.ts";
 import { statePaths } from "./state.ts";
 import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
 import { signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
+import { sleep } from "../protocol/util/timer.ts";
+import { INTERVAL_RANGE_S } from "../protocol/catalog.ts";
 
 /** Runs cycles until `signal` aborts. */
 export async function runLoop(ctx: CycleContext, signal: AbortSignal): Promise<void> {
@@ -37,20 +39,16 @@ export async function runLoop(ctx: CycleContext, signal: AbortSignal): Promise<v
       ctx.log.info("woken", { by: "noc" });
       continue;
     }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, Math.max(0, nextDue - Date.now()));
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        wakeUp = () => {};
-        resolve();
-      }
+    // Never longer than the NOC's longest interval, whatever the state file says (a timer past
+    // 2^31 ms would fire at once; sleep() waits in pieces in any case).
+    const waitMs = Math.min(nextDue - Date.now(), INTERVAL_RANGE_S.max * 1000);
+    await sleep(Number.isNaN(waitMs) ? 60_000 : waitMs, signal, (wake) => {
       wakeUp = () => {
         ctx.log.info("woken", { by: "noc" });
-        done();
+        wake();
       };
-      signal.addEventListener("abort", done, { once: true });
     });
+    wakeUp = () => {};
   }
   await poller;
 }
@@ -106,15 +104,7 @@ async function pollWakeups(
 }
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const t = setTimeout(finish, ms);
-    function finish() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", finish);
-      resolve();
-    }
-    signal.addEventListener("abort", finish, { once: true });
-  });
+  return sleep(ms, signal);
 }
 
 // The cursor has a file of its own: the cycle rewrites state.json concurrently.

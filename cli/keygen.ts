@@ -1,18 +1,127 @@
 /**
- * Prints a new 32-byte secret (base64url) for `NOC_SIGNING_KEY` or `NOC_MASTER_KEY`:
- * `deno task keygen`. The key id and public key of the seed, taken as a signing key, go to stderr.
+ * `deno task keygen`: prints a new 32-byte secret (base64url) for `NOC_SIGNING_KEY` or
+ * `NOC_MASTER_KEY`. The key id and public key of the seed, taken as a signing key, go to stderr.
+ *
+ * `deno run --allow-read=old.key,new.key cli/keygen.ts statement --from old.key --to new.key
+ * [--until <ISO time>]`: prints the key-list statement (`noc-keys/1`) that rotates the NOC from
+ * the signing key in `old.key` to the one in `new.key`, signed with both, the old key retired at
+ * `--until` (7 days from now by default). The NOC is started with the new key and this statement
+ * (`NOC_KEY_STATEMENT_FILE`); see docs/operations.md, "Rotating the NOC signing key".
  *
  * @module
  */
-import { keyId, newSeed } from "../protocol/keys.ts";
-import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
+import { keyId, type KeyStatementEnvelope, newSeed, signKeyStatement } from "../protocol/keys.ts";
+import {
+  ed25519KeyObject,
+  ed25519PublicOf,
+  exportRawPublic,
+  importEd25519Seed,
+} from "../protocol/crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
+import { parseCommandLine, UsageError, usageExitCode } from "../protocol/util/args.ts";
+
+const usage = `Usage:
+  deno task keygen                      print a new secret (NOC_SIGNING_KEY, NOC_MASTER_KEY)
+  deno run --allow-read=<old>,<new> cli/keygen.ts statement --from <old seed file> --to <new seed file> [--until <ISO time>]
+                                        print the key-list statement rotating the NOC signing key
+                                        from <old> to <new> (the old key retired at --until,
+                                        7 days from now by default)`;
+
+/** A signing key read from its seed: key id, raw public key (base64url) and the prepared key. */
+async function signingKey(seedText: string, what: string) {
+  let seed: Uint8Array<ArrayBuffer>;
+  try {
+    seed = fromBase64Url(seedText.trim());
+  } catch {
+    throw new UsageError(`${what} is not a base64url seed`);
+  }
+  if (seed.length !== 32) throw new UsageError(`${what} has ${seed.length} bytes, not 32`);
+  const priv = await importEd25519Seed(seed);
+  const raw = new Uint8Array(await exportRawPublic(await ed25519PublicOf(priv)));
+  return { kid: await keyId(raw), publicKey: toBase64Url(raw), privateKey: ed25519KeyObject(priv) };
+}
+
+/**
+ * Makes the statement rotating from seed `from` to seed `to` (both base64url), the old key
+ * retired at `until`; signed with both keys.
+ */
+export async function rotationStatement(
+  from: string,
+  to: string,
+  until: Date,
+  now: Date = new Date(),
+): Promise<KeyStatementEnvelope> {
+  const old = await signingKey(from, "--from");
+  const next = await signingKey(to, "--to");
+  if (old.kid === next.kid) throw new UsageError("--from and --to hold the same key");
+  return await signKeyStatement({
+    format: "noc-keys/1",
+    previous: old.kid,
+    issuedAt: now.toISOString(),
+    keys: [
+      {
+        kid: next.kid,
+        alg: "ed25519",
+        use: ["catalog"],
+        publicKey: next.publicKey,
+        notAfter: null,
+      },
+      {
+        kid: old.kid,
+        alg: "ed25519",
+        use: ["catalog"],
+        publicKey: old.publicKey,
+        notAfter: until.toISOString(),
+      },
+    ],
+  }, [old, next]);
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parseCommandLine(args, {
+    from: { type: "string" },
+    to: { type: "string" },
+    until: { type: "string" },
+  }, { positionals: true });
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  if (positionals.length === 0) {
+    const seed = newSeed();
+    const { kid, publicKey } = await signingKey(seed, "seed");
+    console.error(`Key id ${kid}, public key ${publicKey}`);
+    console.log(seed);
+    return;
+  }
+  if (positionals[0] !== "statement" || positionals.length > 1) {
+    throw new UsageError(`Unknown command "${positionals.join(" ")}"\n${usage}`);
+  }
+  if (!values.from || !values.to) throw new UsageError(`statement needs --from and --to\n${usage}`);
+  const until = values.until === undefined
+    ? new Date(Date.now() + 7 * 86400_000)
+    : new Date(values.until);
+  if (Number.isNaN(until.getTime())) {
+    throw new UsageError(`--until "${values.until}" is not an ISO time`);
+  }
+  const envelope = await rotationStatement(
+    await Deno.readTextFile(values.from),
+    await Deno.readTextFile(values.to),
+    until,
+  );
+  const old = await signingKey(await Deno.readTextFile(values.from), "--from");
+  const next = await signingKey(await Deno.readTextFile(values.to), "--to");
+  console.error(
+    `Key statement: ${old.kid} -> ${next.kid}, ${old.kid} retired at ${until.toISOString()}`,
+  );
+  console.log(JSON.stringify(envelope));
+}
 
 if (import.meta.main) {
-  const seed = newSeed();
-  const raw = new Uint8Array(
-    await exportRawPublic(await ed25519PublicOf(await importEd25519Seed(fromBase64Url(seed)))),
-  );
-  console.error(`Key id ${await keyId(raw)}, public key ${toBase64Url(raw)}`);
-  console.log(seed);
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(`keygen: ${e instanceof Error ? e.message : String(e)}`);
+    Deno.exit(e instanceof UsageError ? usageExitCode : 1);
+  }
 }
