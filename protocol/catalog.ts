@@ -17,6 +17,7 @@ import {
 } from "./crypto/ed25519.ts";
 import { fromBase64Url, sha256, toBase64, toBase64Url, toHex, utf8 } from "./util/encoding.ts";
 import type { PublishedKey } from "./keys.ts";
+import { endorsementSchema } from "./release_keys.ts";
 import { isInnerList, parseDictionary } from "./http/structured_fields.ts";
 
 /** fileinfo for a file component. */
@@ -130,6 +131,8 @@ const documentSchema = z.object({
     use: z.array(z.enum(["catalog", "package"])).max(2),
     publicKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
     notAfter: z.iso.datetime({ offset: true }).nullable(),
+    // A release key's endorsement by the key that vouched for it (protocol/release_keys.ts).
+    endorsement: endorsementSchema.optional(),
   })).max(64),
   // Names become paths on the appliance and fileinfo says where files go: checked here, once.
   components: z.array(z.object({

@@ -508,3 +508,106 @@ dbTest(
     assert.equal(await rows(db, "fileinfo"), 0);
   },
 );
+
+dbTest(
+  "release-keys-only: a compromised NOC can give no key package use on appliances — not its own, not an unendorsed release key",
+  async ({ db }) => {
+    const root = await releaseKey();
+    const noc = await releaseKeysOnlyNoc(db, [root.publicKey]);
+    const reg = await noc.admin("POST", "/v1/admin/release-keys", {
+      publicKey: root.publicKey,
+      label: "root",
+    });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    const box = await enrolled(noc);
+    const dir = await Deno.makeTempDir();
+    const installScript = '#!/bin/sh\nset -e\nprintf "$NOC_VERSION" > "$NOC_ROOT/version"\n';
+    const assign = async (version: string) => {
+      const as = await noc.admin("POST", "/v1/admin/assignments", {
+        kind: "package",
+        app: "demo",
+        name: "demo",
+        version,
+        target: { type: "all" },
+      });
+      assert.equal(as.status, 201, JSON.stringify(as.body));
+    };
+    try {
+      // 1. The NOC writes a release key of its own straight into its database (no endorsement)
+      // and publishes a package signed with it.
+      const rogue = await releaseKey();
+      await db.sql`
+        insert into release_keys (kid, public_key, label, created_at)
+        values (${rogue.kid}, ${rogue.publicKey}, 'rogue', now())`;
+      await bumpCatalogEpoch(db.sql);
+      const built = await buildPackage({
+        plaintext: ReadableStream.from([await payload({ install: installScript })]),
+        app: "demo",
+        name: "demo",
+        version: "1.0.0",
+        signer: { kid: rogue.kid, privateKey: rogue.privateKey },
+        out: `${dir}/p.nocpkg`,
+        now: noc.clock.now(),
+      });
+      const up = await upload(
+        noc,
+        "/v1/admin/packages",
+        await Deno.readFile(`${dir}/p.nocpkg`),
+        "application/vnd.noc-package",
+        {
+          "x-noc-wrapped-key": await wrapContentKey(
+            built.contentKey,
+            fromBase64Url(noc.deps.keys.hpke.publicKey),
+            built.header,
+          ),
+        },
+      );
+      assert.equal(up.status, 201, "the compromised NOC accepts it");
+      await assign("1.0.0");
+      const first = await box.run(once);
+      assert.equal(first.code, 2, first.stdout);
+      assert.deepEqual(first.events.find((e) => e.event === "keys_refused")?.kids, [rogue.kid]);
+      assert.equal(
+        first.events.find((e) => e.event === "install_failed")?.reason,
+        "unknown_key",
+        first.stdout,
+      );
+      assert.equal(await box.readRoot("version"), null, "nothing ran");
+
+      // 2. The NOC lists its own key with "package" use again and signs a package itself.
+      noc.deps.keys.published[0] = { ...noc.deps.keys.published[0]!, use: ["catalog", "package"] };
+      const own = await upload(
+        noc,
+        "/v1/admin/packages?app=demo&name=demo&version=2.0.0",
+        await payload({ install: installScript }),
+        "application/gzip",
+      );
+      assert.equal(own.status, 201, JSON.stringify(own.body));
+      await assign("2.0.0");
+      const second = await box.run(once);
+      assert.equal(second.code, 2, second.stdout);
+      assert.ok(
+        second.events.find((e) => e.event === "keys_refused")?.kids.includes(noc.deps.keys.kid),
+        second.stdout,
+      );
+      assert.equal(
+        second.events.find((e) => e.event === "install_failed")?.reason,
+        "unknown_key",
+        second.stdout,
+      );
+      assert.equal(await box.readRoot("version"), null, "nothing ran");
+      const pinned = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)).pinnedKeys;
+      assert.deepEqual(
+        pinned.filter((k: PublishedKey) => k.use.includes("package")).map((k: PublishedKey) =>
+          k.kid
+        ),
+        [root.kid],
+        "only the release key is pinned for packages",
+      );
+    } finally {
+      await box.remove();
+      await Deno.remove(dir, { recursive: true });
+      await noc.close();
+    }
+  },
+);
