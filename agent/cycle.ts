@@ -30,7 +30,7 @@ import {
   statePaths,
 } from "./state.ts";
 import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
-import { adoptablePackageKeys } from "../protocol/release_keys.ts";
+import { adoptablePackageKeys, rotatedPackageKeys } from "../protocol/release_keys.ts";
 import { agentVersion } from "./config.ts";
 import { newNonce, NocError, signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
 import {
@@ -578,8 +578,12 @@ async function followKeyChain(ctx: CycleContext): Promise<boolean> {
   }
   if (!Array.isArray(chain)) return false;
   const before = ctx.identity.pinnedKeys;
-  const { keys, walked } = await walkKeyChain(before, chain);
+  const chained = await walkKeyChain(before, chain);
+  const walked = chained.walked;
   if (walked.length === 0) return false;
+  // A rotation hands on "package" use only where the NOC key had it (not in release-keys-only mode).
+  const { keys, refused } = rotatedPackageKeys(before, chained.keys);
+  if (refused.length > 0) ctx.log.warn("keys_refused", { kids: refused, via: "key_chain" });
   ctx.identity.pinnedKeys = keys;
   await saveIdentity(ctx.config.state, ctx.identity);
   ctx.log.info("keys_rotated", {

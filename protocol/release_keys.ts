@@ -144,3 +144,35 @@ export async function adoptablePackageKeys(
   }
   return { keys, refused };
 }
+
+/**
+ * The keys an appliance pins after walking a NOC key chain (a rotation statement is signed by the
+ * NOC key it replaces): a key there may have "package" use only if it already had it, or if the
+ * NOC key pinned before the walk had it (normal mode, where the NOC signs packages). In
+ * release-keys-only mode the pinned NOC key has none, so a rotation — even one made with a stolen
+ * NOC key — cannot give any key "package" use. Returns the keys and the ids that lost it.
+ */
+export function rotatedPackageKeys(
+  before: readonly PublishedKey[],
+  walked: readonly PublishedKey[],
+): { keys: PublishedKey[]; refused: string[] } {
+  const nocSignedPackages = before.some((k) =>
+    k.use.includes("catalog") && k.use.includes("package")
+  );
+  if (nocSignedPackages) return { keys: [...walked], refused: [] };
+  const keys: PublishedKey[] = [];
+  const refused: string[] = [];
+  for (const k of walked) {
+    const had = before.some((p) =>
+      p.kid === k.kid && p.publicKey === k.publicKey && p.use.includes("package")
+    );
+    if (!k.use.includes("package") || had) {
+      keys.push(k);
+      continue;
+    }
+    refused.push(k.kid);
+    const use = k.use.filter((u) => u !== "package");
+    if (use.length > 0) keys.push({ ...k, use });
+  }
+  return { keys, refused };
+}
