@@ -118,7 +118,7 @@ export const defaultSettings: Settings = {
   publicHosts: [],
   rateRefusalsPerMin: 30,
   refusalRecordsPerMin: 300,
-  historyMinGapS: 60,
+  historyMinGapS: 300,
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
