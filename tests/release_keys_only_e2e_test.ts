@@ -19,7 +19,7 @@ import {
   signFileinfo,
   verifyFileinfo,
 } from "../protocol/fileinfo.ts";
-import { adoptablePackageKeys, endorseKey } from "../protocol/release_keys.ts";
+import { adoptablePackageKeys, endorseKey, rotatedPackageKeys } from "../protocol/release_keys.ts";
 import { buildPackage } from "../protocol/package/file.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
@@ -611,3 +611,34 @@ dbTest(
     }
   },
 );
+
+Deno.test("rotatedPackageKeys() lets a key-chain rotation hand on package use only from a NOC key that had it", async () => {
+  const old = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+  const next = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: false });
+  const root = await releaseKey();
+  const rootRec: PublishedKey = {
+    kid: root.kid,
+    alg: "ed25519",
+    use: ["package"],
+    publicKey: root.publicKey,
+    notAfter: null,
+  };
+  // Release-keys-only: the new NOC key claims package use in its statement; it does not get it.
+  const walked = [
+    next.published[0]!,
+    { ...old.published[0]!, notAfter: "2040-01-01T00:00:00Z" },
+    rootRec,
+  ];
+  const rko = rotatedPackageKeys([old.published[0]!, rootRec], walked);
+  assert.deepEqual(rko.refused, [next.kid]);
+  assert.deepEqual(rko.keys.map((k) => `${k.kid}:${k.use.join("+")}`), [
+    `${next.kid}:catalog`,
+    `${old.kid}:catalog`,
+    `${root.kid}:package`,
+  ]);
+  // Normal mode: the NOC key signed packages, so the key it hands over to may too.
+  const normalOld = await nocKeysFromSeed(newSeed());
+  const normal = rotatedPackageKeys(normalOld.published, [next.published[0]!]);
+  assert.deepEqual(normal.refused, []);
+  assert.deepEqual(normal.keys[0]!.use, ["catalog", "package"]);
+});
