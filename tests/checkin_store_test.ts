@@ -8,17 +8,32 @@ dbTest(
     const noc = await testNoc(db);
     const fleet = [];
     for (let i = 0; i < 24; i++) fleet.push(await noc.enrollAppliance({ hostname: `gw-${i}` }));
-    // Each report names its sender, so a batch that mixed appliances up would show.
-    await Promise.all(fleet.map((a) => a.beat({ apps: { probe: { uid: a.uid } } })));
-    const reports = await db.sql<{ uid: string; own: string; n: number }>`
+    // Each report names its sender (in its application data, which only the last report keeps,
+    // and in its uptime, which the history keeps too), so a batch that mixed appliances up would
+    // show.
+    await Promise.all(fleet.map((a, i) =>
+      a.beat({
+        apps: { probe: { uid: a.uid } },
+        health: {
+          load: [0, 0, 0],
+          memory: { totalBytes: 1, availableBytes: 1 },
+          disks: [],
+          uptimeS: 1000 + i,
+        },
+      })
+    ));
+    const reports = await db.sql<{ uid: string; own: string; uptime: string; n: number }>`
       select a.uid, a.last_report->'apps'->'probe'->>'uid' as own,
+        a.last_report->'health'->>'uptimeS' as uptime,
         (select count(*)::int from beats b
-         where b.uid = a.uid and b.report->'apps'->'probe'->>'uid' = a.uid::text) as n
+         where b.uid = a.uid
+           and b.report->'health'->>'uptimeS' = a.last_report->'health'->>'uptimeS') as n
       from appliances a`;
     assert.equal(reports.length, fleet.length);
+    assert.equal(new Set(reports.map((r) => r.uptime)).size, fleet.length);
     for (const r of reports) {
       assert.equal(r.own, r.uid, "the status table holds the appliance's own report");
-      assert.equal(r.n, 1, "and so does its history");
+      assert.equal(r.n, 1, "and its history the same beat's health");
     }
     noc.clock.advance(909 + 600);
     const swept = await sweep({ ...noc.deps, graceS: 300 });

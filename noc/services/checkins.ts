@@ -34,7 +34,12 @@ export interface BeatWrite {
   nextDue: Date;
   seq: number;
   sentAt: Date;
+  /** The whole report: the appliance's last report. */
   report: unknown;
+  /** What the history keeps of it (bounded: see `historyOf` in noc/http/v1/beats.ts). */
+  history: unknown;
+  /** Seconds since its last history row under which this beat adds none. */
+  historyGapS: number;
   address: string | null;
   agentVersion: string | null;
 }
@@ -60,7 +65,11 @@ export interface CheckinStore {
   findAppliance(uid: string): Promise<ApplianceAuthRow | undefined>;
   /** Records nonce `nonce` of `uid` until `expiresAt`; false when it was already used. */
   spendNonce(uid: string, nonce: string, expiresAt: Date): Promise<boolean>;
-  /** Records a beat; says whether the appliance was missing until now (its alert is then resolved). */
+  /**
+   * Records a beat — the status table, the last report, and a history row unless the
+   * appliance's last one is less than `historyGapS` old; says whether the appliance was missing
+   * until now (its alert is then resolved).
+   */
   recordBeat(beat: BeatWrite): Promise<{ wasMissing: boolean } | undefined>;
   /** Archives a catalog request's time and reads what serving it needs. */
   touchCatalog(uid: string, at: Date): Promise<CatalogTouchRow | undefined>;
@@ -131,10 +140,11 @@ export function createCheckinStore(db: Db): CheckinStore {
         with input as (
           select * from jsonb_to_recordset(${JSON.stringify(items)}::text::jsonb) as t(
             uid uuid, "receivedAt" timestamptz, "nextDue" timestamptz, seq bigint,
-            "sentAt" timestamptz, report jsonb, address text, "agentVersion" text)
+            "sentAt" timestamptz, report jsonb, history jsonb, "historyGapS" double precision,
+            address text, "agentVersion" text)
         ),
         prev as (
-          select a.uid, a.missing_since from appliances a join input i on i.uid = a.uid
+          select a.uid, a.missing_since, a.last_history_at from appliances a join input i on i.uid = a.uid
           order by a.uid for update of a
         ),
         upd as (
@@ -144,14 +154,21 @@ export function createCheckinStore(db: Db): CheckinStore {
             last_seq = case when ap.last_sent_at > i."sentAt" then ap.last_seq else i.seq end,
             last_report = case when ap.last_sent_at > i."sentAt" then ap.last_report else i.report end,
             last_sent_at = greatest(ap.last_sent_at, i."sentAt"), last_address = i.address,
-            agent_version = coalesce(i."agentVersion", ap.agent_version)
+            agent_version = coalesce(i."agentVersion", ap.agent_version),
+            -- One history row per gap at most, however often the appliance beats.
+            last_history_at = case
+              when p.last_history_at is null
+                or p.last_history_at <= i."receivedAt" - make_interval(secs => i."historyGapS")
+              then i."receivedAt" else p.last_history_at end
           from input i join prev p on p.uid = i.uid
           where ap.uid = i.uid
-          returning ap.uid, p.missing_since as was_missing
+          returning ap.uid, p.missing_since as was_missing,
+            ap.last_history_at is distinct from p.last_history_at as keep
         ),
         ins as (
           insert into beats (uid, received_at, seq, sent_at, report)
-          select i.uid, i."receivedAt", i.seq, i."sentAt", i.report from input i join upd u on u.uid = i.uid
+          select i.uid, i."receivedAt", i.seq, i."sentAt", i.history from input i
+          join upd u on u.uid = i.uid where u.keep
         )
         select uid, was_missing from upd`;
         // A second statement, so it sees an alert the status daemon committed while this batch

@@ -116,7 +116,16 @@ export function applianceAdminRoutes(deps: AppDeps) {
         const beats = await deps.db.sql<
           { received_at: Date; seq: number; sent_at: Date; report: unknown }
         >`
-        select received_at, seq, sent_at, report from beats where uid = ${uid}
+        select received_at, seq, sent_at,
+          -- Only what the history keeps (noc/http/v1/beats.ts historyOf), also of rows written
+          -- before it kept less: a page of history stays a few KiB a row.
+          jsonb_build_object(
+            'seq', report->'seq', 'sentAt', report->'sentAt', 'health', report->'health',
+            'lastCycle', jsonb_build_object('outcome', report->'lastCycle'->'outcome'),
+            'components', case when jsonb_typeof(report->'components') = 'array'
+              then to_jsonb(jsonb_array_length(report->'components')) else report->'components' end
+          ) as report
+        from beats where uid = ${uid}
         order by received_at desc limit ${history}`;
         const alerts = await deps.db.sql<
           { id: number; kind: string; opened_at: Date; resolved_at: Date | null }

@@ -1,11 +1,50 @@
-/** `POST /v1/beats`: the status monitor (spec, FIGURE 7) records a signed SecureBeat. */
+/**
+ * `POST /v1/beats`: the status monitor (spec, FIGURE 7) records a signed
+ * SecureBeat: the whole report as the appliance's last report, and in its
+ * history only the health figures and the cycle's outcome ({@link historyOf}),
+ * at most one row per history gap. So what one appliance stores is bounded
+ * however large or frequent its reports: one last report (the body limit),
+ * and at most retention ÷ gap history rows of at most a few KiB.
+ *
+ * @module
+ */
 import { Hono } from "hono";
 import { applianceAuth, clientAddress } from "../middleware/appliance_auth.ts";
-import { beatSchema } from "../../../protocol/schemas.ts";
+import { type Beat, beatSchema } from "../../../protocol/schemas.ts";
 import { parseJsonBody } from "../../../protocol/http/validate.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+
+/** Disks a history row keeps, and the longest mount path it keeps of each. */
+const historyDisks = 16;
+const historyMount = 64;
+
+/**
+ * What the beat history keeps of a report: load, memory, the first 16 disks (mount paths cut to
+ * 64 characters), uptime, the cycle's outcome and how many components were reported. Never the
+ * application data, the component list or the cycle's messages: those are in the last report
+ * only. At most about 2.5 KiB of JSON.
+ */
+export function historyOf(beat: Beat): Record<string, unknown> {
+  const h = beat.health;
+  return {
+    seq: beat.seq,
+    sentAt: beat.sentAt,
+    health: {
+      load: h.load,
+      memory: h.memory,
+      disks: h.disks.slice(0, historyDisks).map((d) => ({
+        mount: d.mount.slice(0, historyMount),
+        totalBytes: d.totalBytes,
+        freeBytes: d.freeBytes,
+      })),
+      uptimeS: h.uptimeS,
+    },
+    lastCycle: { outcome: beat.lastCycle.outcome },
+    components: beat.components.length,
+  };
+}
 
 /** The SecureBeat route. */
 export function beatRoutes(deps: AppDeps) {
@@ -25,6 +64,10 @@ export function beatRoutes(deps: AppDeps) {
       seq: beat.seq,
       sentAt,
       report: beat,
+      history: historyOf(beat),
+      // At most one history row per gap: the configured one, or half the appliance's interval
+      // when that is shorter (an operator who asks for frequent beats gets each one kept).
+      historyGapS: Math.min(deps.settings.historyMinGapS, a.intervalS / 2),
       address: clientAddress(c, deps.settings.trustProxy),
       agentVersion: beat.agentVersion ?? null,
     });
