@@ -19,6 +19,7 @@ import { agentBench } from "./agent_bench.ts";
 import { catalogGeneration } from "./catalog_gen.ts";
 import { siteStageBench } from "./site_stage.ts";
 import { consoleRender } from "./console_render.ts";
+import { preauthMemory } from "./preauth_memory.ts";
 
 const sections: Array<[string, string, () => Promise<Figure[]>]> = [
   [
@@ -43,6 +44,11 @@ const sections: Array<[string, string, () => Promise<Figure[]>]> = [
     "console",
     "Operator console",
     () => consoleRender(Number(Deno.env.get("BENCH_APPLIANCES") ?? 100_000)),
+  ],
+  [
+    "preauth",
+    "Work before authentication: 10 concurrent unauthenticated 200 MiB posts",
+    preauthMemory,
   ],
 ];
 
