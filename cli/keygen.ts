@@ -109,10 +109,9 @@ async function main(args: string[]): Promise<void> {
     await Deno.readTextFile(values.to),
     until,
   );
-  const old = await signingKey(await Deno.readTextFile(values.from), "--from");
-  const next = await signingKey(await Deno.readTextFile(values.to), "--to");
+  const { previous, keys } = JSON.parse(envelope.statement);
   console.error(
-    `Key statement: ${old.kid} -> ${next.kid}, ${old.kid} retired at ${until.toISOString()}`,
+    `Key statement: ${previous} -> ${keys[0].kid}, ${previous} retired at ${until.toISOString()}`,
   );
   console.log(JSON.stringify(envelope));
 }
