@@ -344,7 +344,8 @@ export function publicHostsOf(e: {
   }
   for (const entry of (e.NOC_PUBLIC_HOSTS ?? "").split(/[\s,]+/).filter((x) => x !== "")) {
     const h = entry.toLowerCase();
-    if (!authorityPattern.test(h)) {
+    const port = /:(\d+)$/.exec(h)?.[1];
+    if (!authorityPattern.test(h) || (port !== undefined && Number(port) > 65535)) {
       throw new Error(
         `Configuration is invalid:\n  NOC_PUBLIC_HOSTS: "${
           entry.slice(0, 100)
