@@ -338,8 +338,8 @@ export async function throttleNotice(
  * Claims the notice window `key` for `now`, across instances, without holding a lock while
  * anything else happens: true (with when the previous window began, null the first time) when
  * the last window began at least `windowS` seconds ago, and this call started a new one. It
- * takes the row's lock only for its own statement, and only once its window has passed: callers
- * gate it in memory first (see `RefusalGate.noticeDue`), so a flood of refusals never queues on it.
+ * never waits for the row's lock (a row another transaction holds is skipped), and callers gate
+ * it in memory first (see `RefusalGate.noticeDue`), so a flood of refusals never queues on it.
  */
 export async function claimNoticeWindow(
   sql: Sql,
@@ -348,10 +348,16 @@ export async function claimNoticeWindow(
   windowS: number,
 ): Promise<{ won: boolean; since: Date | null }> {
   const windowStart = new Date(now.getTime() - windowS * 1000);
+  // Skip locked: while another instance holds the row (claiming the same window), this one
+  // does not wait for it; that instance sends the notice.
   const [moved] = await sql<{ since: Date }>`
     update notice_throttle t set window_started_at = ${now}, suppressed = 0
-    from (select window_started_at as since from notice_throttle where key = ${key}) p
-    where t.key = ${key} and t.window_started_at <= ${windowStart}
+    from (
+      select key, window_started_at as since from notice_throttle
+      where key = ${key} and window_started_at <= ${windowStart}
+      for update skip locked
+    ) p
+    where t.key = p.key
     returning p.since`;
   if (moved) return { won: true, since: moved.since };
   const inserted = await sql`

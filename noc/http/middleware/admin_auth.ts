@@ -1,10 +1,15 @@
-/** Admin API authentication: `Authorization: Bearer <admin token>`, checked against stored hashes. */
+/**
+ * Admin API authentication: `Authorization: Bearer <admin token>`, checked against stored hashes
+ * before anything of the request is read (the admin API's body limits come after it). A refused
+ * token counts against its client address's refusals.
+ */
 import type { MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { adminTokenLabel } from "../../services/admin_tokens.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { clientAddress } from "./appliance_auth.ts";
 
 /**
  * Middleware requiring a valid, unrevoked admin token; sets `admin` to its
@@ -32,6 +37,9 @@ export function adminAuth(deps: AppDeps, internalKey?: string): MiddlewareHandle
     }
     const label = await adminTokenLabel(deps.db, m[1]!);
     if (label === null) {
+      // Counted against the address (never written): past its budget it gets 429 before any
+      // lookup (app.ts refusalGate).
+      deps.limits.refusals.note(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
       throw new ApiError(401, "unauthorized", "Admin token is not valid", {}, challenge);
     }
     c.set("admin", label);
