@@ -109,22 +109,28 @@ export async function endorsementProblem(
 }
 
 /**
- * The key list an appliance may pin from `next`, given what it pins now: a key keeps "package"
- * use only if it was already pinned with that use (same public key, an end date no later), or it
- * carries an endorsement that verifies under a key pinned now for "package" use. Any other key
- * loses "package" use (and is dropped when nothing is left). Returns the list and the key ids that
- * lost "package" use.
+ * The key list an appliance may pin from `next` (a catalog's key list, signed by a pinned catalog
+ * key), given what it pins now. A list can only hand on what its signer holds: while a pinned,
+ * unexpired NOC (catalog) key may sign packages (normal mode), the list is taken as it is. When
+ * none may (release-keys-only mode), a key keeps "package" use only if it was already pinned with
+ * that use (same public key, an end date no later), or it carries an endorsement that verifies
+ * under a key pinned now for "package" use. Any other key loses "package" use (and is dropped when
+ * nothing is left). Returns the list and the key ids that lost "package" use.
  */
 export async function adoptablePackageKeys(
   pinned: readonly PublishedKey[],
   next: ReadonlyArray<PublishedKey & { endorsement?: Endorsement }>,
   now: Date,
 ): Promise<{ keys: PublishedKey[]; refused: string[] }> {
+  const nocSignsPackages = pinned.some((k) =>
+    k.use.includes("catalog") && k.use.includes("package") &&
+    (k.notAfter === null || Date.parse(k.notAfter) > now.getTime())
+  );
   const keys: PublishedKey[] = [];
   const refused: string[] = [];
   for (const k of next) {
     const { endorsement, ...key } = k;
-    if (!key.use.includes("package")) {
+    if (!key.use.includes("package") || nocSignsPackages) {
       keys.push(key);
       continue;
     }
@@ -147,10 +153,11 @@ export async function adoptablePackageKeys(
 
 /**
  * The keys an appliance pins after walking a NOC key chain (a rotation statement is signed by the
- * NOC key it replaces): a key there may have "package" use only if it already had it, or if the
- * NOC key pinned before the walk had it (normal mode, where the NOC signs packages). In
- * release-keys-only mode the pinned NOC key has none, so a rotation — even one made with a stolen
- * NOC key — cannot give any key "package" use. Returns the keys and the ids that lost it.
+ * NOC key it replaces, and lists the NOC's catalog keys). "package" use passes down the chain only
+ * from a NOC key that had it: when the NOC key pinned before the walk signed packages (normal
+ * mode), its successors do too; in release-keys-only mode the pinned NOC key has no "package" use,
+ * so a rotation — even one made with a stolen NOC key — gives no key "package" use (a key already
+ * pinned for it keeps it). Returns the keys and the ids that were refused "package" use.
  */
 export function rotatedPackageKeys(
   before: readonly PublishedKey[],
@@ -159,20 +166,21 @@ export function rotatedPackageKeys(
   const nocSignedPackages = before.some((k) =>
     k.use.includes("catalog") && k.use.includes("package")
   );
-  if (nocSignedPackages) return { keys: [...walked], refused: [] };
   const keys: PublishedKey[] = [];
   const refused: string[] = [];
   for (const k of walked) {
     const had = before.some((p) =>
       p.kid === k.kid && p.publicKey === k.publicKey && p.use.includes("package")
     );
-    if (!k.use.includes("package") || had) {
+    if (nocSignedPackages && k.use.includes("catalog")) {
+      keys.push(k.use.includes("package") ? k : { ...k, use: [...k.use, "package"] });
+    } else if (!k.use.includes("package") || had) {
       keys.push(k);
-      continue;
+    } else {
+      refused.push(k.kid);
+      const use = k.use.filter((u) => u !== "package");
+      if (use.length > 0) keys.push({ ...k, use });
     }
-    refused.push(k.kid);
-    const use = k.use.filter((u) => u !== "package");
-    if (use.length > 0) keys.push({ ...k, use });
   }
   return { keys, refused };
 }

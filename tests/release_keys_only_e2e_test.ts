@@ -416,7 +416,7 @@ Deno.test("fileinfoSigningBytes() binds the application, name and every field of
   );
 });
 
-Deno.test("adoptablePackageKeys() gives package use only to keys already pinned for it or endorsed by one", async () => {
+Deno.test("adoptablePackageKeys() in release-keys-only mode gives package use only to keys already pinned for it or endorsed by one", async () => {
   const noc = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
   const root = await releaseKey();
   const rec = (k: ReleaseKey, notAfter: string | null = null): PublishedKey => ({
@@ -442,6 +442,14 @@ Deno.test("adoptablePackageKeys() gives package use only to keys already pinned 
     keys.map((k) => `${k.kid}:${k.use.join("+")}`),
     [`${noc.kid}:catalog`, `${good.kid}:package`],
   );
+  // While the pinned NOC key itself signs packages (normal mode), its list is taken as it is.
+  const normalNoc = await nocKeysFromSeed(newSeed());
+  const normal = await adoptablePackageKeys(normalNoc.published, [
+    normalNoc.published[0]!,
+    rec(attacker),
+  ], now);
+  assert.deepEqual(normal.refused, []);
+  assert.equal(normal.keys.length, 2);
   // A key list that keeps what was pinned, or only shortens an end date, is taken as it is.
   const same = await adoptablePackageKeys(pinned, [
     noc.published[0]!,
@@ -636,9 +644,13 @@ Deno.test("rotatedPackageKeys() lets a key-chain rotation hand on package use on
     `${old.kid}:catalog`,
     `${root.kid}:package`,
   ]);
-  // Normal mode: the NOC key signed packages, so the key it hands over to may too.
+  // Normal mode: the NOC key signed packages, so the keys it hands over to (statements list
+  // catalog keys) may too.
   const normalOld = await nocKeysFromSeed(newSeed());
-  const normal = rotatedPackageKeys(normalOld.published, [next.published[0]!]);
+  const normal = rotatedPackageKeys(normalOld.published, [
+    { ...next.published[0]!, use: ["catalog"] },
+    { ...normalOld.published[0]!, use: ["catalog"], notAfter: "2040-01-01T00:00:00Z" },
+  ]);
   assert.deepEqual(normal.refused, []);
-  assert.deepEqual(normal.keys[0]!.use, ["catalog", "package"]);
+  assert.deepEqual(normal.keys.map((k) => k.use), [["catalog", "package"], ["catalog", "package"]]);
 });
