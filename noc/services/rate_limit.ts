@@ -58,7 +58,10 @@ export function rateLimiter(clock: Clock, perMinute: number, burst = perMinute):
  * Nothing here touches the database.
  */
 export interface RefusalGate {
-  /** Throws a 429 {@link ApiError} when `address` has no refusals left; costs no token. */
+  /**
+   * Throws a 429 {@link ApiError} when `address` has no refusals left (counted as held back);
+   * costs no token.
+   */
   check(address: string): void;
   /**
    * Counts one refusal from `address`: `record` says whether to write it (within the address's
@@ -117,6 +120,8 @@ export function refusalGate(
       const now = clock.now().getTime();
       refill(b, now, perMinute);
       if (b.tokens >= 1) return;
+      // Counted with what the address holds back: its next record (and notice) says so.
+      b.heldBack++;
       const retry = Math.max(1, Math.ceil(((1 - b.tokens) / perMinute) * 60));
       throw new ApiError(
         429,
