@@ -14,6 +14,7 @@ import {
 import { extractTar, gunzip } from "../protocol/package/tar.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
 import { CatalogError, verifyCatalog } from "../protocol/catalog.ts";
+import { verifyFileinfo } from "../protocol/fileinfo.ts";
 import { rolloutBucket } from "../noc/services/catalog_engine.ts";
 import type { TestAppliance, TestNoc } from "./_harness.ts";
 
@@ -117,13 +118,21 @@ dbTest(
     }
 
     const file = doc.components[1]!;
-    assert.deepEqual(file.fileinfo, {
+    const { signer, signature: _signature, ...instructions } = file.fileinfo!;
+    assert.deepEqual(instructions, {
       destination: "etc/vscreen/rules.conf",
       mode: "0640",
       action: ["systemctl", "restart", "vscreen"],
       uploadDir: "VSCREEN",
       uploadServer: "BWSH",
     });
+    // The NOC signs fileinfo itself in normal mode (protocol/fileinfo.ts): the agent honours no other.
+    assert.equal(signer, noc.deps.keys.kid);
+    await verifyFileinfo(
+      { app: file.app, name: file.name, ...file.fileinfo! },
+      noc.deps.keys.published,
+      noc.clock.now(),
+    );
     const fres = await download(noc, file.urls[0]!);
     const fbytes = new Uint8Array(await fres.arrayBuffer());
     assert.deepEqual(fbytes, fileBytes);
