@@ -1,0 +1,149 @@
+/**
+ * Issue 16, item 12: what one appliance stores is bounded, however large and
+ * frequent its reports: application data only in its last report, at most one
+ * small history row per history gap; and the console loads a bounded amount.
+ */
+import assert from "node:assert/strict";
+import { dbTest, sampleBeat } from "./_harness.ts";
+import { type ServedNoc, serveNoc } from "./_agent.ts";
+import { signedRequest } from "../protocol/client.ts";
+
+/** Fifteen applications of 16,000 bytes of data each: a report of about 234 KiB. */
+function bigApps(tag: string): Record<string, Record<string, string>> {
+  return Object.fromEntries(
+    Array.from({ length: 15 }, (_, i) => [`app${i}`, { blob: `${tag}${"x".repeat(15_980)}` }]),
+  );
+}
+
+async function beat(
+  noc: ServedNoc,
+  a: Awaited<ReturnType<ServedNoc["enrollAppliance"]>>,
+  seq: number,
+  apps: Record<string, unknown>,
+): Promise<Response> {
+  return await fetch(
+    await signedRequest({
+      baseUrl: noc.url,
+      uid: a.uid,
+      key: a.keys.signing,
+      method: "POST",
+      path: "/v1/beats",
+      body: sampleBeat(seq, noc.clock.now(), { apps }),
+      now: noc.clock.now(),
+    }),
+  );
+}
+
+dbTest(
+  "an appliance sending 234 KiB reports as fast as it may stores one small history row per gap, and its data only in its last report",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    try {
+      const a = await noc.enrollAppliance();
+      const apps = bigApps("a");
+      const size = JSON.stringify(sampleBeat(1, noc.clock.now(), { apps })).length;
+      assert.ok(size > 230 * 1024 && size < 256 * 1024, `report of ${size} bytes`);
+      // A minute at its rate limit's pace, twice over: 240 beats, every half second.
+      let seq = 0;
+      for (let i = 0; i < 240; i++) {
+        const res = await beat(noc, a, ++seq, i === 239 ? bigApps("z") : apps);
+        assert.equal(res.status, 200, await res.text());
+        noc.clock.advance(0.5);
+      }
+      const rows = await db.sql<{ n: number; largest: number }>`
+        select count(*)::int as n, max(octet_length(report::text))::int as largest
+        from beats where uid = ${a.uid}`;
+      assert.equal(rows[0]!.n, 1, "two minutes of beats: one history row (gap 300 s)");
+      assert.ok(rows[0]!.largest < 3 * 1024, `a history row is ${rows[0]!.largest} bytes`);
+      const [last] = await db.sql<{ apps: number; tag: string }>`
+        select (select count(*) from jsonb_object_keys(last_report->'apps'))::int as apps,
+          left(last_report->'apps'->'app0'->>'blob', 1) as tag
+        from appliances where uid = ${a.uid}`;
+      assert.deepEqual(last, { apps: 15, tag: "z" }, "the last report is whole, and the latest");
+      // A day of it: one row per gap at most.
+      for (let i = 0; i < 288; i++) {
+        noc.clock.advance(300);
+        assert.equal((await beat(noc, a, ++seq, apps)).status, 200);
+      }
+      const [day] = await db.sql<{ n: number; bytes: number }>`
+        select count(*)::int as n, sum(octet_length(report::text))::int as bytes
+        from beats where uid = ${a.uid}`;
+      assert.equal(day!.n, 289);
+      assert.ok(day!.bytes < 289 * 3 * 1024, `${day!.bytes} bytes of history for a day`);
+    } finally {
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "an appliance whose interval is short keeps each of its beats in history",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    try {
+      const a = await noc.enrollAppliance();
+      const r = await noc.admin("PATCH", `/v1/admin/appliances/${a.uid}`, { intervalS: 60 });
+      assert.equal(r.status, 200);
+      for (let i = 1; i <= 5; i++) {
+        assert.equal((await beat(noc, a, i, {})).status, 200);
+        noc.clock.advance(60);
+      }
+      const [h] = await db.sql<{ n: number }>`select count(*)::int as n from beats`;
+      assert.equal(h!.n, 5, "the gap is at most half the appliance's interval");
+    } finally {
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "the console's appliance page and the admin API load a bounded amount of history, even of rows stored whole",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    try {
+      const a = await noc.enrollAppliance();
+      assert.equal((await beat(noc, a, 1, bigApps("a"))).status, 200);
+      // Rows as they were stored before history was bounded: whole 234 KiB reports.
+      const whole = sampleBeat(1, noc.clock.now(), { apps: bigApps("h") });
+      await db.sql`
+        insert into beats (uid, received_at, seq, sent_at, report)
+        select ${a.uid}, ${noc.clock.now()}::timestamptz - make_interval(secs => g), g, ${noc.clock.now()},
+          ${whole}::jsonb
+        from generate_series(1, 1000) g`;
+      const api = await fetch(`${noc.url}/v1/admin/appliances/${a.uid}?history=1000`, {
+        headers: { authorization: `Bearer ${noc.adminToken}` },
+      });
+      const apiText = await api.text();
+      assert.equal(api.status, 200);
+      const detail = JSON.parse(apiText);
+      assert.equal(detail.history.length, 1000);
+      assert.equal(detail.history[1].report.health.load.length, 3, "the health figures are kept");
+      assert.equal(detail.history[1].report.apps, undefined, "application data is not");
+      // 1,000 rows of 234 KiB would be 228 MiB; the last report is the one whole report.
+      assert.ok(apiText.length < 1.5 * 1024 * 1024, `admin API answered ${apiText.length} bytes`);
+
+      // The console page, signed in.
+      let res = await fetch(`${noc.url}/ui/login`);
+      const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+      const loginCsrf = (await res.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
+      res = await fetch(`${noc.url}/ui/login`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ _csrf: loginCsrf, token: noc.adminToken, next: "/ui" }),
+      });
+      assert.equal(res.status, 303);
+      await res.body?.cancel();
+      const session = res.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
+        .split(";")[0]!;
+      const page = await fetch(`${noc.url}/ui/appliances/${a.uid}`, {
+        headers: { cookie: session },
+      });
+      const html = await page.text();
+      assert.equal(page.status, 200);
+      assert.ok(html.length < 512 * 1024, `the page is ${html.length} bytes`);
+    } finally {
+      await noc.close();
+    }
+  },
+);
