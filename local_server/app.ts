@@ -2,8 +2,8 @@
  * The local component server's HTTP side: `GET`/`HEAD /v1/components/:id`
  * with the download grant from the appliance's catalog — checked with the
  * NOC's public keys alone, so it keeps serving while the NOC is unreachable,
- * and only for the appliances the last sync named (a revocation reaches it
- * within one sync) —
+ * and never for an appliance the last sync named revoked (a revocation
+ * reaches it within one sync) —
  * from the cache, checked before every answer; a miss is filled from the NOC
  * (pull-through) or sends the appliance to its next URL. `GET /healthz` says
  * how it is doing.
@@ -40,10 +40,10 @@ export interface LocalAppDeps {
   /** The NOC's keys (grants and package signatures). */
   keys(): readonly PublishedKey[];
   /**
-   * Whether appliance `uid` is, as of the last sync, an appliance of this site that is not
-   * revoked: a valid grant of any other appliance is refused.
+   * Whether appliance `uid` was revoked, as of the last sync: its grants are refused, however
+   * long they would still verify.
    */
-  servesAppliance(uid: string): boolean;
+  revoked(uid: string): boolean;
   /** The time. */
   now(): Date;
   /** Fills component `id` from the NOC (one fetch however many ask); resolves when held. */
@@ -101,13 +101,8 @@ export function createLocalApp(deps: LocalAppDeps) {
       if (!(e instanceof GrantError)) throw e;
       throw new ApiError(e.reason === "expired_grant" ? 401 : 403, e.reason, e.message);
     }
-    if (!deps.servesAppliance(uid)) {
-      throw new ApiError(
-        403,
-        "unknown_appliance",
-        `Appliance "${uid}" is not an appliance of this site, or is revoked (as of the last sync ` +
-          `with the NOC); use the next URL in the catalog`,
-      );
+    if (deps.revoked(uid)) {
+      throw new ApiError(403, "revoked_appliance", `Appliance "${uid}" has been revoked`);
     }
     const open = async () => {
       try {

@@ -1,7 +1,7 @@
 /**
  * Running a local component server: enrol once, then listen over HTTPS,
- * sync with the NOC (report, learn the site's stage and the site's
- * appliances that are not revoked, adopt the NOC's keys),
+ * sync with the NOC (report, learn the site's stage and the appliances
+ * revoked lately, adopt the NOC's keys),
  * pre-fetch what the stage lists (the spec's "staged for download"), and send
  * the download journal upstream — each on its own, so a NOC that is down for
  * hours stops none of the serving.
@@ -53,7 +53,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const identityPath = `${dir}/identity.json`;
   const stagePath = `${dir}/stage.json`;
-  const appliancesPath = `${dir}/appliances.json`;
+  const revokedPath = `${dir}/revoked.json`;
   const statsPath = `${dir}/stats.json`;
   let identity = await readJson(identityPath) as LocalIdentity | null;
   if (identity && config.site && identity.site !== config.site) {
@@ -98,10 +98,8 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
   let keys: PublishedKey[] = identity?.keys ?? [];
   let stage = ((await readJson(stagePath).catch(() => null)) ?? []) as StageItem[];
   await cache.setReferenced(stage.map((s) => s.id));
-  // The site's appliances as of the last sync (none before the first): grants of others are refused.
-  let appliances = new Set(
-    ((await readJson(appliancesPath).catch(() => null)) ?? []) as string[],
-  );
+  // Appliances revoked as of the last sync (kept across restarts): their grants are refused.
+  let revoked = new Set(((await readJson(revokedPath).catch(() => null)) ?? []) as string[]);
   const problems: LocalStatus["problems"] = [];
   const problem = (code: string, message: string, componentId?: number) => {
     problems.push({
@@ -180,7 +178,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
     cache,
     journal,
     keys: () => keys,
-    servesAppliance: (uid) => appliances.has(uid),
+    revoked: (uid) => revoked.has(uid),
     now: () => new Date(),
     fill: (id, grant) => fill(id, grant),
     missWaitS: config.missWaitS,
@@ -194,7 +192,7 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
       lastSyncAt: lastSync.at,
       lastSyncError: lastSync.error,
       cache: { ...cache.stats(), staged: stage.length },
-      appliances: appliances.size,
+      revoked: revoked.size,
       pendingRecords: journal.size(),
       ...counters,
     }),
@@ -271,13 +269,12 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
       keys = answer.keys as PublishedKey[];
       await writeJsonAtomic(identityPath, { ...me, keys });
     }
-    // Who may be served first: a revoked appliance is refused from this moment on.
+    // Revocations first: a revoked appliance's grant is refused from this moment on.
     if (
-      answer.appliances.length !== appliances.size ||
-      answer.appliances.some((uid) => !appliances.has(uid))
+      answer.revoked.length !== revoked.size || answer.revoked.some((uid) => !revoked.has(uid))
     ) {
-      appliances = new Set(answer.appliances);
-      await writeJsonAtomic(appliancesPath, answer.appliances);
+      revoked = new Set(answer.revoked);
+      await writeJsonAtomic(revokedPath, answer.revoked);
     }
     stage = answer.stage;
     await writeJsonAtomic(stagePath, stage);

@@ -50,8 +50,8 @@ const syncAnswerSchema = z.object({
   syncS: z.number().int().min(1),
   keys: z.array(publishedKeySchema).min(1),
   stage: z.array(stageItemSchema),
-  /** The site's appliances that are not revoked: the only ones whose grants are honoured. */
-  appliances: z.array(z.uuid()).max(10_000_000),
+  /** Appliances revoked while grants of theirs may still verify: their grants are refused. */
+  revoked: z.array(z.uuid()).max(10_000_000),
 });
 
 const ackSchema = z.object({

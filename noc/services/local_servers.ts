@@ -17,35 +17,34 @@ import { componentVersionOf, type StageItem } from "../../protocol/schemas.ts";
  * ordered by id. A constant number of statements, whatever the site's size.
  */
 export async function siteStage(tx: Sql, site: string): Promise<StageItem[]> {
-  return (await siteView(tx, site)).stage;
-}
-
-/** What a local server of a site is told at each sync. */
-export interface SiteView {
-  /** What the site's current catalogs reference (see {@link siteStage}). */
-  stage: StageItem[];
-  /**
-   * The UIDs of the site's appliances that are not revoked, ascending: the
-   * only appliances whose download grants the local server may honour, so a
-   * revocation (or a move to another site) reaches it within one sync.
-   */
-  appliances: string[];
-}
-
-/** The stage and the appliances of `site`, from one resolution of its catalogs. */
-export async function siteView(tx: Sql, site: string): Promise<SiteView> {
-  const catalogs = await resolveSiteCatalogs(tx, site);
   const items = new Map<number, StageItem>();
-  for (const catalog of catalogs.values()) {
+  for (const catalog of (await resolveSiteCatalogs(tx, site)).values()) {
     for (const c of catalog) {
       if (items.has(c.id)) continue;
       items.set(c.id, componentVersionOf(c));
     }
   }
-  return {
-    stage: [...items.values()].sort((a, b) => a.id - b.id),
-    appliances: [...catalogs.keys()],
-  };
+  return [...items.values()].sort((a, b) => a.id - b.id);
+}
+
+/**
+ * How far back {@link recentlyRevoked} looks, seconds: longer than any download grant can live (a
+ * grant expires with its catalog, and `NOC_CATALOG_TTL_S` is at most 30 days), plus an hour for
+ * the local server's clock.
+ */
+export const revocationWindowS = 30 * 86400 + 3600;
+
+/**
+ * The UIDs of every appliance (of any site) revoked within {@link revocationWindowS} of `now`,
+ * ascending: the appliances whose download grants may still verify but must no longer be
+ * honoured. A local server learns them at each sync, so a revocation reaches it within one sync;
+ * an appliance revoked longer ago holds no grant that has not expired.
+ */
+export async function recentlyRevoked(tx: Sql, now: Date): Promise<string[]> {
+  const since = new Date(now.getTime() - revocationWindowS * 1000);
+  const rows = await tx<{ uid: string }>`
+    select uid from appliances where revoked_at > ${since} order by uid`;
+  return rows.map((r) => r.uid);
 }
 
 /** Base URLs of the local component servers serving `site`, longest-enrolled first. */

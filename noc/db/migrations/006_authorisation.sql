@@ -14,6 +14,9 @@ create table catalog_listings (
   primary key (uid, component_id)
 );
 
+-- Each local-server sync lists the appliances revoked lately (their grants may still verify).
+create index appliances_revoked_at on appliances (revoked_at) where revoked_at is not null;
+
 -- Upgrading: what the NOC listed before this table existed. Every package ever listed had its content
 -- key wrapped to the appliance (wrapped_keys, written only by the catalog builder), and each
 -- appliance's last signed catalog names its components in their download URLs.

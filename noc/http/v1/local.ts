@@ -1,8 +1,9 @@
 /**
  * `/v1/local`: what local component servers ask of the NOC (spec, FIGURE 1,
  * blocks 18–19). A local server enrols with a one-time token made for a site,
- * syncs (reports on itself, learns what its site's catalogs reference, which
- * appliances it may serve and the NOC's keys), fetches those components, and
+ * syncs (reports on itself, learns what its site's catalogs reference, the
+ * appliances revoked while their grants may still verify, and the NOC's
+ * keys), fetches those components, and
  * sends back the downloads it served, which become the appliances' delivery
  * records when a catalog of the NOC's listed that component for that
  * appliance (anything else is refused, record by record, with its reason).
@@ -23,7 +24,7 @@ import { clientAddress } from "../middleware/appliance_auth.ts";
 import { localServerAuth } from "../middleware/local_server_auth.ts";
 import { publishedKeys } from "../../services/publishing.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
-import { applyLocalRecords, siteView } from "../../services/local_servers.ts";
+import { applyLocalRecords, recentlyRevoked, siteStage } from "../../services/local_servers.ts";
 import { gateRollouts } from "../../services/rollouts.ts";
 import { GrantError, verifyGrant } from "../../../protocol/grants.ts";
 import { throttleNotice } from "../../services/notifier.ts";
@@ -84,8 +85,9 @@ export function localServerRoutes(deps: AppDeps) {
       const me = c.get("localServer");
       const input = parseJsonBody(c, c.get("body"), localSyncSchema);
       const now = deps.clock.now();
-      const { stage, appliances, noticed } = await deps.db.begin(async (tx) => {
-        const { stage, appliances } = await siteView(tx, me.site);
+      const { stage, revoked, noticed } = await deps.db.begin(async (tx) => {
+        const stage = await siteStage(tx, me.site);
+        const revoked = await recentlyRevoked(tx, now);
         const [prev] = await tx<{ problems: Array<Record<string, unknown>> }>`
           select problems from local_servers where id = ${me.id} for update`;
         const problems = [...input.problems, ...(prev?.problems ?? [])].slice(0, 50);
@@ -119,7 +121,7 @@ export function localServerRoutes(deps: AppDeps) {
             noticed = true;
           }
         }
-        return { stage, appliances, noticed };
+        return { stage, revoked, noticed };
       });
       if (noticed) deps.notifier.kick();
       if (input.problems.length > 0) {
@@ -132,7 +134,7 @@ export function localServerRoutes(deps: AppDeps) {
         serverTime: now.toISOString(),
         keys: await publishedKeys(deps),
         stage,
-        appliances,
+        revoked,
       });
     })
     .post("/deliveries", signed, async (c) => {
