@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { dbTest } from "./_harness.ts";
 import { serveNoc } from "./_agent.ts";
-import { payload } from "./_components.ts";
+import { fetchCatalog, payload } from "./_components.ts";
 import { signedCall } from "../protocol/client.ts";
 
 const browserPath = "/usr/bin/chromium";
@@ -98,6 +98,11 @@ dbTest(
       assert.match((await page.textContent(".flash"))!, /Assigned/);
       assert.equal(await page.textContent("#assignments td[data-installed]"), "0");
       for (const a of fleet.slice(1, 3)) {
+        // Outcomes count only from appliances the release was delivered to: each downloads it.
+        const entry = (await fetchCatalog(noc, a)).doc!.components[0]!;
+        const got = await noc.app.request(entry.urls[0]!.replace("http://", "https://"));
+        assert.equal(got.status, 200);
+        await got.body?.cancel();
         await signedCall(noc.send, {
           baseUrl: "http://noc.test",
           uid: a.uid,
