@@ -254,6 +254,9 @@ export async function signCatalogBinding(
   return `kid="${signer.kid}", sig=:${toBase64(sig)}:`;
 }
 
+const firstMemberParams =
+  /^[a-z*][a-z0-9_.*-]*=\([^()"]*(?:"[^"\\()]*"[^()"]*)*\)((?:;[a-z*][a-z0-9_.*-]*(?:=(?:"[^"\\]*"|[^;,"\s]+))?)*)\s*(?:,|$)/;
+
 /**
  * The `nonce` of a request's first RFC 9421 signature (the one the NOC
  * verifies and spends), or null when there is none.
@@ -261,6 +264,13 @@ export async function signCatalogBinding(
 export function signatureNonce(headers: Headers): string | null {
   const input = headers.get("signature-input");
   if (input === null || input.length > 2048) return null;
+  // The usual shape, read without a full parse (this runs on every catalog request): the first
+  // member's inner list (component names hold no ")"), then its parameters up to the next member.
+  const fast = firstMemberParams.exec(input);
+  if (fast) {
+    const nonce = /;nonce="([^"\\]*)"/.exec(fast[1]!)?.[1];
+    return nonce ? nonce : null;
+  }
   try {
     const first = parseDictionary(input)[0];
     if (!first || !isInnerList(first[1])) return null;

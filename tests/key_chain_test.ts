@@ -236,3 +236,18 @@ Deno.test("timerMs() keeps every delay within what setTimeout honours; sleep() o
   await slept;
   assert.equal(ended, true);
 });
+
+Deno.test("signatureNonce() reads the first signature's nonce, as a full RFC 9651 parse does", () => {
+  const cases: Array<[string, string | null]> = [
+    ['sig1=("@method" "@authority" "@path");created=1;keyid="k";alg="ed25519";nonce="abc"', "abc"],
+    ['sig1=("@method");created=1;keyid="k"', null],
+    ['sig1=("@method");created=1, sig2=("@path");nonce="zzz"', null],
+    ['sig1=("@method");nonce="n1", sig2=("@path");nonce="zzz"', "n1"],
+    ['sig1=("a\\"b");nonce="n2"', "n2"],
+    ['sig1=("@method");nonce=tok', null],
+    ["garbage", null],
+  ];
+  for (const [header, nonce] of cases) {
+    assert.equal(signatureNonce(new Headers({ "signature-input": header })), nonce, header);
+  }
+});
