@@ -69,10 +69,10 @@ export interface Settings {
    */
   releaseKeyRoots: string[];
   /**
-   * The authorities (`host[:port]`, lower case, default port elided) appliance and local-server
-   * signatures must be made for: the hosts of `NOC_PUBLIC_URL`, `NOC_CATALOG_URL`,
-   * `NOC_COMPONENT_URL` and `NOC_PUBLIC_HOSTS`. Empty: the listener's own names and loopback
-   * (noc/services/authorities.ts).
+   * This server's names (`host[:port]`, lower case, default port elided) appliance and
+   * local-server signatures must be made for: the host of `NOC_PUBLIC_URL` and those of
+   * `NOC_PUBLIC_HOSTS`. Empty: the listener's own names and loopback. The hosts of
+   * `catalogUrl` and `componentUrl` are accepted too (noc/services/authorities.ts).
    */
   publicHosts: string[];
   /**
@@ -328,20 +328,16 @@ const authorityPattern =
   /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]{2,45}\])(?::[1-9][0-9]{0,4})?$/;
 
 /**
- * The authorities signatures must be made for: the host (with its port unless it is the
- * scheme's default) of each configured URL, and each `host[:port]` of `NOC_PUBLIC_HOSTS`
- * (comma or space separated). Throws naming a malformed entry.
+ * This server's names: the host (with its port unless it is the scheme's default) of
+ * `NOC_PUBLIC_URL`, and each `host[:port]` of `NOC_PUBLIC_HOSTS` (comma or space separated).
+ * Throws naming a malformed entry.
  */
 export function publicHostsOf(e: {
   NOC_PUBLIC_URL?: string | undefined;
-  NOC_CATALOG_URL?: string | undefined;
-  NOC_COMPONENT_URL?: string | undefined;
   NOC_PUBLIC_HOSTS?: string | undefined;
 }): string[] {
   const hosts = new Set<string>();
-  for (const u of [e.NOC_PUBLIC_URL, e.NOC_CATALOG_URL, e.NOC_COMPONENT_URL]) {
-    if (u !== undefined) hosts.add(new URL(u).host.toLowerCase());
-  }
+  if (e.NOC_PUBLIC_URL !== undefined) hosts.add(new URL(e.NOC_PUBLIC_URL).host.toLowerCase());
   for (const entry of (e.NOC_PUBLIC_HOSTS ?? "").split(/[\s,]+/).filter((x) => x !== "")) {
     const h = entry.toLowerCase();
     const port = /:(\d+)$/.exec(h)?.[1];
