@@ -34,7 +34,10 @@ export function createDeps(resources: DepsResources): AppDeps {
     limits: createLimits(resources.clock, resources.settings),
     contentKeys: contentKeyCache(resources.keys),
     fleetOverview: fleetOverviewCache(),
-    authorities: createAuthorities(resources.settings.publicHosts),
+    authorities: createAuthorities(resources.settings.publicHosts, [
+      resources.settings.catalogUrl,
+      resources.settings.componentUrl,
+    ]),
   };
 }
 
