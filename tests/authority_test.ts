@@ -72,10 +72,9 @@ dbTest(
   "with public hosts configured, only a signature for one of them is accepted",
   async ({ db }) => {
     const noc = await serveNoc(db, {
-      publicHosts: publicHostsOf({
-        NOC_PUBLIC_URL: "https://noc.example.net/",
-        NOC_CATALOG_URL: "https://catalog.example.net:8443",
-      }),
+      publicHosts: publicHostsOf({ NOC_PUBLIC_URL: "https://noc.example.net/" }),
+      // The NOC's catalog role, at its own name: also this NOC.
+      catalogUrl: "https://catalog.example.net:8443",
     });
     try {
       const port = Number(new URL(noc.url).port);
@@ -213,10 +212,17 @@ Deno.test("createAuthorities() with nothing configured accepts the listener's na
     assert.ok(!dev.accepts(no), no);
   }
   assert.match(dev.describe(), /port 8000/);
-  const configured = createAuthorities(["noc.example.net"]);
+  const configured = createAuthorities(["noc.example.net"], ["http://files.example.net:8080/"]);
   configured.listening({ hostname: "127.0.0.1", port: 8000 });
   assert.ok(configured.accepts("noc.example.net"));
+  assert.ok(configured.accepts("files.example.net:8080"), "the component role's name");
   assert.ok(!configured.accepts("127.0.0.1:8000"), "configured: only the configured names");
+  // A catalog role's URL alone (split roles, as tests/roles_e2e_test.ts runs them) does not
+  // name this server: its listener is still accepted.
+  const split = createAuthorities([], ["http://127.0.0.1:9001"]);
+  split.listening({ hostname: "127.0.0.1", port: 9000 });
+  assert.ok(split.accepts("127.0.0.1:9000") && split.accepts("127.0.0.1:9001"));
+  assert.ok(!split.accepts("127.0.0.1:9002"));
 });
 
 Deno.test("NOC_PUBLIC_HOSTS and the public URLs make the accepted authorities; a bad entry is refused", () => {
@@ -228,7 +234,6 @@ Deno.test("NOC_PUBLIC_HOSTS and the public URLs make the accepted authorities; a
   assert.deepEqual(c.settings.publicHosts.sort(), [
     "10.0.0.5:8000",
     "[fd00::1]:8443",
-    "files.example.net:8080",
     "noc-2.example.net",
     "noc.example.net",
   ]);

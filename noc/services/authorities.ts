@@ -4,14 +4,17 @@
  * component server, a host a man in the middle made it use — is refused here,
  * even with a valid signature and a fresh nonce.
  *
- * - Configured (`NOC_PUBLIC_URL`, `NOC_CATALOG_URL`, `NOC_COMPONENT_URL`,
+ * - This server's own names, when configured (`NOC_PUBLIC_URL`,
  *   `NOC_PUBLIC_HOSTS`): exactly those authorities (host, and port unless it
- *   is the scheme's default), nothing else.
- * - Nothing configured (development, or a NOC reached directly): the names of
+ *   is the scheme's default).
+ * - When they are not (development, or a NOC reached directly): the names of
  *   the address it listens on, at its port — the bound address, or for a
  *   wildcard listener the machine's host name and interface addresses — and
  *   loopback (`localhost`, `127.0.0.0/8`, `[::1]`). Until a listener is
  *   known (an app used in process), loopback at any port.
+ * - In both cases, the hosts of `NOC_CATALOG_URL` and `NOC_COMPONENT_URL`: the
+ *   same NOC's other roles (their paths are their own, and the nonce store is
+ *   shared).
  *
  * @module
  */
@@ -67,16 +70,26 @@ function machineNames(): string[] {
 }
 
 /**
- * The authority policy for the configured public hosts `publicHosts` (normalised authorities,
- * see `publicHostsOf` in noc/config.ts); empty means none configured (see the module notes).
+ * The authority policy for this server's configured names `publicHosts` (normalised
+ * authorities, see `publicHostsOf` in noc/config.ts; empty: none configured) and the NOC's
+ * other roles' URLs `roleUrls` (see the module notes).
  */
-export function createAuthorities(publicHosts: readonly string[]): Authorities {
+export function createAuthorities(
+  publicHosts: readonly string[],
+  roleUrls: ReadonlyArray<string | null> = [],
+): Authorities {
   const configured = new Set(publicHosts.map((h) => h.toLowerCase()));
+  const roles = new Set(
+    roleUrls.filter((u): u is string => u !== null && URL.canParse(u)).map((u) =>
+      new URL(u).host.toLowerCase()
+    ),
+  );
   const direct = new Set<string>();
   const ports = new Set<string>();
   return {
     accepts(authority) {
       const a = authority.toLowerCase();
+      if (roles.has(a)) return true;
       if (configured.size > 0) return configured.has(a);
       if (direct.has(a)) return true;
       const { host, port } = splitAuthority(a);
@@ -96,12 +109,13 @@ export function createAuthorities(publicHosts: readonly string[]): Authorities {
       }
     },
     describe() {
-      if (configured.size > 0) return [...configured].join(", ");
+      const others = roles.size > 0 ? `; other roles: ${[...roles].join(", ")}` : "";
+      if (configured.size > 0) return [...configured].join(", ") + others;
       const named = [...direct].filter((d) => !isLoopbackHost(splitAuthority(d).host));
       const at = ports.size === 0 ? "any port" : `port ${[...ports].join(", ")}`;
       return `loopback at ${at}${
         named.length ? `, ${named.join(", ")}` : ""
-      } (no public host configured)`;
+      } (no NOC_PUBLIC_URL or NOC_PUBLIC_HOSTS)${others}`;
     },
   };
 }
