@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { sleep } from "../protocol/util/timer.ts";
 import { errorText } from "../protocol/http/bounded_body.ts";
 import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
 import { signingKeyFromSeed } from "../protocol/client.ts";
@@ -305,14 +306,8 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
     })().finally(() => staging = null);
   };
 
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      stop.signal.addEventListener("abort", () => {
-        clearTimeout(t);
-        resolve();
-      }, { once: true });
-    });
+  // sleep() cannot overflow (a setTimeout past 2^31 ms fires at once).
+  const pause = (ms: number) => sleep(ms, stop.signal);
   let syncing: Promise<unknown> = Promise.resolve();
   const syncNow = () => {
     syncing = syncing.then(syncOnce, syncOnce);
@@ -325,7 +320,8 @@ export async function startLocalServer(config: LocalConfig, log: Logger): Promis
       try {
         const suggested = await syncNow();
         failures = 0;
-        waitS = config.syncS ?? suggested;
+        // The NOC's suggestion is held to the range --sync accepts (1 s to a day).
+        waitS = config.syncS ?? Math.min(86400, Math.max(1, suggested));
       } catch (e) {
         failures++;
         const message = e instanceof Error ? e.message : String(e);
