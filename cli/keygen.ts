@@ -59,17 +59,19 @@ export async function rotationStatement(
     previous: old.kid,
     issuedAt: now.toISOString(),
     keys: [
+      // "package" too: an agent keeps it only where its pinned NOC key had it (not in
+      // release-keys-only mode; see protocol/release_keys.ts rotatedPackageKeys).
       {
         kid: next.kid,
         alg: "ed25519",
-        use: ["catalog"],
+        use: ["catalog", "package"],
         publicKey: next.publicKey,
         notAfter: null,
       },
       {
         kid: old.kid,
         alg: "ed25519",
-        use: ["catalog"],
+        use: ["catalog", "package"],
         publicKey: old.publicKey,
         notAfter: until.toISOString(),
       },
