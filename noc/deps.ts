@@ -24,6 +24,7 @@ import { createLimits } from "./services/rate_limit.ts";
 import { contentKeyCache } from "./services/publishing.ts";
 import { fleetOverviewCache } from "./services/fleet_overview.ts";
 import { loadNocKeys } from "./services/startup_secrets.ts";
+import { resignFileinfo } from "./services/fileinfo.ts";
 import { createAuthorities } from "./services/authorities.ts";
 
 /** Builds a NOC instance's dependencies: `resources` plus every cache, limiter and batcher. */
@@ -58,6 +59,10 @@ export async function openDeps(
   const applied = await migrate(db);
   if (applied.length > 0) log.info("migrations_applied", { applied });
   const keys = await loadNocKeys(config, db);
+  // fileinfo saved before signatures existed, or signed by a NOC key since rotated out: signed now,
+  // when the NOC's key may sign packages (never in release-keys-only mode).
+  const resigned = await resignFileinfo({ db, keys, clock });
+  if (resigned > 0) log.info("fileinfo_resigned", { count: resigned });
   const notifier = await createNotifier({ db, clock, log, webhooks: config.webhookUrls, metrics });
   return createDeps({
     db,
