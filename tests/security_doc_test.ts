@@ -23,7 +23,12 @@ Deno.test("every test docs/security.md names exists", async () => {
       [...tests.replace(/\*\*Not yet:\*\*[\s\S]*/, "").matchAll(/`([^`]+)`/g)].map((m) => m[1]!)
     );
     assert.ok(names.length > 0, `"${title}" names no test`);
-    for (const n of names) if (!all.includes(`"${n}"`)) missing.push(`${title}: ${n}`);
+    // A database test registered by hand names its backend: "<name> [pglite]" counts as "<name>".
+    for (const n of names) {
+      if (!all.includes(`"${n}"`) && !all.includes(`"${n} [pglite]"`)) {
+        missing.push(`${title}: ${n}`);
+      }
+    }
   }
   assert.deepEqual(missing, []);
 });
