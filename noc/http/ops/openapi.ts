@@ -10,6 +10,8 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import * as s from "../../../protocol/schemas.ts";
+import { signedFileinfoSchema } from "../../../protocol/fileinfo.ts";
+import { endorsedReleaseKeySchema } from "../../../protocol/release_keys.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { docsPage } from "./openapi_viewer.ts";
@@ -97,7 +99,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
     {
       method: "get",
       path: "/v1/keys",
-      summary: "Public keys to pin and the NOC's X25519 key",
+      summary: "Public keys to pin, the NOC's X25519 key, and the key chain (signed rotations)",
       tag: "appliance",
       auth: "none",
       responses: { "200": "Keys" },
@@ -105,7 +107,8 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
     {
       method: "get",
       path: "/v1/catalog",
-      summary: "The signed catalog made for this appliance (If-None-Match → 304)",
+      summary:
+        "The signed catalog made for this appliance (If-None-Match → 304); every answer carries Catalog-Binding over the request's nonce",
       tag: "appliance",
       auth: "appliance",
       responses: { "200": "Signed catalog envelope", "304": "Unchanged" },
@@ -117,7 +120,11 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "appliance",
       auth: "grant",
       params: idParam,
-      responses: { "200": "The bytes", "206": "A range of them" },
+      responses: {
+        "200": "The bytes",
+        "206": "A range of them",
+        "403": "Not in this appliance's catalog (not_in_catalog), or a grant refused",
+      },
       produces: "application/octet-stream",
     },
     {
@@ -137,7 +144,9 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "appliance",
       auth: "appliance",
       body: s.installsSchema,
-      responses: { "200": "Recorded" },
+      responses: {
+        "200": "Recorded; outcomes for versions never sent to the appliance listed as uncounted",
+      },
     },
     {
       method: "get",
@@ -165,7 +174,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "local component server",
       auth: "local",
       body: s.localSyncSchema,
-      responses: { "200": "Stage and keys" },
+      responses: { "200": "Stage, keys, and the appliances revoked since (their grants refused)" },
     },
     {
       method: "post",
@@ -174,7 +183,10 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "local component server",
       auth: "local",
       body: s.localRecordsSchema,
-      responses: { "200": "Highest sequence number applied" },
+      responses: {
+        "200":
+          "Highest sequence number applied; records outside the site or its catalogs listed as refusedRecords",
+      },
     },
     {
       method: "get",
@@ -317,7 +329,7 @@ function adminOperations(): Operation[] {
     admin("get", "/components", "List components", "releases", { query: s.listComponentsQuery }),
     admin("get", "/components/:id", "One component", "releases", { params: idParam }),
     admin("post", "/release-keys", "Register an offline release key", "releases", {
-      body: s.releaseKeySchema,
+      body: endorsedReleaseKeySchema,
     }),
     admin("get", "/release-keys", "List release keys", "releases"),
     admin("delete", "/release-keys/:kid", "Retire a release key", "releases", {
@@ -328,7 +340,7 @@ function adminOperations(): Operation[] {
     }),
     admin("put", "/apps/:app/fileinfo/:name", "Save a file's fileinfo", "releases", {
       params: s.fileinfoParam,
-      body: s.fileinfoSchema,
+      body: signedFileinfoSchema,
     }),
     admin("delete", "/apps/:app/fileinfo/:name", "Delete a file's fileinfo", "releases", {
       params: s.fileinfoParam,
