@@ -32,3 +32,31 @@ Deno.test("every test docs/security.md names exists", async () => {
   }
   assert.deepEqual(missing, []);
 });
+
+Deno.test("docs/security.md keeps a section for each threat of issue 16", async () => {
+  const doc = await Deno.readTextFile(new URL("../docs/security.md", import.meta.url));
+  const titles = new Set([...doc.matchAll(/^### (.+)$/gm)].map((m) => m[1]!.trim()));
+  // Issue 16's items, each under the section that names its threat (and its test).
+  const threats: Array<[item: string, title: string, mustMention: string]> = [
+    ["1", "An appliance fetching what it was not given", "not_in_catalog"],
+    ["2", "A local server steering catalogs with download records", "refusedRecords"],
+    ["3", "Install outcomes from appliances never sent a release", "uncounted"],
+    ["4", "Revocation and local servers", "revoked_appliance"],
+    ["5", "Key compromise", "NOC_RELEASE_KEYS_ONLY"],
+    ["5", "The admin token alone running code in release-keys-only mode", "endorsement"],
+    ["6", "A key rotation that strands the fleet", "noc-keys/1"],
+    ["7", "Rollback", "Catalog-Binding"],
+    ["8", "A schedule set by a man in the middle", "intervalS"],
+    ["9", "Forged or replayed appliance requests", "wrong_authority"],
+    ["10", "Work before authentication", "/ui/releases/publish"],
+    ["11", "Refusal flooding", "NOC_RATE_REFUSALS_PER_MIN"],
+    ["12", "History flooding", "NOC_HISTORY_MIN_GAP_S"],
+    ["13", "Endless data", "ERROR_BODY_LIMIT"],
+  ];
+  for (const [item, title, mention] of threats) {
+    assert.ok(titles.has(title), `item ${item}: no section "${title}"`);
+    // The section: from its title to the next title of any level.
+    const section = doc.slice(doc.indexOf(`### ${title}\n`)).split(/\n##+ /)[0]!;
+    assert.ok(section.includes(mention), `item ${item}: "${title}" does not mention ${mention}`);
+  }
+});
