@@ -163,7 +163,12 @@ Deno.test({
     const box = await agentBox();
     let noc: Awaited<ReturnType<typeof startNoc>> | null = null;
     try {
-      noc = await startNoc({ NOC_DATA_DIR: dataDir, DATABASE_URL: url.href });
+      // Every beat kept in history (no gap), so "nothing lost or doubled" can be counted there.
+      noc = await startNoc({
+        NOC_DATA_DIR: dataDir,
+        DATABASE_URL: url.href,
+        NOC_HISTORY_MIN_GAP_S: "0",
+      });
       const base = noc.url;
       const adminHeaders = { authorization: `Bearer ${noc.adminToken}` };
       const up = await fetch(`${base}/v1/admin/packages?app=demo&name=demo&version=1.0.0`, {
