@@ -654,3 +654,25 @@ Deno.test("rotatedPackageKeys() lets a key-chain rotation hand on package use on
   assert.deepEqual(normal.refused, []);
   assert.deepEqual(normal.keys.map((k) => k.use), [["catalog", "package"], ["catalog", "package"]]);
 });
+
+dbTest(
+  "resignFileinfo() moves fileinfo a retired NOC key signed to the current key, before that key's end date",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    await forgeFileinfo(db, motd(), null);
+    assert.equal(await resignFileinfo(noc.deps), 1);
+    const old = noc.deps.keys.published[0]!;
+    // The NOC restarts with a new key, the old one retired a week from now (docs/operations.md).
+    const notAfter = new Date(noc.clock.now().getTime() + 7 * 86400_000).toISOString();
+    noc.deps.keys = await nocKeysFromSeed(newSeed(), {
+      retired: [{ publicKey: old.publicKey, notAfter }],
+    });
+    assert.equal(await resignFileinfo(noc.deps), 1, "signed again although the old key is valid");
+    const [row] = await db.sql<any>`select signer, signature from fileinfo`;
+    assert.equal(row.signer, noc.deps.keys.kid);
+    // Past the old key's end date, appliances pinning only the current key still accept it.
+    const later = new Date(Date.parse(notAfter) + 1000);
+    await verifyFileinfo({ ...motd(), ...row }, [noc.deps.keys.published[0]!], later);
+    assert.equal(await resignFileinfo(noc.deps), 0);
+  },
+);

@@ -176,7 +176,8 @@ export async function saveFileinfo(
 
 /**
  * Signs, with the NOC's key, every fileinfo no trusted key's signature covers (saved before
- * signatures existed, or signed by a NOC key since rotated out) — only when the NOC's key may sign
+ * signatures existed) or that a retired NOC key signed (a rotation moves it to the current key at
+ * once, before the retired key's end date makes appliances refuse it) — only when the NOC's key may sign
  * packages: in release-keys-only mode nothing is signed and such fileinfo stays unusable until a
  * release key signs it. Run at start-up; returns how many rows it signed.
  */
@@ -189,10 +190,15 @@ export async function resignFileinfo(
   const rows = await deps.db.sql<FileinfoRow>`
     select app, name, destination, mode, action, upload_dir, upload_server, signer, signature, updated_at
     from fileinfo order by app, name`;
+  // Retired NOC keys: what they signed is signed again with the current key now, not when their end
+  // date has passed and appliances refuse it (a rotation keeps fileinfo working, as it keeps packages).
+  const retiredNocKids = new Set(
+    deps.keys.published.filter((k) => k.kid !== deps.keys.kid).map((k) => k.kid),
+  );
   let signed = 0;
   for (const r of rows) {
     const s = statementOf(r);
-    const ok = await verifyFileinfo(
+    const ok = !(r.signer !== null && retiredNocKids.has(r.signer)) && await verifyFileinfo(
       { ...s, signer: r.signer, signature: r.signature },
       trusted,
       now,
