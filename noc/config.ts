@@ -87,6 +87,17 @@ export interface Settings {
    * last row updates the appliance's status and last report, but adds no history row.
    */
   historyMinGapS: number;
+  /**
+   * Refusal records per minute, per instance, for refusals naming an enrolled identity (a real
+   * key id: bad signature, revoked key, replay, bad digest): a budget of their own, which
+   * anonymous refusals and refused admin tokens cannot spend.
+   */
+  identityRefusalRecordsPerMin: number;
+  /**
+   * Install outcomes kept per appliance (newest first), beyond the latest outcome of each
+   * version the appliance was delivered, which is always kept.
+   */
+  installOutcomesPerAppliance: number;
 }
 
 /** The settings used when nothing else is configured. */
@@ -119,6 +130,8 @@ export const defaultSettings: Settings = {
   rateRefusalsPerMin: 30,
   refusalRecordsPerMin: 300,
   historyMinGapS: 300,
+  identityRefusalRecordsPerMin: 300,
+  installOutcomesPerAppliance: 200,
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -161,6 +174,12 @@ const envSchema = z.object({
   NOC_RATE_REFUSALS_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateRefusalsPerMin),
   NOC_REFUSAL_RECORDS_PER_MIN: int(0, 1_000_000).default(defaultSettings.refusalRecordsPerMin),
   NOC_HISTORY_MIN_GAP_S: int(0, 86400).default(defaultSettings.historyMinGapS),
+  NOC_IDENTITY_REFUSAL_RECORDS_PER_MIN: int(0, 1_000_000).default(
+    defaultSettings.identityRefusalRecordsPerMin,
+  ),
+  NOC_INSTALL_OUTCOMES_PER_APPLIANCE: int(1, 100_000).default(
+    defaultSettings.installOutcomesPerAppliance,
+  ),
   NOC_BLOB_CACHE_DIR: z.string().min(1).optional(),
   NOC_BLOB_CACHE_MIB: int(0, 2 ** 30).default(4096),
   NOC_WAKE_BUS: z.enum(["postgres", "broadcast"], {
@@ -320,6 +339,8 @@ export function loadConfig(
       rateRefusalsPerMin: e.NOC_RATE_REFUSALS_PER_MIN,
       refusalRecordsPerMin: e.NOC_REFUSAL_RECORDS_PER_MIN,
       historyMinGapS: e.NOC_HISTORY_MIN_GAP_S,
+      identityRefusalRecordsPerMin: e.NOC_IDENTITY_REFUSAL_RECORDS_PER_MIN,
+      installOutcomesPerAppliance: e.NOC_INSTALL_OUTCOMES_PER_APPLIANCE,
     },
   };
 }
