@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import { NocError } from "../protocol/client.ts";
+import { addressKey } from "../noc/services/rate_limit.ts";
 
 dbTest(
   "an appliance over its rate gets 429 with Retry-After, and is served again once it slows down",
@@ -37,4 +38,31 @@ dbTest("enrolment and console sign-in are limited per client address", async ({ 
   const limited = await attempt();
   assert.equal(limited.status, 429);
   assert.ok(Number(limited.headers.get("retry-after")) > 0);
+});
+
+Deno.test("addressKey() counts an IPv6 address by its /64 and an IPv4-mapped one as its IPv4 address", () => {
+  assert.equal(addressKey("192.0.2.1"), "192.0.2.1");
+  assert.equal(addressKey("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+  assert.equal(addressKey("2001:DB8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+  assert.equal(addressKey("2001:0db8:0001:0002:0::9"), "2001:db8:1:2::/64");
+  assert.equal(addressKey("[2001:db8::1]"), "2001:db8:0:0::/64");
+  assert.equal(addressKey("fe80::1%eth0"), "fe80:0:0:0::/64");
+  assert.equal(addressKey("::ffff:192.0.2.9"), "192.0.2.9");
+  assert.equal(addressKey("::ffff:c000:209"), "192.0.2.9");
+  assert.equal(addressKey("unknown"), "unknown");
+});
+
+dbTest("enrolment is limited per IPv6 /64, not per address", async ({ db }) => {
+  const noc = await testNoc(db, { settings: { trustProxy: true, rateEnrollPerMin: 3 } });
+  const enrol = async (address: string) => {
+    const res = await noc.app.request("http://noc.test/v1/enroll", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forwarded-for": address },
+      body: "{}",
+    });
+    return res.status;
+  };
+  for (let i = 1; i <= 3; i++) assert.notEqual(await enrol(`2001:db8:5:6::${i}`), 429);
+  assert.equal(await enrol("2001:db8:5:6:1:2:3:4"), 429, "another address of the same /64");
+  assert.notEqual(await enrol("2001:db8:5:7::1"), 429, "another /64");
 });

@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { count, countingDb, dbTest, sampleBeat, testNoc } from "./_harness.ts";
-import { serveNoc } from "./_agent.ts";
+import { type ServedNoc, serveNoc } from "./_agent.ts";
+import type { Db } from "../noc/db/db.ts";
 import { signedRequest } from "../protocol/client.ts";
 import { generateEd25519 } from "../protocol/crypto/ed25519.ts";
 
@@ -178,5 +179,182 @@ dbTest(
     assert.equal((await call(noc.adminToken, attacker)).status, 429, "even with the right token");
     assert.equal((await call(noc.adminToken, neighbour)).status, 200);
     assert.equal(await count(db, "auth_failures"), 0, "admin refusals are counted, never written");
+  },
+);
+
+/** A beat for `uid` signed with a key that is not its own, from `address` (X-Forwarded-For). */
+async function forgedBeat(noc: ServedNoc, uid: string, address: string): Promise<Response> {
+  const forger = await generateEd25519();
+  return await fetch(
+    await signedRequest({
+      baseUrl: noc.url,
+      uid,
+      key: forger.privateKey,
+      method: "POST",
+      path: "/v1/beats",
+      body: sampleBeat(1, noc.clock.now()),
+      now: noc.clock.now(),
+      headers: { "x-forwarded-for": address },
+    }),
+  );
+}
+
+async function identifiedRows(db: Db): Promise<number> {
+  const [r] = await db.sql<{ n: number }>`
+    select count(*)::int as n from auth_failures where identified`;
+  return r!.n;
+}
+
+dbTest(
+  "bad admin tokens from many addresses cannot silence an enrolled identity's refusals: each is recorded and notified",
+  async ({ db }) => {
+    // The NOC's defaults: 30 refusals per address, 300 records a minute.
+    const noc = await serveNoc(db, { trustProxy: true });
+    try {
+      const victim = await noc.enrollAppliance();
+      // 13 addresses × 30 bad admin tokens: 390 refusals, more than the record budget.
+      for (let i = 0; i < 13; i++) {
+        const statuses = await Promise.all(Array.from({ length: 30 }, async (_, j) => {
+          const res = await fetch(`${noc.url}/v1/admin/appliances`, {
+            headers: {
+              authorization: `Bearer noc_adm_guess${j}`,
+              "x-forwarded-for": `198.18.0.${60 + i}`,
+            },
+          });
+          await res.body?.cancel();
+          return res.status;
+        }));
+        assert.deepEqual(new Set(statuses), new Set([401]));
+      }
+      assert.equal(await count(db, "auth_failures"), 0, "refused admin tokens are never written");
+      assert.equal(await count(db, "notices"), 0);
+      // Three forged beats for an enrolled UID, from a fresh address.
+      for (let k = 0; k < 3; k++) {
+        const res = await forgedBeat(noc, victim.uid, "198.18.0.160");
+        assert.equal(res.status, 401);
+        assert.equal((await res.json()).error, "bad_signature");
+      }
+      assert.equal(await identifiedRows(db), 3, "each forged beat is recorded");
+      const notices = await db.sql<{ kind: string; text: string }>`
+        select kind, text from notices order by id`;
+      assert.equal(notices.length, 1, "one notice for the window");
+      assert.equal(notices[0]!.kind, "identity_failure");
+      assert.match(notices[0]!.text, /bad_signature/);
+      assert.ok(notices[0]!.text.includes(victim.uid), notices[0]!.text);
+      const listed = await noc.admin("GET", "/v1/admin/auth-failures");
+      assert.deepEqual(
+        listed.body.items.map((f: { reason: string; identified: boolean }) => [
+          f.reason,
+          f.identified,
+        ]),
+        [["bad_signature", true], ["bad_signature", true], ["bad_signature", true]],
+      );
+    } finally {
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "an anonymous flood spends neither the record budget nor the notice window of an enrolled identity's refusals",
+  async ({ db }) => {
+    const noc = await serveNoc(db, {
+      trustProxy: true,
+      rateRefusalsPerMin: 1000,
+      refusalRecordsPerMin: 10,
+      identityRefusalRecordsPerMin: 10,
+    });
+    try {
+      const victim = await noc.enrollAppliance();
+      const other = await noc.enrollAppliance();
+      // 40 unsigned requests from 40 addresses: 10 recorded, and they take the anonymous notice.
+      for (let i = 0; i < 40; i++) {
+        const res = await fetch(`${noc.url}/v1/beats`, {
+          method: "POST",
+          headers: { "x-forwarded-for": `192.0.2.${i}` },
+          body: "{}",
+        });
+        assert.equal(res.status, 401);
+        await res.body?.cancel();
+      }
+      assert.equal(await count(db, "auth_failures"), 10);
+      assert.equal(await count(db, "notices"), 1);
+      // In the same window: a forged signature, a replay and a revoked key, all recorded, and
+      // one notice of their own.
+      assert.equal((await forgedBeat(noc, victim.uid, "203.0.113.50")).status, 401);
+      const genuine = await signedRequest({
+        baseUrl: noc.url,
+        uid: other.uid,
+        key: other.keys.signing,
+        method: "POST",
+        path: "/v1/beats",
+        body: sampleBeat(1, noc.clock.now()),
+        now: noc.clock.now(),
+      });
+      assert.equal((await fetch(genuine.clone())).status, 200);
+      const replay = await fetch(genuine);
+      assert.equal((await replay.json()).error, "replayed_signature");
+      await noc.admin("POST", `/v1/admin/appliances/${other.uid}/revoke`, { reason: "stolen" });
+      const revoked = await fetch(
+        await signedRequest({
+          baseUrl: noc.url,
+          uid: other.uid,
+          key: other.keys.signing,
+          method: "POST",
+          path: "/v1/beats",
+          body: sampleBeat(2, noc.clock.now()),
+          now: noc.clock.now(),
+        }),
+      );
+      assert.equal((await revoked.json()).error, "revoked_key");
+      assert.equal(await identifiedRows(db), 3);
+      const notices = await db.sql<{ text: string }>`select text from notices order by id`;
+      assert.equal(notices.length, 2, "the enrolled identity's refusal is notified");
+      assert.match(notices[1]!.text, /enrolled identity: bad_signature/);
+
+      // One identity's refusals: a few recorded a minute, the rest counted and carried.
+      for (let i = 0; i < 10; i++) {
+        assert.equal((await forgedBeat(noc, victim.uid, `203.0.113.${100 + i}`)).status, 401);
+      }
+      assert.equal(await identifiedRows(db), 3 + 5, "six records a minute for one identity");
+      assert.equal(await count(db, "notices"), 2, "at most one notice a window");
+      noc.clock.advance(301);
+      assert.equal((await forgedBeat(noc, victim.uid, "203.0.113.200")).status, 401);
+      const [last] = await db.sql<{ held_back: number }>`
+        select held_back from auth_failures where identified order by id desc limit 1`;
+      assert.equal(last!.held_back, 5, "the next record carries what the identity held back");
+      const after = await db.sql<{ text: string }>`select text from notices order by id`;
+      assert.equal(after.length, 3);
+      const more = Number(/(\d+) more refused/.exec(after[2]!.text)?.[1]);
+      assert.ok(more >= 12, `every refusal of the window is counted: ${after[2]!.text}`);
+    } finally {
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "refusals from an IPv6 address count against its /64: rotating addresses within it gets 429",
+  async ({ db }) => {
+    const noc = await serveNoc(db, { trustProxy: true, rateRefusalsPerMin: 5 });
+    try {
+      const unsigned = async (address: string) => {
+        const res = await fetch(`${noc.url}/v1/beats`, {
+          method: "POST",
+          headers: { "x-forwarded-for": address },
+          body: "{}",
+        });
+        await res.body?.cancel();
+        return res.status;
+      };
+      const statuses = [];
+      for (let i = 1; i <= 8; i++) statuses.push(await unsigned(`2001:db8:1:2::${i.toString(16)}`));
+      assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+      assert.equal(await unsigned("2001:db8:1:2:ffff:ffff:ffff:ffff"), 429);
+      assert.equal(await unsigned("2001:db8:1:3::1"), 401, "another /64 has its own budget");
+      assert.equal(await count(db, "auth_failures"), 6);
+    } finally {
+      await noc.close();
+    }
   },
 );

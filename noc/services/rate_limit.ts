@@ -50,12 +50,58 @@ export function rateLimiter(clock: Clock, perMinute: number, burst = perMinute):
 }
 
 /**
- * Refusals per client address, kept by each NOC instance: what makes a refusal
- * cheap. An address that has used up its refusals is answered 429 before any
- * work is done for its request ({@link RefusalGate.check}); of its refusals,
- * only as many as its budget (and the instance's budget for all addresses) are
- * recorded, the rest counted in memory and reported with its next record.
- * Nothing here touches the database.
+ * The key a per-address limit counts `address` under: an IPv4 address as it is (an IPv4-mapped
+ * IPv6 address as its IPv4 address), an IPv6 address by its /64 prefix (one subscriber's network:
+ * rotating addresses within it buys nothing), anything else as it is.
+ */
+export function addressKey(address: string): string {
+  let a = address.trim().toLowerCase();
+  if (a.startsWith("[") && a.endsWith("]")) a = a.slice(1, -1);
+  const zone = a.indexOf("%");
+  if (zone >= 0) a = a.slice(0, zone);
+  if (!a.includes(":") || !/^[0-9a-f:.]+$/.test(a)) return a;
+  const halves = a.split("::");
+  if (halves.length > 2) return a;
+  // Groups as numbers; an embedded IPv4 tail (a.b.c.d) is two groups.
+  const groups = (h: string): number[] =>
+    h === "" ? [] : h.split(":").flatMap((g) => {
+      if (!g.includes(".")) return [parseInt(g, 16)];
+      const [w, x, y, z] = g.split(".").map(Number);
+      return [((w ?? 0) << 8) | (x ?? 0), ((y ?? 0) << 8) | (z ?? 0)];
+    });
+  const head = groups(halves[0]!), tail = halves.length === 2 ? groups(halves[1]!) : [];
+  const all = [...head, ...Array(Math.max(0, 8 - head.length - tail.length)).fill(0), ...tail];
+  if (all.length !== 8 || all.some((g) => isNaN(g) || g < 0 || g > 0xffff)) return a;
+  // An IPv4-mapped address (::ffff:a.b.c.d) counts as its IPv4 address.
+  if (all.slice(0, 5).every((g) => g === 0) && all[5] === 0xffff) {
+    return [all[6]! >> 8, all[6]! & 255, all[7]! >> 8, all[7]! & 255].join(".");
+  }
+  return `${all.slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
+}
+
+/** A limiter keyed by client address: counts each address under its {@link addressKey}. */
+export function addressLimiter(inner: RateLimiter): RateLimiter {
+  return { take: (address, what) => inner.take(addressKey(address), what) };
+}
+
+/** Which notice window a refusal belongs to: see {@link RefusalGate.noticeDue}. */
+export type RefusalClass = "anonymous" | "identified";
+
+/**
+ * Refusals, kept by each NOC instance: what makes a refusal cheap. Counted per client address
+ * (an IPv6 address by its /64, see {@link addressKey}): an address that has used up its refusals
+ * is answered 429 before any work is done for its request ({@link RefusalGate.check}).
+ *
+ * Records (`auth_failures` rows) come from two budgets that cannot spend each other:
+ * - anonymous refusals (no signature, an unknown key id, a wrong authority...) are recorded
+ *   within their address's refusals and the instance's `recordsPerMinute`;
+ * - refusals naming an enrolled identity (its key was found: a bad signature, a revoked key, a
+ *   replay, a bad digest) within that identity's {@link perIdentityRecordsPerMin} and the
+ *   instance's `identityRecordsPerMinute`, whatever anonymous traffic did;
+ * - refused admin tokens only count against their address, and are never recorded.
+ *
+ * What is not recorded is counted in memory, per address or identity, and carried by its next
+ * record (`held_back`). Nothing here touches the database.
  */
 export interface RefusalGate {
   /**
@@ -64,58 +110,105 @@ export interface RefusalGate {
    */
   check(address: string): void;
   /**
-   * Counts one refusal from `address`: `record` says whether to write it (within the address's
-   * and the instance's budgets), `heldBack` how many of its refusals were not written since its
-   * last record.
+   * Counts one anonymous refusal from `address`: `record` says whether to write it (within the
+   * address's and the anonymous budget), `heldBack` how many of the address's refusals were not
+   * written since its last record.
    */
   note(address: string): { record: boolean; heldBack: number };
-  /** True at most once per `windowS` seconds on this instance: time to try the administrator notice. */
-  noticeDue(windowS: number): boolean;
+  /**
+   * Counts one refusal naming the enrolled identity `keyid`, from `address` (which it costs a
+   * refusal too): `record` says whether to write it (within the identity's and the identified
+   * budget, never the anonymous one), `heldBack` how many of the identity's refusals were not
+   * written since its last record.
+   */
+  noteIdentity(keyid: string, address: string): { record: boolean; heldBack: number };
+  /** Counts a refusal against `address` only (a refused admin token): never recorded. */
+  count(address: string): void;
+  /**
+   * True at most once per `windowS` seconds on this instance for refusals of class `cls`: time to
+   * try the administrator notice of that class.
+   */
+  noticeDue(windowS: number, cls?: RefusalClass): boolean;
 }
 
-/** Addresses a {@link RefusalGate} remembers at most; the oldest are forgotten first. */
+/** Addresses (and identities) a {@link RefusalGate} remembers at most; the oldest are forgotten first. */
 const maxRefusalAddresses = 50_000;
 
+/** Records per minute of one enrolled identity's refusals; the rest are counted and carried. */
+export const perIdentityRecordsPerMin = 6;
+
+interface Bucket {
+  tokens: number;
+  at: number;
+  heldBack: number;
+}
+
 /**
- * Creates a refusal gate: `perMinute` refusals per address (0: no limit, every refusal
- * recorded within `recordsPerMinute`), `recordsPerMinute` records from all addresses together.
+ * Creates a refusal gate: `perMinute` refusals per address (0: no limit, every anonymous refusal
+ * recorded within `recordsPerMinute`), `recordsPerMinute` anonymous records from all addresses
+ * together, `identityRecordsPerMinute` records of refusals naming enrolled identities (by default
+ * as many as `recordsPerMinute`).
  */
 export function refusalGate(
   clock: Clock,
   perMinute: number,
   recordsPerMinute: number,
+  identityRecordsPerMinute = recordsPerMinute,
 ): RefusalGate {
-  const buckets = new Map<string, { tokens: number; at: number; heldBack: number }>();
-  const all = { tokens: recordsPerMinute, at: clock.now().getTime() };
-  let lastSweep = 0;
-  let lastNotice = -Infinity;
+  const addresses = new Map<string, Bucket>();
+  const identities = new Map<string, Bucket>();
+  const anonymous = { tokens: recordsPerMinute, at: clock.now().getTime() };
+  const identified = { tokens: identityRecordsPerMinute, at: clock.now().getTime() };
+  const sweeps = new Map<Map<string, Bucket>, number>();
+  const lastNotice: Record<RefusalClass, number> = { anonymous: -Infinity, identified: -Infinity };
   const refill = (b: { tokens: number; at: number }, now: number, rate: number) => {
     b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 60_000) * rate);
     b.at = now;
   };
-  const bucketOf = (address: string, now: number) => {
-    if (now - lastSweep > 60_000) {
+  const bucketOf = (map: Map<string, Bucket>, key: string, now: number, rate: number) => {
+    if (now - (sweeps.get(map) ?? 0) > 60_000) {
       // Buckets that have refilled and hold nothing back are forgotten.
-      for (const [k, b] of buckets) {
-        if (b.heldBack === 0 && b.tokens + ((now - b.at) / 60_000) * perMinute >= perMinute) {
-          buckets.delete(k);
-        }
+      for (const [k, b] of map) {
+        if (b.heldBack === 0 && b.tokens + ((now - b.at) / 60_000) * rate >= rate) map.delete(k);
       }
-      lastSweep = now;
+      sweeps.set(map, now);
     }
-    let b = buckets.get(address);
+    let b = map.get(key);
     if (!b) {
-      if (buckets.size >= maxRefusalAddresses) buckets.delete(buckets.keys().next().value!);
-      b = { tokens: perMinute, at: now, heldBack: 0 };
-      buckets.set(address, b);
+      if (map.size >= maxRefusalAddresses) map.delete(map.keys().next().value!);
+      b = { tokens: rate, at: now, heldBack: 0 };
+      map.set(key, b);
     }
-    refill(b, now, perMinute);
+    refill(b, now, rate);
     return b;
+  };
+  /** Spends one of `b`'s tokens and one of the class's, or holds the refusal back. */
+  const slot = (
+    b: Bucket,
+    own: boolean,
+    all: { tokens: number; at: number },
+    now: number,
+    rate: number,
+  ) => {
+    refill(all, now, rate);
+    if (!own || all.tokens < 1) {
+      b.heldBack++;
+      return { record: false, heldBack: b.heldBack };
+    }
+    all.tokens -= 1;
+    const heldBack = b.heldBack;
+    b.heldBack = 0;
+    return { record: true, heldBack };
+  };
+  const spend = (b: Bucket) => {
+    const ok = b.tokens >= 1;
+    if (ok) b.tokens -= 1;
+    return ok;
   };
   return {
     check(address) {
       if (perMinute <= 0) return;
-      const b = buckets.get(address);
+      const b = addresses.get(addressKey(address));
       if (!b) return;
       const now = clock.now().getTime();
       refill(b, now, perMinute);
@@ -134,28 +227,29 @@ export function refusalGate(
     },
     note(address) {
       const now = clock.now().getTime();
-      refill(all, now, recordsPerMinute);
       if (perMinute <= 0) {
-        if (all.tokens < 1) return { record: false, heldBack: 0 };
-        all.tokens -= 1;
+        refill(anonymous, now, recordsPerMinute);
+        if (anonymous.tokens < 1) return { record: false, heldBack: 0 };
+        anonymous.tokens -= 1;
         return { record: true, heldBack: 0 };
       }
-      const b = bucketOf(address, now);
-      const ok = b.tokens >= 1;
-      if (ok) b.tokens -= 1;
-      if (!ok || all.tokens < 1) {
-        b.heldBack++;
-        return { record: false, heldBack: b.heldBack };
-      }
-      all.tokens -= 1;
-      const heldBack = b.heldBack;
-      b.heldBack = 0;
-      return { record: true, heldBack };
+      const b = bucketOf(addresses, addressKey(address), now, perMinute);
+      return slot(b, spend(b), anonymous, now, recordsPerMinute);
     },
-    noticeDue(windowS) {
+    noteIdentity(keyid, address) {
       const now = clock.now().getTime();
-      if (now - lastNotice < windowS * 1000) return false;
-      lastNotice = now;
+      if (perMinute > 0) spend(bucketOf(addresses, addressKey(address), now, perMinute));
+      const b = bucketOf(identities, keyid, now, perIdentityRecordsPerMin);
+      return slot(b, spend(b), identified, now, identityRecordsPerMinute);
+    },
+    count(address) {
+      if (perMinute <= 0) return;
+      spend(bucketOf(addresses, addressKey(address), clock.now().getTime(), perMinute));
+    },
+    noticeDue(windowS, cls = "anonymous") {
+      const now = clock.now().getTime();
+      if (now - lastNotice[cls] < windowS * 1000) return false;
+      lastNotice[cls] = now;
       return true;
     },
   };
@@ -167,11 +261,11 @@ export interface NocLimits {
   appliance: RateLimiter;
   /** Signed requests per local component server. */
   localServer: RateLimiter;
-  /** Enrolments (appliances and local servers) per client address. */
+  /** Enrolments (appliances and local servers) per client address (an IPv6 one by its /64). */
   enroll: RateLimiter;
-  /** Console sign-in attempts per client address. */
+  /** Console sign-in attempts per client address (an IPv6 one by its /64). */
   login: RateLimiter;
-  /** Refused requests per client address (and refusal records per instance). */
+  /** Refused requests per client address (and refusal records per instance, per class). */
   refusals: RefusalGate;
 }
 
@@ -185,13 +279,19 @@ export function createLimits(
     rateLoginPerMin: number;
     rateRefusalsPerMin: number;
     refusalRecordsPerMin: number;
+    identityRefusalRecordsPerMin?: number;
   },
 ): NocLimits {
   return {
     appliance: rateLimiter(clock, s.rateAppliancePerMin),
     localServer: rateLimiter(clock, s.rateLocalServerPerMin),
-    enroll: rateLimiter(clock, s.rateEnrollPerMin),
-    login: rateLimiter(clock, s.rateLoginPerMin),
-    refusals: refusalGate(clock, s.rateRefusalsPerMin, s.refusalRecordsPerMin),
+    enroll: addressLimiter(rateLimiter(clock, s.rateEnrollPerMin)),
+    login: addressLimiter(rateLimiter(clock, s.rateLoginPerMin)),
+    refusals: refusalGate(
+      clock,
+      s.rateRefusalsPerMin,
+      s.refusalRecordsPerMin,
+      s.identityRefusalRecordsPerMin ?? s.refusalRecordsPerMin,
+    ),
   };
 }

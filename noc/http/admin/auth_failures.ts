@@ -18,7 +18,18 @@ export function authFailureAdminRoutes(deps: AppDeps) {
         method: string;
         path: string;
         address: string | null;
-      }>`select id, at, reason, keyid, method, path, address from auth_failures order by id desc limit ${limit}`;
-      return c.json({ items: rows.map((r) => ({ ...r, at: r.at.toISOString() })) });
+        held_back: number;
+        identified: boolean;
+      }>`select id, at, reason, keyid, method, path, address, held_back, identified
+         from auth_failures order by id desc limit ${limit}`;
+      // `heldBack`: refusals of the same address (or enrolled identity) counted but not written
+      // since its previous record; `identified`: the key id named an enrolled identity.
+      return c.json({
+        items: rows.map(({ held_back, ...r }) => ({
+          ...r,
+          at: r.at.toISOString(),
+          heldBack: held_back,
+        })),
+      });
     });
 }

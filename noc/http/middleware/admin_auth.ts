@@ -37,9 +37,9 @@ export function adminAuth(deps: AppDeps, internalKey?: string): MiddlewareHandle
     }
     const label = await adminTokenLabel(deps.db, m[1]!);
     if (label === null) {
-      // Counted against the address (never written): past its budget it gets 429 before any
-      // lookup (app.ts refusalGate).
-      deps.limits.refusals.note(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
+      // Counted against the address (never written, and no record budget spent): past its
+      // budget it gets 429 before any lookup (app.ts refusalGate).
+      deps.limits.refusals.count(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
       throw new ApiError(401, "unauthorized", "Admin token is not valid", {}, challenge);
     }
     c.set("admin", label);

@@ -10,7 +10,9 @@
  * the body), so only a holder of an enrolled key makes the NOC read a body;
  * then the body is read (bounded in size and time) and checked against the
  * digest; then the nonce is spent. Refusals are cheap: each is counted per
- * address, and only a bounded number is recorded, with a rate-limited notice.
+ * address (an IPv6 one by its /64), and only a bounded number is recorded, with a
+ * rate-limited notice; refusals naming an enrolled identity have a record budget and a
+ * notice window of their own (noc/services/rate_limit.ts `RefusalGate`).
  *
  * @module
  */
@@ -84,49 +86,70 @@ export interface IdentityFailure {
   path: string;
   /** Client address. */
   address: string | null;
+  /**
+   * True when the key id named an enrolled identity (its key was found, or it is revoked): such
+   * refusals have their own record budget and notice window, which anonymous ones cannot spend.
+   */
+  identified?: boolean;
 }
 
+/** The notice window (`notice_throttle` key) of each class of refusal. */
+const noticeKeys = { anonymous: "identity_failure", identified: "identity_failure_enrolled" };
+
 /**
- * Counts a refused identity against its client address and, within that address's and this
- * instance's budgets, records it: one row, no transaction, no lock. At most once per notice
- * window (per instance in memory, then across instances by {@link claimNoticeWindow}), notifies
- * the administrator with how many were refused since the last notice.
+ * Counts a refused identity against its client address and, within the budgets of its class
+ * (see `RefusalGate`), records it: one row, no transaction, no lock. At most once per notice
+ * window and class (per instance in memory, then across instances by {@link claimNoticeWindow}),
+ * notifies the administrator with how many were refused since the last notice — whether or not
+ * this refusal was recorded. A refusal naming an enrolled identity claims its own window (and
+ * closes the anonymous one), so no anonymous flood can keep it from the administrator.
  */
 export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): Promise<void> {
+  const identified = f.identified === true && f.keyid !== null;
   deps.metrics.inc("noc_identity_refusals_total");
-  const slot = deps.limits.refusals.note(f.address ?? "unknown");
-  if (!slot.record) return;
+  const gate = deps.limits.refusals;
+  const slot = identified
+    ? gate.noteIdentity(f.keyid!, f.address ?? "unknown")
+    : gate.note(f.address ?? "unknown");
   const now = deps.clock.now();
-  deps.log.warn("identity_refused", { ...f, heldBack: slot.heldBack });
-  await deps.db.sql`
-    insert into auth_failures (at, reason, keyid, method, path, address, held_back)
-    values (${now}, ${f.reason}, ${f.keyid?.slice(0, 200) ?? null}, ${f.method}, ${
-    f.path.slice(0, 500)
-  }, ${f.address}, ${slot.heldBack})`;
+  if (slot.record) {
+    deps.log.warn("identity_refused", { ...f, identified, heldBack: slot.heldBack });
+    await deps.db.sql`
+      insert into auth_failures (at, reason, keyid, method, path, address, held_back, identified)
+      values (${now}, ${f.reason}, ${f.keyid?.slice(0, 200) ?? null}, ${f.method}, ${
+      f.path.slice(0, 500)
+    }, ${f.address}, ${slot.heldBack}, ${identified})`;
+  }
   const windowS = deps.settings.identityNoticeWindowS;
-  if (!deps.limits.refusals.noticeDue(windowS)) return;
+  const cls = identified ? "identified" : "anonymous";
+  if (!gate.noticeDue(windowS, cls)) return;
   const queued = await deps.db.begin(async (tx) => {
-    const claim = await claimNoticeWindow(tx, "identity_failure", now, windowS);
+    const claim = await claimNoticeWindow(tx, noticeKeys[cls], now, windowS);
     if (!claim.won) return false;
+    // An identified notice names the worse event: the anonymous window is closed with it.
+    if (identified) await claimNoticeWindow(tx, noticeKeys.anonymous, now, windowS);
     let suppressed = 0;
     if (claim.since !== null) {
-      // Refused since the last notice: the rows written since (but not the one that notice
-      // named, nor this one), and the refusals their addresses held back.
+      // Refused since the last notice of this class: the rows written since (but not the one
+      // that notice named, nor this one), and the refusals their addresses or identities held back.
       const [seen] = await tx<{ n: number }>`
-        select ((select count(*) from auth_failures where at >= ${claim.since} and at < ${now})
+        select ((select count(*) from auth_failures where at >= ${claim.since} and at < ${now}
+            and (identified or not ${identified}))
           + (select coalesce(sum(held_back), 0) from auth_failures
-             where at > ${claim.since} and at <= ${now}))::int as n`;
+             where at > ${claim.since} and at <= ${now} and (identified or not ${identified})))::int as n`;
       suppressed = Math.max(0, (seen?.n ?? 0) - 1);
     }
     const more = suppressed > 0 ? ` (${suppressed} more refused since the last notice)` : "";
     // Only a well-formed UID is shown: the key id is attacker-chosen text.
     const shown = f.keyid === null ? "(none)" : uuidPattern.test(f.keyid) ? f.keyid : "(not a UID)";
+    const what = identified ? "a request signed for an enrolled identity" : "an appliance request";
     await deps.notifier.enqueue(tx, {
       kind: "identity_failure",
-      text: `:warning: Refused an appliance request: ${f.reason} for key "${shown}" ` +
+      text: `:warning: Refused ${what}: ${f.reason} for key "${shown}" ` +
         `on ${f.method} ${f.path} from ${f.address ?? "unknown address"}${more}`,
       payload: {
         ...f,
+        identified,
         keyid: f.keyid?.slice(0, 200) ?? null,
         suppressedSinceLastNotice: suppressed,
       },
@@ -159,6 +182,8 @@ export async function verifySignedRequest(
     headers: c.req.raw.headers,
     ...(authority === undefined ? {} : { authority }),
   };
+  // Set once the key id is found enrolled: refusals from then on name an enrolled identity.
+  let enrolled = false;
   try {
     const verified = await verifySignatureHeaders(req, {
       now: Math.floor(now.getTime() / 1000),
@@ -166,7 +191,7 @@ export async function verifySignedRequest(
       requiredComponents: applianceComponents,
       requireNonce: true,
       acceptAuthority: (a) => deps.authorities.accepts(a),
-      resolveKey: (keyid) => {
+      resolveKey: async (keyid) => {
         if (!uuidPattern.test(keyid)) {
           throw new SignatureError(
             "unknown_key",
@@ -174,7 +199,9 @@ export async function verifySignedRequest(
             keyid,
           );
         }
-        return resolveKey(keyid);
+        const key = await resolveKey(keyid);
+        enrolled = true;
+        return key;
       },
     });
     // Authenticated: only now is the body read.
@@ -199,6 +226,7 @@ export async function verifySignedRequest(
       method: c.req.method,
       path: c.req.path,
       address,
+      identified: enrolled || e.reason === "revoked_key",
     });
     throw new ApiError(401, e.reason, e.message, {}, {
       "www-authenticate": 'Signature realm="noc"',
