@@ -136,7 +136,7 @@ dbTest(
 );
 
 dbTest(
-  "a grant-less signed download is refused once the current catalog no longer lists it; its grant lasts until it expires",
+  "a download is refused once the current catalog no longer lists it, by signature or by its grant",
   async ({ db }) => {
     const noc = await testNoc(db);
     const a = await noc.enrollAppliance();
@@ -150,17 +150,32 @@ dbTest(
       return { status: res.status, body: res.status === 200 ? null : await res.json() };
     };
     assert.equal((await signedGet(v1.componentId)).status, 200);
-    // Version 2 replaces it in the next catalog: version 1 is no longer the appliance's to fetch
-    // by signature, though the grant its older catalog carried still works until it expires.
+    const byGrant = async () => {
+      const res = await noc.app.request(old.urls[0]!.replace("http://", "https://"));
+      return {
+        status: res.status,
+        body: res.status === 200 ? await res.body?.cancel() : await res.json(),
+      };
+    };
+    assert.equal((await byGrant()).status, 200);
+    // Version 2 replaces it in the next catalog: version 1 is no longer the appliance's to fetch,
+    // by signature or by the grant its older catalog carried (not expired), and nothing is recorded.
+    const [sent] = await db.sql<{ last_sent_at: Date }>`
+      select last_sent_at from deliveries where uid = ${a.uid} and component_id = ${v1.componentId}`;
     const v2 = await publishAndAssign(noc, { app: "app", name: "pkg", version: "2" });
     assert.equal((await fetchCatalog(noc, a)).doc!.components[0]!.version, "2");
     const refused = await signedGet(v1.componentId);
     assert.equal(refused.status, 403);
     assert.equal(refused.body.error, "not_in_catalog");
     assert.equal((await signedGet(v2.componentId)).status, 200);
-    const byGrant = await noc.app.request(old.urls[0]!.replace("http://", "https://"));
-    assert.equal(byGrant.status, 200);
-    await byGrant.body?.cancel();
+    noc.clock.advance(60);
+    const stale = await byGrant();
+    assert.equal(stale.status, 403);
+    assert.equal(stale.body.error, "not_in_catalog");
+    assert.match(stale.body.message, /no longer honoured/);
+    const [after] = await db.sql<{ last_sent_at: Date }>`
+      select last_sent_at from deliveries where uid = ${a.uid} and component_id = ${v1.componentId}`;
+    assert.deepEqual(after, sent, "the refused grant rewrote no delivery record");
     // Another appliance's component, assigned to it alone, is never this one's.
     const b = await noc.enrollAppliance();
     const theirs = await publishAndAssign(

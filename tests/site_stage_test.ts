@@ -267,8 +267,9 @@ dbTest(
     // a record alone (uids[3]) does not open a paused rollout.
     assert.ok(versions(uids[1]!).includes("a1@3"));
     assert.ok(!versions(uids[3]!).includes("a1@3"));
-    // Held on a2: pinned to the newest a2 version it was sent (a tie broken by the higher id).
-    assert.deepEqual(versions(uids[2]!).filter((v) => v.startsWith("a2")), ["a2@3"]);
+    // Held on a2: pinned to the a2 version its latest catalog lists, not the newer a2@3 a record
+    // and an earlier listing name (records play no part in a hold).
+    assert.deepEqual(versions(uids[2]!).filter((v) => v.startsWith("a2")), ["a2@1"]);
     // Held on everything, never sent anything a catalog listed: an empty catalog (its record of
     // a1@2, never listed for it, pins nothing).
     assert.deepEqual(actual.get(uids[4]!), []);

@@ -4,7 +4,7 @@
  * target wins (appliance, tag, site, channel, model, all; then the newest
  * assignment), a staged rollout includes an appliance by a deterministic
  * bucket of its UID, a paused rollout keeps only the appliances already sent
- * it, and a hold pins an appliance to what it was last sent.
+ * it, and a hold pins an appliance to what its latest catalog lists.
  *
  * The choice itself is one pure function ({@link catalogChooser}) over
  * candidate rows. Two feeders read those rows: {@link resolveCatalog} for one
@@ -13,15 +13,21 @@
  * appliances), so the two cannot disagree.
  *
  * Delivery records are reports (an appliance's download, a local server's
- * record of one), so they never decide a catalog alone. The rule: a delivery
- * record counts only for an (appliance, component version) pair that the
- * NOC's own catalogs have listed for that appliance ({@link recordListing},
- * table `catalog_listings`). Such a record (1) keeps the appliance on that
- * version when its rollout has since been paused or narrowed, but only while
- * an assignment of that version still targets the appliance; and (2) under a
- * hold, the latest such version of each component is what is pinned. A
- * record of anything the NOC never listed for the appliance changes nothing:
- * not a pause, not a rollout bucket, not the set of applications assigned.
+ * record of one), so they never decide a catalog alone, and never a hold.
+ * The rules:
+ *
+ * - A delivery record counts only for an (appliance, component version) pair
+ *   that the appliance's latest catalog lists (`catalog_listings.current`,
+ *   written by {@link recordListing}). Such a record keeps the appliance on
+ *   that version when its rollout has since been paused or narrowed, but only
+ *   while an assignment of that version still targets the appliance. A record
+ *   can therefore only keep the version the NOC last listed, never choose an
+ *   older one, another application's, a paused one or one outside a bucket.
+ * - A hold pins, per component of a held application, the version the
+ *   appliance's latest catalog lists (downloaded or not), and only while some
+ *   assignment of that component still targets the appliance: a hold freezes
+ *   what is assigned and listed now, and never gives back what the appliance
+ *   was moved away from. Delivery records play no part in it.
  *
  * @module
  */
@@ -95,17 +101,17 @@ export interface AssignmentRow extends ComponentRow {
 /** What the engine must know of one appliance beyond its attributes. */
 export interface ApplianceFacts {
   /**
-   * Whether the appliance was sent component version `componentId` after a
-   * catalog of the NOC's listed it for the appliance (a record of a version
-   * never listed for it must answer false).
+   * Whether the appliance has a delivery record of component version
+   * `componentId` and its latest catalog lists that version (a record of any
+   * other version must answer false).
    */
   delivered(componentId: number): boolean;
   /** Its holds: application names, null for a hold on everything. */
   holds: readonly (string | null)[];
   /**
-   * Per component (kind, app, name), the version it was last sent among those
-   * the NOC's catalogs listed for it; read only for applications it holds, so
-   * it may be empty when it holds nothing.
+   * The component versions its latest catalog lists (`catalog_listings.current`);
+   * read only when it holds something, so it may be empty otherwise. Under a
+   * hold, those of held applications still assigned to it are pinned.
    */
   pinned: readonly ComponentRow[];
 }
@@ -136,10 +142,11 @@ const rank = (t: TargetType) => targetOrder.indexOf(t);
  * superset of those matching the appliances it is asked about): ranks the
  * candidates of each component once, then, for one appliance, takes per
  * component the first candidate that targets it and either includes its
- * rollout bucket (and is not paused) or was delivered to it after a catalog
- * of the NOC's listed it (`facts.delivered` must answer only for such pairs);
- * held applications get the pinned versions instead. The result is ordered
- * packages first, then by application and name.
+ * rollout bucket (and is not paused) or was delivered to it and is listed
+ * by its latest catalog (`facts.delivered` must answer only for such pairs);
+ * held applications get the versions their latest catalog lists instead, for
+ * the components some candidate still targets the appliance with. The result
+ * is ordered packages first, then by application and name.
  */
 export function catalogChooser(
   candidates: readonly AssignmentRow[],
@@ -177,7 +184,13 @@ export function catalogChooser(
       if (pick) chosen.push(toChosen(pick, pick.assignment_id));
     }
     if (facts.holds.length > 0) {
-      for (const p of facts.pinned) if (held(p.app)) chosen.push(toChosen(p, null));
+      // A hold freezes what is assigned and listed now: never what the appliance was moved from.
+      const assigned = (p: ComponentRow) =>
+        byComponent.get(`${p.kind}\n${p.app}\n${p.name}`)?.some((c) => targets(c, subject)) ??
+          false;
+      for (const p of facts.pinned) {
+        if (held(p.app) && assigned(p)) chosen.push(toChosen(p, null));
+      }
     }
     return chosen.sort((a, b) =>
       (a.kind === b.kind ? 0 : a.kind === "package" ? -1 : 1) || a.app.localeCompare(b.app) ||
@@ -207,7 +220,7 @@ export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<
       c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256,
       (a.paused or a.rollout_percent < 100) and exists (
         select 1 from deliveries d join catalog_listings l
-          on l.uid = d.uid and l.component_id = d.component_id
+          on l.uid = d.uid and l.component_id = d.component_id and l.current
         where d.uid = ${subject.uid} and d.component_id = c.id) as delivered
     from assignments a
     join components c on c.kind = a.kind and c.app = a.app and c.name = a.name and c.version = a.version
@@ -221,13 +234,10 @@ export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<
   const holds = (await tx<{ app: string | null }>`select app from holds where uid = ${subject.uid}`)
     .map((h) => h.app);
   const pinned = holds.length === 0 ? [] : await tx<ComponentRow>`
-    select distinct on (c.kind, c.app, c.name) c.id, c.kind, c.app, c.name, c.version, c.size,
-      c.sha256, c.signer_kid, c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256
-    from deliveries d
-    join catalog_listings l on l.uid = d.uid and l.component_id = d.component_id
-    join components c on c.id = d.component_id
-    where d.uid = ${subject.uid}
-    order by c.kind, c.app, c.name, d.last_sent_at desc, c.id desc`;
+    select c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid, c.sealed_key,
+      c.header->>'ciphertextSha256' as ciphertext_sha256
+    from catalog_listings l join components c on c.id = l.component_id
+    where l.uid = ${subject.uid} and l.current`;
   return catalogChooser(rows)(subject, {
     delivered: (id) => delivered.has(id),
     holds,
@@ -241,8 +251,8 @@ export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<
  * the number of appliances: the appliances with their holds; the assignments
  * whose target matches any of them; the delivery records that can decide a
  * choice (only for versions under a partial or paused rollout, and only
- * those the NOC listed for the appliance); and, when some appliance holds
- * something, what each held appliance was last sent of what was listed.
+ * those the appliance's latest catalog lists); and, when some appliance
+ * holds something, what each held appliance's latest catalog lists.
  * Returns each appliance's catalog by UID, in UID order.
  */
 export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<string, Chosen[]>> {
@@ -291,7 +301,7 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
   if (undecided.length > 0) {
     const rows = await tx<{ uid: string; component_id: number }>`
       select d.uid, d.component_id from deliveries d
-      join catalog_listings l on l.uid = d.uid and l.component_id = d.component_id
+      join catalog_listings l on l.uid = d.uid and l.component_id = d.component_id and l.current
       where d.uid = any(${uids}::uuid[]) and d.component_id = any(${undecided}::bigint[])`;
     for (const r of rows) delivered.add(`${r.uid} ${r.component_id}`);
   }
@@ -299,14 +309,10 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
   const pinned = new Map<string, ComponentRow[]>();
   if (heldUids.length > 0) {
     const rows = await tx<ComponentRow & { uid: string }>`
-      select distinct on (d.uid, c.kind, c.app, c.name) d.uid, c.id, c.kind, c.app, c.name,
-        c.version, c.size, c.sha256, c.signer_kid, c.sealed_key,
-        c.header->>'ciphertextSha256' as ciphertext_sha256
-      from deliveries d
-      join catalog_listings l on l.uid = d.uid and l.component_id = d.component_id
-      join components c on c.id = d.component_id
-      where d.uid = any(${heldUids}::uuid[])
-      order by d.uid, c.kind, c.app, c.name, d.last_sent_at desc, c.id desc`;
+      select l.uid, c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid,
+        c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256
+      from catalog_listings l join components c on c.id = l.component_id
+      where l.uid = any(${heldUids}::uuid[]) and l.current`;
     for (const { uid, ...row } of rows) {
       const list = pinned.get(uid);
       if (list) list.push(row);
@@ -331,9 +337,10 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
  * Records what a catalog the NOC is issuing to appliance `uid` lists
  * (`componentIds`), in the transaction that builds it: new pairs are added,
  * and the `current` mark moves to exactly this list. The NOC's own record of
- * an appliance's entitlements: grant-less signed downloads need a current
- * listing, local-server download records and the engine's use of deliveries
- * any listing. One statement; nothing is written when the list is unchanged.
+ * an appliance's entitlements: every download from the NOC (by grant or by
+ * signature) and the engine's use of deliveries and holds need a current
+ * listing, local-server download records any listing. One statement; nothing
+ * is written when the list is unchanged.
  */
 export async function recordListing(
   tx: Sql,

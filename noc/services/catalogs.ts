@@ -1,7 +1,7 @@
 /**
  * Serving catalogs cheaply: each appliance's signed catalog is kept with the
  * catalog epoch it was built at. Any change that can alter a catalog bumps
- * the fleet-wide epoch (or clears one appliance's); until then a request
+ * the fleet-wide epoch (or clears one appliance's, or one site's); until then a request
  * costs one statement, and `If-None-Match` gets a 304 with nothing
  * regenerated, re-signed or re-wrapped.
  *
@@ -39,6 +39,14 @@ export async function bumpCatalogEpoch(tx: Sql): Promise<void> {
 /** Marks one appliance's catalog stale (its placement or holds changed). */
 export async function staleCatalogOf(tx: Sql, uid: string): Promise<void> {
   await tx`update appliances set catalog_epoch = 0 where uid = ${uid}`;
+}
+
+/**
+ * Marks stale the catalogs of `site`'s appliances only (its local servers' URLs changed): they
+ * rebuild at their next request, the rest of the fleet keeps its cached catalogs.
+ */
+export async function staleSiteCatalogs(tx: Sql, site: string): Promise<void> {
+  await tx`update appliances set catalog_epoch = 0 where site = ${site} and catalog_epoch <> 0`;
 }
 
 /** A catalog answer; `binding` (the `Catalog-Binding` header) when a request nonce was given. */

@@ -35,16 +35,40 @@ export async function siteStage(tx: Sql, site: string): Promise<StageItem[]> {
 export const revocationWindowS = 30 * 86400 + 3600;
 
 /**
- * The UIDs of every appliance (of any site) revoked within {@link revocationWindowS} of `now`,
- * ascending: the appliances whose download grants may still verify but must no longer be
- * honoured. A local server learns them at each sync, so a revocation reaches it within one sync;
- * an appliance revoked longer ago holds no grant that has not expired.
+ * The UIDs of the appliances revoked within {@link revocationWindowS} of `now` that may hold a
+ * grant listing `site`'s local servers, ascending: those in `site`, and those moved away from it
+ * within the window (table `appliance_departures`; a grant issued while in `site` may still
+ * verify). Their download grants must no longer be honoured. A local server learns them at each
+ * sync, so a revocation reaches it within one sync; it learns nothing of other sites' appliances.
  */
-export async function recentlyRevoked(tx: Sql, now: Date): Promise<string[]> {
+export async function recentlyRevoked(tx: Sql, site: string, now: Date): Promise<string[]> {
   const since = new Date(now.getTime() - revocationWindowS * 1000);
   const rows = await tx<{ uid: string }>`
-    select uid from appliances where revoked_at > ${since} order by uid`;
+    select a.uid from appliances a
+    where a.revoked_at > ${since} and (a.site = ${site} or exists (
+      select 1 from appliance_departures d
+      where d.uid = a.uid and d.site = ${site} and d.left_at > ${since}))
+    order by a.uid`;
   return rows.map((r) => r.uid);
+}
+
+/**
+ * Records that appliance `uid` left `site` at `now` (an admin moved it), in the move's
+ * transaction: its grants issued there may still verify at that site's local servers, so a later
+ * revocation must still reach them ({@link recentlyRevoked}). Departures older than the
+ * revocation window are dropped on the way.
+ */
+export async function recordDeparture(
+  tx: Sql,
+  uid: string,
+  site: string,
+  now: Date,
+): Promise<void> {
+  const since = new Date(now.getTime() - revocationWindowS * 1000);
+  await tx`delete from appliance_departures where uid = ${uid} and left_at <= ${since}`;
+  await tx`
+    insert into appliance_departures (uid, site, left_at) values (${uid}, ${site}, ${now})
+    on conflict (uid, site) do update set left_at = greatest(appliance_departures.left_at, excluded.left_at)`;
 }
 
 /** Base URLs of the local component servers serving `site`, longest-enrolled first. */

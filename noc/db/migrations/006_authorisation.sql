@@ -17,6 +17,20 @@ create table catalog_listings (
 -- Each local-server sync lists the appliances revoked lately (their grants may still verify).
 create index appliances_revoked_at on appliances (revoked_at) where revoked_at is not null;
 
+-- The sites an appliance was moved away from, and when (its grants issued there may still verify at
+-- that site's local servers until they expire): a revocation reaches those local servers too.
+create table appliance_departures (
+  uid uuid not null references appliances (uid) on delete cascade,
+  site text not null,
+  left_at timestamptz not null,
+  primary key (uid, site)
+);
+
+-- When a local server's stage was computed (a stage older than a few syncs no longer authorises a
+-- fetch), and when its URL last changed (changes are spaced: each one rebuilds its site's catalogs).
+alter table local_servers add column stage_at timestamptz;
+alter table local_servers add column url_changed_at timestamptz;
+
 -- Upgrading: what the NOC listed before this table existed. Every package ever listed had its content
 -- key wrapped to the appliance (wrapped_keys, written only by the catalog builder), and each
 -- appliance's last signed catalog names its components in their download URLs.

@@ -16,6 +16,7 @@ import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
 import { staleCatalogOf } from "../../services/catalogs.ts";
+import { recordDeparture } from "../../services/local_servers.ts";
 import { resolveCatalog } from "../../services/catalog_engine.ts";
 
 function encodeCursor(r: ApplianceRow): string {
@@ -227,6 +228,12 @@ export function applianceAdminRoutes(deps: AppDeps) {
         const p = c.req.valid("json");
         const now = deps.clock.now();
         const row = await deps.db.begin(async (tx) => {
+          const [before] = await tx<{ site: string | null }>`
+            select site from appliances where uid = ${uid} for update`;
+          // Moved away from a site: a revocation must still reach that site's local servers.
+          if (before?.site && p.site !== undefined && (p.site ?? null) !== before.site) {
+            await recordDeparture(tx, uid, before.site, now);
+          }
           const updated = await tx`
           update appliances set
             interval_s = coalesce(${p.intervalS ?? null}::int, interval_s),

@@ -1,12 +1,15 @@
 /**
  * `GET`/`HEAD /v1/components/:id`: the component server (spec, FIGURE 9).
  * Authorised per appliance and per component: by a download grant from the
- * catalog (checked with the NOC public keys alone; the NOC issues one only in
- * a catalog listing that component for that appliance), or by the
- * appliance's request signature for a component its current catalog lists —
- * anything else is refused before anything is read or recorded. Files only
- * over HTTPS; `Range` for resuming. Every download is recorded: the
- * appliance's configuration settings, progressively assembled.
+ * catalog (the NOC issues one only in a catalog listing that component for
+ * that appliance) or by the appliance's request signature, and either way only
+ * while the appliance's latest catalog still lists the component — anything
+ * else is refused before anything is read or recorded. A grant is honoured
+ * unsigned (local servers and plain mirrors fetch with it for the appliance),
+ * but never when signed by another appliance. Files only over HTTPS; `Range`
+ * for resuming. Every download is recorded, for the appliance the grant or
+ * signature names: the appliance's configuration settings, progressively
+ * assembled. One statement authorises and looks up a download.
  *
  * @module
  */
@@ -98,27 +101,37 @@ export function componentRoutes(deps: AppDeps) {
     } else {
       await signed(c, () => Promise.resolve());
       uid = c.get("appliance").uid;
-      // No grant: only what the appliance's current catalog lists (the NOC's own record of it).
-      const [listed] = await deps.db.sql`
-        select 1 from catalog_listings where uid = ${uid} and component_id = ${id} and current`;
-      if (!listed) {
-        deps.log.warn("component_refused", { uid, componentId: id, reason: "not_in_catalog" });
-        throw new ApiError(
-          403,
-          "not_in_catalog",
-          `Component ${id} is not in the catalog of appliance "${uid}"`,
-        );
-      }
     }
-    const [comp] = await deps.db.sql<Served>`
-      select c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.blob_id, c.prefix
+    // Grant or signature, only what the appliance's latest catalog lists (the NOC's own record of
+    // it): a grant outlives its listing (a newer version, a move), and is refused from then on.
+    const [comp] = await deps.db.sql<Served & { listed: boolean | null }>`
+      select c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.blob_id, c.prefix,
+        l.current as listed
       from components c join appliances a on a.uid = ${uid} and a.revoked_at is null
+      left join catalog_listings l on l.uid = a.uid and l.component_id = c.id
       where c.id = ${id}`;
-    if (!comp) {
+    if (!comp && grantToken !== undefined) {
       throw new ApiError(
         404,
         "not_found",
         `Component ${id} does not exist (or the appliance is revoked)`,
+      );
+    }
+    if (!comp?.listed) {
+      // Whether the component exists or not (no existence oracle).
+      const byGrant = grantToken !== undefined;
+      deps.log.warn("component_refused", {
+        uid,
+        componentId: id,
+        reason: "not_in_catalog",
+        byGrant,
+      });
+      throw new ApiError(
+        403,
+        "not_in_catalog",
+        byGrant
+          ? `Component ${id} is not in the catalog of appliance "${uid}" any more: its download grant is no longer honoured`
+          : `Component ${id} is not in the catalog of appliance "${uid}"`,
       );
     }
     if (

@@ -1,9 +1,9 @@
 /**
  * `/v1/local`: what local component servers ask of the NOC (spec, FIGURE 1,
  * blocks 18–19). A local server enrols with a one-time token made for a site,
- * syncs (reports on itself, learns what its site's catalogs reference, the
- * appliances revoked while their grants may still verify, and the NOC's
- * keys), fetches those components, and
+ * syncs (reports on itself, learns what its site's catalogs reference, its
+ * site's appliances revoked while their grants may still verify, and the
+ * NOC's keys), fetches those components, and
  * sends back the downloads it served, which become the appliances' delivery
  * records when a catalog of the NOC's listed that component for that
  * appliance (anything else is refused, record by record, with its reason).
@@ -23,7 +23,7 @@ import { parseJsonBody, readBody, validate } from "../../../protocol/http/valida
 import { clientAddress } from "../middleware/appliance_auth.ts";
 import { localServerAuth } from "../middleware/local_server_auth.ts";
 import { publishedKeys } from "../../services/publishing.ts";
-import { bumpCatalogEpoch } from "../../services/catalogs.ts";
+import { staleSiteCatalogs } from "../../services/catalogs.ts";
 import { applyLocalRecords, recentlyRevoked, siteStage } from "../../services/local_servers.ts";
 import { gateRollouts } from "../../services/rollouts.ts";
 import { GrantError, verifyGrant } from "../../../protocol/grants.ts";
@@ -36,6 +36,19 @@ import type { AppEnv } from "../env.ts";
 
 /** How often a local server is asked to sync, seconds. */
 export const localSyncIntervalS = 60;
+
+/**
+ * How long a local server's stage (computed at its last sync) authorises its fetches, seconds: a
+ * few syncs. A server that stops syncing cannot go on fetching what its site's catalogs dropped.
+ */
+export const stageLifetimeS = 3 * localSyncIntervalS;
+
+/**
+ * The least time between two changes of a local server's URL, seconds. Each change rebuilds the
+ * catalogs of its site's appliances (and no others); a change sooner is not taken (the server
+ * sends its URL at every sync, so it is taken at the first sync after the gap).
+ */
+export const urlChangeGapS = 15 * 60;
 
 /** The local component server routes of the NOC. */
 export function localServerRoutes(deps: AppDeps) {
@@ -68,8 +81,8 @@ export function localServerRoutes(deps: AppDeps) {
           if (inserted.length === 0) {
             throw new ApiError(409, "key_in_use", "Signing key is already enrolled");
           }
-          // The site's catalogs now list this server's URLs first.
-          await bumpCatalogEpoch(tx);
+          // The site's catalogs now list this server's URLs first (no other site's change).
+          await staleSiteCatalogs(tx, tok.site);
           return tok.site;
         }));
       deps.log.info("local_server_enrolled", { id, site, name: input.name, url: input.url });
@@ -87,12 +100,28 @@ export function localServerRoutes(deps: AppDeps) {
       const now = deps.clock.now();
       const { stage, revoked, noticed } = await deps.db.begin(async (tx) => {
         const stage = await siteStage(tx, me.site);
-        const revoked = await recentlyRevoked(tx, now);
-        const [prev] = await tx<{ problems: Array<Record<string, unknown>> }>`
-          select problems from local_servers where id = ${me.id} for update`;
+        const revoked = await recentlyRevoked(tx, me.site, now);
+        const [prev] = await tx<
+          { problems: Array<Record<string, unknown>>; url: string; url_changed_at: Date | null }
+        >`
+          select problems, url, url_changed_at from local_servers where id = ${me.id} for update`;
         const problems = [...input.problems, ...(prev?.problems ?? [])].slice(0, 50);
+        // A new URL is taken at most once per urlChangeGapS, and marks stale its site's catalogs only.
+        const oldUrl = prev?.url ?? me.url;
+        const changed = input.url !== oldUrl;
+        const takeUrl = changed && (prev?.url_changed_at == null ||
+          now.getTime() - prev.url_changed_at.getTime() >= urlChangeGapS * 1000);
+        if (changed && !takeUrl) {
+          deps.log.warn("local_server_url_change_deferred", {
+            server: me.id,
+            url: input.url,
+            current: oldUrl,
+          });
+        }
         await tx`
-          update local_servers set url = ${input.url}, version = ${input.version}, last_contact_at = ${now},
+          update local_servers set url = ${takeUrl ? input.url : oldUrl},
+            url_changed_at = ${takeUrl ? now : prev?.url_changed_at ?? null},
+            version = ${input.version}, last_contact_at = ${now}, stage_at = ${now},
             last_address = ${clientAddress(c, deps.settings.trustProxy)},
             cache_bytes = ${input.cache.bytes}, cache_limit = ${input.cache.limit},
             cache_entries = ${input.cache.entries}, hits = ${input.hits}, misses = ${input.misses},
@@ -101,7 +130,7 @@ export function localServerRoutes(deps: AppDeps) {
           stage.map((s) => s.id)
         }::bigint[]
           where id = ${me.id}`;
-        if (input.url !== me.url) await bumpCatalogEpoch(tx);
+        if (takeUrl) await staleSiteCatalogs(tx, me.site);
         let noticed = false;
         if (input.problems.length > 0) {
           const t = await throttleNotice(
@@ -167,13 +196,16 @@ export function localServerRoutes(deps: AppDeps) {
     .get("/components/:id", validate("param", idParam), signed, async (c) => {
       const me = c.get("localServer");
       const { id } = c.req.valid("param");
+      // The stage counts only while recent: one that stopped syncing keeps nothing since dropped.
+      const fresh = new Date(deps.clock.now().getTime() - stageLifetimeS * 1000);
       const [comp] = await deps.db.sql<Served & { staged: boolean }>`
         select c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.blob_id, c.prefix,
-          c.id = any(l.stage_ids) as staged
+          coalesce(c.id = any(l.stage_ids) and l.stage_at > ${fresh}, false) as staged
         from components c, local_servers l where c.id = ${id} and l.id = ${me.id}`;
       if (!comp) throw new ApiError(404, "not_found", `Component ${id} does not exist`);
       if (!comp.staged) {
-        // Not (yet) in its site's stage: only with an appliance's grant, for an appliance of its site.
+        // Not (yet, or no longer) in its site's stage: only with an appliance's grant, for an
+        // appliance of its site whose latest catalog lists the component.
         const grant = c.req.query("grant");
         if (grant === undefined) {
           throw new ApiError(
@@ -189,13 +221,22 @@ export function localServerRoutes(deps: AppDeps) {
           if (!(e instanceof GrantError)) throw e;
           throw new ApiError(403, e.reason, e.message);
         }
-        const [a] = await deps.db.sql`
-          select 1 from appliances where uid = ${uid} and site = ${me.site} and revoked_at is null`;
+        const [a] = await deps.db.sql<{ listed: boolean | null }>`
+          select l.current as listed from appliances a
+          left join catalog_listings l on l.uid = a.uid and l.component_id = ${id}
+          where a.uid = ${uid} and a.site = ${me.site} and a.revoked_at is null`;
         if (!a) {
           throw new ApiError(
             403,
             "wrong_site",
             `Download grant is for an appliance outside site "${me.site}"`,
+          );
+        }
+        if (!a.listed) {
+          throw new ApiError(
+            403,
+            "not_in_catalog",
+            `Component ${id} is not in the catalog of appliance "${uid}" any more`,
           );
         }
       }
