@@ -54,7 +54,7 @@ export async function openDeps(
 ): Promise<AppDeps> {
   const { log, metrics } = opts;
   const clock = opts.clock ?? systemClock;
-  if (!config.databaseUrl) await Deno.mkdir(config.dataDir, { recursive: true });
+  if (!config.databaseUrl) await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const db = await openDb(config);
   const applied = await migrate(db);
   if (applied.length > 0) log.info("migrations_applied", { applied });

@@ -9,9 +9,12 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const dataDir = await Deno.makeTempDir({ prefix: "noc-e2e-" });
+    const top = await Deno.makeTempDir({ prefix: "noc-e2e-" });
+    // A data folder the NOC makes itself: it holds the signing key, so it is its owner's alone.
+    const dataDir = `${top}/data`;
     try {
       let noc = await startNoc({ NOC_DATA_DIR: dataDir });
+      assert.equal((await Deno.stat(dataDir)).mode! & 0o777, 0o700, "data folder owner-only");
       const keys = await generateApplianceKeys();
       const e = await enroll(fetch, noc.url, {
         token: noc.enrollmentToken,
@@ -60,7 +63,7 @@ Deno.test({
         await noc.stop();
       }
     } finally {
-      await Deno.remove(dataDir, { recursive: true });
+      await Deno.remove(top, { recursive: true });
     }
   },
 });

@@ -48,7 +48,7 @@ async function secret(
       `${name} (or ${name}_FILE) is required when DATABASE_URL is set; create one with: deno task keygen`,
     );
   }
-  await Deno.mkdir(config.dataDir, { recursive: true });
+  await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   return (await readOrCreateSecret(`${config.dataDir}/${dataFile}`, newSeed)).value;
 }
 
@@ -120,7 +120,7 @@ export async function bootstrapAdminToken(deps: AppDeps, config: Config): Promis
       select count(*)::int as n from admin_tokens where revoked_at is null`;
     return { token: null, path: null, stored: (row?.n ?? 0) > 0 };
   }
-  await Deno.mkdir(config.dataDir, { recursive: true });
+  await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const path = `${config.dataDir}/admin-token`;
   const { value } = await readOrCreateSecret(path, () => newToken("admin"));
   await ensureAdminToken(deps.db, value, "data folder", now);
@@ -136,7 +136,7 @@ export async function devEnrollmentToken(
   deps: AppDeps,
   config: Config,
 ): Promise<{ token: string; expiresAt: Date }> {
-  await Deno.mkdir(config.dataDir, { recursive: true });
+  await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const path = `${config.dataDir}/enrollment-token`;
   try {
     const token = (await Deno.readTextFile(path)).trim();
