@@ -48,3 +48,21 @@ dbTest("pruneNonces() forgets nonces only once their signatures have expired", a
     "an old signature is refused by its age instead",
   );
 });
+
+dbTest(
+  "pruneHistory() removes alerts resolved before retention and keeps open and recent ones",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance();
+    const now = noc.clock.now();
+    const days = (n: number) => new Date(now.getTime() - n * 86_400_000);
+    await db.sql`
+      insert into alerts (kind, uid, opened_at, resolved_at) values
+        ('missing', ${a.uid}, ${days(40)}, ${days(39)}),
+        ('missing', ${a.uid}, ${days(20)}, ${days(19)}),
+        ('missing', ${a.uid}, ${days(35)}, null)`;
+    const r = await pruneHistory(noc.deps, 30);
+    assert.equal(r.alerts, 1);
+    assert.equal(await count(db, "alerts"), 2);
+  },
+);

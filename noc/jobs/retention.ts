@@ -1,4 +1,7 @@
-/** Pruning of data past its retention: beat history, delivered notices, identity failures, spent nonces. */
+/**
+ * Pruning of data past its retention: beat history, install outcomes, resolved alerts, delivered
+ * notices, identity failures, spent nonces.
+ */
 import type { Clock } from "../clock.ts";
 import type { Db } from "../db/db.ts";
 import type { AppDeps } from "../services/deps.ts";
@@ -16,6 +19,13 @@ export interface PruneResult {
   maintenanceWindows: number;
   /** Wake-up requests (kept one day: they are only replayed for ten minutes). */
   wakeRequests: number;
+  /**
+   * Install outcomes, except an appliance's latest outcome for a version that is still assigned
+   * (what that rollout's figures read).
+   */
+  installOutcomes: number;
+  /** Alerts resolved before the retention period. */
+  alerts: number;
 }
 
 async function inBatches(batch: number, step: () => Promise<number>): Promise<number> {
@@ -27,7 +37,11 @@ async function inBatches(batch: number, step: () => Promise<number>): Promise<nu
   }
 }
 
-/** Deletes beat history, fully delivered notices and identity failures older than `retentionDays`, in batches. */
+/**
+ * Deletes beat history, install outcomes (but not the latest of an appliance for a version still
+ * assigned), resolved alerts, fully delivered notices and identity failures older than
+ * `retentionDays`, in batches.
+ */
 export async function pruneHistory(
   deps: { db: Db; clock: Clock },
   retentionDays: number,
@@ -53,6 +67,24 @@ export async function pruneHistory(
       delete from wake_requests where created_at < ${new Date(
       deps.clock.now().getTime() - 86_400_000,
     )} returning 1`).length,
+    installOutcomes: await inBatches(batch, async () =>
+      (await sql`
+        delete from install_outcomes where id in (
+          select o.id from install_outcomes o where o.reported_at < ${cutoff}
+            and not (
+              exists (select 1 from assignments a where a.kind = o.kind and a.app = o.app
+                and a.name = o.name and a.version = o.version)
+              and not exists (select 1 from install_outcomes n
+                where n.kind = o.kind and n.app = o.app and n.name = o.name
+                  and n.version = o.version and n.uid = o.uid
+                  and (n.reported_at, n.id) > (o.reported_at, o.id)))
+          limit ${batch})
+        returning 1`).length),
+    alerts: await inBatches(batch, async () =>
+      (await sql`
+        delete from alerts where id in (
+          select id from alerts where resolved_at < ${cutoff} limit ${batch})
+        returning 1`).length),
     authFailures: await inBatches(batch, async () =>
       (await sql`
         delete from auth_failures where id in (select id from auth_failures where at < ${cutoff} limit ${batch})
@@ -71,7 +103,7 @@ export async function pruneNonces(deps: { db: Db; clock: Clock }): Promise<numbe
 }
 
 /**
- * The daily retention job (`main.ts`): beat history and notices past
+ * The daily retention job (`main.ts`): beat history, install outcomes, alerts and notices past
  * `historyRetentionDays`, and uploads that never finished (a crash or a dropped connection
  * mid-publish, older than a day: never served), logged as one `history_pruned` line.
  */

@@ -7,9 +7,14 @@
  * appliance's history) but moves no figure, so appliances that were never
  * sent a release cannot pause it.
  *
+ * An appliance's latest outcome for a version it was delivered is what these figures read: the
+ * bounds on install history ({@link pruneOutcomes}, the retention job) never remove it while it
+ * counts.
+ *
  * @module
  */
 import type { AppDeps } from "./deps.ts";
+import type { Sql } from "../db/db.ts";
 import { bumpCatalogEpoch } from "./catalogs.ts";
 
 /** An assignment's health figures, over the appliances the version was delivered to. */
@@ -103,4 +108,27 @@ export async function gateRollouts(
   }
   if (paused.length > 0) deps.notifier.kick();
   return paused;
+}
+
+/**
+ * Keeps appliance `uid`'s newest `keep` install outcomes and, beyond them, only the latest outcome
+ * of each version it was delivered (the one its rollout figures read). One statement; it reads
+ * the appliance's rows by the (uid, reported_at) index.
+ */
+export async function pruneOutcomes(sql: Sql, uid: string, keep: number): Promise<number> {
+  const gone = await sql`
+    delete from install_outcomes o using (
+      select id from install_outcomes where uid = ${uid}
+      order by reported_at desc, id desc offset ${keep}
+    ) old
+    where o.id = old.id
+      and not (
+        exists (select 1 from deliveries d join components k on k.id = d.component_id
+          where d.uid = o.uid and k.kind = o.kind and k.app = o.app and k.name = o.name
+            and k.version = o.version)
+        and not exists (select 1 from install_outcomes n
+          where n.kind = o.kind and n.app = o.app and n.name = o.name and n.version = o.version
+            and n.uid = o.uid and (n.reported_at, n.id) > (o.reported_at, o.id)))
+    returning 1`;
+  return gone.length;
 }

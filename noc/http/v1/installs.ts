@@ -1,7 +1,12 @@
 /**
  * `POST /v1/installs`: an appliance reports each install's outcome; rollouts are gated on them.
- * Every outcome is kept, but only one for a version the appliance was delivered moves a rollout's
- * figures (see `noc/services/rollouts.ts`); the answer lists the others as `uncounted`.
+ * Only an outcome for a version the appliance was delivered moves a rollout's figures (see
+ * `noc/services/rollouts.ts`); the answer lists the others as `uncounted`.
+ *
+ * What one appliance stores is bounded: a report's outcomes are written in one statement, and
+ * the appliance keeps its newest `NOC_INSTALL_OUTCOMES_PER_APPLIANCE` outcomes, plus the latest
+ * outcome of each version it was delivered (what its rollout figures read), which is never
+ * pruned here. The retention job prunes older ones (noc/jobs/retention.ts).
  *
  * @module
  */
@@ -9,7 +14,7 @@ import { Hono } from "hono";
 import { applianceAuth } from "../middleware/appliance_auth.ts";
 import { installsSchema } from "../../../protocol/schemas.ts";
 import { parseJsonBody } from "../../../protocol/http/validate.ts";
-import { gateRollouts } from "../../services/rollouts.ts";
+import { gateRollouts, pruneOutcomes } from "../../services/rollouts.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
@@ -20,13 +25,17 @@ export function installRoutes(deps: AppDeps) {
     const a = c.get("appliance");
     const now = deps.clock.now();
     const delivered = await deps.db.begin(async (tx) => {
-      for (const r of results) {
-        await tx`
-          insert into install_outcomes (uid, kind, app, name, version, outcome, message, reported_at)
-          values (${a.uid}, ${r.kind}, ${r.app}, ${r.name}, ${r.version}, ${r.outcome}, ${
-          r.message ?? null
-        }, ${now})`;
-      }
+      // One statement for the whole report, in the order reported.
+      await tx`
+        insert into install_outcomes (uid, kind, app, name, version, outcome, message, reported_at)
+        select ${a.uid}, r.kind, r.app, r.name, r.version, r.outcome, r.message, ${now}
+        from unnest(${results.map((r) => r.kind)}::text[], ${results.map((r) => r.app)}::text[],
+          ${results.map((r) => r.name)}::text[], ${results.map((r) => r.version)}::text[],
+          ${results.map((r) => r.outcome)}::text[], ${
+        results.map((r) => r.message ?? null)
+      }::text[]) with ordinality as r(kind, app, name, version, outcome, message, n)
+        order by r.n`;
+      await pruneOutcomes(tx, a.uid, deps.settings.installOutcomesPerAppliance);
       // Which of the reported versions were delivered to this appliance: only those count.
       const rows = await tx<{ key: string }>`
         select k.kind || '/' || k.app || '/' || k.name || '/' || k.version as key
