@@ -41,7 +41,7 @@ import {
   verifyCatalog,
   verifyCatalogBinding,
 } from "../protocol/catalog.ts";
-import { walkKeyChain } from "../protocol/keys.ts";
+import { releaseKeysOnlyOf, walkKeyChain } from "../protocol/keys.ts";
 import type { CatalogDocument, CatalogEntry } from "../protocol/catalog.ts";
 
 /** What a cycle needs. */
@@ -99,6 +99,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   const send = (req: Request) => ctx.fetch(req, { signal: AbortSignal.timeout(apiTimeoutMs) });
   // The catalog server: the NOC itself unless its beat answer names another (spec, FIGURE 2).
   let catalogBase = base;
+  let catalogBases = [base];
   const callAt = (baseUrl: () => string) =>
   async (
     method: string,
@@ -122,6 +123,9 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     );
   const call = callAt(() => base);
   const catalogCall = callAt(() => catalogBase);
+  // Where install reports go: the NOC, or a catalog server that proved itself this cycle (below).
+  let reportBase = base;
+  const reportCall = callAt(() => reportBase);
 
   // Leftovers of an install cut short (a crash, a SIGKILL): never half-used, always redone.
   await Deno.remove(paths.staging, { recursive: true }).catch(() => {});
@@ -228,7 +232,11 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     if (!res.ok) throw new NocError(res.status, body);
     // The beat answer's intervalS is not taken: the answer is unsigned, and a man in the middle
     // could put the agent to sleep for weeks. The schedule comes from the signed catalog alone.
-    catalogBase = catalogServer(body.catalogUrl) ?? base;
+    // catalogUrl is unsigned too: it only says where to ask first. A server earns the install
+    // reports only by answering with a catalog signed and bound to this request; otherwise the
+    // agent asks the last catalog server that did, then the NOC (below).
+    const named = catalogServer(body.catalogUrl, base);
+    catalogBases = [...new Set([named, state.catalogUrl ?? null, base])].filter((b) => b !== null);
     state.apps = {};
   } catch (e) {
     const d = describe(e);
@@ -247,10 +255,33 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     ctx.log.warn("offline", { serial: offline.serial, expiresAt: offline.expiresAt });
   }
 
-  // The catalog.
+  // The catalog: from the first server that answers with a catalog bound to this request.
+  const fetchFromCatalogServers = async (): Promise<CatalogDocument> => {
+    let first: unknown = null;
+    for (const b of catalogBases) {
+      catalogBase = b;
+      try {
+        const d = await fetchCatalog(ctx, state, catalogCall);
+        reportBase = b;
+        state.catalogUrl = b === base ? null : b;
+        if (first !== null) {
+          problems.push({
+            kind: "catalog",
+            code: "catalog_server_refused",
+            message: `The catalog server the beat answer named failed: ${describe(first).message}`,
+          });
+        }
+        return d;
+      } catch (e) {
+        first ??= e;
+        ctx.log.warn("catalog_server_failed", { server: b, message: describe(e).message });
+      }
+    }
+    throw first;
+  };
   let doc: CatalogDocument;
   try {
-    doc = offline ?? await fetchCatalog(ctx, state, catalogCall);
+    doc = offline ?? await fetchFromCatalogServers();
   } catch (e) {
     const d = describe(e);
     problems.push({ kind: "catalog", code: d.code, message: d.message });
@@ -399,7 +430,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   while (state.pendingReports.length > 0) {
     const batch = state.pendingReports.slice(0, 50);
     try {
-      const res = await catalogCall("POST", "/v1/installs", { results: batch });
+      const res = await reportCall("POST", "/v1/installs", { results: batch });
       if (res.status === 400 || res.status === 413) {
         // A batch the NOC will never take must not block the ones after it.
         ctx.log.warn("report_dropped", {
@@ -578,13 +609,16 @@ async function followKeyChain(ctx: CycleContext): Promise<boolean> {
   }
   if (!Array.isArray(chain)) return false;
   const before = ctx.identity.pinnedKeys;
-  const chained = await walkKeyChain(before, chain);
+  const releaseKeysOnly = pinnedMode(ctx.identity);
+  const chained = await walkKeyChain(before, chain, { releaseKeysOnly });
   const walked = chained.walked;
   if (walked.length === 0) return false;
-  // A rotation hands on "package" use only where the NOC key had it (not in release-keys-only mode).
-  const { keys, refused } = rotatedPackageKeys(before, chained.keys);
+  // A rotation hands on "package" use only where the NOC key had it (not in release-keys-only
+  // mode); no key gains a use or a later end date, and no pinned key is dropped.
+  const { keys, refused } = rotatedPackageKeys(before, chained.keys, releaseKeysOnly);
   if (refused.length > 0) ctx.log.warn("keys_refused", { kids: refused, via: "key_chain" });
   ctx.identity.pinnedKeys = keys;
+  ctx.identity.releaseKeysOnly = releaseKeysOnly || releaseKeysOnlyOf(keys);
   await saveIdentity(ctx.config.state, ctx.identity);
   ctx.log.info("keys_rotated", {
     from: before.find((k) => k.use.includes("catalog") && k.notAfter === null)?.kid ?? null,
@@ -594,33 +628,47 @@ async function followKeyChain(ctx: CycleContext): Promise<boolean> {
 }
 
 /**
- * Key rotation and revocation: a catalog signed by a pinned key carries the
- * NOC's current key list (its signing keys, release keys, retired keys with
- * their end dates), and the agent pins that list — so a release key added
- * after enrolment is trusted, and a key the NOC dropped stops being trusted.
- * A list without a catalog key is ignored (it would lock the agent out).
- * A key gains "package" use only with an endorsement by a key already pinned
- * for "package" use (protocol/release_keys.ts): in release-keys-only mode
- * whoever holds the NOC's catalog key alone cannot add a key that runs code.
+ * The mode the appliance pinned (release-keys-only or not): from its identity, or for an identity
+ * written before the mode was pinned, as its pins tell.
+ */
+function pinnedMode(identity: Identity): boolean {
+  return identity.releaseKeysOnly ?? releaseKeysOnlyOf(identity.pinnedKeys);
+}
+
+/**
+ * Key revocation and new release keys: a catalog signed by the pinned current
+ * NOC key carries the NOC's key list, and the agent takes from it only what
+ * takes trust away, or adds a release key (protocol/release_keys.ts
+ * adoptablePackageKeys): no key gains a use (but "package" use with an
+ * endorsement by a key pinned for packages), no end date moves later, a key
+ * left out is retired (never forgotten, so it cannot come back), and NOC keys
+ * change only through the key chain. In release-keys-only mode (pinned, never
+ * left) whoever holds the NOC's key alone cannot add a key that runs code.
  */
 async function adoptKeys(ctx: CycleContext, doc: CatalogDocument): Promise<void> {
+  const releaseKeysOnly = pinnedMode(ctx.identity);
   const { keys: next, refused } = await adoptablePackageKeys(
     ctx.identity.pinnedKeys,
     doc.keys,
     ctx.now(),
+    releaseKeysOnly,
   );
   if (refused.length > 0) {
     ctx.log.warn("keys_refused", {
       kids: refused,
-      message: '"package" use without an endorsement by a key pinned for packages',
+      message: "a key list may not add a use (but endorsed package use), move an end date later, " +
+        "or change NOC keys",
     });
   }
   if (!next.some((k) => k.use.includes("catalog"))) return;
-  const same = JSON.stringify(next) === JSON.stringify(ctx.identity.pinnedKeys);
+  const mode = releaseKeysOnly || releaseKeysOnlyOf(next);
+  const same = JSON.stringify(next) === JSON.stringify(ctx.identity.pinnedKeys) &&
+    ctx.identity.releaseKeysOnly === mode;
   if (same) return;
   const before = new Set(ctx.identity.pinnedKeys.map((k) => k.kid));
   const after = new Set(next.map((k) => k.kid));
   ctx.identity.pinnedKeys = next;
+  ctx.identity.releaseKeysOnly = mode;
   await saveIdentity(ctx.config.state, ctx.identity);
   ctx.log.info("keys_pinned", {
     added: [...after].filter((k) => !before.has(k)),
@@ -639,12 +687,18 @@ export function requireIdentity(identity: Identity | null, state: string): Ident
   return identity;
 }
 
-/** The catalog server's base URL from a beat answer's `catalogUrl`, if it is an http(s) URL. */
-function catalogServer(value: unknown): string | null {
+/**
+ * The catalog server's base URL from a beat answer's `catalogUrl`: an http(s) URL, and https when
+ * the NOC is reached over https (an unsigned answer cannot downgrade the transport).
+ */
+function catalogServer(value: unknown, noc: string): string | null {
   if (typeof value !== "string" || value.length > 2000) return null;
   try {
     const u = new URL(value);
-    return u.protocol === "https:" || u.protocol === "http:" ? value.replace(/\/$/, "") : null;
+    if (u.username || u.password) return null;
+    if (u.protocol !== "https:" && u.protocol !== "http:") return null;
+    if (u.protocol === "http:" && new URL(noc).protocol === "https:") return null;
+    return value.replace(/\/$/, "");
   } catch {
     return null;
   }

@@ -5,6 +5,7 @@ import { agentVersion } from "./config.ts";
 import { type Identity, loadIdentity, saveIdentity } from "./state.ts";
 import { enroll, generateApplianceKeys } from "../protocol/client.ts";
 import { agentFetch } from "./http.ts";
+import { releaseKeysOnlyOf } from "../protocol/keys.ts";
 
 /** Enrols this appliance with `noc` using `token`; refuses to replace an identity unless `force`. */
 export async function enrollAgent(
@@ -43,6 +44,8 @@ export async function enrollAgent(
     encryptionPrivate: keys.encryptionPrivate,
     encryptionPublic: keys.encryptionPublic,
     pinnedKeys: e.nocKeys,
+    // The mode is pinned with the keys: no later key list can take the appliance out of it.
+    releaseKeysOnly: releaseKeysOnlyOf(e.nocKeys),
     enrolledAt: options.now.toISOString(),
   };
   await saveIdentity(config.state, identity);

@@ -25,6 +25,12 @@ const identitySchema = z.object({
   encryptionPrivate: z.string(),
   encryptionPublic: z.string(),
   pinnedKeys: z.array(publishedKey).min(1),
+  /**
+   * The mode pinned at enrolment: true when the NOC's key did not sign packages (release-keys-only
+   * mode), or once it stopped. Never set back: in this mode every key with "package" use needs a
+   * release key's endorsement. Absent in identities written before it existed (then the pins tell).
+   */
+  releaseKeysOnly: z.boolean().optional(),
   enrolledAt: z.string(),
 });
 
@@ -105,6 +111,11 @@ const stateSchema = z.object({
     }),
   ),
   pendingReports: z.array(reportSchema),
+  /**
+   * The catalog server (not the NOC) that last answered with a catalog bound to the request: asked
+   * when the server a beat answer names (unsigned) fails. Null or absent: the NOC.
+   */
+  catalogUrl: z.string().nullable().optional(),
   /** Application data from the last post plug-ins, sent with the next SecureBeat. */
   apps: z.record(z.string(), z.record(z.string(), z.unknown())),
 });

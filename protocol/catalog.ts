@@ -157,6 +157,30 @@ const documentSchema = z.object({
   })),
 });
 
+/**
+ * The key that may sign a catalog and its binding: the pinned *current* NOC key (catalog use, no
+ * end date). A retired NOC key, even inside its end date, signs no catalog once its successor is
+ * pinned: its remaining time serves only the packages it signed (a stolen retired key cannot take
+ * over appliances that moved on). Throws {@link CatalogError} `unknown_key` (the agent then walks
+ * the key chain).
+ */
+export function catalogKey(
+  pinned: readonly PublishedKey[],
+  kid: string,
+  what: string,
+): PublishedKey {
+  const key = pinned.find((k) => k.kid === kid && k.use.includes("catalog"));
+  if (key && key.notAfter === null) return key;
+  throw new CatalogError(
+    "unknown_key",
+    key
+      ? `${what} is signed by key "${
+        kid.slice(0, 64)
+      }", which was retired: only the current NOC key signs catalogs`
+      : `${what} is signed by key "${kid.slice(0, 64)}", which is not pinned`,
+  );
+}
+
 /** Verifies a catalog response body and returns its document; throws {@link CatalogError}. */
 export async function verifyCatalog(body: string, options: {
   pinned: readonly PublishedKey[];
@@ -170,13 +194,7 @@ export async function verifyCatalog(body: string, options: {
   } catch {
     throw new CatalogError("malformed", "Catalog response is not a signed catalog envelope");
   }
-  const key = options.pinned.find((k) => k.kid === envelope.kid && k.use.includes("catalog"));
-  if (!key || (key.notAfter && Date.parse(key.notAfter) <= options.now.getTime())) {
-    throw new CatalogError(
-      "unknown_key",
-      `Catalog is signed by key "${envelope.kid}", which is not pinned`,
-    );
-  }
+  const key = catalogKey(options.pinned, envelope.kid, "Catalog");
   let signature: Uint8Array<ArrayBuffer>;
   try {
     signature = fromBase64Url(envelope.signature);
@@ -313,13 +331,7 @@ export async function verifyCatalogBinding(header: string | null, options: {
   if (typeof kid !== "string" || !(sig instanceof Uint8Array) || sig.length !== 64) {
     throw new CatalogError("unbound", "Catalog-Binding is malformed");
   }
-  const key = options.pinned.find((k) => k.kid === kid && k.use.includes("catalog"));
-  if (!key || (key.notAfter && Date.parse(key.notAfter) <= options.now.getTime())) {
-    throw new CatalogError(
-      "unknown_key",
-      `Catalog binding is signed by key "${kid.slice(0, 64)}", which is not pinned`,
-    );
-  }
+  const key = catalogKey(options.pinned, kid, "Catalog binding");
   const digest = toHex(await sha256(options.body));
   const ok = await ed25519Verify(
     await importEd25519Public(fromBase64Url(key.publicKey)),

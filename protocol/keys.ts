@@ -222,17 +222,78 @@ export function pinnedCurrentKey(pinned: readonly PublishedKey[]): PublishedKey 
   return pinned.find((k) => k.use.includes("catalog") && k.notAfter === null);
 }
 
+/** The earlier of two end dates (null: none). An end date an appliance has seen never moves later. */
+export function earliestEnd(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  const ta = Date.parse(a);
+  const tb = Date.parse(b);
+  if (Number.isNaN(tb)) return a;
+  if (Number.isNaN(ta)) return b;
+  return tb < ta ? b : a;
+}
+
+/**
+ * One step of a key chain, applied to the keys an appliance pins: `statement`
+ * (verified against the pinned current key) names the new current NOC key.
+ * Only that key is new: it is pinned for "catalog" use, and for "package" use
+ * too only when the key it replaces had it and the appliance is not in
+ * release-keys-only mode. Every key already pinned stays pinned: the statement
+ * may give it an earlier end date and take uses away, never add a use or move
+ * an end date later (the key it replaces keeps its uses and gets its end
+ * date). Any other key the statement names is ignored: release keys reach an
+ * appliance only in a catalog's key list, with an endorsement. Returns null
+ * when the statement cannot be applied (its new key is one already pinned: a
+ * key never comes back).
+ */
+export function applyKeyStatement(
+  pinned: readonly PublishedKey[],
+  statement: KeyStatement,
+  options: { releaseKeysOnly: boolean },
+): PublishedKey[] | null {
+  const next = currentKeyOf(statement);
+  if (pinned.some((k) => k.kid === next.kid || k.publicKey === next.publicKey)) return null;
+  const previous = pinned.find((k) => k.kid === statement.previous);
+  if (!previous) return null;
+  const listed = new Map(statement.keys.map((k) => [k.kid, k]));
+  const kept = pinned.map((p): PublishedKey => {
+    const k = listed.get(p.kid);
+    if (!k || k.publicKey !== p.publicKey) return p;
+    const notAfter = earliestEnd(p.notAfter, k.notAfter);
+    if (p.kid === previous.kid) return { ...p, notAfter };
+    const use = p.use.filter((u) => k.use.includes(u));
+    return { ...p, use: use.length > 0 ? use : p.use, notAfter };
+  });
+  const withPackage = !options.releaseKeysOnly && previous.use.includes("package");
+  return [
+    { ...next, use: withPackage ? ["catalog", "package"] : ["catalog"], notAfter: null },
+    ...kept,
+  ];
+}
+
+/**
+ * Whether an appliance with these pins is in release-keys-only mode as far as the pins tell: its
+ * current NOC key has no "package" use. (An agent pins the mode itself too, and never leaves it.)
+ */
+export function releaseKeysOnlyOf(pinned: readonly PublishedKey[]): boolean {
+  return !(pinnedCurrentKey(pinned)?.use.includes("package") ?? false);
+}
+
 /**
  * Walks a key chain from the keys an appliance pins: while some statement
- * replaces the pinned current key and verifies, its keys are adopted (package-
- * only keys already pinned, release keys, are kept). Statements that do not
- * link, or fail, are skipped; returns the new pinned list and the key ids
- * walked to (empty when nothing changed).
+ * replaces the pinned current key and verifies, it is applied
+ * ({@link applyKeyStatement}: the new current key is added, every pinned key
+ * is kept, no use is added and no end date moves later). Statements that do
+ * not link, or fail, are skipped; returns the new pinned list and the key ids
+ * walked to (empty when nothing changed). `releaseKeysOnly` is the mode the
+ * appliance pinned (by default, as its pins tell).
  */
 export async function walkKeyChain(
   pinned: readonly PublishedKey[],
   chain: readonly unknown[],
+  options: { releaseKeysOnly?: boolean } = {},
 ): Promise<{ keys: PublishedKey[]; walked: string[] }> {
+  const releaseKeysOnly = options.releaseKeysOnly ?? releaseKeysOnlyOf(pinned);
   let keys = [...pinned];
   const walked: string[] = [];
   const seen = new Set<string>();
@@ -240,22 +301,20 @@ export async function walkKeyChain(
     const current = pinnedCurrentKey(keys);
     if (!current || seen.has(current.kid)) break;
     seen.add(current.kid);
-    let next: KeyStatement | null = null;
+    let next: PublishedKey[] | null = null;
     for (const envelope of chain.slice(0, MAX_KEY_CHAIN)) {
       try {
-        next = await verifyKeyStatement(envelope, current);
-        break;
+        next = applyKeyStatement(keys, await verifyKeyStatement(envelope, current), {
+          releaseKeysOnly,
+        });
+        if (next) break;
       } catch {
         // Not the link from this key, or not a valid one.
       }
     }
     if (!next) break;
-    const listed = new Set(next.keys.map((k) => k.kid));
-    keys = [
-      ...next.keys,
-      ...keys.filter((k) => !k.use.includes("catalog") && !listed.has(k.kid)),
-    ];
-    walked.push(currentKeyOf(next).kid);
+    keys = next;
+    walked.push(pinnedCurrentKey(keys)!.kid);
   }
   return { keys, walked };
 }

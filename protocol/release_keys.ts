@@ -20,7 +20,13 @@ import {
   importEd25519Public,
 } from "./crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "./util/encoding.ts";
-import type { PublishedKey } from "./keys.ts";
+import {
+  earliestEnd,
+  keyId,
+  pinnedCurrentKey,
+  type PublishedKey,
+  releaseKeysOnlyOf,
+} from "./keys.ts";
 import { kidSchema, signatureSchema } from "./fileinfo.ts";
 import { releaseKeySchema } from "./schemas.ts";
 
@@ -108,79 +114,158 @@ export async function endorsementProblem(
   return ok ? null : `its endorsement by "${by.kid}" does not verify`;
 }
 
+/** The most keys an appliance pins (retired ones included); beyond it the longest-expired go first. */
+export const MAX_PINNED_KEYS = 128;
+
 /**
- * The key list an appliance may pin from `next` (a catalog's key list, signed by a pinned catalog
- * key), given what it pins now. A list can only hand on what its signer holds: while a pinned,
- * unexpired NOC (catalog) key may sign packages (normal mode), the list is taken as it is. When
- * none may (release-keys-only mode), a key keeps "package" use only if it was already pinned with
- * that use (same public key, an end date no later), or it carries an endorsement that verifies
- * under a key pinned now for "package" use. Any other key loses "package" use (and is dropped when
- * nothing is left). Returns the list and the key ids that lost "package" use.
+ * The key list an appliance pins from `next`, a catalog's key list (signed by its pinned current
+ * NOC key), given what it pins now and the mode it pinned (`releaseKeysOnly`). A catalog's list
+ * can only take trust away, and add release keys:
+ *
+ * - a key already pinned keeps its public key; its uses can shrink, never grow (but "package" use
+ *   with an endorsement that verifies under a key pinned for "package" use); its end date can come
+ *   earlier, never later. The current NOC key's end date changes only through the key chain.
+ * - a pinned key the list leaves out (or lists with another public key) is retired now, and kept:
+ *   an appliance remembers the earliest end date it has seen for every key, so no list can bring a
+ *   retired key back, whatever endorsement it carries. The current NOC key is never dropped.
+ * - a new key never gets "catalog" use (NOC keys change only through the key chain); it gets
+ *   "package" use with an endorsement by a pinned package key, or without one only outside
+ *   release-keys-only mode (there the current NOC key signs packages itself).
+ *
+ * Returns the keys (pinned ones first, in their order) and the key ids of entries not taken as
+ * listed.
  */
 export async function adoptablePackageKeys(
   pinned: readonly PublishedKey[],
   next: ReadonlyArray<PublishedKey & { endorsement?: Endorsement }>,
   now: Date,
+  releaseKeysOnly: boolean = releaseKeysOnlyOf(pinned),
 ): Promise<{ keys: PublishedKey[]; refused: string[] }> {
-  const nocSignsPackages = pinned.some((k) =>
-    k.use.includes("catalog") && k.use.includes("package") &&
-    (k.notAfter === null || Date.parse(k.notAfter) > now.getTime())
-  );
-  const keys: PublishedKey[] = [];
-  const refused: string[] = [];
+  const current = pinnedCurrentKey(pinned);
+  const nocSignsPackages = !releaseKeysOnly && (current?.use.includes("package") ?? false);
+  const refused = new Set<string>();
+  const listed = new Map<string, PublishedKey & { endorsement?: Endorsement }>();
   for (const k of next) {
-    const { endorsement, ...key } = k;
-    if (!key.use.includes("package") || nocSignsPackages) {
-      keys.push(key);
-      continue;
-    }
-    const before = pinned.find((p) =>
-      p.kid === key.kid && p.publicKey === key.publicKey && p.use.includes("package")
-    );
-    const notLater = before !== undefined &&
-      (before.notAfter === null ||
-        (key.notAfter !== null && Date.parse(key.notAfter) <= Date.parse(before.notAfter)));
-    if (notLater || (await endorsementProblem(key, endorsement, pinned, now)) === null) {
-      keys.push(key);
-      continue;
-    }
-    refused.push(key.kid);
-    const use = key.use.filter((u) => u !== "package");
-    if (use.length > 0) keys.push({ ...key, use });
+    if (listed.has(k.kid)) refused.add(k.kid);
+    else listed.set(k.kid, k);
   }
-  return { keys, refused };
+  const endorsed = async (k: PublishedKey & { endorsement?: Endorsement }) =>
+    (await endorsementProblem(k, k.endorsement, pinned, now)) === null;
+  const nowIso = now.toISOString();
+  const keys: PublishedKey[] = [];
+  for (const p of pinned) {
+    const k = listed.get(p.kid);
+    const isCurrent = p === current;
+    if (!k || k.publicKey !== p.publicKey || k.alg !== p.alg) {
+      if (k) refused.add(k.kid);
+      keys.push(isCurrent ? p : { ...p, notAfter: earliestEnd(p.notAfter, nowIso) });
+      continue;
+    }
+    const use = p.use.filter((u) => k.use.includes(u));
+    if (k.use.includes("catalog") && !p.use.includes("catalog")) refused.add(k.kid);
+    if (k.use.includes("package") && !p.use.includes("package")) {
+      if (await endorsed(k)) use.push("package");
+      else refused.add(k.kid);
+    }
+    let notAfter = isCurrent ? p.notAfter : earliestEnd(p.notAfter, k.notAfter);
+    if (!isCurrent && !sameEnd(notAfter, k.notAfter)) refused.add(k.kid);
+    if (isCurrent && k.notAfter !== null) refused.add(k.kid);
+    if (use.length === 0) {
+      // Every use taken away: retired now (a current NOC key keeps "catalog" use).
+      if (isCurrent) {
+        keys.push({ ...p, use: ["catalog"] });
+        continue;
+      }
+      notAfter = earliestEnd(p.notAfter, nowIso);
+      keys.push({ ...p, notAfter });
+      continue;
+    }
+    keys.push({ ...p, use, notAfter });
+  }
+  const known = new Set(pinned.flatMap((p) => [p.kid, p.publicKey]));
+  for (const k of listed.values()) {
+    if (known.has(k.kid) || known.has(k.publicKey)) continue;
+    const { endorsement: _, ...key } = k;
+    let use = key.use.filter((u) => u !== "catalog");
+    if (use.length !== key.use.length) refused.add(k.kid);
+    if (use.includes("package") && !nocSignsPackages && !(await endorsed(k))) {
+      refused.add(k.kid);
+      use = use.filter((u) => u !== "package");
+    }
+    if (use.length === 0) continue;
+    if (await keyId(fromBase64Url(key.publicKey)).catch(() => "") !== key.kid) {
+      refused.add(k.kid);
+      continue;
+    }
+    keys.push({ ...key, use });
+  }
+  return { keys: prunePinned(keys, now), refused: [...refused] };
+}
+
+function sameEnd(a: string | null, b: string | null): boolean {
+  return a === null || b === null ? a === b : Date.parse(a) === Date.parse(b);
 }
 
 /**
- * The keys an appliance pins after walking a NOC key chain (a rotation statement is signed by the
- * NOC key it replaces, and lists the NOC's catalog keys). "package" use passes down the chain only
- * from a NOC key that had it: when the NOC key pinned before the walk signed packages (normal
- * mode), its successors do too; in release-keys-only mode the pinned NOC key has no "package" use,
- * so a rotation — even one made with a stolen NOC key — gives no key "package" use (a key already
- * pinned for it keeps it). Returns the keys and the ids that were refused "package" use.
+ * Holds a pinned list to {@link MAX_PINNED_KEYS}: the keys whose end date passed longest ago are
+ * forgotten first; unexpired keys are never dropped (new ones beyond the bound are).
+ */
+function prunePinned(keys: PublishedKey[], now: Date): PublishedKey[] {
+  if (keys.length <= MAX_PINNED_KEYS) return keys;
+  const expired = keys
+    .filter((k) => k.notAfter !== null && Date.parse(k.notAfter) <= now.getTime())
+    .sort((a, b) => Date.parse(a.notAfter!) - Date.parse(b.notAfter!));
+  const drop = new Set(expired.slice(0, keys.length - MAX_PINNED_KEYS));
+  return keys.filter((k) => !drop.has(k)).slice(0, MAX_PINNED_KEYS);
+}
+
+/**
+ * The keys an appliance pins after walking a NOC key chain, checked against what it pinned before
+ * (`before`) and the mode it pinned: a key pinned before keeps its public key, gains no use and no
+ * later end date; a new key must be a NOC (catalog) key — the chain names nothing else — and gets
+ * "package" use only when the NOC key pinned before the walk had it and the appliance is not in
+ * release-keys-only mode. A key pinned before and missing from `walked` is kept. So a rotation —
+ * even one made with a stolen NOC key — gives no key "package" use in release-keys-only mode, and
+ * brings no retired key back. Returns the keys and the ids of keys not taken as walked.
  */
 export function rotatedPackageKeys(
   before: readonly PublishedKey[],
   walked: readonly PublishedKey[],
+  releaseKeysOnly: boolean = releaseKeysOnlyOf(before),
 ): { keys: PublishedKey[]; refused: string[] } {
-  const nocSignedPackages = before.some((k) =>
-    k.use.includes("catalog") && k.use.includes("package")
-  );
+  const nocSignedPackages = !releaseKeysOnly &&
+    (pinnedCurrentKey(before)?.use.includes("package") ?? false);
   const keys: PublishedKey[] = [];
   const refused: string[] = [];
+  const seen = new Set<string>();
   for (const k of walked) {
-    const had = before.some((p) =>
-      p.kid === k.kid && p.publicKey === k.publicKey && p.use.includes("package")
-    );
-    if (nocSignedPackages && k.use.includes("catalog")) {
-      keys.push(k.use.includes("package") ? k : { ...k, use: [...k.use, "package"] });
-    } else if (!k.use.includes("package") || had) {
-      keys.push(k);
-    } else {
-      refused.push(k.kid);
-      const use = k.use.filter((u) => u !== "package");
-      if (use.length > 0) keys.push({ ...k, use });
+    if (seen.has(k.kid)) continue;
+    seen.add(k.kid);
+    const p = before.find((b) => b.kid === k.kid);
+    if (p) {
+      // A NOC key keeps its uses through a rotation in normal mode (statements list catalog keys).
+      const keepUses = nocSignedPackages && p.use.includes("catalog");
+      const use = keepUses ? [...p.use] : p.use.filter((u) => k.use.includes(u));
+      const notAfter = earliestEnd(p.notAfter, k.notAfter);
+      if (
+        p.publicKey !== k.publicKey || k.use.some((u) => !use.includes(u)) ||
+        !sameEnd(notAfter, k.notAfter)
+      ) {
+        refused.push(k.kid);
+      }
+      keys.push(
+        p.publicKey !== k.publicKey ? p : { ...p, use: use.length > 0 ? use : p.use, notAfter },
+      );
+      continue;
     }
+    if (!k.use.includes("catalog") || before.some((b) => b.publicKey === k.publicKey)) {
+      refused.push(k.kid);
+      continue;
+    }
+    const use: PublishedKey["use"] = nocSignedPackages ? ["catalog", "package"] : ["catalog"];
+    if (k.use.includes("package") && !nocSignedPackages) refused.push(k.kid);
+    keys.push({ ...k, use });
   }
+  for (const p of before) if (!seen.has(p.kid)) keys.push(p);
   return { keys, refused };
 }

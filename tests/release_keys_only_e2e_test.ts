@@ -437,10 +437,15 @@ Deno.test("adoptablePackageKeys() in release-keys-only mode gives package use on
     { ...rec(attacker), endorsement: await endorseKey(attacker.publicKey, null, noc) },
     { ...rec(good), endorsement: await endorseKey(good.publicKey, null, root) },
   ], now);
-  assert.deepEqual(refused, [noc.kid, root.kid, attacker.kid, attacker.kid]);
+  assert.deepEqual(refused.toSorted(), [noc.kid, root.kid, attacker.kid].toSorted());
+  // The release key keeps its end date: a list cannot move it later.
   assert.deepEqual(
-    keys.map((k) => `${k.kid}:${k.use.join("+")}`),
-    [`${noc.kid}:catalog`, `${good.kid}:package`],
+    keys.map((k) => `${k.kid}:${k.use.join("+")}:${k.notAfter}`),
+    [
+      `${noc.kid}:catalog:null`,
+      `${root.kid}:package:2040-01-01T00:00:00.000Z`,
+      `${good.kid}:package:null`,
+    ],
   );
   // While the pinned NOC key itself signs packages (normal mode), its list is taken as it is.
   const normalNoc = await nocKeysFromSeed(newSeed());
@@ -457,6 +462,7 @@ Deno.test("adoptablePackageKeys() in release-keys-only mode gives package use on
   ], now);
   assert.deepEqual(same.refused, []);
   assert.equal(same.keys.length, 2);
+  assert.equal(same.keys[1]!.notAfter, "2030-01-01T00:00:00.000Z");
 });
 
 dbTest(
