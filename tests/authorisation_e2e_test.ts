@@ -7,6 +7,7 @@
  * 1. An appliance downloads only what its catalog lists; a hold then pins nothing else.
  * 2. A local server's records cannot steer a catalog or grow its own stage.
  * 4. A revoked appliance's grant stops working at the local server within one sync.
+ * And a compromised local server cannot roll a held appliance back.
  */
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
@@ -14,6 +15,8 @@ import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
 import { payload, upload } from "./_components.ts";
 import { type LocalProcess, startLocal } from "./_local.ts";
 import { signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
+import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
+import { toBase64Url } from "../protocol/util/encoding.ts";
 
 const installScript = (marker: string) =>
   `#!/bin/sh
@@ -404,6 +407,97 @@ dbTest(
     } finally {
       for (const box of boxes) await box.remove();
       await local?.stop();
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "a compromised local server cannot roll a held appliance back with records and URL changes",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    let box: AgentBox | null = null;
+    try {
+      const target = { type: "site", value: "lab" };
+      const v1 = await publishPackage(noc, { app: "core", name: "core", version: "1.0.0" }, target);
+      box = await agentIn(noc, "lab");
+      assert.equal((await box.run(once)).code, 0);
+      assert.equal(await box.readRoot("core/version"), "1.0.0");
+      await publishPackage(noc, { app: "core", name: "core", version: "2.0.0" }, target);
+      assert.equal((await box.run(once)).code, 0);
+      assert.equal(await box.readRoot("core/version"), "2.0.0");
+      const uid = (await keyOf(box.state)).id;
+      const hold = await noc.admin("POST", "/v1/admin/holds", {
+        uid,
+        app: "core",
+        reason: "freeze",
+      });
+      assert.equal(hold.status, 201, JSON.stringify(hold.body));
+
+      // A minute later, the attacker enrols (or stole) the site's local server key, and signs what
+      // it likes: a record of 1.0.0 (dated a day ahead), then URL changes.
+      noc.clock.advance(60);
+      {
+        const pair = await generateEd25519();
+        const res = await fetch(`${noc.url}/v1/local/enroll`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            token: await noc.enrollmentToken({ purpose: "local-server", site: "lab" }),
+            name: "evil",
+            url: "https://ls0.example",
+            signingKey: toBase64Url(await exportRawPublic(pair.publicKey)),
+          }),
+        });
+        const enrolled = await res.json();
+        assert.equal(res.status, 201, JSON.stringify(enrolled));
+        const sign = (method: string, path: string, body?: unknown) =>
+          signedRequest({
+            baseUrl: noc.url,
+            uid: enrolled.id,
+            key: pair.privateKey,
+            method,
+            path,
+            now: noc.clock.now(),
+            ...(body === undefined ? {} : { body }),
+          });
+        const rec = await fetch(
+          await sign("POST", "/v1/local/deliveries", {
+            epoch: crypto.randomUUID(),
+            records: [{
+              seq: 1,
+              uid,
+              componentId: v1,
+              at: new Date(noc.clock.now().getTime() + 86400e3).toISOString(),
+            }],
+          }),
+        );
+        assert.equal(rec.status, 200);
+        await rec.body?.cancel();
+        for (let i = 0; i < 4; i++) {
+          const s = await fetch(
+            await sign("POST", "/v1/local/sync", {
+              url: `https://ls${(i + 1) % 2}.example`,
+              version: "evil",
+              cache: { bytes: 0, limit: 0, entries: 0 },
+              hits: 0,
+              misses: 0,
+              servedBytes: 0,
+              pendingRecords: 0,
+              problems: [],
+            }),
+          );
+          assert.equal(s.status, 200);
+          await s.body?.cancel();
+        }
+      }
+      // The appliance's next catalog still pins 2.0.0, and it stays there.
+      const next = await box.run(once);
+      assert.equal(next.code, 0, next.stdout + next.stderr);
+      assert.deepEqual(await catalogOf(box), ["core/core@2.0.0"]);
+      assert.equal(await box.readRoot("core/version"), "2.0.0");
+    } finally {
+      await box?.remove();
       await noc.close();
     }
   },

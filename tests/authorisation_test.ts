@@ -100,7 +100,11 @@ async function enrolLocal(noc: TestNoc, site: string) {
         ...(payload === undefined ? {} : { body: payload }),
       }),
     );
-    return { status: r.status, body: await r.json() };
+    const text = await r.text();
+    return {
+      status: r.status,
+      body: r.headers.get("content-type")?.includes("json") ? JSON.parse(text) : text,
+    };
   };
 }
 
@@ -236,5 +240,280 @@ dbTest(
       (await fetchCatalog(noc, a)).doc!.components.map((c) => `${c.name}@${c.version}`),
       ["pkg@1", "f@1"],
     );
+  },
+);
+
+/** A local server's sync body, with `url`. */
+const syncBody = (url: string) => ({
+  url,
+  version: "test",
+  cache: { bytes: 0, limit: 0, entries: 0 },
+  hits: 0,
+  misses: 0,
+  servedBytes: 0,
+  pendingRecords: 0,
+  problems: [],
+});
+
+/** Downloads `url` (a catalog URL, over https); returns the status and JSON error, if any. */
+async function get(noc: TestNoc, url: string): Promise<{ status: number; error?: string }> {
+  const res = await noc.app.request(url.replace("http://", "https://"));
+  if (res.status === 200) {
+    await res.body?.cancel();
+    return { status: 200 };
+  }
+  return { status: res.status, error: (await res.json()).error };
+}
+
+const entryOf = async (noc: TestNoc, a: TestAppliance, app: string) =>
+  (await fetchCatalog(noc, a)).doc!.components.find((c) => c.app === app);
+
+dbTest(
+  "a held appliance is never rolled back by a local server's records, URL changes or an old grant",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const c = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "s" }) });
+    const target = { type: "site", value: "s" };
+    const v1 = await publishAndAssign(
+      noc,
+      { app: "app", name: "core", version: "1.0.0" },
+      undefined,
+      target,
+    );
+    const e1 = (await entryOf(noc, c, "app"))!;
+    assert.equal((await get(noc, e1.urls.at(-1)!)).status, 200);
+    await publishAndAssign(noc, { app: "app", name: "core", version: "2.0.0" }, undefined, target);
+    const e2 = (await entryOf(noc, c, "app"))!;
+    assert.equal(e2.version, "2.0.0");
+    assert.equal((await get(noc, e2.urls.at(-1)!)).status, 200);
+    const local = await enrolLocal(noc, "s");
+    const hold = await noc.admin("POST", "/v1/admin/holds", {
+      uid: c.uid,
+      app: "app",
+      reason: "freeze",
+    });
+    assert.equal(hold.status, 201);
+    assert.equal((await entryOf(noc, c, "app"))!.version, "2.0.0");
+
+    // The site's local server reports C got 1.0.0 (a day ahead), then flaps its URL.
+    noc.clock.advance(60);
+    const r = await local("POST", "/v1/local/deliveries", {
+      epoch: crypto.randomUUID(),
+      records: [{
+        seq: 1,
+        uid: c.uid,
+        componentId: v1.componentId,
+        at: new Date(noc.clock.now().getTime() + 86400e3).toISOString(),
+      }],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    for (let i = 0; i < 4; i++) {
+      noc.clock.advance(3600);
+      const s = await local("POST", "/v1/local/sync", syncBody(`https://ls${i % 2}.example`));
+      assert.equal(s.status, 200, JSON.stringify(s.body));
+    }
+    const held = (await fetchCatalog(noc, c)).doc!;
+    assert.ok(held.components[0]!.urls[0]!.startsWith("https://ls1.example/"), "rebuilt");
+    assert.deepEqual(held.components.map((x) => `${x.name}@${x.version}`), ["core@2.0.0"]);
+    // And whoever holds C's old 1.0.0 grant (not expired) fetches it: refused, nothing recorded.
+    const [before] = await db.sql`
+      select last_sent_at from deliveries where uid = ${c.uid} and component_id = ${v1.componentId}`;
+    assert.deepEqual(await get(noc, e1.urls.at(-1)!), { status: 403, error: "not_in_catalog" });
+    const [after] = await db.sql`
+      select last_sent_at from deliveries where uid = ${c.uid} and component_id = ${v1.componentId}`;
+    assert.deepEqual(after, before);
+    // Nor does a record take it back without a hold: a paused assignment of 1.0.0 to C alone
+    // (a rollback staged, not started) reaches no appliance that is not on 1.0.0 now.
+    await noc.admin("DELETE", `/v1/admin/holds/${hold.body.id}`);
+    const back = await noc.admin("POST", "/v1/admin/assignments", {
+      kind: "package",
+      app: "app",
+      name: "core",
+      version: "1.0.0",
+      target: { type: "appliance", value: c.uid },
+    });
+    assert.equal(back.status, 201, JSON.stringify(back.body));
+    await noc.admin("PATCH", `/v1/admin/assignments/${back.body.id}`, { paused: true });
+    assert.equal((await entryOf(noc, c, "app"))!.version, "2.0.0");
+  },
+);
+
+dbTest(
+  "a grant stops working when its appliance moves away; unsigned it records only for that appliance",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "a" }) });
+    const b = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "b" }) });
+    const { componentId } = await publishAndAssign(
+      noc,
+      { app: "appa", name: "core", version: "1" },
+      undefined,
+      { type: "site", value: "a" },
+    );
+    const url = (await entryOf(noc, a, "appa"))!.urls.at(-1)!.replace("http://", "https://");
+    const signedBy = async (x: TestAppliance) => {
+      const u = new URL(url);
+      const req = await x.request("GET", u.pathname + u.search);
+      const res = await noc.app.request(new Request(url, { headers: req.headers }));
+      return {
+        status: res.status,
+        body: res.status === 200 ? await res.body?.cancel() : await res.json(),
+      };
+    };
+    const deliveries = () =>
+      db.sql<{ uid: string; times: number }>`
+        select uid, times from deliveries where component_id = ${componentId} order by uid`;
+    // B with A's grant, signed: refused. Unsigned (as a mirror fetches for A): served, for A alone.
+    assert.equal((await signedBy(b)).body.error, "wrong_appliance");
+    assert.equal((await get(noc, url)).status, 200);
+    assert.deepEqual((await deliveries()).map((d) => d.uid), [a.uid]);
+    // A moves to site b: its next catalog drops the application, and its old grant (not expired)
+    // is refused from then on, signed or not, and records nothing.
+    assert.equal(
+      (await noc.admin("PATCH", `/v1/admin/appliances/${a.uid}`, { site: "b" })).status,
+      200,
+    );
+    assert.equal(await entryOf(noc, a, "appa"), undefined);
+    const recorded = await deliveries();
+    assert.deepEqual(await get(noc, url), { status: 403, error: "not_in_catalog" });
+    assert.equal((await signedBy(a)).body.error, "not_in_catalog");
+    assert.deepEqual(await deliveries(), recorded);
+  },
+);
+
+dbTest(
+  "a hold freezes only what is assigned now: it never gives back a site the appliance left",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const lb = await enrolLocal(noc, "b");
+    const a1 = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "a" }) });
+    const a2 = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "a" }) });
+    const { componentId } = await publishAndAssign(
+      noc,
+      { app: "appa", name: "core", version: "1" },
+      undefined,
+      { type: "site", value: "a" },
+    );
+    await publishAndAssign(noc, { app: "appb", name: "core", version: "1" }, undefined, {
+      type: "site",
+      value: "b",
+    });
+    for (const x of [a1, a2]) {
+      assert.equal((await get(noc, (await entryOf(noc, x, "appa"))!.urls[0]!)).status, 200);
+    }
+    // a1 moves to b and takes its catalog, then is held; a2 moves and is held before it asks.
+    for (const x of [a1, a2]) {
+      assert.equal(
+        (await noc.admin("PATCH", `/v1/admin/appliances/${x.uid}`, { site: "b" })).status,
+        200,
+      );
+      if (x === a1) assert.equal(await entryOf(noc, x, "appa"), undefined);
+      const hold = await noc.admin("POST", "/v1/admin/holds", {
+        uid: x.uid,
+        reason: "investigate",
+      });
+      assert.equal(hold.status, 201);
+    }
+    assert.deepEqual((await fetchCatalog(noc, a1)).doc!.components.map((c) => c.app), ["appb"]);
+    assert.deepEqual((await fetchCatalog(noc, a2)).doc!.components.map((c) => c.app), []);
+    const s = await lb("POST", "/v1/local/sync", syncBody("https://cache.example:8443"));
+    assert.equal(s.status, 200, JSON.stringify(s.body));
+    assert.ok(!s.body.stage.some((i: any) => i.id === componentId), JSON.stringify(s.body.stage));
+  },
+);
+
+dbTest(
+  "a local server's URL change rebuilds only its site's catalogs, at most once per 15 minutes",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const mine = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "s1" }) });
+    const other = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "s2" }) });
+    await publishAndAssign(noc, { app: "app", name: "core", version: "1" });
+    const local = await enrolLocal(noc, "s1");
+    const first = { mine: await fetchCatalog(noc, mine), other: await fetchCatalog(noc, other) };
+    const epoch = async () => Number((await db.sql`select epoch from catalog_epoch`)[0]!.epoch);
+    const epochBefore = await epoch();
+    const mirrorOf = async () => {
+      const r = await fetchCatalog(noc, mine);
+      return new URL(r.doc!.components[0]!.urls[0]!).origin;
+    };
+    noc.clock.advance(1);
+    const sync = (url: string) => local("POST", "/v1/local/sync", syncBody(url));
+    assert.equal((await sync("https://new.example")).status, 200);
+    assert.equal(await mirrorOf(), "https://new.example");
+    // The other site's appliance keeps its cached catalog: a 304, not rebuilt.
+    const again = await fetchCatalog(noc, other, { etag: first.other.etag! });
+    assert.equal(again.status, 304);
+    assert.equal(await epoch(), epochBefore, "the fleet-wide epoch is untouched");
+    // Flapping: a change within 15 minutes is not taken; after them, it is.
+    noc.clock.advance(14 * 60);
+    const etag = (await fetchCatalog(noc, mine)).etag!;
+    assert.equal((await sync("https://flap.example")).status, 200);
+    assert.equal((await fetchCatalog(noc, mine, { etag })).status, 304);
+    const [stored] = await db.sql`select url from local_servers`;
+    assert.equal(stored!.url, "https://new.example");
+    noc.clock.advance(60);
+    assert.equal((await sync("https://flap.example")).status, 200);
+    assert.equal(await mirrorOf(), "https://flap.example");
+    assert.equal((await fetchCatalog(noc, other, { etag: first.other.etag! })).status, 304);
+  },
+);
+
+dbTest(
+  "a local server learns only its own site's revoked appliances, and those that left it",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const local = await enrolLocal(noc, "s1");
+    const inSite = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "s1" }) });
+    const left = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "s1" }) });
+    const elsewhere = await noc.enrollAppliance({
+      token: await noc.enrollmentToken({ site: "s2" }),
+    });
+    const kept = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "s1" }) });
+    assert.equal(
+      (await noc.admin("PATCH", `/v1/admin/appliances/${left.uid}`, { site: "s2" })).status,
+      200,
+    );
+    for (const x of [inSite, left, elsewhere]) {
+      const r = await noc.admin("POST", `/v1/admin/appliances/${x.uid}/revoke`, {
+        reason: "stolen",
+      });
+      assert.equal(r.status, 200);
+    }
+    const s = await local("POST", "/v1/local/sync", syncBody("https://cache.example:8443"));
+    assert.equal(s.status, 200, JSON.stringify(s.body));
+    assert.deepEqual(s.body.revoked, [inSite.uid, left.uid].sort());
+    assert.ok(!s.body.revoked.includes(kept.uid));
+    // Past the revocation window (longer than any grant lives), the departed one drops off.
+    noc.clock.advance(31 * 86400);
+    const later = await local("POST", "/v1/local/sync", syncBody("https://cache.example:8443"));
+    assert.deepEqual(later.body.revoked, []);
+  },
+);
+
+dbTest(
+  "a local server that stops syncing cannot fetch what its site's catalogs since dropped",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const local = await enrolLocal(noc, "lab");
+    await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "lab" }) });
+    const { componentId, assignmentId } = await publishAndAssign(
+      noc,
+      { app: "app", name: "core", version: "1" },
+      undefined,
+      { type: "site", value: "lab" },
+    );
+    const s = await local("POST", "/v1/local/sync", syncBody("https://cache.example:8443"));
+    assert.deepEqual(s.body.stage.map((i: any) => i.id), [componentId]);
+    const fetchIt = async () => {
+      const r = await local("GET", `/v1/local/components/${componentId}`);
+      return r.status === 200 ? { status: 200 } : { status: r.status, error: r.body.error };
+    };
+    assert.equal((await fetchIt()).status, 200);
+    // The release is withdrawn; the server never syncs again. Within a few syncs' time its stage
+    // still counts; after that, nothing it did not sync for.
+    assert.equal((await noc.admin("DELETE", `/v1/admin/assignments/${assignmentId}`)).status, 204);
+    noc.clock.advance(3 * 60 + 1);
+    assert.deepEqual(await fetchIt(), { status: 403, error: "not_staged" });
   },
 );
