@@ -207,7 +207,7 @@ export function refusalGate(
   };
   return {
     check(address) {
-      if (perMinute <= 0) return;
+      if (perMinute <= 0 || addresses.size === 0) return;
       const b = addresses.get(addressKey(address));
       if (!b) return;
       const now = clock.now().getTime();
