@@ -14,18 +14,26 @@ import { signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
 import { sleep } from "../protocol/util/timer.ts";
 import { INTERVAL_RANGE_S } from "../protocol/catalog.ts";
 
+/**
+ * The least time between two cycles a wake-up starts early, seconds. A wake-up answer is not
+ * signed: a man in the middle could answer every long poll at once, so a wake-up is a hint. The
+ * first one starts a cycle at once; one that comes sooner than this after the last cycle a wake-up
+ * started is kept, and its cycle starts when the gap has passed (or at the regular time, if that
+ * comes first). The regular schedule comes from signed catalogs only.
+ */
+export const WAKE_FLOOR_S = 120;
+
 /** Runs cycles until `signal` aborts. */
 export async function runLoop(ctx: CycleContext, signal: AbortSignal): Promise<void> {
-  let wakeRequested = false;
-  let wakeUp: () => void = () => {};
+  let wakePending = false;
+  let lastWoken = -Infinity;
+  let wakeUp: () => void = () => {
+    wakePending = true;
+  };
   const poller = ctx.config.wakeWaitS > 0
-    ? pollWakeups(ctx, signal, () => {
-      wakeRequested = true;
-      wakeUp();
-    })
+    ? pollWakeups(ctx, signal, () => wakeUp())
     : Promise.resolve();
   while (!signal.aborted) {
-    wakeRequested = false;
     let nextDue: number;
     try {
       const r = await runCycle(ctx);
@@ -34,21 +42,38 @@ export async function runLoop(ctx: CycleContext, signal: AbortSignal): Promise<v
       ctx.log.error("cycle_crashed", { error: e instanceof Error ? e.message : String(e) });
       nextDue = Date.now() + 60_000;
     }
-    if (signal.aborted) break;
-    if (wakeRequested) {
-      ctx.log.info("woken", { by: "noc" });
-      continue;
-    }
+    if (Number.isNaN(nextDue)) nextDue = Date.now() + 60_000;
     // Never longer than the NOC's longest interval, whatever the state file says (a timer past
     // 2^31 ms would fire at once; sleep() waits in pieces in any case).
-    const waitMs = Math.min(nextDue - Date.now(), INTERVAL_RANGE_S.max * 1000);
-    await sleep(Number.isNaN(waitMs) ? 60_000 : waitMs, signal, (wake) => {
-      wakeUp = () => {
+    nextDue = Math.min(nextDue, Date.now() + INTERVAL_RANGE_S.max * 1000);
+    let deferredLogged = false;
+    while (!signal.aborted) {
+      const now = Date.now();
+      const wakeAt = wakePending ? Math.max(now, lastWoken + WAKE_FLOOR_S * 1000) : Infinity;
+      if (wakeAt <= now && wakeAt < nextDue) {
+        lastWoken = now;
         ctx.log.info("woken", { by: "noc" });
-        wake();
+        break;
+      }
+      if (nextDue <= now) break;
+      if (wakePending && !deferredLogged) {
+        deferredLogged = true;
+        ctx.log.info("wake_deferred", {
+          until: new Date(Math.min(wakeAt, nextDue)).toISOString(),
+          floorS: WAKE_FLOOR_S,
+        });
+      }
+      await sleep(Math.min(wakeAt, nextDue) - now, signal, (wake) => {
+        wakeUp = () => {
+          wakePending = true;
+          wake();
+        };
+      });
+      wakeUp = () => {
+        wakePending = true;
       };
-    });
-    wakeUp = () => {};
+    }
+    wakePending = false;
   }
   await poller;
 }
