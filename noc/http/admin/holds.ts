@@ -1,4 +1,4 @@
-/** `/v1/admin/holds`: appliances (or one application of one) pinned to what they were last sent. */
+/** `/v1/admin/holds`: appliances (or one application of one) pinned to what their latest catalog lists. */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { holdQuery, holdSchema, idParam } from "../../../protocol/schemas.ts";
@@ -7,7 +7,7 @@ import { staleCatalogOf } from "../../services/catalogs.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
-/** `/v1/admin/holds`: appliances pinned to what they were last sent. */
+/** `/v1/admin/holds`: appliances pinned to what their latest catalog lists (see catalog_engine.ts). */
 export function holdAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
     .post("/", validate("json", holdSchema), async (c) => {
