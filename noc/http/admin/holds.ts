@@ -1,4 +1,7 @@
-/** `/v1/admin/holds`: appliances (or one application of one) pinned to what their latest catalog lists. */
+/**
+ * `/v1/admin/holds`: appliances (or one application of one) pinned to what their latest catalog
+ * lists.
+ */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { holdQuery, holdSchema, idParam } from "../../../protocol/schemas.ts";
