@@ -42,10 +42,18 @@ async function rows(db: Db): Promise<ChainRow[]> {
     select seq, kid, public_key, envelope from noc_key_chain order by seq`;
 }
 
+/** The kid of the key chain's last (current) key, or null when no key is recorded yet. */
+export async function currentChainKid(db: Db): Promise<string | null> {
+  const [row] = await db.sql<{ kid: string }>`
+    select kid from noc_key_chain order by seq desc limit 1`;
+  return row?.kid ?? null;
+}
+
 async function check(
   envelope: unknown,
   previous: { kid: string; publicKey: string },
   current: string,
+  source: string,
 ): Promise<KeyStatement> {
   let statement: KeyStatement;
   try {
@@ -59,7 +67,7 @@ async function check(
   const next = currentKeyOf(statement).kid;
   if (next !== current) {
     throw new KeyChainError(
-      `NOC_KEY_STATEMENT makes key "${next}" current, but NOC_SIGNING_KEY is key "${current}"`,
+      `NOC_KEY_STATEMENT makes key "${next}" current, but ${source} holds key "${current}"`,
     );
   }
   return statement;
@@ -69,12 +77,16 @@ async function check(
  * Records the NOC's signing key in the chain (with `statement`, the parsed
  * JSON of NOC_KEY_STATEMENT, when it rotates to a new key) and returns the
  * keys with the chain and every earlier key published (retired, with the end
- * date its statement gave). Throws {@link KeyChainError} naming what to fix.
+ * date its statement gave). `source` names where the signing key came from, as
+ * the operator would recognise it (`NOC_SIGNING_KEY`, `NOC_SIGNING_KEY_FILE
+ * (<path>)` or the data folder's file). Throws {@link KeyChainError} naming
+ * what to fix.
  */
 export async function recordKeyChain(
   db: Db,
   keys: NocKeys,
   statement: unknown | null,
+  source = "NOC_SIGNING_KEY",
 ): Promise<NocKeys> {
   const current = keys.published[0]!;
   let chain = await rows(db);
@@ -92,7 +104,7 @@ export async function recordKeyChain(
         );
       }
       const prev = parsed.statement.keys.find((k) => k.kid === parsed.statement.previous)!;
-      await check(statement, prev, current.kid);
+      await check(statement, prev, current.kid, source);
       first.push({ kid: prev.kid, public_key: prev.publicKey, envelope: null });
       first.push({
         kid: current.kid,
@@ -116,13 +128,14 @@ export async function recordKeyChain(
   if (tip.kid !== current.kid) {
     if (chain.some((r) => r.kid === current.kid)) {
       throw new KeyChainError(
-        `NOC_SIGNING_KEY is key "${current.kid}", which the key chain already replaced by ` +
-          `"${tip.kid}": going back to an earlier key is refused (appliances would refuse it)`,
+        `${source} holds key "${current.kid}", which the key chain already replaced by ` +
+          `"${tip.kid}": going back to an earlier key is refused (appliances would refuse it); ` +
+          `give the seed of key "${tip.kid}" there instead`,
       );
     }
     if (statement === null) {
       throw new KeyChainError(
-        `NOC_SIGNING_KEY is key "${current.kid}", but the NOC's current key is "${tip.kid}": ` +
+        `${source} holds key "${current.kid}", but the NOC's current key is "${tip.kid}": ` +
           `to rotate, give NOC_KEY_STATEMENT_FILE, a key-list statement signed with both keys ` +
           `(deno task keygen statement --from <old seed file> --to <new seed file>); ` +
           `see docs/operations.md, "Rotating the NOC signing key"`,
@@ -131,7 +144,7 @@ export async function recordKeyChain(
     if (chain.length >= MAX_KEY_CHAIN) {
       throw new KeyChainError(`The key chain holds ${MAX_KEY_CHAIN} keys, the most it may`);
     }
-    await check(statement, { kid: tip.kid, publicKey: tip.public_key }, current.kid);
+    await check(statement, { kid: tip.kid, publicKey: tip.public_key }, current.kid, source);
     const { envelope } = parseKeyStatement(statement);
     await db.sql`
       insert into noc_key_chain (seq, kid, public_key, envelope)
@@ -142,7 +155,7 @@ export async function recordKeyChain(
     if (tip.kid !== current.kid) {
       throw new KeyChainError(
         `Another NOC instance recorded key "${tip.kid}" as current meanwhile; start every ` +
-          `instance with the same NOC_SIGNING_KEY`,
+          `instance with the same signing key (${source} holds "${current.kid}")`,
       );
     }
   }

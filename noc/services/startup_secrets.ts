@@ -13,7 +13,7 @@ import { type NocKeys, nocKeysFromSeed } from "./signing_keys.ts";
 import { hashToken, newToken } from "./tokens.ts";
 import { createEnrollmentToken } from "./enrollment_tokens.ts";
 import type { Db } from "../db/db.ts";
-import { recordKeyChain } from "./key_chain.ts";
+import { currentChainKid, KeyChainError, recordKeyChain } from "./key_chain.ts";
 
 /** Whether this configuration may keep secrets in the data folder. */
 export function mayWriteDataDir(config: Config): boolean {
@@ -23,15 +23,24 @@ export function mayWriteDataDir(config: Config): boolean {
 async function readOrCreateSecret(
   path: string,
   create: () => string,
+  beforeCreate?: () => Promise<void>,
 ): Promise<{ value: string; created: boolean }> {
   try {
     return { value: (await Deno.readTextFile(path)).trim(), created: false };
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+  await beforeCreate?.();
   const value = create();
   await Deno.writeTextFile(path, value + "\n", { mode: 0o600, createNew: true });
   return { value, created: true };
+}
+
+/** A secret and where it came from, named as the operator would (for messages). */
+interface Sourced {
+  value: string;
+  /** `NOC_SIGNING_KEY`, `NOC_SIGNING_KEY_FILE (<path>)` or `the data folder's file <path>`. */
+  source: string;
 }
 
 async function secret(
@@ -40,16 +49,21 @@ async function secret(
   file: string | undefined,
   name: string,
   dataFile: string,
-): Promise<string> {
-  if (value) return value;
-  if (file) return (await Deno.readTextFile(file)).trim();
+  beforeCreate?: (path: string) => Promise<void>,
+): Promise<Sourced> {
+  if (value) return { value, source: name };
+  if (file) {
+    return { value: (await Deno.readTextFile(file)).trim(), source: `${name}_FILE (${file})` };
+  }
   if (!mayWriteDataDir(config)) {
     throw new Error(
       `${name} (or ${name}_FILE) is required when DATABASE_URL is set; create one with: deno task keygen`,
     );
   }
   await Deno.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  return (await readOrCreateSecret(`${config.dataDir}/${dataFile}`, newSeed)).value;
+  const path = `${config.dataDir}/${dataFile}`;
+  const made = await readOrCreateSecret(path, newSeed, beforeCreate && (() => beforeCreate(path)));
+  return { value: made.value, source: `the data folder's file ${path}` };
 }
 
 /** The key-list statement of a rotation (NOC_KEY_STATEMENT or its file), parsed, or null. */
@@ -80,6 +94,19 @@ export async function loadNocKeys(config: Config, db?: Db): Promise<NocKeys> {
     config.signingKeyFile,
     "NOC_SIGNING_KEY",
     "noc-signing-key",
+    // A database that already has a key chain has a key its appliances pin: a fresh random key
+    // in its data folder would only be refused (no statement can make it current), so none is
+    // written and the operator is told where the seed belongs.
+    db && (async (path) => {
+      const tip = await currentChainKid(db);
+      if (tip !== null) {
+        throw new KeyChainError(
+          `The data folder's file ${path} is missing, but the database already has a key chain ` +
+            `(current key "${tip}"): no new key is made, appliances would refuse it. Put the ` +
+            `current key's seed in ${path}, or give it in NOC_SIGNING_KEY_FILE`,
+        );
+      }
+    }),
   );
   const master = await secret(
     config,
@@ -88,12 +115,12 @@ export async function loadNocKeys(config: Config, db?: Db): Promise<NocKeys> {
     "NOC_MASTER_KEY",
     "noc-master-key",
   );
-  const keys = await nocKeysFromSeed(signing, {
+  const keys = await nocKeysFromSeed(signing.value, {
     retired: config.retiredKeys,
-    master,
+    master: master.value,
     releaseKeysOnly: config.releaseKeysOnly,
   });
-  return db ? await recordKeyChain(db, keys, await keyStatement(config)) : keys;
+  return db ? await recordKeyChain(db, keys, await keyStatement(config), signing.source) : keys;
 }
 
 /** The admin token to print, if this start-up may show one. */
