@@ -244,9 +244,19 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     // A NOC that is down (not one that refuses) leaves the stored catalog in force until it expires:
     // what is missing can still come from the site's local component server.
     const unreachable = !(e instanceof NocError) || e.status >= 500;
+    const why = beatFailure(e, base);
+    if (unreachable) ctx.log.warn("noc_unreachable", { message: d.message });
+    else {
+      const n = e as NocError;
+      ctx.log.error("beat_refused_by_noc", {
+        status: n.status,
+        reason: n.body.error ?? null,
+        message: n.body.message ?? null,
+      });
+    }
     offline = unreachable ? await storedCatalog(ctx, state) : null;
     // Retry sooner than a whole interval, but never in a hot loop.
-    if (!offline) return await finish("failed", "NOC unreachable or refused the beat", 60);
+    if (!offline) return await finish("failed", why, 60);
     problems.push({
       code: "offline",
       message: `NOC unreachable: working from the stored catalog (serial ${offline.serial}, ` +
@@ -702,4 +712,22 @@ function catalogServer(value: unknown, noc: string): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Why a SecureBeat failed, for the cycle's message: a refusal (a 4xx answer)
+ * names the NOC's code and message — with a hint for `wrong_authority`, whose
+ * cause is on this side (the URL the agent uses is not a name the NOC
+ * accepts) — and anything else is an outage.
+ */
+export function beatFailure(e: unknown, base: string): string {
+  if (e instanceof NocError && e.status < 500) {
+    const text = `NOC refused the beat: ${e.status} ${e.body.error ?? "error"}: ` +
+      `${String(e.body.message ?? "").slice(0, 300)}`;
+    return e.body.error === "wrong_authority"
+      ? `${text} (this agent signs for ${new URL(base).host}, the host of its NOC URL ${base}; ` +
+        `set "noc" in agent.json to a URL the NOC accepts, see docs/agent.md)`
+      : text;
+  }
+  return `NOC unreachable: ${describe(e).message.slice(0, 300)}`;
 }

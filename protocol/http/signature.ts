@@ -377,7 +377,10 @@ export async function verifySignatureHeaders(
         "wrong_authority",
         authority === null
           ? "Signature must cover @authority"
-          : `Signature is for authority "${authority.slice(0, 100)}", which is not this server`,
+          : `Request sent to authority "${authority.slice(0, 100)}" (its ${
+            req.authority === undefined ? "Host" : "X-Forwarded-Host"
+          }), which is not one of this server's names; @authority is taken from the request, ` +
+            `so sign for, and send to, a name this server accepts`,
         keyid,
       );
     }
