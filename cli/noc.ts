@@ -820,14 +820,31 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         `--target must be all or <model|site|channel|tag|appliance>=<value>, not "${target}"`,
       );
     }
-    const body = await postJson(ctx, "/v1/admin/assignments", {
-      kind: flag(ctx, "kind") ?? "package",
-      app: need(ctx, "app"),
-      name: need(ctx, "name"),
-      version: need(ctx, "version"),
-      target: m ? { type: m[1], value: m[2] } : { type: "all" },
-      rolloutPercent: count(ctx, "rollout", 0, 100) ?? 100,
-    });
+    const kind = flag(ctx, "kind") ?? "package";
+    const [app, name, version] = [need(ctx, "app"), need(ctx, "name"), need(ctx, "version")];
+    let body: unknown;
+    try {
+      body = await postJson(ctx, "/v1/admin/assignments", {
+        kind,
+        app,
+        name,
+        version,
+        target: m ? { type: m[1], value: m[2] } : { type: "all" },
+        rolloutPercent: count(ctx, "rollout", 0, 100) ?? 100,
+      });
+    } catch (e) {
+      // Not published as this kind: say so when it is published as the other one.
+      if (!(e instanceof CliError) || !e.message.startsWith("NOC answered 404")) throw e;
+      const other = kind === "package" ? "file" : kind === "file" ? "package" : null;
+      if (other === null) throw e;
+      const q = new URLSearchParams({ kind: other, app, name });
+      const listed = await call(ctx, "GET", `/v1/admin/components?${q}`).catch(() => null);
+      const items = (listed as { items?: Array<{ version?: unknown }> } | null)?.items ?? [];
+      if (!items.some((c) => c.version === version)) throw e;
+      throw new CliError(
+        `${e.message} (${app}/${name} ${version} is a ${other}: add --kind ${other})`,
+      );
+    }
     if (ctx.flags.json) return json(body);
     const a = read(assignment, body);
     return `Assignment ${a.id}: ${a.kind} ${a.app}/${a.name}@${a.version} to ${target}, rollout ${a.rolloutPercent}%`;
