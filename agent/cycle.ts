@@ -41,7 +41,7 @@ import {
   verifyCatalog,
   verifyCatalogBinding,
 } from "../protocol/catalog.ts";
-import { releaseKeysOnlyOf, walkKeyChain } from "../protocol/keys.ts";
+import { MAX_PINNED_KEYS, releaseKeysOnlyOf, walkKeyChain } from "../protocol/keys.ts";
 import type { CatalogDocument, CatalogEntry } from "../protocol/catalog.ts";
 
 /** What a cycle needs. */
@@ -621,11 +621,16 @@ async function followKeyChain(ctx: CycleContext): Promise<boolean> {
   const before = ctx.identity.pinnedKeys;
   const releaseKeysOnly = pinnedMode(ctx.identity);
   const chained = await walkKeyChain(before, chain, { releaseKeysOnly });
+  if (chained.full) ctx.log.warn("keys_refused", pinsFull(before.length, "key_chain"));
   const walked = chained.walked;
   if (walked.length === 0) return false;
   // A rotation hands on "package" use only where the NOC key had it (not in release-keys-only
   // mode); no key gains a use or a later end date, and no pinned key is dropped.
-  const { keys, refused } = rotatedPackageKeys(before, chained.keys, releaseKeysOnly);
+  const { keys, refused, full } = rotatedPackageKeys(before, chained.keys, releaseKeysOnly);
+  if (full) {
+    ctx.log.warn("keys_refused", { ...pinsFull(before.length, "key_chain"), kids: refused });
+    return false;
+  }
   if (refused.length > 0) ctx.log.warn("keys_refused", { kids: refused, via: "key_chain" });
   ctx.identity.pinnedKeys = keys;
   ctx.identity.releaseKeysOnly = releaseKeysOnly || releaseKeysOnlyOf(keys);
@@ -635,6 +640,21 @@ async function followKeyChain(ctx: CycleContext): Promise<boolean> {
     to: walked,
   });
   return true;
+}
+
+/**
+ * The `keys_refused` fields for a new key refused because the appliance pins
+ * {@link MAX_PINNED_KEYS} keys: it forgets none (a retired key is the record of
+ * its retirement), so it takes no more until it is enrolled again.
+ */
+function pinsFull(pinned: number, via: "key_chain" | "catalog") {
+  return {
+    via,
+    pinned,
+    max: MAX_PINNED_KEYS,
+    message: `the appliance pins ${pinned} keys, the most it may (${MAX_PINNED_KEYS}); ` +
+      "it forgets no key to make room, so it pins no new one: enrol it again",
+  };
 }
 
 /**
@@ -657,12 +677,13 @@ function pinnedMode(identity: Identity): boolean {
  */
 async function adoptKeys(ctx: CycleContext, doc: CatalogDocument): Promise<void> {
   const releaseKeysOnly = pinnedMode(ctx.identity);
-  const { keys: next, refused } = await adoptablePackageKeys(
+  const { keys: next, refused, full } = await adoptablePackageKeys(
     ctx.identity.pinnedKeys,
     doc.keys,
     ctx.now(),
     releaseKeysOnly,
   );
+  if (full) ctx.log.warn("keys_refused", pinsFull(ctx.identity.pinnedKeys.length, "catalog"));
   if (refused.length > 0) {
     ctx.log.warn("keys_refused", {
       kids: refused,

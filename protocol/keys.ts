@@ -65,6 +65,15 @@ export interface KeyStatementEnvelope {
 /** The most statements a key chain may hold (a bound on what an appliance walks). */
 export const MAX_KEY_CHAIN = 64;
 
+/**
+ * The most keys an appliance pins, retired ones included. The bound never makes it forget a key:
+ * a retired key stays pinned as the record of its retirement (so no list can bring it back), and a
+ * valid one stays valid. At the bound the appliance pins no *new* key — from a catalog's key list
+ * or from a key chain — and logs `keys_refused`: whoever fills it (only a holder of the current
+ * NOC key can) blocks new keys, a denial of service, and gains no trust. Re-enrolment starts over.
+ */
+export const MAX_PINNED_KEYS = 128;
+
 /** A key-list statement that must not be used; `reason` is a stable code. */
 export class KeyStatementError extends Error {
   /** Creates an error with a stable reason code. */
@@ -244,7 +253,8 @@ export function earliestEnd(a: string | null, b: string | null): string | null {
  * date). Any other key the statement names is ignored: release keys reach an
  * appliance only in a catalog's key list, with an endorsement. Returns null
  * when the statement cannot be applied (its new key is one already pinned: a
- * key never comes back).
+ * key never comes back), or when the appliance already pins {@link MAX_PINNED_KEYS} keys (it
+ * forgets none to make room).
  */
 export function applyKeyStatement(
   pinned: readonly PublishedKey[],
@@ -252,6 +262,7 @@ export function applyKeyStatement(
   options: { releaseKeysOnly: boolean },
 ): PublishedKey[] | null {
   const next = currentKeyOf(statement);
+  if (pinned.length >= MAX_PINNED_KEYS) return null;
   if (pinned.some((k) => k.kid === next.kid || k.publicKey === next.publicKey)) return null;
   const previous = pinned.find((k) => k.kid === statement.previous);
   if (!previous) return null;
@@ -284,19 +295,22 @@ export function releaseKeysOnlyOf(pinned: readonly PublishedKey[]): boolean {
  * replaces the pinned current key and verifies, it is applied
  * ({@link applyKeyStatement}: the new current key is added, every pinned key
  * is kept, no use is added and no end date moves later). Statements that do
- * not link, or fail, are skipped; returns the new pinned list and the key ids
- * walked to (empty when nothing changed). `releaseKeysOnly` is the mode the
- * appliance pinned (by default, as its pins tell).
+ * not link, or fail, are skipped; returns the new pinned list, the key ids
+ * walked to (empty when nothing changed), and `full`: true when the walk
+ * stopped at a valid link because the appliance pins {@link MAX_PINNED_KEYS}
+ * keys (it pins no new key then, and forgets none). `releaseKeysOnly` is the
+ * mode the appliance pinned (by default, as its pins tell).
  */
 export async function walkKeyChain(
   pinned: readonly PublishedKey[],
   chain: readonly unknown[],
   options: { releaseKeysOnly?: boolean } = {},
-): Promise<{ keys: PublishedKey[]; walked: string[] }> {
+): Promise<{ keys: PublishedKey[]; walked: string[]; full: boolean }> {
   const releaseKeysOnly = options.releaseKeysOnly ?? releaseKeysOnlyOf(pinned);
   let keys = [...pinned];
   const walked: string[] = [];
   const seen = new Set<string>();
+  let full = false;
   for (let step = 0; step < Math.min(chain.length, MAX_KEY_CHAIN); step++) {
     const current = pinnedCurrentKey(keys);
     if (!current || seen.has(current.kid)) break;
@@ -304,10 +318,15 @@ export async function walkKeyChain(
     let next: PublishedKey[] | null = null;
     for (const envelope of chain.slice(0, MAX_KEY_CHAIN)) {
       try {
-        next = applyKeyStatement(keys, await verifyKeyStatement(envelope, current), {
-          releaseKeysOnly,
-        });
+        const statement = await verifyKeyStatement(envelope, current);
+        next = applyKeyStatement(keys, statement, { releaseKeysOnly });
         if (next) break;
+        // A valid link to a key not pinned yet, refused for want of room.
+        const to = currentKeyOf(statement);
+        if (
+          keys.length >= MAX_PINNED_KEYS &&
+          !keys.some((k) => k.kid === to.kid || k.publicKey === to.publicKey)
+        ) full = true;
       } catch {
         // Not the link from this key, or not a valid one.
       }
@@ -316,5 +335,5 @@ export async function walkKeyChain(
     keys = next;
     walked.push(pinnedCurrentKey(keys)!.kid);
   }
-  return { keys, walked };
+  return { keys, walked, full };
 }

@@ -23,6 +23,7 @@ import { fromBase64Url, toBase64Url, utf8 } from "./util/encoding.ts";
 import {
   earliestEnd,
   keyId,
+  MAX_PINNED_KEYS,
   pinnedCurrentKey,
   type PublishedKey,
   releaseKeysOnlyOf,
@@ -114,8 +115,7 @@ export async function endorsementProblem(
   return ok ? null : `its endorsement by "${by.kid}" does not verify`;
 }
 
-/** The most keys an appliance pins (retired ones included); beyond it the longest-expired go first. */
-export const MAX_PINNED_KEYS = 128;
+export { MAX_PINNED_KEYS } from "./keys.ts";
 
 /**
  * The key list an appliance pins from `next`, a catalog's key list (signed by its pinned current
@@ -131,17 +131,21 @@ export const MAX_PINNED_KEYS = 128;
  * - a new key never gets "catalog" use (NOC keys change only through the key chain); it gets
  *   "package" use with an endorsement by a pinned package key, or without one only outside
  *   release-keys-only mode (there the current NOC key signs packages itself).
+ * - no pinned key is ever dropped, whatever the bound: at {@link MAX_PINNED_KEYS} keys a new key
+ *   is refused instead (`full`). Forgetting a retired key would forget its retirement, and its old
+ *   endorsement would bring it back as new.
  *
- * Returns the keys (pinned ones first, in their order) and the key ids of entries not taken as
- * listed.
+ * Returns the keys (pinned ones first, in their order), the key ids of entries not taken as
+ * listed, and whether a new key was refused for want of room.
  */
 export async function adoptablePackageKeys(
   pinned: readonly PublishedKey[],
   next: ReadonlyArray<PublishedKey & { endorsement?: Endorsement }>,
   now: Date,
   releaseKeysOnly: boolean = releaseKeysOnlyOf(pinned),
-): Promise<{ keys: PublishedKey[]; refused: string[] }> {
+): Promise<{ keys: PublishedKey[]; refused: string[]; full: boolean }> {
   const current = pinnedCurrentKey(pinned);
+  let full = false;
   const nocSignsPackages = !releaseKeysOnly && (current?.use.includes("package") ?? false);
   const refused = new Set<string>();
   const listed = new Map<string, PublishedKey & { endorsement?: Endorsement }>();
@@ -197,26 +201,19 @@ export async function adoptablePackageKeys(
       refused.add(k.kid);
       continue;
     }
+    if (keys.length >= MAX_PINNED_KEYS) {
+      // No room: the new key is refused; no pinned key is forgotten to make room.
+      refused.add(k.kid);
+      full = true;
+      continue;
+    }
     keys.push({ ...key, use });
   }
-  return { keys: prunePinned(keys, now), refused: [...refused] };
+  return { keys, refused: [...refused], full };
 }
 
 function sameEnd(a: string | null, b: string | null): boolean {
   return a === null || b === null ? a === b : Date.parse(a) === Date.parse(b);
-}
-
-/**
- * Holds a pinned list to {@link MAX_PINNED_KEYS}: the keys whose end date passed longest ago are
- * forgotten first; unexpired keys are never dropped (new ones beyond the bound are).
- */
-function prunePinned(keys: PublishedKey[], now: Date): PublishedKey[] {
-  if (keys.length <= MAX_PINNED_KEYS) return keys;
-  const expired = keys
-    .filter((k) => k.notAfter !== null && Date.parse(k.notAfter) <= now.getTime())
-    .sort((a, b) => Date.parse(a.notAfter!) - Date.parse(b.notAfter!));
-  const drop = new Set(expired.slice(0, keys.length - MAX_PINNED_KEYS));
-  return keys.filter((k) => !drop.has(k)).slice(0, MAX_PINNED_KEYS);
 }
 
 /**
@@ -226,18 +223,24 @@ function prunePinned(keys: PublishedKey[], now: Date): PublishedKey[] {
  * "package" use only when the NOC key pinned before the walk had it and the appliance is not in
  * release-keys-only mode. A key pinned before and missing from `walked` is kept. So a rotation —
  * even one made with a stolen NOC key — gives no key "package" use in release-keys-only mode, and
- * brings no retired key back. Returns the keys and the ids of keys not taken as walked.
+ * brings no retired key back. Nor does it make the appliance forget one: every key pinned before
+ * is kept, and a walk that would pin more than {@link MAX_PINNED_KEYS} keys is refused whole
+ * (`full`; the keys pinned before are returned). Returns the keys and the ids of keys not taken
+ * as walked.
  */
 export function rotatedPackageKeys(
   before: readonly PublishedKey[],
   walked: readonly PublishedKey[],
   releaseKeysOnly: boolean = releaseKeysOnlyOf(before),
-): { keys: PublishedKey[]; refused: string[] } {
+): { keys: PublishedKey[]; refused: string[]; full: boolean } {
   const nocSignedPackages = !releaseKeysOnly &&
     (pinnedCurrentKey(before)?.use.includes("package") ?? false);
   const keys: PublishedKey[] = [];
   const refused: string[] = [];
   const seen = new Set<string>();
+  // Room for new keys: the bound less every key pinned before (all are kept).
+  let room = MAX_PINNED_KEYS - before.length;
+  const crowded: string[] = [];
   for (const k of walked) {
     if (seen.has(k.kid)) continue;
     seen.add(k.kid);
@@ -262,10 +265,18 @@ export function rotatedPackageKeys(
       refused.push(k.kid);
       continue;
     }
+    if (room <= 0) {
+      crowded.push(k.kid);
+      continue;
+    }
+    room--;
     const use: PublishedKey["use"] = nocSignedPackages ? ["catalog", "package"] : ["catalog"];
     if (k.use.includes("package") && !nocSignedPackages) refused.push(k.kid);
     keys.push({ ...k, use });
   }
+  // No room for a new key: the rotation is refused whole (the pins stay as they were, so the
+  // current key is not retired for a successor that is not pinned).
+  if (crowded.length > 0) return { keys: [...before], refused: crowded, full: true };
   for (const p of before) if (!seen.has(p.kid)) keys.push(p);
-  return { keys, refused };
+  return { keys, refused, full: false };
 }

@@ -7,15 +7,17 @@
 import assert from "node:assert/strict";
 import {
   type KeyStatement,
+  type KeyStatementEnvelope,
   newSeed,
   type PublishedKey,
   signKeyStatement,
   walkKeyChain,
 } from "../protocol/keys.ts";
-import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { type NocKeys, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import {
   adoptablePackageKeys,
   endorseKey,
+  type Endorsement,
   MAX_PINNED_KEYS,
   rotatedPackageKeys,
 } from "../protocol/release_keys.ts";
@@ -27,6 +29,7 @@ import {
   verifyCatalogBinding,
 } from "../protocol/catalog.ts";
 import { sha256, toHex } from "../protocol/util/encoding.ts";
+import { loadIdentity } from "../agent/state.ts";
 
 const now = new Date();
 const iso = (ms: number) => new Date(now.getTime() + ms).toISOString();
@@ -166,27 +169,172 @@ Deno.test("adoptablePackageKeys() keeps the earliest end date it has seen: a ret
   assert.equal(again.keys.find((k) => k.kid === R2.kid)!.notAfter, now.toISOString());
 });
 
-Deno.test("adoptablePackageKeys() holds the pinned list to its bound, forgetting the longest-expired keys first", async () => {
+Deno.test("adoptablePackageKeys() at its bound refuses a new key and forgets none, not even the longest-expired", async () => {
   const { A, root } = await world();
-  const pinned: PublishedKey[] = [A.published[0]!];
-  for (let i = 0; i < MAX_PINNED_KEYS; i++) {
+  const pinned: PublishedKey[] = [A.published[0]!, { ...root.published[0]!, use: ["package"] }];
+  while (pinned.length < MAX_PINNED_KEYS) {
     const k = await nocKeysFromSeed(newSeed());
-    pinned.push({ ...k.published[0]!, use: ["package"], notAfter: iso(-(i + 1) * day) });
+    pinned.push({ ...k.published[0]!, use: ["package"], notAfter: iso(-pinned.length * day) });
   }
   const fresh = await nocKeysFromSeed(newSeed());
   const rec: PublishedKey = { ...fresh.published[0]!, use: ["package"] };
-  const { keys } = await adoptablePackageKeys(
+  const { keys, refused, full } = await adoptablePackageKeys(
+    pinned,
+    [...pinned, { ...rec, endorsement: await endorseKey(rec.publicKey, null, root) }],
+    now,
+    true,
+  );
+  assert.equal(full, true);
+  assert.deepEqual(refused, [fresh.kid]);
+  assert.deepEqual(keys, pinned, "every pinned key kept as it was, the new one refused");
+  // Below the bound the same endorsed key is taken.
+  const room = await adoptablePackageKeys(
+    pinned.slice(0, -1),
+    [...pinned.slice(0, -1), { ...rec, endorsement: await endorseKey(rec.publicKey, null, root) }],
+    now,
+    true,
+  );
+  assert.equal(room.full, false);
+  assert.equal(room.keys.at(-1)!.kid, fresh.kid);
+});
+
+/** Keys a thief holding `from` chains to, each statement giving the key it replaces a far end date. */
+async function fillerChain(from: NocKeys, n: number) {
+  const chain: KeyStatementEnvelope[] = [];
+  let prev = from;
+  for (let i = 0; i < n; i++) {
+    const next = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+    chain.push(
+      await signKeyStatement({
+        format: "noc-keys/1",
+        previous: prev.kid,
+        issuedAt: now.toISOString(),
+        keys: [next.published[0]!, { ...prev.published[0]!, notAfter: "2099-01-01T00:00:00.000Z" }],
+      }, [prev, next]),
+    );
+    prev = next;
+  }
+  return { chain, last: prev };
+}
+
+/** One agent cycle's key handling, as agent/cycle.ts does it: the chain, then the catalog's list. */
+async function cycle(
+  pinned: PublishedKey[],
+  chain: readonly KeyStatementEnvelope[],
+  list: (pins: PublishedKey[]) => Array<PublishedKey & { endorsement?: Endorsement }>,
+): Promise<PublishedKey[]> {
+  const walked = await walkKeyChain(pinned, chain, { releaseKeysOnly: true });
+  const rotated = rotatedPackageKeys(pinned, walked.keys, true);
+  const adopted = await adoptablePackageKeys(rotated.keys, list(rotated.keys), now, true);
+  assert.ok(adopted.keys.length <= Math.max(pinned.length, MAX_PINNED_KEYS));
+  return adopted.keys;
+}
+
+Deno.test("release-keys-only: a stolen NOC key cannot bring a retired release key back by filling the pins past their bound", async () => {
+  const { A, root, rootRec, R2, endR2, r2Retired } = await world();
+  let pinned: PublishedKey[] = [A.published[0]!, rootRec, r2Retired];
+  // Cycle 1: 64 links; cycle 2: 62 more (129 keys with the three pinned), its catalog listing
+  // every pin as it is — the old bound then forgot R2, the longest-expired, and its retirement.
+  const one = await fillerChain(A, 64);
+  pinned = await cycle(pinned, one.chain, (p) => p.map((k) => ({ ...k })));
+  const two = await fillerChain(one.last, 62);
+  pinned = await cycle(pinned, two.chain, (p) => p.map((k) => ({ ...k })));
+  assert.equal(pinned.length, MAX_PINNED_KEYS);
+  assert.equal(pinned.find((k) => k.kid === R2.kid)?.notAfter, r2Retired.notAfter);
+  // Cycle 3: the thief's catalog re-lists R2 with no end date and its original endorsement.
+  const current = pinned.find((k) => k.use.includes("catalog") && k.notAfter === null)!;
+  const back = await adoptablePackageKeys(
     pinned,
     [
-      ...pinned.slice(0, 60),
-      { ...rec, endorsement: await endorseKey(rec.publicKey, null, root) },
+      current,
+      rootRec,
+      { ...R2.published[0]!, use: ["package"], notAfter: null, endorsement: endR2 },
     ],
     now,
     true,
   );
-  assert.equal(keys.length, MAX_PINNED_KEYS);
-  assert.equal(keys[0]!.kid, A.kid, "the current NOC key is never forgotten");
-  assert.ok(!keys.some((k) => k.kid === pinned.at(-1)!.kid), "the longest-expired goes first");
+  assert.ok(back.refused.includes(R2.kid));
+  const r2 = back.keys.find((k) => k.kid === R2.kid)!;
+  assert.equal(r2.notAfter, r2Retired.notAfter, "R2 stays retired");
+  assert.ok(
+    !back.keys.some((k) => k.use.includes("package") && k.notAfter === null && k.kid !== root.kid),
+  );
+});
+
+Deno.test("walkKeyChain() and adoptablePackageKeys() at the bound forget no valid key: a stolen NOC key's long chain leaves the release key and the first NOC key pinned", async () => {
+  const { A, rootRec, r2Retired, root } = await world();
+  let pinned: PublishedKey[] = [A.published[0]!, rootRec, r2Retired];
+  let from: NocKeys = A;
+  let chain: KeyStatementEnvelope[] = [];
+  for (let i = 0; i < 2; i++) {
+    const c = await fillerChain(from, 64);
+    chain = c.chain;
+    pinned = await cycle(pinned, chain, (p) => p.map((k) => ({ ...k })));
+    from = c.last;
+  }
+  assert.equal(pinned.length, MAX_PINNED_KEYS);
+  assert.equal(pinned.find((k) => k.kid === root.kid)?.notAfter, null, "release key still valid");
+  assert.ok(pinned.some((k) => k.kid === A.kid), "the first NOC key kept");
+  // The chain stopped at the bound, three links short, and says so: no link beyond it is pinned.
+  assert.ok(!pinned.some((k) => k.kid === from.kid));
+  const walked = await walkKeyChain(pinned, chain, { releaseKeysOnly: true });
+  assert.deepEqual(walked.walked, []);
+  assert.equal(walked.full, true);
+  assert.deepEqual(walked.keys, pinned);
+});
+
+Deno.test("rotatedPackageKeys() refuses a walk that would pin more than the bound whole, keeping the pins as they were", async () => {
+  const { A, rootRec } = await world();
+  const before: PublishedKey[] = [A.published[0]!, rootRec];
+  while (before.length < MAX_PINNED_KEYS) {
+    const k = await nocKeysFromSeed(newSeed());
+    before.push({ ...k.published[0]!, use: ["catalog"], notAfter: iso(day) });
+  }
+  const X = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+  const walked = [X.published[0]!, { ...A.published[0]!, notAfter: iso(day) }, ...before.slice(1)];
+  const r = rotatedPackageKeys(before, walked, true);
+  assert.equal(r.full, true);
+  assert.deepEqual(r.refused, [X.kid]);
+  assert.deepEqual(r.keys, before, "the current key is not retired for a successor not pinned");
+  // One below the bound, the same walk is taken.
+  const ok = rotatedPackageKeys(before.slice(0, -1), walked.slice(0, -1), true);
+  assert.equal(ok.full, false);
+  assert.equal(ok.keys[0]!.kid, X.kid);
+});
+
+Deno.test("loadIdentity() reads an identity written before the bound held, with more pins than it and no mode, and the agent adds none", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { root } = await world();
+    const noc = await nocKeysFromSeed(newSeed()); // normal mode: its key signs packages
+    const pins: PublishedKey[] = [noc.published[0]!];
+    while (pins.length < MAX_PINNED_KEYS + 3) {
+      const k = await nocKeysFromSeed(newSeed());
+      pins.push({ ...k.published[0]!, use: ["catalog"], notAfter: iso(day) });
+    }
+    await Deno.writeTextFile(
+      `${dir}/identity.json`,
+      JSON.stringify({
+        format: "noc-agent-identity/1",
+        noc: "https://noc.example",
+        uid: crypto.randomUUID(),
+        signingSeed: "x",
+        signingPublic: "x",
+        encryptionPrivate: "x",
+        encryptionPublic: "x",
+        pinnedKeys: pins,
+        enrolledAt: now.toISOString(),
+      }),
+    );
+    const identity = await loadIdentity(dir);
+    assert.equal(identity?.pinnedKeys.length, MAX_PINNED_KEYS + 3);
+    const rec: PublishedKey = { ...root.published[0]!, use: ["package"] };
+    const r = await adoptablePackageKeys(identity!.pinnedKeys, [...pins, rec], now);
+    assert.equal(r.full, true);
+    assert.deepEqual(r.keys, pins);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("walkKeyChain() and rotatedPackageKeys() add no use and move no end date: a statement by a stolen NOC key cannot make a release key a NOC key or bring a retired one back", async () => {
