@@ -10,6 +10,7 @@ import { agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
 import { payload, upload } from "./_components.ts";
 import {
   type KeyStatement,
+  type KeyStatementEnvelope,
   newSeed,
   type PublishedKey,
   signKeyStatement,
@@ -17,6 +18,7 @@ import {
 import { type NocKeys, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { contentKeyCache } from "../noc/services/publishing.ts";
 import { bumpCatalogEpoch } from "../noc/services/catalogs.ts";
+import { endorseKey, MAX_PINNED_KEYS } from "../protocol/release_keys.ts";
 
 const once = ["once", "--allow-http-files"];
 
@@ -145,6 +147,101 @@ dbTest(
       const r = await box.run(once);
       assert.equal(r.events.find((e: any) => e.event === "catalog_refused")?.reason, "unknown_key");
       assert.deepEqual(await pins(box.state), rotated);
+    } finally {
+      await box.remove();
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "release-keys-only: a stolen NOC key that pads an agent's pins past their bound through the key chain cannot bring a retired release key back",
+  async ({ db }) => {
+    const S = await nocKeysFromSeed(newSeed()); // an offline release key, still valid
+    const R = await nocKeysFromSeed(newSeed()); // a release key S endorsed, retired below
+    const noc = await serveNoc(db, { releaseKeyRoots: [S.published[0]!.publicKey] });
+    const A = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+    setKeys(noc, A);
+    const add = (body: unknown) => noc.admin("POST", "/v1/admin/release-keys", body);
+    assert.equal((await add({ publicKey: S.published[0]!.publicKey, label: "S" })).status, 201);
+    const endorsement = await endorseKey(R.published[0]!.publicKey, null, S);
+    const regR = await add({ publicKey: R.published[0]!.publicKey, label: "R", endorsement });
+    assert.equal(regR.status, 201, JSON.stringify(regR.body));
+    const box = await agentBox();
+    const identity = async () =>
+      JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)) as {
+        pinnedKeys: PublishedKey[];
+      };
+    try {
+      const token = await noc.enrollmentToken();
+      const en = await box.run(["enroll", "--noc", noc.url, "--token", token, "--model", "m"]);
+      assert.equal(en.code, 0, en.stderr + en.stdout);
+      assert.equal((await box.run(once)).code, 0);
+      // The operator retires R; the agent pins its end date.
+      assert.equal((await noc.admin("DELETE", `/v1/admin/release-keys/${R.kid}`)).status, 204);
+      await bumpCatalogEpoch(db.sql);
+      assert.equal((await box.run(once)).code, 0);
+      const retiredAt = (await identity()).pinnedKeys.find((k) => k.kid === R.kid)?.notAfter;
+      assert.ok(retiredAt, "R retired on the agent");
+      assert.ok(Date.parse(retiredAt) <= Date.now());
+
+      // The thief, holding A, chains A -> F1 ... F126 (each replaced key given a 2099 end date),
+      // served 64 links a cycle (an agent reads 64), each catalog signed by the chain's last key.
+      const thief = new Map<string, NocKeys>([[A.kid, A]]);
+      const links: KeyStatementEnvelope[] = [];
+      let prev = A;
+      for (let i = 0; i < 126; i++) {
+        const next = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
+        thief.set(next.kid, next);
+        links.push(
+          await signKeyStatement({
+            format: "noc-keys/1",
+            previous: prev.kid,
+            issuedAt: new Date().toISOString(),
+            keys: [next.published[0]!, {
+              ...prev.published[0]!,
+              notAfter: "2099-01-01T00:00:00.000Z",
+            }],
+          }, [prev, next]),
+        );
+        prev = next;
+      }
+      const serve = (k: NocKeys, chain: KeyStatementEnvelope[]) =>
+        setKeys(noc, { ...k, published: [k.published[0]!], chain });
+      serve(thief.get(links[63]!.signatures[1]!.kid)!, links.slice(0, 64));
+      await bumpCatalogEpoch(db.sql);
+      assert.equal((await box.run(once)).code, 0);
+      assert.equal((await identity()).pinnedKeys.length, 67);
+      serve(prev, links.slice(64));
+      await bumpCatalogEpoch(db.sql);
+      const full = await box.run(once);
+      const padded = (await identity()).pinnedKeys;
+
+      // The thief re-lists R with no end date and its original endorsement, in a catalog signed
+      // by whichever of its keys the agent pins as current.
+      await db.sql`update release_keys set not_after = null where kid = ${R.kid}`;
+      const current = padded.find((k) => k.use.includes("catalog") && k.notAfter === null)!;
+      serve(thief.get(current.kid)!, []);
+      await bumpCatalogEpoch(db.sql);
+      const back = await box.run(once);
+      assert.ok(
+        back.events.some((e: any) => e.event === "keys_refused" && e.kids?.includes(R.kid)),
+        JSON.stringify(back.events),
+      );
+      const after = (await identity()).pinnedKeys;
+      assert.equal(after.find((k) => k.kid === R.kid)?.notAfter, retiredAt, "R stays retired");
+      assert.equal(after.find((k) => k.kid === S.kid)?.notAfter, null, "S stays valid");
+      assert.ok(after.some((k) => k.kid === A.kid), "the first NOC key is kept");
+      // The walk stopped at the bound and said so; no key was forgotten to make room.
+      const refusal = full.events.find((e: any) =>
+        e.event === "keys_refused" && e.via === "key_chain" && e.max === MAX_PINNED_KEYS
+      );
+      assert.ok(refusal, JSON.stringify(full.events));
+      assert.equal(padded.length, MAX_PINNED_KEYS);
+      const trusted = after.filter((k) =>
+        k.use.includes("package") && (k.notAfter === null || Date.parse(k.notAfter) > Date.now())
+      );
+      assert.deepEqual(trusted.map((k) => k.kid), [S.kid], "only S may sign packages");
     } finally {
       await box.remove();
       await noc.close();
