@@ -88,9 +88,10 @@ export interface Settings {
    */
   historyMinGapS: number;
   /**
-   * Refusal records per minute, per instance, for refusals naming an enrolled identity (a real
-   * key id: bad signature, revoked key, replay, bad digest): a budget of their own, which
-   * anonymous refusals and refused admin tokens cannot spend.
+   * Refusal records per minute, per instance, for proven refusals (the signature verified under
+   * the enrolled key: revoked key, replay, a body not matching its signed digest): a budget of
+   * their own, which anonymous refusals (a bad signature for any UID included) and refused admin
+   * tokens cannot spend.
    */
   identityRefusalRecordsPerMin: number;
   /**

@@ -181,14 +181,16 @@ dbTest(
     const notices = await db.sql<
       { kind: string; text: string }
     >`select kind, text from notices order by id`;
-    assert.equal(notices.length, 1, "four refusals in one window make one notice");
+    // The revoked key's refusal is proven (its signature verified): a notice of its own.
+    assert.equal(notices.length, 2, "three anonymous refusals in one window make one notice");
     assert.match(notices[0]!.text, /bad_signature/);
+    assert.match(notices[1]!.text, /revoked_key/);
 
     noc.clock.advance(301);
     await noc.app.request(unknown);
     const after = await db.sql<{ text: string }>`select text from notices order by id`;
-    assert.equal(after.length, 2, "a new window allows a new notice");
-    assert.match(after[1]!.text, /3 more refused since the last notice/);
+    assert.equal(after.length, 3, "a new window allows a new notice");
+    assert.match(after[2]!.text, /2 more refused since the last notice/);
     assert.equal(await count(db, "beats"), 0);
   },
 );

@@ -84,8 +84,13 @@ export function addressLimiter(inner: RateLimiter): RateLimiter {
   return { take: (address, what) => inner.take(addressKey(address), what) };
 }
 
-/** Which notice window a refusal belongs to: see {@link RefusalGate.noticeDue}. */
-export type RefusalClass = "anonymous" | "identified";
+/**
+ * Which budget and notice window a refusal belongs to (see {@link RefusalGate}): `proven` when
+ * the request's signature verified under the enrolled key its key id names (so the sender holds,
+ * or replays a request signed with, that key), `anonymous` for everything else — whatever UID it
+ * names, since UIDs are not secret.
+ */
+export type RefusalClass = "anonymous" | "proven";
 
 /**
  * Refusals, kept by each NOC instance: what makes a refusal cheap. Counted per client address
@@ -93,11 +98,16 @@ export type RefusalClass = "anonymous" | "identified";
  * is answered 429 before any work is done for its request ({@link RefusalGate.check}).
  *
  * Records (`auth_failures` rows) come from two budgets that cannot spend each other:
- * - anonymous refusals (no signature, an unknown key id, a wrong authority...) are recorded
- *   within their address's refusals and the instance's `recordsPerMinute`;
- * - refusals naming an enrolled identity (its key was found: a bad signature, a revoked key, a
- *   replay, a bad digest) within that identity's {@link perIdentityRecordsPerMin} and the
- *   instance's `identityRecordsPerMinute`, whatever anonymous traffic did;
+ * - anonymous refusals (no signature, a malformed one, an unknown key id, a wrong authority,
+ *   clock skew, and a signature that does not verify under the key its key id names — a forger
+ *   needs only a UID for that) are recorded within their address's refusals and the instance's
+ *   `recordsPerMinute`;
+ * - proven refusals (the signature verified under the enrolled key: a revoked key, a replay, a
+ *   body that does not match its signed digest) within that identity's
+ *   {@link perIdentityRecordsPerMin} and the instance's `provenRecordsPerMinute`, whatever
+ *   anonymous traffic did; and an identity's first proven refusal after a quiet minute is written
+ *   even past the instance's budget (at most one a minute per enrolled key, and only its holder
+ *   can cause it);
  * - refused admin tokens only count against their address, and are never recorded.
  *
  * What is not recorded is counted in memory, per address or identity, and carried by its next
@@ -116,25 +126,25 @@ export interface RefusalGate {
    */
   note(address: string): { record: boolean; heldBack: number };
   /**
-   * Counts one refusal naming the enrolled identity `keyid`, from `address` (which it costs a
-   * refusal too): `record` says whether to write it (within the identity's and the identified
-   * budget, never the anonymous one), `heldBack` how many of the identity's refusals were not
-   * written since its last record.
+   * Counts one proven refusal of the enrolled identity `keyid` (its signature verified), from
+   * `address` (which it costs a refusal too): `record` says whether to write it (within the
+   * identity's and the proven budget, never the anonymous one), `heldBack` how many of the
+   * identity's proven refusals were not written since its last record.
    */
-  noteIdentity(keyid: string, address: string): { record: boolean; heldBack: number };
+  noteProven(keyid: string, address: string): { record: boolean; heldBack: number };
   /** Counts a refusal against `address` only (a refused admin token): never recorded. */
   count(address: string): void;
   /**
    * True at most once per `windowS` seconds on this instance for refusals of class `cls`: time to
-   * try the administrator notice of that class.
+   * try the administrator notice of that class. The classes' windows are independent.
    */
-  noticeDue(windowS: number, cls?: RefusalClass): boolean;
+  noticeDue(windowS: number, cls: RefusalClass): boolean;
 }
 
 /** Addresses (and identities) a {@link RefusalGate} remembers at most; the oldest are forgotten first. */
 const maxRefusalAddresses = 50_000;
 
-/** Records per minute of one enrolled identity's refusals; the rest are counted and carried. */
+/** Records per minute of one enrolled identity's proven refusals; the rest are counted and carried. */
 export const perIdentityRecordsPerMin = 6;
 
 interface Bucket {
@@ -146,21 +156,21 @@ interface Bucket {
 /**
  * Creates a refusal gate: `perMinute` refusals per address (0: no limit, every anonymous refusal
  * recorded within `recordsPerMinute`), `recordsPerMinute` anonymous records from all addresses
- * together, `identityRecordsPerMinute` records of refusals naming enrolled identities (by default
- * as many as `recordsPerMinute`).
+ * together, `provenRecordsPerMinute` records of proven refusals (by default as many as
+ * `recordsPerMinute`).
  */
 export function refusalGate(
   clock: Clock,
   perMinute: number,
   recordsPerMinute: number,
-  identityRecordsPerMinute = recordsPerMinute,
+  provenRecordsPerMinute = recordsPerMinute,
 ): RefusalGate {
   const addresses = new Map<string, Bucket>();
   const identities = new Map<string, Bucket>();
   const anonymous = { tokens: recordsPerMinute, at: clock.now().getTime() };
-  const identified = { tokens: identityRecordsPerMinute, at: clock.now().getTime() };
+  const proven = { tokens: provenRecordsPerMinute, at: clock.now().getTime() };
   const sweeps = new Map<Map<string, Bucket>, number>();
-  const lastNotice: Record<RefusalClass, number> = { anonymous: -Infinity, identified: -Infinity };
+  const lastNotice: Record<RefusalClass, number> = { anonymous: -Infinity, proven: -Infinity };
   const refill = (b: { tokens: number; at: number }, now: number, rate: number) => {
     b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 60_000) * rate);
     b.at = now;
@@ -182,20 +192,24 @@ export function refusalGate(
     refill(b, now, rate);
     return b;
   };
-  /** Spends one of `b`'s tokens and one of the class's, or holds the refusal back. */
+  /**
+   * Spends one of `b`'s tokens (`own`) and one of the class's, or holds the refusal back;
+   * `always` writes it even when the class has none left.
+   */
   const slot = (
     b: Bucket,
     own: boolean,
     all: { tokens: number; at: number },
     now: number,
     rate: number,
+    always = false,
   ) => {
     refill(all, now, rate);
-    if (!own || all.tokens < 1) {
+    if (!own || (all.tokens < 1 && !always)) {
       b.heldBack++;
       return { record: false, heldBack: b.heldBack };
     }
-    all.tokens -= 1;
+    all.tokens = Math.max(0, all.tokens - 1);
     const heldBack = b.heldBack;
     b.heldBack = 0;
     return { record: true, heldBack };
@@ -236,17 +250,19 @@ export function refusalGate(
       const b = bucketOf(addresses, addressKey(address), now, perMinute);
       return slot(b, spend(b), anonymous, now, recordsPerMinute);
     },
-    noteIdentity(keyid, address) {
+    noteProven(keyid, address) {
       const now = clock.now().getTime();
       if (perMinute > 0) spend(bucketOf(addresses, addressKey(address), now, perMinute));
       const b = bucketOf(identities, keyid, now, perIdentityRecordsPerMin);
-      return slot(b, spend(b), identified, now, identityRecordsPerMinute);
+      // A full bucket: nothing of this identity's written for a minute.
+      const quiet = b.tokens >= perIdentityRecordsPerMin;
+      return slot(b, spend(b), proven, now, provenRecordsPerMinute, quiet);
     },
     count(address) {
       if (perMinute <= 0) return;
       spend(bucketOf(addresses, addressKey(address), clock.now().getTime(), perMinute));
     },
-    noticeDue(windowS, cls = "anonymous") {
+    noticeDue(windowS, cls) {
       const now = clock.now().getTime();
       if (now - lastNotice[cls] < windowS * 1000) return false;
       lastNotice[cls] = now;

@@ -19,11 +19,11 @@ export function authFailureAdminRoutes(deps: AppDeps) {
         path: string;
         address: string | null;
         held_back: number;
-        identified: boolean;
-      }>`select id, at, reason, keyid, method, path, address, held_back, identified
+        proven: boolean;
+      }>`select id, at, reason, keyid, method, path, address, held_back, proven
          from auth_failures order by id desc limit ${limit}`;
       // `heldBack`: refusals of the same address (or enrolled identity) counted but not written
-      // since its previous record; `identified`: the key id named an enrolled identity.
+      // since its previous record; `proven`: the signature verified under the enrolled key it names.
       return c.json({
         items: rows.map(({ held_back, ...r }) => ({
           ...r,

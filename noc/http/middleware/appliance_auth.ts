@@ -11,8 +11,10 @@
  * then the body is read (bounded in size and time) and checked against the
  * digest; then the nonce is spent. Refusals are cheap: each is counted per
  * address (an IPv6 one by its /64), and only a bounded number is recorded, with a
- * rate-limited notice; refusals naming an enrolled identity have a record budget and a
- * notice window of their own (noc/services/rate_limit.ts `RefusalGate`).
+ * rate-limited notice. Refusals proven to come from the holder of an enrolled key (the signature
+ * verified: a revoked key, a replay, a body not matching its signed digest) have a record budget
+ * and a notice window of their own (noc/services/rate_limit.ts `RefusalGate`); every other
+ * refusal is anonymous, whatever UID its key id names (UIDs are not secret).
  *
  * @module
  */
@@ -27,6 +29,7 @@ import { ApiError } from "../../../protocol/http/errors.ts";
 import { readBody } from "../../../protocol/http/validate.ts";
 import { claimNoticeWindow } from "../../services/notifier.ts";
 import type { Ed25519Key } from "../../../protocol/crypto/ed25519.ts";
+import type { RefusalClass } from "../../services/rate_limit.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv, ApplianceIdentity } from "../env.ts";
 
@@ -87,69 +90,75 @@ export interface IdentityFailure {
   /** Client address. */
   address: string | null;
   /**
-   * True when the key id named an enrolled identity (its key was found, or it is revoked): such
-   * refusals have their own record budget and notice window, which anonymous ones cannot spend.
+   * True only when the request's signature verified under the enrolled key its key id names
+   * (the sender holds that key, or replays a request signed with it): such refusals have their
+   * own record budget and notice window, which anonymous ones cannot spend. A key id alone
+   * proves nothing: UIDs are not secret.
    */
-  identified?: boolean;
+  proven?: boolean;
 }
 
 /** The notice window (`notice_throttle` key) of each class of refusal. */
-const noticeKeys = { anonymous: "identity_failure", identified: "identity_failure_enrolled" };
+const noticeKeys: Record<RefusalClass, string> = {
+  anonymous: "identity_failure",
+  proven: "identity_failure_proven",
+};
 
 /**
  * Counts a refused identity against its client address and, within the budgets of its class
  * (see `RefusalGate`), records it: one row, no transaction, no lock. At most once per notice
  * window and class (per instance in memory, then across instances by {@link claimNoticeWindow}),
- * notifies the administrator with how many were refused since the last notice — whether or not
- * this refusal was recorded. A refusal naming an enrolled identity claims its own window (and
- * closes the anonymous one), so no anonymous flood can keep it from the administrator.
+ * notifies the administrator with how many of that class were refused since its last notice —
+ * whether or not this refusal was recorded. The two classes' windows are independent: neither
+ * class's notice closes the other's, so no flood of one keeps the other from the administrator.
  */
 export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): Promise<void> {
-  const identified = f.identified === true && f.keyid !== null;
+  const proven = f.proven === true && f.keyid !== null;
   deps.metrics.inc("noc_identity_refusals_total");
   const gate = deps.limits.refusals;
-  const slot = identified
-    ? gate.noteIdentity(f.keyid!, f.address ?? "unknown")
+  const slot = proven
+    ? gate.noteProven(f.keyid!, f.address ?? "unknown")
     : gate.note(f.address ?? "unknown");
   const now = deps.clock.now();
   if (slot.record) {
-    deps.log.warn("identity_refused", { ...f, identified, heldBack: slot.heldBack });
+    deps.log.warn("identity_refused", { ...f, proven, heldBack: slot.heldBack });
     await deps.db.sql`
-      insert into auth_failures (at, reason, keyid, method, path, address, held_back, identified)
+      insert into auth_failures (at, reason, keyid, method, path, address, held_back, proven)
       values (${now}, ${f.reason}, ${f.keyid?.slice(0, 200) ?? null}, ${f.method}, ${
       f.path.slice(0, 500)
-    }, ${f.address}, ${slot.heldBack}, ${identified})`;
+    }, ${f.address}, ${slot.heldBack}, ${proven})`;
   }
   const windowS = deps.settings.identityNoticeWindowS;
-  const cls = identified ? "identified" : "anonymous";
+  const cls: RefusalClass = proven ? "proven" : "anonymous";
   if (!gate.noticeDue(windowS, cls)) return;
   const queued = await deps.db.begin(async (tx) => {
     const claim = await claimNoticeWindow(tx, noticeKeys[cls], now, windowS);
     if (!claim.won) return false;
-    // An identified notice names the worse event: the anonymous window is closed with it.
-    if (identified) await claimNoticeWindow(tx, noticeKeys.anonymous, now, windowS);
     let suppressed = 0;
     if (claim.since !== null) {
-      // Refused since the last notice of this class: the rows written since (but not the one
+      // Refused in this class since its last notice: the rows written since (but not the one
       // that notice named, nor this one), and the refusals their addresses or identities held back.
       const [seen] = await tx<{ n: number }>`
         select ((select count(*) from auth_failures where at >= ${claim.since} and at < ${now}
-            and (identified or not ${identified}))
+            and proven = ${proven})
           + (select coalesce(sum(held_back), 0) from auth_failures
-             where at > ${claim.since} and at <= ${now} and (identified or not ${identified})))::int as n`;
+             where at > ${claim.since} and at <= ${now} and proven = ${proven}))::int as n`;
       suppressed = Math.max(0, (seen?.n ?? 0) - 1);
     }
     const more = suppressed > 0 ? ` (${suppressed} more refused since the last notice)` : "";
     // Only a well-formed UID is shown: the key id is attacker-chosen text.
     const shown = f.keyid === null ? "(none)" : uuidPattern.test(f.keyid) ? f.keyid : "(not a UID)";
-    const what = identified ? "a request signed for an enrolled identity" : "an appliance request";
+    const text = proven
+      ? `:rotating_light: Refused a request signed with the enrolled key of "${shown}": ` +
+        `${f.reason} on ${f.method} ${f.path} from ${f.address ?? "unknown address"}${more}`
+      : `:warning: Refused an appliance request: ${f.reason} for claimed key "${shown}" ` +
+        `(not proven) on ${f.method} ${f.path} from ${f.address ?? "unknown address"}${more}`;
     await deps.notifier.enqueue(tx, {
       kind: "identity_failure",
-      text: `:warning: Refused ${what}: ${f.reason} for key "${shown}" ` +
-        `on ${f.method} ${f.path} from ${f.address ?? "unknown address"}${more}`,
+      text,
       payload: {
         ...f,
-        identified,
+        proven,
         keyid: f.keyid?.slice(0, 200) ?? null,
         suppressedSinceLastNotice: suppressed,
       },
@@ -160,17 +169,32 @@ export async function recordIdentityFailure(deps: AppDeps, f: IdentityFailure): 
 }
 
 /**
+ * What a key id resolves to: the enrolled public key, and when the identity may not be served
+ * (a revoked key), the refusal to answer — raised only once the signature verifies under `key`,
+ * so that it is proof that the sender holds the key. A signature that does not verify is
+ * `bad_signature` whatever the identity's state (a forger learns nothing of it).
+ */
+export interface ResolvedKey {
+  /** The identity's enrolled public key. */
+  key: Ed25519Key;
+  /** The refusal to raise after the signature verifies (a revoked identity), if any. */
+  refusal?: SignatureError;
+}
+
+/**
  * Authenticates request `c`: checks its RFC 9421 signature with the key
  * `resolveKey` finds for its key id (a UUID) before reading any of its body,
- * then reads the body (at most `NOC_MAX_BODY_BYTES`, within the body
- * deadline), checks it against the signed `Content-Digest`, and spends the
- * nonce. Every refusal is counted (and, within budget, recorded) and answered
- * 401. Returns the body.
+ * raises the identity's refusal if it has one (a revoked key), then reads the
+ * body (at most `NOC_MAX_BODY_BYTES`, within the body deadline), checks it
+ * against the signed `Content-Digest`, and spends the nonce. Every refusal is
+ * counted (and, within budget, recorded) and answered 401; only those after the
+ * signature verified are proven (`revoked_key`, `bad_digest` of the body,
+ * `replayed_signature`). Returns the body.
  */
 export async function verifySignedRequest(
   deps: AppDeps,
   c: Context,
-  resolveKey: (keyid: string) => Promise<Ed25519Key>,
+  resolveKey: (keyid: string) => Promise<ResolvedKey>,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const now = deps.clock.now();
   const address = clientAddress(c, deps.settings.trustProxy);
@@ -182,8 +206,9 @@ export async function verifySignedRequest(
     headers: c.req.raw.headers,
     ...(authority === undefined ? {} : { authority }),
   };
-  // Set once the key id is found enrolled: refusals from then on name an enrolled identity.
-  let enrolled = false;
+  // Set once the signature verified under the enrolled key: refusals from then on are proven.
+  let proven = false;
+  let refusal: SignatureError | undefined;
   try {
     const verified = await verifySignatureHeaders(req, {
       now: Math.floor(now.getTime() / 1000),
@@ -199,11 +224,13 @@ export async function verifySignedRequest(
             keyid,
           );
         }
-        const key = await resolveKey(keyid);
-        enrolled = true;
-        return key;
+        const resolved = await resolveKey(keyid);
+        refusal = resolved.refusal;
+        return resolved.key;
       },
     });
+    proven = true;
+    if (refusal) throw refusal;
     // Authenticated: only now is the body read.
     const body = await readBody(c, deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
     if (verified.coversDigest) await checkBodyDigest(req, body, verified.keyid);
@@ -226,7 +253,7 @@ export async function verifySignedRequest(
       method: c.req.method,
       path: c.req.path,
       address,
-      identified: enrolled || e.reason === "revoked_key",
+      proven,
     });
     throw new ApiError(401, e.reason, e.message, {}, {
       "www-authenticate": 'Signature realm="noc"',
@@ -248,12 +275,17 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
           keyid,
         );
       }
+      const key = await store.publicKey(row.sign_key);
       if (row.revoked_at) {
-        throw new SignatureError(
-          "revoked_key",
-          `Appliance "${keyid}" has been revoked`,
-          keyid,
-        );
+        // Refused only once the signature verifies: proof that the sender holds the key.
+        return {
+          key,
+          refusal: new SignatureError(
+            "revoked_key",
+            `Appliance "${keyid}" has been revoked`,
+            keyid,
+          ),
+        };
       }
       identity = {
         uid: row.uid,
@@ -262,7 +294,7 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
         site: row.site,
         intervalS: row.interval_s,
       };
-      return await store.publicKey(row.sign_key);
+      return { key };
     });
     deps.limits.appliance.take(identity!.uid, `appliance "${identity!.uid}"`);
     c.set("appliance", identity!);

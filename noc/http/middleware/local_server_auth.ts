@@ -35,15 +35,20 @@ export function localServerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
           keyid,
         );
       }
+      const key = await importEd25519Public(fromBase64Url(row.sign_key));
       if (row.revoked_at) {
-        throw new SignatureError(
-          "revoked_key",
-          `Local component server "${keyid}" has been revoked`,
-          keyid,
-        );
+        // Refused only once the signature verifies: proof that the sender holds the key.
+        return {
+          key,
+          refusal: new SignatureError(
+            "revoked_key",
+            `Local component server "${keyid}" has been revoked`,
+            keyid,
+          ),
+        };
       }
       identity = { id: row.id, site: row.site, name: row.name, url: row.url };
-      return await importEd25519Public(fromBase64Url(row.sign_key));
+      return { key };
     });
     deps.limits.localServer.take(identity!.id, `local server "${identity!.id}"`);
     c.set("localServer", identity!);
