@@ -11,6 +11,7 @@ import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts"
 import { toBase64Url } from "../protocol/util/encoding.ts";
 import { signedRequest } from "../protocol/client.ts";
 import { migrationFiles } from "../noc/db/migrations/mod.ts";
+import { rolloutHealth } from "../noc/services/rollouts.ts";
 
 const base = "http://noc.test";
 
@@ -515,5 +516,61 @@ dbTest(
     assert.equal((await noc.admin("DELETE", `/v1/admin/assignments/${assignmentId}`)).status, 204);
     noc.clock.advance(3 * 60 + 1);
     assert.deepEqual(await fetchIt(), { status: 403, error: "not_staged" });
+  },
+);
+
+dbTest(
+  "a local server's record counts for a version its appliance's catalog lists or dropped within the hour, never earlier",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const lab = async () => await noc.enrollmentToken({ site: "lab" });
+    const x = await noc.enrollAppliance({ token: await lab() });
+    const y = await noc.enrollAppliance({ token: await lab() });
+    const ref = { kind: "package", app: "app", name: "pkg", version: "1" };
+    const v1 = await publishAndAssign(noc, ref, undefined, { type: "site", value: "lab" });
+    for (const a of [x, y]) await fetchCatalog(noc, a);
+    const local = await enrolLocal(noc, "lab");
+    const served = noc.clock.now().toISOString();
+    // Version 2 replaces it: both appliances' catalogs drop version 1 now.
+    await publishAndAssign(noc, { ...ref, version: "2" }, undefined, {
+      type: "site",
+      value: "lab",
+    });
+    for (const a of [x, y]) {
+      assert.equal((await fetchCatalog(noc, a)).doc!.components[0]!.version, "2");
+    }
+    const failed = await noc.app.request(
+      await x.request("POST", "/v1/installs", { results: [{ ...ref, outcome: "failed" }] }),
+    );
+    assert.equal(failed.status, 200);
+    const epoch = crypto.randomUUID();
+    const send = async (seq: number, uid: string) =>
+      (await local("POST", "/v1/local/deliveries", {
+        epoch,
+        records: [{ seq, uid, componentId: v1.componentId, at: served }],
+      })).body;
+    // A genuine record sent late (the local server could not reach the NOC for 59 minutes).
+    noc.clock.advance(59 * 60);
+    const late = await send(1, x.uid);
+    assert.equal(late.applied, 1, JSON.stringify(late));
+    const health = await rolloutHealth(noc.deps, ref);
+    assert.deepEqual([health.sent, health.failed], [1, 1], "the late record counts its outcome");
+    // Past the hour, a record for a version the catalog dropped is refused and writes nothing.
+    noc.clock.advance(2 * 60);
+    const stale = await send(2, y.uid);
+    assert.deepEqual(stale.refusedRecords, [
+      { seq: 2, uid: y.uid, componentId: v1.componentId, reason: "not_in_catalog" },
+    ]);
+    const rows = await db.sql`
+      select 1 from deliveries where uid = ${y.uid} and component_id = ${v1.componentId}`;
+    assert.equal(rows.length, 0);
+    assert.equal((await rolloutHealth(noc.deps, ref)).sent, 1, "sent does not rise");
+    // Listed again (version 1 assigned to y alone, newer than the site's): accepted again.
+    await noc.admin("POST", "/v1/admin/assignments", {
+      ...ref,
+      target: { type: "appliance", value: y.uid },
+    });
+    assert.equal((await fetchCatalog(noc, y)).doc!.components[0]!.version, "1");
+    assert.equal((await send(3, y.uid)).applied, 1);
   },
 );

@@ -339,7 +339,7 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
  * and the `current` mark moves to exactly this list. The NOC's own record of
  * an appliance's entitlements: every download from the NOC (by grant or by
  * signature) and the engine's use of deliveries and holds need a current
- * listing, local-server download records any listing. One statement; nothing
+ * listing, local-server download records a current or just-unlisted one (`unlisted_at`). One statement; nothing
  * is written when the list is unchanged.
  */
 export async function recordListing(
@@ -351,7 +351,8 @@ export async function recordListing(
   const ids = [...new Set(componentIds)];
   await tx`
     with flipped as (
-      update catalog_listings set current = not current
+      update catalog_listings set current = not current,
+        unlisted_at = case when current then ${now}::timestamptz end
       where uid = ${uid} and current <> (component_id = any(${ids}::bigint[]))
       returning 1
     )

@@ -80,6 +80,14 @@ export async function localServerUrls(tx: Sql, site: string | null): Promise<str
   return rows.map((r) => r.url);
 }
 
+/**
+ * How long after the appliance's catalog stopped listing a component a local server's download
+ * record of it is still accepted, seconds: a genuine record sent late (the local server sends its
+ * records at each sync, and keeps them while the NOC is unreachable) still counts for the
+ * version's install outcomes. Past it, and for a component never listed, the record is refused.
+ */
+export const lateRecordWindowS = 3600;
+
 /** One download a local server served. */
 export interface LocalRecord {
   /** The local server's sequence number (increasing). */
@@ -105,7 +113,8 @@ export interface RefusedRecord {
   componentId: number;
   /**
    * `not_in_site`: no appliance of the server's site (or a revoked one);
-   * `not_in_catalog`: no catalog of the NOC's ever listed that component for that appliance.
+   * `not_in_catalog`: the appliance's current catalog does not list that component, and did not
+   * within {@link lateRecordWindowS} before the record arrived.
    */
   reason: RecordRefusal;
 }
@@ -132,9 +141,10 @@ export interface AppliedRecords {
  * applied in the same journal epoch (one per run of the local server) are
  * skipped (a retried batch counts once), times in the future are clamped to
  * `now`, and a record is applied only when it names an appliance of the
- * server's own site that is not revoked and a component a catalog of the
- * NOC's listed for that appliance — a local server can report what it served,
- * never widen what an appliance is given. Refused records are acknowledged
+ * server's own site that is not revoked and a component the appliance's current
+ * catalog lists, or listed until less than {@link lateRecordWindowS} ago (a
+ * genuine record sent late) — a local server can report what it served, never
+ * widen what an appliance is given. Refused records are acknowledged
  * (sending them again changes nothing) and listed with their reason.
  */
 export async function applyLocalRecords(
@@ -163,8 +173,10 @@ export async function applyLocalRecords(
     };
   }
   await tx`update local_record_marks set seq = ${top} where server_id = ${server.id} and epoch = ${epoch}`;
+  const lateSince = new Date(now.getTime() - lateRecordWindowS * 1000);
   const pairs = await tx<{ uid: string; component_id: number; in_site: boolean; listed: boolean }>`
-    select distinct b.uid, b.component_id, a.uid is not null as in_site, l.uid is not null as listed
+    select distinct b.uid, b.component_id, a.uid is not null as in_site,
+      coalesce(l.current or l.unlisted_at > ${lateSince}, false) as listed
     from unnest(${fresh.map((r) => r.uid)}::uuid[], ${fresh.map((r) => r.componentId)}::bigint[])
       as b (uid, component_id)
     left join appliances a on a.uid = b.uid and a.site = ${server.site} and a.revoked_at is null
