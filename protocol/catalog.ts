@@ -75,6 +75,9 @@ export interface CatalogEnvelope {
   signature: string;
 }
 
+/** The most keys a catalog's key list may carry (the NOC's keys and its release keys together). */
+export const CATALOG_KEYS_MAX = 64;
+
 /** The most bytes of a catalog response an appliance reads (the document is at most 16 MiB of JSON). */
 export const CATALOG_BODY_LIMIT = 40 * 1024 * 1024;
 
@@ -133,7 +136,7 @@ const documentSchema = z.object({
     notAfter: z.iso.datetime({ offset: true }).nullable(),
     // A release key's endorsement by the key that vouched for it (protocol/release_keys.ts).
     endorsement: endorsementSchema.optional(),
-  })).max(64),
+  })).max(CATALOG_KEYS_MAX),
   // Names become paths on the appliance and fileinfo says where files go: checked here, once.
   components: z.array(z.object({
     kind: z.enum(["package", "file"]),

@@ -10,7 +10,8 @@ import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
 import { payload, upload } from "./_components.ts";
 import { newSeed, type PublishedKey } from "../protocol/keys.ts";
 import { type NocKeys, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
-import { contentKeyCache } from "../noc/services/publishing.ts";
+import { contentKeyCache, publishedKeys } from "../noc/services/publishing.ts";
+import { CATALOG_KEYS_MAX } from "../protocol/catalog.ts";
 import { bumpCatalogEpoch } from "../noc/services/catalogs.ts";
 import { resignFileinfo } from "../noc/services/fileinfo.ts";
 import {
@@ -680,5 +681,46 @@ dbTest(
     const later = new Date(Date.parse(notAfter) + 1000);
     await verifyFileinfo({ ...motd(), ...row }, [noc.deps.keys.published[0]!], later);
     assert.equal(await resignFileinfo(noc.deps), 0);
+  },
+);
+
+dbTest(
+  "catalogs never list more keys than an appliance accepts: a release key past the bound is refused, and long-retired keys leave the list",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const nocKeys = noc.deps.keys.published.length;
+    const kids: string[] = [];
+    for (let i = nocKeys; i < CATALOG_KEYS_MAX; i++) {
+      const k = await releaseKey();
+      const r = await noc.admin("POST", "/v1/admin/release-keys", {
+        publicKey: k.publicKey,
+        label: `r${i}`,
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      kids.push(k.kid);
+    }
+    const extra = await releaseKey();
+    const refused = await noc.admin("POST", "/v1/admin/release-keys", {
+      publicKey: extra.publicKey,
+      label: "one too many",
+    });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error, "too_many_keys");
+    assert.equal(await rows(db, "release_keys"), CATALOG_KEYS_MAX - nocKeys, "nothing written");
+    // A key retired within the last 30 days is still listed (appliances pin its end date); one
+    // retired longer ago is not, which makes room.
+    await db
+      .sql`update release_keys set not_after = now() - interval '1 day' where kid = ${kids[0]!}`;
+    assert.equal((await publishedKeys(noc.deps)).length, CATALOG_KEYS_MAX);
+    await db
+      .sql`update release_keys set not_after = now() - interval '31 days' where kid = ${kids[0]!}`;
+    const listed = await publishedKeys(noc.deps);
+    assert.equal(listed.length, CATALOG_KEYS_MAX - 1);
+    assert.ok(!listed.some((k) => k.kid === kids[0]));
+    const again = await noc.admin("POST", "/v1/admin/release-keys", {
+      publicKey: extra.publicKey,
+      label: "room now",
+    });
+    assert.equal(again.status, 201, JSON.stringify(again.body));
   },
 );

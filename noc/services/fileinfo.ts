@@ -42,13 +42,7 @@ export interface FileinfoRow {
 /** The admin API's JSON for a fileinfo row. */
 export function fileinfoJson(r: FileinfoRow): Record<string, unknown> {
   return {
-    app: r.app,
-    name: r.name,
-    destination: r.destination,
-    mode: r.mode,
-    action: r.action ? JSON.parse(r.action) : null,
-    uploadDir: r.upload_dir,
-    uploadServer: r.upload_server,
+    ...statementOf(r),
     signer: r.signer,
     signature: r.signature,
     updatedAt: r.updated_at.toISOString(),
@@ -71,12 +65,10 @@ export async function fileinfoOfApp(sql: Sql, app: string): Promise<FileinfoRow[
 
 /** A fileinfo row as a catalog line carries it, with its signature (an agent honours no other). */
 export function catalogFileInfo(r: FileinfoRow): FileInfo {
+  const { app: _app, name: _name, action, ...fields } = statementOf(r);
   return {
-    destination: r.destination,
-    mode: r.mode,
-    action: r.action ? JSON.parse(r.action) : null,
-    uploadDir: r.upload_dir,
-    uploadServer: r.upload_server,
+    ...fields,
+    action: action ? [...action] : null,
     ...(r.signer && r.signature ? { signer: r.signer, signature: r.signature } : {}),
   };
 }

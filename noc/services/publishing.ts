@@ -64,8 +64,17 @@ export async function packageSigners(deps: Pick<AppDeps, "db" | "keys">): Promis
 }
 
 /**
+ * How long a retired release key stays in catalogs' key lists (days). Every appliance that checked
+ * in meanwhile has pinned its end date; one that did not treats a key a list leaves out as retired
+ * (docs/protocol.md), so dropping it then changes nothing, and keeps the list within
+ * CATALOG_KEYS_MAX however many keys were ever retired.
+ */
+export const RETIRED_KEY_LISTED_DAYS = 30;
+
+/**
  * Every key appliances should pin: the NOC's keys, then registered release keys, each with the
  * endorsement that vouched for it when it has one (protocol/release_keys.ts).
+ * Release keys retired more than RETIRED_KEY_LISTED_DAYS ago are left out.
  */
 export async function publishedKeys(
   deps: Pick<AppDeps, "db" | "keys">,
@@ -73,7 +82,9 @@ export async function publishedKeys(
   const rows = await deps.db.sql<
     { kid: string; public_key: string; not_after: Date | null; endorsement: string | null }
   >`
-    select kid, public_key, not_after, endorsement from release_keys order by created_at`;
+    select kid, public_key, not_after, endorsement from release_keys
+    where not_after is null or not_after > now() - make_interval(days => ${RETIRED_KEY_LISTED_DAYS})
+    order by created_at`;
   return [
     ...deps.keys.published,
     ...rows.map((r): PublishedKey & { endorsement?: Endorsement } => ({

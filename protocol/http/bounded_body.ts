@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { concatBytes } from "../util/bytes.ts";
 
 /** A body longer than its bound. */
 export class BodyTooLargeError extends Error {
@@ -32,7 +33,7 @@ export async function readBytesBounded(
   if (!res.body) return new Uint8Array();
   const reader = res.body.getReader();
   const parts: Uint8Array[] = [];
-  let size = 0;
+  let size = 0; // bytes kept so far
   try {
     while (true) {
       const { done, value } = await reader.read();
@@ -50,13 +51,7 @@ export async function readBytesBounded(
     await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /**

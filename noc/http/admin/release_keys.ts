@@ -20,7 +20,12 @@ import {
   endorsementProblem,
 } from "../../../protocol/release_keys.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
-import { packageSigners } from "../../services/publishing.ts";
+import {
+  packageSigners,
+  publishedKeys,
+  RETIRED_KEY_LISTED_DAYS,
+} from "../../services/publishing.ts";
+import { CATALOG_KEYS_MAX } from "../../../protocol/catalog.ts";
 import { nocSignsPackages } from "../../services/fileinfo.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
@@ -71,6 +76,16 @@ export function releaseKeyAdminRoutes(deps: AppDeps) {
         throw new ApiError(400, "endorsement_required", message, {
           issues: [{ path: "endorsement", message: "required in release-keys-only mode" }],
         });
+      }
+      // Agents accept at most CATALOG_KEYS_MAX keys in a catalog's list: a key past that would make
+      // every catalog unusable, so it is refused here (retired keys leave the list after a while).
+      if ((await publishedKeys(deps)).length >= CATALOG_KEYS_MAX) {
+        throw new ApiError(
+          409,
+          "too_many_keys",
+          `Catalogs already list ${CATALOG_KEYS_MAX} keys, the most an appliance accepts: retire ` +
+            `a release key first (retired keys leave the list ${RETIRED_KEY_LISTED_DAYS} days later)`,
+        );
       }
       const rows = await deps.db.begin(async (tx) => {
         const r = await tx`
