@@ -263,6 +263,9 @@ dbTest(
     );
     assert.equal(refused.status, 403);
     assert.equal((await refused.json()).error, "wrong_appliance");
+    const [w] = await db.sql<{ proven: boolean; keyid: string }>`
+      select proven, keyid from auth_failures where reason = 'wrong_appliance'`;
+    assert.deepEqual({ ...w }, { proven: true, keyid: b.uid }, "b's own signature proved it");
     // b's own catalog grants are b's, and b cannot reuse a's to be recorded as a
     const bOne = (await fetchCatalog(noc, b)).doc!.components[0]!;
     assert.notEqual(grantOf(bOne.urls[0]!), grantOf(one!.urls[0]!));

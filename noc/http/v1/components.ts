@@ -87,6 +87,8 @@ export function componentRoutes(deps: AppDeps) {
           await recordIdentityFailure(deps, {
             reason: "wrong_appliance",
             keyid: presenter,
+            // The presenter's signature verified: only the holder of its key could send this.
+            proven: true,
             method: c.req.method,
             path: c.req.path,
             address: clientAddress(c, deps.settings.trustProxy),
