@@ -3,9 +3,10 @@
 -- What the NOC's own signed catalogs have listed for each appliance: the one fact about an
 -- appliance's entitlements that nothing an appliance or a local server says can write. Written when
 -- a catalog is built (catalog_engine.ts recordListing). `current` marks what the appliance's latest
--- catalog lists (a grant-less signed download must be for one of those); every row, current or not,
--- is a version the NOC once gave the appliance, and only such a version can be kept by a delivery
--- record (a paused or narrowed rollout, a hold) or receive a local server's download record.
+-- catalog lists: every download, by grant or by signature, must be for one of those, and only such
+-- a version is kept by a delivery record (a paused or narrowed rollout) or pinned by a hold. A local
+-- server's download record is taken for a current listing, or one dropped within the hour
+-- (`unlisted_at`, migration 008).
 create table catalog_listings (
   uid uuid not null references appliances (uid) on delete cascade,
   component_id bigint not null references components (id) on delete cascade,
