@@ -339,26 +339,36 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
  * and the `current` mark moves to exactly this list. The NOC's own record of
  * an appliance's entitlements: every download from the NOC (by grant or by
  * signature) and the engine's use of deliveries and holds need a current
- * listing, local-server download records a current or just-unlisted one (`unlisted_at`). One statement; nothing
- * is written when the list is unchanged.
+ * listing, local-server download records a current or just-unlisted one
+ * (`unlisted_at`). No listing row is written when the list is unchanged. The
+ * same statement takes the catalog's serial: returns the appliance's new
+ * `catalog_serial`.
  */
 export async function recordListing(
   tx: Sql,
   uid: string,
   componentIds: readonly number[],
   now: Date,
-): Promise<void> {
+): Promise<number> {
   const ids = [...new Set(componentIds)];
-  await tx`
+  // One statement with the serial's update: on PGlite a statement costs about as much as the rest
+  // of a catalog build's JavaScript, and builds hold the database while their transaction is open.
+  const [row] = await tx<{ catalog_serial: number }>`
     with flipped as (
       update catalog_listings set current = not current,
         unlisted_at = case when current then ${now}::timestamptz end
       where uid = ${uid} and current <> (component_id = any(${ids}::bigint[]))
       returning 1
+    ), added as (
+      insert into catalog_listings (uid, component_id, first_listed_at, current)
+      select ${uid}, t.id, ${now}, true from unnest(${ids}::bigint[]) as t (id)
+      where not exists (
+        select 1 from catalog_listings l where l.uid = ${uid} and l.component_id = t.id)
+      on conflict do nothing
+      returning 1
     )
-    insert into catalog_listings (uid, component_id, first_listed_at, current)
-    select ${uid}, t.id, ${now}, true from unnest(${ids}::bigint[]) as t (id)
-    where not exists (
-      select 1 from catalog_listings l where l.uid = ${uid} and l.component_id = t.id)
-    on conflict do nothing`;
+    update appliances set catalog_serial = catalog_serial + 1 where uid = ${uid}
+    returning catalog_serial`;
+  if (!row) throw new Error(`Appliance "${uid}" vanished while its catalog was built`);
+  return row.catalog_serial;
 }

@@ -118,7 +118,6 @@ async function catalogAnswer(
       channel: row.channel,
       tags: row.tags,
     });
-    await recordListing(tx, uid, chosen.map((c) => c.id), now);
     const expires = new Date(now.getTime() + deps.settings.catalogTtlS * 1000);
     const fileinfo = await fileinfoOf(tx, chosen.map((c) => c.app));
     const wrapped = new Map(
@@ -173,12 +172,13 @@ async function catalogAnswer(
       }
       components.push(entry);
     }
-    const [serialRow] = await tx<{ catalog_serial: number }>`
-      update appliances set catalog_serial = catalog_serial + 1 where uid = ${uid} returning catalog_serial`;
+    // What this catalog lists (nothing an appliance or a local server says can write it), and its
+    // serial, in one statement.
+    const serial = await recordListing(tx, uid, chosen.map((c) => c.id), now);
     const doc: CatalogDocument = {
       format: "noc-catalog/1",
       uid,
-      serial: serialRow!.catalog_serial,
+      serial,
       issuedAt: now.toISOString(),
       expiresAt: expires.toISOString(),
       intervalS: row.interval_s,
