@@ -275,33 +275,6 @@ export async function signCatalogBinding(
   return `kid="${signer.kid}", sig=:${toBase64(sig)}:`;
 }
 
-const firstMemberParams =
-  /^[a-z*][a-z0-9_.*-]*=\([^()"]*(?:"[^"\\()]*"[^()"]*)*\)((?:;[a-z*][a-z0-9_.*-]*(?:=(?:"[^"\\]*"|[^;,"\s]+))?)*)\s*(?:,|$)/;
-
-/**
- * The `nonce` of a request's first RFC 9421 signature (the one the NOC
- * verifies and spends), or null when there is none.
- */
-export function signatureNonce(headers: Headers): string | null {
-  const input = headers.get("signature-input");
-  if (input === null || input.length > 2048) return null;
-  // The usual shape, read without a full parse (this runs on every catalog request): the first
-  // member's inner list (component names hold no ")"), then its parameters up to the next member.
-  const fast = firstMemberParams.exec(input);
-  if (fast) {
-    const nonce = /;nonce="([^"\\]*)"/.exec(fast[1]!)?.[1];
-    return nonce ? nonce : null;
-  }
-  try {
-    const first = parseDictionary(input)[0];
-    if (!first || !isInnerList(first[1])) return null;
-    const nonce = first[1].params.find(([k]) => k === "nonce")?.[1];
-    return typeof nonce === "string" && nonce !== "" ? nonce : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Checks a `Catalog-Binding` header: signed by a pinned, unexpired catalog
  * key over this appliance, the nonce it sent and the SHA-256 of `body`.

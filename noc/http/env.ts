@@ -33,6 +33,8 @@ export interface AppEnv {
     appliance: ApplianceIdentity;
     /** The verified raw body (appliance routes). */
     body: Uint8Array<ArrayBuffer>;
+    /** The verified, spent nonce of the appliance's request signature (appliance routes). */
+    nonce: string;
     /** The signed-in local component server (local server routes). */
     localServer: LocalServerIdentity;
     /** The admin token's label (admin routes). */

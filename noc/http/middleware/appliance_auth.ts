@@ -189,13 +189,14 @@ export interface ResolvedKey {
  * against the signed `Content-Digest`, and spends the nonce. Every refusal is
  * counted (and, within budget, recorded) and answered 401; only those after the
  * signature verified are proven (`revoked_key`, `bad_digest` of the body,
- * `replayed_signature`). Returns the body.
+ * `replayed_signature`). Returns the body and the signature's nonce (verified
+ * and spent: never seen before).
  */
 export async function verifySignedRequest(
   deps: AppDeps,
   c: Context,
   resolveKey: (keyid: string) => Promise<ResolvedKey>,
-): Promise<Uint8Array<ArrayBuffer>> {
+): Promise<{ body: Uint8Array<ArrayBuffer>; nonce: string }> {
   const now = deps.clock.now();
   const address = clientAddress(c, deps.settings.trustProxy);
   deps.limits.refusals.check(address ?? "unknown");
@@ -244,7 +245,7 @@ export async function verifySignedRequest(
         verified.keyid,
       );
     }
-    return body;
+    return { body, nonce: verified.nonce! };
   } catch (e) {
     if (!(e instanceof SignatureError)) throw e;
     await recordIdentityFailure(deps, {
@@ -261,12 +262,12 @@ export async function verifySignedRequest(
   }
 }
 
-/** Middleware requiring a valid appliance signature; sets `appliance` and `body`. */
+/** Middleware requiring a valid appliance signature; sets `appliance`, `body` and `nonce`. */
 export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     let identity: ApplianceIdentity | undefined;
     const store = deps.checkins;
-    const body = await verifySignedRequest(deps, c, async (keyid) => {
+    const { body, nonce } = await verifySignedRequest(deps, c, async (keyid) => {
       const row = await store.findAppliance(keyid);
       if (!row) {
         throw new SignatureError(
@@ -299,6 +300,7 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
     deps.limits.appliance.take(identity!.uid, `appliance "${identity!.uid}"`);
     c.set("appliance", identity!);
     c.set("body", body);
+    c.set("nonce", nonce);
     await next();
   };
 }

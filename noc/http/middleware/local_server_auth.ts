@@ -19,7 +19,7 @@ export function localServerAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     let identity: LocalServerIdentity | undefined;
     // The signature is checked before any of the body is read (see verifySignedRequest).
-    const body = await verifySignedRequest(deps, c, async (keyid) => {
+    const { body } = await verifySignedRequest(deps, c, async (keyid) => {
       const [row] = await deps.db.sql<{
         id: string;
         site: string;

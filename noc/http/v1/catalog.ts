@@ -8,18 +8,12 @@ import { applianceAuth } from "../middleware/appliance_auth.ts";
 import { answerCatalog } from "../../services/catalogs.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
-import { CATALOG_BINDING_HEADER, signatureNonce } from "../../../protocol/catalog.ts";
-import { ApiError } from "../../../protocol/http/errors.ts";
+import { CATALOG_BINDING_HEADER } from "../../../protocol/catalog.ts";
 
 /** The catalog route. */
 export function catalogRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().get("/", applianceAuth(deps), async (c) => {
     const a = c.get("appliance");
-    // The nonce the authentication middleware verified and spent: never seen before.
-    const nonce = signatureNonce(c.req.raw.headers);
-    if (nonce === null) {
-      throw new ApiError(400, "nonce_required", "A catalog request's signature needs a nonce");
-    }
     const base = deps.settings.componentUrl ?? deps.settings.publicUrl ??
       new URL(c.req.url).origin;
     const answer = await answerCatalog(
@@ -27,7 +21,8 @@ export function catalogRoutes(deps: AppDeps) {
       a.uid,
       c.req.header("if-none-match"),
       base.replace(/\/$/, ""),
-      nonce,
+      // The nonce the authentication middleware verified and spent: never seen before.
+      c.get("nonce"),
     );
     c.header("etag", answer.etag);
     c.header("cache-control", "no-store");
