@@ -21,7 +21,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { errorHandler } from "../protocol/http/errors.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
 import type { AppDeps } from "./services/deps.ts";
-import { bounded, streamingLimit } from "./http/middleware/body_limit.ts";
+import { bounded } from "./http/middleware/body_limit.ts";
 import { refusalGate } from "./http/middleware/appliance_auth.ts";
 import type { AppEnv } from "./http/env.ts";
 import { requestLog } from "./http/middleware/request_log.ts";
@@ -62,9 +62,9 @@ const rootOperation: Operation = {
 export function createApp(deps: AppDeps, options: AppOptions = {}) {
   const role = options.role ?? "all";
   const serves = (r: Exclude<NocRole, "all">) => role === "all" || role === r;
-  // For the protocol's routes: nothing is read until the request is authenticated (an appliance
-  // or local-server signature verifies; an enrolment is within its address's budget).
-  const signed = streamingLimit(deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
+  // The protocol's routes read no body until the request is authenticated (an appliance or
+  // local-server signature verifies; an enrolment is within its address's budget), then read it
+  // through readBody (protocol/http/validate.ts), bounded in size and time: no limit around them.
 
   const app = new Hono<AppEnv>()
     .use(requestId({ limitLength: 100 }))
@@ -73,7 +73,7 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .route("/healthz", healthRoutes(deps))
     // An address that has used up its refusals gets 429 before anything else is done.
     .use(refusalGate(deps))
-    .route("/metrics", bounded(signed, metricsRoutes(deps)));
+    .route("/metrics", metricsRoutes(deps));
 
   if (serves("noc")) {
     // The console calls the admin API in process with this key; it never leaves the process.
@@ -82,19 +82,19 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     app
       .get("/", (c) => c.redirect("/ui", 302))
       .route("/ui", consoleRoutes(deps, admin, internalKey))
-      .route("/v1/enroll", bounded(signed, enrollRoutes(deps)))
-      .route("/v1/beats", bounded(signed, beatRoutes(deps)))
-      .route("/v1/keys", bounded(signed, keyRoutes(deps)))
-      .route("/v1/wake", bounded(signed, wakeRoutes(deps)))
-      .route("/v1/local", bounded(signed, localServerRoutes(deps)))
+      .route("/v1/enroll", enrollRoutes(deps))
+      .route("/v1/beats", beatRoutes(deps))
+      .route("/v1/keys", keyRoutes(deps))
+      .route("/v1/wake", wakeRoutes(deps))
+      .route("/v1/local", localServerRoutes(deps))
       .route("/v1/admin", admin);
   }
   if (serves("catalog")) {
     app
-      .route("/v1/catalog", bounded(signed, catalogRoutes(deps)))
-      .route("/v1/installs", bounded(signed, installRoutes(deps)));
+      .route("/v1/catalog", catalogRoutes(deps))
+      .route("/v1/installs", installRoutes(deps));
   }
-  if (serves("component")) app.route("/v1/components", bounded(signed, componentRoutes(deps)));
+  if (serves("component")) app.route("/v1/components", componentRoutes(deps));
 
   const extra = serves("noc") ? [...consoleOperations, rootOperation] : [];
   app.route("/", openApiRoutes(deps, () => extra, { role }));

@@ -58,7 +58,7 @@ export function localServerRoutes(deps: AppDeps) {
       limitEnrolments(deps, c);
       const input = parseJsonBody(
         c,
-        await readBody(c, 16 * 1024),
+        await readBody(c, 16 * 1024, deps.settings.bodyTimeoutS),
         localEnrollSchema,
       );
       await checkOfferedKeys([{ field: "signingKey", value: input.signingKey, alg: "Ed25519" }]);
