@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import { NocError } from "../protocol/client.ts";
-import { addressKey } from "../noc/services/rate_limit.ts";
+import { addressKey, createRefusalGate } from "../noc/services/rate_limit.ts";
+import { ManualClock } from "../noc/clock.ts";
 
 dbTest(
   "an appliance over its rate gets 429 with Retry-After, and is served again once it slows down",
@@ -65,4 +66,17 @@ dbTest("enrolment is limited per IPv6 /64, not per address", async ({ db }) => {
   for (let i = 1; i <= 3; i++) assert.notEqual(await enrol(`2001:db8:5:6::${i}`), 429);
   assert.equal(await enrol("2001:db8:5:6:1:2:3:4"), 429, "another address of the same /64");
   assert.notEqual(await enrol("2001:db8:5:7::1"), 429, "another /64");
+});
+
+Deno.test("createRefusalGate() without a per-address limit still counts what it holds back", () => {
+  const clock = new ManualClock(new Date("2026-11-30T00:00:00Z"));
+  const gate = createRefusalGate(clock, 0, 2);
+  assert.deepEqual(gate.note("192.0.2.1"), { record: true, heldBack: 0 });
+  assert.deepEqual(gate.note("192.0.2.2"), { record: true, heldBack: 0 });
+  assert.deepEqual(gate.note("192.0.2.3"), { record: false, heldBack: 1 });
+  assert.deepEqual(gate.note("192.0.2.4"), { record: false, heldBack: 2 });
+  clock.advance(60);
+  // The next record carries the two held back, so the notice's count is whole.
+  assert.deepEqual(gate.note("192.0.2.5"), { record: true, heldBack: 2 });
+  assert.deepEqual(gate.note("192.0.2.6"), { record: true, heldBack: 0 });
 });

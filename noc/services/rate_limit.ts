@@ -159,7 +159,7 @@ interface Bucket {
  * together, `provenRecordsPerMinute` records of proven refusals (by default as many as
  * `recordsPerMinute`).
  */
-export function refusalGate(
+export function createRefusalGate(
   clock: Clock,
   perMinute: number,
   recordsPerMinute: number,
@@ -167,6 +167,7 @@ export function refusalGate(
 ): RefusalGate {
   const addresses = new Map<string, Bucket>();
   const identities = new Map<string, Bucket>();
+  const unlimited: Bucket = { tokens: 0, at: 0, heldBack: 0 };
   const anonymous = { tokens: recordsPerMinute, at: clock.now().getTime() };
   const proven = { tokens: provenRecordsPerMinute, at: clock.now().getTime() };
   const sweeps = new Map<Map<string, Bucket>, number>();
@@ -241,12 +242,8 @@ export function refusalGate(
     },
     note(address) {
       const now = clock.now().getTime();
-      if (perMinute <= 0) {
-        refill(anonymous, now, recordsPerMinute);
-        if (anonymous.tokens < 1) return { record: false, heldBack: 0 };
-        anonymous.tokens -= 1;
-        return { record: true, heldBack: 0 };
-      }
+      // No per-address limit: one bucket for all, so what is held back is still counted.
+      if (perMinute <= 0) return slot(unlimited, true, anonymous, now, recordsPerMinute);
       const b = bucketOf(addresses, addressKey(address), now, perMinute);
       return slot(b, spend(b), anonymous, now, recordsPerMinute);
     },
@@ -303,7 +300,7 @@ export function createLimits(
     localServer: rateLimiter(clock, s.rateLocalServerPerMin),
     enroll: addressLimiter(rateLimiter(clock, s.rateEnrollPerMin)),
     login: addressLimiter(rateLimiter(clock, s.rateLoginPerMin)),
-    refusals: refusalGate(
+    refusals: createRefusalGate(
       clock,
       s.rateRefusalsPerMin,
       s.refusalRecordsPerMin,
