@@ -49,13 +49,11 @@ export async function staleSiteCatalogs(tx: Sql, site: string): Promise<void> {
   await tx`update appliances set catalog_epoch = 0 where site = ${site} and catalog_epoch <> 0`;
 }
 
-/** A catalog answer; `binding` (the `Catalog-Binding` header) when a request nonce was given. */
-export type CatalogAnswer = { status: 304; etag: string; binding?: string } | {
-  status: 200;
-  etag: string;
-  body: string;
-  binding?: string;
-};
+/** A catalog answer as the cache gives it, before it is bound to a request. */
+type CachedAnswer = { status: 304; etag: string } | { status: 200; etag: string; body: string };
+
+/** A catalog answer, with `binding`: its `Catalog-Binding` header for the request's nonce. */
+export type CatalogAnswer = CachedAnswer & { binding: string };
 
 /** A catalog body's ETag: its whole SHA-256, hex, quoted (the digest the binding signs). */
 const etagPattern = /^"[0-9a-f]{64}"$/;
@@ -63,18 +61,17 @@ const etagPattern = /^"[0-9a-f]{64}"$/;
 /**
  * Answers a catalog request from appliance `uid`: archives the connection
  * time, then serves the cached catalog (or 304) while it is current, and
- * builds, signs and caches a new one otherwise. With `nonce` (the request's
- * signature nonce), the answer carries its binding.
+ * builds, signs and caches a new one otherwise. The answer carries its binding
+ * to `nonce` (the request's verified signature nonce).
  */
 export async function answerCatalog(
   deps: AppDeps,
   uid: string,
   ifNoneMatch: string | undefined,
   baseUrl: string,
-  nonce?: string,
+  nonce: string,
 ): Promise<CatalogAnswer> {
   const answer = await catalogAnswer(deps, uid, ifNoneMatch, baseUrl);
-  if (nonce === undefined) return answer;
   const binding = await signCatalogBinding(
     { kid: deps.keys.kid, privateKey: deps.keys.privateKey },
     uid,
@@ -89,7 +86,7 @@ async function catalogAnswer(
   uid: string,
   ifNoneMatch: string | undefined,
   baseUrl: string,
-): Promise<CatalogAnswer> {
+): Promise<CachedAnswer> {
   const now = deps.clock.now();
   const row = await deps.checkins.touchCatalog(uid, now);
   if (!row) throw new Error(`Appliance "${uid}" vanished`);

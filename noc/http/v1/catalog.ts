@@ -26,7 +26,7 @@ export function catalogRoutes(deps: AppDeps) {
     );
     c.header("etag", answer.etag);
     c.header("cache-control", "no-store");
-    c.header(CATALOG_BINDING_HEADER, answer.binding!);
+    c.header(CATALOG_BINDING_HEADER, answer.binding);
     deps.metrics.inc("noc_catalogs_total", { status: String(answer.status) });
     if (answer.status === 304) return c.body(null, 304);
     return c.body(answer.body, 200, { "content-type": "application/json" });
