@@ -32,7 +32,13 @@ import {
 import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
 import { adoptablePackageKeys, rotatedPackageKeys } from "../protocol/release_keys.ts";
 import { agentVersion } from "./config.ts";
-import { newNonce, NocError, signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
+import {
+  newNonce,
+  NocError,
+  readNocAnswer,
+  signedRequest,
+  signingKeyFromSeed,
+} from "../protocol/client.ts";
 import {
   CATALOG_BINDING_HEADER,
   CATALOG_BODY_LIMIT,
@@ -594,9 +600,6 @@ async function fetchCatalog(
   return doc;
 }
 
-/** The most bytes of a `GET /v1/keys` answer read. */
-const KEYS_BODY_LIMIT = 1024 * 1024;
-
 /**
  * Key rotation: fetches the NOC's key chain (`GET /v1/keys`, unsigned — every
  * statement is checked) and walks it from the pinned current key, each step
@@ -610,9 +613,7 @@ async function followKeyChain(ctx: CycleContext): Promise<boolean> {
     const res = await ctx.fetch(new URL("/v1/keys", base), {
       signal: AbortSignal.timeout(apiTimeoutMs),
     });
-    if (!res.ok) throw new NocError(res.status, await errorJson(res));
-    chain = (JSON.parse(await readTextBounded(res, KEYS_BODY_LIMIT)) as { chain?: unknown })
-      ?.chain;
+    chain = (await readNocAnswer(res) as { chain?: unknown } | null)?.chain;
   } catch (e) {
     ctx.log.warn("key_chain_unavailable", { message: describe(e).message });
     return false;

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { ERROR_BODY_LIMIT, readTextBounded } from "../protocol/http/bounded_body.ts";
 import { z } from "zod";
 import {
   type Ed25519Key,
@@ -13,7 +12,7 @@ import {
   generateEd25519,
 } from "../protocol/crypto/ed25519.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
-import { NocError, signedRequest } from "../protocol/client.ts";
+import { readNocAnswer, signedRequest } from "../protocol/client.ts";
 import type { PublishedKey } from "../protocol/keys.ts";
 import type { DownloadRecord } from "./records.ts";
 
@@ -97,17 +96,7 @@ export interface LocalIdentity {
 export const localServerVersion = "1.0.0";
 
 async function answer<T>(res: Response, schema: z.ZodType<T>): Promise<T> {
-  const text = await readTextBounded(res, res.ok ? ANSWER_LIMIT : ERROR_BODY_LIMIT, {
-    truncate: !res.ok,
-  });
-  let body: unknown;
-  try {
-    body = text ? JSON.parse(text) : {};
-  } catch {
-    body = { error: "not_json", message: text.slice(0, 200) };
-  }
-  if (!res.ok) throw new NocError(res.status, body as { error?: string; message?: string });
-  const r = schema.safeParse(body);
+  const r = schema.safeParse(await readNocAnswer(res, ANSWER_LIMIT));
   if (!r.success) throw new Error(`NOC answer is not what was expected: ${r.error.message}`);
   return r.data;
 }

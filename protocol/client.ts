@@ -87,8 +87,13 @@ export class NocError extends Error {
   }
 }
 
-async function json<T>(res: Response): Promise<T> {
-  const text = await readTextBounded(res, res.ok ? ANSWER_LIMIT : ERROR_BODY_LIMIT, {
+/**
+ * Reads a NOC answer's JSON body: at most `limit` bytes of a success (more throws
+ * `BodyTooLargeError`), at most `ERROR_BODY_LIMIT` of a refusal, which throws {@link NocError}
+ * (a body that is not JSON becomes `{ error: "not_json" }`). Returns the parsed body, unchecked.
+ */
+export async function readNocAnswer(res: Response, limit = ANSWER_LIMIT): Promise<unknown> {
+  const text = await readTextBounded(res, res.ok ? limit : ERROR_BODY_LIMIT, {
     truncate: !res.ok,
   });
   let body: unknown = {};
@@ -98,7 +103,11 @@ async function json<T>(res: Response): Promise<T> {
     body = { error: "not_json", message: text.slice(0, 200) };
   }
   if (!res.ok) throw new NocError(res.status, body as { error?: string; message?: string });
-  return body as T;
+  return body;
+}
+
+async function json<T>(res: Response): Promise<T> {
+  return await readNocAnswer(res) as T;
 }
 
 /** Enrols with `token`; returns the NOC's answer. */
