@@ -21,7 +21,6 @@ import { secureHeaders } from "hono/secure-headers";
 import { errorHandler } from "../protocol/http/errors.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
 import type { AppDeps } from "./services/deps.ts";
-import { bounded } from "./http/middleware/body_limit.ts";
 import { refusalGate } from "./http/middleware/appliance_auth.ts";
 import type { AppEnv } from "./http/env.ts";
 import { requestLog } from "./http/middleware/request_log.ts";

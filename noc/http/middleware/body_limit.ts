@@ -3,7 +3,7 @@
  * a body limit of its own, so each resource says how large and how slow its
  * bodies may be, inside the router.
  *
- Used with `requestSizeLimit` (protocol/http/validate.ts), which reads the
+ * Used with `requestSizeLimit` (protocol/http/validate.ts), which reads the
  * whole body before the routes run, for sub-apps whose authentication comes
  * first (the admin API, the console). The protocol's routes need none: they
  * authenticate a request before they read its body, and read it with
