@@ -31,6 +31,7 @@ import {
 import { PackageError, unwrapContentKey } from "../protocol/package/format.ts";
 import { PackageScanner } from "../protocol/package/scan.ts";
 import { extractTar, gunzip, TarError } from "../protocol/package/tar.ts";
+import { checkInstallProgram, PayloadError, payloadLimits } from "../protocol/package/payload.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
 
 /** What the installers need. */
@@ -124,16 +125,23 @@ export async function unpackPackage(
       verified.header,
     );
     await Deno.mkdir(staging, { recursive: true, mode: 0o700 });
-    await extractTar(gunzip(decryptPackageFile(file, verified, contentKey)), staging);
+    await extractTar(
+      gunzip(decryptPackageFile(file, verified, contentKey)),
+      staging,
+      payloadLimits,
+    );
   } catch (e) {
     if (e instanceof PackageError) throw new AgentError(e.reason, e.message);
     if (e instanceof TarError) throw new AgentError("bad_archive", e.message);
     if (e instanceof AgentError) throw e;
     throw new AgentError("bad_package", `Package cannot be unpacked: ${String(e)}`);
   }
-  const install = await Deno.lstat(`${staging}/install`).catch(() => null);
-  if (!install?.isFile) {
-    throw new AgentError("bad_package", `Package has no "install" program at its top level`);
+  try {
+    // The same rule the NOC applies at publish (inspectPayload).
+    checkInstallProgram(await Deno.lstat(`${staging}/install`).catch(() => null));
+  } catch (e) {
+    if (e instanceof PayloadError) throw new AgentError("bad_package", e.message);
+    throw e;
   }
 }
 

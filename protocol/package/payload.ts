@@ -1,0 +1,154 @@
+/**
+ * The package payload check shared by the agent (after it unpacks) and the
+ * NOC (before it signs or stores): a payload is a gzip'd tar archive that the
+ * agent's extractor accepts, within {@link payloadLimits}, with an executable
+ * regular file `install` at its top.
+ *
+ * @module
+ */
+import { extractTar, gunzip, TarError } from "./tar.ts";
+
+/** A package payload the agent could not install; the message names the problem. */
+export class PayloadError extends Error {}
+
+/** The agent's limits, shared by the agent's extractor and the NOC's publish check. */
+export const payloadLimits: { readonly maxEntries: number; readonly maxBytes: number } = Object
+  .freeze({ maxEntries: 10_000, maxBytes: 4 * 1024 ** 3 });
+
+/** What a payload holds: its entries (files and folders) and its file content bytes. */
+export interface PayloadSummary {
+  /** Entries the archive holds (files and folders). */
+  entries: number;
+  /** Bytes of file content in all. */
+  bytes: number;
+}
+
+/**
+ * The rule the agent applies to the unpacked `install` program: `info` is
+ * what `Deno.lstat()` (or the archive) says of the top-level `install`, or
+ * null when there is none. Throws {@link PayloadError} naming the problem.
+ */
+export function checkInstallProgram(
+  info: { isFile: boolean; isDirectory?: boolean; mode: number | null } | null,
+): void {
+  if (!info) throw new PayloadError(`Payload has no "install" program at its top level`);
+  if (!info.isFile) {
+    throw new PayloadError(`Payload's "install" is not a regular file`);
+  }
+  if (((info.mode ?? 0) & 0o100) === 0) {
+    throw new PayloadError(`Payload's "install" is not executable (mode has no owner execute bit)`);
+  }
+}
+
+async function* checkedGzip(
+  gz: AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const magic: number[] = [];
+  for await (const chunk of gz) {
+    for (let i = 0; i < chunk.length && magic.length < 2; i++) magic.push(chunk[i]!);
+    if (magic.length === 2 && (magic[0] !== 0x1f || magic[1] !== 0x8b)) {
+      throw new PayloadError("Payload is not gzip (it does not start with 1f 8b)");
+    }
+    yield chunk;
+  }
+  if (magic.length < 2) throw new PayloadError("Payload is not gzip (it is too short)");
+}
+
+/**
+ * Checks a gzip'd tar payload exactly as the agent would unpack it, writing
+ * nothing: gzip, parses under the agent's rules, has an executable regular
+ * file `install` at its top, within {@link payloadLimits}. Throws
+ * {@link PayloadError} naming the problem.
+ */
+export async function inspectPayload(gz: AsyncIterable<Uint8Array>): Promise<PayloadSummary> {
+  // Interim: extracts into a temporary folder; replaced by a parse that writes nothing.
+  const dir = await Deno.makeTempDir({ prefix: "payload-" });
+  try {
+    let written: string[];
+    try {
+      written = await extractTar(gunzip(checkedGzip(gz)), dir, payloadLimits);
+    } catch (e) {
+      if (e instanceof PayloadError) throw e;
+      if (e instanceof TarError) throw new PayloadError(e.message);
+      throw new PayloadError(`Payload is not valid gzip: ${e instanceof Error ? e.message : e}`);
+    }
+    checkInstallProgram(await Deno.lstat(`${dir}/install`).catch(() => null));
+    let bytes = 0;
+    for (const p of written) {
+      const info = await Deno.lstat(`${dir}/${p}`);
+      if (info.isFile) bytes += info.size;
+    }
+    return { entries: written.length, bytes };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * Push form of {@link inspectPayload} for one-pass pipelines: `push()`
+ * resolves when the bytes are consumed (backpressure; after a failure it
+ * resolves at once and drops them), `end()` returns the summary or throws
+ * {@link PayloadError}.
+ */
+export class PayloadInspector {
+  #waiting: ((r: IteratorResult<Uint8Array>) => void) | null = null;
+  #offered: { bytes: Uint8Array | null; taken: () => void } | null = null;
+  #result: Promise<PayloadSummary>;
+  #settled = false;
+
+  /** Starts inspecting; feed it with {@link push} and finish with {@link end}. */
+  constructor() {
+    const source: AsyncIterable<Uint8Array> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () =>
+          new Promise<IteratorResult<Uint8Array>>((resolve) => {
+            this.#waiting = resolve;
+            this.#deliver();
+          }),
+      }),
+    };
+    this.#result = inspectPayload(source);
+    const settled = () => {
+      this.#settled = true;
+      // Nothing will read again: release a waiting push.
+      const o = this.#offered;
+      this.#offered = null;
+      o?.taken();
+    };
+    this.#result.then(settled, settled);
+  }
+
+  #deliver(): void {
+    if (!this.#waiting || !this.#offered) return;
+    const resolve = this.#waiting;
+    const { bytes, taken } = this.#offered;
+    this.#waiting = null;
+    this.#offered = null;
+    resolve(bytes === null ? { done: true, value: undefined } : { done: false, value: bytes });
+    taken();
+  }
+
+  #offer(bytes: Uint8Array | null): Promise<void> {
+    if (this.#settled) return Promise.resolve();
+    return new Promise<void>((taken) => {
+      this.#offered = { bytes, taken };
+      this.#deliver();
+    });
+  }
+
+  /**
+   * Hands over the next bytes of the gzip'd payload; resolves when they are
+   * consumed (at once once the check has ended). The inspector may keep a
+   * view of `bytes`: do not modify them afterwards. One push at a time.
+   */
+  push(bytes: Uint8Array): Promise<void> {
+    if (bytes.length === 0) return Promise.resolve();
+    return this.#offer(bytes);
+  }
+
+  /** Marks the end of the payload; returns its summary or throws {@link PayloadError}. */
+  async end(): Promise<PayloadSummary> {
+    await this.#offer(null);
+    return await this.#result;
+  }
+}
