@@ -44,7 +44,19 @@ import { createTar, gzip } from "../protocol/package/tar.ts";
 import { buildPackage } from "../protocol/package/file.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
 import { readPackagePrefix } from "../protocol/package/file.ts";
-import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
+import {
+  ed25519PublicOf,
+  exportRawPublic,
+  importEd25519Seed,
+  parsePublicKey,
+} from "../protocol/crypto/ed25519.ts";
+import {
+  KeyFormatError,
+  looksLikePem,
+  MAX_KEY_TEXT,
+  readEd25519PublicKey,
+  readEd25519Seed,
+} from "../protocol/crypto/pem.ts";
 import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
 import { keyId, newSeed } from "../protocol/keys.ts";
 import {
@@ -491,12 +503,81 @@ async function isDir(path: string): Promise<void> {
   }
 }
 
+/**
+ * The text of the key file `path` (at most {@link MAX_KEY_TEXT} bytes); a usage error naming
+ * `what` when it cannot be read or is longer.
+ */
+async function readKeyText(path: string, what: string): Promise<string> {
+  const info = await Deno.stat(path).catch((e: Error) => {
+    throw new UsageError(`${what} cannot be read: ${e.message}`);
+  });
+  if (!info.isFile) throw new UsageError(`${what} is not a file`);
+  using f = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(MAX_KEY_TEXT + 1);
+  let n = 0;
+  while (n < buf.length) {
+    const r = await f.read(buf.subarray(n));
+    if (r === null) break;
+    n += r;
+  }
+  if (n > MAX_KEY_TEXT) {
+    throw new UsageError(`${what} is longer than ${MAX_KEY_TEXT} bytes: not a key`);
+  }
+  return new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/** `fn()`, with a {@link KeyFormatError} turned into a usage error (bad local input). */
+function keyUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof KeyFormatError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * The offline release key in the file `path` (given with `flagName`): an Ed25519 private key in
+ * PEM/PKCS#8 (`openssl genpkey -algorithm ed25519`) or a seed written by `noc keygen`. Both forms
+ * of one key give the same key id. A usage error names any other content.
+ */
 async function releaseKey(
   path: string,
+  flagName = "--key",
 ): Promise<{ kid: string; privateKey: CryptoKey; publicKey: string }> {
-  const privateKey = await importEd25519Seed(fromBase64Url((await Deno.readTextFile(path)).trim()));
+  const what = `${flagName} "${path}"`;
+  const text = await readKeyText(path, what);
+  const seed = keyUsage(() => readEd25519Seed(text, what));
+  const privateKey = await importEd25519Seed(seed);
+  seed.fill(0);
   const raw = new Uint8Array(await exportRawPublic(await ed25519PublicOf(privateKey)));
   return { kid: await keyId(raw), privateKey, publicKey: toBase64Url(raw) };
+}
+
+/**
+ * The `<public key>` of `release-key add` as the NOC takes it (43 base64url characters): given
+ * in that form, in PEM (`openssl pkey -in k.pem -pubout`) on the line, or as a file holding
+ * either. A usage error names a private key, another algorithm, or a weak key.
+ */
+async function publicKeyArg(arg: string): Promise<string> {
+  let text = arg, what = "<public key>";
+  if (!/^[A-Za-z0-9_-]{43}$/.test(arg) && !looksLikePem(arg)) {
+    if (!(await Deno.stat(arg).catch(() => null))) {
+      throw new UsageError(
+        `<public key> "${arg.slice(0, 80)}" is neither a public key (43 base64url characters or ` +
+          `PEM) nor a file holding one`,
+      );
+    }
+    what = `Public key file "${arg}"`;
+    text = await readKeyText(arg, what);
+  }
+  const publicKey = keyUsage(() => readEd25519PublicKey(text, what));
+  try {
+    await parsePublicKey(publicKey, "Ed25519");
+  } catch (e) {
+    throw new UsageError(`${what}: ${(e as Error).message}`);
+  }
+  return publicKey;
 }
 
 const signedFileinfoFile = z.strictObject({
@@ -612,14 +693,14 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
   },
 
   async "release-key add"(ctx) {
-    const publicKey = ctx.words[0]!;
+    const publicKey = await publicKeyArg(ctx.words[0]!);
     const notAfter = flag(ctx, "not-after");
     if (notAfter !== undefined && Number.isNaN(Date.parse(notAfter))) {
       throw new UsageError(`--not-after must be an ISO time, not "${notAfter}"`);
     }
     const by = flag(ctx, "endorse-with");
     const endorsement = by
-      ? await endorseKey(publicKey, notAfter ?? null, await releaseKey(by))
+      ? await endorseKey(publicKey, notAfter ?? null, await releaseKey(by, "--endorse-with"))
       : undefined;
     const body = await postJson(ctx, "/v1/admin/release-keys", {
       publicKey,

@@ -12,6 +12,8 @@ import { kidParam } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { keyId } from "../../../protocol/keys.ts";
 import { parsePublicKey } from "../../../protocol/crypto/ed25519.ts";
+import { readEd25519PublicKey } from "../../../protocol/crypto/pem.ts";
+import { z } from "zod";
 import {
   canonicalNotAfter,
   endorsedReleaseKeySchema,
@@ -30,13 +32,29 @@ import { nocSignsPackages } from "../../services/fileinfo.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
+/**
+ * `POST /v1/admin/release-keys`: {@link endorsedReleaseKeySchema} with the public key also in PEM
+ * (SubjectPublicKeyInfo, `openssl pkey -in k.pem -pubout`), at most 4096 characters. The NOC
+ * stores and answers the raw key in base64url; an endorsement signs that form.
+ */
+export const releaseKeyBodySchema = endorsedReleaseKeySchema.extend({
+  publicKey: z.string().max(4096).regex(/^[A-Za-z0-9_-]{43}$|-----BEGIN /, {
+    message: "must be 32 bytes in unpadded base64url, or a PEM public key",
+  }).describe(
+    "Ed25519 public key: 32 bytes in unpadded base64url, or PEM (SubjectPublicKeyInfo)",
+  ),
+});
+
 /** `/v1/admin/release-keys`: offline release keys. */
 export function releaseKeyAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
-    .post("/", validate("json", endorsedReleaseKeySchema), async (c) => {
-      const k = c.req.valid("json");
+    .post("/", validate("json", releaseKeyBodySchema), async (c) => {
+      const body = c.req.valid("json");
       let raw: Uint8Array<ArrayBuffer>;
+      let k: typeof body;
       try {
+        // The one form stored, endorsed and answered: a PEM key becomes its raw base64url.
+        k = { ...body, publicKey: readEd25519PublicKey(body.publicKey, "the key") };
         raw = await parsePublicKey(k.publicKey, "Ed25519");
       } catch (e) {
         throw new ApiError(400, "invalid_body", `Field "publicKey": ${(e as Error).message}`, {
