@@ -4,10 +4,12 @@
  * over the admin API.
  *
  * ```
- * noc package <dir> --app A --name N --version V [--noc URL --token T]
- *     The NOC signs: the payload (gzip tar of <dir>) is streamed to the NOC, which encrypts and signs it.
- * noc package <dir> --app A --name N --version V --key release.key (--noc URL --token T | --out FILE [--noc-key K])
- *     Signed here with an offline release key; the content key travels wrapped to the NOC's X25519 key.
+ * noc package <dir|payload.tgz> --app A --name N --version V [--noc URL --token T]
+ *     The NOC signs: the payload (gzip tar of <dir>, or the .tgz as it is) is streamed to the NOC,
+ *     which encrypts and signs it. Either is first checked here as an appliance will unpack it.
+ * noc package <dir|payload.tgz> --app A --name N --version V --key release.key (--noc URL --token T | --out FILE [--noc-key K])
+ *     Signed here with an offline release key (PEM from `openssl genpkey -algorithm ed25519`, or
+ *     from `noc keygen`); the content key travels wrapped to the NOC's X25519 key.
  * noc upload <package file>                           upload a package built with --out (reads <file>.wrapped-key)
  * noc file put <path> --app A --name N --version V
  * noc keygen --out release.key                        make a release key; prints its public half to register
@@ -40,8 +42,9 @@
 import { readTextBounded } from "../protocol/http/bounded_body.ts";
 import type { ParseArgsOptionsConfig } from "node:util";
 import { z } from "zod";
-import { createTar, gzip } from "../protocol/package/tar.ts";
-import { buildPackage } from "../protocol/package/file.ts";
+import { createTar, gzip, TarError } from "../protocol/package/tar.ts";
+import { buildPackage, readFileFrom } from "../protocol/package/file.ts";
+import { inspectPayload, PayloadError, type PayloadSummary } from "../protocol/package/payload.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
 import { readPackagePrefix } from "../protocol/package/file.ts";
 import {
@@ -215,9 +218,9 @@ const commands: Record<string, Command> = {
   package: {
     forms: {
       "": form(
-        ["<dir>"],
+        ["<dir|payload.tgz>"],
         ["app", "name", "version", "key", "out", "noc-key"],
-        "publish <dir> (it holds an executable install program) as a package",
+        "publish a folder, or a gzip'd tar of one, holding an executable install program",
       ),
     },
   },
@@ -491,9 +494,64 @@ const localServerList = z.object({
   })),
 });
 
-async function isDir(path: string): Promise<void> {
-  const info = await Deno.stat(path).catch(() => null);
-  if (!info?.isDirectory) throw new UsageError(`"${path}" is not a folder`);
+/** A payload checked here: the gzip'd tar at `path` (removed on dispose when made here). */
+interface LocalPayload extends AsyncDisposable {
+  /** The gzip'd tar file to send or sign. */
+  path: string;
+  /** What it holds. */
+  summary: PayloadSummary;
+}
+
+/**
+ * The payload to publish from `source`: a folder, archived here once into a temporary file (so
+ * the bytes checked are the bytes sent), or a gzip'd tar file as `tar czf p.tgz -C dir .` makes,
+ * taken as it is. Either is checked as an appliance will unpack it ({@link inspectPayload})
+ * before anything is signed or sent; a bad one is a usage error naming the problem.
+ */
+async function localPayload(source: string): Promise<LocalPayload> {
+  const info = await Deno.stat(source).catch(() => null);
+  if (!info || (!info.isDirectory && !info.isFile)) {
+    throw new UsageError(`"${source}" is neither a folder nor a payload file (.tgz)`);
+  }
+  let path = source, made = false;
+  if (info.isDirectory) {
+    await checkPayloadDir(source);
+    path = await Deno.makeTempFile({ prefix: "noc-payload-", suffix: ".tgz" });
+    made = true;
+  }
+  const dispose = async () => {
+    if (made) await Deno.remove(path).catch(() => {});
+  };
+  try {
+    if (made) {
+      using f = await Deno.open(path, { write: true, truncate: true });
+      try {
+        for await (const c of gzip(createTar(source))) await writeAll(f, c);
+      } catch (e) {
+        if (e instanceof TarError) throw new UsageError(`"${source}": ${e.message}`);
+        throw e;
+      }
+    }
+    let summary: PayloadSummary;
+    try {
+      summary = await inspectPayload(readFileFrom(path));
+    } catch (e) {
+      if (!(e instanceof PayloadError)) throw e;
+      throw new UsageError(`"${source}" is not a payload an appliance can install: ${e.message}`);
+    }
+    return { path, summary, [Symbol.asyncDispose]: dispose };
+  } catch (e) {
+    await dispose();
+    throw e;
+  }
+}
+
+async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await f.write(bytes.subarray(at));
+}
+
+/** The folder checks that name the problem better than the archive's would. */
+async function checkPayloadDir(path: string): Promise<void> {
   const install = await Deno.stat(`${path}/install`).catch(() => null);
   if (!install?.isFile) {
     throw new UsageError(`"${path}" has no install program (a file named "install")`);
@@ -619,27 +677,27 @@ const seg = (v: string) => encodeURIComponent(v);
 /** What each command (and subcommand) does; returns what to print. */
 const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
   async package(ctx) {
-    const dir = ctx.words[0]!;
-    await isDir(dir);
     const ref = { app: need(ctx, "app"), name: need(ctx, "name"), version: need(ctx, "version") };
     const keyFile = flag(ctx, "key");
     const outFile = flag(ctx, "out");
-    if (!keyFile) {
-      if (outFile) {
-        throw new UsageError("--out needs --key: only a release key can sign away from the NOC");
-      }
+    if (!keyFile && outFile) {
+      throw new UsageError("--out needs --key: only a release key can sign away from the NOC");
+    }
+    const signer = keyFile ? await releaseKey(keyFile) : undefined;
+    await using payload = await localPayload(ctx.words[0]!);
+    if (!signer) {
       const q = new URLSearchParams(ref).toString();
+      using f = await Deno.open(payload.path, { read: true });
       return json(
         await call(ctx, "POST", `/v1/admin/packages?${q}`, {
           headers: { "content-type": "application/gzip" },
-          body: ReadableStream.from(gzip(createTar(dir))),
+          body: f.readable,
         }),
       );
     }
-    const signer = await releaseKey(keyFile);
     const out = outFile ?? await Deno.makeTempFile({ suffix: ".nocpkg" });
     const built = await buildPackage({
-      plaintext: gzip(createTar(dir)),
+      plaintext: readFileFrom(payload.path),
       ...ref,
       signer,
       out,
