@@ -6,14 +6,15 @@
  *
  * @module
  */
-import { extractTar, gunzip, TarError } from "./tar.ts";
+import { gunzip } from "./tar.ts";
+import { defaultTarLimits, TarError, TarReader } from "./tar_reader.ts";
 
 /** A package payload the agent could not install; the message names the problem. */
 export class PayloadError extends Error {}
 
-/** The agent's limits, shared by the agent's extractor and the NOC's publish check. */
-export const payloadLimits: { readonly maxEntries: number; readonly maxBytes: number } = Object
-  .freeze({ maxEntries: 10_000, maxBytes: 4 * 1024 ** 3 });
+/** The agent's limits, shared by the agent's extractor and the NOC's publish check: 10,000 entries (with the folders they imply), 4 GiB of file content. */
+export const payloadLimits: { readonly maxEntries: number; readonly maxBytes: number } =
+  defaultTarLimits;
 
 /** What a payload holds: its entries (files and folders) and its file content bytes. */
 export interface PayloadSummary {
@@ -56,32 +57,24 @@ async function* checkedGzip(
 
 /**
  * Checks a gzip'd tar payload exactly as the agent would unpack it, writing
- * nothing: gzip, parses under the agent's rules, has an executable regular
- * file `install` at its top, within {@link payloadLimits}. Throws
- * {@link PayloadError} naming the problem.
+ * nothing: gzip, parses under the agent's rules (tar_reader.ts), has an
+ * executable regular file `install` at its top, within {@link payloadLimits}.
+ * Reads `gz` to its end. Throws {@link PayloadError} naming the problem.
  */
 export async function inspectPayload(gz: AsyncIterable<Uint8Array>): Promise<PayloadSummary> {
-  // Interim: extracts into a temporary folder; replaced by a parse that writes nothing.
-  const dir = await Deno.makeTempDir({ prefix: "payload-" });
+  const reader = new TarReader(gunzip(checkedGzip(gz)), payloadLimits);
+  let install: { isFile: boolean; mode: number } | null = null;
   try {
-    let written: string[];
-    try {
-      written = await extractTar(gunzip(checkedGzip(gz)), dir, payloadLimits);
-    } catch (e) {
-      if (e instanceof PayloadError) throw e;
-      if (e instanceof TarError) throw new PayloadError(e.message);
-      throw new PayloadError(`Payload is not valid gzip: ${e instanceof Error ? e.message : e}`);
+    for (let e = await reader.next(); e !== null; e = await reader.next()) {
+      if (e.path === "install") install = { isFile: e.kind === "file", mode: e.mode };
     }
-    checkInstallProgram(await Deno.lstat(`${dir}/install`).catch(() => null));
-    let bytes = 0;
-    for (const p of written) {
-      const info = await Deno.lstat(`${dir}/${p}`);
-      if (info.isFile) bytes += info.size;
-    }
-    return { entries: written.length, bytes };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  } catch (e) {
+    if (e instanceof PayloadError) throw e;
+    if (e instanceof TarError) throw new PayloadError(e.message);
+    throw new PayloadError(`Payload is not valid gzip: ${e instanceof Error ? e.message : e}`);
   }
+  checkInstallProgram(install);
+  return { entries: reader.entries, bytes: reader.bytes };
 }
 
 /**

@@ -1,19 +1,24 @@
 /**
  * A deliberately small ustar archive writer and a strict extractor for
  * package payloads. Only directories and regular files exist in a package:
- * the extractor refuses links, devices, absolute paths, `..` and anything
+ * the extractor (on the parser in tar_reader.ts, which reads ustar, pax and
+ * GNU archives) refuses links, devices, absolute paths, `..` and anything
  * else that could land outside its destination, and bounds entry count and
  * total size.
  *
  * @module
  */
 
+import { safeRelativePath, type TarLimits, TarReader } from "./tar_reader.ts";
+import { TarError } from "./tar_bytes.ts";
+
+export { safeRelativePath, TarError };
+
 const block = 512;
 const enc = new TextEncoder();
-const dec = new TextDecoder("utf-8", { fatal: true });
 
-/** An archive that must not be extracted. */
-export class TarError extends Error {}
+/** Limits for {@link extractTar} (see {@link TarLimits}). */
+export type ExtractLimits = TarLimits;
 
 function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, "0") + "\0";
@@ -120,205 +125,47 @@ export function gunzip(input: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Arr
 }
 
 /**
- * Reads an archive stream as a queue of its pieces, handing out views into
- * them: bytes are copied only to join a header (or padding) that straddles
- * two pieces, never to move what is left, so reading is linear in the
- * archive's size. Pieces must not be reused by their source once yielded.
- */
-class ByteReader {
-  #it: AsyncIterator<Uint8Array>;
-  #queue: Uint8Array[] = [];
-  #head = 0;
-  #buffered = 0;
-  #stats: { bytesCopied: number } | undefined;
-  constructor(input: AsyncIterable<Uint8Array>, stats?: { bytesCopied: number }) {
-    this.#it = input[Symbol.asyncIterator]();
-    this.#stats = stats;
-  }
-  /** Waits until at least `n` bytes are buffered; false when the stream ends first. */
-  async #fill(n: number): Promise<boolean> {
-    while (this.#buffered < n) {
-      const { value, done } = await this.#it.next();
-      if (done) return false;
-      if (value.length === 0) continue;
-      this.#queue.push(value);
-      this.#buffered += value.length;
-    }
-    return true;
-  }
-  /** Drops `n` bytes from the front of the queue (at most what is buffered). */
-  #advance(n: number): void {
-    this.#buffered -= n;
-    while (n > 0) {
-      const first = this.#queue[0]!;
-      const left = first.length - this.#head;
-      if (n < left) {
-        this.#head += n;
-        return;
-      }
-      n -= left;
-      this.#queue.shift();
-      this.#head = 0;
-    }
-  }
-  /** Exactly `n` bytes, or null at a clean end before any byte. */
-  async read(n: number): Promise<Uint8Array | null> {
-    if (!(await this.#fill(n))) {
-      if (this.#buffered === 0) return null;
-      throw new TarError("Archive is truncated");
-    }
-    const first = this.#queue[0]!;
-    if (first.length - this.#head >= n) {
-      const out = first.subarray(this.#head, this.#head + n);
-      this.#advance(n);
-      return out;
-    }
-    // Straddles pieces: join just these n bytes.
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (let i = 0; at < n; i++) {
-      const piece = this.#queue[i]!;
-      const from = i === 0 ? this.#head : 0;
-      const m = Math.min(n - at, piece.length - from);
-      out.set(piece.subarray(from, from + m), at);
-      at += m;
-    }
-    if (this.#stats) this.#stats.bytesCopied += n;
-    this.#advance(n);
-    return out;
-  }
-  /** Between 1 and `max` bytes, as a view into one piece (never copied); throws when the stream ends. */
-  async readUpTo(max: number): Promise<Uint8Array> {
-    if (!(await this.#fill(1))) throw new TarError("Archive is truncated");
-    const first = this.#queue[0]!;
-    const n = Math.min(max, first.length - this.#head);
-    const out = first.subarray(this.#head, this.#head + n);
-    this.#advance(n);
-    return out;
-  }
-  /** Skips exactly `n` bytes; throws when the stream ends first. */
-  async skip(n: number): Promise<void> {
-    if (!(await this.#fill(n))) throw new TarError("Archive is truncated");
-    this.#advance(n);
-  }
-}
-
-function field(h: Uint8Array, at: number, len: number): string {
-  const raw = h.subarray(at, at + len);
-  const end = raw.indexOf(0);
-  try {
-    return dec.decode(end >= 0 ? raw.subarray(0, end) : raw);
-  } catch {
-    throw new TarError("Archive header has a name that is not UTF-8");
-  }
-}
-
-function parseOctal(h: Uint8Array, at: number, len: number, what: string): number {
-  const s = field(h, at, len).trim();
-  if (!/^[0-7]{1,12}$/.test(s)) throw new TarError(`Archive header has a bad ${what} "${s}"`);
-  return parseInt(s, 8);
-}
-
-/** Checks an archive path and returns its safe relative form; throws {@link TarError}. */
-export function safeRelativePath(path: string): string {
-  if (path.includes("\0") || path.includes("\\")) {
-    throw new TarError(`Archive path "${path}" has a forbidden character`);
-  }
-  if (path.startsWith("/")) throw new TarError(`Archive path "${path}" is absolute`);
-  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
-  if (parts.some((p) => p === "..")) throw new TarError(`Archive path "${path}" escapes with ".."`);
-  if (parts.length === 0) throw new TarError(`Archive path "${path}" is empty`);
-  return parts.join("/");
-}
-
-/** Limits for {@link extractTar}. */
-export interface ExtractLimits {
-  /** Most entries (10,000 by default). */
-  maxEntries?: number;
-  /** Most bytes of file content in all (4 GiB by default). */
-  maxBytes?: number;
-  /**
-   * Filled in as the extraction runs: `bytesCopied` counts the bytes the
-   * reader copied to join a header or padding split across input pieces
-   * (file content is written from views of the input, never copied).
-   */
-  stats?: { bytesCopied: number };
-}
-
-/**
  * Extracts an uncompressed tar stream into `dest` (which must exist and be
- * empty, and which the caller created). Refuses, before writing it, any entry
- * that is not a regular file or folder or whose path would leave `dest`.
- * Returns the relative paths written.
+ * empty, and which the caller created), under the rules of
+ * {@link TarReader} (tar_reader.ts): every entry is checked before anything
+ * of it is written, so nothing refused is ever created and nothing lands
+ * outside `dest`. Files get their mode's permission bits at once; folders
+ * get theirs after the whole archive is written (deepest first), as GNU tar
+ * does, so a read-only folder still receives its contents. The root entry
+ * `./` is skipped (`dest` keeps its mode). Returns the relative paths of the
+ * entries written, in archive order.
  */
 export async function extractTar(
   input: AsyncIterable<Uint8Array>,
   dest: string,
   limits: ExtractLimits = {},
 ): Promise<string[]> {
-  const maxEntries = limits.maxEntries ?? 10_000;
-  const maxBytes = limits.maxBytes ?? 4 * 1024 ** 3;
-  const r = new ByteReader(input, limits.stats);
+  const reader = new TarReader(input, limits);
   const written: string[] = [];
-  let total = 0;
-  for (;;) {
-    const h = await r.read(block);
-    if (h === null) throw new TarError("Archive ends without its end marker");
-    if (h.every((b) => b === 0)) return written;
-    const stored = parseOctal(h, 148, 8, "checksum");
-    const copy = h.slice();
-    copy.fill(0x20, 148, 156);
-    if (copy.reduce((a, b) => a + b, 0) !== stored) {
-      throw new TarError("Archive header checksum does not match");
-    }
-    if (field(h, 257, 6) !== "ustar") throw new TarError("Archive is not ustar");
-    const type = String.fromCharCode(h[156]!);
-    const name = [field(h, 345, 155), field(h, 0, 100)].filter((s) => s !== "").join("/");
-    const size = parseOctal(h, 124, 12, "size");
-    const mode = parseOctal(h, 100, 8, "mode") & 0o777;
-    if (type !== "0" && type !== "\0" && type !== "5") {
-      const kinds: Record<string, string> = {
-        "1": "hard link",
-        "2": "symbolic link",
-        "3": "device",
-        "4": "device",
-        "6": "fifo",
-      };
-      throw new TarError(
-        `Archive entry "${name}" is a ${
-          kinds[type] ?? `type "${type}" entry`
-        }; only files and folders are allowed`,
-      );
-    }
-    const rel = safeRelativePath(name);
-    if (++written.length > maxEntries) {
-      throw new TarError(`Archive has more than ${maxEntries} entries`);
-    }
-    written[written.length - 1] = rel;
-    const target = `${dest}/${rel}`;
-    if (type === "5") {
-      await Deno.mkdir(target, { recursive: true, mode: mode | 0o700 });
+  const dirModes: Array<{ path: string; mode: number }> = [];
+  for (let e = await reader.next(); e !== null; e = await reader.next()) {
+    written.push(e.path);
+    const target = `${dest}/${e.path}`;
+    if (e.kind === "dir") {
+      await Deno.mkdir(target, { recursive: true, mode: 0o700 });
+      dirModes.push({ path: target, mode: e.mode });
       continue;
     }
-    total += size;
-    if (total > maxBytes) throw new TarError(`Archive holds more than ${maxBytes} bytes`);
-    const parent = rel.includes("/") ? `${dest}/${rel.slice(0, rel.lastIndexOf("/"))}` : dest;
-    await Deno.mkdir(parent, { recursive: true });
+    const cut = e.path.lastIndexOf("/");
+    if (cut > 0) await Deno.mkdir(`${dest}/${e.path.slice(0, cut)}`, { recursive: true });
     // Every folder on the way was made by this extraction (links are never created), so the path stays inside dest.
-    const f = await Deno.open(target, { write: true, createNew: true, mode: mode | 0o600 });
+    const f = await Deno.open(target, { write: true, createNew: true, mode: 0o600 });
     try {
-      let left = size;
-      while (left > 0) {
-        const chunk = await r.readUpTo(Math.min(left, 1024 * 1024));
+      for (let chunk = await reader.read(); chunk !== null; chunk = await reader.read()) {
         let at = 0;
         while (at < chunk.length) at += await f.write(chunk.subarray(at));
-        left -= chunk.length;
       }
     } finally {
       f.close();
     }
-    await Deno.chmod(target, mode);
-    const pad = (block - (size % block)) % block;
-    if (pad) await r.skip(pad);
+    await Deno.chmod(target, e.mode);
   }
+  dirModes.sort((a, b) => b.path.length - a.path.length);
+  for (const d of dirModes) await Deno.chmod(d.path, d.mode);
+  return written;
 }
