@@ -9,7 +9,7 @@ import {
   unwrapContentKey,
   verifyPackagePrefix,
 } from "../protocol/package/format.ts";
-import { fromBase64, fromBase64Url, toHex } from "../protocol/util/encoding.ts";
+import { fromBase64, fromBase64Url, toBase64, toHex } from "../protocol/util/encoding.ts";
 import { collectBytes } from "../protocol/util/bytes.ts";
 import { catalogBindingBytes, signCatalogBinding } from "../protocol/catalog.ts";
 import {
@@ -22,6 +22,23 @@ import {
 import { keyId, verifyKeyStatement, walkKeyChain } from "../protocol/keys.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
 import { rotationStatement } from "../cli/keygen.ts";
+import { GrantError, issueGrant, verifyGrant } from "../protocol/grants.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { hpkeSealBase } from "../protocol/crypto/hpke_seal.ts";
+import { PackageError } from "../protocol/package/format.ts";
+import { concatBytes } from "../protocol/util/bytes.ts";
+import { fromHex, sha256, utf8 } from "../protocol/util/encoding.ts";
+import { adoptablePackageKeys, endorseKey } from "../protocol/release_keys.ts";
+import type { PublishedKey } from "../protocol/keys.ts";
+import { ed25519Sign } from "../protocol/crypto/ed25519.ts";
+import { applianceComponents, signatureBase } from "../protocol/http/signature.ts";
+import {
+  type InnerList,
+  type Params,
+  serializeInnerList,
+} from "../protocol/http/structured_fields.ts";
+import { createHmac, createPrivateKey, createPublicKey, diffieHellman } from "node:crypto";
+import { Buffer } from "node:buffer";
 
 const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
 
@@ -179,4 +196,376 @@ Deno.test("docs/protocol.md's key-list statement example is what keygen statemen
     .map(({ privateKey: _, ...k }) => k);
   const walked = await walkKeyChain(pinned, [envelope]);
   assert.deepEqual(walked.walked, [to.kid]);
+});
+
+/** The text of the section that starts with heading `title` (any level), up to the next heading. */
+function section(title: string): string {
+  const at = doc.indexOf(`\n${title}\n`) + 1;
+  assert.ok(at > 0 && title.startsWith("#"), `docs/protocol.md has no heading ${title}`);
+  const rest = doc.slice(at + title.length + 1);
+  const next = /\n#{1,6} /.exec(rest);
+  return next ? rest.slice(0, next.index) : rest;
+}
+
+/** `text` with every run of white space (a line break of the wrapped prose included) as one space. */
+function flat(text: string): string {
+  return text.replace(/\s+/g, " ");
+}
+
+/** The fenced code blocks of `text` in language `lang` ("" for none), in order. */
+function blocks(text: string, lang: string): string[] {
+  return [...text.matchAll(/^```(\w*)\n([\s\S]*?)\n```$/gm)].filter((m) => m[1] === lang)
+    .map((m) => m[2]!);
+}
+
+/** Runs `sh -c script` in `cwd`; returns stdout, failing the test on a non-zero exit. */
+async function sh(script: string, cwd?: string): Promise<string> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", script],
+    ...(cwd ? { cwd } : {}),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  assert.equal(out.code, 0, d.decode(out.stderr));
+  return d.decode(out.stdout);
+}
+
+Deno.test("docs/protocol.md's key id example is keyId() of its key, and its shell lines agree", async () => {
+  const text = section("### Key ids");
+  const ex = await buildPackageExample();
+  const raw = fromBase64Url(ex.nocPublicKey);
+  const digest = toHex(await sha256(raw));
+  const kid = await keyId(raw);
+  for (const v of [ex.nocPublicKey, digest, kid]) assert.ok(text.includes(v), `shows ${v}`);
+  assert.equal(kid, digest.slice(0, 16));
+  const [fromText, fromPem] = blocks(text, "sh");
+  assert.ok(fromText && fromPem, "two shell lines");
+  assert.equal((await sh(fromText)).trim(), kid);
+  // The PEM line, on a key openssl makes, against the public key Web Crypto derives from it.
+  const dir = await Deno.makeTempDir();
+  try {
+    await sh("openssl genpkey -algorithm ed25519 -out release.pem", dir);
+    const pem = await Deno.readTextFile(`${dir}/release.pem`);
+    const der = fromBase64(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""));
+    const priv = await crypto.subtle.importKey("pkcs8", der, "Ed25519", true, ["sign"]);
+    const jwk = await crypto.subtle.exportKey("jwk", priv);
+    assert.equal((await sh(fromPem, dir)).trim(), await keyId(fromBase64Url(jwk.x!)));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** HPKE base mode's values for DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM (RFC 9180), done here from the RFC. */
+function hpkeSchedule(ephemeral: Uint8Array, recipient: Uint8Array, info: Uint8Array) {
+  const te = new TextEncoder();
+  const cat = (...p: Uint8Array[]) => concatBytes(p);
+  const u16 = (n: number) => new Uint8Array([n >> 8, n & 0xff]);
+  const hmac = (k: Uint8Array, d: Uint8Array) =>
+    new Uint8Array(createHmac("sha256", k).update(d).digest());
+  const expand = (prk: Uint8Array, inf: Uint8Array, n: number) => {
+    let t = new Uint8Array(0), out = new Uint8Array(0);
+    for (let i = 1; out.length < n; i++) {
+      t = hmac(prk, cat(t, inf, new Uint8Array([i])));
+      out = cat(out, t);
+    }
+    return out.slice(0, n);
+  };
+  const v1 = te.encode("HPKE-v1");
+  const kem = cat(te.encode("KEM"), u16(0x20));
+  const suite = cat(te.encode("HPKE"), u16(0x20), u16(1), u16(2));
+  const none = new Uint8Array(0);
+  const ext = (s: Uint8Array, salt: Uint8Array, label: string, ikm: Uint8Array) =>
+    hmac(salt.length ? salt : new Uint8Array(32), cat(v1, s, te.encode(label), ikm));
+  const exp = (s: Uint8Array, prk: Uint8Array, label: string, inf: Uint8Array, n: number) =>
+    expand(prk, cat(u16(n), v1, s, te.encode(label), inf), n);
+  const sk = createPrivateKey({
+    key: Buffer.from(cat(Uint8Array.fromHex("302e020100300506032b656e04220420"), ephemeral)),
+    format: "der",
+    type: "pkcs8",
+  });
+  const enc = new Uint8Array(createPublicKey(sk).export({ format: "der", type: "spki" })).slice(
+    -32,
+  );
+  const pk = createPublicKey({
+    key: Buffer.from(cat(Uint8Array.fromHex("302a300506032b656e032100"), recipient)),
+    format: "der",
+    type: "spki",
+  });
+  const dh = new Uint8Array(diffieHellman({ privateKey: sk, publicKey: pk }));
+  const shared = exp(kem, ext(kem, none, "eae_prk", dh), "shared_secret", cat(enc, recipient), 32);
+  const context = cat(
+    new Uint8Array([0]),
+    ext(suite, none, "psk_id_hash", none),
+    ext(suite, none, "info_hash", info),
+  );
+  const secret = ext(suite, shared, "secret", none);
+  return {
+    enc,
+    dh,
+    shared_secret: shared,
+    key: exp(suite, secret, "key", context, 32),
+    base_nonce: exp(suite, secret, "base_nonce", context, 12),
+  };
+}
+
+Deno.test("docs/protocol.md's X-NOC-Wrapped-Key example: info, HPKE values and header recompute and open", async () => {
+  const text = section("## Publishing packages: `POST /v1/admin/packages`");
+  const ex = await buildPackageExample();
+  const header = JSON.parse(ex.header);
+  const master = /master key \(`NOC_MASTER_KEY`[^)]*\) is\s+`([A-Za-z0-9_-]{43})`/.exec(text)?.[1];
+  const encryptionKey = /its `encryptionKey` is\s+`([A-Za-z0-9_-]{43})`/.exec(text)?.[1];
+  const ephemeral = /ephemeral X25519 private key `([A-Za-z0-9_-]{43})`/.exec(text)?.[1];
+  assert.ok(master && encryptionKey && ephemeral, "the example's keys");
+  // The NOC's X25519 key is the one its master key gives.
+  const noc = await nocKeysFromSeed(ex.nocSeed, { master });
+  assert.equal(noc.hpke.publicKey, encryptionKey);
+  // info: the documented text, built from the package example's header by hand.
+  const info = `noc-package/1 content key\n${header.app}\n${header.name}\n${header.version}\n` +
+    header.ciphertextSha256;
+  const [infoBlock, values] = blocks(text, "text");
+  assert.equal(infoBlock, info);
+  assert.ok(flat(text).includes(`The \`info\`, ${utf8(info).length} bytes`), "the info's length");
+  // HPKE's values, from the RFC, then the AES-256-GCM seal of the content key.
+  const s = hpkeSchedule(fromBase64Url(ephemeral), fromBase64Url(encryptionKey), utf8(info));
+  const aes = await crypto.subtle.importKey("raw", s.key, "AES-GCM", false, ["encrypt"]);
+  const sealed = new Uint8Array(
+    await crypto.subtle.encrypt({ name: "AES-GCM", iv: s.base_nonce }, aes, fromHex(ex.contentKey)),
+  );
+  const expected = Object.entries({ ...s, ciphertext: sealed })
+    .map(([k, v]) => `${k.padEnd(13)} ${toHex(v)}`).join("\n");
+  assert.equal(values, expected);
+  // The header: enc || ciphertext, what the NOC's own seal makes with that ephemeral key.
+  const wrapped = toBase64Url(concatBytes([s.enc, sealed]));
+  assert.equal(wrapped.length, 107);
+  const made = hpkeSealBase(fromBase64Url(encryptionKey), utf8(info), fromHex(ex.contentKey), {
+    privateRaw: fromBase64Url(ephemeral),
+    publicRaw: s.enc,
+  });
+  assert.equal(toBase64Url(made), wrapped);
+  assert.ok(text.includes(`X-NOC-Wrapped-Key: ${wrapped}\n`), "the header line");
+  // It opens, with @hpke/core and the NOC's private key, to the content key; and for no other package.
+  assert.equal(toHex(await unwrapContentKey(wrapped, noc.hpke.privateKey, header)), ex.contentKey);
+  await assert.rejects(
+    unwrapContentKey(wrapped, noc.hpke.privateKey, { ...header, version: "1.0.1" }),
+    PackageError,
+  );
+  // The .wrapped-key file of the section after shows the same value, one line.
+  const file = blocks(section("### The `.wrapped-key` file"), "text");
+  assert.deepEqual(file, [wrapped]);
+});
+
+Deno.test("docs/protocol.md's download grant is what issueGrant() makes from the seed, and checks as documented", async () => {
+  const text = section("### Download grants");
+  const key = await exampleKey(exampleNocSeed);
+  const uid = "5f0c2a64-9a3e-4c1b-8d27-0b6f3e1d9a42";
+  const exp = new Date("2026-11-25T12:00:00Z");
+  const grant = await issueGrant(key, uid, 17, exp);
+  const [payload, shown] = blocks(text, "text");
+  assert.equal(shown, grant);
+  assert.equal(new TextDecoder().decode(fromBase64Url(grant.split(".")[0]!)), payload);
+  assert.ok(text.includes(exampleNocSeed) && text.includes(key.kid));
+  const keys = [{
+    kid: key.kid,
+    alg: "ed25519" as const,
+    use: ["catalog" as const, "package" as const],
+    publicKey: key.publicKey,
+    notAfter: null,
+  }];
+  const before = new Date(exp.getTime() - 1000);
+  assert.equal((await verifyGrant(grant, 17, keys, before)).u, uid);
+  await verifyGrant(grant, 18, keys, before).then(() => assert.fail(), (e) => {
+    assert.equal(reason(e), "wrong_component");
+  });
+  await verifyGrant(grant, 17, keys, exp).then(() => assert.fail(), (e) => {
+    assert.equal(reason(e), "expired_grant");
+  });
+  assert.ok(flat(text).includes(`from ${exp.getTime() / 1000} on \`expired_grant\``));
+});
+
+const python = await new Deno.Command("python3", {
+  args: ["-c", "import cryptography"],
+  stdout: "null",
+  stderr: "null",
+}).output().then((o) => o.success, () => false);
+
+Deno.test({
+  name: "docs/protocol.md's Python grant check agrees with verifyGrant() on good and bad grants" +
+    (python ? "" : " [skipped: no python3 with the cryptography package]"),
+  ignore: !python,
+  fn: async () => {
+    const code = blocks(section("### Download grants"), "python")[0];
+    assert.ok(code, "the Python block");
+    const noc = await exampleKey(exampleNocSeed);
+    const other = await exampleKey("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE");
+    const exp = new Date("2026-11-25T12:00:00Z");
+    const uid = "5f0c2a64-9a3e-4c1b-8d27-0b6f3e1d9a42";
+    const published = (k: typeof noc, notAfter: string | null = null) => ({
+      kid: k.kid,
+      alg: "ed25519" as const,
+      use: ["catalog" as const, "package" as const],
+      publicKey: k.publicKey,
+      notAfter,
+    });
+    const good = await issueGrant(noc, uid, 17, exp);
+    const [part, sig] = good.split(".") as [string, string];
+    const flipped = sig.slice(0, 10) + (sig[10] === "A" ? "B" : "A") + sig.slice(11);
+    const keys = [published(noc)];
+    const now = exp.getTime() / 1000 - 60;
+    const cases: Array<[string, number, ReturnType<typeof published>[], number]> = [
+      [good, 17, keys, now],
+      [good, 18, keys, now],
+      [good, 17, keys, exp.getTime() / 1000],
+      [`${part}.${flipped}`, 17, keys, now],
+      [await issueGrant(other, uid, 17, exp), 17, keys, now],
+      [good, 17, [published(noc, "2026-11-25T00:00:00.000Z")], now],
+      [`${part}.${sig}.x`, 17, keys, now],
+      [`${toBase64Url(utf8('{"u":"x","c":17}'))}.${sig}`, 17, keys, now],
+      ["not a grant", 17, keys, now],
+    ];
+    const expected = [];
+    for (const [g, c, k, t] of cases) {
+      expected.push(
+        await verifyGrant(g, c, k, new Date(t * 1000)).then((r) => r.u, (e) => reason(e)),
+      );
+    }
+    assert.deepEqual(expected.slice(0, 6), [
+      uid,
+      "wrong_component",
+      "expired_grant",
+      "bad_grant",
+      "bad_grant",
+      "bad_grant",
+    ]);
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(
+        `${dir}/check.py`,
+        code + "\n\nimport sys\nfor grant, component, keys, now in json.load(sys.stdin):\n" +
+          "    try:\n        print(check_grant(grant, component, keys, now))\n" +
+          "    except ValueError as e:\n        print(e)\n",
+      );
+      const child = new Deno.Command("python3", {
+        args: [`${dir}/check.py`],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = child.stdin.getWriter();
+      await w.write(utf8(JSON.stringify(cases)));
+      await w.close();
+      const out = await child.output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.deepEqual(new TextDecoder().decode(out.stdout).trim().split("\n"), expected);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+function reason(e: unknown): string {
+  if (e instanceof GrantError) return e.reason;
+  throw e;
+}
+
+/** The worked beat signed with other times: `created`, `expires` (optional) and `nonce`. */
+async function beatSignedAt(created: number, nonce: string, expires?: number): Promise<Request> {
+  const ex = await buildExample();
+  const headers = new Headers({
+    "content-type": "application/json",
+    "content-digest": ex.contentDigest,
+  });
+  const req = { method: "POST", url: ex.url, headers };
+  const params: Params = [["created", created]];
+  if (expires !== undefined) params.push(["expires", expires]);
+  params.push(["keyid", ex.uid], ["nonce", nonce], ["alg", "ed25519"]);
+  const list: InnerList = {
+    items: applianceComponents.map((c) => ({ value: c, params: [] })),
+    params,
+  };
+  const key = await importEd25519Seed(fromBase64Url(ex.seed));
+  const sig = await ed25519Sign(key, utf8(signatureBase(req, list)));
+  headers.set("signature-input", `sig1=${serializeInnerList(list)}`);
+  headers.set("signature", `sig1=:${toBase64(sig)}:`);
+  return new Request(ex.url, { method: "POST", headers, body: ex.body });
+}
+
+dbTest(
+  "docs/protocol.md's clock_skew and expired_signature examples are what the NOC answers",
+  async ({ db }) => {
+    const text = section("### `clock_skew` and `expired_signature`");
+    const ex = await buildExample();
+    const noc = await testNoc(db, { settings: { publicHosts: ["noc.example.net"] } });
+    noc.clock.set(new Date(ex.created * 1000));
+    assert.equal(noc.deps.settings.maxSkewS, 300);
+    const now = noc.clock.now();
+    await db.sql`
+    insert into appliances (uid, model, hostname, sign_key, enc_key, interval_s, enrolled_at, next_due_at)
+    values (${ex.uid}, 'vs-2000', 'mail-gw-1', ${ex.signingKey}, ${ex.signingKey}, 909, ${now}, ${now})`;
+    assert.ok(text.includes(`\`${ex.created}\``), "the NOC's clock");
+    // The table: created, expires, answer.
+    const rows = [
+      ...text.matchAll(/^\| `(\d+)`[^|]*\| (?:`(\d+)`|none)\s*\| (\d{3})(?: `(\w+)`)?\s*\|$/gm),
+    ];
+    assert.equal(rows.length, 5, "five rows");
+    let n = 0;
+    for (const [, created, expires, status, code] of rows) {
+      const nonce = `RG9jVGFibGVSb3cwMDAw${n++}`;
+      const res = await noc.app.request(
+        await beatSignedAt(Number(created), nonce, expires ? Number(expires) : undefined),
+      );
+      const body = await res.json();
+      assert.equal(res.status, Number(status), JSON.stringify(body));
+      assert.equal(body.error, code, `created ${created}, expires ${expires}`);
+    }
+    // The two shown whole: the Signature-Input the doc shows, and the NOC's answer byte for byte.
+    const inputs = blocks(text, "http");
+    const answers = blocks(text, "text");
+    assert.equal(inputs.length, 2);
+    assert.equal(answers.length, 2);
+    for (let i = 0; i < 2; i++) {
+      const m = /created=(\d+);(?:expires=(\d+);)?keyid="[^"]+";nonce="([^"]+)"/.exec(inputs[i]!);
+      assert.ok(m, inputs[i]);
+      const req = await beatSignedAt(Number(m[1]), m[3]!, m[2] ? Number(m[2]) : undefined);
+      assert.equal(inputs[i], `Signature-Input: ${req.headers.get("signature-input")}`);
+      const res = await noc.app.request(req);
+      assert.equal(res.status, 401);
+      assert.equal(await res.text(), answers[i]);
+    }
+  },
+);
+
+Deno.test("docs/protocol.md's catalog keys example is what adoptablePackageKeys() pins", async () => {
+  const text = section("### What a client does with the catalog's `keys`");
+  const [pinned, listed, after] = blocks(text, "json").map((b) => JSON.parse(b));
+  assert.ok(pinned && listed && after, "three key lists");
+  const now = new Date("2026-11-24T12:00:00.000Z");
+  assert.ok(text.includes("2026-11-24T12:00:00Z"), "the catalog's time");
+  for (const k of [...pinned, ...listed]) {
+    assert.equal(k.kid, await keyId(fromBase64Url(k.publicKey)), `kid of ${k.publicKey}`);
+  }
+  const got = await adoptablePackageKeys(pinned, listed, now);
+  assert.deepEqual(got.keys, after);
+  const claimsCatalog = listed.find((k: PublishedKey) =>
+    k.use.includes("catalog") && !pinned.some((p: PublishedKey) => p.kid === k.kid)
+  );
+  assert.deepEqual(got.refused, [claimsCatalog.kid]);
+  assert.ok(
+    flat(text).includes(`\`${claimsCatalog.kid}\` is pinned for \`package\` only`),
+  );
+  // Release-keys-only: neither new key without an endorsement; one endorsed by the release key is.
+  const rko = [{ ...pinned[0], use: ["catalog"] }, pinned[1]];
+  const strict = await adoptablePackageKeys(rko, listed, now, true);
+  const newKids = listed.filter((k: PublishedKey) =>
+    !pinned.some((p: PublishedKey) => p.kid === k.kid)
+  )
+    .map((k: PublishedKey) => k.kid);
+  assert.deepEqual(strict.keys.filter((k) => newKids.includes(k.kid)), []);
+  const releaseSeed = toBase64Url(await sha256("appliance-noc example release key 1"));
+  const release = await exampleKey(releaseSeed);
+  assert.equal(release.kid, pinned[1].kid);
+  const r2 = listed.find((k: PublishedKey) => k.kid === newKids[0]);
+  const endorsed = { ...r2, endorsement: await endorseKey(r2.publicKey, r2.notAfter, release) };
+  const withEndorsement = await adoptablePackageKeys(rko, [listed[0], endorsed], now, true);
+  assert.deepEqual(withEndorsement.keys.find((k) => k.kid === r2.kid)?.use, ["package"]);
 });
