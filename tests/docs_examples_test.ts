@@ -1,12 +1,24 @@
 /**
  * Examples in the documentation that a newcomer copies: the enrolment request
  * of docs/protocol.md is accepted as written (only its one-time token is
- * replaced by a live one), and every public key shown in a JSON example of
+ * replaced by a live one); every public key shown in a JSON example of
  * docs/*.md is canonical unpadded base64url (a key with nonzero padding bits
- * is refused with 400).
+ * is refused with 400); the CLI writes the `.wrapped-key` file docs/protocol.md
+ * describes, and its `curl` line publishes the package; the payload limits and
+ * a development NOC's plain-HTTP files are as documented.
  */
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
+import { fetchCatalog, upload } from "./_components.ts";
+import { keyId, newSeed } from "../protocol/keys.ts";
+import { readPackagePrefix } from "../protocol/package/file.ts";
+import { unwrapContentKey } from "../protocol/package/format.ts";
+import { payloadLimits } from "../protocol/package/payload.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
+import { loadConfig } from "../noc/config.ts";
+import { agentEnvVars, loadAgentConfig, parseAgentArgs } from "../agent/config.ts";
+import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
+import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
 
 const docsDir = new URL("../docs/", import.meta.url);
 const protocol = await Deno.readTextFile(new URL("protocol.md", docsDir));
@@ -59,4 +71,208 @@ dbTest("the NOC accepts docs/protocol.md's enrolment example as written", async 
   const text = await res.text();
   assert.equal(res.status, 201, text);
   assert.ok(JSON.parse(text).uid);
+});
+
+/** The text of docs/protocol.md's section with heading `title`, up to the next heading. */
+function protocolSection(title: string): string {
+  const at = protocol.indexOf(`\n${title}\n`) + 1;
+  assert.ok(at > 0, `docs/protocol.md has no heading ${title}`);
+  const rest = protocol.slice(at + title.length + 1);
+  const next = /\n#{1,6} /.exec(rest);
+  return next ? rest.slice(0, next.index) : rest;
+}
+
+/** Runs the operator CLI (`deno task noc`) with `args` and only `env`. */
+async function cli(args: string[], env: Record<string, string>) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "cli/noc.ts",
+      ...args,
+    ],
+    cwd: new URL("..", import.meta.url),
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, out: d.decode(out.stdout), err: d.decode(out.stderr) };
+}
+
+/** A folder holding an executable `install` and one more file. */
+async function appFolder(work: string): Promise<string> {
+  await Deno.mkdir(`${work}/app`);
+  await Deno.writeTextFile(`${work}/app/install`, "#!/bin/sh\necho hello\n", { mode: 0o755 });
+  await Deno.writeTextFile(`${work}/app/README`, "demo\n");
+  return `${work}/app`;
+}
+
+/** Checks a `.wrapped-key` file as docs/protocol.md describes it; returns the value. */
+async function checkWrappedKeyFile(path: string): Promise<string> {
+  const info = await Deno.stat(path);
+  assert.equal(info.mode! & 0o777, 0o600, "readable by its owner only");
+  const text = await Deno.readTextFile(path);
+  assert.match(text, /^[A-Za-z0-9_-]{107}\n$/, "one line: 107 base64url characters, a newline");
+  return text.trim();
+}
+
+Deno.test("noc package --out --noc-key writes the .wrapped-key docs/protocol.md describes, to the NOC's key", async () => {
+  const text = protocolSection("## Publishing packages: `POST /v1/admin/packages`");
+  const master = /master key \(`NOC_MASTER_KEY`[^)]*\) is\s+`([A-Za-z0-9_-]{43})`/.exec(text)?.[1];
+  const encryptionKey = /its `encryptionKey` is\s+`([A-Za-z0-9_-]{43})`/.exec(text)?.[1];
+  assert.ok(master && encryptionKey, "the documented NOC keys");
+  const work = await Deno.makeTempDir();
+  try {
+    const dir = await appFolder(work);
+    await Deno.writeTextFile(`${work}/release.key`, newSeed() + "\n", { mode: 0o600 });
+    const out = `${work}/demo-hello-1.0.0.nocpkg`;
+    // No NOC at all: the NOC's key is given.
+    const r = await cli([
+      "package",
+      dir,
+      ...["--app", "demo", "--name", "hello", "--version", "1.0.0"],
+      ...["--key", `${work}/release.key`, "--out", out, "--noc-key", encryptionKey],
+    ], {});
+    assert.equal(r.code, 0, r.err);
+    const wrapped = await checkWrappedKeyFile(`${out}.wrapped-key`);
+    const header = (await readPackagePrefix(out)).header;
+    const noc = await nocKeysFromSeed(newSeed(), { master });
+    assert.equal(noc.hpke.publicKey, encryptionKey);
+    const key = await unwrapContentKey(wrapped, noc.hpke.privateKey, header);
+    assert.equal(key.length, 32);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+dbTest(
+  "docs/protocol.md's curl line publishes a package the CLI wrote with its .wrapped-key",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      noc.app.fetch,
+    );
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    const work = await Deno.makeTempDir();
+    try {
+      const dir = await appFolder(work);
+      const seed = newSeed();
+      await Deno.writeTextFile(`${work}/release.key`, seed + "\n", { mode: 0o600 });
+      const priv = await importEd25519Seed(fromBase64Url(seed));
+      const raw = new Uint8Array(await exportRawPublic(await ed25519PublicOf(priv)));
+      const reg = await noc.admin("POST", "/v1/admin/release-keys", {
+        publicKey: toBase64Url(raw),
+        label: "release team",
+      });
+      assert.equal(reg.status, 201, JSON.stringify(reg.body));
+      const env = { NOC_URL: url, NOC_TOKEN: noc.adminToken };
+      const r = await cli([
+        "package",
+        dir,
+        ...["--app", "demo", "--name", "hello", "--version", "1.0.0"],
+        ...["--key", `${work}/release.key`, "--out", `${work}/demo-hello-1.0.0.nocpkg`],
+      ], env);
+      assert.equal(r.code, 0, r.err);
+      // Wrapped to the NOC's encryptionKey, fetched from GET /v1/keys.
+      const wrapped = await checkWrappedKeyFile(`${work}/demo-hello-1.0.0.nocpkg.wrapped-key`);
+      const header = (await readPackagePrefix(`${work}/demo-hello-1.0.0.nocpkg`)).header;
+      await unwrapContentKey(wrapped, noc.deps.keys.hpke.privateKey, header);
+      // The documented curl line, as written, in the folder holding both files.
+      const curl = protocolSection("### The `.wrapped-key` file").match(
+        /```sh\n(curl[\s\S]*?)\n```/,
+      )
+        ?.[1];
+      assert.ok(curl, "the curl line");
+      const out = await new Deno.Command("sh", {
+        args: ["-c", curl],
+        cwd: work,
+        env: { ...env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const answer = new TextDecoder().decode(out.stdout);
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const published = JSON.parse(answer);
+      assert.equal(published.error, undefined, answer);
+      assert.deepEqual(
+        [published.kind, published.app, published.name, published.version, published.signerKid],
+        ["package", "demo", "hello", "1.0.0", await keyId(raw)],
+      );
+    } finally {
+      await server.shutdown();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+);
+
+Deno.test("docs/protocol.md states the payload limits protocol/package/payload.ts applies", () => {
+  const text = protocolSection("### Package payloads").replace(/\s+/g, " ");
+  const entries = payloadLimits.maxEntries.toLocaleString("en-US");
+  assert.ok(text.includes(`at most ${entries} entries`), `${entries} entries`);
+  const gib = payloadLimits.maxBytes / 1024 ** 3;
+  assert.ok(Number.isInteger(gib) && text.includes(`${gib} GiB of file content`), `${gib} GiB`);
+});
+
+Deno.test("a --dev NOC serves files over plain HTTP, and an agent takes them only as docs/protocol.md says", async () => {
+  const text = protocolSection("### A development NOC serves files over plain HTTP");
+  assert.equal(loadConfig({}, ["--dev"]).settings.allowPlainHttpFiles, true);
+  assert.equal(loadConfig({}, []).settings.allowPlainHttpFiles, false);
+  for (
+    const v of [
+      "`--allow-http-files`",
+      "`NOC_AGENT_ALLOW_HTTP_FILES=true`",
+      '`"allowHttpFiles": true`',
+    ]
+  ) {
+    assert.ok(text.includes(v), v);
+  }
+  assert.ok(agentEnvVars.includes("NOC_AGENT_ALLOW_HTTP_FILES"));
+  const state = await Deno.makeTempDir();
+  try {
+    const load = async (args: string[], env: Record<string, string> = {}) =>
+      (await loadAgentConfig(parseAgentArgs(["once", "--state", state, ...args]).flags, env))
+        .allowHttpFiles;
+    assert.equal(await load([]), false, "off unless asked");
+    assert.equal(await load(["--allow-http-files"]), true);
+    assert.equal(await load([], { NOC_AGENT_ALLOW_HTTP_FILES: "true" }), true);
+    await Deno.writeTextFile(`${state}/agent.json`, JSON.stringify({ allowHttpFiles: true }));
+    assert.equal(await load([]), true);
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+dbTest("a file goes over plain HTTP from a NOC with --dev's settings only", async ({ db }) => {
+  for (const dev of [true, false]) {
+    const noc = await testNoc(db, { settings: loadConfig({}, dev ? ["--dev"] : []).settings });
+    const a = await noc.enrollAppliance();
+    const put = await upload(
+      noc,
+      `/v1/admin/files?app=app${dev}&name=rules.conf&version=1`,
+      new TextEncoder().encode("rules\n"),
+      "application/octet-stream",
+    );
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    const as = await noc.admin("POST", "/v1/admin/assignments", {
+      kind: "file",
+      app: `app${dev}`,
+      name: "rules.conf",
+      version: "1",
+      target: { type: "appliance", value: a.uid },
+    });
+    assert.equal(as.status, 201, JSON.stringify(as.body));
+    const cat = await fetchCatalog(noc, a);
+    const fileUrl = cat.doc!.components.find((c) => c.kind === "file")!.urls[0]!;
+    const res = await noc.app.request(fileUrl.replace(/^https:/, "http:"));
+    const body = await res.text();
+    assert.equal(res.status, dev ? 200 : 403, body);
+    if (!dev) assert.equal(JSON.parse(body).error, "https_required");
+  }
 });
