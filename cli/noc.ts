@@ -60,7 +60,7 @@ import {
   readEd25519PublicKey,
   readEd25519Seed,
 } from "../protocol/crypto/pem.ts";
-import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
+import { toBase64Url } from "../protocol/util/encoding.ts";
 import { keyId, newSeed } from "../protocol/keys.ts";
 import {
   type FileinfoStatement,
@@ -153,8 +153,20 @@ const cliOptions = Object.fromEntries(
 /** The parsed flags. */
 type Flags = ReturnType<typeof parseCli>["values"];
 
+/**
+ * Parses the command line. A word holding PEM text (`release-key add "$(cat pub.pem)"`) starts
+ * with "-----BEGIN", which no flag does: it is kept as a word (or a flag's value) rather than
+ * refused as an unknown flag. It stands in for the parser as a mark holding a NUL, which no
+ * command-line word can hold.
+ */
 function parseCli(args: readonly string[]) {
-  return parseCommandLine(args, cliOptions, { positionals: true });
+  const pem: string[] = [];
+  const masked = args.map((a) => /^-----BEGIN /.test(a) ? `\0pem${pem.push(a) - 1}` : a);
+  const parsed = parseCommandLine(masked, cliOptions, { positionals: true });
+  const unmask = (v: string) => v.startsWith("\0pem") ? pem[Number(v.slice(4))]! : v;
+  const values = parsed.values as Record<string, unknown>;
+  for (const [k, v] of Object.entries(values)) if (typeof v === "string") values[k] = unmask(v);
+  return { values: parsed.values, positionals: parsed.positionals.map((p) => unmask(p)) };
 }
 
 /** One form of a command: `noc <command> [<sub>] <args…> [flags]`. */
@@ -652,8 +664,16 @@ async function putFileinfo(ctx: Ctx, app: string, name: string, body: unknown): 
   return json(answer);
 }
 
-async function nocEncryptionKey(ctx: Ctx): Promise<string> {
-  return flag(ctx, "noc-key") ?? read(nocKeys, await call(ctx, "GET", "/v1/keys")).encryptionKey;
+/** The NOC's X25519 key: `--noc-key`, or the NOC's answer to `GET /v1/keys`; checked. */
+async function nocEncryptionKey(ctx: Ctx): Promise<Uint8Array<ArrayBuffer>> {
+  const given = flag(ctx, "noc-key");
+  const text = given ?? read(nocKeys, await call(ctx, "GET", "/v1/keys")).encryptionKey;
+  try {
+    return await parsePublicKey(text, "X25519");
+  } catch (e) {
+    if (given !== undefined) throw new UsageError(`--noc-key: ${(e as Error).message}`);
+    throw new CliError(`The NOC's encryption key: ${(e as Error).message}`);
+  }
 }
 
 async function uploadPackageFile(ctx: Ctx, file: string, wrapped: string): Promise<unknown> {
@@ -695,6 +715,8 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         }),
       );
     }
+    // Before anything is written: a wrong --noc-key (or no NOC) leaves no package behind.
+    const nocKey = await nocEncryptionKey(ctx);
     const out = outFile ?? await Deno.makeTempFile({ suffix: ".nocpkg" });
     const built = await buildPackage({
       plaintext: readFileFrom(payload.path),
@@ -703,11 +725,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
       out,
       now: new Date(),
     });
-    const wrapped = await wrapContentKey(
-      built.contentKey,
-      fromBase64Url(await nocEncryptionKey(ctx)),
-      built.header,
-    );
+    const wrapped = await wrapContentKey(built.contentKey, nocKey, built.header);
     built.contentKey.fill(0);
     if (outFile) {
       await Deno.writeTextFile(`${out}.wrapped-key`, wrapped + "\n", { mode: 0o600 });
@@ -1082,7 +1100,9 @@ export async function runCli(args: readonly string[]): Promise<string> {
   const line = formLine(command, sub, f, false);
   onlyFlags(flags, flagsOf(f), line.replace(/ <.*$/, ""));
   if (words.length > f.args.length) {
-    throw new UsageError(`Unexpected argument "${words[f.args.length]}" (usage: ${line})`);
+    throw new UsageError(
+      `Unexpected argument "${words[f.args.length]!.slice(0, 80)}" (usage: ${line})`,
+    );
   }
   if (words.length < f.args.length) {
     throw new UsageError(`Missing ${f.args[words.length]} (usage: ${line})`);
