@@ -9,13 +9,19 @@
  * digest of a package the NOC encrypts itself covers the prefix, which signs
  * the ciphertext's digest and so exists only once the ciphertext is stored.
  *
+ * Every package's plaintext payload is checked in the same pass, as the agent
+ * will unpack it (protocol/package/payload.ts: gzip, a tar the agent's rules
+ * accept, an executable `install` at its top, within the agent's limits): a
+ * payload that fails is refused with a `PayloadError` (answered
+ * `400 bad_payload`) and nothing is kept. Files are not checked.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
 import type { AppDeps } from "./deps.ts";
 import type { Sql } from "../db/db.ts";
 import { ApiError } from "../../protocol/http/errors.ts";
-import { completeBlob, deleteBlob, readBlob, writeBlob } from "./blobs.ts";
+import { type BlobInfo, completeBlob, deleteBlob, readBlob, writeBlob } from "./blobs.ts";
 import {
   checkCiphertextDigest,
   ChunkOpener,
@@ -31,6 +37,7 @@ import {
   verifyPackagePrefix,
 } from "../../protocol/package/format.ts";
 import { splitPackagePrefix } from "../../protocol/package/scan.ts";
+import { PayloadInspector } from "../../protocol/package/payload.ts";
 import { type NocKeys, openAtRest, sealAtRest } from "./signing_keys.ts";
 import { type PublishedKey } from "../../protocol/keys.ts";
 import type { Endorsement } from "../../protocol/release_keys.ts";
@@ -175,7 +182,65 @@ async function insertComponent(
   return result;
 }
 
-/** Publishes a package from its plaintext payload: the NOC encrypts it and signs it with its own key. */
+/**
+ * A {@link PayloadInspector} fed as a payload streams by. Each piece is handed on only once the
+ * inspector has taken it (backpressure: nothing piles up). `failFast` (the NOC-signed path) ends
+ * the stream at the first failure the inspector reports; otherwise (signed packages, whose own
+ * refusals come first) the failure is kept for {@link PayloadCheck.end} and the rest of the
+ * payload streams by uninspected.
+ */
+class PayloadCheck {
+  #inspector = new PayloadInspector();
+  #failure: unknown = null;
+  #ended = false;
+  #failFast: boolean;
+
+  constructor(opts: { failFast: boolean }) {
+    this.#failFast = opts.failFast;
+  }
+
+  /** Inspects `piece` (a view the inspector may keep: the caller must not modify it). */
+  async push(piece: Uint8Array): Promise<void> {
+    if (this.#failure !== null) return;
+    try {
+      await this.#inspector.push(piece);
+    } catch (e) {
+      this.#failure = e;
+      if (this.#failFast) throw e;
+    }
+  }
+
+  /** Yields `input`'s pieces, each once inspected. */
+  async *inspect(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const piece of input) {
+      await this.push(piece);
+      yield piece;
+    }
+  }
+
+  /** The payload ended: throws the `PayloadError` naming what is wrong with it, if anything. */
+  async end(): Promise<void> {
+    this.#ended = true;
+    if (this.#failure !== null) {
+      await this.#inspector.end().catch(() => {});
+      throw this.#failure;
+    }
+    await this.#inspector.end();
+  }
+
+  /** Stops inspecting a payload that will not be published anyway (frees the inspector). */
+  async abandon(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    await this.#inspector.end().catch(() => {});
+  }
+}
+
+/**
+ * Publishes a package from its plaintext payload: the NOC checks it (refusing, with a
+ * `PayloadError`, a payload no agent could install as soon as that shows), encrypts it and
+ * signs it with its own key.
+ */
 export async function publishPayload(
   deps: AppDeps,
   ref: Omit<ComponentRef, "kind">,
@@ -194,12 +259,19 @@ export async function publishPayload(
   const plainHash = createHash("sha256");
   const plain = { n: 0 };
   const now = deps.clock.now();
-  const blob = await writeBlob(
-    deps.db,
-    encryptChunks(counting(hashing(payload, plainHash), plain), key, defaultChunkSize),
-    now,
-  );
+  const check = new PayloadCheck({ failFast: true });
+  let blob: BlobInfo | null = null;
   try {
+    blob = await writeBlob(
+      deps.db,
+      encryptChunks(
+        counting(hashing(check.inspect(payload), plainHash), plain),
+        key,
+        defaultChunkSize,
+      ),
+      now,
+    );
+    await check.end();
     const header: PackageHeader = {
       format: packageFormat,
       app: ref.app,
@@ -228,7 +300,8 @@ export async function publishPayload(
       contentKey,
     });
   } catch (e) {
-    await deleteBlob(deps.db, blob.id).catch(() => {});
+    await check.abandon();
+    if (blob) await deleteBlob(deps.db, blob.id).catch(() => {});
     throw e;
   }
 }
@@ -239,10 +312,12 @@ export async function publishPayload(
  * to the NOC, must decrypt the whole ciphertext before it is accepted. One
  * pass: as the ciphertext streams into the database it is hashed twice (the
  * served bytes, prefix first; the ciphertext alone, against the signed
- * digest), counted, and test-decrypted chunk by chunk (the plaintext is only
- * hashed, never kept). Refusals keep their order: a ciphertext longer than
- * its header says fails as it arrives; then its size, its digest and only
- * then a chunk that did not decrypt. A refused upload leaves no blob.
+ * digest), counted, and test-decrypted chunk by chunk; the plaintext is
+ * hashed and checked as the agent will unpack it, never kept. Refusals keep
+ * their order: a ciphertext longer than its header says fails as it arrives;
+ * then its size, its digest, a chunk that did not decrypt, and only then a
+ * payload no agent could install (`PayloadError`). A refused upload
+ * leaves no blob.
  */
 export async function publishSignedPackage(
   deps: AppDeps,
@@ -255,6 +330,7 @@ export async function publishSignedPackage(
   const opener = new ChunkOpener(await importContentKey(contentKey), h);
   const served = createHash("sha256").update(prefixBytes);
   const plainHash = createHash("sha256");
+  const check = new PayloadCheck({ failFast: false });
   async function* inspected(): AsyncGenerator<Uint8Array> {
     let n = 0;
     for await (const piece of rest) {
@@ -266,15 +342,20 @@ export async function publishSignedPackage(
         );
       }
       served.update(piece);
-      for (const plain of await opener.push(piece)) plainHash.update(plain);
+      for (const plain of await opener.push(piece)) {
+        plainHash.update(plain);
+        await check.push(plain);
+      }
       yield piece;
     }
   }
-  const blob = await writeBlob(deps.db, inspected(), deps.clock.now());
+  let blob: BlobInfo | null = null;
   try {
+    blob = await writeBlob(deps.db, inspected(), deps.clock.now());
     // The blob's size and SHA-256 were measured on the way in: they are the ciphertext's.
     checkCiphertextDigest(blob, h);
     opener.end();
+    await check.end();
     return await insertComponent(deps, blob.id, {
       kind: "package",
       app: h.app,
@@ -289,7 +370,8 @@ export async function publishSignedPackage(
       contentKey,
     });
   } catch (e) {
-    await deleteBlob(deps.db, blob.id).catch(() => {});
+    await check.abandon();
+    if (blob) await deleteBlob(deps.db, blob.id).catch(() => {});
     throw e;
   }
 }

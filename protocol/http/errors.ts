@@ -5,6 +5,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "../util/log.ts";
 import { PackageError } from "../package/format.ts";
 import { TarError } from "../package/tar.ts";
+import { PayloadError } from "../package/payload.ts";
 
 /** An error meant for the client: HTTP status, stable code, sentence-case message, optional details. */
 export class ApiError extends HTTPException {
@@ -40,7 +41,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return typeof code === "string" && unavailableCodes.has(code);
 }
 
-/** The app's `onError` handler: API errors as JSON, database outages as 503, anything else as a logged 500. */
+/**
+ * The app's `onError` handler: API errors as JSON (a package that is not valid `bad_package`, a
+ * package payload no agent could install `bad_payload`), database outages as 503, anything else as
+ * a logged 500.
+ */
 export function errorHandler(log: Logger) {
   return (err: Error, c: Context): Response => {
     if (err instanceof ApiError) {
@@ -52,6 +57,9 @@ export function errorHandler(log: Logger) {
     }
     if (err instanceof PackageError) {
       return c.json({ error: "bad_package", reason: err.reason, message: err.message }, 400);
+    }
+    if (err instanceof PayloadError) {
+      return c.json({ error: "bad_payload", message: err.message }, 400);
     }
     if (err instanceof TarError) {
       return c.json({ error: "bad_archive", message: err.message }, 400);
