@@ -3,27 +3,42 @@ import { countingDb, dbTest, testNoc } from "./_harness.ts";
 import { createApp } from "../noc/app.ts";
 import { fetchCatalog } from "./_components.ts";
 import { collectBytes, limitStream, type StreamLimits } from "../protocol/util/bytes.ts";
+import { createTar, gzip } from "../protocol/package/tar.ts";
 
 dbTest(
   "a large package streams in and out: chunks are stored while the upload is still arriving, and a download starts after one read",
   async ({ db }) => {
     const noc = await testNoc(db);
     const mib = 24;
+    // A real payload (the NOC checks what it publishes): an install program and 24 MiB of random
+    // bytes, which gzip does not shrink, archived and compressed as the upload is sent.
+    const dir = await Deno.makeTempDir();
+    await Deno.writeTextFile(`${dir}/install`, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    await Deno.chmod(`${dir}/install`, 0o755);
+    {
+      using f = await Deno.open(`${dir}/big.bin`, { write: true, createNew: true });
+      const piece = new Uint8Array(1 << 20);
+      for (let i = 0; i < mib; i++) {
+        for (let j = 0; j < piece.length; j += 65536) {
+          crypto.getRandomValues(piece.subarray(j, j + 65536));
+        }
+        await f.write(piece);
+      }
+    }
+    const payload = gzip(createTar(dir))[Symbol.asyncIterator]();
     let release!: () => void;
     const paused = new Promise<void>((r) => release = r);
-    let sent = 0;
+    let sentBytes = 0;
+    const sent = () => Math.floor(sentBytes / (1 << 20)); // whole MiB sent
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        if (sent === 8) await paused; // hold the rest of the upload back
-        if (sent === mib) return controller.close();
-        const chunk = new Uint8Array(1 << 20);
-        for (let i = 0; i < chunk.length; i += 65536) {
-          crypto.getRandomValues(chunk.subarray(i, i + 65536));
-        }
-        controller.enqueue(chunk);
-        sent++;
+        if (sent() >= 8) await paused; // hold the rest of the upload back
+        const { value, done } = await payload.next();
+        if (done) return controller.close();
+        controller.enqueue(value);
+        sentBytes += value.length;
       },
-    });
+    }, { highWaterMark: 0 });
     const uploading = noc.app.request(
       "https://noc.test/v1/admin/packages?app=big&name=big&version=1",
       {
@@ -39,9 +54,13 @@ dbTest(
       stored = (await db.sql<{ n: number }>`select count(*)::int as n from blob_chunks`)[0]!.n;
     }
     assert.ok(stored >= 4, `expected chunks stored before the upload ended, found ${stored}`);
-    assert.ok(sent <= 8, `only ${sent} of ${mib} MiB were sent when the first chunks were stored`);
+    assert.ok(
+      sent() <= 8,
+      `only ${sent()} of ${mib} MiB were sent when the first chunks were stored`,
+    );
     release();
     const res = await uploading;
+    await Deno.remove(dir, { recursive: true });
     assert.equal(res.status, 201, await res.clone().text());
     await res.body?.cancel();
 
