@@ -14,6 +14,7 @@
  * noc file put <path> --app A --name N --version V
  * noc keygen --out release.key                        make a release key; prints its public half to register
  * noc release-key add <public key> --label L [--not-after T] [--endorse-with release.key]
+ *     <public key>: as noc keygen prints it, in PEM (`openssl pkey -pubout`), or a file holding it.
  *     In release-keys-only mode a new release key is endorsed here by an existing (offline) one.
  * noc fileinfo put <app> <name> --destination D --mode M [--action '["argv",…]'] [--upload-dir X]
  *     [--upload-server Y] [--key release.key] [--out FILE]
@@ -90,7 +91,11 @@ const flagSpecs = {
   app: { type: "string", arg: "<app>", about: "application" },
   name: { type: "string", arg: "<name>", about: "component name" },
   version: { type: "string", arg: "<version>", about: "component version" },
-  key: { type: "string", arg: "<file>", about: "sign here with this offline release key" },
+  key: {
+    type: "string",
+    arg: "<file>",
+    about: "sign here with this offline release key (Ed25519: PEM, or from noc keygen)",
+  },
   out: { type: "string", arg: "<file>", about: "write the package (and <file>.wrapped-key)" },
   "noc-key": {
     type: "string",
@@ -262,7 +267,7 @@ const commands: Record<string, Command> = {
       add: form(
         ["<public key>"],
         ["label", "not-after", "endorse-with"],
-        "register a release key's public half",
+        "register a release key's public half (base64url, PEM, or a file holding it)",
       ),
     },
   },
