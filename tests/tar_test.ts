@@ -9,6 +9,12 @@ import {
   safeRelativePath,
   TarError,
 } from "../protocol/package/tar.ts";
+import {
+  checkInstallProgram,
+  inspectPayload,
+  PayloadError,
+  PayloadInspector,
+} from "../protocol/package/payload.ts";
 
 async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
@@ -241,4 +247,255 @@ Deno.test("a real `tar czf` archive of 72 MiB extracts in linear time: content i
       `copied ${stats.bytesCopied} bytes for ${written.length} entries`,
     );
   });
+});
+
+/** A pax extended header (`x`, or `g` for a global one) holding `records`. */
+function paxHeader(records: Array<[string, string]>, type = "x"): Uint8Array {
+  const e = new TextEncoder();
+  let body = "";
+  for (const [k, v] of records) {
+    const rec = ` ${k}=${v}\n`;
+    let n = e.encode(rec).length;
+    while (String(n).length + e.encode(rec).length !== n) {
+      n = String(n).length + e.encode(rec).length;
+    }
+    body += `${n}${rec}`;
+  }
+  return entry("./PaxHeaders/x", type, e.encode(body));
+}
+
+/** `entry()` with its mode field set (permission and other bits). */
+function withMode(bytes: Uint8Array, mode: number): Uint8Array {
+  const h = bytes.slice();
+  const e = new TextEncoder();
+  h.set(e.encode(mode.toString(8).padStart(7, "0") + "\0"), 100);
+  h.fill(0x20, 148, 156);
+  const sum = h.subarray(0, 512).reduce((a, b) => a + b, 0);
+  h.set(e.encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
+  return h;
+}
+
+Deno.test("extractTar() skips the archive's root entry ./ and keeps its folder's mode", async () => {
+  await inTemp(async (dir) => {
+    await Deno.chmod(dir, 0o700);
+    const bytes = archive(
+      withMode(entry("./", "5"), 0o777),
+      entry("./a", "0", new TextEncoder().encode("a")),
+    );
+    assert.deepEqual(await extractTar(once(bytes), dir), ["a"]);
+    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+    assert.equal(await Deno.readTextFile(`${dir}/a`), "a");
+  });
+});
+
+Deno.test("extractTar() sets a folder's mode after its contents, as GNU tar does", async () => {
+  await inTemp(async (dir) => {
+    const bytes = archive(
+      withMode(entry("ro/", "5"), 0o555),
+      withMode(entry("ro/sub/", "5"), 0o500),
+      entry("ro/sub/f", "0", new TextEncoder().encode("x")),
+      // A folder entry after a file inside it (the folder was implied): its mode still applies.
+      entry("late/f", "0"),
+      withMode(entry("late/", "5"), 0o750),
+    );
+    await extractTar(once(bytes), `${dir}`);
+    assert.equal((await Deno.stat(`${dir}/ro`)).mode! & 0o777, 0o555);
+    assert.equal((await Deno.stat(`${dir}/ro/sub`)).mode! & 0o777, 0o500);
+    assert.equal(await Deno.readTextFile(`${dir}/ro/sub/f`), "x");
+    assert.equal((await Deno.stat(`${dir}/late`)).mode! & 0o777, 0o750);
+    await Deno.chmod(`${dir}/ro/sub`, 0o700);
+    await Deno.chmod(`${dir}/ro`, 0o700);
+  });
+});
+
+Deno.test("extractTar() drops setuid, setgid and sticky bits", async () => {
+  await inTemp(async (dir) => {
+    const bytes = archive(
+      withMode(entry("suid", "0"), 0o4755),
+      withMode(entry("sgid", "0"), 0o2750),
+      withMode(entry("sticky/", "5"), 0o1777),
+    );
+    await extractTar(once(bytes), dir);
+    assert.equal((await Deno.stat(`${dir}/suid`)).mode! & 0o7777, 0o755);
+    assert.equal((await Deno.stat(`${dir}/sgid`)).mode! & 0o7777, 0o750);
+    assert.equal((await Deno.stat(`${dir}/sticky`)).mode! & 0o7777, 0o777);
+  });
+});
+
+Deno.test("extractTar() reads a GNU base-256 size and refuses a negative one", async () => {
+  const base256 = (first: number) => {
+    const bytes = entry("f", "0", new TextEncoder().encode("hello"));
+    const h = bytes.slice();
+    h.fill(0, 124, 136);
+    h[124] = first;
+    h[135] = 5;
+    h.fill(0x20, 148, 156);
+    const sum = h.subarray(0, 512).reduce((a, b) => a + b, 0);
+    h.set(new TextEncoder().encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
+    return archive(h);
+  };
+  await inTemp(async (dir) => {
+    await extractTar(once(base256(0x80)), dir);
+    assert.equal(await Deno.readTextFile(`${dir}/f`), "hello");
+  });
+  await inTemp(async (dir) => {
+    await assert.rejects(extractTar(once(base256(0xff)), dir), /negative or malformed size/);
+  });
+});
+
+Deno.test("extractTar() obeys a pax path and size, and ignores global headers and other pax records", async () => {
+  await inTemp(async (dir) => {
+    const body = new TextEncoder().encode("hello");
+    const long = "n".repeat(150) + "/" + "é".repeat(60);
+    const bytes = archive(
+      paxHeader([["path", "../global-escape"], ["comment", "never obeyed"]], "g"),
+      paxHeader([
+        ["path", long],
+        ["size", "5"],
+        ["mtime", "1700000000.5"],
+        ["uid", "0"],
+        ["uname", "root"],
+        ["linkpath", "/etc/passwd"],
+        ["SCHILY.xattr.security.capability", "x"],
+      ]),
+      entry("short-name-ignored", "0", body),
+      entry("after-global", "0", body),
+    );
+    const out = `${dir}/out`;
+    await Deno.mkdir(out);
+    assert.deepEqual(await extractTar(once(bytes), out), [long, "after-global"]);
+    assert.equal(await Deno.readTextFile(`${out}/${long}`), "hello");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["out"]);
+  });
+});
+
+Deno.test("extractTar() takes a GNU long name for the next entry only", async () => {
+  await inTemp(async (dir) => {
+    const long = "d".repeat(120) + "/" + "f".repeat(120);
+    const name = new TextEncoder().encode(long + "\0");
+    const bytes = archive(
+      entry("././@LongLink", "L", name),
+      entry("truncated-name", "0", new TextEncoder().encode("long")),
+      entry("next", "0", new TextEncoder().encode("next")),
+    );
+    assert.deepEqual(await extractTar(once(bytes), dir), [long, "next"]);
+    assert.equal(await Deno.readTextFile(`${dir}/${long}`), "long");
+  });
+});
+
+const installBody = new TextEncoder().encode("#!/bin/sh\n");
+
+Deno.test("inspectPayload() sums a good payload's entries and bytes, with no permission to write", async () => {
+  await inTemp(async (dir) => {
+    const bytes = archive(
+      withMode(entry("./", "5"), 0o755),
+      withMode(entry("./install", "0", installBody), 0o755),
+      entry("./lib/", "5"),
+      entry("./lib/data", "0", new Uint8Array(1000)),
+    );
+    await Deno.writeFile(`${dir}/p.tgz`, await collect(gzip(once(bytes))));
+    const payload = new URL("../protocol/package/payload.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      `${dir}/inspect.ts`,
+      `import { inspectPayload } from ${JSON.stringify(payload)};
+      using f = await Deno.open(Deno.args[0]!);
+      console.log(JSON.stringify(await inspectPayload(f.readable)));`,
+    );
+    // Read permission only: any attempt to write (a temporary folder, say) would fail.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--allow-read", `${dir}/inspect.ts`, `${dir}/p.tgz`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), { entries: 3, bytes: 1010 });
+  });
+});
+
+Deno.test("inspectPayload() refuses a payload that is not gzip or has no executable install at its top", async () => {
+  const gz = async (bytes: Uint8Array) => await collect(gzip(once(bytes)));
+  const cases: Array<[string, Uint8Array, RegExp]> = [
+    ["plain tar", archive(withMode(entry("install", "0", installBody), 0o755)), /not gzip/],
+    ["empty", new Uint8Array(0), /not gzip/],
+    ["one byte", new Uint8Array([0x1f]), /not gzip/],
+    ["corrupt gzip", new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7]), /not valid gzip/],
+    ["no install", await gz(archive(entry("run", "0", installBody))), /no "install" program/],
+    [
+      "install one level down",
+      await gz(archive(withMode(entry("pkg/install", "0", installBody), 0o755))),
+      /no "install" program at its top/,
+    ],
+    ["install is a folder", await gz(archive(entry("install/", "5"))), /not a regular file/],
+    [
+      "install not executable",
+      await gz(archive(withMode(entry("install", "0", installBody), 0o644))),
+      /not executable/,
+    ],
+    [
+      "install executable by others only",
+      await gz(archive(withMode(entry("install", "0", installBody), 0o611))),
+      /not executable/,
+    ],
+    [
+      "a bad archive",
+      await gz(archive(withMode(entry("install", "0", installBody), 0o755), entry("l", "2"))),
+      /"l" is a symbolic link/,
+    ],
+  ];
+  for (const [what, bytes, message] of cases) {
+    await assert.rejects(inspectPayload(once(bytes)), (e: unknown) => {
+      assert.ok(e instanceof PayloadError, `${what}: ${e}`);
+      assert.match(e.message, message, what);
+      return true;
+    });
+  }
+});
+
+Deno.test("checkInstallProgram() wants a regular file with its owner execute bit", () => {
+  checkInstallProgram({ isFile: true, mode: 0o700 });
+  checkInstallProgram({ isFile: true, mode: 0o100755 });
+  assert.throws(() => checkInstallProgram(null), PayloadError);
+  assert.throws(() => checkInstallProgram({ isFile: false, mode: 0o755 }), PayloadError);
+  assert.throws(() => checkInstallProgram({ isFile: true, mode: 0o655 }), PayloadError);
+  assert.throws(() => checkInstallProgram({ isFile: true, mode: null }), PayloadError);
+});
+
+Deno.test("PayloadInspector checks a payload pushed piece by piece, a push resolving once it is consumed", async () => {
+  const bytes = archive(
+    withMode(entry("install", "0", installBody), 0o755),
+    entry("big", "0", new Uint8Array(300_000).map((_, i) => i % 251)),
+  );
+  const gz = await collect(gzip(once(bytes)));
+  for (const size of [1, 7, 4096, gz.length]) {
+    const inspector = new PayloadInspector();
+    for (let at = 0; at < gz.length; at += size) await inspector.push(gz.slice(at, at + size));
+    assert.deepEqual(await inspector.end(), { entries: 2, bytes: 300_010 }, `pieces of ${size}`);
+  }
+  // Backpressure: a push is not resolved before the inspector has taken its bytes.
+  const inspector = new PayloadInspector();
+  let taken = false;
+  const first = inspector.push(gz.slice(0, 10)).then(() => (taken = true));
+  assert.equal(taken, false);
+  await first;
+  assert.equal(taken, true);
+  await inspector.push(gz.slice(10));
+  assert.deepEqual(await inspector.end(), { entries: 2, bytes: 300_010 });
+});
+
+Deno.test("PayloadInspector refuses a bad payload at end() and lets every push through after the failure", async () => {
+  const inspector = new PayloadInspector();
+  await inspector.push(new TextEncoder().encode("not gzip at all"));
+  for (let i = 0; i < 5; i++) await inspector.push(new Uint8Array(100_000));
+  await assert.rejects(inspector.end(), (e: unknown) => {
+    assert.ok(e instanceof PayloadError);
+    assert.match(e.message, /not gzip/);
+    return true;
+  });
+  // A payload that stops part-way through its archive.
+  const gz = await collect(
+    gzip(once(archive(withMode(entry("install", "0", installBody), 0o755)).slice(0, 700))),
+  );
+  const cut = new PayloadInspector();
+  await cut.push(gz);
+  await assert.rejects(cut.end(), /truncated/);
 });
