@@ -72,7 +72,7 @@ Deno.test("noc --help lists every command and flag on stdout and exits 0; so doe
         "noc appliances revoke <uid>",
         "noc alerts [list]",
         "noc alerts ack <id>",
-        "noc package <dir>",
+        "noc package <dir|payload.tgz>",
         "noc upload <package file>",
         "noc file put <path>",
         "noc assign",
