@@ -31,7 +31,12 @@ function uploadBody(c: Context, deps: AppDeps): AsyncIterable<Uint8Array> {
     new ApiError(408, "request_timeout", `Upload stalled: no bytes for ${idleS} s`);
   return limitStream(body, { maxBytes: max, onTooLarge: tooLarge, idleS, onIdle: stalled });
 }
-/** `/v1/admin/packages`: publishes a package (streamed upload). */
+/**
+ * `/v1/admin/packages`: publishes a package (streamed upload): a payload for the NOC to sign
+ * (`application/gzip`) or a package signed offline (`application/vnd.noc-package`). Either way
+ * the payload is checked as it streams in; one no agent could install is refused `400 bad_payload`
+ * (noc/services/publishing.ts).
+ */
 export function packageAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
     .post("/", async (c) => {

@@ -29,7 +29,11 @@ const componentListSchema = z.object({
   })),
 });
 
-/** `GET /ui/releases`; `POST /ui/releases/publish` (multipart, under the upload limit). */
+/**
+ * `GET /ui/releases`; `POST /ui/releases/publish` (multipart, under the upload limit), through the
+ * admin API: a package payload no agent could install is refused there (`bad_payload`) and its
+ * message is shown as the flash.
+ */
 export function releasePages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/releases", p.signedIn, async (c) => {
@@ -56,7 +60,9 @@ export function releasePages(p: PageDeps) {
             <label>
               Kind
               <select name="kind">
-                <option value="package">package (gzip tar of a folder with install)</option>
+                <option value="package">
+                  package (a .tgz of a folder with an executable install at its top)
+                </option>
                 <option value="file">file</option>
               </select>
             </label>
