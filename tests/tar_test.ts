@@ -499,3 +499,15 @@ Deno.test("PayloadInspector refuses a bad payload at end() and lets every push t
   await cut.push(gz);
   await assert.rejects(cut.end(), /truncated/);
 });
+
+Deno.test("inspectPayload() passes on what its source throws: a failing upload is not a bad payload", async () => {
+  class Gone extends Error {}
+  const source = async function* () {
+    yield new Uint8Array([0x1f, 0x8b, 8, 0]);
+    throw new Gone("the client went away");
+  };
+  await assert.rejects(inspectPayload(source()), (e: unknown) => {
+    assert.ok(e instanceof Gone, String(e));
+    return true;
+  });
+});

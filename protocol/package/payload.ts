@@ -41,13 +41,28 @@ export function checkInstallProgram(
   }
 }
 
+/** An error of the payload's source (not of the payload): passed on as it is. */
+class SourceFailure {
+  constructor(readonly error: unknown) {}
+}
+
 async function* checkedGzip(
   gz: AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
   const magic: number[] = [];
-  for await (const chunk of gz) {
+  const it = gz[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<Uint8Array>;
+    try {
+      next = await it.next();
+    } catch (e) {
+      throw new SourceFailure(e);
+    }
+    if (next.done) break;
+    const chunk = next.value;
     for (let i = 0; i < chunk.length && magic.length < 2; i++) magic.push(chunk[i]!);
     if (magic.length === 2 && (magic[0] !== 0x1f || magic[1] !== 0x8b)) {
+      await it.return?.();
       throw new PayloadError("Payload is not gzip (it does not start with 1f 8b)");
     }
     yield chunk;
@@ -59,7 +74,8 @@ async function* checkedGzip(
  * Checks a gzip'd tar payload exactly as the agent would unpack it, writing
  * nothing: gzip, parses under the agent's rules (tar_reader.ts), has an
  * executable regular file `install` at its top, within {@link payloadLimits}.
- * Reads `gz` to its end. Throws {@link PayloadError} naming the problem.
+ * Reads `gz` to its end. Throws {@link PayloadError} naming the problem, or
+ * what reading `gz` threw (a failing source is not a bad payload).
  */
 export async function inspectPayload(gz: AsyncIterable<Uint8Array>): Promise<PayloadSummary> {
   const reader = new TarReader(gunzip(checkedGzip(gz)), payloadLimits);
@@ -69,6 +85,7 @@ export async function inspectPayload(gz: AsyncIterable<Uint8Array>): Promise<Pay
       if (e.path === "install") install = { isFile: e.kind === "file", mode: e.mode };
     }
   } catch (e) {
+    if (e instanceof SourceFailure) throw e.error;
     if (e instanceof PayloadError) throw e;
     if (e instanceof TarError) throw new PayloadError(e.message);
     throw new PayloadError(`Payload is not valid gzip: ${e instanceof Error ? e.message : e}`);

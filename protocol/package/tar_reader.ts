@@ -125,6 +125,7 @@ interface Pax {
 }
 
 const latin1 = new TextDecoder("latin1");
+const utf8 = new TextEncoder();
 
 function paxRecords(body: Uint8Array): Pax {
   const pax: Pax = {};
@@ -312,7 +313,7 @@ export class TarReader {
 
   /** Checks one entry; null for the archive's root folder (`./`), which is skipped. */
   #entry(name: string, kind: "file" | "dir", size: number, h: Uint8Array): TarEntry | null {
-    const bytes = new TextEncoder().encode(name).length;
+    const bytes = utf8.encode(name).length;
     if (bytes > tarRules.maxPathBytes) {
       throw new TarError(`Archive has a path longer than ${tarRules.maxPathBytes} bytes`);
     }
@@ -327,7 +328,7 @@ export class TarReader {
     if (isRoot && kind === "dir") return null;
     const path = safeRelativePath(name);
     const parts = path.split("/");
-    if (parts.some((p) => new TextEncoder().encode(p).length > tarRules.maxNameBytes)) {
+    if (parts.some((p) => utf8.encode(p).length > tarRules.maxNameBytes)) {
       throw new TarError(`Archive path "${name}" has a name longer than 255 bytes`);
     }
     this.#claim(path, kind);
