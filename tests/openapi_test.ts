@@ -1,8 +1,16 @@
 // deno-lint-ignore-file no-explicit-any
-/** `/openapi.json` is valid OpenAPI 3.1 and lists every route the app serves; `/docs` shows it. */
+/**
+ * `/openapi.json` is valid OpenAPI 3.1, lists every route the app serves, and describes every
+ * answer: each operation's success body and its refusals' Error body; real answers of every
+ * appliance-facing and admin operation match it. `/docs` shows it.
+ */
 import assert from "node:assert/strict";
 import { Validator } from "@seriousme/openapi-schema-validator";
-import { dbTest, testNoc } from "./_harness.ts";
+import { dbTest, sampleBeat, testNoc } from "./_harness.ts";
+import { payload } from "./_components.ts";
+import { generateApplianceKeys, signedRequest } from "../protocol/client.ts";
+import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
+import { toBase64Url } from "../protocol/util/encoding.ts";
 
 dbTest(
   "/openapi.json validates as OpenAPI 3.1 and lists every route the app serves",
@@ -50,3 +58,437 @@ dbTest("/docs is a self-contained viewer of the document", async ({ db }) => {
   assert.ok(html.includes('fetch("/openapi.json")'));
   assert.ok(!/<script[^>]+src=/.test(html), "no script from elsewhere");
 });
+
+/** A JSON Schema (the subset zod emits), as /openapi.json carries it. */
+type Schema = Record<string, any>;
+
+/**
+ * Checks `value` against `schema` (the JSON Schema subset zod writes: type, properties, required,
+ * additionalProperties, items, anyOf, enum, const, format date-time, pattern, minimum), `$ref`s
+ * resolved in `doc`. Stricter than JSON Schema in one way: an object member the schema's
+ * `properties` do not name is a problem unless `additionalProperties` allows it, so an answer
+ * cannot carry members the document does not describe. Returns the problems, each with its path.
+ */
+function schemaProblems(doc: any, schema: Schema, value: unknown, path = "$"): string[] {
+  if (schema.$ref) {
+    const target = (schema.$ref as string).replace(/^#\//, "").split("/")
+      .reduce((o: any, k: string) => o?.[k], doc);
+    return schemaProblems(doc, target, value, path);
+  }
+  if (schema.anyOf) {
+    const each = (schema.anyOf as Schema[]).map((s) => schemaProblems(doc, s, value, path));
+    return each.some((p) => p.length === 0) ? [] : each.flat();
+  }
+  const problems: string[] = [];
+  const is = (t: string) => {
+    switch (t) {
+      case "object":
+        return typeof value === "object" && value !== null && !Array.isArray(value);
+      case "array":
+        return Array.isArray(value);
+      case "integer":
+        return Number.isInteger(value);
+      case "null":
+        return value === null;
+      case "number":
+        return typeof value === "number";
+      case "string":
+        return typeof value === "string";
+      case "boolean":
+        return typeof value === "boolean";
+      default:
+        return false;
+    }
+  };
+  const types: string[] | null = schema.type === undefined ? null : [schema.type].flat();
+  if (types && !types.some(is)) {
+    return [`${path}: ${JSON.stringify(value)} is not ${types.join(" or ")}`];
+  }
+  if (schema.const !== undefined && value !== schema.const) {
+    problems.push(`${path}: not ${schema.const}`);
+  }
+  if (schema.enum && !schema.enum.includes(value)) problems.push(`${path}: ${value} not in enum`);
+  if (typeof value === "string") {
+    if (schema.format === "date-time" && Number.isNaN(Date.parse(value))) {
+      problems.push(`${path}: ${value} is not a time`);
+    }
+    if (schema.pattern && !new RegExp(schema.pattern).test(value)) {
+      problems.push(`${path}: ${value} does not match ${schema.pattern}`);
+    }
+  }
+  if (typeof value === "number" && schema.minimum !== undefined && value < schema.minimum) {
+    problems.push(`${path}: ${value} < ${schema.minimum}`);
+  }
+  if (Array.isArray(value) && schema.items) {
+    value.forEach((v, i) =>
+      problems.push(...schemaProblems(doc, schema.items, v, `${path}[${i}]`))
+    );
+  }
+  if (is("object") && types?.includes("object")) {
+    const o = value as Record<string, unknown>;
+    for (const k of schema.required ?? []) {
+      if (!(k in o)) problems.push(`${path}.${k}: missing`);
+    }
+    for (const [k, v] of Object.entries(o)) {
+      const p = schema.properties?.[k];
+      if (p) problems.push(...schemaProblems(doc, p, v, `${path}.${k}`));
+      else if (typeof schema.additionalProperties === "object") {
+        problems.push(...schemaProblems(doc, schema.additionalProperties, v, `${path}.${k}`));
+      } else if (schema.properties || schema.additionalProperties === false) {
+        problems.push(`${path}.${k}: not in the document`);
+      }
+    }
+  }
+  return problems;
+}
+
+Deno.test("schemaProblems() finds wrong types, missing and undocumented members, bad times", () => {
+  const doc = {
+    components: {
+      schemas: { T: { type: "string", format: "date-time" } },
+    },
+  };
+  const schema = {
+    type: "object",
+    required: ["a", "t"],
+    properties: {
+      a: { type: "integer", minimum: 0 },
+      t: { $ref: "#/components/schemas/T" },
+      n: { anyOf: [{ type: "string", enum: ["x"] }, { type: "null" }] },
+      r: { type: "object", additionalProperties: {} },
+    },
+  };
+  assert.deepEqual(schemaProblems(doc, schema, { a: 1, t: "2026-01-01T00:00:00Z", n: null }), []);
+  assert.deepEqual(
+    schemaProblems(doc, schema, { a: 1, t: "2026-01-01T00:00:00Z", r: { z: 1 } }),
+    [],
+  );
+  assert.deepEqual(schemaProblems(doc, schema, { a: 1.5, t: "never", n: "y", extra: 1 }), [
+    "$.a: 1.5 is not integer",
+    "$.t: never is not a time",
+    "$.n: y not in enum",
+    '$.n: "y" is not null',
+    "$.extra: not in the document",
+  ]);
+  assert.deepEqual(schemaProblems(doc, schema, { t: "2026-01-01T00:00:00Z" }), ["$.a: missing"]);
+});
+
+/** Every operation of `doc`: method, path (Hono style), tags and responses. */
+function operationsOf(doc: any) {
+  return Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) =>
+    Object.entries(ops).map(([method, op]) => ({
+      key: `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`,
+      tag: op.tags[0] as string,
+      responses: op.responses as Record<string, any>,
+    }))
+  );
+}
+
+/** The tags of the appliance-facing routes and the admin API. */
+const apiTags = [
+  "appliance",
+  "local component server",
+  "appliances",
+  "alerts",
+  "releases",
+  "enrolment",
+];
+
+dbTest(
+  "/openapi.json gives every operation's answers a schema, and refusals the Error body",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const doc = await (await noc.app.request("http://noc.test/openapi.json")).json();
+    const error = doc.components.schemas.Error;
+    assert.deepEqual([...error.required].sort(), ["error", "message"]);
+    const bare: string[] = [];
+    let checked = 0;
+    for (const op of operationsOf(doc)) {
+      if (!apiTags.includes(op.tag)) continue;
+      for (const s of ["4XX", "5XX"]) {
+        assert.equal(
+          op.responses[s]?.content?.["application/json"]?.schema?.$ref,
+          "#/components/schemas/Error",
+          `${op.key} ${s}`,
+        );
+      }
+      const ok = Object.entries(op.responses).filter(([s]) => /^2\d\d$/.test(s));
+      assert.ok(ok.length > 0, `${op.key} has a success answer`);
+      for (const [status, r] of ok) {
+        const content = r.content as Record<string, any> | undefined;
+        if (status === "204" || op.key.startsWith("HEAD ")) {
+          assert.equal(content, undefined, `${op.key} ${status} has no body`);
+          continue;
+        }
+        const json = content?.["application/json"]?.schema;
+        const binary = content?.["application/octet-stream"]?.schema;
+        if (binary) continue;
+        if (!json?.properties) bare.push(`${op.key} ${status}`);
+        checked++;
+      }
+      for (
+        const [status, r] of Object.entries(op.responses).filter(([s]) => /^[45]\d\d$/.test(s))
+      ) {
+        assert.equal(
+          r.content?.["application/json"]?.schema?.$ref,
+          "#/components/schemas/Error",
+          `${op.key} ${status}`,
+        );
+      }
+    }
+    assert.deepEqual(bare, [], "success answers without a described body");
+    assert.ok(checked >= 45, `only ${checked} answers checked`);
+  },
+);
+
+dbTest(
+  "real answers of every appliance-facing and admin operation match /openapi.json",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const base = "http://noc.test";
+    const doc = await (await noc.app.request(`${base}/openapi.json`)).json();
+    const ops = operationsOf(doc);
+    const routeOf = (method: string, url: string) => {
+      const path = new URL(url).pathname;
+      return ops.find((o) => {
+        const [m, p] = o.key.split(" ") as [string, string];
+        return m === method && new RegExp(`^${p.replace(/:\w+/g, "[^/]+")}$`).test(path);
+      });
+    };
+    const seen = new Set<string>();
+    const problems: string[] = [];
+    /** Sends `req`, checks its answer against the document; returns status and JSON. */
+    const send = async (req: Request, expect: number) => {
+      const res = await noc.app.request(req);
+      const text = await res.text();
+      const op = routeOf(req.method, req.url);
+      assert.ok(op, `${req.method} ${req.url} is documented`);
+      assert.equal(res.status, expect, `${op.key}: ${text.slice(0, 500)}`);
+      const described = op.responses[String(res.status)] ??
+        op.responses[`${String(res.status)[0]}XX`];
+      assert.ok(described, `${op.key} documents ${res.status}`);
+      const schema = described.content?.["application/json"]?.schema;
+      if (res.headers.get("content-type")?.startsWith("application/json")) {
+        assert.ok(schema, `${op.key} ${res.status} is JSON, and documented as such`);
+        problems.push(
+          ...schemaProblems(doc, schema, JSON.parse(text)).map((p) => `${op.key} ${p}`),
+        );
+      } else {
+        assert.ok(!schema || text === "", `${op.key} ${res.status}: documented JSON, got ${text}`);
+      }
+      seen.add(`${op.key} ${res.status}`);
+      return { status: res.status, body: text && schema ? JSON.parse(text) : text };
+    };
+    const adminReq = (
+      method: string,
+      path: string,
+      body?: unknown,
+      type = "application/json",
+    ) =>
+      new Request(`${base}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${noc.adminToken}`,
+          ...(body === undefined ? {} : { "content-type": type }),
+        },
+        ...(body === undefined ? {} : {
+          body: body instanceof Uint8Array ? body as Uint8Array<ArrayBuffer> : JSON.stringify(body),
+        }),
+      });
+    const admin = (method: string, path: string, expect: number, body?: unknown) =>
+      send(adminReq(method, path, body), expect);
+
+    // Operations, enrolment and the appliance protocol.
+    await send(new Request(`${base}/healthz`), 200);
+    const token = (await admin("POST", "/v1/admin/enrollment-tokens", 201, { site: "lab" })).body;
+    await admin("GET", "/v1/admin/enrollment-tokens", 200);
+    const spare = (await admin("POST", "/v1/admin/enrollment-tokens", 201, {})).body;
+    await admin("DELETE", `/v1/admin/enrollment-tokens/${spare.id}`, 200);
+    const keys = await generateApplianceKeys();
+    const enrolled = (await send(
+      new Request(`${base}/v1/enroll`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          token: token.token,
+          model: "vs-2000",
+          hostname: "mail-gw-1",
+          signingKey: keys.signingPublic,
+          encryptionKey: keys.encryptionPublic,
+        }),
+      }),
+      201,
+    )).body;
+    const uid = enrolled.uid;
+    const signed = (
+      method: string,
+      path: string,
+      body?: unknown,
+      as = { uid, key: keys.signing },
+    ) => signedRequest({ baseUrl: base, ...as, method, path, body, now: noc.clock.now() });
+    await send(await signed("POST", "/v1/beats", sampleBeat(1, noc.clock.now())), 200);
+    await send(new Request(`${base}/v1/keys`), 200);
+
+    // Releases.
+    const pkg = await payload({ install: "#!/bin/sh\nexit 0\n" });
+    const q = "app=vscreen&name=vscreen&version=1.0.0";
+    const published = (await send(
+      adminReq("POST", `/v1/admin/packages?${q}`, pkg, "application/gzip"),
+      201,
+    )).body;
+    await send(adminReq("POST", `/v1/admin/packages?${q}`, pkg, "application/gzip"), 200);
+    const file = new TextEncoder().encode("rules\n");
+    const fq = "app=vscreen&name=rules.conf&version=7";
+    await send(adminReq("POST", `/v1/admin/files?${fq}`, file, "application/octet-stream"), 201);
+    await send(adminReq("POST", `/v1/admin/files?${fq}`, file, "application/octet-stream"), 200);
+    await admin("PUT", "/v1/admin/apps/vscreen/fileinfo/rules.conf", 200, {
+      destination: "etc/vscreen/rules.conf",
+      mode: "0640",
+      action: ["systemctl", "restart", "vscreen"],
+    });
+    await admin("GET", "/v1/admin/apps/vscreen/fileinfo", 200);
+    await admin("GET", "/v1/admin/components", 200);
+    await admin("GET", `/v1/admin/components/${published.id}`, 200);
+    const ref = { app: "vscreen", name: "vscreen", version: "1.0.0" };
+    const assigned = (await admin("POST", "/v1/admin/assignments", 201, {
+      kind: "package",
+      ...ref,
+      target: { type: "all" },
+      failureThresholdPercent: 50,
+    })).body;
+    await admin("POST", "/v1/admin/assignments", 201, {
+      kind: "file",
+      app: "vscreen",
+      name: "rules.conf",
+      version: "7",
+      target: { type: "site", value: "lab" },
+    });
+    await admin("GET", "/v1/admin/assignments", 200);
+    await admin("GET", `/v1/admin/assignments/${assigned.id}`, 200);
+    await admin("PATCH", `/v1/admin/assignments/${assigned.id}`, 200, { rolloutPercent: 100 });
+    const catalog = (await send(await signed("GET", "/v1/catalog"), 200)).body;
+    const doc2 = JSON.parse(catalog.catalog);
+    const url = doc2.components.find((c: any) => c.kind === "package").urls[0];
+    const bytes = await noc.app.request(url);
+    assert.equal(bytes.status, 200);
+    await bytes.arrayBuffer();
+    await send(
+      await signed("POST", "/v1/installs", {
+        results: [{ kind: "package", ...ref, outcome: "installed" }],
+      }),
+      200,
+    );
+    await send(await signed("GET", "/v1/wake?wait=0"), 200);
+    const release = await generateEd25519();
+    const releaseKey = toBase64Url(await exportRawPublic(release.publicKey));
+    const registered = (await admin("POST", "/v1/admin/release-keys", 201, {
+      publicKey: releaseKey,
+      label: "release team",
+    })).body;
+    await admin("GET", "/v1/admin/release-keys", 200);
+    const hold = (await admin("POST", "/v1/admin/holds", 201, { uid, reason: "testing" })).body;
+    await admin("GET", "/v1/admin/holds", 200);
+
+    // A local component server of site lab.
+    const localToken = (await admin("POST", "/v1/admin/enrollment-tokens", 201, {
+      purpose: "local-server",
+      site: "lab",
+    })).body;
+    const local = await generateEd25519();
+    const server = (await send(
+      new Request(`${base}/v1/local/enroll`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          token: localToken.token,
+          name: "cache-lab",
+          url: "https://cache.lab.example.com:8443",
+          signingKey: toBase64Url(await exportRawPublic(local.publicKey)),
+          version: "1.0.0",
+        }),
+      }),
+      201,
+    )).body;
+    const asServer = { uid: server.id, key: local.privateKey };
+    const now = noc.clock.now().toISOString();
+    await send(
+      await signed("POST", "/v1/local/sync", {
+        url: "https://cache.lab.example.com:8443",
+        version: "1.0.0",
+        cache: { bytes: 0, limit: 1024, entries: 0 },
+        hits: 0,
+        misses: 0,
+        servedBytes: 0,
+        pendingRecords: 0,
+        problems: [{ code: "cache_full", message: "full", at: now }],
+      }, asServer),
+      200,
+    );
+    await send(
+      await signed("POST", "/v1/local/deliveries", {
+        epoch: crypto.randomUUID(),
+        records: [
+          { seq: 1, uid, componentId: published.id, at: now },
+          { seq: 2, uid: crypto.randomUUID(), componentId: published.id, at: now },
+        ],
+      }, asServer),
+      200,
+    );
+    await admin("GET", "/v1/admin/local-servers", 200);
+    await admin("GET", `/v1/admin/local-servers/${server.id}`, 200);
+
+    // Appliances, alerts, the rest of the admin API.
+    await admin("GET", "/v1/admin/appliances", 200);
+    await admin("GET", `/v1/admin/appliances/${uid}`, 200);
+    await admin("GET", `/v1/admin/appliances/${uid}/configuration`, 200);
+    await admin("PATCH", `/v1/admin/appliances/${uid}`, 200, { tags: ["edge"] });
+    const window = (await admin("POST", "/v1/admin/maintenance", 201, {
+      site: "lab",
+      endsAt: new Date(noc.clock.now().getTime() + 60_000).toISOString(),
+      reason: "move",
+    })).body;
+    await admin("GET", "/v1/admin/maintenance", 200);
+    await admin("DELETE", `/v1/admin/maintenance/${window.id}`, 204);
+    noc.clock.advance(3 * 3600 * 1000);
+    await admin("POST", "/v1/admin/sweep", 200);
+    const alerts = (await admin("GET", "/v1/admin/alerts?status=all", 200)).body;
+    assert.ok(alerts.items.length > 0, "the sweep raised an alert");
+    await admin("POST", `/v1/admin/alerts/${alerts.items[0].id}/ack`, 200);
+    await admin("POST", "/v1/admin/wake", 202, { uid });
+    await admin("GET", "/v1/admin/fleet", 200);
+    await admin("GET", "/v1/admin/notices", 200);
+    // A signature of 1970: clock_skew, recorded as a refused identity.
+    const stale = await signedRequest({
+      baseUrl: base,
+      uid,
+      key: keys.signing,
+      method: "POST",
+      path: "/v1/beats",
+      body: sampleBeat(2, noc.clock.now()),
+      now: new Date(0),
+    });
+    assert.equal((await send(stale, 401)).body.error, "clock_skew");
+    await admin("GET", "/v1/admin/auth-failures", 200);
+    // Refusals, each the Error body.
+    await admin("GET", "/v1/admin/appliances/00000000-0000-4000-8000-000000000000", 404);
+    await admin("POST", "/v1/admin/holds", 400, { uid: "nope" });
+    await admin("POST", "/v1/admin/holds", 409, { uid, reason: "testing" });
+    await send(new Request(`${base}/v1/admin/fleet`), 401);
+    // Deletions and revocations last.
+    await admin("DELETE", `/v1/admin/holds/${hold.id}`, 204);
+    await admin("DELETE", `/v1/admin/assignments/${assigned.id}`, 204);
+    await admin("DELETE", "/v1/admin/apps/vscreen/fileinfo/rules.conf", 204);
+    await admin("DELETE", `/v1/admin/release-keys/${registered.kid}`, 204);
+    await admin("POST", `/v1/admin/local-servers/${server.id}/revoke`, 200, { reason: "gone" });
+    await admin("POST", `/v1/admin/appliances/${uid}/revoke`, 200, { reason: "stolen" });
+
+    assert.deepEqual(problems, [], "answers that do not match the document");
+    // Every JSON operation of the appliance protocol and the admin API answered, successfully.
+    const untried = ops.filter((o) => apiTags.includes(o.tag)).flatMap((o) =>
+      Object.entries(o.responses)
+        .filter(([s, r]) => /^2\d\d$/.test(s) && (s === "204" || r.content?.["application/json"]))
+        .map(([s]) => `${o.key} ${s}`)
+    ).filter((k) => !seen.has(k));
+    assert.deepEqual(untried, [], "documented answers no request here produced");
+  },
+);

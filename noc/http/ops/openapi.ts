@@ -2,8 +2,10 @@
  * `GET /openapi.json`: the OpenAPI 3.1 description of every route — the
  * appliance protocol, the local component server protocol, the admin API,
  * the operator console and the operational endpoints — with request schemas
- * generated from the same zod schemas the routes validate with; `GET /docs`:
- * a self-contained viewer that can also send requests.
+ * generated from the same zod schemas the routes validate with, and the
+ * answers' bodies from noc/http/ops/responses.ts (every refusal's from
+ * `errorBody`); `GET /docs`: a self-contained viewer that can also send
+ * requests.
  *
  * @module
  */
@@ -11,10 +13,11 @@ import { Hono } from "hono";
 import { z } from "zod";
 import * as s from "../../../protocol/schemas.ts";
 import { signedFileinfoSchema } from "../../../protocol/fileinfo.ts";
-import { endorsedReleaseKeySchema } from "../../../protocol/release_keys.ts";
+import { releaseKeyBodySchema } from "../admin/release_keys.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { docsPage } from "./openapi_viewer.ts";
+import * as r from "./responses.ts";
 
 type Auth = "none" | "admin" | "appliance" | "grant" | "local" | "token" | "metrics" | "session";
 
@@ -32,6 +35,8 @@ export interface Operation {
   body?: z.ZodType | { type: string; description: string };
   /** Status → description; errors are added for every operation. */
   responses: Record<string, string>;
+  /** Status → the JSON body answered with it (a refusal's is `errorBody` unless given). */
+  bodies?: Record<string, z.ZodType>;
   /** Content type of the 2xx answer (JSON unless said). */
   produces?: string;
 }
@@ -50,6 +55,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "operations",
       auth: "none",
       responses: { "200": "Healthy", "503": "Database unreachable or migrations pending" },
+      bodies: { "200": r.health, "503": r.health },
     },
     {
       method: "get",
@@ -67,6 +73,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "operations",
       auth: "none",
       responses: { "200": "OpenAPI 3.1 document" },
+      bodies: { "200": z.record(z.string(), z.unknown()).describe("An OpenAPI 3.1 document") },
     },
     {
       method: "get",
@@ -86,6 +93,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       auth: "token",
       body: s.enrollSchema,
       responses: { "201": "Enrolled: UID, interval, NOC keys" },
+      bodies: { "201": r.enrolled },
     },
     {
       method: "post",
@@ -95,6 +103,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       auth: "appliance",
       body: s.beatSchema(settings.maxAppDataBytes),
       responses: { "200": "Accepted: interval and next due time" },
+      bodies: { "200": r.beatAnswer },
     },
     {
       method: "get",
@@ -103,6 +112,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "appliance",
       auth: "none",
       responses: { "200": "Keys" },
+      bodies: { "200": r.keysAnswer },
     },
     {
       method: "get",
@@ -112,6 +122,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "appliance",
       auth: "appliance",
       responses: { "200": "Signed catalog envelope", "304": "Unchanged" },
+      bodies: { "200": r.catalogEnvelope },
     },
     {
       method: "get",
@@ -147,6 +158,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       responses: {
         "200": "Recorded; outcomes for versions never sent to the appliance listed as uncounted",
       },
+      bodies: { "200": r.installsAnswer },
     },
     {
       method: "get",
@@ -156,6 +168,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       auth: "appliance",
       query: s.wakeQuery,
       responses: { "200": "wake and cursor", "503": "This instance is shutting down" },
+      bodies: { "200": r.wakeAnswer },
     },
     // Local component servers.
     {
@@ -166,6 +179,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       auth: "token",
       body: s.localEnrollSchema,
       responses: { "201": "Enrolled: id, site, NOC keys" },
+      bodies: { "201": r.localEnrolled },
     },
     {
       method: "post",
@@ -175,6 +189,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       auth: "local",
       body: s.localSyncSchema,
       responses: { "200": "Stage, keys, and the appliances revoked since (their grants refused)" },
+      bodies: { "200": r.localSynced },
     },
     {
       method: "post",
@@ -187,6 +202,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
         "200":
           "Highest sequence number applied; records outside the site or its catalogs listed as refusedRecords",
       },
+      bodies: { "200": r.localRecorded },
     },
     {
       method: "get",
@@ -208,6 +224,7 @@ function admin(
   path: string,
   summary: string,
   tag: string,
+  answer: { status: "200" | "201" | "202" | "204"; body?: z.ZodType; description?: string },
   extra: Partial<Operation> = {},
 ): Operation {
   return {
@@ -216,101 +233,170 @@ function admin(
     summary,
     tag,
     auth: "admin",
-    responses: { [method === "post" && !extra.responses ? "201" : "200"]: "Done" },
+    responses: { [answer.status]: answer.description ?? (answer.body ? "Done" : "Done; no body") },
+    ...(answer.body ? { bodies: { [answer.status]: answer.body } } : {}),
     ...extra,
   };
 }
 
 function adminOperations(): Operation[] {
-  const ok = (d = "Done") => ({ "200": d });
+  const ok = (body: z.ZodType, description = "Done") => ({
+    status: "200" as const,
+    body,
+    description,
+  });
+  const created = (body: z.ZodType) => ({ status: "201" as const, body, description: "Created" });
+  const gone = { status: "204" as const, description: "Done; no body" };
+  const published = {
+    responses: { "201": "Published", "200": "Already published with the same content" },
+    bodies: { "201": r.component, "200": r.component },
+  };
   return [
-    admin("post", "/enrollment-tokens", "Create a one-time enrolment token", "enrolment", {
-      body: s.createEnrollmentTokenSchema,
-    }),
-    admin("get", "/enrollment-tokens", "List enrolment tokens", "enrolment", {
-      query: s.limitQuery,
-      responses: ok("Tokens"),
-    }),
-    admin("delete", "/enrollment-tokens/:id", "Revoke an enrolment token", "enrolment", {
-      params: idParam,
-    }),
-    admin("get", "/appliances", "List appliances (filters, keyset pages)", "appliances", {
-      query: s.listAppliancesQuery,
-      responses: ok("A page of appliances and the next cursor"),
-    }),
+    admin(
+      "post",
+      "/enrollment-tokens",
+      "Create a one-time enrolment token",
+      "enrolment",
+      created(r.enrollmentToken),
+      { body: s.createEnrollmentTokenSchema },
+    ),
+    admin(
+      "get",
+      "/enrollment-tokens",
+      "List enrolment tokens",
+      "enrolment",
+      ok(r.lists.enrollmentTokens, "Tokens"),
+      { query: s.limitQuery },
+    ),
+    admin(
+      "delete",
+      "/enrollment-tokens/:id",
+      "Revoke an enrolment token",
+      "enrolment",
+      ok(r.enrollmentToken, "The token, revoked"),
+      { params: idParam },
+    ),
+    admin(
+      "get",
+      "/appliances",
+      "List appliances (filters, keyset pages)",
+      "appliances",
+      ok(r.lists.appliances, "A page of appliances and the next cursor"),
+      { query: s.listAppliancesQuery },
+    ),
     admin(
       "get",
       "/appliances/:uid",
       "One appliance, its last report, history, alerts",
       "appliances",
-      {
-        params: uidParam,
-        query: s.applianceDetailQuery,
-      },
+      ok(r.applianceDetail, "The appliance"),
+      { params: uidParam, query: s.applianceDetailQuery },
     ),
-    admin("get", "/appliances/:uid/configuration", "What the NOC sent it", "appliances", {
-      params: uidParam,
-    }),
-    admin("patch", "/appliances/:uid", "Change interval or placement", "appliances", {
-      params: uidParam,
-      body: s.patchApplianceSchema,
-    }),
-    admin("post", "/appliances/:uid/revoke", "Revoke an appliance", "appliances", {
-      params: uidParam,
-      body: s.revokeSchema,
-      responses: ok(),
-    }),
-    admin("get", "/alerts", "List alerts", "alerts", {
+    admin(
+      "get",
+      "/appliances/:uid/configuration",
+      "What the NOC sent it",
+      "appliances",
+      ok(r.configuration, "Every component version it was sent"),
+      { params: uidParam },
+    ),
+    admin(
+      "patch",
+      "/appliances/:uid",
+      "Change interval or placement",
+      "appliances",
+      ok(r.appliance, "The appliance, changed"),
+      { params: uidParam, body: s.patchApplianceSchema },
+    ),
+    admin(
+      "post",
+      "/appliances/:uid/revoke",
+      "Revoke an appliance",
+      "appliances",
+      ok(r.appliance, "The appliance, revoked"),
+      { params: uidParam, body: s.revokeSchema },
+    ),
+    admin("get", "/alerts", "List alerts", "alerts", ok(r.lists.alerts, "Alerts"), {
       query: s.listAlertsQuery,
-      responses: ok("Alerts"),
     }),
-    admin("post", "/alerts/:id/ack", "Acknowledge an alert", "alerts", {
-      params: idParam,
-      responses: ok(),
-    }),
-    admin("post", "/maintenance", "Open a maintenance window", "alerts", {
-      body: s.maintenanceSchema,
-    }),
-    admin("get", "/maintenance", "List maintenance windows", "alerts", {
-      query: s.maintenanceListQuery,
-    }),
-    admin("delete", "/maintenance/:id", "End a maintenance window", "alerts", {
+    admin("post", "/alerts/:id/ack", "Acknowledge an alert", "alerts", ok(r.alert, "The alert"), {
       params: idParam,
     }),
-    admin("post", "/wake", "Wake an appliance, a site or the fleet", "appliances", {
-      body: s.wakeSchema,
-      responses: { "202": "Queued" },
+    admin(
+      "post",
+      "/maintenance",
+      "Open a maintenance window",
+      "alerts",
+      created(r.maintenanceWindow),
+      { body: s.maintenanceSchema },
+    ),
+    admin(
+      "get",
+      "/maintenance",
+      "List maintenance windows",
+      "alerts",
+      ok(r.lists.maintenanceWindows, "Windows"),
+      { query: s.maintenanceListQuery },
+    ),
+    admin("delete", "/maintenance/:id", "End a maintenance window", "alerts", gone, {
+      params: idParam,
     }),
-    admin("get", "/local-servers", "List local component servers", "local component server", {
-      query: s.localServerListQuery,
-    }),
-    admin("get", "/local-servers/:id", "One local component server", "local component server", {
-      params: s.localServerParam,
-    }),
+    admin(
+      "post",
+      "/wake",
+      "Wake an appliance, a site or the fleet",
+      "appliances",
+      { status: "202", body: r.wakeQueued, description: "Queued" },
+      { body: s.wakeSchema },
+    ),
+    admin(
+      "get",
+      "/local-servers",
+      "List local component servers",
+      "local component server",
+      ok(r.lists.localServers, "Local component servers"),
+      { query: s.localServerListQuery },
+    ),
+    admin(
+      "get",
+      "/local-servers/:id",
+      "One local component server",
+      "local component server",
+      ok(r.localServerDetail, "The server, and what it fetched from the NOC"),
+      { params: s.localServerParam },
+    ),
     admin(
       "post",
       "/local-servers/:id/revoke",
       "Revoke a local component server",
       "local component server",
-      {
-        params: s.localServerParam,
-        body: s.revokeSchema,
-        responses: ok(),
-      },
+      ok(r.localServer, "The server, revoked"),
+      { params: s.localServerParam, body: s.revokeSchema },
     ),
-    admin("get", "/fleet", "Counts by state and open alerts", "appliances"),
-    admin("post", "/sweep", "Run the status daemon now", "alerts", {
-      responses: ok("Sweep result"),
-    }),
-    admin("get", "/notices", "Recent notices and their deliveries", "alerts", {
-      query: s.limitQuery,
-    }),
-    admin("get", "/auth-failures", "Recent refused identities", "alerts", { query: s.limitQuery }),
+    admin("get", "/fleet", "Counts by state and open alerts", "appliances", ok(r.fleet, "Fleet")),
+    admin("post", "/sweep", "Run the status daemon now", "alerts", ok(r.sweep, "Sweep result")),
+    admin(
+      "get",
+      "/notices",
+      "Recent notices and their deliveries",
+      "alerts",
+      ok(r.notices, "Notices"),
+      { query: s.limitQuery },
+    ),
+    admin(
+      "get",
+      "/auth-failures",
+      "Recent refused identities",
+      "alerts",
+      ok(r.authFailures, "Refusals"),
+      { query: s.limitQuery },
+    ),
     admin(
       "post",
       "/packages",
       "Publish a package (gzip tar payload, or a signed package)",
       "releases",
+      created(r.component),
       {
         query: s.componentQuery.partial(),
         body: {
@@ -318,57 +404,108 @@ function adminOperations(): Operation[] {
           description:
             "A payload to encrypt and sign; or application/vnd.noc-package with X-NOC-Wrapped-Key",
         },
-        responses: { "201": "Published", "200": "Already published with the same content" },
+        ...published,
       },
     ),
-    admin("post", "/files", "Publish a file", "releases", {
+    admin("post", "/files", "Publish a file", "releases", created(r.component), {
       query: s.componentQuery,
       body: { type: "application/octet-stream", description: "The file's bytes" },
-      responses: { "201": "Published", "200": "Already published with the same content" },
+      ...published,
     }),
-    admin("get", "/components", "List components", "releases", { query: s.listComponentsQuery }),
-    admin("get", "/components/:id", "One component", "releases", { params: idParam }),
-    admin("post", "/release-keys", "Register an offline release key", "releases", {
-      body: endorsedReleaseKeySchema,
+    admin("get", "/components", "List components", "releases", ok(r.lists.components), {
+      query: s.listComponentsQuery,
     }),
-    admin("get", "/release-keys", "List release keys", "releases"),
-    admin("delete", "/release-keys/:kid", "Retire a release key", "releases", {
+    admin("get", "/components/:id", "One component", "releases", ok(r.componentDetail), {
+      params: idParam,
+    }),
+    admin(
+      "post",
+      "/release-keys",
+      "Register an offline release key",
+      "releases",
+      created(r.releaseKey),
+      { body: releaseKeyBodySchema },
+    ),
+    admin("get", "/release-keys", "List release keys", "releases", ok(r.lists.releaseKeys)),
+    admin("delete", "/release-keys/:kid", "Retire a release key", "releases", gone, {
       params: s.kidParam,
     }),
-    admin("get", "/apps/:app/fileinfo", "An application's fileinfo", "releases", {
-      params: s.appParam,
-    }),
-    admin("put", "/apps/:app/fileinfo/:name", "Save a file's fileinfo", "releases", {
+    admin(
+      "get",
+      "/apps/:app/fileinfo",
+      "An application's fileinfo",
+      "releases",
+      ok(r.lists.fileinfo),
+      {
+        params: s.appParam,
+      },
+    ),
+    admin(
+      "put",
+      "/apps/:app/fileinfo/:name",
+      "Save a file's fileinfo",
+      "releases",
+      ok(r.fileinfo),
+      {
+        params: s.fileinfoParam,
+        body: signedFileinfoSchema,
+      },
+    ),
+    admin("delete", "/apps/:app/fileinfo/:name", "Delete a file's fileinfo", "releases", gone, {
       params: s.fileinfoParam,
-      body: signedFileinfoSchema,
     }),
-    admin("delete", "/apps/:app/fileinfo/:name", "Delete a file's fileinfo", "releases", {
-      params: s.fileinfoParam,
-    }),
-    admin("post", "/assignments", "Assign a release to a target (rollout, threshold)", "releases", {
-      body: s.assignmentSchema,
-    }),
-    admin("get", "/assignments", "List assignments with progress", "releases", {
-      query: s.assignmentListQuery,
-    }),
-    admin("get", "/assignments/:id", "One assignment with progress", "releases", {
+    admin(
+      "post",
+      "/assignments",
+      "Assign a release to a target (rollout, threshold)",
+      "releases",
+      created(r.assignment),
+      { body: s.assignmentSchema },
+    ),
+    admin(
+      "get",
+      "/assignments",
+      "List assignments with progress",
+      "releases",
+      ok(r.lists.assignments),
+      { query: s.assignmentListQuery },
+    ),
+    admin("get", "/assignments/:id", "One assignment with progress", "releases", ok(r.assignment), {
       params: idParam,
     }),
-    admin("patch", "/assignments/:id", "Change rollout, pause, threshold", "releases", {
+    admin(
+      "patch",
+      "/assignments/:id",
+      "Change rollout, pause, threshold",
+      "releases",
+      ok(r.assignment),
+      { params: idParam, body: s.patchAssignmentSchema },
+    ),
+    admin("delete", "/assignments/:id", "Delete an assignment", "releases", gone, {
       params: idParam,
-      body: s.patchAssignmentSchema,
     }),
-    admin("delete", "/assignments/:id", "Delete an assignment", "releases", { params: idParam }),
-    admin("post", "/holds", "Hold an appliance (or one application) where it is", "releases", {
-      body: s.holdSchema,
-    }),
-    admin("get", "/holds", "List holds", "releases", { query: s.holdQuery }),
-    admin("delete", "/holds/:id", "Release a hold", "releases", { params: idParam }),
+    admin(
+      "post",
+      "/holds",
+      "Hold an appliance (or one application) where it is",
+      "releases",
+      created(r.hold),
+      { body: s.holdSchema },
+    ),
+    admin("get", "/holds", "List holds", "releases", ok(r.lists.holds), { query: s.holdQuery }),
+    admin("delete", "/holds/:id", "Release a hold", "releases", gone, { params: idParam }),
   ];
 }
 
 function schemaOf(t: z.ZodType): Record<string, unknown> {
-  const out = z.toJSONSchema(t, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+  const out = z.toJSONSchema(t, {
+    io: "input",
+    unrepresentable: "any",
+    // A time says `format: date-time`; the long pattern zod adds for it says nothing more.
+    override: (ctx) => {
+      if (ctx.jsonSchema.format === "date-time") delete ctx.jsonSchema.pattern;
+    },
+  }) as Record<string, unknown>;
   delete out["$schema"];
   return out;
 }
@@ -407,18 +544,37 @@ export function openApiDocument(ops: readonly Operation[], version: string) {
   for (const op of ops) {
     const path = op.path.replace(/:([A-Za-z_]+)/g, "{$1}");
     const responses: Record<string, unknown> = {};
+    const produces = op.produces ?? json;
+    const refusal = produces === "text/html"
+      ? { description: "Refused: a page naming the problem" }
+      : {
+        description: "Refused: a JSON body naming the problem",
+        content: { [json]: { schema: { $ref: "#/components/schemas/Error" } } },
+      };
     for (const [status, description] of Object.entries(op.responses)) {
-      const produces = op.produces ?? json;
-      responses[status] = status === "304" || op.method === "head" || status === "503"
+      const body = op.bodies?.[status];
+      responses[status] = body
+        ? { description, content: { [json]: { schema: schemaOf(body) } } }
+        : Number(status) >= 400
+        ? { ...refusal, description }
+        : status === "204" || status === "304" || op.method === "head" || Number(status) < 200 ||
+            Number(status) >= 300
         ? { description }
         : produces === json
         ? { description, content: { [json]: { schema: { type: "object" } } } }
-        : { description, content: { [produces]: { schema: { type: "string" } } } };
+        : {
+          description,
+          content: {
+            [produces]: {
+              schema: produces.startsWith("text/")
+                ? { type: "string" }
+                : { type: "string", contentMediaType: produces },
+            },
+          },
+        };
     }
-    responses["4XX"] = {
-      description: "Refused: a JSON body naming the problem",
-      content: { [json]: { schema: { $ref: "#/components/schemas/Error" } } },
-    };
+    responses["4XX"] = refusal;
+    responses["5XX"] = refusal;
     const operation: Record<string, unknown> = {
       operationId: `${op.method}${
         op.path.replace(
@@ -467,21 +623,7 @@ export function openApiDocument(ops: readonly Operation[], version: string) {
     paths,
     components: {
       schemas: {
-        Error: {
-          type: "object",
-          required: ["error", "message"],
-          properties: {
-            error: { type: "string", description: "Stable code" },
-            message: { type: "string" },
-            issues: {
-              type: "array",
-              items: {
-                type: "object",
-                properties: { path: { type: "string" }, message: { type: "string" } },
-              },
-            },
-          },
-        },
+        Error: schemaOf(r.errorBody),
       },
       securitySchemes: {
         adminToken: {

@@ -1,0 +1,439 @@
+/**
+ * The JSON bodies the NOC answers with, as zod schemas: `/openapi.json` describes every
+ * operation's answers with them (noc/http/ops/openapi.ts), and tests/openapi_test.ts checks real
+ * answers against them. Objects are open (a client must ignore members it does not know), but
+ * every member the NOC sends is listed here.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** An ISO 8601 time, as `Date.prototype.toISOString` (or PostgreSQL's JSON) writes it. */
+const time = z.iso.datetime({ offset: true });
+const uid = z.uuid();
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/).describe("SHA-256, lower-case hex");
+const kid = z.string().describe("Key id: the first 16 hex digits of SHA-256 of the public key");
+const base64url = z.string().regex(/^[A-Za-z0-9_-]*$/);
+const kind = z.enum(["package", "file"]);
+const count = z.number().int().min(0);
+
+/** Every refusal's body (4xx, and 500/503): `error` is the stable code docs/protocol.md lists. */
+export const errorBody = z.object({
+  error: z.string().describe("Stable code (docs/protocol.md, Errors)"),
+  message: z.string().describe("What was refused and why, for people"),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional()
+    .describe("The fields refused (invalid_body, invalid_query, invalid_param, …)"),
+  reason: z.string().optional().describe("bad_package: which check failed"),
+}).describe("A refusal");
+
+/** An endorsement of a release key (protocol/release_keys.ts). */
+const endorsement = z.object({ signer: kid, notAfter: time.nullable(), signature: base64url });
+
+/** A published public key (protocol/keys.ts `PublishedKey`, with its endorsement if any). */
+export const publishedKey = z.object({
+  kid,
+  alg: z.literal("ed25519"),
+  use: z.array(z.enum(["catalog", "package"])),
+  publicKey: base64url.describe("Raw Ed25519 public key, 32 bytes"),
+  notAfter: time.nullable(),
+  endorsement: endorsement.optional(),
+});
+
+/** `POST /v1/enroll` 201. */
+export const enrolled = z.object({
+  uid,
+  intervalS: z.number().int(),
+  nocKeys: z.array(publishedKey),
+  serverTime: time,
+  site: z.string().nullable(),
+  channel: z.string().nullable(),
+  tags: z.array(z.string()),
+});
+
+/** `POST /v1/beats` 200. */
+export const beatAnswer = z.object({
+  uid,
+  receivedAt: time,
+  intervalS: z.number().int(),
+  nextBeatInS: z.number().int(),
+  nextDueAt: time,
+  catalogUrl: z.string().optional().describe("Only when the catalog server runs apart"),
+});
+
+/** `GET /v1/keys` 200. */
+export const keysAnswer = z.object({
+  keys: z.array(publishedKey),
+  encryptionKey: base64url.describe("The NOC's X25519 public key (offline packages wrap to it)"),
+  chain: z.array(z.object({
+    statement: z.string().describe("The noc-keys/1 statement's JSON text"),
+    signatures: z.array(z.object({ kid, signature: base64url })),
+  })),
+});
+
+/** `GET /v1/catalog` 200: the signed envelope (the document is `catalog`, as text). */
+export const catalogEnvelope = z.object({
+  catalog: z.string().describe("The noc-catalog/1 document's exact JSON text"),
+  kid,
+  signature: base64url.describe("Ed25519 over noc-catalog/1\\n and the text"),
+});
+
+/** `POST /v1/installs` 200. */
+export const installsAnswer = z.object({
+  recorded: count,
+  pausedAssignments: z.array(z.number().int()),
+  uncounted: z.array(z.object({ kind, app: z.string(), name: z.string(), version: z.string() })),
+});
+
+/** `GET /v1/wake` 200. */
+export const wakeAnswer = z.object({ wake: z.boolean(), cursor: z.number().int() });
+
+/** A component version (the local server's stage, the admin API's component). */
+const componentVersion = z.object({
+  id: z.number().int(),
+  kind,
+  app: z.string(),
+  name: z.string(),
+  version: z.string(),
+  size: count,
+  sha256,
+});
+
+/** `POST /v1/local/enroll` 201. */
+export const localEnrolled = z.object({
+  id: uid,
+  site: z.string(),
+  syncS: z.number().int(),
+  nocKeys: z.array(publishedKey),
+  serverTime: time,
+});
+
+/** `POST /v1/local/sync` 200. */
+export const localSynced = z.object({
+  id: uid,
+  site: z.string(),
+  syncS: z.number().int(),
+  serverTime: time,
+  keys: z.array(publishedKey),
+  stage: z.array(componentVersion),
+  revoked: z.array(uid),
+});
+
+/** `POST /v1/local/deliveries` 200. */
+export const localRecorded = z.object({
+  acked: count,
+  applied: count,
+  duplicates: count,
+  refused: count,
+  refusedRecords: z.array(z.object({
+    seq: z.number().int(),
+    uid: z.string(),
+    componentId: z.number().int(),
+    reason: z.enum(["not_in_site", "not_in_catalog"]),
+  })),
+});
+
+/** `GET /healthz`. */
+export const health = z.object({
+  status: z.enum(["ok", "unavailable", "migrations_pending"]),
+  database: z.string(),
+  pending: z.array(z.string()).optional(),
+  error: z.string().optional(),
+});
+
+// Admin API.
+
+const items = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
+
+/** An enrolment token (`token` only in the answer that created it). */
+export const enrollmentToken = z.object({
+  id: z.number().int(),
+  label: z.string().nullable(),
+  site: z.string().nullable(),
+  channel: z.string().nullable(),
+  tags: z.array(z.string()),
+  purpose: z.enum(["appliance", "local-server"]),
+  status: z.enum(["unused", "used", "expired", "revoked"]),
+  createdAt: time,
+  expiresAt: time,
+  usedAt: time.nullable(),
+  usedBy: z.string().nullable(),
+  revokedAt: time.nullable(),
+  token: z.string().optional().describe("The token itself: shown once, when it is created"),
+});
+
+const maintenanceNow = z.object({ id: z.number().int(), endsAt: time, reason: z.string() })
+  .nullable();
+
+/** An appliance as the admin API lists it. */
+export const appliance = z.object({
+  uid,
+  hostname: z.string(),
+  model: z.string(),
+  site: z.string().nullable(),
+  channel: z.string().nullable(),
+  tags: z.array(z.string()),
+  state: z.enum(["ok", "late", "missing", "revoked"]),
+  maintenance: maintenanceNow,
+  intervalS: z.number().int(),
+  agentVersion: z.string().nullable(),
+  enrolledAt: time,
+  lastBeatAt: time.nullable(),
+  lastSeq: z.number().int().nullable(),
+  lastAddress: z.string().nullable(),
+  nextDueAt: time,
+  missingSince: time.nullable(),
+  revokedAt: time.nullable(),
+  revokedReason: z.string().nullable(),
+});
+
+/** `GET /v1/admin/appliances/:uid`. */
+export const applianceDetail = appliance.extend({
+  lastReport: z.record(z.string(), z.unknown()).nullable()
+    .describe("The latest SecureBeat, as sent"),
+  catalog: z.array(
+    z.object({
+      id: z.number().int(),
+      kind,
+      app: z.string(),
+      name: z.string(),
+      version: z.string(),
+    }),
+  ),
+  installOutcomes: z.array(z.object({
+    kind,
+    app: z.string(),
+    name: z.string(),
+    version: z.string(),
+    outcome: z.enum(["installed", "failed", "rolled_back"]),
+    message: z.string().nullable(),
+    reportedAt: time,
+  })),
+  history: z.array(z.object({
+    receivedAt: time,
+    seq: z.number().int(),
+    sentAt: time,
+    report: z.record(z.string(), z.unknown()).describe("Health figures and the cycle's outcome"),
+  })),
+  alerts: z.array(z.object({
+    id: z.number().int(),
+    kind: z.string(),
+    openedAt: time,
+    resolvedAt: time.nullable(),
+  })),
+});
+
+/** `GET /v1/admin/appliances/:uid/configuration`. */
+export const configuration = z.object({
+  uid,
+  items: z.array(z.object({
+    kind,
+    app: z.string(),
+    name: z.string(),
+    version: z.string(),
+    firstSentAt: time,
+    lastSentAt: time,
+    times: z.number().int(),
+    via: z.object({ localServer: uid, name: z.string().nullable() }).nullable(),
+  })),
+});
+
+/** An alert. */
+export const alert = z.object({
+  id: z.number().int(),
+  kind: z.string(),
+  uid: uid.nullable(),
+  hostname: z.string().nullable(),
+  site: z.string().nullable(),
+  status: z.enum(["open", "resolved"]),
+  openedAt: time,
+  resolvedAt: time.nullable(),
+  acknowledgedAt: time.nullable(),
+  acknowledgedBy: z.string().nullable(),
+  detail: z.record(z.string(), z.unknown()),
+});
+
+/** A maintenance window. */
+export const maintenanceWindow = z.object({
+  id: z.number().int(),
+  uid: uid.nullable(),
+  site: z.string().nullable(),
+  startsAt: time,
+  endsAt: time,
+  reason: z.string(),
+  active: z.boolean(),
+});
+
+/** `POST /v1/admin/wake` 202. */
+export const wakeQueued = z.object({
+  id: z.number().int(),
+  target: z.object({ type: z.enum(["appliance", "site", "all"]), value: z.string().nullable() }),
+});
+
+/** A local component server. */
+export const localServer = z.object({
+  id: uid,
+  site: z.string(),
+  name: z.string(),
+  url: z.string(),
+  version: z.string().nullable(),
+  state: z.enum(["ok", "silent", "revoked"]),
+  enrolledAt: time,
+  lastContactAt: time.nullable(),
+  lastAddress: z.string().nullable(),
+  cache: z.object({ bytes: count, limit: count, entries: count, staged: count }),
+  hits: count,
+  misses: count,
+  hitRate: z.number().nullable(),
+  servedBytes: count,
+  fetchedFromNocBytes: count,
+  pendingRecords: count,
+  problems: z.array(z.record(z.string(), z.unknown())),
+  revokedAt: time.nullable(),
+  revokedReason: z.string().nullable(),
+});
+
+/** `GET /v1/admin/local-servers/:id`. */
+export const localServerDetail = localServer.extend({
+  fetchedFromNoc: z.array(z.object({
+    componentId: z.number().int(),
+    kind,
+    app: z.string(),
+    name: z.string(),
+    version: z.string(),
+    times: z.number().int(),
+    bytes: count,
+    lastAt: time,
+  })),
+});
+
+/** `GET /v1/admin/fleet`. */
+export const fleet = z.object({
+  states: z.object({ ok: count, late: count, missing: count, revoked: count }),
+  openAlerts: count,
+  at: time,
+  beatsPerMinute: z.array(z.object({ at: time, perMinute: z.number() })),
+  versions: z.array(
+    z.object({ app: z.string(), name: z.string(), version: z.string(), n: count }),
+  ),
+});
+
+/** `POST /v1/admin/sweep`. */
+export const sweep = z.object({
+  alerted: z.array(uid).describe("Appliances alerted missing by this sweep"),
+  recovered: z.array(uid).describe("Appliances whose recovery was announced"),
+  notices: count,
+  durationMs: z.number(),
+});
+
+/** `GET /v1/admin/notices`. */
+export const notices = z.object({
+  targets: z.array(z.object({ key: z.string(), label: z.string() })),
+  items: z.array(z.object({
+    id: z.number().int(),
+    createdAt: time,
+    kind: z.string(),
+    uid: uid.nullable(),
+    text: z.string(),
+    deliveries: z.array(z.object({
+      target: z.string(),
+      attempts: count,
+      deliveredAt: time.nullable(),
+      nextAttemptAt: time.nullable(),
+      lastError: z.string().nullable(),
+    })),
+  })),
+});
+
+/** `GET /v1/admin/auth-failures`. */
+export const authFailures = items(z.object({
+  id: z.number().int(),
+  at: time,
+  reason: z.string(),
+  keyid: z.string().nullable(),
+  method: z.string(),
+  path: z.string(),
+  address: z.string().nullable(),
+  heldBack: count,
+  proven: z.boolean(),
+}));
+
+/** A published component. */
+export const component = componentVersion.extend({
+  contentSha256: sha256.describe("SHA-256 of the payload or file content"),
+  signerKid: kid.nullable(),
+  createdAt: time,
+});
+
+/** `GET /v1/admin/components/:id`. */
+export const componentDetail = component.extend({
+  header: z.record(z.string(), z.unknown()).nullable().describe("A package's signed header"),
+  sentTo: count,
+});
+
+/** A registered release key. */
+export const releaseKey = z.object({
+  kid,
+  publicKey: base64url,
+  label: z.string(),
+  createdAt: time.optional().describe("Not in the answer that registers it"),
+  notAfter: time.nullable(),
+  endorsement: endorsement.nullable(),
+});
+
+/** A file's fileinfo (admin API). */
+export const fileinfo = z.object({
+  app: z.string(),
+  name: z.string(),
+  destination: z.string(),
+  mode: z.string(),
+  action: z.array(z.string()).nullable(),
+  uploadDir: z.string().nullable(),
+  uploadServer: z.string().nullable(),
+  signer: kid.nullable(),
+  signature: base64url.nullable(),
+  updatedAt: time,
+});
+
+/** An assignment, with its rollout's figures. */
+export const assignment = z.object({
+  id: z.number().int(),
+  kind,
+  app: z.string(),
+  name: z.string(),
+  version: z.string(),
+  target: z.object({
+    type: z.enum(["all", "model", "site", "channel", "tag", "appliance"]),
+    value: z.string().optional(),
+  }),
+  rolloutPercent: z.number(),
+  paused: z.boolean(),
+  pausedReason: z.string().nullable(),
+  failureThresholdPercent: z.number().nullable(),
+  minSample: z.number().int(),
+  createdAt: time,
+  updatedAt: time,
+  progress: z.object({ installed: count, failed: count, missingAfterInstall: count, sent: count }),
+});
+
+/** A hold. */
+export const hold = z.object({
+  id: z.number().int(),
+  uid,
+  app: z.string().nullable(),
+  reason: z.string(),
+  createdAt: time,
+});
+
+/** Lists of the above. */
+export const lists = {
+  enrollmentTokens: items(enrollmentToken),
+  appliances: items(appliance).extend({ nextCursor: z.string().nullable() }),
+  alerts: items(alert).extend({ nextBefore: z.number().int().nullable() }),
+  maintenanceWindows: items(maintenanceWindow),
+  localServers: items(localServer),
+  components: items(component),
+  releaseKeys: items(releaseKey),
+  fileinfo: items(fileinfo).extend({ app: z.string() }),
+  assignments: items(assignment),
+  holds: items(hold),
+};
