@@ -13,9 +13,23 @@
  * refused with a {@link KeyFormatError} saying what it is and what to do; a message never quotes
  * the text of a private key.
  *
+ * The DER inside is read by `node:crypto` (`createPrivateKey`, `createPublicKey`): it decodes
+ * PKCS#8 and SPKI, names the algorithm (`asymmetricKeyType`) and gives the key bytes as a JWK
+ * (`d` the seed, `x` the public key). The little done here by hand is what it cannot tell:
+ * - which PEM block: it reads only a bare block (no text around it, RFC 7468 §2, and one block),
+ *   so the block is cut out here, and several blocks or one without its END line are named;
+ * - what the label says: `createPublicKey` takes a private key or a certificate and answers its
+ *   public half, where a private key given for a public one must be refused and a certificate is
+ *   no key; an `ENCRYPTED PRIVATE KEY` (or `Proc-Type: 4,ENCRYPTED` header) is refused by its
+ *   label, before `node:crypto` is asked, because what that throws without a passphrase differs
+ *   between Node (`ERR_MISSING_PASSPHRASE`) and Deno (`ERR_OSSL_CRYPTO_INTERRUPTED_OR_CANCELLED`;
+ *   it never prompts, tests/pem_test.ts); OpenSSH and `RSA`/`EC`/`DSA` labels name their kind;
+ * - "not base64": its errors (`DECODER routines::unsupported`) do not say so; a character check.
+ *
  * @module
  */
-import { fromBase64, fromBase64Url, toBase64Url } from "../util/encoding.ts";
+import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { fromBase64Url } from "../util/encoding.ts";
 
 /** The most characters of key text read (a PEM Ed25519 key is about 120; an RSA one a few KiB). */
 export const MAX_KEY_TEXT = 16 * 1024;
@@ -28,105 +42,51 @@ export const OPENSSL_GENPKEY = "openssl genpkey -algorithm ed25519 -out release.
 
 const base64Url32 = /^[A-Za-z0-9_-]{43}$/;
 
-/** Algorithm object identifiers (DER content bytes, hex) and what to call them in messages. */
-const algorithms: Record<string, string> = {
-  "2b6570": "Ed25519",
-  "2b6571": "Ed448",
-  "2b656e": "X25519",
-  "2b656f": "X448",
-  "2a864886f70d010101": "RSA",
-  "2a864886f70d01010a": "RSA-PSS",
-  "2a8648ce3d0201": "EC",
-  "2a8648ce380401": "DSA",
-  "2a864886f70d010301": "DH",
+/** `node:crypto`'s `asymmetricKeyType` names as they are written in messages. */
+const algorithmNames: Record<string, string> = {
+  ed448: "Ed448",
+  x25519: "X25519",
+  x448: "X448",
+  rsa: "RSA",
+  "rsa-pss": "RSA-PSS",
+  ec: "EC",
+  dsa: "DSA",
+  dh: "DH",
 };
-
-/** One PEM block: its label (`PRIVATE KEY`, …) and the DER bytes it carries. */
-interface PemBlock {
-  label: string;
-  der: Uint8Array<ArrayBuffer>;
-  /** Whether it has RFC 1421 headers (`Proc-Type: 4,ENCRYPTED` of a legacy encrypted key). */
-  headers: boolean;
-}
 
 /** True when `text` holds a PEM armour line (`-----BEGIN …-----`). */
 export function looksLikePem(text: string): boolean {
   return /-----BEGIN [A-Z0-9 ]{1,40}-----/.test(text);
 }
 
+/** One PEM block: its label and its text from BEGIN to END line, what `node:crypto` reads. */
+interface PemBlock {
+  label: string;
+  pem: string;
+}
+
 /**
- * The PEM blocks of `text` (explanatory text around them is ignored, RFC 7468 §2); throws
- * {@link KeyFormatError} for a block that does not end or whose base64 is bad. `what` names the
- * input in messages.
+ * The single PEM block of `text` (explanatory text around it ignored, RFC 7468 §2); throws
+ * {@link KeyFormatError} when there are several, one has no END line or its body is not base64
+ * (RFC 1421 headers aside). `what` names the input in messages.
  */
-function pemBlocks(text: string, what: string): PemBlock[] {
-  const blocks: PemBlock[] = [];
-  const begin = /-----BEGIN ([A-Z0-9 ]{1,40})-----/g;
-  for (let m = begin.exec(text); m; m = begin.exec(text)) {
-    const label = m[1]!;
-    const endLine = `-----END ${label}-----`;
-    const end = text.indexOf(endLine, begin.lastIndex);
-    if (end < 0) throw new KeyFormatError(`${what}: its PEM "${label}" block has no END line`);
-    let body = text.slice(begin.lastIndex, end);
-    const headers = /^\s*[A-Za-z-]+:/.test(body);
-    if (headers) body = body.slice(body.search(/\r?\n\s*\r?\n/) + 1);
-    let der: Uint8Array<ArrayBuffer>;
-    try {
-      der = fromBase64(body.replace(/\s+/g, ""));
-    } catch {
-      throw new KeyFormatError(`${what}: its PEM "${label}" block is not base64`);
-    }
-    blocks.push({ label, der, headers });
-    begin.lastIndex = end + endLine.length;
+function onePemBlock(text: string, what: string): PemBlock {
+  const labels = [...text.matchAll(/-----BEGIN ([A-Z0-9 ]{1,40})-----/g)].map((m) => m[1]!);
+  if (labels.length > 1) {
+    throw new KeyFormatError(
+      `${what} holds ${labels.length} PEM blocks (${labels.slice(0, 4).join(", ")}${
+        labels.length > 4 ? ", …" : ""
+      }); give one key`,
+    );
   }
-  return blocks;
-}
-
-/** A DER element: tag byte and content bytes. */
-interface Der {
-  tag: number;
-  content: Uint8Array<ArrayBuffer>;
-}
-
-/** The DER elements one after another in `bytes` (definite lengths only); throws on a bad one. */
-function derElements(bytes: Uint8Array<ArrayBuffer>): Der[] {
-  const out: Der[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    if (out.length >= 16) throw new TypeError("too many DER elements");
-    const tag = bytes[at++]!;
-    if ((tag & 0x1f) === 0x1f) throw new TypeError("multi-byte DER tag");
-    if (at >= bytes.length) throw new TypeError("truncated DER");
-    let len = bytes[at++]!;
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      if (n === 0 || n > 3 || at + n > bytes.length) throw new TypeError("bad DER length");
-      len = 0;
-      for (let i = 0; i < n; i++) len = len * 256 + bytes[at++]!;
-    }
-    if (at + len > bytes.length) throw new TypeError("truncated DER");
-    out.push({ tag, content: bytes.slice(at, at + len) });
-    at += len;
+  const label = labels[0]!;
+  const m = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`).exec(text);
+  if (!m) throw new KeyFormatError(`${what}: its PEM "${label}" block has no END line`);
+  const body = m[1]!.replace(/^(\s*[A-Za-z-]+:.*\r?\n)+/, "");
+  if (!/^[A-Za-z0-9+/=\s]*$/.test(body)) {
+    throw new KeyFormatError(`${what}: its PEM "${label}" block is not base64`);
   }
-  return out;
-}
-
-/** The one element `bytes` holds, which must have tag `tag`. */
-function derOne(bytes: Uint8Array<ArrayBuffer>, tag: number): Der {
-  const els = derElements(bytes);
-  if (els.length !== 1 || els[0]!.tag !== tag) throw new TypeError("unexpected DER structure");
-  return els[0]!;
-}
-
-const SEQUENCE = 0x30, INTEGER = 0x02, OCTET_STRING = 0x04, BIT_STRING = 0x03, OID = 0x06;
-
-/** The algorithm of an AlgorithmIdentifier: its name, or the OID in hex when unknown. */
-function algorithmOf(algorithmIdentifier: Der): { name: string; hasParameters: boolean } {
-  if (algorithmIdentifier.tag !== SEQUENCE) throw new TypeError("no AlgorithmIdentifier");
-  const [oid, ...params] = derElements(algorithmIdentifier.content);
-  if (oid?.tag !== OID) throw new TypeError("no algorithm OID");
-  const hex = Array.from(oid.content, (b) => b.toString(16).padStart(2, "0")).join("");
-  return { name: algorithms[hex] ?? `OID ${hex}`, hasParameters: params.length > 0 };
+  return { label, pem: m[0] };
 }
 
 /** "a" or "an" before an algorithm's name as it is spoken ("an RSA", "a DSA"). */
@@ -139,80 +99,44 @@ function notEd25519(what: string, algorithm: string, kind: "private" | "public")
   );
 }
 
-/** The 32-byte seed of a PKCS#8 (v1 or v2) Ed25519 private key; throws {@link KeyFormatError}. */
-function seedOfPkcs8(der: Uint8Array<ArrayBuffer>, what: string): Uint8Array<ArrayBuffer> {
-  let els: Der[];
-  try {
-    els = derElements(derOne(der, SEQUENCE).content);
-    const [version, algorithm, privateKey] = els;
-    if (version?.tag !== INTEGER || algorithm === undefined || privateKey?.tag !== OCTET_STRING) {
-      throw new TypeError("not a PKCS#8 PrivateKeyInfo");
-    }
-    const alg = algorithmOf(algorithm);
-    if (alg.name !== "Ed25519") throw notEd25519(what, alg.name, "private");
-    if (alg.hasParameters) throw new TypeError("Ed25519 AlgorithmIdentifier with parameters");
-    if (version.content.length !== 1 || version.content[0]! > 1) {
-      throw new TypeError("unknown PKCS#8 version");
-    }
-    const seed = derOne(privateKey.content, OCTET_STRING).content;
-    if (seed.length !== 32) throw new TypeError(`Ed25519 private key of ${seed.length} bytes`);
-    return seed;
-  } catch (e) {
-    if (e instanceof KeyFormatError) throw e;
-    throw new KeyFormatError(
-      `${what}: its PEM "PRIVATE KEY" is not a PKCS#8 Ed25519 key (${(e as Error).message})`,
-    );
-  }
-}
-
-/** The raw 32 bytes of an SPKI Ed25519 public key; throws {@link KeyFormatError}. */
-function rawOfSpki(der: Uint8Array<ArrayBuffer>, what: string): Uint8Array<ArrayBuffer> {
-  try {
-    const [algorithm, key, ...rest] = derElements(derOne(der, SEQUENCE).content);
-    if (algorithm === undefined || key?.tag !== BIT_STRING || rest.length > 0) {
-      throw new TypeError("not a SubjectPublicKeyInfo");
-    }
-    const alg = algorithmOf(algorithm);
-    if (alg.name !== "Ed25519") throw notEd25519(what, alg.name, "public");
-    if (alg.hasParameters) throw new TypeError("Ed25519 AlgorithmIdentifier with parameters");
-    if (key.content.length !== 33 || key.content[0] !== 0) {
-      throw new TypeError(`Ed25519 public key of ${key.content.length - 1} bytes`);
-    }
-    return key.content.slice(1);
-  } catch (e) {
-    if (e instanceof KeyFormatError) throw e;
-    throw new KeyFormatError(
-      `${what}: its PEM "PUBLIC KEY" is not an Ed25519 public key (${(e as Error).message})`,
-    );
-  }
-}
-
-/** What a PEM label holds, for a message when it is not the block asked for. */
-function describeLabel(label: string): string {
-  if (/^(RSA|EC|DSA) (PRIVATE|PUBLIC) KEY$/.test(label)) {
-    const [alg, kind] = label.split(" ") as [string, string];
-    return `is ${article(alg)} ${alg} ${kind.toLowerCase()} key, not Ed25519: release keys are ` +
-      `Ed25519 (make one with \`${OPENSSL_GENPKEY}\`)`;
+/** The refusal of a PEM label neither reader takes; `null` for `PRIVATE KEY` and `PUBLIC KEY`. */
+function otherLabel(what: string, label: string): KeyFormatError | null {
+  const legacy = /^(RSA|EC|DSA) (PRIVATE|PUBLIC) KEY$/.exec(label);
+  if (legacy) {
+    return notEd25519(what, legacy[1]!, legacy[2]!.toLowerCase() as "private" | "public");
   }
   if (label === "OPENSSH PRIVATE KEY") {
-    return `is an OpenSSH private key; give an Ed25519 key in PEM (make one with \`${OPENSSL_GENPKEY}\`)`;
-  }
-  if (label === "CERTIFICATE") return "is a certificate, not a key";
-  return `holds a PEM "${label}", not an Ed25519 key`;
-}
-
-/** The single PEM block of `text`; throws {@link KeyFormatError} when there is none or several. */
-function onePemBlock(text: string, what: string): PemBlock {
-  const blocks = pemBlocks(text, what);
-  if (blocks.length === 0) throw new KeyFormatError(`${what} has a BEGIN line but no PEM block`);
-  if (blocks.length > 1) {
-    throw new KeyFormatError(
-      `${what} holds ${blocks.length} PEM blocks (${
-        blocks.map((b) => b.label).join(", ")
-      }); give one key`,
+    return new KeyFormatError(
+      `${what} is an OpenSSH private key; give an Ed25519 key in PEM (make one with ` +
+        `\`${OPENSSL_GENPKEY}\`)`,
     );
   }
-  return blocks[0]!;
+  if (label === "CERTIFICATE") return new KeyFormatError(`${what} is a certificate, not a key`);
+  if (label === "PRIVATE KEY" || label === "PUBLIC KEY" || label === "ENCRYPTED PRIVATE KEY") {
+    return null;
+  }
+  return new KeyFormatError(`${what} holds a PEM "${label}", not an Ed25519 key`);
+}
+
+/** The key `read` makes of `block`, which must be Ed25519; throws {@link KeyFormatError}. */
+function ed25519Of(
+  block: PemBlock,
+  what: string,
+  kind: "private" | "public",
+  read: (pem: string) => KeyObject,
+): Record<string, unknown> {
+  let key: KeyObject;
+  try {
+    key = read(block.pem);
+  } catch (e) {
+    const form = kind === "private" ? "a PKCS#8 Ed25519 key" : "an Ed25519 public key";
+    throw new KeyFormatError(
+      `${what}: its PEM "${block.label}" is not ${form} (${(e as Error).message})`,
+    );
+  }
+  const type = key.asymmetricKeyType ?? "unknown";
+  if (type !== "ed25519") throw notEd25519(what, algorithmNames[type] ?? type, kind);
+  return key.export({ format: "jwk" }) as Record<string, unknown>;
 }
 
 /**
@@ -242,9 +166,9 @@ export function readEd25519Seed(text: string, what: string): Uint8Array<ArrayBuf
     );
   }
   const block = onePemBlock(text, what);
-  if (
-    block.label === "ENCRYPTED PRIVATE KEY" || (block.label === "PRIVATE KEY" && block.headers)
-  ) {
+  const other = otherLabel(what, block.label);
+  if (other) throw other;
+  if (block.label === "ENCRYPTED PRIVATE KEY" || /Proc-Type: *4, *ENCRYPTED/.test(block.pem)) {
     throw new KeyFormatError(
       `${what} is encrypted: decrypt it to a file kept as offline as the key itself, ` +
         `\`openssl pkey -in <encrypted.pem> -out <plain.pem>\` (it asks for the pass phrase), ` +
@@ -254,10 +178,8 @@ export function readEd25519Seed(text: string, what: string): Uint8Array<ArrayBuf
   if (block.label === "PUBLIC KEY") {
     throw new KeyFormatError(`${what} is a public key: signing needs the private key`);
   }
-  if (block.label !== "PRIVATE KEY") {
-    throw new KeyFormatError(`${what} ${describeLabel(block.label)}`);
-  }
-  return seedOfPkcs8(block.der, what);
+  const jwk = ed25519Of(block, what, "private", (pem) => createPrivateKey(pem));
+  return fromBase64Url(jwk.d as string);
 }
 
 /**
@@ -287,8 +209,7 @@ export function readEd25519PublicKey(text: string, what: string): string {
         `(\`openssl pkey -in <key.pem> -pubout\`)`,
     );
   }
-  if (block.label !== "PUBLIC KEY") {
-    throw new KeyFormatError(`${what} ${describeLabel(block.label)}`);
-  }
-  return toBase64Url(rawOfSpki(block.der, what));
+  const other = otherLabel(what, block.label);
+  if (other) throw other;
+  return ed25519Of(block, what, "public", (pem) => createPublicKey(pem)).x as string;
 }
