@@ -1,7 +1,9 @@
 /**
- * Downloads with resume: bytes go to a file in the downloads folder; a
+ * Downloads with resume: bytes go to a file in the downloads folder named by
+ * the catalog's SHA-256 ({@link downloadPath}; packages and files alike); a
  * download cut short (a dropped link, a crash, a full disk) continues from
- * where it stopped with an HTTP `Range` request. The result is accepted only
+ * where it stopped with an HTTP `Range` request, in the same run or a later
+ * one. The result is accepted only
  * when its size and SHA-256 match what the signed catalog promised.
  *
  * The SHA-256 is computed as the bytes arrive, never by reading the file
@@ -20,6 +22,17 @@ import { AgentError } from "./errors.ts";
 import type { AgentLog } from "./log.ts";
 import { readFileFrom } from "../protocol/package/file.ts";
 import { timerMs } from "../protocol/util/timer.ts";
+
+/**
+ * Where a component's download lives: `<downloads>/<sha256>.pkg`, for a file as for a package. The
+ * name depends on the bytes alone, so a download cut short is found again by the next cycle or
+ * run; the cycle removes every download whose name the catalog's digests do not give (agent/cycle.ts).
+ * `sha256` is the catalog's (64 lower-case hex digits, checked by its schema); throws otherwise.
+ */
+export function downloadPath(downloads: string, sha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`Not a SHA-256: ${sha256.slice(0, 80)}`);
+  return `${downloads}/${sha256}.pkg`;
+}
 
 /** What to download and how to check it. */
 export interface DownloadSpec {

@@ -1,8 +1,11 @@
 /**
- * Installing a file (spec, FIGURE 12): fetched over HTTPS only, checked
- * against the digest in the signed catalog, written to a temporary file in
- * the destination folder, flushed, renamed into place (and the folder
- * flushed), given its mode, then its follow-up action is run. The
+ * Installing a file (spec, FIGURE 12): fetched over HTTPS only into the
+ * state folder's `downloads/<sha256>.pkg` — the name packages download to, so
+ * a cut download resumes with `Range` in the next cycle or run, and the cycle
+ * drops it once the catalog no longer lists that digest — checked against the
+ * digest in the signed catalog, given its mode, moved into place atomically
+ * (a rename; across filesystems a flushed copy in the destination folder,
+ * renamed), the folder flushed, then its follow-up action is run. The
  * destination comes from the application's fileinfo and is confined to the
  * appliance root.
  *
@@ -18,9 +21,11 @@
  * @module
  */
 import { AgentError } from "./errors.ts";
-import { download } from "./download.ts";
+import { download, downloadPath } from "./download.ts";
 import { runProgram } from "./proc.ts";
 import { syncDir } from "../protocol/util/atomic_file.ts";
+import { readFileFrom } from "../protocol/package/file.ts";
+import { createHash } from "node:crypto";
 import { type Installed, statePaths } from "./state.ts";
 import type { InstallContext } from "./install_package.ts";
 import type { CatalogEntry } from "../protocol/catalog.ts";
@@ -106,6 +111,72 @@ async function ensureDirInside(root: string, rel: string, label: string): Promis
   }
 }
 
+/**
+ * Moves the checked download `from` (in the state folder) to `to` with `mode`, atomically: a
+ * rename, or — when `to` is on another filesystem (`EXDEV`) — a copy to a temporary file in its
+ * folder, hashed as it is written (it must still give `expect.sha256`), flushed, given its mode and
+ * renamed; then the folder is flushed. Either way `from` is gone afterwards and `to` is never seen
+ * half-written. Throws {@link AgentError}: `write_failed` (the copy could not be written; nothing is
+ * left in the destination folder, the download is kept) or `digest_mismatch` (the download changed
+ * on disk; it is removed).
+ */
+export async function moveIntoPlace(
+  from: string,
+  to: string,
+  mode: number,
+  expect: { sha256: string; label: string },
+): Promise<void> {
+  const dir = to.slice(0, to.lastIndexOf("/")) || "/";
+  await Deno.chmod(from, mode);
+  try {
+    await Deno.rename(from, to);
+  } catch (e) {
+    if ((e as { code?: string }).code !== "EXDEV") throw e;
+    const tmp = `${dir}/.${to.slice(to.lastIndexOf("/") + 1)}.noc-${
+      crypto.randomUUID().slice(0, 8)
+    }`;
+    try {
+      await copyChecked(from, tmp, expect);
+      await Deno.chmod(tmp, mode);
+      await Deno.rename(tmp, to);
+    } finally {
+      await Deno.remove(tmp).catch(() => {});
+    }
+    await Deno.remove(from);
+  }
+  await syncDir(dir);
+}
+
+/** Copies `from` to a new file `to` (0600), hashing what it writes, then flushes it. */
+async function copyChecked(
+  from: string,
+  to: string,
+  expect: { sha256: string; label: string },
+): Promise<void> {
+  const hash = createHash("sha256");
+  try {
+    using out = await Deno.open(to, { write: true, createNew: true, mode: 0o600 });
+    for await (const chunk of readFileFrom(from)) {
+      let at = 0;
+      while (at < chunk.length) at += await out.write(chunk.subarray(at));
+      hash.update(chunk);
+    }
+    await out.sync();
+  } catch (e) {
+    throw new AgentError(
+      "write_failed",
+      `Cannot write ${expect.label} to "${to}": ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  if (hash.digest("hex") !== expect.sha256) {
+    await Deno.remove(from).catch(() => {});
+    throw new AgentError(
+      "digest_mismatch",
+      `${expect.label} changed on disk after it was checked; it was dropped`,
+    );
+  }
+}
+
 /** Installs a file component; throws {@link AgentError}. */
 export async function installFile(ctx: InstallContext, entry: CatalogEntry): Promise<Installed> {
   const label = `${entry.app}/${entry.name}@${entry.version}`;
@@ -122,7 +193,6 @@ export async function installFile(ctx: InstallContext, entry: CatalogEntry): Pro
   await checkFileinfo(ctx, entry);
   const { path, recorded } = fileDestination(ctx, entry);
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
-  const base = path.slice(path.lastIndexOf("/") + 1);
   if (entry.fileinfo) {
     // A link inside the root must not carry the file out of it.
     await ensureDirInside(ctx.config.root, recorded.split("/").slice(0, -1).join("/"), label);
@@ -130,19 +200,20 @@ export async function installFile(ctx: InstallContext, entry: CatalogEntry): Pro
     await Deno.mkdir(dir, { recursive: true });
   }
   const mode = entry.fileinfo ? parseInt(entry.fileinfo.mode, 8) & 0o7777 : 0o644;
-  const tmp = `${dir}/.${base}.noc-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await download(tmp, { urls, size: entry.size, sha256: entry.sha256, label }, {
-      idleMs: ctx.config.downloadIdleS * 1000,
-      fetch: ctx.fetch,
-      log: ctx.log,
-    });
-    await Deno.chmod(tmp, mode);
-    await Deno.rename(tmp, path);
-  } finally {
-    await Deno.remove(tmp).catch(() => {});
+  // A name that depends on the bytes alone: a download cut short resumes in the next cycle or run.
+  const downloads = statePaths(ctx.config.state).downloads;
+  await Deno.mkdir(downloads, { recursive: true, mode: 0o700 });
+  const partial = downloadPath(downloads, entry.sha256);
+  await download(partial, { urls, size: entry.size, sha256: entry.sha256, label }, {
+    idleMs: ctx.config.downloadIdleS * 1000,
+    fetch: ctx.fetch,
+    log: ctx.log,
+  });
+  if (entry.fileinfo) {
+    // Checked again: a download may span cycles, and the folders may have changed meanwhile.
+    await ensureDirInside(ctx.config.root, recorded.split("/").slice(0, -1).join("/"), label);
   }
-  await syncDir(dir);
+  await moveIntoPlace(partial, path, mode, { sha256: entry.sha256, label });
   const action = entry.fileinfo?.action;
   if (action && action.length > 0) {
     const r = await runProgram(action, {
