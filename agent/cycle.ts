@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { downloadPath } from "./download.ts";
 import { errorJson, errorText, readTextBounded } from "../protocol/http/bounded_body.ts";
 import { nameSchema } from "../protocol/schemas.ts";
 import { AgentError, describe } from "./errors.ts";
@@ -306,10 +307,11 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   }
 
   // Downloads the catalog no longer wants (superseded, refused) are dropped; the rest may resume.
-  const wantedFiles = new Set(doc.components.map((c) => `${c.sha256}.pkg`));
+  const held = new Set(doc.components.map((c) => downloadPath(paths.downloads, c.sha256)));
   try {
     for await (const e of Deno.readDir(paths.downloads)) {
-      if (!wantedFiles.has(e.name)) await Deno.remove(`${paths.downloads}/${e.name}`);
+      const path = `${paths.downloads}/${e.name}`;
+      if (!held.has(path)) await Deno.remove(path);
     }
   } catch {
     // No downloads folder yet.

@@ -15,7 +15,7 @@
  * @module
  */
 import { AgentError } from "./errors.ts";
-import { download } from "./download.ts";
+import { download, downloadPath } from "./download.ts";
 import { runProgram } from "./proc.ts";
 import type { AgentLog } from "./log.ts";
 import type { AgentConfig } from "./config.ts";
@@ -174,7 +174,7 @@ export async function installPackage(
   const paths = statePaths(ctx.config.state);
   const label = `${entry.app}/${entry.name}@${entry.version}`;
   await Deno.mkdir(paths.downloads, { recursive: true, mode: 0o700 });
-  const file = `${paths.downloads}/${entry.sha256}.pkg`;
+  const file = downloadPath(paths.downloads, entry.sha256);
   // The package's prefix and ciphertext digest are taken from the bytes as they download.
   const got = await download(
     file,
