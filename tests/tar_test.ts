@@ -482,10 +482,12 @@ Deno.test("PayloadInspector checks a payload pushed piece by piece, a push resol
   assert.deepEqual(await inspector.end(), { entries: 2, bytes: 300_010 });
 });
 
-Deno.test("PayloadInspector refuses a bad payload at end() and lets every push through after the failure", async () => {
+Deno.test("PayloadInspector rejects every push after the failure, and end() names it", async () => {
   const inspector = new PayloadInspector();
   await inspector.push(new TextEncoder().encode("not gzip at all"));
-  for (let i = 0; i < 5; i++) await inspector.push(new Uint8Array(100_000));
+  for (let i = 0; i < 5; i++) {
+    await assert.rejects(inspector.push(new Uint8Array(100_000)), PayloadError);
+  }
   await assert.rejects(inspector.end(), (e: unknown) => {
     assert.ok(e instanceof PayloadError);
     assert.match(e.message, /not gzip/);

@@ -96,13 +96,15 @@ export async function inspectPayload(gz: AsyncIterable<Uint8Array>): Promise<Pay
 
 /**
  * Push form of {@link inspectPayload} for one-pass pipelines: `push()`
- * resolves when the bytes are consumed (backpressure; after a failure it
- * resolves at once and drops them), `end()` returns the summary or throws
- * {@link PayloadError}.
+ * resolves when the bytes are consumed (backpressure); once the check has
+ * failed, every later `push()` rejects with its {@link PayloadError}, so a
+ * pipeline stops at the first bad bytes. `end()` returns the summary or
+ * throws {@link PayloadError}.
  */
 export class PayloadInspector {
   #waiting: ((r: IteratorResult<Uint8Array>) => void) | null = null;
-  #offered: { bytes: Uint8Array | null; taken: () => void } | null = null;
+  #offered: { bytes: Uint8Array | null; taken: () => void; refused: (e: unknown) => void } | null =
+    null;
   #result: Promise<PayloadSummary>;
   #settled = false;
 
@@ -118,14 +120,15 @@ export class PayloadInspector {
       }),
     };
     this.#result = inspectPayload(source);
-    const settled = () => {
+    // Nothing will read again: a waiting push is released, or refused with the failure.
+    const settled = (failure?: { e: unknown }) => {
       this.#settled = true;
-      // Nothing will read again: release a waiting push.
       const o = this.#offered;
       this.#offered = null;
-      o?.taken();
+      if (failure) o?.refused(failure.e);
+      else o?.taken();
     };
-    this.#result.then(settled, settled);
+    this.#result.then(() => settled(), (e) => settled({ e }));
   }
 
   #deliver(): void {
@@ -139,17 +142,19 @@ export class PayloadInspector {
   }
 
   #offer(bytes: Uint8Array | null): Promise<void> {
-    if (this.#settled) return Promise.resolve();
-    return new Promise<void>((taken) => {
-      this.#offered = { bytes, taken };
+    // Once the check has ended, a failure rejects every push; a success takes nothing more.
+    if (this.#settled) return this.#result.then(() => {});
+    return new Promise<void>((taken, refused) => {
+      this.#offered = { bytes, taken, refused };
       this.#deliver();
     });
   }
 
   /**
    * Hands over the next bytes of the gzip'd payload; resolves when they are
-   * consumed (at once once the check has ended). The inspector may keep a
-   * view of `bytes`: do not modify them afterwards. One push at a time.
+   * consumed, and rejects with the {@link PayloadError} once the check has
+   * failed. The inspector may keep a view of `bytes`: do not modify them
+   * afterwards. One push at a time.
    */
   push(bytes: Uint8Array): Promise<void> {
     if (bytes.length === 0) return Promise.resolve();
