@@ -5,6 +5,19 @@ import { collectBytes } from "../protocol/util/bytes.ts";
 import type { TestAppliance, TestNoc } from "./_harness.ts";
 import { verifyCatalog } from "../protocol/catalog.ts";
 import type { CatalogDocument } from "../protocol/catalog.ts";
+import { createHash } from "node:crypto";
+import {
+  defaultChunkSize,
+  encryptChunks,
+  importContentKey,
+  newContentKey,
+  packageFormat,
+  type PackageHeader,
+  packagePrefix,
+} from "../protocol/package/format.ts";
+import { completeBlob, readBlob, writeBlob } from "../noc/services/blobs.ts";
+import { sealAtRest } from "../noc/services/signing_keys.ts";
+import { toBase64Url } from "../protocol/util/encoding.ts";
 
 /** Builds a package payload (gzip tar) from files given as path → content. */
 export async function payload(
@@ -89,4 +102,58 @@ export async function fetchCatalog(
     now: noc.clock.now(),
   });
   return { status: 200, etag: res.headers.get("etag"), doc, body };
+}
+
+/**
+ * What a NOC whose database and signing key an attacker holds could serve: a package of `gz` (any
+ * bytes, unchecked) encrypted and signed with the NOC's own key, stored as publishing would store
+ * it but without publishing's payload check. Only for tests of the agent's own defences:
+ * `POST /v1/admin/packages` refuses such payloads with `bad_payload`.
+ */
+export async function plantPackage(
+  noc: TestNoc,
+  ref: { app: string; name: string; version: string },
+  gz: Uint8Array,
+): Promise<void> {
+  const { db, keys, clock } = noc.deps;
+  const now = clock.now();
+  const contentKey = newContentKey();
+  const blob = await writeBlob(
+    db,
+    encryptChunks(once(gz), await importContentKey(contentKey)),
+    now,
+  );
+  const header: PackageHeader = {
+    format: packageFormat,
+    ...ref,
+    size: gz.length,
+    chunkSize: defaultChunkSize,
+    ciphertextSize: blob.size,
+    ciphertextSha256: blob.sha256,
+    kid: keys.kid,
+    createdAt: now.toISOString(),
+  };
+  const prefix = await packagePrefix(header, { kid: keys.kid, privateKey: keys.privateKey });
+  const served = createHash("sha256").update(prefix);
+  for await (const p of readBlob(db, blob.id)) served.update(p);
+  const sealed = await sealAtRest(
+    keys,
+    contentKey,
+    `package/${ref.app}/${ref.name}/${ref.version}`,
+  );
+  await db.begin(async (tx) => {
+    await completeBlob(tx, blob.id);
+    await tx`
+      insert into components (kind, app, name, version, blob_id, size, sha256, content_sha256, header,
+        prefix, signer_kid, sealed_key, created_at)
+      values ('package', ${ref.app}, ${ref.name}, ${ref.version}, ${blob.id}, ${
+      prefix.length + blob.size
+    },
+        ${served.digest("hex")}, ${createHash("sha256").update(gz).digest("hex")}, ${header},
+        ${toBase64Url(prefix)}, ${keys.kid}, ${sealed}, ${now})`;
+  });
+}
+
+async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
 }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
 import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
-import { payload, upload } from "./_components.ts";
+import { payload, plantPackage, upload } from "./_components.ts";
 import { defaultSettings } from "../noc/config.ts";
 import { fromBase64Url, sha256, toBase64Url, toHex } from "../protocol/util/encoding.ts";
 import { concatBytes } from "../protocol/util/bytes.ts";
@@ -287,7 +287,7 @@ async function gz(bytes: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
 }
 
 dbTest(
-  "agent: archives with a '../' entry or a link pointing out are refused; nothing lands outside staging",
+  "agent: archives with a '../' entry or a link that reach it anyway are refused; nothing lands outside staging",
   async ({ db }) => {
     const noc = await serveNoc(db);
     const box = await enrolled(noc);
@@ -298,13 +298,17 @@ dbTest(
           ["link", evilTar("install", "2", "/bin/sh")],
         ] as const
       ) {
+        // The NOC refuses to publish these (bad_payload); a NOC whose database and key were
+        // taken could still serve them, and the agent must refuse them itself.
         const up = await upload(
           noc,
           `/v1/admin/packages?app=evil&name=${name}&version=1`,
           await gz(tar),
           "application/gzip",
         );
-        assert.equal(up.status, 201, JSON.stringify(up.body));
+        assert.equal(up.status, 400, JSON.stringify(up.body));
+        assert.equal(up.body.error, "bad_payload");
+        await plantPackage(noc, { app: "evil", name, version: "1" }, await gz(tar));
         await noc.admin("POST", "/v1/admin/assignments", {
           kind: "package",
           app: "evil",
