@@ -11,7 +11,7 @@ import { PackageError, parsePackagePrefix } from "../protocol/package/format.ts"
 import { CatalogError, verifyCatalog } from "../protocol/catalog.ts";
 import { extractTar, gunzip, gzip, safeRelativePath, TarError } from "../protocol/package/tar.ts";
 import { inspectPayload, PayloadError } from "../protocol/package/payload.ts";
-import { collectBytes } from "../protocol/util/bytes.ts";
+import { collectBytes, concatBytes } from "../protocol/util/bytes.ts";
 import { newSeed } from "../protocol/keys.ts";
 import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { signCatalog } from "../protocol/catalog.ts";
@@ -197,13 +197,7 @@ const tarArchive = fc.tuple(
   );
   parts.push(new Uint8Array(512 * zeros));
   if (zeros === 20) parts.push(rest);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 });
 
 Deno.test("extractTar() refuses any malformed archive with TarError and writes nothing outside its folder; inspectPayload() agrees", async () => {
