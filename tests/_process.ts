@@ -1,4 +1,4 @@
-/** Starting a real NOC process for end-to-end tests and reading its start-up banner. */
+/** Real processes for end-to-end tests: a NOC (reading its start-up banner), the CLI, any command. */
 
 /** A running NOC process. */
 export interface NocProcess {
@@ -24,6 +24,51 @@ export const nocFlags = [
   "--allow-write",
   "--allow-sys",
 ];
+
+/** The permission flags of `deno task noc` (kept in step with deno.json). */
+export const cliFlags = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
+
+/** What a command printed and how it exited. */
+export interface Ran {
+  /** Exit code. */
+  code: number;
+  /** Standard output. */
+  out: string;
+  /** Standard error. */
+  err: string;
+}
+
+/**
+ * Runs `cmd args…` in the repository with nothing on stdin; `env` is added to the environment, or
+ * is all of it with `clearEnv`.
+ */
+export async function run(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { clearEnv?: boolean } = {},
+): Promise<Ran> {
+  const o = await new Deno.Command(cmd, {
+    args,
+    cwd: new URL("..", import.meta.url),
+    env,
+    clearEnv: opts.clearEnv ?? false,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const d = new TextDecoder();
+  return { code: o.code, out: d.decode(o.stdout), err: d.decode(o.stderr) };
+}
+
+/** Runs the operator CLI as `deno task noc` does (cli/noc.ts with {@link cliFlags}). */
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { clearEnv?: boolean } = {},
+): Promise<Ran> {
+  return run(Deno.execPath(), ["run", ...cliFlags, "cli/noc.ts", ...args], env, opts);
+}
 
 /** The permission flags of `deno task local` (kept in step with deno.json). */
 export const localTaskFlags = [

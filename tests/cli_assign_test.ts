@@ -5,20 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
-
-const root = new URL("..", import.meta.url);
-
-async function cli(args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-env", "cli/noc.ts", ...args],
-    cwd: root,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, out: d.decode(out.stdout), err: d.decode(out.stderr) };
-}
+import { runCli } from "./_process.ts";
 
 dbTest(
   "noc assign of a file without --kind file is refused with a hint to add it; with it the file is assigned",
@@ -32,7 +19,7 @@ dbTest(
     const work = await Deno.makeTempDir();
     try {
       await Deno.writeTextFile(`${work}/rules.conf`, "allow all\n");
-      const put = await cli(
+      const put = await runCli(
         [
           "file",
           "put",
@@ -48,7 +35,7 @@ dbTest(
       );
       assert.equal(put.code, 0, put.err);
       const ids = ["--app", "hello", "--name", "rules.conf", "--version", "1"];
-      const bare = await cli(["assign", ...ids], env);
+      const bare = await runCli(["assign", ...ids], env);
       assert.equal(bare.code, 1, bare.out);
       assert.match(
         bare.err,
@@ -56,13 +43,13 @@ dbTest(
       );
       assert.match(bare.err, /is a file: add --kind file/);
       // A version that exists as neither kind gets no hint.
-      const none = await cli(
+      const none = await runCli(
         ["assign", "--app", "hello", "--name", "rules.conf", "--version", "2"],
         env,
       );
       assert.equal(none.code, 1);
       assert.doesNotMatch(none.err, /--kind/);
-      const ok = await cli(["assign", ...ids, "--kind", "file"], env);
+      const ok = await runCli(["assign", ...ids, "--kind", "file"], env);
       assert.equal(ok.code, 0, ok.err);
       assert.match(ok.out, /^Assignment \d+: file hello\/rules\.conf@1 to all, rollout 100%/);
     } finally {

@@ -10,40 +10,7 @@ import { newSeed } from "../protocol/keys.ts";
 import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { contentKeyCache } from "../noc/services/publishing.ts";
 import type { Db } from "../noc/db/db.ts";
-
-const repo = new URL("..", import.meta.url);
-
-interface Ran {
-  code: number;
-  out: string;
-  err: string;
-}
-
-async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  const o = await new Deno.Command(cmd, {
-    args,
-    cwd: repo,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const d = new TextDecoder();
-  return { code: o.code, out: d.decode(o.stdout), err: d.decode(o.stderr) };
-}
-
-/** Runs `deno task noc` (cli/noc.ts) with `args`. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  return run(Deno.execPath(), [
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "cli/noc.ts",
-    ...args,
-  ], env);
-}
+import { run, runCli } from "./_process.ts";
 
 /** Runs a shell pipeline; its standard output, trimmed. */
 async function sh(script: string): Promise<string> {
@@ -137,11 +104,11 @@ dbTest(
     const box = await agentBox();
     try {
       // The root, given as a PEM file; the next key, as PEM on the line, endorsed by the root's PEM.
-      const root = await cli(["release-key", "add", rootKey.pub, "--label", "root"], env);
+      const root = await runCli(["release-key", "add", rootKey.pub, "--label", "root"], env);
       assert.equal(root.code, 0, root.err);
       const rootKid = JSON.parse(root.out).kid;
       assert.equal(JSON.parse(root.out).publicKey, await rawPublicKey(rootKey.pem));
-      const next = await cli([
+      const next = await runCli([
         "release-key",
         "add",
         await Deno.readTextFile(nextKey.pub),
@@ -158,7 +125,7 @@ dbTest(
       const dir = await payloadDir(`${work}/app`);
       await sh(`tar czf '${work}/p.tgz' -C '${dir}' .`);
       const ref = ["--app", "demo", "--name", "demo"];
-      const sent = await cli(
+      const sent = await runCli(
         ["package", `${work}/p.tgz`, ...ref, "--version", "1.0.0", "--key", nextKey.pem],
         env,
       );
@@ -169,13 +136,13 @@ dbTest(
       const seedFile = await todaysForm(nextKey.pem, `${work}/next.key`);
       for (const [version, key] of [["1.0.1", nextKey.pem], ["1.0.2", seedFile]] as const) {
         const out = `${work}/demo-${version}.nocpkg`;
-        const built = await cli(
+        const built = await runCli(
           ["package", `${work}/p.tgz`, ...ref, "--version", version, "--key", key, "--out", out],
           env,
         );
         assert.equal(built.code, 0, built.err);
         assert.match(built.out, new RegExp(`signed by ${nextKid}\\)`));
-        const up = await cli(["upload", out], env);
+        const up = await runCli(["upload", out], env);
         assert.equal(up.code, 0, up.err);
         assert.equal(JSON.parse(up.out).signerKid, nextKid);
       }
@@ -260,7 +227,7 @@ Deno.test("noc refuses encrypted, RSA, EC and non-key files as release keys, nam
     for (const [key, message] of badKeys) {
       // Every place that takes a key reads it the same way: all of them for the first bad key.
       for (const args of key === badKeys[0]![0] ? everyPlace(key) : everyPlace(key).slice(0, 1)) {
-        const r = await cli(args, noc.env);
+        const r = await runCli(args, noc.env);
         assert.equal(r.code, 64, `${args.join(" ")}: ${r.out}${r.err}`);
         assert.match(r.err, message, args.join(" "));
         assert.ok(r.err.includes(key), `the message names the file: ${r.err}`);
@@ -283,7 +250,7 @@ Deno.test("noc refuses encrypted, RSA, EC and non-key files as release keys, nam
       [`${work}/garbage.key`, /is not an Ed25519 public key/],
     ];
     for (const [arg, message] of badPublic) {
-      const r = await cli(["release-key", "add", arg, "--label", "l"], noc.env);
+      const r = await runCli(["release-key", "add", arg, "--label", "l"], noc.env);
       assert.equal(r.code, 64, `${arg}: ${r.out}${r.err}`);
       assert.match(r.err, message);
       const secret = privateText.split("\n")[1]!;
@@ -345,7 +312,7 @@ t.close()"`,
         ["package", payload, ...ref, "--key", key.pem, "--out", out, "--noc-key", "x"],
       ];
       for (const args of i < 3 ? ways : [ways[i % 2]!]) {
-        const r = await cli(args, noc.env);
+        const r = await runCli(args, noc.env);
         assert.equal(r.code, 64, `${args.join(" ")}: ${r.out}${r.err}`);
         assert.match(r.err, message, args.join(" "));
       }

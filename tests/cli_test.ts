@@ -6,31 +6,7 @@ import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { buildPackage } from "../protocol/package/file.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
-
-const root = new URL("..", import.meta.url);
-
-async function cli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; out: string; err: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "cli/noc.ts",
-      ...args,
-    ],
-    cwd: root,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, out: d.decode(out.stdout), err: d.decode(out.stderr) };
-}
+import { runCli } from "./_process.ts";
 
 dbTest(
   "deno task noc publishes NOC-signed and offline-signed packages and files over the admin API",
@@ -47,7 +23,7 @@ dbTest(
       await Deno.writeTextFile(`${work}/app/install`, "#!/bin/sh\necho hi\n", { mode: 0o755 });
       await Deno.writeTextFile(`${work}/app/payload.txt`, "payload");
 
-      const nocSigned = await cli([
+      const nocSigned = await runCli([
         "package",
         `${work}/app`,
         "--app",
@@ -60,14 +36,14 @@ dbTest(
       assert.equal(nocSigned.code, 0, nocSigned.err);
       assert.equal(JSON.parse(nocSigned.out).signerKid, noc.deps.keys.kid);
 
-      const keygen = await cli(["keygen", "--out", `${work}/release.key`], env);
+      const keygen = await runCli(["keygen", "--out", `${work}/release.key`], env);
       assert.equal(keygen.code, 0, keygen.err);
       const publicKey = keygen.out.match(/release-key add (\S+)/)![1]!;
-      const reg = await cli(["release-key", "add", publicKey, "--label", "release team"], env);
+      const reg = await runCli(["release-key", "add", publicKey, "--label", "release team"], env);
       assert.equal(reg.code, 0, reg.err);
       const kid = JSON.parse(reg.out).kid;
 
-      const offline = await cli(
+      const offline = await runCli(
         [
           "package",
           `${work}/app`,
@@ -86,7 +62,7 @@ dbTest(
       assert.equal(JSON.parse(offline.out).signerKid, kid);
 
       const out = `${work}/demo-3.nocpkg`;
-      const built = await cli(
+      const built = await runCli(
         [
           "package",
           `${work}/app`,
@@ -104,12 +80,12 @@ dbTest(
         env,
       );
       assert.equal(built.code, 0, built.err);
-      const up = await cli(["upload", out], env);
+      const up = await runCli(["upload", out], env);
       assert.equal(up.code, 0, up.err);
       assert.equal(JSON.parse(up.out).version, "3.0.0");
 
       await Deno.writeTextFile(`${work}/rules.conf`, "strict\n");
-      const file = await cli([
+      const file = await runCli([
         "file",
         "put",
         `${work}/rules.conf`,
@@ -135,7 +111,7 @@ dbTest(
       const entry = (await fetchCatalog(noc, a)).doc!.components[0]!;
       assert.equal(entry.signer, kid);
 
-      const bad = await cli([
+      const bad = await runCli([
         "package",
         `${work}/app`,
         "--app",
@@ -150,7 +126,7 @@ dbTest(
       assert.equal(bad.code, 64);
       assert.match(bad.err, /--out needs --key/);
       await Deno.remove(`${work}/app/install`);
-      const noInstall = await cli([
+      const noInstall = await runCli([
         "package",
         `${work}/app`,
         "--app",
@@ -162,7 +138,7 @@ dbTest(
       ], env);
       assert.equal(noInstall.code, 64);
       assert.match(noInstall.err, /no install program/);
-      const refused = await cli([
+      const refused = await runCli([
         "file",
         "put",
         `${work}/rules.conf`,
@@ -245,19 +221,19 @@ dbTest(
     );
     const env = { NOC_URL: `http://127.0.0.1:${server.addr.port}`, NOC_TOKEN: noc.adminToken };
     try {
-      const created = await cli(["tokens", "create", "--site", "hq", "--label", "rack 4"], env);
+      const created = await runCli(["tokens", "create", "--site", "hq", "--label", "rack 4"], env);
       assert.equal(created.code, 0, created.err);
       const token = created.out.match(/noc_enr_\S+/)![0];
       const a = await noc.enrollAppliance({ hostname: "gw-cli", token });
       await a.beat();
-      const tokens = await cli(["tokens", "--json"], env);
+      const tokens = await runCli(["tokens", "--json"], env);
       assert.equal(JSON.parse(tokens.out).items[0].status, "used");
 
-      const list = await cli(["appliances", "--site", "hq"], env);
+      const list = await runCli(["appliances", "--site", "hq"], env);
       assert.equal(list.code, 0, list.err);
       assert.match(list.out, /^host name\s+state\s+model/);
       assert.match(list.out, /gw-cli\s+ok\s+vs-2000\s+hq/);
-      const shown = await cli(["appliances", "show", a.uid], env);
+      const shown = await runCli(["appliances", "show", a.uid], env);
       assert.match(shown.out, /gw-cli \(.+\): ok/);
       assert.match(shown.out, /running:\n {2}package vscreen\/vscreen@/);
 
@@ -267,7 +243,7 @@ dbTest(
         await payload({ install: "#!/bin/sh\nexit 0\n" }),
         "application/gzip",
       );
-      const assigned = await cli([
+      const assigned = await runCli([
         "assign",
         "--app",
         "demo",
@@ -282,7 +258,7 @@ dbTest(
       ], env);
       assert.equal(assigned.code, 0, assigned.err);
       assert.match(assigned.out, /to site=hq, rollout 50%/);
-      const badTarget = await cli([
+      const badTarget = await runCli([
         "assign",
         "--app",
         "demo",
@@ -296,20 +272,23 @@ dbTest(
       assert.equal(badTarget.code, 64);
       assert.match(badTarget.err, /--target must be/);
 
-      const woken = await cli(["wake", "--site", "hq", "--json"], env);
+      const woken = await runCli(["wake", "--site", "hq", "--json"], env);
       assert.equal(woken.code, 0, woken.err);
       assert.equal(typeof JSON.parse(woken.out).id, "number");
 
       noc.clock.advance(909 + 300 + 60);
       await noc.admin("POST", "/v1/admin/sweep");
-      const alerts = await cli(["alerts"], env);
+      const alerts = await runCli(["alerts"], env);
       assert.match(alerts.out, /missed_heartbeat\s+gw-cli/);
-      const id = JSON.parse((await cli(["alerts", "--json"], env)).out).items[0].id;
-      const acked = await cli(["alerts", "ack", String(id)], env);
+      const id = JSON.parse((await runCli(["alerts", "--json"], env)).out).items[0].id;
+      const acked = await runCli(["alerts", "ack", String(id)], env);
       assert.equal(acked.out.trim(), `Alert ${id} acknowledged`);
-      const revoked = await cli(["appliances", "revoke", a.uid, "--reason", "stolen"], env);
+      const revoked = await runCli(["appliances", "revoke", a.uid, "--reason", "stolen"], env);
       assert.equal(revoked.code, 0, revoked.err);
-      assert.match((await cli(["appliances", "--state", "revoked"], env)).out, /gw-cli\s+revoked/);
+      assert.match(
+        (await runCli(["appliances", "--state", "revoked"], env)).out,
+        /gw-cli\s+revoked/,
+      );
     } finally {
       await server.shutdown();
     }
@@ -321,7 +300,7 @@ dbTest(
   async ({ db }) => {
     const work = await Deno.makeTempDir();
     const keygen = async (name: string) => {
-      const r = await cli(["keygen", "--out", `${work}/${name}.key`], {});
+      const r = await runCli(["keygen", "--out", `${work}/${name}.key`], {});
       assert.equal(r.code, 0, r.err);
       return r.out.match(/release-key add (\S+)/)![1]!;
     };
@@ -335,14 +314,14 @@ dbTest(
     );
     const env = { NOC_URL: `http://127.0.0.1:${server.addr.port}`, NOC_TOKEN: noc.adminToken };
     try {
-      const root = await cli(["release-key", "add", rootKey, "--label", "root"], env);
+      const root = await runCli(["release-key", "add", rootKey, "--label", "root"], env);
       assert.equal(root.code, 0, root.err);
       const rootKid = JSON.parse(root.out).kid;
 
-      const alone = await cli(["release-key", "add", nextKey, "--label", "next"], env);
+      const alone = await runCli(["release-key", "add", nextKey, "--label", "next"], env);
       assert.equal(alone.code, 1);
       assert.match(alone.err, /400: .*endorsed by an existing one/);
-      const endorsed = await cli([
+      const endorsed = await runCli([
         "release-key",
         "add",
         nextKey,
@@ -367,22 +346,22 @@ dbTest(
         "--action",
         '["/usr/bin/systemctl","reload","vscreen"]',
       ];
-      const unsigned = await cli(fileinfo, env);
+      const unsigned = await runCli(fileinfo, env);
       assert.equal(unsigned.code, 1);
       assert.match(unsigned.err, /400: .*signed with a release key/);
-      const noKey = await cli([...fileinfo, "--out", `${work}/fi.json`], env);
+      const noKey = await runCli([...fileinfo, "--out", `${work}/fi.json`], env);
       assert.equal(noKey.code, 64);
-      const badAction = await cli([...fileinfo.slice(0, -1), "systemctl reload"], env);
+      const badAction = await runCli([...fileinfo.slice(0, -1), "systemctl reload"], env);
       assert.equal(badAction.code, 64);
       assert.match(badAction.err, /--action must be a JSON array/);
 
       // Signed on the offline machine, sent from another.
-      const signed = await cli(
+      const signed = await runCli(
         [...fileinfo, "--key", `${work}/next.key`, "--out", `${work}/fi.json`],
         {},
       );
       assert.equal(signed.code, 0, signed.err);
-      const sent = await cli(["fileinfo", "upload", `${work}/fi.json`], env);
+      const sent = await runCli(["fileinfo", "upload", `${work}/fi.json`], env);
       assert.equal(sent.code, 0, sent.err);
       const saved = JSON.parse(sent.out);
       assert.equal(saved.signer, nextKid);
@@ -393,7 +372,7 @@ dbTest(
       const edited = JSON.parse(await Deno.readTextFile(`${work}/fi.json`));
       edited.fileinfo.action = ["/bin/sh", "-c", "id"];
       await Deno.writeTextFile(`${work}/edited.json`, JSON.stringify(edited));
-      const tampered = await cli(["fileinfo", "upload", `${work}/edited.json`], env);
+      const tampered = await runCli(["fileinfo", "upload", `${work}/edited.json`], env);
       assert.equal(tampered.code, 1);
       assert.match(tampered.err, /400: .*does not verify/);
     } finally {

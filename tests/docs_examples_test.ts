@@ -19,6 +19,7 @@ import { loadConfig } from "../noc/config.ts";
 import { agentEnvVars, loadAgentConfig, parseAgentArgs } from "../agent/config.ts";
 import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
 import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
+import { runCli } from "./_process.ts";
 
 const docsDir = new URL("../docs/", import.meta.url);
 const protocol = await Deno.readTextFile(new URL("protocol.md", docsDir));
@@ -82,28 +83,6 @@ function protocolSection(title: string): string {
   return next ? rest.slice(0, next.index) : rest;
 }
 
-/** Runs the operator CLI (`deno task noc`) with `args` and only `env`. */
-async function cli(args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "cli/noc.ts",
-      ...args,
-    ],
-    cwd: new URL("..", import.meta.url),
-    env,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, out: d.decode(out.stdout), err: d.decode(out.stderr) };
-}
-
 /** A folder holding an executable `install` and one more file. */
 async function appFolder(work: string): Promise<string> {
   await Deno.mkdir(`${work}/app`);
@@ -132,12 +111,16 @@ Deno.test("noc package --out --noc-key writes the .wrapped-key docs/protocol.md 
     await Deno.writeTextFile(`${work}/release.key`, newSeed() + "\n", { mode: 0o600 });
     const out = `${work}/demo-hello-1.0.0.nocpkg`;
     // No NOC at all: the NOC's key is given.
-    const r = await cli([
-      "package",
-      dir,
-      ...["--app", "demo", "--name", "hello", "--version", "1.0.0"],
-      ...["--key", `${work}/release.key`, "--out", out, "--noc-key", encryptionKey],
-    ], {});
+    const r = await runCli(
+      [
+        "package",
+        dir,
+        ...["--app", "demo", "--name", "hello", "--version", "1.0.0"],
+        ...["--key", `${work}/release.key`, "--out", out, "--noc-key", encryptionKey],
+      ],
+      {},
+      { clearEnv: true },
+    );
     assert.equal(r.code, 0, r.err);
     const wrapped = await checkWrappedKeyFile(`${out}.wrapped-key`);
     const header = (await readPackagePrefix(out)).header;
@@ -172,12 +155,16 @@ dbTest(
       });
       assert.equal(reg.status, 201, JSON.stringify(reg.body));
       const env = { NOC_URL: url, NOC_TOKEN: noc.adminToken };
-      const r = await cli([
-        "package",
-        dir,
-        ...["--app", "demo", "--name", "hello", "--version", "1.0.0"],
-        ...["--key", `${work}/release.key`, "--out", `${work}/demo-hello-1.0.0.nocpkg`],
-      ], env);
+      const r = await runCli(
+        [
+          "package",
+          dir,
+          ...["--app", "demo", "--name", "hello", "--version", "1.0.0"],
+          ...["--key", `${work}/release.key`, "--out", `${work}/demo-hello-1.0.0.nocpkg`],
+        ],
+        env,
+        { clearEnv: true },
+      );
       assert.equal(r.code, 0, r.err);
       // Wrapped to the NOC's encryptionKey, fetched from GET /v1/keys.
       const wrapped = await checkWrappedKeyFile(`${work}/demo-hello-1.0.0.nocpkg.wrapped-key`);

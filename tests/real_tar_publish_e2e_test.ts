@@ -8,29 +8,7 @@
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
 import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
-
-const repo = new URL("..", import.meta.url).pathname;
-
-/** What a command printed and how it exited. */
-interface Ran {
-  code: number;
-  out: string;
-  err: string;
-}
-
-/** Runs `cmd args…` in the repository (`env` added to the environment). */
-async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  const o = await new Deno.Command(cmd, {
-    args,
-    cwd: repo,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const d = new TextDecoder();
-  return { code: o.code, out: d.decode(o.stdout), err: d.decode(o.stderr) };
-}
+import { run } from "./_process.ts";
 
 /** Runs `cmd args…`; asserts it succeeded; returns its standard output. */
 async function ok(cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
