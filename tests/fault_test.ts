@@ -88,33 +88,73 @@ dbTest(
   },
 );
 
+/**
+ * Makes a folder holding a valid package: an executable `install` and `mib` MiB of random (so
+ * incompressible) bytes in `payload.bin`, which tar puts after `install`.
+ */
+async function largePackageDir(mib: number): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "noc-fault-pkg-" });
+  await Deno.writeTextFile(`${dir}/install`, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+  using f = await Deno.open(`${dir}/payload.bin`, { write: true, create: true });
+  const chunk = new Uint8Array(1024 * 1024);
+  for (let i = 0; i < mib; i++) {
+    for (let j = 0; j < chunk.length; j += 65536) {
+      crypto.getRandomValues(chunk.subarray(j, j + 65536));
+    }
+    await f.write(chunk);
+  }
+  return dir;
+}
+
 Deno.test("the NOC killed (SIGKILL) in the middle of a publish never serves a half-published component", async () => {
   const { startNoc } = await import("./_process.ts");
   const { payload } = await import("./_components.ts");
+  const { createTar, gzip } = await import("../protocol/package/tar.ts");
+  const mib = 64;
+  const killAt = 24 * 2 ** 20;
   const dataDir = await Deno.makeTempDir({ prefix: "noc-fault-" });
+  const pkgDir = await largePackageDir(mib);
   try {
     let noc = await startNoc({ NOC_DATA_DIR: dataDir });
     const q = "app=big&name=big&version=1.0.0";
+    // A valid payload (the NOC's check passes as it streams by), gzip'd tar made as it is sent.
+    const gz = gzip(createTar(pkgDir))[Symbol.asyncIterator]();
     let sent = 0;
+    let sentAtKill = -1;
+    let ended = false;
     let killed = null as Promise<Deno.CommandStatus> | null;
-    const chunk = new Uint8Array(1024 * 1024).fill(7);
     const body = new ReadableStream<Uint8Array>({
-      pull(ctrl) {
-        sent++;
-        // Killed once 24 MiB are on their way: the NOC is storing chunks as they arrive.
-        if (sent === 24) killed = noc.stop("SIGKILL");
-        if (sent > 200) ctrl.close();
-        else ctrl.enqueue(chunk);
+      async pull(ctrl) {
+        // Killed once 24 MiB are on their way: the NOC is checking and storing chunks as they arrive.
+        if (sent >= killAt && !killed) {
+          sentAtKill = sent;
+          killed = noc.stop("SIGKILL");
+        }
+        const next = await gz.next();
+        if (next.done) {
+          ended = true;
+          ctrl.close();
+          return;
+        }
+        sent += next.value.length;
+        ctrl.enqueue(next.value);
+      },
+      async cancel() {
+        await gz.return?.();
       },
     });
     const upload = await fetch(`${noc.url}/v1/admin/packages?${q}`, {
       method: "POST",
       headers: { authorization: `Bearer ${noc.adminToken}`, "content-type": "application/gzip" },
       body,
-    }).then((r) => r.status, (e) => String(e));
-    assert.ok(killed, "the NOC was killed mid-upload");
+    }).then(async (r) => `${r.status} ${await r.text()}`, (e) => e as Error);
+    // The NOC neither refused the payload nor finished it before the kill: the kill landed mid-upload.
+    assert.ok(upload instanceof Error, `the upload did not complete: ${upload}`);
+    assert.ok(killed, `the NOC was killed mid-upload (${sent} bytes sent)`);
     assert.equal((await killed!).signal, "SIGKILL");
-    assert.ok(typeof upload === "string", `the upload did not complete: ${upload}`);
+    assert.equal(ended, false, "the payload was not all sent");
+    assert.ok(sentAtKill >= killAt && sentAtKill < mib * 2 ** 20, `killed at byte ${sentAtKill}`);
+    await gz.return?.();
 
     noc = await startNoc({ NOC_DATA_DIR: dataDir });
     try {
@@ -137,6 +177,7 @@ Deno.test("the NOC killed (SIGKILL) in the middle of a publish never serves a ha
     }
   } finally {
     await Deno.remove(dataDir, { recursive: true });
+    await Deno.remove(pkgDir, { recursive: true });
   }
 });
 
