@@ -1,5 +1,6 @@
 // deno-lint-ignore-file no-explicit-any
 /** Helpers for component tests: building payloads, publishing, fetching catalogs as an appliance. */
+import assert from "node:assert/strict";
 import { createTar, gzip } from "../protocol/package/tar.ts";
 import { collectBytes } from "../protocol/util/bytes.ts";
 import type { TestAppliance, TestNoc } from "./_harness.ts";
@@ -14,10 +15,12 @@ import {
   packageFormat,
   type PackageHeader,
   packagePrefix,
+  wrapContentKey,
 } from "../protocol/package/format.ts";
 import { completeBlob, readBlob, writeBlob } from "../noc/services/blobs.ts";
-import { sealAtRest } from "../noc/services/signing_keys.ts";
-import { toBase64Url } from "../protocol/util/encoding.ts";
+import { type NocKeys, sealAtRest } from "../noc/services/signing_keys.ts";
+import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
+import { buildPackage } from "../protocol/package/file.ts";
 
 /** Builds a package payload (gzip tar) from files given as path → content. */
 export async function payload(
@@ -78,6 +81,79 @@ export async function publishAndAssign(
   });
   if (as.status !== 201) throw new Error(`assign failed: ${JSON.stringify(as.body)}`);
   return { componentId: up.body.id, assignmentId: as.body.id };
+}
+
+/** A package signed offline, as `noc package --out` writes it, and what its upload needs. */
+export interface SignedPackage {
+  /** The whole package file: signed prefix and ciphertext. */
+  bytes: Uint8Array<ArrayBuffer>;
+  /** Its content key wrapped to the NOC (HPKE), for the `x-noc-wrapped-key` header. */
+  wrapped: string;
+  /** Its signed header. */
+  header: PackageHeader;
+  /** Its content key (32 bytes). */
+  contentKey: Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Builds a package of `plain` (a payload, checked by nobody here) in 16 KiB chunks, signed offline
+ * by `signer` (default: the NOC's own key, a signer it trusts), and wraps its content key to the
+ * NOC. For `POST /v1/admin/packages` with `content-type: application/vnd.noc-package`.
+ */
+export async function signedPackage(
+  noc: TestNoc,
+  ref: { app: string; name: string; version: string },
+  plain: Uint8Array<ArrayBuffer>,
+  signer: Pick<NocKeys, "kid" | "privateKey"> = noc.deps.keys,
+): Promise<SignedPackage> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const built = await buildPackage({
+      plaintext: ReadableStream.from([plain]),
+      ...ref,
+      signer: { kid: signer.kid, privateKey: signer.privateKey },
+      out: `${dir}/p`,
+      now: noc.clock.now(),
+      chunkSize: 16 * 1024,
+    });
+    const wrapped = await wrapContentKey(
+      built.contentKey,
+      fromBase64Url(noc.deps.keys.hpke.publicKey),
+      built.header,
+    );
+    const bytes = await Deno.readFile(`${dir}/p`);
+    return { bytes, wrapped, header: built.header, contentKey: built.contentKey };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Uploads a package signed offline through the admin API; returns status and JSON. */
+export function uploadSigned(
+  noc: TestNoc,
+  pkg: Pick<SignedPackage, "bytes" | "wrapped">,
+): Promise<{ status: number; body: any }> {
+  return upload(noc, "/v1/admin/packages", pkg.bytes, "application/vnd.noc-package", {
+    "x-noc-wrapped-key": pkg.wrapped,
+  });
+}
+
+/**
+ * Assigns `kind` `ref` to every appliance through the admin API; asserts it answered 201.
+ * Returns the assignment's id.
+ */
+export async function assignToAll(
+  noc: TestNoc,
+  kind: "package" | "file",
+  ref: { app: string; name: string; version: string },
+): Promise<number> {
+  const as = await noc.admin("POST", "/v1/admin/assignments", {
+    kind,
+    ...ref,
+    target: { type: "all" },
+  });
+  assert.equal(as.status, 201, JSON.stringify(as.body));
+  return as.body.id;
 }
 
 /** Fetches and verifies the appliance's catalog (https). */

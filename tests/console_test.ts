@@ -4,46 +4,13 @@
  * and action needs; and every page and action going through the admin API.
  */
 import assert from "node:assert/strict";
-import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
+import { dbTest, testNoc } from "./_harness.ts";
 import { consoleOperations, consoleRoutes } from "../noc/http/console/mod.tsx";
 import { adminRoutes } from "../noc/http/admin/mod.ts";
 import { payload } from "./_components.ts";
+import { signIn } from "./_console.ts";
 
 const base = "http://noc.test";
-
-/** A signed-in console session: its cookie, its CSRF token, and ways to read pages and post forms. */
-async function signIn(noc: TestNoc) {
-  let r = await noc.app.request(`${base}/ui/login`);
-  const cookie = r.headers.get("set-cookie")!.split(";")[0]!;
-  const loginCsrf = (await r.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
-  r = await noc.app.request(`${base}/ui/login`, {
-    method: "POST",
-    headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ _csrf: loginCsrf, token: noc.adminToken, next: "/ui" }),
-  });
-  assert.equal(r.status, 303);
-  const session = r.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
-    .split(";")[0]!;
-  const get = (path: string) => noc.app.request(`${base}${path}`, { headers: { cookie: session } });
-  const page = await get("/ui");
-  const csrf = (await page.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
-  return {
-    session,
-    csrf,
-    get,
-    /** Posts a form with the CSRF token; returns the flash message it redirects with. */
-    async post(path: string, fields: Record<string, string> = {}): Promise<string> {
-      const res = await noc.app.request(`${base}${path}`, {
-        method: "POST",
-        headers: { cookie: session, "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ ...fields, _csrf: csrf }),
-      });
-      assert.equal(res.status, 303, `${path}: ${res.status} ${await res.clone().text()}`);
-      const to = new URL(res.headers.get("location")!, base);
-      return to.searchParams.get("flash") ?? "";
-    },
-  };
-}
 
 dbTest(
   "the console answers malformed forms and odd route parameters with 4xx pages",
@@ -114,25 +81,16 @@ dbTest(
   "the publish form takes an upload over the small body limit; any other form is refused 413",
   async ({ db }) => {
     const noc = await testNoc(db, { settings: { maxBodyBytes: 64 * 1024 } });
-    const { session, csrf, get } = await signIn(noc);
+    const { session, csrf, get, post } = await signIn(noc);
     const big = new Uint8Array(200 * 1024).fill(7);
-    const form = new FormData();
-    form.set("_csrf", csrf);
-    form.set("kind", "file");
-    form.set("app", "demo");
-    form.set("name", "big.bin");
-    form.set("version", "1");
-    form.set("file", new File([big], "big.bin"));
-    const published = await noc.app.request(`${base}/ui/releases/publish`, {
-      method: "POST",
-      headers: { cookie: session },
-      body: form,
+    const published = await post("/ui/releases/publish", {
+      kind: "file",
+      app: "demo",
+      name: "big.bin",
+      version: "1",
+      file: new File([big], "big.bin"),
     });
-    assert.equal(published.status, 303);
-    assert.match(
-      published.headers.get("location")!,
-      /flash=Published%20file%20demo%2Fbig\.bin%401/,
-    );
+    assert.equal(published, "Published file demo/big.bin@1");
     assert.match(await (await get("/ui/releases")).text(), /demo\/big\.bin/);
 
     const refused = await noc.app.request(`${base}/ui/tokens`, {
@@ -200,23 +158,14 @@ dbTest(
     assert.equal(await ui.post(`/ui/appliances/${a.uid}/wake`), "Woken: it cycles now");
 
     // Releases: publish a payload, assign it, change the rollout, hold and release.
-    const form = new FormData();
-    form.set("_csrf", ui.csrf);
-    form.set("kind", "package");
-    form.set("app", "demo");
-    form.set("name", "demo");
-    form.set("version", "1.0.0");
-    form.set("file", new File([await payload({ install: "#!/bin/sh\nexit 0\n" })], "p.tar.gz"));
-    const published = await noc.app.request(`${base}/ui/releases/publish`, {
-      method: "POST",
-      headers: { cookie: ui.session },
-      body: form,
-    });
-    assert.match(
-      new URL(published.headers.get("location")!, base).searchParams.get("flash")!,
-      /^Published package demo\/demo@1\.0\.0$/,
-    );
     const assign = { kind: "package", app: "demo", name: "demo", version: "1.0.0" };
+    assert.equal(
+      await ui.post("/ui/releases/publish", {
+        ...assign,
+        file: new File([await payload({ install: "#!/bin/sh\nexit 0\n" })], "p.tar.gz"),
+      }),
+      "Published package demo/demo@1.0.0",
+    );
     assert.equal(
       await ui.post("/ui/releases/assign", {
         ...assign,

@@ -9,6 +9,7 @@ import { fetchCatalog, publishAndAssign } from "./_components.ts";
 import { pruneHistory } from "../noc/jobs/retention.ts";
 import type { Db } from "../noc/db/db.ts";
 import { type ServedNoc, serveNoc } from "./_agent.ts";
+import { signIn } from "./_console.ts";
 import { signedRequest } from "../protocol/client.ts";
 
 /** Fifteen applications of 16,000 bytes of data each: a report of about 234 KiB. */
@@ -126,22 +127,7 @@ dbTest(
       assert.ok(apiText.length < 1.5 * 1024 * 1024, `admin API answered ${apiText.length} bytes`);
 
       // The console page, signed in.
-      let res = await fetch(`${noc.url}/ui/login`);
-      const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
-      const loginCsrf = (await res.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
-      res = await fetch(`${noc.url}/ui/login`, {
-        method: "POST",
-        redirect: "manual",
-        headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ _csrf: loginCsrf, token: noc.adminToken, next: "/ui" }),
-      });
-      assert.equal(res.status, 303);
-      await res.body?.cancel();
-      const session = res.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
-        .split(";")[0]!;
-      const page = await fetch(`${noc.url}/ui/appliances/${a.uid}`, {
-        headers: { cookie: session },
-      });
+      const page = await (await signIn(noc)).get(`/ui/appliances/${a.uid}`);
       const html = await page.text();
       assert.equal(page.status, 200);
       assert.ok(html.length < 512 * 1024, `the page is ${html.length} bytes`);

@@ -10,17 +10,18 @@
  */
 import assert from "node:assert/strict";
 import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
-import { payload } from "./_components.ts";
+import { payload, signedPackage } from "./_components.ts";
+import { signIn } from "./_console.ts";
 import type { Db } from "../noc/db/db.ts";
-import { buildPackage } from "../protocol/package/file.ts";
-import { parsePackagePrefix, wrapContentKey } from "../protocol/package/format.ts";
+import { parsePackagePrefix } from "../protocol/package/format.ts";
 import { payloadLimits } from "../protocol/package/payload.ts";
 import { createTar, gzip } from "../protocol/package/tar.ts";
 import { collectBytes, concatBytes } from "../protocol/util/bytes.ts";
-import { fromBase64Url } from "../protocol/util/encoding.ts";
 
 const base = "https://noc.test";
 const okInstall = "#!/bin/sh\nexit 0\n";
+/** The package every test here publishes, at `version`. */
+const chk = (version: string) => ({ app: "chk", name: "pkg", version });
 
 /** Runs `python3 -c code args…`; returns what it wrote to stdout. */
 async function python(code: string, ...args: string[]): Promise<Uint8Array<ArrayBuffer>> {
@@ -271,35 +272,6 @@ async function postPayload(
   });
 }
 
-/** A package of `plain` signed offline (with a key the NOC trusts), and its key wrapped to the NOC. */
-async function signedPackage(
-  noc: TestNoc,
-  version: string,
-  plain: Uint8Array<ArrayBuffer>,
-): Promise<{ bytes: Uint8Array<ArrayBuffer>; wrapped: string }> {
-  const dir = await Deno.makeTempDir();
-  try {
-    const built = await buildPackage({
-      plaintext: ReadableStream.from([plain]),
-      app: "chk",
-      name: "pkg",
-      version,
-      signer: { kid: noc.deps.keys.kid, privateKey: noc.deps.keys.privateKey },
-      out: `${dir}/p`,
-      now: noc.clock.now(),
-      chunkSize: 16 * 1024,
-    });
-    const wrapped = await wrapContentKey(
-      built.contentKey,
-      fromBase64Url(noc.deps.keys.hpke.publicKey),
-      built.header,
-    );
-    return { bytes: await Deno.readFile(`${dir}/p`), wrapped };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 /** Posts a package signed offline. */
 async function postSigned(noc: TestNoc, bytes: BodyInit, wrapped: string): Promise<Response> {
   return await noc.app.request(`${base}/v1/admin/packages`, {
@@ -313,19 +285,29 @@ async function postSigned(noc: TestNoc, bytes: BodyInit, wrapped: string): Promi
   });
 }
 
+/** Builds chk/pkg@`version` of `plain`, signed offline, and posts it. */
+async function postSignedOffline(
+  noc: TestNoc,
+  version: string,
+  plain: Uint8Array<ArrayBuffer>,
+): Promise<Response> {
+  const pkg = await signedPackage(noc, chk(version), plain);
+  return await postSigned(noc, pkg.bytes, pkg.wrapped);
+}
+
 dbTest(
   "a payload for the NOC to sign that no agent could install is refused 400 bad_payload, naming the problem, and nothing is stored",
   async ({ db }) => {
     const noc = await testNoc(db);
     const cases = await malformedPayloads();
     for (const [i, c] of cases.entries()) {
-      const res = await postPayload(noc, { app: "chk", name: "pkg", version: `${i}` }, c.bytes);
+      const res = await postPayload(noc, chk(`${i}`), c.bytes);
       await assertRefused(noc, db, c.what, res, c.says);
     }
     // A good payload is published (the check refuses what is wrong, not everything).
     const ok = await postPayload(
       noc,
-      { app: "chk", name: "pkg", version: "ok" },
+      chk("ok"),
       await payload({ install: okInstall, "share/readme": "hello\n" }),
     );
     assert.equal(ok.status, 201, await ok.clone().text());
@@ -349,11 +331,9 @@ dbTest(
     const noc = await testNoc(db);
     const cases = await malformedPayloads();
     for (const [i, c] of cases.entries()) {
-      const pkg = await signedPackage(noc, `${i}`, c.bytes);
-      await assertRefused(noc, db, c.what, await postSigned(noc, pkg.bytes, pkg.wrapped), c.says);
+      await assertRefused(noc, db, c.what, await postSignedOffline(noc, `${i}`, c.bytes), c.says);
     }
-    const ok = await signedPackage(noc, "ok", await payload({ install: okInstall }));
-    const res = await postSigned(noc, ok.bytes, ok.wrapped);
+    const res = await postSignedOffline(noc, "ok", await payload({ install: okInstall }));
     assert.equal(res.status, 201, await res.clone().text());
   },
 );
@@ -363,10 +343,9 @@ dbTest(
   async ({ db }) => {
     const noc = await testNoc(db);
     for (const [i, c] of (await brokenGzipPayloads()).entries()) {
-      const res = await postPayload(noc, { app: "chk", name: "pkg", version: `${i}` }, c.bytes);
+      const res = await postPayload(noc, chk(`${i}`), c.bytes);
       await assertRefused(noc, db, `NOC-signed: ${c.what}`, res, c.says);
-      const pkg = await signedPackage(noc, `${i}`, c.bytes);
-      const signed = await postSigned(noc, pkg.bytes, pkg.wrapped);
+      const signed = await postSignedOffline(noc, `${i}`, c.bytes);
       await assertRefused(noc, db, `signed offline: ${c.what}`, signed, c.says);
     }
   },
@@ -378,7 +357,7 @@ dbTest(
     const noc = await testNoc(db);
     const bad = await signedPackage(
       noc,
-      "1",
+      chk("1"),
       await pythonTarGz([{ name: "run.sh", data: okInstall }]),
     );
     const offset = parsePackagePrefix(bad.bytes).ciphertextOffset;
@@ -427,46 +406,19 @@ dbTest(
   },
 );
 
-/** Signs in to the console; returns its session cookie and CSRF token. */
-async function signIn(noc: TestNoc): Promise<{ session: string; csrf: string }> {
-  const ui = "http://noc.test";
-  let r = await noc.app.request(`${ui}/ui/login`);
-  const cookie = r.headers.get("set-cookie")!.split(";")[0]!;
-  const loginCsrf = (await r.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
-  r = await noc.app.request(`${ui}/ui/login`, {
-    method: "POST",
-    headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ _csrf: loginCsrf, token: noc.adminToken, next: "/ui" }),
-  });
-  assert.equal(r.status, 303);
-  const session = r.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
-    .split(";")[0]!;
-  const page = await noc.app.request(`${ui}/ui/releases`, { headers: { cookie: session } });
-  const csrf = (await page.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
-  return { session, csrf };
-}
-
 dbTest(
   "the console's publish form shows why a payload was refused and stores nothing",
   async ({ db }) => {
     const noc = await testNoc(db);
-    const { session, csrf } = await signIn(noc);
-    const publish = async (kind: string, version: string, bytes: Uint8Array<ArrayBuffer>) => {
-      const form = new FormData();
-      form.set("_csrf", csrf);
-      form.set("kind", kind);
-      form.set("app", "chk");
-      form.set("name", "pkg");
-      form.set("version", version);
-      form.set("file", new File([bytes], "p.tgz"));
-      const res = await noc.app.request("http://noc.test/ui/releases/publish", {
-        method: "POST",
-        headers: { cookie: session },
-        body: form,
+    const ui = await signIn(noc);
+    const publish = (kind: string, version: string, bytes: Uint8Array<ArrayBuffer>) =>
+      ui.post("/ui/releases/publish", {
+        kind,
+        app: "chk",
+        name: "pkg",
+        version,
+        file: new File([bytes], "p.tgz"),
       });
-      assert.equal(res.status, 303, await res.clone().text());
-      return new URL(res.headers.get("location")!, "http://noc.test").searchParams.get("flash")!;
-    };
     const cases = await malformedPayloads();
     for (const c of cases) {
       const flash = await publish("package", "1", c.bytes);
@@ -474,9 +426,7 @@ dbTest(
       assert.doesNotMatch(flash, /^Published/, c.what);
       assert.deepEqual(await stored(db), { components: 0, blobs: 0, chunks: 0 }, c.what);
     }
-    const page = await (await noc.app.request("http://noc.test/ui/releases", {
-      headers: { cookie: session },
-    })).text();
+    const page = await (await ui.get("/ui/releases")).text();
     assert.doesNotMatch(page, /chk\/pkg/, "nothing refused is listed as published");
     assert.equal(
       await publish("package", "2", await payload({ install: okInstall })),

@@ -7,10 +7,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { countingDb, dbTest, type TestNoc, testNoc } from "./_harness.ts";
-import { fetchCatalog, payload } from "./_components.ts";
+import { fetchCatalog, payload, signedPackage } from "./_components.ts";
 import type { Db } from "../noc/db/db.ts";
 import { createApp } from "../noc/app.ts";
-import { buildPackage } from "../protocol/package/file.ts";
 import {
   packageFormat,
   type PackageHeader,
@@ -21,38 +20,15 @@ import {
 import { concatBytes } from "../protocol/util/bytes.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
 
+/** The package these tests publish, at `version`. */
+const rel = (version: string) => ({ app: "rel", name: "pkg", version });
+
 const sha256Hex = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
 /** The database, counting statements that read stored blob chunks. */
 function countingReads(db: Db): { db: Db; reads: () => number } {
   const c = countingDb(db, (text) => text.includes("from blob_chunks"));
   return { db: c.db, reads: c.count };
-}
-
-/** A package signed with the NOC's own key (a trusted package signer) and its key wrapped to the NOC. */
-async function signedPackage(noc: TestNoc, version: string, plain: Uint8Array<ArrayBuffer>) {
-  const dir = await Deno.makeTempDir();
-  try {
-    const built = await buildPackage({
-      plaintext: ReadableStream.from([plain]),
-      app: "rel",
-      name: "pkg",
-      version,
-      signer: { kid: noc.deps.keys.kid, privateKey: noc.deps.keys.privateKey },
-      out: `${dir}/p`,
-      now: noc.clock.now(),
-      chunkSize: 16 * 1024,
-    });
-    const wrapped = await wrapContentKey(
-      built.contentKey,
-      fromBase64Url(noc.deps.keys.hpke.publicKey),
-      built.header,
-    );
-    const bytes = await Deno.readFile(`${dir}/p`);
-    return { bytes, wrapped, header: built.header, contentKey: built.contentKey };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 /** Streams `bytes` in pieces of `piece` bytes, as an HTTP body arrives. */
@@ -103,7 +79,7 @@ dbTest(
       crypto.getRandomValues(random.subarray(i, Math.min(i + 65536, random.length)));
     }
     const plain = await payload({ install: "#!/bin/sh\nexit 0\n", "data.bin": random });
-    const pkg = await signedPackage(noc, "1.0.0", plain);
+    const pkg = await signedPackage(noc, rel("1.0.0"), plain);
     const r = await post(app, noc.adminToken, pieces(pkg.bytes, 7_777), pkg.wrapped);
     assert.equal(r.status, 201, JSON.stringify(r.body));
     const fileBytes = new TextEncoder().encode("motd\n".repeat(10_000));
@@ -143,7 +119,7 @@ dbTest(
     }
     // The same package again is the same component; a different one under its version is refused.
     assert.equal((await post(app, noc.adminToken, pkg.bytes, pkg.wrapped)).status, 200);
-    const other = await signedPackage(noc, "1.0.0", await payload({ install: "#!/bin/sh\n" }));
+    const other = await signedPackage(noc, rel("1.0.0"), await payload({ install: "#!/bin/sh\n" }));
     const clash = await post(app, noc.adminToken, other.bytes, other.wrapped);
     assert.equal(clash.status, 409, JSON.stringify(clash.body));
     assert.equal(counted.reads(), 0);
@@ -159,7 +135,7 @@ dbTest(
       install: "#!/bin/sh\nexit 0\n",
       "a.bin": crypto.getRandomValues(new Uint8Array(60_000)),
     });
-    const pkg = await signedPackage(noc, "2.0.0", plain);
+    const pkg = await signedPackage(noc, rel("2.0.0"), plain);
     const offset = parsePackagePrefix(pkg.bytes).ciphertextOffset;
     const flip = (at: number) => {
       const b = pkg.bytes.slice();

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
 import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
 import { run } from "./_process.ts";
+import { assignToAll } from "./_components.ts";
+import { signIn } from "./_console.ts";
 
 /** Runs `cmd args…`; asserts it succeeded; returns its standard output. */
 async function ok(cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
@@ -44,27 +46,6 @@ async function realTarball(work: string): Promise<string> {
   assert.ok(listing.includes("./"), `tar lists ./ first: ${listing.join(" ")}`);
   assert.ok(listing.includes("./install"), listing.join(" "));
   return tgz;
-}
-
-/** Signs in to the console over HTTP; returns a fetch for its pages and its CSRF token. */
-async function consoleSession(noc: ServedNoc) {
-  let r = await fetch(`${noc.url}/ui/login`);
-  const cookie = r.headers.get("set-cookie")!.split(";")[0]!;
-  const loginCsrf = (await r.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
-  r = await fetch(`${noc.url}/ui/login`, {
-    method: "POST",
-    redirect: "manual",
-    headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ _csrf: loginCsrf, token: noc.adminToken, next: "/ui" }),
-  });
-  await r.body?.cancel();
-  assert.equal(r.status, 303);
-  const session = r.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
-    .split(";")[0]!;
-  const page = await (await fetch(`${noc.url}/ui/releases`, { headers: { cookie: session } }))
-    .text();
-  const csrf = page.match(/name="_csrf" value="([^"]+)"/)![1]!;
-  return { session, csrf };
 }
 
 /** Enrols a real agent process with the NOC. */
@@ -144,37 +125,21 @@ dbTest(
       assert.equal(cli.signerKid, added.kid, "signed by the openssl-made key");
 
       // (c) The console's publish form.
-      const { session, csrf } = await consoleSession(noc);
-      const form = new FormData();
-      form.set("_csrf", csrf);
-      form.set("kind", "package");
-      form.set("app", "realtar");
-      form.set("name", "via-console");
-      form.set("version", "3.0.0");
-      form.set("file", new File([await Deno.readFile(tgz)], "p.tgz"));
-      const published = await fetch(`${noc.url}/ui/releases/publish`, {
-        method: "POST",
-        redirect: "manual",
-        headers: { cookie: session },
-        body: form,
-      });
-      await published.body?.cancel();
-      assert.equal(published.status, 303);
+      const ui = await signIn(noc);
       assert.equal(
-        new URL(published.headers.get("location")!, noc.url).searchParams.get("flash"),
+        await ui.post("/ui/releases/publish", {
+          kind: "package",
+          app: "realtar",
+          name: "via-console",
+          version: "3.0.0",
+          file: new File([await Deno.readFile(tgz)], "p.tgz"),
+        }),
         "Published package realtar/via-console@3.0.0",
       );
 
       const versions = { "via-api": "1.0.0", "via-cli": "2.0.0", "via-console": "3.0.0" };
       for (const [name, version] of Object.entries(versions)) {
-        const as = await noc.admin("POST", "/v1/admin/assignments", {
-          kind: "package",
-          app: "realtar",
-          name,
-          version,
-          target: { type: "all" },
-        });
-        assert.equal(as.status, 201, JSON.stringify(as.body));
+        await assignToAll(noc, "package", { app: "realtar", name, version });
       }
 
       // A real agent installs all three.

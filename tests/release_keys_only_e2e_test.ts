@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
-import { payload, upload } from "./_components.ts";
+import { assignToAll, payload, signedPackage, upload, uploadSigned } from "./_components.ts";
+import { signIn } from "./_console.ts";
 import { newSeed, type PublishedKey } from "../protocol/keys.ts";
 import { type NocKeys, nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { contentKeyCache, publishedKeys } from "../noc/services/publishing.ts";
@@ -21,12 +22,11 @@ import {
   verifyFileinfo,
 } from "../protocol/fileinfo.ts";
 import { adoptablePackageKeys, endorseKey, rotatedPackageKeys } from "../protocol/release_keys.ts";
-import { buildPackage } from "../protocol/package/file.ts";
-import { wrapContentKey } from "../protocol/package/format.ts";
-import { fromBase64Url } from "../protocol/util/encoding.ts";
 import type { Db } from "../noc/db/db.ts";
 
 const once = ["once", "--allow-http-files"];
+/** The demo/demo package at `version`. */
+const demo = (version: string) => ({ app: "demo", name: "demo", version });
 const marker = ["/bin/sh", "-c", 'echo "$NOC_VERSION" >> "$NOC_ROOT/ran"'];
 
 /** A release key held offline: its seed, signing half and published record. */
@@ -68,14 +68,7 @@ async function publishFile(noc: ServedNoc, version: string): Promise<void> {
     "application/octet-stream",
   );
   assert.equal(up.status, 201, JSON.stringify(up.body));
-  const as = await noc.admin("POST", "/v1/admin/assignments", {
-    kind: "file",
-    app: "demo",
-    name: "motd",
-    version,
-    target: { type: "all" },
-  });
-  assert.equal(as.status, 201, JSON.stringify(as.body));
+  await assignToAll(noc, "file", { app: "demo", name: "motd", version });
 }
 
 const motd = (action: string[] | null = marker): FileinfoStatement => ({
@@ -254,7 +247,6 @@ dbTest(
   async ({ db }) => {
     const root = await releaseKey();
     const noc = await releaseKeysOnlyNoc(db, [root.publicKey]);
-    const dir = await Deno.makeTempDir();
     let box: AgentBox | null = null;
     try {
       const add = (b: unknown) => noc.admin("POST", "/v1/admin/release-keys", b);
@@ -298,41 +290,17 @@ dbTest(
       assert.equal(ok.body.endorsement.signer, root.kid);
 
       // A package signed by the new key installs on an appliance enrolled before it was added.
-      const built = await buildPackage({
-        plaintext: ReadableStream.from([
-          await payload({
-            install: '#!/bin/sh\nset -e\nprintf "$NOC_VERSION" > "$NOC_ROOT/version"\n',
-          }),
-        ]),
-        app: "demo",
-        name: "demo",
-        version: "1.0.0",
-        signer: { kid: next.kid, privateKey: next.privateKey },
-        out: `${dir}/p.nocpkg`,
-        now: noc.clock.now(),
-      });
-      const up = await upload(
+      const pkg = await signedPackage(
         noc,
-        "/v1/admin/packages",
-        await Deno.readFile(`${dir}/p.nocpkg`),
-        "application/vnd.noc-package",
-        {
-          "x-noc-wrapped-key": await wrapContentKey(
-            built.contentKey,
-            fromBase64Url(noc.deps.keys.hpke.publicKey),
-            built.header,
-          ),
-        },
+        demo("1.0.0"),
+        await payload({
+          install: '#!/bin/sh\nset -e\nprintf "$NOC_VERSION" > "$NOC_ROOT/version"\n',
+        }),
+        next,
       );
+      const up = await uploadSigned(noc, pkg);
       assert.equal(up.status, 201, JSON.stringify(up.body));
-      const as = await noc.admin("POST", "/v1/admin/assignments", {
-        kind: "package",
-        app: "demo",
-        name: "demo",
-        version: "1.0.0",
-        target: { type: "all" },
-      });
-      assert.equal(as.status, 201, JSON.stringify(as.body));
+      await assignToAll(noc, "package", demo("1.0.0"));
       const r = await box.run(once);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.deepEqual(r.events.find((e) => e.event === "keys_pinned")?.added, [next.kid]);
@@ -367,7 +335,6 @@ dbTest(
       assert.equal(nocSigned.body.error, "release_key_required");
     } finally {
       await box?.remove();
-      await Deno.remove(dir, { recursive: true });
       await noc.close();
     }
   },
@@ -490,34 +457,14 @@ dbTest(
   async ({ db }) => {
     const noc = await testNoc(db);
     noc.deps.keys = await nocKeysFromSeed(newSeed(), { releaseKeysOnly: true });
-    const base = "http://noc.test";
-    let r = await noc.app.request(`${base}/ui/login`);
-    const cookie = r.headers.get("set-cookie")!.split(";")[0]!;
-    const loginCsrf = (await r.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
-    r = await noc.app.request(`${base}/ui/login`, {
-      method: "POST",
-      headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ _csrf: loginCsrf, token: noc.adminToken, next: "/ui" }),
-    });
-    assert.equal(r.status, 303);
-    const session = r.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
-      .split(";")[0]!;
-    const page = await noc.app.request(`${base}/ui`, { headers: { cookie: session } });
-    const csrf = (await page.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
+    const ui = await signIn(noc);
     for (const action of [JSON.stringify(marker), ""]) {
-      const res = await noc.app.request(`${base}/ui/apps/demo/fileinfo`, {
-        method: "POST",
-        headers: { cookie: session, "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({
-          _csrf: csrf,
-          name: "motd",
-          destination: "etc/motd",
-          mode: "0644",
-          action,
-        }),
+      const flash = await ui.post("/ui/apps/demo/fileinfo", {
+        name: "motd",
+        destination: "etc/motd",
+        mode: "0644",
+        action,
       });
-      assert.equal(res.status, 303);
-      const flash = new URL(res.headers.get("location")!, base).searchParams.get("flash") ?? "";
       assert.match(flash, /signed with a release key/, flash);
     }
     assert.equal(await rows(db, "fileinfo"), 0);
@@ -535,18 +482,8 @@ dbTest(
     });
     assert.equal(reg.status, 201, JSON.stringify(reg.body));
     const box = await enrolled(noc);
-    const dir = await Deno.makeTempDir();
     const installScript = '#!/bin/sh\nset -e\nprintf "$NOC_VERSION" > "$NOC_ROOT/version"\n';
-    const assign = async (version: string) => {
-      const as = await noc.admin("POST", "/v1/admin/assignments", {
-        kind: "package",
-        app: "demo",
-        name: "demo",
-        version,
-        target: { type: "all" },
-      });
-      assert.equal(as.status, 201, JSON.stringify(as.body));
-    };
+    const assign = (version: string) => assignToAll(noc, "package", demo(version));
     try {
       // 1. The NOC writes a release key of its own straight into its database (no endorsement)
       // and publishes a package signed with it.
@@ -555,28 +492,13 @@ dbTest(
         insert into release_keys (kid, public_key, label, created_at)
         values (${rogue.kid}, ${rogue.publicKey}, 'rogue', now())`;
       await bumpCatalogEpoch(db.sql);
-      const built = await buildPackage({
-        plaintext: ReadableStream.from([await payload({ install: installScript })]),
-        app: "demo",
-        name: "demo",
-        version: "1.0.0",
-        signer: { kid: rogue.kid, privateKey: rogue.privateKey },
-        out: `${dir}/p.nocpkg`,
-        now: noc.clock.now(),
-      });
-      const up = await upload(
+      const pkg = await signedPackage(
         noc,
-        "/v1/admin/packages",
-        await Deno.readFile(`${dir}/p.nocpkg`),
-        "application/vnd.noc-package",
-        {
-          "x-noc-wrapped-key": await wrapContentKey(
-            built.contentKey,
-            fromBase64Url(noc.deps.keys.hpke.publicKey),
-            built.header,
-          ),
-        },
+        demo("1.0.0"),
+        await payload({ install: installScript }),
+        rogue,
       );
+      const up = await uploadSigned(noc, pkg);
       assert.equal(up.status, 201, "the compromised NOC accepts it");
       await assign("1.0.0");
       const first = await box.run(once);
@@ -621,7 +543,6 @@ dbTest(
       );
     } finally {
       await box.remove();
-      await Deno.remove(dir, { recursive: true });
       await noc.close();
     }
   },
