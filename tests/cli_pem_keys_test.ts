@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
 import { agentBox, serveNoc } from "./_agent.ts";
+import { assignToAll } from "./_components.ts";
 import { newSeed } from "../protocol/keys.ts";
 import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { contentKeyCache } from "../noc/services/publishing.ts";
@@ -79,8 +80,17 @@ async function rows(db: Db, table: "components" | "blobs" | "release_keys"): Pro
   return (await q[table]())[0]!.n;
 }
 
+/** A server that records every request and accepts none. */
+interface WatchedNoc {
+  /** NOC_URL (the server) and NOC_TOKEN (unused) for the CLI. */
+  env: Record<string, string>;
+  /** Every request it got, as `METHOD /path`. */
+  seen: string[];
+  close(): Promise<void>;
+}
+
 /** A server that records every request and accepts none: the CLI must not reach it. */
-function watchedNoc(): { env: Record<string, string>; seen: string[]; close(): Promise<void> } {
+function watchedNoc(): WatchedNoc {
   const seen: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
     seen.push(`${req.method} ${new URL(req.url).pathname}`);
@@ -91,6 +101,24 @@ function watchedNoc(): { env: Record<string, string>; seen: string[]; close(): P
     seen,
     close: () => server.shutdown(),
   };
+}
+
+/**
+ * A test of the CLI alone: `fn` gets a scratch folder and a watched NOC, and must not reach it.
+ * Both are gone afterwards.
+ */
+function offlineTest(name: string, fn: (work: string, noc: WatchedNoc) => Promise<void>): void {
+  Deno.test(name, async () => {
+    const work = await Deno.makeTempDir({ prefix: "cli-pem-" });
+    const noc = watchedNoc();
+    try {
+      await fn(work, noc);
+      assert.deepEqual(noc.seen, [], "nothing reached the NOC");
+    } finally {
+      await noc.close();
+      await Deno.remove(work, { recursive: true });
+    }
+  });
 }
 
 dbTest(
@@ -150,14 +178,7 @@ dbTest(
       const token = await noc.enrollmentToken();
       const enrolled = await box.run(["enroll", "--noc", noc.url, "--token", token]);
       assert.equal(enrolled.code, 0, enrolled.stderr + enrolled.stdout);
-      const assigned = await noc.admin("POST", "/v1/admin/assignments", {
-        kind: "package",
-        app: "demo",
-        name: "demo",
-        version: "1.0.0",
-        target: { type: "all" },
-      });
-      assert.equal(assigned.status, 201, JSON.stringify(assigned.body));
+      await assignToAll(noc, "package", { app: "demo", name: "demo", version: "1.0.0" });
       const cycle = await box.run(["once", "--allow-http-files"]);
       assert.equal(cycle.code, 0, cycle.stdout + cycle.stderr);
       assert.equal(await box.readRoot("ran"), "1.0.0 hello\n");
@@ -169,10 +190,9 @@ dbTest(
   },
 );
 
-Deno.test("noc refuses encrypted, RSA, EC and non-key files as release keys, naming the problem", async () => {
-  const work = await Deno.makeTempDir({ prefix: "cli-pem-" });
-  const noc = watchedNoc();
-  try {
+offlineTest(
+  "noc refuses encrypted, RSA, EC and non-key files as release keys, naming the problem",
+  async (work, noc) => {
     const good = await opensslKey(work, "good");
     const dir = await payloadDir(`${work}/app`);
     await openssl(
@@ -256,17 +276,12 @@ Deno.test("noc refuses encrypted, RSA, EC and non-key files as release keys, nam
       const secret = privateText.split("\n")[1]!;
       assert.ok(!r.err.includes(secret), "a private key is never printed");
     }
-    assert.deepEqual(noc.seen, [], "nothing reached the NOC");
-  } finally {
-    await noc.close();
-    await Deno.remove(work, { recursive: true });
-  }
-});
+  },
+);
 
-Deno.test("noc package refuses a payload no appliance could install, and sends and writes nothing", async () => {
-  const work = await Deno.makeTempDir({ prefix: "cli-pem-" });
-  const noc = watchedNoc();
-  try {
+offlineTest(
+  "noc package refuses a payload no appliance could install, and sends and writes nothing",
+  async (work, noc) => {
     const key = await opensslKey(work, "release");
     const make = async (name: string, files: Record<string, [string, number]>) => {
       const dir = `${work}/${name}`;
@@ -318,12 +333,8 @@ t.close()"`,
       }
       assert.equal(await Deno.stat(out).catch(() => null), null, `${payload}: nothing written`);
     }
-    assert.deepEqual(noc.seen, [], "nothing reached the NOC");
-  } finally {
-    await noc.close();
-    await Deno.remove(work, { recursive: true });
-  }
-});
+  },
+);
 
 dbTest(
   "POST /v1/admin/release-keys takes a PEM public key as its base64url form, and names a bad one",

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-explicit-any
 /**
  * Files resume like packages, end to end: a real NOC on a test database, a
  * real agent process, and a proxy of the test's own in front of the NOC's
@@ -13,8 +12,8 @@
  */
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
-import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
-import { upload } from "./_components.ts";
+import { type AgentBox, agentBox, type AgentRun, type ServedNoc, serveNoc } from "./_agent.ts";
+import { assignToAll, upload } from "./_components.ts";
 import { sha256, toHex } from "../protocol/util/encoding.ts";
 
 const KiB = 1024;
@@ -145,22 +144,45 @@ function cuttingProxy(target: () => string): CuttingProxy {
 }
 
 /** A NOC listing its downloads at the proxy, an enrolled agent, and the proxy itself. */
-async function setup(db: any): Promise<{ noc: ServedNoc; box: AgentBox; proxy: CuttingProxy }> {
-  let nocUrl = "";
-  const proxy = cuttingProxy(() => nocUrl);
-  const noc = await serveNoc(db, { componentUrl: proxy.url });
-  nocUrl = noc.url;
-  const box = await agentBox();
-  const token = await noc.enrollmentToken();
-  const r = await box.run(["enroll", "--noc", noc.url, "--token", token]);
-  assert.equal(r.code, 0, r.stderr + r.stdout);
-  return { noc, box, proxy };
+interface Rig {
+  noc: ServedNoc;
+  box: AgentBox;
+  proxy: CuttingProxy;
 }
 
-async function teardown(t: { noc: ServedNoc; box: AgentBox; proxy: CuttingProxy }) {
-  await t.box.remove();
-  await t.proxy.close();
-  await t.noc.close();
+/** A test given a fresh rig, which is torn down after it (agent box, proxy, then NOC). */
+function resumeTest(name: string, fn: (t: Rig) => Promise<void>): void {
+  dbTest(name, async ({ db }) => {
+    let nocUrl = "";
+    const proxy = cuttingProxy(() => nocUrl);
+    const noc = await serveNoc(db, { componentUrl: proxy.url });
+    nocUrl = noc.url;
+    const box = await agentBox();
+    try {
+      const token = await noc.enrollmentToken();
+      const r = await box.run(["enroll", "--noc", noc.url, "--token", token]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      await fn({ noc, box, proxy });
+    } finally {
+      await box.remove();
+      await proxy.close();
+      await noc.close();
+    }
+  });
+}
+
+/** Runs one agent cycle whose download the proxy cuts at 200 KiB; asserts it failed (exit 2). */
+async function cutCycle({ box, proxy }: Rig): Promise<AgentRun> {
+  proxy.next({ kind: "cut", after: cutAt });
+  const r = await box.run(once);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  return r;
+}
+
+/** Runs one agent cycle; asserts it succeeded (exit 0). */
+async function cleanCycle(box: AgentBox): Promise<void> {
+  const r = await box.run(once);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
 }
 
 /** Random bytes that do not compress, `size` long. */
@@ -185,14 +207,7 @@ async function publishBlob(noc: ServedNoc, version: string, bytes: Uint8Array<Ar
     action: null,
   });
   assert.equal(fi.status, 200, JSON.stringify(fi.body));
-  const as = await noc.admin("POST", "/v1/admin/assignments", {
-    kind: "file",
-    app: "demo",
-    name: "blob",
-    version,
-    target: { type: "all" },
-  });
-  assert.equal(as.status, 201, JSON.stringify(as.body));
+  await assignToAll(noc, "file", { app: "demo", name: "blob", version });
   return toHex(await sha256(bytes));
 }
 
@@ -248,131 +263,102 @@ async function untilSize(dir: string, path: string, size: number): Promise<void>
   }
 }
 
-dbTest(
+resumeTest(
   "a file download cut at 200 KiB resumes with Range in the next cycle and installs the published bytes",
-  async ({ db }) => {
-    const t = await setup(db);
+  async (t) => {
     const { box, proxy } = t;
-    try {
-      const bytes = randomBytes(1536 * KiB + 123);
-      const sha = await publishBlob(t.noc, "1", bytes);
+    const bytes = randomBytes(1536 * KiB + 123);
+    const sha = await publishBlob(t.noc, "1", bytes);
 
-      proxy.next({ kind: "cut", after: cutAt });
-      const cut = await box.run(once);
-      assert.equal(cut.code, 2, cut.stdout + cut.stderr);
-      const failed = cut.events.find((e) => e.event === "install_failed");
-      assert.equal(failed?.component, "demo/blob@1", cut.stdout);
-      assert.equal(failed.reason, "download_failed", cut.stdout);
-      assert.deepEqual(await names(`${box.state}/downloads`), [`${sha}.pkg`]);
-      assert.equal((await Deno.stat(`${box.state}/downloads/${sha}.pkg`)).size, cutAt);
-      assert.deepEqual(await names(`${box.root}/opt`), [], "nothing is written in place");
+    const cut = await cutCycle(t);
+    const failed = cut.events.find((e) => e.event === "install_failed");
+    assert.equal(failed?.component, "demo/blob@1", cut.stdout);
+    assert.equal(failed.reason, "download_failed", cut.stdout);
+    assert.deepEqual(await names(`${box.state}/downloads`), [`${sha}.pkg`]);
+    assert.equal((await Deno.stat(`${box.state}/downloads/${sha}.pkg`)).size, cutAt);
+    assert.deepEqual(await names(`${box.root}/opt`), [], "nothing is written in place");
 
-      await clearBackoff(box);
-      const resumed = await box.run(once);
-      assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
-      assert.deepEqual(proxy.served, [
-        { range: null, status: 200, bytes: cutAt },
-        { range: `bytes=${cutAt}-`, status: 206, bytes: bytes.length - cutAt },
-      ]);
-      const total = proxy.served.reduce((s, x) => s + x.bytes, 0);
-      assert.ok(total <= bytes.length + 64 * KiB, `${total} bytes served for ${bytes.length}`);
-      await assertInstalled(box, bytes);
-    } finally {
-      await teardown(t);
-    }
+    await clearBackoff(box);
+    await cleanCycle(box);
+    assert.deepEqual(proxy.served, [
+      { range: null, status: 200, bytes: cutAt },
+      { range: `bytes=${cutAt}-`, status: 206, bytes: bytes.length - cutAt },
+    ]);
+    const total = proxy.served.reduce((s, x) => s + x.bytes, 0);
+    assert.ok(total <= bytes.length + 64 * KiB, `${total} bytes served for ${bytes.length}`);
+    await assertInstalled(box, bytes);
   },
 );
 
-dbTest(
+resumeTest(
   "an agent killed part-way through a file download resumes from what it wrote when started again",
-  async ({ db }) => {
-    const t = await setup(db);
-    const { box, proxy } = t;
+  async ({ noc, box, proxy }) => {
+    const bytes = randomBytes(1024 * KiB);
+    const sha = await publishBlob(noc, "1", bytes);
+    const downloads = `${box.state}/downloads`;
+    await Deno.mkdir(downloads, { mode: 0o700 });
+
+    let release = () => {};
+    proxy.next({ kind: "stall", after: cutAt, until: new Promise((r) => release = r) });
+    const agent = box.spawn(once);
     try {
-      const bytes = randomBytes(1024 * KiB);
-      const sha = await publishBlob(t.noc, "1", bytes);
-      const downloads = `${box.state}/downloads`;
-      await Deno.mkdir(downloads, { mode: 0o700 });
-
-      let release = () => {};
-      proxy.next({ kind: "stall", after: cutAt, until: new Promise((r) => release = r) });
-      const agent = box.spawn(once);
-      try {
-        await untilSize(downloads, `${downloads}/${sha}.pkg`, cutAt);
-      } finally {
-        await agent.stop("SIGKILL");
-        release();
-      }
-
-      const again = await box.run(once);
-      assert.equal(again.code, 0, again.stdout + again.stderr);
-      assert.deepEqual(proxy.served.map((s) => [s.range, s.status]), [
-        [null, 200],
-        [`bytes=${cutAt}-`, 206],
-      ]);
-      assert.equal(proxy.served[1]!.bytes, bytes.length - cutAt);
-      await assertInstalled(box, bytes);
+      await untilSize(downloads, `${downloads}/${sha}.pkg`, cutAt);
     } finally {
-      await teardown(t);
+      await agent.stop("SIGKILL");
+      release();
     }
+
+    await cleanCycle(box);
+    assert.deepEqual(proxy.served.map((s) => [s.range, s.status]), [
+      [null, 200],
+      [`bytes=${cutAt}-`, 206],
+    ]);
+    assert.equal(proxy.served[1]!.bytes, bytes.length - cutAt);
+    await assertInstalled(box, bytes);
   },
 );
 
-dbTest(
+resumeTest(
   "a partial file download corrupted on disk is fetched again from byte 0, never installed",
-  async ({ db }) => {
-    const t = await setup(db);
+  async (t) => {
     const { box, proxy } = t;
-    try {
-      const bytes = randomBytes(1024 * KiB);
-      const sha = await publishBlob(t.noc, "1", bytes);
-      proxy.next({ kind: "cut", after: cutAt });
-      assert.equal((await box.run(once)).code, 2);
+    const bytes = randomBytes(1024 * KiB);
+    const sha = await publishBlob(t.noc, "1", bytes);
+    await cutCycle(t);
 
-      // One byte of the part on disk changes between attempts.
-      const partial = `${box.state}/downloads/${sha}.pkg`;
-      const part = await Deno.readFile(partial);
-      part[1000] = part[1000]! ^ 0xff;
-      await Deno.writeFile(partial, part);
+    // One byte of the part on disk changes between attempts.
+    const partial = `${box.state}/downloads/${sha}.pkg`;
+    const part = await Deno.readFile(partial);
+    part[1000] = part[1000]! ^ 0xff;
+    await Deno.writeFile(partial, part);
 
-      await clearBackoff(box);
-      const again = await box.run(once);
-      assert.equal(again.code, 0, again.stdout + again.stderr);
-      assert.deepEqual(proxy.served, [
-        { range: null, status: 200, bytes: cutAt },
-        { range: `bytes=${cutAt}-`, status: 206, bytes: bytes.length - cutAt },
-        { range: null, status: 200, bytes: bytes.length },
-      ], "the resumed download fails its digest and is fetched whole");
-      await assertInstalled(box, bytes);
-    } finally {
-      await teardown(t);
-    }
+    await clearBackoff(box);
+    await cleanCycle(box);
+    assert.deepEqual(proxy.served, [
+      { range: null, status: 200, bytes: cutAt },
+      { range: `bytes=${cutAt}-`, status: 206, bytes: bytes.length - cutAt },
+      { range: null, status: 200, bytes: bytes.length },
+    ], "the resumed download fails its digest and is fetched whole");
+    await assertInstalled(box, bytes);
   },
 );
 
-dbTest(
+resumeTest(
   "a cut file download is dropped once the catalog lists another version",
-  async ({ db }) => {
-    const t = await setup(db);
+  async (t) => {
     const { box, proxy } = t;
-    try {
-      const v1 = await publishBlob(t.noc, "1", randomBytes(1024 * KiB));
-      proxy.next({ kind: "cut", after: cutAt });
-      assert.equal((await box.run(once)).code, 2);
-      assert.deepEqual(await names(`${box.state}/downloads`), [`${v1}.pkg`]);
+    const v1 = await publishBlob(t.noc, "1", randomBytes(1024 * KiB));
+    await cutCycle(t);
+    assert.deepEqual(await names(`${box.state}/downloads`), [`${v1}.pkg`]);
 
-      const bytes = randomBytes(300 * KiB);
-      await publishBlob(t.noc, "2", bytes);
-      const next = await box.run(once);
-      assert.equal(next.code, 0, next.stdout + next.stderr);
-      assert.deepEqual(proxy.served.map((s) => [s.range, s.bytes]), [
-        [null, cutAt],
-        [null, bytes.length],
-      ]);
-      await assertInstalled(box, bytes);
-    } finally {
-      await teardown(t);
-    }
+    const bytes = randomBytes(300 * KiB);
+    await publishBlob(t.noc, "2", bytes);
+    await cleanCycle(box);
+    assert.deepEqual(proxy.served.map((s) => [s.range, s.bytes]), [
+      [null, cutAt],
+      [null, bytes.length],
+    ]);
+    await assertInstalled(box, bytes);
   },
 );
 
@@ -387,10 +373,9 @@ async function mountTmpfs(dir: string): Promise<boolean> {
   return out?.success ?? false;
 }
 
-dbTest(
+resumeTest(
   "a resumed file bound for another filesystem is copied, flushed and renamed into place",
-  async ({ db }) => {
-    const t = await setup(db);
+  async (t) => {
     const { box, proxy } = t;
     const mounted = await mountTmpfs(box.root);
     try {
@@ -405,11 +390,9 @@ dbTest(
       );
       const bytes = randomBytes(1024 * KiB);
       await publishBlob(t.noc, "1", bytes);
-      proxy.next({ kind: "cut", after: cutAt });
-      assert.equal((await box.run(once)).code, 2);
+      await cutCycle(t);
       await clearBackoff(box);
-      const again = await box.run(once);
-      assert.equal(again.code, 0, again.stdout + again.stderr);
+      await cleanCycle(box);
       assert.equal(proxy.served[1]?.range, `bytes=${cutAt}-`);
       await assertInstalled(box, bytes);
     } finally {
@@ -417,7 +400,6 @@ dbTest(
         await new Deno.Command("umount", { args: [box.root], stdout: "null", stderr: "null" })
           .output();
       }
-      await teardown(t);
     }
   },
 );
