@@ -19,7 +19,7 @@ import {
   importEd25519Public,
   importEd25519Seed,
 } from "../protocol/crypto/ed25519.ts";
-import { keyId, verifyKeyStatement, walkKeyChain } from "../protocol/keys.ts";
+import { keyId, newSeed, verifyKeyStatement, walkKeyChain } from "../protocol/keys.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
 import { rotationStatement } from "../cli/keygen.ts";
 import { GrantError, issueGrant, verifyGrant } from "../protocol/grants.ts";
@@ -28,7 +28,15 @@ import { hpkeSealBase } from "../protocol/crypto/hpke_seal.ts";
 import { PackageError } from "../protocol/package/format.ts";
 import { concatBytes } from "../protocol/util/bytes.ts";
 import { fromHex, sha256, utf8 } from "../protocol/util/encoding.ts";
-import { adoptablePackageKeys, endorseKey } from "../protocol/release_keys.ts";
+import {
+  adoptablePackageKeys,
+  canonicalNotAfter,
+  endorseKey,
+  endorsementBytes,
+  endorsementProblem,
+} from "../protocol/release_keys.ts";
+import { fileinfoSigningBytes, signFileinfo, verifyFileinfo } from "../protocol/fileinfo.ts";
+import { ciphertextSizeFor, encryptChunks } from "../protocol/package/format.ts";
 import type { PublishedKey } from "../protocol/keys.ts";
 import { ed25519Sign } from "../protocol/crypto/ed25519.ts";
 import { applianceComponents, signatureBase } from "../protocol/http/signature.ts";
@@ -410,6 +418,16 @@ Deno.test({
     const good = await issueGrant(noc, uid, 17, exp);
     const [part, sig] = good.split(".") as [string, string];
     const flipped = sig.slice(0, 10) + (sig[10] === "A" ? "B" : "A") + sig.slice(11);
+    // The same bytes spelled with a spare bit set (lenient decoders ignore those bits).
+    const spare = (text: string) => {
+      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+      const last = alphabet.indexOf(text.at(-1)!);
+      assert.ok(text.length % 4 !== 0 && last % 2 === 0, `${text} has spare bits`);
+      return text.slice(0, -1) + alphabet[last + 1];
+    };
+    assert.ok("AQgw".includes(sig.at(-1)!), "a signature's last character is A, Q, g or w");
+    const seven = await issueGrant(noc, uid, 7, exp);
+    const [part7, sig7] = seven.split(".") as [string, string];
     const keys = [published(noc)];
     const now = exp.getTime() / 1000 - 60;
     const cases: Array<[string, number, ReturnType<typeof published>[], number]> = [
@@ -422,6 +440,9 @@ Deno.test({
       [`${part}.${sig}.x`, 17, keys, now],
       [`${toBase64Url(utf8('{"u":"x","c":17}'))}.${sig}`, 17, keys, now],
       ["not a grant", 17, keys, now],
+      [`${part}.${spare(sig)}`, 17, keys, now],
+      [`${spare(part7)}.${sig7}`, 7, keys, now],
+      [seven, 7, keys, now],
     ];
     const expected = [];
     for (const [g, c, k, t] of cases) {
@@ -437,6 +458,7 @@ Deno.test({
       "bad_grant",
       "bad_grant",
     ]);
+    assert.deepEqual(expected.slice(-3), ["malformed_grant", "malformed_grant", uid]);
     const dir = await Deno.makeTempDir();
     try {
       await Deno.writeTextFile(
@@ -568,4 +590,311 @@ Deno.test("docs/protocol.md's catalog keys example is what adoptablePackageKeys(
   const endorsed = { ...r2, endorsement: await endorseKey(r2.publicKey, r2.notAfter, release) };
   const withEndorsement = await adoptablePackageKeys(rko, [listed[0], endorsed], now, true);
   assert.deepEqual(withEndorsement.keys.find((k) => k.kid === r2.kid)?.use, ["package"]);
+});
+
+/** The section on the signed JSON text of fileinfo and endorsements, and its parts. */
+function signedJsonSection() {
+  const text = section("### The signed JSON text of fileinfo and endorsements");
+  const [putBody, keyBody] = blocks(text, "json").map((b) => JSON.parse(b));
+  const [signedText, hex, defaultForm, endorsementText] = blocks(text, "text");
+  const python = blocks(text, "python")[0];
+  assert.ok(putBody && keyBody && signedText && hex && defaultForm && endorsementText && python);
+  const seed = /seed\s+`([A-Za-z0-9_-]{43})`/.exec(text)?.[1];
+  assert.ok(seed, "the release key's seed");
+  return { text, putBody, keyBody, signedText, hex, defaultForm, endorsementText, python, seed };
+}
+
+/** The fileinfo statement of the example's PUT body, for `vscreen`'s `rules.conf`. */
+function exampleStatement(body: Record<string, unknown>) {
+  return {
+    app: "vscreen",
+    name: "rules.conf",
+    destination: body.destination as string,
+    mode: body.mode as string,
+    action: body.action as string[] | null,
+    uploadDir: body.uploadDir as string | null,
+    uploadServer: body.uploadServer as string | null,
+  };
+}
+
+Deno.test("docs/protocol.md's fileinfo and endorsement examples are what signFileinfo() and endorseKey() make", async () => {
+  const ex = signedJsonSection();
+  const key = await exampleKey(ex.seed);
+  assert.ok(ex.text.includes(`\`${key.kid}\``) && ex.text.includes(key.publicKey));
+  const statement = exampleStatement(ex.putBody);
+  assert.deepEqual(statement.action, ["echo", "café ☃ </x>"], "the action holds non-ASCII text");
+  const bytes = fileinfoSigningBytes(statement);
+  assert.equal(new TextDecoder().decode(bytes), ex.signedText);
+  assert.equal(toHex(bytes), ex.hex);
+  assert.ok(flat(ex.text).includes(`${bytes.length} bytes of UTF-8`), `${bytes.length} bytes`);
+  assert.deepEqual(await signFileinfo(statement, key), {
+    signer: ex.putBody.signer,
+    signature: ex.putBody.signature,
+  });
+  const published: PublishedKey = {
+    kid: key.kid,
+    alg: "ed25519",
+    use: ["package"],
+    publicKey: key.publicKey,
+    notAfter: null,
+  };
+  const now = new Date("2026-11-24T12:00:00Z");
+  await verifyFileinfo({ ...statement, ...ex.putBody }, [published], now);
+  // The same signature over json.dumps's default form of the same array does not verify.
+  const pub = await importEd25519Public(fromBase64Url(key.publicKey));
+  const sig = fromBase64Url(ex.putBody.signature);
+  assert.ok(await ed25519Verify(pub, sig, bytes));
+  assert.ok(!await ed25519Verify(pub, sig, utf8(ex.defaultForm)));
+  // The endorsement: made from the asked end date, which is signed in toISOString's form.
+  const e = await endorseKey(ex.keyBody.publicKey, ex.keyBody.notAfter, key);
+  assert.deepEqual(e, ex.keyBody.endorsement);
+  const signed = endorsementBytes(ex.keyBody.publicKey, ex.keyBody.notAfter);
+  assert.equal(new TextDecoder().decode(signed), ex.endorsementText);
+  assert.ok(flat(ex.text).includes(`the signed text, ${signed.length} bytes`));
+  assert.equal(
+    await endorsementProblem(
+      { publicKey: ex.keyBody.publicKey, notAfter: canonicalNotAfter(ex.keyBody.notAfter) },
+      ex.keyBody.endorsement,
+      [published],
+      now,
+    ),
+    null,
+  );
+});
+
+dbTest(
+  "a NOC accepts docs/protocol.md's signed fileinfo and endorsement, and refuses json.dumps's default form",
+  async ({ db }) => {
+    const ex = signedJsonSection();
+    const key = await exampleKey(ex.seed);
+    const noc = await testNoc(db);
+    // Normal mode: the NOC endorses the example release key itself.
+    const reg = await noc.admin("POST", "/v1/admin/release-keys", {
+      publicKey: key.publicKey,
+      label: "release team",
+    });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    const put = await noc.admin("PUT", "/v1/admin/apps/vscreen/fileinfo/rules.conf", ex.putBody);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.deepEqual(
+      [put.body.mode, put.body.action, put.body.signer, put.body.signature],
+      ["0640", ex.putBody.action, ex.putBody.signer, ex.putBody.signature],
+    );
+    const endorsed = await noc.admin("POST", "/v1/admin/release-keys", ex.keyBody);
+    assert.equal(endorsed.status, 201, JSON.stringify(endorsed.body));
+    assert.deepEqual(endorsed.body.endorsement, ex.keyBody.endorsement);
+    assert.equal(endorsed.body.notAfter, ex.keyBody.endorsement.notAfter);
+    const wrong = {
+      ...ex.putBody,
+      signature: toBase64Url(await ed25519Sign(key.privateKey, utf8(ex.defaultForm))),
+    };
+    const refused = await noc.admin("PUT", "/v1/admin/apps/vscreen/fileinfo/other.conf", wrong);
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.equal(refused.body.error, "bad_fileinfo_signature");
+  },
+);
+
+/** Runs `code` with python3 (stdin `input`); returns stdout, failing the test on an error. */
+async function runPython(code: string, input = ""): Promise<string> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/run.py`, code);
+    const child = new Deno.Command("python3", {
+      args: [`${dir}/run.py`],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    await w.write(utf8(input));
+    await w.close();
+    const out = await child.output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const python3 = await new Deno.Command("python3", { args: ["-c", "pass"], stdout: "null" })
+  .output().then((o) => o.success, () => false);
+
+Deno.test({
+  name: "docs/protocol.md's Python makes the bytes fileinfo and endorsement signatures cover" +
+    (python3 ? "" : " [skipped: no python3]"),
+  ignore: !python3,
+  fn: async () => {
+    const ex = signedJsonSection();
+    // Every escape JSON.stringify makes, and the characters it leaves alone.
+    const hard = '\b\t\n\f\r\u0001\u001b\u001f"\\/<>&\u007f\u2028\u2029é☃😀 </x>';
+    const fileinfos = [
+      exampleStatement(ex.putBody),
+      {
+        ...exampleStatement(ex.putBody),
+        mode: "0755",
+        action: ["sh", "-c", hard],
+        uploadDir: null,
+      },
+      { ...exampleStatement(ex.putBody), destination: `etc/${hard}`, action: null },
+    ];
+    const endorsements: Array<[string, string | null]> = [
+      [ex.keyBody.publicKey, ex.keyBody.notAfter],
+      [ex.keyBody.publicKey, null],
+      [ex.keyBody.publicKey, "2027-06-01T00:00:00.1239+01:00"],
+      [ex.keyBody.publicKey, "2027-06-01T00:00:00Z"],
+    ];
+    const script = ex.python + `
+import sys
+cases = json.load(sys.stdin)
+for fi in cases["fileinfos"]:
+    print(fileinfo_bytes(fi["app"], fi["name"], fi).hex())
+for key, not_after in cases["endorsements"]:
+    print(endorsement_bytes(key, not_after).hex())
+print(json.dumps(cases["defaultForm"]))
+`;
+    const statement = exampleStatement(ex.putBody);
+    const defaultArray = JSON.parse(new TextDecoder().decode(fileinfoSigningBytes(statement)));
+    const out = await runPython(
+      script,
+      JSON.stringify({ fileinfos, endorsements, defaultForm: defaultArray }),
+    );
+    const expected = [
+      ...fileinfos.map((f) => toHex(fileinfoSigningBytes(f))),
+      ...endorsements.map(([k, t]) => toHex(endorsementBytes(k, t))),
+      ex.defaultForm,
+    ];
+    assert.deepEqual(out.trim().split("\n"), expected);
+    assert.ok(
+      flat(ex.text).includes(
+        '`json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()`',
+      ),
+      "the one-liner",
+    );
+  },
+});
+
+Deno.test("docs/protocol.md's chunk count is encryptChunks()'s: an exact multiple ends in an empty chunk", async () => {
+  const text = section("## Package format");
+  const header = JSON.parse(blocks(text, "json")[0]!);
+  assert.equal(header.size % header.chunkSize, 0, "the header shows an exact multiple");
+  assert.equal(header.ciphertextSize, ciphertextSizeFor(header.size, header.chunkSize));
+  const f = flat(text);
+  for (
+    const v of [
+      "`floor(size / chunkSize) + 1` chunks",
+      "`ciphertextSize` = `size + 16 × (floor(size / chunkSize) + 1)`",
+      "make 2 chunks, 1,048,592 and 16 bytes, 1,048,608 in all",
+    ]
+  ) assert.ok(f.includes(v), v);
+  const key = await importContentKey(new Uint8Array(32));
+  const chunkSize = 1024;
+  for (const size of [0, 1, 1023, 1024, 2048, 2049]) {
+    const chunks = await Array.fromAsync(
+      encryptChunks(ReadableStream.from([new Uint8Array(size)]), key, chunkSize),
+    );
+    assert.equal(chunks.length, Math.floor(size / chunkSize) + 1, `${size} bytes`);
+    assert.equal(chunks.at(-1)!.length, (size % chunkSize) + 16, `${size} bytes: final chunk`);
+    assert.equal(
+      chunks.reduce((n, c) => n + c.length, 0),
+      ciphertextSizeFor(size, chunkSize),
+    );
+  }
+  // A header whose last full chunk was taken as the final one is 16 bytes short: refused.
+  const short = {
+    ...header,
+    ciphertextSha256: "0".repeat(64),
+    ciphertextSize: header.ciphertextSize - 16,
+  };
+  const json = utf8(JSON.stringify(short));
+  const prefix = concatBytes([
+    utf8("NOCPKG1\n"),
+    new Uint8Array([0, 0, json.length >> 8, json.length & 0xff]),
+    json,
+    new Uint8Array([0, 64]),
+    new Uint8Array(64),
+  ]);
+  assert.throws(() => parsePackagePrefix(prefix), /sizes do not agree/);
+});
+
+/** RFC 9180 LabeledExtract / LabeledExpand (32 bytes) for DHKEM(X25519, HKDF-SHA256). */
+function kemLabeled(prk: Uint8Array | null, label: string, ikm: Uint8Array): Uint8Array {
+  const suite = concatBytes([utf8("HPKE-v1KEM"), new Uint8Array([0, 0x20])]);
+  if (prk === null) {
+    return new Uint8Array(
+      createHmac("sha256", new Uint8Array(0)).update(concatBytes([suite, utf8(label), ikm]))
+        .digest(),
+    );
+  }
+  return new Uint8Array(
+    createHmac("sha256", prk).update(
+      concatBytes([new Uint8Array([0, 32]), suite, utf8(label), ikm, new Uint8Array([1])]),
+    ).digest(),
+  );
+}
+
+Deno.test("docs/protocol.md's NOC_MASTER_KEY derivation gives its values and nocKeysFromSeed()'s encryptionKey", async () => {
+  const text = section("### The NOC's keys and `NOC_MASTER_KEY`");
+  const master = /master key of the \[example above\][^`]*`([A-Za-z0-9_-]{43})`/.exec(flat(text))
+    ?.[1];
+  const encryptionKey = /the `encryptionKey` `([A-Za-z0-9_-]{43})`/.exec(flat(text))?.[1];
+  assert.ok(master && encryptionKey, "the master key and encryptionKey");
+  const publishing = section("## Publishing packages: `POST /v1/admin/packages`");
+  assert.ok(publishing.includes(master) && publishing.includes(encryptionKey), "the same example");
+  // HKDF-SHA256, salt 32 zero bytes, info appliance-noc x25519/1, 32 bytes.
+  const base = await crypto.subtle.importKey("raw", fromBase64Url(master), "HKDF", false, [
+    "deriveBits",
+  ]);
+  const ikm = new Uint8Array(
+    await crypto.subtle.deriveBits(
+      {
+        name: "HKDF",
+        hash: "SHA-256",
+        salt: new Uint8Array(32),
+        info: utf8("appliance-noc x25519/1"),
+      },
+      base,
+      256,
+    ),
+  );
+  // LabeledExtract with an empty salt, then LabeledExpand to 32 bytes.
+  const dkpPrk = kemLabeled(null, "dkp_prk", ikm);
+  const sk = kemLabeled(dkpPrk, "sk", new Uint8Array(0));
+  const shown = `ikm     ${toHex(ikm)}\ndkp_prk ${toHex(dkpPrk)}\nsk      ${toHex(sk)}`;
+  assert.equal(blocks(text, "text")[0], shown);
+  const priv = createPrivateKey({
+    key: Buffer.from(concatBytes([Uint8Array.fromHex("302e020100300506032b656e04220420"), sk])),
+    format: "der",
+    type: "pkcs8",
+  });
+  const pub = new Uint8Array(createPublicKey(priv).export({ format: "der", type: "spki" }))
+    .slice(-32);
+  assert.equal(toBase64Url(pub), encryptionKey);
+  // The NOC's own derivation; the signing key plays no part in it.
+  for (const seed of [newSeed(), newSeed()]) {
+    assert.equal((await nocKeysFromSeed(seed, { master })).hpke.publicKey, encryptionKey);
+  }
+});
+
+Deno.test({
+  name: "docs/protocol.md's Python derives the NOC's encryptionKey from NOC_MASTER_KEY" +
+    (python ? "" : " [skipped: no python3 with the cryptography package]"),
+  ignore: !python,
+  fn: async () => {
+    const text = section("### The NOC's keys and `NOC_MASTER_KEY`");
+    const code = blocks(text, "python")[0];
+    assert.ok(code, "the Python block");
+    const master = "iQoFNCyxLIf31foA1LAMLcuRgGzvtt8CO7KGYVvTX0Y";
+    const sk = /^sk\s+([0-9a-f]{64})$/m.exec(blocks(text, "text")[0]!)?.[1];
+    const out = await runPython(
+      code + `\nsk, public = noc_encryption_key("${master}")\nprint(sk.hex())\nprint(public)\n`,
+    );
+    const other = await runPython(
+      code + `\nprint(noc_encryption_key("${newSeed()}")[1])\n`,
+    );
+    assert.deepEqual(out.trim().split("\n"), [
+      sk,
+      (await nocKeysFromSeed(newSeed(), { master })).hpke.publicKey,
+    ]);
+    assert.notEqual(other.trim(), out.trim().split("\n")[1]);
+  },
 });
