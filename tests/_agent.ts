@@ -1,5 +1,6 @@
 // deno-lint-ignore-file no-explicit-any
 /** Real agent processes on temporary roots, and a NOC served over real HTTP for them. */
+import assert from "node:assert/strict";
 import { agentPermissionFlags } from "../agent/permissions.ts";
 import { ManualClock } from "../noc/clock.ts";
 import type { Db } from "../noc/db/db.ts";
@@ -203,4 +204,35 @@ export async function serveNoc(db: Db, settings: Partial<Settings> = {}): Promis
       server ??= Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, noc.app.fetch);
     },
   };
+}
+
+/**
+ * A real agent enrolled with `noc` (model vs-2000; `extra` goes into its enrolment token): the
+ * enrolment exited 0 and left its private keys readable by the agent alone (identity.json 0600).
+ */
+export async function enrolledAgent(
+  noc: ServedNoc,
+  extra: Record<string, unknown> = {},
+): Promise<AgentBox> {
+  const box = await agentBox();
+  const token = await noc.enrollmentToken(extra);
+  const r = await box.run(["enroll", "--noc", noc.url, "--token", token, "--model", "vs-2000"]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const mode = (await Deno.stat(`${box.state}/identity.json`)).mode! & 0o777;
+  assert.equal(mode, 0o600, "private keys are readable by the agent alone");
+  return box;
+}
+
+/**
+ * Mounts a tmpfs of `mib` MiB on `dir` (mode 0700); false when that is not possible here (it needs
+ * root), for tests that then say they were skipped. The caller unmounts it.
+ */
+export async function mountTmpfs(dir: string, mib: number): Promise<boolean> {
+  if (Deno.uid() !== 0) return false;
+  const out = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${mib}m,mode=0700`, "tmpfs", dir],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => null);
+  return out?.success ?? false;
 }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
-import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
+import { type AgentBox, enrolledAgent, type ServedNoc, serveNoc } from "./_agent.ts";
 import { payload, plantPackage, upload } from "./_components.ts";
 import { defaultSettings } from "../noc/config.ts";
 import { fromBase64Url, sha256, toBase64Url, toHex } from "../protocol/util/encoding.ts";
@@ -81,16 +81,6 @@ async function publishFile(noc: ServedNoc, version: string, text: string): Promi
   assert.equal(as.status, 201, JSON.stringify(as.body));
 }
 
-async function enrolled(noc: ServedNoc, extra: Record<string, unknown> = {}): Promise<AgentBox> {
-  const box = await agentBox();
-  const token = await noc.enrollmentToken(extra);
-  const r = await box.run(["enroll", "--noc", noc.url, "--token", token, "--model", "vs-2000"]);
-  assert.equal(r.code, 0, r.stderr + r.stdout);
-  const mode = (await Deno.stat(`${box.state}/identity.json`)).mode! & 0o777;
-  assert.equal(mode, 0o600, "private keys are readable by the agent alone");
-  return box;
-}
-
 async function uidOf(box: AgentBox): Promise<string> {
   return JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)).uid;
 }
@@ -101,7 +91,7 @@ dbTest(
   "agent: enrol, beat, catalog, package then file installed; a new version upgrades; a wiped appliance is restored whole",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       const uid = await uidOf(box);
       await publishPackage(noc, "1.0.0");
@@ -180,7 +170,7 @@ dbTest(
   "agent: a package whose health check fails is rolled back to the version kept aside, and reported",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       const uid = await uidOf(box);
       await publishPackage(noc, "1.0.0");
@@ -211,7 +201,7 @@ dbTest(
   "agent: a tampered package is refused before decryption, reported, and nothing is installed",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       const uid = await uidOf(box);
       const id = await publishPackage(noc, "1.0.0");
@@ -290,7 +280,7 @@ dbTest(
   "agent: archives with a '../' entry or a link that reach it anyway are refused; nothing lands outside staging",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       for (
         const [name, tar] of [
@@ -340,7 +330,7 @@ dbTest(
   "agent: SIGKILL in the middle of an install leaves the old version, and the restart finishes the job",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       await publishPackage(noc, "1.0.0");
       assert.equal((await box.run(once)).code, 0);
@@ -379,7 +369,7 @@ dbTest(
   "agent: a wake-up from the admin API makes a running agent cycle at once; a silent agent raises a missed-heartbeat alert",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       const uid = await uidOf(box);
       const agent = box.spawn(["run", "--allow-http-files", "--wake-wait", "30"]);
@@ -416,7 +406,7 @@ dbTest(
   "agent: files come over HTTPS only unless plain HTTP is allowed for development",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       await publishFile(noc, "1", "hello\n");
       const r = await box.run(["once"]);
@@ -434,7 +424,7 @@ dbTest(
   "agent: plug-in data reaches the NOC; a post plug-in reporting the application unhealthy rolls back this cycle's install",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       const uid = await uidOf(box);
       await Deno.mkdir(`${box.state}/init.d`);
@@ -478,7 +468,7 @@ dbTest(
   "agent: a catalog older than the last one accepted is refused (rollback) and nothing is installed",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       const uid = await uidOf(box);
       assert.equal((await box.run(once)).code, 0);
@@ -509,7 +499,7 @@ dbTest(
   "agent: a report the NOC refuses (bad plug-in data) still gets a beat through, and says why",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       const uid = await uidOf(box);
       await Deno.mkdir(`${box.state}/init.d`);
@@ -538,7 +528,7 @@ dbTest(
   "agent: a release key registered after enrolment is pinned from the signed catalog, and one the NOC retires stops being trusted",
   async ({ db }) => {
     const noc = await serveNoc(db);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     const dir = await Deno.makeTempDir();
     try {
       const before = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)).pinnedKeys;

@@ -278,21 +278,10 @@ Deno.test({
   sanitizeResources: false,
 });
 
-/** Mounts a tmpfs of `mib` MiB at `dir`; false where that is not allowed. */
-async function mountTmpfs(dir: string, mib: number): Promise<boolean> {
-  if (Deno.uid() !== 0) return false;
-  const out = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `size=${mib}m,mode=0700`, "tmpfs", dir],
-    stdout: "null",
-    stderr: "null",
-  }).output().catch(() => null);
-  return out?.success ?? false;
-}
-
 dbTest(
   "the agent's disk full during a download: a clear error, the old version intact, and recovery once there is room",
   async ({ db }) => {
-    const { agentBox, serveNoc } = await import("./_agent.ts");
+    const { agentBox, mountTmpfs, serveNoc } = await import("./_agent.ts");
     const { payload, upload } = await import("./_components.ts");
     const noc = await serveNoc(db);
     const box = await agentBox();

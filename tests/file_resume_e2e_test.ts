@@ -12,7 +12,14 @@
  */
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
-import { type AgentBox, agentBox, type AgentRun, type ServedNoc, serveNoc } from "./_agent.ts";
+import {
+  type AgentBox,
+  agentBox,
+  type AgentRun,
+  mountTmpfs,
+  type ServedNoc,
+  serveNoc,
+} from "./_agent.ts";
 import { assignToAll, upload } from "./_components.ts";
 import { sha256, toHex } from "../protocol/util/encoding.ts";
 
@@ -362,22 +369,11 @@ resumeTest(
   },
 );
 
-/** Mounts a small tmpfs on `dir` (root only); false when it cannot. */
-async function mountTmpfs(dir: string): Promise<boolean> {
-  if (Deno.uid() !== 0) return false;
-  const out = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", "size=16m", "tmpfs", dir],
-    stdout: "null",
-    stderr: "null",
-  }).output().catch(() => null);
-  return out?.success ?? false;
-}
-
 resumeTest(
   "a resumed file bound for another filesystem is copied, flushed and renamed into place",
   async (t) => {
     const { box, proxy } = t;
-    const mounted = await mountTmpfs(box.root);
+    const mounted = await mountTmpfs(box.root, 16);
     try {
       if (!mounted) {
         console.log("cross-filesystem test skipped: it needs root to mount a tmpfs");

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
-import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
+import { type AgentBox, enrolledAgent, serveNoc } from "./_agent.ts";
 import { run } from "./_process.ts";
 import { assignToAll } from "./_components.ts";
 import { signIn } from "./_console.ts";
@@ -46,15 +46,6 @@ async function realTarball(work: string): Promise<string> {
   assert.ok(listing.includes("./"), `tar lists ./ first: ${listing.join(" ")}`);
   assert.ok(listing.includes("./install"), listing.join(" "));
   return tgz;
-}
-
-/** Enrols a real agent process with the NOC. */
-async function enrolled(noc: ServedNoc): Promise<AgentBox> {
-  const box = await agentBox();
-  const token = await noc.enrollmentToken();
-  const r = await box.run(["enroll", "--noc", noc.url, "--token", token, "--model", "vs-2000"]);
-  assert.equal(r.code, 0, r.stderr + r.stdout);
-  return box;
 }
 
 dbTest(
@@ -143,7 +134,7 @@ dbTest(
       }
 
       // A real agent installs all three.
-      box = await enrolled(noc);
+      box = await enrolledAgent(noc);
       const cycle = await box.run(["once", "--allow-http-files"]);
       assert.equal(cycle.code, 0, cycle.stdout + cycle.stderr);
       const uid = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)).uid;

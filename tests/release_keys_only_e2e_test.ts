@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
-import { type AgentBox, agentBox, type ServedNoc, serveNoc } from "./_agent.ts";
+import { type AgentBox, enrolledAgent, type ServedNoc, serveNoc } from "./_agent.ts";
 import { assignToAll, payload, signedPackage, upload, uploadSigned } from "./_components.ts";
 import { signIn } from "./_console.ts";
 import { newSeed, type PublishedKey } from "../protocol/keys.ts";
@@ -50,14 +50,6 @@ async function releaseKeysOnlyNoc(db: Db, roots: string[]): Promise<ServedNoc> {
   noc.deps.contentKeys = contentKeyCache(noc.deps.keys);
   assert.deepEqual(noc.deps.keys.published[0]!.use, ["catalog"]);
   return noc;
-}
-
-async function enrolled(noc: ServedNoc): Promise<AgentBox> {
-  const box = await agentBox();
-  const token = await noc.enrollmentToken();
-  const r = await box.run(["enroll", "--noc", noc.url, "--token", token, "--model", "vs-2000"]);
-  assert.equal(r.code, 0, r.stderr + r.stdout);
-  return box;
 }
 
 async function publishFile(noc: ServedNoc, version: string): Promise<void> {
@@ -124,7 +116,7 @@ dbTest(
     });
     assert.equal(reg.status, 201, JSON.stringify(reg.body));
     assert.equal(reg.body.endorsement, null);
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       await publishFile(noc, "1");
       const s = motd();
@@ -196,7 +188,7 @@ dbTest(
       label: "release team",
     });
     assert.equal(reg.status, 201, JSON.stringify(reg.body));
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     try {
       const s = motd();
       const stranger = await releaseKey();
@@ -258,7 +250,7 @@ dbTest(
 
       const first = await add({ publicKey: root.publicKey, label: "root" });
       assert.equal(first.status, 201, JSON.stringify(first.body));
-      box = await enrolled(noc);
+      box = await enrolledAgent(noc);
 
       const next = await releaseKey();
       const refused: Array<[string, unknown]> = [
@@ -481,7 +473,7 @@ dbTest(
       label: "root",
     });
     assert.equal(reg.status, 201, JSON.stringify(reg.body));
-    const box = await enrolled(noc);
+    const box = await enrolledAgent(noc);
     const installScript = '#!/bin/sh\nset -e\nprintf "$NOC_VERSION" > "$NOC_ROOT/version"\n';
     const assign = (version: string) => assignToAll(noc, "package", demo(version));
     try {
