@@ -13,13 +13,16 @@ import { fetchCatalog, upload } from "./_components.ts";
 import { keyId, newSeed } from "../protocol/keys.ts";
 import { readPackagePrefix } from "../protocol/package/file.ts";
 import { unwrapContentKey } from "../protocol/package/format.ts";
-import { payloadLimits } from "../protocol/package/payload.ts";
 import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { loadConfig } from "../noc/config.ts";
 import { agentEnvVars, loadAgentConfig, parseAgentArgs } from "../agent/config.ts";
 import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
-import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
 import { runCli } from "./_process.ts";
+import { createTar, gzip } from "../protocol/package/tar.ts";
+import { inspectPayload, PayloadError, payloadLimits } from "../protocol/package/payload.ts";
+import { collectBytes } from "../protocol/util/bytes.ts";
+import { fromBase64Url, toBase64Url, utf8 } from "../protocol/util/encoding.ts";
+import { createHash } from "node:crypto";
 
 const docsDir = new URL("../docs/", import.meta.url);
 const protocol = await Deno.readTextFile(new URL("protocol.md", docsDir));
@@ -261,5 +264,146 @@ dbTest("a file goes over plain HTTP from a NOC with --dev's settings only", asyn
     const body = await res.text();
     assert.equal(res.status, dev ? 200 : 403, body);
     if (!dev) assert.equal(JSON.parse(body).error, "https_required");
+  }
+});
+
+/** A payload (gzip'd tar of a folder with an executable `install`) as the CLI archives it. */
+async function appPayload(): Promise<Uint8Array<ArrayBuffer>> {
+  const work = await Deno.makeTempDir();
+  try {
+    return await collectBytes(gzip(createTar(await appFolder(work))));
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+}
+
+/** The field names of the first column of the markdown table whose header starts `| Field`. */
+function tableFields(text: string): string[] {
+  const table = /^\| Field[^\n]*\n\|[-| ]+\n((?:\|[^\n]*\n)+)/m.exec(text);
+  assert.ok(table, "a field table");
+  return table[1]!.trim().split("\n").flatMap((row) =>
+    [...row.split("|")[1]!.matchAll(/`(\w+)`/g)].map((m) => m[1]!)
+  );
+}
+
+dbTest(
+  "POST /v1/admin/packages takes the Content-Types docs/protocol.md names, files take any, and the answer has its fields",
+  async ({ db }) => {
+    const text = protocolSection("## Publishing packages: `POST /v1/admin/packages`");
+    const f = text.replace(/\s+/g, " ");
+    for (
+      const t of ["application/gzip", "application/x-gzip", "application/octet-stream"]
+    ) {
+      assert.ok(new RegExp(`\`[^\`]*${t}\``).test(f), `docs/protocol.md names ${t}`);
+    }
+    const noc = await testNoc(db);
+    const body = await appPayload();
+    let n = 0;
+    for (
+      const type of [
+        "application/gzip",
+        "application/x-gzip",
+        "application/octet-stream",
+        "Application/GZIP; charset=binary",
+      ]
+    ) {
+      const r = await upload(
+        noc,
+        `/v1/admin/packages?app=demo&name=hello&version=1.${n++}`,
+        body,
+        type,
+      );
+      assert.equal(r.status, 201, `${type}: ${JSON.stringify(r.body)}`);
+      assert.deepEqual(
+        Object.keys(r.body).sort(),
+        tableFields(text).sort(),
+        "the documented fields",
+      );
+      assert.equal(r.body.contentSha256, createHash("sha256").update(body).digest("hex"));
+      assert.equal(r.body.signerKid, noc.deps.keys.kid);
+    }
+    const again = await upload(
+      noc,
+      "/v1/admin/packages?app=demo&name=hello&version=1.0",
+      body,
+      "application/gzip",
+    );
+    assert.equal(again.status, 200, "the same content again");
+    for (const type of ["text/plain", "application/json", "application/zip"]) {
+      const r = await upload(noc, "/v1/admin/packages?app=demo&name=hello&version=2", body, type);
+      assert.equal(r.status, 415, type);
+      assert.equal(r.body.error, "unsupported_media_type");
+    }
+    // Files: any Content-Type, or none; signerKid null, contentSha256 the file's own digest.
+    for (const [i, type] of ["text/plain", "application/gzip", ""].entries()) {
+      const res = await noc.app.request(
+        `http://noc.test/v1/admin/files?app=demo&name=f&version=${i}`,
+        {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${noc.adminToken}`,
+            ...(type ? { "content-type": type } : {}),
+          },
+          body: utf8(`file ${i}\n`),
+        },
+      );
+      const answer = await res.json();
+      assert.equal(res.status, 201, `${type || "no type"}: ${JSON.stringify(answer)}`);
+      assert.equal(answer.signerKid, null);
+      assert.equal(answer.contentSha256, answer.sha256);
+    }
+  },
+);
+
+/** `gz` with a gzip header field (FNAME or FCOMMENT) of `n` bytes added (CompressionStream writes none). */
+function withHeaderField(gz: Uint8Array, flag: 0x08 | 0x10, n: number): Uint8Array<ArrayBuffer> {
+  assert.equal(gz[3], 0, "no header fields yet");
+  const out = new Uint8Array(gz.length + n + 1);
+  out.set(gz.subarray(0, 10));
+  out[3] = flag;
+  out.fill(0x61, 10, 10 + n); // "a" × n, then the NUL that ends the field
+  out.set(gz.subarray(10), 11 + n);
+  return out;
+}
+
+Deno.test("docs/protocol.md's gzip header field limit is the one inspectPayload() applies", async () => {
+  const text = protocolSection("### Package payloads").replace(/\s+/g, " ");
+  const limit = 65_535;
+  assert.ok(text.includes(`of more than ${limit.toLocaleString("en-US")} bytes is refused`));
+  const gz = await appPayload();
+  for (const flag of [0x08, 0x10] as const) {
+    await inspectPayload(ReadableStream.from([withHeaderField(gz, flag, limit)]));
+    await assert.rejects(
+      inspectPayload(ReadableStream.from([withHeaderField(gz, flag, limit + 1)])),
+      (e) => e instanceof PayloadError && /gzip header field too long/.test(e.message),
+    );
+  }
+});
+
+Deno.test("GNU tar's hard links are refused, and docs/protocol.md's --hard-dereference line and the CLI's archive are not", async () => {
+  const text = protocolSection("### Package payloads").replace(/\s+/g, " ");
+  const line = /`(tar czf p\.tgz --hard-dereference -C dir \.)`/.exec(text)?.[1];
+  assert.ok(line, "the tar line");
+  const work = await Deno.makeTempDir();
+  try {
+    const dir = await appFolder(work);
+    await Deno.link(`${dir}/README`, `${dir}/README.copy`);
+    const tar = async (cmd: string) => {
+      const out = await new Deno.Command("sh", {
+        args: ["-c", cmd.replace(" dir ", ` ${dir} `)],
+        cwd: work,
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      return await Deno.readFile(`${work}/p.tgz`);
+    };
+    await assert.rejects(
+      inspectPayload(ReadableStream.from([await tar("tar czf p.tgz -C dir .")])),
+      (e) => e instanceof PayloadError && /hard link/.test(e.message),
+    );
+    await inspectPayload(ReadableStream.from([await tar(line)]));
+    await inspectPayload(gzip(createTar(dir)));
+  } finally {
+    await Deno.remove(work, { recursive: true });
   }
 });
