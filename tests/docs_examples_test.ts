@@ -407,3 +407,85 @@ Deno.test("GNU tar's hard links are refused, and docs/protocol.md's --hard-deref
     await Deno.remove(work, { recursive: true });
   }
 });
+
+const operations = await Deno.readTextFile(new URL("operations.md", docsDir));
+
+/** The text of docs/operations.md's section with heading `title`, up to the next heading. */
+function operationsSection(title: string): string {
+  const at = operations.indexOf(`\n${title}\n`) + 1;
+  assert.ok(at > 0, `docs/operations.md has no heading ${title}`);
+  const rest = operations.slice(at + title.length + 1);
+  const next = /\n#{1,6} /.exec(rest);
+  return next ? rest.slice(0, next.index) : rest;
+}
+
+dbTest(
+  "docs/operations.md's assignment example, defaults, target shapes and CLI --target forms are the NOC's",
+  async ({ db }) => {
+    const text = operationsSection("## Releasing: assignments, rollouts, holds");
+    const noc = await testNoc(db);
+    const put = await upload(
+      noc,
+      "/v1/admin/packages?app=vscreen&name=vscreen&version=4.2.1",
+      await appPayload(),
+      "application/gzip",
+    );
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    // The curl example's body, as written, and the documented answer's shape.
+    const curlBody = /-d '(\{[\s\S]*?\})'/.exec(text)?.[1];
+    assert.ok(curlBody, "the curl example's body");
+    const example = await noc.admin("POST", "/v1/admin/assignments", JSON.parse(curlBody));
+    assert.equal(example.status, 201, JSON.stringify(example.body));
+    const answer = JSON.parse(/```json\n(\{\n {2}"id"[\s\S]*?\n\})\n```/.exec(text)![1]!);
+    assert.deepEqual(Object.keys(example.body), Object.keys(answer), "the answer's fields");
+    assert.deepEqual(Object.keys(example.body.progress), Object.keys(answer.progress));
+    for (const k of ["target", "rolloutPercent", "failureThresholdPercent", "minSample"]) {
+      assert.deepEqual(example.body[k], answer[k], k);
+    }
+    // The defaults the table states.
+    const row = (field: string) =>
+      new RegExp(`^\\| \`${field}\`\\s*\\| ([^|]*?)\\s*\\|`, "m").exec(text)?.[1];
+    assert.equal(row("rolloutPercent"), "`100`");
+    assert.equal(row("failureThresholdPercent"), "none (`null`)");
+    assert.equal(row("minSample"), "`5`");
+    const bare = { kind: "package", app: "vscreen", name: "vscreen", version: "4.2.1" };
+    const plain = await noc.admin("POST", "/v1/admin/assignments", {
+      ...bare,
+      target: { type: "all" },
+    });
+    assert.equal(plain.status, 201, JSON.stringify(plain.body));
+    assert.deepEqual(
+      [plain.body.rolloutPercent, plain.body.failureThresholdPercent, plain.body.minSample],
+      [100, null, 5],
+    );
+    // Each target shape through the API, and its CLI form through the CLI, give the same target.
+    const shapes = [...text.matchAll(/^\| `(\{"type":[^`]*\})`\s*\| `([^`]+)`/gm)];
+    assert.equal(shapes.length, 6, "six target shapes");
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      noc.app.fetch,
+    );
+    try {
+      const env = { NOC_URL: `http://127.0.0.1:${server.addr.port}`, NOC_TOKEN: noc.adminToken };
+      for (const [, json, cli] of shapes) {
+        const target = JSON.parse(json!);
+        const api = await noc.admin("POST", "/v1/admin/assignments", { ...bare, target });
+        assert.equal(api.status, 201, `${json}: ${JSON.stringify(api.body)}`);
+        assert.deepEqual(api.body.target, target);
+        const r = await runCli(
+          [
+            "assign",
+            ...["--app", "vscreen", "--name", "vscreen", "--version", "4.2.1"],
+            ...["--target", cli!, "--json"],
+          ],
+          env,
+          { clearEnv: true },
+        );
+        assert.equal(r.code, 0, r.err);
+        assert.deepEqual(JSON.parse(r.out).target, target, cli);
+      }
+    } finally {
+      await server.shutdown();
+    }
+  },
+);
