@@ -5,7 +5,10 @@
  * docs/*.md is canonical unpadded base64url (a key with nonzero padding bits
  * is refused with 400); the CLI writes the `.wrapped-key` file docs/protocol.md
  * describes, and its `curl` line publishes the package; the payload limits and
- * a development NOC's plain-HTTP files are as documented.
+ * a development NOC's plain-HTTP files are as documented; so are the publish
+ * content types and answer, the gzip header limit, GNU tar's hard links, the
+ * IPv4-only default listener, and docs/operations.md's assignment body,
+ * defaults and target shapes (through the API and the CLI).
  */
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
@@ -489,3 +492,25 @@ dbTest(
     }
   },
 );
+
+Deno.test("the docs' IPv4-only note holds: NOC_HOST defaults to 0.0.0.0, which takes no IPv6 connection", async () => {
+  for (const text of [protocol, operations]) {
+    assert.ok(
+      text.replace(/\s+/g, " ").includes("`NOC_HOST=0.0.0.0`, takes IPv4 connections only") ||
+        text.replace(/\s+/g, " ").includes("(`NOC_HOST=0.0.0.0`) takes IPv4 connections only"),
+    );
+  }
+  assert.equal(loadConfig({}, []).host, "0.0.0.0");
+  assert.equal(loadConfig({}, ["--dev"]).host, "0.0.0.0");
+  const server = Deno.serve(
+    { hostname: "0.0.0.0", port: 0, onListen: () => {} },
+    () => new Response("ok"),
+  );
+  try {
+    const port = server.addr.port;
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "ok");
+    await assert.rejects(fetch(`http://[::1]:${port}/`));
+  } finally {
+    await server.shutdown();
+  }
+});
