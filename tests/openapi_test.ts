@@ -1,13 +1,15 @@
 // deno-lint-ignore-file no-explicit-any
 /**
  * `/openapi.json` is valid OpenAPI 3.1, lists every route the app serves, and describes every
- * answer: each operation's success body and its refusals' Error body; real answers of every
- * appliance-facing and admin operation match it. `/docs` shows it.
+ * answer: each operation's success body and its refusals' Error body, content types and the
+ * protocol's response headers; real answers of every appliance-facing and admin operation match
+ * it; every header, query parameter and body content type it documents is one its route reads.
+ * `/docs` shows it.
  */
 import assert from "node:assert/strict";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { dbTest, sampleBeat, testNoc } from "./_harness.ts";
-import { payload } from "./_components.ts";
+import { fetchCatalog, payload, publishAndAssign } from "./_components.ts";
 import { generateApplianceKeys, signedRequest } from "../protocol/client.ts";
 import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
@@ -70,11 +72,7 @@ type Schema = Record<string, any>;
  * cannot carry members the document does not describe. Returns the problems, each with its path.
  */
 function schemaProblems(doc: any, schema: Schema, value: unknown, path = "$"): string[] {
-  if (schema.$ref) {
-    const target = (schema.$ref as string).replace(/^#\//, "").split("/")
-      .reduce((o: any, k: string) => o?.[k], doc);
-    return schemaProblems(doc, target, value, path);
-  }
+  if (schema.$ref) return schemaProblems(doc, resolved(doc, schema), value, path);
   if (schema.anyOf) {
     const each = (schema.anyOf as Schema[]).map((s) => schemaProblems(doc, s, value, path));
     return each.some((p) => p.length === 0) ? [] : each.flat();
@@ -141,6 +139,85 @@ function schemaProblems(doc: any, schema: Schema, value: unknown, path = "$"): s
   }
   return problems;
 }
+
+/** `o`, or what its `$ref` points at in `doc`. */
+function resolved(doc: any, o: any): any {
+  if (typeof o?.$ref !== "string") return o;
+  return (o.$ref as string).replace(/^#\//, "").split("/").reduce((x: any, k) => x?.[k], doc);
+}
+
+/**
+ * The response headers an answer must not carry unless the document describes them on that
+ * answer: the protocol's own (catalog binding, ranges, rate limits, challenges, a local server's
+ * component description), and RFC 9421/9530's, which the NOC does not send on answers.
+ */
+const protocolHeaders = [
+  "etag",
+  "catalog-binding",
+  "accept-ranges",
+  "content-range",
+  "x-noc-component",
+  "retry-after",
+  "www-authenticate",
+  "content-digest",
+  "signature",
+  "signature-input",
+];
+
+/**
+ * Checks that each of {@link protocolHeaders} `headers` carries is described by `response` (an
+ * OpenAPI Response Object of `doc`), its value matching the described schema. Returns the
+ * problems; adds each header found to `seen`.
+ */
+function headerProblems(doc: any, response: any, headers: Headers, seen: Set<string>): string[] {
+  const problems: string[] = [];
+  for (const name of protocolHeaders) {
+    const value = headers.get(name);
+    if (value === null) continue;
+    seen.add(name);
+    const described = Object.entries(response.headers ?? {})
+      .find(([k]) => k.toLowerCase() === name)?.[1];
+    if (!described) {
+      problems.push(`${name}: sent, not described`);
+      continue;
+    }
+    const h = resolved(doc, described);
+    const json = h.content?.["application/json"]?.schema;
+    const schema = json ?? h.schema;
+    const v = json ? JSON.parse(value) : schema?.type === "integer" ? Number(value) : value;
+    problems.push(...schemaProblems(doc, schema ?? {}, v, name));
+  }
+  return problems;
+}
+
+Deno.test("headerProblems() finds a protocol header sent but not described, or a bad value", () => {
+  const doc = { components: { headers: { ETag: { schema: { type: "string", pattern: "^a$" } } } } };
+  const response = {
+    headers: {
+      ETag: { $ref: "#/components/headers/ETag" },
+      "Retry-After": { schema: { type: "integer", minimum: 1 } },
+    },
+  };
+  const seen = new Set<string>();
+  assert.deepEqual(
+    headerProblems(doc, response, new Headers({ etag: "a", "retry-after": "5" }), seen),
+    [],
+  );
+  assert.deepEqual([...seen], ["etag", "retry-after"]);
+  assert.deepEqual(
+    headerProblems(
+      doc,
+      response,
+      new Headers({ etag: "b", "retry-after": "0", "catalog-binding": "x", "x-other": "y" }),
+      seen,
+    ),
+    [
+      "etag: b does not match ^a$",
+      "catalog-binding: sent, not described",
+      "retry-after: 0 < 1",
+    ],
+  );
+});
 
 Deno.test("schemaProblems() finds wrong types, missing and undocumented members, bad times", () => {
   const doc = {
@@ -244,7 +321,8 @@ dbTest(
 dbTest(
   "real answers of every appliance-facing and admin operation match /openapi.json",
   async ({ db }) => {
-    const noc = await testNoc(db);
+    // Two enrolments a minute, so the test can also meet a 429 (and its Retry-After).
+    const noc = await testNoc(db, { settings: { rateEnrollPerMin: 2 } });
     const base = "http://noc.test";
     const doc = await (await noc.app.request(`${base}/openapi.json`)).json();
     const ops = operationsOf(doc);
@@ -256,8 +334,12 @@ dbTest(
       });
     };
     const seen = new Set<string>();
+    const sentHeaders = new Set<string>();
     const problems: string[] = [];
-    /** Sends `req`, checks its answer against the document; returns status and JSON. */
+    /**
+     * Sends `req`, checks its answer against the document (status, JSON body, content type,
+     * protocol headers); returns status, JSON and headers.
+     */
     const send = async (req: Request, expect: number) => {
       const res = await noc.app.request(req);
       const text = await res.text();
@@ -268,16 +350,31 @@ dbTest(
         op.responses[`${String(res.status)[0]}XX`];
       assert.ok(described, `${op.key} documents ${res.status}`);
       const schema = described.content?.["application/json"]?.schema;
-      if (res.headers.get("content-type")?.startsWith("application/json")) {
+      const type = res.headers.get("content-type")?.split(";")[0]?.trim();
+      if (type === "application/json") {
         assert.ok(schema, `${op.key} ${res.status} is JSON, and documented as such`);
         problems.push(
           ...schemaProblems(doc, schema, JSON.parse(text)).map((p) => `${op.key} ${p}`),
         );
       } else {
         assert.ok(!schema || text === "", `${op.key} ${res.status}: documented JSON, got ${text}`);
+        if (text !== "") {
+          assert.ok(
+            type && described.content?.[type],
+            `${op.key} ${res.status}: ${type} is not a documented content type`,
+          );
+        }
       }
+      problems.push(
+        ...headerProblems(doc, described, res.headers, sentHeaders)
+          .map((p) => `${op.key} ${res.status} ${p}`),
+      );
       seen.add(`${op.key} ${res.status}`);
-      return { status: res.status, body: text && schema ? JSON.parse(text) : text };
+      return {
+        status: res.status,
+        body: text && schema ? JSON.parse(text) : text,
+        headers: res.headers,
+      };
     };
     const adminReq = (
       method: string,
@@ -325,7 +422,8 @@ dbTest(
       path: string,
       body?: unknown,
       as = { uid, key: keys.signing },
-    ) => signedRequest({ baseUrl: base, ...as, method, path, body, now: noc.clock.now() });
+      headers: Record<string, string> = {},
+    ) => signedRequest({ baseUrl: base, ...as, method, path, body, headers, now: noc.clock.now() });
     await send(await signed("POST", "/v1/beats", sampleBeat(1, noc.clock.now())), 200);
     await send(new Request(`${base}/v1/keys`), 200);
 
@@ -366,12 +464,26 @@ dbTest(
     await admin("GET", "/v1/admin/assignments", 200);
     await admin("GET", `/v1/admin/assignments/${assigned.id}`, 200);
     await admin("PATCH", `/v1/admin/assignments/${assigned.id}`, 200, { rolloutPercent: 100 });
-    const catalog = (await send(await signed("GET", "/v1/catalog"), 200)).body;
+    const fetched = await send(await signed("GET", "/v1/catalog"), 200);
+    const catalog = fetched.body;
+    const etag = fetched.headers.get("etag")!;
+    await send(
+      await signed("GET", "/v1/catalog", undefined, undefined, { "if-none-match": etag }),
+      304,
+    );
     const doc2 = JSON.parse(catalog.catalog);
+    // Downloads: a package and a file (files only over HTTPS), whole, resumed, out of range.
     const url = doc2.components.find((c: any) => c.kind === "package").urls[0];
-    const bytes = await noc.app.request(url);
-    assert.equal(bytes.status, 200);
-    await bytes.arrayBuffer();
+    const whole = await send(new Request(url), 200);
+    assert.equal(whole.headers.get("content-type"), "application/vnd.noc-package");
+    await send(new Request(url, { headers: { range: "bytes=0-9" } }), 206);
+    await send(new Request(url, { headers: { range: "bytes=99999999-" } }), 416);
+    await send(new Request(url, { method: "HEAD" }), 200);
+    const fileUrl = doc2.components.find((c: any) => c.kind === "file").urls[0]
+      .replace(/^http:/, "https:");
+    const fileBytes = await send(new Request(fileUrl), 200);
+    assert.equal(fileBytes.headers.get("content-type"), "application/octet-stream");
+    assert.equal(fileBytes.body, "rules\n");
     await send(
       await signed("POST", "/v1/installs", {
         results: [{ kind: "package", ...ref, outcome: "installed" }],
@@ -434,6 +546,10 @@ dbTest(
       }, asServer),
       200,
     );
+    // What it fetches for its site's stage, described by X-NOC-Component.
+    const staged = `/v1/local/components/${published.id}`;
+    await send(await signed("GET", staged, undefined, asServer), 200);
+    await send(await signed("GET", staged, undefined, asServer, { range: "bytes=-5" }), 206);
     await admin("GET", "/v1/admin/local-servers", 200);
     await admin("GET", `/v1/admin/local-servers/${server.id}`, 200);
 
@@ -469,6 +585,16 @@ dbTest(
     });
     assert.equal((await send(stale, 401)).body.error, "clock_skew");
     await admin("GET", "/v1/admin/auth-failures", 200);
+    // Past its enrolment budget (two a minute here), an address is answered 429, Retry-After.
+    const enrol = () =>
+      new Request(`${base}/v1/enroll`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+    await send(enrol(), 400);
+    await send(enrol(), 400);
+    assert.equal((await send(enrol(), 429)).body.error, "rate_limited");
     // Refusals, each the Error body.
     await admin("GET", "/v1/admin/appliances/00000000-0000-4000-8000-000000000000", 404);
     await admin("POST", "/v1/admin/holds", 400, { uid: "nope" });
@@ -483,6 +609,12 @@ dbTest(
     await admin("POST", `/v1/admin/appliances/${uid}/revoke`, 200, { reason: "stolen" });
 
     assert.deepEqual(problems, [], "answers that do not match the document");
+    // Not a vacuous check: every protocol header the NOC sends was met (it sends no RFC 9421/9530
+    // header on an answer).
+    assert.deepEqual(
+      protocolHeaders.filter((h) => !sentHeaders.has(h)),
+      ["content-digest", "signature", "signature-input"],
+    );
     // Every JSON operation of the appliance protocol and the admin API answered, successfully.
     const untried = ops.filter((o) => apiTags.includes(o.tag)).flatMap((o) =>
       Object.entries(o.responses)
@@ -490,5 +622,225 @@ dbTest(
         .map(([s]) => `${o.key} ${s}`)
     ).filter((k) => !seen.has(k));
     assert.deepEqual(untried, [], "documented answers no request here produced");
+  },
+);
+
+/** What an answer says, for telling two answers apart: status, error code, the fields refused. */
+async function outcome(res: Response): Promise<string> {
+  const text = await res.text();
+  let body: any = null;
+  try {
+    body = JSON.parse(text);
+  } catch { /* not JSON */ }
+  const fields = (body?.issues ?? []).map((i: any) => i.path).sort().join(",");
+  return `${res.status} ${body?.error ?? ""} [${fields}]`.trim();
+}
+
+/**
+ * Values to send a documented request header with when a request does not already carry it, and
+ * the Content-Type its route reads it with. A header the document gains needs one here.
+ */
+const headerSamples: Record<string, { value: string; type?: string }> = {
+  "range": { value: "bytes=0-0" },
+  "if-none-match": { value: "*" },
+  "x-noc-wrapped-key": { value: "A".repeat(110), type: "application/vnd.noc-package" },
+};
+
+dbTest(
+  "each header and query parameter /openapi.json documents changes its route's answer",
+  async ({ db }) => {
+    // No rate limits: this test sends many refused requests on purpose.
+    const noc = await testNoc(db, {
+      settings: { rateAppliancePerMin: 0, rateLocalServerPerMin: 0, rateRefusalsPerMin: 0 },
+    });
+    const base = "http://noc.test";
+    const doc = await (await noc.app.request(`${base}/openapi.json`)).json();
+    // An appliance of site lab whose catalog lists a package, and a local server of site lab
+    // that has not synced, so its stage holds nothing: it serves only with an appliance's grant.
+    const a = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "lab" }) });
+    const ref = { app: "vscreen", name: "vscreen", version: "1.0.0" };
+    const { componentId } = await publishAndAssign(noc, ref);
+    const local = await generateEd25519();
+    const enrolled = await noc.app.request(`${base}/v1/local/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        token: await noc.enrollmentToken({ purpose: "local-server", site: "lab" }),
+        name: "cache-lab",
+        url: "https://cache.lab.example.com:8443",
+        signingKey: toBase64Url(await exportRawPublic(local.publicKey)),
+      }),
+    });
+    assert.equal(enrolled.status, 201);
+    const server = { uid: (await enrolled.json()).id, key: local.privateKey };
+    // The catalog as of now (with the local server's URL), so If-None-Match: * can match it.
+    const listed = (await fetchCatalog(noc, a)).doc!.components[0]!;
+    const grant = new URL(listed.urls[0]!).searchParams.get("grant")!;
+    const appliance = { uid: a.uid, key: a.keys.signing };
+
+    /** Path parameters: the admin API's name nothing that exists, so no probe changes another's. */
+    const pathOf = (path: string) =>
+      path.replace(
+        /:(\w+)/g,
+        (_, name: string) =>
+          path.startsWith("/v1/admin/")
+            ? ({ app: "vscreen", name: "nothing", kid: "0123456789abcdef" } as any)[name] ??
+              (name === "uid" ? "00000000-0000-4000-8000-000000000000" : "999999")
+            : String(componentId),
+      );
+    /** Query a request carries unless told: a poll that does not wait, a local server's grant. */
+    const defaultQuery: Record<string, Record<string, string>> = {
+      "GET /v1/wake": { wait: "0" },
+      "GET /v1/local/components/:id": { grant },
+    };
+    /**
+     * A request to `op` that passes its authentication (an admin token, the appliance's or the
+     * local server's signature; a grant instead when the query carries one), with `query`
+     * (default: {@link defaultQuery}), extra `headers`, and the headers in `drop` removed.
+     */
+    const build = async (
+      op: any,
+      o: { query?: Record<string, string>; headers?: Record<string, string>; drop?: string } = {},
+    ): Promise<Request> => {
+      const query = new URLSearchParams(o.query ?? defaultQuery[op.key] ?? {}).toString();
+      const path = `${pathOf(op.path)}${query ? `?${query}` : ""}`;
+      const method = op.key.split(" ")[0] as string;
+      const schemes = (op.security as Array<Record<string, unknown>>).flatMap(Object.keys);
+      const body = op.requestBody?.content;
+      const type = o.headers?.["content-type"] ?? (body ? Object.keys(body)[0] : undefined);
+      let req: Request;
+      const byGrant = schemes.includes("downloadGrant") && o.query?.grant !== undefined;
+      if (schemes.includes("applianceSignature") && !byGrant) {
+        req = await signedRequest({
+          baseUrl: base,
+          ...(op.path.startsWith("/v1/local/") ? server : appliance),
+          method,
+          path,
+          ...(type === "application/json" ? { body: {} } : {}),
+          headers: o.headers ?? {},
+          now: noc.clock.now(),
+        });
+      } else {
+        const headers = new Headers(o.headers);
+        if (schemes.includes("adminToken")) {
+          headers.set("authorization", `Bearer ${noc.adminToken}`);
+        }
+        if (type) headers.set("content-type", type);
+        req = new Request(`${base}${path}`, {
+          method,
+          headers,
+          ...(type ? { body: type === "application/json" ? "{}" : new Uint8Array() } : {}),
+        });
+      }
+      if (o.drop === undefined) return req;
+      const headers = new Headers(req.headers);
+      headers.delete(o.drop);
+      return new Request(req, { headers });
+    };
+
+    // Every parameter (query or header) and every security scheme's header or query parameter
+    // of every operation but the console's (its session is a cookie; tests/console_test.ts).
+    const probes: Array<{ op: any; where: string; name: string }> = [];
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const [method, o] of Object.entries(ops)) {
+        if (o.tags[0] === "console") continue;
+        const op = { ...o, path: path.replace(/\{(\w+)\}/g, ":$1") };
+        op.key = `${method.toUpperCase()} ${op.path}`;
+        const named = new Set<string>();
+        for (const p of o.parameters as any[]) {
+          if (p.in !== "path") {
+            named.add(`${p.in} ${p.in === "header" ? p.name.toLowerCase() : p.name}`);
+          }
+        }
+        for (const scheme of (o.security as any[]).flatMap(Object.keys)) {
+          const s = doc.components.securitySchemes[scheme];
+          named.add(s.type === "http" ? "header authorization" : `${s.in} ${s.name.toLowerCase()}`);
+        }
+        for (const n of named) {
+          const [where, name] = n.split(" ") as [string, string];
+          probes.push({ op, where, name });
+        }
+      }
+    }
+    const same: string[] = [];
+    const tried = new Set<string>();
+    for (const { op, where, name } of probes) {
+      let given: Request, withheld: Request;
+      if (where === "query") {
+        // Named, it is read (or refused by name); an undocumented name is refused or ignored.
+        given = await build(op, { query: { [name]: "x" } });
+        withheld = await build(op, { query: { zz_undocumented: "x" } });
+      } else if ((await build(op)).headers.has(name)) {
+        // Authentication: the request without it is refused.
+        given = await build(op);
+        withheld = await build(op, { drop: name });
+      } else {
+        const sample = headerSamples[name];
+        assert.ok(sample, `${op.key}: no sample value for header ${name} (headerSamples)`);
+        const type = sample.type ? { "content-type": sample.type } : {};
+        given = await build(op, { headers: { ...type, [name]: sample.value } });
+        withheld = await build(op, { headers: type });
+      }
+      const [g, w] = [
+        await outcome(await noc.app.request(given)),
+        await outcome(await noc.app.request(withheld)),
+      ];
+      if (g === w) same.push(`${op.key} ${where} ${name}: ${g} either way`);
+      tried.add(`${where} ${name}`);
+    }
+    assert.deepEqual(same, [], "documented parameters their route does not read");
+    // Not a vacuous pass: the parameters this document is meant to describe were all tried.
+    for (
+      const p of [
+        "query grant",
+        "header range",
+        "header if-none-match",
+        "header x-noc-wrapped-key",
+        "header signature",
+        "header signature-input",
+        "header content-digest",
+        "header authorization",
+        "query limit",
+        "query app",
+      ]
+    ) assert.ok(tried.has(p), `${p} was tried`);
+    assert.ok(probes.length >= 100, `only ${probes.length} probes`);
+  },
+);
+
+dbTest(
+  "each request body content type /openapi.json documents is one its route accepts",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const doc = await (await noc.app.request("http://noc.test/openapi.json")).json();
+    const refused: string[] = [];
+    let tried = 0;
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const types = Object.keys(op.requestBody?.content ?? {}).filter((t) =>
+          t !== "application/json"
+        );
+        if (types.length === 0) continue;
+        assert.ok(path.startsWith("/v1/admin/"), `${path}: only the admin API takes other bodies`);
+        const send = (type: string) =>
+          noc.app.request(`http://noc.test${path}`, {
+            method: method.toUpperCase(),
+            headers: { authorization: `Bearer ${noc.adminToken}`, "content-type": type },
+            body: new Uint8Array(),
+          });
+        for (const type of types) {
+          const res = await send(type);
+          const o = await outcome(res);
+          if (res.status === 415) refused.push(`${method.toUpperCase()} ${path} ${type}: ${o}`);
+          tried++;
+        }
+        // Where the document says a type can be refused, an undocumented one is.
+        if (op.responses["415"]) {
+          assert.equal((await send("text/plain")).status, 415, `${path} refuses text/plain`);
+        }
+      }
+    }
+    assert.deepEqual(refused, [], "documented body types the route refuses");
+    assert.ok(tried >= 5, `only ${tried} body types tried`);
   },
 );

@@ -2,10 +2,13 @@
  * `GET /openapi.json`: the OpenAPI 3.1 description of every route — the
  * appliance protocol, the local component server protocol, the admin API,
  * the operator console and the operational endpoints — with request schemas
- * generated from the same zod schemas the routes validate with, and the
- * answers' bodies from noc/http/ops/responses.ts (every refusal's from
- * `errorBody`); `GET /docs`: a self-contained viewer that can also send
- * requests.
+ * generated from the same zod schemas the routes validate with, the request
+ * headers each route reads ({@link requestHeaders}; a signed route's RFC 9421
+ * `Signature-Input` and `Content-Digest` as header parameters, its `Signature`
+ * as the `applianceSignature` security scheme), every request body's content
+ * types, and the answers' bodies, content types and headers from
+ * noc/http/ops/responses.ts (every refusal's body from `errorBody`);
+ * `GET /docs`: a self-contained viewer that can also send requests.
  *
  * @module
  */
@@ -21,6 +24,9 @@ import * as r from "./responses.ts";
 
 type Auth = "none" | "admin" | "appliance" | "grant" | "local" | "token" | "metrics" | "session";
 
+/** A request header an operation reads beyond its authentication's (see {@link requestHeaders}). */
+export type RequestHeader = "Range" | "If-None-Match" | "X-NOC-Wrapped-Key";
+
 /** One operation of the API. */
 export interface Operation {
   method: "get" | "post" | "put" | "patch" | "delete" | "head";
@@ -30,19 +36,109 @@ export interface Operation {
   tag: string;
   auth: Auth;
   params?: z.ZodObject;
+  /** Its query parameters (a field's `describe()` text is the parameter's description). */
   query?: z.ZodObject;
-  /** A JSON body's schema, or another content type's description. */
-  body?: z.ZodType | { type: string; description: string };
-  /** Status → description; errors are added for every operation. */
+  /**
+   * Request headers it reads, beyond its authentication's: a signed route's `Signature-Input`
+   * and `Content-Digest` are added from `auth`.
+   */
+  headers?: RequestHeader[];
+  /** A JSON body's schema, or the body's content types (type → what it is) and a description. */
+  body?: z.ZodType | { types: Record<string, string>; description: string };
+  /**
+   * Status → description. Added for every operation: 4XX and 5XX; 401 (with WWW-Authenticate)
+   * when `auth` authenticates; 429 (with Retry-After) behind the refusal gate (all but /healthz).
+   */
   responses: Record<string, string>;
   /** Status → the JSON body answered with it (a refusal's is `errorBody` unless given). */
   bodies?: Record<string, z.ZodType>;
-  /** Content type of the 2xx answer (JSON unless said). */
-  produces?: string;
+  /** Status → the headers (noc/http/ops/responses.ts `responseHeaders`) answered with it. */
+  responseHeaders?: Record<string, r.ResponseHeader[]>;
+  /** Content type of the 2xx answer (JSON unless said), or its types (type → what it is). */
+  produces?: string | Record<string, string>;
 }
 
 const json = "application/json";
 const uidParam = s.uidParam, idParam = s.idParam;
+
+/**
+ * What each {@link RequestHeader} says, and its value's JSON Schema. Sources:
+ * protocol/http/range.ts `parseRange` (Range), noc/services/catalogs.ts (If-None-Match),
+ * noc/http/admin/uploads.ts (X-NOC-Wrapped-Key).
+ */
+export const requestHeaders: Record<
+  RequestHeader,
+  { description: string; schema: Record<string, unknown>; example: string }
+> = {
+  "Range": {
+    description: "One byte range, to resume a download (RFC 9110 §14.2): " +
+      "`bytes=<first>-[<last>]` or `bytes=-<suffix length>` answers 206 with Content-Range; " +
+      "a range outside the bytes 416; any other form the whole (200)",
+    schema: { type: "string" },
+    example: "bytes=1048576-",
+  },
+  "If-None-Match": {
+    description: "The ETag of the catalog the appliance holds (or `*`): 304, with a fresh " +
+      "Catalog-Binding over this request, while it is still the one",
+    schema: { type: "string" },
+    example: '"' + "0".repeat(64) + '"',
+  },
+  "X-NOC-Wrapped-Key": {
+    description: "With application/vnd.noc-package, required: the package's content key wrapped " +
+      "to the NOC's X25519 key (HPKE; base64url), as `noc package` writes it",
+    schema: { type: "string", pattern: "^[A-Za-z0-9_-]{100,120}$" },
+    example: "A".repeat(110),
+  },
+};
+
+/** The RFC 9421 headers a signed request carries besides `Signature` (the security scheme's). */
+const signatureHeaders = {
+  "Signature-Input": {
+    description: "RFC 9421 signature parameters, covering " +
+      '`("@method" "@authority" "@path" "@query" "content-digest")`, with `created` (within the ' +
+      "allowed clock skew), `keyid` (the appliance UID or the local server id), a single-use " +
+      '`nonce` and `alg="ed25519"`',
+    schema: { type: "string" },
+    example: 'sig1=("@method" "@authority" "@path" "@query" "content-digest");' +
+      'created=1767225600;keyid="<uid>";nonce="<random>";alg="ed25519"',
+  },
+  "Content-Digest": {
+    description: "RFC 9530 digest of the body (of the empty body when there is none), covered " +
+      "by the signature",
+    schema: { type: "string" },
+    example: "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpWWRvKE/QT4=:",
+  },
+} as const;
+
+/** A component download's `grant` (noc/http/v1/components.ts, noc/http/v1/local.ts). */
+const grant = z.string().max(1000).regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+
+/** A component's bytes, by its kind (protocol/http/range.ts `componentAnswer`). */
+const componentTypes = {
+  "application/vnd.noc-package":
+    "A package: signed header, then its encrypted payload (docs/protocol.md, Packages)",
+  "application/octet-stream": "A file, as published",
+};
+
+/** The answers of a component download (GET or HEAD) — `bytes`, and `refusals` — and headers. */
+function download(bytes: string, refusals: Record<string, string> = {}) {
+  const sent: r.ResponseHeader[] = ["ETag", "Accept-Ranges"];
+  return {
+    responses: {
+      "200": bytes,
+      "206": "The range asked for",
+      "416": "The range is outside the bytes (range_not_satisfiable)",
+      ...refusals,
+    },
+    responseHeaders: {
+      "200": sent,
+      "206": [...sent, "Content-Range" as const],
+      "416": ["Content-Range" as const],
+    },
+    headers: ["Range" as const],
+    produces: componentTypes,
+  };
+}
 
 /** Every operation the NOC serves. */
 export function operations(settings: { maxAppDataBytes: number }): Operation[] {
@@ -121,8 +217,10 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
         "The signed catalog made for this appliance (If-None-Match → 304); every answer carries Catalog-Binding over the request's nonce",
       tag: "appliance",
       auth: "appliance",
+      headers: ["If-None-Match"],
       responses: { "200": "Signed catalog envelope", "304": "Unchanged" },
       bodies: { "200": r.catalogEnvelope },
+      responseHeaders: { "200": ["ETag", "Catalog-Binding"], "304": ["ETag", "Catalog-Binding"] },
     },
     {
       method: "get",
@@ -131,12 +229,18 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "appliance",
       auth: "grant",
       params: idParam,
-      responses: {
-        "200": "The bytes",
-        "206": "A range of them",
-        "403": "Not in this appliance's catalog (not_in_catalog), or a grant refused",
-      },
-      produces: "application/octet-stream",
+      query: z.object({
+        grant: grant.optional().describe(
+          "The download grant from the catalog's URL: an appliance, a local component server " +
+            "or a mirror fetches with it unsigned. Without it the request must be signed by " +
+            "the appliance.",
+        ),
+      }),
+      ...download("The bytes: a package or a file", {
+        "401": "Neither a valid grant nor a valid signature, or the grant expired (expired_grant)",
+        "403": "Not in this appliance's catalog (not_in_catalog), a grant refused, or a file " +
+          "asked for over plain HTTP (https_required)",
+      }),
     },
     {
       method: "head",
@@ -145,8 +249,8 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "appliance",
       auth: "grant",
       params: idParam,
-      responses: { "200": "Headers only" },
-      produces: "application/octet-stream",
+      query: z.object({ grant: grant.optional().describe("As for GET") }),
+      ...download("Headers only: Content-Type, Content-Length, ETag"),
     },
     {
       method: "post",
@@ -211,8 +315,18 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "local component server",
       auth: "local",
       params: idParam,
-      responses: { "200": "The bytes, described by X-NOC-Component", "206": "A range of them" },
-      produces: "application/octet-stream",
+      query: z.object({
+        grant: grant.optional().describe(
+          "An appliance's download grant: lets the server fetch a component its site's stage " +
+            "does not list (yet), for an appliance of its site whose catalog lists it",
+        ),
+      }),
+      ...download("The bytes, described by X-NOC-Component"),
+      responseHeaders: {
+        "200": ["ETag", "Accept-Ranges", "X-NOC-Component"],
+        "206": ["ETag", "Accept-Ranges", "Content-Range", "X-NOC-Component"],
+        "416": ["Content-Range"],
+      },
     },
     // Admin API.
     ...adminOperations(),
@@ -399,17 +513,33 @@ function adminOperations(): Operation[] {
       created(r.component),
       {
         query: s.componentQuery.partial(),
+        headers: ["X-NOC-Wrapped-Key"],
         body: {
-          type: "application/gzip",
+          types: {
+            "application/gzip":
+              "A gzip'd tar payload for the NOC to encrypt and sign; app, name and version in the query",
+            "application/x-gzip": "The same payload, labelled as some clients label gzip",
+            "application/octet-stream": "The same payload, unlabelled",
+            "application/vnd.noc-package":
+              "A package signed offline (`noc package`), its content key in X-NOC-Wrapped-Key; no query: it names itself",
+          },
           description:
-            "A payload to encrypt and sign; or application/vnd.noc-package with X-NOC-Wrapped-Key",
+            "A payload for the NOC to sign, or a package signed offline; either is checked as it " +
+            "streams in (at most NOC_MAX_UPLOAD_BYTES)",
         },
         ...published,
+        responses: {
+          ...published.responses,
+          "415": "Content-Type is none of these (unsupported_media_type)",
+        },
       },
     ),
     admin("post", "/files", "Publish a file", "releases", created(r.component), {
       query: s.componentQuery,
-      body: { type: "application/octet-stream", description: "The file's bytes" },
+      body: {
+        types: { "application/octet-stream": "The file's bytes, stored as they are" },
+        description: "The file (at most NOC_MAX_UPLOAD_BYTES)",
+      },
       ...published,
     }),
     admin("get", "/components", "List components", "releases", ok(r.lists.components), {
@@ -516,14 +646,119 @@ function parameters(op: Operation): Array<Record<string, unknown>> {
     if (!schema) continue;
     for (const [name, field] of Object.entries(schema.shape)) {
       const f = field as z.ZodType;
+      const { description, ...rest } = schemaOf(f);
       out.push({
         name,
         in: where,
+        ...(typeof description === "string" ? { description } : {}),
         required: where === "path" || !f.safeParse(undefined).success,
-        schema: schemaOf(f),
+        schema: rest,
       });
     }
   }
+  for (const name of op.headers ?? []) {
+    out.push({ name, in: "header", required: false, ...requestHeaders[name] });
+  }
+  // Signed routes: the RFC 9421 headers besides Signature (the security scheme names that one).
+  if (op.auth === "appliance" || op.auth === "local" || op.auth === "grant") {
+    const signed = op.auth !== "grant";
+    for (const [name, h] of Object.entries(signatureHeaders)) {
+      out.push({
+        name,
+        in: "header",
+        required: signed,
+        ...h,
+        description: signed ? h.description : `Without a grant, required: ${h.description}`,
+      });
+    }
+  }
+  return out;
+}
+
+/** Operations that authenticate, and what their 401 says. */
+const unauthenticated: Partial<Record<Auth, string>> = {
+  admin: "No valid admin token (Authorization: Bearer)",
+  appliance: "The signature is missing or does not verify, is stale or replayed, or its key is " +
+    "unknown or revoked",
+  local: "The signature is missing or does not verify, is stale or replayed, or its key is " +
+    "unknown or revoked",
+  grant: "Neither a valid grant nor a valid signature",
+  metrics: "No valid metrics or admin token (Authorization: Bearer)",
+};
+
+/** An OpenAPI Response Object's `headers` naming `names` (in `components.headers`). */
+function headersOf(names: readonly r.ResponseHeader[]): Record<string, unknown> {
+  if (names.length === 0) return {};
+  return {
+    headers: Object.fromEntries(
+      [...new Set(names)].map((n) => [n, { $ref: `#/components/headers/${n}` }]),
+    ),
+  };
+}
+
+/** An OpenAPI `content` map: each of `types` (type → what it is) as a string of bytes. */
+function contentOf(types: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(types).map(([type, description]) => [type, {
+      schema: {
+        type: "string",
+        ...(type.startsWith("text/") ? {} : { contentMediaType: type }),
+        ...(description ? { description } : {}),
+      },
+    }]),
+  );
+}
+
+/** `op`'s Responses Object: its own answers, then the refusals every operation can give. */
+function responsesOf(op: Operation): Record<string, unknown> {
+  const produces = op.produces ?? json;
+  const types = typeof produces === "string" ? { [produces]: "" } : produces;
+  const errorContent = { [json]: { schema: { $ref: "#/components/schemas/Error" } } };
+  const refusal = produces === "text/html"
+    ? { description: "Refused: a page naming the problem" }
+    : { description: "Refused: a JSON body naming the problem", content: errorContent };
+  // /healthz is answered before the refusal gate (noc/app.ts) and answers its own 503.
+  const gated = op.path !== "/healthz";
+  const described: Record<string, string> = { ...op.responses };
+  const challenge = unauthenticated[op.auth];
+  if (challenge) described["401"] ??= challenge;
+  if (gated) {
+    described["429"] ??= "Too many requests from this identity or address, or too many " +
+      "refusals from this address: wait Retry-After seconds (rate_limited)";
+  }
+  const headers = (status: string): r.ResponseHeader[] => [
+    ...(op.responseHeaders?.[status] ?? []),
+    ...(status === "401" && challenge ? ["WWW-Authenticate" as const] : []),
+    ...(gated && ["429", "503", "5XX"].includes(status) ? ["Retry-After" as const] : []),
+  ];
+  const out: Record<string, unknown> = {};
+  for (const [status, description] of Object.entries(described)) {
+    const body = op.bodies?.[status];
+    const n = Number(status);
+    const answer = body
+      ? { description, content: { [json]: { schema: schemaOf(body) } } }
+      : status === "429"
+      // The refusal gate answers JSON, before any page.
+      ? { description, content: errorContent }
+      : n >= 400
+      ? { ...refusal, description }
+      : n === 204 || n === 304 || op.method === "head" || n < 200 || n >= 300
+      ? { description }
+      : produces === json
+      ? { description, content: { [json]: { schema: { type: "object" } } } }
+      : { description, content: contentOf(types) };
+    out[status] = { ...answer, ...headersOf(headers(status)) };
+  }
+  out["4XX"] = refusal;
+  out["5XX"] = {
+    ...refusal,
+    ...(gated
+      ? {
+        description: `${refusal.description} (503, with Retry-After: the database is unreachable)`,
+        ...headersOf(headers("5XX")),
+      }
+      : {}),
+  };
   return out;
 }
 
@@ -543,38 +778,7 @@ export function openApiDocument(ops: readonly Operation[], version: string) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of ops) {
     const path = op.path.replace(/:([A-Za-z_]+)/g, "{$1}");
-    const responses: Record<string, unknown> = {};
-    const produces = op.produces ?? json;
-    const refusal = produces === "text/html"
-      ? { description: "Refused: a page naming the problem" }
-      : {
-        description: "Refused: a JSON body naming the problem",
-        content: { [json]: { schema: { $ref: "#/components/schemas/Error" } } },
-      };
-    for (const [status, description] of Object.entries(op.responses)) {
-      const body = op.bodies?.[status];
-      responses[status] = body
-        ? { description, content: { [json]: { schema: schemaOf(body) } } }
-        : Number(status) >= 400
-        ? { ...refusal, description }
-        : status === "204" || status === "304" || op.method === "head" || Number(status) < 200 ||
-            Number(status) >= 300
-        ? { description }
-        : produces === json
-        ? { description, content: { [json]: { schema: { type: "object" } } } }
-        : {
-          description,
-          content: {
-            [produces]: {
-              schema: produces.startsWith("text/")
-                ? { type: "string" }
-                : { type: "string", contentMediaType: produces },
-            },
-          },
-        };
-    }
-    responses["4XX"] = refusal;
-    responses["5XX"] = refusal;
+    const responses = responsesOf(op);
     const operation: Record<string, unknown> = {
       operationId: `${op.method}${
         op.path.replace(
@@ -589,15 +793,9 @@ export function openApiDocument(ops: readonly Operation[], version: string) {
       responses,
     };
     if (op.body) {
-      operation["requestBody"] = {
-        required: true,
-        content: op.body instanceof z.ZodType ? { [json]: { schema: schemaOf(op.body) } } : {
-          [op.body.type]: {
-            schema: { type: "string", contentMediaType: op.body.type },
-          },
-        },
-        ...(op.body instanceof z.ZodType ? {} : { description: op.body.description }),
-      };
+      operation["requestBody"] = op.body instanceof z.ZodType
+        ? { required: true, content: { [json]: { schema: schemaOf(op.body) } } }
+        : { required: true, description: op.body.description, content: contentOf(op.body.types) };
     }
     (paths[path] ??= {})[op.method] = operation;
   }
@@ -625,6 +823,17 @@ export function openApiDocument(ops: readonly Operation[], version: string) {
       schemas: {
         Error: schemaOf(r.errorBody),
       },
+      headers: Object.fromEntries(
+        Object.entries(r.responseHeaders).map(([name, h]) => [
+          name,
+          {
+            description: h.description,
+            ...(h.schema instanceof z.ZodType
+              ? { content: { [json]: { schema: schemaOf(h.schema) } } }
+              : { schema: h.schema }),
+          },
+        ]),
+      ),
       securitySchemes: {
         adminToken: {
           type: "http",
@@ -646,14 +855,15 @@ export function openApiDocument(ops: readonly Operation[], version: string) {
           type: "apiKey",
           in: "header",
           name: "Signature",
-          description:
-            "RFC 9421 signature (Ed25519) with Signature-Input and Content-Digest; keyid is the appliance UID or local server id",
+          description: "RFC 9421 signature (Ed25519) of the request, `sig1=:<base64>:`, with the " +
+            "Signature-Input and Content-Digest headers each signed route lists; keyid is the " +
+            "appliance UID or local server id (docs/protocol.md)",
         },
         downloadGrant: {
           type: "apiKey",
           in: "query",
           name: "grant",
-          description: "The download grant from the catalog URL",
+          description: "The download grant from the catalog URL (the `grant` query parameter)",
         },
       },
     },

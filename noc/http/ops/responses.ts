@@ -1,8 +1,9 @@
 /**
- * The JSON bodies the NOC answers with, as zod schemas: `/openapi.json` describes every
- * operation's answers with them (noc/http/ops/openapi.ts), and tests/openapi_test.ts checks real
- * answers against them. Objects are open (a client must ignore members it does not know), but
- * every member the NOC sends is listed here.
+ * The JSON bodies the NOC answers with, as zod schemas, and the response headers it sends
+ * ({@link responseHeaders}): `/openapi.json` describes every operation's answers with them
+ * (noc/http/ops/openapi.ts), and tests/openapi_test.ts checks real answers against them. Objects
+ * are open (a client must ignore members it does not know), but every member the NOC sends is
+ * listed here.
  *
  * @module
  */
@@ -97,6 +98,12 @@ const componentVersion = z.object({
   size: count,
   sha256,
 });
+
+/**
+ * The `X-NOC-Component` header of `GET /v1/local/components/:id`: the component served, as JSON
+ * (the local component server keeps its cached copy under it).
+ */
+export const componentHeader = componentVersion;
 
 /** `POST /v1/local/enroll` 201. */
 export const localEnrolled = z.object({
@@ -436,4 +443,69 @@ export const lists = {
   fileinfo: items(fileinfo).extend({ app: z.string() }),
   assignments: items(assignment),
   holds: items(hold),
+};
+
+/** A response header the NOC sends, by its name in `/openapi.json` (`components.headers`). */
+export type ResponseHeader =
+  | "ETag"
+  | "Catalog-Binding"
+  | "Accept-Ranges"
+  | "Content-Range"
+  | "X-NOC-Component"
+  | "Retry-After"
+  | "WWW-Authenticate";
+
+/**
+ * Every response header the NOC sends beyond the generic ones (Content-Type, Content-Length,
+ * Cache-Control, the secure headers, X-Request-Id): what it says, and its value's schema (JSON
+ * Schema, or zod for a JSON value). Sources: noc/http/v1/catalog.ts (ETag, Catalog-Binding),
+ * protocol/http/range.ts (ETag, Accept-Ranges, Content-Range), noc/http/v1/local.ts
+ * (X-NOC-Component), noc/services/rate_limit.ts and protocol/http/errors.ts (Retry-After),
+ * noc/http/middleware and noc/http/ops/metrics.ts (WWW-Authenticate). The NOC signs no response
+ * with RFC 9421 and sends no Content-Digest: a catalog is signed in its body and bound to its
+ * request by Catalog-Binding, and a package carries its own signature.
+ */
+export const responseHeaders: Record<
+  ResponseHeader,
+  { description: string; schema: Record<string, unknown> | z.ZodType }
+> = {
+  "ETag": {
+    description:
+      "The body's SHA-256, lower-case hex, quoted. Of a catalog envelope: send it back " +
+      "in If-None-Match to get 304 while it is unchanged. Of a component: the digest its catalog " +
+      "entry gives.",
+    schema: { type: "string", pattern: '^"[0-9a-f]{64}"$' },
+  },
+  "Catalog-Binding": {
+    description: "Binds this catalog answer (200 or 304) to the request that asked, as Omaha's " +
+      'CUP: an RFC 9651 dictionary `kid="<catalog key id>", sig=:<base64 Ed25519 signature>:` ' +
+      "over `noc-catalog-binding/1\\n<UID>\\n<the request signature's nonce>\\n<SHA-256 hex " +
+      "of the catalog body>` (of a 304, the body the appliance holds). An agent refuses a catalog " +
+      "without a valid one (protocol/catalog.ts verifyCatalogBinding).",
+    schema: { type: "string", maxLength: 512 },
+  },
+  "Accept-Ranges": {
+    description: "`bytes`: a download can be resumed with Range",
+    schema: { type: "string", enum: ["bytes"] },
+  },
+  "Content-Range": {
+    description: "On 206, the bytes sent: `bytes <first>-<last>/<size>`; on 416, " +
+      "`bytes */<size>`",
+    schema: { type: "string", pattern: "^bytes (\\d+-\\d+|\\*)/\\d+$" },
+  },
+  "X-NOC-Component": {
+    description: "The component served, as JSON: id, kind, app, name, version, size, sha256",
+    schema: componentHeader,
+  },
+  "Retry-After": {
+    description: "Seconds to wait before asking again: on 429 (rate limits, or an address past " +
+      "its refusals), on 503 when the database is unreachable (30), and on a local component " +
+      "server's 503 not_cached (60; the catalog's next URL may be tried at once)",
+    schema: { type: "integer", minimum: 1 },
+  },
+  "WWW-Authenticate": {
+    description: 'The challenge: `Signature realm="noc"` (signed requests), ' +
+      '`Bearer realm="noc-admin"` (admin API), `Bearer realm="noc-metrics"` (/metrics)',
+    schema: { type: "string" },
+  },
 };
