@@ -46,6 +46,7 @@ import {
   serializeInnerList,
 } from "../protocol/http/structured_fields.ts";
 import { createHmac, createPrivateKey, createPublicKey, diffieHellman } from "node:crypto";
+import { runCli } from "./_process.ts";
 import { Buffer } from "node:buffer";
 
 const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
@@ -694,6 +695,45 @@ dbTest(
   },
 );
 
+dbTest(
+  "docs/protocol.md's release-key add line makes the documented endorsement through the CLI",
+  async ({ db }) => {
+    const ex = signedJsonSection();
+    const key = await exampleKey(ex.seed);
+    const line = blocks(ex.text, "sh")[0];
+    assert.ok(line?.startsWith("deno task noc release-key add "), "the CLI line");
+    // The line's words, as sh splits them (double quotes only), after `deno task noc`.
+    const words = [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!).slice(3);
+    const noc = await testNoc(db);
+    const reg = await noc.admin("POST", "/v1/admin/release-keys", {
+      publicKey: key.publicKey,
+      label: "release team",
+    });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      noc.app.fetch,
+    );
+    const work = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${work}/release.key`, ex.seed + "\n", { mode: 0o600 });
+      const r = await runCli(
+        words.map((w) => w === "release.key" ? `${work}/release.key` : w),
+        { NOC_URL: `http://127.0.0.1:${server.addr.port}`, NOC_TOKEN: noc.adminToken },
+        { clearEnv: true },
+      );
+      assert.equal(r.code, 0, r.err);
+      const answer = JSON.parse(r.out);
+      assert.equal(answer.publicKey, ex.keyBody.publicKey);
+      assert.deepEqual(answer.endorsement, ex.keyBody.endorsement);
+      assert.equal(answer.notAfter, ex.keyBody.endorsement.notAfter);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+);
+
 /** Runs `code` with python3 (stdin `input`); returns stdout, failing the test on an error. */
 async function runPython(code: string, input = ""): Promise<string> {
   const dir = await Deno.makeTempDir();
@@ -751,17 +791,31 @@ for fi in cases["fileinfos"]:
 for key, not_after in cases["endorsements"]:
     print(endorsement_bytes(key, not_after).hex())
 print(json.dumps(cases["defaultForm"]))
+if cases["verify"]:
+    from cryptography.exceptions import InvalidSignature
+    key, fi, endorsed = cases["verify"]
+    verify(key, fi["signature"], fileinfo_bytes("vscreen", "rules.conf", fi))
+    e = endorsed["endorsement"]
+    verify(key, e["signature"], endorsement_bytes(endorsed["publicKey"], endorsed["notAfter"]))
+    try:
+        verify(key, fi["signature"], json.dumps(cases["defaultForm"]).encode())
+        print("verified the default form")
+    except InvalidSignature:
+        print("verified both; refused the default form")
 `;
     const statement = exampleStatement(ex.putBody);
     const defaultArray = JSON.parse(new TextDecoder().decode(fileinfoSigningBytes(statement)));
+    // With the cryptography package, `verify` runs too.
+    const verify = python ? [(await exampleKey(ex.seed)).publicKey, ex.putBody, ex.keyBody] : null;
     const out = await runPython(
       script,
-      JSON.stringify({ fileinfos, endorsements, defaultForm: defaultArray }),
+      JSON.stringify({ fileinfos, endorsements, defaultForm: defaultArray, verify }),
     );
     const expected = [
       ...fileinfos.map((f) => toHex(fileinfoSigningBytes(f))),
       ...endorsements.map(([k, t]) => toHex(endorsementBytes(k, t))),
       ex.defaultForm,
+      ...(verify ? ["verified both; refused the default form"] : []),
     ];
     assert.deepEqual(out.trim().split("\n"), expected);
     assert.ok(
