@@ -700,8 +700,8 @@ dbTest(
   async ({ db }) => {
     const ex = signedJsonSection();
     const key = await exampleKey(ex.seed);
-    const line = blocks(ex.text, "sh")[0];
-    assert.ok(line?.startsWith("deno task noc release-key add "), "the CLI line");
+    const line = blocks(ex.text, "sh")[0] ?? "";
+    assert.ok(line.startsWith("deno task noc release-key add "), "the CLI line");
     // The line's words, as sh splits them (double quotes only), after `deno task noc`.
     const words = [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!).slice(3);
     const noc = await testNoc(db);
