@@ -307,6 +307,20 @@ export async function publishPayload(
 }
 
 /**
+ * Why an upload's `X-NOC-Wrapped-Key` did not unwrap, for whoever wrapped it: on upload the
+ * content key is sealed to the NOC itself (its `encryptionKey`), not to an appliance, with HPKE
+ * `info` naming this package (docs/protocol.md, "Publishing packages"). Reason `decrypt_failed`.
+ */
+function uploadKeyError(deps: AppDeps, h: PackageHeader): PackageError {
+  const info = [`${packageFormat} content key`, h.app, h.name, h.version, h.ciphertextSha256]
+    .join("\\n");
+  return new PackageError(
+    "decrypt_failed",
+    `X-NOC-Wrapped-Key does not unwrap with this NOC's key: it must be the content key sealed (HPKE) to this NOC's encryptionKey ${deps.keys.hpke.publicKey} (GET /v1/keys), not to an appliance's, with info "${info}" (from this package's header). A key wrapped for another NOC (or before its master key changed), or for another name, version or ciphertext, does not open; \`deno task noc package --key\` wraps it so`,
+  );
+}
+
+/**
  * Publishes a package built and signed elsewhere (`noc package --key`): the
  * signature must be a trusted package signer's, and the content key, wrapped
  * to the NOC, must decrypt the whole ciphertext before it is accepted. One
@@ -326,7 +340,11 @@ export async function publishSignedPackage(
 ): Promise<{ row: ComponentRow; created: boolean }> {
   const { prefix, prefixBytes, header: h, rest } = await splitPackagePrefix(body);
   await verifyPackagePrefix(prefix, await packageSigners(deps), deps.clock.now());
-  const contentKey = await unwrapContentKey(wrappedKey, deps.keys.hpke.privateKey, h);
+  const contentKey = await unwrapContentKey(wrappedKey, deps.keys.hpke.privateKey, h).catch(
+    (e: unknown) => {
+      throw e instanceof PackageError ? uploadKeyError(deps, h) : e;
+    },
+  );
   const opener = new ChunkOpener(await importContentKey(contentKey), h);
   const served = createHash("sha256").update(prefixBytes);
   const plainHash = createHash("sha256");

@@ -227,8 +227,14 @@ export function parsePackagePrefix(bytes: Uint8Array): ParsedPrefix {
     );
   }
   const header = r.data!;
-  if (header.ciphertextSize !== ciphertextSizeFor(header.size, header.chunkSize)) {
-    fail("Package header's sizes do not agree");
+  const expected = ciphertextSizeFor(header.size, header.chunkSize);
+  if (header.ciphertextSize !== expected) {
+    const chunks = Math.floor(header.size / header.chunkSize) + 1;
+    fail(
+      `Package header's sizes do not agree: a payload of ${header.size} bytes in chunks of ${header.chunkSize} bytes has ${chunks} chunks (the last one holds the remainder, ${
+        header.size % header.chunkSize
+      } bytes, and is there even when empty) and a ciphertext of ${expected} bytes (each chunk adds a ${tagBytes}-byte tag); the header's ciphertextSize is ${header.ciphertextSize}`,
+    );
   }
   return {
     header,

@@ -31,11 +31,23 @@ function uploadBody(c: Context, deps: AppDeps): AsyncIterable<Uint8Array> {
     new ApiError(408, "request_timeout", `Upload stalled: no bytes for ${idleS} s`);
   return limitStream(body, { maxBytes: max, onTooLarge: tooLarge, idleS, onIdle: stalled });
 }
+
+/**
+ * The Content-Types of a package payload for the NOC to sign (a gzip'd tar): `application/gzip`,
+ * and what some tools send for the same bytes.
+ */
+const payloadTypes: readonly string[] = [
+  "application/gzip",
+  "application/x-gzip",
+  "application/octet-stream",
+];
+
 /**
  * `/v1/admin/packages`: publishes a package (streamed upload): a payload for the NOC to sign
- * (`application/gzip`) or a package signed offline (`application/vnd.noc-package`). Either way
- * the payload is checked as it streams in; one no agent could install is refused `400 bad_payload`
- * (noc/services/publishing.ts).
+ * (`application/gzip`, `application/x-gzip` or `application/octet-stream`) or a package signed
+ * offline (`application/vnd.noc-package`); any other type is refused `415 unsupported_media_type`,
+ * naming the accepted ones. Either way the payload is checked as it streams in; one no agent could
+ * install is refused `400 bad_payload` (noc/services/publishing.ts).
  */
 export function packageAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
@@ -59,7 +71,7 @@ export function packageAdminRoutes(deps: AppDeps) {
           );
         }
         result = await publishSignedPackage(deps, uploadBody(c, deps), wrapped);
-      } else if (type === "application/gzip" || type === "application/octet-stream") {
+      } else if (payloadTypes.includes(type)) {
         const q = componentQuery.safeParse(c.req.query());
         if (!q.success) {
           const first = q.error.issues[0]!;
@@ -77,7 +89,11 @@ export function packageAdminRoutes(deps: AppDeps) {
         throw new ApiError(
           415,
           "unsupported_media_type",
-          `Content-Type must be application/gzip (a payload for the NOC to sign) or application/vnd.noc-package (signed), not "${type}"`,
+          `Content-Type must be ${
+            payloadTypes.join(", ")
+          } (a gzip'd tar payload for the NOC to sign) or application/vnd.noc-package (a package signed offline), not ${
+            type === "" ? "none" : `"${type}"`
+          }`,
         );
       }
       deps.log.info("component_published", {
