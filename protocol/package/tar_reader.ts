@@ -118,6 +118,17 @@ const kinds: Record<string, string> = {
   "X": "Solaris extended header",
 };
 
+/**
+ * How to archive a tree holding links so that it has none, told with the refusal. `-h` alone is
+ * not enough for a symbolic link to a file in the same tree: GNU tar then stores the second name
+ * of that file as a hard link.
+ */
+const linkFixes: Record<string, string> = {
+  "1": " (GNU tar: add --hard-dereference)",
+  "2": " (GNU tar: add -h --hard-dereference, that is --dereference --hard-dereference)",
+  "K": " (GNU tar: add -h --hard-dereference, that is --dereference --hard-dereference)",
+};
+
 /** What a pax header said about the next entry. */
 interface Pax {
   path?: string;
@@ -269,7 +280,7 @@ export class TarReader {
         throw new TarError(
           `Archive entry "${shown}" is a ${
             kinds[type] ?? `type "${type}" entry`
-          }; only files and folders are allowed`,
+          }; only files and folders are allowed${linkFixes[type] ?? ""}`,
         );
       }
       if (pax?.size !== undefined && pax.size !== size) {
