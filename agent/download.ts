@@ -14,6 +14,16 @@
  * and ciphertext digest out of them), and starts again whenever the download
  * does.
  *
+ * Resuming and giving bytes up are logged, with the component's label and the URL (its query, a
+ * grant, left out; none for bytes an earlier run left):
+ * `download_resumed` (info: `held`, the bytes kept, and `size`) when a server carries on after
+ * bytes already held, and `download_discarded` (warn: `bytes` dropped, `reason`) whenever held
+ * bytes are given up — `larger_than_catalog` (a file longer than the catalog's size),
+ * `digest_mismatch` (complete, but not the catalog's SHA-256), `range_refused` (the server
+ * answered 416), `range_ignored` (the server sent the whole download again), `write_failed` (the
+ * disk is full: what was written is given back), `file_changed` (the file is shorter than what
+ * was hashed).
+ *
  * @module
  */
 import { errorText } from "../protocol/http/bounded_body.ts";
@@ -78,6 +88,31 @@ export interface DownloadOptions<S extends ByteSink> {
   sink?: () => S;
 }
 
+/** Why held bytes were given up (the `reason` of a `download_discarded` log event). */
+export type DiscardReason =
+  | "larger_than_catalog"
+  | "digest_mismatch"
+  | "range_refused"
+  | "range_ignored"
+  | "write_failed"
+  | "file_changed";
+
+/** Logs `download_discarded`: `bytes` held bytes of `spec` given up, and why. */
+function logDiscard(
+  log: AgentLog,
+  spec: DownloadSpec,
+  bytes: number,
+  reason: DiscardReason,
+  url: string | null,
+): void {
+  log.warn("download_discarded", {
+    component: spec.label,
+    ...(url === null ? {} : { url: redact(url) }),
+    bytes,
+    reason,
+  });
+}
+
 /** The bytes in `dest` so far: how many, their running SHA-256, and the sink that saw them. */
 class Progress<S extends ByteSink> {
   size = 0;
@@ -125,16 +160,22 @@ export async function download<S extends ByteSink = ByteSink>(
 ): Promise<Downloaded<S>> {
   const progress = new Progress(options.sink);
   const have = await fileSize(dest);
-  if (have !== null && have > spec.size) await Deno.remove(dest);
-  else if (have !== null && have > 0) {
+  if (have !== null && have > spec.size) {
+    await Deno.remove(dest);
+    logDiscard(options.log, spec, have, "larger_than_catalog", null);
+  } else if (have !== null && have > 0) {
     // Bytes left by an earlier run: hashed once, here, and the download carries on after them.
     for await (const chunk of readFileFrom(dest)) progress.update(chunk);
   }
-  /** Accepts a complete download, or drops it (and throws) when its digest is wrong. */
-  const accept = async (): Promise<Downloaded<S>> => {
+  /**
+   * Accepts a complete download, or drops it (and throws) when its digest is wrong; `url` is
+   * where its last bytes came from (null: an earlier run).
+   */
+  const accept = async (url: string | null): Promise<Downloaded<S>> => {
     const sha256 = progress.digest();
     if (sha256 !== spec.sha256) {
       await Deno.remove(dest);
+      logDiscard(options.log, spec, progress.size, "digest_mismatch", url);
       progress.reset();
       throw new AgentError(
         "digest_mismatch",
@@ -145,7 +186,7 @@ export async function download<S extends ByteSink = ByteSink>(
   };
   if (progress.size === spec.size) {
     try {
-      return await accept();
+      return await accept(null);
     } catch (e) {
       if (!(e instanceof AgentError)) throw e;
       // Wrong bytes from an earlier run: dropped; downloaded again below.
@@ -162,7 +203,7 @@ export async function download<S extends ByteSink = ByteSink>(
         `${spec.label} is ${progress.size} bytes, expected ${spec.size}`,
       );
     }
-    return await accept();
+    return await accept(url);
   };
   for (const url of spec.urls) {
     try {
@@ -178,7 +219,9 @@ export async function download<S extends ByteSink = ByteSink>(
     } catch (e) {
       if (e instanceof AgentError && e.code === "write_failed") {
         // A full disk: what was written is given back, so the agent can still record its state.
+        const written = (await fileSize(dest).catch(() => null)) ?? 0;
         await Deno.remove(dest).catch(() => {});
+        if (written > 0) logDiscard(options.log, spec, written, "write_failed", url);
         throw e;
       }
       last = e instanceof AgentError
@@ -210,7 +253,10 @@ async function fetchInto<S extends ByteSink>(
   // The file holds exactly the bytes hashed so far; a write cut short may have left more.
   const onDisk = (await fileSize(dest)) ?? 0;
   if (onDisk > progress.size) await Deno.truncate(dest, progress.size);
-  else if (onDisk < progress.size) progress.reset();
+  else if (onDisk < progress.size) {
+    logDiscard(options.log, spec, progress.size, "file_changed", url);
+    progress.reset();
+  }
   const from = progress.size;
   const abort = new AbortController();
   let idle = setTimeout(() => abort.abort(), timerMs(options.idleMs));
@@ -245,9 +291,16 @@ async function fetchInto<S extends ByteSink>(
         throw new AgentError("download_failed", `Server resumed ${spec.label} at the wrong offset`);
       }
       append = true;
+      options.log.info("download_resumed", {
+        component: spec.label,
+        url: redact(url),
+        held: from,
+        size: spec.size,
+      });
     } else if (res.status === 416) {
       await res.body?.cancel();
       await Deno.remove(dest).catch(() => {});
+      if (progress.size > 0) logDiscard(options.log, spec, progress.size, "range_refused", url);
       progress.reset();
       throw new AgentError("download_failed", `Server refused to resume ${spec.label}`);
     } else if (!res.ok) {
@@ -261,7 +314,11 @@ async function fetchInto<S extends ByteSink>(
       throw new AgentError("download_failed", `Server sent no body for ${spec.label}`);
     }
     const body = res.body;
-    if (!append) progress.reset(); // the server starts from the first byte
+    if (!append) {
+      // The server starts from the first byte: whatever was held goes.
+      if (progress.size > 0) logDiscard(options.log, spec, progress.size, "range_ignored", url);
+      progress.reset();
+    }
     const file = await Deno.open(dest, {
       write: true,
       create: true,
