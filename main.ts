@@ -7,9 +7,23 @@
  * `all` and `noc`, runs the status daemon, notice delivery and retention as
  * `Deno.cron` jobs (registered at top level, as Deno Deploy requires).
  *
+ * It listens on `NOC_HOST`, or, unset, on every address, IPv4 and IPv6 (`::`; plus `0.0.0.0`
+ * where `::` takes no IPv4; `0.0.0.0` alone on a machine without IPv6), and registers with the
+ * authority policy (and the banner's `signed for:`) only the names it is reachable at.
+ *
  * @module
  */
-import { loadConfig, logSinkOf, nocUsage, parseNocArgs, serverRole } from "./noc/config.ts";
+import {
+  type AddressFamily,
+  isWildcardAddress,
+  listenAddresses,
+  loadConfig,
+  logSinkOf,
+  nocUsage,
+  parseNocArgs,
+  serverRole,
+  wildcardNames,
+} from "./noc/config.ts";
 import { jsonLogger } from "./protocol/util/log.ts";
 import { lineWriter } from "./protocol/util/line_writer.ts";
 import { createApp, type NocRole } from "./noc/app.ts";
@@ -49,46 +63,48 @@ async function start(role: NocRole): Promise<AppDeps> {
     : { token: null, path: null, stored: true };
   const enrol = config.dev && adminRole ? await devEnrollmentToken(deps, config) : null;
 
-  const server = Deno.serve({
-    port: config.port,
-    hostname: config.host,
-    onListen: ({ port }) => {
-      deps.authorities.listening({ hostname: config.host, port });
-      const url = config.publicUrl ?? `http://localhost:${port}`;
-      const lines = [
-        `Appliance NOC listening on ${url}${role === "all" ? "" : ` (role ${role})`}`,
-        `  database:        ${
-          config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `PGlite in ${config.dataDir}/pglite`
-        }`,
-        `  NOC key id:      ${keys.kid}`,
-        `  signed for:      ${deps.authorities.describe()}`,
-      ];
-      if (adminRole) lines.push(`  console:         ${url}/ui  (API: ${url}/docs)`);
-      if (admin.token) lines.push(`  admin token:     ${admin.token}`);
-      else if (admin.path) lines.push(`  admin token:     in ${admin.path}`);
-      else if (adminRole && !admin.stored) {
-        lines.push(
-          "  admin token:     none: set NOC_ADMIN_TOKEN (the admin API refuses all until then)",
-        );
-      }
-      if (enrol) {
-        lines.push(
-          `  enrolment token: ${enrol.token} (single use, expires ${enrol.expiresAt.toISOString()})`,
-        );
-      }
-      if (admin.token) {
-        lines.push(
-          `  try: curl -H "Authorization: Bearer ${admin.token}" ${url}/v1/admin/appliances`,
-        );
-      }
-      console.log(lines.join("\n"));
-    },
-  }, createApp(deps, { role }).fetch);
+  const listener = listen(config.host, config.port, createApp(deps, { role }).fetch);
+  const port = listener.port;
+  // Loopback at this port, then the names the listener is reachable at.
+  deps.authorities.listening({ hostname: "localhost", port });
+  for (const hostname of listener.names) deps.authorities.listening({ hostname, port });
+  const url = config.publicUrl ?? `http://localhost:${port}`;
+  const lines = [
+    `Appliance NOC listening on ${url}${role === "all" ? "" : ` (role ${role})`}`,
+    `  addresses:       ${listener.addresses}`,
+    `  database:        ${
+      config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `PGlite in ${config.dataDir}/pglite`
+    }`,
+    `  NOC key id:      ${keys.kid}`,
+    `  signed for:      ${deps.authorities.describe()}`,
+  ];
+  if (adminRole) lines.push(`  console:         ${url}/ui  (API: ${url}/docs)`);
+  if (admin.token) lines.push(`  admin token:     ${admin.token}`);
+  else if (admin.path) lines.push(`  admin token:     in ${admin.path}`);
+  else if (adminRole && !admin.stored) {
+    lines.push(
+      "  admin token:     none: set NOC_ADMIN_TOKEN (the admin API refuses all until then)",
+    );
+  }
+  if (enrol) {
+    lines.push(
+      `  enrolment token: ${enrol.token} (single use, expires ${enrol.expiresAt.toISOString()})`,
+    );
+  }
+  if (admin.token) {
+    lines.push(
+      `  try: curl -H "Authorization: Bearer ${admin.token}" ${url}/v1/admin/appliances`,
+    );
+  }
+  console.log(lines.join("\n"));
 
   try {
     Deno.addSignalListener("SIGINT", async () => {
       await wakeups.close();
-      await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 5000))]);
+      await Promise.race([
+        Promise.all(listener.servers.map((s) => s.shutdown())),
+        new Promise((r) => setTimeout(r, 5000)),
+      ]);
       await db.close();
       Deno.exit(0);
     });
@@ -96,6 +112,75 @@ async function start(role: NocRole): Promise<AppDeps> {
     // Signals are not available everywhere (Deno Deploy); nothing to clean up there.
   }
   return deps;
+}
+
+/** The NOC's listening sockets: its servers, their port, the names it is reachable at. */
+interface Listener {
+  /** Every server (two where `::` takes no IPv4 and `0.0.0.0` is served beside it). */
+  servers: Deno.HttpServer[];
+  /** The port they share. */
+  port: number;
+  /** Names (host, IPv4 address, bracketed IPv6 address) it is reachable at, loopback aside. */
+  names: string[];
+  /** What it listens on, in words, for the banner. */
+  addresses: string;
+}
+
+/**
+ * Listens on `host` (`NOC_HOST`; undefined: every address, both families, see
+ * `listenAddresses` in noc/config.ts) at `port` (0: a free one). Throws as `Deno.serve` does when
+ * no address can be bound.
+ */
+function listen(
+  host: string | undefined,
+  port: number,
+  handler: Deno.ServeHandler,
+): Listener {
+  const serve = (hostname: string, p: number) =>
+    Deno.serve({ hostname, port: p, onListen: () => {} }, handler);
+  if (host !== undefined && !isWildcardAddress(host)) {
+    const server = serve(host, port);
+    return { servers: [server], port: server.addr.port, names: [host], addresses: host };
+  }
+  const [want, fallback] = listenAddresses(host) as [string, string | undefined];
+  let bound = want;
+  let first: Deno.HttpServer<Deno.NetAddr>;
+  let noIpv6 = "";
+  try {
+    first = serve(want, port);
+  } catch (e) {
+    if (fallback === undefined) throw e;
+    noIpv6 = e instanceof Error ? e.message : String(e);
+    bound = fallback;
+    first = serve(fallback, port);
+  }
+  const at = first.addr.port;
+  const servers: Deno.HttpServer[] = [first];
+  const families = new Set<AddressFamily>([bound === "0.0.0.0" ? "IPv4" : "IPv6"]);
+  if (bound !== "0.0.0.0") {
+    // `::` takes IPv4 too unless the system keeps it to IPv6 (net.ipv6.bindv6only=1): then
+    // 0.0.0.0 at the same port is free, and is served as well when NOC_HOST is unset.
+    let v4Free = false;
+    try {
+      Deno.listen({ hostname: "0.0.0.0", port: at }).close();
+      v4Free = true;
+    } catch {
+      // in use: by the `::` listener (dual-stack), or listening is not ours to try (Deno Deploy)
+    }
+    if (!v4Free) families.add("IPv4");
+    else if (host === undefined) {
+      servers.push(serve("0.0.0.0", at));
+      families.add("IPv4");
+    }
+  }
+  const addresses = families.size === 2
+    ? "every IPv4 and IPv6 address"
+    : families.has("IPv4")
+    ? `every IPv4 address, no IPv6 (${
+      noIpv6 ? `IPv6 cannot be listened on: ${noIpv6}` : "NOC_HOST=0.0.0.0"
+    })`
+    : `every IPv6 address, no IPv4 (NOC_HOST=${host}, and net.ipv6.bindv6only=1)`;
+  return { servers, port: at, names: wildcardNames(families), addresses };
 }
 
 const role = (() => {

@@ -139,7 +139,7 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 
 const envSchema = z.object({
   PORT: int(0, 65535).default(8000),
-  NOC_HOST: z.string().min(1).default("0.0.0.0"),
+  NOC_HOST: z.string().optional(),
   NOC_PUBLIC_URL: z.url().optional(),
   NOC_CATALOG_URL: z.url().optional(),
   NOC_COMPONENT_URL: z.url().optional(),
@@ -196,8 +196,11 @@ const envSchema = z.object({
 export interface Config {
   /** Port to listen on (0 picks a free one). */
   port: number;
-  /** Address to listen on. */
-  host: string;
+  /**
+   * Address to listen on (`NOC_HOST`); undefined (unset or empty): every address, IPv4 and IPv6
+   * (see {@link listenAddresses}).
+   */
+  host: string | undefined;
   /** The URL appliances use, when it differs from the listening address. */
   publicUrl: string | undefined;
   /** PostgreSQL URL; PGlite under `dataDir` when absent. */
@@ -293,7 +296,7 @@ export function loadConfig(
   const dev = flags.dev;
   return {
     port: flags.port ?? e.PORT,
-    host: e.NOC_HOST,
+    host: e.NOC_HOST === undefined || e.NOC_HOST.trim() === "" ? undefined : e.NOC_HOST.trim(),
     publicUrl: e.NOC_PUBLIC_URL,
     databaseUrl: e.DATABASE_URL,
     dataDir: e.NOC_DATA_DIR,
@@ -373,6 +376,57 @@ export function publicHostsOf(e: {
     hosts.add(h);
   }
   return [...hosts];
+}
+
+/** An address family a listener takes connections in. */
+export type AddressFamily = "IPv4" | "IPv6";
+
+/**
+ * The wildcard addresses to try for `NOC_HOST` unset (`host` undefined): `::` (on Linux's default
+ * `net.ipv6.bindv6only=0`, IPv4 too), then, where that cannot be bound (a machine without IPv6),
+ * `0.0.0.0`. A given `host` is the only one.
+ */
+export function listenAddresses(host: string | undefined): string[] {
+  return host === undefined ? ["::", "0.0.0.0"] : [host];
+}
+
+/** True for a wildcard listening address (every address of a family): `0.0.0.0`, `::`. */
+export function isWildcardAddress(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
+}
+
+/**
+ * The names a wildcard listener taking `families` answers to: the machine's host name, then its
+ * interfaces' addresses in those families (IPv6 in brackets), leaving out IPv6 link-local ones
+ * (`fe80::/10`: they are reached only with a zone). `machine` is Deno's host name and interfaces
+ * by default; what cannot be read (no `--allow-sys`) is left out.
+ */
+export function wildcardNames(
+  families: ReadonlySet<AddressFamily>,
+  machine: { hostname(): string; interfaces(): Array<{ family: string; address: string }> } = {
+    hostname: () => Deno.hostname(),
+    interfaces: () => Deno.networkInterfaces(),
+  },
+): string[] {
+  const names = new Set<string>();
+  try {
+    names.add(machine.hostname().toLowerCase());
+  } catch {
+    // no --allow-sys: the host name is not known
+  }
+  let interfaces: Array<{ family: string; address: string }> = [];
+  try {
+    interfaces = machine.interfaces();
+  } catch {
+    // no --allow-sys: the interfaces are not known
+  }
+  for (const i of interfaces) {
+    if (!families.has(i.family as AddressFamily)) continue;
+    const a = i.address.split("%")[0]!.toLowerCase();
+    if (i.family === "IPv6" && /^fe[89ab]/.test(a)) continue;
+    names.add(i.family === "IPv6" ? `[${a}]` : a);
+  }
+  return [...names];
 }
 
 /** The server roles this codebase runs (DESIGN: the role set is config); `all` by default. */
