@@ -7,7 +7,7 @@
  * describes, and its `curl` line publishes the package; the payload limits and
  * a development NOC's plain-HTTP files are as documented; so are the publish
  * content types and answer, the gzip header limit, GNU tar's hard links, the
- * IPv4-only default listener, and docs/operations.md's assignment body,
+ * listening addresses, and docs/operations.md's assignment body,
  * defaults and target shapes (through the API and the CLI).
  */
 import assert from "node:assert/strict";
@@ -17,7 +17,8 @@ import { keyId, newSeed } from "../protocol/keys.ts";
 import { readPackagePrefix } from "../protocol/package/file.ts";
 import { unwrapContentKey } from "../protocol/package/format.ts";
 import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
-import { loadConfig } from "../noc/config.ts";
+import { listenAddresses, loadConfig } from "../noc/config.ts";
+import { createAuthorities } from "../noc/services/authorities.ts";
 import { agentEnvVars, loadAgentConfig, parseAgentArgs } from "../agent/config.ts";
 import { ed25519PublicOf, exportRawPublic, importEd25519Seed } from "../protocol/crypto/ed25519.ts";
 import { runCli } from "./_process.ts";
@@ -493,15 +494,26 @@ dbTest(
   },
 );
 
-Deno.test("the docs' IPv4-only note holds: NOC_HOST defaults to 0.0.0.0, which takes no IPv6 connection", async () => {
-  for (const text of [protocol, operations]) {
+Deno.test("the docs' listener notes hold: NOC_HOST unset takes both families, 0.0.0.0 no IPv6 connection", async () => {
+  const flatProtocol = protocol.replace(/\s+/g, " ");
+  const flatOperations = operations.replace(/\s+/g, " ");
+  assert.ok(
+    flatProtocol.includes("the default, `NOC_HOST` unset, takes every IPv4 and IPv6 address"),
+  );
+  assert.ok(flatOperations.includes("unset or empty: every IPv4 and IPv6 address (`::`;"));
+  for (const text of [flatProtocol, flatOperations]) {
     assert.ok(
-      text.replace(/\s+/g, " ").includes("`NOC_HOST=0.0.0.0`, takes IPv4 connections only") ||
-        text.replace(/\s+/g, " ").includes("(`NOC_HOST=0.0.0.0`) takes IPv4 connections only"),
+      /`NOC_HOST=0\.0\.0\.0` \(IPv4 only\)[^.]*a connection to `\[::1\]` is refused/.test(text),
     );
   }
-  assert.equal(loadConfig({}, []).host, "0.0.0.0");
-  assert.equal(loadConfig({}, ["--dev"]).host, "0.0.0.0");
+  assert.equal(loadConfig({}, []).host, undefined);
+  assert.equal(loadConfig({ NOC_HOST: "" }, ["--dev"]).host, undefined);
+  assert.deepEqual(listenAddresses(undefined), ["::", "0.0.0.0"]);
+  // A request signed for [::1] is accepted by name whatever the listener...
+  const names = createAuthorities([]);
+  names.listening({ hostname: "0.0.0.0", port: 8000 });
+  assert.ok(names.accepts("[::1]:8000") && names.accepts("localhost:8000"));
+  // ...but an IPv4-only listener takes no connection to it.
   const server = Deno.serve(
     { hostname: "0.0.0.0", port: 0, onListen: () => {} },
     () => new Response("ok"),
