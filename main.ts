@@ -127,6 +127,27 @@ interface Listener {
 }
 
 /**
+ * `handler`, shown an IPv4 client of a dual-stack (`::`) listener as its IPv4 address
+ * (`192.0.2.7`, not `::ffff:192.0.2.7`): the address recorded and shown is the same whichever
+ * listener took the connection.
+ */
+function ipv4Unmapped(
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+): Deno.ServeHandler<Deno.NetAddr> {
+  return (req, info) => {
+    const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(info.remoteAddr.hostname)?.[1];
+    if (mapped === undefined) return handler(req, info);
+    const remoteAddr = { ...info.remoteAddr, hostname: mapped };
+    return handler(req, {
+      remoteAddr,
+      get completed() {
+        return info.completed;
+      },
+    });
+  };
+}
+
+/**
  * Listens on `host` (`NOC_HOST`; undefined: every address, both families, see
  * `listenAddresses` in noc/config.ts) at `port` (0: a free one). Throws as `Deno.serve` does when
  * no address can be bound.
@@ -134,10 +155,10 @@ interface Listener {
 function listen(
   host: string | undefined,
   port: number,
-  handler: Deno.ServeHandler,
+  handler: Deno.ServeHandler<Deno.NetAddr>,
 ): Listener {
   const serve = (hostname: string, p: number) =>
-    Deno.serve({ hostname, port: p, onListen: () => {} }, handler);
+    Deno.serve({ hostname, port: p, onListen: () => {} }, ipv4Unmapped(handler));
   if (host !== undefined && !isWildcardAddress(host)) {
     const server = serve(host, port);
     return { servers: [server], port: server.addr.port, names: [host], addresses: host };

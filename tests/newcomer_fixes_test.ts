@@ -472,6 +472,18 @@ Deno.test({
       for (const loopback of ["localhost", "127.0.0.1", ...(v6 ? ["[::1]"] : [])]) {
         assert.equal(await reach(`${loopback}:${port}`), 200, loopback);
       }
+      // A client's address is recorded as it is: IPv4 as IPv4 (not ::ffff:127.0.0.1), IPv6 as IPv6.
+      const clients = ["127.0.0.1", ...(v6 ? ["[::1]"] : [])];
+      for (const client of clients) {
+        const res = await fetch(`http://${client}:${port}/v1/beats`, { method: "POST" });
+        assert.equal(res.status, 401, client);
+        await res.body?.cancel();
+      }
+      const failures = await fetch(`${noc.url}/v1/admin/auth-failures`, {
+        headers: { authorization: `Bearer ${noc.adminToken}` },
+      });
+      const recorded = (await failures.json()).items.map((i: any) => i.address).sort();
+      assert.deepEqual(recorded, clients.map((c) => c.replace(/[[\]]/g, "")).sort());
     } finally {
       await noc.stop();
       await Deno.remove(data, { recursive: true });
