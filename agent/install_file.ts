@@ -119,7 +119,7 @@ function unsafeBecause(st: Step, above: boolean): string | null {
   const writable = (st.mode & 0o022) !== 0;
   if (!writable) return null;
   if (above && (st.mode & 0o1000) !== 0) return null;
-  const who = (st.mode & 0o020) !== 0 ? "its group" : "others";
+  const who = (st.mode & 0o002) !== 0 ? "others" : "its group";
   const sticky = (st.mode & 0o1000) !== 0
     ? " (a sticky folder is accepted only above the appliance root and the state folder)"
     : "";
@@ -317,9 +317,10 @@ async function ensureSafeFolder(
       });
       continue;
     }
-    const real = await Deno.realPath(path);
+    // A link leading nowhere: not a folder either.
+    const real = await Deno.realPath(path).catch(() => "");
     const inside = realBase === "/" || real === realBase || real.startsWith(`${realBase}/`);
-    if (!inside || !(await Deno.stat(path)).isDirectory) {
+    if (!real || !inside || !(await Deno.stat(path)).isDirectory) {
       throw new AgentError(
         "path_escapes",
         `${at.label}: destination folder "${path}" leads outside the appliance root or is not a folder`,
