@@ -428,6 +428,12 @@ raw("name-not-utf8", INSTALL + member(b"f\\xff", body) + END)
 raw("component-over-255", INSTALL + pax([(b"path", b"n" * 256)]) + member(b"f", body) + END)
 raw("path-over-3072", INSTALL + pax([(b"path", b"/".join([b"n" * 200] * 16))]) + member(b"f", body) + END)
 raw("backslash", INSTALL + member(b"a\\\\..\\\\..\\\\escape", body) + END)
+# Headers that hand out no entry still count: 4 x 10,000 + 16 headers at most, install included.
+ROOT = member(b"./", type=b"5")
+raw("root-flood", INSTALL + ROOT * 40_016 + END)
+raw("pax-root-flood", INSTALL + (pax([(b"comment", b"c")]) + ROOT) * 20_008 + END)
+raw("longname-root-flood", INSTALL + (longname(b"./") + member(b"./", type=b"5", magic=b"ustar  \\0")) * 20_008 + END)
+raw("too-deep", INSTALL + pax([(b"path", b"/".join([b"d"] * 129))]) + member(b"f", body) + END)
 `;
 
 /** What each hostile case must be refused with (both by extractTar() and inspectPayload()). */
@@ -475,6 +481,10 @@ const hostile: Record<string, RegExp> = {
   "component-over-255": /name longer than 255 bytes/,
   "path-over-3072": /path longer than 3072 bytes/,
   "backslash": /forbidden character/,
+  "root-flood": /more than 40016 headers \(root "\.\/" entries, pax and long-name/,
+  "pax-root-flood": /more than 40016 headers/,
+  "longname-root-flood": /more than 40016 headers/,
+  "too-deep": /is 129 levels deep; at most 128 levels are allowed/,
 };
 
 Deno.test("extractTar() and inspectPayload() refuse every hostile archive, and extractTar() writes nothing outside its folder", async () => {

@@ -513,3 +513,132 @@ Deno.test("inspectPayload() passes on what its source throws: a failing upload i
     return true;
   });
 });
+
+Deno.test("extractTar() counts every header it reads: a flood of ./ entries, pax or long-name headers is refused", async () => {
+  // maxEntries 2 → at most 4 × 2 + 16 = 24 headers of any kind.
+  const root = () => entry("./", "5");
+  const longName = (name: string) => {
+    const h = entry("././@LongLink", "L", new TextEncoder().encode(`${name}\0`));
+    return h;
+  };
+  const cases: Array<[string, Uint8Array, Uint8Array]> = [
+    [
+      "./ entries",
+      archive(entry("f", "0"), ...Array.from({ length: 23 }, root)),
+      archive(entry("f", "0"), ...Array.from({ length: 24 }, root)),
+    ],
+    [
+      "pax headers",
+      archive(
+        entry("f", "0"),
+        root(),
+        ...Array.from({ length: 11 }, () => [paxHeader([["comment", "c"]]), root()]).flat(),
+      ),
+      archive(
+        entry("f", "0"),
+        ...Array.from({ length: 12 }, () => [paxHeader([["comment", "c"]]), root()]).flat(),
+      ),
+    ],
+    [
+      "long-name headers",
+      archive(
+        entry("f", "0"),
+        root(),
+        ...Array.from({ length: 11 }, () => [longName("./"), root()]).flat(),
+      ),
+      archive(
+        entry("f", "0"),
+        ...Array.from({ length: 12 }, () => [longName("./"), root()]).flat(),
+      ),
+    ],
+  ];
+  for (const [what, fits, over] of cases) {
+    await inTemp(async (dir) => {
+      assert.deepEqual(await extractTar(once(fits), dir, { maxEntries: 2 }), ["f"], what);
+    });
+    await inTemp(async (dir) => {
+      await assert.rejects(
+        extractTar(once(over), dir, { maxEntries: 2 }),
+        (e: unknown) => {
+          assert.ok(e instanceof TarError, `${what}: ${e}`);
+          assert.match(e.message, /more than 24 headers \(root "\.\/" entries, pax and long-name/);
+          return true;
+        },
+      );
+    });
+  }
+});
+
+Deno.test("inspectPayload() refuses a payload of install and 40,016 ./ entries (4 × 10,000 + 16 headers at most)", async () => {
+  const install = withMode(entry("install", "0", new TextEncoder().encode("#!/bin/sh\n")), 0o755);
+  const root = entry("./", "5");
+  const payload = (roots: number) =>
+    gzip(once(archive(install, ...Array.from({ length: roots }, () => root))));
+  const summary = await inspectPayload(payload(40_015));
+  assert.deepEqual(summary, { entries: 1, bytes: 10 });
+  await assert.rejects(inspectPayload(payload(40_016)), (e: unknown) => {
+    assert.ok(e instanceof PayloadError, String(e));
+    assert.match(e.message, /more than 40016 headers/);
+    return true;
+  });
+});
+
+Deno.test("extractTar() takes a path 128 levels deep and refuses one 129 levels deep", async () => {
+  const path = (levels: number) => Array.from({ length: levels }, () => "d").join("/");
+  await inTemp(async (dir) => {
+    const written = await extractTar(
+      once(archive(paxHeader([["path", path(128)]]), entry("f", "0"))),
+      dir,
+    );
+    assert.deepEqual(written, [path(128)]);
+    assert.ok((await Deno.lstat(`${dir}/${path(128)}`)).isFile);
+  });
+  await inTemp(async (dir) => {
+    await assert.rejects(
+      extractTar(once(archive(paxHeader([["path", path(129)]]), entry("f", "0"))), dir),
+      (e: unknown) => {
+        assert.ok(e instanceof TarError, String(e));
+        assert.match(e.message, /is 129 levels deep; at most 128 levels are allowed/);
+        return true;
+      },
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "nothing written");
+  });
+});
+
+Deno.test("inspectPayload() lets timers run while it checks a payload that inflates to 64 MiB", async () => {
+  const install = withMode(entry("install", "0", new TextEncoder().encode("#!/bin/sh\n")), 0o755);
+  const zeros = entry("zeros", "0");
+  // The header says 64 MiB of content; the content (zeros) is streamed in 1 MiB pieces.
+  const size = 64 * 1024 * 1024;
+  const h = zeros.slice(0, 512);
+  const e = new TextEncoder();
+  h.set(e.encode(size.toString(8).padStart(11, "0") + "\0"), 124);
+  h.set(e.encode("        "), 148);
+  const sum = h.reduce((a, b) => a + b, 0);
+  h.set(e.encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
+  async function* tar(): AsyncGenerator<Uint8Array> {
+    yield install;
+    yield h;
+    const mib = new Uint8Array(1024 * 1024);
+    for (let i = 0; i < 64; i++) yield mib;
+    yield new Uint8Array(1024);
+  }
+  const gz = await collect(gzip(tar()));
+  let ticks = 0;
+  let done = false;
+  const ticking = (async () => {
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 0));
+      ticks++;
+    }
+  })();
+  const started = performance.now();
+  const summary = await inspectPayload(once(gz)).finally(() => (done = true));
+  const tookMs = performance.now() - started;
+  await ticking;
+  assert.equal(summary.bytes, 10 + size);
+  // A pause at least every 10 ms of work (each pause lets a timer run): without them, none.
+  assert.ok(ticks >= Math.floor(tookMs / 40), `${ticks} timer turns in ${Math.round(tookMs)} ms`);
+  assert.ok(ticks >= 3, `${ticks} timer turns in ${Math.round(tookMs)} ms`);
+});

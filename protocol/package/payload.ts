@@ -41,6 +41,9 @@ export function checkInstallProgram(
   }
 }
 
+/** Largest piece of gzip handed to the decompressor at once, bytes. */
+const gzipPiece = 2 * 1024;
+
 /** An error of the payload's source (not of the payload): passed on as it is. */
 class SourceFailure {
   constructor(readonly error: unknown) {}
@@ -65,20 +68,42 @@ async function* checkedGzip(
       await it.return?.();
       throw new PayloadError("Payload is not gzip (it does not start with 1f 8b)");
     }
-    yield chunk;
+    // In small pieces: one piece is inflated at once, and deflate packs up to ~1,000 times, so a
+    // piece of 2 KiB is at most ~2 MiB of work between two chances to pause (sharingTheLoop).
+    for (let at = 0; at < chunk.length; at += gzipPiece) yield chunk.subarray(at, at + gzipPiece);
   }
   if (magic.length < 2) throw new PayloadError("Payload is not gzip (it is too short)");
+}
+
+/** Longest the check runs before it lets other work on the event loop run, milliseconds. */
+const turnMs = 10;
+
+/**
+ * Passes `input` on, and once `turnMs` of work (gunzip and parsing) have passed since the last
+ * pause, waits for a timer: the NOC runs the check on its one event loop, and without a pause a
+ * payload that inflates to gigabytes would hold every other request until it is checked.
+ */
+async function* sharingTheLoop(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let since = performance.now();
+  for await (const chunk of input) {
+    yield chunk;
+    if (performance.now() - since >= turnMs) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      since = performance.now();
+    }
+  }
 }
 
 /**
  * Checks a gzip'd tar payload exactly as the agent would unpack it, writing
  * nothing: gzip, parses under the agent's rules (tar_reader.ts), has an
  * executable regular file `install` at its top, within {@link payloadLimits}.
- * Reads `gz` to its end. Throws {@link PayloadError} naming the problem, or
+ * Reads `gz` to its end, pausing for a timer every 10 ms of work so that
+ * other work on the event loop goes on meanwhile. Throws {@link PayloadError} naming the problem, or
  * what reading `gz` threw (a failing source is not a bad payload).
  */
 export async function inspectPayload(gz: AsyncIterable<Uint8Array>): Promise<PayloadSummary> {
-  const reader = new TarReader(gunzip(checkedGzip(gz)), payloadLimits);
+  const reader = new TarReader(sharingTheLoop(gunzip(checkedGzip(gz))), payloadLimits);
   let install: { isFile: boolean; mode: number } | null = null;
   try {
     for (let e = await reader.next(); e !== null; e = await reader.next()) {

@@ -16,14 +16,16 @@
  *   or repeated `path`/`size` record, a pax header before a long-name header
  *   (or any two name headers for one entry) are refused.
  * - The path (after a pax `path` or long name is applied) must be relative,
- *   without `..` or `\`, at most {@link tarRules}.maxPathBytes bytes with no
- *   component over 255 bytes. `./` (or `.`) as a folder is the archive's root
- *   and is skipped.
+ *   without `..` or `\`, at most {@link tarRules}.maxPathBytes bytes and
+ *   {@link tarRules}.maxDepth components, with no component over 255 bytes.
+ *   `./` (or `.`) as a folder is the archive's root and is skipped.
  * - Each path appears once: a second entry for a path (any kind), an entry
  *   under a file, or a file where a folder already is, is refused.
  * - Entries plus the folders they imply are at most `maxEntries`; file
  *   content is at most `maxBytes`; pax, global and long-name headers are at
- *   most 64 KiB each.
+ *   most 64 KiB each; global headers are at most `maxEntries`; headers of
+ *   every kind (root `./` entries, `x`, `g` and `L` included) are at most
+ *   `4 × maxEntries + 16`, so no kind of header escapes a count.
  * - The end is two zero blocks; what follows may only be zeros, at most 1 MiB.
  * - Modes keep only the permission bits (setuid, setgid, sticky are dropped).
  *
@@ -52,18 +54,35 @@ export const tarRules: {
   readonly maxPathBytes: number;
   /** Longest path component, bytes (NAME_MAX). */
   readonly maxNameBytes: number;
+  /**
+   * Most components in an entry path ("a/b/c" has 3). Removing a tree holds one open file per
+   * level (Deno.remove recursive), so a tree deeper than the open-file limit (1024 by default)
+   * could never be deleted; 128 leaves room for the state folder's own levels and fits real
+   * trees (npm 2's nested node_modules, Java package folders) with margin.
+   */
+  readonly maxDepth: number;
   /** Most bytes after the end marker (all zeros: a writer's record padding). */
   readonly maxTrailingBytes: number;
 } = Object.freeze({
   maxMetaBytes: 64 * 1024,
   maxPathBytes: 3072,
   maxNameBytes: 255,
+  maxDepth: 128,
   maxTrailingBytes: 1024 * 1024,
 });
 
 /** The default limits of {@link TarReader} (the agent's: see payload.ts `payloadLimits`). */
 export const defaultTarLimits: { readonly maxEntries: number; readonly maxBytes: number } = Object
   .freeze({ maxEntries: 10_000, maxBytes: 4 * 1024 ** 3 });
+
+/**
+ * Most headers of any kind {@link TarReader} reads for `maxEntries`: each entry may carry one pax
+ * or long-name header, global headers are at most `maxEntries`, and the rest is room for root
+ * `./` entries and their pax headers.
+ */
+export function maxHeaders(maxEntries: number): number {
+  return 4 * maxEntries + 16;
+}
 
 /** Limits for {@link TarReader} and `extractTar()`. */
 export interface TarLimits {
@@ -196,6 +215,8 @@ export class TarReader {
   #seen = new Map<string, "file" | "dir" | "implied">();
   #entries = 0;
   #globals = 0;
+  #headers = 0;
+  #maxHeaders: number;
   #bytes = 0;
   #left = 0;
   #pad = 0;
@@ -206,6 +227,7 @@ export class TarReader {
     this.#r = new ByteReader(input, limits.stats);
     this.#maxEntries = limits.maxEntries ?? defaultTarLimits.maxEntries;
     this.#maxBytes = limits.maxBytes ?? defaultTarLimits.maxBytes;
+    this.#maxHeaders = maxHeaders(this.#maxEntries);
   }
 
   /** Entries handed out so far (files and folders, not the root `./`). */
@@ -248,6 +270,12 @@ export class TarReader {
         return null;
       }
       if (!checksumHolds(h)) throw new TarError("Archive header checksum does not match");
+      if (++this.#headers > this.#maxHeaders) {
+        throw new TarError(
+          `Archive has more than ${this.#maxHeaders} headers (root "./" entries, pax and ` +
+            `long-name headers included; at most ${this.#maxEntries} entries)`,
+        );
+      }
       const magic = asciiField(h, 257, 8);
       const gnu = magic === "ustar  ";
       if (!gnu && asciiField(h, 257, 6) !== "ustar") {
@@ -339,6 +367,12 @@ export class TarReader {
     if (isRoot && kind === "dir") return null;
     const path = safeRelativePath(name);
     const parts = path.split("/");
+    if (parts.length > tarRules.maxDepth) {
+      throw new TarError(
+        `Archive path "${path.length > 60 ? `${path.slice(0, 60)}…` : path}" is ${parts.length} ` +
+          `levels deep; at most ${tarRules.maxDepth} levels are allowed`,
+      );
+    }
     if (parts.some((p) => utf8.encode(p).length > tarRules.maxNameBytes)) {
       throw new TarError(`Archive path "${name}" has a name longer than 255 bytes`);
     }
