@@ -384,7 +384,7 @@ Deno.test("docs/protocol.md's gzip header field limit is the one inspectPayload(
   }
 });
 
-Deno.test("GNU tar's hard links are refused, and docs/protocol.md's --hard-dereference line and the CLI's archive are not", async () => {
+Deno.test("GNU tar's links are refused, and docs/protocol.md's --hard-dereference lines and the CLI's archive are not", async () => {
   const text = protocolSection("### Package payloads").replace(/\s+/g, " ");
   const line = /`(tar czf p\.tgz --hard-dereference -C dir \.)`/.exec(text)?.[1];
   assert.ok(line, "the tar line");
@@ -407,6 +407,25 @@ Deno.test("GNU tar's hard links are refused, and docs/protocol.md's --hard-deref
     );
     await inspectPayload(ReadableStream.from([await tar(line)]));
     await inspectPayload(gzip(createTar(dir)));
+    // A symbolic link to a file of the tree: refused as such, and as a hard link after -h alone.
+    await Deno.remove(`${dir}/README.copy`);
+    await Deno.symlink("README", `${dir}/README.link`);
+    const symlinks = /`(tar czf p\.tgz -h --hard-dereference -C dir \.)`/.exec(text)?.[1];
+    assert.ok(symlinks, "the tar line for symbolic links");
+    for (
+      const [cmd, refused] of [["tar czf p.tgz -C dir .", /symbolic link/], [
+        "tar czf p.tgz -h -C dir .",
+        /hard link/,
+      ]] as const
+    ) {
+      await assert.rejects(
+        inspectPayload(ReadableStream.from([await tar(cmd)])),
+        (e) => e instanceof PayloadError && refused.test(e.message),
+        cmd,
+      );
+    }
+    await inspectPayload(ReadableStream.from([await tar(symlinks)]));
+    await assert.rejects(collectBytes(gzip(createTar(dir))), /symbolic link/);
   } finally {
     await Deno.remove(work, { recursive: true });
   }
