@@ -62,11 +62,13 @@ fetch("/openapi.json").then((r) => r.json()).then((doc) => {
       }
       let bodyInput = null;
       if (op.requestBody) {
-        const [type, media] = Object.entries(op.requestBody.content)[0];
-        body.append(el("p", {}, "Body (" + type + ")"), el("pre", {}, JSON.stringify(media.schema, null, 2)));
-        if (type === "application/json") {
-          bodyInput = el("textarea", { rows: "5" }, "{}");
-          body.append(bodyInput);
+        for (const [type, media] of Object.entries(op.requestBody.content)) {
+          body.append(el("p", {}, "Body (" + type + ")" + (media.description ? ": " + media.description : "")),
+            el("pre", {}, JSON.stringify(media.schema, null, 2)));
+          if (type === "application/json" && !bodyInput) {
+            bodyInput = el("textarea", { rows: "5" }, "{}");
+            body.append(bodyInput);
+          }
         }
       }
       const out = el("pre", { class: "result" });
@@ -78,6 +80,7 @@ fetch("/openapi.json").then((r) => r.json()).then((doc) => {
         if ([...q].length) url += "?" + q;
         const headers = {};
         if (tokenInput.value) headers.authorization = "Bearer " + tokenInput.value;
+        for (const [k, i] of Object.entries(inputs)) if (k.startsWith("header:") && i.value) headers[k.slice(7)] = i.value;
         if (bodyInput) headers["content-type"] = "application/json";
         try {
           const r = await fetch(url, { method: method.toUpperCase(), headers, body: bodyInput ? bodyInput.value : undefined });
