@@ -18,6 +18,13 @@
  * for is refused. A file without fileinfo goes to the state folder's
  * `files/<app>/<name>` with mode 0644 and runs nothing.
  *
+ * The agent runs as root and acts by path, so before the fetch and again
+ * before the move every folder from `/` down to the destination's must be
+ * one nobody but root can change a name in (root's, writable by root alone;
+ * above the root also a sticky root-owned folder such as `/tmp`), else
+ * `unsafe_destination` — like sshd's StrictModes (docs/agent.md, "Who may
+ * own the folders on the way").
+ *
  * @module
  */
 import { AgentError } from "./errors.ts";
