@@ -134,8 +134,22 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   let reportBase = base;
   const reportCall = callAt(() => reportBase);
 
-  // Leftovers of an install cut short (a crash, a SIGKILL): never half-used, always redone.
-  await Deno.remove(paths.staging, { recursive: true }).catch(() => {});
+  // Leftovers of an install cut short (a crash, a SIGKILL): never half-used, always redone. One
+  // leftover that cannot be removed is logged and does not keep the others.
+  await Deno.remove(paths.staging, { recursive: true }).catch(async (e) => {
+    if (e instanceof Deno.errors.NotFound) return;
+    ctx.log.warn("cleanup_failed", { path: paths.staging, message: describe(e).message });
+    try {
+      for await (const left of Deno.readDir(paths.staging)) {
+        const path = `${paths.staging}/${left.name}`;
+        await Deno.remove(path, { recursive: true }).catch((e) =>
+          ctx.log.warn("cleanup_failed", { path, message: describe(e).message })
+        );
+      }
+    } catch {
+      // Not a folder one can list: the mkdir below reports it.
+    }
+  });
   await Deno.mkdir(paths.staging, { recursive: true, mode: 0o700 }).catch((e) =>
     problems.push({ code: "state_unwritable", message: describe(e).message })
   );
@@ -308,10 +322,15 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
 
   // Downloads the catalog no longer wants (superseded, refused) are dropped; the rest may resume.
   const held = new Set(doc.components.map((c) => downloadPath(paths.downloads, c.sha256)));
+  // Each is removed on its own (a folder with what it holds, a link itself): one that cannot be
+  // is logged, and the rest are still removed.
   try {
     for await (const e of Deno.readDir(paths.downloads)) {
       const path = `${paths.downloads}/${e.name}`;
-      if (!held.has(path)) await Deno.remove(path);
+      if (held.has(path)) continue;
+      await Deno.remove(path, { recursive: e.isDirectory }).catch((e) =>
+        ctx.log.warn("cleanup_failed", { path, message: describe(e).message })
+      );
     }
   } catch {
     // No downloads folder yet.

@@ -22,7 +22,14 @@
  * `digest_mismatch` (complete, but not the catalog's SHA-256), `range_refused` (the server
  * answered 416), `range_ignored` (the server sent the whole download again), `write_failed` (the
  * disk is full: what was written is given back), `file_changed` (the file is shorter than what
- * was hashed).
+ * was hashed), `not_a_file` (something other than a regular file was at the download's path: a
+ * folder is removed with what it holds, a symbolic link itself, never what it points to; the log
+ * also gives its `kind`).
+ *
+ * The download's path is never followed: before anything is read or written there it is
+ * `lstat`ed, and the file is opened only when it is new (created exclusively, which no link
+ * survives) or after the open handle is checked to be the regular file `lstat` sees (same device
+ * and inode); only then is it truncated or written.
  *
  * @module
  */
@@ -95,7 +102,8 @@ export type DiscardReason =
   | "range_refused"
   | "range_ignored"
   | "write_failed"
-  | "file_changed";
+  | "file_changed"
+  | "not_a_file";
 
 /** Logs `download_discarded`: `bytes` held bytes of `spec` given up, and why. */
 function logDiscard(
@@ -139,11 +147,59 @@ class Progress<S extends ByteSink> {
   }
 }
 
-async function fileSize(path: string): Promise<number | null> {
+/** What `lstat` says is at `path`, or null when nothing is. */
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
   try {
-    return (await Deno.stat(path)).size;
+    return await Deno.lstat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/**
+ * The size of the regular file at `dest` (never following a link), or null when there is none:
+ * anything else there (a folder, a symbolic link, a fifo…) is removed first and logged
+ * (`download_discarded`, reason `not_a_file`). Throws {@link AgentError} (`write_failed`) when it
+ * cannot be removed.
+ */
+async function heldSize(dest: string, spec: DownloadSpec, log: AgentLog): Promise<number | null> {
+  const info = await lstatOrNull(dest);
+  if (info === null) return null;
+  if (info.isFile) return info.size;
+  const kind = info.isSymlink ? "symlink" : info.isDirectory ? "folder" : "other";
+  try {
+    // A link is removed itself (remove never follows it); a folder with whatever it holds.
+    await Deno.remove(dest, { recursive: info.isDirectory });
+  } catch (e) {
+    throw new AgentError(
+      "write_failed",
+      `Cannot remove the ${kind} at "${dest}" where ${spec.label} is downloaded: ${
+        e instanceof Error ? e.message : e
+      }`,
+    );
+  }
+  log.warn("download_discarded", { component: spec.label, bytes: 0, reason: "not_a_file", kind });
+  return null;
+}
+
+/**
+ * Opens the download file for writing without following a link: a new file is created
+ * exclusively (O_EXCL: a link planted there makes it fail); an existing one is opened, then
+ * checked to be the regular file `lstat` sees at `dest` (device and inode) before anything is
+ * written. Nothing is truncated here: the caller does it through the handle.
+ */
+async function openUnfollowed(dest: string, exists: boolean): Promise<Deno.FsFile> {
+  if (!exists) return await Deno.open(dest, { write: true, createNew: true, mode: 0o600 });
+  const file = await Deno.open(dest, { write: true });
+  try {
+    const [held, there] = await Promise.all([file.stat(), Deno.lstat(dest)]);
+    if (!there.isFile || held.dev !== there.dev || held.ino !== there.ino) {
+      throw new Error("it is not the regular file that was there a moment ago");
+    }
+    return file;
+  } catch (e) {
+    file.close();
     throw e;
   }
 }
@@ -159,7 +215,7 @@ export async function download<S extends ByteSink = ByteSink>(
   options: DownloadOptions<S>,
 ): Promise<Downloaded<S>> {
   const progress = new Progress(options.sink);
-  const have = await fileSize(dest);
+  const have = await heldSize(dest, spec, options.log);
   if (have !== null && have > spec.size) {
     await Deno.remove(dest);
     logDiscard(options.log, spec, have, "larger_than_catalog", null);
@@ -219,7 +275,7 @@ export async function download<S extends ByteSink = ByteSink>(
     } catch (e) {
       if (e instanceof AgentError && e.code === "write_failed") {
         // A full disk: what was written is given back, so the agent can still record its state.
-        const written = (await fileSize(dest).catch(() => null)) ?? 0;
+        const written = (await lstatOrNull(dest).catch(() => null))?.size ?? 0;
         await Deno.remove(dest).catch(() => {});
         if (written > 0) logDiscard(options.log, spec, written, "write_failed", url);
         throw e;
@@ -250,10 +306,10 @@ async function fetchInto<S extends ByteSink>(
   options: DownloadOptions<S>,
   progress: Progress<S>,
 ): Promise<void> {
-  // The file holds exactly the bytes hashed so far; a write cut short may have left more.
-  const onDisk = (await fileSize(dest)) ?? 0;
-  if (onDisk > progress.size) await Deno.truncate(dest, progress.size);
-  else if (onDisk < progress.size) {
+  // The file holds the bytes hashed so far; a write cut short may have left more (cut off once
+  // the file is open, below).
+  const held = await heldSize(dest, spec, options.log);
+  if ((held ?? 0) < progress.size) {
     logDiscard(options.log, spec, progress.size, "file_changed", url);
     progress.reset();
   }
@@ -319,14 +375,19 @@ async function fetchInto<S extends ByteSink>(
       if (progress.size > 0) logDiscard(options.log, spec, progress.size, "range_ignored", url);
       progress.reset();
     }
-    const file = await Deno.open(dest, {
-      write: true,
-      create: true,
-      append,
-      truncate: !append,
-      mode: 0o600,
-    });
+    let file: Deno.FsFile;
     try {
+      file = await openUnfollowed(dest, held !== null);
+    } catch (e) {
+      throw new AgentError(
+        "write_failed",
+        `Cannot open "${dest}" to write ${spec.label}: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+    try {
+      // Through the handle, never the path: from the bytes hashed so far, or from the start.
+      await file.truncate(append ? from : 0);
+      await file.seek(append ? from : 0, Deno.SeekMode.Start);
       for await (const chunk of body) {
         touch();
         if (progress.size + chunk.length > spec.size) {
