@@ -99,6 +99,20 @@ export interface Settings {
    * version the appliance was delivered, which is always kept.
    */
   installOutcomesPerAppliance: number;
+  /**
+   * Largest difference, seconds, between this instance's clock and the database's before the
+   * status daemon stops sweeping and nonce pruning stops (one notice says so): due times and
+   * replay windows never trust one instance's wall clock.
+   */
+  clockToleranceS: number;
+  /** Seconds one webhook delivery attempt may take before it counts as failed. */
+  webhookTimeoutS: number;
+  /**
+   * What enrolling does when an active appliance of the same hostname exists: `supersede` (the
+   * old record is retired and linked to the new one, with no alert and its history kept) or
+   * `refuse` (409). An enrolment token may say otherwise.
+   */
+  reenrolment: "supersede" | "refuse";
 }
 
 /** The settings used when nothing else is configured. */
@@ -133,6 +147,9 @@ export const defaultSettings: Settings = {
   historyMinGapS: 300,
   identityRefusalRecordsPerMin: 300,
   installOutcomesPerAppliance: 200,
+  clockToleranceS: 30,
+  webhookTimeoutS: 10,
+  reenrolment: "supersede",
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -181,6 +198,10 @@ const envSchema = z.object({
   NOC_INSTALL_OUTCOMES_PER_APPLIANCE: int(1, 100_000).default(
     defaultSettings.installOutcomesPerAppliance,
   ),
+  NOC_CLOCK_TOLERANCE_S: int(1, 3600).default(defaultSettings.clockToleranceS),
+  NOC_WEBHOOK_TIMEOUT_S: int(1, 300).default(defaultSettings.webhookTimeoutS),
+  NOC_REENROLMENT: z.enum(["supersede", "refuse"]).default(defaultSettings.reenrolment),
+  NOC_DB_TIMEOUT_S: int(1, 600).default(5),
   NOC_BLOB_CACHE_DIR: z.string().min(1).optional(),
   NOC_BLOB_CACHE_MIB: int(0, 2 ** 30).default(4096),
   NOC_WAKE_BUS: z.enum(["postgres", "broadcast"], {
@@ -245,6 +266,11 @@ export interface Config {
    * (`pg_notify`, self-hosted; the default) or `broadcast` (`BroadcastChannel`, Deno Deploy).
    */
   wakeBus: "postgres" | "broadcast";
+  /**
+   * Seconds a request waits for the database (`NOC_DB_TIMEOUT_S`): for a connection, then for
+   * each statement, before it is answered 503 with `Retry-After`.
+   */
+  dbTimeoutS: number;
 }
 
 /**
@@ -318,6 +344,7 @@ export function loadConfig(
     blobCacheBytes: e.NOC_BLOB_CACHE_MIB * 1024 * 1024,
     logSink: e.NOC_LOG_SINK ?? "stdout",
     wakeBus: e.NOC_WAKE_BUS,
+    dbTimeoutS: e.NOC_DB_TIMEOUT_S,
     settings: {
       ...defaultSettings,
       reportIntervalS: e.NOC_REPORT_INTERVAL_S,
@@ -345,6 +372,9 @@ export function loadConfig(
       historyMinGapS: e.NOC_HISTORY_MIN_GAP_S,
       identityRefusalRecordsPerMin: e.NOC_IDENTITY_REFUSAL_RECORDS_PER_MIN,
       installOutcomesPerAppliance: e.NOC_INSTALL_OUTCOMES_PER_APPLIANCE,
+      clockToleranceS: e.NOC_CLOCK_TOLERANCE_S,
+      webhookTimeoutS: e.NOC_WEBHOOK_TIMEOUT_S,
+      reenrolment: e.NOC_REENROLMENT,
     },
   };
 }
