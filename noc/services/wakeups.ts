@@ -56,7 +56,10 @@ export interface WakeHub {
    * stored one answers at once).
    */
   wait(who: Waiter, after: number | null, waitMs: number): Promise<WakeAnswer>;
-  /** How many long polls this instance holds. */
+  /**
+   * How many long polls this instance holds: polls whose first read of the stored wake-ups is
+   * done and found nothing, still waiting.
+   */
   readonly held: number;
   /** True once {@link WakeHub.close} was called (the instance is shutting down). */
   readonly closed: boolean;
@@ -87,6 +90,9 @@ export function createWakeHub(deps: WakeHubDeps): WakeHub {
     ? deps.bus
     : createWakeBus(deps.bus ?? "postgres", deps.db);
   const waiters = new Set<{ who: Waiter; done: (a: WakeAnswer) => void; recheck: () => void }>();
+  // The polls whose first read of wake_requests is done and found nothing: only a wake-up
+  // stored from then on answers them before their time is up.
+  let held = 0;
   let listening: Promise<() => Promise<void>> | null = null;
   let closed = false;
 
@@ -133,7 +139,13 @@ export function createWakeHub(deps: WakeHubDeps): WakeHub {
       if (closed) return { wake: false, cursor: after ?? 0 };
       await listen();
       let done!: (a: WakeAnswer) => void;
-      const answer = new Promise<WakeAnswer>((resolve) => done = resolve);
+      let answered = false;
+      const answer = new Promise<WakeAnswer>((resolve) =>
+        done = (a) => {
+          answered = true;
+          resolve(a);
+        }
+      );
       // The cursor this poll started from, once read; a recheck looks for wake-ups past it.
       let from: number | null = null;
       let checking = false;
@@ -178,7 +190,9 @@ export function createWakeHub(deps: WakeHubDeps): WakeHub {
         if (again) recheck();
         // Started only now: even `wait=0` first sees the stored wake-ups.
         timer = setTimeout(() => done({ wake: false, cursor: last }), waitMs);
-        const a = await answer;
+        const counted = !answered;
+        if (counted) held++;
+        const a = await answer.finally(() => counted && held--);
         return { wake: a.wake, cursor: a.wake ? Math.max(a.cursor, last) : last };
       } finally {
         clearTimeout(timer);
@@ -187,7 +201,7 @@ export function createWakeHub(deps: WakeHubDeps): WakeHub {
     },
     bus: bus.kind,
     get held() {
-      return waiters.size;
+      return held;
     },
     get closed() {
       return closed;
