@@ -18,6 +18,7 @@ import catalogKeys from "./007_catalog_keys.sql" with { type: "text" };
 import refusals from "./008_refusals.sql" with { type: "text" };
 import history from "./009_history.sql" with { type: "text" };
 import releaseKeys from "./010_release_keys.sql" with { type: "text" };
+import nocTime from "./011_noc_time.sql" with { type: "text" };
 import reenrolment from "./013_reenrolment.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
@@ -40,5 +41,6 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "008_refusals.sql", sql: refusals },
   { name: "009_history.sql", sql: history },
   { name: "010_release_keys.sql", sql: releaseKeys },
+  { name: "011_noc_time.sql", sql: nocTime },
   { name: "013_reenrolment.sql", sql: reenrolment },
 ]);
