@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { openPglite, openPostgres, postgresTarget } from "../noc/db/db.ts";
+import { DbTimeoutError, openPglite, openPostgres, postgresTarget } from "../noc/db/db.ts";
 
 const pg = Deno.env.get("TEST_DATABASE_URL");
 
@@ -17,15 +17,52 @@ Deno.test("openPostgres() connects through the Unix socket folder named by ?host
     return;
   }
   u.searchParams.set("host", dir);
-  const db = openPostgres(u.href);
-  try {
-    const [row] = await db.sql<{ addr: string | null; db: string }>`
-      select inet_server_addr()::text as addr, current_database() as db`;
-    assert.equal(row!.addr, null, "a Unix socket has no server address");
-    assert.equal(row!.db, u.pathname.slice(1));
-  } finally {
-    await db.close();
+  // Unbounded (the driver's own sockets) and bounded (the watchdog's sockets).
+  for (const timeoutS of [undefined, 5]) {
+    const db = openPostgres(u.href, { timeoutS });
+    try {
+      const [row] = await db.sql<{ addr: string | null; db: string }>`
+        select inet_server_addr()::text as addr, current_database() as db`;
+      assert.equal(row!.addr, null, "a Unix socket has no server address");
+      assert.equal(row!.db, u.pathname.slice(1));
+    } finally {
+      await db.close();
+    }
   }
+});
+
+Deno.test({
+  name:
+    "a bounded handle fails a statement past its bound with a 503 code, keeps working, and runs scripts unbounded",
+  ignore: !pg,
+  fn: async () => {
+    const db = openPostgres(pg!, { timeoutS: 1, max: 2 });
+    try {
+      const [setting] = await db.sql<
+        { v: string }
+      >`select current_setting('statement_timeout') as v`;
+      assert.equal(setting!.v, "800ms", "the server bounds runaway statements too");
+      await assert.rejects(db.sql`select pg_sleep(3)`, (e: unknown) => {
+        assert.ok(e instanceof DbTimeoutError);
+        assert.equal(e.code, "ETIMEDOUT");
+        return true;
+      });
+      await assert.rejects(
+        db.begin(async (tx) => await tx`select pg_sleep(3)`),
+        (e: unknown) => e instanceof DbTimeoutError,
+      );
+      const [row] = await db.sql<{ n: number }>`select 1 as n`;
+      assert.equal(row!.n, 1);
+      // Migrations run as scripts in a transaction: not cut at the bound.
+      const got = await db.begin(async (tx) => {
+        await tx.script("select pg_sleep(1.3)");
+        return await tx<{ n: number }>`select 2 as n`;
+      });
+      assert.equal(got[0]!.n, 2);
+    } finally {
+      await db.close();
+    }
+  },
 });
 
 Deno.test("postgresTarget() takes a socket folder out of the URL and leaves the rest", () => {
