@@ -19,7 +19,9 @@ import refusals from "./008_refusals.sql" with { type: "text" };
 import history from "./009_history.sql" with { type: "text" };
 import releaseKeys from "./010_release_keys.sql" with { type: "text" };
 import nocTime from "./011_noc_time.sql" with { type: "text" };
+import rolloutProgress from "./012_rollout_progress.sql" with { type: "text" };
 import reenrolment from "./013_reenrolment.sql" with { type: "text" };
+import deliveryTimeouts from "./015_delivery_timeouts.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -42,5 +44,7 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "009_history.sql", sql: history },
   { name: "010_release_keys.sql", sql: releaseKeys },
   { name: "011_noc_time.sql", sql: nocTime },
+  { name: "012_rollout_progress.sql", sql: rolloutProgress },
   { name: "013_reenrolment.sql", sql: reenrolment },
+  { name: "015_delivery_timeouts.sql", sql: deliveryTimeouts },
 ]);
