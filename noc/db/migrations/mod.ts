@@ -22,7 +22,6 @@ import nocTime from "./011_noc_time.sql" with { type: "text" };
 import rolloutProgress from "./012_rollout_progress.sql" with { type: "text" };
 import reenrolment from "./013_reenrolment.sql" with { type: "text" };
 import deliveryTimeouts from "./015_delivery_timeouts.sql" with { type: "text" };
-import deliveryTimeouts from "./015_delivery_timeouts.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -47,6 +46,5 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "011_noc_time.sql", sql: nocTime },
   { name: "012_rollout_progress.sql", sql: rolloutProgress },
   { name: "013_reenrolment.sql", sql: reenrolment },
-  { name: "015_delivery_timeouts.sql", sql: deliveryTimeouts },
   { name: "015_delivery_timeouts.sql", sql: deliveryTimeouts },
 ]);
