@@ -31,6 +31,8 @@ import {
   statePaths,
 } from "./state.ts";
 import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
+import { forget, journalled, journalOutcome } from "./outcome_journal.ts";
+import { settleLeftovers } from "./install_guard.ts";
 import { adoptablePackageKeys, rotatedPackageKeys } from "../protocol/release_keys.ts";
 import { agentVersion } from "./config.ts";
 import {
@@ -98,7 +100,28 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   };
   const state = await orAside(paths.state, () => loadState(ctx.config.state));
   let installed = await orAside(paths.catalogCur, () => loadInstalled(ctx.config.state));
-  const reports: InstallReport[] = [];
+  // Each install outcome goes to the journal (outcomes/) the moment the install ends, so an agent
+  // killed later in the cycle still reports it at its next run; if the journal cannot be written
+  // (a full disk), to state.json's pendingReports, saved with the state.
+  const journal = async (r: InstallReport) => {
+    const report = r.message === undefined ? r : { ...r, message: clean(r.message, 2000) };
+    try {
+      await journalOutcome(ctx.config.state, report, ctx.now());
+    } catch (e) {
+      ctx.log.warn("outcome_not_journalled", { message: describe(e).message });
+      state.pendingReports = [...state.pendingReports, report].slice(-500);
+    }
+  };
+  // Outcomes an older agent (or a full disk) left in state.json join the journal.
+  while (state.pendingReports.length > 0) {
+    try {
+      await journalOutcome(ctx.config.state, state.pendingReports[0]!, ctx.now());
+    } catch {
+      break;
+    }
+    state.pendingReports = state.pendingReports.slice(1);
+    await saveState(ctx.config.state, state).catch(() => {});
+  }
   const done: string[] = [];
   const identity = ctx.identity;
   const key = await signingKeyFromSeed(identity.signingSeed);
@@ -133,6 +156,16 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   // Where install reports go: the NOC, or a catalog server that proved itself this cycle (below).
   let reportBase = base;
   const reportCall = callAt(() => reportBase);
+
+  // A program an earlier run's install started and that may still run (its agent was killed): it
+  // is stopped before anything else, and what it was installing counts as not installed, so this
+  // cycle installs it again over whatever it left. While one cannot be stopped, nothing is installed.
+  const leftovers = await settleLeftovers(ctx);
+  if (leftovers.dropped.length > 0) {
+    installed = installed.filter((c) => !leftovers.dropped.includes(componentKey(c)));
+    await saveInstalled(ctx.config.state, installed);
+  }
+  problems.push(...leftovers.problems);
 
   // Leftovers of an install cut short (a crash, a SIGKILL): never half-used, always redone. One
   // leftover that cannot be removed is logged and does not keep the others.
@@ -204,6 +237,53 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       nextDueAt,
     });
     return { ...state.lastCycle, installed: done, nextDueAt };
+  };
+
+  // Sends the journalled outcomes (and any only state.json holds), oldest first, 50 a request; each
+  // is forgotten once the NOC acknowledged it, or refused its batch for good (400, 413).
+  const sendOutcomes = async (post: Call): Promise<number> => {
+    const { outcomes, damaged } = await journalled(ctx.config.state).catch((e) => {
+      problems.push({ code: "state_damaged", message: describe(e).message });
+      return { outcomes: [], damaged: [] };
+    });
+    for (const path of damaged) ctx.log.warn("outcome_damaged", { path, message: "removed" });
+    const queue: Array<{ report: InstallReport; path: string | null }> = [
+      ...outcomes,
+      ...state.pendingReports.map((report) => ({ report, path: null })),
+    ];
+    let sent = 0;
+    while (queue.length > 0) {
+      const batch = queue.slice(0, 50);
+      try {
+        const res = await post("POST", "/v1/installs", { results: batch.map((b) => b.report) });
+        if (res.status === 400 || res.status === 413) {
+          // A batch the NOC will never take must not block the ones after it.
+          ctx.log.warn("report_dropped", {
+            status: res.status,
+            body: await errorText(res),
+          });
+        } else if (!res.ok) {
+          throw new NocError(res.status, await errorJson(res));
+        } else {
+          await res.body?.cancel().catch(() => {});
+          sent += batch.length;
+        }
+      } catch (e) {
+        problems.push({ code: "report_failed", message: describe(e).message });
+        break;
+      }
+      queue.splice(0, batch.length);
+      await forget(
+        ctx.config.state,
+        batch.flatMap((b) => b.path === null ? [] : [{ ...b, path: b.path }]),
+      );
+      const unjournalled = batch.filter((b) => b.path === null).length;
+      if (unjournalled > 0) {
+        state.pendingReports = state.pendingReports.slice(unjournalled);
+        await saveState(ctx.config.state, state).catch(() => {});
+      }
+    }
+    return sent;
   };
 
   // The SecureBeat.
@@ -284,6 +364,18 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         `expires ${offline.expiresAt})`,
     });
     ctx.log.warn("offline", { serial: offline.serial, expiresAt: offline.expiresAt });
+  }
+
+  // Outcomes an earlier run journalled and never got acknowledged (it was killed, or the NOC was
+  // down): sent now, before this cycle's installs, so they reach the NOC whatever happens next.
+  if (!offline) {
+    const earlier = await sendOutcomes(call);
+    if (earlier > 0) ctx.log.info("outcomes_sent", { count: earlier, from: "journal" });
+  }
+  // An earlier run's install program that survived SIGKILL (a process stuck in the kernel): no new
+  // install starts while it lives; the next cycle tries again.
+  if (leftovers.blocked) {
+    return await finish("failed", "An install an earlier run started is still running", 60);
   }
 
   // The catalog: from the first server that answers with a catalog bound to this request.
@@ -383,11 +475,13 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       } else {
         record = await installFile(ctx, entry);
       }
+      // The outcome is journalled first, then catalog.cur: a crash between the two sends the
+      // outcome and installs the same version again (the NOC keeps one row for the repeat).
+      await journal({ ...pick(entry), outcome: "installed" });
       installed = [...installed.filter((c) => componentKey(c) !== k), record];
       // Recorded only now, after the install succeeded: a crash before this line redoes the install.
       await saveInstalled(ctx.config.state, installed);
       delete state.failures[k];
-      reports.push({ ...pick(entry), outcome: "installed" });
       done.push(label);
       ctx.log.info("installed", { kind: entry.kind, component: label });
     } catch (e) {
@@ -401,7 +495,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         message: d.message,
       };
       problems.push({ ...pick(entry), kind: entry.kind, code: d.code, message: d.message });
-      reports.push({
+      await journal({
         ...pick(entry),
         outcome: e instanceof RolledBack ? "rolled_back" : "failed",
         message: `${d.code}: ${d.message}`.slice(0, 2000),
@@ -432,7 +526,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       ];
       await saveInstalled(ctx.config.state, installed);
       const r = await rollback(ctx, entry, previous, why);
-      reports.push({
+      await journal({
         ...pick(entry),
         outcome: "rolled_back",
         message: r.outcome === "rolled_back" ? r.message : why,
@@ -441,7 +535,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     } catch (e) {
       const d = describe(e);
       problems.push({ ...pick(entry), kind: "package", code: d.code, message: d.message });
-      reports.push({ ...pick(entry), outcome: "failed", message: d.message.slice(0, 2000) });
+      await journal({ ...pick(entry), outcome: "failed", message: d.message.slice(0, 2000) });
     }
     state.failures[k] = {
       version: entry.version,
@@ -459,32 +553,9 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     state.apps = after.apps;
   }
 
-  // Install outcomes: kept until the NOC has them.
-  state.pendingReports = [
-    ...state.pendingReports,
-    ...reports.map((r) => r.message === undefined ? r : { ...r, message: clean(r.message, 2000) }),
-  ].slice(-500);
-  while (state.pendingReports.length > 0) {
-    const batch = state.pendingReports.slice(0, 50);
-    try {
-      const res = await reportCall("POST", "/v1/installs", { results: batch });
-      if (res.status === 400 || res.status === 413) {
-        // A batch the NOC will never take must not block the ones after it.
-        ctx.log.warn("report_dropped", {
-          status: res.status,
-          body: await errorText(res),
-        });
-      } else if (!res.ok) {
-        throw new NocError(res.status, await errorJson(res));
-      } else {
-        await res.body?.cancel().catch(() => {});
-      }
-      state.pendingReports = state.pendingReports.slice(batch.length);
-    } catch (e) {
-      problems.push({ code: "report_failed", message: describe(e).message });
-      break;
-    }
-  }
+  // Install outcomes: the journal's (this cycle's and any an earlier run left), kept until the NOC
+  // has them.
+  await sendOutcomes(reportCall);
   const failed = problems.some((p) => p.kind === "package" || p.kind === "file");
   if (offline) return await finish("failed", "NOC unreachable; worked from the stored catalog", 60);
   return await finish(failed ? "partial" : "ok");

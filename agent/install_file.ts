@@ -30,6 +30,7 @@
 import { AgentError } from "./errors.ts";
 import { download, downloadPath } from "./download.ts";
 import { runProgram } from "./proc.ts";
+import { programGuard } from "./install_guard.ts";
 import { syncDir } from "../protocol/util/atomic_file.ts";
 import { createHash } from "node:crypto";
 import { type Installed, statePaths } from "./state.ts";
@@ -525,6 +526,12 @@ export async function installFile(ctx: InstallContext, entry: CatalogEntry): Pro
   });
   const action = entry.fileinfo?.action;
   if (action && action.length > 0) {
+    // Recorded while it runs, as an install program is (install_guard.ts).
+    const guard = programGuard(
+      ctx.config.state,
+      { kind: "file", app: entry.app, name: entry.name, version: entry.version, action: "action" },
+      () => ctx.now(),
+    );
     const r = await runProgram(action, {
       cwd: ctx.config.root,
       env: {
@@ -535,7 +542,8 @@ export async function installFile(ctx: InstallContext, entry: CatalogEntry): Pro
         NOC_FILE: path,
       },
       timeoutMs: ctx.config.installTimeoutS * 1000,
-    });
+      beforeStart: guard.beforeStart,
+    }).finally(() => guard.ended());
     if (r.spawnError || r.timedOut || r.code !== 0) {
       throw new AgentError(
         "action_failed",

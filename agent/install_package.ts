@@ -17,6 +17,7 @@
 import { AgentError } from "./errors.ts";
 import { download, downloadPath } from "./download.ts";
 import { runProgram } from "./proc.ts";
+import { programGuard } from "./install_guard.ts";
 import type { AgentLog } from "./log.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, type Installed, statePaths } from "./state.ts";
@@ -76,14 +77,36 @@ function programEnv(
   };
 }
 
+/**
+ * Runs the package's `program` in `dir`, recorded in `running.json` while it runs (install_guard.ts):
+ * an agent killed meanwhile finds it at its next start and stops it before installing anything.
+ */
 async function runIn(
+  ctx: InstallContext,
   dir: string,
   program: "install" | "health",
   env: Record<string, string>,
   timeoutS: number,
 ): Promise<{ ok: boolean; message: string }> {
   const path = `${dir}/${program}`;
-  const r = await runProgram([path], { cwd: dir, env, timeoutMs: timeoutS * 1000 });
+  const guard = programGuard(ctx.config.state, {
+    kind: "package",
+    app: env.NOC_APP!,
+    name: env.NOC_NAME!,
+    version: env.NOC_VERSION!,
+    action: env.NOC_ACTION as "install" | "rollback" | "health",
+  }, () => ctx.now());
+  let r;
+  try {
+    r = await runProgram([path], {
+      cwd: dir,
+      env,
+      timeoutMs: timeoutS * 1000,
+      beforeStart: guard.beforeStart,
+    });
+  } finally {
+    await guard.ended();
+  }
   if (r.spawnError) return { ok: false, message: `${program} could not start: ${r.spawnError}` };
   if (r.timedOut) return { ok: false, message: `${program} ran past ${timeoutS} s and was killed` };
   if (r.code !== 0) {
@@ -190,7 +213,7 @@ export async function installPackage(
   try {
     await unpackPackage(ctx, file, entry, staging, got.sink);
     const env = programEnv(ctx, staging, entry, previous?.version, "install");
-    const r = await runIn(staging, "install", env, ctx.config.installTimeoutS);
+    const r = await runIn(ctx, staging, "install", env, ctx.config.installTimeoutS);
     if (!r.ok) throw new AgentError("install_failed", `${label}: ${r.message}`);
     const kept = keptDir(ctx.config.state, entry);
     await Deno.mkdir(kept.slice(0, kept.lastIndexOf("/")), { recursive: true, mode: 0o700 });
@@ -198,6 +221,7 @@ export async function installPackage(
     await Deno.rename(staging, kept);
     if (await exists(`${kept}/health`)) {
       const h = await runIn(
+        ctx,
         kept,
         "health",
         programEnv(ctx, kept, entry, previous?.version, "health"),
@@ -241,6 +265,7 @@ export async function rollback(
     throw new AgentError("unhealthy", `${why}; no previous version is kept to roll back to`);
   }
   const r = await runIn(
+    ctx,
     dir,
     "install",
     programEnv(ctx, dir, previous, failed.version, "rollback"),

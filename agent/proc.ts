@@ -12,6 +12,18 @@ import { timerMs } from "../protocol/util/timer.ts";
 /** `setsid` (util-linux), found by trying it on each run: the agent may not read `/usr/bin`. */
 const setsidPath = "/usr/bin/setsid";
 
+/**
+ * The gate a program waits behind until the agent recorded it (`beforeStart`): a shell that
+ * reads one line from its standard input and runs the program (same process, same group) only
+ * if that line is "go". An agent that dies first closes the pipe, and the program never runs.
+ */
+const gate = [
+  "/bin/sh",
+  "-c",
+  'IFS= read -r go && [ "$go" = go ] && exec "$@"; exit 125',
+  "noc-agent-gate",
+];
+
 /** How a program run ended. */
 export interface RunResult {
   /** Exit code (null when killed). */
@@ -72,10 +84,21 @@ async function collect(
   return new TextDecoder().decode(bytes);
 }
 
-/** Runs `argv` in `cwd` with `env` (added to a minimal environment) for at most `timeoutMs`. */
+/**
+ * Runs `argv` in `cwd` with `env` (added to a minimal environment) for at most `timeoutMs`.
+ * With `beforeStart`, the program waits behind a gate until `beforeStart` (given its process
+ * id, which is also its process group's id when `group` is true) has resolved; if it throws, the
+ * program never runs and `spawnError` says why.
+ */
 export async function runProgram(
   argv: readonly string[],
-  options: { cwd: string; env: Record<string, string>; timeoutMs: number; maxOutput?: number },
+  options: {
+    cwd: string;
+    env: Record<string, string>;
+    timeoutMs: number;
+    maxOutput?: number;
+    beforeStart?: (pid: number, group: boolean) => Promise<void>;
+  },
 ): Promise<RunResult> {
   const max = options.maxOutput ?? 64 * 1024;
   let child: Deno.ChildProcess;
@@ -92,16 +115,17 @@ export async function runProgram(
           PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
           ...options.env,
         },
-        stdin: "null",
+        stdin: options.beforeStart ? "piped" : "null",
         stdout: "piped",
         stderr: "piped",
       }).spawn();
+    const program = options.beforeStart ? [...gate, ...argv] : [...argv];
     try {
-      child = spawn([setsidPath, ...argv]);
+      child = spawn([setsidPath, ...program]);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
       setsid = false;
-      child = spawn(argv);
+      child = spawn(program);
     }
   } catch (e) {
     return {
@@ -114,6 +138,22 @@ export async function runProgram(
   }
   const out = capture(child.stdout, max, false);
   const err = capture(child.stderr, 4000, true);
+  if (options.beforeStart) {
+    const writer = child.stdin.getWriter();
+    let refused: string | null = null;
+    try {
+      await options.beforeStart(child.pid, setsid);
+      await writer.write(new TextEncoder().encode("go\n"));
+    } catch (e) {
+      refused = e instanceof Error ? e.message : String(e);
+    }
+    await writer.close().catch(() => {});
+    if (refused !== null) {
+      await child.status;
+      await Promise.all([out.cancel(), err.cancel()]);
+      return { code: null, timedOut: false, stdout: "", stderr: "", spawnError: refused };
+    }
+  }
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;

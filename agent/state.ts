@@ -68,7 +68,8 @@ const problemSchema = z.object({
 /** Something refused or failed in a cycle, reported in the next SecureBeat. */
 export type Problem = z.infer<typeof problemSchema>;
 
-const reportSchema = z.object({
+/** An install outcome as sent to the NOC (`POST /v1/installs`), and as journalled. */
+export const reportSchema = z.object({
   kind: z.enum(["package", "file"]),
   app: z.string(),
   name: z.string(),
@@ -110,6 +111,10 @@ const stateSchema = z.object({
       message: z.string(),
     }),
   ),
+  /**
+   * Outcomes written before the outcome journal (`outcomes/`), or when it could not be written (a
+   * full disk): moved into the journal at the next cycle's start.
+   */
   pendingReports: z.array(reportSchema),
   /**
    * The catalog server (not the NOC) that last answered with a catalog bound to the request: asked
@@ -141,6 +146,10 @@ export function statePaths(state: string) {
     postD: `${state}/post.d`,
     lock: `${state}/cycle.lock`,
     wakeCursor: `${state}/wake.json`,
+    /** Install outcomes not yet acknowledged by the NOC, one file each (outcome_journal.ts). */
+    outcomes: `${state}/outcomes`,
+    /** Programs an install started and that may still run (install_guard.ts). */
+    running: `${state}/running.json`,
   };
 }
 

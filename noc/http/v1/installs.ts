@@ -3,6 +3,12 @@
  * Only an outcome for a version the appliance was delivered moves a rollout's figures (see
  * `noc/services/rollouts.ts`); the answer lists the others as `uncounted`.
  *
+ * A report may come again: the agent journals each outcome and sends it until the NOC acknowledges
+ * it, so an answer lost to a crash or a cut connection means the same outcomes are sent once more.
+ * An outcome that repeats the appliance's latest one for that component (same version, outcome and
+ * message) is not stored again; `recorded` counts the ones stored. Reports from one appliance are
+ * taken one at a time (its row is locked), so two copies of one report cannot both be stored.
+ *
  * What one appliance stores is bounded: a report's outcomes are written in one statement, and
  * the appliance keeps its newest `NOC_INSTALL_OUTCOMES_PER_APPLIANCE` outcomes, plus the latest
  * outcome of each version it was delivered (what its rollout figures read), which is never
@@ -24,17 +30,42 @@ export function installRoutes(deps: AppDeps) {
     const { results } = parseJsonBody(c, c.get("body"), installsSchema);
     const a = c.get("appliance");
     const now = deps.clock.now();
-    const delivered = await deps.db.begin(async (tx) => {
+    const { delivered, fresh } = await deps.db.begin(async (tx) => {
+      await tx`select 1 from appliances where uid = ${a.uid} for update`;
+      // The appliance's latest outcome of each component reported: a result equal to the one
+      // before it (that, or the previous result of the same component in this report) is a repeat.
+      const latest = await tx<
+        { key: string; version: string; outcome: string; message: string | null }
+      >`
+        select distinct on (o.kind, o.app, o.name) o.kind || '/' || o.app || '/' || o.name as key,
+          o.version, o.outcome, o.message
+        from install_outcomes o
+        where o.uid = ${a.uid} and (o.kind, o.app, o.name) in (
+          select * from unnest(${results.map((r) => r.kind)}::text[], ${
+        results.map((r) => r.app)
+      }::text[], ${results.map((r) => r.name)}::text[]))
+        order by o.kind, o.app, o.name, o.reported_at desc, o.id desc`;
+      const last = new Map(latest.map((l) => [l.key, l]));
+      const fresh = results.filter((r) => {
+        const key = `${r.kind}/${r.app}/${r.name}`;
+        const before = last.get(key);
+        const message = r.message ?? null;
+        last.set(key, { key, version: r.version, outcome: r.outcome, message });
+        return !(before && before.version === r.version && before.outcome === r.outcome &&
+          before.message === message);
+      });
       // One statement for the whole report, in the order reported.
-      await tx`
+      if (fresh.length > 0) {
+        await tx`
         insert into install_outcomes (uid, kind, app, name, version, outcome, message, reported_at)
         select ${a.uid}, r.kind, r.app, r.name, r.version, r.outcome, r.message, ${now}
-        from unnest(${results.map((r) => r.kind)}::text[], ${results.map((r) => r.app)}::text[],
-          ${results.map((r) => r.name)}::text[], ${results.map((r) => r.version)}::text[],
-          ${results.map((r) => r.outcome)}::text[], ${
-        results.map((r) => r.message ?? null)
-      }::text[]) with ordinality as r(kind, app, name, version, outcome, message, n)
+        from unnest(${fresh.map((r) => r.kind)}::text[], ${fresh.map((r) => r.app)}::text[],
+          ${fresh.map((r) => r.name)}::text[], ${fresh.map((r) => r.version)}::text[],
+          ${fresh.map((r) => r.outcome)}::text[], ${
+          fresh.map((r) => r.message ?? null)
+        }::text[]) with ordinality as r(kind, app, name, version, outcome, message, n)
         order by r.n`;
+      }
       await pruneOutcomes(tx, a.uid, deps.settings.installOutcomesPerAppliance);
       // Which of the reported versions were delivered to this appliance: only those count.
       const rows = await tx<{ key: string }>`
@@ -45,7 +76,7 @@ export function installRoutes(deps: AppDeps) {
             select * from unnest(${results.map((r) => r.kind)}::text[], ${
         results.map((r) => r.app)
       }::text[], ${results.map((r) => r.name)}::text[], ${results.map((r) => r.version)}::text[]))`;
-      return new Set(rows.map((r) => r.key));
+      return { delivered: new Set(rows.map((r) => r.key)), fresh };
     });
     const paused: number[] = [];
     const gated = new Set<string>();
@@ -70,7 +101,7 @@ export function installRoutes(deps: AppDeps) {
       });
     }
     return c.json({
-      recorded: results.length,
+      recorded: fresh.length,
       pausedAssignments: paused,
       uncounted: [...uncounted.values()],
     });
