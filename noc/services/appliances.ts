@@ -1,6 +1,9 @@
-/** Appliance records as the admin API shows them, and the state rules (ok, late, missing, revoked). */
+/**
+ * Appliance records as the admin API shows them, the state rules (ok, late, missing, revoked),
+ * and re-enrolment: the retiring of a record a re-imaged appliance's new enrolment supersedes.
+ */
 import type { applianceStates } from "../../protocol/schemas.ts";
-import type { Db } from "../db/db.ts";
+import type { Db, Sql } from "../db/db.ts";
 
 /** An appliance state. */
 export type ApplianceState = (typeof applianceStates)[number];
@@ -23,6 +26,10 @@ export interface ApplianceRow {
   missing_since: Date | null;
   revoked_at: Date | null;
   revoked_reason: string | null;
+  /** The appliance that replaced this one (a retired record), or null. */
+  superseded_by: string | null;
+  /** The records this one replaced when it enrolled. */
+  supersedes: string[];
   maintenance: { id: number; endsAt: string; reason: string } | null;
 }
 
@@ -68,10 +75,16 @@ export function applianceJson(r: ApplianceRow, now: Date, graceS: number): Recor
     missingSince: iso(r.missing_since),
     revokedAt: iso(r.revoked_at),
     revokedReason: r.revoked_reason,
+    // Retired by a re-enrolment: the appliance that replaced it; and those this one replaced.
+    supersededBy: r.superseded_by,
+    supersedes: r.supersedes,
   };
 }
 
-/** Appliances by state at `now` (the same rules as {@link applianceState}). */
+/**
+ * Appliances by state at `now` (the same rules as {@link applianceState}). Retired records (superseded
+ * by a re-enrolment) are not counted: the appliance is counted once, as its current record.
+ */
 export async function fleetCounts(
   db: Db,
   now: Date,
@@ -86,6 +99,55 @@ export async function fleetCounts(
       count(*) filter (where revoked_at is null and (missing_since is not null or next_due_at <= ${cutoff}))::int
         as missing,
       count(*) filter (where revoked_at is not null)::int as revoked
-    from appliances`;
+    from appliances where superseded_by is null`;
   return row ?? { ok: 0, late: 0, missing: 0, revoked: 0 };
+}
+
+/**
+ * The active appliances an appliance enrolling as `hostname` in `site` would take the place of:
+ * not revoked, same site (null matches null), same hostname ignoring case. Called in the
+ * enrolment's transaction `tx`: it first takes a transaction lock on that name, so that two
+ * enrolments of one name run one after the other and the second sees the first (no two active
+ * records of a name come out of concurrent enrolments), then locks the rows found. UIDs, oldest
+ * enrolment first.
+ */
+export async function lockNamesakes(
+  tx: Sql,
+  site: string | null,
+  hostname: string,
+): Promise<string[]> {
+  await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-appliance-name:' ||
+    ${site ?? ""} || '/' || lower(${hostname})))`;
+  const rows = await tx<{ uid: string }>`
+    select uid from appliances
+    where coalesce(site, '') = ${site ?? ""} and lower(hostname) = lower(${hostname})
+      and revoked_at is null
+    order by enrolled_at, uid
+    for update`;
+  return rows.map((r) => r.uid);
+}
+
+/**
+ * Retires the appliances `olds`, superseded at `now` by the newly enrolled `by`, in the
+ * enrolment's transaction `tx`: each is revoked (its key refused as `revoked_key`; the status
+ * daemon's sweep reads only appliances not revoked; local servers learn of it at their next
+ * sync) with the reason naming `by`, and linked to it (`superseded_by`); any open alert on it is
+ * closed as already notified, so no "recovered" notice follows. Its beats, alerts, install
+ * outcomes and deliveries stay, under its own UID.
+ */
+export async function retireSuperseded(
+  tx: Sql,
+  olds: string[],
+  by: string,
+  now: Date,
+): Promise<void> {
+  if (olds.length === 0) return;
+  await tx`
+    update appliances set revoked_at = ${now}, superseded_by = ${by},
+      revoked_reason = ${`superseded by ${by}: enrolled again (re-imaged) with new keys`}
+    where uid = any(${olds}::uuid[]) and revoked_at is null`;
+  await tx`
+    update alerts set resolved_at = ${now}, recovery_notified_at = ${now},
+      detail = detail || jsonb_build_object('closedBecause', 'superseded', 'supersededBy', ${by}::text)
+    where uid = any(${olds}::uuid[]) and resolved_at is null`;
 }

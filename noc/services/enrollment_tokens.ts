@@ -21,7 +21,15 @@ export interface ClaimedToken {
   channel: string | null;
   /** The tags (appliances). */
   tags: string[];
+  /**
+   * What an appliance enrolling with it does to an active appliance of the same name in its
+   * site: `supersede` it, or be `refuse`d (409); null: the NOC's `settings.reenrolment`.
+   */
+  reenrolment: Reenrolment | null;
 }
+
+/** What re-enrolling a name that an active appliance holds does (`NOC_REENROLMENT`, a token's choice). */
+export type Reenrolment = "supersede" | "refuse";
 
 const purposeText = { appliance: "an appliance", "local-server": "a local component server" };
 
@@ -44,7 +52,7 @@ export async function claimEnrollmentToken(
       used_at: Date | null;
       revoked_at: Date | null;
     }
-  >`select id, site, channel, tags, purpose, expires_at, used_at, revoked_at
+  >`select id, site, channel, tags, reenrolment, purpose, expires_at, used_at, revoked_at
      from enrollment_tokens where token_hash = ${await hashToken(token)} for update`;
   if (!tok) throw new ApiError(401, "invalid_token", "Enrolment token is not valid");
   if (tok.purpose !== purpose) {
@@ -64,7 +72,13 @@ export async function claimEnrollmentToken(
     );
   }
   await tx`update enrollment_tokens set used_at = ${now}, used_by = ${usedBy} where id = ${tok.id}`;
-  return { id: tok.id, site: tok.site, channel: tok.channel, tags: tok.tags };
+  return {
+    id: tok.id,
+    site: tok.site,
+    channel: tok.channel,
+    tags: tok.tags,
+    reenrolment: tok.reenrolment,
+  };
 }
 
 /** An `enrollment_tokens` row as the admin API reads it. */
@@ -74,6 +88,7 @@ export interface TokenRow {
   site: string | null;
   channel: string | null;
   tags: string[];
+  reenrolment: Reenrolment | null;
   purpose: "appliance" | "local-server";
   created_at: Date;
   expires_at: Date;
@@ -97,6 +112,7 @@ export function tokenJson(r: TokenRow, now: Date): Record<string, unknown> {
     site: r.site,
     channel: r.channel,
     tags: r.tags,
+    reenrolment: r.reenrolment,
     purpose: r.purpose,
     status,
     createdAt: r.created_at.toISOString(),
@@ -117,6 +133,7 @@ export async function createEnrollmentToken(
     channel?: string | undefined;
     tags?: string[] | undefined;
     purpose?: "appliance" | "local-server" | undefined;
+    reenrolment?: Reenrolment | undefined;
   },
 ): Promise<{ token: string; row: TokenRow }> {
   const now = deps.clock.now();
@@ -125,11 +142,14 @@ export async function createEnrollmentToken(
     now.getTime() + (input.ttlS ?? deps.settings.enrollmentTokenTtlS) * 1000,
   );
   const [row] = await deps.db.sql<TokenRow>`
-    insert into enrollment_tokens (token_hash, label, site, channel, tags, purpose, created_at, expires_at)
+    insert into enrollment_tokens (token_hash, label, site, channel, tags, purpose, reenrolment,
+      created_at, expires_at)
     values (${await hashToken(token)}, ${input.label ?? null}, ${input.site ?? null}, ${
     input.channel ?? null
   },
-      ${input.tags ?? []}, ${input.purpose ?? "appliance"}, ${now}, ${expires})
-    returning id, label, site, channel, tags, purpose, created_at, expires_at, used_at, used_by, revoked_at`;
+      ${input.tags ?? []}, ${input.purpose ?? "appliance"}, ${input.reenrolment ?? null}, ${now},
+      ${expires})
+    returning id, label, site, channel, tags, reenrolment, purpose, created_at, expires_at, used_at,
+      used_by, revoked_at`;
   return { token, row: row! };
 }

@@ -1,6 +1,7 @@
 /** `/v1/admin/enrollment-tokens`: one-time enrolment tokens (shown once, stored hashed). */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
+import { z } from "zod";
 import { createEnrollmentTokenSchema, idParam, limitQuery } from "../../../protocol/schemas.ts";
 import {
   createEnrollmentToken,
@@ -11,17 +12,33 @@ import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
+/**
+ * `POST /v1/admin/enrollment-tokens`'s body: {@link createEnrollmentTokenSchema} and
+ * `reenrolment` — what an appliance enrolling with the token does when an active appliance of
+ * the same name is in its site: `supersede` it (retired, linked to the new one) or be refused
+ * (409 `appliance_exists`); absent: the NOC's setting (`NOC_REENROLMENT`). Appliance tokens only.
+ */
+export const createTokenBody = createEnrollmentTokenSchema.safeExtend({
+  reenrolment: z.enum(["supersede", "refuse"], {
+    message: 'must be "supersede" or "refuse"',
+  }).optional(),
+}).refine((t) => t.reenrolment === undefined || t.purpose !== "local-server", {
+  path: ["reenrolment"],
+  message: "only an appliance token decides re-enrolment",
+});
+
 /** The enrolment token admin routes. */
 export function enrollmentTokenRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
-    .post("/", validate("json", createEnrollmentTokenSchema), async (c) => {
+    .post("/", validate("json", createTokenBody), async (c) => {
       const { token, row } = await createEnrollmentToken(deps, c.req.valid("json"));
       return c.json({ ...tokenJson(row, deps.clock.now()), token }, 201);
     })
     .get("/", validate("query", limitQuery), async (c) => {
       const { limit } = c.req.valid("query");
       const rows = await deps.db.sql<TokenRow>`
-        select id, label, site, channel, tags, purpose, created_at, expires_at, used_at, used_by, revoked_at
+        select id, label, site, channel, tags, reenrolment, purpose, created_at, expires_at, used_at,
+          used_by, revoked_at
         from enrollment_tokens order by id desc limit ${limit}`;
       const now = deps.clock.now();
       return c.json({ items: rows.map((r) => tokenJson(r, now)) });
@@ -30,7 +47,8 @@ export function enrollmentTokenRoutes(deps: AppDeps) {
       const { id } = c.req.valid("param");
       const [row] = await deps.db.sql<TokenRow>`
         update enrollment_tokens set revoked_at = coalesce(revoked_at, ${deps.clock.now()}) where id = ${id}
-        returning id, label, site, channel, tags, purpose, created_at, expires_at, used_at, used_by, revoked_at`;
+        returning id, label, site, channel, tags, reenrolment, purpose, created_at, expires_at, used_at,
+          used_by, revoked_at`;
       if (!row) throw new ApiError(404, "not_found", `Enrolment token ${id} does not exist`);
       return c.json(tokenJson(row, deps.clock.now()));
     });

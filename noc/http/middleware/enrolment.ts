@@ -2,7 +2,9 @@
  * What appliance enrolment (`POST /v1/enroll`) and local-server enrolment
  * (`POST /v1/local/enroll`) share: the per-address rate limit, the check of
  * the public keys offered, and the recording of a refused token as an
- * identity failure (rate-limited admin notice) before the refusal is answered.
+ * identity failure (rate-limited admin notice) before the refusal is answered;
+ * and the re-enrolment rule an appliance enrolment applies to an active
+ * appliance of the same name.
  *
  * @module
  */
@@ -60,4 +62,27 @@ export async function recordingRefusals<T>(
     }
     throw e;
   }
+}
+
+/**
+ * Applies the re-enrolment rule: when `namesakes` (UIDs of the active appliances named
+ * `hostname` in `site`) is not empty and `policy` is `refuse`, throws 409 `appliance_exists`
+ * naming them (the enrolment's transaction then rolls back: the token stays unused). With
+ * `supersede`, or no namesake, it returns: the caller retires them.
+ */
+export function namesakesAllowed(
+  namesakes: string[],
+  at: { hostname: string; site: string | null; policy: "supersede" | "refuse" },
+): void {
+  if (namesakes.length === 0 || at.policy === "supersede") return;
+  const where = at.site === null ? "with no site" : `at site "${at.site}"`;
+  throw new ApiError(
+    409,
+    "appliance_exists",
+    `An active appliance named "${at.hostname}" ${where} is enrolled already (${
+      namesakes.join(", ")
+    }); this enrolment does not supersede it (re-enrolment: refuse). Revoke it first, or enrol ` +
+      `with a token created with "reenrolment": "supersede"`,
+    { existing: namesakes, hostname: at.hostname, site: at.site },
+  );
 }
