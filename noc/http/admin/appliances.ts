@@ -15,9 +15,20 @@ import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
+import { z } from "zod";
 import { staleCatalogOf } from "../../services/catalogs.ts";
 import { recordDeparture } from "../../services/local_servers.ts";
 import { resolveCatalog } from "../../services/catalog_engine.ts";
+
+/**
+ * `GET /v1/admin/appliances`' query: {@link listAppliancesQuery} and `retired` — records retired
+ * by a re-enrolment (superseded by the appliance's new record) are left out (`exclude`, the
+ * default), listed too (`include`), or listed alone (`only`).
+ */
+export const listQuery = listAppliancesQuery.safeExtend({
+  retired: z.enum(["exclude", "include", "only"]).default("exclude")
+    .describe("Records retired by a re-enrolment: exclude (default), include, only"),
+});
 
 function encodeCursor(r: ApplianceRow): string {
   return toBase64Url(utf8(JSON.stringify([r.hostname, r.uid])));
@@ -51,7 +62,7 @@ async function loadAppliance(
   const [row] = await sql<ApplianceRow & { last_report: unknown }>`
     select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version, a.enrolled_at,
       a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since, a.revoked_at, a.revoked_reason,
-      a.last_report,
+      a.superseded_by, a.supersedes, a.last_report,
       (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
          from maintenance_windows m
          where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
@@ -65,7 +76,7 @@ async function loadAppliance(
 export function applianceAdminRoutes(deps: AppDeps) {
   const grace = deps.settings.graceS;
   return new Hono<AppEnv>()
-    .get("/", validate("query", listAppliancesQuery), async (c) => {
+    .get("/", validate("query", listQuery), async (c) => {
       const f = c.req.valid("query");
       const now = deps.clock.now();
       const cutoff = new Date(now.getTime() - grace * 1000);
@@ -74,7 +85,7 @@ export function applianceAdminRoutes(deps: AppDeps) {
       const rows = await deps.db.sql<ApplianceRow>`
         select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version, a.enrolled_at,
           a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since, a.revoked_at,
-          a.revoked_reason,
+          a.revoked_reason, a.superseded_by, a.supersedes,
           (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
              from maintenance_windows m
              where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
@@ -95,6 +106,8 @@ export function applianceAdminRoutes(deps: AppDeps) {
                 when a.missing_since is not null or a.next_due_at <= ${cutoff} then 'missing'
                 when a.next_due_at <= ${now} then 'late'
                 else 'ok' end)
+          and (case ${f.retired}::text when 'include' then true when 'only' then a.superseded_by is not null
+                else a.superseded_by is null end)
           and (${afterHost}::text is null or (a.hostname, a.uid) > (${afterHost}, ${afterUid}::uuid))
         order by a.hostname, a.uid
         limit ${f.limit + 1}`;
