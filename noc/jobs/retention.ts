@@ -6,6 +6,7 @@ import type { Clock } from "../clock.ts";
 import type { Db } from "../db/db.ts";
 import type { AppDeps } from "../services/deps.ts";
 import { pruneIncompleteBlobs } from "../services/blobs.ts";
+import { checkClock, type ClockCheckDeps } from "./noc_time.ts";
 
 /** Rows removed by {@link pruneHistory}. */
 export interface PruneResult {
@@ -92,8 +93,14 @@ export async function pruneHistory(
   };
 }
 
-/** Deletes request nonces whose signatures can no longer be replayed; returns how many. */
-export async function pruneNonces(deps: { db: Db; clock: Clock }): Promise<number> {
+/**
+ * Deletes request nonces whose signatures can no longer be replayed; returns how many. Not on an
+ * instance whose clock disagrees with the database's beyond `settings.clockToleranceS`
+ * (`checkClock` in noc/jobs/noc_time.ts; it then returns 0): a clock ahead would forget nonces
+ * whose signatures other instances still accept.
+ */
+export async function pruneNonces(deps: ClockCheckDeps): Promise<number> {
+  if (!(await checkClock(deps)).ok) return 0;
   // Counted in the database: at 2,000 cycles/s a minute's nonces are 240,000 rows, not worth
   // sending back one by one.
   const [row] = await deps.db.sql<{ n: number }>`

@@ -14,9 +14,10 @@ import type { NoticeInput, Notifier } from "../services/notifier.ts";
 import type { AppDeps } from "../services/deps.ts";
 import { gateRollouts } from "../services/rollouts.ts";
 import { pruneNonces } from "./retention.ts";
+import { checkClock, type ClockCheckDeps, type LivenessDeps, recordLiveness } from "./noc_time.ts";
 
 /** What {@link sweep} needs. */
-export interface SweepDeps {
+export interface SweepDeps extends ClockCheckDeps, LivenessDeps {
   /** The database. */
   db: Db;
   /** Time source. */
@@ -29,7 +30,10 @@ export interface SweepDeps {
   batchSize?: number;
   /** Re-checks health-gated rollouts (appliances that went missing after installing count as failures). */
   gate?: () => Promise<unknown>;
-  /** Above this many alerts (or recoveries) in one batch, one summary notice is sent instead of one each (10 by default). */
+  /**
+   * Above this many alerts (or recoveries) in one notice step, one summary notice is sent
+   * instead of one each (10 by default).
+   */
   digestAbove?: number;
 }
 
@@ -43,6 +47,13 @@ export interface SweepResult {
   notices: number;
   /** Wall time, milliseconds. */
   durationMs: number;
+  /**
+   * Why nothing was judged, when nothing was: `clock_skew` (this instance's clock disagrees with
+   * the database's), `busy` (another sweep holds the sweep lease and does the work).
+   */
+  skipped?: "clock_skew" | "busy";
+  /** Seconds of NOC downtime credited to the fleet before judging (0: none). */
+  creditedS: number;
 }
 
 interface MissedRow {
@@ -87,6 +98,7 @@ function missedNotices(rows: MissedRow[], graceS: number, digestAbove: number): 
       payload: {
         count: rows.length,
         bySite: Object.fromEntries(bySite),
+        uids: rows.map((r) => r.uid),
         appliances: rows.slice(0, 50).map((r) => ({
           uid: r.uid,
           hostname: r.hostname,
@@ -119,6 +131,7 @@ function recoveredNotices(rows: RecoveredRow[], digestAbove: number): NoticeInpu
       text: `:large_green_circle: ${rows.length} appliances are beating again`,
       payload: {
         count: rows.length,
+        uids: rows.map((r) => r.uid),
         appliances: rows.slice(0, 50).map((r) => ({
           uid: r.uid,
           hostname: r.hostname,
@@ -177,7 +190,7 @@ export async function explainSweep(
   return rows.map((r) => Object.values(r)[0]).join("\n");
 }
 
-async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Promise<MissedRow[]> {
+async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Promise<string[]> {
   const rows = await tx<MissedRow>(alertStatement, cutoff, now, now, now, now, limit, now);
   if (rows.length > 0) {
     await tx`
@@ -189,23 +202,71 @@ async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Prom
                   ${rows.map((r) => iso(r.last_beat_at) ?? "")}::text[]) as r(uid, due, last)
       on conflict do nothing`;
   }
-  return rows;
+  return rows.map((r) => r.uid);
 }
 
-async function recoveryBatch(tx: Sql, now: Date, limit: number): Promise<RecoveredRow[]> {
-  return await tx<RecoveredRow>`
+/** Most alerts (or recoveries) one notice step covers; a larger event gets one notice per this many. */
+const noticeCap = 100_000;
+
+/**
+ * The notice step: every missed-heartbeat alert not yet notified, then every recovery not yet
+ * notified, in one transaction and one notice each (a digest above `digestAbove`), whichever
+ * sweep or batch raised them.
+ */
+async function noticeStep(
+  tx: Sql,
+  notifier: Notifier,
+  now: Date,
+  graceS: number,
+  digestAbove: number,
+): Promise<{ recovered: RecoveredRow[]; notices: number; more: boolean }> {
+  const missed = await tx<MissedRow>`
+    with p as (
+      select id from alerts
+      where notified_at is null and kind = 'missed_heartbeat'
+      order by opened_at, id
+      limit ${noticeCap}
+      for update skip locked
+    )
+    update alerts al set notified_at = ${now}
+    from p, appliances ap
+    where al.id = p.id and ap.uid = al.uid
+    returning al.uid, ap.hostname, ap.model, ap.site,
+      nullif(al.detail->>'lastBeatAt', '')::timestamptz as last_beat_at,
+      coalesce((al.detail->>'dueAt')::timestamptz, al.opened_at) as next_due_at`;
+  missed.sort((a, b) => a.next_due_at.getTime() - b.next_due_at.getTime());
+  const recovered = await tx<RecoveredRow>`
     with r as (
       select id from alerts
       where resolved_at is not null and recovery_notified_at is null and kind = 'missed_heartbeat'
+        and notified_at is not null
       order by resolved_at
-      limit ${limit}
+      limit ${noticeCap}
       for update skip locked
     )
     update alerts al set recovery_notified_at = ${now}
     from r, appliances ap
     where al.id = r.id and ap.uid = al.uid
     returning al.id, al.uid, ap.hostname, ap.site, al.opened_at, al.resolved_at`;
+  recovered.sort((a, b) => a.resolved_at.getTime() - b.resolved_at.getTime());
+  let notices = 0;
+  for (const n of missedNotices(missed, graceS, digestAbove)) {
+    await notifier.enqueue(tx, n, now);
+    notices++;
+  }
+  for (const n of recoveredNotices(recovered, digestAbove)) {
+    await notifier.enqueue(tx, n, now);
+    notices++;
+  }
+  return {
+    recovered,
+    notices,
+    more: missed.length === noticeCap || recovered.length === noticeCap,
+  };
 }
+
+/** How long a sweep lease lasts without renewal, seconds of the database's clock. */
+const sweepLeaseS = 120;
 
 /** The status daemon's pass as the cron job and the admin API run it: sweep, then re-check gated rollouts. */
 export async function statusDaemon(deps: AppDeps): Promise<SweepResult> {
@@ -216,42 +277,70 @@ export async function statusDaemon(deps: AppDeps): Promise<SweepResult> {
   return r;
 }
 
-/** Runs one sweep: raises missed-heartbeat alerts and notifies recoveries. */
+/**
+ * Runs one sweep: checks this instance's clock against the database's (judging nothing when
+ * they disagree beyond `settings.clockToleranceS`: `skipped: "clock_skew"`), records the NOC's
+ * liveness (first crediting the fleet any time no instance was alive), then, holding the sweep
+ * lease (one sweep at a time across instances; otherwise `skipped: "busy"`), raises
+ * missed-heartbeat alerts in batches and notifies in one step every alert and recovery not yet
+ * notified: one event is one notice (a digest above `digestAbove`).
+ */
 export async function sweep(deps: SweepDeps): Promise<SweepResult> {
   const started = performance.now();
-  const now = deps.clock.now();
-  const cutoff = new Date(now.getTime() - deps.graceS * 1000);
-  const limit = deps.batchSize ?? 1000;
-  const digestAbove = deps.digestAbove ?? 10;
-  const result: SweepResult = { alerted: [], recovered: [], notices: 0, durationMs: 0 };
-  for (;;) {
-    const rows = await deps.db.begin(async (tx) => {
-      const batch = await alertBatch(tx, now, cutoff, limit);
-      for (const n of missedNotices(batch, deps.graceS, digestAbove)) {
-        await deps.notifier.enqueue(tx, n, now);
-        result.notices++;
-      }
-      return batch;
-    });
-    result.alerted.push(...rows.map((r) => r.uid));
-    if (rows.length < limit) break;
+  const result: SweepResult = {
+    alerted: [],
+    recovered: [],
+    notices: 0,
+    durationMs: 0,
+    creditedS: 0,
+  };
+  const done = () => {
+    result.durationMs = performance.now() - started;
+    return result;
+  };
+  if (!(await checkClock(deps)).ok) {
+    result.skipped = "clock_skew";
+    return done();
   }
-  for (;;) {
-    const rows = await deps.db.begin(async (tx) => {
-      const batch = await recoveryBatch(tx, now, limit);
-      for (const n of recoveredNotices(batch, digestAbove)) {
-        await deps.notifier.enqueue(tx, n, now);
-        result.notices++;
-      }
-      return batch;
-    });
-    result.recovered.push(...rows.map((r) => r.uid));
-    if (rows.length < limit) break;
+  result.creditedS = (await recordLiveness(deps, deps.graceS)).creditedS;
+  const { sql } = deps.db;
+  const holder = crypto.randomUUID();
+  const lease = async () =>
+    (await sql`
+      insert into sweep_lease (id, holder, until)
+      values (1, ${holder}, clock_timestamp() + make_interval(secs => ${sweepLeaseS}))
+      on conflict (id) do update set holder = excluded.holder, until = excluded.until
+        where sweep_lease.until <= clock_timestamp() or sweep_lease.holder = ${holder}
+      returning holder`).length > 0;
+  if (!(await lease())) {
+    result.skipped = "busy";
+    return done();
+  }
+  try {
+    // Read after the liveness record: any downtime is credited before anyone is judged.
+    const now = deps.clock.now();
+    const cutoff = new Date(now.getTime() - deps.graceS * 1000);
+    const limit = deps.batchSize ?? 1000;
+    const digestAbove = deps.digestAbove ?? 10;
+    for (;;) {
+      const uids = await deps.db.begin((tx) => alertBatch(tx, now, cutoff, limit));
+      result.alerted.push(...uids);
+      if (uids.length < limit || !(await lease())) break;
+    }
+    for (;;) {
+      const step = await deps.db.begin((tx) =>
+        noticeStep(tx, deps.notifier, now, deps.graceS, digestAbove)
+      );
+      result.recovered.push(...step.recovered.map((r) => r.uid));
+      result.notices += step.notices;
+      if (!step.more) break;
+    }
+  } finally {
+    await sql`delete from sweep_lease where holder = ${holder}`;
   }
   if (result.alerted.length > 0 && deps.gate) await deps.gate();
   if (result.notices > 0) deps.notifier.kick();
-  result.durationMs = performance.now() - started;
-  return result;
+  return done();
 }
 
 /**

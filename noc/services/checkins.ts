@@ -15,6 +15,7 @@ import {
   importEd25519Public,
 } from "../../protocol/crypto/ed25519.ts";
 import { fromBase64Url } from "../../protocol/util/encoding.ts";
+import { createNocInstance, type NocInstance } from "./noc_instance.ts";
 
 /** An appliance row, as authentication needs it. */
 export interface ApplianceAuthRow {
@@ -75,6 +76,11 @@ export interface CheckinStore {
   touchCatalog(uid: string, at: Date): Promise<CatalogTouchRow | undefined>;
   /** Ed25519 public key from its raw base64url form (imported once per key, as a `KeyObject`). */
   publicKey(raw: string): Promise<Ed25519Key>;
+  /**
+   * This instance (one check-in store per instance): its id and whether it has been able to
+   * receive beats without a break (noc/jobs/noc_time.ts).
+   */
+  readonly instance: NocInstance;
 }
 
 /**
@@ -220,6 +226,7 @@ export function createCheckinStore(db: Db): CheckinStore {
   });
 
   return {
+    instance: createNocInstance(),
     findAppliance: find,
     spendNonce: (uid, nonce, expiresAt) => spend({ uid, nonce, expiresAt }),
     recordBeat: beats,

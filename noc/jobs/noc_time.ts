@@ -1,0 +1,210 @@
+/**
+ * The NOC's own time, as the status daemon and nonce pruning rely on it.
+ *
+ * - **Clock check** ({@link checkClock}): an instance's clock is compared with the database's
+ *   `clock_timestamp()`; beyond `settings.clockToleranceS` the instance does not sweep and does
+ *   not prune nonces, and one `clock_skew` notice is raised per episode (from the first instance
+ *   found off until none is), however many instances and sweeps see it.
+ * - **Liveness** ({@link recordLiveness}): each instance records that the NOC is alive (every
+ *   sweep, and every 10 s from main.ts with {@link startLivenessTicker}). An instance that was not
+ *   alive without a break (it just started, its database was unreachable, or it was suspended)
+ *   compares its clock with the last record of any instance: a gap longer than
+ *   {@link livenessBoundS} is time in which no beat could be received, and it is given back to
+ *   the fleet before anyone is judged (the due times of appliances not yet alerted whose deadline
+ *   fell in the gap move forward by it, in one statement), with one `noc_downtime_credited` log
+ *   line.
+ *
+ * @module
+ */
+import type { Clock } from "../clock.ts";
+import type { Db } from "../db/db.ts";
+import type { Notifier } from "../services/notifier.ts";
+import type { Logger } from "../../protocol/util/log.ts";
+import { isContinuous, type NocInstance } from "../services/noc_instance.ts";
+import type { AppDeps } from "../services/deps.ts";
+
+/** Seconds with no instance alive above which the gap is credited to the fleet. */
+export const livenessBoundS = 20;
+
+/** Seconds after which a clock-skew record of an instance that stopped reporting is dropped. */
+const skewRecordTtlS = 600;
+
+/** What {@link checkClock} needs. */
+export interface ClockCheckDeps {
+  /** The database (its clock is the reference). */
+  db: Db;
+  /** This instance's clock. */
+  clock: Clock;
+  /** Where the one `clock_skew` notice of an episode goes. */
+  notifier: Notifier;
+  /** `settings.clockToleranceS`: largest allowed difference, seconds. */
+  settings: { clockToleranceS: number };
+  /** This instance (its id keys its skew record). */
+  checkins: { instance: NocInstance };
+  /** Structured log (a `clock_skew` warning each time work is refused). */
+  log?: Logger;
+}
+
+/** What {@link checkClock} found. */
+export interface ClockCheck {
+  /** True when the instance's clock is within tolerance of the database's. */
+  ok: boolean;
+  /** Instance clock minus database clock, seconds. */
+  skewS: number;
+  /** True when this check raised the episode's notice. */
+  noticed: boolean;
+}
+
+/**
+ * Compares this instance's clock with the database's. Within tolerance: clears this instance's
+ * skew record (ending the episode when it was the last). Beyond: records it, raises the
+ * `clock_skew` notice when no other instance's record was open (one per episode), logs a
+ * `clock_skew` warning, and returns `ok: false`: the caller must not sweep or prune.
+ */
+export async function checkClock(deps: ClockCheckDeps): Promise<ClockCheck> {
+  const { db, clock } = deps;
+  const id = deps.checkins.instance.id;
+  const before = clock.now().getTime();
+  const [row] = await db.sql<{ db_now: Date }>`select clock_timestamp() as db_now`;
+  const after = clock.now().getTime();
+  const dbNow = row!.db_now;
+  const skewMs = clock.offsetFrom
+    ? clock.offsetFrom(dbNow)
+    : (before + after) / 2 - dbNow.getTime();
+  const skewS = Math.round(skewMs) / 1000;
+  const toleranceS = deps.settings.clockToleranceS;
+  if (Math.abs(skewS) <= toleranceS) {
+    await db.sql`
+      delete from clock_skew
+      where instance = ${id} or seen_at < clock_timestamp() - make_interval(secs => ${skewRecordTtlS})`;
+    return { ok: true, skewS, noticed: false };
+  }
+  // The notice is dated on true time (this clock less its skew), as the outbox delivers by it.
+  const trueNow = new Date(after - skewMs);
+  const noticed = await db.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-clock-skew'))`;
+    const [open] = await tx<{ n: number }>`
+      select count(*)::int as n from clock_skew
+      where seen_at >= clock_timestamp() - make_interval(secs => ${skewRecordTtlS})`;
+    await tx`
+      insert into clock_skew (instance, skew_s, seen_at) values (${id}, ${skewS}, clock_timestamp())
+      on conflict (instance) do update set skew_s = excluded.skew_s, seen_at = excluded.seen_at`;
+    if ((open?.n ?? 0) > 0) return false;
+    await deps.notifier.enqueue(tx, {
+      kind: "clock_skew",
+      text: `:warning: A NOC instance's clock is ${Math.abs(skewS)} s ${
+        skewS > 0 ? "ahead of" : "behind"
+      } the database's (tolerance ${toleranceS} s): it does not sweep or prune nonces until it agrees`,
+      payload: {
+        instance: id,
+        skewS,
+        toleranceS,
+        databaseTime: dbNow.toISOString(),
+        instanceTime: new Date(after).toISOString(),
+      },
+    }, trueNow);
+    return true;
+  });
+  deps.log?.warn("clock_skew", { instance: id, skewS, toleranceS, noticed });
+  if (noticed) deps.notifier.kick();
+  return { ok: false, skewS, noticed };
+}
+
+/** What {@link recordLiveness} needs. */
+export interface LivenessDeps {
+  /** The database. */
+  db: Db;
+  /** This instance's clock (checked by {@link checkClock} first). */
+  clock: Clock;
+  /** This instance. */
+  checkins: { instance: NocInstance };
+  /** Structured log. */
+  log?: Logger;
+}
+
+/** What {@link recordLiveness} did. */
+export interface LivenessResult {
+  /** Seconds credited to the fleet (0: the NOC was alive throughout). */
+  creditedS: number;
+  /** Appliances whose due time moved. */
+  credited: number;
+}
+
+/**
+ * Records that the NOC is alive now (on this instance's clock, which the caller has checked).
+ * When this instance was not alive without a break, and no instance recorded liveness for more
+ * than {@link livenessBoundS}, first gives that gap to every appliance not yet alerted whose
+ * deadline (due time plus `graceS`) fell after the last record and whose due time has passed.
+ * The liveness row is locked meanwhile, so a gap is credited once however many instances start
+ * together. Throws when the database fails (this instance is then no longer continuous).
+ */
+export async function recordLiveness(
+  deps: LivenessDeps,
+  graceS: number,
+): Promise<LivenessResult> {
+  const { instance } = deps.checkins;
+  const continuous = isContinuous(instance);
+  const now = deps.clock.now();
+  try {
+    const result = await deps.db.begin(async (tx) => {
+      const [row] = await tx<{ alive_at: Date }>`
+        select alive_at from noc_liveness where id = 1 for update`;
+      let out: LivenessResult = { creditedS: 0, credited: 0 };
+      const gapMs = row ? now.getTime() - row.alive_at.getTime() : 0;
+      if (row && !continuous && gapMs > livenessBoundS * 1000) {
+        const gapS = gapMs / 1000;
+        const from = new Date(row.alive_at.getTime() - graceS * 1000);
+        const [c] = await tx<{ n: number }>`
+          with moved as (
+            update appliances set next_due_at = next_due_at + make_interval(secs => ${gapS})
+            where missing_since is null and revoked_at is null
+              and next_due_at > ${from} and next_due_at <= ${now}
+            returning 1)
+          select count(*)::int as n from moved`;
+        out = { creditedS: gapS, credited: c?.n ?? 0 };
+      }
+      await tx`
+        insert into noc_liveness (id, alive_at) values (1, ${now})
+        on conflict (id) do update set alive_at = greatest(noc_liveness.alive_at, excluded.alive_at)`;
+      return out;
+    });
+    instance.lastAliveMono = performance.now();
+    if (result.creditedS > 0) {
+      deps.log?.warn("noc_downtime_credited", {
+        seconds: Math.round(result.creditedS),
+        appliances: result.credited,
+        until: now.toISOString(),
+      });
+    }
+    return result;
+  } catch (e) {
+    instance.lastAliveMono = null;
+    throw e;
+  }
+}
+
+/**
+ * Records this instance's liveness every `periodS` seconds (after checking its clock), from
+ * start-up on, so an instance starting after downtime credits the gap before its first sweep.
+ * A record missing for three periods (a suspended process) breaks the instance's continuity.
+ * Returns a function that stops it.
+ */
+export function startLivenessTicker(deps: AppDeps, periodS = 10): () => void {
+  deps.checkins.instance.maxQuietMs = 3 * periodS * 1000;
+  let busy = false;
+  const tick = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      if ((await checkClock(deps)).ok) await recordLiveness(deps, deps.settings.graceS);
+    } catch (e) {
+      deps.checkins.instance.lastAliveMono = null;
+      deps.log.warn("liveness_failed", { error: e instanceof Error ? e.message : String(e) });
+    } finally {
+      busy = false;
+    }
+  };
+  void tick();
+  const timer = setInterval(tick, periodS * 1000);
+  return () => clearInterval(timer);
+}
