@@ -29,6 +29,7 @@ import { lineWriter } from "./protocol/util/line_writer.ts";
 import { createApp, type NocRole } from "./noc/app.ts";
 import { openDeps } from "./noc/deps.ts";
 import { statusDaemonJob } from "./noc/jobs/status_daemon.ts";
+import { startLivenessTicker } from "./noc/jobs/noc_time.ts";
 import { noticeDeliveryJob } from "./noc/jobs/notice_delivery.ts";
 import { retentionJob } from "./noc/jobs/retention.ts";
 import { bootstrapAdminToken, devEnrollmentToken } from "./noc/services/startup_secrets.ts";
@@ -62,6 +63,9 @@ async function start(role: NocRole): Promise<AppDeps> {
     ? await bootstrapAdminToken(deps, config)
     : { token: null, path: null, stored: true };
   const enrol = config.dev && adminRole ? await devEnrollmentToken(deps, config) : null;
+  // The roles that sweep record the NOC's liveness from start-up (a gap is credited before any
+  // sweep judges the fleet).
+  if (adminRole) startLivenessTicker(deps);
 
   const listener = listen(config.host, config.port, createApp(deps, { role }).fetch);
   const port = listener.port;
