@@ -1,11 +1,19 @@
 /**
- * Health-gated rollouts: a staged release pauses itself, and notifies, when
- * the share of its appliances that failed to install it (or rolled it back),
- * or that went missing after installing it, passes the release's threshold.
- * Only appliances the release was delivered to count: an outcome from an
- * appliance with no delivery record of that version is kept (it shows in the
- * appliance's history) but moves no figure, so appliances that were never
- * sent a release cannot pause it.
+ * Rollout progress and health-gated rollouts. What each appliance a release was sent to runs is
+ * read from its latest SecureBeat (`appliances.last_report`'s components); its install outcomes
+ * only explain it (an outcome newer than its last beat says what it did since). Each appliance the
+ * release was delivered to is in exactly one {@link RolloutState}, and the gate counts against
+ * the release the ones that failed, reverted to an older version, run a version that is neither
+ * older nor the release (`other`), or went missing after it was sent (an open missed-heartbeat
+ * alert: the status daemon re-checks the gate at the sweep that raises it).
+ *
+ * Only appliances the release was delivered to count: an outcome from an appliance with no
+ * delivery record of that version is kept (it shows in the appliance's history) but moves no
+ * figure, so appliances that were never sent a release cannot pause it.
+ *
+ * Every figure is one statement over the release's delivery records (index
+ * `deliveries_component`), however many releases or appliances: no query per appliance or per
+ * assignment.
  *
  * An appliance's latest outcome for a version it was delivered is what these figures read: the
  * bounds on install history ({@link pruneOutcomes}, the retention job) never remove it while it
@@ -14,77 +22,310 @@
  * @module
  */
 import type { AppDeps } from "./deps.ts";
-import type { Sql } from "../db/db.ts";
+import type { Param, Sql } from "../db/db.ts";
 import { bumpCatalogEpoch } from "./catalogs.ts";
 
-/** An assignment's health figures, over the appliances the version was delivered to. */
-export interface RolloutHealth {
-  /** Appliances sent it whose latest outcome for this version is `installed`. */
-  installed: number;
-  /** Appliances sent it whose latest outcome is `failed` or `rolled_back`. */
-  failed: number;
-  /** Appliances sent it that installed it and are now missing. */
-  missingAfterInstall: number;
-  /** Appliances the component server sent it to. */
-  sent: number;
-}
-
-/** Health figures for one component version. */
-export async function rolloutHealth(
-  deps: Pick<AppDeps, "db">,
-  c: { kind: string; app: string; name: string; version: string },
-): Promise<RolloutHealth> {
-  const [row] = await deps.db.sql<RolloutHealth>`
-    with latest as (
-      select distinct on (o.uid) o.uid, o.outcome from install_outcomes o
-      where o.kind = ${c.kind} and o.app = ${c.app} and o.name = ${c.name} and o.version = ${c.version}
-        and exists (select 1 from deliveries d join components k on k.id = d.component_id
-          where d.uid = o.uid and k.kind = o.kind and k.app = o.app and k.name = o.name
-            and k.version = o.version)
-      order by o.uid, o.reported_at desc, o.id desc
-    )
-    select
-      count(*) filter (where l.outcome = 'installed')::int as installed,
-      count(*) filter (where l.outcome <> 'installed')::int as failed,
-      count(*) filter (where l.outcome = 'installed' and ap.missing_since is not null)::int as "missingAfterInstall",
-      (select count(*)::int from deliveries d join components k on k.id = d.component_id
-        where k.kind = ${c.kind} and k.app = ${c.app} and k.name = ${c.name} and k.version = ${c.version}) as sent
-    from latest l join appliances ap on ap.uid = l.uid`;
-  return row!;
+/** A component version: what a rollout releases. */
+export interface ComponentRef {
+  /** `package` or `file`. */
+  kind: string;
+  /** Application. */
+  app: string;
+  /** Component name. */
+  name: string;
+  /** Version (the rollout's new version). */
+  version: string;
 }
 
 /**
- * Pauses every unpaused, gated assignment whose failure share has passed its
- * threshold (optionally only those of one component). Returns the paused ids.
+ * Where one appliance the release was sent to stands, from what its latest beat says it runs:
+ *
+ * - `running`: it runs the release.
+ * - `unconfirmed`: it reported `installed` and has not beaten since (its next beat says).
+ * - `pending`: it runs an older version (one published before the release) or none, and has
+ *   reported nothing about the release.
+ * - `failed`: it reported `failed` or `rolled_back`, and runs an older version or none (or has not
+ *   beaten since).
+ * - `reverted`: it reported `installed` but its beats since say it runs an older version or none
+ *   (it rolled back by itself).
+ * - `other`: it runs a version that is neither the release nor one published before it, and that
+ *   the NOC has not sent it since.
+ * - `missing`: it has an open missed-heartbeat alert (whatever it last ran).
+ * - `superseded`: it runs a version the NOC sent it after the release (a newer release, or an
+ *   operator's return to an older one): no longer this rollout's business.
+ */
+export type RolloutState =
+  | "running"
+  | "unconfirmed"
+  | "pending"
+  | "failed"
+  | "reverted"
+  | "other"
+  | "missing"
+  | "superseded";
+
+/** Every {@link RolloutState}, in the order the NOC shows them. */
+export const rolloutStates: readonly RolloutState[] = [
+  "running",
+  "unconfirmed",
+  "pending",
+  "failed",
+  "reverted",
+  "other",
+  "missing",
+  "superseded",
+];
+
+/** The states the health gate counts against a release. */
+export const failingStates: readonly RolloutState[] = ["failed", "reverted", "other", "missing"];
+
+/** A rollout's figures, over the (not revoked) appliances the version was delivered to. */
+export interface RolloutProgress {
+  /** Appliances the component server (or a local server) sent it to. */
+  sent: number;
+  /** The gate's successes: states `running` and `unconfirmed`. */
+  installed: number;
+  /** The gate's failures: states `failed`, `reverted`, `other` and `missing`. */
+  failed: number;
+  /** Appliances in each state (they add up to `sent`). */
+  states: Record<RolloutState, number>;
+}
+
+/** An appliance a release was sent to, and where it stands. */
+export interface RolloutAppliance {
+  /** Its UID. */
+  uid: string;
+  /** Host name. */
+  hostname: string;
+  /** Site, if any. */
+  site: string | null;
+  /** Where it stands. */
+  state: RolloutState;
+  /** The version of the component its latest beat lists (null: none listed, or no beat yet). */
+  runningVersion: string | null;
+  /** Its latest outcome for the release, if any: the explanation, not the state. */
+  outcome: { outcome: string; message: string | null; reportedAt: string } | null;
+  /** When it last beat (ISO 8601), if ever. */
+  lastBeatAt: string | null;
+  /** When it was first sent the release (ISO 8601). */
+  sentAt: string;
+  /** Since when it has been missing (ISO 8601), if it is. */
+  missingSince: string | null;
+}
+
+/** A piece of a statement: constant SQL text and the values between its pieces. */
+interface Fragment {
+  strings: readonly string[];
+  values: Param[];
+}
+const fragment = (strings: TemplateStringsArray, ...values: Param[]): Fragment => ({
+  strings: [...strings],
+  values,
+});
+
+/** Runs fragments as one statement (their text is constant: values are always parameters). */
+function run<T>(sql: Sql, ...parts: Fragment[]): Promise<T[]> {
+  const strings: string[] = [];
+  const values: Param[] = [];
+  for (const p of parts) {
+    if (strings.length === 0) strings.push(...p.strings);
+    else {
+      strings[strings.length - 1] += p.strings[0]!;
+      strings.push(...p.strings.slice(1));
+    }
+    values.push(...p.values);
+  }
+  const t = Object.assign([...strings], { raw: [...strings] }) as unknown as TemplateStringsArray;
+  return sql<T>(t, ...values);
+}
+
+/**
+ * The appliances each release in `refs` was delivered to (not revoked), each with its state, as a
+ * CTE `classified` (a statement goes on with `select … from classified`). The running version is
+ * the first entry of the component in the appliance's last report; "older" means published before
+ * the release (a lower component id); the latest outcome is newer than the last beat when its
+ * report came at or after it.
+ */
+function classified(refs: ComponentRef[]): Fragment {
+  return fragment`
+    with releases as (
+      select k.id, k.kind, k.app, k.name, k.version from components k
+      join unnest(${refs.map((r) => r.kind)}::text[], ${refs.map((r) => r.app)}::text[],
+        ${refs.map((r) => r.name)}::text[], ${refs.map((r) => r.version)}::text[])
+        as r(kind, app, name, version)
+        on k.kind = r.kind and k.app = r.app and k.name = r.name and k.version = r.version
+    ),
+    sent as (
+      select rel.id as cid, rel.kind, rel.app, rel.name, rel.version, d.uid, d.first_sent_at,
+        ap.hostname, ap.site, ap.missing_since, ap.last_beat_at,
+        jsonb_path_query_first(ap.last_report,
+          '$.components[*] ? (@.kind == $k && @.app == $a && @.name == $n).version',
+          jsonb_build_object('k', rel.kind, 'a', rel.app, 'n', rel.name)) #>> '{}' as running
+      from releases rel
+      join deliveries d on d.component_id = rel.id
+      join appliances ap on ap.uid = d.uid and ap.revoked_at is null
+    ),
+    classified as (
+      select s.*, o.outcome, o.message, o.reported_at,
+        case
+          when s.missing_since is not null then 'missing'
+          when s.running = s.version then 'running'
+          when exists (
+            select 1 from deliveries d2 join components k2 on k2.id = d2.component_id
+            where d2.uid = s.uid and k2.kind = s.kind and k2.app = s.app and k2.name = s.name
+              and k2.version = s.running and k2.id <> s.cid and d2.last_sent_at > s.first_sent_at)
+            then 'superseded'
+          when o.outcome is not null and (s.last_beat_at is null or o.reported_at >= s.last_beat_at)
+            then case when o.outcome = 'installed' then 'unconfirmed' else 'failed' end
+          when s.running is null or exists (
+            select 1 from components k3
+            where k3.kind = s.kind and k3.app = s.app and k3.name = s.name
+              and k3.version = s.running and k3.id < s.cid)
+            then case when o.outcome is null then 'pending'
+              when o.outcome = 'installed' then 'reverted' else 'failed' end
+          else 'other'
+        end as state
+      from sent s
+      left join lateral (
+        select o.outcome, o.message, o.reported_at from install_outcomes o
+        where o.kind = s.kind and o.app = s.app and o.name = s.name and o.version = s.version
+          and o.uid = s.uid
+        order by o.reported_at desc, o.id desc limit 1
+      ) o on true
+    )`;
+}
+
+const refKey = (r: ComponentRef) => `${r.kind}/${r.app}/${r.name}/${r.version}`;
+
+function emptyProgress(): RolloutProgress {
+  return {
+    sent: 0,
+    installed: 0,
+    failed: 0,
+    states: Object.fromEntries(rolloutStates.map((s) => [s, 0])) as Record<RolloutState, number>,
+  };
+}
+
+/**
+ * The figures of every release in `refs`, in one statement. Returns a map keyed
+ * `kind/app/name/version`; a release nobody was sent has all-zero figures.
+ */
+export async function rolloutProgress(
+  sql: Sql,
+  refs: ComponentRef[],
+): Promise<Map<string, RolloutProgress>> {
+  const out = new Map<string, RolloutProgress>(refs.map((r) => [refKey(r), emptyProgress()]));
+  if (refs.length === 0) return out;
+  const rows = await run<ComponentRef & { state: RolloutState; n: number }>(
+    sql,
+    classified(refs),
+    fragment`
+    select kind, app, name, version, state, count(*)::int as n from classified
+    group by kind, app, name, version, state`,
+  );
+  for (const r of rows) {
+    const p = out.get(refKey(r));
+    if (!p) continue;
+    p.states[r.state] = r.n;
+    p.sent += r.n;
+    if (r.state === "running" || r.state === "unconfirmed") p.installed += r.n;
+    if (failingStates.includes(r.state)) p.failed += r.n;
+  }
+  return out;
+}
+
+/** The figures of one release (as {@link rolloutProgress}). */
+export async function rolloutHealth(
+  deps: Pick<AppDeps, "db">,
+  c: ComponentRef,
+): Promise<RolloutProgress> {
+  return (await rolloutProgress(deps.db.sql, [c])).get(refKey(c))!;
+}
+
+/**
+ * The appliances release `c` was sent to, in UID order after `after`, at most `limit`, optionally
+ * only those in `state`: one statement.
+ */
+export async function rolloutAppliances(
+  sql: Sql,
+  c: ComponentRef,
+  opts: { state?: RolloutState; after?: string; limit: number },
+): Promise<RolloutAppliance[]> {
+  const rows = await run<{
+    uid: string;
+    hostname: string;
+    site: string | null;
+    state: RolloutState;
+    running: string | null;
+    outcome: string | null;
+    message: string | null;
+    reported_at: Date | null;
+    last_beat_at: Date | null;
+    first_sent_at: Date;
+    missing_since: Date | null;
+  }>(
+    sql,
+    classified([c]),
+    fragment`
+    select uid, hostname, site, state, running, outcome, message, reported_at, last_beat_at,
+      first_sent_at, missing_since
+    from classified
+    where (${opts.state ?? null}::text is null or state = ${opts.state ?? null})
+      and (${opts.after ?? null}::uuid is null or uid > ${opts.after ?? null}::uuid)
+    order by uid limit ${opts.limit}`,
+  );
+  return rows.map((r) => ({
+    uid: r.uid,
+    hostname: r.hostname,
+    site: r.site,
+    state: r.state,
+    runningVersion: r.running,
+    outcome: r.outcome
+      ? { outcome: r.outcome, message: r.message, reportedAt: r.reported_at!.toISOString() }
+      : null,
+    lastBeatAt: r.last_beat_at?.toISOString() ?? null,
+    sentAt: r.first_sent_at.toISOString(),
+    missingSince: r.missing_since?.toISOString() ?? null,
+  }));
+}
+
+/**
+ * Pauses every unpaused, gated assignment whose share of failing appliances (states `failed`,
+ * `reverted`, `other`, `missing`, of those counted: these and `running`, `unconfirmed`) has
+ * passed its threshold, once at least `min_sample` are counted (optionally only the assignments
+ * of one component version). The figures of every gated release are read in one statement.
+ * Returns the paused ids.
  */
 export async function gateRollouts(
   deps: AppDeps,
-  only?: { kind: string; app: string; name: string; version: string },
+  only?: ComponentRef,
 ): Promise<number[]> {
-  const gated = await deps.db.sql<{
-    id: number;
-    kind: string;
-    app: string;
-    name: string;
-    version: string;
-    failure_threshold_percent: number;
-    min_sample: number;
-  }>`
+  const gated = await deps.db.sql<
+    ComponentRef & {
+      id: number;
+      failure_threshold_percent: number;
+      min_sample: number;
+    }
+  >`
     select id, kind, app, name, version, failure_threshold_percent, min_sample from assignments
     where not paused and failure_threshold_percent is not null
       and (${only?.kind ?? null}::text is null or (kind = ${only?.kind ?? null} and app = ${
     only?.app ?? null
   }
         and name = ${only?.name ?? null} and version = ${only?.version ?? null}))`;
+  if (gated.length === 0) return [];
+  const figures = await rolloutProgress(deps.db.sql, gated);
   const paused: number[] = [];
   for (const a of gated) {
-    const h = await rolloutHealth(deps, a);
+    const h = figures.get(refKey(a))!;
     const total = h.installed + h.failed;
-    const bad = h.failed + h.missingAfterInstall;
+    const bad = h.failed;
     if (total < a.min_sample || bad * 100 <= a.failure_threshold_percent * total) continue;
     const share = Math.round((bad * 1000) / total) / 10;
+    const why = failingStates.filter((s) => h.states[s] > 0).map((s) => `${h.states[s]} ${s}`)
+      .join(", ");
     const reason =
-      `${share}% of ${total} appliances failed or went missing (threshold ${a.failure_threshold_percent}%)`;
+      `${share}% of ${total} appliances failed or went missing (${why}; threshold ${a.failure_threshold_percent}%)`;
     const now = deps.clock.now();
     const done = await deps.db.begin(async (tx) => {
       const r = await tx`

@@ -1,5 +1,13 @@
-/** `/v1/admin/assignments`: which component version goes to which target, with its rollout percentage, pause and health gate. */
+/**
+ * `/v1/admin/assignments`: which component version goes to which target, with its rollout
+ * percentage, pause and health gate, and its progress: what the appliances it was sent to run,
+ * by their latest beats (`noc/services/rollouts.ts`). `GET /:id/appliances` lists them, each with
+ * its state, the version it runs and its latest outcome.
+ *
+ * @module
+ */
 import { Hono } from "hono";
+import { z } from "zod";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import {
   assignmentListQuery,
@@ -9,7 +17,12 @@ import {
 } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
-import { rolloutHealth } from "../../services/rollouts.ts";
+import {
+  rolloutAppliances,
+  type RolloutProgress,
+  rolloutProgress,
+  rolloutStates,
+} from "../../services/rollouts.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
@@ -30,7 +43,24 @@ interface AssignmentRow {
   created_at: Date;
   updated_at: Date;
 }
-async function assignmentJson(deps: AppDeps, r: AssignmentRow): Promise<Record<string, unknown>> {
+/** `GET /v1/admin/assignments/:id/appliances`. */
+const rolloutAppliancesQuery = z.strictObject({
+  state: z.enum(rolloutStates as [string, ...string[]]).optional(),
+  after: z.uuid({ message: "must be a UUID (the last uid of the previous page)" }).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** The assignments `rows` as the API answers them, with their progress read in one statement. */
+async function assignmentsJson(
+  deps: AppDeps,
+  rows: AssignmentRow[],
+): Promise<Record<string, unknown>[]> {
+  const figures = await rolloutProgress(deps.db.sql, rows);
+  return rows.map((r) =>
+    assignmentJson(r, figures.get(`${r.kind}/${r.app}/${r.name}/${r.version}`)!)
+  );
+}
+function assignmentJson(r: AssignmentRow, progress: RolloutProgress): Record<string, unknown> {
   return {
     id: r.id,
     kind: r.kind,
@@ -47,8 +77,11 @@ async function assignmentJson(deps: AppDeps, r: AssignmentRow): Promise<Record<s
     minSample: r.min_sample,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
-    progress: await rolloutHealth(deps, r),
+    progress,
   };
+}
+async function oneJson(deps: AppDeps, r: AssignmentRow): Promise<Record<string, unknown>> {
+  return (await assignmentsJson(deps, [r]))[0]!;
 }
 async function loadAssignment(sql: Sql, id: number): Promise<AssignmentRow> {
   const [row] = await sql<AssignmentRow>`select * from assignments where id = ${id}`;
@@ -83,7 +116,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
         return r!;
       });
       deps.log.info("assignment_created", { id: row.id, by: c.get("admin") });
-      return c.json(await assignmentJson(deps, row), 201);
+      return c.json(await oneJson(deps, row), 201);
     })
     .get("/", validate("query", assignmentListQuery), async (c) => {
       const f = c.req.valid("query");
@@ -92,13 +125,31 @@ export function assignmentAdminRoutes(deps: AppDeps) {
         where (${f.app ?? null}::text is null or app = ${f.app ?? null})
           and (${f.name ?? null}::text is null or name = ${f.name ?? null})
         order by id desc limit 1000`;
-      return c.json({ items: await Promise.all(rows.map((r) => assignmentJson(deps, r))) });
+      return c.json({ items: await assignmentsJson(deps, rows) });
     })
     .get("/:id", validate("param", idParam), async (c) => {
       return c.json(
-        await assignmentJson(deps, await loadAssignment(deps.db.sql, c.req.valid("param").id)),
+        await oneJson(deps, await loadAssignment(deps.db.sql, c.req.valid("param").id)),
       );
     })
+    .get(
+      "/:id/appliances",
+      validate("param", idParam),
+      validate("query", rolloutAppliancesQuery),
+      async (c) => {
+        const a = await loadAssignment(deps.db.sql, c.req.valid("param").id);
+        const q = c.req.valid("query");
+        const items = await rolloutAppliances(deps.db.sql, a, {
+          ...(q.state ? { state: q.state as (typeof rolloutStates)[number] } : {}),
+          ...(q.after ? { after: q.after } : {}),
+          limit: q.limit,
+        });
+        return c.json({
+          items,
+          nextAfter: items.length === q.limit ? items[items.length - 1]!.uid : null,
+        });
+      },
+    )
     .patch(
       "/:id",
       validate("param", idParam),
@@ -123,7 +174,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
           return await loadAssignment(tx, id);
         });
         deps.log.info("assignment_updated", { id, changes: p, by: c.get("admin") });
-        return c.json(await assignmentJson(deps, row));
+        return c.json(await oneJson(deps, row));
       },
     )
     .delete("/:id", validate("param", idParam), async (c) => {
