@@ -17,6 +17,8 @@ import { z } from "zod";
 import * as s from "../../../protocol/schemas.ts";
 import { signedFileinfoSchema } from "../../../protocol/fileinfo.ts";
 import { releaseKeyBodySchema } from "../admin/release_keys.ts";
+import { createTokenBody } from "../admin/enrollment_tokens.ts";
+import { listQuery as listAppliancesQuery } from "../admin/appliances.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { docsPage } from "./openapi_viewer.ts";
@@ -188,7 +190,13 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       tag: "appliance",
       auth: "token",
       body: s.enrollSchema,
-      responses: { "201": "Enrolled: UID, interval, NOC keys" },
+      responses: {
+        "201":
+          "Enrolled: UID, interval, NOC keys; `supersedes`: the records of this name it retired",
+        "409":
+          "`appliance_exists`: an active appliance of this hostname is in the token's site and " +
+          "re-enrolment is `refuse` (token unspent; `existing` lists it); `key_in_use`",
+      },
       bodies: { "201": r.enrolled },
     },
     {
@@ -372,7 +380,7 @@ function adminOperations(): Operation[] {
       "Create a one-time enrolment token",
       "enrolment",
       created(r.enrollmentToken),
-      { body: s.createEnrollmentTokenSchema },
+      { body: createTokenBody },
     ),
     admin(
       "get",
@@ -396,7 +404,7 @@ function adminOperations(): Operation[] {
       "List appliances (filters, keyset pages)",
       "appliances",
       ok(r.lists.appliances, "A page of appliances and the next cursor"),
-      { query: s.listAppliancesQuery },
+      { query: listAppliancesQuery },
     ),
     admin(
       "get",

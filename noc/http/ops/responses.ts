@@ -49,6 +49,9 @@ export const enrolled = z.object({
   site: z.string().nullable(),
   channel: z.string().nullable(),
   tags: z.array(z.string()),
+  supersedes: z.array(uid).describe(
+    "The records of this hostname in this site it retired (a re-imaged appliance); usually empty",
+  ),
 });
 
 /** `POST /v1/beats` 200. */
@@ -158,6 +161,8 @@ export const enrollmentToken = z.object({
   site: z.string().nullable(),
   channel: z.string().nullable(),
   tags: z.array(z.string()),
+  reenrolment: z.enum(["supersede", "refuse"]).nullable()
+    .describe("What enrolling a name an active appliance holds does; null: NOC_REENROLMENT"),
   purpose: z.enum(["appliance", "local-server"]),
   status: z.enum(["unused", "used", "expired", "revoked"]),
   createdAt: time,
@@ -191,6 +196,8 @@ export const appliance = z.object({
   missingSince: time.nullable(),
   revokedAt: time.nullable(),
   revokedReason: z.string().nullable(),
+  supersededBy: uid.nullable().describe("Retired by a re-enrolment: the record that replaced it"),
+  supersedes: z.array(uid).describe("The records this one replaced when it enrolled"),
 });
 
 /** `GET /v1/admin/appliances/:uid`. */
