@@ -498,7 +498,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       await journal({
         ...pick(entry),
         outcome: e instanceof RolledBack ? "rolled_back" : "failed",
-        message: `${d.code}: ${d.message}`.slice(0, 2000),
+        message: `${d.code}${nth(attempts)}: ${d.message}`.slice(0, 2000),
       });
       ctx.log.error("install_failed", { component: label, reason: d.code, message: d.message });
       if (d.code === "write_failed") break;
@@ -529,13 +529,17 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       await journal({
         ...pick(entry),
         outcome: "rolled_back",
-        message: r.outcome === "rolled_back" ? r.message : why,
+        message: `${r.outcome === "rolled_back" ? r.message : why}${nth(attempts + 1)}`,
       });
       problems.push({ ...pick(entry), kind: "package", code: "rolled_back", message: why });
     } catch (e) {
       const d = describe(e);
       problems.push({ ...pick(entry), kind: "package", code: d.code, message: d.message });
-      await journal({ ...pick(entry), outcome: "failed", message: d.message.slice(0, 2000) });
+      await journal({
+        ...pick(entry),
+        outcome: "failed",
+        message: `${d.message.slice(0, 1900)}${nth(attempts + 1)}`,
+      });
     }
     state.failures[k] = {
       version: entry.version,
@@ -582,6 +586,14 @@ async function storedCatalog(
 }
 
 class RolledBack extends Error {}
+
+/**
+ * " (attempt n)" from the second attempt on: an outcome message names its attempt, so the NOC can
+ * tell a retry that failed the same way from a report sent again (noc/http/v1/installs.ts).
+ */
+function nth(attempts: number): string {
+  return attempts > 1 ? ` (attempt ${attempts})` : "";
+}
 
 /** Text the NOC stores: no NUL, no lone surrogate (a cut can split a pair), at most `max` characters. */
 function clean(s: string, max: number): string {

@@ -51,13 +51,14 @@ async function names(dir: string): Promise<string[]> {
 
 /**
  * Writes `report` durably to the journal of state folder `state` (write, fsync, rename, fsync of
- * the folder); throws when it cannot (a full or read-only disk), and the caller keeps the outcome
+ * the folder), keeping the newest `max`; throws when it cannot (a full or read-only disk), and the caller keeps the outcome
  * some other way.
  */
 export async function journalOutcome(
   state: string,
   report: InstallReport,
   now: Date,
+  max: number = MAX_JOURNALLED,
 ): Promise<void> {
   const dir = statePaths(state).outcomes;
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
@@ -70,7 +71,7 @@ export async function journalOutcome(
     report,
   });
   // Bounded: the oldest beyond the limit are dropped.
-  for (const old of held.slice(0, Math.max(0, held.length + 1 - MAX_JOURNALLED))) {
+  for (const old of held.slice(0, Math.max(0, held.length + 1 - max))) {
     await Deno.remove(`${dir}/${old}`).catch(() => {});
   }
 }

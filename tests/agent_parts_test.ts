@@ -9,6 +9,14 @@ import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
 import { agentPermissionFlags, compileCommand } from "../agent/permissions.ts";
 import { sha256, toHex } from "../protocol/util/encoding.ts";
 import { agentBox } from "./_agent.ts";
+import { runProgram } from "../agent/proc.ts";
+import {
+  parseProcStats,
+  procStats,
+  programGuard,
+  settleLeftovers,
+} from "../agent/install_guard.ts";
+import { journalled, journalOutcome, MAX_JOURNALLED } from "../agent/outcome_journal.ts";
 
 Deno.test("agent configuration: flags win over environment, which wins over agent.json", async () => {
   const state = await Deno.makeTempDir();
@@ -267,5 +275,124 @@ Deno.test("a download dripping a byte at a time is given up at its overall deadl
   } finally {
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("/proc/<pid>/stat lines parse past a command name holding spaces and parentheses", () => {
+  const tail = "S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200";
+  const [a, b] = parseProcStats(`4242 (sh) ${tail}\n77 (a) (b c) ${tail}\ngarbage\n`);
+  assert.deepEqual(a, { pid: 4242, state: "S", pgrp: 4242, session: 4242, startTicks: 987654n });
+  assert.equal(b!.pid, 77);
+  assert.equal(b!.startTicks, 987654n);
+});
+
+Deno.test("an install program starts only once its process group is recorded, and never if that fails", async () => {
+  const state = await Deno.makeTempDir();
+  try {
+    const marker = `${state}/ran`;
+    const argv = ["/bin/sh", "-c", `echo $$ > "${marker}"`];
+    // Recorded first: while beforeStart runs the program has not started, and it leads its group.
+    let seen: { pid: number; group: boolean; ranYet: boolean; pgrp?: number } | null = null;
+    const ok = await runProgram(argv, {
+      cwd: state,
+      env: {},
+      timeoutMs: 10_000,
+      beforeStart: async (pid, group) => {
+        const [stat] = await procStats(pid);
+        seen = { pid, group, ranYet: await Deno.stat(marker).then(() => true, () => false) };
+        if (stat) seen.pgrp = stat.pgrp;
+      },
+    });
+    assert.equal(ok.code, 0, ok.stderr);
+    const s = seen as unknown as { pid: number; group: boolean; ranYet: boolean; pgrp?: number };
+    assert.equal(s.ranYet, false, "the program waits for the record");
+    assert.equal(s.group, true);
+    assert.equal(s.pgrp, s.pid, "the program leads a process group of its own");
+    assert.equal((await Deno.readTextFile(marker)).trim(), String(s.pid), "same process");
+    await Deno.remove(marker);
+    // A record that cannot be written: the program never runs.
+    const refused = await runProgram(argv, {
+      cwd: state,
+      env: {},
+      timeoutMs: 10_000,
+      beforeStart: () => Promise.reject(new Error("disk full")),
+    });
+    assert.equal(refused.spawnError, "disk full");
+    assert.equal(await Deno.stat(marker).then(() => true, () => false), false);
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("a leftover install's process group is stopped at the next cycle's start; a reused pid is left alone", async () => {
+  const state = await Deno.makeTempDir();
+  const log = silentLog;
+  try {
+    const what = { kind: "package", app: "demo", name: "demo", version: "2" } as const;
+    // A program recorded as an earlier run's install, still running (it and a child it started).
+    const guard = programGuard(state, { ...what, action: "install" }, () => new Date());
+    const started = Promise.withResolvers<number>();
+    const running = runProgram(["/bin/sh", "-c", "sleep 600 & wait"], {
+      cwd: state,
+      env: {},
+      timeoutMs: 600_000,
+      beforeStart: async (pid, group) => {
+        await guard.beforeStart(pid, group);
+        started.resolve(pid);
+      },
+    });
+    const pid = await started.promise;
+    const recorded = JSON.parse(await Deno.readTextFile(`${state}/running.json`));
+    assert.equal(recorded.programs[0].pid, pid);
+    // A second record whose pid is alive but started at another time (pid reuse): this process.
+    recorded.programs.push({
+      ...recorded.programs[0],
+      pid: Deno.pid,
+      name: "other",
+      startTicks: "1",
+    });
+    await Deno.writeTextFile(`${state}/running.json`, JSON.stringify(recorded));
+    const left = await settleLeftovers({ config: { state }, log }, 2_000);
+    assert.deepEqual(left.dropped, ["package/demo/demo", "package/demo/other"]);
+    assert.equal(left.blocked, false);
+    const r = await running;
+    assert.equal(r.code, 143, "killed by SIGTERM");
+    const alive = (await procStats()).filter((p) => p.pgrp === pid && p.state !== "Z");
+    assert.deepEqual(alive, [], "nothing of its group lives");
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(`${state}/running.json`)).programs, []);
+    // Nothing recorded: nothing to do.
+    assert.deepEqual(await settleLeftovers({ config: { state }, log }), {
+      dropped: [],
+      problems: [],
+      blocked: false,
+    });
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("the outcome journal keeps outcomes in order across restarts, bounded, and drops damaged files", async () => {
+  const state = await Deno.makeTempDir();
+  try {
+    const report = (version: string) => ({
+      kind: "package" as const,
+      app: "demo",
+      name: "demo",
+      version,
+      outcome: "installed" as const,
+    });
+    for (const v of ["1", "2", "3"]) await journalOutcome(state, report(v), new Date());
+    await Deno.writeTextFile(`${state}/outcomes/000000000004.json`, "{ not json");
+    const { outcomes, damaged } = await journalled(state);
+    assert.deepEqual(outcomes.map((o) => o.report.version), ["1", "2", "3"]);
+    assert.equal(damaged.length, 1);
+    for (let i = 0; i < MAX_JOURNALLED; i++) {
+      await journalOutcome(state, report(`n${i}`), new Date());
+    }
+    const after = (await journalled(state)).outcomes;
+    assert.equal(after.length, MAX_JOURNALLED);
+    assert.equal(after.at(-1)!.report.version, `n${MAX_JOURNALLED - 1}`);
+  } finally {
+    await Deno.remove(state, { recursive: true });
   }
 });

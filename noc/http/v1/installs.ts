@@ -5,8 +5,10 @@
  *
  * A report may come again: the agent journals each outcome and sends it until the NOC acknowledges
  * it, so an answer lost to a crash or a cut connection means the same outcomes are sent once more.
- * An outcome that repeats the appliance's latest one for that component (same version, outcome and
- * message) is not stored again; `recorded` counts the ones stored. Reports from one appliance are
+ * Where a report's outcomes of a component begin with the appliance's latest outcomes of that
+ * component, in the same order (same version, outcome and message), those are a re-send and are
+ * not stored again; `recorded` counts the outcomes stored. (The agent numbers its attempts in the
+ * message of a failure or rollback, so a retry that fails the same way is not taken for one.) Reports from one appliance are
  * taken one at a time (its row is locked), so two copies of one report cannot both be stored.
  *
  * What one appliance stores is bounded: a report's outcomes are written in one statement, and
@@ -32,27 +34,46 @@ export function installRoutes(deps: AppDeps) {
     const now = deps.clock.now();
     const { delivered, fresh } = await deps.db.begin(async (tx) => {
       await tx`select 1 from appliances where uid = ${a.uid} for update`;
-      // The appliance's latest outcome of each component reported: a result equal to the one
-      // before it (that, or the previous result of the same component in this report) is a repeat.
-      const latest = await tx<
-        { key: string; version: string; outcome: string; message: string | null }
-      >`
-        select distinct on (o.kind, o.app, o.name) o.kind || '/' || o.app || '/' || o.name as key,
-          o.version, o.outcome, o.message
-        from install_outcomes o
-        where o.uid = ${a.uid} and (o.kind, o.app, o.name) in (
-          select * from unnest(${results.map((r) => r.kind)}::text[], ${
-        results.map((r) => r.app)
-      }::text[], ${results.map((r) => r.name)}::text[]))
-        order by o.kind, o.app, o.name, o.reported_at desc, o.id desc`;
-      const last = new Map(latest.map((l) => [l.key, l]));
+      // A re-sent report: for each component, its outcomes in this report begin with what the
+      // appliance's latest outcomes of it already are, in the same order. Those are not stored again.
+      type Seen = { version: string; outcome: string; message: string | null };
+      const reported = new Map<string, Seen[]>();
+      for (const r of results) {
+        const key = `${r.kind}/${r.app}/${r.name}`;
+        reported.set(key, [...reported.get(key) ?? [], { ...r, message: r.message ?? null }]);
+      }
+      const most = Math.max(...[...reported.values()].map((s) => s.length));
+      const tails = new Map<string, Seen[]>();
+      for (
+        const t of await tx<Seen & { key: string }>`
+        select key, version, outcome, message from (
+          select o.kind || '/' || o.app || '/' || o.name as key, o.version, o.outcome, o.message,
+            row_number() over (partition by o.kind, o.app, o.name
+              order by o.reported_at desc, o.id desc) as n
+          from install_outcomes o
+          where o.uid = ${a.uid} and (o.kind, o.app, o.name) in (
+            select * from unnest(${results.map((r) => r.kind)}::text[], ${
+          results.map((r) => r.app)
+        }::text[], ${results.map((r) => r.name)}::text[]))
+        ) t where n <= ${most} order by key, n desc`
+      ) tails.set(t.key, [...tails.get(t.key) ?? [], t]);
+      const same = (x: Seen, y: Seen) =>
+        x.version === y.version && x.outcome === y.outcome && x.message === y.message;
+      const repeats = new Map<string, number>();
+      for (const [key, sent] of reported) {
+        const tail = tails.get(key) ?? [];
+        for (let k = Math.min(sent.length, tail.length); k > 0; k--) {
+          if (sent.slice(0, k).every((x, i) => same(x, tail[tail.length - k + i]!))) {
+            repeats.set(key, k);
+            break;
+          }
+        }
+      }
       const fresh = results.filter((r) => {
         const key = `${r.kind}/${r.app}/${r.name}`;
-        const before = last.get(key);
-        const message = r.message ?? null;
-        last.set(key, { key, version: r.version, outcome: r.outcome, message });
-        return !(before && before.version === r.version && before.outcome === r.outcome &&
-          before.message === message);
+        const left = repeats.get(key) ?? 0;
+        if (left > 0) repeats.set(key, left - 1);
+        return left === 0;
       });
       // One statement for the whole report, in the order reported.
       if (fresh.length > 0) {
