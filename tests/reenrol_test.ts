@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { count, dbTest, testNoc } from "./_harness.ts";
 import { enroll, generateApplianceKeys, NocError } from "../protocol/client.ts";
 import { sweep } from "../noc/jobs/status_daemon.ts";
+import { recentlyRevoked } from "../noc/services/local_servers.ts";
 
 const grace = 300;
 
@@ -62,6 +63,8 @@ dbTest(
 
     // Its key is refused as revoked.
     await refused(old.beat(), 401, "revoked_key");
+    // Its site's local servers learn of it at their next sync, and refuse its grants.
+    assert.deepEqual(await recentlyRevoked(db.sql, "hq", noc.clock.now()), [old.uid]);
 
     // The fleet shows one mail-gw-7; a filter shows the retired record.
     const list = await noc.admin("GET", "/v1/admin/appliances?q=mail-gw-7");
