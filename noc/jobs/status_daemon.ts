@@ -358,5 +358,7 @@ export async function statusDaemonJob(deps: AppDeps): Promise<void> {
     ms: Math.round(r.durationMs),
     noncesPruned: nonces,
     pruneMs: Math.round(performance.now() - pruneStart),
+    ...(r.skipped ? { skipped: r.skipped } : {}),
+    ...(r.creditedS > 0 ? { creditedS: Math.round(r.creditedS) } : {}),
   });
 }
