@@ -490,6 +490,8 @@ dbTest(
       }),
       200,
     );
+    const sentTo = await admin("GET", `/v1/admin/assignments/${assigned.id}/appliances`, 200);
+    assert.equal(sentTo.body.items[0]?.state, "running", JSON.stringify(sentTo.body));
     await send(await signed("GET", "/v1/wake?wait=0"), 200);
     const release = await generateEd25519();
     const releaseKey = toBase64Url(await exportRawPublic(release.publicKey));

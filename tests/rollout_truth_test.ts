@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { countingDb, dbTest, type TestAppliance, type TestNoc, testNoc } from "./_harness.ts";
 import { fetchCatalog, publishAndAssign } from "./_components.ts";
 import { gateRollouts } from "../noc/services/rollouts.ts";
+import { signIn } from "./_console.ts";
 
 /** Short beats, so going missing takes little manual time: due every 60 s, missing 30 s later. */
 const settings = { reportIntervalS: 60, graceS: 30 };
@@ -131,6 +132,11 @@ dbTest(
     assert.equal(row.state, "reverted");
     assert.equal(row.runningVersion, "1");
     assert.equal(row.outcome.outcome, "installed", "the outcome is kept as the explanation");
+    // The console's Releases page says the same.
+    const page = await (await (await signIn(noc)).get("/ui/releases")).text();
+    const tr = page.slice(page.indexOf(`data-assignment="${id}"`));
+    assert.match(tr, /data-installed[^>]*>0</);
+    assert.match(tr, /data-states[^>]*>1 reverted</);
     // The gate counts it as failed: 1 of 1 is over 50%.
     assert.equal(got.paused, false);
     assert.deepEqual(await gateRollouts(noc.deps), [id]);

@@ -44,7 +44,7 @@ interface AssignmentRow {
   updated_at: Date;
 }
 /** `GET /v1/admin/assignments/:id/appliances`. */
-const rolloutAppliancesQuery = z.strictObject({
+export const rolloutAppliancesQuery = z.strictObject({
   state: z.enum(rolloutStates as [string, ...string[]]).optional(),
   after: z.uuid({ message: "must be a UUID (the last uid of the previous page)" }).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),

@@ -17,6 +17,7 @@ import { z } from "zod";
 import * as s from "../../../protocol/schemas.ts";
 import { signedFileinfoSchema } from "../../../protocol/fileinfo.ts";
 import { releaseKeyBodySchema } from "../admin/release_keys.ts";
+import { rolloutAppliancesQuery } from "../admin/assignments.ts";
 import { createTokenBody } from "../admin/enrollment_tokens.ts";
 import { listQuery as listAppliancesQuery } from "../admin/appliances.ts";
 import type { AppDeps } from "../../services/deps.ts";
@@ -611,6 +612,14 @@ function adminOperations(): Operation[] {
     admin("get", "/assignments/:id", "One assignment with progress", "releases", ok(r.assignment), {
       params: idParam,
     }),
+    admin(
+      "get",
+      "/assignments/:id/appliances",
+      "The appliances a release was sent to: state, running version, outcome (UID pages)",
+      "releases",
+      ok(r.rolloutAppliances),
+      { params: idParam, query: rolloutAppliancesQuery },
+    ),
     admin(
       "patch",
       "/assignments/:id",

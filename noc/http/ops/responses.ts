@@ -408,6 +408,40 @@ export const fileinfo = z.object({
   updatedAt: time,
 });
 
+/** Where an appliance a release was sent to stands (noc/services/rollouts.ts). */
+const rolloutState = z.enum([
+  "running",
+  "unconfirmed",
+  "pending",
+  "failed",
+  "reverted",
+  "other",
+  "missing",
+  "superseded",
+]).describe(
+  "From its latest beat: running (runs the release), unconfirmed (reported installed, no beat " +
+    "since), pending (runs an older version or none, no outcome), failed, reverted (reported " +
+    "installed, now runs an older version), other (runs a version neither older nor the " +
+    "release), missing (open missed-heartbeat alert), superseded (runs a version sent later)",
+);
+
+/** A rollout's figures over the appliances its version was delivered to. */
+const rolloutProgress = z.object({
+  sent: count.describe("Appliances (not revoked) the version was delivered to"),
+  installed: count.describe("The gate's successes: states running and unconfirmed"),
+  failed: count.describe("The gate's failures: states failed, reverted, other and missing"),
+  states: z.object({
+    running: count,
+    unconfirmed: count,
+    pending: count,
+    failed: count,
+    reverted: count,
+    other: count,
+    missing: count,
+    superseded: count,
+  }).describe("Appliances in each state; they add up to sent"),
+});
+
 /** An assignment, with its rollout's figures. */
 export const assignment = z.object({
   id: z.number().int(),
@@ -426,7 +460,24 @@ export const assignment = z.object({
   minSample: z.number().int(),
   createdAt: time,
   updatedAt: time,
-  progress: z.object({ installed: count, failed: count, missingAfterInstall: count, sent: count }),
+  progress: rolloutProgress,
+});
+
+/** `GET /v1/admin/assignments/:id/appliances`: the appliances a release was sent to. */
+export const rolloutAppliances = items(z.object({
+  uid,
+  hostname: z.string(),
+  site: z.string().nullable(),
+  state: rolloutState,
+  runningVersion: z.string().nullable()
+    .describe("The version of the component its latest beat lists; null: none, or no beat yet"),
+  outcome: z.object({ outcome: z.string(), message: z.string().nullable(), reportedAt: time })
+    .nullable().describe("Its latest install outcome of the release: the explanation"),
+  lastBeatAt: time.nullable(),
+  sentAt: time.describe("When it was first sent the release"),
+  missingSince: time.nullable(),
+})).extend({
+  nextAfter: uid.nullable().describe("Pass as `after` for the next page; null: last page"),
 });
 
 /** A hold. */

@@ -42,9 +42,22 @@ const assignmentListSchema = z.object({
     rolloutPercent: z.number(),
     paused: z.boolean(),
     pausedReason: z.string().nullable(),
-    progress: z.object({ installed: z.number(), sent: z.number(), failed: z.number() }),
+    progress: z.object({
+      installed: z.number(),
+      sent: z.number(),
+      failed: z.number(),
+      states: z.record(z.string(), z.number()),
+    }),
   })),
 });
+
+/**
+ * A rollout's appliances by state, as the page words them (only states someone is in): from what
+ * each appliance last reported running (noc/services/rollouts.ts).
+ */
+export function stateSummary(states: Record<string, number>): string {
+  return Object.entries(states).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(" · ");
+}
 
 /** An assignment as the page shows it. */
 export type Assignment = z.infer<typeof assignmentListSchema>["items"][number];
@@ -103,7 +116,8 @@ export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
         <th>rollout</th>
         <th class="num">running it</th>
         <th class="num">sent</th>
-        <th class="num">failed</th>
+        <th class="num">failing</th>
+        <th>what they run</th>
         <th>change</th>
       </tr>
       {props.items.map((a) => (
@@ -117,7 +131,8 @@ export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
           </td>
           <td class="num" data-installed>{a.progress.installed}</td>
           <td class="num">{a.progress.sent}</td>
-          <td class="num">{a.progress.failed}</td>
+          <td class="num" data-failed>{a.progress.failed}</td>
+          <td data-states>{stateSummary(a.progress.states)}</td>
           <td>
             <form method="post" action={`/ui/releases/assignments/${a.id}`} class="inline">
               <Csrf ctx={props.ctx} />
