@@ -21,6 +21,7 @@ import { runLoop } from "./run.ts";
 import { agentLog } from "./log.ts";
 import { AgentError } from "./errors.ts";
 import { loadIdentity, loadInstalled, loadState } from "./state.ts";
+import { journalled } from "./outcome_journal.ts";
 import { onlyFlags, UsageError, usageExitCode } from "../protocol/util/args.ts";
 
 const common = `
@@ -195,7 +196,9 @@ async function statusCommand(config: AgentConfig, flags: Flags): Promise<number>
     nextDueAt: state.nextDueAt,
     intervalS: state.intervalS,
     failures: state.failures,
-    pendingReports: state.pendingReports.length,
+    // Outcomes not yet acknowledged by the NOC: the journal's, and any only state.json holds.
+    pendingReports: state.pendingReports.length +
+      (await journalled(config.state).catch(() => ({ outcomes: [] }))).outcomes.length,
   };
   if (flags.json) {
     console.log(JSON.stringify(status, null, 2));
