@@ -63,7 +63,14 @@ export async function openDeps(
   // when the NOC's key may sign packages (never in release-keys-only mode).
   const resigned = await resignFileinfo({ db, keys, clock });
   if (resigned > 0) log.info("fileinfo_resigned", { count: resigned });
-  const notifier = await createNotifier({ db, clock, log, webhooks: config.webhookUrls, metrics });
+  const notifier = await createNotifier({
+    db,
+    clock,
+    log,
+    webhooks: config.webhookUrls,
+    metrics,
+    timeoutMs: config.settings.webhookTimeoutS * 1000,
+  });
   return createDeps({
     db,
     clock,

@@ -1,11 +1,19 @@
 /**
  * Administrator notices through an outbox. A notice is written in the same
  * transaction as the change it reports, with one delivery row per target (the
- * structured log, then each webhook). Delivery happens after commit, per
- * target in notice order, with retries and capped exponential backoff; a
- * target that is down holds its queue and gets everything, in order, once it
- * is back. A lease per target keeps two NOC instances from sending the same
- * notice twice.
+ * structured log, then each webhook). Delivery happens after commit; every
+ * target is a queue of its own, served independently of the others (a slow
+ * or down webhook never delays another), in notice order, one notice at a
+ * time, with retries and capped exponential backoff. A target that refuses
+ * (an HTTP error, no connection) holds its queue and gets everything, in
+ * order, once it is back. An attempt that gets no answer within the timeout
+ * (`NOC_WEBHOOK_TIMEOUT_S`) may still have reached the receiver: the next one
+ * waits twice as long, and after {@link maxTimeouts} timed-out attempts the
+ * notice is given up (`notice_delivery_abandoned`) and the queue moves on, so
+ * a receiver slower than the timeout gets each notice at most that many times
+ * and never stalls the notices behind it. Delivery is at least once: the body
+ * and the `X-NOC-Notice-Id` header carry the notice id to deduplicate on. A
+ * lease per target keeps two NOC instances from sending the same notice twice.
  *
  * @module
  */
@@ -41,8 +49,20 @@ export interface Target {
   key: string;
   /** Human label (no secrets). */
   label: string;
-  /** Delivers one notice; throws when it was not accepted. */
-  send(notice: Notice): Promise<void>;
+  /**
+   * Delivers one notice; throws when it was not accepted ({@link DeliveryTimeout} when no answer
+   * came within `timeoutMs`, this attempt's time limit).
+   */
+  send(notice: Notice, timeoutMs: number): Promise<void>;
+}
+
+/** A delivery attempt that got no answer in time (the receiver may still have taken it). */
+export class DeliveryTimeout extends Error {
+  /** @param ms the attempt's time limit, milliseconds */
+  constructor(ms: number) {
+    super(`Timed out: no answer within ${ms / 1000} s`);
+    this.name = "DeliveryTimeout";
+  }
 }
 
 /** What one delivery pass did. */
@@ -51,6 +71,8 @@ export interface DeliveryReport {
   delivered: number;
   /** Attempts that failed (each holds its target until its retry time). */
   failed: number;
+  /** Notices given up after {@link maxTimeouts} timed-out attempts. */
+  abandoned: number;
 }
 
 /** Queues notices and delivers them. */
@@ -77,7 +99,10 @@ export interface NotifierOptions {
   webhooks?: readonly string[];
   /** Fetch to deliver with (the global one by default). */
   fetch?: typeof fetch;
-  /** Per-attempt timeout, milliseconds (10 s by default). */
+  /**
+   * Time limit of a notice's first attempt to a webhook, milliseconds (`NOC_WEBHOOK_TIMEOUT_S`;
+   * 10 s by default); it doubles with each attempt of that notice that timed out.
+   */
   timeoutMs?: number;
   /** Whether `kick()` delivers in the background (true by default; tests call `deliver()`). */
   autoDeliver?: boolean;
@@ -87,8 +112,24 @@ export interface NotifierOptions {
   metrics?: Metrics;
 }
 
-/** How long one delivery lease lasts without renewal, seconds (longer than one send's timeout). */
-const leaseS = 120;
+/**
+ * Timed-out attempts after which a notice is given up for a target (the queue then moves on):
+ * the most times a receiver slower than every attempt's limit is sent one notice.
+ */
+export const maxTimeouts = 3;
+
+/** Time limit of an attempt after `timeouts` timed-out ones: `baseMs` doubling. */
+export function attemptTimeoutMs(baseMs: number, timeouts: number): number {
+  return baseMs * 2 ** Math.min(timeouts, maxTimeouts - 1);
+}
+
+/**
+ * How long one delivery lease lasts without renewal, seconds: longer than the longest attempt
+ * (renewed before each), so that no other instance sends while one still waits for an answer.
+ */
+export function leaseSeconds(baseMs: number): number {
+  return Math.max(120, Math.ceil(attemptTimeoutMs(baseMs, maxTimeouts) / 1000) + 60);
+}
 
 /** Delay before retry `attempt` (1-based): 10 s doubling, capped at 10 minutes. */
 export function retryDelayS(attempt: number): number {
@@ -116,7 +157,10 @@ export function slackText(text: string): string {
   return escaped.length > 3000 ? `${escaped.slice(0, 2999)}…` : escaped;
 }
 
-/** A webhook target for `url`; its key is derived from the URL so secrets in it are not stored twice. */
+/**
+ * A webhook target for `url`; its key is derived from the URL so secrets in it are not stored
+ * twice. `timeoutMs` is an attempt's time limit when `send` is given none.
+ */
 export async function webhookTarget(
   url: string,
   fetchImpl: typeof fetch = fetch,
@@ -127,19 +171,25 @@ export async function webhookTarget(
   return {
     key,
     label: `${u.origin}${u.pathname.length > 1 ? "/…" : "/"}`,
-    async send(notice) {
-      const res = await fetchImpl(url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "user-agent": "appliance-noc",
-          "x-noc-notice-id": String(notice.id),
-        },
-        body: JSON.stringify(webhookBody(notice)),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      await res.body?.cancel();
-      if (!res.ok) throw new Error(`Webhook answered HTTP ${res.status}`);
+    async send(notice, limitMs = timeoutMs) {
+      const signal = AbortSignal.timeout(limitMs);
+      try {
+        const res = await fetchImpl(url, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "user-agent": "appliance-noc",
+            "x-noc-notice-id": String(notice.id),
+          },
+          body: JSON.stringify(webhookBody(notice)),
+          signal,
+        });
+        await res.body?.cancel();
+        if (!res.ok) throw new Error(`Webhook answered HTTP ${res.status}`);
+      } catch (e) {
+        if (signal.aborted) throw new DeliveryTimeout(limitMs);
+        throw e;
+      }
     },
   };
 }
@@ -164,14 +214,16 @@ export function logTarget(log: Logger): Target {
 /** Creates the outbox notifier: the log target plus one target per webhook. */
 export async function createNotifier(options: NotifierOptions): Promise<Notifier> {
   const { db, clock, log } = options;
+  const baseMs = options.timeoutMs ?? 10_000;
+  const leaseS = leaseSeconds(baseMs);
   const targets: Target[] = [logTarget(log)];
   for (const url of options.webhooks ?? []) {
-    targets.push(await webhookTarget(url, options.fetch ?? fetch, options.timeoutMs ?? 10_000));
+    targets.push(await webhookTarget(url, options.fetch ?? fetch, baseMs));
   }
   const holder = options.holder ?? crypto.randomUUID();
   const keys = targets.map((t) => t.key);
-  let running: Promise<DeliveryReport> | undefined;
-  let again = false;
+  /** Per target: the pass under way, and whether another was asked for meanwhile. */
+  const passes = new Map<string, { running: Promise<DeliveryReport>; again: boolean }>();
 
   async function deliverTarget(target: Target, report: DeliveryReport): Promise<void> {
     // Taken, then renewed before every send: a long pass never outlives its lease.
@@ -196,11 +248,13 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
           uid: string | null;
           payload: Record<string, unknown>;
           attempts: number;
+          timeouts: number;
           next_attempt_at: Date;
         }>`
-          select n.id, n.created_at, n.kind, n.text, n.uid, n.payload, d.attempts, d.next_attempt_at
+          select n.id, n.created_at, n.kind, n.text, n.uid, n.payload, d.attempts, d.timeouts,
+            d.next_attempt_at
           from notice_deliveries d join notices n on n.id = d.notice_id
-          where d.target = ${target.key} and d.delivered_at is null
+          where d.target = ${target.key} and d.delivered_at is null and d.abandoned_at is null
           order by d.notice_id limit 100`;
         if (rows.length === 0) return;
         for (const r of rows) {
@@ -215,15 +269,40 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
             payload: r.payload,
           };
           if (!(await lease())) return;
+          const limitMs = attemptTimeoutMs(baseMs, r.timeouts);
           try {
-            await target.send(notice);
+            await target.send(notice, limitMs);
           } catch (e) {
             const attempts = r.attempts + 1;
-            const retryAt = new Date(at.getTime() + retryDelayS(attempts) * 1000);
+            const timedOut = e instanceof DeliveryTimeout;
+            const timeouts = r.timeouts + (timedOut ? 1 : 0);
             const message = e instanceof Error ? e.message : String(e);
+            if (timeouts >= maxTimeouts) {
+              // It may well have arrived (the receiver is slow, not refusing): given up, and
+              // the notices behind it go now.
+              const gaveUp = await db.sql`
+                update notice_deliveries set attempts = ${attempts}, timeouts = ${timeouts},
+                  abandoned_at = ${clock.now()}, last_error = ${message.slice(0, 500)}
+                where target = ${target.key} and notice_id = ${r.id} and delivered_at is null
+                  and exists (select 1 from delivery_leases l
+                    where l.target = ${target.key} and l.holder = ${holder})
+                returning notice_id`;
+              if (gaveUp.length === 0) return;
+              report.abandoned++;
+              options.metrics?.inc("noc_notice_deliveries_total", { outcome: "abandoned" });
+              log.error("notice_delivery_abandoned", {
+                target: target.label,
+                noticeId: r.id,
+                attempts,
+                error: message,
+                hint: "the receiver answers slower than NOC_WEBHOOK_TIMEOUT_S allows",
+              });
+              continue;
+            }
+            const retryAt = new Date(at.getTime() + retryDelayS(attempts) * 1000);
             await db.sql`
-              update notice_deliveries set attempts = ${attempts}, next_attempt_at = ${retryAt},
-                last_error = ${message.slice(0, 500)}
+              update notice_deliveries set attempts = ${attempts}, timeouts = ${timeouts},
+                next_attempt_at = ${retryAt}, last_error = ${message.slice(0, 500)}
               where target = ${target.key} and notice_id = ${r.id}`;
             report.failed++;
             options.metrics?.inc("noc_notice_deliveries_total", { outcome: "failed" });
@@ -251,10 +330,31 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
     }
   }
 
-  async function deliverAll(): Promise<DeliveryReport> {
-    const report: DeliveryReport = { delivered: 0, failed: 0 };
-    for (const t of targets) await deliverTarget(t, report);
-    return report;
+  /**
+   * One target's pass, or the one under way (then another follows it): a target's queue is
+   * served by one pass at a time per instance, and never waits for another target's.
+   */
+  function passOf(target: Target): Promise<DeliveryReport> {
+    const current = passes.get(target.key);
+    if (current) {
+      current.again = true;
+      return current.running;
+    }
+    const pass = { running: Promise.resolve(emptyReport()), again: false };
+    pass.running = (async () => {
+      const report = emptyReport();
+      try {
+        do {
+          pass.again = false;
+          await deliverTarget(target, report);
+        } while (pass.again);
+        return report;
+      } finally {
+        passes.delete(target.key);
+      }
+    })();
+    passes.set(target.key, pass);
+    return pass.running;
   }
 
   const notifier: Notifier = {
@@ -271,37 +371,31 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
         select ${row!.id}, t, ${now} from unnest(${keys}::text[]) as t`;
       return row!.id;
     },
-    deliver() {
-      if (running) {
-        again = true;
-        return running;
+    async deliver() {
+      const settled = await Promise.allSettled(targets.map(passOf));
+      const report = emptyReport();
+      for (const s of settled) {
+        if (s.status === "rejected") throw s.reason;
+        report.delivered += s.value.delivered;
+        report.failed += s.value.failed;
+        report.abandoned += s.value.abandoned;
       }
-      running = (async () => {
-        try {
-          let report = await deliverAll();
-          while (again) {
-            again = false;
-            const more = await deliverAll();
-            report = {
-              delivered: report.delivered + more.delivered,
-              failed: report.failed + more.failed,
-            };
-          }
-          return report;
-        } finally {
-          running = undefined;
-        }
-      })();
-      return running;
+      return report;
     },
     kick() {
       if (options.autoDeliver === false) return;
-      notifier.deliver().catch((e) =>
-        log.error("notice_delivery_pass_failed", { error: String(e) })
-      );
+      for (const t of targets) {
+        passOf(t).catch((e) =>
+          log.error("notice_delivery_pass_failed", { target: t.label, error: String(e) })
+        );
+      }
     },
   };
   return notifier;
+}
+
+function emptyReport(): DeliveryReport {
+  return { delivered: 0, failed: 0, abandoned: 0 };
 }
 
 /**
