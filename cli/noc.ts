@@ -25,6 +25,7 @@
  * noc local-servers [list] [--site S]                 local component servers: state, cache, hit rate
  * noc local-servers revoke <id> --reason R
  * noc tokens create [--site S] [--channel C] [--tags a,b] [--label L] [--hours N]
+ *   [--reenrolment supersede|refuse]
  * noc tokens [list] | tokens revoke <id>
  * noc appliances [list] [--state S] [--site S] [--model M] [--channel C] [--tag T] [--q text] [--limit N] [--cursor C]
  * noc appliances show <uid> | appliances revoke <uid> --reason R
@@ -107,6 +108,11 @@ const flagSpecs = {
   channel: { type: "string", arg: "<channel>", about: "channel" },
   tags: { type: "string", arg: "<a,b>", about: "tags, comma-separated" },
   hours: { type: "string", arg: "<n>", about: "hours the token lives" },
+  reenrolment: {
+    type: "string",
+    arg: "supersede|refuse",
+    about: "an appliance of the same name at the site: retire it, or refuse (409)",
+  },
   state: { type: "string", arg: "<state>", about: "ok, late, missing or revoked" },
   model: { type: "string", arg: "<model>", about: "model" },
   tag: { type: "string", arg: "<tag>", about: "tag" },
@@ -207,7 +213,7 @@ const commands: Record<string, Command> = {
       list: form([], ["json"], "list enrolment tokens"),
       create: form(
         [],
-        ["site", "channel", "tags", "label", "hours", "json"],
+        ["site", "channel", "tags", "label", "hours", "reenrolment", "json"],
         "a one-time enrolment token for an appliance",
       ),
       revoke: form(["<id>"], ["json"], "revoke an unused token"),
@@ -864,8 +870,10 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     const tags = flag(ctx, "tags")?.split(",").map((t) => t.trim()).filter(Boolean);
     const hours = count(ctx, "hours", 1 / 60, 24 * 366);
     const site = flag(ctx, "site"), channel = flag(ctx, "channel"), label = flag(ctx, "label");
+    const reenrolment = flag(ctx, "reenrolment");
     const body = await postJson(ctx, "/v1/admin/enrollment-tokens", {
       ...(site ? { site } : {}),
+      ...(reenrolment ? { reenrolment } : {}),
       ...(channel ? { channel } : {}),
       ...(label ? { label } : {}),
       ...(tags?.length ? { tags } : {}),

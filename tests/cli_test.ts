@@ -228,6 +228,19 @@ dbTest(
       await a.beat();
       const tokens = await runCli(["tokens", "--json"], env);
       assert.equal(JSON.parse(tokens.out).items[0].status, "used");
+      // A token that refuses re-enrolment: the same name at the same site gets 409.
+      const refusing = await runCli(
+        ["tokens", "create", "--site", "hq", "--reenrolment", "refuse", "--json"],
+        env,
+      );
+      assert.equal(refusing.code, 0, refusing.err);
+      await assert.rejects(
+        noc.enrollAppliance({ hostname: "gw-cli", token: JSON.parse(refusing.out).token }),
+        /409|appliance_exists/,
+      );
+      const badMode = await runCli(["tokens", "create", "--reenrolment", "maybe"], env);
+      assert.notEqual(badMode.code, 0);
+      assert.match(badMode.err, /reenrolment/);
 
       const list = await runCli(["appliances", "--site", "hq"], env);
       assert.equal(list.code, 0, list.err);
