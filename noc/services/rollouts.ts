@@ -157,13 +157,18 @@ function classified(refs: ComponentRef[]): Fragment {
     ),
     sent as (
       select rel.id as cid, rel.kind, rel.app, rel.name, rel.version, d.uid, d.first_sent_at,
-        ap.hostname, ap.site, ap.missing_since, ap.last_beat_at,
-        jsonb_path_query_first(ap.last_report,
-          '$.components[*] ? (@.kind == $k && @.app == $a && @.name == $n).version',
-          jsonb_build_object('k', rel.kind, 'a', rel.app, 'n', rel.name)) #>> '{}' as running
+        ap.hostname, ap.site, ap.missing_since, ap.last_beat_at, run.running
       from releases rel
       join deliveries d on d.component_id = rel.id
       join appliances ap on ap.uid = d.uid and ap.revoked_at is null
+      -- A lateral subquery with a limit is computed once per row, however often its column is read.
+      left join lateral (
+        select c->>'version' as running
+        from jsonb_array_elements(case when jsonb_typeof(ap.last_report->'components') = 'array'
+          then ap.last_report->'components' else '[]'::jsonb end) c
+        where c->>'kind' = rel.kind and c->>'app' = rel.app and c->>'name' = rel.name
+        limit 1
+      ) run on true
     ),
     classified as (
       select s.*, o.outcome, o.message, o.reported_at,
