@@ -1,7 +1,10 @@
 /**
  * The notice delivery job (every minute, `main.ts`): sends what the outbox
- * holds to the configured webhooks, in id order, with retries (see
- * noc/services/notifier.ts for the outbox and its guarantees).
+ * holds to the configured webhooks, each webhook a queue of its own served
+ * alongside the others, in id order, with retries (see
+ * noc/services/notifier.ts for the outbox and its guarantees). `Deno.cron`
+ * never overlaps a run with the last, and every statement is bounded by
+ * `NOC_DB_TIMEOUT_S`, so a stalled database does not pile runs up.
  *
  * @module
  */
