@@ -34,6 +34,8 @@ Deno.test({
     try {
       const health = await app.request("http://noc.test/healthz");
       assert.equal(health.status, 503);
+      assert.ok(Number(health.headers.get("retry-after")) > 0);
+      assert.equal((await health.json()).database, "unreachable");
       const keys = await generateApplianceKeys();
       const beat = await app.request(
         await signedRequest({
