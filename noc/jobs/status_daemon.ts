@@ -28,7 +28,10 @@ export interface SweepDeps extends ClockCheckDeps, LivenessDeps {
   graceS: number;
   /** Appliances handled per transaction (1000 by default). */
   batchSize?: number;
-  /** Re-checks health-gated rollouts (appliances that went missing after installing count as failures). */
+  /**
+   * Re-checks health-gated rollouts after every sweep that judged the fleet (appliances that went
+   * missing, reverted or run another version count as failures).
+   */
   gate?: () => Promise<unknown>;
   /**
    * Above this many alerts (or recoveries) in one notice step, one summary notice is sent
@@ -338,7 +341,10 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
   } finally {
     await sql`delete from sweep_lease where holder = ${holder}`;
   }
-  if (result.alerted.length > 0 && deps.gate) await deps.gate();
+  // Every sweep re-checks the gated rollouts, not only one that raised alerts: a beat showing an
+  // appliance back on the old version, or on a third one, counts against its release as soon as
+  // the next sweep runs (the gate reads only rollouts not paused).
+  if (deps.gate) await deps.gate();
   if (result.notices > 0) deps.notifier.kick();
   return done();
 }
