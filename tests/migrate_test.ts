@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { dbTest } from "./_harness.ts";
+import { openPostgres } from "../noc/db/db.ts";
 import {
   bundledMigrations,
   migrate,
@@ -103,4 +105,44 @@ dbTest("migrate() rolls back a failing migration entirely", async ({ db }) => {
     .sql`select 1 from information_schema.tables where table_name = 'half_done' and table_schema = current_schema()`;
   assert.equal(rows.length, 0);
   assert.deepEqual(await pendingMigrations(db, bad), ["9998_bad.sql"]);
+});
+
+const pgUrl = Deno.env.get("TEST_DATABASE_URL");
+
+Deno.test({
+  name:
+    "migrate() on a bounded handle waits past the bound for another instance's migration lock [postgres]",
+  ignore: !pgUrl,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const schema = `t_${crypto.randomUUID().replace(/-/g, "")}`;
+    const admin = postgres(pgUrl!, { max: 2, onnotice: () => {} });
+    await admin.unsafe(`create schema "${schema}"`);
+    const db = openPostgres(pgUrl!, { schema, max: 2, timeoutS: 1 });
+    const other = await admin.reserve();
+    try {
+      // Another instance is migrating: it holds the lock (in the same schema's name).
+      await other.unsafe(`begin; set local search_path to "${schema}"`);
+      await other.unsafe(
+        `select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-migrations'))`,
+      );
+      const started = performance.now();
+      const migrating = migrate(db);
+      // Held until migrate() has waited for it longer than the handle's 1 s bound.
+      for (;;) {
+        const [w] = await admin`
+          select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`;
+        if (w!.n > 0 && performance.now() - started > 1500) break;
+      }
+      await other.unsafe("commit");
+      const applied = await migrating;
+      assert.equal(applied.length, bundledMigrations().length);
+    } finally {
+      other.release();
+      await db.close();
+      await admin.unsafe(`drop schema "${schema}" cascade`);
+      await admin.end();
+    }
+  },
 });

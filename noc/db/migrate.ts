@@ -69,7 +69,11 @@ export function readMigrations(): Promise<Migration[]> {
 export async function migrate(db: Db, migrations?: Migration[]): Promise<string[]> {
   const list = migrations ?? bundledMigrations();
   return await db.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-migrations'))`;
+    // Waited for without the request bound (`NOC_DB_TIMEOUT_S`), on the client and the server:
+    // another instance applying a long migration holds it, and this one starts once it is done.
+    await tx.script(
+      `select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-migrations'))`,
+    );
     await tx`create table if not exists schema_migrations (
       version integer primary key, name text not null, applied_at timestamptz not null default now())`;
     const done = new Set(
