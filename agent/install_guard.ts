@@ -27,7 +27,8 @@ import type { AgentConfig } from "./config.ts";
 
 const programSchema = z.object({
   /** Its process id; with `group`, also its process group's id. */
-  pid: z.number().int().min(1),
+  // Never 1 (init; and `kill(-1)` signals every process the agent may signal) nor 0.
+  pid: z.number().int().min(2),
   /** True when it leads a process group of its own (setsid worked). */
   group: z.boolean(),
   /** `/proc/<pid>/stat` starttime (clock ticks after boot), as text; null when unreadable. */
@@ -62,16 +63,22 @@ export interface ProcStat {
   startTicks: bigint;
 }
 
-/** Parses `/proc/<pid>/stat` lines; lines that are not one are skipped. */
+/**
+ * Parses `/proc/<pid>/stat` records, one per file, each ended by a NUL (as {@link procStats}
+ * reads them); records that are not one are skipped. The kernel prints the command name raw, and
+ * any process may put a newline or a parenthesis in its own: so records are split on NUL (which
+ * no name holds), the process id is the record's first field, and the fields after the name
+ * follow its last ")".
+ */
 export function parseProcStats(text: string): ProcStat[] {
   const out: ProcStat[] = [];
-  for (const line of text.split("\n")) {
-    // The command name (in parentheses) may hold spaces or parentheses: fields follow the last ")".
-    const open = line.indexOf(" (");
-    const close = line.lastIndexOf(")");
-    if (open < 1 || close < open) continue;
-    const pid = Number(line.slice(0, open));
-    const f = line.slice(close + 2).split(" ");
+  for (const raw of text.split("\0")) {
+    const record = raw.endsWith("\n") ? raw.slice(0, -1) : raw;
+    const open = record.indexOf(" (");
+    const close = record.lastIndexOf(")");
+    if (open < 1 || close < open || !/^\d+$/.test(record.slice(0, open))) continue;
+    const pid = Number(record.slice(0, open));
+    const f = record.slice(close + 2).split(" ");
     // f[0] is field 3 (state), f[2] field 5 (pgrp), f[3] field 6 (session), f[19] field 22.
     if (!Number.isSafeInteger(pid) || f.length < 20 || !/^\d+$/.test(f[19]!)) continue;
     out.push({
@@ -87,8 +94,13 @@ export function parseProcStats(text: string): ProcStat[] {
 
 /** Reads `/proc/<pid>/stat` of `pid`, or of every process; empty when it cannot. */
 export async function procStats(pid?: number): Promise<ProcStat[]> {
+  // Each file's record, then a NUL: one `cat` per file, so no name can run into the next record.
   const cmd = pid === undefined
-    ? ["/bin/sh", "-c", "cat /proc/[0-9]*/stat 2>/dev/null; exit 0"]
+    ? [
+      "/bin/sh",
+      "-c",
+      "for f in /proc/[0-9]*/stat; do cat \"$f\" 2>/dev/null; printf '\\0'; done; exit 0",
+    ]
     : ["/bin/cat", `/proc/${pid}/stat`];
   try {
     const out = await new Deno.Command(cmd[0]!, {

@@ -278,12 +278,48 @@ Deno.test("a download dripping a byte at a time is given up at its overall deadl
   }
 });
 
-Deno.test("/proc/<pid>/stat lines parse past a command name holding spaces and parentheses", () => {
+Deno.test("/proc/<pid>/stat records parse past a command name holding spaces, parentheses and newlines", () => {
   const tail = "S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200";
-  const [a, b] = parseProcStats(`4242 (sh) ${tail}\n77 (a) (b c) ${tail}\ngarbage\n`);
-  assert.deepEqual(a, { pid: 4242, state: "S", pgrp: 4242, session: 4242, startTicks: 987654n });
-  assert.equal(b!.pid, 77);
-  assert.equal(b!.startTicks, 987654n);
+  const forged = "S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 1 1000 200";
+  const stats = parseProcStats(
+    `4242 (sh) ${tail}\n\x0077 (a) (b c) ${tail}\n\x0078 (x\n4242 (y) ${forged}) ${tail}\n\0garbage\n\0`,
+  );
+  assert.deepEqual(stats.map((s) => s.pid), [4242, 77, 78]);
+  assert.deepEqual(stats[0], {
+    pid: 4242,
+    state: "S",
+    pgrp: 4242,
+    session: 4242,
+    startTicks: 987654n,
+  });
+  assert.equal(stats[1]!.startTicks, 987654n);
+  assert.equal(stats[2]!.startTicks, 987654n, "a name cannot make a record of its own");
+});
+
+Deno.test("procStats() of every process cannot be misled by a process naming itself like a record", async () => {
+  // Any process may write its own name: this one forges a record for the test's own pid with
+  // another start time, as one hiding a leftover install from the agent would.
+  const forger = new Deno.Command("/bin/sh", {
+    args: [
+      "-c",
+      `printf 'x\\n%s (y) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 1 1' ${Deno.pid} > /proc/self/comm; echo ready; read x`,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  try {
+    const reader = forger.stdout.getReader();
+    await reader.read();
+    reader.releaseLock();
+    const [own] = await procStats(Deno.pid);
+    const all = await procStats();
+    assert.ok(all.some((p) => p.pid === forger.pid), "the forger was read");
+    assert.deepEqual(all.filter((p) => p.pid === Deno.pid), [own]);
+  } finally {
+    await forger.stdin.close();
+    await forger.status;
+    await forger.stdout.cancel().catch(() => {});
+  }
 });
 
 Deno.test("an install program starts only once its process group is recorded, and never if that fails", async () => {
