@@ -119,3 +119,36 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "a webhook that redirects is not followed: the notice counts as not delivered",
+  async ({ db }) => {
+    const inner = startWebhook();
+    let redirected = 0;
+    const redirector = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+      redirected++;
+      return new Response(null, { status: 307, headers: { location: inner.url } });
+    });
+    try {
+      const clock = new ManualClock();
+      const log = memoryLogger();
+      const notifier = await createNotifier({
+        db,
+        clock,
+        log,
+        webhooks: [`http://127.0.0.1:${redirector.addr.port}/hook`],
+        autoDeliver: false,
+      });
+      await queue(db, notifier, clock, 1);
+      const report = await notifier.deliver();
+      assert.equal(redirected, 1);
+      assert.equal(inner.received.length, 0, "the POST went nowhere else");
+      assert.equal(report.delivered, 1, "to the log only");
+      const failed = log.lines.find((l) => l.event === "notice_delivery_failed");
+      assert.match(String(failed?.error), /307: redirects are not followed/);
+    } finally {
+      await redirector.shutdown();
+      await inner.close();
+    }
+  },
+);

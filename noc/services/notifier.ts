@@ -183,8 +183,13 @@ export async function webhookTarget(
           },
           body: JSON.stringify(webhookBody(notice)),
           signal,
+          // A receiver cannot send the NOC's POST on to another address (an internal one).
+          redirect: "manual",
         });
         await res.body?.cancel();
+        if (res.status >= 300 && res.status < 400) {
+          throw new Error(`Webhook answered HTTP ${res.status}: redirects are not followed`);
+        }
         if (!res.ok) throw new Error(`Webhook answered HTTP ${res.status}`);
       } catch (e) {
         if (signal.aborted) throw new DeliveryTimeout(limitMs);
