@@ -21,6 +21,7 @@ import releaseKeys from "./010_release_keys.sql" with { type: "text" };
 import nocTime from "./011_noc_time.sql" with { type: "text" };
 import rolloutProgress from "./012_rollout_progress.sql" with { type: "text" };
 import reenrolment from "./013_reenrolment.sql" with { type: "text" };
+import fleetList from "./014_fleet_list.sql" with { type: "text" };
 import deliveryTimeouts from "./015_delivery_timeouts.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
@@ -46,5 +47,6 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "011_noc_time.sql", sql: nocTime },
   { name: "012_rollout_progress.sql", sql: rolloutProgress },
   { name: "013_reenrolment.sql", sql: reenrolment },
+  { name: "014_fleet_list.sql", sql: fleetList },
   { name: "015_delivery_timeouts.sql", sql: deliveryTimeouts },
 ]);
