@@ -86,8 +86,23 @@ dbTest(
       const r = await sweep({ ...noc.deps, graceS: grace });
       assert.deepEqual(r.alerted, [], `sweep ${i} alerted nobody`);
     }
-    // The one notice is the refused signature of the old key, above.
-    assert.deepEqual(await noticeKinds(db), ["identity_failure:"]);
+    // No page: the notices are the supersede itself (the admin hears of every retired record)
+    // and the refused signature of the old key, above.
+    assert.deepEqual(await noticeKinds(db), [
+      `appliance_superseded:${fresh.uid}`,
+      "identity_failure:",
+    ]);
+    const [told] = await db.sql<{ text: string; payload: any }>`
+      select text, payload from notices where kind = 'appliance_superseded'`;
+    assert.match(
+      told!.text,
+      new RegExp(`mail-gw-7 \\(site hq\\) enrolled again .* ${old.uid} retired`),
+    );
+    assert.equal(told!.payload.supersedes[0].uid, old.uid);
+    assert.equal(
+      told!.payload.supersedes[0].lastBeatAt,
+      new Date(noc.clock.now().getTime() - 120_000 - 4 * 909_000).toISOString(),
+    );
     assert.equal(await count(db, "alerts"), 0);
   },
 );
@@ -107,7 +122,13 @@ dbTest(
     const r = await sweep({ ...noc.deps, graceS: grace });
     assert.deepEqual(r.recovered, [], "no recovered page for a retired record");
     assert.deepEqual(r.alerted, []);
-    assert.deepEqual(await noticeKinds(db), [`missed_heartbeat:${old.uid}`]);
+    assert.deepEqual(await noticeKinds(db), [
+      `missed_heartbeat:${old.uid}`,
+      `appliance_superseded:${fresh.uid}`,
+    ]);
+    const [told] = await db.sql<{ payload: any }>`
+      select payload from notices where kind = 'appliance_superseded'`;
+    assert.equal(told!.payload.supersedes[0].openAlertsClosed, 1);
     const open = await noc.admin("GET", "/v1/admin/alerts");
     assert.equal(open.body.items.length, 0, "no alert left open");
     const [alert] = await db.sql<{ resolved_at: Date | null; detail: any }>`

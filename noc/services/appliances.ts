@@ -148,6 +148,7 @@ export async function retireSuperseded(
     where uid = any(${olds}::uuid[]) and revoked_at is null`;
   await tx`
     update alerts set resolved_at = ${now}, recovery_notified_at = ${now},
+      notified_at = coalesce(notified_at, ${now}),
       detail = detail || jsonb_build_object('closedBecause', 'superseded', 'supersededBy', ${by}::text)
     where uid = any(${olds}::uuid[]) and resolved_at is null`;
 }

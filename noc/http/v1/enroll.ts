@@ -4,8 +4,8 @@
  * Re-enrolment (a re-imaged appliance enrolling again with new keys): when an active appliance
  * of the same hostname (case-insensitive) is in the token's site, the token's `reenrolment`, or
  * else `settings.reenrolment` (`NOC_REENROLMENT`), decides: `supersede` retires the old record
- * (revoked, linked to the new one, open alerts closed without a notice, history kept) in the
- * enrolment's transaction; `refuse` answers 409 `appliance_exists` and spends nothing. The agent
+ * (revoked, linked to the new one, open alerts closed without a recovered notice, history kept,
+ * and one `appliance_superseded` notice to the admin) in the enrolment's transaction; `refuse` answers 409 `appliance_exists` and spends nothing. The agent
  * reports no hardware identity, so the name is what identifies the appliance.
  *
  * @module
@@ -74,6 +74,39 @@ export function enrollRoutes(deps: AppDeps) {
             "Signing key is already enrolled for another appliance",
           );
         }
+        if (namesakes.length > 0) {
+          // Retiring a record is never silent: the admin hears of it, as a notice, whoever held
+          // the token (a stolen one can knock out a live appliance of the name; this says so).
+          const olds = await tx<{ uid: string; last_beat_at: Date | null; open_alerts: number }>`
+            select a.uid, a.last_beat_at, (select count(*)::int from alerts al
+              where al.uid = a.uid and al.resolved_at is null) as open_alerts
+            from appliances a where a.uid = any(${namesakes}::uuid[]) order by a.uid`;
+          const address = clientAddress(c, deps.settings.trustProxy);
+          await deps.notifier.enqueue(tx, {
+            kind: "appliance_superseded",
+            uid,
+            text: `:recycle: ${input.hostname}${
+              tok.site ? ` (site ${tok.site})` : ""
+            } enrolled again with new keys as ${uid} from ${address}: ${
+              olds.map((o) =>
+                `${o.uid} retired (last beat ${o.last_beat_at?.toISOString() ?? "never"}${
+                  o.open_alerts > 0 ? `, ${o.open_alerts} open alert(s) closed` : ""
+                })`
+              ).join("; ")
+            }. Not a re-image? Revoke ${uid} and enrol the appliance again.`,
+            payload: {
+              hostname: input.hostname,
+              site: tok.site,
+              supersedes: olds.map((o) => ({
+                uid: o.uid,
+                lastBeatAt: o.last_beat_at?.toISOString() ?? null,
+                openAlertsClosed: o.open_alerts,
+              })),
+              enrollmentTokenId: tok.id,
+              address,
+            },
+          }, now);
+        }
         await retireSuperseded(tx, namesakes, uid, now);
         return {
           site: tok.site,
@@ -89,6 +122,7 @@ export function enrollRoutes(deps: AppDeps) {
       site: appliance.site,
     });
     if (appliance.supersedes.length > 0) {
+      deps.notifier.kick();
       deps.log.info("appliance_superseded", {
         uid,
         hostname: input.hostname,
