@@ -2,10 +2,8 @@
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { applianceJson, type ApplianceRow } from "../../services/appliances.ts";
-import { fromBase64Url, toBase64Url, utf8 } from "../../../protocol/util/encoding.ts";
 import {
   applianceDetailQuery,
-  isCleanText,
   listAppliancesQuery,
   patchApplianceSchema,
   revokeSchema,
@@ -19,6 +17,7 @@ import { z } from "zod";
 import { staleCatalogOf } from "../../services/catalogs.ts";
 import { recordDeparture } from "../../services/local_servers.ts";
 import { resolveCatalog } from "../../services/catalog_engine.ts";
+import { listAppliances } from "../../services/appliance_list.ts";
 
 /**
  * `GET /v1/admin/appliances`' query: {@link listAppliancesQuery} and `retired` — records retired
@@ -29,30 +28,6 @@ export const listQuery = listAppliancesQuery.safeExtend({
   retired: z.enum(["exclude", "include", "only"]).default("exclude")
     .describe("Records retired by a re-enrolment: exclude (default), include, only"),
 });
-
-function encodeCursor(r: ApplianceRow): string {
-  return toBase64Url(utf8(JSON.stringify([r.hostname, r.uid])));
-}
-
-function decodeCursor(cursor: string): [string, string] {
-  try {
-    const v = JSON.parse(new TextDecoder().decode(fromBase64Url(cursor)));
-    if (
-      Array.isArray(v) && v.length === 2 && typeof v[0] === "string" &&
-      typeof v[1] === "string" && isCleanText(v[0]) &&
-      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v[1])
-    ) {
-      return [v[0], v[1]];
-    }
-  } catch {
-    // fall through
-  }
-  throw new ApiError(
-    400,
-    "invalid_query",
-    `Field "cursor": "${cursor.slice(0, 40)}" is not a cursor from this API`,
-  );
-}
 
 async function loadAppliance(
   sql: Sql,
@@ -77,45 +52,11 @@ export function applianceAdminRoutes(deps: AppDeps) {
   const grace = deps.settings.graceS;
   return new Hono<AppEnv>()
     .get("/", validate("query", listQuery), async (c) => {
-      const f = c.req.valid("query");
       const now = deps.clock.now();
-      const cutoff = new Date(now.getTime() - grace * 1000);
-      const [afterHost, afterUid] = f.cursor ? decodeCursor(f.cursor) : [null, null];
-      const like = f.q ? `%${f.q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%` : null;
-      const rows = await deps.db.sql<ApplianceRow>`
-        select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version, a.enrolled_at,
-          a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since, a.revoked_at,
-          a.revoked_reason, a.superseded_by, a.supersedes,
-          (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
-             from maintenance_windows m
-             where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
-             order by m.ends_at desc limit 1) as maintenance
-        from appliances a
-        where (${f.model ?? null}::text is null or a.model = ${f.model ?? null})
-          and (${f.site ?? null}::text is null or a.site = ${f.site ?? null})
-          and (${f.channel ?? null}::text is null or a.channel = ${f.channel ?? null})
-          and (${f.tag ?? null}::text is null or ${f.tag ?? null} = any(a.tags))
-          and ((${f.app ?? null}::text is null and ${f.version ?? null}::text is null) or exists (
-            select 1 from jsonb_array_elements(case when jsonb_typeof(a.last_report->'components') = 'array'
-              then a.last_report->'components' else '[]'::jsonb end) x
-            where (${f.app ?? null}::text is null or x->>'app' = ${f.app ?? null})
-              and (${f.version ?? null}::text is null or x->>'version' = ${f.version ?? null})))
-          and (${like}::text is null or a.hostname ilike ${like} or a.uid::text = ${f.q ?? null})
-          and (${f.state ?? null}::text is null or ${f.state ?? null} = case
-                when a.revoked_at is not null then 'revoked'
-                when a.missing_since is not null or a.next_due_at <= ${cutoff} then 'missing'
-                when a.next_due_at <= ${now} then 'late'
-                else 'ok' end)
-          and (case ${f.retired}::text when 'include' then true when 'only' then a.superseded_by is not null
-                else a.superseded_by is null end)
-          and (${afterHost}::text is null or (a.hostname, a.uid) > (${afterHost}, ${afterUid}::uuid))
-        order by a.hostname, a.uid
-        limit ${f.limit + 1}`;
-      const page = rows.slice(0, f.limit);
-      const last = page[page.length - 1];
+      const page = await listAppliances(deps.db, c.req.valid("query"), now, grace);
       return c.json({
-        items: page.map((r) => applianceJson(r, now, grace)),
-        nextCursor: rows.length > f.limit && last ? encodeCursor(last) : null,
+        items: page.rows.map((r) => applianceJson(r, now, grace)),
+        nextCursor: page.nextCursor,
       });
     })
     .get(

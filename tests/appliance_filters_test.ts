@@ -1,0 +1,171 @@
+/**
+ * The fleet list's filters and search (issue 18, item 11) answer exactly what a plain reading of
+ * the appliances table answers: every filter alone and combined, search by host name (any case,
+ * `%` and `_` taken literally), UID and address, every state, read page by page through the
+ * keyset cursor — on a seeded fleet, and after beats, re-tagging and new enrolments change what
+ * the side tables of migration 014 hold.
+ */
+import assert from "node:assert/strict";
+import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
+import { ManualClock } from "../noc/clock.ts";
+import type { Sql } from "../noc/db/db.ts";
+import { seedFleet, seedNow } from "../bench/appliance_list_seed.ts";
+
+const graceS = 300;
+
+/**
+ * The UIDs a filter must list, in list order, read without the list's indexes or side tables:
+ * components from each last report, the state rules of noc/services/appliances.ts, `ilike`.
+ */
+async function expected(sql: Sql, q: Record<string, string>, now: Date): Promise<string[]> {
+  const cutoff = new Date(now.getTime() - graceS * 1000);
+  const like = q.q ? `%${q.q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%` : null;
+  const rows = await sql<{ uid: string }>`
+    select a.uid from appliances a
+    where a.superseded_by is null
+      and (${q.model ?? null}::text is null or a.model = ${q.model ?? null})
+      and (${q.site ?? null}::text is null or a.site = ${q.site ?? null})
+      and (${q.channel ?? null}::text is null or a.channel = ${q.channel ?? null})
+      and (${q.tag ?? null}::text is null or ${q.tag ?? null} = any(a.tags))
+      and ((${q.app ?? null}::text is null and ${q.version ?? null}::text is null) or exists (
+        select 1 from jsonb_array_elements(coalesce(a.last_report->'components', '[]')) x
+        where (${q.app ?? null}::text is null or x->>'app' = ${q.app ?? null})
+          and (${q.version ?? null}::text is null or x->>'version' = ${q.version ?? null})))
+      and (${like}::text is null or a.hostname ilike ${like} or a.uid::text = lower(${
+    q.q ?? null
+  }) or a.last_address = ${q.q ?? null})
+      and (${q.state ?? null}::text is null or ${q.state ?? null} = case
+            when a.revoked_at is not null then 'revoked'
+            when a.missing_since is not null or a.next_due_at <= ${cutoff} then 'missing'
+            when a.next_due_at <= ${now} then 'late'
+            else 'ok' end)
+    order by a.hostname, a.uid`;
+  return rows.map((r) => r.uid);
+}
+
+/** Every page of the list for `q`, 7 at a time through the cursor; the UIDs in order. */
+async function listed(noc: TestNoc, q: Record<string, string>): Promise<string[]> {
+  const uids: string[] = [];
+  let cursor: string | null = null;
+  for (let pages = 0; pages < 500; pages++) {
+    const params = new URLSearchParams({ ...q, limit: "7", ...(cursor ? { cursor } : {}) });
+    const r = await noc.admin("GET", `/v1/admin/appliances?${params}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    uids.push(...r.body.items.map((i: { uid: string }) => i.uid));
+    cursor = r.body.nextCursor;
+    if (!cursor) return uids;
+  }
+  throw new Error("more than 500 pages");
+}
+
+async function assertSame(noc: TestNoc, queries: Array<Record<string, string>>) {
+  for (const q of queries) {
+    const want = await expected(noc.deps.db.sql, q, noc.clock.now());
+    assert.deepEqual(await listed(noc, q), want, `filter ${JSON.stringify(q)}`);
+  }
+}
+
+dbTest(
+  "every list filter and search lists exactly the matching appliances, page by page",
+  async ({ db }) => {
+    const noc = await testNoc(db, { clock: new ManualClock(seedNow) });
+    const fleet = await seedFleet(db.sql, 300, seedNow, graceS);
+    const lone = fleet.loneVersionAt;
+    const [row] = await db.sql<{ uid: string }>`
+    select uid from appliances where hostname = ${fleet.hostname(lone)}`;
+    const loneUid = row!.uid;
+    const queries: Array<Record<string, string>> = [
+      {},
+      { app: "vscreen", version: "4.2.0" },
+      { app: "vscreen", version: "4.1.9" },
+      { app: "vscreen", version: "4.3.0-rc1" },
+      { version: "4.3.0-rc1" },
+      { app: "beta-tools" },
+      { app: "base", version: "3.0.13" },
+      { app: "vscreen", version: "3.0.13" }, // a version of another app: none
+      { version: "1" },
+      { app: "nobody" },
+      { model: "vs-9000" },
+      { model: "vs-100" },
+      { site: "site-17" },
+      { channel: "canary" },
+      { channel: "beta" },
+      { tag: "lab" },
+      { tag: "pci" },
+      { tag: "rack-17" },
+      { state: "ok" },
+      { state: "late" },
+      { state: "missing" },
+      { state: "revoked" },
+      { q: "lhr" },
+      { q: "MAIL-GW" },
+      { q: fleet.hostname(lone) },
+      { q: loneUid },
+      { q: loneUid.toUpperCase() },
+      { q: fleet.address(lone) },
+      { q: "10.0.1" }, // part of an address: addresses match whole only, host names in part
+      { q: "_" },
+      { q: "%" },
+      { q: "zq" },
+      { model: "vs-100", channel: "beta", tag: "dmz" },
+      { app: "vscreen", version: "4.1.9", state: "ok" },
+      { q: "gw", state: "missing" },
+      { q: "fra", app: "base", version: "3.0.13", channel: "beta" },
+      { site: "site-3", state: "revoked" },
+    ];
+    await assertSame(noc, queries);
+  },
+);
+
+dbTest("the list follows beats, re-tagging and new enrolments", async ({ db }) => {
+  const noc = await testNoc(db, { clock: new ManualClock(seedNow) });
+  await seedFleet(db.sql, 40, seedNow, graceS);
+  const a = await noc.enrollAppliance({ hostname: "Edge-Proxy-1" });
+  const b = await noc.enrollAppliance({ hostname: "edge-proxy-2" });
+  const component = (version: string) => ({
+    kind: "package",
+    app: "edgeproxy",
+    name: "edgeproxy",
+    version,
+  });
+  const byApp = { app: "edgeproxy", version: "5.0" };
+  // Enrolled, no report yet: found by name, not by component.
+  await assertSame(noc, [{ q: "edge-proxy" }, byApp, { app: "edgeproxy" }]);
+  assert.deepEqual(await listed(noc, { q: "edge-proxy" }), [a.uid, b.uid]);
+
+  await a.beat({ components: [component("5.0")] });
+  await b.beat({ components: [component("4.9")] });
+  assert.deepEqual(await listed(noc, byApp), [a.uid]);
+  await assertSame(noc, [byApp, { app: "edgeproxy" }, { version: "4.9" }]);
+
+  // b upgrades; a reports the same again (no side-table write needed), then drops the component.
+  await b.beat({ components: [component("5.0")] });
+  await a.beat({ components: [component("5.0")] });
+  assert.deepEqual(await listed(noc, byApp), [a.uid, b.uid]);
+  await a.beat({ components: [] });
+  assert.deepEqual(await listed(noc, byApp), [b.uid]);
+  await assertSame(noc, [byApp, { version: "4.9" }, { app: "edgeproxy" }]);
+
+  const r = await noc.admin("PATCH", `/v1/admin/appliances/${a.uid}`, { tags: ["dmz", "edge"] });
+  assert.equal(r.status, 200);
+  assert.deepEqual(await listed(noc, { tag: "edge" }), [a.uid]);
+  await noc.admin("PATCH", `/v1/admin/appliances/${a.uid}`, { tags: ["dmz"] });
+  assert.deepEqual(await listed(noc, { tag: "edge" }), []);
+  await assertSame(noc, [{ tag: "dmz" }, { tag: "edge" }, { q: "edge", tag: "dmz" }]);
+
+  // Search by the address the beat came from.
+  const [seen] = await db.sql<{ last_address: string | null }>`
+    select last_address from appliances where uid = ${b.uid}`;
+  const address = seen?.last_address;
+  if (address) assert.ok((await listed(noc, { q: address })).includes(b.uid));
+  await assertSame(noc, [{ q: address ?? "none" }]);
+});
+
+dbTest("a bad list cursor is a 400 naming the field", async ({ db }) => {
+  const noc = await testNoc(db, { clock: new ManualClock(seedNow) });
+  for (const q of ["cursor=nonsense", "q=x&cursor=WyJhIiwiYiJd"]) {
+    const r = await noc.admin("GET", `/v1/admin/appliances?${q}`);
+    assert.equal(r.status, 400);
+    assert.match(JSON.stringify(r.body), /cursor/);
+  }
+});
