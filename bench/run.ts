@@ -1,6 +1,6 @@
 /**
  * `deno task bench`: every benchmark in one run — check-in cycles against the
- * HTTP and database ceilings, the sweep over a million appliances, 256 MiB
+ * HTTP and database ceilings, the sweep and the appliance list over a million appliances, 256 MiB
  * downloads against nginx, the agent, catalog generation, a local-server
  * sync's stage for a 1,000-appliance site and the console —
  * printed as one table with targets and ratios, and written to
@@ -14,6 +14,7 @@
 import { type Figure, figureTable } from "./figure.ts";
 import { checkinBench } from "./checkin.ts";
 import { sweepScale } from "./sweep_scale.ts";
+import { applianceListScale } from "./appliance_list.ts";
 import { packageStreaming } from "./package_streaming.ts";
 import { agentBench } from "./agent_bench.ts";
 import { catalogGeneration } from "./catalog_gen.ts";
@@ -28,6 +29,11 @@ const sections: Array<[string, string, () => Promise<Figure[]>]> = [
     checkinBench,
   ],
   ["sweep", "Missed-heartbeat sweep over 1,000,000 appliances", () => sweepScale()],
+  [
+    "list",
+    "Appliance list and search over 1,000,000 appliances (admin API and console)",
+    () => applianceListScale(),
+  ],
   [
     "download",
     "Package downloads (256 MiB)",
