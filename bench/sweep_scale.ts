@@ -25,6 +25,7 @@ import { memoryLogger } from "../protocol/util/log.ts";
 import { createNotifier } from "../noc/services/notifier.ts";
 import { explainSweep, sweep, type SweepResult } from "../noc/jobs/status_daemon.ts";
 import { defaultSettings } from "../noc/config.ts";
+import { createNocInstance } from "../noc/services/noc_instance.ts";
 import { type Figure, figureTable } from "./figure.ts";
 
 /** Options for {@link sweepScale}. */
@@ -156,7 +157,14 @@ async function measuredSweep(
       autoDeliver: false,
     });
     const t = performance.now();
-    const result = await sweep({ db, clock, notifier, graceS });
+    const result = await sweep({
+      db,
+      clock,
+      notifier,
+      graceS,
+      settings: defaultSettings,
+      checkins: { instance: createNocInstance() },
+    });
     run = { wallMs: performance.now() - t, result };
   } finally {
     await db.close();
