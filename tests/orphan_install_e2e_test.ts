@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { enrolledAgent, serveNoc } from "./_agent.ts";
-import { payload, upload } from "./_components.ts";
+import { publishAndAssign } from "./_components.ts";
 import { openPglite } from "../noc/db/db.ts";
 import { migrate } from "../noc/db/migrate.ts";
 
@@ -43,23 +43,8 @@ Deno.test({
     let installer = 0;
     try {
       const uid = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)).uid;
-      const publish = async (version: string, install: string) => {
-        const up = await upload(
-          noc,
-          `/v1/admin/packages?app=demo&name=demo&version=${version}`,
-          await payload({ install }),
-          "application/gzip",
-        );
-        assert.equal(up.status, 201, JSON.stringify(up.body));
-        const as = await noc.admin("POST", "/v1/admin/assignments", {
-          kind: "package",
-          app: "demo",
-          name: "demo",
-          version,
-          target: { type: "all" },
-        });
-        assert.equal(as.status, 201, JSON.stringify(as.body));
-      };
+      const publish = (version: string, install: string) =>
+        publishAndAssign(noc, { app: "demo", name: "demo", version }, { install });
       // Version 2 says it started, then waits to be let go, then renames its files into place.
       const started = `${dir}/started.fifo`;
       const gate = `${dir}/gate.fifo`;
