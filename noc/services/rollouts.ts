@@ -54,18 +54,10 @@ export interface ComponentRef {
  * - `superseded`: it runs a version the NOC sent it after the release (a newer release, or an
  *   operator's return to an older one): no longer this rollout's business.
  */
-export type RolloutState =
-  | "running"
-  | "unconfirmed"
-  | "pending"
-  | "failed"
-  | "reverted"
-  | "other"
-  | "missing"
-  | "superseded";
+export type RolloutState = (typeof rolloutStates)[number];
 
-/** Every {@link RolloutState}, in the order the NOC shows them. */
-export const rolloutStates: readonly RolloutState[] = [
+/** Every {@link RolloutState}, in the order the NOC shows them (the API's enum too). */
+export const rolloutStates = [
   "running",
   "unconfirmed",
   "pending",
@@ -74,7 +66,7 @@ export const rolloutStates: readonly RolloutState[] = [
   "other",
   "missing",
   "superseded",
-];
+] as const;
 
 /** The states the health gate counts against a release. */
 export const failingStates: readonly RolloutState[] = ["failed", "reverted", "other", "missing"];

@@ -45,7 +45,7 @@ interface AssignmentRow {
 }
 /** `GET /v1/admin/assignments/:id/appliances`. */
 export const rolloutAppliancesQuery = z.strictObject({
-  state: z.enum(rolloutStates as [string, ...string[]]).optional(),
+  state: z.enum(rolloutStates).optional(),
   after: z.uuid({ message: "must be a UUID (the last uid of the previous page)" }).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });

@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from "zod";
+import { rolloutStates } from "../../services/rollouts.ts";
 
 /** An ISO 8601 time, as `Date.prototype.toISOString` (or PostgreSQL's JSON) writes it. */
 const time = z.iso.datetime({ offset: true });
@@ -409,16 +410,7 @@ export const fileinfo = z.object({
 });
 
 /** Where an appliance a release was sent to stands (noc/services/rollouts.ts). */
-const rolloutState = z.enum([
-  "running",
-  "unconfirmed",
-  "pending",
-  "failed",
-  "reverted",
-  "other",
-  "missing",
-  "superseded",
-]).describe(
+const rolloutState = z.enum(rolloutStates).describe(
   "From its latest beat: running (runs the release), unconfirmed (reported installed, no beat " +
     "since), pending (runs an older version or none, no outcome), failed, reverted (reported " +
     "installed, now runs an older version), other (runs a version neither older nor the " +
