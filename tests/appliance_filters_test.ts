@@ -161,6 +161,62 @@ dbTest("the list follows beats, re-tagging and new enrolments", async ({ db }) =
   await assertSame(noc, [{ q: address ?? "none" }]);
 });
 
+dbTest(
+  "facet filters list exactly the matching appliances when the holders sort last by host name",
+  async ({ db }) => {
+    const noc = await testNoc(db, { clock: new ManualClock(seedNow) });
+    await seedFleet(db.sql, 200, seedNow, graceS);
+    // A correlated fleet: "tail-app" only on the 30 host names that sort last (its 1.1 version
+    // on every third of them), tag "edge" only on the first 30 and on every 5th of the last 30.
+    await db.sql`
+      update appliances a set last_report = jsonb_set(a.last_report, '{components}',
+        a.last_report->'components' || jsonb_build_array(jsonb_build_object('kind', 'package',
+          'app', 'tail-app', 'name', 'tail', 'version', case when t.r % 3 = 0 then '1.1' else '1.0' end)))
+      from (select uid, row_number() over (order by hostname desc, uid desc) as r from appliances) t
+      where t.uid = a.uid and t.r <= 30`;
+    await db.sql`
+      update appliances a set tags = a.tags || array['edge']
+      from (select uid, row_number() over (order by hostname, uid) as r,
+        row_number() over (order by hostname desc, uid desc) as d from appliances) t
+      where t.uid = a.uid and (t.r <= 30 or (t.d <= 30 and t.d % 5 = 0))`;
+    const tail = await listed(noc, { app: "tail-app" });
+    assert.equal(tail.length, 30);
+    assert.deepEqual(tail, (await expected(db.sql, {}, seedNow)).slice(-30));
+    await assertSame(noc, [
+      { app: "tail-app" },
+      { app: "tail-app", version: "1.1" },
+      { version: "1.1" },
+      { app: "tail-app", tag: "edge" },
+      { app: "tail-app", version: "1.0", tag: "edge" },
+      { tag: "edge" },
+      { tag: "edge", app: "base" },
+      { app: "tail-app", state: "ok" },
+      { app: "tail-app", q: "mail" },
+      { app: "tail-app", tag: "edge", model: "vs-100" },
+      { app: "tail-app", tag: "lab" },
+    ]);
+  },
+);
+
+dbTest(
+  "an appliance renamed or deleted in the database leaves no stale facet rows",
+  async ({ db }) => {
+    const noc = await testNoc(db, { clock: new ManualClock(seedNow) });
+    await seedFleet(db.sql, 30, seedNow, graceS);
+    const [first] = await db.sql<{ uid: string }>`
+    select uid from appliances order by hostname, uid limit 1`;
+    await db.sql`update appliances set hostname = 'zzz-renamed' where uid = ${first!.uid}`;
+    const all = await expected(db.sql, {}, seedNow);
+    assert.equal(all[all.length - 1], first!.uid);
+    await assertSame(noc, [{ app: "vscreen" }, { tag: "pci" }, { q: "zzz" }, { app: "base" }]);
+    await db.sql`delete from appliances where uid = ${first!.uid}`;
+    const [left] = await db.sql<{ n: number }>`
+    select count(*)::int as n from appliance_facet_hosts where uid = ${first!.uid}`;
+    assert.equal(left!.n, 0);
+    await assertSame(noc, [{ app: "vscreen" }, { tag: "pci" }]);
+  },
+);
+
 dbTest("a bad list cursor is a 400 naming the field", async ({ db }) => {
   const noc = await testNoc(db, { clock: new ManualClock(seedNow) });
   for (const q of ["cursor=nonsense", "q=x&cursor=WyJhIiwiYiJd"]) {

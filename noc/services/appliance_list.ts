@@ -54,16 +54,16 @@ type Tag = <T>(strings: TemplateStringsArray, ...values: Param[]) => Promise<T[]
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * The elements of `appliance_facets.facets` (migration 014) an appliance must hold to pass the
- * `app`, `version` and `tag` filters; null when none of them is given.
+ * The facets (rows of `appliance_facet_hosts`, migration 014) an appliance must hold to pass the
+ * `app`, `version` and `tag` filters: none, one or two.
  */
-function facetsOf(f: ApplianceListFilter): string[] | null {
+function facetsOf(f: ApplianceListFilter): string[] {
   const facets: string[] = [];
   if (f.app !== undefined && f.version !== undefined) facets.push(`av:${f.app}:${f.version}`);
   else if (f.app !== undefined) facets.push(`a:${f.app}`);
   else if (f.version !== undefined) facets.push(`v:${f.version}`);
   if (f.tag !== undefined) facets.push(`t:${f.tag}`);
-  return facets.length > 0 ? facets : null;
+  return facets;
 }
 
 /** A piece of a statement: constant SQL text around parameters (never text from input). */
@@ -95,12 +95,11 @@ function run<T>(tag: Tag, f: Fragment): Promise<T[]> {
 
 /**
  * The conditions of the list's statement: one per filter given, each a predicate an index
- * serves — model, site, channel: indexes on (column, hostname, uid); app, version, tag: the GIN
- * index of `appliance_facets`; search: the trigram index (host name), the address index and the
- * primary key of `appliance_names`; states: the due-time, missing and revoked indexes. With no
- * `or … is null` around them (which would keep PostgreSQL from turning an EXISTS into a
- * semi-join), the planner reads either the matches (sparse filters) or the host-name order
- * until the page is full (dense ones).
+ * serves — model, site, channel: indexes on (column, hostname, uid); app, version, tag: the
+ * joins on `appliance_facet_hosts` (see query()); search: the trigram index (host name), the
+ * address index and the primary key of `appliance_names`; states: the due-time, missing and
+ * revoked indexes. With no `or … is null` around them, the planner reads either the matches
+ * (sparse filters) or a host-name order until the page is full (dense ones).
  */
 function conditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment[] {
   const cutoff = new Date(now.getTime() - graceS * 1000);
@@ -111,13 +110,8 @@ function conditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment
   if (f.model !== undefined) where.push(frag`a.model = ${f.model}`);
   if (f.site !== undefined) where.push(frag`a.site = ${f.site}`);
   if (f.channel !== undefined) where.push(frag`a.channel = ${f.channel}`);
-  const facets = facetsOf(f);
-  if (facets) {
-    where.push(frag`exists (select 1 from appliance_facets x
-      where x.uid = a.uid and x.facets @> ${facets}::text[])`);
-  }
   if (f.q !== undefined) {
-    // The statement then reads from appliance_names (see query()): host name, address or UID.
+    // appliance_names is joined (see query()): host name, address or UID.
     const like = `%${f.q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
     const byUid = uuidPattern.test(f.q) ? frag` or s.uid = ${f.q.toLowerCase()}::uuid` : frag``;
     where.push(joined([
@@ -145,12 +139,20 @@ function conditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment
       break;
   }
   if (f.cursor) {
+    // On every table the statement may read in host-name order (the planner derives no row
+    // comparison through the joins' equalities), so whichever it walks starts at the cursor.
     const [afterHost, afterUid] = decodeCursor(f.cursor);
-    where.push(
-      f.q === undefined
-        ? frag`(a.hostname, a.uid) > (${afterHost}, ${afterUid}::uuid)`
-        : frag`(s.hostname, s.uid) > (${afterHost}, ${afterUid}::uuid)`,
+    where.push(frag`(a.hostname, a.uid) > (${afterHost}, ${afterUid}::uuid)`);
+    facetsOf(f).forEach((_, i) =>
+      where.push(
+        i === 0
+          ? frag`(f0.hostname, f0.uid) > (${afterHost}, ${afterUid}::uuid)`
+          : frag`(f1.hostname, f1.uid) > (${afterHost}, ${afterUid}::uuid)`,
+      )
     );
+    if (f.q !== undefined) {
+      where.push(frag`(s.hostname, s.uid) > (${afterHost}, ${afterUid}::uuid)`);
+    }
   }
   return where;
 }
@@ -166,20 +168,34 @@ function query(tag: Tag, f: ApplianceListFilter, now: Date, graceS: number) {
          where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
          order by m.ends_at desc limit 1) as maintenance
     from `;
-  // A search reads appliance_names (narrow, host names in the same order): its matches, sorted
-  // there, are joined to their appliances one at a time until the page is full. appliance_names
-  // holds each appliance's host name (kept by migration 014's triggers), so the order is the same.
-  const from = f.q === undefined
-    ? frag`appliances a
-    where `
-    : frag`appliance_names s join appliances a on a.uid = s.uid
-    where `;
-  const tail = f.q === undefined
-    ? frag`
+  // Each facet filter and a search join a narrow side table on (host name, UID), which each
+  // holds in the list's order (kept by migration 014's triggers): the planner may walk any of
+  // their ordered indexes — a facet's rows, from the cursor on, stop when the page is full,
+  // however the facet's holders are spread over host-name order — or gather a sparse filter's
+  // matches and sort them.
+  const joins: Fragment[] = [frag`appliances a`];
+  facetsOf(f).forEach((facet, i) =>
+    joins.push(
+      i === 0
+        ? frag`
+    join appliance_facet_hosts f0 on f0.facet = ${facet} and f0.hostname = a.hostname
+      and f0.uid = a.uid`
+        : frag`
+    join appliance_facet_hosts f1 on f1.facet = ${facet} and f1.hostname = a.hostname
+      and f1.uid = a.uid`,
+    )
+  );
+  if (f.q !== undefined) {
+    joins.push(frag`
+    join appliance_names s on s.uid = a.uid and s.hostname = a.hostname`);
+  }
+  const from = joined([
+    ...joins,
+    frag`
+    where `,
+  ], "");
+  const tail = frag`
     order by a.hostname, a.uid
-    limit ${f.limit + 1}`
-    : frag`
-    order by s.hostname, s.uid
     limit ${f.limit + 1}`;
   const where = joined([frag`true`, ...conditions(f, now, graceS)], "\n      and ");
   return run<ApplianceRow>(tag, joined([head, from, where, tail], ""));
