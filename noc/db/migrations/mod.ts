@@ -23,6 +23,7 @@ import rolloutProgress from "./012_rollout_progress.sql" with { type: "text" };
 import reenrolment from "./013_reenrolment.sql" with { type: "text" };
 import fleetList from "./014_fleet_list.sql" with { type: "text" };
 import deliveryTimeouts from "./015_delivery_timeouts.sql" with { type: "text" };
+import installReportIds from "./016_install_report_ids.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -49,4 +50,5 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "013_reenrolment.sql", sql: reenrolment },
   { name: "014_fleet_list.sql", sql: fleetList },
   { name: "015_delivery_timeouts.sql", sql: deliveryTimeouts },
+  { name: "016_install_report_ids.sql", sql: installReportIds },
 ]);
