@@ -6,13 +6,13 @@
  *   not prune nonces, and one `clock_skew` notice is raised per episode (from the first instance
  *   found off until none is), however many instances and sweeps see it.
  * - **Liveness** ({@link recordLiveness}): each instance records that the NOC is alive (every
- *   sweep, and every 10 s from main.ts with {@link startLivenessTicker}). An instance that was not
- *   alive without a break (it just started, its database was unreachable, or it was suspended)
- *   compares its clock with the last record of any instance: a gap longer than
- *   {@link livenessBoundS} is time in which no beat could be received, and it is given back to
- *   the fleet before anyone is judged (the due times of appliances not yet alerted whose deadline
- *   fell in the gap move forward by it, in one statement), with one `noc_downtime_credited` log
- *   line.
+ *   sweep, and every {@link livenessPeriodS} from main.ts with {@link startLivenessTicker}: 10 s,
+ *   less with a grace under 30 s). An instance that was not alive without a break (it just
+ *   started, its database was unreachable, or it was suspended) compares its clock with the last
+ *   record of any instance: a gap longer than {@link livenessBoundS} (two periods) is time in
+ *   which no beat could be received, and it is given back to the fleet before anyone is judged
+ *   (the due times of appliances not yet alerted whose deadline fell in the gap move forward by
+ *   it, in one statement), with one `noc_downtime_credited` log line.
  *
  * @module
  */
@@ -23,8 +23,24 @@ import type { Logger } from "../../protocol/util/log.ts";
 import { isContinuous, type NocInstance } from "../services/noc_instance.ts";
 import type { AppDeps } from "../services/deps.ts";
 
-/** Seconds with no instance alive above which the gap is credited to the fleet. */
-export const livenessBoundS = 20;
+/**
+ * Seconds between two liveness records of an instance ({@link startLivenessTicker}): 10, or a
+ * third of the grace period when that is shorter (at least 1), so that an outage longer than the
+ * grace (and than 2 s) always exceeds {@link livenessBoundS} and is credited. (A fixed 10 s let an
+ * outage of 15 s go uncredited and page a fleet beating every 10 s with a grace of 5 s.)
+ */
+export function livenessPeriodS(graceS: number): number {
+  return Math.min(10, Math.max(1, graceS / 3));
+}
+
+/**
+ * Seconds with no instance alive above which the gap is credited to the fleet: two liveness
+ * periods (20 s with a grace of 30 s or more), so the records of an instance that stayed up,
+ * however late its ticker runs, never look like a gap.
+ */
+export function livenessBoundS(graceS: number): number {
+  return 2 * livenessPeriodS(graceS);
+}
 
 /** Seconds after which a clock-skew record of an instance that stopped reporting is dropped. */
 const skewRecordTtlS = 600;
@@ -133,8 +149,9 @@ export interface LivenessResult {
 /**
  * Records that the NOC is alive now (on this instance's clock, which the caller has checked).
  * When this instance was not alive without a break, and no instance recorded liveness for more
- * than {@link livenessBoundS}, first gives that gap to every appliance not yet alerted whose
- * deadline (due time plus `graceS`) fell after the last record and whose due time has passed.
+ * than {@link livenessBoundS} of `graceS`, first gives that gap to every appliance not yet
+ * alerted whose deadline (due time plus `graceS`) fell after the last record and whose due time
+ * has passed.
  * The liveness row is locked meanwhile, so a gap is credited once however many instances start
  * together. Throws when the database fails (this instance is then no longer continuous).
  */
@@ -151,7 +168,7 @@ export async function recordLiveness(
         select alive_at from noc_liveness where id = 1 for update`;
       let out: LivenessResult = { creditedS: 0, credited: 0 };
       const gapMs = row ? now.getTime() - row.alive_at.getTime() : 0;
-      if (row && !continuous && gapMs > livenessBoundS * 1000) {
+      if (row && !continuous && gapMs > livenessBoundS(graceS) * 1000) {
         const gapS = gapMs / 1000;
         const from = new Date(row.alive_at.getTime() - graceS * 1000);
         const [c] = await tx<{ n: number }>`
@@ -184,12 +201,16 @@ export async function recordLiveness(
 }
 
 /**
- * Records this instance's liveness every `periodS` seconds (after checking its clock), from
- * start-up on, so an instance starting after downtime credits the gap before its first sweep.
+ * Records this instance's liveness every `periodS` seconds ({@link livenessPeriodS} of the grace
+ * setting by default; after checking its clock), from start-up on, so an instance starting after
+ * downtime credits the gap before its first sweep.
  * A record missing for three periods (a suspended process) breaks the instance's continuity.
  * Returns a function that stops it.
  */
-export function startLivenessTicker(deps: AppDeps, periodS = 10): () => void {
+export function startLivenessTicker(
+  deps: AppDeps,
+  periodS = livenessPeriodS(deps.settings.graceS),
+): () => void {
   deps.checkins.instance.maxQuietMs = 3 * periodS * 1000;
   let busy = false;
   const tick = async () => {
