@@ -31,7 +31,7 @@ import {
   statePaths,
 } from "./state.ts";
 import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
-import { forget, journalled, journalOutcome } from "./outcome_journal.ts";
+import { forget, journalled, journalOutcome, type KeyedReport } from "./outcome_journal.ts";
 import { settleLeftovers } from "./install_guard.ts";
 import { adoptablePackageKeys, rotatedPackageKeys } from "../protocol/release_keys.ts";
 import { agentVersion } from "./config.ts";
@@ -102,9 +102,14 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   let installed = await orAside(paths.catalogCur, () => loadInstalled(ctx.config.state));
   // Each install outcome goes to the journal (outcomes/) the moment the install ends, so an agent
   // killed later in the cycle still reports it at its next run; if the journal cannot be written
-  // (a full disk), to state.json's pendingReports, saved with the state.
+  // (a full disk), to state.json's pendingReports, saved with the state. Its reportId, drawn here,
+  // is its idempotency key: every re-send carries it, and the NOC stores the outcome once.
   const journal = async (r: InstallReport) => {
-    const report = r.message === undefined ? r : { ...r, message: clean(r.message, 2000) };
+    const report: KeyedReport = {
+      ...r,
+      ...(r.message === undefined ? {} : { message: clean(r.message, 2000) }),
+      reportId: crypto.randomUUID(),
+    };
     try {
       await journalOutcome(ctx.config.state, report, ctx.now());
     } catch (e) {
@@ -247,7 +252,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       return { outcomes: [], damaged: [] };
     });
     for (const path of damaged) ctx.log.warn("outcome_damaged", { path, message: "removed" });
-    const queue: Array<{ report: InstallReport; path: string | null }> = [
+    const queue: Array<{ report: KeyedReport; path: string | null }> = [
       ...outcomes,
       ...state.pendingReports.map((report) => ({ report, path: null })),
     ];
@@ -476,7 +481,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         record = await installFile(ctx, entry);
       }
       // The outcome is journalled first, then catalog.cur: a crash between the two sends the
-      // outcome and installs the same version again (the NOC keeps one row for the repeat).
+      // outcome and installs the same version again (a second outcome, with a key of its own).
       await journal({ ...pick(entry), outcome: "installed" });
       installed = [...installed.filter((c) => componentKey(c) !== k), record];
       // Recorded only now, after the install succeeded: a crash before this line redoes the install.
@@ -498,7 +503,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       await journal({
         ...pick(entry),
         outcome: e instanceof RolledBack ? "rolled_back" : "failed",
-        message: `${d.code}${nth(attempts)}: ${d.message}`.slice(0, 2000),
+        message: `${d.code}: ${d.message}`.slice(0, 2000),
       });
       ctx.log.error("install_failed", { component: label, reason: d.code, message: d.message });
       if (d.code === "write_failed") break;
@@ -529,17 +534,13 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       await journal({
         ...pick(entry),
         outcome: "rolled_back",
-        message: `${r.outcome === "rolled_back" ? r.message : why}${nth(attempts + 1)}`,
+        message: r.outcome === "rolled_back" ? r.message : why,
       });
       problems.push({ ...pick(entry), kind: "package", code: "rolled_back", message: why });
     } catch (e) {
       const d = describe(e);
       problems.push({ ...pick(entry), kind: "package", code: d.code, message: d.message });
-      await journal({
-        ...pick(entry),
-        outcome: "failed",
-        message: `${d.message.slice(0, 1900)}${nth(attempts + 1)}`,
-      });
+      await journal({ ...pick(entry), outcome: "failed", message: d.message.slice(0, 2000) });
     }
     state.failures[k] = {
       version: entry.version,
@@ -586,14 +587,6 @@ async function storedCatalog(
 }
 
 class RolledBack extends Error {}
-
-/**
- * " (attempt n)" from the second attempt on: an outcome message names its attempt, so the NOC can
- * tell a retry that failed the same way from a report sent again (noc/http/v1/installs.ts).
- */
-function nth(attempts: number): string {
-  return attempts > 1 ? ` (attempt ${attempts})` : "";
-}
 
 /** Text the NOC stores: no NUL, no lone surrogate (a cut can split a pair), at most `max` characters. */
 function clean(s: string, max: number): string {

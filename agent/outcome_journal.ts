@@ -4,9 +4,13 @@
  * the folder flushed — the moment the install ends, before anything later in
  * the cycle can fail. An agent killed afterwards (a power loss, a SIGKILL)
  * finds it at its next run and sends it then; a file is removed only once
- * the NOC acknowledged it (2xx), or refused it for good (400, 413). A re-sent
- * outcome is not recorded twice: the NOC keeps one row for a repeat of an
- * appliance's latest outcome of a component (noc/http/v1/installs.ts).
+ * the NOC acknowledged it (2xx), or refused it for good (400, 413). Each
+ * outcome gets a `reportId` (a random UUID) when it is journalled, kept in its
+ * file and sent with every re-send: the NOC stores an appliance's outcome of a
+ * given `reportId` once (noc/http/v1/installs.ts), so a re-sent outcome is
+ * recorded once while two outcomes alike in every other field are both kept.
+ * A file an older agent journalled without one is given one (rewritten, same
+ * name) when it is read.
  *
  * Files are named by a sequence number (`000000000042.json`), so outcomes are
  * sent in the order they happened. At most {@link MAX_JOURNALLED} are kept
@@ -16,23 +20,32 @@
  */
 import { z } from "zod";
 import { syncDir, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
-import { type InstallReport, reportSchema, statePaths } from "./state.ts";
+import { reportSchema, statePaths } from "./state.ts";
 
 /** The most outcomes kept waiting for the NOC. */
 export const MAX_JOURNALLED = 500;
 
+// `reportId` is optional: files an agent wrote before outcomes had keys.
+const keyedSchema = reportSchema.extend({ reportId: z.uuid().optional() });
+
+/**
+ * An install outcome as journalled and sent: `reportId` is its idempotency key (a UUID), drawn
+ * when it is journalled.
+ */
+export type KeyedReport = z.infer<typeof keyedSchema>;
+
 const entrySchema = z.object({
   format: z.literal("noc-agent-outcome/1"),
   journalledAt: z.string(),
-  report: reportSchema,
+  report: keyedSchema,
 });
 
 /** A journalled outcome: its file and the report to send. */
 export interface Journalled {
   /** The journal file. */
   path: string;
-  /** The outcome, exactly as sent to the NOC. */
-  report: InstallReport;
+  /** The outcome, exactly as sent to the NOC (with its `reportId`, unless it could not be written). */
+  report: KeyedReport;
 }
 
 const fileName = /^(\d{12})\.json$/;
@@ -51,15 +64,17 @@ async function names(dir: string): Promise<string[]> {
 
 /**
  * Writes `report` durably to the journal of state folder `state` (write, fsync, rename, fsync of
- * the folder), keeping the newest `max`; throws when it cannot (a full or read-only disk), and the caller keeps the outcome
- * some other way.
+ * the folder), keeping the newest `max`, under its `reportId` or a new random one; returns the
+ * report as journalled. Throws when it cannot (a full or read-only disk), and the caller keeps the
+ * outcome some other way.
  */
 export async function journalOutcome(
   state: string,
-  report: InstallReport,
+  outcome: KeyedReport,
   now: Date,
   max: number = MAX_JOURNALLED,
-): Promise<void> {
+): Promise<KeyedReport> {
+  const report = { ...outcome, reportId: outcome.reportId ?? crypto.randomUUID() };
   const dir = statePaths(state).outcomes;
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const held = await names(dir);
@@ -74,6 +89,7 @@ export async function journalOutcome(
   for (const old of held.slice(0, Math.max(0, held.length + 1 - max))) {
     await Deno.remove(`${dir}/${old}`).catch(() => {});
   }
+  return report;
 }
 
 /**
@@ -94,8 +110,19 @@ export async function journalled(
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) continue;
     }
-    if (parsed?.success) outcomes.push({ path, report: parsed.data.report });
-    else {
+    if (parsed?.success) {
+      let report: KeyedReport = parsed.data.report;
+      if (report.reportId === undefined) {
+        // Journalled before outcomes had keys: given one for good before it is sent, so that a
+        // re-send carries the same. If the file cannot be rewritten, it goes without (stored as
+        // an older agent's outcome).
+        const keyed = { ...report, reportId: crypto.randomUUID() };
+        const rewritten = await writeJsonAtomic(path, { ...parsed.data, report: keyed })
+          .then(() => true, () => false);
+        if (rewritten) report = keyed;
+      }
+      outcomes.push({ path, report });
+    } else {
       damaged.push(path);
       await Deno.remove(path).catch(() => {});
     }

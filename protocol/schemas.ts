@@ -297,7 +297,12 @@ export const holdSchema = z.strictObject({
   reason: label(500),
 });
 
-/** `POST /v1/installs`: what an appliance installed, or failed to. */
+/**
+ * `POST /v1/installs`: what an appliance installed, or failed to. Each outcome may carry a
+ * `reportId` (a UUID the agent draws when it journals the outcome and sends with every re-send):
+ * the NOC stores an outcome of a given appliance and `reportId` once (noc/http/v1/installs.ts).
+ * Optional, for agents older than it; no two results of one report may share one.
+ */
 export const installsSchema = z.strictObject({
   results: z.array(z.strictObject({
     kind: z.enum(["package", "file"]),
@@ -306,7 +311,25 @@ export const installsSchema = z.strictObject({
     version: componentQuery.shape.version,
     outcome: z.enum(["installed", "failed", "rolled_back"]),
     message: text(2000).optional(),
-  })).min(1).max(500),
+    reportId: z.uuid({ message: "must be a UUID" }).optional().describe(
+      "The outcome's idempotency key: drawn once when the outcome happens, sent again unchanged " +
+        "with every re-send; an outcome whose reportId this appliance already sent is not stored again",
+    ),
+  })).min(1).max(500).superRefine((results, ctx) => {
+    const first = new Map<string, number>();
+    results.forEach((r, i) => {
+      if (r.reportId === undefined) return;
+      const at = first.get(r.reportId.toLowerCase());
+      if (at === undefined) first.set(r.reportId.toLowerCase(), i);
+      else {
+        ctx.addIssue({
+          code: "custom",
+          path: [i, "reportId"],
+          message: `repeats results[${at}].reportId`,
+        });
+      }
+    });
+  }),
 });
 
 /** `:uid` path parameter. */

@@ -432,3 +432,47 @@ Deno.test("the outcome journal keeps outcomes in order across restarts, bounded,
     await Deno.remove(state, { recursive: true });
   }
 });
+
+Deno.test("each journalled outcome keeps one reportId across reads; an older agent's file is given one for good", async () => {
+  const state = await Deno.makeTempDir();
+  try {
+    const report = {
+      kind: "package" as const,
+      app: "demo",
+      name: "demo",
+      version: "1",
+      outcome: "failed" as const,
+      message: "install_failed: exited with 1",
+    };
+    // The same failure twice: two outcomes, two keys.
+    const a = await journalOutcome(state, report, new Date());
+    const b = await journalOutcome(state, report, new Date());
+    const given = await journalOutcome(state, { ...report, reportId: a.reportId! }, new Date());
+    assert.equal(given.reportId, a.reportId, "a key it was given is kept");
+    assert.match(
+      a.reportId!,
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
+    assert.notEqual(a.reportId, b.reportId);
+    const read = (await journalled(state)).outcomes.map((o) => o.report.reportId);
+    assert.deepEqual(read, [a.reportId, b.reportId, a.reportId]);
+    assert.deepEqual((await journalled(state)).outcomes.map((o) => o.report.reportId), read);
+    // A file journalled before outcomes had keys.
+    const old = `${state}/outcomes/000000000009.json`;
+    await Deno.writeTextFile(
+      old,
+      JSON.stringify({
+        format: "noc-agent-outcome/1",
+        journalledAt: "2026-01-01T00:00:00Z",
+        report,
+      }),
+    );
+    const first = (await journalled(state)).outcomes.at(-1)!;
+    assert.equal(first.path, old);
+    assert.ok(first.report.reportId, "given a key");
+    assert.equal(JSON.parse(await Deno.readTextFile(old)).report.reportId, first.report.reportId);
+    assert.equal((await journalled(state)).outcomes.at(-1)!.report.reportId, first.report.reportId);
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});

@@ -8,11 +8,13 @@
  * rollout counts it; `catalog.cur` says what was installed throughout.
  *
  * The agent's runs and the NOC share one PGlite database (a slow test runs on
- * one database); the NOC's part — a repeated report is recorded once — runs
- * on both.
+ * one database); the NOC's part — an outcome's `reportId` is its idempotency
+ * key: a re-send is recorded once, two alike outcomes with their own keys both,
+ * a key reused for another outcome never overwrites the first — runs on both.
  */
 import assert from "node:assert/strict";
-import { dbTest, testNoc } from "./_harness.ts";
+import { dbTest, type TestAppliance, type TestNoc, testNoc } from "./_harness.ts";
+import { REPORT_IDS_KEPT } from "../noc/http/v1/installs.ts";
 import { enrolledAgent, type ServedNoc } from "./_agent.ts";
 import { payload, publishAndAssign, upload } from "./_components.ts";
 import { ManualClock } from "../noc/clock.ts";
@@ -176,35 +178,172 @@ Deno.test({
   },
 });
 
+/** Signs and sends `results` as appliance `a`'s install report; returns the status and answer. */
+async function sendReport(noc: TestNoc, a: TestAppliance, results: unknown[]) {
+  const res = await noc.app.request(await a.request("POST", "/v1/installs", { results }));
+  return { status: res.status, body: await res.json() };
+}
+
+/** Appliance `uid`'s stored outcomes, oldest first: `outcome:message@reportId`. */
+async function storedOf(db: Db, uid: string): Promise<string[]> {
+  return (await db.sql<{ outcome: string; message: string | null; report_id: string | null }>`
+    select outcome, message, report_id::text as report_id from install_outcomes
+    where uid = ${uid} order by reported_at, id`).map((r) =>
+    `${r.outcome}:${r.message ?? ""}@${r.report_id ?? "-"}`
+  );
+}
+
 dbTest(
-  "an install report sent again is recorded once; a new outcome after it, or the same one later, is recorded",
+  "an install report sent again with the same reportId is recorded once; two identical outcomes with different ids are both recorded",
   async ({ db }) => {
     const noc = await testNoc(db);
     const a = await noc.enrollAppliance();
     await publishAndAssign(noc, { app: "app", name: "pkg", version: "2" });
     const pkg = { kind: "package", app: "app", name: "pkg", version: "2" };
-    const report = async (results: unknown[]) => {
-      const res = await noc.app.request(await a.request("POST", "/v1/installs", { results }));
-      assert.equal(res.status, 200);
-      return (await res.json()).recorded;
-    };
-    const rows = async () =>
-      (await db.sql<{ outcome: string }>`
-        select outcome from install_outcomes where uid = ${a.uid} order by id`).map((r) =>
-        r.outcome
-      );
     const failed = { ...pkg, outcome: "failed", message: "install_failed: exited with 1" };
+    const [k1, k2, k3, k4] = [1, 2, 3, 4].map(() => crypto.randomUUID());
+    const report = async (results: unknown[]) => {
+      const r = await sendReport(noc, a, results);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body.recorded;
+    };
+    assert.equal(await report([{ ...failed, reportId: k1 }]), 1);
+    assert.equal(await report([{ ...failed, reportId: k1 }]), 0, "the same report again");
+    // Its key in capitals is the same key.
+    assert.equal(await report([{ ...failed, reportId: k1!.toUpperCase() }]), 0);
+    // The same failure again (a retry that failed the same way): a new outcome, stored.
+    assert.equal(await report([{ ...failed, reportId: k2 }]), 1);
+    // A batch that repeats both and carries a new one: only the new one is stored.
+    const installed = { ...pkg, outcome: "installed", reportId: k3 };
+    const batch = [{ ...failed, reportId: k1 }, { ...failed, reportId: k2 }, installed];
+    assert.equal(await report(batch), 1);
+    assert.equal(await report(batch), 0);
+    // Two copies of a report at once, their outcomes in either order: each stored once.
+    const again = { ...pkg, outcome: "installed", reportId: k4 };
+    const [x, y] = await Promise.all([
+      sendReport(noc, a, [again, { ...failed, reportId: k2 }]),
+      sendReport(noc, a, [{ ...failed, reportId: k2 }, again]),
+    ]);
+    assert.deepEqual([x.status, y.status], [200, 200], JSON.stringify([x.body, y.body]));
+    assert.equal(x.body.recorded + y.body.recorded, 1);
+    assert.deepEqual(await storedOf(db, a.uid), [
+      `failed:${failed.message}@${k1}`,
+      `failed:${failed.message}@${k2}`,
+      `installed:@${k3}`,
+      `installed:@${k4}`,
+    ]);
+    // An older agent's outcomes (no reportId) are stored as they come, repeats included.
     assert.equal(await report([failed]), 1);
-    assert.equal(await report([failed]), 0, "the same report again (its answer was lost)");
-    assert.deepEqual(await rows(), ["failed"]);
-    // A batch that repeats the last outcome and carries new ones: only the new ones are stored.
-    assert.equal(await report([failed, { ...pkg, outcome: "installed" }]), 1);
-    assert.equal(await report([failed, { ...pkg, outcome: "installed" }]), 0);
-    assert.deepEqual(await rows(), ["failed", "installed"]);
-    // The same outcome after another one is a new event: stored.
     assert.equal(await report([failed]), 1);
-    // A retry that fails the same way names its attempt (the agent does so): stored.
-    assert.equal(await report([{ ...failed, message: `${failed.message} (attempt 2)` }]), 1);
-    assert.deepEqual(await rows(), ["failed", "installed", "failed", "failed"]);
+    assert.equal((await storedOf(db, a.uid)).filter((o) => o.endsWith("@-")).length, 2);
+    // Another appliance may use the same key: keys are per appliance.
+    const b = await noc.enrollAppliance();
+    assert.equal((await sendReport(noc, b, [{ ...failed, reportId: k1 }])).body.recorded, 1);
+  },
+);
+
+dbTest(
+  "a reportId reused for a different outcome is not stored and does not overwrite the first",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance();
+    const pkg = { kind: "package", app: "app", name: "pkg", version: "2" };
+    const key = crypto.randomUUID();
+    const first = await sendReport(noc, a, [{ ...pkg, outcome: "installed", reportId: key }]);
+    assert.equal(first.body.recorded, 1);
+    for (
+      const other of [
+        { ...pkg, outcome: "failed", message: "install_failed: exited with 1" },
+        { ...pkg, version: "3", outcome: "installed" },
+        { ...pkg, outcome: "installed", message: "" },
+      ]
+    ) {
+      const r = await sendReport(noc, a, [{ ...other, reportId: key }]);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.recorded, 0, JSON.stringify(other));
+    }
+    assert.deepEqual(await storedOf(db, a.uid), [`installed:@${key}`]);
+    const log = noc.deps.log as unknown as { lines: Array<Record<string, unknown>> };
+    const warned = log.lines.filter((l) => l.event === "install_report_id_reused");
+    assert.equal(warned.length, 3);
+    assert.deepEqual(warned[0]!.reportIds, [key]);
+    // The same outcome under its key again is a plain re-send: no warning.
+    await sendReport(noc, a, [{ ...pkg, outcome: "installed", reportId: key }]);
+    assert.equal(
+      log.lines.filter((l) => l.event === "install_report_id_reused").length,
+      3,
+    );
+    // Bad keys are refused whole, naming the problem: not a UUID, or twice in one report.
+    const bad = await sendReport(noc, a, [{ ...pkg, outcome: "installed", reportId: "r-1" }]);
+    assert.equal(bad.status, 400);
+    assert.match(JSON.stringify(bad.body), /results\.0\.reportId|reportId/);
+    const twice = crypto.randomUUID();
+    const dup = await sendReport(noc, a, [
+      { ...pkg, outcome: "failed", reportId: twice },
+      { ...pkg, outcome: "installed", reportId: twice },
+    ]);
+    assert.equal(dup.status, 400);
+    assert.match(JSON.stringify(dup.body), /repeats results\[0\]\.reportId/);
+    assert.deepEqual(await storedOf(db, a.uid), [`installed:@${key}`], "nothing written");
+  },
+);
+
+dbTest(
+  "a re-sent outcome whose row was pruned is not stored again; each appliance keeps its newest 1000 report ids",
+  async ({ db }) => {
+    // One outcome kept per appliance: a report of three prunes two of them at once.
+    const noc = await testNoc(db, { settings: { installOutcomesPerAppliance: 1 } });
+    const a = await noc.enrollAppliance();
+    const pkg = { kind: "package", app: "app", name: "pkg" };
+    const three = ["1", "2", "3"].map((version) => ({
+      ...pkg,
+      version,
+      outcome: "installed",
+      reportId: crypto.randomUUID(),
+    }));
+    assert.equal((await sendReport(noc, a, three)).body.recorded, 3);
+    assert.deepEqual(await storedOf(db, a.uid), [`installed:@${three[2]!.reportId}`]);
+    assert.equal(
+      (await sendReport(noc, a, three)).body.recorded,
+      0,
+      "pruned ones not stored again",
+    );
+    assert.deepEqual(await storedOf(db, a.uid), [`installed:@${three[2]!.reportId}`]);
+    // The keys are bounded: after 1,001 more, the oldest is forgotten and the newest kept.
+    const more = Array.from({ length: REPORT_IDS_KEPT + 1 }, (_, i) => ({
+      ...pkg,
+      version: `v${i}`,
+      outcome: "installed",
+      reportId: crypto.randomUUID(),
+    }));
+    for (let i = 0; i < more.length; i += 500) {
+      noc.clock.advance(1);
+      const r = await sendReport(noc, a, more.slice(i, i + 500));
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    const kept = await db.sql<{ id: string }>`
+      select report_id::text as id from install_report_ids where uid = ${a.uid}`;
+    assert.equal(kept.length, REPORT_IDS_KEPT);
+    const ids = new Set(kept.map((k) => k.id));
+    assert.ok(ids.has(more.at(-1)!.reportId) && !ids.has(three[0]!.reportId));
+  },
+);
+
+dbTest(
+  "docs/protocol.md's install report is accepted as written, and recorded once when sent again",
+  async ({ db }) => {
+    const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
+    const section = doc.slice(doc.indexOf("## Install outcomes: `POST /v1/installs`"));
+    const example = JSON.parse(/```json\n([\s\S]*?)\n```/.exec(section)![1]!);
+    assert.ok(example.results.every((r: any) => typeof r.reportId === "string"), "has reportIds");
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance();
+    const first = await sendReport(noc, a, example.results);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.recorded, 2);
+    assert.ok(section.includes('`{ "recorded": 2,'), "the doc shows the first answer");
+    const second = await sendReport(noc, a, example.results);
+    assert.equal(second.body.recorded, 0);
+    assert.ok(section.includes('`{ "recorded": 0,'), "the doc shows the re-send's answer");
   },
 );

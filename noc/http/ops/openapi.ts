@@ -264,7 +264,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
     {
       method: "post",
       path: "/v1/installs",
-      summary: "Install outcomes",
+      summary: "Install outcomes; one sent again under its reportId is recorded once",
       tag: "appliance",
       auth: "appliance",
       body: s.installsSchema,
