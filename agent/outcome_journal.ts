@@ -25,8 +25,8 @@ import { reportSchema, statePaths } from "./state.ts";
 /** The most outcomes kept waiting for the NOC. */
 export const MAX_JOURNALLED = 500;
 
-// `reportId` is optional: files an agent wrote before outcomes had keys.
-const keyedSchema = reportSchema.extend({ reportId: z.uuid().optional() });
+// `reportId` is optional in reportSchema: files an agent wrote before outcomes had keys.
+const keyedSchema = reportSchema;
 
 /**
  * An install outcome as journalled and sent: `reportId` is its idempotency key (a UUID), drawn

@@ -76,6 +76,8 @@ export const reportSchema = z.object({
   version: z.string(),
   outcome: z.enum(["installed", "failed", "rolled_back"]),
   message: z.string().optional(),
+  /** Its idempotency key (kept across re-sends, so the NOC records it once). */
+  reportId: z.uuid().optional(),
 });
 
 /** An install outcome waiting to be sent to the NOC. */

@@ -17,6 +17,7 @@ import {
   settleLeftovers,
 } from "../agent/install_guard.ts";
 import { journalled, journalOutcome, MAX_JOURNALLED } from "../agent/outcome_journal.ts";
+import { loadState, saveState } from "../agent/state.ts";
 
 Deno.test("agent configuration: flags win over environment, which wins over agent.json", async () => {
   const state = await Deno.makeTempDir();
@@ -472,6 +473,26 @@ Deno.test("each journalled outcome keeps one reportId across reads; an older age
     assert.ok(first.report.reportId, "given a key");
     assert.equal(JSON.parse(await Deno.readTextFile(old)).report.reportId, first.report.reportId);
     assert.equal((await journalled(state)).outcomes.at(-1)!.report.reportId, first.report.reportId);
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("an outcome kept in state.json keeps its reportId across a save and a load", async () => {
+  const state = await Deno.makeTempDir();
+  try {
+    const s = await loadState(state);
+    const reportId = crypto.randomUUID();
+    s.pendingReports.push({
+      kind: "package",
+      app: "demo",
+      name: "demo",
+      version: "2",
+      outcome: "installed",
+      reportId,
+    });
+    await saveState(state, s);
+    assert.equal((await loadState(state)).pendingReports[0]?.reportId, reportId);
   } finally {
     await Deno.remove(state, { recursive: true });
   }
