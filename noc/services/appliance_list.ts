@@ -94,6 +94,19 @@ function run<T>(tag: Tag, f: Fragment): Promise<T[]> {
 }
 
 /**
+ * The table whose host-name order the list's statement follows: `s` (appliance_names) for a
+ * search, `f0` (appliance_facet_hosts, the first facet) for a facet filter, else `a`.
+ */
+function driver(f: ApplianceListFilter): "s" | "f0" | "a" {
+  return f.q !== undefined ? "s" : facetsOf(f).length > 0 ? "f0" : "a";
+}
+
+/** Whether the statement joins two ordered side tables on (host name, UID). */
+function joinsOrdered(f: ApplianceListFilter): boolean {
+  return facetsOf(f).length + (f.q !== undefined ? 1 : 0) >= 2;
+}
+
+/**
  * The conditions of the list's statement: one per filter given, each a predicate an index
  * serves — model, site, channel: indexes on (column, hostname, uid); app, version, tag: the
  * joins on `appliance_facet_hosts` (see query()); search: the trigram index (host name), the
@@ -139,20 +152,16 @@ function conditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment
       break;
   }
   if (f.cursor) {
-    // On every table the statement may read in host-name order (the planner derives no row
-    // comparison through the joins' equalities), so whichever it walks starts at the cursor.
+    // On the table whose order the statement follows (see query()): its index starts there.
     const [afterHost, afterUid] = decodeCursor(f.cursor);
-    where.push(frag`(a.hostname, a.uid) > (${afterHost}, ${afterUid}::uuid)`);
-    facetsOf(f).forEach((_, i) =>
-      where.push(
-        i === 0
-          ? frag`(f0.hostname, f0.uid) > (${afterHost}, ${afterUid}::uuid)`
-          : frag`(f1.hostname, f1.uid) > (${afterHost}, ${afterUid}::uuid)`,
-      )
+    const t = driver(f);
+    where.push(
+      t === "s"
+        ? frag`(s.hostname, s.uid) > (${afterHost}, ${afterUid}::uuid)`
+        : t === "f0"
+        ? frag`(f0.hostname, f0.uid) > (${afterHost}, ${afterUid}::uuid)`
+        : frag`(a.hostname, a.uid) > (${afterHost}, ${afterUid}::uuid)`,
     );
-    if (f.q !== undefined) {
-      where.push(frag`(s.hostname, s.uid) > (${afterHost}, ${afterUid}::uuid)`);
-    }
   }
   return where;
 }
@@ -168,37 +177,68 @@ function query(tag: Tag, f: ApplianceListFilter, now: Date, graceS: number) {
          where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
          order by m.ends_at desc limit 1) as maintenance
     from `;
-  // Each facet filter and a search join a narrow side table on (host name, UID), which each
-  // holds in the list's order (kept by migration 014's triggers): the planner may walk any of
-  // their ordered indexes — a facet's rows, from the cursor on, stop when the page is full,
-  // however the facet's holders are spread over host-name order — or gather a sparse filter's
-  // matches and sort them.
-  const joins: Fragment[] = [frag`appliances a`];
-  facetsOf(f).forEach((facet, i) =>
-    joins.push(
-      i === 0
-        ? frag`
-    join appliance_facet_hosts f0 on f0.facet = ${facet} and f0.hostname = a.hostname
-      and f0.uid = a.uid`
-        : frag`
-    join appliance_facet_hosts f1 on f1.facet = ${facet} and f1.hostname = a.hostname
-      and f1.uid = a.uid`,
-    )
-  );
-  if (f.q !== undefined) {
-    joins.push(frag`
-    join appliance_names s on s.uid = a.uid and s.hostname = a.hostname`);
-  }
+  // The statement follows the host-name order of one table (driver()): a search reads
+  // appliance_names, a facet filter appliance_facet_hosts (each holds the host names in the same
+  // order, kept by migration 014's triggers), anything else appliances. A facet's rows, read in
+  // order from the cursor, stop when the page is full however the facet's holders are spread
+  // over host-name order; a second facet (app or version, and tag) or a search with a facet is
+  // joined on (host name, UID) — a merge of two ordered index scans, see listAppliances().
+  const facets = facetsOf(f);
+  const t = driver(f);
+  const joins: Fragment[] = t === "s"
+    ? [frag`appliance_names s join appliances a on a.uid = s.uid`]
+    : t === "f0"
+    ? [
+      frag`appliance_facet_hosts f0 join appliances a on a.uid = f0.uid and f0.facet = ${facets[
+        0
+      ]!}`,
+    ]
+    : [frag`appliances a`];
+  const on = t === "s" ? "s" : "f0";
+  facets.forEach((facet, i) => {
+    if (t === "f0" && i === 0) return;
+    const name = i === 0 ? "f0" : "f1";
+    joins.push({
+      strings: [
+        `\n    join appliance_facet_hosts ${name} on ${name}.facet = `,
+        ` and ${name}.hostname = ${on}.hostname and ${name}.uid = ${on}.uid`,
+      ],
+      values: [facet],
+    });
+  });
   const from = joined([
-    ...joins,
+    joined(joins, ""),
     frag`
     where `,
   ], "");
-  const tail = frag`
+  const tail = t === "s"
+    ? frag`
+    order by s.hostname, s.uid
+    limit ${f.limit + 1}`
+    : t === "f0"
+    ? frag`
+    order by f0.hostname, f0.uid
+    limit ${f.limit + 1}`
+    : frag`
     order by a.hostname, a.uid
     limit ${f.limit + 1}`;
   const where = joined([frag`true`, ...conditions(f, now, graceS)], "\n      and ");
   return run<ApplianceRow>(tag, joined([head, from, where, tail], ""));
+}
+
+/** The transaction's planner settings for the list's statement for `f`. */
+async function plannerSettings(tx: Sql, f: ApplianceListFilter): Promise<void> {
+  // Planned for the values given, never as a generic plan: a plan made for "any model, any
+  // site, …" would be wrong for every one of them.
+  await tx`set local plan_cache_mode = force_custom_plan`;
+  if (joinsOrdered(f)) {
+    // Two side tables joined on (host name, UID): PostgreSQL multiplies the two equalities'
+    // selectivities, expects next to no rows, and would hash both whole and sort. Merged in
+    // order instead, the join stops when the page is full and costs at worst one read of
+    // both index ranges (40 ms for 10 % and 25 % of 1,000,000 with nothing in common).
+    await tx`set local enable_hashjoin = off`;
+    await tx`set local work_mem = '32MB'`;
+  }
 }
 
 /**
@@ -212,10 +252,8 @@ export async function listAppliances(
   now: Date,
   graceS: number,
 ): Promise<ApplianceListPage> {
-  // Planned for the values given, never as a generic plan: a plan made for "any model, any
-  // site, …" would be wrong for every one of them.
   const rows = await db.begin(async (tx) => {
-    await tx`set local plan_cache_mode = force_custom_plan`;
+    await plannerSettings(tx, f);
     return await query(tx, f, now, graceS);
   });
   const page = rows.slice(0, f.limit);
@@ -229,19 +267,22 @@ export async function listAppliances(
  * and diagnosis.
  */
 export async function explainApplianceList(
-  sql: Sql,
+  db: Db,
   raw: Record<string, string>,
   now: Date,
   graceS: number,
 ): Promise<string> {
   const f = listAppliancesQuery.parse(raw);
-  const explaining: Tag = (strings, ...values) =>
-    sql(
-      Object.assign(["explain (analyze, buffers) " + strings[0], ...strings.slice(1)], {
-        raw: ["explain (analyze, buffers) " + strings.raw[0], ...strings.raw.slice(1)],
-      }) as unknown as TemplateStringsArray,
-      ...values,
-    );
-  const rows = await query(explaining, f, now, graceS) as unknown as Record<string, string>[];
-  return rows.map((r) => Object.values(r)[0]).join("\n");
+  return await db.begin(async (tx) => {
+    await plannerSettings(tx, f);
+    const explaining: Tag = (strings, ...values) =>
+      tx(
+        Object.assign(["explain (analyze, buffers) " + strings[0], ...strings.slice(1)], {
+          raw: ["explain (analyze, buffers) " + strings.raw[0], ...strings.raw.slice(1)],
+        }) as unknown as TemplateStringsArray,
+        ...values,
+      );
+    const rows = await query(explaining, f, now, graceS) as unknown as Record<string, string>[];
+    return rows.map((r) => Object.values(r)[0]).join("\n");
+  });
 }

@@ -111,6 +111,10 @@ insert into appliance_facet_hosts (facet, hostname, uid)
 alter table appliance_facet_hosts add primary key (facet, hostname, uid);
 insert into appliance_names (uid, hostname, search, address)
   select uid, hostname, lower(hostname), last_address from appliances;
+-- Statistics now, not when autovacuum gets to it (if it runs): without them the planner guesses
+-- how many appliances hold a facet, and may walk the wrong index.
+analyze appliance_facet_hosts;
+analyze appliance_names;
 
 -- Substring search on host names uses a trigram index when PostgreSQL's pg_trgm extension can be
 -- had (contrib; PGlite loads none here): without it, search scans appliance_names (still correct).
