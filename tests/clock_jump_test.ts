@@ -99,3 +99,40 @@ dbTest(
     assert.deepEqual(await noticeKinds(db), ["clock_skew"], "one episode, one notice");
   },
 );
+
+dbTest(
+  "an instance whose clock is off answers signed requests 503 noc_clock_skew: no replay through it after pruning",
+  async ({ db, another }) => {
+    const clock = new ManualClock();
+    const a = await testNoc(db, { clock });
+    const behind = new ManualClock(clock.now());
+    behind.jump(-20 * 60);
+    const b = await testNoc(another(), { clock: behind });
+    const dev = await a.enrollAppliance({ hostname: "victim" });
+    const req = await dev.request("POST", "/v1/beats", sampleBeat(1, clock.now()));
+    const replay = req.clone();
+    assert.equal((await a.app.request(req)).status, 200);
+    // Later, the correct instance prunes the spent nonce, as it should once it has expired.
+    clock.advance(16 * 60);
+    behind.advance(16 * 60);
+    assert.ok((await pruneNonces(a.deps)) >= 1);
+    // The instance 20 min behind would take the old signature as fresh; its clock check (the
+    // liveness ticker runs one every 10 s) makes it refuse every signed request instead.
+    assert.equal((await checkClock(b.deps)).ok, false);
+    const res = await b.app.request(replay);
+    assert.equal(res.status, 503);
+    assert.ok(res.headers.get("retry-after"));
+    assert.equal((await res.json()).error, "noc_clock_skew");
+    // A fresh, valid request too, until the clock agrees again.
+    const fresh = await b.app.request(
+      await dev.request("POST", "/v1/beats", sampleBeat(2, clock.now())),
+    );
+    assert.equal(fresh.status, 503);
+    behind.jump(20 * 60);
+    assert.equal((await checkClock(b.deps)).ok, true);
+    const again = await b.app.request(
+      await dev.request("POST", "/v1/beats", sampleBeat(3, clock.now())),
+    );
+    assert.equal(again.status, 200, await again.text());
+  },
+);

@@ -127,3 +127,40 @@ dbTest(
   },
   { instances: 2 },
 );
+
+dbTest(
+  "instances with clocks off in opposite directions, one restarting often, credit no downtime the NOC did not have",
+  async ({ db, another }) => {
+    // Both within the 30 s tolerance: A 20 s behind, B 20 s ahead. A stays up and sweeps; B
+    // starts afresh every 30 s (a crash loop, a rolling deploy). Liveness is on the database's
+    // timeline, so B never mistakes A's records for old ones and credits nothing.
+    const start = Date.UTC(2026, 10, 24, 12, 0, 0);
+    const clockA = new ManualClock(start);
+    clockA.jump(-20);
+    const clockB = new ManualClock(start);
+    clockB.jump(20);
+    const a = await testNoc(db, { clock: clockA, settings: { ...settings, clockToleranceS: 30 } });
+    const dead = await a.enrollAppliance({ hostname: "dead-box" });
+    await dead.beat();
+    const dbB = another();
+    let alertedAt: number | null = null;
+    let credited = 0;
+    for (let t = 10; t <= 300; t += 10) {
+      clockA.advance(10);
+      clockB.advance(10);
+      if (t % 30 === 0) {
+        const b = await testNoc(dbB, {
+          clock: clockB,
+          settings: { ...settings, clockToleranceS: 30 },
+        });
+        const rb = await sweep({ ...b.deps, graceS: settings.graceS });
+        credited += rb.creditedS;
+        if (rb.alerted.includes(dead.uid)) alertedAt ??= t;
+      }
+      const r = await sweep({ ...a.deps, graceS: settings.graceS });
+      if (r.alerted.includes(dead.uid)) alertedAt ??= t;
+    }
+    assert.equal(credited, 0, "no downtime credited while A was up");
+    assert.ok(alertedAt !== null && alertedAt <= 100, `the dead box is paged (at ${alertedAt} s)`);
+  },
+);

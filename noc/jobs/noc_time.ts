@@ -3,21 +3,23 @@
  *
  * - **Clock check** ({@link checkClock}): an instance's clock is compared with the database's
  *   `clock_timestamp()`; beyond `settings.clockToleranceS` the instance does not sweep and does
- *   not prune nonces, and one `clock_skew` notice is raised per episode (from the first instance
- *   found off until none is), however many instances and sweeps see it.
- * - **Liveness** ({@link recordLiveness}): each instance records that the NOC is alive (every
- *   sweep, and every {@link livenessPeriodS} from main.ts with {@link startLivenessTicker}: 10 s,
- *   less with a grace under 30 s). An instance that was not alive without a break (it just
- *   started, its database was unreachable, or it was suspended) compares its clock with the last
- *   record of any instance: a gap longer than {@link livenessBoundS} (two periods) is time in
- *   which no beat could be received, and it is given back to the fleet before anyone is judged
- *   (the due times of appliances not yet alerted whose deadline fell in the gap move forward by
- *   it, in one statement), with one `noc_downtime_credited` log line.
+ *   not prune nonces, answers no signed request (503 `noc_clock_skew`), and one `clock_skew`
+ *   notice is raised per episode (from the first instance found off until none is), however many
+ *   instances and sweeps see it.
+ * - **Liveness** ({@link recordLiveness}): each instance records, on the database's clock, that
+ *   the NOC is alive (every sweep, and every {@link livenessPeriodS} from main.ts with
+ *   {@link startLivenessTicker}: 10 s, less with a grace under 30 s). An instance that was not
+ *   alive without a break (it just started, its database was unreachable, or it was suspended)
+ *   compares the database's clock with the last record of any instance: a gap longer than
+ *   {@link livenessBoundS} (two periods) is time in which no beat could be received, and it is
+ *   given back to the fleet before anyone is judged (the due times of appliances not yet alerted
+ *   whose deadline fell in the gap move forward by it, in one statement), with one
+ *   `noc_downtime_credited` log line.
  *
  * @module
  */
 import type { Clock } from "../clock.ts";
-import type { Db } from "../db/db.ts";
+import type { Db, Sql } from "../db/db.ts";
 import type { Notifier } from "../services/notifier.ts";
 import type { Logger } from "../../protocol/util/log.ts";
 import { isContinuous, type NocInstance } from "../services/noc_instance.ts";
@@ -90,11 +92,13 @@ export async function checkClock(deps: ClockCheckDeps): Promise<ClockCheck> {
   const skewS = Math.round(skewMs) / 1000;
   const toleranceS = deps.settings.clockToleranceS;
   if (Math.abs(skewS) <= toleranceS) {
+    deps.checkins.instance.clockSkewS = null;
     await db.sql`
       delete from clock_skew
       where instance = ${id} or seen_at < clock_timestamp() - make_interval(secs => ${skewRecordTtlS})`;
     return { ok: true, skewS, noticed: false };
   }
+  deps.checkins.instance.clockSkewS = skewS;
   // The notice is dated on true time (this clock less its skew), as the outbox delivers by it.
   const trueNow = new Date(after - skewMs);
   const noticed = await db.begin(async (tx) => {
@@ -126,6 +130,17 @@ export async function checkClock(deps: ClockCheckDeps): Promise<ClockCheck> {
   return { ok: false, skewS, noticed };
 }
 
+/**
+ * Now on the database's timeline: its `clock_timestamp()`, or, for a test clock whose time is not
+ * on the database's timeline ({@link Clock.offsetFrom} of a ManualClock), that clock less the
+ * offset it reports (the test's true time).
+ */
+async function timelineNow(tx: Sql, clock: Clock): Promise<Date> {
+  const [row] = await tx<{ db_now: Date }>`select clock_timestamp() as db_now`;
+  const dbNow = row!.db_now;
+  return clock.offsetFrom ? new Date(clock.now().getTime() - clock.offsetFrom(dbNow)) : dbNow;
+}
+
 /** What {@link recordLiveness} needs. */
 export interface LivenessDeps {
   /** The database. */
@@ -147,7 +162,8 @@ export interface LivenessResult {
 }
 
 /**
- * Records that the NOC is alive now (on this instance's clock, which the caller has checked).
+ * Records that the NOC is alive now, on the database's timeline (see {@link timelineNow}; the
+ * caller has checked this instance's clock).
  * When this instance was not alive without a break, and no instance recorded liveness for more
  * than {@link livenessBoundS} of `graceS`, first gives that gap to every appliance not yet
  * alerted whose deadline (due time plus `graceS`) fell after the last record and whose due time
@@ -161,12 +177,14 @@ export async function recordLiveness(
 ): Promise<LivenessResult> {
   const { instance } = deps.checkins;
   const continuous = isContinuous(instance);
-  const now = deps.clock.now();
   try {
     const result = await deps.db.begin(async (tx) => {
       const [row] = await tx<{ alive_at: Date }>`
         select alive_at from noc_liveness where id = 1 for update`;
-      let out: LivenessResult = { creditedS: 0, credited: 0 };
+      // On the database's timeline, whichever instance writes: instances' clocks may each be off
+      // by up to the tolerance, and a gap measured between two of them would be off by twice that.
+      const now = await timelineNow(tx, deps.clock);
+      let out: LivenessResult & { at: Date } = { creditedS: 0, credited: 0, at: now };
       const gapMs = row ? now.getTime() - row.alive_at.getTime() : 0;
       if (row && !continuous && gapMs > livenessBoundS(graceS) * 1000) {
         const gapS = gapMs / 1000;
@@ -178,7 +196,7 @@ export async function recordLiveness(
               and next_due_at > ${from} and next_due_at <= ${now}
             returning 1)
           select count(*)::int as n from moved`;
-        out = { creditedS: gapS, credited: c?.n ?? 0 };
+        out = { creditedS: gapS, credited: c?.n ?? 0, at: now };
       }
       await tx`
         insert into noc_liveness (id, alive_at) values (1, ${now})
@@ -190,7 +208,7 @@ export async function recordLiveness(
       deps.log?.warn("noc_downtime_credited", {
         seconds: Math.round(result.creditedS),
         appliances: result.credited,
-        until: now.toISOString(),
+        until: result.at.toISOString(),
       });
     }
     return result;

@@ -23,11 +23,18 @@ export interface NocInstance {
    * looks for a gap too. Null without a ticker (tests drive time by hand).
    */
   maxQuietMs: number | null;
+  /**
+   * This instance's clock minus the database's, seconds, as the last clock check found it when it
+   * was beyond the tolerance; null when it was within (or before the first check). While set,
+   * the instance answers no signed request (503 `noc_clock_skew`): it would judge signature times
+   * and set due times on a wrong clock.
+   */
+  clockSkewS: number | null;
 }
 
 /** A new instance, not yet alive. */
 export function createNocInstance(): NocInstance {
-  return { id: crypto.randomUUID(), lastAliveMono: null, maxQuietMs: null };
+  return { id: crypto.randomUUID(), lastAliveMono: null, maxQuietMs: null, clockSkewS: null };
 }
 
 /** Whether `instance` has been alive without a break since its last liveness record. */

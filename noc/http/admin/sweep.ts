@@ -13,6 +13,10 @@ export function sweepAdminRoutes(deps: AppDeps) {
         alerted: r.alerted,
         recovered: r.recovered,
         notices: r.notices,
+        // Why nothing was judged (`clock_skew`: this instance's clock is off; `busy`: another
+        // instance holds the sweep lease), and the NOC downtime given back to the fleet first.
+        ...(r.skipped ? { skipped: r.skipped } : {}),
+        creditedS: Math.round(r.creditedS),
         durationMs: Math.round(r.durationMs * 10) / 10,
       });
     });

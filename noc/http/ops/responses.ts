@@ -338,6 +338,11 @@ export const sweep = z.object({
   recovered: z.array(uid).describe("Appliances whose recovery was announced"),
   notices: count,
   durationMs: z.number(),
+  skipped: z.enum(["clock_skew", "busy"]).optional().describe(
+    "Why nothing was judged: this instance's clock is off the database's (clock_skew), or " +
+      "another instance holds the sweep lease (busy)",
+  ),
+  creditedS: count.describe("NOC downtime given back to the fleet before it was judged, seconds"),
 });
 
 /** `GET /v1/admin/notices`. */
