@@ -286,3 +286,21 @@ dbTest(
   },
   { instances: 2 },
 );
+
+dbTest(
+  "a rollout gate that fails costs the sweep nothing: its alert and notice stand, and it says why",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance({ hostname: "mail-gw-9" });
+    await a.beat();
+    noc.clock.advance(909 + grace + 1);
+    const r = await sweep({
+      ...noc.deps,
+      graceS: grace,
+      gate: () => Promise.reject(new Error("statement past its bound")),
+    });
+    assert.deepEqual(r.alerted, [a.uid]);
+    assert.equal(r.notices, 1);
+    assert.equal(r.gateFailed, "statement past its bound");
+  },
+);

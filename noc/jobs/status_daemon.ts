@@ -57,6 +57,8 @@ export interface SweepResult {
   skipped?: "clock_skew" | "busy";
   /** Seconds of NOC downtime credited to the fleet before judging (0: none). */
   creditedS: number;
+  /** Why re-checking the gated rollouts failed, if it did (the sweep itself stands). */
+  gateFailed?: string;
 }
 
 interface MissedRow {
@@ -344,7 +346,15 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
   // Every sweep re-checks the gated rollouts, not only one that raised alerts: a beat showing an
   // appliance back on the old version, or on a third one, counts against its release as soon as
   // the next sweep runs (the gate reads only rollouts not paused).
-  if (deps.gate) await deps.gate();
+  if (deps.gate) {
+    // A gate that fails (a database error, a statement past its bound) costs this sweep's rollout
+    // check only: the alerts and notices above stand, and the job goes on to prune nonces.
+    try {
+      await deps.gate();
+    } catch (e) {
+      result.gateFailed = e instanceof Error ? e.message : String(e);
+    }
+  }
   if (result.notices > 0) deps.notifier.kick();
   return done();
 }
@@ -366,5 +376,6 @@ export async function statusDaemonJob(deps: AppDeps): Promise<void> {
     pruneMs: Math.round(performance.now() - pruneStart),
     ...(r.skipped ? { skipped: r.skipped } : {}),
     ...(r.creditedS > 0 ? { creditedS: Math.round(r.creditedS) } : {}),
+    ...(r.gateFailed ? { gateFailed: r.gateFailed } : {}),
   });
 }
