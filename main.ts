@@ -63,9 +63,10 @@ async function start(role: NocRole): Promise<AppDeps> {
     ? await bootstrapAdminToken(deps, config)
     : { token: null, path: null, stored: true };
   const enrol = config.dev && adminRole ? await devEnrollmentToken(deps, config) : null;
-  // The roles that sweep record the NOC's liveness from start-up (a gap is credited before any
-  // sweep judges the fleet).
-  if (adminRole) startLivenessTicker(deps);
+  // Every role checks its clock against the database's from start-up, before it listens (an
+  // instance whose clock is off answers no appliance); the roles that sweep also record the NOC's
+  // liveness, so a gap is credited before any sweep judges the fleet.
+  await startLivenessTicker(deps, { record: adminRole }).first;
 
   const listener = listen(config.host, config.port, createApp(deps, { role }).fetch);
   const port = listener.port;

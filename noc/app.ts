@@ -22,6 +22,7 @@ import { errorHandler } from "../protocol/http/errors.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
 import type { AppDeps } from "./services/deps.ts";
 import { refusalGate } from "./http/middleware/appliance_auth.ts";
+import { clockGate } from "./http/middleware/clock_gate.ts";
 import type { AppEnv } from "./http/env.ts";
 import { requestLog } from "./http/middleware/request_log.ts";
 import { enrollRoutes } from "./http/v1/enroll.ts";
@@ -72,7 +73,9 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .route("/healthz", healthRoutes(deps))
     // An address that has used up its refusals gets 429 before anything else is done.
     .use(refusalGate(deps))
-    .route("/metrics", metricsRoutes(deps));
+    .route("/metrics", metricsRoutes(deps))
+    // An instance whose clock is off the database's answers no appliance or local server.
+    .use("/v1/*", clockGate(deps));
 
   if (serves("noc")) {
     // The console calls the admin API in process with this key; it never leaves the process.

@@ -101,7 +101,7 @@ dbTest(
 );
 
 dbTest(
-  "an instance whose clock is off answers signed requests 503 noc_clock_skew: no replay through it after pruning",
+  "an instance whose clock is off answers appliances 503 noc_clock_skew: no replay or enrolment through it",
   async ({ db, another }) => {
     const clock = new ManualClock();
     const a = await testNoc(db, { clock });
@@ -123,11 +123,21 @@ dbTest(
     assert.equal(res.status, 503);
     assert.ok(res.headers.get("retry-after"));
     assert.equal((await res.json()).error, "noc_clock_skew");
-    // A fresh, valid request too, until the clock agrees again.
+    // A fresh, valid request too, until the clock agrees again; and an enrolment (token expiry is
+    // judged on the clock too), while the admin API still answers.
     const fresh = await b.app.request(
       await dev.request("POST", "/v1/beats", sampleBeat(2, clock.now())),
     );
     assert.equal(fresh.status, 503);
+    const token = await a.enrollmentToken();
+    const enrol = await b.app.request("/v1/enroll", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token }),
+    });
+    assert.equal(enrol.status, 503);
+    assert.equal((await enrol.json()).error, "noc_clock_skew");
+    assert.equal((await b.admin("GET", "/v1/admin/appliances")).status, 200);
     behind.jump(20 * 60);
     assert.equal((await checkClock(b.deps)).ok, true);
     const again = await b.app.request(

@@ -19,7 +19,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type NocProcess, startNoc } from "./_process.ts";
+import { type NocProcess, startNoc, startNocRole } from "./_process.ts";
+import { signedRequest } from "../protocol/client.ts";
 import { type AgentBox, agentBox, type AgentProcess } from "./_agent.ts";
 import { startWebhook } from "./_webhook.ts";
 import { sampleBeat, scratchDatabase, type TestNoc, testNoc } from "./_harness.ts";
@@ -242,7 +243,7 @@ if (clockSkip) console.log(`clock jump e2e test skipped: ${clockSkip}`);
 
 Deno.test({
   name:
-    "a real NOC running 25 min ahead under faketime alerts no healthy appliance, prunes no nonce, and raises one clock_skew notice",
+    "a real NOC running 25 min ahead under faketime alerts no healthy appliance, prunes no nonce, answers no appliance, and raises one clock_skew notice",
   ignore: clockSkip !== null,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -251,6 +252,7 @@ Deno.test({
     const db = openPostgres(scratch.url, { max: 4 });
     const dataDir = await Deno.makeTempDir({ prefix: "noc-clock-e2e-" });
     let shifted: NocProcess | null = null;
+    let catalogRole: NocProcess | null = null;
     let good: TestNoc | null = null;
     try {
       await migrate(db);
@@ -317,6 +319,28 @@ Deno.test({
       assert.ok(Math.abs(skewLog[0].skewS - offsetS) < 5, JSON.stringify(skewLog[0]));
 
       assert.equal(await nonces(), noncesBefore, "no nonce was pruned");
+      // It answers no appliance, nor does an instance of another role on that clock (every role
+      // checks its clock before it listens): a fresh signed request gets 503 noc_clock_skew.
+      catalogRole = await startNocRole("catalog", {
+        DATABASE_URL: scratch.url,
+        NOC_DATA_DIR: dataDir,
+        LD_PRELOAD: preload!,
+        FAKETIME: `+${offsetS}s`,
+      }, ["--dev"]);
+      for (const [path, server] of [["/v1/beats", proc], ["/v1/installs", catalogRole]] as const) {
+        const res: Response = await fetch(
+          await signedRequest({
+            baseUrl: server.url,
+            uid: fleet[1]!.uid,
+            key: fleet[1]!.keys.signing,
+            method: "POST",
+            path,
+            body: path === "/v1/beats" ? sampleBeat(100, new Date()) : { results: [] },
+          }),
+        );
+        assert.equal(res.status, 503, `${path}: ${res.status}`);
+        assert.equal((await res.json()).error, "noc_clock_skew");
+      }
       clock.set(new Date());
       const replay = await own.app.request(signed.clone());
       assert.equal(replay.status, 401);
@@ -335,6 +359,7 @@ Deno.test({
       assert.ok(Math.abs(notices[0]!.payload.skewS - offsetS) < 5);
     } finally {
       await shifted?.stop().catch(() => {});
+      await catalogRole?.stop().catch(() => {});
       await good?.deps.wakeups.close();
       await db.close();
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});

@@ -218,24 +218,37 @@ export async function recordLiveness(
   }
 }
 
+/** A running {@link startLivenessTicker}. */
+export interface LivenessTicker {
+  /** Settles once the first tick (clock check, then liveness record) is done, whatever it found. */
+  first: Promise<void>;
+  /** Stops the ticker. */
+  stop(): void;
+}
+
 /**
- * Records this instance's liveness every `periodS` seconds ({@link livenessPeriodS} of the grace
- * setting by default; after checking its clock), from start-up on, so an instance starting after
- * downtime credits the gap before its first sweep.
- * A record missing for three periods (a suspended process) breaks the instance's continuity.
- * Returns a function that stops it.
+ * Checks this instance's clock every `periodS` seconds ({@link livenessPeriodS} of the grace
+ * setting by default) from start-up on, and, with `record` (the roles that sweep), then records
+ * its liveness, so an instance starting after downtime credits the gap before its first sweep.
+ * Every role runs it: an instance whose clock is off answers no appliance-facing request
+ * (noc/http/middleware/clock_gate.ts), whichever role it serves. A record missing for three
+ * periods (a suspended process) breaks the instance's continuity.
  */
 export function startLivenessTicker(
   deps: AppDeps,
-  periodS = livenessPeriodS(deps.settings.graceS),
-): () => void {
-  deps.checkins.instance.maxQuietMs = 3 * periodS * 1000;
+  options: { periodS?: number; record?: boolean } = {},
+): LivenessTicker {
+  const periodS = options.periodS ?? livenessPeriodS(deps.settings.graceS);
+  const record = options.record ?? true;
+  if (record) deps.checkins.instance.maxQuietMs = 3 * periodS * 1000;
   let busy = false;
   const tick = async () => {
     if (busy) return;
     busy = true;
     try {
-      if ((await checkClock(deps)).ok) await recordLiveness(deps, deps.settings.graceS);
+      if ((await checkClock(deps)).ok && record) {
+        await recordLiveness(deps, deps.settings.graceS);
+      }
     } catch (e) {
       deps.checkins.instance.lastAliveMono = null;
       deps.log.warn("liveness_failed", { error: e instanceof Error ? e.message : String(e) });
@@ -243,7 +256,7 @@ export function startLivenessTicker(
       busy = false;
     }
   };
-  void tick();
+  const first = tick();
   const timer = setInterval(tick, periodS * 1000);
-  return () => clearInterval(timer);
+  return { first, stop: () => clearInterval(timer) };
 }

@@ -182,9 +182,8 @@ export interface ResolvedKey {
 }
 
 /**
- * Authenticates request `c`: refuses it (503 `noc_clock_skew`, with `Retry-After`) while this
- * instance's last clock check found its clock off the database's beyond the tolerance
- * (noc/jobs/noc_time.ts); then checks its RFC 9421 signature with the key
+ * Authenticates request `c` (behind the clock gate, noc/http/middleware/clock_gate.ts): checks
+ * its RFC 9421 signature with the key
  * `resolveKey` finds for its key id (a UUID) before reading any of its body,
  * raises the identity's refusal if it has one (a revoked key), then reads the
  * body (at most `NOC_MAX_BODY_BYTES`, within the body deadline), checks it
@@ -199,19 +198,6 @@ export async function verifySignedRequest(
   c: Context,
   resolveKey: (keyid: string) => Promise<ResolvedKey>,
 ): Promise<{ body: Uint8Array<ArrayBuffer>; nonce: string }> {
-  const skewS = deps.checkins.instance.clockSkewS;
-  if (skewS !== null) {
-    // Signature times, nonce expiry and due times would all be judged on a wrong clock.
-    throw new ApiError(
-      503,
-      "noc_clock_skew",
-      `This NOC instance's clock is ${Math.abs(skewS)} s ${
-        skewS > 0 ? "ahead of" : "behind"
-      } its database's: it answers no signed request until they agree`,
-      {},
-      { "retry-after": "30" },
-    );
-  }
   const now = deps.clock.now();
   // An address past its refusals was already answered 429 by refusalGate, in front of every route.
   const address = clientAddress(c, deps.settings.trustProxy);
