@@ -260,7 +260,13 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     while (queue.length > 0) {
       const batch = queue.slice(0, 50);
       try {
-        const res = await post("POST", "/v1/installs", { results: batch.map((b) => b.report) });
+        // An outcome may be held twice (journalled again after a crash before state.json was
+        // saved): one copy per reportId goes, and both are forgotten once the NOC has it.
+        const ids = new Set<string>();
+        const results = batch.map((b) => b.report).filter((r) =>
+          r.reportId === undefined || (!ids.has(r.reportId) && ids.add(r.reportId))
+        );
+        const res = await post("POST", "/v1/installs", { results });
         if (res.status === 400 || res.status === 413) {
           // A batch the NOC will never take must not block the ones after it.
           ctx.log.warn("report_dropped", {

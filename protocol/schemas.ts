@@ -301,7 +301,8 @@ export const holdSchema = z.strictObject({
  * `POST /v1/installs`: what an appliance installed, or failed to. Each outcome may carry a
  * `reportId` (a UUID the agent draws when it journals the outcome and sends with every re-send):
  * the NOC stores an outcome of a given appliance and `reportId` once (noc/http/v1/installs.ts).
- * Optional, for agents older than it; no two results of one report may share one.
+ * Optional, for agents older than it; two results of one report may share one only as copies
+ * (alike in every field: stored once).
  */
 export const installsSchema = z.strictObject({
   results: z.array(z.strictObject({
@@ -316,16 +317,21 @@ export const installsSchema = z.strictObject({
         "with every re-send; an outcome whose reportId this appliance already sent is not stored again",
     ),
   })).min(1).max(500).superRefine((results, ctx) => {
+    // A copy (every field alike) is one outcome sent twice, and is stored once; one reportId on
+    // two different outcomes is refused.
     const first = new Map<string, number>();
+    const same = (a: (typeof results)[number], b: (typeof results)[number]) =>
+      a.kind === b.kind && a.app === b.app && a.name === b.name && a.version === b.version &&
+      a.outcome === b.outcome && a.message === b.message;
     results.forEach((r, i) => {
       if (r.reportId === undefined) return;
       const at = first.get(r.reportId.toLowerCase());
       if (at === undefined) first.set(r.reportId.toLowerCase(), i);
-      else {
+      else if (!same(results[at]!, r)) {
         ctx.addIssue({
           code: "custom",
           path: [i, "reportId"],
-          message: `repeats results[${at}].reportId`,
+          message: `repeats results[${at}].reportId with another outcome`,
         });
       }
     });

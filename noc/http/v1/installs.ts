@@ -46,7 +46,15 @@ export const REPORT_IDS_KEPT = 1000;
 /** The install-outcome route. */
 export function installRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().post("/", applianceAuth(deps), async (c) => {
-    const { results } = parseJsonBody(c, c.get("body"), installsSchema);
+    const parsed = parseJsonBody(c, c.get("body"), installsSchema);
+    // Copies of one outcome in one report (the schema allows only copies to share a reportId)
+    // count as one.
+    const seen = new Set<string>();
+    const results = parsed.results.filter((r) => {
+      if (r.reportId === undefined) return true;
+      const id = r.reportId.toLowerCase();
+      return !seen.has(id) && seen.add(id) !== undefined;
+    });
     const a = c.get("appliance");
     const now = deps.clock.now();
     const { delivered, fresh, reused } = await deps.db.begin(async (tx) => {
