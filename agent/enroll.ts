@@ -7,11 +7,15 @@ import { enroll, generateApplianceKeys } from "../protocol/client.ts";
 import { agentFetch } from "./http.ts";
 import { releaseKeysOnlyOf } from "../protocol/keys.ts";
 
-/** Enrols this appliance with `noc` using `token`; refuses to replace an identity unless `force`. */
+/**
+ * Enrols this appliance with `noc` using `token`; refuses to replace an identity unless `force`.
+ * Returns the identity saved, and the UIDs of the records of this host name the enrolment
+ * retired (see docs/operations.md, "Re-imaging an appliance").
+ */
 export async function enrollAgent(
   config: AgentConfig,
   options: { noc: string; token: string; force: boolean; now: Date },
-): Promise<Identity> {
+): Promise<{ identity: Identity; supersedes: string[] }> {
   if (!options.force && (await loadIdentity(config.state).catch(() => null))) {
     throw new AgentError(
       "already_enrolled",
@@ -49,5 +53,5 @@ export async function enrollAgent(
     enrolledAt: options.now.toISOString(),
   };
   await saveIdentity(config.state, identity);
-  return identity;
+  return { identity, supersedes: e.supersedes ?? [] };
 }

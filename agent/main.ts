@@ -132,7 +132,7 @@ async function enrollCommand(config: AgentConfig, flags: Flags): Promise<number>
   const noc = flags.noc ?? config.noc;
   if (!token) throw new ConfigError(`"enroll" needs --token <token>`);
   if (!noc) throw new ConfigError(`"enroll" needs --noc <url>`);
-  const identity = await enrollAgent(config, {
+  const { identity, supersedes } = await enrollAgent(config, {
     noc,
     token,
     force: flags.force === true,
@@ -144,6 +144,17 @@ async function enrollCommand(config: AgentConfig, flags: Flags): Promise<number>
     noc: identity.noc,
     pinnedKeys: identity.pinnedKeys.map((k) => k.kid),
   });
+  if (supersedes.length > 0) {
+    // Said plainly: a second agent enrolled under an existing appliance's name retires it.
+    log.warn("enrolled_superseding", {
+      hostname: config.hostname,
+      superseded: supersedes,
+      message:
+        `this enrolment retired the NOC's earlier record(s) of host name "${config.hostname}" ` +
+        `(a re-imaged appliance); if that appliance still runs, it is refused from now on: give ` +
+        `each agent its own --hostname`,
+    });
+  }
   return 0;
 }
 

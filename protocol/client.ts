@@ -74,6 +74,11 @@ export interface Enrollment {
   channel: string;
   /** Tags from the enrolment token. */
   tags: string[];
+  /**
+   * UIDs of the appliances of this host name at this site that the enrolment retired (a
+   * re-imaged appliance's old record); empty or absent (older NOCs) when none.
+   */
+  supersedes?: string[];
 }
 
 /** An error answer from the NOC. */

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
-import { type AgentBox, enrolledAgent, type ServedNoc, serveNoc } from "./_agent.ts";
+import { type AgentBox, agentBox, enrolledAgent, type ServedNoc, serveNoc } from "./_agent.ts";
 import { payload, plantPackage, upload } from "./_components.ts";
 import { defaultSettings } from "../noc/config.ts";
 import { fromBase64Url, sha256, toBase64Url, toHex } from "../protocol/util/encoding.ts";
@@ -595,6 +595,41 @@ dbTest(
     } finally {
       await Deno.remove(dir, { recursive: true });
       await box.remove();
+      await noc.close();
+    }
+  },
+);
+
+dbTest(
+  "a real agent enrolling under the host name of an enrolled appliance says it retired that record",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    const first = await agentBox();
+    const second = await agentBox();
+    try {
+      const enrol = async (box: AgentBox) => {
+        const r = await box.run([
+          "enroll",
+          "--noc",
+          noc.url,
+          "--token",
+          await noc.enrollmentToken(),
+          "--hostname",
+          "same-box",
+        ]);
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        return r;
+      };
+      const one = await enrol(first);
+      assert.ok(!one.events.some((e) => e.event === "enrolled_superseding"));
+      const uid = one.events.find((e) => e.event === "enrolled").uid;
+      const two = await enrol(second);
+      const said = two.events.find((e) => e.event === "enrolled_superseding");
+      assert.deepEqual(said?.superseded, [uid], two.stdout);
+      assert.match(said.message, /give each agent its own --hostname/);
+    } finally {
+      await first.remove();
+      await second.remove();
       await noc.close();
     }
   },
