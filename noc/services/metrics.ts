@@ -34,7 +34,7 @@ const counters = {
   noc_catalogs_total: "Catalog answers, by status (200 or 304)",
   noc_downloads_total: "Component downloads started, by kind",
   noc_download_bytes_total: "Component bytes sent (as announced by Content-Length), by kind",
-  noc_notice_deliveries_total: "Notice deliveries, by outcome (delivered or failed)",
+  noc_notice_deliveries_total: "Notice deliveries, by outcome (delivered, failed or abandoned)",
   noc_sweeps_total: "Status daemon passes",
   noc_alerts_raised_total: "Missed-heartbeat alerts raised by this instance's sweeps",
   noc_identity_refusals_total: "Refused appliance identities (bad token or signature)",

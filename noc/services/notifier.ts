@@ -229,6 +229,24 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
   const keys = targets.map((t) => t.key);
   /** Per target: the pass under way, and whether another was asked for meanwhile. */
   const passes = new Map<string, { running: Promise<DeliveryReport>; again: boolean }>();
+  /**
+   * Per target: a pass due when its next retry is (with background delivery), so a retry comes
+   * at its time, not at the next minute's delivery job. Unreferenced: it never keeps the
+   * process alive.
+   */
+  const retryTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  const scheduleRetry = (target: Target, at: Date) => {
+    if (options.autoDeliver === false) return;
+    clearTimeout(retryTimers.get(target.key));
+    const timer = setTimeout(() => {
+      retryTimers.delete(target.key);
+      passOf(target).catch((e) =>
+        log.error("notice_delivery_pass_failed", { target: target.label, error: String(e) })
+      );
+    }, Math.max(0, at.getTime() - clock.now().getTime()));
+    Deno.unrefTimer(timer);
+    retryTimers.set(target.key, timer);
+  };
 
   async function deliverTarget(target: Target, report: DeliveryReport): Promise<void> {
     // Taken, then renewed before every send: a long pass never outlives its lease.
@@ -304,18 +322,19 @@ export async function createNotifier(options: NotifierOptions): Promise<Notifier
               });
               continue;
             }
-            const retryAt = new Date(at.getTime() + retryDelayS(attempts) * 1000);
+            const nextAttempt = new Date(at.getTime() + retryDelayS(attempts) * 1000);
             await db.sql`
               update notice_deliveries set attempts = ${attempts}, timeouts = ${timeouts},
-                next_attempt_at = ${retryAt}, last_error = ${message.slice(0, 500)}
+                next_attempt_at = ${nextAttempt}, last_error = ${message.slice(0, 500)}
               where target = ${target.key} and notice_id = ${r.id}`;
             report.failed++;
+            scheduleRetry(target, nextAttempt);
             options.metrics?.inc("noc_notice_deliveries_total", { outcome: "failed" });
             log.warn("notice_delivery_failed", {
               target: target.label,
               noticeId: r.id,
               attempts,
-              retryAt: retryAt.toISOString(),
+              retryAt: nextAttempt.toISOString(),
               error: message,
             });
             return;
