@@ -27,10 +27,16 @@
  * noc tokens create [--site S] [--channel C] [--tags a,b] [--label L] [--hours N]
  *   [--reenrolment supersede|refuse]
  * noc tokens [list] | tokens revoke <id>
- * noc appliances [list] [--state S] [--site S] [--model M] [--channel C] [--tag T] [--q text] [--limit N] [--cursor C]
+ * noc appliances [list] [--state S] [--site S] [--model M] [--channel C] [--tag T] [--app A]
+ *   [--version V] [--q text] [--retired include|only] [--limit N] [--cursor C]
+ *     --app/--version: what appliances last reported running; --q: part of a host name, or a
+ *     whole UID or address; --retired: records retired by a re-enrolment, too or alone.
  * noc appliances show <uid> | appliances revoke <uid> --reason R
  * noc alerts [list] [--status open|resolved|all] | alerts ack <id>
  * noc assign --app A --name N --version V [--kind package|file] [--target all|model=M|site=S|channel=C|tag=T|appliance=UID] [--rollout P]
+ *   [--gate P] [--min-sample N]
+ *     --gate: the health gate (failureThresholdPercent, 1–100): the rollout pauses itself when
+ *     this share of at least --min-sample (minSample, 1–100000, default 5) counted appliances failed.
  * noc wake (--uid U | --site S | --all)
  * ```
  *
@@ -89,9 +95,17 @@ const flagSpecs = {
   noc: { type: "string", arg: "<url>", about: "NOC base URL (default NOC_URL)" },
   token: { type: "string", arg: "<token>", about: "admin token (default NOC_TOKEN)" },
   json: { type: "boolean", arg: "", about: "print the admin API's JSON answer" },
-  app: { type: "string", arg: "<app>", about: "application" },
+  app: {
+    type: "string",
+    arg: "<app>",
+    about: "application (list: appliances last reported running it)",
+  },
   name: { type: "string", arg: "<name>", about: "component name" },
-  version: { type: "string", arg: "<version>", about: "component version" },
+  version: {
+    type: "string",
+    arg: "<version>",
+    about: "component version (list: appliances last reported running it)",
+  },
   key: {
     type: "string",
     arg: "<file>",
@@ -116,7 +130,16 @@ const flagSpecs = {
   state: { type: "string", arg: "<state>", about: "ok, late, missing or revoked" },
   model: { type: "string", arg: "<model>", about: "model" },
   tag: { type: "string", arg: "<tag>", about: "tag" },
-  q: { type: "string", arg: "<text>", about: "host name or UID contains" },
+  q: {
+    type: "string",
+    arg: "<text>",
+    about: "search: part of a host name (any case), or a whole UID or whole address",
+  },
+  retired: {
+    type: "string",
+    arg: "include|only",
+    about: "records a re-enrolment retired (superseded): list them too, or alone",
+  },
   limit: { type: "string", arg: "<n>", about: "page size" },
   cursor: { type: "string", arg: "<cursor>", about: "next page (printed after a full page)" },
   status: { type: "string", arg: "<status>", about: "open (default), resolved or all" },
@@ -128,6 +151,16 @@ const flagSpecs = {
     about: "all (default) or model=M, site=S, channel=C, tag=T, appliance=UID",
   },
   rollout: { type: "string", arg: "<percent>", about: "rollout percentage (default 100)" },
+  gate: {
+    type: "string",
+    arg: "<percent>",
+    about: "health gate: pause the rollout when this % (1-100) of counted appliances failed",
+  },
+  "min-sample": {
+    type: "string",
+    arg: "<n>",
+    about: "counted appliances needed before the gate may pause (1-100000, default 5)",
+  },
   uid: { type: "string", arg: "<uid>", about: "one appliance" },
   destination: {
     type: "string",
@@ -224,7 +257,20 @@ const commands: Record<string, Command> = {
     forms: {
       list: form(
         [],
-        ["state", "site", "model", "channel", "tag", "q", "limit", "cursor", "json"],
+        [
+          "state",
+          "site",
+          "model",
+          "channel",
+          "tag",
+          "app",
+          "version",
+          "q",
+          "retired",
+          "limit",
+          "cursor",
+          "json",
+        ],
         "list appliances",
       ),
       show: form(["<uid>"], ["json"], "one appliance and what it runs"),
@@ -257,7 +303,7 @@ const commands: Record<string, Command> = {
     forms: {
       "": form(
         [],
-        ["app", "name", "version", "kind", "target", "rollout", "json"],
+        ["app", "name", "version", "kind", "target", "rollout", "gate", "min-sample", "json"],
         "assign a component version to appliances",
       ),
     },
@@ -372,12 +418,20 @@ function need(ctx: Ctx, name: StringFlag, env?: string): string {
   return v;
 }
 
-function count(ctx: Ctx, name: StringFlag, min: number, max: number): number | undefined {
+function count(
+  ctx: Ctx,
+  name: StringFlag,
+  min: number,
+  max: number,
+  whole = false,
+): number | undefined {
   const v = flag(ctx, name);
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be a number from ${min} to ${max}, not "${v}"`);
+  if (!Number.isFinite(n) || n < min || n > max || (whole && !Number.isInteger(n))) {
+    throw new UsageError(
+      `--${name} must be a ${whole ? "whole " : ""}number from ${min} to ${max}, not "${v}"`,
+    );
   }
   return n;
 }
@@ -435,6 +489,7 @@ const tokenCreated = z.object({
   token: z.string(),
   expiresAt: z.string(),
   site: nullableText,
+  reenrolment: nullableText,
 });
 const tokenList = z.object({
   items: z.array(z.object({
@@ -443,6 +498,7 @@ const tokenList = z.object({
     status: z.string(),
     site: nullableText,
     label: nullableText,
+    reenrolment: nullableText,
     expiresAt: z.string(),
   })),
 });
@@ -459,6 +515,8 @@ const applianceSummary = z.object({
   agentVersion: nullableText,
   revokedAt: nullableText,
   revokedReason: nullableText,
+  supersededBy: nullableText,
+  supersedes: z.array(z.string()).nullish(),
 });
 const applianceList = z.object({
   items: z.array(applianceSummary),
@@ -493,6 +551,8 @@ const assignment = z.object({
   name: z.string(),
   version: z.string(),
   rolloutPercent: z.number(),
+  failureThresholdPercent: z.number().nullish(),
+  minSample: z.number().nullish(),
 });
 const nocKeys = z.object({ encryptionKey: z.string() });
 const localServerList = z.object({
@@ -705,6 +765,15 @@ function table(head: string[], rows: Array<Array<string | number>>): string {
 
 const seg = (v: string) => encodeURIComponent(v);
 
+/** A token's `reenrolment` as the CLI words it. */
+function reenrolmentText(mode: string): string {
+  return mode === "supersede"
+    ? "supersede (an active appliance of the same host name at the site is retired, linked)"
+    : mode === "refuse"
+    ? "refuse (enrolling under the host name of an active appliance at the site: 409)"
+    : mode;
+}
+
 /** What each command (and subcommand) does; returns what to print. */
 const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
   async package(ctx) {
@@ -882,6 +951,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     if (ctx.flags.json) return json(body);
     const t = read(tokenCreated, body);
     return `Enrolment token (single use, expires ${t.expiresAt}):\n  ${t.token}\n` +
+      (t.reenrolment ? `Re-enrolment: ${reenrolmentText(t.reenrolment)}\n` : "") +
       `Enrol an appliance with:\n  noc-agent enroll --noc <this NOC's URL> --token ${t.token}`;
   },
 
@@ -895,13 +965,14 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     const body = await call(ctx, "GET", "/v1/admin/enrollment-tokens");
     if (ctx.flags.json) return json(body);
     return table(
-      ["id", "for", "status", "site", "label", "expires"],
+      ["id", "for", "status", "site", "label", "re-enrolment", "expires"],
       read(tokenList, body).items.map((t) => [
         t.id,
         t.purpose,
         t.status,
         t.site ?? "",
         t.label ?? "",
+        t.reenrolment ?? "",
         t.expiresAt,
       ]),
     );
@@ -924,6 +995,8 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         a.agentVersion ?? "?"
       }`,
       ...(a.revokedAt ? [`  revoked ${a.revokedAt}: ${a.revokedReason ?? ""}`] : []),
+      ...(a.supersededBy ? [`  superseded by ${a.supersededBy} (re-enrolled)`] : []),
+      ...(a.supersedes?.length ? [`  supersedes ${a.supersedes.join(", ")}`] : []),
       `running:`,
       ...(comps.length ? comps : ["  nothing reported"]),
     ].join("\n");
@@ -939,15 +1012,42 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
 
   async "appliances list"(ctx) {
     const q = new URLSearchParams();
-    for (const f of ["state", "site", "model", "channel", "tag", "q", "limit", "cursor"] as const) {
+    const filters = [
+      "state",
+      "site",
+      "model",
+      "channel",
+      "tag",
+      "app",
+      "version",
+      "q",
+      "retired",
+      "limit",
+      "cursor",
+    ] as const;
+    for (const f of filters) {
       const v = flag(ctx, f);
       if (v) q.set(f, v);
+    }
+    const retired = flag(ctx, "retired");
+    if (retired !== undefined && !["include", "only", "exclude"].includes(retired)) {
+      throw new UsageError(`--retired must be include or only, not "${retired}"`);
     }
     const body = await call(ctx, "GET", `/v1/admin/appliances?${q}`);
     if (ctx.flags.json) return json(body);
     const r = read(applianceList, body);
+    // A retired record's column says which record superseded it.
+    const retiredShown = r.items.some((a) => a.supersededBy);
     return table(
-      ["host name", "state", "model", "site", "last beat", "uid"],
+      [
+        "host name",
+        "state",
+        "model",
+        "site",
+        "last beat",
+        "uid",
+        ...(retiredShown ? ["superseded by"] : []),
+      ],
       r.items.map((a) => [
         a.hostname,
         a.state,
@@ -955,6 +1055,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         a.site ?? "",
         a.lastBeatAt ?? "never",
         a.uid,
+        ...(retiredShown ? [a.supersededBy ?? ""] : []),
       ]),
     ) + (r.nextCursor ? `\n(more: --cursor ${r.nextCursor})` : "");
   },
@@ -992,6 +1093,9 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     }
     const kind = flag(ctx, "kind") ?? "package";
     const [app, name, version] = [need(ctx, "app"), need(ctx, "name"), need(ctx, "version")];
+    const rolloutPercent = count(ctx, "rollout", 0, 100, true) ?? 100;
+    const gate = count(ctx, "gate", 1, 100, true);
+    const minSample = count(ctx, "min-sample", 1, 100000, true);
     let body: unknown;
     try {
       body = await postJson(ctx, "/v1/admin/assignments", {
@@ -1000,7 +1104,9 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         name,
         version,
         target: m ? { type: m[1], value: m[2] } : { type: "all" },
-        rolloutPercent: count(ctx, "rollout", 0, 100) ?? 100,
+        rolloutPercent,
+        ...(gate === undefined ? {} : { failureThresholdPercent: gate }),
+        ...(minSample === undefined ? {} : { minSample }),
       });
     } catch (e) {
       // Not published as this kind: say so when it is published as the other one.
@@ -1017,7 +1123,10 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     }
     if (ctx.flags.json) return json(body);
     const a = read(assignment, body);
-    return `Assignment ${a.id}: ${a.kind} ${a.app}/${a.name}@${a.version} to ${target}, rollout ${a.rolloutPercent}%`;
+    const gated = a.failureThresholdPercent
+      ? `, gate ${a.failureThresholdPercent}% failed of at least ${a.minSample ?? "?"}`
+      : ", no health gate";
+    return `Assignment ${a.id}: ${a.kind} ${a.app}/${a.name}@${a.version} to ${target}, rollout ${a.rolloutPercent}%${gated}`;
   },
 
   async wake(ctx) {

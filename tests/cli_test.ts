@@ -249,6 +249,44 @@ dbTest(
       const shown = await runCli(["appliances", "show", a.uid], env);
       assert.match(shown.out, /gw-cli \(.+\): ok/);
       assert.match(shown.out, /running:\n {2}package vscreen\/vscreen@/);
+      // What it runs, and a whole UID, find it; another version does not.
+      const found = await runCli(
+        ["appliances", "--app", "vscreen", "--version", "1.0.0", "--q", a.uid],
+        env,
+      );
+      assert.match(found.out, /gw-cli\s+ok/);
+      assert.equal(
+        (await runCli(["appliances", "--app", "vscreen", "--version", "9"], env)).out.trim(),
+        "(none)",
+      );
+
+      // Re-imaged: a token that supersedes says so, and the old and new records name each other.
+      const old = await noc.enrollAppliance({ hostname: "gw-re" });
+      const superseding = await runCli(["tokens", "create", "--reenrolment", "supersede"], env);
+      assert.match(superseding.out, /^Re-enrolment: supersede /m);
+      const fresh = await noc.enrollAppliance({
+        hostname: "gw-re",
+        token: superseding.out.match(/noc_enr_\S+/)![0],
+      });
+      assert.match(
+        (await runCli(["tokens"], env)).out,
+        /^\d+\s+appliance\s+used\s+supersede\s/m,
+      );
+      const retired = await runCli(["appliances", "--retired", "only", "--q", "gw-re"], env);
+      assert.match(retired.out, /superseded by$/m);
+      assert.match(
+        retired.out,
+        new RegExp(`gw-re\\s+revoked\\s.*${old.uid}\\s+${fresh.uid}$`, "m"),
+      );
+      assert.ok(!(await runCli(["appliances", "--q", "gw-re"], env)).out.includes(old.uid));
+      assert.match(
+        (await runCli(["appliances", "show", old.uid], env)).out,
+        new RegExp(`^  superseded by ${fresh.uid} \\(re-enrolled\\)$`, "m"),
+      );
+      assert.match(
+        (await runCli(["appliances", "show", fresh.uid], env)).out,
+        new RegExp(`^  supersedes ${old.uid}$`, "m"),
+      );
 
       await upload(
         noc,
@@ -268,9 +306,22 @@ dbTest(
         "site=hq",
         "--rollout",
         "50",
+        "--gate",
+        "20",
+        "--min-sample",
+        "10",
       ], env);
       assert.equal(assigned.code, 0, assigned.err);
-      assert.match(assigned.out, /to site=hq, rollout 50%/);
+      assert.match(assigned.out, /to site=hq, rollout 50%, gate 20% failed of at least 10$/m);
+      const gate = (await noc.admin("GET", "/v1/admin/assignments")).body.items[0];
+      assert.equal(gate.failureThresholdPercent, 20);
+      assert.equal(gate.minSample, 10);
+      const badGate = await runCli(
+        ["assign", "--app", "demo", "--name", "demo", "--version", "1.0.0", "--gate", "0"],
+        env,
+      );
+      assert.equal(badGate.code, 64);
+      assert.match(badGate.err, /--gate must be a whole number from 1 to 100, not "0"/);
       const badTarget = await runCli([
         "assign",
         "--app",
