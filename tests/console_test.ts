@@ -171,10 +171,22 @@ dbTest(
         ...assign,
         targetType: "all",
         rolloutPercent: "50",
+        failureThresholdPercent: "20",
+        minSample: "10",
       }),
       "Assigned",
     );
     const [assignment] = (await noc.admin("GET", "/v1/admin/assignments")).body.items;
+    assert.equal(assignment.failureThresholdPercent, 20);
+    assert.equal(assignment.minSample, 10);
+    assert.match(
+      await ui.post("/ui/releases/assign", {
+        ...assign,
+        targetType: "all",
+        failureThresholdPercent: "0",
+      }),
+      /failureThresholdPercent/,
+    );
     assert.equal(
       await ui.post(`/ui/releases/assignments/${assignment.id}`, {
         rolloutPercent: "75",
@@ -191,7 +203,7 @@ dbTest(
     );
     const releases = await text("/ui/releases");
     assert.match(releases, /change freeze/);
-    assert.match(releases, /75%.*paused by console:/s);
+    assert.match(releases, /75%.*paused by console:.*gate 20% of ≥ 10/s);
     const [hold] = (await noc.admin("GET", "/v1/admin/holds")).body.items;
     assert.equal(await ui.post(`/ui/releases/holds/${hold.id}/delete`), "Hold released");
     assert.equal((await noc.admin("GET", "/v1/admin/holds")).body.items.length, 0);
@@ -240,6 +252,37 @@ dbTest(
     assert.match(await text("/ui/tokens"), /lab server/);
     assert.equal(await ui.post(`/ui/tokens/${token.id}/revoke`), "Token revoked");
 
+    // Re-imaged: a console token that supersedes; the old record is retired, listed on request,
+    // and the two records link each other; a revoked record offers no wake-up.
+    const old = await noc.enrollAppliance({ hostname: "gw-re" });
+    const superseding = await noc.app.request(`${base}/ui/tokens`, {
+      method: "POST",
+      headers: { cookie: ui.session, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ _csrf: ui.csrf, purpose: "appliance", reenrolment: "supersede" }),
+    });
+    assert.equal(superseding.status, 200);
+    const page = await superseding.text();
+    assert.match(page, /<td>supersede<\/td>/);
+    const fresh = await noc.enrollAppliance({
+      hostname: "gw-re",
+      token: page.match(/<code>(noc_enr_[^<]+)<\/code>/)![1]!,
+    });
+    assert.ok(!(await text("/ui/appliances?q=gw-re")).includes(old.uid));
+    assert.match(
+      await text("/ui/appliances?q=gw-re&retired=only"),
+      new RegExp(`href="/ui/appliances/${old.uid}".*href="/ui/appliances/${fresh.uid}"`, "s"),
+    );
+    assert.match(await text("/ui/appliances?retired=include"), /option value="include" selected/);
+    const sideways = await ui.get("/ui/appliances?retired=sideways");
+    assert.equal(sideways.status, 400);
+    assert.match(await sideways.text(), /Field &quot;retired&quot;/);
+    const oldPage = await text(`/ui/appliances/${old.uid}`);
+    assert.match(oldPage, new RegExp(`id="superseded-by">.*href="/ui/appliances/${fresh.uid}"`));
+    assert.ok(!oldPage.includes("Wake now"));
+    const freshPage = await text(`/ui/appliances/${fresh.uid}`);
+    assert.match(freshPage, new RegExp(`id="supersedes">.*href="/ui/appliances/${old.uid}"`, "s"));
+    assert.match(freshPage, /Wake now/);
+
     assert.match(await text("/ui/local-servers"), /None yet/);
     assert.match(await ui.post("/ui/sweep"), /^Swept: 0 newly missing, 0 recovered$/);
     assert.match(await text("/ui/alerts?status=resolved"), /No resolved alerts/);
@@ -247,7 +290,9 @@ dbTest(
       await ui.post(`/ui/appliances/${a.uid}/revoke`, { reason: "stolen" }),
       "Revoked",
     );
-    assert.match(await text(`/ui/appliances/${a.uid}`), /revoked: stolen/);
+    const revoked = await text(`/ui/appliances/${a.uid}`);
+    assert.match(revoked, /revoked: stolen/);
+    assert.ok(!revoked.includes("Wake now"));
   },
 );
 

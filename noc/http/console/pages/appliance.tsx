@@ -1,4 +1,7 @@
-/** `/ui/appliances/:uid`: one appliance — health charts, components, configuration, outcomes, alerts; wake and revoke. */
+/**
+ * `/ui/appliances/:uid`: one appliance — health charts, components, configuration, outcomes, alerts;
+ * links between a re-imaged appliance's old and new records; wake and revoke (not once revoked).
+ */
 import { Hono } from "hono";
 import { z } from "zod";
 import { Csrf, Layout, State, Time } from "../layout.tsx";
@@ -98,19 +101,38 @@ export function appliancePages(p: PageDeps) {
             <Time at={a.nextDueAt} />, agent {a.agentVersion ?? "?"}, interval {a.intervalS} s
             {a.revokedAt ? `, revoked: ${a.revokedReason}` : ""}
           </p>
-          <div>
-            <form method="post" action={`/ui/appliances/${a.uid}/wake`} class="inline">
-              <Csrf ctx={ctx} />
-              <button type="submit">Wake now</button>
-            </form>{" "}
-            {!a.revokedAt && (
+          {a.supersededBy && (
+            <p id="superseded-by">
+              Retired: re-enrolled (re-imaged) as{" "}
+              <a href={`/ui/appliances/${a.supersededBy}`}>{a.supersededBy}</a>, the current record.
+              This one keeps its history.
+            </p>
+          )}
+          {a.supersedes && a.supersedes.length > 0 && (
+            <p id="supersedes">
+              Re-enrolment of {a.supersedes.map((old, i) => (
+                <>
+                  {i > 0 ? ", " : ""}
+                  <a href={`/ui/appliances/${old}`}>{old}</a>
+                </>
+              ))} ({a.supersedes.length === 1
+                ? "a retired record, with its history"
+                : "retired records, with their history"}).
+            </p>
+          )}
+          {!a.revokedAt && (
+            <div>
+              <form method="post" action={`/ui/appliances/${a.uid}/wake`} class="inline">
+                <Csrf ctx={ctx} />
+                <button type="submit">Wake now</button>
+              </form>{" "}
               <form method="post" action={`/ui/appliances/${a.uid}/revoke`} class="inline">
                 <Csrf ctx={ctx} />
                 <input name="reason" placeholder="reason for revoking" required />
                 <button type="submit" class="danger">Revoke</button>
               </form>
-            )}
-          </div>
+            </div>
+          )}
           <div class="grid">
             <LineChart points={load} label="load (1 min)" />
             <LineChart points={disk} label="least disk free" unit="GiB" />

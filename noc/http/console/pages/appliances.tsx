@@ -1,7 +1,8 @@
 /** `/ui/appliances`: the fleet as a list — search, filters, pages of 50. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { applianceStates, listAppliancesQuery } from "../../../../protocol/schemas.ts";
+import { applianceStates } from "../../../../protocol/schemas.ts";
+import { listQuery } from "../../admin/appliances.ts";
 import { describeIssues } from "../../../../protocol/http/validate.ts";
 import { Layout, State, Time } from "../layout.tsx";
 import type { ConsoleEnv, PageDeps } from "../page.ts";
@@ -24,6 +25,10 @@ export const applianceSchema = z.object({
   nextDueAt: z.string(),
   revokedAt: z.string().nullable(),
   revokedReason: z.string().nullable(),
+  /** Retired by a re-enrolment: the UID of the record that replaced it. */
+  supersededBy: z.string().nullish(),
+  /** The records this one replaced (re-enrolments), oldest first. */
+  supersedes: z.array(z.string()).nullish(),
 });
 
 const listSchema = z.object({
@@ -44,14 +49,29 @@ async function listing(api: AdminClient, query: ListQuery): Promise<Listing> {
 
 const filters = ["model", "site", "channel", "tag", "app", "version"] as const;
 
-/** `GET /ui/appliances`: filters in the query, `cursor` for the next page. */
+/** The retired filter's choices: records a re-enrolment retired left out, listed too, or alone. */
+const retiredChoices = [
+  ["", "current records"],
+  ["include", "current and retired"],
+  ["only", "retired only"],
+] as const;
+
+/**
+ * `GET /ui/appliances`: filters in the query (`retired=include|only` lists records retired by a
+ * re-enrolment too, or alone), `cursor` for the next page.
+ */
 export function applianceListPage(p: PageDeps) {
   return new Hono<ConsoleEnv>().get("/appliances", p.signedIn, async (c) => {
     const v = (f: string) => c.req.query(f) ?? "";
     const given = (f: string) => v(f) || undefined;
-    // The typed client sends only a known state: any other is refused here, by the API's schema.
-    const checked = listAppliancesQuery.pick({ state: true }).safeParse({ state: given("state") });
+    // The typed client sends only a known state and retired choice: any other is refused here, by
+    // the API's schema.
+    const checked = listQuery.pick({ state: true, retired: true }).safeParse({
+      state: given("state"),
+      retired: given("retired"),
+    });
     const state = checked.success ? checked.data.state : undefined;
+    const retired = checked.success ? checked.data.retired : undefined;
     const r: Listing = !checked.success
       ? { status: 400, refused: refusedAs(describeIssues(checked.error.issues)) }
       : await listing(c.var.api, {
@@ -63,19 +83,21 @@ export function applianceListPage(p: PageDeps) {
         tag: given("tag"),
         app: given("app"),
         version: given("version"),
+        retired,
         cursor: given("cursor"),
         limit: "50",
       });
     const list = "found" in r ? r.found : null;
     const nextQ = new URLSearchParams();
-    for (const f of ["q", "state", ...filters] as const) if (v(f)) nextQ.set(f, v(f));
+    for (const f of ["q", "state", ...filters, "retired"] as const) if (v(f)) nextQ.set(f, v(f));
     if (list?.nextCursor) nextQ.set("cursor", list.nextCursor);
     return await html(
       c,
       <Layout title="Appliances" ctx={c.var.page}>
         <form method="get" action="/ui/appliances" class="panel" role="search">
           <label>
-            Search<input name="q" value={v("q")} placeholder="host name or UID" />
+            Search
+            <input name="q" value={v("q")} placeholder="part of host name; whole UID or address" />
           </label>
           <label>
             State
@@ -91,6 +113,14 @@ export function applianceListPage(p: PageDeps) {
               <input name={f} value={v(f)} size={10} />
             </label>
           ))}
+          <label>
+            Re-enrolled
+            <select name="retired">
+              {retiredChoices.map(([value, text]) => (
+                <option value={value} selected={v("retired") === value}>{text}</option>
+              ))}
+            </select>
+          </label>
           <button type="submit">Filter</button>
         </form>
         {list === null ? <p class="flash">{"refused" in r && r.refused}</p> : (
@@ -112,6 +142,14 @@ export function applianceListPage(p: PageDeps) {
                   </td>
                   <td>
                     <State state={a.state} />
+                    {a.supersededBy && (
+                      <>
+                        {" "}retired, superseded by{" "}
+                        <a href={`/ui/appliances/${a.supersededBy}`} data-superseded-by>
+                          {a.supersededBy.slice(0, 8)}
+                        </a>
+                      </>
+                    )}
                   </td>
                   <td>{a.model}</td>
                   <td>{a.site ?? ""}</td>

@@ -42,6 +42,8 @@ const assignmentListSchema = z.object({
     rolloutPercent: z.number(),
     paused: z.boolean(),
     pausedReason: z.string().nullable(),
+    failureThresholdPercent: z.number().nullish(),
+    minSample: z.number().nullish(),
     progress: z.object({
       installed: z.number(),
       sent: z.number(),
@@ -74,7 +76,10 @@ export async function loadHolds(api: AdminClient) {
   return res.ok ? (await res.json()).items : [];
 }
 
-/** The assign form: kind, component, target and rollout percentage. */
+/**
+ * The assign form: kind, component, target, rollout percentage and, optionally, the health gate
+ * (`failureThresholdPercent`, 1–100) and its minimum sample (`minSample`, 1–100,000; 5 when empty).
+ */
 export function AssignForm(props: { ctx: PageContext }) {
   return (
     <form method="post" action="/ui/releases/assign" class="panel">
@@ -100,6 +105,14 @@ export function AssignForm(props: { ctx: PageContext }) {
       </label>
       <label>
         Rollout %<input name="rolloutPercent" type="number" min="0" max="100" value="100" />
+      </label>
+      <label>
+        Gate: pause at failed % (optional)
+        <input name="failureThresholdPercent" type="number" min="1" max="100" size={4} />
+      </label>
+      <label>
+        Gate: at least (appliances)
+        <input name="minSample" type="number" min="1" max="100000" placeholder="5" size={6} />
       </label>
       <button type="submit">Assign</button>
     </form>
@@ -127,6 +140,9 @@ export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
           <td>
             {a.rolloutPercent}%{a.paused
               ? ` · paused${a.pausedReason ? `: ${a.pausedReason}` : ""}`
+              : ""}
+            {a.failureThresholdPercent
+              ? ` · gate ${a.failureThresholdPercent}% of ≥ ${a.minSample ?? "?"}`
               : ""}
           </td>
           <td class="num" data-installed>{a.progress.installed}</td>
@@ -221,6 +237,16 @@ export function rolloutActions(p: PageDeps) {
       const kind = kinds.find((k) => k === field(form, "kind"));
       if (!type) return back(c, "/ui/releases", 'Field "target.type": choose a target');
       if (!kind) return back(c, "/ui/releases", 'Field "kind": choose package or file');
+      // The gate's two fields are optional: empty leaves them to the API (no gate; 5).
+      const gate: { failureThresholdPercent?: number; minSample?: number } = {};
+      for (const f of ["failureThresholdPercent", "minSample"] as const) {
+        const text = field(form, f);
+        if (text === "") continue;
+        if (!/^[0-9]{1,9}$/.test(text)) {
+          return back(c, "/ui/releases", `Field "${f}": must be a whole number`);
+        }
+        gate[f] = Number(text);
+      }
       const res = await c.var.api.assignments.$post({
         json: {
           kind,
@@ -229,6 +255,7 @@ export function rolloutActions(p: PageDeps) {
           version: field(form, "version"),
           target: type === "all" ? { type } : { type, value: field(form, "targetValue") },
           rolloutPercent: Number(field(form, "rolloutPercent") || "100"),
+          ...gate,
         },
       });
       return back(c, "/ui/releases", res.ok ? "Assigned" : await refusal(res));

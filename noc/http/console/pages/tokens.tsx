@@ -12,6 +12,7 @@ const tokenSchema = z.object({
   purpose: z.string(),
   label: z.string().nullable(),
   site: z.string().nullable(),
+  reenrolment: z.string().nullish(),
   status: z.string(),
   usedBy: z.string().nullable(),
   expiresAt: z.string(),
@@ -55,6 +56,14 @@ async function tokensPage(c: ConsoleContext, created?: z.infer<typeof createdSch
           Tags (comma-separated)<input name="tags" size={14} />
         </label>
         <label>
+          Same host name at the site
+          <select name="reenrolment">
+            <option value="">NOC setting (NOC_REENROLMENT)</option>
+            <option value="supersede">supersede: retire the old record</option>
+            <option value="refuse">refuse (409)</option>
+          </select>
+        </label>
+        <label>
           Valid (hours)<input name="hours" type="number" min="1" max="720" value="24" />
         </label>
         <button type="submit">Create</button>
@@ -65,6 +74,7 @@ async function tokensPage(c: ConsoleContext, created?: z.infer<typeof createdSch
           <th>for</th>
           <th>label</th>
           <th>site</th>
+          <th>re-enrolment</th>
           <th>status</th>
           <th>expires</th>
           <th></th>
@@ -75,6 +85,7 @@ async function tokensPage(c: ConsoleContext, created?: z.infer<typeof createdSch
             <td>{t.purpose}</td>
             <td>{t.label ?? ""}</td>
             <td>{t.site ?? ""}</td>
+            <td>{t.reenrolment ?? ""}</td>
             <td>{t.status}{t.usedBy ? ` by ${t.usedBy}` : ""}</td>
             <td>
               <Time at={t.expiresAt} />
@@ -103,6 +114,9 @@ export function tokenPages(p: PageDeps) {
       const opt = (n: string) => field(form, n) || undefined;
       const tags = field(form, "tags").split(",").map((t) => t.trim()).filter(Boolean);
       const label = opt("label"), site = opt("site"), channel = opt("channel");
+      const reenrolment = (["supersede", "refuse"] as const).find((m) =>
+        m === field(form, "reenrolment")
+      );
       const res = await c.var.api["enrollment-tokens"].$post({
         json: {
           purpose: field(form, "purpose") === "local-server" ? "local-server" : "appliance",
@@ -110,6 +124,7 @@ export function tokenPages(p: PageDeps) {
           ...(label ? { label } : {}),
           ...(site ? { site } : {}),
           ...(channel ? { channel } : {}),
+          ...(reenrolment ? { reenrolment } : {}),
           ...(tags.length ? { tags } : {}),
         },
       });
