@@ -63,9 +63,14 @@ export interface AgentProcess {
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
-/** Creates temporary folders for an agent. */
+/**
+ * Creates temporary folders for an agent, which enrols under a host name of its own
+ * (`NOC_AGENT_HOSTNAME`, `box-<random>`): agents sharing this machine's name would retire each
+ * other's records as re-imaged appliances.
+ */
 export async function agentBox(): Promise<AgentBox> {
   const base = await Deno.makeTempDir({ prefix: "noc-agent-" });
+  const hostname = `box-${crypto.randomUUID().slice(0, 8)}`;
   const state = `${base}/state`;
   const root = `${base}/root`;
   await Deno.mkdir(state, { mode: 0o700 });
@@ -74,7 +79,13 @@ export async function agentBox(): Promise<AgentBox> {
     new Deno.Command(Deno.execPath(), {
       args: ["run", ...agentPermissionFlags(state, root), "agent/main.ts", ...args],
       cwd: repo,
-      env: { NOC_AGENT_STATE: state, NOC_AGENT_ROOT: root, NOC_AGENT_LOG: "json", ...env },
+      env: {
+        NOC_AGENT_STATE: state,
+        NOC_AGENT_ROOT: root,
+        NOC_AGENT_LOG: "json",
+        NOC_AGENT_HOSTNAME: hostname,
+        ...env,
+      },
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
