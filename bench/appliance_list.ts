@@ -143,7 +143,8 @@ async function median(runs: number, fn: () => Promise<unknown>): Promise<number>
 function planSummary(plan: string): string {
   return plan.split("\n")
     .filter((l) =>
-      /Scan|Join|Nested Loop|Sort|Limit|Append|Subquery/.test(l) && !/Sort Key/.test(l)
+      /Scan|Join|Nested Loop|Sort|Limit|Append|Subquery|CTE|then gather/.test(l) &&
+      !/Sort Key|Sort Method/.test(l)
     )
     .map((l) => l.replace(/^\s*(->\s*)?/, "").replace(/\s+\(cost=.*$/, ""))
     .join(" → ");

@@ -10,6 +10,8 @@ import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
 import { ManualClock } from "../noc/clock.ts";
 import type { Sql } from "../noc/db/db.ts";
 import { seedFleet, seedNow } from "../bench/appliance_list_seed.ts";
+import { listAppliances } from "../noc/services/appliance_list.ts";
+import { listAppliancesQuery } from "../protocol/schemas.ts";
 
 const graceS = 300;
 
@@ -195,6 +197,79 @@ dbTest(
       { app: "tail-app", tag: "edge", model: "vs-100" },
       { app: "tail-app", tag: "lab" },
     ]);
+  },
+);
+
+dbTest(
+  "filters whose conditions rarely meet list exactly the matches when the walk switches to gathering",
+  async ({ db }) => {
+    const noc = await testNoc(db, { clock: new ManualClock(seedNow) });
+    await seedFleet(db.sql, 200, seedNow, graceS);
+    // Anticorrelated: "tail-app" on the 40 host names that sort last, none of them late,
+    // missing or revoked but 2 (one missing, one revoked); the 25 that sort first late; tag
+    // "edge" only among the first 25, but on one of the last too.
+    const late = new Date(seedNow.getTime() - 60_000);
+    const ahead = new Date(seedNow.getTime() + 60_000);
+    await db.sql`
+      update appliances a set last_report = jsonb_set(a.last_report, '{components}',
+          a.last_report->'components' || jsonb_build_array(jsonb_build_object('kind', 'package',
+            'app', 'tail-app', 'name', 'tail', 'version', '1.0'))),
+        next_due_at = ${ahead}, missing_since = null, revoked_at = null,
+        tags = case when t.d = 40 then a.tags || array['edge'] else a.tags end
+      from (select uid, row_number() over (order by hostname desc, uid desc) as d from appliances) t
+      where t.uid = a.uid and t.d <= 40`;
+    await db.sql`
+      update appliances a set next_due_at = ${late}, missing_since = null, revoked_at = null,
+        tags = a.tags || array['edge']
+      from (select uid, row_number() over (order by hostname, uid) as r from appliances) t
+      where t.uid = a.uid and t.r <= 25`;
+    await db.sql`
+      update appliances a set missing_since = ${seedNow}
+      from (select uid, row_number() over (order by hostname desc, uid desc) as d from appliances) t
+      where t.uid = a.uid and t.d = 7`;
+    await db.sql`
+      update appliances a set revoked_at = ${seedNow}, revoked_reason = 'test'
+      from (select uid, row_number() over (order by hostname desc, uid desc) as d from appliances) t
+      where t.uid = a.uid and t.d = 13`;
+    const [edgeSite] = await db.sql<{ site: string }>`
+      select site from appliances order by hostname, uid limit 1`;
+    const queries: Array<Record<string, string>> = [
+      { app: "tail-app", state: "late" }, // none has both
+      { app: "tail-app", state: "missing" },
+      { app: "tail-app", state: "revoked" },
+      { app: "tail-app", state: "ok" },
+      { app: "tail-app", tag: "edge" },
+      { app: "tail-app", site: edgeSite!.site },
+      { app: "tail-app", model: "vs-9000" },
+      { tag: "edge", state: "late" },
+      { tag: "edge", state: "missing" },
+      { q: "lhr", state: "missing" },
+      { q: "lhr", state: "late" },
+      { q: "gw", state: "revoked" },
+      { q: "a", app: "tail-app" },
+      { q: "mail", app: "tail-app", state: "late" },
+      { q: "fra", channel: "beta" },
+    ];
+    // Every cap: 1 (the walk never fills a page), 5 and 9 (it fills some pages of 7, not
+    // others), and the default (through the route).
+    for (const walkCap of [1, 5, 9]) {
+      for (const q of queries) {
+        const want = await expected(db.sql, q, seedNow);
+        const got: string[] = [];
+        let cursor: string | null = null;
+        for (let pages = 0; pages < 100; pages++) {
+          const f = listAppliancesQuery.parse({ ...q, limit: "7", ...(cursor ? { cursor } : {}) });
+          const page = await listAppliances(db, f, seedNow, graceS, { walkCap });
+          got.push(...page.rows.map((r) => r.uid));
+          cursor = page.nextCursor;
+          if (!cursor) break;
+        }
+        assert.deepEqual(got, want, `cap ${walkCap}, filter ${JSON.stringify(q)}`);
+      }
+    }
+    await assertSame(noc, queries);
+    assert.deepEqual(await expected(db.sql, queries[0]!, seedNow), []);
+    assert.equal((await expected(db.sql, { tag: "edge", state: "late" }, seedNow)).length, 25);
   },
 );
 

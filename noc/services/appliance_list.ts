@@ -107,14 +107,12 @@ function joinsOrdered(f: ApplianceListFilter): boolean {
 }
 
 /**
- * The conditions of the list's statement: one per filter given, each a predicate an index
- * serves — model, site, channel: indexes on (column, hostname, uid); app, version, tag: the
- * joins on `appliance_facet_hosts` (see query()); search: the trigram index (host name), the
- * address index and the primary key of `appliance_names`; states: the due-time, missing and
- * revoked indexes. With no `or … is null` around them, the planner reads either the matches
- * (sparse filters) or a host-name order until the page is full (dense ones).
+ * The conditions on the appliance's own row (`a`): retired, model, site, channel, state. Model,
+ * site, channel: indexes on (column, hostname, uid); states: the due-time, missing and revoked
+ * indexes. With no `or … is null` around them, the planner reads either the matches (sparse
+ * filters) or a host-name order until the page is full (dense ones).
  */
-function conditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment[] {
+function rowConditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment[] {
   const cutoff = new Date(now.getTime() - graceS * 1000);
   const where: Fragment[] = [];
   const retired = f.retired ?? "exclude";
@@ -123,16 +121,6 @@ function conditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment
   if (f.model !== undefined) where.push(frag`a.model = ${f.model}`);
   if (f.site !== undefined) where.push(frag`a.site = ${f.site}`);
   if (f.channel !== undefined) where.push(frag`a.channel = ${f.channel}`);
-  if (f.q !== undefined) {
-    // appliance_names is joined (see query()): host name, address or UID.
-    const like = `%${f.q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
-    const byUid = uuidPattern.test(f.q) ? frag` or s.uid = ${f.q.toLowerCase()}::uuid` : frag``;
-    where.push(joined([
-      frag`(s.search like lower(${like}) or s.address = ${f.q}`,
-      byUid,
-      frag`)`,
-    ], ""));
-  }
   switch (f.state) {
     case "revoked":
       where.push(frag`a.revoked_at is not null`);
@@ -151,24 +139,71 @@ function conditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment
       where.push(frag`a.revoked_at is null and a.missing_since is null and a.next_due_at > ${now}`);
       break;
   }
-  if (f.cursor) {
-    // On the table whose order the statement follows (see query()): its index starts there.
-    const [afterHost, afterUid] = decodeCursor(f.cursor);
-    const t = driver(f);
-    where.push(
-      t === "s"
-        ? frag`(s.hostname, s.uid) > (${afterHost}, ${afterUid}::uuid)`
-        : t === "f0"
-        ? frag`(f0.hostname, f0.uid) > (${afterHost}, ${afterUid}::uuid)`
-        : frag`(a.hostname, a.uid) > (${afterHost}, ${afterUid}::uuid)`,
-    );
-  }
   return where;
 }
 
-/** The list's statement for `f`: a page (one more row than `f.limit`) in host-name order. */
-function query(tag: Tag, f: ApplianceListFilter, now: Date, graceS: number) {
-  const head = frag`
+/**
+ * The search's condition on `s` (a row of appliance_names): host name in part (trigram index),
+ * address whole (address index), UID (primary key). None without a search.
+ */
+function searchCondition(f: ApplianceListFilter): Fragment[] {
+  if (f.q === undefined) return [];
+  const like = `%${f.q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+  const byUid = uuidPattern.test(f.q) ? frag` or s.uid = ${f.q.toLowerCase()}::uuid` : frag``;
+  return [joined([
+    frag`(s.search like lower(${like}) or s.address = ${f.q}`,
+    byUid,
+    frag`)`,
+  ], "")];
+}
+
+/** The page's cursor as a condition on table `t`'s (hostname, uid); none on the first page. */
+function cursorCondition(f: ApplianceListFilter, t: "s" | "f0" | "a"): Fragment[] {
+  if (!f.cursor) return [];
+  const [afterHost, afterUid] = decodeCursor(f.cursor);
+  return [
+    t === "s"
+      ? frag`(s.hostname, s.uid) > (${afterHost}, ${afterUid}::uuid)`
+      : t === "f0"
+      ? frag`(f0.hostname, f0.uid) > (${afterHost}, ${afterUid}::uuid)`
+      : frag`(a.hostname, a.uid) > (${afterHost}, ${afterUid}::uuid)`,
+  ];
+}
+
+/**
+ * The conditions of the walk statement: the row's, the search's (appliance_names is joined as
+ * `s`, see walkQuery()) and the cursor, on the table whose order the statement follows.
+ */
+function conditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment[] {
+  return [
+    ...rowConditions(f, now, graceS),
+    ...searchCondition(f),
+    ...cursorCondition(f, driver(f)),
+  ];
+}
+
+/**
+ * Rows of the driving table a bounded walk examines (see listAppliances()) before the list
+ * switches to gathering the matches of the other conditions.
+ */
+export const defaultWalkCap = 3000;
+
+/**
+ * Whether the walk of `f`'s driving index (a facet's rows, or the search's) is bounded: when a
+ * condition the walk cannot check in its index (a state other than ok, model, site, channel,
+ * retired only, or a facet with a search) may match few of the walked rows. Facets alone, and
+ * two facets (merged in order, see plannerSettings()), are walked unbounded.
+ */
+function boundedWalk(f: ApplianceListFilter): boolean {
+  if (driver(f) === "a") return false;
+  return f.model !== undefined || f.site !== undefined || f.channel !== undefined ||
+    (f.state !== undefined && f.state !== "ok") || f.retired === "only" ||
+    (f.q !== undefined && facetsOf(f).length > 0);
+}
+
+/** The columns of a listed appliance, selected from `a`, up to the `from` of the statement. */
+function head(now: Date): Fragment {
+  return frag`
     select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version,
       a.enrolled_at, a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since,
       a.revoked_at, a.revoked_reason, a.superseded_by, a.supersedes,
@@ -177,6 +212,15 @@ function query(tag: Tag, f: ApplianceListFilter, now: Date, graceS: number) {
          where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
          order by m.ends_at desc limit 1) as maintenance
     from `;
+}
+
+/**
+ * The walk statement for `f`: a page (one more row than `f.limit`) in host-name order, read in
+ * the order of one index. With `cap`, only the first `cap` rows of the driving table past the
+ * cursor are examined (those matching the search, for a search): a page with fewer rows than
+ * `f.limit + 1` then says nothing about the rows after them (see listAppliances()).
+ */
+function walkQuery(tag: Tag, f: ApplianceListFilter, now: Date, graceS: number, cap?: number) {
   // The statement follows the host-name order of one table (driver()): a search reads
   // appliance_names, a facet filter appliance_facet_hosts (each holds the host names in the same
   // order, kept by migration 014's triggers), anything else appliances. A facet's rows, read in
@@ -185,14 +229,37 @@ function query(tag: Tag, f: ApplianceListFilter, now: Date, graceS: number) {
   // joined on (host name, UID) — a merge of two ordered index scans, see listAppliances().
   const facets = facetsOf(f);
   const t = driver(f);
+  const capped = (inner: Fragment) =>
+    joined([
+      frag`(`,
+      inner,
+      frag`
+      limit ${cap ?? 0})`,
+    ], "");
   const joins: Fragment[] = t === "s"
-    ? [frag`appliance_names s join appliances a on a.uid = s.uid`]
-    : t === "f0"
-    ? [
-      frag`appliance_facet_hosts f0 join appliances a on a.uid = f0.uid and f0.facet = ${facets[
-        0
-      ]!}`,
+    ? cap === undefined ? [frag`appliance_names s join appliances a on a.uid = s.uid`] : [
+      capped(joined([
+        frag`select s.uid, s.hostname, s.search, s.address from appliance_names s where `,
+        joined([...searchCondition(f), ...cursorCondition(f, "s")], " and "),
+        frag` order by s.hostname, s.uid`,
+      ], "")),
+      frag` s join appliances a on a.uid = s.uid`,
     ]
+    : t === "f0"
+    ? cap === undefined
+      ? [
+        frag`appliance_facet_hosts f0 join appliances a on a.uid = f0.uid and f0.facet = ${facets[
+          0
+        ]!}`,
+      ]
+      : [
+        capped(joined([
+          frag`select f0.hostname, f0.uid from appliance_facet_hosts f0 where `,
+          joined([frag`f0.facet = ${facets[0]!}`, ...cursorCondition(f, "f0")], " and "),
+          frag` order by f0.hostname, f0.uid`,
+        ], "")),
+        frag` f0 join appliances a on a.uid = f0.uid`,
+      ]
     : [frag`appliances a`];
   const on = t === "s" ? "s" : "f0";
   facets.forEach((facet, i) => {
@@ -223,10 +290,51 @@ function query(tag: Tag, f: ApplianceListFilter, now: Date, graceS: number) {
     order by a.hostname, a.uid
     limit ${f.limit + 1}`;
   const where = joined([frag`true`, ...conditions(f, now, graceS)], "\n      and ");
-  return run<ApplianceRow>(tag, joined([head, from, where, tail], ""));
+  return run<ApplianceRow>(tag, joined([head(now), from, where, tail], ""));
 }
 
-/** The transaction's planner settings for the list's statement for `f`. */
+/**
+ * The gather statement for `f`: every match past the cursor, found without following any
+ * index's order, then sorted by (host name, UID) — a page (one more row than `f.limit`). The
+ * matches are gathered in one materialized step planned for all of them (no page limit to
+ * tempt the planner into an ordered walk), so it starts from the most selective condition's
+ * index — late appliances from the due-time index, missing ones from the missing and due-time
+ * indexes, revoked ones from the revoked index, a site's or model's from theirs, a search's
+ * from the trigram index, a rare facet from appliance_facet_hosts' primary key — and checks
+ * the others (facets and search by their primary keys).
+ */
+function gatherQuery(tag: Tag, f: ApplianceListFilter, now: Date, graceS: number) {
+  const facetChecks: Fragment[] = facetsOf(f).map((facet) =>
+    frag`exists (select 1 from appliance_facet_hosts x
+      where x.facet = ${facet} and x.hostname = a.hostname and x.uid = a.uid)`
+  );
+  const search = searchCondition(f).map((c) =>
+    joined([frag`exists (select 1 from appliance_names s where s.uid = a.uid and `, c, frag`)`], "")
+  );
+  const where = joined([
+    frag`true`,
+    ...rowConditions(f, now, graceS),
+    ...facetChecks,
+    ...search,
+    ...cursorCondition(f, "a"),
+  ], "\n      and ");
+  return run<ApplianceRow>(
+    tag,
+    joined([
+      frag`with g as materialized (
+    select a.uid, a.hostname from appliances a
+    where `,
+      where,
+      frag`)`,
+      head(now),
+      frag`g join appliances a on a.uid = g.uid
+    order by g.hostname, g.uid
+    limit ${f.limit + 1}`,
+    ], ""),
+  );
+}
+
+/** The transaction's planner settings for the list's walk statement for `f`. */
 async function plannerSettings(tx: Sql, f: ApplianceListFilter): Promise<void> {
   // Planned for the values given, never as a generic plan: a plan made for "any model, any
   // site, …" would be wrong for every one of them.
@@ -241,6 +349,47 @@ async function plannerSettings(tx: Sql, f: ApplianceListFilter): Promise<void> {
   }
 }
 
+/** Options of {@link listAppliances}. */
+export interface ListOptions {
+  /**
+   * Rows of the driving index a bounded walk examines before switching to the gather statement
+   * ({@link defaultWalkCap}); tests set it tiny to take the switch on a small fleet.
+   */
+  walkCap?: number;
+}
+
+/**
+ * The page's rows (one more than `f.limit` when there are more), by the walk, or — for a
+ * bounded walk ({@link boundedWalk}) that did not fill the page — by the gather statement.
+ * `which` reports the statements run.
+ */
+async function pageRows(
+  tx: Sql,
+  f: ApplianceListFilter,
+  now: Date,
+  graceS: number,
+  cap: number,
+  which: Array<"walk" | "bounded walk" | "gather">,
+): Promise<ApplianceRow[]> {
+  await plannerSettings(tx, f);
+  if (!boundedWalk(f)) {
+    which.push("walk");
+    return await walkQuery(tx, f, now, graceS);
+  }
+  // A walk in the driving index's order stops as soon as the page is full, which is quick
+  // when the other conditions match often among the walked rows; when they match few or none
+  // (a rare state or site among a facet's holders: 0 of 100,000), it would read every row of
+  // the index past the cursor and each one's appliance. So the walk examines at most `cap`
+  // rows; a page it fills is exact (the rows examined are the first in order). Otherwise the
+  // gather statement answers, complete whatever the walk saw.
+  which.push("bounded walk");
+  const walked = await walkQuery(tx, f, now, graceS, cap);
+  if (walked.length > f.limit) return walked;
+  which.push("gather");
+  await tx`set local enable_hashjoin = on`;
+  return await gatherQuery(tx, f, now, graceS);
+}
+
 /**
  * One page of the fleet list at `now` (states judged with a `graceS` grace),
  * ordered by host name then UID, after `f.cursor` when given. Throws a 400
@@ -251,28 +400,32 @@ export async function listAppliances(
   f: ApplianceListFilter,
   now: Date,
   graceS: number,
+  options: ListOptions = {},
 ): Promise<ApplianceListPage> {
-  const rows = await db.begin(async (tx) => {
-    await plannerSettings(tx, f);
-    return await query(tx, f, now, graceS);
-  });
+  const cap = options.walkCap ?? defaultWalkCap;
+  const rows = await db.begin((tx) => pageRows(tx, f, now, graceS, cap, []));
   const page = rows.slice(0, f.limit);
   const last = page[page.length - 1];
   return { rows: page, nextCursor: rows.length > f.limit && last ? encodeCursor(last) : null };
 }
 
 /**
- * The executed plan (`explain analyze`) of the list's statement for `query`
+ * The executed plans (`explain analyze`) of the list's statements for `query`
  * (raw query parameters, parsed as the route parses them), for the bench
- * and diagnosis.
+ * and diagnosis: the walk's, or the bounded walk's and (when it did not fill
+ * the page) the gather statement's after a line "then gather:".
  */
 export async function explainApplianceList(
   db: Db,
   raw: Record<string, string>,
   now: Date,
   graceS: number,
+  options: ListOptions = {},
 ): Promise<string> {
   const f = listAppliancesQuery.parse(raw);
+  const cap = options.walkCap ?? defaultWalkCap;
+  const which: Array<"walk" | "bounded walk" | "gather"> = [];
+  await db.begin((tx) => pageRows(tx, f, now, graceS, cap, which));
   return await db.begin(async (tx) => {
     await plannerSettings(tx, f);
     const explaining: Tag = (strings, ...values) =>
@@ -282,7 +435,14 @@ export async function explainApplianceList(
         }) as unknown as TemplateStringsArray,
         ...values,
       );
-    const rows = await query(explaining, f, now, graceS) as unknown as Record<string, string>[];
-    return rows.map((r) => Object.values(r)[0]).join("\n");
+    const text = (rows: unknown[]) =>
+      (rows as Record<string, string>[]).map((r) => Object.values(r)[0]).join("\n");
+    if (which[0] === "walk") return text(await walkQuery(explaining, f, now, graceS));
+    const plans = [text(await walkQuery(explaining, f, now, graceS, cap))];
+    if (which.includes("gather")) {
+      await tx`set local enable_hashjoin = on`;
+      plans.push("then gather:", text(await gatherQuery(explaining, f, now, graceS)));
+    }
+    return plans.join("\n");
   });
 }
