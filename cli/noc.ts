@@ -239,6 +239,21 @@ const form = (
   api = true,
 ): Form => ({ args, flags, about, api });
 
+/** The fleet list's filters: flags of `appliances list`, query parameters of the admin API. */
+const applianceFilters = [
+  "state",
+  "site",
+  "model",
+  "channel",
+  "tag",
+  "app",
+  "version",
+  "q",
+  "retired",
+  "limit",
+  "cursor",
+] as const;
+
 const commands: Record<string, Command> = {
   tokens: {
     default: "list",
@@ -255,24 +270,7 @@ const commands: Record<string, Command> = {
   appliances: {
     default: "list",
     forms: {
-      list: form(
-        [],
-        [
-          "state",
-          "site",
-          "model",
-          "channel",
-          "tag",
-          "app",
-          "version",
-          "q",
-          "retired",
-          "limit",
-          "cursor",
-          "json",
-        ],
-        "list appliances",
-      ),
+      list: form([], [...applianceFilters, "json"], "list appliances"),
       show: form(["<uid>"], ["json"], "one appliance and what it runs"),
       revoke: form(["<uid>"], ["reason", "json"], "revoke an appliance's identity"),
     },
@@ -1012,20 +1010,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
 
   async "appliances list"(ctx) {
     const q = new URLSearchParams();
-    const filters = [
-      "state",
-      "site",
-      "model",
-      "channel",
-      "tag",
-      "app",
-      "version",
-      "q",
-      "retired",
-      "limit",
-      "cursor",
-    ] as const;
-    for (const f of filters) {
+    for (const f of applianceFilters) {
       const v = flag(ctx, f);
       if (v) q.set(f, v);
     }

@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { dbTest, type TestAppliance, type TestNoc, testNoc } from "./_harness.ts";
 import { REPORT_IDS_KEPT } from "../noc/http/v1/installs.ts";
 import { enrolledAgent, type ServedNoc } from "./_agent.ts";
-import { payload, publishAndAssign, upload } from "./_components.ts";
+import { publishAndAssign } from "./_components.ts";
 import { ManualClock } from "../noc/clock.ts";
 import { type Db, openPglite } from "../noc/db/db.ts";
 import { migrate } from "../noc/db/migrate.ts";
@@ -99,21 +99,13 @@ Deno.test({
     let plugin = 0;
     try {
       const uid = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`)).uid;
-      const up = await upload(
-        noc,
-        "/v1/admin/packages?app=demo&name=demo&version=1.0.0",
-        await payload({ install: installScript }),
-        "application/gzip",
-      );
-      assert.equal(up.status, 201, JSON.stringify(up.body));
-      const as = await noc.admin("POST", "/v1/admin/assignments", {
-        kind: "package",
+      const { assignmentId } = await publishAndAssign(noc, {
         app: "demo",
         name: "demo",
         version: "1.0.0",
-        target: { type: "all" },
+      }, {
+        install: installScript,
       });
-      assert.equal(as.status, 201, JSON.stringify(as.body));
       // A post plug-in that, while the fifo exists, says it is running and then never ends: the
       // cycle is held after the install and before its report, where the test kills the agent.
       await Deno.mkdir(`${box.state}/post.d`);
@@ -163,7 +155,7 @@ Deno.test({
         "the outcome, exactly once",
       );
       assert.deepEqual(await Array.fromAsync(Deno.readDir(`${box.state}/outcomes`)), []);
-      const progress = (await noc.admin("GET", `/v1/admin/assignments/${as.body.id}`)).body
+      const progress = (await noc.admin("GET", `/v1/admin/assignments/${assignmentId}`)).body
         .progress;
       assert.equal(progress.installed, 1, JSON.stringify(progress));
       assert.equal(await box.readRoot("demo/history"), "install 1.0.0\n", "installed once");
