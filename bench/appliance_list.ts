@@ -72,6 +72,18 @@ function cases(f: SeededFleet, uidOf: (i: number) => string): ListCase[] {
       expect: (n) => n === 0,
     },
     {
+      name: "app 10 % + state missing",
+      query: { app: "beta-tools", state: "missing" },
+    },
+    {
+      name: "app 10 % + state revoked",
+      query: { app: "beta-tools", state: "revoked" },
+    },
+    {
+      name: "search 17 % at the end + state late",
+      query: { q: "webf", state: "late" },
+    },
+    {
       name: "app + version 60 % + tag 25 %",
       query: { app: "vscreen", version: "4.2.0", tag: "pci" },
       expect: full,
