@@ -16,6 +16,9 @@ const setsidPath = "/usr/bin/setsid";
  * The gate a program waits behind until the agent recorded it (`beforeStart`): a shell that
  * reads one line from its standard input and runs the program (same process, same group) only
  * if that line is "go". An agent that dies first closes the pipe, and the program never runs.
+ * The process group exists once setsid(1) has run in the child, which on a busy machine may be
+ * just after `beforeStart` is called: a leftover found before then has no group to stop, and its
+ * gate, its pipe closed, never runs the program either.
  */
 const gate = [
   "/bin/sh",

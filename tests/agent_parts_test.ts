@@ -335,7 +335,13 @@ Deno.test("an install program starts only once its process group is recorded, an
       env: {},
       timeoutMs: 10_000,
       beforeStart: async (pid, group) => {
-        const [stat] = await procStats(pid);
+        // setsid(1) makes it a group leader once it runs, which on a busy machine may be just
+        // after the spawn returned: read until it has (the gate holds the program meanwhile).
+        let stat = (await procStats(pid))[0];
+        for (let i = 0; i < 200 && stat?.pgrp !== pid; i++) {
+          await new Promise((r) => setTimeout(r, 5));
+          stat = (await procStats(pid))[0];
+        }
         seen = { pid, group, ranYet: await Deno.stat(marker).then(() => true, () => false) };
         if (stat) seen.pgrp = stat.pgrp;
       },
