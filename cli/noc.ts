@@ -842,8 +842,12 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     const out = need(ctx, "out");
     await Deno.writeTextFile(out, newSeed() + "\n", { mode: 0o600, createNew: true });
     const k = await releaseKey(out);
+    // A key starting with "-" would be read as a flag: it goes after "--", the flags before it.
+    const add = k.publicKey.startsWith("-")
+      ? `--label "<who holds it>" -- ${k.publicKey}`
+      : `${k.publicKey} --label "<who holds it>"`;
     return `Wrote ${out} (keep it offline). Key id ${k.kid}; register its public half with:\n` +
-      `  deno task noc release-key add ${k.publicKey} --label "<who holds it>"`;
+      `  deno task noc release-key add ${add}`;
   },
 
   async "release-key add"(ctx) {

@@ -7,6 +7,17 @@ import { buildPackage } from "../protocol/package/file.ts";
 import { wrapContentKey } from "../protocol/package/format.ts";
 import { fromBase64Url } from "../protocol/util/encoding.ts";
 import { runCli } from "./_process.ts";
+import { generateApplianceKeys } from "../protocol/client.ts";
+
+/**
+ * The public key in `deno task noc keygen`'s output: `release-key add <key> --label …`, or, for a
+ * key starting with "-", `release-key add --label … -- <key>`.
+ */
+function keyOf(out: string): string {
+  const m = /release-key add (?:--label "[^"]*" -- )?(\S+)/.exec(out);
+  assert.ok(m, out);
+  return m[1]!;
+}
 
 dbTest(
   "deno task noc publishes NOC-signed and offline-signed packages and files over the admin API",
@@ -38,10 +49,19 @@ dbTest(
 
       const keygen = await runCli(["keygen", "--out", `${work}/release.key`], env);
       assert.equal(keygen.code, 0, keygen.err);
-      const publicKey = keygen.out.match(/release-key add (\S+)/)![1]!;
-      const reg = await runCli(["release-key", "add", publicKey, "--label", "release team"], env);
+      const publicKey = keyOf(keygen.out);
+      // As keygen says, with the key after "--" (a key may start with "-").
+      const reg = await runCli(
+        ["release-key", "add", "--label", "release team", "--", publicKey],
+        env,
+      );
       assert.equal(reg.code, 0, reg.err);
       const kid = JSON.parse(reg.out).kid;
+      // A public key starting with "-" (1 in 64) is taken after "--", as keygen prints it then.
+      let dashKey = "";
+      while (!dashKey.startsWith("-")) dashKey = (await generateApplianceKeys()).signingPublic;
+      const dashed = await runCli(["release-key", "add", "--label", "dash", "--", dashKey], env);
+      assert.equal(dashed.code, 0, dashed.err);
 
       const offline = await runCli(
         [
@@ -366,7 +386,7 @@ dbTest(
     const keygen = async (name: string) => {
       const r = await runCli(["keygen", "--out", `${work}/${name}.key`], {});
       assert.equal(r.code, 0, r.err);
-      return r.out.match(/release-key add (\S+)/)![1]!;
+      return keyOf(r.out);
     };
     const rootKey = await keygen("root");
     const nextKey = await keygen("next");
@@ -378,21 +398,22 @@ dbTest(
     );
     const env = { NOC_URL: `http://127.0.0.1:${server.addr.port}`, NOC_TOKEN: noc.adminToken };
     try {
-      const root = await runCli(["release-key", "add", rootKey, "--label", "root"], env);
+      const root = await runCli(["release-key", "add", "--label", "root", "--", rootKey], env);
       assert.equal(root.code, 0, root.err);
       const rootKid = JSON.parse(root.out).kid;
 
-      const alone = await runCli(["release-key", "add", nextKey, "--label", "next"], env);
+      const alone = await runCli(["release-key", "add", "--label", "next", "--", nextKey], env);
       assert.equal(alone.code, 1);
       assert.match(alone.err, /400: .*endorsed by an existing one/);
       const endorsed = await runCli([
         "release-key",
         "add",
-        nextKey,
         "--label",
         "next",
         "--endorse-with",
         `${work}/root.key`,
+        "--",
+        nextKey,
       ], env);
       assert.equal(endorsed.code, 0, endorsed.err);
       assert.equal(JSON.parse(endorsed.out).endorsement.signer, rootKid);
