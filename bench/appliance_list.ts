@@ -26,8 +26,11 @@ import { testNoc } from "../tests/_harness.ts";
 import { signIn } from "../tests/_console.ts";
 import { defaultSettings } from "../noc/config.ts";
 import { explainApplianceList } from "../noc/services/appliance_list.ts";
-import { type Figure, figureTable } from "./figure.ts";
+import { type Figure, figureTable, medianMs } from "./figure.ts";
 import { type SeededFleet, seedFleet, seedNow } from "./appliance_list_seed.ts";
+
+/** {@link medianMs} after one untimed call. */
+const medianWarm = (runs: number, fn: () => Promise<unknown>) => medianMs(runs, fn, 1);
 
 /** One list request of the bench: its query, and how many items it must return. */
 interface ListCase {
@@ -139,18 +142,6 @@ function cases(f: SeededFleet, uidOf: (i: number) => string): ListCase[] {
   ];
 }
 
-async function median(runs: number, fn: () => Promise<unknown>): Promise<number> {
-  await fn();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
-}
-
 /** The scan nodes of a plan, in order, on one line. */
 function planSummary(plan: string): string {
   return plan.split("\n")
@@ -234,8 +225,8 @@ export async function applianceListScale(options: ApplianceListOptions = {}): Pr
     };
 
     // Floors measured in this run: the cheapest page, and a scan no index serves.
-    const floorMs = await median(5, () => list({}));
-    const scanMs = await median(
+    const floorMs = await medianWarm(5, () => list({}));
+    const scanMs = await medianWarm(
       3,
       () => db!.sql`select count(*) from appliances where hostname || '' like '%no-such-host%'`,
     );
@@ -247,7 +238,7 @@ export async function applianceListScale(options: ApplianceListOptions = {}): Pr
     });
     for (const c of cases(fleet, uidOf)) {
       let items = NaN;
-      const ms = await median(5, async () => {
+      const ms = await medianWarm(5, async () => {
         items = (await list(c.query)).items.length;
       });
       const plan = planSummary(
@@ -294,7 +285,7 @@ export async function applianceListScale(options: ApplianceListOptions = {}): Pr
       ] as Array<[string, Record<string, string>, string, number]>
     ) {
       let items = NaN;
-      const ms = await median(5, async () => {
+      const ms = await medianWarm(5, async () => {
         items = (await list({ ...q, cursor })).items.length;
       });
       figures.push({
@@ -318,7 +309,7 @@ export async function applianceListScale(options: ApplianceListOptions = {}): Pr
       ] as Array<[string, Record<string, string>]>
     ) {
       const session = await signIn(noc);
-      const ms = await median(5, async () => {
+      const ms = await medianWarm(5, async () => {
         const res = await session.get(`/ui/appliances?${new URLSearchParams(q)}`);
         if (res.status !== 200) throw new Error(`console ${res.status}`);
         await res.text();

@@ -17,18 +17,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { type Db, openPglite, openPostgres } from "../noc/db/db.ts";
 import { migrate } from "../noc/db/migrate.ts";
 import { testNoc } from "../tests/_harness.ts";
-import type { Figure } from "./figure.ts";
-
-async function median(runs: number, fn: () => Promise<void>): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
-}
+import { type Figure, medianMs } from "./figure.ts";
 
 /** Seeds `n` appliances and renders the console's pages; returns the figures. */
 export async function consoleRender(n = 100_000): Promise<Figure[]> {
@@ -131,7 +120,7 @@ export async function consoleRender(n = 100_000): Promise<Figure[]> {
       note: `counts a day of beats once: ${(coldMs / 1000 * 100).toFixed(1)}% of a second`,
     }];
     for (const [name, path] of figures) {
-      const ms = await median(5, async () => {
+      const ms = await medianMs(5, async () => {
         await page(path);
       });
       out.push({

@@ -51,6 +51,26 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/**
+ * The median wall time of `runs` calls of `fn`, milliseconds (the upper middle of an even count),
+ * after `warmup` calls that are not timed.
+ */
+export async function medianMs(
+  runs: number,
+  fn: () => Promise<unknown>,
+  warmup = 0,
+): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await fn();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
 /** The figures as a markdown table (measurement, value, unit, target, met, note). */
 export function figureTable(figures: readonly Figure[]): string {
   const cell = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
