@@ -9,6 +9,7 @@ import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
 import { agentPermissionFlags, compileCommand } from "../agent/permissions.ts";
 import { sha256, toHex } from "../protocol/util/encoding.ts";
 import { agentBox } from "./_agent.ts";
+import { servingRanges } from "./_range_server.ts";
 import { runProgram } from "../agent/proc.ts";
 import {
   parseProcStats,
@@ -93,66 +94,52 @@ Deno.test("plug-ins run in name order; JSON becomes app data; failing and hangin
 Deno.test("a download cut short resumes with Range and is accepted only with the catalog's digest", async () => {
   const bytes = new Uint8Array(200_000).map((_, i) => (i * 7) % 251);
   const digest = toHex(await sha256(bytes));
-  const ranges: Array<string | null> = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-    const range = req.headers.get("range");
-    ranges.push(range);
-    const m = range?.match(/^bytes=(\d+)-$/);
-    if (m) {
-      const from = Number(m[1]);
-      return new Response(bytes.slice(from), {
-        status: 206,
-        headers: { "content-range": `bytes ${from}-${bytes.length - 1}/${bytes.length}` },
-      });
-    }
-    return new Response(bytes);
-  });
-  const dir = await Deno.makeTempDir();
-  try {
-    const url = `http://127.0.0.1:${server.addr.port}/blob`;
-    const dest = `${dir}/blob.part`;
-    await Deno.writeFile(dest, bytes.slice(0, 123_456));
-    const spec = { urls: [url], size: bytes.length, sha256: digest, label: "blob" };
-    await download(dest, spec, { idleMs: 10_000, log: silentLog });
-    assert.deepEqual(ranges, ["bytes=123456-"]);
-    assert.deepEqual(await Deno.readFile(dest), bytes);
-
-    // A first URL that fails is skipped for the next; a wrong digest is refused and dropped.
-    await Deno.remove(dest);
-    await assert.rejects(
-      download(dest, { ...spec, urls: ["http://127.0.0.1:1/x", url], sha256: "0".repeat(64) }, {
-        idleMs: 10_000,
-        log: silentLog,
-      }),
-      (e) => e instanceof AgentError && e.code === "digest_mismatch",
-    );
-    await assert.rejects(Deno.stat(dest), Deno.errors.NotFound);
-    await assert.rejects(
-      download(dest, { ...spec, size: 1000 }, { idleMs: 10_000, log: silentLog }),
-      (e) => e instanceof AgentError && e.code === "size_mismatch",
-    );
-
-    // A mirror that sends a short run of wrong bytes: the next URL resumes on top of them, the
-    // digest fails, and that URL gets a whole attempt of its own.
-    const liar = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      () => new Response(new Uint8Array(50_000).fill(9)),
-    );
+  await servingRanges(bytes, async (url, ranges) => {
+    const dir = await Deno.makeTempDir();
     try {
-      ranges.length = 0;
-      await download(dest, { ...spec, urls: [`http://127.0.0.1:${liar.addr.port}/x`, url] }, {
-        idleMs: 10_000,
-        log: silentLog,
-      });
-      assert.deepEqual(ranges, ["bytes=50000-", null]);
+      const dest = `${dir}/blob.part`;
+      await Deno.writeFile(dest, bytes.slice(0, 123_456));
+      const spec = { urls: [url], size: bytes.length, sha256: digest, label: "blob" };
+      await download(dest, spec, { idleMs: 10_000, log: silentLog });
+      assert.deepEqual(ranges, ["bytes=123456-"]);
       assert.deepEqual(await Deno.readFile(dest), bytes);
+
+      // A first URL that fails is skipped for the next; a wrong digest is refused and dropped.
+      await Deno.remove(dest);
+      await assert.rejects(
+        download(dest, { ...spec, urls: ["http://127.0.0.1:1/x", url], sha256: "0".repeat(64) }, {
+          idleMs: 10_000,
+          log: silentLog,
+        }),
+        (e) => e instanceof AgentError && e.code === "digest_mismatch",
+      );
+      await assert.rejects(Deno.stat(dest), Deno.errors.NotFound);
+      await assert.rejects(
+        download(dest, { ...spec, size: 1000 }, { idleMs: 10_000, log: silentLog }),
+        (e) => e instanceof AgentError && e.code === "size_mismatch",
+      );
+
+      // A mirror that sends a short run of wrong bytes: the next URL resumes on top of them, the
+      // digest fails, and that URL gets a whole attempt of its own.
+      const liar = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+        () => new Response(new Uint8Array(50_000).fill(9)),
+      );
+      try {
+        ranges.length = 0;
+        await download(dest, { ...spec, urls: [`http://127.0.0.1:${liar.addr.port}/x`, url] }, {
+          idleMs: 10_000,
+          log: silentLog,
+        });
+        assert.deepEqual(ranges, ["bytes=50000-", null]);
+        assert.deepEqual(await Deno.readFile(dest), bytes);
+      } finally {
+        await liar.shutdown();
+      }
     } finally {
-      await liar.shutdown();
+      await Deno.remove(dir, { recursive: true });
     }
-  } finally {
-    await server.shutdown();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("failed installs back off exponentially, capped at six hours", () => {

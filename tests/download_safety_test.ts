@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { download } from "../agent/download.ts";
 import { type AgentLog, silentLog } from "../agent/log.ts";
 import { sha256, toHex } from "../protocol/util/encoding.ts";
+import { servingRanges } from "./_range_server.ts";
 
 /** A log that keeps its warnings (event and fields). */
 function keepingLog(): AgentLog & { warnings: Array<[string, Record<string, unknown>]> } {
@@ -18,32 +19,6 @@ function keepingLog(): AgentLog & { warnings: Array<[string, Record<string, unkn
       warnings.push([event, fields ?? {}]);
     },
   } as AgentLog & { warnings: Array<[string, Record<string, unknown>]> };
-}
-
-/** Serves `bytes` (ranges too) while `fn` runs; records the Range headers asked for. */
-async function serving(
-  bytes: Uint8Array<ArrayBuffer>,
-  fn: (url: string, ranges: Array<string | null>) => Promise<void>,
-): Promise<void> {
-  const ranges: Array<string | null> = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-    const range = req.headers.get("range");
-    ranges.push(range);
-    const m = range?.match(/^bytes=(\d+)-$/);
-    if (m) {
-      const from = Number(m[1]);
-      return new Response(bytes.slice(from), {
-        status: 206,
-        headers: { "content-range": `bytes ${from}-${bytes.length - 1}/${bytes.length}` },
-      });
-    }
-    return new Response(bytes);
-  });
-  try {
-    await fn(`http://127.0.0.1:${server.addr.port}/blob`, ranges);
-  } finally {
-    await server.shutdown();
-  }
 }
 
 async function inTemp(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -59,7 +34,7 @@ const bytes = new Uint8Array(200_000).map((_, i) => (i * 7) % 251);
 const digest = toHex(await sha256(bytes));
 
 Deno.test("download() over a planted symbolic link removes the link and leaves its target untouched", async () => {
-  await serving(bytes, async (url, ranges) => {
+  await servingRanges(bytes, async (url, ranges) => {
     for (const victimSize of [0, 50_000, 300_000]) {
       await inTemp(async (dir) => {
         const victim = `${dir}/victim`;
@@ -100,7 +75,7 @@ Deno.test("download() over a planted symbolic link removes the link and leaves i
 });
 
 Deno.test("download() clears a folder planted at its path and downloads from byte 0", async () => {
-  await serving(bytes, async (url, ranges) => {
+  await servingRanges(bytes, async (url, ranges) => {
     await inTemp(async (dir) => {
       const dest = `${dir}/${digest}.pkg`;
       await Deno.mkdir(`${dest}/inner/deeper`, { recursive: true });
@@ -132,7 +107,7 @@ Deno.test("download() clears a folder planted at its path and downloads from byt
 });
 
 Deno.test("download() still resumes a regular partial file and cuts one longer than what it hashed", async () => {
-  await serving(bytes, async (url, ranges) => {
+  await servingRanges(bytes, async (url, ranges) => {
     await inTemp(async (dir) => {
       const dest = `${dir}/${digest}.pkg`;
       await Deno.writeFile(dest, bytes.slice(0, 70_000));
