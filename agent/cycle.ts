@@ -263,9 +263,12 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         // An outcome may be held twice (journalled again after a crash before state.json was
         // saved): one copy per reportId goes, and both are forgotten once the NOC has it.
         const ids = new Set<string>();
-        const results = batch.map((b) => b.report).filter((r) =>
-          r.reportId === undefined || (!ids.has(r.reportId) && ids.add(r.reportId))
-        );
+        const results = batch.map((b) => b.report).filter((r) => {
+          if (r.reportId === undefined) return true;
+          if (ids.has(r.reportId)) return false;
+          ids.add(r.reportId);
+          return true;
+        });
         const res = await post("POST", "/v1/installs", { results });
         if (res.status === 400 || res.status === 413) {
           // A batch the NOC will never take must not block the ones after it.

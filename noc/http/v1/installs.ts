@@ -53,7 +53,9 @@ export function installRoutes(deps: AppDeps) {
     const results = parsed.results.filter((r) => {
       if (r.reportId === undefined) return true;
       const id = r.reportId.toLowerCase();
-      return !seen.has(id) && seen.add(id) !== undefined;
+      if (seen.has(id)) return false;
+      seen.add(id);
+      return true;
     });
     const a = c.get("appliance");
     const now = deps.clock.now();
