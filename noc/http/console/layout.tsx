@@ -9,6 +9,8 @@ export interface PageContext {
   csrf: string;
   /** A one-line message from the last action, if any. */
   flash?: string | undefined;
+  /** A one-line refusal from the last action, if any (shown in the error style). */
+  error?: string | undefined;
 }
 
 const nav: Array<[string, string]> = [
@@ -18,6 +20,9 @@ const nav: Array<[string, string]> = [
   ["/ui/releases", "Releases"],
   ["/ui/tokens", "Enrolment"],
   ["/ui/local-servers", "Local servers"],
+  ["/ui/maintenance", "Maintenance"],
+  ["/ui/operators", "Operators"],
+  ["/ui/audit", "Audit"],
 ];
 
 /** The page frame: navigation, flash message, `main` (live-refreshed when `live`). */
@@ -47,6 +52,7 @@ export function Layout(
           )}
         </header>
         {props.ctx?.flash && <p class="flash" role="status">{props.ctx.flash}</p>}
+        {props.ctx?.error && <p class="flash error" role="alert">{props.ctx.error}</p>}
         <main data-live={props.live ? "15" : undefined}>
           <h1>{props.title}</h1>
           {props.children}
@@ -59,6 +65,42 @@ export function Layout(
 /** The hidden CSRF field every form carries. */
 export function Csrf(props: { ctx: PageContext }) {
   return <input type="hidden" name="_csrf" value={props.ctx.csrf} />;
+}
+
+/**
+ * The confirmation step of an irreversible action: what it will do, then a form posting `fields`
+ * (plus `confirmed=yes`) to `action` with a danger button named `button`, and a way back to
+ * `cancel`. Render it from the action's GET route (so the first click only asks), or from its POST
+ * when `confirmed` is not `yes`; the action is done only when `confirmed=yes` arrives.
+ */
+export function Confirm(
+  props: {
+    ctx: PageContext;
+    what: string;
+    action: string;
+    button: string;
+    cancel: string;
+    fields?: Record<string, string>;
+    children?: Child;
+  },
+) {
+  return (
+    <form method="post" action={props.action} class="panel confirm">
+      <Csrf ctx={props.ctx} />
+      <input type="hidden" name="confirmed" value="yes" />
+      {Object.entries(props.fields ?? {}).map(([k, v]) => (
+        <input
+          type="hidden"
+          name={k}
+          value={v}
+        />
+      ))}
+      <p>{props.what}</p>
+      {props.children}
+      <button type="submit" class="danger">{props.button}</button>
+      <a href={props.cancel}>Cancel</a>
+    </form>
+  );
 }
 
 /** A state badge. */
@@ -98,6 +140,7 @@ th{background:#eef1f5;font-weight:600}.num{text-align:right;font-variant-numeric
 .card b{display:block;font-size:1.8rem}.state{padding:.05rem .45rem;border-radius:10px;font-size:12px;font-weight:600;background:#e3e7ec}
 .state.ok{background:#d8f3e3;color:#0b6b36}.state.late{background:#fff0c7;color:#7a5600}.state.missing{background:#fde0e0;color:#a01818}.state.revoked{background:#e4e4e4;color:#555}
 .flash{max-width:1200px;margin:.8rem auto 0;padding:.5rem 1rem;background:#e7f0ff;border:1px solid #b9d0f5;border-radius:6px}
+.flash.error{background:#fdecea;border-color:#e0a19b;color:#8c1c13;font-weight:600}
 form.inline{display:inline}form.panel{background:#fff;border:1px solid #dde2e8;border-radius:8px;padding:.8rem;margin:.6rem 0;display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}
 label{display:flex;flex-direction:column;font-size:13px;gap:.15rem}input,select,textarea{font:inherit;padding:.25rem .4rem}
 button{font:inherit;padding:.3rem .8rem;border-radius:6px;border:1px solid #2b5aa8;background:#2f66c0;color:#fff;cursor:pointer}

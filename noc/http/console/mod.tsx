@@ -142,7 +142,12 @@ function csrfAndContext(deps: AppDeps, admin: AdminApp, internalKey: string) {
         );
       }
     }
-    c.set("page", { label: s.label, csrf: s.csrf, flash: c.req.query("flash") });
+    c.set("page", {
+      label: s.label,
+      csrf: s.csrf,
+      flash: c.req.query("flash"),
+      error: c.req.query("error"),
+    });
     c.set("api", adminClient(admin, internalKey, s.label));
     c.set("rawApi", rawAdminCall(admin, internalKey, s.label));
     await next();

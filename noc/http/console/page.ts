@@ -13,6 +13,7 @@ import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import type { AdminClient, RawAdminCall } from "./admin_client.ts";
 import type { PageContext } from "./layout.tsx";
+import { fromBase64Url, toBase64Url, utf8 } from "../../../protocol/util/encoding.ts";
 
 /** The console's Hono environment: the app's, plus what the session guard sets. */
 export type ConsoleEnv = AppEnv & {
@@ -66,10 +67,61 @@ export function field(form: Record<string, unknown>, name: string): string {
   return typeof v === "string" ? v.trim() : "";
 }
 
-/** Redirects (303) to console path `to` with `flash` shown there. */
+/** Redirects (303) to console path `to` with `flash` shown there (a success, `role="status"`). */
 export function back(c: Context, to: string, flash: string): Response {
   const sep = to.includes("?") ? "&" : "?";
   return c.redirect(`${to}${sep}flash=${encodeURIComponent(flash.slice(0, 300))}`, 303);
+}
+
+/** Upper bound of the kept form, in bytes of its encoded query value. */
+const keptFormBytes = 4000;
+
+/**
+ * Redirects (303) to console path `to` with `message` shown there as an error (its own style,
+ * `role="alert"`), and the fields of `form` kept so the page can refill them (see {@link kept}).
+ * `_csrf`, files, and fields whose name mentions a password or token are never kept; when the
+ * kept fields would exceed 4,000 bytes, none are kept (the message still is).
+ */
+export function refused(
+  c: Context,
+  to: string,
+  message: string,
+  form: Record<string, unknown> = {},
+): Response {
+  const fields: Record<string, string> = {};
+  for (const [k, v] of Object.entries(form)) {
+    if (typeof v !== "string" || k === "_csrf" || /password|token|secret/i.test(k)) continue;
+    fields[k] = v;
+  }
+  const value = toBase64Url(utf8(JSON.stringify(fields)));
+  const keep = value.length <= keptFormBytes && Object.keys(fields).length > 0
+    ? `&kept=${value}`
+    : "";
+  const sep = to.includes("?") ? "&" : "?";
+  return c.redirect(
+    `${to}${sep}error=${encodeURIComponent(message.slice(0, 300))}${keep}`,
+    303,
+  );
+}
+
+/**
+ * The form fields {@link refused} kept for this page (`?kept=`), as text by name; `{}` when there
+ * are none or they cannot be read. Only string values are returned, each at most 2,000 characters.
+ */
+export function kept(c: Context): Record<string, string> {
+  const v = c.req.query("kept");
+  if (!v || v.length > keptFormBytes || !/^[A-Za-z0-9_-]*$/.test(v)) return {};
+  try {
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(fromBase64Url(v)));
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return {};
+    const out: Record<string, string> = {};
+    for (const [k, x] of Object.entries(parsed)) {
+      if (typeof x === "string" && x.length <= 2000) out[k] = x;
+    }
+    return out;
+  } catch {
+    return {};
+  }
 }
 
 /** The request's form (urlencoded or multipart); 400 `malformed_form` when it cannot be read. */

@@ -1,0 +1,152 @@
+/**
+ * The console in a real browser, for tests: Debian's chromium driven by playwright-core (never a
+ * browser download), a page that counts the operator's clicks, sign-in as a browser does it, axe
+ * (npm:axe-core) run on the page, and the phone viewport (390×844) the issue's checks use.
+ *
+ * Click budgets count `click()` calls made through {@link BrowserPage.click} (and the counted
+ * locator {@link BrowserPage.clickOn}); typing and page loads by URL are not clicks.
+ */
+import assert from "node:assert/strict";
+import axe from "axe-core";
+import { type Browser, chromium, type Locator, type Page } from "playwright-core";
+
+/** Where Debian installs chromium. */
+export const browserPath = "/usr/bin/chromium";
+
+/** True when chromium is installed; browser tests skip (and say so) otherwise. */
+export const haveBrowser = await Deno.stat(browserPath).then(() => true, () => false);
+
+if (!haveBrowser) {
+  console.log(
+    `console browser tests skipped: ${browserPath} is not installed (apt-get install chromium)`,
+  );
+}
+
+/** The desktop viewport. */
+export const desktop = { width: 1280, height: 800 } as const;
+/** The phone viewport (an iPhone 12-14 in CSS pixels). */
+export const phone = { width: 390, height: 844 } as const;
+
+/** Launches headless chromium (`--no-sandbox`); close it in a `finally`. */
+export async function launchBrowser(): Promise<Browser> {
+  return await chromium.launch({
+    executablePath: browserPath,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+}
+
+/** A page whose clicks are counted. */
+export interface BrowserPage {
+  /** The playwright page. */
+  page: Page;
+  /** Clicks made so far through {@link click} and {@link clickOn}. */
+  clicks: number;
+  /** Clicks `selector` (playwright selector) and counts it. */
+  click(selector: string): Promise<void>;
+  /** Clicks `locator` and counts it. */
+  clickOn(locator: Locator): Promise<void>;
+  /** Sets the counter back to 0 (at the start of a task). */
+  resetClicks(): void;
+}
+
+/** Opens a page in `browser` at `viewport` (desktop by default) with a click counter. */
+export async function openPage(
+  browser: Browser,
+  viewport: { width: number; height: number } = desktop,
+): Promise<BrowserPage> {
+  const page = await browser.newPage({ viewport });
+  const p: BrowserPage = {
+    page,
+    clicks: 0,
+    async click(selector) {
+      await page.locator(selector).first().click();
+      p.clicks++;
+    },
+    async clickOn(locator) {
+      await locator.click();
+      p.clicks++;
+    },
+    resetClicks() {
+      p.clicks = 0;
+    },
+  };
+  return p;
+}
+
+/**
+ * Signs in at `baseUrl` with `token` (an admin token, an operator's personal token, or, when
+ * `name` is given, the password of operator `name`) through the sign-in form, and waits to land
+ * on the console. Not counted as clicks.
+ */
+export async function signInBrowser(
+  page: Page,
+  baseUrl: string,
+  secret: string,
+  name?: string,
+): Promise<void> {
+  await page.goto(`${baseUrl}/ui/login`);
+  if (name !== undefined) {
+    await page.fill("input[name=name]", name);
+    await page.fill("input[name=password]", secret);
+  } else {
+    await page.fill("input[name=token]", secret);
+  }
+  await page.locator("form[action='/ui/login'] button[type=submit]").first().click();
+  await page.waitForURL((u) => !u.pathname.startsWith("/ui/login"));
+}
+
+/** One axe violation, as the assertion message shows it. */
+export interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  targets: string[];
+}
+
+/**
+ * Runs axe on the page as it is (injected through the DevTools protocol, so the console's CSP
+ * does not block it) and returns its violations of impact `serious` or `critical`.
+ */
+export async function axeViolations(page: Page): Promise<AxeViolation[]> {
+  const injected = await page.evaluate("typeof window.axe === 'object'");
+  if (!injected) await page.evaluate(axe.source);
+  const result = await page.evaluate(async () => {
+    // deno-lint-ignore no-explicit-any
+    const g = globalThis as any;
+    const r = await g.axe.run(g.document, {
+      resultTypes: ["violations"],
+    });
+    // deno-lint-ignore no-explicit-any
+    return r.violations.map((v: any) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      // deno-lint-ignore no-explicit-any
+      targets: v.nodes.slice(0, 5).map((n: any) => String(n.target)),
+    }));
+  }) as AxeViolation[];
+  return result.filter((v) => v.impact === "serious" || v.impact === "critical");
+}
+
+/** Asserts axe finds no serious or critical violation on the page (`where` names it). */
+export async function assertAccessible(page: Page, where: string): Promise<void> {
+  const found = await axeViolations(page);
+  assert.deepEqual(found, [], `axe on ${where}: ${JSON.stringify(found, null, 1)}`);
+}
+
+/**
+ * Asserts `locator` (every element it matches) is visible and reachable at the page's current
+ * viewport: rendered, not `display:none`, and inside the page's scrollable area once scrolled
+ * into view (a phone may scroll a table but never loses a control).
+ */
+export async function assertReachable(locator: Locator, what: string): Promise<void> {
+  const n = await locator.count();
+  assert.ok(n > 0, `${what}: nothing matched`);
+  for (let i = 0; i < n; i++) {
+    const one = locator.nth(i);
+    assert.ok(await one.isVisible(), `${what} #${i + 1} is not visible`);
+    await one.scrollIntoViewIfNeeded();
+    const box = await one.boundingBox();
+    assert.ok(box && box.width > 0 && box.height > 0, `${what} #${i + 1} has no size`);
+  }
+}
