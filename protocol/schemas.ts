@@ -167,8 +167,15 @@ export const maintenanceSchema = z.strictObject({
 /** Appliance states. */
 export const applianceStates = ["ok", "late", "missing", "revoked"] as const;
 
-/** `GET /v1/admin/appliances`. */
-export const listAppliancesQuery = z.strictObject({
+/**
+ * Last install outcomes an appliance list filters by: the outcome of the newest install result it
+ * reported (`installed`, `failed`, `rolled_back`), or `interrupted` (its last beat's cycle
+ * reported an install the agent stopped mid-way, `install_interrupted`).
+ */
+export const installOutcomeFilters = ["installed", "failed", "rolled_back", "interrupted"] as const;
+
+/** Which appliances a filter selects (the list's filters; bulk actions by filter). */
+const applianceFilter = {
   state: z.enum(applianceStates).optional(),
   model: nameSchema.optional(),
   site: nameSchema.optional(),
@@ -179,8 +186,67 @@ export const listAppliancesQuery = z.strictObject({
   /** Appliances that last reported a component at this version. */
   version: text(128).optional(),
   q: text(200).optional(),
+  /** The last install outcome (see {@link installOutcomeFilters}). */
+  outcome: z.enum(installOutcomeFilters).optional(),
+};
+
+/** List orders: host name, last beat (never first), state (by due time: most overdue first). */
+export const applianceSorts = ["hostname", "lastBeat", "state"] as const;
+
+/** `GET /v1/admin/appliances`. */
+export const listAppliancesQuery = z.strictObject({
+  ...applianceFilter,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** The page after this cursor (a `nextCursor`). */
   cursor: z.string().max(400).optional(),
+  /** The page before this cursor (a `prevCursor`); not with `cursor`. */
+  before: z.string().max(400).optional(),
+  sort: z.enum(applianceSorts).optional(),
+  order: z.enum(["asc", "desc"]).optional(),
+  /** `true`: also count the matches, exactly up to 10,000 (`total`, `totalCapped`). */
+  count: z.enum(["true", "false"]).optional(),
+});
+
+/**
+ * `POST /v1/admin/appliances/bulk`: one action on the appliances `uids` (at most 1,000) or on
+ * every appliance `filter` selects (refused when it selects more than 5,000).
+ */
+export const bulkAppliancesSchema = z.strictObject({
+  uids: z.array(z.uuid({ message: "must be a UUID" })).min(1).max(1000).optional(),
+  filter: z.strictObject({
+    ...applianceFilter,
+    retired: z.enum(["exclude", "include", "only"]).optional(),
+  }).optional(),
+  action: z.discriminatedUnion("type", [
+    z.strictObject({ type: z.literal("wake") }),
+    z.strictObject({ type: z.literal("hold"), reason: label(500), app: nameSchema.optional() }),
+    z.strictObject({ type: z.literal("release") }),
+    z.strictObject({
+      type: z.literal("move"),
+      site: nameSchema.nullable().optional(),
+      channel: nameSchema.optional(),
+      tags: z.array(nameSchema).max(32).optional(),
+      addTags: z.array(nameSchema).max(32).optional(),
+      removeTags: z.array(nameSchema).max(32).optional(),
+    }).refine(
+      (v) => Object.keys(v).length > 1,
+      { message: "give at least one of site, channel, tags, addTags, removeTags" },
+    ),
+    z.strictObject({
+      type: z.literal("maintenance"),
+      startsAt: isoTime.optional(),
+      endsAt: isoTime,
+      reason: label(500),
+    }),
+  ]),
+}).refine((v) => (v.uids === undefined) !== (v.filter === undefined), {
+  message: "give exactly one of uids or filter",
+});
+
+/** `GET /v1/admin/auth-failures`: newest first, of one appliance's identity with `uid`. */
+export const authFailuresQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  uid: z.uuid({ message: "must be a UUID" }).optional(),
 });
 
 /** `GET /v1/admin/appliances/:uid`. */
@@ -188,13 +254,39 @@ export const applianceDetailQuery = z.strictObject({
   history: z.coerce.number().int().min(0).max(1000).default(20),
 });
 
-/** `GET /v1/admin/alerts`. */
-export const listAlertsQuery = z.strictObject({
+/** Which alerts a filter selects (`GET /v1/admin/alerts`, `POST /v1/admin/alerts/ack`). */
+const alertFilter = {
   status: z.enum(["open", "resolved", "all"]).default("open"),
   kind: text(64).optional(),
   uid: z.uuid().optional(),
+  /** The site of the alert's appliance. */
+  site: nameSchema.optional(),
+  /** `true`: only alerts no one has acknowledged. */
+  unacknowledged: z.enum(["true", "false"]).default("false"),
+};
+
+/** `GET /v1/admin/alerts`. */
+export const listAlertsQuery = z.strictObject({
+  ...alertFilter,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   before: z.coerce.number().int().min(1).optional(),
+});
+
+/** `GET /v1/admin/fleet/sites`: the first `limit` sites, in trouble first. */
+export const siteHealthQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+});
+
+/**
+ * `POST /v1/admin/alerts/ack`: acknowledge the alerts `ids` (at most 1,000) or every alert that
+ * matches `filter` (as the list's query), with one `note`.
+ */
+export const bulkAckSchema = z.strictObject({
+  ids: z.array(z.number().int().min(1).max(2 ** 53 - 1)).min(1).max(1000).optional(),
+  filter: z.strictObject(alertFilter).optional(),
+  note: text(500).trim().optional(),
+}).refine((v) => (v.ids === undefined) !== (v.filter === undefined), {
+  message: "give exactly one of ids or filter",
 });
 
 /** A `limit` query on its own. */
@@ -279,6 +371,8 @@ export const assignmentSchema = z.strictObject({
   rolloutPercent: z.number().int().min(0).max(100).default(100),
   failureThresholdPercent: z.number().int().min(1).max(100).optional(),
   minSample: z.number().int().min(1).max(100000).default(5),
+  /** Assign to a site, model, channel, tag or appliance the NOC knows nothing of (0 appliances). */
+  allowUnknownTarget: z.boolean().default(false),
 });
 
 /** `PATCH /v1/admin/assignments/:id`. */
@@ -286,8 +380,9 @@ export const patchAssignmentSchema = z.strictObject({
   rolloutPercent: z.number().int().min(0).max(100).optional(),
   paused: z.boolean().optional(),
   failureThresholdPercent: z.number().int().min(1).max(100).nullable().optional(),
+  minSample: z.number().int().min(1).max(100000).optional(),
 }).refine((v) => Object.keys(v).length > 0, {
-  message: "give at least one of rolloutPercent, paused, failureThresholdPercent",
+  message: "give at least one of rolloutPercent, paused, failureThresholdPercent, minSample",
 });
 
 /** `POST /v1/admin/holds`. */
@@ -407,6 +502,10 @@ export const localServerParam = z.strictObject({ id: z.uuid({ message: "must be 
 /** `GET /v1/admin/maintenance`. */
 export const maintenanceListQuery = z.strictObject({
   all: z.enum(["true", "false"]).default("false"),
+  /** Also the windows that ended after this time (the active and upcoming ones are always listed). */
+  endedSince: isoTime.optional(),
+  /** Only the windows of this site. */
+  site: nameSchema.optional(),
 });
 /** `GET /v1/admin/assignments`. */
 export const assignmentListQuery = z.strictObject({

@@ -28,10 +28,12 @@ dbTest(
     await publishAndAssign(noc, { app: "demo", name: "demo", version: "2.0.0" });
     const a = await noc.enrollAppliance();
     await a.beat();
+    // One beat in the running bucket's first 5 minutes: 0.2 a minute (its age, not 10 minutes).
+    noc.clock.advance(300);
     const fleet = await noc.admin("GET", "/v1/admin/fleet");
     assert.equal(fleet.body.states.ok, 1);
     assert.equal(fleet.body.beatsPerMinute.length, 1);
-    assert.equal(fleet.body.beatsPerMinute[0].perMinute, 0.1);
+    assert.equal(fleet.body.beatsPerMinute[0].perMinute, 0.2);
     assert.deepEqual(
       fleet.body.versions.map((v: { app: string; n: number }) => [v.app, v.n]),
       [["vscreen", 1]],

@@ -24,6 +24,10 @@ import reenrolment from "./013_reenrolment.sql" with { type: "text" };
 import fleetList from "./014_fleet_list.sql" with { type: "text" };
 import deliveryTimeouts from "./015_delivery_timeouts.sql" with { type: "text" };
 import installReportIds from "./016_install_report_ids.sql" with { type: "text" };
+import operators from "./017_operators.sql" with { type: "text" };
+import incidents from "./018_incidents.sql" with { type: "text" };
+import applianceConsole from "./019_appliance_console.sql" with { type: "text" };
+import consoleReveals from "./021_console_reveals.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -51,4 +55,8 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "014_fleet_list.sql", sql: fleetList },
   { name: "015_delivery_timeouts.sql", sql: deliveryTimeouts },
   { name: "016_install_report_ids.sql", sql: installReportIds },
+  { name: "017_operators.sql", sql: operators },
+  { name: "018_incidents.sql", sql: incidents },
+  { name: "019_appliance_console.sql", sql: applianceConsole },
+  { name: "021_console_reveals.sql", sql: consoleReveals },
 ]);

@@ -1,4 +1,8 @@
-/** `/v1/admin/maintenance`: maintenance windows for an appliance or a site (no missed-heartbeat notice while one is open). */
+/**
+ * `/v1/admin/maintenance`: maintenance windows for an appliance or a site (no missed-heartbeat
+ * alert while one is open): open one, list the active and upcoming ones (and those ended lately),
+ * end one now (recording who; one not begun is left empty), or delete one.
+ */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { idParam, maintenanceListQuery, maintenanceSchema } from "../../../protocol/schemas.ts";
@@ -9,22 +13,33 @@ import type { AppEnv } from "../env.ts";
 interface WindowRow {
   id: number;
   uid: string | null;
+  hostname: string | null;
   site: string | null;
   starts_at: Date;
   ends_at: Date;
   reason: string;
   created_at: Date;
+  created_by: string | null;
+  ended_at: Date | null;
+  ended_by: string | null;
 }
 
 function windowJson(r: WindowRow, now: Date): Record<string, unknown> {
+  const active = r.starts_at.getTime() <= now.getTime() && r.ends_at.getTime() > now.getTime();
   return {
     id: r.id,
     uid: r.uid,
+    hostname: r.hostname,
     site: r.site,
     startsAt: r.starts_at.toISOString(),
     endsAt: r.ends_at.toISOString(),
     reason: r.reason,
-    active: r.starts_at.getTime() <= now.getTime() && r.ends_at.getTime() > now.getTime(),
+    active,
+    state: active ? "active" : r.starts_at.getTime() > now.getTime() ? "upcoming" : "ended",
+    createdAt: r.created_at.toISOString(),
+    createdBy: r.created_by,
+    endedAt: r.ended_at?.toISOString() ?? null,
+    endedBy: r.ended_by,
   };
 }
 
@@ -46,31 +61,77 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
           },
         );
       }
+      if (ends.getTime() <= now.getTime()) {
+        throw new ApiError(400, "invalid_body", `Field "endsAt": ${m.endsAt} has already passed`, {
+          issues: [{ path: "endsAt", message: "must be in the future" }],
+        });
+      }
       if (m.uid) {
         const found = await deps.db.sql`select 1 from appliances where uid = ${m.uid}`;
         if (found.length === 0) {
           throw new ApiError(404, "not_found", `Appliance "${m.uid}" does not exist`);
         }
       }
+      if (m.site) {
+        // A window for a site no appliance belongs to would silence nothing: a typo.
+        const found = await deps.db.sql`select 1 from appliances where site = ${m.site} limit 1`;
+        if (found.length === 0) {
+          throw new ApiError(404, "not_found", `Site "${m.site}" has no appliances`);
+        }
+      }
+      const by = c.get("admin");
       const [row] = await deps.db.sql<WindowRow>`
-        insert into maintenance_windows (uid, site, starts_at, ends_at, reason, created_at)
-        values (${m.uid ?? null}, ${m.site ?? null}, ${starts}, ${ends}, ${m.reason}, ${now})
-        returning id, uid, site, starts_at, ends_at, reason, created_at`;
+        with ins as (
+          insert into maintenance_windows (uid, site, starts_at, ends_at, reason, created_at,
+            created_by)
+          values (${m.uid ?? null}, ${m.site ?? null}, ${starts}, ${ends}, ${m.reason}, ${now},
+            ${by})
+          returning *)
+        select ins.id, ins.uid, ap.hostname, ins.site, ins.starts_at, ins.ends_at, ins.reason,
+          ins.created_at, ins.created_by, ins.ended_at, ins.ended_by
+        from ins left join appliances ap on ap.uid = ins.uid`;
       deps.log.info("maintenance_created", {
         id: row!.id,
         uid: m.uid ?? null,
         site: m.site ?? null,
-        by: c.get("admin"),
+        by,
       });
       return c.json(windowJson(row!, now), 201);
     })
     .get("/", validate("query", maintenanceListQuery), async (c) => {
-      const all = c.req.valid("query").all === "true";
+      const q = c.req.valid("query");
+      const all = q.all === "true";
       const now = deps.clock.now();
+      const since = q.endedSince ? new Date(q.endedSince) : now;
       const rows = await deps.db.sql<WindowRow>`
-        select id, uid, site, starts_at, ends_at, reason, created_at from maintenance_windows
-        where ${all} or ends_at > ${now} order by starts_at desc limit 1000`;
+        select m.id, m.uid, ap.hostname, m.site, m.starts_at, m.ends_at, m.reason, m.created_at,
+          m.created_by, m.ended_at, m.ended_by
+        from maintenance_windows m left join appliances ap on ap.uid = m.uid
+        where (${all} or m.ends_at > ${since})
+          and (${q.site ?? null}::text is null or m.site = ${q.site ?? null})
+        order by m.starts_at desc, m.id desc limit 1000`;
       return c.json({ items: rows.map((r) => windowJson(r, now)) });
+    })
+    .post("/:id/end", validate("param", idParam), async (c) => {
+      const { id } = c.req.valid("param");
+      const now = deps.clock.now();
+      const by = c.get("admin");
+      // Active: it ends now. Upcoming: it is left empty, starting and ending now (never active).
+      // Ended: unchanged.
+      const [row] = await deps.db.sql<WindowRow>`
+        with upd as (
+          update maintenance_windows set
+            starts_at = case when ends_at > ${now} then least(starts_at, ${now}) else starts_at end,
+            ends_at = case when ends_at > ${now} then ${now}::timestamptz else ends_at end,
+            ended_at = case when ends_at > ${now} then ${now}::timestamptz else ended_at end,
+            ended_by = case when ends_at > ${now} then ${by} else ended_by end
+          where id = ${id} returning *)
+        select upd.id, upd.uid, ap.hostname, upd.site, upd.starts_at, upd.ends_at, upd.reason,
+          upd.created_at, upd.created_by, upd.ended_at, upd.ended_by
+        from upd left join appliances ap on ap.uid = upd.uid`;
+      if (!row) throw new ApiError(404, "not_found", `Maintenance window ${id} does not exist`);
+      deps.log.info("maintenance_ended", { id, by });
+      return c.json(windowJson(row, now));
     })
     .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");

@@ -34,6 +34,7 @@ import { rolloutActions } from "./pages/rollouts.tsx";
 import { fileinfoPages } from "./pages/fileinfo.tsx";
 import { tokenPages } from "./pages/tokens.tsx";
 import { localServerPage } from "./pages/local_servers.tsx";
+import { maintenancePages } from "./pages/maintenance.tsx";
 
 /** The console's routes, as OpenAPI operations (tag `console`). */
 export const consoleOperations: Operation[] = (() => {
@@ -61,6 +62,7 @@ export const consoleOperations: Operation[] = (() => {
     op("post", "/appliances/:uid/revoke", "Revoke an appliance"),
     op("get", "/alerts", "Alerts, open or resolved"),
     op("post", "/alerts/:id/ack", "Acknowledge an alert"),
+    op("post", "/alerts/ack", "Acknowledge the selected alerts, or all the filter selects"),
     op("post", "/sweep", "Run the status daemon now"),
     op("get", "/releases", "Releases: publish, assign, roll out, hold"),
     op("post", "/releases/publish", "Publish a package payload or a file (multipart)"),
@@ -70,11 +72,17 @@ export const consoleOperations: Operation[] = (() => {
     op("post", "/releases/holds/:id/delete", "Release a hold"),
     op("get", "/apps/:app/fileinfo", "fileinfo of an application"),
     op("post", "/apps/:app/fileinfo", "Save a file's fileinfo"),
-    op("post", "/apps/:app/fileinfo/:name/delete", "Delete a file's fileinfo"),
+    op("post", "/apps/:app/fileinfo/:name/delete", "Delete a file's fileinfo (asks first)"),
     op("get", "/tokens", "Enrolment tokens"),
     op("post", "/tokens", "Create an enrolment token"),
-    op("post", "/tokens/:id/revoke", "Revoke an enrolment token"),
+    op("get", "/tokens/:id/new", "A new enrolment token, shown to its session for 10 minutes"),
+    op("post", "/tokens/:id/hide", "Stop showing a new enrolment token"),
+    op("post", "/tokens/:id/revoke", "Revoke an enrolment token (asks first)"),
     op("get", "/local-servers", "Local component servers"),
+    op("post", "/local-servers/:id/revoke", "Revoke a local component server (asks first)"),
+    op("get", "/maintenance", "Maintenance windows: open, list, end"),
+    op("post", "/maintenance", "Open a maintenance window for a site or an appliance"),
+    op("post", "/maintenance/:id/end", "End a maintenance window (after a confirmation)"),
   ];
 })();
 
@@ -147,6 +155,7 @@ function csrfAndContext(deps: AppDeps, admin: AdminApp, internalKey: string) {
       csrf: s.csrf,
       flash: c.req.query("flash"),
       error: c.req.query("error"),
+      path: c.req.path,
     });
     c.set("api", adminClient(admin, internalKey, s.label));
     c.set("rawApi", rawAdminCall(admin, internalKey, s.label));
@@ -204,6 +213,7 @@ export function consoleRoutes(deps: AppDeps, admin: AdminApp, internalKey: strin
     .route("/", fileinfoPages(p))
     .route("/", tokenPages(p))
     .route("/", localServerPage(p))
+    .route("/", maintenancePages(p))
     // Any other path: signed in, it is the app's 404; signed out, sign in first (as any page).
     .all("*", p.signedIn, (c) => c.notFound());
 

@@ -17,7 +17,7 @@ import { z } from "zod";
 import * as s from "../../../protocol/schemas.ts";
 import { signedFileinfoSchema } from "../../../protocol/fileinfo.ts";
 import { releaseKeyBodySchema } from "../admin/release_keys.ts";
-import { rolloutAppliancesQuery } from "../admin/assignments.ts";
+import { rolloutAppliancesQuery, targetChoicesQuery } from "../admin/assignments.ts";
 import { createTokenBody } from "../admin/enrollment_tokens.ts";
 import { listQuery as listAppliancesQuery } from "../admin/appliances.ts";
 import type { AppDeps } from "../../services/deps.ts";
@@ -447,6 +447,14 @@ function adminOperations(): Operation[] {
     }),
     admin(
       "post",
+      "/alerts/ack",
+      "Acknowledge alerts by id (at most 1,000) or all a filter selects, with one note",
+      "alerts",
+      ok(r.bulkAck, "How many were acknowledged (those already acknowledged are left)"),
+      { body: s.bulkAckSchema },
+    ),
+    admin(
+      "post",
       "/maintenance",
       "Open a maintenance window",
       "alerts",
@@ -461,7 +469,15 @@ function adminOperations(): Operation[] {
       ok(r.lists.maintenanceWindows, "Windows"),
       { query: s.maintenanceListQuery },
     ),
-    admin("delete", "/maintenance/:id", "End a maintenance window", "alerts", gone, {
+    admin(
+      "post",
+      "/maintenance/:id/end",
+      "End a maintenance window now (one not begun is left empty)",
+      "alerts",
+      ok(r.maintenanceWindow, "The window, ended"),
+      { params: idParam },
+    ),
+    admin("delete", "/maintenance/:id", "Delete a maintenance window", "alerts", gone, {
       params: idParam,
     }),
     admin(
@@ -497,6 +513,14 @@ function adminOperations(): Operation[] {
       { params: s.localServerParam, body: s.revokeSchema },
     ),
     admin("get", "/fleet", "Counts by state and open alerts", "appliances", ok(r.fleet, "Fleet")),
+    admin(
+      "get",
+      "/fleet/sites",
+      "Each site's health, sites in trouble first",
+      "appliances",
+      ok(r.siteHealth, "Sites"),
+      { query: s.siteHealthQuery },
+    ),
     admin("post", "/sweep", "Run the status daemon now", "alerts", ok(r.sweep, "Sweep result")),
     admin(
       "get",
@@ -596,7 +620,7 @@ function adminOperations(): Operation[] {
     admin(
       "post",
       "/assignments",
-      "Assign a release to a target (rollout, threshold)",
+      "Assign a release to a target (rollout, threshold); an unknown target is refused",
       "releases",
       created(r.assignment),
       { body: s.assignmentSchema },
@@ -608,6 +632,14 @@ function adminOperations(): Operation[] {
       "releases",
       ok(r.lists.assignments),
       { query: s.assignmentListQuery },
+    ),
+    admin(
+      "get",
+      "/assignments/targets",
+      "Known sites, models, channels and tags, with their appliance counts",
+      "releases",
+      ok(r.targetChoices),
+      { query: targetChoicesQuery },
     ),
     admin("get", "/assignments/:id", "One assignment with progress", "releases", ok(r.assignment), {
       params: idParam,

@@ -264,8 +264,16 @@ export const alert = z.object({
   resolvedAt: time.nullable(),
   acknowledgedAt: time.nullable(),
   acknowledgedBy: z.string().nullable(),
+  acknowledgedNote: z.string().nullable(),
   detail: z.record(z.string(), z.unknown()),
+  applianceState: z.enum(["ok", "late", "missing", "revoked"]).nullable()
+    .describe("The alert's appliance's state now"),
+  lastBeatAt: time.nullable().describe("Its appliance's last beat"),
+  durationS: count.describe("Open: how long so far; resolved: how long it lasted (seconds)"),
 });
+
+/** `POST /v1/admin/alerts/ack`. */
+export const bulkAck = z.object({ acknowledged: count });
 
 /** A maintenance window. */
 export const maintenanceWindow = z.object({
@@ -276,6 +284,12 @@ export const maintenanceWindow = z.object({
   endsAt: time,
   reason: z.string(),
   active: z.boolean(),
+  hostname: z.string().nullable(),
+  state: z.enum(["active", "upcoming", "ended"]),
+  createdAt: time,
+  createdBy: z.string().nullable(),
+  endedAt: time.nullable().describe("When it was ended early, or null"),
+  endedBy: z.string().nullable(),
 });
 
 /** `POST /v1/admin/wake` 202. */
@@ -325,11 +339,29 @@ export const localServerDetail = localServer.extend({
 export const fleet = z.object({
   states: z.object({ ok: count, late: count, missing: count, revoked: count }),
   openAlerts: count,
+  unacknowledgedAlerts: count,
+  acknowledgedAlerts: count,
   at: time,
   beatsPerMinute: z.array(z.object({ at: time, perMinute: z.number() })),
   versions: z.array(
     z.object({ app: z.string(), name: z.string(), version: z.string(), n: count }),
   ),
+});
+
+/** `GET /v1/admin/fleet/sites`. */
+export const siteHealth = z.object({
+  items: z.array(z.object({
+    site: z.string().nullable(),
+    total: count,
+    missing: count,
+    late: count,
+    missingSince: time.nullable(),
+    openAlerts: count.describe("Open alerts no one has acknowledged"),
+    acknowledgedAlerts: count,
+    maintenance: z.object({ id: z.number().int(), endsAt: time, reason: z.string() }).nullable(),
+  })),
+  total: count.describe("Sites in all"),
+  at: time,
 });
 
 /** `POST /v1/admin/sweep`. */
@@ -457,8 +489,21 @@ export const assignment = z.object({
   minSample: z.number().int(),
   createdAt: time,
   updatedAt: time,
+  targetSize: count.describe("Appliances (not revoked) its target matches now"),
   progress: rolloutProgress,
 });
+
+/** `GET /v1/admin/assignments/targets`: known target values with their appliance counts. */
+export const targetChoices = (() => {
+  const choices = z.array(z.object({ value: z.string(), appliances: count }));
+  return z.object({
+    all: count.describe("Appliances (not revoked): the size of target all"),
+    model: choices,
+    site: choices.describe("Sites of appliances, live enrolment tokens and local servers"),
+    channel: choices.describe("Channels of appliances and live enrolment tokens"),
+    tag: choices.describe("Tags of appliances and live enrolment tokens"),
+  });
+})();
 
 /** `GET /v1/admin/assignments/:id/appliances`: the appliances a release was sent to. */
 export const rolloutAppliances = items(z.object({
