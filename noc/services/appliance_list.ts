@@ -19,10 +19,78 @@ export type ApplianceListFilter = z.infer<typeof listAppliancesQuery> & {
   retired?: "exclude" | "include" | "only";
 };
 
-/** A page of the list: its rows (at most `limit`) and the cursor of the next page, if any. */
+/**
+ * A page of the list: its rows (at most `limit`), the cursor of the next page (`cursor=`) and of
+ * the previous one (`before=`), if any, and — when asked — how many match the filter
+ * ({@link countCap} at most: `capped` says there are more).
+ */
 export interface ApplianceListPage {
   rows: ApplianceRow[];
   nextCursor: string | null;
+  prevCursor: string | null;
+  total?: { count: number; capped: boolean };
+}
+
+/** The list's total is counted exactly up to this many matches; beyond, "more than 10,000". */
+export const countCap = 10_000;
+
+/** A list order (see `applianceSorts`). */
+export type ApplianceSort = "hostname" | "lastBeat" | "state";
+
+/** A row as the sorted statement reads it: the appliance and its sort key (`k1`, `k2`). */
+type KeyedRow = ApplianceRow & { k1?: string | boolean; k2?: string };
+
+const keyTime = /^(-infinity|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)$/;
+const uidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The cursor of row `r` in order `sort`: host name order keeps issue 18's `[hostname, uid]`. */
+function encodeSorted(sort: ApplianceSort, r: KeyedRow): string {
+  const v = sort === "hostname"
+    ? [r.hostname, r.uid]
+    : sort === "lastBeat"
+    ? ["lastBeat", r.k1, r.uid]
+    : ["state", r.k1, r.k2, r.uid];
+  return toBase64Url(utf8(JSON.stringify(v)));
+}
+
+/** A cursor's sort key, checked against `sort`; 400 `invalid_query` for any other. */
+function decodeSorted(
+  sort: ApplianceSort,
+  cursor: string,
+  field: "cursor" | "before",
+): Array<string | boolean> {
+  if (sort === "hostname") {
+    try {
+      return decodeCursor(cursor);
+    } catch {
+      throw new ApiError(
+        400,
+        "invalid_query",
+        `Field "${field}": "${cursor.slice(0, 40)}" is not a cursor of this order`,
+      );
+    }
+  }
+  try {
+    const v = JSON.parse(new TextDecoder().decode(fromBase64Url(cursor)));
+    if (Array.isArray(v) && v[0] === sort) {
+      if (
+        sort === "lastBeat" && v.length === 3 && typeof v[1] === "string" && keyTime.test(v[1]) &&
+        typeof v[2] === "string" && uidText.test(v[2])
+      ) return [v[1], v[2]];
+      if (
+        sort === "state" && v.length === 4 && typeof v[1] === "boolean" &&
+        typeof v[2] === "string" && keyTime.test(v[2]) && typeof v[3] === "string" &&
+        uidText.test(v[3])
+      ) return [v[1], v[2], v[3]];
+    }
+  } catch {
+    // fall through
+  }
+  throw new ApiError(
+    400,
+    "invalid_query",
+    `Field "${field}": "${cursor.slice(0, 40)}" is not a cursor of this order`,
+  );
 }
 
 function encodeCursor(r: ApplianceRow): string {
@@ -202,16 +270,20 @@ function boundedWalk(f: ApplianceListFilter): boolean {
 }
 
 /** The columns of a listed appliance, selected from `a`, up to the `from` of the statement. */
-function head(now: Date): Fragment {
-  return frag`
-    select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version,
+function head(now: Date, extra: Fragment = frag``): Fragment {
+  return joined([
+    frag`
+    select `,
+    extra,
+    frag`a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version,
       a.enrolled_at, a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since,
       a.revoked_at, a.revoked_reason, a.superseded_by, a.supersedes,
       (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
          from maintenance_windows m
          where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
          order by m.ends_at desc limit 1) as maintenance
-    from `;
+    from `,
+  ], "");
 }
 
 /**
@@ -334,6 +406,153 @@ function gatherQuery(tag: Tag, f: ApplianceListFilter, now: Date, graceS: number
   );
 }
 
+/** The last-install-outcome filter as a condition on `a` (none without one). */
+function outcomeCondition(f: ApplianceListFilter): Fragment[] {
+  if (f.outcome === undefined) return [];
+  if (f.outcome === "interrupted") {
+    // Constant SQL (a JSON parameter would be sent as a JSON string by porsager/postgres).
+    return [{
+      strings: [`a.last_report->'lastCycle'->'problems' @> '[{"code":"install_interrupted"}]'`],
+      values: [],
+    }];
+  }
+  return [frag`exists (select 1 from appliance_last_outcomes l
+      where l.uid = a.uid and l.outcome = ${f.outcome})`];
+}
+
+/**
+ * Every condition of `f` on `a` alone (facets, search and outcome as `exists` checks by primary
+ * key), without any cursor: what the sorted statement, the count and bulk actions select.
+ */
+export function filterConditions(f: ApplianceListFilter, now: Date, graceS: number): Fragment[] {
+  return [
+    ...rowConditions(f, now, graceS),
+    ...facetsOf(f).map((facet) =>
+      frag`exists (select 1 from appliance_facet_hosts x
+      where x.facet = ${facet} and x.hostname = a.hostname and x.uid = a.uid)`
+    ),
+    ...searchCondition(f).map((c) =>
+      joined(
+        [frag`exists (select 1 from appliance_names s where s.uid = a.uid and `, c, frag`)`],
+        "",
+      )
+    ),
+    ...outcomeCondition(f),
+  ];
+}
+
+/**
+ * The sort key of order `sort` as columns `k1`, `k2` (timestamps as UTC text to the microsecond,
+ * so a cursor repeats them exactly), and the key's expressions in index order. Indexes (migrations
+ * 014, 019): appliances (hostname, uid); (coalesce(last_beat_at, '-infinity'), uid);
+ * ((revoked_at is not null), next_due_at, uid).
+ */
+function sortKey(sort: ApplianceSort): { cols: Fragment; exprs: string[] } {
+  const utc = (e: string) =>
+    `coalesce(to_char(${e} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '-infinity')`;
+  if (sort === "lastBeat") {
+    return {
+      cols: { strings: [`${utc("a.last_beat_at")} as k1, `], values: [] },
+      exprs: ["coalesce(a.last_beat_at, '-infinity'::timestamptz)", "a.uid"],
+    };
+  }
+  if (sort === "state") {
+    return {
+      cols: {
+        strings: [`(a.revoked_at is not null) as k1, ${utc("a.next_due_at")} as k2, `],
+        values: [],
+      },
+      exprs: ["(a.revoked_at is not null)", "a.next_due_at", "a.uid"],
+    };
+  }
+  return { cols: frag``, exprs: ["a.hostname", "a.uid"] };
+}
+
+/** `(exprs) op (key…)` for a decoded cursor key of order `sort`. */
+function keyCondition(
+  sort: ApplianceSort,
+  exprs: string[],
+  op: ">" | "<",
+  key: Array<string | boolean>,
+): Fragment {
+  const casts = sort === "hostname"
+    ? ["", "::uuid"]
+    : sort === "lastBeat"
+    ? ["::timestamptz", "::uuid"]
+    : ["::boolean", "::timestamptz", "::uuid"];
+  const strings = [`(${exprs.join(", ")}) ${op} (`];
+  key.forEach((_, i) => strings.push(`${casts[i]}${i < key.length - 1 ? ", " : ")"}`));
+  return { strings, values: key.map((k) => typeof k === "boolean" ? String(k) : k) };
+}
+
+/**
+ * The sorted statement: a page (one more row than asked) of the matches of `f` in order `sort`
+ * (`desc`: descending), after `after` or — reading backwards — before `before`, straight from
+ * the order's index (the planner may instead gather a sparse filter's matches by its own index
+ * and sort them). Rows come in reading order: reversed for `before`.
+ */
+function sortedQuery(
+  tag: Tag,
+  f: ApplianceListFilter,
+  sort: ApplianceSort,
+  desc: boolean,
+  now: Date,
+  graceS: number,
+): Promise<KeyedRow[]> {
+  const { cols, exprs } = sortKey(sort);
+  const backwards = f.before !== undefined;
+  // Reading backwards flips the direction of both the comparison and the order.
+  const down = desc !== backwards;
+  const at = f.before ?? f.cursor;
+  const keyset = at === undefined ? [] : [
+    keyCondition(
+      sort,
+      exprs,
+      down ? "<" : ">",
+      decodeSorted(sort, at, backwards ? "before" : "cursor"),
+    ),
+  ];
+  const where = joined(
+    [frag`true`, ...filterConditions(f, now, graceS), ...keyset],
+    "\n      and ",
+  );
+  const dir = down ? " desc" : "";
+  const order: Fragment = {
+    strings: [`\n    order by ${exprs.map((e) => e + dir).join(", ")}\n    limit `, ""],
+    values: [f.limit + 1],
+  };
+  return run<KeyedRow>(
+    tag,
+    joined([head(now, cols), frag`appliances a\n    where `, where, order], ""),
+  );
+}
+
+/**
+ * How many appliances `f` selects, counted exactly up to {@link countCap}: `capped` when there are
+ * more (the count stops there, so it costs at most that many index entries).
+ */
+export async function countAppliances(
+  db: Db,
+  f: ApplianceListFilter,
+  now: Date,
+  graceS: number,
+): Promise<{ count: number; capped: boolean }> {
+  const where = joined([frag`true`, ...filterConditions(f, now, graceS)], "\n      and ");
+  const rows = await db.begin(async (tx) => {
+    await tx`set local plan_cache_mode = force_custom_plan`;
+    return await run<{ n: number }>(
+      tx,
+      joined([
+        frag`select count(*)::int as n from (select 1 from appliances a where `,
+        where,
+        frag` limit ${countCap + 1}) x`,
+      ], ""),
+    );
+  });
+  const n = rows[0]?.n ?? 0;
+  return n > countCap ? { count: countCap, capped: true } : { count: n, capped: false };
+}
+
 /** The transaction's planner settings for the list's walk statement for `f`. */
 async function plannerSettings(tx: Sql, f: ApplianceListFilter): Promise<void> {
   // Planned for the values given, never as a generic plan: a plan made for "any model, any
@@ -420,10 +639,109 @@ export async function listAppliances(
   options: ListOptions = {},
 ): Promise<ApplianceListPage> {
   const cap = options.walkCap ?? defaultWalkCap;
-  const rows = await db.begin((tx) => pageRows(tx, f, now, graceS, cap, []));
+  const sort: ApplianceSort = f.sort ?? "hostname";
+  const desc = f.order === "desc";
+  if (f.cursor !== undefined && f.before !== undefined) {
+    throw new ApiError(400, "invalid_query", 'Give "cursor" (next page) or "before", not both');
+  }
+  const total = f.count === "true" ? await countAppliances(db, f, now, graceS) : undefined;
+  const withTotal = (p: ApplianceListPage) => total === undefined ? p : { ...p, total };
+  if (sort === "hostname" && !desc && f.before === undefined && f.outcome === undefined) {
+    // Issue 18's statements: the host-name order walked from a side table, or gathered.
+    const rows = await db.begin((tx) => pageRows(tx, f, now, graceS, cap, []));
+    const page = rows.slice(0, f.limit);
+    const first = page[0];
+    const last = page[page.length - 1];
+    return withTotal({
+      rows: page,
+      nextCursor: rows.length > f.limit && last ? encodeCursor(last) : null,
+      prevCursor: f.cursor !== undefined && first ? encodeCursor(first) : null,
+    });
+  }
+  const rows = await db.begin(async (tx) => {
+    await tx`set local plan_cache_mode = force_custom_plan`;
+    return await sortedQuery(tx, f, sort, desc, now, graceS);
+  });
+  const more = rows.length > f.limit;
   const page = rows.slice(0, f.limit);
+  if (f.before !== undefined) page.reverse();
+  const first = page[0];
   const last = page[page.length - 1];
-  return { rows: page, nextCursor: rows.length > f.limit && last ? encodeCursor(last) : null };
+  const backwards = f.before !== undefined;
+  return withTotal({
+    rows: page,
+    nextCursor: last && (backwards || more) ? encodeSorted(sort, last) : null,
+    prevCursor: first && (backwards ? more : f.cursor !== undefined)
+      ? encodeSorted(sort, first)
+      : null,
+  });
+}
+
+/** Known values to filter by: sites, models, channels and tags, each sorted, at most `max`. */
+export interface ApplianceFacets {
+  sites: string[];
+  models: string[];
+  channels: string[];
+  tags: string[];
+  /** True for a kind with more than `max` values (only the first `max` are listed). */
+  more: { sites: boolean; models: boolean; channels: boolean; tags: boolean };
+}
+
+/**
+ * The distinct sites, models, channels (of appliances, retired records included) and tags, each
+ * read as a skip scan of its index (appliances_site, _model, _channel; appliance_facet_hosts'
+ * primary key for tags): one index probe per value, at most `max` + 1 per kind, however large
+ * the fleet.
+ */
+export async function applianceFacets(db: Db, max = 200): Promise<ApplianceFacets> {
+  const sql = db.sql;
+  const n = max + 1;
+  const [sites, models, channels, tags] = await Promise.all([
+    sql<{ v: string }>`
+      with recursive s(v, n) as (
+        (select site, 1 from appliances where site is not null order by site limit 1)
+        union all
+        select (select site from appliances where site > s.v order by site limit 1), s.n + 1
+        from s where s.v is not null and s.n < ${n})
+      select v from s where v is not null`,
+    sql<{ v: string }>`
+      with recursive s(v, n) as (
+        (select model, 1 from appliances order by model limit 1)
+        union all
+        select (select model from appliances where model > s.v order by model limit 1), s.n + 1
+        from s where s.v is not null and s.n < ${n})
+      select v from s where v is not null`,
+    sql<{ v: string }>`
+      with recursive s(v, n) as (
+        (select channel, 1 from appliances order by channel limit 1)
+        union all
+        select (select channel from appliances where channel > s.v order by channel limit 1),
+          s.n + 1
+        from s where s.v is not null and s.n < ${n})
+      select v from s where v is not null`,
+    sql<{ v: string }>`
+      with recursive s(v, n) as (
+        (select facet, 1 from appliance_facet_hosts where facet > 't:' and facet < 't;'
+          order by facet limit 1)
+        union all
+        select (select facet from appliance_facet_hosts
+            where facet > s.v and facet < 't;' order by facet limit 1), s.n + 1
+        from s where s.v is not null and s.n < ${n})
+      select substr(v, 3) as v from s where v is not null`,
+  ]);
+  const cut = (rows: { v: string }[]) => rows.map((r) => r.v).slice(0, max);
+  return {
+    sites: cut(sites),
+    models: cut(models),
+    channels: cut(channels),
+    tags: cut(tags),
+    more: {
+      sites: sites.length > max,
+      models: models.length > max,
+      channels: channels.length > max,
+      tags: tags.length > max,
+    },
+  };
 }
 
 /**

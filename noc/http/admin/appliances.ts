@@ -4,6 +4,7 @@ import { ApiError } from "../../../protocol/http/errors.ts";
 import { applianceJson, type ApplianceRow } from "../../services/appliances.ts";
 import {
   applianceDetailQuery,
+  bulkAppliancesSchema,
   listAppliancesQuery,
   patchApplianceSchema,
   revokeSchema,
@@ -17,7 +18,8 @@ import { z } from "zod";
 import { staleCatalogOf } from "../../services/catalogs.ts";
 import { recordDeparture } from "../../services/local_servers.ts";
 import { resolveCatalog } from "../../services/catalog_engine.ts";
-import { listAppliances } from "../../services/appliance_list.ts";
+import { applianceFacets, listAppliances } from "../../services/appliance_list.ts";
+import { runBulk } from "../../services/appliance_bulk.ts";
 
 /**
  * `GET /v1/admin/appliances`' query: {@link listAppliancesQuery} and `retired` — records retired
@@ -57,7 +59,28 @@ export function applianceAdminRoutes(deps: AppDeps) {
       return c.json({
         items: page.rows.map((r) => applianceJson(r, now, grace)),
         nextCursor: page.nextCursor,
+        // The page before this one (`before=`), null on the first page.
+        prevCursor: page.prevCursor,
+        // With `count=true`: the matches, exact up to 10,000 (`totalCapped`: more than that).
+        ...(page.total ? { total: page.total.count, totalCapped: page.total.capped } : {}),
       });
+    })
+    .get("/facets", async (c) => {
+      // The values the list filters by, as choices: at most 200 of each kind.
+      return c.json(await applianceFacets(deps.db));
+    })
+    .post("/bulk", validate("json", bulkAppliancesSchema), async (c) => {
+      const body = c.req.valid("json");
+      const by = c.get("admin");
+      const result = await runBulk(
+        deps.db,
+        body,
+        deps.clock.now(),
+        grace,
+        (uid) => deps.wakeups.trigger({ type: "appliance", value: uid }, by),
+      );
+      deps.log.info("appliances_bulk", { ...result, by });
+      return c.json(result);
     })
     .get(
       "/:uid",

@@ -1,16 +1,16 @@
 /** `/v1/admin/auth-failures`: refused identities (unknown, revoked or mismatching keys), newest first. */
 import { Hono } from "hono";
-import { limitQuery } from "../../../protocol/schemas.ts";
+import { authFailuresQuery } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
-/** `/v1/admin/auth-failures`: refused identities, newest first. */
+/** `/v1/admin/auth-failures`: refused identities, newest first (`uid`: of one appliance's). */
 export function authFailureAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
-    .get("/", validate("query", limitQuery), async (c) => {
-      const { limit } = c.req.valid("query");
-      const rows = await deps.db.sql<{
+    .get("/", validate("query", authFailuresQuery), async (c) => {
+      const { limit, uid } = c.req.valid("query");
+      type Row = {
         id: number;
         at: Date;
         reason: string;
@@ -20,8 +20,14 @@ export function authFailureAdminRoutes(deps: AppDeps) {
         address: string | null;
         held_back: number;
         proven: boolean;
-      }>`select id, at, reason, keyid, method, path, address, held_back, proven
-         from auth_failures order by id desc limit ${limit}`;
+      };
+      const rows = uid === undefined
+        ? await deps.db.sql<Row>`select id, at, reason, keyid, method, path, address, held_back,
+           proven from auth_failures order by id desc limit ${limit}`
+        // Those made under one appliance's identity: its UID is the key id (index of 019).
+        : await deps.db.sql<Row>`select id, at, reason, keyid, method, path, address, held_back,
+           proven from auth_failures where keyid = ${uid.toLowerCase()}
+           order by id desc limit ${limit}`;
       // `heldBack`: refusals of the same address (or enrolled identity) counted but not written
       // since its previous record; `proven`: the signature verified under the enrolled key it names.
       return c.json({

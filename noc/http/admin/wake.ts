@@ -1,4 +1,7 @@
-/** `POST /v1/admin/wake`: asks one appliance, a site or the whole fleet to cycle now. */
+/**
+ * `POST /v1/admin/wake`: asks one appliance, a site or the whole fleet to cycle now (a revoked
+ * appliance is refused: 409 `appliance_revoked`).
+ */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { wakeSchema } from "../../../protocol/schemas.ts";
@@ -13,8 +16,13 @@ export function wakeAdminRoutes(deps: AppDeps) {
     const body = c.req.valid("json");
     let target: WakeTarget;
     if ("uid" in body) {
-      const [row] = await deps.db.sql`select 1 from appliances where uid = ${body.uid}`;
+      const [row] = await deps.db.sql<{ revoked: boolean }>`
+        select revoked_at is not null as revoked from appliances where uid = ${body.uid}`;
       if (!row) throw new ApiError(404, "not_found", `Appliance "${body.uid}" does not exist`);
+      // A revoked appliance's requests are refused: a wake-up would only make it call in vain.
+      if (row.revoked) {
+        throw new ApiError(409, "appliance_revoked", `Appliance "${body.uid}" is revoked`);
+      }
       target = { type: "appliance", value: body.uid };
     } else if ("site" in body) {
       target = { type: "site", value: body.site };
