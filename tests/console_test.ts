@@ -224,11 +224,32 @@ dbTest(
       "Saved",
     );
     assert.match(await text("/ui/apps/demo/fileinfo"), /etc\/demo\/rules\.conf/);
+    // A refusal redirects with an error (not a flash) and the form kept to refill.
+    const notJson = await noc.app.request(`${base}/ui/apps/demo/fileinfo`, {
+      method: "POST",
+      headers: { cookie: ui.session, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ _csrf: ui.csrf, name: "x", destination: "y", action: "{" }),
+    });
+    assert.equal(notJson.status, 303);
+    const notJsonAt = new URL(notJson.headers.get("location")!, base);
+    assert.match(notJsonAt.searchParams.get("error")!, /is not JSON/);
     assert.match(
-      await ui.post("/ui/apps/demo/fileinfo", { name: "x", destination: "y", action: "{" }),
-      /is not JSON/,
+      await text(notJsonAt.pathname + notJsonAt.search),
+      /name="destination"[^>]*value="y"/,
     );
-    assert.equal(await ui.post("/ui/apps/demo/fileinfo/rules.conf/delete"), "Deleted");
+    // Deleting asks first: without confirmed=yes nothing is deleted.
+    const asked = await noc.app.request(`${base}/ui/apps/demo/fileinfo/rules.conf/delete`, {
+      method: "POST",
+      headers: { cookie: ui.session, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ _csrf: ui.csrf }),
+    });
+    assert.equal(asked.status, 200);
+    assert.match(await asked.text(), /name="confirmed" value="yes"/);
+    assert.equal((await noc.admin("GET", "/v1/admin/apps/demo/fileinfo")).body.items.length, 1);
+    assert.equal(
+      await ui.post("/ui/apps/demo/fileinfo/rules.conf/delete", { confirmed: "yes" }),
+      "Deleted",
+    );
     assert.equal((await noc.admin("GET", "/v1/admin/apps/demo/fileinfo")).body.items.length, 0);
 
     // Enrolment tokens: created (shown once), listed, revoked.
@@ -244,13 +265,19 @@ dbTest(
         hours: "2",
       }),
     });
-    assert.equal(created.status, 200);
-    assert.match(await created.text(), /id="new-token">New local-server token \(shown once\)/);
+    // Post/Redirect/Get: the new token is shown on the page it redirects to, never in a URL.
+    assert.equal(created.status, 303);
+    const shownAt = created.headers.get("location")!;
+    assert.match(shownAt, /^\/ui\/tokens\/\d+\/new$/);
+    assert.match(await text(shownAt), /id="new-token" readonly="" value="noc_enr_/);
     const tokens = (await noc.admin("GET", "/v1/admin/enrollment-tokens")).body.items;
     const token = tokens.find((t: { label: string }) => t.label === "lab server");
     assert.equal(token.site, "lab");
     assert.match(await text("/ui/tokens"), /lab server/);
-    assert.equal(await ui.post(`/ui/tokens/${token.id}/revoke`), "Token revoked");
+    assert.equal(
+      await ui.post(`/ui/tokens/${token.id}/revoke`, { confirmed: "yes" }),
+      "Token revoked",
+    );
 
     // Re-imaged: a console token that supersedes; the old record is retired, listed on request,
     // and the two records link each other; a revoked record offers no wake-up.
@@ -260,12 +287,12 @@ dbTest(
       headers: { cookie: ui.session, "content-type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({ _csrf: ui.csrf, purpose: "appliance", reenrolment: "supersede" }),
     });
-    assert.equal(superseding.status, 200);
-    const page = await superseding.text();
-    assert.match(page, /<td>supersede<\/td>/);
+    assert.equal(superseding.status, 303);
+    const page = await text(superseding.headers.get("location")!);
+    assert.match(await text("/ui/tokens"), /<td>supersede<\/td>/);
     const fresh = await noc.enrollAppliance({
       hostname: "gw-re",
-      token: page.match(/<code>(noc_enr_[^<]+)<\/code>/)![1]!,
+      token: page.match(/id="new-token" readonly="" value="(noc_enr_[^"]+)"/)![1]!,
     });
     assert.ok(!(await text("/ui/appliances?q=gw-re")).includes(old.uid));
     assert.match(

@@ -10,12 +10,15 @@ body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1000px;padding:
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem;text-transform:capitalize}
 details{border:1px solid #d5dae1;border-radius:6px;margin:.4rem 0;background:#fff}
 summary{cursor:pointer;padding:.45rem .6rem;font-family:ui-monospace,monospace}
-.m{display:inline-block;min-width:4.2rem;font-weight:700}.get{color:#0a6}.post{color:#06c}.put,.patch{color:#a60}.delete{color:#c22}.head{color:#666}
+.m{display:inline-block;min-width:4.2rem;font-weight:700}.get{color:#046c4e}.post{color:#1d4ed8}.put,.patch{color:#92400e}.delete{color:#b91c1c}.head{color:#4b5563}
 .body{padding:.2rem .8rem .8rem}pre{background:#f4f6f8;padding:.5rem;overflow:auto;font-size:12px}
 label{display:block;margin:.2rem 0}input,textarea{font:13px ui-monospace,monospace;width:100%;box-sizing:border-box}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #e1e5ea;padding:.2rem .4rem;text-align:left}
-#token{max-width:32rem}.muted{color:#667}
+#token{max-width:32rem}.muted{color:#5f6b7a}a{color:#1f56b0}
+button{font:inherit;padding:.3rem .8rem;border-radius:6px;border:1px solid #2b5aa8;background:#2f66c0;color:#fff;cursor:pointer}
+:focus-visible{outline:3px solid #f0a500;outline-offset:2px}
 </style></head><body>
+<main>
 <h1>Appliance NOC API</h1>
 <p class="muted">Generated from the routes' own validation schemas: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1). Appliance requests must be signed (see docs/protocol.md); admin requests take a bearer token.</p>
 <label>Admin token for “Send” (kept in this tab only) <input id="token" type="password" autocomplete="off"></label>
@@ -53,7 +56,7 @@ fetch("/openapi.json").then((r) => r.json()).then((doc) => {
       if (op.parameters.length) {
         const t = el("table", {}, el("tr", {}, el("th", {}, "parameter"), el("th", {}, "in"), el("th", {}, "schema"), el("th", {}, "value")));
         for (const p of op.parameters) {
-          const i = el("input", { name: p.name });
+          const i = el("input", { name: p.name, "aria-label": p.name + " (" + p.in + ")" });
           inputs[p.in + ":" + p.name] = i;
           t.append(el("tr", {}, el("td", {}, p.name + (p.required ? " *" : "")), el("td", {}, p.in),
             el("td", {}, JSON.stringify(p.schema)), el("td", {}, i)));
@@ -64,14 +67,14 @@ fetch("/openapi.json").then((r) => r.json()).then((doc) => {
       if (op.requestBody) {
         for (const [type, media] of Object.entries(op.requestBody.content)) {
           body.append(el("p", {}, "Body (" + type + ")" + (media.description ? ": " + media.description : "")),
-            el("pre", {}, JSON.stringify(media.schema, null, 2)));
+            el("pre", { tabindex: "0" }, JSON.stringify(media.schema, null, 2)));
           if (type === "application/json" && !bodyInput) {
-            bodyInput = el("textarea", { rows: "5" }, "{}");
+            bodyInput = el("textarea", { rows: "5", "aria-label": "Request body (JSON)" }, "{}");
             body.append(bodyInput);
           }
         }
       }
-      const out = el("pre", { class: "result" });
+      const out = el("pre", { class: "result", "aria-live": "polite", tabindex: "0" });
       const send = el("button", { type: "button" }, "Send");
       send.addEventListener("click", async () => {
         let url = path.replace(/{(\\w+)}/g, (_, n) => encodeURIComponent(inputs["path:" + n]?.value || ""));
@@ -92,5 +95,5 @@ fetch("/openapi.json").then((r) => r.json()).then((doc) => {
     }
   }
 });
-</script></body></html>`;
+</script></main></body></html>`;
 }

@@ -1,9 +1,9 @@
 /** `/ui/apps/:app/fileinfo`: where an application's files are installed, and what runs after. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { Csrf, Layout } from "../layout.tsx";
-import type { ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, nameOf } from "../page.ts";
+import { Confirm, Csrf, Layout } from "../layout.tsx";
+import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
+import { back, field, formOf, html, kept, nameOf, refused } from "../page.ts";
 import { refusal } from "../admin_client.ts";
 
 /** What the page reads of `GET /apps/:app/fileinfo` (the API types an entry as a record). */
@@ -16,71 +16,99 @@ const fileinfoListSchema = z.object({
   })),
 });
 
-/** `GET` and `POST /ui/apps/:app/fileinfo` (save one file's entry), `POST …/:name/delete`. */
+/**
+ * The fileinfo page of application `appName`; `confirm` (a {@link Confirm}) is shown above the
+ * list when an irreversible action asks first. The save form is refilled from a refusal's kept
+ * fields.
+ */
+async function fileinfoPage(
+  c: ConsoleContext,
+  appName: string,
+  confirm?: Parameters<typeof Layout>[0]["children"],
+) {
+  const res = await c.var.api.apps[":app"].fileinfo.$get({
+    param: { app: encodeURIComponent(appName) },
+  });
+  const items = res.ok ? fileinfoListSchema.parse(await res.json()).items : [];
+  const ctx = c.var.page;
+  const form = kept(c);
+  return await html(
+    c,
+    <Layout title={`fileinfo: ${appName}`} ctx={ctx}>
+      {!res.ok && <p class="flash error" role="alert">{await refusal(res)}</p>}
+      {confirm}
+      <table id="fileinfo">
+        <tr>
+          <th>file</th>
+          <th>destination</th>
+          <th>mode</th>
+          <th>action</th>
+          <th></th>
+        </tr>
+        {items.map((f) => (
+          <tr>
+            <td>{f.name}</td>
+            <td>{f.destination}</td>
+            <td>{f.mode}</td>
+            <td>
+              <code>{f.action ? JSON.stringify(f.action) : ""}</code>
+            </td>
+            <td>
+              <form
+                method="post"
+                action={`/ui/apps/${appName}/fileinfo/${f.name}/delete`}
+                class="inline"
+              >
+                <Csrf ctx={ctx} />
+                <button type="submit" class="danger">Delete…</button>
+              </form>
+            </td>
+          </tr>
+        ))}
+      </table>
+      <h2>Save</h2>
+      <form method="post" action={`/ui/apps/${appName}/fileinfo`} class="panel">
+        <Csrf ctx={ctx} />
+        <label>
+          File name<input name="name" required size={14} maxlength={64} value={form["name"]} />
+        </label>
+        <label>
+          Destination (under the root)
+          <input
+            name="destination"
+            required
+            size={24}
+            maxlength={1000}
+            value={form["destination"]}
+          />
+        </label>
+        <label>
+          Mode<input name="mode" value={form["mode"] ?? "0644"} size={5} maxlength={5} />
+        </label>
+        <label>
+          Action (JSON argument list)
+          <input
+            name="action"
+            placeholder='["systemctl","reload","x"]'
+            size={30}
+            maxlength={4000}
+            value={form["action"]}
+          />
+        </label>
+        <button type="submit">Save</button>
+      </form>
+    </Layout>,
+    res.status,
+  );
+}
+
+/**
+ * `GET` and `POST /ui/apps/:app/fileinfo` (save one file's entry), `POST …/:name/delete` (asks
+ * first; deletes with `confirmed=yes`).
+ */
 export function fileinfoPages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
-    .get("/apps/:app/fileinfo", p.signedIn, async (c) => {
-      const appName = nameOf(c, "app");
-      const res = await c.var.api.apps[":app"].fileinfo.$get({
-        param: { app: encodeURIComponent(appName) },
-      });
-      const items = res.ok ? fileinfoListSchema.parse(await res.json()).items : [];
-      const ctx = c.var.page;
-      return await html(
-        c,
-        <Layout title={`fileinfo: ${appName}`} ctx={ctx}>
-          {!res.ok && <p class="flash">{await refusal(res)}</p>}
-          <table id="fileinfo">
-            <tr>
-              <th>file</th>
-              <th>destination</th>
-              <th>mode</th>
-              <th>action</th>
-              <th></th>
-            </tr>
-            {items.map((f) => (
-              <tr>
-                <td>{f.name}</td>
-                <td>{f.destination}</td>
-                <td>{f.mode}</td>
-                <td>
-                  <code>{f.action ? JSON.stringify(f.action) : ""}</code>
-                </td>
-                <td>
-                  <form
-                    method="post"
-                    action={`/ui/apps/${appName}/fileinfo/${f.name}/delete`}
-                    class="inline"
-                  >
-                    <Csrf ctx={ctx} />
-                    <button type="submit" class="danger">Delete</button>
-                  </form>
-                </td>
-              </tr>
-            ))}
-          </table>
-          <h2>Save</h2>
-          <form method="post" action={`/ui/apps/${appName}/fileinfo`} class="panel">
-            <Csrf ctx={ctx} />
-            <label>
-              File name<input name="name" required size={14} />
-            </label>
-            <label>
-              Destination (under the root)<input name="destination" required size={24} />
-            </label>
-            <label>
-              Mode<input name="mode" value="0644" size={5} />
-            </label>
-            <label>
-              Action (JSON argument list)
-              <input name="action" placeholder='["systemctl","reload","x"]' size={30} />
-            </label>
-            <button type="submit">Save</button>
-          </form>
-        </Layout>,
-        res.status,
-      );
-    })
+    .get("/apps/:app/fileinfo", p.signedIn, (c) => fileinfoPage(c, nameOf(c, "app")))
     .post("/apps/:app/fileinfo", p.signedIn, async (c) => {
       const appName = nameOf(c, "app");
       const to = `/ui/apps/${appName}/fileinfo`;
@@ -92,11 +120,11 @@ export function fileinfoPages(p: PageDeps) {
         try {
           parsed = JSON.parse(text);
         } catch {
-          return back(c, to, `Action "${text.slice(0, 80)}" is not JSON`);
+          return refused(c, to, `Action "${text.slice(0, 80)}" is not JSON`, form);
         }
         const list = z.array(z.string()).nullable().safeParse(parsed);
         if (!list.success) {
-          return back(c, to, `Action "${text.slice(0, 80)}" is not a list of strings`);
+          return refused(c, to, `Action "${text.slice(0, 80)}" is not a list of strings`, form);
         }
         action = list.data;
       }
@@ -111,17 +139,28 @@ export function fileinfoPages(p: PageDeps) {
           ...(action === undefined ? {} : { action }),
         },
       });
-      return back(c, to, res.ok ? "Saved" : await refusal(res));
+      return res.ok ? back(c, to, "Saved") : refused(c, to, await refusal(res), form);
     })
     .post("/apps/:app/fileinfo/:name/delete", p.signedIn, async (c) => {
       const appName = nameOf(c, "app");
+      const name = nameOf(c, "name");
+      const to = `/ui/apps/${appName}/fileinfo`;
+      if (field(await formOf(c), "confirmed") !== "yes") {
+        return await fileinfoPage(
+          c,
+          appName,
+          <Confirm
+            ctx={c.var.page}
+            what={`Delete the fileinfo of ${name} in ${appName}? Appliances keep the file, but a new version of it has nowhere to go until it is saved again.`}
+            action={`${to}/${name}/delete`}
+            button={`Delete ${name}`}
+            cancel={to}
+          />,
+        );
+      }
       const res = await c.var.api.apps[":app"].fileinfo[":name"].$delete({
-        param: { app: encodeURIComponent(appName), name: encodeURIComponent(nameOf(c, "name")) },
+        param: { app: encodeURIComponent(appName), name: encodeURIComponent(name) },
       });
-      return back(
-        c,
-        `/ui/apps/${appName}/fileinfo`,
-        res.ok ? "Deleted" : await refusal(res),
-      );
+      return res.ok ? back(c, to, "Deleted") : refused(c, to, await refusal(res));
     });
 }

@@ -1,10 +1,27 @@
-/** `/ui/tokens`: one-time enrolment tokens for appliances and local component servers. */
+/**
+ * `/ui/tokens`: one-time enrolment tokens for appliances and local component servers.
+ *
+ * Creating one is a Post/Redirect/Get: the POST creates it through the admin API, keeps its secret
+ * for this console session (sealed, {@link keepReveal}) and redirects to `/ui/tokens/:id/new`,
+ * which shows the secret with a copy button and a ready command line. The secret never travels in
+ * a URL; a reload of that page shows it again (for {@link revealTtlS} seconds) and mints nothing.
+ */
 import { Hono } from "hono";
+import { getCookie } from "hono/cookie";
 import { z } from "zod";
-import { Csrf, Layout, Time } from "../layout.tsx";
+import { Confirm, Csrf, Layout, Time } from "../layout.tsx";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, idOf } from "../page.ts";
+import { back, field, formOf, html, idOf, kept, refused } from "../page.ts";
 import { refusal } from "../admin_client.ts";
+import { sessionCookie } from "../../../services/console_sessions.ts";
+import {
+  dropReveal,
+  findReveal,
+  keepReveal,
+  type Reveal,
+  revealTtlS,
+} from "../../../services/console_reveals.ts";
+import type { AppDeps } from "../../../services/deps.ts";
 
 /** What the page reads of an enrolment token (the API types it as a record). */
 const tokenSchema = z.object({
@@ -18,53 +35,61 @@ const tokenSchema = z.object({
   expiresAt: z.string(),
 });
 
-const createdSchema = z.object({ token: z.string(), purpose: z.string() });
+const createdSchema = z.object({
+  id: z.number(),
+  token: z.string(),
+  purpose: z.string(),
+  site: z.string().nullable(),
+  expiresAt: z.string(),
+});
 
-async function tokensPage(c: ConsoleContext, created?: z.infer<typeof createdSchema>) {
+async function listTokens(c: ConsoleContext) {
   const res = await c.var.api["enrollment-tokens"].$get({ query: { limit: "100" } });
-  const items = res.ok
-    ? z.object({ items: z.array(tokenSchema) }).parse(await res.json()).items
-    : [];
+  return res.ok ? z.object({ items: z.array(tokenSchema) }).parse(await res.json()).items : [];
+}
+
+function tokensPage(c: ConsoleContext, items: z.infer<typeof tokenSchema>[], confirm?: Child) {
   const ctx = c.var.page;
-  return await html(
-    c,
+  const form = kept(c);
+  const opt = (name: string, value: string, text: string) => (
+    <option value={value} selected={form[name] === value}>{text}</option>
+  );
+  return (
     <Layout title="Enrolment tokens" ctx={ctx}>
-      {created && (
-        <p class="flash" id="new-token">
-          New {created.purpose} token (shown once): <code>{created.token}</code>
-        </p>
-      )}
-      <form method="post" action="/ui/tokens" class="panel">
+      {confirm}
+      <form method="post" action="/ui/tokens" class="panel" id="create-token">
         <Csrf ctx={ctx} />
         <label>
           For
           <select name="purpose">
-            <option value="appliance">an appliance</option>
-            <option value="local-server">a local component server</option>
+            {opt("purpose", "appliance", "an appliance")}
+            {opt("purpose", "local-server", "a local component server")}
           </select>
         </label>
         <label>
-          Label<input name="label" size={14} />
+          Label<input name="label" size={14} maxlength={200} value={form["label"]} />
         </label>
         <label>
-          Site<input name="site" size={10} />
+          Site<input name="site" size={10} maxlength={64} value={form["site"]} />
         </label>
         <label>
-          Channel<input name="channel" size={8} />
+          Channel<input name="channel" size={8} maxlength={64} value={form["channel"]} />
         </label>
         <label>
-          Tags (comma-separated)<input name="tags" size={14} />
+          Tags (comma-separated)
+          <input name="tags" size={14} maxlength={2000} value={form["tags"]} />
         </label>
         <label>
           Same host name at the site
           <select name="reenrolment">
-            <option value="">NOC setting (NOC_REENROLMENT)</option>
-            <option value="supersede">supersede: retire the old record</option>
-            <option value="refuse">refuse (409)</option>
+            {opt("reenrolment", "", "NOC setting (NOC_REENROLMENT)")}
+            {opt("reenrolment", "supersede", "supersede: retire the old record")}
+            {opt("reenrolment", "refuse", "refuse (409)")}
           </select>
         </label>
         <label>
-          Valid (hours)<input name="hours" type="number" min="1" max="720" value="24" />
+          Valid (hours)
+          <input name="hours" type="number" min="1" max="720" value={form["hours"] ?? "24"} />
         </label>
         <button type="submit">Create</button>
       </form>
@@ -77,7 +102,7 @@ async function tokensPage(c: ConsoleContext, created?: z.infer<typeof createdSch
           <th>re-enrolment</th>
           <th>status</th>
           <th>expires</th>
-          <th></th>
+          <th>action</th>
         </tr>
         {items.map((t) => (
           <tr>
@@ -94,33 +119,137 @@ async function tokensPage(c: ConsoleContext, created?: z.infer<typeof createdSch
               {t.status === "unused" && (
                 <form method="post" action={`/ui/tokens/${t.id}/revoke`} class="inline">
                   <Csrf ctx={ctx} />
-                  <button type="submit" class="danger">Revoke</button>
+                  <button type="submit" class="danger">Revoke…</button>
                 </form>
               )}
             </td>
           </tr>
         ))}
       </table>
-    </Layout>,
+    </Layout>
   );
 }
 
-/** `GET` and `POST /ui/tokens` (the new token is shown once), `POST /ui/tokens/:id/revoke`. */
+type Child = Parameters<typeof Layout>[0]["children"];
+
+/** Single-quotes `word` for a POSIX shell unless it is plainly safe. */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The NOC URL a new token's command line names: `NOC_PUBLIC_URL` when configured; otherwise the
+ * origin this browser used, flagged `unsure` unless this NOC accepts signatures made for its host
+ * (an agent enrolled at an address the NOC does not answer to as itself would be refused).
+ */
+export function enrolUrl(deps: AppDeps, requestUrl: string): { url: string; unsure: boolean } {
+  if (deps.settings.publicUrl) {
+    return { url: deps.settings.publicUrl.replace(/\/$/, ""), unsure: false };
+  }
+  // The URL parser has checked and normalised the host the browser sent; only http(s) is named.
+  const u = new URL(requestUrl);
+  const scheme = u.protocol === "https:" ? "https:" : "http:";
+  return { url: `${scheme}//${u.host}`, unsure: !deps.authorities.accepts(u.host.toLowerCase()) };
+}
+
+/** The command that enrols with `reveal`'s token at NOC `url`. */
+export function enrolCommand(reveal: Reveal, url: string): string {
+  const token = shellWord(reveal.token);
+  return reveal.purpose === "local-server"
+    ? `deno task local -- --upstream ${shellWord(url)} --site ${
+      shellWord(reveal.site ?? "<site>")
+    } --token ${token}`
+    : `noc-agent enroll --noc ${shellWord(url)} --token ${token}`;
+}
+
+function newTokenPage(c: ConsoleContext, deps: AppDeps, id: string, reveal: Reveal | null) {
+  const ctx = c.var.page;
+  if (!reveal) {
+    return (
+      <Layout title={`Enrolment token ${id}`} ctx={ctx}>
+        <p id="token-gone">
+          The secret of token {id}{" "}
+          is no longer shown: it is shown only to the console session that created it, for{" "}
+          {revealTtlS / 60}{" "}
+          minutes, and is kept nowhere else (the NOC stores a hash). If it was not kept, revoke the
+          token and create another.
+        </p>
+        <p>
+          <a href="/ui/tokens">All enrolment tokens</a>
+        </p>
+      </Layout>
+    );
+  }
+  const { url, unsure } = enrolUrl(deps, c.req.url);
+  const command = enrolCommand(reveal, url);
+  const forWhat = reveal.purpose === "local-server" ? "a local component server" : "an appliance";
+  return (
+    <Layout title="New enrolment token" ctx={ctx}>
+      <section class="panel" aria-labelledby="new-token-label" id="new-token-panel">
+        <p>
+          Token {id} for {forWhat}
+          {reveal.site ? ` at site ${reveal.site}` : ""}, valid until{" "}
+          <Time at={reveal.expiresAt} />. Copy it now: this page shows it to this session only, for
+          {" "}
+          {revealTtlS / 60} minutes; the NOC keeps only its hash.
+        </p>
+        <div class="secret">
+          <label for="new-token" id="new-token-label">Token</label>
+          <input id="new-token" readonly value={reveal.token} size={50} />
+          <button type="button" data-copy="#new-token">Copy token</button>
+        </div>
+        <div class="secret">
+          <label for="enroll-command">
+            {reveal.purpose === "local-server"
+              ? "Start the local server (from a checkout)"
+              : "Enrol the appliance"}
+          </label>
+          <textarea id="enroll-command" readonly rows={2} cols={60}>{command}</textarea>
+          <button type="button" data-copy="#enroll-command">Copy command</button>
+        </div>
+        {unsure && (
+          <p class="muted" id="url-note">
+            {url}{" "}
+            is the address this browser used, and this NOC does not accept appliance signatures for
+            it: set NOC_PUBLIC_URL (or NOC_PUBLIC_HOSTS) to the address appliances reach, and use
+            that.
+          </p>
+        )}
+      </section>
+      <form method="post" action={`/ui/tokens/${id}/hide`} class="inline">
+        <Csrf ctx={ctx} />
+        <button type="submit" class="secondary">Done: stop showing it</button>
+      </form>{" "}
+      <a href="/ui/tokens">All enrolment tokens</a>
+    </Layout>
+  );
+}
+
+/**
+ * `GET` and `POST /ui/tokens` (create, then redirect to the new token), `GET /ui/tokens/:id/new`
+ * (the new token, shown to its session for a few minutes), `POST /ui/tokens/:id/hide`,
+ * `POST /ui/tokens/:id/revoke` (asks first; revokes with `confirmed=yes`).
+ */
 export function tokenPages(p: PageDeps) {
+  const { deps } = p;
   return new Hono<ConsoleEnv>()
-    .get("/tokens", p.signedIn, (c) => tokensPage(c))
+    .get("/tokens", p.signedIn, async (c) => await html(c, tokensPage(c, await listTokens(c))))
     .post("/tokens", p.signedIn, async (c) => {
       const form = await formOf(c);
       const opt = (n: string) => field(form, n) || undefined;
       const tags = field(form, "tags").split(",").map((t) => t.trim()).filter(Boolean);
       const label = opt("label"), site = opt("site"), channel = opt("channel");
+      const hours = field(form, "hours") || "24";
+      if (!/^[0-9]{1,3}$/.test(hours) || Number(hours) < 1 || Number(hours) > 720) {
+        return refused(c, "/ui/tokens", "Valid (hours) must be a whole number from 1 to 720", form);
+      }
       const reenrolment = (["supersede", "refuse"] as const).find((m) =>
         m === field(form, "reenrolment")
       );
       const res = await c.var.api["enrollment-tokens"].$post({
         json: {
           purpose: field(form, "purpose") === "local-server" ? "local-server" : "appliance",
-          ttlS: Number(field(form, "hours") || "24") * 3600,
+          ttlS: Number(hours) * 3600,
           ...(label ? { label } : {}),
           ...(site ? { site } : {}),
           ...(channel ? { channel } : {}),
@@ -128,11 +257,62 @@ export function tokenPages(p: PageDeps) {
           ...(tags.length ? { tags } : {}),
         },
       });
-      if (!res.ok) return back(c, "/ui/tokens", await refusal(res));
-      return await tokensPage(c, createdSchema.parse(await res.json()));
+      if (!res.ok) return refused(c, "/ui/tokens", await refusal(res), form);
+      const made = createdSchema.parse(await res.json());
+      const session = getCookie(c, sessionCookie);
+      if (session) {
+        await keepReveal(deps.db, session, made.id, {
+          token: made.token,
+          purpose: made.purpose,
+          site: made.site,
+          expiresAt: made.expiresAt,
+        }, deps.clock.now());
+      }
+      return c.redirect(`/ui/tokens/${made.id}/new`, 303);
+    })
+    .get("/tokens/:id/new", p.signedIn, async (c) => {
+      const id = idOf(c);
+      const reveal = await findReveal(
+        deps.db,
+        getCookie(c, sessionCookie),
+        Number(id),
+        deps.clock.now(),
+      );
+      return await html(c, newTokenPage(c, deps, id, reveal));
+    })
+    .post("/tokens/:id/hide", p.signedIn, async (c) => {
+      const id = idOf(c);
+      const session = getCookie(c, sessionCookie);
+      if (session) await dropReveal(deps.db, session, Number(id));
+      return back(c, "/ui/tokens", `Token ${id} is no longer shown`);
     })
     .post("/tokens/:id/revoke", p.signedIn, async (c) => {
-      const res = await c.var.api["enrollment-tokens"][":id"].$delete({ param: { id: idOf(c) } });
-      return back(c, "/ui/tokens", res.ok ? "Token revoked" : await refusal(res));
+      const id = idOf(c);
+      const form = await formOf(c);
+      if (field(form, "confirmed") !== "yes") {
+        const items = await listTokens(c);
+        const t = items.find((x) => String(x.id) === id);
+        const what = `Revoke enrolment token ${id}${t?.label ? ` (${t.label})` : ""}${
+          t?.site ? ` for site ${t.site}` : ""
+        }? Nothing can enrol with it afterwards; this cannot be undone.`;
+        return await html(
+          c,
+          tokensPage(
+            c,
+            items,
+            <Confirm
+              ctx={c.var.page}
+              what={what}
+              action={`/ui/tokens/${id}/revoke`}
+              button="Revoke token"
+              cancel="/ui/tokens"
+            />,
+          ),
+        );
+      }
+      const res = await c.var.api["enrollment-tokens"][":id"].$delete({ param: { id } });
+      return res.ok
+        ? back(c, "/ui/tokens", "Token revoked")
+        : refused(c, "/ui/tokens", await refusal(res));
     });
 }
