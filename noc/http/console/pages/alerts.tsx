@@ -8,7 +8,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { Csrf, Layout, State, Time } from "../layout.tsx";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, html, idOf, refused } from "../page.ts";
+import { back, field, html, idOf, kept, refused } from "../page.ts";
 import { refusal } from "../admin_client.ts";
 
 /**
@@ -174,7 +174,13 @@ export function alertPages(p: PageDeps) {
             <div class="panel">
               <label>
                 note (for every alert acknowledged)
-                <input type="text" name="note" maxlength={500} size={40} />
+                <input
+                  type="text"
+                  name="note"
+                  maxlength={500}
+                  size={40}
+                  value={kept(c)["note"] ?? ""}
+                />
               </label>
               <button type="submit" name="scope" value="selected" id="ack-selected">
                 Acknowledge selected
