@@ -34,7 +34,7 @@
  * noc appliances show <uid> | appliances revoke <uid> --reason R
  * noc alerts [list] [--status open|resolved|all] | alerts ack <id>
  * noc assign --app A --name N --version V [--kind package|file] [--target all|model=M|site=S|channel=C|tag=T|appliance=UID] [--rollout P]
- *   [--gate P] [--min-sample N]
+ *   [--gate P] [--min-sample N] [--allow-unknown-target]
  *     --gate: the health gate (failureThresholdPercent, 1–100): the rollout pauses itself when
  *     this share of at least --min-sample (minSample, 1–100000, default 5) counted appliances failed.
  * noc wake (--uid U | --site S | --all)
@@ -160,6 +160,11 @@ const flagSpecs = {
     type: "string",
     arg: "<n>",
     about: "counted appliances needed before the gate may pause (1-100000, default 5)",
+  },
+  "allow-unknown-target": {
+    type: "boolean",
+    arg: "",
+    about: "assign to a target no appliance, live token or local server has yet (0 appliances)",
   },
   uid: { type: "string", arg: "<uid>", about: "one appliance" },
   destination: {
@@ -301,7 +306,18 @@ const commands: Record<string, Command> = {
     forms: {
       "": form(
         [],
-        ["app", "name", "version", "kind", "target", "rollout", "gate", "min-sample", "json"],
+        [
+          "app",
+          "name",
+          "version",
+          "kind",
+          "target",
+          "rollout",
+          "gate",
+          "min-sample",
+          "allow-unknown-target",
+          "json",
+        ],
         "assign a component version to appliances",
       ),
     },
@@ -1096,6 +1112,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         rolloutPercent,
         ...(gate === undefined ? {} : { failureThresholdPercent: gate }),
         ...(minSample === undefined ? {} : { minSample }),
+        ...(ctx.flags["allow-unknown-target"] ? { allowUnknownTarget: true } : {}),
       });
     } catch (e) {
       // Not published as this kind: say so when it is published as the other one.

@@ -18,7 +18,8 @@ export interface ConsoleSession {
   /**
    * Posts a form to a console path with the session cookie and `_csrf` added: URL-encoded, or
    * multipart when a field is a `File` (the publish form). Asserts the console answered 303 (the
-   * body is in the message otherwise); returns the `flash` message it redirects with, or "".
+   * body is in the message otherwise); returns the `flash` message it redirects with (or its
+   * `error`, a refusal), or "".
    */
   post(path: string, fields?: Record<string, string | File>): Promise<string>;
 }
@@ -75,7 +76,8 @@ export async function signIn(noc: TestNoc | ServedNoc): Promise<ConsoleSession> 
       });
       const text = await res.text();
       assert.equal(res.status, 303, `${path}: ${res.status} ${text}`);
-      return new URL(res.headers.get("location")!, base).searchParams.get("flash") ?? "";
+      const to = new URL(res.headers.get("location")!, base).searchParams;
+      return to.get("flash") ?? to.get("error") ?? "";
     },
   };
 }

@@ -44,6 +44,7 @@ async function publishPackage(
     kind: "package",
     ...ref,
     target,
+    allowUnknownTarget: true, // assigned before the site's appliances enrol
     ...rest,
   });
   assert.equal(as.status, 201, JSON.stringify(as.body));
@@ -87,6 +88,7 @@ async function publishFile(
     name,
     version: "1",
     target,
+    allowUnknownTarget: true, // assigned before the site's appliances enrol
   });
   assert.equal(as.status, 201, JSON.stringify(as.body));
   return up.body.id;

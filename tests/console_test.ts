@@ -166,33 +166,39 @@ dbTest(
       }),
       "Published package demo/demo@1.0.0",
     );
-    assert.equal(
+    const component = "package/demo/demo/1.0.0";
+    assert.match(
       await ui.post("/ui/releases/assign", {
-        ...assign,
-        targetType: "all",
+        component,
+        target: "all",
         rolloutPercent: "50",
         failureThresholdPercent: "20",
         minSample: "10",
       }),
-      "Assigned",
+      /^Assigned package demo\/demo@1\.0\.0 to 50 % of 1 appliance ≈ 1 appliances/,
     );
     const [assignment] = (await noc.admin("GET", "/v1/admin/assignments")).body.items;
     assert.equal(assignment.failureThresholdPercent, 20);
     assert.equal(assignment.minSample, 10);
     assert.match(
       await ui.post("/ui/releases/assign", {
-        ...assign,
-        targetType: "all",
+        component,
+        target: "all",
         failureThresholdPercent: "0",
       }),
       /failureThresholdPercent/,
     );
-    assert.equal(
+    assert.match(
       await ui.post(`/ui/releases/assignments/${assignment.id}`, {
         rolloutPercent: "75",
-        paused: "true",
+        failureThresholdPercent: "20",
+        minSample: "10",
       }),
-      "Rollout saved",
+      /widened: 50 % → 75 %/,
+    );
+    assert.match(
+      await ui.post(`/ui/releases/assignments/${assignment.id}/pause`),
+      /paused/,
     );
     const patched = await noc.admin("GET", `/v1/admin/assignments/${assignment.id}`);
     assert.equal(patched.body.rolloutPercent, 75);
@@ -203,7 +209,7 @@ dbTest(
     );
     const releases = await text("/ui/releases");
     assert.match(releases, /change freeze/);
-    assert.match(releases, /75%.*paused by console:.*gate 20% of ≥ 10/s);
+    assert.match(releases, /75 %.*paused by console:.*gate: pause at &gt; 20 % failed of ≥ 10/s);
     const [hold] = (await noc.admin("GET", "/v1/admin/holds")).body.items;
     assert.equal(await ui.post(`/ui/releases/holds/${hold.id}/delete`), "Hold released");
     assert.equal((await noc.admin("GET", "/v1/admin/holds")).body.items.length, 0);

@@ -492,14 +492,19 @@ dbTest(
       const env = { NOC_URL: `http://127.0.0.1:${server.addr.port}`, NOC_TOKEN: noc.adminToken };
       for (const [, json, cli] of shapes) {
         const target = JSON.parse(json!);
-        const api = await noc.admin("POST", "/v1/admin/assignments", { ...bare, target });
+        // No appliance is enrolled here: every valued target is unknown, so it is said explicitly.
+        const api = await noc.admin("POST", "/v1/admin/assignments", {
+          ...bare,
+          target,
+          allowUnknownTarget: true,
+        });
         assert.equal(api.status, 201, `${json}: ${JSON.stringify(api.body)}`);
         assert.deepEqual(api.body.target, target);
         const r = await runCli(
           [
             "assign",
             ...["--app", "vscreen", "--name", "vscreen", "--version", "4.2.1"],
-            ...["--target", cli!, "--json"],
+            ...["--target", cli!, "--allow-unknown-target", "--json"],
           ],
           env,
           { clearEnv: true },

@@ -37,6 +37,7 @@ async function publish(
     name,
     version,
     target: { type: "site", value: "lab" },
+    allowUnknownTarget: true, // published before the lab has a token, server or appliance
   });
   assert.equal(as.status, 201, JSON.stringify(as.body));
   return up.body.id;
@@ -61,6 +62,7 @@ async function publishMotd(noc: ServedNoc, text: string): Promise<number> {
     name: "motd",
     version: "1",
     target: { type: "site", value: "lab" },
+    allowUnknownTarget: true, // published before the lab has a token, server or appliance
   });
   assert.equal(as.status, 201, JSON.stringify(as.body));
   return up.body.id;

@@ -117,16 +117,19 @@ dbTest(
   "sync reports the server and answers its site's stage; bad reports are refused",
   async ({ db }) => {
     const noc = await testNoc(db);
+    // Assigned before the site has appliances, tokens or a local server: said explicitly.
+    const early = { allowUnknownTarget: true };
     const { componentId } = await publishAndAssign(
       noc,
       { app: "demo", name: "demo", version: "1.0.0" },
       undefined,
       { type: "site", value: "lab" },
+      early,
     );
     await publishAndAssign(noc, { app: "demo", name: "other", version: "1.0.0" }, undefined, {
       type: "site",
       value: "elsewhere",
-    });
+    }, early);
     await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "lab" }) });
     const local = await enrolLocal(noc);
     const r = await local.call("POST", "/v1/local/sync", status());
@@ -218,6 +221,7 @@ dbTest(
       { app: "other", name: "other", version: "1" },
       undefined,
       { type: "site", value: "hq" },
+      { allowUnknownTarget: true },
     );
     const a = await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "lab" }) });
     const outsider = await noc.enrollAppliance();

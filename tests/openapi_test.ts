@@ -462,6 +462,7 @@ dbTest(
       target: { type: "site", value: "lab" },
     });
     await admin("GET", "/v1/admin/assignments", 200);
+    await admin("GET", "/v1/admin/assignments/targets", 200);
     await admin("GET", `/v1/admin/assignments/${assigned.id}`, 200);
     await admin("PATCH", `/v1/admin/assignments/${assigned.id}`, 200, { rolloutPercent: 100 });
     const fetched = await send(await signed("GET", "/v1/catalog"), 200);

@@ -241,13 +241,14 @@ export async function rolloutHealth(
 
 /**
  * The appliances release `c` was sent to, in UID order after `after`, at most `limit`, optionally
- * only those in `state`: one statement.
+ * only those in one of `states` (none or empty: every state): one statement.
  */
 export async function rolloutAppliances(
   sql: Sql,
   c: ComponentRef,
-  opts: { state?: RolloutState; after?: string; limit: number },
+  opts: { states?: readonly RolloutState[]; after?: string; limit: number },
 ): Promise<RolloutAppliance[]> {
+  const states = opts.states && opts.states.length > 0 ? [...opts.states] : null;
   const rows = await run<{
     uid: string;
     hostname: string;
@@ -267,7 +268,7 @@ export async function rolloutAppliances(
     select uid, hostname, site, state, running, outcome, message, reported_at, last_beat_at,
       first_sent_at, missing_since
     from classified
-    where (${opts.state ?? null}::text is null or state = ${opts.state ?? null})
+    where (${states === null}::boolean or state = any(${states ?? []}::text[]))
       and (${opts.after ?? null}::uuid is null or uid > ${opts.after ?? null}::uuid)
     order by uid limit ${opts.limit}`,
   );

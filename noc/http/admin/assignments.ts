@@ -1,8 +1,20 @@
 /**
  * `/v1/admin/assignments`: which component version goes to which target, with its rollout
- * percentage, pause and health gate, and its progress: what the appliances it was sent to run,
- * by their latest beats (`noc/services/rollouts.ts`). `GET /:id/appliances` lists them, each with
- * its state, the version it runs and its latest outcome.
+ * percentage, pause and health gate, its target size (the appliances its target matches now,
+ * `noc/services/targets.ts`) and its progress: what the appliances it was sent to run, by their
+ * latest beats (`noc/services/rollouts.ts`). `GET /:id/appliances` lists them, each with its
+ * state, the version it runs and its latest outcome; `GET /targets` lists the known sites,
+ * models, channels and tags with their appliance counts.
+ *
+ * A target naming a site, model, channel, tag or appliance the NOC does not know (see
+ * `targetKnown`) is refused (400 `invalid_body`, naming it) unless `allowUnknownTarget` is true.
+ *
+ * Deleting an assignment removes that row alone, in one transaction with the catalog epoch: no
+ * other table refers to it. Delivery records, install outcomes, wrapped keys and holds stay (they
+ * are the appliances' history and configuration). Each appliance's next catalog is built from the
+ * assignments that remain (another assignment of the component may then give it another version;
+ * none: the component leaves its catalog, and the agent keeps what it installed and drops a
+ * partial download).
  *
  * @module
  */
@@ -17,6 +29,13 @@ import {
 } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
+import {
+  targetChoices,
+  targetKey,
+  targetKnown,
+  type TargetRef,
+  targetSizes,
+} from "../../services/targets.ts";
 import {
   rolloutAppliances,
   type RolloutProgress,
@@ -45,22 +64,47 @@ interface AssignmentRow {
 }
 /** `GET /v1/admin/assignments/:id/appliances`. */
 export const rolloutAppliancesQuery = z.strictObject({
-  state: z.enum(rolloutStates).optional(),
+  state: z.string().max(200).refine(
+    (v) => v.split(",").every((s) => (rolloutStates as readonly string[]).includes(s)),
+    { message: `must be one or more of ${rolloutStates.join(", ")}, separated by commas` },
+  ).optional().describe("Only appliances in these states (one, or several separated by commas)"),
   after: z.uuid({ message: "must be a UUID (the last uid of the previous page)" }).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
-/** The assignments `rows` as the API answers them, with their progress read in one statement. */
+/** `GET /v1/admin/assignments/targets`. */
+export const targetChoicesQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(200)
+    .describe("At most this many values of each kind (most appliances first)"),
+});
+
+const targetOf = (r: AssignmentRow): TargetRef => ({ type: r.target_type, value: r.target_value });
+
+/**
+ * The assignments `rows` as the API answers them, with their progress and target sizes read in
+ * one statement each.
+ */
 async function assignmentsJson(
   deps: AppDeps,
   rows: AssignmentRow[],
 ): Promise<Record<string, unknown>[]> {
-  const figures = await rolloutProgress(deps.db.sql, rows);
+  const [figures, sizes] = await Promise.all([
+    rolloutProgress(deps.db.sql, rows),
+    targetSizes(deps.db.sql, rows.map(targetOf)),
+  ]);
   return rows.map((r) =>
-    assignmentJson(r, figures.get(`${r.kind}/${r.app}/${r.name}/${r.version}`)!)
+    assignmentJson(
+      r,
+      figures.get(`${r.kind}/${r.app}/${r.name}/${r.version}`)!,
+      sizes.get(targetKey(targetOf(r)))!,
+    )
   );
 }
-function assignmentJson(r: AssignmentRow, progress: RolloutProgress): Record<string, unknown> {
+function assignmentJson(
+  r: AssignmentRow,
+  progress: RolloutProgress,
+  targetSize: number,
+): Record<string, unknown> {
   return {
     id: r.id,
     kind: r.kind,
@@ -77,6 +121,7 @@ function assignmentJson(r: AssignmentRow, progress: RolloutProgress): Record<str
     minSample: r.min_sample,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
+    targetSize,
     progress,
   };
 }
@@ -106,6 +151,20 @@ export function assignmentAdminRoutes(deps: AppDeps) {
           );
         }
         const value = a.target.type === "all" ? null : a.target.value;
+        if (!a.allowUnknownTarget && !await targetKnown(tx, { type: a.target.type, value }, now)) {
+          const by = { model: "", site: ", live enrolment token or local server" }[
+            a.target.type as string
+          ] ?? (a.target.type === "appliance" ? "" : " or live enrolment token");
+          const message = `unknown ${a.target.type} "${value}": no appliance (not revoked)${by} ` +
+            "has it";
+          throw new ApiError(
+            400,
+            "invalid_body",
+            `Target ${a.target.type} "${value}" matches 0 appliances: check the name, or set ` +
+              "allowUnknownTarget to assign it before its appliances enrol",
+            { issues: [{ path: "target.value", message }] },
+          );
+        }
         const [r] = await tx<AssignmentRow>`
           insert into assignments (kind, app, name, version, target_type, target_value, rollout_percent,
             failure_threshold_percent, min_sample, created_at, updated_at)
@@ -117,6 +176,11 @@ export function assignmentAdminRoutes(deps: AppDeps) {
       });
       deps.log.info("assignment_created", { id: row.id, by: c.get("admin") });
       return c.json(await oneJson(deps, row), 201);
+    })
+    .get("/targets", validate("query", targetChoicesQuery), async (c) => {
+      return c.json(
+        await targetChoices(deps.db.sql, deps.clock.now(), c.req.valid("query").limit),
+      );
     })
     .get("/", validate("query", assignmentListQuery), async (c) => {
       const f = c.req.valid("query");
@@ -140,7 +204,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
         const a = await loadAssignment(deps.db.sql, c.req.valid("param").id);
         const q = c.req.valid("query");
         const items = await rolloutAppliances(deps.db.sql, a, {
-          ...(q.state ? { state: q.state as (typeof rolloutStates)[number] } : {}),
+          ...(q.state ? { states: q.state.split(",") as (typeof rolloutStates)[number][] } : {}),
           ...(q.after ? { after: q.after } : {}),
           limit: q.limit,
         });
@@ -168,6 +232,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
               when ${p.paused ?? false} then ${`paused by ${c.get("admin")}`} else null end,
             failure_threshold_percent = case when ${p.failureThresholdPercent !== undefined}
               then ${p.failureThresholdPercent ?? null}::int else failure_threshold_percent end,
+            min_sample = coalesce(${p.minSample ?? null}::int, min_sample),
             updated_at = ${now}
           where id = ${id}`;
           await bumpCatalogEpoch(tx);
@@ -187,6 +252,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
       if (rows.length === 0) {
         throw new ApiError(404, "not_found", `Assignment ${id} does not exist`);
       }
+      deps.log.info("assignment_deleted", { id, by: c.get("admin") });
       return c.body(null, 204);
     });
 }

@@ -22,6 +22,7 @@ import { requestSizeLimit } from "../../../protocol/http/validate.ts";
 import type { Operation } from "../ops/openapi.ts";
 import type { AdminApp } from "../admin/mod.ts";
 import { adminClient, rawAdminCall } from "./admin_client.ts";
+import { clientAddress } from "../middleware/appliance_auth.ts";
 import { css, Layout, liveJs } from "./layout.tsx";
 import { type ConsoleEnv, formOf, html, type PageDeps } from "./page.ts";
 import { loginPages } from "./pages/login.tsx";
@@ -31,6 +32,7 @@ import { appliancePages } from "./pages/appliance.tsx";
 import { alertPages } from "./pages/alerts.tsx";
 import { consoleUploadBytes, releasePages } from "./pages/releases.tsx";
 import { rolloutActions } from "./pages/rollouts.tsx";
+import { releaseAppliancePages } from "./pages/release_appliances.tsx";
 import { fileinfoPages } from "./pages/fileinfo.tsx";
 import { tokenPages } from "./pages/tokens.tsx";
 import { localServerPage } from "./pages/local_servers.tsx";
@@ -66,8 +68,12 @@ export const consoleOperations: Operation[] = (() => {
     op("post", "/sweep", "Run the status daemon now"),
     op("get", "/releases", "Releases: publish, assign, roll out, hold"),
     op("post", "/releases/publish", "Publish a package payload or a file (multipart)"),
-    op("post", "/releases/assign", "Assign a release"),
-    op("post", "/releases/assignments/:id", "Change a rollout"),
+    op("post", "/releases/assign", "Assign a release (the flash says the target size)"),
+    op("post", "/releases/assignments/:id", "Change a rollout's percentage and gate"),
+    op("post", "/releases/assignments/:id/pause", "Pause a rollout"),
+    op("post", "/releases/assignments/:id/resume", "Resume a rollout"),
+    op("post", "/releases/assignments/:id/delete", "Delete an assignment (confirmed first)"),
+    op("get", "/releases/assignments/:id/appliances", "A release's appliances, outcomes"),
     op("post", "/releases/holds", "Hold an appliance"),
     op("post", "/releases/holds/:id/delete", "Release a hold"),
     op("get", "/apps/:app/fileinfo", "fileinfo of an application"),
@@ -152,13 +158,21 @@ function csrfAndContext(deps: AppDeps, admin: AdminApp, internalKey: string) {
     }
     c.set("page", {
       label: s.label,
+      role: s.role,
       csrf: s.csrf,
       flash: c.req.query("flash"),
       error: c.req.query("error"),
       path: c.req.path,
     });
-    c.set("api", adminClient(admin, internalKey, s.label));
-    c.set("rawApi", rawAdminCall(admin, internalKey, s.label));
+    // The admin API enforces this operator's current role and records the browser's address.
+    const who = {
+      label: s.label,
+      role: s.role,
+      address: clientAddress(c, deps.settings.trustProxy),
+      userAgent: c.req.header("user-agent") ?? null,
+    };
+    c.set("api", adminClient(admin, internalKey, who));
+    c.set("rawApi", rawAdminCall(admin, internalKey, who));
     await next();
   };
 }
@@ -210,6 +224,7 @@ export function consoleRoutes(deps: AppDeps, admin: AdminApp, internalKey: strin
     .route("/", alertPages(p))
     .route("/", releasePages(p))
     .route("/", rolloutActions(p))
+    .route("/", releaseAppliancePages(p))
     .route("/", fileinfoPages(p))
     .route("/", tokenPages(p))
     .route("/", localServerPage(p))

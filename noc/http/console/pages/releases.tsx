@@ -1,9 +1,12 @@
-/** `/ui/releases`: publish a package payload or a file, assign it, roll it out, hold appliances. */
+/**
+ * `/ui/releases`: publish a package payload or a file, assign it (picked from the published list,
+ * to a target picked with its appliance count), roll it out, hold appliances.
+ */
 import { Hono } from "hono";
 import { z } from "zod";
 import { bytes, Csrf, Layout, Time } from "../layout.tsx";
 import type { ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html } from "../page.ts";
+import { back, field, formOf, html, kept, refused } from "../page.ts";
 import { refusal } from "../admin_client.ts";
 import {
   AssignForm,
@@ -11,6 +14,7 @@ import {
   ComponentFields,
   Holds,
   loadAssignments,
+  loadChoices,
   loadHolds,
 } from "./rollouts.tsx";
 
@@ -37,15 +41,19 @@ const componentListSchema = z.object({
 export function releasePages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/releases", p.signedIn, async (c) => {
-      const [componentsRes, assignments, holds] = await Promise.all([
+      const [componentsRes, assignments, holds, choices] = await Promise.all([
         c.var.api.components.$get({ query: { limit: "200" } }),
         loadAssignments(c.var.api),
         loadHolds(c.var.api),
+        loadChoices(c.var.api),
       ]);
       const components = componentsRes.ok
         ? componentListSchema.parse(await componentsRes.json()).items
         : [];
       const ctx = c.var.page;
+      // A refused form comes back filled in: only the form that was sent.
+      const values = kept(c);
+      const refill = (form: string) => values["_form"] === form ? values : {};
       return await html(
         c,
         <Layout title="Releases" ctx={ctx}>
@@ -57,27 +65,33 @@ export function releasePages(p: PageDeps) {
             class="panel"
           >
             <Csrf ctx={ctx} />
+            <input type="hidden" name="_form" value="publish" />
             <label>
               Kind
               <select name="kind">
                 <option value="package">
                   package (a .tgz of a folder with an executable install at its top)
                 </option>
-                <option value="file">file</option>
+                <option value="file" selected={refill("publish")["kind"] === "file"}>file</option>
               </select>
             </label>
-            <ComponentFields />
+            <ComponentFields values={refill("publish")} />
             <label>
               File<input type="file" name="file" required />
             </label>
             <button type="submit">Publish</button>
           </form>
           <h2>Assign</h2>
-          <AssignForm ctx={ctx} />
+          <AssignForm
+            ctx={ctx}
+            components={components}
+            choices={choices}
+            values={refill("assign")}
+          />
           <h2>Assignments and rollouts</h2>
           <Assignments ctx={ctx} items={assignments} />
           <h2>Holds</h2>
-          <Holds ctx={ctx} items={holds} />
+          <Holds ctx={ctx} items={holds} values={refill("hold")} />
           <h2>Published components</h2>
           <table id="published">
             <tr>
@@ -112,7 +126,7 @@ export function releasePages(p: PageDeps) {
     .post("/releases/publish", p.signedInUpload, async (c) => {
       const length = Number(c.req.header("content-length") ?? "0");
       if (length > consoleUploadBytes) {
-        return back(
+        return refused(
           c,
           "/ui/releases",
           `Uploads through the console are limited to ${
@@ -123,7 +137,9 @@ export function releasePages(p: PageDeps) {
       const form = await formOf(c);
       const file = form["file"];
       const kind = field(form, "kind") === "file" ? "file" : "package";
-      if (!(file instanceof File)) return back(c, "/ui/releases", "Choose a file to publish");
+      if (!(file instanceof File)) {
+        return refused(c, "/ui/releases", "Choose a file to publish", form);
+      }
       const query = {
         app: field(form, "app"),
         name: field(form, "name"),
@@ -140,12 +156,8 @@ export function releasePages(p: PageDeps) {
           headers: { "content-type": "application/gzip" },
           body: file.stream(),
         });
-      return back(
-        c,
-        "/ui/releases",
-        res.ok
-          ? `Published ${kind} ${query.app}/${query.name}@${query.version}`
-          : await refusal(res),
-      );
+      return res.ok
+        ? back(c, "/ui/releases", `Published ${kind} ${query.app}/${query.name}@${query.version}`)
+        : refused(c, "/ui/releases", await refusal(res), form);
     });
 }

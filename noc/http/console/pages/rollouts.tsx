@@ -1,30 +1,40 @@
 /**
- * Assignments, rollouts and holds: the Releases page's sections
- * ({@link AssignForm}, {@link Assignments}, {@link Holds}) and their actions
- * under `/ui/releases`.
+ * Assignments, rollouts and holds: the Releases page's sections ({@link AssignForm},
+ * {@link Assignments}, {@link Holds}) and their actions under `/ui/releases`.
+ *
+ * An assignment is made from choices: a published component (the newest 200, newest first) and a
+ * target among the known sites, models, channels and tags, each with its appliance count
+ * (`GET /v1/admin/assignments/targets`), or another target typed in (refused by the API when
+ * nothing has it, unless "assign even if no appliance has it yet" is ticked). Every assignment
+ * shows its target size ("10 % of 783 vs-2000 ≈ 78"), its gate, its progress against the target
+ * size with links to the failed and missing appliances (pages/release_appliances.tsx), and its
+ * controls: Save (rollout and gate), Pause rollout / Resume rollout, Delete (confirmed first).
  *
  * @module
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { Csrf, type PageContext } from "../layout.tsx";
+import { Confirm, Csrf, Layout, type PageContext } from "../layout.tsx";
 import type { AdminClient } from "../admin_client.ts";
 import { refusal } from "../admin_client.ts";
-import type { ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, idOf } from "../page.ts";
+import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
+import { back, field, formOf, html, idOf, refused } from "../page.ts";
+import type { targetSchema } from "../../../../protocol/schemas.ts";
+import { describeTarget, shareOf, sizeLabel, type TargetRef } from "../../../services/targets.ts";
 
-/** The application, name and version fields of the publish and assign forms. */
-export function ComponentFields() {
+/** The application, name and version fields of the publish form. */
+export function ComponentFields(props: { values?: Record<string, string> }) {
+  const v = props.values ?? {};
   return (
     <>
       <label>
-        Application<input name="app" required size={12} />
+        Application<input name="app" required size={12} value={v["app"]} />
       </label>
       <label>
-        Name<input name="name" required size={12} />
+        Name<input name="name" required size={12} value={v["name"]} />
       </label>
       <label>
-        Version<input name="version" required size={8} />
+        Version<input name="version" required size={8} value={v["version"]} />
       </label>
     </>
   );
@@ -44,6 +54,7 @@ const assignmentListSchema = z.object({
     pausedReason: z.string().nullable(),
     failureThresholdPercent: z.number().nullish(),
     minSample: z.number().nullish(),
+    targetSize: z.number().default(0),
     progress: z.object({
       installed: z.number(),
       sent: z.number(),
@@ -52,6 +63,27 @@ const assignmentListSchema = z.object({
     }),
   })),
 });
+const assignmentSchema = assignmentListSchema.shape.items.element;
+
+/** What the page reads of `GET /assignments/targets`. */
+const choicesSchema = z.object({
+  all: z.number(),
+  model: z.array(z.object({ value: z.string(), appliances: z.number() })),
+  site: z.array(z.object({ value: z.string(), appliances: z.number() })),
+  channel: z.array(z.object({ value: z.string(), appliances: z.number() })),
+  tag: z.array(z.object({ value: z.string(), appliances: z.number() })),
+});
+
+/** The known targets with their appliance counts, as the assign form offers them. */
+export type TargetChoices = z.infer<typeof choicesSchema>;
+
+/** A published component as the assign form lists it. */
+export interface PublishedComponent {
+  kind: string;
+  app: string;
+  name: string;
+  version: string;
+}
 
 /**
  * A rollout's appliances by state, as the page words them (only states someone is in): from what
@@ -62,12 +94,39 @@ export function stateSummary(states: Record<string, number>): string {
 }
 
 /** An assignment as the page shows it. */
-export type Assignment = z.infer<typeof assignmentListSchema>["items"][number];
+export type Assignment = z.infer<typeof assignmentSchema>;
+
+/** The states the page counts as failed (not missing): the gate's failures but `missing`. */
+export const failedStates = ["failed", "reverted", "other"] as const;
+
+const targetOf = (a: Assignment): TargetRef => ({
+  type: a.target.type,
+  value: a.target.value ?? null,
+});
+const release = (a: { kind: string; app: string; name: string; version: string }) =>
+  `${a.kind} ${a.app}/${a.name}@${a.version}`;
+
+/** The health gate in words: `pause at > 20 % failed of ≥ 10 counted`, or `no gate`. */
+export function gateText(
+  a: { failureThresholdPercent?: number | null | undefined; minSample?: number | null | undefined },
+) {
+  return a.failureThresholdPercent
+    ? `pause at > ${a.failureThresholdPercent} % failed of ≥ ${a.minSample ?? 5} counted`
+    : "no gate";
+}
 
 /** Every assignment, newest first. */
 export async function loadAssignments(api: AdminClient): Promise<Assignment[]> {
   const res = await api.assignments.$get({ query: {} });
   return res.ok ? assignmentListSchema.parse(await res.json()).items : [];
+}
+
+/** The known targets (empty lists when the API does not answer). */
+export async function loadChoices(api: AdminClient): Promise<TargetChoices> {
+  const res = await api.assignments.targets.$get({ query: {} });
+  return res.ok
+    ? choicesSchema.parse(await res.json())
+    : { all: 0, model: [], site: [], channel: [], tag: [] };
 }
 
 /** Every hold, newest first. */
@@ -76,122 +135,284 @@ export async function loadHolds(api: AdminClient) {
   return res.ok ? (await res.json()).items : [];
 }
 
+/** The value of a published component in the assign form's select: `kind/app/name/version`. */
+const componentValue = (c: PublishedComponent) => `${c.kind}/${c.app}/${c.name}/${c.version}`;
+
+const choiceKinds = [
+  ["model", "Models"],
+  ["site", "Sites"],
+  ["channel", "Channels"],
+  ["tag", "Tags"],
+] as const;
+const otherTypes = ["model", "site", "channel", "tag", "appliance"] as const;
+
 /**
- * The assign form: kind, component, target, rollout percentage and, optionally, the health gate
- * (`failureThresholdPercent`, 1–100) and its minimum sample (`minSample`, 1–100,000; 5 when empty).
+ * The assign form: a published component and a target picked from lists with their appliance
+ * counts (or another target typed in, used when filled), the rollout percentage and the health
+ * gate (`failureThresholdPercent`, 1–100, empty for none; `minSample`, 1–100,000, 5 by default).
+ * `values` refills it after a refusal.
  */
-export function AssignForm(props: { ctx: PageContext }) {
+export function AssignForm(
+  props: {
+    ctx: PageContext;
+    components: PublishedComponent[];
+    choices: TargetChoices;
+    values?: Record<string, string>;
+  },
+) {
+  const v = props.values ?? {};
+  const target = v["target"] ?? "all";
+  const appliances = (n: number) => `${n} appliance${n === 1 ? "" : "s"}`;
   return (
-    <form method="post" action="/ui/releases/assign" class="panel">
+    <form method="post" action="/ui/releases/assign" class="panel" id="assign">
       <Csrf ctx={props.ctx} />
+      <input type="hidden" name="_form" value="assign" />
       <label>
-        Kind
-        <select name="kind">
-          <option value="package">package</option>
-          <option value="file">file</option>
-        </select>
-      </label>
-      <ComponentFields />
-      <label>
-        Target
-        <select name="targetType">
-          {["all", "model", "channel", "site", "tag", "appliance"].map((t) => (
-            <option value={t}>{t}</option>
+        Component (published, newest first)
+        <select name="component" required>
+          <option value="">Choose a published version</option>
+          {props.components.map((c) => (
+            <option value={componentValue(c)} selected={v["component"] === componentValue(c)}>
+              {c.app}/{c.name}@{c.version} ({c.kind})
+            </option>
           ))}
         </select>
       </label>
       <label>
-        Value<input name="targetValue" size={12} />
+        Target (appliances it matches)
+        <select name="target">
+          <option value="all" selected={target === "all"}>
+            All appliances ({appliances(props.choices.all)})
+          </option>
+          {choiceKinds.map(([kind, heading]) =>
+            props.choices[kind].length > 0 && (
+              <optgroup label={heading}>
+                {props.choices[kind].map((ch) => (
+                  <option
+                    value={`${kind}:${ch.value}`}
+                    selected={target === `${kind}:${ch.value}`}
+                  >
+                    {kind} {ch.value} ({appliances(ch.appliances)})
+                  </option>
+                ))}
+              </optgroup>
+            )
+          )}
+        </select>
+      </label>
+      <fieldset class="other-target">
+        <legend>Or another target (used when filled in)</legend>
+        <label>
+          Type
+          <select name="otherType">
+            {otherTypes.map((t) => <option value={t} selected={v["otherType"] === t}>{t}</option>)}
+          </select>
+        </label>
+        <label>
+          Value<input name="otherValue" size={14} maxlength={64} value={v["otherValue"]} />
+        </label>
+        <label class="check">
+          <input
+            type="checkbox"
+            name="allowUnknownTarget"
+            value="yes"
+            checked={v["allowUnknownTarget"] === "yes"}
+          />{" "}
+          Assign even if no appliance has it yet (0 appliances)
+        </label>
+      </fieldset>
+      <label>
+        Rollout %
+        <input
+          name="rolloutPercent"
+          type="number"
+          min="0"
+          max="100"
+          value={v["rolloutPercent"] ?? "100"}
+        />
       </label>
       <label>
-        Rollout %<input name="rolloutPercent" type="number" min="0" max="100" value="100" />
+        Gate: pause at failed % (empty: no gate)
+        <input
+          name="failureThresholdPercent"
+          type="number"
+          min="1"
+          max="100"
+          size={4}
+          value={v["failureThresholdPercent"]}
+        />
       </label>
       <label>
-        Gate: pause at failed % (optional)
-        <input name="failureThresholdPercent" type="number" min="1" max="100" size={4} />
-      </label>
-      <label>
-        Gate: at least (appliances)
-        <input name="minSample" type="number" min="1" max="100000" placeholder="5" size={6} />
+        Gate: minimum sample (appliances)
+        <input
+          name="minSample"
+          type="number"
+          min="1"
+          max="100000"
+          size={6}
+          value={v["minSample"] ?? "5"}
+        />
       </label>
       <button type="submit">Assign</button>
     </form>
   );
 }
 
-/** The assignments table, each row with its rollout form. */
+/** A count linking to the appliances in `states` of assignment `a` (plain text when 0). */
+function CountLink(
+  props: { a: Assignment; states: readonly string[]; n: number; what: string },
+) {
+  if (props.n === 0) return <>0</>;
+  return (
+    <a
+      href={`/ui/releases/assignments/${props.a.id}/appliances?state=${props.states.join(",")}`}
+      aria-label={`${props.n} ${props.what}: ${release(props.a)}`}
+    >
+      {props.n}
+    </a>
+  );
+}
+
+/**
+ * The assignments table: each row with its target size, gate, progress against the target size
+ * (failed and missing linking to those appliances) and its controls.
+ */
 export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
   return (
     <table id="assignments">
       <tr>
         <th>release</th>
-        <th>target</th>
+        <th>target size</th>
         <th>rollout</th>
-        <th class="num">running it</th>
-        <th class="num">sent</th>
-        <th class="num">failing</th>
+        <th class="num">delivered</th>
+        <th class="num">installed</th>
+        <th class="num">failed</th>
+        <th class="num">missing</th>
         <th>what they run</th>
         <th>change</th>
       </tr>
-      {props.items.map((a) => (
-        <tr data-assignment={a.id}>
-          <td>{a.kind} {a.app}/{a.name}@{a.version}</td>
-          <td>{a.target.type}{a.target.value ? ` ${a.target.value}` : ""}</td>
-          <td>
-            {a.rolloutPercent}%{a.paused
-              ? ` · paused${a.pausedReason ? `: ${a.pausedReason}` : ""}`
-              : ""}
-            {a.failureThresholdPercent
-              ? ` · gate ${a.failureThresholdPercent}% of ≥ ${a.minSample ?? "?"}`
-              : ""}
-          </td>
-          <td class="num" data-installed>{a.progress.installed}</td>
-          <td class="num">{a.progress.sent}</td>
-          <td class="num" data-failed>{a.progress.failed}</td>
-          <td data-states>{stateSummary(a.progress.states)}</td>
-          <td>
-            <form method="post" action={`/ui/releases/assignments/${a.id}`} class="inline">
-              <Csrf ctx={props.ctx} />
-              <input
-                name="rolloutPercent"
-                type="number"
-                min="0"
-                max="100"
-                value={String(a.rolloutPercent)}
-                aria-label="rollout percent"
-              />
-              <select name="paused" aria-label="paused">
-                <option value="false" selected={!a.paused}>running</option>
-                <option value="true" selected={a.paused}>held</option>
-              </select>
-              <button type="submit">Save</button>
-            </form>
-          </td>
-        </tr>
-      ))}
+      {props.items.map((a) => {
+        const failed = failedStates.reduce((n, s) => n + (a.progress.states[s] ?? 0), 0);
+        const missing = a.progress.states["missing"] ?? 0;
+        const reach = shareOf(a.targetSize, a.rolloutPercent);
+        const name = release(a);
+        return (
+          <tr data-assignment={a.id}>
+            <td>{name}</td>
+            <td data-target-size={a.targetSize}>
+              {describeTarget(targetOf(a), a.targetSize, a.rolloutPercent)}
+              {a.targetSize === 0 && <span class="muted">: no appliance has it yet</span>}
+            </td>
+            <td data-rollout>
+              {a.paused
+                ? `paused${a.pausedReason ? `: ${a.pausedReason}` : ""}`
+                : `running at ${a.rolloutPercent} %`} · gate: {gateText(a)}
+            </td>
+            <td class="num" data-delivered>
+              {a.progress.sent} of {reach}
+            </td>
+            <td class="num" data-installed>{a.progress.installed}</td>
+            <td class="num" data-failed>
+              <CountLink a={a} states={failedStates} n={failed} what="failed" />
+            </td>
+            <td class="num" data-missing>
+              <CountLink a={a} states={["missing"]} n={missing} what="missing" />
+            </td>
+            <td data-states>
+              {stateSummary(a.progress.states)}
+              {a.progress.sent > 0 && (
+                <>
+                  {" "}
+                  <a href={`/ui/releases/assignments/${a.id}/appliances`}>appliances</a>
+                </>
+              )}
+            </td>
+            <td class="controls">
+              <form method="post" action={`/ui/releases/assignments/${a.id}`} class="inline">
+                <Csrf ctx={props.ctx} />
+                <label>
+                  Rollout %
+                  <input
+                    name="rolloutPercent"
+                    type="number"
+                    min="0"
+                    max="100"
+                    value={String(a.rolloutPercent)}
+                  />
+                </label>
+                <label>
+                  Gate %
+                  <input
+                    name="failureThresholdPercent"
+                    type="number"
+                    min="1"
+                    max="100"
+                    size={4}
+                    value={a.failureThresholdPercent ? String(a.failureThresholdPercent) : ""}
+                  />
+                </label>
+                <label>
+                  Min. sample
+                  <input
+                    name="minSample"
+                    type="number"
+                    min="1"
+                    max="100000"
+                    size={6}
+                    value={String(a.minSample ?? 5)}
+                  />
+                </label>
+                <button type="submit" aria-label={`Save rollout of ${name}`}>Save</button>
+              </form>
+              <form
+                method="post"
+                action={`/ui/releases/assignments/${a.id}/${a.paused ? "resume" : "pause"}`}
+                class="inline"
+              >
+                <Csrf ctx={props.ctx} />
+                <button
+                  type="submit"
+                  aria-label={`${a.paused ? "Resume" : "Pause"} rollout of ${name}`}
+                >
+                  {a.paused ? "Resume rollout" : "Pause rollout"}
+                </button>
+              </form>
+              <form method="post" action={`/ui/releases/assignments/${a.id}/delete`} class="inline">
+                <Csrf ctx={props.ctx} />
+                <button type="submit" class="danger" aria-label={`Delete assignment of ${name}`}>
+                  Delete
+                </button>
+              </form>
+            </td>
+          </tr>
+        );
+      })}
     </table>
   );
 }
 
-/** The hold form and the holds table. */
+/** The hold form (refilled from `values` after a refusal) and the holds table. */
 export function Holds(
   props: {
     ctx: PageContext;
     items: Array<{ id: number; uid: string; app: string | null; reason: string }>;
+    values?: Record<string, string>;
   },
 ) {
+  const v = props.values ?? {};
   return (
     <>
       <form method="post" action="/ui/releases/holds" class="panel">
         <Csrf ctx={props.ctx} />
+        <input type="hidden" name="_form" value="hold" />
         <label>
-          Appliance UID<input name="uid" required size={36} />
+          Appliance UID<input name="uid" required size={36} value={v["uid"]} />
         </label>
         <label>
-          Application (all if empty)<input name="app" size={12} />
+          Application (all if empty)<input name="app" size={12} value={v["app"]} />
         </label>
         <label>
-          Reason<input name="reason" required size={24} />
+          Reason<input name="reason" required size={24} value={v["reason"]} />
         </label>
         <button type="submit">Hold</button>
       </form>
@@ -222,55 +443,164 @@ export function Holds(
   );
 }
 
-const targetTypes = ["all", "model", "channel", "site", "tag", "appliance"] as const;
 const kinds = ["package", "file"] as const;
 
+/** The assignment `id` through the API, or null (with the refusal) when it cannot be read. */
+async function getAssignment(
+  c: ConsoleContext,
+  id: string,
+): Promise<{ a: Assignment } | { refusal: string }> {
+  const res = await c.var.api.assignments[":id"].$get({ param: { id } });
+  if (!res.ok) return { refusal: await refusal(res) };
+  return { a: assignmentSchema.parse(await res.json()) };
+}
+
+/** A whole number field: undefined when empty, NaN when not a number. */
+function wholeNumber(form: Record<string, unknown>, name: string): number | undefined {
+  const text = field(form, name);
+  if (text === "") return undefined;
+  return /^[0-9]{1,9}$/.test(text) ? Number(text) : NaN;
+}
+
+/** The target the assign form names: typed in when `otherValue` is filled, else the choice. */
+function formTarget(form: Record<string, unknown>): z.infer<typeof targetSchema> | string {
+  const other = field(form, "otherValue");
+  if (other !== "") {
+    const type = otherTypes.find((t) => t === field(form, "otherType"));
+    return type ? { type, value: other } : 'Field "otherType": choose a target type';
+  }
+  const choice = field(form, "target");
+  if (choice === "all") return { type: "all" };
+  const m = /^(model|site|channel|tag):(.{1,64})$/.exec(choice);
+  const type = choiceKinds.find(([k]) => k === m?.[1])?.[0];
+  return type ? { type, value: m![2]! } : 'Field "target": choose a target';
+}
+
 /**
- * `POST /ui/releases/assign`, `POST …/assignments/:id` (rollout percent, paused),
+ * `POST /ui/releases/assign`; `POST …/assignments/:id` (rollout and gate), `…/:id/pause`,
+ * `…/:id/resume`, `…/:id/delete` (a confirmation first, then the deletion with `confirmed=yes`);
  * `POST …/holds`, `POST …/holds/:id/delete`.
  */
 export function rolloutActions(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .post("/releases/assign", p.signedIn, async (c) => {
       const form = await formOf(c);
-      const type = targetTypes.find((t) => t === field(form, "targetType"));
-      const kind = kinds.find((k) => k === field(form, "kind"));
-      if (!type) return back(c, "/ui/releases", 'Field "target.type": choose a target');
-      if (!kind) return back(c, "/ui/releases", 'Field "kind": choose package or file');
-      // The gate's two fields are optional: empty leaves them to the API (no gate; 5).
+      const to = "/ui/releases";
+      const m = /^([a-z]+)\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(field(form, "component"));
+      const kind = kinds.find((k) => k === m?.[1]);
+      if (!m || !kind) return refused(c, to, 'Field "component": choose a published version', form);
+      const target = formTarget(form);
+      if (typeof target === "string") return refused(c, to, target, form);
       const gate: { failureThresholdPercent?: number; minSample?: number } = {};
       for (const f of ["failureThresholdPercent", "minSample"] as const) {
-        const text = field(form, f);
-        if (text === "") continue;
-        if (!/^[0-9]{1,9}$/.test(text)) {
-          return back(c, "/ui/releases", `Field "${f}": must be a whole number`);
-        }
-        gate[f] = Number(text);
+        const n = wholeNumber(form, f);
+        if (Number.isNaN(n)) return refused(c, to, `Field "${f}": must be a whole number`, form);
+        if (n !== undefined) gate[f] = n;
+      }
+      const percent = wholeNumber(form, "rolloutPercent") ?? 100;
+      if (Number.isNaN(percent)) {
+        return refused(c, to, 'Field "rolloutPercent": must be a whole number', form);
       }
       const res = await c.var.api.assignments.$post({
         json: {
           kind,
-          app: field(form, "app"),
-          name: field(form, "name"),
-          version: field(form, "version"),
-          target: type === "all" ? { type } : { type, value: field(form, "targetValue") },
-          rolloutPercent: Number(field(form, "rolloutPercent") || "100"),
+          app: m[2]!,
+          name: m[3]!,
+          version: m[4]!,
+          target,
+          rolloutPercent: percent,
           ...gate,
+          ...(field(form, "allowUnknownTarget") === "yes" ? { allowUnknownTarget: true } : {}),
         },
       });
-      return back(c, "/ui/releases", res.ok ? "Assigned" : await refusal(res));
+      if (!res.ok) {
+        const why = (await refusal(res)).replace(
+          "set allowUnknownTarget to assign it before its appliances enrol",
+          'tick "Assign even if no appliance has it yet"',
+        );
+        return refused(c, to, why, form);
+      }
+      const a = assignmentSchema.parse(await res.json());
+      const size = describeTarget(targetOf(a), a.targetSize, a.rolloutPercent);
+      return back(
+        c,
+        to,
+        `Assigned ${release(a)} to ${size} appliances; gate: ${gateText(a)}${
+          a.targetSize === 0 ? ". No appliance has this target yet" : ""
+        }`,
+      );
     })
     .post("/releases/assignments/:id", p.signedIn, async (c) => {
       const id = idOf(c);
       const form = await formOf(c);
+      const to = "/ui/releases";
+      const got = await getAssignment(c, id);
+      if ("refusal" in got) return refused(c, to, got.refusal);
+      const before = got.a;
+      const percent = wholeNumber(form, "rolloutPercent");
+      const threshold = wholeNumber(form, "failureThresholdPercent");
+      const minSample = wholeNumber(form, "minSample");
+      for (const [f, n] of Object.entries({ percent, threshold, minSample })) {
+        if (Number.isNaN(n)) return refused(c, to, `Field "${f}": must be a whole number`, form);
+      }
       const res = await c.var.api.assignments[":id"].$patch({
         param: { id },
         json: {
-          rolloutPercent: Number(field(form, "rolloutPercent")),
-          paused: field(form, "paused") === "true",
+          ...(percent !== undefined ? { rolloutPercent: percent } : {}),
+          failureThresholdPercent: threshold ?? null,
+          ...(minSample !== undefined ? { minSample } : {}),
         },
       });
-      return back(c, "/ui/releases", res.ok ? "Rollout saved" : await refusal(res));
+      if (!res.ok) return refused(c, to, await refusal(res), form);
+      const after = assignmentSchema.parse(await res.json());
+      return back(c, to, changeText(before, after));
+    })
+    .post("/releases/assignments/:id/pause", p.signedIn, async (c) => {
+      const res = await c.var.api.assignments[":id"].$patch({
+        param: { id: idOf(c) },
+        json: { paused: true },
+      });
+      if (!res.ok) return refused(c, "/ui/releases", await refusal(res));
+      const a = assignmentSchema.parse(await res.json());
+      return back(
+        c,
+        "/ui/releases",
+        `Rollout of ${release(a)} paused: appliances already sent it keep it; no other gets it`,
+      );
+    })
+    .post("/releases/assignments/:id/resume", p.signedIn, async (c) => {
+      const res = await c.var.api.assignments[":id"].$patch({
+        param: { id: idOf(c) },
+        json: { paused: false },
+      });
+      if (!res.ok) return refused(c, "/ui/releases", await refusal(res));
+      const a = assignmentSchema.parse(await res.json());
+      return back(
+        c,
+        "/ui/releases",
+        `Rollout of ${release(a)} resumed: ${
+          describeTarget(targetOf(a), a.targetSize, a.rolloutPercent)
+        } appliances`,
+      );
+    })
+    .post("/releases/assignments/:id/delete", p.signedIn, async (c) => {
+      const id = idOf(c);
+      const form = await formOf(c);
+      const got = await getAssignment(c, id);
+      if ("refusal" in got) return refused(c, "/ui/releases", got.refusal);
+      const a = got.a;
+      if (field(form, "confirmed") !== "yes") {
+        return await html(c, await DeletePage({ ctx: c.var.page, a, api: c.var.api }));
+      }
+      const res = await c.var.api.assignments[":id"].$delete({ param: { id } });
+      if (!res.ok) return refused(c, "/ui/releases", await refusal(res));
+      return back(
+        c,
+        "/ui/releases",
+        `Assignment of ${release(a)} to ${
+          sizeLabel(targetOf(a), a.targetSize)
+        } deleted; appliances keep what they installed`,
+      );
     })
     .post("/releases/holds", p.signedIn, async (c) => {
       const form = await formOf(c);
@@ -282,10 +612,87 @@ export function rolloutActions(p: PageDeps) {
           ...(app ? { app } : {}),
         },
       });
-      return back(c, "/ui/releases", res.ok ? "Held" : await refusal(res));
+      return res.ok
+        ? back(c, "/ui/releases", "Held")
+        : refused(c, "/ui/releases", await refusal(res), form);
     })
     .post("/releases/holds/:id/delete", p.signedIn, async (c) => {
       const res = await c.var.api.holds[":id"].$delete({ param: { id: idOf(c) } });
-      return back(c, "/ui/releases", res.ok ? "Hold released" : await refusal(res));
+      return res.ok
+        ? back(c, "/ui/releases", "Hold released")
+        : refused(c, "/ui/releases", await refusal(res));
     });
+}
+
+/** What a Save changed, in words: `10 % → 100 %: ≈ 78 → 783 appliances`, the gate's change. */
+export function changeText(before: Assignment, after: Assignment): string {
+  const parts: string[] = [];
+  if (before.rolloutPercent !== after.rolloutPercent) {
+    const verb = after.rolloutPercent > before.rolloutPercent ? "widened" : "narrowed";
+    const from = shareOf(before.targetSize, before.rolloutPercent);
+    const to = shareOf(after.targetSize, after.rolloutPercent);
+    const approx = (pct: number) => pct === 0 || pct === 100 ? "" : "≈ ";
+    parts.push(
+      `${verb}: ${before.rolloutPercent} % → ${after.rolloutPercent} %: ${
+        approx(before.rolloutPercent)
+      }${from} → ${approx(after.rolloutPercent)}${to} appliances`,
+    );
+  }
+  if (gateText(before) !== gateText(after)) {
+    parts.push(`gate: ${gateText(before)} → ${gateText(after)}`);
+  }
+  return parts.length === 0
+    ? `Rollout of ${release(after)}: nothing changed`
+    : `Rollout of ${release(after)} ${parts.join("; ")}`;
+}
+
+/**
+ * The confirmation of a deletion: what the assignment is, what its appliances will be given once
+ * it is gone (the other assignments of the component), and the Confirm form.
+ */
+async function DeletePage(props: { ctx: PageContext; a: Assignment; api: AdminClient }) {
+  const { a } = props;
+  const res = await props.api.assignments.$get({ query: { app: a.app, name: a.name } });
+  const others = res.ok
+    ? assignmentListSchema.parse(await res.json()).items.filter((o) =>
+      o.id !== a.id && o.kind === a.kind
+    )
+    : [];
+  return (
+    <Layout title="Delete an assignment?" ctx={props.ctx}>
+      <Confirm
+        ctx={props.ctx}
+        what={`Delete the assignment of ${release(a)} to ${
+          describeTarget(targetOf(a), a.targetSize, a.rolloutPercent)
+        } appliances (${a.progress.sent} delivered, ${a.progress.installed} installed)?`}
+        action={`/ui/releases/assignments/${a.id}/delete`}
+        button="Delete assignment"
+        cancel="/ui/releases"
+      >
+        <p>
+          Appliances that installed it keep it (the agent never uninstalls), and what they were sent
+          stays in their history. From their next catalog on, the assignments that remain decide:
+        </p>
+        {others.length === 0
+          ? (
+            <p>
+              No other assignment of {a.app}/{a.name}{" "}
+              remains: no appliance is given it any more, and a download not finished by then is
+              dropped.
+            </p>
+          )
+          : (
+            <ul>
+              {others.map((o) => (
+                <li>
+                  {o.version} to {describeTarget(targetOf(o), o.targetSize, o.rolloutPercent)}{" "}
+                  appliances
+                  {o.paused ? " (paused)" : ""}
+                </li>
+              ))}
+            </ul>
+          )}
+      </Confirm>
+    </Layout>
+  );
 }
