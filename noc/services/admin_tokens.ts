@@ -1,6 +1,10 @@
-/** Admin tokens at rest: stored as hashes, looked up, ensured and revoked by label. */
+/**
+ * Admin tokens at rest: stored as hashes, looked up, ensured and revoked by label; and who a
+ * bearer token (admin token or an operator's personal token) signs in as.
+ */
 import type { Db } from "../db/db.ts";
 import { hashToken } from "./tokens.ts";
+import { type Actor, operatorByToken, operatorTokenPrefix } from "./operators.ts";
 
 /** The label of admin token `token` if it is valid and unrevoked, else null. */
 export async function adminTokenLabel(db: Db, token: string): Promise<string | null> {
@@ -36,4 +40,18 @@ export async function ensureAdminToken(
     token,
   )}, ${label}, ${now})
     on conflict (token_hash) do nothing`;
+}
+
+/**
+ * Who bearer token `token` signs in as: an enabled operator's unrevoked personal token
+ * (`noc_op_…`), with their current role, or an unrevoked admin token (role `admin`, its label as
+ * the name); null when it is neither.
+ */
+export async function bearerActor(db: Db, token: string): Promise<Actor | null> {
+  if (token.startsWith(operatorTokenPrefix)) {
+    const operator = await operatorByToken(db, token);
+    if (operator) return operator;
+  }
+  const label = await adminTokenLabel(db, token);
+  return label === null ? null : { name: label, role: "admin", operatorId: null, tokenId: null };
 }

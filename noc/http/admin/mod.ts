@@ -1,5 +1,6 @@
 /**
- * The admin API (`/v1/admin`): bearer-token authentication, then one sub-app
+ * The admin API (`/v1/admin`): bearer-token authentication, then the role gate
+ * and the audit log (noc/http/middleware/admin_auth.ts), then one sub-app
  * per resource at its own path. Every JSON body is bounded by the request
  * size limit; the two upload resources (`/packages`, `/files`) stream with
  * their own, larger limit instead.
@@ -9,7 +10,7 @@
 import { Hono } from "hono";
 import { requestSizeLimit } from "../../../protocol/http/validate.ts";
 import { errorHandler } from "../../../protocol/http/errors.ts";
-import { adminAuth } from "../middleware/admin_auth.ts";
+import { adminAuth, roleGate } from "../middleware/admin_auth.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import { bounded } from "../middleware/body_limit.ts";
 import type { AppEnv } from "../env.ts";
@@ -29,6 +30,8 @@ import { releaseKeyAdminRoutes } from "./release_keys.ts";
 import { fileinfoAdminRoutes } from "./fileinfo.ts";
 import { assignmentAdminRoutes } from "./assignments.ts";
 import { holdAdminRoutes } from "./holds.ts";
+import { meAdminRoutes, operatorAdminRoutes } from "./operators.ts";
+import { auditAdminRoutes } from "./audit.ts";
 
 /**
  * Builds the admin API. `internalKey` lets the console call it in process
@@ -38,6 +41,8 @@ export function adminRoutes(deps: AppDeps, internalKey: string) {
   const small = requestSizeLimit(deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
   const app = new Hono<AppEnv>()
     .use(adminAuth(deps, internalKey))
+    // Roles (noc/services/operators.ts roleTable) and the audit log, before any body is read.
+    .use(roleGate(deps))
     .route("/enrollment-tokens", bounded(small, enrollmentTokenRoutes(deps)))
     .route("/appliances", bounded(small, applianceAdminRoutes(deps)))
     .route("/alerts", bounded(small, alertAdminRoutes(deps)))
@@ -54,7 +59,10 @@ export function adminRoutes(deps: AppDeps, internalKey: string) {
     .route("/release-keys", bounded(small, releaseKeyAdminRoutes(deps)))
     .route("/apps", bounded(small, fileinfoAdminRoutes(deps)))
     .route("/assignments", bounded(small, assignmentAdminRoutes(deps)))
-    .route("/holds", bounded(small, holdAdminRoutes(deps)));
+    .route("/holds", bounded(small, holdAdminRoutes(deps)))
+    .route("/operators", bounded(small, operatorAdminRoutes(deps)))
+    .route("/me", meAdminRoutes())
+    .route("/", auditAdminRoutes(deps));
   app.onError(errorHandler(deps.log));
   return app;
 }

@@ -9,6 +9,8 @@
 import { hc } from "hono/client";
 import { z } from "zod";
 import type { AdminApp } from "../admin/mod.ts";
+import { internalHeaderNames } from "../middleware/admin_auth.ts";
+import type { Role } from "../../services/operators.ts";
 
 /** The admin API as one signed-in operator calls it. */
 export type AdminClient = ReturnType<typeof hc<AdminApp>>;
@@ -17,19 +19,43 @@ export type AdminClient = ReturnType<typeof hc<AdminApp>>;
 const origin = "http://console.internal/";
 
 /**
- * A client that calls `admin` in process as the operator `label`: the
- * internal key (random, never leaves the process) stands in for a bearer
- * token, and the label is what the admin API records as the actor.
+ * Who the console calls the admin API as: the signed-in operator's name (or admin token label)
+ * and current role, and the browser's address and user agent (what the audit log records).
  */
-export function adminClient(admin: AdminApp, internalKey: string, label: string): AdminClient {
+export interface ConsoleCaller {
+  /** Operator name or admin token label. */
+  label: string;
+  /** Their role now; the admin API enforces it as for any caller. */
+  role: Role;
+  /** The browser's address, if known. */
+  address: string | null;
+  /** The browser's user agent, if any. */
+  userAgent: string | null;
+}
+
+/**
+ * A client that calls `admin` in process as `who`: the internal key (random, never leaves the
+ * process) stands in for a bearer token, and `who` is what the admin API enforces (its role) and
+ * records (name, address, user agent).
+ */
+export function adminClient(admin: AdminApp, internalKey: string, who: ConsoleCaller): AdminClient {
   return hc<AdminApp>(origin, {
     fetch: (input: RequestInfo | URL, init?: RequestInit) => admin.request(input, init),
-    headers: internalHeaders(internalKey, label),
+    headers: internalHeaders(internalKey, who),
   });
 }
 
-function internalHeaders(internalKey: string, label: string): Record<string, string> {
-  return { "x-noc-internal": internalKey, "x-noc-admin-label": label };
+function internalHeaders(internalKey: string, who: ConsoleCaller): Record<string, string> {
+  const h: Record<string, string> = {
+    [internalHeaderNames.key]: internalKey,
+    [internalHeaderNames.label]: who.label,
+    [internalHeaderNames.role]: who.role,
+  };
+  if (who.address) h[internalHeaderNames.address] = who.address.slice(0, 64);
+  // Header values must be printable: anything else in a user agent is dropped.
+  const agent = who.userAgent?.replace(/[^\x20-\x7e]/g, "").slice(0, 200);
+  if (agent) h[internalHeaderNames.agent] = agent;
+  return h;
 }
 
 /** A raw admin API call as one operator: `url` (from the typed client's `$url()`) with `query`. */
@@ -47,13 +73,17 @@ export type RawAdminCall = (
  * signed package names itself), so `hc` cannot type `app`, `name` and
  * `version`; the URL still comes from the typed client (`api.packages.$url()`).
  */
-export function rawAdminCall(admin: AdminApp, internalKey: string, label: string): RawAdminCall {
+export function rawAdminCall(
+  admin: AdminApp,
+  internalKey: string,
+  who: ConsoleCaller,
+): RawAdminCall {
   return async (url, { query, headers, ...init }) => {
     const target = new URL(url);
     if (query) target.search = new URLSearchParams(query).toString();
     return await admin.request(target, {
       ...init,
-      headers: { ...headers, ...internalHeaders(internalKey, label) },
+      headers: { ...headers, ...internalHeaders(internalKey, who) },
     });
   };
 }

@@ -3,8 +3,13 @@ import type { Child } from "hono/jsx";
 
 /** What every page knows about the request. */
 export interface PageContext {
-  /** The signed-in operator's token label. */
+  /** The signed-in operator's name (or admin token label). */
   label: string;
+  /**
+   * Their role now (`admin`, `operator`, `viewer`), to hide controls they cannot use; the admin
+   * API enforces it whatever a page shows. Absent: treat as `viewer`.
+   */
+  role?: "admin" | "operator" | "viewer" | undefined;
   /** The session's CSRF token, put in every form. */
   csrf: string;
   /** A one-line message from the last action, if any. */
@@ -204,7 +209,8 @@ header{padding:.5rem .6rem}nav{gap:.3rem .8rem}
  *   are swapped in place. It waits while a form field has focus or holds an edit, keeps keyboard
  *   focus on the same control (by id, else by what the control is and its rank among its like)
  *   and the scroll position, keeps `<details>` open, announces "Updated hh:mm:ss UTC" in
- *   `#live-status`, and dispatches `noc:refreshed` on `document`.
+ *   `#live-status`, and dispatches `noc:refreshed` on `document` (`noc:live-skipped` when it
+ *   waited for a form field).
  * - Copy buttons: `<button data-copy="#id">` copies the value (or text) of `#id` to the clipboard,
  *   else selects it for Ctrl+C; the outcome is announced in `#live-status`.
  * - A table wider than its box (a phone) scrolls sideways and is made focusable so a keyboard can
@@ -282,15 +288,21 @@ export const liveJs = `
   const openDetails = () =>
     [...main.querySelectorAll("details[open]")].map((d) => d.id || rank(main, d)[0]);
 
+  const skipped = () => {
+    document.dispatchEvent(new CustomEvent("noc:live-skipped"));
+    return false;
+  };
   const refresh = async () => {
     const active = document.activeElement;
-    if (document.hidden || isField(active) || edited()) return false;
+    if (document.hidden) return false;
+    if (isField(active) || edited()) return skipped();
     const res = await fetch(location.href, { headers: { "x-live": "1" }, credentials: "same-origin" });
     if (!res.ok || res.redirected) return false;
     const doc = new DOMParser().parseFromString(await res.text(), "text/html");
     const next = doc.querySelector("main[data-live]");
     // The page may have changed while the answer came: check again before touching it.
-    if (!next || isField(document.activeElement) || edited()) return false;
+    if (!next) return false;
+    if (isField(document.activeElement) || edited()) return skipped();
     let key = null;
     if (active && active !== main && main.contains(active)) {
       const [s, n] = rank(main, active);

@@ -1,26 +1,84 @@
 /**
- * Admin API authentication: `Authorization: Bearer <admin token>`, checked against stored hashes
- * before anything of the request is read (the admin API's body limits come after it). A refused
- * token counts against its client address's refusals.
+ * Admin API authentication, roles and the audit log.
+ *
+ * {@link adminAuth}: `Authorization: Bearer <token>` — an admin token (role `admin`) or an
+ * operator's personal token (their current role) — checked against stored hashes before anything
+ * of the request is read (the admin API's body limits come after it). A refused token counts
+ * against its client address's refusals. The console's in-process calls carry the internal key
+ * instead, with the signed-in operator's name, role, address and user agent.
+ *
+ * {@link roleGate}: the least role the route needs ({@link neededRole}, the table in
+ * noc/services/operators.ts); a request from a lesser role is refused with 403
+ * `forbidden_role` before its body is read. Every authenticated request that is not a GET or
+ * HEAD is then written to the audit log with its answer's status, refusals included.
+ *
+ * @module
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import { adminTokenLabel } from "../../services/admin_tokens.ts";
+import { bearerActor } from "../../services/admin_tokens.ts";
+import { summarise, writeAudit } from "../../services/audit.ts";
+import { neededRole, type Role, roleAllows, roles } from "../../services/operators.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { clientAddress } from "./appliance_auth.ts";
 
+/** Who sent an admin API request, as the role gate and the audit log see them. */
+export interface AdminActor {
+  /** Operator name, or admin token label. */
+  name: string;
+  /** Their role now. */
+  role: Role;
+  /** `console` for the console's in-process calls, else `api`. */
+  via: "api" | "console";
+  /** The client's address (for the console: the browser's). */
+  address: string | null;
+  /** The client's user agent (for the console: the browser's), at most 200 characters. */
+  userAgent: string | null;
+}
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The admin API request's actor (set by {@link adminAuth}). */
+    actor: AdminActor;
+  }
+}
+
+/** Headers of the console's in-process calls (see noc/http/console/admin_client.ts). */
+export const internalHeaderNames = {
+  key: "x-noc-internal",
+  label: "x-noc-admin-label",
+  role: "x-noc-admin-role",
+  address: "x-noc-client-address",
+  agent: "x-noc-client-agent",
+} as const;
+
+const prefix = "/v1/admin";
+
 /**
- * Middleware requiring a valid, unrevoked admin token; sets `admin` to its
- * label. The console's in-process calls carry `internalKey` instead (a random
- * key that never leaves the process) and the signed-in operator's label.
+ * Middleware requiring a valid admin token or personal token; sets `admin` to the actor's name
+ * (the console's calls: `console:<name>`) and `actor` to who they are. The console's in-process
+ * calls carry `internalKey` instead (a random key that never leaves the process) and the
+ * signed-in operator's name and role.
  */
 export function adminAuth(deps: AppDeps, internalKey?: string): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const internal = c.req.header("x-noc-internal");
+    const internal = c.req.header(internalHeaderNames.key);
     if (internalKey !== undefined && internal !== undefined && sameText(internal, internalKey)) {
-      c.set("admin", `console:${c.req.header("x-noc-admin-label") ?? "?"}`);
+      const name = c.req.header(internalHeaderNames.label) ?? "?";
+      const given = c.req.header(internalHeaderNames.role);
+      // No role said: the least one (the console always says it).
+      const role = roles.find((r) => r === given) ?? "viewer";
+      c.set("admin", `console:${name}`);
+      c.set("actor", {
+        name,
+        role,
+        via: "console",
+        address: c.req.header(internalHeaderNames.address)?.slice(0, 64) ?? null,
+        userAgent: c.req.header(internalHeaderNames.agent)?.slice(0, 200) ?? null,
+      });
       return await next();
     }
     const header = c.req.header("authorization") ?? "";
@@ -35,16 +93,142 @@ export function adminAuth(deps: AppDeps, internalKey?: string): MiddlewareHandle
         challenge,
       );
     }
-    const label = await adminTokenLabel(deps.db, m[1]!);
-    if (label === null) {
+    const actor = await bearerActor(deps.db, m[1]!);
+    const address = clientAddress(c, deps.settings.trustProxy);
+    if (actor === null) {
       // Counted against the address (never written, and no record budget spent): past its
       // budget it gets 429 before any lookup (app.ts refusalGate).
-      deps.limits.refusals.count(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
+      deps.limits.refusals.count(address ?? "unknown");
       throw new ApiError(401, "unauthorized", "Admin token is not valid", {}, challenge);
     }
-    c.set("admin", label);
+    c.set("admin", actor.name);
+    c.set("actor", {
+      name: actor.name,
+      role: actor.role,
+      via: "api",
+      address,
+      userAgent: c.req.header("user-agent")?.slice(0, 200) ?? null,
+    });
     await next();
   };
+}
+
+/** The path of this request under the admin API (`/appliances/…`), in process or not. */
+function adminPath(c: Context, actor: AdminActor): string {
+  const p = c.req.path;
+  if (actor.via === "api" && (p === prefix || p.startsWith(`${prefix}/`))) {
+    return p.slice(prefix.length) || "/";
+  }
+  return p;
+}
+
+/**
+ * Middleware after {@link adminAuth}: refuses (403 `forbidden_role`) a request whose actor's
+ * role is below what its route needs, and writes every request that is not a GET or HEAD to the
+ * audit log once its answer is decided.
+ */
+export function roleGate(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const actor = c.get("actor");
+    const path = adminPath(c, actor);
+    const method = c.req.method.toUpperCase();
+    const need = neededRole(method, path);
+    const write = method !== "GET" && method !== "HEAD";
+    if (!roleAllows(actor.role, need)) {
+      const message = `${method} ${prefix}${path} needs the ${need} role; ` +
+        `${actor.name} has the ${actor.role} role`;
+      if (write) await audit(deps, c, actor, path, 403, "forbidden_role");
+      deps.log.warn("admin_forbidden_role", { actor: actor.name, role: actor.role, need, path });
+      return c.json({ error: "forbidden_role", message, needed: need, role: actor.role }, 403);
+    }
+    await next();
+    if (!write) return;
+    let error: string | null = null;
+    if (c.res.status >= 400 && c.res.headers.get("content-type")?.startsWith("application/json")) {
+      try {
+        const body = await c.res.clone().json() as { error?: unknown };
+        if (typeof body.error === "string") error = body.error;
+      } catch {
+        // Not the JSON it says: the status says enough.
+      }
+    }
+    await audit(deps, c, actor, path, c.res.status, error);
+  };
+}
+
+/** The route pattern this request matched (`/appliances/:uid/revoke`), or its path when none. */
+function routeOf(c: Context, path: string): string {
+  const routes = matchedRoutes(c).filter((r) => r.method !== "ALL");
+  const pattern = routes.at(-1)?.path;
+  if (!pattern || pattern.includes("*")) return path;
+  // In process the admin app is addressed at its root; over HTTP under /v1/admin.
+  return pattern.startsWith(prefix) ? pattern.slice(prefix.length) : pattern;
+}
+
+/** The parameters of `pattern` in `path` (`{ uid: "…" }`). */
+function targetsOf(pattern: string, path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const ps = pattern.split("/"), vs = path.split("/");
+  ps.forEach((p, i) => {
+    if (p.startsWith(":") && vs[i] !== undefined) {
+      const name = p.slice(1).replace(/\{.*$/, "");
+      try {
+        out[name] = decodeURIComponent(vs[i]!).slice(0, 100);
+      } catch {
+        out[name] = vs[i]!.slice(0, 100);
+      }
+    }
+  });
+  return out;
+}
+
+/** The request's summary: its JSON body if a route read one (redacted), its query otherwise. */
+async function summaryOf(c: Context): Promise<unknown> {
+  const cache = (c.req as unknown as { bodyCache: { text?: Promise<string> } }).bodyCache;
+  const query = c.req.query();
+  const q = Object.keys(query).length ? { query: summarise(query) } : {};
+  if (cache.text && /json/i.test(c.req.header("content-type") ?? "")) {
+    try {
+      return { ...q, body: summarise(JSON.parse(await cache.text)) };
+    } catch {
+      return { ...q, body: "[not JSON]" };
+    }
+  }
+  return Object.keys(q).length ? q : null;
+}
+
+/** Writes this request's audit record; a failure to write is logged, never the client's. */
+async function audit(
+  deps: AppDeps,
+  c: Context,
+  actor: AdminActor,
+  path: string,
+  status: number,
+  error: string | null,
+): Promise<void> {
+  const route = routeOf(c, path);
+  try {
+    await writeAudit(deps.db, {
+      at: deps.clock.now(),
+      actor: actor.name,
+      role: actor.role,
+      via: actor.via,
+      method: c.req.method.toUpperCase(),
+      route: `${prefix}${route}`,
+      path: `${prefix}${path}`,
+      targets: targetsOf(route, path),
+      status,
+      error,
+      summary: status === 403 && error === "forbidden_role" ? null : await summaryOf(c),
+      address: actor.address,
+      userAgent: actor.userAgent,
+    });
+  } catch (e) {
+    deps.log.error("audit_write_failed", {
+      path,
+      error: e instanceof Error ? e.message : String(e),
+    });
+  }
 }
 
 function sameText(a: string, b: string): boolean {

@@ -1,16 +1,20 @@
 /**
- * `/ui/login` and `/ui/logout`: signing in with an admin token opens a
- * session (HttpOnly cookie); the sign-in form has its own CSRF token,
- * double-submitted in a cookie, as there is no session yet.
+ * `/ui/login` and `/ui/logout`: signing in — an operator's name and password, or a token (an
+ * operator's personal token or an admin token) — opens a session (HttpOnly cookie); the sign-in
+ * form has its own CSRF token, double-submitted in a cookie, as there is no session yet. Every
+ * sign-in, failed sign-in and sign-out is written to the audit log.
  *
  * @module
  */
 import { Hono } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import { timingSafeEqual } from "node:crypto";
-import { adminTokenLabel } from "../../../services/admin_tokens.ts";
+import { bearerActor } from "../../../services/admin_tokens.ts";
+import { type Actor, operatorByPassword, touchSignIn } from "../../../services/operators.ts";
+import { writeAudit } from "../../../services/audit.ts";
 import {
   closeSession,
+  findSession,
   openSession,
   sessionCookie,
   sessionTtlS,
@@ -19,7 +23,7 @@ import { isHttps } from "../../v1/components.ts";
 import { clientAddress } from "../../middleware/appliance_auth.ts";
 import { Layout } from "../layout.tsx";
 import type { ConsoleEnv, PageDeps } from "../page.ts";
-import { field, formOf, html } from "../page.ts";
+import { type ConsoleContext, field, formOf, html } from "../page.ts";
 
 /** Where to go after signing in: a console path, or `/ui` when `n` is anything else. */
 export const safeNext = (n: string | undefined): string =>
@@ -29,6 +33,35 @@ export const safeNext = (n: string | undefined): string =>
 export function loginPages(p: PageDeps) {
   const { deps } = p;
   const secure = (c: Parameters<typeof isHttps>[0]) => isHttps(c, deps.settings.trustProxy);
+  /** Writes a sign-in, failed sign-in or sign-out to the audit log (a failure is only logged). */
+  const record = async (
+    c: ConsoleContext,
+    e: {
+      actor: string;
+      role: Actor["role"] | null;
+      route: string;
+      status: number;
+      error: string | null;
+      summary: Record<string, unknown> | null;
+    },
+  ) => {
+    try {
+      await writeAudit(deps.db, {
+        ...e,
+        at: deps.clock.now(),
+        via: "console",
+        method: "POST",
+        path: e.route,
+        targets: {},
+        address: clientAddress(c, deps.settings.trustProxy),
+        userAgent: c.req.header("user-agent")?.slice(0, 200) ?? null,
+      });
+    } catch (err) {
+      deps.log.error("audit_write_failed", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  };
   return new Hono<ConsoleEnv>()
     .get("/login", p.small, async (c) => {
       const token = crypto.randomUUID();
@@ -44,24 +77,43 @@ export function loginPages(p: PageDeps) {
       return await html(
         c,
         <Layout title="Sign in" ctx={null}>
-          {failed && <p class="flash">That admin token is not valid.</p>}
+          {failed && (
+            <p class="flash error" role="alert">
+              Not signed in: that name and password, or that token, is not valid.
+            </p>
+          )}
           <form method="post" action="/ui/login" class="panel">
             <input type="hidden" name="_csrf" value={token} />
             <input type="hidden" name="next" value={next} />
-            <label>
-              Admin token
-              <input
-                type="password"
-                name="token"
-                required
-                autocomplete="current-password"
-                size={60}
-              />
-            </label>
+            <fieldset>
+              <legend>Your name and password</legend>
+              <label>
+                Name
+                <input type="text" name="name" autocomplete="username" maxlength={64} />
+              </label>
+              <label>
+                Password
+                <input
+                  type="password"
+                  name="password"
+                  autocomplete="current-password"
+                  maxlength={256}
+                />
+              </label>
+            </fieldset>
+            <fieldset>
+              <legend>Or a token</legend>
+              <label>
+                Personal or admin token
+                <input type="password" name="token" autocomplete="off" size={50} maxlength={200} />
+              </label>
+            </fieldset>
             <button type="submit">Sign in</button>
           </form>
           <p class="muted">
-            The token printed by <code>deno task dev</code>, or one set with NOC_ADMIN_TOKEN.
+            An administrator creates operators (<code>noc operator add</code>, or the Operators
+            page). The admin token printed by{" "}
+            <code>deno task dev</code>, or set with NOC_ADMIN_TOKEN, signs in as admin.
           </p>
         </Layout>,
       );
@@ -84,16 +136,53 @@ export function loginPages(p: PageDeps) {
           403,
         );
       }
-      const token = field(form, "token");
-      const label = await adminTokenLabel(deps.db, token);
       const next = safeNext(field(form, "next"));
-      if (label === null) {
+      const token = field(form, "token");
+      const name = field(form, "name").toLowerCase();
+      // Bounded before anything is hashed or looked up.
+      const password = typeof form["password"] === "string" ? form["password"] : "";
+      let actor: Actor | null = null;
+      if (token !== "") {
+        if (token.length <= 200) actor = await bearerActor(deps.db, token);
+      } else if (name !== "" && password !== "" && name.length <= 64 && password.length <= 256) {
+        actor = await operatorByPassword(deps.db, name, password);
+      }
+      const how = token !== "" ? "token" : "password";
+      if (actor === null) {
+        await record(c, {
+          actor: token !== "" ? "(token)" : name.slice(0, 64) || "(none)",
+          role: null,
+          route: "/ui/login",
+          status: 303,
+          error: "sign_in_failed",
+          summary: { how },
+        });
+        deps.log.warn("console_sign_in_failed", { how });
         return c.redirect(`/ui/login?failed=1&next=${encodeURIComponent(next)}`, 303);
       }
       // A new session every sign-in: one from before (anyone's) is ended, never reused.
       const previous = getCookie(c, sessionCookie);
       if (previous) await closeSession(deps.db, previous);
-      const s = await openSession(deps.db, token, label, deps.clock.now());
+      const now = deps.clock.now();
+      const s = await openSession(
+        deps.db,
+        actor.operatorId === null ? { kind: "admin-token", token, label: actor.name } : {
+          kind: "operator",
+          operatorId: actor.operatorId,
+          name: actor.name,
+          tokenId: actor.tokenId,
+        },
+        now,
+      );
+      if (actor.operatorId !== null) await touchSignIn(deps.db, actor.operatorId, now);
+      await record(c, {
+        actor: actor.name,
+        role: actor.role,
+        route: "/ui/login",
+        status: 303,
+        error: null,
+        summary: { how },
+      });
       setCookie(c, "noc_login", "", { path: "/ui/login", maxAge: 0 });
       // Lax: a link to a console page from mail or chat opens signed in; every change is a POST
       // that also needs the CSRF token.
@@ -104,12 +193,23 @@ export function loginPages(p: PageDeps) {
         path: "/",
         maxAge: sessionTtlS,
       });
-      deps.log.info("console_signed_in", { label });
+      deps.log.info("console_signed_in", { label: actor.name, role: actor.role, how });
       return c.redirect(next, 303);
     })
     .post("/logout", p.signedIn, async (c) => {
       const id = getCookie(c, sessionCookie);
+      const who = await findSession(deps.db, id, deps.clock.now());
       if (id) await closeSession(deps.db, id);
+      if (who) {
+        await record(c, {
+          actor: who.label,
+          role: who.role,
+          route: "/ui/logout",
+          status: 303,
+          error: null,
+          summary: null,
+        });
+      }
       setCookie(c, sessionCookie, "", { path: "/", maxAge: 0 });
       return c.redirect("/ui/login", 303);
     });

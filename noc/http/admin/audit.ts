@@ -1,0 +1,60 @@
+/**
+ * `/v1/admin/audit` (roles admin and operator): the audit log, newest first, filtered by actor,
+ * path prefix, method and time, in keyset pages (`before` = the previous page's `nextCursor`);
+ * `?format=csv` (or `/v1/admin/audit.csv`) exports every matching record as RFC 4180 CSV.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { validate } from "../../../protocol/http/validate.ts";
+import { auditCsv, type AuditQuery, auditQuery, listAudit } from "../../services/audit.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
+
+/** One audit record as answered. */
+export const auditRecordAnswer = z.object({
+  id: z.number().int(),
+  at: z.string(),
+  actor: z.string().describe("Operator name, or admin token label (failed sign-in: name tried)"),
+  role: z.enum(["admin", "operator", "viewer"]).nullable(),
+  via: z.enum(["api", "console"]),
+  method: z.string(),
+  route: z.string().describe("Route pattern: /v1/admin/appliances/:uid/revoke"),
+  path: z.string(),
+  targets: z.record(z.string(), z.string()).describe("The route's parameters"),
+  status: z.number().int(),
+  error: z.string().nullable(),
+  summary: z.unknown().describe("Redacted, bounded query and JSON body"),
+  address: z.string().nullable(),
+  userAgent: z.string().nullable(),
+});
+
+/** A page of audit records. */
+export const auditPageAnswer = z.object({
+  items: z.array(auditRecordAnswer),
+  nextCursor: z.string().nullable(),
+});
+
+function csvAnswer(deps: AppDeps, q: AuditQuery): Response {
+  const { format: _f, limit: _l, ...filters } = q;
+  return new Response(auditCsv(deps.db, filters), {
+    headers: {
+      "content-type": "text/csv; charset=utf-8; header=present",
+      "content-disposition": 'attachment; filename="noc-audit.csv"',
+      "cache-control": "no-store",
+    },
+  });
+}
+
+/** `/v1/admin/audit` and `/v1/admin/audit.csv`, mounted at the admin API's root. */
+export function auditAdminRoutes(deps: AppDeps) {
+  return new Hono<AppEnv>()
+    .get("/audit", validate("query", auditQuery), async (c) => {
+      const q = c.req.valid("query");
+      if (q.format === "csv") return csvAnswer(deps, q);
+      const { format: _f, ...rest } = q;
+      return c.json(await listAudit(deps.db, rest));
+    })
+    .get("/audit.csv", validate("query", auditQuery), (c) => csvAnswer(deps, c.req.valid("query")));
+}
