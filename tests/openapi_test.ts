@@ -567,12 +567,20 @@ dbTest(
       reason: "move",
     })).body;
     await admin("GET", "/v1/admin/maintenance", 200);
+    const ended = (await admin("POST", "/v1/admin/maintenance", 201, {
+      site: "lab",
+      endsAt: new Date(noc.clock.now().getTime() + 60_000).toISOString(),
+      reason: "power",
+    })).body;
+    await admin("POST", `/v1/admin/maintenance/${ended.id}/end`, 200);
     await admin("DELETE", `/v1/admin/maintenance/${window.id}`, 204);
     noc.clock.advance(3 * 3600 * 1000);
     await admin("POST", "/v1/admin/sweep", 200);
     const alerts = (await admin("GET", "/v1/admin/alerts?status=all", 200)).body;
     assert.ok(alerts.items.length > 0, "the sweep raised an alert");
     await admin("POST", `/v1/admin/alerts/${alerts.items[0].id}/ack`, 200);
+    await admin("POST", "/v1/admin/alerts/ack", 200, { filter: { status: "all" }, note: "seen" });
+    await admin("GET", "/v1/admin/fleet/sites", 200);
     await admin("POST", "/v1/admin/wake", 202, { uid });
     await admin("GET", "/v1/admin/fleet", 200);
     await admin("GET", "/v1/admin/notices", 200);
