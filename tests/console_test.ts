@@ -320,7 +320,7 @@ dbTest(
     assert.match(await ui.post("/ui/sweep"), /^Swept: 0 newly missing, 0 recovered$/);
     assert.match(await text("/ui/alerts?status=resolved"), /No resolved alerts/);
     assert.equal(
-      await ui.post(`/ui/appliances/${a.uid}/revoke`, { reason: "stolen" }),
+      await ui.post(`/ui/appliances/${a.uid}/revoke`, { reason: "stolen", confirmed: "yes" }),
       "Revoked",
     );
     const revoked = await text(`/ui/appliances/${a.uid}`);

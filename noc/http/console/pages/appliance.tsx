@@ -1,13 +1,16 @@
 /**
- * `/ui/appliances/:uid`: one appliance — health charts, components, configuration, outcomes, alerts;
- * links between a re-imaged appliance's old and new records; wake and revoke (not once revoked).
+ * `/ui/appliances/:uid`: one appliance — its install state (a failed, rolled-back or interrupted
+ * install shown as such, with the agent's message), placement and interval (editable), holds,
+ * health charts, components, configuration, outcomes, alerts, the requests refused under its
+ * identity, and its last report as readable facts; links between a re-imaged appliance's old and
+ * new records; wake (never once revoked) and revoke (after a confirmation).
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { Csrf, Layout, State, Time } from "../layout.tsx";
+import { bytes, Confirm, Csrf, Layout, type PageContext, State, Time } from "../layout.tsx";
 import { LineChart } from "../charts.tsx";
-import type { ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, uidOf } from "../page.ts";
+import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
+import { back, field, formOf, html, idOf, kept, refused, uidOf } from "../page.ts";
 import { refusal } from "../admin_client.ts";
 import { applianceSchema } from "./appliances.tsx";
 
@@ -17,6 +20,12 @@ const componentRef = z.object({
   name: z.string(),
   version: z.string(),
 });
+
+type Outcome = z.infer<typeof componentRef> & {
+  outcome: string;
+  message: string | null;
+  reportedAt: string;
+};
 
 /** What the page reads of `GET /appliances/:uid` (an appliance record, then typed fields). */
 const detailSchema = applianceSchema.extend({
@@ -45,12 +54,197 @@ const healthSchema = z.object({
 
 const installedSchema = z.object({ components: z.array(componentRef) }).partial();
 
+/** What the readable facts show of the last report (each part optional, so any report reads). */
+const reportSchema = z.object({
+  sentAt: z.string(),
+  agentVersion: z.string(),
+  health: z.object({
+    load: z.array(z.number()),
+    memory: z.object({ totalBytes: z.number(), availableBytes: z.number() }),
+    disks: z.array(z.object({ mount: z.string(), totalBytes: z.number(), freeBytes: z.number() })),
+    uptimeS: z.number(),
+  }).partial(),
+  components: z.array(componentRef),
+  lastCycle: z.object({
+    outcome: z.string(),
+    message: z.string().optional(),
+    problems: z.array(z.object({
+      code: z.string(),
+      message: z.string(),
+      kind: z.string().optional(),
+      app: z.string().optional(),
+      name: z.string().optional(),
+      version: z.string().optional(),
+    })).optional(),
+  }),
+  apps: z.record(z.string(), z.record(z.string(), z.unknown())),
+}).partial();
+
+type Report = z.infer<typeof reportSchema>;
+
+const holdsSchema = z.object({
+  items: z.array(z.object({
+    id: z.number(),
+    app: z.string().nullable(),
+    reason: z.string(),
+    createdAt: z.string(),
+  })),
+});
+
+const refusalsSchema = z.object({
+  items: z.array(z.object({
+    at: z.string(),
+    reason: z.string(),
+    method: z.string(),
+    path: z.string(),
+    address: z.string().nullable(),
+    heldBack: z.number(),
+  })),
+});
+
 function healthOf(report: unknown): z.infer<typeof healthSchema>["health"] {
   const r = healthSchema.safeParse(report);
   return r.success ? r.data.health : undefined;
 }
 
-/** `GET /ui/appliances/:uid`, `POST …/:uid/wake`, `POST …/:uid/revoke` (form: `reason`). */
+function duration(s: number): string {
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return d > 0 ? `${d} d ${h} h` : h > 0 ? `${h} h ${m} min` : `${m} min`;
+}
+
+const key = (x: { kind: string; app: string; name: string }) => `${x.kind}/${x.app}/${x.name}`;
+
+/** An install outcome's badge: failed red, rolled back amber, installed green. */
+function OutcomeBadge(props: { outcome: string }) {
+  const cls = props.outcome === "failed"
+    ? "missing"
+    : props.outcome === "rolled_back"
+    ? "late"
+    : "ok";
+  return <span class={`state ${cls}`}>{props.outcome.replace("_", " ")}</span>;
+}
+
+/**
+ * One component's install state: `ok` (running what the catalog lists), `failed` or
+ * `rolled_back` (the newest outcome for the catalog's version, with the agent's message),
+ * `interrupted` (the last cycle reported a problem with it), or `pending` (not yet reported).
+ */
+function componentState(
+  want: string | undefined,
+  have: string | undefined,
+  k: string,
+  outcomes: Outcome[],
+  problems: NonNullable<NonNullable<Report["lastCycle"]>["problems"]>,
+): { state: string; message: string | null } {
+  if (want === undefined || have === want) return { state: "ok", message: null };
+  const last = outcomes.find((o) => key(o) === k && o.version === want);
+  if (last && last.outcome !== "installed") return { state: last.outcome, message: last.message };
+  const [, app, name] = k.split("/");
+  const problem = problems.find((p) => p.app === app && (p.name === undefined || p.name === name));
+  if (problem) return { state: "interrupted", message: `${problem.code}: ${problem.message}` };
+  return { state: "pending", message: null };
+}
+
+/** The readable facts of the last report. */
+function ReportFacts(props: { report: Report; raw: unknown }) {
+  const r = props.report;
+  const h = r.health ?? {};
+  const plugins = (r.lastCycle?.problems ?? []).filter((p) => p.kind === "plugin");
+  return (
+    <>
+      <dl id="report-facts" class="facts">
+        <dt>Sent</dt>
+        <dd>
+          <Time at={r.sentAt ?? null} />
+        </dd>
+        <dt>Load (1, 5, 15 min)</dt>
+        <dd>{h.load ? h.load.map((x) => x.toFixed(2)).join(" / ") : "not reported"}</dd>
+        <dt>Memory</dt>
+        <dd>
+          {h.memory
+            ? `${bytes(h.memory.availableBytes)} free of ${bytes(h.memory.totalBytes)}`
+            : "not reported"}
+        </dd>
+        <dt>Disks</dt>
+        <dd>
+          {h.disks && h.disks.length > 0
+            ? h.disks.map((d) => `${d.mount}: ${bytes(d.freeBytes)} free of ${bytes(d.totalBytes)}`)
+              .join("; ")
+            : "not reported"}
+        </dd>
+        <dt>Up for</dt>
+        <dd>{h.uptimeS !== undefined ? duration(h.uptimeS) : "not reported"}</dd>
+        <dt>Versions</dt>
+        <dd>
+          agent {r.agentVersion ?? "?"}
+          {(r.components ?? []).map((x) => `; ${x.app}/${x.name} ${x.version}`).join("")}
+        </dd>
+        <dt>Last cycle</dt>
+        <dd>
+          {r.lastCycle ? r.lastCycle.outcome : "not reported"}
+          {r.lastCycle?.message ? `: ${r.lastCycle.message}` : ""}
+        </dd>
+        <dt>Plug-in health</dt>
+        <dd>
+          {plugins.length === 0
+            ? "no plug-in problem reported"
+            : plugins.map((p) => `${p.app ?? p.name ?? "plug-in"}: ${p.code}: ${p.message}`)
+              .join("; ")}
+        </dd>
+        <dt>Application data</dt>
+        <dd>
+          {Object.keys(r.apps ?? {}).length === 0
+            ? "none"
+            : Object.entries(r.apps ?? {}).map(([app, data]) =>
+              `${app}: ${Object.keys(data).join(", ")}`
+            ).join("; ")}
+        </dd>
+      </dl>
+      <details>
+        <summary>Raw report (JSON)</summary>
+        <pre>{JSON.stringify(props.raw, null, 2)}</pre>
+      </details>
+    </>
+  );
+}
+
+/** The revoke confirmation (`GET …/revoke`, or a POST without `confirmed=yes`). */
+async function revokeConfirmation(
+  c: ConsoleContext,
+  uid: string,
+  reason: string,
+): Promise<Response> {
+  const ctx: PageContext = c.var.page;
+  const res = await c.var.api.appliances[":uid"].$get({ param: { uid }, query: { history: "0" } });
+  if (!res.ok) return refused(c, `/ui/appliances/${uid}`, await refusal(res));
+  const a = applianceSchema.parse(await res.json());
+  return await html(
+    c,
+    <Layout title={`Revoke ${a.hostname}?`} ctx={ctx}>
+      <Confirm
+        ctx={ctx}
+        what={`Revoke ${a.hostname} (${a.uid})? Its key is refused from now on: it gets no ` +
+          "catalog, package or file, and only a new enrolment brings it back. This cannot be " +
+          "undone."}
+        action={`/ui/appliances/${uid}/revoke`}
+        button="Revoke"
+        cancel={`/ui/appliances/${uid}`}
+      >
+        <label>
+          Reason
+          <input name="reason" value={reason} required maxlength={500} />
+        </label>
+      </Confirm>
+    </Layout>,
+  );
+}
+
+/**
+ * `GET /ui/appliances/:uid`; `POST …/:uid/wake`; `GET …/:uid/revoke` (the confirmation) and
+ * `POST …/:uid/revoke` (form: `reason`, `confirmed=yes`); `POST …/:uid/edit` (site, channel,
+ * tags, interval); `POST …/:uid/hold` (reason, app); `POST …/:uid/holds/:id/delete`.
+ */
 export function appliancePages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/appliances/:uid", p.signedIn, async (c) => {
@@ -64,17 +258,27 @@ export function appliancePages(p: PageDeps) {
         return await html(
           c,
           <Layout title="Appliance" ctx={ctx}>
-            <p class="flash">{await refusal(res)}</p>
+            <p class="flash error" role="alert">{await refusal(res)}</p>
           </Layout>,
           res.status,
         );
       }
       const a = detailSchema.parse(await res.json());
-      const configRes = await c.var.api.appliances[":uid"].configuration.$get({ param: { uid } });
+      const [configRes, holdsRes, refusedRes] = await Promise.all([
+        c.var.api.appliances[":uid"].configuration.$get({ param: { uid } }),
+        c.var.api.holds.$get({ query: { uid } }),
+        c.var.api["auth-failures"].$get({ query: { uid, limit: "20" } }),
+      ]);
       const config = configRes.ok ? (await configRes.json()).items : [];
+      const holds = holdsRes.ok ? holdsSchema.parse(await holdsRes.json()).items : [];
+      const refusals = refusedRes.ok ? refusalsSchema.parse(await refusedRes.json()).items : [];
       const should = a.catalog;
-      const reported = installedSchema.safeParse(a.lastReport);
-      const installed = reported.success ? reported.data.components ?? [] : [];
+      const report: Report = (() => {
+        const r = reportSchema.safeParse(a.lastReport);
+        return r.success ? r.data : {};
+      })();
+      const installed = installedSchema.safeParse(a.lastReport).data?.components ?? [];
+      const problems = report.lastCycle?.problems ?? [];
       const load = a.history.map((b) => ({
         t: Date.parse(b.receivedAt),
         v: Number(healthOf(b.report)?.load?.[0] ?? 0),
@@ -86,9 +290,30 @@ export function appliancePages(p: PageDeps) {
           Infinity,
         ),
       })).filter((pt) => Number.isFinite(pt.v));
-      const key = (x: { kind: string; app: string; name: string }) =>
-        `${x.kind}/${x.app}/${x.name}`;
       const running = new Map(installed.map((x) => [key(x), x.version]));
+      const rows = [...new Set([...installed.map(key), ...should.map(key)])].sort().map((k) => {
+        const want = should.find((s) => key(s) === k)?.version;
+        const have = running.get(k);
+        return { k, want, have, ...componentState(want, have, k, a.installOutcomes, problems) };
+      });
+      const failed = rows.filter((r) => r.state === "failed" || r.state === "rolled_back");
+      const interrupted = rows.filter((r) => r.state === "interrupted");
+      // Problems of the last cycle not tied to a listed component (catalog, plug-in, interrupted).
+      const cycleTrouble = report.lastCycle &&
+          (report.lastCycle.outcome === "failed" || report.lastCycle.outcome === "partial")
+        ? problems
+        : [];
+      const form = kept(c);
+      const kf = (k: string, d: string) => form[k] ?? d;
+      const state = rows.length === 0 && cycleTrouble.length === 0
+        ? null
+        : failed.length > 0
+        ? "failed"
+        : interrupted.length > 0 || cycleTrouble.length > 0
+        ? "inconsistent"
+        : rows.some((r) => r.state === "pending")
+        ? "pending"
+        : "ok";
       return await html(
         c,
         <Layout title={a.hostname} ctx={ctx} live>
@@ -101,6 +326,46 @@ export function appliancePages(p: PageDeps) {
             <Time at={a.nextDueAt} />, agent {a.agentVersion ?? "?"}, interval {a.intervalS} s
             {a.revokedAt ? `, revoked: ${a.revokedReason}` : ""}
           </p>
+          {a.revokedAt && (
+            <p id="revoked" class="flash error">
+              Revoked <Time at={a.revokedAt} />:{" "}
+              {a.revokedReason}. Its requests are refused; it is never woken.
+            </p>
+          )}
+          {a.maintenance && (
+            <p id="maintenance">
+              In maintenance until <Time at={a.maintenance.endsAt} />: {a.maintenance.reason}
+            </p>
+          )}
+          {state === "failed" && (
+            <div id="install-state" class="flash error" data-install-state="failed">
+              Install failed:
+              <ul>
+                {failed.map((r) => (
+                  <li>
+                    {r.k.split("/").slice(1).join("/")} {r.want}: {r.state.replace("_", " ")}
+                    {r.message ? ` — ${r.message}` : ""}
+                  </li>
+                ))}
+              </ul>
+            </div>
+          )}
+          {state === "inconsistent" && (
+            <div id="install-state" data-install-state="inconsistent">
+              <span class="state late">inconsistent</span> the last cycle reported:
+              <ul>
+                {[
+                  ...interrupted.map((r) => `${r.k.split("/").slice(1).join("/")}: ${r.message}`),
+                  ...cycleTrouble.map((pr) => `${pr.code}: ${pr.message}`),
+                ].map((t) => <li>{t}</li>)}
+              </ul>
+            </div>
+          )}
+          {state === "pending" && (
+            <p id="install-state" data-install-state="pending" class="muted">
+              Installs pending: the catalog lists versions it has not reported running yet.
+            </p>
+          )}
           {a.supersededBy && (
             <p id="superseded-by">
               Retired: re-enrolled (re-imaged) as{" "}
@@ -121,18 +386,87 @@ export function appliancePages(p: PageDeps) {
             </p>
           )}
           {!a.revokedAt && (
-            <div>
+            <div class="actions">
               <form method="post" action={`/ui/appliances/${a.uid}/wake`} class="inline">
                 <Csrf ctx={ctx} />
                 <button type="submit">Wake now</button>
               </form>{" "}
-              <form method="post" action={`/ui/appliances/${a.uid}/revoke`} class="inline">
-                <Csrf ctx={ctx} />
-                <input name="reason" placeholder="reason for revoking" required />
-                <button type="submit" class="danger">Revoke</button>
-              </form>
+              <a href={`/ui/appliances/${a.uid}/revoke`} class="danger" id="revoke">Revoke…</a>
             </div>
           )}
+          <h2>Placement and interval</h2>
+          <form method="post" action={`/ui/appliances/${a.uid}/edit`} class="panel" id="edit">
+            <Csrf ctx={ctx} />
+            <label>
+              Site
+              <input name="site" value={kf("site", a.site ?? "")} size={12} />
+            </label>
+            <label>
+              Channel
+              <input name="channel" value={kf("channel", a.channel)} size={10} />
+            </label>
+            <label>
+              Tags (comma-separated)
+              <input name="tags" value={kf("tags", a.tags.join(", "))} size={20} />
+            </label>
+            <label>
+              Report interval (s)
+              <input
+                name="intervalS"
+                type="number"
+                min={10}
+                max={86400}
+                value={kf("intervalS", String(a.intervalS))}
+              />
+            </label>
+            <button type="submit">Save</button>
+          </form>
+          <h2>Holds</h2>
+          {holds.length === 0
+            ? <p class="muted">Not held: it follows its assignments.</p>
+            : (
+              <table id="holds">
+                <tr>
+                  <th>application</th>
+                  <th>reason</th>
+                  <th>since</th>
+                  <th>
+                    <span class="sr-only">release</span>
+                  </th>
+                </tr>
+                {holds.map((h) => (
+                  <tr>
+                    <td>{h.app ?? "all"}</td>
+                    <td>{h.reason}</td>
+                    <td>
+                      <Time at={h.createdAt} />
+                    </td>
+                    <td>
+                      <form
+                        method="post"
+                        action={`/ui/appliances/${a.uid}/holds/${h.id}/delete`}
+                        class="inline"
+                      >
+                        <Csrf ctx={ctx} />
+                        <button type="submit" class="secondary">Release hold</button>
+                      </form>
+                    </td>
+                  </tr>
+                ))}
+              </table>
+            )}
+          <form method="post" action={`/ui/appliances/${a.uid}/hold`} class="panel" id="hold">
+            <Csrf ctx={ctx} />
+            <label>
+              Hold reason
+              <input name="reason" value={kf("reason", "")} required maxlength={500} />
+            </label>
+            <label>
+              Application (empty: all)
+              <input name="app" value={kf("app", "")} size={10} />
+            </label>
+            <button type="submit">Hold</button>
+          </form>
           <div class="grid">
             <LineChart points={load} label="load (1 min)" />
             <LineChart points={disk} label="least disk free" unit="GiB" />
@@ -145,20 +479,28 @@ export function appliancePages(p: PageDeps) {
               <th>name</th>
               <th>running</th>
               <th>catalog</th>
+              <th>install</th>
             </tr>
-            {[...new Set([...installed.map(key), ...should.map(key)])].sort().map((k) => {
-              const [kind, app, name] = k.split("/");
-              const want = should.find((s) => key(s) === k)?.version;
-              const have = running.get(k);
+            {rows.map((r) => {
+              const [kind, app, name] = r.k.split("/");
               return (
-                <tr>
+                <tr data-install={r.state}>
                   <td>{kind}</td>
                   <td>{app}</td>
                   <td>{name}</td>
-                  <td>{have ?? <span class="muted">none</span>}</td>
+                  <td>{r.have ?? <span class="muted">none</span>}</td>
+                  <td>{r.want ?? <span class="muted">not in catalog</span>}</td>
                   <td>
-                    {want ?? <span class="muted">not in catalog</span>}
-                    {want && have !== want ? " (pending)" : ""}
+                    {r.state === "failed" || r.state === "rolled_back"
+                      ? <OutcomeBadge outcome={r.state} />
+                      : r.state === "interrupted"
+                      ? <span class="state late">interrupted</span>
+                      : r.state === "pending"
+                      ? <span class="muted">pending</span>
+                      : r.want
+                      ? "running"
+                      : ""}
+                    {r.message ? ` ${r.message}` : ""}
                   </td>
                 </tr>
               );
@@ -186,7 +528,7 @@ export function appliancePages(p: PageDeps) {
             ))}
           </table>
           <h2>Install outcomes</h2>
-          <table>
+          <table id="outcomes">
             <tr>
               <th>when</th>
               <th>component</th>
@@ -199,7 +541,9 @@ export function appliancePages(p: PageDeps) {
                   <Time at={o.reportedAt} />
                 </td>
                 <td>{o.app}/{o.name}@{o.version}</td>
-                <td>{o.outcome}</td>
+                <td>
+                  <OutcomeBadge outcome={o.outcome} />
+                </td>
                 <td>{o.message ?? ""}</td>
               </tr>
             ))}
@@ -223,23 +567,104 @@ export function appliancePages(p: PageDeps) {
               </tr>
             ))}
           </table>
+          <h2>Refused requests under its identity</h2>
+          {refusals.length === 0 ? <p class="muted">None recorded.</p> : (
+            <table id="refusals">
+              <tr>
+                <th>when</th>
+                <th>reason</th>
+                <th>request</th>
+                <th>from</th>
+              </tr>
+              {refusals.map((f) => (
+                <tr>
+                  <td>
+                    <Time at={f.at} />
+                  </td>
+                  <td>{f.reason}</td>
+                  <td>
+                    {f.method} {f.path}
+                  </td>
+                  <td>
+                    {f.address ?? ""}
+                    {f.heldBack > 0 ? ` (+${f.heldBack} more not recorded)` : ""}
+                  </td>
+                </tr>
+              ))}
+            </table>
+          )}
           <h2>Last report</h2>
-          <pre>{JSON.stringify(a.lastReport, null, 2)}</pre>
+          {a.lastReport
+            ? <ReportFacts report={report} raw={a.lastReport} />
+            : <p class="muted">No report yet.</p>}
         </Layout>,
       );
     })
     .post("/appliances/:uid/wake", p.signedIn, async (c) => {
       const uid = uidOf(c);
       const res = await c.var.api.wake.$post({ json: { uid } });
-      return back(c, `/ui/appliances/${uid}`, res.ok ? "Woken: it cycles now" : await refusal(res));
+      return res.ok
+        ? back(c, `/ui/appliances/${uid}`, "Woken: it cycles now")
+        : refused(c, `/ui/appliances/${uid}`, await refusal(res));
+    })
+    .get("/appliances/:uid/revoke", p.signedIn, async (c) => {
+      const uid = uidOf(c);
+      return await revokeConfirmation(c, uid, kept(c)["reason"] ?? "");
     })
     .post("/appliances/:uid/revoke", p.signedIn, async (c) => {
       const uid = uidOf(c);
       const form = await formOf(c);
+      const reason = field(form, "reason");
+      if (field(form, "confirmed") !== "yes") return await revokeConfirmation(c, uid, reason);
+      if (!reason) {
+        return refused(c, `/ui/appliances/${uid}/revoke`, "Give a reason for revoking", form);
+      }
       const res = await c.var.api.appliances[":uid"].revoke.$post({
         param: { uid },
-        json: { reason: field(form, "reason") },
+        json: { reason },
       });
-      return back(c, `/ui/appliances/${uid}`, res.ok ? "Revoked" : await refusal(res));
+      return res.ok
+        ? back(c, `/ui/appliances/${uid}`, "Revoked")
+        : refused(c, `/ui/appliances/${uid}/revoke`, await refusal(res), form);
+    })
+    .post("/appliances/:uid/edit", p.signedIn, async (c) => {
+      const uid = uidOf(c);
+      const form = await formOf(c);
+      const to = `/ui/appliances/${uid}`;
+      const interval = field(form, "intervalS");
+      if (!/^[0-9]{1,6}$/.test(interval)) {
+        return refused(c, to, "Report interval: a whole number of seconds (10 to 86400)", form);
+      }
+      const site = field(form, "site");
+      const res = await c.var.api.appliances[":uid"].$patch({
+        param: { uid },
+        json: {
+          site: site === "" ? null : site,
+          channel: field(form, "channel"),
+          tags: field(form, "tags").split(/[\s,]+/).filter((t) => t !== ""),
+          intervalS: Number(interval),
+        },
+      });
+      return res.ok ? back(c, to, "Saved") : refused(c, to, await refusal(res), form);
+    })
+    .post("/appliances/:uid/hold", p.signedIn, async (c) => {
+      const uid = uidOf(c);
+      const form = await formOf(c);
+      const to = `/ui/appliances/${uid}`;
+      const app = field(form, "app");
+      const res = await c.var.api.holds.$post({
+        json: { uid, reason: field(form, "reason"), ...(app ? { app } : {}) },
+      });
+      return res.ok
+        ? back(c, to, app ? `Held: ${app} stays as its catalog lists it` : "Held")
+        : refused(c, to, await refusal(res), form);
+    })
+    .post("/appliances/:uid/holds/:id/delete", p.signedIn, async (c) => {
+      const uid = uidOf(c);
+      const id = idOf(c);
+      const res = await c.var.api.holds[":id"].$delete({ param: { id } });
+      return res.ok
+        ? back(c, `/ui/appliances/${uid}`, "Hold released")
+        : refused(c, `/ui/appliances/${uid}`, await refusal(res));
     });
 }
