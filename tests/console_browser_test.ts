@@ -90,11 +90,9 @@ dbTest(
       await publish.locator("button").click();
       assert.match((await page.textContent(".flash"))!, /Published package demo\/demo@1\.0\.0/);
       const assign = page.locator("form[action='/ui/releases/assign']");
-      await assign.locator("input[name=app]").fill("demo");
-      await assign.locator("input[name=name]").fill("demo");
-      await assign.locator("input[name=version]").fill("1.0.0");
+      await assign.locator("select[name=component]").selectOption("package/demo/demo/1.0.0");
       await assign.locator("input[name=rolloutPercent]").fill("100");
-      await assign.locator("button").click();
+      await assign.locator("button[type=submit]").click();
       assert.match((await page.textContent(".flash"))!, /Assigned/);
       assert.equal(await page.textContent("#assignments td[data-installed]"), "0");
       for (const a of fleet.slice(1, 3)) {

@@ -103,19 +103,16 @@ export function releaseAppliancePages(p: PageDeps) {
               a.rolloutPercent,
             )} · {a.paused ? "paused" : "running"} · gate: {gateText(a)}
           </p>
-          <nav aria-label="Rollout states" class="filters">
-            {filters.map(([label, s]) => (
+          <p class="filters">
+            Show: {filters.map(([label, s]) => (
               <>
-                <a
-                  href={here(s)}
-                  aria-current={s.join(",") === states.join(",") ? "page" : undefined}
-                >
-                  {label} ({countOf(s)})
-                </a>
+                {s.join(",") === states.join(",")
+                  ? <strong>{label} ({countOf(s)})</strong>
+                  : <a href={here(s)}>{label} ({countOf(s)})</a>}
                 {" "}
               </>
             ))}
-          </nav>
+          </p>
           {list.items.length === 0
             ? <p>No appliance of this release is {shown === "all sent" ? "recorded" : shown}.</p>
             : (

@@ -305,7 +305,9 @@ export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
             </td>
             <td data-rollout>
               {a.paused
-                ? `paused${a.pausedReason ? `: ${a.pausedReason}` : ""}`
+                ? a.pausedReason?.startsWith("paused ")
+                  ? a.pausedReason
+                  : `paused${a.pausedReason ? ` by the gate: ${a.pausedReason}` : ""}`
                 : `running at ${a.rolloutPercent} %`} · gate: {gateText(a)}
             </td>
             <td class="num" data-delivered>
