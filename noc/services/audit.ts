@@ -106,7 +106,7 @@ export async function writeAudit(db: Db, e: AuditEntry): Promise<void> {
 }
 
 /** The filters and page of an audit query (`GET /v1/admin/audit`). */
-export const auditQuery = z.object({
+export const auditQuery = z.strictObject({
   actor: z.string().min(1).max(100).optional().describe("Only this actor (exact)"),
   path: z.string().min(1).max(300).optional().describe(
     "Only paths starting with this (`/v1/admin/appliances`, `/ui/login`)",

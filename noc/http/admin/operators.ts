@@ -23,6 +23,7 @@ import {
 } from "../../services/operators.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { actorOf } from "../middleware/admin_auth.ts";
 
 const role = z.enum(roles);
 
@@ -103,7 +104,7 @@ export function operatorAdminRoutes(deps: AppDeps) {
       const b = c.req.valid("json");
       const made = await createOperator(
         deps.db,
-        { name: b.name, role: b.role, password: b.password, by: c.get("actor").name },
+        { name: b.name, role: b.role, password: b.password, by: actorOf(c).name },
         deps.clock.now(),
       );
       if (!made) throw new ApiError(409, "operator_exists", `Operator "${b.name}" exists already`);
@@ -164,7 +165,7 @@ export function operatorAdminRoutes(deps: AppDeps) {
 /** `/v1/admin/me`: the caller's name, role and how they came. */
 export function meAdminRoutes() {
   return new Hono<AppEnv>().get("/", (c) => {
-    const a = c.get("actor");
+    const a = actorOf(c);
     return c.json({ name: a.name, role: a.role, via: a.via });
   });
 }

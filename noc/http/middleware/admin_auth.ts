@@ -46,6 +46,11 @@ declare module "hono" {
   }
 }
 
+/** The admin API request's actor (set by {@link adminAuth}). */
+export function actorOf(c: Context): AdminActor {
+  return c.get("actor");
+}
+
 /** Headers of the console's in-process calls (see noc/http/console/admin_client.ts). */
 export const internalHeaderNames = {
   key: "x-noc-internal",

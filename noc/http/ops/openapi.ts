@@ -20,6 +20,9 @@ import { releaseKeyBodySchema } from "../admin/release_keys.ts";
 import { rolloutAppliancesQuery, targetChoicesQuery } from "../admin/assignments.ts";
 import { createTokenBody } from "../admin/enrollment_tokens.ts";
 import { listQuery as listAppliancesQuery } from "../admin/appliances.ts";
+import * as op from "../admin/operators.ts";
+import * as audit from "../admin/audit.ts";
+import { auditQuery } from "../../services/audit.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { docsPage } from "./openapi_viewer.ts";
@@ -409,6 +412,22 @@ function adminOperations(): Operation[] {
     ),
     admin(
       "get",
+      "/appliances/facets",
+      "Known sites, models, channels and tags to filter by (at most 200 each)",
+      "appliances",
+      ok(r.applianceFacets, "Facets"),
+    ),
+    admin(
+      "post",
+      "/appliances/bulk",
+      "Wake, hold, release, move or put in maintenance the appliances `uids` (at most 1,000) " +
+        "or all a filter selects (at most 5,000); checked whole before any write",
+      "appliances",
+      ok(r.bulkResult, "What was done, and what was skipped and why"),
+      { body: s.bulkAppliancesSchema },
+    ),
+    admin(
+      "get",
       "/appliances/:uid",
       "One appliance, its last report, history, alerts",
       "appliances",
@@ -533,10 +552,10 @@ function adminOperations(): Operation[] {
     admin(
       "get",
       "/auth-failures",
-      "Recent refused identities",
+      "Recent refused identities (uid: those under one appliance's identity)",
       "alerts",
       ok(r.authFailures, "Refusals"),
-      { query: s.limitQuery },
+      { query: s.authFailuresQuery },
     ),
     admin(
       "post",
@@ -673,6 +692,86 @@ function adminOperations(): Operation[] {
     ),
     admin("get", "/holds", "List holds", "releases", ok(r.lists.holds), { query: s.holdQuery }),
     admin("delete", "/holds/:id", "Release a hold", "releases", gone, { params: idParam }),
+    ...operatorOperations(),
+  ];
+}
+
+/** `/v1/admin/operators`, `/v1/admin/me` and `/v1/admin/audit` (noc/http/admin/operators.ts, audit.ts). */
+function operatorOperations(): Operation[] {
+  const tag = "operators";
+  const one = op.operatorAnswer;
+  const forbidden = {
+    "403": "The caller's role is below what the route needs (forbidden_role; see the role table)",
+  };
+  const csv = { "text/csv": "Every matching record (at most 100,000), RFC 4180, newest first" };
+  return [
+    admin("get", "/me", "Who the caller is: name, role", tag, {
+      status: "200",
+      body: op.meAnswer,
+    }),
+    admin("get", "/operators", "List operators and their personal tokens (admin)", tag, {
+      status: "200",
+      body: z.object({ items: z.array(one) }),
+    }, { responses: { "200": "Operators", ...forbidden } }),
+    admin("post", "/operators", "Create an operator (admin)", tag, {
+      status: "201",
+      body: one,
+      description: "Created",
+    }, {
+      body: op.createOperatorBody,
+      responses: { "201": "Created", "409": "The name is taken (operator_exists)", ...forbidden },
+    }),
+    admin("get", "/operators/:name", "One operator (admin)", tag, { status: "200", body: one }, {
+      params: op.operatorParam,
+    }),
+    admin(
+      "patch",
+      "/operators/:name",
+      "Change an operator's role, disable or enable them (their console sessions end)",
+      tag,
+      { status: "200", body: one },
+      { params: op.operatorParam, body: op.patchOperatorBody },
+    ),
+    admin(
+      "post",
+      "/operators/:name/password",
+      "Set an operator's password (their console sessions end)",
+      tag,
+      { status: "200", body: one },
+      { params: op.operatorParam, body: op.passwordBody },
+    ),
+    admin(
+      "post",
+      "/operators/:name/tokens",
+      "Issue a personal API token (its secret is answered once)",
+      tag,
+      { status: "201", body: op.issuedToken, description: "Created" },
+      { params: op.operatorParam, body: op.tokenBody },
+    ),
+    admin(
+      "delete",
+      "/operators/:name/tokens/:id",
+      "Revoke a personal API token",
+      tag,
+      { status: "204", description: "Done; no body" },
+      { params: op.operatorTokenParam },
+    ),
+    admin(
+      "get",
+      "/audit",
+      "The audit log, newest first (admin, operator): filters, keyset pages, or CSV",
+      tag,
+      { status: "200", body: audit.auditPageAnswer, description: "A page of records" },
+      { query: auditQuery, produces: { "application/json": "", ...csv } },
+    ),
+    admin(
+      "get",
+      "/audit.csv",
+      "The audit log as CSV (admin, operator): as /audit?format=csv",
+      tag,
+      { status: "200", description: "CSV" },
+      { query: auditQuery, produces: csv },
+    ),
   ];
 }
 

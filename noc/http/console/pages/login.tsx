@@ -41,13 +41,16 @@ export function loginPages(p: PageDeps) {
       role: Actor["role"] | null;
       route: string;
       status: number;
-      error: string | null;
+      /** The audit record's error code: a failed sign-in's. */
+      refused: string | null;
       summary: Record<string, unknown> | null;
     },
   ) => {
+    const { refused, ...rest } = e;
     try {
       await writeAudit(deps.db, {
-        ...e,
+        ...rest,
+        error: refused,
         at: deps.clock.now(),
         via: "console",
         method: "POST",
@@ -154,7 +157,7 @@ export function loginPages(p: PageDeps) {
           role: null,
           route: "/ui/login",
           status: 303,
-          error: "sign_in_failed",
+          refused: "sign_in_failed",
           summary: { how },
         });
         deps.log.warn("console_sign_in_failed", { how });
@@ -180,7 +183,7 @@ export function loginPages(p: PageDeps) {
         role: actor.role,
         route: "/ui/login",
         status: 303,
-        error: null,
+        refused: null,
         summary: { how },
       });
       setCookie(c, "noc_login", "", { path: "/ui/login", maxAge: 0 });
@@ -206,7 +209,7 @@ export function loginPages(p: PageDeps) {
           role: who.role,
           route: "/ui/logout",
           status: 303,
-          error: null,
+          refused: null,
           summary: null,
         });
       }
