@@ -55,6 +55,8 @@ addEventListener("unload", () => out?.flushSync());
 
 async function start(role: NocRole): Promise<AppDeps> {
   const config = loadConfig(Deno.env.toObject(), Deno.args);
+  // Before the database is opened: a second `deno task dev` must not touch the first one's data.
+  portFree(config.host, config.port);
   const deps = await openDeps(config, { log, metrics });
   const { db, keys, wakeups } = deps;
   // The admin token and the dev enrolment token belong to the role that serves the admin API.
@@ -68,7 +70,13 @@ async function start(role: NocRole): Promise<AppDeps> {
   // liveness, so a gap is credited before any sweep judges the fleet.
   await startLivenessTicker(deps, { record: adminRole }).first;
 
-  const listener = listen(config.host, config.port, createApp(deps, { role }).fetch);
+  let listener: Listener;
+  try {
+    listener = listen(config.host, config.port, createApp(deps, { role }).fetch);
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) throw new PortInUse(config.host, config.port);
+    throw e;
+  }
   const port = listener.port;
   // Loopback at this port, then the names the listener is reachable at.
   deps.authorities.listening({ hostname: "localhost", port });
@@ -117,6 +125,35 @@ async function start(role: NocRole): Promise<AppDeps> {
     // Signals are not available everywhere (Deno Deploy); nothing to clean up there.
   }
   return deps;
+}
+
+/** The port asked for is taken: the message names it and how to choose another. */
+class PortInUse extends Error {
+  constructor(host: string | undefined, port: number) {
+    super(
+      `port ${port}${host === undefined ? "" : ` on ${host}`} is already in use (another NOC, ` +
+        `or another program, listens on it). Choose another port with the PORT variable or the ` +
+        `--port flag, e.g. PORT=${port === 8000 ? 8001 : port + 1} deno task dev, or ` +
+        `deno task dev -- --port ${port === 8000 ? 8001 : port + 1} (0 picks a free port)`,
+    );
+  }
+}
+
+/**
+ * Throws {@link PortInUse} when `port` (not 0) cannot be listened on at `host` (every address
+ * when undefined) because something else listens there; any other failure is left to `listen`.
+ */
+function portFree(host: string | undefined, port: number): void {
+  if (port === 0) return;
+  for (const hostname of host === undefined ? listenAddresses(undefined) : [host]) {
+    try {
+      Deno.listen({ hostname, port }).close();
+      return;
+    } catch (e) {
+      if (e instanceof Deno.errors.AddrInUse) throw new PortInUse(host, port);
+      // another failure (no IPv6, not ours to listen on): try the next address, or let listen say
+    }
+  }
 }
 
 /** The NOC's listening sockets: its servers, their port, the names it is reachable at. */

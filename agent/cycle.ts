@@ -191,6 +191,10 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   await Deno.mkdir(paths.staging, { recursive: true, mode: 0o700 }).catch((e) =>
     problems.push({ code: "state_unwritable", message: describe(e).message })
   );
+  // A new appliance's root may not exist yet (nothing installed so far): it is made here, as an
+  // install would make it, so that the first beat reports its free space rather than a problem.
+  // One that cannot be made is reported below, as a mount whose free space cannot be read.
+  await Deno.mkdir(ctx.config.root, { recursive: true }).catch(() => {});
 
   const pluginEnv = (phase: string) => ({
     NOC_PHASE: phase,

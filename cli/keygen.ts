@@ -21,11 +21,26 @@ import { fromBase64Url, toBase64Url } from "../protocol/util/encoding.ts";
 import { parseCommandLine, UsageError, usageExitCode } from "../protocol/util/args.ts";
 
 const usage = `Usage:
-  deno task keygen                      print a new secret (NOC_SIGNING_KEY, NOC_MASTER_KEY)
-  deno run --allow-read=<old>,<new> cli/keygen.ts statement --from <old seed file> --to <new seed file> [--until <ISO time>]
-                                        print the key-list statement rotating the NOC signing key
-                                        from <old> to <new> (the old key retired at --until,
-                                        7 days from now by default)`;
+  deno task keygen
+  deno task keygen statement --from <old seed file> --to <new seed file> [--until <ISO time>]
+
+Commands:
+  (none)       print a new 32-byte secret (base64url) on stdout, for NOC_SIGNING_KEY or
+               NOC_MASTER_KEY (or a file NOC_SIGNING_KEY_FILE / NOC_MASTER_KEY_FILE names);
+               its key id and public key, taken as a signing key, go to stderr
+  statement    print the key-list statement (noc-keys/1) rotating the NOC signing key from the
+               seed in <old> to the seed in <new>, signed with both; start the NOC with the new
+               key and this statement (NOC_KEY_STATEMENT_FILE). See docs/operations.md,
+               "Rotating the NOC signing key"
+
+Flags:
+  --from <file>      statement: the seed file of the current signing key
+  --to <file>        statement: the seed file of the new signing key
+  --until <time>     statement: when the old key is retired (ISO 8601; default 7 days from now)
+  -h, --help         this help
+
+Outside the task: deno run --allow-read=<old>,<new> cli/keygen.ts statement ...
+A usage error exits 64.`;
 
 /** A signing key read from its seed: key id, raw public key (base64url) and the prepared key. */
 async function signingKey(seedText: string, what: string) {

@@ -4,15 +4,41 @@
  * upgrade when a new version is published (woken by the NOC, not waiting
  * for their interval), one go missing and come back. Ctrl-C cleans up.
  *
- * `--quick` stops after the upgrade (used by the test suite).
+ * `--quick` stops after the upgrade (used by the test suite). What it narrates about the fleet
+ * (states, open alerts) is read back from the NOC's admin API, never assumed.
  *
  * @module
  */
 import { agentPermissionFlags } from "../agent/permissions.ts";
 import { createTar, gzip } from "../protocol/package/tar.ts";
 import { collectBytes } from "../protocol/util/bytes.ts";
+import { parseCommandLine, UsageError, usageExitCode } from "../protocol/util/args.ts";
 
-const quick = Deno.args.includes("--quick");
+const usage = `Usage: deno task demo [-- --quick]
+
+Starts a NOC on a temporary PGlite database, publishes a demo application, enrols three agents
+(gw-1, gw-2, gw-3) on temporary folders and narrates, from what the NOC's admin API answers:
+they converge on 1.0.0; 2.0.0 is published and the NOC wakes them to upgrade; gw-3 stops and
+goes missing (an open alert); it comes back. Prints the console's URL and the admin token to
+sign in with. The NOC keeps running until Ctrl-C, which removes every temporary folder.
+
+  --quick     stop after the upgrade (the test suite uses it)
+  -h, --help  this help`;
+
+const quick = (() => {
+  try {
+    const { values } = parseCommandLine(Deno.args, { quick: { type: "boolean" } });
+    if (values.help) {
+      console.log(usage);
+      Deno.exit(0);
+    }
+    return values.quick === true;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`demo: ${e.message}\n\n${usage}`);
+    Deno.exit(usageExitCode);
+  }
+})();
 const repo = new URL("..", import.meta.url).pathname;
 const work = await Deno.makeTempDir({ prefix: "noc-demo-" });
 const children = new Set<Deno.ChildProcess>();
@@ -224,6 +250,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 try {
   say(`NOC on a temporary PGlite: ${noc.url}`);
+  console.log(`  console:     ${noc.url}/ui (sign in with the admin token)`);
   console.log(`  admin token: ${noc.adminToken}`);
   console.log(`  try: curl -H "Authorization: Bearer ${noc.adminToken}" ${noc.url}/v1/admin/fleet`);
 
@@ -255,13 +282,22 @@ try {
     const gone = agents[2]!;
     say(`${gone.name} stops; the status daemon notices the missed heartbeat`);
     await stopAgent(gone);
-    await waitUntil(`${gone.name} is missing`, async () => {
-      const r = await admin("POST", "/v1/admin/sweep");
-      return r.alerted.includes(gone.uid) ||
-        (await admin("GET", `/v1/admin/appliances/${gone.uid}`)).state === "missing";
+    // Said once the NOC says it: the sweep (run here rather than waiting for the minute's cron)
+    // has opened a missed-heartbeat alert for it. The state alone can read "missing" a moment
+    // before any sweep has alerted.
+    await waitUntil(`the NOC has an open alert for ${gone.name}`, async () => {
+      await admin("POST", "/v1/admin/sweep");
+      const mine = await admin("GET", `/v1/admin/alerts?status=open&uid=${gone.uid}`);
+      return mine.items.some((a: { kind: string }) => a.kind === "missed_heartbeat");
     });
     const alerts = await admin("GET", "/v1/admin/alerts?status=open");
-    console.log(`open alerts: ${alerts.items.length}`);
+    console.log(
+      `open alerts: ${alerts.items.length} (${
+        alerts.items.map((a: { kind: string; hostname: string | null }) =>
+          `${a.kind} ${a.hostname ?? "-"}`
+        ).join(", ")
+      }; see ${noc.url}/ui/alerts)`,
+    );
     await table(agents);
 
     say(`${gone.name} comes back`);
@@ -271,9 +307,13 @@ try {
       async () => (await admin("GET", `/v1/admin/appliances/${gone.uid}`)).state === "ok",
     );
     await admin("POST", "/v1/admin/sweep");
+    const still = await admin("GET", "/v1/admin/alerts?status=open");
+    console.log(`open alerts: ${still.items.length}`);
     await table(agents);
 
-    say(`the NOC keeps running at ${noc.url} — press Ctrl-C to stop and clean up`);
+    say(
+      `the NOC keeps running at ${noc.url} (console: ${noc.url}/ui) — press Ctrl-C to stop and clean up`,
+    );
     await new Promise(() => {});
   }
   say("demo finished");
