@@ -558,6 +558,16 @@ dbTest(
 
     // Appliances, alerts, the rest of the admin API.
     await admin("GET", "/v1/admin/appliances", 200);
+    await admin("GET", "/v1/admin/appliances?count=true&sort=lastBeat&order=desc", 200);
+    await admin("GET", "/v1/admin/appliances/facets", 200);
+    await admin("POST", "/v1/admin/appliances/bulk", 200, {
+      uids: [uid],
+      action: { type: "move", addTags: ["audited"] },
+    });
+    await admin("POST", "/v1/admin/appliances/bulk", 200, {
+      filter: { site: "lab" },
+      action: { type: "wake" },
+    });
     await admin("GET", `/v1/admin/appliances/${uid}`, 200);
     await admin("GET", `/v1/admin/appliances/${uid}/configuration`, 200);
     await admin("PATCH", `/v1/admin/appliances/${uid}`, 200, { tags: ["edge"] });

@@ -522,6 +522,29 @@ export const rolloutAppliances = items(z.object({
   nextAfter: uid.nullable().describe("Pass as `after` for the next page; null: last page"),
 });
 
+/** `POST /v1/admin/appliances/bulk`: what a bulk action did. */
+export const bulkResult = z.object({
+  action: z.string(),
+  matched: count.describe("Appliances selected (the UIDs, or the filter's matches)"),
+  done: count.describe("Appliances changed"),
+  skipped: count.describe("Appliances left as they were"),
+  skippedWhy: z.string().nullable().describe("Why (revoked: never woken; already held; …)"),
+});
+
+/** `GET /v1/admin/appliances/facets`: known values to filter by, at most 200 of each. */
+export const applianceFacets = z.object({
+  sites: z.array(z.string()),
+  models: z.array(z.string()),
+  channels: z.array(z.string()),
+  tags: z.array(z.string()),
+  more: z.object({
+    sites: z.boolean(),
+    models: z.boolean(),
+    channels: z.boolean(),
+    tags: z.boolean(),
+  }).describe("True for a kind with more than 200 values (the first 200 are listed)"),
+});
+
 /** A hold. */
 export const hold = z.object({
   id: z.number().int(),
@@ -534,7 +557,12 @@ export const hold = z.object({
 /** Lists of the above. */
 export const lists = {
   enrollmentTokens: items(enrollmentToken),
-  appliances: items(appliance).extend({ nextCursor: z.string().nullable() }),
+  appliances: items(appliance).extend({
+    nextCursor: z.string().nullable(),
+    prevCursor: z.string().nullable().describe("Pass as `before` for the previous page"),
+    total: count.optional().describe("With count=true: the matches, exact up to 10,000"),
+    totalCapped: z.boolean().optional().describe("True: more than `total` (10,000) match"),
+  }),
   alerts: items(alert).extend({ nextBefore: z.number().int().nullable() }),
   maintenanceWindows: items(maintenanceWindow),
   localServers: items(localServer),
