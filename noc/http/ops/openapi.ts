@@ -674,7 +674,7 @@ function adminOperations(): Operation[] {
     admin(
       "patch",
       "/assignments/:id",
-      "Change rollout, pause, threshold",
+      "Change rollout, pause, gate threshold and minimum sample",
       "releases",
       ok(r.assignment),
       { params: idParam, body: s.patchAssignmentSchema },
