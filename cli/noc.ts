@@ -1,7 +1,8 @@
 /**
  * The operator's command line (`deno task noc <command>`): enrolment tokens, appliances, alerts,
- * publishing packages and files, assignments, wake-ups, release keys and local component servers,
- * over the admin API.
+ * publishing packages and files, assignments, wake-ups, release keys, local component servers,
+ * operators and the audit log, over the admin API. `--token` is an admin token or a personal
+ * token (`noc operator token`); the NOC enforces its role.
  *
  * ```
  * noc package <dir|payload.tgz> --app A --name N --version V [--noc URL --token T]
@@ -38,6 +39,15 @@
  *     --gate: the health gate (failureThresholdPercent, 1–100): the rollout pauses itself when
  *     this share of at least --min-sample (minSample, 1–100000, default 5) counted appliances failed.
  * noc wake (--uid U | --site S | --all)
+ * noc operator [list] | operator add <name> --role admin|operator|viewer [--password-file F]
+ * noc operator role <name> --role R | operator disable <name> | operator enable <name>
+ * noc operator password <name> [--password-file F] | operator token <name> [--label L]
+ * noc operator revoke-token <name> <id>
+ *     Named operators (admin only). Without --password-file a random password is made and printed
+ *     once; a password never goes on the command line.
+ * noc audit [--actor A] [--path P] [--since T] [--until T] [--limit N] [--cursor C] [--csv]
+ *     The audit log, newest first (admin and operator); --csv prints every matching record as CSV.
+ * noc whoami                                          the name and role the token signs in as
  * ```
  *
  * Every command prints for people; `--json` prints the admin API's answer. `--noc` and `--token`
@@ -93,7 +103,11 @@ export class CliError extends Error {
 /** Every flag the CLI knows, with what it takes and what it means (usage text). */
 const flagSpecs = {
   noc: { type: "string", arg: "<url>", about: "NOC base URL (default NOC_URL)" },
-  token: { type: "string", arg: "<token>", about: "admin token (default NOC_TOKEN)" },
+  token: {
+    type: "string",
+    arg: "<token>",
+    about: "admin token or personal token (default NOC_TOKEN)",
+  },
   json: { type: "boolean", arg: "", about: "print the admin API's JSON answer" },
   app: {
     type: "string",
@@ -191,6 +205,17 @@ const flagSpecs = {
     about: "when the release key stops being accepted (ISO time)",
   },
   all: { type: "boolean", arg: "", about: "every appliance" },
+  role: { type: "string", arg: "admin|operator|viewer", about: "an operator's role" },
+  "password-file": {
+    type: "string",
+    arg: "<file>",
+    about: "read the password from this file (default: make a random one and print it)",
+  },
+  actor: { type: "string", arg: "<name>", about: "audit: only this operator or token label" },
+  path: { type: "string", arg: "<prefix>", about: "audit: only paths starting with this" },
+  since: { type: "string", arg: "<time>", about: "audit: only records at or after (ISO time)" },
+  until: { type: "string", arg: "<time>", about: "audit: only records before (ISO time)" },
+  csv: { type: "boolean", arg: "", about: "audit: every matching record as CSV" },
 } as const;
 
 type FlagName = keyof typeof flagSpecs;
@@ -347,6 +372,31 @@ const commands: Record<string, Command> = {
       upload: form(["<file>"], [], "send a fileinfo signed with fileinfo put --out"),
     },
   },
+  operator: {
+    default: "list",
+    forms: {
+      list: form([], ["json"], "list operators, their roles and personal tokens"),
+      add: form(["<name>"], ["role", "password-file", "json"], "create an operator"),
+      role: form(["<name>"], ["role", "json"], "change an operator's role"),
+      disable: form(["<name>"], ["json"], "disable an operator (sessions and tokens stop)"),
+      enable: form(["<name>"], ["json"], "enable a disabled operator again"),
+      password: form(["<name>"], ["password-file", "json"], "set an operator's password"),
+      token: form(["<name>"], ["label", "json"], "issue a personal API token (shown once)"),
+      "revoke-token": form(["<name>", "<id>"], ["json"], "revoke a personal API token"),
+    },
+  },
+  audit: {
+    forms: {
+      "": form(
+        [],
+        ["actor", "path", "since", "until", "limit", "cursor", "csv", "json"],
+        "the audit log: who changed what, when, from where",
+      ),
+    },
+  },
+  whoami: {
+    forms: { "": form([], ["json"], "the name and role the token signs in as") },
+  },
   "local-servers": {
     default: "list",
     forms: {
@@ -462,6 +512,8 @@ async function call(
   const token = need(ctx, "token", "NOC_TOKEN");
   const headers = new Headers(init.headers);
   headers.set("authorization", `Bearer ${token}`);
+  // What the audit log records as the user agent of the CLI's changes.
+  headers.set("user-agent", `noc-cli (Deno/${Deno.version.deno})`);
   const res = await fetch(`${noc}${path}`, { ...init, method, headers });
   const text = await readTextBounded(res, ANSWER_LIMIT, { truncate: !res.ok });
   let body: unknown = text;
@@ -590,6 +642,85 @@ const localServerList = z.object({
     problems: z.array(z.unknown()),
   })),
 });
+
+const operator = z.object({
+  name: z.string(),
+  role: z.string(),
+  hasPassword: z.boolean(),
+  disabledAt: nullableText,
+  lastSignInAt: nullableText,
+  tokens: z.array(z.object({
+    id: idSchema,
+    label: z.string(),
+    createdAt: z.string(),
+    revokedAt: nullableText,
+  })),
+});
+const operatorList = z.object({ items: z.array(operator) });
+const auditPage = z.object({
+  items: z.array(z.object({
+    at: z.string(),
+    actor: z.string(),
+    role: nullableText,
+    via: z.string(),
+    method: z.string(),
+    path: z.string(),
+    status: z.number(),
+    error: nullableText,
+    address: nullableText,
+  })),
+  nextCursor: nullableText,
+});
+
+/** An operator's name as the NOC takes it (checked here, as it goes into a path). */
+function operatorArg(name: string): string {
+  if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(name)) {
+    throw new UsageError(
+      `<name> "${name.slice(0, 80)}": lower-case letters, digits, '.', '_' and '-' (1-64)`,
+    );
+  }
+  return name;
+}
+
+function roleFlag(ctx: Ctx): string {
+  const role = need(ctx, "role");
+  if (!["admin", "operator", "viewer"].includes(role)) {
+    throw new UsageError(`--role must be admin, operator or viewer, not "${role.slice(0, 40)}"`);
+  }
+  return role;
+}
+
+/**
+ * The password to set: the first line of --password-file (at most 1,024 bytes), or a new random
+ * one (24 characters, 144 bits) that the caller prints once.
+ */
+async function passwordOf(ctx: Ctx): Promise<{ password: string; made: boolean }> {
+  const file = flag(ctx, "password-file");
+  if (file === undefined) {
+    return { password: toBase64Url(crypto.getRandomValues(new Uint8Array(18))), made: true };
+  }
+  const text = await readKeyText(file, `--password-file "${file}"`);
+  const password = text.split(/\r?\n/)[0] ?? "";
+  if (password.length < 12 || password.length > 256) {
+    throw new UsageError(`--password-file "${file}": a password is 12 to 256 characters`);
+  }
+  return { password, made: false };
+}
+
+async function patchOperator(
+  ctx: Ctx,
+  change: { role?: string; disabled?: boolean },
+): Promise<string> {
+  const name = operatorArg(ctx.words[0]!);
+  const body = await call(ctx, "PATCH", `/v1/admin/operators/${name}`, {
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(change),
+  });
+  if (ctx.flags.json) return json(body);
+  const o = read(operator, body);
+  return `Operator ${o.name}: ${o.role}, ${o.disabledAt ? "disabled" : "enabled"}` +
+    (change.disabled === true || change.role ? " (their console sessions have ended)" : "");
+}
 
 /** A payload checked here: the gzip'd tar at `path` (removed on dispose when made here). */
 interface LocalPayload extends AsyncDisposable {
@@ -1142,6 +1273,117 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     const body = uid ? { uid } : site ? { site } : { all: true };
     const r = await postJson(ctx, "/v1/admin/wake", body);
     return ctx.flags.json ? json(r) : `Woken: ${JSON.stringify(body)}`;
+  },
+
+  async "operator list"(ctx) {
+    const body = await call(ctx, "GET", "/v1/admin/operators");
+    if (ctx.flags.json) return json(body);
+    const r = read(operatorList, body);
+    if (r.items.length === 0) return "No operators (the admin token signs in as admin).";
+    return r.items.map((o) => {
+      const live = o.tokens.filter((t) => t.revokedAt === null);
+      return `${o.name}\t${o.role}\t${o.disabledAt ? `disabled ${o.disabledAt}` : "enabled"}\t` +
+        `password ${o.hasPassword ? "set" : "none"}\tlast sign-in ${o.lastSignInAt ?? "never"}` +
+        live.map((t) => `\n  token ${t.id} "${t.label}" (${t.createdAt})`).join("");
+    }).join("\n");
+  },
+
+  async "operator add"(ctx) {
+    const name = operatorArg(ctx.words[0]!);
+    const { password, made } = await passwordOf(ctx);
+    const body = await postJson(ctx, "/v1/admin/operators", {
+      name,
+      role: roleFlag(ctx),
+      password,
+    });
+    if (ctx.flags.json) return json(body);
+    const o = read(operator, body);
+    return `Operator ${o.name} (${o.role}) created.` +
+      (made ? `\nPassword (shown once; give it to ${o.name}): ${password}` : "");
+  },
+
+  async "operator role"(ctx) {
+    return await patchOperator(ctx, { role: roleFlag(ctx) });
+  },
+
+  async "operator disable"(ctx) {
+    return await patchOperator(ctx, { disabled: true });
+  },
+
+  async "operator enable"(ctx) {
+    return await patchOperator(ctx, { disabled: false });
+  },
+
+  async "operator password"(ctx) {
+    const name = operatorArg(ctx.words[0]!);
+    const { password, made } = await passwordOf(ctx);
+    const body = await postJson(ctx, `/v1/admin/operators/${name}/password`, { password });
+    if (ctx.flags.json) return json(body);
+    return `Password of ${name} set; their console sessions have ended.` +
+      (made ? `\nNew password (shown once): ${password}` : "");
+  },
+
+  async "operator token"(ctx) {
+    const name = operatorArg(ctx.words[0]!);
+    const body = await postJson(ctx, `/v1/admin/operators/${name}/tokens`, {
+      label: flag(ctx, "label") ?? "cli",
+    });
+    if (ctx.flags.json) return json(body);
+    const t = read(z.object({ id: idSchema, token: z.string() }), body);
+    return `Personal token ${t.id} of ${name} (shown once; use as --token or NOC_TOKEN):\n  ${t.token}`;
+  },
+
+  async "operator revoke-token"(ctx) {
+    const name = operatorArg(ctx.words[0]!);
+    const id = ctx.words[1]!;
+    if (!/^[1-9][0-9]{0,14}$/.test(id)) {
+      throw new UsageError(`<id> must be a token id, not "${id}"`);
+    }
+    await call(ctx, "DELETE", `/v1/admin/operators/${name}/tokens/${id}`);
+    return ctx.flags.json ? json({ revoked: Number(id) }) : `Token ${id} of ${name} revoked.`;
+  },
+
+  async audit(ctx) {
+    const q = new URLSearchParams();
+    for (
+      const [flagName, param] of [
+        ["actor", "actor"],
+        ["path", "path"],
+        ["since", "since"],
+        [
+          "until",
+          "until",
+        ],
+        ["limit", "limit"],
+        ["cursor", "before"],
+      ] as const
+    ) {
+      const v = flag(ctx, flagName);
+      if (v !== undefined) q.set(param, v);
+    }
+    if (ctx.flags.csv) {
+      q.delete("limit");
+      q.set("format", "csv");
+      const text = await call(ctx, "GET", `/v1/admin/audit?${q}`);
+      return String(text).replace(/\r\n$/, "");
+    }
+    const body = await call(ctx, "GET", `/v1/admin/audit?${q}`);
+    if (ctx.flags.json) return json(body);
+    const r = read(auditPage, body);
+    if (r.items.length === 0) return "No audit records match.";
+    const lines = r.items.map((a) =>
+      `${a.at}\t${a.actor} (${a.role ?? "-"}, ${a.via})\t${a.method} ${a.path}\t${a.status}` +
+      `${a.error ? ` ${a.error}` : ""}\tfrom ${a.address ?? "?"}`
+    );
+    if (r.nextCursor) lines.push(`More: --cursor ${r.nextCursor}`);
+    return lines.join("\n");
+  },
+
+  async whoami(ctx) {
+    const body = await call(ctx, "GET", "/v1/admin/me");
+    if (ctx.flags.json) return json(body);
+    const me = read(z.object({ name: z.string(), role: z.string() }), body);
+    return `${me.name} (${me.role})`;
   },
 
   async "local-servers token"(ctx) {
