@@ -265,7 +265,9 @@ function CountLink(
   if (props.n === 0) return <>0</>;
   return (
     <a
-      href={`/ui/releases/assignments/${props.a.id}/appliances?state=${props.states.join(",")}`}
+      href={`/ui/releases/assignments/${props.a.id}/appliances${
+        props.states.length > 0 ? `?state=${props.states.join(",")}` : ""
+      }`}
       aria-label={`${props.n} ${props.what}: ${release(props.a)}`}
     >
       {props.n}
@@ -311,7 +313,7 @@ export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
                 : `running at ${a.rolloutPercent} %`} · gate: {gateText(a)}
             </td>
             <td class="num" data-delivered>
-              {a.progress.sent} of {reach}
+              <CountLink a={a} states={[]} n={a.progress.sent} what="delivered" /> of {reach}
             </td>
             <td class="num" data-installed>{a.progress.installed}</td>
             <td class="num" data-failed>
@@ -320,15 +322,7 @@ export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
             <td class="num" data-missing>
               <CountLink a={a} states={["missing"]} n={missing} what="missing" />
             </td>
-            <td data-states>
-              {stateSummary(a.progress.states)}
-              {a.progress.sent > 0 && (
-                <>
-                  {" "}
-                  <a href={`/ui/releases/assignments/${a.id}/appliances`}>appliances</a>
-                </>
-              )}
-            </td>
+            <td data-states>{stateSummary(a.progress.states)}</td>
             <td class="controls">
               <form method="post" action={`/ui/releases/assignments/${a.id}`} class="inline">
                 <Csrf ctx={props.ctx} />
