@@ -36,6 +36,8 @@ import { releaseAppliancePages } from "./pages/release_appliances.tsx";
 import { fileinfoPages } from "./pages/fileinfo.tsx";
 import { tokenPages } from "./pages/tokens.tsx";
 import { localServerPage } from "./pages/local_servers.tsx";
+import { operatorPages } from "./pages/operators.tsx";
+import { auditPages } from "./pages/audit.tsx";
 import { maintenancePages } from "./pages/maintenance.tsx";
 
 /** The console's routes, as OpenAPI operations (tag `console`). */
@@ -55,7 +57,7 @@ export const consoleOperations: Operation[] = (() => {
     op("get", "/static/app.css", "Stylesheet"),
     op("get", "/static/live.js", "Live refresh script"),
     op("get", "/login", "Sign-in form"),
-    op("post", "/login", "Sign in with an admin token"),
+    op("post", "/login", "Sign in: name and password, or a personal or admin token"),
     op("post", "/logout", "Sign out"),
     op("get", "", "Fleet at a glance"),
     op("get", "/appliances", "Appliances: search, filter, sort, total, pages both ways"),
@@ -90,6 +92,16 @@ export const consoleOperations: Operation[] = (() => {
     op("post", "/tokens/:id/hide", "Stop showing a new enrolment token"),
     op("post", "/tokens/:id/revoke", "Revoke an enrolment token (asks first)"),
     op("get", "/local-servers", "Local component servers"),
+    op("get", "/operators", "Operators: roles, passwords, personal tokens (admin)"),
+    op("post", "/operators", "Create an operator"),
+    op("post", "/operators/:name/role", "Change an operator's role"),
+    op("post", "/operators/:name/password", "Set an operator's password"),
+    op("post", "/operators/:name/disable", "Disable an operator (asks first)"),
+    op("post", "/operators/:name/enable", "Enable an operator again"),
+    op("post", "/operators/:name/tokens", "Issue a personal API token"),
+    op("post", "/operators/:name/tokens/:id/revoke", "Revoke a personal API token"),
+    op("get", "/audit", "Audit log: filters, pages (admin, operator)"),
+    op("get", "/audit.csv", "Audit log as CSV"),
     op("post", "/local-servers/:id/revoke", "Revoke a local component server (asks first)"),
     op("get", "/maintenance", "Maintenance windows: open, list, end"),
     op("post", "/maintenance", "Open a maintenance window for a site or an appliance"),
@@ -233,6 +245,8 @@ export function consoleRoutes(deps: AppDeps, admin: AdminApp, internalKey: strin
     .route("/", fileinfoPages(p))
     .route("/", tokenPages(p))
     .route("/", localServerPage(p))
+    .route("/", operatorPages(p))
+    .route("/", auditPages(p))
     .route("/", maintenancePages(p))
     // Any other path: signed in, it is the app's 404; signed out, sign in first (as any page).
     .all("*", p.signedIn, (c) => c.notFound());

@@ -1,0 +1,339 @@
+/**
+ * `/ui/operators` (admin): named operators — create, change role, disable (asks first) or
+ * enable, set a password, issue and revoke personal API tokens — through `/v1/admin/operators`.
+ *
+ * Every form is a Post/Redirect/Get. A new personal token's secret never travels in a URL: the
+ * POST puts it in a short-lived HttpOnly cookie for this page alone, and the page it redirects
+ * to shows it once and clears the cookie.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import { z } from "zod";
+import { Confirm, Csrf, Layout, Time } from "../layout.tsx";
+import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
+import { back, field, formOf, html, kept, refused } from "../page.ts";
+import { refusal } from "../admin_client.ts";
+import { isHttps } from "../../v1/components.ts";
+
+const operatorSchema = z.object({
+  name: z.string(),
+  role: z.enum(["admin", "operator", "viewer"]),
+  hasPassword: z.boolean(),
+  disabledAt: z.string().nullable(),
+  lastSignInAt: z.string().nullable(),
+  tokens: z.array(z.object({
+    id: z.number(),
+    label: z.string(),
+    createdAt: z.string(),
+    revokedAt: z.string().nullable(),
+  })),
+});
+type OperatorRow = z.infer<typeof operatorSchema>;
+
+const revealCookie = "noc_operator_token";
+const namePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const roleNames = ["viewer", "operator", "admin"] as const;
+
+/** The `:name` parameter; null unless it is an operator name. */
+function nameParam(c: ConsoleContext): string | null {
+  const v = c.req.param("name") ?? "";
+  return namePattern.test(v) ? v : null;
+}
+
+function RoleSelect(props: { name: string; value?: string | undefined; id?: string }) {
+  return (
+    <select name={props.name} id={props.id}>
+      {roleNames.map((r) => <option value={r} selected={props.value === r}>{r}</option>)}
+    </select>
+  );
+}
+
+type Child = Parameters<typeof Layout>[0]["children"];
+
+function operatorsPage(
+  c: ConsoleContext,
+  items: OperatorRow[] | null,
+  reveal: { name: string; token: string } | null,
+  confirm?: Child,
+) {
+  const ctx = c.var.page;
+  const form = kept(c);
+  if (items === null) {
+    return (
+      <Layout title="Operators" ctx={ctx}>
+        <p id="operators-forbidden">
+          Operator accounts are managed by admins; you are signed in as {ctx.label}{" "}
+          ({ctx.role ?? "viewer"}).
+        </p>
+      </Layout>
+    );
+  }
+  return (
+    <Layout title="Operators" ctx={ctx}>
+      {confirm}
+      {reveal && (
+        <section class="panel" id="new-operator-token">
+          <p>
+            Personal token of{" "}
+            {reveal.name}: copy it now, it is not shown again (the NOC keeps only its hash). Use it
+            as <code>--token</code> (or NOC_TOKEN) with <code>noc</code>, or to sign in here.
+          </p>
+          <div class="secret">
+            <label for="operator-token">Token</label>
+            <input id="operator-token" readonly value={reveal.token} size={50} />
+            <button type="button" data-copy="#operator-token">Copy token</button>
+          </div>
+        </section>
+      )}
+      <form method="post" action="/ui/operators" class="panel" id="create-operator">
+        <Csrf ctx={ctx} />
+        <label>
+          Name
+          <input
+            name="name"
+            required
+            maxlength={64}
+            pattern="[a-z0-9][a-z0-9._\-]{0,63}"
+            value={form["name"]}
+            autocomplete="off"
+          />
+        </label>
+        <label>
+          Role
+          <RoleSelect name="role" value={form["role"] ?? "operator"} />
+        </label>
+        <label>
+          Password (12+ characters, optional)
+          <input
+            name="password"
+            type="password"
+            minlength={12}
+            maxlength={256}
+            autocomplete="new-password"
+          />
+        </label>
+        <button type="submit">Create operator</button>
+      </form>
+      <p class="muted">
+        admin: everything. operator: runs the fleet (appliances, alerts, maintenance, releases,
+        rollouts, holds, fileinfo, enrolment tokens), reads the audit log; no release keys or
+        accounts. viewer: reads only. The admin token (NOC_ADMIN_TOKEN) signs in as admin.
+      </p>
+      <table id="operators">
+        <tr>
+          <th>name</th>
+          <th>role</th>
+          <th>state</th>
+          <th>last sign-in</th>
+          <th>password</th>
+          <th>personal tokens</th>
+          <th>actions</th>
+        </tr>
+        {items.map((o) => (
+          <tr>
+            <td>{o.name}</td>
+            <td>
+              <form method="post" action={`/ui/operators/${o.name}/role`} class="inline">
+                <Csrf ctx={ctx} />
+                <label class="sr-only" for={`role-${o.name}`}>Role of {o.name}</label>
+                <RoleSelect name="role" value={o.role} id={`role-${o.name}`} />
+                <button type="submit" class="secondary">Save role</button>
+              </form>
+            </td>
+            <td>{o.disabledAt ? <span class="state revoked">disabled</span> : "enabled"}</td>
+            <td>
+              <Time at={o.lastSignInAt} />
+            </td>
+            <td>
+              <form method="post" action={`/ui/operators/${o.name}/password`} class="inline">
+                <Csrf ctx={ctx} />
+                <label class="sr-only" for={`password-${o.name}`}>New password of {o.name}</label>
+                <input
+                  id={`password-${o.name}`}
+                  name="password"
+                  type="password"
+                  minlength={12}
+                  maxlength={256}
+                  required
+                  autocomplete="new-password"
+                  placeholder={o.hasPassword ? "set (change)" : "none (set)"}
+                  size={12}
+                />
+                <button type="submit" class="secondary">Set password</button>
+              </form>
+            </td>
+            <td>
+              {o.tokens.filter((t) => t.revokedAt === null).map((t) => (
+                <form
+                  method="post"
+                  action={`/ui/operators/${o.name}/tokens/${t.id}/revoke`}
+                  class="inline"
+                >
+                  <Csrf ctx={ctx} />
+                  {t.label} (<Time at={t.createdAt} />){" "}
+                  <button type="submit" class="danger">Revoke token {t.id}</button>
+                </form>
+              ))}
+              <form method="post" action={`/ui/operators/${o.name}/tokens`} class="inline">
+                <Csrf ctx={ctx} />
+                <label class="sr-only" for={`token-label-${o.name}`}>Label of a new token</label>
+                <input
+                  id={`token-label-${o.name}`}
+                  name="label"
+                  maxlength={100}
+                  size={8}
+                  value="console"
+                />
+                <button type="submit" class="secondary">Issue token</button>
+              </form>
+            </td>
+            <td>
+              <form
+                method="post"
+                action={`/ui/operators/${o.name}/${o.disabledAt ? "enable" : "disable"}`}
+                class="inline"
+              >
+                <Csrf ctx={ctx} />
+                <button type="submit" class={o.disabledAt ? "secondary" : "danger"}>
+                  {o.disabledAt ? "Enable" : "Disable…"}
+                </button>
+              </form>
+            </td>
+          </tr>
+        ))}
+      </table>
+    </Layout>
+  );
+}
+
+async function listOperators(c: ConsoleContext): Promise<OperatorRow[] | null> {
+  const res = await c.var.api.operators.$get();
+  if (res.status === 403) return null;
+  if (!res.ok) throw new Error(`operators: ${res.status}`);
+  return z.object({ items: z.array(operatorSchema) }).parse(await res.json()).items;
+}
+
+/**
+ * `GET` and `POST /ui/operators` (create), `POST /ui/operators/:name/role`, `/password`,
+ * `/disable` (asks first; disables with `confirmed=yes`), `/enable`, `/tokens` (issue) and
+ * `/tokens/:id/revoke`.
+ */
+export function operatorPages(p: PageDeps) {
+  const { deps } = p;
+  const to = "/ui/operators";
+  return new Hono<ConsoleEnv>()
+    .get("/operators", p.signedIn, async (c) => {
+      let reveal: { name: string; token: string } | null = null;
+      const kept = getCookie(c, revealCookie);
+      if (kept) {
+        deleteCookie(c, revealCookie, { path: to });
+        const m = /^([a-z0-9][a-z0-9._-]{0,63}):(noc_op_[A-Za-z0-9_-]{43})$/.exec(kept);
+        if (m) reveal = { name: m[1]!, token: m[2]! };
+      }
+      return await html(c, operatorsPage(c, await listOperators(c), reveal));
+    })
+    .post("/operators", p.signedIn, async (c) => {
+      const form = await formOf(c);
+      const role = roleNames.find((r) => r === field(form, "role")) ?? "operator";
+      const password = typeof form["password"] === "string" ? form["password"] : "";
+      const res = await c.var.api.operators.$post({
+        json: {
+          name: field(form, "name"),
+          role,
+          ...(password !== "" ? { password } : {}),
+        },
+      });
+      if (!res.ok) return refused(c, to, await refusal(res), form);
+      return back(c, to, `Operator ${field(form, "name")} (${role}) created`);
+    })
+    .post("/operators/:name/role", p.signedIn, async (c) => {
+      const name = nameParam(c);
+      const form = await formOf(c);
+      const role = roleNames.find((r) => r === field(form, "role"));
+      if (!name || !role) return refused(c, to, "No such operator or role");
+      const res = await c.var.api.operators[":name"].$patch({ param: { name }, json: { role } });
+      if (!res.ok) return refused(c, to, await refusal(res));
+      return back(c, to, `${name} is now ${role}; their console sessions have ended`);
+    })
+    .post("/operators/:name/password", p.signedIn, async (c) => {
+      const name = nameParam(c);
+      const form = await formOf(c);
+      const password = typeof form["password"] === "string" ? form["password"] : "";
+      if (!name) return refused(c, to, "No such operator");
+      const res = await c.var.api.operators[":name"].password.$post({
+        param: { name },
+        json: { password },
+      });
+      if (!res.ok) return refused(c, to, await refusal(res));
+      return back(c, to, `Password of ${name} set; their console sessions have ended`);
+    })
+    .post("/operators/:name/disable", p.signedIn, async (c) => {
+      const name = nameParam(c);
+      if (!name) return refused(c, to, "No such operator");
+      const form = await formOf(c);
+      if (field(form, "confirmed") !== "yes") {
+        return await html(
+          c,
+          operatorsPage(
+            c,
+            await listOperators(c),
+            null,
+            <Confirm
+              ctx={c.var.page}
+              what={`Disable ${name}? Their console sessions end and their personal tokens stop working at once; enable them again to undo.`}
+              action={`/ui/operators/${name}/disable`}
+              button={`Disable ${name}`}
+              cancel={to}
+            />,
+          ),
+        );
+      }
+      const res = await c.var.api.operators[":name"].$patch({
+        param: { name },
+        json: { disabled: true },
+      });
+      if (!res.ok) return refused(c, to, await refusal(res));
+      return back(c, to, `${name} disabled`);
+    })
+    .post("/operators/:name/enable", p.signedIn, async (c) => {
+      const name = nameParam(c);
+      if (!name) return refused(c, to, "No such operator");
+      const res = await c.var.api.operators[":name"].$patch({
+        param: { name },
+        json: { disabled: false },
+      });
+      if (!res.ok) return refused(c, to, await refusal(res));
+      return back(c, to, `${name} enabled`);
+    })
+    .post("/operators/:name/tokens", p.signedIn, async (c) => {
+      const name = nameParam(c);
+      if (!name) return refused(c, to, "No such operator");
+      const form = await formOf(c);
+      const res = await c.var.api.operators[":name"].tokens.$post({
+        param: { name },
+        json: { label: field(form, "label") || "console" },
+      });
+      if (!res.ok) return refused(c, to, await refusal(res));
+      const t = z.object({ token: z.string() }).parse(await res.json());
+      setCookie(c, revealCookie, `${name}:${t.token}`, {
+        httpOnly: true,
+        sameSite: "Strict",
+        secure: isHttps(c, deps.settings.trustProxy),
+        path: to,
+        maxAge: 120,
+      });
+      return back(c, to, `Personal token issued for ${name}: copy it below`);
+    })
+    .post("/operators/:name/tokens/:id/revoke", p.signedIn, async (c) => {
+      const name = nameParam(c);
+      const id = c.req.param("id") ?? "";
+      if (!name || !/^[1-9][0-9]{0,14}$/.test(id)) return refused(c, to, "No such token");
+      const res = await c.var.api.operators[":name"].tokens[":id"].$delete({
+        param: { name, id },
+      });
+      if (!res.ok) return refused(c, to, await refusal(res));
+      return back(c, to, `Token ${id} of ${name} revoked`);
+    });
+}
