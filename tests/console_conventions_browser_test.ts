@@ -181,9 +181,16 @@ dbTest(
         /^Updated \d\d:\d\d:\d\d UTC$/,
       );
 
-      // While a field holds an edit, the refresh waits and the edit stays.
+      // A page of untouched filters (selects, check boxes) refreshes; while a field holds an edit,
+      // the refresh waits and the edit stays.
       await p.page.setViewportSize(desktop);
       await p.page.goto(`${noc.url}/ui/alerts`);
+      assert.ok(await p.page.locator("main select").count() > 0, "the alerts page has choices");
+      await p.page.evaluate(`new Promise((ok, no) => {
+        document.addEventListener("noc:refreshed", ok, { once: true });
+        document.addEventListener("noc:live-skipped", () => no(new Error("skipped, nothing edited")));
+        setTimeout(() => no(new Error("no refresh within 10 s")), 10000);
+      })`);
       const field = p.page.locator("main form input:is([type=text], [type=search], :not([type]))")
         .first();
       await field.fill("half-typed");

@@ -268,7 +268,13 @@ export const liveJs = `
     !(el instanceof HTMLInputElement && ["submit", "button", "reset"].includes(el.type));
   const edited = () =>
     [...main.querySelectorAll(fields)].some((el) => {
-      if (el instanceof HTMLSelectElement) return [...el.options].some((o) => o.selected !== o.defaultSelected);
+      if (el instanceof HTMLSelectElement) {
+        const opts = [...el.options];
+        if (el.multiple) return opts.some((o) => o.selected !== o.defaultSelected);
+        // A single choice with no option marked selected starts on its first option.
+        const marked = opts.map((o) => o.defaultSelected).lastIndexOf(true);
+        return el.selectedIndex !== (marked === -1 ? (opts.length ? 0 : -1) : marked);
+      }
       if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
       return el.value !== el.defaultValue;
     });
