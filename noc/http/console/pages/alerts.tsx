@@ -125,6 +125,8 @@ export function alertPages(p: PageDeps) {
         : [];
       if (v.site && !sites.includes(v.site)) sites.unshift(v.site);
       const here = pathOf(v);
+      // A viewer sees the alerts without the controls the API would refuse them.
+      const canAct = ctx.role !== "viewer";
       return await html(
         c,
         <Layout title="Alerts" ctx={ctx} live>
@@ -163,15 +165,17 @@ export function alertPages(p: PageDeps) {
             <button type="submit">Filter</button>
             <a href="/ui/alerts">Clear</a>
           </form>
-          <form method="post" action="/ui/sweep" class="inline">
-            <Csrf ctx={ctx} />
-            <input type="hidden" name="back" value={here} />
-            <button type="submit">Run the status daemon now</button>
-          </form>
+          {canAct && (
+            <form method="post" action="/ui/sweep" class="inline">
+              <Csrf ctx={ctx} />
+              <input type="hidden" name="back" value={here} />
+              <button type="submit">Run the status daemon now</button>
+            </form>
+          )}
           <form method="post" action="/ui/alerts/ack" id="alerts-form">
             <Csrf ctx={ctx} />
             <input type="hidden" name="back" value={here} />
-            <div class="panel">
+            <div class="panel" hidden={!canAct}>
               <label>
                 note (for every alert acknowledged)
                 <input
@@ -204,7 +208,7 @@ export function alertPages(p: PageDeps) {
               {items.map((al) => (
                 <tr data-alert={al.id} id={`alert-${al.id}`}>
                   <td>
-                    {!al.acknowledgedAt && (
+                    {canAct && !al.acknowledgedAt && (
                       <input
                         type="checkbox"
                         name="id"
@@ -229,11 +233,13 @@ export function alertPages(p: PageDeps) {
                           {al.acknowledgedNote && <>: {al.acknowledgedNote}</>}
                         </>
                       )
-                      : (
+                      : canAct
+                      ? (
                         <button type="submit" name="one" value={String(al.id)}>
                           Acknowledge
                         </button>
-                      )}
+                      )
+                      : <span class="muted">not yet</span>}
                   </td>
                   <td>{al.kind}</td>
                   <td>{al.applianceState ? <State state={al.applianceState} /> : ""}</td>

@@ -63,7 +63,7 @@ export function fleetPage(p: PageDeps) {
           </a>
         </div>
         <h2 id="sites">Sites</h2>
-        <SitePanel sites={sites.items} />
+        <SitePanel sites={sites.items} canAct={c.var.page.role !== "viewer"} />
         {sites.total > sites.items.length && (
           <p>
             {sites.items.length} of {sites.total} sites, those in trouble first.{" "}
@@ -141,7 +141,7 @@ export function fleetPage(p: PageDeps) {
 }
 
 /** The per-site health list: one line per site, what is wrong, and links to act on it. */
-function SitePanel(props: { sites: SiteHealth[] }) {
+function SitePanel(props: { sites: SiteHealth[]; canAct: boolean }) {
   if (props.sites.length === 0) return <p class="muted">No appliances yet.</p>;
   return (
     <ul class="sites" id="site-health">
@@ -182,7 +182,7 @@ function SitePanel(props: { sites: SiteHealth[] }) {
                     {s.acknowledgedAlerts > 0 && <>{` (${s.acknowledgedAlerts} acknowledged)`}</>}
                   </>
                 )}
-                {!s.maintenance && (
+                {props.canAct && !s.maintenance && (
                   <>
                     {" "}· <a href={`/ui/maintenance?site=${q}`}>maintenance…</a>
                   </>

@@ -97,7 +97,13 @@ export function maintenancePages(p: PageDeps) {
             While a window is open, an appliance it covers raises no missed-heartbeat alert. Times
             are UTC.
           </p>
-          <form method="post" action="/ui/maintenance" class="panel" id="new-window">
+          <form
+            method="post"
+            action="/ui/maintenance"
+            class="panel"
+            id="new-window"
+            hidden={ctx.role === "viewer"}
+          >
             <Csrf ctx={ctx} />
             <label>
               site
@@ -141,9 +147,9 @@ export function maintenancePages(p: PageDeps) {
             <button type="submit">Start maintenance</button>
           </form>
           <h2 id="active">Active</h2>
-          <Windows items={of("active")} ctx={ctx} end />
+          <Windows items={of("active")} ctx={ctx} end={ctx.role !== "viewer"} />
           <h2 id="upcoming">Upcoming</h2>
-          <Windows items={of("upcoming")} ctx={ctx} end />
+          <Windows items={of("upcoming")} ctx={ctx} end={ctx.role !== "viewer"} />
           <h2 id="ended">Ended in the last 7 days</h2>
           <Windows items={of("ended")} ctx={ctx} />
         </Layout>,
