@@ -182,7 +182,9 @@ th{background:#eef1f5;font-weight:600}.num{text-align:right;font-variant-numeric
 .flash{max-width:1200px;margin:.8rem auto 0;padding:.5rem 1rem;border:1px solid;border-left-width:6px;border-radius:6px}
 .flash.ok,.flash:not(.error){background:#e9f6ee;border-color:#2e7d4f;color:#14532d}.flash.ok::before{content:"\\2713\\00a0"}
 .flash.error{background:#fdecea;border-color:#b42318;color:#8c1c13;font-weight:600}.flash.error::before{content:"\\2715\\00a0"}
-.secret{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin:.4rem 0}.secret input{flex:1 1 18rem;min-width:0;font-family:ui-monospace,monospace}
+section.panel{background:#fff;border:1px solid #dde2e8;border-radius:8px;padding:.8rem;margin:.6rem 0}section.panel>p:first-child{margin-top:0}
+.secret{display:flex;flex-wrap:wrap;gap:.3rem .5rem;align-items:center;margin:.6rem 0}.secret label{flex-basis:100%;font-weight:600}
+.secret input,.secret textarea{flex:1 1 18rem;min-width:0;font-family:ui-monospace,monospace;font-size:13px}.secret textarea{word-break:break-all;resize:vertical}
 form.inline{display:inline}form.panel{background:#fff;border:1px solid #dde2e8;border-radius:8px;padding:.8rem;margin:.6rem 0;display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}
 form.confirm{border-color:#b42318;border-left-width:6px;align-items:center}form.confirm p{flex-basis:100%;margin:0 0 .3rem;font-weight:600}
 label{display:flex;flex-direction:column;font-size:13px;gap:.15rem}input,select,textarea{font:inherit;padding:.25rem .4rem;max-width:100%}

@@ -204,7 +204,7 @@ function newTokenPage(c: ConsoleContext, deps: AppDeps, id: string, reveal: Reve
               ? "Start the local server (from a checkout)"
               : "Enrol the appliance"}
           </label>
-          <textarea id="enroll-command" readonly rows={2} cols={60}>{command}</textarea>
+          <textarea id="enroll-command" readonly rows={3} cols={60}>{command}</textarea>
           <button type="button" data-copy="#enroll-command">Copy command</button>
         </div>
         {unsure && (
