@@ -57,7 +57,11 @@ async function smallFleet(noc: ServedNoc) {
     await a.beat();
     fleet.push(a);
   }
-  await publishAndAssign(noc, { app: "demo", name: "demo", version: "1.0.0" });
+  const { assignmentId } = await publishAndAssign(noc, {
+    app: "demo",
+    name: "demo",
+    version: "1.0.0",
+  });
   const put = await noc.admin("PUT", "/v1/admin/apps/demo/fileinfo/rules.conf", {
     destination: "etc/demo/rules.conf",
     mode: "0640",
@@ -66,7 +70,7 @@ async function smallFleet(noc: ServedNoc) {
   assert.equal(put.status, 200, JSON.stringify(put.body));
   await enrolLocal(noc, "lab", "cache-1");
   await noc.enrollmentToken({ label: "spare" });
-  return fleet;
+  return { fleet, assignmentId };
 }
 
 /** What is wrong with `page` as it is: axe's serious/critical findings, unreachable controls. */
@@ -90,13 +94,15 @@ dbTest(
     const noc = await serveNoc(db);
     const browser = await launchBrowser();
     try {
-      const fleet = await smallFleet(noc);
+      const { fleet, assignmentId } = await smallFleet(noc);
       const pages = [
         "/ui",
         "/ui/appliances",
         `/ui/appliances/${fleet[0]!.uid}`,
+        `/ui/appliances/${fleet[0]!.uid}/revoke`,
         "/ui/alerts",
         "/ui/releases",
+        `/ui/releases/assignments/${assignmentId}/appliances`,
         "/ui/tokens",
         "/ui/apps/demo/fileinfo",
         "/ui/local-servers",
@@ -215,7 +221,7 @@ dbTest(
     const noc = await serveNoc(db);
     const browser = await launchBrowser();
     try {
-      const [a] = await smallFleet(noc);
+      const [a] = (await smallFleet(noc)).fleet;
       const p = await openPage(browser, desktop);
       await signInBrowser(p.page, noc.url, noc.adminToken);
 
