@@ -1,0 +1,170 @@
+/**
+ * `deno task seed` (examples/seed/) run as a real command against a real NOC process: what it
+ * made is read back through the admin API and compared with the fleet its plan says (the plan is
+ * deterministic for a seed), then every console page is loaded on that fleet in chromium, on a
+ * desktop and on a phone, and checked with axe.
+ */
+// deno-lint-ignore-file no-explicit-any
+import assert from "node:assert/strict";
+import { run, startNoc } from "./_process.ts";
+import { outageSite, planFleet, releases } from "../examples/seed/plan.ts";
+import {
+  assertAccessible,
+  desktop,
+  haveBrowser,
+  launchBrowser,
+  openPage,
+  phone,
+  signInBrowser,
+} from "./_browser.ts";
+
+const count = 120;
+const seed = 7;
+
+Deno.test({
+  name:
+    "deno task seed fills a running NOC with sites, models, channels, rollouts, failed installs and late, missing and revoked appliances, as its admin API then reports",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    const work = await Deno.makeTempDir({ prefix: "noc-seed-test-" });
+    const noc = await startNoc(
+      // A short grace, so that --wait sees the stopped appliances go missing in seconds.
+      { NOC_DATA_DIR: `${work}/noc`, NOC_GRACE_S: "5", NOC_REQUEST_LOG: "errors" },
+      [],
+      (line) => !line.includes('"level":"info"'),
+    );
+    try {
+      const ran = await run(Deno.execPath(), [
+        "task",
+        "seed",
+        "--",
+        "--appliances",
+        String(count),
+        "--noc",
+        noc.url,
+        "--admin-token",
+        noc.adminToken,
+        "--seed",
+        String(seed),
+        "--run",
+        "t1",
+        "--wait",
+      ]);
+      assert.equal(ran.code, 0, ran.out + ran.err);
+      assert.ok(ran.out.includes(`Console: ${noc.url}/ui`), ran.out);
+      assert.match(ran.out, /Done in \d+\.\d s/);
+
+      const admin = async (path: string) => {
+        const res = await fetch(`${noc.url}${path}`, {
+          headers: { authorization: `Bearer ${noc.adminToken}` },
+        });
+        assert.equal(res.status, 200, `${path}: ${res.status}`);
+        return await res.json() as any;
+      };
+      const plan = planFleet(count, seed, "t1");
+      const items = (await admin("/v1/admin/appliances?limit=1000")).items as any[];
+      assert.equal(items.length, count);
+      const distinct = (f: (a: any) => string) => new Set(items.map(f));
+      // Sites, models, channels and tags as planned, read from the NOC.
+      assert.deepEqual(distinct((a) => a.site), new Set(plan.map((p) => p.site)));
+      assert.ok(distinct((a) => a.site).size >= 12, "a dozen sites or more");
+      assert.deepEqual(
+        distinct((a) => a.model),
+        new Set(["vs-2000", "cf-500", "rt-100", "fs-300"]),
+      );
+      assert.deepEqual(distinct((a) => a.channel), new Set(["stable", "beta", "lts"]));
+      assert.ok(items.some((a) => a.tags.includes("pci")), "role tags");
+      assert.ok(items.every((a) => ["emea", "amer", "apac"].includes(a.tags[0])), "region tags");
+
+      // States: exactly the planned ones, as the NOC reports them.
+      const planned = (fate: string) => plan.filter((p) => p.fate === fate).length;
+      const inState = (s: string) => items.filter((a) => a.state === s).length;
+      assert.ok(planned("outage") > 0 && planned("late") > 0 && planned("revoked") > 0);
+      assert.equal(inState("missing"), planned("missing") + planned("outage"));
+      assert.equal(inState("late"), planned("late"));
+      assert.equal(inState("revoked"), planned("revoked"));
+      assert.equal(inState("ok"), planned("ok"));
+      const outage = items.filter((a) => a.site === outageSite && a.state === "missing");
+      assert.equal(outage.length, planned("outage"));
+      // The sweep opened their alerts (--wait), a site's alerts included.
+      const alerts = await admin(
+        `/v1/admin/alerts?status=open&kind=missed_heartbeat&site=${outageSite}`,
+      );
+      assert.equal(alerts.items.length, planned("outage"), JSON.stringify(alerts.items));
+      // A revoked appliance that tried again was refused, under its identity.
+      let refused = 0;
+      for (const a of items.filter((a) => a.state === "revoked")) {
+        refused += (await admin(`/v1/admin/auth-failures?uid=${a.uid}`)).items.length;
+      }
+      assert.ok(refused >= 1, "a revoked appliance's refused beat is recorded under its uid");
+
+      // Rollouts: every release assigned, failed installs with their messages, a paused one.
+      const rollouts = (await admin("/v1/admin/assignments")).items as any[];
+      assert.equal(rollouts.length, releases.length);
+      assert.deepEqual(
+        new Set(rollouts.map((r) => r.rolloutPercent)),
+        new Set(releases.map((r) => r.rolloutPercent)),
+      );
+      assert.ok(rollouts.some((r) => r.failureThresholdPercent !== null), "a health gate");
+      const paused = rollouts.filter((r) => r.paused);
+      assert.ok(paused.length >= 1 && paused.every((r) => r.pausedReason), "a paused rollout");
+      const failing = rollouts.find((r) => r.progress.failed > 0);
+      assert.ok(failing, "a rollout with failed installs");
+      const failed = await admin(
+        `/v1/admin/assignments/${failing.id}/appliances?state=failed,reverted`,
+      );
+      const messages = releases.flatMap((r) => r.failures.map((f) => f.message));
+      assert.ok(
+        failed.items.some((a: any) => messages.includes(a.outcome?.message)),
+        JSON.stringify(failed.items),
+      );
+
+      await t.step({
+        name: "every console page on the seeded fleet loads and axe finds nothing serious",
+        ignore: !haveBrowser,
+        fn: async () => {
+          const one = items.find((a) => a.state === "missing").uid;
+          const pages = [
+            "/ui",
+            "/ui/appliances",
+            `/ui/appliances/${one}`,
+            "/ui/alerts",
+            "/ui/releases",
+            "/ui/tokens",
+            "/ui/local-servers",
+            "/ui/maintenance",
+            "/ui/operators",
+            "/ui/audit",
+            "/docs",
+          ];
+          const browser = await launchBrowser();
+          const problems: string[] = [];
+          try {
+            for (const [label, viewport] of [["desktop", desktop], ["phone", phone]] as const) {
+              const { page } = await openPage(browser, viewport);
+              await signInBrowser(page, noc.url, noc.adminToken);
+              for (const path of pages) {
+                const res = await page.goto(`${noc.url}${path}`);
+                if (res?.status() !== 200) {
+                  problems.push(`${label} ${path}: HTTP ${res?.status()}`);
+                  continue;
+                }
+                await assertAccessible(page, `${label} ${path}`).catch((e) =>
+                  problems.push(`${label} ${path}: ${e.message}`)
+                );
+              }
+              await page.close();
+            }
+          } finally {
+            await browser.close();
+          }
+          assert.deepEqual(problems, []);
+        },
+      });
+    } finally {
+      await noc.stop();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
