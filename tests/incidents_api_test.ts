@@ -65,6 +65,9 @@ dbTest(
     assert.equal(acked.status, 200);
     const left = await noc.admin("GET", "/v1/admin/alerts?site=sin-pop&unacknowledged=true");
     assert.equal(left.body.items.length, 2);
+    assert.deepEqual(left.body.open, { unacknowledged: 2, acknowledged: 1 });
+    const elsewhere = await noc.admin("GET", "/v1/admin/alerts?site=fra-pop");
+    assert.deepEqual(elsewhere.body.open, { unacknowledged: 0, acknowledged: 0 });
     const fleet = await noc.admin("GET", "/v1/admin/fleet");
     assert.equal(fleet.body.openAlerts, 3);
     assert.equal(fleet.body.unacknowledgedAlerts, 2);

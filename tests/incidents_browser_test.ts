@@ -74,6 +74,10 @@ dbTest(
         assert.equal(url.searchParams.get("unacknowledged"), "true");
         assert.equal(url.hash, "#alerts");
         assert.equal(await p.page.locator("#alerts tr[data-alert]").count(), 0);
+        assert.match(
+          (await p.page.textContent("#open-counts"))!.replace(/\s+/g, " "),
+          /Open at sin-pop: 0 unacknowledged · 20 acknowledged/,
+        );
         assert.ok(p.clicks <= 5, `${name}: ${p.clicks} clicks`);
 
         const rows = await db.sql<{ site: string; note: string | null; acked: boolean }>`

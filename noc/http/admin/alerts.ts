@@ -74,11 +74,21 @@ export function alertAdminRoutes(deps: AppDeps) {
           and (not ${unack}::boolean or al.acknowledged_at is null)
           and (${f.before ?? null}::bigint is null or al.id < ${f.before ?? null}::bigint)
         order by al.id desc limit ${f.limit + 1}`;
+      // The open alerts of the same site, kind and appliance, acknowledged ones counted apart.
+      const [open] = await deps.db.sql<{ unacknowledged: number; acknowledged: number }>`
+        select count(*) filter (where al.acknowledged_at is null)::int as unacknowledged,
+          count(*) filter (where al.acknowledged_at is not null)::int as acknowledged
+        from alerts al left join appliances ap on ap.uid = al.uid
+        where al.resolved_at is null
+          and (${f.kind ?? null}::text is null or al.kind = ${f.kind ?? null})
+          and (${f.uid ?? null}::uuid is null or al.uid = ${f.uid ?? null}::uuid)
+          and (${f.site ?? null}::text is null or ap.site = ${f.site ?? null})`;
       const page = rows.slice(0, f.limit);
       const now = deps.clock.now();
       return c.json({
         items: page.map((r) => alertJson(r, now, deps.settings.graceS)),
         nextBefore: rows.length > f.limit ? page[page.length - 1]!.id : null,
+        open: open ?? { unacknowledged: 0, acknowledged: 0 },
       });
     })
     .post("/ack", validate("json", bulkAckSchema), async (c) => {

@@ -563,7 +563,11 @@ export const lists = {
     total: count.optional().describe("With count=true: the matches, exact up to 10,000"),
     totalCapped: z.boolean().optional().describe("True: more than `total` (10,000) match"),
   }),
-  alerts: items(alert).extend({ nextBefore: z.number().int().nullable() }),
+  alerts: items(alert).extend({
+    nextBefore: z.number().int().nullable(),
+    open: z.object({ unacknowledged: count, acknowledged: count })
+      .describe("Open alerts of the same site, kind and appliance (whatever the status filter)"),
+  }),
   maintenanceWindows: items(maintenanceWindow),
   localServers: items(localServer),
   components: items(component),

@@ -32,6 +32,7 @@ export const alertListSchema = z.object({
     durationS: z.number().optional(),
   })),
   nextBefore: z.number().nullable().optional(),
+  open: z.object({ unacknowledged: z.number(), acknowledged: z.number() }).optional(),
 });
 
 /** Alert kinds the NOC raises (the kind filter's choices). */
@@ -117,7 +118,7 @@ export function alertPages(p: PageDeps) {
       const ctx = c.var.page;
       const list = res.ok
         ? alertListSchema.parse(await res.json())
-        : { items: [], nextBefore: null };
+        : { items: [], nextBefore: null, open: undefined };
       const items = list.items;
       const sites = sitesRes.ok
         ? ((await sitesRes.json()) as { items: Array<{ site: string | null }> }).items
@@ -171,6 +172,18 @@ export function alertPages(p: PageDeps) {
               <input type="hidden" name="back" value={here} />
               <button type="submit">Run the status daemon now</button>
             </form>
+          )}
+          {list.open && (
+            <p id="open-counts">
+              Open{v.site ? ` at ${v.site}` : ""}:{" "}
+              <a href={pathOf({ ...v, status: "open", unacknowledged: true }, false)}>
+                <b>{list.open.unacknowledged}</b> unacknowledged
+              </a>{" "}
+              ·{" "}
+              <a href={pathOf({ ...v, status: "open", unacknowledged: false }, false)}>
+                {list.open.acknowledged} acknowledged
+              </a>
+            </p>
           )}
           <form method="post" action="/ui/alerts/ack" id="alerts-form">
             <Csrf ctx={ctx} />
