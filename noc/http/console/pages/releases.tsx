@@ -57,8 +57,9 @@ export function releasePages(p: PageDeps) {
       return await html(
         c,
         <Layout title="Releases" ctx={ctx}>
-          <h2>Publish</h2>
+          <h2 hidden={ctx.role === "viewer"}>Publish</h2>
           <form
+            hidden={ctx.role === "viewer"}
             method="post"
             action="/ui/releases/publish"
             enctype="multipart/form-data"
@@ -81,7 +82,7 @@ export function releasePages(p: PageDeps) {
             </label>
             <button type="submit">Publish</button>
           </form>
-          <h2>Assign</h2>
+          <h2 hidden={ctx.role === "viewer"}>Assign</h2>
           <AssignForm
             ctx={ctx}
             components={components}

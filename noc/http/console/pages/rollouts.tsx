@@ -164,7 +164,13 @@ export function AssignForm(
   const target = v["target"] ?? "all";
   const appliances = (n: number) => `${n} appliance${n === 1 ? "" : "s"}`;
   return (
-    <form method="post" action="/ui/releases/assign" class="panel" id="assign">
+    <form
+      method="post"
+      action="/ui/releases/assign"
+      class="panel"
+      id="assign"
+      hidden={props.ctx.role === "viewer"}
+    >
       <Csrf ctx={props.ctx} />
       <input type="hidden" name="_form" value="assign" />
       <label>
@@ -280,6 +286,8 @@ function CountLink(
  * (failed and missing linking to those appliances) and its controls.
  */
 export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
+  // A viewer sees the rollouts without the controls the API would refuse them.
+  const canAct = props.ctx.role !== "viewer";
   return (
     <table id="assignments">
       <tr>
@@ -291,7 +299,7 @@ export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
         <th class="num">failed</th>
         <th class="num">missing</th>
         <th>what they run</th>
-        <th>change</th>
+        {canAct && <th>change</th>}
       </tr>
       {props.items.map((a) => {
         const failed = failedStates.reduce((n, s) => n + (a.progress.states[s] ?? 0), 0);
@@ -323,63 +331,69 @@ export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
               <CountLink a={a} states={["missing"]} n={missing} what="missing" />
             </td>
             <td data-states>{stateSummary(a.progress.states)}</td>
-            <td class="controls">
-              <form method="post" action={`/ui/releases/assignments/${a.id}`} class="inline">
-                <Csrf ctx={props.ctx} />
-                <label>
-                  Rollout %
-                  <input
-                    name="rolloutPercent"
-                    type="number"
-                    min="0"
-                    max="100"
-                    value={String(a.rolloutPercent)}
-                  />
-                </label>
-                <label>
-                  Gate %
-                  <input
-                    name="failureThresholdPercent"
-                    type="number"
-                    min="1"
-                    max="100"
-                    size={4}
-                    value={a.failureThresholdPercent ? String(a.failureThresholdPercent) : ""}
-                  />
-                </label>
-                <label>
-                  Min. sample
-                  <input
-                    name="minSample"
-                    type="number"
-                    min="1"
-                    max="100000"
-                    size={6}
-                    value={String(a.minSample ?? 5)}
-                  />
-                </label>
-                <button type="submit" aria-label={`Save rollout of ${name}`}>Save</button>
-              </form>
-              <form
-                method="post"
-                action={`/ui/releases/assignments/${a.id}/${a.paused ? "resume" : "pause"}`}
-                class="inline"
-              >
-                <Csrf ctx={props.ctx} />
-                <button
-                  type="submit"
-                  aria-label={`${a.paused ? "Resume" : "Pause"} rollout of ${name}`}
+            {canAct && (
+              <td class="controls">
+                <form method="post" action={`/ui/releases/assignments/${a.id}`} class="inline">
+                  <Csrf ctx={props.ctx} />
+                  <label>
+                    Rollout %
+                    <input
+                      name="rolloutPercent"
+                      type="number"
+                      min="0"
+                      max="100"
+                      value={String(a.rolloutPercent)}
+                    />
+                  </label>
+                  <label>
+                    Gate %
+                    <input
+                      name="failureThresholdPercent"
+                      type="number"
+                      min="1"
+                      max="100"
+                      size={4}
+                      value={a.failureThresholdPercent ? String(a.failureThresholdPercent) : ""}
+                    />
+                  </label>
+                  <label>
+                    Min. sample
+                    <input
+                      name="minSample"
+                      type="number"
+                      min="1"
+                      max="100000"
+                      size={6}
+                      value={String(a.minSample ?? 5)}
+                    />
+                  </label>
+                  <button type="submit" aria-label={`Save rollout of ${name}`}>Save</button>
+                </form>
+                <form
+                  method="post"
+                  action={`/ui/releases/assignments/${a.id}/${a.paused ? "resume" : "pause"}`}
+                  class="inline"
                 >
-                  {a.paused ? "Resume rollout" : "Pause rollout"}
-                </button>
-              </form>
-              <form method="post" action={`/ui/releases/assignments/${a.id}/delete`} class="inline">
-                <Csrf ctx={props.ctx} />
-                <button type="submit" class="danger" aria-label={`Delete assignment of ${name}`}>
-                  Delete
-                </button>
-              </form>
-            </td>
+                  <Csrf ctx={props.ctx} />
+                  <button
+                    type="submit"
+                    aria-label={`${a.paused ? "Resume" : "Pause"} rollout of ${name}`}
+                  >
+                    {a.paused ? "Resume rollout" : "Pause rollout"}
+                  </button>
+                </form>
+                <form
+                  method="post"
+                  action={`/ui/releases/assignments/${a.id}/delete`}
+                  class="inline"
+                >
+                  <Csrf ctx={props.ctx} />
+                  <button type="submit" class="danger" aria-label={`Delete assignment of ${name}`}>
+                    Delete
+                  </button>
+                </form>
+              </td>
+            )}
           </tr>
         );
       })}
@@ -396,9 +410,10 @@ export function Holds(
   },
 ) {
   const v = props.values ?? {};
+  const canAct = props.ctx.role !== "viewer";
   return (
     <>
-      <form method="post" action="/ui/releases/holds" class="panel">
+      <form method="post" action="/ui/releases/holds" class="panel" hidden={!canAct}>
         <Csrf ctx={props.ctx} />
         <input type="hidden" name="_form" value="hold" />
         <label>
@@ -427,10 +442,12 @@ export function Holds(
             <td>{h.app ?? "all"}</td>
             <td>{h.reason}</td>
             <td>
-              <form method="post" action={`/ui/releases/holds/${h.id}/delete`} class="inline">
-                <Csrf ctx={props.ctx} />
-                <button type="submit">Release</button>
-              </form>
+              {canAct && (
+                <form method="post" action={`/ui/releases/holds/${h.id}/delete`} class="inline">
+                  <Csrf ctx={props.ctx} />
+                  <button type="submit">Release</button>
+                </form>
+              )}
             </td>
           </tr>
         ))}
