@@ -132,6 +132,15 @@ dbTest(
           assert.equal(res?.status(), 200, path);
           if (path === "/docs") await p.page.waitForSelector("#api details");
           problems.push(...await problemsOf(p.page, `${path} at ${viewport.width} px`));
+          if (path === "/docs") {
+            // Unfolded, every operation's parameters, body and Send button pass too.
+            await p.page.evaluate(
+              `document.querySelectorAll("#api details").forEach((d) => d.open = true)`,
+            );
+            for (const v of await axeViolations(p.page)) {
+              problems.push(`/docs unfolded at ${viewport.width} px: axe ${v.id} ${v.targets}`);
+            }
+          }
         }
         await p.page.close();
       }
