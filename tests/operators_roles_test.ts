@@ -316,3 +316,14 @@ dbTest("every admin API route of the OpenAPI description is in the role table", 
   assert.equal(neededRole("DELETE", "/appliances/x"), "operator");
   assert.equal(neededRole("GET", "/audit.csv"), "operator");
 });
+
+Deno.test("docs/operations.md's role table is the code's", async () => {
+  const doc = await Deno.readTextFile(new URL("../docs/operations.md", import.meta.url));
+  const section = doc.slice(doc.indexOf("## Operators, roles and the audit log"));
+  const rows = [...section.matchAll(/^\| `(\/[a-z-]+)` +\| (\w+) +\| (\w+) +\|$/gm)].map((m) => ({
+    prefix: m[1]!,
+    read: m[2]!,
+    write: m[3]!,
+  }));
+  assert.deepEqual(rows, roleTable.map((r) => ({ ...r })));
+});
