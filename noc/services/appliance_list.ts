@@ -760,18 +760,46 @@ export async function explainApplianceList(
   const f = listAppliancesQuery.parse(raw);
   const cap = options.walkCap ?? defaultWalkCap;
   const which: Array<"walk" | "bounded walk" | "gather"> = [];
+  const explainingIn = (tx: Sql): Tag => (strings, ...values) =>
+    tx(
+      Object.assign(["explain (analyze, buffers) " + strings[0], ...strings.slice(1)], {
+        raw: ["explain (analyze, buffers) " + strings.raw[0], ...strings.raw.slice(1)],
+      }) as unknown as TemplateStringsArray,
+      ...values,
+    );
+  const text = (rows: unknown[]) =>
+    (rows as Record<string, string>[]).map((r) => Object.values(r)[0]).join("\n");
+  const sort: ApplianceSort = f.sort ?? "hostname";
+  if (sort !== "hostname" || f.order === "desc" || f.before !== undefined || f.outcome) {
+    // The sorted statement (and the count, with count=true).
+    return await db.begin(async (tx) => {
+      await tx`set local plan_cache_mode = force_custom_plan`;
+      const plans = [
+        text(await sortedQuery(explainingIn(tx), f, sort, f.order === "desc", now, graceS)),
+      ];
+      if (f.count === "true") {
+        const where = joined([frag`true`, ...filterConditions(f, now, graceS)], " and ");
+        plans.push(
+          "count:",
+          text(
+            await run(
+              explainingIn(tx),
+              joined([
+                frag`select count(*)::int as n from (select 1 from appliances a where `,
+                where,
+                frag` limit ${countCap + 1}) x`,
+              ], ""),
+            ),
+          ),
+        );
+      }
+      return plans.join("\n");
+    });
+  }
   await db.begin((tx) => pageRows(tx, f, now, graceS, cap, which));
   return await db.begin(async (tx) => {
     await plannerSettings(tx, f);
-    const explaining: Tag = (strings, ...values) =>
-      tx(
-        Object.assign(["explain (analyze, buffers) " + strings[0], ...strings.slice(1)], {
-          raw: ["explain (analyze, buffers) " + strings.raw[0], ...strings.raw.slice(1)],
-        }) as unknown as TemplateStringsArray,
-        ...values,
-      );
-    const text = (rows: unknown[]) =>
-      (rows as Record<string, string>[]).map((r) => Object.values(r)[0]).join("\n");
+    const explaining = explainingIn(tx);
     if (which[0] === "walk") return text(await walkQuery(explaining, f, now, graceS));
     const plans = [text(await walkQuery(explaining, f, now, graceS, cap))];
     if (which.filter((w) => w === "bounded walk").length > 1) {
