@@ -327,3 +327,56 @@ Deno.test("docs/operations.md's role table is the code's", async () => {
   }));
   assert.deepEqual(rows, roleTable.map((r) => ({ ...r })));
 });
+
+dbTest(
+  "a personal token signs in to the console, and revoking it ends that session",
+  async ({ db }) => {
+    const noc = await serveNoc(db);
+    try {
+      await api(noc.url, noc.adminToken, "POST", "/v1/admin/operators", {
+        name: "tina",
+        role: "operator",
+      });
+      const issued = await api(noc.url, noc.adminToken, "POST", "/v1/admin/operators/tina/tokens", {
+        label: "browser",
+      });
+      const page = await fetch(`${noc.url}/ui/login`);
+      const cookie = page.headers.get("set-cookie")!.split(";")[0]!;
+      const csrf = (await page.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
+      const res = await fetch(`${noc.url}/ui/login`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ _csrf: csrf, token: String(issued.body.token) }),
+      });
+      await res.body?.cancel();
+      assert.equal(res.headers.get("location"), "/ui");
+      const session = res.headers.getSetCookie().find((h) => h.startsWith("noc_session="))!
+        .split(";")[0]!;
+      const fleet = await fetch(`${noc.url}/ui`, { headers: { cookie: session } });
+      assert.match(await fleet.text(), /Sign out \(tina\)/);
+      const revoked = await api(
+        noc.url,
+        noc.adminToken,
+        "DELETE",
+        `/v1/admin/operators/tina/tokens/${issued.body.id}`,
+      );
+      assert.equal(revoked.status, 204);
+      const after = await fetch(`${noc.url}/ui`, {
+        headers: { cookie: session },
+        redirect: "manual",
+      });
+      await after.body?.cancel();
+      assert.equal(after.status, 303, "the session opened with the token has ended");
+      const again = await api(
+        noc.url,
+        noc.adminToken,
+        "DELETE",
+        `/v1/admin/operators/tina/tokens/${issued.body.id}`,
+      );
+      assert.equal(again.status, 404, "a revoked token cannot be revoked twice");
+    } finally {
+      await noc.close();
+    }
+  },
+);
