@@ -172,7 +172,16 @@ dbTest(
   "site health lists sites in trouble first with missing counts, since and maintenance",
   async ({ db }) => {
     const noc = await testNoc(db);
-    await outage(noc);
+    const { sin } = await outage(noc);
+    // One sin-pop appliance in two windows of its own: counted once.
+    for (const reason of ["disk swap", "and the fan"]) {
+      const own = await noc.admin("POST", "/v1/admin/maintenance", {
+        uid: sin[0]!.uid,
+        endsAt: new Date(noc.clock.now().getTime() + 3600_000).toISOString(),
+        reason,
+      });
+      assert.equal(own.status, 201);
+    }
     const w = await noc.admin("POST", "/v1/admin/maintenance", {
       site: "lab",
       endsAt: new Date(noc.clock.now().getTime() + 3600_000).toISOString(),
@@ -188,9 +197,12 @@ dbTest(
     assert.equal(first.missing, 3);
     assert.equal(first.openAlerts, 3);
     assert.ok(first.missingSince);
+    assert.equal(first.appliancesInMaintenance, 1);
+    assert.equal(first.maintenance, null);
     assert.deepEqual(rest.map((s: { site: string }) => s.site), ["fra-pop", "lab"]);
     assert.equal(rest[1].maintenance.reason, "rack move");
     assert.equal(rest[0].maintenance, null);
+    assert.equal(rest[0].appliancesInMaintenance, 0);
     const one = await noc.admin("GET", "/v1/admin/fleet/sites?limit=1");
     assert.equal(one.body.items.length, 1);
     assert.equal(one.body.total, 3);

@@ -117,6 +117,8 @@ export interface SiteHealth {
   acknowledgedAlerts: number;
   /** The site-wide maintenance window active now (the one ending last), or null. */
   maintenance: { id: number; endsAt: string; reason: string } | null;
+  /** Its appliances in a maintenance window of their own, active now. */
+  appliancesInMaintenance: number;
 }
 
 interface SiteRow {
@@ -130,6 +132,7 @@ interface SiteRow {
   m_id: number | null;
   m_ends_at: Date | null;
   m_reason: string | null;
+  in_maintenance: number;
   sites: number;
 }
 
@@ -168,14 +171,22 @@ export async function siteHealth(
       select distinct on (site) site, id, ends_at, reason from maintenance_windows
       where site is not null and starts_at <= ${now} and ends_at > ${now}
       order by site, ends_at desc
+    ), u as (
+      select coalesce(ap.site, '') as k, count(distinct ap.uid)::int as n
+      from maintenance_windows mw join appliances ap on ap.uid = mw.uid
+      where mw.uid is not null and mw.starts_at <= ${now} and mw.ends_at > ${now}
+        and ap.revoked_at is null and ap.superseded_by is null
+      group by 1
     )
     select s.site, s.total, s.missing, s.late, s.missing_since,
       coalesce(al.open_alerts, 0) as open_alerts,
       coalesce(al.acknowledged_alerts, 0) as acknowledged_alerts,
       m.id as m_id, m.ends_at as m_ends_at, m.reason as m_reason,
+      coalesce(u.n, 0) as in_maintenance,
       count(*) over ()::int as sites
     from s left join al on al.k = s.k
       left join m on m.site = s.site
+      left join u on u.k = s.k
     order by s.missing desc, s.late desc, coalesce(al.open_alerts, 0) desc, s.site nulls last
     limit ${limit}`;
   return {
@@ -188,6 +199,7 @@ export async function siteHealth(
       missingSince: r.missing_since ? new Date(r.missing_since).toISOString() : null,
       openAlerts: r.open_alerts,
       acknowledgedAlerts: r.acknowledged_alerts,
+      appliancesInMaintenance: r.in_maintenance,
       maintenance: r.m_id === null
         ? null
         : { id: Number(r.m_id), endsAt: new Date(r.m_ends_at!).toISOString(), reason: r.m_reason! },

@@ -359,6 +359,7 @@ export const siteHealth = z.object({
     openAlerts: count.describe("Open alerts no one has acknowledged"),
     acknowledgedAlerts: count,
     maintenance: z.object({ id: z.number().int(), endsAt: time, reason: z.string() }).nullable(),
+    appliancesInMaintenance: count.describe("Its appliances in a window of their own, now"),
   })),
   total: count.describe("Sites in all"),
   at: time,

@@ -21,6 +21,7 @@ export const siteHealthSchema = z.object({
     openAlerts: z.number(),
     acknowledgedAlerts: z.number(),
     maintenance: z.object({ id: z.number(), endsAt: z.string(), reason: z.string() }).nullable(),
+    appliancesInMaintenance: z.number().optional(),
   })),
   total: z.number(),
 });
@@ -158,6 +159,9 @@ function SitePanel(props: { sites: SiteHealth[]; canAct: boolean }) {
               )
               : <>all {s.total} beating</>}
             {s.late > 0 && <>, {s.late} late</>}
+            {(s.appliancesInMaintenance ?? 0) > 0 && (
+              <>, {s.appliancesInMaintenance} in maintenance of their own</>
+            )}
             {s.maintenance && (
               <>
                 {" "}·{" "}
