@@ -68,6 +68,16 @@ dbTest(
       });
       assert.deepEqual(await me.json(), { name: "olga", role: "operator", via: "api" });
 
+      // Revoking a token asks first (nothing is done by the first click).
+      const tokenId = shown.match(/action="\/ui\/operators\/olga\/tokens\/(\d+)\/revoke"/)![1]!;
+      const askRevoke = await fetch(`${noc.url}/ui/operators/olga/tokens/${tokenId}/revoke`, {
+        method: "POST",
+        headers: { cookie: admin.session, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ _csrf: admin.csrf }),
+      });
+      assert.equal(askRevoke.status, 200);
+      assert.match(await askRevoke.text(), /Revoke token \d+ of olga\? Whatever uses it/);
+
       // Disabling asks first; then it is done.
       const ask = await fetch(`${noc.url}/ui/operators/olga/disable`, {
         method: "POST",

@@ -1,6 +1,7 @@
 /**
  * `/ui/operators` (admin): named operators — create, change role, disable (asks first) or
- * enable, set a password, issue and revoke personal API tokens — through `/v1/admin/operators`.
+ * enable, set a password, issue and revoke (asks first) personal API tokens — through
+ * `/v1/admin/operators`.
  *
  * Every form is a Post/Redirect/Get. A new personal token's secret never travels in a URL: the
  * POST puts it in a short-lived HttpOnly cookie for this page alone, and the page it redirects
@@ -173,7 +174,7 @@ function operatorsPage(
                 >
                   <Csrf ctx={ctx} />
                   {t.label} (<Time at={t.createdAt} />){" "}
-                  <button type="submit" class="danger">Revoke token {t.id}</button>
+                  <button type="submit" class="danger">Revoke token {t.id}…</button>
                 </form>
               ))}
               <form method="post" action={`/ui/operators/${o.name}/tokens`} class="inline">
@@ -218,7 +219,7 @@ async function listOperators(c: ConsoleContext): Promise<OperatorRow[] | null> {
 /**
  * `GET` and `POST /ui/operators` (create), `POST /ui/operators/:name/role`, `/password`,
  * `/disable` (asks first; disables with `confirmed=yes`), `/enable`, `/tokens` (issue) and
- * `/tokens/:id/revoke`.
+ * `/tokens/:id/revoke` (asks first, as disabling).
  */
 export function operatorPages(p: PageDeps) {
   const { deps } = p;
@@ -330,6 +331,23 @@ export function operatorPages(p: PageDeps) {
       const name = nameParam(c);
       const id = c.req.param("id") ?? "";
       if (!name || !/^[1-9][0-9]{0,14}$/.test(id)) return refused(c, to, "No such token");
+      if (field(await formOf(c), "confirmed") !== "yes") {
+        return await html(
+          c,
+          operatorsPage(
+            c,
+            await listOperators(c),
+            null,
+            <Confirm
+              ctx={c.var.page}
+              what={`Revoke token ${id} of ${name}? Whatever uses it (a script, the CLI, a console session opened with it) stops at once; a revoked token cannot be restored.`}
+              action={`/ui/operators/${name}/tokens/${id}/revoke`}
+              button={`Revoke token ${id}`}
+              cancel={to}
+            />,
+          ),
+        );
+      }
       const res = await c.var.api.operators[":name"].tokens[":id"].$delete({
         param: { name, id },
       });
