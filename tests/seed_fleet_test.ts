@@ -85,6 +85,15 @@ Deno.test({
       assert.equal(inState("late"), planned("late"));
       assert.equal(inState("revoked"), planned("revoked"));
       assert.equal(inState("ok"), planned("ok"));
+      // What the seed printed is what the NOC reports.
+      assert.ok(
+        ran.out.includes(
+          `states: ok ${inState("ok")}, late ${inState("late")}, missing ${
+            inState("missing")
+          }, revoked ${inState("revoked")}`,
+        ),
+        ran.out,
+      );
       const outage = items.filter((a) => a.site === outageSite && a.state === "missing");
       assert.equal(outage.length, planned("outage"));
       // The sweep opened their alerts (--wait), a site's alerts included.
@@ -162,6 +171,28 @@ Deno.test({
           assert.deepEqual(problems, []);
         },
       });
+
+      await t.step(
+        "without a token given, it takes a NOC on this machine's from its data folder",
+        async () => {
+          const env = { NOC_DATA_DIR: `${work}/noc`, NOC_ADMIN_TOKEN: "", NOC_TOKEN: "" };
+          const local = await run(
+            Deno.execPath(),
+            ["task", "seed", "--", "--appliances", "1", "--noc", noc.url, "--run", "t2"],
+            env,
+          );
+          assert.equal(local.code, 0, local.out + local.err);
+          assert.ok(local.out.includes(`admin token from ${work}/noc/admin-token`), local.out);
+          // Never for a NOC elsewhere: the file is not read, and nothing is sent.
+          const far = await run(
+            Deno.execPath(),
+            ["task", "seed", "--", "--noc", "http://noc.example.invalid:8000"],
+            env,
+          );
+          assert.equal(far.code, 64, far.out + far.err);
+          assert.match(far.err, /No admin token/);
+        },
+      );
     } finally {
       await noc.stop();
       await Deno.remove(work, { recursive: true });
