@@ -477,9 +477,11 @@ function keyCondition(
 ): Fragment {
   const casts = sort === "hostname"
     ? ["", "::uuid"]
+    // Sent as text: porsager/postgres would serialize a timestamptz parameter through Date,
+    // which has no "-infinity".
     : sort === "lastBeat"
-    ? ["::timestamptz", "::uuid"]
-    : ["::boolean", "::timestamptz", "::uuid"];
+    ? ["::text::timestamptz", "::uuid"]
+    : ["::text::boolean", "::text::timestamptz", "::uuid"];
   const strings = [`(${exprs.join(", ")}) ${op} (`];
   key.forEach((_, i) => strings.push(`${casts[i]}${i < key.length - 1 ? ", " : ")"}`));
   return { strings, values: key.map((k) => typeof k === "boolean" ? String(k) : k) };
