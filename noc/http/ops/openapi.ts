@@ -825,7 +825,7 @@ function parameters(op: Operation): Array<Record<string, unknown>> {
 
 /** Operations that authenticate, and what their 401 says. */
 const unauthenticated: Partial<Record<Auth, string>> = {
-  admin: "No valid admin token (Authorization: Bearer)",
+  admin: "No valid admin or personal token (Authorization: Bearer)",
   appliance: "The signature is missing or does not verify, is stale or replayed, or its key is " +
     "unknown or revoked",
   local: "The signature is missing or does not verify, is stale or replayed, or its key is " +
@@ -986,7 +986,8 @@ export function openApiDocument(ops: readonly Operation[], version: string) {
         adminToken: {
           type: "http",
           scheme: "bearer",
-          description: "An admin token",
+          description: "An admin token (role admin), or an operator's personal token (their " +
+            "role; a route below it answers 403 forbidden_role: docs/operations.md, the role table)",
         },
         metricsToken: {
           type: "http",
