@@ -199,3 +199,45 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "deno task seed keeps to a NOC's enrolment limit, says which setting lifts it, and finishes",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const work = await Deno.makeTempDir({ prefix: "noc-seed-limit-" });
+    // 6 a minute: the seventh and eighth enrolments each wait their turn (about 10 s apart).
+    const noc = await startNoc(
+      { NOC_DATA_DIR: `${work}/noc`, NOC_RATE_ENROLL_PER_MIN: "6", NOC_REQUEST_LOG: "errors" },
+      [],
+      (line) => !line.includes('"level":"info"'),
+    );
+    try {
+      const ran = await run(Deno.execPath(), [
+        "task",
+        "seed",
+        "--",
+        "--appliances",
+        "8",
+        "--noc",
+        noc.url,
+        "--admin-token",
+        noc.adminToken,
+        "--concurrency",
+        "2",
+      ]);
+      assert.equal(ran.code, 0, ran.out + ran.err);
+      assert.match(ran.out, /the NOC limits \/v1\/enroll: .*at most 6 a minute/);
+      assert.match(ran.out, /start the NOC with NOC_RATE_ENROLL_PER_MIN=0/);
+      assert.match(ran.out, /enrolled 8 in/);
+      const res = await fetch(`${noc.url}/v1/admin/appliances?limit=100`, {
+        headers: { authorization: `Bearer ${noc.adminToken}` },
+      });
+      assert.equal((await res.json()).items.length, 8);
+    } finally {
+      await noc.stop();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});

@@ -255,7 +255,17 @@ async function main(o: Options): Promise<void> {
   // 2. Releases: small real packages (gzip'd tar with an install program), assigned in order.
   t = performance.now();
   const assignments = new Map<Release, number>();
+  const inRun = ({ target }: Release) =>
+    target.type === "all" ||
+    plan.some((p) => (target.type === "model" ? p.model : p.channel) === target.value);
   for (const r of releases) {
+    if (!inRun(r)) {
+      // The NOC refuses a target no appliance has (a small fleet may have no beta appliance).
+      say(
+        `  ${r.app}/${r.name} ${r.version}: not assigned, no appliance of this run is in its target`,
+      );
+      continue;
+    }
     const pub = await admin(
       "POST",
       `/v1/admin/packages?app=${r.app}&name=${r.name}&version=${r.version}`,
@@ -285,7 +295,7 @@ async function main(o: Options): Promise<void> {
     })).id;
     assignments.set(r, id);
   }
-  say(`  published and assigned ${releases.length} releases in ${secs(t)}`);
+  say(`  published and assigned ${assignments.size} releases in ${secs(t)}`);
 
   // 3. A cycle each, as an agent runs it: catalog, downloads, install outcomes, SecureBeat.
   t = performance.now();
