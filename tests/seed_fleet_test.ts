@@ -108,6 +108,14 @@ Deno.test({
       }
       assert.ok(refused >= 1, "a revoked appliance's refused beat is recorded under its uid");
 
+      // A local component server at the largest site, which has reported on itself.
+      const servers = (await admin("/v1/admin/local-servers")).items as any[];
+      assert.equal(servers.length, 1, JSON.stringify(servers));
+      const bySite = new Map<string, number>();
+      for (const p of plan) bySite.set(p.site, (bySite.get(p.site) ?? 0) + 1);
+      assert.equal(servers[0].site, [...bySite].sort((a, b) => b[1] - a[1])[0]![0]);
+      assert.ok(JSON.stringify(servers[0]).includes("1873"), "its sync report (hits) is kept");
+
       // Rollouts: every release assigned, failed installs with their messages, a paused one.
       const rollouts = (await admin("/v1/admin/assignments")).items as any[];
       assert.equal(rollouts.length, releases.length);

@@ -32,7 +32,8 @@ appliance protocol only: 17 sites, 4 models, 3 channels, tags; each appliance en
 own keys; small real packages published and rolled out (100 %, 50 %, 10 % behind a health gate,
 one the gate pauses by itself, one paused by the operator), installs that fail with messages;
 revoked appliances, appliances that stop beating (scattered, and 30 % of ${outageSite}: an outage)
-and late ones. Prints what the NOC then reports and the console's URL.
+and late ones; a local component server for the largest site. Prints what the NOC then reports
+and the console's URL.
 
 Each run enrols new appliances (host names carry the run label), so runs add up.
 
@@ -350,8 +351,13 @@ async function main(o: Options): Promise<void> {
       `${failed} installs reported failed`,
   );
 
-  // 4. The operator pauses one rollout; some appliances are revoked; some stop beating.
-  for (const r of releases.filter((r) => r.pauseAfter)) {
+  // 4. A local component server for the largest site, enrolled after the cycles (from now on
+  // that site's catalogs list it first), with one sync report on itself.
+  await localServer(o, plan, send, must);
+
+  // 5. The operator pauses one rollout; some appliances are revoked; some stop beating.
+  // (A release whose target holds none of this run's appliances was not assigned.)
+  for (const r of releases.filter((r) => r.pauseAfter && assignments.has(r))) {
     await must("PATCH", `/v1/admin/assignments/${assignments.get(r)}`, { paused: true });
   }
   const of = (fate: Fate) => fleet.filter((a) => a.plan.fate === fate);
@@ -484,6 +490,65 @@ async function mustOk(res: Response): Promise<void> {
     return;
   }
   throw new NocRefused(`${new URL(res.url).pathname}: ${res.status} ${await res.text()}`);
+}
+
+/** Enrols a local component server for the run's largest site, and sends one sync report. */
+async function localServer(
+  o: Options,
+  plan: PlannedAppliance[],
+  send: Send,
+  must: (m: string, p: string, b?: unknown) => Promise<{ token: string }>,
+): Promise<void> {
+  const bySite = new Map<string, number>();
+  for (const p of plan) bySite.set(p.site, (bySite.get(p.site) ?? 0) + 1);
+  const site = [...bySite].sort((a, b) => b[1] - a[1])[0]![0];
+  const { token } = await must("POST", "/v1/admin/enrollment-tokens", {
+    label: `seed ${o.run} local server`,
+    purpose: "local-server",
+    site,
+    ttlS: 3600,
+  });
+  const keys = await generateApplianceKeys();
+  const url = `https://cache-${o.run}.${site}.example.net:8443`;
+  const res = await send(() =>
+    new Request(`${o.noc}/v1/local/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        token,
+        name: `cache-${site}-${o.run}`,
+        url,
+        signingKey: keys.signingPublic,
+        version: "1.0.0",
+      }),
+    })
+  );
+  if (res.status !== 201) {
+    throw new NocRefused(`local server enrolment: ${res.status} ${await res.text()}`);
+  }
+  const { id } = await res.json() as { id: string };
+  const mib = 1024 * 1024;
+  await mustOk(
+    await send(() =>
+      signedRequest({
+        baseUrl: o.noc,
+        uid: id,
+        key: keys.signing,
+        method: "POST",
+        path: "/v1/local/sync",
+        body: {
+          url,
+          version: "1.0.0",
+          cache: { bytes: 412 * mib, limit: 2048 * mib, entries: 9 },
+          hits: 1873,
+          misses: 12,
+          servedBytes: 3100 * mib,
+          pendingRecords: 0,
+          problems: [],
+        },
+      })
+    ),
+  );
 }
 
 /** A SecureBeat for `a` (`refusedOk`: a revoked appliance's, expected to be refused). */
