@@ -27,7 +27,7 @@ import installReportIds from "./016_install_report_ids.sql" with { type: "text" 
 import operators from "./017_operators.sql" with { type: "text" };
 import incidents from "./018_incidents.sql" with { type: "text" };
 import applianceConsole from "./019_appliance_console.sql" with { type: "text" };
-import consoleReveals from "./021_console_reveals.sql" with { type: "text" };
+import consoleReveals from "./020_console_reveals.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -58,5 +58,5 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "017_operators.sql", sql: operators },
   { name: "018_incidents.sql", sql: incidents },
   { name: "019_appliance_console.sql", sql: applianceConsole },
-  { name: "021_console_reveals.sql", sql: consoleReveals },
+  { name: "020_console_reveals.sql", sql: consoleReveals },
 ]);
