@@ -4,7 +4,7 @@
  * `local-component` for a site's local component server) opens its
  * dependencies (`openDeps`: PostgreSQL with DATABASE_URL, embedded PGlite
  * otherwise, migrations applied), serves `createApp(deps, { role })` and, for
- * `all` and `noc`, runs the status daemon, notice delivery and retention as
+ * `all` and `noc`, runs the status daemon, notice delivery, retention and the rollout daemon as
  * `Deno.cron` jobs (registered at top level, as Deno Deploy requires).
  *
  * It listens on `NOC_HOST`, or, unset, on every address, IPv4 and IPv6 (`::`; plus `0.0.0.0`
@@ -32,6 +32,7 @@ import { statusDaemonJob } from "./noc/jobs/status_daemon.ts";
 import { startLivenessTicker } from "./noc/jobs/noc_time.ts";
 import { noticeDeliveryJob } from "./noc/jobs/notice_delivery.ts";
 import { retentionJob } from "./noc/jobs/retention.ts";
+import { rolloutDaemonJob } from "./noc/jobs/rollout_daemon.ts";
 import { bootstrapAdminToken, devEnrollmentToken } from "./noc/services/startup_secrets.ts";
 import type { AppDeps } from "./noc/services/deps.ts";
 import { createMetrics } from "./noc/services/metrics.ts";
@@ -282,6 +283,10 @@ if (role === "local-component") {
     });
     Deno.cron("noc history pruning", "17 3 * * *", { backoffSchedule }, async () => {
       await retentionJob(await ready);
+    });
+    // Phased rollouts: each minute is evaluated once across instances (rollout_evaluations).
+    Deno.cron("noc rollout daemon", "* * * * *", { backoffSchedule }, async () => {
+      await rolloutDaemonJob(await ready);
     });
   }
 }

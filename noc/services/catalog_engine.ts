@@ -6,6 +6,12 @@
  * bucket of its UID, a paused rollout keeps only the appliances already sent
  * it, and a hold pins an appliance to what its latest catalog lists.
  *
+ * A phased rollout's assignment (noc/services/phased_rollouts.ts) includes an
+ * appliance by its {@link fineBucket} (`< phase_limit`) instead of the percent
+ * bucket, and never chooses one whose fine bucket is `>= excluded_from` (a
+ * rollback), not even through a delivery record: such an appliance falls
+ * through to the next candidate, the previous version's assignment.
+ *
  * The choice itself is one pure function ({@link catalogChooser}) over
  * candidate rows. Two feeders read those rows: {@link resolveCatalog} for one
  * appliance (2–3 statements), and {@link resolveSiteCatalogs} for every
@@ -73,9 +79,23 @@ export interface Chosen extends ComponentVersion {
  * widening a rollout never drops anyone.
  */
 export function rolloutBucket(uid: string, kind: string, app: string, name: string): number {
+  return fineBucket(uid, kind, app, name) % 100;
+}
+
+/** One more than the largest {@link fineBucket}: a `phase_limit` that includes every appliance. */
+export const fineBucketLimit = 2 ** 32;
+
+/**
+ * The fine bucket (0 to 2^32 − 1) of an appliance for a component: the first 4 bytes of SHA-256
+ * of `uid\nkind/app/name`, big-endian, unsigned — the number {@link rolloutBucket} takes modulo
+ * 100. Phased rollouts include the appliances whose fine bucket is below their phase limit. Its
+ * SQL twin is the database function `fine_bucket(uid, kind, app, name)` (migration 021), for
+ * set-based selection; `uid` must be the lower-case text form PostgreSQL gives a `uuid`.
+ */
+export function fineBucket(uid: string, kind: string, app: string, name: string): number {
   // One-shot hex digest: about twice as fast as createHash().digest() per call (a site's sync takes thousands).
   const hex = hash("sha256", `${uid}\n${kind}/${app}/${name}`, "hex");
-  return parseInt(hex.slice(0, 8), 16) % 100;
+  return parseInt(hex.slice(0, 8), 16);
 }
 
 /** A component version as the engine reads it (the columns a catalog line needs). */
@@ -95,6 +115,16 @@ export interface AssignmentRow extends ComponentRow {
   rollout_percent: number;
   /** A paused rollout reaches only appliances already sent its version. */
   paused: boolean;
+  /**
+   * A phased rollout's limit: when set (not null), the appliances whose {@link fineBucket} is
+   * below it are in the rollout, and `rollout_percent` is not read. Absent: null.
+   */
+  phase_limit?: number | null;
+  /**
+   * When set, appliances whose {@link fineBucket} is at or above it are never chosen by this
+   * assignment, not even through a delivery record (a phased rollout's rollback). Absent: null.
+   */
+  excluded_from?: number | null;
   created_at: Date;
 }
 
@@ -141,9 +171,11 @@ const rank = (t: TargetType) => targetOrder.indexOf(t);
  * Builds the catalog choice over a set of candidate assignments (any
  * superset of those matching the appliances it is asked about): ranks the
  * candidates of each component once, then, for one appliance, takes per
- * component the first candidate that targets it and either includes its
- * rollout bucket (and is not paused) or was delivered to it and is listed
- * by its latest catalog (`facts.delivered` must answer only for such pairs);
+ * component the first candidate that targets it, does not exclude it
+ * (`excluded_from`), and either includes its rollout bucket — its fine bucket
+ * below `phase_limit` when that is set — (and is not paused) or was delivered
+ * to it and is listed by its latest catalog (`facts.delivered` must answer
+ * only for such pairs);
  * held applications get the versions their latest catalog lists instead, for
  * the components some candidate still targets the appliance with. The result
  * is ordered packages first, then by application and name.
@@ -171,15 +203,19 @@ export function catalogChooser(
     for (const group of groups) {
       const first = group[0]!;
       if (held(first.app)) continue;
-      let bucket: number | undefined;
+      let fine: number | undefined;
+      const u32 = () => fine ??= fineBucket(subject.uid, first.kind, first.app, first.name);
+      const excluded = (c: AssignmentRow) =>
+        c.excluded_from !== undefined && c.excluded_from !== null && u32() >= c.excluded_from;
       const inRollout = (c: AssignmentRow) => {
-        if (c.paused || c.rollout_percent <= 0) return false;
+        if (c.paused) return false;
+        if (c.phase_limit !== undefined && c.phase_limit !== null) return u32() < c.phase_limit;
+        if (c.rollout_percent <= 0) return false;
         if (c.rollout_percent >= 100) return true;
-        bucket ??= rolloutBucket(subject.uid, first.kind, first.app, first.name);
-        return bucket < c.rollout_percent;
+        return u32() % 100 < c.rollout_percent;
       };
       const pick = group.find((c) =>
-        targets(c, subject) && (facts.delivered(c.id) || inRollout(c))
+        targets(c, subject) && !excluded(c) && (facts.delivered(c.id) || inRollout(c))
       );
       if (pick) chosen.push(toChosen(pick, pick.assignment_id));
     }
@@ -216,9 +252,10 @@ function toChosen(r: ComponentRow, assignmentId: number | null): Chosen {
 export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<Chosen[]> {
   const rows = await tx<AssignmentRow & { delivered: boolean }>`
     select a.id as assignment_id, a.target_type, a.target_value, a.rollout_percent, a.paused,
+      a.phase_limit, a.excluded_from,
       a.created_at, c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid,
       c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256,
-      (a.paused or a.rollout_percent < 100) and exists (
+      (a.paused or a.rollout_percent < 100 or a.phase_limit is not null) and exists (
         select 1 from deliveries d join catalog_listings l
           on l.uid = d.uid and l.component_id = d.component_id and l.current
         where d.uid = ${subject.uid} and d.component_id = c.id) as delivered
@@ -277,6 +314,7 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
   const distinct = <T>(xs: Iterable<T>) => [...new Set(xs)];
   const candidates = await tx<AssignmentRow>`
     select a.id as assignment_id, a.target_type, a.target_value, a.rollout_percent, a.paused,
+      a.phase_limit, a.excluded_from,
       a.created_at, c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid,
       c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256
     from assignments a
@@ -295,7 +333,8 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
       or (a.target_type = 'appliance' and a.target_value = any(${uids}::text[]))`;
   // A delivery record decides a choice only where the rollout does not include everyone.
   const undecided = distinct(
-    candidates.filter((c) => c.paused || c.rollout_percent < 100).map((c) => c.id),
+    candidates.filter((c) => c.paused || c.rollout_percent < 100 || c.phase_limit !== null)
+      .map((c) => c.id),
   );
   const delivered = new Set<string>();
   if (undecided.length > 0) {

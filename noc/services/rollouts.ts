@@ -105,6 +105,18 @@ export interface RolloutAppliance {
   missingSince: string | null;
 }
 
+/**
+ * Restricts the figures to the members of phased rollout `rolloutId` (`rollout_members`,
+ * noc/services/phased_rollouts.ts), of its phase `phase` when given: only those of the release's
+ * appliances count.
+ */
+export interface MemberScope {
+  /** The rollout's id. */
+  rolloutId: number;
+  /** Only the members that joined with this phase (0-based); absent: every member. */
+  phase?: number | undefined;
+}
+
 /** A piece of a statement: constant SQL text and the values between its pieces. */
 interface Fragment {
   strings: readonly string[];
@@ -115,8 +127,8 @@ const fragment = (strings: TemplateStringsArray, ...values: Param[]): Fragment =
   values,
 });
 
-/** Runs fragments as one statement (their text is constant: values are always parameters). */
-function run<T>(sql: Sql, ...parts: Fragment[]): Promise<T[]> {
+/** Fragments joined into one (their text stays constant: values are always parameters). */
+function concat(...parts: Fragment[]): Fragment {
   const strings: string[] = [];
   const values: Param[] = [];
   for (const p of parts) {
@@ -127,8 +139,26 @@ function run<T>(sql: Sql, ...parts: Fragment[]): Promise<T[]> {
     }
     values.push(...p.values);
   }
+  return { strings, values };
+}
+
+/** Runs fragments as one statement (their text is constant: values are always parameters). */
+function run<T>(sql: Sql, ...parts: Fragment[]): Promise<T[]> {
+  const { strings, values } = concat(...parts);
   const t = Object.assign([...strings], { raw: [...strings] }) as unknown as TemplateStringsArray;
   return sql<T>(t, ...values);
+}
+
+/** The delivery records `sent` starts from: all of the release's, or those of `scope`'s members. */
+function deliveriesOf(scope: MemberScope | undefined): Fragment {
+  if (!scope) return fragment`join deliveries d on d.component_id = rel.id`;
+  if (scope.phase === undefined) {
+    return fragment`join rollout_members m on m.rollout_id = ${scope.rolloutId}
+      join deliveries d on d.component_id = rel.id and d.uid = m.uid`;
+  }
+  return fragment`join rollout_members m on m.rollout_id = ${scope.rolloutId}
+      and m.phase = ${scope.phase}
+      join deliveries d on d.component_id = rel.id and d.uid = m.uid`;
 }
 
 /**
@@ -136,10 +166,11 @@ function run<T>(sql: Sql, ...parts: Fragment[]): Promise<T[]> {
  * CTE `classified` (a statement goes on with `select … from classified`). The running version is
  * the first entry of the component in the appliance's last report; "older" means published before
  * the release (a lower component id); the latest outcome is newer than the last beat when its
- * report came at or after it.
+ * report came at or after it. With `scope`, only the members it names.
  */
-function classified(refs: ComponentRef[]): Fragment {
-  return fragment`
+function classified(refs: ComponentRef[], scope?: MemberScope): Fragment {
+  return concat(
+    fragment`
     with releases as (
       select k.id, k.kind, k.app, k.name, k.version from components k
       join unnest(${refs.map((r) => r.kind)}::text[], ${refs.map((r) => r.app)}::text[],
@@ -151,7 +182,9 @@ function classified(refs: ComponentRef[]): Fragment {
       select rel.id as cid, rel.kind, rel.app, rel.name, rel.version, d.uid, d.first_sent_at,
         ap.hostname, ap.site, ap.missing_since, ap.last_beat_at, run.running
       from releases rel
-      join deliveries d on d.component_id = rel.id
+      `,
+    deliveriesOf(scope),
+    fragment`
       join appliances ap on ap.uid = d.uid and ap.revoked_at is null
       -- A lateral subquery with a limit is computed once per row, however often its column is read.
       left join lateral (
@@ -189,7 +222,8 @@ function classified(refs: ComponentRef[]): Fragment {
           and o.uid = s.uid
         order by o.reported_at desc, o.id desc limit 1
       ) o on true
-    )`;
+    )`,
+  );
 }
 
 const refKey = (r: ComponentRef) => `${r.kind}/${r.app}/${r.name}/${r.version}`;
@@ -204,18 +238,20 @@ function emptyProgress(): RolloutProgress {
 }
 
 /**
- * The figures of every release in `refs`, in one statement. Returns a map keyed
- * `kind/app/name/version`; a release nobody was sent has all-zero figures.
+ * The figures of every release in `refs`, in one statement (with `scope`: over the members of
+ * that phased rollout only). Returns a map keyed `kind/app/name/version`; a release nobody was
+ * sent has all-zero figures.
  */
 export async function rolloutProgress(
   sql: Sql,
   refs: ComponentRef[],
+  scope?: MemberScope,
 ): Promise<Map<string, RolloutProgress>> {
   const out = new Map<string, RolloutProgress>(refs.map((r) => [refKey(r), emptyProgress()]));
   if (refs.length === 0) return out;
   const rows = await run<ComponentRef & { state: RolloutState; n: number }>(
     sql,
-    classified(refs),
+    classified(refs, scope),
     fragment`
     select kind, app, name, version, state, count(*)::int as n from classified
     group by kind, app, name, version, state`,
@@ -241,12 +277,13 @@ export async function rolloutHealth(
 
 /**
  * The appliances release `c` was sent to, in UID order after `after`, at most `limit`, optionally
- * only those in one of `states` (none or empty: every state): one statement.
+ * only those in one of `states` (none or empty: every state), and only `scope`'s members when
+ * given: one statement.
  */
 export async function rolloutAppliances(
   sql: Sql,
   c: ComponentRef,
-  opts: { states?: readonly RolloutState[]; after?: string; limit: number },
+  opts: { states?: readonly RolloutState[]; after?: string; limit: number; scope?: MemberScope },
 ): Promise<RolloutAppliance[]> {
   const states = opts.states && opts.states.length > 0 ? [...opts.states] : null;
   const rows = await run<{
@@ -263,7 +300,7 @@ export async function rolloutAppliances(
     missing_since: Date | null;
   }>(
     sql,
-    classified([c]),
+    classified([c], opts.scope),
     fragment`
     select uid, hostname, site, state, running, outcome, message, reported_at, last_beat_at,
       first_sent_at, missing_since

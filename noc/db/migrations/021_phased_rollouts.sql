@@ -6,6 +6,13 @@
 -- of rollout_percent (2^32: all of them). None whose fine bucket is at or above excluded_from is
 -- ever chosen by it, not even through a delivery record (a rollback): they fall through to the
 -- next candidate, the previous version's assignment.
+-- The fine bucket: the SQL twin of catalog_engine.ts fineBucket (tests check they agree).
+create function fine_bucket(uid uuid, kind text, app text, name text) returns bigint
+  language sql immutable strict parallel safe as $$
+    select ('x' || substr(encode(sha256(convert_to(
+      uid::text || E'\n' || kind || '/' || app || '/' || name, 'UTF8')), 'hex'), 1, 8))::bit(32)::bigint
+  $$;
+
 alter table assignments add column phase_limit bigint
   check (phase_limit between 0 and 4294967296);
 alter table assignments add column excluded_from bigint

@@ -1,0 +1,203 @@
+/**
+ * The rollout daemon (issue 20): a `Deno.cron` job (every minute, `main.ts`) that evaluates the
+ * gates of every running phased rollout, then advances those whose advance condition has held
+ * through their phase's soak time, and fails those a gate failed (one notice each, optional
+ * rollback): noc/services/rollout_gates.ts measures and judges, noc/services/phased_rollouts.ts
+ * changes the rollouts.
+ *
+ * **Exactly once per period across instances**: a pass first inserts its period's row into
+ * `rollout_evaluations` (insert on conflict do nothing); the instance whose insert lands
+ * evaluates the period, any other (or a retry of the same run) skips it. The period is the
+ * injected clock's time rounded down to `periodS` (60 s). Each change a pass makes is also
+ * conditional on the rollout's revision, so even passes of different periods that overlap, or an
+ * operator acting meanwhile, cannot fail a rollout twice or advance it twice: one failure is one
+ * notice.
+ *
+ * A pass's statements: the lease; the running rollouts (1); the samples (1); the figures (3, plus
+ * 1 per rollout for its install states); one update per rollout; the prunings (2). None per
+ * appliance.
+ *
+ * @module
+ */
+import type { AppDeps } from "../services/deps.ts";
+import {
+  advanceIfUnchanged,
+  failIfUnchanged,
+  recordEvaluation,
+  runningRollouts,
+} from "../services/phased_rollouts.ts";
+import {
+  type GatedRollout,
+  judgePhase,
+  type RolloutEvaluation,
+  rolloutFigures,
+  sampleRollouts,
+} from "../services/rollout_gates.ts";
+
+/** What a pass needs. */
+export type RolloutDaemonDeps = Pick<AppDeps, "db" | "clock" | "notifier" | "log">;
+
+/** Days samples of an ended rollout are kept. */
+export const sampleRetentionDays = 30;
+/** Most sample rows one pass prunes. */
+const pruneBatch = 20_000;
+
+/** What one pass did. */
+export interface RolloutPassResult {
+  /** The period evaluated (ISO 8601). */
+  periodStart: string;
+  /** `done`: another instance (or an earlier run) evaluated this period; nothing was done. */
+  skipped?: "done";
+  /** Running rollouts evaluated. */
+  evaluated: number;
+  /** Sample rows written. */
+  sampled: number;
+  /** Rollouts moved to their next phase. */
+  advanced: number[];
+  /** Rollouts completed (advanced past their last phase). */
+  completed: number[];
+  /** Rollouts failed (each with one notice). */
+  failed: number[];
+  /** Rollouts whose evaluation threw (logged; the others went on). */
+  errors: number[];
+  /** Sample and period rows pruned. */
+  pruned: number;
+  /** Wall time, milliseconds. */
+  durationMs: number;
+}
+
+/**
+ * One pass (see the module): takes the period's lease, samples, measures and judges every
+ * running rollout, records each evaluation, fails or advances those due, prunes samples of
+ * rollouts ended more than 30 days ago and period rows older than a day. `periodS` (default 60)
+ * is the job's period.
+ */
+export async function rolloutPass(
+  deps: RolloutDaemonDeps,
+  opts: { periodS?: number } = {},
+): Promise<RolloutPassResult> {
+  const started = performance.now();
+  const now = deps.clock.now();
+  const periodMs = (opts.periodS ?? 60) * 1000;
+  const periodStart = new Date(Math.floor(now.getTime() / periodMs) * periodMs);
+  const result: RolloutPassResult = {
+    periodStart: periodStart.toISOString(),
+    evaluated: 0,
+    sampled: 0,
+    advanced: [],
+    completed: [],
+    failed: [],
+    errors: [],
+    pruned: 0,
+    durationMs: 0,
+  };
+  const done = () => {
+    result.durationMs = performance.now() - started;
+    return result;
+  };
+  const { sql } = deps.db;
+  const holder = crypto.randomUUID();
+  const lease = await sql`
+    insert into rollout_evaluations (period_start, holder, started_at)
+    values (${periodStart}, ${holder}, ${now})
+    on conflict do nothing
+    returning 1`;
+  if (lease.length === 0) {
+    result.skipped = "done";
+    return done();
+  }
+  const running = await runningRollouts(sql);
+  const gated: GatedRollout[] = running.map((r) => ({
+    id: r.id,
+    ...r.component,
+    previousVersion: r.previousVersion,
+    phase: r.phase,
+    phaseStartedAt: r.phaseStartedAt,
+    plan: r.plan,
+  }));
+  result.evaluated = running.length;
+  if (running.length > 0) {
+    result.sampled = await sampleRollouts(sql, gated);
+    const figures = await rolloutFigures(sql, gated);
+    for (const r of running) {
+      try {
+        const f = figures.get(r.id)!;
+        const judgement = judgePhase(r.plan, f);
+        const heldSince = judgement.holds ? r.heldSince ?? now : null;
+        const advanceAt = heldSince && r.plan.auto
+          ? new Date(heldSince.getTime() + r.plan.soakS * 1000)
+          : null;
+        const evaluation: RolloutEvaluation = {
+          at: now.toISOString(),
+          figures: f,
+          judgement,
+          heldSince: heldSince?.toISOString() ?? null,
+          advanceAt: advanceAt?.toISOString() ?? null,
+        };
+        if (judgement.failed) {
+          const failed = await failIfUnchanged(deps, r.id, r.revision, {
+            gate: judgement.failed.gate,
+            reason: judgement.failed.summary,
+            evaluation,
+          });
+          if (failed) result.failed.push(r.id);
+          continue;
+        }
+        const recorded = await recordEvaluation(sql, r.id, r.revision, evaluation, now);
+        if (recorded && advanceAt && now.getTime() >= advanceAt.getTime()) {
+          if (await advanceIfUnchanged(deps, r.id, r.revision, r.phase, evaluation)) {
+            (r.last ? result.completed : result.advanced).push(r.id);
+          }
+        }
+      } catch (e) {
+        result.errors.push(r.id);
+        deps.log.error("rollout_evaluation_failed", {
+          rolloutId: r.id,
+          message: e instanceof Error ? e.message : String(e),
+        });
+      }
+    }
+  }
+  const cut = new Date(now.getTime() - sampleRetentionDays * 86400_000);
+  const [pruned] = await sql<{ n: number }>`
+    with gone as (
+      delete from rollout_samples where ctid in (
+        select s.ctid from rollout_samples s join rollouts r on r.id = s.rollout_id
+        where r.ended_at < ${cut}
+        limit ${pruneBatch})
+      returning 1
+    )
+    select count(*)::int as n from gone`;
+  const [periods] = await sql<{ n: number }>`
+    with gone as (
+      delete from rollout_evaluations
+      where period_start < ${new Date(now.getTime() - 86400_000)}
+      returning 1
+    )
+    select count(*)::int as n from gone`;
+  result.pruned = (pruned?.n ?? 0) + (periods?.n ?? 0);
+  await sql`
+    update rollout_evaluations set finished_at = ${deps.clock.now()},
+      evaluated = ${result.evaluated}
+    where period_start = ${periodStart} and holder = ${holder}`;
+  return done();
+}
+
+/**
+ * The rollout daemon's cron job (every minute, `main.ts`): one pass, logged as one `rollouts`
+ * line with its counts and duration (ms) when it evaluated anything or changed a rollout.
+ */
+export async function rolloutDaemonJob(deps: AppDeps): Promise<void> {
+  const r = await rolloutPass(deps);
+  if (r.skipped || (r.evaluated === 0 && r.pruned === 0)) return;
+  deps.log.info("rollouts", {
+    evaluated: r.evaluated,
+    sampled: r.sampled,
+    advanced: r.advanced,
+    completed: r.completed,
+    failed: r.failed,
+    ...(r.errors.length > 0 ? { errors: r.errors } : {}),
+    pruned: r.pruned,
+    ms: Math.round(r.durationMs),
+  });
+}

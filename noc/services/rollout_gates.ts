@@ -1,0 +1,494 @@
+/**
+ * The gates of phased rollouts (issue 20): what the appliances of a rollout's current phase
+ * report, against its control sample, and the verdict on it. The rollout daemon
+ * (noc/jobs/rollout_daemon.ts) runs, once per period, {@link sampleRollouts}, then
+ * {@link rolloutFigures}, then {@link judgePhase} for each running rollout.
+ *
+ * - **Samples**: beat history keeps no application data (noc/http/v1/beats.ts `historyOf`), so
+ *   each pass copies, for every running rollout whose current phase has a metric gate, the
+ *   current phase's members' and the control sample's latest reports (`appliances.last_report`)
+ *   into `rollout_samples`: one row per (rollout, appliance, beat time), written only when the
+ *   appliance beat since its last sample and since the phase started — at most members + 1,000
+ *   rows per rollout per pass, in one statement for every rollout.
+ * - **Install states** of the phase's members: noc/services/rollouts.ts `rolloutProgress`, scoped
+ *   to them (one statement per rollout).
+ * - **Healthy share**: members (not revoked) running the release, not missing and not reporting
+ *   the release's application unhealthy (`apps[app].healthy === false`), of all members.
+ * - **Plug-in health**: of the members that beat since phase start, those whose latest report
+ *   has `apps[app].healthy === false` (app: the release's application).
+ * - **Metric** — the statistic: per appliance, the median of its samples since phase start (only
+ *   appliances with at least `minBeats` of them, taken while members ran the release and control
+ *   appliances the previous version); per group, the median of those medians; judged on the
+ *   ratio phase / control (as `1 + (phase − control) / |control|`, so a control of 0 or below
+ *   still orders), once both groups have `minAppliances`. Medians shrug off outliers and busy
+ *   appliances, do not care how many beats each appliance sent, cost one `percentile_cont` in
+ *   SQL, and answer the operator's rule directly ("not more than 30 % below control"), where a
+ *   Mann-Whitney U test says only "different or not" and flags trivial differences in large
+ *   groups. No p-value is reported.
+ * - **Beat regularity**: the share of the phase's members with a missed-heartbeat alert opened
+ *   since phase start, minus the control sample's share, in percentage points.
+ * - **Stop** (the error condition): failed share (`failed`, `reverted`, `other`, `missing`) of
+ *   those counted (these and `running`, `unconfirmed`), once at least `minSample` are counted.
+ *
+ * Every figure is one statement for all rollouts (install states: one per rollout), never one
+ * per appliance.
+ *
+ * @module
+ */
+import type { Sql } from "../db/db.ts";
+import type { Phase } from "../../protocol/rollout_plan.ts";
+import { failingStates, type RolloutProgress, rolloutProgress } from "./rollouts.ts";
+
+/** A running rollout as the gates read it. */
+export interface GatedRollout {
+  /** The rollout's id. */
+  id: number;
+  /** The release: kind, application, name and version. */
+  kind: string;
+  /** Application of the release (its plug-ins' health flag is `apps[app].healthy`). */
+  app: string;
+  /** Component name. */
+  name: string;
+  /** The release's version. */
+  version: string;
+  /** What the control appliances run (null: anything but the release). */
+  previousVersion: string | null;
+  /** The current phase (0-based). */
+  phase: number;
+  /** When the current phase started. */
+  phaseStartedAt: Date;
+  /** The current phase's plan. */
+  plan: Phase;
+}
+
+/** A group's metric figures. */
+export interface GroupStatistic {
+  /** Appliances with at least `minBeats` samples. */
+  appliances: number;
+  /** The median of their medians (null: none). */
+  statistic: number | null;
+}
+
+/** The metric gate's figures. */
+export interface MetricFigures {
+  /** The metric's path (`app.key…`). */
+  path: string;
+  /** The phase's members running the release. */
+  phase: GroupStatistic;
+  /** The control sample running the previous version. */
+  control: GroupStatistic;
+  /** `1 + (phase − control) / |control|` (null: a group has no statistic, or control is 0). */
+  ratio: number | null;
+}
+
+/** The beat-regularity gate's figures. */
+export interface BeatFigures {
+  /** The phase's members (not revoked). */
+  members: number;
+  /** Of them, those with a missed-heartbeat alert opened since phase start. */
+  membersMissed: number;
+  /** The control sample (not revoked). */
+  control: number;
+  /** Of them, those with a missed-heartbeat alert opened since phase start. */
+  controlMissed: number;
+}
+
+/** What the current phase's appliances report (one rollout). */
+export interface PhaseFigures {
+  /** The phase (0-based). */
+  phase: number;
+  /** When it started (ISO 8601). */
+  phaseStartedAt: string;
+  /** Members of this phase (not revoked). */
+  members: number;
+  /** Install states of the members the release was sent to (rollouts.ts figures). */
+  install: RolloutProgress;
+  /** Members the release was not sent to (yet). */
+  notSent: number;
+  /** Members running the release, not missing, not reporting the app unhealthy. */
+  healthy: number;
+  /** `healthy` of `members`, percent with one decimal (100 when there are no members). */
+  healthyPercent: number;
+  /** Members that beat since phase start. */
+  reporting: number;
+  /** Of them, those whose latest report says `apps[app].healthy === false`. */
+  unhealthy: number;
+  /** The metric gate's figures, when the phase has one. */
+  metric: MetricFigures | null;
+  /** The beat-regularity gate's figures, when the phase has one. */
+  beats: BeatFigures | null;
+}
+
+/** The names of the conditions judged: the error condition and the three gates. */
+export type GateName = "stop" | "pluginHealth" | "metric" | "beatRegularity";
+
+/** One condition's verdict. */
+export interface GateResult {
+  /** Which. */
+  gate: GateName;
+  /** Whether it had its minimum sample. */
+  judged: boolean;
+  /** Whether it fails the phase (only when judged). */
+  fails: boolean;
+  /** The figures in words, e.g. `3 of 10 failed (30 %; threshold 20 %): 3 failed`. */
+  summary: string;
+}
+
+/** The verdict on a phase. */
+export interface Judgement {
+  /** Every condition the phase has, in order: stop, pluginHealth, metric, beatRegularity. */
+  gates: GateResult[];
+  /** The first failing one, if any: the rollout fails. */
+  failed: GateResult | null;
+  /** Whether the advance condition holds (no failure, every gate judged, healthy share met). */
+  holds: boolean;
+  /** Why it does not hold, in words (empty when it holds). */
+  waiting: string[];
+}
+
+/** What a pass stores in `rollouts.last_evaluation`. */
+export interface RolloutEvaluation {
+  /** When (ISO 8601). */
+  at: string;
+  /** The figures. */
+  figures: PhaseFigures;
+  /** The verdict. */
+  judgement: Judgement;
+  /** Since when the advance condition holds (ISO 8601), if it does. */
+  heldSince: string | null;
+  /** When the phase advances by itself if it keeps holding (ISO 8601; null: not auto or not holding). */
+  advanceAt: string | null;
+}
+
+const isoList = (ds: readonly Date[]) => ds.map((d) => d.toISOString());
+
+/**
+ * Copies into `rollout_samples` the latest report of each current-phase member and control
+ * appliance (not revoked) of every rollout in `rollouts` whose phase has a metric gate, when it
+ * beat since the phase started and since its last sample: the metric (a number at the path, else
+ * null), the plug-in health flag (null: not reported) and the release's component version it
+ * runs. One statement for all of them; returns the rows written.
+ */
+export async function sampleRollouts(sql: Sql, rollouts: readonly GatedRollout[]): Promise<number> {
+  const gated = rollouts.filter((r) => r.plan.gates.metric);
+  if (gated.length === 0) return 0;
+  const [row] = await sql<{ n: number }>`
+    with r as (
+      select * from unnest(${gated.map((r) => r.id)}::bigint[], ${
+    gated.map((r) => r.phase)
+  }::int[], ${isoList(gated.map((r) => r.phaseStartedAt))}::timestamptz[],
+        ${gated.map((r) => r.kind)}::text[], ${gated.map((r) => r.app)}::text[],
+        ${gated.map((r) => r.name)}::text[], ${gated.map((r) => r.plan.gates.metric!.path)}::text[])
+        as r(id, phase, started, kind, app, name, path)
+    ),
+    who as (
+      select r.id, m.uid from r
+      join rollout_members m on m.rollout_id = r.id and m.phase = r.phase
+      union all
+      select r.id, c.uid from r join rollout_control c on c.rollout_id = r.id
+    ),
+    written as (
+      insert into rollout_samples (rollout_id, uid, at, value, healthy, running)
+      select r.id, ap.uid, ap.last_beat_at,
+        case when jsonb_typeof(ap.last_report->'apps' #> string_to_array(r.path, '.')) = 'number'
+          then (ap.last_report->'apps' #> string_to_array(r.path, '.'))::float8 end,
+        case when jsonb_typeof(ap.last_report->'apps'->r.app->'healthy') = 'boolean'
+          then (ap.last_report->'apps'->r.app->'healthy')::boolean end,
+        run.running
+      from who w
+      join r on r.id = w.id
+      join appliances ap on ap.uid = w.uid and ap.revoked_at is null
+      left join lateral (
+        select c->>'version' as running
+        from jsonb_array_elements(case when jsonb_typeof(ap.last_report->'components') = 'array'
+          then ap.last_report->'components' else '[]'::jsonb end) c
+        where c->>'kind' = r.kind and c->>'app' = r.app and c->>'name' = r.name
+        limit 1
+      ) run on true
+      where ap.last_beat_at >= r.started
+        and not exists (
+          select 1 from rollout_samples s
+          where s.rollout_id = r.id and s.uid = ap.uid and s.at = ap.last_beat_at)
+      on conflict do nothing
+      returning 1
+    )
+    select count(*)::int as n from written`;
+  return row?.n ?? 0;
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/**
+ * The figures of each rollout's current phase (see the module): the members' install states
+ * (one statement per rollout), membership and health (one statement), the metric statistic of
+ * the metric-gated ones (one statement, from {@link sampleRollouts}' rows) and the
+ * missed-heartbeat shares of the beat-gated ones (one statement). Returns them by rollout id.
+ */
+export async function rolloutFigures(
+  sql: Sql,
+  rollouts: readonly GatedRollout[],
+): Promise<Map<number, PhaseFigures>> {
+  const out = new Map<number, PhaseFigures>();
+  if (rollouts.length === 0) return out;
+  const all = [...rollouts];
+  const r = {
+    ids: all.map((x) => x.id),
+    phases: all.map((x) => x.phase),
+    starts: isoList(all.map((x) => x.phaseStartedAt)),
+  };
+  const health = await sql<{
+    id: number;
+    members: number;
+    healthy: number;
+    reporting: number;
+    unhealthy: number;
+    not_sent: number;
+  }>`
+    with r as (
+      select * from unnest(${r.ids}::bigint[], ${r.phases}::int[], ${r.starts}::timestamptz[],
+        ${all.map((x) => x.kind)}::text[], ${all.map((x) => x.app)}::text[],
+        ${all.map((x) => x.name)}::text[], ${all.map((x) => x.version)}::text[])
+        as r(id, phase, started, kind, app, name, version)
+    )
+    select r.id, count(ap.uid)::int as members,
+      count(*) filter (where run.running = r.version and ap.missing_since is null
+        and (ap.last_report->'apps'->r.app->'healthy') is distinct from 'false'::jsonb)::int
+        as healthy,
+      count(*) filter (where ap.last_beat_at >= r.started)::int as reporting,
+      count(*) filter (where ap.last_beat_at >= r.started
+        and ap.last_report->'apps'->r.app->'healthy' = 'false'::jsonb)::int as unhealthy,
+      count(*) filter (where not exists (
+        select 1 from deliveries d join components k on k.id = d.component_id
+        where d.uid = ap.uid and k.kind = r.kind and k.app = r.app and k.name = r.name
+          and k.version = r.version))::int as not_sent
+    from r
+    join rollout_members m on m.rollout_id = r.id and m.phase = r.phase
+    join appliances ap on ap.uid = m.uid and ap.revoked_at is null
+    left join lateral (
+      select c->>'version' as running
+      from jsonb_array_elements(case when jsonb_typeof(ap.last_report->'components') = 'array'
+        then ap.last_report->'components' else '[]'::jsonb end) c
+      where c->>'kind' = r.kind and c->>'app' = r.app and c->>'name' = r.name
+      limit 1
+    ) run on true
+    group by r.id`;
+  const byId = new Map(health.map((h) => [h.id, h]));
+  for (const x of all) {
+    const install = (await rolloutProgress(sql, [x], { rolloutId: x.id, phase: x.phase }))
+      .get(`${x.kind}/${x.app}/${x.name}/${x.version}`)!;
+    const h = byId.get(x.id);
+    const members = h?.members ?? 0;
+    const healthy = h?.healthy ?? 0;
+    out.set(x.id, {
+      phase: x.phase,
+      phaseStartedAt: x.phaseStartedAt.toISOString(),
+      members,
+      install,
+      notSent: h?.not_sent ?? 0,
+      healthy,
+      healthyPercent: members === 0 ? 100 : round1((healthy * 100) / members),
+      reporting: h?.reporting ?? 0,
+      unhealthy: h?.unhealthy ?? 0,
+      metric: null,
+      beats: null,
+    });
+  }
+
+  const metric = all.filter((x) => x.plan.gates.metric);
+  if (metric.length > 0) {
+    const rows = await sql<{
+      id: number;
+      in_phase: boolean;
+      appliances: number;
+      statistic: number | null;
+    }>`
+      with r as (
+        select * from unnest(${metric.map((x) => x.id)}::bigint[], ${
+      metric.map((x) => x.phase)
+    }::int[], ${isoList(metric.map((x) => x.phaseStartedAt))}::timestamptz[],
+          ${metric.map((x) => x.version)}::text[], ${metric.map((x) => x.previousVersion)}::text[],
+          ${metric.map((x) => x.plan.gates.metric!.minBeats)}::int[])
+          as r(id, phase, started, version, prev, min_beats)
+      ),
+      per as (
+        select r.id, (m.uid is not null) as in_phase, s.uid,
+          percentile_cont(0.5) within group (order by s.value) as med
+        from r
+        join rollout_samples s on s.rollout_id = r.id and s.at >= r.started
+          and s.value is not null
+        left join rollout_members m on m.rollout_id = r.id and m.uid = s.uid
+          and m.phase = r.phase
+        left join rollout_control c on c.rollout_id = r.id and c.uid = s.uid
+        where (m.uid is not null and s.running = r.version)
+          or (c.uid is not null and case when r.prev is null
+            then s.running is distinct from r.version else s.running = r.prev end)
+        group by r.id, (m.uid is not null), s.uid, r.min_beats
+        having count(*) >= r.min_beats
+      )
+      select id, in_phase, count(*)::int as appliances,
+        percentile_cont(0.5) within group (order by med) as statistic
+      from per group by id, in_phase`;
+    for (const x of metric) {
+      const group = (inPhase: boolean): GroupStatistic => {
+        const g = rows.find((r) => r.id === x.id && r.in_phase === inPhase);
+        return { appliances: g?.appliances ?? 0, statistic: g?.statistic ?? null };
+      };
+      const phase = group(true), control = group(false);
+      const ratio = phase.statistic === null || control.statistic === null ||
+          control.statistic === 0
+        ? (phase.statistic !== null && phase.statistic === control.statistic ? 1 : null)
+        : 1 + (phase.statistic - control.statistic) / Math.abs(control.statistic);
+      out.get(x.id)!.metric = { path: x.plan.gates.metric!.path, phase, control, ratio };
+    }
+  }
+
+  const beat = all.filter((x) => x.plan.gates.beatRegularity);
+  if (beat.length > 0) {
+    const starts = beat.map((x) => x.phaseStartedAt.getTime());
+    const since = new Date(Math.min(...starts));
+    const rows = await sql<{ id: number; control: boolean; n: number; missed: number }>`
+      with r as (
+        select * from unnest(${beat.map((x) => x.id)}::bigint[], ${
+      beat.map((x) => x.phase)
+    }::int[], ${isoList(beat.map((x) => x.phaseStartedAt))}::timestamptz[])
+          as r(id, phase, started)
+      ),
+      missed as (
+        select uid, max(opened_at) as last from alerts
+        where kind = 'missed_heartbeat' and opened_at >= ${since}
+        group by uid
+      ),
+      who as (
+        select r.id, r.started, false as control, m.uid from r
+        join rollout_members m on m.rollout_id = r.id and m.phase = r.phase
+        union all
+        select r.id, r.started, true, c.uid from r join rollout_control c on c.rollout_id = r.id
+      )
+      select w.id, w.control, count(*)::int as n,
+        count(*) filter (where x.last >= w.started)::int as missed
+      from who w
+      join appliances ap on ap.uid = w.uid and ap.revoked_at is null
+      left join missed x on x.uid = w.uid
+      group by w.id, w.control`;
+    for (const x of beat) {
+      const m = rows.find((r) => r.id === x.id && !r.control);
+      const c = rows.find((r) => r.id === x.id && r.control);
+      out.get(x.id)!.beats = {
+        members: m?.n ?? 0,
+        membersMissed: m?.missed ?? 0,
+        control: c?.n ?? 0,
+        controlMissed: c?.missed ?? 0,
+      };
+    }
+  }
+  return out;
+}
+
+const pct = (part: number, whole: number) => whole === 0 ? 0 : round1((part * 100) / whole);
+const num = (x: number) => Number.isInteger(x) ? String(x) : x.toPrecision(4);
+
+/**
+ * Judges a phase on its figures (pure): the error condition and each gate the phase has, in
+ * order, each judged once its minimum sample is there; the first that fails fails the phase. The
+ * advance condition holds when nothing fails, every gate is judged, and the healthy share is at
+ * least `advance.minHealthyPercent` (a phase with no members holds on that count).
+ */
+export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
+  const gates: GateResult[] = [];
+  const counted = f.install.installed + f.install.failed;
+  {
+    const judged = counted >= plan.stop.minSample;
+    const fails = judged && f.install.failed * 100 > plan.stop.maxFailedPercent * counted;
+    const why = failingStates.filter((s) => f.install.states[s] > 0)
+      .map((s) => `${f.install.states[s]} ${s}`).join(", ");
+    gates.push({
+      gate: "stop",
+      judged,
+      fails,
+      summary: `${f.install.failed} of ${counted} failed (${pct(f.install.failed, counted)} %; ` +
+        `threshold ${plan.stop.maxFailedPercent} %, judged from ${plan.stop.minSample})` +
+        (why ? `: ${why}` : ""),
+    });
+  }
+  const ph = plan.gates.pluginHealth;
+  if (ph) {
+    const judged = f.reporting >= plan.stop.minSample;
+    gates.push({
+      gate: "pluginHealth",
+      judged,
+      fails: judged && f.unhealthy * 100 > ph.maxUnhealthyPercent * f.reporting,
+      summary: `${f.unhealthy} of ${f.reporting} reporting appliances unhealthy ` +
+        `(${pct(f.unhealthy, f.reporting)} %; threshold ${ph.maxUnhealthyPercent} %, ` +
+        `judged from ${plan.stop.minSample})`,
+    });
+  }
+  const mg = plan.gates.metric;
+  if (mg) {
+    const m = f.metric ?? {
+      path: mg.path,
+      phase: { appliances: 0, statistic: null },
+      control: { appliances: 0, statistic: null },
+      ratio: null,
+    };
+    const judged = m.phase.appliances >= mg.minAppliances &&
+      m.control.appliances >= mg.minAppliances && m.phase.statistic !== null &&
+      m.control.statistic !== null;
+    const p = m.phase.statistic, c = m.control.statistic;
+    let fails = false;
+    let change = "";
+    if (judged && p !== null && c !== null) {
+      if (m.ratio === null) {
+        // Control is 0 and the phase is not: any rise (or fall) is unbounded.
+        fails = (p > c && mg.maxRisePercent !== undefined) ||
+          (p < c && mg.maxDropPercent !== undefined);
+        change = p > c ? "above a control of 0" : "below a control of 0";
+      } else {
+        const d = round1((m.ratio - 1) * 100);
+        fails = (mg.maxDropPercent !== undefined && m.ratio < 1 - mg.maxDropPercent / 100) ||
+          (mg.maxRisePercent !== undefined && m.ratio > 1 + mg.maxRisePercent / 100);
+        change = d < 0 ? `${-d} % below control` : `${d} % above control`;
+      }
+    }
+    const limits = [
+      mg.maxDropPercent !== undefined ? `at most ${mg.maxDropPercent} % below` : "",
+      mg.maxRisePercent !== undefined ? `at most ${mg.maxRisePercent} % above` : "",
+    ].filter(Boolean).join(", ");
+    gates.push({
+      gate: "metric",
+      judged,
+      fails,
+      summary: `${mg.path}: median ${p === null ? "–" : num(p)} over ${m.phase.appliances} ` +
+        `appliances vs control ${c === null ? "–" : num(c)} over ${m.control.appliances}` +
+        (change ? ` (${change}; ${limits})` : ` (${limits}; judged from ${mg.minAppliances} ` +
+          `appliances with ${mg.minBeats} beats each)`),
+    });
+  }
+  const bg = plan.gates.beatRegularity;
+  if (bg) {
+    const b = f.beats ?? { members: 0, membersMissed: 0, control: 0, controlMissed: 0 };
+    const judged = b.members >= plan.stop.minSample;
+    const extra = round1(pct(b.membersMissed, b.members) - pct(b.controlMissed, b.control));
+    gates.push({
+      gate: "beatRegularity",
+      judged,
+      fails: judged && extra > bg.maxExtraMissedPercent,
+      summary: `${b.membersMissed} of ${b.members} missed a beat ` +
+        `(${pct(b.membersMissed, b.members)} %) vs control ${b.controlMissed} of ${b.control} ` +
+        `(${pct(b.controlMissed, b.control)} %): ${extra} points more (threshold ` +
+        `${bg.maxExtraMissedPercent})`,
+    });
+  }
+  const failed = gates.find((g) => g.fails) ?? null;
+  const waiting: string[] = [];
+  if (failed) waiting.push(`${failed.gate} fails`);
+  for (const g of gates) {
+    if (g.gate !== "stop" && !g.judged) waiting.push(`${g.gate} not judged yet: ${g.summary}`);
+  }
+  if (f.members > 0 && f.healthy * 100 < plan.advance.minHealthyPercent * f.members) {
+    waiting.push(
+      `${f.healthy} of ${f.members} healthy on the release (${f.healthyPercent} %; needs ` +
+        `${plan.advance.minHealthyPercent} %)`,
+    );
+  }
+  return { gates, failed, holds: waiting.length === 0, waiting };
+}
