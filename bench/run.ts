@@ -59,6 +59,20 @@ const sections: Array<[string, string, () => Promise<Figure[]>]> = [
 ];
 
 const args = Deno.args.filter((a) => a !== "--");
+if (args.includes("--help") || args.includes("-h")) {
+  console.log(
+    `Usage: deno task bench [-- SECTION...]\n\nRuns every benchmark (or only the sections named), ` +
+      `prints one table of figures with targets and ratios, and writes bench/RESULTS.md.\n` +
+      `Set TEST_DATABASE_URL to include the PostgreSQL rows.\n\nSections:\n` +
+      sections.map(([key, title]) => `  ${key.padEnd(10)} ${title}`).join("\n"),
+  );
+  Deno.exit(0);
+}
+const unknown = args.filter((a) => !sections.some(([key]) => key === a));
+if (unknown.length > 0) {
+  console.error(`bench: no section ${unknown.join(", ")} (deno task bench -- --help lists them)`);
+  Deno.exit(64);
+}
 const chosen = sections.filter(([key]) => args.length === 0 || args.includes(key));
 const parts: string[] = [];
 const all: Figure[] = [];

@@ -453,6 +453,23 @@ export async function simulationNoc(
 
 if (import.meta.main) {
   const args = Deno.args.filter((a) => a !== "--");
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(`Usage: deno task simulate [-- OPTIONS]
+
+Simulates a fleet of appliances (signed SecureBeats, then catalogs with If-None-Match) against a
+NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
+
+  --appliances N   appliances to enrol (1000)
+  --rate N         check-in cycles a second, open loop (200)
+  --duration S     seconds to run (20)
+  --silent N       appliances that stop beating (0)
+  --concurrency N  requests in flight at most
+  --noc URL        a running NOC (repeat for several instances)
+  --token TOKEN    its admin token (or NOC_TOKEN)
+  --json           print the result as JSON
+  --help           this help`);
+    Deno.exit(0);
+  }
   const appliances = Number(flag(args, "appliances") ?? 1000);
   const rate = Number(flag(args, "rate") ?? 200);
   const durationS = Number(flag(args, "duration") ?? 20);
