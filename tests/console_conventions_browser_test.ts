@@ -22,6 +22,7 @@ import {
 import type { Page } from "playwright-core";
 import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
+import { sealFlash } from "../noc/http/console/page.ts";
 
 /** Every control in `main` that is not folded away in a closed `<details>`. */
 const controls =
@@ -257,8 +258,11 @@ dbTest(
       await p.page.goto(`${noc.url}/ui`);
       assert.equal(await p.page.textContent("nav a[aria-current=page]"), "Fleet");
 
-      // Success and refusal look different, and are announced differently.
-      await p.page.goto(`${noc.url}/ui/tokens?flash=Saved&error=Refused`);
+      // Success and refusal look different, and are announced differently (both sealed for this
+      // browser's session, as the console's redirects carry them).
+      const session = (await p.page.context().cookies()).find((k) => k.name === "noc_session")!;
+      const both = sealFlash(session.value, noc.clock.now(), { flash: "Saved", error: "Refused" });
+      await p.page.goto(`${noc.url}/ui/tokens?${both}`);
       const look = (sel: string) =>
         p.page.locator(sel).evaluate((el) => {
           // deno-lint-ignore no-explicit-any

@@ -1,8 +1,8 @@
 /**
  * The incident pages over real HTTP with a viewer's session: the fleet's site panel and the
  * alerts and maintenance pages are readable, without the controls a viewer cannot use, and a
- * viewer's acknowledgement or maintenance window posted anyway is refused by the API (nothing
- * written).
+ * viewer's acknowledgement or maintenance window posted anyway is refused for their role before
+ * its form is read (nothing written).
  */
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
@@ -56,19 +56,17 @@ dbTest(
           headers: { cookie: session, "content-type": "application/x-www-form-urlencoded" },
           body: new URLSearchParams({ ...fields, _csrf: csrf }),
         });
-        await res.body?.cancel();
-        assert.equal(res.status, 303, path);
-        return new URL(res.headers.get("location")!, noc.url);
+        assert.equal(res.status, 403, path);
+        return await res.text();
       };
       const ack = await post("/ui/alerts/ack", {
         back: "/ui/alerts?site=sin-pop",
         scope: "filter",
         note: "viewer",
       });
-      assert.ok(ack.searchParams.get("error"), ack.href);
-      assert.equal(ack.searchParams.get("site"), "sin-pop", "refused, the page keeps its filter");
+      assert.match(ack, /needs the operator role; vic has the viewer role/);
       const win = await post("/ui/maintenance", { site: "sin-pop", duration: "60", reason: "x" });
-      assert.ok(win.searchParams.get("error"), win.href);
+      assert.match(win, /needs the operator role/);
       const [n] = await db.sql<{ acked: number; windows: number }>`
       select (select count(*) from alerts where acknowledged_at is not null)::int as acked,
         (select count(*) from maintenance_windows)::int as windows`;

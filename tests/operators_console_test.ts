@@ -1,7 +1,7 @@
 /**
  * The console's operator and audit pages over real HTTP: an admin creates an operator, changes
- * their role, issues a personal token (shown once, never in a URL) and disables them after a
- * confirmation; the audit page shows each change with who, what and from where, filters and
+ * their role, issues a personal token (shown to its session alone, never in a URL or a cookie) and
+ * disables them after a confirmation; the audit page shows each change with who, what and from where, filters and
  * pages, and exports CSV; a viewer is shown what their role allows and refused the rest.
  */
 import assert from "node:assert/strict";
@@ -54,22 +54,24 @@ dbTest(
       await issued.body?.cancel();
       assert.equal(issued.status, 303);
       assert.equal(/noc_op_/.test(issued.headers.get("location")!), false, "not in the URL");
-      const reveal = issued.headers.getSetCookie().find((h) =>
-        h.startsWith("noc_operator_token=")
-      )!;
-      assert.match(reveal, /HttpOnly/i);
-      const cookie = `${admin.session}; ${reveal.split(";")[0]}`;
-      const shown = await (await fetch(`${noc.url}/ui/operators`, { headers: { cookie } })).text();
+      assert.deepEqual(issued.headers.getSetCookie(), [], "nor in a cookie");
+      const newPage = issued.headers.get("location")!;
+      assert.match(newPage, /^\/ui\/operators\/olga\/tokens\/\d+\/new$/);
+      const shown = await (await admin.get(newPage)).text();
       const token = shown.match(/id="operator-token"[^>]*value="(noc_op_[^"]+)"/)![1]!;
       const again = await (await admin.get("/ui/operators")).text();
-      assert.equal(again.includes(token), false, "shown once");
+      assert.equal(again.includes(token), false, "only on its own page");
+      const other = await signIn(noc);
+      const elsewhere = await (await other.get(newPage)).text();
+      assert.equal(elsewhere.includes(token), false, "to the session that issued it alone");
+      assert.match(elsewhere, /is no longer shown/);
       const me = await fetch(`${noc.url}/v1/admin/me`, {
         headers: { authorization: `Bearer ${token}` },
       });
       assert.deepEqual(await me.json(), { name: "olga", role: "operator", via: "api" });
 
       // Revoking a token asks first (nothing is done by the first click).
-      const tokenId = shown.match(/action="\/ui\/operators\/olga\/tokens\/(\d+)\/revoke"/)![1]!;
+      const tokenId = again.match(/action="\/ui\/operators\/olga\/tokens\/(\d+)\/revoke"/)![1]!;
       const askRevoke = await fetch(`${noc.url}/ui/operators/olga/tokens/${tokenId}/revoke`, {
         method: "POST",
         headers: { cookie: admin.session, "content-type": "application/x-www-form-urlencoded" },

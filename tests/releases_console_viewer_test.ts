@@ -1,7 +1,8 @@
 /**
  * The Releases page for a viewer: the rollouts, their target sizes and the failures drill-down are
  * there, the controls the admin API would refuse them (publish, assign, Save, Pause rollout,
- * Delete, hold) are not; and a viewer's posted assignment is refused by the API, changing nothing.
+ * Delete, hold) are not; and a viewer's posted assignment is refused for their role, changing
+ * nothing.
  */
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
@@ -50,13 +51,19 @@ dbTest(
     assert.equal(drill.status, 200);
     await drill.body?.cancel();
 
-    // The API refuses what the page does not offer.
-    const refusal = await viewer.post("/ui/releases/assign", {
-      _form: "assign",
-      component: "package/demo/demo/1.0.0",
-      target: "all",
+    // The console refuses what the page does not offer, for the role, before reading the form.
+    const refusal = await noc.app.request("http://noc.test/ui/releases/assign", {
+      method: "POST",
+      headers: { cookie: viewer.session, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        _csrf: viewer.csrf,
+        _form: "assign",
+        component: "package/demo/demo/1.0.0",
+        target: "all",
+      }),
     });
-    assert.match(refusal, /viewer|role/i);
+    assert.equal(refusal.status, 403);
+    assert.match(await refusal.text(), /needs the operator role; vera has the viewer role/);
     assert.equal((await noc.admin("GET", "/v1/admin/assignments")).body.items.length, 1);
   },
 );

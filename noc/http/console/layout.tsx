@@ -12,10 +12,12 @@ export interface PageContext {
   role?: "admin" | "operator" | "viewer" | undefined;
   /** The session's CSRF token, put in every form. */
   csrf: string;
-  /** A one-line message from the last action, if any. */
+  /** A one-line message from the last action, if any (sealed for this session: page.ts). */
   flash?: string | undefined;
   /** A one-line refusal from the last action, if any (shown in the error style). */
   error?: string | undefined;
+  /** The refused form's fields, to refill it (sealed for this session; see page.ts `kept`). */
+  kept?: Record<string, string> | undefined;
   /** The console path of this request (`/ui/alerts`), which marks the current navigation entry. */
   path?: string | undefined;
 }

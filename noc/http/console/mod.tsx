@@ -12,11 +12,19 @@
  * @module
  */
 import { Hono } from "hono";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { routePath } from "hono/route";
 import { getCookie } from "hono/cookie";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppDeps } from "../../services/deps.ts";
-import { csrfMatches, findSession, sessionCookie } from "../../services/console_sessions.ts";
+import {
+  type ConsoleSession,
+  csrfMatches,
+  findSession,
+  sessionCookie,
+} from "../../services/console_sessions.ts";
+import { writeAudit } from "../../services/audit.ts";
+import { neededRole, type Role, roleAllows } from "../../services/operators.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { requestSizeLimit } from "../../../protocol/http/validate.ts";
 import type { Operation } from "../ops/openapi.ts";
@@ -24,7 +32,7 @@ import type { AdminApp } from "../admin/mod.ts";
 import { adminClient, rawAdminCall } from "./admin_client.ts";
 import { clientAddress } from "../middleware/appliance_auth.ts";
 import { css, Layout, liveJs } from "./layout.tsx";
-import { type ConsoleEnv, formOf, html, type PageDeps } from "./page.ts";
+import { type ConsoleEnv, formOf, html, openFlash, type PageDeps, sealFlash } from "./page.ts";
 import { loginPages } from "./pages/login.tsx";
 import { fleetPage } from "./pages/fleet.tsx";
 import { applianceListPage } from "./pages/appliances.tsx";
@@ -98,7 +106,9 @@ export const consoleOperations: Operation[] = (() => {
     op("post", "/operators/:name/password", "Set an operator's password"),
     op("post", "/operators/:name/disable", "Disable an operator (asks first)"),
     op("post", "/operators/:name/enable", "Enable an operator again"),
-    op("post", "/operators/:name/tokens", "Issue a personal API token"),
+    op("post", "/operators/:name/tokens", "Issue a personal API token (then shows it)"),
+    op("get", "/operators/:name/tokens/:id/new", "A new personal token, shown to its session"),
+    op("post", "/operators/:name/tokens/:id/hide", "Stop showing a new personal token"),
     op("post", "/operators/:name/tokens/:id/revoke", "Revoke a personal API token"),
     op("get", "/audit", "Audit log: filters, pages (admin, operator)"),
     op("get", "/audit.csv", "Audit log as CSV"),
@@ -110,11 +120,66 @@ export const consoleOperations: Operation[] = (() => {
 })();
 
 /**
- * The session guard: a request without a live session is sent to sign in (a
- * GET) or refused (401) before any of its body is read; then `limit` bounds
- * the body, and a POST without the session's CSRF token (a form field, so
- * read from the bounded body) is refused (403). Otherwise it sets the page
- * context and the operator's admin client.
+ * What each console form needs before any of its body is read. A POST (or any method but GET and
+ * HEAD) to `/ui<prefix>` or below it (the longest prefix at a `/` boundary wins) needs the most
+ * that writing to any of `api` needs in the admin API's role table (noc/services/operators.ts
+ * `roleTable`): the resources its action calls. `/logout` needs only a session. A console path in
+ * no row needs `admin` (fail closed); a test checks every console form is in a row.
+ */
+export const consoleWriteTable: ReadonlyArray<{ prefix: string; api: readonly string[] }> = [
+  { prefix: "/logout", api: [] },
+  { prefix: "/appliances", api: ["/appliances", "/wake", "/holds"] },
+  { prefix: "/alerts", api: ["/alerts"] },
+  { prefix: "/sweep", api: ["/sweep"] },
+  { prefix: "/maintenance", api: ["/maintenance"] },
+  { prefix: "/releases/publish", api: ["/packages", "/files"] },
+  { prefix: "/releases/assign", api: ["/assignments"] },
+  { prefix: "/releases/assignments", api: ["/assignments"] },
+  { prefix: "/releases/holds", api: ["/holds"] },
+  { prefix: "/apps", api: ["/apps"] },
+  { prefix: "/tokens", api: ["/enrollment-tokens"] },
+  { prefix: "/local-servers", api: ["/local-servers"] },
+  { prefix: "/operators", api: ["/operators"] },
+];
+
+/** The least role that may post to console path `path` (`/ui/…`); see {@link consoleWriteTable}. */
+export function consoleWriteRole(path: string): Role {
+  const p = path.startsWith("/ui/") ? path.slice(3) : path;
+  let best: (typeof consoleWriteTable)[number] | null = null;
+  for (const row of consoleWriteTable) {
+    const hit = p === row.prefix || p.startsWith(`${row.prefix}/`);
+    if (hit && (!best || row.prefix.length > best.prefix.length)) best = row;
+  }
+  if (!best) return "admin";
+  return best.api.map((a) => neededRole("POST", a)).reduce<Role>(
+    (most, r) => roleAllows(most, r) ? most : r,
+    "viewer",
+  );
+}
+
+/** A refusal page with `status`, written before the request's body is read. */
+async function refusedPage(c: Context, status: 403, text: string): Promise<Response> {
+  return await html(
+    c,
+    <Layout title="Refused" ctx={null}>
+      <p>{text}</p>
+      <p>
+        <a href="/ui">Back to the console</a>
+      </p>
+    </Layout>,
+    status,
+  );
+}
+
+/**
+ * The session guard. Before a byte of the body is read: a request without a live session is sent
+ * to sign in (a GET) or refused (401); a write (any method but GET and HEAD) the browser says comes
+ * from another site (`Sec-Fetch-Site: cross-site` or `same-site`) is refused (403); a write below
+ * the role its route needs ({@link consoleWriteRole}) is refused (403 `forbidden_role`, written
+ * to the audit log). Then `limit` bounds the body, and a write without the session's CSRF token
+ * (a form field, so read from the bounded body) is refused (403). Otherwise it sets the page
+ * context (with the flash, refusal and kept form sealed for this session, page.ts `openFlash`)
+ * and the operator's admin client.
  */
 function session(
   deps: AppDeps,
@@ -124,8 +189,9 @@ function session(
 ): MiddlewareHandler<ConsoleEnv> {
   const checked = csrfAndContext(deps, admin, internalKey);
   return async (c, next) => {
-    const s = await findSession(deps.db, getCookie(c, sessionCookie), deps.clock.now());
-    if (!s) {
+    const cookie = getCookie(c, sessionCookie);
+    const s = await findSession(deps.db, cookie, deps.clock.now());
+    if (!s || !cookie) {
       if (c.req.method === "GET") {
         return c.redirect(
           `/ui/login?next=${encodeURIComponent(c.req.path + new URL(c.req.url).search)}`,
@@ -142,21 +208,92 @@ function session(
         401,
       );
     }
+    if (isWrite(c.req.method)) {
+      const site = c.req.header("sec-fetch-site");
+      if (site === "cross-site" || site === "same-site") {
+        deps.log.warn("console_csrf_refused", { path: c.req.path, label: s.label, site });
+        return await refusedPage(
+          c,
+          403,
+          "This form was sent from another site, so nothing was done.",
+        );
+      }
+      const need = consoleWriteRole(c.req.path);
+      if (!roleAllows(s.role, need)) {
+        await auditRefusal(deps, c, s);
+        deps.log.warn("console_forbidden_role", {
+          label: s.label,
+          role: s.role,
+          need,
+          path: c.req.path,
+        });
+        return await refusedPage(
+          c,
+          403,
+          `${c.req.method} ${c.req.path.slice(0, 200)} needs the ${need} role; ${s.label} has ` +
+            `the ${s.role} role, so nothing was read or done.`,
+        );
+      }
+    }
     await limit(c, async () => {
-      const refused = await checked(c, next, s);
+      const refused = await checked(c, next, s, cookie);
       if (refused) c.res = refused;
     });
   };
 }
 
-/** The CSRF check and the page context, for a request whose session `s` is live. */
+function isWrite(method: string): boolean {
+  return method !== "GET" && method !== "HEAD";
+}
+
+/** Writes the audit record of a console write refused for its role (a failure is only logged). */
+async function auditRefusal(deps: AppDeps, c: Context, s: ConsoleSession): Promise<void> {
+  let route = c.req.path;
+  let targets: Record<string, string> = {};
+  try {
+    route = routePath(c) || route;
+    targets = Object.fromEntries(
+      Object.entries(c.req.param() as Record<string, string>).map(([k, v]) => [
+        k,
+        String(v).slice(0, 100),
+      ]),
+    );
+  } catch {
+    // No route matched: the path says enough.
+  }
+  try {
+    await writeAudit(deps.db, {
+      at: deps.clock.now(),
+      actor: s.label,
+      role: s.role,
+      via: "console",
+      method: c.req.method.toUpperCase(),
+      route: route.slice(0, 300),
+      path: c.req.path.slice(0, 300),
+      targets,
+      status: 403,
+      error: "forbidden_role",
+      summary: null,
+      address: clientAddress(c, deps.settings.trustProxy),
+      userAgent: c.req.header("user-agent")?.slice(0, 200) ?? null,
+    });
+  } catch (e) {
+    deps.log.error("audit_write_failed", {
+      path: c.req.path,
+      error: e instanceof Error ? e.message : String(e),
+    });
+  }
+}
+
+/** The CSRF check and the page context, for a request whose session `s` (cookie `id`) is live. */
 function csrfAndContext(deps: AppDeps, admin: AdminApp, internalKey: string) {
   return async (
     c: Parameters<MiddlewareHandler<ConsoleEnv>>[0],
     next: () => Promise<void>,
-    s: NonNullable<Awaited<ReturnType<typeof findSession>>>,
+    s: ConsoleSession,
+    id: string,
   ): Promise<Response | void> => {
-    if (c.req.method !== "GET" && c.req.method !== "HEAD") {
+    if (isWrite(c.req.method)) {
       const type = c.req.header("content-type");
       const given = type?.startsWith("multipart/form-data") ||
           type?.startsWith("application/x-www-form-urlencoded")
@@ -173,14 +310,18 @@ function csrfAndContext(deps: AppDeps, admin: AdminApp, internalKey: string) {
         );
       }
     }
+    const now = deps.clock.now();
+    const shown = openFlash(id, now, c.req.query());
     c.set("page", {
       label: s.label,
       role: s.role,
       csrf: s.csrf,
-      flash: c.req.query("flash"),
-      error: c.req.query("error"),
+      flash: shown.flash,
+      error: shown.error,
+      kept: shown.kept,
       path: c.req.path,
     });
+    c.set("flashSeal", (parts) => sealFlash(id, deps.clock.now(), parts));
     // The admin API enforces this operator's current role and records the browser's address.
     const who = {
       label: s.label,
@@ -207,8 +348,9 @@ export function consoleRoutes(deps: AppDeps, admin: AdminApp, internalKey: strin
   const p: PageDeps = {
     deps,
     small,
-    // The session first (nothing of the body is read without one), then the body limit, then the
-    // CSRF token from the bounded form.
+    // The session, the browser's word on where the form comes from and the route's role first
+    // (nothing of the body is read without them), then the body limit, then the CSRF token from
+    // the bounded form.
     signedIn: session(deps, admin, internalKey, small),
     signedInUpload: session(deps, admin, internalKey, upload),
   };

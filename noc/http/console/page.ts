@@ -13,6 +13,7 @@ import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import type { AdminClient, RawAdminCall } from "./admin_client.ts";
 import type { PageContext } from "./layout.tsx";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { fromBase64Url, toBase64Url, utf8 } from "../../../protocol/util/encoding.ts";
 
 /** The console's Hono environment: the app's, plus what the session guard sets. */
@@ -24,6 +25,8 @@ export type ConsoleEnv = AppEnv & {
     api: AdminClient;
     /** The same, raw, for the one call `hc` cannot type (see {@link RawAdminCall}). */
     rawApi: RawAdminCall;
+    /** Seals a redirect's messages for this session (see {@link sealFlash}, {@link redirectWith}). */
+    flashSeal: (parts: FlashParts) => string;
   };
 };
 
@@ -36,7 +39,11 @@ export interface PageDeps {
   deps: AppDeps;
   /** The small body limit on its own (sign-in, static files). */
   small: MiddlewareHandler;
-  /** Route guard: the small body limit, then a session (and, on a POST, its CSRF token). */
+  /**
+   * Route guard: a session, then (on a POST) the role its route needs (`consoleWriteRole`, mod.tsx)
+   * and a same-origin request, all before any of the body is read; then the small body limit and
+   * the form's CSRF token.
+   */
   signedIn: MiddlewareHandler<ConsoleEnv>;
   /** As `signedIn`, with the upload body limit instead (the publish form only). */
   signedInUpload: MiddlewareHandler<ConsoleEnv>;
@@ -67,49 +74,97 @@ export function field(form: Record<string, unknown>, name: string): string {
   return typeof v === "string" ? v.trim() : "";
 }
 
-/** Redirects (303) to console path `to` with `flash` shown there (a success, `role="status"`). */
-export function back(c: Context, to: string, flash: string): Response {
-  const sep = to.includes("?") ? "&" : "?";
-  return c.redirect(`${to}${sep}flash=${encodeURIComponent(flash.slice(0, 300))}`, 303);
+/**
+ * What a redirect carries to the page it lands on: a success message, a refusal, and the fields of
+ * the refused form (to refill it).
+ */
+export interface FlashParts {
+  /** A success, shown with `role="status"`. */
+  flash?: string | undefined;
+  /** A refusal, shown in the error style with `role="alert"`. */
+  error?: string | undefined;
+  /** The refused form's fields, by name (see {@link refused}). */
+  kept?: Record<string, string> | undefined;
 }
+
+/** How long a redirect's flash, refusal and kept form can be shown, seconds (5 minutes). */
+export const flashTtlS = 5 * 60;
 
 /** Upper bound of the kept form, in bytes of its encoded query value. */
 const keptFormBytes = 4000;
+/** Longest flash or refusal message, characters. */
+const messageChars = 300;
+/** Form fields never kept (nor put in a URL): secrets by name. */
+const secretField = /pass|token|secret|key|seed|private|cookie|csrf/i;
 
-/**
- * Redirects (303) to console path `to` with `message` shown there as an error (its own style,
- * `role="alert"`), and the fields of `form` kept so the page can refill them (see {@link kept}).
- * `_csrf`, files, and fields whose name mentions a password or token are never kept; when the
- * kept fields would exceed 4,000 bytes, none are kept (the message still is).
- */
-export function refused(
-  c: Context,
-  to: string,
-  message: string,
-  form: Record<string, unknown> = {},
-): Response {
-  const fields: Record<string, string> = {};
-  for (const [k, v] of Object.entries(form)) {
-    if (typeof v !== "string" || k === "_csrf" || /password|token|secret/i.test(k)) continue;
-    fields[k] = v;
-  }
-  const value = toBase64Url(utf8(JSON.stringify(fields)));
-  const keep = value.length <= keptFormBytes && Object.keys(fields).length > 0
-    ? `&kept=${value}`
-    : "";
-  const sep = to.includes("?") ? "&" : "?";
-  return c.redirect(
-    `${to}${sep}error=${encodeURIComponent(message.slice(0, 300))}${keep}`,
-    303,
+function flashMac(session: string, exp: number, flash: string, error: string, kept: string) {
+  // A key of its own per session, derived from the session's cookie value (never stored as is).
+  const key = createHmac("sha256", utf8(session)).update("noc console flash v1").digest();
+  return toBase64Url(
+    new Uint8Array(
+      createHmac("sha256", key).update(JSON.stringify([exp, flash, error, kept])).digest(),
+    ),
   );
 }
 
+function encodeKept(kept: Record<string, string> | undefined): string {
+  if (!kept) return "";
+  const fields: Record<string, string> = {};
+  for (const [k, v] of Object.entries(kept)) if (!secretField.test(k)) fields[k] = v;
+  if (Object.keys(fields).length === 0) return "";
+  const value = toBase64Url(utf8(JSON.stringify(fields)));
+  return value.length <= keptFormBytes ? value : "";
+}
+
 /**
- * The form fields {@link refused} kept for this page (`?kept=`), as text by name; `{}` when there
- * are none or they cannot be read. Only string values are returned, each at most 2,000 characters.
+ * The query (no leading `?`) that carries `parts` to the next page of console session `session`
+ * (its cookie value): `flash`, `error`, `kept` and `seal` = `<expiry, Unix s>.<HMAC-SHA256>` over
+ * them, under a key derived from the session, valid {@link flashTtlS} seconds from `now`. Only
+ * that session, before then, is shown them ({@link openFlash}). Messages are cut to 300
+ * characters; a kept form over 4,000 bytes (encoded) is dropped, as are secret fields.
  */
-export function kept(c: Context): Record<string, string> {
-  const v = c.req.query("kept");
+export function sealFlash(session: string, now: Date, parts: FlashParts): string {
+  const flash = parts.flash?.slice(0, messageChars) ?? "";
+  const error = parts.error?.slice(0, messageChars) ?? "";
+  const kept = encodeKept(parts.kept);
+  const exp = Math.floor(now.getTime() / 1000) + flashTtlS;
+  const q: string[] = [];
+  if (flash) q.push(`flash=${encodeURIComponent(flash)}`);
+  if (error) q.push(`error=${encodeURIComponent(error)}`);
+  if (kept) q.push(`kept=${kept}`);
+  if (q.length === 0) return "";
+  q.push(`seal=${exp}.${flashMac(session, exp, flash, error, kept)}`);
+  return q.join("&");
+}
+
+/**
+ * The flash, refusal and kept form that `query` (a request's query parameters) carries for console
+ * session `session` at `now`: all of them when its `seal` is this session's and has not expired,
+ * else nothing at all (a forged link, another session's, an expired or altered one).
+ */
+export function openFlash(
+  session: string | undefined,
+  now: Date,
+  query: Record<string, string>,
+): { flash?: string; error?: string; kept: Record<string, string> } {
+  const none = { kept: {} };
+  const m = /^([0-9]{1,12})\.([A-Za-z0-9_-]{43})$/.exec(query["seal"] ?? "");
+  if (!session || !m) return none;
+  const exp = Number(m[1]);
+  const nowS = now.getTime() / 1000;
+  if (nowS > exp || exp > nowS + flashTtlS + 60) return none;
+  const flash = query["flash"] ?? "", error = query["error"] ?? "", kept = query["kept"] ?? "";
+  if (flash.length > messageChars || error.length > messageChars) return none;
+  const a = utf8(flashMac(session, exp, flash, error, kept)), b = utf8(m[2]!);
+  if (a.length !== b.length || !timingSafeEqual(a, b)) return none;
+  return {
+    ...(flash ? { flash } : {}),
+    ...(error ? { error } : {}),
+    kept: decodeKept(kept),
+  };
+}
+
+function decodeKept(v: string): Record<string, string> {
   if (!v || v.length > keptFormBytes || !/^[A-Za-z0-9_-]*$/.test(v)) return {};
   try {
     const parsed: unknown = JSON.parse(new TextDecoder().decode(fromBase64Url(v)));
@@ -122,6 +177,49 @@ export function kept(c: Context): Record<string, string> {
   } catch {
     return {};
   }
+}
+
+/**
+ * The one way a console page redirects (303) with a message: to console path `to` with `parts`
+ * sealed for this session ({@link sealFlash}). Without a session (never expected: every route
+ * that redirects is signed in) the messages are dropped.
+ */
+export function redirectWith(c: ConsoleContext, to: string, parts: FlashParts): Response {
+  const seal = c.get("flashSeal") as ((p: FlashParts) => string) | undefined;
+  const q = seal ? seal(parts) : "";
+  if (!q) return c.redirect(to, 303);
+  return c.redirect(`${to}${to.includes("?") ? "&" : "?"}${q}`, 303);
+}
+
+/** Redirects (303) to console path `to` with `flash` shown there (a success, `role="status"`). */
+export function back(c: ConsoleContext, to: string, flash: string): Response {
+  return redirectWith(c, to, { flash });
+}
+
+/**
+ * Redirects (303) to console path `to` with `message` shown there as an error (its own style,
+ * `role="alert"`), and the fields of `form` kept so the page can refill them (see {@link kept}).
+ * `_csrf`, files, and fields whose name mentions a password, token, key, seed or secret are never
+ * kept; when the kept fields would exceed 4,000 bytes, none are kept (the message still is). Both
+ * are sealed for this session ({@link sealFlash}).
+ */
+export function refused(
+  c: ConsoleContext,
+  to: string,
+  message: string,
+  form: Record<string, unknown> = {},
+): Response {
+  const fields: Record<string, string> = {};
+  for (const [k, v] of Object.entries(form)) if (typeof v === "string") fields[k] = v;
+  return redirectWith(c, to, { error: message, kept: fields });
+}
+
+/**
+ * The form fields {@link refused} kept for this page, as text by name: only those sealed for this
+ * session, not expired ({@link openFlash}); `{}` otherwise. Each value is at most 2,000 characters.
+ */
+export function kept(c: ConsoleContext): Record<string, string> {
+  return c.var.page?.kept ?? {};
 }
 
 /** The request's form (urlencoded or multipart); 400 `malformed_form` when it cannot be read. */

@@ -3,20 +3,28 @@
  * enable, set a password, issue and revoke (asks first) personal API tokens — through
  * `/v1/admin/operators`.
  *
- * Every form is a Post/Redirect/Get. A new personal token's secret never travels in a URL: the
- * POST puts it in a short-lived HttpOnly cookie for this page alone, and the page it redirects
- * to shows it once and clears the cookie.
+ * Every form is a Post/Redirect/Get. A new personal token's secret never travels in a URL or a
+ * cookie: the POST keeps it sealed for this console session (noc/services/console_reveals.ts
+ * `keepPersonalReveal`) and redirects to `/ui/operators/:name/tokens/:id/new`, which shows it to
+ * this session alone for {@link revealTtlS} seconds (a reload shows it again and mints nothing).
  *
  * @module
  */
 import { Hono } from "hono";
-import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import { getCookie } from "hono/cookie";
 import { z } from "zod";
 import { Confirm, Csrf, Layout, Time } from "../layout.tsx";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, kept, refused } from "../page.ts";
+import { back, field, formOf, html, idOf, kept, refused } from "../page.ts";
 import { refusal } from "../admin_client.ts";
-import { isHttps } from "../../v1/components.ts";
+import { sessionCookie } from "../../../services/console_sessions.ts";
+import {
+  dropPersonalReveal,
+  findPersonalReveal,
+  keepPersonalReveal,
+  type PersonalReveal,
+  revealTtlS,
+} from "../../../services/console_reveals.ts";
 
 const operatorSchema = z.object({
   name: z.string(),
@@ -33,7 +41,6 @@ const operatorSchema = z.object({
 });
 type OperatorRow = z.infer<typeof operatorSchema>;
 
-const revealCookie = "noc_operator_token";
 const namePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const roleNames = ["viewer", "operator", "admin"] as const;
 
@@ -53,12 +60,7 @@ function RoleSelect(props: { name: string; value?: string | undefined; id?: stri
 
 type Child = Parameters<typeof Layout>[0]["children"];
 
-function operatorsPage(
-  c: ConsoleContext,
-  items: OperatorRow[] | null,
-  reveal: { name: string; token: string } | null,
-  confirm?: Child,
-) {
+function operatorsPage(c: ConsoleContext, items: OperatorRow[] | null, confirm?: Child) {
   const ctx = c.var.page;
   const form = kept(c);
   if (items === null) {
@@ -74,20 +76,6 @@ function operatorsPage(
   return (
     <Layout title="Operators" ctx={ctx}>
       {confirm}
-      {reveal && (
-        <section class="panel" id="new-operator-token">
-          <p>
-            Personal token of{" "}
-            {reveal.name}: copy it now, it is not shown again (the NOC keeps only its hash). Use it
-            as <code>--token</code> (or NOC_TOKEN) with <code>noc</code>, or to sign in here.
-          </p>
-          <div class="secret">
-            <label for="operator-token">Token</label>
-            <input id="operator-token" readonly value={reveal.token} size={50} />
-            <button type="button" data-copy="#operator-token">Copy token</button>
-          </div>
-        </section>
-      )}
       <form method="post" action="/ui/operators" class="panel" id="create-operator">
         <Csrf ctx={ctx} />
         <label>
@@ -209,6 +197,55 @@ function operatorsPage(
   );
 }
 
+/** The new personal token `id` of `name`, shown to the session that issued it (or why not). */
+function newTokenPage(
+  c: ConsoleContext,
+  name: string,
+  id: string,
+  reveal: PersonalReveal | null,
+) {
+  const ctx = c.var.page;
+  if (!reveal) {
+    return (
+      <Layout title={`Personal token ${id}`} ctx={ctx}>
+        <p id="token-gone">
+          The secret of personal token {id}{" "}
+          is no longer shown: it is shown only to the console session that issued it, for{" "}
+          {revealTtlS / 60}{" "}
+          minutes, and is kept nowhere else (the NOC stores a hash). If it was not kept, revoke the
+          token and issue another.
+        </p>
+        <p>
+          <a href="/ui/operators">All operators</a>
+        </p>
+      </Layout>
+    );
+  }
+  return (
+    <Layout title="New personal token" ctx={ctx}>
+      <section class="panel" id="new-operator-token" aria-labelledby="operator-token-label">
+        <p>
+          Personal token {id} ({reveal.label}) of{" "}
+          {name}: copy it now. This page shows it to this session only, for {revealTtlS / 60}{" "}
+          minutes; the NOC keeps only its hash. Use it as <code>--token</code> (or NOC_TOKEN) with
+          {" "}
+          <code>noc</code>, or to sign in here.
+        </p>
+        <div class="secret">
+          <label for="operator-token" id="operator-token-label">Token</label>
+          <input id="operator-token" readonly value={reveal.token} size={50} />
+          <button type="button" data-copy="#operator-token">Copy token</button>
+        </div>
+      </section>
+      <form method="post" action={`/ui/operators/${name}/tokens/${id}/hide`} class="inline">
+        <Csrf ctx={ctx} />
+        <button type="submit" class="secondary">Done: stop showing it</button>
+      </form>{" "}
+      <a href="/ui/operators">All operators</a>
+    </Layout>
+  );
+}
+
 async function listOperators(c: ConsoleContext): Promise<OperatorRow[] | null> {
   const res = await c.var.api.operators.$get();
   if (res.status === 403) return null;
@@ -218,22 +255,37 @@ async function listOperators(c: ConsoleContext): Promise<OperatorRow[] | null> {
 
 /**
  * `GET` and `POST /ui/operators` (create), `POST /ui/operators/:name/role`, `/password`,
- * `/disable` (asks first; disables with `confirmed=yes`), `/enable`, `/tokens` (issue) and
- * `/tokens/:id/revoke` (asks first, as disabling).
+ * `/disable` (asks first; disables with `confirmed=yes`), `/enable`, `/tokens` (issue, then
+ * redirect to the new token), `GET /ui/operators/:name/tokens/:id/new` (the new token, shown to its
+ * session for a few minutes), `POST /ui/operators/:name/tokens/:id/hide` and `/tokens/:id/revoke`
+ * (asks first, as disabling).
  */
 export function operatorPages(p: PageDeps) {
   const { deps } = p;
   const to = "/ui/operators";
   return new Hono<ConsoleEnv>()
     .get("/operators", p.signedIn, async (c) => {
-      let reveal: { name: string; token: string } | null = null;
-      const kept = getCookie(c, revealCookie);
-      if (kept) {
-        deleteCookie(c, revealCookie, { path: to });
-        const m = /^([a-z0-9][a-z0-9._-]{0,63}):(noc_op_[A-Za-z0-9_-]{43})$/.exec(kept);
-        if (m) reveal = { name: m[1]!, token: m[2]! };
-      }
-      return await html(c, operatorsPage(c, await listOperators(c), reveal));
+      return await html(c, operatorsPage(c, await listOperators(c)));
+    })
+    .get("/operators/:name/tokens/:id/new", p.signedIn, async (c) => {
+      const name = nameParam(c);
+      const id = idOf(c);
+      const reveal = name && c.var.page.role === "admin"
+        ? await findPersonalReveal(
+          deps.db,
+          getCookie(c, sessionCookie),
+          name,
+          Number(id),
+          deps.clock.now(),
+        )
+        : null;
+      return await html(c, newTokenPage(c, name ?? "?", id, reveal));
+    })
+    .post("/operators/:name/tokens/:id/hide", p.signedIn, async (c) => {
+      const id = idOf(c);
+      const session = getCookie(c, sessionCookie);
+      if (session) await dropPersonalReveal(deps.db, session, Number(id));
+      return back(c, to, `Personal token ${id} is no longer shown`);
     })
     .post("/operators", p.signedIn, async (c) => {
       const form = await formOf(c);
@@ -280,7 +332,6 @@ export function operatorPages(p: PageDeps) {
           operatorsPage(
             c,
             await listOperators(c),
-            null,
             <Confirm
               ctx={c.var.page}
               what={`Disable ${name}? Their console sessions end and their personal tokens stop working at once; enable them again to undo.`}
@@ -317,15 +368,17 @@ export function operatorPages(p: PageDeps) {
         json: { label: field(form, "label") || "console" },
       });
       if (!res.ok) return refused(c, to, await refusal(res));
-      const t = z.object({ token: z.string() }).parse(await res.json());
-      setCookie(c, revealCookie, `${name}:${t.token}`, {
-        httpOnly: true,
-        sameSite: "Strict",
-        secure: isHttps(c, deps.settings.trustProxy),
-        path: to,
-        maxAge: 120,
-      });
-      return back(c, to, `Personal token issued for ${name}: copy it below`);
+      const t = z.object({ id: z.number(), label: z.string(), token: z.string() })
+        .parse(await res.json());
+      const session = getCookie(c, sessionCookie);
+      if (session) {
+        await keepPersonalReveal(deps.db, session, t.id, {
+          name,
+          label: t.label,
+          token: t.token,
+        }, deps.clock.now());
+      }
+      return c.redirect(`${to}/${name}/tokens/${t.id}/new`, 303);
     })
     .post("/operators/:name/tokens/:id/revoke", p.signedIn, async (c) => {
       const name = nameParam(c);
@@ -337,7 +390,6 @@ export function operatorPages(p: PageDeps) {
           operatorsPage(
             c,
             await listOperators(c),
-            null,
             <Confirm
               ctx={c.var.page}
               what={`Revoke token ${id} of ${name}? Whatever uses it (a script, the CLI, a console session opened with it) stops at once; a revoked token cannot be restored.`}

@@ -71,7 +71,8 @@ export function releaseAppliancePages(p: PageDeps) {
         stateParam.length > 200 ||
         !states.every((s) => (rolloutStates as readonly string[]).includes(s))
       ) {
-        return refused(c, "/ui/releases", `"${stateParam.slice(0, 60)}" is not a rollout state`);
+        // The refusal does not repeat the link's text: a link cannot put words in the console.
+        return refused(c, "/ui/releases", `That link asks for an unknown rollout state`);
       }
       const after = c.req.query("after");
       const oneRes = await c.var.api.assignments[":id"].$get({ param: { id } });
