@@ -45,8 +45,10 @@
  * noc operator revoke-token <name> <id>
  *     Named operators (admin only). Without --password-file a random password is made and printed
  *     once; a password never goes on the command line.
- * noc audit [--actor A] [--path P] [--since T] [--until T] [--limit N] [--cursor C] [--csv]
- *     The audit log, newest first (admin and operator); --csv prints every matching record as CSV.
+ * noc audit [--actor A] [--path P] [--target T] [--since T] [--until T] [--limit N] [--cursor C]
+ *     [--csv]  The audit log, newest first (admin and operator); --target: only changes that named
+ *     or touched this appliance UID (a bulk action's selection too), id or name; --csv prints
+ *     every matching record as CSV.
  * noc whoami                                          the name and role the token signs in as
  * ```
  *
@@ -162,7 +164,8 @@ const flagSpecs = {
   target: {
     type: "string",
     arg: "<target>",
-    about: "all (default) or model=M, site=S, channel=C, tag=T, appliance=UID",
+    about: "assign: all (default) or model=M, site=S, channel=C, tag=T, appliance=UID; " +
+      "audit: only changes that named or touched this appliance UID, id or name",
   },
   rollout: { type: "string", arg: "<percent>", about: "rollout percentage (default 100)" },
   gate: {
@@ -389,7 +392,7 @@ const commands: Record<string, Command> = {
     forms: {
       "": form(
         [],
-        ["actor", "path", "since", "until", "limit", "cursor", "csv", "json"],
+        ["actor", "path", "target", "since", "until", "limit", "cursor", "csv", "json"],
         "the audit log: who changed what, when, from where",
       ),
     },
@@ -665,9 +668,10 @@ const auditPage = z.object({
     via: z.string(),
     method: z.string(),
     path: z.string(),
-    status: z.number(),
+    status: z.number().nullable(),
     error: nullableText,
     address: nullableText,
+    affected: z.array(z.string()).optional(),
   })),
   nextCursor: nullableText,
 });
@@ -1349,6 +1353,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
       const [flagName, param] of [
         ["actor", "actor"],
         ["path", "path"],
+        ["target", "target"],
         ["since", "since"],
         [
           "until",
@@ -1371,9 +1376,17 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     if (ctx.flags.json) return json(body);
     const r = read(auditPage, body);
     if (r.items.length === 0) return "No audit records match.";
+    // Control characters (a terminal escape in a path or name) are shown as their pictures.
+    const shown = (t: string) =>
+      t.replace(
+        // deno-lint-ignore no-control-regex
+        /[\u0000-\u001f\u007f]/g,
+        (ch) => String.fromCharCode(ch === "\u007f" ? 0x2421 : 0x2400 + ch.charCodeAt(0)),
+      );
     const lines = r.items.map((a) =>
-      `${a.at}\t${a.actor} (${a.role ?? "-"}, ${a.via})\t${a.method} ${a.path}\t${a.status}` +
-      `${a.error ? ` ${a.error}` : ""}\tfrom ${a.address ?? "?"}`
+      `${a.at}\t${shown(a.actor)} (${a.role ?? "-"}, ${a.via})\t${a.method} ${shown(a.path)}\t` +
+      `${a.status ?? "outcome unknown"}${a.error ? ` ${a.error}` : ""}\tfrom ${a.address ?? "?"}` +
+      (a.affected && a.affected.length > 1 ? `\t${a.affected.length} targets` : "")
     );
     if (r.nextCursor) lines.push(`More: --cursor ${r.nextCursor}`);
     return lines.join("\n");

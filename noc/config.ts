@@ -113,6 +113,11 @@ export interface Settings {
    * `refuse` (409). An enrolment token may say otherwise.
    */
   reenrolment: "supersede" | "refuse";
+  /**
+   * Longest maintenance window, days (`NOC_MAINTENANCE_MAX_DAYS`): a longer one is refused (400
+   * naming the bound), so no window silences an appliance's alerts for ever.
+   */
+  maintenanceMaxDays: number;
 }
 
 /** The settings used when nothing else is configured. */
@@ -150,6 +155,7 @@ export const defaultSettings: Settings = {
   clockToleranceS: 30,
   webhookTimeoutS: 10,
   reenrolment: "supersede",
+  maintenanceMaxDays: 30,
 };
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -201,6 +207,7 @@ const envSchema = z.object({
   NOC_CLOCK_TOLERANCE_S: int(1, 3600).default(defaultSettings.clockToleranceS),
   NOC_WEBHOOK_TIMEOUT_S: int(1, 300).default(defaultSettings.webhookTimeoutS),
   NOC_REENROLMENT: z.enum(["supersede", "refuse"]).default(defaultSettings.reenrolment),
+  NOC_MAINTENANCE_MAX_DAYS: int(1, 3650).default(defaultSettings.maintenanceMaxDays),
   NOC_DB_TIMEOUT_S: int(1, 600).default(5),
   NOC_BLOB_CACHE_DIR: z.string().min(1).optional(),
   NOC_BLOB_CACHE_MIB: int(0, 2 ** 30).default(4096),
@@ -375,6 +382,7 @@ export function loadConfig(
       clockToleranceS: e.NOC_CLOCK_TOLERANCE_S,
       webhookTimeoutS: e.NOC_WEBHOOK_TIMEOUT_S,
       reenrolment: e.NOC_REENROLMENT,
+      maintenanceMaxDays: e.NOC_MAINTENANCE_MAX_DAYS,
     },
   };
 }

@@ -1,8 +1,8 @@
 /**
  * The CLI against a real NOC process: an admin creates an operator and gives them a personal
  * token; the operator works and is refused what their role does not allow; `noc audit --csv`
- * prints every change as RFC 4180 CSV (quoting, formula cells neutralised), and `noc audit`
- * lists them for people.
+ * prints every change as RFC 4180 CSV (quoting, formula cells neutralised, a failed sign-in's
+ * unknown name not recorded), and `noc audit` lists them for people.
  */
 import assert from "node:assert/strict";
 import { runCli, startNoc } from "./_process.ts";
@@ -53,25 +53,29 @@ Deno.test("noc operator and noc audit --csv against a real NOC process", async (
     );
     assert.equal(csv.out.includes(secret), false);
     assert.equal(/"password":"[^[]/.test(csv.out), false, "passwords are redacted");
-    // A name typed at the sign-in form lands in the actor cell as it was typed: a formula there
-    // is neutralised with a leading ', and its comma and quotes are quoted.
+    // A failed sign-in records the name typed only when such an operator exists: a formula (or a
+    // password) typed as a name is never recorded. A user agent lands in its cell as sent: its
+    // formulas — at the start and after a `;` — are neutralised with a ', and it is quoted.
     const page = await fetch(`${noc.url}/ui/login`);
     const cookie = page.headers.get("set-cookie")!.split(";")[0]!;
     const csrf = (await page.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
     const typed = '=hyperlink("http://x.example","a")';
+    const agent = "=1+1;=cmd|' /C calc'!A0";
     const failed = await fetch(`${noc.url}/ui/login`, {
       method: "POST",
       redirect: "manual",
-      headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+      headers: { cookie, "content-type": "application/x-www-form-urlencoded", "user-agent": agent },
       body: new URLSearchParams({ _csrf: csrf, name: typed, password: "wrong password!" }),
     });
     await failed.body?.cancel();
     assert.match(failed.headers.get("location")!, /failed=1/);
     const again = await runCli(["audit", "--csv", "--path", "/ui/login"], olga);
     assert.equal(again.code, 0, again.err);
-    assert.ok(again.out.includes(`"'=hyperlink(""http://x.example"",""a"")"`), again.out);
+    assert.equal(again.out.includes("hyperlink"), false, "the typed name is not recorded");
+    assert.ok(again.out.includes(`"'=1+1;'=cmd|' /C calc'!A0"`), again.out);
     const [, signIn] = parseCsv(again.out.replace(/\n$/, "\r\n"));
-    assert.equal(signIn![col("actor")], `'${typed}`);
+    assert.equal(signIn![col("actor")], "(unknown name)");
+    assert.equal(signIn![col("user_agent")], "'=1+1;'=cmd|' /C calc'!A0");
     assert.equal(signIn![col("error")], "sign_in_failed");
     assert.equal(signIn![col("role")], "");
 

@@ -4,9 +4,11 @@
  * every appliance a filter selects (at most {@link bulkFilterCap}).
  *
  * Everything is checked before anything is written (unknown UIDs, a filter past the cap, a tag
- * list past 32, a window ending before it starts): a refused request changes nothing. The writes
- * run in one transaction, {@link bulkChunk} appliances a statement; each appliance's change is made
- * by one statement.
+ * list past 32, a window ending before it starts or longer than `NOC_MAINTENANCE_MAX_DAYS`): a
+ * refused request changes nothing. The appliances selected (by UID or by filter, in full) are
+ * handed to the caller's `note` (the audit log) before anything is written. The writes run in one
+ * transaction, {@link bulkChunk} appliances a statement; each appliance's change is made by one
+ * statement; holds and windows record who made them.
  *
  * @module
  */
@@ -16,6 +18,7 @@ import type { bulkAppliancesSchema } from "../../protocol/schemas.ts";
 import type { Db, Param, Sql } from "../db/db.ts";
 import { type ApplianceListFilter, filterConditions } from "./appliance_list.ts";
 import { revocationWindowS } from "./local_servers.ts";
+import { checkWindow } from "./maintenance.ts";
 
 /** A bulk request as `bulkAppliancesSchema` parses it. */
 export type BulkRequest = z.infer<typeof bulkAppliancesSchema>;
@@ -106,22 +109,48 @@ async function stale(tx: Sql, uids: string[]): Promise<void> {
   await tx`update appliances set catalog_epoch = 0 where uid = any(${uids}::uuid[])`;
 }
 
+/** Who runs a bulk action, and what it reports to. */
+export interface BulkContext {
+  /** Who asks (an operator's name, a token label, `console:<name>`): holds and windows record it. */
+  by: string;
+  /** States are judged with this grace, seconds. */
+  graceS: number;
+  /** Longest maintenance window, days (`settings.maintenanceMaxDays`). */
+  maxWindowDays: number;
+  /** Queues one appliance's wake-up (called for each selected appliance not revoked). */
+  wake(uid: string): Promise<unknown>;
+  /**
+   * Told every selected appliance's UID (lower case), once, after the selection is checked and
+   * before anything is written (the audit log's record of what the action touches); a throw
+   * stops the action.
+   */
+  note(uids: string[]): Promise<void>;
+}
+
 /**
- * Runs bulk request `req` at `now` (states judged with `graceS`); `wake(uid)` queues one
- * appliance's wake-up (called after the selection, for each appliance not revoked). Throws an
- * {@link ApiError} (nothing written) for what {@link targets} refuses, a move leaving an appliance
- * more than 32 tags (400 `invalid_body`), or a window that ends before it starts or has ended.
+ * Runs bulk request `req` at `now`. Throws an {@link ApiError} (nothing written) for what
+ * {@link targets} refuses, a move leaving an appliance more than 32 tags (400 `invalid_body`), or
+ * a window that ends before it starts, has ended, or lasts longer than `ctx.maxWindowDays`.
  */
 export async function runBulk(
   db: Db,
   req: BulkRequest,
   now: Date,
-  graceS: number,
-  wake: (uid: string) => Promise<unknown>,
+  ctx: BulkContext,
 ): Promise<BulkResult> {
   const a = req.action;
-  const selected = await targets(db, req, now, graceS);
+  const selected = await targets(db, req, now, ctx.graceS);
   const uids = selected.map((t) => t.uid);
+  if (a.type === "maintenance") {
+    checkWindow(
+      a.startsAt ? new Date(a.startsAt) : now,
+      new Date(a.endsAt),
+      now,
+      ctx.maxWindowDays,
+      "action.endsAt",
+    );
+  }
+  await ctx.note(uids);
   const result = (done: number, skippedWhy: string | null): BulkResult => ({
     action: a.type,
     matched: selected.length,
@@ -132,7 +161,7 @@ export async function runBulk(
   switch (a.type) {
     case "wake": {
       const live = selected.filter((t) => !t.revoked);
-      for (const t of live) await wake(t.uid);
+      for (const t of live) await ctx.wake(t.uid);
       return result(live.length, "revoked: a revoked appliance is never woken");
     }
     case "hold": {
@@ -140,8 +169,9 @@ export async function runBulk(
         let n = 0;
         for (const part of chunks(uids)) {
           const rows = await tx<{ uid: string }>`
-            insert into holds (uid, app, reason, created_at)
-            select u, ${a.app ?? null}, ${a.reason}, ${now} from unnest(${part}::uuid[]) u
+            insert into holds (uid, app, reason, created_at, created_by)
+            select u, ${a.app ?? null}, ${a.reason}, ${now}, ${ctx.by}
+            from unnest(${part}::uuid[]) u
             on conflict do nothing returning uid`;
           await stale(tx, rows.map((r) => r.uid));
           n += rows.length;
@@ -169,19 +199,14 @@ export async function runBulk(
     case "maintenance": {
       const starts = a.startsAt ? new Date(a.startsAt) : now;
       const ends = new Date(a.endsAt);
-      if (ends.getTime() <= starts.getTime() || ends.getTime() <= now.getTime()) {
-        throw new ApiError(
-          400,
-          "invalid_body",
-          'Field "action.endsAt": the window must end after it starts, and in the future',
-        );
-      }
       const n = await db.begin(async (tx) => {
         let made = 0;
         for (const part of chunks(uids)) {
           const rows = await tx`
-            insert into maintenance_windows (uid, starts_at, ends_at, reason, created_at)
-            select u, ${starts}, ${ends}, ${a.reason}, ${now} from unnest(${part}::uuid[]) u
+            insert into maintenance_windows (uid, starts_at, ends_at, reason, created_at,
+              created_by)
+            select u, ${starts}, ${ends}, ${a.reason}, ${now}, ${ctx.by}
+            from unnest(${part}::uuid[]) u
             returning id`;
           made += rows.length;
         }

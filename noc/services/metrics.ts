@@ -39,6 +39,8 @@ const counters = {
   noc_alerts_raised_total: "Missed-heartbeat alerts raised by this instance's sweeps",
   noc_identity_refusals_total: "Refused appliance identities (bad token or signature)",
   noc_log_lines_dropped_total: "Log lines dropped because the log's reader fell behind",
+  noc_audit_failures_total:
+    "Audit log writes that failed, by stage (before a change: refused 503; after: outcome unknown)",
 } as const;
 
 const histograms = {

@@ -29,6 +29,7 @@ import incidents from "./018_incidents.sql" with { type: "text" };
 import applianceConsole from "./019_appliance_console.sql" with { type: "text" };
 import consoleReveals from "./020_console_reveals.sql" with { type: "text" };
 import phasedRollouts from "./021_phased_rollouts.sql" with { type: "text" };
+import auditTargets from "./022_audit_targets.sql" with { type: "text" };
 import consoleOperatorReveals from "./023_console_operator_reveals.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
@@ -62,5 +63,6 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "019_appliance_console.sql", sql: applianceConsole },
   { name: "020_console_reveals.sql", sql: consoleReveals },
   { name: "021_phased_rollouts.sql", sql: phasedRollouts },
+  { name: "022_audit_targets.sql", sql: auditTargets },
   { name: "023_console_operator_reveals.sql", sql: consoleOperatorReveals },
 ]);

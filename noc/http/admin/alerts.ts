@@ -10,6 +10,7 @@ import { validate } from "../../../protocol/http/validate.ts";
 import { applianceState } from "../../services/appliances.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { noteAffected } from "../middleware/admin_auth.ts";
 
 interface AlertRow {
   id: number;
@@ -56,6 +57,11 @@ function alertJson(r: AlertRow, now: Date, graceS: number): Record<string, unkno
   };
 }
 
+/** What an acknowledgement touched, for its audit record: the alert ids and their appliances. */
+function affectedOf(rows: Array<{ id: number | string; uid: string | null }>): string[] {
+  return [...rows.map((r) => String(r.id)), ...rows.flatMap((r) => r.uid ? [r.uid] : [])];
+}
+
 /** The alert admin routes. */
 export function alertAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
@@ -96,29 +102,35 @@ export function alertAdminRoutes(deps: AppDeps) {
       const now = deps.clock.now();
       const by = c.get("admin");
       const note = b.note ? b.note : null;
-      let rows: Array<{ id: number }>;
-      if (b.ids) {
-        rows = await deps.db.sql<{ id: number }>`
-          update alerts set acknowledged_at = ${now}, acknowledged_by = ${by},
-            acknowledged_note = ${note}
-          where id = any(${b.ids}::bigint[]) and acknowledged_at is null returning id`;
-      } else {
-        const f = b.filter!;
-        const unack = f.unacknowledged === "true";
-        // One statement: the alerts the filter selects now, those not yet acknowledged.
-        rows = await deps.db.sql<{ id: number }>`
-          update alerts set acknowledged_at = ${now}, acknowledged_by = ${by},
-            acknowledged_note = ${note}
-          where acknowledged_at is null and id in (
-            select al.id from alerts al left join appliances ap on ap.uid = al.uid
-            where (${f.status} = 'all' or (${f.status} = 'open') = (al.resolved_at is null))
-              and (${f.kind ?? null}::text is null or al.kind = ${f.kind ?? null})
-              and (${f.uid ?? null}::uuid is null or al.uid = ${f.uid ?? null}::uuid)
-              and (${f.site ?? null}::text is null or ap.site = ${f.site ?? null})
-              and (not ${unack}::boolean or al.acknowledged_at is null)
-              and al.acknowledged_at is null)
-          returning id`;
-      }
+      // Each acknowledgement and its audit record's targets (the alert ids and their appliances,
+      // in full, a filter's selection too) commit together.
+      const rows = await deps.db.begin(async (tx) => {
+        let acked: Array<{ id: number; uid: string | null }>;
+        if (b.ids) {
+          acked = await tx<{ id: number; uid: string | null }>`
+            update alerts set acknowledged_at = ${now}, acknowledged_by = ${by},
+              acknowledged_note = ${note}
+            where id = any(${b.ids}::bigint[]) and acknowledged_at is null returning id, uid`;
+        } else {
+          const f = b.filter!;
+          const unack = f.unacknowledged === "true";
+          // One statement: the alerts the filter selects now, those not yet acknowledged.
+          acked = await tx<{ id: number; uid: string | null }>`
+            update alerts set acknowledged_at = ${now}, acknowledged_by = ${by},
+              acknowledged_note = ${note}
+            where acknowledged_at is null and id in (
+              select al.id from alerts al left join appliances ap on ap.uid = al.uid
+              where (${f.status} = 'all' or (${f.status} = 'open') = (al.resolved_at is null))
+                and (${f.kind ?? null}::text is null or al.kind = ${f.kind ?? null})
+                and (${f.uid ?? null}::uuid is null or al.uid = ${f.uid ?? null}::uuid)
+                and (${f.site ?? null}::text is null or ap.site = ${f.site ?? null})
+                and (not ${unack}::boolean or al.acknowledged_at is null)
+                and al.acknowledged_at is null)
+            returning id, uid`;
+        }
+        await noteAffected(c, affectedOf(acked), tx);
+        return acked;
+      });
       deps.log.info("alerts_acknowledged", { n: rows.length, by, bulk: b.ids ? "ids" : "filter" });
       return c.json({ acknowledged: rows.length });
     })
@@ -134,6 +146,7 @@ export function alertAdminRoutes(deps: AppDeps) {
           ap.last_beat_at, ap.next_due_at, ap.missing_since, ap.revoked_at
         from upd left join appliances ap on ap.uid = upd.uid`;
       if (!row) throw new ApiError(404, "not_found", `Alert ${id} does not exist`);
+      await noteAffected(c, affectedOf([row]));
       return c.json(alertJson(row, deps.clock.now(), deps.settings.graceS));
     });
 }

@@ -20,6 +20,7 @@ import { recordDeparture } from "../../services/local_servers.ts";
 import { resolveCatalog } from "../../services/catalog_engine.ts";
 import { applianceFacets, listAppliances } from "../../services/appliance_list.ts";
 import { runBulk } from "../../services/appliance_bulk.ts";
+import { noteAffected } from "../middleware/admin_auth.ts";
 
 /**
  * `GET /v1/admin/appliances`' query: {@link listAppliancesQuery} and `retired` — records retired
@@ -72,13 +73,14 @@ export function applianceAdminRoutes(deps: AppDeps) {
     .post("/bulk", validate("json", bulkAppliancesSchema), async (c) => {
       const body = c.req.valid("json");
       const by = c.get("admin");
-      const result = await runBulk(
-        deps.db,
-        body,
-        deps.clock.now(),
-        grace,
-        (uid) => deps.wakeups.trigger({ type: "appliance", value: uid }, by),
-      );
+      const result = await runBulk(deps.db, body, deps.clock.now(), {
+        by,
+        graceS: grace,
+        maxWindowDays: deps.settings.maintenanceMaxDays,
+        wake: (uid) => deps.wakeups.trigger({ type: "appliance", value: uid }, by),
+        // Every appliance selected (by filter too) is in the audit record before anything changes.
+        note: (uids) => noteAffected(c, uids, deps.db.sql),
+      });
       deps.log.info("appliances_bulk", { ...result, by });
       return c.json(result);
     })

@@ -1,6 +1,7 @@
 /**
  * `/v1/admin/audit` (roles admin and operator): the audit log, newest first, filtered by actor,
- * path prefix, method and time, in keyset pages (`before` = the previous page's `nextCursor`);
+ * path prefix, target (an appliance UID, an id or a name the request named or resolved to),
+ * method and time, in keyset pages (`before` = the previous page's `nextCursor`);
  * `?format=csv` (or `/v1/admin/audit.csv`) exports every matching record as RFC 4180 CSV.
  *
  * @module
@@ -16,18 +17,28 @@ import type { AppEnv } from "../env.ts";
 export const auditRecordAnswer = z.object({
   id: z.number().int(),
   at: z.string(),
-  actor: z.string().describe("Operator name, or admin token label (failed sign-in: name tried)"),
+  actor: z.string().describe(
+    "Operator name, or admin token label (failed sign-in: the name if such an operator exists, " +
+      "else (unknown name), or (token))",
+  ),
   role: z.enum(["admin", "operator", "viewer"]).nullable(),
   via: z.enum(["api", "console"]),
   method: z.string(),
   route: z.string().describe("Route pattern: /v1/admin/appliances/:uid/revoke"),
   path: z.string(),
-  targets: z.record(z.string(), z.string()).describe("The route's parameters"),
-  status: z.number().int(),
+  targets: z.record(z.string(), z.string()).describe("The route's parameters (UUIDs lower-cased)"),
+  status: z.number().int().nullable().describe(
+    "The answer's status; null: the outcome is unknown (recorded before the route ran, never " +
+      "completed: the NOC stopped or lost its database meanwhile)",
+  ),
   error: z.string().nullable(),
   summary: z.unknown().describe("Redacted, bounded query and JSON body"),
   address: z.string().nullable(),
   userAgent: z.string().nullable(),
+  affected: z.array(z.string()).describe(
+    "Every target, canonical (UUIDs lower-cased): the route's parameters and every appliance UID " +
+      "and alert id the request resolved to (a bulk action by filter included), in full",
+  ),
 });
 
 /** A page of audit records. */

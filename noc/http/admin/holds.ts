@@ -9,6 +9,7 @@ import { validate } from "../../../protocol/http/validate.ts";
 import { staleCatalogOf } from "../../services/catalogs.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { noteAffected } from "../middleware/admin_auth.ts";
 
 /** `/v1/admin/holds`: appliances pinned to what their latest catalog lists (see catalog_engine.ts). */
 export function holdAdminRoutes(deps: AppDeps) {
@@ -22,9 +23,8 @@ export function holdAdminRoutes(deps: AppDeps) {
           throw new ApiError(404, "not_found", `Appliance "${h.uid}" does not exist`);
         }
         const [r] = await tx<{ id: number }>`
-          insert into holds (uid, app, reason, created_at) values (${h.uid}, ${
-          h.app ?? null
-        }, ${h.reason}, ${now})
+          insert into holds (uid, app, reason, created_at, created_by)
+          values (${h.uid}, ${h.app ?? null}, ${h.reason}, ${now}, ${c.get("admin")})
           on conflict do nothing returning id`;
         if (!r) {
           throw new ApiError(409, "hold_exists", `Appliance "${h.uid}" already has that hold`);
@@ -67,6 +67,7 @@ export function holdAdminRoutes(deps: AppDeps) {
         return r;
       });
       if (rows.length === 0) throw new ApiError(404, "not_found", `Hold ${id} does not exist`);
+      await noteAffected(c, [rows[0]!.uid]);
       return c.body(null, 204);
     });
 }

@@ -1,10 +1,13 @@
 /**
  * `/v1/admin/maintenance`: maintenance windows for an appliance or a site (no missed-heartbeat
  * alert while one is open): open one, list the active and upcoming ones (and those ended lately),
- * end one now (recording who; one not begun is left empty), or delete one.
+ * end one now (recording who; one not begun is left empty), or delete one. A window records who
+ * opened it, and lasts at most `NOC_MAINTENANCE_MAX_DAYS` (noc/services/maintenance.ts).
  */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
+import { checkWindow } from "../../services/maintenance.ts";
+import { noteAffected } from "../middleware/admin_auth.ts";
 import { idParam, maintenanceListQuery, maintenanceSchema } from "../../../protocol/schemas.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
@@ -51,21 +54,7 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
       const now = deps.clock.now();
       const starts = m.startsAt ? new Date(m.startsAt) : now;
       const ends = new Date(m.endsAt);
-      if (ends.getTime() <= starts.getTime()) {
-        throw new ApiError(
-          400,
-          "invalid_body",
-          `Field "endsAt": ${m.endsAt} is not after the start`,
-          {
-            issues: [{ path: "endsAt", message: "must be after startsAt" }],
-          },
-        );
-      }
-      if (ends.getTime() <= now.getTime()) {
-        throw new ApiError(400, "invalid_body", `Field "endsAt": ${m.endsAt} has already passed`, {
-          issues: [{ path: "endsAt", message: "must be in the future" }],
-        });
-      }
+      checkWindow(starts, ends, now, deps.settings.maintenanceMaxDays);
       if (m.uid) {
         const found = await deps.db.sql`select 1 from appliances where uid = ${m.uid}`;
         if (found.length === 0) {
@@ -90,6 +79,8 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
         select ins.id, ins.uid, ap.hostname, ins.site, ins.starts_at, ins.ends_at, ins.reason,
           ins.created_at, ins.created_by, ins.ended_at, ins.ended_by
         from ins left join appliances ap on ap.uid = ins.uid`;
+      // The audit record names the appliance (or site) and the new window.
+      await noteAffected(c, [m.uid ?? m.site!, String(row!.id)]);
       deps.log.info("maintenance_created", {
         id: row!.id,
         uid: m.uid ?? null,
@@ -130,15 +121,18 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
           upd.created_at, upd.created_by, upd.ended_at, upd.ended_by
         from upd left join appliances ap on ap.uid = upd.uid`;
       if (!row) throw new ApiError(404, "not_found", `Maintenance window ${id} does not exist`);
+      await noteAffected(c, [row.uid ?? row.site ?? ""].filter(Boolean));
       deps.log.info("maintenance_ended", { id, by });
       return c.json(windowJson(row, now));
     })
     .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
-      const rows = await deps.db.sql`delete from maintenance_windows where id = ${id} returning id`;
+      const rows = await deps.db.sql<{ uid: string | null; site: string | null }>`
+        delete from maintenance_windows where id = ${id} returning uid::text, site`;
       if (rows.length === 0) {
         throw new ApiError(404, "not_found", `Maintenance window ${id} does not exist`);
       }
+      await noteAffected(c, [rows[0]!.uid ?? rows[0]!.site ?? ""].filter(Boolean));
       return c.body(null, 204);
     });
 }

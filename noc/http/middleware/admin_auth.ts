@@ -10,7 +10,9 @@
  * {@link roleGate}: the least role the route needs ({@link neededRole}, the table in
  * noc/services/operators.ts); a request from a lesser role is refused with 403
  * `forbidden_role` before its body is read. Every authenticated request that is not a GET or
- * HEAD is then written to the audit log with its answer's status, refusals included.
+ * HEAD is then written to the audit log before its route runs (a request whose record cannot be
+ * written is refused, 503 `audit_unavailable`, and changes nothing) and completed with its
+ * answer's status, refusals included; a route adds what it resolved with {@link noteAffected}.
  *
  * @module
  */
@@ -19,7 +21,8 @@ import { matchedRoutes } from "hono/route";
 import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { bearerActor } from "../../services/admin_tokens.ts";
-import { summarise, writeAudit } from "../../services/audit.ts";
+import { addAffected, finishAudit, summarise, writeAudit } from "../../services/audit.ts";
+import type { Sql } from "../../db/db.ts";
 import { neededRole, type Role, roleAllows, roles } from "../../services/operators.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
@@ -127,10 +130,44 @@ function adminPath(c: Context, actor: AdminActor): string {
   return p;
 }
 
+/** This request's audit record, once written (see {@link roleGate}). */
+export interface AuditHandle {
+  /** The record's id. */
+  id: number;
+  /** Targets noted with {@link noteAffected} but not yet written (added when it completes). */
+  pending: string[];
+}
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The admin API request's audit record (set by {@link roleGate} for writes). */
+    auditRecord: AuditHandle;
+  }
+}
+
 /**
- * Middleware after {@link adminAuth}: refuses (403 `forbidden_role`) a request whose actor's
- * role is below what its route needs, and writes every request that is not a GET or HEAD to the
- * audit log once its answer is decided.
+ * Adds `ids` (appliance UIDs, alert ids: canonicalised) to this request's audit record, through
+ * `sql` — the transaction of the change they name, so both commit together — or, without it,
+ * when the record is completed. A route calls it with what it resolved (a bulk action's
+ * selection) before or with the change. A request with no record (a read) ignores it.
+ */
+export async function noteAffected(
+  c: Context,
+  ids: readonly string[],
+  sql?: Sql,
+): Promise<void> {
+  const record = c.get("auditRecord") as AuditHandle | undefined;
+  if (!record || ids.length === 0) return;
+  if (sql) await addAffected(sql, record.id, ids);
+  else record.pending.push(...ids);
+}
+
+/**
+ * Middleware after {@link adminAuth}: refuses (403 `forbidden_role`, recorded) a request whose
+ * actor's role is below what its route needs. A request that is not a GET or HEAD is written to
+ * the audit log **before** its route runs (status null; 503 `audit_unavailable` and nothing done
+ * when the record cannot be written) and completed with its answer once decided (see
+ * noc/services/audit.ts).
  */
 export function roleGate(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -142,12 +179,34 @@ export function roleGate(deps: AppDeps): MiddlewareHandler<AppEnv> {
     if (!roleAllows(actor.role, need)) {
       const message = `${method} ${prefix}${path} needs the ${need} role; ` +
         `${actor.name} has the ${actor.role} role`;
-      if (write) await audit(deps, c, actor, path, 403, "forbidden_role");
+      if (write) {
+        try {
+          await begin(deps, c, actor, path, { status: 403, error: "forbidden_role" });
+        } catch (e) {
+          // Nothing was done: the refusal stands, and the lost record is said loudly.
+          failed(deps, path, "refusal", e);
+        }
+      }
       deps.log.warn("admin_forbidden_role", { actor: actor.name, role: actor.role, need, path });
       return c.json({ error: "forbidden_role", message, needed: need, role: actor.role }, 403);
     }
+    if (!write) return await next();
+    let id: number;
+    try {
+      id = await begin(deps, c, actor, path, { status: null, error: null });
+    } catch (e) {
+      failed(deps, path, "before", e);
+      throw new ApiError(
+        503,
+        "audit_unavailable",
+        "The audit log cannot be written now, so nothing was changed; try again shortly",
+        {},
+        { "retry-after": "5" },
+      );
+    }
+    const record: AuditHandle = { id, pending: [] };
+    c.set("auditRecord", record);
     await next();
-    if (!write) return;
     let error: string | null = null;
     if (c.res.status >= 400 && c.res.headers.get("content-type")?.startsWith("application/json")) {
       try {
@@ -157,8 +216,36 @@ export function roleGate(deps: AppDeps): MiddlewareHandler<AppEnv> {
         // Not the JSON it says: the status says enough.
       }
     }
-    await audit(deps, c, actor, path, c.res.status, error);
+    const { summary, named } = await summaryOf(c);
+    const outcome = {
+      status: c.res.status,
+      error,
+      summary,
+      affected: [...named, ...record.pending],
+    };
+    try {
+      await finishAudit(deps.db, id, outcome);
+    } catch (first) {
+      failed(deps, path, "after", first);
+      try {
+        // Retried without the summary (the one part that can be large).
+        await finishAudit(deps.db, id, { ...outcome, summary: { unrecorded: "write failed" } });
+      } catch (e) {
+        // The record stays with status null: "outcome unknown", never a silent gap.
+        failed(deps, path, "after-retry", e);
+      }
+    }
   };
+}
+
+/** Logs and counts a failed audit write (`stage`: before the route, after it, or a refusal's). */
+function failed(deps: AppDeps, path: string, stage: string, e: unknown): void {
+  deps.metrics.inc("noc_audit_failures_total", { stage });
+  deps.log.error("audit_write_failed", {
+    path,
+    stage,
+    error: e instanceof Error ? e.message : String(e),
+  });
 }
 
 /** The route pattern this request matched (`/appliances/:uid/revoke`), or its path when none. */
@@ -187,52 +274,78 @@ function targetsOf(pattern: string, path: string): Record<string, string> {
   return out;
 }
 
-/** The request's summary: its JSON body if a route read one (redacted), its query otherwise. */
-async function summaryOf(c: Context): Promise<unknown> {
+/**
+ * The request's summary — its query and, if a route read one, its JSON body (redacted) — and the
+ * appliances its body names (`uid`, `uids`, an appliance `target`), whatever its answer.
+ */
+async function summaryOf(c: Context): Promise<{ summary: unknown; named: string[] }> {
   const cache = (c.req as unknown as { bodyCache: { text?: Promise<string> } }).bodyCache;
   const query = c.req.query();
   const q = Object.keys(query).length ? { query: summarise(query) } : {};
   if (cache.text && /json/i.test(c.req.header("content-type") ?? "")) {
     try {
-      return { ...q, body: summarise(JSON.parse(await cache.text)) };
+      const body = JSON.parse(await cache.text);
+      return { summary: { ...q, body: summarise(body) }, named: namedIn(body) };
     } catch {
-      return { ...q, body: "[not JSON]" };
+      return { summary: { ...q, body: "[not JSON]" }, named: [] };
     }
   }
-  return Object.keys(q).length ? q : null;
+  return { summary: Object.keys(q).length ? q : null, named: [] };
 }
 
-/** Writes this request's audit record; a failure to write is logged, never the client's. */
-async function audit(
+const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The appliance UIDs a JSON body names at its top level: `uid`, `uids`, `target.value`. */
+function namedIn(body: unknown): string[] {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return [];
+  const b = body as Record<string, unknown>;
+  const target = b["target"] as Record<string, unknown> | null | undefined;
+  const candidates = [
+    b["uid"],
+    ...(Array.isArray(b["uids"]) ? b["uids"] : []),
+    typeof target === "object" && target?.["type"] === "appliance" ? target["value"] : null,
+  ];
+  return candidates.filter((v): v is string => typeof v === "string" && uuidText.test(v));
+}
+
+/**
+ * Writes this request's audit record (status null: before its route runs; else a refusal's), with
+ * its query as summary; retried once without the summary. Throws when both fail.
+ */
+async function begin(
   deps: AppDeps,
   c: Context,
   actor: AdminActor,
   path: string,
-  status: number,
-  error: string | null,
-): Promise<void> {
+  answer: { status: number | null; error: string | null },
+): Promise<number> {
   const route = routeOf(c, path);
+  const query = c.req.query();
+  const entry = {
+    actor: actor.name,
+    role: actor.role,
+    via: actor.via,
+    method: c.req.method.toUpperCase(),
+    route: `${prefix}${route}`,
+    path: `${prefix}${path}`,
+    targets: targetsOf(route, path),
+    ...answer,
+    summary: answer.status === 403 || !Object.keys(query).length
+      ? null
+      : { query: summarise(query) },
+    address: actor.address,
+    userAgent: actor.userAgent,
+  };
+  const opts = {
+    clock: deps.clock,
+    // An instance whose clock disagrees with the database's does not prune (noc_time.ts).
+    prune: deps.checkins.instance.clockSkewS === null,
+  };
   try {
-    await writeAudit(deps.db, {
-      at: deps.clock.now(),
-      actor: actor.name,
-      role: actor.role,
-      via: actor.via,
-      method: c.req.method.toUpperCase(),
-      route: `${prefix}${route}`,
-      path: `${prefix}${path}`,
-      targets: targetsOf(route, path),
-      status,
-      error,
-      summary: status === 403 && error === "forbidden_role" ? null : await summaryOf(c),
-      address: actor.address,
-      userAgent: actor.userAgent,
-    });
+    return await writeAudit(deps.db, entry, opts);
   } catch (e) {
-    deps.log.error("audit_write_failed", {
-      path,
-      error: e instanceof Error ? e.message : String(e),
-    });
+    failed(deps, path, "first-try", e);
+    return await writeAudit(deps.db, { ...entry, summary: null }, opts);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * `/ui/audit` (admin and operator): the audit log, newest first — who (name, role, console or
  * API), what (method, route, targets, answer, redacted summary), when, from where — filtered by
- * actor, path prefix and time, in pages; `/ui/audit.csv` exports what the filter selects as CSV.
+ * actor, path prefix, target (an appliance UID, id or name a change named or resolved to: a bulk
+ * action's whole selection) and time, in pages; `/ui/audit.csv` exports what the filter selects as CSV.
  * Both read `GET /v1/admin/audit`.
  *
  * @module
@@ -23,16 +24,17 @@ const recordSchema = z.object({
   route: z.string(),
   path: z.string(),
   targets: z.record(z.string(), z.string()),
-  status: z.number(),
+  status: z.number().nullable(),
   error: z.string().nullable(),
   summary: z.unknown(),
   address: z.string().nullable(),
   userAgent: z.string().nullable(),
+  affected: z.array(z.string()),
 });
 const pageSchema = z.object({ items: z.array(recordSchema), nextCursor: z.string().nullable() });
 
 /** The filters the page passes on (only these, each bounded). */
-const filterNames = ["actor", "path", "since", "until"] as const;
+const filterNames = ["actor", "path", "target", "since", "until"] as const;
 
 function filtersOf(c: ConsoleContext): Record<string, string> {
   const out: Record<string, string> = {};
@@ -80,6 +82,16 @@ function auditPage(
           />
         </label>
         <label>
+          Target
+          <input
+            name="target"
+            size={22}
+            maxlength={200}
+            value={filters["target"]}
+            placeholder="appliance UID, id or name"
+          />
+        </label>
+        <label>
           Since (UTC)
           <input name="since" size={16} value={filters["since"]} placeholder="2026-01-31 08:00" />
         </label>
@@ -114,12 +126,30 @@ function auditPage(
                   <code>{r.method} {r.path}</code>
                   {r.path !== r.route && <div class="muted">{r.route}</div>}
                 </td>
-                <td>{r.status}{r.error ? ` ${r.error}` : ""}</td>
+                <td>
+                  {r.status ?? <span class="muted">outcome unknown</span>}
+                  {r.error ? ` ${r.error}` : ""}
+                </td>
                 <td title={r.userAgent ?? ""}>
                   {r.address ?? "?"}
                   {r.userAgent && <div class="muted">{r.userAgent.slice(0, 40)}</div>}
                 </td>
                 <td>
+                  {r.affected.length > Object.keys(r.targets).length && (
+                    <details>
+                      <summary>{r.affected.length} targets</summary>
+                      <p class="targets">
+                        {r.affected.slice(0, 500).map((t) => (
+                          <>
+                            <a href={`/ui/audit?${new URLSearchParams({ target: t })}`}>{t}</a>
+                            {" "}
+                          </>
+                        ))}
+                        {r.affected.length > 500 &&
+                          `and ${r.affected.length - 500} more (the CSV export lists them all)`}
+                      </p>
+                    </details>
+                  )}
                   {r.summary !== null && r.summary !== undefined && (
                     <details>
                       <summary>summary</summary>

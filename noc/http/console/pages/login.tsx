@@ -10,7 +10,13 @@ import { Hono } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import { timingSafeEqual } from "node:crypto";
 import { bearerActor } from "../../../services/admin_tokens.ts";
-import { type Actor, operatorByPassword, touchSignIn } from "../../../services/operators.ts";
+import {
+  type Actor,
+  getOperator,
+  operatorByPassword,
+  operatorName,
+  touchSignIn,
+} from "../../../services/operators.ts";
 import { writeAudit } from "../../../services/audit.ts";
 import {
   closeSession,
@@ -33,7 +39,10 @@ export const safeNext = (n: string | undefined): string =>
 export function loginPages(p: PageDeps) {
   const { deps } = p;
   const secure = (c: Parameters<typeof isHttps>[0]) => isHttps(c, deps.settings.trustProxy);
-  /** Writes a sign-in, failed sign-in or sign-out to the audit log (a failure is only logged). */
+  /**
+   * Writes a sign-in, failed sign-in or sign-out to the audit log, retried once without the
+   * summary; false (logged and counted) when both fail.
+   */
   const record = async (
     c: ConsoleContext,
     e: {
@@ -45,25 +54,42 @@ export function loginPages(p: PageDeps) {
       refused: string | null;
       summary: Record<string, unknown> | null;
     },
-  ) => {
+  ): Promise<boolean> => {
     const { refused, ...rest } = e;
-    try {
-      await writeAudit(deps.db, {
-        ...rest,
-        error: refused,
-        at: deps.clock.now(),
-        via: "console",
-        method: "POST",
-        path: e.route,
-        targets: {},
-        address: clientAddress(c, deps.settings.trustProxy),
-        userAgent: c.req.header("user-agent")?.slice(0, 200) ?? null,
-      });
-    } catch (err) {
-      deps.log.error("audit_write_failed", {
-        error: err instanceof Error ? err.message : String(err),
-      });
+    const entry = {
+      ...rest,
+      error: refused,
+      via: "console" as const,
+      method: "POST",
+      path: e.route,
+      targets: {},
+      address: clientAddress(c, deps.settings.trustProxy),
+      userAgent: c.req.header("user-agent")?.slice(0, 200) ?? null,
+    };
+    const opts = { clock: deps.clock, prune: deps.checkins.instance.clockSkewS === null };
+    for (const attempt of [entry, { ...entry, summary: null }]) {
+      try {
+        await writeAudit(deps.db, attempt, opts);
+        return true;
+      } catch (err) {
+        deps.metrics.inc("noc_audit_failures_total", { stage: "console" });
+        deps.log.error("audit_write_failed", {
+          path: e.route,
+          stage: "console",
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
     }
+    return false;
+  };
+  /**
+   * The actor of a failed sign-in: the name typed only when an operator of that name exists (a
+   * password typed into the name field is never recorded), else `(unknown name)`.
+   */
+  const triedName = async (name: string): Promise<string> => {
+    if (name === "") return "(none)";
+    if (!operatorName.safeParse(name).success) return "(unknown name)";
+    return (await getOperator(deps.db, name)) ? name : "(unknown name)";
   };
   return new Hono<ConsoleEnv>()
     .get("/login", p.small, async (c) => {
@@ -153,7 +179,7 @@ export function loginPages(p: PageDeps) {
       const how = token !== "" ? "token" : "password";
       if (actor === null) {
         await record(c, {
-          actor: token !== "" ? "(token)" : name.slice(0, 64) || "(none)",
+          actor: token !== "" ? "(token)" : await triedName(name),
           role: null,
           route: "/ui/login",
           status: 303,
@@ -178,7 +204,7 @@ export function loginPages(p: PageDeps) {
         now,
       );
       if (actor.operatorId !== null) await touchSignIn(deps.db, actor.operatorId, now);
-      await record(c, {
+      const recorded = await record(c, {
         actor: actor.name,
         role: actor.role,
         route: "/ui/login",
@@ -186,6 +212,19 @@ export function loginPages(p: PageDeps) {
         refused: null,
         summary: { how },
       });
+      if (!recorded) {
+        // No session without its record: the sign-in is undone.
+        await closeSession(deps.db, s.id);
+        return await html(
+          c,
+          <Layout title="Not signed in" ctx={null}>
+            <p class="flash error" role="alert">
+              Not signed in: the audit log cannot be written now. Try again shortly.
+            </p>
+          </Layout>,
+          503,
+        );
+      }
       setCookie(c, "noc_login", "", { path: "/ui/login", maxAge: 0 });
       // Lax: a link to a console page from mail or chat opens signed in; every change is a POST
       // that also needs the CSRF token.
