@@ -759,7 +759,8 @@ function operatorOperations(): Operation[] {
     admin(
       "get",
       "/audit",
-      "The audit log, newest first (admin, operator): filters, keyset pages, or CSV",
+      "The audit log, newest first (admin, operator): filters (actor, path, target: an " +
+        "appliance UID, id or name a change named or resolved to), keyset pages, or CSV",
       tag,
       { status: "200", body: audit.auditPageAnswer, description: "A page of records" },
       { query: auditQuery, produces: { "application/json": "", ...csv } },
