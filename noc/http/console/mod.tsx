@@ -246,7 +246,10 @@ function isWrite(method: string): boolean {
   return method !== "GET" && method !== "HEAD";
 }
 
-/** Writes the audit record of a console write refused for its role (a failure is only logged). */
+/**
+ * Writes the audit record of a console write refused for its role, stamped as the admin API's
+ * (noc/http/middleware/admin_auth.ts); a failure is logged and counted, and the refusal stands.
+ */
 async function auditRefusal(deps: AppDeps, c: Context, s: ConsoleSession): Promise<void> {
   let route = c.req.path;
   let targets: Record<string, string> = {};
@@ -263,7 +266,6 @@ async function auditRefusal(deps: AppDeps, c: Context, s: ConsoleSession): Promi
   }
   try {
     await writeAudit(deps.db, {
-      at: deps.clock.now(),
       actor: s.label,
       role: s.role,
       via: "console",
@@ -276,10 +278,17 @@ async function auditRefusal(deps: AppDeps, c: Context, s: ConsoleSession): Promi
       summary: null,
       address: clientAddress(c, deps.settings.trustProxy),
       userAgent: c.req.header("user-agent")?.slice(0, 200) ?? null,
+    }, {
+      clock: deps.clock,
+      // An instance whose clock disagrees with the database's does not prune (noc_time.ts).
+      prune: deps.checkins.instance.clockSkewS === null,
     });
   } catch (e) {
+    // Nothing was done: the refusal stands, and the lost record is said loudly.
+    deps.metrics.inc("noc_audit_failures_total", { stage: "refusal" });
     deps.log.error("audit_write_failed", {
       path: c.req.path,
+      stage: "refusal",
       error: e instanceof Error ? e.message : String(e),
     });
   }
