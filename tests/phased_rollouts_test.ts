@@ -715,3 +715,28 @@ dbTest(
     assert.deepEqual(row, { phase_limit: null, excluded_from: null });
   },
 );
+
+dbTest(
+  "a phase of more than 1,000 appliances is judged on a fixed sample of 1,000 of them",
+  async ({ db }) => {
+    const { noc, uids } = await fleet(db, 1500);
+    const r = await createRollout(
+      noc.deps,
+      plan([{ count: 1200, soakS: 0 }, { percent: 100, soakS: 0 }]),
+      "alice",
+    );
+    assert.equal(r.phases[0]!.members, 1200);
+    assert.equal(r.control, 300);
+    await report(noc, uids, "1");
+    const p = await pass(noc);
+    assert.equal(p.evaluated, 1);
+    const f = (await getRollout(db.sql, r.id)).evaluation!.figures;
+    assert.deepEqual([f.members, f.evaluated, f.healthy], [1200, 1000, 0]);
+    // The sample is the members' first 1,000 by UID.
+    const first = (await membersByPhase(noc, r.id))[0]!.slice(0, 1000);
+    await report(noc, first, "2");
+    await pass(noc);
+    const g = await getRollout(db.sql, r.id);
+    assert.equal(g.phase, 1, "all 1,000 judged healthy: it advanced");
+  },
+);

@@ -329,61 +329,53 @@ async function startPhase(
   actor: string,
 ): Promise<Started> {
   const plan = r.phases[index]!;
-  const where = targetWhere(targetOf(r));
-  const [size] = await run<{ n: number; k: number; kth: number | null }>(
+  // The control sample is chosen anew: the old one goes first (a statement's parts cannot see
+  // each other's writes).
+  await tx`delete from rollout_control where rollout_id = ${r.id}`;
+  // One pass over the target's fine buckets: its size N, k, the limit, the members who join and
+  // the control sample.
+  const [size] = await run<
+    { n: number; k: number; phase_limit: number; joined: number; control: number }
+  >(
     tx,
     frag`
     with t as materialized (
-      select fine_bucket(a.uid, ${r.kind}, ${r.app}, ${r.name}) as b from appliances a where`,
-    where,
+      select a.uid, fine_bucket(a.uid, ${r.kind}, ${r.app}, ${r.name}) as b from appliances a
+      where`,
+    targetWhere(targetOf(r)),
     frag`),
     n as (select count(*)::int as n from t),
     k as (
       select least(coalesce(${plan.count ?? null}::int,
         ceil(${plan.percent ?? 0}::float8 * n.n / 100)::int), n.n) as k
       from n
-    )
-    select n.n, k.k, (select max(b) from (select b from t order by b limit (select k from k)) s)
-      as kth
-    from n, k`,
-  );
-  const targetSize = size!.n;
-  const wanted = size!.k;
-  const limit = plan.percent === 100
-    ? fineBucketLimit
-    : Math.max(lowerLimit, wanted > 0 && size!.kth !== null ? size!.kth + 1 : 0);
-  const [joined] = await run<{ n: number }>(
-    tx,
-    frag`
-    with added as (
+    ),
+    lim as (
+      select case when ${plan.percent === 100}::boolean then ${fineBucketLimit}::bigint
+        else greatest(${lowerLimit}::bigint, coalesce(
+          (select max(b) + 1 from (select b from t order by b limit (select k from k)) s), 0))
+        end as phase_limit
+    ),
+    added as (
       insert into rollout_members (rollout_id, uid, phase)
-      select ${r.id}, a.uid, ${index} from appliances a
-      where fine_bucket(a.uid, ${r.kind}, ${r.app}, ${r.name}) < ${limit} and`,
-    where,
-    frag`
+      select ${r.id}, t.uid, ${index} from t, lim where t.b < lim.phase_limit
       on conflict do nothing
       returning 1
-    )
-    select count(*)::int as n from added`,
-  );
-  await tx`delete from rollout_control where rollout_id = ${r.id}`;
-  const [control] = await run<{ n: number }>(
-    tx,
-    frag`
-    with chosen as (
+    ),
+    chosen as (
       insert into rollout_control (rollout_id, uid)
-      select ${r.id}, uid from (
-        select a.uid, fine_bucket(a.uid, ${r.kind}, ${r.app}, ${r.name}) as b from appliances a
-        where`,
-    where,
-    frag`) t
-      where b >= ${limit}
-      order by b desc
+      select ${r.id}, t.uid from t, lim where t.b >= lim.phase_limit
+      order by t.b desc
       limit ${maxControl}
       returning 1
     )
-    select count(*)::int as n from chosen`,
+    select n.n, k.k, lim.phase_limit, (select count(*)::int from added) as joined,
+      (select count(*)::int from chosen) as control
+    from n, k, lim`,
   );
+  const targetSize = size!.n;
+  const wanted = size!.k;
+  const limit = size!.phase_limit;
   const [members] = await tx<{ n: number }>`
     select count(*)::int as n from rollout_members where rollout_id = ${r.id}`;
   // rollout_percent only describes the phase to readers: the engine reads phase_limit.
@@ -397,9 +389,9 @@ async function startPhase(
     insert into rollout_phases (rollout_id, phase, started_at, started_by, lower_limit, upper_limit,
       target_size, wanted, joined, control)
     values (${r.id}, ${index}, ${now}, ${actor.slice(0, 200)}, ${lowerLimit}, ${limit},
-      ${targetSize}, ${wanted}, ${joined!.n}, ${control!.n})`;
+      ${targetSize}, ${wanted}, ${size!.joined}, ${size!.control})`;
   await bumpCatalogEpoch(tx);
-  const started = { limit, targetSize, wanted, joined: joined!.n, control: control!.n };
+  const started = { limit, targetSize, wanted, joined: size!.joined, control: size!.control };
   await addEvent(tx, r.id, now, actor, "phase_started", { phase: index, ...started });
   return started;
 }

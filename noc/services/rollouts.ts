@@ -115,6 +115,11 @@ export interface MemberScope {
   rolloutId: number;
   /** Only the members that joined with this phase (0-based); absent: every member. */
   phase?: number | undefined;
+  /**
+   * With `phase`: only its first `sample` members by UID (UIDs are random, so a uniform sample,
+   * the same one every time), read from the index `rollout_members_phase`. Absent: all.
+   */
+  sample?: number | undefined;
 }
 
 /** A piece of a statement: constant SQL text and the values between its pieces. */
@@ -156,8 +161,15 @@ function deliveriesOf(scope: MemberScope | undefined): Fragment {
     return fragment`join rollout_members m on m.rollout_id = ${scope.rolloutId}
       join deliveries d on d.component_id = rel.id and d.uid = m.uid`;
   }
-  return fragment`join rollout_members m on m.rollout_id = ${scope.rolloutId}
+  if (scope.sample === undefined) {
+    return fragment`join rollout_members m on m.rollout_id = ${scope.rolloutId}
       and m.phase = ${scope.phase}
+      join deliveries d on d.component_id = rel.id and d.uid = m.uid`;
+  }
+  return fragment`join (
+        select uid from rollout_members where rollout_id = ${scope.rolloutId}
+          and phase = ${scope.phase} order by uid limit ${scope.sample}
+      ) m on true
       join deliveries d on d.component_id = rel.id and d.uid = m.uid`;
 }
 
