@@ -740,3 +740,40 @@ dbTest(
     assert.equal(g.phase, 1, "all 1,000 judged healthy: it advanced");
   },
 );
+
+dbTest(
+  "a metric's per-appliance median reads its latest 48 samples, and older samples are deleted",
+  async ({ db }) => {
+    const { noc, uids } = await fleet(db, 12);
+    const r = await createRollout(
+      noc.deps,
+      plan([
+        {
+          count: 6,
+          soakS: 30 * 86400,
+          gates: { metric: { path: "app.n", maxDropPercent: 90, minAppliances: 6 } },
+        },
+        { percent: 100, soakS: 0 },
+      ]),
+      "alice",
+    );
+    const members = (await membersByPhase(noc, r.id))[0]!;
+    const control = uids.filter((u) => !members.includes(u));
+    for (let i = 0; i < 52; i++) {
+      // Rounds 0-3 report 1000 on the release, later ones 100: only the latest 48 count.
+      noc.clock.advance(60);
+      await report(noc, members, "2", { app: { n: i < 4 ? 1000 : 100 } });
+      await report(noc, control, "1", { app: { n: 100 } });
+      await rolloutPass(noc.deps);
+    }
+    const [kept] = await db.sql<{ max: number; n: number }>`
+      select max(c)::int as max, count(*)::int as n from (
+        select count(*) as c from rollout_samples where rollout_id = ${r.id} group by uid) x`;
+    assert.deepEqual(kept, { max: 48, n: 12 });
+    const medians = await db.sql<{ beats: number; median: number }>`
+      select beats, median from rollout_sample_medians where rollout_id = ${r.id}`;
+    assert.deepEqual(new Set(medians.map((m) => `${m.beats} ${m.median}`)), new Set(["48 100"]));
+    const m = (await getRollout(db.sql, r.id)).evaluation!.figures.metric!;
+    assert.deepEqual([m.phase.appliances, m.control.appliances, m.ratio], [6, 6, 1]);
+  },
+);

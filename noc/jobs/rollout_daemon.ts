@@ -13,9 +13,10 @@
  * operator acting meanwhile, cannot fail a rollout twice or advance it twice: one failure is one
  * notice.
  *
- * A pass's statements: the lease; the running rollouts (1); the samples (1); the figures (3, plus
- * 1 per rollout for its install states); one update per rollout; the prunings (2). None per
- * appliance.
+ * A pass's statements: the lease; the running rollouts (1); the samples (3); the figures (3, plus
+ * 1 per rollout for its install states); one update per rollout; the prunings (3). None per
+ * appliance, and each bounded: a phase is judged on at most 1,000 of its members and 1,000
+ * control appliances (noc/services/rollout_gates.ts).
  *
  * @module
  */
@@ -68,8 +69,8 @@ export interface RolloutPassResult {
 
 /**
  * One pass (see the module): takes the period's lease, samples, measures and judges every
- * running rollout, records each evaluation, fails or advances those due, prunes samples of
- * rollouts ended more than 30 days ago and period rows older than a day. `periodS` (default 60)
+ * running rollout, records each evaluation, fails or advances those due, prunes samples and
+ * medians of rollouts ended more than 30 days ago and period rows older than a day. `periodS` (default 60)
  * is the job's period.
  */
 export async function rolloutPass(
@@ -168,6 +169,13 @@ export async function rolloutPass(
       returning 1
     )
     select count(*)::int as n from gone`;
+  const [medians] = await sql<{ n: number }>`
+    with gone as (
+      delete from rollout_sample_medians d using rollouts r
+      where r.id = d.rollout_id and r.ended_at < ${cut}
+      returning 1
+    )
+    select count(*)::int as n from gone`;
   const [periods] = await sql<{ n: number }>`
     with gone as (
       delete from rollout_evaluations
@@ -175,7 +183,7 @@ export async function rolloutPass(
       returning 1
     )
     select count(*)::int as n from gone`;
-  result.pruned = (pruned?.n ?? 0) + (periods?.n ?? 0);
+  result.pruned = (pruned?.n ?? 0) + (medians?.n ?? 0) + (periods?.n ?? 0);
   await sql`
     update rollout_evaluations set finished_at = ${deps.clock.now()},
       evaluated = ${result.evaluated}

@@ -23,9 +23,10 @@
  *   all members.
  * - **Plug-in health**: of the members that beat since phase start, those whose latest report
  *   has `apps[app].healthy === false` (app: the release's application).
- * - **Metric** — the statistic: per appliance, the median of its samples since phase start (only
- *   appliances with at least `minBeats` of them, taken while members ran the release and control
- *   appliances the previous version); per group, the median of those medians; judged on the
+ * - **Metric** — the statistic: per appliance, the median of its samples since phase start (its
+ *   latest {@link medianWindow}; only appliances with at least `minBeats` of them, taken while
+ *   members ran the release and control appliances the previous version), kept up to date in
+ *   `rollout_sample_medians` as samples come; per group, the median of those medians; judged on the
  *   ratio phase / control (as `1 + (phase − control) / |control|`, so a control of 0 or below
  *   still orders), once both groups have `minAppliances`. Medians shrug off outliers and busy
  *   appliances, do not care how many beats each appliance sent, cost one `percentile_cont` in
@@ -178,17 +179,26 @@ const isoList = (ds: readonly Date[]) => ds.map((d) => d.toISOString());
 export const evaluatedPerPhase = 1000;
 
 /**
+ * How many of an appliance's latest samples its median is taken over (about 12 hours of beats at
+ * the default interval); older samples are deleted as new ones come.
+ */
+export const medianWindow = 48;
+
+/**
  * Copies into `rollout_samples` the latest report of each evaluated member of the current phase
  * and each control appliance (not revoked) of every rollout in `rollouts` whose phase has a
  * metric gate, when it
  * beat since the phase started and since its last sample: the metric (a number at the path, else
  * null), the plug-in health flag (null: not reported) and the release's component version it
- * runs. One statement for all of them; returns the rows written.
+ * runs. Then recomputes each sampled appliance's median (`rollout_sample_medians`: over its
+ * latest {@link medianWindow} samples of the phase, those taken while it ran the version its group
+ * is judged on) and deletes its older samples. Three statements for all rollouts; returns the
+ * rows written.
  */
 export async function sampleRollouts(sql: Sql, rollouts: readonly GatedRollout[]): Promise<number> {
   const gated = rollouts.filter((r) => r.plan.gates.metric);
   if (gated.length === 0) return 0;
-  const [row] = await sql<{ n: number }>`
+  const [row] = await sql<{ rollout_ids: number[]; uids: string[] }>`
     with r as (
       select * from unnest(${gated.map((r) => r.id)}::bigint[], ${
     gated.map((r) => r.phase)
@@ -229,10 +239,58 @@ export async function sampleRollouts(sql: Sql, rollouts: readonly GatedRollout[]
           select 1 from rollout_samples s
           where s.rollout_id = r.id and s.uid = ap.uid and s.at = ap.last_beat_at)
       on conflict do nothing
-      returning 1
+      returning rollout_id, uid
     )
-    select count(*)::int as n from written`;
-  return row?.n ?? 0;
+    select coalesce(array_agg(rollout_id), '{}') as rollout_ids, coalesce(array_agg(uid), '{}')
+      as uids
+    from written`;
+  const touched = { rolloutIds: row?.rollout_ids ?? [], uids: row?.uids ?? [] };
+  if (touched.uids.length === 0) return 0;
+  // The sampled appliances' medians, from their latest samples of this phase.
+  await sql`
+    with r as (
+      select * from unnest(${gated.map((r) => r.id)}::bigint[], ${
+    gated.map((r) => r.phase)
+  }::int[], ${isoList(gated.map((r) => r.phaseStartedAt))}::timestamptz[],
+        ${gated.map((r) => r.version)}::text[], ${gated.map((r) => r.previousVersion)}::text[])
+        as r(id, phase, started, version, prev)
+    ),
+    t as (
+      select * from unnest(${touched.rolloutIds}::bigint[], ${touched.uids}::uuid[])
+        as t(rollout_id, uid)
+    ),
+    tm as (
+      select t.rollout_id, t.uid, r.started, r.version, (m.uid is not null) as member,
+        case when m.uid is not null then r.version else r.prev end as want
+      from t join r on r.id = t.rollout_id
+      left join rollout_members m on m.rollout_id = t.rollout_id and m.uid = t.uid
+        and m.phase = r.phase
+    )
+    insert into rollout_sample_medians (rollout_id, uid, phase_started_at, member, beats, median)
+    select tm.rollout_id, tm.uid, tm.started, tm.member, count(v.value)::int,
+      percentile_cont(0.5) within group (order by v.value)
+    from tm
+    left join lateral (
+      select s.value, s.running from rollout_samples s
+      where s.rollout_id = tm.rollout_id and s.uid = tm.uid and s.at >= tm.started
+      order by s.at desc limit ${medianWindow}
+    ) v on v.value is not null and case when tm.want is null
+      then v.running is distinct from tm.version else v.running = tm.want end
+    group by tm.rollout_id, tm.uid, tm.started, tm.member
+    on conflict (rollout_id, uid) do update set phase_started_at = excluded.phase_started_at,
+      member = excluded.member, beats = excluded.beats, median = excluded.median`;
+  // Older samples of these appliances are read no more.
+  await sql`
+    delete from rollout_samples s using (
+      select t.rollout_id, t.uid, x.at as cut
+      from unnest(${touched.rolloutIds}::bigint[], ${touched.uids}::uuid[]) as t(rollout_id, uid)
+      cross join lateral (
+        select at from rollout_samples x where x.rollout_id = t.rollout_id and x.uid = t.uid
+        order by at desc offset ${medianWindow} limit 1
+      ) x
+    ) c
+    where s.rollout_id = c.rollout_id and s.uid = c.uid and s.at <= c.cut`;
+  return touched.uids.length;
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -330,30 +388,16 @@ export async function rolloutFigures(
     }>`
       with r as (
         select * from unnest(${metric.map((x) => x.id)}::bigint[], ${
-      metric.map((x) => x.phase)
-    }::int[], ${isoList(metric.map((x) => x.phaseStartedAt))}::timestamptz[],
-          ${metric.map((x) => x.version)}::text[], ${metric.map((x) => x.previousVersion)}::text[],
-          ${metric.map((x) => x.plan.gates.metric!.minBeats)}::int[])
-          as r(id, phase, started, version, prev, min_beats)
-      ),
-      per as (
-        select r.id, (m.uid is not null) as in_phase, s.uid,
-          percentile_cont(0.5) within group (order by s.value) as med
-        from r
-        join rollout_samples s on s.rollout_id = r.id and s.at >= r.started
-          and s.value is not null
-        left join rollout_members m on m.rollout_id = r.id and m.uid = s.uid
-          and m.phase = r.phase
-        left join rollout_control c on c.rollout_id = r.id and c.uid = s.uid
-        where (m.uid is not null and s.running = r.version)
-          or (c.uid is not null and case when r.prev is null
-            then s.running is distinct from r.version else s.running = r.prev end)
-        group by r.id, (m.uid is not null), s.uid, r.min_beats
-        having count(*) >= r.min_beats
+      isoList(metric.map((x) => x.phaseStartedAt))
+    }::timestamptz[], ${metric.map((x) => x.plan.gates.metric!.minBeats)}::int[])
+          as r(id, started, min_beats)
       )
-      select id, in_phase, count(*)::int as appliances,
-        percentile_cont(0.5) within group (order by med) as statistic
-      from per group by id, in_phase`;
+      select r.id, d.member as in_phase, count(*)::int as appliances,
+        percentile_cont(0.5) within group (order by d.median) as statistic
+      from r
+      join rollout_sample_medians d on d.rollout_id = r.id and d.phase_started_at = r.started
+        and d.beats >= r.min_beats and d.median is not null
+      group by r.id, d.member`;
     for (const x of metric) {
       const group = (inPhase: boolean): GroupStatistic => {
         const g = rows.find((r) => r.id === x.id && r.in_phase === inPhase);

@@ -79,9 +79,9 @@ create table rollout_control (
   primary key (rollout_id, uid)
 );
 
--- What the current phase's members and the control reported, one row per beat (from
--- appliances.last_report: beat history keeps no application data). Pruned 30 days after the
--- rollout ends.
+-- What the current phase's evaluated members and the control reported, one row per beat (from
+-- appliances.last_report: beat history keeps no application data). Only each appliance's latest
+-- samples are kept (what its median reads); the rest 30 days after the rollout ends.
 create table rollout_samples (
   rollout_id bigint not null references rollouts (id) on delete cascade,
   uid uuid not null,
@@ -90,6 +90,19 @@ create table rollout_samples (
   healthy boolean,
   running text,
   primary key (rollout_id, uid, at)
+);
+
+-- Each sampled appliance's median of its latest samples in the phase that started at
+-- phase_started_at (as a member, or as control), recomputed when it is sampled: the metric's
+-- group statistic reads these rows, not the samples.
+create table rollout_sample_medians (
+  rollout_id bigint not null references rollouts (id) on delete cascade,
+  uid uuid not null,
+  phase_started_at timestamptz not null,
+  member boolean not null,
+  beats integer not null,
+  median double precision,
+  primary key (rollout_id, uid)
 );
 
 -- Who did what to a rollout, and when.
