@@ -742,7 +742,7 @@ dbTest(
 );
 
 dbTest(
-  "a metric's per-appliance median reads its latest 48 samples, and older samples are deleted",
+  "a metric's per-appliance median reads its last 12 hours of samples, and older samples are deleted",
   async ({ db }) => {
     const { noc, uids } = await fleet(db, 12);
     const r = await createRollout(
@@ -759,9 +759,10 @@ dbTest(
     );
     const members = (await membersByPhase(noc, r.id))[0]!;
     const control = uids.filter((u) => !members.includes(u));
-    for (let i = 0; i < 52; i++) {
-      // Rounds 0-3 report 1000 on the release, later ones 100: only the latest 48 count.
-      noc.clock.advance(60);
+    for (let i = 0; i < 60; i++) {
+      // A beat every 15 minutes for 15 hours; the first 4 report 1000 on the release, later
+      // ones 100: only the last 12 hours count.
+      noc.clock.advance(900);
       await report(noc, members, "2", { app: { n: i < 4 ? 1000 : 100 } });
       await report(noc, control, "1", { app: { n: 100 } });
       await rolloutPass(noc.deps);
@@ -769,10 +770,10 @@ dbTest(
     const [kept] = await db.sql<{ max: number; n: number }>`
       select max(c)::int as max, count(*)::int as n from (
         select count(*) as c from rollout_samples where rollout_id = ${r.id} group by uid) x`;
-    assert.deepEqual(kept, { max: 48, n: 12 });
+    assert.deepEqual(kept, { max: 49, n: 12 }, "12 hours of beats, both ends included");
     const medians = await db.sql<{ beats: number; median: number }>`
       select beats, median from rollout_sample_medians where rollout_id = ${r.id}`;
-    assert.deepEqual(new Set(medians.map((m) => `${m.beats} ${m.median}`)), new Set(["48 100"]));
+    assert.deepEqual(new Set(medians.map((m) => `${m.beats} ${m.median}`)), new Set(["49 100"]));
     const m = (await getRollout(db.sql, r.id)).evaluation!.figures.metric!;
     assert.deepEqual([m.phase.appliances, m.control.appliances, m.ratio], [6, 6, 1]);
   },

@@ -118,7 +118,7 @@ export async function rolloutPass(
   }));
   result.evaluated = running.length;
   if (running.length > 0) {
-    result.sampled = await sampleRollouts(sql, gated);
+    result.sampled = await sampleRollouts(sql, gated, now);
     const figures = await rolloutFigures(sql, gated);
     for (const r of running) {
       try {

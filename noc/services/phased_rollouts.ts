@@ -450,7 +450,7 @@ async function fallbackVersion(
  */
 export async function createRollout(
   deps: RolloutDeps,
-  body: CreateRolloutInput | unknown,
+  body: CreateRolloutInput,
   actor: string,
 ): Promise<RolloutDetail> {
   const parsed = createRolloutSchema.safeParse(body);

@@ -24,7 +24,8 @@
  * - **Plug-in health**: of the members that beat since phase start, those whose latest report
  *   has `apps[app].healthy === false` (app: the release's application).
  * - **Metric** — the statistic: per appliance, the median of its samples since phase start (its
- *   latest {@link medianWindow}; only appliances with at least `minBeats` of them, taken while
+ *   samples of the last {@link medianWindowS} (12 hours), at most its latest
+ *   {@link medianSamples}; only appliances with at least `minBeats` of them, taken while
  *   members ran the release and control appliances the previous version), kept up to date in
  *   `rollout_sample_medians` as samples come; per group, the median of those medians; judged on the
  *   ratio phase / control (as `1 + (phase − control) / |control|`, so a control of 0 or below
@@ -179,10 +180,13 @@ const isoList = (ds: readonly Date[]) => ds.map((d) => d.toISOString());
 export const evaluatedPerPhase = 1000;
 
 /**
- * How many of an appliance's latest samples its median is taken over (about 12 hours of beats at
- * the default interval); older samples are deleted as new ones come.
+ * An appliance's median is taken over its samples of this many seconds before its latest (12
+ * hours: 48 beats at the default interval); older samples are deleted as new ones come.
  */
-export const medianWindow = 48;
+export const medianWindowS = 12 * 3600;
+
+/** At most this many of an appliance's latest samples are read for its median. */
+export const medianSamples = 96;
 
 /**
  * Copies into `rollout_samples` the latest report of each evaluated member of the current phase
@@ -191,11 +195,16 @@ export const medianWindow = 48;
  * beat since the phase started and since its last sample: the metric (a number at the path, else
  * null), the plug-in health flag (null: not reported) and the release's component version it
  * runs. Then recomputes each sampled appliance's median (`rollout_sample_medians`: over its
- * latest {@link medianWindow} samples of the phase, those taken while it ran the version its group
- * is judged on) and deletes its older samples. Three statements for all rollouts; returns the
+ * samples of the phase in the {@link medianWindowS} before `now`, at most {@link medianSamples},
+ * those taken while it ran the version its group is judged on) and deletes its samples older
+ * than that window. Three statements for all rollouts; returns the
  * rows written.
  */
-export async function sampleRollouts(sql: Sql, rollouts: readonly GatedRollout[]): Promise<number> {
+export async function sampleRollouts(
+  sql: Sql,
+  rollouts: readonly GatedRollout[],
+  now: Date,
+): Promise<number> {
   const gated = rollouts.filter((r) => r.plan.gates.metric);
   if (gated.length === 0) return 0;
   const [row] = await sql<{ rollout_ids: number[]; uids: string[] }>`
@@ -246,6 +255,7 @@ export async function sampleRollouts(sql: Sql, rollouts: readonly GatedRollout[]
     from written`;
   const touched = { rolloutIds: row?.rollout_ids ?? [], uids: row?.uids ?? [] };
   if (touched.uids.length === 0) return 0;
+  const windowStart = new Date(now.getTime() - medianWindowS * 1000);
   // The sampled appliances' medians, from their latest samples of this phase.
   await sql`
     with r as (
@@ -273,23 +283,18 @@ export async function sampleRollouts(sql: Sql, rollouts: readonly GatedRollout[]
     left join lateral (
       select s.value, s.running from rollout_samples s
       where s.rollout_id = tm.rollout_id and s.uid = tm.uid and s.at >= tm.started
-      order by s.at desc limit ${medianWindow}
+        and s.at >= ${windowStart}
+      order by s.at desc limit ${medianSamples}
     ) v on v.value is not null and case when tm.want is null
       then v.running is distinct from tm.version else v.running = tm.want end
     group by tm.rollout_id, tm.uid, tm.started, tm.member
     on conflict (rollout_id, uid) do update set phase_started_at = excluded.phase_started_at,
       member = excluded.member, beats = excluded.beats, median = excluded.median`;
-  // Older samples of these appliances are read no more.
+  // Older samples of these appliances are read no more (an index range each: few rows).
   await sql`
-    delete from rollout_samples s using (
-      select t.rollout_id, t.uid, x.at as cut
-      from unnest(${touched.rolloutIds}::bigint[], ${touched.uids}::uuid[]) as t(rollout_id, uid)
-      cross join lateral (
-        select at from rollout_samples x where x.rollout_id = t.rollout_id and x.uid = t.uid
-        order by at desc offset ${medianWindow} limit 1
-      ) x
-    ) c
-    where s.rollout_id = c.rollout_id and s.uid = c.uid and s.at <= c.cut`;
+    delete from rollout_samples s
+    using unnest(${touched.rolloutIds}::bigint[], ${touched.uids}::uuid[]) as t(rollout_id, uid)
+    where s.rollout_id = t.rollout_id and s.uid = t.uid and s.at < ${windowStart}`;
   return touched.uids.length;
 }
 

@@ -80,8 +80,8 @@ create table rollout_control (
 );
 
 -- What the current phase's evaluated members and the control reported, one row per beat (from
--- appliances.last_report: beat history keeps no application data). Only each appliance's latest
--- samples are kept (what its median reads); the rest 30 days after the rollout ends.
+-- appliances.last_report: beat history keeps no application data). Only each appliance's last
+-- 12 hours of samples are kept (what its median reads); those 30 days after the rollout ends.
 create table rollout_samples (
   rollout_id bigint not null references rollouts (id) on delete cascade,
   uid uuid not null,
