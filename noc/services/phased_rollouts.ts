@@ -32,7 +32,8 @@
  *
  * @module
  */
-import type { Param, Sql } from "../db/db.ts";
+import { type Fragment, fragment as frag, runFragments } from "../db/fragment.ts";
+import type { Sql } from "../db/db.ts";
 import type { AppDeps } from "./deps.ts";
 import { ApiError } from "../../protocol/http/errors.ts";
 import { invalid } from "../../protocol/http/validate.ts";
@@ -217,32 +218,6 @@ interface RolloutRow {
   excluded_from: number | null;
 }
 
-/** A piece of a statement: constant SQL text and the values between its pieces. */
-interface Fragment {
-  strings: readonly string[];
-  values: Param[];
-}
-const frag = (strings: TemplateStringsArray, ...values: Param[]): Fragment => ({
-  strings: [...strings],
-  values,
-});
-
-/** Runs fragments as one statement (their text is constant: values are always parameters). */
-function run<T>(sql: Sql, ...parts: Fragment[]): Promise<T[]> {
-  const strings: string[] = [];
-  const values: Param[] = [];
-  for (const p of parts) {
-    if (strings.length === 0) strings.push(...p.strings);
-    else {
-      strings[strings.length - 1] += p.strings[0]!;
-      strings.push(...p.strings.slice(1));
-    }
-    values.push(...p.values);
-  }
-  const t = Object.assign([...strings], { raw: [...strings] }) as unknown as TemplateStringsArray;
-  return sql<T>(t, ...values);
-}
-
 /** `where` text matching the appliances (alias `a`, not revoked) of `t`, as the engine does. */
 function targetWhere(t: RolloutTarget): Fragment {
   switch (t.type) {
@@ -269,7 +244,7 @@ const rolloutSelect = frag`
   from rollouts r join assignments s on s.id = r.assignment_id `;
 
 async function loadRow(sql: Sql, id: number, lock = false): Promise<RolloutRow> {
-  const [row] = await run<RolloutRow>(
+  const [row] = await runFragments<RolloutRow>(
     sql,
     rolloutSelect,
     lock ? frag`where r.id = ${id} for update of r` : frag`where r.id = ${id}`,
@@ -334,7 +309,7 @@ async function startPhase(
   await tx`delete from rollout_control where rollout_id = ${r.id}`;
   // One pass over the target's fine buckets: its size N, k, the limit, the members who join and
   // the control sample.
-  const [size] = await run<
+  const [size] = await runFragments<
     { n: number; k: number; phase_limit: number; joined: number; control: number }
   >(
     tx,
@@ -406,7 +381,7 @@ async function fallbackVersion(
   c: ComponentRef,
   target: RolloutTarget,
 ): Promise<string | null> {
-  const [row] = await run<{ version: string }>(
+  const [row] = await runFragments<{ version: string }>(
     tx,
     frag`
     select s.version from assignments s
@@ -506,7 +481,7 @@ export async function createRollout(
         { rolloutId: active.id },
       );
     }
-    const [size] = await run<{ n: number }>(
+    const [size] = await runFragments<{ n: number }>(
       tx,
       frag`select count(*)::int as n from appliances a where`,
       targetWhere(target),
@@ -989,7 +964,7 @@ export async function listRollouts(
     );
   }
   const states = opts.states && opts.states.length > 0 ? [...opts.states] : null;
-  const rows = await run<RolloutRow>(
+  const rows = await runFragments<RolloutRow>(
     sql,
     rolloutSelect,
     frag`
@@ -1133,7 +1108,7 @@ export interface RunningRollout {
 
 /** Every running rollout, oldest first. One statement. */
 export async function runningRollouts(sql: Sql): Promise<RunningRollout[]> {
-  const rows = await run<RolloutRow>(
+  const rows = await runFragments<RolloutRow>(
     sql,
     rolloutSelect,
     frag`where r.state = 'running' order by r.id`,

@@ -21,8 +21,9 @@
  *
  * @module
  */
+import { concat, type Fragment, fragment, runFragments } from "../db/fragment.ts";
 import type { AppDeps } from "./deps.ts";
-import type { Param, Sql } from "../db/db.ts";
+import type { Sql } from "../db/db.ts";
 import { bumpCatalogEpoch } from "./catalogs.ts";
 
 /** A component version: what a rollout releases. */
@@ -120,38 +121,6 @@ export interface MemberScope {
    * the same one every time), read from the index `rollout_members_phase`. Absent: all.
    */
   sample?: number | undefined;
-}
-
-/** A piece of a statement: constant SQL text and the values between its pieces. */
-interface Fragment {
-  strings: readonly string[];
-  values: Param[];
-}
-const fragment = (strings: TemplateStringsArray, ...values: Param[]): Fragment => ({
-  strings: [...strings],
-  values,
-});
-
-/** Fragments joined into one (their text stays constant: values are always parameters). */
-function concat(...parts: Fragment[]): Fragment {
-  const strings: string[] = [];
-  const values: Param[] = [];
-  for (const p of parts) {
-    if (strings.length === 0) strings.push(...p.strings);
-    else {
-      strings[strings.length - 1] += p.strings[0]!;
-      strings.push(...p.strings.slice(1));
-    }
-    values.push(...p.values);
-  }
-  return { strings, values };
-}
-
-/** Runs fragments as one statement (their text is constant: values are always parameters). */
-function run<T>(sql: Sql, ...parts: Fragment[]): Promise<T[]> {
-  const { strings, values } = concat(...parts);
-  const t = Object.assign([...strings], { raw: [...strings] }) as unknown as TemplateStringsArray;
-  return sql<T>(t, ...values);
 }
 
 /** The delivery records `sent` starts from: all of the release's, or those of `scope`'s members. */
@@ -261,7 +230,7 @@ export async function rolloutProgress(
 ): Promise<Map<string, RolloutProgress>> {
   const out = new Map<string, RolloutProgress>(refs.map((r) => [refKey(r), emptyProgress()]));
   if (refs.length === 0) return out;
-  const rows = await run<ComponentRef & { state: RolloutState; n: number }>(
+  const rows = await runFragments<ComponentRef & { state: RolloutState; n: number }>(
     sql,
     classified(refs, scope),
     fragment`
@@ -298,7 +267,7 @@ export async function rolloutAppliances(
   opts: { states?: readonly RolloutState[]; after?: string; limit: number; scope?: MemberScope },
 ): Promise<RolloutAppliance[]> {
   const states = opts.states && opts.states.length > 0 ? [...opts.states] : null;
-  const rows = await run<{
+  const rows = await runFragments<{
     uid: string;
     hostname: string;
     site: string | null;
