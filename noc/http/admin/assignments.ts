@@ -45,6 +45,7 @@ import {
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
+import { rolloutOfAssignment } from "../../services/phased_rollouts.ts";
 
 interface AssignmentRow {
   id: number;
@@ -133,6 +134,25 @@ async function loadAssignment(sql: Sql, id: number): Promise<AssignmentRow> {
   if (!row) throw new ApiError(404, "not_found", `Assignment ${id} does not exist`);
   return row;
 }
+/**
+ * Refuses (409 `managed_by_rollout`, naming the rollout) a change to, or the deletion of, an
+ * assignment a running or paused phased rollout manages: its pause and limits are the rollout's
+ * (pause, resume or cancel the rollout instead). Once the rollout has ended, the assignment is
+ * an ordinary one again.
+ */
+async function refuseManaged(sql: Sql, id: number, what: string): Promise<void> {
+  const r = await rolloutOfAssignment(sql, id);
+  if (r && (r.state === "running" || r.state === "paused")) {
+    throw new ApiError(
+      409,
+      "managed_by_rollout",
+      `Assignment ${id} belongs to phased rollout ${r.id} (${r.state}) and cannot be ${what}: ` +
+        `pause, resume or cancel the rollout instead`,
+      { rollout: r.id, state: r.state },
+    );
+  }
+}
+
 /** `/v1/admin/assignments`: which component version goes to which target, with rollout and health gate. */
 export function assignmentAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
@@ -224,6 +244,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
         const now = deps.clock.now();
         const row = await deps.db.begin(async (tx) => {
           await loadAssignment(tx, id);
+          await refuseManaged(tx, id, "changed");
           await tx`
           update assignments set
             rollout_percent = coalesce(${p.rolloutPercent ?? null}::int, rollout_percent),
@@ -245,6 +266,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
     .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
       const rows = await deps.db.begin(async (tx) => {
+        await refuseManaged(tx, id, "deleted");
         const r = await tx`delete from assignments where id = ${id} returning id`;
         if (r.length > 0) await bumpCatalogEpoch(tx);
         return r;

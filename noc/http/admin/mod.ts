@@ -32,6 +32,7 @@ import { assignmentAdminRoutes } from "./assignments.ts";
 import { holdAdminRoutes } from "./holds.ts";
 import { meAdminRoutes, operatorAdminRoutes } from "./operators.ts";
 import { auditAdminRoutes } from "./audit.ts";
+import { rolloutAdminRoutes } from "./rollouts.ts";
 
 /**
  * Builds the admin API. `internalKey` lets the console call it in process
@@ -60,6 +61,7 @@ export function adminRoutes(deps: AppDeps, internalKey: string) {
     .route("/apps", bounded(small, fileinfoAdminRoutes(deps)))
     .route("/assignments", bounded(small, assignmentAdminRoutes(deps)))
     .route("/holds", bounded(small, holdAdminRoutes(deps)))
+    .route("/rollouts", bounded(small, rolloutAdminRoutes(deps)))
     .route("/operators", bounded(small, operatorAdminRoutes(deps)))
     .route("/me", meAdminRoutes())
     .route("/", auditAdminRoutes(deps));

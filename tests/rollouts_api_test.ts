@@ -1,0 +1,163 @@
+/**
+ * Issue 20: the phased rollout admin API (`/v1/admin/rollouts`) through `app.request()`: create,
+ * list, read, members, the operator's actions with their notes and actors in the timeline, the
+ * refusals (400 naming the field, 404, 409 `rollout_state`/`rollout_exists`), and the plain
+ * assignment routes refusing (409 `managed_by_rollout`) to change or delete an assignment an
+ * active rollout manages. PGlite, and PostgreSQL with TEST_DATABASE_URL.
+ */
+import assert from "node:assert/strict";
+import { dbTest, testNoc } from "./_harness.ts";
+import { seedScenario } from "./_site.ts";
+import type { Db } from "../noc/db/db.ts";
+
+const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
+
+/** 40 appliances, app/pkg 1 and 2 published, 1 assigned to all. */
+async function fleet(db: Db) {
+  const noc = await testNoc(db);
+  await seedScenario(db.sql, {
+    appliances: Array.from({ length: 40 }, (_, i) => ({
+      uid: crypto.randomUUID(),
+      model: "vs-2000",
+      channel: "stable",
+      site: `s${i % 2}`,
+      tags: [],
+      revoked: false,
+    })),
+    components: [ref("1"), ref("2")],
+    assignments: [{
+      ...ref("1"),
+      targetType: "all",
+      targetValue: null,
+      rolloutPercent: 100,
+      paused: false,
+      createdAt: new Date("2026-01-01T00:00:00Z"),
+    }],
+    deliveries: [],
+    holds: [],
+  });
+  return noc;
+}
+
+const body = {
+  component: ref("2"),
+  target: { type: "all" },
+  phases: [{ count: 4, soakS: 3600 }, { percent: 50, soakS: 3600 }, { percent: 100, soakS: 0 }],
+  rollback: true,
+  note: "canary first",
+};
+
+dbTest("rollouts API: create, list, read, members, actions in the timeline", async ({ db }) => {
+  const noc = await fleet(db);
+  const created = await noc.admin("POST", "/v1/admin/rollouts", body);
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.id;
+  assert.equal(created.body.state, "running");
+  assert.equal(created.body.previousVersion, "1");
+  assert.equal(created.body.phases[0].members, 4);
+
+  const list = await noc.admin("GET", "/v1/admin/rollouts?state=running");
+  assert.equal(list.status, 200);
+  assert.deepEqual(list.body.items.map((r: { id: number }) => r.id), [id]);
+  assert.equal((await noc.admin("GET", "/v1/admin/rollouts?state=failed")).body.items.length, 0);
+
+  const members = await noc.admin("GET", `/v1/admin/rollouts/${id}/appliances?phase=0`);
+  assert.equal(members.status, 200);
+  assert.equal(members.body.items.length, 4);
+  assert.ok(members.body.items.every((m: { state: string }) => m.state === "not_sent"));
+
+  const again = await noc.admin("POST", "/v1/admin/rollouts", body);
+  assert.equal(again.status, 409);
+  assert.equal(again.body.error, "rollout_exists");
+
+  // An action's body may be empty; a note is kept in its event.
+  const paused = await noc.send(
+    new Request(`http://noc.test/v1/admin/rollouts/${id}/pause`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${noc.adminToken}` },
+    }),
+  );
+  assert.equal(paused.status, 200, await paused.clone().text());
+  assert.equal((await paused.json()).state, "paused");
+  const twice = await noc.admin("POST", `/v1/admin/rollouts/${id}/pause`, {});
+  assert.equal(twice.status, 409);
+  assert.equal(twice.body.error, "rollout_state");
+  assert.equal(
+    (await noc.admin("POST", `/v1/admin/rollouts/${id}/resume`, { note: "looked fine" })).status,
+    200,
+  );
+  const advanced = await noc.admin("POST", `/v1/admin/rollouts/${id}/advance`, {});
+  assert.equal(advanced.status, 200);
+  assert.equal(advanced.body.phase, 1);
+  assert.equal(advanced.body.phases[1].members, 16);
+  const cancelled = await noc.admin("POST", `/v1/admin/rollouts/${id}/cancel`, { note: "stop" });
+  assert.equal(cancelled.status, 200);
+  assert.equal(cancelled.body.state, "cancelled");
+
+  const detail = await noc.admin("GET", `/v1/admin/rollouts/${id}`);
+  const kinds = detail.body.events.map((e: { kind: string }) => e.kind);
+  assert.deepEqual(
+    kinds,
+    [
+      "created",
+      "phase_started",
+      "paused",
+      "resumed",
+      "advanced",
+      "phase_started",
+      "cancelled",
+    ].filter((k) => kinds.includes(k)),
+  );
+  const resumed = detail.body.events.find((e: { kind: string }) => e.kind === "resumed");
+  assert.equal(resumed.detail.note, "looked fine");
+  assert.ok(resumed.actor.length > 0);
+});
+
+dbTest("rollouts API: bad bodies, queries and ids get 4xx naming the problem", async ({ db }) => {
+  const noc = await fleet(db);
+  const cases: [string, string, unknown, number, string][] = [
+    ["POST", "/v1/admin/rollouts", { ...body, phases: [] }, 400, "invalid_body"],
+    [
+      "POST",
+      "/v1/admin/rollouts",
+      { ...body, phases: [{ percent: 50, count: 3, soakS: 0 }] },
+      400,
+      "invalid_body",
+    ],
+    ["POST", "/v1/admin/rollouts", { ...body, component: ref("9") }, 404, "not_found"],
+    ["POST", "/v1/admin/rollouts", { ...body, surprise: 1 }, 400, "invalid_body"],
+    ["GET", "/v1/admin/rollouts?state=nope", undefined, 400, "invalid_query"],
+    ["GET", "/v1/admin/rollouts?cursor=x", undefined, 400, "invalid_query"],
+    ["GET", "/v1/admin/rollouts/99", undefined, 404, "not_found"],
+    ["GET", "/v1/admin/rollouts/abc", undefined, 400, "invalid_param"],
+    ["GET", "/v1/admin/rollouts/99/appliances", undefined, 404, "not_found"],
+    ["POST", "/v1/admin/rollouts/99/advance", {}, 404, "not_found"],
+    ["POST", "/v1/admin/rollouts/99/pause", { note: "x".repeat(501) }, 400, "invalid_body"],
+  ];
+  for (const [method, path, b, status, code] of cases) {
+    const r = await noc.admin(method, path, b);
+    assert.equal(r.status, status, `${method} ${path}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error, code, `${method} ${path}`);
+    assert.equal(typeof r.body.message, "string");
+  }
+  assert.equal(await noc.deps.db.sql`select 1 from rollouts`.then((r) => r.length), 0);
+});
+
+dbTest("assignment routes refuse to change an active rollout's assignment", async ({ db }) => {
+  const noc = await fleet(db);
+  const r = (await noc.admin("POST", "/v1/admin/rollouts", body)).body;
+  const path = `/v1/admin/assignments/${r.assignmentId}`;
+  const patch = await noc.admin("PATCH", path, { rolloutPercent: 100 });
+  assert.equal(patch.status, 409);
+  assert.equal(patch.body.error, "managed_by_rollout");
+  assert.equal(patch.body.rollout, r.id);
+  const del = await noc.admin("DELETE", path);
+  assert.equal(del.status, 409);
+  assert.equal(del.body.error, "managed_by_rollout");
+  const [a] = await noc.deps.db.sql<{ rollout_percent: number }>`
+    select rollout_percent from assignments where id = ${r.assignmentId}`;
+  assert.notEqual(a!.rollout_percent, 100);
+  // Once the rollout has ended the assignment is an ordinary one again.
+  await noc.admin("POST", `/v1/admin/rollouts/${r.id}/cancel`, {});
+  assert.equal((await noc.admin("PATCH", path, { paused: false })).status, 200);
+});
