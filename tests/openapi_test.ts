@@ -13,6 +13,7 @@ import { fetchCatalog, payload, publishAndAssign } from "./_components.ts";
 import { generateApplianceKeys, signedRequest } from "../protocol/client.ts";
 import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
+import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
 
 dbTest(
   "/openapi.json validates as OpenAPI 3.1 and lists every route the app serves",
@@ -494,6 +495,56 @@ dbTest(
     const sentTo = await admin("GET", `/v1/admin/assignments/${assigned.id}/appliances`, 200);
     assert.equal(sentTo.body.items[0]?.state, "running", JSON.stringify(sentTo.body));
     await send(await signed("GET", "/v1/wake?wait=0"), 200);
+    // A phased rollout of 1.0.1 over 1.0.0, with every gate, evaluated once by the daemon's pass.
+    const next = await payload({ install: "#!/bin/sh\nexit 0\n" });
+    await send(
+      adminReq(
+        "POST",
+        "/v1/admin/packages?app=vscreen&name=vscreen&version=1.0.1",
+        next,
+        "application/gzip",
+      ),
+      201,
+    );
+    const plan = {
+      component: { kind: "package", ...ref, version: "1.0.1" },
+      target: { type: "all" },
+      phases: [
+        {
+          count: 1,
+          soakS: 3600,
+          gates: {
+            pluginHealth: { maxUnhealthyPercent: 10 },
+            metric: { path: "vscreen.mailsScanned", maxDropPercent: 30 },
+            beatRegularity: { maxExtraMissedPercent: 10 },
+          },
+        },
+        { percent: 100, soakS: 0 },
+      ],
+      rollback: true,
+      note: "canary",
+    };
+    const rollout = (await admin("POST", "/v1/admin/rollouts", 201, plan)).body;
+    assert.equal(
+      (await admin("POST", "/v1/admin/rollouts", 409, plan)).body.error,
+      "rollout_exists",
+    );
+    const managed = await admin("PATCH", `/v1/admin/assignments/${rollout.assignmentId}`, 409, {
+      paused: true,
+    });
+    assert.equal(managed.body.error, "managed_by_rollout");
+    const pass = await rolloutPass(noc.deps);
+    assert.equal(pass.evaluated, 1, JSON.stringify(pass));
+    const judged = (await admin("GET", `/v1/admin/rollouts/${rollout.id}`, 200)).body;
+    assert.ok(judged.evaluation?.judgement, "the pass left its figures to check");
+    await admin("GET", "/v1/admin/rollouts?state=running,paused&limit=5", 200);
+    await admin("GET", `/v1/admin/rollouts/${rollout.id}/appliances?phase=0`, 200);
+    await admin("POST", `/v1/admin/rollouts/${rollout.id}/pause`, 200, { note: "look" });
+    await admin("POST", `/v1/admin/rollouts/${rollout.id}/pause`, 409, {});
+    await admin("POST", `/v1/admin/rollouts/${rollout.id}/resume`, 200, {});
+    await admin("POST", `/v1/admin/rollouts/${rollout.id}/advance`, 200, {});
+    await admin("POST", `/v1/admin/rollouts/${rollout.id}/cancel`, 200, { note: "enough" });
+    await admin("GET", "/v1/admin/rollouts/999999", 404);
     const release = await generateEd25519();
     const releaseKey = toBase64Url(await exportRawPublic(release.publicKey));
     const registered = (await admin("POST", "/v1/admin/release-keys", 201, {

@@ -23,6 +23,7 @@ import { listQuery as listAppliancesQuery } from "../admin/appliances.ts";
 import * as op from "../admin/operators.ts";
 import * as audit from "../admin/audit.ts";
 import { auditQuery } from "../../services/audit.ts";
+import * as plan from "../../../protocol/rollout_plan.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { docsPage } from "./openapi_viewer.ts";
@@ -677,10 +678,15 @@ function adminOperations(): Operation[] {
       "Change rollout, pause, gate threshold and minimum sample",
       "releases",
       ok(r.assignment),
-      { params: idParam, body: s.patchAssignmentSchema },
+      {
+        params: idParam,
+        body: s.patchAssignmentSchema,
+        responses: { "200": "Done", "409": managedByRollout },
+      },
     ),
     admin("delete", "/assignments/:id", "Delete an assignment", "releases", gone, {
       params: idParam,
+      responses: { "204": "Done; no body", "409": managedByRollout },
     }),
     admin(
       "post",
@@ -692,7 +698,104 @@ function adminOperations(): Operation[] {
     ),
     admin("get", "/holds", "List holds", "releases", ok(r.lists.holds), { query: s.holdQuery }),
     admin("delete", "/holds/:id", "Release a hold", "releases", gone, { params: idParam }),
+    ...rolloutOperations(),
     ...operatorOperations(),
+  ];
+}
+
+/** The 409 of an assignment a running or paused phased rollout manages. */
+const managedByRollout = "A running or paused phased rollout manages this assignment " +
+  "(managed_by_rollout; `rollout` names it): pause, resume, cancel or advance the rollout instead";
+
+/** `/v1/admin/rollouts`: phased rollouts (noc/http/admin/rollouts.ts). */
+function rolloutOperations(): Operation[] {
+  const tag = "releases";
+  const detail = r.rolloutDetail;
+  const ok = (body: z.ZodType, description: string) => ({
+    status: "200" as const,
+    body,
+    description,
+  });
+  const wrongState = "The action does not apply in the rollout's state (rollout_state; `state` " +
+    "names it)";
+  const action = (verb: string, summary: string, only: string) =>
+    admin(
+      "post",
+      `/rollouts/:id/${verb}`,
+      `${summary}, with an optional note kept in its event (${only})`,
+      tag,
+      { status: "200", body: detail, description: "The rollout, changed" },
+      {
+        params: idParam,
+        body: plan.rolloutActionSchema,
+        responses: {
+          "200": "The rollout, changed",
+          "404": "No such rollout (not_found)",
+          "409": wrongState,
+        },
+      },
+    );
+  return [
+    admin(
+      "post",
+      "/rollouts",
+      "Start a phased rollout of a published release to a target: phases by count or " +
+        "percentage, each with a soak time, advance and stop conditions and gates on reported " +
+        "health (plug-in health, a metric against a control group, beat regularity); the first " +
+        "phase starts at once",
+      tag,
+      { status: "201", body: detail, description: "Created: the rollout, its first phase begun" },
+      {
+        body: plan.createRolloutSchema,
+        responses: {
+          "201": "Created: the rollout, its first phase begun",
+          "404": "The release (or previousVersion) is not published (not_found)",
+          "409": "The component has a running or paused rollout already (rollout_exists)",
+        },
+      },
+    ),
+    admin(
+      "get",
+      "/rollouts",
+      "List phased rollouts, newest first (by state; keyset pages)",
+      tag,
+      ok(r.lists.rollouts, "A page of rollouts and the next cursor"),
+      { query: plan.rolloutListQuery },
+    ),
+    admin(
+      "get",
+      "/rollouts/:id",
+      "One phased rollout: phases with sizes and members, control sample, the last gate " +
+        "figures against control, and the timeline of events with their actors",
+      tag,
+      ok(detail, "The rollout"),
+      { params: idParam, responses: { "200": "The rollout", "404": "No such rollout" } },
+    ),
+    admin(
+      "get",
+      "/rollouts/:id/appliances",
+      "A rollout's appliances (by phase and state): install state or not_sent, running " +
+        "version, latest outcome (UID pages)",
+      tag,
+      ok(r.rolloutMembers, "A page of members"),
+      {
+        params: idParam,
+        query: plan.rolloutMembersQuery,
+        responses: { "200": "A page of members", "404": "No such rollout" },
+      },
+    ),
+    action("pause", "Pause a running rollout: nobody new gets the release", "running only"),
+    action("resume", "Resume a paused rollout: the soak time starts anew", "paused only"),
+    action(
+      "cancel",
+      "Cancel a rollout for good: its assignment stays paused",
+      "running or paused",
+    ),
+    action(
+      "advance",
+      "Advance now: start the next phase whatever the figures (or complete after the last)",
+      "running only",
+    ),
   ];
 }
 

@@ -9,6 +9,12 @@
  */
 import { z } from "zod";
 import { rolloutStates } from "../../services/rollouts.ts";
+import {
+  memberStateNames,
+  phaseSchema,
+  rolloutEventKinds,
+  rolloutStateNames,
+} from "../../../protocol/rollout_plan.ts";
 
 /** An ISO 8601 time, as `Date.prototype.toISOString` (or PostgreSQL's JSON) writes it. */
 const time = z.iso.datetime({ offset: true });
@@ -26,6 +32,12 @@ export const errorBody = z.object({
   issues: z.array(z.object({ path: z.string(), message: z.string() })).optional()
     .describe("The fields refused (invalid_body, invalid_query, invalid_param, …)"),
   reason: z.string().optional().describe("bad_package: which check failed"),
+  rolloutId: z.number().int().optional()
+    .describe("rollout_exists: the component's running or paused rollout"),
+  rollout: z.number().int().optional()
+    .describe("managed_by_rollout: the rollout that manages the assignment"),
+  state: z.string().optional()
+    .describe("rollout_state, managed_by_rollout: the rollout's state"),
 }).describe("A refusal");
 
 /** An endorsement of a release key (protocol/release_keys.ts). */
@@ -523,6 +535,138 @@ export const rolloutAppliances = items(z.object({
   nextAfter: uid.nullable().describe("Pass as `after` for the next page; null: last page"),
 });
 
+/** A phased rollout's release and target (noc/services/phased_rollouts.ts). */
+const rolloutSummary = z.object({
+  id: z.number().int(),
+  assignmentId: z.number().int().describe("The assignment the rollout manages"),
+  component: z.object({ kind, app: z.string(), name: z.string(), version: z.string() }),
+  target: z.object({
+    type: z.enum(["all", "model", "site", "channel", "tag", "appliance"]),
+    value: z.string().nullable().describe("Null for all"),
+  }),
+  state: z.enum(rolloutStateNames),
+  phase: count.describe("The current phase, 0-based"),
+  phaseCount: z.number().int().min(1),
+  previousVersion: z.string().nullable()
+    .describe("What the target ran before: control's version, and the version rolled back to"),
+  rollback: z.boolean().describe("Whether a failed phase's appliances go back to it"),
+  createdBy: z.string(),
+  createdAt: time,
+  updatedAt: time,
+  endedAt: time.nullable().describe("When it failed, was cancelled or completed"),
+});
+
+/** A group's metric figures (noc/services/rollout_gates.ts `GroupStatistic`). */
+const groupStatistic = z.object({
+  appliances: count.describe("Appliances with at least minBeats samples"),
+  statistic: z.number().nullable().describe("The median of their medians; null: none"),
+});
+
+/** What a rollout's last evaluation found (noc/services/rollout_gates.ts `RolloutEvaluation`). */
+const rolloutEvaluation = z.object({
+  at: time,
+  figures: z.object({
+    phase: count,
+    phaseStartedAt: time,
+    members: count.describe("Appliances that joined with this phase"),
+    evaluated: count.describe("Members the figures are read from (at most 1,000)"),
+    install: rolloutProgress,
+    notSent: count.describe("Evaluated members the release was not sent to (yet)"),
+    healthy: count.describe("Running the release, not missing, not reporting the app unhealthy"),
+    healthyPercent: z.number(),
+    reporting: count.describe("Evaluated members that beat since the phase started"),
+    unhealthy: count.describe("Of them, those whose plug-ins report the app unhealthy"),
+    metric: z.object({
+      path: z.string(),
+      phase: groupStatistic,
+      control: groupStatistic,
+      ratio: z.number().nullable().describe("1 + (phase - control) / |control|"),
+    }).nullable(),
+    beats: z.object({
+      members: count,
+      membersMissed: count,
+      control: count,
+      controlMissed: count,
+    }).nullable().describe("Missed-heartbeat alerts since phase start, phase vs control"),
+  }),
+  judgement: (() => {
+    const gate = z.object({
+      gate: z.enum(["stop", "pluginHealth", "metric", "beatRegularity"]),
+      judged: z.boolean().describe("Whether it had its minimum sample"),
+      fails: z.boolean(),
+      summary: z.string().describe("The figures in words"),
+    });
+    return z.object({
+      gates: z.array(gate),
+      failed: gate.nullable().describe("The first failing condition: the rollout fails"),
+      holds: z.boolean().describe("Whether the advance condition holds"),
+      waiting: z.array(z.string()).describe("Why it does not hold"),
+    });
+  })(),
+  heldSince: time.nullable(),
+  advanceAt: time.nullable().describe("When it advances by itself if it keeps holding"),
+});
+
+/** `GET /v1/admin/rollouts/:id` and the actions' answers: a phased rollout in full. */
+export const rolloutDetail = rolloutSummary.extend({
+  phaseStartedAt: time,
+  heldSince: time.nullable().describe("Since when the advance condition holds, if it does"),
+  revision: z.number().int().describe("Bumped by every change of state or phase"),
+  assignment: z.object({
+    paused: z.boolean(),
+    pausedReason: z.string().nullable(),
+    phaseLimit: z.number().int().nullable().describe("Fine buckets below it get the release"),
+    excludedFrom: z.number().int().nullable().describe("Rolled back from this fine bucket"),
+  }),
+  phases: z.array(z.object({
+    index: count,
+    plan: phaseSchema.describe("The phase as planned, defaults filled in"),
+    started: z.object({
+      at: time,
+      by: z.string(),
+      lowerLimit: z.number().int(),
+      limit: z.number().int(),
+      targetSize: count.describe("N: the target's appliances when it started"),
+      wanted: count.describe("k: how many the phase asked for then"),
+      joined: count.describe("Appliances that joined with it"),
+      control: count.describe("The control sample chosen then"),
+      endedAt: time.nullable(),
+    }).nullable().describe("Null for a phase not started yet"),
+    members: count.describe("Its members now (not revoked)"),
+  })),
+  control: count.describe("The control sample's size now"),
+  evaluation: rolloutEvaluation.nullable()
+    .describe("The last evaluation's figures against control and verdict; null: none yet"),
+  evaluatedAt: time.nullable(),
+  events: z.array(z.object({
+    id: z.number().int(),
+    at: time,
+    actor: z.string().describe("The operator, or noc (rollout daemon)"),
+    kind: z.enum(rolloutEventKinds),
+    detail: z.record(z.string(), z.unknown())
+      .describe("note, phase, from/to, auto, gate, reason, figures, …"),
+  })).describe("Oldest first (the latest 500)"),
+});
+
+/** `GET /v1/admin/rollouts/:id/appliances`: a rollout's members, where each stands. */
+export const rolloutMembers = items(z.object({
+  uid,
+  hostname: z.string(),
+  site: z.string().nullable(),
+  phase: count.describe("The phase it joined with, 0-based"),
+  state: z.enum(memberStateNames).describe(
+    "Its install state (as an assignment's appliances), or not_sent: not sent the release yet",
+  ),
+  runningVersion: z.string().nullable(),
+  outcome: z.object({ outcome: z.string(), message: z.string().nullable(), reportedAt: time })
+    .nullable(),
+  lastBeatAt: time.nullable(),
+  sentAt: time.nullable().describe("When it was first sent the release; null: not sent"),
+  missingSince: time.nullable(),
+})).extend({
+  nextAfter: uid.nullable().describe("Pass as `after` for the next page; null: last page"),
+});
+
 /** `POST /v1/admin/appliances/bulk`: what a bulk action did. */
 export const bulkResult = z.object({
   action: z.string(),
@@ -576,6 +720,9 @@ export const lists = {
   fileinfo: items(fileinfo).extend({ app: z.string() }),
   assignments: items(assignment),
   holds: items(hold),
+  rollouts: items(rolloutSummary).extend({
+    nextCursor: z.string().nullable().describe("Pass as `cursor` for the next page"),
+  }),
 };
 
 /** A response header the NOC sends, by its name in `/openapi.json` (`components.headers`). */
