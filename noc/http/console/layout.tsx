@@ -27,6 +27,7 @@ const nav: Array<[string, string]> = [
   ["/ui/appliances", "Appliances"],
   ["/ui/alerts", "Alerts"],
   ["/ui/releases", "Releases"],
+  ["/ui/rollouts", "Rollouts"],
   ["/ui/tokens", "Enrolment"],
   ["/ui/local-servers", "Local servers"],
   ["/ui/maintenance", "Maintenance"],

@@ -47,6 +47,7 @@ import { localServerPage } from "./pages/local_servers.tsx";
 import { operatorPages } from "./pages/operators.tsx";
 import { auditPages } from "./pages/audit.tsx";
 import { maintenancePages } from "./pages/maintenance.tsx";
+import { phasedRolloutPages } from "./pages/phased_rollouts.tsx";
 
 /** The console's routes, as OpenAPI operations (tag `console`). */
 export const consoleOperations: Operation[] = (() => {
@@ -116,6 +117,14 @@ export const consoleOperations: Operation[] = (() => {
     op("get", "/maintenance", "Maintenance windows: open, list, end"),
     op("post", "/maintenance", "Open a maintenance window for a site or an appliance"),
     op("post", "/maintenance/:id/end", "End a maintenance window (after a confirmation)"),
+    op("get", "/rollouts", "Phased rollouts: state filter, pages"),
+    op("get", "/rollouts/new", "The form that starts a phased rollout"),
+    op("post", "/rollouts", "Start a phased rollout (then shows it)"),
+    op("get", "/rollouts/:id", "A phased rollout: phases, gate figures, appliances, timeline"),
+    op("post", "/rollouts/:id/pause", "Pause a phased rollout"),
+    op("post", "/rollouts/:id/resume", "Resume a phased rollout"),
+    op("post", "/rollouts/:id/advance", "Advance a phased rollout now (asks first)"),
+    op("post", "/rollouts/:id/cancel", "Cancel a phased rollout (asks first)"),
   ];
 })();
 
@@ -132,6 +141,7 @@ export const consoleWriteTable: ReadonlyArray<{ prefix: string; api: readonly st
   { prefix: "/alerts", api: ["/alerts"] },
   { prefix: "/sweep", api: ["/sweep"] },
   { prefix: "/maintenance", api: ["/maintenance"] },
+  { prefix: "/rollouts", api: ["/rollouts"] },
   { prefix: "/releases/publish", api: ["/packages", "/files"] },
   { prefix: "/releases/assign", api: ["/assignments"] },
   { prefix: "/releases/assignments", api: ["/assignments"] },
@@ -399,6 +409,7 @@ export function consoleRoutes(deps: AppDeps, admin: AdminApp, internalKey: strin
     .route("/", operatorPages(p))
     .route("/", auditPages(p))
     .route("/", maintenancePages(p))
+    .route("/", phasedRolloutPages(p))
     // Any other path: signed in, it is the app's 404; signed out, sign in first (as any page).
     .all("*", p.signedIn, (c) => c.notFound());
 

@@ -17,6 +17,7 @@ import {
   loadChoices,
   loadHolds,
 } from "./rollouts.tsx";
+import { loadActiveRollouts, RolloutTable } from "./phased_rollouts.tsx";
 
 /** The largest upload the console takes (bigger packages: `deno task noc package`). */
 export const consoleUploadBytes = 256 * 1024 * 1024;
@@ -41,12 +42,15 @@ const componentListSchema = z.object({
 export function releasePages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/releases", p.signedIn, async (c) => {
-      const [componentsRes, assignments, holds, choices] = await Promise.all([
+      const [componentsRes, assignments, holds, choices, active] = await Promise.all([
         c.var.api.components.$get({ query: { limit: "200" } }),
         loadAssignments(c.var.api),
         loadHolds(c.var.api),
         loadChoices(c.var.api),
+        loadActiveRollouts(c.var.api),
       ]);
+      // An assignment an active phased rollout manages is changed through the rollout.
+      const managedBy = new Map(active.map((r) => [r.assignmentId, r.id]));
       const components = componentsRes.ok
         ? componentListSchema.parse(await componentsRes.json()).items
         : [];
@@ -90,7 +94,19 @@ export function releasePages(p: PageDeps) {
             values={refill("assign")}
           />
           <h2>Assignments and rollouts</h2>
-          <Assignments ctx={ctx} items={assignments} />
+          <Assignments ctx={ctx} items={assignments} managedBy={managedBy} />
+          <h2 id="phased-rollouts">Active phased rollouts</h2>
+          {active.length === 0
+            ? <p class="muted">None running or paused.</p>
+            : <RolloutTable items={active} id="active-rollouts" />}
+          <p>
+            <a href="/ui/rollouts">All phased rollouts</a>
+            {ctx.role !== "viewer" && (
+              <>
+                {" "}· <a href="/ui/rollouts/new">Start a phased rollout</a>
+              </>
+            )}
+          </p>
           <h2>Holds</h2>
           <Holds ctx={ctx} items={holds} values={refill("hold")} />
           <h2>Published components</h2>
@@ -101,6 +117,7 @@ export function releasePages(p: PageDeps) {
               <th>version</th>
               <th class="num">size</th>
               <th>published</th>
+              {ctx.role !== "viewer" && <th>roll out</th>}
             </tr>
             {components.map((k) => (
               <tr>
@@ -118,6 +135,18 @@ export function releasePages(p: PageDeps) {
                 <td>
                   <Time at={k.createdAt} />
                 </td>
+                {ctx.role !== "viewer" && (
+                  <td>
+                    <a
+                      href={`/ui/rollouts/new?component=${
+                        encodeURIComponent(`${k.kind}/${k.app}/${k.name}/${k.version}`)
+                      }`}
+                      aria-label={`Roll out ${k.app}/${k.name}@${k.version} in phases`}
+                    >
+                      Roll out in phases…
+                    </a>
+                  </td>
+                )}
               </tr>
             ))}
           </table>

@@ -13,6 +13,7 @@
  * @module
  */
 import { Hono } from "hono";
+import type { Child } from "hono/jsx";
 import { z } from "zod";
 import { Confirm, Csrf, Layout, type PageContext } from "../layout.tsx";
 import type { AdminClient } from "../admin_client.ts";
@@ -147,43 +148,40 @@ const choiceKinds = [
 const otherTypes = ["model", "site", "channel", "tag", "appliance"] as const;
 
 /**
- * The assign form: a published component and a target picked from lists with their appliance
- * counts (or another target typed in, used when filled), the rollout percentage and the health
- * gate (`failureThresholdPercent`, 1–100, empty for none; `minSample`, 1–100,000, 5 by default).
- * `values` refills it after a refusal.
+ * The published-component select (`name="component"`, value `kind/app/name/version`), `value`
+ * selected: the assign form's and the phased rollout form's.
  */
-export function AssignForm(
-  props: {
-    ctx: PageContext;
-    components: PublishedComponent[];
-    choices: TargetChoices;
-    values?: Record<string, string>;
-  },
+export function ComponentSelect(
+  props: { components: PublishedComponent[]; value?: string | undefined },
+) {
+  return (
+    <label>
+      Component (published, newest first)
+      <select name="component" required>
+        <option value="">Choose a published version</option>
+        {props.components.map((c) => (
+          <option value={componentValue(c)} selected={props.value === componentValue(c)}>
+            {c.app}/{c.name}@{c.version} ({c.kind})
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/**
+ * The target fields: a select of the known targets with their appliance counts (`target`: `all`
+ * or `type:value`), and another target typed in (`otherType`, `otherValue`), used when filled;
+ * `children` go in the latter's fieldset. `values` refills them. Read back with {@link formTarget}.
+ */
+export function TargetPicker(
+  props: { choices: TargetChoices; values?: Record<string, string>; children?: Child },
 ) {
   const v = props.values ?? {};
   const target = v["target"] ?? "all";
   const appliances = (n: number) => `${n} appliance${n === 1 ? "" : "s"}`;
   return (
-    <form
-      method="post"
-      action="/ui/releases/assign"
-      class="panel"
-      id="assign"
-      hidden={props.ctx.role === "viewer"}
-    >
-      <Csrf ctx={props.ctx} />
-      <input type="hidden" name="_form" value="assign" />
-      <label>
-        Component (published, newest first)
-        <select name="component" required>
-          <option value="">Choose a published version</option>
-          {props.components.map((c) => (
-            <option value={componentValue(c)} selected={v["component"] === componentValue(c)}>
-              {c.app}/{c.name}@{c.version} ({c.kind})
-            </option>
-          ))}
-        </select>
-      </label>
+    <>
       <label>
         Target (appliances it matches)
         <select name="target">
@@ -217,6 +215,39 @@ export function AssignForm(
         <label>
           Value<input name="otherValue" size={14} maxlength={64} value={v["otherValue"]} />
         </label>
+        {props.children}
+      </fieldset>
+    </>
+  );
+}
+
+/**
+ * The assign form: a published component and a target picked from lists with their appliance
+ * counts (or another target typed in, used when filled), the rollout percentage and the health
+ * gate (`failureThresholdPercent`, 1–100, empty for none; `minSample`, 1–100,000, 5 by default).
+ * `values` refills it after a refusal.
+ */
+export function AssignForm(
+  props: {
+    ctx: PageContext;
+    components: PublishedComponent[];
+    choices: TargetChoices;
+    values?: Record<string, string>;
+  },
+) {
+  const v = props.values ?? {};
+  return (
+    <form
+      method="post"
+      action="/ui/releases/assign"
+      class="panel"
+      id="assign"
+      hidden={props.ctx.role === "viewer"}
+    >
+      <Csrf ctx={props.ctx} />
+      <input type="hidden" name="_form" value="assign" />
+      <ComponentSelect components={props.components} value={v["component"]} />
+      <TargetPicker choices={props.choices} values={v}>
         <label class="check">
           <input
             type="checkbox"
@@ -226,7 +257,7 @@ export function AssignForm(
           />{" "}
           Assign even if no appliance has it yet (0 appliances)
         </label>
-      </fieldset>
+      </TargetPicker>
       <label>
         Rollout %
         <input
@@ -285,7 +316,9 @@ function CountLink(
  * The assignments table: each row with its target size, gate, progress against the target size
  * (failed and missing linking to those appliances) and its controls.
  */
-export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
+export function Assignments(
+  props: { ctx: PageContext; items: Assignment[]; managedBy?: ReadonlyMap<number, number> },
+) {
   // A viewer sees the rollouts without the controls the API would refuse them.
   const canAct = props.ctx.role !== "viewer";
   return (
@@ -331,8 +364,26 @@ export function Assignments(props: { ctx: PageContext; items: Assignment[] }) {
               <CountLink a={a} states={["missing"]} n={missing} what="missing" />
             </td>
             <td data-states>{stateSummary(a.progress.states)}</td>
-            {canAct && (
+            {canAct && props.managedBy?.has(a.id) && (
               <td class="controls">
+                Managed by{" "}
+                <a href={`/ui/rollouts/${props.managedBy.get(a.id)}`}>
+                  phased rollout {props.managedBy.get(a.id)}
+                </a>: pause, resume or cancel it there
+              </td>
+            )}
+            {canAct && !props.managedBy?.has(a.id) && (
+              <td class="controls">
+                <a
+                  href={`/ui/rollouts/new?target=${
+                    encodeURIComponent(
+                      a.target.type === "all" ? "all" : `${a.target.type}:${a.target.value ?? ""}`,
+                    )
+                  }`}
+                  aria-label={`Roll out a new version of ${a.app}/${a.name} to this target in phases`}
+                >
+                  Roll out in phases…
+                </a>{" "}
                 <form method="post" action={`/ui/releases/assignments/${a.id}`} class="inline">
                   <Csrf ctx={props.ctx} />
                   <label>
@@ -475,8 +526,11 @@ function wholeNumber(form: Record<string, unknown>, name: string): number | unde
   return /^[0-9]{1,9}$/.test(text) ? Number(text) : NaN;
 }
 
-/** The target the assign form names: typed in when `otherValue` is filled, else the choice. */
-function formTarget(form: Record<string, unknown>): z.infer<typeof targetSchema> | string {
+/**
+ * The target {@link TargetPicker} names: typed in when `otherValue` is filled, else the choice;
+ * a refusal (text naming the field) when neither is one.
+ */
+export function formTarget(form: Record<string, unknown>): z.infer<typeof targetSchema> | string {
   const other = field(form, "otherValue");
   if (other !== "") {
     const type = otherTypes.find((t) => t === field(form, "otherType"));
