@@ -1,7 +1,7 @@
 /**
  * The operator's command line (`deno task noc <command>`): enrolment tokens, appliances, alerts,
- * publishing packages and files, assignments, wake-ups, release keys, local component servers,
- * operators and the audit log, over the admin API. `--token` is an admin token or a personal
+ * publishing packages and files, assignments, phased rollouts, wake-ups, release keys, local
+ * component servers, operators and the audit log, over the admin API. `--token` is an admin token or a personal
  * token (`noc operator token`); the NOC enforces its role.
  *
  * ```
@@ -50,6 +50,15 @@
  *     or touched this appliance UID (a bulk action's selection too), id or name; --csv prints
  *     every matching record as CSV.
  * noc whoami                                          the name and role the token signs in as
+ * noc rollouts [list] [--state S[,S…]] [--limit N] [--cursor C]
+ * noc rollouts show <id> | rollouts appliances <id> [--phase N] [--state S] [--after UID]
+ * noc rollouts create --app A --name N --version V [--kind K] [--target T] --phase SPEC…
+ *   [--rollback] [--previous-version V] [--metric app.key (--max-drop P | --max-rise P)]
+ *   [--min-appliances N] [--min-beats N] [--max-unhealthy P] [--max-extra-missed P]
+ *   [--max-failed P] [--min-sample N] [--min-healthy P] [--note N]  |  rollouts create --plan F
+ *     Phased rollouts: SPEC is <N%|count>[:soak=6h][:min-healthy=P][:max-failed=P]
+ *     [:min-sample=N][:manual]; the metric and beat gates go on every phase but a 100% one.
+ * noc rollouts pause|resume|cancel|advance <id> [--note N]
  * ```
  *
  * Every command prints for people; `--json` prints the admin API's answer. `--noc` and `--token`
@@ -90,6 +99,7 @@ import {
 import { endorseKey } from "../protocol/release_keys.ts";
 import { nameSchema } from "../protocol/schemas.ts";
 import { onlyFlags, parseCommandLine, UsageError, usageExitCode } from "../protocol/util/args.ts";
+import * as ro from "./rollouts.ts";
 
 /** The most bytes of an admin API answer the CLI reads (fleet-wide listings can be large). */
 const ANSWER_LIMIT = 256 * 1024 * 1024;
@@ -143,7 +153,13 @@ const flagSpecs = {
     arg: "supersede|refuse",
     about: "an appliance of the same name at the site: retire it, or refuse (409)",
   },
-  state: { type: "string", arg: "<state>", about: "ok, late, missing or revoked" },
+  state: {
+    type: "string",
+    arg: "<state>",
+    about: "appliances: ok, late, missing or revoked; rollouts: running, paused, failed, " +
+      "cancelled, completed; rollouts appliances: running, pending, failed, not_sent, … " +
+      "(rollouts: several separated by commas)",
+  },
   model: { type: "string", arg: "<model>", about: "model" },
   tag: { type: "string", arg: "<tag>", about: "tag" },
   q: {
@@ -164,8 +180,8 @@ const flagSpecs = {
   target: {
     type: "string",
     arg: "<target>",
-    about: "assign: all (default) or model=M, site=S, channel=C, tag=T, appliance=UID; " +
-      "audit: only changes that named or touched this appliance UID, id or name",
+    about: "assign, rollouts create: all (default) or model=M, site=S, channel=C, tag=T, " +
+      "appliance=UID; audit: only changes that named or touched this appliance UID, id or name",
   },
   rollout: { type: "string", arg: "<percent>", about: "rollout percentage (default 100)" },
   gate: {
@@ -176,7 +192,8 @@ const flagSpecs = {
   "min-sample": {
     type: "string",
     arg: "<n>",
-    about: "counted appliances needed before the gate may pause (1-100000, default 5)",
+    about: "counted appliances needed before the gate may pause (rollouts: before a phase may " +
+      "stop) (1-100000, default 5)",
   },
   "allow-unknown-target": {
     type: "boolean",
@@ -219,13 +236,91 @@ const flagSpecs = {
   since: { type: "string", arg: "<time>", about: "audit: only records at or after (ISO time)" },
   until: { type: "string", arg: "<time>", about: "audit: only records before (ISO time)" },
   csv: { type: "boolean", arg: "", about: "audit: every matching record as CSV" },
+  plan: {
+    type: "string",
+    arg: "<file>",
+    about: "rollouts create: the whole POST /v1/admin/rollouts body, as JSON, instead of flags",
+  },
+  phase: {
+    type: "string",
+    multiple: true,
+    arg: "<spec>",
+    about: "rollouts create: a phase, in order, repeated: <N%|count>[:soak=<dur>][:min-healthy=P]" +
+      "[:max-failed=P][:min-sample=N][:manual] (dur: 90s, 30m, 6h, 2d; soak 0 by default), " +
+      "e.g. --phase 1%:soak=1h --phase 100%; rollouts appliances: only this phase (1 = the first)",
+  },
+  rollback: {
+    type: "boolean",
+    arg: "",
+    about: "rollouts create: a failed phase's appliances go back to the previous version",
+  },
+  "previous-version": {
+    type: "string",
+    arg: "<version>",
+    about: "rollouts create: what the target runs now (default: the version assigned to it)",
+  },
+  metric: {
+    type: "string",
+    arg: "<app.key>",
+    about: "rollouts create: gate phases with a control group (all but a 100% one) on this " +
+      "metric of the app data against control (with --max-drop and/or --max-rise)",
+  },
+  "max-drop": {
+    type: "string",
+    arg: "<percent>",
+    about: "metric gate: fail when the phase's median is more than this % below control's",
+  },
+  "max-rise": {
+    type: "string",
+    arg: "<percent>",
+    about: "metric gate: fail when the phase's median is more than this % above control's",
+  },
+  "min-appliances": {
+    type: "string",
+    arg: "<n>",
+    about: "metric gate: appliances each group needs before it is judged (default 5)",
+  },
+  "min-beats": {
+    type: "string",
+    arg: "<n>",
+    about: "metric gate: beats with the metric an appliance needs to count (default 3)",
+  },
+  "max-unhealthy": {
+    type: "string",
+    arg: "<percent>",
+    about: "rollouts create: every phase fails when more than this % report the app unhealthy",
+  },
+  "max-extra-missed": {
+    type: "string",
+    arg: "<points>",
+    about: "rollouts create: phases with a control group fail when their share missing beats " +
+      "exceeds control's by more than this many points",
+  },
+  "max-failed": {
+    type: "string",
+    arg: "<percent>",
+    about: "rollouts create: a phase stops when this % of those counted failed (default 20)",
+  },
+  "min-healthy": {
+    type: "string",
+    arg: "<percent>",
+    about: "rollouts create: share of a phase running it, healthy, to advance (default 95)",
+  },
+  note: { type: "string", arg: "<text>", about: "rollouts: a note kept in the timeline" },
+  after: { type: "string", arg: "<uid>", about: "rollouts appliances: next page (printed)" },
 } as const;
 
 type FlagName = keyof typeof flagSpecs;
 
 const cliOptions = Object.fromEntries(
-  Object.entries(flagSpecs).map(([name, s]) => [name, { type: s.type }]),
-) as { [K in FlagName]: { type: (typeof flagSpecs)[K]["type"] } } satisfies ParseArgsOptionsConfig;
+  Object.entries(flagSpecs).map((
+    [name, s],
+  ) => [name, { type: s.type, ...("multiple" in s ? { multiple: true } : {}) }]),
+) as {
+  [K in FlagName]: (typeof flagSpecs)[K] extends { multiple: true }
+    ? { type: (typeof flagSpecs)[K]["type"]; multiple: true }
+    : { type: (typeof flagSpecs)[K]["type"] };
+} satisfies ParseArgsOptionsConfig;
 
 /** The parsed flags. */
 type Flags = ReturnType<typeof parseCli>["values"];
@@ -242,7 +337,10 @@ function parseCli(args: readonly string[]) {
   const parsed = parseCommandLine(masked, cliOptions, { positionals: true });
   const unmask = (v: string) => v.startsWith("\0pem") ? pem[Number(v.slice(4))]! : v;
   const values = parsed.values as Record<string, unknown>;
-  for (const [k, v] of Object.entries(values)) if (typeof v === "string") values[k] = unmask(v);
+  for (const [k, v] of Object.entries(values)) {
+    if (typeof v === "string") values[k] = unmask(v);
+    else if (Array.isArray(v)) values[k] = v.map((x) => typeof x === "string" ? unmask(x) : x);
+  }
   return { values: parsed.values, positionals: parsed.positionals.map((p) => unmask(p)) };
 }
 
@@ -400,6 +498,57 @@ const commands: Record<string, Command> = {
   whoami: {
     forms: { "": form([], ["json"], "the name and role the token signs in as") },
   },
+  rollouts: {
+    default: "list",
+    forms: {
+      list: form([], ["state", "limit", "cursor", "json"], "phased rollouts, newest first"),
+      show: form(
+        ["<id>"],
+        ["json"],
+        "one rollout: phases (size, members, state), gate figures against control, timeline",
+      ),
+      appliances: form(
+        ["<id>"],
+        ["phase", "state", "after", "limit", "json"],
+        "a rollout's appliances: phase, install state, running version, outcome",
+      ),
+      create: form(
+        [],
+        [
+          "plan",
+          "kind",
+          "app",
+          "name",
+          "version",
+          "target",
+          "phase",
+          "rollback",
+          "previous-version",
+          "metric",
+          "max-drop",
+          "max-rise",
+          "min-appliances",
+          "min-beats",
+          "max-unhealthy",
+          "max-extra-missed",
+          "max-failed",
+          "min-sample",
+          "min-healthy",
+          "note",
+          "json",
+        ],
+        "start a phased rollout (phases from --phase, or the whole body from --plan)",
+      ),
+      pause: form(["<id>"], ["note", "json"], "pause a running rollout (nobody new gets it)"),
+      resume: form(["<id>"], ["note", "json"], "resume a paused rollout (soak time anew)"),
+      cancel: form(["<id>"], ["note", "json"], "cancel a rollout for good"),
+      advance: form(
+        ["<id>"],
+        ["note", "json"],
+        "start the next phase now, whatever the figures (or complete after the last)",
+      ),
+    },
+  },
   "local-servers": {
     default: "list",
     forms: {
@@ -464,9 +613,11 @@ export function usage(command?: string): string {
   ].join("\n");
 }
 
-type StringFlag = { [K in FlagName]: (typeof flagSpecs)[K]["type"] extends "string" ? K : never }[
-  FlagName
-];
+type StringFlag = {
+  [K in FlagName]: (typeof flagSpecs)[K] extends { multiple: true } ? never
+    : (typeof flagSpecs)[K]["type"] extends "string" ? K
+    : never;
+}[FlagName];
 
 /** What a command runs with: its flags and its positional words. */
 interface Ctx {
@@ -675,6 +826,41 @@ const auditPage = z.object({
   })),
   nextCursor: nullableText,
 });
+
+/** The `<id>` of a `rollouts` command (checked here, as it goes into a path). */
+function rolloutId(ctx: Ctx): string {
+  const id = ctx.words[0]!;
+  if (!/^[1-9][0-9]{0,14}$/.test(id)) {
+    throw new UsageError(`<id> must be a rollout id (a number), not "${id.slice(0, 80)}"`);
+  }
+  return id;
+}
+
+/** `rollouts pause|resume|cancel|advance <id> [--note N]`: the action, and where it left it. */
+async function rolloutAction(
+  ctx: Ctx,
+  action: "pause" | "resume" | "cancel" | "advance",
+): Promise<string> {
+  const id = rolloutId(ctx);
+  const note = flag(ctx, "note");
+  const body = await postJson(
+    ctx,
+    `/v1/admin/rollouts/${id}/${action}`,
+    note === undefined ? {} : { note },
+  );
+  if (ctx.flags.json) return json(body);
+  const r = read(ro.rolloutDetail, body);
+  const where = `phase ${r.phase + 1} of ${r.phaseCount}`;
+  if (action === "advance") {
+    return r.state === "completed"
+      ? `Rollout ${id} completed (${where})`
+      : `Rollout ${id} advanced: ${where} started with ${
+        r.phases[r.phase]?.members ?? 0
+      } appliances, control ${r.control}`;
+  }
+  const done = { pause: "paused", resume: "resumed", cancel: "cancelled" }[action];
+  return `Rollout ${id} ${done} (${where}; now ${r.state})`;
+}
 
 /** An operator's name as the NOC takes it (checked here, as it goes into a path). */
 function operatorArg(name: string): string {
@@ -1390,6 +1576,111 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     );
     if (r.nextCursor) lines.push(`More: --cursor ${r.nextCursor}`);
     return lines.join("\n");
+  },
+
+  async "rollouts list"(ctx) {
+    const q = new URLSearchParams();
+    for (const f of ["state", "limit", "cursor"] as const) {
+      const v = flag(ctx, f);
+      if (v !== undefined) q.set(f, v);
+    }
+    const body = await call(ctx, "GET", `/v1/admin/rollouts?${q}`);
+    return ctx.flags.json ? json(body) : ro.listText(read(ro.rolloutList, body));
+  },
+
+  async "rollouts show"(ctx) {
+    const body = await call(ctx, "GET", `/v1/admin/rollouts/${rolloutId(ctx)}`);
+    return ctx.flags.json ? json(body) : ro.detailText(read(ro.rolloutDetail, body));
+  },
+
+  async "rollouts appliances"(ctx) {
+    const id = rolloutId(ctx);
+    const q = new URLSearchParams();
+    const phases = ctx.flags.phase ?? [];
+    if (phases.length > 1) throw new UsageError("--phase: give one phase to list (1 = the first)");
+    if (phases[0] !== undefined) {
+      if (!/^[1-9][0-9]?$/.test(phases[0])) {
+        throw new UsageError(`--phase must be a phase number (1 = the first), not "${phases[0]}"`);
+      }
+      q.set("phase", String(Number(phases[0]) - 1));
+    }
+    for (const f of ["state", "after", "limit"] as const) {
+      const v = flag(ctx, f);
+      if (v !== undefined) q.set(f, v);
+    }
+    const body = await call(ctx, "GET", `/v1/admin/rollouts/${id}/appliances?${q}`);
+    return ctx.flags.json ? json(body) : ro.membersText(read(ro.rolloutMembers, body));
+  },
+
+  async "rollouts create"(ctx) {
+    const planFile = flag(ctx, "plan");
+    let plan: unknown;
+    if (planFile !== undefined) {
+      const others = flagsOf(commands.rollouts!.forms.create!).filter((n) =>
+        !["plan", "json", "noc", "token"].includes(n) && ctx.flags[n] !== undefined
+      );
+      if (others.length > 0) {
+        throw new UsageError(`--plan gives the whole rollout: drop --${others[0]}`);
+      }
+      let text: string;
+      try {
+        text = await Deno.readTextFile(planFile);
+      } catch (e) {
+        throw new UsageError(`--plan "${planFile}" cannot be read: ${(e as Error).message}`);
+      }
+      try {
+        plan = JSON.parse(text);
+      } catch (e) {
+        throw new UsageError(`--plan "${planFile}" is not JSON: ${(e as Error).message}`);
+      }
+      ro.checkedBody(plan, `--plan "${planFile}"`);
+    } else {
+      plan = ro.rolloutBodyFromFlags({
+        kind: flag(ctx, "kind") ?? "package",
+        app: need(ctx, "app"),
+        name: need(ctx, "name"),
+        version: need(ctx, "version"),
+        target: flag(ctx, "target") ?? "all",
+        phases: ctx.flags.phase ?? [],
+        rollback: ctx.flags.rollback === true,
+        previousVersion: flag(ctx, "previous-version"),
+        metric: flag(ctx, "metric"),
+        maxDrop: flag(ctx, "max-drop"),
+        maxRise: flag(ctx, "max-rise"),
+        minAppliances: flag(ctx, "min-appliances"),
+        minBeats: flag(ctx, "min-beats"),
+        maxUnhealthy: flag(ctx, "max-unhealthy"),
+        maxExtraMissed: flag(ctx, "max-extra-missed"),
+        maxFailed: flag(ctx, "max-failed"),
+        minSample: flag(ctx, "min-sample"),
+        minHealthy: flag(ctx, "min-healthy"),
+        note: flag(ctx, "note"),
+      });
+    }
+    const body = await postJson(ctx, "/v1/admin/rollouts", plan);
+    if (ctx.flags.json) return json(body);
+    const r = read(ro.rolloutDetail, body);
+    const first = r.phases[0]!;
+    return `Rollout ${r.id}: ${ro.releaseOf(r)} to ${ro.targetText(r)} in ${r.phaseCount} ` +
+      `phase${r.phaseCount === 1 ? "" : "s"} (from ${r.previousVersion ?? "none"}, rollback ` +
+      `${r.rollback ? "on" : "off"}); phase 1 started with ${first.members} appliances, control ` +
+      `${r.control}.\nFollow it: noc rollouts show ${r.id}`;
+  },
+
+  async "rollouts pause"(ctx) {
+    return await rolloutAction(ctx, "pause");
+  },
+
+  async "rollouts resume"(ctx) {
+    return await rolloutAction(ctx, "resume");
+  },
+
+  async "rollouts cancel"(ctx) {
+    return await rolloutAction(ctx, "cancel");
+  },
+
+  async "rollouts advance"(ctx) {
+    return await rolloutAction(ctx, "advance");
   },
 
   async whoami(ctx) {

@@ -82,6 +82,14 @@ Deno.test("noc --help lists every command and flag on stdout and exits 0; so doe
         "noc local-servers [list]",
         "noc local-servers token",
         "noc local-servers revoke <id>",
+        "noc rollouts [list]",
+        "noc rollouts show <id>",
+        "noc rollouts appliances <id>",
+        "noc rollouts create",
+        "noc rollouts pause <id>",
+        "noc rollouts resume <id>",
+        "noc rollouts cancel <id>",
+        "noc rollouts advance <id>",
       ]
     ) {
       assert.ok(r.out.includes(`  ${form} `), `${form} in:\n${r.out}`);
@@ -100,6 +108,15 @@ Deno.test("noc --help lists every command and flag on stdout and exits 0; so doe
     }
     assert.ok(!r.out.includes("--rollout"), "only the command's own flags");
   }
+  // Phased rollouts: the phase spec and the gate flags are explained in the command's usage.
+  const rollouts = await cli(["rollouts", "create", "--help"]);
+  assert.equal(rollouts.code, 0, rollouts.err);
+  assert.match(rollouts.out, /^Usage: noc rollouts <list\|show\|appliances\|create\|pause/);
+  for (
+    const word of ["--phase <spec>", "soak=<dur>", "--metric <app.key>", "--max-drop", "--plan"]
+  ) {
+    assert.ok(rollouts.out.includes(word), word);
+  }
 });
 
 Deno.test("noc refuses an unknown flag, a missing value, a valued boolean and a stray word by name, exit 64", async () => {
@@ -113,6 +130,11 @@ Deno.test("noc refuses an unknown flag, a missing value, a valued boolean and a 
     [["tokens", "create", "--site", "--json"], /Flag "--site" needs a value/],
     [["appliances", "--json=yes"], /Flag "--json" takes no value/],
     [["alerts", "ack", "1", "2"], /Unexpected argument "2"/],
+    [["rollouts", "create", "--phase"], /Flag "--phase" needs a value/],
+    [
+      ["rollouts", "pause", "3", "--rollback"],
+      /Unknown flag "--rollback" for "noc rollouts pause"/,
+    ],
     [["frobnicate"], /Unknown command "frobnicate"/],
     [["appliances", "frobnicate"], /Unknown subcommand "frobnicate"/],
     [[], /Missing command/],
