@@ -109,7 +109,10 @@ export const phaseSchema = z.strictObject({
   /** The success condition: at least this share of the phase's appliances run it, healthy. */
   advance: z.strictObject({ minHealthyPercent: percent("minHealthyPercent").default(95) })
     .default({ minHealthyPercent: 95 }),
-  /** The error condition: failed share of those counted, once at least `minSample` are. */
+  /**
+   * The error condition: failed share of those counted, once at least `minSample` are (in a phase
+   * of fewer members, once all of them are). `minSample` is the gates' minimum sample too.
+   */
   stop: z.strictObject({
     maxFailedPercent: percent("maxFailedPercent").default(20),
     minSample: z.number().int().min(1).max(100000).default(5),

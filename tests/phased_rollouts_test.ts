@@ -778,3 +778,50 @@ dbTest(
     assert.deepEqual([m.phase.appliances, m.control.appliances, m.ratio], [6, 6, 1]);
   },
 );
+
+dbTest(
+  "a phase smaller than its minimum sample is judged on all its appliances: a failed 1 % canary stops the rollout and pages",
+  async ({ db }) => {
+    // 1 % of 100 is one appliance, under the default minimum sample of 5.
+    const { noc, uids } = await fleet(db, 100);
+    const r = await createRollout(
+      noc.deps,
+      plan([
+        { percent: 1, soakS: 600, gates: { pluginHealth: { maxUnhealthyPercent: 0 } } },
+        { percent: 10, soakS: 600 },
+        { percent: 100, soakS: 0 },
+      ]),
+      "alice",
+    );
+    const [canary] = (await membersByPhase(noc, r.id))[0]!;
+    assert.ok(canary);
+    await report(noc, uids, "1");
+    await deliver(noc, [canary], "2");
+    noc.clock.advance(30);
+    await outcome(noc, [canary], "2", "failed");
+    const p = await pass(noc);
+    assert.deepEqual(p.failed, [r.id], "1 of 1 failed");
+    const sent = await notices(noc);
+    assert.equal(sent.length, 1);
+    assert.match(sent[0]!.text, /failed on stop: 1 of 1 failed \(100 %; threshold 20 %/);
+
+    // The plug-in health gate too: the canary reports its application unhealthy.
+    const other = await createRollout(
+      noc.deps,
+      {
+        ...plan([{ count: 2, soakS: 600, gates: { pluginHealth: { maxUnhealthyPercent: 0 } } }, {
+          percent: 100,
+          soakS: 0,
+        }]),
+        component: ref("1"),
+        previousVersion: "2",
+      },
+      "alice",
+    );
+    const pair = (await membersByPhase(noc, other.id))[0]!;
+    noc.clock.advance(1);
+    await report(noc, pair, "1", { app: { healthy: false } });
+    assert.deepEqual((await pass(noc)).failed, [other.id]);
+    assert.match((await notices(noc))[1]!.text, /pluginHealth: 2 of 2 reporting appliances/);
+  },
+);

@@ -37,7 +37,10 @@
  * - **Beat regularity**: the share of the phase's members with a missed-heartbeat alert opened
  *   since phase start, minus the control sample's share, in percentage points.
  * - **Stop** (the error condition): failed share (`failed`, `reverted`, `other`, `missing`) of
- *   those counted (these and `running`, `unconfirmed`), once at least `minSample` are counted.
+ *   those counted (these and `running`, `unconfirmed`), once at least `minSample` are counted —
+ *   or, in a phase of fewer evaluated members than that (a 1 % canary of a small fleet), all of
+ *   them: otherwise such a phase could never stop, and its failure would page nobody. The
+ *   plug-in health and beat-regularity gates take the same minimum.
  *
  * Every figure is one statement for all rollouts (install states: one per rollout), never one
  * per appliance.
@@ -469,13 +472,15 @@ const num = (x: number) => Number.isInteger(x) ? String(x) : x.toPrecision(4);
  * Judges a phase on its figures (pure): the error condition and each gate the phase has, in
  * order, each judged once its minimum sample is there; the first that fails fails the phase. The
  * advance condition holds when nothing fails, every gate is judged, and the healthy share is at
- * least `advance.minHealthyPercent` (a phase with no evaluated members holds on that count).
+ * least `advance.minHealthyPercent` (a phase with no evaluated members holds on that count). The
+ * minimum sample is `stop.minSample`, or every evaluated member when there are fewer.
  */
 export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
   const gates: GateResult[] = [];
   const counted = f.install.installed + f.install.failed;
+  const minSample = Math.max(1, Math.min(plan.stop.minSample, f.evaluated));
   {
-    const judged = counted >= plan.stop.minSample;
+    const judged = counted >= minSample;
     const fails = judged && f.install.failed * 100 > plan.stop.maxFailedPercent * counted;
     const why = failingStates.filter((s) => f.install.states[s] > 0)
       .map((s) => `${f.install.states[s]} ${s}`).join(", ");
@@ -484,20 +489,20 @@ export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
       judged,
       fails,
       summary: `${f.install.failed} of ${counted} failed (${pct(f.install.failed, counted)} %; ` +
-        `threshold ${plan.stop.maxFailedPercent} %, judged from ${plan.stop.minSample})` +
+        `threshold ${plan.stop.maxFailedPercent} %, judged from ${minSample})` +
         (why ? `: ${why}` : ""),
     });
   }
   const ph = plan.gates.pluginHealth;
   if (ph) {
-    const judged = f.reporting >= plan.stop.minSample;
+    const judged = f.reporting >= minSample;
     gates.push({
       gate: "pluginHealth",
       judged,
       fails: judged && f.unhealthy * 100 > ph.maxUnhealthyPercent * f.reporting,
       summary: `${f.unhealthy} of ${f.reporting} reporting appliances unhealthy ` +
         `(${pct(f.unhealthy, f.reporting)} %; threshold ${ph.maxUnhealthyPercent} %, ` +
-        `judged from ${plan.stop.minSample})`,
+        `judged from ${minSample})`,
     });
   }
   const mg = plan.gates.metric;
@@ -544,7 +549,7 @@ export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
   const bg = plan.gates.beatRegularity;
   if (bg) {
     const b = f.beats ?? { members: 0, membersMissed: 0, control: 0, controlMissed: 0 };
-    const judged = b.members >= plan.stop.minSample;
+    const judged = b.members >= minSample;
     const extra = round1(pct(b.membersMissed, b.members) - pct(b.controlMissed, b.control));
     gates.push({
       gate: "beatRegularity",
