@@ -150,7 +150,7 @@ dbTest("assignment routes refuse to change an active rollout's assignment", asyn
   const patch = await noc.admin("PATCH", path, { rolloutPercent: 100 });
   assert.equal(patch.status, 409);
   assert.equal(patch.body.error, "managed_by_rollout");
-  assert.equal(patch.body.rollout, r.id);
+  assert.equal(patch.body.rolloutId, r.id);
   const del = await noc.admin("DELETE", path);
   assert.equal(del.status, 409);
   assert.equal(del.body.error, "managed_by_rollout");

@@ -148,7 +148,7 @@ async function refuseManaged(sql: Sql, id: number, what: string): Promise<void> 
       "managed_by_rollout",
       `Assignment ${id} belongs to phased rollout ${r.id} (${r.state}) and cannot be ${what}: ` +
         `pause, resume or cancel the rollout instead`,
-      { rollout: r.id, state: r.state },
+      { rolloutId: r.id, state: r.state },
     );
   }
 }

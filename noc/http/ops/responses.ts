@@ -33,9 +33,10 @@ export const errorBody = z.object({
     .describe("The fields refused (invalid_body, invalid_query, invalid_param, …)"),
   reason: z.string().optional().describe("bad_package: which check failed"),
   rolloutId: z.number().int().optional()
-    .describe("rollout_exists: the component's running or paused rollout"),
-  rollout: z.number().int().optional()
-    .describe("managed_by_rollout: the rollout that manages the assignment"),
+    .describe(
+      "rollout_exists: the component's running or paused rollout; managed_by_rollout: the " +
+        "rollout that manages the assignment",
+    ),
   state: z.string().optional()
     .describe("rollout_state, managed_by_rollout: the rollout's state"),
 }).describe("A refusal");
