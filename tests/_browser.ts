@@ -5,10 +5,23 @@
  *
  * Click budgets count `click()` calls made through {@link BrowserPage.click} (and the counted
  * locator {@link BrowserPage.clickOn}); typing and page loads by URL are not clicks.
+ *
+ * Browser tests register through {@link browserTests}: one chromium per test file, shared by its
+ * cases (a launch costs seconds on a slow machine; a new context costs little), each case on a
+ * fresh database of its own. They run on PGlite only, never twice: what a browser sees does not
+ * depend on the database behind the NOC, and every PostgreSQL path the console calls is run on
+ * PostgreSQL by the admin API and console tests over HTTP (dbTest, with TEST_DATABASE_URL).
+ *
+ * Where axe runs: tests/console_conventions_browser_test.ts checks every console page (and /docs)
+ * on a desktop and on a phone; the other browser tests run axe only on what that test cannot
+ * reach (a confirmation, a page in a state only their flow makes), not again on the same page.
  */
 import assert from "node:assert/strict";
 import axe from "axe-core";
+import { PGlite } from "@electric-sql/pglite";
 import { type Browser, chromium, type Locator, type Page } from "playwright-core";
+import { type Db, openPglite } from "../noc/db/db.ts";
+import { migrate } from "../noc/db/migrate.ts";
 
 /** Where Debian installs chromium. */
 export const browserPath = "/usr/bin/chromium";
@@ -32,6 +45,57 @@ export async function launchBrowser(): Promise<Browser> {
   return await chromium.launch({
     executablePath: browserPath,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+}
+
+/** What a browser test case is given: its own database, and the file's chromium. */
+export interface BrowserCase {
+  /** A fresh, migrated database (a schema of its own on the file's PGlite). */
+  db: Db;
+  /** The file's chromium; the case's pages and contexts are closed after it. */
+  browser: Browser;
+}
+
+/**
+ * Registers one test `name` that launches chromium once and runs each of `cases` as a step, in
+ * order, each on a fresh migrated PGlite schema (PGlite only: see the module's comment). A failed
+ * case fails the test; the others still run. Where chromium is not installed, the test is listed
+ * as ignored, saying so.
+ */
+export function browserTests(
+  name: string,
+  cases: Record<string, (c: BrowserCase) => Promise<void>>,
+): void {
+  if (!haveBrowser) {
+    Deno.test({ name: `${name} [chromium not installed]`, ignore: true, fn: () => {} });
+    return;
+  }
+  Deno.test({
+    name: `${name} [pglite, chromium]`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async (t) => {
+      const instance = new PGlite();
+      const browser = await launchBrowser();
+      try {
+        for (const [caseName, fn] of Object.entries(cases)) {
+          await t.step(caseName, async () => {
+            const schema = `t_${crypto.randomUUID().replace(/-/g, "")}`;
+            const db = await openPglite({ instance, schema });
+            try {
+              await migrate(db);
+              await fn({ db, browser });
+            } finally {
+              for (const context of browser.contexts()) await context.close();
+              await instance.exec(`drop schema "${schema}" cascade; set search_path to public`);
+            }
+          });
+        }
+      } finally {
+        await browser.close();
+        await instance.close();
+      }
+    },
   });
 }
 
