@@ -25,8 +25,7 @@
  * and 32 cycles in all, those of a phase at the same time, and the 7 appliances only (c) needs
  * enrol while (a) runs. It runs on PGlite only (a slow test runs on one database, as
  * tests/orphan_install_e2e_test.ts): the agents' cost is the same on either, and the rollout
- * SQL runs on both in tests/phased_rollouts_test.ts. (Pointed at PostgreSQL instead, it passes
- * too.)
+ * SQL runs on both in tests/phased_rollouts_test.ts.
  *
  * The NOC's clock runs ahead of the agents' by the soak times and daemon periods it skips (some
  * 45 minutes), so it accepts signatures up to an hour off (`maxSkewS`: the bound of
@@ -257,6 +256,11 @@ Deno.test({
         assert.equal(held.phase, phase);
         assert.ok(held.heldSince, JSON.stringify(held.evaluation?.judgement));
         assert.equal(held.evaluation.figures.healthy, members.length);
+        assert.deepEqual(
+          held.evaluation.judgement.gates.map((g: any) => [g.gate, g.judged, g.fails]),
+          [["stop", true, false], ["pluginHealth", true, false]],
+          "both judged on the whole phase, however small",
+        );
         noc.clock.advance(600 - 60);
         p = await pass();
         assert.deepEqual(p.advanced, [good], `phase ${phase + 1} soaked: it advances`);
