@@ -8,7 +8,7 @@
  * refused for their role. PGlite, and PostgreSQL with TEST_DATABASE_URL.
  */
 import assert from "node:assert/strict";
-import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
+import { dbTest, sampleBeat, type TestNoc, testNoc } from "./_harness.ts";
 import { type ConsoleSession, signIn } from "./_console.ts";
 import { seedScenario } from "./_site.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
@@ -230,11 +230,15 @@ dbTest(
     detail = await page(s, "/ui/rollouts/1?phase=1&state=not_sent");
     assert.match(detail, /<h2 id="appliances">Appliances of phase 2<\/h2>/);
     assert.equal([...detail.matchAll(/<a href="\/ui\/appliances\//g)].length, 16);
-    assert.match(detail, /<tr data-event="advanced">[\s\S]*?by hand/);
+    const advancedRow = /<tr data-event="advanced">[\s\S]*?<\/tr>/.exec(detail)?.[0] ?? "";
+    assert.match(advancedRow, /by hand/);
+    assert.match(advancedRow, /from: phase 1\b/);
+    assert.match(advancedRow, /to: phase 2\b/);
     // Appliances page by page (100 a page): a page after the last UID.
     const last = [...detail.matchAll(/data-uid="([0-9a-f-]{36})"/g)].map((m) => m[1]!).sort()[7]!;
     const after = await page(s, `/ui/rollouts/1?phase=1&state=not_sent&after=${last}`);
     assert.equal([...after.matchAll(/<a href="\/ui\/appliances\//g)].length, 8);
+    assert.match(after, />First page of appliances</);
     // A link asking for an unknown state is refused, not passed on.
     const bad = await s.get("/ui/rollouts/1?state=bogus");
     assert.equal(bad.status, 303);
@@ -314,5 +318,86 @@ dbTest(
     assert.equal(after.state, "running");
     assert.equal(after.events.length, 2);
     assert.equal((await noc.admin("GET", "/v1/admin/rollouts")).body.items.length, 1);
+  },
+);
+
+/** `uids` beat now, running app/pkg `version`, healthy, having scanned `mails`. */
+async function beat(noc: TestNoc, uids: readonly string[], version: string, mails: number) {
+  const now = noc.clock.now();
+  const report = sampleBeat(1, now, {
+    components: [ref(version)],
+    apps: { app: { mails, healthy: true } },
+  });
+  await noc.deps.db.sql`
+    update appliances set last_report = ${report}, last_beat_at = ${now}
+    where uid = any(${[...uids]}::uuid[])`;
+}
+
+dbTest(
+  "a canary failing its metric gate: the figures against control and the timeline link to its appliances",
+  async ({ db }) => {
+    const noc = await fleet(db);
+    const created = await noc.admin("POST", "/v1/admin/rollouts", {
+      component: ref("2"),
+      target: { type: "all" },
+      phases: [
+        {
+          count: 5,
+          soakS: 3600,
+          gates: {
+            metric: { path: "app.mails", maxDropPercent: 30, minAppliances: 3, minBeats: 2 },
+          },
+        },
+        { percent: 100, soakS: 0 },
+      ],
+      rollback: true,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const canaries = (await noc.admin("GET", "/v1/admin/rollouts/1/appliances?phase=0")).body
+      .items.map((m: { uid: string }) => m.uid) as string[];
+    const others = (await db.sql<{ uid: string }>`select uid from appliances`).map((r) => r.uid)
+      .filter((u) => !canaries.includes(u));
+    const s = await signIn(noc);
+
+    // One beat each: judged from 2, so not judged yet, and the page says how far it is.
+    noc.clock.advance(900);
+    await beat(noc, canaries, "2", 40);
+    await beat(noc, others, "1", 100);
+    assert.deepEqual((await rolloutPass(noc.deps)).failed, []);
+    let detail = await page(s, "/ui/rollouts/1");
+    assert.match(
+      detail,
+      /not judged yet: 0 of 5 appliances have enough beats \(2 each; 3 needed\)/,
+    );
+
+    // The second beat: 60 % below control, the canary fails and rolls back.
+    noc.clock.advance(900);
+    await beat(noc, canaries, "2", 40);
+    await beat(noc, others, "1", 100);
+    assert.deepEqual((await rolloutPass(noc.deps)).failed, [1]);
+    detail = await page(s, "/ui/rollouts/1");
+    assert.match(detail, /<span class="state failed">failed<\/span>/);
+    assert.match(detail, /<td data-phase-value="true">40<\/td>/);
+    assert.match(detail, /<td data-control-value="true">100<\/td>/);
+    assert.match(detail, /<td data-ratio="true">0\.4 \(-60 %\)<\/td>/);
+    assert.match(
+      detail,
+      /<tr data-gate="metric">[\s\S]*?<span class="state missing">fails<\/span>/,
+    );
+    assert.match(detail, /5 appliances vs control \d+ \(≥ 2 beats each\)/);
+    assert.match(detail, /phase 1 of 2 failed on metric/);
+    assert.match(detail, /It failed on metric\./);
+    // The failure and the rollback link to the phase's appliances; an ended rollout has no action.
+    assert.match(
+      detail,
+      /<tr data-event="failed">[\s\S]*?href="\/ui\/rollouts\/1\?phase=0&amp;state=failed,reverted,other,missing#appliances">failed appliances of phase 1/,
+    );
+    assert.match(
+      detail,
+      /<tr data-event="rolled_back">[\s\S]*?href="\/ui\/rollouts\/1\?phase=0#appliances">appliances of phase 1/,
+    );
+    assert.doesNotMatch(detail, /id="actions"/);
+    const members = await page(s, "/ui/rollouts/1?phase=0");
+    for (const uid of canaries) assert.ok(members.includes(`href="/ui/appliances/${uid}"`), uid);
   },
 );

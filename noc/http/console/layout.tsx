@@ -197,6 +197,9 @@ button.secondary{background:#fff;color:#1f56b0}
 .muted{color:#5f6b7a}pre{background:#fff;border:1px solid #e3e7ec;padding:.6rem;overflow:auto;font-size:12px;max-height:22rem}
 svg.chart{background:#fff;border:1px solid #dde2e8;border-radius:8px;width:100%;max-width:720px;height:auto}
 details.chart-data{margin:.2rem 0 1rem;max-width:720px}details.chart-data table{font-size:13px}
+fieldset.phase{flex-basis:100%;display:flex;flex-wrap:wrap;gap:.4rem .7rem;align-items:end;border:1px solid #dde2e8;border-radius:6px}
+fieldset.phase>details{flex-basis:100%}details.gates[open]{display:flex;flex-wrap:wrap;gap:.4rem .7rem;align-items:end}details.gates>summary{flex-basis:100%}
+details.more-phases,.rollout-form .hint{flex-basis:100%}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(300px,100%),1fr));gap:1rem}a{color:#1f56b0}
 @media (max-width:700px){
 main{padding:.6rem}

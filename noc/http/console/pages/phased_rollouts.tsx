@@ -485,7 +485,8 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
         Phase {f.phase + 1}, evaluated <Time at={e.at} />: figures read from {f.evaluated} of{" "}
         {f.members} members
         {f.evaluated < f.members ? " (a uniform sample)" : ""}; control sample {r.control}{" "}
-        appliances. {e.judgement.holds
+        appliances.{" "}
+        {e.judgement.failed ? `It failed on ${e.judgement.failed.gate}.` : e.judgement.holds
           ? (
             <>
               The advance condition holds since <Time at={e.heldSince} />
@@ -558,7 +559,7 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
             </td>
             <td>
               {gate("pluginHealth")?.judged === false
-                ? `not judged yet: ${f.reporting} of ${plan.stop.minSample} appliances reported`
+                ? `not judged yet: ${f.reporting} reporting (${plan.stop.minSample} needed)`
                 : `${f.reporting} reporting`}
             </td>
           </tr>
@@ -615,19 +616,22 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
             </td>
             <td>
               {gate("beatRegularity")?.judged === false
-                ? `not judged yet: ${b?.members ?? 0} of ${plan.stop.minSample} appliances`
+                ? `not judged yet: ${b?.members ?? 0} appliances (${plan.stop.minSample} needed)`
                 : `${b?.members ?? 0} vs ${b?.control ?? 0}`}
             </td>
           </tr>
         )}
       </table>
-      <ul class="gate-summaries">
-        {e.judgement.gates.map((g) => (
-          <li data-gate-summary={g.gate}>
-            {g.gate}: {g.summary}
-          </li>
-        ))}
-      </ul>
+      <details class="gate-summaries">
+        <summary>The verdict in the daemon's words</summary>
+        <ul>
+          {e.judgement.gates.map((g) => (
+            <li data-gate-summary={g.gate}>
+              {g.gate}: {g.summary}
+            </li>
+          ))}
+        </ul>
+      </details>
     </>
   );
 }
@@ -720,11 +724,17 @@ function gatesText(plan: Phase): string {
 }
 
 /** The detail keys the timeline says in words (not repeated in its details column). */
-const saidKeys = new Set(["note", "figures", "judgement"]);
+const saidKeys = new Set(["note", "figures", "judgement", "phase"]);
 
-/** An event's details as `key: value` text (figures and notes apart). */
-function detailText(d: Record<string, unknown>): string {
-  return Object.entries(d).filter(([k]) => !saidKeys.has(k)).map(([k, v]) => {
+/**
+ * An event's details as `key: value` text (figures, notes and the phase apart); an advance's
+ * `from` and `to` as phases numbered from 1.
+ */
+function detailText(e: RolloutEvent): string {
+  return Object.entries(e.detail).filter(([k]) => !saidKeys.has(k)).map(([k, v]) => {
+    if (e.kind === "advanced" && (k === "from" || k === "to") && typeof v === "number") {
+      return `${k}: phase ${v + 1}`;
+    }
     const text = typeof v === "string" ? v : JSON.stringify(v);
     return `${k}: ${(text ?? "").slice(0, 300)}`;
   }).join(" · ");
@@ -758,7 +768,7 @@ function Timeline(props: { r: RolloutDetail }) {
             </td>
             <td>{typeof e.detail["note"] === "string" ? e.detail["note"] : ""}</td>
             <td>
-              {detailText(e.detail)}
+              {detailText(e)}
               {phase !== null && (e.kind === "failed" || e.kind === "rolled_back") && (
                 <>
                   {" "}·{" "}
@@ -791,6 +801,7 @@ function Members(
     states: string[];
     items: RolloutMember[];
     nextAfter: string | null;
+    after?: string | undefined;
   },
 ) {
   const { r, phase, states, items } = props;
@@ -858,6 +869,11 @@ function Members(
             ))}
           </table>
         )}
+      {props.after && (
+        <p>
+          <a href={membersHref(r.id, phase, states)}>First page of appliances</a>
+        </p>
+      )}
       {props.nextAfter && (
         <p>
           <a
@@ -1148,7 +1164,7 @@ export function phasedRolloutPages(p: PageDeps) {
           )}
           <h2 id="appliances">Appliances of phase {phase + 1}</h2>
           {membersRes.ok
-            ? <Members r={r} phase={phase} states={states} {...members} />
+            ? <Members r={r} phase={phase} states={states} after={after} {...members} />
             : (
               <p class="flash error" role="alert">
                 The appliances could not be read: {await refusal(membersRes)}

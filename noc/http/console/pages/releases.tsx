@@ -141,7 +141,7 @@ export function releasePages(p: PageDeps) {
                       href={`/ui/rollouts/new?component=${
                         encodeURIComponent(`${k.kind}/${k.app}/${k.name}/${k.version}`)
                       }`}
-                      aria-label={`Roll out ${k.app}/${k.name}@${k.version} in phases`}
+                      aria-label={`Roll out in phases… ${k.app}/${k.name}@${k.version}`}
                     >
                       Roll out in phases…
                     </a>

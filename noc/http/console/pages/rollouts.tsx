@@ -380,7 +380,7 @@ export function Assignments(
                       a.target.type === "all" ? "all" : `${a.target.type}:${a.target.value ?? ""}`,
                     )
                   }`}
-                  aria-label={`Roll out a new version of ${a.app}/${a.name} to this target in phases`}
+                  aria-label={`Roll out in phases… a new ${a.app}/${a.name} to this target`}
                 >
                   Roll out in phases…
                 </a>{" "}
