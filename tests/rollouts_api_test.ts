@@ -161,3 +161,54 @@ dbTest("assignment routes refuse to change an active rollout's assignment", asyn
   await noc.admin("POST", `/v1/admin/rollouts/${r.id}/cancel`, {});
   assert.equal((await noc.admin("PATCH", path, { paused: false })).status, 200);
 });
+
+dbTest(
+  "a rollout is refused where a more specific assignment keeps its appliances",
+  async ({ db }) => {
+    const noc = await fleet(db);
+    // Site s1 has its own assignment of 1: the catalog engine gives s1's 20 appliances version 1
+    // whatever a rollout to `all` does, so they would sit in its phases without ever getting 2.
+    const site = await noc.admin("POST", "/v1/admin/assignments", {
+      ...ref("1"),
+      target: { type: "site", value: "s1" },
+    });
+    assert.equal(site.status, 201, JSON.stringify(site.body));
+    const refused = await noc.admin("POST", "/v1/admin/rollouts", body);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error, "invalid_body");
+    assert.match(
+      refused.body.message,
+      new RegExp(`assignment ${site.body.id} \\(site "s1" → 1, 20 appliances\\)`),
+    );
+    assert.equal((await noc.deps.db.sql`select 1 from rollouts`).length, 0);
+    // A rollout to the site itself is as specific and newer: it wins, and is accepted.
+    const ok = await noc.admin("POST", "/v1/admin/rollouts", {
+      ...body,
+      target: { type: "site", value: "s1" },
+    });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  },
+);
+
+dbTest("a new assignment may not take appliances from an active rollout", async ({ db }) => {
+  const noc = await fleet(db);
+  const r = (await noc.admin("POST", "/v1/admin/rollouts", body)).body;
+  for (const target of [{ type: "site", value: "s0" }, { type: "all" }]) {
+    const a = await noc.admin("POST", "/v1/admin/assignments", { ...ref("1"), target });
+    assert.equal(a.status, 409, JSON.stringify(a.body));
+    assert.equal(a.body.error, "managed_by_rollout");
+    assert.equal(a.body.rolloutId, r.id);
+  }
+  // The release itself may be assigned elsewhere (it changes no member's version).
+  const same = await noc.admin("POST", "/v1/admin/assignments", {
+    ...ref("2"),
+    target: { type: "site", value: "s0" },
+  });
+  assert.equal(same.status, 201);
+  await noc.admin("POST", `/v1/admin/rollouts/${r.id}/cancel`, {});
+  const after = await noc.admin("POST", "/v1/admin/assignments", {
+    ...ref("1"),
+    target: { type: "site", value: "s1" },
+  });
+  assert.equal(after.status, 201);
+});

@@ -264,6 +264,101 @@ const targetOf = (r: Pick<RolloutRow, "target_type" | "target_value">): RolloutT
   value: r.target_value,
 });
 const iso = (d: Date | null) => d?.toISOString() ?? null;
+/** The SQL rank of a target type (lower: more specific; catalog_engine.ts `targetOrder`). */
+const rankOf = (t: TargetType) => targetOrder.indexOf(t) + 1;
+
+const describeTarget = (t: RolloutTarget) => t.value === null ? t.type : `${t.type} "${t.value}"`;
+
+/**
+ * Refuses (400 `invalid_body`, field `target`) a rollout of `c` to `target` when an assignment
+ * of another version of the component, to a more specific target, matches some of the target's
+ * appliances: the catalog engine gives those appliances that assignment's version, so they would
+ * join the rollout's phases without ever getting the release and hold its advance condition
+ * back. The message names the assignments (at most 5) and how many appliances each keeps. One
+ * statement.
+ */
+async function refuseOvershadowed(tx: Sql, c: ComponentRef, target: RolloutTarget) {
+  const rows = await runFragments<{
+    id: number;
+    version: string;
+    target_type: TargetType;
+    target_value: string | null;
+    n: number;
+  }>(
+    tx,
+    frag`
+    select s.id, s.version, s.target_type, s.target_value, count(*)::int as n
+    from assignments s join appliances a on (
+      (s.target_type = 'model' and s.target_value = a.model)
+      or (s.target_type = 'channel' and s.target_value = a.channel)
+      or (s.target_type = 'site' and s.target_value = a.site)
+      or (s.target_type = 'tag' and s.target_value = any(a.tags))
+      or (s.target_type = 'appliance' and s.target_value = a.uid::text)) and`,
+    targetWhere(target),
+    frag`
+    where s.kind = ${c.kind} and s.app = ${c.app} and s.name = ${c.name}
+      and s.version <> ${c.version}
+      and array_position(${[...targetOrder]}::text[], s.target_type) < ${rankOf(target.type)}
+    group by s.id order by s.id limit 5`,
+  );
+  if (rows.length === 0) return;
+  const which = rows.map((r) =>
+    `assignment ${r.id} (${
+      describeTarget({ type: r.target_type, value: r.target_value })
+    } → ${r.version}, ${r.n} appliance${r.n === 1 ? "" : "s"})`
+  ).join(", ");
+  const message = `more specific assignments of ${c.kind} ${c.app}/${c.name} keep appliances ` +
+    `of ${describeTarget(target)} on other versions: ${which}. Delete or change them, or roll ` +
+    "out to a target they do not cover";
+  throw new ApiError(400, "invalid_body", `Field "target": ${message}`, {
+    issues: [{ path: "target", message }],
+  });
+}
+
+/**
+ * Refuses (409 `managed_by_rollout`) a new assignment of component `c` (version `version`) to
+ * `target` that would take appliances from a running or paused rollout of the component: a
+ * target as specific as the rollout's or more (the newer of two equally specific wins), of
+ * another version, matching some of its appliances (the catalog engine would give them this
+ * assignment's version instead of the release). One statement.
+ */
+export async function refuseAssignmentOverRollout(
+  tx: Sql,
+  c: Omit<ComponentRef, "version">,
+  version: string,
+  target: RolloutTarget,
+): Promise<void> {
+  const [hit] = await runFragments<{ id: number; state: string; n: number }>(
+    tx,
+    frag`
+    select r.id, r.state, (
+      select count(*)::int from appliances a
+      where (
+        (s.target_type = 'all')
+        or (s.target_type = 'model' and s.target_value = a.model)
+        or (s.target_type = 'channel' and s.target_value = a.channel)
+        or (s.target_type = 'site' and s.target_value = a.site)
+        or (s.target_type = 'tag' and s.target_value = any(a.tags))
+        or (s.target_type = 'appliance' and s.target_value = a.uid::text)) and`,
+    targetWhere(target),
+    frag`) as n
+    from rollouts r join assignments s on s.id = r.assignment_id
+    where r.state in ('running', 'paused') and s.kind = ${c.kind} and s.app = ${c.app}
+      and s.name = ${c.name} and s.version <> ${version}
+      and array_position(${[...targetOrder]}::text[], s.target_type) >= ${rankOf(target.type)}
+    limit 1`,
+  );
+  if (!hit || hit.n === 0) return;
+  throw new ApiError(
+    409,
+    "managed_by_rollout",
+    `Phased rollout ${hit.id} (${hit.state}) of ${c.kind} ${c.app}/${c.name} covers ${hit.n} ` +
+      `appliance${hit.n === 1 ? "" : "s"} of ${describeTarget(target)}: this more specific ` +
+      "assignment would take them off the rollout. Cancel the rollout (or let it end) first",
+    { rolloutId: hit.id, state: hit.state },
+  );
+}
+
 const describeRelease = (r: ComponentRef) => `${r.kind} ${r.app}/${r.name} ${r.version}`;
 
 async function addEvent(
@@ -493,6 +588,7 @@ export async function createRollout(
           "appliance (not revoked): a phased rollout chooses from the appliances it has",
       );
     }
+    await refuseOvershadowed(tx, c, target);
     const previous = b.previousVersion ?? await fallbackVersion(tx, c, target);
     if (b.rollback) {
       if (previous === null) {

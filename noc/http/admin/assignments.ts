@@ -45,7 +45,10 @@ import {
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
-import { rolloutOfAssignment } from "../../services/phased_rollouts.ts";
+import {
+  refuseAssignmentOverRollout,
+  rolloutOfAssignment,
+} from "../../services/phased_rollouts.ts";
 
 interface AssignmentRow {
   id: number;
@@ -185,6 +188,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
             { issues: [{ path: "target.value", message }] },
           );
         }
+        await refuseAssignmentOverRollout(tx, a, a.version, { type: a.target.type, value });
         const [r] = await tx<AssignmentRow>`
           insert into assignments (kind, app, name, version, target_type, target_value, rollout_percent,
             failure_threshold_percent, min_sample, created_at, updated_at)

@@ -643,7 +643,13 @@ function adminOperations(): Operation[] {
       "Assign a release to a target (rollout, threshold); an unknown target is refused",
       "releases",
       created(r.assignment),
-      { body: s.assignmentSchema },
+      {
+        body: s.assignmentSchema,
+        responses: {
+          "409": "The target would take appliances from a running or paused phased rollout of " +
+            "the component (managed_by_rollout; `rolloutId` names it): cancel it first",
+        },
+      },
     ),
     admin(
       "get",
@@ -705,7 +711,7 @@ function adminOperations(): Operation[] {
 
 /** The 409 of an assignment a running or paused phased rollout manages. */
 const managedByRollout = "A running or paused phased rollout manages this assignment " +
-  "(managed_by_rollout; `rollout` names it): pause, resume, cancel or advance the rollout instead";
+  "(managed_by_rollout; `rolloutId` names it): pause, resume, cancel or advance the rollout instead";
 
 /** `/v1/admin/rollouts`: phased rollouts (noc/http/admin/rollouts.ts). */
 function rolloutOperations(): Operation[] {
