@@ -100,10 +100,13 @@ async function smallFleet(noc: ServedNoc, rich = false) {
   return { fleet, assignmentId };
 }
 
-/** What is wrong with `page` as it is: axe's serious/critical findings, unreachable controls. */
-async function problemsOf(page: Page, where: string): Promise<string[]> {
+/**
+ * What is wrong with `page` as it is: axe's serious/critical findings (unless `axe` is false),
+ * unreachable controls.
+ */
+async function problemsOf(page: Page, where: string, axe = true): Promise<string[]> {
   const found: string[] = [];
-  for (const v of await axeViolations(page)) {
+  for (const v of axe ? await axeViolations(page) : []) {
     found.push(`${where}: axe ${v.id} (${v.impact}) ${v.help} at ${v.targets.join(", ")}`);
   }
   try {
@@ -134,6 +137,7 @@ browserTests("console conventions", {
           "/ui/apps/demo/fileinfo",
           "/ui/local-servers",
           "/ui/maintenance",
+          "/ui/rollouts/new",
           "/docs",
         ];
         const problems: string[] = [];
@@ -161,16 +165,20 @@ browserTests("console conventions", {
           for (const path of pages) {
             const res = await p.page.goto(`${noc.url}${path}`);
             assert.equal(res?.status(), 200, path);
-            if (path === "/docs") await p.page.waitForSelector("#api details");
-            problems.push(...await problemsOf(p.page, `${path} at ${viewport.width} px`));
-            if (path === "/docs") {
-              // Unfolded, every operation's parameters, body and Send button pass too.
-              await p.page.evaluate(
-                `document.querySelectorAll("#api details").forEach((d) => d.open = true)`,
-              );
-              for (const v of await axeViolations(p.page)) {
-                problems.push(`/docs unfolded at ${viewport.width} px: axe ${v.id} ${v.targets}`);
-              }
+            if (path !== "/docs") {
+              problems.push(...await problemsOf(p.page, `${path} at ${viewport.width} px`));
+              continue;
+            }
+            // /docs: controls within reach as it opens (folded); axe once, on it all unfolded:
+            // every operation's parameters, body and Send button, and all the folded page shows
+            // (no style of the viewer depends on a <details> being open).
+            await p.page.waitForSelector("#api details");
+            problems.push(...await problemsOf(p.page, `/docs at ${viewport.width} px`, false));
+            await p.page.evaluate(
+              `document.querySelectorAll("#api details").forEach((d) => d.open = true)`,
+            );
+            for (const v of await axeViolations(p.page)) {
+              problems.push(`/docs unfolded at ${viewport.width} px: axe ${v.id} ${v.targets}`);
             }
           }
           await p.page.close();
