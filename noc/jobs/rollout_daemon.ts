@@ -13,14 +13,23 @@
  * operator acting meanwhile, cannot fail a rollout twice or advance it twice: one failure is one
  * notice.
  *
- * A pass's statements: the lease; the running rollouts (1); the samples (3); the figures (3, plus
- * 1 per rollout for its install states); one update per rollout; the prunings (3). None per
- * appliance, and each bounded: a phase is judged on at most 1,000 of its members and 1,000
- * control appliances (noc/services/rollout_gates.ts).
+ * **Clock skew**: a pass first checks this instance's clock against the database's
+ * (noc/jobs/noc_time.ts `checkClock`, as the status daemon's sweep does); beyond
+ * `settings.clockToleranceS` (`NOC_CLOCK_TOLERANCE_S`) it takes no period and judges, advances
+ * and fails nothing (`skipped: "clock_skew"`; the job logs `rollouts_skipped`, and the episode
+ * raises one `clock_skew` notice): soak times and sample windows are read on the pass's clock.
+ *
+ * A pass's statements: the clock check; the lease; the last finished pass (1); the running
+ * rollouts (1); the samples (5: only the judged appliances that beat since the last finished
+ * pass, less a margin of twice the clock tolerance and 30 s, are read); the figures (3, plus 1
+ * per rollout for its install states, a few at a time, beside the sampling); one update per
+ * rollout; the prunings (3). None per appliance, and each bounded: a phase is judged on at most
+ * 1,000 of its members and 1,000 control appliances (noc/services/rollout_gates.ts).
  *
  * @module
  */
 import type { AppDeps } from "../services/deps.ts";
+import { checkClock } from "./noc_time.ts";
 import {
   advanceIfUnchanged,
   failIfUnchanged,
@@ -35,11 +44,20 @@ import {
   sampleRollouts,
 } from "../services/rollout_gates.ts";
 
-/** What a pass needs. */
-export type RolloutDaemonDeps = Pick<AppDeps, "db" | "clock" | "notifier" | "log">;
+/** What a pass needs (settings and checkins: the clock check, noc/jobs/noc_time.ts). */
+export type RolloutDaemonDeps = Pick<
+  AppDeps,
+  "db" | "clock" | "notifier" | "log" | "settings" | "checkins"
+>;
 
 /** Days samples of an ended rollout are kept. */
 export const sampleRetentionDays = 30;
+/**
+ * Seconds a beat may take from its receipt time (`appliances.last_beat_at`) to its commit (the
+ * check-in batcher, a busy database): with twice the clock tolerance (two instances' clocks),
+ * how far before the last pass's start a beat it did not see may be dated.
+ */
+const beatLatencyS = 30;
 /** Most sample rows one pass prunes. */
 const pruneBatch = 20_000;
 
@@ -47,8 +65,15 @@ const pruneBatch = 20_000;
 export interface RolloutPassResult {
   /** The period evaluated (ISO 8601). */
   periodStart: string;
-  /** `done`: another instance (or an earlier run) evaluated this period; nothing was done. */
-  skipped?: "done";
+  /**
+   * Why nothing was done: `done`, another instance (or an earlier run) evaluated this period;
+   * `clock_skew`, this instance's clock disagrees with the database's beyond
+   * `settings.clockToleranceS` (noc/jobs/noc_time.ts `checkClock`), so it neither judges nor
+   * changes a rollout, nor takes the period.
+   */
+  skipped?: "done" | "clock_skew";
+  /** With `clock_skew`: this instance's clock less the database's, seconds. */
+  skewS?: number;
   /** Running rollouts evaluated. */
   evaluated: number;
   /** Sample rows written. */
@@ -96,6 +121,14 @@ export async function rolloutPass(
     result.durationMs = performance.now() - started;
     return result;
   };
+  // An instance whose clock is off would judge soak times and windows on the wrong time (and take
+  // a wrong period): it does nothing, as the status daemon does not sweep.
+  const clockCheck = await checkClock(deps);
+  if (!clockCheck.ok) {
+    result.skipped = "clock_skew";
+    result.skewS = clockCheck.skewS;
+    return done();
+  }
   const { sql } = deps.db;
   const holder = crypto.randomUUID();
   const lease = await sql`
@@ -107,6 +140,10 @@ export async function rolloutPass(
     result.skipped = "done";
     return done();
   }
+  // The last finished pass sampled every beat before it: this one reads the beats since.
+  const [last] = await sql<{ at: Date | null }>`
+    select max(started_at) as at from rollout_evaluations
+    where finished_at is not null and period_start < ${periodStart}`;
   const running = await runningRollouts(sql);
   const gated: GatedRollout[] = running.map((r) => ({
     id: r.id,
@@ -118,8 +155,16 @@ export async function rolloutPass(
   }));
   result.evaluated = running.length;
   if (running.length > 0) {
-    result.sampled = await sampleRollouts(sql, gated, now);
-    const figures = await rolloutFigures(sql, gated);
+    // The figures that do not read samples are measured while sampling runs (on a pool).
+    const sampling = sampleRollouts(sql, gated, now, {
+      lastPassAt: last?.at ?? null,
+      marginS: 2 * deps.settings.clockToleranceS + beatLatencyS,
+    });
+    const [sampled, figures] = await Promise.all([
+      sampling,
+      rolloutFigures(sql, gated, { samplesReady: sampling }),
+    ]);
+    result.sampled = sampled;
     for (const r of running) {
       try {
         const f = figures.get(r.id)!;
@@ -197,6 +242,14 @@ export async function rolloutPass(
  */
 export async function rolloutDaemonJob(deps: AppDeps): Promise<void> {
   const r = await rolloutPass(deps);
+  if (r.skipped === "clock_skew") {
+    deps.log.warn("rollouts_skipped", {
+      reason: "clock_skew",
+      skewS: r.skewS,
+      toleranceS: deps.settings.clockToleranceS,
+    });
+    return;
+  }
   if (r.skipped || (r.evaluated === 0 && r.pruned === 0)) return;
   deps.log.info("rollouts", {
     evaluated: r.evaluated,

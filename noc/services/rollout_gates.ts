@@ -43,7 +43,13 @@
  *   plug-in health and beat-regularity gates take the same minimum.
  *
  * Every figure is one statement for all rollouts (install states: one per rollout), never one
- * per appliance.
+ * per appliance. On a pool the figures' statements run side by side (and beside the sampling:
+ * only the metric's statistic waits for it).
+ *
+ * **Cost** (bench/rollout_gates.ts, `deno task bench -- rollouts`): a pass reads the samples of
+ * the judged appliances that beat since the last pass (an index range of `appliances_last_beat`,
+ * a fifteenth of the fleet a minute), not every judged appliance; the rest reads the judged
+ * members once per figure.
  *
  * @module
  */
@@ -191,6 +197,17 @@ export const medianWindowS = 12 * 3600;
 /** At most this many of an appliance's latest samples are read for its median. */
 export const medianSamples = 96;
 
+/** What {@link sampleRollouts} may skip (see there). */
+export interface SampleSince {
+  /** When the last finished pass started (its clock), if any. */
+  lastPassAt: Date | null;
+  /**
+   * Seconds before `lastPassAt` a beat may carry and still have come in after that pass read
+   * (clocks of two instances, each within the tolerance, plus a beat's way to the database).
+   */
+  marginS: number;
+}
+
 /**
  * Copies into `rollout_samples` the latest report of each evaluated member of the current phase
  * and each control appliance (not revoked) of every rollout in `rollouts` whose phase has a
@@ -200,33 +217,73 @@ export const medianSamples = 96;
  * runs. Then recomputes each sampled appliance's median (`rollout_sample_medians`: over its
  * samples of the phase in the {@link medianWindowS} before `now`, at most {@link medianSamples},
  * those taken while it ran the version its group is judged on) and deletes its samples older
- * than that window. Three statements for all rollouts; returns the
- * rows written.
+ * than that window. Five statements for all rollouts (which rollouts the last pass recorded, which
+ * judged appliances beat, the samples, the medians, the pruning); returns the rows written.
+ *
+ * With `since`, only appliances that beat after `lastPassAt` less `marginS` are read (an index
+ * range of `appliances_last_beat`, hash-joined with the judged appliances), for each rollout the
+ * last finished pass recorded (`rollouts.evaluated_at` at or after `lastPassAt`): that pass
+ * sampled every earlier beat. Others (a rollout resumed, or a first pass) read all their judged
+ * appliances.
  */
 export async function sampleRollouts(
   sql: Sql,
   rollouts: readonly GatedRollout[],
   now: Date,
+  since: SampleSince = { lastPassAt: null, marginS: 0 },
 ): Promise<number> {
   const gated = rollouts.filter((r) => r.plan.gates.metric);
   if (gated.length === 0) return 0;
-  const [row] = await sql<{ rollout_ids: number[]; uids: string[] }>`
+  const last = since.lastPassAt;
+  const from = last ? new Date(last.getTime() - since.marginS * 1000) : null;
+  // Each rollout's earliest beat to read: its phase start, or, when the last finished pass
+  // recorded it, that pass less the margin.
+  const recorded = await sql<{ id: number; evaluated_at: Date | null }>`
+    select id, evaluated_at from rollouts where id = any(${gated.map((r) => r.id)}::bigint[])`;
+  const evaluatedAt = new Map(recorded.map((x) => [x.id, x.evaluated_at]));
+  const lo = gated.map((r) => {
+    const at = evaluatedAt.get(r.id);
+    return last && from && at && at.getTime() >= last.getTime() &&
+        from.getTime() > r.phaseStartedAt.getTime()
+      ? from
+      : r.phaseStartedAt;
+  });
+  const minLo = new Date(Math.min(...lo.map((d) => d.getTime())));
+  // The judged appliances that beat since then: the members and control appliances joined with
+  // an index range of appliances_last_beat (one pass's worth of beats), not looked up one by one.
+  const [fresh] = await sql<{ ids: number[]; uids: string[] }>`
     with r as (
       select * from unnest(${gated.map((r) => r.id)}::bigint[], ${
     gated.map((r) => r.phase)
-  }::int[], ${isoList(gated.map((r) => r.phaseStartedAt))}::timestamptz[],
-        ${gated.map((r) => r.kind)}::text[], ${gated.map((r) => r.app)}::text[],
-        ${gated.map((r) => r.name)}::text[], ${gated.map((r) => r.plan.gates.metric!.path)}::text[])
-        as r(id, phase, started, kind, app, name, path)
+  }::int[], ${isoList(lo)}::timestamptz[]) as r(id, phase, lo)
     ),
     who as (
-      select r.id, m.uid from r
+      select r.id, r.lo, m.uid from r
       cross join lateral (
         select uid from rollout_members where rollout_id = r.id and phase = r.phase
         order by uid limit ${evaluatedPerPhase}
       ) m
       union all
-      select r.id, c.uid from r join rollout_control c on c.rollout_id = r.id
+      select r.id, r.lo, c.uid from r join rollout_control c on c.rollout_id = r.id
+    ),
+    recent as (
+      select uid, last_beat_at from appliances
+      where coalesce(last_beat_at, '-infinity'::timestamptz) >= ${minLo}
+    )
+    select coalesce(array_agg(w.id), '{}') as ids, coalesce(array_agg(w.uid), '{}') as uids
+    from who w join recent x on x.uid = w.uid
+    where x.last_beat_at >= w.lo`;
+  if (!fresh || fresh.uids.length === 0) return 0;
+  const [row] = await sql<{ rollout_ids: number[]; uids: string[] }>`
+    with r as (
+      select * from unnest(${gated.map((r) => r.id)}::bigint[], ${isoList(lo)}::timestamptz[], ${
+    gated.map((r) => r.kind)
+  }::text[], ${gated.map((r) => r.app)}::text[],
+        ${gated.map((r) => r.name)}::text[], ${gated.map((r) => r.plan.gates.metric!.path)}::text[])
+        as r(id, lo, kind, app, name, path)
+    ),
+    fresh as (
+      select * from unnest(${fresh.ids}::bigint[], ${fresh.uids}::uuid[]) as f(id, uid)
     ),
     written as (
       insert into rollout_samples (rollout_id, uid, at, value, healthy, running)
@@ -236,7 +293,7 @@ export async function sampleRollouts(
         case when jsonb_typeof(ap.last_report->'apps'->r.app->'healthy') = 'boolean'
           then (ap.last_report->'apps'->r.app->'healthy')::boolean end,
         run.running
-      from who w
+      from fresh w
       join r on r.id = w.id
       join appliances ap on ap.uid = w.uid and ap.revoked_at is null
       left join lateral (
@@ -246,7 +303,7 @@ export async function sampleRollouts(
         where c->>'kind' = r.kind and c->>'app' = r.app and c->>'name' = r.name
         limit 1
       ) run on true
-      where ap.last_beat_at >= r.started
+      where ap.last_beat_at >= r.lo
         and not exists (
           select 1 from rollout_samples s
           where s.rollout_id = r.id and s.uid = ap.uid and s.at = ap.last_beat_at)
@@ -280,17 +337,20 @@ export async function sampleRollouts(
         and m.phase = r.phase
     )
     insert into rollout_sample_medians (rollout_id, uid, phase_started_at, member, beats, median)
-    select tm.rollout_id, tm.uid, tm.started, tm.member, count(v.value)::int,
-      percentile_cont(0.5) within group (order by v.value)
+    select tm.rollout_id, tm.uid, tm.started, tm.member, v.beats, v.median
     from tm
-    left join lateral (
-      select s.value, s.running from rollout_samples s
-      where s.rollout_id = tm.rollout_id and s.uid = tm.uid and s.at >= tm.started
-        and s.at >= ${windowStart}
-      order by s.at desc limit ${medianSamples}
-    ) v on v.value is not null and case when tm.want is null
-      then v.running is distinct from tm.version else v.running = tm.want end
-    group by tm.rollout_id, tm.uid, tm.started, tm.member
+    cross join lateral (
+      select count(w.value)::int as beats,
+        percentile_cont(0.5) within group (order by w.value) as median
+      from (
+        select s.value, s.running from rollout_samples s
+        where s.rollout_id = tm.rollout_id and s.uid = tm.uid and s.at >= tm.started
+          and s.at >= ${windowStart}
+        order by s.at desc limit ${medianSamples}
+      ) w
+      where w.value is not null and case when tm.want is null
+        then w.running is distinct from tm.version else w.running = tm.want end
+    ) v
     on conflict (rollout_id, uid) do update set phase_started_at = excluded.phase_started_at,
       member = excluded.member, beats = excluded.beats, median = excluded.median`;
   // Older samples of these appliances are read no more (an index range each: few rows).
@@ -303,6 +363,9 @@ export async function sampleRollouts(
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
+/** Install-state statements (one per rollout) run at once on a pool. */
+const progressConcurrency = 4;
+
 /**
  * The figures of each rollout's current phase (see the module): the members' install states
  * (one statement per rollout), membership and health (one statement), the metric statistic of
@@ -312,6 +375,7 @@ const round1 = (x: number) => Math.round(x * 10) / 10;
 export async function rolloutFigures(
   sql: Sql,
   rollouts: readonly GatedRollout[],
+  opts: { samplesReady?: Promise<unknown> } = {},
 ): Promise<Map<number, PhaseFigures>> {
   const out = new Map<number, PhaseFigures>();
   if (rollouts.length === 0) return out;
@@ -321,15 +385,16 @@ export async function rolloutFigures(
     phases: all.map((x) => x.phase),
     starts: isoList(all.map((x) => x.phaseStartedAt)),
   };
-  const health = await sql<{
-    id: number;
-    joined: number | null;
-    evaluated: number;
-    healthy: number;
-    reporting: number;
-    unhealthy: number;
-    not_sent: number;
-  }>`
+  const healthRows = async () =>
+    await sql<{
+      id: number;
+      joined: number | null;
+      evaluated: number;
+      healthy: number;
+      reporting: number;
+      unhealthy: number;
+      not_sent: number;
+    }>`
     with r as materialized (
       select r.*, k.id as cid,
         jsonb_build_array(jsonb_build_object('kind', r.kind, 'app', r.app, 'name', r.name,
@@ -362,11 +427,60 @@ export async function rolloutFigures(
       ) m
       join appliances ap on ap.uid = m.uid and ap.revoked_at is null
     ) f`;
+  const installs = new Map<number, RolloutProgress>();
+  // A few at a time: on a pool they overlap, without taking every connection.
+  const queue = [...all];
+  const progress = () =>
+    Promise.all(Array.from({ length: Math.min(progressConcurrency, queue.length) }, async () => {
+      for (let x = queue.shift(); x; x = queue.shift()) {
+        const scope = { rolloutId: x.id, phase: x.phase, sample: evaluatedPerPhase };
+        installs.set(
+          x.id,
+          (await rolloutProgress(sql, [x], scope)).get(
+            `${x.kind}/${x.app}/${x.name}/${x.version}`,
+          )!,
+        );
+      }
+    }));
+  const beat = all.filter((x) => x.plan.gates.beatRegularity);
+  const since = new Date(Math.min(...beat.map((x) => x.phaseStartedAt.getTime())));
+  const beatRows = async () =>
+    beat.length === 0 ? [] : await sql<{ id: number; control: boolean; n: number; missed: number }>`
+      with r as (
+        select * from unnest(${beat.map((x) => x.id)}::bigint[], ${
+      beat.map((x) => x.phase)
+    }::int[], ${isoList(beat.map((x) => x.phaseStartedAt))}::timestamptz[])
+          as r(id, phase, started)
+      ),
+      revoked as materialized (
+        select uid from appliances where revoked_at is not null
+      ),
+      missed as (
+        select uid, max(opened_at) as last from alerts
+        where kind = 'missed_heartbeat' and opened_at >= ${since}
+        group by uid
+      ),
+      who as (
+        select r.id, r.started, false as control, m.uid from r
+        cross join lateral (
+          select uid from rollout_members where rollout_id = r.id and phase = r.phase
+          order by uid limit ${evaluatedPerPhase}
+        ) m
+        union all
+        select r.id, r.started, true, c.uid from r join rollout_control c on c.rollout_id = r.id
+      )
+      select w.id, w.control, count(*)::int as n,
+        count(*) filter (where x.last >= w.started)::int as missed
+      from who w
+      left join missed x on x.uid = w.uid
+      where not exists (select 1 from revoked v where v.uid = w.uid)
+      group by w.id, w.control`;
+  // On a pool these overlap; the metric's statement waits for the samples (the daemon samples
+  // meanwhile).
+  const [health, , beatCounts] = await Promise.all([healthRows(), progress(), beatRows()]);
   const byId = new Map(health.map((h) => [h.id, h]));
   for (const x of all) {
-    const scope = { rolloutId: x.id, phase: x.phase, sample: evaluatedPerPhase };
-    const install = (await rolloutProgress(sql, [x], scope))
-      .get(`${x.kind}/${x.app}/${x.name}/${x.version}`)!;
+    const install = installs.get(x.id)!;
     const h = byId.get(x.id);
     const evaluated = h?.evaluated ?? 0;
     const healthy = h?.healthy ?? 0;
@@ -388,6 +502,7 @@ export async function rolloutFigures(
 
   const metric = all.filter((x) => x.plan.gates.metric);
   if (metric.length > 0) {
+    await opts.samplesReady;
     const rows = await sql<{
       id: number;
       in_phase: boolean;
@@ -420,40 +535,10 @@ export async function rolloutFigures(
     }
   }
 
-  const beat = all.filter((x) => x.plan.gates.beatRegularity);
   if (beat.length > 0) {
-    const starts = beat.map((x) => x.phaseStartedAt.getTime());
-    const since = new Date(Math.min(...starts));
-    const rows = await sql<{ id: number; control: boolean; n: number; missed: number }>`
-      with r as (
-        select * from unnest(${beat.map((x) => x.id)}::bigint[], ${
-      beat.map((x) => x.phase)
-    }::int[], ${isoList(beat.map((x) => x.phaseStartedAt))}::timestamptz[])
-          as r(id, phase, started)
-      ),
-      missed as (
-        select uid, max(opened_at) as last from alerts
-        where kind = 'missed_heartbeat' and opened_at >= ${since}
-        group by uid
-      ),
-      who as (
-        select r.id, r.started, false as control, m.uid from r
-        cross join lateral (
-          select uid from rollout_members where rollout_id = r.id and phase = r.phase
-          order by uid limit ${evaluatedPerPhase}
-        ) m
-        union all
-        select r.id, r.started, true, c.uid from r join rollout_control c on c.rollout_id = r.id
-      )
-      select w.id, w.control, count(*)::int as n,
-        count(*) filter (where x.last >= w.started)::int as missed
-      from who w
-      join appliances ap on ap.uid = w.uid and ap.revoked_at is null
-      left join missed x on x.uid = w.uid
-      group by w.id, w.control`;
     for (const x of beat) {
-      const m = rows.find((r) => r.id === x.id && !r.control);
-      const c = rows.find((r) => r.id === x.id && r.control);
+      const m = beatCounts.find((r) => r.id === x.id && !r.control);
+      const c = beatCounts.find((r) => r.id === x.id && r.control);
       out.get(x.id)!.beats = {
         members: m?.n ?? 0,
         membersMissed: m?.missed ?? 0,
