@@ -646,6 +646,7 @@ function adminOperations(): Operation[] {
       {
         body: s.assignmentSchema,
         responses: {
+          "201": "Assigned",
           "409": "The target would take appliances from a running or paused phased rollout of " +
             "the component (managed_by_rollout; `rolloutId` names it): cancel it first",
         },
