@@ -113,12 +113,18 @@ export interface BrowserPage {
   resetClicks(): void;
 }
 
-/** Opens a page in `browser` at `viewport` (desktop by default) with a click counter. */
+/**
+ * Opens a page in `browser` at `viewport` (desktop by default) with a click counter. Its pages
+ * refresh live once an hour only (the console's `noc.live` test hook), so that a live refresh
+ * never swaps a page's nodes while a test reads them (a slow, loaded machine takes longer than
+ * the console's 15 s); a test of the live refresh sets the hook itself, after this one.
+ */
 export async function openPage(
   browser: Browser,
   viewport: { width: number; height: number } = desktop,
 ): Promise<BrowserPage> {
   const page = await browser.newPage({ viewport });
+  await page.addInitScript(`sessionStorage.setItem("noc.live", "3600")`);
   const p: BrowserPage = {
     page,
     clicks: 0,

@@ -4,18 +4,17 @@
  * most 4 counted clicks (no Wake afterwards); a bulk move of a filtered set to another site; the
  * report interval edited from the appliance page (and a refused value kept in its field); a
  * failed install shown as failed with the agent's message; every control of the list and the
- * appliance page reachable on a phone; axe: no serious or critical violation on either page.
+ * appliance page reachable on a phone. axe checks these pages (list, appliance page, revoke
+ * confirmation) at both sizes in tests/console_conventions_browser_test.ts, not again here.
  */
 import assert from "node:assert/strict";
-import { dbTest } from "./_harness.ts";
 import { type ServedNoc, serveNoc } from "./_agent.ts";
 import { publishAndAssign } from "./_components.ts";
 import {
-  assertAccessible,
   assertReachable,
+  type BrowserCase,
+  browserTests,
   desktop,
-  haveBrowser,
-  launchBrowser,
   openPage,
   phone,
   signInBrowser,
@@ -39,58 +38,56 @@ async function fleet(noc: ServedNoc, sites: string[], n: number) {
   return out;
 }
 
-for (const [device, viewport] of [["desktop", desktop], ["phone", phone]] as const) {
-  dbTest(
-    `appliances (${device}): revoke with a confirmation in at most 4 clicks from the list, then no Wake`,
-    async ({ db }) => {
-      if (!haveBrowser) return;
-      const noc = await serveNoc(db);
-      const browser = await launchBrowser();
-      try {
-        const [target] = await fleet(noc, ["ams"], 2);
-        const p = await openPage(browser, viewport);
-        await signInBrowser(p.page, noc.url, noc.adminToken);
-        await p.page.goto(`${noc.url}/ui/appliances`);
-        p.resetClicks();
-        await p.clickOn(p.page.locator("#appliances a", { hasText: target!.hostname }));
-        await p.click("#revoke");
-        // The confirmation: what it does, a reason, and nothing done yet.
-        assert.match((await p.page.textContent("form.confirm p"))!, /cannot be undone/);
-        assert.equal(
-          (await noc.admin("GET", `/v1/admin/appliances/${target!.uid}`)).body.revokedAt,
-          null,
-        );
-        await p.page.fill("form.confirm input[name=reason]", "stolen from the rack");
-        await p.click("form.confirm button.danger");
-        assert.ok(p.clicks <= 4, `revoke took ${p.clicks} clicks`);
-        assert.match((await p.page.textContent(".flash[role=status]"))!, /Revoked/);
-        assert.match((await p.page.textContent("#revoked"))!, /stolen from the rack/);
-        assert.equal(await p.page.locator("button", { hasText: "Wake now" }).count(), 0);
-        assert.equal(await p.page.locator("#revoke").count(), 0);
-        const api = await noc.admin("GET", `/v1/admin/appliances/${target!.uid}`);
-        assert.equal(api.body.state, "revoked");
-        // Bulk wake by the site's filter skips it, and says so.
-        await p.page.goto(`${noc.url}/ui/appliances?site=ams`);
-        await p.page.selectOption("#bulk select[name=action]", "wake");
-        await p.click("#bulk button[value=filter]");
-        assert.match(
-          (await p.page.textContent(".flash[role=status]"))!,
-          /Wake now: 1 of 2 appliances; 1 skipped \(revoked/,
-        );
-      } finally {
-        await browser.close();
-        await noc.close();
-      }
-    },
-  );
+/** Revoke from the list at `viewport`: a confirmation, at most 4 clicks, then no Wake. */
+function revokeFromTheList(viewport: { width: number; height: number }) {
+  return async ({ db, browser }: BrowserCase) => {
+    const noc = await serveNoc(db);
+    try {
+      const [target] = await fleet(noc, ["ams"], 2);
+      const p = await openPage(browser, viewport);
+      await signInBrowser(p.page, noc.url, noc.adminToken);
+      await p.page.goto(`${noc.url}/ui/appliances`);
+      p.resetClicks();
+      await p.clickOn(p.page.locator("#appliances a", { hasText: target!.hostname }));
+      await p.click("#revoke");
+      // The confirmation: what it does, a reason, and nothing done yet.
+      assert.match((await p.page.textContent("form.confirm p"))!, /cannot be undone/);
+      assert.equal(
+        (await noc.admin("GET", `/v1/admin/appliances/${target!.uid}`)).body.revokedAt,
+        null,
+      );
+      await p.page.fill("form.confirm input[name=reason]", "stolen from the rack");
+      await p.click("form.confirm button.danger");
+      assert.ok(p.clicks <= 4, `revoke took ${p.clicks} clicks`);
+      assert.match((await p.page.textContent(".flash[role=status]"))!, /Revoked/);
+      assert.match((await p.page.textContent("#revoked"))!, /stolen from the rack/);
+      assert.equal(await p.page.locator("button", { hasText: "Wake now" }).count(), 0);
+      assert.equal(await p.page.locator("#revoke").count(), 0);
+      const api = await noc.admin("GET", `/v1/admin/appliances/${target!.uid}`);
+      assert.equal(api.body.state, "revoked");
+      // Bulk wake by the site's filter skips it, and says so.
+      await p.page.goto(`${noc.url}/ui/appliances?site=ams`);
+      await p.page.selectOption("#bulk select[name=action]", "wake");
+      await p.click("#bulk button[value=filter]");
+      assert.match(
+        (await p.page.textContent(".flash[role=status]"))!,
+        /Wake now: 1 of 2 appliances; 1 skipped \(revoked/,
+      );
+    } finally {
+      await noc.close();
+    }
+  };
 }
 
-dbTest(
-  "appliances: a bulk move takes a filtered set to another site, and keeps the filter",
-  async ({ db }) => {
-    if (!haveBrowser) return;
+browserTests("appliances_console_browser", {
+  "appliances (desktop): revoke with a confirmation in at most 4 clicks from the list, then no Wake":
+    revokeFromTheList(desktop),
+  "appliances (phone): revoke with a confirmation in at most 4 clicks from the list, then no Wake":
+    revokeFromTheList(phone),
+  "appliances: a bulk move takes a filtered set to another site, and keeps the filter": async (
+    { db, browser },
+  ) => {
     const noc = await serveNoc(db);
-    const browser = await launchBrowser();
     try {
       const all = await fleet(noc, ["ams", "fra"], 3);
       const p = await openPage(browser, desktop);
@@ -145,110 +142,99 @@ dbTest(
       assert.equal(await p.page.inputValue("#bulk input[name=site]"), "kept-value");
       assert.equal(await p.page.inputValue("#bulk select[name=action]"), "hold");
     } finally {
-      await browser.close();
       await noc.close();
     }
   },
-);
-
-dbTest(
-  "appliance page: edit the interval, keep a refused value, and show a failed install as failed",
-  async ({ db }) => {
-    if (!haveBrowser) return;
-    const noc = await serveNoc(db);
-    const browser = await launchBrowser();
-    try {
-      const [a] = await fleet(noc, ["ams"], 1);
-      const p = await openPage(browser, desktop);
-      await signInBrowser(p.page, noc.url, noc.adminToken);
-      await p.page.goto(`${noc.url}/ui/appliances/${a!.uid}`);
-      p.resetClicks();
-      await p.page.fill("#edit input[name=intervalS]", "600");
-      await p.click("#edit button");
-      assert.match((await p.page.textContent(".flash[role=status]"))!, /Saved/);
-      assert.equal((await noc.admin("GET", `/v1/admin/appliances/${a!.uid}`)).body.intervalS, 600);
-      assert.equal(p.clicks, 1);
-      // A value the API refuses (a channel name with a space): the error style, the form kept.
-      await p.page.fill("#edit input[name=intervalS]", "700");
-      await p.page.fill("#edit input[name=channel]", "no good");
-      await p.click("#edit button");
-      assert.match((await p.page.textContent(".flash.error[role=alert]"))!, /channel/);
-      assert.equal(await p.page.inputValue("#edit input[name=intervalS]"), "700");
-      assert.equal(await p.page.inputValue("#edit input[name=channel]"), "no good");
-      const still = (await noc.admin("GET", `/v1/admin/appliances/${a!.uid}`)).body;
-      assert.equal(still.channel, "stable");
-      assert.equal(still.intervalS, 600, "nothing of a refused edit is written");
-      // Hold from the page, then release it.
-      await p.page.fill("#hold input[name=reason]", "change freeze");
-      await p.click("#hold button");
-      assert.match((await p.page.textContent("#holds"))!, /change freeze/);
-      await p.click("#holds button");
-      assert.match((await p.page.textContent(".flash[role=status]"))!, /Hold released/);
-      // A failed install of the catalog's version: red, with the agent's message, not "pending".
-      const ref = { app: "vscreen", name: "vscreen", version: "2.0.0" };
-      await publishAndAssign(noc, ref);
-      const app = await noc.enrollAppliance({ hostname: "ams-gw-fail" });
-      await app.beat();
-      const res = await noc.send(
-        await app.request("POST", "/v1/installs", {
-          results: [{ kind: "package", ...ref, outcome: "failed", message: "postinst exited 3" }],
-        }),
-      );
-      assert.ok(res.status < 300, await res.text());
-      await p.page.goto(`${noc.url}/ui/appliances/${app.uid}`);
-      const banner = p.page.locator("#install-state");
-      assert.equal(await banner.getAttribute("data-install-state"), "failed");
-      assert.match((await banner.textContent())!, /postinst exited 3/);
-      assert.equal(
-        await p.page.locator("#components tr[data-install=failed]", { hasText: "2.0.0" }).count(),
-        1,
-      );
-      assert.ok(!(await p.page.locator("#components").textContent())!.includes("pending"));
-      // The last report as facts; the raw JSON folded away.
-      assert.match((await p.page.textContent("#report-facts"))!, /2\.0 GiB free of 4\.0 GiB/);
-      assert.equal(await p.page.locator("details pre").isVisible(), false);
-    } finally {
-      await browser.close();
-      await noc.close();
-    }
-  },
-);
-
-dbTest(
-  "appliances on a phone: every control of the list and the page is reachable; axe passes",
-  async ({ db }) => {
-    if (!haveBrowser) return;
-    const noc = await serveNoc(db);
-    const browser = await launchBrowser();
-    try {
-      const [a] = await fleet(noc, ["ams"], 3);
-      for (const viewport of [phone, desktop]) {
-        const p = await openPage(browser, viewport);
+  "appliance page: edit the interval, keep a refused value, and show a failed install as failed":
+    async ({ db, browser }) => {
+      const noc = await serveNoc(db);
+      try {
+        const [a] = await fleet(noc, ["ams"], 1);
+        const p = await openPage(browser, desktop);
         await signInBrowser(p.page, noc.url, noc.adminToken);
-        await p.page.goto(`${noc.url}/ui/appliances`);
-        await assertReachable(p.page.locator("#appliances input[type=checkbox]"), "checkboxes");
-        await assertReachable(p.page.locator("#bulk button"), "bulk buttons");
-        await assertReachable(
-          p.page.locator("#bulk select, #bulk input:not([type=hidden])"),
-          "bulk fields",
-        );
-        await assertReachable(p.page.locator("form[role=search] button"), "filter button");
-        await assertReachable(p.page.locator("#appliances a"), "appliance links");
-        await assertAccessible(p.page, `appliance list ${viewport.width}px`);
         await p.page.goto(`${noc.url}/ui/appliances/${a!.uid}`);
-        await assertReachable(p.page.locator("button", { hasText: "Wake now" }), "Wake");
-        await assertReachable(p.page.locator("#revoke"), "Revoke");
-        await assertReachable(p.page.locator("#edit button"), "Save");
-        await assertReachable(p.page.locator("#hold button"), "Hold");
-        await assertAccessible(p.page, `appliance page ${viewport.width}px`);
-        await p.page.click("#revoke");
-        await assertReachable(p.page.locator("form.confirm button.danger"), "confirm Revoke");
-        await assertAccessible(p.page, `revoke confirmation ${viewport.width}px`);
-        await p.page.close();
+        p.resetClicks();
+        await p.page.fill("#edit input[name=intervalS]", "600");
+        await p.click("#edit button");
+        assert.match((await p.page.textContent(".flash[role=status]"))!, /Saved/);
+        assert.equal(
+          (await noc.admin("GET", `/v1/admin/appliances/${a!.uid}`)).body.intervalS,
+          600,
+        );
+        assert.equal(p.clicks, 1);
+        // A value the API refuses (a channel name with a space): the error style, the form kept.
+        await p.page.fill("#edit input[name=intervalS]", "700");
+        await p.page.fill("#edit input[name=channel]", "no good");
+        await p.click("#edit button");
+        assert.match((await p.page.textContent(".flash.error[role=alert]"))!, /channel/);
+        assert.equal(await p.page.inputValue("#edit input[name=intervalS]"), "700");
+        assert.equal(await p.page.inputValue("#edit input[name=channel]"), "no good");
+        const still = (await noc.admin("GET", `/v1/admin/appliances/${a!.uid}`)).body;
+        assert.equal(still.channel, "stable");
+        assert.equal(still.intervalS, 600, "nothing of a refused edit is written");
+        // Hold from the page, then release it.
+        await p.page.fill("#hold input[name=reason]", "change freeze");
+        await p.click("#hold button");
+        assert.match((await p.page.textContent("#holds"))!, /change freeze/);
+        await p.click("#holds button");
+        assert.match((await p.page.textContent(".flash[role=status]"))!, /Hold released/);
+        // A failed install of the catalog's version: red, with the agent's message, not "pending".
+        const ref = { app: "vscreen", name: "vscreen", version: "2.0.0" };
+        await publishAndAssign(noc, ref);
+        const app = await noc.enrollAppliance({ hostname: "ams-gw-fail" });
+        await app.beat();
+        const res = await noc.send(
+          await app.request("POST", "/v1/installs", {
+            results: [{ kind: "package", ...ref, outcome: "failed", message: "postinst exited 3" }],
+          }),
+        );
+        assert.ok(res.status < 300, await res.text());
+        await p.page.goto(`${noc.url}/ui/appliances/${app.uid}`);
+        const banner = p.page.locator("#install-state");
+        assert.equal(await banner.getAttribute("data-install-state"), "failed");
+        assert.match((await banner.textContent())!, /postinst exited 3/);
+        assert.equal(
+          await p.page.locator("#components tr[data-install=failed]", { hasText: "2.0.0" }).count(),
+          1,
+        );
+        assert.ok(!(await p.page.locator("#components").textContent())!.includes("pending"));
+        // The last report as facts; the raw JSON folded away.
+        assert.match((await p.page.textContent("#report-facts"))!, /2\.0 GiB free of 4\.0 GiB/);
+        assert.equal(await p.page.locator("details pre").isVisible(), false);
+      } finally {
+        await noc.close();
       }
-    } finally {
-      await browser.close();
-      await noc.close();
-    }
-  },
-);
+    },
+  "appliances on a phone: every control of the list, the page and the revoke confirmation is reachable":
+    async (
+      { db, browser },
+    ) => {
+      const noc = await serveNoc(db);
+      try {
+        const [a] = await fleet(noc, ["ams"], 3);
+        for (const viewport of [phone, desktop]) {
+          const p = await openPage(browser, viewport);
+          await signInBrowser(p.page, noc.url, noc.adminToken);
+          await p.page.goto(`${noc.url}/ui/appliances`);
+          await assertReachable(p.page.locator("#appliances input[type=checkbox]"), "checkboxes");
+          await assertReachable(p.page.locator("#bulk button"), "bulk buttons");
+          await assertReachable(
+            p.page.locator("#bulk select, #bulk input:not([type=hidden])"),
+            "bulk fields",
+          );
+          await assertReachable(p.page.locator("form[role=search] button"), "filter button");
+          await assertReachable(p.page.locator("#appliances a"), "appliance links");
+          await p.page.goto(`${noc.url}/ui/appliances/${a!.uid}`);
+          await assertReachable(p.page.locator("button", { hasText: "Wake now" }), "Wake");
+          await assertReachable(p.page.locator("#revoke"), "Revoke");
+          await assertReachable(p.page.locator("#edit button"), "Save");
+          await assertReachable(p.page.locator("#hold button"), "Hold");
+          await p.page.click("#revoke");
+          await assertReachable(p.page.locator("form.confirm button.danger"), "confirm Revoke");
+          await p.page.close();
+        }
+      } finally {
+        await noc.close();
+      }
+    },
+});
