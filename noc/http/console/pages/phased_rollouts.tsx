@@ -440,6 +440,13 @@ async function getRollout(
   return { r: await res.json() as unknown as RolloutDetail };
 }
 
+/**
+ * The sample a phase is judged from: `stop.minSample`, or every evaluated member when the phase
+ * has fewer (as noc/services/rollout_gates.ts `judgePhase` does), at least 1.
+ */
+const minSampleOf = (minSample: number, evaluated: number) =>
+  Math.max(1, Math.min(minSample, evaluated));
+
 /** A verdict in words and style: fails, passes, or not judged yet. */
 function Verdict(props: { g: GateResult | undefined }) {
   const g = props.g;
@@ -526,7 +533,8 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
             <Verdict g={gate("stop")} />
           </td>
           <td>
-            {counted} counted, judged from {plan?.stop.minSample ?? "?"}; {f.notSent} not sent yet
+            {counted} counted, judged from{" "}
+            {plan ? minSampleOf(plan.stop.minSample, f.evaluated) : "?"}; {f.notSent} not sent yet
           </td>
         </tr>
         <tr data-gate="advance">
@@ -559,7 +567,9 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
             </td>
             <td>
               {gate("pluginHealth")?.judged === false
-                ? `not judged yet: ${f.reporting} reporting (${plan.stop.minSample} needed)`
+                ? `not judged yet: ${f.reporting} reporting (${
+                  minSampleOf(plan.stop.minSample, f.evaluated)
+                } needed)`
                 : `${f.reporting} reporting`}
             </td>
           </tr>
@@ -616,7 +626,9 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
             </td>
             <td>
               {gate("beatRegularity")?.judged === false
-                ? `not judged yet: ${b?.members ?? 0} appliances (${plan.stop.minSample} needed)`
+                ? `not judged yet: ${b?.members ?? 0} appliances (${
+                  minSampleOf(plan.stop.minSample, f.evaluated)
+                } needed)`
                 : `${b?.members ?? 0} vs ${b?.control ?? 0}`}
             </td>
           </tr>
