@@ -2,7 +2,7 @@
  * `deno task bench`: every benchmark in one run — check-in cycles against the
  * HTTP and database ceilings, the sweep and the appliance list over a million appliances, 256 MiB
  * downloads against nginx, the agent, catalog generation, a local-server
- * sync's stage for a 1,000-appliance site and the console —
+ * sync's stage for a 1,000-appliance site, the console and the rollout daemon's pass —
  * printed as one table with targets and ratios, and written to
  * bench/RESULTS.md. Set TEST_DATABASE_URL to include the PostgreSQL rows.
  *
@@ -21,6 +21,7 @@ import { catalogGeneration } from "./catalog_gen.ts";
 import { siteStageBench } from "./site_stage.ts";
 import { consoleRender } from "./console_render.ts";
 import { preauthMemory } from "./preauth_memory.ts";
+import { rolloutGatesBench } from "./rollout_gates.ts";
 
 const sections: Array<[string, string, () => Promise<Figure[]>]> = [
   [
@@ -50,6 +51,11 @@ const sections: Array<[string, string, () => Promise<Figure[]>]> = [
     "console",
     "Operator console",
     () => consoleRender(Number(Deno.env.get("BENCH_APPLIANCES") ?? 100_000)),
+  ],
+  [
+    "rollouts",
+    "Rollout daemon pass: 20 metric-gated phased rollouts (PGlite 10,000, PostgreSQL 100,000 appliances)",
+    () => rolloutGatesBench(),
   ],
   [
     "preauth",
