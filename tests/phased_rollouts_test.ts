@@ -465,6 +465,40 @@ dbTest(
 );
 
 dbTest(
+  "the plug-in health gate counts only members running the release: one still on the old version reporting unhealthy fails nothing",
+  async ({ db }) => {
+    const { noc, uids } = await fleet(db, 30);
+    const r = await createRollout(
+      noc.deps,
+      plan([
+        { count: 10, soakS: 0, gates: { pluginHealth: { maxUnhealthyPercent: 10 } } },
+        { percent: 100, soakS: 0 },
+      ]),
+      "alice",
+    );
+    const canaries = (await membersByPhase(noc, r.id))[0]!;
+    await report(noc, uids, "1");
+    noc.clock.advance(10);
+    // Eight run the release and are healthy; two have not installed it yet and report the
+    // application (on the old version) unhealthy.
+    await report(noc, canaries.slice(0, 8), "2", { app: { healthy: true } });
+    await report(noc, canaries.slice(8), "1", { app: { healthy: false } });
+    let p = await pass(noc);
+    assert.deepEqual(p.failed, [], "the old version's health says nothing about the release");
+    const got = await getRollout(db.sql, r.id);
+    assert.equal(got.evaluation!.figures.reporting, 8);
+    assert.equal(got.evaluation!.figures.unhealthy, 0);
+    // One on the release reporting unhealthy: 1 of 9 is over 10 %.
+    noc.clock.advance(10);
+    await report(noc, canaries.slice(8, 9), "2", { app: { healthy: false } });
+    p = await pass(noc);
+    assert.deepEqual(p.failed, [r.id]);
+    const [n] = await notices(noc);
+    assert.match(n!.text, /pluginHealth: 1 of 9 reporting appliances unhealthy \(11\.1 %/);
+  },
+);
+
+dbTest(
   "a beat-regularity gate fails the phase when its appliances miss beats more often than control",
   async ({ db }) => {
     const { noc, uids } = await fleet(db, 30);

@@ -21,8 +21,10 @@
  * - **Healthy share**: members running the release (their latest report lists it), not missing
  *   and not reporting the release's application unhealthy (`apps[app].healthy === false`), of
  *   all members.
- * - **Plug-in health**: of the members that beat since phase start, those whose latest report
- *   has `apps[app].healthy === false` (app: the release's application).
+ * - **Plug-in health**: of the members that beat since phase start and whose latest report lists
+ *   the release (as the metric gate judges members only on beats taken on the release), those
+ *   whose latest report has `apps[app].healthy === false` (app: the release's application). A
+ *   member still on the previous version says nothing about the release's plug-ins.
  * - **Metric** — the statistic: per appliance, the median of its samples since phase start (its
  *   samples of the last {@link medianWindowS} (12 hours), at most its latest
  *   {@link medianSamples}; only appliances with at least `minBeats` of them, taken while
@@ -132,7 +134,7 @@ export interface PhaseFigures {
   healthy: number;
   /** `healthy` of `evaluated`, percent with one decimal (100 when none are evaluated). */
   healthyPercent: number;
-  /** Evaluated members that beat since phase start. */
+  /** Evaluated members that beat since phase start and whose latest report lists the release. */
   reporting: number;
   /** Of them, those whose latest report says `apps[app].healthy === false`. */
   unhealthy: number;
@@ -415,8 +417,10 @@ export async function rolloutFigures(
           and ap.missing_since is null
           and (ap.last_report->'apps'->r.app->'healthy') is distinct from 'false'::jsonb)::int
           as healthy,
-        count(*) filter (where ap.last_beat_at >= r.started)::int as reporting,
         count(*) filter (where ap.last_beat_at >= r.started
+          and ap.last_report->'components' @> r.listed)::int as reporting,
+        count(*) filter (where ap.last_beat_at >= r.started
+          and ap.last_report->'components' @> r.listed
           and ap.last_report->'apps'->r.app->'healthy' = 'false'::jsonb)::int as unhealthy,
         count(*) filter (where not exists (
           select 1 from deliveries d where d.uid = ap.uid and d.component_id = r.cid))::int
