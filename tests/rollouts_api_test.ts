@@ -199,12 +199,13 @@ dbTest("a new assignment may not take appliances from an active rollout", async 
     assert.equal(a.body.error, "managed_by_rollout");
     assert.equal(a.body.rolloutId, r.id);
   }
-  // The release itself may be assigned elsewhere (it changes no member's version).
+  // Nor the release itself: its members would get it outside their phases.
   const same = await noc.admin("POST", "/v1/admin/assignments", {
     ...ref("2"),
     target: { type: "site", value: "s0" },
   });
-  assert.equal(same.status, 201);
+  assert.equal(same.status, 409);
+  assert.equal(same.body.error, "managed_by_rollout");
   await noc.admin("POST", `/v1/admin/rollouts/${r.id}/cancel`, {});
   const after = await noc.admin("POST", "/v1/admin/assignments", {
     ...ref("1"),

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { refuseMovesFromRollouts } from "./phased_rollouts.ts";
 import type { z } from "zod";
 import { ApiError } from "../../protocol/http/errors.ts";
 import type { bulkAppliancesSchema } from "../../protocol/schemas.ts";
@@ -268,6 +269,7 @@ async function move(db: Db, uids: string[], m: Move, now: Date): Promise<number>
               || ${add}::text[]) t where t <> all(${remove}::text[]) order by t) end,
           catalog_epoch = 0
         where a.uid = any(${part}::uuid[]) returning a.uid`;
+      await refuseMovesFromRollouts(tx, part);
       n += rows.length;
     }
     return n;

@@ -264,6 +264,23 @@ const targetOf = (r: Pick<RolloutRow, "target_type" | "target_value">): RolloutT
   value: r.target_value,
 });
 const iso = (d: Date | null) => d?.toISOString() ?? null;
+/**
+ * Takes component `c`'s rollout lock for the transaction (one creation of a rollout or of an
+ * assignment of the component at a time, whatever the number of instances).
+ */
+async function lockComponent(tx: Sql, c: Omit<ComponentRef, "version">): Promise<void> {
+  await tx`select pg_advisory_xact_lock(
+    hashtext(current_schema() || ':rollout:' || ${`${c.kind}/${c.app}/${c.name}`}))`;
+}
+
+/** True when assignment `s` targets appliance `a` (SQL, aliases `s` and `a`). */
+const matchAssignment = frag` (s.target_type = 'all'
+  or (s.target_type = 'model' and s.target_value = a.model)
+  or (s.target_type = 'channel' and s.target_value = a.channel)
+  or (s.target_type = 'site' and s.target_value = a.site)
+  or (s.target_type = 'tag' and s.target_value = any(a.tags))
+  or (s.target_type = 'appliance' and s.target_value = a.uid::text)) `;
+
 /** The SQL rank of a target type (lower: more specific; catalog_engine.ts `targetOrder`). */
 const rankOf = (t: TargetType) => targetOrder.indexOf(t) + 1;
 
@@ -316,18 +333,19 @@ async function refuseOvershadowed(tx: Sql, c: ComponentRef, target: RolloutTarge
 }
 
 /**
- * Refuses (409 `managed_by_rollout`) a new assignment of component `c` (version `version`) to
- * `target` that would take appliances from a running or paused rollout of the component: a
- * target as specific as the rollout's or more (the newer of two equally specific wins), of
- * another version, matching some of its appliances (the catalog engine would give them this
- * assignment's version instead of the release). One statement.
+ * Refuses (409 `managed_by_rollout`) a new assignment of component `c` (any version, the release's
+ * too) to `target` that would take appliances from a running or paused rollout of the component:
+ * a target as specific as the rollout's or more (the newer of two equally specific wins) matching
+ * some of its appliances (the catalog engine would give them this assignment instead of the
+ * rollout's phases). Takes the component's rollout lock first (as {@link createRollout} does),
+ * so the two cannot pass each other's check at once. Two statements.
  */
 export async function refuseAssignmentOverRollout(
   tx: Sql,
   c: Omit<ComponentRef, "version">,
-  version: string,
   target: RolloutTarget,
 ): Promise<void> {
+  await lockComponent(tx, c);
   const [hit] = await runFragments<{ id: number; state: string; n: number }>(
     tx,
     frag`
@@ -344,7 +362,7 @@ export async function refuseAssignmentOverRollout(
     frag`) as n
     from rollouts r join assignments s on s.id = r.assignment_id
     where r.state in ('running', 'paused') and s.kind = ${c.kind} and s.app = ${c.app}
-      and s.name = ${c.name} and s.version <> ${version}
+      and s.name = ${c.name}
       and array_position(${[...targetOrder]}::text[], s.target_type) >= ${rankOf(target.type)}
     limit 1`,
   );
@@ -428,7 +446,11 @@ async function startPhase(
     ),
     added as (
       insert into rollout_members (rollout_id, uid, phase)
-      select ${r.id}, t.uid, ${index} from t, lim where t.b < lim.phase_limit
+      select ${r.id}, t.uid, case when t.b < ${lowerLimit}::bigint then coalesce((
+          select max(p.phase) from rollout_phases p
+          where p.rollout_id = ${r.id} and p.lower_limit <= t.b), 0)
+        else ${index} end
+      from t, lim where t.b < lim.phase_limit
       on conflict do nothing
       returning 1
     ),
@@ -539,8 +561,7 @@ export async function createRollout(
   const now = deps.clock.now();
   const id = await deps.db.begin(async (tx) => {
     // One creation at a time per component, whatever the number of instances.
-    await tx`select pg_advisory_xact_lock(
-      hashtext(current_schema() || ':rollout:' || ${`${c.kind}/${c.app}/${c.name}`}))`;
+    await lockComponent(tx, c);
     const published = await tx<{ version: string }>`
       select version from components where kind = ${c.kind} and app = ${c.app}
         and name = ${c.name} and version = any(${[
@@ -598,14 +619,29 @@ export async function createRollout(
             "nothing to go back to: give previousVersion (and assign it), or set rollback false",
         );
       }
-      const [assigned] = await tx`
-        select 1 from assignments where kind = ${c.kind} and app = ${c.app} and name = ${c.name}
-          and version = ${previous} limit 1`;
-      if (!assigned) {
+      // Every appliance of the target must have somewhere to go back to: an assignment of the
+      // previous version that includes it whole (not paused, not limited, not excluding).
+      const [uncovered] = await runFragments<{ n: number }>(
+        tx,
+        frag`select count(*)::int as n from appliances a where`,
+        targetWhere(target),
+        frag` and not exists (
+          select 1 from assignments s
+          where s.kind = ${c.kind} and s.app = ${c.app} and s.name = ${c.name}
+            and s.version = ${previous} and not s.paused and s.excluded_from is null
+            and s.rollout_percent = 100
+            and (s.phase_limit is null or s.phase_limit >= ${fineBucketLimit}::bigint)
+            and`,
+        matchAssignment,
+        frag`)`,
+      );
+      if (uncovered!.n > 0) {
         bad(
           "previousVersion",
-          `no assignment of ${previous} exists for rolled-back appliances to fall back to: ` +
-            "assign it first",
+          `${uncovered!.n} appliance${uncovered!.n === 1 ? "" : "s"} of the target ha` +
+            `${uncovered!.n === 1 ? "s" : "ve"} no assignment of ${previous} (to 100 %, not ` +
+            "paused) to go back to after a failure: assign it to the whole target first, or " +
+            "set rollback false",
         );
       }
     }
@@ -1177,6 +1213,75 @@ export async function rolloutOfAssignment(
 ): Promise<{ id: number; state: RolloutStateName } | null> {
   const [row] = await sql<{ id: number; state: RolloutStateName }>`
     select id, state from rollouts where assignment_id = ${assignmentId}`;
+  return row ?? null;
+}
+
+/**
+ * Refuses (409 `managed_by_rollout`) a change of appliances `uids` (site, channel, tags, already
+ * written in transaction `tx`) that puts a member of a running or paused rollout under another
+ * assignment of the component the catalog engine prefers to the rollout's (a more specific
+ * target, or an equally specific newer one): the member would sit in its phase without the
+ * release. Names the appliance, the rollout and the assignment. One statement.
+ */
+export async function refuseMovesFromRollouts(tx: Sql, uids: readonly string[]): Promise<void> {
+  if (uids.length === 0) return;
+  const [hit] = await tx<{
+    rollout_id: number;
+    state: string;
+    uid: string;
+    phase: number;
+    other: number;
+    target_type: TargetType;
+    target_value: string | null;
+    version: string;
+  }>`
+    select r.id as rollout_id, r.state, m.uid, m.phase, o.id as other, o.target_type,
+      o.target_value, o.version
+    from rollout_members m
+    join rollouts r on r.id = m.rollout_id and r.state in ('running', 'paused')
+    join assignments s on s.id = r.assignment_id
+    join appliances a on a.uid = m.uid
+    join assignments o on o.kind = s.kind and o.app = s.app and o.name = s.name and o.id <> s.id
+      and (o.target_type = 'all'
+        or (o.target_type = 'model' and o.target_value = a.model)
+        or (o.target_type = 'channel' and o.target_value = a.channel)
+        or (o.target_type = 'site' and o.target_value = a.site)
+        or (o.target_type = 'tag' and o.target_value = any(a.tags))
+        or (o.target_type = 'appliance' and o.target_value = a.uid::text))
+      and (array_position(${[...targetOrder]}::text[], o.target_type)
+          < array_position(${[...targetOrder]}::text[], s.target_type)
+        or (o.target_type = s.target_type and o.created_at > s.created_at))
+    where m.uid = any(${[...uids]}::uuid[])
+    order by m.uid limit 1`;
+  if (!hit) return;
+  throw new ApiError(
+    409,
+    "managed_by_rollout",
+    `Appliance ${hit.uid} is in phase ${hit.phase + 1} of phased rollout ${hit.rollout_id} ` +
+      `(${hit.state}); this change puts it under assignment ${hit.other} (${
+        describeTarget({ type: hit.target_type, value: hit.target_value })
+      } → ${hit.version}), which its catalog would follow instead: cancel the rollout (or let ` +
+      "it end), or change that assignment, first",
+    { rolloutId: hit.rollout_id, state: hit.state, uid: hit.uid },
+  );
+}
+
+/**
+ * The rollout assignment `assignmentId` matters to, if any: the one it belongs to (`manages`,
+ * any state), else a running or paused rollout with rollback on whose previous version it
+ * assigns (a failed phase's appliances would fall back to it). One statement.
+ */
+export async function rolloutRelyingOn(
+  sql: Sql,
+  assignmentId: number,
+): Promise<{ id: number; state: RolloutStateName; manages: boolean } | null> {
+  const [row] = await sql<{ id: number; state: RolloutStateName; manages: boolean }>`
+    select r.id, r.state, r.assignment_id = f.id as manages
+    from assignments f, rollouts r join assignments s on s.id = r.assignment_id
+    where f.id = ${assignmentId} and (r.assignment_id = f.id or (
+      r.rollback and r.state in ('running', 'paused') and r.previous_version = f.version
+      and s.kind = f.kind and s.app = f.app and s.name = f.name))
+    order by (r.assignment_id = f.id) desc, r.id desc limit 1`;
   return row ?? null;
 }
 

@@ -1,4 +1,5 @@
 /** `/v1/admin/appliances`: the fleet as the operator sees it (read side, interval and placement, revocation). */
+import { refuseMovesFromRollouts } from "../../services/phased_rollouts.ts";
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { applianceJson, type ApplianceRow } from "../../services/appliances.ts";
@@ -227,6 +228,7 @@ export function applianceAdminRoutes(deps: AppDeps) {
           if (updated.length === 0) {
             throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
           }
+          await refuseMovesFromRollouts(tx, [uid]);
           await staleCatalogOf(tx, uid);
           return await loadAppliance(tx, uid, now);
         });

@@ -45,10 +45,7 @@ import {
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
-import {
-  refuseAssignmentOverRollout,
-  rolloutOfAssignment,
-} from "../../services/phased_rollouts.ts";
+import { refuseAssignmentOverRollout, rolloutRelyingOn } from "../../services/phased_rollouts.ts";
 
 interface AssignmentRow {
   id: number;
@@ -138,19 +135,44 @@ async function loadAssignment(sql: Sql, id: number): Promise<AssignmentRow> {
   return row;
 }
 /**
- * Refuses (409 `managed_by_rollout`, naming the rollout) a change to, or the deletion of, an
- * assignment a running or paused phased rollout manages: its pause and limits are the rollout's
- * (pause, resume or cancel the rollout instead). Once the rollout has ended, the assignment is
- * an ordinary one again.
+ * Refuses (409 `managed_by_rollout`, naming the rollout) what would break a phased rollout:
+ * - changing an assignment a running or paused rollout manages (its pause and limits are the
+ *   rollout's: pause, resume or cancel the rollout instead), or deleting one any rollout has
+ *   (ended ones too: the assignment carries the rollout's history, which would go with it);
+ * - deleting, pausing or limiting (`rolloutPercent` below 100) the assignment a running or paused
+ *   rollout with rollback falls back to (a failed phase would have nothing to go back to).
  */
-async function refuseManaged(sql: Sql, id: number, what: string): Promise<void> {
-  const r = await rolloutOfAssignment(sql, id);
-  if (r && (r.state === "running" || r.state === "paused")) {
+async function refuseManaged(
+  sql: Sql,
+  id: number,
+  change: { rolloutPercent?: number | undefined; paused?: boolean | undefined } | "delete",
+): Promise<void> {
+  const r = await rolloutRelyingOn(sql, id);
+  if (!r) return;
+  const active = r.state === "running" || r.state === "paused";
+  const what = change === "delete" ? "deleted" : "changed";
+  if (r.manages && (change === "delete" || active)) {
     throw new ApiError(
       409,
       "managed_by_rollout",
       `Assignment ${id} belongs to phased rollout ${r.id} (${r.state}) and cannot be ${what}: ` +
-        `pause, resume or cancel the rollout instead`,
+        (active
+          ? "pause, resume or cancel the rollout instead"
+          : "it keeps the rollout's history (pause it instead)"),
+      { rolloutId: r.id, state: r.state },
+    );
+  }
+  if (
+    !r.manages &&
+    (change === "delete" || change.paused === true ||
+      (change.rolloutPercent !== undefined && change.rolloutPercent < 100))
+  ) {
+    throw new ApiError(
+      409,
+      "managed_by_rollout",
+      `Phased rollout ${r.id} (${r.state}) rolls a failed phase back to assignment ${id}'s ` +
+        `version: it cannot be ${change === "delete" ? "deleted" : "paused or limited"} until ` +
+        "the rollout ends",
       { rolloutId: r.id, state: r.state },
     );
   }
@@ -188,7 +210,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
             { issues: [{ path: "target.value", message }] },
           );
         }
-        await refuseAssignmentOverRollout(tx, a, a.version, { type: a.target.type, value });
+        await refuseAssignmentOverRollout(tx, a, { type: a.target.type, value });
         const [r] = await tx<AssignmentRow>`
           insert into assignments (kind, app, name, version, target_type, target_value, rollout_percent,
             failure_threshold_percent, min_sample, created_at, updated_at)
@@ -248,7 +270,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
         const now = deps.clock.now();
         const row = await deps.db.begin(async (tx) => {
           await loadAssignment(tx, id);
-          await refuseManaged(tx, id, "changed");
+          await refuseManaged(tx, id, p);
           await tx`
           update assignments set
             rollout_percent = coalesce(${p.rolloutPercent ?? null}::int, rollout_percent),
@@ -270,7 +292,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
     .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
       const rows = await deps.db.begin(async (tx) => {
-        await refuseManaged(tx, id, "deleted");
+        await refuseManaged(tx, id, "delete");
         const r = await tx`delete from assignments where id = ${id} returning id`;
         if (r.length > 0) await bumpCatalogEpoch(tx);
         return r;

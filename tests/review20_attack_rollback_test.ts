@@ -1,0 +1,218 @@
+/**
+ * Review of issue 20 (phased rollouts), attacker with the source: a rollback must leave every
+ * appliance of the failed phase on a version the NOC lists (the agent keeps what its catalog no
+ * longer lists, so "no version" means "stays on the bad release"), and a rolled-back appliance's
+ * fall-back must not be removable from under a running rollout. PGlite, and PostgreSQL with
+ * TEST_DATABASE_URL.
+ */
+import assert from "node:assert/strict";
+import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
+import { type ScenarioAssignment, seedScenario } from "./_site.ts";
+import type { Db } from "../noc/db/db.ts";
+import { advanceRollout, createRollout, getRollout } from "../noc/services/phased_rollouts.ts";
+import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
+import { fineBucket, resolveCatalog } from "../noc/services/catalog_engine.ts";
+import { ApiError } from "../protocol/http/errors.ts";
+
+const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
+const started = new Date("2026-01-01T00:00:00Z");
+
+async function fleet(db: Db, n: number, assignments: ScenarioAssignment[]) {
+  const noc = await testNoc(db);
+  const appliances = Array.from({ length: n }, (_, i) => ({
+    uid: crypto.randomUUID(),
+    model: "vs-2000",
+    channel: "stable",
+    site: `s${i % 2}`,
+    tags: [],
+    revoked: false,
+  }));
+  await seedScenario(db.sql, {
+    appliances,
+    components: [ref("1"), ref("2")],
+    assignments,
+    deliveries: [],
+    holds: [],
+  });
+  return { noc, uids: appliances.map((a) => a.uid) };
+}
+
+async function catalogVersion(noc: TestNoc, uid: string): Promise<string | null> {
+  const [a] = await noc.deps.db.sql<
+    { uid: string; model: string; site: string | null; channel: string; tags: string[] }
+  >`select uid, model, site, channel, tags from appliances where uid = ${uid}`;
+  const chosen = await resolveCatalog(noc.deps.db.sql, a!);
+  return chosen.find((c) => c.app === "app" && c.name === "pkg")?.version ?? null;
+}
+
+/** Fails phase 0 of rollout `id`: its members were sent 2, listed it, and report failures. */
+async function failCanaries(noc: TestNoc, id: number): Promise<string[]> {
+  const sql = noc.deps.db.sql;
+  const members = (await sql<{ uid: string }>`
+    select uid from rollout_members where rollout_id = ${id} and phase = 0`).map((m) => m.uid);
+  const now = noc.clock.now();
+  await sql`
+    insert into deliveries (uid, component_id, first_sent_at, last_sent_at)
+    select u, c.id, ${now}, ${now} from unnest(${members}::uuid[]) u
+    join components c on c.app = 'app' and c.name = 'pkg' and c.version = '2'`;
+  await sql`
+    insert into catalog_listings (uid, component_id, first_listed_at, current)
+    select u, c.id, ${now}, true from unnest(${members}::uuid[]) u
+    join components c on c.app = 'app' and c.name = 'pkg' and c.version = '2'`;
+  noc.clock.advance(1);
+  await sql`
+    insert into install_outcomes (uid, kind, app, name, version, outcome, message, reported_at)
+    select u, 'package', 'app', 'pkg', '2', 'failed', 'install exited 1', ${noc.clock.now()}
+    from unnest(${members}::uuid[]) u`;
+  noc.clock.advance(60);
+  const p = await rolloutPass(noc.deps);
+  assert.deepEqual(p.failed, [id], JSON.stringify(p));
+  return members;
+}
+
+const v1 = (targetType: "all" | "site", targetValue: string | null): ScenarioAssignment => ({
+  ...ref("1"),
+  targetType,
+  targetValue,
+  rolloutPercent: 100,
+  paused: false,
+  createdAt: started,
+});
+
+dbTest(
+  "review20: a rollback rollout whose previous version reaches only part of its target is refused, or rolls every failed appliance back",
+  async ({ db }) => {
+    // Version 1 is assigned to site s0 only; the rollout takes 2 to every appliance.
+    const { noc } = await fleet(db, 20, [v1("site", "s0")]);
+    let id: number;
+    try {
+      const r = await createRollout(
+        noc.deps,
+        {
+          component: ref("2"),
+          target: { type: "all" },
+          phases: [{ count: 10, soakS: 0 }, { percent: 100, soakS: 0 }],
+          rollback: true,
+        },
+        "alice",
+      );
+      id = r.id;
+    } catch (e) {
+      assert.ok(e instanceof ApiError && e.status === 400, String(e));
+      return; // refused: fine
+    }
+    const members = await failCanaries(noc, id);
+    const got = await getRollout(db.sql, id);
+    assert.equal(got.state, "failed");
+    const stranded: string[] = [];
+    for (const uid of members) {
+      const v = await catalogVersion(noc, uid);
+      if (v !== "1") stranded.push(`${uid}: ${v}`);
+    }
+    assert.deepEqual(
+      stranded,
+      [],
+      "failed-phase appliances whose catalog lists no previous version (the agent keeps 2)",
+    );
+  },
+);
+
+dbTest(
+  "review20: the previous version's assignment a rollback depends on cannot be deleted or paused while the rollout runs",
+  async ({ db }) => {
+    const { noc } = await fleet(db, 20, [v1("all", null)]);
+    const [prev] = await db.sql<{ id: number }>`
+      select id from assignments where version = '1'`;
+    const created = await noc.admin("POST", "/v1/admin/rollouts", {
+      component: ref("2"),
+      target: { type: "all" },
+      phases: [{ count: 10, soakS: 0 }, { percent: 100, soakS: 0 }],
+      rollback: true,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const paused = await noc.admin("PATCH", `/v1/admin/assignments/${prev!.id}`, { paused: true });
+    const deleted = await noc.admin("DELETE", `/v1/admin/assignments/${prev!.id}`);
+    if (deleted.status === 204 || paused.status === 200) {
+      const members = await failCanaries(noc, created.body.id);
+      const stranded: string[] = [];
+      for (const uid of members) {
+        const v = await catalogVersion(noc, uid);
+        if (v !== "1") stranded.push(`${uid}: ${v}`);
+      }
+      assert.deepEqual(
+        stranded,
+        [],
+        `pause → ${paused.status}, delete → ${deleted.status}: the rollback had nothing to go ` +
+          "back to",
+      );
+    }
+  },
+);
+
+dbTest(
+  "review20: an appliance enrolled during a phase joins the phase its bucket falls in, and a rollback follows membership",
+  async ({ db }) => {
+    const { noc } = await fleet(db, 20, [v1("all", null)]);
+    const r = await createRollout(
+      noc.deps,
+      {
+        component: ref("2"),
+        target: { type: "all" },
+        phases: [{ count: 4, soakS: 0 }, { count: 12, soakS: 0 }, { percent: 100, soakS: 0 }],
+        rollback: true,
+      },
+      "alice",
+    );
+    // An appliance enrols while phase 1 runs, with a fine bucket inside phase 1's limit.
+    let late = crypto.randomUUID();
+    while (fineBucket(late, "package", "app", "pkg") >= r.assignment.phaseLimit!) {
+      late = crypto.randomUUID();
+    }
+    await seedScenario(db.sql, {
+      appliances: [{
+        uid: late,
+        model: "vs-2000",
+        channel: "stable",
+        site: "s0",
+        tags: [],
+        revoked: false,
+      }],
+      components: [],
+      assignments: [],
+      deliveries: [],
+      holds: [],
+    });
+    await advanceRollout(noc.deps, r.id, "bob");
+    const [row] = await db.sql<{ phase: number }>`
+      select phase from rollout_members where rollout_id = ${r.id} and uid = ${late}`;
+    assert.equal(row?.phase, 0, "it joined phase 1 (index 0), whose bucket range holds it");
+    // Phase 2's members fail.
+    const sql = db.sql;
+    const members = (await sql<{ uid: string }>`
+      select uid from rollout_members where rollout_id = ${r.id}`).map((m) => m.uid);
+    const now = noc.clock.now();
+    await sql`
+      insert into deliveries (uid, component_id, first_sent_at, last_sent_at)
+      select u, c.id, ${now}, ${now} from unnest(${members}::uuid[]) u
+      join components c on c.app = 'app' and c.name = 'pkg' and c.version = '2'`;
+    await sql`
+      insert into catalog_listings (uid, component_id, first_listed_at, current)
+      select u, c.id, ${now}, true from unnest(${members}::uuid[]) u
+      join components c on c.app = 'app' and c.name = 'pkg' and c.version = '2'`;
+    noc.clock.advance(1);
+    await sql`
+      insert into install_outcomes (uid, kind, app, name, version, outcome, message, reported_at)
+      select m.uid, 'package', 'app', 'pkg', '2', 'failed', 'install exited 1', ${noc.clock.now()}
+      from rollout_members m where m.rollout_id = ${r.id} and m.phase = 1`;
+    noc.clock.advance(60);
+    const p = await rolloutPass(noc.deps);
+    assert.deepEqual(p.failed, [r.id]);
+    // Membership and the rollback agree: phase 2's members go back, phase 1's (the late one
+    // too) keep the release.
+    assert.equal(await catalogVersion(noc, late), "2");
+    const failedPhase = (await sql<{ uid: string }>`
+      select uid from rollout_members where rollout_id = ${r.id} and phase = 1`).map((m) => m.uid);
+    assert.ok(failedPhase.length > 0);
+    for (const uid of failedPhase) assert.equal(await catalogVersion(noc, uid), "1");
+  },
+);
