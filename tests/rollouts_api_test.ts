@@ -213,3 +213,30 @@ dbTest("a new assignment may not take appliances from an active rollout", async 
   });
   assert.equal(after.status, 201);
 });
+
+dbTest(
+  "the assignment list counts each appliance once when a version has several assignments",
+  async ({ db }) => {
+    const noc = await fleet(db);
+    // A cancelled rollout and its retry: two assignments of version 2.
+    const first = (await noc.admin("POST", "/v1/admin/rollouts", body)).body;
+    await noc.admin("POST", `/v1/admin/rollouts/${first.id}/cancel`, {});
+    const second = (await noc.admin("POST", "/v1/admin/rollouts", body)).body;
+    const now = noc.clock.now();
+    await db.sql`
+    insert into deliveries (uid, component_id, first_sent_at, last_sent_at)
+    select a.uid, c.id, ${now}, ${now} from (select uid from appliances order by uid limit 8) a
+    join components c on c.kind = 'package' and c.app = 'app' and c.name = 'pkg'
+      and c.version = '2'`;
+    const list = await noc.admin("GET", "/v1/admin/assignments");
+    assert.equal(list.status, 200, JSON.stringify(list.body));
+    const mine = list.body.items.filter((a: { version: string }) => a.version === "2");
+    assert.deepEqual(
+      mine.map((a: { id: number }) => a.id).sort(),
+      [first.assignmentId, second.assignmentId].sort(),
+    );
+    for (const a of mine) assert.equal(a.progress.sent, 8, JSON.stringify(a.progress));
+    const one = await noc.admin("GET", `/v1/admin/assignments/${second.assignmentId}`);
+    assert.equal(one.body.progress.sent, 8);
+  },
+);

@@ -230,9 +230,12 @@ export async function rolloutProgress(
 ): Promise<Map<string, RolloutProgress>> {
   const out = new Map<string, RolloutProgress>(refs.map((r) => [refKey(r), emptyProgress()]));
   if (refs.length === 0) return out;
+  // One release once, however many of `refs` name it (several assignments of one version would
+  // otherwise count each appliance once per assignment).
+  const unique = [...new Map(refs.map((r) => [refKey(r), r])).values()];
   const rows = await runFragments<ComponentRef & { state: RolloutState; n: number }>(
     sql,
-    classified(refs, scope),
+    classified(unique, scope),
     fragment`
     select kind, app, name, version, state, count(*)::int as n from classified
     group by kind, app, name, version, state`,
