@@ -112,16 +112,23 @@ async function start(role: NocRole): Promise<AppDeps> {
   }
   console.log(lines.join("\n"));
 
+  // Ctrl-C (SIGINT) and `kill`/service managers (SIGTERM) both stop cleanly: listeners drained
+  // (5 s at most), the database closed (PGlite writes its data folder out), once.
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await wakeups.close();
+    await Promise.race([
+      Promise.all(listener.servers.map((s) => s.shutdown())),
+      new Promise((r) => setTimeout(r, 5000)),
+    ]);
+    await db.close();
+    Deno.exit(0);
+  };
   try {
-    Deno.addSignalListener("SIGINT", async () => {
-      await wakeups.close();
-      await Promise.race([
-        Promise.all(listener.servers.map((s) => s.shutdown())),
-        new Promise((r) => setTimeout(r, 5000)),
-      ]);
-      await db.close();
-      Deno.exit(0);
-    });
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
   } catch {
     // Signals are not available everywhere (Deno Deploy); nothing to clean up there.
   }

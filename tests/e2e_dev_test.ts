@@ -48,6 +48,7 @@ Deno.test({
       assert.equal(status.code, 0);
 
       noc = await startNoc({ NOC_DATA_DIR: dataDir });
+      let stopped = false;
       try {
         assert.equal(noc.adminToken, first.admin, "the admin token is kept in the data folder");
         assert.notEqual(noc.enrollmentToken, first.enrol, "a used enrolment token is replaced");
@@ -59,8 +60,12 @@ Deno.test({
         );
         const keysDoc = await fetch(`${noc.url}/v1/keys`).then((r) => r.json());
         assert.deepEqual(keysDoc.keys, e.nocKeys, "the NOC signing key is kept too");
+        // Service managers and `kill` stop it with SIGTERM: as cleanly as Ctrl-C.
+        stopped = true;
+        const term = await noc.stop("SIGTERM");
+        assert.equal(term.code, 0, "SIGTERM closes the NOC (and PGlite) cleanly");
       } finally {
-        await noc.stop();
+        if (!stopped) await noc.stop();
       }
     } finally {
       await Deno.remove(top, { recursive: true });
