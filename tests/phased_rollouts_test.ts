@@ -285,6 +285,8 @@ dbTest(
     const advanced = got.events.find((e) => e.kind === "advanced")!;
     assert.equal(advanced.actor, daemonActor);
     assert.equal(advanced.detail["auto"], true);
+    assert.ok(advanced.detail["figures"], "the passed phase's figures stay in its event");
+    assert.equal(got.evaluation, null, "the new phase is not evaluated yet");
     assert.deepEqual((await membersByPhase(noc, r.id))[1]!.sort(), others.sort());
 
     // The last phase: everyone on the release and healthy, no soak: completed at the next pass.

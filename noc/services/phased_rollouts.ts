@@ -834,7 +834,7 @@ async function moveOn(
   await addEvent(tx, r.id, now, actor, "advanced", { from: r.phase, to: next, ...detail });
   await tx`
     update rollouts set phase = ${next}, phase_started_at = ${now}, held_since = null,
-      version = version + 1, updated_at = ${now}
+      last_evaluation = null, version = version + 1, updated_at = ${now}
     where id = ${r.id}`;
   await startPhase(tx, r, next, prev?.upper_limit ?? r.phase_limit ?? 0, now, actor);
 }
