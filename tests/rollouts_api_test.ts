@@ -240,3 +240,23 @@ dbTest(
     assert.equal(one.body.progress.sent, 8);
   },
 );
+
+dbTest("a plan mixing counts and percentages may not shrink for today's target", async ({ db }) => {
+  const noc = await fleet(db);
+  // 40 appliances: 10 % is 4, fewer than the 6 of the phase before.
+  const r = await noc.admin("POST", "/v1/admin/rollouts", {
+    ...body,
+    phases: [{ count: 6, soakS: 0 }, { percent: 10, soakS: 0 }, { percent: 100, soakS: 0 }],
+  });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error, "invalid_body");
+  assert.match(
+    r.body.message,
+    /phase 2 asks for 4 of the target's 40 appliances, fewer than phase 1's 6/,
+  );
+  const ok = await noc.admin("POST", "/v1/admin/rollouts", {
+    ...body,
+    phases: [{ count: 4, soakS: 0 }, { percent: 10, soakS: 0 }, { percent: 100, soakS: 0 }],
+  });
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+});

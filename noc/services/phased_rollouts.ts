@@ -609,6 +609,21 @@ export async function createRollout(
           "appliance (not revoked): a phased rollout chooses from the appliances it has",
       );
     }
+    // Counts and percentages mixed: with today's N, no phase may ask for fewer than the one
+    // before (it would add nobody, and the plan would not say what it does).
+    const n = size!.n;
+    const wants = b.phases.map((p) =>
+      Math.min(n, p.count ?? Math.ceil(((p.percent ?? 0) * n) / 100))
+    );
+    for (let i = 1; i < wants.length; i++) {
+      if (wants[i]! < wants[i - 1]!) {
+        bad(
+          `phases.${i}`,
+          `phase ${i + 1} asks for ${wants[i]} of the target's ${n} appliances, fewer than phase ` +
+            `${i}'s ${wants[i - 1]}: phases never shrink`,
+        );
+      }
+    }
     await refuseOvershadowed(tx, c, target);
     const previous = b.previousVersion ?? await fallbackVersion(tx, c, target);
     if (b.rollback) {
