@@ -428,7 +428,7 @@ const gateOrder = ["pluginHealth", "metric", "beatRegularity"] as const;
 /** A phase's state, as `show` words it. */
 function phaseState(r: Detail, index: number): string {
   if (index < r.phase) return "passed";
-  if (index > r.phase) return "waiting";
+  if (index > r.phase) return r.state === "running" || r.state === "paused" ? "waiting" : "-";
   return r.state === "running" ? "current" : r.state;
 }
 
@@ -445,9 +445,20 @@ function eventText(e: Detail["events"][number]): string {
     parts.push(`phase ${d.phase + 1}: ${d.joined ?? "?"} joined, control ${d.control ?? "?"}`);
   }
   if (typeof d.gate === "string") parts.push(`gate ${d.gate}`);
-  if (typeof d.reason === "string") parts.push(d.reason);
+  if (typeof d.reason === "string") parts.push(singular(d.reason));
   if (typeof d.note === "string") parts.push(`"${d.note}"`);
   return shown(parts.join("; ")).slice(0, 300);
+}
+
+/** `n` appliances: `1 appliance`, `5 appliances`. */
+export const appliancesText = (n: number) => `${n} appliance${n === 1 ? "" : "s"}`;
+
+/**
+ * Text the NOC words for any count (a gate's summary, a failure reason) with `1 appliances` said
+ * as `1 appliance` (and `1 reporting appliances` as `1 reporting appliance`).
+ */
+export function singular(text: string): string {
+  return text.replace(/(?<![0-9.])1 (reporting )?appliances\b/g, "1 $1appliance");
 }
 
 /** A rollout for people: what, phases, gate figures against control, timeline. */
@@ -460,7 +471,7 @@ export function detailText(r: Detail): string {
       r.rollback ? "yes" : "no"
     }${r.endedAt ? `; ended ${r.endedAt}` : ""}`,
     ...(r.assignment.paused && r.assignment.pausedReason
-      ? [`  assignment paused: ${shown(r.assignment.pausedReason)}`]
+      ? [`  assignment paused: ${shown(singular(r.assignment.pausedReason))}`]
       : []),
     "",
     "Phases:",
@@ -477,7 +488,7 @@ export function detailText(r: Detail): string {
         p.started?.at ?? "",
       ]),
     ),
-    `Control sample: ${r.control} appliances`,
+    `Control sample: ${appliancesText(r.control)}`,
     "",
   ];
   const ev = r.evaluation;
@@ -485,10 +496,16 @@ export function detailText(r: Detail): string {
     lines.push("Gates: not evaluated yet in this phase.");
   } else {
     const f = ev.figures;
+    // An ended rollout waits for nothing; a failed gate is said once, not as "waiting".
+    const active = r.state === "running" || r.state === "paused";
+    const failedGate = ev.judgement.failed?.gate;
+    const waiting = active ? ev.judgement.waiting.filter((w) => w !== `${failedGate} fails`) : [];
     lines.push(
       `Gates (evaluated ${ev.at}, phase ${f.phase + 1}; ${
-        ev.judgement.failed
-          ? `FAILED: ${ev.judgement.failed.gate}`
+        failedGate
+          ? `FAILED: ${failedGate}`
+          : !active
+          ? `${r.state}, nothing waiting`
           : ev.judgement.holds
           ? `holds${ev.advanceAt ? `, advances at ${ev.advanceAt}` : ""}`
           : "waiting"
@@ -499,7 +516,9 @@ export function detailText(r: Detail): string {
     if (f.metric) {
       const m = f.metric;
       lines.push(
-        `  metric ${m.path}: phase ${num(m.phase.statistic)} (${m.phase.appliances} appliances) ` +
+        `  metric ${m.path}: phase ${num(m.phase.statistic)} (${
+          appliancesText(m.phase.appliances)
+        }) ` +
           `vs control ${num(m.control.statistic)} (${m.control.appliances}); ratio ${
             m.ratio === null
               ? "-"
@@ -517,9 +536,11 @@ export function detailText(r: Detail): string {
     lines.push(
       `  plug-in health: ${f.unhealthy} of ${f.reporting} reporting say unhealthy`,
       ...ev.judgement.gates.map((g) =>
-        `  ${g.fails ? "FAIL" : g.judged ? "ok  " : "wait"} ${g.gate}: ${shown(g.summary)}`
+        `  ${g.fails ? "FAIL" : g.judged ? "ok  " : active ? "wait" : "-   "} ${g.gate}: ${
+          shown(singular(g.summary))
+        }`
       ),
-      ...ev.judgement.waiting.map((w) => `  waiting: ${shown(w)}`),
+      ...waiting.map((w) => `  waiting: ${shown(singular(w))}`),
     );
   }
   lines.push(

@@ -11,7 +11,13 @@ import { dbTest, testNoc } from "./_harness.ts";
 import { runCli } from "./_process.ts";
 import { seedScenario } from "./_site.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
-import { parseDuration, parsePhaseSpec, rolloutBodyFromFlags } from "../cli/rollouts.ts";
+import {
+  detailText,
+  parseDuration,
+  parsePhaseSpec,
+  rolloutBodyFromFlags,
+  rolloutDetail,
+} from "../cli/rollouts.ts";
 import { UsageError } from "../protocol/util/args.ts";
 
 const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
@@ -263,4 +269,105 @@ Deno.test("rollouts create: phase specs and flags become the API's plan", () => 
   });
   assert.equal(all!.gates, undefined, "no control group: no metric or beat gate");
   assert.equal(body.rollback, true);
+});
+
+/** A rollout as `show` reads it: one metric-gated phase of 1 appliance, last judged failing. */
+function judgedRollout(state: string, failed: boolean) {
+  const metric = {
+    gate: "metric",
+    judged: true,
+    fails: failed,
+    summary: "app.mails: median 40 over 1 appliances vs control 100 over 5 (60 % below control)",
+  };
+  const health = {
+    gate: "pluginHealth",
+    judged: false,
+    fails: false,
+    summary: "0 of 1 reporting appliances unhealthy (0 %; threshold 10 %, judged from 5)",
+  };
+  return rolloutDetail.parse({
+    id: 7,
+    component: ref("2"),
+    target: { type: "all", value: null },
+    state,
+    phase: 0,
+    phaseCount: 2,
+    previousVersion: "1",
+    rollback: true,
+    createdBy: "ops",
+    createdAt: "2026-01-01T00:00:00.000Z",
+    endedAt: state === "running" ? null : "2026-01-01T01:00:00.000Z",
+    phaseStartedAt: "2026-01-01T00:00:00.000Z",
+    heldSince: null,
+    assignment: {
+      paused: state !== "running",
+      pausedReason: state === "failed" ? metric.summary : null,
+    },
+    phases: [
+      { index: 0, plan: { count: 1, soakS: 90 }, started: null, members: 1 },
+      { index: 1, plan: { percent: 100, soakS: 0 }, started: null, members: 0 },
+    ],
+    control: 1,
+    evaluation: {
+      at: "2026-01-01T00:30:00.000Z",
+      figures: {
+        phase: 0,
+        evaluated: 1,
+        healthy: 1,
+        healthyPercent: 100,
+        reporting: 1,
+        unhealthy: 0,
+        notSent: 0,
+        install: { sent: 1, installed: 1, failed: 0 },
+        metric: {
+          path: "app.mails",
+          phase: { appliances: 1, statistic: 40 },
+          control: { appliances: 5, statistic: 100 },
+          ratio: 0.4,
+        },
+        beats: null,
+      },
+      judgement: {
+        gates: [health, metric],
+        failed: failed ? metric : null,
+        holds: false,
+        waiting: [
+          ...(failed ? ["metric fails"] : []),
+          `pluginHealth not judged yet: ${health.summary}`,
+        ],
+      },
+      advanceAt: null,
+    },
+    evaluatedAt: "2026-01-01T00:30:00.000Z",
+    events: [{
+      at: "2026-01-01T01:00:00.000Z",
+      actor: "daemon",
+      kind: "failed",
+      detail: { gate: "metric", reason: metric.summary },
+    }],
+  });
+}
+
+Deno.test("rollouts show: an ended rollout names its failed gate and waits for nothing", () => {
+  const failed = detailText(judgedRollout("failed", true));
+  assert.match(failed, /Gates \(evaluated [^;]+; FAILED: metric\):/);
+  assert.doesNotMatch(failed, /waiting/);
+  assert.match(failed, /FAIL metric: app\.mails: median 40 over 1 appliance vs control/);
+  assert.match(failed, /- {4}pluginHealth: 0 of 1 reporting appliance unhealthy/);
+  assert.match(failed, /assignment paused: app\.mails: median 40 over 1 appliance vs/);
+  assert.match(failed, /failed +gate metric; app\.mails: median 40 over 1 appliance vs/);
+  assert.match(failed, /Control sample: 1 appliance\n/);
+  assert.match(failed, /metric app\.mails: phase 40 \(1 appliance\) vs control 100 \(5\)/);
+  assert.doesNotMatch(failed, /\b1 appliances\b/);
+
+  const cancelled = detailText(judgedRollout("cancelled", false));
+  assert.match(cancelled, /Gates \(evaluated [^;]+; cancelled, nothing waiting\):/);
+  assert.doesNotMatch(cancelled, /waiting:/);
+
+  // A running one still says what it waits for, and a failing gate only once.
+  const running = detailText(judgedRollout("running", true));
+  assert.match(running, /FAILED: metric/);
+  assert.doesNotMatch(running, /waiting: metric fails/);
+  assert.match(running, /waiting: pluginHealth not judged yet: 0 of 1 reporting appliance /);
+  assert.match(running, /wait pluginHealth: /);
 });

@@ -401,3 +401,129 @@ dbTest(
     for (const uid of canaries) assert.ok(members.includes(`href="/ui/appliances/${uid}"`), uid);
   },
 );
+
+/** `uids` beat now, running app/pkg `version`, their plug-in `healthy` or not. */
+async function beatHealth(
+  noc: TestNoc,
+  uids: readonly string[],
+  version: string,
+  healthy: boolean,
+) {
+  const now = noc.clock.now();
+  const report = sampleBeat(1, now, {
+    components: [ref(version)],
+    apps: { app: { mails: 10, healthy } },
+  });
+  await noc.deps.db.sql`
+    update appliances set last_report = ${report}, last_beat_at = ${now}
+    where uid = any(${[...uids]}::uuid[])`;
+}
+
+dbTest(
+  "a rollout's assignment on the Releases page is the rollout's, in any state; soak and advance times exact; refusals said once",
+  async ({ db }) => {
+    const noc = await fleet(db);
+    const s = await signIn(noc);
+
+    // "Roll out in phases…" beside an assignment pre-fills its release and its target.
+    let releases = await page(s, "/ui/releases");
+    const link = /href="(\/ui\/rollouts\/new\?component=[^"]*)"[^>]*>Roll out in phases…/
+      .exec(releases)?.[1]?.replaceAll("&amp;", "&");
+    assert.equal(link, "/ui/rollouts/new?component=package%2Fapp%2Fpkg%2F1&target=all");
+    const prefilled = await page(s, link!);
+    assert.match(prefilled, /<option value="package\/app\/pkg\/1" selected="">/);
+    assert.match(prefilled, /<option value="all" selected="">/);
+
+    // A refusal naming a field is said once, not again as its issue.
+    const shrinking = await send(noc, s, "/ui/rollouts", {
+      ...createFields,
+      "p0.size": "50",
+      "p0.unit": "percent",
+      "p1.size": "10",
+    });
+    assert.equal(
+      shrinking.error,
+      'Field "phase 2 percent": phase 2 is smaller than phase 1 (10 % < 50 %)',
+    );
+
+    // A canary of 1 appliance soaking 90 s, gated on plug-in health.
+    const created = await noc.admin("POST", "/v1/admin/rollouts", {
+      component: ref("2"),
+      target: { type: "all" },
+      phases: [
+        {
+          count: 1,
+          soakS: 90,
+          stop: { maxFailedPercent: 20, minSample: 1 },
+          gates: { pluginHealth: { maxUnhealthyPercent: 10 } },
+        },
+        { percent: 100, soakS: 0 },
+      ],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const canary = (await noc.admin("GET", "/v1/admin/rollouts/1/appliances?phase=0")).body
+      .items.map((m: { uid: string }) => m.uid) as string[];
+    let detail = await page(s, "/ui/rollouts/1");
+    assert.match(detail, /<td>1 min 30 s<\/td>/);
+
+    // Its assignment on the Releases page: the rollout's state and phase, no control of its own.
+    releases = await page(s, "/ui/releases");
+    const row = (html: string, id: number) =>
+      new RegExp(`<tr data-assignment="${id}"[\\s\\S]*?</tr>`).exec(html)?.[0] ?? "";
+    const assignmentId = created.body.assignmentId as number;
+    let managed = row(releases, assignmentId);
+    assert.match(managed, /data-managed-by="1"/);
+    assert.match(
+      managed,
+      /<td data-rollout="true"><a href="\/ui\/rollouts\/1">phased rollout 1<\/a> \(running\) · phase 1 of 2/,
+    );
+    assert.match(managed, /<td data-target-size="40">40 appliances: phase 1 of 2<\/td>/);
+    assert.doesNotMatch(managed, / % of /);
+    for (const control of ["Delete", "Resume rollout", "Pause rollout", 'name="rolloutPercent"']) {
+      assert.ok(!managed.includes(control), `no ${control} for a rollout's assignment`);
+    }
+    // The other assignment keeps its controls.
+    assert.match(row(releases, 1), /Delete<\/button>/);
+
+    // Healthy through the soak: it advances by itself at a time shown to the second.
+    noc.clock.advance(37);
+    await beatHealth(noc, canary, "2", true);
+    await rolloutPass(noc.deps);
+    const held = (await noc.admin("GET", "/v1/admin/rollouts/1")).body;
+    assert.ok(held.evaluation?.advanceAt, JSON.stringify(held.evaluation));
+    detail = await page(s, "/ui/rollouts/1");
+    assert.match(
+      detail,
+      new RegExp(
+        `advances by itself at <time datetime="${held.evaluation.advanceAt}"[^>]*>${
+          held.evaluation.advanceAt.slice(0, 19).replace("T", " ")
+        }</time>`,
+      ),
+    );
+
+    // Unhealthy: the gate fails it. An ended rollout waits for nothing; "1 appliance".
+    noc.clock.advance(30);
+    await beatHealth(noc, canary, "2", false);
+    assert.deepEqual((await rolloutPass(noc.deps)).failed, [1]);
+    detail = await page(s, "/ui/rollouts/1");
+    assert.match(detail, /It failed on pluginHealth\./);
+    assert.doesNotMatch(detail, /<ul class="waiting">/);
+    assert.doesNotMatch(detail, /pluginHealth fails/);
+    assert.match(detail, /1 of 1 reporting appliance unhealthy/);
+    assert.doesNotMatch(detail, /\b1 (reporting )?appliances\b/);
+    assert.match(detail, /control sample \d+ appliances\./);
+
+    // Ended: its assignment is folded away, named with the rollout's state, no gate's words.
+    releases = await page(s, "/ui/releases");
+    const folded = /<details class="ended-rollouts">[\s\S]*?<\/details>/.exec(releases)?.[0] ?? "";
+    assert.match(folded, /show ended rollouts&#39; assignments \(1\)/);
+    managed = row(folded, assignmentId);
+    assert.match(managed, /phased rollout 1<\/a> \(failed\) · phase 1 of 2/);
+    assert.doesNotMatch(managed, /paused by the gate/);
+    assert.doesNotMatch(managed, /Delete|Resume rollout|name="rolloutPercent"/);
+    assert.equal(
+      row(/<table id="assignments">[\s\S]*?<\/table>/.exec(releases)![0], assignmentId),
+      "",
+    );
+  },
+);

@@ -141,11 +141,14 @@ export function State(props: { state: string }) {
   return <span class={`state ${props.state}`}>{props.state}</span>;
 }
 
-/** A time, shown in UTC to the minute, with the full value on hover. */
-export function Time(props: { at: string | null | undefined }) {
+/** A time, shown in UTC to the minute (to the second with `seconds`), the full value on hover. */
+export function Time(props: { at: string | null | undefined; seconds?: boolean }) {
   if (!props.at) return <span class="muted">never</span>;
-  return <time datetime={props.at} title={props.at}>{props.at.slice(0, 16).replace("T", " ")}
-  </time>;
+  return (
+    <time datetime={props.at} title={props.at}>
+      {props.at.slice(0, props.seconds ? 19 : 16).replace("T", " ")}
+    </time>
+  );
 }
 
 /** Bytes in binary units. */

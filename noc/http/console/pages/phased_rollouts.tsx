@@ -79,10 +79,33 @@ export function sizeText(p: { percent?: number | undefined; count?: number | und
     : `${p.count} appliance${p.count === 1 ? "" : "s"}`;
 }
 
-/** A soak time in words: `1 h 30 min`, `0 min`. */
+/** A soak time in words, exactly: `1 h 30 min`, `1 min 30 s`, `45 s`, `0 min`. */
 export function soakText(s: number): string {
-  const h = Math.floor(s / 3600), m = Math.round((s % 3600) / 60);
-  return h > 0 ? (m > 0 ? `${h} h ${m} min` : `${h} h`) : `${m} min`;
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = Math.round(s % 60);
+  const parts = [h > 0 ? `${h} h` : "", m > 0 ? `${m} min` : "", sec > 0 ? `${sec} s` : ""];
+  return parts.filter(Boolean).join(" ") || "0 min";
+}
+
+/** `n` appliances in words: `1 appliance`, `5 appliances`. */
+export function appliancesText(n: number): string {
+  return `${n} appliance${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * Text the services word for any count (a gate's summary, a failure reason) with `1 appliances`
+ * said as `1 appliance` (and `1 reporting appliances` as `1 reporting appliance`).
+ */
+export function singular(text: string): string {
+  return text.replace(/(?<![0-9.])1 (reporting )?appliances\b/g, "1 $1appliance");
+}
+
+/**
+ * A refusal said once: the API's `Field "x": why` is followed by its issue `(x: why)`, the same
+ * words again; the repeat is dropped.
+ */
+export function saidOnce(text: string): string {
+  const m = /^Field "([^"]+)": (.*) \(([^()]*(?:\([^()]*\)[^()]*)*)\)$/s.exec(text);
+  return m && m[3] === `${m[1]}: ${m[2]}` ? `Field "${m[1]}": ${m[2]}` : text;
 }
 
 /** The member states the failure figures and links count as failed (the gate's failures). */
@@ -430,6 +453,35 @@ export async function loadActiveRollouts(api: AdminClient): Promise<RolloutSumma
   return res.ok ? (await res.json()).items as RolloutSummary[] : [];
 }
 
+/**
+ * The rollout (any state) of each of the assignments `assignmentIds`, by assignment id: rollouts
+ * are read newest first, 200 a page, until every assignment is matched or the rollouts left are
+ * older than the oldest assignment (a rollout and its assignment are made together), at most
+ * 2,000; an unreadable page ends the reading.
+ */
+export async function loadRolloutsOf(
+  api: AdminClient,
+  assignmentIds: readonly number[],
+): Promise<Map<number, RolloutSummary>> {
+  const found = new Map<number, RolloutSummary>();
+  if (assignmentIds.length === 0) return found;
+  const wanted = new Set(assignmentIds);
+  const oldest = Math.min(...assignmentIds);
+  let cursor: string | null = null;
+  for (let page = 0; page < 10; page++) {
+    const res = await api.rollouts.$get({
+      query: { limit: "200", ...(cursor ? { cursor } : {}) },
+    });
+    if (!res.ok) break;
+    const list = await res.json() as { items: RolloutSummary[]; nextCursor: string | null };
+    for (const r of list.items) if (wanted.has(r.assignmentId)) found.set(r.assignmentId, r);
+    const last = list.items[list.items.length - 1];
+    cursor = list.nextCursor;
+    if (!cursor || !last || last.assignmentId < oldest || found.size === wanted.size) break;
+  }
+  return found;
+}
+
 /** Rollout `id` through the API, or the refusal. */
 async function getRollout(
   c: ConsoleContext,
@@ -474,7 +526,9 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
     ? (
       <a
         href={membersHref(r.id, f.phase, failedMemberStates)}
-        aria-label={`${f.install.failed} failed or missing appliances of phase ${f.phase + 1}`}
+        aria-label={`${f.install.failed} failed or missing appliance${
+          f.install.failed === 1 ? "" : "s"
+        } of phase ${f.phase + 1}`}
       >
         {f.install.failed} failed or missing
       </a>
@@ -486,21 +540,30 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
   const extra = b
     ? Math.round((pct(b.membersMissed, b.members) - pct(b.controlMissed, b.control)) * 10) / 10
     : 0;
+  // An ended rollout waits for nothing; a failed gate is said once, not as "waiting".
+  const active = r.state === "running" || r.state === "paused";
+  const failedGate = e.judgement.failed?.gate;
+  const waiting = active
+    ? e.judgement.waiting.filter((w) => w !== `${failedGate} fails`).map(singular)
+    : [];
   return (
     <>
       <p>
         Phase {f.phase + 1}, evaluated <Time at={e.at} />: figures read from {f.evaluated} of{" "}
         {f.members} members
-        {f.evaluated < f.members ? " (a uniform sample)" : ""}; control sample {r.control}{" "}
-        appliances.{" "}
-        {e.judgement.failed ? `It failed on ${e.judgement.failed.gate}.` : e.judgement.holds
+        {f.evaluated < f.members ? " (a uniform sample)" : ""}; control sample{" "}
+        {appliancesText(r.control)}. {failedGate
+          ? `${active ? "It fails" : "It failed"} on ${failedGate}.`
+          : !active
+          ? `It ended (${r.state}): nothing is waiting.`
+          : e.judgement.holds
           ? (
             <>
               The advance condition holds since <Time at={e.heldSince} />
               {e.advanceAt
                 ? (
                   <>
-                    ; it advances by itself at <Time at={e.advanceAt} />
+                    ; it advances by itself at <Time at={e.advanceAt} seconds />
                   </>
                 )
                 : ""}.
@@ -508,9 +571,7 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
           )
           : "The advance condition does not hold yet."}
       </p>
-      {e.judgement.waiting.length > 0 && (
-        <ul class="waiting">{e.judgement.waiting.map((w) => <li>{w}</li>)}</ul>
-      )}
+      {waiting.length > 0 && <ul class="waiting">{waiting.map((w) => <li>{w}</li>)}</ul>}
       <table id="gate-figures">
         <tr>
           <th>condition</th>
@@ -599,10 +660,12 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
             </td>
             <td data-metric-sample>
               {gate("metric")?.judged === false
-                ? `not judged yet: ${m?.phase.appliances ?? 0} of ${f.evaluated} appliances have ` +
+                ? `not judged yet: ${m?.phase.appliances ?? 0} of ${appliancesText(f.evaluated)} ${
+                  f.evaluated === 1 ? "has" : "have"
+                } ` +
                   `enough beats (${mg.minBeats} each; ${mg.minAppliances} needed), control ` +
                   `${m?.control.appliances ?? 0} of ${r.control}`
-                : `${m?.phase.appliances ?? 0} appliances vs control ${
+                : `${appliancesText(m?.phase.appliances ?? 0)} vs control ${
                   m?.control.appliances ?? 0
                 } (≥ ${mg.minBeats} beats each)`}
             </td>
@@ -626,7 +689,7 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
             </td>
             <td>
               {gate("beatRegularity")?.judged === false
-                ? `not judged yet: ${b?.members ?? 0} appliances (${
+                ? `not judged yet: ${appliancesText(b?.members ?? 0)} (${
                   minSampleOf(plan.stop.minSample, f.evaluated)
                 } needed)`
                 : `${b?.members ?? 0} vs ${b?.control ?? 0}`}
@@ -639,7 +702,7 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
         <ul>
           {e.judgement.gates.map((g) => (
             <li data-gate-summary={g.gate}>
-              {g.gate}: {g.summary}
+              {g.gate}: {singular(g.summary)}
             </li>
           ))}
         </ul>
@@ -689,7 +752,7 @@ function Phases(props: { r: RolloutDetail }) {
               ? (
                 <a
                   href={membersHref(r.id, p.index)}
-                  aria-label={`${p.members} appliances of phase ${p.index + 1}`}
+                  aria-label={`${appliancesText(p.members)} of phase ${p.index + 1}`}
                 >
                   {p.members}
                 </a>
@@ -747,7 +810,7 @@ function detailText(e: RolloutEvent): string {
     if (e.kind === "advanced" && (k === "from" || k === "to") && typeof v === "number") {
       return `${k}: phase ${v + 1}`;
     }
-    const text = typeof v === "string" ? v : JSON.stringify(v);
+    const text = typeof v === "string" ? singular(v) : JSON.stringify(v);
     return `${k}: ${(text ?? "").slice(0, 300)}`;
   }).join(" · ");
 }
@@ -968,7 +1031,7 @@ function doneText(action: string, r: RolloutDetail): string {
       const all = r.phases.slice(0, r.phase + 1).reduce((n, p) => n + p.members, 0);
       return `Rollout ${r.id} advanced to phase ${r.phase + 1} of ${r.phaseCount} (${
         sizeText(r.phases[r.phase]?.plan ?? {})
-      }): ${joined} more appliances, ${all} in all`;
+      }): ${joined} more appliance${joined === 1 ? "" : "s"}, ${all} in all`;
     }
     default:
       return `Rollout ${r.id} cancelled: appliances already sent ${r.component.version} keep it`;
@@ -1097,7 +1160,7 @@ export function phasedRolloutPages(p: PageDeps) {
           ...(note ? { note } : {}),
         },
       });
-      if (!res.ok) return no(phaseWords(await refusal(res)));
+      if (!res.ok) return no(saidOnce(phaseWords(await refusal(res))));
       const r = await res.json() as unknown as RolloutDetail;
       const first = r.phases[0];
       return back(
@@ -1107,7 +1170,7 @@ export function phasedRolloutPages(p: PageDeps) {
           targetText(r.target)
         } started: phase 1 of ${r.phaseCount} (${first ? sizeText(first.plan) : ""}) has ${
           first?.members ?? 0
-        } of ${first?.started?.targetSize ?? 0} appliances`,
+        } of ${appliancesText(first?.started?.targetSize ?? 0)}`,
       );
     })
     .get("/rollouts/:id", p.signedIn, async (c) => {
@@ -1162,7 +1225,7 @@ export function phasedRolloutPages(p: PageDeps) {
             )}
           </p>
           {r.assignment.pausedReason && r.state !== "running" && (
-            <p data-paused-reason>{r.assignment.pausedReason}</p>
+            <p data-paused-reason>{singular(r.assignment.pausedReason)}</p>
           )}
           {ctx.role !== "viewer" && <Actions ctx={ctx} r={r} note={k["note"] ?? ""} />}
           <h2 id="phases-heading">Phases</h2>

@@ -17,7 +17,7 @@ import {
   loadChoices,
   loadHolds,
 } from "./rollouts.tsx";
-import { loadActiveRollouts, RolloutTable } from "./phased_rollouts.tsx";
+import { loadActiveRollouts, loadRolloutsOf, RolloutTable } from "./phased_rollouts.tsx";
 
 /** The largest upload the console takes (bigger packages: `deno task noc package`). */
 export const consoleUploadBytes = 256 * 1024 * 1024;
@@ -49,8 +49,8 @@ export function releasePages(p: PageDeps) {
         loadChoices(c.var.api),
         loadActiveRollouts(c.var.api),
       ]);
-      // An assignment an active phased rollout manages is changed through the rollout.
-      const managedBy = new Map(active.map((r) => [r.assignmentId, r.id]));
+      // An assignment a phased rollout made (any state) is the rollout's.
+      const rollouts = await loadRolloutsOf(c.var.api, assignments.map((a) => a.id));
       const components = componentsRes.ok
         ? componentListSchema.parse(await componentsRes.json()).items
         : [];
@@ -94,7 +94,7 @@ export function releasePages(p: PageDeps) {
             values={refill("assign")}
           />
           <h2>Assignments and rollouts</h2>
-          <Assignments ctx={ctx} items={assignments} managedBy={managedBy} />
+          <Assignments ctx={ctx} items={assignments} rollouts={rollouts} />
           <h2 id="phased-rollouts">Active phased rollouts</h2>
           {active.length === 0
             ? <p class="muted">None running or paused.</p>

@@ -22,6 +22,7 @@ import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
 import { back, field, formOf, html, idOf, refused } from "../page.ts";
 import type { targetSchema } from "../../../../protocol/schemas.ts";
 import { describeTarget, shareOf, sizeLabel, type TargetRef } from "../../../services/targets.ts";
+import type { RolloutSummary } from "../../../services/phased_rollouts.ts";
 
 /** The application, name and version fields of the publish form. */
 export function ComponentFields(props: { values?: Record<string, string> }) {
@@ -312,17 +313,56 @@ function CountLink(
   );
 }
 
+/** The states in which a phased rollout has ended (its assignment only keeps its history). */
+const endedRolloutStates: readonly string[] = ["completed", "failed", "cancelled"];
+
 /**
- * The assignments table: each row with its target size, gate, progress against the target size
- * (failed and missing linking to those appliances) and its controls.
+ * The assignments: each row with its target size, gate, progress against the target size (failed
+ * and missing linking to those appliances) and its controls. An assignment a phased rollout made
+ * (`rollouts`, by assignment id, any state) is the rollout's: its row names the rollout, its
+ * state and phase, links to it, and offers no control of its own (the API refuses them). Those of
+ * ended rollouts are folded away under "show ended rollouts' assignments".
  */
 export function Assignments(
-  props: { ctx: PageContext; items: Assignment[]; managedBy?: ReadonlyMap<number, number> },
+  props: { ctx: PageContext; items: Assignment[]; rollouts?: ReadonlyMap<number, RolloutSummary> },
+) {
+  const ended = (a: Assignment) => {
+    const r = props.rollouts?.get(a.id);
+    return r !== undefined && endedRolloutStates.includes(r.state);
+  };
+  const current = props.items.filter((a) => !ended(a));
+  const past = props.items.filter(ended);
+  return (
+    <>
+      <AssignmentTable ctx={props.ctx} items={current} rollouts={props.rollouts} id="assignments" />
+      {past.length > 0 && (
+        <details class="ended-rollouts">
+          <summary>show ended rollouts' assignments ({past.length})</summary>
+          <AssignmentTable
+            ctx={props.ctx}
+            items={past}
+            rollouts={props.rollouts}
+            id="ended-rollout-assignments"
+          />
+        </details>
+      )}
+    </>
+  );
+}
+
+/** One table of {@link Assignments}. */
+function AssignmentTable(
+  props: {
+    ctx: PageContext;
+    items: Assignment[];
+    rollouts?: ReadonlyMap<number, RolloutSummary> | undefined;
+    id: string;
+  },
 ) {
   // A viewer sees the rollouts without the controls the API would refuse them.
   const canAct = props.ctx.role !== "viewer";
   return (
-    <table id="assignments">
+    <table id={props.id}>
       <tr>
         <th>release</th>
         <th>target size</th>
@@ -339,22 +379,38 @@ export function Assignments(
         const missing = a.progress.states["missing"] ?? 0;
         const reach = shareOf(a.targetSize, a.rolloutPercent);
         const name = release(a);
+        // Its rollout_percent only describes the rollout's current phase: the rollout says it.
+        const r = props.rollouts?.get(a.id);
+        const phase = r && `phase ${r.phase + 1} of ${r.phaseCount}`;
         return (
-          <tr data-assignment={a.id}>
+          <tr data-assignment={a.id} data-managed-by={r?.id}>
             <td>{name}</td>
             <td data-target-size={a.targetSize}>
-              {describeTarget(targetOf(a), a.targetSize, a.rolloutPercent)}
+              {r
+                ? `${sizeLabel(targetOf(a), a.targetSize)}: ${phase}`
+                : describeTarget(targetOf(a), a.targetSize, a.rolloutPercent)}
               {a.targetSize === 0 && <span class="muted">: no appliance has it yet</span>}
             </td>
             <td data-rollout>
-              {a.paused
-                ? a.pausedReason?.startsWith("paused ")
-                  ? a.pausedReason
-                  : `paused${a.pausedReason ? ` by the gate: ${a.pausedReason}` : ""}`
-                : `running at ${a.rolloutPercent} %`} · gate: {gateText(a)}
+              {r
+                ? (
+                  <>
+                    <a href={`/ui/rollouts/${r.id}`}>phased rollout {r.id}</a> ({r.state}) · {phase}
+                  </>
+                )
+                : (
+                  <>
+                    {a.paused
+                      ? a.pausedReason?.startsWith("paused ")
+                        ? a.pausedReason
+                        : `paused${a.pausedReason ? ` by the gate: ${a.pausedReason}` : ""}`
+                      : `running at ${a.rolloutPercent} %`} · gate: {gateText(a)}
+                  </>
+                )}
             </td>
             <td class="num" data-delivered>
-              <CountLink a={a} states={[]} n={a.progress.sent} what="delivered" /> of {reach}
+              <CountLink a={a} states={[]} n={a.progress.sent} what="delivered" />
+              {r ? "" : ` of ${reach}`}
             </td>
             <td class="num" data-installed>{a.progress.installed}</td>
             <td class="num" data-failed>
@@ -364,23 +420,26 @@ export function Assignments(
               <CountLink a={a} states={["missing"]} n={missing} what="missing" />
             </td>
             <td data-states>{stateSummary(a.progress.states)}</td>
-            {canAct && props.managedBy?.has(a.id) && (
+            {canAct && r && (
               <td class="controls">
-                Managed by{" "}
-                <a href={`/ui/rollouts/${props.managedBy.get(a.id)}`}>
-                  phased rollout {props.managedBy.get(a.id)}
-                </a>: pause, resume or cancel it there
+                Managed by <a href={`/ui/rollouts/${r.id}`}>phased rollout {r.id}</a> ({r.state}):
+                {" "}
+                {endedRolloutStates.includes(r.state)
+                  ? "it has ended; the assignment keeps its history"
+                  : "pause, resume or cancel it there"}
               </td>
             )}
-            {canAct && !props.managedBy?.has(a.id) && (
+            {canAct && !r && (
               <td class="controls">
                 <a
-                  href={`/ui/rollouts/new?target=${
+                  href={`/ui/rollouts/new?component=${
+                    encodeURIComponent(`${a.kind}/${a.app}/${a.name}/${a.version}`)
+                  }&target=${
                     encodeURIComponent(
                       a.target.type === "all" ? "all" : `${a.target.type}:${a.target.value ?? ""}`,
                     )
                   }`}
-                  aria-label={`Roll out in phases… a new ${a.app}/${a.name} to this target`}
+                  aria-label={`Roll out in phases… ${a.app}/${a.name}@${a.version} to this target`}
                 >
                   Roll out in phases…
                 </a>{" "}
