@@ -11,8 +11,9 @@
  * is beat (untimed, as the beat route writes `last_beat_at` and `last_report`):
  *
  * - **steady pass**: the median of 5 passes (target < 2 s);
- * - **catch-up pass**: a pass after 15 minutes without one, when every sampled appliance beat
- *   (target < 2 s too: a NOC restarted after a quarter of an hour evaluates at once);
+ * - **catch-up**: the passes after 15 minutes without one, when every sampled appliance beat, a
+ *   minute apart until no rollout waits (each writes at most `samplesPerPass` new samples; the
+ *   rollouts beyond wait, unjudged): the slowest of them (target < 2 s too);
  * - **floor**: one statement that reads the latest report of every appliance a pass judges (20
  *   rollouts × 2,000), by primary key: what any pass must read. Ratios are to it.
  *
@@ -195,9 +196,11 @@ export async function seedRolloutFleet(db: Db, n: number): Promise<RolloutFleet>
     where ap.last_beat_at - make_interval(secs => k * ${interval}::int)
       >= ${now}::timestamptz - interval '12 hours'`;
   await sql`
-    insert into rollout_sample_medians (rollout_id, uid, phase_started_at, member, beats, median)
+    insert into rollout_sample_medians (rollout_id, uid, phase_started_at, member, beats, median,
+      window_at, window_values)
     select s.rollout_id, s.uid, r.phase_started_at, s.running = '2', count(*)::int,
-      percentile_cont(0.5) within group (order by s.value)
+      percentile_cont(0.5) within group (order by s.value), array_agg(s.at order by s.at),
+      array_agg(s.value order by s.at)
     from rollout_samples s join rollouts r on r.id = s.rollout_id
     group by s.rollout_id, s.uid, r.phase_started_at, s.running`;
   await sql`analyze`;
@@ -309,17 +312,29 @@ async function measure(b: Backend, n: number): Promise<Figure[]> {
     met: median.wallMs < targetMs && steady.every((r) => r.errors.length === 0),
   });
 
-  // 15 minutes without a pass: every appliance beat meanwhile.
+  // 15 minutes without a pass: every appliance beat meanwhile. The passes that follow, a minute
+  // apart, catch up (at most samplesPerPass new samples each; the rollouts beyond wait).
   clock.advance(15 * 60);
   await beat(0, 1);
-  const catchUp = await timedPass();
+  const catchUp = [await timedPass()];
+  for (let i = 0; catchUp.at(-1)!.deferred.length > 0 && i < 30; i++) {
+    clock.advance(60);
+    await beat(i % 15, 15);
+    catchUp.push(await timedPass());
+  }
+  const slowest = catchUp.reduce((a, b) => a.wallMs >= b.wallMs ? a : b);
   figures.push({
-    name: `pass after 15 min without one, every appliance beat (${label})`,
-    value: catchUp.wallMs,
+    name: `pass after 15 min without one, every appliance beat: slowest of the catch-up (${label})`,
+    value: slowest.wallMs,
     unit: "ms",
-    note: `${(catchUp.wallMs / floorMs).toFixed(1)}× the floor; ${describe(catchUp)}`,
+    note: `${catchUp.length} passes a minute apart until no rollout waits (${
+      catchUp.map((r) =>
+        `${r.wallMs.toFixed(0)} ms: ${fmt(r.sampled)} sampled, ` +
+        `${r.deferred.length} waiting`
+      ).join("; ")
+    }); ${(slowest.wallMs / floorMs).toFixed(1)}× the floor; ${describe(slowest)}`,
     target: `< ${targetMs}`,
-    met: catchUp.wallMs < targetMs && catchUp.errors.length === 0,
+    met: catchUp.every((r) => r.wallMs < targetMs && r.errors.length === 0),
   });
   return figures;
 }

@@ -19,12 +19,16 @@
  * and fails nothing (`skipped: "clock_skew"`; the job logs `rollouts_skipped`, and the episode
  * raises one `clock_skew` notice): soak times and sample windows are read on the pass's clock.
  *
- * A pass's statements: the clock check; the lease; the last finished pass (1); the running
- * rollouts (1); the samples (5: only the judged appliances that beat since the last finished
- * pass, less a margin of twice the clock tolerance and 30 s, are read); the figures (3, plus 1
- * per rollout for its install states, a few at a time, beside the sampling); one update per
- * rollout; the prunings (3). None per appliance, and each bounded: a phase is judged on at most
- * 1,000 of its members and 1,000 control appliances (noc/services/rollout_gates.ts).
+ * A pass's statements: the clock check; the lease; the running rollouts (1); the pending
+ * samples (2: only the judged appliances that beat since their rollout's last recorded
+ * evaluation, less a margin of twice the clock tolerance and 30 s, are read); the samples and
+ * medians (3); the figures (3, plus 1 per rollout for its install states, a few at a time, beside
+ * the sampling); one update per rollout; the prunings (3). None per appliance, and each bounded:
+ * a phase is judged on at most 1,000 of its members and 1,000 control appliances
+ * (noc/services/rollout_gates.ts), and a pass writes at most `samplesPerPass` (4,000) new samples:
+ * after a pause (every judged appliance beat), the rollouts beyond that wait for the next passes,
+ * neither sampled nor judged nor recorded — never judged on samples short of beats they should
+ * have — oldest evaluation first (rollout_gates.ts `spreadSamples`).
  *
  * @module
  */
@@ -39,9 +43,12 @@ import {
 import {
   type GatedRollout,
   judgePhase,
+  pendingSamples,
   type RolloutEvaluation,
   rolloutFigures,
-  sampleRollouts,
+  samplesPerPass,
+  spreadSamples,
+  writeSamples,
 } from "../services/rollout_gates.ts";
 
 /** What a pass needs (settings and checkins: the clock check, noc/jobs/noc_time.ts). */
@@ -78,6 +85,11 @@ export interface RolloutPassResult {
   evaluated: number;
   /** Sample rows written. */
   sampled: number;
+  /**
+   * Running rollouts left for a later pass to catch up (their pending samples beyond the pass's
+   * budget, `samplesPerPass`): not sampled, judged nor recorded this pass.
+   */
+  deferred: number[];
   /** Rollouts moved to their next phase. */
   advanced: number[];
   /** Rollouts completed (advanced past their last phase). */
@@ -96,11 +108,12 @@ export interface RolloutPassResult {
  * One pass (see the module): takes the period's lease, samples, measures and judges every
  * running rollout, records each evaluation, fails or advances those due, prunes samples and
  * medians of rollouts ended more than 30 days ago and period rows older than a day. `periodS` (default 60)
- * is the job's period.
+ * is the job's period; `samplesPerPass` (default {@link samplesPerPass}) the most new samples it
+ * writes (the rollouts beyond it wait: `deferred`).
  */
 export async function rolloutPass(
   deps: RolloutDaemonDeps,
-  opts: { periodS?: number } = {},
+  opts: { periodS?: number; samplesPerPass?: number } = {},
 ): Promise<RolloutPassResult> {
   const started = performance.now();
   const now = deps.clock.now();
@@ -110,6 +123,7 @@ export async function rolloutPass(
     periodStart: periodStart.toISOString(),
     evaluated: 0,
     sampled: 0,
+    deferred: [],
     advanced: [],
     completed: [],
     failed: [],
@@ -140,12 +154,8 @@ export async function rolloutPass(
     result.skipped = "done";
     return done();
   }
-  // The last finished pass sampled every beat before it: this one reads the beats since.
-  const [last] = await sql<{ at: Date | null }>`
-    select max(started_at) as at from rollout_evaluations
-    where finished_at is not null and period_start < ${periodStart}`;
-  const running = await runningRollouts(sql);
-  const gated: GatedRollout[] = running.map((r) => ({
+  const all = await runningRollouts(sql);
+  const gated: GatedRollout[] = all.map((r) => ({
     id: r.id,
     ...r.component,
     previousVersion: r.previousVersion,
@@ -153,16 +163,22 @@ export async function rolloutPass(
     phaseStartedAt: r.phaseStartedAt,
     plan: r.plan,
   }));
+  // Each rollout's pending samples (the beats since its last recorded evaluation); those beyond
+  // the pass's budget wait for a later pass, unjudged (rollout_gates.ts spreadSamples).
+  const pending = await pendingSamples(sql, gated, {
+    marginS: 2 * deps.settings.clockToleranceS + beatLatencyS,
+  });
+  const wait = spreadSamples(pending, opts.samplesPerPass ?? samplesPerPass);
+  result.deferred = all.filter((r) => wait.has(r.id)).map((r) => r.id);
+  const running = all.filter((r) => !wait.has(r.id));
+  const judged = gated.filter((r) => !wait.has(r.id));
   result.evaluated = running.length;
   if (running.length > 0) {
     // The figures that do not read samples are measured while sampling runs (on a pool).
-    const sampling = sampleRollouts(sql, gated, now, {
-      lastPassAt: last?.at ?? null,
-      marginS: 2 * deps.settings.clockToleranceS + beatLatencyS,
-    });
+    const sampling = writeSamples(sql, judged, pending, now);
     const [sampled, figures] = await Promise.all([
       sampling,
-      rolloutFigures(sql, gated, { samplesReady: sampling }),
+      rolloutFigures(sql, judged, { samplesReady: sampling }),
     ]);
     result.sampled = sampled;
     for (const r of running) {
@@ -250,10 +266,11 @@ export async function rolloutDaemonJob(deps: AppDeps): Promise<void> {
     });
     return;
   }
-  if (r.skipped || (r.evaluated === 0 && r.pruned === 0)) return;
+  if (r.skipped || (r.evaluated === 0 && r.deferred.length === 0 && r.pruned === 0)) return;
   deps.log.info("rollouts", {
     evaluated: r.evaluated,
     sampled: r.sampled,
+    ...(r.deferred.length > 0 ? { deferred: r.deferred } : {}),
     advanced: r.advanced,
     completed: r.completed,
     failed: r.failed,

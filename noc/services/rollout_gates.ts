@@ -1,8 +1,9 @@
 /**
  * The gates of phased rollouts (issue 20): what the appliances of a rollout's current phase
  * report, against its control sample, and the verdict on it. The rollout daemon
- * (noc/jobs/rollout_daemon.ts) runs, once per period, {@link sampleRollouts}, then
- * {@link rolloutFigures}, then {@link judgePhase} for each running rollout.
+ * (noc/jobs/rollout_daemon.ts) runs, once per period, {@link pendingSamples} and
+ * {@link spreadSamples}, then {@link writeSamples} beside {@link rolloutFigures}, then
+ * {@link judgePhase} for each running rollout it did not leave waiting.
  *
  * - **Which members**: the current phase's members are judged on its first
  *   {@link evaluatedPerPhase} (1,000) members by UID — all of them in a phase that small, else a
@@ -15,7 +16,8 @@
  *   members' and the control sample's latest reports (`appliances.last_report`) into
  *   `rollout_samples`: one row per (rollout, appliance, beat time), written only when the
  *   appliance beat since its last sample and since the phase started — at most 1,000 members +
- *   1,000 control rows per rollout per pass, in one statement for every rollout.
+ *   1,000 control rows per rollout per pass, in one statement for every rollout, and at most
+ *   {@link samplesPerPass} a pass: the rollouts beyond wait, unjudged ({@link spreadSamples}).
  * - **Install states** of the members: noc/services/rollouts.ts `rolloutProgress`, scoped to them
  *   (one statement per rollout).
  * - **Healthy share**: members running the release (their latest report lists it), not missing
@@ -29,7 +31,8 @@
  *   samples of the last {@link medianWindowS} (12 hours), at most its latest
  *   {@link medianSamples}; only appliances with at least `minBeats` of them, taken while
  *   members ran the release and control appliances the previous version), kept up to date in
- *   `rollout_sample_medians` as samples come; per group, the median of those medians; judged on the
+ *   `rollout_sample_medians` as samples come (each row keeps its window's times and values, so a
+ *   new sample reads one row); per group, the median of those medians; judged on the
  *   ratio phase / control (as `1 + (phase − control) / |control|`, so a control of 0 or below
  *   still orders), once both groups have `minAppliances`. Medians shrug off outliers and busy
  *   appliances, do not care how many beats each appliance sent, cost one `percentile_cont` in
@@ -48,10 +51,11 @@
  * per appliance. On a pool the figures' statements run side by side (and beside the sampling:
  * only the metric's statistic waits for it).
  *
- * **Cost** (bench/rollout_gates.ts, `deno task bench -- rollouts`): a pass reads the samples of
- * the judged appliances that beat since the last pass (an index range of `appliances_last_beat`,
- * a fifteenth of the fleet a minute), not every judged appliance; the rest reads the judged
- * members once per figure.
+ * **Cost** (bench/rollout_gates.ts, `deno task bench -- rollouts`): a pass samples the judged
+ * appliances that beat since their rollout's last evaluation (an index range of
+ * `appliances_last_beat`, a fifteenth of the fleet a minute), not every judged appliance, and
+ * updates one median row per sample; the rest reads the judged members once per figure (each
+ * report decompressed once per statement).
  *
  * @module
  */
@@ -199,60 +203,63 @@ export const medianWindowS = 12 * 3600;
 /** At most this many of an appliance's latest samples are read for its median. */
 export const medianSamples = 96;
 
-/** What {@link sampleRollouts} may skip (see there). */
+/** What {@link pendingSamples} may skip (see there). */
 export interface SampleSince {
-  /** When the last finished pass started (its clock), if any. */
-  lastPassAt: Date | null;
   /**
-   * Seconds before `lastPassAt` a beat may carry and still have come in after that pass read
+   * Seconds before a rollout's last recorded evaluation (`rollouts.evaluated_at`, the clock of
+   * the pass that sampled it) a beat may carry and still have come in after that pass read it
    * (clocks of two instances, each within the tolerance, plus a beat's way to the database).
    */
   marginS: number;
 }
 
 /**
- * Copies into `rollout_samples` the latest report of each evaluated member of the current phase
- * and each control appliance (not revoked) of every rollout in `rollouts` whose phase has a
- * metric gate, when it
- * beat since the phase started and since its last sample: the metric (a number at the path, else
- * null), the plug-in health flag (null: not reported) and the release's component version it
- * runs. Then recomputes each sampled appliance's median (`rollout_sample_medians`: over its
- * samples of the phase in the {@link medianWindowS} before `now`, at most {@link medianSamples},
- * those taken while it ran the version its group is judged on) and deletes its samples older
- * than that window. Five statements for all rollouts (which rollouts the last pass recorded, which
- * judged appliances beat, the samples, the medians, the pruning); returns the rows written.
- *
- * With `since`, only appliances that beat after `lastPassAt` less `marginS` are read (an index
- * range of `appliances_last_beat`, hash-joined with the judged appliances), for each rollout the
- * last finished pass recorded (`rollouts.evaluated_at` at or after `lastPassAt`): that pass
- * sampled every earlier beat. Others (a rollout resumed, or a first pass) read all their judged
- * appliances.
+ * Most new samples one pass writes (see {@link spreadSamples}): half again a steady pass's at 20
+ * rollouts over 100,000 appliances (~2,700), two rollouts' full catch-up.
  */
-export async function sampleRollouts(
+export const samplesPerPass = 4000;
+
+/** The judged appliances of metric-gated rollouts with a beat not sampled yet. */
+export interface PendingSamples {
+  /** Their rollouts' ids (parallel to `uids`). */
+  ids: number[];
+  /** The appliances. */
+  uids: string[];
+  /** How many each rollout has. */
+  counts: Map<number, number>;
+  /** Each rollout's last recorded evaluation (null: none; the order of catching up). */
+  evaluatedAt: Map<number, Date | null>;
+}
+
+/**
+ * The evaluated members of the current phase and the control appliances of every rollout in
+ * `rollouts` whose phase has a metric gate whose latest beat is not sampled yet (two
+ * statements). Only appliances that beat since the phase started and since the rollout's last
+ * recorded evaluation less `since.marginS` are read — an index range of `appliances_last_beat`
+ * hash-joined with the judged appliances: the pass that recorded it sampled every earlier beat (a
+ * rollout the last pass did not judge — resumed, or waiting its turn to catch up — reads the beats
+ * since it last was).
+ */
+export async function pendingSamples(
   sql: Sql,
   rollouts: readonly GatedRollout[],
-  now: Date,
-  since: SampleSince = { lastPassAt: null, marginS: 0 },
-): Promise<number> {
+  since: SampleSince = { marginS: 0 },
+): Promise<PendingSamples> {
   const gated = rollouts.filter((r) => r.plan.gates.metric);
-  if (gated.length === 0) return 0;
-  const last = since.lastPassAt;
-  const from = last ? new Date(last.getTime() - since.marginS * 1000) : null;
-  // Each rollout's earliest beat to read: its phase start, or, when the last finished pass
-  // recorded it, that pass less the margin.
+  const out: PendingSamples = { ids: [], uids: [], counts: new Map(), evaluatedAt: new Map() };
+  if (gated.length === 0) return out;
   const recorded = await sql<{ id: number; evaluated_at: Date | null }>`
     select id, evaluated_at from rollouts where id = any(${gated.map((r) => r.id)}::bigint[])`;
-  const evaluatedAt = new Map(recorded.map((x) => [x.id, x.evaluated_at]));
+  for (const x of recorded) out.evaluatedAt.set(x.id, x.evaluated_at);
   const lo = gated.map((r) => {
-    const at = evaluatedAt.get(r.id);
-    return last && from && at && at.getTime() >= last.getTime() &&
-        from.getTime() > r.phaseStartedAt.getTime()
-      ? from
-      : r.phaseStartedAt;
+    const at = out.evaluatedAt.get(r.id);
+    const from = at ? at.getTime() - since.marginS * 1000 : -Infinity;
+    return new Date(Math.max(from, r.phaseStartedAt.getTime()));
   });
   const minLo = new Date(Math.min(...lo.map((d) => d.getTime())));
   // The judged appliances that beat since then: the members and control appliances joined with
-  // an index range of appliances_last_beat (one pass's worth of beats), not looked up one by one.
+  // an index range of appliances_last_beat, not looked up one by one; less those whose latest
+  // beat is sampled already.
   const [fresh] = await sql<{ ids: number[]; uids: string[] }>`
     with r as (
       select * from unnest(${gated.map((r) => r.id)}::bigint[], ${
@@ -274,18 +281,93 @@ export async function sampleRollouts(
     )
     select coalesce(array_agg(w.id), '{}') as ids, coalesce(array_agg(w.uid), '{}') as uids
     from who w join recent x on x.uid = w.uid
-    where x.last_beat_at >= w.lo`;
-  if (!fresh || fresh.uids.length === 0) return 0;
-  const [row] = await sql<{ rollout_ids: number[]; uids: string[] }>`
+    -- A primary-key probe each (a lateral: never a scan of every sample for an anti-join).
+    left join lateral (
+      select true as hit from rollout_samples s
+      where s.rollout_id = w.id and s.uid = w.uid and s.at = x.last_beat_at
+      limit 1
+    ) done on true
+    where x.last_beat_at >= w.lo and done.hit is null`;
+  out.ids = fresh?.ids ?? [];
+  out.uids = fresh?.uids ?? [];
+  for (const id of out.ids) out.counts.set(id, (out.counts.get(id) ?? 0) + 1);
+  return out;
+}
+
+/**
+ * Which metric-gated rollouts a pass samples and judges, and which wait (pure): the rollouts
+ * with pending samples in the order of their last recorded evaluation (never evaluated first,
+ * then the longest ago), each taken while the samples so far stay within `budget` (the first
+ * always: a rollout has at most 2,000 judged appliances). Those left wait for a later pass —
+ * neither sampled nor judged nor recorded, so they keep their place at the head of the queue and
+ * the next pass reads every beat since they were last judged: a rollout is never judged on a
+ * sample missing beats it should have. A pass after a pause of a quarter of an hour (every judged
+ * appliance beat) thus catches up over a few passes instead of in one long one. Returns the ids of
+ * those that wait.
+ */
+export function spreadSamples(pending: PendingSamples, budget: number): Set<number> {
+  const order = [...pending.counts.keys()].sort((a, b) =>
+    (pending.evaluatedAt.get(a)?.getTime() ?? -Infinity) -
+      (pending.evaluatedAt.get(b)?.getTime() ?? -Infinity) || a - b
+  );
+  const wait = new Set<number>();
+  let taken = 0;
+  for (const id of order) {
+    const n = pending.counts.get(id)!;
+    if (taken > 0 && taken + n > budget) {
+      wait.add(id);
+      continue;
+    }
+    taken += n;
+  }
+  return wait;
+}
+
+/**
+ * Copies into `rollout_samples` the latest report of each appliance of `pending` (less those of
+ * the rollouts in `skip`) of the rollouts in `rollouts`: the metric (a number at the path, else
+ * null), the plug-in health flag (null: not reported) and the release's component version it
+ * runs. Then updates each sampled appliance's median (`rollout_sample_medians`): over its samples
+ * of the phase in the {@link medianWindowS} before `now`, at most its latest
+ * {@link medianSamples}, those taken while it ran the version its group is judged on. The
+ * window's times and values are kept in its row (`window_at`, `window_values`), so a new sample
+ * reads one row, not the window's ~48 samples; an appliance new to the phase's medians starts
+ * from its samples. Deletes its samples older than the window. Three statements for all
+ * rollouts; returns the rows written.
+ */
+export async function writeSamples(
+  sql: Sql,
+  rollouts: readonly GatedRollout[],
+  pending: PendingSamples,
+  now: Date,
+  skip: ReadonlySet<number> = new Set(),
+): Promise<number> {
+  const gated = rollouts.filter((r) => r.plan.gates.metric && !skip.has(r.id));
+  if (gated.length === 0) return 0;
+  const take = new Set(gated.map((r) => r.id));
+  const ids: number[] = [], uids: string[] = [];
+  pending.ids.forEach((id, i) => {
+    if (take.has(id)) ids.push(id), uids.push(pending.uids[i]!);
+  });
+  if (uids.length === 0) return 0;
+  const [row] = await sql<
+    {
+      rollout_ids: number[];
+      uids: string[];
+      ats: string[];
+      vals: (number | null)[];
+      runs: (string | null)[];
+    }
+  >`
     with r as (
-      select * from unnest(${gated.map((r) => r.id)}::bigint[], ${isoList(lo)}::timestamptz[], ${
-    gated.map((r) => r.kind)
-  }::text[], ${gated.map((r) => r.app)}::text[],
+      select * from unnest(${gated.map((r) => r.id)}::bigint[], ${
+    isoList(gated.map((r) => r.phaseStartedAt))
+  }::timestamptz[], ${gated.map((r) => r.kind)}::text[], ${gated.map((r) => r.app)}::text[],
         ${gated.map((r) => r.name)}::text[], ${gated.map((r) => r.plan.gates.metric!.path)}::text[])
         as r(id, lo, kind, app, name, path)
     ),
     fresh as (
-      select * from unnest(${fresh.ids}::bigint[], ${fresh.uids}::uuid[]) as f(id, uid)
+      select * from unnest(${ids}::bigint[], ${uids}::uuid[]) as f(id, uid)
     ),
     written as (
       insert into rollout_samples (rollout_id, uid, at, value, healthy, running)
@@ -306,19 +388,24 @@ export async function sampleRollouts(
         limit 1
       ) run on true
       where ap.last_beat_at >= r.lo
-        and not exists (
-          select 1 from rollout_samples s
-          where s.rollout_id = r.id and s.uid = ap.uid and s.at = ap.last_beat_at)
       on conflict do nothing
-      returning rollout_id, uid
+      returning rollout_id, uid, at, value, running
     )
     select coalesce(array_agg(rollout_id), '{}') as rollout_ids, coalesce(array_agg(uid), '{}')
-      as uids
+      as uids, coalesce(array_agg(at), '{}') as ats, coalesce(array_agg(value), '{}') as vals,
+      coalesce(array_agg(running), '{}') as runs
     from written`;
-  const touched = { rolloutIds: row?.rollout_ids ?? [], uids: row?.uids ?? [] };
+  const touched = {
+    rolloutIds: row?.rollout_ids ?? [],
+    uids: row?.uids ?? [],
+    ats: (row?.ats ?? []).map((a) => new Date(a).toISOString()),
+    vals: row?.vals ?? [],
+    runs: row?.runs ?? [],
+  };
   if (touched.uids.length === 0) return 0;
   const windowStart = new Date(now.getTime() - medianWindowS * 1000);
-  // The sampled appliances' medians, from their latest samples of this phase.
+  // The sampled appliances' medians: their row's window with the new sample (one row each), or,
+  // for an appliance new to the phase's medians, from its samples of the phase.
   await sql`
     with r as (
       select * from unnest(${gated.map((r) => r.id)}::bigint[], ${
@@ -328,39 +415,78 @@ export async function sampleRollouts(
         as r(id, phase, started, version, prev)
     ),
     t as (
-      select * from unnest(${touched.rolloutIds}::bigint[], ${touched.uids}::uuid[])
-        as t(rollout_id, uid)
+      select * from unnest(${touched.rolloutIds}::bigint[], ${touched.uids}::uuid[],
+        ${touched.ats}::timestamptz[], ${touched.vals}::float8[], ${touched.runs}::text[])
+        as t(rollout_id, uid, at, value, running)
     ),
     tm as (
-      select t.rollout_id, t.uid, r.started, r.version, (m.uid is not null) as member,
-        case when m.uid is not null then r.version else r.prev end as want
+      select t.rollout_id, t.uid, t.at, t.value, r.started, r.version,
+        (m.uid is not null) as member,
+        case when m.uid is not null then r.version else r.prev end as want,
+        greatest(r.started, ${windowStart}::timestamptz) as lo
       from t join r on r.id = t.rollout_id
       left join rollout_members m on m.rollout_id = t.rollout_id and m.uid = t.uid
         and m.phase = r.phase
+    ),
+    tk as (
+      select tm.*, t.value is not null and case when tm.want is null
+        then t.running is distinct from tm.version else t.running = tm.want end as counts
+      from tm join t on t.rollout_id = tm.rollout_id and t.uid = tm.uid
+    ),
+    appended as (
+      update rollout_sample_medians d set
+        (window_at, window_values, beats, median) = (
+          select f.window_at, f.window_values, f.beats, f.median
+          from rollout_window(
+            d.window_at || case when tk.counts then array[tk.at] else '{}'::timestamptz[] end,
+            d.window_values || case when tk.counts then array[tk.value]
+              else '{}'::float8[] end,
+            tk.lo, ${medianSamples}::int) f)
+      from tk
+      where d.rollout_id = tk.rollout_id and d.uid = tk.uid and d.phase_started_at = tk.started
+        and d.member = tk.member and d.window_at is not null
+      returning d.rollout_id, d.uid
+    ),
+    seed as materialized (
+      select tk.* from tk
+      where not exists (
+        select 1 from appended a where a.rollout_id = tk.rollout_id and a.uid = tk.uid)
     )
-    insert into rollout_sample_medians (rollout_id, uid, phase_started_at, member, beats, median)
-    select tm.rollout_id, tm.uid, tm.started, tm.member, v.beats, v.median
-    from tm
+    insert into rollout_sample_medians (rollout_id, uid, phase_started_at, member, beats, median,
+      window_at, window_values)
+    select tk.rollout_id, tk.uid, tk.started, tk.member, f.beats, f.median, f.window_at,
+      f.window_values
+    from seed tk
     cross join lateral (
-      select count(w.value)::int as beats,
-        percentile_cont(0.5) within group (order by w.value) as median
-      from (
-        select s.value, s.running from rollout_samples s
-        where s.rollout_id = tm.rollout_id and s.uid = tm.uid and s.at >= tm.started
-          and s.at >= ${windowStart}
-        order by s.at desc limit ${medianSamples}
-      ) w
-      where w.value is not null and case when tm.want is null
-        then w.running is distinct from tm.version else w.running = tm.want end
-    ) v
+      select coalesce(array_agg(s.at), '{}') as ats, coalesce(array_agg(s.value), '{}') as vals
+      from rollout_samples s
+      where s.rollout_id = tk.rollout_id and s.uid = tk.uid and s.at >= tk.lo
+        and s.value is not null and case when tk.want is null
+          then s.running is distinct from tk.version else s.running = tk.want end
+    ) w
+    cross join lateral rollout_window(w.ats, w.vals, tk.lo, ${medianSamples}::int) f
     on conflict (rollout_id, uid) do update set phase_started_at = excluded.phase_started_at,
-      member = excluded.member, beats = excluded.beats, median = excluded.median`;
+      member = excluded.member, beats = excluded.beats, median = excluded.median,
+      window_at = excluded.window_at, window_values = excluded.window_values`;
   // Older samples of these appliances are read no more (an index range each: few rows).
   await sql`
     delete from rollout_samples s
     using unnest(${touched.rolloutIds}::bigint[], ${touched.uids}::uuid[]) as t(rollout_id, uid)
     where s.rollout_id = t.rollout_id and s.uid = t.uid and s.at < ${windowStart}`;
   return touched.uids.length;
+}
+
+/**
+ * {@link pendingSamples} then {@link writeSamples} for every metric-gated rollout in `rollouts`
+ * (no budget): returns the rows written.
+ */
+export async function sampleRollouts(
+  sql: Sql,
+  rollouts: readonly GatedRollout[],
+  now: Date,
+  since: SampleSince = { marginS: 0 },
+): Promise<number> {
+  return await writeSamples(sql, rollouts, await pendingSamples(sql, rollouts, since), now);
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -413,15 +539,11 @@ export async function rolloutFigures(
     select r.id, r.joined, f.* from r
     cross join lateral (
       select count(*)::int as evaluated,
-        count(*) filter (where ap.last_report->'components' @> r.listed
-          and ap.missing_since is null
-          and (ap.last_report->'apps'->r.app->'healthy') is distinct from 'false'::jsonb)::int
-          as healthy,
-        count(*) filter (where ap.last_beat_at >= r.started
-          and ap.last_report->'components' @> r.listed)::int as reporting,
-        count(*) filter (where ap.last_beat_at >= r.started
-          and ap.last_report->'components' @> r.listed
-          and ap.last_report->'apps'->r.app->'healthy' = 'false'::jsonb)::int as unhealthy,
+        count(*) filter (where x.on_release and ap.missing_since is null
+          and x.flag is distinct from 'false'::jsonb)::int as healthy,
+        count(*) filter (where ap.last_beat_at >= r.started and x.on_release)::int as reporting,
+        count(*) filter (where ap.last_beat_at >= r.started and x.on_release
+          and x.flag = 'false'::jsonb)::int as unhealthy,
         count(*) filter (where not exists (
           select 1 from deliveries d where d.uid = ap.uid and d.component_id = r.cid))::int
           as not_sent
@@ -430,6 +552,12 @@ export async function rolloutFigures(
         order by uid limit ${evaluatedPerPhase}
       ) m
       join appliances ap on ap.uid = m.uid and ap.revoked_at is null
+      -- The report is decompressed once per appliance, not once per reference to it.
+      cross join lateral (
+        select y.rep->'components' @> r.listed as on_release, y.rep->'apps'->r.app->'healthy'
+          as flag
+        from (select ap.last_report || '{}'::jsonb as rep offset 0) y
+      ) x
     ) f`;
   const installs = new Map<number, RolloutProgress>();
   // A few at a time: on a pool they overlap, without taking every connection.

@@ -31,6 +31,7 @@ import consoleReveals from "./020_console_reveals.sql" with { type: "text" };
 import phasedRollouts from "./021_phased_rollouts.sql" with { type: "text" };
 import auditTargets from "./022_audit_targets.sql" with { type: "text" };
 import consoleOperatorReveals from "./023_console_operator_reveals.sql" with { type: "text" };
+import rolloutMedianWindows from "./024_rollout_median_windows.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -65,4 +66,5 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "021_phased_rollouts.sql", sql: phasedRollouts },
   { name: "022_audit_targets.sql", sql: auditTargets },
   { name: "023_console_operator_reveals.sql", sql: consoleOperatorReveals },
+  { name: "024_rollout_median_windows.sql", sql: rolloutMedianWindows },
 ]);
