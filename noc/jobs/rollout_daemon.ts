@@ -25,7 +25,7 @@
  * medians (3); the figures (3, plus 1 per rollout for its install states, a few at a time, beside
  * the sampling); one update per rollout; the prunings (3). None per appliance, and each bounded:
  * a phase is judged on at most 1,000 of its members and 1,000 control appliances
- * (noc/services/rollout_gates.ts), and a pass writes at most `samplesPerPass` (4,000) new samples:
+ * (noc/services/rollout_gates.ts), and a pass writes at most `samplesPerPass` (6,000) new samples:
  * after a pause (every judged appliance beat), the rollouts beyond that wait for the next passes,
  * neither sampled nor judged nor recorded — never judged on samples short of beats they should
  * have — oldest evaluation first (rollout_gates.ts `spreadSamples`).
