@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { enrolSites, outage } from "./_incident_fleet.ts";
 import { type ServedNoc, serveNoc } from "./_agent.ts";
-import { publishAndAssign } from "./_components.ts";
+import { payload, publishAndAssign, upload } from "./_components.ts";
+import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
 import {
   assertReachable,
   axeViolations,
@@ -51,10 +52,12 @@ async function enrolLocal(noc: ServedNoc, site: string, name: string): Promise<s
 /**
  * A small fleet with something on every page: beats, a release, fileinfo, a local server; with
  * `rich`, also an appliance gone missing with its open alert, a failed install with its message,
- * a maintenance window and a named operator (so that the alerts, appliance, release, maintenance
- * and operators pages show rows, not "None").
+ * a maintenance window, a named operator (so that the alerts, appliance, release, maintenance
+ * and operators pages show rows, not "None") and a phased rollout of demo 1.1.0 (a canary of 1
+ * with a metric gate, evaluated once, so that its page shows phases, figures and a timeline).
  */
 async function smallFleet(noc: ServedNoc, rich = false) {
+  let rolloutId: number | null = null;
   const fleet = (await enrolSites(noc, ["lab"], 4))["lab"]!;
   const { assignmentId } = await publishAndAssign(noc, {
     app: "demo",
@@ -88,6 +91,31 @@ async function smallFleet(noc: ServedNoc, rich = false) {
       password: "olga's long password",
     });
     assert.equal(operator.status, 201, JSON.stringify(operator.body));
+    const published = await upload(
+      noc,
+      "/v1/admin/packages?app=demo&name=demo&version=1.1.0",
+      await payload({ install: "#!/bin/sh\nexit 0\n" }),
+      "application/gzip",
+    );
+    assert.ok(published.status < 300, JSON.stringify(published.body));
+    const rollout = await noc.admin("POST", "/v1/admin/rollouts", {
+      component: { kind: "package", app: "demo", name: "demo", version: "1.1.0" },
+      target: { type: "all" },
+      phases: [
+        {
+          count: 1,
+          soakS: 90,
+          gates: {
+            metric: { path: "demo.mails", maxDropPercent: 30, minAppliances: 1, minBeats: 1 },
+          },
+        },
+        { percent: 100, soakS: 0 },
+      ],
+      note: "canary first",
+    });
+    assert.equal(rollout.status, 201, JSON.stringify(rollout.body));
+    rolloutId = rollout.body.id;
+    await rolloutPass(noc.deps);
   }
   const put = await noc.admin("PUT", "/v1/admin/apps/demo/fileinfo/rules.conf", {
     destination: "etc/demo/rules.conf",
@@ -97,7 +125,7 @@ async function smallFleet(noc: ServedNoc, rich = false) {
   assert.equal(put.status, 200, JSON.stringify(put.body));
   await enrolLocal(noc, "lab", "cache-1");
   await noc.enrollmentToken({ label: "spare" });
-  return { fleet, assignmentId };
+  return { fleet, assignmentId, rolloutId };
 }
 
 /**
@@ -122,7 +150,7 @@ browserTests("console conventions", {
     async ({ db, browser }) => {
       const noc = await serveNoc(db);
       try {
-        const { fleet, assignmentId } = await smallFleet(noc, true);
+        const { fleet, assignmentId, rolloutId } = await smallFleet(noc, true);
         const pages = [
           "/ui",
           "/ui/appliances",
@@ -138,6 +166,7 @@ browserTests("console conventions", {
           "/ui/local-servers",
           "/ui/maintenance",
           "/ui/rollouts/new",
+          `/ui/rollouts/${rolloutId}`,
           "/docs",
         ];
         const problems: string[] = [];

@@ -8,7 +8,9 @@
  * nothing has it, unless "assign even if no appliance has it yet" is ticked). Every assignment
  * shows its target size ("10 % of 783 vs-2000 ≈ 78"), its gate, its progress against the target
  * size with links to the failed and missing appliances (pages/release_appliances.tsx), and its
- * controls: Save (rollout and gate), Pause rollout / Resume rollout, Delete (confirmed first).
+ * controls: Save (rollout and gate), Pause rollout / Resume rollout, Delete (confirmed first),
+ * Roll out in phases… (its release and target pre-filled). An assignment a phased rollout made
+ * names the rollout, its state and phase instead, with no control of its own.
  *
  * @module
  */
