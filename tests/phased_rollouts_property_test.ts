@@ -137,14 +137,23 @@ dbTest(
             ...(endAt100 ? [{ percent: 100, soakS: 0 }] : []),
           ];
           const bucket = (uid: string) => fineBucket(uid, pkg.kind, pkg.app, pkg.name);
-          let r = await createRollout(
-            noc.deps,
-            { component: { ...pkg, version: "2" }, target, phases },
-            "prop",
-          );
+          let r: Awaited<ReturnType<typeof createRollout>>;
+          try {
+            r = await createRollout(
+              noc.deps,
+              { component: { ...pkg, version: "2" }, target, phases },
+              "prop",
+            );
+          } catch (e) {
+            // A plan mixing counts and percentages that shrinks for today's target is refused
+            // at creation (tests/rollouts_api_test.ts); nothing to select then.
+            if (e instanceof Error && /phases never shrink/.test(e.message)) return;
+            throw e;
+          }
           let previousLimit = 0;
           let previouslyIn = new Set<string>();
           const joinedAt = new Map<string, number>();
+          const lowers: number[] = [];
           for (let phase = 0; phase < phases.length; phase++) {
             if (phase > 0) {
               // Appliances enrol and are revoked between phases.
@@ -182,14 +191,23 @@ dbTest(
               assert.equal(included.size, start.wanted, "exactly the appliances asked for");
             }
             if (limit === fineBucketLimit) assert.equal(included.size, live.length);
-            for (const uid of included) if (!joinedAt.has(uid)) joinedAt.set(uid, phase);
+            lowers[phase] = start.lowerLimit;
+            // A newcomer joins the phase whose bucket range holds it (an appliance enrolled
+            // during an earlier phase joins that phase, so a rollback's range and membership
+            // agree).
+            for (const uid of included) {
+              if (joinedAt.has(uid)) continue;
+              let k = phase;
+              while (k > 0 && lowers[k]! > bucket(uid)) k--;
+              joinedAt.set(uid, k);
+            }
             const members = await sql<{ uid: string; phase: number }>`
               select uid, phase from rollout_members where rollout_id = ${r.id}`;
             assert.equal(new Set(members.map((m) => m.uid)).size, members.length);
             assert.deepEqual(
               new Map(members.map((m) => [m.uid, m.phase])),
               joinedAt,
-              "each appliance is a member of the first phase that included it, and of no other",
+              "each appliance is a member of the phase whose range holds it, and of no other",
             );
             // Both feeders: the included get the release, the others the previous version.
             const site = await resolveSiteCatalogs(sql, "s0");
