@@ -308,7 +308,11 @@ dbTest(
     const honest = await round(9, 3);
     assert.deepEqual(honest.flatMap((p) => p.failed), []);
     const { evaluation } = await getRollout(db.sql, r.id);
-    assert.deepEqual(evaluation!.figures.metric!.phase, { appliances: 20, statistic: 100 });
+    assert.deepEqual(evaluation!.figures.metric!.phase, {
+      appliances: 20,
+      statistic: 100,
+      size: 20,
+    });
     assert.equal(evaluation!.figures.metric!.ratio, 1);
     // Half of them lying is what it takes: once the 10th liar's own median is 0 (4 of its 7
     // samples), the group's is halfway between 0 and 100, and the gate fails.

@@ -10,11 +10,10 @@
  * appliances enrol and beat through the real signed HTTP routes.
  */
 import assert from "node:assert/strict";
-import { dbTest, sampleBeat, type TestAppliance, type TestNoc, testNoc } from "./_harness.ts";
-import { type ScenarioAssignment, seedScenario } from "./_site.ts";
+import { dbTest, type TestAppliance, testNoc } from "./_harness.ts";
+import { seedScenario } from "./_site.ts";
 import type { Db } from "../noc/db/db.ts";
 import { ManualClock } from "../noc/clock.ts";
-import { ApiError } from "../protocol/http/errors.ts";
 import {
   advanceRollout,
   cancelRollout,
@@ -34,133 +33,20 @@ import {
   resolveCatalog,
   rolloutBucket,
 } from "../noc/services/catalog_engine.ts";
-import type { CreateRolloutInput, PhaseInput } from "../protocol/rollout_plan.ts";
-
-const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
-const started = new Date("2026-01-01T00:00:00Z");
-
-/** `n` appliances (sites s0/s1 alternately), app/pkg 1 and 2 published, 1 assigned to all. */
-async function fleet(db: Db, n: number, extra: ScenarioAssignment[] = []) {
-  const noc = await testNoc(db);
-  const appliances = Array.from({ length: n }, (_, i) => ({
-    uid: crypto.randomUUID(),
-    model: "vs-2000",
-    channel: "stable",
-    site: `s${i % 2}`,
-    tags: [],
-    revoked: false,
-  }));
-  await seedScenario(db.sql, {
-    appliances,
-    components: [ref("1"), ref("2"), { kind: "package", app: "other", name: "o", version: "1" }],
-    assignments: [
-      {
-        ...ref("1"),
-        targetType: "all",
-        targetValue: null,
-        rolloutPercent: 100,
-        paused: false,
-        createdAt: started,
-      },
-      ...extra,
-    ],
-    deliveries: [],
-    holds: [],
-  });
-  return { noc, uids: appliances.map((a) => a.uid) };
-}
-
-/** A plan body for app/pkg 2 to every appliance. */
-function plan(
-  phases: PhaseInput[],
-  extra: Partial<CreateRolloutInput> = {},
-): CreateRolloutInput {
-  return { component: ref("2"), target: { type: "all" }, phases, ...extra };
-}
-
-/** `uids` report (as their latest beat, now) running app/pkg `version`, with `apps` data. */
-async function report(
-  noc: TestNoc,
-  uids: readonly string[],
-  version: string | null,
-  apps: Record<string, Record<string, unknown>> = {},
-): Promise<void> {
-  if (uids.length === 0) return;
-  const now = noc.clock.now();
-  const beat = sampleBeat(1, now, {
-    components: version === null ? [] : [ref(version)],
-    apps,
-  });
-  await noc.deps.db.sql`
-    update appliances set last_report = ${beat}, last_beat_at = ${now}
-    where uid = any(${[...uids]}::uuid[])`;
-}
-
-/** The release (app/pkg `version`) was sent to `uids` now. */
-async function deliver(noc: TestNoc, uids: readonly string[], version: string): Promise<void> {
-  const now = noc.clock.now();
-  await noc.deps.db.sql`
-    insert into deliveries (uid, component_id, first_sent_at, last_sent_at)
-    select u, c.id, ${now}, ${now} from unnest(${[...uids]}::uuid[]) u
-    join components c on c.kind = 'package' and c.app = 'app' and c.name = 'pkg'
-      and c.version = ${version}
-    on conflict do nothing`;
-}
-
-/** `uids` report an install outcome for app/pkg `version` now. */
-async function outcome(
-  noc: TestNoc,
-  uids: readonly string[],
-  version: string,
-  result: "installed" | "failed",
-): Promise<void> {
-  await noc.deps.db.sql`
-    insert into install_outcomes (uid, kind, app, name, version, outcome, message, reported_at)
-    select u, 'package', 'app', 'pkg', ${version}, ${result}, 'install exited 1', ${noc.clock.now()}
-    from unnest(${[...uids]}::uuid[]) u`;
-}
-
-/** The members of rollout `id`, by phase (UIDs sorted). */
-async function membersByPhase(noc: TestNoc, id: number): Promise<string[][]> {
-  const rows = await noc.deps.db.sql<{ uid: string; phase: number }>`
-    select uid, phase from rollout_members where rollout_id = ${id} order by uid`;
-  const out: string[][] = [];
-  for (const r of rows) (out[r.phase] ??= []).push(r.uid);
-  return out;
-}
-
-/** The version of app/pkg the catalog engine gives `uid` now (null: none). */
-async function catalogVersion(noc: TestNoc, uid: string): Promise<string | null> {
-  const [a] = await noc.deps.db.sql<
-    { uid: string; model: string; site: string | null; channel: string; tags: string[] }
-  >`select uid, model, site, channel, tags from appliances where uid = ${uid}`;
-  const chosen = await resolveCatalog(noc.deps.db.sql, a!);
-  return chosen.find((c) => c.app === "app" && c.name === "pkg")?.version ?? null;
-}
-
-/** One daemon pass a minute later. */
-async function pass(noc: TestNoc) {
-  noc.clock.advance(60);
-  return await rolloutPass(noc.deps);
-}
-
-async function notices(noc: TestNoc): Promise<Array<{ kind: string; text: string }>> {
-  return await noc.deps.db.sql<{ kind: string; text: string }>`
-    select kind, text from notices where kind = 'rollout_failed' order by id`;
-}
-
-/** Asserts `p` rejects with an ApiError of `status` and `code`. */
-async function refused(p: Promise<unknown>, status: number, code: string): Promise<ApiError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof ApiError, String(e));
-    assert.equal(e.status, status, e.message);
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected ${status} ${code}`);
-}
+import {
+  catalogVersion,
+  deliver,
+  fleet,
+  membersByPhase,
+  notices,
+  outcome,
+  pass,
+  plan,
+  ref,
+  refused,
+  report,
+  started,
+} from "./_rollouts.ts";
 
 dbTest(
   "a rollout starts each phase with exactly the appliances its count or percentage asks for, and widening keeps them",

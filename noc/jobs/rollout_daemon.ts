@@ -178,14 +178,16 @@ export async function rolloutPass(
     const sampling = writeSamples(sql, judged, pending, now);
     const [sampled, figures] = await Promise.all([
       sampling,
-      rolloutFigures(sql, judged, { samplesReady: sampling }),
+      rolloutFigures(sql, judged, { now, samplesReady: sampling }),
     ]);
     result.sampled = sampled;
     for (const r of running) {
       try {
         const f = figures.get(r.id)!;
         const judgement = judgePhase(r.plan, f);
-        const heldSince = judgement.holds ? r.heldSince ?? now : null;
+        // Held since the period began (passes run just after it): a soak of one period advances
+        // at the next pass, not a period later for the milliseconds this pass started late.
+        const heldSince = judgement.holds ? r.heldSince ?? periodStart : null;
         const advanceAt = heldSince && r.plan.auto
           ? new Date(heldSince.getTime() + r.plan.soakS * 1000)
           : null;

@@ -91,6 +91,11 @@ export interface GroupStatistic {
   appliances: number;
   /** The median of their medians (null: none). */
   statistic: number | null;
+  /**
+   * The group's appliances (not revoked; the phase's evaluated members or the control sample):
+   * a group smaller than `minAppliances` is judged once all of them are counted.
+   */
+  size: number;
 }
 
 /** The metric gate's figures. */
@@ -375,7 +380,9 @@ export async function writeSamples(
       insert into rollout_samples (rollout_id, uid, at, value, healthy, running)
       select r.id, ap.uid, ap.last_beat_at,
         case when jsonb_typeof(ap.last_report->'apps' #> string_to_array(r.path, '.')) = 'number'
-          then (ap.last_report->'apps' #> string_to_array(r.path, '.'))::float8 end,
+          -- Clamped to ±1e100, so that no median, difference or ratio of them overflows.
+          then least(greatest((ap.last_report->'apps' #> string_to_array(r.path, '.'))::numeric,
+            -1e100), 1e100)::float8 end,
         case when jsonb_typeof(ap.last_report->'apps'->r.app->'healthy') = 'boolean'
           then (ap.last_report->'apps'->r.app->'healthy')::boolean end,
         run.running
@@ -505,7 +512,7 @@ const progressConcurrency = 4;
 export async function rolloutFigures(
   sql: Sql,
   rollouts: readonly GatedRollout[],
-  opts: { samplesReady?: Promise<unknown> } = {},
+  opts: { now: Date; samplesReady?: Promise<unknown> },
 ): Promise<Map<number, PhaseFigures>> {
   const out = new Map<number, PhaseFigures>();
   if (rollouts.length === 0) return out;
@@ -637,34 +644,63 @@ export async function rolloutFigures(
   const metric = all.filter((x) => x.plan.gates.metric);
   if (metric.length > 0) {
     await opts.samplesReady;
+    // Only medians of appliances that still count: not revoked, still a member of the current
+    // phase (among its evaluated ones) or of the control sample, with a sample in the window
+    // before now — an appliance revoked, moved out or silent for 12 hours no longer speaks for
+    // its group. And each group's size (not revoked), for the minimum of a small group.
+    const windowStart = new Date(opts.now.getTime() - medianWindowS * 1000);
     const rows = await sql<{
       id: number;
       in_phase: boolean;
       appliances: number;
       statistic: number | null;
+      size: number;
     }>`
       with r as (
         select * from unnest(${metric.map((x) => x.id)}::bigint[], ${
-      isoList(metric.map((x) => x.phaseStartedAt))
-    }::timestamptz[], ${metric.map((x) => x.plan.gates.metric!.minBeats)}::int[])
-          as r(id, started, min_beats)
+      metric.map((x) => x.phase)
+    }::int[], ${isoList(metric.map((x) => x.phaseStartedAt))}::timestamptz[], ${
+      metric.map((x) => x.plan.gates.metric!.minBeats)
+    }::int[])
+          as r(id, phase, started, min_beats)
+      ),
+      who as (
+        select r.id, r.started, r.min_beats, true as in_phase, m.uid from r
+        cross join lateral (
+          select uid from rollout_members where rollout_id = r.id and phase = r.phase
+          order by uid limit ${evaluatedPerPhase}
+        ) m
+        union all
+        select r.id, r.started, r.min_beats, false, c.uid from r
+        join rollout_control c on c.rollout_id = r.id
       )
-      select r.id, d.member as in_phase, count(*)::int as appliances,
+      select w.id, w.in_phase, count(*)::int as size,
+        count(d.median)::int as appliances,
         percentile_cont(0.5) within group (order by d.median) as statistic
-      from r
-      join rollout_sample_medians d on d.rollout_id = r.id and d.phase_started_at = r.started
-        and d.beats >= r.min_beats and d.median is not null
-      group by r.id, d.member`;
+      from who w
+      join appliances ap on ap.uid = w.uid and ap.revoked_at is null
+      left join rollout_sample_medians d on d.rollout_id = w.id and d.uid = w.uid
+        and d.phase_started_at = w.started and d.member = w.in_phase and d.beats >= w.min_beats
+        and d.window_at[cardinality(d.window_at)] >= ${windowStart}
+      group by w.id, w.in_phase`;
     for (const x of metric) {
       const group = (inPhase: boolean): GroupStatistic => {
         const g = rows.find((r) => r.id === x.id && r.in_phase === inPhase);
-        return { appliances: g?.appliances ?? 0, statistic: g?.statistic ?? null };
+        // A statistic that is not a finite number (no sample, or an overflow) is not judged on.
+        const st = g?.statistic ?? null;
+        return {
+          appliances: g?.appliances ?? 0,
+          statistic: st !== null && Number.isFinite(st) ? st : null,
+          size: g?.size ?? 0,
+        };
       };
       const phase = group(true), control = group(false);
-      const ratio = phase.statistic === null || control.statistic === null ||
+      const raw = phase.statistic === null || control.statistic === null ||
           control.statistic === 0
         ? (phase.statistic !== null && phase.statistic === control.statistic ? 1 : null)
         : 1 + (phase.statistic - control.statistic) / Math.abs(control.statistic);
+      // A control so near 0 that the ratio overflows is judged as a control of 0.
+      const ratio = raw !== null && Number.isFinite(raw) ? raw : null;
       out.get(x.id)!.metric = { path: x.plan.gates.metric!.path, phase, control, ratio };
     }
   }
@@ -685,6 +721,8 @@ export async function rolloutFigures(
 }
 
 const pct = (part: number, whole: number) => whole === 0 ? 0 : round1((part * 100) / whole);
+/** `1 appliance`, `2 appliances`. */
+const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 const num = (x: number) => Number.isInteger(x) ? String(x) : x.toPrecision(4);
 
 /**
@@ -719,7 +757,7 @@ export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
       gate: "pluginHealth",
       judged,
       fails: judged && f.unhealthy * 100 > ph.maxUnhealthyPercent * f.reporting,
-      summary: `${f.unhealthy} of ${f.reporting} reporting appliances unhealthy ` +
+      summary: `${f.unhealthy} of ${count(f.reporting, "reporting appliance")} unhealthy ` +
         `(${pct(f.unhealthy, f.reporting)} %; threshold ${ph.maxUnhealthyPercent} %, ` +
         `judged from ${minSample})`,
     });
@@ -728,13 +766,16 @@ export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
   if (mg) {
     const m = f.metric ?? {
       path: mg.path,
-      phase: { appliances: 0, statistic: null },
-      control: { appliances: 0, statistic: null },
+      phase: { appliances: 0, statistic: null, size: mg.minAppliances },
+      control: { appliances: 0, statistic: null, size: mg.minAppliances },
       ratio: null,
     };
-    const judged = m.phase.appliances >= mg.minAppliances &&
-      m.control.appliances >= mg.minAppliances && m.phase.statistic !== null &&
-      m.control.statistic !== null;
+    // As the other gates: a group smaller than the minimum is judged on all of it (a canary of
+    // 3 under a minimum of 20 would otherwise wait for ever).
+    const need = (size: number) => Math.max(1, Math.min(mg.minAppliances, size));
+    const needPhase = need(m.phase.size), needControl = need(m.control.size);
+    const judged = m.phase.appliances >= needPhase && m.control.appliances >= needControl &&
+      m.phase.statistic !== null && m.control.statistic !== null;
     const p = m.phase.statistic, c = m.control.statistic;
     let fails = false;
     let change = "";
@@ -743,7 +784,8 @@ export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
         // Control is 0 and the phase is not: any rise (or fall) is unbounded.
         fails = (p > c && mg.maxRisePercent !== undefined) ||
           (p < c && mg.maxDropPercent !== undefined);
-        change = p > c ? "above a control of 0" : "below a control of 0";
+        const zero = c === 0 ? "a control of 0" : "a control near 0";
+        change = `${p > c ? "above" : "below"} ${zero}`;
       } else {
         const d = round1((m.ratio - 1) * 100);
         fails = (mg.maxDropPercent !== undefined && m.ratio < 1 - mg.maxDropPercent / 100) ||
@@ -759,10 +801,12 @@ export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
       gate: "metric",
       judged,
       fails,
-      summary: `${mg.path}: median ${p === null ? "–" : num(p)} over ${m.phase.appliances} ` +
-        `appliances vs control ${c === null ? "–" : num(c)} over ${m.control.appliances}` +
-        (change ? ` (${change}; ${limits})` : ` (${limits}; judged from ${mg.minAppliances} ` +
-          `appliances with ${mg.minBeats} beats each)`),
+      summary: `${mg.path}: median ${p === null ? "–" : num(p)} over ` +
+        `${count(m.phase.appliances, "appliance")} vs control ${c === null ? "–" : num(c)} over ` +
+        `${m.control.appliances}` +
+        (change ? ` (${change}; ${limits})` : ` (${limits}; judged from ` +
+          `${count(needPhase, "appliance")} and ${needControl} in control, with ` +
+          `${count(mg.minBeats, "beat")} each)`),
     });
   }
   const bg = plan.gates.beatRegularity;

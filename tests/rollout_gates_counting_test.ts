@@ -1,0 +1,213 @@
+/**
+ * Issue 20, the attacker's and newcomer's review of the gates: who a metric gate counts and what
+ * it does with numbers it cannot judge. A revoked control appliance, or one silent for longer
+ * than the 12-hour window, no longer speaks for control; extreme values never make a statistic
+ * that is not a finite number; a group smaller than `minAppliances` is judged on all of it
+ * instead of never; and a soak of one period advances at the next pass, however late the first
+ * pass started within its minute. PGlite, and PostgreSQL with TEST_DATABASE_URL.
+ */
+import assert from "node:assert/strict";
+import { dbTest } from "./_harness.ts";
+import { createRollout, getRollout } from "../noc/services/phased_rollouts.ts";
+import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
+import { judgePhase, type PhaseFigures } from "../noc/services/rollout_gates.ts";
+import { deliver, fleet, membersByPhase, notices, plan, report } from "./_rollouts.ts";
+import { phaseSchema } from "../protocol/rollout_plan.ts";
+
+/** A metric-gated canary of `count` over a fleet of `n`; returns its members and control. */
+async function metricCanary(
+  db: Parameters<typeof fleet>[0],
+  n: number,
+  count: number,
+  metric: { minAppliances?: number; minBeats?: number } = {},
+) {
+  const { noc, uids } = await fleet(db, n);
+  const r = await createRollout(
+    noc.deps,
+    plan([
+      {
+        count,
+        soakS: 7 * 86400,
+        gates: { metric: { path: "app.n", maxDropPercent: 30, minBeats: 2, ...metric } },
+      },
+      { percent: 100, soakS: 0 },
+    ]),
+    "alice",
+  );
+  const members = (await membersByPhase(noc, r.id))[0]!;
+  const control = uids.filter((u) => !members.includes(u));
+  await deliver(noc, members, "2");
+  return { noc, r, members, control };
+}
+
+dbTest(
+  "a metric gate stops counting control appliances once they are revoked",
+  async ({ db }) => {
+    const { noc, r, members, control } = await metricCanary(db, 40, 9);
+    // 20 control appliances lie (50, as low as the bad release) and hide its 50 % drop.
+    const liars = control.slice(0, 20), honest = control.slice(20);
+    for (let i = 0; i < 2; i++) {
+      noc.clock.advance(900);
+      await report(noc, members, "2", { app: { n: 50 } });
+      await report(noc, liars, "1", { app: { n: 50 } });
+      await report(noc, honest, "1", { app: { n: 100 } });
+      await rolloutPass(noc.deps);
+    }
+    let got = await getRollout(db.sql, r.id);
+    assert.equal(got.state, "running");
+    assert.equal(got.evaluation!.figures.metric!.control.appliances, 31);
+    assert.equal(got.evaluation!.figures.metric!.ratio, 1, "the lie hides the drop");
+
+    await db.sql`update appliances set revoked_at = ${noc.clock.now()}
+      where uid = any(${liars}::uuid[])`;
+    noc.clock.advance(900);
+    await report(noc, members, "2", { app: { n: 50 } });
+    await report(noc, honest, "1", { app: { n: 100 } });
+    await rolloutPass(noc.deps);
+    got = await getRollout(db.sql, r.id);
+    assert.equal(got.state, "failed", JSON.stringify(got.evaluation?.figures.metric));
+    const metric = got.evaluation!.figures.metric!;
+    assert.deepEqual([metric.control.appliances, metric.control.size], [11, 11]);
+    assert.equal(metric.ratio, 0.5);
+    assert.match((await notices(noc))[0]!.text, /over 11 vs control|control 100 over 11/);
+  },
+);
+
+dbTest(
+  "a metric gate stops counting an appliance silent for longer than its 12-hour window",
+  async ({ db }) => {
+    const { noc, r, members, control } = await metricCanary(db, 40, 9);
+    const liars = control.slice(0, 20), honest = control.slice(20);
+    // Everyone beats every 15 minutes; the liars fall silent after the second beat.
+    let failedAt = -1;
+    for (let i = 0; i < 54 && failedAt < 0; i++) {
+      noc.clock.advance(900);
+      await report(noc, members, "2", { app: { n: 50 } });
+      await report(noc, honest, "1", { app: { n: 100 } });
+      if (i < 2) await report(noc, liars, "1", { app: { n: 50 } });
+      const p = await rolloutPass(noc.deps);
+      if (p.failed.includes(r.id)) failedAt = i;
+    }
+    // Their last sample (beat 2) is 12 hours old at beat 50, and out of the window at beat 51.
+    assert.equal(failedAt, 50, "once the liars' samples are 12 hours old, and not before");
+    const metric = (await getRollout(db.sql, r.id)).evaluation!.figures.metric!;
+    assert.equal(metric.control.appliances, 11);
+    assert.equal(metric.control.size, 31, "silent, not revoked: still in the control group");
+  },
+);
+
+dbTest(
+  "extreme metric values never give a statistic or ratio that is not a finite number",
+  async ({ db }) => {
+    const { noc, r, members, control } = await metricCanary(db, 30, 8);
+    for (let i = 0; i < 2; i++) {
+      noc.clock.advance(900);
+      // Alternating ±MAX_VALUE: the midpoint of two such samples overflows unless clamped.
+      const v = i % 2 === 0 ? Number.MAX_VALUE : -Number.MAX_VALUE;
+      await report(noc, control, "1", { app: { n: v } });
+      await report(noc, members, "2", { app: { n: -v } });
+      const p = await rolloutPass(noc.deps);
+      assert.deepEqual(p.errors, []);
+    }
+    const got = await getRollout(db.sql, r.id);
+    const m = got.evaluation!.figures.metric!;
+    for (const x of [m.phase.statistic, m.control.statistic]) {
+      assert.ok(x !== null && Number.isFinite(x), String(x));
+    }
+    assert.ok(m.ratio === null || Number.isFinite(m.ratio), String(m.ratio));
+    const stored = await db.sql<{ median: number }>`
+      select median from rollout_sample_medians where rollout_id = ${r.id}`;
+    for (const s of stored) assert.ok(Number.isFinite(s.median), String(s.median));
+  },
+);
+
+Deno.test("judgePhase() does not judge a metric whose statistic or ratio is not finite", () => {
+  const phase = phaseSchema.parse({
+    count: 1,
+    soakS: 0,
+    advance: { minHealthyPercent: 0 },
+    stop: { minSample: 1 },
+    gates: { metric: { path: "app.n", maxDropPercent: 30, minAppliances: 1, minBeats: 1 } },
+  });
+  const figures = (p: number | null, c: number | null, ratio: number | null): PhaseFigures => ({
+    phase: 0,
+    phaseStartedAt: new Date(0).toISOString(),
+    members: 1,
+    evaluated: 1,
+    install: {
+      installed: 1,
+      failed: 0,
+      states: { running: 1 },
+    } as unknown as PhaseFigures["install"],
+    notSent: 0,
+    healthy: 1,
+    healthyPercent: 100,
+    reporting: 1,
+    unhealthy: 0,
+    metric: {
+      path: "app.n",
+      phase: { appliances: 5, statistic: p, size: 5 },
+      control: { appliances: 5, statistic: c, size: 5 },
+      ratio,
+    },
+    beats: null,
+  });
+  for (const [p, c, ratio] of [[null, 1, null], [1, null, null]] as const) {
+    const j = judgePhase(phase, figures(p, c, ratio));
+    const g = j.gates.find((x) => x.gate === "metric")!;
+    assert.equal(g.judged, false, `${p} ${c}`);
+    assert.equal(j.holds, false, "an unjudged gate never lets the phase advance");
+  }
+  // A ratio the figures could not compute (a control within a hair of 0) fails a drop below it.
+  const j = judgePhase(phase, figures(-1, 1e-320, null));
+  assert.equal(j.failed?.gate, "metric");
+  assert.match(j.failed!.summary, /below a control near 0/);
+});
+
+dbTest(
+  "a metric gate on a phase smaller than minAppliances is judged on all its appliances",
+  async ({ db }) => {
+    // 3 canaries and 9 control appliances, under a minimum of 20: judged on all of them.
+    const { noc, r, members, control } = await metricCanary(db, 12, 3, { minAppliances: 20 });
+    const failed = [];
+    for (let i = 0; i < 3; i++) {
+      noc.clock.advance(900);
+      await report(noc, members, "2", { app: { n: 40 } });
+      await report(noc, control, "1", { app: { n: 100 } });
+      failed.push((await rolloutPass(noc.deps)).failed);
+    }
+    assert.deepEqual(failed, [[], [r.id], []], "judged at the second beat (minBeats 2)");
+    const got = await getRollout(db.sql, r.id);
+    assert.equal(got.state, "failed");
+    const m = got.evaluation!.figures.metric!;
+    assert.deepEqual([m.phase.appliances, m.control.appliances, m.ratio], [3, 9, 0.4]);
+    assert.match(
+      (await notices(noc))[0]!.text,
+      /median 40 over 3 appliances vs control 100 over 9 \(60 % below control/,
+    );
+  },
+);
+
+dbTest(
+  "a soak of one period advances at the next pass even when the first pass started late in its minute",
+  async ({ db }) => {
+    const { noc, uids } = await fleet(db, 10);
+    const r = await createRollout(
+      noc.deps,
+      plan([{ count: 2, soakS: 60 }, { percent: 100, soakS: 0 }]),
+      "alice",
+    );
+    const canaries = (await membersByPhase(noc, r.id))[0]!;
+    await report(noc, uids, "1");
+    await deliver(noc, canaries, "2");
+    await report(noc, canaries, "2");
+    const minute = Math.ceil(noc.clock.now().getTime() / 60_000) * 60_000;
+    noc.clock.set(new Date(minute + 4));
+    let p = await rolloutPass(noc.deps);
+    assert.deepEqual(p.advanced, []);
+    assert.equal((await getRollout(db.sql, r.id)).heldSince, new Date(minute).toISOString());
+    noc.clock.set(new Date(minute + 60_000 + 2));
+    p = await rolloutPass(noc.deps);
+    assert.deepEqual(p.advanced, [r.id], "one period later, not two");
+  },
+);
