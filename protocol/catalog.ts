@@ -64,9 +64,31 @@ export interface CatalogDocument {
   issuedAt: string;
   expiresAt: string;
   intervalS: number;
+  /**
+   * The NOC's limits on what this appliance sends (absent from older NOCs: the agent assumes
+   * {@link DEFAULT_REPORT_LIMITS}). Signed with the catalog, so nothing unsigned can shrink them.
+   */
+  limits?: ReportLimits;
   keys: PublishedKey[];
   components: CatalogEntry[];
 }
+
+/** What a NOC accepts from an appliance (docs/protocol.md, "The SecureBeat's limits"). */
+export interface ReportLimits {
+  /** Most bytes of a request body (the SecureBeat's JSON). */
+  bodyBytes: number;
+  /** Most bytes of one application's data in `apps` (its JSON). */
+  appDataBytes: number;
+  /** Most entries of `components`. */
+  components: number;
+}
+
+/** The limits a NOC that announces none applies (the NOC's defaults). */
+export const DEFAULT_REPORT_LIMITS: ReportLimits = {
+  bodyBytes: 256 * 1024,
+  appDataBytes: 16 * 1024,
+  components: 2000,
+};
 
 /** The signed envelope: `catalog` is the document's exact JSON text, `signature` covers it. */
 export interface CatalogEnvelope {
@@ -128,6 +150,11 @@ const documentSchema = z.object({
   issuedAt: z.string(),
   expiresAt: z.iso.datetime({ offset: true }),
   intervalS: z.number().int().min(1),
+  limits: z.object({
+    bodyBytes: z.number().int().min(1024),
+    appDataBytes: z.number().int().min(1),
+    components: z.number().int().min(1),
+  }).optional(),
   keys: z.array(z.object({
     kid: z.string().max(64),
     alg: z.literal("ed25519"),

@@ -48,13 +48,16 @@ const b64key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, {
   message: "must be 32 bytes in unpadded base64url",
 });
 
+/** A host name: letters, digits, '.', '-', at most 253 characters. */
+export const hostnameSchema = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, {
+  message: "must be a host name (letters, digits, '.', '-')",
+});
+
 /** `POST /v1/enroll`. */
 export const enrollSchema = z.strictObject({
   token: text(200).min(1),
   model: nameSchema,
-  hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, {
-    message: "must be a host name (letters, digits, '.', '-')",
-  }),
+  hostname: hostnameSchema,
   signingKey: b64key,
   encryptionKey: b64key,
   agentVersion: label(64).optional(),
@@ -68,12 +71,34 @@ export const installedComponentSchema = z.strictObject({
   version: label(128),
 });
 
+/**
+ * The most components a SecureBeat lists (docs/protocol.md, "The SecureBeat's limits"); an agent
+ * with more reports this many and names the rest in `dropped`.
+ */
+export const BEAT_MAX_COMPONENTS = 2000;
+
+/** The most entries of a SecureBeat's `dropped` list. */
+export const BEAT_MAX_DROPPED = 64;
+
 /** `POST /v1/beats`: the SecureBeat. */
 export function beatSchema(maxAppDataBytes: number) {
   return z.strictObject({
     seq: z.number().int().min(0).max(2 ** 53 - 1),
     sentAt: isoTime,
     agentVersion: label(64).optional(),
+    /**
+     * A random UUID the agent process draws when it starts (not kept in the state folder): two
+     * devices sharing one identity (a copied state folder) beat with two of them at once
+     * (issue 21 item 7).
+     */
+    instanceId: z.uuid().optional(),
+    /** The host name the appliance runs under now (issue 21 item 8). */
+    hostname: hostnameSchema.optional(),
+    /**
+     * What the agent left out of this report to fit the NOC's limits or after a refusal, in
+     * words, e.g. `apps.scanner (15,210 bytes)` or `components: 2,001 installed, 2,000 listed`.
+     */
+    dropped: z.array(text(200)).max(BEAT_MAX_DROPPED).optional(),
     health: z.strictObject({
       load: z.tuple([z.number().min(0), z.number().min(0), z.number().min(0)]),
       memory: z.strictObject({ totalBytes: bytes, availableBytes: bytes }),
@@ -81,7 +106,7 @@ export function beatSchema(maxAppDataBytes: number) {
         .max(64),
       uptimeS: z.number().min(0),
     }),
-    components: z.array(installedComponentSchema).max(2000),
+    components: z.array(installedComponentSchema).max(BEAT_MAX_COMPONENTS),
     lastCycle: z.strictObject({
       outcome: z.enum(["none", "ok", "partial", "failed"]),
       startedAt: isoTime.optional(),
