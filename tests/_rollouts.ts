@@ -8,52 +8,116 @@
  */
 import assert from "node:assert/strict";
 import { sampleBeat, type TestNoc, testNoc } from "./_harness.ts";
-import { type ScenarioAssignment, seedScenario } from "./_site.ts";
-import type { Db } from "../noc/db/db.ts";
+import { type ScenarioAssignment, type ScenarioComponent, seedScenario } from "./_site.ts";
+import type { Db, Sql } from "../noc/db/db.ts";
 import { ApiError } from "../protocol/http/errors.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
-import { resolveCatalog } from "../noc/services/catalog_engine.ts";
+import { resolveCatalog, type TargetType } from "../noc/services/catalog_engine.ts";
+import { createRollout } from "../noc/services/phased_rollouts.ts";
 import type { CreateRolloutInput, PhaseInput } from "../protocol/rollout_plan.ts";
 
-/** app/pkg at `version`. */
-export const ref = (version: string) => ({
+/** A phase's metric gate as a plan writes it. */
+type MetricGateInput = NonNullable<NonNullable<PhaseInput["gates"]>["metric"]>;
+
+/** app/`name` at `version`. */
+export const named = (name: string, version: string) => ({
   kind: "package" as const,
   app: "app",
-  name: "pkg",
+  name,
   version,
 });
+/** app/pkg at `version`. */
+export const ref = (version: string) => named("pkg", version);
 /** When the fleet's assignment of version 1 was made. */
 export const started = new Date("2026-01-01T00:00:00Z");
 
-/** `n` appliances (sites s0/s1 alternately), app/pkg 1 and 2 published, 1 assigned to all. */
-export async function fleet(db: Db, n: number, extra: ScenarioAssignment[] = []) {
-  const noc = await testNoc(db);
+/** An assignment of `component` to `targetType`/`targetValue` at 100 %, unpaused, made `started`. */
+export function assigned(
+  component: ScenarioComponent,
+  targetType: TargetType = "all",
+  targetValue: string | null = null,
+): ScenarioAssignment {
+  return {
+    ...component,
+    targetType,
+    targetValue,
+    rolloutPercent: 100,
+    paused: false,
+    createdAt: started,
+  };
+}
+
+/** What a fleet is other than its size; every field has a default. */
+export interface FleetShape {
+  /** Appliance `i`'s site (default s0 and s1 alternately). */
+  site?: (i: number) => string;
+  /** Every appliance's tags (default none). */
+  tags?: string[];
+  /** The components published (default app/pkg 1 and 2, and app other/o 1). */
+  components?: ScenarioComponent[];
+  /** The assignments (default app/pkg 1 to all). */
+  assignments?: ScenarioAssignment[];
+}
+
+/** Seeds `n` vs-2000 stable appliances shaped by `shape`; their UIDs. */
+export async function seedFleet(sql: Sql, n: number, shape: FleetShape = {}): Promise<string[]> {
   const appliances = Array.from({ length: n }, (_, i) => ({
     uid: crypto.randomUUID(),
     model: "vs-2000",
     channel: "stable",
-    site: `s${i % 2}`,
-    tags: [],
+    site: shape.site?.(i) ?? `s${i % 2}`,
+    tags: shape.tags ?? [],
     revoked: false,
   }));
-  await seedScenario(db.sql, {
+  await seedScenario(sql, {
     appliances,
-    components: [ref("1"), ref("2"), { kind: "package", app: "other", name: "o", version: "1" }],
-    assignments: [
-      {
-        ...ref("1"),
-        targetType: "all",
-        targetValue: null,
-        rolloutPercent: 100,
-        paused: false,
-        createdAt: started,
-      },
-      ...extra,
-    ],
+    components: shape.components ??
+      [ref("1"), ref("2"), { kind: "package", app: "other", name: "o", version: "1" }],
+    assignments: shape.assignments ?? [assigned(ref("1"))],
     deliveries: [],
     holds: [],
   });
-  return { noc, uids: appliances.map((a) => a.uid) };
+  return appliances.map((a) => a.uid);
+}
+
+/**
+ * A NOC and `n` appliances (sites s0/s1 alternately), app/pkg 1 and 2 published, 1 assigned to
+ * all, then `extra`; `shape` changes any of that.
+ */
+export async function fleet(
+  db: Db,
+  n: number,
+  extra: ScenarioAssignment[] = [],
+  shape: FleetShape = {},
+): Promise<{ noc: TestNoc; uids: string[] }> {
+  const noc = await testNoc(db);
+  const uids = await seedFleet(db.sql, n, {
+    ...shape,
+    assignments: [...(shape.assignments ?? [assigned(ref("1"))]), ...extra],
+  });
+  return { noc, uids };
+}
+
+/**
+ * `n` appliances and `k` rollouts of version 2 of app/pkg0..pkg{k-1} (1 assigned to all), each a
+ * 10-appliance canary soaking an hour with `metric` as its gate, then 100 %.
+ */
+export async function gatedRollouts(noc: TestNoc, n: number, k: number, metric: MetricGateInput) {
+  const names = Array.from({ length: k }, (_, i) => `pkg${i}`);
+  const uids = await seedFleet(noc.deps.db.sql, n, {
+    components: names.flatMap((name) => [named(name, "1"), named(name, "2")]),
+    assignments: names.map((name) => assigned(named(name, "1"))),
+  });
+  const ids: number[] = [];
+  for (const name of names) {
+    const r = await createRollout(noc.deps, {
+      component: named(name, "2"),
+      target: { type: "all" },
+      phases: [{ count: 10, soakS: 3600, gates: { metric } }, { percent: 100, soakS: 0 }],
+    }, "alice");
+    ids.push(r.id);
+  }
+  return { uids, ids };
 }
 
 /** A plan body for app/pkg 2 to every appliance. */
@@ -95,6 +159,19 @@ export async function deliver(
     join components c on c.kind = 'package' and c.app = 'app' and c.name = 'pkg'
       and c.version = ${version}
     on conflict do nothing`;
+}
+
+/** The catalogs of `uids` list app/pkg `version` from now on. */
+export async function listed(
+  noc: TestNoc,
+  uids: readonly string[],
+  version: string,
+): Promise<void> {
+  await noc.deps.db.sql`
+    insert into catalog_listings (uid, component_id, first_listed_at, current)
+    select u, c.id, ${noc.clock.now()}, true from unnest(${[...uids]}::uuid[]) u
+    join components c on c.kind = 'package' and c.app = 'app' and c.name = 'pkg'
+      and c.version = ${version}`;
 }
 
 /** `uids` report an install outcome for app/pkg `version` now. */

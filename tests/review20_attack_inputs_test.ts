@@ -3,33 +3,17 @@
  * API and the console get 4xx, never 500. PGlite, and PostgreSQL with TEST_DATABASE_URL.
  */
 import assert from "node:assert/strict";
-import { dbTest, testNoc } from "./_harness.ts";
-import { seedScenario } from "./_site.ts";
+import { dbTest } from "./_harness.ts";
+import { fleet, ref } from "./_rollouts.ts";
 
-const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
+/** Every appliance at site s0. */
+const s0 = () => "s0";
 
 dbTest("review20: odd rollout inputs get 4xx, never 500", async ({ db }) => {
-  const noc = await testNoc(db);
-  await seedScenario(db.sql, {
-    appliances: Array.from({ length: 12 }, () => ({
-      uid: crypto.randomUUID(),
-      model: "vs-2000",
-      channel: "stable",
-      site: "s0",
-      tags: ["t"],
-      revoked: false,
-    })),
+  const { noc } = await fleet(db, 12, [], {
+    site: s0,
+    tags: ["t"],
     components: [ref("1"), ref("2"), ref("3")],
-    assignments: [{
-      ...ref("1"),
-      targetType: "all",
-      targetValue: null,
-      rolloutPercent: 100,
-      paused: false,
-      createdAt: new Date("2026-01-01T00:00:00Z"),
-    }],
-    deliveries: [],
-    holds: [],
   });
   const phases = [{ count: 2, soakS: 0 }, { percent: 100, soakS: 0 }];
   const base = { component: ref("2"), target: { type: "all" }, phases };
@@ -87,20 +71,10 @@ dbTest("review20: odd rollout inputs get 4xx, never 500", async ({ db }) => {
 dbTest(
   "review20: every rollout write is audited with its actor and the rollout as target",
   async ({ db }) => {
-    const noc = await testNoc(db);
-    await seedScenario(db.sql, {
-      appliances: Array.from({ length: 6 }, () => ({
-        uid: crypto.randomUUID(),
-        model: "vs-2000",
-        channel: "stable",
-        site: "s0",
-        tags: [],
-        revoked: false,
-      })),
+    const { noc } = await fleet(db, 6, [], {
+      site: s0,
       components: [ref("1"), ref("2")],
       assignments: [],
-      deliveries: [],
-      holds: [],
     });
     const c = await noc.admin("POST", "/v1/admin/rollouts", {
       component: ref("2"),

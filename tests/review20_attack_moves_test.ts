@@ -6,49 +6,17 @@
  * PostgreSQL with TEST_DATABASE_URL.
  */
 import assert from "node:assert/strict";
-import { dbTest, testNoc } from "./_harness.ts";
-import { seedScenario } from "./_site.ts";
-import { resolveCatalog } from "../noc/services/catalog_engine.ts";
+import { dbTest } from "./_harness.ts";
+import { assigned, catalogVersion, fleet, ref } from "./_rollouts.ts";
 
-const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
-const at = new Date("2026-01-01T00:00:00Z");
+/** Every appliance at site s0. */
+const s0 = { site: () => "s0", components: [ref("1"), ref("2")] };
 
 dbTest(
   "review20: tagging a rollout member into a more specific assignment of another version is refused",
   async ({ db }) => {
-    const noc = await testNoc(db);
-    await seedScenario(db.sql, {
-      appliances: Array.from({ length: 20 }, () => ({
-        uid: crypto.randomUUID(),
-        model: "vs-2000",
-        channel: "stable",
-        site: "s0",
-        tags: [],
-        revoked: false,
-      })),
-      components: [ref("1"), ref("2")],
-      assignments: [
-        {
-          ...ref("1"),
-          targetType: "all",
-          targetValue: null,
-          rolloutPercent: 100,
-          paused: false,
-          createdAt: at,
-        },
-        // Assigned before any appliance has the tag (allowUnknownTarget).
-        {
-          ...ref("1"),
-          targetType: "tag",
-          targetValue: "pinned",
-          rolloutPercent: 100,
-          paused: false,
-          createdAt: at,
-        },
-      ],
-      deliveries: [],
-      holds: [],
-    });
+    // Version 1 is assigned to the tag before any appliance has it (allowUnknownTarget).
+    const { noc } = await fleet(db, 20, [assigned(ref("1"), "tag", "pinned")], s0);
     const created = await noc.admin("POST", "/v1/admin/rollouts", {
       component: ref("2"),
       target: { type: "all" },
@@ -60,10 +28,7 @@ dbTest(
     const patched = await noc.admin("PATCH", `/v1/admin/appliances/${m!.uid}`, {
       tags: ["pinned"],
     });
-    const [a] = await db.sql<
-      { uid: string; model: string; site: string | null; channel: string; tags: string[] }
-    >`select uid, model, site, channel, tags from appliances where uid = ${m!.uid}`;
-    const v = (await resolveCatalog(db.sql, a!)).find((c) => c.name === "pkg")?.version;
+    const v = await catalogVersion(noc, m!.uid);
     assert.ok(
       patched.status === 409 || v === "2",
       `PATCH → ${patched.status}; the canary's catalog now lists ${v}: it stays in phase 1 ` +
@@ -75,30 +40,7 @@ dbTest(
 dbTest(
   "review20: a plain assignment of the release itself may not take a running rollout's target past its phases",
   async ({ db }) => {
-    const noc = await testNoc(db);
-    await seedScenario(db.sql, {
-      appliances: Array.from({ length: 20 }, () => ({
-        uid: crypto.randomUUID(),
-        model: "vs-2000",
-        channel: "stable",
-        site: "s0",
-        tags: [],
-        revoked: false,
-      })),
-      components: [ref("1"), ref("2")],
-      assignments: [
-        {
-          ...ref("1"),
-          targetType: "all",
-          targetValue: null,
-          rolloutPercent: 100,
-          paused: false,
-          createdAt: at,
-        },
-      ],
-      deliveries: [],
-      holds: [],
-    });
+    const { noc, uids } = await fleet(db, 20, [], s0);
     const created = await noc.admin("POST", "/v1/admin/rollouts", {
       component: ref("2"),
       target: { type: "all" },
@@ -111,13 +53,8 @@ dbTest(
       target: { type: "site", value: "s0" },
       rolloutPercent: 100,
     });
-    const all = await db.sql<
-      { uid: string; model: string; site: string | null; channel: string; tags: string[] }
-    >`select uid, model, site, channel, tags from appliances`;
     let on2 = 0;
-    for (const a of all) {
-      if ((await resolveCatalog(db.sql, a)).find((c) => c.name === "pkg")?.version === "2") on2++;
-    }
+    for (const uid of uids) if (await catalogVersion(noc, uid) === "2") on2++;
     assert.ok(
       plain.status === 409 || on2 === 2,
       `POST /assignments of the release → ${plain.status}; ${on2} of 20 appliances now get it ` +
@@ -129,21 +66,7 @@ dbTest(
 dbTest(
   "review20: deleting an ended rollout's assignment keeps the rollout's record and timeline",
   async ({ db }) => {
-    const noc = await testNoc(db);
-    await seedScenario(db.sql, {
-      appliances: Array.from({ length: 10 }, () => ({
-        uid: crypto.randomUUID(),
-        model: "vs-2000",
-        channel: "stable",
-        site: "s0",
-        tags: [],
-        revoked: false,
-      })),
-      components: [ref("1"), ref("2")],
-      assignments: [],
-      deliveries: [],
-      holds: [],
-    });
+    const { noc } = await fleet(db, 10, [], { ...s0, assignments: [] });
     const created = await noc.admin("POST", "/v1/admin/rollouts", {
       component: ref("2"),
       target: { type: "all" },

@@ -5,37 +5,16 @@
  * more specific assignments). PostgreSQL only (two connections).
  */
 import assert from "node:assert/strict";
-import { dbTest, testNoc } from "./_harness.ts";
-import { seedScenario } from "./_site.ts";
+import { dbTest } from "./_harness.ts";
+import { fleet, ref, started as at } from "./_rollouts.ts";
 import { createRollout, refuseAssignmentOverRollout } from "../noc/services/phased_rollouts.ts";
-
-const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
-const at = new Date("2026-01-01T00:00:00Z");
 
 dbTest(
   "review20: an assignment and a rollout created at once cannot leave rollout members under a more specific assignment",
   async ({ db, another }) => {
-    const noc = await testNoc(db);
-    await seedScenario(db.sql, {
-      appliances: Array.from({ length: 10 }, () => ({
-        uid: crypto.randomUUID(),
-        model: "vs-2000",
-        channel: "stable",
-        site: "s0",
-        tags: [],
-        revoked: false,
-      })),
+    const { noc } = await fleet(db, 10, [], {
+      site: () => "s0",
       components: [ref("1"), ref("2")],
-      assignments: [{
-        ...ref("1"),
-        targetType: "all",
-        targetValue: null,
-        rolloutPercent: 100,
-        paused: false,
-        createdAt: at,
-      }],
-      deliveries: [],
-      holds: [],
     });
     // POST /v1/admin/assignments' transaction, step by step: its check, then its insert...
     const other = another();

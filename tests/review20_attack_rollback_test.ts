@@ -6,43 +6,36 @@
  * TEST_DATABASE_URL.
  */
 import assert from "node:assert/strict";
-import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
-import { type ScenarioAssignment, seedScenario } from "./_site.ts";
+import { dbTest, type TestNoc } from "./_harness.ts";
+import { seedScenario } from "./_site.ts";
+import {
+  assigned,
+  catalogVersion,
+  deliver,
+  fleet as seeded,
+  listed,
+  outcome,
+  ref,
+} from "./_rollouts.ts";
 import type { Db } from "../noc/db/db.ts";
 import { advanceRollout, createRollout, getRollout } from "../noc/services/phased_rollouts.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
-import { fineBucket, resolveCatalog } from "../noc/services/catalog_engine.ts";
+import { fineBucket } from "../noc/services/catalog_engine.ts";
 import { ApiError } from "../protocol/http/errors.ts";
 
-const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
-const started = new Date("2026-01-01T00:00:00Z");
-
-async function fleet(db: Db, n: number, assignments: ScenarioAssignment[]) {
-  const noc = await testNoc(db);
-  const appliances = Array.from({ length: n }, (_, i) => ({
-    uid: crypto.randomUUID(),
-    model: "vs-2000",
-    channel: "stable",
-    site: `s${i % 2}`,
-    tags: [],
-    revoked: false,
-  }));
-  await seedScenario(db.sql, {
-    appliances,
+/** `n` appliances (sites s0/s1 alternately), app/pkg 1 and 2 published, version 1 as `v1`. */
+const fleet = (db: Db, n: number, v1: "all" | "s0") =>
+  seeded(db, n, [], {
     components: [ref("1"), ref("2")],
-    assignments,
-    deliveries: [],
-    holds: [],
+    assignments: [v1 === "all" ? assigned(ref("1")) : assigned(ref("1"), "site", "s0")],
   });
-  return { noc, uids: appliances.map((a) => a.uid) };
-}
 
-async function catalogVersion(noc: TestNoc, uid: string): Promise<string | null> {
-  const [a] = await noc.deps.db.sql<
-    { uid: string; model: string; site: string | null; channel: string; tags: string[] }
-  >`select uid, model, site, channel, tags from appliances where uid = ${uid}`;
-  const chosen = await resolveCatalog(noc.deps.db.sql, a!);
-  return chosen.find((c) => c.app === "app" && c.name === "pkg")?.version ?? null;
+/** `members` were sent app/pkg 2 and list it; a second later, those of `failing` report failures. */
+async function failAfterListing(noc: TestNoc, members: string[], failing: string[]) {
+  await deliver(noc, members, "2");
+  await listed(noc, members, "2");
+  noc.clock.advance(1);
+  await outcome(noc, failing, "2", "failed");
 }
 
 /** Fails phase 0 of rollout `id`: its members were sent 2, listed it, and report failures. */
@@ -50,40 +43,18 @@ async function failCanaries(noc: TestNoc, id: number): Promise<string[]> {
   const sql = noc.deps.db.sql;
   const members = (await sql<{ uid: string }>`
     select uid from rollout_members where rollout_id = ${id} and phase = 0`).map((m) => m.uid);
-  const now = noc.clock.now();
-  await sql`
-    insert into deliveries (uid, component_id, first_sent_at, last_sent_at)
-    select u, c.id, ${now}, ${now} from unnest(${members}::uuid[]) u
-    join components c on c.app = 'app' and c.name = 'pkg' and c.version = '2'`;
-  await sql`
-    insert into catalog_listings (uid, component_id, first_listed_at, current)
-    select u, c.id, ${now}, true from unnest(${members}::uuid[]) u
-    join components c on c.app = 'app' and c.name = 'pkg' and c.version = '2'`;
-  noc.clock.advance(1);
-  await sql`
-    insert into install_outcomes (uid, kind, app, name, version, outcome, message, reported_at)
-    select u, 'package', 'app', 'pkg', '2', 'failed', 'install exited 1', ${noc.clock.now()}
-    from unnest(${members}::uuid[]) u`;
+  await failAfterListing(noc, members, members);
   noc.clock.advance(60);
   const p = await rolloutPass(noc.deps);
   assert.deepEqual(p.failed, [id], JSON.stringify(p));
   return members;
 }
 
-const v1 = (targetType: "all" | "site", targetValue: string | null): ScenarioAssignment => ({
-  ...ref("1"),
-  targetType,
-  targetValue,
-  rolloutPercent: 100,
-  paused: false,
-  createdAt: started,
-});
-
 dbTest(
   "review20: a rollback rollout whose previous version reaches only part of its target is refused, or rolls every failed appliance back",
   async ({ db }) => {
     // Version 1 is assigned to site s0 only; the rollout takes 2 to every appliance.
-    const { noc } = await fleet(db, 20, [v1("site", "s0")]);
+    const { noc } = await fleet(db, 20, "s0");
     let id: number;
     try {
       const r = await createRollout(
@@ -120,7 +91,7 @@ dbTest(
 dbTest(
   "review20: the previous version's assignment a rollback depends on cannot be deleted or paused while the rollout runs",
   async ({ db }) => {
-    const { noc } = await fleet(db, 20, [v1("all", null)]);
+    const { noc } = await fleet(db, 20, "all");
     const [prev] = await db.sql<{ id: number }>`
       select id from assignments where version = '1'`;
     const created = await noc.admin("POST", "/v1/admin/rollouts", {
@@ -152,7 +123,7 @@ dbTest(
 dbTest(
   "review20: an appliance enrolled during a phase joins the phase its bucket falls in, and a rollback follows membership",
   async ({ db }) => {
-    const { noc } = await fleet(db, 20, [v1("all", null)]);
+    const { noc } = await fleet(db, 20, "all");
     const r = await createRollout(
       noc.deps,
       {
@@ -190,20 +161,9 @@ dbTest(
     const sql = db.sql;
     const members = (await sql<{ uid: string }>`
       select uid from rollout_members where rollout_id = ${r.id}`).map((m) => m.uid);
-    const now = noc.clock.now();
-    await sql`
-      insert into deliveries (uid, component_id, first_sent_at, last_sent_at)
-      select u, c.id, ${now}, ${now} from unnest(${members}::uuid[]) u
-      join components c on c.app = 'app' and c.name = 'pkg' and c.version = '2'`;
-    await sql`
-      insert into catalog_listings (uid, component_id, first_listed_at, current)
-      select u, c.id, ${now}, true from unnest(${members}::uuid[]) u
-      join components c on c.app = 'app' and c.name = 'pkg' and c.version = '2'`;
-    noc.clock.advance(1);
-    await sql`
-      insert into install_outcomes (uid, kind, app, name, version, outcome, message, reported_at)
-      select m.uid, 'package', 'app', 'pkg', '2', 'failed', 'install exited 1', ${noc.clock.now()}
-      from rollout_members m where m.rollout_id = ${r.id} and m.phase = 1`;
+    const phase2 = (await sql<{ uid: string }>`
+      select uid from rollout_members where rollout_id = ${r.id} and phase = 1`).map((m) => m.uid);
+    await failAfterListing(noc, members, phase2);
     noc.clock.advance(60);
     const p = await rolloutPass(noc.deps);
     assert.deepEqual(p.failed, [r.id]);
