@@ -6,71 +6,21 @@
  * TEST_DATABASE_URL; an injected clock.
  */
 import assert from "node:assert/strict";
-import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
-import { seedScenario } from "./_site.ts";
+import { dbTest, testNoc } from "./_harness.ts";
+import { gatedRollouts, named } from "./_rollouts.ts";
 import type { Db } from "../noc/db/db.ts";
 import { ManualClock } from "../noc/clock.ts";
-import { createRollout, getRollout } from "../noc/services/phased_rollouts.ts";
+import { getRollout } from "../noc/services/phased_rollouts.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
 import { type PendingSamples, spreadSamples } from "../noc/services/rollout_gates.ts";
 
-const ref = (name: string, version: string) => ({
-  kind: "package" as const,
-  app: "app",
-  name,
-  version,
-});
-
-/** `n` appliances and `k` rollouts of version 2 of pkg0..pkg{k-1}: a metric-gated 10-canary. */
-async function fleetWithRollouts(db: Db, noc: TestNoc, n: number, k: number) {
-  const names = Array.from({ length: k }, (_, i) => `pkg${i}`);
-  const appliances = Array.from({ length: n }, (_, i) => ({
-    uid: crypto.randomUUID(),
-    model: "vs-2000",
-    channel: "stable",
-    site: `s${i % 2}`,
-    tags: [],
-    revoked: false,
-  }));
-  await seedScenario(db.sql, {
-    appliances,
-    components: names.flatMap((name) => [ref(name, "1"), ref(name, "2")]),
-    assignments: names.map((name) => ({
-      ...ref(name, "1"),
-      targetType: "all",
-      targetValue: null,
-      rolloutPercent: 100,
-      paused: false,
-      createdAt: new Date("2026-01-01T00:00:00Z"),
-    })),
-    deliveries: [],
-    holds: [],
-  });
-  const ids: number[] = [];
-  for (const name of names) {
-    const r = await createRollout(noc.deps, {
-      component: ref(name, "2"),
-      target: { type: "all" },
-      phases: [
-        {
-          count: 10,
-          soakS: 3600,
-          gates: {
-            metric: { path: "app.mailsScanned", maxDropPercent: 30, minAppliances: 3, minBeats: 1 },
-          },
-        },
-        { percent: 100, soakS: 0 },
-      ],
-    }, "alice");
-    ids.push(r.id);
-  }
-  return { uids: appliances.map((a) => a.uid), ids, k };
-}
+/** The rollouts' gate: mails scanned may drop 30 % against control, judged from one beat. */
+const mailsGate = { path: "app.mailsScanned", maxDropPercent: 30, minAppliances: 3, minBeats: 1 };
 
 /** Every appliance beats now, on version 1 of every package, reporting `mailsScanned`. */
 async function beatAll(db: Db, clock: ManualClock, uids: string[], k: number) {
   const report = {
-    components: Array.from({ length: k }, (_, i) => ref(`pkg${i}`, "1")),
+    components: Array.from({ length: k }, (_, i) => named(`pkg${i}`, "1")),
     apps: { app: { mailsScanned: 1000, healthy: true } },
   };
   await db.sql`
@@ -83,7 +33,8 @@ dbTest(
   async ({ db }) => {
     const clock = new ManualClock(Date.UTC(2026, 10, 24, 12, 0, 30));
     const noc = await testNoc(db, { clock });
-    const { uids, ids, k } = await fleetWithRollouts(db, noc, 30, 3);
+    const k = 3;
+    const { uids, ids } = await gatedRollouts(noc, 30, k, mailsGate);
     clock.advance(60);
     await beatAll(db, clock, uids, k);
     // Each rollout has 30 judged appliances (10 members, 20 control) with a beat to sample: a

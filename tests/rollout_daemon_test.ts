@@ -7,72 +7,21 @@
  * instance's wall clock goes wrong).
  */
 import assert from "node:assert/strict";
-import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
-import { seedScenario } from "./_site.ts";
+import { dbTest, testNoc } from "./_harness.ts";
+import { gatedRollouts, named } from "./_rollouts.ts";
 import type { Db } from "../noc/db/db.ts";
 import { ManualClock } from "../noc/clock.ts";
-import { createRollout, getRollout } from "../noc/services/phased_rollouts.ts";
+import { getRollout } from "../noc/services/phased_rollouts.ts";
 import { rolloutDaemonJob, rolloutPass } from "../noc/jobs/rollout_daemon.ts";
 import type { memoryLogger } from "../protocol/util/log.ts";
 
-const ref = (name: string, version: string) => ({
-  kind: "package" as const,
-  app: "app",
-  name,
-  version,
-});
-
-/**
- * `n` appliances beating (reports of version 1 of pkg0..pkg{k-1}), and `k` rollouts of version 2,
- * each a 10-appliance canary with a metric gate, then 100 %.
- */
-async function fleetWithRollouts(db: Db, noc: TestNoc, n: number, k: number) {
-  const names = Array.from({ length: k }, (_, i) => `pkg${i}`);
-  const appliances = Array.from({ length: n }, (_, i) => ({
-    uid: crypto.randomUUID(),
-    model: "vs-2000",
-    channel: "stable",
-    site: `s${i % 2}`,
-    tags: [],
-    revoked: false,
-  }));
-  await seedScenario(db.sql, {
-    appliances,
-    components: names.flatMap((name) => [ref(name, "1"), ref(name, "2")]),
-    assignments: names.map((name) => ({
-      ...ref(name, "1"),
-      targetType: "all",
-      targetValue: null,
-      rolloutPercent: 100,
-      paused: false,
-      createdAt: new Date("2026-01-01T00:00:00Z"),
-    })),
-    deliveries: [],
-    holds: [],
-  });
-  const ids: number[] = [];
-  for (const name of names) {
-    const r = await createRollout(noc.deps, {
-      component: ref(name, "2"),
-      target: { type: "all" },
-      phases: [
-        {
-          count: 10,
-          soakS: 3600,
-          gates: { metric: { path: "app.mailsScanned", maxDropPercent: 30, minAppliances: 3 } },
-        },
-        { percent: 100, soakS: 0 },
-      ],
-    }, "alice");
-    ids.push(r.id);
-  }
-  return { uids: appliances.map((a) => a.uid), ids };
-}
+/** The rollouts' gate: mails scanned may drop 30 % against control. */
+const mailsGate = { path: "app.mailsScanned", maxDropPercent: 30, minAppliances: 3 };
 
 /** Every appliance beats now (on `clock`), all on version 1, reporting `mailsScanned`. */
 async function beatAll(db: Db, clock: ManualClock, uids: string[], mails: number) {
   const report = {
-    components: Array.from({ length: 10 }, (_, i) => ref(`pkg${i}`, "1")),
+    components: Array.from({ length: 10 }, (_, i) => named(`pkg${i}`, "1")),
     apps: { app: { mailsScanned: mails, healthy: true } },
   };
   await db.sql`
@@ -90,7 +39,7 @@ dbTest(
     // minute: both try to evaluate the same period.
     const clockB = new ManualClock(clock.now().getTime() - 5_000);
     const b = await testNoc(another(), { clock: clockB });
-    const { uids, ids } = await fleetWithRollouts(db, a, 40, 3);
+    const { uids, ids } = await gatedRollouts(a, 40, 3, mailsGate);
     const periods = 6;
     const evaluatedAt = new Map<number, Set<string>>(ids.map((id) => [id, new Set()]));
     let ran = 0;
@@ -143,7 +92,7 @@ dbTest(
     const a = await testNoc(db, { clock });
     const skewed = new ManualClock(clock.now());
     const b = await testNoc(another(), { clock: skewed });
-    const { uids, ids } = await fleetWithRollouts(db, a, 30, 1);
+    const { uids, ids } = await gatedRollouts(a, 30, 1, mailsGate);
     const id = ids[0]!;
     const members = (await db.sql<{ uid: string }>`
       select uid from rollout_members where rollout_id = ${id} and phase = 0`).map((m) => m.uid);
@@ -155,13 +104,13 @@ dbTest(
       const at = clock.now();
       await db.sql`
         update appliances set last_beat_at = ${at}, last_report = ${{
-        components: [ref("pkg0", "2")],
+        components: [named("pkg0", "2")],
         apps: { app: { mailsScanned: 400 } },
       }}
         where uid = any(${members}::uuid[])`;
       await db.sql`
         update appliances set last_beat_at = ${at}, last_report = ${{
-        components: [ref("pkg0", "1")],
+        components: [named("pkg0", "1")],
         apps: { app: { mailsScanned: 1000 } },
       }}
         where uid = any(${control}::uuid[])`;
