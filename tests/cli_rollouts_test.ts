@@ -7,9 +7,9 @@
  * an unknown flag, a bad id) named and exiting 64 before anything is sent.
  */
 import assert from "node:assert/strict";
-import { dbTest, testNoc } from "./_harness.ts";
+import { dbTest } from "./_harness.ts";
+import { fleet, ref } from "./_rollouts.ts";
 import { runCli } from "./_process.ts";
-import { seedScenario } from "./_site.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
 import {
   detailText,
@@ -20,33 +20,10 @@ import {
 } from "../cli/rollouts.ts";
 import { UsageError } from "../protocol/util/args.ts";
 
-const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
-
 dbTest(
   "noc rollouts: create, list, show, appliances, pause, resume, advance, cancel, --plan",
   async ({ db }) => {
-    const noc = await testNoc(db);
-    await seedScenario(db.sql, {
-      appliances: Array.from({ length: 40 }, (_, i) => ({
-        uid: crypto.randomUUID(),
-        model: "vs-2000",
-        channel: "stable",
-        site: `s${i % 2}`,
-        tags: [],
-        revoked: false,
-      })),
-      components: [ref("1"), ref("2")],
-      assignments: [{
-        ...ref("1"),
-        targetType: "all",
-        targetValue: null,
-        rolloutPercent: 100,
-        paused: false,
-        createdAt: new Date("2026-01-01T00:00:00Z"),
-      }],
-      deliveries: [],
-      holds: [],
-    });
+    const { noc } = await fleet(db, 40, [], { components: [ref("1"), ref("2")] });
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       noc.app.fetch,

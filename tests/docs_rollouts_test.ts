@@ -8,8 +8,8 @@
  * (docs/security.md). PGlite, and PostgreSQL with TEST_DATABASE_URL.
  */
 import assert from "node:assert/strict";
-import { dbTest, sampleBeat, type TestNoc, testNoc } from "./_harness.ts";
-import { seedScenario } from "./_site.ts";
+import { dbTest, sampleBeat, type TestNoc } from "./_harness.ts";
+import { assigned, fleet as seeded } from "./_rollouts.ts";
 import type { Db } from "../noc/db/db.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
 import { resolveCatalog } from "../noc/services/catalog_engine.ts";
@@ -44,33 +44,13 @@ const vscreen = (version: string) => ({
   version,
 });
 
-/** `n` appliances running vscreen 4.2.1 through an assignment to all; 4.3.0 published. */
-async function fleet(db: Db, n: number): Promise<{ noc: TestNoc; uids: string[] }> {
-  const noc = await testNoc(db);
-  const appliances = Array.from({ length: n }, (_, i) => ({
-    uid: crypto.randomUUID(),
-    model: "vs-2000",
-    channel: "stable",
-    site: `s${i % 17}`,
-    tags: [],
-    revoked: false,
-  }));
-  await seedScenario(db.sql, {
-    appliances,
+/** `n` appliances (17 sites) running vscreen 4.2.1 through an assignment to all; 4.3.0 published. */
+const fleet = (db: Db, n: number) =>
+  seeded(db, n, [], {
+    site: (i) => `s${i % 17}`,
     components: [vscreen("4.2.1"), vscreen("4.3.0")],
-    assignments: [{
-      ...vscreen("4.2.1"),
-      targetType: "all",
-      targetValue: null,
-      rolloutPercent: 100,
-      paused: false,
-      createdAt: new Date("2026-01-01T00:00:00Z"),
-    }],
-    deliveries: [],
-    holds: [],
+    assignments: [assigned(vscreen("4.2.1"))],
   });
-  return { noc, uids: appliances.map((a) => a.uid) };
-}
 
 /** `uids` beat now, running vscreen `version`, healthy, having scanned `mails`. */
 async function beat(noc: TestNoc, uids: readonly string[], version: string, mails: number) {
