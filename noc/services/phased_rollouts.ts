@@ -305,12 +305,9 @@ async function refuseOvershadowed(tx: Sql, c: ComponentRef, target: RolloutTarge
     tx,
     frag`
     select s.id, s.version, s.target_type, s.target_value, count(*)::int as n
-    from assignments s join appliances a on (
-      (s.target_type = 'model' and s.target_value = a.model)
-      or (s.target_type = 'channel' and s.target_value = a.channel)
-      or (s.target_type = 'site' and s.target_value = a.site)
-      or (s.target_type = 'tag' and s.target_value = any(a.tags))
-      or (s.target_type = 'appliance' and s.target_value = a.uid::text)) and`,
+    from assignments s join appliances a on`,
+    matchAssignment,
+    frag`and`,
     targetWhere(target),
     frag`
     where s.kind = ${c.kind} and s.app = ${c.app} and s.name = ${c.name}
@@ -351,13 +348,9 @@ export async function refuseAssignmentOverRollout(
     frag`
     select r.id, r.state, (
       select count(*)::int from appliances a
-      where (
-        (s.target_type = 'all')
-        or (s.target_type = 'model' and s.target_value = a.model)
-        or (s.target_type = 'channel' and s.target_value = a.channel)
-        or (s.target_type = 'site' and s.target_value = a.site)
-        or (s.target_type = 'tag' and s.target_value = any(a.tags))
-        or (s.target_type = 'appliance' and s.target_value = a.uid::text)) and`,
+      where`,
+    matchAssignment,
+    frag`and`,
     targetWhere(target),
     frag`) as n
     from rollouts r join assignments s on s.id = r.assignment_id
@@ -506,12 +499,9 @@ async function fallbackVersion(
       and s.version <> ${c.version} and not s.paused and s.excluded_from is null
       and exists (
         select 1 from appliances a
-        where (s.target_type = 'all'
-          or (s.target_type = 'model' and s.target_value = a.model)
-          or (s.target_type = 'channel' and s.target_value = a.channel)
-          or (s.target_type = 'site' and s.target_value = a.site)
-          or (s.target_type = 'tag' and s.target_value = any(a.tags))
-          or (s.target_type = 'appliance' and s.target_value = a.uid::text)) and`,
+        where`,
+    matchAssignment,
+    frag`and`,
     targetWhere(target),
     frag`)
     order by array_position(${[...targetOrder]}::text[], s.target_type), s.created_at desc,
@@ -1240,7 +1230,8 @@ export async function rolloutOfAssignment(
  */
 export async function refuseMovesFromRollouts(tx: Sql, uids: readonly string[]): Promise<void> {
   if (uids.length === 0) return;
-  const [hit] = await tx<{
+  // `ra`: the rollout's assignment; `s`: another assignment of its component matching member `a`.
+  const [hit] = await runFragments<{
     rollout_id: number;
     state: string;
     uid: string;
@@ -1249,25 +1240,24 @@ export async function refuseMovesFromRollouts(tx: Sql, uids: readonly string[]):
     target_type: TargetType;
     target_value: string | null;
     version: string;
-  }>`
-    select r.id as rollout_id, r.state, m.uid, m.phase, o.id as other, o.target_type,
-      o.target_value, o.version
+  }>(
+    tx,
+    frag`
+    select r.id as rollout_id, r.state, m.uid, m.phase, s.id as other, s.target_type,
+      s.target_value, s.version
     from rollout_members m
     join rollouts r on r.id = m.rollout_id and r.state in ('running', 'paused')
-    join assignments s on s.id = r.assignment_id
+    join assignments ra on ra.id = r.assignment_id
     join appliances a on a.uid = m.uid
-    join assignments o on o.kind = s.kind and o.app = s.app and o.name = s.name and o.id <> s.id
-      and (o.target_type = 'all'
-        or (o.target_type = 'model' and o.target_value = a.model)
-        or (o.target_type = 'channel' and o.target_value = a.channel)
-        or (o.target_type = 'site' and o.target_value = a.site)
-        or (o.target_type = 'tag' and o.target_value = any(a.tags))
-        or (o.target_type = 'appliance' and o.target_value = a.uid::text))
-      and (array_position(${[...targetOrder]}::text[], o.target_type)
-          < array_position(${[...targetOrder]}::text[], s.target_type)
-        or (o.target_type = s.target_type and o.created_at > s.created_at))
+    join assignments s on s.kind = ra.kind and s.app = ra.app and s.name = ra.name
+      and s.id <> ra.id and`,
+    matchAssignment,
+    frag`and (array_position(${[...targetOrder]}::text[], s.target_type)
+          < array_position(${[...targetOrder]}::text[], ra.target_type)
+        or (s.target_type = ra.target_type and s.created_at > ra.created_at))
     where m.uid = any(${[...uids]}::uuid[])
-    order by m.uid limit 1`;
+    order by m.uid limit 1`,
+  );
   if (!hit) return;
   throw new ApiError(
     409,
