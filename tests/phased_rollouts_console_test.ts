@@ -484,6 +484,17 @@ dbTest(
     }
     // The other assignment keeps its controls.
     assert.match(row(releases, 1), /Delete<\/button>/);
+    // Its Delete confirmation (a stale page's post) names the rollout, not the phase's percentage,
+    // and says the deletion is refused while the rollout runs: no Confirm to press.
+    const asked = await send(noc, s, `/ui/releases/assignments/${assignmentId}/delete`, {});
+    assert.equal(asked.status, 200, asked.text.slice(0, 300));
+    assert.match(
+      asked.text,
+      /managed by\s*<a href="\/ui\/rollouts\/1">phased rollout 1<\/a> \(running\)/,
+    );
+    assert.match(asked.text, /Deleting it is refused while the rollout runs/);
+    assert.doesNotMatch(asked.text, / % of |Delete assignment<\/button>|name="confirmed"/);
+    assert.equal((await noc.admin("GET", `/v1/admin/assignments/${assignmentId}`)).status, 200);
 
     // Healthy through the soak: it advances by itself at a time shown to the second.
     noc.clock.advance(37);

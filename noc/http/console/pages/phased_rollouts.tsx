@@ -212,6 +212,13 @@ function NumberField(
   );
 }
 
+/** A {@link NumberField} for a whole count, from 1 to `max`. */
+function CountField(
+  props: { label: string; name: string; v: Record<string, string>; max: string },
+) {
+  return <NumberField {...props} min="1" step="1" />;
+}
+
 /** One phase row of the create form (`i` 0-based). */
 function PhaseRow(props: { i: number; v: Record<string, string> }) {
   const { i, v } = props;
@@ -232,14 +239,7 @@ function PhaseRow(props: { i: number; v: Record<string, string> }) {
       <NumberField label="and minutes" name={n("soakM")} v={v} max="59" step="1" size={3} />
       <NumberField label="Advance at healthy % ≥" name={n("healthy")} v={v} max="100" />
       <NumberField label="Stop at failed % >" name={n("failed")} v={v} max="100" />
-      <NumberField
-        label="…of at least (appliances)"
-        name={n("sample")}
-        v={v}
-        min="1"
-        max="100000"
-        step="1"
-      />
+      <CountField label="…of at least (appliances)" name={n("sample")} v={v} max="100000" />
       <label>
         Advance
         <select name={n("auto")}>
@@ -262,22 +262,8 @@ function PhaseRow(props: { i: number; v: Record<string, string> }) {
         </label>
         <NumberField label="…max drop % below control" name={n("drop")} v={v} max="100" />
         <NumberField label="…max rise % above control" name={n("rise")} v={v} max="100000" />
-        <NumberField
-          label="…min appliances (each group)"
-          name={n("minApp")}
-          v={v}
-          min="1"
-          max="100000"
-          step="1"
-        />
-        <NumberField
-          label="…min beats (each appliance)"
-          name={n("minBeats")}
-          v={v}
-          min="1"
-          max="10000"
-          step="1"
-        />
+        <CountField label="…min appliances (each group)" name={n("minApp")} v={v} max="100000" />
+        <CountField label="…min beats (each appliance)" name={n("minBeats")} v={v} max="10000" />
         <NumberField
           label="Missed beats: extra % at most"
           name={n("missed")}
@@ -453,34 +439,8 @@ export async function loadActiveRollouts(api: AdminClient): Promise<RolloutSumma
   return res.ok ? (await res.json()).items as RolloutSummary[] : [];
 }
 
-/**
- * The rollout (any state) of each of the assignments `assignmentIds`, by assignment id: rollouts
- * are read newest first, 200 a page, until every assignment is matched or the rollouts left are
- * older than the oldest assignment (a rollout and its assignment are made together), at most
- * 2,000; an unreadable page ends the reading.
- */
-export async function loadRolloutsOf(
-  api: AdminClient,
-  assignmentIds: readonly number[],
-): Promise<Map<number, RolloutSummary>> {
-  const found = new Map<number, RolloutSummary>();
-  if (assignmentIds.length === 0) return found;
-  const wanted = new Set(assignmentIds);
-  const oldest = Math.min(...assignmentIds);
-  let cursor: string | null = null;
-  for (let page = 0; page < 10; page++) {
-    const res = await api.rollouts.$get({
-      query: { limit: "200", ...(cursor ? { cursor } : {}) },
-    });
-    if (!res.ok) break;
-    const list = await res.json() as { items: RolloutSummary[]; nextCursor: string | null };
-    for (const r of list.items) if (wanted.has(r.assignmentId)) found.set(r.assignmentId, r);
-    const last = list.items[list.items.length - 1];
-    cursor = list.nextCursor;
-    if (!cursor || !last || last.assignmentId < oldest || found.size === wanted.size) break;
-  }
-  return found;
-}
+// Read by the Releases page too; kept beside the assignment pages (no import cycle).
+export { loadRolloutsOf } from "./rollouts.tsx";
 
 /** Rollout `id` through the API, or the refusal. */
 async function getRollout(

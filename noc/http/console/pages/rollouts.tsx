@@ -775,11 +775,63 @@ export function changeText(before: Assignment, after: Assignment): string {
 }
 
 /**
+ * The rollout (any state) of each of the assignments `assignmentIds`, by assignment id: rollouts
+ * are read newest first, 200 a page, until every assignment is matched or the rollouts left are
+ * older than the oldest assignment (a rollout and its assignment are made together), at most
+ * 2,000; an unreadable page ends the reading.
+ */
+export async function loadRolloutsOf(
+  api: AdminClient,
+  assignmentIds: readonly number[],
+): Promise<Map<number, RolloutSummary>> {
+  const found = new Map<number, RolloutSummary>();
+  if (assignmentIds.length === 0) return found;
+  const wanted = new Set(assignmentIds);
+  const oldest = Math.min(...assignmentIds);
+  let cursor: string | null = null;
+  for (let page = 0; page < 10; page++) {
+    const res = await api.rollouts.$get({
+      query: { limit: "200", ...(cursor ? { cursor } : {}) },
+    });
+    if (!res.ok) break;
+    const list = await res.json() as { items: RolloutSummary[]; nextCursor: string | null };
+    for (const r of list.items) if (wanted.has(r.assignmentId)) found.set(r.assignmentId, r);
+    const last = list.items[list.items.length - 1];
+    cursor = list.nextCursor;
+    if (!cursor || !last || last.assignmentId < oldest || found.size === wanted.size) break;
+  }
+  return found;
+}
+
+/**
  * The confirmation of a deletion: what the assignment is, what its appliances will be given once
- * it is gone (the other assignments of the component), and the Confirm form.
+ * it is gone (the other assignments of the component), and the Confirm form. An assignment a
+ * phased rollout made is the rollout's: the page names the rollout (its percentage only describes
+ * the current phase) and says the deletion is refused (409 `managed_by_rollout`), with no Confirm.
  */
 async function DeletePage(props: { ctx: PageContext; a: Assignment; api: AdminClient }) {
   const { a } = props;
+  const r = (await loadRolloutsOf(props.api, [a.id])).get(a.id);
+  if (r) {
+    const active = !endedRolloutStates.includes(r.state);
+    return (
+      <Layout title="Delete an assignment?" ctx={props.ctx}>
+        <div class="panel confirm" data-managed-by={r.id}>
+          <p>
+            The assignment of {release(a)} to {sizeLabel(targetOf(a), a.targetSize)} is managed by
+            {" "}
+            <a href={`/ui/rollouts/${r.id}`}>phased rollout {r.id}</a> ({r.state}).
+          </p>
+          <p>
+            {active
+              ? "Deleting it is refused while the rollout runs: pause, resume or cancel the rollout instead."
+              : "Deleting it is refused: it keeps the rollout's history (pause it instead)."}
+          </p>
+          <a href="/ui/releases">Back to Releases</a>
+        </div>
+      </Layout>
+    );
+  }
   const res = await props.api.assignments.$get({ query: { app: a.app, name: a.name } });
   const others = res.ok
     ? assignmentListSchema.parse(await res.json()).items.filter((o) =>
