@@ -8,41 +8,17 @@
  * refused for their role. PGlite, and PostgreSQL with TEST_DATABASE_URL.
  */
 import assert from "node:assert/strict";
-import { dbTest, sampleBeat, type TestNoc, testNoc } from "./_harness.ts";
+import { dbTest, sampleBeat, type TestNoc } from "./_harness.ts";
 import { type ConsoleSession, signIn } from "./_console.ts";
-import { seedScenario } from "./_site.ts";
+import { fleet as seeded, ref } from "./_rollouts.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
 import type { Db } from "../noc/db/db.ts";
 
 const base = "http://noc.test";
-const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
 
 /** 40 appliances (sites s0 and s1), app/pkg 1 and 2 published, 1 assigned to all. */
-async function fleet(db: Db): Promise<TestNoc> {
-  const noc = await testNoc(db);
-  await seedScenario(db.sql, {
-    appliances: Array.from({ length: 40 }, (_, i) => ({
-      uid: crypto.randomUUID(),
-      model: "vs-2000",
-      channel: "stable",
-      site: `s${i % 2}`,
-      tags: [],
-      revoked: false,
-    })),
-    components: [ref("1"), ref("2")],
-    assignments: [{
-      ...ref("1"),
-      targetType: "all",
-      targetValue: null,
-      rolloutPercent: 100,
-      paused: false,
-      createdAt: new Date("2026-01-01T00:00:00Z"),
-    }],
-    deliveries: [],
-    holds: [],
-  });
-  return noc;
-}
+const fleet = async (db: Db): Promise<TestNoc> =>
+  (await seeded(db, 40, [], { components: [ref("1"), ref("2")] })).noc;
 
 /** A form post's answer: status, where it redirects, and the message it carries. */
 async function send(

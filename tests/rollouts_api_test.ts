@@ -6,38 +6,13 @@
  * active rollout manages. PGlite, and PostgreSQL with TEST_DATABASE_URL.
  */
 import assert from "node:assert/strict";
-import { dbTest, testNoc } from "./_harness.ts";
-import { seedScenario } from "./_site.ts";
+import { dbTest, type TestNoc } from "./_harness.ts";
+import { fleet as seeded, ref } from "./_rollouts.ts";
 import type { Db } from "../noc/db/db.ts";
 
-const ref = (version: string) => ({ kind: "package" as const, app: "app", name: "pkg", version });
-
 /** 40 appliances, app/pkg 1 and 2 published, 1 assigned to all. */
-async function fleet(db: Db) {
-  const noc = await testNoc(db);
-  await seedScenario(db.sql, {
-    appliances: Array.from({ length: 40 }, (_, i) => ({
-      uid: crypto.randomUUID(),
-      model: "vs-2000",
-      channel: "stable",
-      site: `s${i % 2}`,
-      tags: [],
-      revoked: false,
-    })),
-    components: [ref("1"), ref("2")],
-    assignments: [{
-      ...ref("1"),
-      targetType: "all",
-      targetValue: null,
-      rolloutPercent: 100,
-      paused: false,
-      createdAt: new Date("2026-01-01T00:00:00Z"),
-    }],
-    deliveries: [],
-    holds: [],
-  });
-  return noc;
-}
+const fleet = async (db: Db): Promise<TestNoc> =>
+  (await seeded(db, 40, [], { components: [ref("1"), ref("2")] })).noc;
 
 const body = {
   component: ref("2"),
