@@ -30,6 +30,16 @@ const fleet = (db: Db, n: number, v1: "all" | "s0") =>
     assignments: [v1 === "all" ? assigned(ref("1")) : assigned(ref("1"), "site", "s0")],
   });
 
+/** Those of `uids` whose catalog lists no app/pkg 1 to go back to (`uid: version`). */
+async function stranded(noc: TestNoc, uids: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const uid of uids) {
+    const v = await catalogVersion(noc, uid);
+    if (v !== "1") out.push(`${uid}: ${v}`);
+  }
+  return out;
+}
+
 /** `members` were sent app/pkg 2 and list it; a second later, those of `failing` report failures. */
 async function failAfterListing(noc: TestNoc, members: string[], failing: string[]) {
   await deliver(noc, members, "2");
@@ -75,13 +85,8 @@ dbTest(
     const members = await failCanaries(noc, id);
     const got = await getRollout(db.sql, id);
     assert.equal(got.state, "failed");
-    const stranded: string[] = [];
-    for (const uid of members) {
-      const v = await catalogVersion(noc, uid);
-      if (v !== "1") stranded.push(`${uid}: ${v}`);
-    }
     assert.deepEqual(
-      stranded,
+      await stranded(noc, members),
       [],
       "failed-phase appliances whose catalog lists no previous version (the agent keeps 2)",
     );
@@ -105,13 +110,8 @@ dbTest(
     const deleted = await noc.admin("DELETE", `/v1/admin/assignments/${prev!.id}`);
     if (deleted.status === 204 || paused.status === 200) {
       const members = await failCanaries(noc, created.body.id);
-      const stranded: string[] = [];
-      for (const uid of members) {
-        const v = await catalogVersion(noc, uid);
-        if (v !== "1") stranded.push(`${uid}: ${v}`);
-      }
       assert.deepEqual(
-        stranded,
+        await stranded(noc, members),
         [],
         `pause → ${paused.status}, delete → ${deleted.status}: the rollback had nothing to go ` +
           "back to",
