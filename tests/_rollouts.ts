@@ -1,8 +1,10 @@
 /**
  * Shared fixtures of the phased-rollout tests (issue 20): a fleet written straight into the tables
- * (tests/_site.ts) with app/pkg 1 and 2 published and 1 assigned to all, plan bodies for app/pkg 2,
- * reports stored as the beat route stores them, deliveries and outcomes, members by phase, the
- * catalog engine's answer, one daemon pass a minute later, and refusals.
+ * (tests/_site.ts) with app/pkg 1 and 2 published and 1 assigned to all (its sites, tags,
+ * components and assignments changed by a {@link FleetShape}), metric-gated rollouts of several
+ * packages, plan bodies for app/pkg 2, reports stored as the beat route stores them, deliveries,
+ * catalog listings and outcomes, members by phase, the catalog engine's answer, one daemon pass a
+ * minute later, and refusals.
  *
  * @module
  */
