@@ -4,14 +4,34 @@
  * than the 12-hour window, no longer speaks for control; extreme values never make a statistic
  * that is not a finite number; a group smaller than `minAppliances` is judged on all of it
  * instead of never; and a soak of one period advances at the next pass, however late the first
- * pass started within its minute. PGlite, and PostgreSQL with TEST_DATABASE_URL.
+ * pass started within its minute. And the install states a pass reads for every rollout in one
+ * statement are, rollout by rollout, those of `rolloutProgress`. PGlite, and PostgreSQL with
+ * TEST_DATABASE_URL.
  */
 import assert from "node:assert/strict";
-import { dbTest } from "./_harness.ts";
+import { dbTest, testNoc } from "./_harness.ts";
 import { createRollout, getRollout } from "../noc/services/phased_rollouts.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
-import { judgePhase, type PhaseFigures } from "../noc/services/rollout_gates.ts";
-import { deliver, fleet, membersByPhase, notices, plan, report } from "./_rollouts.ts";
+import {
+  evaluatedPerPhase,
+  type GatedRollout,
+  judgePhase,
+  type PhaseFigures,
+  rolloutFigures,
+} from "../noc/services/rollout_gates.ts";
+import { phaseProgress, rolloutProgress, rolloutStates } from "../noc/services/rollouts.ts";
+import { runningRollouts } from "../noc/services/phased_rollouts.ts";
+import {
+  assigned,
+  deliver,
+  fleet,
+  membersByPhase,
+  named,
+  notices,
+  plan,
+  report,
+  seedFleet,
+} from "./_rollouts.ts";
 import { phaseSchema } from "../protocol/rollout_plan.ts";
 
 /** A metric-gated canary of `count` over a fleet of `n`; returns its members and control. */
@@ -209,5 +229,142 @@ dbTest(
     noc.clock.set(new Date(minute + 60_000 + 2));
     p = await rolloutPass(noc.deps);
     assert.deepEqual(p.advanced, [r.id], "one period later, not two");
+  },
+);
+
+dbTest(
+  "the install states of 3 rollouts read in one statement are each rollout's rolloutProgress",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const sql = db.sql;
+    // Three packages, each with a version 3 published after the release (for `superseded`).
+    const names = ["pkg0", "pkg1", "pkg2"];
+    await seedFleet(sql, 60, {
+      components: names.flatMap((n) => ["1", "2", "3"].map((v) => named(n, v))),
+      assignments: names.map((n) => assigned(named(n, "1"))),
+    });
+    const ids: number[] = [];
+    for (const name of names) {
+      const r = await createRollout(noc.deps, {
+        component: named(name, "2"),
+        target: { type: "all" },
+        phases: [{ count: 10, soakS: 3600 }, { percent: 100, soakS: 0 }],
+      }, "alice");
+      ids.push(r.id);
+    }
+    const beatAt = new Date(noc.clock.now().getTime() - 60_000);
+    const at = (s: number) => new Date(beatAt.getTime() + s * 1000);
+    // Each rollout's members, in UID order, take the roles below (overlapping members take one
+    // per package); the last two were not sent the release (one runs it anyway).
+    const roles = [
+      "running",
+      "unconfirmed",
+      "pending",
+      "failed",
+      "failedEarly",
+      "reverted",
+      "other",
+      "missing",
+      "superseded",
+      "unsent",
+    ] as const;
+    const versions = new Map<string, Map<string, string | null>>();
+    for (const [i, id] of ids.entries()) {
+      const pkg = `pkg${i}`;
+      const members = (await membersByPhase(noc, id))[0]!;
+      assert.equal(members.length, 10);
+      for (const [j, uid] of members.entries()) {
+        const role = roles[j]!;
+        const v = ({
+          running: "2",
+          unconfirmed: "1",
+          pending: "1",
+          failed: "1",
+          failedEarly: null,
+          reverted: "1",
+          other: "9",
+          missing: "2",
+          superseded: "3",
+          unsent: "2",
+        } as const)[role];
+        (versions.get(uid) ?? versions.set(uid, new Map()).get(uid)!).set(pkg, v);
+        if (role !== "unsent") {
+          await sql`insert into deliveries (uid, component_id, first_sent_at, last_sent_at)
+            select ${uid}, id, ${at(-600)}, ${at(-600)} from components
+            where name = ${pkg} and version = '2'`;
+        }
+        if (role === "superseded") {
+          await sql`insert into deliveries (uid, component_id, first_sent_at, last_sent_at)
+            select ${uid}, id, ${at(-300)}, ${at(-300)} from components
+            where name = ${pkg} and version = '3'`;
+        }
+        const outcome = {
+          unconfirmed: ["installed", 30],
+          failed: ["failed", 30],
+          failedEarly: ["failed", -30],
+          reverted: ["installed", -30],
+        }[role as string] as [string, number] | undefined;
+        if (outcome) {
+          await sql`insert into install_outcomes (uid, kind, app, name, version, outcome,
+              reported_at)
+            values (${uid}, 'package', 'app', ${pkg}, '2', ${outcome[0]}, ${at(outcome[1])})`;
+        }
+        if (role === "missing") {
+          await sql`update appliances set missing_since = ${at(0)} where uid = ${uid}`;
+        }
+      }
+    }
+    // Their latest beats, each listing every package at the version of its role (1 if none).
+    for (const [uid, byPkg] of versions) {
+      const components = [0, 1, 2].flatMap((i) => {
+        const v = byPkg.has(`pkg${i}`) ? byPkg.get(`pkg${i}`)! : "1";
+        return v === null ? [] : [named(`pkg${i}`, v)];
+      });
+      await sql`update appliances set last_beat_at = ${beatAt},
+        last_report = ${{ components, apps: { app: { healthy: true, n: 1 } } }}
+        where uid = ${uid}`;
+    }
+    // One member of the first rollout is revoked: it counts nowhere.
+    const first = (await membersByPhase(noc, ids[0]!))[0]!;
+    await sql`update appliances set revoked_at = ${at(0)} where uid = ${first[0]!}`;
+
+    const gated: GatedRollout[] = (await runningRollouts(sql)).map((r) => ({
+      id: r.id,
+      ...r.component,
+      previousVersion: r.previousVersion,
+      phase: r.phase,
+      phaseStartedAt: r.phaseStartedAt,
+      plan: r.plan,
+    }));
+    assert.equal(gated.length, 3);
+    const figures = await rolloutFigures(sql, gated, { now: noc.clock.now() });
+    for (const sample of [evaluatedPerPhase, 4]) {
+      const scopes = gated.map((x) => ({
+        rolloutId: x.id,
+        phase: x.phase,
+        sample,
+        ref: { kind: x.kind, app: x.app, name: x.name, version: x.version },
+      }));
+      const together = await phaseProgress(sql, scopes);
+      for (const s of scopes) {
+        const alone = (await rolloutProgress(sql, [s.ref], s)).get(
+          `${s.ref.kind}/${s.ref.app}/${s.ref.name}/${s.ref.version}`,
+        )!;
+        assert.deepEqual(together.get(s.rolloutId), alone, `rollout ${s.rolloutId}, ${sample}`);
+        if (sample === evaluatedPerPhase) {
+          const f = figures.get(s.rolloutId)!;
+          assert.deepEqual(f.install, alone, `rollout ${s.rolloutId}: the pass's figures`);
+          assert.equal(f.evaluated - f.notSent, alone.sent);
+        }
+      }
+    }
+    // The fleet has every state (so the comparison above covers each of them).
+    const seen = new Set<string>();
+    for (const f of figures.values()) {
+      for (const st of rolloutStates) if (f.install.states[st] > 0) seen.add(st);
+      assert.ok(f.install.sent >= 7 && f.notSent >= 1, JSON.stringify(f));
+    }
+    assert.deepEqual([...seen].sort(), [...rolloutStates].sort());
+    assert.equal(figures.get(ids[0]!)!.evaluated, 9, "the revoked member counts nowhere");
   },
 );

@@ -18,8 +18,9 @@
  *   appliance beat since its last sample and since the phase started — at most 1,000 members +
  *   1,000 control rows per rollout per pass, in one statement for every rollout, and at most
  *   {@link samplesPerPass} a pass: the rollouts beyond wait, unjudged ({@link spreadSamples}).
- * - **Install states** of the members: noc/services/rollouts.ts `rolloutProgress`, scoped to them
- *   (one statement per rollout).
+ * - **Install states** of the members: those noc/services/rollouts.ts `rolloutProgress` gives
+ *   them scoped to them, read for every rollout at once (`classifiedPhases`, the same
+ *   classification) in the statement that reads their health.
  * - **Healthy share**: members running the release (their latest report lists it), not missing
  *   and not reporting the release's application unhealthy (`apps[app].healthy === false`), of
  *   all members.
@@ -47,21 +48,34 @@
  *   them: otherwise such a phase could never stop, and its failure would page nobody. The
  *   plug-in health and beat-regularity gates take the same minimum.
  *
- * Every figure is one statement for all rollouts (install states: one per rollout), never one
- * per appliance. On a pool the figures' statements run side by side (and beside the sampling:
- * only the metric's statistic waits for it).
+ * Every figure is one statement for all rollouts, never one per rollout or per appliance. On a
+ * pool the figures' statements run side by side (and beside the sampling: only the metric's
+ * statistic waits for it).
  *
  * **Cost** (bench/rollout_gates.ts, `deno task bench -- rollouts`): a pass samples the judged
  * appliances that beat since their rollout's last evaluation (an index range of
  * `appliances_last_beat`, a fifteenth of the fleet a minute), not every judged appliance, and
  * updates one median row per sample; the rest reads the judged members once per figure (each
- * report decompressed once per statement).
+ * report decompressed once per statement): membership, health and install states in one
+ * statement that reads each evaluated member's row and report once, and looks up its latest
+ * install outcome only where its state depends on it (not when it runs the release or is
+ * missing). On PGlite (one connection: every statement waits for the one before) that statement
+ * replaced 21 (health, then one install-state statement per rollout) and took a steady pass at
+ * 10,000 appliances from about 2.2 s to about 1.7 s (bench/RESULTS.md, issue 20 item 5).
  *
  * @module
  */
 import type { Sql } from "../db/db.ts";
 import type { Phase } from "../../protocol/rollout_plan.ts";
-import { failingStates, type RolloutProgress, rolloutProgress } from "./rollouts.ts";
+import { fragment, runFragments } from "../db/fragment.ts";
+import {
+  classifiedPhases,
+  failingStates,
+  progressFrom,
+  type RolloutProgress,
+  type RolloutState,
+  rolloutStates,
+} from "./rollouts.ts";
 
 /** A running rollout as the gates read it. */
 export interface GatedRollout {
@@ -500,12 +514,9 @@ export async function sampleRollouts(
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-/** Install-state statements (one per rollout) run at once on a pool. */
-const progressConcurrency = 4;
-
 /**
- * The figures of each rollout's current phase (see the module): the members' install states
- * (one statement per rollout), membership and health (one statement), the metric statistic of
+ * The figures of each rollout's current phase (see the module): membership, health and the
+ * members' install states (one statement), the metric statistic of
  * the metric-gated ones (one statement, from {@link sampleRollouts}' rows) and the
  * missed-heartbeat shares of the beat-gated ones (one statement). Returns them by rollout id.
  */
@@ -522,67 +533,70 @@ export async function rolloutFigures(
     phases: all.map((x) => x.phase),
     starts: isoList(all.map((x) => x.phaseStartedAt)),
   };
+  // Membership, health and install states in one statement: each evaluated member's row and
+  // report are read once (the install states are rollouts.ts's, `classifiedPhases`).
+  const scopes = all.map((x) => ({
+    rolloutId: x.id,
+    phase: x.phase,
+    sample: evaluatedPerPhase,
+    ref: { kind: x.kind, app: x.app, name: x.name, version: x.version },
+  }));
   const healthRows = async () =>
-    await sql<{
-      id: number;
-      joined: number | null;
-      evaluated: number;
-      healthy: number;
-      reporting: number;
-      unhealthy: number;
-      not_sent: number;
-    }>`
-    with r as materialized (
-      select r.*, k.id as cid,
-        jsonb_build_array(jsonb_build_object('kind', r.kind, 'app', r.app, 'name', r.name,
-          'version', r.version)) as listed,
-        (select p.joined from rollout_phases p where p.rollout_id = r.id and p.phase = r.phase)
+    await runFragments<
+      & {
+        id: number;
+        joined: number | null;
+        evaluated: number;
+        healthy: number;
+        reporting: number;
+        unhealthy: number;
+        not_sent: number;
+      }
+      & Record<`n_${RolloutState}`, number | null>
+    >(
+      sql,
+      classifiedPhases(scopes),
+      fragment`,
+    g as materialized (
+      select u.*,
+        jsonb_build_array(jsonb_build_object('kind', u.kind, 'app', u.app, 'name', u.name,
+          'version', u.version)) as listed,
+        (select p.joined from rollout_phases p where p.rollout_id = u.id and p.phase = u.phase)
           as joined
       from unnest(${r.ids}::bigint[], ${r.phases}::int[], ${r.starts}::timestamptz[],
         ${all.map((x) => x.kind)}::text[], ${all.map((x) => x.app)}::text[],
         ${all.map((x) => x.name)}::text[], ${all.map((x) => x.version)}::text[])
-        as r(id, phase, started, kind, app, name, version)
-      left join components k on k.kind = r.kind and k.app = r.app and k.name = r.name
-        and k.version = r.version
+        as u(id, phase, started, kind, app, name, version)
     )
-    select r.id, r.joined, f.* from r
-    cross join lateral (
-      select count(*)::int as evaluated,
-        count(*) filter (where x.on_release and ap.missing_since is null
-          and x.flag is distinct from 'false'::jsonb)::int as healthy,
-        count(*) filter (where ap.last_beat_at >= r.started and x.on_release)::int as reporting,
-        count(*) filter (where ap.last_beat_at >= r.started and x.on_release
-          and x.flag = 'false'::jsonb)::int as unhealthy,
-        count(*) filter (where not exists (
-          select 1 from deliveries d where d.uid = ap.uid and d.component_id = r.cid))::int
-          as not_sent
+    select g.id, g.joined, f.* from g
+    left join (
+      select w.key, count(*)::int as evaluated,
+        count(*) filter (where w.on_release and w.missing_since is null
+          and w.flag is distinct from 'false'::jsonb)::int as healthy,
+        count(*) filter (where w.recent and w.on_release)::int as reporting,
+        count(*) filter (where w.recent and w.on_release and w.flag = 'false'::jsonb)::int
+          as unhealthy,
+        count(*) filter (where not w.delivered)::int as not_sent,
+        count(*) filter (where w.state = 'running')::int as n_running,
+        count(*) filter (where w.state = 'unconfirmed')::int as n_unconfirmed,
+        count(*) filter (where w.state = 'pending')::int as n_pending,
+        count(*) filter (where w.state = 'failed')::int as n_failed,
+        count(*) filter (where w.state = 'reverted')::int as n_reverted,
+        count(*) filter (where w.state = 'other')::int as n_other,
+        count(*) filter (where w.state = 'missing')::int as n_missing,
+        count(*) filter (where w.state = 'superseded')::int as n_superseded
+      -- Each member's figures computed once (its state is one expression, its report one
+      -- value), then counted: the aggregate reads narrow rows.
       from (
-        select uid from rollout_members where rollout_id = r.id and phase = r.phase
-        order by uid limit ${evaluatedPerPhase}
-      ) m
-      join appliances ap on ap.uid = m.uid and ap.revoked_at is null
-      -- The report is decompressed once per appliance, not once per reference to it.
-      cross join lateral (
-        select y.rep->'components' @> r.listed as on_release, y.rep->'apps'->r.app->'healthy'
-          as flag
-        from (select ap.last_report || '{}'::jsonb as rep offset 0) y
-      ) x
-    ) f`;
-  const installs = new Map<number, RolloutProgress>();
-  // A few at a time: on a pool they overlap, without taking every connection.
-  const queue = [...all];
-  const progress = () =>
-    Promise.all(Array.from({ length: Math.min(progressConcurrency, queue.length) }, async () => {
-      for (let x = queue.shift(); x; x = queue.shift()) {
-        const scope = { rolloutId: x.id, phase: x.phase, sample: evaluatedPerPhase };
-        installs.set(
-          x.id,
-          (await rolloutProgress(sql, [x], scope)).get(
-            `${x.kind}/${x.app}/${x.name}/${x.version}`,
-          )!,
-        );
-      }
-    }));
+        select c.key, c.state, c.delivered, c.missing_since, c.last_beat_at >= g.started as recent,
+          c.rep->'components' @> g.listed as on_release, c.rep->'apps'->g.app->'healthy' as flag
+        from classified c
+        join g on g.id = c.key
+        offset 0
+      ) w
+      group by w.key
+    ) f on f.key = g.id`,
+    );
   const beat = all.filter((x) => x.plan.gates.beatRegularity);
   const since = new Date(Math.min(...beat.map((x) => x.phaseStartedAt.getTime())));
   const beatRows = async () =>
@@ -618,11 +632,13 @@ export async function rolloutFigures(
       group by w.id, w.control`;
   // On a pool these overlap; the metric's statement waits for the samples (the daemon samples
   // meanwhile).
-  const [health, , beatCounts] = await Promise.all([healthRows(), progress(), beatRows()]);
+  const [health, beatCounts] = await Promise.all([healthRows(), beatRows()]);
   const byId = new Map(health.map((h) => [h.id, h]));
   for (const x of all) {
-    const install = installs.get(x.id)!;
     const h = byId.get(x.id);
+    const install = progressFrom(
+      Object.fromEntries(rolloutStates.map((st) => [st, h?.[`n_${st}`] ?? 0])),
+    );
     const evaluated = h?.evaluated ?? 0;
     const healthy = h?.healthy ?? 0;
     out.set(x.id, {

@@ -161,7 +161,8 @@ function classified(refs: ComponentRef[], scope?: MemberScope): Fragment {
     ),
     sent as (
       select rel.id as cid, rel.kind, rel.app, rel.name, rel.version, d.uid, d.first_sent_at,
-        ap.hostname, ap.site, ap.missing_since, ap.last_beat_at, run.running
+        ap.hostname, ap.site, ap.missing_since, ap.last_beat_at, run.running, true as delivered,
+        true as explained
       from releases rel
       `,
     deliveriesOf(scope),
@@ -175,10 +176,24 @@ function classified(refs: ComponentRef[], scope?: MemberScope): Fragment {
         where c->>'kind' = rel.kind and c->>'app' = rel.app and c->>'name' = rel.name
         limit 1
       ) run on true
-    ),
+    ),`,
+    classifiedCte,
+  );
+}
+
+/**
+ * The CTE `classified` over CTE `sent` (one row per appliance, with `cid`, `kind`, `app`,
+ * `name`, `version` of the release, the delivery's `first_sent_at`, the appliance's `uid`,
+ * `missing_since`, `last_beat_at`, its `running` version, whether the release was `delivered` to
+ * it, and whether its latest outcome is read (`explained`: at least for every delivered row
+ * whose state depends on it, i.e. not missing and not running the release)): each row with its
+ * latest outcome and its `state` (null when not delivered). Every figure shares it.
+ */
+const classifiedCte = fragment`
     classified as (
       select s.*, o.outcome, o.message, o.reported_at,
         case
+          when not s.delivered then null
           when s.missing_since is not null then 'missing'
           when s.running = s.version then 'running'
           when exists (
@@ -199,11 +214,81 @@ function classified(refs: ComponentRef[], scope?: MemberScope): Fragment {
       from sent s
       left join lateral (
         select o.outcome, o.message, o.reported_at from install_outcomes o
-        where o.kind = s.kind and o.app = s.app and o.name = s.name and o.version = s.version
-          and o.uid = s.uid
+        where s.explained and o.kind = s.kind and o.app = s.app and o.name = s.name
+          and o.version = s.version and o.uid = s.uid
         order by o.reported_at desc, o.id desc limit 1
       ) o on true
-    )`,
+    )`;
+
+/**
+ * One phase of a phased rollout: its first `sample` members by UID (as a {@link MemberScope}
+ * with `phase` and `sample`), and its release.
+ */
+export interface PhaseScope {
+  /** The rollout's id (one scope per rollout). */
+  rolloutId: number;
+  /** The phase (0-based). */
+  phase: number;
+  /** Only its first `sample` members by UID. */
+  sample: number;
+  /** The rollout's release. */
+  ref: ComponentRef;
+}
+
+/**
+ * Every (not revoked) member of each scope in `scopes` (unique rollout ids), as CTE
+ * `classified` (see {@link classified}) keyed by `key` (the rollout id): one row per member,
+ * whether its release was delivered to it or not (`delivered`; `state` is null when not), with
+ * `rep`, its latest report (`{}` when none), decompressed once for every reference to it, and
+ * its latest outcome only where its state depends on it (not for a member missing or running
+ * the release: `outcome` is null there). The
+ * state of a delivered member is the one {@link rolloutProgress} gives it with the scope's
+ * {@link MemberScope}. For statements that read the members' install states beside other
+ * figures of the same rows (noc/services/rollout_gates.ts); {@link phaseProgress} counts them.
+ */
+export function classifiedPhases(scopes: readonly PhaseScope[]): Fragment {
+  return concat(
+    fragment`
+    with releases as (
+      select r.key, r.phase, r.sample, k.id, r.kind, r.app, r.name, r.version
+      from unnest(${scopes.map((s) => s.rolloutId)}::bigint[], ${
+      scopes.map((s) => s.phase)
+    }::int[], ${scopes.map((s) => s.sample)}::int[], ${scopes.map((s) => s.ref.kind)}::text[],
+        ${scopes.map((s) => s.ref.app)}::text[], ${scopes.map((s) => s.ref.name)}::text[],
+        ${scopes.map((s) => s.ref.version)}::text[])
+        as r(key, phase, sample, kind, app, name, version)
+      left join components k on k.kind = r.kind and k.app = r.app and k.name = r.name
+        and k.version = r.version
+    ),
+    sent as (
+      select rel.key, rel.id as cid, rel.kind, rel.app, rel.name, rel.version, ap.uid,
+        d.first_sent_at, ap.hostname, ap.site, ap.missing_since, ap.last_beat_at, run.rep,
+        run.running, d.uid is not null as delivered,
+        -- The outcome is read only where the state depends on it.
+        d.uid is not null and ap.missing_since is null and run.running is distinct from rel.version
+          as explained
+      from releases rel
+      cross join lateral (
+        select uid from rollout_members where rollout_id = rel.key and phase = rel.phase
+        order by uid limit rel.sample
+      ) m
+      join appliances ap on ap.uid = m.uid and ap.revoked_at is null
+      left join deliveries d on d.component_id = rel.id and d.uid = m.uid
+      -- The report is decompressed once per appliance, not once per reference to it, and the
+      -- running version read once per row (both subqueries are kept whole by their offset).
+      cross join lateral (
+        select y.rep, (
+          select c->>'version'
+          from jsonb_array_elements(case when jsonb_typeof(y.rep->'components') = 'array'
+            then y.rep->'components' else '[]'::jsonb end) c
+          where c->>'kind' = rel.kind and c->>'app' = rel.app and c->>'name' = rel.name
+          limit 1
+        ) as running
+        from (select ap.last_report || '{}'::jsonb as rep offset 0) y
+        offset 0
+      ) run
+    ),`,
+    classifiedCte,
   );
 }
 
@@ -240,15 +325,50 @@ export async function rolloutProgress(
     select kind, app, name, version, state, count(*)::int as n from classified
     group by kind, app, name, version, state`,
   );
-  for (const r of rows) {
-    const p = out.get(refKey(r));
-    if (!p) continue;
-    p.states[r.state] = r.n;
-    p.sent += r.n;
-    if (r.state === "running" || r.state === "unconfirmed") p.installed += r.n;
-    if (failingStates.includes(r.state)) p.failed += r.n;
-  }
+  for (const r of rows) addState(out.get(refKey(r)), r.state, r.n);
   return out;
+}
+
+/** Counts `n` appliances in state `state` into `p` (if any). */
+function addState(p: RolloutProgress | undefined, state: RolloutState, n: number): void {
+  if (!p) return;
+  p.states[state] = n;
+  p.sent += n;
+  if (state === "running" || state === "unconfirmed") p.installed += n;
+  if (failingStates.includes(state)) p.failed += n;
+}
+
+/**
+ * The figures of many phased rollouts' releases, each over the members of its scope, in one
+ * statement: for each, what {@link rolloutProgress} returns for its release with the scope's
+ * {@link MemberScope} (`phase` and `sample`). Returns a map by rollout id (the first scope of a
+ * rollout named twice); a rollout whose release none of its members was sent has all-zero
+ * figures.
+ */
+export async function phaseProgress(
+  sql: Sql,
+  scopes: readonly PhaseScope[],
+): Promise<Map<number, RolloutProgress>> {
+  const byId = new Map<number, PhaseScope>();
+  for (const s of scopes) if (!byId.has(s.rolloutId)) byId.set(s.rolloutId, s);
+  const all = [...byId.values()];
+  const out = new Map<number, RolloutProgress>(all.map((s) => [s.rolloutId, emptyProgress()]));
+  if (all.length === 0) return out;
+  const rows = await runFragments<{ key: number; state: RolloutState; n: number }>(
+    sql,
+    classifiedPhases(all),
+    fragment`
+    select key, state, count(*)::int as n from classified where delivered group by key, state`,
+  );
+  for (const r of rows) addState(out.get(Number(r.key)), r.state, r.n);
+  return out;
+}
+
+/** A release's figures from the number of its appliances in each state (absent: none). */
+export function progressFrom(counts: Partial<Record<RolloutState, number>>): RolloutProgress {
+  const p = emptyProgress();
+  for (const st of rolloutStates) addState(p, st, counts[st] ?? 0);
+  return p;
 }
 
 /** The figures of one release (as {@link rolloutProgress}). */
