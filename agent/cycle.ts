@@ -483,6 +483,11 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       let record: Installed | null = null;
       if (entry.kind === "package") {
         const r = await installPackage(ctx, entry, current);
+        if (r.outcome === "awaiting_reboot") {
+          // Its install asked for a reboot: no outcome yet; its health check decides after it.
+          problems.push({ ...pick(entry), kind: "package", code: r.outcome, message: r.message });
+          continue;
+        }
         if (r.outcome === "rolled_back") throw new RolledBack(r.message);
         record = r.installed;
         newlyInstalled.set(entry.app, [...newlyInstalled.get(entry.app) ?? [], {

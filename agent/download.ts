@@ -39,6 +39,7 @@ import { AgentError } from "./errors.ts";
 import type { AgentLog } from "./log.ts";
 import { readFileFrom } from "../protocol/package/file.ts";
 import { timerMs } from "../protocol/util/timer.ts";
+import { cutPoint } from "./cut_points.ts";
 
 /**
  * Where a component's download lives: `<downloads>/<sha256>.pkg`, for a file as for a package. The
@@ -406,6 +407,7 @@ async function fetchInto<S extends ByteSink>(
           );
         }
         progress.update(chunk); // hashed as it arrives, once it is on disk
+        cutPoint("download");
         options.log.progress(spec.label, progress.size, spec.size);
       }
       await file.sync().catch(() => {});

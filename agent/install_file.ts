@@ -32,6 +32,9 @@ import { download, downloadPath } from "./download.ts";
 import { runProgram } from "./proc.ts";
 import { programGuard } from "./install_guard.ts";
 import { syncDir } from "../protocol/util/atomic_file.ts";
+import { forgetTemp, noteTemp } from "./debris.ts";
+import { installEnv } from "./install_env.ts";
+import { cutPoint } from "./cut_points.ts";
 import { createHash } from "node:crypto";
 import { type Installed, statePaths } from "./state.ts";
 import type { InstallContext } from "./install_package.ts";
@@ -404,6 +407,7 @@ export async function moveIntoPlace(
   to: string,
   mode: number,
   expect: { sha256: string; label: string },
+  temps?: { made(path: string): Promise<void>; gone(path: string): Promise<void> },
 ): Promise<void> {
   const dir = folderOf(to);
   using src = await Deno.open(from, { read: true });
@@ -419,8 +423,11 @@ export async function moveIntoPlace(
       crypto.randomUUID().slice(0, 8)
     }`;
     let renamed = false;
+    // Recorded before it is made: a cut leaves nothing the next cycle does not remove (debris.ts).
+    await temps?.made(tmp);
     try {
       using out = await copyChecked(src, from, tmp, mode, expect);
+      cutPoint("file_copy");
       const written = await out.stat();
       await assertSameFile(tmp, written, expect.label);
       await giveMode(out, tmp, mode, expect.label);
@@ -430,6 +437,7 @@ export async function moveIntoPlace(
       await assertSameFile(to, written, expect.label);
     } finally {
       if (!renamed) await Deno.remove(tmp).catch(() => {});
+      await temps?.gone(tmp).catch(() => {});
     }
     await Deno.remove(from);
   }
@@ -523,6 +531,9 @@ export async function installFile(ctx: InstallContext, entry: CatalogEntry): Pro
   await moveIntoPlace(partial, `${folder === "/" ? "" : folder}/${fileName}`, mode, {
     sha256: entry.sha256,
     label,
+  }, {
+    made: (tmp) => noteTemp(ctx.config.state, tmp),
+    gone: (tmp) => forgetTemp(ctx.config.state, tmp),
   });
   const action = entry.fileinfo?.action;
   if (action && action.length > 0) {
@@ -535,6 +546,7 @@ export async function installFile(ctx: InstallContext, entry: CatalogEntry): Pro
     const r = await runProgram(action, {
       cwd: ctx.config.root,
       env: {
+        ...await installEnv(ctx.config.state),
         NOC_ROOT: ctx.config.root,
         NOC_APP: entry.app,
         NOC_NAME: entry.name,

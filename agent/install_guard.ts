@@ -24,6 +24,8 @@ import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
 import { componentKey, type Problem, statePaths } from "./state.ts";
 import type { AgentLog } from "./log.ts";
 import type { AgentConfig } from "./config.ts";
+import { bootId, settleAttempts } from "./install_attempts.ts";
+import { sweepDebris } from "./debris.ts";
 
 const programSchema = z.object({
   /** Its process id; with `group`, also its process group's id. */
@@ -39,6 +41,8 @@ const programSchema = z.object({
   version: z.string(),
   action: z.enum(["install", "rollback", "health", "action"]),
   startedAt: z.string(),
+  /** The boot it started in (install_attempts.ts bootId); absent in older records. */
+  bootId: z.string().nullable().optional(),
 });
 
 /** A program an install started, as `running.json` records it. */
@@ -184,22 +188,26 @@ export interface Leftovers {
  * installed. A program that outlives both stays recorded and blocks the cycle's installs.
  */
 export async function settleLeftovers(
-  ctx: { config: Pick<AgentConfig, "state">; log: AgentLog },
+  ctx: { config: Pick<AgentConfig, "state">; log: AgentLog; now?: () => Date },
   graceMs = STOP_GRACE_MS,
 ): Promise<Leftovers> {
-  const { programs, damaged } = await loadRunning(ctx.config.state);
+  const state = ctx.config.state;
+  const { programs, damaged } = await loadRunning(state);
   const out: Leftovers = { dropped: [], problems: [], blocked: false };
   if (damaged) {
     out.problems.push({
       code: "state_damaged",
-      message: `${statePaths(ctx.config.state).running} is not in the expected shape; ignored`,
+      message: `${statePaths(state).running} is not in the expected shape; ignored`,
     });
   }
-  if (programs.length === 0 && !damaged) return out;
   const still: RunningProgram[] = [];
+  const ended: Array<{ p: RunningProgram; wasRunning: boolean }> = [];
+  // A program recorded in another boot is gone (its process ids mean nothing in this one).
+  const boot = programs.length > 0 ? await bootId() : null;
   for (const p of programs) {
     const component = `${p.app}/${p.name}@${p.version}`;
-    const alive = await liveMembers(p);
+    const otherBoot = p.bootId != null && boot !== null && p.bootId !== boot;
+    const alive = otherBoot ? [] : await liveMembers(p);
     if (alive.length > 0) {
       ctx.log.warn("leftover_install_running", {
         component,
@@ -230,16 +238,48 @@ export async function settleLeftovers(
       }
       ctx.log.warn("leftover_install_stopped", { component, action: p.action, pid: p.pid });
     }
+    ended.push({ p, wasRunning: alive.length > 0 });
+  }
+  // Installs cut short by the reboot they asked for (their marker made): awaiting it, not redone.
+  const rebooting = out.blocked
+    ? []
+    : await settleAttempts(state, ctx.now?.() ?? new Date()).catch((e) => {
+      ctx.log.warn("cleanup_failed", { path: state, message: String(e) });
+      return [];
+    });
+  for (const { p, wasRunning } of ended) {
+    const component = `${p.app}/${p.name}@${p.version}`;
+    const asked = rebooting.find((a) =>
+      p.kind === "package" && a.app === p.app && a.name === p.name && a.version === p.version
+    );
+    if (asked) {
+      out.problems.push({
+        kind: "package",
+        app: p.app,
+        name: p.name,
+        version: p.version,
+        code: "awaiting_reboot",
+        message: `The install of ${component} made its reboot marker before the agent stopped; ` +
+          `its health check decides once the appliance has rebooted`,
+      });
+      ctx.log.info("install_rebooting", { component, action: p.action });
+      continue;
+    }
     out.dropped.push(componentKey(p));
     out.problems.push({
       code: "install_interrupted",
       message: `The ${p.action} program of ${component} never finished in an earlier run ` +
-        `(the agent stopped mid-install)${alive.length > 0 ? "; it was stopped" : ""}; ` +
+        `(the agent stopped mid-install)${wasRunning ? "; it was stopped" : ""}; ` +
         `${p.kind} ${p.app}/${p.name} is installed again`,
     });
-    ctx.log.warn("install_interrupted", { component, action: p.action, wasRunning: alive.length });
+    ctx.log.warn("install_interrupted", { component, action: p.action, wasRunning });
   }
-  await saveRunning(ctx.config.state, still);
+  if (programs.length > 0 || damaged) await saveRunning(state, still);
+  // Temporary files a cut left (debris.ts).
+  const swept = await sweepDebris(state).catch(() => []);
+  if (swept.length > 0) {
+    ctx.log.info("debris_removed", { paths: swept.slice(0, 20), count: swept.length });
+  }
   return out;
 }
 
@@ -255,7 +295,7 @@ export function programGuard(
   let pid: number | null = null;
   return {
     async beforeStart(p, group) {
-      const [stat] = await procStats(p);
+      const [[stat], boot] = await Promise.all([procStats(p), bootId()]);
       const record: RunningProgram = {
         pid: p,
         group,
@@ -266,6 +306,7 @@ export function programGuard(
         version: what.version,
         action: what.action,
         startedAt: now().toISOString(),
+        bootId: boot,
       };
       const { programs } = await loadRunning(state);
       await saveRunning(state, [...programs.filter((x) => x.pid !== p), record]);

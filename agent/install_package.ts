@@ -18,6 +18,21 @@ import { AgentError } from "./errors.ts";
 import { download, downloadPath } from "./download.ts";
 import { runProgram } from "./proc.ts";
 import { programGuard } from "./install_guard.ts";
+import {
+  type Attempt,
+  bootId,
+  clearAttempt,
+  findAttempt,
+  keepPayload,
+  keptDir,
+  MAX_INSTALL_RUNS,
+  putAttempt,
+  REBOOT_EXIT_CODE,
+  rebootDir,
+  rebootMarker,
+} from "./install_attempts.ts";
+import { installEnv } from "./install_env.ts";
+import { cutPoint } from "./cut_points.ts";
 import type { AgentLog } from "./log.ts";
 import type { AgentConfig } from "./config.ts";
 import { type Identity, type Installed, statePaths } from "./state.ts";
@@ -51,21 +66,22 @@ export interface InstallContext {
 /** How an install ended when it did not throw. */
 export type PackageOutcome =
   | { outcome: "installed"; installed: Installed }
-  | { outcome: "rolled_back"; message: string };
+  | { outcome: "rolled_back"; message: string }
+  /** Its install asked for a reboot that has not happened yet: nothing to report so far. */
+  | { outcome: "awaiting_reboot"; message: string };
 
 /** Where a package's unpacked payload is kept (per content digest). */
-export function keptDir(state: string, c: { app: string; name: string; sha256: string }): string {
-  return `${statePaths(state).packages}/${c.app}/${c.name}/${c.sha256}`;
-}
+export { keptDir };
 
-function programEnv(
+async function programEnv(
   ctx: InstallContext,
   dir: string,
-  c: { app: string; name: string; version: string },
+  c: { app: string; name: string; version: string; sha256: string },
   previous: string | undefined,
   action: "install" | "rollback" | "health",
-): Record<string, string> {
+): Promise<Record<string, string>> {
   return {
+    ...await installEnv(ctx.config.state),
     NOC_ACTION: action,
     NOC_STAGING: dir,
     NOC_ROOT: ctx.config.root,
@@ -74,6 +90,7 @@ function programEnv(
     NOC_NAME: c.name,
     NOC_VERSION: c.version,
     NOC_PREVIOUS_VERSION: previous ?? "",
+    NOC_REBOOT_MARKER: rebootMarker(ctx.config.state, c.sha256),
   };
 }
 
@@ -87,7 +104,7 @@ async function runIn(
   program: "install" | "health",
   env: Record<string, string>,
   timeoutS: number,
-): Promise<{ ok: boolean; message: string }> {
+): Promise<{ ok: boolean; message: string; code: number | null }> {
   const path = `${dir}/${program}`;
   const guard = programGuard(ctx.config.state, {
     kind: "package",
@@ -107,15 +124,20 @@ async function runIn(
   } finally {
     await guard.ended();
   }
-  if (r.spawnError) return { ok: false, message: `${program} could not start: ${r.spawnError}` };
-  if (r.timedOut) return { ok: false, message: `${program} ran past ${timeoutS} s and was killed` };
+  if (r.spawnError) {
+    return { ok: false, code: null, message: `${program} could not start: ${r.spawnError}` };
+  }
+  if (r.timedOut) {
+    return { ok: false, code: null, message: `${program} ran past ${timeoutS} s and was killed` };
+  }
   if (r.code !== 0) {
     return {
       ok: false,
+      code: r.code,
       message: `${program} exited with ${r.code}: ${r.stderr.trim().slice(-800)}`,
     };
   }
-  return { ok: true, message: "" };
+  return { ok: true, code: 0, message: "" };
 }
 
 /**
@@ -188,16 +210,55 @@ export function packageKeys(
   );
 }
 
-/** Installs `entry` over `previous` (if any); throws {@link AgentError} when nothing changed. */
+/**
+ * Installs `entry` over `previous` (if any); throws {@link AgentError} when nothing changed.
+ *
+ * Its install program's runs are counted durably (install_attempts.ts): one cut short (the agent
+ * killed, the appliance rebooted or without power) is run again, {@link MAX_INSTALL_RUNS} times
+ * in all, then the install fails with `interrupted` and is not run again for that version. One
+ * that asked for a reboot (exit {@link REBOOT_EXIT_CODE}, or `$NOC_REBOOT_MARKER`) gives
+ * `awaiting_reboot` until the boot id changes; then its health check decides.
+ */
 export async function installPackage(
   ctx: InstallContext,
   entry: CatalogEntry,
   previous: Installed | undefined,
 ): Promise<PackageOutcome> {
-  const paths = statePaths(ctx.config.state);
+  const state = ctx.config.state;
+  const paths = statePaths(state);
   const label = `${entry.app}/${entry.name}@${entry.version}`;
-  await Deno.mkdir(paths.downloads, { recursive: true, mode: 0o700 });
   const file = downloadPath(paths.downloads, entry.sha256);
+  const held = await findAttempt(state, entry);
+  const mine = held && held.version === entry.version && held.sha256 === entry.sha256 ? held : null;
+  if (mine?.phase === "awaiting_reboot") {
+    const boot = await bootId();
+    if (boot !== null && mine.bootId !== null && boot === mine.bootId) {
+      return {
+        outcome: "awaiting_reboot",
+        message: `${label}: its install asked for a reboot; the appliance has not rebooted since ` +
+          `(boot ${boot}), and its health check decides after the reboot`,
+      };
+    }
+    if (await exists(`${keptDir(state, entry)}/install`)) {
+      ctx.log.info("install_rebooted", { component: label });
+      try {
+        return await judge(ctx, entry, previous, label, " after the reboot its install asked for");
+      } finally {
+        await clearAttempt(state, entry);
+      }
+    }
+    // Its payload is gone: installed again below (a run like any other, counted).
+  }
+  const runs = mine?.runs ?? 0;
+  if (runs >= MAX_INSTALL_RUNS) {
+    await Deno.remove(file).catch(() => {});
+    throw new AgentError(
+      "interrupted",
+      `${label}: its install program was cut short ${runs} times (the agent or the appliance ` +
+        `stopped mid-install); it is not run again for this version`,
+    );
+  }
+  await Deno.mkdir(paths.downloads, { recursive: true, mode: 0o700 });
   // The package's prefix and ciphertext digest are taken from the bytes as they download.
   const got = await download(
     file,
@@ -212,42 +273,101 @@ export async function installPackage(
   const staging = `${paths.staging}/${crypto.randomUUID()}`;
   try {
     await unpackPackage(ctx, file, entry, staging, got.sink);
-    const env = programEnv(ctx, staging, entry, previous?.version, "install");
-    const r = await runIn(ctx, staging, "install", env, ctx.config.installTimeoutS);
-    if (!r.ok) throw new AgentError("install_failed", `${label}: ${r.message}`);
-    const kept = keptDir(ctx.config.state, entry);
-    await Deno.mkdir(kept.slice(0, kept.lastIndexOf("/")), { recursive: true, mode: 0o700 });
-    await Deno.remove(kept, { recursive: true }).catch(() => {});
-    await Deno.rename(staging, kept);
-    if (await exists(`${kept}/health`)) {
-      const h = await runIn(
-        ctx,
-        kept,
-        "health",
-        programEnv(ctx, kept, entry, previous?.version, "health"),
-        ctx.config.healthTimeoutS,
-      );
-      if (!h.ok) {
-        const message = `${label} failed its health check (${h.message})`;
-        return await rollback(ctx, entry, previous, message);
-      }
-    }
-    await Deno.remove(file).catch(() => {});
-    await pruneKept(ctx.config.state, entry, previous);
-    return {
-      outcome: "installed",
-      installed: {
-        kind: "package",
-        app: entry.app,
-        name: entry.name,
-        version: entry.version,
-        sha256: entry.sha256,
-        installedAt: ctx.now().toISOString(),
-      },
+    cutPoint("unpacked");
+    const env = await programEnv(ctx, staging, entry, previous?.version, "install");
+    const marker = rebootMarker(state, entry.sha256);
+    await Deno.mkdir(rebootDir(state), { recursive: true, mode: 0o700 });
+    await Deno.remove(marker, { recursive: true }).catch(() => {});
+    const boot = await bootId();
+    const at = ctx.now().toISOString();
+    const attempt: Attempt = {
+      kind: "package",
+      app: entry.app,
+      name: entry.name,
+      version: entry.version,
+      sha256: entry.sha256,
+      runs: runs + 1,
+      phase: "running",
+      bootId: boot,
+      staging,
+      startedAt: mine?.startedAt ?? at,
+      updatedAt: at,
     };
+    // Counted before it runs: a run cut short (even by the reboot it asked for) stays counted.
+    await putAttempt(state, attempt);
+    let awaiting = false;
+    try {
+      const r = await runIn(ctx, staging, "install", env, ctx.config.installTimeoutS);
+      const reboot = r.code === REBOOT_EXIT_CODE || (r.ok && await exists(marker));
+      if (!r.ok && !reboot) throw new AgentError("install_failed", `${label}: ${r.message}`);
+      cutPoint("installed");
+      await keepPayload(state, entry, staging);
+      if (reboot) {
+        await putAttempt(state, {
+          ...attempt,
+          phase: "awaiting_reboot",
+          staging: null,
+          updatedAt: ctx.now().toISOString(),
+        });
+        await Deno.remove(marker).catch(() => {});
+        awaiting = true;
+        ctx.log.info("install_awaiting_reboot", { component: label, bootId: boot });
+        return {
+          outcome: "awaiting_reboot",
+          message: `${label}: its install asked for a reboot (${
+            r.code === REBOOT_EXIT_CODE ? `exit ${REBOOT_EXIT_CODE}` : "reboot marker"
+          }); its health check decides after the appliance reboots`,
+        };
+      }
+      cutPoint("kept");
+      return await judge(ctx, entry, previous, label, "");
+    } finally {
+      if (!awaiting) await clearAttempt(state, entry);
+    }
   } finally {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
   }
+}
+
+/**
+ * Runs the kept payload's `health` check (when it ships one): it passes, and `entry` is
+ * installed; it fails, and `previous` is put back.
+ */
+async function judge(
+  ctx: InstallContext,
+  entry: CatalogEntry,
+  previous: Installed | undefined,
+  label: string,
+  when: string,
+): Promise<PackageOutcome> {
+  const kept = keptDir(ctx.config.state, entry);
+  if (await exists(`${kept}/health`)) {
+    const h = await runIn(
+      ctx,
+      kept,
+      "health",
+      await programEnv(ctx, kept, entry, previous?.version, "health"),
+      ctx.config.healthTimeoutS,
+    );
+    if (!h.ok) {
+      const message = `${label} failed its health check${when} (${h.message})`;
+      return await rollback(ctx, entry, previous, message);
+    }
+  }
+  await Deno.remove(downloadPath(statePaths(ctx.config.state).downloads, entry.sha256))
+    .catch(() => {});
+  await pruneKept(ctx.config.state, entry, previous);
+  return {
+    outcome: "installed",
+    installed: {
+      kind: "package",
+      app: entry.app,
+      name: entry.name,
+      version: entry.version,
+      sha256: entry.sha256,
+      installedAt: ctx.now().toISOString(),
+    },
+  };
 }
 
 /**
@@ -268,7 +388,7 @@ export async function rollback(
     ctx,
     dir,
     "install",
-    programEnv(ctx, dir, previous, failed.version, "rollback"),
+    await programEnv(ctx, dir, previous, failed.version, "rollback"),
     ctx.config.installTimeoutS,
   );
   if (!r.ok) {

@@ -18,12 +18,13 @@ const setsidPath = "/usr/bin/setsid";
  * if that line is "go". An agent that dies first closes the pipe, and the program never runs.
  * The process group exists once setsid(1) has run in the child, which on a busy machine may be
  * just after `beforeStart` is called: a leftover found before then has no group to stop, and its
- * gate, its pipe closed, never runs the program either.
+ * gate, its pipe closed, never runs the program either. The program itself reads `/dev/null`, as
+ * one run without the gate does.
  */
 const gate = [
   "/bin/sh",
   "-c",
-  'IFS= read -r go && [ "$go" = go ] && exec "$@"; exit 125',
+  'IFS= read -r go && [ "$go" = go ] && exec "$@" </dev/null; exit 125',
   "noc-agent-gate",
 ];
 
