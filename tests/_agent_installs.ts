@@ -25,6 +25,8 @@ export interface InstallBox extends AgentBox {
   reboot(id?: string): Promise<void>;
   /** Runs the agent to completion (killed ones too) with `env` added. */
   agent(args: string[], env?: Record<string, string>): Promise<AgentRun>;
+  /** Starts the agent (output dropped), for a test to SIGKILL it. */
+  start(args: string[], env?: Record<string, string>): Deno.ChildProcess;
 }
 
 function flags(state: string, root: string): string[] {
@@ -50,8 +52,8 @@ export async function installBox(noc: ServedNoc, root?: string): Promise<Install
   const hostname = `box-${crypto.randomUUID().slice(0, 8)}`;
   const bootIdFile = `${box.state}/test-boot-id`;
   await Deno.writeTextFile(bootIdFile, `${crypto.randomUUID()}\n`);
-  const agent = async (args: string[], env: Record<string, string> = {}): Promise<AgentRun> => {
-    const out = await new Deno.Command(Deno.execPath(), {
+  const command = (args: string[], env: Record<string, string>, output: "piped" | "null") =>
+    new Deno.Command(Deno.execPath(), {
       args: ["run", ...flags(box.state, rootDir), "agent/main.ts", ...args],
       cwd: repo,
       env: {
@@ -63,9 +65,11 @@ export async function installBox(noc: ServedNoc, root?: string): Promise<Install
         ...env,
       },
       stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+      stdout: output,
+      stderr: output,
+    });
+  const agent = async (args: string[], env: Record<string, string> = {}): Promise<AgentRun> => {
+    const out = await command(args, env, "piped").output();
     const stdout = new TextDecoder().decode(out.stdout);
     return {
       code: out.code,
@@ -82,6 +86,7 @@ export async function installBox(noc: ServedNoc, root?: string): Promise<Install
     root: rootDir,
     bootIdFile,
     agent,
+    start: (args, env = {}) => command(args, env, "null").spawn(),
     async reboot(id = crypto.randomUUID()) {
       await Deno.writeTextFile(bootIdFile, `${id}\n`);
     },
