@@ -4,7 +4,9 @@
  * decrypted or unpacked, unwrap the content key, decrypt, unpack into a
  * staging folder that nothing may escape, run the package's `install`
  * program, then its `health` check. The unpacked payload is kept aside, so a
- * version whose health check fails is replaced by the previous one.
+ * version whose health check fails is replaced by the previous one. An install's runs are counted
+ * across kills and boots, and one may ask for a reboot before its health check decides
+ * (install_attempts.ts); install programs run in the environment install_env.ts documents.
  *
  * One pass over the package's bytes before it is decrypted: the download
  * hashes them as they arrive (the catalog's SHA-256) and, from the same bytes,
