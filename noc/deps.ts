@@ -31,7 +31,7 @@ import { createAuthorities } from "./services/authorities.ts";
 export function createDeps(resources: DepsResources): AppDeps {
   return {
     ...resources,
-    checkins: createCheckinStore(resources.db),
+    checkins: createCheckinStore(resources.db, resources.notifier),
     limits: createLimits(resources.clock, resources.settings),
     contentKeys: contentKeyCache(resources.keys),
     fleetOverview: fleetOverviewCache(),

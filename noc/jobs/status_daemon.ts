@@ -68,6 +68,28 @@ interface MissedRow {
   site: string | null;
   last_beat_at: Date | null;
   next_due_at: Date;
+  /** The problems the last beat reported (`lastCycle.problems`), at most 5; null: none. */
+  problems?: { code: string; message: string }[] | null;
+  /** What the last beat said it left out (`dropped`), at most 5; null: none. */
+  dropped?: string[] | null;
+}
+
+/** The last beat's reasons, as a missed-heartbeat notice names them (empty: none reported). */
+export function lastReasons(r: Pick<MissedRow, "problems" | "dropped">): string {
+  const parts: string[] = [];
+  const problems = Array.isArray(r.problems) ? r.problems : [];
+  if (problems.length > 0) {
+    parts.push(
+      `last reported problem${problems.length > 1 ? "s" : ""}: ` +
+        problems.slice(0, 3).map((p) => `${p.code} (${String(p.message).slice(0, 200)})`)
+          .join("; "),
+    );
+  }
+  const dropped = Array.isArray(r.dropped) ? r.dropped : [];
+  if (dropped.length > 0) {
+    parts.push(`its last report left out ${dropped.slice(0, 3).join("; ")}`);
+  }
+  return parts.join("; ");
 }
 
 interface RecoveredRow {
@@ -112,21 +134,28 @@ function missedNotices(rows: MissedRow[], graceS: number, digestAbove: number): 
       },
     }];
   }
-  return rows.map((r) => ({
-    kind: "missed_heartbeat",
-    uid: r.uid,
-    text:
-      `:red_circle: Missed heartbeat: ${r.hostname} (${r.model}${
-        r.site ? `, site ${r.site}` : ""
-      }) ` +
-      `was due at ${r.next_due_at.toISOString()}; last beat ${iso(r.last_beat_at) ?? "never"}`,
-    payload: {
-      appliance: { uid: r.uid, hostname: r.hostname, model: r.model, site: r.site },
-      lastBeatAt: iso(r.last_beat_at),
-      dueAt: r.next_due_at.toISOString(),
-      graceS,
-    },
-  }));
+  return rows.map((r) => {
+    // Why it may have stopped: what its last beat said went wrong (issue 21).
+    const reasons = lastReasons(r);
+    return {
+      kind: "missed_heartbeat",
+      uid: r.uid,
+      text:
+        `:red_circle: Missed heartbeat: ${r.hostname} (${r.model}${
+          r.site ? `, site ${r.site}` : ""
+        }) ` +
+        `was due at ${r.next_due_at.toISOString()}; last beat ${iso(r.last_beat_at) ?? "never"}` +
+        (reasons ? `; ${reasons}` : ""),
+      payload: {
+        appliance: { uid: r.uid, hostname: r.hostname, model: r.model, site: r.site },
+        lastBeatAt: iso(r.last_beat_at),
+        dueAt: r.next_due_at.toISOString(),
+        graceS,
+        problems: r.problems ?? [],
+        dropped: r.dropped ?? [],
+      },
+    };
+  });
 }
 
 function recoveredNotices(rows: RecoveredRow[], digestAbove: number): NoticeInput[] {
@@ -200,7 +229,17 @@ async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Prom
   if (rows.length > 0) {
     await tx`
       insert into alerts (kind, uid, opened_at, detail)
-      select 'missed_heartbeat', r.uid, ${now}, jsonb_build_object('dueAt', r.due, 'lastBeatAt', r.last)
+      select 'missed_heartbeat', r.uid, ${now},
+        jsonb_build_object('dueAt', r.due, 'lastBeatAt', r.last) ||
+          -- The reasons its last beat gave (issue 21): shown with the alert.
+          coalesce((select jsonb_strip_nulls(jsonb_build_object(
+              'lastProblems', case when jsonb_typeof(ap.last_report->'lastCycle'->'problems') = 'array'
+                and jsonb_array_length(ap.last_report->'lastCycle'->'problems') > 0
+                then ap.last_report->'lastCycle'->'problems' end,
+              'lastDropped', case when jsonb_typeof(ap.last_report->'dropped') = 'array'
+                and jsonb_array_length(ap.last_report->'dropped') > 0
+                then ap.last_report->'dropped' end))
+            from appliances ap where ap.uid = r.uid), '{}')
       from unnest(${rows.map((r) => r.uid)}::uuid[], ${
       rows.map((r) => r.next_due_at.toISOString())
     }::text[],
@@ -238,7 +277,16 @@ async function noticeStep(
     where al.id = p.id and ap.uid = al.uid
     returning al.uid, ap.hostname, ap.model, ap.site,
       nullif(al.detail->>'lastBeatAt', '')::timestamptz as last_beat_at,
-      coalesce((al.detail->>'dueAt')::timestamptz, al.opened_at) as next_due_at`;
+      coalesce((al.detail->>'dueAt')::timestamptz, al.opened_at) as next_due_at,
+      (select jsonb_agg(jsonb_build_object('code', p->>'code', 'message', p->>'message'))
+       from (select p from jsonb_array_elements(case
+               when jsonb_typeof(ap.last_report->'lastCycle'->'problems') = 'array'
+               then ap.last_report->'lastCycle'->'problems' else '[]' end) p limit 5) x)
+        as problems,
+      (select jsonb_agg(d) from (select d from jsonb_array_elements_text(case
+               when jsonb_typeof(ap.last_report->'dropped') = 'array'
+               then ap.last_report->'dropped' else '[]' end) d limit 5) y)
+        as dropped`;
   missed.sort((a, b) => a.next_due_at.getTime() - b.next_due_at.getTime());
   const recovered = await tx<RecoveredRow>`
     with r as (

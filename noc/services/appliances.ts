@@ -4,6 +4,7 @@
  */
 import type { applianceStates } from "../../protocol/schemas.ts";
 import type { Db, Sql } from "../db/db.ts";
+import type { IdentityConflictJson } from "./checkins.ts";
 
 /** An appliance state. */
 export type ApplianceState = (typeof applianceStates)[number];
@@ -31,6 +32,32 @@ export interface ApplianceRow {
   /** The records this one replaced when it enrolled. */
   supersedes: string[];
   maintenance: { id: number; endsAt: string; reason: string } | null;
+  /**
+   * Two devices seen beating under this identity (issue 21 item 7; noc/services/checkins.ts),
+   * until an operator clears it; null: none. Absent from a row that did not select it.
+   */
+  identity_conflict?: IdentityConflictJson | null;
+}
+
+/** The admin API's form of an appliance's identity conflict: ISO times, in a fixed shape. */
+export function identityConflictJson(
+  c: IdentityConflictJson | null | undefined,
+): Record<string, unknown> | null {
+  if (!c) return null;
+  const t = (v: string | null | undefined) => (v ? new Date(v).toISOString() : null);
+  return {
+    reason: c.reason,
+    firstAt: t(c.firstAt),
+    lastAt: t(c.lastAt),
+    beats: c.beats,
+    seq: c.seq,
+    lastSeq: c.lastSeq,
+    instances: c.instances.map((i) => ({
+      instanceId: i.instanceId,
+      firstSeenAt: t(i.firstSeenAt),
+      lastSeenAt: t(i.lastSeenAt),
+    })),
+  };
 }
 
 /**
@@ -78,6 +105,8 @@ export function applianceJson(r: ApplianceRow, now: Date, graceS: number): Recor
     // Retired by a re-enrolment: the appliance that replaced it; and those this one replaced.
     supersededBy: r.superseded_by,
     supersedes: r.supersedes,
+    // Two devices beating under this identity (a copied state folder), until an operator clears it.
+    identityConflict: identityConflictJson(r.identity_conflict),
   };
 }
 

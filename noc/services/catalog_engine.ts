@@ -39,7 +39,28 @@
  */
 import { hash } from "node:crypto";
 import type { Sql } from "../db/db.ts";
-import { type ComponentVersion, componentVersionOf } from "../../protocol/schemas.ts";
+import {
+  BEAT_MAX_COMPONENTS,
+  type ComponentVersion,
+  componentVersionOf,
+} from "../../protocol/schemas.ts";
+
+/**
+ * A catalog's component versions, in catalog order, at most {@link BEAT_MAX_COMPONENTS}: as many
+ * as a SecureBeat can report back (issue 21). `omitted` says how many more the assignments chose
+ * and the cap left out (the last ones in catalog order: files before packages, by application
+ * and name); 0 normally, since the assignment API refuses sets that could overflow
+ * (noc/http/admin/assignments.ts).
+ */
+export type ChosenList = Chosen[] & { omitted: number };
+
+/** `chosen` (in catalog order) cut to `max` entries, with how many were left out. */
+export function capCatalog(chosen: Chosen[], max = BEAT_MAX_COMPONENTS): ChosenList {
+  const omitted = Math.max(0, chosen.length - max);
+  const list = (omitted > 0 ? chosen.slice(0, max) : chosen) as ChosenList;
+  list.omitted = omitted;
+  return list;
+}
 
 /** Target kinds, most specific first: an assignment to an earlier kind beats one to a later kind. */
 export const targetOrder = ["appliance", "tag", "site", "channel", "model", "all"] as const;
@@ -178,11 +199,12 @@ const rank = (t: TargetType) => targetOrder.indexOf(t);
  * only for such pairs);
  * held applications get the versions their latest catalog lists instead, for
  * the components some candidate still targets the appliance with. The result
- * is ordered packages first, then by application and name.
+ * is ordered packages first, then by application and name, and cut to
+ * {@link BEAT_MAX_COMPONENTS} entries ({@link capCatalog}).
  */
 export function catalogChooser(
   candidates: readonly AssignmentRow[],
-): (subject: CatalogSubject, facts: ApplianceFacts) => Chosen[] {
+): (subject: CatalogSubject, facts: ApplianceFacts) => ChosenList {
   const byComponent = new Map<string, AssignmentRow[]>();
   for (const r of candidates) {
     const key = `${r.kind}\n${r.app}\n${r.name}`;
@@ -228,9 +250,11 @@ export function catalogChooser(
         if (held(p.app) && assigned(p)) chosen.push(toChosen(p, null));
       }
     }
-    return chosen.sort((a, b) =>
-      (a.kind === b.kind ? 0 : a.kind === "package" ? -1 : 1) || a.app.localeCompare(b.app) ||
-      a.name.localeCompare(b.name)
+    return capCatalog(
+      chosen.sort((a, b) =>
+        (a.kind === b.kind ? 0 : a.kind === "package" ? -1 : 1) || a.app.localeCompare(b.app) ||
+        a.name.localeCompare(b.name)
+      ),
     );
   };
 }
@@ -249,7 +273,7 @@ function toChosen(r: ComponentRow, assignmentId: number | null): Chosen {
  * Resolves the component versions `subject` should run now (2 statements, 3 with a hold). A pure
  * read: the catalog builder records what it lists with {@link recordListing}.
  */
-export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<Chosen[]> {
+export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<ChosenList> {
   const rows = await tx<AssignmentRow & { delivered: boolean }>`
     select a.id as assignment_id, a.target_type, a.target_value, a.rollout_percent, a.paused,
       a.phase_limit, a.excluded_from,

@@ -22,6 +22,7 @@ import {
   signCatalogBinding,
 } from "../../protocol/catalog.ts";
 import { recordListing, resolveCatalog } from "./catalog_engine.ts";
+import { throttleNotice } from "./notifier.ts";
 import { issueGrant } from "../../protocol/grants.ts";
 import { publishedKeys } from "./publishing.ts";
 import { x25519Recipient } from "../../protocol/crypto/hpke_seal.ts";
@@ -29,7 +30,22 @@ import { wrapContentKey } from "../../protocol/package/format.ts";
 import { fromBase64Url, sha256, toHex } from "../../protocol/util/encoding.ts";
 import { localServerUrls } from "./local_servers.ts";
 import { catalogFileInfo, fileinfoOf } from "./fileinfo.ts";
-import { componentVersionOf } from "../../protocol/schemas.ts";
+import { BEAT_MAX_COMPONENTS, componentVersionOf } from "../../protocol/schemas.ts";
+import type { ReportLimits } from "../../protocol/catalog.ts";
+import type { Settings } from "../config.ts";
+
+/**
+ * The limits every catalog announces (issue 21): the NOC's own, so an agent fits its SecureBeat
+ * to them before sending — the request body, one application's data, and the components a beat
+ * may list (as many as a catalog may list: noc/services/catalog_engine.ts caps it).
+ */
+export function reportLimitsOf(settings: Pick<Settings, "maxBodyBytes" | "maxAppDataBytes">) {
+  return {
+    bodyBytes: settings.maxBodyBytes,
+    appDataBytes: settings.maxAppDataBytes,
+    components: BEAT_MAX_COMPONENTS,
+  } satisfies ReportLimits;
+}
 
 /** Marks every catalog stale (a release, rollout, fileinfo or key change). */
 export async function bumpCatalogEpoch(tx: Sql): Promise<void> {
@@ -91,6 +107,10 @@ async function catalogAnswer(
   const row = await deps.checkins.touchCatalog(uid, now);
   if (!row) throw new Error(`Appliance "${uid}" vanished`);
   const halfLife = (deps.settings.catalogTtlS * 1000) / 2;
+  const limits = reportLimitsOf(deps.settings);
+  // How the limits read inside the envelope (the document is a JSON string there): a cached
+  // body without them, or with other figures (the settings changed), is rebuilt.
+  const limitsText = JSON.stringify(`"limits":${JSON.stringify(limits)}`).slice(1, -1);
   // A body cached under an older ETag form (a digest prefix) is rebuilt: the binding signs the
   // ETag. So is one signed by another key (a rotation): the envelope ends with its kid.
   const current = row.catalog_body !== null && row.catalog_etag !== null &&
@@ -99,6 +119,7 @@ async function catalogAnswer(
       `","kid":"${deps.keys.kid}","signature":"`,
       row.catalog_body.length - 160,
     ) &&
+    row.catalog_body.slice(0, 1000).includes(limitsText) &&
     row.catalog_epoch === row.epoch &&
     row.catalog_expires_at !== null && row.catalog_expires_at.getTime() - now.getTime() > halfLife;
   if (current) {
@@ -115,6 +136,7 @@ async function catalogAnswer(
       channel: row.channel,
       tags: row.tags,
     });
+    if (chosen.omitted > 0) await noticeOverLimit(deps, tx, uid, chosen, now);
     const expires = new Date(now.getTime() + deps.settings.catalogTtlS * 1000);
     const fileinfo = await fileinfoOf(tx, chosen.map((c) => c.app));
     const wrapped = new Map(
@@ -179,6 +201,7 @@ async function catalogAnswer(
       issuedAt: now.toISOString(),
       expiresAt: expires.toISOString(),
       intervalS: row.interval_s,
+      limits,
       keys: await publishedKeys({ db: { ...deps.db, sql: tx }, keys: deps.keys }),
       components,
     };
@@ -190,6 +213,37 @@ async function catalogAnswer(
       where uid = ${uid}`;
     return { status: 200, etag, body };
   });
+}
+
+/**
+ * Tells the operator that appliance `uid`'s catalog would list more components than a beat can
+ * report back, so `chosen.omitted` were left out (at most one notice per appliance a day).
+ */
+async function noticeOverLimit(
+  deps: AppDeps,
+  tx: Sql,
+  uid: string,
+  chosen: { length: number; omitted: number },
+  now: Date,
+): Promise<void> {
+  deps.log.warn("catalog_over_limit", { uid, listed: chosen.length, omitted: chosen.omitted });
+  if (!(await throttleNotice(tx, `catalog_over_limit:${uid}`, now, 86400)).allowed) return;
+  const [a] = await tx<{ hostname: string }>`select hostname from appliances where uid = ${uid}`;
+  await deps.notifier.enqueue(tx, {
+    kind: "catalog_over_limit",
+    uid,
+    text:
+      `:warning: ${a?.hostname ?? uid}'s catalog would list ${
+        chosen.length + chosen.omitted
+      } components, more than the ${BEAT_MAX_COMPONENTS} a SecureBeat can report: ` +
+      `${chosen.omitted} were left out. Assign fewer components to it`,
+    payload: {
+      appliance: { uid, hostname: a?.hostname ?? null },
+      limit: BEAT_MAX_COMPONENTS,
+      components: chosen.length + chosen.omitted,
+      omitted: chosen.omitted,
+    },
+  }, now);
 }
 
 function etagMatches(header: string, etag: string): boolean {

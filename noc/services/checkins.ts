@@ -16,6 +16,7 @@ import {
 } from "../../protocol/crypto/ed25519.ts";
 import { fromBase64Url } from "../../protocol/util/encoding.ts";
 import { createNocInstance, type NocInstance } from "./noc_instance.ts";
+import type { NoticeInput, Notifier } from "./notifier.ts";
 
 /** An appliance row, as authentication needs it. */
 export interface ApplianceAuthRow {
@@ -43,6 +44,24 @@ export interface BeatWrite {
   historyGapS: number;
   address: string | null;
   agentVersion: string | null;
+  /** The agent process's instance id (issue 21 item 7), when the beat carries one. */
+  instanceId?: string | null;
+  /** The host name the appliance reports (issue 21 item 8), when the beat carries one. */
+  hostname?: string | null;
+}
+
+/** What recording a beat found. */
+export interface BeatRecorded {
+  /** The appliance was missing until this beat (its alert is resolved). */
+  wasMissing: boolean;
+  /**
+   * This beat raised an identity conflict (two devices beating under one identity): the
+   * appliance is marked and one `cloned_identity` notice was queued in the beat's transaction.
+   * False when there is none, or when the appliance was already marked.
+   */
+  newIdentityConflict: boolean;
+  /** The name the appliance had until this beat renamed it; null when it kept its name. */
+  renamedFrom: string | null;
 }
 
 /** The appliance row a catalog request reads (after archiving its time). */
@@ -71,7 +90,7 @@ export interface CheckinStore {
    * appliance's last one is less than `historyGapS` old; says whether the appliance was missing
    * until now (its alert is then resolved).
    */
-  recordBeat(beat: BeatWrite): Promise<{ wasMissing: boolean } | undefined>;
+  recordBeat(beat: BeatWrite): Promise<BeatRecorded | undefined>;
   /** Archives a catalog request's time and reads what serving it needs. */
   touchCatalog(uid: string, at: Date): Promise<CatalogTouchRow | undefined>;
   /** Ed25519 public key from its raw base64url form (imported once per key, as a `KeyObject`). */
@@ -81,6 +100,53 @@ export interface CheckinStore {
    * receive beats without a break (noc/jobs/noc_time.ts).
    */
   readonly instance: NocInstance;
+}
+
+/** A row the beat statement returns. */
+interface BeatRow {
+  uid: string;
+  was_missing: Date | null;
+  new_conflict: boolean;
+  renamed_from: string | null;
+  hostname: string;
+  model: string;
+  site: string | null;
+  identity_conflict: IdentityConflictJson | null;
+}
+
+/** An appliance's `identity_conflict` as stored (migration 025). */
+export interface IdentityConflictJson {
+  reason: "seq_not_increasing" | "alternating";
+  firstAt: string;
+  lastAt: string;
+  beats: number;
+  seq: number;
+  lastSeq: number | null;
+  instances: { instanceId: string; firstSeenAt: string | null; lastSeenAt: string | null }[];
+}
+
+/** The `cloned_identity` notice of an appliance just marked. */
+function clonedIdentityNotice(r: BeatRow): NoticeInput {
+  const c = r.identity_conflict!;
+  const ids = c.instances.map((i) => i.instanceId);
+  const why = c.reason === "seq_not_increasing"
+    ? `a beat from agent instance ${ids[ids.length - 1]} carried seq ${c.seq} after instance ` +
+      `${ids[0]} had sent seq ${c.lastSeq}`
+    : `agent instances ${ids.join(" and ")} take turns beating`;
+  return {
+    kind: "cloned_identity",
+    uid: r.uid,
+    text:
+      `:warning: One identity, two devices? ${r.hostname} (${r.model}${
+        r.site ? `, site ${r.site}` : ""
+      }): ${why}. A copied state folder (a cloned VM or golden image) makes two devices report ` +
+      "as one: re-enrol the copy with `noc-agent enroll --force` and a new token, then clear " +
+      'the mark (docs/operations.md, "Cloned identities")',
+    payload: {
+      appliance: { uid: r.uid, hostname: r.hostname, model: r.model, site: r.site },
+      identityConflict: c,
+    },
+  };
 }
 
 /**
@@ -98,7 +164,7 @@ const maxCachedKeys = 50_000;
  * The check-in store of `db`: one per NOC instance (built by `createDeps()`), so batches span
  * every route of the instance.
  */
-export function createCheckinStore(db: Db): CheckinStore {
+export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
   const keys = new Map<string, Promise<Ed25519Key>>();
   // PGlite runs one statement at a time in this thread: a second batch in flight would only wait.
   const maxInFlight = db.kind === "pglite" ? 1 : 2;
@@ -134,7 +200,7 @@ export function createCheckinStore(db: Db): CheckinStore {
     },
   });
 
-  const beats = batcher<BeatWrite, { wasMissing: boolean } | undefined>({
+  const beats = batcher<BeatWrite, BeatRecorded | undefined>({
     maxInFlight,
     key: (b) => b.uid,
     maxBatch: 200,
@@ -142,16 +208,40 @@ export function createCheckinStore(db: Db): CheckinStore {
     run: (items) =>
       db.begin(async (tx) => {
         // Rows are locked in UID order, so concurrent batches cannot deadlock.
-        const rows = await tx<{ uid: string; was_missing: Date | null }>`
+        const rows = await tx<BeatRow>`
         with input as (
-          select * from jsonb_to_recordset(${JSON.stringify(items)}::text::jsonb) as t(
+          select * from jsonb_to_recordset(${
+          JSON.stringify(items.map((b) => ({
+            ...b,
+            instanceId: b.instanceId ?? null,
+            hostname: b.hostname ?? null,
+          })))
+        }::text::jsonb) as t(
             uid uuid, "receivedAt" timestamptz, "nextDue" timestamptz, seq bigint,
             "sentAt" timestamptz, report jsonb, history jsonb, "historyGapS" double precision,
-            address text, "agentVersion" text)
+            address text, "agentVersion" text, "instanceId" uuid, hostname text)
         ),
         prev as (
-          select a.uid, a.missing_since, a.last_history_at from appliances a join input i on i.uid = a.uid
+          select a.uid, a.missing_since, a.last_history_at, a.hostname, a.identity_conflict,
+            a.instance_id, a.prev_instance_id, a.instance_since, a.last_seq, a.interval_s,
+            -- The newest report so far (a beat delayed behind it replaces nothing).
+            not coalesce(a.last_sent_at > i."sentAt", false) as newest
+          from appliances a join input i on i.uid = a.uid
           order by a.uid for update of a
+        ),
+        -- Two devices under one identity (docs/security.md, "Cloned identities"): a beat from
+        -- another agent instance whose seq does not pass the last one seen, or the instance before
+        -- the current one coming back within two intervals. A restart (a new instance, its seq
+        -- going on) is neither.
+        judged as (
+          select i.uid, coalesce(i."instanceId" is not null and p.instance_id is not null
+              and i."instanceId" <> p.instance_id and (
+                i.seq <= p.last_seq
+                or (i."instanceId" = p.prev_instance_id and p.instance_since >
+                  i."receivedAt" - make_interval(secs => 2 * p.interval_s))), false) as clash,
+            case when i.seq <= p.last_seq then 'seq_not_increasing' else 'alternating' end
+              as reason
+          from input i join prev p on p.uid = i.uid
         ),
         upd as (
           update appliances ap set last_beat_at = i."receivedAt", next_due_at = i."nextDue",
@@ -161,22 +251,50 @@ export function createCheckinStore(db: Db): CheckinStore {
             last_report = case when ap.last_sent_at > i."sentAt" then ap.last_report else i.report end,
             last_sent_at = greatest(ap.last_sent_at, i."sentAt"), last_address = i.address,
             agent_version = coalesce(i."agentVersion", ap.agent_version),
+            -- The name the appliance reports is its name; the one it replaces goes to its history.
+            hostname = case when p.newest and i.hostname is not null then i.hostname
+              else ap.hostname end,
+            hostname_history = case
+              when p.newest and i.hostname is not null and i.hostname <> ap.hostname
+              then appliance_name_history(ap.hostname_history, ap.hostname, i."receivedAt")
+              else ap.hostname_history end,
+            instance_id = coalesce(i."instanceId", ap.instance_id),
+            instance_since = case when i."instanceId" is distinct from ap.instance_id
+              and i."instanceId" is not null then i."receivedAt" else ap.instance_since end,
+            prev_instance_id = case when i."instanceId" is distinct from ap.instance_id
+              and i."instanceId" is not null then ap.instance_id else ap.prev_instance_id end,
+            identity_conflict = case
+              when not j.clash then ap.identity_conflict
+              when ap.identity_conflict is null then jsonb_build_object(
+                'reason', j.reason, 'firstAt', i."receivedAt", 'lastAt', i."receivedAt",
+                'beats', 1, 'seq', i.seq, 'lastSeq', ap.last_seq,
+                'instances', jsonb_build_array(
+                  jsonb_build_object('instanceId', ap.instance_id,
+                    'firstSeenAt', ap.instance_since, 'lastSeenAt', ap.last_beat_at),
+                  jsonb_build_object('instanceId', i."instanceId",
+                    'firstSeenAt', i."receivedAt", 'lastSeenAt', i."receivedAt")))
+              else identity_conflict_seen(ap.identity_conflict, i."instanceId", i."receivedAt")
+            end,
             -- One history row per gap at most, however often the appliance beats.
             last_history_at = case
               when p.last_history_at is null
                 or p.last_history_at <= i."receivedAt" - make_interval(secs => i."historyGapS")
               then i."receivedAt" else p.last_history_at end
-          from input i join prev p on p.uid = i.uid
+          from input i join prev p on p.uid = i.uid join judged j on j.uid = i.uid
           where ap.uid = i.uid
           returning ap.uid, p.missing_since as was_missing,
-            ap.last_history_at is distinct from p.last_history_at as keep
+            ap.last_history_at is distinct from p.last_history_at as keep,
+            j.clash and p.identity_conflict is null as new_conflict,
+            case when ap.hostname <> p.hostname then p.hostname end as renamed_from,
+            ap.hostname, ap.model, ap.site, ap.identity_conflict
         ),
         ins as (
           insert into beats (uid, received_at, seq, sent_at, report)
           select i.uid, i."receivedAt", i.seq, i."sentAt", i.history from input i
           join upd u on u.uid = i.uid where u.keep
         )
-        select uid, was_missing from upd`;
+        select uid, was_missing, new_conflict, renamed_from, hostname, model, site,
+          identity_conflict from upd`;
         // A second statement, so it sees an alert the status daemon committed while this batch
         // waited for its row locks (the first statement's snapshot predates it).
         const missing = rows.filter((r) => r.was_missing !== null).map((r) => r.uid);
@@ -192,10 +310,24 @@ export function createCheckinStore(db: Db): CheckinStore {
           }::text::jsonb) as t(uid uuid, at timestamptz)
             where al.uid = t.uid and al.kind = 'missed_heartbeat' and al.resolved_at is null`;
         }
+        // One notice per conflict, in the transaction that marked the appliance: the mark and its
+        // notice commit together, and a marked appliance raises no other until it is cleared.
+        for (const r of rows) {
+          if (r.new_conflict && notifier) {
+            const b = items.find((x) => x.uid === r.uid)!;
+            await notifier.enqueue(tx, clonedIdentityNotice(r), b.receivedAt);
+          }
+        }
         const byUid = new Map(rows.map((r) => [r.uid, r]));
         return items.map((b) => {
           const r = byUid.get(b.uid);
-          return r ? { wasMissing: r.was_missing !== null } : undefined;
+          return r
+            ? {
+              wasMissing: r.was_missing !== null,
+              newIdentityConflict: r.new_conflict,
+              renamedFrom: r.renamed_from,
+            }
+            : undefined;
         });
       }),
   });

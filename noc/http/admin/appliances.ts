@@ -37,11 +37,11 @@ async function loadAppliance(
   sql: Sql,
   uid: string,
   now: Date,
-): Promise<ApplianceRow & { last_report: unknown }> {
-  const [row] = await sql<ApplianceRow & { last_report: unknown }>`
+): Promise<ApplianceRow & { last_report: unknown; hostname_history: NameHistory }> {
+  const [row] = await sql<ApplianceRow & { last_report: unknown; hostname_history: NameHistory }>`
     select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version, a.enrolled_at,
       a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since, a.revoked_at, a.revoked_reason,
-      a.superseded_by, a.supersedes, a.last_report,
+      a.superseded_by, a.supersedes, a.last_report, a.identity_conflict, a.hostname_history,
       (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
          from maintenance_windows m
          where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
@@ -49,6 +49,26 @@ async function loadAppliance(
     from appliances a where a.uid = ${uid}`;
   if (!row) throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
   return row;
+}
+
+/** The names an appliance had before the one it reports now, newest first (migration 025). */
+type NameHistory = { hostname: string; until: string }[];
+
+/**
+ * Why an appliance may look wrong, from its last report (issue 21): the problems its agent
+ * reported with its last cycle (`state_unwritable`, `bad_signature`, ...) and what the agent left
+ * out of the report to fit the NOC's limits (`dropped`). Empty lists when none were reported.
+ */
+export function reportReasons(report: unknown): {
+  problems: { code: string; message: string; [k: string]: unknown }[];
+  dropped: string[];
+} {
+  const r = (report ?? {}) as { lastCycle?: { problems?: unknown }; dropped?: unknown };
+  const problems = Array.isArray(r.lastCycle?.problems)
+    ? (r.lastCycle.problems as { code: string; message: string }[])
+    : [];
+  const dropped = Array.isArray(r.dropped) ? (r.dropped as string[]) : [];
+  return { problems, dropped };
 }
 
 /** The appliance admin routes. */
@@ -133,6 +153,13 @@ export function applianceAdminRoutes(deps: AppDeps) {
         return c.json({
           ...applianceJson(row, now, grace),
           lastReport: row.last_report,
+          // The reasons its last report gave: the agent's problems, what it left out of the report.
+          ...reportReasons(row.last_report),
+          // The names it had before the one it reports now (newest first, at most 20).
+          hostnameHistory: row.hostname_history.map((h) => ({
+            hostname: h.hostname,
+            until: new Date(h.until).toISOString(),
+          })),
           // What its catalog lists now, and its latest install outcomes.
           catalog: catalog.map((k) => ({
             id: k.id,
@@ -236,6 +263,25 @@ export function applianceAdminRoutes(deps: AppDeps) {
         return c.json(applianceJson(row, now, grace));
       },
     )
+    .delete("/:uid/identity-conflict", validate("param", uidParam), async (c) => {
+      // An operator clears the clone mark (after re-enrolling the copy, or after judging it a
+      // restored backup): a later conflict marks the appliance, and notifies, again.
+      const { uid } = c.req.valid("param");
+      const now = deps.clock.now();
+      const row = await deps.db.begin(async (tx) => {
+        const [before] = await tx<{ identity_conflict: unknown }>`
+          select identity_conflict from appliances where uid = ${uid} for update`;
+        if (!before) throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
+        await tx`update appliances set identity_conflict = null where uid = ${uid}`;
+        return { was: before.identity_conflict, row: await loadAppliance(tx, uid, now) };
+      });
+      deps.log.info("identity_conflict_cleared", {
+        uid,
+        was: row.was !== null,
+        by: c.get("admin"),
+      });
+      return c.json(applianceJson(row.row, now, grace));
+    })
     .post(
       "/:uid/revoke",
       validate("param", uidParam),

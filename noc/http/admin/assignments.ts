@@ -8,6 +8,8 @@
  *
  * A target naming a site, model, channel, tag or appliance the NOC does not know (see
  * `targetKnown`) is refused (400 `invalid_body`, naming it) unless `allowUnknownTarget` is true.
+ * An assignment that would make more distinct components assigned fleet-wide than a SecureBeat
+ * can report back is refused (409 `too_many_components`; noc/services/component_limit.ts).
  *
  * Deleting an assignment removes that row alone, in one transaction with the catalog epoch: no
  * other table refers to it. Delivery records, install outcomes, wrapped keys and holds stay (they
@@ -46,6 +48,7 @@ import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
 import { refuseAssignmentOverRollout, rolloutRelyingOn } from "../../services/phased_rollouts.ts";
+import { refuseOverComponentLimit } from "../../services/component_limit.ts";
 
 interface AssignmentRow {
   id: number;
@@ -211,6 +214,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
           );
         }
         await refuseAssignmentOverRollout(tx, a, { type: a.target.type, value });
+        await refuseOverComponentLimit(tx, a);
         const [r] = await tx<AssignmentRow>`
           insert into assignments (kind, app, name, version, target_type, target_value, rollout_percent,
             failure_threshold_percent, min_sample, created_at, updated_at)

@@ -452,6 +452,14 @@ function adminOperations(): Operation[] {
       { params: uidParam, body: s.patchApplianceSchema },
     ),
     admin(
+      "delete",
+      "/appliances/:uid/identity-conflict",
+      "Clear an appliance's identity-conflict (clone) mark",
+      "appliances",
+      ok(r.appliance, "The appliance, its mark cleared"),
+      { params: uidParam },
+    ),
+    admin(
       "post",
       "/appliances/:uid/revoke",
       "Revoke an appliance",
@@ -648,7 +656,9 @@ function adminOperations(): Operation[] {
         responses: {
           "201": "Assigned",
           "409": "The target would take appliances from a running or paused phased rollout of " +
-            "the component (managed_by_rollout; `rolloutId` names it): cancel it first",
+            "the component (managed_by_rollout; `rolloutId` names it): cancel it first; or the " +
+            "assignment would let a catalog list more components than a SecureBeat can report " +
+            "(too_many_components; `limit` and `components` give the figures)",
         },
       },
     ),

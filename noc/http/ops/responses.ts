@@ -212,12 +212,41 @@ export const appliance = z.object({
   revokedReason: z.string().nullable(),
   supersededBy: uid.nullable().describe("Retired by a re-enrolment: the record that replaced it"),
   supersedes: z.array(uid).describe("The records this one replaced when it enrolled"),
+  identityConflict: z.object({
+    reason: z.enum(["seq_not_increasing", "alternating"])
+      .describe(
+        "A beat from another agent instance whose seq did not pass the last one seen, " +
+          "or two instances taking turns within two intervals",
+      ),
+    firstAt: time,
+    lastAt: time,
+    beats: z.number().int().describe("Conflicting beats seen since it was marked"),
+    seq: z.number().int().describe("The seq of the beat that marked it"),
+    lastSeq: z.number().int().nullable().describe("The last seq seen before that beat"),
+    instances: z.array(z.object({
+      instanceId: uid,
+      firstSeenAt: time.nullable(),
+      lastSeenAt: time.nullable(),
+    })).describe("The agent instances seen (at most 8), each with when it was seen"),
+  }).nullable().describe(
+    "Two devices beating under this identity (a copied state folder; docs/operations.md, " +
+      '"Cloned identities"), until an operator clears it; null: none',
+  ),
 });
 
 /** `GET /v1/admin/appliances/:uid`. */
 export const applianceDetail = appliance.extend({
   lastReport: z.record(z.string(), z.unknown()).nullable()
     .describe("The latest SecureBeat, as sent"),
+  problems: z.array(z.looseObject({ code: z.string(), message: z.string() }))
+    .describe(
+      "What the agent reported as going wrong in its last cycle (`lastCycle.problems` " +
+        "of the latest beat, e.g. `state_unwritable` with the path and the OS error)",
+    ),
+  dropped: z.array(z.string())
+    .describe("What the agent left out of its latest beat to fit the NOC's limits, in words"),
+  hostnameHistory: z.array(z.object({ hostname: z.string(), until: time }))
+    .describe("The names it had before the one it reports now, newest first (at most 20)"),
   catalog: z.array(
     z.object({
       id: z.number().int(),

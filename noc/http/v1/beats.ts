@@ -6,6 +6,10 @@
  * however large or frequent its reports: one last report (the body limit),
  * and at most retention ÷ gap history rows of at most a few KiB.
  *
+ * The beat's `hostname` renames the appliance (its old name goes to its name history), and its
+ * `instanceId` is checked against the previous beats' for two devices sharing one identity
+ * (noc/services/checkins.ts; docs/security.md, "Cloned identities").
+ *
  * @module
  */
 import { Hono } from "hono";
@@ -70,10 +74,24 @@ export function beatRoutes(deps: AppDeps) {
       historyGapS: Math.min(deps.settings.historyMinGapS, a.intervalS / 2),
       address: clientAddress(c, deps.settings.trustProxy),
       agentVersion: beat.agentVersion ?? null,
+      // Issue 21: the agent process (clone detection) and the name the appliance runs under.
+      instanceId: beat.instanceId ?? null,
+      hostname: beat.hostname ?? null,
     });
     if (!written) throw new ApiError(401, "unknown_key", `Appliance "${a.uid}" is not enrolled`);
     if (written.wasMissing) {
       deps.log.info("appliance_recovered", { uid: a.uid, hostname: a.hostname });
+    }
+    if (written.renamedFrom !== null) {
+      deps.log.info("appliance_renamed", {
+        uid: a.uid,
+        from: written.renamedFrom,
+        to: beat.hostname,
+      });
+    }
+    if (written.newIdentityConflict) {
+      deps.log.warn("identity_conflict", { uid: a.uid, instanceId: beat.instanceId });
+      deps.notifier.kick();
     }
     deps.metrics.inc("noc_beats_total");
     return c.json({

@@ -3,7 +3,9 @@
  * install shown as such, with the agent's message), placement and interval (editable), holds,
  * health charts, components, configuration, outcomes, alerts, the requests refused under its
  * identity, and its last report as readable facts; links between a re-imaged appliance's old and
- * new records; wake (never once revoked) and revoke (after a confirmation).
+ * new records; wake (never once revoked) and revoke (after a confirmation). Issue 21: the reasons
+ * its last report gave (agent problems, what it left out), a clone mark (two devices under one
+ * identity) with the way out and a button that clears it, and the names it had before.
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -27,9 +29,28 @@ type Outcome = z.infer<typeof componentRef> & {
   reportedAt: string;
 };
 
+/** An appliance's identity-conflict mark (issue 21 item 7), as the API gives it. */
+const identityConflictSchema = z.object({
+  reason: z.string(),
+  firstAt: z.string().nullable(),
+  lastAt: z.string().nullable(),
+  beats: z.number(),
+  seq: z.number(),
+  lastSeq: z.number().nullable(),
+  instances: z.array(z.object({
+    instanceId: z.string(),
+    firstSeenAt: z.string().nullable(),
+    lastSeenAt: z.string().nullable(),
+  })),
+});
+
 /** What the page reads of `GET /appliances/:uid` (an appliance record, then typed fields). */
 const detailSchema = applianceSchema.extend({
   lastReport: z.unknown(),
+  identityConflict: identityConflictSchema.nullish(),
+  problems: z.array(z.object({ code: z.string(), message: z.string() })).default([]),
+  dropped: z.array(z.string()).default([]),
+  hostnameHistory: z.array(z.object({ hostname: z.string(), until: z.string() })).default([]),
   catalog: z.array(componentRef),
   installOutcomes: z.array(componentRef.extend({
     outcome: z.string(),
@@ -209,6 +230,70 @@ function ReportFacts(props: { report: Report; raw: unknown }) {
   );
 }
 
+/**
+ * Two devices beat under this identity (issue 21 item 7): both agent instances with their times,
+ * the way out (re-enrol the copy), and the operator's button that clears the mark.
+ */
+function IdentityConflict(
+  props: { uid: string; c: z.infer<typeof identityConflictSchema>; ctx: PageContext },
+) {
+  const c = props.c;
+  return (
+    <div id="identity-conflict" class="flash error" role="alert">
+      <strong>One identity, two devices?</strong> {c.reason === "seq_not_increasing"
+        ? `A beat from another agent instance carried seq ${c.seq} after seq ${
+          c.lastSeq ?? "?"
+        } had been seen`
+        : "Two agent instances take turns beating"} (first <Time at={c.firstAt} />, last{" "}
+      <Time at={c.lastAt} />, {c.beats} conflicting beat{c.beats === 1 ? "" : "s"}):
+      <ul>
+        {c.instances.map((i) => (
+          <li>
+            instance <code>{i.instanceId}</code>: first seen <Time at={i.firstSeenAt} />, last seen
+            {" "}
+            <Time at={i.lastSeenAt} />
+          </li>
+        ))}
+      </ul>
+      A copied state folder (a cloned VM, a golden image) makes two devices report as one. On the
+      copy, run{" "}
+      <code>
+        noc-agent enroll --force --token &lt;new token&gt; --hostname &lt;its own name&gt;
+      </code>{" "}
+      to give it an identity of its own, then clear this mark. A state folder restored from a backup
+      raises it once too: clear it if that is what happened.
+      <form
+        method="post"
+        action={`/ui/appliances/${props.uid}/identity-conflict/clear`}
+        class="inline"
+      >
+        <Csrf ctx={props.ctx} />
+        <button type="submit">Clear the mark</button>
+      </form>
+    </div>
+  );
+}
+
+/** The reasons the last report gave: the agent's problems and what it left out of the report. */
+function ReportReasons(
+  props: { problems: { code: string; message: string }[]; dropped: string[] },
+) {
+  if (props.problems.length === 0 && props.dropped.length === 0) return null;
+  return (
+    <div id="report-reasons" class="panel">
+      <strong>Its last report says:</strong>
+      <ul>
+        {props.problems.map((p) => (
+          <li data-problem={p.code}>
+            <code>{p.code}</code>: {p.message}
+          </li>
+        ))}
+        {props.dropped.map((d) => <li data-dropped>left out of the report: {d}</li>)}
+      </ul>
+    </div>
+  );
+}
+
 /** The revoke confirmation (`GET …/revoke`, or a POST without `confirmed=yes`). */
 async function revokeConfirmation(
   c: ConsoleContext,
@@ -243,7 +328,8 @@ async function revokeConfirmation(
 /**
  * `GET /ui/appliances/:uid`; `POST …/:uid/wake`; `GET …/:uid/revoke` (the confirmation) and
  * `POST …/:uid/revoke` (form: `reason`, `confirmed=yes`); `POST …/:uid/edit` (site, channel,
- * tags, interval); `POST …/:uid/hold` (reason, app); `POST …/:uid/holds/:id/delete`.
+ * tags, interval); `POST …/:uid/hold` (reason, app); `POST …/:uid/holds/:id/delete`;
+ * `POST …/:uid/identity-conflict/clear`.
  */
 export function appliancePages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
@@ -330,6 +416,18 @@ export function appliancePages(p: PageDeps) {
             <p id="revoked" class="flash error">
               Revoked <Time at={a.revokedAt} />:{" "}
               {a.revokedReason}. Its requests are refused; it is never woken.
+            </p>
+          )}
+          {a.identityConflict && <IdentityConflict uid={a.uid} c={a.identityConflict} ctx={ctx} />}
+          <ReportReasons problems={a.problems} dropped={a.dropped} />
+          {a.hostnameHistory.length > 0 && (
+            <p id="name-history" class="muted">
+              Formerly {a.hostnameHistory.map((h, i) => (
+                <>
+                  {i > 0 ? ", " : ""}
+                  <code>{h.hostname}</code> (until <Time at={h.until} />)
+                </>
+              ))}: the name comes from the appliance's own reports.
             </p>
           )}
           {a.maintenance && (
@@ -605,6 +703,15 @@ export function appliancePages(p: PageDeps) {
       const res = await c.var.api.wake.$post({ json: { uid } });
       return res.ok
         ? back(c, `/ui/appliances/${uid}`, "Woken: it cycles now")
+        : refused(c, `/ui/appliances/${uid}`, await refusal(res));
+    })
+    .post("/appliances/:uid/identity-conflict/clear", p.signedIn, async (c) => {
+      const uid = uidOf(c);
+      const res = await c.var.api.appliances[":uid"]["identity-conflict"].$delete({
+        param: { uid },
+      });
+      return res.ok
+        ? back(c, `/ui/appliances/${uid}`, "Identity-conflict mark cleared")
         : refused(c, `/ui/appliances/${uid}`, await refusal(res));
     })
     .get("/appliances/:uid/revoke", p.signedIn, async (c) => {

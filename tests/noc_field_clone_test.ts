@@ -1,0 +1,148 @@
+// deno-lint-ignore-file no-explicit-any
+/**
+ * Issue 21 item 7, the NOC's side: one identity, two devices. Signed beats through the real
+ * route (`POST /v1/beats`) with the agent's `instanceId`: two interleaved instances raise one
+ * `cloned_identity` notice and mark the appliance (`identityConflict`), with no duplicate while
+ * it goes on; a plain restart raises nothing; a restored backup raises one; an operator clears
+ * the mark, and the re-enrolled copy beats as its own appliance.
+ */
+import assert from "node:assert/strict";
+import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
+
+async function notices(noc: TestNoc, kind: string) {
+  return await noc.deps.db.sql<{ uid: string; text: string; payload: any }>`
+    select uid, text, payload from notices where kind = ${kind} order by id`;
+}
+
+dbTest(
+  "two devices under one identity (seq 2,2,3,3,4,4) raise one notice and mark the appliance",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance({ hostname: "mx-gold-01" });
+    const one = crypto.randomUUID(), two = crypto.randomUUID();
+    await a.beat({ seq: 1, instanceId: one });
+    noc.clock.advance(30);
+    // The copy starts from the same state folder: both go on from seq 1.
+    for (const seq of [2, 3, 4]) {
+      assert.equal((await a.beat({ seq, instanceId: one })).uid, a.uid);
+      noc.clock.advance(7);
+      assert.equal((await a.beat({ seq, instanceId: two })).uid, a.uid, "still accepted");
+      noc.clock.advance(900);
+    }
+    const sent = await notices(noc, "cloned_identity");
+    assert.equal(sent.length, 1, "one notice, however long it goes on");
+    assert.equal(sent[0]!.uid, a.uid);
+    assert.match(sent[0]!.text, /mx-gold-01/);
+    assert.match(sent[0]!.text, /noc-agent enroll --force/);
+    assert.ok(sent[0]!.text.includes(one) && sent[0]!.text.includes(two), sent[0]!.text);
+
+    const got = await noc.admin("GET", `/v1/admin/appliances/${a.uid}`);
+    assert.equal(got.status, 200);
+    const c = got.body.identityConflict;
+    assert.equal(c.reason, "seq_not_increasing");
+    assert.deepEqual(c.instances.map((i: any) => i.instanceId), [one, two]);
+    for (const i of c.instances) {
+      assert.match(i.lastSeenAt, /^\d{4}-\d\d-\d\dT.*Z$/, "each instance with its times");
+    }
+    assert.equal(c.seq, 2);
+    assert.equal(c.lastSeq, 2);
+    assert.equal(c.beats, 5, "every conflicting beat after the first is counted");
+    // In the list too.
+    const list = await noc.admin("GET", `/v1/admin/appliances?q=mx-gold-01`);
+    assert.equal(list.body.items[0].identityConflict.reason, "seq_not_increasing");
+
+    // The operator clears the mark; as long as both go on, the next conflict marks it again with
+    // one more notice.
+    const cleared = await noc.admin("DELETE", `/v1/admin/appliances/${a.uid}/identity-conflict`);
+    assert.equal(cleared.status, 200, JSON.stringify(cleared.body));
+    assert.equal(cleared.body.identityConflict, null);
+    await a.beat({ seq: 5, instanceId: one });
+    noc.clock.advance(5);
+    await a.beat({ seq: 5, instanceId: two });
+    assert.equal((await notices(noc, "cloned_identity")).length, 2);
+    const missing = await noc.admin(
+      "DELETE",
+      `/v1/admin/appliances/${crypto.randomUUID()}/identity-conflict`,
+    );
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.error, "not_found");
+  },
+);
+
+dbTest(
+  "instances taking turns with increasing seqs are caught; a plain restart is not",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance();
+    const first = crypto.randomUUID(), second = crypto.randomUUID();
+    // A restart: a new instance whose seq goes on. Nothing.
+    await a.beat({ seq: 10, instanceId: first });
+    noc.clock.advance(909);
+    await a.beat({ seq: 11, instanceId: first });
+    noc.clock.advance(909);
+    await a.beat({ seq: 12, instanceId: second });
+    noc.clock.advance(909);
+    await a.beat({ seq: 13, instanceId: second });
+    assert.equal((await notices(noc, "cloned_identity")).length, 0, "a restart is no clone");
+    assert.equal(
+      (await noc.admin("GET", `/v1/admin/appliances/${a.uid}`)).body.identityConflict,
+      null,
+    );
+    // Beats without an instance id (an older agent) change nothing.
+    noc.clock.advance(909);
+    await a.beat({ seq: 14 });
+    assert.equal((await notices(noc, "cloned_identity")).length, 0);
+
+    // Two devices whose seqs happen to interleave upwards: the old instance comes back within two
+    // intervals of the switch.
+    const b = await noc.enrollAppliance();
+    const x = crypto.randomUUID(), y = crypto.randomUUID();
+    await b.beat({ seq: 20, instanceId: x });
+    noc.clock.advance(300);
+    await b.beat({ seq: 21, instanceId: y });
+    noc.clock.advance(300);
+    await b.beat({ seq: 22, instanceId: x });
+    const sent = await notices(noc, "cloned_identity");
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]!.uid, b.uid);
+    const c = (await noc.admin("GET", `/v1/admin/appliances/${b.uid}`)).body.identityConflict;
+    assert.equal(c.reason, "alternating");
+    assert.deepEqual(c.instances.map((i: any) => i.instanceId).sort(), [x, y].sort());
+  },
+);
+
+dbTest(
+  "a state folder restored from backup raises one notice, then nothing; re-enrolling the copy separates them",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance({ hostname: "mx-restored" });
+    const before = crypto.randomUUID(), after = crypto.randomUUID();
+    await a.beat({ seq: 40, instanceId: before });
+    noc.clock.advance(909);
+    // Restored from a backup taken at seq 30, and the agent restarted: one regression.
+    await a.beat({ seq: 31, instanceId: after });
+    for (const seq of [32, 33, 34]) {
+      noc.clock.advance(909);
+      await a.beat({ seq, instanceId: after });
+    }
+    const sent = await notices(noc, "cloned_identity");
+    assert.equal(sent.length, 1, "documented: a restored backup may raise one notice");
+    const c = (await noc.admin("GET", `/v1/admin/appliances/${a.uid}`)).body.identityConflict;
+    assert.equal(c.beats, 1, "one conflicting beat: a single instance since");
+
+    // The documented path for a real copy: enrol it again with a new token (as
+    // `noc-agent enroll --force` does): a new identity, the original keeps its own.
+    const copy = await noc.enrollAppliance({ hostname: "mx-restored-2" });
+    assert.notEqual(copy.uid, a.uid);
+    await copy.beat({ seq: 1, instanceId: crypto.randomUUID() });
+    assert.equal((await notices(noc, "cloned_identity")).length, 1);
+    const cleared = await noc.admin("DELETE", `/v1/admin/appliances/${a.uid}/identity-conflict`);
+    assert.equal(cleared.body.identityConflict, null);
+    noc.clock.advance(909);
+    await a.beat({ seq: 35, instanceId: after });
+    assert.equal(
+      (await noc.admin("GET", `/v1/admin/appliances/${a.uid}`)).body.identityConflict,
+      null,
+    );
+  },
+);
