@@ -28,7 +28,7 @@ export interface AgentConfig {
   noc: string | null;
   /** Model reported at enrolment. */
   model: string;
-  /** Host name reported at enrolment. */
+  /** Host name reported at enrolment and in every SecureBeat (a renamed host says so). */
   hostname: string;
   /** Mount points whose free space is reported (the root and state folder by default). */
   mounts: string[];
@@ -106,6 +106,7 @@ export const commandFlags: Record<"enroll" | "run" | "once" | "status", readonly
     "download-idle",
     "mounts",
     "allow-http-files",
+    "hostname",
   ],
   once: [
     ...commonFlags,
@@ -116,6 +117,7 @@ export const commandFlags: Record<"enroll" | "run" | "once" | "status", readonly
     "download-idle",
     "mounts",
     "allow-http-files",
+    "hostname",
   ],
   status: [...commonFlags, "json"],
 };

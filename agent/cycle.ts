@@ -12,6 +12,16 @@ import { errorJson, errorText, readTextBounded } from "../protocol/http/bounded_
 import { nameSchema } from "../protocol/schemas.ts";
 import { AgentError, describe } from "./errors.ts";
 import { collectHealth } from "./health.ts";
+import {
+  type BeatBody,
+  type BeatCycle,
+  beatHostname,
+  fitBeat,
+  INSTANCE_ID,
+  jsonBytes,
+  reportLimits,
+  smallestBeat,
+} from "./beat.ts";
 import { runPlugins } from "./plugins.ts";
 import { type InstallContext, installPackage, rollback } from "./install_package.ts";
 import { fileDestination, installFile } from "./install_file.ts";
@@ -19,6 +29,7 @@ import {
   type AgentState,
   componentKey,
   type CycleSummary,
+  freshState,
   type Identity,
   type Installed,
   type InstallReport,
@@ -72,34 +83,97 @@ export function backoffS(attempts: number, random: () => number = Math.random): 
 
 const apiTimeoutMs = 30_000;
 
-/** Runs one cycle under the state folder's lock. */
+/**
+ * The cycle state this process could not save (its state folder unwritable), by state folder:
+ * its next cycle goes on from it (the sequence number keeps rising), and the first save that
+ * works again forgets it.
+ */
+const unsaved = new Map<string, AgentState>();
+
+/** An OS error's own words (a Deno error's message, e.g. "Read-only file system (os error 30)"). */
+function osError(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.replace(/: (open|mkdir|rename|remove|write|stat|lstat)[ '"].*$/s, "");
+}
+
+/**
+ * Runs one cycle under the state folder's lock. A state folder that cannot be written (remounted
+ * read-only, a full disk, wrong owner) does not stop the cycle: it runs without the lock (or with
+ * a read-only handle's lock), on in-memory state, and its beat carries a `state_unwritable`
+ * problem naming the path and the OS error (docs/agent.md, "A state folder that cannot be written").
+ */
 export async function runCycle(ctx: CycleContext): Promise<CycleResult> {
   const paths = statePaths(ctx.config.state);
-  using lock = await Deno.open(paths.lock, { write: true, create: true, mode: 0o600 });
-  await lock.lock(true);
+  let lock: Deno.FsFile | null = null;
+  let unwritable: Problem | null = null;
   try {
-    return await cycle(ctx);
+    lock = await Deno.open(paths.lock, { write: true, create: true, mode: 0o600 });
+  } catch (e) {
+    unwritable = {
+      code: "state_unwritable",
+      message: `Cannot write ${paths.lock}: ${osError(e)}`,
+    };
+    ctx.log.error("state_unwritable", { path: paths.lock, message: osError(e) });
+    // A lock file already there still locks through a read-only handle.
+    lock = await Deno.open(paths.lock, { read: true }).catch(() => null);
+  }
+  try {
+    if (lock) {
+      await lock.lock(true).catch((e) =>
+        ctx.log.warn("lock_failed", { path: paths.lock, message: describe(e).message })
+      );
+    }
+    return await cycle(ctx, unwritable);
   } finally {
-    await lock.unlock().catch(() => {});
+    if (lock) {
+      await lock.unlock().catch(() => {});
+      lock.close();
+    }
   }
 }
 
-async function cycle(ctx: CycleContext): Promise<CycleResult> {
+async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<CycleResult> {
   const started = ctx.now();
   const paths = statePaths(ctx.config.state);
-  const problems: Problem[] = [];
-  // A damaged state file is moved aside rather than stopping every cycle from now on.
-  const orAside = async <T>(path: string, load: () => Promise<T>): Promise<T> => {
+  const problems: Problem[] = unwritable ? [unwritable] : [];
+  // A damaged state file is moved aside rather than stopping every cycle from now on; one that
+  // cannot be moved (an unwritable folder) is worked around with an empty one.
+  const orAside = async <T>(path: string, load: () => Promise<T>, empty: () => T): Promise<T> => {
     try {
       return await load();
     } catch (e) {
-      await Deno.rename(path, `${path}.damaged`).catch(() => {});
-      problems.push({ code: "state_damaged", message: `${describe(e).message}; moved aside` });
-      return await load();
+      const moved = await Deno.rename(path, `${path}.damaged`).then(() => true, () => false);
+      problems.push({
+        code: "state_damaged",
+        message: `${describe(e).message}; ${moved ? "moved aside" : "could not be moved aside"}`,
+      });
+      return await load().catch(empty);
     }
   };
-  const state = await orAside(paths.state, () => loadState(ctx.config.state));
-  let installed = await orAside(paths.catalogCur, () => loadInstalled(ctx.config.state));
+  const state = unsaved.get(ctx.config.state) ??
+    await orAside(paths.state, () => loadState(ctx.config.state), freshState);
+  let installed = await orAside(
+    paths.catalogCur,
+    () => loadInstalled(ctx.config.state),
+    () => [],
+  );
+  // Saves the cycle state; one that cannot be saved is kept in memory for this process's next
+  // cycle, and said (once a cycle) in the next beat.
+  const save = async () => {
+    try {
+      await saveState(ctx.config.state, state);
+      unsaved.delete(ctx.config.state);
+    } catch (e) {
+      unsaved.set(ctx.config.state, state);
+      if (!problems.some((p) => p.code === "state_unwritable")) {
+        problems.push({
+          code: "state_unwritable",
+          message: `Cannot write ${paths.state}: ${osError(e)}`,
+        });
+        ctx.log.error("state_unwritable", { path: paths.state, message: osError(e) });
+      }
+    }
+  };
   // Each install outcome goes to the journal (outcomes/) the moment the install ends, so an agent
   // killed later in the cycle still reports it at its next run; if the journal cannot be written
   // (a full disk), to state.json's pendingReports, saved with the state. Its reportId, drawn here,
@@ -125,7 +199,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       break;
     }
     state.pendingReports = state.pendingReports.slice(1);
-    await saveState(ctx.config.state, state).catch(() => {});
+    await save();
   }
   const done: string[] = [];
   const identity = ctx.identity;
@@ -165,10 +239,16 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
   // A program an earlier run's install started and that may still run (its agent was killed): it
   // is stopped before anything else, and what it was installing counts as not installed, so this
   // cycle installs it again over whatever it left. While one cannot be stopped, nothing is installed.
-  const leftovers = await settleLeftovers(ctx);
+  const leftovers = await settleLeftovers(ctx).catch((e) => ({
+    dropped: [] as string[],
+    blocked: true,
+    problems: [{ code: "state_damaged", message: `Running programs: ${describe(e).message}` }],
+  }));
   if (leftovers.dropped.length > 0) {
     installed = installed.filter((c) => !leftovers.dropped.includes(componentKey(c)));
-    await saveInstalled(ctx.config.state, installed);
+    await saveInstalled(ctx.config.state, installed).catch((e) =>
+      ctx.log.warn("save_failed", { path: paths.catalogCur, message: describe(e).message })
+    );
   }
   problems.push(...leftovers.problems);
 
@@ -188,9 +268,14 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       // Not a folder one can list: the mkdir below reports it.
     }
   });
-  await Deno.mkdir(paths.staging, { recursive: true, mode: 0o700 }).catch((e) =>
-    problems.push({ code: "state_unwritable", message: describe(e).message })
-  );
+  if (!unwritable) {
+    await Deno.mkdir(paths.staging, { recursive: true, mode: 0o700 }).catch((e) =>
+      problems.push({
+        code: "state_unwritable",
+        message: `Cannot write ${paths.staging}: ${osError(e)}`,
+      })
+    );
+  }
   // A new appliance's root may not exist yet (nothing installed so far): it is made here, as an
   // install would make it, so that the first beat reports its free space rather than a problem.
   // One that cannot be made is reported below, as a mount whose free space cannot be read.
@@ -236,7 +321,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       ...(problems.length ? { problems: problems.slice(0, 100) } : {}),
     };
     state.nextDueAt = nextDueAt;
-    await saveState(ctx.config.state, state);
+    await save();
     const level = outcome === "ok" ? "info" : "warn";
     ctx.log[level]("cycle_finished", {
       outcome,
@@ -298,11 +383,15 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       const unjournalled = batch.filter((b) => b.path === null).length;
       if (unjournalled > 0) {
         state.pendingReports = state.pendingReports.slice(unjournalled);
-        await saveState(ctx.config.state, state).catch(() => {});
+        await save();
       }
     }
     return sent;
   };
+
+  // The stored catalog: one that no longer verifies (a changed byte) is set aside now, so the
+  // catalog is fetched again in full this cycle (no If-None-Match); one that does gives the limits.
+  const stored = await checkStoredCatalog(ctx, state, problems);
 
   // The SecureBeat.
   const { health, skipped } = await collectHealth(ctx.config.mounts);
@@ -310,10 +399,26 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     problems.push({ code: "disk_unreadable", message: `Free space of "${m}" cannot be read` });
   }
   state.seq += 1;
-  const beat = {
+  // The limits the NOC signed into its last catalog (the stored one, checked above), else its
+  // defaults: the report is fitted to them before it goes (agent/beat.ts).
+  const limits = reportLimits(stored?.limits);
+  const lastCycle = beatCycle(state.lastCycle);
+  if (unwritable) {
+    // Said in this very beat: there may be no next cycle's state to carry it.
+    const others = (lastCycle.problems ?? []).filter((p) => p.code !== unwritable.code);
+    lastCycle.problems = [
+      ...beatCycle({ outcome: "none", problems: [unwritable] }).problems!,
+      ...others,
+    ]
+      .slice(0, 100);
+  }
+  const hostname = beatHostname(ctx.config.hostname);
+  const full: BeatBody = {
     seq: state.seq,
     sentAt: ctx.now().toISOString(),
     agentVersion,
+    instanceId: INSTANCE_ID,
+    ...(hostname ? { hostname } : {}),
     health,
     components: installed.map((c) => ({
       kind: c.kind,
@@ -321,31 +426,41 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       name: c.name,
       version: c.version,
     })),
-    lastCycle: beatCycle(state.lastCycle),
+    lastCycle,
     apps: { ...state.apps, ...init.apps },
   };
+  const { beat, dropped } = fitBeat(full, limits);
+  if (dropped.length > 0) {
+    ctx.log.warn("beat_fitted", { dropped, bytes: jsonBytes(beat), limits });
+  }
   // Set when the NOC cannot be reached: the last verified catalog, still unexpired, is worked from.
   let offline: CatalogDocument | null = null;
   try {
     let res = await call("POST", "/v1/beats", beat);
     let body = await errorJson(res);
-    if (res.status === 400) {
-      // Something in the report was refused (plug-in data, most likely): a beat without it still
-      // tells the NOC the appliance is alive, and the refusal is reported.
+    if (res.status === 400 || res.status === 413) {
+      // A refusal of size or shape (plug-in data, most likely, or a NOC whose limit is below the
+      // one it announced): the smallest valid beat still tells the NOC the appliance is alive,
+      // names what it left out, and the refusal is reported in the next beat.
+      const reason = `${res.status} ${String(body.error ?? "error")}`;
+      const said = String(body.message ?? "").slice(0, 500);
       problems.push({
         code: "beat_refused",
-        message: `The NOC refused the full report: ${String(body.message ?? "").slice(0, 500)}`,
+        message: `The NOC refused the full report (${jsonBytes(beat)} bytes): ${reason}: ${said}`,
       });
-      ctx.log.warn("beat_refused", { message: body.message });
-      for (
-        const smaller of [{ apps: {} }, {
-          apps: {},
-          lastCycle: { outcome: beat.lastCycle.outcome },
-        }]
-      ) {
-        res = await call("POST", "/v1/beats", { ...beat, ...smaller });
+      ctx.log.warn("beat_refused", { status: res.status, reason: body.error, message: said });
+      const why = `everything but the bare beat: the NOC refused the report (${reason})`;
+      for (const components of [true, false]) {
+        if (!components && beat.components.length === 0) break;
+        const smallest = smallestBeat(beat, why, { components, installed: installed.length });
+        res = await call("POST", "/v1/beats", smallest);
         body = await errorJson(res);
-        if (res.status !== 400) break;
+        ctx.log.warn("beat_smallest", {
+          status: res.status,
+          bytes: jsonBytes(smallest),
+          dropped: smallest.dropped,
+        });
+        if (res.status !== 400 && res.status !== 413) break;
       }
     }
     if (!res.ok) throw new NocError(res.status, body);
@@ -373,7 +488,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
         message: n.body.message ?? null,
       });
     }
-    offline = unreachable ? await storedCatalog(ctx, state) : null;
+    offline = unreachable && !unwritable ? await storedCatalog(ctx, state) : null;
     // Retry sooner than a whole interval, but never in a hot loop.
     if (!offline) return await finish("failed", why, 60);
     problems.push({
@@ -383,6 +498,8 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
     });
     ctx.log.warn("offline", { serial: offline.serial, expiresAt: offline.expiresAt });
   }
+  // The beat went through; nothing is fetched or installed without a state folder to keep it in.
+  if (unwritable) return await finish("failed", `State folder unwritable: ${unwritable.message}`);
 
   // Outcomes an earlier run journalled and never got acknowledged (it was killed, or the NOC was
   // down): sent now, before this cycle's installs, so they reach the NOC whatever happens next.
@@ -526,7 +643,7 @@ async function cycle(ctx: CycleContext): Promise<CycleResult> {
       ctx.log.error("install_failed", { component: label, reason: d.code, message: d.message });
       if (d.code === "write_failed") break;
     }
-    await saveState(ctx.config.state, state);
+    await save();
   }
 
   // Post plug-ins; one that reports its application unhealthy undoes this cycle's install of it.
@@ -604,6 +721,47 @@ async function storedCatalog(
   }
 }
 
+/**
+ * Checks the stored catalog on its own (signature, appliance, shape; not its age or serial, which
+ * the fetch checks): one that does not verify — a byte changed on disk — is set aside as
+ * `catalog.json.damaged` with a `state_damaged` problem, and its ETag forgotten, so this cycle
+ * fetches the catalog again without `If-None-Match` instead of re-reading the damaged copy after a
+ * 304. Returns the stored catalog when it verifies (its `limits` fit the beat), else null.
+ */
+async function checkStoredCatalog(
+  ctx: CycleContext,
+  state: AgentState,
+  problems: Problem[],
+): Promise<CatalogDocument | null> {
+  const path = statePaths(ctx.config.state).catalog;
+  const body = await Deno.readTextFile(path).catch(() => null);
+  if (body === null) return null;
+  try {
+    return await verifyCatalog(body, {
+      pinned: ctx.identity.pinnedKeys,
+      uid: ctx.identity.uid,
+      lastSerial: 0,
+      now: new Date(0),
+    });
+  } catch (e) {
+    const d = describe(e);
+    const aside = `${path}.damaged`;
+    const moved = await Deno.rename(path, aside).then(() => true, (e) => {
+      ctx.log.warn("cleanup_failed", { path, message: describe(e).message });
+      return false;
+    });
+    state.etag = null;
+    problems.push({
+      code: "state_damaged",
+      message: `The stored catalog ${path} does not verify (${d.code}: ${d.message}); ` +
+        (moved ? `moved aside to ${aside}` : "it could not be moved aside") +
+        ", and the catalog is fetched again in full",
+    });
+    ctx.log.warn("stored_catalog_damaged", { path, reason: d.code, message: d.message, moved });
+    return null;
+  }
+}
+
 class RolledBack extends Error {}
 
 /** Text the NOC stores: no NUL, no lone surrogate (a cut can split a pair), at most `max` characters. */
@@ -626,8 +784,9 @@ async function stillThere(ctx: CycleContext, entry: CatalogEntry): Promise<boole
 }
 
 /** The last cycle in the shape the NOC accepts. */
-function beatCycle(c: CycleSummary) {
-  const nameOk = (s: string | undefined) => s !== undefined && nameSchema.safeParse(s).success;
+function beatCycle(c: CycleSummary): BeatCycle {
+  const nameOk = (s: string | undefined): s is string =>
+    s !== undefined && nameSchema.safeParse(s).success;
   return {
     outcome: c.outcome,
     ...(c.startedAt ? { startedAt: c.startedAt } : {}),

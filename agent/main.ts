@@ -18,6 +18,7 @@ import { enrollAgent } from "./enroll.ts";
 import { agentFetch } from "./http.ts";
 import { requireIdentity, runCycle } from "./cycle.ts";
 import { runLoop } from "./run.ts";
+import { INSTANCE_ID } from "./beat.ts";
 import { agentLog } from "./log.ts";
 import { AgentError } from "./errors.ts";
 import { loadIdentity, loadInstalled, loadState } from "./state.ts";
@@ -70,7 +71,8 @@ admin wakes this appliance. Stops between cycles on SIGINT or SIGTERM.
   --health-timeout <s>    per package health check (NOC_AGENT_HEALTH_TIMEOUT_S; default 60)
   --download-idle <s>     abandon a download silent this long (NOC_AGENT_DOWNLOAD_IDLE_S; default 60)
   --mounts <a,b>          mounts whose free space is reported (NOC_AGENT_MOUNTS; default root and state)
-  --allow-http-files      accept files over plain HTTP (development only; NOC_AGENT_ALLOW_HTTP_FILES)${common}`,
+  --allow-http-files      accept files over plain HTTP (development only; NOC_AGENT_ALLOW_HTTP_FILES)
+  --hostname <name>       host name reported in every beat (NOC_AGENT_HOSTNAME; default this host's)${common}`,
   once: `Usage: noc-agent once [flags]
 
 Runs one cycle and exits: 0 when everything is installed, 2 when some
@@ -187,6 +189,8 @@ async function cycleCommand(config: AgentConfig, command: "once" | "run"): Promi
     uid: identity.uid,
     noc: config.noc ?? identity.noc,
     version: agentVersion,
+    instanceId: INSTANCE_ID,
+    hostname: config.hostname,
   });
   await runLoop(ctx, stop.signal);
   return 0;

@@ -191,7 +191,12 @@ export function saveInstalled(state: string, components: Installed[]): Promise<v
 
 /** Reads the cycle state, or a fresh one. */
 export async function loadState(state: string): Promise<AgentState> {
-  return (await load(statePaths(state).state, stateSchema)) ?? {
+  return (await load(statePaths(state).state, stateSchema)) ?? freshState();
+}
+
+/** The cycle state of an agent that has run no cycle. */
+export function freshState(): AgentState {
+  return {
     format: "noc-agent-state/1",
     seq: 0,
     intervalS: defaultIntervalS,

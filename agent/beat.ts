@@ -1,0 +1,264 @@
+/**
+ * The SecureBeat's shape and size (issue 21): the agent fits its report to the
+ * NOC's limits before sending it, and after a refusal of size or shape (400,
+ * 413) sends the smallest valid beat. Whatever it leaves out is named in the
+ * beat's `dropped` (docs/agent.md, "When the report outgrows the NOC's
+ * limits").
+ *
+ * Also the two fields that say which device beats: `instanceId`, drawn once per
+ * agent process (never kept in the state folder, so a copied folder does not
+ * copy it), and `hostname`.
+ *
+ * @module
+ */
+import { DEFAULT_REPORT_LIMITS, type ReportLimits } from "../protocol/catalog.ts";
+import { BEAT_MAX_COMPONENTS, BEAT_MAX_DROPPED, hostnameSchema } from "../protocol/schemas.ts";
+import type { Health } from "./health.ts";
+
+/**
+ * This agent process's instance id: a random UUID drawn when the process starts (the module is
+ * loaded once per process), sent in every beat. Two devices running one identity (a copied state
+ * folder, a cloned VM) beat with two of them, which the NOC notices.
+ */
+export const INSTANCE_ID: string = crypto.randomUUID();
+
+/** The most applications a beat's `apps` may hold (the NOC's schema). */
+export const BEAT_MAX_APPS = 64;
+
+/** One component as a beat lists it. */
+export interface BeatComponent {
+  kind: "package" | "file";
+  app: string;
+  name: string;
+  version: string;
+}
+
+/** One problem as a beat's `lastCycle` carries it. */
+export interface BeatProblem {
+  code: string;
+  message: string;
+  kind?: "package" | "file" | "catalog" | "plugin";
+  app?: string;
+  name?: string;
+  version?: string;
+}
+
+/** A beat's `lastCycle`. */
+export interface BeatCycle {
+  outcome: "none" | "ok" | "partial" | "failed";
+  startedAt?: string;
+  finishedAt?: string;
+  message?: string;
+  problems?: BeatProblem[];
+}
+
+/** `POST /v1/beats`, as the agent builds it. */
+export interface BeatBody {
+  seq: number;
+  sentAt: string;
+  agentVersion: string;
+  instanceId?: string;
+  hostname?: string;
+  dropped?: string[];
+  health: Health;
+  components: BeatComponent[];
+  lastCycle: BeatCycle;
+  apps: Record<string, Record<string, unknown>>;
+}
+
+/** A host name the beat may carry, or undefined (one the NOC's schema would refuse is left out). */
+export function beatHostname(hostname: string | undefined): string | undefined {
+  return hostname !== undefined && hostnameSchema.safeParse(hostname).success
+    ? hostname
+    : undefined;
+}
+
+/**
+ * The limits a report is fitted to: the signed catalog's (sane ones only), else
+ * {@link DEFAULT_REPORT_LIMITS}. Never more components than the protocol allows.
+ */
+export function reportLimits(limits: Partial<ReportLimits> | undefined | null): ReportLimits {
+  const ok = (n: unknown, min: number): n is number =>
+    typeof n === "number" && Number.isSafeInteger(n) && n >= min;
+  const l = limits ?? {};
+  return {
+    bodyBytes: ok(l.bodyBytes, 1024) ? l.bodyBytes : DEFAULT_REPORT_LIMITS.bodyBytes,
+    appDataBytes: ok(l.appDataBytes, 1) ? l.appDataBytes : DEFAULT_REPORT_LIMITS.appDataBytes,
+    components: Math.min(
+      BEAT_MAX_COMPONENTS,
+      ok(l.components, 1) ? l.components : DEFAULT_REPORT_LIMITS.components,
+    ),
+  };
+}
+
+const encoder = new TextEncoder();
+
+/** Bytes of `value`'s JSON (what the request body holds). */
+export function jsonBytes(value: unknown): number {
+  return encoder.encode(JSON.stringify(value)).length;
+}
+
+const count = (n: number) => n.toLocaleString("en-US");
+
+/** The `dropped` line for a component list cut short. */
+export function componentsDropped(installed: number, listed: number): string {
+  return `components: ${count(installed)} installed, ${count(listed)} listed`;
+}
+
+/** At most {@link BEAT_MAX_DROPPED} lines of at most 200 characters; the last says how many more. */
+export function cappedDropped(lines: readonly string[]): string[] {
+  const cut = lines.map((l) => l.slice(0, 200));
+  if (cut.length <= BEAT_MAX_DROPPED) return cut;
+  const kept = cut.slice(0, BEAT_MAX_DROPPED - 1);
+  return [...kept, `and ${count(cut.length - kept.length)} more`];
+}
+
+function withDropped(beat: BeatBody, dropped: readonly string[]): BeatBody {
+  const { dropped: _, ...rest } = beat;
+  return dropped.length === 0 ? rest : { ...rest, dropped: cappedDropped(dropped) };
+}
+
+/** The most components of `beat` that fit `bodyBytes` along with the rest (0 when none do). */
+function componentsThatFit(beat: BeatBody, dropped: readonly string[], bodyBytes: number): number {
+  const total = beat.components.length;
+  const size = (n: number) =>
+    jsonBytes(withDropped({ ...beat, components: beat.components.slice(0, n) }, [
+      ...dropped,
+      componentsDropped(total, n),
+    ]));
+  let lo = 0;
+  let hi = total;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (size(mid) <= bodyBytes) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/**
+ * Fits `beat` to `limits`, in this order, naming each cut in `dropped`:
+ *
+ * 1. components past `limits.components` (`components: N installed, M listed`);
+ * 2. an application's data over `limits.appDataBytes` (`apps.<name> (N bytes, over M)`), and
+ *    applications past the 64th (by name);
+ * 3. while the JSON body is over `limits.bodyBytes`: the largest application's data, one by one;
+ * 4. then the last cycle's problem messages (cut to 200 characters), its message, all problems
+ *    but the first 10, then all of them;
+ * 5. last, components from the end of the list.
+ *
+ * The result fits the NOC's size limits (its JSON is at most `limits.bodyBytes` unless even the
+ * bare beat is larger). Data of the wrong shape (too deep, NUL characters) is not looked for
+ * here: the NOC's 400 says so, and the agent then sends {@link smallestBeat}.
+ */
+export function fitBeat(
+  input: BeatBody,
+  limits: ReportLimits,
+): { beat: BeatBody; dropped: string[] } {
+  const dropped = [...input.dropped ?? []];
+  let beat: BeatBody = { ...input, apps: { ...input.apps } };
+  delete beat.dropped;
+
+  const installed = beat.components.length;
+  if (installed > limits.components) {
+    beat.components = beat.components.slice(0, limits.components);
+    dropped.push(componentsDropped(installed, limits.components));
+  }
+
+  const sizes = new Map<string, number>();
+  for (const [app, data] of Object.entries(beat.apps)) {
+    const bytes = jsonBytes(data);
+    if (bytes > limits.appDataBytes) {
+      delete beat.apps[app];
+      dropped.push(`apps.${app} (${count(bytes)} bytes, over ${count(limits.appDataBytes)})`);
+    } else {
+      sizes.set(app, bytes);
+    }
+  }
+  const names = [...sizes.keys()].sort();
+  for (const app of names.slice(BEAT_MAX_APPS)) {
+    delete beat.apps[app];
+    sizes.delete(app);
+    dropped.push(`apps.${app} (${count(jsonBytes(input.apps[app]))} bytes; over 64 applications)`);
+  }
+
+  const fits = () => jsonBytes(withDropped(beat, dropped)) <= limits.bodyBytes;
+  // Largest first; equal sizes by name, so the same input always drops the same applications.
+  const bySize = [...sizes.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  for (const [app, bytes] of bySize) {
+    if (fits()) break;
+    delete beat.apps[app];
+    dropped.push(`apps.${app} (${count(bytes)} bytes)`);
+  }
+
+  const problems = beat.lastCycle.problems ?? [];
+  if (!fits() && problems.some((p) => p.message.length > 200)) {
+    beat = {
+      ...beat,
+      lastCycle: {
+        ...beat.lastCycle,
+        problems: problems.map((p) => ({ ...p, message: p.message.slice(0, 200) })),
+      },
+    };
+    dropped.push("lastCycle.problems: messages cut to 200 characters");
+  }
+  if (!fits() && beat.lastCycle.message !== undefined) {
+    const { message: _, ...rest } = beat.lastCycle;
+    beat = { ...beat, lastCycle: rest };
+    dropped.push("lastCycle.message");
+  }
+  if (!fits() && problems.length > 10) {
+    beat = {
+      ...beat,
+      lastCycle: { ...beat.lastCycle, problems: beat.lastCycle.problems!.slice(0, 10) },
+    };
+    dropped.push(`lastCycle.problems: ${count(problems.length)} reported, 10 kept`);
+  }
+  if (!fits() && problems.length > 0) {
+    const { problems: _, ...rest } = beat.lastCycle;
+    beat = { ...beat, lastCycle: rest };
+    dropped.push(`lastCycle.problems: ${count(problems.length)} reported, none kept`);
+  }
+  if (!fits() && beat.components.length > 0) {
+    const without = dropped.filter((d) => !d.startsWith("components: "));
+    const n = componentsThatFit(beat, without, limits.bodyBytes);
+    beat = { ...beat, components: beat.components.slice(0, n) };
+    dropped.splice(0, dropped.length, ...without, componentsDropped(installed, n));
+  }
+  const capped = cappedDropped(dropped);
+  return { beat: withDropped(beat, capped), dropped: capped };
+}
+
+/**
+ * The smallest valid beat after a refusal of size or shape: no application data, the last cycle
+ * as its outcome alone, and — when `components` is false — no components either. `dropped` names
+ * everything left out, and why.
+ */
+export function smallestBeat(
+  fitted: BeatBody,
+  why: string,
+  options: { components: boolean; installed: number },
+): BeatBody {
+  const dropped = [why, ...fitted.dropped ?? []];
+  const apps = Object.keys(fitted.apps);
+  if (apps.length > 0) {
+    dropped.push(`apps: all ${count(apps.length)} (${apps.join(", ")})`.slice(0, 200));
+  }
+  const c = fitted.lastCycle;
+  if (c.message !== undefined || c.problems?.length || c.startedAt || c.finishedAt) {
+    dropped.push(`lastCycle: all but its outcome (${c.problems?.length ?? 0} problems)`);
+  }
+  let components = fitted.components;
+  if (!options.components && components.length > 0) {
+    const without = dropped.filter((d) => !d.startsWith("components: "));
+    dropped.splice(0, dropped.length, ...without, componentsDropped(options.installed, 0));
+    components = [];
+  }
+  return {
+    ...fitted,
+    apps: {},
+    components,
+    lastCycle: { outcome: c.outcome },
+    dropped: cappedDropped(dropped),
+  };
+}
