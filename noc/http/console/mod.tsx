@@ -78,6 +78,11 @@ export const consoleOperations: Operation[] = (() => {
     op("post", "/appliances/:uid/edit", "Change an appliance's site, channel, tags, interval"),
     op("post", "/appliances/:uid/hold", "Hold an appliance (or one application of it)"),
     op("post", "/appliances/:uid/holds/:id/delete", "Release one of its holds"),
+    op(
+      "post",
+      "/appliances/:uid/identity-conflict/clear",
+      "Clear an appliance's identity-conflict (clone) mark",
+    ),
     op("get", "/alerts", "Alerts, open or resolved"),
     op("post", "/alerts/:id/ack", "Acknowledge an alert"),
     op("post", "/alerts/ack", "Acknowledge the selected alerts, or all the filter selects"),
