@@ -398,18 +398,19 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
   for (const m of skipped) {
     problems.push({ code: "disk_unreadable", message: `Free space of "${m}" cannot be read` });
   }
+  // The sequence number is saved before the beat goes: an agent killed after sending it never
+  // sends the same number again (which the NOC would take for a copied state folder).
   state.seq += 1;
+  await save();
   // The limits the NOC signed into its last catalog (the stored one, checked above), else its
   // defaults: the report is fitted to them before it goes (agent/beat.ts).
   const limits = reportLimits(stored?.limits);
   const lastCycle = beatCycle(state.lastCycle);
-  if (unwritable) {
+  const urgent = problems.filter((p) => p.code === "state_unwritable");
+  if (urgent.length > 0) {
     // Said in this very beat: there may be no next cycle's state to carry it.
-    const others = (lastCycle.problems ?? []).filter((p) => p.code !== unwritable.code);
-    lastCycle.problems = [
-      ...beatCycle({ outcome: "none", problems: [unwritable] }).problems!,
-      ...others,
-    ]
+    const others = (lastCycle.problems ?? []).filter((p) => p.code !== "state_unwritable");
+    lastCycle.problems = [...beatCycle({ outcome: "none", problems: urgent }).problems!, ...others]
       .slice(0, 100);
   }
   const hostname = beatHostname(ctx.config.hostname);
@@ -753,7 +754,7 @@ async function checkStoredCatalog(
     state.etag = null;
     problems.push({
       code: "state_damaged",
-      message: `The stored catalog ${path} does not verify (${d.code}: ${d.message}); ` +
+      message: `The stored catalog ${path} does not verify (${d.message}); ` +
         (moved ? `moved aside to ${aside}` : "it could not be moved aside") +
         ", and the catalog is fetched again in full",
     });
