@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { dbTest, type TestNoc, testNoc } from "./_harness.ts";
+import { signIn } from "./_console.ts";
 
 async function notices(noc: TestNoc, kind: string) {
   return await noc.deps.db.sql<{ uid: string; text: string; payload: any }>`
@@ -51,6 +52,13 @@ dbTest(
     const list = await noc.admin("GET", `/v1/admin/appliances?q=mx-gold-01`);
     assert.equal(list.body.items[0].identityConflict.reason, "seq_not_increasing");
 
+    // The console's appliance page shows it, with both instances and the way out.
+    const ui = await signIn(noc);
+    const page = await (await ui.get(`/ui/appliances/${a.uid}`)).text();
+    assert.match(page, /id="identity-conflict"/);
+    assert.ok(page.includes(one) && page.includes(two));
+    assert.match(page, /noc-agent enroll --force/);
+
     // The operator clears the mark; as long as both go on, the next conflict marks it again with
     // one more notice.
     const cleared = await noc.admin("DELETE", `/v1/admin/appliances/${a.uid}/identity-conflict`);
@@ -60,6 +68,18 @@ dbTest(
     noc.clock.advance(5);
     await a.beat({ seq: 5, instanceId: two });
     assert.equal((await notices(noc, "cloned_identity")).length, 2);
+    // Cleared from the console this time.
+    assert.match(
+      await ui.post(`/ui/appliances/${a.uid}/identity-conflict/clear`),
+      /Identity-conflict mark cleared/,
+    );
+    const after = await (await ui.get(`/ui/appliances/${a.uid}`)).text();
+    assert.doesNotMatch(after, /id="identity-conflict"/);
+    noc.clock.advance(900);
+    await a.beat({ seq: 6, instanceId: one });
+    noc.clock.advance(5);
+    await a.beat({ seq: 6, instanceId: two });
+    assert.equal((await notices(noc, "cloned_identity")).length, 3);
     const missing = await noc.admin(
       "DELETE",
       `/v1/admin/appliances/${crypto.randomUUID()}/identity-conflict`,
