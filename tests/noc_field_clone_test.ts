@@ -58,6 +58,8 @@ dbTest(
     assert.match(page, /id="identity-conflict"/);
     assert.ok(page.includes(one) && page.includes(two));
     assert.match(page, /noc-agent enroll --force/);
+    const listed = await (await ui.get("/ui/appliances?q=mx-gold-01")).text();
+    assert.match(listed, /data-identity-conflict/, "marked in the fleet list too");
 
     // The operator clears the mark; as long as both go on, the next conflict marks it again with
     // one more notice.

@@ -39,6 +39,8 @@ export const applianceSchema = z.object({
   supersededBy: z.string().nullish(),
   /** The records this one replaced (re-enrolments), oldest first. */
   supersedes: z.array(z.string()).nullish(),
+  /** Two devices seen beating under this identity (issue 21): shown as a mark in the list. */
+  identityConflict: z.object({ reason: z.string() }).nullish(),
 });
 
 const listSchema = z.object({
@@ -384,6 +386,18 @@ export function applianceListPage(p: PageDeps) {
                       </td>
                       <td>
                         <a href={`/ui/appliances/${a.uid}`}>{a.hostname}</a>
+                        {a.identityConflict && (
+                          <>
+                            {" "}
+                            <span
+                              class="state missing"
+                              data-identity-conflict
+                              title="Two devices beat under this identity: see its page"
+                            >
+                              clone?
+                            </span>
+                          </>
+                        )}
                       </td>
                       <td>
                         <State state={a.state} />
