@@ -110,9 +110,22 @@ dbTest(
       (await noc.admin("GET", `/v1/admin/appliances/${a.uid}`)).body.identityConflict,
       null,
     );
-    // Beats without an instance id (an older agent) change nothing.
+    // The old instance's last beat, delayed past its successor's first, is no clone either.
+    const third = crypto.randomUUID();
     noc.clock.advance(909);
-    await a.beat({ seq: 14 });
+    await a.beat({ seq: 15, instanceId: third });
+    await a.beat({
+      seq: 14,
+      instanceId: second,
+      sentAt: new Date(noc.clock.now().getTime() - 30_000).toISOString(),
+    });
+    assert.equal((await notices(noc, "cloned_identity")).length, 0, "a delayed beat is no clone");
+    // Beats without an instance id (an older agent) change nothing.
+    noc.clock.advance(300);
+    await a.beat({ seq: 16, instanceId: third });
+    assert.equal((await notices(noc, "cloned_identity")).length, 0, "nor is its successor's next");
+    noc.clock.advance(909);
+    await a.beat({ seq: 17 });
     assert.equal((await notices(noc, "cloned_identity")).length, 0);
 
     // Two devices whose seqs happen to interleave upwards: the old instance comes back within two

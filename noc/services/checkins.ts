@@ -229,13 +229,14 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
           from appliances a join input i on i.uid = a.uid
           order by a.uid for update of a
         ),
-        -- Two devices under one identity (docs/security.md, "Cloned identities"): a beat from
+        -- Two devices under one identity (docs/protocol.md, "Cloned identities"): a beat from
         -- another agent instance whose seq does not pass the last one seen, or the instance before
         -- the current one coming back within two intervals. A restart (a new instance, its seq
-        -- going on) is neither.
+        -- going on) is neither, nor is a beat delayed behind a newer one (the old instance's last
+        -- beat arriving after its successor's first).
         judged as (
           select i.uid, coalesce(i."instanceId" is not null and p.instance_id is not null
-              and i."instanceId" <> p.instance_id and (
+              and i."instanceId" <> p.instance_id and p.newest and (
                 i.seq <= p.last_seq
                 or (i."instanceId" = p.prev_instance_id and p.instance_since >
                   i."receivedAt" - make_interval(secs => 2 * p.interval_s))), false) as clash,
@@ -258,10 +259,12 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
               when p.newest and i.hostname is not null and i.hostname <> ap.hostname
               then appliance_name_history(ap.hostname_history, ap.hostname, i."receivedAt")
               else ap.hostname_history end,
-            instance_id = coalesce(i."instanceId", ap.instance_id),
-            instance_since = case when i."instanceId" is distinct from ap.instance_id
+            -- The instance of the newest report (a delayed beat's instance is not the current one).
+            instance_id = case when p.newest then coalesce(i."instanceId", ap.instance_id)
+              else ap.instance_id end,
+            instance_since = case when p.newest and i."instanceId" is distinct from ap.instance_id
               and i."instanceId" is not null then i."receivedAt" else ap.instance_since end,
-            prev_instance_id = case when i."instanceId" is distinct from ap.instance_id
+            prev_instance_id = case when p.newest and i."instanceId" is distinct from ap.instance_id
               and i."instanceId" is not null then ap.instance_id else ap.prev_instance_id end,
             identity_conflict = case
               when not j.clash then ap.identity_conflict
