@@ -4,7 +4,8 @@
  * case is refused (review20_attack_rollback_test.ts: DELETE → 409 `managed_by_rollout`), but the
  * assignment routes' check (`refuseManaged` → `rolloutRelyingOn`) takes no lock, while
  * `createRollout`'s coverage check reads the assignment without locking it either: both commit,
- * and a failed phase rolls back to nothing. PostgreSQL only (two connections).
+ * and a failed phase rolls back to nothing. Likewise appliance moves (PATCH, bulk) against a
+ * rollout being created. PostgreSQL only (two connections).
  */
 import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
@@ -150,6 +151,56 @@ dbTest(
         `to site s9 committed too; members whose catalog gives them app/pkg 1 (the site s9 ` +
         `assignment wins) instead of the release: ${stuck.length}, versions ` +
         `${JSON.stringify(versions)}`,
+    );
+  },
+  { instances: 2 },
+);
+
+// REAL FAULT (review 20b): the same through the real routes, with no step simulated: a bulk move
+// (POST /v1/admin/appliances/bulk, a plain UPDATE that does not wait on the rollout's uncommitted
+// member rows) while a rollout is created. Both commit; the members never get the release.
+dbTest(
+  "review20b: a bulk move under a more specific assignment while a rollout is created cannot both commit",
+  async ({ db, another }) => {
+    const { noc, uids } = await fleet(db, 8, [assigned(ref("1"), "site", "s9")], {
+      site: () => "s0",
+      components: [ref("1"), ref("2")],
+    });
+    const holder = another();
+    let release!: () => void;
+    const held = new Promise<void>((r) => release = r);
+    let locked!: (pid: number) => void;
+    const isLocked = new Promise<number>((r) => locked = r);
+    // A third session holds the catalog epoch row for a moment (as any concurrent admin write
+    // does): the rollout's transaction, checks made and members added, waits at its epoch bump.
+    const holding = holder.begin(async (tx) => {
+      const [me] = await tx<{ pid: number }>`select pg_backend_pid() as pid`;
+      await tx`select epoch from catalog_epoch for update`;
+      locked(me!.pid);
+      await held;
+    });
+    const holderPid = await isLocked;
+    const creating = createRollout(noc.deps, plan([{ count: 8, soakS: 0 }]), "alice")
+      .then((r) => r.id, (e: unknown) => e as Error);
+    await blockedBy(db, [holderPid]);
+    const moved = await noc.admin("POST", "/v1/admin/appliances/bulk", {
+      uids,
+      action: { type: "move", site: "s9" },
+    });
+    release();
+    await holding;
+    const id = await creating;
+    if (typeof id !== "number" || moved.status !== 200) return; // one was refused: fine
+    const versions = await Promise.all(uids.map((u) => catalogVersion(noc, u)));
+    const members = await db.sql<{ uid: string }>`
+      select uid from rollout_members where rollout_id = ${id}`;
+    const stuck = members.filter((m) => versions[uids.indexOf(m.uid)] !== "2");
+    assert.deepEqual(
+      stuck.map((m) => m.uid),
+      [],
+      `rollout ${id} committed with ${members.length} members, and the bulk move of all ` +
+        `${uids.length} to site s9 answered ${moved.status} ${JSON.stringify(moved.body)}; ` +
+        `members whose catalog gives them app/pkg 1 instead of the release: ${stuck.length}`,
     );
   },
   { instances: 2 },
