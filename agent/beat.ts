@@ -230,14 +230,20 @@ export function fitBeat(
 }
 
 /**
- * The smallest valid beat after a refusal of size or shape: no application data, the last cycle
- * as its outcome alone, and — when `components` is false — no components either. `dropped` names
- * everything left out, and why.
+ * The steps of {@link smallestBeat}, smallest last: `reasons` keeps the last cycle's outcome, times
+ * and first 10 problems (messages cut to 200 characters) so the reason still reaches the NOC;
+ * `outcome` keeps its outcome alone; `bare` lists no components either.
+ */
+export const SMALLEST_STEPS = ["reasons", "outcome", "bare"] as const;
+
+/**
+ * A small valid beat after a refusal of size or shape (400, 413): no application data, and the
+ * last cycle cut down as `step` says. `dropped` names everything left out, and why, first.
  */
 export function smallestBeat(
   fitted: BeatBody,
   why: string,
-  options: { components: boolean; installed: number },
+  options: { step: (typeof SMALLEST_STEPS)[number]; installed: number },
 ): BeatBody {
   const dropped = [why, ...fitted.dropped ?? []];
   const apps = Object.keys(fitted.apps);
@@ -245,20 +251,40 @@ export function smallestBeat(
     dropped.push(`apps: all ${count(apps.length)} (${apps.join(", ")})`.slice(0, 200));
   }
   const c = fitted.lastCycle;
-  if (c.message !== undefined || c.problems?.length || c.startedAt || c.finishedAt) {
-    dropped.push(`lastCycle: all but its outcome (${c.problems?.length ?? 0} problems)`);
+  const problems = c.problems ?? [];
+  let lastCycle: BeatCycle;
+  if (options.step === "reasons") {
+    lastCycle = {
+      outcome: c.outcome,
+      ...(c.startedAt ? { startedAt: c.startedAt } : {}),
+      ...(c.finishedAt ? { finishedAt: c.finishedAt } : {}),
+      ...(c.message !== undefined ? { message: c.message.slice(0, 200) } : {}),
+      ...(problems.length > 0
+        ? {
+          problems: problems.slice(0, 10).map((p) => ({ ...p, message: p.message.slice(0, 200) })),
+        }
+        : {}),
+    };
+    if (problems.length > 10) {
+      dropped.push(`lastCycle.problems: ${count(problems.length)} reported, 10 kept`);
+    }
+    if (
+      problems.some((p) => p.message.length > 200) ||
+      (c.message !== undefined && c.message.length > 200)
+    ) {
+      dropped.push("lastCycle: messages cut to 200 characters");
+    }
+  } else {
+    lastCycle = { outcome: c.outcome };
+    if (c.message !== undefined || problems.length > 0 || c.startedAt || c.finishedAt) {
+      dropped.push(`lastCycle: all but its outcome (${count(problems.length)} problems)`);
+    }
   }
   let components = fitted.components;
-  if (!options.components && components.length > 0) {
+  if (options.step === "bare" && components.length > 0) {
     const without = dropped.filter((d) => !d.startsWith("components: "));
     dropped.splice(0, dropped.length, ...without, componentsDropped(options.installed, 0));
     components = [];
   }
-  return {
-    ...fitted,
-    apps: {},
-    components,
-    lastCycle: { outcome: c.outcome },
-    dropped: cappedDropped(dropped),
-  };
+  return { ...fitted, apps: {}, components, lastCycle, dropped: cappedDropped(dropped) };
 }

@@ -20,6 +20,7 @@ import {
   INSTANCE_ID,
   jsonBytes,
   reportLimits,
+  SMALLEST_STEPS,
   smallestBeat,
 } from "./beat.ts";
 import { runPlugins } from "./plugins.ts";
@@ -451,13 +452,15 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
       });
       ctx.log.warn("beat_refused", { status: res.status, reason: body.error, message: said });
       const why = `everything but the bare beat: the NOC refused the report (${reason})`;
-      for (const components of [true, false]) {
-        if (!components && beat.components.length === 0) break;
-        const smallest = smallestBeat(beat, why, { components, installed: installed.length });
+      // Smaller and smaller: the reasons kept first, then the outcome alone, then no components.
+      for (const step of SMALLEST_STEPS) {
+        if (step === "bare" && beat.components.length === 0) break;
+        const smallest = smallestBeat(beat, why, { step, installed: installed.length });
         res = await call("POST", "/v1/beats", smallest);
         body = await errorJson(res);
         ctx.log.warn("beat_smallest", {
           status: res.status,
+          step,
           bytes: jsonBytes(smallest),
           dropped: smallest.dropped,
         });

@@ -92,23 +92,43 @@ Deno.test("fitBeat: components past the limit, then problems, then components to
   );
 });
 
-Deno.test("smallestBeat: no apps, the outcome alone, and says why", () => {
+Deno.test("smallestBeat: no apps; the reasons kept, then the outcome alone, then no components", () => {
+  const problems = Array.from(
+    { length: 12 },
+    (_, i) => ({ code: `p${i}`, message: "m".repeat(900) }),
+  );
+  const components = [{ kind: "file" as const, app: "demo", name: "f", version: "1" }];
   const { beat } = fitBeat(
     bareBeat({
       apps: { a: blob(10), b: blob(10) },
-      lastCycle: { outcome: "partial", problems: [{ code: "x", message: "y" }] },
+      components,
+      lastCycle: { outcome: "partial", finishedAt: new Date(0).toISOString(), problems },
     }),
     DEFAULT_REPORT_LIMITS,
   );
-  const s = smallestBeat(beat, "why", { components: true, installed: 0 });
-  assert.deepEqual(s.apps, {});
-  assert.deepEqual(s.lastCycle, { outcome: "partial" });
-  assert.deepEqual(s.dropped, [
+  const reasons = smallestBeat(beat, "why", { step: "reasons", installed: 1 });
+  assert.deepEqual(reasons.apps, {});
+  assert.equal(reasons.lastCycle.problems?.length, 10);
+  assert.equal(reasons.lastCycle.problems?.[0]?.message.length, 200);
+  assert.equal(reasons.lastCycle.finishedAt, new Date(0).toISOString());
+  assert.deepEqual(reasons.dropped, [
     "why",
     "apps: all 2 (a, b)",
-    "lastCycle: all but its outcome (1 problems)",
+    "lastCycle.problems: 12 reported, 10 kept",
+    "lastCycle: messages cut to 200 characters",
   ]);
-  assert.ok(beatSchema(1).safeParse(s).success);
+  const outcome = smallestBeat(beat, "why", { step: "outcome", installed: 1 });
+  assert.deepEqual(outcome.lastCycle, { outcome: "partial" });
+  assert.deepEqual(outcome.components, components);
+  assert.deepEqual(outcome.dropped, [
+    "why",
+    "apps: all 2 (a, b)",
+    "lastCycle: all but its outcome (12 problems)",
+  ]);
+  const bare = smallestBeat(beat, "why", { step: "bare", installed: 1 });
+  assert.deepEqual(bare.components, []);
+  assert.equal(bare.dropped?.at(-1), "components: 1 installed, 0 listed");
+  for (const b of [reasons, outcome, bare]) assert.ok(beatSchema(1).safeParse(b).success);
 });
 
 Deno.test({
@@ -161,6 +181,7 @@ Deno.test({
         assert.equal(refused?.status, 413);
         const smallest = r.events.find((e) => e.event === "beat_smallest");
         assert.equal(smallest?.status, 200, "the smallest beat landed");
+        assert.equal(smallest?.step, "reasons", "at the first step: the reasons kept");
         const events = r.events.map((e) => e.event);
         assert.equal(events.indexOf("beat_smallest"), events.indexOf("beat_refused") + 1);
         let report = (await detail(noc, box)).lastReport;
