@@ -243,7 +243,10 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
   const leftovers = await settleLeftovers(ctx).catch((e) => ({
     dropped: [] as string[],
     blocked: true,
-    problems: [{ code: "state_damaged", message: `Running programs: ${describe(e).message}` }],
+    problems: [{
+      code: "leftovers_unchecked",
+      message: `An earlier run's install programs could not be checked: ${describe(e).message}`,
+    }],
   }));
   if (leftovers.dropped.length > 0) {
     installed = installed.filter((c) => !leftovers.dropped.includes(componentKey(c)));
@@ -451,7 +454,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
         message: `The NOC refused the full report (${jsonBytes(beat)} bytes): ${reason}: ${said}`,
       });
       ctx.log.warn("beat_refused", { status: res.status, reason: body.error, message: said });
-      const why = `everything but the bare beat: the NOC refused the report (${reason})`;
+      const why = `the NOC refused the full report (${reason}): a smaller one, without`;
       // Smaller and smaller: the reasons kept first, then the outcome alone, then no components.
       for (const step of SMALLEST_STEPS) {
         if (step === "bare" && beat.components.length === 0) break;

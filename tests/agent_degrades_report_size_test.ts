@@ -188,7 +188,10 @@ Deno.test({
         assert.equal(report.seq, 1);
         assert.deepEqual(report.apps, {});
         assert.deepEqual(report.lastCycle, { outcome: "none" });
-        assert.match(report.dropped[0], /the NOC refused the report \(413 /);
+        assert.match(
+          report.dropped[0],
+          /^the NOC refused the full report \(413 body_too_large\): a smaller one, without$/,
+        );
         // The fitted report had dropped one app (equal sizes: by name), the smallest one the rest.
         assert.equal(report.dropped[1], "apps.app10 (15,011 bytes)");
         assert.match(report.dropped.join("\n"), /^apps: all 17 \(app11, app12, .*app27\)$/m);
