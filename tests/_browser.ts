@@ -206,17 +206,33 @@ export async function assertAccessible(page: Page, where: string): Promise<void>
 
 /**
  * Asserts `locator` (every element it matches) is visible and reachable at the page's current
- * viewport: rendered, not `display:none`, and inside the page's scrollable area once scrolled
- * into view (a phone may scroll a table but never loses a control).
+ * viewport: rendered, not `display:none` nor `visibility:hidden`, with a size, and inside the
+ * viewport once scrolled into view (a phone may scroll a table but never loses a control). All
+ * of it is checked in the page in one round trip (a page's dozens of controls, one by one through
+ * the driver, cost seconds on a slow machine).
  */
 export async function assertReachable(locator: Locator, what: string): Promise<void> {
-  const n = await locator.count();
-  assert.ok(n > 0, `${what}: nothing matched`);
-  for (let i = 0; i < n; i++) {
-    const one = locator.nth(i);
-    assert.ok(await one.isVisible(), `${what} #${i + 1} is not visible`);
-    await one.scrollIntoViewIfNeeded();
-    const box = await one.boundingBox();
-    assert.ok(box && box.width > 0 && box.height > 0, `${what} #${i + 1} has no size`);
-  }
+  const found = await locator.evaluateAll((els) =>
+    els.map((el, i) => {
+      // deno-lint-ignore no-explicit-any
+      const g = globalThis as any;
+      const rect = () => el.getBoundingClientRect();
+      const sized = (r: { width: number; height: number }) => r.width > 0 && r.height > 0;
+      // deno-lint-ignore no-explicit-any
+      const check = (el as any).checkVisibility?.() ?? true;
+      if (!check || g.getComputedStyle(el).visibility !== "visible" || !sized(rect())) {
+        return `#${i + 1} is not visible`;
+      }
+      el.scrollIntoView({ block: "nearest", inline: "nearest" });
+      const r = rect();
+      if (!sized(r)) return `#${i + 1} has no size`;
+      if (r.bottom <= 0 || r.right <= 0 || r.top >= g.innerHeight || r.left >= g.innerWidth) {
+        return `#${i + 1} is out of view once scrolled to`;
+      }
+      return null;
+    })
+  );
+  assert.ok(found.length > 0, `${what}: nothing matched`);
+  const problem = found.find((f) => f !== null);
+  assert.equal(problem ?? null, null, `${what} ${problem}`);
 }
