@@ -1,8 +1,16 @@
 // deno-lint-ignore-file no-explicit-any
 /**
  * Test harness: every database test runs on PGlite and, when
- * TEST_DATABASE_URL is set, on PostgreSQL too — each in a fresh schema of its
- * own, migrated from `migrations/`.
+ * TEST_DATABASE_URL is set, on PostgreSQL too — each in a schema of its own,
+ * migrated from `migrations/`, holding exactly what migrating leaves.
+ *
+ * Migrating costs a few hundred milliseconds a test (hundreds of tests), so a
+ * test's schema is kept for the next test of the same file and backend when
+ * its tables, columns, constraints, functions and triggers are still the ones
+ * migrating made: every table is emptied, the rows migrating inserted are put
+ * back and the sequences set back to where migrating left them (see
+ * {@link Pristine}). A schema changed otherwise, or grown large, is dropped and
+ * the next test migrates a new one.
  */
 import { PGlite } from "@electric-sql/pglite";
 import postgres from "postgres";
@@ -33,6 +41,121 @@ import {
 
 const pgUrl = Deno.env.get("TEST_DATABASE_URL");
 let sharedPglite: Promise<PGlite> | undefined;
+
+/**
+ * A schema as migrating leaves it: a fingerprint of its objects, and a script that puts its
+ * rows and sequences back (run with foreign keys and triggers off: `session_replication_role`).
+ */
+interface Pristine {
+  /** Its tables, columns, constraints, indexes, functions and triggers, hashed. */
+  fingerprint: string;
+  /** Its size when migrated, bytes. */
+  bytes: number;
+  /** Empties every table, inserts what migrating inserted, sets the sequences back. */
+  restore: string;
+}
+
+/** A schema's objects, hashed, and its size (unqualified: the handle's `search_path`). */
+async function fingerprintOf(sql: Sql): Promise<{ fingerprint: string; bytes: number }> {
+  const [row] = await sql<{ h: string; bytes: number }>`
+    with ns as (select oid from pg_namespace where nspname = current_schema())
+    select md5(string_agg(x, ',' order by x)) as h,
+      (select coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8 from pg_class c
+        where c.relnamespace = (select oid from ns) and c.relkind = 'r') as bytes
+    from (
+      select 'c:' || c.relname || ':' || c.relkind::text || ':' || coalesce((
+        select string_agg(a.attname || ' ' || a.atttypid::regtype::text || ' ' ||
+          a.attnotnull::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), ''), ';'
+          order by a.attnum)
+        from pg_attribute a
+        left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+        where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '') as x
+      from pg_class c where c.relnamespace = (select oid from ns)
+      union all
+      select 'k:' || conrelid::regclass::text || ':' || pg_get_constraintdef(oid)
+      from pg_constraint where connamespace = (select oid from ns)
+      union all
+      select 'f:' || proname::text || ':' || md5(prosrc)
+      from pg_proc where pronamespace = (select oid from ns)
+      union all
+      select 't:' || tgrelid::regclass::text || ':' || tgname::text
+      from pg_trigger where not tgisinternal
+        and tgrelid in (select oid from pg_class where relnamespace = (select oid from ns))
+    ) s`;
+  return { fingerprint: row!.h, bytes: row!.bytes };
+}
+
+/** What a freshly migrated schema (the handle's) holds, to put back later. */
+async function pristineOf(sql: Sql): Promise<Pristine> {
+  const { fingerprint, bytes } = await fingerprintOf(sql);
+  // Each table's rows as JSON (base64, through query_to_xml: a query on every table in one).
+  const tables = await sql<{ name: string; columns: string; rows: string | null }>`
+    select c.relname as name,
+      (select string_agg(quote_ident(a.attname), ', ' order by a.attnum) from pg_attribute a
+        where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+          and a.attgenerated = '') as columns,
+      (xpath('/row/j/text()', query_to_xml(format(
+        'select encode(convert_to(json_agg(t)::text, ''utf8''), ''base64'') as j from %I t',
+        c.relname), false, true, '')))[1]::text as rows
+    from pg_class c
+    where c.relnamespace = (select oid from pg_namespace where nspname = current_schema())
+      and c.relkind = 'r'
+    order by c.relname`;
+  const lines = ["set local session_replication_role = replica;"];
+  const seeds: string[] = [];
+  for (const t of tables) {
+    lines.push(`delete from ${quoteIdent(t.name)};`);
+    if (!t.rows) continue;
+    if (!/^[A-Za-z0-9+/=\s]+$/.test(t.rows)) throw new Error(`${t.name}: rows not in base64`);
+    seeds.push(
+      `insert into ${quoteIdent(t.name)} (${t.columns}) overriding system value ` +
+        `select ${t.columns} from json_populate_recordset(null::${quoteIdent(t.name)}, ` +
+        `convert_from(decode('${t.rows}', 'base64'), 'utf8')::json);`,
+    );
+  }
+  lines.push(...seeds);
+  const sequences = await sql<{ name: string; start: string; last: string | null }>`
+    select sequencename as name, start_value::text as start, last_value::text as last
+    from pg_sequences where schemaname = current_schema()`;
+  for (const q of sequences) {
+    const name = quoteIdent(q.name).replaceAll("'", "''");
+    lines.push(
+      q.last === null
+        ? `select setval('${name}', ${q.start}, false);`
+        : `select setval('${name}', ${q.last}, true);`,
+    );
+  }
+  return { fingerprint, bytes, restore: lines.join("\n") };
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * Puts `db`'s schema back as migrating left it, if its objects are still those of `pristine` and
+ * it has not grown past a few MiB; true when done (the schema can serve the next test).
+ */
+async function restorePristine(db: Db, pristine: Pristine): Promise<boolean> {
+  try {
+    const now = await fingerprintOf(db.sql);
+    if (now.fingerprint !== pristine.fingerprint) return false;
+    if (now.bytes > pristine.bytes + 4 * 1024 * 1024) return false;
+    await db.begin((tx) => tx.script(pristine.restore));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Per backend: what a migrated schema holds (null: it could not be read, and no schema is kept),
+ * and a schema kept for the next test.
+ */
+const pristine: { pglite?: Pristine | null; postgres?: Pristine | null } = {};
+const spare: { pglite?: string | undefined; postgres?: string | undefined } = {};
+/** PostgreSQL tests registered in this file, and run: the last one drops its schema. */
+const postgresTests = { registered: 0, run: 0 };
 
 /** A test's database, and a way to open a second handle on it (a second NOC instance). */
 export interface TestDb {
@@ -75,27 +198,42 @@ function registerPglite(name: string, fn: (t: TestDb) => Promise<void>): void {
         return pg;
       })();
       const instance = await sharedPglite;
-      const schema = `t_${crypto.randomUUID().replace(/-/g, "")}`;
+      const kept = spare.pglite;
+      spare.pglite = undefined;
+      const schema = kept ?? `t_${crypto.randomUUID().replace(/-/g, "")}`;
       const db = await openPglite({ instance, schema });
+      let reusable = false;
       try {
-        await migrate(db);
+        if (!kept) {
+          await migrate(db);
+          pristine.pglite ??= await pristineOf(db.sql).catch(() => null);
+        }
         await fn({ db, backend: "pglite", another: () => db });
       } finally {
-        await instance.exec(`drop schema "${schema}" cascade; set search_path to public`);
+        reusable = !!pristine.pglite && await restorePristine(db, pristine.pglite);
+        if (reusable) {
+          spare.pglite = schema;
+          await instance.exec(`set search_path to public`);
+        } else {
+          await instance.exec(`drop schema "${schema}" cascade; set search_path to public`);
+        }
       }
     },
   });
 }
 
 function registerPostgres(name: string, fn: (t: TestDb) => Promise<void>, pgUrl: string): void {
+  postgresTests.registered++;
   Deno.test({
     name: `${name} [postgres]`,
     sanitizeOps: false,
     sanitizeResources: false,
     fn: async () => {
-      const schema = `t_${crypto.randomUUID().replace(/-/g, "")}`;
+      const kept = spare.postgres;
+      spare.postgres = undefined;
+      const schema = kept ?? `t_kept_${crypto.randomUUID().replace(/-/g, "")}`;
       const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
-      await admin.unsafe(`create schema "${schema}"`);
+      if (!kept) await admin.unsafe(`create schema "${schema}"`);
       const handles: Db[] = [];
       const open = () => {
         const h = openPostgres(pgUrl, { schema, max: 4 });
@@ -104,11 +242,22 @@ function registerPostgres(name: string, fn: (t: TestDb) => Promise<void>, pgUrl:
       };
       const db = open();
       try {
-        await migrate(db);
+        if (!kept) {
+          await migrate(db);
+          pristine.postgres ??= await pristineOf(db.sql).catch(() => null);
+        }
         await fn({ db, backend: "postgres", another: open });
       } finally {
+        // The restore runs on a handle of its own, once every handle of the test is closed.
         for (const h of handles) await h.close();
-        await admin.unsafe(`drop schema "${schema}" cascade`);
+        const last = openPostgres(pgUrl, { schema, max: 1 });
+        // Kept unless this is the file's last PostgreSQL test (then dropped, as every schema
+        // is; a run with --filter may leave one kept schema behind, named t_kept_…).
+        const reusable = ++postgresTests.run < postgresTests.registered &&
+          !!pristine.postgres && await restorePristine(last, pristine.postgres);
+        await last.close();
+        if (reusable) spare.postgres = schema;
+        else await admin.unsafe(`drop schema "${schema}" cascade`);
         await admin.end();
       }
     },
