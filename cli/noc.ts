@@ -855,8 +855,8 @@ async function rolloutAction(
     return r.state === "completed"
       ? `Rollout ${id} completed (${where})`
       : `Rollout ${id} advanced: ${where} started with ${
-        r.phases[r.phase]?.members ?? 0
-      } appliances, control ${r.control}`;
+        ro.appliancesText(r.phases[r.phase]?.members ?? 0)
+      }, control ${r.control}`;
   }
   const done = { pause: "paused", resume: "resumed", cancel: "cancelled" }[action];
   return `Rollout ${id} ${done} (${where}; now ${r.state})`;
@@ -1663,7 +1663,9 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     const first = r.phases[0]!;
     return `Rollout ${r.id}: ${ro.releaseOf(r)} to ${ro.targetText(r)} in ${r.phaseCount} ` +
       `phase${r.phaseCount === 1 ? "" : "s"} (from ${r.previousVersion ?? "none"}, rollback ` +
-      `${r.rollback ? "on" : "off"}); phase 1 started with ${first.members} appliances, control ` +
+      `${r.rollback ? "on" : "off"}); phase 1 started with ${
+        ro.appliancesText(first.members)
+      }, control ` +
       `${r.control}.\nFollow it: noc rollouts show ${r.id}`;
   },
 

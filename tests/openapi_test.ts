@@ -673,6 +673,7 @@ dbTest(
     await admin("POST", "/v1/admin/holds", 409, { uid, reason: "testing" });
     await send(new Request(`${base}/v1/admin/fleet`), 401);
     // Deletions and revocations last.
+    await admin("DELETE", `/v1/admin/appliances/${uid}/identity-conflict`, 200);
     await admin("DELETE", `/v1/admin/holds/${hold.id}`, 204);
     await admin("DELETE", `/v1/admin/assignments/${assigned.id}`, 204);
     await admin("DELETE", "/v1/admin/apps/vscreen/fileinfo/rules.conf", 204);

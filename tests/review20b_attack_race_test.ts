@@ -40,7 +40,7 @@ async function blockedBy(db: Db, by: number[], not: number[] = []): Promise<numb
   throw new Error(`no session blocked by ${by}`);
 }
 
-// REAL FAULT (review 20b): a rollback rollout created while its previous version's assignment is
+// Found by review 20b, now fixed: a rollback rollout created while its previous version's assignment is
 // deleted: both commit, and the failed canaries' catalogs list no version to go back to.
 dbTest(
   "review20b: creating a rollback rollout and deleting its fall-back assignment at once cannot both commit",
@@ -97,7 +97,7 @@ dbTest(
   { instances: 2 },
 );
 
-// REAL FAULT (review 20b): appliances moved under a more specific assignment while their rollout
+// Found by review 20b, now fixed: appliances moved under a more specific assignment while their rollout
 // is created: both commit, and the members sit in their phase without the release (the fix
 // "moves out of rollouts" holds only serially: PATCH /v1/admin/appliances/:uid checks
 // refuseMovesFromRollouts before it commits, createRollout checks refuseOvershadowed before it
@@ -156,7 +156,7 @@ dbTest(
   { instances: 2 },
 );
 
-// REAL FAULT (review 20b): the same through the real routes, with no step simulated: a bulk move
+// Found by review 20b, now fixed: the same through the real routes, with no step simulated: a bulk move
 // (POST /v1/admin/appliances/bulk, a plain UPDATE that does not wait on the rollout's uncommitted
 // member rows) while a rollout is created. Both commit; the members never get the release.
 dbTest(
@@ -182,12 +182,16 @@ dbTest(
     const holderPid = await isLocked;
     const creating = createRollout(noc.deps, plan([{ count: 8, soakS: 0 }]), "alice")
       .then((r) => r.id, (e: unknown) => e as Error);
-    await blockedBy(db, [holderPid]);
-    const moved = await noc.admin("POST", "/v1/admin/appliances/bulk", {
+    const creatorPid = await blockedBy(db, [holderPid]);
+    // The move may answer at once (it does not wait for the rollout) or wait for it: either way
+    // the held transaction is let go once it has answered or is seen waiting on the rollout's.
+    const moving = noc.admin("POST", "/v1/admin/appliances/bulk", {
       uids,
       action: { type: "move", site: "s9" },
     });
+    await Promise.race([moving, blockedBy(db, [creatorPid])]);
     release();
+    const moved = await moving;
     await holding;
     const id = await creating;
     if (typeof id !== "number" || moved.status !== 200) return; // one was refused: fine

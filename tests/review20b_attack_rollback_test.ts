@@ -20,7 +20,7 @@ import {
 import { getRollout } from "../noc/services/phased_rollouts.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
 
-// REAL FAULT (review 20b): the rollout, its event and its notice say the failed phase goes back
+// Found by review 20b, now fixed: the rollout, its event and its notice say the failed phase goes back
 // to previousVersion 3; the catalogs give 1 (the engine falls through to the newest assignment).
 // Its control group is judged on 3 too, which no control appliance runs.
 dbTest(

@@ -178,7 +178,12 @@ export async function rolloutPass(
     const sampling = writeSamples(sql, judged, pending, now);
     const [sampled, figures] = await Promise.all([
       sampling,
-      rolloutFigures(sql, judged, { now, samplesReady: sampling }),
+      rolloutFigures(sql, judged, {
+        now,
+        samplesReady: sampling,
+        // On PostgreSQL's pool the figures of a few groups of rollouts are read side by side.
+        parallel: deps.db.kind === "postgres" ? 4 : 1,
+      }),
     ]);
     result.sampled = sampled;
     for (const r of running) {

@@ -10,7 +10,9 @@
  * appliance by its {@link fineBucket} (`< phase_limit`) instead of the percent
  * bucket, and never chooses one whose fine bucket is `>= excluded_from` (a
  * rollback), not even through a delivery record: such an appliance falls
- * through to the next candidate, the previous version's assignment.
+ * through to the next candidate, the previous version's assignment — and no
+ * later candidate of the excluded version keeps it by delivery either (a
+ * cancelled rollout's paused assignment of the same release).
  *
  * The choice itself is one pure function ({@link catalogChooser}) over
  * candidate rows. Two feeders read those rows: {@link resolveCatalog} for one
@@ -58,7 +60,8 @@ export type ChosenList = Chosen[] & { omitted: number };
 export function capCatalog(chosen: Chosen[], max = BEAT_MAX_COMPONENTS): ChosenList {
   const omitted = Math.max(0, chosen.length - max);
   const list = (omitted > 0 ? chosen.slice(0, max) : chosen) as ChosenList;
-  list.omitted = omitted;
+  // Not enumerable: the list compares and serialises as the plain list it is.
+  Object.defineProperty(list, "omitted", { value: omitted, enumerable: false });
   return list;
 }
 
@@ -236,9 +239,19 @@ export function catalogChooser(
         if (c.rollout_percent >= 100) return true;
         return u32() % 100 < c.rollout_percent;
       };
-      const pick = group.find((c) =>
-        targets(c, subject) && !excluded(c) && (facts.delivered(c.id) || inRollout(c))
-      );
+      // A version a rollback sent this appliance away from is not kept by its delivery through
+      // another assignment of it (a cancelled rollout's paused one, say): only an assignment that
+      // includes the appliance now gives it back (newcomer review of issue 20).
+      const rolledBack = new Set<string>();
+      const pick = group.find((c) => {
+        if (!targets(c, subject)) return false;
+        if (excluded(c)) {
+          rolledBack.add(c.version);
+          return false;
+        }
+        if (inRollout(c)) return true;
+        return facts.delivered(c.id) && !rolledBack.has(c.version);
+      });
       if (pick) chosen.push(toChosen(pick, pick.assignment_id));
     }
     if (facts.holds.length > 0) {

@@ -273,6 +273,31 @@ async function lockComponent(tx: Sql, c: Omit<ComponentRef, "version">): Promise
     hashtext(current_schema() || ':rollout:' || ${`${c.kind}/${c.app}/${c.name}`}))`;
 }
 
+/**
+ * Takes the lock on rollout membership for the transaction: exclusive when a phase starts (members
+ * are chosen, and at creation the target checked for overshadowing assignments), shared when
+ * appliances move (site, channel, tags: {@link refuseMovesFromRollouts}). A move and a phase
+ * start thus never both commit unseen by each other's check (review 20b), while moves still run
+ * side by side.
+ */
+async function lockMembership(tx: Sql, mode: "exclusive" | "shared"): Promise<void> {
+  if (mode === "exclusive") {
+    await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':rollout-members'))`;
+  } else {
+    await tx`select pg_advisory_xact_lock_shared(hashtext(current_schema() || ':rollout-members'))`;
+  }
+}
+
+/**
+ * Takes the rollout lock of assignment `id`'s component (see {@link lockComponent}): a change to
+ * an assignment a rollout relies on and that rollout's creation never both commit unseen.
+ */
+async function lockAssignmentComponent(tx: Sql, id: number): Promise<void> {
+  const [a] = await tx<{ kind: string; app: string; name: string }>`
+    select kind, app, name from assignments where id = ${id}`;
+  if (a) await lockComponent(tx, a);
+}
+
 /** True when assignment `s` targets appliance `a` (SQL, aliases `s` and `a`). */
 const matchAssignment = frag` (s.target_type = 'all'
   or (s.target_type = 'model' and s.target_value = a.model)
@@ -410,6 +435,7 @@ async function startPhase(
   actor: string,
 ): Promise<Started> {
   const plan = r.phases[index]!;
+  await lockMembership(tx, "exclusive");
   // The control sample is chosen anew: the old one goes first (a statement's parts cannot see
   // each other's writes).
   await tx`delete from rollout_control where rollout_id = ${r.id}`;
@@ -550,8 +576,10 @@ export async function createRollout(
   };
   const now = deps.clock.now();
   const id = await deps.db.begin(async (tx) => {
-    // One creation at a time per component, whatever the number of instances.
+    // One creation at a time per component, whatever the number of instances; no appliance
+    // moves while the target is checked and the members chosen.
     await lockComponent(tx, c);
+    await lockMembership(tx, "exclusive");
     const published = await tx<{ version: string }>`
       select version from components where kind = ${c.kind} and app = ${c.app}
         and name = ${c.name} and version = any(${[
@@ -615,7 +643,18 @@ export async function createRollout(
       }
     }
     await refuseOvershadowed(tx, c, target);
-    const previous = b.previousVersion ?? await fallbackVersion(tx, c, target);
+    const fallback = await fallbackVersion(tx, c, target);
+    if (b.previousVersion !== undefined && fallback !== null && fallback !== b.previousVersion) {
+      // The control group is judged on previousVersion and a failed phase goes back to what the
+      // catalog engine gives: both must be the version the target really falls back to.
+      bad(
+        "previousVersion",
+        `the target's appliances fall back to ${fallback} (the assignment their catalogs ` +
+          `follow without the rollout), not ${b.previousVersion}: give ${fallback}, or change ` +
+          "the assignments first",
+      );
+    }
+    const previous = b.previousVersion ?? fallback;
     if (b.rollback) {
       if (previous === null) {
         bad(
@@ -1230,6 +1269,8 @@ export async function rolloutOfAssignment(
  */
 export async function refuseMovesFromRollouts(tx: Sql, uids: readonly string[]): Promise<void> {
   if (uids.length === 0) return;
+  // Waits for a phase being started to commit, so that its members are seen below.
+  await lockMembership(tx, "shared");
   // `ra`: the rollout's assignment; `s`: another assignment of its component matching member `a`.
   const [hit] = await runFragments<{
     rollout_id: number;
@@ -1280,6 +1321,8 @@ export async function rolloutRelyingOn(
   sql: Sql,
   assignmentId: number,
 ): Promise<{ id: number; state: RolloutStateName; manages: boolean } | null> {
+  // Waits for a rollout of the component being created to commit, so that it is seen below.
+  await lockAssignmentComponent(sql, assignmentId);
   const [row] = await sql<{ id: number; state: RolloutStateName; manages: boolean }>`
     select r.id, r.state, r.assignment_id = f.id as manages
     from assignments f, rollouts r join assignments s on s.id = r.assignment_id

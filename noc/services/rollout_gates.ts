@@ -518,33 +518,35 @@ const round1 = (x: number) => Math.round(x * 10) / 10;
 
 /**
  * The figures of each rollout's current phase (see the module): membership, health and the
- * members' install states (one statement), the metric statistic of
+ * members' install states (one statement, or `opts.parallel` side by side on a pool, each for a
+ * share of the rollouts), the metric statistic of
  * the metric-gated ones (one statement, from {@link sampleRollouts}' rows) and the
  * missed-heartbeat shares of the beat-gated ones (one statement). Returns them by rollout id.
  */
 export async function rolloutFigures(
   sql: Sql,
   rollouts: readonly GatedRollout[],
-  opts: { now: Date; samplesReady?: Promise<unknown> },
+  opts: { now: Date; samplesReady?: Promise<unknown>; parallel?: number },
 ): Promise<Map<number, PhaseFigures>> {
   const out = new Map<number, PhaseFigures>();
   if (rollouts.length === 0) return out;
   const all = [...rollouts];
-  const r = {
-    ids: all.map((x) => x.id),
-    phases: all.map((x) => x.phase),
-    starts: isoList(all.map((x) => x.phaseStartedAt)),
-  };
-  // Membership, health and install states in one statement: each evaluated member's row and
-  // report are read once (the install states are rollouts.ts's, `classifiedPhases`).
-  const scopes = all.map((x) => ({
-    rolloutId: x.id,
-    phase: x.phase,
-    sample: evaluatedPerPhase,
-    ref: { kind: x.kind, app: x.app, name: x.name, version: x.version },
-  }));
-  const healthRows = async () =>
-    await runFragments<
+  // Membership, health and install states in one statement per part: each evaluated member's row
+  // and report are read once (the install states are rollouts.ts's, `classifiedPhases`). On a pool
+  // the rollouts are split into `opts.parallel` parts that run side by side.
+  const healthOf = async (part: GatedRollout[]) => {
+    const r = {
+      ids: part.map((x) => x.id),
+      phases: part.map((x) => x.phase),
+      starts: isoList(part.map((x) => x.phaseStartedAt)),
+    };
+    const scopes = part.map((x) => ({
+      rolloutId: x.id,
+      phase: x.phase,
+      sample: evaluatedPerPhase,
+      ref: { kind: x.kind, app: x.app, name: x.name, version: x.version },
+    }));
+    return await runFragments<
       & {
         id: number;
         joined: number | null;
@@ -566,8 +568,8 @@ export async function rolloutFigures(
         (select p.joined from rollout_phases p where p.rollout_id = u.id and p.phase = u.phase)
           as joined
       from unnest(${r.ids}::bigint[], ${r.phases}::int[], ${r.starts}::timestamptz[],
-        ${all.map((x) => x.kind)}::text[], ${all.map((x) => x.app)}::text[],
-        ${all.map((x) => x.name)}::text[], ${all.map((x) => x.version)}::text[])
+        ${part.map((x) => x.kind)}::text[], ${part.map((x) => x.app)}::text[],
+        ${part.map((x) => x.name)}::text[], ${part.map((x) => x.version)}::text[])
         as u(id, phase, started, kind, app, name, version)
     )
     select g.id, g.joined, f.* from g
@@ -599,6 +601,12 @@ export async function rolloutFigures(
       group by w.key
     ) f on f.key = g.id`,
     );
+  };
+  const parts = Math.max(1, Math.min(opts.parallel ?? 1, all.length));
+  const healthRows = async () =>
+    (await Promise.all(
+      Array.from({ length: parts }, (_, i) => healthOf(all.filter((_, j) => j % parts === i))),
+    )).flat();
   const beat = all.filter((x) => x.plan.gates.beatRegularity);
   const since = new Date(Math.min(...beat.map((x) => x.phaseStartedAt.getTime())));
   const beatRows = async () =>
@@ -753,7 +761,10 @@ const num = (x: number) => Number.isInteger(x) ? String(x) : x.toPrecision(4);
 export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
   const gates: GateResult[] = [];
   const counted = f.install.installed + f.install.failed;
-  const minSample = Math.max(1, Math.min(plan.stop.minSample, f.evaluated));
+  // A phase that added no appliances (10 % of 6 is the 1 % canary's one again) has nothing to
+  // judge: every gate holds on it at once, and it advances after its soak time.
+  const empty = f.evaluated === 0;
+  const minSample = empty ? 0 : Math.max(1, Math.min(plan.stop.minSample, f.evaluated));
   {
     const judged = counted >= minSample;
     const fails = judged && f.install.failed * 100 > plan.stop.maxFailedPercent * counted;
@@ -763,9 +774,11 @@ export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
       gate: "stop",
       judged,
       fails,
-      summary: `${f.install.failed} of ${counted} failed (${pct(f.install.failed, counted)} %; ` +
-        `threshold ${plan.stop.maxFailedPercent} %, judged from ${minSample})` +
-        (why ? `: ${why}` : ""),
+      summary: empty
+        ? "no appliances in this phase (it added none): nothing to judge"
+        : `${f.install.failed} of ${counted} failed (${pct(f.install.failed, counted)} %; ` +
+          `threshold ${plan.stop.maxFailedPercent} %, judged from ${minSample})` +
+          (why ? `: ${why}` : ""),
     });
   }
   const ph = plan.gates.pluginHealth;
@@ -792,8 +805,9 @@ export function judgePhase(plan: Phase, f: PhaseFigures): Judgement {
     // 3 under a minimum of 20 would otherwise wait for ever).
     const need = (size: number) => Math.max(1, Math.min(mg.minAppliances, size));
     const needPhase = need(m.phase.size), needControl = need(m.control.size);
-    const judged = m.phase.appliances >= needPhase && m.control.appliances >= needControl &&
-      m.phase.statistic !== null && m.control.statistic !== null;
+    const judged = empty || (m.phase.appliances >= needPhase &&
+      m.control.appliances >= needControl && m.phase.statistic !== null &&
+      m.control.statistic !== null);
     const p = m.phase.statistic, c = m.control.statistic;
     let fails = false;
     let change = "";

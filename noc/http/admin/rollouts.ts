@@ -22,7 +22,7 @@ import {
   rolloutMembersQuery,
   type RolloutStateName,
 } from "../../../protocol/rollout_plan.ts";
-import { validate } from "../../../protocol/http/validate.ts";
+import { emptyBodyAsObject, validate } from "../../../protocol/http/validate.ts";
 import {
   advanceRollout,
   cancelRollout,
@@ -79,6 +79,7 @@ export function rolloutAdminRoutes(deps: AppDeps) {
     .post(
       "/:id/pause",
       validate("param", idParam),
+      emptyBodyAsObject(),
       validate("json", rolloutActionSchema),
       async (c) => {
         const { id } = c.req.valid("param");
@@ -91,6 +92,7 @@ export function rolloutAdminRoutes(deps: AppDeps) {
     .post(
       "/:id/resume",
       validate("param", idParam),
+      emptyBodyAsObject(),
       validate("json", rolloutActionSchema),
       async (c) => {
         const { id } = c.req.valid("param");
@@ -103,6 +105,7 @@ export function rolloutAdminRoutes(deps: AppDeps) {
     .post(
       "/:id/cancel",
       validate("param", idParam),
+      emptyBodyAsObject(),
       validate("json", rolloutActionSchema),
       async (c) => {
         const { id } = c.req.valid("param");
@@ -115,6 +118,7 @@ export function rolloutAdminRoutes(deps: AppDeps) {
     .post(
       "/:id/advance",
       validate("param", idParam),
+      emptyBodyAsObject(),
       validate("json", rolloutActionSchema),
       async (c) => {
         const { id } = c.req.valid("param");

@@ -590,6 +590,9 @@ const rolloutSummary = z.object({
 const groupStatistic = z.object({
   appliances: count.describe("Appliances with at least minBeats samples"),
   statistic: z.number().nullable().describe("The median of their medians; null: none"),
+  size: count.describe(
+    "The group's appliances (not revoked): a group smaller than minAppliances is judged on all",
+  ),
 });
 
 /** What a rollout's last evaluation found (noc/services/rollout_gates.ts `RolloutEvaluation`). */

@@ -623,7 +623,9 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
                 ? `not judged yet: ${m?.phase.appliances ?? 0} of ${appliancesText(f.evaluated)} ${
                   f.evaluated === 1 ? "has" : "have"
                 } ` +
-                  `enough beats (${mg.minBeats} each; ${mg.minAppliances} needed), control ` +
+                  `enough beats (${mg.minBeats} each; ${
+                    Math.max(1, Math.min(mg.minAppliances, m?.phase.size ?? mg.minAppliances))
+                  } needed), control ` +
                   `${m?.control.appliances ?? 0} of ${r.control}`
                 : `${appliancesText(m?.phase.appliances ?? 0)} vs control ${
                   m?.control.appliances ?? 0
@@ -748,8 +750,8 @@ function gatesText(plan: Phase): string {
       g.metric.maxRisePercent !== undefined ? `≤ ${g.metric.maxRisePercent} % above` : "",
     ].filter(Boolean).join(", ");
     parts.push(
-      `${g.metric.path} ${lim} control (${g.metric.minAppliances} appliances, ` +
-        `${g.metric.minBeats} beats)`,
+      `${g.metric.path} ${lim} control (${appliancesText(g.metric.minAppliances)}, ` +
+        `${g.metric.minBeats} ${g.metric.minBeats === 1 ? "beat" : "beats"})`,
     );
   }
   if (g.beatRegularity) {
