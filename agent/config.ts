@@ -28,8 +28,16 @@ export interface AgentConfig {
   noc: string | null;
   /** Model reported at enrolment. */
   model: string;
-  /** Host name reported at enrolment and in every SecureBeat (a renamed host says so). */
+  /**
+   * Host name reported at enrolment and in every SecureBeat (a renamed host says so). The beat's
+   * is {@link reportedHostname}: an explicit one here, else the one kept at enrolment, else this.
+   */
   hostname: string;
+  /**
+   * Where {@link hostname} came from: `flag` (`--hostname`), `env` (`NOC_AGENT_HOSTNAME`), `file`
+   * (`agent.json`) or `system` (`Deno.hostname()`). Absent: `system`.
+   */
+  hostnameFrom?: "flag" | "env" | "file" | "system";
   /** Mount points whose free space is reported (the root and state folder by default). */
   mounts: string[];
   /** Seconds a plug-in may run. */
@@ -164,7 +172,7 @@ function defined<T extends object>(o: T): Defined<T> {
 function fromStrings(
   src: Readonly<Record<string, string | boolean | undefined>>,
   names: {
-    [K in keyof Omit<AgentConfig, "state">]: string;
+    [K in keyof Omit<AgentConfig, "state" | "hostnameFrom">]: string;
   },
 ): Partial<AgentConfig> {
   const s = (k: keyof typeof names) => {
@@ -251,6 +259,15 @@ export async function loadAgentConfig(
     }
     file = defined(parsed.data) as Partial<AgentConfig>;
   }
+  const fromEnv = fromStrings(env, envNames);
+  const fromFlags = fromStrings(flags, flagNames);
+  const hostnameFrom: NonNullable<AgentConfig["hostnameFrom"]> = fromFlags.hostname !== undefined
+    ? "flag"
+    : fromEnv.hostname !== undefined
+    ? "env"
+    : file.hostname !== undefined
+    ? "file"
+    : "system";
   const merged = {
     root: defaultRootDir,
     noc: null,
@@ -264,13 +281,36 @@ export async function loadAgentConfig(
     allowHttpFiles: false,
     log: "auto" as const,
     ...file,
-    ...fromStrings(env, envNames),
-    ...fromStrings(flags, flagNames),
+    ...fromEnv,
+    ...fromFlags,
     state,
+    hostnameFrom,
   };
   // Absolute, so install programs (run in their own folder) and plug-ins see the same paths.
   const root = absolute(merged.root);
   return { ...merged, root, mounts: merged.mounts ?? [...new Set([root, state])] };
+}
+
+/**
+ * The host name an enrolled agent reports in its SecureBeats: one configured for this process
+ * (`--hostname`, `NOC_AGENT_HOSTNAME`, `hostname` in `agent.json`; never saved), else the one given
+ * explicitly at enrolment (kept in `identity.json`), else the system's, so that a renamed system is
+ * followed.
+ */
+export function reportedHostname(
+  config: Pick<AgentConfig, "hostname" | "hostnameFrom">,
+  identity: { hostname?: string | undefined } | null | undefined,
+): string {
+  const configured = config.hostnameFrom !== undefined && config.hostnameFrom !== "system";
+  return configured ? config.hostname : identity?.hostname ?? config.hostname;
+}
+
+/**
+ * Whether the host name was given explicitly to this process (`--hostname`, `NOC_AGENT_HOSTNAME`):
+ * `enroll` then keeps it in `identity.json`, for every later beat.
+ */
+export function hostnameGivenExplicitly(config: Pick<AgentConfig, "hostnameFrom">): boolean {
+  return config.hostnameFrom === "flag" || config.hostnameFrom === "env";
 }
 
 function absolute(path: string): string {

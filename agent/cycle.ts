@@ -46,7 +46,7 @@ import { writeFileAtomic } from "../protocol/util/atomic_file.ts";
 import { forget, journalled, journalOutcome, type KeyedReport } from "./outcome_journal.ts";
 import { settleLeftovers } from "./install_guard.ts";
 import { adoptablePackageKeys, rotatedPackageKeys } from "../protocol/release_keys.ts";
-import { agentVersion } from "./config.ts";
+import { agentVersion, reportedHostname } from "./config.ts";
 import {
   newNonce,
   NocError,
@@ -417,7 +417,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
     lastCycle.problems = [...beatCycle({ outcome: "none", problems: urgent }).problems!, ...others]
       .slice(0, 100);
   }
-  const hostname = beatHostname(ctx.config.hostname);
+  const hostname = beatHostname(reportedHostname(ctx.config, ctx.identity));
   const full: BeatBody = {
     seq: state.seq,
     sentAt: ctx.now().toISOString(),

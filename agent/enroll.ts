@@ -1,7 +1,7 @@
 /** `enroll`: generates the appliance's key pairs, enrols with a one-time token, pins the NOC keys. */
 import { AgentError } from "./errors.ts";
 import type { AgentConfig } from "./config.ts";
-import { agentVersion } from "./config.ts";
+import { agentVersion, hostnameGivenExplicitly } from "./config.ts";
 import { type Identity, loadIdentity, saveIdentity } from "./state.ts";
 import { enroll, generateApplianceKeys } from "../protocol/client.ts";
 import { agentFetch } from "./http.ts";
@@ -51,6 +51,10 @@ export async function enrollAgent(
     // The mode is pinned with the keys: no later key list can take the appliance out of it.
     releaseKeysOnly: releaseKeysOnlyOf(e.nocKeys),
     enrolledAt: options.now.toISOString(),
+    // Kept so that `run`/`once` without --hostname beat under the name the NOC enrolled, not the
+    // system's (which would rename the appliance at its first beat). A --force enrolment replaces
+    // it, or drops it when given no name.
+    ...(hostnameGivenExplicitly(config) ? { hostname: config.hostname } : {}),
   };
   await saveIdentity(config.state, identity);
   return { identity, supersedes: e.supersedes ?? [] };

@@ -13,6 +13,7 @@ import {
   type Flags,
   loadAgentConfig,
   parseAgentArgs,
+  reportedHostname,
 } from "./config.ts";
 import { enrollAgent } from "./enroll.ts";
 import { agentFetch } from "./http.ts";
@@ -56,7 +57,8 @@ one-time token and pins the NOC public keys it answers with.
 
   --token <token>      enrolment token from the NOC admin
   --model <model>      appliance model (NOC_AGENT_MODEL; default "generic")
-  --hostname <name>    host name to report (NOC_AGENT_HOSTNAME; default this host's)
+  --hostname <name>    host name to enrol under (NOC_AGENT_HOSTNAME; default this host's);
+                       given, it is kept in identity.json and reported in every beat
   --force              replace an existing identity (the appliance enrols as a new one)${common}`,
   run: `Usage: noc-agent run [flags]
 
@@ -72,7 +74,8 @@ admin wakes this appliance. Stops between cycles on SIGINT or SIGTERM.
   --download-idle <s>     abandon a download silent this long (NOC_AGENT_DOWNLOAD_IDLE_S; default 60)
   --mounts <a,b>          mounts whose free space is reported (NOC_AGENT_MOUNTS; default root and state)
   --allow-http-files      accept files over plain HTTP (development only; NOC_AGENT_ALLOW_HTTP_FILES)
-  --hostname <name>       host name reported in every beat (NOC_AGENT_HOSTNAME; default this host's)${common}`,
+  --hostname <name>       host name reported by this process, not saved (NOC_AGENT_HOSTNAME;
+                          default the one given at enrolment, else this host's)${common}`,
   once: `Usage: noc-agent once [flags]
 
 Runs one cycle and exits: 0 when everything is installed, 2 when some
@@ -190,7 +193,7 @@ async function cycleCommand(config: AgentConfig, command: "once" | "run"): Promi
     noc: config.noc ?? identity.noc,
     version: agentVersion,
     instanceId: INSTANCE_ID,
-    hostname: config.hostname,
+    hostname: reportedHostname(config, identity),
   });
   await runLoop(ctx, stop.signal);
   return 0;

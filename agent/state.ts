@@ -32,6 +32,12 @@ const identitySchema = z.object({
    */
   releaseKeysOnly: z.boolean().optional(),
   enrolledAt: z.string(),
+  /**
+   * The host name given explicitly at enrolment (`--hostname`, `NOC_AGENT_HOSTNAME`), reported in
+   * every SecureBeat unless the process is given another. Absent: the system's name is reported
+   * (and in identities written before it existed).
+   */
+  hostname: z.string().min(1).max(253).optional(),
 });
 
 /** The appliance's identity: secret keys and the NOC keys pinned at enrolment. */

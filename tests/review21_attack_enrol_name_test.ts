@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { agentPermissionFlags } from "../agent/permissions.ts";
+import { hostnameGivenExplicitly, loadAgentConfig, reportedHostname } from "../agent/config.ts";
 import { agentBox } from "./_agent.ts";
 import { detail, withServedNoc } from "./_degrades.ts";
 
@@ -36,7 +37,7 @@ async function agent(state: string, root: string, args: string[]) {
   return { code: out.code, text: d.decode(out.stdout) + d.decode(out.stderr) };
 }
 
-// REAL FAULT (review 21)
+// Found by review 21, now fixed:
 Deno.test({
   name: "an appliance enrolled with --hostname keeps that name at its next beat",
   sanitizeOps: false,
@@ -69,8 +70,71 @@ Deno.test({
             JSON.stringify(got.hostnameHistory)
           })`,
         );
+        // A name given to one `once` is that process's alone: the next beats under the kept one.
+        const o = await agent(box.state, box.root, [
+          "once",
+          "--allow-http-files",
+          "--hostname",
+          "mx-tmp",
+        ]);
+        assert.equal(o.code, 0, o.text);
+        assert.equal((await detail(noc, box)).hostname, "mx-tmp");
+        const back = await agent(box.state, box.root, ["once", "--allow-http-files"]);
+        assert.equal(back.code, 0, back.text);
+        assert.equal((await detail(noc, box)).hostname, "mx-lon-01", "the override was not saved");
+        // `enroll --force` with a new name replaces the kept one.
+        const f = await agent(box.state, box.root, [
+          "enroll",
+          "--force",
+          "--noc",
+          noc.url,
+          "--token",
+          await noc.enrollmentToken(),
+          "--model",
+          "vs-2000",
+          "--hostname",
+          "mx-lon-02",
+        ]);
+        assert.equal(f.code, 0, f.text);
+        const kept = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`));
+        assert.equal(kept.hostname, "mx-lon-02");
+        const again = await agent(box.state, box.root, ["once", "--allow-http-files"]);
+        assert.equal(again.code, 0, again.text);
+        assert.equal((await detail(noc, box)).hostname, "mx-lon-02");
       } finally {
         await box.remove();
       }
     }),
+});
+
+Deno.test("the beat's host name: this process's, else the enrolled one, else the system's", async () => {
+  const state = await Deno.makeTempDir();
+  try {
+    const load = (flags: Record<string, string>, env: Record<string, string>) =>
+      loadAgentConfig(flags, env);
+    const system = await load({ state }, {});
+    assert.equal(system.hostnameFrom, "system");
+    assert.equal(hostnameGivenExplicitly(system), false, "enroll keeps no system name");
+    const flag = await load({ state, hostname: "mx-flag" }, { NOC_AGENT_HOSTNAME: "mx-env" });
+    assert.equal(flag.hostname, "mx-flag");
+    assert.equal(hostnameGivenExplicitly(flag), true);
+    const env = await load({ state }, { NOC_AGENT_HOSTNAME: "mx-env" });
+    assert.equal(env.hostnameFrom, "env");
+    assert.equal(hostnameGivenExplicitly(env), true);
+    // A run given no name beats under the enrolled one; an old identity (none kept): the system's.
+    assert.equal(reportedHostname(system, { hostname: "mx-lon-01" }), "mx-lon-01");
+    assert.equal(reportedHostname(system, {}), system.hostname);
+    assert.equal(reportedHostname(system, null), system.hostname);
+    // A name given to this process wins, for it alone.
+    assert.equal(reportedHostname(flag, { hostname: "mx-lon-01" }), "mx-flag");
+    assert.equal(reportedHostname(env, { hostname: "mx-lon-01" }), "mx-env");
+    // So does agent.json's, though enroll does not copy it into the identity.
+    await Deno.writeTextFile(`${state}/agent.json`, JSON.stringify({ hostname: "mx-file" }));
+    const file = await load({ state }, {});
+    assert.equal(file.hostnameFrom, "file");
+    assert.equal(hostnameGivenExplicitly(file), false);
+    assert.equal(reportedHostname(file, { hostname: "mx-lon-01" }), "mx-file");
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
 });
