@@ -13,16 +13,23 @@
  * @module
  */
 
-let cutAt: string | null | undefined;
+/**
+ * An environment variable the agent may read only when its permissions name it (never in the
+ * shipped ones): null otherwise, without a permission prompt. Read at each call: no module state.
+ */
+export function testOnlyEnv(name: string): string | null {
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      return null;
+    }
+    return Deno.env.get(name) ?? null;
+  } catch {
+    return null;
+  }
+}
 
 /** SIGKILLs this process when `NOC_AGENT_CUT_AT` is `point` (tests only). */
 export function cutPoint(point: string): void {
-  if (cutAt === undefined) {
-    try {
-      cutAt = Deno.env.get("NOC_AGENT_CUT_AT") ?? null;
-    } catch {
-      cutAt = null;
-    }
-  }
+  const cutAt = testOnlyEnv("NOC_AGENT_CUT_AT");
   if (cutAt === point) Deno.kill(Deno.pid, "SIGKILL");
 }

@@ -2,7 +2,14 @@
 import { AgentError } from "./errors.ts";
 import type { AgentConfig } from "./config.ts";
 import { agentVersion, hostnameGivenExplicitly } from "./config.ts";
-import { type Identity, loadIdentity, saveIdentity } from "./state.ts";
+import {
+  freshState,
+  type Identity,
+  loadIdentity,
+  saveIdentity,
+  saveState,
+  statePaths,
+} from "./state.ts";
 import { enroll, generateApplianceKeys } from "../protocol/client.ts";
 import { agentFetch } from "./http.ts";
 import { releaseKeysOnlyOf } from "../protocol/keys.ts";
@@ -57,5 +64,13 @@ export async function enrollAgent(
     ...(hostnameGivenExplicitly(config) ? { hostname: config.hostname } : {}),
   };
   await saveIdentity(config.state, identity);
+  // A new identity is a new appliance (a cloned copy re-enrolled, say): the old identity's cycle
+  // state (its seq, its last catalog serial — the new UID's catalogs start at 1 — its ETag and
+  // failures), its stored catalog and its unsent outcomes would be wrong for it and are dropped.
+  // What is installed (catalog.cur) is true of this device and stays.
+  const paths = statePaths(config.state);
+  await saveState(config.state, freshState());
+  await Deno.remove(paths.catalog).catch(() => {});
+  await Deno.remove(paths.outcomes, { recursive: true }).catch(() => {});
   return { identity, supersedes: e.supersedes ?? [] };
 }

@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { testOnlyEnv } from "./cut_points.ts";
 import { z } from "zod";
 import { exists, readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
 import { statePaths } from "./state.ts";
@@ -178,18 +179,10 @@ export async function settleAttempts(state: string, now: Date): Promise<Attempt[
   return rebooting;
 }
 
-let testBootFile: string | null | undefined;
-
 /** The id of the running boot, or null when it cannot be read. */
 export async function bootId(): Promise<string | null> {
-  if (testBootFile === undefined) {
-    try {
-      testBootFile = Deno.env.get("NOC_AGENT_BOOT_ID_FILE") ?? null;
-    } catch {
-      // Not allowed to read it (the shipped permissions): the kernel's boot id.
-      testBootFile = null;
-    }
-  }
+  // Tests point it at a file; the shipped permissions cannot read the variable.
+  const testBootFile = testOnlyEnv("NOC_AGENT_BOOT_ID_FILE");
   try {
     const text = testBootFile ? await Deno.readTextFile(testBootFile) : new TextDecoder().decode(
       (await new Deno.Command("/bin/cat", {

@@ -22,11 +22,9 @@ export function installHome(state: string): string {
   return `${state}/home`;
 }
 
-let userName: Promise<string> | null = null;
-
 /** The name of the user the agent runs as (its uid when `id -un` cannot name it). */
 function agentUser(): Promise<string> {
-  userName ??= (async () => {
+  return (async () => {
     const uid = (() => {
       try {
         return String(Deno.uid() ?? "");
@@ -50,7 +48,6 @@ function agentUser(): Promise<string> {
     }
     return uid || "root";
   })();
-  return userName;
 }
 
 /** The ordinary variables for an install program of the agent with state folder `state`. */

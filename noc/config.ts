@@ -187,6 +187,8 @@ const envSchema = z.object({
   NOC_RELEASE_KEY_ROOTS: z.string().default(""),
   NOC_TRUST_PROXY: z.enum(["true", "false"]).default("false"),
   NOC_MAX_UPLOAD_BYTES: int(1024, 2 ** 53 - 1).default(defaultSettings.maxUploadBytes),
+  NOC_MAX_BODY_BYTES: int(16 * 1024, 16 * 1024 * 1024).default(defaultSettings.maxBodyBytes),
+  NOC_MAX_APP_DATA_BYTES: int(1024, 1024 * 1024).default(defaultSettings.maxAppDataBytes),
   NOC_METRICS_TOKEN: z.string().min(24, "NOC_METRICS_TOKEN must be at least 24 characters")
     .optional(),
   NOC_RATE_APPLIANCE_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateAppliancePerMin),
@@ -366,6 +368,8 @@ export function loadConfig(
       allowPlainHttpFiles: dev,
       trustProxy: e.NOC_TRUST_PROXY === "true",
       maxUploadBytes: e.NOC_MAX_UPLOAD_BYTES,
+      maxBodyBytes: e.NOC_MAX_BODY_BYTES,
+      maxAppDataBytes: e.NOC_MAX_APP_DATA_BYTES,
       metricsToken: e.NOC_METRICS_TOKEN ?? null,
       rateAppliancePerMin: e.NOC_RATE_APPLIANCE_PER_MIN,
       rateLocalServerPerMin: e.NOC_RATE_LOCAL_SERVER_PER_MIN,

@@ -45,7 +45,7 @@ dbTest(
     assert.equal(again.body.hostnameHistory.length, 1);
 
     // A beat delayed behind a newer one renames nothing.
-    const late = new Date(noc.clock.now().getTime() - 600_000).toISOString();
+    const late = new Date(noc.clock.now().getTime() - 200_000).toISOString();
     await a.beat({ hostname: "mx-stale-name", sentAt: late });
     assert.equal(
       (await noc.admin("GET", `/v1/admin/appliances/${a.uid}`)).body.hostname,

@@ -98,6 +98,11 @@ Deno.test({
         assert.equal(f.code, 0, f.text);
         const kept = JSON.parse(await Deno.readTextFile(`${box.state}/identity.json`));
         assert.equal(kept.hostname, "mx-lon-02");
+        // A new identity starts a new cycle state (newcomer review 21: a re-enrolled copy kept the
+        // old identity's last catalog serial and refused every catalog of its new one).
+        const fresh = JSON.parse(await Deno.readTextFile(`${box.state}/state.json`));
+        assert.deepEqual([fresh.seq, fresh.lastSerial, fresh.etag], [0, 0, null]);
+        assert.ok(!(await Deno.stat(`${box.state}/catalog.json`).catch(() => null)));
         const again = await agent(box.state, box.root, ["once", "--allow-http-files"]);
         assert.equal(again.code, 0, again.text);
         assert.equal((await detail(noc, box)).hostname, "mx-lon-02");

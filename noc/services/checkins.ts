@@ -116,7 +116,7 @@ interface BeatRow {
 
 /** An appliance's `identity_conflict` as stored (migration 025). */
 export interface IdentityConflictJson {
-  reason: "seq_not_increasing" | "alternating";
+  reason: "seq_not_increasing";
   firstAt: string;
   lastAt: string;
   beats: number;
@@ -224,33 +224,40 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
         prev as (
           select a.uid, a.missing_since, a.last_history_at, a.hostname, a.identity_conflict,
             a.instance_id, a.prev_instance_id, a.instance_since, a.last_seq, a.interval_s,
-            -- The newest report so far (a beat delayed behind it replaces nothing).
-            not coalesce(a.last_sent_at > i."sentAt", false) as newest
+            -- The newest report so far, in the order beats arrive (row-locked per appliance): a
+            -- beat replaces nothing only when it is the previous agent instance's last one,
+            -- taken before its successor's first arrived (a restart's delayed beat). An agent that
+            -- sends no instanceId (older ones) is ordered by its sentAt, which the route holds to
+            -- the NOC's clock within the tolerance. Never by a time the appliance could put
+            -- ahead (review 21: a beat dated 2099 froze name, reasons and the clone check).
+            case when i."instanceId" is null then not coalesce(a.last_sent_at > i."sentAt", false)
+              else not coalesce(i."instanceId" = a.prev_instance_id
+                and i."sentAt" < a.instance_since, false) end as newest
           from appliances a join input i on i.uid = a.uid
           order by a.uid for update of a
         ),
         -- Two devices under one identity (docs/protocol.md, "Cloned identities"): a beat from
-        -- another agent instance whose seq does not pass the last one seen, or the instance before
-        -- the current one coming back within two intervals. A restart (a new instance, its seq
-        -- going on) is neither, nor is a beat delayed behind a newer one (the old instance's last
-        -- beat arriving after its successor's first).
+        -- another agent instance whose seq does not pass the last one seen. A restart (a new
+        -- instance, its seq going on) is not, nor a 'noc-agent once' run beside the service (it takes the
+        -- next seq from the shared state folder: instances may take turns as long as seq rises),
+        -- nor a beat delayed behind a newer one (the old instance's last beat arriving after its
+        -- successor's first). Two copies of one state folder cannot keep seq rising for long:
+        -- both count on from the same number.
         judged as (
           select i.uid, coalesce(i."instanceId" is not null and p.instance_id is not null
-              and i."instanceId" <> p.instance_id and p.newest and (
-                i.seq <= p.last_seq
-                or (i."instanceId" = p.prev_instance_id and p.instance_since >
-                  i."receivedAt" - make_interval(secs => 2 * p.interval_s))), false) as clash,
-            case when i.seq <= p.last_seq then 'seq_not_increasing' else 'alternating' end
-              as reason
+              and i."instanceId" <> p.instance_id and p.newest and i.seq <= p.last_seq, false)
+              as clash,
+            'seq_not_increasing' as reason
           from input i join prev p on p.uid = i.uid
         ),
         upd as (
           update appliances ap set last_beat_at = i."receivedAt", next_due_at = i."nextDue",
             missing_since = null,
             -- A beat delayed past a newer one still counts as a sign of life, but does not replace the newer report.
-            last_seq = case when ap.last_sent_at > i."sentAt" then ap.last_seq else i.seq end,
-            last_report = case when ap.last_sent_at > i."sentAt" then ap.last_report else i.report end,
-            last_sent_at = greatest(ap.last_sent_at, i."sentAt"), last_address = i.address,
+            last_seq = case when p.newest then i.seq else ap.last_seq end,
+            last_report = case when p.newest then i.report else ap.last_report end,
+            last_sent_at = case when p.newest then i."sentAt" else ap.last_sent_at end,
+            last_address = i.address,
             agent_version = coalesce(i."agentVersion", ap.agent_version),
             -- The name the appliance reports is its name; the one it replaces goes to its history.
             hostname = case when p.newest and i.hostname is not null then i.hostname

@@ -213,7 +213,7 @@ export const appliance = z.object({
   supersededBy: uid.nullable().describe("Retired by a re-enrolment: the record that replaced it"),
   supersedes: z.array(uid).describe("The records this one replaced when it enrolled"),
   identityConflict: z.object({
-    reason: z.enum(["seq_not_increasing", "alternating"])
+    reason: z.enum(["seq_not_increasing"])
       .describe(
         "A beat from another agent instance whose seq did not pass the last one seen, " +
           "or two instances taking turns within two intervals",

@@ -59,6 +59,18 @@ export function beatRoutes(deps: AppDeps) {
     const now = deps.clock.now();
     const nextDue = new Date(now.getTime() + a.intervalS * 1000);
     const sentAt = new Date(beat.sentAt);
+    // Beats are ordered as they arrive; a sentAt far from the NOC's clock is a lie (the request's
+    // signature time is held to the same tolerance), and would order reports wrongly.
+    const skewS = Math.abs(sentAt.getTime() - now.getTime()) / 1000;
+    if (skewS > deps.settings.maxSkewS) {
+      throw new ApiError(
+        400,
+        "invalid_body",
+        `Field "sentAt": ${beat.sentAt} is ${Math.round(skewS)} s from the NOC's clock (at most ` +
+          `${deps.settings.maxSkewS} s, as for the request's signature): set the appliance's clock`,
+        { issues: [{ path: "sentAt", message: "too far from the NOC's clock" }] },
+      );
+    }
     // Batched with other appliances' beats: one statement updates the status table, keeps the
     // history and resolves a missed-heartbeat alert.
     const written = await deps.checkins.recordBeat({
