@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 
-// REAL FAULT (review 21)
+// Found by review 21, now fixed.
 dbTest(
   "one cycle run by hand beside the service raises no cloned_identity notice",
   async ({ db }) => {

@@ -18,7 +18,7 @@ async function notices(noc: TestNoc, kind: string) {
     select uid from notices where kind = ${kind} order by id`;
 }
 
-// REAL FAULT (review 21)
+// Found by review 21, now fixed.
 dbTest(
   "a beat dated in 2099 does not freeze the appliance's name, reasons and clone check",
   async ({ db }) => {
@@ -69,7 +69,7 @@ dbTest(
   },
 );
 
-// REAL FAULT (review 21)
+// Found by review 21, now fixed.
 dbTest(
   "a copy whose clock is 2 minutes behind, beating a minute after the original, is noticed",
   async ({ db }) => {
