@@ -12,7 +12,13 @@
  * @module
  */
 import { DEFAULT_REPORT_LIMITS, type ReportLimits } from "../protocol/catalog.ts";
-import { BEAT_MAX_COMPONENTS, BEAT_MAX_DROPPED, hostnameSchema } from "../protocol/schemas.ts";
+import {
+  badJson,
+  BEAT_MAX_COMPONENTS,
+  BEAT_MAX_DROPPED,
+  hostnameSchema,
+  nameSchema,
+} from "../protocol/schemas.ts";
 import type { Health } from "./health.ts";
 
 /**
@@ -105,12 +111,75 @@ export function componentsDropped(installed: number, listed: number): string {
   return `components: ${count(installed)} installed, ${count(listed)} listed`;
 }
 
-/** At most {@link BEAT_MAX_DROPPED} lines of at most 200 characters; the last says how many more. */
+/** The `dropped` line for a last cycle's problems cut short: how many there were, how many went. */
+export function problemsDropped(reported: number, sent: number): string {
+  return `lastCycle.problems: ${count(reported)} reported, ${
+    sent === 0 ? "none" : count(sent)
+  } kept`;
+}
+
+/** Lines kept first when `dropped` must be capped: what says how much of the report is missing. */
+const counted = (l: string) =>
+  l.startsWith("lastCycle") || l.startsWith("components: ") || l.startsWith("the NOC refused");
+
+/**
+ * At most {@link BEAT_MAX_DROPPED} lines of at most 200 characters; the last says how many more.
+ * When lines must go, the first line and those counting the problems and components left out
+ * are kept before the others (the order otherwise kept).
+ */
 export function cappedDropped(lines: readonly string[]): string[] {
   const cut = lines.map((l) => l.slice(0, 200));
   if (cut.length <= BEAT_MAX_DROPPED) return cut;
-  const kept = cut.slice(0, BEAT_MAX_DROPPED - 1);
+  const room = BEAT_MAX_DROPPED - 1;
+  const first = new Set<number>();
+  cut.forEach((l, i) => {
+    if ((i === 0 || counted(l)) && first.size < room) first.add(i);
+  });
+  for (let i = 0; i < cut.length && first.size < room; i++) first.add(i);
+  const kept = cut.filter((_, i) => first.has(i));
   return [...kept, `and ${count(cut.length - kept.length)} more`];
+}
+
+/** An application's name as a `dropped` line shows it (escaped when the protocol would refuse it). */
+function appLabel(app: string): string {
+  return nameSchema.safeParse(app).success ? app : JSON.stringify(app).slice(0, 80);
+}
+
+/**
+ * Why the NOC would refuse application data `data` for its shape (not its size), as a `dropped`
+ * line says it, or null: the same rule as the NOC's (protocol/schemas.ts `badJson`, the depth it
+ * uses for apps), an application name or top-level key it refuses, data that is not an object.
+ */
+export function badAppData(app: string, data: unknown): string | null {
+  if (!nameSchema.safeParse(app).success) return "name refused by the NOC";
+  if (data === null || typeof data !== "object" || Array.isArray(data)) return "not an object";
+  for (const k of Object.keys(data)) {
+    if (k.length > 128) return "a key longer than 128 characters";
+  }
+  const bad = badJson(data);
+  if (bad === null) return null;
+  if (bad.startsWith("keys ")) return "a key contains NUL or unpaired surrogates";
+  if (bad.includes("NUL")) {
+    return hasNul(data) ? "contains NUL" : "contains unpaired surrogates";
+  }
+  return bad.replace(/^must not nest/, "nests");
+}
+
+/** True when some string in `v` (key or value) holds a NUL character. */
+function hasNul(v: unknown): boolean {
+  const stack: unknown[] = [v];
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (typeof x === "string") {
+      if (x.includes("\u0000")) return true;
+    } else if (x !== null && typeof x === "object") {
+      for (const [k, c] of Object.entries(x)) {
+        if (k.includes("\u0000")) return true;
+        stack.push(c);
+      }
+    }
+  }
+  return false;
 }
 
 function withDropped(beat: BeatBody, dropped: readonly string[]): BeatBody {
@@ -139,6 +208,10 @@ function componentsThatFit(beat: BeatBody, dropped: readonly string[], bodyBytes
 /**
  * Fits `beat` to `limits`, in this order, naming each cut in `dropped`:
  *
+ * 0. an application whose data the NOC would refuse for its shape — a NUL or an unpaired surrogate
+ *    in a key or string, nesting deeper than the NOC allows (the NOC's own `badJson` rule) — is
+ *    dropped alone (`apps.<name> (contains NUL)`), so that one plug-in cannot make the NOC refuse
+ *    the whole beat;
  * 1. components past `limits.components` (`components: N installed, M listed`);
  * 2. an application's data over `limits.appDataBytes` (`apps.<name> (N bytes, over M)`), and
  *    applications past the 64th (by name);
@@ -148,8 +221,9 @@ function componentsThatFit(beat: BeatBody, dropped: readonly string[], bodyBytes
  * 5. last, components from the end of the list.
  *
  * The result fits the NOC's size limits (its JSON is at most `limits.bodyBytes` unless even the
- * bare beat is larger). Data of the wrong shape (too deep, NUL characters) is not looked for
- * here: the NOC's 400 says so, and the agent then sends {@link smallestBeat}.
+ * bare beat is larger). Should the NOC still refuse it (400, 413), the agent sends
+ * {@link smallestBeat}. Whenever problems are cut, a line says how many there were and how many
+ * were sent (`lastCycle.problems: 21 reported, 10 kept`).
  */
 export function fitBeat(
   input: BeatBody,
@@ -158,6 +232,14 @@ export function fitBeat(
   const dropped = [...input.dropped ?? []];
   let beat: BeatBody = { ...input, apps: { ...input.apps } };
   delete beat.dropped;
+
+  for (const [app, data] of Object.entries(beat.apps)) {
+    const bad = badAppData(app, data);
+    if (bad !== null) {
+      delete beat.apps[app];
+      dropped.push(`apps.${appLabel(app)} (${bad})`);
+    }
+  }
 
   const installed = beat.components.length;
   if (installed > limits.components) {
@@ -212,12 +294,12 @@ export function fitBeat(
       ...beat,
       lastCycle: { ...beat.lastCycle, problems: beat.lastCycle.problems!.slice(0, 10) },
     };
-    dropped.push(`lastCycle.problems: ${count(problems.length)} reported, 10 kept`);
+    dropped.push(problemsDropped(problems.length, 10));
   }
   if (!fits() && problems.length > 0) {
     const { problems: _, ...rest } = beat.lastCycle;
     beat = { ...beat, lastCycle: rest };
-    dropped.push(`lastCycle.problems: ${count(problems.length)} reported, none kept`);
+    dropped.push(problemsDropped(problems.length, 0));
   }
   if (!fits() && beat.components.length > 0) {
     const without = dropped.filter((d) => !d.startsWith("components: "));
@@ -265,9 +347,7 @@ export function smallestBeat(
         }
         : {}),
     };
-    if (problems.length > 10) {
-      dropped.push(`lastCycle.problems: ${count(problems.length)} reported, 10 kept`);
-    }
+    if (problems.length > 10) dropped.push(problemsDropped(problems.length, 10));
     if (
       problems.some((p) => p.message.length > 200) ||
       (c.message !== undefined && c.message.length > 200)

@@ -13,12 +13,16 @@
  *   at every cycle's start ({@link sweepDebris});
  * - `.<file>.noc-<8 hex>` beside a file's destination in the appliance root (a copy across
  *   filesystems cut short): its path is recorded in `temps.json` before it is made, and a recorded
- *   path is removed at the next cycle's start ({@link sweepDebris});
+ *   path is removed at the next cycle's start ({@link sweepDebris}) — only when it lies inside the
+ *   state folder or the appliance root (its folder resolved, symbolic links included) and its name
+ *   is one of the agent's own temporary names (`.<name>.noc-<8 hex>`, `<name>.tmp-<8 hex>`); any
+ *   other path listed there (a damaged or planted `temps.json`) is left alone and logged;
  * - `reboot/<sha256>` markers that no install in progress owns (install_attempts.ts).
  *
  * @module
  */
 import { readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
+import type { AgentLog } from "./log.ts";
 import { statePaths } from "./state.ts";
 
 /** `temps.json`: temporary files made outside the state folder, until they are renamed or gone. */
@@ -57,12 +61,60 @@ export async function forgetTemp(state: string, path: string): Promise<void> {
 const atomicTemp =
   /^(state\.json|catalog\.cur|catalog\.json|identity\.json|running\.json|attempts\.json|temps\.json|wake\.json|\d{12}\.json)\.tmp-[0-9a-f]{8}$/;
 
+/** The base names of the agent's own temporary files: a copy's and an atomic write's. */
+const ownTemp = /^(\..+\.noc-[0-9a-f]{8}|.+\.tmp-[0-9a-f]{8})$/;
+
+/** `path` with `.` and `..` resolved (lexically; `path` is absolute). */
+function normalize(path: string): string {
+  const out: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out.pop();
+    else out.push(part);
+  }
+  return `/${out.join("/")}`;
+}
+
+const inside = (path: string, dir: string) =>
+  dir === "/" ? path.startsWith("/") : path === dir || path.startsWith(`${dir}/`);
+
+/**
+ * Why recorded temporary file `path` must not be removed, or null when it may: its base name must
+ * be one of the agent's temporary names, and its folder — `..` resolved and every symbolic link
+ * followed — must be inside the state folder or the appliance root (as those resolve). The file
+ * itself is never followed: a link is removed as a link.
+ */
+export async function refusedTemp(
+  path: string,
+  dirs: readonly string[],
+): Promise<string | null> {
+  if (!path.startsWith("/")) return "not an absolute path";
+  const norm = normalize(path);
+  const base = norm.slice(norm.lastIndexOf("/") + 1);
+  if (!ownTemp.test(base)) return "not a name the agent gives its temporary files";
+  let folder: string;
+  try {
+    folder = await Deno.realPath(norm.slice(0, norm.lastIndexOf("/")) || "/");
+  } catch {
+    return "its folder cannot be resolved";
+  }
+  for (const d of dirs) {
+    const real = await Deno.realPath(d).catch(() => null);
+    if (real !== null && inside(folder, real)) return null;
+  }
+  return "outside the state folder and the appliance root";
+}
+
 /**
  * Removes what a cut left (see the module): atomic writes' temporary files in the state folder
- * and its `outcomes/`, and the recorded temporary files beside destinations. Returns the paths
- * removed.
+ * and its `outcomes/`, and the recorded temporary files beside destinations — only those inside
+ * `state` or `opts.root` with one of the agent's temporary names ({@link refusedTemp}); others
+ * listed are ignored, and logged (`debris_refused`). Returns the paths removed.
  */
-export async function sweepDebris(state: string): Promise<string[]> {
+export async function sweepDebris(
+  state: string,
+  opts: { root?: string | undefined; log?: AgentLog } = {},
+): Promise<string[]> {
   const removed: string[] = [];
   for (const dir of [state, statePaths(state).outcomes]) {
     try {
@@ -77,12 +129,19 @@ export async function sweepDebris(state: string): Promise<string[]> {
   }
   const temps = await loadTemps(state);
   if (temps.length > 0) {
+    const dirs = opts.root ? [state, opts.root] : [state];
     for (const path of temps) {
-      const gone = await Deno.remove(path).then(
+      const why = await refusedTemp(path, dirs);
+      if (why !== null) {
+        opts.log?.warn("debris_refused", { path: path.slice(0, 500), reason: why });
+        continue;
+      }
+      const norm = normalize(path);
+      const gone = await Deno.remove(norm).then(
         () => true,
         (e) => e instanceof Deno.errors.NotFound ? null : false,
       );
-      if (gone) removed.push(path);
+      if (gone) removed.push(norm);
     }
     await saveTemps(state, []).catch(() => {});
   }

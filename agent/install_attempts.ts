@@ -27,6 +27,7 @@
 import { testOnlyEnv } from "./cut_points.ts";
 import { z } from "zod";
 import { exists, readJson, writeJsonAtomic } from "../protocol/util/atomic_file.ts";
+import { nameSchema } from "../protocol/schemas.ts";
 import { statePaths } from "./state.ts";
 
 /** How many times in all an install program is run for one version and digest, cut short or not. */
@@ -35,12 +36,17 @@ export const MAX_INSTALL_RUNS = 3;
 /** The exit code by which an install program says "installed; the appliance must reboot". */
 export const REBOOT_EXIT_CODE = 194;
 
+/**
+ * One record. The fields that form paths (`app`, `name`, `sha256`: the reboot marker, the kept
+ * payload's folder; `staging`, checked in {@link loadAttempts}) must have their expected shape: a
+ * record that fails is ignored, as if it were not there.
+ */
 const attemptSchema = z.object({
   kind: z.literal("package"),
-  app: z.string(),
-  name: z.string(),
+  app: nameSchema,
+  name: nameSchema,
   version: z.string(),
-  sha256: z.string(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** How many times its install program was started. */
   runs: z.number().int().min(0),
   /** `running`: an install started and never seen to end; `awaiting_reboot`: see the module. */
@@ -58,8 +64,11 @@ export type Attempt = z.infer<typeof attemptSchema>;
 
 const fileSchema = z.object({
   format: z.literal("noc-agent-attempts/1"),
-  installs: z.array(attemptSchema),
+  installs: z.array(z.unknown()),
 });
+
+/** A staging folder an install runs in: `<state>/staging/<uuid>`. */
+const stagingName = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** `attempts.json` in state folder `state`. */
 export function attemptsPath(state: string): string {
@@ -76,11 +85,29 @@ export function rebootMarker(state: string, sha256: string): string {
   return `${rebootDir(state)}/${sha256}`;
 }
 
-/** The installs in progress; empty when none, or when the file is damaged (it is then rewritten). */
+/**
+ * The installs in progress; empty when none, or when the file is damaged (it is then rewritten).
+ * A record whose path-forming fields are not of their shape (a digest other than 64 lowercase hex
+ * digits, a name the protocol refuses, a staging folder other than `<state>/staging/<uuid>`) is
+ * ignored, and goes when the file is next written.
+ */
 export async function loadAttempts(state: string): Promise<Attempt[]> {
   try {
     const parsed = fileSchema.safeParse(await readJson(attemptsPath(state)));
-    return parsed.success ? parsed.data.installs : [];
+    if (!parsed.success) return [];
+    const stagingDir = `${statePaths(state).staging}/`;
+    const out: Attempt[] = [];
+    for (const raw of parsed.data.installs) {
+      const a = attemptSchema.safeParse(raw);
+      if (!a.success) continue;
+      const st = a.data.staging;
+      if (
+        st !== null &&
+        !(st.startsWith(stagingDir) && stagingName.test(st.slice(stagingDir.length)))
+      ) continue;
+      out.push(a.data);
+    }
+    return out;
   } catch {
     return [];
   }

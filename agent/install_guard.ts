@@ -188,7 +188,11 @@ export interface Leftovers {
  * installed. A program that outlives both stays recorded and blocks the cycle's installs.
  */
 export async function settleLeftovers(
-  ctx: { config: Pick<AgentConfig, "state">; log: AgentLog; now?: () => Date },
+  ctx: {
+    config: Pick<AgentConfig, "state"> & Partial<Pick<AgentConfig, "root">>;
+    log: AgentLog;
+    now?: () => Date;
+  },
   graceMs = STOP_GRACE_MS,
 ): Promise<Leftovers> {
   const state = ctx.config.state;
@@ -276,7 +280,7 @@ export async function settleLeftovers(
   }
   if (programs.length > 0 || damaged) await saveRunning(state, still);
   // Temporary files a cut left (debris.ts).
-  const swept = await sweepDebris(state).catch(() => []);
+  const swept = await sweepDebris(state, { root: ctx.config.root, log: ctx.log }).catch(() => []);
   if (swept.length > 0) {
     ctx.log.info("debris_removed", { paths: swept.slice(0, 20), count: swept.length });
   }
