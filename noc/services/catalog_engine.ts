@@ -242,15 +242,16 @@ export function catalogChooser(
       // A version a rollback sent this appliance away from is not kept by its delivery through
       // another assignment of it (a cancelled rollout's paused one, say): only an assignment that
       // includes the appliance now gives it back (newcomer review of issue 20).
-      const rolledBack = new Set<string>();
+      // (Every catalog request runs this: no allocation unless an exclusion is met.)
+      let rolledBack: string[] | undefined;
       const pick = group.find((c) => {
         if (!targets(c, subject)) return false;
         if (excluded(c)) {
-          rolledBack.add(c.version);
+          (rolledBack ??= []).push(c.version);
           return false;
         }
         if (inRollout(c)) return true;
-        return facts.delivered(c.id) && !rolledBack.has(c.version);
+        return facts.delivered(c.id) && !rolledBack?.includes(c.version);
       });
       if (pick) chosen.push(toChosen(pick, pick.assignment_id));
     }
