@@ -52,10 +52,12 @@ export function identityConflictJson(
     beats: c.beats,
     seq: c.seq,
     lastSeq: c.lastSeq,
+    stateUnwritable: c.stateUnwritable ?? null,
     instances: c.instances.map((i) => ({
       instanceId: i.instanceId,
       firstSeenAt: t(i.firstSeenAt),
       lastSeenAt: t(i.lastSeenAt),
+      address: i.address ?? null,
     })),
   };
 }

@@ -122,25 +122,49 @@ export interface IdentityConflictJson {
   beats: number;
   seq: number;
   lastSeq: number | null;
-  instances: { instanceId: string; firstSeenAt: string | null; lastSeenAt: string | null }[];
+  /**
+   * The `state_unwritable` problem (its message) of the beat that raised the mark, or of the
+   * report before it: separate runs on a state folder that cannot be written repeat seq. Absent
+   * from marks made before it was kept.
+   */
+  stateUnwritable?: string | null;
+  instances: {
+    instanceId: string;
+    firstSeenAt: string | null;
+    lastSeenAt: string | null;
+    /** The source address of its latest beat seen (absent from marks made before it was kept). */
+    address?: string | null;
+  }[];
 }
 
 /** The `cloned_identity` notice of an appliance just marked. */
 function clonedIdentityNotice(r: BeatRow): NoticeInput {
   const c = r.identity_conflict!;
   const ids = c.instances.map((i) => i.instanceId);
+  const from = (i: IdentityConflictJson["instances"][number] | undefined) =>
+    i?.address ? ` (from ${i.address})` : "";
   const why = c.reason === "seq_not_increasing"
-    ? `a beat from agent instance ${ids[ids.length - 1]} carried seq ${c.seq} after instance ` +
-      `${ids[0]} had sent seq ${c.lastSeq}`
+    ? `a beat from agent instance ${ids[ids.length - 1]}${
+      from(c.instances[c.instances.length - 1])
+    } carried seq ${c.seq} after instance ${ids[0]}${
+      from(c.instances[0])
+    } had sent seq ${c.lastSeq}`
     : `agent instances ${ids.join(" and ")} take turns beating`;
+  // A state folder that cannot be written repeats seq too: said first, so the operator looks
+  // there before hunting a copy.
+  const unwritable = c.stateUnwritable
+    ? ` The appliance also reported state_unwritable (${c.stateUnwritable}): separate agent ` +
+      "runs on a state folder that cannot be written start from the same saved seq and look " +
+      "like this; if so, make the folder writable and clear the mark."
+    : "";
   return {
     kind: "cloned_identity",
     uid: r.uid,
     text:
       `:warning: One identity, two devices? ${r.hostname} (${r.model}${
         r.site ? `, site ${r.site}` : ""
-      }): ${why}. A copied state folder (a cloned VM or golden image) makes two devices report ` +
-      "as one: re-enrol the copy with `noc-agent enroll --force` and a new token, then clear " +
+      }): ${why}.${unwritable} A copied state folder (a cloned VM or golden image) makes two ` +
+      "devices report as one: re-enrol the copy with `noc-agent enroll --force` and a new token, then clear " +
       'the mark (docs/operations.md, "Cloned identities")',
     payload: {
       appliance: { uid: r.uid, hostname: r.hostname, model: r.model, site: r.site },
@@ -232,7 +256,13 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
             -- ahead (review 21: a beat dated 2099 froze name, reasons and the clone check).
             case when i."instanceId" is null then not coalesce(a.last_sent_at > i."sentAt", false)
               else not coalesce(i."instanceId" = a.prev_instance_id
-                and i."sentAt" < a.instance_since, false) end as newest
+                and i."sentAt" < a.instance_since, false) end as newest,
+            a.last_address,
+            -- The state_unwritable problem the newest report so far carried, if any.
+            (select e->>'message' from jsonb_array_elements(
+                case when jsonb_typeof(a.last_report->'lastCycle'->'problems') = 'array'
+                  then a.last_report->'lastCycle'->'problems' else '[]'::jsonb end) e
+              where e->>'code' = 'state_unwritable' limit 1) as prev_unwritable
           from appliances a join input i on i.uid = a.uid
           order by a.uid for update of a
         ),
@@ -247,7 +277,14 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
           select i.uid, coalesce(i."instanceId" is not null and p.instance_id is not null
               and i."instanceId" <> p.instance_id and p.newest and i.seq <= p.last_seq, false)
               as clash,
-            'seq_not_increasing' as reason
+            'seq_not_increasing' as reason,
+            -- A state folder that cannot be written makes separate runs repeat seq, which looks
+            -- like a copied one: the mark and its notice say so (this beat's problem, else the
+            -- previous report's).
+            coalesce((select e->>'message' from jsonb_array_elements(
+                case when jsonb_typeof(i.report->'lastCycle'->'problems') = 'array'
+                  then i.report->'lastCycle'->'problems' else '[]'::jsonb end) e
+              where e->>'code' = 'state_unwritable' limit 1), p.prev_unwritable) as unwritable
           from input i join prev p on p.uid = i.uid
         ),
         upd as (
@@ -278,12 +315,26 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
               when ap.identity_conflict is null then jsonb_build_object(
                 'reason', j.reason, 'firstAt', i."receivedAt", 'lastAt', i."receivedAt",
                 'beats', 1, 'seq', i.seq, 'lastSeq', ap.last_seq,
+                'stateUnwritable', j.unwritable,
                 'instances', jsonb_build_array(
+                  -- Each instance with the source address of its latest beat seen (the
+                  -- previous beat's, for the instance that sent it).
                   jsonb_build_object('instanceId', ap.instance_id,
-                    'firstSeenAt', ap.instance_since, 'lastSeenAt', ap.last_beat_at),
+                    'firstSeenAt', ap.instance_since, 'lastSeenAt', ap.last_beat_at,
+                    'address', p.last_address),
                   jsonb_build_object('instanceId', i."instanceId",
-                    'firstSeenAt', i."receivedAt", 'lastSeenAt', i."receivedAt")))
-              else identity_conflict_seen(ap.identity_conflict, i."instanceId", i."receivedAt")
+                    'firstSeenAt', i."receivedAt", 'lastSeenAt', i."receivedAt",
+                    'address', i.address)))
+              else (
+                select c || jsonb_build_object(
+                  'stateUnwritable', coalesce(c->>'stateUnwritable', j.unwritable),
+                  'instances', (
+                    select jsonb_agg(case when e->>'instanceId' = i."instanceId"::text
+                        then e || jsonb_build_object('address', i.address) else e end
+                      order by n)
+                    from jsonb_array_elements(c->'instances') with ordinality as x(e, n)))
+                from (select identity_conflict_seen(ap.identity_conflict, i."instanceId",
+                  i."receivedAt") as c) s)
             end,
             -- One history row per gap at most, however often the appliance beats.
             last_history_at = case

@@ -223,11 +223,18 @@ export const appliance = z.object({
     beats: z.number().int().describe("Conflicting beats seen since it was marked"),
     seq: z.number().int().describe("The seq of the beat that marked it"),
     lastSeq: z.number().int().nullable().describe("The last seq seen before that beat"),
+    stateUnwritable: z.string().nullable().describe(
+      "The state_unwritable problem the beat that marked it (or the report before it) carried: " +
+        "separate runs on a state folder that cannot be written repeat seq; null: none",
+    ),
     instances: z.array(z.object({
       instanceId: uid,
       firstSeenAt: time.nullable(),
       lastSeenAt: time.nullable(),
-    })).describe("The agent instances seen (at most 8), each with when it was seen"),
+      address: z.string().nullable().describe(
+        "The source address of its latest beat seen while marked; null: not recorded",
+      ),
+    })).describe("The agent instances seen (at most 8), each with when and where it was seen"),
   }).nullable().describe(
     "Two devices beating under this identity (a copied state folder; docs/operations.md, " +
       '"Cloned identities"), until an operator clears it; null: none',

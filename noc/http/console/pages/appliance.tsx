@@ -37,10 +37,12 @@ const identityConflictSchema = z.object({
   beats: z.number(),
   seq: z.number(),
   lastSeq: z.number().nullable(),
+  stateUnwritable: z.string().nullish(),
   instances: z.array(z.object({
     instanceId: z.string(),
     firstSeenAt: z.string().nullable(),
     lastSeenAt: z.string().nullable(),
+    address: z.string().nullish(),
   })),
 });
 
@@ -249,12 +251,27 @@ function IdentityConflict(
       <ul>
         {c.instances.map((i) => (
           <li>
-            instance <code>{i.instanceId}</code>: first seen <Time at={i.firstSeenAt} />, last seen
-            {" "}
-            <Time at={i.lastSeenAt} />
+            instance <code>{i.instanceId}</code>
+            {i.address
+              ? (
+                <>
+                  {" "}from <code class="address">{i.address}</code>
+                </>
+              )
+              : null}: first seen <Time at={i.firstSeenAt} />, last seen <Time at={i.lastSeenAt} />
           </li>
         ))}
       </ul>
+      {c.stateUnwritable
+        ? (
+          <p id="identity-conflict-unwritable">
+            The appliance also reported <code>state_unwritable</code>:{" "}
+            <q>{c.stateUnwritable}</q>. Separate agent runs on a state folder that cannot be written
+            start from the same saved seq and look like two devices: if that is what happened, make
+            the folder writable and clear this mark.
+          </p>
+        )
+        : null}
       A copied state folder (a cloned VM, a golden image) makes two devices report as one. On the
       copy, run{" "}
       <code>
