@@ -109,3 +109,44 @@ dbTest(
     assert.doesNotMatch(page, /id="identity-conflict-unwritable"/);
   },
 );
+
+dbTest(
+  "the clone mark's beats count: 1 after a restored backup, one per repeated run after a read-only episode",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const mark = async (a: TestAppliance) =>
+      (await noc.admin("GET", `/v1/admin/appliances/${a.uid}`)).body.identityConflict;
+    // A restored backup: seq goes back once, one instance beats on (docs/operations.md).
+    const restored = await noc.enrollAppliance();
+    await restored.beat({ seq: 40, instanceId: crypto.randomUUID() });
+    const after = crypto.randomUUID();
+    for (const seq of [31, 32, 33]) {
+      noc.clock.advance(909);
+      await restored.beat({ seq, instanceId: after });
+    }
+    assert.equal((await mark(restored)).beats, 1);
+
+    // Separate `noc-agent once` runs on a read-only state folder saved at seq 5: each beats
+    // with seq 6 (nothing saved), as does the first run once the folder is writable again.
+    const ro = await noc.enrollAppliance();
+    await ro.beat({ seq: 5, instanceId: crypto.randomUUID() });
+    const runs = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    for (const instanceId of runs) {
+      noc.clock.advance(909);
+      await ro.beat({ seq: 6, instanceId, lastCycle: unwritable("/state/cycle.lock") });
+    }
+    noc.clock.advance(909);
+    const writable = crypto.randomUUID();
+    await ro.beat({ seq: 6, instanceId: writable });
+    noc.clock.advance(909);
+    await ro.beat({ seq: 7, instanceId: crypto.randomUUID() });
+    const c = await mark(ro);
+    assert.ok(c, "marked");
+    // runs[0] passed seq 5; runs[1], runs[2] and the writable run repeated seq 6.
+    assert.equal(c.beats, 3, JSON.stringify(c));
+    assert.deepEqual(
+      c.instances.map((i: any) => i.instanceId),
+      [runs[0], runs[1], runs[2], writable],
+    );
+  },
+);
