@@ -48,6 +48,10 @@ import {
 import { createHmac, createPrivateKey, createPublicKey, diffieHellman } from "node:crypto";
 import { runCli } from "./_process.ts";
 import { Buffer } from "node:buffer";
+import { z } from "zod";
+import { beatSchema, hostnameSchema } from "../protocol/schemas.ts";
+import { defaultSettings } from "../noc/config.ts";
+import { sampleBeat } from "./_harness.ts";
 
 const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
 
@@ -951,4 +955,120 @@ Deno.test({
     ]);
     assert.notEqual(other.trim(), out.trim().split("\n")[1]);
   },
+});
+
+/** The rows of docs/protocol.md's SecureBeat field table, by field (`health.disks`, ...). */
+function beatFieldRows(): Map<string, string> {
+  const at = doc.indexOf("## SecureBeat: `POST /v1/beats`");
+  const table = doc.slice(
+    doc.indexOf("| Field ", at),
+    doc.indexOf("\n\n", doc.indexOf("| Field ", at)),
+  );
+  const rows = new Map<string, string>();
+  for (const line of table.split("\n")) {
+    const field = /^\| `([A-Za-z.]+)` /.exec(line)?.[1];
+    if (field) rows.set(field, line);
+  }
+  return rows;
+}
+
+/** What the limits test reads of a JSON Schema node. */
+interface SchemaNode {
+  type?: string;
+  format?: string;
+  pattern?: string;
+  minLength?: number;
+  maxLength?: number;
+  maxItems?: number;
+  prefixItems?: unknown;
+  items?: SchemaNode;
+  properties?: Record<string, SchemaNode>;
+  propertyNames?: SchemaNode;
+  additionalProperties?: SchemaNode | boolean;
+}
+
+/** The largest n in [lo, hi] for which ok(n) holds (ok is true up to some n, false after). */
+function largest(lo: number, hi: number, ok: (n: number) => boolean): number {
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (ok(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+Deno.test("docs/protocol.md's SecureBeat table states every limit the beat schema enforces", () => {
+  const rows = beatFieldRows();
+  const schema = z.toJSONSchema(beatSchema(defaultSettings.maxAppDataBytes), {
+    unrepresentable: "any",
+    io: "input",
+  }) as SchemaNode;
+  // Every constrained leaf of the schema (a string's length or pattern, a list's length), with the
+  // words the table must show for it in the row of its field (the row of its nearest documented
+  // ancestor), and the leaf's own name when it is a part of that field.
+  const missing: string[] = [];
+  const need = (path: string[], leaf: string | null, words: string) => {
+    let row: string | undefined;
+    for (let n = path.length; n > 0 && row === undefined; n--) {
+      row = rows.get(path.slice(0, n).join("."));
+    }
+    if (row === undefined) {
+      missing.push(`${path.join(".")}: no row in the table`);
+      return;
+    }
+    for (const w of leaf ? [`\`${leaf}\``, words] : [words]) {
+      if (!row.includes(w)) missing.push(`${path.join(".")}: ${w}`);
+    }
+  };
+  const walk = (s: SchemaNode, path: string[], leaf: string | null) => {
+    if (s.type === "string") {
+      if (s.format) return; // UUID, ISO time: documented by name
+      if (s.pattern) need(path, leaf, `\`${s.pattern}\``);
+      if (s.minLength !== undefined && s.maxLength !== undefined) {
+        need(path, leaf, `${s.minLength}–${s.maxLength} characters`);
+      } else if (s.maxLength !== undefined) need(path, leaf, `≤ ${s.maxLength}`);
+    } else if (s.type === "array") {
+      if (s.prefixItems) return; // a fixed tuple (health.load)
+      if (s.maxItems !== undefined) need(path, leaf, `≤ ${s.maxItems}`);
+      if (s.items) walk(s.items, path, null);
+    } else if (s.type === "object") {
+      for (const [k, v] of Object.entries(s.properties ?? {})) {
+        const p = [...path, k];
+        walk(v, p, rows.has(p.join(".")) || path.length === 0 ? null : k);
+      }
+      if (s.propertyNames) {
+        walk(s.propertyNames, path, path.length === 1 ? "<app>" : "<key>");
+      }
+      if (s.additionalProperties && typeof s.additionalProperties === "object") {
+        walk(s.additionalProperties, path, null);
+      }
+    }
+  };
+  walk(schema, [], null);
+
+  // What JSON Schema cannot say, found by trying the schema itself.
+  const parses = (overrides: Record<string, unknown>) =>
+    beatSchema(defaultSettings.maxAppDataBytes).safeParse(
+      sampleBeat(1, new Date(), overrides),
+    ).success;
+  const maxApps = largest(
+    1,
+    1000,
+    (n) =>
+      parses({ apps: Object.fromEntries(Array.from({ length: n }, (_, i) => [`app${i}`, {}])) }),
+  );
+  need(["apps"], null, `≤ ${maxApps} apps`);
+  // One application's data: measured on its compact re-encoding (JSON.stringify), in bytes.
+  const overhead = JSON.stringify({ k: "" }).length;
+  const maxBytes = largest(
+    overhead,
+    1 << 22,
+    (n) => parses({ apps: { a: { k: "x".repeat(n - overhead) } } }),
+  );
+  assert.equal(maxBytes, defaultSettings.maxAppDataBytes, "measured as JSON.stringify's bytes");
+  need(["apps"], null, `≤ ${maxBytes / 1024} KiB (${maxBytes.toLocaleString("en-US")} bytes`);
+  need(["apps"], null, "compact re-encoding");
+  const maxHost = largest(1, 4096, (n) => hostnameSchema.safeParse("a".repeat(n)).success);
+  need(["hostname"], null, `≤ ${maxHost} characters`);
+  assert.deepEqual(missing, [], "limits the table does not state");
 });
