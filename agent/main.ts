@@ -173,7 +173,18 @@ async function cycleCommand(config: AgentConfig, command: "once" | "run"): Promi
     now: () => new Date(),
     fetch: await agentFetch(config.state),
   };
+  // Both commands say which instance they are (the instanceId every beat of this process
+  // carries), so an operator can match a clone mark's instances to processes.
+  const started = () =>
+    log.info("agent_started", {
+      uid: identity.uid,
+      noc: config.noc ?? identity.noc,
+      version: agentVersion,
+      instanceId: INSTANCE_ID,
+      hostname: reportedHostname(config, identity),
+    });
   if (command === "once") {
+    started();
     const r = await runCycle(ctx);
     return r.outcome === "ok" ? 0 : r.outcome === "partial" ? 2 : 1;
   }
@@ -188,13 +199,7 @@ async function cycleCommand(config: AgentConfig, command: "once" | "run"): Promi
       // Not every platform has every signal.
     }
   }
-  log.info("agent_started", {
-    uid: identity.uid,
-    noc: config.noc ?? identity.noc,
-    version: agentVersion,
-    instanceId: INSTANCE_ID,
-    hostname: reportedHostname(config, identity),
-  });
+  started();
   await runLoop(ctx, stop.signal);
   return 0;
 }

@@ -36,6 +36,12 @@ Deno.test({
         const first = (await detail(noc, box)).lastReport;
         assert.match(first.instanceId, uuid);
         assert.equal(first.hostname, "mx-par-01");
+        // `once` says which instance it is, in the line `run` logs at start.
+        const onceStarted = r1.events.filter((e) => e.event === "agent_started");
+        assert.equal(onceStarted.length, 1, r1.stdout);
+        assert.equal(onceStarted[0].instanceId, first.instanceId);
+        assert.equal(onceStarted[0].hostname, "mx-par-01");
+        assert.equal(onceStarted[0].uid, (await detail(noc, box)).uid);
         assert.ok(
           !(await allText(box.state)).includes(first.instanceId),
           "not in the state folder",
@@ -57,6 +63,11 @@ Deno.test({
         try {
           const started = await agent.waitFor((e) => e.event === "agent_started");
           assert.match(started.instanceId, uuid);
+          // The same line shape as `once`'s.
+          assert.deepEqual(
+            Object.keys(started).filter((k) => !["time", "level"].includes(k)).sort(),
+            Object.keys(onceStarted[0]).filter((k) => !["time", "level"].includes(k)).sort(),
+          );
           await agent.waitFor((e) => e.event === "cycle_finished");
           assert.equal((await detail(noc, box)).lastReport.instanceId, started.instanceId);
         } finally {
