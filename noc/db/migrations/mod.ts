@@ -33,6 +33,7 @@ import auditTargets from "./022_audit_targets.sql" with { type: "text" };
 import consoleOperatorReveals from "./023_console_operator_reveals.sql" with { type: "text" };
 import rolloutMedianWindows from "./024_rollout_median_windows.sql" with { type: "text" };
 import fieldReports from "./025_field_reports.sql" with { type: "text" };
+import scheduleChanges from "./026_schedule_changes.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -69,4 +70,5 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "023_console_operator_reveals.sql", sql: consoleOperatorReveals },
   { name: "024_rollout_median_windows.sql", sql: rolloutMedianWindows },
   { name: "025_field_reports.sql", sql: fieldReports },
+  { name: "026_schedule_changes.sql", sql: scheduleChanges },
 ]);
