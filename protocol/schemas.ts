@@ -218,6 +218,18 @@ const applianceFilter = {
 /** List orders: host name, last beat (never first), state (by due time: most overdue first). */
 export const applianceSorts = ["hostname", "lastBeat", "state"] as const;
 
+/**
+ * The paging of every admin list (docs/operations.md, "Lists and paging";
+ * noc/http/admin/paging.ts): at most `limit` items (1–1,000, default 100) after `cursor`, the
+ * previous page's `nextCursor`. Spread into a list's query schema.
+ */
+export const pageFields = {
+  limit: z.coerce.number().int().min(1).max(1000).default(100)
+    .describe("At most this many items (1-1000, default 100)"),
+  cursor: z.string().min(1).max(400).optional()
+    .describe("The page after the previous one: its nextCursor (opaque)"),
+};
+
 /** `GET /v1/admin/appliances`. */
 export const listAppliancesQuery = z.strictObject({
   ...applianceFilter,
@@ -270,7 +282,7 @@ export const bulkAppliancesSchema = z.strictObject({
 
 /** `GET /v1/admin/auth-failures`: newest first, of one appliance's identity with `uid`. */
 export const authFailuresQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  ...pageFields,
   uid: z.uuid({ message: "must be a UUID" }).optional(),
 });
 
@@ -294,6 +306,8 @@ const alertFilter = {
 export const listAlertsQuery = z.strictObject({
   ...alertFilter,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** The previous page's `nextCursor` (or, as before, `before`: its `nextBefore`). */
+  cursor: pageFields.cursor,
   before: z.coerce.number().int().min(1).optional(),
 });
 
@@ -315,9 +329,8 @@ export const bulkAckSchema = z.strictObject({
 });
 
 /** A `limit` query on its own. */
-export const limitQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
+/** A list's query with nothing but its paging. */
+export const limitQuery = z.strictObject({ ...pageFields });
 
 /** `GET /v1/wake`: the agent's long poll. */
 export const wakeQuery = z.strictObject({
@@ -347,7 +360,7 @@ export const listComponentsQuery = z.strictObject({
   kind: z.enum(["package", "file"]).optional(),
   app: nameSchema.optional(),
   name: nameSchema.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  ...pageFields,
 });
 
 /** A path relative to the appliance root that cannot leave it. */
@@ -521,7 +534,7 @@ export const kidParam = z.strictObject({
   kid: z.string().regex(/^[0-9a-f]{16}$/, { message: "must be a key id" }),
 });
 /** `GET /v1/admin/local-servers`. */
-export const localServerListQuery = z.strictObject({ site: nameSchema.optional() });
+export const localServerListQuery = z.strictObject({ site: nameSchema.optional(), ...pageFields });
 /** `:id` of a local component server. */
 export const localServerParam = z.strictObject({ id: z.uuid({ message: "must be a UUID" }) });
 /** `GET /v1/admin/maintenance`. */
@@ -531,14 +544,16 @@ export const maintenanceListQuery = z.strictObject({
   endedSince: isoTime.optional(),
   /** Only the windows of this site. */
   site: nameSchema.optional(),
+  ...pageFields,
 });
 /** `GET /v1/admin/assignments`. */
 export const assignmentListQuery = z.strictObject({
   app: nameSchema.optional(),
   name: nameSchema.optional(),
+  ...pageFields,
 });
 /** `GET /v1/admin/holds`. */
-export const holdQuery = z.strictObject({ uid: z.uuid().optional() });
+export const holdQuery = z.strictObject({ uid: z.uuid().optional(), ...pageFields });
 
 /** A component version's identity: what catalogs, records and the admin API name it by. */
 export interface ComponentRef {

@@ -63,6 +63,19 @@ export async function fileinfoOfApp(sql: Sql, app: string): Promise<FileinfoRow[
     from fileinfo where app = ${app} order by name`;
 }
 
+/** One page of `app`'s fileinfo, by name after `after`: at most `limit + 1` rows (the +1 says more). */
+export async function fileinfoPage(
+  sql: Sql,
+  app: string,
+  after: string | null,
+  limit: number,
+): Promise<FileinfoRow[]> {
+  return await sql<FileinfoRow>`
+    select app, name, destination, mode, action, upload_dir, upload_server, signer, signature, updated_at
+    from fileinfo where app = ${app} and (${after}::text is null or name > ${after}::text)
+    order by name limit ${limit + 1}`;
+}
+
 /** A fileinfo row as a catalog line carries it, with its signature (an agent honours no other). */
 export function catalogFileInfo(r: FileinfoRow): FileInfo {
   const { app: _app, name: _name, action, ...fields } = statementOf(r);

@@ -190,12 +190,18 @@ interface OperatorRow {
 }
 
 /** Every operator (by name), or the one named `name`, with their tokens. */
-export async function listOperators(db: Db, name?: string): Promise<OperatorView[]> {
+export async function listOperators(
+  db: Db,
+  name?: string,
+  page: { after?: string | null; limit?: number } = {},
+): Promise<OperatorView[]> {
+  const after = page.after ?? null;
   const rows = await db.sql<OperatorRow>`
     select id, name, role, password_hash is not null as has_password, disabled_at, created_at,
       created_by, last_sign_in_at
-    from operators where ${name ?? null}::text is null or name = ${name ?? null}
-    order by name limit 1000`;
+    from operators where (${name ?? null}::text is null or name = ${name ?? null})
+      and (${after}::text is null or name > ${after}::text)
+    order by name limit ${page.limit ?? 1000}`;
   if (rows.length === 0) return [];
   const ids = rows.map((r) => Number(r.id));
   const tokens = await db.sql<

@@ -11,6 +11,7 @@ import { applianceState } from "../../services/appliances.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { noteAffected } from "../middleware/admin_auth.ts";
+import { encodeCursor, idAfter } from "./paging.ts";
 
 interface AlertRow {
   id: number;
@@ -68,6 +69,7 @@ export function alertAdminRoutes(deps: AppDeps) {
     .get("/", validate("query", listAlertsQuery), async (c) => {
       const f = c.req.valid("query");
       const unack = f.unacknowledged === "true";
+      const before = f.before ?? idAfter(f.cursor);
       const rows = await deps.db.sql<AlertRow>`
         select al.id, al.kind, al.uid, ap.hostname, ap.site, al.opened_at, al.resolved_at,
           al.acknowledged_at, al.acknowledged_by, al.acknowledged_note, al.detail,
@@ -78,7 +80,7 @@ export function alertAdminRoutes(deps: AppDeps) {
           and (${f.uid ?? null}::uuid is null or al.uid = ${f.uid ?? null}::uuid)
           and (${f.site ?? null}::text is null or ap.site = ${f.site ?? null})
           and (not ${unack}::boolean or al.acknowledged_at is null)
-          and (${f.before ?? null}::bigint is null or al.id < ${f.before ?? null}::bigint)
+          and (${before}::bigint is null or al.id < ${before}::bigint)
         order by al.id desc limit ${f.limit + 1}`;
       // The open alerts of the same site, kind and appliance, acknowledged ones counted apart.
       const [open] = await deps.db.sql<{ unacknowledged: number; acknowledged: number }>`
@@ -94,6 +96,10 @@ export function alertAdminRoutes(deps: AppDeps) {
       return c.json({
         items: page.map((r) => alertJson(r, now, deps.settings.graceS)),
         nextBefore: rows.length > f.limit ? page[page.length - 1]!.id : null,
+        // The one paging convention (noc/http/admin/paging.ts); `nextBefore` stays for old callers.
+        nextCursor: rows.length > f.limit
+          ? encodeCursor([Number(page[page.length - 1]!.id)])
+          : null,
         open: open ?? { unacknowledged: 0, acknowledged: 0 },
       });
     })

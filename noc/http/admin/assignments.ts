@@ -49,6 +49,7 @@ import type { AppEnv } from "../env.ts";
 import type { Sql } from "../../db/db.ts";
 import { refuseAssignmentOverRollout, rolloutRelyingOn } from "../../services/phased_rollouts.ts";
 import { refuseOverComponentLimit } from "../../services/component_limit.ts";
+import { idAfter, pageOf } from "./paging.ts";
 
 interface AssignmentRow {
   id: number;
@@ -73,6 +74,9 @@ export const rolloutAppliancesQuery = z.strictObject({
     { message: `must be one or more of ${rolloutStates.join(", ")}, separated by commas` },
   ).optional().describe("Only appliances in these states (one, or several separated by commas)"),
   after: z.uuid({ message: "must be a UUID (the last uid of the previous page)" }).optional(),
+  /** The previous page's `nextCursor` (the same as `after`). */
+  cursor: z.uuid({ message: "must be a cursor from a previous page (its nextCursor)" })
+    .optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
@@ -234,12 +238,19 @@ export function assignmentAdminRoutes(deps: AppDeps) {
     })
     .get("/", validate("query", assignmentListQuery), async (c) => {
       const f = c.req.valid("query");
+      const after = idAfter(f.cursor);
+      // Newest first, keyset on the id (noc/http/admin/paging.ts).
       const rows = await deps.db.sql<AssignmentRow>`
         select * from assignments
         where (${f.app ?? null}::text is null or app = ${f.app ?? null})
           and (${f.name ?? null}::text is null or name = ${f.name ?? null})
-        order by id desc limit 1000`;
-      return c.json({ items: await assignmentsJson(deps, rows) });
+          and (${after}::bigint is null or id < ${after}::bigint)
+        order by id desc limit ${f.limit + 1}`;
+      const page = pageOf(rows, f.limit, (r) => [Number(r.id)]);
+      return c.json({
+        items: await assignmentsJson(deps, page.rows),
+        nextCursor: page.nextCursor,
+      });
     })
     .get("/:id", validate("param", idParam), async (c) => {
       return c.json(
@@ -253,15 +264,16 @@ export function assignmentAdminRoutes(deps: AppDeps) {
       async (c) => {
         const a = await loadAssignment(deps.db.sql, c.req.valid("param").id);
         const q = c.req.valid("query");
-        const items = await rolloutAppliances(deps.db.sql, a, {
+        const after = q.after ?? q.cursor;
+        // By UID, keyset on it; one row more than the page says whether more exist.
+        const rows = await rolloutAppliances(deps.db.sql, a, {
           ...(q.state ? { states: q.state.split(",") as (typeof rolloutStates)[number][] } : {}),
-          ...(q.after ? { after: q.after } : {}),
-          limit: q.limit,
+          ...(after ? { after } : {}),
+          limit: q.limit + 1,
         });
-        return c.json({
-          items,
-          nextAfter: items.length === q.limit ? items[items.length - 1]!.uid : null,
-        });
+        const items = rows.slice(0, q.limit);
+        const next = rows.length > q.limit ? items[items.length - 1]!.uid : null;
+        return c.json({ items, nextAfter: next, nextCursor: next });
       },
     )
     .patch(

@@ -9,6 +9,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { validate } from "../../../protocol/http/validate.ts";
+import { badCursor } from "./paging.ts";
 import { auditCsv, type AuditQuery, auditQuery, listAudit } from "../../services/audit.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
@@ -58,11 +59,28 @@ function csvAnswer(deps: AppDeps, q: AuditQuery): Response {
   });
 }
 
+/**
+ * The list's query: {@link auditQuery} and `cursor`, the previous page's `nextCursor` (the
+ * paging of every admin list; `before` takes the same value).
+ */
+const auditListQuery = auditQuery.safeExtend({
+  cursor: z.string().min(1).max(400).optional()
+    .describe("The page after the previous one: its nextCursor (opaque)"),
+});
+
+/** `before` from `cursor`, or 400 naming `cursor`. */
+function withCursor(q: z.infer<typeof auditListQuery>): AuditQuery {
+  const { cursor, ...rest } = q;
+  if (cursor === undefined) return rest;
+  if (!/^[0-9]{1,15}$/.test(cursor) || Number(cursor) < 1) badCursor();
+  return { ...rest, before: rest.before ?? Number(cursor) };
+}
+
 /** `/v1/admin/audit` and `/v1/admin/audit.csv`, mounted at the admin API's root. */
 export function auditAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
-    .get("/audit", validate("query", auditQuery), async (c) => {
-      const q = c.req.valid("query");
+    .get("/audit", validate("query", auditListQuery), async (c) => {
+      const q = withCursor(c.req.valid("query"));
       if (q.format === "csv") return csvAnswer(deps, q);
       const { format: _f, ...rest } = q;
       return c.json(await listAudit(deps.db, rest));

@@ -11,6 +11,7 @@ import {
 import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { idAfter, pageOf } from "./paging.ts";
 
 /**
  * `POST /v1/admin/enrollment-tokens`'s body: {@link createEnrollmentTokenSchema} and
@@ -35,13 +36,19 @@ export function enrollmentTokenRoutes(deps: AppDeps) {
       return c.json({ ...tokenJson(row, deps.clock.now()), token }, 201);
     })
     .get("/", validate("query", limitQuery), async (c) => {
-      const { limit } = c.req.valid("query");
+      const { limit, cursor } = c.req.valid("query");
+      const after = idAfter(cursor);
       const rows = await deps.db.sql<TokenRow>`
         select id, label, site, channel, tags, reenrolment, purpose, created_at, expires_at, used_at,
           used_by, revoked_at
-        from enrollment_tokens order by id desc limit ${limit}`;
+        from enrollment_tokens where (${after}::bigint is null or id < ${after}::bigint)
+        order by id desc limit ${limit + 1}`;
       const now = deps.clock.now();
-      return c.json({ items: rows.map((r) => tokenJson(r, now)) });
+      const page = pageOf(rows, limit, (r) => [Number(r.id)]);
+      return c.json({
+        items: page.rows.map((r) => tokenJson(r, now)),
+        nextCursor: page.nextCursor,
+      });
     })
     .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");

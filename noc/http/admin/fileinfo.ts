@@ -6,22 +6,35 @@
  */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import { appParam, fileinfoParam } from "../../../protocol/schemas.ts";
+import { appParam, fileinfoParam, limitQuery } from "../../../protocol/schemas.ts";
 import { signedFileinfoSchema } from "../../../protocol/fileinfo.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
-import { fileinfoJson, fileinfoOfApp, saveFileinfo } from "../../services/fileinfo.ts";
+import { fileinfoJson, fileinfoPage, saveFileinfo } from "../../services/fileinfo.ts";
+import { decodeCursor, nameKey, pageOf } from "./paging.ts";
 
 /** `/v1/admin/apps/:app/fileinfo`: install instructions for an application's files. */
 export function fileinfoAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
-    .get("/:app/fileinfo", validate("param", appParam), async (c) => {
-      const { app } = c.req.valid("param");
-      const rows = await fileinfoOfApp(deps.db.sql, app);
-      return c.json({ app, items: rows.map(fileinfoJson) });
-    })
+    .get(
+      "/:app/fileinfo",
+      validate("param", appParam),
+      validate("query", limitQuery),
+      async (c) => {
+        const { app } = c.req.valid("param");
+        const { limit, cursor } = c.req.valid("query");
+        const after = decodeCursor(cursor, nameKey)?.[0] ?? null;
+        // By name, keyset on it (noc/http/admin/paging.ts).
+        const page = pageOf(
+          await fileinfoPage(deps.db.sql, app, after, limit),
+          limit,
+          (r) => [r.name],
+        );
+        return c.json({ app, items: page.rows.map(fileinfoJson), nextCursor: page.nextCursor });
+      },
+    )
     .put(
       "/:app/fileinfo/:name",
       validate("param", fileinfoParam),

@@ -10,6 +10,7 @@ import { staleCatalogOf } from "../../services/catalogs.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { noteAffected } from "../middleware/admin_auth.ts";
+import { idAfter, pageOf } from "./paging.ts";
 
 /** `/v1/admin/holds`: appliances pinned to what their latest catalog lists (see catalog_engine.ts). */
 export function holdAdminRoutes(deps: AppDeps) {
@@ -41,16 +42,19 @@ export function holdAdminRoutes(deps: AppDeps) {
       }, 201);
     })
     .get("/", validate("query", holdQuery), async (c) => {
-      const { uid } = c.req.valid("query");
+      const { uid, limit, cursor } = c.req.valid("query");
+      const after = idAfter(cursor);
       const rows = await deps.db.sql<
         { id: number; uid: string; app: string | null; reason: string; created_at: Date }
       >`
         select id, uid, app, reason, created_at from holds
-        where (${uid ?? null}::uuid is null or uid = ${
-        uid ?? null
-      }::uuid) order by id desc limit 1000`;
+        where (${uid ?? null}::uuid is null or uid = ${uid ?? null}::uuid)
+          and (${after}::bigint is null or id < ${after}::bigint)
+        order by id desc limit ${limit + 1}`;
+      const page = pageOf(rows, limit, (r) => [Number(r.id)]);
       return c.json({
-        items: rows.map((r) => ({
+        nextCursor: page.nextCursor,
+        items: page.rows.map((r) => ({
           id: r.id,
           uid: r.uid,
           app: r.app,

@@ -7,6 +7,8 @@ import { bumpCatalogEpoch } from "../../services/catalogs.ts";
 import { localSyncIntervalS } from "../v1/local.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { decodeCursor, pageOf } from "./paging.ts";
+import { z } from "zod";
 
 interface LocalServerRow {
   id: string;
@@ -68,7 +70,10 @@ function serverJson(r: LocalServerRow, now: Date): Record<string, unknown> {
 
 /** The local component server admin routes. */
 export function localServerAdminRoutes(deps: AppDeps) {
-  const select = (where: { site?: string | undefined; id?: string }) =>
+  const select = (
+    where: { site?: string | undefined; id?: string; after?: [string, string] | null },
+    limit = 1,
+  ) =>
     deps.db.sql<LocalServerRow>`
       select l.id, l.site, l.name, l.url, l.version, l.enrolled_at, l.last_contact_at, l.last_address,
         l.cache_bytes, l.cache_limit, l.cache_entries, l.hits, l.misses, l.served_bytes, l.pending_records,
@@ -78,12 +83,23 @@ export function localServerAdminRoutes(deps: AppDeps) {
       from local_servers l
       where (${where.site ?? null}::text is null or l.site = ${where.site ?? null})
         and (${where.id ?? null}::uuid is null or l.id = ${where.id ?? null})
-      order by l.site, l.enrolled_at`;
+        and (${where.after?.[0] ?? null}::text is null
+          or (l.site, l.id) > (${where.after?.[0] ?? null}::text, ${
+      where.after?.[1] ?? null
+    }::uuid))
+      order by l.site, l.id limit ${limit}`;
   return new Hono<AppEnv>()
     .get("/", validate("query", localServerListQuery), async (c) => {
-      const rows = await select({ site: c.req.valid("query").site });
+      const q = c.req.valid("query");
+      // By site, keyset on (site, id) (noc/http/admin/paging.ts).
+      const after = decodeCursor(q.cursor, z.tuple([z.string().max(300), z.uuid()]));
+      const rows = await select({ site: q.site, after }, q.limit + 1);
+      const page = pageOf(rows, q.limit, (r) => [r.site, r.id]);
       const now = deps.clock.now();
-      return c.json({ items: rows.map((r) => serverJson(r, now)) });
+      return c.json({
+        items: page.rows.map((r) => serverJson(r, now)),
+        nextCursor: page.nextCursor,
+      });
     })
     .get("/:id", validate("param", localServerParam), async (c) => {
       const { id } = c.req.valid("param");

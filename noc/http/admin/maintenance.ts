@@ -12,6 +12,7 @@ import { idParam, maintenanceListQuery, maintenanceSchema } from "../../../proto
 import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { idAfter, pageOf } from "./paging.ts";
 
 interface WindowRow {
   id: number;
@@ -94,14 +95,21 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
       const all = q.all === "true";
       const now = deps.clock.now();
       const since = q.endedSince ? new Date(q.endedSince) : now;
+      const after = idAfter(q.cursor);
+      // Newest first, keyset on the id: a window's start moves when it is ended before it began.
       const rows = await deps.db.sql<WindowRow>`
         select m.id, m.uid, ap.hostname, m.site, m.starts_at, m.ends_at, m.reason, m.created_at,
           m.created_by, m.ended_at, m.ended_by
         from maintenance_windows m left join appliances ap on ap.uid = m.uid
         where (${all} or m.ends_at > ${since})
           and (${q.site ?? null}::text is null or m.site = ${q.site ?? null})
-        order by m.starts_at desc, m.id desc limit 1000`;
-      return c.json({ items: rows.map((r) => windowJson(r, now)) });
+          and (${after}::bigint is null or m.id < ${after}::bigint)
+        order by m.id desc limit ${q.limit + 1}`;
+      const page = pageOf(rows, q.limit, (r) => [Number(r.id)]);
+      return c.json({
+        items: page.rows.map((r) => windowJson(r, now)),
+        nextCursor: page.nextCursor,
+      });
     })
     .post("/:id/end", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");

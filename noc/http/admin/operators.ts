@@ -24,6 +24,8 @@ import {
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { actorOf } from "../middleware/admin_auth.ts";
+import { limitQuery } from "../../../protocol/schemas.ts";
+import { decodeCursor, nameKey, pageOf } from "./paging.ts";
 
 const role = z.enum(roles);
 
@@ -99,7 +101,14 @@ const missing = (name: string) =>
 /** `/v1/admin/operators`. */
 export function operatorAdminRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
-    .get("/", async (c) => c.json({ items: await listOperators(deps.db) }))
+    .get("/", validate("query", limitQuery), async (c) => {
+      // By name, keyset on it (noc/http/admin/paging.ts).
+      const { limit, cursor } = c.req.valid("query");
+      const after = decodeCursor(cursor, nameKey)?.[0] ?? null;
+      const rows = await listOperators(deps.db, undefined, { after, limit: limit + 1 });
+      const page = pageOf(rows, limit, (r) => [r.name]);
+      return c.json({ items: page.rows, nextCursor: page.nextCursor });
+    })
     .post("/", validate("json", createOperatorBody), async (c) => {
       const b = c.req.valid("json");
       const made = await createOperator(

@@ -8,7 +8,8 @@
  */
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import { kidParam } from "../../../protocol/schemas.ts";
+import { kidParam, limitQuery } from "../../../protocol/schemas.ts";
+import { decodeCursor, nameKey, pageOf } from "./paging.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { keyId } from "../../../protocol/keys.ts";
 import { parsePublicKey } from "../../../protocol/crypto/ed25519.ts";
@@ -130,7 +131,11 @@ export function releaseKeyAdminRoutes(deps: AppDeps) {
         201,
       );
     })
-    .get("/", async (c) => {
+    .get("/", validate("query", limitQuery), async (c) => {
+      const { limit, cursor } = c.req.valid("query");
+      // Oldest first, keyset on (created_at, kid) read from the cursor's key (keys are never
+      // deleted, only retired), so the timestamp keeps the database's precision.
+      const after = decodeCursor(cursor, nameKey)?.[0] ?? null;
       const rows = await deps.db.sql<
         {
           kid: string;
@@ -142,9 +147,13 @@ export function releaseKeyAdminRoutes(deps: AppDeps) {
         }
       >`
         select kid, public_key, label, created_at, not_after, endorsement from release_keys
-        order by created_at`;
+        where ${after}::text is null
+          or (created_at, kid) > (select k.created_at, k.kid from release_keys k where k.kid = ${after})
+        order by created_at, kid limit ${limit + 1}`;
+      const page = pageOf(rows, limit, (r) => [r.kid]);
       return c.json({
-        items: rows.map((r) => ({
+        nextCursor: page.nextCursor,
+        items: page.rows.map((r) => ({
           kid: r.kid,
           publicKey: r.public_key,
           label: r.label,

@@ -36,6 +36,16 @@ import {
 import { noteAffected } from "../middleware/admin_auth.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
+import { z } from "zod";
+
+/**
+ * `GET /v1/admin/rollouts/:id/appliances`' query: {@link rolloutMembersQuery} and `cursor`, the
+ * previous page's `nextCursor` (the same as `after`: the paging of every admin list).
+ */
+export const membersQuery = rolloutMembersQuery.safeExtend({
+  cursor: z.uuid({ message: "must be a cursor from a previous page (its nextCursor)" })
+    .optional(),
+});
 
 /** The phased rollout admin routes. */
 export function rolloutAdminRoutes(deps: AppDeps) {
@@ -63,17 +73,17 @@ export function rolloutAdminRoutes(deps: AppDeps) {
     .get(
       "/:id/appliances",
       validate("param", idParam),
-      validate("query", rolloutMembersQuery),
+      validate("query", membersQuery),
       async (c) => {
         const q = c.req.valid("query");
-        return c.json(
-          await rolloutMembers(deps.db.sql, c.req.valid("param").id, {
-            phase: q.phase,
-            after: q.after,
-            limit: q.limit,
-            ...(q.state ? { states: q.state.split(",") as MemberStateName[] } : {}),
-          }),
-        );
+        const page = await rolloutMembers(deps.db.sql, c.req.valid("param").id, {
+          phase: q.phase,
+          after: q.after ?? q.cursor,
+          limit: q.limit,
+          ...(q.state ? { states: q.state.split(",") as MemberStateName[] } : {}),
+        });
+        // `nextAfter` (and `nextCursor`, the same) is set when the page is full.
+        return c.json({ ...page, nextCursor: page.nextAfter });
       },
     )
     .post(
