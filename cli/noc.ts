@@ -23,23 +23,23 @@
  *     signed fileinfo to FILE instead of sending it, for `noc fileinfo upload FILE` from elsewhere.
  * noc fileinfo upload <file>                          send a fileinfo signed with --out
  * noc local-servers token --site S [--label L]        a one-time token for a site's local component server
- * noc local-servers [list] [--site S]                 local component servers: state, cache, hit rate
+ * noc local-servers [list] [--site S] [--limit N] [--cursor C]   local component servers
  * noc local-servers revoke <id> --reason R
  * noc tokens create [--site S] [--channel C] [--tags a,b] [--label L] [--hours N]
  *   [--reenrolment supersede|refuse]
- * noc tokens [list] | tokens revoke <id>
+ * noc tokens [list] [--limit N] [--cursor C] | tokens revoke <id>
  * noc appliances [list] [--state S] [--site S] [--model M] [--channel C] [--tag T] [--app A]
  *   [--version V] [--q text] [--retired include|only] [--limit N] [--cursor C]
  *     --app/--version: what appliances last reported running; --q: part of a host name, or a
  *     whole UID or address; --retired: records retired by a re-enrolment, too or alone.
  * noc appliances show <uid> | appliances revoke <uid> --reason R
- * noc alerts [list] [--status open|resolved|all] | alerts ack <id>
+ * noc alerts [list] [--status open|resolved|all] [--limit N] [--cursor C] | alerts ack <id>
  * noc assign --app A --name N --version V [--kind package|file] [--target all|model=M|site=S|channel=C|tag=T|appliance=UID] [--rollout P]
  *   [--gate P] [--min-sample N] [--allow-unknown-target]
  *     --gate: the health gate (failureThresholdPercent, 1–100): the rollout pauses itself when
  *     this share of at least --min-sample (minSample, 1–100000, default 5) counted appliances failed.
  * noc wake (--uid U | --site S | --all)
- * noc operator [list] | operator add <name> --role admin|operator|viewer [--password-file F]
+ * noc operator [list] [--limit N] [--cursor C] | operator add <name> --role admin|operator|viewer [--password-file F]
  * noc operator role <name> --role R | operator disable <name> | operator enable <name>
  * noc operator password <name> [--password-file F] | operator token <name> [--label L]
  * noc operator revoke-token <name> <id>
@@ -389,7 +389,7 @@ const commands: Record<string, Command> = {
   tokens: {
     default: "list",
     forms: {
-      list: form([], ["json"], "list enrolment tokens"),
+      list: form([], ["limit", "cursor", "json"], "list enrolment tokens, newest first"),
       create: form(
         [],
         ["site", "channel", "tags", "label", "hours", "reenrolment", "json"],
@@ -409,7 +409,7 @@ const commands: Record<string, Command> = {
   alerts: {
     default: "list",
     forms: {
-      list: form([], ["status", "json"], "list alerts"),
+      list: form([], ["status", "limit", "cursor", "json"], "list alerts, newest first"),
       ack: form(["<id>"], ["json"], "acknowledge an alert"),
     },
   },
@@ -476,7 +476,11 @@ const commands: Record<string, Command> = {
   operator: {
     default: "list",
     forms: {
-      list: form([], ["json"], "list operators, their roles and personal tokens"),
+      list: form(
+        [],
+        ["limit", "cursor", "json"],
+        "list operators, their roles and personal tokens",
+      ),
       add: form(["<name>"], ["role", "password-file", "json"], "create an operator"),
       role: form(["<name>"], ["role", "json"], "change an operator's role"),
       disable: form(["<name>"], ["json"], "disable an operator (sessions and tokens stop)"),
@@ -552,7 +556,11 @@ const commands: Record<string, Command> = {
   "local-servers": {
     default: "list",
     forms: {
-      list: form([], ["site", "json"], "local component servers: state, cache, hit rate"),
+      list: form(
+        [],
+        ["site", "limit", "cursor", "json"],
+        "local component servers: state, cache, hit rate",
+      ),
       token: form([], ["site", "label", "json"], "a one-time token for a site's local server"),
       revoke: form(["<id>"], ["reason"], "revoke a local component server"),
     },
@@ -655,6 +663,25 @@ function count(
 }
 
 const errorBody = z.object({ message: z.string() });
+
+/** `--limit` and `--cursor` as a list's query (docs/operations.md, "Lists and paging"). */
+function pageParams(ctx: Ctx): URLSearchParams {
+  const q = new URLSearchParams();
+  for (const f of ["limit", "cursor"] as const) {
+    const v = flag(ctx, f);
+    if (v !== undefined) q.set(f, v);
+  }
+  return q;
+}
+
+/**
+ * A list's "more" line, printed below a page that is not the last (an empty string on the last):
+ * the command again with `--cursor` shows the next page.
+ */
+function more(body: unknown): string {
+  const next = (body as { nextCursor?: unknown } | null)?.nextCursor;
+  return typeof next === "string" ? `\n(more: --cursor ${next})` : "";
+}
 
 async function call(
   ctx: Ctx,
@@ -810,7 +837,7 @@ const operator = z.object({
     revokedAt: nullableText,
   })),
 });
-const operatorList = z.object({ items: z.array(operator) });
+const operatorList = z.object({ items: z.array(operator), nextCursor: nullableText.optional() });
 const auditPage = z.object({
   items: z.array(z.object({
     at: z.string(),
@@ -1301,7 +1328,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
   },
 
   async "tokens list"(ctx) {
-    const body = await call(ctx, "GET", "/v1/admin/enrollment-tokens");
+    const body = await call(ctx, "GET", `/v1/admin/enrollment-tokens?${pageParams(ctx)}`);
     if (ctx.flags.json) return json(body);
     return table(
       ["id", "for", "status", "site", "label", "re-enrolment", "expires"],
@@ -1314,7 +1341,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         t.reenrolment ?? "",
         t.expiresAt,
       ]),
-    );
+    ) + more(body);
   },
 
   async "appliances show"(ctx) {
@@ -1394,7 +1421,9 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
 
   async "alerts list"(ctx) {
     const status = flag(ctx, "status") ?? "open";
-    const body = await call(ctx, "GET", `/v1/admin/alerts?status=${seg(status)}`);
+    const q = pageParams(ctx);
+    q.set("status", status);
+    const body = await call(ctx, "GET", `/v1/admin/alerts?${q}`);
     if (ctx.flags.json) return json(body);
     return table(
       ["id", "kind", "appliance", "opened", "acknowledged", "resolved"],
@@ -1406,7 +1435,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         a.acknowledgedAt ? `by ${a.acknowledgedBy ?? "?"}` : "",
         a.resolvedAt ?? "",
       ]),
-    );
+    ) + more(body);
   },
 
   async assign(ctx) {
@@ -1466,7 +1495,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
   },
 
   async "operator list"(ctx) {
-    const body = await call(ctx, "GET", "/v1/admin/operators");
+    const body = await call(ctx, "GET", `/v1/admin/operators?${pageParams(ctx)}`);
     if (ctx.flags.json) return json(body);
     const r = read(operatorList, body);
     if (r.items.length === 0) return "No operators (the admin token signs in as admin).";
@@ -1475,7 +1504,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
       return `${o.name}\t${o.role}\t${o.disabledAt ? `disabled ${o.disabledAt}` : "enabled"}\t` +
         `password ${o.hasPassword ? "set" : "none"}\tlast sign-in ${o.lastSignInAt ?? "never"}` +
         live.map((t) => `\n  token ${t.id} "${t.label}" (${t.createdAt})`).join("");
-    }).join("\n");
+    }).join("\n") + more(body);
   },
 
   async "operator add"(ctx) {
@@ -1716,12 +1745,10 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
   },
 
   async "local-servers list"(ctx) {
+    const q = pageParams(ctx);
     const site = flag(ctx, "site");
-    const body = await call(
-      ctx,
-      "GET",
-      `/v1/admin/local-servers${site ? `?site=${seg(site)}` : ""}`,
-    );
+    if (site) q.set("site", site);
+    const body = await call(ctx, "GET", `/v1/admin/local-servers?${q}`);
     if (ctx.flags.json) return json(body);
     const r = read(localServerList, body);
     if (r.items.length === 0) return "No local component servers.";
@@ -1738,7 +1765,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         } (${s.hits} hits, ${s.misses} misses), ` +
         `${s.pendingRecords} records pending, ${s.problems.length} problems`,
       ].join("\n")
-    ).join("\n");
+    ).join("\n") + more(body);
   },
 };
 
