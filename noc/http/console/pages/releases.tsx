@@ -32,7 +32,31 @@ const componentListSchema = z.object({
     size: z.number(),
     createdAt: z.string(),
   })),
+  nextCursor: z.string().nullable().optional(),
 });
+
+/**
+ * A paged list's footer: how many rows this page shows, whether more exist and the link to the
+ * next page (the page's other lists start again at their first page), or that this is the last.
+ */
+function Pager(
+  props: { id: string; what: string; shown: number; next: string | null; first: boolean },
+) {
+  return (
+    <nav aria-label={`${props.what} pages`} class="pages" id={`${props.id}-pages`}>
+      {props.shown} {props.what} shown{props.next ? ", more exist" : ""}.{" "}
+      {!props.first && <a href={`/ui/releases#${props.id}-pages`} rel="first">First page</a>}{" "}
+      {props.next && (
+        <a
+          href={`/ui/releases?${new URLSearchParams({ [props.id]: props.next })}#${props.id}-pages`}
+          rel="next"
+        >
+          Next page of {props.what}
+        </a>
+      )}
+    </nav>
+  );
+}
 
 /**
  * `GET /ui/releases`; `POST /ui/releases/publish` (multipart, under the upload limit), through the
@@ -42,18 +66,24 @@ const componentListSchema = z.object({
 export function releasePages(p: PageDeps) {
   return new Hono<ConsoleEnv>()
     .get("/releases", p.signedIn, async (c) => {
-      const [componentsRes, assignments, holds, choices, active] = await Promise.all([
-        c.var.api.components.$get({ query: { limit: "200" } }),
-        loadAssignments(c.var.api),
-        loadHolds(c.var.api),
+      // Each list pages on its own: `?assignments=`, `?holds=`, `?components=` (a nextCursor).
+      const at = (k: string) => c.req.query(k) || undefined;
+      const [componentsRes, assignmentPage, holdPage, choices, active] = await Promise.all([
+        c.var.api.components.$get({
+          query: { limit: "200", ...(at("components") ? { cursor: at("components")! } : {}) },
+        }),
+        loadAssignments(c.var.api, at("assignments")),
+        loadHolds(c.var.api, at("holds")),
         loadChoices(c.var.api),
         loadActiveRollouts(c.var.api),
       ]);
+      const assignments = assignmentPage.items, holds = holdPage.items;
       // An assignment a phased rollout made (any state) is the rollout's.
       const rollouts = await loadRolloutsOf(c.var.api, assignments.map((a) => a.id));
-      const components = componentsRes.ok
-        ? componentListSchema.parse(await componentsRes.json()).items
-        : [];
+      const componentPage = componentsRes.ok
+        ? componentListSchema.parse(await componentsRes.json())
+        : { items: [], nextCursor: null };
+      const components = componentPage.items;
       const ctx = c.var.page;
       // A refused form comes back filled in: only the form that was sent.
       const values = kept(c);
@@ -95,6 +125,13 @@ export function releasePages(p: PageDeps) {
           />
           <h2>Assignments and rollouts</h2>
           <Assignments ctx={ctx} items={assignments} rollouts={rollouts} />
+          <Pager
+            id="assignments"
+            what="assignments"
+            shown={assignments.length}
+            next={assignmentPage.nextCursor}
+            first={!at("assignments")}
+          />
           <h2 id="phased-rollouts">Active phased rollouts</h2>
           {active.length === 0
             ? <p class="muted">None running or paused.</p>
@@ -109,6 +146,13 @@ export function releasePages(p: PageDeps) {
           </p>
           <h2>Holds</h2>
           <Holds ctx={ctx} items={holds} values={refill("hold")} />
+          <Pager
+            id="holds"
+            what="holds"
+            shown={holds.length}
+            next={holdPage.nextCursor}
+            first={!at("holds")}
+          />
           <h2>Published components</h2>
           <table id="published">
             <tr>
@@ -150,6 +194,13 @@ export function releasePages(p: PageDeps) {
               </tr>
             ))}
           </table>
+          <Pager
+            id="components"
+            what="components"
+            shown={components.length}
+            next={componentPage.nextCursor ?? null}
+            first={!at("components")}
+          />
         </Layout>,
       );
     })

@@ -66,6 +66,7 @@ const assignmentListSchema = z.object({
       states: z.record(z.string(), z.number()),
     }),
   })),
+  nextCursor: z.string().nullable().optional(),
 });
 const assignmentSchema = assignmentListSchema.shape.items.element;
 
@@ -120,10 +121,20 @@ export function gateText(
 }
 
 /** Every assignment, newest first. */
-export async function loadAssignments(api: AdminClient): Promise<Assignment[]> {
-  const res = await api.assignments.$get({ query: {} });
-  return res.ok ? assignmentListSchema.parse(await res.json()).items : [];
+export async function loadAssignments(
+  api: AdminClient,
+  cursor?: string,
+): Promise<{ items: Assignment[]; nextCursor: string | null; ok: boolean }> {
+  const res = await api.assignments.$get({
+    query: { limit: String(consolePageSize), ...(cursor ? { cursor } : {}) },
+  });
+  if (!res.ok) return { items: [], nextCursor: null, ok: false };
+  const page = assignmentListSchema.parse(await res.json());
+  return { items: page.items, nextCursor: page.nextCursor ?? null, ok: true };
 }
+
+/** How many rows a console list shows a page (the API's default page). */
+export const consolePageSize = 100;
 
 /** The known targets (empty lists when the API does not answer). */
 export async function loadChoices(api: AdminClient): Promise<TargetChoices> {
@@ -133,10 +144,14 @@ export async function loadChoices(api: AdminClient): Promise<TargetChoices> {
     : { all: 0, model: [], site: [], channel: [], tag: [] };
 }
 
-/** Every hold, newest first. */
-export async function loadHolds(api: AdminClient) {
-  const res = await api.holds.$get({ query: {} });
-  return res.ok ? (await res.json()).items : [];
+/** A page of holds, newest first, after `cursor`. */
+export async function loadHolds(api: AdminClient, cursor?: string) {
+  const res = await api.holds.$get({
+    query: { limit: String(consolePageSize), ...(cursor ? { cursor } : {}) },
+  });
+  if (!res.ok) return { items: [], nextCursor: null, ok: false };
+  const page = await res.json();
+  return { items: page.items, nextCursor: page.nextCursor, ok: true };
 }
 
 /** The value of a published component in the assign form's select: `kind/app/name/version`. */
