@@ -602,14 +602,22 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
       continue;
     }
     const label = `${entry.app}/${entry.name}@${entry.version}`;
-    ctx.log.info("install_started", { kind: entry.kind, component: label });
     try {
       let record: Installed | null = null;
       if (entry.kind === "package") {
+        // installPackage logs install_started itself, only when it runs the install program (not
+        // for one awaiting its reboot, judged after it, or past its bounded runs).
         const r = await installPackage(ctx, entry, current);
         if (r.outcome === "awaiting_reboot") {
           // Its install asked for a reboot: no outcome yet; its health check decides after it.
-          problems.push({ ...pick(entry), kind: "package", code: r.outcome, message: r.message });
+          // Said once a cycle: the cycle's start may have said it already (install_guard.ts).
+          const said = problems.some((p) =>
+            p.code === "awaiting_reboot" && p.app === entry.app && p.name === entry.name &&
+            p.version === entry.version
+          );
+          if (!said) {
+            problems.push({ ...pick(entry), kind: "package", code: r.outcome, message: r.message });
+          }
           continue;
         }
         if (r.outcome === "rolled_back") throw new RolledBack(r.message);
@@ -620,6 +628,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
           attempts: failure && failure.version === entry.version ? failure.attempts : 0,
         }]);
       } else {
+        ctx.log.info("install_started", { kind: entry.kind, component: label });
         record = await installFile(ctx, entry);
       }
       // The outcome is journalled first, then catalog.cur: a crash between the two sends the

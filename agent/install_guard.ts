@@ -256,6 +256,11 @@ export async function settleLeftovers(
     const asked = rebooting.find((a) =>
       p.kind === "package" && a.app === p.app && a.name === p.name && a.version === p.version
     );
+    if (asked && boot !== null && asked.bootId !== null && boot !== asked.bootId) {
+      // The reboot it asked for has happened (`boot` is this boot's id, read above): this cycle's
+      // install step judges it (and logs install_rebooted); nothing here claims it still waits.
+      continue;
+    }
     if (asked) {
       out.problems.push({
         kind: "package",

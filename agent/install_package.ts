@@ -260,6 +260,9 @@ export async function installPackage(
         `stopped mid-install); it is not run again for this version`,
     );
   }
+  // Only now is the install run (downloaded, unpacked, its program started): not for one
+  // awaiting its reboot, judged after it, or past its bounded runs (returned or thrown above).
+  ctx.log.info("install_started", { kind: "package", component: label });
   await Deno.mkdir(paths.downloads, { recursive: true, mode: 0o700 });
   // The package's prefix and ciphertext digest are taken from the bytes as they download.
   const got = await download(

@@ -22,6 +22,17 @@ const once = ["once", "--allow-http-files"];
 const killAgent =
   `if grep -q 'agent/main.ts' "/proc/$PPID/cmdline" 2>/dev/null; then kill -9 "$PPID"; fi\n`;
 
+/** How many lines of `event` a run logged. */
+function logged(r: { events: any[] }, event: string): number {
+  return r.events.filter((e) => e.event === event).length;
+}
+
+/** The `awaiting_reboot` problems of the last cycle, as state.json keeps them (the next beat's). */
+async function awaitingProblems(state: string): Promise<any[]> {
+  const st = JSON.parse(await Deno.readTextFile(`${state}/state.json`));
+  return (st.lastCycle?.problems ?? []).filter((p: any) => p.code === "awaiting_reboot");
+}
+
 async function lines(path: string): Promise<number> {
   const text = await Deno.readTextFile(path).catch(() => "");
   return text.split("\n").filter((l) => l !== "").length;
@@ -45,6 +56,8 @@ Deno.test({
           const r = await box.agent(once);
           runs.push(r);
           if (i < 3) assert.notEqual(r.code, 0, `run ${i + 1} was killed by its install`);
+          // install_started only when the install program runs: not once its runs are spent.
+          assert.equal(logged(r, "install_started"), i < 3 ? 1 : 0, `run ${i + 1}`);
         }
         assert.equal(await lines(`${dir}/runs`), 3, "the install program ran 3 times, no more");
         const fourth = runs[3]!;
@@ -70,6 +83,7 @@ Deno.test({
         await Deno.writeTextFile(`${box.state}/state.json`, JSON.stringify(st));
         const later = await box.agent(once);
         assert.equal(later.code, 2);
+        assert.equal(logged(later, "install_started"), 0, "refused without running: not started");
         assert.equal(
           later.events.find((e) => e.event === "install_failed")?.reason,
           "interrupted",
@@ -107,13 +121,18 @@ Deno.test({
         await Deno.copyFile(box.bootIdFile, `${dir}/first-boot`);
         const first = await box.agent(once);
         assert.equal(first.code, 2, first.stdout + first.stderr); // partial: it waits
-        assert.ok(first.events.some((e) => e.event === "install_awaiting_reboot"), first.stdout);
+        assert.equal(logged(first, "install_awaiting_reboot"), 1, first.stdout);
+        assert.equal(logged(first, "install_started"), 1);
+        assert.equal((await awaitingProblems(box.state)).length, 1);
         assert.equal(await lines(`${dir}/runs`), 1);
         assert.equal(await lines(`${dir}/checks`), 0, "no health check before the reboot");
         // Same boot: nothing runs again, no outcome, and the beat says why.
         const second = await box.agent(once);
         assert.equal(second.code, 2);
         assert.equal(await lines(`${dir}/runs`), 1, "not installed again while the boot lasts");
+        assert.equal(logged(second, "install_started"), 0, "deferred: not started");
+        assert.equal(logged(second, "install_awaiting_reboot"), 0, "said once, when it asked");
+        assert.equal((await awaitingProblems(box.state)).length, 1, "one problem a cycle");
         let a = await shown(noc, box);
         assert.deepEqual(a.installOutcomes, []);
         const waiting = a.lastReport.lastCycle.problems.find((p: any) =>
@@ -126,7 +145,9 @@ Deno.test({
         await box.reboot();
         const third = await box.agent(once);
         assert.equal(third.code, 0, third.stdout);
-        assert.ok(third.events.some((e) => e.event === "install_rebooted"), third.stdout);
+        assert.equal(logged(third, "install_rebooted"), 1, third.stdout);
+        assert.equal(logged(third, "install_started"), 0, "judged, not run: not started");
+        assert.equal((await awaitingProblems(box.state)).length, 0);
         assert.equal(await lines(`${dir}/runs`), 1, "the install is not run after the reboot");
         assert.equal(await lines(`${dir}/checks`), 1, "the health check decided");
         assert.deepEqual(
@@ -177,11 +198,27 @@ Deno.test({
         // Started again in the same boot (the agent, not the machine, restarted): it waits.
         const same = await box.agent(once);
         assert.equal(same.code, 2, same.stdout);
-        assert.ok(same.events.some((e) => e.event === "install_rebooting"), same.stdout);
-        assert.equal(same.events.some((e) => e.event === "install_interrupted"), false);
+        assert.equal(logged(same, "install_rebooting"), 1, same.stdout);
+        assert.equal(logged(same, "install_interrupted"), 0);
+        assert.equal(logged(same, "install_started"), 0, "deferred: not started");
+        assert.equal(
+          (await awaitingProblems(box.state)).length,
+          1,
+          "one awaiting_reboot problem for one reboot",
+        );
+        // The agent restarted again, same boot: it still waits, said once, and not "rebooting".
+        const again = await box.agent(once);
+        assert.equal(again.code, 2, again.stdout);
+        assert.equal(logged(again, "install_rebooting"), 0);
+        assert.equal(logged(again, "install_started"), 0);
+        assert.equal((await awaitingProblems(box.state)).length, 1);
         await box.reboot();
         const after = await box.agent(once);
         assert.equal(after.code, 2, after.stdout); // rolled back: partial
+        assert.equal(logged(after, "install_rebooted"), 1, after.stdout);
+        assert.equal(logged(after, "install_rebooting"), 0, "rebooted: it waits no more");
+        assert.equal(logged(after, "install_started"), 0, "judged, not run");
+        assert.equal((await awaitingProblems(box.state)).length, 0);
         assert.deepEqual(
           (await Deno.readTextFile(`${dir}/runs`)).trim().split("\n"),
           ["install 1.0.0", "install 2.0.0", "rollback 1.0.0"],
@@ -198,6 +235,21 @@ Deno.test({
           a.installOutcomes.map((o: any) => `${o.version}:${o.outcome}`).sort(),
           ["1.0.0:installed", "2.0.0:rolled_back"],
         );
+
+        // A marker, then a real reboot (the agent killed, the boot id new before it runs again):
+        // the first cycle of the new boot judges it, and says nothing of waiting for a reboot.
+        await publishAndAssign(noc, { app: "demo", name: "fw", version: "3.0.0" }, {
+          install: install("3.0.0") + `touch "$NOC_REBOOT_MARKER"\n${killAgent}exit 0\n`,
+        });
+        assert.notEqual((await box.agent(once)).code, 0, "killed by its install");
+        await box.reboot();
+        const booted = await box.agent(once);
+        assert.equal(booted.code, 0, booted.stdout);
+        assert.equal(logged(booted, "install_rebooted"), 1, booted.stdout);
+        assert.equal(logged(booted, "install_rebooting"), 0, "it waits no more");
+        assert.equal(logged(booted, "install_started"), 0);
+        assert.equal((await awaitingProblems(box.state)).length, 0);
+        assert.equal(await box.readRoot("fw/version"), "3.0.0\n");
       } finally {
         await box.remove();
         await Deno.remove(dir, { recursive: true });
