@@ -28,8 +28,14 @@ async function fileinfoPage(
 ) {
   const res = await c.var.api.apps[":app"].fileinfo.$get({
     param: { app: encodeURIComponent(appName) },
+    // The API's largest page; more than that is said below the list, not left out silently.
+    query: { limit: "1000" },
   });
-  const items = res.ok ? fileinfoListSchema.parse(await res.json()).items : [];
+  const list = res.ok
+    ? fileinfoListSchema.safeExtend({ nextCursor: z.string().nullable().optional() })
+      .parse(await res.json())
+    : { items: [], nextCursor: null };
+  const items = list.items;
   const ctx = c.var.page;
   const form = kept(c);
   return await html(
@@ -37,6 +43,13 @@ async function fileinfoPage(
     <Layout title={`fileinfo: ${appName}`} ctx={ctx}>
       {!res.ok && <p class="flash error" role="alert">{await refusal(res)}</p>}
       {confirm}
+      {list.nextCursor && (
+        <p class="muted" id="fileinfo-more">
+          The first {items.length}{" "}
+          files are shown; more exist (GET /v1/admin/apps/{appName}/fileinfo?cursor={list
+            .nextCursor}).
+        </p>
+      )}
       <table id="fileinfo">
         <tr>
           <th>file</th>

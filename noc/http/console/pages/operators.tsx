@@ -247,7 +247,8 @@ function newTokenPage(
 }
 
 async function listOperators(c: ConsoleContext): Promise<OperatorRow[] | null> {
-  const res = await c.var.api.operators.$get();
+  // The API's largest page (operators are people: far fewer).
+  const res = await c.var.api.operators.$get({ query: { limit: "1000" } });
   if (res.status === 403) return null;
   if (!res.ok) throw new Error(`operators: ${res.status}`);
   return z.object({ items: z.array(operatorSchema) }).parse(await res.json()).items;
