@@ -118,6 +118,21 @@ export function problemsDropped(reported: number, sent: number): string {
   } kept`;
 }
 
+/**
+ * `dropped` with a line saying that `kept` of the `listed` problems a beat carried are kept,
+ * counting what the cycle reported: the count of an earlier line (the cycle had more than a beat
+ * lists), else `listed`.
+ */
+export function recountProblems(dropped: string[], listed: number, kept: number): string[] {
+  const said = Math.max(
+    0,
+    ...dropped.map((d) =>
+      Number(/^lastCycle\.problems: ([\d,]+) reported/.exec(d)?.[1]?.replaceAll(",", "") ?? 0)
+    ),
+  );
+  return [...dropped, problemsDropped(Math.max(said, listed), kept)];
+}
+
 /** Lines kept first when `dropped` must be capped: what says how much of the report is missing. */
 const counted = (l: string) =>
   l.startsWith("lastCycle") || l.startsWith("components: ") || l.startsWith("the NOC refused");
@@ -294,12 +309,12 @@ export function fitBeat(
       ...beat,
       lastCycle: { ...beat.lastCycle, problems: beat.lastCycle.problems!.slice(0, 10) },
     };
-    dropped.push(problemsDropped(problems.length, 10));
+    dropped.splice(0, dropped.length, ...recountProblems(dropped, problems.length, 10));
   }
   if (!fits() && problems.length > 0) {
     const { problems: _, ...rest } = beat.lastCycle;
     beat = { ...beat, lastCycle: rest };
-    dropped.push(problemsDropped(problems.length, 0));
+    dropped.splice(0, dropped.length, ...recountProblems(dropped, problems.length, 0));
   }
   if (!fits() && beat.components.length > 0) {
     const without = dropped.filter((d) => !d.startsWith("components: "));
@@ -327,7 +342,7 @@ export function smallestBeat(
   why: string,
   options: { step: (typeof SMALLEST_STEPS)[number]; installed: number },
 ): BeatBody {
-  const dropped = [why, ...fitted.dropped ?? []];
+  let dropped = [why, ...fitted.dropped ?? []];
   const apps = Object.keys(fitted.apps);
   if (apps.length > 0) {
     dropped.push(`apps: all ${count(apps.length)} (${apps.join(", ")})`.slice(0, 200));
@@ -347,7 +362,7 @@ export function smallestBeat(
         }
         : {}),
     };
-    if (problems.length > 10) dropped.push(problemsDropped(problems.length, 10));
+    if (problems.length > 10) dropped = recountProblems(dropped, problems.length, 10);
     if (
       problems.some((p) => p.message.length > 200) ||
       (c.message !== undefined && c.message.length > 200)

@@ -19,6 +19,7 @@ import {
   fitBeat,
   INSTANCE_ID,
   jsonBytes,
+  problemsDropped,
   reportLimits,
   SMALLEST_STEPS,
   smallestBeat,
@@ -322,7 +323,9 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
       ...(message ? { message } : {}),
-      ...(problems.length ? { problems: problems.slice(0, 100) } : {}),
+      ...(problems.length ? { problems: problems.slice(0, MAX_BEAT_PROBLEMS) } : {}),
+      // More than a beat lists: the next beat says how many were cut (`dropped`).
+      ...(problems.length > MAX_BEAT_PROBLEMS ? { problemsReported: problems.length } : {}),
     };
     state.nextDueAt = nextDueAt;
     await save();
@@ -409,14 +412,8 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
   // The limits the NOC signed into its last catalog (the stored one, checked above), else its
   // defaults: the report is fitted to them before it goes (agent/beat.ts).
   const limits = reportLimits(stored?.limits);
-  const lastCycle = beatCycle(state.lastCycle);
   const urgent = problems.filter((p) => p.code === "state_unwritable");
-  if (urgent.length > 0) {
-    // Said in this very beat: there may be no next cycle's state to carry it.
-    const others = (lastCycle.problems ?? []).filter((p) => p.code !== "state_unwritable");
-    lastCycle.problems = [...beatCycle({ outcome: "none", problems: urgent }).problems!, ...others]
-      .slice(0, 100);
-  }
+  const { lastCycle, dropped: cut } = cycleForBeat(state.lastCycle, urgent);
   const hostname = beatHostname(reportedHostname(ctx.config, ctx.identity));
   const full: BeatBody = {
     seq: state.seq,
@@ -433,6 +430,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
     })),
     lastCycle,
     apps: { ...state.apps, ...init.apps },
+    ...(cut.length > 0 ? { dropped: cut } : {}),
   };
   const { beat, dropped } = fitBeat(full, limits);
   if (dropped.length > 0) {
@@ -800,6 +798,41 @@ async function stillThere(ctx: CycleContext, entry: CatalogEntry): Promise<boole
 }
 
 /** The last cycle in the shape the NOC accepts. */
+/** The most problems a beat's `lastCycle` lists (protocol/schemas.ts). */
+const MAX_BEAT_PROBLEMS = 100;
+
+/**
+ * The last cycle `last` as the beat reports it, with this cycle's `urgent` problems
+ * (`state_unwritable`: there may be no next cycle's state to carry them) put first. At most
+ * {@link MAX_BEAT_PROBLEMS} problems go; when more were reported (the cycle had more, or the
+ * urgent ones push some out), `dropped` says how many (`lastCycle.problems: 130 reported, 100
+ * kept`).
+ */
+export function cycleForBeat(
+  last: CycleSummary,
+  urgent: readonly Problem[],
+): { lastCycle: BeatCycle; dropped: string[] } {
+  const lastCycle = beatCycle(last);
+  const stored = last.problems ?? [];
+  // Problems the cycle had beyond those its state kept.
+  const beyond = Math.max(
+    0,
+    (last.problemsReported ?? stored.length) - Math.min(stored.length, MAX_BEAT_PROBLEMS),
+  );
+  let listed = lastCycle.problems ?? [];
+  if (urgent.length > 0) {
+    const others = listed.filter((p) => p.code !== "state_unwritable");
+    listed = [...beatCycle({ outcome: "none", problems: [...urgent] }).problems!, ...others];
+  }
+  const reported = listed.length + beyond;
+  if (listed.length > 0) lastCycle.problems = listed.slice(0, MAX_BEAT_PROBLEMS);
+  const kept = lastCycle.problems?.length ?? 0;
+  return {
+    lastCycle,
+    dropped: reported > kept ? [problemsDropped(reported, kept)] : [],
+  };
+}
+
 function beatCycle(c: CycleSummary): BeatCycle {
   const nameOk = (s: string | undefined): s is string =>
     s !== undefined && nameSchema.safeParse(s).success;
@@ -810,7 +843,7 @@ function beatCycle(c: CycleSummary): BeatCycle {
     ...(c.message ? { message: c.message.slice(0, 2000) } : {}),
     ...(c.problems?.length
       ? {
-        problems: c.problems.slice(0, 100).map((p) => ({
+        problems: c.problems.slice(0, MAX_BEAT_PROBLEMS).map((p) => ({
           code: p.code.slice(0, 64),
           message: clean(p.message, 2000),
           ...(p.kind ? { kind: p.kind } : {}),

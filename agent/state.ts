@@ -95,6 +95,11 @@ const cycleSchema = z.object({
   finishedAt: z.string().optional(),
   message: z.string().optional(),
   problems: z.array(problemSchema).optional(),
+  /**
+   * How many problems the cycle had when more than `problems` keeps (at most 100 are kept): the
+   * next beat names the rest in `dropped`.
+   */
+  problemsReported: z.number().int().min(0).optional(),
 });
 
 /** The summary of a cycle. */
