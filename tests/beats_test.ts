@@ -1,3 +1,4 @@
+import { fetchCatalog } from "./_components.ts";
 import assert from "node:assert/strict";
 import { count, dbTest, sampleBeat, testNoc } from "./_harness.ts";
 import { signedRequest } from "../protocol/client.ts";
@@ -291,27 +292,35 @@ dbTest("bad beat bodies get a 4xx naming the field and write nothing", async ({ 
   assert.equal(await count(db, "beats"), 0);
 });
 
-dbTest("an admin can change an appliance's interval, and its due time follows", async ({ db }) => {
-  const noc = await testNoc(db);
-  const a = await noc.enrollAppliance();
-  await a.beat();
-  const beatAt = noc.clock.now();
-  const r = await noc.admin("PATCH", `/v1/admin/appliances/${a.uid}`, {
-    intervalS: 3600,
-    site: "branch-7",
-  });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  assert.equal(r.body.intervalS, 3600);
-  assert.equal(r.body.site, "branch-7");
-  assert.equal(r.body.nextDueAt, new Date(beatAt.getTime() + 3600_000).toISOString());
-  noc.clock.advance(10);
-  const reply = await a.beat();
-  assert.equal(reply.intervalS, 3600);
-  const bad = await noc.admin("PATCH", `/v1/admin/appliances/${a.uid}`, { intervalS: 1 });
-  assert.equal(bad.status, 400);
-  assert.equal(bad.body.issues[0].path, "intervalS");
-  const missing = await noc.admin("PATCH", `/v1/admin/appliances/${crypto.randomUUID()}`, {
-    intervalS: 60,
-  });
-  assert.equal(missing.status, 404);
-});
+dbTest(
+  "an admin changes an appliance's interval: its due time follows once its agent learns it",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance();
+    await a.beat();
+    const due = (await noc.admin("GET", `/v1/admin/appliances/${a.uid}`)).body.nextDueAt;
+    const r = await noc.admin("PATCH", `/v1/admin/appliances/${a.uid}`, {
+      intervalS: 3600,
+      site: "branch-7",
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.intervalS, 3600);
+    assert.equal(r.body.site, "branch-7");
+    // The agent takes its interval from its catalog (tests/schedule_changes_test.ts).
+    assert.equal(r.body.nextDueAt, due);
+    noc.clock.advance(10);
+    assert.equal((await fetchCatalog(noc, a)).doc?.intervalS, 3600);
+    const learned = (await noc.admin("GET", `/v1/admin/appliances/${a.uid}`)).body;
+    assert.equal(learned.knownIntervalS, 3600);
+    assert.equal(learned.nextDueAt, new Date(noc.clock.now().getTime() + 3600_000).toISOString());
+    const reply = await a.beat();
+    assert.equal(reply.intervalS, 3600);
+    const bad = await noc.admin("PATCH", `/v1/admin/appliances/${a.uid}`, { intervalS: 1 });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.issues[0].path, "intervalS");
+    const missing = await noc.admin("PATCH", `/v1/admin/appliances/${crypto.randomUUID()}`, {
+      intervalS: 60,
+    });
+    assert.equal(missing.status, 404);
+  },
+);

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { holdForSmallerGrace } from "../services/schedule_changes.ts";
 import type { Clock } from "../clock.ts";
 import type { Db, Sql } from "../db/db.ts";
 import type { Notifier } from "../services/notifier.ts";
@@ -198,9 +199,21 @@ export async function recordLiveness(
           select count(*)::int as n from moved`;
         out = { creditedS: gapS, credited: c?.n ?? 0, at: now };
       }
+      // An instance's first record says which grace it runs with; a smaller one than the last
+      // applies from each appliance's next beat (noc/services/schedule_changes.ts).
+      const starting = instance.lastAliveMono === null;
+      if (starting) {
+        const [g] = await tx<{ grace_s: number | null }>`
+          select grace_s from noc_liveness where id = 1`;
+        const held = await holdForSmallerGrace(tx, g?.grace_s ?? null, graceS, now);
+        if (held > 0) {
+          deps.log?.warn("noc_grace_reduced", { from: g!.grace_s, to: graceS, appliances: held });
+        }
+      }
       await tx`
-        insert into noc_liveness (id, alive_at) values (1, ${now})
-        on conflict (id) do update set alive_at = greatest(noc_liveness.alive_at, excluded.alive_at)`;
+        insert into noc_liveness (id, alive_at, grace_s) values (1, ${now}, ${graceS})
+        on conflict (id) do update set alive_at = greatest(noc_liveness.alive_at, excluded.alive_at),
+          grace_s = case when ${starting} then excluded.grace_s else noc_liveness.grace_s end`;
       return out;
     });
     instance.lastAliveMono = performance.now();

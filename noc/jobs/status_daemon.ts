@@ -191,17 +191,24 @@ function recoveredNotices(rows: RecoveredRow[], digestAbove: number): NoticeInpu
 
 const statement = (strings: TemplateStringsArray, ..._: unknown[]) => strings;
 
-/** The sweep's selecting statement; its values are `(cutoff, now, now, now, now, limit, now)`. */
+/**
+ * The sweep's selecting statement; its values are `(cutoff, now, cutoff, now, cutoff, limit,
+ * now)`. A maintenance window holds its appliances until one interval plus the grace after it
+ * ends (`ends_at > cutoff - interval`): an appliance back from maintenance has a full interval to
+ * beat (noc/services/schedule_changes.ts).
+ */
 const alertStatement = statement`
     with due as (
       select a.uid from appliances a
       where a.next_due_at <= ${0} and a.missing_since is null and a.revoked_at is null
         and not exists (
           select 1 from maintenance_windows m
-          where m.uid = a.uid and m.starts_at <= ${0} and m.ends_at > ${0})
+          where m.uid = a.uid and m.starts_at <= ${0} and m.ends_at > ${0}::timestamptz
+            - make_interval(secs => greatest(a.interval_s, coalesce(a.known_interval_s, 0))))
         and not exists (
           select 1 from maintenance_windows m
-          where m.site = a.site and m.starts_at <= ${0} and m.ends_at > ${0})
+          where m.site = a.site and m.starts_at <= ${0} and m.ends_at > ${0}::timestamptz
+            - make_interval(secs => greatest(a.interval_s, coalesce(a.known_interval_s, 0))))
       order by a.next_due_at
       limit ${0}
       for update of a skip locked
@@ -220,12 +227,21 @@ export async function explainSweep(
   const explain = Object.assign(["explain " + alertStatement[0], ...alertStatement.slice(1)], {
     raw: ["explain " + alertStatement.raw[0], ...alertStatement.raw.slice(1)],
   }) as unknown as TemplateStringsArray;
-  const rows = await tx<Record<string, string>>(explain, cutoff, now, now, now, now, limit, now);
+  const rows = await tx<Record<string, string>>(
+    explain,
+    cutoff,
+    now,
+    cutoff,
+    now,
+    cutoff,
+    limit,
+    now,
+  );
   return rows.map((r) => Object.values(r)[0]).join("\n");
 }
 
 async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Promise<string[]> {
-  const rows = await tx<MissedRow>(alertStatement, cutoff, now, now, now, now, limit, now);
+  const rows = await tx<MissedRow>(alertStatement, cutoff, now, cutoff, now, cutoff, limit, now);
   if (rows.length > 0) {
     await tx`
       insert into alerts (kind, uid, opened_at, detail)

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { holdDueAfterSiteMove } from "./schedule_changes.ts";
 import { refuseMovesFromRollouts } from "./phased_rollouts.ts";
 import type { z } from "zod";
 import { ApiError } from "../../protocol/http/errors.ts";
@@ -196,7 +197,7 @@ export async function runBulk(
       return result(released, "no hold to release");
     }
     case "move":
-      return result(await move(db, uids, a, now), null);
+      return result(await move(db, uids, a, now, ctx.graceS), null);
     case "maintenance": {
       const starts = a.startsAt ? new Date(a.startsAt) : now;
       const ends = new Date(a.endsAt);
@@ -221,7 +222,13 @@ export async function runBulk(
 type Move = Extract<BulkRequest["action"], { type: "move" }>;
 
 /** The move: checked (tag count), then site, channel and tags set by one statement a chunk. */
-async function move(db: Db, uids: string[], m: Move, now: Date): Promise<number> {
+async function move(
+  db: Db,
+  uids: string[],
+  m: Move,
+  now: Date,
+  graceS: number,
+): Promise<number> {
   const tags = m.tags ?? null;
   const add = m.addTags ?? [];
   const remove = m.removeTags ?? [];
@@ -249,6 +256,8 @@ async function move(db: Db, uids: string[], m: Move, now: Date): Promise<number>
     let n = 0;
     for (const part of chunks(uids)) {
       if (siteGiven) {
+        // Moved out of a site under maintenance: one interval from now to beat again.
+        await holdDueAfterSiteMove(tx, part, site, now, graceS);
         // Moved away from a site: a revocation must still reach that site's local servers.
         await tx`delete from appliance_departures
           where uid = any(${part}::uuid[]) and left_at <= ${since}`;

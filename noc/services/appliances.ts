@@ -18,6 +18,11 @@ export interface ApplianceRow {
   channel: string;
   tags: string[];
   interval_s: number;
+  /**
+   * The interval of the catalog last served to it: the schedule its agent is on, which its due
+   * time counts (noc/services/schedule_changes.ts). Absent from a row that did not select it.
+   */
+  known_interval_s?: number | null;
   agent_version: string | null;
   enrolled_at: Date;
   last_beat_at: Date | null;
@@ -95,6 +100,11 @@ export function applianceJson(r: ApplianceRow, now: Date, graceS: number): Recor
     state: applianceState(r, now, graceS),
     maintenance: r.maintenance,
     intervalS: r.interval_s,
+    // The interval its agent is on (from the last catalog it fetched); differs from intervalS
+    // until it fetches one with a changed interval.
+    ...(r.known_interval_s !== undefined
+      ? { knownIntervalS: r.known_interval_s ?? r.interval_s }
+      : {}),
     agentVersion: r.agent_version,
     enrolledAt: r.enrolled_at.toISOString(),
     lastBeatAt: iso(r.last_beat_at),

@@ -13,6 +13,8 @@
  *
  * @module
  */
+import type { CatalogTouchRow } from "./checkins.ts";
+import { learnedInterval } from "./schedule_changes.ts";
 import type { AppDeps } from "./deps.ts";
 import type { Sql } from "../db/db.ts";
 import {
@@ -87,7 +89,12 @@ export async function answerCatalog(
   baseUrl: string,
   nonce: string,
 ): Promise<CatalogAnswer> {
-  const answer = await catalogAnswer(deps, uid, ifNoneMatch, baseUrl);
+  const { answer, row } = await catalogAnswer(deps, uid, ifNoneMatch, baseUrl);
+  // The catalog answered carries the appliance's interval: from now on its agent is on it, and its
+  // due time counts it (noc/services/schedule_changes.ts).
+  if (row.known_interval_s !== row.interval_s) {
+    await learnedInterval(deps.db.sql, uid, row.interval_s, deps.clock.now());
+  }
   const binding = await signCatalogBinding(
     { kid: deps.keys.kid, privateKey: deps.keys.privateKey },
     uid,
@@ -102,10 +109,21 @@ async function catalogAnswer(
   uid: string,
   ifNoneMatch: string | undefined,
   baseUrl: string,
-): Promise<CachedAnswer> {
+): Promise<{ answer: CachedAnswer; row: CatalogTouchRow }> {
   const now = deps.clock.now();
   const row = await deps.checkins.touchCatalog(uid, now);
   if (!row) throw new Error(`Appliance "${uid}" vanished`);
+  return { answer: await catalogAnswerOf(deps, uid, ifNoneMatch, baseUrl, row, now), row };
+}
+
+async function catalogAnswerOf(
+  deps: AppDeps,
+  uid: string,
+  ifNoneMatch: string | undefined,
+  baseUrl: string,
+  row: CatalogTouchRow,
+  now: Date,
+): Promise<CachedAnswer> {
   const halfLife = (deps.settings.catalogTtlS * 1000) / 2;
   const limits = reportLimitsOf(deps.settings);
   // How the limits read inside the envelope (the document is a JSON string there): a cached

@@ -24,6 +24,7 @@ export interface ApplianceAuthRow {
   hostname: string;
   model: string;
   site: string | null;
+  /** The interval its agent is on (the last catalog it fetched), else the one set, seconds. */
   interval_s: number;
   sign_key: string;
   revoked_at: Date | null;
@@ -77,6 +78,8 @@ export interface CatalogTouchRow {
   tags: string[];
   enc_key: string;
   interval_s: number;
+  /** The interval of the last catalog served to it (null: none yet; migration 026). */
+  known_interval_s: number | null;
 }
 
 /** The check-in statements of one database. */
@@ -199,7 +202,9 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
     key: (uid) => uid,
     run: async (uids) => {
       const rows = await db.sql<ApplianceAuthRow>`
-        select uid, hostname, model, site, interval_s, sign_key, revoked_at from appliances
+        -- The interval its agent is on (the last catalog it fetched) counts its due time.
+        select uid, hostname, model, site, coalesce(known_interval_s, interval_s) as interval_s,
+          sign_key, revoked_at from appliances
         where uid = any(${uids}::uuid[])`;
       const byUid = new Map(rows.map((r) => [r.uid, r]));
       return uids.map((u) => byUid.get(u));
@@ -273,9 +278,17 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
         -- nor a beat delayed behind a newer one (the old instance's last beat arriving after its
         -- successor's first). Two copies of one state folder cannot keep seq rising for long:
         -- both count on from the same number.
+        --
+        -- Nor is a new instance after a report that carried state_unwritable: that process could
+        -- not save its seq, so the next one (a 'noc-agent once' on a read-only folder or full
+        -- disk, a restarted service, the first run once the folder is writable) counts on from the
+        -- last seq saved and repeats it. Two copies taking turns still are: the instance before
+        -- the previous one coming back (prev_instance_id) is judged as ever.
         judged as (
           select i.uid, coalesce(i."instanceId" is not null and p.instance_id is not null
-              and i."instanceId" <> p.instance_id and p.newest and i.seq <= p.last_seq, false)
+              and i."instanceId" <> p.instance_id and p.newest and i.seq <= p.last_seq
+              and not (p.prev_unwritable is not null
+                and i."instanceId" is distinct from p.prev_instance_id), false)
               as clash,
             'seq_not_increasing' as reason,
             -- A state folder that cannot be written makes separate runs repeat seq, which looks
@@ -411,7 +424,7 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
         from input i join locked l on l.uid = i.uid
         where ap.uid = i.uid
         returning ap.uid, ap.catalog_epoch, ap.catalog_etag, ap.catalog_body, ap.catalog_expires_at,
-          ap.model, ap.site, ap.channel, ap.tags, ap.enc_key, ap.interval_s,
+          ap.model, ap.site, ap.channel, ap.tags, ap.enc_key, ap.interval_s, ap.known_interval_s,
           (select epoch from catalog_epoch) as epoch`;
       const byUid = new Map(rows.map((r) => [r.uid, r]));
       return items.map((t) => byUid.get(t.uid));

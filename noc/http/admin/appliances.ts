@@ -1,4 +1,5 @@
 /** `/v1/admin/appliances`: the fleet as the operator sees it (read side, interval and placement, revocation). */
+import { holdDueAfterSiteMove } from "../../services/schedule_changes.ts";
 import { refuseMovesFromRollouts } from "../../services/phased_rollouts.ts";
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
@@ -39,7 +40,8 @@ async function loadAppliance(
   now: Date,
 ): Promise<ApplianceRow & { last_report: unknown; hostname_history: NameHistory }> {
   const [row] = await sql<ApplianceRow & { last_report: unknown; hostname_history: NameHistory }>`
-    select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version, a.enrolled_at,
+    select a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.known_interval_s,
+      a.agent_version, a.enrolled_at,
       a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since, a.revoked_at, a.revoked_reason,
       a.superseded_by, a.supersedes, a.last_report, a.identity_conflict, a.hostname_history,
       (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
@@ -238,16 +240,19 @@ export function applianceAdminRoutes(deps: AppDeps) {
           const [before] = await tx<{ site: string | null }>`
             select site from appliances where uid = ${uid} for update`;
           // Moved away from a site: a revocation must still reach that site's local servers.
-          if (before?.site && p.site !== undefined && (p.site ?? null) !== before.site) {
-            await recordDeparture(tx, uid, before.site, now);
+          const moved = before !== undefined && p.site !== undefined &&
+            (p.site ?? null) !== before.site;
+          if (before?.site && moved) await recordDeparture(tx, uid, before.site, now);
+          // Moved out of a site under maintenance: one interval from now to beat again
+          // (noc/services/schedule_changes.ts).
+          if (moved) {
+            await holdDueAfterSiteMove(tx, [uid], p.site ?? null, now, deps.settings.graceS);
           }
+          // The interval is not applied to the due time here: the agent learns it from its next
+          // catalog, and its due time follows from then on (noc/services/schedule_changes.ts).
           const updated = await tx`
           update appliances set
             interval_s = coalesce(${p.intervalS ?? null}::int, interval_s),
-            next_due_at = case when ${p.intervalS ?? null}::int is null then next_due_at
-              else coalesce(last_beat_at, enrolled_at) + make_interval(secs => ${
-            p.intervalS ?? null
-          }::int) end,
             site = case when ${p.site !== undefined} then ${p.site ?? null} else site end,
             channel = coalesce(${p.channel ?? null}, channel),
             tags = coalesce(${p.tags ?? null}::text[], tags)
@@ -259,6 +264,10 @@ export function applianceAdminRoutes(deps: AppDeps) {
           await staleCatalogOf(tx, uid);
           return await loadAppliance(tx, uid, now);
         });
+        // A new interval reaches the agent with its next catalog: wake it to fetch one now.
+        if (p.intervalS !== undefined && row.known_interval_s !== p.intervalS) {
+          await deps.wakeups.trigger({ type: "appliance", value: uid }, c.get("admin"));
+        }
         deps.log.info("appliance_updated", { uid, changes: p, by: c.get("admin") });
         return c.json(applianceJson(row, now, grace));
       },

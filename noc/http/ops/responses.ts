@@ -200,7 +200,12 @@ export const appliance = z.object({
   tags: z.array(z.string()),
   state: z.enum(["ok", "late", "missing", "revoked"]),
   maintenance: maintenanceNow,
-  intervalS: z.number().int(),
+  intervalS: z.number().int().describe("The report interval the operator set, seconds"),
+  knownIntervalS: z.number().int().optional().describe(
+    "The interval of the last catalog the appliance fetched (its agent's schedule, which its " +
+      "due time counts); differs from intervalS until it fetches one with the new interval " +
+      "(single appliance only)",
+  ),
   agentVersion: z.string().nullable(),
   enrolledAt: time,
   lastBeatAt: time.nullable(),
