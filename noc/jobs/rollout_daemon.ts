@@ -22,10 +22,11 @@
  * A pass's statements: the clock check; the lease; the running rollouts (1); the pending
  * samples (2: only the judged appliances that beat since their rollout's last recorded
  * evaluation, less a margin of twice the clock tolerance and 30 s, are read); the samples and
- * medians (3); the figures (3, plus 1 per rollout for its install states, a few at a time, beside
- * the sampling); one update per rollout; the prunings (3). None per appliance, and each bounded:
+ * medians (3); the figures (3: membership, health and install states of all rollouts in one,
+ * split in 4 parts side by side on PostgreSQL's pool; the metric; beat regularity), beside the
+ * sampling; one update per rollout; the prunings (3). None per appliance, and each bounded:
  * a phase is judged on at most 1,000 of its members and 1,000 control appliances
- * (noc/services/rollout_gates.ts), and a pass writes at most `samplesPerPass` (6,000) new samples:
+ * (noc/services/rollout_gates.ts), and a pass writes at most `samplesPerPass` (5,000) new samples:
  * after a pause (every judged appliance beat), the rollouts beyond that wait for the next passes,
  * neither sampled nor judged nor recorded — never judged on samples short of beats they should
  * have — oldest evaluation first (rollout_gates.ts `spreadSamples`).

@@ -237,10 +237,12 @@ export interface SampleSince {
 /**
  * Most new samples one pass writes (see {@link spreadSamples}). A backlog shrinks each pass by
  * this less the steady rate (~2,700 a minute at 20 rollouts: a fifteenth of their 40,000 judged
- * appliances), so it is more than twice that: a full catch-up at 20 rollouts takes about nine
- * passes (at 4,000 it took about thirty).
+ * appliances), so it is well above that: a full catch-up at 20 rollouts after a quarter of an
+ * hour takes about 15 passes. At 6,000 it took 9, but a catch-up pass on PGlite at 10,000
+ * appliances then took up to 2.1 s (the samples and their medians are most of a catch-up pass);
+ * at 4,000 about thirty.
  */
-export const samplesPerPass = 6000;
+export const samplesPerPass = 5000;
 
 /** The judged appliances of metric-gated rollouts with a beat not sampled yet. */
 export interface PendingSamples {
