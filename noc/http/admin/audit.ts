@@ -63,7 +63,7 @@ function csvAnswer(deps: AppDeps, q: AuditQuery): Response {
  * The list's query: {@link auditQuery} and `cursor`, the previous page's `nextCursor` (the
  * paging of every admin list; `before` takes the same value).
  */
-const auditListQuery = auditQuery.safeExtend({
+export const auditListQuery = auditQuery.safeExtend({
   cursor: z.string().min(1).max(400).optional()
     .describe("The page after the previous one: its nextCursor (opaque)"),
 });

@@ -23,6 +23,8 @@ import { listQuery as listAppliancesQuery } from "../admin/appliances.ts";
 import * as op from "../admin/operators.ts";
 import * as audit from "../admin/audit.ts";
 import { auditQuery } from "../../services/audit.ts";
+import { auditListQuery } from "../admin/audit.ts";
+import { membersQuery } from "../admin/rollouts.ts";
 import * as plan from "../../../protocol/rollout_plan.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
@@ -617,7 +619,9 @@ function adminOperations(): Operation[] {
       created(r.releaseKey),
       { body: releaseKeyBodySchema },
     ),
-    admin("get", "/release-keys", "List release keys", "releases", ok(r.lists.releaseKeys)),
+    admin("get", "/release-keys", "List release keys", "releases", ok(r.lists.releaseKeys), {
+      query: s.limitQuery,
+    }),
     admin("delete", "/release-keys/:kid", "Retire a release key", "releases", gone, {
       params: s.kidParam,
     }),
@@ -629,6 +633,7 @@ function adminOperations(): Operation[] {
       ok(r.lists.fileinfo),
       {
         params: s.appParam,
+        query: s.limitQuery,
       },
     ),
     admin(
@@ -797,7 +802,7 @@ function rolloutOperations(): Operation[] {
       ok(r.rolloutMembers, "A page of members"),
       {
         params: idParam,
-        query: plan.rolloutMembersQuery,
+        query: membersQuery,
         responses: { "200": "A page of members", "404": "No such rollout" },
       },
     ),
@@ -831,8 +836,13 @@ function operatorOperations(): Operation[] {
     }),
     admin("get", "/operators", "List operators and their personal tokens (admin)", tag, {
       status: "200",
-      body: z.object({ items: z.array(one) }),
-    }, { responses: { "200": "Operators", ...forbidden } }),
+      body: z.object({
+        items: z.array(one),
+        nextCursor: z.string().nullable().describe(
+          "Pass as `cursor` for the next page; null: this is the last page",
+        ),
+      }),
+    }, { query: s.limitQuery, responses: { "200": "Operators", ...forbidden } }),
     admin("post", "/operators", "Create an operator (admin)", tag, {
       status: "201",
       body: one,
@@ -883,7 +893,7 @@ function operatorOperations(): Operation[] {
         "appliance UID, id or name a change named or resolved to), keyset pages, or CSV",
       tag,
       { status: "200", body: audit.auditPageAnswer, description: "A page of records" },
-      { query: auditQuery, produces: { "application/json": "", ...csv } },
+      { query: auditListQuery, produces: { "application/json": "", ...csv } },
     ),
     admin(
       "get",
