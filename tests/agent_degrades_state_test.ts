@@ -113,6 +113,12 @@ Deno.test({
         assert.equal(report.seq, 2, "the sequence goes on from what was saved");
         assert.ok(report.instanceId, "a new process, a new instance");
         assert.ok(!report.lastCycle.problems?.some((p: any) => p.code === "state_unwritable"));
+        // Every run above repeated a seq another instance had sent, but each followed a report
+        // that said state_unwritable: one device, no clone mark (docs/protocol.md).
+        const shown = await detail(noc, box);
+        assert.equal(shown.identityConflict, null, JSON.stringify(shown.identityConflict));
+        const clones = await noc.deps.db.sql`select 1 from notices where kind = 'cloned_identity'`;
+        assert.equal(clones.length, 0, "no cloned_identity notice");
       } finally {
         if (mounted) await sh("umount", [box.state]);
         else await Deno.chmod(box.state, 0o700).catch(() => {});

@@ -111,7 +111,7 @@ dbTest(
 );
 
 dbTest(
-  "the clone mark's beats count: 1 after a restored backup, one per repeated run after a read-only episode",
+  "the clone mark's beats count: 1 after a restored backup, one per conflicting beat of copies",
   async ({ db }) => {
     const noc = await testNoc(db);
     const mark = async (a: TestAppliance) =>
@@ -126,27 +126,94 @@ dbTest(
     }
     assert.equal((await mark(restored)).beats, 1);
 
-    // Separate `noc-agent once` runs on a read-only state folder saved at seq 5: each beats
-    // with seq 6 (nothing saved), as does the first run once the folder is writable again.
-    const ro = await noc.enrollAppliance();
-    await ro.beat({ seq: 5, instanceId: crypto.randomUUID() });
-    const runs = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
-    for (const instanceId of runs) {
-      noc.clock.advance(909);
-      await ro.beat({ seq: 6, instanceId, lastCycle: unwritable("/state/cycle.lock") });
+    // Two copies taking turns: every beat of one that does not pass the other's seq counts.
+    const copied = await noc.enrollAppliance();
+    const x = crypto.randomUUID(), y = crypto.randomUUID();
+    for (const seq of [5, 6, 7, 8]) {
+      await copied.beat({ seq, instanceId: x });
+      noc.clock.advance(7);
+      await copied.beat({ seq, instanceId: y });
+      noc.clock.advance(900);
     }
+    const c = await mark(copied);
+    assert.equal(c.beats, 4, JSON.stringify(c));
+    assert.deepEqual(c.instances.map((i: any) => i.instanceId), [x, y]);
+  },
+);
+
+dbTest(
+  "a read-only state folder's repeated seq is no clone: once runs, a restarted service, the first writable run",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const ro = await noc.enrollAppliance();
+    // Saved at seq 5; then the folder goes read-only.
+    await ro.beat({ seq: 5, instanceId: crypto.randomUUID() });
+    // Separate `noc-agent once` runs: each beats seq 6 (nothing saved), saying why.
+    for (let n = 0; n < 3; n++) {
+      noc.clock.advance(909);
+      await ro.beat({
+        seq: 6,
+        instanceId: crypto.randomUUID(),
+        lastCycle: unwritable("/state/cycle.lock"),
+      });
+    }
+    // The service (`run`) keeps its seq in memory and goes on rising; restarted, it starts over
+    // from the saved seq; `once` by hand beside it repeats the saved seq too.
+    const service = crypto.randomUUID();
+    for (const seq of [6, 7, 8]) {
+      noc.clock.advance(909);
+      await ro.beat({ seq, instanceId: service, lastCycle: unwritable("/state/cycle.lock") });
+    }
+    noc.clock.advance(100);
+    await ro.beat({
+      seq: 6,
+      instanceId: crypto.randomUUID(),
+      lastCycle: unwritable("/state/cycle.lock"),
+    });
+    noc.clock.advance(809);
+    await ro.beat({ seq: 9, instanceId: service, lastCycle: unwritable("/state/cycle.lock") });
     noc.clock.advance(909);
-    const writable = crypto.randomUUID();
-    await ro.beat({ seq: 6, instanceId: writable });
+    await ro.beat({
+      seq: 6,
+      instanceId: crypto.randomUUID(),
+      lastCycle: unwritable("/state/cycle.lock"),
+    });
+    // Writable again: the first run repeats the saved seq once more (its beat no longer carries
+    // the problem: the report before it did), and the next goes on.
+    noc.clock.advance(909);
+    await ro.beat({ seq: 6, instanceId: crypto.randomUUID() });
     noc.clock.advance(909);
     await ro.beat({ seq: 7, instanceId: crypto.randomUUID() });
-    const c = await mark(ro);
-    assert.ok(c, "marked");
-    // runs[0] passed seq 5; runs[1], runs[2] and the writable run repeated seq 6.
-    assert.equal(c.beats, 3, JSON.stringify(c));
-    assert.deepEqual(
-      c.instances.map((i: any) => i.instanceId),
-      [runs[0], runs[1], runs[2], writable],
+    assert.equal(
+      (await noc.admin("GET", `/v1/admin/appliances/${ro.uid}`)).body.identityConflict,
+      null,
     );
+    assert.equal((await notices(noc)).length, 0);
+  },
+);
+
+dbTest(
+  "copies of a read-only image taking turns are still marked, and the mark names the read-only folder",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    const a = await noc.enrollAppliance();
+    await a.beat({ seq: 5, instanceId: crypto.randomUUID() });
+    // Two devices booted from one read-only image: both `run` from seq 5 in memory.
+    const x = crypto.randomUUID(), y = crypto.randomUUID();
+    const ro = unwritable("/state/cycle.lock");
+    await a.beat({ seq: 6, instanceId: x, lastCycle: ro });
+    noc.clock.advance(5);
+    await a.beat({ seq: 6, instanceId: y, lastCycle: ro }); // excused: a new instance
+    assert.equal((await notices(noc)).length, 0);
+    noc.clock.advance(900);
+    await a.beat({ seq: 7, instanceId: x, lastCycle: ro });
+    noc.clock.advance(5);
+    await a.beat({ seq: 7, instanceId: y, lastCycle: ro }); // y again, seq repeated: two devices
+    const sent = await notices(noc);
+    assert.equal(sent.length, 1);
+    assert.match(sent[0]!.text, /state_unwritable/);
+    const c = (await noc.admin("GET", `/v1/admin/appliances/${a.uid}`)).body.identityConflict;
+    assert.deepEqual(c.instances.map((i: any) => i.instanceId), [x, y]);
+    assert.match(c.stateUnwritable, /Read-only file system/);
   },
 );
