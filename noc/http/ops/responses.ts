@@ -19,12 +19,8 @@ import {
 /** An ISO 8601 time, as `Date.prototype.toISOString` (or PostgreSQL's JSON) writes it. */
 const time = z.iso.datetime({ offset: true });
 const uid = z.uuid();
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/).describe(
-  "SHA-256, lower-case hex",
-);
-const kid = z.string().describe(
-  "Key id: the first 16 hex digits of SHA-256 of the public key",
-);
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/).describe("SHA-256, lower-case hex");
+const kid = z.string().describe("Key id: the first 16 hex digits of SHA-256 of the public key");
 const base64url = z.string().regex(/^[A-Za-z0-9_-]*$/);
 const kind = z.enum(["package", "file"]);
 const count = z.number().int().min(0);
@@ -33,11 +29,8 @@ const count = z.number().int().min(0);
 export const errorBody = z.object({
   error: z.string().describe("Stable code (docs/protocol.md, Errors)"),
   message: z.string().describe("What was refused and why, for people"),
-  issues: z.array(z.object({ path: z.string(), message: z.string() }))
-    .optional()
-    .describe(
-      "The fields refused (invalid_body, invalid_query, invalid_param, …)",
-    ),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional()
+    .describe("The fields refused (invalid_body, invalid_query, invalid_param, …)"),
   reason: z.string().optional().describe("bad_package: which check failed"),
   rolloutId: z.number().int().optional()
     .describe(
@@ -49,11 +42,7 @@ export const errorBody = z.object({
 }).describe("A refusal");
 
 /** An endorsement of a release key (protocol/release_keys.ts). */
-const endorsement = z.object({
-  signer: kid,
-  notAfter: time.nullable(),
-  signature: base64url,
-});
+const endorsement = z.object({ signer: kid, notAfter: time.nullable(), signature: base64url });
 
 /** A published public key (protocol/keys.ts `PublishedKey`, with its endorsement if any). */
 export const publishedKey = z.object({
@@ -86,17 +75,13 @@ export const beatAnswer = z.object({
   intervalS: z.number().int(),
   nextBeatInS: z.number().int(),
   nextDueAt: time,
-  catalogUrl: z.string().optional().describe(
-    "Only when the catalog server runs apart",
-  ),
+  catalogUrl: z.string().optional().describe("Only when the catalog server runs apart"),
 });
 
 /** `GET /v1/keys` 200. */
 export const keysAnswer = z.object({
   keys: z.array(publishedKey),
-  encryptionKey: base64url.describe(
-    "The NOC's X25519 public key (offline packages wrap to it)",
-  ),
+  encryptionKey: base64url.describe("The NOC's X25519 public key (offline packages wrap to it)"),
   chain: z.array(z.object({
     statement: z.string().describe("The noc-keys/1 statement's JSON text"),
     signatures: z.array(z.object({ kid, signature: base64url })),
@@ -114,16 +99,11 @@ export const catalogEnvelope = z.object({
 export const installsAnswer = z.object({
   recorded: count,
   pausedAssignments: z.array(z.number().int()),
-  uncounted: z.array(
-    z.object({ kind, app: z.string(), name: z.string(), version: z.string() }),
-  ),
+  uncounted: z.array(z.object({ kind, app: z.string(), name: z.string(), version: z.string() })),
 });
 
 /** `GET /v1/wake` 200. */
-export const wakeAnswer = z.object({
-  wake: z.boolean(),
-  cursor: z.number().int(),
-});
+export const wakeAnswer = z.object({ wake: z.boolean(), cursor: z.number().int() });
 
 /** A component version (the local server's stage, the admin API's component). */
 const componentVersion = z.object({
@@ -202,9 +182,7 @@ export const enrollmentToken = z.object({
   channel: z.string().nullable(),
   tags: z.array(z.string()),
   reenrolment: z.enum(["supersede", "refuse"]).nullable()
-    .describe(
-      "What enrolling a name an active appliance holds does; null: NOC_REENROLMENT",
-    ),
+    .describe("What enrolling a name an active appliance holds does; null: NOC_REENROLMENT"),
   purpose: z.enum(["appliance", "local-server"]),
   status: z.enum(["unused", "used", "expired", "revoked"]),
   createdAt: time,
@@ -212,16 +190,10 @@ export const enrollmentToken = z.object({
   usedAt: time.nullable(),
   usedBy: z.string().nullable(),
   revokedAt: time.nullable(),
-  token: z.string().optional().describe(
-    "The token itself: shown once, when it is created",
-  ),
+  token: z.string().optional().describe("The token itself: shown once, when it is created"),
 });
 
-const maintenanceNow = z.object({
-  id: z.number().int(),
-  endsAt: time,
-  reason: z.string(),
-})
+const maintenanceNow = z.object({ id: z.number().int(), endsAt: time, reason: z.string() })
   .nullable();
 
 /** An appliance as the admin API lists it. */
@@ -234,7 +206,12 @@ export const appliance = z.object({
   tags: z.array(z.string()),
   state: z.enum(["ok", "late", "missing", "revoked"]),
   maintenance: maintenanceNow,
-  intervalS: z.number().int(),
+  intervalS: z.number().int().describe("The report interval the operator set, seconds"),
+  knownIntervalS: z.number().int().optional().describe(
+    "The interval of the last catalog the appliance fetched (its agent's schedule, which its " +
+      "due time counts); differs from intervalS until it fetches one with the new interval " +
+      "(single appliance only)",
+  ),
   agentVersion: z.string().nullable(),
   enrolledAt: time,
   lastBeatAt: time.nullable(),
@@ -244,12 +221,8 @@ export const appliance = z.object({
   missingSince: time.nullable(),
   revokedAt: time.nullable(),
   revokedReason: z.string().nullable(),
-  supersededBy: uid.nullable().describe(
-    "Retired by a re-enrolment: the record that replaced it",
-  ),
-  supersedes: z.array(uid).describe(
-    "The records this one replaced when it enrolled",
-  ),
+  supersededBy: uid.nullable().describe("Retired by a re-enrolment: the record that replaced it"),
+  supersedes: z.array(uid).describe("The records this one replaced when it enrolled"),
   identityConflict: z.object({
     reason: z.enum(["seq_not_increasing"])
       .describe(
@@ -258,13 +231,9 @@ export const appliance = z.object({
       ),
     firstAt: time,
     lastAt: time,
-    beats: z.number().int().describe(
-      "Conflicting beats seen since it was marked",
-    ),
+    beats: z.number().int().describe("Conflicting beats seen since it was marked"),
     seq: z.number().int().describe("The seq of the beat that marked it"),
-    lastSeq: z.number().int().nullable().describe(
-      "The last seq seen before that beat",
-    ),
+    lastSeq: z.number().int().nullable().describe("The last seq seen before that beat"),
     stateUnwritable: z.string().nullable().describe(
       "The state_unwritable problem the beat that marked it (or the report before it) carried: " +
         "separate runs on a state folder that cannot be written repeat seq; null: none",
@@ -276,9 +245,7 @@ export const appliance = z.object({
       address: z.string().nullable().describe(
         "The source address of its latest beat seen while marked; null: not recorded",
       ),
-    })).describe(
-      "The agent instances seen (at most 8), each with when and where it was seen",
-    ),
+    })).describe("The agent instances seen (at most 8), each with when and where it was seen"),
   }).nullable().describe(
     "Two devices beating under this identity (a copied state folder; docs/operations.md, " +
       '"Cloned identities"), until an operator clears it; null: none',
@@ -295,13 +262,9 @@ export const applianceDetail = appliance.extend({
         "of the latest beat, e.g. `state_unwritable` with the path and the OS error)",
     ),
   dropped: z.array(z.string())
-    .describe(
-      "What the agent left out of its latest beat to fit the NOC's limits, in words",
-    ),
+    .describe("What the agent left out of its latest beat to fit the NOC's limits, in words"),
   hostnameHistory: z.array(z.object({ hostname: z.string(), until: time }))
-    .describe(
-      "The names it had before the one it reports now, newest first (at most 20)",
-    ),
+    .describe("The names it had before the one it reports now, newest first (at most 20)"),
   catalog: z.array(
     z.object({
       id: z.number().int(),
@@ -324,9 +287,7 @@ export const applianceDetail = appliance.extend({
     receivedAt: time,
     seq: z.number().int(),
     sentAt: time,
-    report: z.record(z.string(), z.unknown()).describe(
-      "Health figures and the cycle's outcome",
-    ),
+    report: z.record(z.string(), z.unknown()).describe("Health figures and the cycle's outcome"),
   })),
   alerts: z.array(z.object({
     id: z.number().int(),
@@ -368,9 +329,7 @@ export const alert = z.object({
   applianceState: z.enum(["ok", "late", "missing", "revoked"]).nullable()
     .describe("The alert's appliance's state now"),
   lastBeatAt: time.nullable().describe("Its appliance's last beat"),
-  durationS: count.describe(
-    "Open: how long so far; resolved: how long it lasted (seconds)",
-  ),
+  durationS: count.describe("Open: how long so far; resolved: how long it lasted (seconds)"),
 });
 
 /** `POST /v1/admin/alerts/ack`. */
@@ -396,10 +355,7 @@ export const maintenanceWindow = z.object({
 /** `POST /v1/admin/wake` 202. */
 export const wakeQueued = z.object({
   id: z.number().int(),
-  target: z.object({
-    type: z.enum(["appliance", "site", "all"]),
-    value: z.string().nullable(),
-  }),
+  target: z.object({ type: z.enum(["appliance", "site", "all"]), value: z.string().nullable() }),
 });
 
 /** A local component server. */
@@ -413,12 +369,7 @@ export const localServer = z.object({
   enrolledAt: time,
   lastContactAt: time.nullable(),
   lastAddress: z.string().nullable(),
-  cache: z.object({
-    bytes: count,
-    limit: count,
-    entries: count,
-    staged: count,
-  }),
+  cache: z.object({ bytes: count, limit: count, entries: count, staged: count }),
   hits: count,
   misses: count,
   hitRate: z.number().nullable(),
@@ -453,12 +404,7 @@ export const fleet = z.object({
   at: time,
   beatsPerMinute: z.array(z.object({ at: time, perMinute: z.number() })),
   versions: z.array(
-    z.object({
-      app: z.string(),
-      name: z.string(),
-      version: z.string(),
-      n: count,
-    }),
+    z.object({ app: z.string(), name: z.string(), version: z.string(), n: count }),
   ),
 });
 
@@ -472,14 +418,8 @@ export const siteHealth = z.object({
     missingSince: time.nullable(),
     openAlerts: count.describe("Open alerts no one has acknowledged"),
     acknowledgedAlerts: count,
-    maintenance: z.object({
-      id: z.number().int(),
-      endsAt: time,
-      reason: z.string(),
-    }).nullable(),
-    appliancesInMaintenance: count.describe(
-      "Its appliances in a window of their own, now",
-    ),
+    maintenance: z.object({ id: z.number().int(), endsAt: time, reason: z.string() }).nullable(),
+    appliancesInMaintenance: count.describe("Its appliances in a window of their own, now"),
   })),
   total: count.describe("Sites in all"),
   at: time,
@@ -495,9 +435,7 @@ export const sweep = z.object({
     "Why nothing was judged: this instance's clock is off the database's (clock_skew), or " +
       "another instance holds the sweep lease (busy)",
   ),
-  creditedS: count.describe(
-    "NOC downtime given back to the fleet before it was judged, seconds",
-  ),
+  creditedS: count.describe("NOC downtime given back to the fleet before it was judged, seconds"),
 });
 
 /** `GET /v1/admin/notices`. */
@@ -542,9 +480,7 @@ export const component = componentVersion.extend({
 
 /** `GET /v1/admin/components/:id`. */
 export const componentDetail = component.extend({
-  header: z.record(z.string(), z.unknown()).nullable().describe(
-    "A package's signed header",
-  ),
+  header: z.record(z.string(), z.unknown()).nullable().describe("A package's signed header"),
   sentTo: count,
 });
 
@@ -583,12 +519,8 @@ const rolloutState = z.enum(rolloutStates).describe(
 /** A rollout's figures over the appliances its version was delivered to. */
 const rolloutProgress = z.object({
   sent: count.describe("Appliances (not revoked) the version was delivered to"),
-  installed: count.describe(
-    "The gate's successes: states running and unconfirmed",
-  ),
-  failed: count.describe(
-    "The gate's failures: states failed, reverted, other and missing",
-  ),
+  installed: count.describe("The gate's successes: states running and unconfirmed"),
+  failed: count.describe("The gate's failures: states failed, reverted, other and missing"),
   states: z.object({
     running: count,
     unconfirmed: count,
@@ -629,12 +561,8 @@ export const targetChoices = (() => {
   return z.object({
     all: count.describe("Appliances (not revoked): the size of target all"),
     model: choices,
-    site: choices.describe(
-      "Sites of appliances, live enrolment tokens and local servers",
-    ),
-    channel: choices.describe(
-      "Channels of appliances and live enrolment tokens",
-    ),
+    site: choices.describe("Sites of appliances, live enrolment tokens and local servers"),
+    channel: choices.describe("Channels of appliances and live enrolment tokens"),
     tag: choices.describe("Tags of appliances and live enrolment tokens"),
   });
 })();
@@ -646,39 +574,22 @@ export const rolloutAppliances = items(z.object({
   site: z.string().nullable(),
   state: rolloutState,
   runningVersion: z.string().nullable()
-    .describe(
-      "The version of the component its latest beat lists; null: none, or no beat yet",
-    ),
-  outcome: z.object({
-    outcome: z.string(),
-    message: z.string().nullable(),
-    reportedAt: time,
-  })
-    .nullable().describe(
-      "Its latest install outcome of the release: the explanation",
-    ),
+    .describe("The version of the component its latest beat lists; null: none, or no beat yet"),
+  outcome: z.object({ outcome: z.string(), message: z.string().nullable(), reportedAt: time })
+    .nullable().describe("Its latest install outcome of the release: the explanation"),
   lastBeatAt: time.nullable(),
   sentAt: time.describe("When it was first sent the release"),
   missingSince: time.nullable(),
 })).extend({
-  nextAfter: uid.nullable().describe(
-    "Pass as `after` for the next page; null: last page",
-  ),
-  nextCursor: uid.nullable().describe(
-    "The same as nextAfter: pass as `cursor` for the next page",
-  ),
+  nextAfter: uid.nullable().describe("Pass as `after` for the next page; null: last page"),
+  nextCursor: uid.nullable().describe("The same as nextAfter: pass as `cursor` for the next page"),
 });
 
 /** A phased rollout's release and target (noc/services/phased_rollouts.ts). */
 const rolloutSummary = z.object({
   id: z.number().int(),
   assignmentId: z.number().int().describe("The assignment the rollout manages"),
-  component: z.object({
-    kind,
-    app: z.string(),
-    name: z.string(),
-    version: z.string(),
-  }),
+  component: z.object({ kind, app: z.string(), name: z.string(), version: z.string() }),
   target: z.object({
     type: z.enum(["all", "model", "site", "channel", "tag", "appliance"]),
     value: z.string().nullable().describe("Null for all"),
@@ -687,26 +598,18 @@ const rolloutSummary = z.object({
   phase: count.describe("The current phase, 0-based"),
   phaseCount: z.number().int().min(1),
   previousVersion: z.string().nullable()
-    .describe(
-      "What the target ran before: control's version, and the version rolled back to",
-    ),
-  rollback: z.boolean().describe(
-    "Whether a failed phase's appliances go back to it",
-  ),
+    .describe("What the target ran before: control's version, and the version rolled back to"),
+  rollback: z.boolean().describe("Whether a failed phase's appliances go back to it"),
   createdBy: z.string(),
   createdAt: time,
   updatedAt: time,
-  endedAt: time.nullable().describe(
-    "When it failed, was cancelled or completed",
-  ),
+  endedAt: time.nullable().describe("When it failed, was cancelled or completed"),
 });
 
 /** A group's metric figures (noc/services/rollout_gates.ts `GroupStatistic`). */
 const groupStatistic = z.object({
   appliances: count.describe("Appliances with at least minBeats samples"),
-  statistic: z.number().nullable().describe(
-    "The median of their medians; null: none",
-  ),
+  statistic: z.number().nullable().describe("The median of their medians; null: none"),
   size: count.describe(
     "The group's appliances (not revoked): a group smaller than minAppliances is judged on all",
   ),
@@ -719,39 +622,25 @@ const rolloutEvaluation = z.object({
     phase: count,
     phaseStartedAt: time,
     members: count.describe("Appliances that joined with this phase"),
-    evaluated: count.describe(
-      "Members the figures are read from (at most 1,000)",
-    ),
+    evaluated: count.describe("Members the figures are read from (at most 1,000)"),
     install: rolloutProgress,
-    notSent: count.describe(
-      "Evaluated members the release was not sent to (yet)",
-    ),
-    healthy: count.describe(
-      "Running the release, not missing, not reporting the app unhealthy",
-    ),
+    notSent: count.describe("Evaluated members the release was not sent to (yet)"),
+    healthy: count.describe("Running the release, not missing, not reporting the app unhealthy"),
     healthyPercent: z.number(),
-    reporting: count.describe(
-      "Evaluated members that beat since the phase started",
-    ),
-    unhealthy: count.describe(
-      "Of them, those whose plug-ins report the app unhealthy",
-    ),
+    reporting: count.describe("Evaluated members that beat since the phase started"),
+    unhealthy: count.describe("Of them, those whose plug-ins report the app unhealthy"),
     metric: z.object({
       path: z.string(),
       phase: groupStatistic,
       control: groupStatistic,
-      ratio: z.number().nullable().describe(
-        "1 + (phase - control) / |control|",
-      ),
+      ratio: z.number().nullable().describe("1 + (phase - control) / |control|"),
     }).nullable(),
     beats: z.object({
       members: count,
       membersMissed: count,
       control: count,
       controlMissed: count,
-    }).nullable().describe(
-      "Missed-heartbeat alerts since phase start, phase vs control",
-    ),
+    }).nullable().describe("Missed-heartbeat alerts since phase start, phase vs control"),
   }),
   judgement: (() => {
     const gate = z.object({
@@ -762,37 +651,25 @@ const rolloutEvaluation = z.object({
     });
     return z.object({
       gates: z.array(gate),
-      failed: gate.nullable().describe(
-        "The first failing condition: the rollout fails",
-      ),
+      failed: gate.nullable().describe("The first failing condition: the rollout fails"),
       holds: z.boolean().describe("Whether the advance condition holds"),
       waiting: z.array(z.string()).describe("Why it does not hold"),
     });
   })(),
   heldSince: time.nullable(),
-  advanceAt: time.nullable().describe(
-    "When it advances by itself if it keeps holding",
-  ),
+  advanceAt: time.nullable().describe("When it advances by itself if it keeps holding"),
 });
 
 /** `GET /v1/admin/rollouts/:id` and the actions' answers: a phased rollout in full. */
 export const rolloutDetail = rolloutSummary.extend({
   phaseStartedAt: time,
-  heldSince: time.nullable().describe(
-    "Since when the advance condition holds, if it does",
-  ),
-  revision: z.number().int().describe(
-    "Bumped by every change of state or phase",
-  ),
+  heldSince: time.nullable().describe("Since when the advance condition holds, if it does"),
+  revision: z.number().int().describe("Bumped by every change of state or phase"),
   assignment: z.object({
     paused: z.boolean(),
     pausedReason: z.string().nullable(),
-    phaseLimit: z.number().int().nullable().describe(
-      "Fine buckets below it get the release",
-    ),
-    excludedFrom: z.number().int().nullable().describe(
-      "Rolled back from this fine bucket",
-    ),
+    phaseLimit: z.number().int().nullable().describe("Fine buckets below it get the release"),
+    excludedFrom: z.number().int().nullable().describe("Rolled back from this fine bucket"),
   }),
   phases: z.array(z.object({
     index: count,
@@ -812,9 +689,7 @@ export const rolloutDetail = rolloutSummary.extend({
   })),
   control: count.describe("The control sample's size now"),
   evaluation: rolloutEvaluation.nullable()
-    .describe(
-      "The last evaluation's figures against control and verdict; null: none yet",
-    ),
+    .describe("The last evaluation's figures against control and verdict; null: none yet"),
   evaluatedAt: time.nullable(),
   events: z.array(z.object({
     id: z.number().int(),
@@ -836,37 +711,23 @@ export const rolloutMembers = items(z.object({
     "Its install state (as an assignment's appliances), or not_sent: not sent the release yet",
   ),
   runningVersion: z.string().nullable(),
-  outcome: z.object({
-    outcome: z.string(),
-    message: z.string().nullable(),
-    reportedAt: time,
-  })
+  outcome: z.object({ outcome: z.string(), message: z.string().nullable(), reportedAt: time })
     .nullable(),
   lastBeatAt: time.nullable(),
-  sentAt: time.nullable().describe(
-    "When it was first sent the release; null: not sent",
-  ),
+  sentAt: time.nullable().describe("When it was first sent the release; null: not sent"),
   missingSince: time.nullable(),
 })).extend({
-  nextAfter: uid.nullable().describe(
-    "Pass as `after` for the next page; null: last page",
-  ),
-  nextCursor: uid.nullable().describe(
-    "The same as nextAfter: pass as `cursor` for the next page",
-  ),
+  nextAfter: uid.nullable().describe("Pass as `after` for the next page; null: last page"),
+  nextCursor: uid.nullable().describe("The same as nextAfter: pass as `cursor` for the next page"),
 });
 
 /** `POST /v1/admin/appliances/bulk`: what a bulk action did. */
 export const bulkResult = z.object({
   action: z.string(),
-  matched: count.describe(
-    "Appliances selected (the UIDs, or the filter's matches)",
-  ),
+  matched: count.describe("Appliances selected (the UIDs, or the filter's matches)"),
   done: count.describe("Appliances changed"),
   skipped: count.describe("Appliances left as they were"),
-  skippedWhy: z.string().nullable().describe(
-    "Why (revoked: never woken; already held; …)",
-  ),
+  skippedWhy: z.string().nullable().describe("Why (revoked: never woken; already held; …)"),
 });
 
 /** `GET /v1/admin/appliances/facets`: known values to filter by, at most 200 of each. */
@@ -880,9 +741,7 @@ export const applianceFacets = z.object({
     models: z.boolean(),
     channels: z.boolean(),
     tags: z.boolean(),
-  }).describe(
-    "True for a kind with more than 200 values (the first 200 are listed)",
-  ),
+  }).describe("True for a kind with more than 200 values (the first 200 are listed)"),
 });
 
 /** A hold. */
@@ -899,25 +758,15 @@ export const lists = {
   enrollmentTokens: paged(enrollmentToken),
   appliances: items(appliance).extend({
     nextCursor: z.string().nullable(),
-    prevCursor: z.string().nullable().describe(
-      "Pass as `before` for the previous page",
-    ),
-    total: count.optional().describe(
-      "With count=true: the matches, exact up to 10,000",
-    ),
-    totalCapped: z.boolean().optional().describe(
-      "True: more than `total` (10,000) match",
-    ),
+    prevCursor: z.string().nullable().describe("Pass as `before` for the previous page"),
+    total: count.optional().describe("With count=true: the matches, exact up to 10,000"),
+    totalCapped: z.boolean().optional().describe("True: more than `total` (10,000) match"),
   }),
   alerts: items(alert).extend({
-    nextBefore: z.number().int().nullable().describe(
-      "Pass as `before` (older name of cursor)",
-    ),
+    nextBefore: z.number().int().nullable().describe("Pass as `before` (older name of cursor)"),
     nextCursor,
     open: z.object({ unacknowledged: count, acknowledged: count })
-      .describe(
-        "Open alerts of the same site, kind and appliance (whatever the status filter)",
-      ),
+      .describe("Open alerts of the same site, kind and appliance (whatever the status filter)"),
   }),
   maintenanceWindows: paged(maintenanceWindow),
   localServers: paged(localServer),
@@ -927,9 +776,7 @@ export const lists = {
   assignments: paged(assignment),
   holds: paged(hold),
   rollouts: items(rolloutSummary).extend({
-    nextCursor: z.string().nullable().describe(
-      "Pass as `cursor` for the next page",
-    ),
+    nextCursor: z.string().nullable().describe("Pass as `cursor` for the next page"),
   }),
 };
 
