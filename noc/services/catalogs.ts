@@ -24,7 +24,7 @@ import {
   signCatalogBinding,
 } from "../../protocol/catalog.ts";
 import { recordListing, resolveCatalog } from "./catalog_engine.ts";
-import { throttleNotice } from "./notifier.ts";
+import { claimNoticeWindow } from "./notifier.ts";
 import { issueGrant } from "../../protocol/grants.ts";
 import { publishedKeys } from "./publishing.ts";
 import { x25519Recipient } from "../../protocol/crypto/hpke_seal.ts";
@@ -233,9 +233,18 @@ async function catalogAnswerOf(
   });
 }
 
+/** The `notice_throttle` key of the fleet's `catalog_over_limit` notice (one a day). */
+const overLimitNoticeKey = "catalog_over_limit";
+/** The prefix of each cut appliance's own row (its last cut), which the notice counts. */
+const overLimitApplianceKey = "catalog_over_limit:";
+
 /**
  * Tells the operator that appliance `uid`'s catalog would list more components than a beat can
- * report back, so `chosen.omitted` were left out (at most one notice per appliance a day).
+ * report back, so `chosen.omitted` were left out. The cause is fleet-wide (assignments name more
+ * than the limit's distinct components), so every appliance it reaches would say the same: one
+ * notice a day for the whole fleet, naming how many appliances' catalogs were cut since the last
+ * such notice (or in the last 24 hours) and a few of them. Each cut appliance records when it was last cut (its own row, so a
+ * large fleet does not queue on one); the day's notice is claimed without waiting for a lock.
  */
 async function noticeOverLimit(
   deps: AppDeps,
@@ -245,21 +254,51 @@ async function noticeOverLimit(
   now: Date,
 ): Promise<void> {
   deps.log.warn("catalog_over_limit", { uid, listed: chosen.length, omitted: chosen.omitted });
-  if (!(await throttleNotice(tx, `catalog_over_limit:${uid}`, now, 86400)).allowed) return;
-  const [a] = await tx<{ hostname: string }>`select hostname from appliances where uid = ${uid}`;
+  await tx`
+    insert into notice_throttle (key, window_started_at, suppressed)
+    values (${overLimitApplianceKey + uid}, ${now}, 0)
+    on conflict (key) do update set window_started_at = excluded.window_started_at`;
+  const claimed = await claimNoticeWindow(tx, overLimitNoticeKey, now, 86400);
+  if (!claimed.won) return;
+  // The appliances cut since the last notice (the day's first ever: the last 24 hours).
+  const since = claimed.since ?? new Date(now.getTime() - 86400 * 1000);
+  const [counted] = await tx<{ n: number }>`
+    select count(*)::int as n from notice_throttle
+    where key like ${overLimitApplianceKey + "%"} and window_started_at >= ${since}`;
+  // This appliance first, then the latest others cut.
+  const examples = await tx<{ uid: string; hostname: string }>`
+    select a.uid, a.hostname from notice_throttle t
+    join appliances a on a.uid::text = substr(t.key, ${overLimitApplianceKey.length + 1})
+    where t.key like ${overLimitApplianceKey + "%"} and t.window_started_at >= ${since}
+    order by a.uid = ${uid} desc, t.window_started_at desc, a.uid limit 5`;
+  const n = Math.max(counted?.n ?? 1, 1);
+  const self = examples.find((e) => e.uid === uid);
+  const hostname = self?.hostname ?? uid;
+  const others = examples.filter((e) => e.uid !== uid).map((e) => e.hostname);
+  const more = n - 1 - others.length;
   await deps.notifier.enqueue(tx, {
     kind: "catalog_over_limit",
     uid,
     text:
-      `:warning: ${a?.hostname ?? uid}'s catalog would list ${
+      `:warning: ${hostname}'s catalog would list ${
         chosen.length + chosen.omitted
       } components, more than the ${BEAT_MAX_COMPONENTS} a SecureBeat can report: ` +
-      `${chosen.omitted} were left out. Assign fewer components to it`,
+      `${chosen.omitted} were left out. ${
+        n === 1 ? "It is the only appliance" : `${n} appliances' catalogs were`
+      } cut ${claimed.since ? "since the last such notice" : "in the last 24 hours"}${
+        others.length > 0
+          ? ` (also ${others.join(", ")}${more > 0 ? ` and ${more} more` : ""})`
+          : ""
+      }. Assignments name more than ${BEAT_MAX_COMPONENTS} distinct components fleet-wide: ` +
+      "delete assignments no longer needed, or bundle files into a package. One notice a day " +
+      "for the whole fleet",
     payload: {
-      appliance: { uid, hostname: a?.hostname ?? null },
+      appliance: { uid, hostname: self?.hostname ?? null },
       limit: BEAT_MAX_COMPONENTS,
       components: chosen.length + chosen.omitted,
       omitted: chosen.omitted,
+      appliances: n,
+      examples: examples.map((e) => ({ uid: e.uid, hostname: e.hostname })),
     },
   }, now);
 }
