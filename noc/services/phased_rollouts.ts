@@ -32,6 +32,7 @@
  *
  * @module
  */
+import { refuseOverComponentLimit } from "./component_limit.ts";
 import { type Fragment, fragment as frag, runFragments } from "../db/fragment.ts";
 import type { Sql } from "../db/db.ts";
 import type { AppDeps } from "./deps.ts";
@@ -689,6 +690,9 @@ export async function createRollout(
         );
       }
     }
+    // A rollout is an assignment like any other: it may not make more distinct components
+    // assigned than a beat can report back (409 too_many_components, as POST /assignments).
+    await refuseOverComponentLimit(tx, c);
     const [a] = await tx<{ id: number }>`
       insert into assignments (kind, app, name, version, target_type, target_value,
         rollout_percent, min_sample, phase_limit, created_at, updated_at)
