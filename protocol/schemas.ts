@@ -590,3 +590,10 @@ export function componentVersionOf(c: ComponentVersion): ComponentVersion {
 
 /** A component a local server should hold (`POST /v1/local/sync` answer). */
 export type StageItem = ComponentVersion;
+
+/** `DELETE /v1/admin/release-keys/:kid?force=true`: retire it although assignments need it. */
+export const retireKeyQuery = z.object({
+  force: z.enum(["true", "false"]).optional().describe(
+    "true: retire the key although assignments need what it signed (they stop installing)",
+  ),
+});

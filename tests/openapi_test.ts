@@ -9,7 +9,15 @@
 import assert from "node:assert/strict";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { dbTest, sampleBeat, testNoc } from "./_harness.ts";
-import { fetchCatalog, payload, publishAndAssign } from "./_components.ts";
+import {
+  fetchCatalog,
+  payload,
+  publishAndAssign,
+  signedPackage,
+  uploadSigned,
+} from "./_components.ts";
+import { newSeed } from "../protocol/keys.ts";
+import { nocKeysFromSeed } from "../noc/services/signing_keys.ts";
 import { generateApplianceKeys, signedRequest } from "../protocol/client.ts";
 import { exportRawPublic, generateEd25519 } from "../protocol/crypto/ed25519.ts";
 import { toBase64Url } from "../protocol/util/encoding.ts";
@@ -455,13 +463,13 @@ dbTest(
       target: { type: "all" },
       failureThresholdPercent: 50,
     })).body;
-    await admin("POST", "/v1/admin/assignments", 201, {
+    const fileAssigned = (await admin("POST", "/v1/admin/assignments", 201, {
       kind: "file",
       app: "vscreen",
       name: "rules.conf",
       version: "7",
       target: { type: "site", value: "lab" },
-    });
+    })).body;
     await admin("GET", "/v1/admin/assignments", 200);
     await admin("GET", "/v1/admin/assignments/targets", 200);
     await admin("GET", `/v1/admin/assignments/${assigned.id}`, 200);
@@ -552,6 +560,28 @@ dbTest(
       label: "release team",
     })).body;
     await admin("GET", "/v1/admin/release-keys", 200);
+    // A second release key that signs an assigned package: retired at the end only by force.
+    const signing = await nocKeysFromSeed(newSeed());
+    await admin("POST", "/v1/admin/release-keys", 201, {
+      publicKey: signing.published[0]!.publicKey,
+      label: "signs vscreen/signed",
+    });
+    const signedRef = { app: "vscreen", name: "signed", version: "1" };
+    const signedUp = await uploadSigned(
+      noc,
+      await signedPackage(
+        noc,
+        signedRef,
+        await payload({ install: "#!/bin/sh\nexit 0\n" }),
+        signing,
+      ),
+    );
+    assert.equal(signedUp.status, 201, JSON.stringify(signedUp.body));
+    await admin("POST", "/v1/admin/assignments", 201, {
+      kind: "package",
+      ...signedRef,
+      target: { type: "appliance", value: uid },
+    });
     const hold = (await admin("POST", "/v1/admin/holds", 201, { uid, reason: "testing" })).body;
     await admin("GET", "/v1/admin/holds", 200);
 
@@ -676,8 +706,13 @@ dbTest(
     await admin("DELETE", `/v1/admin/appliances/${uid}/identity-conflict`, 200);
     await admin("DELETE", `/v1/admin/holds/${hold.id}`, 204);
     await admin("DELETE", `/v1/admin/assignments/${assigned.id}`, 204);
+    // In use: refused, naming the assignment (issue 22 item 3).
+    await admin("DELETE", "/v1/admin/apps/vscreen/fileinfo/rules.conf", 409);
+    await admin("DELETE", `/v1/admin/assignments/${fileAssigned.id}`, 204);
     await admin("DELETE", "/v1/admin/apps/vscreen/fileinfo/rules.conf", 204);
     await admin("DELETE", `/v1/admin/release-keys/${registered.kid}`, 204);
+    await admin("DELETE", `/v1/admin/release-keys/${signing.kid}`, 409);
+    await admin("DELETE", `/v1/admin/release-keys/${signing.kid}?force=true`, 200);
     await admin("POST", `/v1/admin/local-servers/${server.id}/revoke`, 200, { reason: "gone" });
     await admin("POST", `/v1/admin/appliances/${uid}/revoke`, 200, { reason: "stolen" });
 

@@ -11,8 +11,8 @@
  * concurrent assignments cannot both pass at the limit. It is conservative: a fleet whose
  * appliances each get a different subset is held to the same total (docs/protocol.md, "The
  * SecureBeat's limits"). The catalog engine caps every catalog at the same figure anyway
- * (noc/services/catalog_engine.ts `capCatalog`), with a `catalog_over_limit` notice, for sets
- * made another way (a phased rollout of a new component).
+ * (noc/services/catalog_engine.ts `capCatalog`), with a `catalog_over_limit` notice, as a
+ * backstop. A phased rollout's creation runs the same check (noc/services/phased_rollouts.ts).
  *
  * @module
  */
@@ -28,6 +28,16 @@ export interface ComponentName {
 }
 
 /**
+ * Takes the transaction lock that every assignment's creation takes (through
+ * {@link refuseOverComponentLimit}): a change that checks what assignments exist (a deletion
+ * refused while they depend on it, noc/services/dependents.ts) holds it so none is created
+ * meanwhile.
+ */
+export async function lockAssignments(tx: Sql): Promise<void> {
+  await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-assigned-components'))`;
+}
+
+/**
  * Refuses (409 `too_many_components`, naming the limit and the count) assigning `c` when the
  * distinct components assigned fleet-wide would then exceed `max`. Call it in the assignment's
  * transaction `tx`, before the insert: it takes a transaction lock that serialises the check.
@@ -37,7 +47,7 @@ export async function refuseOverComponentLimit(
   c: ComponentName,
   max = BEAT_MAX_COMPONENTS,
 ): Promise<void> {
-  await tx`select pg_advisory_xact_lock(hashtext(current_schema() || ':noc-assigned-components'))`;
+  await lockAssignments(tx);
   const [row] = await tx<{ n: number; has: boolean }>`
     select (select count(*) from (select distinct kind, app, name from assignments) d)::int as n,
       exists (select 1 from assignments

@@ -10,6 +10,8 @@ import { appParam, fileinfoParam, limitQuery } from "../../../protocol/schemas.t
 import { signedFileinfoSchema } from "../../../protocol/fileinfo.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { bumpCatalogEpoch } from "../../services/catalogs.ts";
+import { fileinfoDependents, refuseInUse } from "../../services/dependents.ts";
+import { lockAssignments } from "../../services/component_limit.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { fileinfoJson, fileinfoPage, saveFileinfo } from "../../services/fileinfo.ts";
@@ -49,6 +51,14 @@ export function fileinfoAdminRoutes(deps: AppDeps) {
     .delete("/:app/fileinfo/:name", validate("param", fileinfoParam), async (c) => {
       const { app, name } = c.req.valid("param");
       const rows = await deps.db.begin(async (tx) => {
+        // Without it an assigned file would go to the agent's state folder, not where the
+        // application reads it: refused while any assignment of that file exists.
+        await lockAssignments(tx);
+        refuseInUse(
+          `The fileinfo of ${app}/${name}`,
+          await fileinfoDependents(tx, app, name),
+          "delete those assignments first, or replace the fileinfo (PUT) instead",
+        );
         const r =
           await tx`delete from fileinfo where app = ${app} and name = ${name} returning name`;
         if (r.length > 0) await bumpCatalogEpoch(tx);

@@ -4,11 +4,15 @@
  * packages already (protocol/release_keys.ts): in release-keys-only mode an existing release key's,
  * made offline; otherwise the NOC endorses it itself. In release-keys-only mode the first key is one
  * the operator vouches for in configuration (`NOC_RELEASE_KEY_ROOTS`), never the admin token alone.
- * Retiring a key only takes trust away: it never gives the NOC's key "package" use back.
+ * Retiring a key only takes trust away: it never gives the NOC's key "package" use back. A key
+ * that live assignments need (packages it signed, fileinfo it signed) is retired only with
+ * `?force=true`; otherwise 409 `in_use` names them (noc/services/dependents.ts).
  */
+import { dependentsBody, refuseInUse, releaseKeyDependents } from "../../services/dependents.ts";
+import { lockAssignments } from "../../services/component_limit.ts";
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
-import { kidParam, limitQuery } from "../../../protocol/schemas.ts";
+import { kidParam, limitQuery, retireKeyQuery } from "../../../protocol/schemas.ts";
 import { decodeCursor, nameKey, pageOf } from "./paging.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { keyId } from "../../../protocol/keys.ts";
@@ -163,19 +167,38 @@ export function releaseKeyAdminRoutes(deps: AppDeps) {
         })),
       });
     })
-    .delete("/:kid", validate("param", kidParam), async (c) => {
+    .delete("/:kid", validate("param", kidParam), validate("query", retireKeyQuery), async (c) => {
       const { kid } = c.req.valid("param");
+      const force = c.req.valid("query").force === "true";
       const now = deps.clock.now();
-      const rows = await deps.db.begin(async (tx) => {
+      const { rows, affected } = await deps.db.begin(async (tx) => {
+        // Once retired, agents refuse what it signed: refused while assignments need it, unless
+        // forced (a compromised key), and then the answer names what stops installing.
+        await lockAssignments(tx);
+        const needs = await releaseKeyDependents(tx, kid);
+        if (!force) {
+          refuseInUse(
+            `Release key "${kid}"`,
+            needs,
+            "publish those releases signed by another key and assign them first, or retire it " +
+              "at once with ?force=true (a compromised key): agents then refuse what it signed",
+          );
+        }
+        const affected = force && needs.length > 0 ? dependentsBody(needs) : null;
         const r = await tx`
           update release_keys set not_after = least(coalesce(not_after, ${now}), ${now}) where kid = ${kid} returning kid`;
         if (r.length > 0) await bumpCatalogEpoch(tx);
-        return r;
+        return { rows: r, affected };
       });
       if (rows.length === 0) {
         throw new ApiError(404, "not_found", `Release key "${kid}" does not exist`);
       }
-      deps.log.warn("release_key_retired", { kid, by: c.get("admin") });
-      return c.body(null, 204);
+      deps.log.warn("release_key_retired", {
+        kid,
+        by: c.get("admin"),
+        ...(affected ? { forced: true, affected: affected.dependents.length + affected.more } : {}),
+      });
+      // Forced over dependents: 200 naming them; otherwise nothing to say.
+      return affected ? c.json({ kid, retired: true, ...affected }) : c.body(null, 204);
     });
 }

@@ -624,6 +624,14 @@ function adminOperations(): Operation[] {
     }),
     admin("delete", "/release-keys/:kid", "Retire a release key", "releases", gone, {
       params: s.kidParam,
+      query: s.retireKeyQuery,
+      responses: {
+        "204": "Retired",
+        "200": "Retired with ?force=true although assignments need what it signed: `dependents` " +
+          "names them (they stop installing)",
+        "409": "Assignments need a package or fileinfo it signed (in_use; `dependents` names them)",
+      },
+      bodies: { "200": r.retiredKey },
     }),
     admin(
       "get",
@@ -649,6 +657,10 @@ function adminOperations(): Operation[] {
     ),
     admin("delete", "/apps/:app/fileinfo/:name", "Delete a file's fileinfo", "releases", gone, {
       params: s.fileinfoParam,
+      responses: {
+        "204": "Deleted",
+        "409": "A file of that name is assigned (in_use; `dependents` names the assignments)",
+      },
     }),
     admin(
       "post",

@@ -26,6 +26,25 @@ const kind = z.enum(["package", "file"]);
 const count = z.number().int().min(0);
 
 /** Every refusal's body (4xx, and 500/503): `error` is the stable code docs/protocol.md lists. */
+/** An assignment that depends on a thing (noc/services/dependents.ts). */
+const dependent = z.object({
+  assignmentId: z.number().int(),
+  kind: z.enum(["package", "file"]),
+  app: z.string(),
+  name: z.string(),
+  version: z.string(),
+  target: z.string().describe("`type` or `type:value`, e.g. `all`, `site:lab`"),
+  rolloutId: z.number().int().nullable().describe("The phased rollout managing it, if any"),
+});
+
+/** `DELETE /v1/admin/release-keys/:kid?force=true` over dependents: what stops installing. */
+export const retiredKey = z.object({
+  kid: z.string(),
+  retired: z.literal(true),
+  dependents: z.array(dependent).describe("The assignments that need what it signed (at most 50)"),
+  more: z.number().int().describe("How many more there are"),
+});
+
 export const errorBody = z.object({
   error: z.string().describe("Stable code (docs/protocol.md, Errors)"),
   message: z.string().describe("What was refused and why, for people"),
@@ -39,6 +58,9 @@ export const errorBody = z.object({
     ),
   state: z.string().optional()
     .describe("rollout_state, managed_by_rollout: the rollout's state"),
+  dependents: z.array(dependent).optional()
+    .describe("in_use: the assignments that depend on what was to be deleted (at most 50)"),
+  more: z.number().int().optional().describe("in_use: how many more dependents there are"),
 }).describe("A refusal");
 
 /** An endorsement of a release key (protocol/release_keys.ts). */

@@ -164,7 +164,7 @@ export function fileinfoPages(p: PageDeps) {
           appName,
           <Confirm
             ctx={c.var.page}
-            what={`Delete the fileinfo of ${name} in ${appName}? Appliances keep the file, but a new version of it has nowhere to go until it is saved again.`}
+            what={`Delete the fileinfo of ${name} in ${appName}? It is refused while a file of that name is assigned (delete those assignments first); appliances keep the file they have.`}
             action={`${to}/${name}/delete`}
             button={`Delete ${name}`}
             cancel={to}
