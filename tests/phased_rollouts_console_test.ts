@@ -487,6 +487,7 @@ dbTest(
         }</time>`,
       ),
     );
+    assert.doesNotMatch(detail, /advances only by hand/);
 
     // Unhealthy: the gate fails it. An ended rollout waits for nothing; "1 appliance".
     noc.clock.advance(30);
@@ -514,3 +515,28 @@ dbTest(
     );
   },
 );
+
+dbTest("a held phase that advances only by hand says so on its rollout page", async ({ db }) => {
+  const noc = await fleet(db);
+  const s = await signIn(noc);
+  const created = await noc.admin("POST", "/v1/admin/rollouts", {
+    component: ref("2"),
+    target: { type: "all" },
+    phases: [
+      { count: 1, soakS: 0, auto: false, stop: { maxFailedPercent: 20, minSample: 1 } },
+      { percent: 100, soakS: 0 },
+    ],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const canary = (await noc.admin("GET", "/v1/admin/rollouts/1/appliances?phase=0")).body
+    .items.map((m: { uid: string }) => m.uid) as string[];
+  noc.clock.advance(60);
+  await beatHealth(noc, canary, "2", true);
+  await rolloutPass(noc.deps);
+  const held = (await noc.admin("GET", "/v1/admin/rollouts/1")).body;
+  assert.equal(held.evaluation?.judgement?.holds, true, JSON.stringify(held.evaluation));
+  assert.equal(held.evaluation.advanceAt, null);
+  const detail = await page(s, "/ui/rollouts/1");
+  assert.match(detail, /The advance condition holds since[\s\S]*?this phase advances only by hand/);
+  assert.doesNotMatch(detail, /advances by itself/);
+});

@@ -526,7 +526,7 @@ function Evaluation(props: { r: RolloutDetail; e: RolloutEvaluation }) {
                     ; it advances by itself at <Time at={e.advanceAt} seconds />
                   </>
                 )
-                : ""}.
+                : "; this phase advances only by hand (Advance now)"}.
             </>
           )
           : "The advance condition does not hold yet."}
