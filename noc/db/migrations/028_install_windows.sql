@@ -1,0 +1,26 @@
+-- Install windows (issue 22 item 5): when appliances may install. One window per scope; an
+-- appliance's own window wins over its site's, and its site's over its model's. Catalogs carry
+-- the window that applies (signed), and the agent defers installs outside it, except urgent ones.
+create table install_windows (
+  id bigserial primary key,
+  scope_type text not null check (scope_type in ('appliance', 'site', 'model')),
+  scope_value text not null,
+  -- Local times on a 24-hour clock, in `time_zone` (an IANA name); `ends` before `starts` runs
+  -- over midnight.
+  starts text not null check (starts ~ '^([01][0-9]|2[0-3]):[0-5][0-9]$'),
+  ends text not null check (ends ~ '^([01][0-9]|2[0-3]):[0-5][0-9]$' and ends <> starts),
+  time_zone text not null,
+  reason text not null default '',
+  created_by text not null,
+  created_at timestamptz not null,
+  updated_by text not null,
+  updated_at timestamptz not null,
+  revision bigint not null default 1,
+  unique (scope_type, scope_value)
+);
+
+-- An urgent release installs even outside install windows; who made it urgent, and when.
+alter table assignments
+  add column urgent boolean not null default false,
+  add column urgent_by text,
+  add column urgent_at timestamptz;
