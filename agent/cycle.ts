@@ -27,6 +27,8 @@ import {
 import { runPlugins } from "./plugins.ts";
 import { type InstallContext, installPackage, rollback } from "./install_package.ts";
 import { fileDestination, installFile } from "./install_file.ts";
+import { downloadAhead, installDecision } from "./install_window.ts";
+import { findAttempt } from "./install_attempts.ts";
 import {
   type AgentState,
   componentKey,
@@ -600,6 +602,44 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
       continue;
     }
     const label = `${entry.app}/${entry.name}@${entry.version}`;
+    // Outside the catalog's install window, and not urgent: downloaded ahead, installed when it
+    // opens (agent/install_window.ts). An install already under way (awaiting its reboot) goes on.
+    const decision = installDecision(doc, entry, ctx.now());
+    if (decision.install && decision.invalid) {
+      problems.push({
+        ...pick(entry),
+        kind: entry.kind,
+        code: "install_window_invalid",
+        message: decision.invalid,
+      });
+    }
+    const underWay = decision.install ? null : await findAttempt(ctx.config.state, entry);
+    if (
+      !decision.install &&
+      !(underWay?.version === entry.version && underWay.sha256 === entry.sha256)
+    ) {
+      try {
+        await downloadAhead(ctx, entry);
+      } catch (e) {
+        const d = describe(e);
+        ctx.log.warn("download_ahead_failed", {
+          component: label,
+          reason: d.code,
+          message: d.message,
+        });
+      }
+      problems.push({
+        ...pick(entry),
+        kind: entry.kind,
+        code: "install_deferred",
+        message: decision.message,
+      });
+      ctx.log.info("install_deferred", {
+        component: label,
+        opensAt: decision.opensAt.toISOString(),
+      });
+      continue;
+    }
     try {
       let record: Installed | null = null;
       if (entry.kind === "package") {
@@ -710,7 +750,10 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
   // Install outcomes: the journal's (this cycle's and any an earlier run left), kept until the NOC
   // has them.
   await sendOutcomes(reportCall);
-  const failed = problems.some((p) => p.kind === "package" || p.kind === "file");
+  // A deferred install (outside its window) is not a failure.
+  const failed = problems.some((p) =>
+    (p.kind === "package" || p.kind === "file") && p.code !== "install_deferred"
+  );
   if (offline) return await finish("failed", "NOC unreachable; worked from the stored catalog", 60);
   return await finish(failed ? "partial" : "ok");
 }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { type InstallWindow, installWindowSchema } from "./install_window.ts";
 import { z } from "zod";
 import { nameSchema } from "./schemas.ts";
 import {
@@ -54,6 +55,11 @@ export interface CatalogEntry {
   wrappedKey?: string;
   /** Files: install instructions (null when the application has none for this file). */
   fileinfo?: FileInfo | null;
+  /**
+   * An urgent release (issue 22 item 5): installed even outside the catalog's
+   * {@link CatalogDocument.installWindow}. Absent: not urgent.
+   */
+  urgent?: boolean;
 }
 
 /** The catalog document an appliance receives (inside a signed envelope). */
@@ -69,6 +75,11 @@ export interface CatalogDocument {
    * {@link DEFAULT_REPORT_LIMITS}). Signed with the catalog, so nothing unsigned can shrink them.
    */
   limits?: ReportLimits;
+  /**
+   * When this appliance may install (protocol/install_window.ts): outside it the agent downloads
+   * but defers installs, except urgent ones. Absent: at any time.
+   */
+  installWindow?: InstallWindow;
   keys: PublishedKey[];
   components: CatalogEntry[];
 }
@@ -155,6 +166,7 @@ const documentSchema = z.object({
     appDataBytes: z.number().int().min(1),
     components: z.number().int().min(1),
   }).optional(),
+  installWindow: installWindowSchema.optional(),
   keys: z.array(z.object({
     kid: z.string().max(64),
     alg: z.literal("ed25519"),
@@ -184,6 +196,7 @@ const documentSchema = z.object({
       signer: z.string().max(64).optional(),
       signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/).optional(),
     }).nullable().optional(),
+    urgent: z.boolean().optional(),
   })),
 });
 

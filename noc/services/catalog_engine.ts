@@ -95,6 +95,8 @@ export interface Chosen extends ComponentVersion {
   ciphertextSha256: string | null;
   /** The assignment that chose it; null when a hold pinned it. */
   assignmentId: number | null;
+  /** That assignment is urgent: installed even outside the appliance's install window. */
+  urgent: boolean;
 }
 
 /**
@@ -149,6 +151,8 @@ export interface AssignmentRow extends ComponentRow {
    * assignment, not even through a delivery record (a phased rollout's rollback). Absent: null.
    */
   excluded_from?: number | null;
+  /** Urgent: installed even outside install windows (migration 028). Absent: false. */
+  urgent?: boolean;
   created_at: Date;
 }
 
@@ -253,7 +257,7 @@ export function catalogChooser(
         if (inRollout(c)) return true;
         return facts.delivered(c.id) && !rolledBack?.includes(c.version);
       });
-      if (pick) chosen.push(toChosen(pick, pick.assignment_id));
+      if (pick) chosen.push(toChosen(pick, pick.assignment_id, pick.urgent ?? false));
     }
     if (facts.holds.length > 0) {
       // A hold freezes what is assigned and listed now: never what the appliance was moved from.
@@ -261,7 +265,7 @@ export function catalogChooser(
         byComponent.get(`${p.kind}\n${p.app}\n${p.name}`)?.some((c) => targets(c, subject)) ??
           false;
       for (const p of facts.pinned) {
-        if (held(p.app) && assigned(p)) chosen.push(toChosen(p, null));
+        if (held(p.app) && assigned(p)) chosen.push(toChosen(p, null, false));
       }
     }
     return capCatalog(
@@ -273,13 +277,14 @@ export function catalogChooser(
   };
 }
 
-function toChosen(r: ComponentRow, assignmentId: number | null): Chosen {
+function toChosen(r: ComponentRow, assignmentId: number | null, urgent: boolean): Chosen {
   return {
     ...componentVersionOf(r),
     signerKid: r.signer_kid,
     sealedKey: r.sealed_key,
     ciphertextSha256: r.ciphertext_sha256,
     assignmentId,
+    urgent,
   };
 }
 
@@ -290,7 +295,7 @@ function toChosen(r: ComponentRow, assignmentId: number | null): Chosen {
 export async function resolveCatalog(tx: Sql, subject: CatalogSubject): Promise<ChosenList> {
   const rows = await tx<AssignmentRow & { delivered: boolean }>`
     select a.id as assignment_id, a.target_type, a.target_value, a.rollout_percent, a.paused,
-      a.phase_limit, a.excluded_from,
+      a.phase_limit, a.excluded_from, a.urgent,
       a.created_at, c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid,
       c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256,
       (a.paused or a.rollout_percent < 100 or a.phase_limit is not null) and exists (
@@ -352,7 +357,7 @@ export async function resolveSiteCatalogs(tx: Sql, site: string): Promise<Map<st
   const distinct = <T>(xs: Iterable<T>) => [...new Set(xs)];
   const candidates = await tx<AssignmentRow>`
     select a.id as assignment_id, a.target_type, a.target_value, a.rollout_percent, a.paused,
-      a.phase_limit, a.excluded_from,
+      a.phase_limit, a.excluded_from, a.urgent,
       a.created_at, c.id, c.kind, c.app, c.name, c.version, c.size, c.sha256, c.signer_kid,
       c.sealed_key, c.header->>'ciphertextSha256' as ciphertext_sha256
     from assignments a

@@ -15,6 +15,7 @@
  */
 import type { CatalogTouchRow } from "./checkins.ts";
 import { learnedInterval } from "./schedule_changes.ts";
+import { windowFor } from "./install_windows.ts";
 import type { AppDeps } from "./deps.ts";
 import type { Sql } from "../db/db.ts";
 import {
@@ -200,6 +201,7 @@ async function catalogAnswerOf(
         ...line,
         urls: [...mirrors, baseUrl].map((u) => `${u}/v1/components/${c.id}?grant=${grant}`),
       };
+      if (c.urgent) entry.urgent = true;
       if (c.kind === "package") {
         entry.signer = c.signerKid!;
         entry.wrappedKey = wrapped.get(c.id)!;
@@ -212,6 +214,8 @@ async function catalogAnswerOf(
     // What this catalog lists (nothing an appliance or a local server says can write it), and its
     // serial, in one statement.
     const serial = await recordListing(tx, uid, chosen.map((c) => c.id), now);
+    // When it may install (its own window, else its site's, else its model's): signed with it.
+    const window = await windowFor(tx, { uid, site: row.site, model: row.model });
     const doc: CatalogDocument = {
       format: "noc-catalog/1",
       uid,
@@ -220,6 +224,7 @@ async function catalogAnswerOf(
       expiresAt: expires.toISOString(),
       intervalS: row.interval_s,
       limits,
+      ...(window ? { installWindow: window } : {}),
       keys: await publishedKeys({ db: { ...deps.db, sql: tx }, keys: deps.keys }),
       components,
     };

@@ -33,6 +33,7 @@ import { holdAdminRoutes } from "./holds.ts";
 import { meAdminRoutes, operatorAdminRoutes } from "./operators.ts";
 import { auditAdminRoutes } from "./audit.ts";
 import { rolloutAdminRoutes } from "./rollouts.ts";
+import { installWindowAdminRoutes } from "./install_windows.ts";
 
 /**
  * Builds the admin API. `internalKey` lets the console call it in process
@@ -58,6 +59,7 @@ export function adminRoutes(deps: AppDeps, internalKey: string) {
     .route("/files", fileAdminRoutes(deps))
     .route("/components", bounded(small, componentAdminRoutes(deps)))
     .route("/release-keys", bounded(small, releaseKeyAdminRoutes(deps)))
+    .route("/install-windows", bounded(small, installWindowAdminRoutes(deps)))
     .route("/apps", bounded(small, fileinfoAdminRoutes(deps)))
     .route("/assignments", bounded(small, assignmentAdminRoutes(deps)))
     .route("/holds", bounded(small, holdAdminRoutes(deps)))
