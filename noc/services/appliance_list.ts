@@ -278,6 +278,7 @@ function head(now: Date, extra: Fragment = frag``): Fragment {
     frag`a.uid, a.hostname, a.model, a.site, a.channel, a.tags, a.interval_s, a.agent_version,
       a.enrolled_at, a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since,
       a.revoked_at, a.revoked_reason, a.superseded_by, a.supersedes, a.identity_conflict,
+      a.revision,
       (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
          from maintenance_windows m
          where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}

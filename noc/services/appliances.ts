@@ -37,6 +37,8 @@ export interface ApplianceRow {
   /** The records this one replaced when it enrolled. */
   supersedes: string[];
   maintenance: { id: number; endsAt: string; reason: string } | null;
+  /** Its revision (migration 027): the ETag of `GET /v1/admin/appliances/:uid`. */
+  revision?: number;
   /**
    * Two devices seen beating under this identity (issue 21 item 7; noc/services/checkins.ts),
    * until an operator clears it; null: none. Absent from a row that did not select it.
@@ -119,6 +121,7 @@ export function applianceJson(r: ApplianceRow, now: Date, graceS: number): Recor
     supersedes: r.supersedes,
     // Two devices beating under this identity (a copied state folder), until an operator clears it.
     identityConflict: identityConflictJson(r.identity_conflict),
+    ...(r.revision !== undefined ? { revision: Number(r.revision) } : {}),
   };
 }
 

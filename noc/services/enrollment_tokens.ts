@@ -95,6 +95,8 @@ export interface TokenRow {
   used_at: Date | null;
   used_by: string | null;
   revoked_at: Date | null;
+  /** Its revision (migration 027), when selected. */
+  revision?: number;
 }
 
 /** The admin API's JSON for a token row at `now` (status from its dates). */
@@ -120,6 +122,7 @@ export function tokenJson(r: TokenRow, now: Date): Record<string, unknown> {
     usedAt: r.used_at?.toISOString() ?? null,
     usedBy: r.used_by,
     revokedAt: r.revoked_at?.toISOString() ?? null,
+    ...(r.revision !== undefined ? { revision: Number(r.revision) } : {}),
   };
 }
 
@@ -150,6 +153,6 @@ export async function createEnrollmentToken(
       ${input.tags ?? []}, ${input.purpose ?? "appliance"}, ${input.reenrolment ?? null}, ${now},
       ${expires})
     returning id, label, site, channel, tags, reenrolment, purpose, created_at, expires_at, used_at,
-      used_by, revoked_at`;
+      used_by, revoked_at, revision`;
   return { token, row: row! };
 }

@@ -23,6 +23,20 @@ import {
 import type { NocKeys } from "./signing_keys.ts";
 import { packageSigners } from "./publishing.ts";
 import { bumpCatalogEpoch } from "./catalogs.ts";
+import { expectRevision, type IfMatch } from "./revisions.ts";
+
+/** One fileinfo row with its revision, or null. */
+export async function fileinfoRow(
+  sql: Sql,
+  app: string,
+  name: string,
+): Promise<FileinfoRow | null> {
+  const [r] = await sql<FileinfoRow>`
+    select app, name, destination, mode, action, upload_dir, upload_server, signer, signature, updated_at,
+      revision
+    from fileinfo where app = ${app} and name = ${name}`;
+  return r ?? null;
+}
 
 /** A `fileinfo` row: where one file of an application is installed, and what follows. */
 export interface FileinfoRow {
@@ -37,6 +51,8 @@ export interface FileinfoRow {
   signer: string | null;
   signature: string | null;
   updated_at: Date;
+  /** Its revision (migration 027), when selected. */
+  revision?: number;
 }
 
 /** The admin API's JSON for a fileinfo row. */
@@ -46,6 +62,7 @@ export function fileinfoJson(r: FileinfoRow): Record<string, unknown> {
     signer: r.signer,
     signature: r.signature,
     updatedAt: r.updated_at.toISOString(),
+    ...(r.revision !== undefined ? { revision: Number(r.revision) } : {}),
   };
 }
 
@@ -71,7 +88,8 @@ export async function fileinfoPage(
   limit: number,
 ): Promise<FileinfoRow[]> {
   return await sql<FileinfoRow>`
-    select app, name, destination, mode, action, upload_dir, upload_server, signer, signature, updated_at
+    select app, name, destination, mode, action, upload_dir, upload_server, signer, signature, updated_at,
+      revision
     from fileinfo where app = ${app} and (${after}::text is null or name > ${after}::text)
     order by name limit ${limit + 1}`;
 }
@@ -126,6 +144,7 @@ export async function saveFileinfo(
   app: string,
   name: string,
   f: FileinfoInput,
+  expect: IfMatch | null = null,
 ): Promise<FileinfoRow> {
   const now = deps.clock.now();
   const statement: FileinfoStatement = {
@@ -164,6 +183,11 @@ export async function saveFileinfo(
     );
   }
   return await deps.db.begin(async (tx) => {
+    if (expect !== null) {
+      const [cur] = await tx<{ revision: number }>`
+        select revision from fileinfo where app = ${app} and name = ${name} for update`;
+      expectRevision(expect, cur?.revision ?? null);
+    }
     const [r] = await tx<FileinfoRow>`
       insert into fileinfo (app, name, destination, mode, action, upload_dir, upload_server, signer, signature,
         updated_at)
@@ -173,7 +197,8 @@ export async function saveFileinfo(
       on conflict (app, name) do update set destination = excluded.destination, mode = excluded.mode,
         action = excluded.action, upload_dir = excluded.upload_dir, upload_server = excluded.upload_server,
         signer = excluded.signer, signature = excluded.signature, updated_at = excluded.updated_at
-      returning app, name, destination, mode, action, upload_dir, upload_server, signer, signature, updated_at`;
+      returning app, name, destination, mode, action, upload_dir, upload_server, signer, signature, updated_at,
+        revision`;
     await bumpCatalogEpoch(tx);
     return r!;
   });

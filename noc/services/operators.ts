@@ -14,6 +14,7 @@ import { z } from "zod";
 import type { Db } from "../db/db.ts";
 import { fromBase64Url, toBase64Url, utf8 } from "../../protocol/util/encoding.ts";
 import { hashToken } from "./tokens.ts";
+import { expectRevision, type IfMatch } from "./revisions.ts";
 
 /** The roles, least first. */
 export const roles = ["viewer", "operator", "admin"] as const;
@@ -173,6 +174,8 @@ export interface OperatorView {
   lastSignInAt: string | null;
   /** Its personal API tokens (unrevoked first), without their secrets. */
   tokens: Array<{ id: number; label: string; createdAt: string; revokedAt: string | null }>;
+  /** Its revision (migration 027; role, disabling, password): the ETag of its GET. */
+  revision: number;
 }
 
 const iso = (d: unknown) =>
@@ -187,6 +190,7 @@ interface OperatorRow {
   created_at: Date;
   created_by: string;
   last_sign_in_at: Date | null;
+  revision: number;
 }
 
 /** Every operator (by name), or the one named `name`, with their tokens. */
@@ -198,7 +202,7 @@ export async function listOperators(
   const after = page.after ?? null;
   const rows = await db.sql<OperatorRow>`
     select id, name, role, password_hash is not null as has_password, disabled_at, created_at,
-      created_by, last_sign_in_at
+      created_by, last_sign_in_at, revision
     from operators where (${name ?? null}::text is null or name = ${name ?? null})
       and (${after}::text is null or name > ${after}::text)
     order by name limit ${page.limit ?? 1000}`;
@@ -230,6 +234,7 @@ export async function listOperators(
       createdAt: iso(t.created_at)!,
       revokedAt: iso(t.revoked_at),
     })),
+    revision: Number(r.revision),
   }));
 }
 
@@ -264,11 +269,15 @@ export async function updateOperator(
   name: string,
   change: { role?: Role | undefined; disabled?: boolean | undefined },
   now: Date,
+  expect: IfMatch | null = null,
 ): Promise<boolean> {
   return await db.begin(async (sql) => {
-    const [row] = await sql<{ id: string | number; role: Role; disabled_at: Date | null }>`
-      select id, role, disabled_at from operators where name = ${name} for update`;
+    const [row] = await sql<
+      { id: string | number; role: Role; disabled_at: Date | null; revision: number }
+    >`
+      select id, role, disabled_at, revision from operators where name = ${name} for update`;
     if (!row) return false;
+    expectRevision(expect, row.revision);
     const role = change.role ?? row.role;
     const disabledAt = change.disabled === undefined
       ? row.disabled_at
@@ -285,9 +294,17 @@ export async function updateOperator(
 }
 
 /** Sets operator `name`'s password (ending their console sessions); false when there is none. */
-export async function setPassword(db: Db, name: string, password: string): Promise<boolean> {
+export async function setPassword(
+  db: Db,
+  name: string,
+  password: string,
+  expect: IfMatch | null = null,
+): Promise<boolean> {
   const hash = await hashPassword(password);
   return await db.begin(async (sql) => {
+    const [cur] = await sql<{ revision: number }>`
+      select revision from operators where name = ${name} for update`;
+    if (cur) expectRevision(expect, cur.revision);
     const rows = await sql<{ id: string | number }>`
       update operators set password_hash = ${hash} where name = ${name} returning id`;
     if (rows.length === 0) return false;

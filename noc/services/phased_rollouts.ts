@@ -32,6 +32,7 @@
  *
  * @module
  */
+import { expectRevision, type IfMatch } from "./revisions.ts";
 import { refuseOverComponentLimit } from "./component_limit.ts";
 import { type Fragment, fragment as frag, runFragments } from "../db/fragment.ts";
 import type { Sql } from "../db/db.ts";
@@ -773,10 +774,13 @@ export async function pauseRollout(
   id: number,
   actor: string,
   note?: string,
+  expect: IfMatch | null = null,
 ): Promise<RolloutDetail> {
   const now = deps.clock.now();
   await deps.db.begin(async (tx) => {
     const r = await loadRow(tx, id, true);
+    // `If-Match` (noc/http/admin/revisions.ts): its revision, before its state.
+    expectRevision(expect, r.rev);
     expectState(r, ["running"], "paused");
     await tx`
       update rollouts set state = 'paused', held_since = null, version = version + 1,
@@ -804,10 +808,13 @@ export async function resumeRollout(
   id: number,
   actor: string,
   note?: string,
+  expect: IfMatch | null = null,
 ): Promise<RolloutDetail> {
   const now = deps.clock.now();
   await deps.db.begin(async (tx) => {
     const r = await loadRow(tx, id, true);
+    // `If-Match` (noc/http/admin/revisions.ts): its revision, before its state.
+    expectRevision(expect, r.rev);
     expectState(r, ["paused"], "resumed");
     await tx`
       update rollouts set state = 'running', held_since = null, version = version + 1,
@@ -834,10 +841,13 @@ export async function cancelRollout(
   id: number,
   actor: string,
   note?: string,
+  expect: IfMatch | null = null,
 ): Promise<RolloutDetail> {
   const now = deps.clock.now();
   await deps.db.begin(async (tx) => {
     const r = await loadRow(tx, id, true);
+    // `If-Match` (noc/http/admin/revisions.ts): its revision, before its state.
+    expectRevision(expect, r.rev);
     expectState(r, ["running", "paused"], "cancelled");
     await tx`
       update rollouts set state = 'cancelled', held_since = null, ended_at = ${now},
@@ -900,10 +910,13 @@ export async function advanceRollout(
   id: number,
   actor: string,
   note?: string,
+  expect: IfMatch | null = null,
 ): Promise<RolloutDetail> {
   const now = deps.clock.now();
   await deps.db.begin(async (tx) => {
     const r = await loadRow(tx, id, true);
+    // `If-Match` (noc/http/admin/revisions.ts): its revision, before its state.
+    expectRevision(expect, r.rev);
     expectState(r, ["running"], "advanced");
     await moveOn(tx, r, now, actor, { auto: false, ...noteOf(note) });
   });

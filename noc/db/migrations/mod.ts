@@ -34,6 +34,7 @@ import consoleOperatorReveals from "./023_console_operator_reveals.sql" with { t
 import rolloutMedianWindows from "./024_rollout_median_windows.sql" with { type: "text" };
 import fieldReports from "./025_field_reports.sql" with { type: "text" };
 import scheduleChanges from "./026_schedule_changes.sql" with { type: "text" };
+import revisions from "./027_revisions.sql" with { type: "text" };
 import installWindows from "./028_install_windows.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
@@ -72,5 +73,6 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "024_rollout_median_windows.sql", sql: rolloutMedianWindows },
   { name: "025_field_reports.sql", sql: fieldReports },
   { name: "026_schedule_changes.sql", sql: scheduleChanges },
+  { name: "027_revisions.sql", sql: revisions },
   { name: "028_install_windows.sql", sql: installWindows },
 ]);

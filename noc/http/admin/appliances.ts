@@ -23,6 +23,7 @@ import { resolveCatalog } from "../../services/catalog_engine.ts";
 import { applianceFacets, listAppliances } from "../../services/appliance_list.ts";
 import { runBulk } from "../../services/appliance_bulk.ts";
 import { noteAffected } from "../middleware/admin_auth.ts";
+import { expectRevision, ifMatchOf, refusingStale, setEtag } from "./revisions.ts";
 
 /**
  * `GET /v1/admin/appliances`' query: {@link listAppliancesQuery} and `retired` — records retired
@@ -44,6 +45,7 @@ async function loadAppliance(
       a.agent_version, a.enrolled_at,
       a.last_beat_at, a.last_seq, a.last_address, a.next_due_at, a.missing_since, a.revoked_at, a.revoked_reason,
       a.superseded_by, a.supersedes, a.last_report, a.identity_conflict, a.hostname_history,
+      a.revision,
       (select jsonb_build_object('id', m.id, 'endsAt', m.ends_at, 'reason', m.reason)
          from maintenance_windows m
          where (m.uid = a.uid or m.site = a.site) and m.starts_at <= ${now} and m.ends_at > ${now}
@@ -116,6 +118,7 @@ export function applianceAdminRoutes(deps: AppDeps) {
         const { history } = c.req.valid("query");
         const now = deps.clock.now();
         const row = await loadAppliance(deps.db.sql, uid, now);
+        setEtag(c, row.revision);
         const beats = await deps.db.sql<
           { received_at: Date; seq: number; sent_at: Date; report: unknown }
         >`
@@ -236,39 +239,43 @@ export function applianceAdminRoutes(deps: AppDeps) {
         const { uid } = c.req.valid("param");
         const p = c.req.valid("json");
         const now = deps.clock.now();
-        const row = await deps.db.begin(async (tx) => {
-          const [before] = await tx<{ site: string | null }>`
-            select site from appliances where uid = ${uid} for update`;
-          // Moved away from a site: a revocation must still reach that site's local servers.
-          const moved = before !== undefined && p.site !== undefined &&
-            (p.site ?? null) !== before.site;
-          if (before?.site && moved) await recordDeparture(tx, uid, before.site, now);
-          // Moved out of a site under maintenance: one interval from now to beat again
-          // (noc/services/schedule_changes.ts).
-          if (moved) {
-            await holdDueAfterSiteMove(tx, [uid], p.site ?? null, now, deps.settings.graceS);
-          }
-          // The interval is not applied to the due time here: the agent learns it from its next
-          // catalog, and its due time follows from then on (noc/services/schedule_changes.ts).
-          const updated = await tx`
+        const m = ifMatchOf(c);
+        const row = await refusingStale(`Appliance ${uid}`, m, () =>
+          deps.db.begin(async (tx) => {
+            const [before] = await tx<{ site: string | null; revision: number }>`
+            select site, revision from appliances where uid = ${uid} for update`;
+            if (before) expectRevision(m, before.revision);
+            // Moved away from a site: a revocation must still reach that site's local servers.
+            const moved = before !== undefined && p.site !== undefined &&
+              (p.site ?? null) !== before.site;
+            if (before?.site && moved) await recordDeparture(tx, uid, before.site, now);
+            // Moved out of a site under maintenance: one interval from now to beat again
+            // (noc/services/schedule_changes.ts).
+            if (moved) {
+              await holdDueAfterSiteMove(tx, [uid], p.site ?? null, now, deps.settings.graceS);
+            }
+            // The interval is not applied to the due time here: the agent learns it from its next
+            // catalog, and its due time follows from then on (noc/services/schedule_changes.ts).
+            const updated = await tx`
           update appliances set
             interval_s = coalesce(${p.intervalS ?? null}::int, interval_s),
             site = case when ${p.site !== undefined} then ${p.site ?? null} else site end,
             channel = coalesce(${p.channel ?? null}, channel),
             tags = coalesce(${p.tags ?? null}::text[], tags)
           where uid = ${uid} returning uid`;
-          if (updated.length === 0) {
-            throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
-          }
-          await refuseMovesFromRollouts(tx, [uid]);
-          await staleCatalogOf(tx, uid);
-          return await loadAppliance(tx, uid, now);
-        });
+            if (updated.length === 0) {
+              throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
+            }
+            await refuseMovesFromRollouts(tx, [uid]);
+            await staleCatalogOf(tx, uid);
+            return await loadAppliance(tx, uid, now);
+          }), async () => applianceJson(await loadAppliance(deps.db.sql, uid, now), now, grace));
         // A new interval reaches the agent with its next catalog: wake it to fetch one now.
         if (p.intervalS !== undefined && row.known_interval_s !== p.intervalS) {
           await deps.wakeups.trigger({ type: "appliance", value: uid }, c.get("admin"));
         }
         deps.log.info("appliance_updated", { uid, changes: p, by: c.get("admin") });
+        setEtag(c, row.revision);
         return c.json(applianceJson(row, now, grace));
       },
     )
@@ -277,13 +284,17 @@ export function applianceAdminRoutes(deps: AppDeps) {
       // restored backup): a later conflict marks the appliance, and notifies, again.
       const { uid } = c.req.valid("param");
       const now = deps.clock.now();
-      const row = await deps.db.begin(async (tx) => {
-        const [before] = await tx<{ identity_conflict: unknown }>`
-          select identity_conflict from appliances where uid = ${uid} for update`;
-        if (!before) throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
-        await tx`update appliances set identity_conflict = null where uid = ${uid}`;
-        return { was: before.identity_conflict, row: await loadAppliance(tx, uid, now) };
-      });
+      const m = ifMatchOf(c);
+      const row = await refusingStale(`Appliance ${uid}`, m, () =>
+        deps.db.begin(async (tx) => {
+          const [before] = await tx<{ identity_conflict: unknown; revision: number }>`
+          select identity_conflict, revision from appliances where uid = ${uid} for update`;
+          if (!before) throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
+          expectRevision(m, before.revision);
+          await tx`update appliances set identity_conflict = null where uid = ${uid}`;
+          return { was: before.identity_conflict, row: await loadAppliance(tx, uid, now) };
+        }), async () => applianceJson(await loadAppliance(deps.db.sql, uid, now), now, grace));
+      setEtag(c, row.row.revision);
       deps.log.info("identity_conflict_cleared", {
         uid,
         was: row.was !== null,
@@ -299,19 +310,25 @@ export function applianceAdminRoutes(deps: AppDeps) {
         const { uid } = c.req.valid("param");
         const { reason } = c.req.valid("json");
         const now = deps.clock.now();
-        const row = await deps.db.begin(async (tx) => {
-          const updated = await tx`
+        const m = ifMatchOf(c);
+        const row = await refusingStale(`Appliance ${uid}`, m, () =>
+          deps.db.begin(async (tx) => {
+            const [cur] = await tx<{ revision: number }>`
+            select revision from appliances where uid = ${uid} for update`;
+            if (cur) expectRevision(m, cur.revision);
+            const updated = await tx`
           update appliances set revoked_at = coalesce(revoked_at, ${now}), revoked_reason = ${reason}
           where uid = ${uid} returning uid`;
-          if (updated.length === 0) {
-            throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
-          }
-          await tx`
+            if (updated.length === 0) {
+              throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
+            }
+            await tx`
           update alerts set resolved_at = ${now}, recovery_notified_at = ${now}
           where uid = ${uid} and resolved_at is null`;
-          return await loadAppliance(tx, uid, now);
-        });
+            return await loadAppliance(tx, uid, now);
+          }), async () => applianceJson(await loadAppliance(deps.db.sql, uid, now), now, grace));
         deps.log.warn("appliance_revoked", { uid, reason, by: c.get("admin") });
+        setEtag(c, row.revision);
         return c.json(applianceJson(row, now, grace));
       },
     );

@@ -50,6 +50,7 @@ import type { Sql } from "../../db/db.ts";
 import { refuseAssignmentOverRollout, rolloutRelyingOn } from "../../services/phased_rollouts.ts";
 import { refuseOverComponentLimit } from "../../services/component_limit.ts";
 import { idAfter, pageOf } from "./paging.ts";
+import { expectRevision, ifMatchOf, refusingStale, setEtag } from "./revisions.ts";
 
 interface AssignmentRow {
   id: number;
@@ -66,6 +67,7 @@ interface AssignmentRow {
   min_sample: number;
   created_at: Date;
   updated_at: Date;
+  revision: number;
 }
 /** `GET /v1/admin/assignments/:id/appliances`. */
 export const rolloutAppliancesQuery = z.strictObject({
@@ -129,6 +131,8 @@ function assignmentJson(
     minSample: r.min_sample,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
+    // Its version (the ETag of GET /assignments/:id): If-Match on a change (noc/http/admin/revisions.ts).
+    revision: Number(r.revision),
     targetSize,
     progress,
   };
@@ -136,8 +140,10 @@ function assignmentJson(
 async function oneJson(deps: AppDeps, r: AssignmentRow): Promise<Record<string, unknown>> {
   return (await assignmentsJson(deps, [r]))[0]!;
 }
-async function loadAssignment(sql: Sql, id: number): Promise<AssignmentRow> {
-  const [row] = await sql<AssignmentRow>`select * from assignments where id = ${id}`;
+async function loadAssignment(sql: Sql, id: number, lock = false): Promise<AssignmentRow> {
+  const [row] = lock
+    ? await sql<AssignmentRow>`select * from assignments where id = ${id} for update`
+    : await sql<AssignmentRow>`select * from assignments where id = ${id}`;
   if (!row) throw new ApiError(404, "not_found", `Assignment ${id} does not exist`);
   return row;
 }
@@ -229,6 +235,7 @@ export function assignmentAdminRoutes(deps: AppDeps) {
         return r!;
       });
       deps.log.info("assignment_created", { id: row.id, by: c.get("admin") });
+      setEtag(c, row.revision);
       return c.json(await oneJson(deps, row), 201);
     })
     .get("/targets", validate("query", targetChoicesQuery), async (c) => {
@@ -253,9 +260,9 @@ export function assignmentAdminRoutes(deps: AppDeps) {
       });
     })
     .get("/:id", validate("param", idParam), async (c) => {
-      return c.json(
-        await oneJson(deps, await loadAssignment(deps.db.sql, c.req.valid("param").id)),
-      );
+      const row = await loadAssignment(deps.db.sql, c.req.valid("param").id);
+      setEtag(c, row.revision);
+      return c.json(await oneJson(deps, row));
     })
     .get(
       "/:id/appliances",
@@ -284,10 +291,12 @@ export function assignmentAdminRoutes(deps: AppDeps) {
         const { id } = c.req.valid("param");
         const p = c.req.valid("json");
         const now = deps.clock.now();
-        const row = await deps.db.begin(async (tx) => {
-          await loadAssignment(tx, id);
-          await refuseManaged(tx, id, p);
-          await tx`
+        const m = ifMatchOf(c);
+        const row = await refusingStale(`Assignment ${id}`, m, () =>
+          deps.db.begin(async (tx) => {
+            expectRevision(m, (await loadAssignment(tx, id, true)).revision);
+            await refuseManaged(tx, id, p);
+            await tx`
           update assignments set
             rollout_percent = coalesce(${p.rolloutPercent ?? null}::int, rollout_percent),
             paused = coalesce(${p.paused ?? null}::boolean, paused),
@@ -298,21 +307,27 @@ export function assignmentAdminRoutes(deps: AppDeps) {
             min_sample = coalesce(${p.minSample ?? null}::int, min_sample),
             updated_at = ${now}
           where id = ${id}`;
-          await bumpCatalogEpoch(tx);
-          return await loadAssignment(tx, id);
-        });
+            await bumpCatalogEpoch(tx);
+            return await loadAssignment(tx, id);
+          }), async () => await oneJson(deps, await loadAssignment(deps.db.sql, id)));
         deps.log.info("assignment_updated", { id, changes: p, by: c.get("admin") });
+        setEtag(c, row.revision);
         return c.json(await oneJson(deps, row));
       },
     )
     .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
-      const rows = await deps.db.begin(async (tx) => {
-        await refuseManaged(tx, id, "delete");
-        const r = await tx`delete from assignments where id = ${id} returning id`;
-        if (r.length > 0) await bumpCatalogEpoch(tx);
-        return r;
-      });
+      const m = ifMatchOf(c);
+      const rows = await refusingStale(`Assignment ${id}`, m, () =>
+        deps.db.begin(async (tx) => {
+          const [cur] = await tx<{ revision: number }>`
+          select revision from assignments where id = ${id} for update`;
+          if (cur) expectRevision(m, cur.revision);
+          await refuseManaged(tx, id, "delete");
+          const r = await tx`delete from assignments where id = ${id} returning id`;
+          if (r.length > 0) await bumpCatalogEpoch(tx);
+          return r;
+        }), async () => await oneJson(deps, await loadAssignment(deps.db.sql, id)));
       if (rows.length === 0) {
         throw new ApiError(404, "not_found", `Assignment ${id} does not exist`);
       }

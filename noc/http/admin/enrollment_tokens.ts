@@ -12,6 +12,8 @@ import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { idAfter, pageOf } from "./paging.ts";
+import type { Sql } from "../../db/db.ts";
+import { expectRevision, ifMatchOf, refusingStale, setEtag } from "./revisions.ts";
 
 /**
  * `POST /v1/admin/enrollment-tokens`'s body: {@link createEnrollmentTokenSchema} and
@@ -40,7 +42,7 @@ export function enrollmentTokenRoutes(deps: AppDeps) {
       const after = idAfter(cursor);
       const rows = await deps.db.sql<TokenRow>`
         select id, label, site, channel, tags, reenrolment, purpose, created_at, expires_at, used_at,
-          used_by, revoked_at
+          used_by, revoked_at, revision
         from enrollment_tokens where (${after}::bigint is null or id < ${after}::bigint)
         order by id desc limit ${limit + 1}`;
       const now = deps.clock.now();
@@ -52,11 +54,35 @@ export function enrollmentTokenRoutes(deps: AppDeps) {
     })
     .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
-      const [row] = await deps.db.sql<TokenRow>`
+      const m = ifMatchOf(c);
+      const one = async (sql: Sql, lock: boolean) =>
+        (lock
+          ? await sql<TokenRow>`
+        select id, label, site, channel, tags, reenrolment, purpose, created_at, expires_at, used_at,
+          used_by, revoked_at, revision from enrollment_tokens where id = ${id} for update`
+          : await sql<TokenRow>`
+        select id, label, site, channel, tags, reenrolment, purpose, created_at, expires_at, used_at,
+          used_by, revoked_at, revision from enrollment_tokens where id = ${id}`)[0];
+      const row = await refusingStale(
+        `Enrolment token ${id}`,
+        m,
+        () =>
+          deps.db.begin(async (tx) => {
+            const cur = await one(tx, true);
+            if (!cur) throw new ApiError(404, "not_found", `Enrolment token ${id} does not exist`);
+            expectRevision(m, cur.revision);
+            const [r] = await tx<TokenRow>`
         update enrollment_tokens set revoked_at = coalesce(revoked_at, ${deps.clock.now()}) where id = ${id}
         returning id, label, site, channel, tags, reenrolment, purpose, created_at, expires_at, used_at,
-          used_by, revoked_at`;
-      if (!row) throw new ApiError(404, "not_found", `Enrolment token ${id} does not exist`);
+          used_by, revoked_at, revision`;
+            return r!;
+          }),
+        async () => {
+          const r = await one(deps.db.sql, false);
+          return r ? tokenJson(r, deps.clock.now()) : null;
+        },
+      );
+      setEtag(c, row.revision);
       return c.json(tokenJson(row, deps.clock.now()));
     });
 }

@@ -14,8 +14,15 @@ import { fileinfoDependents, refuseInUse } from "../../services/dependents.ts";
 import { lockAssignments } from "../../services/component_limit.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
-import { fileinfoJson, fileinfoPage, saveFileinfo } from "../../services/fileinfo.ts";
+import { fileinfoJson, fileinfoPage, fileinfoRow, saveFileinfo } from "../../services/fileinfo.ts";
+import { expectRevision, ifMatchOf, refusingStale, setEtag } from "./revisions.ts";
 import { decodeCursor, nameKey, pageOf } from "./paging.ts";
+
+/** The fileinfo of `app`/`name` as the API answers it, or null. */
+async function currentFileinfo(deps: AppDeps, app: string, name: string): Promise<unknown> {
+  const r = await fileinfoRow(deps.db.sql, app, name);
+  return r ? fileinfoJson(r) : null;
+}
 
 /** `/v1/admin/apps/:app/fileinfo`: install instructions for an application's files. */
 export function fileinfoAdminRoutes(deps: AppDeps) {
@@ -43,27 +50,44 @@ export function fileinfoAdminRoutes(deps: AppDeps) {
       validate("json", signedFileinfoSchema),
       async (c) => {
         const { app, name } = c.req.valid("param");
-        const row = await saveFileinfo(deps, app, name, c.req.valid("json"));
+        const m = ifMatchOf(c);
+        const row = await refusingStale(
+          `The fileinfo of ${app}/${name}`,
+          m,
+          () => saveFileinfo(deps, app, name, c.req.valid("json"), m),
+          () => currentFileinfo(deps, app, name),
+        );
         deps.log.info("fileinfo_saved", { app, name, signer: row.signer, by: c.get("admin") });
+        setEtag(c, row.revision);
         return c.json(fileinfoJson(row));
       },
     )
     .delete("/:app/fileinfo/:name", validate("param", fileinfoParam), async (c) => {
       const { app, name } = c.req.valid("param");
-      const rows = await deps.db.begin(async (tx) => {
-        // Without it an assigned file would go to the agent's state folder, not where the
-        // application reads it: refused while any assignment of that file exists.
-        await lockAssignments(tx);
-        refuseInUse(
-          `The fileinfo of ${app}/${name}`,
-          await fileinfoDependents(tx, app, name),
-          "delete those assignments first, or replace the fileinfo (PUT) instead",
-        );
-        const r =
-          await tx`delete from fileinfo where app = ${app} and name = ${name} returning name`;
-        if (r.length > 0) await bumpCatalogEpoch(tx);
-        return r;
-      });
+      const m = ifMatchOf(c);
+      const rows = await refusingStale(
+        `The fileinfo of ${app}/${name}`,
+        m,
+        () =>
+          deps.db.begin(async (tx) => {
+            const [cur] = await tx<{ revision: number }>`
+          select revision from fileinfo where app = ${app} and name = ${name} for update`;
+            if (cur) expectRevision(m, cur.revision);
+            // Without it an assigned file would go to the agent's state folder, not where the
+            // application reads it: refused while any assignment of that file exists.
+            await lockAssignments(tx);
+            refuseInUse(
+              `The fileinfo of ${app}/${name}`,
+              await fileinfoDependents(tx, app, name),
+              "delete those assignments first, or replace the fileinfo (PUT) instead",
+            );
+            const r =
+              await tx`delete from fileinfo where app = ${app} and name = ${name} returning name`;
+            if (r.length > 0) await bumpCatalogEpoch(tx);
+            return r;
+          }),
+        () => currentFileinfo(deps, app, name),
+      );
       if (rows.length === 0) throw new ApiError(404, "not_found", `No fileinfo for ${app}/${name}`);
       return c.body(null, 204);
     });

@@ -1,4 +1,5 @@
 /** `/v1/admin/local-servers`: the sites' local component servers, their health and traffic; revocation. */
+import { expectRevision, ifMatchOf, refusingStale, setEtag } from "./revisions.ts";
 import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { localServerListQuery, localServerParam, revokeSchema } from "../../../protocol/schemas.ts";
@@ -31,6 +32,7 @@ interface LocalServerRow {
   fetched_bytes: number;
   revoked_at: Date | null;
   revoked_reason: string | null;
+  revision: number;
 }
 
 /** A local server is `silent` when it has not synced for this many sync intervals. */
@@ -65,6 +67,8 @@ function serverJson(r: LocalServerRow, now: Date): Record<string, unknown> {
     problems: r.problems,
     revokedAt: r.revoked_at?.toISOString() ?? null,
     revokedReason: r.revoked_reason,
+    // Its version (the ETag of GET /:id): If-Match on POST /:id/revoke (./revisions.ts).
+    revision: Number(r.revision),
   };
 }
 
@@ -78,6 +82,7 @@ export function localServerAdminRoutes(deps: AppDeps) {
       select l.id, l.site, l.name, l.url, l.version, l.enrolled_at, l.last_contact_at, l.last_address,
         l.cache_bytes, l.cache_limit, l.cache_entries, l.hits, l.misses, l.served_bytes, l.pending_records,
         l.problems, cardinality(l.stage_ids) as staged, l.revoked_at, l.revoked_reason,
+        l.revision,
         coalesce((select sum(f.bytes) from local_server_fetches f where f.server_id = l.id), 0)::bigint
           as fetched_bytes
       from local_servers l
@@ -120,6 +125,7 @@ export function localServerAdminRoutes(deps: AppDeps) {
         select f.component_id, c.kind, c.app, c.name, c.version, f.times, f.bytes, f.last_at
         from local_server_fetches f join components c on c.id = f.component_id
         where f.server_id = ${id} order by f.last_at desc limit 200`;
+      setEtag(c, row.revision);
       return c.json({
         ...serverJson(row, deps.clock.now()),
         fetchedFromNoc: fetches.map((f) => ({
@@ -142,15 +148,28 @@ export function localServerAdminRoutes(deps: AppDeps) {
         const { id } = c.req.valid("param");
         const { reason } = c.req.valid("json");
         const now = deps.clock.now();
-        const found = await deps.db.begin(async (tx) => {
-          const rows = await tx`
+        const m = ifMatchOf(c);
+        const found = await refusingStale(
+          `Local component server "${id}"`,
+          m,
+          () =>
+            deps.db.begin(async (tx) => {
+              const [cur] = await tx<{ revision: number }>`
+            select revision from local_servers where id = ${id} for update`;
+              if (cur) expectRevision(m, cur.revision);
+              const rows = await tx`
           update local_servers set revoked_at = coalesce(revoked_at, ${now}),
             revoked_reason = coalesce(revoked_reason, ${reason})
           where id = ${id} returning id`;
-          // Catalogs stop listing its URLs.
-          if (rows.length > 0) await bumpCatalogEpoch(tx);
-          return rows.length > 0;
-        });
+              // Catalogs stop listing its URLs.
+              if (rows.length > 0) await bumpCatalogEpoch(tx);
+              return rows.length > 0;
+            }),
+          async () => {
+            const [r] = await select({ id });
+            return r ? serverJson(r, deps.clock.now()) : null;
+          },
+        );
         if (!found) {
           throw new ApiError(
             404,
@@ -160,6 +179,7 @@ export function localServerAdminRoutes(deps: AppDeps) {
         }
         deps.log.info("local_server_revoked", { id, reason, by: c.get("admin") });
         const [row] = await select({ id });
+        setEtag(c, row!.revision);
         return c.json(serverJson(row!, now));
       },
     );

@@ -13,6 +13,8 @@ import { validate } from "../../../protocol/http/validate.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { idAfter, pageOf } from "./paging.ts";
+import type { Sql } from "../../db/db.ts";
+import { expectRevision, type IfMatch, ifMatchOf, refusingStale, setEtag } from "./revisions.ts";
 
 interface WindowRow {
   id: number;
@@ -26,6 +28,7 @@ interface WindowRow {
   created_by: string | null;
   ended_at: Date | null;
   ended_by: string | null;
+  revision: number;
 }
 
 function windowJson(r: WindowRow, now: Date): Record<string, unknown> {
@@ -44,7 +47,25 @@ function windowJson(r: WindowRow, now: Date): Record<string, unknown> {
     createdBy: r.created_by,
     endedAt: r.ended_at?.toISOString() ?? null,
     endedBy: r.ended_by,
+    // Its version: If-Match on POST /:id/end and DELETE /:id (noc/http/admin/revisions.ts).
+    revision: Number(r.revision),
   };
+}
+
+/** Locks window `id` and checks `If-Match` against its revision (nothing when it is gone). */
+async function lockedRevision(tx: Sql, id: number, m: IfMatch | null): Promise<void> {
+  const [cur] = await tx<{ revision: number }>`
+    select revision from maintenance_windows where id = ${id} for update`;
+  if (cur) expectRevision(m, cur.revision);
+}
+
+/** Window `id` as the list answers it, or null. */
+async function currentWindow(deps: AppDeps, id: number): Promise<unknown> {
+  const [r] = await deps.db.sql<WindowRow>`
+    select m.id, m.uid, ap.hostname, m.site, m.starts_at, m.ends_at, m.reason, m.created_at,
+      m.created_by, m.ended_at, m.ended_by, m.revision
+    from maintenance_windows m left join appliances ap on ap.uid = m.uid where m.id = ${id}`;
+  return r ? windowJson(r, deps.clock.now()) : null;
 }
 
 /** The maintenance window admin routes. */
@@ -78,7 +99,7 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
             ${by})
           returning *)
         select ins.id, ins.uid, ap.hostname, ins.site, ins.starts_at, ins.ends_at, ins.reason,
-          ins.created_at, ins.created_by, ins.ended_at, ins.ended_by
+          ins.created_at, ins.created_by, ins.ended_at, ins.ended_by, ins.revision
         from ins left join appliances ap on ap.uid = ins.uid`;
       // The audit record names the appliance (or site) and the new window.
       await noteAffected(c, [m.uid ?? m.site!, String(row!.id)]);
@@ -99,7 +120,7 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
       // Newest first, keyset on the id: a window's start moves when it is ended before it began.
       const rows = await deps.db.sql<WindowRow>`
         select m.id, m.uid, ap.hostname, m.site, m.starts_at, m.ends_at, m.reason, m.created_at,
-          m.created_by, m.ended_at, m.ended_by
+          m.created_by, m.ended_at, m.ended_by, m.revision
         from maintenance_windows m left join appliances ap on ap.uid = m.uid
         where (${all} or m.ends_at > ${since})
           and (${q.site ?? null}::text is null or m.site = ${q.site ?? null})
@@ -117,7 +138,14 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
       const by = c.get("admin");
       // Active: it ends now. Upcoming: it is left empty, starting and ending now (never active).
       // Ended: unchanged.
-      const [row] = await deps.db.sql<WindowRow>`
+      const m = ifMatchOf(c);
+      const row = await refusingStale(
+        `Maintenance window ${id}`,
+        m,
+        () =>
+          deps.db.begin(async (tx) => {
+            await lockedRevision(tx, id, m);
+            const [r] = await tx<WindowRow>`
         with upd as (
           update maintenance_windows set
             starts_at = case when ends_at > ${now} then least(starts_at, ${now}) else starts_at end,
@@ -126,17 +154,32 @@ export function maintenanceAdminRoutes(deps: AppDeps) {
             ended_by = case when ends_at > ${now} then ${by} else ended_by end
           where id = ${id} returning *)
         select upd.id, upd.uid, ap.hostname, upd.site, upd.starts_at, upd.ends_at, upd.reason,
-          upd.created_at, upd.created_by, upd.ended_at, upd.ended_by
+          upd.created_at, upd.created_by, upd.ended_at, upd.ended_by, upd.revision
         from upd left join appliances ap on ap.uid = upd.uid`;
+            return r;
+          }),
+        () => currentWindow(deps, id),
+      );
       if (!row) throw new ApiError(404, "not_found", `Maintenance window ${id} does not exist`);
+      setEtag(c, row.revision);
       await noteAffected(c, [row.uid ?? row.site ?? ""].filter(Boolean));
       deps.log.info("maintenance_ended", { id, by });
       return c.json(windowJson(row, now));
     })
     .delete("/:id", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
-      const rows = await deps.db.sql<{ uid: string | null; site: string | null }>`
+      const m = ifMatchOf(c);
+      const rows = await refusingStale(
+        `Maintenance window ${id}`,
+        m,
+        () =>
+          deps.db.begin(async (tx) => {
+            await lockedRevision(tx, id, m);
+            return await tx<{ uid: string | null; site: string | null }>`
         delete from maintenance_windows where id = ${id} returning uid::text, site`;
+          }),
+        () => currentWindow(deps, id),
+      );
       if (rows.length === 0) {
         throw new ApiError(404, "not_found", `Maintenance window ${id} does not exist`);
       }

@@ -26,6 +26,7 @@ import type { AppEnv } from "../env.ts";
 import { actorOf } from "../middleware/admin_auth.ts";
 import { limitQuery } from "../../../protocol/schemas.ts";
 import { decodeCursor, nameKey, pageOf } from "./paging.ts";
+import { ifMatchOf, refusingStale, setEtag } from "./revisions.ts";
 
 const role = z.enum(roles);
 
@@ -78,6 +79,7 @@ export const operatorAnswer = z.object({
     createdAt: z.string(),
     revokedAt: z.string().nullable(),
   })),
+  revision: z.number().int().describe("Its version (the ETag): If-Match on PATCH and password"),
 });
 
 /** A new personal token: its secret, shown once. */
@@ -124,6 +126,7 @@ export function operatorAdminRoutes(deps: AppDeps) {
       const { name } = c.req.valid("param");
       const o = await getOperator(deps.db, name);
       if (!o) throw missing(name);
+      setEtag(c, o.revision);
       return c.json(o);
     })
     .patch(
@@ -133,9 +136,18 @@ export function operatorAdminRoutes(deps: AppDeps) {
       async (c) => {
         const { name } = c.req.valid("param");
         const b = c.req.valid("json");
-        if (!await updateOperator(deps.db, name, b, deps.clock.now())) throw missing(name);
+        const m = ifMatchOf(c);
+        const found = await refusingStale(
+          `Operator "${name}"`,
+          m,
+          () => updateOperator(deps.db, name, b, deps.clock.now(), m),
+          () => getOperator(deps.db, name),
+        );
+        if (!found) throw missing(name);
         deps.log.info("operator_updated", { name, ...b, by: c.get("admin") });
-        return c.json((await getOperator(deps.db, name))!);
+        const o = (await getOperator(deps.db, name))!;
+        setEtag(c, o.revision);
+        return c.json(o);
       },
     )
     .post(
@@ -144,9 +156,18 @@ export function operatorAdminRoutes(deps: AppDeps) {
       validate("json", passwordBody),
       async (c) => {
         const { name } = c.req.valid("param");
-        if (!await setPassword(deps.db, name, c.req.valid("json").password)) throw missing(name);
+        const m = ifMatchOf(c);
+        const found = await refusingStale(
+          `Operator "${name}"`,
+          m,
+          () => setPassword(deps.db, name, c.req.valid("json").password, m),
+          () => getOperator(deps.db, name),
+        );
+        if (!found) throw missing(name);
         deps.log.info("operator_password_set", { name, by: c.get("admin") });
-        return c.json((await getOperator(deps.db, name))!);
+        const o = (await getOperator(deps.db, name))!;
+        setEtag(c, o.revision);
+        return c.json(o);
       },
     )
     .post(

@@ -14,6 +14,7 @@ import { Hono } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { kidParam, limitQuery, retireKeyQuery } from "../../../protocol/schemas.ts";
 import { decodeCursor, nameKey, pageOf } from "./paging.ts";
+import { expectRevision, ifMatchOf, refusingStale } from "./revisions.ts";
 import { validate } from "../../../protocol/http/validate.ts";
 import { keyId } from "../../../protocol/keys.ts";
 import { parsePublicKey } from "../../../protocol/crypto/ed25519.ts";
@@ -49,6 +50,30 @@ export const releaseKeyBodySchema = endorsedReleaseKeySchema.extend({
     "Ed25519 public key: 32 bytes in unpadded base64url, or PEM (SubjectPublicKeyInfo)",
   ),
 });
+
+interface KeyRow {
+  kid: string;
+  public_key: string;
+  label: string;
+  created_at: Date;
+  not_after: Date | null;
+  endorsement: string | null;
+  revision: number;
+}
+
+/** A release key as the list answers it. */
+function keyJson(r: KeyRow): Record<string, unknown> {
+  return {
+    kid: r.kid,
+    publicKey: r.public_key,
+    label: r.label,
+    createdAt: r.created_at.toISOString(),
+    notAfter: r.not_after?.toISOString() ?? null,
+    endorsement: r.endorsement ? JSON.parse(r.endorsement) as Endorsement : null,
+    // Its version: If-Match on DELETE /:kid (noc/http/admin/revisions.ts).
+    revision: Number(r.revision),
+  };
+}
 
 /** `/v1/admin/release-keys`: offline release keys. */
 export function releaseKeyAdminRoutes(deps: AppDeps) {
@@ -140,56 +165,55 @@ export function releaseKeyAdminRoutes(deps: AppDeps) {
       // Oldest first, keyset on (created_at, kid) read from the cursor's key (keys are never
       // deleted, only retired), so the timestamp keeps the database's precision.
       const after = decodeCursor(cursor, nameKey)?.[0] ?? null;
-      const rows = await deps.db.sql<
-        {
-          kid: string;
-          public_key: string;
-          label: string;
-          created_at: Date;
-          not_after: Date | null;
-          endorsement: string | null;
-        }
-      >`
-        select kid, public_key, label, created_at, not_after, endorsement from release_keys
+      const rows = await deps.db.sql<KeyRow>`
+        select kid, public_key, label, created_at, not_after, endorsement, revision from release_keys
         where ${after}::text is null
           or (created_at, kid) > (select k.created_at, k.kid from release_keys k where k.kid = ${after})
         order by created_at, kid limit ${limit + 1}`;
       const page = pageOf(rows, limit, (r) => [r.kid]);
       return c.json({
         nextCursor: page.nextCursor,
-        items: page.rows.map((r) => ({
-          kid: r.kid,
-          publicKey: r.public_key,
-          label: r.label,
-          createdAt: r.created_at.toISOString(),
-          notAfter: r.not_after?.toISOString() ?? null,
-          endorsement: r.endorsement ? JSON.parse(r.endorsement) as Endorsement : null,
-        })),
+        items: page.rows.map(keyJson),
       });
     })
     .delete("/:kid", validate("param", kidParam), validate("query", retireKeyQuery), async (c) => {
       const { kid } = c.req.valid("param");
       const force = c.req.valid("query").force === "true";
       const now = deps.clock.now();
-      const { rows, affected } = await deps.db.begin(async (tx) => {
-        // Once retired, agents refuse what it signed: refused while assignments need it, unless
-        // forced (a compromised key), and then the answer names what stops installing.
-        await lockAssignments(tx);
-        const needs = await releaseKeyDependents(tx, kid);
-        if (!force) {
-          refuseInUse(
-            `Release key "${kid}"`,
-            needs,
-            "publish those releases signed by another key and assign them first, or retire it " +
-              "at once with ?force=true (a compromised key): agents then refuse what it signed",
-          );
-        }
-        const affected = force && needs.length > 0 ? dependentsBody(needs) : null;
-        const r = await tx`
+      const m = ifMatchOf(c);
+      const { rows, affected } = await refusingStale(
+        `Release key "${kid}"`,
+        m,
+        () =>
+          deps.db.begin(async (tx) => {
+            const [cur] = await tx<{ revision: number }>`
+          select revision from release_keys where kid = ${kid} for update`;
+            if (cur) expectRevision(m, cur.revision);
+            // Once retired, agents refuse what it signed: refused while assignments need it, unless
+            // forced (a compromised key), and then the answer names what stops installing.
+            await lockAssignments(tx);
+            const needs = await releaseKeyDependents(tx, kid);
+            if (!force) {
+              refuseInUse(
+                `Release key "${kid}"`,
+                needs,
+                "publish those releases signed by another key and assign them first, or retire it " +
+                  "at once with ?force=true (a compromised key): agents then refuse what it signed",
+              );
+            }
+            const affected = force && needs.length > 0 ? dependentsBody(needs) : null;
+            const r = await tx`
           update release_keys set not_after = least(coalesce(not_after, ${now}), ${now}) where kid = ${kid} returning kid`;
-        if (r.length > 0) await bumpCatalogEpoch(tx);
-        return { rows: r, affected };
-      });
+            if (r.length > 0) await bumpCatalogEpoch(tx);
+            return { rows: r, affected };
+          }),
+        async () => {
+          const [r] = await deps.db.sql<KeyRow>`
+          select kid, public_key, label, created_at, not_after, endorsement, revision
+          from release_keys where kid = ${kid}`;
+          return r ? keyJson(r) : null;
+        },
+      );
       if (rows.length === 0) {
         throw new ApiError(404, "not_found", `Release key "${kid}" does not exist`);
       }

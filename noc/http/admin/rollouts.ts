@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { ifMatchOf, refusingStale, setEtag } from "./revisions.ts";
 import { Hono } from "hono";
 import { idParam } from "../../../protocol/schemas.ts";
 import {
@@ -53,6 +54,7 @@ export function rolloutAdminRoutes(deps: AppDeps) {
     .post("/", validate("json", createRolloutSchema), async (c) => {
       const by = c.get("admin");
       const r = await createRollout(deps, c.req.valid("json"), by);
+      setEtag(c, r.revision);
       await noteAffected(c, [String(r.id)]);
       deps.log.info("rollout_created", { id: r.id, by });
       return c.json(r, 201);
@@ -68,7 +70,9 @@ export function rolloutAdminRoutes(deps: AppDeps) {
       );
     })
     .get("/:id", validate("param", idParam), async (c) => {
-      return c.json(await getRollout(deps.db.sql, c.req.valid("param").id));
+      const r = await getRollout(deps.db.sql, c.req.valid("param").id);
+      setEtag(c, r.revision);
+      return c.json(r);
     })
     .get(
       "/:id/appliances",
@@ -94,7 +98,14 @@ export function rolloutAdminRoutes(deps: AppDeps) {
       async (c) => {
         const { id } = c.req.valid("param");
         await noteAffected(c, [String(id)]);
-        const r = await pauseRollout(deps, id, c.get("admin"), c.req.valid("json").note);
+        const m = ifMatchOf(c);
+        const r = await refusingStale(
+          `Rollout ${id}`,
+          m,
+          () => pauseRollout(deps, id, c.get("admin"), c.req.valid("json").note, m),
+          () => getRollout(deps.db.sql, id),
+        );
+        setEtag(c, r.revision);
         deps.log.info("rollout_paused", { id, by: c.get("admin") });
         return c.json(r);
       },
@@ -107,7 +118,14 @@ export function rolloutAdminRoutes(deps: AppDeps) {
       async (c) => {
         const { id } = c.req.valid("param");
         await noteAffected(c, [String(id)]);
-        const r = await resumeRollout(deps, id, c.get("admin"), c.req.valid("json").note);
+        const m = ifMatchOf(c);
+        const r = await refusingStale(
+          `Rollout ${id}`,
+          m,
+          () => resumeRollout(deps, id, c.get("admin"), c.req.valid("json").note, m),
+          () => getRollout(deps.db.sql, id),
+        );
+        setEtag(c, r.revision);
         deps.log.info("rollout_resumed", { id, by: c.get("admin") });
         return c.json(r);
       },
@@ -120,7 +138,14 @@ export function rolloutAdminRoutes(deps: AppDeps) {
       async (c) => {
         const { id } = c.req.valid("param");
         await noteAffected(c, [String(id)]);
-        const r = await cancelRollout(deps, id, c.get("admin"), c.req.valid("json").note);
+        const m = ifMatchOf(c);
+        const r = await refusingStale(
+          `Rollout ${id}`,
+          m,
+          () => cancelRollout(deps, id, c.get("admin"), c.req.valid("json").note, m),
+          () => getRollout(deps.db.sql, id),
+        );
+        setEtag(c, r.revision);
         deps.log.info("rollout_cancelled", { id, by: c.get("admin") });
         return c.json(r);
       },
@@ -133,7 +158,14 @@ export function rolloutAdminRoutes(deps: AppDeps) {
       async (c) => {
         const { id } = c.req.valid("param");
         await noteAffected(c, [String(id)]);
-        const r = await advanceRollout(deps, id, c.get("admin"), c.req.valid("json").note);
+        const m = ifMatchOf(c);
+        const r = await refusingStale(
+          `Rollout ${id}`,
+          m,
+          () => advanceRollout(deps, id, c.get("admin"), c.req.valid("json").note, m),
+          () => getRollout(deps.db.sql, id),
+        );
+        setEtag(c, r.revision);
         deps.log.info("rollout_advanced", { id, phase: r.phase, by: c.get("admin") });
         return c.json(r);
       },
