@@ -143,7 +143,7 @@ const counted = (l: string) =>
  * are kept before the others (the order otherwise kept).
  */
 export function cappedDropped(lines: readonly string[]): string[] {
-  const cut = lines.map((l) => l.slice(0, 200));
+  const cut = lines.map((l) => cutText(l, 200));
   if (cut.length <= BEAT_MAX_DROPPED) return cut;
   const room = BEAT_MAX_DROPPED - 1;
   const first = new Set<number>();
@@ -221,6 +221,14 @@ function componentsThatFit(beat: BeatBody, dropped: readonly string[], bodyBytes
 }
 
 /**
+ * `text` cut to at most `max` UTF-16 units, still well-formed: a surrogate pair split by the cut
+ * becomes U+FFFD, which the NOC accepts (an unpaired surrogate it refuses, with the whole beat).
+ */
+export function cutText(text: string, max: number): string {
+  return text.slice(0, max).toWellFormed();
+}
+
+/**
  * Fits `beat` to `limits`, in this order, naming each cut in `dropped`:
  *
  * 0. an application whose data the NOC would refuse for its shape — a NUL or an unpaired surrogate
@@ -232,8 +240,9 @@ function componentsThatFit(beat: BeatBody, dropped: readonly string[], bodyBytes
  *    applications past the 64th (by name);
  * 3. while the JSON body is over `limits.bodyBytes`: the largest application's data, one by one;
  * 4. then the last cycle's problem messages (cut to 200 characters), its message, all problems
- *    but the first 10, then all of them;
- * 5. last, components from the end of the list.
+ *    but the first 10;
+ * 5. then components from the end of the list;
+ * 6. last, those 10 problems: the reasons go after everything else.
  *
  * The result fits the NOC's size limits (its JSON is at most `limits.bodyBytes` unless even the
  * bare beat is larger). Should the NOC still refuse it (400, 413), the agent sends
@@ -294,7 +303,7 @@ export function fitBeat(
       ...beat,
       lastCycle: {
         ...beat.lastCycle,
-        problems: problems.map((p) => ({ ...p, message: p.message.slice(0, 200) })),
+        problems: problems.map((p) => ({ ...p, message: cutText(p.message, 200) })),
       },
     };
     dropped.push("lastCycle.problems: messages cut to 200 characters");
@@ -311,16 +320,17 @@ export function fitBeat(
     };
     dropped.splice(0, dropped.length, ...recountProblems(dropped, problems.length, 10));
   }
-  if (!fits() && problems.length > 0) {
-    const { problems: _, ...rest } = beat.lastCycle;
-    beat = { ...beat, lastCycle: rest };
-    dropped.splice(0, dropped.length, ...recountProblems(dropped, problems.length, 0));
-  }
+  // The first 10 reasons go before components: whatever goes wrong, the beat says why.
   if (!fits() && beat.components.length > 0) {
     const without = dropped.filter((d) => !d.startsWith("components: "));
     const n = componentsThatFit(beat, without, limits.bodyBytes);
     beat = { ...beat, components: beat.components.slice(0, n) };
     dropped.splice(0, dropped.length, ...without, componentsDropped(installed, n));
+  }
+  if (!fits() && problems.length > 0) {
+    const { problems: _, ...rest } = beat.lastCycle;
+    beat = { ...beat, lastCycle: rest };
+    dropped.splice(0, dropped.length, ...recountProblems(dropped, problems.length, 0));
   }
   const capped = cappedDropped(dropped);
   return { beat: withDropped(beat, capped), dropped: capped };
@@ -345,7 +355,7 @@ export function smallestBeat(
   let dropped = [why, ...fitted.dropped ?? []];
   const apps = Object.keys(fitted.apps);
   if (apps.length > 0) {
-    dropped.push(`apps: all ${count(apps.length)} (${apps.join(", ")})`.slice(0, 200));
+    dropped.push(cutText(`apps: all ${count(apps.length)} (${apps.join(", ")})`, 200));
   }
   const c = fitted.lastCycle;
   const problems = c.problems ?? [];
@@ -355,10 +365,10 @@ export function smallestBeat(
       outcome: c.outcome,
       ...(c.startedAt ? { startedAt: c.startedAt } : {}),
       ...(c.finishedAt ? { finishedAt: c.finishedAt } : {}),
-      ...(c.message !== undefined ? { message: c.message.slice(0, 200) } : {}),
+      ...(c.message !== undefined ? { message: cutText(c.message, 200) } : {}),
       ...(problems.length > 0
         ? {
-          problems: problems.slice(0, 10).map((p) => ({ ...p, message: p.message.slice(0, 200) })),
+          problems: problems.slice(0, 10).map((p) => ({ ...p, message: cutText(p.message, 200) })),
         }
         : {}),
     };

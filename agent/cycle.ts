@@ -692,7 +692,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
       await journal({
         ...pick(entry),
         outcome: e instanceof RolledBack ? "rolled_back" : "failed",
-        message: `${d.code}: ${d.message}`.slice(0, 2000),
+        message: clean(`${d.code}: ${d.message}`, 2000),
       });
       ctx.log.error("install_failed", { component: label, reason: d.code, message: d.message });
       if (d.code === "write_failed") break;
@@ -729,7 +729,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
     } catch (e) {
       const d = describe(e);
       problems.push({ ...pick(entry), kind: "package", code: d.code, message: d.message });
-      await journal({ ...pick(entry), outcome: "failed", message: d.message.slice(0, 2000) });
+      await journal({ ...pick(entry), outcome: "failed", message: clean(d.message, 2000) });
     }
     state.failures[k] = {
       version: entry.version,
@@ -883,16 +883,16 @@ function beatCycle(c: CycleSummary): BeatCycle {
     outcome: c.outcome,
     ...(c.startedAt ? { startedAt: c.startedAt } : {}),
     ...(c.finishedAt ? { finishedAt: c.finishedAt } : {}),
-    ...(c.message ? { message: c.message.slice(0, 2000) } : {}),
+    ...(c.message ? { message: clean(c.message, 2000) } : {}),
     ...(c.problems?.length
       ? {
         problems: c.problems.slice(0, MAX_BEAT_PROBLEMS).map((p) => ({
-          code: p.code.slice(0, 64),
+          code: clean(p.code, 64),
           message: clean(p.message, 2000),
           ...(p.kind ? { kind: p.kind } : {}),
           ...(nameOk(p.app) ? { app: p.app } : {}),
           ...(nameOk(p.name) ? { name: p.name } : {}),
-          ...(p.version ? { version: p.version.slice(0, 128) } : {}),
+          ...(p.version ? { version: clean(p.version, 128) } : {}),
         })),
       }
       : {}),

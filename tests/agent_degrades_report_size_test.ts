@@ -60,7 +60,7 @@ Deno.test("fitBeat: an app over its limit goes first, then the largest until the
   assert.ok(beatSchema(DEFAULT_REPORT_LIMITS.appDataBytes).safeParse(beat).success);
 });
 
-Deno.test("fitBeat: components past the limit, then problems, then components to fit the body", () => {
+Deno.test("fitBeat: components past the limit, then problems past 10, then components, reasons last", () => {
   const components = Array.from({ length: 2_001 }, (_, i) => ({
     kind: "file" as const,
     app: "demo",
@@ -81,14 +81,24 @@ Deno.test("fitBeat: components past the limit, then problems, then components to
   const fitted = fitBeat(bareBeat({ components, lastCycle: { outcome: "ok", problems } }), small);
   assert.ok(jsonBytes(fitted.beat) <= small.bodyBytes, String(jsonBytes(fitted.beat)));
   assert.ok(fitted.beat.components.length > 0 && fitted.beat.components.length < 2_000);
-  assert.deepEqual(fitted.dropped.slice(0, 3), [
+  // The first 10 reasons are kept: components go before them (review 21c).
+  assert.deepEqual(fitted.dropped.slice(0, 2), [
     "lastCycle.problems: messages cut to 200 characters",
     "lastCycle.problems: 100 reported, 10 kept",
-    "lastCycle.problems: 100 reported, none kept",
   ]);
+  assert.equal(fitted.beat.lastCycle.problems?.length, 10);
   assert.equal(
     fitted.dropped.at(-1),
     componentsDropped(2_001, fitted.beat.components.length),
+  );
+  // Still too large with no component at all: then the reasons go too.
+  const tiny = reportLimits({ bodyBytes: 1024 });
+  const last = fitBeat(bareBeat({ components, lastCycle: { outcome: "ok", problems } }), tiny);
+  assert.equal(last.beat.components.length, 0);
+  assert.equal(last.beat.lastCycle.problems, undefined);
+  assert.ok(
+    last.dropped.includes("lastCycle.problems: 100 reported, none kept"),
+    last.dropped.join("; "),
   );
 });
 
