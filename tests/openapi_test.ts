@@ -474,6 +474,17 @@ dbTest(
     await admin("GET", "/v1/admin/assignments/targets", 200);
     await admin("GET", `/v1/admin/assignments/${assigned.id}`, 200);
     await admin("PATCH", `/v1/admin/assignments/${assigned.id}`, 200, { rolloutPercent: 100 });
+    // Versions (issue 22 item 2): the ETag of a read, sent back as If-Match; an older one is 409.
+    {
+      const read = await admin("GET", `/v1/admin/assignments/${assigned.id}`, 200);
+      const ifMatch = (req: Request, tag: string) => (req.headers.set("if-match", tag), req);
+      const path = `/v1/admin/assignments/${assigned.id}`;
+      const tag = read.headers.get("etag")!;
+      await send(ifMatch(adminReq("PATCH", path, { rolloutPercent: 90 }), tag), 200);
+      const old = await send(ifMatch(adminReq("PATCH", path, { rolloutPercent: 80 }), tag), 409);
+      assert.equal(old.body.error, "stale_revision");
+      await send(ifMatch(adminReq("PATCH", path, { rolloutPercent: 100 }), "*"), 200);
+    }
     const fetched = await send(await signed("GET", "/v1/catalog"), 200);
     const catalog = fetched.body;
     const etag = fetched.headers.get("etag")!;
@@ -751,6 +762,8 @@ async function outcome(res: Response): Promise<string> {
 const headerSamples: Record<string, { value: string; type?: string }> = {
   "range": { value: "bytes=0-0" },
   "if-none-match": { value: "*" },
+  // Malformed: 400 invalid_header before the resource is looked for (it names none here).
+  "if-match": { value: "not-an-entity-tag" },
   "x-noc-wrapped-key": { value: "A".repeat(110), type: "application/vnd.noc-package" },
 };
 
@@ -903,6 +916,7 @@ dbTest(
         "query grant",
         "header range",
         "header if-none-match",
+        "header if-match",
         "header x-noc-wrapped-key",
         "header signature",
         "header signature-input",

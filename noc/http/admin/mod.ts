@@ -33,6 +33,7 @@ import { holdAdminRoutes } from "./holds.ts";
 import { meAdminRoutes, operatorAdminRoutes } from "./operators.ts";
 import { auditAdminRoutes } from "./audit.ts";
 import { rolloutAdminRoutes } from "./rollouts.ts";
+import { ifMatchGuard } from "./revisions.ts";
 import { installWindowAdminRoutes } from "./install_windows.ts";
 
 /**
@@ -45,6 +46,8 @@ export function adminRoutes(deps: AppDeps, internalKey: string) {
     .use(adminAuth(deps, internalKey))
     // Roles (noc/services/operators.ts roleTable) and the audit log, before any body is read.
     .use(roleGate(deps))
+    // A malformed If-Match is 400 before anything else is read (noc/http/admin/revisions.ts).
+    .use(ifMatchGuard())
     .route("/enrollment-tokens", bounded(small, enrollmentTokenRoutes(deps)))
     .route("/appliances", bounded(small, applianceAdminRoutes(deps)))
     .route("/alerts", bounded(small, alertAdminRoutes(deps)))

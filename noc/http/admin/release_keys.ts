@@ -156,7 +156,7 @@ export function releaseKeyAdminRoutes(deps: AppDeps) {
         by: c.get("admin"),
       });
       return c.json(
-        { kid, publicKey: k.publicKey, label: k.label, notAfter, endorsement },
+        { kid, publicKey: k.publicKey, label: k.label, notAfter, endorsement, revision: 1 },
         201,
       );
     })

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { type IfMatch, StaleRevision } from "../../services/revisions.ts";
 
@@ -29,6 +29,17 @@ const tagRe = /^(W\/)?"([\x21\x23-\x7e\x80-\xff]*)"$/;
 export function ifMatchOf(c: Context): IfMatch | null {
   const raw = c.req.header("if-match");
   return raw === undefined ? null : parseIfMatch(raw);
+}
+
+/**
+ * Middleware: refuses (400 `invalid_header`) a request whose `If-Match` is malformed before its
+ * path or body is read, whatever route it is for.
+ */
+export function ifMatchGuard(): MiddlewareHandler {
+  return async (c, next) => {
+    ifMatchOf(c);
+    await next();
+  };
 }
 
 /** `If-Match` text as {@link IfMatch}; see {@link ifMatchOf}. */

@@ -34,7 +34,7 @@ import * as r from "./responses.ts";
 type Auth = "none" | "admin" | "appliance" | "grant" | "local" | "token" | "metrics" | "session";
 
 /** A request header an operation reads beyond its authentication's (see {@link requestHeaders}). */
-export type RequestHeader = "Range" | "If-None-Match" | "X-NOC-Wrapped-Key";
+export type RequestHeader = "Range" | "If-None-Match" | "If-Match" | "X-NOC-Wrapped-Key";
 
 /** One operation of the API. */
 export interface Operation {
@@ -91,6 +91,15 @@ export const requestHeaders: Record<
       "Catalog-Binding over this request, while it is still the one",
     schema: { type: "string" },
     example: '"' + "0".repeat(64) + '"',
+  },
+  "If-Match": {
+    description: "The revision the change was made against (RFC 9110 §13.1.1): the ETag a GET " +
+      'answered (`"3"`), a list of them, or `*`. When it names none that is current the change ' +
+      "is refused, 409 stale_revision with `revision` and `current` (the resource now), and " +
+      "nothing is written; malformed: 400 invalid_header. Without it the last writer wins " +
+      "(docs/operations.md, Versions and concurrent changes)",
+    schema: { type: "string", maxLength: 1000 },
+    example: '"3"',
   },
   "X-NOC-Wrapped-Key": {
     description: "With application/vnd.noc-package, required: the package's content key wrapped " +
@@ -344,7 +353,7 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       },
     },
     // Admin API.
-    ...adminOperations(),
+    ...withRevisions(adminOperations()),
   ];
 }
 
@@ -366,6 +375,66 @@ function admin(
     ...(answer.body ? { bodies: { [answer.status]: answer.body } } : {}),
     ...extra,
   };
+}
+
+/**
+ * The admin operations that read or change a versioned resource (noc/http/admin/revisions.ts):
+ * a single GET answers its ETag; a change reads If-Match, may be refused 409 stale_revision, and
+ * answers its new ETag with a body.
+ */
+const versioned: Record<string, "read" | "change"> = {
+  "POST /assignments": "read",
+  "POST /rollouts": "read",
+  "GET /assignments/:id": "read",
+  "PATCH /assignments/:id": "change",
+  "DELETE /assignments/:id": "change",
+  "GET /appliances/:uid": "read",
+  "PATCH /appliances/:uid": "change",
+  "DELETE /appliances/:uid/identity-conflict": "change",
+  "POST /appliances/:uid/revoke": "change",
+  "DELETE /holds/:id": "change",
+  "POST /maintenance/:id/end": "change",
+  "DELETE /maintenance/:id": "change",
+  "PUT /apps/:app/fileinfo/:name": "change",
+  "DELETE /apps/:app/fileinfo/:name": "change",
+  "DELETE /release-keys/:kid": "change",
+  "GET /operators/:name": "read",
+  "PATCH /operators/:name": "change",
+  "POST /operators/:name/password": "change",
+  "DELETE /enrollment-tokens/:id": "change",
+  "GET /local-servers/:id": "read",
+  "POST /local-servers/:id/revoke": "change",
+  "GET /rollouts/:id": "read",
+  "POST /rollouts/:id/pause": "change",
+  "POST /rollouts/:id/resume": "change",
+  "POST /rollouts/:id/cancel": "change",
+  "POST /rollouts/:id/advance": "change",
+};
+
+const staleRevision = "If-Match names no current revision (stale_revision): `revision` is the " +
+  "current one, `current` the resource now (null once it is gone); nothing was changed";
+
+/** {@link versioned}'s ETag, If-Match and 409 added to `ops`. */
+function withRevisions(ops: Operation[]): Operation[] {
+  return ops.map((o) => {
+    const use = versioned[`${o.method.toUpperCase()} ${o.path.replace(/^\/v1\/admin/, "")}`];
+    if (!use) return o;
+    const ok = Object.keys(o.responses).filter((st) => /^2\d\d$/.test(st) && st !== "204");
+    const tagged = Object.fromEntries(ok.map((st) => [st, ["ETag" as const]]));
+    if (use === "read") {
+      return { ...o, responseHeaders: { ...o.responseHeaders, ...tagged } };
+    }
+    const conflict = o.responses["409"];
+    return {
+      ...o,
+      headers: [...(o.headers ?? []), "If-Match"],
+      responses: {
+        ...o.responses,
+        "409": conflict ? `${staleRevision}; or: ${conflict}` : staleRevision,
+      },
+      responseHeaders: { ...o.responseHeaders, ...tagged, "409": ["ETag"] },
+    };
+  });
 }
 
 function adminOperations(): Operation[] {

@@ -24,6 +24,11 @@ const kid = z.string().describe("Key id: the first 16 hex digits of SHA-256 of t
 const base64url = z.string().regex(/^[A-Za-z0-9_-]*$/);
 const kind = z.enum(["package", "file"]);
 const count = z.number().int().min(0);
+/** A resource's version (issue 22 item 2): its ETag's value; send it back in If-Match. */
+const revision = z.number().int().min(1).describe(
+  "Its version: bumped by every change of what it shows; send it back as If-Match " +
+    '(`"<revision>"`) to refuse a change made against an older one (409 stale_revision)',
+);
 
 /** Every refusal's body (4xx, and 500/503): `error` is the stable code docs/protocol.md lists. */
 /** An assignment that depends on a thing (noc/services/dependents.ts). */
@@ -61,6 +66,10 @@ export const errorBody = z.object({
   dependents: z.array(dependent).optional()
     .describe("in_use: the assignments that depend on what was to be deleted (at most 50)"),
   more: z.number().int().optional().describe("in_use: how many more dependents there are"),
+  revision: z.number().int().nullable().optional()
+    .describe("stale_revision: the resource's current revision (null: it is gone)"),
+  current: z.unknown().optional()
+    .describe("stale_revision: the resource now, as its GET (or list) answers it; null if gone"),
 }).describe("A refusal");
 
 /** An endorsement of a release key (protocol/release_keys.ts). */
@@ -198,6 +207,7 @@ const paged = <T extends z.ZodType>(item: T) => items(item).extend({ nextCursor 
 
 /** An enrolment token (`token` only in the answer that created it). */
 export const enrollmentToken = z.object({
+  revision,
   id: z.number().int(),
   label: z.string().nullable(),
   site: z.string().nullable(),
@@ -220,6 +230,7 @@ const maintenanceNow = z.object({ id: z.number().int(), endsAt: time, reason: z.
 
 /** An appliance as the admin API lists it. */
 export const appliance = z.object({
+  revision,
   uid,
   hostname: z.string(),
   model: z.string(),
@@ -261,7 +272,7 @@ export const appliance = z.object({
         "separate runs on a state folder that cannot be written repeat seq; null: none",
     ),
     instances: z.array(z.object({
-      instanceId: uid,
+      instanceId: uid.nullable().describe("null: beats that carried no instanceId"),
       firstSeenAt: time.nullable(),
       lastSeenAt: time.nullable(),
       address: z.string().nullable().describe(
@@ -359,6 +370,7 @@ export const bulkAck = z.object({ acknowledged: count });
 
 /** A maintenance window. */
 export const maintenanceWindow = z.object({
+  revision,
   id: z.number().int(),
   uid: uid.nullable(),
   site: z.string().nullable(),
@@ -382,6 +394,7 @@ export const wakeQueued = z.object({
 
 /** A local component server. */
 export const localServer = z.object({
+  revision,
   id: uid,
   site: z.string(),
   name: z.string(),
@@ -508,6 +521,7 @@ export const componentDetail = component.extend({
 
 /** A registered release key. */
 export const releaseKey = z.object({
+  revision,
   kid,
   publicKey: base64url,
   label: z.string(),
@@ -518,6 +532,7 @@ export const releaseKey = z.object({
 
 /** A file's fileinfo (admin API). */
 export const fileinfo = z.object({
+  revision,
   app: z.string(),
   name: z.string(),
   destination: z.string(),
@@ -557,6 +572,7 @@ const rolloutProgress = z.object({
 
 /** An assignment, with its rollout's figures. */
 export const assignment = z.object({
+  revision,
   id: z.number().int(),
   kind,
   app: z.string(),
@@ -768,6 +784,7 @@ export const applianceFacets = z.object({
 
 /** A hold. */
 export const hold = z.object({
+  revision,
   id: z.number().int(),
   uid,
   app: z.string().nullable(),
@@ -828,10 +845,12 @@ export const responseHeaders: Record<
 > = {
   "ETag": {
     description:
-      "The body's SHA-256, lower-case hex, quoted. Of a catalog envelope: send it back " +
-      "in If-None-Match to get 304 while it is unchanged. Of a component: the digest its catalog " +
-      "entry gives.",
-    schema: { type: "string", pattern: '^"[0-9a-f]{64}"$' },
+      "Of a catalog envelope or a component: the body's SHA-256, lower-case hex, quoted; send a " +
+      "catalog's back in If-None-Match to get 304 while it is unchanged, a component's is the " +
+      "digest its catalog entry gives. Of an admin resource (and a 409 stale_revision): its " +
+      'revision, quoted (`"3"`); send it back in If-Match to refuse a change made against an ' +
+      "older one (docs/operations.md, Versions and concurrent changes).",
+    schema: { type: "string", pattern: '^"([0-9a-f]{64}|[1-9][0-9]{0,14})"$' },
   },
   "Catalog-Binding": {
     description: "Binds this catalog answer (200 or 304) to the request that asked, as Omaha's " +
