@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { ifMatch, refusalOf, touched, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import type { Child } from "hono/jsx";
 import { z } from "zod";
@@ -58,6 +59,7 @@ const assignmentListSchema = z.object({
     pausedReason: z.string().nullable(),
     failureThresholdPercent: z.number().nullish(),
     minSample: z.number().nullish(),
+    revision: z.number().optional(),
     targetSize: z.number().default(0),
     progress: z.object({
       installed: z.number(),
@@ -462,6 +464,7 @@ function AssignmentTable(
                 </a>{" "}
                 <form method="post" action={`/ui/releases/assignments/${a.id}`} class="inline">
                   <Csrf ctx={props.ctx} />
+                  <Versioned revision={a.revision} was={editable(a)} />
                   <label>
                     Rollout %
                     <input
@@ -502,6 +505,7 @@ function AssignmentTable(
                   class="inline"
                 >
                   <Csrf ctx={props.ctx} />
+                  <Versioned revision={a.revision} />
                   <button
                     type="submit"
                     aria-label={`${a.paused ? "Resume" : "Pause"} rollout of ${name}`}
@@ -515,6 +519,7 @@ function AssignmentTable(
                   class="inline"
                 >
                   <Csrf ctx={props.ctx} />
+                  <Versioned revision={a.revision} />
                   <button type="submit" class="danger" aria-label={`Delete assignment of ${name}`}>
                     Delete
                   </button>
@@ -532,7 +537,9 @@ function AssignmentTable(
 export function Holds(
   props: {
     ctx: PageContext;
-    items: Array<{ id: number; uid: string; app: string | null; reason: string }>;
+    items: Array<
+      { id: number; uid: string; app: string | null; reason: string; revision?: number }
+    >;
     values?: Record<string, string>;
   },
 ) {
@@ -572,6 +579,7 @@ export function Holds(
               {canAct && (
                 <form method="post" action={`/ui/releases/holds/${h.id}/delete`} class="inline">
                   <Csrf ctx={props.ctx} />
+                  <Versioned revision={h.revision} />
                   <button type="submit">Release</button>
                 </form>
               )}
@@ -686,24 +694,35 @@ export function rolloutActions(p: PageDeps) {
       for (const [f, n] of Object.entries({ percent, threshold, minSample })) {
         if (Number.isNaN(n)) return refused(c, to, `Field "${f}": must be a whole number`, form);
       }
-      const res = await c.var.api.assignments[":id"].$patch({
-        param: { id },
-        json: {
-          ...(percent !== undefined ? { rolloutPercent: percent } : {}),
-          failureThresholdPercent: threshold ?? null,
-          ...(minSample !== undefined ? { minSample } : {}),
-        },
-      });
-      if (!res.ok) return refused(c, to, await refusal(res), form);
+      // Only what the operator changed: a field left as loaded never undoes another's change.
+      const json = {
+        ...(touched(form, "rolloutPercent") && percent !== undefined
+          ? { rolloutPercent: percent }
+          : {}),
+        ...(touched(form, "failureThresholdPercent")
+          ? { failureThresholdPercent: threshold ?? null }
+          : {}),
+        ...(touched(form, "minSample") && minSample !== undefined ? { minSample } : {}),
+      };
+      if (Object.keys(json).length === 0) {
+        return back(c, to, `Rollout of ${release(before)}: nothing changed`);
+      }
+      const res = await c.var.api.assignments[":id"].$patch({ param: { id }, json }, ifMatch(form));
+      if (!res.ok) {
+        return res.status === 409
+          ? refusedStale(c, to, res, form)
+          : refused(c, to, await refusal(res), form);
+      }
       const after = assignmentSchema.parse(await res.json());
       return back(c, to, changeText(before, after));
     })
     .post("/releases/assignments/:id/pause", p.signedIn, async (c) => {
+      const form = await formOf(c);
       const res = await c.var.api.assignments[":id"].$patch({
         param: { id: idOf(c) },
         json: { paused: true },
-      });
-      if (!res.ok) return refused(c, "/ui/releases", await refusal(res));
+      }, ifMatch(form));
+      if (!res.ok) return await refusedStale(c, "/ui/releases", res);
       const a = assignmentSchema.parse(await res.json());
       return back(
         c,
@@ -712,11 +731,12 @@ export function rolloutActions(p: PageDeps) {
       );
     })
     .post("/releases/assignments/:id/resume", p.signedIn, async (c) => {
+      const form = await formOf(c);
       const res = await c.var.api.assignments[":id"].$patch({
         param: { id: idOf(c) },
         json: { paused: false },
-      });
-      if (!res.ok) return refused(c, "/ui/releases", await refusal(res));
+      }, ifMatch(form));
+      if (!res.ok) return await refusedStale(c, "/ui/releases", res);
       const a = assignmentSchema.parse(await res.json());
       return back(
         c,
@@ -735,8 +755,8 @@ export function rolloutActions(p: PageDeps) {
       if (field(form, "confirmed") !== "yes") {
         return await html(c, await DeletePage({ ctx: c.var.page, a, api: c.var.api }));
       }
-      const res = await c.var.api.assignments[":id"].$delete({ param: { id } });
-      if (!res.ok) return refused(c, "/ui/releases", await refusal(res));
+      const res = await c.var.api.assignments[":id"].$delete({ param: { id } }, ifMatch(form));
+      if (!res.ok) return await refusedStale(c, "/ui/releases", res);
       return back(
         c,
         "/ui/releases",
@@ -760,11 +780,55 @@ export function rolloutActions(p: PageDeps) {
         : refused(c, "/ui/releases", await refusal(res), form);
     })
     .post("/releases/holds/:id/delete", p.signedIn, async (c) => {
-      const res = await c.var.api.holds[":id"].$delete({ param: { id: idOf(c) } });
-      return res.ok
-        ? back(c, "/ui/releases", "Hold released")
-        : refused(c, "/ui/releases", await refusal(res));
+      const form = await formOf(c);
+      const res = await c.var.api.holds[":id"].$delete({ param: { id: idOf(c) } }, ifMatch(form));
+      return res.ok ? back(c, "/ui/releases", "Hold released") : refused(
+        c,
+        "/ui/releases",
+        await refusalOf(res, (h) => `held: ${h.reason}`),
+      );
     });
+}
+
+/** The assignment form's editable fields as rendered (its `was.` originals). */
+function editable(a: Assignment): Record<string, string> {
+  return {
+    rolloutPercent: String(a.rolloutPercent),
+    failureThresholdPercent: a.failureThresholdPercent ? String(a.failureThresholdPercent) : "",
+    minSample: String(a.minSample ?? 5),
+  };
+}
+
+/** An assignment now, in words, for a refusal as stale: `paused at 10 % (paused by ann)`. */
+export function assignmentNow(
+  a: {
+    paused: boolean;
+    pausedReason?: string | null;
+    rolloutPercent: number;
+    failureThresholdPercent?: number | null;
+    minSample?: number | null;
+  },
+): string {
+  return `${
+    a.paused
+      ? `paused at ${a.rolloutPercent} %${a.pausedReason ? ` (${a.pausedReason})` : ""}`
+      : `running at ${a.rolloutPercent} %`
+  }; gate: ${gateText(a)}`;
+}
+
+/**
+ * A refused change of an assignment: stale (409 `stale_revision`) comes back to the page, which
+ * shows the current state, with {@link staleText} and nothing refilled; any other refusal keeps
+ * `form`.
+ */
+async function refusedStale(
+  c: ConsoleContext,
+  to: string,
+  res: { status: number; text(): Promise<string> },
+  form: Record<string, unknown> = {},
+): Promise<Response> {
+  const text = await refusalOf(res, assignmentNow);
+  return refused(c, to, text, text.startsWith("Changed by someone else") ? {} : form);
 }
 
 /** What a Save changed, in words: `10 % → 100 %: ≈ 78 → 783 appliances`, the gate's change. */
@@ -863,6 +927,7 @@ async function DeletePage(props: { ctx: PageContext; a: Assignment; api: AdminCl
         action={`/ui/releases/assignments/${a.id}/delete`}
         button="Delete assignment"
         cancel="/ui/releases"
+        fields={a.revision === undefined ? {} : { revision: String(a.revision) }}
       >
         <p>
           Appliances that installed it keep it (the agent never uninstalls), and what they were sent
