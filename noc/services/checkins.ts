@@ -132,7 +132,8 @@ export interface IdentityConflictJson {
    */
   stateUnwritable?: string | null;
   instances: {
-    instanceId: string;
+    /** Null: a beat that carried no instanceId (review 21c). */
+    instanceId: string | null;
     firstSeenAt: string | null;
     lastSeenAt: string | null;
     /** The source address of its latest beat seen (absent from marks made before it was kept). */
@@ -143,7 +144,7 @@ export interface IdentityConflictJson {
 /** The `cloned_identity` notice of an appliance just marked. */
 function clonedIdentityNotice(r: BeatRow): NoticeInput {
   const c = r.identity_conflict!;
-  const ids = c.instances.map((i) => i.instanceId);
+  const ids = c.instances.map((i) => i.instanceId ?? "(none: the beat carried no instanceId)");
   const from = (i: IdentityConflictJson["instances"][number] | undefined) =>
     i?.address ? ` (from ${i.address})` : "";
   const why = c.reason === "seq_not_increasing"
@@ -253,15 +254,21 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
         prev as (
           select a.uid, a.missing_since, a.last_history_at, a.hostname, a.identity_conflict,
             a.instance_id, a.prev_instance_id, a.instance_since, a.last_seq, a.interval_s,
+            i.seq = any(a.recent_seqs) as seq_seen,
             -- The newest report so far, in the order beats arrive (row-locked per appliance): a
             -- beat replaces nothing only when it is the previous agent instance's last one,
             -- taken before its successor's first arrived (a restart's delayed beat). An agent that
             -- sends no instanceId (older ones) is ordered by its sentAt, which the route holds to
             -- the NOC's clock within the tolerance. Never by a time the appliance could put
             -- ahead (review 21: a beat dated 2099 froze name, reasons and the clone check).
+            -- Nor does a beat of another instance older than the newest report (review 21c: a
+            -- 'noc-agent once' beat, or a crash-looping agent's, held back by the network within
+            -- the signature window): it is a late one, not a clash, and is not judged either.
             case when i."instanceId" is null then not coalesce(a.last_sent_at > i."sentAt", false)
               else not coalesce(i."instanceId" = a.prev_instance_id
-                and i."sentAt" < a.instance_since, false) end as newest,
+                and i."sentAt" < a.instance_since, false)
+                and not coalesce(i."instanceId" <> a.instance_id
+                  and i."sentAt" < a.last_sent_at, false) end as newest,
             a.last_address,
             -- The state_unwritable problem the newest report so far carried, if any.
             (select e->>'message' from jsonb_array_elements(
@@ -285,26 +292,40 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
         -- last seq saved and repeats it. Two copies taking turns still are: the instance before
         -- the previous one coming back (prev_instance_id) is judged as ever.
         judged as (
-          select i.uid, coalesce(i."instanceId" is not null and p.instance_id is not null
-              and i."instanceId" <> p.instance_id and p.newest and i.seq <= p.last_seq
+          -- Any beat whose seq does not pass the last one, once the appliance has reported an
+          -- instance: from another instance, from the same one (one process never repeats a seq
+          -- the NOC recorded: a copy reusing its id does), or without an instanceId (a copy
+          -- leaving it out) — review 21c.
+          -- And any beat whose seq was recorded already (one of the last 32), late or not: a
+          -- beat held back by the network carries a seq never seen (review 21c), a copy's
+          -- with a slow clock one seen (review 21).
+          select i.uid, coalesce(p.instance_id is not null
+              and ((p.newest and i.seq <= p.last_seq) or p.seq_seen)
               and not (p.prev_unwritable is not null
+                and i."instanceId" is distinct from p.instance_id
                 and i."instanceId" is distinct from p.prev_instance_id), false)
               as clash,
             'seq_not_increasing' as reason,
             -- A state folder that cannot be written makes separate runs repeat seq, which looks
             -- like a copied one: the mark and its notice say so (this beat's problem, else the
             -- previous report's).
-            coalesce((select e->>'message' from jsonb_array_elements(
-                case when jsonb_typeof(i.report->'lastCycle'->'problems') = 'array'
-                  then i.report->'lastCycle'->'problems' else '[]'::jsonb end) e
-              where e->>'code' = 'state_unwritable' limit 1), p.prev_unwritable) as unwritable
+            coalesce(o.own_unwritable, p.prev_unwritable) as unwritable,
+            o.own_unwritable is not null as own_unwritable
           from input i join prev p on p.uid = i.uid
+          cross join lateral (select (select e->>'message' from jsonb_array_elements(
+              case when jsonb_typeof(i.report->'lastCycle'->'problems') = 'array'
+                then i.report->'lastCycle'->'problems' else '[]'::jsonb end) e
+            where e->>'code' = 'state_unwritable' limit 1) as own_unwritable) o
         ),
         upd as (
           update appliances ap set last_beat_at = i."receivedAt", next_due_at = i."nextDue",
             missing_since = null,
             -- A beat delayed past a newer one still counts as a sign of life, but does not replace the newer report.
             last_seq = case when p.newest then i.seq else ap.last_seq end,
+            -- Not a seq its agent could not save (this beat says state_unwritable): the next
+            -- process counts on from the last one saved and sends it again.
+            recent_seqs = case when j.own_unwritable then ap.recent_seqs
+              else (ap.recent_seqs || i.seq)[greatest(1, cardinality(ap.recent_seqs) - 30):] end,
             last_report = case when p.newest then i.report else ap.last_report end,
             last_sent_at = case when p.newest then i."sentAt" else ap.last_sent_at end,
             last_address = i.address,
@@ -331,7 +352,8 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
                 'stateUnwritable', j.unwritable,
                 'instances', jsonb_build_array(
                   -- Each instance with the source address of its latest beat seen (the
-                  -- previous beat's, for the instance that sent it).
+                  -- previous beat's, for the instance that sent it). A copy reusing the
+                  -- instance's id shows as the same id twice; one sending none, as null.
                   jsonb_build_object('instanceId', ap.instance_id,
                     'firstSeenAt', ap.instance_since, 'lastSeenAt', ap.last_beat_at,
                     'address', p.last_address),
