@@ -88,3 +88,135 @@ dbTest(
     assert.match(none, /nothing changed/);
   },
 );
+
+const stale =
+  /^Changed by someone else since you loaded this page \(now: .+\)\. Nothing was saved: here is the current state\.$/;
+
+dbTest(
+  "console: every versioned form refuses a change made against an old revision",
+  async ({ db }) => {
+    const { noc, uids } = await fleet(db, 4);
+    const ui = await signIn(noc);
+    const uid = uids[0]!;
+    const api = async (method: string, path: string, body?: unknown) => {
+      const r = await noc.admin(method, `/v1/admin${path}`, body);
+      assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body;
+    };
+
+    // Appliance placement: stale refused; then, current, only the site changed is sent.
+    const a0 = await api("GET", `/appliances/${uid}`);
+    await api("PATCH", `/appliances/${uid}`, { channel: "beta" });
+    const placement = (revision: number, site: string) => ({
+      site,
+      "was.site": a0.site ?? "",
+      channel: a0.channel,
+      "was.channel": a0.channel,
+      tags: "",
+      "was.tags": "",
+      intervalS: String(a0.intervalS),
+      "was.intervalS": String(a0.intervalS),
+      revision: String(revision),
+    });
+    const refused = await ui.post(`/ui/appliances/${uid}/edit`, placement(a0.revision, "s9"));
+    assert.match(refused, stale);
+    assert.match(refused, /channel beta/);
+    assert.equal((await api("GET", `/appliances/${uid}`)).site, a0.site);
+    const a1 = await api("GET", `/appliances/${uid}`);
+    assert.equal(
+      await ui.post(`/ui/appliances/${uid}/edit`, placement(a1.revision, "s9")),
+      "Saved",
+    );
+    const a2 = await api("GET", `/appliances/${uid}`);
+    assert.deepEqual([a2.site, a2.channel], ["s9", "beta"], "the channel it did not touch stays");
+
+    // A hold's release.
+    const hold = await api("POST", "/holds", { uid, reason: "incident" });
+    assert.match(
+      await ui.post(`/ui/appliances/${uid}/holds/${hold.id}/delete`, { revision: "9" }),
+      stale,
+    );
+    assert.equal((await api("GET", `/holds?uid=${uid}`)).items.length, 1);
+
+    // An operator's role.
+    await api("POST", "/operators", { name: "ann", role: "operator" });
+    const o0 = await api("GET", "/operators/ann");
+    await api("PATCH", "/operators/ann", { role: "viewer" });
+    assert.match(
+      await ui.post("/ui/operators/ann/role", {
+        role: "admin",
+        "was.role": "operator",
+        revision: String(o0.revision),
+      }),
+      /now: viewer/,
+    );
+    assert.equal((await api("GET", "/operators/ann")).role, "viewer");
+
+    // A maintenance window's end.
+    const w = await api("POST", "/maintenance", {
+      site: "s1",
+      endsAt: new Date(noc.clock.now().getTime() + 3600_000).toISOString(),
+      reason: "swap",
+    });
+    await noc.deps.db.sql`update maintenance_windows set reason = 'swap disks' where id = ${w.id}`;
+    assert.match(
+      await ui.post(`/ui/maintenance/${w.id}/end`, { confirmed: "yes", revision: "1" }),
+      stale,
+    );
+    assert.equal(
+      (await api("GET", "/maintenance")).items.find((x: { id: number }) => x.id === w.id).state,
+      "active",
+    );
+
+    // An enrolment token's revocation.
+    const t = await api("POST", "/enrollment-tokens", { label: "x" });
+    await noc.deps.db.sql`update enrollment_tokens set label = 'y' where id = ${t.id}`;
+    assert.match(
+      await ui.post(`/ui/tokens/${t.id}/revoke`, { confirmed: "yes", revision: "1" }),
+      stale,
+    );
+    assert.equal(
+      (await api("GET", "/enrollment-tokens")).items.find((x: { id: number }) => x.id === t.id)
+        .status,
+      "unused",
+    );
+
+    // A local server's revocation.
+    const ls = crypto.randomUUID();
+    await db.sql`
+    insert into local_servers (id, site, name, url, sign_key, enrolled_at)
+    values (${ls}, 's0', 'ls0', 'https://ls0.test', 'k-ls0', ${noc.clock.now()})`;
+    await db.sql`update local_servers set name = 'ls0b' where id = ${ls}`;
+    assert.match(
+      await ui.post(`/ui/local-servers/${ls}/revoke`, {
+        confirmed: "yes",
+        reason: "stolen",
+        revision: "1",
+      }),
+      stale,
+    );
+    assert.equal((await api("GET", `/local-servers/${ls}`)).state !== "revoked", true);
+
+    // A phased rollout's action.
+    const r = await api("POST", "/rollouts", {
+      component: ref("2"),
+      target: { type: "all" },
+      phases: [{ count: 2, soakS: 3600 }, { percent: 100, soakS: 0 }],
+    });
+    await api("POST", `/rollouts/${r.id}/pause`, {});
+    assert.match(
+      await ui.post(`/ui/rollouts/${r.id}/resume`, { revision: String(r.revision) }),
+      /now: paused/,
+    );
+    assert.equal((await api("GET", `/rollouts/${r.id}`)).state, "paused");
+
+    // A fileinfo's deletion.
+    await api("PUT", "/apps/app/fileinfo/rules", { destination: "etc/r", mode: "0644" });
+    await api("PUT", "/apps/app/fileinfo/rules", { destination: "etc/r2", mode: "0644" });
+    assert.match(
+      await ui.post("/ui/apps/app/fileinfo/rules/delete", { confirmed: "yes", revision: "1" }),
+      /now: destination etc\/r2/,
+    );
+    assert.equal((await api("GET", "/apps/app/fileinfo")).items.length, 1);
+  },
+);

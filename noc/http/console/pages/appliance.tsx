@@ -15,6 +15,7 @@ import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
 import { back, field, formOf, html, idOf, kept, refused, uidOf } from "../page.ts";
 import { refusal } from "../admin_client.ts";
 import { applianceSchema } from "./appliances.tsx";
+import { ifMatch, refusalOf, touched, Versioned } from "../revisions.tsx";
 
 const componentRef = z.object({
   kind: z.string(),
@@ -111,6 +112,7 @@ const holdsSchema = z.object({
     app: z.string().nullable(),
     reason: z.string(),
     createdAt: z.string(),
+    revision: z.number().optional(),
   })),
 });
 
@@ -237,7 +239,12 @@ function ReportFacts(props: { report: Report; raw: unknown }) {
  * the way out (re-enrol the copy), and the operator's button that clears the mark.
  */
 function IdentityConflict(
-  props: { uid: string; c: z.infer<typeof identityConflictSchema>; ctx: PageContext },
+  props: {
+    uid: string;
+    c: z.infer<typeof identityConflictSchema>;
+    ctx: PageContext;
+    revision?: number | undefined;
+  },
 ) {
   const c = props.c;
   return (
@@ -285,6 +292,7 @@ function IdentityConflict(
         class="inline"
       >
         <Csrf ctx={props.ctx} />
+        <Versioned revision={props.revision} />
         <button type="submit">Clear the mark</button>
       </form>
     </div>
@@ -311,6 +319,32 @@ function ReportReasons(
   );
 }
 
+/** The placement form's editable fields as rendered (its `was.` originals). */
+function placement(
+  a: { site: string | null; channel: string; tags: string[]; intervalS: number },
+): Record<string, string> {
+  return {
+    site: a.site ?? "",
+    channel: a.channel,
+    tags: a.tags.join(", "),
+    intervalS: String(a.intervalS),
+  };
+}
+
+/** An appliance now, in words, for a refusal as stale. */
+function applianceNow(
+  a: {
+    site: string | null;
+    channel: string;
+    tags: string[];
+    intervalS: number;
+    revokedAt?: string | null;
+  },
+): string {
+  return `${a.revokedAt ? "revoked; " : ""}site ${a.site ?? "none"}, channel ${a.channel}, ` +
+    `tags ${a.tags.length ? a.tags.join(", ") : "none"}, interval ${a.intervalS} s`;
+}
+
 /** The revoke confirmation (`GET …/revoke`, or a POST without `confirmed=yes`). */
 async function revokeConfirmation(
   c: ConsoleContext,
@@ -332,6 +366,7 @@ async function revokeConfirmation(
         action={`/ui/appliances/${uid}/revoke`}
         button="Revoke"
         cancel={`/ui/appliances/${uid}`}
+        fields={a.revision === undefined ? {} : { revision: String(a.revision) }}
       >
         <label>
           Reason
@@ -435,7 +470,14 @@ export function appliancePages(p: PageDeps) {
               {a.revokedReason}. Its requests are refused; it is never woken.
             </p>
           )}
-          {a.identityConflict && <IdentityConflict uid={a.uid} c={a.identityConflict} ctx={ctx} />}
+          {a.identityConflict && (
+            <IdentityConflict
+              uid={a.uid}
+              c={a.identityConflict}
+              ctx={ctx}
+              revision={a.revision}
+            />
+          )}
           <ReportReasons problems={a.problems} dropped={a.dropped} />
           {a.hostnameHistory.length > 0 && (
             <p id="name-history" class="muted">
@@ -512,6 +554,7 @@ export function appliancePages(p: PageDeps) {
           <h2>Placement and interval</h2>
           <form method="post" action={`/ui/appliances/${a.uid}/edit`} class="panel" id="edit">
             <Csrf ctx={ctx} />
+            <Versioned revision={a.revision} was={placement(a)} />
             <label>
               Site
               <input name="site" value={kf("site", a.site ?? "")} size={12} />
@@ -563,6 +606,7 @@ export function appliancePages(p: PageDeps) {
                         class="inline"
                       >
                         <Csrf ctx={ctx} />
+                        <Versioned revision={h.revision} />
                         <button type="submit" class="secondary">Release hold</button>
                       </form>
                     </td>
@@ -724,12 +768,13 @@ export function appliancePages(p: PageDeps) {
     })
     .post("/appliances/:uid/identity-conflict/clear", p.signedIn, async (c) => {
       const uid = uidOf(c);
+      const form = await formOf(c);
       const res = await c.var.api.appliances[":uid"]["identity-conflict"].$delete({
         param: { uid },
-      });
+      }, ifMatch(form));
       return res.ok
         ? back(c, `/ui/appliances/${uid}`, "Identity-conflict mark cleared")
-        : refused(c, `/ui/appliances/${uid}`, await refusal(res));
+        : refused(c, `/ui/appliances/${uid}`, await refusalOf(res, applianceNow));
     })
     .get("/appliances/:uid/revoke", p.signedIn, async (c) => {
       const uid = uidOf(c);
@@ -746,9 +791,11 @@ export function appliancePages(p: PageDeps) {
       const res = await c.var.api.appliances[":uid"].revoke.$post({
         param: { uid },
         json: { reason },
-      });
-      return res.ok
-        ? back(c, `/ui/appliances/${uid}`, "Revoked")
+      }, ifMatch(form));
+      if (res.ok) return back(c, `/ui/appliances/${uid}`, "Revoked");
+      // Changed since the confirmation was shown: back to the appliance as it is now.
+      return res.status === 409
+        ? refused(c, `/ui/appliances/${uid}`, await refusalOf(res, applianceNow))
         : refused(c, `/ui/appliances/${uid}/revoke`, await refusal(res), form);
     })
     .post("/appliances/:uid/edit", p.signedIn, async (c) => {
@@ -756,20 +803,27 @@ export function appliancePages(p: PageDeps) {
       const form = await formOf(c);
       const to = `/ui/appliances/${uid}`;
       const interval = field(form, "intervalS");
-      if (!/^[0-9]{1,6}$/.test(interval)) {
+      if (touched(form, "intervalS") && !/^[0-9]{1,6}$/.test(interval)) {
         return refused(c, to, "Report interval: a whole number of seconds (10 to 86400)", form);
       }
       const site = field(form, "site");
-      const res = await c.var.api.appliances[":uid"].$patch({
-        param: { uid },
-        json: {
-          site: site === "" ? null : site,
-          channel: field(form, "channel"),
-          tags: field(form, "tags").split(/[\s,]+/).filter((t) => t !== ""),
-          intervalS: Number(interval),
-        },
-      });
-      return res.ok ? back(c, to, "Saved") : refused(c, to, await refusal(res), form);
+      // Only what the operator changed: a field left as loaded never undoes another's change.
+      const json = {
+        ...(touched(form, "site") ? { site: site === "" ? null : site } : {}),
+        ...(touched(form, "channel") ? { channel: field(form, "channel") } : {}),
+        ...(touched(form, "tags")
+          ? { tags: field(form, "tags").split(/[\s,]+/).filter((t) => t !== "") }
+          : {}),
+        ...(touched(form, "intervalS") ? { intervalS: Number(interval) } : {}),
+      };
+      if (Object.keys(json).length === 0) return back(c, to, "Nothing changed");
+      const res = await c.var.api.appliances[":uid"].$patch(
+        { param: { uid }, json },
+        ifMatch(form),
+      );
+      if (res.ok) return back(c, to, "Saved");
+      const why = await refusalOf(res, applianceNow);
+      return refused(c, to, why, res.status === 409 && why.startsWith("Changed by") ? {} : form);
     })
     .post("/appliances/:uid/hold", p.signedIn, async (c) => {
       const uid = uidOf(c);
@@ -786,9 +840,10 @@ export function appliancePages(p: PageDeps) {
     .post("/appliances/:uid/holds/:id/delete", p.signedIn, async (c) => {
       const uid = uidOf(c);
       const id = idOf(c);
-      const res = await c.var.api.holds[":id"].$delete({ param: { id } });
+      const form = await formOf(c);
+      const res = await c.var.api.holds[":id"].$delete({ param: { id } }, ifMatch(form));
       return res.ok
         ? back(c, `/ui/appliances/${uid}`, "Hold released")
-        : refused(c, `/ui/appliances/${uid}`, await refusal(res));
+        : refused(c, `/ui/appliances/${uid}`, await refusalOf(res, (h) => `held: ${h.reason}`));
     });
 }

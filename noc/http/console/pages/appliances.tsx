@@ -41,6 +41,8 @@ export const applianceSchema = z.object({
   supersedes: z.array(z.string()).nullish(),
   /** Two devices seen beating under this identity (issue 21): shown as a mark in the list. */
   identityConflict: z.object({ reason: z.string() }).nullish(),
+  /** Its revision: the console's forms send it back as If-Match (noc/http/console/revisions.tsx). */
+  revision: z.number().optional(),
 });
 
 const listSchema = z.object({

@@ -1,4 +1,5 @@
 /** `/ui/apps/:app/fileinfo`: where an application's files are installed, and what runs after. */
+import { ifMatch, refusalOf, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { z } from "zod";
 import { Confirm, Csrf, Layout } from "../layout.tsx";
@@ -13,6 +14,7 @@ const fileinfoListSchema = z.object({
     destination: z.string(),
     mode: z.string(),
     action: z.unknown(),
+    revision: z.number().optional(),
   })),
 });
 
@@ -73,6 +75,7 @@ async function fileinfoPage(
                 class="inline"
               >
                 <Csrf ctx={ctx} />
+                <Versioned revision={f.revision} />
                 <button type="submit" class="danger">Delete…</button>
               </form>
             </td>
@@ -158,7 +161,8 @@ export function fileinfoPages(p: PageDeps) {
       const appName = nameOf(c, "app");
       const name = nameOf(c, "name");
       const to = `/ui/apps/${appName}/fileinfo`;
-      if (field(await formOf(c), "confirmed") !== "yes") {
+      const form = await formOf(c);
+      if (field(form, "confirmed") !== "yes") {
         return await fileinfoPage(
           c,
           appName,
@@ -168,12 +172,17 @@ export function fileinfoPages(p: PageDeps) {
             action={`${to}/${name}/delete`}
             button={`Delete ${name}`}
             cancel={to}
+            fields={field(form, "revision") ? { revision: field(form, "revision") } : {}}
           />,
         );
       }
       const res = await c.var.api.apps[":app"].fileinfo[":name"].$delete({
         param: { app: encodeURIComponent(appName), name: encodeURIComponent(name) },
-      });
-      return res.ok ? back(c, to, "Deleted") : refused(c, to, await refusal(res));
+      }, ifMatch(form));
+      return res.ok ? back(c, to, "Deleted") : refused(
+        c,
+        to,
+        await refusalOf(res, (f) => `destination ${f.destination}, mode ${f.mode}`),
+      );
     });
 }

@@ -2,13 +2,13 @@
  * `/ui/local-servers`: the sites' local component servers, their health, cache and traffic, and
  * revoking one (asked first: catalogs stop listing it, and it cannot be undone).
  */
+import { ifMatch, refusalOf, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { z } from "zod";
 import { bytes, Confirm, Csrf, Layout, State, Time } from "../layout.tsx";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
 import { back, field, formOf, html, kept, refused } from "../page.ts";
 import { ApiError } from "../../../../protocol/http/errors.ts";
-import { refusal } from "../admin_client.ts";
 
 /** What the page reads of a local server (the API types it as a record). */
 const localServerSchema = z.object({
@@ -23,6 +23,7 @@ const localServerSchema = z.object({
   pendingRecords: z.number(),
   problems: z.array(z.object({ code: z.unknown(), message: z.unknown() }).partial()),
   revokedReason: z.string().nullish(),
+  revision: z.number().optional(),
 });
 
 type LocalServer = z.infer<typeof localServerSchema>;
@@ -88,6 +89,7 @@ function serversPage(c: ConsoleContext, items: LocalServer[], confirm?: unknown)
               {s.state !== "revoked" && (
                 <form method="post" action={`/ui/local-servers/${s.id}/revoke`} class="inline">
                   <Csrf ctx={ctx} />
+                  <Versioned revision={s.revision} />
                   <button type="submit" class="danger">Revoke…</button>
                 </form>
               )}
@@ -132,6 +134,7 @@ export function localServerPage(p: PageDeps) {
               action={`/ui/local-servers/${id}/revoke`}
               button="Revoke local server"
               cancel="/ui/local-servers"
+              fields={field(form, "revision") ? { revision: field(form, "revision") } : {}}
             >
               <label>
                 Reason (kept with the record)
@@ -151,9 +154,9 @@ export function localServerPage(p: PageDeps) {
       const res = await c.var.api["local-servers"][":id"].revoke.$post({
         param: { id },
         json: { reason },
-      });
-      return res.ok
-        ? back(c, "/ui/local-servers", `Local server revoked`)
-        : refused(c, "/ui/local-servers", await refusal(res), form);
+      }, ifMatch(form));
+      if (res.ok) return back(c, "/ui/local-servers", `Local server revoked`);
+      const why = await refusalOf(res, (s) => `${s.state}, ${s.url}`);
+      return refused(c, "/ui/local-servers", why, res.status === 409 ? {} : form);
     });
 }

@@ -3,6 +3,7 @@
  * appliance (UID or host name), starting now or at a time, for a duration or until a time, with a
  * reason; the active, upcoming and recently ended windows; ending one now (with a confirmation).
  */
+import { ifMatch, refusalOf, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { z } from "zod";
 import { Confirm, Csrf, Layout, Time } from "../layout.tsx";
@@ -23,6 +24,7 @@ const windowListSchema = z.object({
     createdBy: z.string().nullable(),
     endedAt: z.string().nullable(),
     endedBy: z.string().nullable(),
+    revision: z.number().optional(),
   })),
 });
 type MaintenanceWindow = z.infer<typeof windowListSchema>["items"][number];
@@ -221,12 +223,19 @@ export function maintenancePages(p: PageDeps) {
               action={`/ui/maintenance/${id}/end`}
               button="End it now"
               cancel="/ui/maintenance"
+              fields={field(form, "revision") ? { revision: field(form, "revision") } : {}}
             />
           </Layout>,
         );
       }
-      const res = await c.var.api.maintenance[":id"].end.$post({ param: { id } });
-      if (!res.ok) return refused(c, "/ui/maintenance", await refusal(res));
+      const res = await c.var.api.maintenance[":id"].end.$post({ param: { id } }, ifMatch(form));
+      if (!res.ok) {
+        return refused(
+          c,
+          "/ui/maintenance",
+          await refusalOf(res, (w) => `${w.state}, ends ${String(w.endsAt).slice(0, 16)} UTC`),
+        );
+      }
       return back(c, "/ui/maintenance", `Maintenance window ${id} ended`);
     });
 }
@@ -270,6 +279,7 @@ function Windows(
               ? (
                 <form method="post" action={`/ui/maintenance/${w.id}/end`} class="inline">
                   <Csrf ctx={props.ctx} />
+                  <Versioned revision={w.revision} />
                   <button type="submit" class="danger">End now</button>
                 </form>
               )

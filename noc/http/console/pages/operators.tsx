@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { ifMatch, refusalOf, touched, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { z } from "zod";
@@ -38,6 +39,7 @@ const operatorSchema = z.object({
     createdAt: z.string(),
     revokedAt: z.string().nullable(),
   })),
+  revision: z.number().optional(),
 });
 type OperatorRow = z.infer<typeof operatorSchema>;
 
@@ -126,6 +128,7 @@ function operatorsPage(c: ConsoleContext, items: OperatorRow[] | null, confirm?:
             <td>
               <form method="post" action={`/ui/operators/${o.name}/role`} class="inline">
                 <Csrf ctx={ctx} />
+                <Versioned revision={o.revision} was={{ role: o.role }} />
                 <label class="sr-only" for={`role-${o.name}`}>Role of {o.name}</label>
                 <RoleSelect name="role" value={o.role} id={`role-${o.name}`} />
                 <button type="submit" class="secondary">Save role</button>
@@ -138,6 +141,7 @@ function operatorsPage(c: ConsoleContext, items: OperatorRow[] | null, confirm?:
             <td>
               <form method="post" action={`/ui/operators/${o.name}/password`} class="inline">
                 <Csrf ctx={ctx} />
+                <Versioned revision={o.revision} />
                 <label class="sr-only" for={`password-${o.name}`}>New password of {o.name}</label>
                 <input
                   id={`password-${o.name}`}
@@ -185,6 +189,7 @@ function operatorsPage(c: ConsoleContext, items: OperatorRow[] | null, confirm?:
                 class="inline"
               >
                 <Csrf ctx={ctx} />
+                <Versioned revision={o.revision} />
                 <button type="submit" class={o.disabledAt ? "secondary" : "danger"}>
                   {o.disabledAt ? "Enable" : "Disable…"}
                 </button>
@@ -307,8 +312,18 @@ export function operatorPages(p: PageDeps) {
       const form = await formOf(c);
       const role = roleNames.find((r) => r === field(form, "role"));
       if (!name || !role) return refused(c, to, "No such operator or role");
-      const res = await c.var.api.operators[":name"].$patch({ param: { name }, json: { role } });
-      if (!res.ok) return refused(c, to, await refusal(res));
+      if (!touched(form, "role")) return back(c, to, `${name}: nothing changed`);
+      const res = await c.var.api.operators[":name"].$patch(
+        { param: { name }, json: { role } },
+        ifMatch(form),
+      );
+      if (!res.ok) {
+        return refused(
+          c,
+          to,
+          await refusalOf(res, (o) => `${o.role}${o.disabledAt ? ", disabled" : ""}`),
+        );
+      }
       return back(c, to, `${name} is now ${role}; their console sessions have ended`);
     })
     .post("/operators/:name/password", p.signedIn, async (c) => {
@@ -319,8 +334,14 @@ export function operatorPages(p: PageDeps) {
       const res = await c.var.api.operators[":name"].password.$post({
         param: { name },
         json: { password },
-      });
-      if (!res.ok) return refused(c, to, await refusal(res));
+      }, ifMatch(form));
+      if (!res.ok) {
+        return refused(
+          c,
+          to,
+          await refusalOf(res, (o) => `${o.role}${o.disabledAt ? ", disabled" : ""}`),
+        );
+      }
       return back(c, to, `Password of ${name} set; their console sessions have ended`);
     })
     .post("/operators/:name/disable", p.signedIn, async (c) => {
@@ -339,6 +360,7 @@ export function operatorPages(p: PageDeps) {
               action={`/ui/operators/${name}/disable`}
               button={`Disable ${name}`}
               cancel={to}
+              fields={field(form, "revision") ? { revision: field(form, "revision") } : {}}
             />,
           ),
         );
@@ -346,18 +368,31 @@ export function operatorPages(p: PageDeps) {
       const res = await c.var.api.operators[":name"].$patch({
         param: { name },
         json: { disabled: true },
-      });
-      if (!res.ok) return refused(c, to, await refusal(res));
+      }, ifMatch(form));
+      if (!res.ok) {
+        return refused(
+          c,
+          to,
+          await refusalOf(res, (o) => `${o.role}${o.disabledAt ? ", disabled" : ""}`),
+        );
+      }
       return back(c, to, `${name} disabled`);
     })
     .post("/operators/:name/enable", p.signedIn, async (c) => {
       const name = nameParam(c);
       if (!name) return refused(c, to, "No such operator");
+      const form = await formOf(c);
       const res = await c.var.api.operators[":name"].$patch({
         param: { name },
         json: { disabled: false },
-      });
-      if (!res.ok) return refused(c, to, await refusal(res));
+      }, ifMatch(form));
+      if (!res.ok) {
+        return refused(
+          c,
+          to,
+          await refusalOf(res, (o) => `${o.role}${o.disabledAt ? ", disabled" : ""}`),
+        );
+      }
       return back(c, to, `${name} enabled`);
     })
     .post("/operators/:name/tokens", p.signedIn, async (c) => {

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { ifMatch, refusalOf, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { z } from "zod";
 import { Confirm, Csrf, Layout, type PageContext, State, Time } from "../layout.tsx";
@@ -948,6 +949,7 @@ function Actions(props: { ctx: PageContext; r: RolloutDetail; note: string }) {
   return (
     <form method="post" action={`/ui/rollouts/${r.id}/${actions[0]}`} class="panel" id="actions">
       <Csrf ctx={ctx} />
+      <Versioned revision={r.revision} />
       <label>
         Note (kept in the timeline)
         <input name="note" size={40} maxlength={500} value={props.note} />
@@ -1239,7 +1241,7 @@ export function phasedRolloutPages(p: PageDeps) {
               action={`/ui/rollouts/${r.id}/${action}`}
               button={action === "cancel" ? "Cancel rollout" : "Advance now"}
               cancel={to}
-              fields={{ note }}
+              fields={{ note, revision: String(r.revision) }}
             />
           </Layout>,
         );
@@ -1247,14 +1249,18 @@ export function phasedRolloutPages(p: PageDeps) {
       const json = note ? { note } : {};
       const param = { param: { id }, json };
       const one = c.var.api.rollouts[":id"];
+      const at = ifMatch(form);
       const res = action === "pause"
-        ? await one.pause.$post(param)
+        ? await one.pause.$post(param, at)
         : action === "resume"
-        ? await one.resume.$post(param)
+        ? await one.resume.$post(param, at)
         : action === "advance"
-        ? await one.advance.$post(param)
-        : await one.cancel.$post(param);
-      if (!res.ok) return refused(c, to, await refusal(res), form);
+        ? await one.advance.$post(param, at)
+        : await one.cancel.$post(param, at);
+      if (!res.ok) {
+        const why = await refusalOf(res, (now) => `${now.state}, ${phaseOfText(now)}`);
+        return refused(c, to, why, res.status === 409 && why.startsWith("Changed by") ? {} : form);
+      }
       return back(c, to, doneText(action, await res.json() as unknown as RolloutDetail));
     });
   }

@@ -6,6 +6,7 @@
  * which shows the secret with a copy button and a ready command line. The secret never travels in
  * a URL; a reload of that page shows it again (for {@link revealTtlS} seconds) and mints nothing.
  */
+import { ifMatch, refusalOf, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { z } from "zod";
@@ -33,6 +34,7 @@ const tokenSchema = z.object({
   status: z.string(),
   usedBy: z.string().nullable(),
   expiresAt: z.string(),
+  revision: z.number().optional(),
 });
 
 const createdSchema = z.object({
@@ -119,6 +121,7 @@ function tokensPage(c: ConsoleContext, items: z.infer<typeof tokenSchema>[], con
               {t.status === "unused" && (
                 <form method="post" action={`/ui/tokens/${t.id}/revoke`} class="inline">
                   <Csrf ctx={ctx} />
+                  <Versioned revision={t.revision} />
                   <button type="submit" class="danger">Revoke…</button>
                 </form>
               )}
@@ -306,13 +309,17 @@ export function tokenPages(p: PageDeps) {
               action={`/ui/tokens/${id}/revoke`}
               button="Revoke token"
               cancel="/ui/tokens"
+              fields={field(form, "revision") ? { revision: field(form, "revision") } : {}}
             />,
           ),
         );
       }
-      const res = await c.var.api["enrollment-tokens"][":id"].$delete({ param: { id } });
+      const res = await c.var.api["enrollment-tokens"][":id"].$delete(
+        { param: { id } },
+        ifMatch(form),
+      );
       return res.ok
         ? back(c, "/ui/tokens", "Token revoked")
-        : refused(c, "/ui/tokens", await refusal(res));
+        : refused(c, "/ui/tokens", await refusalOf(res, (t) => String(t.status)));
     });
 }
