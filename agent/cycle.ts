@@ -750,9 +750,10 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
   // Install outcomes: the journal's (this cycle's and any an earlier run left), kept until the NOC
   // has them.
   await sendOutcomes(reportCall);
-  // A deferred install (outside its window) is not a failure.
+  // A deferred install (outside its window) is not a failure, nor one awaiting its reboot.
   const failed = problems.some((p) =>
-    (p.kind === "package" || p.kind === "file") && p.code !== "install_deferred"
+    (p.kind === "package" || p.kind === "file") && p.code !== "install_deferred" &&
+    p.code !== "awaiting_reboot"
   );
   if (offline) return await finish("failed", "NOC unreachable; worked from the stored catalog", 60);
   return await finish(failed ? "partial" : "ok");

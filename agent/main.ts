@@ -204,12 +204,35 @@ async function cycleCommand(config: AgentConfig, command: "once" | "run"): Promi
   return 0;
 }
 
+/**
+ * Null when the agent can create a file in `state`; otherwise the OS error (e.g. read-only). The
+ * probe is named as an atomic write's temporary file, which a cycle's start sweeps should a cut
+ * leave it (agent/debris.ts).
+ */
+async function stateUnwritable(state: string): Promise<string | null> {
+  try {
+    const hex = [...crypto.getRandomValues(new Uint8Array(4))]
+      .map((b) => b.toString(16).padStart(2, "0")).join("");
+    const probe = `${state}/state.json.tmp-${hex}`;
+    (await Deno.open(probe, { write: true, createNew: true, mode: 0o600 })).close();
+    await Deno.remove(probe);
+    return null;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null; // not enrolled yet: nothing to write
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
 async function statusCommand(config: AgentConfig, flags: Flags): Promise<number> {
   const identity = await loadIdentity(config.state);
   const installed = await loadInstalled(config.state);
   const state = await loadState(config.state);
+  // What the saved state cannot say: a folder the agent cannot write keeps the last saved cycle,
+  // so status says so itself (newcomer review 21c).
+  const unwritable = await stateUnwritable(config.state);
   const status = {
     enrolled: identity !== null,
+    stateUnwritable: unwritable,
     uid: identity?.uid ?? null,
     noc: config.noc ?? identity?.noc ?? null,
     state: config.state,
@@ -231,6 +254,12 @@ async function statusCommand(config: AgentConfig, flags: Flags): Promise<number>
     identity
       ? `appliance ${identity.uid} enrolled with ${status.noc}`
       : `not enrolled (state folder ${config.state})`,
+    ...(unwritable
+      ? [
+        `state folder NOT WRITABLE: ${unwritable} — cycles run but save nothing, so what follows ` +
+        "is the last saved state; the NOC sees the state_unwritable problem",
+      ]
+      : []),
     `last cycle: ${state.lastCycle.outcome}${
       state.lastCycle.finishedAt ? ` at ${state.lastCycle.finishedAt}` : ""
     }${state.lastCycle.message ? ` (${state.lastCycle.message})` : ""}`,

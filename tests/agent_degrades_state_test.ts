@@ -53,6 +53,16 @@ Deno.test({
           await Deno.remove(`${box.state}/cycle.lock`).catch(() => {});
           await Deno.chmod(box.state, 0o500);
         }
+        // Someone at the appliance asks: status says first that the folder cannot be written
+        // (what follows is the last state saved), and leaves nothing behind.
+        const status = await box.run(["status"]);
+        assert.equal(status.code, 0, status.stderr);
+        assert.match(status.stdout, /^state folder NOT WRITABLE: /m);
+        const asJson = JSON.parse((await box.run(["status", "--json"])).stdout);
+        assert.match(
+          asJson.stateUnwritable,
+          asRoot ? /Read-only file system/ : /Permission denied/,
+        );
         // Each "once" is a process of its own: with nothing saved, each beats with seq 2.
         for (const seq of [2, 2]) {
           const r = await box.run(once);

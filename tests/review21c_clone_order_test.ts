@@ -106,5 +106,8 @@ dbTest(
     const notice = await noc.deps.db.sql<{ text: string }>`
       select text from notices where kind = 'cloned_identity' order by id`;
     assert.match(notice[0]!.text, /\(none: the beat carried no instanceId\)/);
+    // The way out it gives keeps the original (newcomer review 21c: without --hostname, the copy
+    // enrolled under the original's name and retired it).
+    assert.match(notice[0]!.text, /--hostname <its own name>/);
   },
 );

@@ -168,8 +168,10 @@ function clonedIdentityNotice(r: BeatRow): NoticeInput {
       `:warning: One identity, two devices? ${r.hostname} (${r.model}${
         r.site ? `, site ${r.site}` : ""
       }): ${why}.${unwritable} A copied state folder (a cloned VM or golden image) makes two ` +
-      "devices report as one: re-enrol the copy with `noc-agent enroll --force` and a new token, then clear " +
-      'the mark (docs/operations.md, "Cloned identities")',
+      "devices report as one: on the copy, enrol again with a new token and its own host name " +
+      "(`noc-agent enroll --force --token <new token> --hostname <its own name>`: under the " +
+      "original's name it would retire the original), then clear the mark " +
+      '(docs/operations.md, "Cloned identities")',
     payload: {
       appliance: { uid: r.uid, hostname: r.hostname, model: r.model, site: r.site },
       identityConflict: c,
