@@ -616,8 +616,12 @@ export async function rolloutFigures(
       with r as (
         select * from unnest(${beat.map((x) => x.id)}::bigint[], ${
       beat.map((x) => x.phase)
-    }::int[], ${isoList(beat.map((x) => x.phaseStartedAt))}::timestamptz[])
-          as r(id, phase, started)
+    }::int[], ${isoList(beat.map((x) => x.phaseStartedAt))}::timestamptz[], ${
+      beat.map((x) => x.kind)
+    }::text[], ${beat.map((x) => x.app)}::text[], ${beat.map((x) => x.name)}::text[], ${
+      beat.map((x) => x.version)
+    }::text[])
+          as r(id, phase, started, kind, app, name, version)
       ),
       revoked as materialized (
         select uid from appliances where revoked_at is not null
@@ -627,17 +631,31 @@ export async function rolloutFigures(
         where kind = 'missed_heartbeat' and opened_at >= ${since}
         group by uid
       ),
+      -- A member counts from its install of the release on, when it reported one (issue 22
+      -- item 5), and a member still waiting for its install window is not judged on the release
+      -- (its last report says install_deferred); control counts from the phase's start.
       who as (
-        select r.id, r.started, false as control, m.uid from r
+        select r.id, greatest(r.started, i.at) as started, false as control, m.uid, i.at,
+          r.kind, r.app, r.name, r.version from r
         cross join lateral (
           select uid from rollout_members where rollout_id = r.id and phase = r.phase
           order by uid limit ${evaluatedPerPhase}
         ) m
+        cross join lateral (
+          select min(o.reported_at) as at from install_outcomes o
+          where o.uid = m.uid and o.kind = r.kind and o.app = r.app and o.name = r.name
+            and o.version = r.version and o.outcome = 'installed'
+        ) i
         union all
-        select r.id, r.started, true, c.uid from r join rollout_control c on c.rollout_id = r.id
+        select r.id, r.started, true, c.uid, null, r.kind, r.app, r.name, r.version from r
+        join rollout_control c on c.rollout_id = r.id
       )
       select w.id, w.control, count(*)::int as n,
-        count(*) filter (where x.last >= w.started)::int as missed
+        -- The report is read only for a member that missed a beat and reported no install.
+        count(*) filter (where case when x.last >= w.started then w.control or w.at is not null
+          or not exists (select 1 from appliances d where d.uid = w.uid
+            and deferred_in(d.last_report, w.kind, w.app, w.name, w.version))
+          else false end)::int as missed
       from who w
       left join missed x on x.uid = w.uid
       where not exists (select 1 from revoked v where v.uid = w.uid)

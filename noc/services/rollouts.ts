@@ -51,7 +51,9 @@ export interface ComponentRef {
  *   (it rolled back by itself).
  * - `other`: it runs a version that is neither the release nor one published before it, and that
  *   the NOC has not sent it since.
- * - `missing`: it has an open missed-heartbeat alert (whatever it last ran).
+ * - `missing`: it has an open missed-heartbeat alert (whatever it last ran), unless its last report
+ *   said the release's install waited for its install window (`install_deferred`): then it is
+ *   judged as if present (issue 22 item 5: gates count from install time).
  * - `superseded`: it runs a version the NOC sent it after the release (a newer release, or an
  *   operator's return to an older one): no longer this rollout's business.
  */
@@ -162,7 +164,9 @@ function classified(refs: ComponentRef[], scope?: MemberScope): Fragment {
     sent as (
       select rel.id as cid, rel.kind, rel.app, rel.name, rel.version, d.uid, d.first_sent_at,
         ap.hostname, ap.site, ap.missing_since, ap.last_beat_at, run.running, true as delivered,
-        true as explained
+        true as explained,
+        ap.missing_since is not null and deferred_in(ap.last_report, rel.kind, rel.app, rel.name,
+          rel.version) as deferred
       from releases rel
       `,
     deliveriesOf(scope),
@@ -194,7 +198,9 @@ const classifiedCte = fragment`
       select s.*, o.outcome, o.message, o.reported_at,
         case
           when not s.delivered then null
-          when s.missing_since is not null then 'missing'
+          -- Missing counts against the release from its install on: not while it waited for its
+          -- install window (its last report said install_deferred for the release).
+          when s.missing_since is not null and not s.deferred then 'missing'
           when s.running = s.version then 'running'
           when exists (
             select 1 from deliveries d2 join components k2 on k2.id = d2.component_id
@@ -266,7 +272,9 @@ export function classifiedPhases(scopes: readonly PhaseScope[]): Fragment {
         run.running, d.uid is not null as delivered,
         -- The outcome is read only where the state depends on it.
         d.uid is not null and ap.missing_since is null and run.running is distinct from rel.version
-          as explained
+          as explained,
+        ap.missing_since is not null and deferred_in(run.rep, rel.kind, rel.app, rel.name,
+          rel.version) as deferred
       from releases rel
       cross join lateral (
         select uid from rollout_members where rollout_id = rel.key and phase = rel.phase

@@ -24,3 +24,14 @@ alter table assignments
   add column urgent boolean not null default false,
   add column urgent_by text,
   add column urgent_at timestamptz;
+
+-- Whether `report` (an appliance's last SecureBeat) says the install of component kind/app/name
+-- version waited for its install window (`install_deferred` in its last cycle's problems): a
+-- rollout does not count such an appliance missing against the release (noc/services/rollouts.ts).
+create function deferred_in(report jsonb, kind text, app text, name text, version text)
+  returns boolean language sql immutable parallel safe as $$
+    select coalesce(jsonb_typeof(report->'lastCycle'->'problems') = 'array' and exists (
+      select 1 from jsonb_array_elements(report->'lastCycle'->'problems') p
+      where p->>'code' = 'install_deferred' and p->>'kind' = kind and p->>'app' = app
+        and p->>'name' = name and p->>'version' = version), false)
+  $$;
