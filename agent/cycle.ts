@@ -154,8 +154,14 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
       return await load().catch(empty);
     }
   };
-  const state = unsaved.get(ctx.config.state) ??
-    await orAside(paths.state, () => loadState(ctx.config.state), freshState);
+  // The state this process could not save goes on, but a state file written meanwhile by another
+  // process (`noc-agent once` once the folder was writable again) may have counted further: the
+  // sequence number goes on from the higher of the two, never repeating one sent (review 21d).
+  const kept = unsaved.get(ctx.config.state);
+  const onDisk = kept
+    ? await loadState(ctx.config.state).catch(() => null)
+    : await orAside(paths.state, () => loadState(ctx.config.state), freshState);
+  const state = kept ? { ...kept, seq: Math.max(kept.seq, onDisk?.seq ?? 0) } : onDisk!;
   let installed = await orAside(
     paths.catalogCur,
     () => loadInstalled(ctx.config.state),

@@ -257,20 +257,23 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
           select a.uid, a.missing_since, a.last_history_at, a.hostname, a.identity_conflict,
             a.instance_id, a.prev_instance_id, a.instance_since, a.last_seq, a.interval_s,
             i.seq = any(a.recent_seqs) as seq_seen,
-            -- The newest report so far, in the order beats arrive (row-locked per appliance): a
-            -- beat replaces nothing only when it is the previous agent instance's last one,
-            -- taken before its successor's first arrived (a restart's delayed beat). An agent that
-            -- sends no instanceId (older ones) is ordered by its sentAt, which the route holds to
-            -- the NOC's clock within the tolerance. Never by a time the appliance could put
-            -- ahead (review 21: a beat dated 2099 froze name, reasons and the clone check).
-            -- Nor does a beat of another instance older than the newest report (review 21c: a
-            -- 'noc-agent once' beat, or a crash-looping agent's, held back by the network within
-            -- the signature window): it is a late one, not a clash, and is not judged either.
-            case when i."instanceId" is null then not coalesce(a.last_sent_at > i."sentAt", false)
-              else not coalesce(i."instanceId" = a.prev_instance_id
-                and i."sentAt" < a.instance_since, false)
-                and not coalesce(i."instanceId" <> a.instance_id
-                  and i."sentAt" < a.last_sent_at, false) end as newest,
+            -- The highest seq recorded from a beat that could save its state (null: none yet).
+            (select max(x) from unnest(a.recent_seqs) x) as saved_seq,
+            -- The newest report so far, in the order beats arrive (row-locked per appliance),
+            -- never by a time the appliance could put ahead (review 21: a beat dated 2099 froze
+            -- name, reasons and the clone check). A beat replaces nothing when it is late: sent
+            -- before the newest report (its sentAt, which the route holds to the NOC's clock
+            -- within the tolerance), with a seq below the last one, not more than 32 below, that
+            -- was never recorded — a beat held back by the network within the signature window,
+            -- from any instance (a restart's last beat, a 'noc-agent once' run's, the same
+            -- process's after a stall: reviews 21c, 21d). A copy cannot pass for late for long:
+            -- the original records every seq in turn. An agent that sends no instanceId (older
+            -- ones) is ordered by its sentAt alone.
+            case when i."instanceId" is null and a.instance_id is null
+              then not coalesce(a.last_sent_at > i."sentAt", false)
+              else not coalesce(i."sentAt" < a.last_sent_at and i.seq < a.last_seq
+                and i.seq > a.last_seq - 32 and not i.seq = any(a.recent_seqs), false)
+              end as newest,
             a.last_address,
             -- The state_unwritable problem the newest report so far carried, if any.
             (select e->>'message' from jsonb_array_elements(
@@ -301,11 +304,16 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
           -- And any beat whose seq was recorded already (one of the last 32), late or not: a
           -- beat held back by the network carries a seq never seen (review 21c), a copy's
           -- with a slow clock one seen (review 21).
+          --
+          -- The state_unwritable exception holds only for a seq above the highest one recorded
+          -- from a beat that could save its state: what an honest run from the last saved state
+          -- sends (review 21d: a copy faking the problem could otherwise reset the count).
           select i.uid, coalesce(p.instance_id is not null
               and ((p.newest and i.seq <= p.last_seq) or p.seq_seen)
               and not (p.prev_unwritable is not null
                 and i."instanceId" is distinct from p.instance_id
-                and i."instanceId" is distinct from p.prev_instance_id), false)
+                and i."instanceId" is distinct from p.prev_instance_id
+                and i.seq > coalesce(p.saved_seq, -1)), false)
               as clash,
             'seq_not_increasing' as reason,
             -- A state folder that cannot be written makes separate runs repeat seq, which looks
@@ -326,12 +334,19 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
             last_seq = case when p.newest then i.seq else ap.last_seq end,
             -- Not a seq its agent could not save (this beat says state_unwritable): the next
             -- process counts on from the last one saved and sends it again.
-            recent_seqs = case when j.own_unwritable then ap.recent_seqs
-              else (ap.recent_seqs || i.seq)[greatest(1, cardinality(ap.recent_seqs) - 30):] end,
+            -- A newest beat also forgets the seqs above its own: after a state folder is restored
+            -- from a backup (one mark), the restored agent's next seqs are its own, not a copy's
+            -- (review 21d).
+            recent_seqs = (select coalesce(array_agg(x order by n), '{}') from (
+                select x, n from unnest(case when j.own_unwritable then ap.recent_seqs
+                  else ap.recent_seqs || i.seq end) with ordinality as u(x, n)
+                where not (p.newest and x > i.seq)
+                order by n desc limit 32) k),
             last_report = case when p.newest then i.report else ap.last_report end,
             last_sent_at = case when p.newest then i."sentAt" else ap.last_sent_at end,
             last_address = i.address,
-            agent_version = coalesce(i."agentVersion", ap.agent_version),
+            agent_version = case when p.newest then coalesce(i."agentVersion", ap.agent_version)
+              else ap.agent_version end,
             -- The name the appliance reports is its name; the one it replaces goes to its history.
             hostname = case when p.newest and i.hostname is not null then i.hostname
               else ap.hostname end,
