@@ -61,7 +61,9 @@ const fileSchema = z.strictObject({
   noc: z.url().optional(),
   model: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional(),
   hostname: z.string().min(1).max(253).optional(),
-  mounts: z.array(z.string().min(1)).max(64).optional(),
+  // A longer path is left out of the beat (agent/health.ts MOUNT_MAX), not refused here: an
+  // appliance whose root is deep still beats.
+  mounts: z.array(z.string().min(1).max(4096)).max(64).optional(),
   pluginTimeoutS: z.number().int().min(1).max(3600).optional(),
   installTimeoutS: z.number().int().min(1).max(86400).optional(),
   healthTimeoutS: z.number().int().min(1).max(3600).optional(),

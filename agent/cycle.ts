@@ -409,7 +409,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
   const stored = await checkStoredCatalog(ctx, state, problems);
 
   // The SecureBeat.
-  const { health, skipped } = await collectHealth(ctx.config.mounts);
+  const { health, skipped, dropped: unreportable } = await collectHealth(ctx.config.mounts);
   for (const m of skipped) {
     problems.push({ code: "disk_unreadable", message: `Free space of "${m}" cannot be read` });
   }
@@ -421,7 +421,8 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
   // defaults: the report is fitted to them before it goes (agent/beat.ts).
   const limits = reportLimits(stored?.limits);
   const urgent = problems.filter((p) => p.code === "state_unwritable");
-  const { lastCycle, dropped: cut } = cycleForBeat(state.lastCycle, urgent);
+  const { lastCycle, dropped: cycleCut } = cycleForBeat(state.lastCycle, urgent);
+  const cut = [...unreportable, ...cycleCut];
   const hostname = beatHostname(reportedHostname(ctx.config, ctx.identity));
   const full: BeatBody = {
     seq: state.seq,

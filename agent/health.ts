@@ -13,10 +13,17 @@ export interface Health {
   uptimeS: number;
 }
 
-/** Collects health data; a mount that cannot be read is left out (and named in `skipped`). */
+/** The longest mount path a SecureBeat may carry (the NOC's schema, docs/protocol.md). */
+export const MOUNT_MAX = 256;
+
+/**
+ * Collects health data; a mount that cannot be read is left out (and named in `skipped`), and so
+ * is one the NOC would refuse the whole beat for — a path over {@link MOUNT_MAX} characters, with
+ * NUL or a lone surrogate, or blank — named in `dropped` as a beat's `dropped` line (review 21d).
+ */
 export async function collectHealth(
   mounts: readonly string[],
-): Promise<{ health: Health; skipped: string[] }> {
+): Promise<{ health: Health; skipped: string[]; dropped: string[] }> {
   const [l1 = 0, l5 = 0, l15 = 0] = safe(() => Deno.loadavg(), [0, 0, 0]);
   const mem = safe<{ total: number; available: number }>(
     () => Deno.systemMemoryInfo(),
@@ -24,7 +31,19 @@ export async function collectHealth(
   );
   const disks: Health["disks"] = [];
   const skipped: string[] = [];
+  const dropped: string[] = [];
   for (const mount of mounts) {
+    if (
+      mount.length > MOUNT_MAX || mount.trim() === "" || mount.includes("\u0000") ||
+      !mount.isWellFormed()
+    ) {
+      const shown = JSON.stringify(mount.slice(0, 60).toWellFormed().replaceAll("\u0000", ""));
+      dropped.push(
+        `health.disks: ${shown}${mount.length > 60 ? "…" : ""} (a mount path the NOC refuses: ` +
+          `${mount.length} characters, at most ${MOUNT_MAX}, no NUL)`,
+      );
+      continue;
+    }
     try {
       const s = await statfs(mount);
       disks.push({
@@ -44,6 +63,7 @@ export async function collectHealth(
       uptimeS: safe(() => Deno.osUptime(), 0),
     },
     skipped,
+    dropped,
   };
 }
 
