@@ -10,6 +10,7 @@ import { dbTest } from "./_harness.ts";
 import { type AgentBox, enrolledAgent, serveNoc } from "./_agent.ts";
 import { fetchCatalog, publishAndAssign } from "./_components.ts";
 import { detail, uidOf } from "./_degrades.ts";
+import { signIn } from "./_console.ts";
 
 const once = ["once", "--allow-http-files"];
 const install = `#!/bin/sh\nset -e\nmkdir -p "$NOC_ROOT/demo"\n` +
@@ -66,6 +67,12 @@ dbTest(
         new RegExp(`outside its install window ${closed.start}–${closed.end} UTC \\(appliance\\)`),
       );
       assert.equal(shown.lastReport.lastCycle.outcome, "ok", "a deferred install is no failure");
+      // The console says it waits, not that something went wrong.
+      const ui = await signIn(noc);
+      const page = await (await ui.get(`/ui/appliances/${uid}`)).text();
+      assert.match(page, /data-install-state="pending"/);
+      assert.match(page, /waiting for its install window/);
+      assert.doesNotMatch(page, /data-install-state="inconsistent"|>interrupted</);
 
       // The window opens (moved to now): the next cycle installs from the bytes it holds.
       const open = { start: hm(-1), end: hm(1), timeZone: "UTC" };

@@ -40,7 +40,7 @@ const identityConflictSchema = z.object({
   lastSeq: z.number().nullable(),
   stateUnwritable: z.string().nullish(),
   instances: z.array(z.object({
-    instanceId: z.string(),
+    instanceId: z.string().nullable(),
     firstSeenAt: z.string().nullable(),
     lastSeenAt: z.string().nullable(),
     address: z.string().nullish(),
@@ -153,7 +153,9 @@ function OutcomeBadge(props: { outcome: string }) {
 /**
  * One component's install state: `ok` (running what the catalog lists), `failed` or
  * `rolled_back` (the newest outcome for the catalog's version, with the agent's message),
- * `interrupted` (the last cycle reported a problem with it), or `pending` (not yet reported).
+ * `awaiting_reboot` (its install asked for a reboot), `deferred` (outside its install window),
+ * `interrupted` (the last cycle reported another problem with it), or `pending` (not yet
+ * reported).
  */
 function componentState(
   want: string | undefined,
@@ -167,6 +169,11 @@ function componentState(
   if (last && last.outcome !== "installed") return { state: last.outcome, message: last.message };
   const [, app, name] = k.split("/");
   const problem = problems.find((p) => p.app === app && (p.name === undefined || p.name === name));
+  // Waiting is not trouble: for the reboot its install asked for, or for its install window.
+  if (problem?.code === "awaiting_reboot") {
+    return { state: "awaiting_reboot", message: problem.message };
+  }
+  if (problem?.code === "install_deferred") return { state: "deferred", message: problem.message };
   if (problem) return { state: "interrupted", message: `${problem.code}: ${problem.message}` };
   return { state: "pending", message: null };
 }
@@ -258,7 +265,11 @@ function IdentityConflict(
       <ul>
         {c.instances.map((i) => (
           <li>
-            instance <code>{i.instanceId}</code>
+            {i.instanceId === null ? "a beat without an instance id" : (
+              <>
+                instance <code>{i.instanceId}</code>
+              </>
+            )}
             {i.address
               ? (
                 <>
@@ -449,7 +460,9 @@ export function appliancePages(p: PageDeps) {
         ? "failed"
         : interrupted.length > 0 || cycleTrouble.length > 0
         ? "inconsistent"
-        : rows.some((r) => r.state === "pending")
+        : rows.some((r) =>
+            r.state === "pending" || r.state === "awaiting_reboot" || r.state === "deferred"
+          )
         ? "pending"
         : "ok";
       return await html(
@@ -654,6 +667,10 @@ export function appliancePages(p: PageDeps) {
                       ? <OutcomeBadge outcome={r.state} />
                       : r.state === "interrupted"
                       ? <span class="state late">interrupted</span>
+                      : r.state === "awaiting_reboot"
+                      ? <span class="muted">awaiting its reboot</span>
+                      : r.state === "deferred"
+                      ? <span class="muted">waiting for its install window</span>
                       : r.state === "pending"
                       ? <span class="muted">pending</span>
                       : r.want
