@@ -411,6 +411,8 @@ export const assignmentSchema = z.strictObject({
   minSample: z.number().int().min(1).max(100000).default(5),
   /** Assign to a site, model, channel, tag or appliance the NOC knows nothing of (0 appliances). */
   allowUnknownTarget: z.boolean().default(false),
+  /** Installed even outside the appliances' install windows (recorded with who and when). */
+  urgent: z.boolean().default(false),
 });
 
 /** `PATCH /v1/admin/assignments/:id`. */
@@ -419,8 +421,10 @@ export const patchAssignmentSchema = z.strictObject({
   paused: z.boolean().optional(),
   failureThresholdPercent: z.number().int().min(1).max(100).nullable().optional(),
   minSample: z.number().int().min(1).max(100000).optional(),
+  urgent: z.boolean().optional(),
 }).refine((v) => Object.keys(v).length > 0, {
-  message: "give at least one of rolloutPercent, paused, failureThresholdPercent, minSample",
+  message: "give at least one of rolloutPercent, paused, failureThresholdPercent, minSample, " +
+    "urgent",
 });
 
 /** `POST /v1/admin/holds`. */

@@ -45,7 +45,11 @@ dbTest(
       const put = await noc.admin("PUT", `/v1/admin/install-windows/appliance/${uid}`, closed);
       assert.equal(put.status, 201, JSON.stringify(put.body));
       assert.equal(put.body.start, closed.start);
-      await publishAndAssign(noc, { app: "demo", name: "demo", version: "1.0.0" }, { install });
+      const { assignmentId } = await publishAndAssign(
+        noc,
+        { app: "demo", name: "demo", version: "1.0.0" },
+        { install },
+      );
 
       const first = await box.run(once);
       assert.equal(first.code, 0, first.stderr + first.stdout);
@@ -74,14 +78,31 @@ dbTest(
       assert.match(page, /waiting for its install window/);
       assert.doesNotMatch(page, /data-install-state="inconsistent"|>interrupted</);
 
-      // The window opens (moved to now): the next cycle installs from the bytes it holds.
+      // An urgent release is installed outside the window; who made it urgent is recorded.
+      const urgent = await noc.admin("PATCH", `/v1/admin/assignments/${assignmentId}`, {
+        urgent: true,
+      });
+      assert.equal(urgent.status, 200, JSON.stringify(urgent.body));
+      assert.equal(urgent.body.urgent, true);
+      assert.equal(urgent.body.urgentBy, "test");
+      assert.ok(urgent.body.urgentAt);
+      const now = await box.run(once);
+      assert.equal(now.code, 0, now.stderr + now.stdout);
+      assert.equal(await box.readRoot("demo/version"), "1.0.0", "urgent: installed at once");
+
+      // The next release, not urgent, waits again; the window opens (moved to now): the next
+      // cycle installs it from the bytes it holds.
+      await publishAndAssign(noc, { app: "demo", name: "demo", version: "1.1.0" }, { install });
+      const waits = await box.run(once);
+      assert.equal(waits.code, 0, waits.stderr + waits.stdout);
+      assert.equal(await box.readRoot("demo/version"), "1.0.0", "1.1.0 waits for its window");
       const open = { start: hm(-1), end: hm(1), timeZone: "UTC" };
       const moved = await noc.admin("PUT", `/v1/admin/install-windows/appliance/${uid}`, open);
       assert.equal(moved.status, 200, JSON.stringify(moved.body));
       assert.equal(moved.body.revision, 2);
       const second = await box.run(once);
       assert.equal(second.code, 0, second.stderr + second.stdout);
-      assert.equal(await box.readRoot("demo/version"), "1.0.0");
+      assert.equal(await box.readRoot("demo/version"), "1.1.0");
     } finally {
       await box.remove();
       await noc.close();
@@ -122,6 +143,13 @@ dbTest(
         204,
       );
       assert.equal((await window())?.source, "site:lab");
+      const shown = await noc.admin("GET", `/v1/admin/appliances/${a.uid}`);
+      assert.deepEqual(shown.body.installWindow, {
+        start: "02:00",
+        end: "05:00",
+        timeZone: "Europe/Berlin",
+        source: "site:lab",
+      });
       const list = await noc.admin("GET", "/v1/admin/install-windows?limit=2");
       assert.equal(list.status, 200);
       assert.equal(list.body.items.length, 2);

@@ -484,6 +484,21 @@ dbTest(
       const old = await send(ifMatch(adminReq("PATCH", path, { rolloutPercent: 80 }), tag), 409);
       assert.equal(old.body.error, "stale_revision");
       await send(ifMatch(adminReq("PATCH", path, { rolloutPercent: 100 }), "*"), 200);
+      // Install windows (issue 22 item 5): set, replaced, read, listed, stale, removed.
+      const w = "/v1/admin/install-windows/site/lab";
+      const hours = { start: "02:00", end: "04:00", timeZone: "Europe/Berlin" };
+      await admin("PUT", w, 201, { ...hours, reason: "mail peak by day" });
+      const replaced = await admin("PUT", w, 200, { ...hours, end: "05:00" });
+      await admin("GET", w, 200);
+      await admin("GET", "/v1/admin/install-windows?limit=5", 200);
+      await send(ifMatch(adminReq("PUT", w, hours), '"1"'), 409);
+      await send(ifMatch(adminReq("DELETE", w), '"1"'), 409);
+      await send(ifMatch(adminReq("PUT", w, hours), replaced.headers.get("etag")!), 200);
+      await admin("GET", "/v1/admin/install-windows/site/nowhere", 404);
+      await admin("PUT", "/v1/admin/install-windows/model/vs-2000", 201, hours);
+      await admin("DELETE", "/v1/admin/install-windows/model/vs-2000", 204);
+      // An urgent assignment: installed even outside the window.
+      await admin("PATCH", path, 200, { urgent: true });
     }
     const fetched = await send(await signed("GET", "/v1/catalog"), 200);
     const catalog = fetched.body;

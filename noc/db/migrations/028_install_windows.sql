@@ -35,3 +35,13 @@ create function deferred_in(report jsonb, kind text, app text, name text, versio
       where p->>'code' = 'install_deferred' and p->>'kind' = kind and p->>'app' = app
         and p->>'name' = name and p->>'version' = version), false)
   $$;
+
+-- Making an assignment urgent is a change an operator sees: it bumps its revision (migration 027).
+drop trigger assignments_revision on assignments;
+create trigger assignments_revision before update on assignments for each row
+  when ((old.rollout_percent, old.paused, old.paused_reason, old.failure_threshold_percent,
+         old.min_sample, old.phase_limit, old.excluded_from, old.urgent)
+    is distinct from (new.rollout_percent, new.paused, new.paused_reason,
+         new.failure_threshold_percent, new.min_sample, new.phase_limit, new.excluded_from,
+         new.urgent))
+  execute function bump_revision();

@@ -1,4 +1,5 @@
 /** `/v1/admin/appliances`: the fleet as the operator sees it (read side, interval and placement, revocation). */
+import { windowFor } from "../../services/install_windows.ts";
 import { holdDueAfterSiteMove } from "../../services/schedule_changes.ts";
 import { refuseMovesFromRollouts } from "../../services/phased_rollouts.ts";
 import { Hono } from "hono";
@@ -160,6 +161,8 @@ export function applianceAdminRoutes(deps: AppDeps) {
           lastReport: row.last_report,
           // The reasons its last report gave: the agent's problems, what it left out of the report.
           ...reportReasons(row.last_report),
+          // When it may install (its own window, else its site's, else its model's); null: any time.
+          installWindow: await windowFor(deps.db.sql, row),
           // The names it had before the one it reports now (newest first, at most 20).
           hostnameHistory: row.hostname_history.map((h) => ({
             hostname: h.hostname,

@@ -65,6 +65,9 @@ interface AssignmentRow {
   paused_reason: string | null;
   failure_threshold_percent: number | null;
   min_sample: number;
+  urgent: boolean;
+  urgent_by: string | null;
+  urgent_at: Date | null;
   created_at: Date;
   updated_at: Date;
   revision: number;
@@ -129,6 +132,10 @@ function assignmentJson(
     pausedReason: r.paused_reason,
     failureThresholdPercent: r.failure_threshold_percent,
     minSample: r.min_sample,
+    // Installed even outside install windows (docs/operations.md, "Install windows").
+    urgent: r.urgent,
+    urgentBy: r.urgent_by,
+    urgentAt: r.urgent_at?.toISOString() ?? null,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
     // Its version (the ETag of GET /assignments/:id): If-Match on a change (noc/http/admin/revisions.ts).
@@ -227,14 +234,20 @@ export function assignmentAdminRoutes(deps: AppDeps) {
         await refuseOverComponentLimit(tx, a);
         const [r] = await tx<AssignmentRow>`
           insert into assignments (kind, app, name, version, target_type, target_value, rollout_percent,
-            failure_threshold_percent, min_sample, created_at, updated_at)
+            failure_threshold_percent, min_sample, created_at, updated_at, urgent, urgent_by,
+            urgent_at)
           values (${a.kind}, ${a.app}, ${a.name}, ${a.version}, ${a.target.type}, ${value}, ${a.rolloutPercent},
-            ${a.failureThresholdPercent ?? null}, ${a.minSample}, ${now}, ${now})
+            ${a.failureThresholdPercent ?? null}, ${a.minSample}, ${now}, ${now}, ${a.urgent},
+            ${a.urgent ? c.get("admin") : null}, ${a.urgent ? now : null})
           returning *`;
         await bumpCatalogEpoch(tx);
         return r!;
       });
-      deps.log.info("assignment_created", { id: row.id, by: c.get("admin") });
+      deps.log.info("assignment_created", {
+        id: row.id,
+        by: c.get("admin"),
+        ...(row.urgent ? { urgent: true } : {}),
+      });
       setEtag(c, row.revision);
       return c.json(await oneJson(deps, row), 201);
     })
@@ -305,6 +318,14 @@ export function assignmentAdminRoutes(deps: AppDeps) {
             failure_threshold_percent = case when ${p.failureThresholdPercent !== undefined}
               then ${p.failureThresholdPercent ?? null}::int else failure_threshold_percent end,
             min_sample = coalesce(${p.minSample ?? null}::int, min_sample),
+            -- Made urgent (or not): recorded with who and when.
+            urgent_by = case when ${p.urgent ?? null}::boolean is null then urgent_by
+              when ${p.urgent ?? false} and not urgent then ${c.get("admin")}
+              when ${p.urgent ?? false} then urgent_by else null end,
+            urgent_at = case when ${p.urgent ?? null}::boolean is null then urgent_at
+              when ${p.urgent ?? false} and not urgent then ${now}::timestamptz
+              when ${p.urgent ?? false} then urgent_at else null end,
+            urgent = coalesce(${p.urgent ?? null}::boolean, urgent),
             updated_at = ${now}
           where id = ${id}`;
             await bumpCatalogEpoch(tx);

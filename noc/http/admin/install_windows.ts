@@ -8,6 +8,9 @@
  *   `allowUnknown` (as assignments' `allowUnknownTarget`).
  * - `DELETE /:scope/:value` removes it (204; 404 when there is none).
  *
+ * Each window has a `revision` (ETag); PUT and DELETE take `If-Match`, and a change against an
+ * old revision is refused (409 `stale_revision`, noc/http/admin/revisions.ts).
+ *
  * Every change bumps the catalog epoch: catalogs carry the window that applies (the appliance's,
  * else its site's, else its model's) from their next request on (noc/services/install_windows.ts).
  *
@@ -29,6 +32,7 @@ import {
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { idAfter, pageOf } from "./paging.ts";
+import { expectRevision, ifMatchOf, refusingStale } from "./revisions.ts";
 
 const scope = z.enum(["appliance", "site", "model"]);
 
@@ -105,8 +109,30 @@ export function installWindowAdminRoutes(deps: AppDeps) {
           }
         }
         const by = c.get("admin");
-        const r = await deps.db.begin((tx) =>
-          putWindow(tx, p.scope, p.value, { ...b, reason: b.reason ?? "" }, by, deps.clock.now())
+        const m = ifMatchOf(c);
+        const r = await refusingStale(
+          `Install window of ${p.scope} "${p.value}"`,
+          m,
+          () =>
+            deps.db.begin(async (tx) => {
+              // A change against an old revision is refused (409 stale_revision); with If-Match
+              // and no window yet, too (there is nothing to match).
+              if (m) {
+                const [cur] = await tx<{ revision: number }>`
+                  select revision from install_windows
+                  where scope_type = ${p.scope} and scope_value = ${p.value} for update`;
+                expectRevision(m, cur?.revision ?? null);
+              }
+              return await putWindow(
+                tx,
+                p.scope,
+                p.value,
+                { ...b, reason: b.reason ?? "" },
+                by,
+                deps.clock.now(),
+              );
+            }),
+          () => getWindow(deps.db.sql, p.scope, p.value),
         );
         deps.log.info("install_window_set", { ...p, start: b.start, end: b.end, by });
         c.header("ETag", `"${r.window.revision}"`);
@@ -115,7 +141,20 @@ export function installWindowAdminRoutes(deps: AppDeps) {
     )
     .delete("/:scope/:value", validate("param", installWindowParam), async (c) => {
       const p = c.req.valid("param");
-      const gone = await deps.db.begin((tx) => deleteWindow(tx, p.scope, p.value));
+      const m = ifMatchOf(c);
+      const gone = await refusingStale(
+        `Install window of ${p.scope} "${p.value}"`,
+        m,
+        () =>
+          deps.db.begin(async (tx) => {
+            const [cur] = await tx<{ revision: number }>`
+              select revision from install_windows
+              where scope_type = ${p.scope} and scope_value = ${p.value} for update`;
+            if (cur) expectRevision(m, cur.revision);
+            return await deleteWindow(tx, p.scope, p.value);
+          }),
+        () => getWindow(deps.db.sql, p.scope, p.value),
+      );
       if (!gone) {
         throw new ApiError(404, "not_found", `No install window for ${p.scope} "${p.value}"`);
       }

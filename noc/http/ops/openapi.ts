@@ -12,6 +12,11 @@
  *
  * @module
  */
+import {
+  installWindowBody,
+  installWindowListQuery,
+  installWindowParam,
+} from "../admin/install_windows.ts";
 import { Hono } from "hono";
 import { z } from "zod";
 import * as s from "../../../protocol/schemas.ts";
@@ -409,6 +414,9 @@ const versioned: Record<string, "read" | "change"> = {
   "POST /rollouts/:id/resume": "change",
   "POST /rollouts/:id/cancel": "change",
   "POST /rollouts/:id/advance": "change",
+  "GET /install-windows/:scope/:value": "read",
+  "PUT /install-windows/:scope/:value": "change",
+  "DELETE /install-windows/:scope/:value": "change",
 };
 
 const staleRevision = "If-Match names no current revision (stale_revision): `revision` is the " +
@@ -691,6 +699,43 @@ function adminOperations(): Operation[] {
     admin("get", "/release-keys", "List release keys", "releases", ok(r.lists.releaseKeys), {
       query: s.limitQuery,
     }),
+    admin(
+      "get",
+      "/install-windows",
+      "List install windows (when appliances may install)",
+      "releases",
+      ok(r.lists.installWindows),
+      { query: installWindowListQuery },
+    ),
+    admin(
+      "get",
+      "/install-windows/:scope/:value",
+      "One install window",
+      "releases",
+      ok(r.installWindow),
+      { params: installWindowParam },
+    ),
+    admin(
+      "put",
+      "/install-windows/:scope/:value",
+      "Set an appliance's, a site's or a model's install window",
+      "releases",
+      created(r.installWindow),
+      {
+        params: installWindowParam,
+        body: installWindowBody,
+        responses: { "201": "Created", "200": "Replaced (its revision goes up)" },
+        bodies: { "201": r.installWindow, "200": r.installWindow },
+      },
+    ),
+    admin(
+      "delete",
+      "/install-windows/:scope/:value",
+      "Remove an install window",
+      "releases",
+      gone,
+      { params: installWindowParam },
+    ),
     admin("delete", "/release-keys/:kid", "Retire a release key", "releases", gone, {
       params: s.kidParam,
       query: s.retireKeyQuery,

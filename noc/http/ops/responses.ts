@@ -296,6 +296,14 @@ export const applianceDetail = appliance.extend({
     ),
   dropped: z.array(z.string())
     .describe("What the agent left out of its latest beat to fit the NOC's limits, in words"),
+  installWindow: z.object({
+    start: z.string(),
+    end: z.string(),
+    timeZone: z.string(),
+    source: z.string().describe("`appliance`, `site:<name>` or `model:<name>`"),
+  }).nullable().describe(
+    "When it may install (its own window, else its site's, else its model's); null: at any time",
+  ),
   hostnameHistory: z.array(z.object({ hostname: z.string(), until: time }))
     .describe("The names it had before the one it reports now, newest first (at most 20)"),
   catalog: z.array(
@@ -587,6 +595,9 @@ export const assignment = z.object({
   pausedReason: z.string().nullable(),
   failureThresholdPercent: z.number().nullable(),
   minSample: z.number().int(),
+  urgent: z.boolean().describe("Installed even outside install windows"),
+  urgentBy: z.string().nullable().describe("Who made it urgent"),
+  urgentAt: time.nullable().describe("When it was made urgent"),
   createdAt: time,
   updatedAt: time,
   targetSize: count.describe("Appliances (not revoked) its target matches now"),
@@ -793,7 +804,24 @@ export const hold = z.object({
 });
 
 /** Lists of the above. */
+/** An install window (noc/http/admin/install_windows.ts). */
+export const installWindow = z.object({
+  id: z.number().int(),
+  scope: z.enum(["appliance", "site", "model"]),
+  value: z.string().describe("The appliance's UID, or the site's or model's name"),
+  start: z.string().describe("Opens at this local time, HH:MM"),
+  end: z.string().describe("Closes at this local time, HH:MM (before start: over midnight)"),
+  timeZone: z.string().describe("IANA time zone of start and end"),
+  reason: z.string(),
+  createdBy: z.string(),
+  createdAt: time,
+  updatedBy: z.string(),
+  updatedAt: time,
+  revision: z.number().int().describe("Its version: the ETag, for If-Match"),
+});
+
 export const lists = {
+  installWindows: paged(installWindow),
   enrollmentTokens: paged(enrollmentToken),
   appliances: items(appliance).extend({
     nextCursor: z.string().nullable(),
