@@ -30,6 +30,7 @@ import { createApp, type NocRole } from "./noc/app.ts";
 import { openDeps } from "./noc/deps.ts";
 import { statusDaemonJob } from "./noc/jobs/status_daemon.ts";
 import { startLivenessTicker } from "./noc/jobs/noc_time.ts";
+import { startDueTimer } from "./noc/jobs/due_timer.ts";
 import { noticeDeliveryJob } from "./noc/jobs/notice_delivery.ts";
 import { retentionJob } from "./noc/jobs/retention.ts";
 import { rolloutDaemonJob } from "./noc/jobs/rollout_daemon.ts";
@@ -70,6 +71,9 @@ async function start(role: NocRole): Promise<AppDeps> {
   // instance whose clock is off answers no appliance); the roles that sweep also record the NOC's
   // liveness, so a gap is credited before any sweep judges the fleet.
   await startLivenessTicker(deps, { record: adminRole }).first;
+  // The roles that sweep are woken at each appliance's deadline (its due time plus the grace),
+  // not only by the once-a-minute cron job (noc/jobs/due_timer.ts).
+  if (adminRole) startDueTimer(deps);
 
   let listener: Listener;
   try {

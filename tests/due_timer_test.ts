@@ -1,0 +1,110 @@
+/**
+ * Issue 23 item 0: the due timer (noc/jobs/due_timer.ts) sweeps at an appliance's deadline (its
+ * due time plus the grace), not at the next minute's cron job; an appliance a maintenance window
+ * holds does not make it spin; two instances at the same deadline raise one alert.
+ */
+import assert from "node:assert/strict";
+import {
+  count,
+  dbTest,
+  sampleBeat,
+  type TestAppliance,
+  type TestNoc,
+  testNoc,
+} from "./_harness.ts";
+import { ManualClock } from "../noc/clock.ts";
+import { dueTimerStep, nextDeadline } from "../noc/jobs/due_timer.ts";
+
+const settings = { reportIntervalS: 60, graceS: 30 };
+
+async function beat(noc: TestNoc, a: TestAppliance, seq: number) {
+  const res = await noc.app.request(
+    await a.request("POST", "/v1/beats", sampleBeat(seq, noc.clock.now())),
+  );
+  assert.equal(res.status, 200, await res.clone().text());
+}
+
+dbTest("dueTimerStep() sweeps at the deadline, to the second, and not before", async ({ db }) => {
+  const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+  const t0 = clock.now().getTime();
+  const noc = await testNoc(db, { clock, settings });
+  try {
+    const a = await noc.enrollAppliance();
+    await beat(noc, a, 1); // due at +60, alertable at +90
+    let cutoff = new Date(t0 - 30_000);
+    clock.set(new Date(t0 + 89_000));
+    let step = await dueTimerStep(noc.deps, cutoff);
+    assert.equal(step.deadline?.getTime(), t0 + 90_000);
+    assert.equal(step.swept, null, "not before its deadline");
+    clock.set(new Date(t0 + 90_000));
+    step = await dueTimerStep(noc.deps, step.cutoff);
+    assert.deepEqual(step.swept?.alerted, [a.uid], "at its deadline");
+    cutoff = step.cutoff;
+    // Nothing ahead now: no deadline, no sweep.
+    step = await dueTimerStep(noc.deps, cutoff);
+    assert.equal(step.deadline, null);
+    assert.equal(step.swept, null);
+  } finally {
+    await noc.deps.wakeups.close();
+  }
+});
+
+dbTest(
+  "an appliance a maintenance window holds does not make the due timer spin",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings });
+    try {
+      const held = await noc.enrollAppliance({ hostname: "held" });
+      const other = await noc.enrollAppliance({ hostname: "other" });
+      await beat(noc, held, 1);
+      clock.advance(100);
+      await beat(noc, other, 1); // alertable at +190
+      const w = await noc.admin("POST", "/v1/admin/maintenance", {
+        uid: held.uid,
+        endsAt: new Date(t0 + 3600_000).toISOString(),
+        reason: "rack move",
+      });
+      assert.equal(w.status, 201);
+      clock.set(new Date(t0 + 120_000));
+      // The held one's deadline (+90) has passed: one sweep, which leaves it; then the timer waits
+      // for the other's deadline, not for the held one again.
+      let step = await dueTimerStep(noc.deps, new Date(t0));
+      assert.deepEqual(step.swept?.alerted, []);
+      step = await dueTimerStep(noc.deps, step.cutoff);
+      assert.equal(step.swept, null, "no second sweep for the held appliance");
+      assert.equal(step.deadline?.getTime(), t0 + 190_000);
+      assert.equal((await nextDeadline(noc.deps, step.cutoff))?.getTime(), t0 + 190_000);
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
+
+dbTest("two instances whose timers fire at the same deadline raise one alert", async ({ db }) => {
+  const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+  const t0 = clock.now().getTime();
+  const one = await testNoc(db, { clock, settings });
+  const two = await testNoc(db, { clock, settings });
+  try {
+    const a = await one.enrollAppliance();
+    await beat(one, a, 1);
+    clock.set(new Date(t0 + 90_000));
+    const cutoff = new Date(t0);
+    const [x, y] = await Promise.all([
+      dueTimerStep(one.deps, cutoff),
+      dueTimerStep(two.deps, cutoff),
+    ]);
+    const alerted = [...(x.swept?.alerted ?? []), ...(y.swept?.alerted ?? [])];
+    assert.deepEqual(alerted, [a.uid]);
+    assert.equal(await count(db, "alerts"), 1);
+    assert.equal(
+      (await db.sql`select 1 from notices where kind = 'missed_heartbeat'`).length,
+      1,
+    );
+  } finally {
+    await one.deps.wakeups.close();
+    await two.deps.wakeups.close();
+  }
+});
