@@ -136,6 +136,46 @@ export function Confirm(
   );
 }
 
+/**
+ * A paged list's footer (docs/operations.md, "Lists and paging"): how many rows this page shows,
+ * whether more exist and the link to the next page (`path` with `keep` and `param` = the API's
+ * `nextCursor`), or a link back to the first page when this is not it. `id` names the footer
+ * (`<id>-pages`, the links' fragment).
+ */
+export function Pager(
+  props: {
+    id: string;
+    what: string;
+    shown: number;
+    next: string | null | undefined;
+    first: boolean;
+    path: string;
+    param?: string;
+    keep?: Record<string, string>;
+  },
+) {
+  const keep = props.keep ?? {};
+  const q = (extra: Record<string, string>) => {
+    const s = new URLSearchParams({ ...keep, ...extra }).toString();
+    return s ? `?${s}` : "";
+  };
+  const anchor = `#${props.id}-pages`;
+  return (
+    <nav aria-label={`${props.what} pages`} class="pages" id={`${props.id}-pages`}>
+      {props.shown} {props.what} shown{props.next ? ", more exist" : ""}.{" "}
+      {!props.first && <a href={`${props.path}${q({})}${anchor}`} rel="first">First page</a>}{" "}
+      {props.next && (
+        <a
+          href={`${props.path}${q({ [props.param ?? "cursor"]: props.next })}${anchor}`}
+          rel="next"
+        >
+          Next page of {props.what}
+        </a>
+      )}
+    </nav>
+  );
+}
+
 /** A state badge. */
 export function State(props: { state: string }) {
   return <span class={`state ${props.state}`}>{props.state}</span>;

@@ -263,3 +263,25 @@ export function nameOf(c: Context, name: string): string {
   }
   return v;
 }
+
+/**
+ * A console list's page from the request's query: `cursor` (the API's `nextCursor`, passed on as
+ * given: the API refuses one it never gave) and `limit` (1–1,000; `size` otherwise, the API's
+ * default page). `keep` is what a next-page link carries besides the cursor (a given `limit`).
+ */
+export function listPage(
+  c: Context,
+  size = 100,
+  names: { cursor?: string; limit?: string } = {},
+): { cursor?: string; limit: string; keep: Record<string, string>; first: boolean } {
+  const cursorName = names.cursor ?? "cursor", limitName = names.limit ?? "limit";
+  const cursor = c.req.query(cursorName)?.slice(0, 500) || undefined;
+  const given = c.req.query(limitName) ?? "";
+  const ok = /^[1-9][0-9]{0,3}$/.test(given) && Number(given) <= 1000;
+  return {
+    ...(cursor ? { cursor } : {}),
+    limit: ok ? given : String(size),
+    keep: ok ? { [limitName]: given } : {},
+    first: cursor === undefined,
+  };
+}

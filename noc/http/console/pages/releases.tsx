@@ -4,7 +4,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { bytes, Csrf, Layout, Time } from "../layout.tsx";
+import { bytes, Csrf, Layout, Pager, Time } from "../layout.tsx";
 import type { ConsoleEnv, PageDeps } from "../page.ts";
 import { back, field, formOf, html, kept, refused } from "../page.ts";
 import { refusal } from "../admin_client.ts";
@@ -34,29 +34,6 @@ const componentListSchema = z.object({
   })),
   nextCursor: z.string().nullable().optional(),
 });
-
-/**
- * A paged list's footer: how many rows this page shows, whether more exist and the link to the
- * next page (the page's other lists start again at their first page), or that this is the last.
- */
-function Pager(
-  props: { id: string; what: string; shown: number; next: string | null; first: boolean },
-) {
-  return (
-    <nav aria-label={`${props.what} pages`} class="pages" id={`${props.id}-pages`}>
-      {props.shown} {props.what} shown{props.next ? ", more exist" : ""}.{" "}
-      {!props.first && <a href={`/ui/releases#${props.id}-pages`} rel="first">First page</a>}{" "}
-      {props.next && (
-        <a
-          href={`/ui/releases?${new URLSearchParams({ [props.id]: props.next })}#${props.id}-pages`}
-          rel="next"
-        >
-          Next page of {props.what}
-        </a>
-      )}
-    </nav>
-  );
-}
 
 /**
  * `GET /ui/releases`; `POST /ui/releases/publish` (multipart, under the upload limit), through the
@@ -126,6 +103,8 @@ export function releasePages(p: PageDeps) {
           <h2>Assignments and rollouts</h2>
           <Assignments ctx={ctx} items={assignments} rollouts={rollouts} />
           <Pager
+            path="/ui/releases"
+            param="assignments"
             id="assignments"
             what="assignments"
             shown={assignments.length}
@@ -147,6 +126,8 @@ export function releasePages(p: PageDeps) {
           <h2>Holds</h2>
           <Holds ctx={ctx} items={holds} values={refill("hold")} />
           <Pager
+            path="/ui/releases"
+            param="holds"
             id="holds"
             what="holds"
             shown={holds.length}
@@ -195,6 +176,8 @@ export function releasePages(p: PageDeps) {
             ))}
           </table>
           <Pager
+            path="/ui/releases"
+            param="components"
             id="components"
             what="components"
             shown={components.length}
