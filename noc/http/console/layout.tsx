@@ -31,6 +31,7 @@ const nav: Array<[string, string]> = [
   ["/ui/tokens", "Enrolment"],
   ["/ui/local-servers", "Local servers"],
   ["/ui/maintenance", "Maintenance"],
+  ["/ui/install-windows", "Install windows"],
   ["/ui/operators", "Operators"],
   ["/ui/audit", "Audit"],
 ];

@@ -48,6 +48,7 @@ import { operatorPages } from "./pages/operators.tsx";
 import { auditPages } from "./pages/audit.tsx";
 import { maintenancePages } from "./pages/maintenance.tsx";
 import { phasedRolloutPages } from "./pages/phased_rollouts.tsx";
+import { installWindowPages } from "./pages/install_windows.tsx";
 
 /** The console's routes, as OpenAPI operations (tag `console`). */
 export const consoleOperations: Operation[] = (() => {
@@ -122,6 +123,13 @@ export const consoleOperations: Operation[] = (() => {
     op("get", "/maintenance", "Maintenance windows: open, list, end"),
     op("post", "/maintenance", "Open a maintenance window for a site or an appliance"),
     op("post", "/maintenance/:id/end", "End a maintenance window (after a confirmation)"),
+    op("get", "/install-windows", "Install windows: list, pages, set (or change) one"),
+    op("post", "/install-windows", "Set the install window of an appliance, a site or a model"),
+    op(
+      "post",
+      "/install-windows/:scope/:value/delete",
+      "Remove an install window (asks first)",
+    ),
     op("get", "/rollouts", "Phased rollouts: state filter, pages"),
     op("get", "/rollouts/new", "The form that starts a phased rollout"),
     op("post", "/rollouts", "Start a phased rollout (then shows it)"),
@@ -146,6 +154,7 @@ export const consoleWriteTable: ReadonlyArray<{ prefix: string; api: readonly st
   { prefix: "/alerts", api: ["/alerts"] },
   { prefix: "/sweep", api: ["/sweep"] },
   { prefix: "/maintenance", api: ["/maintenance"] },
+  { prefix: "/install-windows", api: ["/install-windows"] },
   { prefix: "/rollouts", api: ["/rollouts"] },
   { prefix: "/releases/publish", api: ["/packages", "/files"] },
   { prefix: "/releases/assign", api: ["/assignments"] },
@@ -415,6 +424,7 @@ export function consoleRoutes(deps: AppDeps, admin: AdminApp, internalKey: strin
     .route("/", auditPages(p))
     .route("/", maintenancePages(p))
     .route("/", phasedRolloutPages(p))
+    .route("/", installWindowPages(p))
     // Any other path: signed in, it is the app's 404; signed out, sign in first (as any page).
     .all("*", p.signedIn, (c) => c.notFound());
 

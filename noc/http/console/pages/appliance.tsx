@@ -9,11 +9,11 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { bytes, Confirm, Csrf, Layout, type PageContext, State, Time } from "../layout.tsx";
+import { bytes, Confirm, Csrf, Layout, type PageContext, Pager, State, Time } from "../layout.tsx";
 import { LineChart } from "../charts.tsx";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, idOf, kept, refused, uidOf } from "../page.ts";
-import { refusal } from "../admin_client.ts";
+import { back, field, formOf, html, idOf, kept, listPage, refused, uidOf } from "../page.ts";
+import { type AdminClient, refusal } from "../admin_client.ts";
 import { applianceSchema } from "./appliances.tsx";
 import { ifMatch, refusalOf, touched, Versioned } from "../revisions.tsx";
 
@@ -47,6 +47,47 @@ const identityConflictSchema = z.object({
   })),
 });
 
+/** An install window as the appliance detail gives it (`source`: `appliance`, `site:lab`, …). */
+const installWindowShape = z.object({
+  start: z.string(),
+  end: z.string(),
+  timeZone: z.string(),
+  source: z.string(),
+});
+type AppliedWindow = z.infer<typeof installWindowShape>;
+
+/**
+ * The install window that applies to `a`: the detail's `installWindow`, or, from an API that does
+ * not give it, the first of the appliance's, its site's and its model's windows.
+ */
+async function installWindowOf(
+  api: AdminClient,
+  a: {
+    uid: string;
+    site: string | null;
+    model: string;
+    installWindow?: AppliedWindow | null | undefined;
+  },
+): Promise<AppliedWindow | null> {
+  if (a.installWindow !== undefined) return a.installWindow;
+  const tries: Array<["appliance" | "site" | "model", string | null]> = [
+    ["appliance", a.uid],
+    ["site", a.site],
+    ["model", a.model],
+  ];
+  for (const [scope, value] of tries) {
+    if (!value) continue;
+    const res = await api["install-windows"][":scope"][":value"].$get({ param: { scope, value } });
+    if (!res.ok) {
+      await res.body?.cancel();
+      continue;
+    }
+    const w = installWindowShape.omit({ source: true }).parse(await res.json());
+    return { ...w, source: scope === "appliance" ? "appliance" : `${scope}:${value}` };
+  }
+  return null;
+}
+
 /** What the page reads of `GET /appliances/:uid` (an appliance record, then typed fields). */
 const detailSchema = applianceSchema.extend({
   lastReport: z.unknown(),
@@ -54,6 +95,8 @@ const detailSchema = applianceSchema.extend({
   problems: z.array(z.object({ code: z.string(), message: z.string() })).default([]),
   dropped: z.array(z.string()).default([]),
   hostnameHistory: z.array(z.object({ hostname: z.string(), until: z.string() })).default([]),
+  /** The install window that applies (absent from an API before install windows). */
+  installWindow: installWindowShape.nullish(),
   catalog: z.array(componentRef),
   installOutcomes: z.array(componentRef.extend({
     outcome: z.string(),
@@ -114,6 +157,7 @@ const holdsSchema = z.object({
     createdAt: z.string(),
     revision: z.number().optional(),
   })),
+  nextCursor: z.string().nullable().optional(),
 });
 
 const refusalsSchema = z.object({
@@ -413,13 +457,25 @@ export function appliancePages(p: PageDeps) {
         );
       }
       const a = detailSchema.parse(await res.json());
-      const [configRes, holdsRes, refusedRes] = await Promise.all([
+      // Its holds page on their own: `?holds=` (a nextCursor), `?holdsLimit=`.
+      const holdPage = listPage(c, 100, { cursor: "holds", limit: "holdsLimit" });
+      const [configRes, holdsRes, refusedRes, installWindow] = await Promise.all([
         c.var.api.appliances[":uid"].configuration.$get({ param: { uid } }),
-        c.var.api.holds.$get({ query: { uid } }),
+        c.var.api.holds.$get({
+          query: {
+            uid,
+            limit: holdPage.limit,
+            ...(holdPage.cursor ? { cursor: holdPage.cursor } : {}),
+          },
+        }),
         c.var.api["auth-failures"].$get({ query: { uid, limit: "20" } }),
+        installWindowOf(c.var.api, a),
       ]);
       const config = configRes.ok ? (await configRes.json()).items : [];
-      const holds = holdsRes.ok ? holdsSchema.parse(await holdsRes.json()).items : [];
+      const holdList = holdsRes.ok
+        ? holdsSchema.parse(await holdsRes.json())
+        : { items: [], nextCursor: null };
+      const holds = holdList.items;
       const refusals = refusedRes.ok ? refusalsSchema.parse(await refusedRes.json()).items : [];
       const should = a.catalog;
       const report: Report = (() => {
@@ -476,6 +532,11 @@ export function appliancePages(p: PageDeps) {
             Enrolled <Time at={a.enrolledAt} />, last beat <Time at={a.lastBeatAt} />, next due{" "}
             <Time at={a.nextDueAt} />, agent {a.agentVersion ?? "?"}, interval {a.intervalS} s
             {a.revokedAt ? `, revoked: ${a.revokedReason}` : ""}
+          </p>
+          <p class="muted" id="install-window">
+            {installWindow
+              ? `Installs: ${installWindow.start}–${installWindow.end} ${installWindow.timeZone} (${installWindow.source})`
+              : "Installs: at any time"} · <a href="/ui/install-windows">install windows</a>
           </p>
           {a.revokedAt && (
             <p id="revoked" class="flash error">
@@ -627,6 +688,18 @@ export function appliancePages(p: PageDeps) {
                 ))}
               </table>
             )}
+          {(holds.length > 0 || !holdPage.first) && (
+            <Pager
+              id="holds"
+              what="holds"
+              shown={holds.length}
+              next={holdList.nextCursor}
+              first={holdPage.first}
+              path={`/ui/appliances/${a.uid}`}
+              param="holds"
+              keep={holdPage.keep}
+            />
+          )}
           <form method="post" action={`/ui/appliances/${a.uid}/hold`} class="panel" id="hold">
             <Csrf ctx={ctx} />
             <label>

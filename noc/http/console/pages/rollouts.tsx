@@ -18,7 +18,7 @@ import { ifMatch, refusalOf, touched, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import type { Child } from "hono/jsx";
 import { z } from "zod";
-import { Confirm, Csrf, Layout, type PageContext } from "../layout.tsx";
+import { Confirm, Csrf, Layout, type PageContext, Time } from "../layout.tsx";
 import type { AdminClient } from "../admin_client.ts";
 import { refusal } from "../admin_client.ts";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
@@ -60,6 +60,10 @@ const assignmentListSchema = z.object({
     failureThresholdPercent: z.number().nullish(),
     minSample: z.number().nullish(),
     revision: z.number().optional(),
+    /** Installed even outside install windows (absent from an API before install windows). */
+    urgent: z.boolean().default(false),
+    urgentBy: z.string().nullish(),
+    urgentAt: z.string().nullish(),
     targetSize: z.number().default(0),
     progress: z.object({
       installed: z.number(),
@@ -310,6 +314,10 @@ export function AssignForm(
           value={v["minSample"] ?? "5"}
         />
       </label>
+      <label class="check">
+        <input type="checkbox" name="urgent" value="yes" checked={v["urgent"] === "yes"} />{" "}
+        urgent: installs outside install windows
+      </label>
       <button type="submit">Assign</button>
     </form>
   );
@@ -426,6 +434,21 @@ function AssignmentTable(
                       : `running at ${a.rolloutPercent} %`} · gate: {gateText(a)}
                   </>
                 )}
+              {a.urgent && (
+                <>
+                  {" "}· <b class="urgent" data-urgent>urgent</b>: installs outside install windows
+                  {(a.urgentBy || a.urgentAt) && (
+                    <>
+                      {" "}(made urgent{a.urgentBy ? ` by ${a.urgentBy}` : ""}
+                      {a.urgentAt && (
+                        <>
+                          {" "}at <Time at={a.urgentAt} />
+                        </>
+                      )})
+                    </>
+                  )}
+                </>
+              )}
             </td>
             <td class="num" data-delivered>
               <CountLink a={a} states={[]} n={a.progress.sent} what="delivered" />
@@ -496,6 +519,10 @@ function AssignmentTable(
                       size={6}
                       value={String(a.minSample ?? 5)}
                     />
+                  </label>
+                  <label class="check">
+                    <input type="checkbox" name="urgent" value="yes" checked={a.urgent} />{" "}
+                    urgent: installs outside install windows
                   </label>
                   <button type="submit" aria-label={`Save rollout of ${name}`}>Save</button>
                 </form>
@@ -662,6 +689,7 @@ export function rolloutActions(p: PageDeps) {
           rolloutPercent: percent,
           ...gate,
           ...(field(form, "allowUnknownTarget") === "yes" ? { allowUnknownTarget: true } : {}),
+          ...(field(form, "urgent") === "yes" ? { urgent: true } : {}),
         },
       });
       if (!res.ok) {
@@ -677,8 +705,8 @@ export function rolloutActions(p: PageDeps) {
         c,
         to,
         `Assigned ${release(a)} to ${size} appliances; gate: ${gateText(a)}${
-          a.targetSize === 0 ? ". No appliance has this target yet" : ""
-        }`,
+          a.urgent ? "; urgent: installs outside install windows" : ""
+        }${a.targetSize === 0 ? ". No appliance has this target yet" : ""}`,
       );
     })
     .post("/releases/assignments/:id", p.signedIn, async (c) => {
@@ -703,6 +731,10 @@ export function rolloutActions(p: PageDeps) {
           ? { failureThresholdPercent: threshold ?? null }
           : {}),
         ...(touched(form, "minSample") && minSample !== undefined ? { minSample } : {}),
+        // A form rendered before the checkbox existed (no `was.urgent`) leaves urgency alone.
+        ...("was.urgent" in form && touched(form, "urgent")
+          ? { urgent: field(form, "urgent") === "yes" }
+          : {}),
       };
       if (Object.keys(json).length === 0) {
         return back(c, to, `Rollout of ${release(before)}: nothing changed`);
@@ -796,6 +828,7 @@ function editable(a: Assignment): Record<string, string> {
     rolloutPercent: String(a.rolloutPercent),
     failureThresholdPercent: a.failureThresholdPercent ? String(a.failureThresholdPercent) : "",
     minSample: String(a.minSample ?? 5),
+    urgent: a.urgent ? "yes" : "",
   };
 }
 
@@ -847,6 +880,13 @@ export function changeText(before: Assignment, after: Assignment): string {
   }
   if (gateText(before) !== gateText(after)) {
     parts.push(`gate: ${gateText(before)} → ${gateText(after)}`);
+  }
+  if (before.urgent !== after.urgent) {
+    parts.push(
+      after.urgent
+        ? "now urgent: installs outside install windows"
+        : "no longer urgent: installs inside install windows",
+    );
   }
   return parts.length === 0
     ? `Rollout of ${release(after)}: nothing changed`
