@@ -98,6 +98,7 @@ import {
 } from "../protocol/fileinfo.ts";
 import { endorseKey } from "../protocol/release_keys.ts";
 import { nameSchema } from "../protocol/schemas.ts";
+import { knownTimeZone } from "../protocol/install_window.ts";
 import { onlyFlags, parseCommandLine, UsageError, usageExitCode } from "../protocol/util/args.ts";
 import * as ro from "./rollouts.ts";
 
@@ -308,6 +309,32 @@ const flagSpecs = {
   },
   note: { type: "string", arg: "<text>", about: "rollouts: a note kept in the timeline" },
   after: { type: "string", arg: "<uid>", about: "rollouts appliances: next page (printed)" },
+  urgent: {
+    type: "boolean",
+    arg: "",
+    about: "assign: install even outside the appliances' install windows (recorded)",
+  },
+  scope: {
+    type: "string",
+    arg: "appliance|site|model",
+    about: "install-windows: only the windows of appliances, sites or models",
+  },
+  start: { type: "string", arg: "<HH:MM>", about: "install-windows set: opens at (local time)" },
+  end: {
+    type: "string",
+    arg: "<HH:MM>",
+    about: "install-windows set: closes at (local time; before --start: over midnight)",
+  },
+  tz: {
+    type: "string",
+    arg: "<zone>",
+    about: "install-windows set: the IANA time zone of --start and --end (Europe/Berlin, UTC)",
+  },
+  "allow-unknown": {
+    type: "boolean",
+    arg: "",
+    about: "install-windows set: a site or model no appliance has yet",
+  },
 } as const;
 
 type FlagName = keyof typeof flagSpecs;
@@ -442,6 +469,7 @@ const commands: Record<string, Command> = {
           "gate",
           "min-sample",
           "allow-unknown-target",
+          "urgent",
           "json",
         ],
         "assign a component version to appliances",
@@ -551,6 +579,22 @@ const commands: Record<string, Command> = {
         ["note", "json"],
         "start the next phase now, whatever the figures (or complete after the last)",
       ),
+    },
+  },
+  "install-windows": {
+    default: "list",
+    forms: {
+      list: form(
+        [],
+        ["scope", "limit", "cursor", "json"],
+        "install windows: when the appliances of a site, a model or one appliance may install",
+      ),
+      set: form(
+        ["<scope>", "<value>"],
+        ["start", "end", "tz", "reason", "allow-unknown", "json"],
+        "set the install window of an appliance (UID), a site or a model (created or replaced)",
+      ),
+      remove: form(["<scope>", "<value>"], ["json"], "remove an install window"),
     },
   },
   "local-servers": {
@@ -800,7 +844,41 @@ const assignment = z.object({
   rolloutPercent: z.number(),
   failureThresholdPercent: z.number().nullish(),
   minSample: z.number().nullish(),
+  urgent: z.boolean().optional(),
 });
+const installWindow = z.object({
+  scope: z.string(),
+  value: z.string(),
+  start: z.string(),
+  end: z.string(),
+  timeZone: z.string(),
+  reason: z.string(),
+  updatedBy: nullableText,
+  updatedAt: nullableText,
+});
+const installWindowList = z.object({
+  items: z.array(installWindow),
+  nextCursor: nullableText.optional(),
+});
+const windowScopes = ["appliance", "site", "model"] as const;
+
+/** The `<scope>` word (or `--scope`): appliance, site or model; anything else is a usage error. */
+function windowScope(v: string, what: string): string {
+  if (!(windowScopes as readonly string[]).includes(v)) {
+    throw new UsageError(`${what} must be appliance, site or model, not "${v.slice(0, 60)}"`);
+  }
+  return v;
+}
+
+/** `--start`/`--end`: a time of day, HH:MM on a 24-hour clock. */
+function timeOfDay(ctx: Ctx, name: "start" | "end"): string {
+  const v = need(ctx, name);
+  if (!/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(v)) {
+    throw new UsageError(`--${name} must be a time of day, HH:MM (00:00-23:59), not "${v}"`);
+  }
+  return v;
+}
+
 const nocKeys = z.object({ encryptionKey: z.string() });
 const localServerList = z.object({
   items: z.array(z.object({
@@ -1463,6 +1541,7 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         ...(gate === undefined ? {} : { failureThresholdPercent: gate }),
         ...(minSample === undefined ? {} : { minSample }),
         ...(ctx.flags["allow-unknown-target"] ? { allowUnknownTarget: true } : {}),
+        ...(ctx.flags.urgent ? { urgent: true } : {}),
       });
     } catch (e) {
       // Not published as this kind: say so when it is published as the other one.
@@ -1482,7 +1561,9 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
     const gated = a.failureThresholdPercent
       ? `, gate ${a.failureThresholdPercent}% failed of at least ${a.minSample ?? "?"}`
       : ", no health gate";
-    return `Assignment ${a.id}: ${a.kind} ${a.app}/${a.name}@${a.version} to ${target}, rollout ${a.rolloutPercent}%${gated}`;
+    return `Assignment ${a.id}: ${a.kind} ${a.app}/${a.name}@${a.version} to ${target}, rollout ${a.rolloutPercent}%${gated}${
+      a.urgent ? ", urgent (installs outside install windows)" : ""
+    }`;
   },
 
   async wake(ctx) {
@@ -1742,6 +1823,68 @@ const handlers: Record<string, (ctx: Ctx) => Promise<string>> = {
         reason: need(ctx, "reason"),
       }),
     );
+  },
+
+  async "install-windows list"(ctx) {
+    const q = pageParams(ctx);
+    const scope = flag(ctx, "scope");
+    if (scope !== undefined) q.set("scope", windowScope(scope, "--scope"));
+    const body = await call(ctx, "GET", `/v1/admin/install-windows?${q}`);
+    if (ctx.flags.json) return json(body);
+    const r = read(installWindowList, body);
+    if (r.items.length === 0) {
+      return "No install windows: appliances install at any time." + more(body);
+    }
+    return table(
+      ["for", "window", "time zone", "reason", "set by", "at"],
+      r.items.map((w) => [
+        `${w.scope} ${w.value}`,
+        `${w.start}-${w.end}`,
+        w.timeZone,
+        w.reason,
+        w.updatedBy ?? "",
+        w.updatedAt ?? "",
+      ]),
+    ) + more(body);
+  },
+
+  async "install-windows set"(ctx) {
+    const scope = windowScope(ctx.words[0]!, "<scope>");
+    const value = ctx.words[1]!;
+    const start = timeOfDay(ctx, "start"), end = timeOfDay(ctx, "end");
+    if (start === end) {
+      throw new UsageError(
+        "--start and --end are the same time: a window must be open part of the day",
+      );
+    }
+    const timeZone = need(ctx, "tz");
+    if (!knownTimeZone(timeZone)) {
+      throw new UsageError(
+        `--tz must be an IANA time zone (Europe/Berlin, UTC), not "${timeZone}"`,
+      );
+    }
+    const reason = flag(ctx, "reason");
+    const body = await call(ctx, "PUT", `/v1/admin/install-windows/${scope}/${seg(value)}`, {
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        start,
+        end,
+        timeZone,
+        ...(reason === undefined ? {} : { reason }),
+        ...(ctx.flags["allow-unknown"] ? { allowUnknown: true } : {}),
+      }),
+    });
+    if (ctx.flags.json) return json(body);
+    const w = read(installWindow, body);
+    return `Install window of ${w.scope} ${w.value}: ${w.start}-${w.end} ${w.timeZone}`;
+  },
+
+  async "install-windows remove"(ctx) {
+    const scope = windowScope(ctx.words[0]!, "<scope>");
+    const value = ctx.words[1]!;
+    await call(ctx, "DELETE", `/v1/admin/install-windows/${scope}/${seg(value)}`);
+    if (ctx.flags.json) return json({ removed: { scope, value } });
+    return `Removed the install window of ${scope} ${value}`;
   },
 
   async "local-servers list"(ctx) {
