@@ -133,7 +133,7 @@ dbTest(
     // A hold's release.
     const hold = await api("POST", "/holds", { uid, reason: "incident" });
     assert.match(
-      await ui.post(`/ui/appliances/${uid}/holds/${hold.id}/delete`, { revision: "9" }),
+      await ui.post(`/ui/appliances/${uid}/holds/${hold.id}/delete`, { revision: "1" }),
       stale,
     );
     assert.equal((await api("GET", `/holds?uid=${uid}`)).items.length, 1);

@@ -137,7 +137,7 @@ export async function putWindow(
     on conflict (scope_type, scope_value) do update set starts = excluded.starts,
       ends = excluded.ends, time_zone = excluded.time_zone, reason = excluded.reason,
       updated_by = excluded.updated_by, updated_at = excluded.updated_at,
-      revision = install_windows.revision + 1
+      revision = nextval('revisions')
     returning *, (xmax = 0) as created`;
   await bumpCatalogEpoch(tx);
   return { window: asStored(r!), created: r!.created };

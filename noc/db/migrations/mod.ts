@@ -37,6 +37,7 @@ import scheduleChanges from "./026_schedule_changes.sql" with { type: "text" };
 import revisions from "./027_revisions.sql" with { type: "text" };
 import installWindows from "./028_install_windows.sql" with { type: "text" };
 import recentSeqs from "./029_recent_seqs.sql" with { type: "text" };
+import revisionSequence from "./030_revision_sequence.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -77,4 +78,5 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "027_revisions.sql", sql: revisions },
   { name: "028_install_windows.sql", sql: installWindows },
   { name: "029_recent_seqs.sql", sql: recentSeqs },
+  { name: "030_revision_sequence.sql", sql: revisionSequence },
 ]);
