@@ -2,9 +2,9 @@
 import { ifMatch, refusalOf, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { z } from "zod";
-import { Confirm, Csrf, Layout } from "../layout.tsx";
+import { Confirm, Csrf, Layout, Pager } from "../layout.tsx";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, kept, nameOf, refused } from "../page.ts";
+import { back, field, formOf, html, kept, listPage, nameOf, refused } from "../page.ts";
 import { refusal } from "../admin_client.ts";
 
 /** What the page reads of `GET /apps/:app/fileinfo` (the API types an entry as a record). */
@@ -28,10 +28,11 @@ async function fileinfoPage(
   appName: string,
   confirm?: Parameters<typeof Layout>[0]["children"],
 ) {
+  // A page at a time (`?cursor=`, `?limit=`), by file name.
+  const page = listPage(c);
   const res = await c.var.api.apps[":app"].fileinfo.$get({
     param: { app: encodeURIComponent(appName) },
-    // The API's largest page; more than that is said below the list, not left out silently.
-    query: { limit: "1000" },
+    query: { limit: page.limit, ...(page.cursor ? { cursor: page.cursor } : {}) },
   });
   const list = res.ok
     ? fileinfoListSchema.safeExtend({ nextCursor: z.string().nullable().optional() })
@@ -45,13 +46,6 @@ async function fileinfoPage(
     <Layout title={`fileinfo: ${appName}`} ctx={ctx}>
       {!res.ok && <p class="flash error" role="alert">{await refusal(res)}</p>}
       {confirm}
-      {list.nextCursor && (
-        <p class="muted" id="fileinfo-more">
-          The first {items.length}{" "}
-          files are shown; more exist (GET /v1/admin/apps/{appName}/fileinfo?cursor={list
-            .nextCursor}).
-        </p>
-      )}
       <table id="fileinfo">
         <tr>
           <th>file</th>
@@ -82,6 +76,15 @@ async function fileinfoPage(
           </tr>
         ))}
       </table>
+      <Pager
+        id="fileinfo"
+        what="files"
+        shown={items.length}
+        next={list.nextCursor ?? null}
+        first={page.first}
+        path={`/ui/apps/${encodeURIComponent(appName)}/fileinfo`}
+        keep={page.keep}
+      />
       <h2>Save</h2>
       <form method="post" action={`/ui/apps/${appName}/fileinfo`} class="panel">
         <Csrf ctx={ctx} />

@@ -5,9 +5,9 @@
 import { ifMatch, refusalOf, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { z } from "zod";
-import { bytes, Confirm, Csrf, Layout, State, Time } from "../layout.tsx";
+import { bytes, Confirm, Csrf, Layout, Pager, State, Time } from "../layout.tsx";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, kept, refused } from "../page.ts";
+import { back, field, formOf, html, kept, listPage, refused } from "../page.ts";
 import { ApiError } from "../../../../protocol/http/errors.ts";
 
 /** What the page reads of a local server (the API types it as a record). */
@@ -39,14 +39,27 @@ function serverIdOf(c: ConsoleContext): string {
   return v;
 }
 
-async function listServers(c: ConsoleContext): Promise<LocalServer[]> {
-  const res = await c.var.api["local-servers"].$get({ query: {} });
-  return res.ok
-    ? z.object({ items: z.array(localServerSchema) }).parse(await res.json()).items
-    : [];
+/** A page of local servers, by site then id (`?cursor=`, `?limit=`). */
+async function listServers(c: ConsoleContext) {
+  const page = listPage(c);
+  const res = await c.var.api["local-servers"].$get({
+    query: { limit: page.limit, ...(page.cursor ? { cursor: page.cursor } : {}) },
+  });
+  const list = res.ok
+    ? z.object({
+      items: z.array(localServerSchema),
+      nextCursor: z.string().nullable().optional(),
+    }).parse(await res.json())
+    : { items: [] as LocalServer[], nextCursor: null };
+  return { items: list.items, nextCursor: list.nextCursor ?? null, page };
 }
 
-function serversPage(c: ConsoleContext, items: LocalServer[], confirm?: unknown) {
+function serversPage(
+  c: ConsoleContext,
+  list: Awaited<ReturnType<typeof listServers>>,
+  confirm?: unknown,
+) {
+  const items = list.items;
   const ctx = c.var.page;
   // A page asking to confirm is not refreshed under the operator's hands.
   return (
@@ -97,7 +110,16 @@ function serversPage(c: ConsoleContext, items: LocalServer[], confirm?: unknown)
           </tr>
         ))}
       </table>
-      {items.length === 0 && (
+      <Pager
+        id="local-servers"
+        what="local servers"
+        shown={items.length}
+        next={list.nextCursor}
+        first={list.page.first}
+        path="/ui/local-servers"
+        keep={list.page.keep}
+      />
+      {items.length === 0 && list.page.first && (
         <p class="muted">
           None yet: create a token “for a local component server” on the Enrolment page.
         </p>
@@ -117,8 +139,10 @@ export function localServerPage(p: PageDeps) {
       const form = await formOf(c);
       const reason = field(form, "reason");
       if (field(form, "confirmed") !== "yes" || !reason) {
-        const items = await listServers(c);
-        const s = items.find((x) => x.id === id);
+        const list = await listServers(c);
+        // The one asked about, whichever page of the list it is on.
+        const one = await c.var.api["local-servers"][":id"].$get({ param: { id } });
+        const s = one.ok ? localServerSchema.parse(await one.json()) : undefined;
         if (!s) {
           throw new ApiError(404, "not_found", `Local component server "${id}" does not exist`);
         }
@@ -127,7 +151,7 @@ export function localServerPage(p: PageDeps) {
           c,
           serversPage(
             c,
-            items,
+            list,
             <Confirm
               ctx={c.var.page}
               what={`Revoke local server ${s.name} of site ${s.site}? Catalogs stop listing it at once, its appliances fetch from the NOC instead, and it cannot enrol again with its identity.`}

@@ -6,9 +6,9 @@
 import { ifMatch, refusalOf, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { z } from "zod";
-import { Confirm, Csrf, Layout, Time } from "../layout.tsx";
+import { Confirm, Csrf, Layout, Pager, Time } from "../layout.tsx";
 import type { ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, idOf, kept, refused } from "../page.ts";
+import { back, field, formOf, html, idOf, kept, listPage, refused } from "../page.ts";
 import { type AdminClient, refusal } from "../admin_client.ts";
 
 const windowListSchema = z.object({
@@ -26,6 +26,7 @@ const windowListSchema = z.object({
     endedBy: z.string().nullable(),
     revision: z.number().optional(),
   })),
+  nextCursor: z.string().nullable().optional(),
 });
 type MaintenanceWindow = z.infer<typeof windowListSchema>["items"][number];
 
@@ -80,13 +81,22 @@ export function maintenancePages(p: PageDeps) {
     .get("/maintenance", p.signedIn, async (c) => {
       const ctx = c.var.page;
       const now = p.deps.clock.now();
+      // A page at a time, newest first (`?cursor=`, `?limit=`): the three sections show it.
+      const page = listPage(c);
       const [res, sites] = await Promise.all([
         c.var.api.maintenance.$get({
-          query: { endedSince: new Date(now.getTime() - endedWithinMs).toISOString() },
+          query: {
+            endedSince: new Date(now.getTime() - endedWithinMs).toISOString(),
+            limit: page.limit,
+            ...(page.cursor ? { cursor: page.cursor } : {}),
+          },
         }),
         knownSites(c.var.api),
       ]);
-      const windows = res.ok ? windowListSchema.parse(await res.json()).items : [];
+      const list = res.ok
+        ? windowListSchema.parse(await res.json())
+        : { items: [] as MaintenanceWindow[], nextCursor: null };
+      const windows = list.items;
       const k = kept(c);
       const site = k["site"] ?? c.req.query("site") ?? "";
       const appliance = k["appliance"] ?? c.req.query("appliance") ?? "";
@@ -154,6 +164,15 @@ export function maintenancePages(p: PageDeps) {
           <Windows items={of("upcoming")} ctx={ctx} end={ctx.role !== "viewer"} />
           <h2 id="ended">Ended in the last 7 days</h2>
           <Windows items={of("ended")} ctx={ctx} />
+          <Pager
+            id="windows"
+            what="windows"
+            shown={windows.length}
+            next={list.nextCursor}
+            first={page.first}
+            path="/ui/maintenance"
+            keep={page.keep}
+          />
         </Layout>,
         res.status,
       );

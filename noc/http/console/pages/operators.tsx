@@ -14,9 +14,9 @@ import { ifMatch, refusalOf, touched, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { z } from "zod";
-import { Confirm, Csrf, Layout, Time } from "../layout.tsx";
+import { Confirm, Csrf, Layout, Pager, Time } from "../layout.tsx";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, idOf, kept, refused } from "../page.ts";
+import { back, field, formOf, html, idOf, kept, listPage, refused } from "../page.ts";
 import { refusal } from "../admin_client.ts";
 import { sessionCookie } from "../../../services/console_sessions.ts";
 import {
@@ -62,10 +62,16 @@ function RoleSelect(props: { name: string; value?: string | undefined; id?: stri
 
 type Child = Parameters<typeof Layout>[0]["children"];
 
-function operatorsPage(c: ConsoleContext, items: OperatorRow[] | null, confirm?: Child) {
+function operatorsPage(
+  c: ConsoleContext,
+  list:
+    | { items: OperatorRow[]; nextCursor: string | null; page: ReturnType<typeof listPage> }
+    | null,
+  confirm?: Child,
+) {
   const ctx = c.var.page;
   const form = kept(c);
-  if (items === null) {
+  if (list === null) {
     return (
       <Layout title="Operators" ctx={ctx}>
         <p id="operators-forbidden">
@@ -75,6 +81,7 @@ function operatorsPage(c: ConsoleContext, items: OperatorRow[] | null, confirm?:
       </Layout>
     );
   }
+  const items = list.items;
   return (
     <Layout title="Operators" ctx={ctx}>
       {confirm}
@@ -198,6 +205,15 @@ function operatorsPage(c: ConsoleContext, items: OperatorRow[] | null, confirm?:
           </tr>
         ))}
       </table>
+      <Pager
+        id="operators"
+        what="operators"
+        shown={items.length}
+        next={list.nextCursor}
+        first={list.page.first}
+        path="/ui/operators"
+        keep={list.page.keep}
+      />
     </Layout>
   );
 }
@@ -251,12 +267,19 @@ function newTokenPage(
   );
 }
 
-async function listOperators(c: ConsoleContext): Promise<OperatorRow[] | null> {
-  // The API's largest page (operators are people: far fewer).
-  const res = await c.var.api.operators.$get({ query: { limit: "1000" } });
+/** A page of operators, by name (`?cursor=`, `?limit=`); null when the caller may not read them. */
+async function listOperators(c: ConsoleContext) {
+  const page = listPage(c);
+  const res = await c.var.api.operators.$get({
+    query: { limit: page.limit, ...(page.cursor ? { cursor: page.cursor } : {}) },
+  });
   if (res.status === 403) return null;
   if (!res.ok) throw new Error(`operators: ${res.status}`);
-  return z.object({ items: z.array(operatorSchema) }).parse(await res.json()).items;
+  const list = z.object({
+    items: z.array(operatorSchema),
+    nextCursor: z.string().nullable().optional(),
+  }).parse(await res.json());
+  return { items: list.items, nextCursor: list.nextCursor ?? null, page };
 }
 
 /**

@@ -10,9 +10,9 @@ import { ifMatch, refusalOf, Versioned } from "../revisions.tsx";
 import { Hono } from "hono";
 import { getCookie } from "hono/cookie";
 import { z } from "zod";
-import { Confirm, Csrf, Layout, Time } from "../layout.tsx";
+import { Confirm, Csrf, Layout, Pager, Time } from "../layout.tsx";
 import type { ConsoleContext, ConsoleEnv, PageDeps } from "../page.ts";
-import { back, field, formOf, html, idOf, kept, refused } from "../page.ts";
+import { back, field, formOf, html, idOf, kept, listPage, refused } from "../page.ts";
 import { refusal } from "../admin_client.ts";
 import { sessionCookie } from "../../../services/console_sessions.ts";
 import {
@@ -45,12 +45,25 @@ const createdSchema = z.object({
   expiresAt: z.string(),
 });
 
+/** A page of tokens, newest first (`?cursor=`, `?limit=`). */
 async function listTokens(c: ConsoleContext) {
-  const res = await c.var.api["enrollment-tokens"].$get({ query: { limit: "100" } });
-  return res.ok ? z.object({ items: z.array(tokenSchema) }).parse(await res.json()).items : [];
+  const page = listPage(c);
+  const res = await c.var.api["enrollment-tokens"].$get({
+    query: { limit: page.limit, ...(page.cursor ? { cursor: page.cursor } : {}) },
+  });
+  const list = res.ok
+    ? z.object({ items: z.array(tokenSchema), nextCursor: z.string().nullable().optional() })
+      .parse(await res.json())
+    : { items: [], nextCursor: null };
+  return { items: list.items, nextCursor: list.nextCursor ?? null, page };
 }
 
-function tokensPage(c: ConsoleContext, items: z.infer<typeof tokenSchema>[], confirm?: Child) {
+function tokensPage(
+  c: ConsoleContext,
+  list: Awaited<ReturnType<typeof listTokens>>,
+  confirm?: Child,
+) {
+  const items = list.items;
   const ctx = c.var.page;
   const form = kept(c);
   const opt = (name: string, value: string, text: string) => (
@@ -129,6 +142,15 @@ function tokensPage(c: ConsoleContext, items: z.infer<typeof tokenSchema>[], con
           </tr>
         ))}
       </table>
+      <Pager
+        id="tokens"
+        what="tokens"
+        shown={items.length}
+        next={list.nextCursor}
+        first={list.page.first}
+        path="/ui/tokens"
+        keep={list.page.keep}
+      />
     </Layout>
   );
 }
@@ -293,8 +315,8 @@ export function tokenPages(p: PageDeps) {
       const id = idOf(c);
       const form = await formOf(c);
       if (field(form, "confirmed") !== "yes") {
-        const items = await listTokens(c);
-        const t = items.find((x) => String(x.id) === id);
+        const list = await listTokens(c);
+        const t = list.items.find((x) => String(x.id) === id);
         const what = `Revoke enrolment token ${id}${t?.label ? ` (${t.label})` : ""}${
           t?.site ? ` for site ${t.site}` : ""
         }? Nothing can enrol with it afterwards; this cannot be undone.`;
@@ -302,7 +324,7 @@ export function tokenPages(p: PageDeps) {
           c,
           tokensPage(
             c,
-            items,
+            list,
             <Confirm
               ctx={c.var.page}
               what={what}
