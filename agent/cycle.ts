@@ -640,6 +640,8 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
         kind: entry.kind,
         code: "install_deferred",
         message: decision.message,
+        // The NOC counts the appliance as waiting (not failing) only until then.
+        opensAt: decision.opensAt.toISOString(),
       });
       ctx.log.info("install_deferred", {
         component: label,
@@ -901,6 +903,7 @@ function beatCycle(c: CycleSummary): BeatCycle {
           ...(nameOk(p.app) ? { app: p.app } : {}),
           ...(nameOk(p.name) ? { name: p.name } : {}),
           ...(p.version ? { version: clean(p.version, 128) } : {}),
+          ...(p.opensAt && !Number.isNaN(Date.parse(p.opensAt)) ? { opensAt: p.opensAt } : {}),
         })),
       }
       : {}),

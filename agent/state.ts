@@ -69,6 +69,8 @@ const problemSchema = z.object({
   app: z.string().optional(),
   name: z.string().optional(),
   version: z.string().optional(),
+  /** `install_deferred`: when its install window opens next (ISO 8601). */
+  opensAt: z.string().optional(),
 });
 
 /** Something refused or failed in a cycle, reported in the next SecureBeat. */

@@ -120,6 +120,8 @@ export function beatSchema(maxAppDataBytes: number) {
         app: nameSchema.optional(),
         name: nameSchema.optional(),
         version: label(128).optional(),
+        /** `install_deferred`: when the install window opens next. */
+        opensAt: isoTime.optional(),
       })).max(100).optional(),
     }),
     apps: z.record(nameSchema, z.record(text(128), z.unknown()))

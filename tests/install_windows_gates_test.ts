@@ -10,9 +10,18 @@ import { createRollout, getRollout } from "../noc/services/phased_rollouts.ts";
 import { rolloutProgress } from "../noc/services/rollouts.ts";
 import { deliver, fleet, membersByPhase, outcome, pass, plan, ref, report } from "./_rollouts.ts";
 
-/** `uids` report running app/pkg 1, their last cycle deferring app/pkg `version`. */
-async function deferring(noc: TestNoc, uids: readonly string[], version: string) {
+/**
+ * `uids` report running app/pkg 1, their last cycle deferring app/pkg `version` to a window that
+ * opens `opensInS` seconds from now.
+ */
+async function deferring(
+  noc: TestNoc,
+  uids: readonly string[],
+  version: string,
+  opensInS = 3600,
+) {
   const now = noc.clock.now();
+  const opensAt = new Date(now.getTime() + opensInS * 1000).toISOString();
   const beat = sampleBeat(1, now, {
     components: [ref("1")],
     lastCycle: {
@@ -24,6 +33,7 @@ async function deferring(noc: TestNoc, uids: readonly string[], version: string)
         version,
         code: "install_deferred",
         message: "outside its install window 02:00–04:00 UTC (site:lab)",
+        opensAt,
       }],
     },
   });
@@ -41,18 +51,22 @@ async function goMissing(noc: TestNoc, uids: readonly string[], at: Date) {
 }
 
 dbTest(
-  "an appliance missing while it waits for its install window is pending, not a failure",
+  "an appliance missing before its install window opened is pending; after, it counts",
   async ({ db }) => {
-    const { noc, uids } = await fleet(db, 4);
+    const { noc, uids } = await fleet(db, 6);
     await deliver(noc, uids, "2");
     await deferring(noc, uids.slice(0, 2), "2");
-    await report(noc, uids.slice(2), "1");
+    // Two said their window opens in a minute: they went missing after it opened (review 22a:
+    // an install that kills its appliance inside the window must count).
+    await deferring(noc, uids.slice(2, 4), "2", 60);
+    await report(noc, uids.slice(4), "1");
+    noc.clock.advance(120);
     await goMissing(noc, uids, noc.clock.now());
     const p = (await rolloutProgress(db.sql, [ref("2")])).get("package/app/pkg/2")!;
-    // The two that said install_deferred are pending; the two that did not are missing.
+    // Missing before their window opened: pending. After, or without a deferral: missing.
     assert.equal(p.states.pending, 2, JSON.stringify(p));
-    assert.equal(p.states.missing, 2, JSON.stringify(p));
-    assert.equal(p.failed, 2, "only those two count against the release");
+    assert.equal(p.states.missing, 4, JSON.stringify(p));
+    assert.equal(p.failed, 4, "those four count against the release");
   },
 );
 

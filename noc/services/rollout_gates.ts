@@ -654,7 +654,7 @@ export async function rolloutFigures(
         -- The report is read only for a member that missed a beat and reported no install.
         count(*) filter (where case when x.last >= w.started then w.control or w.at is not null
           or not exists (select 1 from appliances d where d.uid = w.uid
-            and deferred_in(d.last_report, w.kind, w.app, w.name, w.version))
+            and deferred_in(d.last_report, w.kind, w.app, w.name, w.version, x.last))
           else false end)::int as missed
       from who w
       left join missed x on x.uid = w.uid

@@ -52,8 +52,9 @@ export interface ComponentRef {
  * - `other`: it runs a version that is neither the release nor one published before it, and that
  *   the NOC has not sent it since.
  * - `missing`: it has an open missed-heartbeat alert (whatever it last ran), unless its last report
- *   said the release's install waited for its install window (`install_deferred`): then it is
- *   judged as if present (issue 22 item 5: gates count from install time).
+ *   said the release's install waited for an install window that opens after it went missing
+ *   (`install_deferred` with `opensAt`): then it is judged as if present (issue 22 item 5: gates
+ *   count from install time; once the window opened, the install may be what silenced it).
  * - `superseded`: it runs a version the NOC sent it after the release (a newer release, or an
  *   operator's return to an older one): no longer this rollout's business.
  */
@@ -166,7 +167,7 @@ function classified(refs: ComponentRef[], scope?: MemberScope): Fragment {
         ap.hostname, ap.site, ap.missing_since, ap.last_beat_at, run.running, true as delivered,
         true as explained,
         ap.missing_since is not null and deferred_in(ap.last_report, rel.kind, rel.app, rel.name,
-          rel.version) as deferred
+          rel.version, ap.missing_since) as deferred
       from releases rel
       `,
     deliveriesOf(scope),
@@ -274,7 +275,7 @@ export function classifiedPhases(scopes: readonly PhaseScope[]): Fragment {
         d.uid is not null and ap.missing_since is null and run.running is distinct from rel.version
           as explained,
         ap.missing_since is not null and deferred_in(run.rep, rel.kind, rel.app, rel.name,
-          rel.version) as deferred
+          rel.version, ap.missing_since) as deferred
       from releases rel
       cross join lateral (
         select uid from rollout_members where rollout_id = rel.key and phase = rel.phase

@@ -13,7 +13,8 @@
  *   un-alerted fleet's due times later by the difference ({@link holdForSmallerGrace}), so each
  *   appliance keeps the moment it would have been paged until its next beat sets a new due time.
  * - **Maintenance end**: a window holds its appliances for one interval plus the grace after it
- *   ends (the status daemon's sweep), whether it ran out or an operator ended or deleted it.
+ *   ends (the status daemon's sweep), whether it ran out or an operator ended it. A deleted window
+ *   holds nothing any more (delete only one opened by mistake).
  * - **Site moves**: an appliance moved out of a site whose window holds it (or did within that
  *   tail) gets one interval from the move to beat ({@link holdDueAfterSiteMove}).
  *

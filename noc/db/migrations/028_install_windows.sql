@@ -25,15 +25,20 @@ alter table assignments
   add column urgent_by text,
   add column urgent_at timestamptz;
 
--- Whether `report` (an appliance's last SecureBeat) says the install of component kind/app/name
--- version waited for its install window (`install_deferred` in its last cycle's problems): a
--- rollout does not count such an appliance missing against the release (noc/services/rollouts.ts).
-create function deferred_in(report jsonb, kind text, app text, name text, version text)
+-- Whether `report` (an appliance's last SecureBeat) says that at `at` the install of component
+-- kind/app/name version was still waiting for its install window: an `install_deferred` problem
+-- in its last cycle whose window opens after `at` (`opensAt`). A rollout does not count such an
+-- appliance missing (or its missed beats) against the release; once the window has opened, it
+-- does — the install may be what silenced it (noc/services/rollouts.ts, review 22a).
+create function deferred_in(report jsonb, kind text, app text, name text, version text,
+    at timestamptz)
   returns boolean language sql immutable parallel safe as $$
     select coalesce(jsonb_typeof(report->'lastCycle'->'problems') = 'array' and exists (
       select 1 from jsonb_array_elements(report->'lastCycle'->'problems') p
       where p->>'code' = 'install_deferred' and p->>'kind' = kind and p->>'app' = app
-        and p->>'name' = name and p->>'version' = version), false)
+        and p->>'name' = name and p->>'version' = version
+        and jsonb_typeof(p->'opensAt') = 'string'
+        and (p->>'opensAt')::timestamptz > at), false)
   $$;
 
 -- Making an assignment urgent is a change an operator sees: it bumps its revision (migration 027).
