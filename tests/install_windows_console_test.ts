@@ -103,30 +103,39 @@ dbTest(
     );
 
     // Change…: the form filled with the row, conditional on its revision.
-    const id = (await noc.admin("GET", "/v1/admin/install-windows/site/lab")).body.id;
+    const read = async () => (await noc.admin("GET", "/v1/admin/install-windows/site/lab")).body;
+    const { id, revision: r1 } = await read();
     const edit = await page(s, `/ui/install-windows?edit=${id}`);
-    assert.match(edit, /name="revision" value="1"/);
+    assert.match(edit, new RegExp(`name="revision" value="${r1}"`));
     assert.match(edit, /name="timeZone"[^>]*value="Europe\/Berlin"/);
     assert.equal(
-      await s.post("/ui/install-windows", { ...window, end: "05:00", revision: "1" }),
+      await s.post("/ui/install-windows", { ...window, end: "05:00", revision: String(r1) }),
       "Install window of site lab changed: 02:00–05:00 Europe/Berlin",
     );
-    // Saved against revision 1 again: someone changed it since, nothing is saved.
-    const stale = await s.post("/ui/install-windows", { ...window, end: "06:00", revision: "1" });
+    // Saved against the first revision again: someone changed it since, nothing is saved.
+    const stale = await s.post("/ui/install-windows", {
+      ...window,
+      end: "06:00",
+      revision: String(r1),
+    });
+    const r2 = String((await read()).revision);
     assert.match(stale, /^Changed by someone else .*now: 02:00–05:00 Europe\/Berlin/);
 
     // Remove…: asked first, then removed with the row's revision (a stale one is refused).
-    const ask = await postRaw(noc, s, "/ui/install-windows/site/lab/delete", { revision: "2" });
+    const ask = await postRaw(noc, s, "/ui/install-windows/site/lab/delete", { revision: r2 });
     assert.equal(ask.status, 200);
     assert.match(ask.text, /Remove the install window of site lab\?/);
     assert.match(ask.text, /name="confirmed" value="yes"/);
-    assert.match(ask.text, /name="revision" value="2"/);
+    assert.match(ask.text, new RegExp(`name="revision" value="${r2}"`));
     assert.match(
-      await s.post("/ui/install-windows/site/lab/delete", { confirmed: "yes", revision: "1" }),
+      await s.post("/ui/install-windows/site/lab/delete", {
+        confirmed: "yes",
+        revision: String(r1),
+      }),
       /^Changed by someone else/,
     );
     assert.equal(
-      await s.post("/ui/install-windows/site/lab/delete", { confirmed: "yes", revision: "2" }),
+      await s.post("/ui/install-windows/site/lab/delete", { confirmed: "yes", revision: r2 }),
       "Install window of site lab removed",
     );
     assert.doesNotMatch(await page(s, "/ui/install-windows"), /data-window="site:lab"/);
@@ -225,7 +234,7 @@ dbTest(
     assert.match(r, /urgent: installs outside install windows/);
 
     const saved = {
-      revision: "1",
+      revision: String((await noc.admin("GET", `/v1/admin/assignments/${id}`)).body.revision),
       "was.rolloutPercent": "100",
       rolloutPercent: "100",
       "was.urgent": "",
