@@ -25,6 +25,7 @@ import { refusalGate } from "./http/middleware/appliance_auth.ts";
 import { clockGate } from "./http/middleware/clock_gate.ts";
 import type { AppEnv } from "./http/env.ts";
 import { requestLog } from "./http/middleware/request_log.ts";
+import { admission } from "./http/middleware/admission.ts";
 import { enrollRoutes } from "./http/v1/enroll.ts";
 import { beatRoutes } from "./http/v1/beats.ts";
 import { keyRoutes } from "./http/v1/keys.ts";
@@ -71,6 +72,9 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
     .use(requestLog(deps))
     .use(secureHeaders({ crossOriginResourcePolicy: false, overwrite: false }))
     .route("/healthz", healthRoutes(deps))
+    // Past its class's slots and queue a request is answered 503 at once, before anything is read
+    // (noc/services/admission.ts).
+    .use(admission(deps))
     // An address that has used up its refusals gets 429 before anything else is done.
     .use(refusalGate(deps))
     .route("/metrics", metricsRoutes(deps))

@@ -48,6 +48,14 @@ export interface Settings {
   maxUploadBytes: number;
   /** A bearer token that may read `/metrics` (admin tokens always may). */
   metricsToken: string | null;
+  /** Admission control (noc/services/admission.ts): check-in slots (`NOC_MAX_IN_FLIGHT`). */
+  maxInFlight: number;
+  /** Check-ins waiting for a slot (`NOC_MAX_QUEUE`). */
+  maxQueue: number;
+  /** The longest a request waits for a slot, ms (`NOC_MAX_QUEUE_WAIT_MS`). */
+  maxQueueWaitMs: number;
+  /** The `Retry-After` of a 503 overloaded, seconds (`NOC_RETRY_AFTER_S`; up to half more, random). */
+  retryAfterS: number;
   /** Signed requests per appliance per minute, per instance (0: no limit). */
   rateAppliancePerMin: number;
   /** Signed requests per local component server per minute, per instance. */
@@ -138,6 +146,10 @@ export const defaultSettings: Settings = {
   trustProxy: false,
   maxUploadBytes: 4 * 1024 ** 3,
   metricsToken: null,
+  maxInFlight: 64,
+  maxQueue: 512,
+  maxQueueWaitMs: 10_000,
+  retryAfterS: 60,
   rateAppliancePerMin: 120,
   rateLocalServerPerMin: 1200,
   rateEnrollPerMin: 300,
@@ -189,6 +201,10 @@ const envSchema = z.object({
   NOC_MAX_UPLOAD_BYTES: int(1024, 2 ** 53 - 1).default(defaultSettings.maxUploadBytes),
   NOC_MAX_BODY_BYTES: int(16 * 1024, 16 * 1024 * 1024).default(defaultSettings.maxBodyBytes),
   NOC_MAX_APP_DATA_BYTES: int(1024, 1024 * 1024).default(defaultSettings.maxAppDataBytes),
+  NOC_MAX_IN_FLIGHT: int(1, 100_000).default(defaultSettings.maxInFlight),
+  NOC_MAX_QUEUE: int(0, 1_000_000).default(defaultSettings.maxQueue),
+  NOC_MAX_QUEUE_WAIT_MS: int(1, 600_000).default(defaultSettings.maxQueueWaitMs),
+  NOC_RETRY_AFTER_S: int(1, 86_400).default(defaultSettings.retryAfterS),
   NOC_METRICS_TOKEN: z.string().min(24, "NOC_METRICS_TOKEN must be at least 24 characters")
     .optional(),
   NOC_RATE_APPLIANCE_PER_MIN: int(0, 1_000_000).default(defaultSettings.rateAppliancePerMin),
@@ -371,6 +387,10 @@ export function loadConfig(
       maxBodyBytes: e.NOC_MAX_BODY_BYTES,
       maxAppDataBytes: e.NOC_MAX_APP_DATA_BYTES,
       metricsToken: e.NOC_METRICS_TOKEN ?? null,
+      maxInFlight: e.NOC_MAX_IN_FLIGHT,
+      maxQueue: e.NOC_MAX_QUEUE,
+      maxQueueWaitMs: e.NOC_MAX_QUEUE_WAIT_MS,
+      retryAfterS: e.NOC_RETRY_AFTER_S,
       rateAppliancePerMin: e.NOC_RATE_APPLIANCE_PER_MIN,
       rateLocalServerPerMin: e.NOC_RATE_LOCAL_SERVER_PER_MIN,
       rateEnrollPerMin: e.NOC_RATE_ENROLL_PER_MIN,

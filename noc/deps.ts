@@ -26,6 +26,7 @@ import { fleetOverviewCache } from "./services/fleet_overview.ts";
 import { loadNocKeys } from "./services/startup_secrets.ts";
 import { resignFileinfo } from "./services/fileinfo.ts";
 import { createAuthorities } from "./services/authorities.ts";
+import { createAdmission } from "./services/admission.ts";
 
 /** Builds a NOC instance's dependencies: `resources` plus every cache, limiter and batcher. */
 export function createDeps(resources: DepsResources): AppDeps {
@@ -39,6 +40,7 @@ export function createDeps(resources: DepsResources): AppDeps {
       resources.settings.catalogUrl,
       resources.settings.componentUrl,
     ]),
+    admission: createAdmission(resources.settings),
   };
 }
 

@@ -41,5 +41,7 @@ export interface AppEnv {
     admin: string;
     /** This request's id (`hono/request-id`: the client's `X-Request-Id` when well-formed). */
     requestId: string;
+    /** Milliseconds it waited for admission (noc/http/middleware/admission.ts). */
+    queuedMs: number;
   };
 }

@@ -1,4 +1,5 @@
 /** What services, jobs and routes are built from: `AppDeps` (made by `createDeps()` in noc/deps.ts; tests build their own). */
+import type { Admission } from "./admission.ts";
 import type { Clock } from "../clock.ts";
 import type { Settings } from "../config.ts";
 import type { Db } from "../db/db.ts";
@@ -48,4 +49,6 @@ export interface AppDeps extends DepsResources {
   fleetOverview: FleetOverviewCache;
   /** Which signed `@authority` values name this NOC (configured public hosts, or its listener). */
   authorities: Authorities;
+  /** Admission control: bounded work in flight and queues per class (services/admission.ts). */
+  admission: Admission;
 }

@@ -39,6 +39,9 @@ const counters = {
   noc_alerts_raised_total: "Missed-heartbeat alerts raised by this instance's sweeps",
   noc_identity_refusals_total: "Refused appliance identities (bad token or signature)",
   noc_log_lines_dropped_total: "Log lines dropped because the log's reader fell behind",
+  noc_shed_total:
+    "Requests answered 503 overloaded without being processed, by class and reason (queue_full, " +
+    "queue_timeout, client_gone)",
   noc_audit_failures_total:
     "Audit log writes that failed, by stage (before a change: refused 503; after: outcome unknown)",
 } as const;
@@ -46,6 +49,8 @@ const counters = {
 const histograms = {
   noc_http_request_duration_seconds: "HTTP request latency, by method, route and status class",
   noc_sweep_duration_seconds: "Status daemon pass duration",
+  noc_queue_wait_seconds:
+    "Time a request waited for admission before it was processed or shed, by class",
 } as const;
 
 /** A counter's name. */

@@ -51,6 +51,7 @@ export const roleTable: ReadonlyArray<{ prefix: string; read: Role; write: Role 
   { prefix: "/assignments", read: "viewer", write: "operator" },
   { prefix: "/holds", read: "viewer", write: "operator" },
   { prefix: "/rollouts", read: "viewer", write: "operator" },
+  { prefix: "/install-windows", read: "viewer", write: "operator" },
   { prefix: "/me", read: "viewer", write: "admin" },
   { prefix: "/audit", read: "operator", write: "admin" },
   { prefix: "/release-keys", read: "viewer", write: "admin" },

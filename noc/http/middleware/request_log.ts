@@ -40,6 +40,8 @@ export function requestLog(deps: Pick<AppDeps, "log" | "metrics" | "settings">):
       path: c.req.path,
       status: c.res.status,
       ms: Math.round(seconds * 10000) / 10,
+      // The part of it spent waiting for admission (noc/http/middleware/admission.ts).
+      ...(c.get("queuedMs") ? { queuedMs: c.get("queuedMs") } : {}),
     });
   };
 }

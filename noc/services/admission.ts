@@ -1,0 +1,165 @@
+/**
+ * Admission control (issue 23 item 1): a bounded amount of work in flight and a bounded queue
+ * per class of request; past them a request is answered at once — 503 `overloaded` with
+ * `Retry-After` — before its body is read or its signature checked
+ * (noc/http/middleware/admission.ts). Measured before it (the issue): offered twice its capacity,
+ * the NOC queued without bound (p99 25 s, memory 301 → 920 MiB), shed nothing, and finished work
+ * its clients had abandoned.
+ *
+ * Classes, each with its own slots and queue, so that what matters most is served first and the
+ * operators can still work during an appliance overload:
+ *
+ * - `checkin`: enrolments and SecureBeats (`NOC_MAX_IN_FLIGHT` slots, `NOC_MAX_QUEUE` waiting);
+ * - `fetch`: catalogs, install reports, keys, local servers' syncs (half of each: shed first);
+ * - `download`: component downloads (a quarter of the slots: long, streamed);
+ * - `admin`: the admin API and the console (slots of their own, 16, queue 64).
+ *
+ * Not counted: `/healthz`, `/metrics`, the OpenAPI document and the wake-up long poll (idle
+ * while it waits; bounded by its own per-appliance limits).
+ *
+ * A request waits in its class's queue at most `NOC_MAX_QUEUE_WAIT_MS`; one whose client has gone
+ * meanwhile (its request's signal aborted) is dropped when it would start, never processed. The
+ * time waited is the request log's `queuedMs` and the histogram `noc_queue_wait_seconds`; each
+ * shed request counts in `noc_shed_total` by class and reason.
+ *
+ * Hand-written (a few dozen lines) because it is on the hot path of every request and needs
+ * per-class bounds and abort-aware waiting that general-purpose limiters do not give together.
+ *
+ * @module
+ */
+
+/** A class of requests, with its own slots and queue. */
+export type AdmissionClass = "checkin" | "fetch" | "download" | "admin";
+
+/** Its bounds. */
+export interface ClassBounds {
+  /** Requests processed at once. */
+  inFlight: number;
+  /** Requests waiting for a slot. */
+  queue: number;
+}
+
+/** The admission settings (docs/operations.md, "Throughput"). */
+export interface AdmissionSettings {
+  /** `checkin` slots; `fetch` gets half, `download` a quarter. */
+  maxInFlight: number;
+  /** `checkin` queue; `fetch` and `download` get half. */
+  maxQueue: number;
+  /** The longest a request waits for a slot, milliseconds. */
+  maxQueueWaitMs: number;
+  /** The `Retry-After` of a 503, seconds. */
+  retryAfterS: number;
+}
+
+/** What {@link Admission.enter} gave. */
+export type Entry =
+  | { ok: true; queuedMs: number; leave: () => void }
+  | { ok: false; reason: "queue_full" | "queue_timeout" | "client_gone"; queuedMs: number };
+
+/** Admission for one NOC instance (built in `createDeps()`). */
+export interface Admission {
+  /** The bounds of each class. */
+  readonly bounds: Record<AdmissionClass, ClassBounds>;
+  /** The `Retry-After` of a 503, seconds. */
+  readonly retryAfterS: number;
+  /**
+   * Takes a slot of `cls` at once, or waits in its queue (at most the settings' wait, or until
+   * `signal` aborts); a full queue is refused at once. A slot taken must be given back with
+   * `leave()` (once).
+   */
+  enter(cls: AdmissionClass, signal?: AbortSignal): Promise<Entry>;
+  /** Requests in flight and waiting, per class (for `/metrics` and tests). */
+  load(): Record<AdmissionClass, { inFlight: number; queued: number }>;
+}
+
+/** The bounds of each class from the settings. */
+export function classBounds(s: AdmissionSettings): Record<AdmissionClass, ClassBounds> {
+  const part = (n: number, d: number) => Math.max(1, Math.floor(n / d));
+  return {
+    checkin: { inFlight: s.maxInFlight, queue: s.maxQueue },
+    fetch: { inFlight: part(s.maxInFlight, 2), queue: part(s.maxQueue, 2) },
+    download: { inFlight: part(s.maxInFlight, 4), queue: part(s.maxQueue, 2) },
+    admin: { inFlight: 16, queue: 64 },
+  };
+}
+
+type Waiter = { grant: () => void };
+
+/** Creates the admission of one instance. */
+export function createAdmission(s: AdmissionSettings): Admission {
+  const bounds = classBounds(s);
+  const state = Object.fromEntries(
+    (Object.keys(bounds) as AdmissionClass[]).map((
+      c,
+    ) => [c, { inFlight: 0, queue: [] as Waiter[] }]),
+  ) as Record<AdmissionClass, { inFlight: number; queue: Waiter[] }>;
+  const leaver = (cls: AdmissionClass) => {
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      const st = state[cls];
+      const next = st.queue.shift();
+      // The slot passes straight to the next waiter (first come, first served).
+      if (next) next.grant();
+      else st.inFlight--;
+    };
+  };
+  return {
+    bounds,
+    retryAfterS: s.retryAfterS,
+    load: () =>
+      Object.fromEntries(
+        Object.entries(state).map((
+          [c, st],
+        ) => [c, { inFlight: st.inFlight, queued: st.queue.length }]),
+      ) as Record<AdmissionClass, { inFlight: number; queued: number }>,
+    async enter(cls, signal) {
+      const st = state[cls];
+      const b = bounds[cls];
+      if (signal?.aborted) return { ok: false, reason: "client_gone", queuedMs: 0 };
+      if (st.inFlight < b.inFlight) {
+        st.inFlight++;
+        return { ok: true, queuedMs: 0, leave: leaver(cls) };
+      }
+      if (st.queue.length >= b.queue) return { ok: false, reason: "queue_full", queuedMs: 0 };
+      const started = performance.now();
+      const outcome = await new Promise<"granted" | "timeout" | "gone">((resolve) => {
+        const waiter: Waiter = {
+          grant: () => {
+            cleanup();
+            resolve("granted");
+          },
+        };
+        const drop = (why: "timeout" | "gone") => {
+          const i = st.queue.indexOf(waiter);
+          if (i >= 0) st.queue.splice(i, 1);
+          cleanup();
+          resolve(why);
+        };
+        const timer = setTimeout(() => drop("timeout"), s.maxQueueWaitMs);
+        const onAbort = () => drop("gone");
+        const cleanup = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        st.queue.push(waiter);
+      });
+      const queuedMs = performance.now() - started;
+      if (outcome === "granted") {
+        // Granted, but its client left just then: the slot goes on to the next, unused.
+        if (signal?.aborted) {
+          leaver(cls)();
+          return { ok: false, reason: "client_gone", queuedMs };
+        }
+        return { ok: true, queuedMs, leave: leaver(cls) };
+      }
+      return {
+        ok: false,
+        reason: outcome === "timeout" ? "queue_timeout" : "client_gone",
+        queuedMs,
+      };
+    },
+  };
+}

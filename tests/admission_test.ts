@@ -1,0 +1,113 @@
+// deno-lint-ignore-file no-explicit-any
+/**
+ * Issue 23 item 1: admission control (noc/services/admission.ts, noc/http/middleware/admission.ts).
+ * Bounded work in flight and queues per class; past them, 503 `overloaded` with `Retry-After` at
+ * once, before the body is read or the signature checked; a request whose client has gone is not
+ * processed; the admin API keeps its own slots during an appliance overload; the wait is measured.
+ */
+import assert from "node:assert/strict";
+import { dbTest, sampleBeat, testNoc } from "./_harness.ts";
+import { createAdmission } from "../noc/services/admission.ts";
+import { admissionClass } from "../noc/http/middleware/admission.ts";
+
+const settings = { maxInFlight: 2, maxQueue: 1, maxQueueWaitMs: 60_000, retryAfterS: 30 };
+
+Deno.test("createAdmission() grants slots, queues one, refuses past the queue at once", async () => {
+  const a = createAdmission(settings);
+  const one = await a.enter("checkin");
+  const two = await a.enter("checkin");
+  assert.ok(one.ok && two.ok);
+  const waiting = a.enter("checkin");
+  assert.deepEqual(a.load().checkin, { inFlight: 2, queued: 1 });
+  const full = await a.enter("checkin");
+  assert.deepEqual(full, { ok: false, reason: "queue_full", queuedMs: 0 });
+  // Another class is not affected.
+  const admin = await a.enter("admin");
+  assert.ok(admin.ok);
+  if (one.ok) one.leave();
+  const third = await waiting;
+  assert.ok(third.ok, "the slot passed to the one waiting");
+  assert.ok(third.queuedMs >= 0);
+  assert.deepEqual(a.load().checkin, { inFlight: 2, queued: 0 });
+  if (one.ok) one.leave(); // twice: no effect
+  assert.equal(a.load().checkin.inFlight, 2);
+});
+
+Deno.test("createAdmission() drops a waiter whose client went away, and one that waited too long", async () => {
+  const a = createAdmission({ ...settings, maxInFlight: 1, maxQueueWaitMs: 20 });
+  const held = await a.enter("fetch");
+  assert.ok(held.ok);
+  const gone = new AbortController();
+  const w = a.enter("fetch", gone.signal);
+  gone.abort();
+  assert.equal((await w as any).reason, "client_gone");
+  assert.equal(a.load().fetch.queued, 0);
+  const slow = await a.enter("fetch");
+  assert.equal((slow as any).reason, "queue_timeout");
+  if (held.ok) held.leave();
+  assert.equal(a.load().fetch.inFlight, 0, "nothing leaked");
+  const aborted = new AbortController();
+  aborted.abort();
+  assert.equal((await a.enter("fetch", aborted.signal) as any).reason, "client_gone");
+});
+
+Deno.test("admissionClass() puts check-ins first, exempts health, metrics and wake-ups", () => {
+  assert.equal(admissionClass("POST", "/v1/beats"), "checkin");
+  assert.equal(admissionClass("POST", "/v1/enroll"), "checkin");
+  assert.equal(admissionClass("GET", "/v1/catalog"), "fetch");
+  assert.equal(admissionClass("GET", "/v1/components/7"), "download");
+  assert.equal(admissionClass("GET", "/v1/admin/fleet"), "admin");
+  assert.equal(admissionClass("POST", "/ui/releases"), "admin");
+  for (const p of ["/healthz", "/metrics", "/openapi.json", "/v1/wake"]) {
+    assert.equal(admissionClass("GET", p), null, p);
+  }
+});
+
+dbTest(
+  "an overloaded NOC answers 503 with Retry-After before reading or checking; admin still served",
+  async ({ db }) => {
+    const noc = await testNoc(db, { settings: { maxInFlight: 1, maxQueue: 0 } });
+    try {
+      const a = await noc.enrollAppliance();
+      // One beat in flight: its body trickles in, so it holds the only check-in slot.
+      let release!: () => void;
+      const gate = new Promise<void>((r) => release = r);
+      const req = await a.request("POST", "/v1/beats", sampleBeat(1, noc.clock.now()));
+      const bytes = new Uint8Array(await req.arrayBuffer());
+      const slowBody = new ReadableStream<Uint8Array>({
+        async start(c) {
+          await gate;
+          c.enqueue(bytes);
+          c.close();
+        },
+      });
+      const first = noc.app.request(
+        new Request(req.url, { method: "POST", headers: req.headers, body: slowBody }),
+      );
+      await new Promise((r) => setTimeout(r, 0));
+      const nonces = async () =>
+        (await db.sql<{ n: number }>`select count(*)::int as n from request_nonces`)[0]!.n;
+      const before = await nonces();
+      const shed = await noc.app.request(
+        await a.request("POST", "/v1/beats", sampleBeat(2, noc.clock.now())),
+      );
+      assert.equal(shed.status, 503);
+      const body = await shed.json();
+      assert.equal(body.error, "overloaded");
+      const retry = Number(shed.headers.get("retry-after"));
+      assert.ok(retry >= 60 && retry < 90, `Retry-After ${retry}`);
+      assert.equal(await nonces(), before, "nothing read or written for it");
+      // The admin API has slots of its own.
+      assert.equal((await noc.admin("GET", "/v1/admin/fleet")).status, 200);
+      release();
+      assert.equal((await first).status, 200, "the one in flight completes");
+      const metrics = await (await noc.app.request("/metrics", {
+        headers: { authorization: `Bearer ${noc.adminToken}` },
+      })).text();
+      assert.match(metrics, /noc_shed_total\{class="checkin",reason="queue_full"\} 1/);
+      assert.match(metrics, /noc_queue_wait_seconds_count\{class="checkin"\} [1-9]/);
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
