@@ -9,6 +9,7 @@ import { z } from "zod";
 import type { ParseArgsOptionsConfig } from "node:util";
 import { readJson } from "../protocol/util/atomic_file.ts";
 import { parseCommandLine, UsageError } from "../protocol/util/args.ts";
+import { DEFAULT_BACKOFF_BASE_S, DEFAULT_START_SPREAD_S } from "./back_pressure.ts";
 
 /** The agent's version, reported in every SecureBeat. */
 export const agentVersion = "1.0.0";
@@ -52,6 +53,16 @@ export interface AgentConfig {
   wakeWaitS: number;
   /** Accept files over plain HTTP (development only; files are unsigned). */
   allowHttpFiles: boolean;
+  /**
+   * The back-off's base after a failed cycle, seconds: the n-th failure in a row waits a random
+   * time up to `min(interval, backoffBaseS × 2^(n−1))` (agent/back_pressure.ts).
+   */
+  backoffBaseS: number;
+  /**
+   * `run` waits a random time up to `min(interval, startSpreadS)` before its first cycle (not
+   * after a fresh enrolment); 0 runs it at once.
+   */
+  startSpreadS: number;
   /** `text` for people, `json` for machines, `auto` picks by whether stdout is a terminal. */
   log: "auto" | "json" | "text";
 }
@@ -70,6 +81,8 @@ const fileSchema = z.strictObject({
   downloadIdleS: z.number().int().min(1).max(3600).optional(),
   wakeWaitS: z.number().int().min(0).max(60).optional(),
   allowHttpFiles: z.boolean().optional(),
+  backoffBaseS: z.number().int().min(1).max(86400).optional(),
+  startSpreadS: z.number().int().min(0).max(86400).optional(),
   log: z.enum(["auto", "json", "text"]).optional(),
 });
 
@@ -94,6 +107,8 @@ export const agentOptions = {
   "install-timeout": { type: "string" },
   "health-timeout": { type: "string" },
   "download-idle": { type: "string" },
+  "backoff-base": { type: "string" },
+  "start-spread": { type: "string" },
   mounts: { type: "string" },
   "allow-http-files": { type: "boolean" },
   json: { type: "boolean" },
@@ -114,6 +129,8 @@ export const commandFlags: Record<"enroll" | "run" | "once" | "status", readonly
     "install-timeout",
     "health-timeout",
     "download-idle",
+    "backoff-base",
+    "start-spread",
     "mounts",
     "allow-http-files",
     "hostname",
@@ -125,6 +142,8 @@ export const commandFlags: Record<"enroll" | "run" | "once" | "status", readonly
     "install-timeout",
     "health-timeout",
     "download-idle",
+    "backoff-base",
+    "start-spread",
     "mounts",
     "allow-http-files",
     "hostname",
@@ -202,6 +221,8 @@ function fromStrings(
     downloadIdleS: int(names.downloadIdleS, src[names.downloadIdleS], 1, 3600),
     wakeWaitS: int(names.wakeWaitS, src[names.wakeWaitS], 0, 60),
     allowHttpFiles: bool(names.allowHttpFiles, src[names.allowHttpFiles]),
+    backoffBaseS: int(names.backoffBaseS, src[names.backoffBaseS], 1, 86400),
+    startSpreadS: int(names.startSpreadS, src[names.startSpreadS], 0, 86400),
     log: log as AgentConfig["log"] | undefined,
   });
 }
@@ -218,6 +239,8 @@ const envNames = {
   downloadIdleS: "NOC_AGENT_DOWNLOAD_IDLE_S",
   wakeWaitS: "NOC_AGENT_WAKE_WAIT_S",
   allowHttpFiles: "NOC_AGENT_ALLOW_HTTP_FILES",
+  backoffBaseS: "NOC_AGENT_BACKOFF_BASE_S",
+  startSpreadS: "NOC_AGENT_START_SPREAD_S",
   log: "NOC_AGENT_LOG",
 } as const;
 
@@ -233,6 +256,8 @@ const flagNames = {
   downloadIdleS: "download-idle",
   wakeWaitS: "wake-wait",
   allowHttpFiles: "allow-http-files",
+  backoffBaseS: "backoff-base",
+  startSpreadS: "start-spread",
   log: "log",
 } as const;
 
@@ -281,6 +306,8 @@ export async function loadAgentConfig(
     downloadIdleS: 60,
     wakeWaitS: 50,
     allowHttpFiles: false,
+    backoffBaseS: DEFAULT_BACKOFF_BASE_S,
+    startSpreadS: DEFAULT_START_SPREAD_S,
     log: "auto" as const,
     ...file,
     ...fromEnv,

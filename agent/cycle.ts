@@ -67,9 +67,26 @@ import {
 } from "../protocol/catalog.ts";
 import { MAX_PINNED_KEYS, releaseKeysOnlyOf, walkKeyChain } from "../protocol/keys.ts";
 import type { CatalogDocument, CatalogEntry } from "../protocol/catalog.ts";
+import {
+  backoffCeilingS,
+  BackPressure,
+  boundRetryAfterS,
+  cycleBackoffS,
+  type CycleGate,
+  type Random,
+  retryDelayS,
+} from "./back_pressure.ts";
 
 /** What a cycle needs. */
-export type CycleContext = InstallContext;
+export interface CycleContext extends InstallContext {
+  /**
+   * The process's back-pressure gate (`run` keeps one across cycles and its wake-up poll); a
+   * cycle without one makes its own.
+   */
+  backPressure?: BackPressure;
+  /** Random numbers in [0, 1) for the schedule's jitter (tests inject one). */
+  random?: Random;
+}
 
 /** The result of a cycle. */
 export interface CycleResult extends CycleSummary {
@@ -127,7 +144,12 @@ export async function runCycle(ctx: CycleContext): Promise<CycleResult> {
         ctx.log.warn("lock_failed", { path: paths.lock, message: describe(e).message })
       );
     }
-    return await cycle(ctx, unwritable);
+    // Every request of the cycle goes through the back-pressure gate: after a 503 or 429 with a
+    // Retry-After, the rest of the cycle sends nothing (agent/back_pressure.ts).
+    const pressure = ctx.backPressure ??
+      new BackPressure(() => ctx.now().getTime(), ctx.random, ctx.config.backoffBaseS);
+    const gate = pressure.forCycle(ctx.fetch);
+    return await cycle({ ...ctx, fetch: gate.fetch, backPressure: pressure }, unwritable, gate);
   } finally {
     if (lock) {
       await lock.unlock().catch(() => {});
@@ -136,7 +158,11 @@ export async function runCycle(ctx: CycleContext): Promise<CycleResult> {
   }
 }
 
-async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<CycleResult> {
+async function cycle(
+  ctx: CycleContext,
+  unwritable: Problem | null,
+  gate: CycleGate,
+): Promise<CycleResult> {
   const started = ctx.now();
   const paths = statePaths(ctx.config.state);
   const problems: Problem[] = unwritable ? [unwritable] : [];
@@ -162,6 +188,8 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
     ? await loadState(ctx.config.state).catch(() => null)
     : await orAside(paths.state, () => loadState(ctx.config.state), freshState);
   const state = kept ? { ...kept, seq: Math.max(kept.seq, onDisk?.seq ?? 0) } : onDisk!;
+  // A Retry-After is held to the interval of the signed catalog (it is not signed itself).
+  if (ctx.backPressure) ctx.backPressure.capS = clampIntervalS(state.intervalS);
   let installed = await orAside(
     paths.catalogCur,
     () => loadInstalled(ctx.config.state),
@@ -314,17 +342,45 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
   const init = await plugins(paths.initD, "init");
   problems.push(...init.problems);
 
+  // When the next cycle is due: the interval, with jitter (`interval`); sooner, for a cycle to be
+  // retried (seconds); or, after a failed cycle, the back-off (`backoff`). A cycle the NOC answered
+  // with a Retry-After (the gate tripped) always waits for it (agent/back_pressure.ts).
   const finish = async (
     outcome: CycleSummary["outcome"],
     message?: string,
-    maxDelayS = Infinity,
+    after: "interval" | "backoff" | number = "interval",
   ): Promise<CycleResult> => {
     const finished = ctx.now();
+    const random = ctx.random ?? Math.random;
     // Jitter spreads a fleet's beats; the next one is never later than the interval the NOC expects.
     // The interval comes from signed catalogs only, and within the NOC's range whatever the state
     // file holds: nothing unsigned can make the agent sleep for weeks.
-    const interval = Math.min(clampIntervalS(state.intervalS), maxDelayS);
-    const delayS = Math.max(1, Math.round(interval * (1 - 0.1 * Math.random())));
+    const interval = clampIntervalS(state.intervalS);
+    const tripped = gate.tripped;
+    let delayS: number;
+    state.notBefore = null;
+    if (tripped || after === "backoff") {
+      const failures = (state.failedCycles ?? 0) + 1;
+      const base = ctx.config.backoffBaseS;
+      state.failedCycles = failures;
+      delayS = tripped
+        ? retryDelayS(tripped.retryAfterS, failures, interval, base, random)
+        : cycleBackoffS(failures, interval, base, random);
+      if (tripped) {
+        const wait = boundRetryAfterS(tripped.retryAfterS, interval);
+        state.notBefore = new Date(finished.getTime() + wait * 1000).toISOString();
+      }
+      ctx.log.warn("backing_off", {
+        failures,
+        delayS,
+        ceilingS: backoffCeilingS(failures, interval, base),
+        ...(tripped ? { retryAfterS: tripped.retryAfterS } : {}),
+        ...(tripped?.status ? { status: tripped.status } : {}),
+      });
+    } else {
+      const cap = typeof after === "number" ? Math.min(interval, after) : interval;
+      delayS = Math.max(1, Math.round(cap * (1 - 0.1 * random())));
+    }
     const nextDueAt = new Date(finished.getTime() + delayS * 1000).toISOString();
     state.lastCycle = {
       outcome,
@@ -361,7 +417,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
       ...state.pendingReports.map((report) => ({ report, path: null })),
     ];
     let sent = 0;
-    while (queue.length > 0) {
+    while (queue.length > 0 && !gate.tripped) {
       const batch = queue.slice(0, 50);
       try {
         // An outcome may be held twice (journalled again after a crash before state.json was
@@ -486,9 +542,14 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
     const named = catalogServer(body.catalogUrl, base);
     catalogBases = [...new Set([named, state.catalogUrl ?? null, base])].filter((b) => b !== null);
     state.apps = {};
+    // The NOC has the beat: the back-off starts again from its base.
+    state.failedCycles = 0;
   } catch (e) {
     const d = describe(e);
     problems.push({ code: "beat_failed", message: `SecureBeat not accepted: ${d.message}` });
+    // The NOC (or a proxy before it) asked for a pause: nothing more is sent this cycle, the stored
+    // catalog's downloads included, and the next cycle waits for the Retry-After.
+    if (gate.tripped) return await finish("failed", `NOC busy: ${d.message.slice(0, 300)}`);
     // A NOC that is down (not one that refuses) leaves the stored catalog in force until it expires:
     // what is missing can still come from the site's local component server.
     const unreachable = !(e instanceof NocError) || e.status >= 500;
@@ -504,7 +565,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
     }
     offline = unreachable && !unwritable ? await storedCatalog(ctx, state) : null;
     // Retry sooner than a whole interval, but never in a hot loop.
-    if (!offline) return await finish("failed", why, 60);
+    if (!offline) return await finish("failed", why, "backoff");
     problems.push({
       code: "offline",
       message: `NOC unreachable: working from the stored catalog (serial ${offline.serial}, ` +
@@ -547,6 +608,7 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
       } catch (e) {
         first ??= e;
         ctx.log.warn("catalog_server_failed", { server: b, message: describe(e).message });
+        if (gate.tripped) break;
       }
     }
     throw first;
@@ -558,7 +620,12 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
     const d = describe(e);
     problems.push({ kind: "catalog", code: d.code, message: d.message });
     ctx.log.error("catalog_refused", { reason: d.code, message: d.message });
-    return await finish("failed", `Catalog refused: ${d.message}`);
+    // An outage (no answer, a 5xx) is retried with the back-off; a refusal waits for the interval.
+    return await finish(
+      "failed",
+      `Catalog refused: ${d.message}`,
+      outage(e) ? "backoff" : "interval",
+    );
   }
 
   // Downloads the catalog no longer wants (superseded, refused) are dropped; the rest may resume.
@@ -587,6 +654,8 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
     Array<{ entry: CatalogEntry; previous: Installed | undefined; attempts: number }>
   >();
   for (const entry of wanted) {
+    // The NOC asked for a pause: nothing more is fetched this cycle.
+    if (gate.tripped) break;
     const k = componentKey(entry);
     const current = installed.find((c) => componentKey(c) === k);
     if (
@@ -688,6 +757,17 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
       done.push(label);
       ctx.log.info("installed", { kind: entry.kind, component: label });
     } catch (e) {
+      if (gate.tripped && !(e instanceof RolledBack)) {
+        // Not this component's failure: a server asked for a pause. Tried again next cycle, with
+        // no back-off of its own.
+        problems.push({
+          ...pick(entry),
+          kind: entry.kind,
+          code: "back_pressure",
+          message: `Not fetched: ${describe(e).message}`,
+        });
+        break;
+      }
       const d = e instanceof RolledBack ? { code: "rolled_back", message: e.message } : describe(e);
       const attempts = failure && failure.version === entry.version ? failure.attempts + 1 : 1;
       state.failures[k] = {
@@ -764,8 +844,19 @@ async function cycle(ctx: CycleContext, unwritable: Problem | null): Promise<Cyc
     (p.kind === "package" || p.kind === "file") && p.code !== "install_deferred" &&
     p.code !== "awaiting_reboot"
   );
-  if (offline) return await finish("failed", "NOC unreachable; worked from the stored catalog", 60);
+  if (offline) {
+    return await finish("failed", "NOC unreachable; worked from the stored catalog", "backoff");
+  }
   return await finish(failed ? "partial" : "ok");
+}
+
+/**
+ * Whether a catalog fetch failed for an outage (no answer, a timeout, a 5xx) rather than a
+ * refusal (a 4xx, a catalog or binding that does not verify).
+ */
+function outage(e: unknown): boolean {
+  if (e instanceof NocError) return e.status >= 500;
+  return !(e instanceof CatalogError) && !(e instanceof AgentError);
 }
 
 /** The stored catalog, if it still verifies (pinned keys, this UID, not expired, serial not lower). */
@@ -973,6 +1064,7 @@ async function fetchCatalog(
   }
   state.lastSerial = doc.serial;
   state.intervalS = clampIntervalS(doc.intervalS);
+  if (ctx.backPressure) ctx.backPressure.capS = state.intervalS;
   await adoptKeys(ctx, doc);
   return doc;
 }

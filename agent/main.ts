@@ -72,6 +72,10 @@ admin wakes this appliance. Stops between cycles on SIGINT or SIGTERM.
   --install-timeout <s>   per install program or file action (NOC_AGENT_INSTALL_TIMEOUT_S; default 600)
   --health-timeout <s>    per package health check (NOC_AGENT_HEALTH_TIMEOUT_S; default 60)
   --download-idle <s>     abandon a download silent this long (NOC_AGENT_DOWNLOAD_IDLE_S; default 60)
+  --start-spread <s>      wait a random 0..s (at most the interval) before the first cycle, 0 not
+                          at all; never after a fresh enrolment (NOC_AGENT_START_SPREAD_S; default 60)
+  --backoff-base <s>      after n failed cycles in a row, wait a random 0..min(interval, s*2^(n-1))
+                          (NOC_AGENT_BACKOFF_BASE_S; default 30); a 503/429 Retry-After is honoured
   --mounts <a,b>          mounts whose free space is reported (NOC_AGENT_MOUNTS; default root and state)
   --allow-http-files      accept files over plain HTTP (development only; NOC_AGENT_ALLOW_HTTP_FILES)
   --hostname <name>       host name reported by this process, not saved (NOC_AGENT_HOSTNAME;
@@ -80,7 +84,9 @@ admin wakes this appliance. Stops between cycles on SIGINT or SIGTERM.
 
 Runs one cycle and exits: 0 when everything is installed, 2 when some
 component failed (reported, retried later with backoff), 1 when the cycle
-failed (NOC unreachable, catalog refused). Takes the same flags as "run".${common}`,
+failed (NOC unreachable, catalog refused). Takes the same flags as "run"; it
+runs its cycle at once (no --start-spread), and records the back-off for the
+next cycle.${common}`,
   status: `Usage: noc-agent status [--json]
 
 Shows the identity, what is installed (catalog.cur), the last cycle and when

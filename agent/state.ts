@@ -136,6 +136,16 @@ const stateSchema = z.object({
    * when the server a beat answer names (unsigned) fails. Null or absent: the NOC.
    */
   catalogUrl: z.string().nullable().optional(),
+  /**
+   * Cycles in a row that failed (the NOC unreachable or refusing, a `Retry-After`): the back-off's
+   * exponent (agent/back_pressure.ts). Reset by a beat the NOC accepts. Absent: 0.
+   */
+  failedCycles: z.number().int().min(0).optional(),
+  /**
+   * No cycle before this time: a `Retry-After` the NOC answered (bounded by the interval), honoured
+   * by `run` after a restart too. Absent or null: none.
+   */
+  notBefore: z.string().nullable().optional(),
   /** Application data from the last post plug-ins, sent with the next SecureBeat. */
   apps: z.record(z.string(), z.record(z.string(), z.unknown())),
 });

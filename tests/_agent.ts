@@ -84,6 +84,8 @@ export async function agentBox(): Promise<AgentBox> {
         NOC_AGENT_ROOT: root,
         NOC_AGENT_LOG: "json",
         NOC_AGENT_HOSTNAME: hostname,
+        // `run`'s first cycle at once, as before the first-cycle spread (tests set their own).
+        NOC_AGENT_START_SPREAD_S: "0",
         ...env,
       },
       stdout: "piped",
