@@ -585,8 +585,16 @@ dbTest(
       // 2.0.0 was signed while the key was good; then the key is retired on the NOC. The next
       // catalog carries the key's end, and the agent refuses what it signed.
       await signed("2.0.0");
-      const retired = await noc.admin("DELETE", `/v1/admin/release-keys/${release.kid}`);
-      assert.equal(retired.status, 204);
+      // It signed 1.0.0, still assigned: retiring it takes ?force=true (a compromised key), and the
+      // answer names what stops installing (issue 22 item 3).
+      const kept409 = await noc.admin("DELETE", `/v1/admin/release-keys/${release.kid}`);
+      assert.equal(kept409.status, 409, JSON.stringify(kept409.body));
+      const retired = await noc.admin(
+        "DELETE",
+        `/v1/admin/release-keys/${release.kid}?force=true`,
+      );
+      assert.equal(retired.status, 200, JSON.stringify(retired.body));
+      assert.equal(retired.body.retired, true);
       noc.clock.advance(60);
       await assign("2.0.0");
       const again = await box.run(once);
