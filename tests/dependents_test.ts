@@ -77,7 +77,12 @@ dbTest(
       const kid = reg.body.kid;
       assert.equal(kid, release.kid);
       const ref = { app: "vscreen", name: "engine", version: "4.3.0" };
-      const pkg = await signedPackage(noc, ref, await payload({ install: "#!/bin/sh\nexit 0\n" }), release);
+      const pkg = await signedPackage(
+        noc,
+        ref,
+        await payload({ install: "#!/bin/sh\nexit 0\n" }),
+        release,
+      );
       const up = await uploadSigned(noc, pkg);
       assert.equal(up.status, 201, JSON.stringify(up.body));
       await noc.enrollAppliance({ token: await noc.enrollmentToken({ site: "lab" }) });

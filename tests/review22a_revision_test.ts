@@ -9,32 +9,40 @@
 import assert from "node:assert/strict";
 import { dbTest, testNoc } from "./_harness.ts";
 
-dbTest("an If-Match read before a window was deleted does not match the one made again", async ({ db }) => {
-  const noc = await testNoc(db);
-  await noc.enrollAppliance({ model: "vs-2000" });
-  const put = (body: unknown, ifMatch?: string) =>
-    noc.app.request("http://noc.test/v1/admin/install-windows/model/vs-2000", {
-      method: "PUT",
-      headers: {
-        authorization: `Bearer ${noc.adminToken}`,
-        "content-type": "application/json",
-        ...(ifMatch ? { "if-match": ifMatch } : {}),
-      },
-      body: JSON.stringify(body),
+dbTest(
+  "an If-Match read before a window was deleted does not match the one made again",
+  async ({ db }) => {
+    const noc = await testNoc(db);
+    await noc.enrollAppliance({ model: "vs-2000" });
+    const put = (body: unknown, ifMatch?: string) =>
+      noc.app.request("http://noc.test/v1/admin/install-windows/model/vs-2000", {
+        method: "PUT",
+        headers: {
+          authorization: `Bearer ${noc.adminToken}`,
+          "content-type": "application/json",
+          ...(ifMatch ? { "if-match": ifMatch } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+    let r = await put({ start: "02:00", end: "04:00", timeZone: "UTC", reason: "night" });
+    assert.ok(r.status < 300, await r.text());
+    const etagA = r.headers.get("etag")!;
+    // B deletes it and creates another (its revision is 1 again).
+    const d = await noc.admin("DELETE", "/v1/admin/install-windows/model/vs-2000");
+    assert.equal(d.status, 204);
+    r = await put({
+      start: "22:00",
+      end: "23:00",
+      timeZone: "UTC",
+      reason: "vendor change freeze",
     });
-  let r = await put({ start: "02:00", end: "04:00", timeZone: "UTC", reason: "night" });
-  assert.ok(r.status < 300, await r.text());
-  const etagA = r.headers.get("etag")!;
-  // B deletes it and creates another (its revision is 1 again).
-  const d = await noc.admin("DELETE", "/v1/admin/install-windows/model/vs-2000");
-  assert.equal(d.status, 204);
-  r = await put({ start: "22:00", end: "23:00", timeZone: "UTC", reason: "vendor change freeze" });
-  assert.ok(r.status < 300, await r.text());
-  assert.notEqual(r.headers.get("etag"), etagA, "the new window's revision is new");
-  // A saves against what it read.
-  r = await put({ start: "00:00", end: "06:00", timeZone: "UTC", reason: "night, wider" }, etagA);
-  const body = await r.json();
-  assert.equal(r.status, 409, "A's change is against a window that was deleted: stale");
-  assert.equal(body.error, "stale_revision");
-  assert.equal(body.current.reason, "vendor change freeze", "B's window stands");
-});
+    assert.ok(r.status < 300, await r.text());
+    assert.notEqual(r.headers.get("etag"), etagA, "the new window's revision is new");
+    // A saves against what it read.
+    r = await put({ start: "00:00", end: "06:00", timeZone: "UTC", reason: "night, wider" }, etagA);
+    const body = await r.json();
+    assert.equal(r.status, 409, "A's change is against a window that was deleted: stale");
+    assert.equal(body.error, "stale_revision");
+    assert.equal(body.current.reason, "vendor change freeze", "B's window stands");
+  },
+);
