@@ -268,6 +268,8 @@ for (const [name, setup] of Object.entries(cases)) {
       }
       const weak = await t.change({ "if-match": `W/${tag(third.json.revision)}` }, 1);
       assert.equal(weak.status, 409, `${name}: weak tag`);
+      // It says why: the tag, not the resource (newcomer review 22).
+      assert.match(weak.body.message, /If-Match named no revision \(a weak/, name);
       assert.equal((await t.read()).json.revision, third.json.revision);
 
       // Two changes against the same revision at once: exactly one passes.

@@ -99,16 +99,18 @@ export async function refusingStale<T>(
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
     }
-    const asked = m === null || m.any
-      ? "*"
-      : m.revisions.length === 0
-      ? "an entity tag that is no revision"
-      : `revision ${m.revisions.join(" or ")}`;
+    const asked = m === null || m.any ? "*" : `revision ${m.revisions.join(" or ")}`;
     throw new ApiError(
       409,
       "stale_revision",
       err.revision === null
         ? `${what} no longer exists: nothing was changed`
+        : m !== null && !m.any && m.revisions.length === 0
+        // A weak or non-revision tag never matches (RFC 9110 §13.1.1): nothing changed, it is the
+        // tag that is not one of ours (newcomer review 22).
+        ? `${what} is at revision ${err.revision}; If-Match named no revision (a weak W/"…" or ` +
+          `unknown entity tag never matches): nothing was changed; send its ETag as given, ` +
+          `e.g. If-Match: ${etagOf(err.revision)}`
         : `${what} is at revision ${err.revision}, not ${asked}: it changed since you read it, ` +
           "and nothing was changed; read it again (current) and decide",
       { revision: err.revision, current: now },
