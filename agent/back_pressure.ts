@@ -129,6 +129,12 @@ export class BackPressure {
   resumeAt = 0;
   /** The interval the hold is bounded by (the signed catalog's), seconds. */
   capS: number = INTERVAL_RANGE_S.max;
+  /**
+   * Origins of a site's local component servers (a catalog line's URLs before its last, the
+   * NOC's): a `Retry-After` from one of them is that server's failure alone — the download goes
+   * on to the next URL — never a pause of the NOC's traffic.
+   */
+  readonly mirrors = new Set<string>();
 
   /** `now` is the agent's clock (ms); `random` draws the jitter; `baseS` is the back-off base. */
   constructor(
@@ -190,14 +196,15 @@ export class BackPressure {
     }
     const res = await inner(input, init);
     if (res.status !== 503 && res.status !== 429) return res;
+    const target = input instanceof Request ? input.url : String(input);
+    if (this.mirrors.has(new URL(target).origin)) return res; // a mirror's own failure
     const asked = parseRetryAfter(res.headers.get("retry-after"), new Date(this.now()));
     if (asked === null) return res; // no valid Retry-After: an ordinary failure (the back-off)
     await res.body?.cancel().catch(() => {});
     const wait = this.hold(asked);
     if (cycle) cycle.tripped = { retryAfterS: wait, status: res.status };
-    const url = input instanceof Request ? input.url : String(input);
     throw new BackPressureError(
-      `${new URL(url).host} answered ${res.status} with Retry-After: ${asked}` +
+      `${new URL(target).host} answered ${res.status} with Retry-After: ${asked}` +
         (wait < asked ? ` (held to ${wait} s, the catalog's interval)` : ""),
       wait,
       res.status,

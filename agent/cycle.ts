@@ -628,6 +628,18 @@ async function cycle(
     );
   }
 
+  // A site's local component servers (every URL of a line but its last, the NOC's): their
+  // Retry-After is theirs alone (agent/back_pressure.ts).
+  if (ctx.backPressure) {
+    const noc = new Set([base, ...catalogBases].map((u) => new URL(u).origin));
+    for (const c of doc.components) {
+      for (const u of c.urls.slice(0, -1)) {
+        const origin = URL.canParse(u) ? new URL(u).origin : null;
+        if (origin && !noc.has(origin)) ctx.backPressure.mirrors.add(origin);
+      }
+    }
+  }
+
   // Downloads the catalog no longer wants (superseded, refused) are dropped; the rest may resume.
   const held = new Set(doc.components.map((c) => downloadPath(paths.downloads, c.sha256)));
   // Each is removed on its own (a folder with what it holds, a link itself): one that cannot be

@@ -446,3 +446,20 @@ dbTest(
     }
   },
 );
+
+Deno.test("the gate: a local component server's Retry-After is its own failure, not a pause", async () => {
+  const pressure = new BackPressure(() => Date.UTC(2026, 11, 1), () => 0.5, 30);
+  pressure.mirrors.add("https://mirror.site.test");
+  const busy = () =>
+    Promise.resolve(new Response("busy", { status: 503, headers: { "retry-after": "60" } }));
+  const gate = pressure.forCycle(busy);
+  const res = await gate.fetch("https://mirror.site.test/v1/components/4");
+  assert.equal(res.status, 503, "answered as it is: the download tries the next URL");
+  await res.body?.cancel();
+  assert.equal(gate.tripped, null);
+  assert.equal(pressure.heldS(), 0);
+  // The NOC's own 503 with Retry-After does pause the cycle.
+  await assert.rejects(() => gate.fetch("https://noc.test/v1/components/4"), BackPressureError);
+  const tripped = gate.tripped as { retryAfterS: number } | null;
+  assert.equal(tripped?.retryAfterS, 60);
+});
