@@ -368,12 +368,16 @@ async function main(o: Options): Promise<void> {
   }
   // A few of them try again, as a forgotten box would: refused, and recorded under its identity.
   for (const a of of("revoked").slice(0, 3)) await beat(a, signed, true);
-  // Stopped: their interval shortened to 10 s after their last beat, and no beat since.
+  // Stopped: their interval shortened to 10 s after their last beat, and no beat since. A new
+  // interval counts from the appliance's next catalog (docs/operations.md, "Operator changes
+  // never page a healthy appliance"): each fetches one, as an agent woken by the change would.
   const stopped = [...of("missing"), ...of("outage")];
   let lastDue = 0;
   let last = stopped[0];
   await pool(stopped, o.concurrency, async (a) => {
-    const j = await must("PATCH", `/v1/admin/appliances/${a.uid}`, { intervalS: 10 });
+    await must("PATCH", `/v1/admin/appliances/${a.uid}`, { intervalS: 10 });
+    await learnInterval(a, signed);
+    const j = await must("GET", `/v1/admin/appliances/${a.uid}`);
     if (Date.parse(j.nextDueAt) >= lastDue) [lastDue, last] = [Date.parse(j.nextDueAt), a];
   });
   if (o.wait && last) {
@@ -394,7 +398,9 @@ async function main(o: Options): Promise<void> {
   let lateDue = 0;
   await pool(late, o.concurrency, async (a) => {
     await beat(a, signed);
-    const j = await must("PATCH", `/v1/admin/appliances/${a.uid}`, { intervalS: 10 });
+    await must("PATCH", `/v1/admin/appliances/${a.uid}`, { intervalS: 10 });
+    await learnInterval(a, signed);
+    const j = await must("GET", `/v1/admin/appliances/${a.uid}`);
     lateDue = Math.max(lateDue, Date.parse(j.nextDueAt));
   });
   if (late.length > 0) {
@@ -549,6 +555,19 @@ async function localServer(
       })
     ),
   );
+}
+
+/**
+ * `a` fetches its catalog, as its agent does after a beat or a wake-up: from then on the NOC counts
+ * its due time with the interval that catalog carries.
+ */
+async function learnInterval(
+  a: Enrolled,
+  signed: (a: Enrolled, method: string, path: string, body?: unknown) => Promise<Response>,
+): Promise<void> {
+  const res = await signed(a, "GET", "/v1/catalog");
+  await res.body?.cancel();
+  if (!res.ok) throw new NocRefused(`catalog for ${a.uid}: ${res.status}`);
 }
 
 /** A SecureBeat for `a` (`refusedOk`: a revoked appliance's, expected to be refused). */
