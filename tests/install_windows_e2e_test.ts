@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
 import { type AgentBox, enrolledAgent, serveNoc } from "./_agent.ts";
 import { fetchCatalog, publishAndAssign } from "./_components.ts";
-import { detail, uidOf } from "./_degrades.ts";
+import { detail, uidOf, withServedNoc } from "./_degrades.ts";
 import { signIn } from "./_console.ts";
 
 const once = ["once", "--allow-http-files"];
@@ -32,83 +32,86 @@ async function downloads(box: AgentBox): Promise<string[]> {
   return out;
 }
 
-dbTest(
-  "a real agent outside its install window downloads ahead, installs nothing, and says why",
-  async ({ db }) => {
-    if (db.kind !== "pglite") return; // real agent processes: once is enough
-    const noc = await serveNoc(db);
-    const box = await enrolledAgent(noc);
-    try {
-      const uid = await uidOf(box);
-      // A window that is closed now: it opens in two hours, for an hour.
-      const closed = { start: hm(2), end: hm(3), timeZone: "UTC", reason: "mail peak" };
-      const put = await noc.admin("PUT", `/v1/admin/install-windows/appliance/${uid}`, closed);
-      assert.equal(put.status, 201, JSON.stringify(put.body));
-      assert.equal(put.body.start, closed.start);
-      const { assignmentId } = await publishAndAssign(
-        noc,
-        { app: "demo", name: "demo", version: "1.0.0" },
-        { install },
-      );
+// Real agent processes on PGlite only (not a dbTest: on PostgreSQL it would pass doing nothing).
+Deno.test({
+  name: "a real agent outside its install window downloads ahead, installs nothing, and says why",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () =>
+    withServedNoc({}, async (noc) => {
+      const box = await enrolledAgent(noc);
+      try {
+        const uid = await uidOf(box);
+        // A window that is closed now: it opens in two hours, for an hour.
+        const closed = { start: hm(2), end: hm(3), timeZone: "UTC", reason: "mail peak" };
+        const put = await noc.admin("PUT", `/v1/admin/install-windows/appliance/${uid}`, closed);
+        assert.equal(put.status, 201, JSON.stringify(put.body));
+        assert.equal(put.body.start, closed.start);
+        const { assignmentId } = await publishAndAssign(
+          noc,
+          { app: "demo", name: "demo", version: "1.0.0" },
+          { install },
+        );
 
-      const first = await box.run(once);
-      assert.equal(first.code, 0, first.stderr + first.stdout);
-      assert.equal(await box.readRoot("demo/version"), null, "not installed outside the window");
-      assert.equal((await downloads(box)).length, 1, "but downloaded ahead");
-      const deferred = first.events.find((e) =>
-        e.msg === "install_deferred" || e.event === "install_deferred"
-      );
-      assert.ok(deferred, first.stdout);
-      // The next beat reports the cycle before it (its deferral).
-      const again = await box.run(once);
-      assert.equal(again.code, 0, again.stderr + again.stdout);
-      assert.equal(await box.readRoot("demo/version"), null);
-      const shown = await detail(noc, box);
-      const problem = shown.problems.find((p: any) => p.code === "install_deferred");
-      assert.ok(problem, JSON.stringify(shown).slice(0, 2000));
-      assert.match(
-        problem.message,
-        new RegExp(`outside its install window ${closed.start}–${closed.end} UTC \\(appliance\\)`),
-      );
-      assert.equal(shown.lastReport.lastCycle.outcome, "ok", "a deferred install is no failure");
-      // The console says it waits, not that something went wrong.
-      const ui = await signIn(noc);
-      const page = await (await ui.get(`/ui/appliances/${uid}`)).text();
-      assert.match(page, /data-install-state="pending"/);
-      assert.match(page, /waiting for its install window/);
-      assert.doesNotMatch(page, /data-install-state="inconsistent"|>interrupted</);
+        const first = await box.run(once);
+        assert.equal(first.code, 0, first.stderr + first.stdout);
+        assert.equal(await box.readRoot("demo/version"), null, "not installed outside the window");
+        assert.equal((await downloads(box)).length, 1, "but downloaded ahead");
+        const deferred = first.events.find((e) =>
+          e.msg === "install_deferred" || e.event === "install_deferred"
+        );
+        assert.ok(deferred, first.stdout);
+        // The next beat reports the cycle before it (its deferral).
+        const again = await box.run(once);
+        assert.equal(again.code, 0, again.stderr + again.stdout);
+        assert.equal(await box.readRoot("demo/version"), null);
+        const shown = await detail(noc, box);
+        const problem = shown.problems.find((p: any) => p.code === "install_deferred");
+        assert.ok(problem, JSON.stringify(shown).slice(0, 2000));
+        assert.match(
+          problem.message,
+          new RegExp(
+            `outside its install window ${closed.start}–${closed.end} UTC \\(appliance\\)`,
+          ),
+        );
+        assert.equal(shown.lastReport.lastCycle.outcome, "ok", "a deferred install is no failure");
+        // The console says it waits, not that something went wrong.
+        const ui = await signIn(noc);
+        const page = await (await ui.get(`/ui/appliances/${uid}`)).text();
+        assert.match(page, /data-install-state="pending"/);
+        assert.match(page, /waiting for its install window/);
+        assert.doesNotMatch(page, /data-install-state="inconsistent"|>interrupted</);
 
-      // An urgent release is installed outside the window; who made it urgent is recorded.
-      const urgent = await noc.admin("PATCH", `/v1/admin/assignments/${assignmentId}`, {
-        urgent: true,
-      });
-      assert.equal(urgent.status, 200, JSON.stringify(urgent.body));
-      assert.equal(urgent.body.urgent, true);
-      assert.equal(urgent.body.urgentBy, "test");
-      assert.ok(urgent.body.urgentAt);
-      const now = await box.run(once);
-      assert.equal(now.code, 0, now.stderr + now.stdout);
-      assert.equal(await box.readRoot("demo/version"), "1.0.0", "urgent: installed at once");
+        // An urgent release is installed outside the window; who made it urgent is recorded.
+        const urgent = await noc.admin("PATCH", `/v1/admin/assignments/${assignmentId}`, {
+          urgent: true,
+        });
+        assert.equal(urgent.status, 200, JSON.stringify(urgent.body));
+        assert.equal(urgent.body.urgent, true);
+        assert.equal(urgent.body.urgentBy, "test");
+        assert.ok(urgent.body.urgentAt);
+        const now = await box.run(once);
+        assert.equal(now.code, 0, now.stderr + now.stdout);
+        assert.equal(await box.readRoot("demo/version"), "1.0.0", "urgent: installed at once");
 
-      // The next release, not urgent, waits again; the window opens (moved to now): the next
-      // cycle installs it from the bytes it holds.
-      await publishAndAssign(noc, { app: "demo", name: "demo", version: "1.1.0" }, { install });
-      const waits = await box.run(once);
-      assert.equal(waits.code, 0, waits.stderr + waits.stdout);
-      assert.equal(await box.readRoot("demo/version"), "1.0.0", "1.1.0 waits for its window");
-      const open = { start: hm(-1), end: hm(1), timeZone: "UTC" };
-      const moved = await noc.admin("PUT", `/v1/admin/install-windows/appliance/${uid}`, open);
-      assert.equal(moved.status, 200, JSON.stringify(moved.body));
-      assert.ok(moved.body.revision > put.body.revision, "replaced: a new revision");
-      const second = await box.run(once);
-      assert.equal(second.code, 0, second.stderr + second.stdout);
-      assert.equal(await box.readRoot("demo/version"), "1.1.0");
-    } finally {
-      await box.remove();
-      await noc.close();
-    }
-  },
-);
+        // The next release, not urgent, waits again; the window opens (moved to now): the next
+        // cycle installs it from the bytes it holds.
+        await publishAndAssign(noc, { app: "demo", name: "demo", version: "1.1.0" }, { install });
+        const waits = await box.run(once);
+        assert.equal(waits.code, 0, waits.stderr + waits.stdout);
+        assert.equal(await box.readRoot("demo/version"), "1.0.0", "1.1.0 waits for its window");
+        const open = { start: hm(-1), end: hm(1), timeZone: "UTC" };
+        const moved = await noc.admin("PUT", `/v1/admin/install-windows/appliance/${uid}`, open);
+        assert.equal(moved.status, 200, JSON.stringify(moved.body));
+        assert.ok(moved.body.revision > put.body.revision, "replaced: a new revision");
+        const second = await box.run(once);
+        assert.equal(second.code, 0, second.stderr + second.stdout);
+        assert.equal(await box.readRoot("demo/version"), "1.1.0");
+      } finally {
+        await box.remove();
+      }
+    }),
+});
 
 dbTest(
   "the window that applies is the appliance's, else its site's, else its model's",
