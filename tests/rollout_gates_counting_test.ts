@@ -269,12 +269,14 @@ dbTest(
       "unsent",
     ] as const;
     const versions = new Map<string, Map<string, string | null>>();
+    const rolesOf = new Map<string, string[]>();
     for (const [i, id] of ids.entries()) {
       const pkg = `pkg${i}`;
       const members = (await membersByPhase(noc, id))[0]!;
       assert.equal(members.length, 10);
       for (const [j, uid] of members.entries()) {
         const role = roles[j]!;
+        (rolesOf.get(uid) ?? rolesOf.set(uid, []).get(uid)!).push(role);
         const v = ({
           running: "2",
           unconfirmed: "1",
@@ -324,11 +326,20 @@ dbTest(
         last_report = ${{ components, apps: { app: { healthy: true, n: 1 } } }}
         where uid = ${uid}`;
     }
-    // One member of the first rollout is revoked: it counts nowhere. Its superseded one, not its
-    // running one: every state must stay seen below, in at least one of the three rollouts (an
-    // appliance revoked, or missing in another rollout's roles, is in no other state anywhere).
+    // One member of the first rollout is revoked: it counts nowhere, in any rollout. Its
+    // superseded one if it can be: every state must stay seen below, in at least one of the three
+    // rollouts (an appliance revoked, or missing in another rollout's roles, is in no other state
+    // anywhere), and each rollout must keep its unsent member. The UIDs are random and rollouts
+    // overlap, so the member is chosen by its roles in all three, never by position alone.
     const first = (await membersByPhase(noc, ids[0]!))[0]!;
-    await sql`update appliances set revoked_at = ${at(0)} where uid = ${first[8]!}`;
+    const revocable = (uid: string) => {
+      const mine = rolesOf.get(uid)!;
+      return !mine.includes("unsent") && !mine.includes("missing") &&
+        mine.every((r) => mine.filter((x) => x === r).length < ids.length);
+    };
+    const revoked = [first[8]!, ...first.slice(0, 8)].find(revocable);
+    assert.ok(revoked, `no member of the first rollout can be revoked: ${JSON.stringify(first)}`);
+    await sql`update appliances set revoked_at = ${at(0)} where uid = ${revoked}`;
 
     const gated: GatedRollout[] = (await runningRollouts(sql)).map((r) => ({
       id: r.id,
