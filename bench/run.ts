@@ -22,6 +22,7 @@ import { siteStageBench } from "./site_stage.ts";
 import { consoleRender } from "./console_render.ts";
 import { preauthMemory } from "./preauth_memory.ts";
 import { rolloutGatesBench } from "./rollout_gates.ts";
+import { peerBench } from "./peer.ts";
 
 const sections: Array<[string, string, () => Promise<Figure[]>]> = [
   [
@@ -61,6 +62,11 @@ const sections: Array<[string, string, () => Promise<Figure[]>]> = [
     "preauth",
     "Work before authentication: 10 concurrent unauthenticated 200 MiB posts",
     preauthMemory,
+  ],
+  [
+    "peer",
+    "Peer: the NOC against Icinga 2 (accepted and durable reports, detection, quiet-rate cost)",
+    peerBench,
   ],
 ];
 

@@ -6,7 +6,9 @@
  * percentiles per request type and errors. As in a real fleet, each appliance
  * runs one cycle at a time and waits for it (up to the agent's 30 s request
  * timeout); an error is a request that failed or timed out, or a cycle still
- * running when the same appliance's next one is due.
+ * running when the same appliance's next one is due. A `503` (the NOC shed the request, issue 23)
+ * is not an error: it ends the cycle and is counted as shed, with its own latency; the latencies
+ * per request type are those of answered (non-503) requests.
  *
  *   deno task simulate -- --appliances 2000 --rate 500 --duration 30 [--noc URL ...]
  *     [--token ADMIN] [--silent 0.01] [--concurrency N] [--json]
@@ -43,6 +45,10 @@ export interface SimulationResult {
   cyclesPerS: number;
   errors: number;
   errorKinds: Record<string, number>;
+  /** Cycles ended by a 503 (the NOC shed the beat or the catalog): not errors. */
+  shed: number;
+  /** How fast the 503s were answered, milliseconds. */
+  shedMs: { p50: number; p99: number; max: number; n: number };
   latencyMs: Record<"beat" | "catalog", { p50: number; p95: number; p99: number; n: number }>;
   /** Whole cycles (beat + catalog), in milliseconds. */
   cycleMs: { p50: number; p99: number; p999: number; max: number };
@@ -134,6 +140,12 @@ export async function simulate(options: {
   onePass?: boolean;
   /** False: no enrolment, random UIDs (for a bare server measuring the HTTP ceiling). */
   enrol?: boolean;
+  /**
+   * Hostnames given at enrolment: this and the appliance's number (default `sim-`). Another
+   * fleet enrolled on the same NOC needs its own: an enrolment with a known hostname and model
+   * retires the appliance enrolled before (a re-imaged appliance).
+   */
+  hostnamePrefix?: string;
   /** Appliances enrolled by an earlier run on the same database (each is sent to `nocs` in turn). */
   fleet?: SimAppliance[];
   /** Called when the load starts and when it ends (after enrolment), to sample CPU time. */
@@ -143,6 +155,11 @@ export async function simulate(options: {
   /** Each request is abandoned, as an error, after this long (default 30 s, as the agent). */
   requestTimeoutMs?: number;
   log?: (line: string) => void;
+  /**
+   * Called at each answer: which request, its status, how long it took (ms) and when it was sent
+   * (`Date.now()`). Not called for a request that failed or timed out (an error).
+   */
+  onAnswer?: (kind: "beat" | "catalog", status: number, ms: number, sentAt: number) => void;
 }): Promise<SimulationResult> {
   const log = options.log ?? (() => {});
   const keys = options.fleet ? [] : await fleetKeys(options.appliances);
@@ -180,7 +197,7 @@ export async function simulate(options: {
           body: JSON.stringify({
             token,
             model: "sim-1",
-            hostname: `sim-${i + j}`,
+            hostname: `${options.hostnamePrefix ?? "sim-"}${i + j}`,
             signingKey: k.pub,
             encryptionKey: k.enc,
           }),
@@ -204,9 +221,15 @@ export async function simulate(options: {
   );
   const silent = Math.floor(fleet.length * (options.silent ?? 0));
   const active = fleet.slice(silent);
-  const latencies = { beat: [] as number[], catalog: [] as number[], cycle: [] as number[] };
+  const latencies = {
+    beat: [] as number[],
+    catalog: [] as number[],
+    cycle: [] as number[],
+    shed: [] as number[],
+  };
   const errorKinds: Record<string, number> = {};
-  let errors = 0, cycles = 0, inFlight = 0, next = 0, slowCycles = 0;
+  const onAnswer = options.onAnswer ?? (() => {});
+  let errors = 0, shed = 0, cycles = 0, inFlight = 0, next = 0, slowCycles = 0;
   const maxInFlight = options.concurrency ?? (options.rate > 0 ? Math.max(1, active.length) : 256);
   const busy = new Set<SimAppliance>();
   const slowMs = options.slowMs ?? 250;
@@ -270,6 +293,7 @@ export async function simulate(options: {
       apps: {},
     };
     let t = performance.now();
+    let sentAt = Date.now();
     const b = await send(
       await signedRequest({
         baseUrl: a.noc,
@@ -281,9 +305,16 @@ export async function simulate(options: {
         now,
       }),
     );
+    onAnswer("beat", b.status, performance.now() - t, sentAt);
+    if (b.status === 503) {
+      shed++;
+      latencies.shed.push(performance.now() - t);
+      return;
+    }
     latencies.beat.push(performance.now() - t);
     if (b.status !== 200) return fail(`beat ${b.status}`);
     t = performance.now();
+    sentAt = Date.now();
     const c = await send(
       await signedRequest({
         baseUrl: a.noc,
@@ -296,6 +327,12 @@ export async function simulate(options: {
       }),
     );
     if (c.status === 200) a.etag = c.headers.get("etag");
+    onAnswer("catalog", c.status, performance.now() - t, sentAt);
+    if (c.status === 503) {
+      shed++;
+      latencies.shed.push(performance.now() - t);
+      return;
+    }
     latencies.catalog.push(performance.now() - t);
     if (c.status !== 200 && c.status !== 304) return fail(`catalog ${c.status}`);
     cycles++;
@@ -371,6 +408,11 @@ export async function simulate(options: {
     cyclesPerS: cycles / elapsed,
     errors,
     errorKinds,
+    shed,
+    shedMs: (() => {
+      const s = latencies.shed.sort((a, b) => a - b);
+      return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.at(-1) ?? 0, n: s.length };
+    })(),
     latencyMs: { beat: stats(latencies.beat), catalog: stats(latencies.catalog) },
     cycleMs: (() => {
       const s = latencies.cycle.sort((a, b) => a - b);
@@ -493,7 +535,10 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
       console.log(
         `${r.cycles} cycles in ${r.durationS.toFixed(1)} s: ${
           r.cyclesPerS.toFixed(0)
-        }/s (target ${rate}/s), ${r.errors} errors ${JSON.stringify(r.errorKinds)}`,
+        }/s (target ${rate}/s), ${r.errors} errors ${
+          JSON.stringify(r.errorKinds)
+        }, ${r.shed} shed ` +
+          `(503, answered in p99 ${r.shedMs.p99.toFixed(1)} ms)`,
       );
       for (const [k, v] of Object.entries(r.latencyMs)) {
         console.log(

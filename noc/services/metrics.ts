@@ -42,6 +42,9 @@ const counters = {
   noc_shed_total:
     "Requests answered 503 overloaded without being processed, by class and reason (queue_full, " +
     "queue_timeout, client_gone)",
+  noc_finished_client_gone_total:
+    "Requests processed to the end although their client had gone meanwhile (timed out or " +
+    "disconnected while the handler ran), by class",
   noc_audit_failures_total:
     "Audit log writes that failed, by stage (before a change: refused 503; after: outcome unknown)",
 } as const;

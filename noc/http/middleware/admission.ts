@@ -55,6 +55,10 @@ export function admission(deps: Pick<AppDeps, "admission" | "metrics">): Middlew
       await next();
     } finally {
       entry.leave();
+      // Admitted while its client was there, which left before the answer: work done for no one.
+      if (c.req.raw.signal.aborted) {
+        deps.metrics.inc("noc_finished_client_gone_total", { class: cls });
+      }
     }
   };
 }

@@ -1,0 +1,607 @@
+/**
+ * Overload (issue 23 item 5): one NOC process (PostgreSQL from TEST_DATABASE_URL when set, else
+ * PGlite; rate limits off, `NOC_REQUEST_LOG=errors`, admission at its defaults) driven by the
+ * fleet simulator (bench/simulate.ts: real signed check-in cycles).
+ *
+ * 1. **Capacity**, measured first in the same run: closed loop, 128 cycles in flight, 15 s (after
+ *    5 s of warm-up, not measured).
+ * 2. **2× capacity for 60 s**, open loop (cycles started on schedule whether or not earlier ones
+ *    finished), over enough appliances that each has about 5 s between its cycles (at most 6,000
+ *    appliances: a fast NOC gets a shorter round); a cycle still
+ *    running when its appliance's next is due is not sent and is counted. Rows: goodput (cycles
+ *    completed within the window, per second) against capacity; p99 of the answered (non-503)
+ *    requests; how fast a 503 is answered (p99); the NOC's resident memory growth (peak over the
+ *    run less the figure before it); the share shed; recovery — from the end of the overload, a
+ *    normal rate (half the capacity, other appliances) runs for 30 s, and the recovery time is the
+ *    first second from which every second has no 503 and an answered p99 under 1 s; and requests
+ *    processed for a client that had given up (the simulator aborts each request at 30 s, as the
+ *    agent does), from the NOC's `noc_finished_client_gone_total`.
+ * 3. **A fleet told `Retry-After: N`**: a second NOC with `NOC_MAX_IN_FLIGHT=1`, `NOC_MAX_QUEUE=0`
+ *    and `NOC_RETRY_AFTER_S=N` (it sends N to 1.5 N), kept busy by 8 simulator lanes, while 200
+ *    appliances cycle with the agent's own back-pressure code in this process — its
+ *    `BackPressure` gate (which parses `Retry-After` and refuses the rest of the cycle),
+ *    `retryDelayS`/`cycleBackoffS` for the next cycle as agent/cycle.ts computes it, and
+ *    agent/run.ts's rule (no cycle before the hold) — not 200 agent processes. Each appliance's
+ *    first cycle falls at random in the first N seconds (a running fleet); every later one is the
+ *    agent code's decision. The row: the most cycles of one appliance within any N seconds, and
+ *    how the fleet's retries spread.
+ *
+ *   deno run -A bench/overload.ts       (TEST_DATABASE_URL for PostgreSQL)
+ *
+ * Environment: BENCH_OVERLOAD_S (60), BENCH_OVERLOAD_CAPACITY_S (15), BENCH_OVERLOAD_ROUND_S (5),
+ * BENCH_RETRY_AFTER_S (10), BENCH_RETRY_FLEET_S (45: how long the Retry-After fleet runs).
+ *
+ * @module
+ */
+import { type SimAppliance, simulate, simulationNoc, type SimulationResult } from "./simulate.ts";
+import { type Figure, percentile, rssMiB, rssSampler } from "./figure.ts";
+import { signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
+import {
+  exportEd25519Seed,
+  exportRawPublic,
+  generateEd25519,
+  generateX25519,
+} from "../protocol/crypto/ed25519.ts";
+import { toBase64Url } from "../protocol/util/encoding.ts";
+import {
+  BackPressure,
+  BackPressureError,
+  cycleBackoffS,
+  DEFAULT_BACKOFF_BASE_S,
+  retryDelayS,
+} from "../agent/back_pressure.ts";
+import { defaultIntervalS } from "../agent/state.ts";
+
+const env = (name: string, fallback: number) => Number(Deno.env.get(name) ?? fallback);
+const overloadS = env("BENCH_OVERLOAD_S", 60);
+const capacityS = env("BENCH_OVERLOAD_CAPACITY_S", 15);
+const retryAfterN = env("BENCH_RETRY_AFTER_S", 10);
+const retryFleetS = env("BENCH_RETRY_FLEET_S", 45);
+const recoveryS = 30;
+/**
+ * Seconds between two cycles of one appliance at the offered rate (the fleet's size), and the
+ * most appliances enrolled for it (enrolment takes time: a fast NOC gets a shorter round).
+ */
+const overloadRoundS = Number(Deno.env.get("BENCH_OVERLOAD_ROUND_S") ?? 5);
+const maxOverloadFleet = 6000;
+const recoveryRoundS = 8;
+const maxRecoveryFleet = 2000;
+const agentTimeoutMs = 30_000;
+
+type Noc = Awaited<ReturnType<typeof simulationNoc>>;
+
+/** The NOC's counters and histogram counts from `/metrics`, keyed `name{labels}`. */
+async function scrape(noc: Noc): Promise<Map<string, number>> {
+  const res = await fetch(`${noc.url}/metrics`, {
+    headers: { authorization: `Bearer ${noc.token}` },
+  });
+  const text = await res.text();
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
+  }
+  return out;
+}
+
+/** The sum of series `name` whose labels contain `has` (a `key="value"` text), from a to b. */
+function delta(a: Map<string, number>, b: Map<string, number>, name: string, has = ""): number {
+  let d = 0;
+  for (const [k, v] of b) {
+    if ((k === name || k.startsWith(`${name}{`)) && k.includes(has)) d += v - (a.get(k) ?? 0);
+  }
+  return d;
+}
+
+const ms = (x: number) => Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 1) : "n/a";
+
+/** Client-side timeouts of a run (the simulator aborted the request at 30 s). */
+function timeouts(r: SimulationResult): number {
+  return (r.errorKinds["TimeoutError"] ?? 0) + (r.errorKinds["AbortError"] ?? 0);
+}
+
+/** Appliances enrolled one at a time (a NOC that sheds everything concurrent still enrols them). */
+async function enrolOneByOne(noc: Noc, n: number): Promise<SimAppliance[]> {
+  const fleet: SimAppliance[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await generateEd25519();
+    const x = await generateX25519();
+    const t = await fetch(`${noc.url}/v1/admin/enrollment-tokens`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${noc.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ label: "overload bench" }),
+    });
+    const { token } = await t.json();
+    const r = await fetch(`${noc.url}/v1/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        token,
+        model: "sim-1",
+        hostname: `ra-${i}`,
+        signingKey: toBase64Url(await exportRawPublic(s.publicKey)),
+        encryptionKey: toBase64Url(await exportRawPublic(x.publicKey)),
+      }),
+    });
+    const e = await r.json();
+    if (r.status !== 201) throw new Error(`enrolment failed: ${r.status} ${JSON.stringify(e)}`);
+    fleet.push({
+      uid: e.uid,
+      key: await signingKeyFromSeed(toBase64Url(await exportEd25519Seed(s.privateKey))),
+      noc: noc.url,
+      seq: 0,
+      etag: null,
+    });
+  }
+  return fleet;
+}
+
+/** Per second after `from` (ms): answered latencies and 503s of a run. */
+class Timeline {
+  readonly seconds = new Map<number, { answered: number[]; shed: number }>();
+  constructor(readonly from: () => number) {}
+  add(status: number, latencyMs: number, sentAt: number) {
+    const s = Math.floor((sentAt - this.from()) / 1000);
+    let x = this.seconds.get(s);
+    if (!x) this.seconds.set(s, x = { answered: [], shed: 0 });
+    if (status === 503) x.shed++;
+    else x.answered.push(latencyMs);
+  }
+  /** The first second from which every second has no 503 and an answered p99 under `p99Ms`. */
+  recoveredAt(p99Ms: number): number | null {
+    const keys = [...this.seconds.keys()].sort((a, b) => a - b);
+    let at: number | null = null;
+    for (const k of keys) {
+      const x = this.seconds.get(k)!;
+      const p99 = percentile(x.answered.sort((a, b) => a - b), 99);
+      const good = x.shed === 0 && (x.answered.length === 0 || p99 < p99Ms);
+      if (!good) at = null;
+      else if (at === null) at = k;
+    }
+    return at === null ? null : Math.max(0, at);
+  }
+}
+
+/** Overload rows: capacity, then 2× capacity for 60 s, then recovery at half the capacity. */
+async function overloadRows(rows: Figure[]): Promise<void> {
+  const noc = await simulationNoc({ NOC_REQUEST_LOG: "errors" });
+  try {
+    // A few seconds first, not measured: the NOC's code compiled, its pool open.
+    const warm = await simulate({
+      appliances: 2000,
+      rate: 0,
+      durationS: 5,
+      nocs: [noc.url],
+      adminToken: noc.token,
+      concurrency: 128,
+    });
+    const cap = await simulate({
+      appliances: 2000,
+      fleet: warm.fleet,
+      rate: 0,
+      durationS: capacityS,
+      nocs: [noc.url],
+      adminToken: noc.token,
+      concurrency: 128,
+    });
+    const capacity = cap.cyclesPerS;
+    rows.push({
+      name: `capacity: check-in cycles flat out, one NOC on ${noc.backend}`,
+      value: capacity,
+      unit: "cycles/s",
+      note: `closed loop, 128 cycles in flight, ${capacityS} s after 5 s of warm-up; measured ` +
+        `first, in this run; ` +
+        `${cap.errors} errors, ${cap.shed} shed; beat/catalog p99 ${ms(cap.latencyMs.beat.p99)}/${
+          ms(cap.latencyMs.catalog.p99)
+        } ms`,
+    });
+    const offered = 2 * capacity;
+    const normal = capacity / 2;
+    const overN = Math.min(maxOverloadFleet, Math.ceil(offered * overloadRoundS));
+    const recN = Math.min(maxRecoveryFleet, Math.ceil(normal * recoveryRoundS));
+    // Keys are cached per fleet size (bench/.sim-keys/): a size rounded up is generated once.
+    const extraN = Math.ceil(Math.max(0, overN + recN - cap.fleet.length) / 2000) * 2000;
+    const enrolled = performance.now();
+    const extra = extraN > 0
+      ? (await simulate({
+        appliances: extraN,
+        rate: 1,
+        durationS: 0,
+        nocs: [noc.url],
+        adminToken: noc.token,
+        hostnamePrefix: "overload-",
+      })).fleet
+      : [];
+    const enrolS = (performance.now() - enrolled) / 1000;
+    const fleet = [...cap.fleet, ...extra];
+    const overFleet = fleet.slice(0, overN);
+    const recFleet = fleet.slice(overN, overN + recN);
+
+    const rss0 = await rssMiB(noc.pid);
+    const m0 = await scrape(noc);
+    const sampler = rssSampler(noc.pid);
+    let overStart = 0;
+    let overEnd = 0;
+    let completedInWindow = 0;
+    const recTimeline = new Timeline(() => overEnd);
+    let go!: () => void;
+    const recoveryDue = new Promise<void>((resolve) => (go = resolve));
+    const over = simulate({
+      appliances: overFleet.length,
+      fleet: overFleet,
+      rate: offered,
+      durationS: overloadS,
+      nocs: [noc.url],
+      adminToken: noc.token,
+      requestTimeoutMs: agentTimeoutMs,
+      onLoad: (phase) => {
+        if (phase !== "start") return;
+        overStart = Date.now();
+        overEnd = overStart + overloadS * 1000;
+        setTimeout(go, overloadS * 1000);
+      },
+      onAnswer: (kind, status, latency, sentAt) => {
+        if (
+          kind === "catalog" && (status === 200 || status === 304) && sentAt + latency <= overEnd
+        ) {
+          completedInWindow++;
+        }
+      },
+    });
+    await recoveryDue;
+    const rec = simulate({
+      appliances: recFleet.length,
+      fleet: recFleet,
+      rate: normal,
+      durationS: recoveryS,
+      nocs: [noc.url],
+      adminToken: noc.token,
+      requestTimeoutMs: agentTimeoutMs,
+      onAnswer: (_kind, status, latency, sentAt) => recTimeline.add(status, latency, sentAt),
+    });
+    const o = await over;
+    const r = await rec;
+    const peak = await sampler.stop();
+    const m1 = await scrape(noc);
+
+    const overran = o.errorKinds["cycle overran its interval"] ?? 0;
+    const saturated = o.errorKinds["client saturated"] ?? 0;
+    const sent = o.cycles + o.shed + o.errors - overran - saturated;
+    const goodput = completedInWindow / overloadS;
+    const shedBy = (reason: string) => delta(m0, m1, "noc_shed_total", `reason="${reason}"`);
+    const conditions = `offered ${offered.toFixed(0)} cycles/s (2× ${
+      capacity.toFixed(0)
+    }) open loop for ${overloadS} s over ${overFleet.length} appliances (${
+      (overFleet.length / offered).toFixed(1)
+    } s between an appliance's cycles; ${extraN} more enrolled for it in ${enrolS.toFixed(0)} s)`;
+    rows.push({
+      name: "overload at 2× capacity: goodput (cycles completed per second)",
+      value: goodput,
+      unit: "cycles/s",
+      target: "≥ 90% of capacity",
+      met: goodput >= 0.9 * capacity,
+      note: `${(goodput / capacity * 100).toFixed(0)}% of capacity; ${conditions}; cycles ` +
+        `completed within the window; ${sent} cycles sent, ${o.cycles} completed in all, ${o.shed} ` +
+        `shed, ${o.errors - overran - saturated} failed ${
+          JSON.stringify(o.errorKinds)
+        }; ${overran} ` +
+        `not sent because the appliance's previous cycle was still running`,
+    });
+    const queue = Number(Deno.env.get("NOC_MAX_QUEUE") ?? 512); // the NOC's default
+    const answeredP99 = Math.max(o.latencyMs.beat.p99, o.latencyMs.catalog.p99);
+    // Check-ins that waited for admission more than 1 s (the histogram's buckets).
+    const waited = delta(m0, m1, "noc_queue_wait_seconds_count", `class="checkin"`);
+    const waitedUnder1 = delta(m0, m1, "noc_queue_wait_seconds_bucket", `class="checkin",le="1"`);
+    const lost = timeouts(o);
+    rows.push({
+      name: "overload at 2× capacity: p99 of answered (non-503) check-in requests",
+      value: answeredP99,
+      unit: "ms",
+      target: "≤ 1000",
+      met: answeredP99 <= 1000 && lost === 0,
+      note:
+        `beat p50/p99 ${ms(o.latencyMs.beat.p50)}/${
+          ms(o.latencyMs.beat.p99)
+        } ms (${o.latencyMs.beat.n}), catalog ${ms(o.latencyMs.catalog.p50)}/${
+          ms(o.latencyMs.catalog.p99)
+        } ms (${o.latencyMs.catalog.n}); whole answered cycles p99 ${ms(o.cycleMs.p99)} ms, max ${
+          ms(o.cycleMs.max)
+        } ms; ${lost} ` +
+        `requests unanswered after 30 s (not in the p99; met only if none); ${
+          waited - waitedUnder1
+        } of ${waited} beats waited over 1 s for admission (noc_queue_wait_seconds), with ` +
+        `NOC_MAX_QUEUE ${queue} check-ins (and ${
+          Math.floor(queue / 2)
+        } catalogs) waiting are about ${(queue / capacity).toFixed(1)} s of work at the ` +
+        `capacity measured`,
+    });
+    rows.push({
+      name: "overload at 2× capacity: how fast a 503 is answered (p99)",
+      value: o.shedMs.p99,
+      unit: "ms",
+      target: "≤ 50",
+      met: o.shedMs.n > 0 && o.shedMs.p99 <= 50,
+      note: `${o.shedMs.n} 503s, p50 ${ms(o.shedMs.p50)} ms, max ${ms(o.shedMs.max)} ms; the NOC ` +
+        `shed ${shedBy("queue_full")} with a full queue (at once), ${
+          shedBy("queue_timeout")
+        } after waiting NOC_MAX_QUEUE_WAIT_MS, ${
+          shedBy("client_gone")
+        } whose client had gone (answered to no one)` +
+        (o.shedMs.n === 0 ? "; nothing was shed" : ""),
+    });
+    rows.push({
+      name: "overload at 2× capacity: the NOC's memory growth",
+      value: peak - rss0,
+      unit: "MiB",
+      target: "≤ 100",
+      met: peak - rss0 <= 100,
+      note: `resident memory ${rss0.toFixed(0)} MiB before, peak ${
+        peak.toFixed(0)
+      } MiB over the overload and the recovery (sampled every 20 ms)`,
+    });
+    const shareShed = sent > 0 ? o.shed / sent * 100 : NaN;
+    const checkinShed = delta(m0, m1, "noc_shed_total", `class="checkin"`);
+    const fetchShed = delta(m0, m1, "noc_shed_total", `class="fetch"`);
+    rows.push({
+      name: "overload at 2× capacity: share of cycles shed (503)",
+      value: shareShed,
+      unit: "%",
+      note: `${o.shed} of ${sent} cycles sent were answered 503 (beat or catalog); the NOC shed ` +
+        `${checkinShed} beats and ${fetchShed} catalogs in all (overload and recovery)`,
+    });
+    const recAt = recTimeline.recoveredAt(1000);
+    rows.push({
+      name: "recovery after the overload (answered p99 < 1 s and no 503 at half the capacity)",
+      value: recAt ?? NaN,
+      unit: "s",
+      note: (recAt === null
+        ? `not recovered within ${recoveryS} s`
+        : `from the end of the overload to the first second from which every second has no ` +
+          `503 and an answered p99 under 1 s`) +
+        `; ${normal.toFixed(0)} cycles/s open loop from other appliances (${recFleet.length}), ` +
+        `started as the overload's schedule ended (its last cycles still draining); over the ` +
+        `${recoveryS} s: ${r.cycles} cycles, ${r.shed} shed, beat/catalog p99 ${
+          ms(r.latencyMs.beat.p99)
+        }/${ms(r.latencyMs.catalog.p99)} ms, ${r.errors} errors ${JSON.stringify(r.errorKinds)}`,
+    });
+    const finishedGone = delta(m0, m1, "noc_finished_client_gone_total");
+    rows.push({
+      name: "requests processed after their client had given up (overload and recovery)",
+      value: finishedGone,
+      unit: "requests",
+      target: "0",
+      met: finishedGone === 0,
+      note: `the NOC's noc_finished_client_gone_total (a request admitted whose client left ` +
+        `before its answer); the simulator aborts a request at 30 s, as the agent does: ${
+          lost + timeouts(r)
+        } aborted; the NOC dropped ${shedBy("client_gone")} queued requests whose client had ` +
+        `gone, unprocessed (noc_shed_total{reason="client_gone"})`,
+    });
+  } finally {
+    await noc.stop();
+  }
+}
+
+/** One appliance's record in the Retry-After fleet. */
+interface AgentLog {
+  /** When each cycle started (ms). */
+  starts: number[];
+  /** Each 503 with a Retry-After: when it was answered (ms) and the delay asked (s). */
+  told: Array<{ at: number; retryAfterS: number }>;
+  /** Cycles that failed otherwise (no Retry-After): the back-off, not the hold. */
+  otherFailures: number;
+  ok: number;
+}
+
+const beatBody = (seq: number, now: Date) => ({
+  seq,
+  sentAt: now.toISOString(),
+  health: {
+    load: [0.1, 0.1, 0.1],
+    memory: { totalBytes: 4294967296, availableBytes: 2147483648 },
+    disks: [{ mount: "/", totalBytes: 64000000000, freeBytes: 32000000000 }],
+    uptimeS: 3600,
+  },
+  components: [],
+  lastCycle: { outcome: "ok" },
+  apps: {},
+});
+
+/**
+ * One appliance on the agent's back-pressure code until `until` (ms): a cycle is a signed beat
+ * and, when it is accepted, the catalog, each through the cycle's gate; the next cycle is due as
+ * agent/cycle.ts's `finish` computes it, and not before the gate's hold (agent/run.ts).
+ */
+async function agentLoop(a: SimAppliance, firstAt: number, until: number, log: AgentLog) {
+  const interval = defaultIntervalS; // no signed catalog yet: the agent's default
+  const base = DEFAULT_BACKOFF_BASE_S;
+  const pressure = new BackPressure(Date.now, Math.random, base);
+  pressure.capS = interval;
+  let failures = 0;
+  let nextDue = firstAt;
+  const send = (req: Request, gate: ReturnType<BackPressure["forCycle"]>) =>
+    gate.fetch(req, { signal: AbortSignal.timeout(agentTimeoutMs) });
+  while (true) {
+    const due = Math.max(nextDue, pressure.until);
+    if (due >= until) return;
+    await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+    const gate = pressure.forCycle(fetch);
+    const now = new Date();
+    log.starts.push(now.getTime());
+    let ok = false;
+    try {
+      a.seq++;
+      const b = await send(
+        await signedRequest({
+          baseUrl: a.noc,
+          uid: a.uid,
+          key: a.key,
+          method: "POST",
+          path: "/v1/beats",
+          body: beatBody(a.seq, now),
+          now,
+        }),
+        gate,
+      );
+      await b.body?.cancel();
+      if (b.status === 200) {
+        const c = await send(
+          await signedRequest({
+            baseUrl: a.noc,
+            uid: a.uid,
+            key: a.key,
+            method: "GET",
+            path: "/v1/catalog",
+            now,
+          }),
+          gate,
+        );
+        await c.body?.cancel();
+        ok = c.status === 200 || c.status === 304;
+      }
+    } catch (e) {
+      // The gate's refusal (tripped says so) or a failure (the back-off).
+      if (!(e instanceof BackPressureError)) ok = false;
+    }
+    const tripped = gate.tripped;
+    if (tripped) log.told.push({ at: Date.now(), retryAfterS: tripped.retryAfterS });
+    let delayS: number;
+    if (tripped || !ok) {
+      failures++;
+      if (!tripped) log.otherFailures++;
+      delayS = tripped
+        ? retryDelayS(tripped.retryAfterS, failures, interval, base)
+        : cycleBackoffS(failures, interval, base);
+    } else {
+      log.ok++;
+      failures = 0;
+      delayS = Math.max(1, Math.round(interval * (1 - 0.1 * Math.random())));
+    }
+    nextDue = Date.now() + delayS * 1000;
+  }
+}
+
+/** The Retry-After fleet row. */
+async function retryAfterRow(rows: Figure[]): Promise<void> {
+  const n = retryAfterN;
+  const noc = await simulationNoc({
+    NOC_REQUEST_LOG: "errors",
+    NOC_MAX_IN_FLIGHT: "1",
+    NOC_MAX_QUEUE: "0",
+    NOC_RETRY_AFTER_S: String(n),
+  });
+  try {
+    const agents = 200;
+    const fleet = await enrolOneByOne(noc, agents + 32);
+    const started = Date.now();
+    const until = started + retryFleetS * 1000;
+    const logs = fleet.slice(0, agents).map((): AgentLog => ({
+      starts: [],
+      told: [],
+      otherFailures: 0,
+      ok: 0,
+    }));
+    // Other traffic keeps the NOC's one check-in slot busy, so the fleet is answered 503.
+    const flood = simulate({
+      appliances: 32,
+      fleet: fleet.slice(agents),
+      rate: 0,
+      concurrency: 8,
+      durationS: retryFleetS + 1,
+      nocs: [noc.url],
+      adminToken: noc.token,
+    });
+    await Promise.all(
+      fleet.slice(0, agents).map((a, i) =>
+        agentLoop(a, started + Math.random() * n * 1000, until, logs[i]!)
+      ),
+    );
+    const f = await flood;
+    // The most cycles of one appliance in any N seconds (a window starting at each cycle).
+    let most = 0;
+    let cycles = 0;
+    const gapsOver: number[] = [];
+    let early = 0;
+    for (const l of logs) {
+      cycles += l.starts.length;
+      for (let i = 0; i < l.starts.length; i++) {
+        const inWindow = l.starts.filter((t) => t >= l.starts[i]! && t < l.starts[i]! + n * 1000);
+        most = Math.max(most, inWindow.length);
+      }
+      for (const t of l.told) {
+        const next = l.starts.find((s) => s > t.at);
+        if (next === undefined) continue;
+        const over = (next - t.at) / 1000 - t.retryAfterS;
+        gapsOver.push(over);
+        if (over < 0) early++;
+      }
+    }
+    gapsOver.sort((a, b) => a - b);
+    const told = logs.reduce((s, l) => s + l.told.length, 0);
+    const asked = logs.flatMap((l) => l.told.map((t) => t.retryAfterS));
+    const other = logs.reduce((s, l) => s + l.otherFailures, 0);
+    const ok = logs.reduce((s, l) => s + l.ok, 0);
+    // The fleet's cycles per second: peak against mean (after the first N s of spread starts).
+    const perSecond = new Map<number, number>();
+    for (const l of logs) {
+      for (const t of l.starts) {
+        if (t < started + n * 1000) continue;
+        const s = Math.floor((t - started) / 1000);
+        perSecond.set(s, (perSecond.get(s) ?? 0) + 1);
+      }
+    }
+    const later = [...perSecond.values()];
+    const meanPerS = later.reduce((s, x) => s + x, 0) / Math.max(1, retryFleetS - n);
+    const meanPerN = cycles / agents / (retryFleetS / n);
+    rows.push({
+      name: `a fleet answered 503 with Retry-After: N (N = ${n} s): cycles per appliance per N s`,
+      value: most,
+      unit: "cycles (most)",
+      target: "≤ 1, with jitter",
+      met: told > 0 && most <= 1 && early === 0 && gapsOver.length > 1 &&
+        percentile(gapsOver, 90) - percentile(gapsOver, 10) >= 1,
+      note: `real NOC (NOC_MAX_IN_FLIGHT=1, NOC_MAX_QUEUE=0, NOC_RETRY_AFTER_S=${n}: it sends ` +
+        `${Math.min(...asked)}–${
+          Math.max(...asked)
+        } s) kept busy by 8 simulator lanes (${f.shed} ` +
+        `of their cycles shed); ${agents} appliances for ${retryFleetS} s on the agent's ` +
+        `back-pressure code in one process (BackPressure gate, retryDelayS/cycleBackoffS, run.ts's ` +
+        `hold), not ${agents} agent processes; mean ${meanPerN.toFixed(2)} cycles per appliance ` +
+        `per N s (${cycles} cycles: ${told} answered 503 with Retry-After, ${ok} completed, ` +
+        `${other} failed otherwise); next cycle after a Retry-After came ${
+          ms(gapsOver[0] ?? NaN)
+        } s (min), ${ms(percentile(gapsOver, 50))} s (median), ${
+          ms(percentile(gapsOver, 90))
+        } s (p90) past the delay asked, ${early} sooner; the fleet's busiest second after the ` +
+        `first N s had ${Math.max(0, ...later)} cycle starts against a mean of ${
+          meanPerS.toFixed(1)
+        }`,
+    });
+  } finally {
+    await noc.stop();
+  }
+}
+
+/** Runs the overload section; returns its figures. */
+export async function overloadBench(): Promise<Figure[]> {
+  const rows: Figure[] = [];
+  const fail = (name: string, e: unknown): Figure => ({
+    name,
+    value: NaN,
+    unit: "",
+    note: `failed: ${e instanceof Error ? e.message : String(e)}`.slice(0, 400),
+  });
+  await overloadRows(rows).catch((e) => rows.push(fail("overload at 2× capacity", e)));
+  await retryAfterRow(rows).catch((e) => rows.push(fail("a fleet answered Retry-After", e)));
+  return rows;
+}
+
+if (import.meta.main) {
+  for (const f of await overloadBench()) {
+    console.log(
+      `${f.name}: ${Number.isFinite(f.value) ? f.value.toFixed(1) : "n/a"} ${f.unit}` +
+        `${f.target ? ` (target ${f.target}: ${f.met ? "met" : "NOT met"})` : ""}  ${f.note}`,
+    );
+  }
+  Deno.exit(0);
+}
