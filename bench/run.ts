@@ -23,12 +23,18 @@ import { consoleRender } from "./console_render.ts";
 import { preauthMemory } from "./preauth_memory.ts";
 import { rolloutGatesBench } from "./rollout_gates.ts";
 import { peerBench } from "./peer.ts";
+import { overloadBench } from "./overload.ts";
 
 const sections: Array<[string, string, () => Promise<Figure[]>]> = [
   [
     "checkin",
     "Check-in cycles (simulator: signed SecureBeat, then catalog with If-None-Match)",
     checkinBench,
+  ],
+  [
+    "overload",
+    "Overload: 2× the capacity measured first, for 60 s; a fleet told Retry-After",
+    overloadBench,
   ],
   ["sweep", "Missed-heartbeat sweep over 1,000,000 appliances", () => sweepScale()],
   [
