@@ -195,6 +195,9 @@ async function overloadRows(rows: Figure[]): Promise<void> {
           ms(cap.latencyMs.catalog.p99)
         } ms`,
     });
+    if (!(capacity >= 1)) {
+      throw new Error(`no capacity measured (${JSON.stringify(cap.errorKinds)})`);
+    }
     const offered = 2 * capacity;
     const normal = capacity / 2;
     const overN = Math.min(maxOverloadFleet, Math.ceil(offered * overloadRoundS));
@@ -561,8 +564,8 @@ async function retryAfterRow(rows: Figure[]): Promise<void> {
       met: told > 0 && most <= 1 && early === 0 && gapsOver.length > 1 &&
         percentile(gapsOver, 90) - percentile(gapsOver, 10) >= 1,
       note: `real NOC (NOC_MAX_IN_FLIGHT=1, NOC_MAX_QUEUE=0, NOC_RETRY_AFTER_S=${n}: it sends ` +
-        `${Math.min(...asked)}–${
-          Math.max(...asked)
+        `${
+          asked.length ? `${Math.min(...asked)}–${Math.max(...asked)}` : "no"
         } s) kept busy by 8 simulator lanes (${f.shed} ` +
         `of their cycles shed); ${agents} appliances for ${retryFleetS} s on the agent's ` +
         `back-pressure code in one process (BackPressure gate, retryDelayS/cycleBackoffS, run.ts's ` +
