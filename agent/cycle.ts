@@ -8,7 +8,12 @@
  * @module
  */
 import { downloadPath } from "./download.ts";
-import { errorJson, errorText, readTextBounded } from "../protocol/http/bounded_body.ts";
+import {
+  type ErrorBody,
+  errorJson,
+  errorText,
+  readTextBounded,
+} from "../protocol/http/bounded_body.ts";
 import { nameSchema } from "../protocol/schemas.ts";
 import { AgentError, describe } from "./errors.ts";
 import { collectHealth } from "./health.ts";
@@ -86,6 +91,12 @@ export interface CycleContext extends InstallContext {
   backPressure?: BackPressure;
   /** Random numbers in [0, 1) for the schedule's jitter (tests inject one). */
   random?: Random;
+  /**
+   * Whether the NOC takes a whole cycle in one request (`POST /v1/checkin`); false once it answered
+   * 404 (roles split, an older NOC), for the rest of the process. `run` keeps one across cycles;
+   * a cycle without one asks again.
+   */
+  checkin?: { joined: boolean };
 }
 
 /** The result of a cycle. */
@@ -406,6 +417,12 @@ async function cycle(
 
   // Sends the journalled outcomes (and any only state.json holds), oldest first, 50 a request; each
   // is forgotten once the NOC acknowledged it, or refused its batch for good (400, 413).
+  /** Whether outcomes wait in the journal (or state.json) to be sent. */
+  const outcomesWaiting = async (): Promise<boolean> => {
+    if (state.pendingReports.length > 0) return true;
+    const { outcomes } = await journalled(ctx.config.state).catch(() => ({ outcomes: [1] }));
+    return outcomes.length > 0;
+  };
   const sendOutcomes = async (post: Call): Promise<number> => {
     const { outcomes, damaged } = await journalled(ctx.config.state).catch((e) => {
       problems.push({ code: "state_damaged", message: describe(e).message });
@@ -503,9 +520,43 @@ async function cycle(
   }
   // Set when the NOC cannot be reached: the last verified catalog, still unexpired, is worked from.
   let offline: CatalogDocument | null = null;
+  // The catalog the NOC answered with the beat (POST /v1/checkin), when it did.
+  let joined: CatalogAnswer | null = null;
   try {
-    let res = await call("POST", "/v1/beats", beat);
-    let body = await errorJson(res);
+    let res: Response;
+    let body: ErrorBody;
+    const beatAlone = async () => {
+      res = await call("POST", "/v1/beats", beat);
+      body = await errorJson(res);
+    };
+    // One request for the beat and the catalog when the NOC serves both (its answer names no
+    // catalog server apart, it has not answered 404) and no earlier outcomes wait: those go
+    // before the catalog is asked for, as ever.
+    const checkin = ctx.checkin ?? { joined: true };
+    if (checkin.joined && !state.catalogUrl && !await outcomesWaiting()) {
+      const cached = await cachedCatalog(ctx, state);
+      const nonce = newNonce();
+      res = await call(
+        "POST",
+        "/v1/checkin",
+        beat,
+        cached ? { "if-none-match": state.etag! } : undefined,
+        nonce,
+      );
+      if (res.status === 404) {
+        // A NOC whose roles are split, or an older one: two requests from now on.
+        await res.body?.cancel();
+        checkin.joined = false;
+        ctx.log.info("checkin_split", { reason: "POST /v1/checkin answered 404" });
+        await beatAlone();
+      } else if (res.ok) {
+        const answer = await joinedAnswer(res, cached, nonce);
+        body = answer.receipt;
+        joined = answer.catalog;
+      } else body = await errorJson(res);
+    } else await beatAlone();
+    res = res!;
+    body = body!;
     if (res.status === 400 || res.status === 413) {
       // A refusal of size or shape (plug-in data, most likely, or a NOC whose limit is below the
       // one it announced): the smallest valid beat still tells the NOC the appliance is alive,
@@ -615,7 +666,10 @@ async function cycle(
   };
   let doc: CatalogDocument;
   try {
-    doc = offline ?? await fetchFromCatalogServers();
+    doc = offline ??
+      (joined && catalogBases.length === 1 && catalogBases[0] === base
+        ? await acceptCatalog(ctx, state, joined)
+        : await fetchFromCatalogServers());
   } catch (e) {
     const d = describe(e);
     problems.push({ kind: "catalog", code: d.code, message: d.message });
@@ -1034,14 +1088,13 @@ async function fetchCatalog(
   state: AgentState,
   call: Call,
 ): Promise<CatalogDocument> {
-  const paths = statePaths(ctx.config.state);
-  const cached = state.etag ? await Deno.readTextFile(paths.catalog).catch(() => null) : null;
+  const cached = await cachedCatalog(ctx, state);
   const nonce = newNonce();
   const res = await call(
     "GET",
     "/v1/catalog",
     undefined,
-    cached && state.etag ? { "if-none-match": state.etag } : undefined,
+    cached ? { "if-none-match": state.etag! } : undefined,
     nonce,
   );
   let body: string;
@@ -1052,7 +1105,83 @@ async function fetchCatalog(
   } else {
     throw new NocError(res.status, await errorJson(res));
   }
-  const binding = res.headers.get(CATALOG_BINDING_HEADER);
+  return await acceptCatalog(ctx, state, {
+    body,
+    fresh: res.status !== 304,
+    binding: res.headers.get(CATALOG_BINDING_HEADER),
+    etag: res.headers.get("etag"),
+    nonce,
+  });
+}
+
+/**
+ * Reads a `POST /v1/checkin` 200: the beat's receipt (as `POST /v1/beats` answers it) and the
+ * catalog answer — null when the answer carries none (a catalog server apart) or one the agent
+ * cannot use (then the catalog is asked for on its own, and the refusal is that request's).
+ * Bounded: twice the catalog limit (its text escaped in JSON) and the receipt.
+ */
+async function joinedAnswer(
+  res: Response,
+  cached: string | null,
+  nonce: string,
+): Promise<{ receipt: ErrorBody; catalog: CatalogAnswer | null }> {
+  let v: unknown;
+  try {
+    v = JSON.parse(await readTextBounded(res, 2 * CATALOG_BODY_LIMIT + 65_536));
+  } catch {
+    return { receipt: {}, catalog: null };
+  }
+  const o = v !== null && typeof v === "object" ? v as Record<string, unknown> : {};
+  const r = o.receipt;
+  const receipt = r !== null && typeof r === "object" && !Array.isArray(r) ? r as ErrorBody : {};
+  const text = o.catalog === null ? cached : typeof o.catalog === "string" ? o.catalog : null;
+  if (text === null) return { receipt, catalog: null };
+  return {
+    receipt,
+    catalog: {
+      body: text,
+      fresh: o.catalog !== null,
+      binding: res.headers.get(CATALOG_BINDING_HEADER),
+      etag: res.headers.get("etag"),
+      nonce,
+    },
+  };
+}
+
+/** The catalog the agent holds (null: none, or no ETag to ask with), to send its ETag. */
+async function cachedCatalog(ctx: CycleContext, state: AgentState): Promise<string | null> {
+  if (!state.etag) return null;
+  return await Deno.readTextFile(statePaths(ctx.config.state).catalog).catch(() => null);
+}
+
+/**
+ * A catalog answer, from `GET /v1/catalog` or `POST /v1/checkin`: `body` is the envelope's text
+ * (the one held, when the answer said "unchanged"), `fresh` when the answer carried it.
+ */
+interface CatalogAnswer {
+  body: string;
+  fresh: boolean;
+  /** The `Catalog-Binding` header. */
+  binding: string | null;
+  /** The `ETag` header. */
+  etag: string | null;
+  /** The nonce the request was signed with. */
+  nonce: string;
+}
+
+/**
+ * Accepts a catalog answer only if it was made for its request (the binding, signed by a pinned
+ * key over this appliance, the request's nonce and the SHA-256 of the body) and the catalog
+ * verifies (signature, appliance, expiry, serial); follows the key chain once for a key the agent
+ * does not pin. Keeps a fresh body and its ETag, and takes the catalog's interval and keys.
+ */
+async function acceptCatalog(
+  ctx: CycleContext,
+  state: AgentState,
+  answer: CatalogAnswer,
+): Promise<CatalogDocument> {
+  const paths = statePaths(ctx.config.state);
+  const { body, binding, nonce } = answer;
   const verify = async () => {
     const options = {
       pinned: ctx.identity.pinnedKeys,
@@ -1070,9 +1199,9 @@ async function fetchCatalog(
     if (!await followKeyChain(ctx)) throw e;
     doc = await verify();
   }
-  if (res.status !== 304) {
+  if (answer.fresh) {
     await writeFileAtomic(paths.catalog, body);
-    state.etag = res.headers.get("etag");
+    state.etag = answer.etag;
   }
   state.lastSerial = doc.serial;
   state.intervalS = clampIntervalS(doc.intervalS);

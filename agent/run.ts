@@ -32,7 +32,7 @@ export async function runLoop(ctx: CycleContext, signal: AbortSignal): Promise<v
   // One gate for the process: a Retry-After a cycle or the wake-up poll meets holds both.
   const pressure = ctx.backPressure ??
     new BackPressure(() => ctx.now().getTime(), random, ctx.config.backoffBaseS);
-  ctx = { ...ctx, backPressure: pressure };
+  ctx = { ...ctx, backPressure: pressure, checkin: ctx.checkin ?? { joined: true } };
   let wakePending = false;
   let lastWoken = -Infinity;
   let wakeUp: () => void = () => {

@@ -1,6 +1,7 @@
 /**
  * The HTTP ceiling's server: a bare `Deno.serve` that reads each request's
- * body and answers 200 `{}` to a SecureBeat and 304 to a catalog request, with
+ * body and answers 200 `{}` to a SecureBeat, 304 to a catalog request and an unchanged catalog
+ * to a joined check-in (`POST /v1/checkin`), with
  * no verification, database or framework. The simulator against it measures
  * what the machine, the runtime's HTTP stack and the simulator itself allow.
  *
@@ -12,7 +13,13 @@ if (import.meta.main) {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     await req.arrayBuffer();
     if (req.method === "POST") {
-      return new Response("{}", { headers: { "content-type": "application/json" } });
+      // A joined check-in gets what a NOC answers when the catalog is unchanged.
+      const body = new URL(req.url).pathname === "/v1/checkin"
+        ? '{"receipt":{},"catalog":null}'
+        : "{}";
+      return new Response(body, {
+        headers: { "content-type": "application/json", etag: '"bare"' },
+      });
     }
     return new Response(null, { status: 304, headers: { etag: '"bare"' } });
   });

@@ -138,6 +138,12 @@ export async function simulate(options: {
   concurrency?: number;
   /** Closed loop only: stop after one cycle of every appliance (or at `durationS`). */
   onePass?: boolean;
+  /**
+   * One request per cycle, as the agent sends it to a NOC serving beats and catalogs together:
+   * `POST /v1/checkin` with the beat and the catalog's ETag (its latencies count as `beat`, and
+   * `catalog` has none). False by default: the beat, then `GET /v1/catalog`.
+   */
+  joined?: boolean;
   /** False: no enrolment, random UIDs (for a bare server measuring the HTTP ceiling). */
   enrol?: boolean;
   /**
@@ -233,6 +239,7 @@ export async function simulate(options: {
   const maxInFlight = options.concurrency ?? (options.rate > 0 ? Math.max(1, active.length) : 256);
   const busy = new Set<SimAppliance>();
   const slowMs = options.slowMs ?? 250;
+  const joined = options.joined ?? false;
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
   const seconds = new Map<number, Stall>();
   const second = (at: number) => {
@@ -300,12 +307,14 @@ export async function simulate(options: {
         uid: a.uid,
         key: a.key,
         method: "POST",
-        path: "/v1/beats",
+        path: joined ? "/v1/checkin" : "/v1/beats",
         body: beat,
         now,
+        ...(joined && a.etag ? { headers: { "if-none-match": a.etag } } : {}),
       }),
     );
     onAnswer("beat", b.status, performance.now() - t, sentAt);
+    if (joined && b.status === 200) a.etag = b.headers.get("etag") ?? a.etag;
     if (b.status === 503) {
       shed++;
       latencies.shed.push(performance.now() - t);
@@ -313,6 +322,7 @@ export async function simulate(options: {
     }
     latencies.beat.push(performance.now() - t);
     if (b.status !== 200) return fail(`beat ${b.status}`);
+    if (joined) return done(now, began);
     t = performance.now();
     sentAt = Date.now();
     const c = await send(
@@ -335,6 +345,10 @@ export async function simulate(options: {
     }
     latencies.catalog.push(performance.now() - t);
     if (c.status !== 200 && c.status !== 304) return fail(`catalog ${c.status}`);
+    done(now, began);
+  };
+  /** A cycle answered whole: counted, and timed. */
+  const done = (now: Date, began: number) => {
     cycles++;
     const took = performance.now() - began;
     latencies.cycle.push(took);
@@ -506,6 +520,7 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
   --duration S     seconds to run (20)
   --silent N       appliances that stop beating (0)
   --concurrency N  requests in flight at most
+  --joined         one request per cycle (POST /v1/checkin), as the agent sends a NOC of role all
   --noc URL        a running NOC (repeat for several instances)
   --token TOKEN    its admin token (or NOC_TOKEN)
   --json           print the result as JSON
@@ -528,6 +543,7 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
       adminToken: token,
       silent: Number(flag(args, "silent") ?? 0),
       ...(flag(args, "concurrency") ? { concurrency: Number(flag(args, "concurrency")) } : {}),
+      joined: args.includes("--joined"),
       log: (l) => console.error(l),
     });
     if (args.includes("--json")) console.log(JSON.stringify(r, null, 2));

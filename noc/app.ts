@@ -6,7 +6,7 @@
  *
  * | role        | serves                                                                 |
  * | ----------- | ---------------------------------------------------------------------- |
- * | `all`       | everything below                                                       |
+ * | `all`       | everything below, and `POST /v1/checkin` (a beat and a catalog in one)  |
  * | `noc`       | status monitor (enrol, beats, wake, keys), local servers, admin, console |
  * | `catalog`   | catalogs and install outcomes                                          |
  * | `component` | component downloads only                                               |
@@ -30,6 +30,7 @@ import { enrollRoutes } from "./http/v1/enroll.ts";
 import { beatRoutes } from "./http/v1/beats.ts";
 import { keyRoutes } from "./http/v1/keys.ts";
 import { catalogRoutes } from "./http/v1/catalog.ts";
+import { checkinRoutes } from "./http/v1/checkin.ts";
 import { componentRoutes } from "./http/v1/components.ts";
 import { installRoutes } from "./http/v1/installs.ts";
 import { wakeRoutes } from "./http/v1/wake.ts";
@@ -101,6 +102,8 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
       .route("/v1/installs", installRoutes(deps));
   }
   if (serves("component")) app.route("/v1/components", componentRoutes(deps));
+  // A whole cycle in one request needs both the status monitor and the catalog server here.
+  if (role === "all") app.route("/v1/checkin", checkinRoutes(deps));
 
   const extra = serves("noc") ? [...consoleOperations, rootOperation] : [];
   app.route("/", openApiRoutes(deps, () => extra, { role }));

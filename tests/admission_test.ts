@@ -53,6 +53,7 @@ Deno.test("createAdmission() drops a waiter whose client went away, and one that
 
 Deno.test("admissionClass() puts check-ins first, exempts health, metrics and wake-ups", () => {
   assert.equal(admissionClass("POST", "/v1/beats"), "checkin");
+  assert.equal(admissionClass("POST", "/v1/checkin"), "checkin");
   assert.equal(admissionClass("POST", "/v1/enroll"), "checkin");
   assert.equal(admissionClass("GET", "/v1/catalog"), "fetch");
   assert.equal(admissionClass("GET", "/v1/components/7"), "download");

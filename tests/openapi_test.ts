@@ -507,6 +507,19 @@ dbTest(
       await signed("GET", "/v1/catalog", undefined, undefined, { "if-none-match": etag }),
       304,
     );
+    // The beat and the catalog in one request: the catalog, then unchanged (null).
+    const joined = await send(
+      await signed("POST", "/v1/checkin", sampleBeat(2, noc.clock.now())),
+      200,
+    );
+    assert.equal(typeof joined.body.catalog, "string");
+    const unchanged = await send(
+      await signed("POST", "/v1/checkin", sampleBeat(3, noc.clock.now()), undefined, {
+        "if-none-match": joined.headers.get("etag")!,
+      }),
+      200,
+    );
+    assert.equal(unchanged.body.catalog, null);
     const doc2 = JSON.parse(catalog.catalog);
     // Downloads: a package and a file (files only over HTTPS), whole, resumed, out of range.
     const url = doc2.components.find((c: any) => c.kind === "package").urls[0];
@@ -767,7 +780,11 @@ async function outcome(res: Response): Promise<string> {
     body = JSON.parse(text);
   } catch { /* not JSON */ }
   const fields = (body?.issues ?? []).map((i: any) => i.path).sort().join(",");
-  return `${res.status} ${body?.error ?? ""} [${fields}]`.trim();
+  // Fields answered null (POST /v1/checkin's catalog, unchanged: what If-None-Match changes).
+  const nulls = body && typeof body === "object"
+    ? Object.keys(body).filter((k) => body[k] === null).sort().join(",")
+    : "";
+  return `${res.status} ${body?.error ?? ""} [${fields}]${nulls ? ` null:${nulls}` : ""}`.trim();
 }
 
 /**
@@ -829,6 +846,11 @@ dbTest(
       "GET /v1/wake": { wait: "0" },
       "GET /v1/local/components/:id": { grant },
     };
+    /** Bodies a request carries (else `{}`): a joined check-in's beat, each with a new seq. */
+    let seq = 100;
+    const defaultBody: Record<string, () => Record<string, unknown>> = {
+      "POST /v1/checkin": () => sampleBeat(++seq, noc.clock.now()),
+    };
     /**
      * A request to `op` that passes its authentication (an admin token, the appliance's or the
      * local server's signature; a grant instead when the query carries one), with `query`
@@ -852,7 +874,7 @@ dbTest(
           ...(op.path.startsWith("/v1/local/") ? server : appliance),
           method,
           path,
-          ...(type === "application/json" ? { body: {} } : {}),
+          ...(type === "application/json" ? { body: defaultBody[op.key]?.() ?? {} } : {}),
           headers: o.headers ?? {},
           now: noc.clock.now(),
         });

@@ -69,9 +69,13 @@ dbTest(
     const rogueUrl = `http://127.0.0.1:${rogue.addr.port}`;
     const mitm = proxy(noc, async (req, forward) => {
       const res = await forward();
-      if (new URL(req.url).pathname !== "/v1/beats" || !res.ok) return res;
+      const path = new URL(req.url).pathname;
+      if (!res.ok || (path !== "/v1/beats" && path !== "/v1/checkin")) return res;
       const body = await res.json();
-      return Response.json({ ...body, catalogUrl: rogueUrl }, { status: res.status });
+      // The beat's answer, alone or as the receipt of a joined one (its catalog left as it is).
+      if (path === "/v1/checkin") body.receipt = { ...body.receipt, catalogUrl: rogueUrl };
+      else body.catalogUrl = rogueUrl;
+      return Response.json(body, { status: res.status, headers: res.headers });
     });
     const box = await agentBox();
     try {

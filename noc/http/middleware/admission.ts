@@ -19,7 +19,10 @@ export function admissionClass(method: string, path: string): AdmissionClass | n
   }
   if (path === "/v1/wake" || path.startsWith("/v1/wake/")) return null;
   if (path.startsWith("/v1/admin") || path === "/ui" || path.startsWith("/ui/")) return "admin";
-  if (method === "POST" && (path === "/v1/beats" || path === "/v1/enroll")) return "checkin";
+  if (
+    method === "POST" &&
+    (path === "/v1/beats" || path === "/v1/checkin" || path === "/v1/enroll")
+  ) return "checkin";
   if (path.startsWith("/v1/components")) return "download";
   return "fetch";
 }

@@ -231,6 +231,20 @@ export function operations(settings: { maxAppDataBytes: number }): Operation[] {
       bodies: { "200": r.beatAnswer },
     },
     {
+      method: "post",
+      path: "/v1/checkin",
+      summary: "A whole check-in cycle in one request: the SecureBeat, and the catalog " +
+        "(If-None-Match → catalog null); served where one process is both status monitor and " +
+        "catalog server",
+      tag: "appliance",
+      auth: "appliance",
+      headers: ["If-None-Match"],
+      body: s.beatSchema(settings.maxAppDataBytes),
+      responses: { "200": "Beat recorded; the catalog, or null when unchanged" },
+      bodies: { "200": r.checkinAnswer },
+      responseHeaders: { "200": ["ETag", "Catalog-Binding"] },
+    },
+    {
       method: "get",
       path: "/v1/keys",
       summary: "Public keys to pin, the NOC's X25519 key, and the key chain (signed rotations)",
@@ -1285,6 +1299,8 @@ export function openApiRoutes(
   const role = options.role ?? "all";
   const served = (o: Operation) => {
     if (role === "all" || /^\/(healthz|metrics|openapi\.json|docs)$/.test(o.path)) return true;
+    // Beat and catalog in one: only where one process is both status monitor and catalog server.
+    if (o.path === "/v1/checkin") return false;
     const part = /^\/v1\/(catalog|installs)\b/.test(o.path)
       ? "catalog"
       : /^\/v1\/components\b/.test(o.path)

@@ -109,6 +109,16 @@ export const beatAnswer = z.object({
   catalogUrl: z.string().optional().describe("Only when the catalog server runs apart"),
 });
 
+/** `POST /v1/checkin` 200: the beat's answer, and the catalog (noc/http/v1/checkin.ts). */
+export const checkinAnswer = z.object({
+  receipt: beatAnswer,
+  catalog: z.string().nullable().optional().describe(
+    "The signed envelope's exact text (its SHA-256 is the ETag the Catalog-Binding signs); null " +
+      "when the If-None-Match ETag is current; absent when the catalog server runs apart " +
+      "(receipt.catalogUrl names it)",
+  ),
+});
+
 /** `GET /v1/keys` 200. */
 export const keysAnswer = z.object({
   keys: z.array(publishedKey),

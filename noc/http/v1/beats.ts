@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { applianceAuth, clientAddress } from "../middleware/appliance_auth.ts";
 import { type Beat, beatSchema } from "../../../protocol/schemas.ts";
 import { parseJsonBody } from "../../../protocol/http/validate.ts";
@@ -50,70 +50,101 @@ export function historyOf(beat: Beat): Record<string, unknown> {
   };
 }
 
+/** The answer to a SecureBeat (`POST /v1/beats` 200; the `receipt` of `POST /v1/checkin`). */
+export interface BeatAnswer {
+  uid: string;
+  /** When the NOC recorded it, ISO 8601. */
+  receivedAt: string;
+  /** The appliance's report interval, seconds (informative: the signed catalog's governs). */
+  intervalS: number;
+  nextBeatInS: number;
+  /** When the next beat is due, ISO 8601. */
+  nextDueAt: string;
+  /** The catalog server's base URL, only when it runs apart from this server (spec, FIGURE 2). */
+  catalogUrl?: string;
+}
+
+/**
+ * Records the SecureBeat of authenticated request `c` (behind {@link applianceAuth}: its body is
+ * read and its nonce spent) and returns its answer. Throws {@link ApiError} 400 `invalid_body`
+ * for a body that is not a SecureBeat or a `sentAt` beyond the skew tolerance, 401
+ * `unknown_key` when the appliance vanished meanwhile. Shared by `POST /v1/beats` and
+ * `POST /v1/checkin` (noc/http/v1/checkin.ts).
+ */
+export async function acceptBeat(
+  deps: AppDeps,
+  c: Context<AppEnv>,
+  schema: ReturnType<typeof beatSchema>,
+): Promise<BeatAnswer> {
+  const beat = parseJsonBody(c, c.get("body"), schema);
+  const a = c.get("appliance");
+  const now = deps.clock.now();
+  const nextDue = new Date(now.getTime() + a.intervalS * 1000);
+  const sentAt = new Date(beat.sentAt);
+  // Beats are ordered as they arrive; a sentAt far from the NOC's clock is a lie (the request's
+  // signature time is held to the same tolerance), and would order reports wrongly.
+  const skewS = Math.abs(sentAt.getTime() - now.getTime()) / 1000;
+  if (skewS > deps.settings.maxSkewS) {
+    throw new ApiError(
+      400,
+      "invalid_body",
+      `Field "sentAt": ${beat.sentAt} is ${Math.round(skewS)} s from the NOC's clock (at most ` +
+        `${deps.settings.maxSkewS} s, as for the request's signature): set the appliance's clock`,
+      { issues: [{ path: "sentAt", message: "too far from the NOC's clock" }] },
+    );
+  }
+  // Batched with other appliances' beats: one statement updates the status table, keeps the
+  // history and resolves a missed-heartbeat alert.
+  const written = await deps.checkins.recordBeat({
+    uid: a.uid,
+    receivedAt: now,
+    nextDue,
+    seq: beat.seq,
+    sentAt,
+    report: beat,
+    history: historyOf(beat),
+    // At most one history row per gap: the configured one, or half the appliance's interval
+    // when that is shorter (an operator who asks for frequent beats gets each one kept).
+    historyGapS: Math.min(deps.settings.historyMinGapS, a.intervalS / 2),
+    address: clientAddress(c, deps.settings.trustProxy),
+    agentVersion: beat.agentVersion ?? null,
+    // Issue 21: the agent process (clone detection) and the name the appliance runs under.
+    instanceId: beat.instanceId ?? null,
+    hostname: beat.hostname ?? null,
+  });
+  if (!written) throw new ApiError(401, "unknown_key", `Appliance "${a.uid}" is not enrolled`);
+  if (written.wasMissing) {
+    deps.log.info("appliance_recovered", { uid: a.uid, hostname: a.hostname });
+  }
+  if (written.renamedFrom !== null) {
+    deps.log.info("appliance_renamed", {
+      uid: a.uid,
+      from: written.renamedFrom,
+      to: beat.hostname,
+    });
+  }
+  if (written.newIdentityConflict) {
+    deps.log.warn("identity_conflict", { uid: a.uid, instanceId: beat.instanceId });
+    deps.notifier.kick();
+  }
+  deps.metrics.inc("noc_beats_total");
+  return {
+    uid: a.uid,
+    receivedAt: now.toISOString(),
+    intervalS: a.intervalS,
+    nextBeatInS: a.intervalS,
+    nextDueAt: nextDue.toISOString(),
+    // Where this appliance's catalog server is, when it is not this server (spec, FIGURE 2).
+    ...(deps.settings.catalogUrl ? { catalogUrl: deps.settings.catalogUrl } : {}),
+  };
+}
+
 /** The SecureBeat route. */
 export function beatRoutes(deps: AppDeps) {
   const schema = beatSchema(deps.settings.maxAppDataBytes);
-  return new Hono<AppEnv>().post("/", applianceAuth(deps), async (c) => {
-    const beat = parseJsonBody(c, c.get("body"), schema);
-    const a = c.get("appliance");
-    const now = deps.clock.now();
-    const nextDue = new Date(now.getTime() + a.intervalS * 1000);
-    const sentAt = new Date(beat.sentAt);
-    // Beats are ordered as they arrive; a sentAt far from the NOC's clock is a lie (the request's
-    // signature time is held to the same tolerance), and would order reports wrongly.
-    const skewS = Math.abs(sentAt.getTime() - now.getTime()) / 1000;
-    if (skewS > deps.settings.maxSkewS) {
-      throw new ApiError(
-        400,
-        "invalid_body",
-        `Field "sentAt": ${beat.sentAt} is ${Math.round(skewS)} s from the NOC's clock (at most ` +
-          `${deps.settings.maxSkewS} s, as for the request's signature): set the appliance's clock`,
-        { issues: [{ path: "sentAt", message: "too far from the NOC's clock" }] },
-      );
-    }
-    // Batched with other appliances' beats: one statement updates the status table, keeps the
-    // history and resolves a missed-heartbeat alert.
-    const written = await deps.checkins.recordBeat({
-      uid: a.uid,
-      receivedAt: now,
-      nextDue,
-      seq: beat.seq,
-      sentAt,
-      report: beat,
-      history: historyOf(beat),
-      // At most one history row per gap: the configured one, or half the appliance's interval
-      // when that is shorter (an operator who asks for frequent beats gets each one kept).
-      historyGapS: Math.min(deps.settings.historyMinGapS, a.intervalS / 2),
-      address: clientAddress(c, deps.settings.trustProxy),
-      agentVersion: beat.agentVersion ?? null,
-      // Issue 21: the agent process (clone detection) and the name the appliance runs under.
-      instanceId: beat.instanceId ?? null,
-      hostname: beat.hostname ?? null,
-    });
-    if (!written) throw new ApiError(401, "unknown_key", `Appliance "${a.uid}" is not enrolled`);
-    if (written.wasMissing) {
-      deps.log.info("appliance_recovered", { uid: a.uid, hostname: a.hostname });
-    }
-    if (written.renamedFrom !== null) {
-      deps.log.info("appliance_renamed", {
-        uid: a.uid,
-        from: written.renamedFrom,
-        to: beat.hostname,
-      });
-    }
-    if (written.newIdentityConflict) {
-      deps.log.warn("identity_conflict", { uid: a.uid, instanceId: beat.instanceId });
-      deps.notifier.kick();
-    }
-    deps.metrics.inc("noc_beats_total");
-    return c.json({
-      uid: a.uid,
-      receivedAt: now.toISOString(),
-      intervalS: a.intervalS,
-      nextBeatInS: a.intervalS,
-      nextDueAt: nextDue.toISOString(),
-      // Where this appliance's catalog server is, when it is not this server (spec, FIGURE 2).
-      ...(deps.settings.catalogUrl ? { catalogUrl: deps.settings.catalogUrl } : {}),
-    });
-  });
+  return new Hono<AppEnv>().post(
+    "/",
+    applianceAuth(deps),
+    async (c) => c.json(await acceptBeat(deps, c, schema)),
+  );
 }

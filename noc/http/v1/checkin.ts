@@ -1,0 +1,63 @@
+/**
+ * `POST /v1/checkin`: a whole check-in cycle in one signed request (issue 23 item 3) — the
+ * SecureBeat of `POST /v1/beats` and the catalog request of `GET /v1/catalog`, answered together:
+ *
+ * ```
+ * POST /v1/checkin                 (signed as every appliance request; body: the SecureBeat)
+ * If-None-Match: "<the ETag of the catalog the appliance holds>"      (optional)
+ *
+ * 200 {"receipt": {…the beat answer…}, "catalog": "<the envelope's exact text>" | null}
+ * ETag: "<sha256 of the envelope>"          Catalog-Binding: <bound to this request's nonce>
+ * ```
+ *
+ * `catalog` is null when the ETag sent is the current one (the appliance's copy stands, as a
+ * 304 would say); it is absent, with no binding, when the catalog server runs apart
+ * (`NOC_CATALOG_URL`: the receipt names it, and the agent asks it with `GET /v1/catalog`). The
+ * route is served by a process that is both status monitor and catalog server (role `all`); a
+ * NOC whose roles are split answers 404, and the agent then sends the two requests.
+ *
+ * One signature is verified, one nonce spent and one appliance row read per cycle instead of two
+ * of each; every check of the two routes holds (signature and digest before the body is read, the
+ * skew window, replays refused across instances by the spent nonce, the binding over the nonce and
+ * the body's SHA-256). The beat is recorded before the catalog is answered: an error in the
+ * catalog part leaves the beat recorded, as two requests would.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { applianceAuth } from "../middleware/appliance_auth.ts";
+import { beatSchema } from "../../../protocol/schemas.ts";
+import { answerCatalog } from "../../services/catalogs.ts";
+import { CATALOG_BINDING_HEADER } from "../../../protocol/catalog.ts";
+import type { AppDeps } from "../../services/deps.ts";
+import type { AppEnv } from "../env.ts";
+import { acceptBeat } from "./beats.ts";
+
+/** The combined check-in route. */
+export function checkinRoutes(deps: AppDeps) {
+  const schema = beatSchema(deps.settings.maxAppDataBytes);
+  return new Hono<AppEnv>().post("/", applianceAuth(deps), async (c) => {
+    const receipt = await acceptBeat(deps, c, schema);
+    c.header("cache-control", "no-store");
+    if (deps.settings.catalogUrl) return c.json({ receipt });
+    const a = c.get("appliance");
+    const base = deps.settings.componentUrl ?? deps.settings.publicUrl ??
+      new URL(c.req.url).origin;
+    const answer = await answerCatalog(
+      deps,
+      a.uid,
+      c.req.header("if-none-match"),
+      base.replace(/\/$/, ""),
+      // The nonce the authentication middleware verified and spent: never seen before.
+      c.get("nonce"),
+    );
+    c.header("etag", answer.etag);
+    c.header(CATALOG_BINDING_HEADER, answer.binding);
+    deps.metrics.inc("noc_catalogs_total", { status: String(answer.status) });
+    // The envelope's text goes as a JSON string: its bytes are what the binding's digest covers.
+    const catalog = answer.status === 304 ? "null" : JSON.stringify(answer.body);
+    return c.body(`{"receipt":${JSON.stringify(receipt)},"catalog":${catalog}}`, 200, {
+      "content-type": "application/json",
+    });
+  });
+}
