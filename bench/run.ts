@@ -28,7 +28,7 @@ import { overloadBench } from "./overload.ts";
 const sections: Array<[string, string, () => Promise<Figure[]>]> = [
   [
     "checkin",
-    "Check-in cycles (simulator: signed SecureBeat, then catalog with If-None-Match)",
+    "Check-in cycles (simulator: a signed SecureBeat with the catalog's If-None-Match, POST /v1/checkin; two requests where marked)",
     checkinBench,
   ],
   [
