@@ -525,8 +525,18 @@ async function cycle(
   try {
     let res: Response;
     let body: ErrorBody;
-    const beatAlone = async () => {
-      res = await call("POST", "/v1/beats", beat);
+    /**
+     * The beat again, under a new sequence number (saved first, as for the first send): the NOC may
+     * have recorded the one before (a man in the middle can forward a request and answer it 404 or
+     * 413 himself), and a seq sent twice is how two devices sharing one identity show (review 23).
+     */
+    const again = async <B extends { seq: number }>(b: B): Promise<B> => {
+      state.seq += 1;
+      await save();
+      return { ...b, seq: state.seq };
+    };
+    const beatAlone = async (resend: boolean) => {
+      res = await call("POST", "/v1/beats", resend ? await again(beat) : beat);
       body = await errorJson(res);
     };
     // One request for the beat and the catalog when the NOC serves both (its answer names no
@@ -548,13 +558,13 @@ async function cycle(
         await res.body?.cancel();
         checkin.joined = false;
         ctx.log.info("checkin_split", { reason: "POST /v1/checkin answered 404" });
-        await beatAlone();
+        await beatAlone(true);
       } else if (res.ok) {
         const answer = await joinedAnswer(res, cached, nonce);
         body = answer.receipt;
         joined = answer.catalog;
       } else body = await errorJson(res);
-    } else await beatAlone();
+    } else await beatAlone(false);
     res = res!;
     body = body!;
     if (res.status === 400 || res.status === 413) {
@@ -572,7 +582,9 @@ async function cycle(
       // Smaller and smaller: the reasons kept first, then the outcome alone, then no components.
       for (const step of SMALLEST_STEPS) {
         if (step === "bare" && beat.components.length === 0) break;
-        const smallest = smallestBeat(beat, why, { step, installed: installed.length });
+        const smallest = await again(
+          smallestBeat(beat, why, { step, installed: installed.length }),
+        );
         res = await call("POST", "/v1/beats", smallest);
         body = await errorJson(res);
         ctx.log.warn("beat_smallest", {
@@ -1135,7 +1147,10 @@ async function joinedAnswer(
   const r = o.receipt;
   const receipt = r !== null && typeof r === "object" && !Array.isArray(r) ? r as ErrorBody : {};
   const text = o.catalog === null ? cached : typeof o.catalog === "string" ? o.catalog : null;
-  if (text === null) return { receipt, catalog: null };
+  // Held to the limit of GET /v1/catalog's body: a larger one is asked for on its own (and refused).
+  if (text === null || new TextEncoder().encode(text).length > CATALOG_BODY_LIMIT) {
+    return { receipt, catalog: null };
+  }
   return {
     receipt,
     catalog: {

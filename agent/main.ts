@@ -248,6 +248,10 @@ async function statusCommand(config: AgentConfig, flags: Flags): Promise<number>
     nextDueAt: state.nextDueAt,
     intervalS: state.intervalS,
     failures: state.failures,
+    // Back-pressure (docs/agent.md, "Back-pressure and back-off"): cycles failed in a row, and
+    // the Retry-After the NOC asked for, honoured until then.
+    failedCycles: state.failedCycles ?? 0,
+    notBefore: state.notBefore ?? null,
     // Outcomes not yet acknowledged by the NOC: the journal's, and any only state.json holds.
     pendingReports: state.pendingReports.length +
       (await journalled(config.state).catch(() => ({ outcomes: [] }))).outcomes.length,
@@ -270,6 +274,12 @@ async function statusCommand(config: AgentConfig, flags: Flags): Promise<number>
       state.lastCycle.finishedAt ? ` at ${state.lastCycle.finishedAt}` : ""
     }${state.lastCycle.message ? ` (${state.lastCycle.message})` : ""}`,
     `next due:   ${state.nextDueAt ?? "now"} (interval ${state.intervalS} s)`,
+    ...(status.failedCycles > 0
+      ? [`backing off: ${status.failedCycles} cycle(s) failed in a row`]
+      : []),
+    ...(status.notBefore && Date.parse(status.notBefore) > Date.now()
+      ? [`NOC busy:   no cycle before ${status.notBefore} (its Retry-After)`]
+      : []),
     `installed:  ${installed.length === 0 ? "nothing" : ""}`,
     ...installed.map((c) =>
       `  ${c.kind.padEnd(8)} ${c.app}/${c.name} ${c.version}${

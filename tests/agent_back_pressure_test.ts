@@ -219,7 +219,13 @@ function assertHoldsKept(hits: Hit[], label: string) {
   }
 }
 
-const beats = (hits: Hit[]) => hits.filter((h) => h.method === "POST" && h.path === "/v1/beats");
+/** A beat's path: alone, or with the catalog in one request (the agent's way with a NOC of role all). */
+const isBeat = (path: string) => path === "/v1/beats" || path === "/v1/checkin";
+const beats = (hits: Hit[]) => hits.filter((h) => h.method === "POST" && isBeat(h.path));
+/** A catalog answered: on its own, or with the beat. */
+const catalogServed = (h: Hit) =>
+  (h.path === "/v1/catalog" && [200, 304].includes(h.status)) ||
+  (h.path === "/v1/checkin" && h.status === 200);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const eventsOf = (p: AgentProcess | { events: any[] }, name: string) =>
   p.events.filter((e: any) => e.event === name);
@@ -240,7 +246,7 @@ async function retryAfterScenario(noc: ServedNoc) {
     // exit 1, and the pause is kept in state.json for the next run.
     const date = new Date((Math.floor(Date.now() / 1000) + 5) * 1000);
     proxy.answer((_req, path) =>
-      path === "/v1/beats"
+      isBeat(path)
         ? { status: 503, retryAfter: date.toUTCString(), holdUntil: date.getTime() }
         : null
     );
@@ -249,7 +255,7 @@ async function retryAfterScenario(noc: ServedNoc) {
     assert.equal(held.code, 1, held.stdout + held.stderr);
     assert.deepEqual(
       proxy.hits.slice(before).map((h) => `${h.method} ${h.path} ${h.status}`),
-      ["POST /v1/beats 503"],
+      ["POST /v1/checkin 503"],
       "after a Retry-After the cycle sends nothing more",
     );
     const off = eventsOf(held, "backing_off")[0];
@@ -260,6 +266,14 @@ async function retryAfterScenario(noc: ServedNoc) {
     const saved = await stateJson(box.state);
     assert.equal(saved.failedCycles, 1);
     assert.ok(Math.abs(Date.parse(saved.notBefore) - date.getTime()) < 1500, saved.notBefore);
+    // `noc-agent status` says so, in JSON and in words.
+    const status = await box.run(["status", "--json"]);
+    const shown = JSON.parse(status.stdout);
+    assert.equal(shown.failedCycles, 1);
+    assert.equal(shown.notBefore, saved.notBefore);
+    const words = (await box.run(["status"])).stdout;
+    assert.match(words, /backing off: 1 cycle\(s\) failed in a row/);
+    assert.match(words, /NOC busy: +no cycle before /);
 
     // `run` (no spread) waits for that date first, its wake-up poll too. Then: a beat answered 503
     // with Retry-After: 3; then a 429 asking for a day, held to the catalog's 10 s interval; then
@@ -275,7 +289,7 @@ async function retryAfterScenario(noc: ServedNoc) {
         pollBusy = false;
         return { status: 503, retryAfter: "3", holdUntil: Date.now() + 3000 };
       }
-      if (busy.length === 0 || path !== "/v1/beats") return null;
+      if (busy.length === 0 || !isBeat(path)) return null;
       const { status, s } = busy[0]!;
       busy = busy.slice(1);
       return { status, retryAfter: String(s), holdUntil: Date.now() + Math.min(s, 10) * 1000 };
@@ -313,7 +327,7 @@ async function retryAfterScenario(noc: ServedNoc) {
     // No more than one cycle per Retry-After.
     assert.ok(b[1]!.at - b[0]!.at >= 3000 && b[1]!.at - b[0]!.at < 3000 + 2000 + 4000);
     assert.ok(
-      ran.some((h) => h.path === "/v1/catalog" && [200, 304].includes(h.status)),
+      ran.some(catalogServed),
       "and it resumed",
     );
     assert.equal((await stateJson(box.state)).failedCycles, 0, "reset by a beat accepted");
@@ -332,7 +346,7 @@ async function backoffScenario(noc: ServedNoc) {
   try {
     const first = await box.run(["once"]);
     assert.equal(first.code, 0, first.stdout + first.stderr);
-    proxy.answer((_req, path) => path === "/v1/beats" ? { status: 503 } : null);
+    proxy.answer((_req, path) => isBeat(path) ? { status: 503 } : null);
     const from = proxy.hits.length;
     agent = box.spawn(["run"], {
       NOC_AGENT_START_SPREAD_S: "0",

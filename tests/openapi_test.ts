@@ -1003,3 +1003,19 @@ dbTest(
     assert.ok(tried >= 5, `only ${tried} body types tried`);
   },
 );
+
+dbTest("the document's Content-Digest example is the SHA-256 of the empty body", async ({ db }) => {
+  const noc = await testNoc(db);
+  const doc = await (await noc.app.request("http://noc.test/openapi.json")).json();
+  const examples = new Set<string>();
+  for (const ops of Object.values(doc.paths as Record<string, Record<string, any>>)) {
+    for (const op of Object.values(ops)) {
+      for (const p of op.parameters ?? []) {
+        if (p.name === "Content-Digest" && p.example) examples.add(p.example);
+      }
+    }
+  }
+  const empty = new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array()));
+  const b64 = btoa(String.fromCharCode(...empty));
+  assert.deepEqual([...examples], [`sha-256=:${b64}:`]);
+});

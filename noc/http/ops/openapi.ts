@@ -92,8 +92,10 @@ export const requestHeaders: Record<
     example: "bytes=1048576-",
   },
   "If-None-Match": {
-    description: "The ETag of the catalog the appliance holds (or `*`): 304, with a fresh " +
-      "Catalog-Binding over this request, while it is still the one",
+    description: "The ETag of the catalog the appliance holds (`*`, a weak or a listed one " +
+      "count as a match too: send only the one you hold): while it is still the current one, " +
+      "GET /v1/catalog answers 304 and POST /v1/checkin `catalog: null`, each with a fresh " +
+      "Catalog-Binding over this request and the held body",
     schema: { type: "string" },
     example: '"' + "0".repeat(64) + '"',
   },
@@ -129,7 +131,8 @@ const signatureHeaders = {
     description: "RFC 9530 digest of the body (of the empty body when there is none), covered " +
       "by the signature",
     schema: { type: "string" },
-    example: "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpWWRvKE/QT4=:",
+    // The empty body's (newcomer review 23: an older example here was not SHA-256 of anything).
+    example: "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:",
   },
 } as const;
 
