@@ -79,7 +79,8 @@ const etagPattern = /^"[0-9a-f]{64}"$/;
 
 /**
  * Answers a catalog request from appliance `uid`: archives the connection
- * time, then serves the cached catalog (or 304) while it is current, and
+ * time (unless `touched`, the row a joined check-in's beat statement read when it archived it),
+ * then serves the cached catalog (or 304) while it is current, and
  * builds, signs and caches a new one otherwise. The answer carries its binding
  * to `nonce` (the request's verified signature nonce).
  */
@@ -89,8 +90,9 @@ export async function answerCatalog(
   ifNoneMatch: string | undefined,
   baseUrl: string,
   nonce: string,
+  touched?: CatalogTouchRow,
 ): Promise<CatalogAnswer> {
-  const { answer, row } = await catalogAnswer(deps, uid, ifNoneMatch, baseUrl);
+  const { answer, row } = await catalogAnswer(deps, uid, ifNoneMatch, baseUrl, touched);
   // The catalog answered carries the appliance's interval: from now on its agent is on it, and its
   // due time counts it (noc/services/schedule_changes.ts).
   if (row.known_interval_s !== row.interval_s) {
@@ -110,9 +112,10 @@ async function catalogAnswer(
   uid: string,
   ifNoneMatch: string | undefined,
   baseUrl: string,
+  touched?: CatalogTouchRow,
 ): Promise<{ answer: CachedAnswer; row: CatalogTouchRow }> {
   const now = deps.clock.now();
-  const row = await deps.checkins.touchCatalog(uid, now);
+  const row = touched ?? await deps.checkins.touchCatalog(uid, now);
   if (!row) throw new Error(`Appliance "${uid}" vanished`);
   return { answer: await catalogAnswerOf(deps, uid, ifNoneMatch, baseUrl, row, now), row };
 }

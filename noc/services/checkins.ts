@@ -49,6 +49,12 @@ export interface BeatWrite {
   instanceId?: string | null;
   /** The host name the appliance reports (issue 21 item 8), when the beat carries one. */
   hostname?: string | null;
+  /**
+   * The beat comes with a catalog request (`POST /v1/checkin`): the same statement archives the
+   * request's time and reads what serving the catalog needs ({@link BeatRecorded.catalog}), so a
+   * joined cycle updates the appliance's row once.
+   */
+  touchCatalog?: boolean;
 }
 
 /** What recording a beat found. */
@@ -63,6 +69,8 @@ export interface BeatRecorded {
   newIdentityConflict: boolean;
   /** The name the appliance had until this beat renamed it; null when it kept its name. */
   renamedFrom: string | null;
+  /** With {@link BeatWrite.touchCatalog}: the row a catalog request reads (as `touchCatalog`). */
+  catalog?: CatalogTouchRow;
 }
 
 /** The appliance row a catalog request reads (after archiving its time). */
@@ -115,6 +123,8 @@ interface BeatRow {
   model: string;
   site: string | null;
   identity_conflict: IdentityConflictJson | null;
+  /** Null unless the beat touched the catalog; then the columns of {@link CatalogTouchRow}. */
+  catalog: CatalogTouchRow | null;
 }
 
 /** An appliance's `identity_conflict` as stored (migration 025). */
@@ -190,6 +200,12 @@ function isStatementError(e: unknown): boolean {
 }
 const maxCachedKeys = 50_000;
 
+/** A catalog row read as JSON in the beat statement: its times as dates, as the driver gives them. */
+function catalogRowOf(j: CatalogTouchRow): CatalogTouchRow {
+  const at = j.catalog_expires_at as unknown as string | null;
+  return { ...j, catalog_expires_at: at === null ? null : new Date(at) };
+}
+
 /**
  * The check-in store of `db`: one per NOC instance (built by `createDeps()`), so batches span
  * every route of the instance.
@@ -247,11 +263,13 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
             ...b,
             instanceId: b.instanceId ?? null,
             hostname: b.hostname ?? null,
+            touchCatalog: b.touchCatalog ?? false,
           })))
         }::text::jsonb) as t(
             uid uuid, "receivedAt" timestamptz, "nextDue" timestamptz, seq bigint,
             "sentAt" timestamptz, report jsonb, history jsonb, "historyGapS" double precision,
-            address text, "agentVersion" text, "instanceId" uuid, hostname text)
+            address text, "agentVersion" text, "instanceId" uuid, hostname text,
+            "touchCatalog" boolean)
         ),
         prev as (
           select a.uid, a.missing_since, a.last_history_at, a.hostname, a.identity_conflict,
@@ -388,6 +406,9 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
                 from (select identity_conflict_seen(ap.identity_conflict, i."instanceId",
                   i."receivedAt") as c) s)
             end,
+            -- A joined check-in archives its catalog request here (noc/http/v1/checkin.ts).
+            last_catalog_at = case when i."touchCatalog" then i."receivedAt"
+              else ap.last_catalog_at end,
             -- One history row per gap at most, however often the appliance beats.
             last_history_at = case
               when p.last_history_at is null
@@ -399,7 +420,15 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
             ap.last_history_at is distinct from p.last_history_at as keep,
             j.clash and p.identity_conflict is null as new_conflict,
             case when ap.hostname <> p.hostname then p.hostname end as renamed_from,
-            ap.hostname, ap.model, ap.site, ap.identity_conflict
+            ap.hostname, ap.model, ap.site, ap.identity_conflict,
+            -- What a catalog request reads (as the catalog statement below returns it).
+            case when i."touchCatalog" then jsonb_build_object(
+              'catalog_epoch', ap.catalog_epoch, 'catalog_etag', ap.catalog_etag,
+              'catalog_body', ap.catalog_body, 'catalog_expires_at', ap.catalog_expires_at,
+              'model', ap.model, 'site', ap.site, 'channel', ap.channel, 'tags', ap.tags,
+              'enc_key', ap.enc_key, 'interval_s', ap.interval_s,
+              'known_interval_s', ap.known_interval_s,
+              'epoch', (select epoch from catalog_epoch)) end as catalog
         ),
         ins as (
           insert into beats (uid, received_at, seq, sent_at, report)
@@ -407,7 +436,7 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
           join upd u on u.uid = i.uid where u.keep
         )
         select uid, was_missing, new_conflict, renamed_from, hostname, model, site,
-          identity_conflict from upd`;
+          identity_conflict, catalog from upd`;
         // A second statement, so it sees an alert the status daemon committed while this batch
         // waited for its row locks (the first statement's snapshot predates it).
         const missing = rows.filter((r) => r.was_missing !== null).map((r) => r.uid);
@@ -439,6 +468,7 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
               wasMissing: r.was_missing !== null,
               newIdentityConflict: r.new_conflict,
               renamedFrom: r.renamed_from,
+              ...(r.catalog ? { catalog: catalogRowOf(r.catalog) } : {}),
             }
             : undefined;
         });

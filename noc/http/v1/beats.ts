@@ -18,6 +18,7 @@ import { type Beat, beatSchema } from "../../../protocol/schemas.ts";
 import { parseJsonBody } from "../../../protocol/http/validate.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import type { AppDeps } from "../../services/deps.ts";
+import type { CatalogTouchRow } from "../../services/checkins.ts";
 import type { AppEnv } from "../env.ts";
 
 /** Disks a history row keeps, and the longest mount path it keeps of each. */
@@ -69,13 +70,15 @@ export interface BeatAnswer {
  * read and its nonce spent) and returns its answer. Throws {@link ApiError} 400 `invalid_body`
  * for a body that is not a SecureBeat or a `sentAt` beyond the skew tolerance, 401
  * `unknown_key` when the appliance vanished meanwhile. Shared by `POST /v1/beats` and
- * `POST /v1/checkin` (noc/http/v1/checkin.ts).
+ * `POST /v1/checkin` (noc/http/v1/checkin.ts), which asks `touchCatalog`: the same statement
+ * archives the catalog request and reads the catalog's row (`catalog`).
  */
 export async function acceptBeat(
   deps: AppDeps,
   c: Context<AppEnv>,
   schema: ReturnType<typeof beatSchema>,
-): Promise<BeatAnswer> {
+  opts: { touchCatalog?: boolean } = {},
+): Promise<{ answer: BeatAnswer; catalog?: CatalogTouchRow }> {
   const beat = parseJsonBody(c, c.get("body"), schema);
   const a = c.get("appliance");
   const now = deps.clock.now();
@@ -111,6 +114,8 @@ export async function acceptBeat(
     // Issue 21: the agent process (clone detection) and the name the appliance runs under.
     instanceId: beat.instanceId ?? null,
     hostname: beat.hostname ?? null,
+    // POST /v1/checkin: the catalog request's time archived, its row read, in the same statement.
+    ...(opts.touchCatalog ? { touchCatalog: true } : {}),
   });
   if (!written) throw new ApiError(401, "unknown_key", `Appliance "${a.uid}" is not enrolled`);
   if (written.wasMissing) {
@@ -128,7 +133,7 @@ export async function acceptBeat(
     deps.notifier.kick();
   }
   deps.metrics.inc("noc_beats_total");
-  return {
+  const answer: BeatAnswer = {
     uid: a.uid,
     receivedAt: now.toISOString(),
     intervalS: a.intervalS,
@@ -137,6 +142,7 @@ export async function acceptBeat(
     // Where this appliance's catalog server is, when it is not this server (spec, FIGURE 2).
     ...(deps.settings.catalogUrl ? { catalogUrl: deps.settings.catalogUrl } : {}),
   };
+  return { answer, ...(written.catalog ? { catalog: written.catalog } : {}) };
 }
 
 /** The SecureBeat route. */
@@ -145,6 +151,6 @@ export function beatRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().post(
     "/",
     applianceAuth(deps),
-    async (c) => c.json(await acceptBeat(deps, c, schema)),
+    async (c) => c.json((await acceptBeat(deps, c, schema)).answer),
   );
 }

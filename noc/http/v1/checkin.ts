@@ -16,7 +16,8 @@
  * route is served by a process that is both status monitor and catalog server (role `all`); a
  * NOC whose roles are split answers 404, and the agent then sends the two requests.
  *
- * One signature is verified, one nonce spent and one appliance row read per cycle instead of two
+ * One signature is verified, one nonce spent, one appliance row read and updated once per cycle
+ * (the beat's statement archives the catalog request and reads the catalog's row) instead of two
  * of each; every check of the two routes holds (signature and digest before the body is read, the
  * skew window, replays refused across instances by the spent nonce, the binding over the nonce and
  * the body's SHA-256). The beat is recorded before the catalog is answered: an error in the
@@ -37,9 +38,12 @@ import { acceptBeat } from "./beats.ts";
 export function checkinRoutes(deps: AppDeps) {
   const schema = beatSchema(deps.settings.maxAppDataBytes);
   return new Hono<AppEnv>().post("/", applianceAuth(deps), async (c) => {
-    const receipt = await acceptBeat(deps, c, schema);
+    const apart = deps.settings.catalogUrl !== null;
+    const { answer: receipt, catalog: touched } = await acceptBeat(deps, c, schema, {
+      touchCatalog: !apart,
+    });
     c.header("cache-control", "no-store");
-    if (deps.settings.catalogUrl) return c.json({ receipt });
+    if (apart) return c.json({ receipt });
     const a = c.get("appliance");
     const base = deps.settings.componentUrl ?? deps.settings.publicUrl ??
       new URL(c.req.url).origin;
@@ -50,6 +54,8 @@ export function checkinRoutes(deps: AppDeps) {
       base.replace(/\/$/, ""),
       // The nonce the authentication middleware verified and spent: never seen before.
       c.get("nonce"),
+      // The row the beat's statement read (the request archived with the beat).
+      touched,
     );
     c.header("etag", answer.etag);
     c.header(CATALOG_BINDING_HEADER, answer.binding);
