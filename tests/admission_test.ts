@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { dbTest, sampleBeat, testNoc } from "./_harness.ts";
-import { createAdmission } from "../noc/services/admission.ts";
+import { classBounds, createAdmission } from "../noc/services/admission.ts";
+import { defaultSettings } from "../noc/config.ts";
 import { admissionClass } from "../noc/http/middleware/admission.ts";
 
 const settings = { maxInFlight: 2, maxQueue: 1, maxQueueWaitMs: 60_000, retryAfterS: 30 };
@@ -112,3 +113,13 @@ dbTest(
     }
   },
 );
+
+Deno.test("classBounds(): check-ins and fetches wait the setting; operators at least 10 s", () => {
+  const b = classBounds({ ...settings, maxQueueWaitMs: 500 });
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(b).map(([c, x]) => [c, x.waitMs])),
+    { checkin: 500, fetch: 500, download: 500, admin: 10_000 },
+  );
+  assert.equal(classBounds({ ...settings, maxQueueWaitMs: 30_000 }).admin.waitMs, 30_000);
+  assert.equal(defaultSettings.maxQueueWaitMs, 500, "the default bounds an answered check-in");
+});

@@ -12,7 +12,8 @@
  * - `checkin`: enrolments and SecureBeats (`NOC_MAX_IN_FLIGHT` slots, `NOC_MAX_QUEUE` waiting);
  * - `fetch`: catalogs, install reports, keys, local servers' syncs (half of each: shed first);
  * - `download`: component downloads (a quarter of the slots: long, streamed);
- * - `admin`: the admin API and the console (slots of their own, 16, queue 64).
+ * - `admin`: the admin API and the console (slots of their own, 16, queue 64, a wait of at least
+ *   10 s: operators would rather wait than be refused).
  *
  * Not counted: `/healthz`, `/metrics`, the OpenAPI document and the wake-up long poll (idle
  * while it waits; bounded by its own per-appliance limits).
@@ -37,6 +38,8 @@ export interface ClassBounds {
   inFlight: number;
   /** Requests waiting for a slot. */
   queue: number;
+  /** The longest one waits, milliseconds. */
+  waitMs: number;
 }
 
 /** The admission settings (docs/operations.md, "Throughput"). */
@@ -76,10 +79,19 @@ export interface Admission {
 export function classBounds(s: AdmissionSettings): Record<AdmissionClass, ClassBounds> {
   const part = (n: number, d: number) => Math.max(1, Math.floor(n / d));
   return {
-    checkin: { inFlight: s.maxInFlight, queue: s.maxQueue },
-    fetch: { inFlight: part(s.maxInFlight, 2), queue: part(s.maxQueue, 2) },
-    download: { inFlight: part(s.maxInFlight, 4), queue: part(s.maxQueue, 2) },
-    admin: { inFlight: 16, queue: 64 },
+    checkin: { inFlight: s.maxInFlight, queue: s.maxQueue, waitMs: s.maxQueueWaitMs },
+    fetch: {
+      inFlight: part(s.maxInFlight, 2),
+      queue: part(s.maxQueue, 2),
+      waitMs: s.maxQueueWaitMs,
+    },
+    download: {
+      inFlight: part(s.maxInFlight, 4),
+      queue: part(s.maxQueue, 2),
+      waitMs: s.maxQueueWaitMs,
+    },
+    // An operator would rather wait than be refused: at least 10 s (a browser gives up later).
+    admin: { inFlight: 16, queue: 64, waitMs: Math.max(s.maxQueueWaitMs, 10_000) },
   };
 }
 
@@ -137,7 +149,7 @@ export function createAdmission(s: AdmissionSettings): Admission {
           cleanup();
           resolve(why);
         };
-        const timer = setTimeout(() => drop("timeout"), s.maxQueueWaitMs);
+        const timer = setTimeout(() => drop("timeout"), b.waitMs);
         const onAbort = () => drop("gone");
         const cleanup = () => {
           clearTimeout(timer);
