@@ -17,28 +17,12 @@
  * @module
  */
 import { simulate, simulationNoc, type SimulationResult } from "./simulate.ts";
-import { cpuSeconds, type Figure } from "./figure.ts";
+import { cpuSeconds, type Figure, postgresCpu } from "./figure.ts";
 import { openPglite } from "../noc/db/db.ts";
 
 const seconds = Number(Deno.env.get("BENCH_CHECKIN_S") ?? 15);
 const fleet = 2000;
 const lanes = 128;
-
-/** CPU seconds of every PostgreSQL server process on this machine (Linux). */
-function postgresCpu(): number {
-  let total = 0;
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${e.name}/comm`).startsWith("postgres")) {
-        total += cpuSeconds(Number(e.name));
-      }
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
-}
 
 interface Measured {
   r: SimulationResult;

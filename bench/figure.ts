@@ -94,3 +94,19 @@ export function figureTable(figures: readonly Figure[]): string {
     ),
   ].join("\n");
 }
+
+/** CPU seconds of every PostgreSQL server process on this machine (Linux), from /proc. */
+export function postgresCpu(): number {
+  let total = 0;
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/comm`).startsWith("postgres")) {
+        total += cpuSeconds(Number(e.name));
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}

@@ -33,7 +33,13 @@
  *
  * @module
  */
-import { type SimAppliance, simulate, simulationNoc, type SimulationResult } from "./simulate.ts";
+import {
+  type SimAppliance,
+  simBeat,
+  simulate,
+  simulationNoc,
+  type SimulationResult,
+} from "./simulate.ts";
 import { type Figure, percentile, rssMiB, rssSampler } from "./figure.ts";
 import { signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
 import {
@@ -396,20 +402,6 @@ interface AgentLog {
   ok: number;
 }
 
-const beatBody = (seq: number, now: Date) => ({
-  seq,
-  sentAt: now.toISOString(),
-  health: {
-    load: [0.1, 0.1, 0.1],
-    memory: { totalBytes: 4294967296, availableBytes: 2147483648 },
-    disks: [{ mount: "/", totalBytes: 64000000000, freeBytes: 32000000000 }],
-    uptimeS: 3600,
-  },
-  components: [],
-  lastCycle: { outcome: "ok" },
-  apps: {},
-});
-
 /**
  * One appliance on the agent's back-pressure code until `until` (ms): a cycle is a signed beat
  * and, when it is accepted, the catalog, each through the cycle's gate; the next cycle is due as
@@ -441,7 +433,7 @@ async function agentLoop(a: SimAppliance, firstAt: number, until: number, log: A
           key: a.key,
           method: "POST",
           path: "/v1/beats",
-          body: beatBody(a.seq, now),
+          body: simBeat(a.seq, now),
           now,
         }),
         gate,

@@ -30,8 +30,8 @@
  * @module
  */
 import { signedRequest } from "../protocol/client.ts";
-import { cpuSeconds, type Figure, percentile } from "./figure.ts";
-import { type SimAppliance, simulate, simulationNoc } from "./simulate.ts";
+import { cpuSeconds, type Figure, percentile, postgresCpu } from "./figure.ts";
+import { type SimAppliance, simBeat, simulate, simulationNoc } from "./simulate.ts";
 
 const hosts = Number(Deno.env.get("BENCH_PEER_HOSTS") ?? 2000);
 const roundS = Number(Deno.env.get("BENCH_PEER_S") ?? 20);
@@ -146,22 +146,6 @@ function treeCpu(pid: number): number {
       return s;
     }
   }, 0);
-}
-
-/** CPU seconds of every PostgreSQL server process on this machine (Linux). */
-function postgresCpu(): number {
-  let total = 0;
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${e.name}/comm`).startsWith("postgres")) {
-        total += cpuSeconds(Number(e.name));
-      }
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
 }
 
 /** CPU seconds used over a measurement. */
@@ -618,19 +602,7 @@ async function beat(a: SimAppliance): Promise<boolean> {
       key: a.key,
       method: "POST",
       path: "/v1/beats",
-      body: {
-        seq: a.seq,
-        sentAt: now.toISOString(),
-        health: {
-          load: [0.1, 0.1, 0.1],
-          memory: { totalBytes: 4294967296, availableBytes: 2147483648 },
-          disks: [{ mount: "/", totalBytes: 64000000000, freeBytes: 32000000000 }],
-          uptimeS: 3600,
-        },
-        components: [],
-        lastCycle: { outcome: "ok" },
-        apps: {},
-      },
+      body: simBeat(a.seq, now),
       now,
     }),
   );

@@ -34,6 +34,23 @@ import { newSeed } from "../protocol/keys.ts";
 import { startNoc } from "../tests/_process.ts";
 import { percentile } from "./figure.ts";
 
+/** The SecureBeat a simulated appliance sends: a small, valid report (no components, no apps). */
+export function simBeat(seq: number, now: Date) {
+  return {
+    seq,
+    sentAt: now.toISOString(),
+    health: {
+      load: [0.1, 0.1, 0.1],
+      memory: { totalBytes: 4294967296, availableBytes: 2147483648 },
+      disks: [{ mount: "/", totalBytes: 64000000000, freeBytes: 32000000000 }],
+      uptimeS: 3600,
+    },
+    components: [],
+    lastCycle: { outcome: "ok" },
+    apps: {},
+  };
+}
+
 /** What a run measured. */
 export interface SimulationResult {
   /** The appliances, for another run on the same database. */
@@ -286,19 +303,7 @@ export async function simulate(options: {
     const now = new Date();
     const began = performance.now();
     a.seq++;
-    const beat = {
-      seq: a.seq,
-      sentAt: now.toISOString(),
-      health: {
-        load: [0.1, 0.1, 0.1],
-        memory: { totalBytes: 4294967296, availableBytes: 2147483648 },
-        disks: [{ mount: "/", totalBytes: 64000000000, freeBytes: 32000000000 }],
-        uptimeS: 3600,
-      },
-      components: [],
-      lastCycle: { outcome: "ok" },
-      apps: {},
-    };
+    const beat = simBeat(a.seq, now);
     let t = performance.now();
     let sentAt = Date.now();
     const b = await send(
