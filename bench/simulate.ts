@@ -535,6 +535,7 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
   const appliances = Number(flag(args, "appliances") ?? 1000);
   const rate = Number(flag(args, "rate") ?? 200);
   const durationS = Number(flag(args, "duration") ?? 20);
+  const joined = args.includes("--joined");
   const given = flags(args, "noc");
   const own = given.length === 0 ? await simulationNoc() : null;
   try {
@@ -548,7 +549,7 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
       adminToken: token,
       silent: Number(flag(args, "silent") ?? 0),
       ...(flag(args, "concurrency") ? { concurrency: Number(flag(args, "concurrency")) } : {}),
-      joined: args.includes("--joined"),
+      joined,
       log: (l) => console.error(l),
     });
     if (args.includes("--json")) console.log(JSON.stringify(r, null, 2));
@@ -562,10 +563,12 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
           `(503, answered in p99 ${r.shedMs.p99.toFixed(1)} ms)`,
       );
       for (const [k, v] of Object.entries(r.latencyMs)) {
+        // A joined cycle is one request: its latencies are the beat's, and catalogs have none.
+        if (v.n === 0) continue;
         console.log(
-          `  ${k.padEnd(8)} p50 ${v.p50.toFixed(1)} ms  p95 ${v.p95.toFixed(1)} ms  p99 ${
-            v.p99.toFixed(1)
-          } ms  (${v.n})`,
+          `  ${(joined && k === "beat" ? "checkin" : k).padEnd(8)} p50 ${
+            v.p50.toFixed(1)
+          } ms  p95 ${v.p95.toFixed(1)} ms  p99 ${v.p99.toFixed(1)} ms  (${v.n})`,
         );
       }
       if (own) console.log(`  NOC: ${own.backend}, one instance started for the run`);
