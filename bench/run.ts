@@ -2,11 +2,11 @@
  * `deno task bench`: every benchmark in one run — check-in cycles against the
  * HTTP and database ceilings, the sweep and the appliance list over a million appliances, 256 MiB
  * downloads against nginx, the agent, catalog generation, a local-server
- * sync's stage for a 1,000-appliance site, the console and the rollout daemon's pass —
- * printed as one table with targets and ratios, and written to
+ * sync's stage for a 1,000-appliance site, the console, the rollout daemon's pass, overload at
+ * twice the capacity and the peer rows against Icinga 2 (issue 23) — printed as one table with targets and ratios, and written to
  * bench/RESULTS.md. Set TEST_DATABASE_URL to include the PostgreSQL rows.
  *
- *   deno task bench                 (everything; about 4 minutes)
+ *   deno task bench                 (everything; about half an hour on 2 cores)
  *   deno task bench -- checkin sweep  (only the sections named)
  *
  * @module
