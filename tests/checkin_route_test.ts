@@ -55,8 +55,10 @@ dbTest(
     assert.equal(row.last_seq, 1);
     assert.ok(row.last_catalog_at, "the catalog request is archived");
 
-    // The same catalog again: null, and the binding covers the copy the appliance holds.
+    // The same catalog again, a minute later: null, and the binding covers the copy the
+    // appliance holds. (The clock moves, so a catalog built again would differ: its expiry.)
     const etag = first.res.headers.get("etag")!;
+    noc.clock.advance(60);
     const second = await checkin(noc, a, 2, { etag });
     assert.equal(second.res.status, 200);
     assert.equal(second.body.catalog, null);
@@ -71,7 +73,8 @@ dbTest(
       verifyCatalogBinding(binding, { ...options, nonce: second.nonce, body: text })
     );
     assert.equal((await beatsOf(noc, a.uid)).last_seq, 2);
-    // A stale ETag gets the catalog again.
+    // A stale ETag gets the catalog again: the one stored, not one built anew.
+    noc.clock.advance(60);
     const third = await checkin(noc, a, 3, { etag: `"${"0".repeat(64)}"` });
     assert.equal(third.body.catalog, text);
   },

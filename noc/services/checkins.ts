@@ -114,7 +114,7 @@ export interface CheckinStore {
 }
 
 /** A row the beat statement returns. */
-interface BeatRow {
+interface BeatRow extends CatalogTouchRow {
   uid: string;
   was_missing: Date | null;
   new_conflict: boolean;
@@ -123,8 +123,8 @@ interface BeatRow {
   model: string;
   site: string | null;
   identity_conflict: IdentityConflictJson | null;
-  /** Null unless the beat touched the catalog; then the columns of {@link CatalogTouchRow}. */
-  catalog: CatalogTouchRow | null;
+  /** The beat came with a catalog request: the columns below are its {@link CatalogTouchRow}. */
+  touched: boolean;
 }
 
 /** An appliance's `identity_conflict` as stored (migration 025). */
@@ -200,10 +200,22 @@ function isStatementError(e: unknown): boolean {
 }
 const maxCachedKeys = 50_000;
 
-/** A catalog row read as JSON in the beat statement: its times as dates, as the driver gives them. */
-function catalogRowOf(j: CatalogTouchRow): CatalogTouchRow {
-  const at = j.catalog_expires_at as unknown as string | null;
-  return { ...j, catalog_expires_at: at === null ? null : new Date(at) };
+/** The catalog columns of a row the beat statement returned for a joined check-in. */
+function catalogTouchOf(r: CatalogTouchRow): CatalogTouchRow {
+  return {
+    catalog_epoch: r.catalog_epoch,
+    catalog_etag: r.catalog_etag,
+    catalog_body: r.catalog_body,
+    catalog_expires_at: r.catalog_expires_at,
+    epoch: r.epoch,
+    model: r.model,
+    site: r.site,
+    channel: r.channel,
+    tags: r.tags,
+    enc_key: r.enc_key,
+    interval_s: r.interval_s,
+    known_interval_s: r.known_interval_s,
+  };
 }
 
 /**
@@ -421,22 +433,19 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
             j.clash and p.identity_conflict is null as new_conflict,
             case when ap.hostname <> p.hostname then p.hostname end as renamed_from,
             ap.hostname, ap.model, ap.site, ap.identity_conflict,
-            -- What a catalog request reads (as the catalog statement below returns it).
-            case when i."touchCatalog" then jsonb_build_object(
-              'catalog_epoch', ap.catalog_epoch, 'catalog_etag', ap.catalog_etag,
-              'catalog_body', ap.catalog_body, 'catalog_expires_at', ap.catalog_expires_at,
-              'model', ap.model, 'site', ap.site, 'channel', ap.channel, 'tags', ap.tags,
-              'enc_key', ap.enc_key, 'interval_s', ap.interval_s,
-              'known_interval_s', ap.known_interval_s,
-              'epoch', (select epoch from catalog_epoch)) end as catalog
+            -- What a catalog request reads (as the catalog statement below returns it): the
+            -- stored body only for a joined check-in, the rest is small.
+            i."touchCatalog" as touched, ap.catalog_epoch, ap.catalog_etag,
+            case when i."touchCatalog" then ap.catalog_body end as catalog_body,
+            ap.catalog_expires_at, ap.channel, ap.tags, ap.enc_key, ap.interval_s,
+            ap.known_interval_s
         ),
         ins as (
           insert into beats (uid, received_at, seq, sent_at, report)
           select i.uid, i."receivedAt", i.seq, i."sentAt", i.history from input i
           join upd u on u.uid = i.uid where u.keep
         )
-        select uid, was_missing, new_conflict, renamed_from, hostname, model, site,
-          identity_conflict, catalog from upd`;
+        select *, (select epoch from catalog_epoch) as epoch from upd`;
         // A second statement, so it sees an alert the status daemon committed while this batch
         // waited for its row locks (the first statement's snapshot predates it).
         const missing = rows.filter((r) => r.was_missing !== null).map((r) => r.uid);
@@ -468,7 +477,7 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
               wasMissing: r.was_missing !== null,
               newIdentityConflict: r.new_conflict,
               renamedFrom: r.renamed_from,
-              ...(r.catalog ? { catalog: catalogRowOf(r.catalog) } : {}),
+              ...(r.touched ? { catalog: catalogTouchOf(r) } : {}),
             }
             : undefined;
         });

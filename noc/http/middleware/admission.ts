@@ -41,8 +41,8 @@ export function admission(deps: Pick<AppDeps, "admission" | "metrics">): Middlew
       const retryAfter = deps.admission.retryAfterS +
         Math.floor(Math.random() * Math.max(1, deps.admission.retryAfterS / 2));
       c.header("Retry-After", String(retryAfter));
-      // The connection stays open (the server closes it when a large body was left unread): a
-      // client coming back pays no new connection, and neither does the NOC (overload bench).
+      // No `Connection: close`: a client coming back pays no new connection, nor does the NOC
+      // (with it, every shed request of the overload bench cost one). The body is left unread.
       return c.json(
         {
           error: "overloaded",

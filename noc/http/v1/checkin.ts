@@ -28,11 +28,10 @@
 import { Hono } from "hono";
 import { applianceAuth } from "../middleware/appliance_auth.ts";
 import { beatSchema } from "../../../protocol/schemas.ts";
-import { answerCatalog } from "../../services/catalogs.ts";
-import { CATALOG_BINDING_HEADER } from "../../../protocol/catalog.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 import { acceptBeat } from "./beats.ts";
+import { catalogFor } from "./catalog.ts";
 
 /** The combined check-in route. */
 export function checkinRoutes(deps: AppDeps) {
@@ -42,24 +41,12 @@ export function checkinRoutes(deps: AppDeps) {
     const { answer: receipt, catalog: touched } = await acceptBeat(deps, c, schema, {
       touchCatalog: !apart,
     });
-    c.header("cache-control", "no-store");
-    if (apart) return c.json({ receipt });
-    const a = c.get("appliance");
-    const base = deps.settings.componentUrl ?? deps.settings.publicUrl ??
-      new URL(c.req.url).origin;
-    const answer = await answerCatalog(
-      deps,
-      a.uid,
-      c.req.header("if-none-match"),
-      base.replace(/\/$/, ""),
-      // The nonce the authentication middleware verified and spent: never seen before.
-      c.get("nonce"),
-      // The row the beat's statement read (the request archived with the beat).
-      touched,
-    );
-    c.header("etag", answer.etag);
-    c.header(CATALOG_BINDING_HEADER, answer.binding);
-    deps.metrics.inc("noc_catalogs_total", { status: String(answer.status) });
+    if (apart) {
+      c.header("cache-control", "no-store");
+      return c.json({ receipt });
+    }
+    // The row the beat's statement read (the request archived with the beat).
+    const answer = await catalogFor(deps, c, touched);
     // The envelope's text goes as a JSON string: its bytes are what the binding's digest covers.
     const catalog = answer.status === 304 ? "null" : JSON.stringify(answer.body);
     return c.body(`{"receipt":${JSON.stringify(receipt)},"catalog":${catalog}}`, 200, {
