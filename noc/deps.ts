@@ -32,7 +32,7 @@ import { createAdmission } from "./services/admission.ts";
 export function createDeps(resources: DepsResources): AppDeps {
   return {
     ...resources,
-    checkins: createCheckinStore(resources.db, resources.notifier),
+    checkins: createCheckinStore(resources.db, resources.notifier, resources.log),
     limits: createLimits(resources.clock, resources.settings),
     contentKeys: contentKeyCache(resources.keys),
     fleetOverview: fleetOverviewCache(),

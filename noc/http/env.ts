@@ -33,8 +33,17 @@ export interface AppEnv {
     appliance: ApplianceIdentity;
     /** The verified raw body (appliance routes). */
     body: Uint8Array<ArrayBuffer>;
-    /** The verified, spent nonce of the appliance's request signature (appliance routes). */
+    /**
+     * The verified nonce of the appliance's request signature (appliance routes): spent, unless
+     * the route spends it itself (`nonceToSpend`).
+     */
     nonce: string;
+    /**
+     * Set by `applianceAuth(deps, { routeSpendsNonce: true })`: the nonce the route's own
+     * statement spends, until when it is kept, and the enrolled key (raw base64url) the
+     * signature verified under, which that statement checks is still the appliance's.
+     */
+    nonceToSpend: { value: string; expiresAt: Date; signKey: string };
     /** The signed-in local component server (local server routes). */
     localServer: LocalServerIdentity;
     /** The admin token's label (admin routes). */

@@ -13,6 +13,7 @@ import type { Db, Sql } from "../db/db.ts";
 import type { NoticeInput, Notifier } from "../services/notifier.ts";
 import type { AppDeps } from "../services/deps.ts";
 import { gateRollouts } from "../services/rollouts.ts";
+import { queueIdentityNotices } from "../services/checkins.ts";
 import { pruneNonces } from "./retention.ts";
 import { checkClock, type ClockCheckDeps, type LivenessDeps, recordLiveness } from "./noc_time.ts";
 
@@ -352,7 +353,8 @@ export async function statusDaemon(deps: AppDeps): Promise<SweepResult> {
  * liveness (first crediting the fleet any time no instance was alive), then, holding the sweep
  * lease (one sweep at a time across instances; otherwise `skipped: "busy"`), raises
  * missed-heartbeat alerts in batches and notifies in one step every alert and recovery not yet
- * notified: one event is one notice (a digest above `digestAbove`).
+ * notified: one event is one notice (a digest above `digestAbove`), and queues any cloned-identity
+ * notice an instance left pending.
  */
 export async function sweep(deps: SweepDeps): Promise<SweepResult> {
   const started = performance.now();
@@ -404,6 +406,9 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
       result.notices += step.notices;
       if (!step.more) break;
     }
+    // Cloned-identity notices an instance left pending, stopped between a beat's statement that
+    // marked the appliance and queueing its notice (noc/services/checkins.ts).
+    result.notices += await queueIdentityNotices(deps.db, deps.notifier, now);
   } finally {
     await sql`delete from sweep_lease where holder = ${holder}`;
   }

@@ -5,6 +5,11 @@
  * appliances. Each batch is one statement (one implicit transaction): a beat
  * is answered only once it is committed, and a batch writes all or nothing.
  *
+ * A beat's statement also spends its request's nonce (issue 23 item 3): one round trip records
+ * the beat, refuses a replay, resolves the appliance's missed-heartbeat alert
+ * (`resolve_missed_heartbeat`, migration 031) and marks a cloned identity, whose notice is queued
+ * just after by {@link queueIdentityNotices}.
+ *
  * @module
  */
 import { batcher } from "./batcher.ts";
@@ -17,6 +22,7 @@ import {
 import { fromBase64Url } from "../../protocol/util/encoding.ts";
 import { createNocInstance, type NocInstance } from "./noc_instance.ts";
 import type { NoticeInput, Notifier } from "./notifier.ts";
+import type { Logger } from "../../protocol/util/log.ts";
 
 /** An appliance row, as authentication needs it. */
 export interface ApplianceAuthRow {
@@ -34,15 +40,29 @@ export interface ApplianceAuthRow {
 export interface BeatWrite {
   uid: string;
   receivedAt: Date;
-  nextDue: Date;
   seq: number;
   sentAt: Date;
   /** The whole report: the appliance's last report. */
   report: unknown;
   /** What the history keeps of it (bounded: see `historyOf` in noc/http/v1/beats.ts). */
   history: unknown;
-  /** Seconds since its last history row under which this beat adds none. */
-  historyGapS: number;
+  /**
+   * Seconds since its last history row under which this beat adds none: this, or half the
+   * appliance's interval when that is shorter (an operator who asks for frequent beats gets each
+   * one kept).
+   */
+  historyMinGapS: number;
+  /**
+   * The request signature's nonce, spent by the beat's statement (unless already spent): a nonce
+   * seen before records nothing and the beat comes back `"replayed"`.
+   */
+  nonce?: { value: string; expiresAt: Date };
+  /**
+   * The enrolled key (raw base64url) the request's signature verified under: the beat is
+   * recorded only while the appliance still has that key and is not revoked; otherwise it comes
+   * back `"revoked"` or `"rekeyed"`.
+   */
+  signKey?: string;
   address: string | null;
   agentVersion: string | null;
   /** The agent process's instance id (issue 21 item 7), when the beat carries one. */
@@ -57,8 +77,19 @@ export interface BeatWrite {
   touchCatalog?: boolean;
 }
 
+/**
+ * What recording a beat came to: recorded, or nothing written because its nonce was seen before
+ * (`"replayed"`), the appliance was revoked or given a new key meanwhile (`"revoked"`,
+ * `"rekeyed"`), or is not enrolled (undefined).
+ */
+export type BeatOutcome = BeatRecorded | "replayed" | "revoked" | "rekeyed" | undefined;
+
 /** What recording a beat found. */
 export interface BeatRecorded {
+  /** When the next beat is due: the beat's time plus the appliance's interval. */
+  nextDue: Date;
+  /** The interval its agent is on (the last catalog it fetched), else the one set, seconds. */
+  intervalS: number;
   /** The appliance was missing until this beat (its alert is resolved). */
   wasMissing: boolean;
   /**
@@ -94,6 +125,17 @@ export interface CatalogTouchRow {
 export interface CheckinStore {
   /** The appliance with UID `uid`, if enrolled. */
   findAppliance(uid: string): Promise<ApplianceAuthRow | undefined>;
+  /**
+   * The appliance with UID `uid`, as {@link findAppliance}, but from this instance's memory once
+   * it has been read (a row not revoked; at most 50,000 kept, the oldest forgotten first). Only
+   * for a route whose own statement checks again that the appliance is enrolled, has the key
+   * the signature verified under and is not revoked (a SecureBeat's: `BeatWrite.signKey`), and
+   * which then calls {@link forgetAppliance}: an appliance's key never changes, and what else
+   * the row holds may be stale.
+   */
+  findApplianceCached(uid: string): Promise<ApplianceAuthRow | undefined>;
+  /** Forgets what {@link findApplianceCached} kept of `uid` (revoked, deleted). */
+  forgetAppliance(uid: string): void;
   /** Records nonce `nonce` of `uid` until `expiresAt`; false when it was already used. */
   spendNonce(uid: string, nonce: string, expiresAt: Date): Promise<boolean>;
   /**
@@ -101,7 +143,7 @@ export interface CheckinStore {
    * appliance's last one is less than `historyGapS` old; says whether the appliance was missing
    * until now (its alert is then resolved).
    */
-  recordBeat(beat: BeatWrite): Promise<BeatRecorded | undefined>;
+  recordBeat(beat: BeatWrite): Promise<BeatOutcome>;
   /** Archives a catalog request's time and reads what serving it needs. */
   touchCatalog(uid: string, at: Date): Promise<CatalogTouchRow | undefined>;
   /** Ed25519 public key from its raw base64url form (imported once per key, as a `KeyObject`). */
@@ -113,9 +155,17 @@ export interface CheckinStore {
   readonly instance: NocInstance;
 }
 
-/** A row the beat statement returns. */
+/** A row the beat statement returns: one per item, recorded or not. */
 interface BeatRow extends CatalogTouchRow {
-  uid: string;
+  /** The item's UID (`uid` is null when nothing was recorded). */
+  item: string;
+  /** Its nonce was spent by this statement (or it brought none). */
+  fresh: boolean;
+  /** Why nothing was recorded for a fresh item: the appliance's state. */
+  refused: "unknown" | "revoked" | "rekeyed" | null;
+  uid: string | null;
+  next_due_at: Date;
+  due_interval_s: number;
   was_missing: Date | null;
   new_conflict: boolean;
   renamed_from: string | null;
@@ -151,8 +201,17 @@ export interface IdentityConflictJson {
   }[];
 }
 
+/** An appliance marked with an identity conflict, as its notice names it. */
+interface ConflictRow {
+  uid: string;
+  hostname: string;
+  model: string;
+  site: string | null;
+  identity_conflict: IdentityConflictJson | null;
+}
+
 /** The `cloned_identity` notice of an appliance just marked. */
-function clonedIdentityNotice(r: BeatRow): NoticeInput {
+function clonedIdentityNotice(r: ConflictRow): NoticeInput {
   const c = r.identity_conflict!;
   const ids = c.instances.map((i) => i.instanceId ?? "(none: the beat carried no instanceId)");
   const from = (i: IdentityConflictJson["instances"][number] | undefined) =>
@@ -200,6 +259,51 @@ function isStatementError(e: unknown): boolean {
 }
 const maxCachedKeys = 50_000;
 
+/** Most pending notices one pass of {@link queueIdentityNotices} queues without `uids`. */
+const identityNoticeBatch = 100;
+
+/**
+ * Queues the `cloned_identity` notice of each appliance whose mark is pending
+ * (`identity_notice_pending`, set by the beat statement that marked it: migration 031) — of those
+ * in `uids` when given (just after that statement), else up to 100 left pending by an instance
+ * that stopped in between (the status daemon's pass) — and clears the flag in the same
+ * transaction: each mark gets its notice exactly once, across instances (clearing the row claims
+ * it). Returns how many it queued; kicks the notifier when any.
+ */
+export async function queueIdentityNotices(
+  db: Db,
+  notifier: Notifier,
+  now: Date,
+  uids?: readonly string[],
+): Promise<number> {
+  const queued = await db.begin(async (tx) => {
+    // Rows are locked in UID order, as the beat statement locks them.
+    const rows = uids === undefined
+      ? await tx<ConflictRow>`
+        update appliances ap set identity_notice_pending = false
+        from (select uid from appliances where identity_notice_pending
+          order by uid limit ${identityNoticeBatch} for update skip locked) p
+        where ap.uid = p.uid and ap.identity_notice_pending
+        returning ap.uid, ap.hostname, ap.model, ap.site, ap.identity_conflict`
+      : await tx<ConflictRow>`
+        update appliances ap set identity_notice_pending = false
+        from (select uid from appliances where uid = any(${uids}::uuid[])
+          and identity_notice_pending order by uid for update) p
+        where ap.uid = p.uid and ap.identity_notice_pending
+        returning ap.uid, ap.hostname, ap.model, ap.site, ap.identity_conflict`;
+    let n = 0;
+    for (const r of rows) {
+      // A mark cleared before its notice went out needs none.
+      if (r.identity_conflict === null) continue;
+      await notifier.enqueue(tx, clonedIdentityNotice(r), now);
+      n++;
+    }
+    return n;
+  });
+  if (queued > 0) notifier.kick();
+  return queued;
+}
+
 /** The catalog columns of a row the beat statement returned for a joined check-in. */
 function catalogTouchOf(r: CatalogTouchRow): CatalogTouchRow {
   return {
@@ -222,8 +326,9 @@ function catalogTouchOf(r: CatalogTouchRow): CatalogTouchRow {
  * The check-in store of `db`: one per NOC instance (built by `createDeps()`), so batches span
  * every route of the instance.
  */
-export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
+export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): CheckinStore {
   const keys = new Map<string, Promise<Ed25519Key>>();
+  const known = new Map<string, ApplianceAuthRow>();
   // PGlite runs one statement at a time in this thread: a second batch in flight would only wait.
   const maxInFlight = db.kind === "pglite" ? 1 : 2;
 
@@ -260,28 +365,42 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
     },
   });
 
-  const beats = batcher<BeatWrite, BeatRecorded | undefined>({
+  const beats = batcher<BeatWrite, BeatOutcome>({
     maxInFlight,
     key: (b) => b.uid,
     maxBatch: 200,
     retrySingly: isStatementError,
-    run: (items) =>
-      db.begin(async (tx) => {
-        // Rows are locked in UID order, so concurrent batches cannot deadlock.
-        const rows = await tx<BeatRow>`
-        with input as (
+    run: async (items) => {
+      // One statement, its own transaction: rows are locked in UID order, so concurrent batches
+      // cannot deadlock; nonces are inserted in key order for the same reason.
+      const rows = await db.sql<BeatRow>`
+        with raw as (
           select * from jsonb_to_recordset(${
-          JSON.stringify(items.map((b) => ({
-            ...b,
-            instanceId: b.instanceId ?? null,
-            hostname: b.hostname ?? null,
-            touchCatalog: b.touchCatalog ?? false,
-          })))
-        }::text::jsonb) as t(
-            uid uuid, "receivedAt" timestamptz, "nextDue" timestamptz, seq bigint,
-            "sentAt" timestamptz, report jsonb, history jsonb, "historyGapS" double precision,
+        JSON.stringify(items.map((b) => ({
+          ...b,
+          nonce: b.nonce?.value ?? null,
+          nonceExpiresAt: b.nonce?.expiresAt ?? null,
+          signKey: b.signKey ?? null,
+          instanceId: b.instanceId ?? null,
+          hostname: b.hostname ?? null,
+          touchCatalog: b.touchCatalog ?? false,
+        })))
+      }::text::jsonb) as t(
+            uid uuid, "receivedAt" timestamptz, seq bigint,
+            "sentAt" timestamptz, report jsonb, history jsonb, "historyMinGapS" double precision,
             address text, "agentVersion" text, "instanceId" uuid, hostname text,
-            "touchCatalog" boolean)
+            "touchCatalog" boolean, nonce text, "nonceExpiresAt" timestamptz, "signKey" text)
+        ),
+        -- The request's nonce, spent with its beat: a replay (across instances: the shared
+        -- table's key) records nothing.
+        spent as (
+          insert into request_nonces (uid, nonce, expires_at)
+          select r.uid, r.nonce, r."nonceExpiresAt" from raw r where r.nonce is not null
+          order by r.uid, r.nonce
+          on conflict do nothing returning uid
+        ),
+        input as (
+          select r.* from raw r where r.nonce is null or r.uid in (select uid from spent)
         ),
         prev as (
           select a.uid, a.missing_since, a.last_history_at, a.hostname, a.identity_conflict,
@@ -311,6 +430,9 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
                   then a.last_report->'lastCycle'->'problems' else '[]'::jsonb end) e
               where e->>'code' = 'state_unwritable' limit 1) as prev_unwritable
           from appliances a join input i on i.uid = a.uid
+          -- Still the key the signature verified under, not revoked (checked again on the row's
+          -- latest version once locked).
+          where i."signKey" is null or (a.sign_key = i."signKey" and a.revoked_at is null)
           order by a.uid for update of a
         ),
         -- Two devices under one identity (docs/protocol.md, "Cloned identities"): a beat from
@@ -358,7 +480,10 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
             where e->>'code' = 'state_unwritable' limit 1) as own_unwritable) o
         ),
         upd as (
-          update appliances ap set last_beat_at = i."receivedAt", next_due_at = i."nextDue",
+          -- The interval its agent is on (the last catalog it fetched) counts its due time.
+          update appliances ap set last_beat_at = i."receivedAt",
+            next_due_at = i."receivedAt"
+              + make_interval(secs => coalesce(ap.known_interval_s, ap.interval_s)),
             missing_since = null,
             -- A beat delayed past a newer one still counts as a sign of life, but does not replace the newer report.
             last_seq = case when p.newest then i.seq else ap.last_seq end,
@@ -391,6 +516,9 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
               and i."instanceId" is not null then i."receivedAt" else ap.instance_since end,
             prev_instance_id = case when p.newest and i."instanceId" is distinct from ap.instance_id
               and i."instanceId" is not null then ap.instance_id else ap.prev_instance_id end,
+            -- A new mark's notice is queued just after this statement (queueIdentityNotices).
+            identity_notice_pending = ap.identity_notice_pending
+              or (j.clash and ap.identity_conflict is null),
             identity_conflict = case
               when not j.clash then ap.identity_conflict
               when ap.identity_conflict is null then jsonb_build_object(
@@ -424,11 +552,13 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
             -- One history row per gap at most, however often the appliance beats.
             last_history_at = case
               when p.last_history_at is null
-                or p.last_history_at <= i."receivedAt" - make_interval(secs => i."historyGapS")
+                or p.last_history_at <= i."receivedAt" - make_interval(secs => least(
+                  i."historyMinGapS", coalesce(ap.known_interval_s, ap.interval_s) / 2.0))
               then i."receivedAt" else p.last_history_at end
           from input i join prev p on p.uid = i.uid join judged j on j.uid = i.uid
           where ap.uid = i.uid
-          returning ap.uid, p.missing_since as was_missing,
+          returning ap.uid, p.missing_since as was_missing, ap.next_due_at,
+            coalesce(ap.known_interval_s, ap.interval_s) as due_interval_s,
             ap.last_history_at is distinct from p.last_history_at as keep,
             j.clash and p.identity_conflict is null as new_conflict,
             case when ap.hostname <> p.hostname then p.hostname end as renamed_from,
@@ -445,43 +575,44 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
           select i.uid, i."receivedAt", i.seq, i."sentAt", i.history from input i
           join upd u on u.uid = i.uid where u.keep
         )
-        select *, (select epoch from catalog_epoch) as epoch from upd`;
-        // A second statement, so it sees an alert the status daemon committed while this batch
-        // waited for its row locks (the first statement's snapshot predates it).
-        const missing = rows.filter((r) => r.was_missing !== null).map((r) => r.uid);
-        if (missing.length > 0) {
-          const at = items.filter((b) => missing.includes(b.uid)).map((b) => ({
-            uid: b.uid,
-            at: b.receivedAt,
-          }));
-          await tx`
-            update alerts al set resolved_at = t.at
-            from jsonb_to_recordset(${
-            JSON.stringify(at)
-          }::text::jsonb) as t(uid uuid, at timestamptz)
-            where al.uid = t.uid and al.kind = 'missed_heartbeat' and al.resolved_at is null`;
+        select r.uid as item, r.nonce is null or s.uid is not null as fresh,
+          case when u.uid is null and (r.nonce is null or s.uid is not null) then (
+            select case when a.revoked_at is not null then 'revoked' else 'rekeyed' end
+            from appliances a where a.uid = r.uid) end as refused,
+          -- An appliance missing until this beat: its alert resolved, seen from a snapshot taken
+          -- after the row's lock (one the status daemon committed meanwhile included).
+          case when u.was_missing is not null
+            then resolve_missed_heartbeat(u.uid, r."receivedAt") end as resolved,
+          u.*, (select epoch from catalog_epoch) as epoch
+        from raw r left join spent s on s.uid = r.uid left join upd u on u.uid = r.uid`;
+      const conflicts = rows.filter((r) => r.new_conflict).map((r) => r.uid!);
+      if (conflicts.length > 0 && notifier) {
+        // After the statement: its mark stands whatever happens here, and the status daemon
+        // queues a notice left pending (an instance stopped in between, a database error).
+        try {
+          await queueIdentityNotices(db, notifier, items[0]!.receivedAt, conflicts);
+        } catch (e) {
+          log?.error("identity_notice_deferred", { uids: conflicts, error: String(e) });
         }
-        // One notice per conflict, in the transaction that marked the appliance: the mark and its
-        // notice commit together, and a marked appliance raises no other until it is cleared.
-        for (const r of rows) {
-          if (r.new_conflict && notifier) {
-            const b = items.find((x) => x.uid === r.uid)!;
-            await notifier.enqueue(tx, clonedIdentityNotice(r), b.receivedAt);
-          }
+      }
+      const byUid = new Map(rows.map((r) => [r.item, r]));
+      return items.map((b): BeatOutcome => {
+        const r = byUid.get(b.uid);
+        if (!r) return undefined;
+        if (!r.fresh) return "replayed";
+        if (r.uid === null) {
+          return r.refused === "revoked" || r.refused === "rekeyed" ? r.refused : undefined;
         }
-        const byUid = new Map(rows.map((r) => [r.uid, r]));
-        return items.map((b) => {
-          const r = byUid.get(b.uid);
-          return r
-            ? {
-              wasMissing: r.was_missing !== null,
-              newIdentityConflict: r.new_conflict,
-              renamedFrom: r.renamed_from,
-              ...(r.touched ? { catalog: catalogTouchOf(r) } : {}),
-            }
-            : undefined;
-        });
-      }),
+        return {
+          nextDue: r.next_due_at,
+          intervalS: r.due_interval_s,
+          wasMissing: r.was_missing !== null,
+          newIdentityConflict: r.new_conflict,
+          renamedFrom: r.renamed_from,
+          ...(r.touched ? { catalog: catalogTouchOf(r) } : {}),
+        };
+      });
+    },
   });
 
   const catalogs = batcher<{ uid: string; at: Date }, CatalogTouchRow | undefined>({
@@ -512,6 +643,17 @@ export function createCheckinStore(db: Db, notifier?: Notifier): CheckinStore {
   return {
     instance: createNocInstance(),
     findAppliance: find,
+    async findApplianceCached(uid) {
+      const kept = known.get(uid);
+      if (kept) return kept;
+      const row = await find(uid);
+      if (row && row.revoked_at === null) {
+        if (known.size >= maxCachedKeys) known.delete(known.keys().next().value!);
+        known.set(uid, row);
+      }
+      return row;
+    },
+    forgetAppliance: (uid) => void known.delete(uid),
     spendNonce: (uid, nonce, expiresAt) => spend({ uid, nonce, expiresAt }),
     recordBeat: beats,
     touchCatalog: (uid, at) => catalogs({ uid, at }),

@@ -197,7 +197,8 @@ export async function verifySignedRequest(
   deps: AppDeps,
   c: Context,
   resolveKey: (keyid: string) => Promise<ResolvedKey>,
-): Promise<{ body: Uint8Array<ArrayBuffer>; nonce: string }> {
+  options: { spendNonce?: boolean } = {},
+): Promise<{ body: Uint8Array<ArrayBuffer>; nonce: string; nonceExpiresAt: Date }> {
   const now = deps.clock.now();
   // An address past its refusals was already answered 429 by refusalGate, in front of every route.
   const address = clientAddress(c, deps.settings.trustProxy);
@@ -238,15 +239,12 @@ export async function verifySignedRequest(
     if (verified.coversDigest) await checkBodyDigest(req, body, verified.keyid);
     // Kept well past the signature's validity, so NOC instances with drifting clocks cannot be replayed between.
     const expires = new Date((verified.created + deps.settings.maxSkewS + nonceMarginS) * 1000);
-    const fresh = await deps.checkins.spendNonce(verified.keyid, verified.nonce!, expires);
-    if (!fresh) {
-      throw new SignatureError(
-        "replayed_signature",
-        "Signature nonce was already used",
-        verified.keyid,
-      );
+    // Unless the route spends it in its own statement (a SecureBeat's: noc/services/checkins.ts).
+    if (options.spendNonce !== false) {
+      const fresh = await deps.checkins.spendNonce(verified.keyid, verified.nonce!, expires);
+      if (!fresh) throw replayed(verified.keyid);
     }
-    return { body, nonce: verified.nonce! };
+    return { body, nonce: verified.nonce!, nonceExpiresAt: expires };
   } catch (e) {
     if (!(e instanceof SignatureError)) throw e;
     await recordIdentityFailure(deps, {
@@ -263,13 +261,74 @@ export async function verifySignedRequest(
   }
 }
 
-/** Middleware requiring a valid appliance signature; sets `appliance`, `body` and `nonce`. */
-export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
+/** The refusal of a signature whose nonce was seen before. */
+export function replayed(keyid: string): SignatureError {
+  return new SignatureError("replayed_signature", "Signature nonce was already used", keyid);
+}
+
+/**
+ * Refuses a request whose signature verified but whose route's own statement found it may not be
+ * served (noc/services/checkins.ts `BeatOutcome`): a replayed nonce or a revoked key is proven
+ * (the sender holds the key, or replays what its holder signed), a key replaced meanwhile is
+ * `bad_signature` as it would have been a moment later. Records it as every refusal is; throws the
+ * 401.
+ */
+export async function refuseVerified(
+  deps: AppDeps,
+  c: Context,
+  uid: string,
+  why: "replayed" | "revoked" | "rekeyed",
+): Promise<never> {
+  const e = why === "replayed"
+    ? replayed(uid)
+    : why === "revoked"
+    ? new SignatureError("revoked_key", `Appliance "${uid}" has been revoked`, uid)
+    : new SignatureError("bad_signature", "Signature does not verify", uid);
+  await recordIdentityFailure(deps, {
+    reason: e.reason,
+    keyid: uid,
+    method: c.req.method,
+    path: c.req.path,
+    address: clientAddress(c, deps.settings.trustProxy),
+    proven: why !== "rekeyed",
+  });
+  throw new ApiError(401, e.reason, e.message, {}, {
+    "www-authenticate": 'Signature realm="noc"',
+  });
+}
+
+/** Options of {@link applianceAuth}. */
+export interface ApplianceAuthOptions {
+  /**
+   * The route spends the nonce in its own statement, with what it writes (SecureBeats:
+   * noc/services/checkins.ts), and refuses a replay with {@link refuseVerified}: the middleware
+   * sets `nonceToSpend` instead of spending it. Nothing the route does before that statement
+   * may write. The appliance's row may come from this instance's memory
+   * (`CheckinStore.findApplianceCached`): that statement checks again that the appliance is
+   * enrolled with the key the signature verified under and not revoked, and the route forgets
+   * the row when it is not.
+   */
+  routeSpendsNonce?: boolean;
+}
+
+/**
+ * Middleware requiring a valid appliance signature; sets `appliance`, `body` and `nonce` (and
+ * `nonceToSpend` with `routeSpendsNonce`).
+ */
+export function applianceAuth(
+  deps: AppDeps,
+  options: ApplianceAuthOptions = {},
+): MiddlewareHandler<AppEnv> {
+  const spendNonce = options.routeSpendsNonce !== true;
   return async (c, next) => {
     let identity: ApplianceIdentity | undefined;
+    let signKey = "";
     const store = deps.checkins;
-    const { body, nonce } = await verifySignedRequest(deps, c, async (keyid) => {
-      const row = await store.findAppliance(keyid);
+    const { body, nonce, nonceExpiresAt } = await verifySignedRequest(deps, c, async (keyid) => {
+      // A route that checks the row again in its own statement may take it from memory.
+      const row = spendNonce
+        ? await store.findAppliance(keyid)
+        : await store.findApplianceCached(keyid);
       if (!row) {
         throw new SignatureError(
           "unknown_key",
@@ -278,6 +337,7 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
         );
       }
       const key = await store.publicKey(row.sign_key);
+      signKey = row.sign_key;
       if (row.revoked_at) {
         // Refused only once the signature verifies: proof that the sender holds the key.
         return {
@@ -297,11 +357,12 @@ export function applianceAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
         intervalS: row.interval_s,
       };
       return { key };
-    });
+    }, { spendNonce });
     deps.limits.appliance.take(identity!.uid, `appliance "${identity!.uid}"`);
     c.set("appliance", identity!);
     c.set("body", body);
     c.set("nonce", nonce);
+    if (!spendNonce) c.set("nonceToSpend", { value: nonce, expiresAt: nonceExpiresAt, signKey });
     await next();
   };
 }

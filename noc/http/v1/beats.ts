@@ -13,7 +13,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import { applianceAuth, clientAddress } from "../middleware/appliance_auth.ts";
+import { applianceAuth, clientAddress, refuseVerified } from "../middleware/appliance_auth.ts";
 import { type Beat, beatSchema } from "../../../protocol/schemas.ts";
 import { parseJsonBody } from "../../../protocol/http/validate.ts";
 import { ApiError } from "../../../protocol/http/errors.ts";
@@ -66,10 +66,12 @@ export interface BeatAnswer {
 }
 
 /**
- * Records the SecureBeat of authenticated request `c` (behind {@link applianceAuth}: its body is
- * read and its nonce spent) and returns its answer. Throws {@link ApiError} 400 `invalid_body`
+ * Records the SecureBeat of authenticated request `c` (behind {@link applianceAuth} with
+ * `routeSpendsNonce`: its body is read, its nonce spent here with the beat) and returns its answer. Throws {@link ApiError} 400 `invalid_body`
  * for a body that is not a SecureBeat or a `sentAt` beyond the skew tolerance, 401
- * `unknown_key` when the appliance vanished meanwhile. Shared by `POST /v1/beats` and
+ * `unknown_key` when the appliance vanished meanwhile, 401 `replayed_signature` for a nonce seen
+ * before (nothing written), `revoked_key` or `bad_signature` when the appliance was revoked or
+ * given a new key since its row was read. Shared by `POST /v1/beats` and
  * `POST /v1/checkin` (noc/http/v1/checkin.ts), which asks `touchCatalog`: the same statement
  * archives the catalog request and reads the catalog's row (`catalog`).
  */
@@ -82,7 +84,6 @@ export async function acceptBeat(
   const beat = parseJsonBody(c, c.get("body"), schema);
   const a = c.get("appliance");
   const now = deps.clock.now();
-  const nextDue = new Date(now.getTime() + a.intervalS * 1000);
   const sentAt = new Date(beat.sentAt);
   // Beats are ordered as they arrive; a sentAt far from the NOC's clock is a lie (the request's
   // signature time is held to the same tolerance), and would order reports wrongly.
@@ -96,19 +97,20 @@ export async function acceptBeat(
       { issues: [{ path: "sentAt", message: "too far from the NOC's clock" }] },
     );
   }
-  // Batched with other appliances' beats: one statement updates the status table, keeps the
-  // history and resolves a missed-heartbeat alert.
+  // Batched with other appliances' beats: one statement spends the request's nonce (nothing
+  // above wrote anything), updates the status table, keeps the history and resolves a
+  // missed-heartbeat alert.
+  const spend = c.get("nonceToSpend");
   const written = await deps.checkins.recordBeat({
     uid: a.uid,
     receivedAt: now,
-    nextDue,
     seq: beat.seq,
     sentAt,
     report: beat,
     history: historyOf(beat),
-    // At most one history row per gap: the configured one, or half the appliance's interval
-    // when that is shorter (an operator who asks for frequent beats gets each one kept).
-    historyGapS: Math.min(deps.settings.historyMinGapS, a.intervalS / 2),
+    historyMinGapS: deps.settings.historyMinGapS,
+    nonce: { value: spend.value, expiresAt: spend.expiresAt },
+    signKey: spend.signKey,
     address: clientAddress(c, deps.settings.trustProxy),
     agentVersion: beat.agentVersion ?? null,
     // Issue 21: the agent process (clone detection) and the name the appliance runs under.
@@ -117,7 +119,12 @@ export async function acceptBeat(
     // POST /v1/checkin: the catalog request's time archived, its row read, in the same statement.
     ...(opts.touchCatalog ? { touchCatalog: true } : {}),
   });
+  if (!written || (written !== "replayed" && typeof written === "string")) {
+    // Deleted, revoked (or given another key) since its row was kept: read afresh next time.
+    deps.checkins.forgetAppliance(a.uid);
+  }
   if (!written) throw new ApiError(401, "unknown_key", `Appliance "${a.uid}" is not enrolled`);
+  if (typeof written === "string") return await refuseVerified(deps, c, a.uid, written);
   if (written.wasMissing) {
     deps.log.info("appliance_recovered", { uid: a.uid, hostname: a.hostname });
   }
@@ -136,9 +143,9 @@ export async function acceptBeat(
   const answer: BeatAnswer = {
     uid: a.uid,
     receivedAt: now.toISOString(),
-    intervalS: a.intervalS,
-    nextBeatInS: a.intervalS,
-    nextDueAt: nextDue.toISOString(),
+    intervalS: written.intervalS,
+    nextBeatInS: written.intervalS,
+    nextDueAt: written.nextDue.toISOString(),
     // Where this appliance's catalog server is, when it is not this server (spec, FIGURE 2).
     ...(deps.settings.catalogUrl ? { catalogUrl: deps.settings.catalogUrl } : {}),
   };
@@ -150,7 +157,7 @@ export function beatRoutes(deps: AppDeps) {
   const schema = beatSchema(deps.settings.maxAppDataBytes);
   return new Hono<AppEnv>().post(
     "/",
-    applianceAuth(deps),
+    applianceAuth(deps, { routeSpendsNonce: true }),
     async (c) => c.json((await acceptBeat(deps, c, schema)).answer),
   );
 }

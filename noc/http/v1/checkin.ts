@@ -16,9 +16,10 @@
  * route is served by a process that is both status monitor and catalog server (role `all`); a
  * NOC whose roles are split answers 404, and the agent then sends the two requests.
  *
- * One signature is verified, one nonce spent, one appliance row read and updated once per cycle
- * (the beat's statement archives the catalog request and reads the catalog's row) instead of two
- * of each; every check of the two routes holds (signature and digest before the body is read, the
+ * One signature is verified and one statement run per cycle instead of two of each (and two
+ * appliance lookups): the beat's statement spends the nonce, records the beat, archives the
+ * catalog request and reads the catalog's row (noc/services/checkins.ts), and the appliance's
+ * key is read once per instance, the statement checking it again; every check of the two routes holds (signature and digest before the body is read, the
  * skew window, replays refused across instances by the spent nonce, the binding over the nonce and
  * the body's SHA-256). The beat is recorded before the catalog is answered: an error in the
  * catalog part leaves the beat recorded, as two requests would.
@@ -36,21 +37,25 @@ import { catalogFor } from "./catalog.ts";
 /** The combined check-in route. */
 export function checkinRoutes(deps: AppDeps) {
   const schema = beatSchema(deps.settings.maxAppDataBytes);
-  return new Hono<AppEnv>().post("/", applianceAuth(deps), async (c) => {
-    const apart = deps.settings.catalogUrl !== null;
-    const { answer: receipt, catalog: touched } = await acceptBeat(deps, c, schema, {
-      touchCatalog: !apart,
-    });
-    if (apart) {
-      c.header("cache-control", "no-store");
-      return c.json({ receipt });
-    }
-    // The row the beat's statement read (the request archived with the beat).
-    const answer = await catalogFor(deps, c, touched);
-    // The envelope's text goes as a JSON string: its bytes are what the binding's digest covers.
-    const catalog = answer.status === 304 ? "null" : JSON.stringify(answer.body);
-    return c.body(`{"receipt":${JSON.stringify(receipt)},"catalog":${catalog}}`, 200, {
-      "content-type": "application/json",
-    });
-  });
+  return new Hono<AppEnv>().post(
+    "/",
+    applianceAuth(deps, { routeSpendsNonce: true }),
+    async (c) => {
+      const apart = deps.settings.catalogUrl !== null;
+      const { answer: receipt, catalog: touched } = await acceptBeat(deps, c, schema, {
+        touchCatalog: !apart,
+      });
+      if (apart) {
+        c.header("cache-control", "no-store");
+        return c.json({ receipt });
+      }
+      // The row the beat's statement read (the request archived with the beat).
+      const answer = await catalogFor(deps, c, touched);
+      // The envelope's text goes as a JSON string: its bytes are what the binding's digest covers.
+      const catalog = answer.status === 304 ? "null" : JSON.stringify(answer.body);
+      return c.body(`{"receipt":${JSON.stringify(receipt)},"catalog":${catalog}}`, 200, {
+        "content-type": "application/json",
+      });
+    },
+  );
 }
