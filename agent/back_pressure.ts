@@ -153,6 +153,17 @@ export class BackPressure {
     return wait;
   }
 
+  /**
+   * Brings the hold back within {@link capS} of the clock now: after the clock was stepped back
+   * (an NTP correction, a VM restored) a hold armed on the old time would otherwise outlast the
+   * interval by the size of the step (review 23a).
+   */
+  rebase(): void {
+    const most = this.now() + this.capS * 1000;
+    this.until = Math.min(this.until, most);
+    this.resumeAt = Math.min(this.resumeAt, most);
+  }
+
   /** Seconds left of the hold (0 when none). */
   heldS(): number {
     return Math.max(0, (this.until - this.now()) / 1000);

@@ -13,6 +13,7 @@ import {
 import { enroll, generateApplianceKeys } from "../protocol/client.ts";
 import { agentFetch } from "./http.ts";
 import { releaseKeysOnlyOf } from "../protocol/keys.ts";
+import { clampIntervalS } from "../protocol/catalog.ts";
 
 /**
  * Enrols this appliance with `noc` using `token`; refuses to replace an identity unless `force`.
@@ -69,7 +70,13 @@ export async function enrollAgent(
   // failures), its stored catalog and its unsent outcomes would be wrong for it and are dropped.
   // What is installed (catalog.cur) is true of this device and stays.
   const paths = statePaths(config.state);
-  await saveState(config.state, freshState());
+  // The enrolment answer's interval, until the first signed catalog says it: it bounds the
+  // back-off and a Retry-After before that catalog (review 23a: a first catalog answered 503 held
+  // a new agent 909 s, the default, on a NOC of 20 s); what no number can be stays the default.
+  const intervalS = typeof e.intervalS === "number" && Number.isFinite(e.intervalS)
+    ? clampIntervalS(e.intervalS)
+    : freshState().intervalS;
+  await saveState(config.state, { ...freshState(), intervalS });
   await Deno.remove(paths.catalog).catch(() => {});
   await Deno.remove(paths.outcomes, { recursive: true }).catch(() => {});
   return { identity, supersedes: e.supersedes ?? [] };

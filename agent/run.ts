@@ -50,6 +50,11 @@ export async function runLoop(ctx: CycleContext, signal: AbortSignal): Promise<v
     let deferredLogged = false;
     while (!signal.aborted) {
       const now = Date.now();
+      // Times set before the clock was stepped back lie ahead by the step: none waits longer
+      // than the interval from now (review 23a: a hold armed an hour "ahead" outlived it).
+      pressure.rebase();
+      nextDue = Math.min(nextDue, now + pressure.capS * 1000);
+      lastWoken = Math.min(lastWoken, now);
       // No cycle while a Retry-After holds, woken or not.
       const due = Math.max(nextDue, pressure.until);
       const wakeAt = wakePending
@@ -179,6 +184,7 @@ async function pollWakeups(
         // A Retry-After (this poll's, or a cycle's still holding): no poll until it has passed,
         // plus jitter; one answered to this poll holds the next cycle too.
         if (e.status !== null) onPressure();
+        pressure.rebase();
         const delay = Math.max(1_000, pressure.resumeAt - ctx.now().getTime());
         ctx.log.warn("wake_poll_failed", {
           error: e.message,

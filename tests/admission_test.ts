@@ -35,7 +35,7 @@ Deno.test("createAdmission() grants slots, queues one, refuses past the queue at
 });
 
 Deno.test("createAdmission() drops a waiter whose client went away, and one that waited too long", async () => {
-  const a = createAdmission({ ...settings, maxInFlight: 1, maxQueueWaitMs: 20 });
+  const a = createAdmission({ ...settings, maxInFlight: 1, maxQueue: 2, maxQueueWaitMs: 20 });
   const held = await a.enter("fetch");
   assert.ok(held.ok);
   const gone = new AbortController();
@@ -55,11 +55,16 @@ Deno.test("createAdmission() drops a waiter whose client went away, and one that
 Deno.test("admissionClass() puts check-ins first, exempts health, metrics and wake-ups", () => {
   assert.equal(admissionClass("POST", "/v1/beats"), "checkin");
   assert.equal(admissionClass("POST", "/v1/checkin"), "checkin");
-  assert.equal(admissionClass("POST", "/v1/enroll"), "checkin");
+  // Bodies read before anything proves who sends them: a class of their own (review 23a).
+  assert.equal(admissionClass("POST", "/v1/enroll"), "enrol");
+  assert.equal(admissionClass("POST", "/v1/local/enroll"), "enrol");
   assert.equal(admissionClass("GET", "/v1/catalog"), "fetch");
   assert.equal(admissionClass("GET", "/v1/components/7"), "download");
+  assert.equal(admissionClass("GET", "/v1/local/components/7"), "download");
   assert.equal(admissionClass("GET", "/v1/admin/fleet"), "admin");
   assert.equal(admissionClass("POST", "/ui/releases"), "admin");
+  assert.equal(admissionClass("POST", "/ui/login"), "public");
+  assert.equal(admissionClass("GET", "/ui/static/console.css"), "public");
   for (const p of ["/healthz", "/metrics", "/openapi.json", "/v1/wake"]) {
     assert.equal(admissionClass("GET", p), null, p);
   }
@@ -118,8 +123,11 @@ Deno.test("classBounds(): check-ins and fetches wait the setting; operators at l
   const b = classBounds({ ...settings, maxQueueWaitMs: 500 });
   assert.deepEqual(
     Object.fromEntries(Object.entries(b).map(([c, x]) => [c, x.waitMs])),
-    { checkin: 500, fetch: 500, download: 500, admin: 10_000 },
+    { checkin: 500, enrol: 500, fetch: 500, download: 500, admin: 10_000, public: 10_000 },
   );
+  // A share of the queue may be none; of the slots, at least one.
+  const none = classBounds({ ...settings, maxInFlight: 1, maxQueue: 0 });
+  assert.deepEqual([none.fetch.inFlight, none.fetch.queue, none.download.queue], [1, 0, 0]);
   assert.equal(classBounds({ ...settings, maxQueueWaitMs: 30_000 }).admin.waitMs, 30_000);
   assert.equal(defaultSettings.maxQueueWaitMs, 500, "the default bounds an answered check-in");
 });

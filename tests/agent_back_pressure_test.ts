@@ -20,6 +20,7 @@ import assert from "node:assert/strict";
 import { dbTest } from "./_harness.ts";
 import { type AgentProcess, enrolledAgent, type ServedNoc, serveNoc } from "./_agent.ts";
 import { parseHttpDate, parseRetryAfter } from "../protocol/http/retry_after.ts";
+import { sleep as timerSleep } from "../protocol/util/timer.ts";
 import {
   BACKOFF_FLOOR_S,
   backoffCeilingS,
@@ -477,3 +478,66 @@ Deno.test("the gate: a local component server's Retry-After is its own failure, 
   const tripped = gate.tripped as { retryAfterS: number } | null;
   assert.equal(tripped?.retryAfterS, 60);
 });
+
+Deno.test("a hold armed before the clock was stepped back is brought within the interval", () => {
+  // Review 23a: armed an hour "ahead" (the clock then stepped back an hour), the hold outlived
+  // the interval by the step, and blocked the operator's wake-up too.
+  let now = 10_000_000;
+  const gate = new BackPressure(() => now, () => 0, 2);
+  gate.capS = 20;
+  gate.hold(15);
+  assert.equal(gate.until, now + 15_000);
+  now -= 3_600_000; // stepped back an hour
+  assert.ok(gate.heldS() > 3600, "held an hour more, as it was");
+  gate.rebase();
+  assert.ok(gate.heldS() <= 20, `held ${gate.heldS()} s after rebase`);
+  assert.ok(gate.resumeAt <= now + 20_000);
+  // A hold within the interval is left as it is.
+  now += 3_600_000;
+  const fresh = new BackPressure(() => now, () => 0, 2);
+  fresh.capS = 20;
+  fresh.hold(5);
+  const until = fresh.until;
+  fresh.rebase();
+  assert.equal(fresh.until, until);
+});
+
+Deno.test("sleep() is measured on the monotonic clock: a wall clock stepped back does not stretch it", async () => {
+  const realNow = Date.now;
+  const t = realNow();
+  let calls = 0;
+  // The wall clock reads an hour back from the first look on.
+  Date.now = () => (calls++ === 0 ? t : t - 3_600_000);
+  try {
+    let stretched: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      timerSleep(5).then(() => "slept"),
+      // Only when it fails: a sleep stretched by the step would take an hour.
+      new Promise((r) => stretched = setTimeout(() => r("stretched"), 5_000)),
+    ]);
+    clearTimeout(stretched);
+    assert.equal(outcome, "slept");
+  } finally {
+    Date.now = realNow;
+  }
+});
+
+dbTest(
+  "a new agent takes its interval from the enrolment answer until its first signed catalog",
+  async ({ db }) => {
+    // Review 23a: before its first catalog an agent bounded a Retry-After (and its back-off) by
+    // the default 909 s, whatever the NOC's interval: a first catalog answered 503 held it 909 s
+    // on a NOC of 20 s, past its deadline.
+    const noc = await serveNoc(db, { reportIntervalS: 20 });
+    try {
+      const box = await enrolledAgent(noc);
+      try {
+        assert.equal((await stateJson(box.state)).intervalS, 20);
+      } finally {
+        await box.remove();
+      }
+    } finally {
+      await noc.close();
+    }
+  },
+);

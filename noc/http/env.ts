@@ -52,5 +52,7 @@ export interface AppEnv {
     requestId: string;
     /** Milliseconds it waited for admission (noc/http/middleware/admission.ts). */
     queuedMs: number;
+    /** Why admission shed it (`noc_shed_total`'s reason), when it did. */
+    shed: string;
   };
 }

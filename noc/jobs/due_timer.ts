@@ -6,6 +6,11 @@
  * appliances not alerted and not revoked, read from the sweep's own partial index
  * (`appliances_due`, one index probe) — and runs a sweep then. The cron job stays as the backstop.
  *
+ * An overdue appliance a shed check-in holds (noc/jobs/status_daemon.ts: the NOC told it to come
+ * back later) is swept again when its hold ends ({@link DueStep.heldUntil}), not only at the cron's
+ * next minute. A sweep another instance holds the lease of is tried again after 250 ms, then
+ * twice as long each time, up to {@link maxWaitS}.
+ *
  * Exactly once across instances: every instance's timer may fire at the same deadline; the sweep
  * takes its lease (one sweep at a time) and claims each appliance with `for update skip locked`
  * and `missing_since`, so each alert is raised once (noc/jobs/status_daemon.ts).
@@ -33,6 +38,11 @@ export interface DueStep {
   swept: SweepResult | null;
   /** The cutoff of that sweep (deadlines at or before it are not waited on again). */
   cutoff: Date;
+  /**
+   * When the first overdue appliance a shed check-in holds stops being held (a sweep is due
+   * then, though its deadline is behind the cutoff); null when none is.
+   */
+  heldUntil: Date | null;
 }
 
 /**
@@ -54,24 +64,30 @@ export async function nextDeadline(deps: AppDeps, after: Date): Promise<Date | n
  * sweep (the status daemon's, as the cron job runs it); returns the deadline it found and the
  * cutoff to pass to the next step.
  */
-export async function dueTimerStep(deps: AppDeps, cutoff: Date): Promise<DueStep> {
+export async function dueTimerStep(
+  deps: AppDeps,
+  cutoff: Date,
+  heldUntil: Date | null = null,
+): Promise<DueStep> {
   const now = deps.clock.now();
   const deadline = await nextDeadline(deps, cutoff);
-  if (deadline === null || deadline.getTime() > now.getTime()) {
-    return { deadline, swept: null, cutoff };
-  }
-  const swept = await statusDaemon(deps);
+  const come = (d: Date | null) => d !== null && d.getTime() <= now.getTime();
+  if (!come(deadline) && !come(heldUntil)) return { deadline, swept: null, cutoff, heldUntil };
+  const swept = await statusDaemon(deps, { atDeadline: true });
   // Another instance sweeping (busy) may have begun before this deadline, and a skewed clock
   // judges nothing: the deadline stays ahead, to be tried again.
-  if (swept.skipped) return { deadline, swept, cutoff };
+  if (swept.skipped) return { deadline, swept, cutoff, heldUntil };
   if (swept.alerted.length > 0) {
+    // Late against the deadline that woke it (a hold's end: the appliance's own came earlier).
+    const woke = come(deadline) ? deadline! : heldUntil!;
     deps.log.info("due_sweep", {
       alerted: swept.alerted.length,
-      lateMs: Math.max(0, now.getTime() - deadline.getTime()),
+      lateMs: Math.max(0, now.getTime() - woke.getTime()),
       ms: Math.round(swept.durationMs),
+      ...(come(deadline) ? {} : { afterShedHold: true }),
     });
   }
-  return { deadline, swept, cutoff: now };
+  return { deadline, swept, cutoff: now, heldUntil: swept.heldUntil ?? null };
 }
 
 /** A running {@link startDueTimer}. */
@@ -89,15 +105,25 @@ export function startDueTimer(deps: AppDeps): DueTimer {
   const stop = new AbortController();
   const loop = (async () => {
     let cutoff = new Date(deps.clock.now().getTime() - deps.settings.graceS * 1000);
+    let heldUntil: Date | null = null;
+    // Consecutive sweeps found busy (another instance's lease): each waits longer, to 5 s.
+    let busy = 0;
     while (!stop.signal.aborted) {
       let waitMs = maxWaitS * 1000;
       try {
-        const step = await dueTimerStep(deps, cutoff);
+        const step = await dueTimerStep(deps, cutoff, heldUntil);
         cutoff = step.cutoff;
-        if (step.swept === null && step.deadline !== null) {
-          waitMs = Math.min(waitMs, step.deadline.getTime() - deps.clock.now().getTime());
-        } else if (step.swept?.skipped === "busy") waitMs = 250;
-        else if (step.swept !== null && !step.swept.skipped) waitMs = 0;
+        heldUntil = step.heldUntil;
+        const until = (d: Date | null) =>
+          d === null ? Infinity : d.getTime() - deps.clock.now().getTime();
+        if (step.swept?.skipped === "busy") {
+          // The holder sweeps now (or its lease runs out): no need to knock four times a second.
+          waitMs = Math.min(maxWaitS * 1000, 250 * 2 ** busy++);
+        } else {
+          busy = 0;
+          if (step.swept !== null && !step.swept.skipped) waitMs = 0;
+          else waitMs = Math.min(waitMs, until(step.deadline), until(heldUntil));
+        }
       } catch (e) {
         deps.log.warn("due_timer_failed", { error: e instanceof Error ? e.message : String(e) });
       }

@@ -210,12 +210,18 @@ export async function recordLiveness(
           deps.log?.warn("noc_grace_reduced", { from: g!.grace_s, to: graceS, appliances: held });
         }
       }
+      // The latest check-in this instance shed since its last record, for every instance's sweep.
+      const shedAt = instance.checkinShedAt;
       await tx`
-        insert into noc_liveness (id, alive_at, grace_s) values (1, ${now}, ${graceS})
+        insert into noc_liveness (id, alive_at, grace_s, checkin_shed_at)
+        values (1, ${now}, ${graceS}, ${shedAt})
         on conflict (id) do update set alive_at = greatest(noc_liveness.alive_at, excluded.alive_at),
-          grace_s = case when ${starting} then excluded.grace_s else noc_liveness.grace_s end`;
-      return out;
+          grace_s = case when ${starting} then excluded.grace_s else noc_liveness.grace_s end,
+          checkin_shed_at = greatest(noc_liveness.checkin_shed_at, excluded.checkin_shed_at)`;
+      return { ...out, shedAt };
     });
+    // Recorded: cleared unless a later one came meanwhile.
+    if (instance.checkinShedAt === result.shedAt) instance.checkinShedAt = null;
     instance.lastAliveMono = performance.now();
     if (result.creditedS > 0) {
       deps.log?.warn("noc_downtime_credited", {

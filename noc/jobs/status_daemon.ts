@@ -39,6 +39,14 @@ export interface SweepDeps extends ClockCheckDeps, LivenessDeps {
    * instead of one each (10 by default).
    */
   digestAbove?: number;
+  /**
+   * A sweep the due timer runs at an appliance's deadline (noc/jobs/due_timer.ts), not the cron
+   * job's: it notifies a missed heartbeat at once unless more than `digestAbove` were raised in
+   * the last minute — a mass event, whose further alerts the cron job's next sweep sends as one
+   * digest — and leaves recoveries to the cron job's sweep. (Sweeping at each deadline, it would
+   * otherwise send a fleet falling silent over a few seconds as hundreds of notices: review 23b.)
+   */
+  atDeadline?: boolean;
 }
 
 /** What a sweep did. */
@@ -60,6 +68,11 @@ export interface SweepResult {
   creditedS: number;
   /** Why re-checking the gated rollouts failed, if it did (the sweep itself stands). */
   gateFailed?: string;
+  /**
+   * When the first overdue appliance a shed check-in holds stops being held (the next sweep
+   * should run then); absent when none is.
+   */
+  heldUntil?: Date | null;
 }
 
 interface MissedRow {
@@ -193,10 +206,14 @@ function recoveredNotices(rows: RecoveredRow[], digestAbove: number): NoticeInpu
 const statement = (strings: TemplateStringsArray, ..._: unknown[]) => strings;
 
 /**
- * The sweep's selecting statement; its values are `(cutoff, now, cutoff, now, cutoff, limit,
- * now)`. A maintenance window holds its appliances until one interval plus the grace after it
- * ends (`ends_at > cutoff - interval`): an appliance back from maintenance has a full interval to
- * beat (noc/services/schedule_changes.ts).
+ * The sweep's selecting statement; its values are `(cutoff, now, cutoff, now, cutoff, now,
+ * graceS, now, graceS, limit, now)`. A maintenance window holds its appliances until one interval
+ * plus the grace after it ends (`ends_at > cutoff - interval`): an appliance back from maintenance
+ * has a full interval to beat (noc/services/schedule_changes.ts). A check-in shed (503
+ * `overloaded`, by any instance: `noc_liveness.checkin_shed_at`) holds every overdue appliance
+ * until one of its intervals plus the grace after it — an agent told to come back later does so
+ * within its interval (docs/agent.md) — but not past three intervals after its own deadline: a
+ * NOC that sheds without end still pages (review 23b).
  */
 const alertStatement = statement`
     with due as (
@@ -210,6 +227,12 @@ const alertStatement = statement`
           select 1 from maintenance_windows m
           where m.site = a.site and m.starts_at <= ${0} and m.ends_at > ${0}::timestamptz
             - make_interval(secs => greatest(a.interval_s, coalesce(a.known_interval_s, 0))))
+        and not exists (
+          select 1 from noc_liveness l
+          where l.id = 1 and ${0}::timestamptz < l.checkin_shed_at + make_interval(secs =>
+              greatest(a.interval_s, coalesce(a.known_interval_s, 0)) + ${0}::double precision)
+            and ${0}::timestamptz < a.next_due_at + make_interval(secs =>
+              3 * greatest(a.interval_s, coalesce(a.known_interval_s, 0)) + ${0}::double precision))
       order by a.next_due_at
       limit ${0}
       for update of a skip locked
@@ -228,6 +251,7 @@ export async function explainSweep(
   const explain = Object.assign(["explain " + alertStatement[0], ...alertStatement.slice(1)], {
     raw: ["explain " + alertStatement.raw[0], ...alertStatement.raw.slice(1)],
   }) as unknown as TemplateStringsArray;
+  const graceS = (now.getTime() - cutoff.getTime()) / 1000;
   const rows = await tx<Record<string, string>>(
     explain,
     cutoff,
@@ -235,6 +259,10 @@ export async function explainSweep(
     cutoff,
     now,
     cutoff,
+    now,
+    graceS,
+    now,
+    graceS,
     limit,
     now,
   );
@@ -242,7 +270,21 @@ export async function explainSweep(
 }
 
 async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Promise<string[]> {
-  const rows = await tx<MissedRow>(alertStatement, cutoff, now, cutoff, now, cutoff, limit, now);
+  const graceS = (now.getTime() - cutoff.getTime()) / 1000;
+  const rows = await tx<MissedRow>(
+    alertStatement,
+    cutoff,
+    now,
+    cutoff,
+    now,
+    cutoff,
+    now,
+    graceS,
+    now,
+    graceS,
+    limit,
+    now,
+  );
   if (rows.length > 0) {
     await tx`
       insert into alerts (kind, uid, opened_at, detail)
@@ -266,6 +308,9 @@ async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Prom
   return rows.map((r) => r.uid);
 }
 
+/** The window in which more than `digestAbove` alerts make a mass event (see `atDeadline`). */
+const stormWindowMs = 60_000;
+
 /** Most alerts (or recoveries) one notice step covers; a larger event gets one notice per this many. */
 const noticeCap = 100_000;
 
@@ -280,7 +325,15 @@ async function noticeStep(
   now: Date,
   graceS: number,
   digestAbove: number,
+  atDeadline: boolean,
 ): Promise<{ recovered: RecoveredRow[]; notices: number; more: boolean }> {
+  if (atDeadline) {
+    const [recent] = await tx<{ n: number }>`
+      select count(*)::int as n from alerts
+      where kind = 'missed_heartbeat' and opened_at > ${new Date(now.getTime() - stormWindowMs)}`;
+    // A mass event: its alerts wait for the cron job's sweep, and go as one digest.
+    if ((recent?.n ?? 0) > digestAbove) return { recovered: [], notices: 0, more: false };
+  }
   const missed = await tx<MissedRow>`
     with p as (
       select id from alerts
@@ -305,7 +358,8 @@ async function noticeStep(
                then ap.last_report->'dropped' else '[]' end) d limit 5) y)
         as dropped`;
   missed.sort((a, b) => a.next_due_at.getTime() - b.next_due_at.getTime());
-  const recovered = await tx<RecoveredRow>`
+  // Recoveries are not urgent: the cron job's sweep sends them, a mass return as one digest.
+  const recovered = atDeadline ? [] : await tx<RecoveredRow>`
     with r as (
       select id from alerts
       where resolved_at is not null and recovery_notified_at is null and kind = 'missed_heartbeat'
@@ -335,12 +389,43 @@ async function noticeStep(
   };
 }
 
-/** How long a sweep lease lasts without renewal, seconds of the database's clock. */
-const sweepLeaseS = 120;
+/**
+ * The earliest moment an overdue appliance that a shed check-in holds (see the sweep's statement)
+ * stops being held, or null when none is held: the due timer wakes then (noc/jobs/due_timer.ts).
+ */
+async function shedHoldEnd(db: Db, now: Date, cutoff: Date): Promise<Date | null> {
+  const graceS = (now.getTime() - cutoff.getTime()) / 1000;
+  const [r] = await db.sql<{ until: Date | null }>`
+    select min(least(
+        l.checkin_shed_at + make_interval(secs => iv + ${graceS}::double precision),
+        a.next_due_at + make_interval(secs => 3 * iv + ${graceS}::double precision))) as until
+    from noc_liveness l
+    join appliances a on a.next_due_at <= ${cutoff} and a.missing_since is null
+      and a.revoked_at is null
+    cross join lateral (select greatest(a.interval_s, coalesce(a.known_interval_s, 0)) as iv) i
+    where l.id = 1 and l.checkin_shed_at is not null
+      and ${now}::timestamptz < l.checkin_shed_at + make_interval(secs => iv + ${graceS}::double precision)
+      and ${now}::timestamptz < a.next_due_at + make_interval(secs => 3 * iv + ${graceS}::double precision)`;
+  return r?.until ?? null;
+}
 
-/** The status daemon's pass as the cron job and the admin API run it: sweep, then re-check gated rollouts. */
-export async function statusDaemon(deps: AppDeps): Promise<SweepResult> {
-  const r = await sweep({ ...deps, graceS: deps.settings.graceS, gate: () => gateRollouts(deps) });
+/** How long a sweep lease lasts without renewal, seconds of the database's clock. */
+const sweepLeaseS = 30;
+
+/**
+ * The status daemon's pass as the cron job, the admin API and the due timer (`atDeadline`, see
+ * {@link SweepDeps.atDeadline}) run it: sweep, then re-check gated rollouts.
+ */
+export async function statusDaemon(
+  deps: AppDeps,
+  options: { atDeadline?: boolean } = {},
+): Promise<SweepResult> {
+  const r = await sweep({
+    ...deps,
+    graceS: deps.settings.graceS,
+    gate: () => gateRollouts(deps),
+    atDeadline: options.atDeadline === true,
+  });
   deps.metrics.inc("noc_sweeps_total");
   deps.metrics.inc("noc_alerts_raised_total", {}, r.alerted.length);
   deps.metrics.observe("noc_sweep_duration_seconds", {}, r.durationMs / 1000);
@@ -400,7 +485,7 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
     }
     for (;;) {
       const step = await deps.db.begin((tx) =>
-        noticeStep(tx, deps.notifier, now, deps.graceS, digestAbove)
+        noticeStep(tx, deps.notifier, now, deps.graceS, digestAbove, deps.atDeadline === true)
       );
       result.recovered.push(...step.recovered.map((r) => r.uid));
       result.notices += step.notices;
@@ -409,6 +494,7 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
     // Cloned-identity notices an instance left pending, stopped between a beat's statement that
     // marked the appliance and queueing its notice (noc/services/checkins.ts).
     result.notices += await queueIdentityNotices(deps.db, deps.notifier, now);
+    result.heldUntil = await shedHoldEnd(deps.db, now, cutoff);
   } finally {
     await sql`delete from sweep_lease where holder = ${holder}`;
   }

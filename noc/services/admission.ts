@@ -9,11 +9,19 @@
  * Classes, each with its own slots and queue, so that what matters most is served first and the
  * operators can still work during an appliance overload:
  *
- * - `checkin`: enrolments and SecureBeats (`NOC_MAX_IN_FLIGHT` slots, `NOC_MAX_QUEUE` waiting);
+ * - `checkin`: SecureBeats (`NOC_MAX_IN_FLIGHT` slots, `NOC_MAX_QUEUE` waiting);
+ * - `enrol`: enrolments of appliances and local servers (a quarter of each, at most 4 of one
+ *   client address at once): their bodies are read before anything proves who sends them, so a
+ *   client trickling bodies can hold only this class's slots, never the beats' (review 23a);
  * - `fetch`: catalogs, install reports, keys, local servers' syncs (half of each: shed first);
- * - `download`: component downloads (a quarter of the slots: long, streamed);
- * - `admin`: the admin API and the console (slots of their own, 16, queue 64, a wait of at least
- *   10 s: operators would rather wait than be refused).
+ * - `download`: component downloads, the appliances' and the local servers' (a quarter of the
+ *   slots: long, streamed; a download keeps its slot until its last byte is sent or its client
+ *   goes, and is cut after 60 s in which its client took nothing);
+ * - `admin`: the admin API and the signed-in console (slots of their own, 16, queue 64, a wait of
+ *   at least 10 s: operators would rather wait than be refused; its 503 says to come back in a
+ *   few seconds, not the fleet's `Retry-After`);
+ * - `public`: the console's sign-in page and its static files, which anyone may ask for (8 slots,
+ *   queue 32, at most 4 of one client address at once): they cannot take the operators' slots.
  *
  * Not counted: `/healthz`, `/metrics`, the OpenAPI document and the wake-up long poll (idle
  * while it waits; bounded by its own per-appliance limits).
@@ -30,7 +38,28 @@
  */
 
 /** A class of requests, with its own slots and queue. */
-export type AdmissionClass = "checkin" | "fetch" | "download" | "admin";
+export type AdmissionClass = "checkin" | "enrol" | "fetch" | "download" | "admin" | "public";
+
+/** Every class, in the order `/metrics` lists them. */
+export const admissionClasses: readonly AdmissionClass[] = [
+  "checkin",
+  "enrol",
+  "fetch",
+  "download",
+  "admin",
+  "public",
+];
+
+/** Why a request was shed (`noc_shed_total`'s `reason`). */
+export type ShedReason = "queue_full" | "queue_timeout" | "client_gone" | "address_busy";
+
+/** Every reason, in the order `/metrics` lists them. */
+export const shedReasons: readonly ShedReason[] = [
+  "queue_full",
+  "queue_timeout",
+  "client_gone",
+  "address_busy",
+];
 
 /** Its bounds. */
 export interface ClassBounds {
@@ -40,6 +69,13 @@ export interface ClassBounds {
   queue: number;
   /** The longest one waits, milliseconds. */
   waitMs: number;
+  /**
+   * Most requests of one client address in the class at once, processed or waiting (classes
+   * anyone may send: what one client can hold); past it a request is shed `address_busy`.
+   */
+  perAddress?: number;
+  /** The `Retry-After` of this class's 503, seconds, when not the settings'. */
+  retryAfterS?: number;
 }
 
 /** The admission settings (docs/operations.md, "Throughput"). */
@@ -57,7 +93,7 @@ export interface AdmissionSettings {
 /** What {@link Admission.enter} gave. */
 export type Entry =
   | { ok: true; queuedMs: number; leave: () => void }
-  | { ok: false; reason: "queue_full" | "queue_timeout" | "client_gone"; queuedMs: number };
+  | { ok: false; reason: ShedReason; queuedMs: number };
 
 /** Admission for one NOC instance (built in `createDeps()`). */
 export interface Admission {
@@ -66,32 +102,29 @@ export interface Admission {
   /** The `Retry-After` of a 503, seconds. */
   readonly retryAfterS: number;
   /**
-   * Takes a slot of `cls` at once, or waits in its queue (at most the settings' wait, or until
-   * `signal` aborts); a full queue is refused at once. A slot taken must be given back with
-   * `leave()` (once).
+   * Takes a slot of `cls` at once, or waits in its queue (at most the class's wait, or until
+   * `signal` aborts); a full queue, or a client `address` holding its class's share already, is
+   * refused at once. A slot taken must be given back with `leave()` (once).
    */
-  enter(cls: AdmissionClass, signal?: AbortSignal): Promise<Entry>;
+  enter(cls: AdmissionClass, signal?: AbortSignal, address?: string): Promise<Entry>;
   /** Requests in flight and waiting, per class (for `/metrics` and tests). */
   load(): Record<AdmissionClass, { inFlight: number; queued: number }>;
 }
 
 /** The bounds of each class from the settings. */
 export function classBounds(s: AdmissionSettings): Record<AdmissionClass, ClassBounds> {
-  const part = (n: number, d: number) => Math.max(1, Math.floor(n / d));
+  // A share of the slots is at least one; a share of the queue may be none (NOC_MAX_QUEUE=0).
+  const slots = (d: number) => Math.max(1, Math.floor(s.maxInFlight / d));
+  const queue = (d: number) => Math.floor(s.maxQueue / d);
+  // An operator would rather wait than be refused: at least 10 s (a browser gives up later).
+  const patient = Math.max(s.maxQueueWaitMs, 10_000);
   return {
     checkin: { inFlight: s.maxInFlight, queue: s.maxQueue, waitMs: s.maxQueueWaitMs },
-    fetch: {
-      inFlight: part(s.maxInFlight, 2),
-      queue: part(s.maxQueue, 2),
-      waitMs: s.maxQueueWaitMs,
-    },
-    download: {
-      inFlight: part(s.maxInFlight, 4),
-      queue: part(s.maxQueue, 2),
-      waitMs: s.maxQueueWaitMs,
-    },
-    // An operator would rather wait than be refused: at least 10 s (a browser gives up later).
-    admin: { inFlight: 16, queue: 64, waitMs: Math.max(s.maxQueueWaitMs, 10_000) },
+    enrol: { inFlight: slots(4), queue: queue(4), waitMs: s.maxQueueWaitMs, perAddress: 4 },
+    fetch: { inFlight: slots(2), queue: queue(2), waitMs: s.maxQueueWaitMs },
+    download: { inFlight: slots(4), queue: queue(2), waitMs: s.maxQueueWaitMs },
+    admin: { inFlight: 16, queue: 64, waitMs: patient, retryAfterS: 5 },
+    public: { inFlight: 8, queue: 32, waitMs: patient, perAddress: 4, retryAfterS: 5 },
   };
 }
 
@@ -105,11 +138,20 @@ export function createAdmission(s: AdmissionSettings): Admission {
       c,
     ) => [c, { inFlight: 0, queue: [] as Waiter[] }]),
   ) as Record<AdmissionClass, { inFlight: number; queue: Waiter[] }>;
-  const leaver = (cls: AdmissionClass) => {
+  // Requests of each client address in the classes that bound them, processed or waiting.
+  const held = new Map<string, number>();
+  const release = (key: string | null) => {
+    if (key === null) return;
+    const n = (held.get(key) ?? 1) - 1;
+    if (n <= 0) held.delete(key);
+    else held.set(key, n);
+  };
+  const leaver = (cls: AdmissionClass, key: string | null) => {
     let left = false;
     return () => {
       if (left) return;
       left = true;
+      release(key);
       const st = state[cls];
       const next = st.queue.shift();
       // The slot passes straight to the next waiter (first come, first served).
@@ -126,15 +168,25 @@ export function createAdmission(s: AdmissionSettings): Admission {
           [c, st],
         ) => [c, { inFlight: st.inFlight, queued: st.queue.length }]),
       ) as Record<AdmissionClass, { inFlight: number; queued: number }>,
-    async enter(cls, signal) {
+    async enter(cls, signal, address) {
       const st = state[cls];
       const b = bounds[cls];
       if (signal?.aborted) return { ok: false, reason: "client_gone", queuedMs: 0 };
+      let key: string | null = null;
+      if (b.perAddress !== undefined) {
+        key = `${cls} ${address ?? "unknown"}`;
+        const n = held.get(key) ?? 0;
+        if (n >= b.perAddress) return { ok: false, reason: "address_busy", queuedMs: 0 };
+        held.set(key, n + 1);
+      }
       if (st.inFlight < b.inFlight) {
         st.inFlight++;
-        return { ok: true, queuedMs: 0, leave: leaver(cls) };
+        return { ok: true, queuedMs: 0, leave: leaver(cls, key) };
       }
-      if (st.queue.length >= b.queue) return { ok: false, reason: "queue_full", queuedMs: 0 };
+      if (st.queue.length >= b.queue) {
+        release(key);
+        return { ok: false, reason: "queue_full", queuedMs: 0 };
+      }
       const started = performance.now();
       const outcome = await new Promise<"granted" | "timeout" | "gone">((resolve) => {
         const waiter: Waiter = {
@@ -162,11 +214,12 @@ export function createAdmission(s: AdmissionSettings): Admission {
       if (outcome === "granted") {
         // Granted, but its client left just then: the slot goes on to the next, unused.
         if (signal?.aborted) {
-          leaver(cls)();
+          leaver(cls, key)();
           return { ok: false, reason: "client_gone", queuedMs };
         }
-        return { ok: true, queuedMs, leave: leaver(cls) };
+        return { ok: true, queuedMs, leave: leaver(cls, key) };
       }
+      release(key);
       return {
         ok: false,
         reason: outcome === "timeout" ? "queue_timeout" : "client_gone",

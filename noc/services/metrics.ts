@@ -7,6 +7,7 @@
  */
 import type { Db } from "../db/db.ts";
 import { fleetCounts } from "./appliances.ts";
+import { admissionClasses, shedReasons } from "./admission.ts";
 
 type Labels = Record<string, string>;
 
@@ -41,7 +42,7 @@ const counters = {
   noc_log_lines_dropped_total: "Log lines dropped because the log's reader fell behind",
   noc_shed_total:
     "Requests answered 503 overloaded without being processed, by class and reason (queue_full, " +
-    "queue_timeout, client_gone)",
+    "queue_timeout, client_gone, address_busy)",
   noc_finished_client_gone_total:
     "Requests processed to the end although their client had gone meanwhile (timed out or " +
     "disconnected while the handler ran), by class",
@@ -53,7 +54,8 @@ const histograms = {
   noc_http_request_duration_seconds: "HTTP request latency, by method, route and status class",
   noc_sweep_duration_seconds: "Status daemon pass duration",
   noc_queue_wait_seconds:
-    "Time a request waited for admission before it was processed or shed, by class",
+    "Time a request waited in its class's queue for admission (0 for one admitted at once), by " +
+    "class; one shed at once (queue full, address busy) is not counted",
 } as const;
 
 /** A counter's name. */
@@ -84,6 +86,16 @@ export function createMetrics(): Metrics {
   }
   for (const [name, help] of Object.entries(histograms)) {
     series.set(name, { help, type: "histogram", values: new Map() });
+  }
+  // The overload counters are shown at 0 from the start: an alert rule on them sees 0, not "no
+  // data", until something is shed.
+  for (const cls of admissionClasses) {
+    for (const reason of shedReasons) {
+      const labels = { class: cls, reason };
+      series.get("noc_shed_total")!.values.set(key(labels), { labels, value: 0 });
+    }
+    const labels = { class: cls };
+    series.get("noc_finished_client_gone_total")!.values.set(key(labels), { labels, value: 0 });
   }
   return {
     inc(name, labels = {}, by = 1) {

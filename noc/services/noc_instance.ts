@@ -30,11 +30,23 @@ export interface NocInstance {
    * and set due times on a wrong clock.
    */
   clockSkewS: number | null;
+  /**
+   * The latest time (this instance's clock) it answered a check-in 503 `overloaded`, not yet
+   * recorded; the next liveness record writes it for every instance to see (`checkin_shed_at`,
+   * migration 032) and clears it.
+   */
+  checkinShedAt: Date | null;
 }
 
 /** A new instance, not yet alive. */
 export function createNocInstance(): NocInstance {
-  return { id: crypto.randomUUID(), lastAliveMono: null, maxQuietMs: null, clockSkewS: null };
+  return {
+    id: crypto.randomUUID(),
+    lastAliveMono: null,
+    maxQuietMs: null,
+    clockSkewS: null,
+    checkinShedAt: null,
+  };
 }
 
 /** Whether `instance` has been alive without a break since its last liveness record. */

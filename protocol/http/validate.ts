@@ -92,19 +92,34 @@ function tooLarge(maxBytes: number): never {
   throw tooLargeError(maxBytes);
 }
 
-/** Reads `stream` whole: at most `maxBytes`, all of it within `timeoutS` (else 413 or 408). */
-function readStream(
+/**
+ * Reads `stream` whole: at most `maxBytes`, all of it within `timeoutS` (else 413 or 408); a
+ * body that breaks off (its client went away mid-upload) is 400 `body_unreadable`, not a server
+ * error (review 23a: each made an error-level log line, at an attacker's will).
+ */
+async function readStream(
   stream: ReadableStream<Uint8Array>,
   maxBytes: number,
   timeoutS: number,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  return collectBytes(limitStream(stream, {
-    maxBytes,
-    onTooLarge: () => tooLargeError(maxBytes),
-    deadlineS: timeoutS,
-    onLate: () =>
-      new ApiError(408, "request_timeout", `Request body did not arrive within ${timeoutS} s`),
-  }));
+  try {
+    return await collectBytes(limitStream(stream, {
+      maxBytes,
+      onTooLarge: () => tooLargeError(maxBytes),
+      deadlineS: timeoutS,
+      onLate: () =>
+        new ApiError(408, "request_timeout", `Request body did not arrive within ${timeoutS} s`),
+    }));
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw new ApiError(
+      400,
+      "body_unreadable",
+      `The request body broke off before its end: ${
+        String(e instanceof Error ? e.message : e).slice(0, 200)
+      }`,
+    );
+  }
 }
 
 /**

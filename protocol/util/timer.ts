@@ -20,14 +20,16 @@ export function timerMs(ms: number): number {
 /**
  * Waits `ms` (any length, in pieces no longer than {@link MAX_TIMER_MS}), or
  * until `signal` aborts or the function handed to `onWake` is called;
- * resolves either way.
+ * resolves either way. Measured on the monotonic clock (`performance.now()`): a
+ * wall clock stepped back meanwhile does not stretch the wait (review 23a: a
+ * step back of an hour put the NOC's due timer to sleep for an hour).
  */
 export function sleep(
   ms: number,
   signal?: AbortSignal,
   onWake?: (wake: () => void) => void,
 ): Promise<void> {
-  const until = Date.now() + Math.max(0, Number.isNaN(ms) ? 0 : ms);
+  const until = performance.now() + Math.max(0, Number.isNaN(ms) ? 0 : ms);
   return new Promise<void>((resolve) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const done = () => {
@@ -36,7 +38,7 @@ export function sleep(
       resolve();
     };
     const arm = () => {
-      const left = until - Date.now();
+      const left = until - performance.now();
       if (left <= 0) return done();
       timer = setTimeout(arm, timerMs(left));
     };

@@ -39,6 +39,7 @@ import installWindows from "./028_install_windows.sql" with { type: "text" };
 import recentSeqs from "./029_recent_seqs.sql" with { type: "text" };
 import revisionSequence from "./030_revision_sequence.sql" with { type: "text" };
 import oneStatementBeats from "./031_one_statement_beats.sql" with { type: "text" };
+import checkinShedding from "./032_checkin_shedding.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -81,4 +82,5 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "029_recent_seqs.sql", sql: recentSeqs },
   { name: "030_revision_sequence.sql", sql: revisionSequence },
   { name: "031_one_statement_beats.sql", sql: oneStatementBeats },
+  { name: "032_checkin_shedding.sql", sql: checkinShedding },
 ]);

@@ -9,6 +9,8 @@
  */
 import type { MiddlewareHandler } from "hono";
 import type { AdmissionClass } from "../../services/admission.ts";
+import { clientAddress } from "./appliance_auth.ts";
+import { addressKey } from "../../services/rate_limit.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
 
@@ -18,51 +20,159 @@ export function admissionClass(method: string, path: string): AdmissionClass | n
     return null;
   }
   if (path === "/v1/wake" || path.startsWith("/v1/wake/")) return null;
+  // Anyone may ask for the sign-in page and the console's files: not the operators' slots.
+  if (path === "/ui/login" || path.startsWith("/ui/static/")) return "public";
   if (path.startsWith("/v1/admin") || path === "/ui" || path.startsWith("/ui/")) return "admin";
-  if (
-    method === "POST" &&
-    (path === "/v1/beats" || path === "/v1/checkin" || path === "/v1/enroll")
-  ) return "checkin";
-  if (path.startsWith("/v1/components")) return "download";
+  if (method === "POST" && (path === "/v1/beats" || path === "/v1/checkin")) return "checkin";
+  // Bodies read before anything proves who sends them: a class of their own.
+  if (method === "POST" && (path === "/v1/enroll" || path === "/v1/local/enroll")) return "enrol";
+  if (path.startsWith("/v1/components") || path.startsWith("/v1/local/components")) {
+    return "download";
+  }
   return "fetch";
 }
 
-/** Middleware: admission by class (noc/services/admission.ts). */
-export function admission(deps: Pick<AppDeps, "admission" | "metrics">): MiddlewareHandler<AppEnv> {
+/** Milliseconds a download may go without its client taking a byte before it is cut. */
+export const downloadIdleMs = 60_000;
+
+/**
+ * `body` passed through as it is read, calling `done` once when it ends, fails, is cancelled
+ * (its client went), or its reader takes nothing for `idleMs` (the stream is then cut): a
+ * download keeps its admission slot until then, not just until its handler returned.
+ */
+function heldUntilSent(
+  body: ReadableStream<Uint8Array>,
+  done: () => void,
+  idleMs: number,
+  timers: Timers,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let finished = false;
+  let idle: unknown;
+  const clearTimeout = (h: unknown) => h !== undefined && timers.clear(h);
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(idle);
+    done();
+  };
+  // Armed whenever the client has taken what was sent: cut if it takes nothing more for idleMs.
+  const arm = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    idle = timers.set(() => {
+      controller.error(new Error("download idle"));
+      reader.cancel("download idle").catch(() => {});
+      finish();
+    }, idleMs);
+  };
+  return new ReadableStream<Uint8Array>({
+    start: arm,
+    async pull(controller) {
+      clearTimeout(idle);
+      try {
+        const { done: end, value } = await reader.read();
+        if (end) {
+          controller.close();
+          finish();
+          return;
+        }
+        controller.enqueue(value);
+      } catch (e) {
+        controller.error(e);
+        finish();
+        return;
+      }
+      arm(controller);
+    },
+    cancel(reason) {
+      finish();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Timers (the global ones by default; tests fire them by hand). */
+export interface Timers {
+  /** Calls `fn` after `ms`; returns a handle for {@link Timers.clear}. */
+  set(fn: () => void, ms: number): unknown;
+  /** Cancels a timer `set` returned. */
+  clear(handle: unknown): void;
+}
+
+const globalTimers: Timers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (h) => clearTimeout(h as number),
+};
+
+/**
+ * Middleware: admission by class (noc/services/admission.ts). `downloadIdleMs`: how long a
+ * download may go without its client taking a byte (60 s); `timers` run that bound.
+ */
+export function admission(
+  deps: Pick<AppDeps, "admission" | "metrics" | "settings" | "clock" | "checkins">,
+  options: { downloadIdleMs?: number; timers?: Timers } = {},
+): MiddlewareHandler<AppEnv> {
+  const idleMs = options.downloadIdleMs ?? downloadIdleMs;
+  const timers = options.timers ?? globalTimers;
   return async (c, next) => {
     const cls = admissionClass(c.req.method, c.req.path);
     if (cls === null) return await next();
-    const entry = await deps.admission.enter(cls, c.req.raw.signal);
+    const bounds = deps.admission.bounds[cls];
+    const address = bounds.perAddress === undefined
+      ? undefined
+      : addressKey(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
+    const entry = await deps.admission.enter(cls, c.req.raw.signal, address);
     c.set("queuedMs", Math.round(entry.queuedMs * 10) / 10);
-    deps.metrics.observe("noc_queue_wait_seconds", { class: cls }, entry.queuedMs / 1000);
+    // What waited in the queue: not what was refused at once (a full queue, a busy address),
+    // which would fill the lowest bucket and drag every quantile toward nought.
+    if (entry.ok || entry.reason === "queue_timeout" || entry.reason === "client_gone") {
+      deps.metrics.observe("noc_queue_wait_seconds", { class: cls }, entry.queuedMs / 1000);
+    }
     if (!entry.ok) {
+      c.set("shed", entry.reason);
       deps.metrics.inc("noc_shed_total", { class: cls, reason: entry.reason });
+      // A SecureBeat told to come back later: its appliance is not paged for the pause asked of
+      // it (noc/jobs/status_daemon.ts holds overdue appliances after a shed check-in).
+      if (cls === "checkin") deps.checkins.instance.checkinShedAt = deps.clock.now();
       // Spread the retries a little: a fleet told the same second comes back in the same second.
-      const retryAfter = deps.admission.retryAfterS +
-        Math.floor(Math.random() * Math.max(1, deps.admission.retryAfterS / 2));
+      // Operators are told a few seconds, not the fleet's pause.
+      const base = bounds.retryAfterS ?? deps.admission.retryAfterS;
+      const retryAfter = base + Math.floor(Math.random() * Math.max(1, base / 2));
       c.header("Retry-After", String(retryAfter));
       // No `Connection: close`: a client coming back pays no new connection, nor does the NOC
       // (with it, every shed request of the overload bench cost one). The body is left unread.
+      const why = entry.reason === "queue_full"
+        ? "queue full"
+        : entry.reason === "address_busy"
+        ? "too many from this address at once"
+        : "waited too long";
       return c.json(
         {
           error: "overloaded",
           message: entry.reason === "client_gone"
             ? "The client went away while the request waited; it was not processed"
-            : `The NOC is overloaded (${cls} requests: ${
-              entry.reason === "queue_full" ? "queue full" : "waited too long"
-            }); try again after ${retryAfter} s`,
+            : `The NOC is overloaded (${cls} requests: ${why}); try again after ${retryAfter} s`,
         },
         503,
       );
     }
-    try {
-      await next();
-    } finally {
+    let streaming = false;
+    const finished = () => {
       entry.leave();
       // Admitted while its client was there, which left before the answer: work done for no one.
       if (c.req.raw.signal.aborted) {
         deps.metrics.inc("noc_finished_client_gone_total", { class: cls });
       }
+    };
+    try {
+      await next();
+      // A download is sent after its handler returns: its slot is held until the last byte.
+      if (cls === "download" && c.res.body !== null) {
+        const res = c.res;
+        c.res = new Response(heldUntilSent(res.body!, finished, idleMs, timers), res);
+        streaming = true;
+      }
+    } finally {
+      if (!streaming) finished();
     }
   };
 }

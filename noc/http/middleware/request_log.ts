@@ -40,8 +40,10 @@ export function requestLog(deps: Pick<AppDeps, "log" | "metrics" | "settings">):
       path: c.req.path,
       status: c.res.status,
       ms: Math.round(seconds * 10000) / 10,
-      // The part of it spent waiting for admission (noc/http/middleware/admission.ts).
-      ...(c.get("queuedMs") ? { queuedMs: c.get("queuedMs") } : {}),
+      // The part of it spent waiting for admission (noc/http/middleware/admission.ts), and why
+      // it was shed when it was (queue_full, queue_timeout, client_gone, address_busy).
+      ...(c.get("queuedMs") !== undefined ? { queuedMs: c.get("queuedMs") } : {}),
+      ...(c.get("shed") ? { shed: c.get("shed") } : {}),
     });
   };
 }

@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../../../protocol/http/errors.ts";
 import { adminTokenLabel } from "../../services/admin_tokens.ts";
+import { clientAddress } from "../middleware/appliance_auth.ts";
 import { utf8 } from "../../../protocol/util/encoding.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv } from "../env.ts";
@@ -26,6 +27,9 @@ export function metricsRoutes(deps: AppDeps) {
       ((deps.settings.metricsToken !== null && same(token, deps.settings.metricsToken)) ||
         (await adminTokenLabel(deps.db, token)) !== null);
     if (!allowed) {
+      // Counted against the address as any refused token (an address past its budget gets 429
+      // before any lookup: app.ts refusalGate), so guessing costs a lookup each only so often.
+      deps.limits.refusals.count(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
       throw new ApiError(
         401,
         "unauthorized",

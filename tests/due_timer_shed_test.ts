@@ -1,0 +1,152 @@
+/**
+ * Review 23b (newcomer): an appliance that obeyed the NOC's own `Retry-After` was paged as
+ * missing, and a fleet falling silent over a few seconds made hundreds of notices, one per due
+ * sweep. Now a shed check-in holds overdue appliances for one interval plus the grace after it
+ * (at most three intervals past their deadline), and a mass event at the due timer waits for the
+ * cron job's sweep, one digest. Real 503s from the real app; the due timer's steps by hand.
+ */
+import assert from "node:assert/strict";
+import { dbTest, sampleBeat, type TestAppliance, type TestNoc, testNoc } from "./_harness.ts";
+import { ManualClock } from "../noc/clock.ts";
+import { dueTimerStep } from "../noc/jobs/due_timer.ts";
+import { statusDaemon } from "../noc/jobs/status_daemon.ts";
+
+const settings = { reportIntervalS: 60, graceS: 15, maxInFlight: 1, maxQueue: 0 };
+
+async function beat(noc: TestNoc, a: TestAppliance, seq: number): Promise<number> {
+  const res = await noc.app.request(
+    await a.request("POST", "/v1/beats", sampleBeat(seq, noc.clock.now())),
+  );
+  await res.body?.cancel();
+  return res.status;
+}
+
+/** Sheds `a`'s beat for real: another beat holds the only check-in slot meanwhile. */
+async function shed(noc: TestNoc, holder: TestAppliance, a: TestAppliance, seq: number) {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const req = await holder.request("POST", "/v1/beats", sampleBeat(1000 + seq, noc.clock.now()));
+  const bytes = new Uint8Array(await req.arrayBuffer());
+  const first = noc.app.request(
+    new Request(req.url, {
+      method: "POST",
+      headers: req.headers,
+      body: new ReadableStream<Uint8Array>({
+        async start(c) {
+          await gate;
+          c.enqueue(bytes);
+          c.close();
+        },
+      }),
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(await beat(noc, a, seq), 503, "shed");
+  release();
+  assert.equal((await first).status, 200);
+}
+
+const alertedUids = async (noc: TestNoc) =>
+  (await noc.deps.db.sql<{ uid: string }>`select uid from alerts order by uid`).map((r) => r.uid);
+
+dbTest(
+  "an appliance told to come back later is not paged before its interval plus the grace after",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings });
+    try {
+      const holder = await noc.enrollAppliance({ hostname: "holder" });
+      const obeys = await noc.enrollAppliance({ hostname: "obeys" });
+      const gone = await noc.enrollAppliance({ hostname: "gone" });
+      for (const a of [obeys, gone]) assert.equal(await beat(noc, a, 1), 200); // due +60
+      // At its due time each tries; both are answered 503 (told to come back within 60 s).
+      clock.set(new Date(t0 + 60_000));
+      await shed(noc, holder, obeys, 2);
+      await shed(noc, holder, gone, 2);
+      // Their deadlines (+75) pass: held, not paged; the timer knows when the hold ends.
+      clock.set(new Date(t0 + 75_000));
+      let step = await dueTimerStep(noc.deps, new Date(t0));
+      assert.deepEqual(step.swept?.alerted, [], "nobody paged for the pause it was asked");
+      assert.equal(step.heldUntil?.getTime(), t0 + 60_000 + 60_000 + 15_000);
+      // One comes back as told; the other never does.
+      clock.set(new Date(t0 + 118_000));
+      assert.equal(await beat(noc, obeys, 3), 200);
+      assert.equal(await beat(noc, holder, 3), 200);
+      clock.set(new Date(t0 + 134_000));
+      step = await dueTimerStep(noc.deps, step.cutoff, step.heldUntil);
+      assert.equal(step.swept, null, "not before the hold ends");
+      clock.set(new Date(t0 + 135_000));
+      step = await dueTimerStep(noc.deps, step.cutoff, step.heldUntil);
+      assert.deepEqual(step.swept?.alerted, [gone.uid], "the one that never came back");
+      assert.deepEqual(await alertedUids(noc), [gone.uid]);
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
+
+dbTest(
+  "a NOC that keeps shedding still pages an appliance three intervals past its deadline",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings });
+    try {
+      const holder = await noc.enrollAppliance({ hostname: "holder" });
+      const a = await noc.enrollAppliance({ hostname: "dead" });
+      assert.equal(await beat(noc, a, 1), 200); // due +60, deadline +75
+      // Some check-in is shed every 30 s, for ever.
+      let step = null;
+      for (let t = 60; t <= 260; t += 30) {
+        clock.set(new Date(t0 + t * 1000));
+        await shed(noc, holder, holder, 2000 + t);
+        step = await dueTimerStep(noc.deps, new Date(t0), step?.heldUntil ?? null);
+        const alerted = await alertedUids(noc);
+        if (t < 255) assert.deepEqual(alerted, [], `held at +${t} s`);
+        else assert.deepEqual(alerted, [a.uid], `paged at +${t} s (deadline +75, plus 3 × 60)`);
+      }
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
+
+dbTest(
+  "a fleet falling silent over seconds: ten notices at once, the rest one digest a sweep later",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings: { reportIntervalS: 60, graceS: 15 } });
+    try {
+      const fleet: TestAppliance[] = [];
+      for (let i = 0; i < 30; i++) {
+        const a = await noc.enrollAppliance({ hostname: `site-a-${i}` });
+        fleet.push(a);
+        clock.set(new Date(t0 + i * 200)); // beats 0.2 s apart: deadlines 0.2 s apart
+        assert.equal(await beat(noc, a, 1), 200);
+      }
+      // Then all fall silent: the due timer sweeps at each deadline.
+      let step = null;
+      for (let i = 0; i < 30; i++) {
+        clock.set(new Date(t0 + 75_000 + i * 200));
+        step = await dueTimerStep(noc.deps, step?.cutoff ?? new Date(t0));
+      }
+      assert.equal((await alertedUids(noc)).length, 30, "every alert raised at its deadline");
+      const notices = async () => (await db.sql<{ kind: string; payload: { count?: number } }>`
+          select kind, payload from notices where kind like 'missed_heartbeat%' order by id`);
+      const atOnce = await notices();
+      assert.equal(atOnce.length, 10, "the first ten, each at once");
+      assert.ok(atOnce.every((n) => n.kind === "missed_heartbeat"));
+      // The cron job's sweep sends the rest as one digest.
+      clock.advance(30);
+      await statusDaemon(noc.deps);
+      const all = await notices();
+      assert.equal(all.length, 11);
+      assert.equal(all[10]!.kind, "missed_heartbeat_digest");
+      assert.equal(all[10]!.payload.count, 20);
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
