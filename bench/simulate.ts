@@ -115,14 +115,23 @@ function flags(args: string[], name: string): string[] {
   return args.flatMap((a, i) => a === `--${name}` && args[i + 1] ? [args[i + 1]!] : []);
 }
 
-/** Keys for `n` appliances, generated once and cached on disk. */
-async function fleetKeys(n: number): Promise<Array<{ seed: string; pub: string; enc: string }>> {
+/**
+ * Keys for `n` appliances: generated once and cached on disk (bench/.sim-keys/fleet-N.json) for
+ * the benches' own NOCs, each on a new database; new ones each time with `fresh` (a NOC that
+ * runs on: a key enrolled before is refused `key_in_use`).
+ */
+async function fleetKeys(
+  n: number,
+  fresh = false,
+): Promise<Array<{ seed: string; pub: string; enc: string }>> {
   const dir = new URL("./.sim-keys/", import.meta.url);
   const file = new URL(`fleet-${n}.json`, dir);
-  try {
-    return JSON.parse(await Deno.readTextFile(file));
-  } catch {
-    // generate below
+  if (!fresh) {
+    try {
+      return JSON.parse(await Deno.readTextFile(file));
+    } catch {
+      // generate below
+    }
   }
   const keys = [];
   for (let i = 0; i < n; i++) {
@@ -134,9 +143,25 @@ async function fleetKeys(n: number): Promise<Array<{ seed: string; pub: string; 
       enc: toBase64Url(await exportRawPublic(x.publicKey)),
     });
   }
+  if (fresh) return keys;
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(file, JSON.stringify(keys));
   return keys;
+}
+
+/**
+ * `send()` again while it is answered 503 or 429 (an overloaded NOC): after its `Retry-After`,
+ * at most 5 s (this is a load generator, not an agent), up to 30 times.
+ */
+async function retried(send: () => Promise<Response>): Promise<Response> {
+  for (let i = 0;; i++) {
+    const r = await send();
+    if ((r.status !== 503 && r.status !== 429) || i >= 30) return r;
+    await r.body?.cancel();
+    const after = Number(r.headers.get("retry-after"));
+    const waitS = Number.isFinite(after) && after > 0 ? Math.min(5, after) : 1;
+    await new Promise((res) => setTimeout(res, waitS * 1000 * (0.5 + Math.random() / 2)));
+  }
 }
 
 /** Runs a simulation; returns what it measured. */
@@ -169,6 +194,8 @@ export async function simulate(options: {
    * retires the appliance enrolled before (a re-imaged appliance).
    */
   hostnamePrefix?: string;
+  /** New keys, not the cached ones (a NOC that runs on: see `fleetKeys`). */
+  freshKeys?: boolean;
   /** Appliances enrolled by an earlier run on the same database (each is sent to `nocs` in turn). */
   fleet?: SimAppliance[];
   /** Called when the load starts and when it ends (after enrolment), to sample CPU time. */
@@ -185,13 +212,14 @@ export async function simulate(options: {
   onAnswer?: (kind: "beat" | "catalog", status: number, ms: number, sentAt: number) => void;
 }): Promise<SimulationResult> {
   const log = options.log ?? (() => {});
-  const keys = options.fleet ? [] : await fleetKeys(options.appliances);
+  const keys = options.fleet ? [] : await fleetKeys(options.appliances, options.freshKeys);
   const fleet: SimAppliance[] = options.fleet?.map((a, i) => ({
     ...a,
     noc: options.nocs[i % options.nocs.length]!,
   })) ?? [];
   const enrolStart = performance.now();
-  const batch = 50;
+  // Enrolments at once: 50, or fewer with `concurrency`.
+  const batch = Math.max(1, Math.min(50, options.concurrency ?? 50));
   for (let i = 0; i < keys.length && options.enrol === false; i++) {
     fleet.push({
       uid: crypto.randomUUID(),
@@ -205,26 +233,30 @@ export async function simulate(options: {
     await Promise.all(
       keys.slice(i, i + batch).map(async (k, j) => {
         const noc = options.nocs[(i + j) % options.nocs.length]!;
-        const t = await fetch(`${noc}/v1/admin/enrollment-tokens`, {
-          method: "POST",
-          headers: {
-            authorization: `Bearer ${options.adminToken}`,
-            "content-type": "application/json",
-          },
-          body: JSON.stringify({ label: "simulator" }),
-        });
+        const t = await retried(() =>
+          fetch(`${noc}/v1/admin/enrollment-tokens`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${options.adminToken}`,
+              "content-type": "application/json",
+            },
+            body: JSON.stringify({ label: "simulator" }),
+          })
+        );
         const { token } = await t.json();
-        const r = await fetch(`${noc}/v1/enroll`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({
-            token,
-            model: "sim-1",
-            hostname: `${options.hostnamePrefix ?? "sim-"}${i + j}`,
-            signingKey: k.pub,
-            encryptionKey: k.enc,
-          }),
-        });
+        const r = await retried(() =>
+          fetch(`${noc}/v1/enroll`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              token,
+              model: "sim-1",
+              hostname: `${options.hostnamePrefix ?? "sim-"}${i + j}`,
+              signingKey: k.pub,
+              encryptionKey: k.enc,
+            }),
+          })
+        );
         const e = await r.json();
         if (r.status !== 201) throw new Error(`enrolment failed: ${JSON.stringify(e)}`);
         fleet.push({
@@ -526,8 +558,18 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
   --silent N       appliances that stop beating (0)
   --concurrency N  requests in flight at most
   --joined         one request per cycle (POST /v1/checkin), as the agent sends a NOC of role all
-  --noc URL        a running NOC (repeat for several instances)
+  --noc URL        a running NOC (repeat for several instances); its appliances get new keys
+                   and the names PREFIX0, PREFIX1, … (a name enrolled again retires the one
+                   before: each run uses its own prefix)
+  --hostname-prefix PREFIX  with --noc: sim-<4 random hex digits>- by default
   --token TOKEN    its admin token (or NOC_TOKEN)
+
+The simulator is a load generator: its cycles do not honour Retry-After (a 503 or 429 is counted
+as shed and the cycle goes on); its enrolments do (at most 5 s), so a NOC with small limits can
+still be filled. Without --noc its keys are kept in bench/.sim-keys/ (one file per fleet size).
+Its appliances stay enrolled on a --noc NOC, and are alerted as missing once it stops (revoke
+them with noc appliances revoke <uid>, or the console's bulk actions), so run it against a NOC
+kept for the purpose.
   --json           print the result as JSON
   --help           this help`);
     Deno.exit(0);
@@ -550,6 +592,15 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
       silent: Number(flag(args, "silent") ?? 0),
       ...(flag(args, "concurrency") ? { concurrency: Number(flag(args, "concurrency")) } : {}),
       joined,
+      // A NOC that runs on: new keys, and names of this run's own.
+      ...(own ? {} : {
+        freshKeys: true,
+        hostnamePrefix: flag(args, "hostname-prefix") ??
+          `sim-${
+            crypto.getRandomValues(new Uint8Array(2)).reduce((h, b) =>
+              h + b.toString(16).padStart(2, "0"), "")
+          }-`,
+      }),
       log: (l) => console.error(l),
     });
     if (args.includes("--json")) console.log(JSON.stringify(r, null, 2));

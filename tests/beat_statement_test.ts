@@ -13,7 +13,7 @@ import { sweep } from "../noc/jobs/status_daemon.ts";
 
 for (const path of ["/v1/beats", "/v1/checkin"]) {
   dbTest(
-    `${path}: an instance that keeps the appliance's row refuses its beat once another revoked it`,
+    `an instance that keeps the appliance's row refuses its beat once another revoked it (${path})`,
     async ({ db }) => {
       const noc = await testNoc(db);
       const a = await noc.enrollAppliance();
@@ -46,7 +46,7 @@ for (const path of ["/v1/beats", "/v1/checkin"]) {
   );
 
   dbTest(
-    `${path}: a beat whose appliance row is gone is refused unknown_key and writes nothing`,
+    `a beat whose appliance row is gone is refused unknown_key and writes nothing (${path})`,
     async ({ db }) => {
       const noc = await testNoc(db);
       const a = await noc.enrollAppliance();
