@@ -6,7 +6,7 @@
  * next pages with the filter kept.
  */
 import assert from "node:assert/strict";
-import { dbTest, testNoc } from "./_harness.ts";
+import { dbTest, sampleBeat, testNoc } from "./_harness.ts";
 import { signIn } from "./_console.ts";
 
 dbTest(
@@ -76,8 +76,11 @@ dbTest(
     assert.match(page, /install_interrupted: The install program of vscreen never finished/);
     assert.match(page, /<details><summary>Raw report \(JSON\)<\/summary>/);
     assert.match(page, /None recorded\./);
-    // A request under its identity refused (a replayed nonce): listed on its page.
-    const req = await a.request("POST", "/v1/beats", {}, { nonce: "n-once-1234567890" });
+    // A request under its identity refused (a replayed nonce): listed on its page. (A beat's
+    // nonce is spent with the beat: a replay of one the NOC accepted.)
+    const req = await a.request("POST", "/v1/beats", sampleBeat(99, noc.clock.now()), {
+      nonce: "n-once-1234567890",
+    });
     await (await noc.send(req.clone())).body?.cancel();
     const again = await noc.send(req);
     assert.equal(again.status, 401);

@@ -112,8 +112,11 @@ function scanErrorCodes(files: Record<string, string>): Scan {
       if (reasonOf) {
         // The class the enclosing catch tested with instanceof, in the 20 lines before.
         const before = text.slice(0, m.index).split("\n").slice(-20).join("\n");
-        const cls = [...before.matchAll(new RegExp(`${reasonOf[1]} instanceof (\\w+)`, "g"))]
-          .at(-1)?.[1];
+        // Or the class it is declared with (`const e: XError = …`).
+        const cls = [
+          ...before.matchAll(new RegExp(`${reasonOf[1]} instanceof (\\w+)`, "g")),
+          ...before.matchAll(new RegExp(`\\b${reasonOf[1]}: (\\w+Error)\\b`, "g")),
+        ].at(-1)?.[1];
         const codes = cls ? reasons.get(cls) : undefined;
         if (!codes || codes.size === 0) {
           unread.push(`${at}: ${codeExpr} of an error class the scan cannot name`);

@@ -279,7 +279,7 @@ export async function refuseVerified(
   uid: string,
   why: "replayed" | "revoked" | "rekeyed",
 ): Promise<never> {
-  const e = why === "replayed"
+  const e: SignatureError = why === "replayed"
     ? replayed(uid)
     : why === "revoked"
     ? new SignatureError("revoked_key", `Appliance "${uid}" has been revoked`, uid)
