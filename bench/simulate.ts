@@ -274,7 +274,12 @@ export async function simulate(options: {
       ((performance.now() - enrolStart) / 1000).toFixed(1)
     } s`,
   );
-  const silent = Math.floor(fleet.length * (options.silent ?? 0));
+  // A share of the fleet (below 1), or a number of appliances.
+  const silentOpt = options.silent ?? 0;
+  const silent = Math.min(
+    fleet.length,
+    silentOpt < 1 ? Math.floor(fleet.length * silentOpt) : Math.floor(silentOpt),
+  );
   const active = fleet.slice(silent);
   const latencies = {
     beat: [] as number[],
@@ -555,7 +560,7 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
   --appliances N   appliances to enrol (1000)
   --rate N         check-in cycles a second, open loop (200)
   --duration S     seconds to run (20)
-  --silent N       appliances that stop beating (0)
+  --silent N       appliances enrolled that never beat: a number, or a share below 1 (0.01)
   --concurrency N  requests in flight at most
   --joined         one request per cycle (POST /v1/checkin), as the agent sends a NOC of role all
   --noc URL        a running NOC (repeat for several instances); its appliances get new keys
@@ -564,8 +569,9 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
   --hostname-prefix PREFIX  with --noc: sim-<4 random hex digits>- by default
   --token TOKEN    its admin token (or NOC_TOKEN)
 
-The simulator is a load generator: its cycles do not honour Retry-After (a 503 or 429 is counted
-as shed and the cycle goes on); its enrolments do (at most 5 s), so a NOC with small limits can
+The simulator is a load generator: its cycles do not honour Retry-After (a 503 is counted as shed,
+a 429 — an appliance past its rate limit, 120 a minute by default — as an error, and the schedule
+goes on); its enrolments do (at most 5 s), so a NOC with small limits can
 still be filled. Without --noc its keys are kept in bench/.sim-keys/ (one file per fleet size).
 Its appliances stay enrolled on a --noc NOC, and are alerted as missing once it stops (revoke
 them with noc appliances revoke <uid>, or the console's bulk actions), so run it against a NOC
@@ -603,7 +609,8 @@ kept for the purpose.
       }),
       log: (l) => console.error(l),
     });
-    if (args.includes("--json")) console.log(JSON.stringify(r, null, 2));
+    // Not the fleet's keys: thousands of lines nobody reads.
+    if (args.includes("--json")) console.log(JSON.stringify({ ...r, fleet: undefined }, null, 2));
     else {
       console.log(
         `${r.cycles} cycles in ${r.durationS.toFixed(1)} s: ${

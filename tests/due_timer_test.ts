@@ -13,7 +13,7 @@ import {
   testNoc,
 } from "./_harness.ts";
 import { ManualClock } from "../noc/clock.ts";
-import { dueTimerStep, nextDeadline } from "../noc/jobs/due_timer.ts";
+import { dueTimerStep, maxWaitS, nextDeadline, timerWaitMs } from "../noc/jobs/due_timer.ts";
 
 const settings = { reportIntervalS: 60, graceS: 30 };
 
@@ -107,4 +107,25 @@ dbTest("two instances whose timers fire at the same deadline raise one alert", a
     await one.deps.wakeups.close();
     await two.deps.wakeups.close();
   }
+});
+
+Deno.test("timerWaitMs(): a sweep skipped for a skewed clock waits the longest, never spins", () => {
+  const now = new Date(Date.UTC(2026, 11, 1, 12, 0, 0));
+  const past = new Date(now.getTime() - 10_000);
+  const soon = new Date(now.getTime() + 1_200);
+  const swept = (skipped?: "busy" | "clock_skew") =>
+    ({ alerted: [], recovered: [], notices: 0, durationMs: 1, creditedS: 0, skipped }) as never;
+  const step = (s: unknown, deadline: Date | null, heldUntil: Date | null = null) =>
+    ({ deadline, swept: s, cutoff: past, heldUntil }) as never;
+  // Review 23c: the deadline behind, the sweep skipped (clock_skew): it used to wait 0 ms.
+  assert.equal(timerWaitMs(step(swept("clock_skew"), past), 0, now), maxWaitS * 1000);
+  assert.equal(timerWaitMs(step(swept(), past), 0, now), 0, "a sweep ran: look again now");
+  assert.deepEqual(
+    [0, 1, 2, 3, 5].map((b) => timerWaitMs(step(swept("busy"), past), b, now)),
+    [250, 500, 1000, 2000, maxWaitS * 1000],
+    "busy: 250 ms doubling to the longest",
+  );
+  assert.equal(timerWaitMs(step(null, soon), 0, now), 1_200, "until the deadline");
+  assert.equal(timerWaitMs(step(null, null, soon), 0, now), 1_200, "until the hold ends");
+  assert.equal(timerWaitMs(step(null, null), 0, now), maxWaitS * 1000);
 });

@@ -77,6 +77,12 @@ export async function dueTimerStep(
   // Another instance sweeping (busy) may have begun before this deadline, and a skewed clock
   // judges nothing: the deadline stays ahead, to be tried again.
   if (swept.skipped) return { deadline, swept, cutoff, heldUntil };
+  if (swept.heldAfterShed) {
+    deps.log.info("alerts_held_after_shed", {
+      appliances: swept.heldAfterShed,
+      until: swept.heldUntil?.toISOString() ?? null,
+    });
+  }
   if (swept.alerted.length > 0) {
     // Late against the deadline that woke it (a hold's end: the appliance's own came earlier).
     const woke = come(deadline) ? deadline! : heldUntil!;
@@ -88,6 +94,22 @@ export async function dueTimerStep(
     });
   }
   return { deadline, swept, cutoff: now, heldUntil: swept.heldUntil ?? null };
+}
+
+/**
+ * Milliseconds the timer waits after `step` (taken at `now`; `busy`: the sweeps found busy just
+ * before it, in a row): none after a sweep that ran; after one another instance held the lease
+ * (`busy`), 250 ms doubling to {@link maxWaitS}; after one skipped for another reason (this
+ * instance's clock off the database's, whose deadline stays behind) the longest wait — waiting
+ * "until" a deadline behind would not wait at all (review 23c: 300 sweeps a second); otherwise
+ * until the next deadline or hold end, at most {@link maxWaitS}.
+ */
+export function timerWaitMs(step: DueStep, busy: number, now: Date): number {
+  const most = maxWaitS * 1000;
+  if (step.swept?.skipped === "busy") return Math.min(most, 250 * 2 ** busy);
+  if (step.swept !== null) return step.swept.skipped ? most : 0;
+  const until = (d: Date | null) => d === null ? Infinity : d.getTime() - now.getTime();
+  return Math.max(0, Math.min(most, until(step.deadline), until(step.heldUntil)));
 }
 
 /** A running {@link startDueTimer}. */
@@ -114,16 +136,8 @@ export function startDueTimer(deps: AppDeps): DueTimer {
         const step = await dueTimerStep(deps, cutoff, heldUntil);
         cutoff = step.cutoff;
         heldUntil = step.heldUntil;
-        const until = (d: Date | null) =>
-          d === null ? Infinity : d.getTime() - deps.clock.now().getTime();
-        if (step.swept?.skipped === "busy") {
-          // The holder sweeps now (or its lease runs out): no need to knock four times a second.
-          waitMs = Math.min(maxWaitS * 1000, 250 * 2 ** busy++);
-        } else {
-          busy = 0;
-          if (step.swept !== null && !step.swept.skipped) waitMs = 0;
-          else waitMs = Math.min(waitMs, until(step.deadline), until(heldUntil));
-        }
+        waitMs = timerWaitMs(step, busy, deps.clock.now());
+        busy = step.swept?.skipped === "busy" ? busy + 1 : 0;
       } catch (e) {
         deps.log.warn("due_timer_failed", { error: e instanceof Error ? e.message : String(e) });
       }

@@ -14,6 +14,7 @@ import type { NoticeInput, Notifier } from "../services/notifier.ts";
 import type { AppDeps } from "../services/deps.ts";
 import { gateRollouts } from "../services/rollouts.ts";
 import { queueIdentityNotices } from "../services/checkins.ts";
+import { sleep } from "../../protocol/util/timer.ts";
 import { pruneNonces } from "./retention.ts";
 import { checkClock, type ClockCheckDeps, type LivenessDeps, recordLiveness } from "./noc_time.ts";
 
@@ -73,6 +74,8 @@ export interface SweepResult {
    * should run then); absent when none is.
    */
   heldUntil?: Date | null;
+  /** Overdue appliances a shed check-in holds now (not alerted yet: see the sweep's statement). */
+  heldAfterShed?: number;
 }
 
 interface MissedRow {
@@ -390,13 +393,17 @@ async function noticeStep(
 }
 
 /**
- * The earliest moment an overdue appliance that a shed check-in holds (see the sweep's statement)
- * stops being held, or null when none is held: the due timer wakes then (noc/jobs/due_timer.ts).
+ * How many overdue appliances a shed check-in holds (see the sweep's statement), and the earliest
+ * moment one stops being held (null: none is): the due timer wakes then (noc/jobs/due_timer.ts).
  */
-async function shedHoldEnd(db: Db, now: Date, cutoff: Date): Promise<Date | null> {
+async function shedHold(
+  db: Db,
+  now: Date,
+  cutoff: Date,
+): Promise<{ until: Date | null; held: number }> {
   const graceS = (now.getTime() - cutoff.getTime()) / 1000;
-  const [r] = await db.sql<{ until: Date | null }>`
-    select min(least(
+  const [r] = await db.sql<{ until: Date | null; held: number }>`
+    select count(*)::int as held, min(least(
         l.checkin_shed_at + make_interval(secs => iv + ${graceS}::double precision),
         a.next_due_at + make_interval(secs => 3 * iv + ${graceS}::double precision))) as until
     from noc_liveness l
@@ -406,7 +413,7 @@ async function shedHoldEnd(db: Db, now: Date, cutoff: Date): Promise<Date | null
     where l.id = 1 and l.checkin_shed_at is not null
       and ${now}::timestamptz < l.checkin_shed_at + make_interval(secs => iv + ${graceS}::double precision)
       and ${now}::timestamptz < a.next_due_at + make_interval(secs => 3 * iv + ${graceS}::double precision)`;
-  return r?.until ?? null;
+  return { until: r?.until ?? null, held: r?.held ?? 0 };
 }
 
 /** How long a sweep lease lasts without renewal, seconds of the database's clock. */
@@ -494,7 +501,9 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
     // Cloned-identity notices an instance left pending, stopped between a beat's statement that
     // marked the appliance and queueing its notice (noc/services/checkins.ts).
     result.notices += await queueIdentityNotices(deps.db, deps.notifier, now);
-    result.heldUntil = await shedHoldEnd(deps.db, now, cutoff);
+    const hold = await shedHold(deps.db, now, cutoff);
+    result.heldUntil = hold.until;
+    result.heldAfterShed = hold.held;
   } finally {
     await sql`delete from sweep_lease where holder = ${holder}`;
   }
@@ -519,7 +528,13 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
  * nonces, logged as one `sweep` line with counts and durations (ms).
  */
 export async function statusDaemonJob(deps: AppDeps): Promise<void> {
-  const r = await statusDaemon(deps);
+  let r = await statusDaemon(deps);
+  // Another instance (or this one's due timer) holding the lease for a moment: this sweep sends
+  // the minute's digests and recoveries, so it tries again a few times, a second apart.
+  for (let i = 0; i < 5 && r.skipped === "busy"; i++) {
+    await sleep(1_000);
+    r = await statusDaemon(deps);
+  }
   const pruneStart = performance.now();
   const nonces = await pruneNonces(deps);
   deps.log.info("sweep", {
@@ -532,5 +547,7 @@ export async function statusDaemonJob(deps: AppDeps): Promise<void> {
     ...(r.skipped ? { skipped: r.skipped } : {}),
     ...(r.creditedS > 0 ? { creditedS: Math.round(r.creditedS) } : {}),
     ...(r.gateFailed ? { gateFailed: r.gateFailed } : {}),
+    // Overdue appliances not alerted yet because the NOC shed check-ins ("Throughput").
+    ...(r.heldAfterShed ? { heldAfterShed: r.heldAfterShed } : {}),
   });
 }

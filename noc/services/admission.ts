@@ -10,9 +10,10 @@
  * operators can still work during an appliance overload:
  *
  * - `checkin`: SecureBeats (`NOC_MAX_IN_FLIGHT` slots, `NOC_MAX_QUEUE` waiting);
- * - `enrol`: enrolments of appliances and local servers (a quarter of each, at most 4 of one
- *   client address at once): their bodies are read before anything proves who sends them, so a
- *   client trickling bodies can hold only this class's slots, never the beats' (review 23a);
+ * - `enrol`: enrolments of appliances and local servers (a quarter of each): their bodies are
+ *   read before anything proves who sends them, so the middleware reads such a body (at most 64
+ *   KiB, within 10 s, at most 16 of one client address at once) before it asks for a slot: a
+ *   client trickling bodies holds no slot at all (reviews 23a, 23c);
  * - `fetch`: catalogs, install reports, keys, local servers' syncs (half of each: shed first);
  * - `download`: component downloads, the appliances' and the local servers' (a quarter of the
  *   slots: long, streamed; a download keeps its slot until its last byte is sent or its client
@@ -21,7 +22,7 @@
  *   at least 10 s: operators would rather wait than be refused; its 503 says to come back in a
  *   few seconds, not the fleet's `Retry-After`);
  * - `public`: the console's sign-in page and its static files, which anyone may ask for (8 slots,
- *   queue 32, at most 4 of one client address at once): they cannot take the operators' slots.
+ *   queue 32; a body read first, as an enrolment's): they cannot take the operators' slots.
  *
  * Not counted: `/healthz`, `/metrics`, the OpenAPI document and the wake-up long poll (idle
  * while it waits; bounded by its own per-appliance limits).
@@ -70,8 +71,9 @@ export interface ClassBounds {
   /** The longest one waits, milliseconds. */
   waitMs: number;
   /**
-   * Most requests of one client address in the class at once, processed or waiting (classes
-   * anyone may send: what one client can hold); past it a request is shed `address_busy`.
+   * For classes anyone may send: their bodies are read before a slot is asked for (by the
+   * middleware), at most this many of one client address at once; past it a request is shed
+   * `address_busy`.
    */
   perAddress?: number;
   /** The `Retry-After` of this class's 503, seconds, when not the settings'. */
@@ -103,13 +105,34 @@ export interface Admission {
   readonly retryAfterS: number;
   /**
    * Takes a slot of `cls` at once, or waits in its queue (at most the class's wait, or until
-   * `signal` aborts); a full queue, or a client `address` holding its class's share already, is
-   * refused at once. A slot taken must be given back with `leave()` (once).
+   * `signal` aborts); a full queue is refused at once. A slot taken must be given back with
+   * `leave()` (once).
    */
-  enter(cls: AdmissionClass, signal?: AbortSignal, address?: string): Promise<Entry>;
+  enter(cls: AdmissionClass, signal?: AbortSignal): Promise<Entry>;
+  /** Whether {@link enter} would refuse `cls` at once now (no slot, the queue full). */
+  full(cls: AdmissionClass): boolean;
+  /**
+   * Counts a body of class `cls` being read for client `address` before its slot is asked for;
+   * returns the function that ends it (once), or null when that address has the class's
+   * `perAddress` being read already.
+   */
+  reading(cls: AdmissionClass, address: string): (() => void) | null;
+  /**
+   * Counts a SecureBeat of appliance `uid` whose body is about to be read (its signature
+   * verified); returns the function that ends it (once), or null when the appliance has
+   * {@link beatsPerAppliance} in flight already: one enrolled key cannot hold the check-in slots
+   * by trickling its beats' bodies (review 23c).
+   */
+  beating(uid: string): (() => void) | null;
   /** Requests in flight and waiting, per class (for `/metrics` and tests). */
   load(): Record<AdmissionClass, { inFlight: number; queued: number }>;
 }
+
+/**
+ * SecureBeats of one appliance processed at once: its agent's cycle, and a `noc-agent once` run
+ * beside it.
+ */
+export const beatsPerAppliance = 2;
 
 /** The bounds of each class from the settings. */
 export function classBounds(s: AdmissionSettings): Record<AdmissionClass, ClassBounds> {
@@ -120,11 +143,11 @@ export function classBounds(s: AdmissionSettings): Record<AdmissionClass, ClassB
   const patient = Math.max(s.maxQueueWaitMs, 10_000);
   return {
     checkin: { inFlight: s.maxInFlight, queue: s.maxQueue, waitMs: s.maxQueueWaitMs },
-    enrol: { inFlight: slots(4), queue: queue(4), waitMs: s.maxQueueWaitMs, perAddress: 4 },
+    enrol: { inFlight: slots(4), queue: queue(4), waitMs: s.maxQueueWaitMs, perAddress: 16 },
     fetch: { inFlight: slots(2), queue: queue(2), waitMs: s.maxQueueWaitMs },
     download: { inFlight: slots(4), queue: queue(2), waitMs: s.maxQueueWaitMs },
     admin: { inFlight: 16, queue: 64, waitMs: patient, retryAfterS: 5 },
-    public: { inFlight: 8, queue: 32, waitMs: patient, perAddress: 4, retryAfterS: 5 },
+    public: { inFlight: 8, queue: 32, waitMs: patient, perAddress: 16, retryAfterS: 5 },
   };
 }
 
@@ -138,20 +161,15 @@ export function createAdmission(s: AdmissionSettings): Admission {
       c,
     ) => [c, { inFlight: 0, queue: [] as Waiter[] }]),
   ) as Record<AdmissionClass, { inFlight: number; queue: Waiter[] }>;
-  // Requests of each client address in the classes that bound them, processed or waiting.
+  // Bodies being read before a slot, by class and client address.
   const held = new Map<string, number>();
-  const release = (key: string | null) => {
-    if (key === null) return;
-    const n = (held.get(key) ?? 1) - 1;
-    if (n <= 0) held.delete(key);
-    else held.set(key, n);
-  };
-  const leaver = (cls: AdmissionClass, key: string | null) => {
+  // SecureBeats in flight, by appliance.
+  const beats = new Map<string, number>();
+  const leaver = (cls: AdmissionClass) => {
     let left = false;
     return () => {
       if (left) return;
       left = true;
-      release(key);
       const st = state[cls];
       const next = st.queue.shift();
       // The slot passes straight to the next waiter (first come, first served).
@@ -168,25 +186,46 @@ export function createAdmission(s: AdmissionSettings): Admission {
           [c, st],
         ) => [c, { inFlight: st.inFlight, queued: st.queue.length }]),
       ) as Record<AdmissionClass, { inFlight: number; queued: number }>,
-    async enter(cls, signal, address) {
+    beating(uid) {
+      const n = beats.get(uid) ?? 0;
+      if (n >= beatsPerAppliance) return null;
+      beats.set(uid, n + 1);
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        const left = (beats.get(uid) ?? 1) - 1;
+        if (left <= 0) beats.delete(uid);
+        else beats.set(uid, left);
+      };
+    },
+    full: (cls) =>
+      state[cls].inFlight >= bounds[cls].inFlight && state[cls].queue.length >= bounds[cls].queue,
+    reading(cls, address) {
+      const most = bounds[cls].perAddress;
+      if (most === undefined) return () => {};
+      const key = `${cls} ${address}`;
+      const n = held.get(key) ?? 0;
+      if (n >= most) return null;
+      held.set(key, n + 1);
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        const left = (held.get(key) ?? 1) - 1;
+        if (left <= 0) held.delete(key);
+        else held.set(key, left);
+      };
+    },
+    async enter(cls, signal) {
       const st = state[cls];
       const b = bounds[cls];
       if (signal?.aborted) return { ok: false, reason: "client_gone", queuedMs: 0 };
-      let key: string | null = null;
-      if (b.perAddress !== undefined) {
-        key = `${cls} ${address ?? "unknown"}`;
-        const n = held.get(key) ?? 0;
-        if (n >= b.perAddress) return { ok: false, reason: "address_busy", queuedMs: 0 };
-        held.set(key, n + 1);
-      }
       if (st.inFlight < b.inFlight) {
         st.inFlight++;
-        return { ok: true, queuedMs: 0, leave: leaver(cls, key) };
+        return { ok: true, queuedMs: 0, leave: leaver(cls) };
       }
-      if (st.queue.length >= b.queue) {
-        release(key);
-        return { ok: false, reason: "queue_full", queuedMs: 0 };
-      }
+      if (st.queue.length >= b.queue) return { ok: false, reason: "queue_full", queuedMs: 0 };
       const started = performance.now();
       const outcome = await new Promise<"granted" | "timeout" | "gone">((resolve) => {
         const waiter: Waiter = {
@@ -214,12 +253,11 @@ export function createAdmission(s: AdmissionSettings): Admission {
       if (outcome === "granted") {
         // Granted, but its client left just then: the slot goes on to the next, unused.
         if (signal?.aborted) {
-          leaver(cls, key)();
+          leaver(cls)();
           return { ok: false, reason: "client_gone", queuedMs };
         }
-        return { ok: true, queuedMs, leave: leaver(cls, key) };
+        return { ok: true, queuedMs, leave: leaver(cls) };
       }
-      release(key);
       return {
         ok: false,
         reason: outcome === "timeout" ? "queue_timeout" : "client_gone",

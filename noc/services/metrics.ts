@@ -96,6 +96,12 @@ export function createMetrics(): Metrics {
     }
     const labels = { class: cls };
     series.get("noc_finished_client_gone_total")!.values.set(key(labels), { labels, value: 0 });
+    series.get("noc_queue_wait_seconds")!.values.set(key(labels), {
+      labels,
+      value: 0,
+      sum: 0,
+      buckets: latencyBuckets.map(() => 0),
+    });
   }
   return {
     inc(name, labels = {}, by = 1) {

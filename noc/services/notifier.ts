@@ -205,11 +205,17 @@ export function logTarget(log: Logger): Target {
     key: "log",
     label: "log",
     send(notice) {
+      // A digest names its appliances here too (its first 50, and how many in all: every UID
+      // is in the webhook's payload), so a log-only NOC says who is missing (review 23d).
+      const digest = notice.kind.endsWith("_digest");
       log.warn("notice", {
         noticeId: notice.id,
         kind: notice.kind,
         text: notice.text,
         uid: notice.uid ?? null,
+        ...(digest
+          ? { count: notice.payload.count ?? null, appliances: notice.payload.appliances ?? [] }
+          : {}),
       });
       return Promise.resolve();
     },

@@ -8,7 +8,8 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import type { AdmissionClass } from "../../services/admission.ts";
+import type { AdmissionClass, ShedReason } from "../../services/admission.ts";
+import { requestSizeLimit } from "../../../protocol/http/validate.ts";
 import { clientAddress } from "./appliance_auth.ts";
 import { addressKey } from "../../services/rate_limit.ts";
 import type { AppDeps } from "../../services/deps.ts";
@@ -31,6 +32,12 @@ export function admissionClass(method: string, path: string): AdmissionClass | n
   }
   return "fetch";
 }
+
+/** The most of a body nothing authenticates that is read before its slot (enrolment, sign-in). */
+export const strangerBodyBytes = 64 * 1024;
+
+/** Seconds such a body has to arrive (408 `request_timeout` after). */
+export const strangerBodyS = 10;
 
 /** Milliseconds a download may go without its client taking a byte before it is cut. */
 export const downloadIdleMs = 60_000;
@@ -117,19 +124,10 @@ export function admission(
     const cls = admissionClass(c.req.method, c.req.path);
     if (cls === null) return await next();
     const bounds = deps.admission.bounds[cls];
-    const address = bounds.perAddress === undefined
-      ? undefined
-      : addressKey(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
-    const entry = await deps.admission.enter(cls, c.req.raw.signal, address);
-    c.set("queuedMs", Math.round(entry.queuedMs * 10) / 10);
-    // What waited in the queue: not what was refused at once (a full queue, a busy address),
-    // which would fill the lowest bucket and drag every quantile toward nought.
-    if (entry.ok || entry.reason === "queue_timeout" || entry.reason === "client_gone") {
-      deps.metrics.observe("noc_queue_wait_seconds", { class: cls }, entry.queuedMs / 1000);
-    }
-    if (!entry.ok) {
-      c.set("shed", entry.reason);
-      deps.metrics.inc("noc_shed_total", { class: cls, reason: entry.reason });
+    const shed = (reason: ShedReason) => {
+      c.set("shed", reason);
+      if (c.get("queuedMs") === undefined) c.set("queuedMs", 0);
+      deps.metrics.inc("noc_shed_total", { class: cls, reason });
       // A SecureBeat told to come back later: its appliance is not paged for the pause asked of
       // it (noc/jobs/status_daemon.ts holds overdue appliances after a shed check-in).
       if (cls === "checkin") deps.checkins.instance.checkinShedAt = deps.clock.now();
@@ -140,21 +138,43 @@ export function admission(
       c.header("Retry-After", String(retryAfter));
       // No `Connection: close`: a client coming back pays no new connection, nor does the NOC
       // (with it, every shed request of the overload bench cost one). The body is left unread.
-      const why = entry.reason === "queue_full"
+      const why = reason === "queue_full"
         ? "queue full"
-        : entry.reason === "address_busy"
+        : reason === "address_busy"
         ? "too many from this address at once"
         : "waited too long";
       return c.json(
         {
           error: "overloaded",
-          message: entry.reason === "client_gone"
+          message: reason === "client_gone"
             ? "The client went away while the request waited; it was not processed"
             : `The NOC is overloaded (${cls} requests: ${why}); try again after ${retryAfter} s`,
         },
         503,
       );
+    };
+    // A body nothing authenticates (an enrolment, a sign-in) is read before a slot is asked for,
+    // bounded: a client trickling it holds no slot (reviews 23a, 23c). A full class is still
+    // answered before anything is read.
+    if (bounds.perAddress !== undefined && c.req.raw.body !== null) {
+      if (deps.admission.full(cls)) return shed("queue_full");
+      const address = addressKey(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
+      const done = deps.admission.reading(cls, address);
+      if (done === null) return shed("address_busy");
+      try {
+        await requestSizeLimit(strangerBodyBytes, strangerBodyS)(c, () => Promise.resolve());
+      } finally {
+        done();
+      }
     }
+    const entry = await deps.admission.enter(cls, c.req.raw.signal);
+    c.set("queuedMs", Math.round(entry.queuedMs * 10) / 10);
+    // What waited in the queue: not what was refused at once (a full queue), which would fill
+    // the lowest bucket and drag every quantile toward nought.
+    if (entry.ok || entry.reason === "queue_timeout" || entry.reason === "client_gone") {
+      deps.metrics.observe("noc_queue_wait_seconds", { class: cls }, entry.queuedMs / 1000);
+    }
+    if (!entry.ok) return shed(entry.reason);
     let streaming = false;
     const finished = () => {
       entry.leave();
@@ -166,7 +186,8 @@ export function admission(
     try {
       await next();
       // A download is sent after its handler returns: its slot is held until the last byte.
-      if (cls === "download" && c.res.body !== null) {
+      // Not a HEAD's: Hono runs the GET handler and drops its body unread (review 23c).
+      if (cls === "download" && c.req.method === "GET" && c.res.body !== null) {
         const res = c.res;
         c.res = new Response(heldUntilSent(res.body!, finished, idleMs, timers), res);
         streaming = true;

@@ -32,6 +32,7 @@ import type { Ed25519Key } from "../../../protocol/crypto/ed25519.ts";
 import type { RefusalClass } from "../../services/rate_limit.ts";
 import type { AppDeps } from "../../services/deps.ts";
 import type { AppEnv, ApplianceIdentity } from "../env.ts";
+import { beatsPerAppliance } from "../../services/admission.ts";
 
 /** Seconds a nonce is remembered beyond its signature's validity window. */
 const nonceMarginS = 600;
@@ -197,7 +198,7 @@ export async function verifySignedRequest(
   deps: AppDeps,
   c: Context,
   resolveKey: (keyid: string) => Promise<ResolvedKey>,
-  options: { spendNonce?: boolean } = {},
+  options: { spendNonce?: boolean; beforeBody?: (keyid: string) => void } = {},
 ): Promise<{ body: Uint8Array<ArrayBuffer>; nonce: string; nonceExpiresAt: Date }> {
   const now = deps.clock.now();
   // An address past its refusals was already answered 429 by refusalGate, in front of every route.
@@ -234,7 +235,9 @@ export async function verifySignedRequest(
     });
     proven = true;
     if (refusal) throw refusal;
-    // Authenticated: only now is the body read.
+    // Authenticated; what the route bounds per identity before a body (beats in flight).
+    options.beforeBody?.(verified.keyid);
+    // Only now is the body read.
     const body = await readBody(c, deps.settings.maxBodyBytes, deps.settings.bodyTimeoutS);
     if (verified.coversDigest) await checkBodyDigest(req, body, verified.keyid);
     // Kept well past the signature's validity, so NOC instances with drifting clocks cannot be replayed between.
@@ -324,45 +327,68 @@ export function applianceAuth(
     let identity: ApplianceIdentity | undefined;
     let signKey = "";
     const store = deps.checkins;
-    const { body, nonce, nonceExpiresAt } = await verifySignedRequest(deps, c, async (keyid) => {
-      // A route that checks the row again in its own statement may take it from memory.
-      const row = spendNonce
-        ? await store.findAppliance(keyid)
-        : await store.findApplianceCached(keyid);
-      if (!row) {
-        throw new SignatureError(
-          "unknown_key",
-          `Appliance "${keyid}" is not enrolled`,
-          keyid,
+    // Before its body is read: the appliance's rate, and for a SecureBeat at most two of one
+    // appliance in flight (review 23c: one key trickling beats' bodies held the check-in slots).
+    let beatDone: (() => void) | null = null;
+    const beforeBody = (uid: string) => {
+      deps.limits.appliance.take(uid, `appliance "${uid}"`);
+      if (spendNonce) return;
+      beatDone = deps.admission.beating(uid);
+      if (beatDone === null) {
+        throw new ApiError(
+          429,
+          "rate_limited",
+          `Appliance "${uid}" has ${beatsPerAppliance} SecureBeats in flight already`,
+          {},
+          { "retry-after": "5" },
         );
       }
-      const key = await store.publicKey(row.sign_key);
-      signKey = row.sign_key;
-      if (row.revoked_at) {
-        // Refused only once the signature verifies: proof that the sender holds the key.
-        return {
-          key,
-          refusal: new SignatureError(
-            "revoked_key",
-            `Appliance "${keyid}" has been revoked`,
+    };
+    try {
+      await authenticated();
+    } finally {
+      (beatDone as (() => void) | null)?.();
+    }
+    async function authenticated() {
+      const { body, nonce, nonceExpiresAt } = await verifySignedRequest(deps, c, async (keyid) => {
+        // A route that checks the row again in its own statement may take it from memory.
+        const row = spendNonce
+          ? await store.findAppliance(keyid)
+          : await store.findApplianceCached(keyid);
+        if (!row) {
+          throw new SignatureError(
+            "unknown_key",
+            `Appliance "${keyid}" is not enrolled`,
             keyid,
-          ),
+          );
+        }
+        const key = await store.publicKey(row.sign_key);
+        signKey = row.sign_key;
+        if (row.revoked_at) {
+          // Refused only once the signature verifies: proof that the sender holds the key.
+          return {
+            key,
+            refusal: new SignatureError(
+              "revoked_key",
+              `Appliance "${keyid}" has been revoked`,
+              keyid,
+            ),
+          };
+        }
+        identity = {
+          uid: row.uid,
+          hostname: row.hostname,
+          model: row.model,
+          site: row.site,
+          intervalS: row.interval_s,
         };
-      }
-      identity = {
-        uid: row.uid,
-        hostname: row.hostname,
-        model: row.model,
-        site: row.site,
-        intervalS: row.interval_s,
-      };
-      return { key };
-    }, { spendNonce });
-    deps.limits.appliance.take(identity!.uid, `appliance "${identity!.uid}"`);
-    c.set("appliance", identity!);
-    c.set("body", body);
-    c.set("nonce", nonce);
-    if (!spendNonce) c.set("nonceToSpend", { value: nonce, expiresAt: nonceExpiresAt, signKey });
-    await next();
+        return { key };
+      }, { spendNonce, beforeBody });
+      c.set("appliance", identity!);
+      c.set("body", body);
+      c.set("nonce", nonce);
+      if (!spendNonce) c.set("nonceToSpend", { value: nonce, expiresAt: nonceExpiresAt, signKey });
+      await next();
+    }
   };
 }
