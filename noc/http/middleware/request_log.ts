@@ -34,6 +34,9 @@ export function requestLog(deps: Pick<AppDeps, "log" | "metrics" | "settings">):
     }, seconds);
     const mode = deps.settings.requestLog;
     if (mode === "off" || (mode === "errors" && c.res.status < 400 && seconds < 1)) return;
+    // Shed (503 overloaded): counted in noc_shed_total; a line each only with `all`, since under
+    // overload one a request would add to the load (thousands a second).
+    if (mode === "errors" && c.get("shed") !== undefined) return;
     deps.log.info("request", {
       requestId: id,
       method: c.req.method,
