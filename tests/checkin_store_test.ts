@@ -77,7 +77,11 @@ dbTest("the same signed beat sent twice at once is accepted once", async ({ db }
   const statuses = await Promise.all(
     [req.clone(), req.clone(), req.clone()].map((r) => noc.send(r).then((res) => res.status)),
   );
-  assert.deepEqual(statuses.sort(), [200, 401, 401]);
+  // One accepted; the others refused: a replay (401), or a third in flight at once (429, before
+  // its body is read: at most two SecureBeats of one appliance at once).
+  assert.equal(statuses.filter((s) => s === 200).length, 1, JSON.stringify(statuses));
+  assert.ok(statuses.every((s) => [200, 401, 429].includes(s)), JSON.stringify(statuses));
+  assert.ok(statuses.includes(401), "a replay refused");
   assert.equal(await count(db, "beats"), 1);
 });
 
