@@ -254,40 +254,18 @@ export async function explainSweep(
   const explain = Object.assign(["explain " + alertStatement[0], ...alertStatement.slice(1)], {
     raw: ["explain " + alertStatement.raw[0], ...alertStatement.raw.slice(1)],
   }) as unknown as TemplateStringsArray;
-  const graceS = (now.getTime() - cutoff.getTime()) / 1000;
-  const rows = await tx<Record<string, string>>(
-    explain,
-    cutoff,
-    now,
-    cutoff,
-    now,
-    cutoff,
-    now,
-    graceS,
-    now,
-    graceS,
-    limit,
-    now,
-  );
+  const rows = await tx<Record<string, string>>(explain, ...alertValues(now, cutoff, limit));
   return rows.map((r) => Object.values(r)[0]).join("\n");
 }
 
-async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Promise<string[]> {
+/** The values of {@link alertStatement}, in its order. */
+function alertValues(now: Date, cutoff: Date, limit: number): [Date, ...(Date | number)[]] {
   const graceS = (now.getTime() - cutoff.getTime()) / 1000;
-  const rows = await tx<MissedRow>(
-    alertStatement,
-    cutoff,
-    now,
-    cutoff,
-    now,
-    cutoff,
-    now,
-    graceS,
-    now,
-    graceS,
-    limit,
-    now,
-  );
+  return [cutoff, now, cutoff, now, cutoff, now, graceS, now, graceS, limit, now];
+}
+
+async function alertBatch(tx: Sql, now: Date, cutoff: Date, limit: number): Promise<string[]> {
+  const rows = await tx<MissedRow>(alertStatement, ...alertValues(now, cutoff, limit));
   if (rows.length > 0) {
     await tx`
       insert into alerts (kind, uid, opened_at, detail)

@@ -153,6 +153,24 @@ export function classBounds(s: AdmissionSettings): Record<AdmissionClass, ClassB
 
 type Waiter = { grant: () => void };
 
+/**
+ * Counts one more under `key` in `counts` unless it has `most` already (then null); returns the
+ * function that counts it back (once). Keys at 0 are forgotten: the map holds what is in flight.
+ */
+function claim(counts: Map<string, number>, key: string, most: number): (() => void) | null {
+  const n = counts.get(key) ?? 0;
+  if (n >= most) return null;
+  counts.set(key, n + 1);
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    const left = (counts.get(key) ?? 1) - 1;
+    if (left <= 0) counts.delete(key);
+    else counts.set(key, left);
+  };
+}
+
 /** Creates the admission of one instance. */
 export function createAdmission(s: AdmissionSettings): Admission {
   const bounds = classBounds(s);
@@ -186,36 +204,13 @@ export function createAdmission(s: AdmissionSettings): Admission {
           [c, st],
         ) => [c, { inFlight: st.inFlight, queued: st.queue.length }]),
       ) as Record<AdmissionClass, { inFlight: number; queued: number }>,
-    beating(uid) {
-      const n = beats.get(uid) ?? 0;
-      if (n >= beatsPerAppliance) return null;
-      beats.set(uid, n + 1);
-      let done = false;
-      return () => {
-        if (done) return;
-        done = true;
-        const left = (beats.get(uid) ?? 1) - 1;
-        if (left <= 0) beats.delete(uid);
-        else beats.set(uid, left);
-      };
-    },
+    beating: (uid) => claim(beats, uid, beatsPerAppliance),
     full: (cls) =>
       state[cls].inFlight >= bounds[cls].inFlight && state[cls].queue.length >= bounds[cls].queue,
     reading(cls, address) {
       const most = bounds[cls].perAddress;
       if (most === undefined) return () => {};
-      const key = `${cls} ${address}`;
-      const n = held.get(key) ?? 0;
-      if (n >= most) return null;
-      held.set(key, n + 1);
-      let done = false;
-      return () => {
-        if (done) return;
-        done = true;
-        const left = (held.get(key) ?? 1) - 1;
-        if (left <= 0) held.delete(key);
-        else held.set(key, left);
-      };
+      return claim(held, `${cls} ${address}`, most);
     },
     async enter(cls, signal) {
       const st = state[cls];
