@@ -186,16 +186,20 @@ async function overloadRows(rows: Figure[]): Promise<void> {
     // Not measured: one cycle of every appliance (its first catalog built and signed, a cost
     // paid once per appliance and release), then a few seconds flat out (the NOC's code
     // compiled, its pool open).
-    const first = await simulate({
-      joined,
-      appliances: 2000,
-      rate: 0,
-      durationS: 300,
-      nocs: [noc.url],
-      adminToken: noc.token,
-      concurrency: 128,
-      onePass: true,
-    });
+    // One unmeasured cycle of each appliance of `fleet` (enrolled first when absent).
+    const firstCycles = (fleet?: SimAppliance[]) =>
+      simulate({
+        joined,
+        appliances: fleet?.length ?? 2000,
+        ...(fleet ? { fleet } : {}),
+        rate: 0,
+        durationS: 300,
+        nocs: [noc.url],
+        adminToken: noc.token,
+        concurrency: 128,
+        onePass: true,
+      });
+    const first = await firstCycles();
     const warm = await simulate({
       joined,
       appliances: 2000,
@@ -249,19 +253,7 @@ async function overloadRows(rows: Figure[]): Promise<void> {
       : [];
     // Warmed as the capacity's fleet was: the overload measures steady cycles, not each new
     // appliance's first catalog (which made it some three times the capacity's work).
-    if (extra.length > 0) {
-      await simulate({
-        joined,
-        appliances: extra.length,
-        fleet: extra,
-        rate: 0,
-        durationS: 300,
-        nocs: [noc.url],
-        adminToken: noc.token,
-        concurrency: 128,
-        onePass: true,
-      });
-    }
+    if (extra.length > 0) await firstCycles(extra);
     const enrolS = (performance.now() - enrolled) / 1000;
     const fleet = [...cap.fleet, ...extra];
     const overFleet = fleet.slice(0, overN);

@@ -40,10 +40,9 @@ export interface AppEnv {
     nonce: string;
     /**
      * Set by `applianceAuth(deps, { routeSpendsNonce: true })`: the nonce the route's own
-     * statement spends, until when it is kept, and the enrolled key (raw base64url) the
-     * signature verified under, which that statement checks is still the appliance's.
+     * statement spends, and until when it is kept.
      */
-    nonceToSpend: { value: string; expiresAt: Date; signKey: string };
+    nonceToSpend: { value: string; expiresAt: Date };
     /** The signed-in local component server (local server routes). */
     localServer: LocalServerIdentity;
     /** The admin token's label (admin routes). */

@@ -160,6 +160,11 @@ export interface LivenessResult {
   creditedS: number;
   /** Appliances whose due time moved. */
   credited: number;
+  /**
+   * The latest check-in any instance shed (503 `overloaded`), this one's included; null when none
+   * ever was (the sweep's hold then needs no query).
+   */
+  checkinShedAt: Date | null;
 }
 
 /**
@@ -180,12 +185,16 @@ export async function recordLiveness(
   const continuous = isContinuous(instance);
   try {
     const result = await deps.db.begin(async (tx) => {
-      const [row] = await tx<{ alive_at: Date }>`
-        select alive_at from noc_liveness where id = 1 for update`;
+      const [row] = await tx<{ alive_at: Date; checkin_shed_at: Date | null }>`
+        select alive_at, checkin_shed_at from noc_liveness where id = 1 for update`;
       // On the database's timeline, whichever instance writes: instances' clocks may each be off
       // by up to the tolerance, and a gap measured between two of them would be off by twice that.
       const now = await timelineNow(tx, deps.clock);
-      let out: LivenessResult & { at: Date } = { creditedS: 0, credited: 0, at: now };
+      let out: Omit<LivenessResult, "checkinShedAt"> & { at: Date } = {
+        creditedS: 0,
+        credited: 0,
+        at: now,
+      };
       const gapMs = row ? now.getTime() - row.alive_at.getTime() : 0;
       if (row && !continuous && gapMs > livenessBoundS(graceS) * 1000) {
         const gapS = gapMs / 1000;
@@ -218,7 +227,9 @@ export async function recordLiveness(
         on conflict (id) do update set alive_at = greatest(noc_liveness.alive_at, excluded.alive_at),
           grace_s = case when ${starting} then excluded.grace_s else noc_liveness.grace_s end,
           checkin_shed_at = greatest(noc_liveness.checkin_shed_at, excluded.checkin_shed_at)`;
-      return { ...out, shedAt };
+      const stored = row?.checkin_shed_at ?? null;
+      const latest = stored === null || (shedAt !== null && shedAt > stored) ? shedAt : stored;
+      return { ...out, shedAt, checkinShedAt: latest };
     });
     // Recorded: cleared unless a later one came meanwhile.
     if (instance.checkinShedAt === result.shedAt) instance.checkinShedAt = null;

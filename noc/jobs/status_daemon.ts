@@ -15,6 +15,7 @@ import type { AppDeps } from "../services/deps.ts";
 import { gateRollouts } from "../services/rollouts.ts";
 import { queueIdentityNotices } from "../services/checkins.ts";
 import { sleep } from "../../protocol/util/timer.ts";
+import { INTERVAL_RANGE_S } from "../../protocol/catalog.ts";
 import { pruneNonces } from "./retention.ts";
 import { checkClock, type ClockCheckDeps, type LivenessDeps, recordLiveness } from "./noc_time.ts";
 
@@ -443,7 +444,8 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
     result.skipped = "clock_skew";
     return done();
   }
-  result.creditedS = (await recordLiveness(deps, deps.graceS)).creditedS;
+  const liveness = await recordLiveness(deps, deps.graceS);
+  result.creditedS = liveness.creditedS;
   const { sql } = deps.db;
   const holder = crypto.randomUUID();
   const lease = async () =>
@@ -479,9 +481,17 @@ export async function sweep(deps: SweepDeps): Promise<SweepResult> {
     // Cloned-identity notices an instance left pending, stopped between a beat's statement that
     // marked the appliance and queueing its notice (noc/services/checkins.ts).
     result.notices += await queueIdentityNotices(deps.db, deps.notifier, now);
-    const hold = await shedHold(deps.db, now, cutoff);
-    result.heldUntil = hold.until;
-    result.heldAfterShed = hold.held;
+    // Only after a shed recent enough to hold anyone (the longest interval plus the grace): no
+    // query for a NOC that never shed, or not for a day.
+    const shedAt = liveness.checkinShedAt;
+    if (
+      shedAt !== null &&
+      now.getTime() < shedAt.getTime() + (INTERVAL_RANGE_S.max + deps.graceS) * 1000
+    ) {
+      const hold = await shedHold(deps.db, now, cutoff);
+      result.heldUntil = hold.until;
+      result.heldAfterShed = hold.held;
+    }
   } finally {
     await sql`delete from sweep_lease where holder = ${holder}`;
   }

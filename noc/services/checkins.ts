@@ -57,12 +57,6 @@ export interface BeatWrite {
    * seen before records nothing and the beat comes back `"replayed"`.
    */
   nonce?: { value: string; expiresAt: Date };
-  /**
-   * The enrolled key (raw base64url) the request's signature verified under: the beat is
-   * recorded only while the appliance still has that key and is not revoked; otherwise it comes
-   * back `"revoked"` or `"rekeyed"`.
-   */
-  signKey?: string;
   address: string | null;
   agentVersion: string | null;
   /** The agent process's instance id (issue 21 item 7), when the beat carries one. */
@@ -79,10 +73,12 @@ export interface BeatWrite {
 
 /**
  * What recording a beat came to: recorded, or nothing written because its nonce was seen before
- * (`"replayed"`), the appliance was revoked or given a new key meanwhile (`"revoked"`,
- * `"rekeyed"`), or is not enrolled (undefined).
+ * (`"replayed"`), the appliance was revoked meanwhile (`"revoked"`: its row may have come from
+ * memory), or is not enrolled (undefined). The statement records a beat only for an appliance
+ * not revoked; its key needs no check (an appliance's key never changes: a new key is a new
+ * enrolment, a new UID).
  */
-export type BeatOutcome = BeatRecorded | "replayed" | "revoked" | "rekeyed" | undefined;
+export type BeatOutcome = BeatRecorded | "replayed" | "revoked" | undefined;
 
 /** What recording a beat found. */
 export interface BeatRecorded {
@@ -128,10 +124,9 @@ export interface CheckinStore {
   /**
    * The appliance with UID `uid`, as {@link findAppliance}, but from this instance's memory once
    * it has been read (a row not revoked; at most 50,000 kept, the oldest forgotten first). Only
-   * for a route whose own statement checks again that the appliance is enrolled, has the key
-   * the signature verified under and is not revoked (a SecureBeat's: `BeatWrite.signKey`), and
-   * which then calls {@link forgetAppliance}: an appliance's key never changes, and what else
-   * the row holds may be stale.
+   * for a route whose own statement checks again that the appliance is enrolled and not revoked
+   * (a SecureBeat's), and which then calls {@link forgetAppliance}: an appliance's key never
+   * changes, and what else the row holds may be stale.
    */
   findApplianceCached(uid: string): Promise<ApplianceAuthRow | undefined>;
   /** Forgets what {@link findApplianceCached} kept of `uid` (revoked, deleted). */
@@ -161,8 +156,8 @@ interface BeatRow extends CatalogTouchRow {
   item: string;
   /** Its nonce was spent by this statement (or it brought none). */
   fresh: boolean;
-  /** Why nothing was recorded for a fresh item: the appliance's state. */
-  refused: "unknown" | "revoked" | "rekeyed" | null;
+  /** Nothing was recorded for a fresh item because the appliance is revoked. */
+  revoked: boolean;
   uid: string | null;
   next_due_at: Date;
   due_interval_s: number;
@@ -276,6 +271,13 @@ export async function queueIdentityNotices(
   now: Date,
   uids?: readonly string[],
 ): Promise<number> {
+  // The sweep's pass: one probe of the partial index, and no transaction, when none is pending.
+  if (uids === undefined) {
+    const [any] = await db.sql<{ n: number }>`
+      select count(*)::int as n from (select 1 from appliances where identity_notice_pending
+        limit 1) p`;
+    if ((any?.n ?? 0) === 0) return 0;
+  }
   const queued = await db.begin(async (tx) => {
     // Rows are locked in UID order, as the beat statement locks them.
     const rows = uids === undefined
@@ -380,7 +382,6 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
           ...b,
           nonce: b.nonce?.value ?? null,
           nonceExpiresAt: b.nonce?.expiresAt ?? null,
-          signKey: b.signKey ?? null,
           instanceId: b.instanceId ?? null,
           hostname: b.hostname ?? null,
           touchCatalog: b.touchCatalog ?? false,
@@ -389,7 +390,7 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
             uid uuid, "receivedAt" timestamptz, seq bigint,
             "sentAt" timestamptz, report jsonb, history jsonb, "historyMinGapS" double precision,
             address text, "agentVersion" text, "instanceId" uuid, hostname text,
-            "touchCatalog" boolean, nonce text, "nonceExpiresAt" timestamptz, "signKey" text)
+            "touchCatalog" boolean, nonce text, "nonceExpiresAt" timestamptz)
         ),
         -- The request's nonce, spent with its beat: a replay (across instances: the shared
         -- table's key) records nothing.
@@ -430,9 +431,9 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
                   then a.last_report->'lastCycle'->'problems' else '[]'::jsonb end) e
               where e->>'code' = 'state_unwritable' limit 1) as prev_unwritable
           from appliances a join input i on i.uid = a.uid
-          -- Still the key the signature verified under, not revoked (checked again on the row's
-          -- latest version once locked).
-          where i."signKey" is null or (a.sign_key = i."signKey" and a.revoked_at is null)
+          -- Not revoked (its row may have come from the instance's memory): checked again on the
+          -- row's latest version once locked.
+          where a.revoked_at is null
           order by a.uid for update of a
         ),
         -- Two devices under one identity (docs/protocol.md, "Cloned identities"): a beat from
@@ -576,9 +577,8 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
           join upd u on u.uid = i.uid where u.keep
         )
         select r.uid as item, r.nonce is null or s.uid is not null as fresh,
-          case when u.uid is null and (r.nonce is null or s.uid is not null) then (
-            select case when a.revoked_at is not null then 'revoked' else 'rekeyed' end
-            from appliances a where a.uid = r.uid) end as refused,
+          u.uid is null and (r.nonce is null or s.uid is not null) and exists (
+            select 1 from appliances a where a.uid = r.uid and a.revoked_at is not null) as revoked,
           -- An appliance missing until this beat: its alert resolved, seen from a snapshot taken
           -- after the row's lock (one the status daemon committed meanwhile included).
           case when u.was_missing is not null
@@ -600,9 +600,7 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
         const r = byUid.get(b.uid);
         if (!r) return undefined;
         if (!r.fresh) return "replayed";
-        if (r.uid === null) {
-          return r.refused === "revoked" || r.refused === "rekeyed" ? r.refused : undefined;
-        }
+        if (r.uid === null) return r.revoked ? "revoked" : undefined;
         return {
           nextDue: r.next_due_at,
           intervalS: r.due_interval_s,

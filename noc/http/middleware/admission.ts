@@ -120,6 +120,7 @@ export function admission(
 ): MiddlewareHandler<AppEnv> {
   const idleMs = options.downloadIdleMs ?? downloadIdleMs;
   const timers = options.timers ?? globalTimers;
+  const readStranger = requestSizeLimit(strangerBodyBytes, strangerBodyS);
   return async (c, next) => {
     const cls = admissionClass(c.req.method, c.req.path);
     if (cls === null) return await next();
@@ -162,7 +163,7 @@ export function admission(
       const done = deps.admission.reading(cls, address);
       if (done === null) return shed("address_busy");
       try {
-        await requestSizeLimit(strangerBodyBytes, strangerBodyS)(c, () => Promise.resolve());
+        await readStranger(c, () => Promise.resolve());
       } finally {
         done();
       }

@@ -271,29 +271,26 @@ export function replayed(keyid: string): SignatureError {
 
 /**
  * Refuses a request whose signature verified but whose route's own statement found it may not be
- * served (noc/services/checkins.ts `BeatOutcome`): a replayed nonce or a revoked key is proven
- * (the sender holds the key, or replays what its holder signed), a key replaced meanwhile is
- * `bad_signature` as it would have been a moment later. Records it as every refusal is; throws the
- * 401.
+ * served (noc/services/checkins.ts `BeatOutcome`): a replayed nonce or a revoked key, both proven
+ * (the sender holds the key, or replays what its holder signed). Records it as every refusal is;
+ * throws the 401.
  */
 export async function refuseVerified(
   deps: AppDeps,
   c: Context,
   uid: string,
-  why: "replayed" | "revoked" | "rekeyed",
+  why: "replayed" | "revoked",
 ): Promise<never> {
   const e: SignatureError = why === "replayed"
     ? replayed(uid)
-    : why === "revoked"
-    ? new SignatureError("revoked_key", `Appliance "${uid}" has been revoked`, uid)
-    : new SignatureError("bad_signature", "Signature does not verify", uid);
+    : new SignatureError("revoked_key", `Appliance "${uid}" has been revoked`, uid);
   await recordIdentityFailure(deps, {
     reason: e.reason,
     keyid: uid,
     method: c.req.method,
     path: c.req.path,
     address: clientAddress(c, deps.settings.trustProxy),
-    proven: why !== "rekeyed",
+    proven: true,
   });
   throw new ApiError(401, e.reason, e.message, {}, {
     "www-authenticate": 'Signature realm="noc"',
@@ -308,8 +305,7 @@ export interface ApplianceAuthOptions {
    * sets `nonceToSpend` instead of spending it. Nothing the route does before that statement
    * may write. The appliance's row may come from this instance's memory
    * (`CheckinStore.findApplianceCached`): that statement checks again that the appliance is
-   * enrolled with the key the signature verified under and not revoked, and the route forgets
-   * the row when it is not.
+   * enrolled and not revoked, and the route forgets the row when it is not.
    */
   routeSpendsNonce?: boolean;
 }
@@ -325,7 +321,6 @@ export function applianceAuth(
   const spendNonce = options.routeSpendsNonce !== true;
   return async (c, next) => {
     let identity: ApplianceIdentity | undefined;
-    let signKey = "";
     const store = deps.checkins;
     // Before its body is read: the appliance's rate, and for a SecureBeat at most two of one
     // appliance in flight (review 23c: one key trickling beats' bodies held the check-in slots).
@@ -345,25 +340,15 @@ export function applianceAuth(
       }
     };
     try {
-      await authenticated();
-    } finally {
-      (beatDone as (() => void) | null)?.();
-    }
-    async function authenticated() {
       const { body, nonce, nonceExpiresAt } = await verifySignedRequest(deps, c, async (keyid) => {
         // A route that checks the row again in its own statement may take it from memory.
         const row = spendNonce
           ? await store.findAppliance(keyid)
           : await store.findApplianceCached(keyid);
         if (!row) {
-          throw new SignatureError(
-            "unknown_key",
-            `Appliance "${keyid}" is not enrolled`,
-            keyid,
-          );
+          throw new SignatureError("unknown_key", `Appliance "${keyid}" is not enrolled`, keyid);
         }
         const key = await store.publicKey(row.sign_key);
-        signKey = row.sign_key;
         if (row.revoked_at) {
           // Refused only once the signature verifies: proof that the sender holds the key.
           return {
@@ -387,8 +372,10 @@ export function applianceAuth(
       c.set("appliance", identity!);
       c.set("body", body);
       c.set("nonce", nonce);
-      if (!spendNonce) c.set("nonceToSpend", { value: nonce, expiresAt: nonceExpiresAt, signKey });
+      if (!spendNonce) c.set("nonceToSpend", { value: nonce, expiresAt: nonceExpiresAt });
       await next();
+    } finally {
+      (beatDone as (() => void) | null)?.();
     }
   };
 }

@@ -70,8 +70,7 @@ export interface BeatAnswer {
  * `routeSpendsNonce`: its body is read, its nonce spent here with the beat) and returns its answer. Throws {@link ApiError} 400 `invalid_body`
  * for a body that is not a SecureBeat or a `sentAt` beyond the skew tolerance, 401
  * `unknown_key` when the appliance vanished meanwhile, 401 `replayed_signature` for a nonce seen
- * before (nothing written), `revoked_key` or `bad_signature` when the appliance was revoked or
- * given a new key since its row was read. Shared by `POST /v1/beats` and
+ * before (nothing written), `revoked_key` when the appliance was revoked since its row was read. Shared by `POST /v1/beats` and
  * `POST /v1/checkin` (noc/http/v1/checkin.ts), which asks `touchCatalog`: the same statement
  * archives the catalog request and reads the catalog's row (`catalog`).
  */
@@ -109,8 +108,7 @@ export async function acceptBeat(
     report: beat,
     history: historyOf(beat),
     historyMinGapS: deps.settings.historyMinGapS,
-    nonce: { value: spend.value, expiresAt: spend.expiresAt },
-    signKey: spend.signKey,
+    nonce: spend,
     address: clientAddress(c, deps.settings.trustProxy),
     agentVersion: beat.agentVersion ?? null,
     // Issue 21: the agent process (clone detection) and the name the appliance runs under.
@@ -119,8 +117,8 @@ export async function acceptBeat(
     // POST /v1/checkin: the catalog request's time archived, its row read, in the same statement.
     ...(opts.touchCatalog ? { touchCatalog: true } : {}),
   });
-  if (!written || (written !== "replayed" && typeof written === "string")) {
-    // Deleted, revoked (or given another key) since its row was kept: read afresh next time.
+  if (written === undefined || written === "revoked") {
+    // Deleted or revoked since its row was kept: read afresh next time.
     deps.checkins.forgetAppliance(a.uid);
   }
   if (!written) throw new ApiError(401, "unknown_key", `Appliance "${a.uid}" is not enrolled`);
