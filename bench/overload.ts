@@ -31,7 +31,11 @@
  *   deno run -A bench/overload.ts       (TEST_DATABASE_URL for PostgreSQL)
  *
  * Environment: BENCH_OVERLOAD_S (60), BENCH_OVERLOAD_CAPACITY_S (15), BENCH_OVERLOAD_ROUND_S (5),
- * BENCH_RETRY_AFTER_S (10), BENCH_RETRY_FLEET_S (45: how long the Retry-After fleet runs).
+ * BENCH_RETRY_AFTER_S (10), BENCH_RETRY_FLEET_S (45: how long the Retry-After fleet runs);
+ * BENCH_PROFILE_DIR: when set, the NOC runs with `--inspect` and the overload's window is
+ * CPU-profiled in the NOC and in this process (the simulator), the profiles written there as
+ * `.cpuprofile` files (Chrome DevTools opens them) and summarized on stderr (bench/cpu_profile.ts).
+ * Profiling slows both: its figures are not the bench's.
  *
  * @module
  */
@@ -42,7 +46,9 @@ import {
   simulationNoc,
   type SimulationResult,
 } from "./simulate.ts";
-import { type Figure, percentile, rssMiB, rssSampler } from "./figure.ts";
+import { cpuSeconds, type Figure, percentile, postgresCpu, rssMiB, rssSampler } from "./figure.ts";
+import { type CpuProfile, profileRemote, profileSelf, summarizeProfile } from "./cpu_profile.ts";
+import type { ProbeSample } from "./probe.ts";
 import { signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
 import {
   exportEd25519Seed,
@@ -84,8 +90,18 @@ const maxOverloadFleet = 6000;
 const recoveryRoundS = 8;
 const maxRecoveryFleet = 2000;
 const agentTimeoutMs = 30_000;
+/** Milliseconds between the latency probe's requests (bench/probe.ts): 20 a second at most. */
+const probeGapMs = 50;
 
 type Noc = Awaited<ReturnType<typeof simulationNoc>>;
+
+/** A TCP port free on 127.0.0.1 now (for the NOC's inspector). */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
 
 /** The NOC's counters and histogram counts from `/metrics`, keyed `name{labels}`. */
 async function scrape(noc: Noc): Promise<Map<string, number>> {
@@ -181,7 +197,14 @@ class Timeline {
 
 /** Overload rows: capacity, then 2× capacity for 60 s, then recovery at half the capacity. */
 async function overloadRows(rows: Figure[]): Promise<void> {
-  const noc = await simulationNoc({ NOC_REQUEST_LOG: "errors" });
+  const profileDir = Deno.env.get("BENCH_PROFILE_DIR");
+  const inspectPort = profileDir ? freePort() : 0;
+  const noc = await simulationNoc(
+    { NOC_REQUEST_LOG: "errors" },
+    profileDir ? [`--inspect=127.0.0.1:${inspectPort}`] : [],
+  );
+  // CPU seconds so far of the NOC, this process (the simulator) and PostgreSQL.
+  const cpuNow = () => ({ noc: cpuSeconds(noc.pid), sim: cpuSeconds("self"), pg: postgresCpu() });
   try {
     // Not measured: one cycle of every appliance (its first catalog built and signed, a cost
     // paid once per appliance and release), then a few seconds flat out (the NOC's code
@@ -210,6 +233,7 @@ async function overloadRows(rows: Figure[]): Promise<void> {
       adminToken: noc.token,
       concurrency: 128,
     });
+    let capCpu = [cpuNow(), cpuNow()];
     const cap = await simulate({
       joined,
       appliances: 2000,
@@ -219,15 +243,28 @@ async function overloadRows(rows: Figure[]): Promise<void> {
       nocs: [noc.url],
       adminToken: noc.token,
       concurrency: 128,
+      onLoad: (phase) => {
+        if (phase === "start") capCpu = [cpuNow(), capCpu[1]!];
+        else capCpu = [capCpu[0]!, cpuNow()];
+      },
     });
     const capacity = cap.cyclesPerS;
+    const capS = cap.durationS;
+    const capShare = (k: "noc" | "sim" | "pg") =>
+      `${((capCpu[1]![k] - capCpu[0]![k]) / capS * 100).toFixed(0)} %`;
+    // The NOC's and PostgreSQL's CPU per completed cycle, ms.
+    const capServerMs = (capCpu[1]!.noc - capCpu[0]!.noc + capCpu[1]!.pg - capCpu[0]!.pg) /
+      cap.cycles * 1000;
     rows.push({
       name: `capacity: check-in cycles flat out, one NOC on ${noc.backend}`,
       value: capacity,
       unit: "cycles/s",
       note: `closed loop, 128 cycles in flight, ${capacityS} s after 5 s of warm-up; measured ` +
         `first, in this run; ${cycleKind}; ` +
-        `${cap.errors} errors, ${cap.shed} shed; beat/catalog p99 ${ms(cap.latencyMs.beat.p99)}/${
+        `${cap.errors} errors, ${cap.shed} shed; CPU (of one core): NOC ${capShare("noc")}, ` +
+        `simulator ${capShare("sim")}, PostgreSQL ${capShare("pg")}; NOC + PostgreSQL ${
+          capServerMs.toFixed(2)
+        } ms of CPU per cycle; beat/catalog p99 ${ms(cap.latencyMs.beat.p99)}/${
           ms(cap.latencyMs.catalog.p99)
         } ms`,
     });
@@ -259,6 +296,31 @@ async function overloadRows(rows: Figure[]): Promise<void> {
     const overFleet = fleet.slice(0, overN);
     const recFleet = fleet.slice(overN, overN + recN);
 
+    // The latency probe (bench/probe.ts): a light client of its own, timing check-ins as an
+    // appliance sees them, apart from the simulator (itself saturated at 2×).
+    const probe = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./probe.ts", import.meta.url).pathname,
+        noc.url,
+        noc.token,
+        String(overloadS),
+        String(probeGapMs),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const probeOut = probe.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let probeText = "";
+    while (!probeText.includes("ready\n")) {
+      const { value, done } = await probeOut.read();
+      if (done) throw new Error("the latency probe ended before it was ready");
+      probeText += value;
+    }
+    probeText = probeText.slice(probeText.indexOf("ready\n") + 6);
+    const probeIn = probe.stdin.getWriter();
     const rss0 = await rssMiB(noc.pid);
     const m0 = await scrape(noc);
     const sampler = rssSampler(noc.pid);
@@ -268,6 +330,10 @@ async function overloadRows(rows: Figure[]): Promise<void> {
     const recTimeline = new Timeline(() => overEnd);
     let go!: () => void;
     const recoveryDue = new Promise<void>((resolve) => (go = resolve));
+    // CPU seconds of the NOC, this process (the simulator) and PostgreSQL over the window.
+    let cpu0 = { noc: 0, sim: 0, pg: 0 };
+    let cpuOver = cpu0;
+    let profiles: Promise<[CpuProfile, CpuProfile]> | null = null;
     const over = simulate({
       joined,
       appliances: overFleet.length,
@@ -281,7 +347,20 @@ async function overloadRows(rows: Figure[]): Promise<void> {
         if (phase !== "start") return;
         overStart = Date.now();
         overEnd = overStart + overloadS * 1000;
-        setTimeout(go, overloadS * 1000);
+        cpu0 = cpuNow();
+        probeIn.write(new TextEncoder().encode("go\n")).then(() => probeIn.close());
+        if (profileDir) {
+          profiles = Promise.all([profileRemote(inspectPort), profileSelf()]).then(
+            async ([n, s]) => {
+              await new Promise((r) => setTimeout(r, overloadS * 1000));
+              return Promise.all([n.stop(), s.stop()]);
+            },
+          );
+        }
+        setTimeout(() => {
+          cpuOver = cpuNow();
+          go();
+        }, overloadS * 1000);
       },
       onAnswer: (kind, status, latency, sentAt) => {
         // A cycle is complete with its catalog: the joined request's answer, or the second one.
@@ -305,9 +384,47 @@ async function overloadRows(rows: Figure[]): Promise<void> {
     });
     const o = await over;
     const r = await rec;
+    for (;;) {
+      const { value, done } = await probeOut.read();
+      if (done) break;
+      probeText += value;
+    }
+    await probe.status;
+    const probed = (JSON.parse(probeText.trim()) as { samples: ProbeSample[] }).samples;
+    const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+    const probeAnswered = sorted(
+      probed.filter((x) => x.status !== 0 && x.status !== 503).map((x) => x.ms),
+    );
+    const probeShed = sorted(probed.filter((x) => x.status === 503).map((x) => x.ms));
+    const probeLost = probed.filter((x) => x.status === 0).length;
+    const probeStatuses = JSON.stringify(
+      probed.reduce<Record<string, number>>(
+        (m, x) => (m[x.status] = (m[x.status] ?? 0) + 1, m),
+        {},
+      ),
+    );
     const peak = await sampler.stop();
     const m1 = await scrape(noc);
 
+    if (profiles) {
+      const [n, s] = await (profiles as Promise<[CpuProfile, CpuProfile]>);
+      await Deno.mkdir(profileDir!, { recursive: true });
+      await Deno.writeTextFile(`${profileDir}/overload-noc.cpuprofile`, JSON.stringify(n));
+      await Deno.writeTextFile(`${profileDir}/overload-simulator.cpuprofile`, JSON.stringify(s));
+      console.error(`## the NOC over the overload\n${summarizeProfile(n)}`);
+      console.error(`## the simulator over the overload\n${summarizeProfile(s)}`);
+    }
+    const cpuUse = (k: "noc" | "sim" | "pg") =>
+      `${((cpuOver[k] - cpu0[k]) / overloadS * 100).toFixed(0)} %`;
+    const overServerMs = (cpuOver.noc - cpu0.noc + cpuOver.pg - cpu0.pg) /
+      Math.max(1, completedInWindow) * 1000;
+    const cpuNote = `CPU over the window (of one core): NOC ${cpuUse("noc")}, simulator ${
+      cpuUse("sim")
+    }, PostgreSQL ${cpuUse("pg")} (${navigator.hardwareConcurrency} cores; capacity's: NOC ${
+      capShare("noc")
+    }, simulator ${capShare("sim")}, PostgreSQL ${capShare("pg")}); NOC + PostgreSQL ${
+      overServerMs.toFixed(2)
+    } ms of CPU per completed cycle, shedding included (capacity's ${capServerMs.toFixed(2)} ms)`;
     const overran = o.errorKinds["cycle overran its interval"] ?? 0;
     const saturated = o.errorKinds["client saturated"] ?? 0;
     const sent = o.cycles + o.shed + o.errors - overran - saturated;
@@ -329,49 +446,70 @@ async function overloadRows(rows: Figure[]): Promise<void> {
         `shed, ${o.errors - overran - saturated} failed ${
           JSON.stringify(o.errorKinds)
         }; ${overran} ` +
-        `not sent because the appliance's previous cycle was still running`,
+        `not sent because the appliance's previous cycle was still running; ${cpuNote}`,
     });
-    const queue = Number(Deno.env.get("NOC_MAX_QUEUE") ?? 512); // the NOC's default
-    const answeredP99 = Math.max(o.latencyMs.beat.p99, o.latencyMs.catalog.p99);
+    const simAnsweredP99 = Math.max(o.latencyMs.beat.p99, o.latencyMs.catalog.p99);
+    const answeredP99 = percentile(probeAnswered, 99);
+    const shedP99 = percentile(probeShed, 99);
     // Check-ins that waited for admission more than 1 s (the histogram's buckets).
     const waited = delta(m0, m1, "noc_queue_wait_seconds_count", `class="checkin"`);
     const waitedUnder1 = delta(m0, m1, "noc_queue_wait_seconds_bucket", `class="checkin",le="1"`);
+    // The NOC's own time for a check-in (from its handler's start: the queue's wait included).
+    const route = joined ? "/v1/checkin" : "/v1/beats";
+    const nocSide = (status: string, le: string) =>
+      delta(
+        m0,
+        m1,
+        "noc_http_request_duration_seconds_bucket",
+        `route="${route}",status="${status}",le="${le}"`,
+      );
+    const nocAnswered = nocSide("2xx", "+Inf");
     const lost = timeouts(o);
+    const simView = `the simulator's own timings (saturated: ${cpuUse("sim")} of a core, its ` +
+      `event loop queueing its answers) p50/p99 ${ms(o.latencyMs.beat.p50)}/${
+        ms(simAnsweredP99)
+      } ms over ${o.latencyMs.beat.n} beats`;
     rows.push({
       name: "overload at 2× capacity: p99 of answered (non-503) check-in requests",
       value: answeredP99,
       unit: "ms",
       target: "≤ 1000",
-      met: answeredP99 <= 1000 && lost === 0,
-      note:
-        `beat p50/p99 ${ms(o.latencyMs.beat.p50)}/${
-          ms(o.latencyMs.beat.p99)
-        } ms (${o.latencyMs.beat.n}), catalog ${ms(o.latencyMs.catalog.p50)}/${
-          ms(o.latencyMs.catalog.p99)
-        } ms (${o.latencyMs.catalog.n}); whole answered cycles p99 ${ms(o.cycleMs.p99)} ms, max ${
-          ms(o.cycleMs.max)
-        } ms; ${lost} ` +
-        `requests unanswered after 30 s (not in the p99; met only if none); ${
+      met: answeredP99 <= 1000 && lost === 0 && probeLost === 0,
+      note: `timed by the latency probe (bench/probe.ts: a process of its own, signed check-ins, ` +
+        `${1000 / probeGapMs} a second, open loop, through the same admission ` +
+        `as the fleet's): ${probeAnswered.length} answered, p50 ${
+          ms(percentile(probeAnswered, 50))
+        } ms, max ${ms(probeAnswered.at(-1) ?? NaN)} ms, statuses ${probeStatuses}; the NOC's ` +
+        `side (noc_http_request_duration_seconds, ${route} 2xx, its queue wait included): ${
+          nocSide("2xx", "1")
+        } of ${nocAnswered} within 1 s, ${nocSide("2xx", "0.5")} within 0.5 s; ${simView}, ` +
+        `whole cycles max ${ms(o.cycleMs.max)} ms; ${lost + probeLost} ` +
+        `requests unanswered after 30 s (met only if none); ${
           waited - waitedUnder1
-        } of ${waited} beats waited over 1 s for admission (noc_queue_wait_seconds), with ` +
-        `NOC_MAX_QUEUE ${queue} check-ins (and ${
-          Math.floor(queue / 2)
-        } catalogs) waiting are about ${(queue / capacity).toFixed(1)} s of work at the ` +
-        `capacity measured`,
+        } of ${waited} beats waited over 1 s for admission (noc_queue_wait_seconds)`,
     });
     rows.push({
       name: "overload at 2× capacity: how fast a 503 is answered (p99)",
-      value: o.shedMs.p99,
+      value: shedP99,
       unit: "ms",
       target: "≤ 50",
-      met: o.shedMs.n > 0 && o.shedMs.p99 <= 50,
-      note: `${o.shedMs.n} 503s, p50 ${ms(o.shedMs.p50)} ms, max ${ms(o.shedMs.max)} ms; the NOC ` +
-        `shed ${shedBy("queue_full")} with a full queue (at once), ${
+      met: probeShed.length > 0 && shedP99 <= 50,
+      note:
+        `timed by the latency probe: ${probeShed.length} 503s, p50 ${
+          ms(percentile(probeShed, 50))
+        } ms, max ${ms(probeShed.at(-1) ?? NaN)} ms; the NOC's side: ${
+          nocSide("5xx", "0.005")
+        } of ${nocSide("5xx", "+Inf")} check-in 503s within 5 ms, ${
+          nocSide("5xx", "0.05")
+        } within 50 ms; it shed ${
+          shedBy("queue_full")
+        } at once (queue full, or longer than its slots start within NOC_MAX_QUEUE_WAIT_MS), ${
           shedBy("queue_timeout")
         } after waiting NOC_MAX_QUEUE_WAIT_MS, ${
           shedBy("client_gone")
-        } whose client had gone (answered to no one)` +
-        (o.shedMs.n === 0 ? "; nothing was shed" : ""),
+        } whose client had gone (answered to no one); the simulator's own timings: ${o.shedMs.n} ` +
+        `503s, p50/p99 ${ms(o.shedMs.p50)}/${ms(o.shedMs.p99)} ms` +
+        (probeShed.length === 0 ? "; the probe was never shed" : ""),
     });
     rows.push({
       name: "overload at 2× capacity: the NOC's memory growth",

@@ -52,6 +52,39 @@ Deno.test("createAdmission() drops a waiter whose client went away, and one that
   assert.equal((await a.enter("fetch", aborted.signal) as any).reason, "client_gone");
 });
 
+Deno.test("createAdmission() refuses at once what could not start within the wait", async () => {
+  let t = 0;
+  const a = createAdmission(
+    { ...settings, maxInFlight: 1, maxQueue: 10, maxQueueWaitMs: 100 },
+    () => t,
+  );
+  // Nothing measured yet: the queue's bound alone.
+  const first = await a.enter("checkin");
+  assert.ok(first.ok);
+  const early = [a.enter("checkin"), a.enter("checkin"), a.enter("checkin")];
+  assert.equal(a.load().checkin.queued, 3);
+  t += 50;
+  if (first.ok) first.leave(); // held 50 ms: the class's service time
+  const granted = await early[0]!;
+  assert.ok(granted.ok);
+  // Two ahead at 50 ms each on one slot: 100 ms, within the wait; a third would be 150 ms.
+  assert.equal(a.load().checkin.queued, 2);
+  assert.equal(a.full("checkin"), true);
+  assert.deepEqual(await a.enter("checkin"), { ok: false, reason: "queue_full", queuedMs: 0 });
+  if (granted.ok) granted.leave();
+  const next = await early[1]!;
+  assert.equal(a.full("checkin"), false, "one ahead: 100 ms");
+  const queued = a.enter("checkin");
+  assert.equal(a.load().checkin.queued, 2);
+  if (next.ok) next.leave();
+  const third = await early[2]!;
+  if (third.ok) third.leave();
+  const last = await queued;
+  assert.ok(next.ok && third.ok && last.ok, "every one queued within the wait got its slot");
+  last.leave();
+  assert.deepEqual(a.load().checkin, { inFlight: 0, queued: 0 });
+});
+
 Deno.test("admissionClass() puts check-ins first, exempts health, metrics and wake-ups", () => {
   assert.equal(admissionClass("POST", "/v1/beats"), "checkin");
   assert.equal(admissionClass("POST", "/v1/checkin"), "checkin");

@@ -27,7 +27,12 @@
  * Not counted: `/healthz`, `/metrics`, the OpenAPI document and the wake-up long poll (idle
  * while it waits; bounded by its own per-appliance limits).
  *
- * A request waits in its class's queue at most `NOC_MAX_QUEUE_WAIT_MS`; one whose client has gone
+ * A request waits in its class's queue at most `NOC_MAX_QUEUE_WAIT_MS`, and is refused at once when
+ * it could not start within that wait anyway: a class's queue holds at most as many as its slots
+ * start in `NOC_MAX_QUEUE_WAIT_MS` at its recent service time (a moving average of how long a slot
+ * is held), and never more than its bound. Without it, under sustained overload a first-come queue
+ * fills and each request in it waits the whole bound and is then refused: in the overload bench a
+ * tenth of the 503s came after half a second instead of at once. One whose client has gone
  * meanwhile (its request's signal aborted) is dropped when it would start, never processed. The
  * time waited is the request log's `queuedMs` and the histogram `noc_queue_wait_seconds`; each
  * shed request counts in `noc_shed_total` by class and reason.
@@ -109,7 +114,10 @@ export interface Admission {
    * `leave()` (once).
    */
   enter(cls: AdmissionClass, signal?: AbortSignal): Promise<Entry>;
-  /** Whether {@link enter} would refuse `cls` at once now (no slot, the queue full). */
+  /**
+   * Whether {@link enter} would refuse `cls` at once now (no slot, and the queue full or longer
+   * than the slots start within the wait at the recent service time).
+   */
   full(cls: AdmissionClass): boolean;
   /**
    * Counts a body of class `cls` being read for client `address` before its slot is asked for;
@@ -153,6 +161,22 @@ export function classBounds(s: AdmissionSettings): Record<AdmissionClass, ClassB
 
 type Waiter = { grant: () => void };
 
+/** The weight of the newest slot's hold time in a class's service-time average. */
+const serviceWeight = 0.05;
+
+/**
+ * Whether a request arriving now would wait longer than `waitMs` for a slot: `queued` ahead of
+ * it, `slots` starting one each `serviceMs` on average (null: not measured yet, no estimate).
+ */
+export function wouldWaitTooLong(
+  queued: number,
+  slots: number,
+  serviceMs: number | null,
+  waitMs: number,
+): boolean {
+  return serviceMs !== null && (queued + 1) * serviceMs / slots > waitMs;
+}
+
 /**
  * Counts one more under `key` in `counts` unless it has `most` already (then null); returns the
  * function that counts it back (once). Keys at 0 are forgotten: the map holds what is in flight.
@@ -171,24 +195,40 @@ function claim(counts: Map<string, number>, key: string, most: number): (() => v
   };
 }
 
-/** Creates the admission of one instance. */
-export function createAdmission(s: AdmissionSettings): Admission {
+/**
+ * Creates the admission of one instance; `now` (ms, monotonic: `performance.now()` by default)
+ * times the slots' hold for the service-time average.
+ */
+export function createAdmission(
+  s: AdmissionSettings,
+  now: () => number = () => performance.now(),
+): Admission {
   const bounds = classBounds(s);
   const state = Object.fromEntries(
     (Object.keys(bounds) as AdmissionClass[]).map((
       c,
-    ) => [c, { inFlight: 0, queue: [] as Waiter[] }]),
-  ) as Record<AdmissionClass, { inFlight: number; queue: Waiter[] }>;
+    ) => [c, { inFlight: 0, queue: [] as Waiter[], serviceMs: null as number | null }]),
+  ) as Record<
+    AdmissionClass,
+    { inFlight: number; queue: Waiter[]; serviceMs: number | null }
+  >;
   // Bodies being read before a slot, by class and client address.
   const held = new Map<string, number>();
   // SecureBeats in flight, by appliance.
   const beats = new Map<string, number>();
-  const leaver = (cls: AdmissionClass) => {
+  // `granted`: when the slot became the request's — for one that waited, when the slot was
+  // handed to it, not when its continuation ran (on a busy event loop, later): the hand-over is
+  // part of the slot's hold, or the average would promise more than the slots deliver.
+  const leaver = (cls: AdmissionClass, granted: number) => {
     let left = false;
     return () => {
       if (left) return;
       left = true;
       const st = state[cls];
+      const held = Math.max(0, now() - granted);
+      st.serviceMs = st.serviceMs === null
+        ? held
+        : st.serviceMs + serviceWeight * (held - st.serviceMs);
       const next = st.queue.shift();
       // The slot passes straight to the next waiter (first come, first served).
       if (next) next.grant();
@@ -205,8 +245,13 @@ export function createAdmission(s: AdmissionSettings): Admission {
         ) => [c, { inFlight: st.inFlight, queued: st.queue.length }]),
       ) as Record<AdmissionClass, { inFlight: number; queued: number }>,
     beating: (uid) => claim(beats, uid, beatsPerAppliance),
-    full: (cls) =>
-      state[cls].inFlight >= bounds[cls].inFlight && state[cls].queue.length >= bounds[cls].queue,
+    full: (cls) => {
+      const st = state[cls];
+      const b = bounds[cls];
+      return st.inFlight >= b.inFlight &&
+        (st.queue.length >= b.queue ||
+          wouldWaitTooLong(st.queue.length, b.inFlight, st.serviceMs, b.waitMs));
+    },
     reading(cls, address) {
       const most = bounds[cls].perAddress;
       if (most === undefined) return () => {};
@@ -218,13 +263,20 @@ export function createAdmission(s: AdmissionSettings): Admission {
       if (signal?.aborted) return { ok: false, reason: "client_gone", queuedMs: 0 };
       if (st.inFlight < b.inFlight) {
         st.inFlight++;
-        return { ok: true, queuedMs: 0, leave: leaver(cls) };
+        return { ok: true, queuedMs: 0, leave: leaver(cls, now()) };
       }
-      if (st.queue.length >= b.queue) return { ok: false, reason: "queue_full", queuedMs: 0 };
-      const started = performance.now();
+      if (
+        st.queue.length >= b.queue ||
+        wouldWaitTooLong(st.queue.length, b.inFlight, st.serviceMs, b.waitMs)
+      ) {
+        return { ok: false, reason: "queue_full", queuedMs: 0 };
+      }
+      const started = now();
+      let granted = started;
       const outcome = await new Promise<"granted" | "timeout" | "gone">((resolve) => {
         const waiter: Waiter = {
           grant: () => {
+            granted = now();
             cleanup();
             resolve("granted");
           },
@@ -244,14 +296,14 @@ export function createAdmission(s: AdmissionSettings): Admission {
         signal?.addEventListener("abort", onAbort, { once: true });
         st.queue.push(waiter);
       });
-      const queuedMs = performance.now() - started;
+      const queuedMs = now() - started;
       if (outcome === "granted") {
         // Granted, but its client left just then: the slot goes on to the next, unused.
         if (signal?.aborted) {
-          leaver(cls)();
+          leaver(cls, granted)();
           return { ok: false, reason: "client_gone", queuedMs };
         }
-        return { ok: true, queuedMs, leave: leaver(cls) };
+        return { ok: true, queuedMs, leave: leaver(cls, granted) };
       }
       return {
         ok: false,
