@@ -35,7 +35,8 @@
  * BENCH_PROFILE_DIR: when set, the NOC runs with `--inspect` and the overload's window is
  * CPU-profiled in the NOC and in this process (the simulator), the profiles written there as
  * `.cpuprofile` files (Chrome DevTools opens them) and summarized on stderr (bench/cpu_profile.ts).
- * Profiling slows both: its figures are not the bench's.
+ * Profiling slows both: its figures are not the bench's. BENCH_NOC_V8_FLAGS: V8 flags for the NOC
+ * (its `DENO_V8_FLAGS`), to try the garbage collector's settings.
  *
  * @module
  */
@@ -94,6 +95,12 @@ const agentTimeoutMs = 30_000;
 const probeGapMs = 50;
 
 type Noc = Awaited<ReturnType<typeof simulationNoc>>;
+
+/** `fleet` with each appliance that `after` holds (by UID) as `after` left it. */
+function updated(fleet: SimAppliance[], after: SimAppliance[]): SimAppliance[] {
+  const byUid = new Map(after.map((a) => [a.uid, a]));
+  return fleet.map((a) => byUid.get(a.uid) ?? a);
+}
 
 /** A TCP port free on 127.0.0.1 now (for the NOC's inspector). */
 function freePort(): number {
@@ -199,8 +206,9 @@ class Timeline {
 async function overloadRows(rows: Figure[]): Promise<void> {
   const profileDir = Deno.env.get("BENCH_PROFILE_DIR");
   const inspectPort = profileDir ? freePort() : 0;
+  const v8Flags = Deno.env.get("BENCH_NOC_V8_FLAGS");
   const noc = await simulationNoc(
-    { NOC_REQUEST_LOG: "errors" },
+    { NOC_REQUEST_LOG: "errors", ...(v8Flags ? { DENO_V8_FLAGS: v8Flags } : {}) },
     profileDir ? [`--inspect=127.0.0.1:${inspectPort}`] : [],
   );
   // CPU seconds so far of the NOC, this process (the simulator) and PostgreSQL.
@@ -209,20 +217,33 @@ async function overloadRows(rows: Figure[]): Promise<void> {
     // Not measured: one cycle of every appliance (its first catalog built and signed, a cost
     // paid once per appliance and release), then a few seconds flat out (the NOC's code
     // compiled, its pool open).
-    // One unmeasured cycle of each appliance of `fleet` (enrolled first when absent).
-    const firstCycles = (fleet?: SimAppliance[]) =>
-      simulate({
-        joined,
-        appliances: fleet?.length ?? 2000,
-        ...(fleet ? { fleet } : {}),
-        rate: 0,
-        durationS: 300,
-        nocs: [noc.url],
-        adminToken: noc.token,
-        concurrency: 128,
-        onePass: true,
-      });
-    const first = await firstCycles();
+    // One unmeasured cycle of each appliance of `fleet` (enrolled first when absent), again for
+    // those shed until every one has its catalog. Returns the fleet as it stands after: a
+    // simulation works on copies, and an appliance sent on with the sequence numbers and ETag
+    // it had before would repeat its beats' numbers (marked a cloned identity, its notice
+    // queued) and fetch its whole catalog each time.
+    const firstCycles = async (fleet?: SimAppliance[]) => {
+      const pass = (f?: SimAppliance[]) =>
+        simulate({
+          joined,
+          appliances: f?.length ?? 2000,
+          ...(f ? { fleet: f } : {}),
+          rate: 0,
+          durationS: 300,
+          nocs: [noc.url],
+          adminToken: noc.token,
+          concurrency: 128,
+          onePass: true,
+        });
+      let all = (await pass(fleet)).fleet;
+      for (let i = 0; i < 10; i++) {
+        const missing = all.filter((a) => a.etag === null);
+        if (missing.length === 0) return all;
+        all = updated(all, (await pass(missing)).fleet);
+      }
+      throw new Error("appliances still without their first catalog after 10 passes");
+    };
+    const first = { fleet: await firstCycles() };
     const warm = await simulate({
       joined,
       appliances: 2000,
@@ -290,11 +311,30 @@ async function overloadRows(rows: Figure[]): Promise<void> {
       : [];
     // Warmed as the capacity's fleet was: the overload measures steady cycles, not each new
     // appliance's first catalog (which made it some three times the capacity's work).
-    if (extra.length > 0) await firstCycles(extra);
+    const extraWarm = extra.length > 0 ? await firstCycles(extra) : [];
     const enrolS = (performance.now() - enrolled) / 1000;
-    const fleet = [...cap.fleet, ...extra];
-    const overFleet = fleet.slice(0, overN);
-    const recFleet = fleet.slice(overN, overN + recN);
+    const fleet = [...cap.fleet, ...extraWarm];
+    let overFleet = fleet.slice(0, overN);
+    let recFleet = fleet.slice(overN, overN + recN);
+    // Each appliance of the overload and the recovery gets its connection open first, as a
+    // running fleet's are (one cycle each, all at once; sheds allowed): a connection costs Deno's
+    // HTTP server some 27 KiB whatever the load (a bare `Deno.serve` grows by 155–173 MiB with
+    // 6,000 idle keep-alive connections), so the memory row measures what the overload adds.
+    const rssBeforeConnections = await rssMiB(noc.pid);
+    const connected = await simulate({
+      joined,
+      appliances: overFleet.length + recFleet.length,
+      fleet: [...overFleet, ...recFleet],
+      rate: 0,
+      durationS: 120,
+      nocs: [noc.url],
+      adminToken: noc.token,
+      concurrency: overFleet.length + recFleet.length,
+      onePass: true,
+    });
+    const connectionsMiB = (await rssMiB(noc.pid)) - rssBeforeConnections;
+    overFleet = updated(overFleet, connected.fleet);
+    recFleet = updated(recFleet, connected.fleet);
 
     // The latency probe (bench/probe.ts): a light client of its own, timing check-ins as an
     // appliance sees them, apart from the simulator (itself saturated at 2×).
@@ -519,7 +559,11 @@ async function overloadRows(rows: Figure[]): Promise<void> {
       met: peak - rss0 <= 100,
       note: `resident memory ${rss0.toFixed(0)} MiB before, peak ${
         peak.toFixed(0)
-      } MiB over the overload and the recovery (sampled every 20 ms)`,
+      } MiB over the overload and the recovery (sampled every 20 ms); measured with the ${
+        overFleet.length + recFleet.length
+      } appliances' connections open already, which had added ${
+        connectionsMiB.toFixed(0)
+      } MiB (from ${rssBeforeConnections.toFixed(0)} MiB)`,
     });
     const shareShed = sent > 0 ? o.shed / sent * 100 : NaN;
     const checkinShed = delta(m0, m1, "noc_shed_total", `class="checkin"`);

@@ -25,7 +25,7 @@ import { refusalGate } from "./http/middleware/appliance_auth.ts";
 import { clockGate } from "./http/middleware/clock_gate.ts";
 import type { AppEnv } from "./http/env.ts";
 import { requestLog } from "./http/middleware/request_log.ts";
-import { admission } from "./http/middleware/admission.ts";
+import { admission, shedAtOnce } from "./http/middleware/admission.ts";
 import { enrollRoutes } from "./http/v1/enroll.ts";
 import { beatRoutes } from "./http/v1/beats.ts";
 import { keyRoutes } from "./http/v1/keys.ts";
@@ -69,6 +69,9 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
   // through readBody (protocol/http/validate.ts), bounded in size and time: no limit around them.
 
   const app = new Hono<AppEnv>()
+    // Under overload most requests are refused: those whose class is full as they arrive, first
+    // of all, at the least cost (noc/http/middleware/admission.ts).
+    .use(shedAtOnce(deps))
     .use(requestId({ limitLength: 100 }))
     .use(requestLog(deps))
     .use(secureHeaders({ crossOriginResourcePolicy: false, overwrite: false }))

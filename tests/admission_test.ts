@@ -55,7 +55,7 @@ Deno.test("createAdmission() drops a waiter whose client went away, and one that
 Deno.test("createAdmission() refuses at once what could not start within the wait", async () => {
   let t = 0;
   const a = createAdmission(
-    { ...settings, maxInFlight: 1, maxQueue: 10, maxQueueWaitMs: 100 },
+    { ...settings, maxInFlight: 1, maxQueue: 10, maxQueueWaitMs: 200 },
     () => t,
   );
   // Nothing measured yet: the queue's bound alone.
@@ -67,7 +67,7 @@ Deno.test("createAdmission() refuses at once what could not start within the wai
   if (first.ok) first.leave(); // held 50 ms: the class's service time
   const granted = await early[0]!;
   assert.ok(granted.ok);
-  // Two ahead at 50 ms each on one slot: 100 ms, within the wait; a third would be 150 ms.
+  // Two ahead at 50 ms each on one slot: 100 ms, within half the wait; a third, 150 ms, is not.
   assert.equal(a.load().checkin.queued, 2);
   assert.equal(a.full("checkin"), true);
   assert.deepEqual(await a.enter("checkin"), { ok: false, reason: "queue_full", queuedMs: 0 });
@@ -164,3 +164,60 @@ Deno.test("classBounds(): check-ins and fetches wait the setting; operators at l
   assert.equal(classBounds({ ...settings, maxQueueWaitMs: 30_000 }).admin.waitMs, 30_000);
   assert.equal(defaultSettings.maxQueueWaitMs, 500, "the default bounds an answered check-in");
 });
+
+for (const requestLog of ["errors", "all"] as const) {
+  dbTest(
+    `a request refused as it arrives is answered before the middleware chain (NOC_REQUEST_LOG=${requestLog})`,
+    async ({ db }) => {
+      const noc = await testNoc(db, { settings: { maxInFlight: 1, maxQueue: 0, requestLog } });
+      try {
+        const a = await noc.enrollAppliance();
+        let release!: () => void;
+        const gate = new Promise<void>((r) => release = r);
+        const req = await a.request("POST", "/v1/checkin", sampleBeat(1, noc.clock.now()));
+        const bytes = new Uint8Array(await req.arrayBuffer());
+        const first = noc.app.request(
+          new Request(req.url, {
+            method: "POST",
+            headers: req.headers,
+            body: new ReadableStream<Uint8Array>({
+              async start(c) {
+                await gate;
+                c.enqueue(bytes);
+                c.close();
+              },
+            }),
+          }),
+        );
+        await new Promise((r) => setTimeout(r, 0));
+        const shed = await noc.app.request(
+          await a.request("POST", "/v1/checkin", sampleBeat(2, noc.clock.now())),
+        );
+        assert.equal(shed.status, 503);
+        assert.equal((await shed.json()).error, "overloaded");
+        assert.ok(Number(shed.headers.get("retry-after")) >= 60);
+        assert.equal(shed.headers.get("x-content-type-options"), "nosniff");
+        assert.equal(
+          noc.deps.checkins.instance.checkinShedAt !== null,
+          true,
+          "the shed hold knows",
+        );
+        const log = noc.deps.log as unknown as {
+          lines: Array<{ event: string; status?: number }>;
+        };
+        const logged = log.lines.some((l) => l.event === "request" && l.status === 503);
+        // With `all` each shed request has its line (and its request id): the chain ran.
+        assert.equal(logged, requestLog === "all");
+        assert.equal(shed.headers.get("x-request-id") !== null, requestLog === "all");
+        release();
+        assert.equal((await first).status, 200);
+        const metrics = await (await noc.app.request("/metrics", {
+          headers: { authorization: `Bearer ${noc.adminToken}` },
+        })).text();
+        assert.match(metrics, /noc_shed_total\{class="checkin",reason="queue_full"\} 1/);
+      } finally {
+        await noc.deps.wakeups.close();
+      }
+    },
+  );
+}

@@ -111,6 +111,71 @@ const globalTimers: Timers = {
 };
 
 /**
+ * Counts a request of `cls` shed for `reason` and gives its 503's `Retry-After` (seconds) and
+ * JSON body: `{ error: "overloaded", message }`.
+ */
+function refusal(
+  deps: Pick<AppDeps, "admission" | "metrics" | "clock" | "checkins">,
+  cls: AdmissionClass,
+  reason: ShedReason,
+): { retryAfter: number; body: { error: "overloaded"; message: string } } {
+  deps.metrics.inc("noc_shed_total", { class: cls, reason });
+  // A SecureBeat told to come back later: its appliance is not paged for the pause asked of it
+  // (noc/jobs/status_daemon.ts holds overdue appliances after a shed check-in).
+  if (cls === "checkin") deps.checkins.instance.checkinShedAt = deps.clock.now();
+  // Spread the retries a little: a fleet told the same second comes back in the same second.
+  // Operators are told a few seconds, not the fleet's pause.
+  const base = deps.admission.bounds[cls].retryAfterS ?? deps.admission.retryAfterS;
+  const retryAfter = base + Math.floor(Math.random() * Math.max(1, base / 2));
+  // No `Connection: close`: a client coming back pays no new connection, nor does the NOC
+  // (with it, every shed request of the overload bench cost one). The body is left unread.
+  const why = reason === "queue_full"
+    ? "queue full"
+    : reason === "address_busy"
+    ? "too many from this address at once"
+    : "waited too long";
+  return {
+    retryAfter,
+    body: {
+      error: "overloaded",
+      message: reason === "client_gone"
+        ? "The client went away while the request waited; it was not processed"
+        : `The NOC is overloaded (${cls} requests: ${why}); try again after ${retryAfter} s`,
+    },
+  };
+}
+
+/**
+ * Middleware, first of all: a request whose class is full as it arrives (no slot, the queue full
+ * or longer than its slots start within the wait) is answered 503 here, before the request id,
+ * the request log and the secure headers — the same answer as {@link admission}'s, with only
+ * `Retry-After`, `Content-Type`, `X-Content-Type-Options: nosniff` and `Cache-Control:
+ * no-store`. Under overload most requests are such, and each cost the NOC some 40 % of a served
+ * check-in's CPU through the whole middleware chain (the overload bench; issue 23). Counted in
+ * `noc_shed_total` as before; not in the request log or `noc_http_request_duration_seconds`
+ * (with `NOC_REQUEST_LOG=all`, which logs each shed request, this step is skipped).
+ */
+export function shedAtOnce(
+  deps: Pick<AppDeps, "admission" | "metrics" | "settings" | "clock" | "checkins">,
+): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (deps.settings.requestLog === "all") return await next();
+    const cls = admissionClass(c.req.method, c.req.path);
+    if (cls === null || !deps.admission.full(cls)) return await next();
+    const { retryAfter, body } = refusal(deps, cls, "queue_full");
+    return new Response(JSON.stringify(body), {
+      status: 503,
+      headers: {
+        "content-type": "application/json",
+        "retry-after": String(retryAfter),
+        "x-content-type-options": "nosniff",
+        "cache-control": "no-store",
+      },
+    });
+  };
+}
+
+/**
  * Middleware: admission by class (noc/services/admission.ts). `downloadIdleMs`: how long a
  * download may go without its client taking a byte (60 s); `timers` run that bound.
  */
@@ -128,31 +193,9 @@ export function admission(
     const shed = (reason: ShedReason) => {
       c.set("shed", reason);
       if (c.get("queuedMs") === undefined) c.set("queuedMs", 0);
-      deps.metrics.inc("noc_shed_total", { class: cls, reason });
-      // A SecureBeat told to come back later: its appliance is not paged for the pause asked of
-      // it (noc/jobs/status_daemon.ts holds overdue appliances after a shed check-in).
-      if (cls === "checkin") deps.checkins.instance.checkinShedAt = deps.clock.now();
-      // Spread the retries a little: a fleet told the same second comes back in the same second.
-      // Operators are told a few seconds, not the fleet's pause.
-      const base = bounds.retryAfterS ?? deps.admission.retryAfterS;
-      const retryAfter = base + Math.floor(Math.random() * Math.max(1, base / 2));
+      const { retryAfter, body } = refusal(deps, cls, reason);
       c.header("Retry-After", String(retryAfter));
-      // No `Connection: close`: a client coming back pays no new connection, nor does the NOC
-      // (with it, every shed request of the overload bench cost one). The body is left unread.
-      const why = reason === "queue_full"
-        ? "queue full"
-        : reason === "address_busy"
-        ? "too many from this address at once"
-        : "waited too long";
-      return c.json(
-        {
-          error: "overloaded",
-          message: reason === "client_gone"
-            ? "The client went away while the request waited; it was not processed"
-            : `The NOC is overloaded (${cls} requests: ${why}); try again after ${retryAfter} s`,
-        },
-        503,
-      );
+      return c.json(body, 503);
     };
     // A body nothing authenticates (an enrolment, a sign-in) is read before a slot is asked for,
     // bounded: a client trickling it holds no slot (reviews 23a, 23c). A full class is still
