@@ -430,8 +430,12 @@ async function overloadRows(rows: Figure[]): Promise<void> {
       probeText += value;
     }
     await probe.status;
-    const probed = (JSON.parse(probeText.trim()) as { samples: ProbeSample[] }).samples;
     const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+    const probedAll = (JSON.parse(probeText.trim()) as { samples: ProbeSample[] }).samples;
+    const probed = probedAll.filter((x) => x.kind === "checkin");
+    const floor = sorted(
+      probedAll.filter((x) => x.kind === "floor" && x.status === 404).map((x) => x.ms),
+    );
     const probeAnswered = sorted(
       probed.filter((x) => x.status !== 0 && x.status !== 503).map((x) => x.ms),
     );
@@ -537,13 +541,14 @@ async function overloadRows(rows: Figure[]): Promise<void> {
       note:
         `timed by the latency probe: ${probeShed.length} 503s, p50 ${
           ms(percentile(probeShed, 50))
-        } ms, max ${ms(probeShed.at(-1) ?? NaN)} ms; the NOC's side: ${
-          nocSide("5xx", "0.005")
-        } of ${nocSide("5xx", "+Inf")} check-in 503s within 5 ms, ${
-          nocSide("5xx", "0.05")
-        } within 50 ms; it shed ${
+        } ms, max ${ms(probeShed.at(-1) ?? NaN)} ms; beside it, a request that needs nothing ` +
+        `(GET /probe-floor, 404 through the whole middleware chain, no database), the least any ` +
+        `answer waits on the NOC's saturated machine: p50/p99 ${ms(percentile(floor, 50))}/${
+          ms(percentile(floor, 99))
+        } ms (${floor.length}); the NOC shed ${
           shedBy("queue_full")
-        } at once (queue full, or longer than its slots start within NOC_MAX_QUEUE_WAIT_MS), ${
+        } at once (as they arrived, before any other middleware: queue full, or longer than ` +
+        `its slots start within half of NOC_MAX_QUEUE_WAIT_MS), ${
           shedBy("queue_timeout")
         } after waiting NOC_MAX_QUEUE_WAIT_MS, ${
           shedBy("client_gone")

@@ -9,9 +9,10 @@
  *   deno run -A bench/probe.ts NOC_URL ADMIN_TOKEN DURATION_S GAP_MS
  *
  * Enrols 10 appliances (retrying a 503 or 429), prints `ready` on stdout, waits for a line on
- * stdin, then sends for DURATION_S a request every GAP_MS (open loop: whether or not the last
- * was answered), and prints one JSON line: `{ samples: [{ status, ms }] }` (status 0: no answer, with
- * `error`). Each request is abandoned at 30 s, as the agent does.
+ * stdin, then sends for DURATION_S a check-in every GAP_MS (open loop: whether or not the last
+ * was answered), each with a `GET /probe-floor` beside it (a 404 that needs nothing: the floor of
+ * what any answer waits), and prints one JSON line: `{ samples: [{ kind, status, ms }] }` (status
+ * 0: no answer, with `error`). Each request is abandoned at 30 s, as the agent does.
  *
  * @module
  */
@@ -27,6 +28,11 @@ import { simBeat } from "./simulate.ts";
 
 /** One timed request of the probe. */
 export interface ProbeSample {
+  /**
+   * `checkin`, or `floor`: `GET /probe-floor`, which the NOC answers 404 through its whole
+   * middleware chain without touching the database — the least any answer waits on its event loop.
+   */
+  kind: "checkin" | "floor";
   /** HTTP status (0: no answer). */
   status: number;
   /** From just before `fetch` to the whole answer read, ms. */
@@ -109,17 +115,18 @@ async function main(args: string[]): Promise<void> {
       now,
       ...(a.etag ? { headers: { "if-none-match": a.etag } } : {}),
     });
-    pending.push((async () => {
+    const timed = async (kind: ProbeSample["kind"], r: Request) => {
       const t = performance.now();
       try {
-        const r = await fetch(req, { signal: AbortSignal.timeout(30_000) });
-        await r.arrayBuffer();
-        if (r.status === 200) a.etag = r.headers.get("etag") ?? a.etag;
-        samples.push({ status: r.status, ms: performance.now() - t });
+        const res = await fetch(r, { signal: AbortSignal.timeout(30_000) });
+        await res.arrayBuffer();
+        if (kind === "checkin" && res.status === 200) a.etag = res.headers.get("etag") ?? a.etag;
+        samples.push({ kind, status: res.status, ms: performance.now() - t });
       } catch (e) {
-        samples.push({ status: 0, ms: performance.now() - t, error: String(e) });
+        samples.push({ kind, status: 0, ms: performance.now() - t, error: String(e) });
       }
-    })());
+    };
+    pending.push(timed("checkin", req), timed("floor", new Request(`${url}/probe-floor`)));
     const wait = started + (i + 1) * gapMs - performance.now();
     if (wait > 0) await sleep(wait);
   }
