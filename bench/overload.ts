@@ -546,9 +546,11 @@ async function overloadRows(rows: Figure[]): Promise<void> {
         `answer waits on the NOC's saturated machine: p50/p99 ${ms(percentile(floor, 50))}/${
           ms(percentile(floor, 99))
         } ms (${floor.length}); the NOC shed ${
+          shedBy("queue_full") + shedBy("expected_wait")
+        } at once (most as they arrived, before any other middleware: ${
           shedBy("queue_full")
-        } at once (as they arrived, before any other middleware: queue full, or longer than ` +
-        `its slots start within half of NOC_MAX_QUEUE_WAIT_MS), ${
+        } with a full queue, ${shedBy("expected_wait")} with as many queued as its slots were ` +
+        `expected to start within half of NOC_MAX_QUEUE_WAIT_MS), ${
           shedBy("queue_timeout")
         } after waiting NOC_MAX_QUEUE_WAIT_MS, ${
           shedBy("client_gone")

@@ -11,6 +11,7 @@ import { createAdmission } from "../noc/services/admission.ts";
 import { createMetrics } from "../noc/services/metrics.ts";
 import { admission } from "../noc/http/middleware/admission.ts";
 import type { AppEnv } from "../noc/http/env.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
 
 /** A request body that sends nothing until `release` (a client trickling its upload). */
 function stalled(): { body: ReadableStream<Uint8Array>; release: () => void } {
@@ -104,6 +105,7 @@ Deno.test("a full class is refused before a stranger's body is read", async () =
   const deps = {
     admission: createAdmission({ maxInFlight: 4, maxQueue: 0, maxQueueWaitMs: 50, retryAfterS: 9 }),
     metrics: createMetrics(),
+    log: memoryLogger(),
     settings: { trustProxy: false },
   };
   let pulled = 0;
@@ -136,14 +138,27 @@ dbTest("the overload counters are at 0 on /metrics before anything is shed", asy
       headers: { authorization: `Bearer ${noc.adminToken}` },
     })).text();
     for (const cls of ["checkin", "enrol", "fetch", "download", "admin", "public"]) {
-      for (const reason of ["queue_full", "queue_timeout", "client_gone", "address_busy"]) {
+      for (
+        const reason of [
+          "queue_full",
+          "expected_wait",
+          "queue_timeout",
+          "client_gone",
+          "address_busy",
+        ]
+      ) {
         assert.ok(
           text.includes(`noc_shed_total{class="${cls}",reason="${reason}"} 0`),
           `${cls} ${reason}`,
         );
       }
       assert.ok(text.includes(`noc_finished_client_gone_total{class="${cls}"} 0`), cls);
+      // What admission holds now, and how long its queue may grow.
+      assert.ok(text.includes(`noc_admission_in_flight{class="${cls}"} `), cls);
+      assert.ok(text.includes(`noc_admission_queued{class="${cls}"} 0`), cls);
+      assert.ok(text.includes(`noc_admission_service_seconds{class="${cls}"} `), cls);
     }
+    assert.ok(text.includes(`noc_admission_queue_limit{class="checkin"} 512`));
   } finally {
     await noc.deps.wakeups.close();
   }
@@ -193,6 +208,7 @@ function downloads() {
       retryAfterS: 30,
     }),
     metrics: createMetrics(),
+    log: memoryLogger(),
     settings: { trustProxy: false },
   };
   let cancelled = 0;

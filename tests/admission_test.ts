@@ -69,11 +69,13 @@ Deno.test("createAdmission() refuses at once what could not start within the wai
   assert.ok(granted.ok);
   // Two ahead at 50 ms each on one slot: 100 ms, within half the wait; a third, 150 ms, is not.
   assert.equal(a.load().checkin.queued, 2);
-  assert.equal(a.full("checkin"), true);
-  assert.deepEqual(await a.enter("checkin"), { ok: false, reason: "queue_full", queuedMs: 0 });
+  assert.equal(a.full("checkin"), "expected_wait");
+  assert.deepEqual(await a.enter("checkin"), { ok: false, reason: "expected_wait", queuedMs: 0 });
+  // The queue's bound now, by the service time: two within half of 200 ms at 50 ms each.
+  assert.deepEqual(a.pace().checkin, { serviceMs: 50, queueLimit: 2 });
   if (granted.ok) granted.leave();
   const next = await early[1]!;
-  assert.equal(a.full("checkin"), false, "one ahead: 100 ms");
+  assert.equal(a.full("checkin"), null, "one ahead: 100 ms");
   const queued = a.enter("checkin");
   assert.equal(a.load().checkin.queued, 2);
   if (next.ok) next.leave();
@@ -83,6 +85,20 @@ Deno.test("createAdmission() refuses at once what could not start within the wai
   assert.ok(next.ok && third.ok && last.ok, "every one queued within the wait got its slot");
   last.leave();
   assert.deepEqual(a.load().checkin, { inFlight: 0, queued: 0 });
+});
+
+Deno.test("createAdmission() tells of sheds at the first, then at most once a minute", () => {
+  const a = createAdmission(settings);
+  assert.deepEqual(a.shedSummary("checkin", "queue_full", 1_000), {
+    sinceMs: 0,
+    counts: { "checkin queue_full": 1 },
+  });
+  assert.equal(a.shedSummary("checkin", "queue_full", 30_000), null);
+  assert.equal(a.shedSummary("fetch", "expected_wait", 60_999), null);
+  assert.deepEqual(a.shedSummary("checkin", "queue_full", 61_000), {
+    sinceMs: 60_000,
+    counts: { "checkin queue_full": 2, "fetch expected_wait": 1 },
+  });
 });
 
 Deno.test("admissionClass() puts check-ins first, exempts health, metrics and wake-ups", () => {
@@ -209,6 +225,10 @@ for (const requestLog of ["errors", "all"] as const) {
         // With `all` each shed request has its line (and its request id): the chain ran.
         assert.equal(logged, requestLog === "all");
         assert.equal(shed.headers.get("x-request-id") !== null, requestLog === "all");
+        // Whatever the request log's setting, the instance says it sheds (then once a minute).
+        const told = log.lines.filter((l) => l.event === "requests_shed");
+        assert.equal(told.length, 1);
+        assert.deepEqual((told[0] as { counts?: unknown }).counts, { "checkin queue_full": 1 });
         release();
         assert.equal((await first).status, 200);
         const metrics = await (await noc.app.request("/metrics", {

@@ -68,6 +68,12 @@ export async function dueTimerStep(
   deps: AppDeps,
   cutoff: Date,
   heldUntil: Date | null = null,
+  /**
+   * The last `alerts_held_after_shed` line (how many were held, when, ms of the NOC's clock): a
+   * line is written when the number changes or a minute has passed, not at every step (review
+   * 23f: 72 lines a minute for 40 held appliances). Updated here.
+   */
+  heldTold: { appliances: number; atMs: number } = { appliances: -1, atMs: -Infinity },
 ): Promise<DueStep> {
   const now = deps.clock.now();
   const deadline = await nextDeadline(deps, cutoff);
@@ -77,11 +83,16 @@ export async function dueTimerStep(
   // Another instance sweeping (busy) may have begun before this deadline, and a skewed clock
   // judges nothing: the deadline stays ahead, to be tried again.
   if (swept.skipped) return { deadline, swept, cutoff, heldUntil };
-  if (swept.heldAfterShed) {
+  if (
+    swept.heldAfterShed &&
+    (swept.heldAfterShed !== heldTold.appliances || now.getTime() - heldTold.atMs >= 60_000)
+  ) {
     deps.log.info("alerts_held_after_shed", {
       appliances: swept.heldAfterShed,
       until: swept.heldUntil?.toISOString() ?? null,
     });
+    heldTold.appliances = swept.heldAfterShed;
+    heldTold.atMs = now.getTime();
   }
   if (swept.alerted.length > 0) {
     // Late against the deadline that woke it (a hold's end: the appliance's own came earlier).
@@ -128,12 +139,13 @@ export function startDueTimer(deps: AppDeps): DueTimer {
   const loop = (async () => {
     let cutoff = new Date(deps.clock.now().getTime() - deps.settings.graceS * 1000);
     let heldUntil: Date | null = null;
+    const heldTold = { appliances: -1, atMs: -Infinity };
     // Consecutive sweeps found busy (another instance's lease): each waits longer, to 5 s.
     let busy = 0;
     while (!stop.signal.aborted) {
       let waitMs = maxWaitS * 1000;
       try {
-        const step = await dueTimerStep(deps, cutoff, heldUntil);
+        const step = await dueTimerStep(deps, cutoff, heldUntil, heldTold);
         cutoff = step.cutoff;
         heldUntil = step.heldUntil;
         waitMs = timerWaitMs(step, busy, deps.clock.now());

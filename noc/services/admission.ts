@@ -36,7 +36,9 @@
  * tenth of the 503s came after half a second instead of at once. One whose client has gone
  * meanwhile (its request's signal aborted) is dropped when it would start, never processed. The
  * time waited is the request log's `queuedMs` and the histogram `noc_queue_wait_seconds`; each
- * shed request counts in `noc_shed_total` by class and reason.
+ * shed request counts in `noc_shed_total` by class and reason (`queue_full`, `expected_wait`,
+ * `queue_timeout`, `client_gone`, `address_busy`), and the instance logs `requests_shed` with
+ * the counts at the first shed and then at most once a minute while it sheds.
  *
  * Hand-written (a few dozen lines) because it is on the hot path of every request and needs
  * per-class bounds and abort-aware waiting that general-purpose limiters do not give together.
@@ -58,11 +60,17 @@ export const admissionClasses: readonly AdmissionClass[] = [
 ];
 
 /** Why a request was shed (`noc_shed_total`'s `reason`). */
-export type ShedReason = "queue_full" | "queue_timeout" | "client_gone" | "address_busy";
+export type ShedReason =
+  | "queue_full"
+  | "expected_wait"
+  | "queue_timeout"
+  | "client_gone"
+  | "address_busy";
 
 /** Every reason, in the order `/metrics` lists them. */
 export const shedReasons: readonly ShedReason[] = [
   "queue_full",
+  "expected_wait",
   "queue_timeout",
   "client_gone",
   "address_busy",
@@ -116,10 +124,11 @@ export interface Admission {
    */
   enter(cls: AdmissionClass, signal?: AbortSignal): Promise<Entry>;
   /**
-   * Whether {@link enter} would refuse `cls` at once now (no slot, and the queue full or longer
-   * than the slots start within the wait at the recent service time).
+   * Why {@link enter} would refuse `cls` at once now — no slot, and the queue full
+   * (`queue_full`), or as long as its slots are expected to start within half the wait at the
+   * recent service time (`expected_wait`) — or null when it would not.
    */
-  full(cls: AdmissionClass): boolean;
+  full(cls: AdmissionClass): "queue_full" | "expected_wait" | null;
   /**
    * Counts a body of class `cls` being read for client `address` before its slot is asked for;
    * returns the function that ends it (once), or null when that address has the class's
@@ -135,6 +144,22 @@ export interface Admission {
   beating(uid: string): (() => void) | null;
   /** Requests in flight and waiting, per class (for `/metrics` and tests). */
   load(): Record<AdmissionClass, { inFlight: number; queued: number }>;
+  /**
+   * For `/metrics`: per class, the moving average of a slot's hold, ms (null: none measured
+   * yet), and the most the queue holds now — its bound, or fewer: as many as its slots are
+   * expected to start within half the wait.
+   */
+  pace(): Record<AdmissionClass, { serviceMs: number | null; queueLimit: number }>;
+  /**
+   * Counts a request shed; at most once a minute (of `nowMs`, monotonic) returns the sheds
+   * counted since the last time, by class and reason, for one log line (null otherwise, or when
+   * there were none).
+   */
+  shedSummary(
+    cls: AdmissionClass,
+    reason: ShedReason,
+    nowMs: number,
+  ): { sinceMs: number; counts: Record<string, number> } | null;
 }
 
 /**
@@ -225,6 +250,9 @@ export function createAdmission(
   const held = new Map<string, number>();
   // SecureBeats in flight, by appliance.
   const beats = new Map<string, number>();
+  // Sheds since the last summary line, by "class reason"; when that line was written.
+  const sheds = new Map<string, number>();
+  let summarizedAt: number | null = null;
   // `granted`: when the slot became the request's — for one that waited, when the slot was
   // handed to it, not when its continuation ran (on a busy event loop, later): the hand-over is
   // part of the slot's hold, or the average would promise more than the slots deliver.
@@ -254,12 +282,36 @@ export function createAdmission(
         ) => [c, { inFlight: st.inFlight, queued: st.queue.length }]),
       ) as Record<AdmissionClass, { inFlight: number; queued: number }>,
     beating: (uid) => claim(beats, uid, beatsPerAppliance),
+    pace: () =>
+      Object.fromEntries(
+        (Object.keys(bounds) as AdmissionClass[]).map((c) => {
+          const st = state[c];
+          const b = bounds[c];
+          const bySpeed = st.serviceMs === null || st.serviceMs <= 0
+            ? b.queue
+            : Math.floor(b.waitMs * expectedWaitShare * b.inFlight / st.serviceMs);
+          return [c, { serviceMs: st.serviceMs, queueLimit: Math.min(b.queue, bySpeed) }];
+        }),
+      ) as Record<AdmissionClass, { serviceMs: number | null; queueLimit: number }>,
+    shedSummary(cls, reason, nowMs) {
+      const key = `${cls} ${reason}`;
+      sheds.set(key, (sheds.get(key) ?? 0) + 1);
+      // The first shed is told at once; then at most a line a minute.
+      if (summarizedAt !== null && nowMs - summarizedAt < 60_000) return null;
+      const counts = Object.fromEntries(sheds);
+      sheds.clear();
+      const sinceMs = summarizedAt === null ? 0 : nowMs - summarizedAt;
+      summarizedAt = nowMs;
+      return { sinceMs, counts };
+    },
     full: (cls) => {
       const st = state[cls];
       const b = bounds[cls];
-      return st.inFlight >= b.inFlight &&
-        (st.queue.length >= b.queue ||
-          wouldWaitTooLong(st.queue.length, b.inFlight, st.serviceMs, b.waitMs));
+      if (st.inFlight < b.inFlight) return null;
+      if (st.queue.length >= b.queue) return "queue_full";
+      return wouldWaitTooLong(st.queue.length, b.inFlight, st.serviceMs, b.waitMs)
+        ? "expected_wait"
+        : null;
     },
     reading(cls, address) {
       const most = bounds[cls].perAddress;
@@ -274,11 +326,9 @@ export function createAdmission(
         st.inFlight++;
         return { ok: true, queuedMs: 0, leave: leaver(cls, now()) };
       }
-      if (
-        st.queue.length >= b.queue ||
-        wouldWaitTooLong(st.queue.length, b.inFlight, st.serviceMs, b.waitMs)
-      ) {
-        return { ok: false, reason: "queue_full", queuedMs: 0 };
+      if (st.queue.length >= b.queue) return { ok: false, reason: "queue_full", queuedMs: 0 };
+      if (wouldWaitTooLong(st.queue.length, b.inFlight, st.serviceMs, b.waitMs)) {
+        return { ok: false, reason: "expected_wait", queuedMs: 0 };
       }
       const started = now();
       let granted = started;

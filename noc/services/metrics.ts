@@ -7,7 +7,7 @@
  */
 import type { Db } from "../db/db.ts";
 import { fleetCounts } from "./appliances.ts";
-import { admissionClasses, shedReasons } from "./admission.ts";
+import { type Admission, admissionClasses, shedReasons } from "./admission.ts";
 
 type Labels = Record<string, string>;
 
@@ -26,8 +26,11 @@ export interface Metrics {
   inc(name: CounterName, labels?: Labels, by?: number): void;
   /** Records an observation of `seconds` in histogram `name`. */
   observe(name: HistogramName, labels: Labels, seconds: number): void;
-  /** The text exposition, with the database gauges read now (`graceS`: late until missing). */
-  render(db: Db, now: Date, graceS: number): Promise<string>;
+  /**
+   * The text exposition, with the database gauges read now (`graceS`: late until missing) and,
+   * given `admission`, its gauges by class.
+   */
+  render(db: Db, now: Date, graceS: number, admission?: Admission): Promise<string>;
 }
 
 const counters = {
@@ -42,7 +45,7 @@ const counters = {
   noc_log_lines_dropped_total: "Log lines dropped because the log's reader fell behind",
   noc_shed_total:
     "Requests answered 503 overloaded without being processed, by class and reason (queue_full, " +
-    "queue_timeout, client_gone, address_busy)",
+    "expected_wait, queue_timeout, client_gone, address_busy)",
   noc_finished_client_gone_total:
     "Requests processed to the end although their client had gone meanwhile (timed out or " +
     "disconnected while the handler ran), by class",
@@ -123,7 +126,7 @@ export function createMetrics(): Metrics {
       });
       s.values.set(k, v);
     },
-    async render(db, now, graceS) {
+    async render(db, now, graceS, admission) {
       const lines: string[] = [];
       for (const [name, s] of series) {
         lines.push(`# HELP ${name} ${s.help}`, `# TYPE ${name} ${s.type}`);
@@ -141,10 +144,49 @@ export function createMetrics(): Metrics {
         }
       }
       lines.push(...processGauges());
+      if (admission) lines.push(...admissionGauges(admission));
       lines.push(...await databaseGauges(db, now, graceS));
       return lines.join("\n") + "\n";
     },
   };
+}
+
+/** Admission control's state by class, read at scrape time (noc/services/admission.ts). */
+function admissionGauges(admission: Admission): string[] {
+  const load = admission.load();
+  const pace = admission.pace();
+  const byClass = (
+    name: string,
+    help: string,
+    value: (c: typeof admissionClasses[number]) => number,
+  ) => [
+    `# HELP ${name} ${help}`,
+    `# TYPE ${name} gauge`,
+    ...admissionClasses.map((c) => `${name}{class="${c}"} ${value(c)}`),
+  ];
+  return [
+    ...byClass(
+      "noc_admission_in_flight",
+      "Requests holding an admission slot, by class",
+      (c) => load[c].inFlight,
+    ),
+    ...byClass(
+      "noc_admission_queued",
+      "Requests waiting for an admission slot, by class",
+      (c) => load[c].queued,
+    ),
+    ...byClass(
+      "noc_admission_queue_limit",
+      "The most requests a class's queue holds now: its bound (NOC_MAX_QUEUE's share), or fewer " +
+        "when its slots are not expected to start more within half of NOC_MAX_QUEUE_WAIT_MS",
+      (c) => pace[c].queueLimit,
+    ),
+    ...byClass(
+      "noc_admission_service_seconds",
+      "Moving average of how long a request holds its class's slot (0: none measured yet)",
+      (c) => (pace[c].serviceMs ?? 0) / 1000,
+    ),
+  ];
 }
 
 /** One unlabelled gauge in the text format. */

@@ -115,11 +115,20 @@ const globalTimers: Timers = {
  * JSON body: `{ error: "overloaded", message }`.
  */
 function refusal(
-  deps: Pick<AppDeps, "admission" | "metrics" | "clock" | "checkins">,
+  deps: Pick<AppDeps, "admission" | "metrics" | "clock" | "checkins" | "log">,
   cls: AdmissionClass,
   reason: ShedReason,
 ): { retryAfter: number; body: { error: "overloaded"; message: string } } {
   deps.metrics.inc("noc_shed_total", { class: cls, reason });
+  // Whatever NOC_REQUEST_LOG says, the log tells that the instance sheds: at the first shed, then
+  // a line a minute with the counts (not a line per request: thousands a second).
+  const summary = deps.admission.shedSummary(cls, reason, performance.now());
+  if (summary) {
+    deps.log.warn("requests_shed", {
+      sinceS: Math.round(summary.sinceMs / 1000),
+      counts: summary.counts,
+    });
+  }
   // A SecureBeat told to come back later: its appliance is not paged for the pause asked of it
   // (noc/jobs/status_daemon.ts holds overdue appliances after a shed check-in).
   if (cls === "checkin") deps.checkins.instance.checkinShedAt = deps.clock.now();
@@ -131,6 +140,8 @@ function refusal(
   // (with it, every shed request of the overload bench cost one). The body is left unread.
   const why = reason === "queue_full"
     ? "queue full"
+    : reason === "expected_wait"
+    ? "its queue holds what can start within the wait"
     : reason === "address_busy"
     ? "too many from this address at once"
     : "waited too long";
@@ -156,13 +167,14 @@ function refusal(
  * (with `NOC_REQUEST_LOG=all`, which logs each shed request, this step is skipped).
  */
 export function shedAtOnce(
-  deps: Pick<AppDeps, "admission" | "metrics" | "settings" | "clock" | "checkins">,
+  deps: Pick<AppDeps, "admission" | "metrics" | "settings" | "clock" | "checkins" | "log">,
 ): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (deps.settings.requestLog === "all") return await next();
     const cls = admissionClass(c.req.method, c.req.path);
-    if (cls === null || !deps.admission.full(cls)) return await next();
-    const { retryAfter, body } = refusal(deps, cls, "queue_full");
+    const full = cls === null ? null : deps.admission.full(cls);
+    if (cls === null || full === null) return await next();
+    const { retryAfter, body } = refusal(deps, cls, full);
     return new Response(JSON.stringify(body), {
       status: 503,
       headers: {
@@ -180,7 +192,7 @@ export function shedAtOnce(
  * download may go without its client taking a byte (60 s); `timers` run that bound.
  */
 export function admission(
-  deps: Pick<AppDeps, "admission" | "metrics" | "settings" | "clock" | "checkins">,
+  deps: Pick<AppDeps, "admission" | "metrics" | "settings" | "clock" | "checkins" | "log">,
   options: { downloadIdleMs?: number; timers?: Timers } = {},
 ): MiddlewareHandler<AppEnv> {
   const idleMs = options.downloadIdleMs ?? downloadIdleMs;
@@ -201,7 +213,8 @@ export function admission(
     // bounded: a client trickling it holds no slot (reviews 23a, 23c). A full class is still
     // answered before anything is read.
     if (bounds.perAddress !== undefined && c.req.raw.body !== null) {
-      if (deps.admission.full(cls)) return shed("queue_full");
+      const full = deps.admission.full(cls);
+      if (full !== null) return shed(full);
       const address = addressKey(clientAddress(c, deps.settings.trustProxy) ?? "unknown");
       const done = deps.admission.reading(cls, address);
       if (done === null) return shed("address_busy");

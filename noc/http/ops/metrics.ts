@@ -38,7 +38,12 @@ export function metricsRoutes(deps: AppDeps) {
         { "www-authenticate": 'Bearer realm="noc-metrics"' },
       );
     }
-    const body = await deps.metrics.render(deps.db, deps.clock.now(), deps.settings.graceS);
+    const body = await deps.metrics.render(
+      deps.db,
+      deps.clock.now(),
+      deps.settings.graceS,
+      deps.admission,
+    );
     return c.body(body, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 }
