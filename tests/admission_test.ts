@@ -183,7 +183,7 @@ Deno.test("classBounds(): check-ins and fetches wait the setting; operators at l
 
 for (const requestLog of ["errors", "all"] as const) {
   dbTest(
-    `a request refused as it arrives is answered before the middleware chain (NOC_REQUEST_LOG=${requestLog})`,
+    `a request refused as it arrives is answered before the middleware chain (${`NOC_REQUEST_LOG=${requestLog}`})`,
     async ({ db }) => {
       const noc = await testNoc(db, { settings: { maxInFlight: 1, maxQueue: 0, requestLog } });
       try {
