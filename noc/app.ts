@@ -68,13 +68,14 @@ export function createApp(deps: AppDeps, options: AppOptions = {}) {
   // local-server signature verifies; an enrolment is within its address's budget), then read it
   // through readBody (protocol/http/validate.ts), bounded in size and time: no limit around them.
 
+  const secure = secureHeaders({ crossOriginResourcePolicy: false, overwrite: false });
   const app = new Hono<AppEnv>()
     // Under overload most requests are refused: those whose class is full as they arrive, first
     // of all, at the least cost (noc/http/middleware/admission.ts).
-    .use(shedAtOnce(deps))
+    .use(shedAtOnce(deps, secure))
     .use(requestId({ limitLength: 100 }))
     .use(requestLog(deps))
-    .use(secureHeaders({ crossOriginResourcePolicy: false, overwrite: false }))
+    .use(secure)
     .route("/healthz", healthRoutes(deps))
     // Past its class's slots and queue a request is answered 503 at once, before anything is read
     // (noc/services/admission.ts).

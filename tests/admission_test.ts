@@ -87,6 +87,36 @@ Deno.test("createAdmission() refuses at once what could not start within the wai
   assert.deepEqual(a.load().checkin, { inFlight: 0, queued: 0 });
 });
 
+Deno.test("createAdmission() counts a slot held past the wait as the wait, and soon forgets it", async () => {
+  let t = 0;
+  const a = createAdmission(
+    { ...settings, maxInFlight: 4, maxQueue: 100, maxQueueWaitMs: 500 },
+    () => t,
+  );
+  // A steady 10 ms per check-in: the queue may hold 4 × 250 ÷ 10 = 100 (its bound).
+  for (let i = 0; i < 50; i++) {
+    const e = await a.enter("checkin");
+    t += 10;
+    if (e.ok) e.leave();
+  }
+  assert.equal(a.pace().checkin.queueLimit, 100);
+  // One enrolled key trickles two beats' bodies for 30 s each (review 23e).
+  const trickled = [await a.enter("checkin"), await a.enter("checkin")];
+  t += 30_000;
+  for (const e of trickled) if (e.ok) e.leave();
+  const after = a.pace().checkin;
+  assert.ok(after.serviceMs! <= 10 + 2 * 0.05 * 500, `service ${after.serviceMs} ms`);
+  // Uncapped, two 30 s samples made it 0: every burst past the slots refused.
+  assert.ok(after.queueLimit >= 15, `queue limit ${after.queueLimit} right after`);
+  // Some 60 normal check-ins later it is back within a fifth of where it was.
+  for (let i = 0; i < 60; i++) {
+    const e = await a.enter("checkin");
+    t += 10;
+    if (e.ok) e.leave();
+  }
+  assert.ok(a.pace().checkin.queueLimit >= 80, `queue limit ${a.pace().checkin.queueLimit}`);
+});
+
 Deno.test("createAdmission() tells of sheds at the first, then at most once a minute", () => {
   const a = createAdmission(settings);
   assert.deepEqual(a.shedSummary("checkin", "queue_full", 1_000), {
@@ -213,6 +243,9 @@ for (const requestLog of ["errors", "all"] as const) {
         assert.equal((await shed.json()).error, "overloaded");
         assert.ok(Number(shed.headers.get("retry-after")) >= 60);
         assert.equal(shed.headers.get("x-content-type-options"), "nosniff");
+        // The secure headers as on every answer (review 23e: the first hand-built 503 lacked them).
+        assert.match(shed.headers.get("strict-transport-security") ?? "", /max-age=/);
+        assert.equal(shed.headers.get("x-frame-options"), "SAMEORIGIN");
         assert.equal(
           noc.deps.checkins.instance.checkinShedAt !== null,
           true,

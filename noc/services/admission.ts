@@ -262,7 +262,11 @@ export function createAdmission(
       if (left) return;
       left = true;
       const st = state[cls];
-      const held = Math.max(0, now() - granted);
+      // A hold longer than the wait counts as the wait: the estimate asks whether queued requests
+      // start within it, and one slot held 30 s (a trickled body, an idle download) says nothing
+      // of the others — uncapped, one enrolled key's two trickled beats made the queue refuse
+      // bursts for the next 90 check-ins (review 23e).
+      const held = Math.min(bounds[cls].waitMs, Math.max(0, now() - granted));
       st.serviceMs = st.serviceMs === null
         ? held
         : st.serviceMs + serviceWeight * (held - st.serviceMs);

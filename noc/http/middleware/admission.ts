@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { MiddlewareHandler } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import type { AdmissionClass, ShedReason } from "../../services/admission.ts";
 import { requestSizeLimit } from "../../../protocol/http/validate.ts";
 import { clientAddress } from "./appliance_auth.ts";
@@ -159,31 +159,35 @@ function refusal(
 /**
  * Middleware, first of all: a request whose class is full as it arrives (no slot, the queue full
  * or longer than its slots start within the wait) is answered 503 here, before the request id,
- * the request log and the secure headers — the same answer as {@link admission}'s, with only
- * `Retry-After`, `Content-Type`, `X-Content-Type-Options: nosniff` and `Cache-Control:
- * no-store`. Under overload most requests are such, and each cost the NOC some 40 % of a served
+ * the request log and the secure headers — the same answer as {@link admission}'s, with the
+ * secure headers' set (read once from `secure`), `Retry-After`, `Content-Type` and
+ * `Cache-Control: no-store`, but no request id. Under overload most requests are such, and each cost the NOC some 40 % of a served
  * check-in's CPU through the whole middleware chain (the overload bench; issue 23). Counted in
  * `noc_shed_total` as before; not in the request log or `noc_http_request_duration_seconds`
  * (with `NOC_REQUEST_LOG=all`, which logs each shed request, this step is skipped).
  */
 export function shedAtOnce(
   deps: Pick<AppDeps, "admission" | "metrics" | "settings" | "clock" | "checkins" | "log">,
+  /** The app's `secureHeaders()`: its headers are set on this 503 too (review 23e). */
+  secure: MiddlewareHandler,
 ): MiddlewareHandler<AppEnv> {
+  // The secure headers as that middleware sets them, read once from a response it has seen.
+  let secureHeaders: Promise<[string, string][]> | null = null;
+  const headersOf = () =>
+    secureHeaders ??= Promise.resolve(
+      new Hono().use(secure).get("/", (c) => c.body(null)).request("/"),
+    ).then((r) => [...r.headers]);
   return async (c, next) => {
     if (deps.settings.requestLog === "all") return await next();
     const cls = admissionClass(c.req.method, c.req.path);
     const full = cls === null ? null : deps.admission.full(cls);
     if (cls === null || full === null) return await next();
     const { retryAfter, body } = refusal(deps, cls, full);
-    return new Response(JSON.stringify(body), {
-      status: 503,
-      headers: {
-        "content-type": "application/json",
-        "retry-after": String(retryAfter),
-        "x-content-type-options": "nosniff",
-        "cache-control": "no-store",
-      },
-    });
+    const headers = new Headers(await headersOf());
+    headers.set("content-type", "application/json");
+    headers.set("retry-after", String(retryAfter));
+    headers.set("cache-control", "no-store");
+    return new Response(JSON.stringify(body), { status: 503, headers });
   };
 }
 
