@@ -508,3 +508,35 @@ export async function scratchDatabase(
     },
   };
 }
+
+/**
+ * Holds one check-in admission slot: `holder` sends a beat (`seq`) to `path` whose body waits
+ * until `release()` is called, so the slot stays taken meanwhile. `answer` is that beat's answer,
+ * once released.
+ */
+export async function holdCheckinSlot(
+  noc: TestNoc,
+  holder: TestAppliance,
+  path: "/v1/beats" | "/v1/checkin",
+  seq: number,
+): Promise<{ answer: Promise<Response>; release: () => void }> {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const req = await holder.request("POST", path, sampleBeat(seq, noc.clock.now()));
+  const bytes = new Uint8Array(await req.arrayBuffer());
+  const answer = Promise.resolve(noc.app.request(
+    new Request(req.url, {
+      method: "POST",
+      headers: req.headers,
+      body: new ReadableStream<Uint8Array>({
+        async start(c) {
+          await gate;
+          c.enqueue(bytes);
+          c.close();
+        },
+      }),
+    }),
+  ));
+  await new Promise((r) => setTimeout(r, 0));
+  return { answer, release };
+}

@@ -6,7 +6,7 @@
  * processed; the admin API keeps its own slots during an appliance overload; the wait is measured.
  */
 import assert from "node:assert/strict";
-import { dbTest, sampleBeat, testNoc } from "./_harness.ts";
+import { dbTest, holdCheckinSlot, sampleBeat, testNoc } from "./_harness.ts";
 import { classBounds, createAdmission } from "../noc/services/admission.ts";
 import { defaultSettings } from "../noc/config.ts";
 import { admissionClass } from "../noc/http/middleware/admission.ts";
@@ -218,24 +218,7 @@ for (const requestLog of ["errors", "all"] as const) {
       const noc = await testNoc(db, { settings: { maxInFlight: 1, maxQueue: 0, requestLog } });
       try {
         const a = await noc.enrollAppliance();
-        let release!: () => void;
-        const gate = new Promise<void>((r) => release = r);
-        const req = await a.request("POST", "/v1/checkin", sampleBeat(1, noc.clock.now()));
-        const bytes = new Uint8Array(await req.arrayBuffer());
-        const first = noc.app.request(
-          new Request(req.url, {
-            method: "POST",
-            headers: req.headers,
-            body: new ReadableStream<Uint8Array>({
-              async start(c) {
-                await gate;
-                c.enqueue(bytes);
-                c.close();
-              },
-            }),
-          }),
-        );
-        await new Promise((r) => setTimeout(r, 0));
+        const { answer: first, release } = await holdCheckinSlot(noc, a, "/v1/checkin", 1);
         const shed = await noc.app.request(
           await a.request("POST", "/v1/checkin", sampleBeat(2, noc.clock.now())),
         );

@@ -6,7 +6,14 @@
  * cron job's sweep, one digest. Real 503s from the real app; the due timer's steps by hand.
  */
 import assert from "node:assert/strict";
-import { dbTest, sampleBeat, type TestAppliance, type TestNoc, testNoc } from "./_harness.ts";
+import {
+  dbTest,
+  holdCheckinSlot,
+  sampleBeat,
+  type TestAppliance,
+  type TestNoc,
+  testNoc,
+} from "./_harness.ts";
 import { ManualClock } from "../noc/clock.ts";
 import { dueTimerStep } from "../noc/jobs/due_timer.ts";
 import { statusDaemon } from "../noc/jobs/status_daemon.ts";
@@ -23,27 +30,10 @@ async function beat(noc: TestNoc, a: TestAppliance, seq: number): Promise<number
 
 /** Sheds `a`'s beat for real: another beat holds the only check-in slot meanwhile. */
 async function shed(noc: TestNoc, holder: TestAppliance, a: TestAppliance, seq: number) {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => release = r);
-  const req = await holder.request("POST", "/v1/beats", sampleBeat(1000 + seq, noc.clock.now()));
-  const bytes = new Uint8Array(await req.arrayBuffer());
-  const first = noc.app.request(
-    new Request(req.url, {
-      method: "POST",
-      headers: req.headers,
-      body: new ReadableStream<Uint8Array>({
-        async start(c) {
-          await gate;
-          c.enqueue(bytes);
-          c.close();
-        },
-      }),
-    }),
-  );
-  await new Promise((r) => setTimeout(r, 0));
+  const held = await holdCheckinSlot(noc, holder, "/v1/beats", 1000 + seq);
   assert.equal(await beat(noc, a, seq), 503, "shed");
-  release();
-  assert.equal((await first).status, 200);
+  held.release();
+  assert.equal((await held.answer).status, 200);
 }
 
 const alertedUids = async (noc: TestNoc) =>
