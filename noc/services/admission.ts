@@ -30,8 +30,8 @@
  * A request waits in its class's queue at most `NOC_MAX_QUEUE_WAIT_MS`, and is refused at once when
  * it could not start within that wait anyway: a class's queue holds at most as many as its slots
  * start in half of `NOC_MAX_QUEUE_WAIT_MS` (the other half absorbs the estimate's error) at its
- * recent service time (a moving average of how long a slot
- * is held), and never more than its bound. Without it, under sustained overload a first-come queue
+ * recent service time (the median of its latest 64 slot holds, each counted from the slot's
+ * hand-over and at most the wait), and never more than its bound. Without it, under sustained overload a first-come queue
  * fills and each request in it waits the whole bound and is then refused: in the overload bench a
  * tenth of the 503s came after half a second instead of at once. One whose client has gone
  * meanwhile (its request's signal aborted) is dropped when it would start, never processed. The
@@ -145,8 +145,8 @@ export interface Admission {
   /** Requests in flight and waiting, per class (for `/metrics` and tests). */
   load(): Record<AdmissionClass, { inFlight: number; queued: number }>;
   /**
-   * For `/metrics`: per class, the moving average of a slot's hold, ms (null: none measured
-   * yet), and the most the queue holds now — its bound, or fewer: as many as its slots are
+   * For `/metrics`: per class, the service time — the median of its latest 64 slot holds, ms
+   * (null: none measured yet) — and the most the queue holds now — its bound, or fewer: as many as its slots are
    * expected to start within half the wait.
    */
   pace(): Record<AdmissionClass, { serviceMs: number | null; queueLimit: number }>;
@@ -187,8 +187,13 @@ export function classBounds(s: AdmissionSettings): Record<AdmissionClass, ClassB
 
 type Waiter = { grant: () => void };
 
-/** The weight of the newest slot's hold time in a class's service-time average. */
-const serviceWeight = 0.05;
+/**
+ * How many of a class's latest slot holds its service time is the median of. A median, not a
+ * mean: one enrolled key trickling its two beats' bodies (review 23g: two 500 ms holds a second,
+ * without end) made a moving average of ten times the fleet's holds, and the queue refused the
+ * fleet's bursts; it cannot move the median of the fleet's many.
+ */
+const serviceSamples = 64;
 
 /**
  * The share of a class's wait that a queued request is expected to use at most: the rest absorbs
@@ -241,11 +246,21 @@ export function createAdmission(
   const state = Object.fromEntries(
     (Object.keys(bounds) as AdmissionClass[]).map((
       c,
-    ) => [c, { inFlight: 0, queue: [] as Waiter[], serviceMs: null as number | null }]),
+    ) => [c, { inFlight: 0, queue: [] as Waiter[], holds: [] as number[], next: 0, median: null }]),
   ) as Record<
     AdmissionClass,
-    { inFlight: number; queue: Waiter[]; serviceMs: number | null }
+    { inFlight: number; queue: Waiter[]; holds: number[]; next: number; median: number | null }
   >;
+  /** A class's service time, ms: the median of its latest holds (null before any). */
+  const serviceMsOf = (cls: AdmissionClass): number | null => {
+    const st = state[cls];
+    if (st.holds.length === 0) return null;
+    if (st.median === null) {
+      const sorted = [...st.holds].sort((a, b) => a - b);
+      st.median = sorted[Math.floor(sorted.length / 2)]!;
+    }
+    return st.median;
+  };
   // Bodies being read before a slot, by class and client address.
   const held = new Map<string, number>();
   // SecureBeats in flight, by appliance.
@@ -267,9 +282,10 @@ export function createAdmission(
       // of the others — uncapped, one enrolled key's two trickled beats made the queue refuse
       // bursts for the next 90 check-ins (review 23e).
       const held = Math.min(bounds[cls].waitMs, Math.max(0, now() - granted));
-      st.serviceMs = st.serviceMs === null
-        ? held
-        : st.serviceMs + serviceWeight * (held - st.serviceMs);
+      if (st.holds.length < serviceSamples) st.holds.push(held);
+      else st.holds[st.next] = held;
+      st.next = (st.next + 1) % serviceSamples;
+      st.median = null;
       const next = st.queue.shift();
       // The slot passes straight to the next waiter (first come, first served).
       if (next) next.grant();
@@ -291,10 +307,11 @@ export function createAdmission(
         (Object.keys(bounds) as AdmissionClass[]).map((c) => {
           const st = state[c];
           const b = bounds[c];
-          const bySpeed = st.serviceMs === null || st.serviceMs <= 0
+          const serviceMs = serviceMsOf(c);
+          const bySpeed = serviceMs === null || serviceMs <= 0
             ? b.queue
-            : Math.floor(b.waitMs * expectedWaitShare * b.inFlight / st.serviceMs);
-          return [c, { serviceMs: st.serviceMs, queueLimit: Math.min(b.queue, bySpeed) }];
+            : Math.floor(b.waitMs * expectedWaitShare * b.inFlight / serviceMs);
+          return [c, { serviceMs, queueLimit: Math.min(b.queue, bySpeed) }];
         }),
       ) as Record<AdmissionClass, { serviceMs: number | null; queueLimit: number }>,
     shedSummary(cls, reason, nowMs) {
@@ -313,7 +330,7 @@ export function createAdmission(
       const b = bounds[cls];
       if (st.inFlight < b.inFlight) return null;
       if (st.queue.length >= b.queue) return "queue_full";
-      return wouldWaitTooLong(st.queue.length, b.inFlight, st.serviceMs, b.waitMs)
+      return wouldWaitTooLong(st.queue.length, b.inFlight, serviceMsOf(cls), b.waitMs)
         ? "expected_wait"
         : null;
     },
@@ -331,7 +348,7 @@ export function createAdmission(
         return { ok: true, queuedMs: 0, leave: leaver(cls, now()) };
       }
       if (st.queue.length >= b.queue) return { ok: false, reason: "queue_full", queuedMs: 0 };
-      if (wouldWaitTooLong(st.queue.length, b.inFlight, st.serviceMs, b.waitMs)) {
+      if (wouldWaitTooLong(st.queue.length, b.inFlight, serviceMsOf(cls), b.waitMs)) {
         return { ok: false, reason: "expected_wait", queuedMs: 0 };
       }
       const started = now();

@@ -183,7 +183,7 @@ function admissionGauges(admission: Admission): string[] {
     ),
     ...byClass(
       "noc_admission_service_seconds",
-      "Moving average of how long a request holds its class's slot (0: none measured yet)",
+      "Median of how long the class's latest 64 requests held their slot (0: none measured yet)",
       (c) => (pace[c].serviceMs ?? 0) / 1000,
     ),
   ];
