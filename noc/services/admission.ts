@@ -305,7 +305,6 @@ export function createAdmission(
     pace: () =>
       Object.fromEntries(
         (Object.keys(bounds) as AdmissionClass[]).map((c) => {
-          const st = state[c];
           const b = bounds[c];
           const serviceMs = serviceMsOf(c);
           const bySpeed = serviceMs === null || serviceMs <= 0
