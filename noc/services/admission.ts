@@ -31,9 +31,9 @@
  * it could not start within that wait anyway: a class's queue holds at most as many as its slots
  * start in half of `NOC_MAX_QUEUE_WAIT_MS` (the other half absorbs the estimate's error) at its
  * recent service time (the median of its latest 64 slot holds, each counted from the slot's
- * hand-over and at most the wait), and never more than its bound. Without it, under sustained overload a first-come queue
- * fills and each request in it waits the whole bound and is then refused: in the overload bench a
- * tenth of the 503s came after half a second instead of at once. One whose client has gone
+ * hand-over and at most the wait), and never more than its bound. Without it, under sustained
+ * overload a first-come queue fills and each request in it waits the whole bound and is then
+ * refused: in the overload bench a tenth of the 503s came after half a second instead of at once. One whose client has gone
  * meanwhile (its request's signal aborted) is dropped when it would start, never processed. The
  * time waited is the request log's `queuedMs` and the histogram `noc_queue_wait_seconds`; each
  * shed request counts in `noc_shed_total` by class and reason (`queue_full`, `expected_wait`,
@@ -146,8 +146,8 @@ export interface Admission {
   load(): Record<AdmissionClass, { inFlight: number; queued: number }>;
   /**
    * For `/metrics`: per class, the service time — the median of its latest 64 slot holds, ms
-   * (null: none measured yet) — and the most the queue holds now — its bound, or fewer: as many as its slots are
-   * expected to start within half the wait.
+   * (null: none measured yet) — and the most the queue holds now — its bound, or fewer: as many
+   * as its slots are expected to start within half the wait.
    */
   pace(): Record<AdmissionClass, { serviceMs: number | null; queueLimit: number }>;
   /**

@@ -161,8 +161,9 @@ function refusal(
  * or longer than its slots start within the wait) is answered 503 here, before the request id,
  * the request log and the secure headers — the same answer as {@link admission}'s, with the
  * secure headers' set (read once from `secure`), `Retry-After`, `Content-Type` and
- * `Cache-Control: no-store`, but no request id. Under overload most requests are such, and each cost the NOC some 40 % of a served
- * check-in's CPU through the whole middleware chain (the overload bench; issue 23). Counted in
+ * `Cache-Control: no-store`, but no request id. Under overload most requests are such: through
+ * the whole middleware chain each cost the NOC about two fifths of a served check-in's CPU, here
+ * about a fifth (estimated from the overload bench's CPU shares; issue 23). Counted in
  * `noc_shed_total` as before; not in the request log or `noc_http_request_duration_seconds`
  * (with `NOC_REQUEST_LOG=all`, which logs each shed request, this step is skipped).
  */

@@ -70,7 +70,8 @@ export interface BeatAnswer {
  * `routeSpendsNonce`: its body is read, its nonce spent here with the beat) and returns its answer. Throws {@link ApiError} 400 `invalid_body`
  * for a body that is not a SecureBeat or a `sentAt` beyond the skew tolerance, 401
  * `unknown_key` when the appliance vanished meanwhile, 401 `replayed_signature` for a nonce seen
- * before (nothing written), `revoked_key` when the appliance was revoked since its row was read. Shared by `POST /v1/beats` and
+ * before (nothing written), `revoked_key` when the appliance was revoked since its row was read.
+ * Shared by `POST /v1/beats` and
  * `POST /v1/checkin` (noc/http/v1/checkin.ts), which asks `touchCatalog`: the same statement
  * archives the catalog request and reads the catalog's row (`catalog`).
  */
