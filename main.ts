@@ -33,6 +33,7 @@ import { startLivenessTicker } from "./noc/jobs/noc_time.ts";
 import { startDueTimer } from "./noc/jobs/due_timer.ts";
 import { noticeDeliveryJob } from "./noc/jobs/notice_delivery.ts";
 import { retentionJob } from "./noc/jobs/retention.ts";
+import { dbUpkeep } from "./noc/jobs/db_upkeep.ts";
 import { rolloutDaemonJob } from "./noc/jobs/rollout_daemon.ts";
 import { bootstrapAdminToken, devEnrollmentToken } from "./noc/services/startup_secrets.ts";
 import type { AppDeps } from "./noc/services/deps.ts";
@@ -298,6 +299,10 @@ if (role === "local-component") {
     // Phased rollouts: each minute is evaluated once across instances (rollout_evaluations).
     Deno.cron("noc rollout daemon", "* * * * *", { backoffSchedule }, async () => {
       await rolloutDaemonJob(await ready);
+    });
+    // PGlite has no autovacuum: vacuum, analyse and freeze as it would (a no-op on PostgreSQL).
+    Deno.cron("noc database upkeep", "* * * * *", { backoffSchedule }, async () => {
+      await dbUpkeep(await ready);
     });
   }
 }
