@@ -9,6 +9,41 @@
  *
  * @module
  */
+/** A running bare server (a child process). */
+export interface BareServer {
+  url: string;
+  pid: number;
+  /** Stops it (SIGTERM) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts this module as a child process and waits for its "listening on" line. */
+export async function startBareServer(): Promise<BareServer> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", new URL(import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!/listening on (\S+)/.test(banner)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("The bare server exited before listening");
+    banner += value;
+  }
+  return {
+    url: /listening on (\S+)/.exec(banner)![1]!,
+    pid: child.pid,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone already */ }
+      await child.status;
+      await reader.cancel().catch(() => {});
+    },
+  };
+}
+
 if (import.meta.main) {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     await req.arrayBuffer();

@@ -19,6 +19,7 @@
 import { simulate, simulationNoc, type SimulationResult } from "./simulate.ts";
 import { cpuSeconds, type Figure, postgresCpu } from "./figure.ts";
 import { openPglite } from "../noc/db/db.ts";
+import { startBareServer } from "./bare_server.ts";
 
 const seconds = Number(Deno.env.get("BENCH_CHECKIN_S") ?? 15);
 const fleet = 2000;
@@ -133,34 +134,20 @@ function load(
 
 /** The HTTP ceiling: cycles per second the simulator gets from a bare server. */
 async function httpCeiling(joined: boolean): Promise<Measured> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", new URL("./bare_server.ts", import.meta.url).pathname],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let banner = "";
-  while (!/listening on (\S+)/.test(banner)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("The bare server exited before listening");
-    banner += value;
-  }
-  const url = /listening on (\S+)/.exec(banner)![1]!;
+  const bare = await startBareServer();
   try {
     return await measured({
       appliances: fleet,
       rate: 0,
       durationS: seconds,
-      nocs: [url],
+      nocs: [bare.url],
       adminToken: "",
       enrol: false,
       concurrency: lanes,
       joined,
-    }, [child.pid]);
+    }, [bare.pid]);
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await reader.cancel().catch(() => {});
+    await bare.stop();
   }
 }
 

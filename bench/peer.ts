@@ -32,6 +32,7 @@
 import { signedRequest } from "../protocol/client.ts";
 import { cpuSeconds, type Figure, percentile, postgresCpu } from "./figure.ts";
 import { type SimAppliance, simBeat, simulate, simulationNoc } from "./simulate.ts";
+import { startBareServer } from "./bare_server.ts";
 
 const hosts = Number(Deno.env.get("BENCH_PEER_HOSTS") ?? 2000);
 const roundS = Number(Deno.env.get("BENCH_PEER_S") ?? 20);
@@ -591,13 +592,13 @@ async function prime(send: (i: number) => Promise<boolean>): Promise<void> {
   }));
 }
 
-/** A signed SecureBeat of `a` to its NOC; whether it was accepted (200). */
-async function beat(a: SimAppliance): Promise<boolean> {
+/** A signed SecureBeat of `a` to its NOC (or to `to`); whether it was accepted (200). */
+async function beat(a: SimAppliance, to = a.noc): Promise<boolean> {
   const now = new Date();
   a.seq++;
   const res = await fetch(
     await signedRequest({
-      baseUrl: a.noc,
+      baseUrl: to,
       uid: a.uid,
       key: a.key,
       method: "POST",
@@ -858,6 +859,26 @@ export async function peerBench(): Promise<Figure[]> {
     );
     await idoDrain(withIdo);
     const icQuietCpu = (icQuiet.cpu.target + icQuiet.cpu.pg) / Math.max(1, icQuiet.accepted);
+    // The machine's own floor: a bare Deno.serve (bench/bare_server.ts: no verification, database
+    // or framework) answering the same signed beats flat out and at the quiet rate — what a lone
+    // request costs the runtime and the kernel on an otherwise idle CPU.
+    log(`quiet rate: a bare Deno.serve, flat out and at ${quietRate}/s`);
+    const bare = await startBareServer();
+    cleanup.unshift(bare.stop);
+    const bareProbe = cpuProbe(() => bare.pid, () => Promise.resolve([]));
+    const bareFlat = await closedLoop(hosts, roundS, (i) => beat(fleet[i]!, bare.url), bareProbe);
+    const bareQuiet = await openLoop(
+      hosts,
+      quietRate,
+      quietS,
+      (i) => beat(fleet[i]!, bare.url),
+      bareProbe,
+    );
+    await bare.stop();
+    cleanup.splice(cleanup.indexOf(bare.stop), 1);
+    const bareFlatCpu = bareFlat.cpu.target / Math.max(1, bareFlat.accepted);
+    const bareQuietCpu = bareQuiet.cpu.target / Math.max(1, bareQuiet.accepted);
+    const floor = bareQuietCpu / bareFlatCpu;
     const icFlatCpu = results.ido.reduce((s, x) => s + x.cpu.target + x.cpu.pg, 0) /
       Math.max(1, results.ido.reduce((s, x) => s + x.accepted, 0));
     rows.push({
@@ -884,9 +905,23 @@ export async function peerBench(): Promise<Figure[]> {
           f1(
             (quiet.cpu.target + quiet.cpu.pg) / Math.max(1e-9, icQuiet.cpu.target + icQuiet.cpu.pg),
           )
-        }× Icinga's CPU`,
+        }× Icinga's CPU (Icinga's own ratio ${
+          f1(icQuietCpu / icFlatCpu)
+        }×). The machine's floor: ` +
+        `a bare Deno.serve answering the same beats spent ${(bareQuietCpu * 1000).toFixed(3)} ms ` +
+        `per request at ${f1(bareQuiet.perS)}/s against ${(bareFlatCpu * 1000).toFixed(3)} ms ` +
+        `flat out (${f1(floor)}×); the NOC's ratio is ${
+          f1(quietCpu / flatCpu / floor)
+        }× the floor's`,
       target: "≤ 2×",
       met: quietCpu / flatCpu <= 2,
+    });
+    rows.push({
+      name: `floor: a bare Deno.serve's CPU per request at ${quietRate}/s ÷ flat out`,
+      value: floor,
+      unit: "×",
+      note: `${(bareQuietCpu * 1000).toFixed(3)} ms ÷ ${(bareFlatCpu * 1000).toFixed(3)} ms, ` +
+        `same signed beats, same run; the runtime's HTTP stack and the kernel with nothing else`,
     });
     await withIdo.stop();
     cleanup.splice(cleanup.indexOf(withIdo.stop), 1);
