@@ -95,6 +95,24 @@ async function staleStatistics(db: Db, n: number): Promise<void> {
   });
 }
 
+/**
+ * Asserts that `plans` (custom and generic) hold statement `what`, and read `appliances` only by
+ * its primary key (or update it: the ModifyTable node).
+ */
+function assertReadsByKey(plans: PlanNode[] | undefined, what: string): void {
+  assert.equal(plans?.length, 2, `custom and generic plans of the ${what}`);
+  for (const plan of plans!) {
+    const reads = readsOf(plan, "appliances");
+    assert(reads.length > 0, `the ${what} reads appliances`);
+    for (const r of reads) {
+      assert(
+        /^((Index Scan|Index Only Scan|Bitmap Index Scan) on appliances_pkey|ModifyTable)$/.test(r),
+        `the ${what} reads appliances by key only, got: ${reads.join(", ")}`,
+      );
+    }
+  }
+}
+
 dbTest(
   "recordBeat() reads a batch's appliances by key when statistics are stale",
   async ({ db }) => {
@@ -106,20 +124,7 @@ dbTest(
     await staleStatistics(db, 3000);
     plans.clear();
     await a.beat();
-    const beat = plans.get("beat") ?? [];
-    assert.equal(beat.length, 2, "custom and generic plans of the beat statement");
-    for (const plan of beat) {
-      const reads = readsOf(plan, "appliances");
-      assert(reads.length > 0, "the beat statement reads appliances");
-      for (const r of reads) {
-        assert(
-          /^((Index Scan|Index Only Scan|Bitmap Index Scan) on appliances_pkey|ModifyTable)$/.test(
-            r,
-          ),
-          `the beat statement reads appliances by key only, got: ${reads.join(", ")}`,
-        );
-      }
-    }
+    assertReadsByKey(plans.get("beat"), "beat statement");
   },
 );
 
@@ -136,19 +141,6 @@ dbTest(
     const res = await noc.send(await a.request("GET", "/v1/catalog"));
     await res.body?.cancel();
     assert(res.status === 200 || res.status === 304, `catalog answered ${res.status}`);
-    const touch = plans.get("touch") ?? [];
-    assert.equal(touch.length, 2, "custom and generic plans of the catalog statement");
-    for (const plan of touch) {
-      const reads = readsOf(plan, "appliances");
-      assert(reads.length > 0, "the catalog statement reads appliances");
-      for (const r of reads) {
-        assert(
-          /^((Index Scan|Index Only Scan|Bitmap Index Scan) on appliances_pkey|ModifyTable)$/.test(
-            r,
-          ),
-          `the catalog statement reads appliances by key only, got: ${reads.join(", ")}`,
-        );
-      }
-    }
+    assertReadsByKey(plans.get("touch"), "catalog statement");
   },
 );
