@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { ApiError } from "../../protocol/http/errors.ts";
 import type { CatalogTouchRow } from "./checkins.ts";
 import { learnedInterval } from "./schedule_changes.ts";
 import { windowFor } from "./install_windows.ts";
@@ -116,7 +117,12 @@ async function catalogAnswer(
 ): Promise<{ answer: CachedAnswer; row: CatalogTouchRow }> {
   const now = deps.clock.now();
   const row = touched ?? await deps.checkins.touchCatalog(uid, now);
-  if (!row) throw new Error(`Appliance "${uid}" vanished`);
+  // Revoked or deleted since the request was authenticated (GET /v1/catalog refuses these itself
+  // first, recording the refusal: noc/http/v1/catalog.ts).
+  if (row === "revoked") {
+    throw new ApiError(401, "revoked_key", `Appliance "${uid}" has been revoked`);
+  }
+  if (!row) throw new ApiError(401, "unknown_key", `Appliance "${uid}" is not enrolled`);
   return { answer: await catalogAnswerOf(deps, uid, ifNoneMatch, baseUrl, row, now), row };
 }
 

@@ -139,8 +139,12 @@ export interface CheckinStore {
    * until now (its alert is then resolved).
    */
   recordBeat(beat: BeatWrite): Promise<BeatOutcome>;
-  /** Archives a catalog request's time and reads what serving it needs. */
-  touchCatalog(uid: string, at: Date): Promise<CatalogTouchRow | undefined>;
+  /**
+   * Archives a catalog request's time and reads what serving it needs; `"revoked"` when the
+   * appliance is revoked (as its row's latest version says once locked: nothing is archived),
+   * undefined when it is not enrolled.
+   */
+  touchCatalog(uid: string, at: Date): Promise<CatalogTouchRow | "revoked" | undefined>;
   /** Ed25519 public key from its raw base64url form (imported once per key, as a `KeyObject`). */
   publicKey(raw: string): Promise<Ed25519Key>;
   /**
@@ -406,6 +410,11 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
         prev as (
           select a.uid, a.missing_since, a.last_history_at, a.hostname, a.identity_conflict,
             a.instance_id, a.prev_instance_id, a.instance_since, a.last_seq, a.interval_s,
+            -- Revoked or not (its row may have come from the instance's memory), as the row's
+            -- latest version says once locked: a revocation committed while the beat waited for
+            -- the lock is seen here, and the beat records nothing (upd) and says so (review 23h:
+            -- read from the statement's snapshot it was answered unknown_key, unrecorded).
+            a.revoked_at,
             i.seq = any(a.recent_seqs) as seq_seen,
             -- The highest seq recorded from a beat that could save its state (null: none yet).
             (select max(x) from unnest(a.recent_seqs) x) as saved_seq,
@@ -431,18 +440,13 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
                   then a.last_report->'lastCycle'->'problems' else '[]'::jsonb end) e
               where e->>'code' = 'state_unwritable' limit 1) as prev_unwritable
           from appliances a join input i on i.uid = a.uid
-          -- Not revoked (its row may have come from the instance's memory): checked again on the
-          -- row's latest version once locked.
-          --
           -- The batch's rows by the primary key, whatever the planner's statistics say. Joined on
           -- the input alone, with statistics from before the fleet enrolled (autovacuum had not
           -- analysed it yet; PGlite never does), the planner hashed every appliance for each
-          -- batch, 5 ms at 2,000, and with the key list it still read the whole partial index of
-          -- active names (its predicate is "revoked_at is null"), 2.5 ms: a quiet rate's
-          -- single-beat batches paid either in full. So the revocation test is written in a form
-          -- no partial index predicate matches (it is never null: coalesce changes nothing).
-          where coalesce(a.revoked_at is null, false)
-            and a.uid = any(${items.map((b) => b.uid)}::uuid[])
+          -- batch, 5 ms at 2,000, and with the key list and "revoked_at is null" here it still
+          -- read the whole partial index of active names (that is its predicate), 2.5 ms: a quiet
+          -- rate's single-beat batches paid either in full.
+          where a.uid = any(${items.map((b) => b.uid)}::uuid[])
           order by a.uid for update of a
         ),
         -- Two devices under one identity (docs/protocol.md, "Cloned identities"): a beat from
@@ -566,7 +570,7 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
                   i."historyMinGapS", coalesce(ap.known_interval_s, ap.interval_s) / 2.0))
               then i."receivedAt" else p.last_history_at end
           from input i join prev p on p.uid = i.uid join judged j on j.uid = i.uid
-          where ap.uid = i.uid
+          where ap.uid = i.uid and p.revoked_at is null
           returning ap.uid, p.missing_since as was_missing, ap.next_due_at,
             coalesce(ap.known_interval_s, ap.interval_s) as due_interval_s,
             ap.last_history_at is distinct from p.last_history_at as keep,
@@ -586,17 +590,15 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
           join upd u on u.uid = i.uid where u.keep
         )
         select r.uid as item, r.nonce is null or s.uid is not null as fresh,
-          -- By key, as above: a scalar subquery (one row per key) the planner cannot turn into a
-          -- join over every revoked appliance, run only for a beat that recorded nothing.
-          u.uid is null and (r.nonce is null or s.uid is not null) and coalesce((
-            select a.revoked_at is not null from appliances a where a.uid = r.uid), false)
-            as revoked,
+          u.uid is null and (r.nonce is null or s.uid is not null)
+            and coalesce(p.revoked_at is not null, false) as revoked,
           -- An appliance missing until this beat: its alert resolved, seen from a snapshot taken
           -- after the row's lock (one the status daemon committed meanwhile included).
           case when u.was_missing is not null
             then resolve_missed_heartbeat(u.uid, r."receivedAt") end as resolved,
           u.*, (select epoch from catalog_epoch) as epoch
-        from raw r left join spent s on s.uid = r.uid left join upd u on u.uid = r.uid`;
+        from raw r left join spent s on s.uid = r.uid left join upd u on u.uid = r.uid
+          left join prev p on p.uid = r.uid`;
       const conflicts = rows.filter((r) => r.new_conflict).map((r) => r.uid!);
       if (conflicts.length > 0 && notifier) {
         // After the statement: its mark stands whatever happens here, and the status daemon
@@ -625,31 +627,44 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
     },
   });
 
-  const catalogs = batcher<{ uid: string; at: Date }, CatalogTouchRow | undefined>({
+  const catalogs = batcher<{ uid: string; at: Date }, CatalogTouchRow | "revoked" | undefined>({
     maxInFlight,
     retrySingly: isStatementError,
     key: (t) => t.uid,
     run: async (items) => {
       const uids = items.map((t) => t.uid);
-      const rows = await db.sql<CatalogTouchRow & { uid: string }>`
+      const rows = await db.sql<
+        Partial<CatalogTouchRow> & { item: string; revoked: boolean; uid: string | null }
+      >`
         with input as (
           select * from jsonb_to_recordset(${
         JSON.stringify(items)
       }::text::jsonb) as t(uid uuid, at timestamptz)
         ),
-        -- By the primary key, whatever the statistics say (as the beat statement above).
+        -- By the primary key, whatever the statistics say (as the beat statement above); revoked
+        -- or not as the row's latest version says once locked: a revocation committed while the
+        -- request waited for the lock is seen, and nothing is archived or answered (review 23h: a
+        -- signed catalog went to an appliance revoked meanwhile).
         locked as (
-          select a.uid from appliances a where a.uid = any(${uids}::uuid[])
+          select a.uid, a.revoked_at from appliances a where a.uid = any(${uids}::uuid[])
           order by a.uid for update of a
+        ),
+        upd as (
+          update appliances ap set last_catalog_at = i.at
+          from input i join locked l on l.uid = i.uid
+          where ap.uid = i.uid and ap.uid = any(${uids}::uuid[]) and l.revoked_at is null
+          returning ap.uid, ap.catalog_epoch, ap.catalog_etag, ap.catalog_body,
+            ap.catalog_expires_at, ap.model, ap.site, ap.channel, ap.tags, ap.enc_key,
+            ap.interval_s, ap.known_interval_s, (select epoch from catalog_epoch) as epoch
         )
-        update appliances ap set last_catalog_at = i.at
-        from input i join locked l on l.uid = i.uid
-        where ap.uid = i.uid and ap.uid = any(${uids}::uuid[])
-        returning ap.uid, ap.catalog_epoch, ap.catalog_etag, ap.catalog_body, ap.catalog_expires_at,
-          ap.model, ap.site, ap.channel, ap.tags, ap.enc_key, ap.interval_s, ap.known_interval_s,
-          (select epoch from catalog_epoch) as epoch`;
-      const byUid = new Map(rows.map((r) => [r.uid, r]));
-      return items.map((t) => byUid.get(t.uid));
+        select l.uid as item, l.revoked_at is not null as revoked, u.*
+        from locked l left join upd u on u.uid = l.uid`;
+      const byUid = new Map(rows.map((r) => [r.item, r]));
+      return items.map((t) => {
+        const r = byUid.get(t.uid);
+        if (r?.revoked) return "revoked";
+        return r?.uid ? r as CatalogTouchRow : undefined;
+      });
     },
   });
 

@@ -4,7 +4,8 @@
  * signature nonce and the body's SHA-256 (see noc/services/catalogs.ts).
  */
 import { type Context, Hono } from "hono";
-import { applianceAuth } from "../middleware/appliance_auth.ts";
+import { applianceAuth, refuseVerified } from "../middleware/appliance_auth.ts";
+import { ApiError } from "../../../protocol/http/errors.ts";
 import { answerCatalog, type CatalogAnswer } from "../../services/catalogs.ts";
 import type { CatalogTouchRow } from "../../services/checkins.ts";
 import type { AppDeps } from "../../services/deps.ts";
@@ -23,9 +24,21 @@ export async function catalogFor(
   touched?: CatalogTouchRow,
 ): Promise<CatalogAnswer> {
   const base = deps.settings.componentUrl ?? deps.settings.publicUrl ?? new URL(c.req.url).origin;
+  const uid = c.get("appliance").uid;
+  if (!touched) {
+    // Archived here, so that an appliance revoked or deleted since its request was authenticated
+    // is refused as every proven refusal is (recorded), not answered (review 23h).
+    const t = await deps.checkins.touchCatalog(uid, deps.clock.now());
+    if (t === undefined || t === "revoked") deps.checkins.forgetAppliance(uid);
+    if (t === undefined) {
+      throw new ApiError(401, "unknown_key", `Appliance "${uid}" is not enrolled`);
+    }
+    if (t === "revoked") return await refuseVerified(deps, c, uid, "revoked");
+    touched = t;
+  }
   const answer = await answerCatalog(
     deps,
-    c.get("appliance").uid,
+    uid,
     c.req.header("if-none-match"),
     base.replace(/\/$/, ""),
     // The nonce the authentication middleware verified and spent: never seen before.
