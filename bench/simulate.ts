@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { isLoopbackHost } from "../noc/services/authorities.ts";
 import { signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
 import {
   type Ed25519Key,
@@ -567,7 +568,8 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
                    and the names PREFIX0, PREFIX1, … (a name enrolled again retires the one
                    before: each run uses its own prefix)
   --hostname-prefix PREFIX  with --noc: sim-<4 random hex digits>- by default
-  --token TOKEN    its admin token (or NOC_TOKEN)
+  --token TOKEN    its admin token (or NOC_TOKEN; for a NOC on this machine, the data folder's
+                   admin-token file: NOC_DATA_DIR, default ./.noc-data)
 
 The simulator is a load generator: its cycles do not honour Retry-After (a 503 is counted as shed,
 a 429 — an appliance past its rate limit, 120 a minute by default — as an error, and the schedule
@@ -587,8 +589,20 @@ kept for the purpose.
   const given = flags(args, "noc");
   const own = given.length === 0 ? await simulationNoc() : null;
   try {
-    const token = own?.token ?? flag(args, "token") ?? Deno.env.get("NOC_TOKEN");
-    if (!token) throw new Error("--token (an admin token) is needed with --noc");
+    let token = own?.token ?? flag(args, "token") ?? Deno.env.get("NOC_TOKEN");
+    if (!token && given.every((u) => URL.canParse(u) && isLoopbackHost(new URL(u).hostname))) {
+      // As the seed: deno task dev keeps its admin token in its data folder; read only for a NOC
+      // on this machine (review 23i: the simulator needed --token where the seed did not).
+      const path = `${Deno.env.get("NOC_DATA_DIR") ?? "./.noc-data"}/admin-token`;
+      token = (await Deno.readTextFile(path).catch(() => "")).trim() || undefined;
+    }
+    if (!token) {
+      console.error(
+        "simulate: no admin token for --noc: give --token, or set NOC_TOKEN (deno task dev prints " +
+          "one, and keeps it in ./.noc-data/admin-token, read for a NOC on this machine)",
+      );
+      Deno.exit(2);
+    }
     const r = await simulate({
       appliances,
       rate,

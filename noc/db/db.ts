@@ -322,11 +322,45 @@ interface PgliteQueryable {
   exec(text: string): Promise<unknown>;
 }
 
-function pgliteSql(q: PgliteQueryable): Sql {
+/**
+ * Lets the event loop turn during a long run of PGlite statements. PGlite runs each statement in
+ * this thread and settles its promise without any I/O, so a loop of statements (a blob's chunks,
+ * a sweep's batches) never yields to timers or the network: review 23i saw every request, health
+ * checks included, wait 2–3.4 s while a 40 MB component was read, and a 40 MB blob's reads here
+ * never let a 10 ms timer fire in 6 s. `after()` is awaited after each statement: when the loop
+ * has not turned for {@link maxHoldMs}, it waits for the next macrotask, once. Cheap otherwise: a
+ * zero-delay timer marks each turn.
+ */
+function loopTurns(): { after(): Promise<void> } {
+  let turnedAt = performance.now();
+  let pending = false;
+  const mark = () => {
+    pending = false;
+    turnedAt = performance.now();
+  };
+  return {
+    async after() {
+      if (!pending) {
+        pending = true;
+        setTimeout(mark, 0);
+      }
+      if (performance.now() - turnedAt > maxHoldMs) {
+        await new Promise<void>((resolve) => setTimeout(resolve, 0));
+      }
+    },
+  };
+}
+
+/** Longest PGlite holds the event loop across statements, ms (see {@link loopTurns}). */
+const maxHoldMs = 20;
+
+function pgliteSql(q: PgliteQueryable, turns: { after(): Promise<void> }): Sql {
   const fn = (async (strings: TemplateStringsArray, ...values: Param[]) => {
     let text = strings[0] ?? "";
     for (let i = 0; i < values.length; i++) text += `$${i + 1}${strings[i + 1] ?? ""}`;
-    return (await q.query<Row>(text, values)).rows;
+    const rows = (await q.query<Row>(text, values)).rows;
+    await turns.after();
+    return rows;
   }) as Sql;
   fn.script = async (text: string) => {
     await q.exec(text);
@@ -358,10 +392,11 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Db> {
       `create schema if not exists "${options.schema}"; set search_path to "${options.schema}"`,
     );
   }
+  const turns = loopTurns();
   return {
     kind: "pglite",
-    sql: pgliteSql(pg),
-    begin: <T>(fn: (tx: Sql) => Promise<T>) => pg.transaction((tx) => fn(pgliteSql(tx))),
+    sql: pgliteSql(pg, turns),
+    begin: <T>(fn: (tx: Sql) => Promise<T>) => pg.transaction((tx) => fn(pgliteSql(tx, turns))),
     listen: async (channel, fn) => {
       assertSchemaName(channel);
       const stop = await pg.listen(channel, fn);

@@ -7,8 +7,9 @@
  *   until a page's own pruning reclaims it, and its dead index entries;
  * - plans from statistics never gathered, or gathered once when a table was small (the beat
  *   statement hashed every appliance for each batch: tests/beat_plan_test.ts);
- * - never freezes old transaction IDs, so after about two billion write statements (a year and
- *   more at 50 a second) PostgreSQL stops accepting writes to prevent wraparound.
+ * - never freezes old transaction IDs. PostgreSQL refuses writes before wraparound only under a
+ *   postmaster; a standalone backend goes on, so after about two billion write statements (a year
+ *   and more at 50 a second) rows never frozen would read as written in the future: lost.
  *
  * {@link dbUpkeep} does what autovacuum would, with autovacuum's own settings
  * (`autovacuum_vacuum_threshold`, `_scale_factor`, `_insert_threshold`, `_insert_scale_factor`,
@@ -17,8 +18,11 @@
  * inserts since its last vacuum pass the threshold is vacuumed and analysed, one whose changes
  * since its last analysis pass the threshold is analysed, and once the database's oldest
  * unfrozen transaction ID is older than `autovacuum_freeze_max_age` the whole database is
- * vacuumed with `freeze`. The status daemon's instance runs it each minute (main.ts). On
- * PostgreSQL it does nothing: the server's autovacuum does this.
+ * vacuumed with `freeze`. PGlite keeps no activity statistics across a restart, so a table
+ * those thresholds have not seen fill (the beat history, on a NOC restarted weekly) is also
+ * vacuumed and analysed once a day: one such table a pass, the one vacuumed longest ago first,
+ * from the job's own record (`db_upkeep`, migration 033; review 23h). The status daemon's instance
+ * runs it each minute (main.ts). On PostgreSQL it does nothing: the server's autovacuum does this.
  *
  * PGlite runs one statement at a time, so a vacuum holds every other statement meanwhile: a
  * table's vacuum reads only the pages changed since the last one (the visibility map), and the
@@ -30,11 +34,15 @@
  * @module
  */
 import type { Db } from "../db/db.ts";
+import type { Clock } from "../clock.ts";
 import type { Logger } from "../../protocol/util/log.ts";
+
+/** How long a table may go without the job's vacuum, whatever its statistics say, ms. */
+export const dailyMs = 86_400_000;
 
 /** What one {@link dbUpkeep} pass did. */
 export interface UpkeepResult {
-  /** Tables vacuumed and analysed (quoted, `schema.table`). */
+  /** Tables vacuumed and analysed (quoted, `schema.table`): past a threshold, or a day since. */
   vacuumed: string[];
   /** Tables analysed only. */
   analyzed: string[];
@@ -58,7 +66,7 @@ export interface UpkeepOptions {
  * Logs `db_upkeep` when it did anything. Errors propagate (the cron job logs and retries).
  */
 export async function dbUpkeep(
-  deps: { db: Db; log: Logger },
+  deps: { db: Db; log: Logger; clock: Clock },
   options: UpkeepOptions = {},
 ): Promise<UpkeepResult | null> {
   const { db } = deps;
@@ -73,31 +81,44 @@ export async function dbUpkeep(
     await db.sql.script("vacuum (freeze, analyze)");
     result.frozen = true;
   } else {
-    const tables = await db.sql<{ name: string; vacuum: boolean; analyze: boolean }>`
+    const day = new Date(deps.clock.now().getTime() - dailyMs);
+    const tables = await db.sql<
+      { name: string; vacuum: boolean; analyze: boolean; daily: boolean }
+    >`
       with t as (
         select format('%I.%I', s.schemaname, s.relname) as name, s.n_dead_tup, s.n_ins_since_vacuum,
           s.n_mod_since_analyze, greatest(c.reltuples, 0) as tuples
         from pg_stat_user_tables s join pg_class c on c.oid = s.relid
         where s.schemaname = current_schema()
       )
-      select name,
-        n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float8
-            + current_setting('autovacuum_vacuum_scale_factor')::float8 * tuples
-          or n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float8
-            + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * tuples
+      select t.name,
+        t.n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float8
+            + current_setting('autovacuum_vacuum_scale_factor')::float8 * t.tuples
+          or t.n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float8
+            + current_setting('autovacuum_vacuum_insert_scale_factor')::float8 * t.tuples
           as vacuum,
-        n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
-            + current_setting('autovacuum_analyze_scale_factor')::float8 * tuples
-          as analyze
-      from t order by name`;
+        t.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
+            + current_setting('autovacuum_analyze_scale_factor')::float8 * t.tuples
+          as analyze,
+        -- The one table vacuumed longest ago (never: first), if that was a day ago or more.
+        t.name = (select t2.name from t t2 left join db_upkeep u on u.relname = t2.name
+          where u.vacuumed_at is null or u.vacuumed_at <= ${day}
+          order by u.vacuumed_at nulls first, t2.name limit 1) as daily
+      from t order by t.name`;
     for (const t of tables) {
-      if (t.vacuum) {
+      if (t.vacuum || t.daily) {
         await db.sql.script(`vacuum (analyze) ${t.name}`);
         result.vacuumed.push(t.name);
       } else if (t.analyze) {
         await db.sql.script(`analyze ${t.name}`);
         result.analyzed.push(t.name);
-      }
+      } else continue;
+      const at = deps.clock.now();
+      const vacuumedAt = t.vacuum || t.daily ? at : null;
+      await db.sql`
+        insert into db_upkeep (relname, vacuumed_at, analyzed_at) values (${t.name}, ${vacuumedAt}, ${at})
+        on conflict (relname) do update set analyzed_at = excluded.analyzed_at,
+          vacuumed_at = coalesce(excluded.vacuumed_at, db_upkeep.vacuumed_at)`;
     }
   }
   result.ms = performance.now() - started;

@@ -40,6 +40,7 @@ import recentSeqs from "./029_recent_seqs.sql" with { type: "text" };
 import revisionSequence from "./030_revision_sequence.sql" with { type: "text" };
 import oneStatementBeats from "./031_one_statement_beats.sql" with { type: "text" };
 import checkinShedding from "./032_checkin_shedding.sql" with { type: "text" };
+import dbUpkeep from "./033_db_upkeep.sql" with { type: "text" };
 
 /** One migration script as bundled: its file name (`NNN_name.sql`) and its SQL. */
 export interface MigrationFile {
@@ -83,4 +84,5 @@ export const migrationFiles: readonly MigrationFile[] = Object.freeze([
   { name: "030_revision_sequence.sql", sql: revisionSequence },
   { name: "031_one_statement_beats.sql", sql: oneStatementBeats },
   { name: "032_checkin_shedding.sql", sql: checkinShedding },
+  { name: "033_db_upkeep.sql", sql: dbUpkeep },
 ]);
