@@ -36,7 +36,10 @@ export function admissionClass(method: string, path: string): AdmissionClass | n
 /** The most of a body nothing authenticates that is read before its slot (enrolment, sign-in). */
 export const strangerBodyBytes = 64 * 1024;
 
-/** Seconds such a body has to arrive (408 `request_timeout` after). */
+/**
+ * Seconds such a body has to arrive (408 `request_timeout` after), or `NOC_BODY_TIMEOUT_S` when
+ * that is shorter.
+ */
 export const strangerBodyS = 10;
 
 /** Milliseconds a download may go without its client taking a byte before it is cut. */
@@ -202,7 +205,10 @@ export function admission(
 ): MiddlewareHandler<AppEnv> {
   const idleMs = options.downloadIdleMs ?? downloadIdleMs;
   const timers = options.timers ?? globalTimers;
-  const readStranger = requestSizeLimit(strangerBodyBytes, strangerBodyS);
+  const readStranger = requestSizeLimit(
+    strangerBodyBytes,
+    Math.min(strangerBodyS, deps.settings.bodyTimeoutS),
+  );
   return async (c, next) => {
     const cls = admissionClass(c.req.method, c.req.path);
     if (cls === null) return await next();
