@@ -96,6 +96,14 @@ dbTest(
     }
     assert.deepEqual([...again].sort(), all, "each table once more, one a pass");
     assert.ok(again.some((n) => n.endsWith(".beats")), "the beat history among them");
+    // Stamped by a clock five years ahead (review 23j): due again at once, not in five years.
+    await t.db.sql`update db_upkeep set vacuumed_at = ${new Date(Date.UTC(2031, 0, 1))}`;
+    const ahead: string[] = [];
+    for (let i = 0; i < all.length + 1; i++) {
+      noc.clock.advance(60);
+      ahead.push(...(await dbUpkeep(noc.deps))!.vacuumed);
+    }
+    assert.deepEqual([...ahead].sort(), all, "each table stamped ahead, once more");
   },
 );
 

@@ -126,21 +126,80 @@ for (const size of [11, 18, 30]) {
           step = await dueTimerStep(noc.deps, step?.cutoff ?? new Date(t0));
         }
         assert.equal((await alertedUids(noc)).length, size, "every alert raised at its deadline");
-        const notices = async () => (await db.sql<{ kind: string; payload: { count?: number } }>`
-          select kind, payload from notices where kind like 'missed_heartbeat%' order by id`);
+        const notices = async () => (await db.sql<
+          { kind: string; text: string; payload: { count?: number } }
+        >`
+          select kind, text, payload from notices where kind like 'missed_heartbeat%' order by id`);
         const atOnce = await notices();
         assert.equal(atOnce.length, 10, "the first ten, each at once");
         assert.ok(atOnce.every((n) => n.kind === "missed_heartbeat"));
-        // The cron job's sweep sends the rest as one digest.
+        // The cron job's sweep sends the rest as one notice: a digest naming them (one left: its
+        // own notice).
         clock.advance(30);
         await statusDaemon(noc.deps);
         const all = await notices();
         assert.equal(all.length, 11);
-        assert.equal(all[10]!.kind, "missed_heartbeat_digest");
-        assert.equal(all[10]!.payload.count, size - 10);
+        if (size === 11) {
+          assert.equal(all[10]!.kind, "missed_heartbeat");
+          assert.match(all[10]!.text, /Missed heartbeat: site-a-10 /);
+        } else {
+          assert.equal(all[10]!.kind, "missed_heartbeat_digest");
+          assert.equal(all[10]!.payload.count, size - 10);
+          assert.match(all[10]!.text, /: site-a-10; site-a-11/);
+        }
       } finally {
         await noc.deps.wakeups.close();
       }
     },
   );
 }
+
+dbTest(
+  "a real outage after decoys fall silent still names the appliance and why (review 23j)",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings: { reportIntervalS: 60, graceS: 15 } });
+    try {
+      const decoys: TestAppliance[] = [];
+      for (let i = 0; i < 11; i++) {
+        decoys.push(await noc.enrollAppliance({ hostname: `decoy-${i}` }));
+      }
+      const victims = [
+        await noc.enrollAppliance({ hostname: "core-router" }),
+        await noc.enrollAppliance({ hostname: "edge-router" }),
+      ];
+      for (const d of decoys) assert.equal(await beat(noc, d, 1), 200);
+      clock.set(new Date(t0 + 30_000));
+      for (const v of victims) {
+        const res = await noc.send(
+          await v.request(
+            "POST",
+            "/v1/beats",
+            sampleBeat(1, clock.now(), {
+              lastCycle: {
+                outcome: "failed",
+                problems: [{ code: "disk_full", message: "root fs full" }],
+              },
+            }),
+          ),
+        );
+        assert.equal(res.status, 200);
+        await res.body?.cancel();
+      }
+      clock.set(new Date(t0 + 80_000));
+      await statusDaemon(noc.deps); // the decoys: eleven alerts, one digest
+      clock.set(new Date(t0 + 106_000));
+      await statusDaemon(noc.deps, { atDeadline: true }); // a mass event: held for the minute
+      clock.set(new Date(t0 + 120_000));
+      await statusDaemon(noc.deps);
+      const [last] = await db.sql<{ kind: string; text: string }>`
+        select kind, text from notices where kind like 'missed_heartbeat%' order by id desc limit 1`;
+      assert.equal(last!.kind, "missed_heartbeat_digest");
+      assert.match(last!.text, /core-router \(last reported problem: disk_full \(root fs full\)\)/);
+      assert.match(last!.text, /edge-router \(last reported problem: disk_full/);
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);

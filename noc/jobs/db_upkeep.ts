@@ -81,7 +81,8 @@ export async function dbUpkeep(
     await db.sql.script("vacuum (freeze, analyze)");
     result.frozen = true;
   } else {
-    const day = new Date(deps.clock.now().getTime() - dailyMs);
+    const now = deps.clock.now();
+    const day = new Date(now.getTime() - dailyMs);
     const tables = await db.sql<
       { name: string; vacuum: boolean; analyze: boolean; daily: boolean }
     >`
@@ -100,10 +101,13 @@ export async function dbUpkeep(
         t.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8
             + current_setting('autovacuum_analyze_scale_factor')::float8 * t.tuples
           as analyze,
-        -- The one table vacuumed longest ago (never: first), if that was a day ago or more.
+        -- The one table vacuumed longest ago (never: first), if that was a day ago or more; a
+        -- time ahead of the clock (the clock was wrong then, or is now) counts as due (review
+        -- 23j: stamped in 2031, no table was vacuumed daily until then).
         t.name = (select t2.name from t t2 left join db_upkeep u on u.relname = t2.name
-          where u.vacuumed_at is null or u.vacuumed_at <= ${day}
-          order by u.vacuumed_at nulls first, t2.name limit 1) as daily
+          where u.vacuumed_at is null or u.vacuumed_at <= ${day} or u.vacuumed_at > ${now}
+          order by u.vacuumed_at > ${now} desc, u.vacuumed_at nulls first, t2.name limit 1)
+          as daily
       from t order by t.name`;
     for (const t of tables) {
       if (t.vacuum || t.daily) {

@@ -135,11 +135,17 @@ function missedNotices(rows: MissedRow[], graceS: number, digestAbove: number): 
       bySite.set(r.site ?? "(no site)", (bySite.get(r.site ?? "(no site)") ?? 0) + 1);
     }
     const sites = [...bySite].sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`);
+    // The first ten by name, with why each may have stopped (review 23j: a real outage's one
+    // appliance, sent in a mass event's digest, was otherwise a count without its name).
+    const named = rows.slice(0, 10).map((r) => {
+      const reasons = lastReasons(r);
+      return `${r.hostname}${reasons ? ` (${reasons})` : ""}`;
+    });
     return [{
       kind: "missed_heartbeat_digest",
       text: `:red_circle: ${rows.length} appliances missed their heartbeat (${
         sites.slice(0, 10).join(", ")
-      })`,
+      }): ${named.join("; ")}${rows.length > 10 ? `; and ${rows.length - 10} more` : ""}`,
       payload: {
         count: rows.length,
         bySite: Object.fromEntries(bySite),
@@ -148,6 +154,7 @@ function missedNotices(rows: MissedRow[], graceS: number, digestAbove: number): 
           uid: r.uid,
           hostname: r.hostname,
           site: r.site,
+          problems: r.problems ?? [],
         })),
       },
     }];
@@ -357,7 +364,9 @@ async function noticeStep(
     returning al.id, al.uid, ap.hostname, ap.site, al.opened_at, al.resolved_at`;
   recovered.sort((a, b) => a.resolved_at.getTime() - b.resolved_at.getTime());
   let notices = 0;
-  for (const n of missedNotices(missed, graceS, massEvent ? 0 : digestAbove)) {
+  // In a mass event what is left goes as one digest; one appliance left is one notice all the same,
+  // with its own uid and text.
+  for (const n of missedNotices(missed, graceS, massEvent && missed.length > 1 ? 0 : digestAbove)) {
     await notifier.enqueue(tx, n, now);
     notices++;
   }
