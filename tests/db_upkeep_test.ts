@@ -47,20 +47,28 @@ dbTest("dbUpkeep() vacuums and analyses what beats churned on PGlite, and only t
   const [count] = await t.db.sql<{ n: number }>`
     select count(*)::int as n from pg_stat_user_tables where schemaname = current_schema()`;
   const tables = count!.n;
+  // The job's own record churns as it goes (one row a pass), so its table may pass a threshold
+  // too: the daily rule is one table a pass of the others.
+  const others = (xs: string[]) => xs.filter((n) => !n.endsWith(".db_upkeep"));
   let passes = 0;
   for (;;) {
     noc.clock.advance(60);
     const next = await dbUpkeep(noc.deps);
     assert.ok(
-      next && next.analyzed.length === 0 && next.vacuumed.length <= 1,
+      next && others(next.analyzed).length === 0 && others(next.vacuumed).length <= 1,
       JSON.stringify(next),
     );
     if (next.vacuumed.length === 0) break;
-    assert.ok(++passes <= tables, `at most one pass a table (${tables})`);
+    // One a table, and perhaps one more for the job's own record past its threshold.
+    assert.ok(++passes <= tables + 1, `at most one pass a table (${tables})`);
   }
+  // A pass that runs nothing logs nothing.
   const lines = logged.filter((l) => l.event === "db_upkeep").length;
-  assert.equal(await dbUpkeep(noc.deps).then((x) => x?.vacuumed.length), 0);
-  assert.equal(logged.filter((l) => l.event === "db_upkeep").length, lines);
+  const last = (await dbUpkeep(noc.deps))!;
+  assert.deepEqual([others(last.vacuumed), others(last.analyzed)], [[], []]);
+  if (last.vacuumed.length + last.analyzed.length === 0) {
+    assert.equal(logged.filter((l) => l.event === "db_upkeep").length, lines);
+  }
 });
 
 dbTest(
@@ -83,25 +91,32 @@ dbTest(
       for (const n of (await dbUpkeep(noc.deps))!.vacuumed) vacuumed.add(n);
     }
     assert.deepEqual([...vacuumed].sort(), all);
+    // The job's own record churns as it goes, so its table may also pass a threshold and be
+    // vacuumed for that, besides its daily turn: the daily rule is one table a pass of the others.
+    const daily = (r: { vacuumed: string[] }) =>
+      r.vacuumed.filter((n) => !n.endsWith(".db_upkeep"));
     // A day later, after a restart (PGlite starts its activity statistics from zero: no
-    // threshold can fire), each table is vacuumed again, the one vacuumed longest ago first.
+    // threshold can fire for the tables nothing writes), each table is vacuumed again, the one
+    // vacuumed longest ago first.
     noc.clock.advance(86_400);
     await t.db.sql`select pg_stat_reset()`;
-    const again: string[] = [];
+    const again = new Set<string>();
     for (let i = 0; i < all.length + 1; i++) {
       noc.clock.advance(60);
       const r = (await dbUpkeep(noc.deps))!;
-      assert.ok(r.vacuumed.length <= 1, JSON.stringify(r));
-      again.push(...r.vacuumed);
+      assert.ok(daily(r).length <= 1, JSON.stringify(r));
+      for (const n of r.vacuumed) again.add(n);
     }
     assert.deepEqual([...again].sort(), all, "each table once more, one a pass");
-    assert.ok(again.some((n) => n.endsWith(".beats")), "the beat history among them");
+    assert.ok(again.has(all.find((n) => n.endsWith(".beats"))!), "the beat history among them");
     // Stamped by a clock five years ahead (review 23j): due again at once, not in five years.
     await t.db.sql`update db_upkeep set vacuumed_at = ${new Date(Date.UTC(2031, 0, 1))}`;
-    const ahead: string[] = [];
+    const ahead = new Set<string>();
     for (let i = 0; i < all.length + 1; i++) {
       noc.clock.advance(60);
-      ahead.push(...(await dbUpkeep(noc.deps))!.vacuumed);
+      const r = (await dbUpkeep(noc.deps))!;
+      assert.ok(daily(r).length <= 1, JSON.stringify(r));
+      for (const n of r.vacuumed) ahead.add(n);
     }
     assert.deepEqual([...ahead].sort(), all, "each table stamped ahead, once more");
   },
