@@ -591,7 +591,7 @@ export function createCheckinStore(db: Db, notifier?: Notifier, log?: Logger): C
         )
         select r.uid as item, r.nonce is null or s.uid is not null as fresh,
           u.uid is null and (r.nonce is null or s.uid is not null)
-            and coalesce(p.revoked_at is not null, false) as revoked,
+            and p.revoked_at is not null as revoked,
           -- An appliance missing until this beat: its alert resolved, seen from a snapshot taken
           -- after the row's lock (one the status daemon committed meanwhile included).
           case when u.was_missing is not null
