@@ -14,6 +14,7 @@ import {
 } from "./_harness.ts";
 import { ManualClock } from "../noc/clock.ts";
 import { dueTimerStep, maxWaitS, nextDeadline, timerWaitMs } from "../noc/jobs/due_timer.ts";
+import { sweep } from "../noc/jobs/status_daemon.ts";
 
 const settings = { reportIntervalS: 60, graceS: 30 };
 
@@ -108,6 +109,48 @@ dbTest("two instances whose timers fire at the same deadline raise one alert", a
     await two.deps.wakeups.close();
   }
 });
+
+dbTest(
+  "an appliance's recovery is queued before its next alert when the deadline comes first",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings });
+    try {
+      const a = await noc.enrollAppliance({ hostname: "flapping" });
+      const b = await noc.enrollAppliance({ hostname: "back-and-quiet" });
+      await beat(noc, a, 1); // alertable at +90
+      await beat(noc, b, 1);
+      clock.set(new Date(t0 + 90_000));
+      let step = await dueTimerStep(noc.deps, new Date(t0));
+      assert.deepEqual(step.swept?.alerted.toSorted(), [a.uid, b.uid].toSorted());
+      // Both come back; no cron sweep runs before a misses again (alertable at +185).
+      clock.set(new Date(t0 + 95_000));
+      await beat(noc, a, 2);
+      await beat(noc, b, 2);
+      clock.set(new Date(t0 + 95_000 + 60_000 + 30_000));
+      await beat(noc, b, 3);
+      step = await dueTimerStep(noc.deps, step.cutoff);
+      assert.deepEqual(step.swept?.alerted, [a.uid]);
+      const notices = await db.sql<{ kind: string; uid: string | null }>`
+        select kind, uid::text as uid from notices order by id`;
+      assert.deepEqual(
+        notices.filter((n) => n.uid === a.uid).map((n) => n.kind),
+        ["missed_heartbeat", "recovered", "missed_heartbeat"],
+        "a's recovery goes out before its second alert",
+      );
+      // b's recovery is not urgent: the cron job's sweep sends it.
+      assert.deepEqual(
+        notices.filter((n) => n.uid === b.uid).map((n) => n.kind),
+        ["missed_heartbeat"],
+      );
+      const cron = await sweep({ ...noc.deps, graceS: settings.graceS });
+      assert.deepEqual(cron.recovered, [b.uid]);
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
 
 Deno.test("timerWaitMs(): a sweep skipped for a skewed clock waits the longest, never spins", () => {
   const now = new Date(Date.UTC(2026, 11, 1, 12, 0, 0));

@@ -45,8 +45,9 @@ export interface SweepDeps extends ClockCheckDeps, LivenessDeps {
    * A sweep the due timer runs at an appliance's deadline (noc/jobs/due_timer.ts), not the cron
    * job's: it notifies a missed heartbeat at once unless more than `digestAbove` were raised in
    * the last minute — a mass event, whose further alerts the cron job's next sweep sends as one
-   * digest — and leaves recoveries to the cron job's sweep. (Sweeping at each deadline, it would
-   * otherwise send a fleet falling silent over a few seconds as hundreds of notices: review 23b.)
+   * digest — and leaves recoveries to the cron job's sweep, save those of the appliances it alerts,
+   * which go first (an appliance's recovery is never told after its next alert). (Sweeping at each
+   * deadline, it would otherwise send a fleet falling silent over a few seconds as hundreds of notices: review 23b.)
    */
   atDeadline?: boolean;
 }
@@ -304,9 +305,10 @@ const stormWindowMs = 60_000;
 const noticeCap = 100_000;
 
 /**
- * The notice step: every missed-heartbeat alert not yet notified, then every recovery not yet
- * notified, in one transaction and one notice each (a digest above `digestAbove`), whichever
- * sweep or batch raised them.
+ * The notice step: every missed-heartbeat alert not yet notified and every recovery not yet
+ * notified (at a deadline, only those of the appliances alerted now), in one transaction and one
+ * notice each (a digest above `digestAbove`), whichever sweep or batch raised them. Recoveries are
+ * queued first, so an appliance's recovery is delivered before its next alert.
  */
 async function noticeStep(
   tx: Sql,
@@ -348,12 +350,16 @@ async function noticeStep(
                then ap.last_report->'dropped' else '[]' end) d limit 5) y)
         as dropped`;
   missed.sort((a, b) => a.next_due_at.getTime() - b.next_due_at.getTime());
-  // Recoveries are not urgent: the cron job's sweep sends them, a mass return as one digest.
-  const recovered = atDeadline ? [] : await tx<RecoveredRow>`
+  // Recoveries are not urgent: the cron job's sweep sends them, a mass return as one digest. At a
+  // deadline only those of the appliances alerted now go, so that an appliance's recovery is never
+  // told after its next alert (review 23k: interval and grace under a minute).
+  const alertedNow = atDeadline ? missed.map((m) => m.uid) : null;
+  const recovered = alertedNow?.length === 0 ? [] : await tx<RecoveredRow>`
     with r as (
       select id from alerts
       where resolved_at is not null and recovery_notified_at is null and kind = 'missed_heartbeat'
         and notified_at is not null
+        and (${alertedNow === null} or uid = any(${alertedNow ?? []}::uuid[]))
       order by resolved_at
       limit ${noticeCap}
       for update skip locked
@@ -364,13 +370,15 @@ async function noticeStep(
     returning al.id, al.uid, ap.hostname, ap.site, al.opened_at, al.resolved_at`;
   recovered.sort((a, b) => a.resolved_at.getTime() - b.resolved_at.getTime());
   let notices = 0;
-  // In a mass event what is left goes as one digest; one appliance left is one notice all the same,
-  // with its own uid and text.
-  for (const n of missedNotices(missed, graceS, massEvent && missed.length > 1 ? 0 : digestAbove)) {
+  // Recoveries first: the notices go out in the order they were queued, and an appliance's recovery
+  // comes before its next alert.
+  for (const n of recoveredNotices(recovered, digestAbove)) {
     await notifier.enqueue(tx, n, now);
     notices++;
   }
-  for (const n of recoveredNotices(recovered, digestAbove)) {
+  // In a mass event what is left goes as one digest; one appliance left is one notice all the same,
+  // with its own uid and text.
+  for (const n of missedNotices(missed, graceS, massEvent && missed.length > 1 ? 0 : digestAbove)) {
     await notifier.enqueue(tx, n, now);
     notices++;
   }
