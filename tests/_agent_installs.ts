@@ -6,10 +6,9 @@
  * (a SIGKILL at a named point, agent/cut_points.ts) — which the shipped permissions never grant.
  */
 import assert from "node:assert/strict";
+import { migratedDb } from "./_harness.ts";
 import { agentPermissionFlags } from "../agent/permissions.ts";
 import { type AgentBox, agentBox, type AgentRun, type ServedNoc } from "./_agent.ts";
-import { openPglite } from "../noc/db/db.ts";
-import { migrate } from "../noc/db/migrate.ts";
 import { serveNoc } from "./_agent.ts";
 
 const repo = new URL("..", import.meta.url).pathname;
@@ -98,8 +97,7 @@ export async function installBox(noc: ServedNoc, root?: string): Promise<Install
 
 /** A served NOC on PGlite for `fn`, closed afterwards. */
 export async function withNoc(fn: (noc: ServedNoc) => Promise<void>): Promise<void> {
-  const db = await openPglite();
-  await migrate(db);
+  const db = await migratedDb();
   const noc = await serveNoc(db);
   try {
     await fn(noc);

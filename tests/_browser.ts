@@ -18,10 +18,10 @@
  */
 import assert from "node:assert/strict";
 import axe from "axe-core";
-import { PGlite } from "@electric-sql/pglite";
 import { type Browser, chromium, type Locator, type Page } from "playwright-core";
 import { type Db, openPglite } from "../noc/db/db.ts";
 import { migrate } from "../noc/db/migrate.ts";
+import { migratedPglite } from "./_harness.ts";
 
 /** Where Debian installs chromium. */
 export const browserPath = "/usr/bin/chromium";
@@ -75,7 +75,7 @@ export function browserTests(
     sanitizeOps: false,
     sanitizeResources: false,
     fn: async (t) => {
-      const instance = new PGlite();
+      const instance = await migratedPglite();
       const browser = await launchBrowser();
       try {
         for (const [caseName, fn] of Object.entries(cases)) {

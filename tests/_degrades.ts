@@ -3,9 +3,8 @@
  * Helpers for the issue 21 agent tests (tests/agent_degrades_*_test.ts): a served NOC on a fresh
  * PGlite database with chosen settings, and the appliance as that NOC shows it.
  */
-import { openPglite } from "../noc/db/db.ts";
-import { migrate } from "../noc/db/migrate.ts";
 import type { Settings } from "../noc/config.ts";
+import { migratedDb } from "./_harness.ts";
 import { type AgentBox, type ServedNoc, serveNoc } from "./_agent.ts";
 
 /** A served NOC (tests/_agent.ts) on its own PGlite database for `fn`, closed afterwards. */
@@ -13,8 +12,7 @@ export async function withServedNoc(
   settings: Partial<Settings>,
   fn: (noc: ServedNoc) => Promise<void>,
 ): Promise<void> {
-  const db = await openPglite();
-  await migrate(db);
+  const db = await migratedDb();
   const noc = await serveNoc(db, settings);
   try {
     await fn(noc);

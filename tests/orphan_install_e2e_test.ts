@@ -11,10 +11,9 @@
  * It runs on PGlite only (a slow test runs on one database).
  */
 import assert from "node:assert/strict";
+import { migratedDb } from "./_harness.ts";
 import { enrolledAgent, serveNoc } from "./_agent.ts";
 import { publishAndAssign } from "./_components.ts";
-import { openPglite } from "../noc/db/db.ts";
-import { migrate } from "../noc/db/migrate.ts";
 
 const installScript = `#!/bin/sh
 set -e
@@ -35,8 +34,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const db = await openPglite();
-    await migrate(db);
+    const db = await migratedDb();
     const noc = await serveNoc(db);
     const box = await enrolledAgent(noc);
     const dir = await Deno.makeTempDir({ prefix: "noc-orphan-" });

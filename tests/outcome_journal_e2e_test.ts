@@ -13,13 +13,12 @@
  * a key reused for another outcome never overwrites the first — runs on both.
  */
 import assert from "node:assert/strict";
-import { dbTest, type TestAppliance, type TestNoc, testNoc } from "./_harness.ts";
+import { dbTest, migratedDb, type TestAppliance, type TestNoc, testNoc } from "./_harness.ts";
 import { REPORT_IDS_KEPT } from "../noc/http/v1/installs.ts";
 import { enrolledAgent, type ServedNoc } from "./_agent.ts";
 import { publishAndAssign } from "./_components.ts";
 import { ManualClock } from "../noc/clock.ts";
-import { type Db, openPglite } from "../noc/db/db.ts";
-import { migrate } from "../noc/db/migrate.ts";
+import type { Db } from "../noc/db/db.ts";
 
 const installScript = `#!/bin/sh
 set -e
@@ -91,8 +90,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const db = await openPglite();
-    await migrate(db);
+    const db = await migratedDb();
     const noc = await holdingNoc(db);
     const box = await enrolledAgent(noc);
     const fifo = `${box.state}/../post.fifo`;

@@ -32,12 +32,11 @@
  * `NOC_MAX_SKEW_S`).
  */
 import assert from "node:assert/strict";
+import { migratedDb } from "./_harness.ts";
 import { type AgentBox, type AgentRun, enrolledAgent, type ServedNoc, serveNoc } from "./_agent.ts";
 import { run } from "./_process.ts";
 import { rolloutPass } from "../noc/jobs/rollout_daemon.ts";
 import { daemonActor } from "../noc/services/phased_rollouts.ts";
-import { openPglite } from "../noc/db/db.ts";
-import { migrate } from "../noc/db/migrate.ts";
 
 const once = ["once", "--allow-http-files"];
 
@@ -170,8 +169,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const db = await openPglite();
-    await migrate(db);
+    const db = await migratedDb();
     const noc = await serveNoc(db, { maxSkewS: 3600 });
     const fleet: Appliance[] = [];
     let west: Promise<Appliance[]> | null = null;

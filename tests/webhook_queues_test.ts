@@ -43,6 +43,9 @@ const ids = (bodies: Array<Record<string, unknown>>) => bodies.map((b) => b.noti
 dbTest("a slow webhook does not delay another webhook's notices", async ({ db }) => {
   const slow = startWebhook();
   const fast = startWebhook();
+  // The delivery pass, awaited before the database closes whatever happens (left running, a
+  // failed wait's pass wrote on a closed connection: an uncaught error hid the real failure).
+  let pass: Promise<unknown> = Promise.resolve();
   try {
     const clock = new ManualClock();
     // The slow one first: targets used to be served one after the other, in this order.
@@ -55,17 +58,21 @@ dbTest("a slow webhook does not delay another webhook's notices", async ({ db })
     });
     slow.held = true;
     await queue(db, notifier, clock, 8);
-    const pass = notifier.deliver();
+    const delivering = notifier.deliver();
+    pass = delivering;
     // The fast receiver gets all eight while the slow one still holds its answer to the first.
-    await settles(fast.waitFor(8), 10_000, "the fast webhook's notices");
+    await settles(fast.waitFor(8), 30_000, "the fast webhook's notices");
     assert.equal(slow.received.length, 1, "the slow one is still on its first notice");
     slow.held = false;
     slow.release();
-    const report = await pass;
+    const report = await delivering;
     assert.equal(report.delivered, 8 * 3, "log, slow and fast: each notice once");
     assert.deepEqual(ids(slow.received), ids(fast.received), "same notices, same order");
     assert.equal(new Set(ids(slow.received)).size, 8);
   } finally {
+    slow.held = false;
+    slow.release();
+    await pass.catch(() => {});
     await slow.close();
     await fast.close();
   }
