@@ -13,10 +13,10 @@
  * the next test migrates a new one.
  *
  * Starting PGlite costs each test file about 4 s of CPU (its initdb), and migrating 0.4 s: the
- * first file to start it saves the migrated cluster to the temporary folder
- * (`noc-test-pglite-<hash of the migrations and PGlite's version>.tar.gz`), and every later file
- * loads it (about 1 s). The cache is a speed-up only: any doubt about it (unreadable, or without
- * the migrated schema) and the file makes its own.
+ * first file to start it saves the migrated cluster to the user's own temporary folder
+ * (`noc-test-<uid>/pglite-<hash>-<hash>.tar.gz`, see {@link migratedPglite}), and every later file loads
+ * it (about 1 s). The cache is a speed-up only: any doubt about it (unreadable, corrupt, or
+ * without the migrated schema) and it is deleted and made again.
  */
 import { PGlite } from "@electric-sql/pglite";
 import { tmpdir } from "node:os";
@@ -53,47 +53,101 @@ let sharedPglite: Promise<PGlite> | undefined;
 /** The migrated schema a cached PGlite cluster holds (the file's first PGlite test takes it). */
 const pgliteTemplate = "t_template";
 
-/** The cached cluster's file: named by the migrations and PGlite's version (its module's path). */
-async function pgliteCacheFile(): Promise<string> {
-  const text = JSON.stringify([import.meta.resolve("@electric-sql/pglite"), bundledMigrations()]);
-  const hash = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+/**
+ * The cached cluster's folder and name. The folder is the user's own (`noc-test-<uid>` in the
+ * temporary folder, mode 0700; null when another user owns it: no cache then). The name starts
+ * with a hash of what makes the cluster: PGlite's version (its module's path), the migrations, and
+ * the code that runs them and opens the schema (migrate.ts, db.ts, this file).
+ */
+async function pgliteCache(): Promise<{ dir: string; key: string } | null> {
+  const code = await Promise.all(
+    ["../noc/db/migrate.ts", "../noc/db/db.ts", "./_harness.ts"].map((f) =>
+      Deno.readTextFile(new URL(f, import.meta.url))
+    ),
   );
-  const hex = Array.from(hash.slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
-  return join(tmpdir(), `noc-test-pglite-${hex}.tar.gz`);
+  const text = JSON.stringify([
+    import.meta.resolve("@electric-sql/pglite"),
+    bundledMigrations(),
+    code,
+  ]);
+  const uid = Deno.uid();
+  const dir = join(tmpdir(), `noc-test-${uid ?? "user"}`);
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await Deno.lstat(dir);
+  if (!info.isDirectory || (uid !== null && info.uid !== uid)) return null;
+  return { dir, key: `pglite-${await hex(new TextEncoder().encode(text))}` };
+}
+
+/** The first 24 hex digits of `bytes`' SHA-256. */
+async function hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(hash.slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The cached cluster (`<key>-<its own hash>.tar.gz`), or null. A file whose bytes do not match
+ * its name (cut short, changed) is deleted: PGlite, given a corrupt gzip, fails the whole test
+ * file with an error nothing here can catch.
+ */
+async function readCache(dir: string, key: string): Promise<Blob | null> {
+  for await (const e of Deno.readDir(dir)) {
+    const m = new RegExp(`^${key}-([0-9a-f]{24})\\.tar\\.gz$`).exec(e.name);
+    if (!m) continue;
+    const path = join(dir, e.name);
+    const bytes = await Deno.readFile(path).catch(() => null);
+    if (bytes && await hex(bytes) === m[1]) return new Blob([bytes]);
+    await Deno.remove(path).catch(() => {});
+  }
+  return null;
+}
+
+/** Saves `pg`'s cluster to the cache (a whole file or none), and drops any other. */
+async function writeCache(pg: PGlite, dir: string, key: string): Promise<void> {
+  const partial = join(dir, `partial-${crypto.randomUUID()}`);
+  try {
+    const bytes = new Uint8Array(await (await pg.dumpDataDir("gzip")).arrayBuffer());
+    const name = `${key}-${await hex(bytes)}.tar.gz`;
+    await Deno.writeFile(partial, bytes);
+    await Deno.rename(partial, join(dir, name));
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.startsWith("pglite-") && e.name !== name) {
+        await Deno.remove(join(dir, e.name)).catch(() => {});
+      }
+    }
+  } catch {
+    // A full or read-only temporary folder: the next file makes its own as well.
+    await Deno.remove(partial).catch(() => {});
+  }
 }
 
 /**
  * A new PGlite holding the migrated schema `t_template` (the harness keeps it for a file's first
  * test): loaded from the cached cluster, else made, migrated and saved there (written to a name
- * of its own, then renamed: files starting at once each write a whole one). Close it when done.
+ * of its own, then renamed: files starting at once each write a whole one). A cache that cannot
+ * be read or loaded, or lacks the schema, is deleted and made again. Close it when done.
  */
 export async function migratedPglite(): Promise<PGlite> {
-  const file = await pgliteCacheFile();
-  try {
-    const bytes = await Deno.readFile(file);
-    const pg = new PGlite({ loadDataDir: new Blob([bytes]) });
-    await pg.waitReady;
-    const found = await pg.query(
-      `select 1 from pg_namespace where nspname = '${pgliteTemplate}'`,
-    );
-    if (found.rows.length === 1) return pg;
-    await pg.close();
-  } catch {
-    // No cache yet, or not one to trust: make it.
+  const cache = await pgliteCache().catch(() => null);
+  const dump = cache && await readCache(cache.dir, cache.key).catch(() => null);
+  if (cache && dump) {
+    let pg: PGlite | null = null;
+    try {
+      pg = new PGlite({ loadDataDir: dump });
+      await pg.waitReady;
+      const found = await pg.query(
+        `select 1 from pg_namespace where nspname = '${pgliteTemplate}'`,
+      );
+      if (found.rows.length === 1) return pg;
+    } catch {
+      // Not a cluster to trust: made again below.
+    }
+    await pg?.close().catch(() => {});
   }
   const pg = new PGlite();
   await pg.waitReady;
   await migrate(await openPglite({ instance: pg, schema: pgliteTemplate }));
   await pg.exec(`set search_path to public`);
-  try {
-    const dump = await pg.dumpDataDir("gzip");
-    const partial = `${file}.${crypto.randomUUID()}`;
-    await Deno.writeFile(partial, new Uint8Array(await dump.arrayBuffer()));
-    await Deno.rename(partial, file);
-  } catch {
-    // A read-only temporary folder: the next file makes its own as well.
-  }
+  if (cache) await writeCache(pg, cache.dir, cache.key);
   return pg;
 }
 

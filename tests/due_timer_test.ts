@@ -152,6 +152,107 @@ dbTest(
   },
 );
 
+dbTest(
+  "a mass event held at the deadlines and over before the minute's sweep: its digest, then the recovery",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings });
+    try {
+      const fleet: TestAppliance[] = [];
+      for (let i = 0; i < 12; i++) fleet.push(await noc.enrollAppliance({ hostname: `s-${i}` }));
+      for (const a of fleet) await beat(noc, a, 1);
+      clock.set(new Date(t0 + 90_000));
+      const step = await dueTimerStep(noc.deps, new Date(t0));
+      assert.equal(step.swept?.alerted.length, 12);
+      assert.equal(step.swept?.notices, 0, "a mass event: held for the minute's sweep");
+      clock.set(new Date(t0 + 100_000));
+      for (const a of fleet) await beat(noc, a, 2); // the site is back
+      clock.set(new Date(t0 + 120_000));
+      await sweep({ ...noc.deps, graceS: settings.graceS });
+      const notices = await db.sql<{ kind: string }>`select kind from notices order by id`;
+      assert.deepEqual(
+        notices.map((n) => n.kind),
+        ["missed_heartbeat_digest", "recovered_digest"],
+        "review 23l: the outage's last word is that they are back",
+      );
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
+
+dbTest(
+  "an alert a mass event held, resolved before the minute's sweep: its notice, then its recovery",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings });
+    try {
+      const others: TestAppliance[] = [];
+      for (let i = 0; i < 11; i++) others.push(await noc.enrollAppliance({ hostname: `o-${i}` }));
+      const a = await noc.enrollAppliance({ hostname: "blip" });
+      for (const o of others) await beat(noc, o, 1); // alertable at +90
+      clock.set(new Date(t0 + 5_000));
+      await beat(noc, a, 1); // alertable at +95
+      clock.set(new Date(t0 + 90_000));
+      let step = await dueTimerStep(noc.deps, new Date(t0));
+      assert.equal(step.swept?.alerted.length, 11);
+      clock.set(new Date(t0 + 95_000));
+      step = await dueTimerStep(noc.deps, step.cutoff);
+      assert.deepEqual(step.swept?.alerted, [a.uid]);
+      clock.set(new Date(t0 + 100_000));
+      await beat(noc, a, 2);
+      for (const o of others) await beat(noc, o, 2);
+      clock.set(new Date(t0 + 120_000));
+      await sweep({ ...noc.deps, graceS: settings.graceS, digestAbove: 100 });
+      const notices = await db.sql<{ kind: string; uid: string | null }>`
+        select kind, uid::text as uid from notices order by id`;
+      assert.deepEqual(
+        notices.filter((n) => n.uid === a.uid).map((n) => n.kind),
+        ["missed_heartbeat", "recovered"],
+      );
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
+
+dbTest(
+  "an alert a mass event held is not told once its appliance is revoked",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings });
+    try {
+      const fleet: TestAppliance[] = [];
+      for (let i = 0; i < 12; i++) fleet.push(await noc.enrollAppliance({ hostname: `s-${i}` }));
+      for (const a of fleet) await beat(noc, a, 1);
+      clock.set(new Date(t0 + 90_000));
+      const step = await dueTimerStep(noc.deps, new Date(t0));
+      assert.equal(step.swept?.notices, 0, "a mass event: held for the minute's sweep");
+      const stolen = fleet[0]!;
+      const res = await noc.admin("POST", `/v1/admin/appliances/${stolen.uid}/revoke`, {
+        reason: "stolen",
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      clock.set(new Date(t0 + 120_000));
+      await sweep({ ...noc.deps, graceS: settings.graceS });
+      const [digest] = await db.sql<{ payload: { uids: string[] } }>`
+        select payload from notices where kind = 'missed_heartbeat_digest'`;
+      assert.equal(digest?.payload.uids.length, 11);
+      assert.ok(!digest.payload.uids.includes(stolen.uid), "the revoked appliance is not in it");
+      assert.equal(
+        (await db.sql`select 1 from notices where uid = ${stolen.uid}`).length,
+        0,
+        "nor told on its own",
+      );
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
+
 Deno.test("timerWaitMs(): a sweep skipped for a skewed clock waits the longest, never spins", () => {
   const now = new Date(Date.UTC(2026, 11, 1, 12, 0, 0));
   const past = new Date(now.getTime() - 10_000);

@@ -81,6 +81,8 @@ export interface SweepResult {
 }
 
 interface MissedRow {
+  /** The alert's id. */
+  id: number;
   uid: string;
   hostname: string;
   model: string;
@@ -307,8 +309,8 @@ const noticeCap = 100_000;
 /**
  * The notice step: every missed-heartbeat alert not yet notified and every recovery not yet
  * notified (at a deadline, only those of the appliances alerted now), in one transaction and one
- * notice each (a digest above `digestAbove`), whichever sweep or batch raised them. Recoveries are
- * queued first, so an appliance's recovery is delivered before its next alert.
+ * notice each (a digest above `digestAbove`), whichever sweep or batch raised them, queued so that
+ * each appliance's notices are delivered in the order of what happened to it (see below).
  */
 async function noticeStep(
   tx: Sql,
@@ -337,7 +339,7 @@ async function noticeStep(
     update alerts al set notified_at = ${now}
     from p, appliances ap
     where al.id = p.id and ap.uid = al.uid
-    returning al.uid, ap.hostname, ap.model, ap.site,
+    returning al.id, al.uid, ap.hostname, ap.model, ap.site,
       nullif(al.detail->>'lastBeatAt', '')::timestamptz as last_beat_at,
       coalesce((al.detail->>'dueAt')::timestamptz, al.opened_at) as next_due_at,
       (select jsonb_agg(jsonb_build_object('code', p->>'code', 'message', p->>'message'))
@@ -370,18 +372,26 @@ async function noticeStep(
     returning al.id, al.uid, ap.hostname, ap.site, al.opened_at, al.resolved_at`;
   recovered.sort((a, b) => a.resolved_at.getTime() - b.resolved_at.getTime());
   let notices = 0;
-  // Recoveries first: the notices go out in the order they were queued, and an appliance's recovery
-  // comes before its next alert.
-  for (const n of recoveredNotices(recovered, digestAbove)) {
-    await notifier.enqueue(tx, n, now);
-    notices++;
-  }
+  const queue = async (inputs: NoticeInput[]) => {
+    for (const n of inputs) {
+      await notifier.enqueue(tx, n, now);
+      notices++;
+    }
+  };
+  // The notices go out in the order they are queued, so each appliance's notices follow its
+  // story: the recoveries of alerts told in earlier steps first (before an appliance's next
+  // alert), then the alerts, then the recoveries of alerts told in this step (an alert a mass
+  // event held, resolved before the minute's sweep sent it: review 23l saw its recovery sent
+  // before it). Digest or not is decided on all the recoveries.
+  const toldNow = new Set(missed.map((m) => m.id));
+  const digestRecoveries = recovered.length > digestAbove;
+  const recoveries = (rows: RecoveredRow[]) =>
+    recoveredNotices(rows, digestRecoveries && rows.length > 1 ? 0 : digestAbove);
+  await queue(recoveries(recovered.filter((r) => !toldNow.has(r.id))));
   // In a mass event what is left goes as one digest; one appliance left is one notice all the same,
   // with its own uid and text.
-  for (const n of missedNotices(missed, graceS, massEvent && missed.length > 1 ? 0 : digestAbove)) {
-    await notifier.enqueue(tx, n, now);
-    notices++;
-  }
+  await queue(missedNotices(missed, graceS, massEvent && missed.length > 1 ? 0 : digestAbove));
+  await queue(recoveries(recovered.filter((r) => toldNow.has(r.id))));
   return {
     recovered,
     notices,

@@ -326,7 +326,9 @@ export function applianceAdminRoutes(deps: AppDeps) {
               throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
             }
             await tx`
-          update alerts set resolved_at = ${now}, recovery_notified_at = ${now}
+          update alerts set resolved_at = ${now}, recovery_notified_at = ${now},
+            -- An alert a mass event held is not told after its appliance was revoked (review 23l).
+            notified_at = coalesce(notified_at, ${now})
           where uid = ${uid} and resolved_at is null`;
             return await loadAppliance(tx, uid, now);
           }), async () => applianceJson(await loadAppliance(deps.db.sql, uid, now), now, grace));
