@@ -661,11 +661,9 @@ kept for the purpose.
     if (values.json) console.log(JSON.stringify({ ...r, fleet: undefined }, null, 2));
     else {
       console.log(
-        `${r.cycles} cycles in ${r.durationS.toFixed(1)} s: ${
-          r.cyclesPerS.toFixed(0)
-        }/s (target ${rate}/s), ${r.errors} errors ${
-          JSON.stringify(r.errorKinds)
-        }, ${r.shed} shed` +
+        `${r.cycles} cycles in ${r.durationS.toFixed(1)} s: ${r.cyclesPerS.toFixed(0)}/s (${
+          rate > 0 ? `target ${rate}/s` : "flat out"
+        }), ${r.errors} errors ${JSON.stringify(r.errorKinds)}, ${r.shed} shed` +
           (r.shed > 0 ? ` (503, answered in p99 ${r.shedMs.p99.toFixed(1)} ms)` : ""),
       );
       for (const [k, v] of Object.entries(r.latencyMs)) {

@@ -109,7 +109,9 @@ try {
   console.log([
     `soak: ${r.cycles} cycles in ${(r.durationS / 60).toFixed(1)} min on ${noc.backend}: ${
       r.cyclesPerS.toFixed(0)
-    }/s (target ${rate}/s), ${r.errors} errors ${JSON.stringify(r.errorKinds)}`,
+    }/s (${rate > 0 ? `target ${rate}/s` : "flat out"}), ${r.errors} errors ${
+      JSON.stringify(r.errorKinds)
+    }`,
     `  beat p50/p95/p99 ${r.latencyMs.beat.p50.toFixed(1)}/${r.latencyMs.beat.p95.toFixed(1)}/${
       r.latencyMs.beat.p99.toFixed(1)
     } ms, catalog ${r.latencyMs.catalog.p50.toFixed(1)}/${r.latencyMs.catalog.p95.toFixed(1)}/${

@@ -9,7 +9,12 @@ import assert from "node:assert/strict";
 import { dbTest, holdCheckinSlot, sampleBeat, testNoc } from "./_harness.ts";
 import { classBounds, createAdmission } from "../noc/services/admission.ts";
 import { defaultSettings } from "../noc/config.ts";
-import { admissionClass } from "../noc/http/middleware/admission.ts";
+import { admissionClass, shedAtOnce, type Timers } from "../noc/http/middleware/admission.ts";
+import { Hono } from "hono";
+import { secureHeaders } from "hono/secure-headers";
+import { createMetrics } from "../noc/services/metrics.ts";
+import { memoryLogger } from "../protocol/util/log.ts";
+import { ManualClock } from "../noc/clock.ts";
 
 const settings = { maxInFlight: 2, maxQueue: 1, maxQueueWaitMs: 60_000, retryAfterS: 30 };
 
@@ -266,3 +271,45 @@ for (const requestLog of ["errors", "all"] as const) {
     },
   );
 }
+
+Deno.test("requests_shed: a short overload's count is told a minute after its first line, with no later shed", async () => {
+  const log = memoryLogger();
+  const deps = {
+    admission: createAdmission({ maxInFlight: 1, maxQueue: 0, maxQueueWaitMs: 50, retryAfterS: 9 }),
+    metrics: createMetrics(),
+    log,
+    settings: { requestLog: "errors" },
+    clock: new ManualClock(),
+    checkins: { instance: { checkinShedAt: null } },
+  };
+  const pending: { fn: () => void; ms: number }[] = [];
+  const timers: Timers = {
+    set: (fn, ms) => pending.push({ fn, ms }),
+    clear: () => {},
+  };
+  const app = new Hono()
+    .use(shedAtOnce(deps as never, secureHeaders(), timers))
+    .post("/v1/checkin", (c) => c.json({ ok: true }));
+  const slot = await deps.admission.enter("checkin");
+  assert.ok(slot.ok);
+  for (let i = 0; i < 5; i++) {
+    const res = await app.request("/v1/checkin", { method: "POST", body: "{}" });
+    assert.equal(res.status, 503);
+  }
+  const lines = () => log.lines.filter((l) => l.event === "requests_shed") as any[];
+  // The first at once; the four after it are withheld, and one timer (not four) is armed for the
+  // end of the minute since that line.
+  assert.deepEqual(lines().map((l) => l.counts), [{ "checkin queue_full": 1 }]);
+  assert.equal(pending.length, 1);
+  assert.ok(pending[0]!.ms > 59_000 && pending[0]!.ms <= 60_000, String(pending[0]!.ms));
+  pending.shift()!.fn();
+  assert.deepEqual(lines().map((l) => l.counts), [
+    { "checkin queue_full": 1 },
+    { "checkin queue_full": 4 },
+  ], "the overload's whole count, without waiting for the next one");
+  // Nothing withheld since: nothing armed, nothing more told.
+  assert.equal(deps.admission.shedFlush(performance.now()), null);
+  await app.request("/v1/checkin", { method: "POST", body: "{}" });
+  assert.equal(pending.length, 1, "a shed withheld after the closing line arms the next one");
+  if (slot.ok) slot.leave();
+});

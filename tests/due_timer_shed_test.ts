@@ -40,6 +40,43 @@ const alertedUids = async (noc: TestNoc) =>
   (await noc.deps.db.sql<{ uid: string }>`select uid from alerts order by uid`).map((r) => r.uid);
 
 dbTest(
+  "alerts_held_after_shed: a line when the number held changes, at most one each 10 s",
+  async ({ db }) => {
+    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+    const t0 = clock.now().getTime();
+    const noc = await testNoc(db, { clock, settings });
+    try {
+      const holder = await noc.enrollAppliance({ hostname: "holder" });
+      const fleet: TestAppliance[] = [];
+      for (let i = 0; i < 3; i++) {
+        fleet.push(await noc.enrollAppliance({ hostname: `held-${i}` }));
+        clock.set(new Date(t0 + i * 1000));
+        assert.equal(await beat(noc, fleet[i]!, 1), 200); // due +60 s, +61 s, +62 s
+      }
+      clock.set(new Date(t0 + 62_000));
+      for (const a of fleet) await shed(noc, holder, a, 2);
+      const told = { appliances: -1, atMs: -Infinity };
+      const lines = () =>
+        (noc.deps.log as unknown as { lines: { event: string; appliances?: number }[] }).lines
+          .filter((l) => l.event === "alerts_held_after_shed").map((l) => l.appliances);
+      // Their deadlines (+75, +76, +77 s) pass one a second: one line, not three.
+      let cutoff = new Date(t0);
+      for (let s = 75; s <= 77; s++) {
+        clock.set(new Date(t0 + s * 1000));
+        cutoff = (await dueTimerStep(noc.deps, cutoff, null, told)).cutoff;
+      }
+      assert.deepEqual(lines(), [1]);
+      // Ten seconds on, the number it says is the one held now.
+      clock.set(new Date(t0 + 85_000));
+      await dueTimerStep(noc.deps, new Date(t0), null, told);
+      assert.deepEqual(lines(), [1, 3]);
+    } finally {
+      await noc.deps.wakeups.close();
+    }
+  },
+);
+
+dbTest(
   "an appliance told to come back later is not paged before its interval plus the grace after",
   async ({ db }) => {
     const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));

@@ -139,6 +139,9 @@ dbTest(
         ["missed_heartbeat", "recovered", "missed_heartbeat"],
         "a's recovery goes out before its second alert",
       );
+      const [told] = await db.sql<{ text: string }>`
+        select text from notices where kind = 'recovered' and uid = ${a.uid}`;
+      assert.match(told!.text, / after 5 s missing$/, 'seconds, not "0 min" (review 23m)');
       // b's recovery is not urgent: the cron job's sweep sends it.
       assert.deepEqual(
         notices.filter((n) => n.uid === b.uid).map((n) => n.kind),

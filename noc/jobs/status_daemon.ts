@@ -126,7 +126,9 @@ function iso(d: Date | null): string | null {
   return d ? d.toISOString() : null;
 }
 
+/** A span for a notice's text: seconds under a minute (review 23m: "0 min"), then minutes, hours. */
 function minutes(ms: number): string {
+  if (ms < 59_500) return `${Math.max(0, Math.round(ms / 1000))} s`;
   const m = Math.round(ms / 60_000);
   return m < 120 ? `${m} min` : `${Math.round(m / 60)} h`;
 }

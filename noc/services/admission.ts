@@ -160,6 +160,15 @@ export interface Admission {
     reason: ShedReason,
     nowMs: number,
   ): { sinceMs: number; counts: Record<string, number> } | null;
+  /**
+   * After {@link shedSummary} withheld a shed: the ms until a minute has passed since the last
+   * line, when the closing line is due — once (null when it is armed already, or nothing is
+   * withheld). Its caller then calls {@link shedFlush} (review 23m: a short overload's count
+   * otherwise waited for the next overload's first shed).
+   */
+  shedFlushIn(nowMs: number): number | null;
+  /** The sheds withheld since the last line, by class and reason (null: none); disarms. */
+  shedFlush(nowMs: number): { sinceMs: number; counts: Record<string, number> } | null;
 }
 
 /**
@@ -268,6 +277,7 @@ export function createAdmission(
   // Sheds since the last summary line, by "class reason"; when that line was written.
   const sheds = new Map<string, number>();
   let summarizedAt: number | null = null;
+  let flushArmed = false;
   // `granted`: when the slot became the request's — for one that waited, when the slot was
   // handed to it, not when its continuation ran (on a busy event loop, later): the hand-over is
   // part of the slot's hold, or the average would promise more than the slots deliver.
@@ -318,6 +328,20 @@ export function createAdmission(
       sheds.set(key, (sheds.get(key) ?? 0) + 1);
       // The first shed is told at once; then at most a line a minute.
       if (summarizedAt !== null && nowMs - summarizedAt < 60_000) return null;
+      const counts = Object.fromEntries(sheds);
+      sheds.clear();
+      const sinceMs = summarizedAt === null ? 0 : nowMs - summarizedAt;
+      summarizedAt = nowMs;
+      return { sinceMs, counts };
+    },
+    shedFlushIn(nowMs) {
+      if (flushArmed || sheds.size === 0 || summarizedAt === null) return null;
+      flushArmed = true;
+      return Math.max(0, summarizedAt + 60_000 - nowMs);
+    },
+    shedFlush(nowMs) {
+      flushArmed = false;
+      if (sheds.size === 0) return null;
       const counts = Object.fromEntries(sheds);
       sheds.clear();
       const sinceMs = summarizedAt === null ? 0 : nowMs - summarizedAt;

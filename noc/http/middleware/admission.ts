@@ -113,6 +113,16 @@ const globalTimers: Timers = {
   clear: (h) => clearTimeout(h as number),
 };
 
+/** Global timers that do not keep the process alive (the closing `requests_shed` line's). */
+const unrefTimers: Timers = {
+  set: (fn, ms) => {
+    const id = setTimeout(fn, ms);
+    Deno.unrefTimer(id);
+    return id;
+  },
+  clear: (h) => clearTimeout(h as number),
+};
+
 /**
  * Counts a request of `cls` shed for `reason` and gives its 503's `Retry-After` (seconds) and
  * JSON body: `{ error: "overloaded", message }`.
@@ -121,16 +131,28 @@ function refusal(
   deps: Pick<AppDeps, "admission" | "metrics" | "clock" | "checkins" | "log">,
   cls: AdmissionClass,
   reason: ShedReason,
+  timers: Timers,
 ): { retryAfter: number; body: { error: "overloaded"; message: string } } {
   deps.metrics.inc("noc_shed_total", { class: cls, reason });
   // Whatever NOC_REQUEST_LOG says, the log tells that the instance sheds: at the first shed, then
-  // a line a minute with the counts (not a line per request: thousands a second).
-  const summary = deps.admission.shedSummary(cls, reason, performance.now());
-  if (summary) {
+  // a line a minute with the counts (not a line per request: thousands a second), and a closing
+  // line a minute after the last one when sheds were withheld since (review 23m).
+  const told = (summary: { sinceMs: number; counts: Record<string, number> }) =>
     deps.log.warn("requests_shed", {
       sinceS: Math.round(summary.sinceMs / 1000),
       counts: summary.counts,
     });
+  const now = performance.now();
+  const summary = deps.admission.shedSummary(cls, reason, now);
+  if (summary) told(summary);
+  else {
+    const inMs = deps.admission.shedFlushIn(now);
+    if (inMs !== null) {
+      timers.set(() => {
+        const rest = deps.admission.shedFlush(performance.now());
+        if (rest) told(rest);
+      }, inMs);
+    }
   }
   // A SecureBeat told to come back later: its appliance is not paged for the pause asked of it
   // (noc/jobs/status_daemon.ts holds overdue appliances after a shed check-in).
@@ -174,6 +196,8 @@ export function shedAtOnce(
   deps: Pick<AppDeps, "admission" | "metrics" | "settings" | "clock" | "checkins" | "log">,
   /** The app's `secureHeaders()`: its headers are set on this 503 too (review 23e). */
   secure: MiddlewareHandler,
+  /** Runs the closing `requests_shed` line's timer (global, unreferenced, by default). */
+  timers: Timers = unrefTimers,
 ): MiddlewareHandler<AppEnv> {
   // The secure headers as that middleware sets them, read once from a response it has seen.
   let secureHeaders: Promise<[string, string][]> | null = null;
@@ -186,7 +210,7 @@ export function shedAtOnce(
     const cls = admissionClass(c.req.method, c.req.path);
     const full = cls === null ? null : deps.admission.full(cls);
     if (cls === null || full === null) return await next();
-    const { retryAfter, body } = refusal(deps, cls, full);
+    const { retryAfter, body } = refusal(deps, cls, full, timers);
     const headers = new Headers(await headersOf());
     headers.set("content-type", "application/json");
     headers.set("retry-after", String(retryAfter));
@@ -205,6 +229,7 @@ export function admission(
 ): MiddlewareHandler<AppEnv> {
   const idleMs = options.downloadIdleMs ?? downloadIdleMs;
   const timers = options.timers ?? globalTimers;
+  const flushTimers = options.timers ?? unrefTimers;
   const readStranger = requestSizeLimit(
     strangerBodyBytes,
     Math.min(strangerBodyS, deps.settings.bodyTimeoutS),
@@ -216,7 +241,7 @@ export function admission(
     const shed = (reason: ShedReason) => {
       c.set("shed", reason);
       if (c.get("queuedMs") === undefined) c.set("queuedMs", 0);
-      const { retryAfter, body } = refusal(deps, cls, reason);
+      const { retryAfter, body } = refusal(deps, cls, reason, flushTimers);
       c.header("Retry-After", String(retryAfter));
       return c.json(body, 503);
     };
