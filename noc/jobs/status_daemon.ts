@@ -84,6 +84,8 @@ interface MissedRow {
   /** The alert's id. */
   id: number;
   uid: string;
+  /** When it was resolved, for an alert resolved before it was told (a mass event held it). */
+  resolved_at: Date | null;
   hostname: string;
   model: string;
   site: string | null;
@@ -341,7 +343,7 @@ async function noticeStep(
     update alerts al set notified_at = ${now}
     from p, appliances ap
     where al.id = p.id and ap.uid = al.uid
-    returning al.id, al.uid, ap.hostname, ap.model, ap.site,
+    returning al.id, al.uid, ap.hostname, ap.model, ap.site, al.resolved_at,
       nullif(al.detail->>'lastBeatAt', '')::timestamptz as last_beat_at,
       coalesce((al.detail->>'dueAt')::timestamptz, al.opened_at) as next_due_at,
       (select jsonb_agg(jsonb_build_object('code', p->>'code', 'message', p->>'message'))
@@ -381,19 +383,27 @@ async function noticeStep(
     }
   };
   // The notices go out in the order they are queued, so each appliance's notices follow its
-  // story: the recoveries of alerts told in earlier steps first (before an appliance's next
-  // alert), then the alerts, then the recoveries of alerts told in this step (an alert a mass
-  // event held, resolved before the minute's sweep sent it: review 23l saw its recovery sent
-  // before it). Digest or not is decided on all the recoveries.
+  // story (an appliance has at most one open alert, always its latest event):
+  // 1. the recoveries of alerts told in earlier steps (before an appliance's next alert);
+  // 2. alerts resolved before they were told (a mass event held them), then their recoveries
+  //    (review 23l saw such a recovery sent before its alert);
+  // 3. the alerts still open (review 23n: a flap within a held mass event told its second alert
+  //    before the first one's recovery, ending on "recovered" while the appliance was down).
+  // Digest or not is decided on all the recoveries, and on all the alerts.
   const toldNow = new Set(missed.map((m) => m.id));
   const digestRecoveries = recovered.length > digestAbove;
   const recoveries = (rows: RecoveredRow[]) =>
     recoveredNotices(rows, digestRecoveries && rows.length > 1 ? 0 : digestAbove);
+  // In a mass event what is left goes as one digest; one appliance left is one notice all the
+  // same, with its own uid and text.
+  const digestMissed = massEvent ? missed.length > 1 : missed.length > digestAbove;
+  const alerts = (rows: MissedRow[]) =>
+    missedNotices(rows, graceS, digestMissed && rows.length > 1 ? 0 : digestAbove);
   await queue(recoveries(recovered.filter((r) => !toldNow.has(r.id))));
-  // In a mass event what is left goes as one digest; one appliance left is one notice all the same,
-  // with its own uid and text.
-  await queue(missedNotices(missed, graceS, massEvent && missed.length > 1 ? 0 : digestAbove));
+  const over = missed.filter((m) => m.resolved_at !== null);
+  await queue(alerts(over));
   await queue(recoveries(recovered.filter((r) => toldNow.has(r.id))));
+  await queue(alerts(missed.filter((m) => m.resolved_at === null)));
   return {
     recovered,
     notices,

@@ -167,7 +167,10 @@ export interface Admission {
    * otherwise waited for the next overload's first shed).
    */
   shedFlushIn(nowMs: number): number | null;
-  /** The sheds withheld since the last line, by class and reason (null: none); disarms. */
+  /**
+   * The sheds withheld since the last line, by class and reason, once a minute has passed since
+   * it (null: none, or not yet — then arm again with {@link shedFlushIn}); disarms.
+   */
   shedFlush(nowMs: number): { sinceMs: number; counts: Record<string, number> } | null;
 }
 
@@ -342,6 +345,8 @@ export function createAdmission(
     shedFlush(nowMs) {
       flushArmed = false;
       if (sheds.size === 0) return null;
+      // A shed's own line came first (review 23n: two lines a few ms apart): not yet.
+      if (summarizedAt !== null && nowMs - summarizedAt < 60_000) return null;
       const counts = Object.fromEntries(sheds);
       sheds.clear();
       const sinceMs = summarizedAt === null ? 0 : nowMs - summarizedAt;

@@ -191,8 +191,13 @@ export async function retireSuperseded(
       revoked_reason = ${`superseded by ${by}: enrolled again (re-imaged) with new keys`}
     where uid = any(${olds}::uuid[]) and revoked_at is null`;
   await tx`
-    update alerts set resolved_at = ${now}, recovery_notified_at = ${now},
+    update alerts set resolved_at = coalesce(resolved_at, ${now}),
+      recovery_notified_at = coalesce(recovery_notified_at, ${now}),
       notified_at = coalesce(notified_at, ${now}),
-      detail = detail || jsonb_build_object('closedBecause', 'superseded', 'supersededBy', ${by}::text)
-    where uid = any(${olds}::uuid[]) and resolved_at is null`;
+      detail = case when resolved_at is null
+        then detail || jsonb_build_object('closedBecause', 'superseded', 'supersededBy', ${by}::text)
+        else detail end
+    -- Open alerts, and those a mass event held that were resolved before they were told (review
+    -- 23n); a told alert's pending recovery is still sent.
+    where uid = any(${olds}::uuid[]) and (resolved_at is null or notified_at is null)`;
 }

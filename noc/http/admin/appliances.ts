@@ -326,10 +326,12 @@ export function applianceAdminRoutes(deps: AppDeps) {
               throw new ApiError(404, "not_found", `Appliance "${uid}" does not exist`);
             }
             await tx`
-          update alerts set resolved_at = ${now}, recovery_notified_at = ${now},
-            -- An alert a mass event held is not told after its appliance was revoked (review 23l).
+          update alerts set resolved_at = coalesce(resolved_at, ${now}),
+            recovery_notified_at = coalesce(recovery_notified_at, ${now}),
+            -- An alert a mass event held, open or resolved since, is not told after its appliance
+            -- was revoked (reviews 23l, 23n); a told alert's pending recovery still is.
             notified_at = coalesce(notified_at, ${now})
-          where uid = ${uid} and resolved_at is null`;
+          where uid = ${uid} and (resolved_at is null or notified_at is null)`;
             return await loadAppliance(tx, uid, now);
           }), async () => applianceJson(await loadAppliance(deps.db.sql, uid, now), now, grace));
         deps.log.warn("appliance_revoked", { uid, reason, by: c.get("admin") });

@@ -106,6 +106,8 @@ export interface Timers {
   set(fn: () => void, ms: number): unknown;
   /** Cancels a timer `set` returned. */
   clear(handle: unknown): void;
+  /** The monotonic time, ms (`performance.now()` when absent). */
+  now?(): number;
 }
 
 const globalTimers: Timers = {
@@ -142,18 +144,22 @@ function refusal(
       sinceS: Math.round(summary.sinceMs / 1000),
       counts: summary.counts,
     });
-  const now = performance.now();
+  const clock = () => timers.now?.() ?? performance.now();
+  const arm = (now: number) => {
+    const inMs = deps.admission.shedFlushIn(now);
+    if (inMs === null) return;
+    timers.set(() => {
+      const at = clock();
+      const rest = deps.admission.shedFlush(at);
+      // Not yet when a shed's own line came since: armed again for the minute after it.
+      if (rest) told(rest);
+      else arm(at);
+    }, inMs);
+  };
+  const now = clock();
   const summary = deps.admission.shedSummary(cls, reason, now);
   if (summary) told(summary);
-  else {
-    const inMs = deps.admission.shedFlushIn(now);
-    if (inMs !== null) {
-      timers.set(() => {
-        const rest = deps.admission.shedFlush(performance.now());
-        if (rest) told(rest);
-      }, inMs);
-    }
-  }
+  else arm(now);
   // A SecureBeat told to come back later: its appliance is not paged for the pause asked of it
   // (noc/jobs/status_daemon.ts holds overdue appliances after a shed check-in).
   if (cls === "checkin") deps.checkins.instance.checkinShedAt = deps.clock.now();
