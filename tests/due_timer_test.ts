@@ -26,6 +26,27 @@ async function beat(noc: TestNoc, a: TestAppliance, seq: number) {
   assert.equal(res.status, 200, await res.clone().text());
 }
 
+/**
+ * Twelve appliances beat at t0 and all miss their deadline (interval plus grace later): the due
+ * timer's step alerts them all and, a mass event, holds the notices for the minute's sweep.
+ */
+async function heldMassEvent(
+  db: Parameters<typeof testNoc>[0],
+  opts: { reportIntervalS: number; graceS: number },
+) {
+  const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
+  const t0 = clock.now().getTime();
+  const noc = await testNoc(db, { clock, settings: opts });
+  const fleet: TestAppliance[] = [];
+  for (let i = 0; i < 12; i++) fleet.push(await noc.enrollAppliance({ hostname: `s-${i}` }));
+  for (const a of fleet) await beat(noc, a, 1);
+  clock.set(new Date(t0 + (opts.reportIntervalS + opts.graceS) * 1000));
+  const step = await dueTimerStep(noc.deps, new Date(t0));
+  assert.equal(step.swept?.alerted.length, 12);
+  assert.equal(step.swept?.notices, 0, "a mass event: held for the minute's sweep");
+  return { clock, t0, noc, fleet, step };
+}
+
 dbTest("dueTimerStep() sweeps at the deadline, to the second, and not before", async ({ db }) => {
   const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
   const t0 = clock.now().getTime();
@@ -159,17 +180,8 @@ dbTest(
 dbTest(
   "a mass event held at the deadlines and over before the minute's sweep: its digest, then the recovery",
   async ({ db }) => {
-    const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
-    const t0 = clock.now().getTime();
-    const noc = await testNoc(db, { clock, settings });
+    const { clock, t0, noc, fleet } = await heldMassEvent(db, settings);
     try {
-      const fleet: TestAppliance[] = [];
-      for (let i = 0; i < 12; i++) fleet.push(await noc.enrollAppliance({ hostname: `s-${i}` }));
-      for (const a of fleet) await beat(noc, a, 1);
-      clock.set(new Date(t0 + 90_000));
-      const step = await dueTimerStep(noc.deps, new Date(t0));
-      assert.equal(step.swept?.alerted.length, 12);
-      assert.equal(step.swept?.notices, 0, "a mass event: held for the minute's sweep");
       clock.set(new Date(t0 + 100_000));
       for (const a of fleet) await beat(noc, a, 2); // the site is back
       clock.set(new Date(t0 + 120_000));
@@ -228,16 +240,8 @@ for (const backFirst of [false, true]) {
       backFirst ? ", though it beat again before" : ""
     }`,
     async ({ db }) => {
-      const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
-      const t0 = clock.now().getTime();
-      const noc = await testNoc(db, { clock, settings });
+      const { clock, t0, noc, fleet } = await heldMassEvent(db, settings);
       try {
-        const fleet: TestAppliance[] = [];
-        for (let i = 0; i < 12; i++) fleet.push(await noc.enrollAppliance({ hostname: `s-${i}` }));
-        for (const a of fleet) await beat(noc, a, 1);
-        clock.set(new Date(t0 + 90_000));
-        const step = await dueTimerStep(noc.deps, new Date(t0));
-        assert.equal(step.swept?.notices, 0, "a mass event: held for the minute's sweep");
         const stolen = fleet[0]!;
         if (backFirst) {
           // Back briefly (review 23n): its alert resolved, still not told.
@@ -270,17 +274,11 @@ for (const digestAbove of [10, 100]) {
   dbTest(
     `an appliance flapping within a held mass event: its notices tell its story in order (digest above ${digestAbove})`,
     async ({ db }) => {
-      const clock = new ManualClock(Date.UTC(2026, 11, 1, 12, 0, 0));
-      const t0 = clock.now().getTime();
-      const noc = await testNoc(db, { clock, settings: { reportIntervalS: 10, graceS: 10 } });
+      const held = await heldMassEvent(db, { reportIntervalS: 10, graceS: 10 }); // at +20 s
+      const { clock, t0, noc } = held;
       try {
-        const fleet: TestAppliance[] = [];
-        for (let i = 0; i < 12; i++) fleet.push(await noc.enrollAppliance({ hostname: `s-${i}` }));
-        const x = fleet[0]!;
-        for (const a of fleet) await beat(noc, a, 1); // alertable at +20
-        clock.set(new Date(t0 + 20_000));
-        let step = await dueTimerStep(noc.deps, new Date(t0));
-        assert.equal(step.swept?.notices, 0, "a mass event: held for the minute's sweep");
+        const x = held.fleet[0]!;
+        let step = held.step;
         clock.set(new Date(t0 + 25_000));
         await beat(noc, x, 2); // its first alert resolved; alertable again at +45
         clock.set(new Date(t0 + 45_000));

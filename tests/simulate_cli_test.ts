@@ -24,6 +24,9 @@ Deno.test("deno task simulate refuses an unknown or malformed option with 64, ru
   const rate = await simulate(["--noc", "http://127.0.0.1:9", "--rate", "fast"]);
   assert.equal(rate.code, 64);
   assert.match(rate.stderr, /--rate must be a number/);
+  const client = await simulate(["--noc", "http://127.0.0.1:9", "--client", "curl"]);
+  assert.equal(client.code, 64);
+  assert.match(client.stderr, /--client must be fetch or raw, not "curl"/);
 });
 
 Deno.test("deno task simulate says plainly when it has no admin token or the NOC fails it", async () => {

@@ -305,6 +305,15 @@ export function createAdmission(
       else st.inFlight--;
     };
   };
+  /** The counts withheld since the last line, or null while that line is under a minute old. */
+  const takeSheds = (nowMs: number) => {
+    if (summarizedAt !== null && nowMs - summarizedAt < 60_000) return null;
+    const counts = Object.fromEntries(sheds);
+    sheds.clear();
+    const sinceMs = summarizedAt === null ? 0 : nowMs - summarizedAt;
+    summarizedAt = nowMs;
+    return { sinceMs, counts };
+  };
   return {
     bounds,
     retryAfterS: s.retryAfterS,
@@ -330,12 +339,7 @@ export function createAdmission(
       const key = `${cls} ${reason}`;
       sheds.set(key, (sheds.get(key) ?? 0) + 1);
       // The first shed is told at once; then at most a line a minute.
-      if (summarizedAt !== null && nowMs - summarizedAt < 60_000) return null;
-      const counts = Object.fromEntries(sheds);
-      sheds.clear();
-      const sinceMs = summarizedAt === null ? 0 : nowMs - summarizedAt;
-      summarizedAt = nowMs;
-      return { sinceMs, counts };
+      return takeSheds(nowMs);
     },
     shedFlushIn(nowMs) {
       if (flushArmed || sheds.size === 0 || summarizedAt === null) return null;
@@ -346,12 +350,7 @@ export function createAdmission(
       flushArmed = false;
       if (sheds.size === 0) return null;
       // A shed's own line came first (review 23n: two lines a few ms apart): not yet.
-      if (summarizedAt !== null && nowMs - summarizedAt < 60_000) return null;
-      const counts = Object.fromEntries(sheds);
-      sheds.clear();
-      const sinceMs = summarizedAt === null ? 0 : nowMs - summarizedAt;
-      summarizedAt = nowMs;
-      return { sinceMs, counts };
+      return takeSheds(nowMs);
     },
     full: (cls) => {
       const st = state[cls];

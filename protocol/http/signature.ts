@@ -67,28 +67,12 @@ const derived = new Set([
   "@query",
 ]);
 
-/** The value of one covered component of `req`, as RFC 9421 §2 defines it. */
-export function componentValue(req: SignableRequest, name: string): string {
-  const url = new URL(req.url);
-  switch (name) {
-    case "@method":
-      return req.method;
-    case "@target-uri":
-      return url.href;
-    case "@authority":
-      return (req.authority ?? url.host).toLowerCase();
-    case "@scheme":
-      return url.protocol.slice(0, -1).toLowerCase();
-    case "@request-target":
-      return url.pathname + url.search;
-    case "@path":
-      return url.pathname || "/";
-    case "@query":
-      return url.search || "?";
-  }
-  if (name.startsWith("@")) {
-    throw new SignatureError("unsupported_signature", `Component "${name}" is not supported`);
-  }
+/**
+ * The value of one covered component of `req`, as RFC 9421 §2 defines it. `url` is `req.url`
+ * parsed, when the caller has it (a signature base parses it once, not once per component).
+ */
+export function componentValue(req: SignableRequest, name: string, url?: URL): string {
+  if (name.startsWith("@")) return derivedValue(req, name, url ?? new URL(req.url));
   if (!/^[!#$%&'*+.^_`|~0-9a-z-]{1,64}$/.test(name)) {
     throw new SignatureError(
       "malformed_signature",
@@ -105,10 +89,32 @@ export function componentValue(req: SignableRequest, name: string): string {
   return v.trim().replace(/\s*\r?\n\s*/g, " ");
 }
 
+/** A derived component's value (RFC 9421 §2.2). */
+function derivedValue(req: SignableRequest, name: string, url: URL): string {
+  switch (name) {
+    case "@method":
+      return req.method;
+    case "@target-uri":
+      return url.href;
+    case "@authority":
+      return (req.authority ?? url.host).toLowerCase();
+    case "@scheme":
+      return url.protocol.slice(0, -1).toLowerCase();
+    case "@request-target":
+      return url.pathname + url.search;
+    case "@path":
+      return url.pathname || "/";
+    case "@query":
+      return url.search || "?";
+  }
+  throw new SignatureError("unsupported_signature", `Component "${name}" is not supported`);
+}
+
 /** The signature base for `req` under the signature parameters `list` (RFC 9421 §2.5). */
 export function signatureBase(req: SignableRequest, list: InnerList): string {
   const lines: string[] = [];
   const seen = new Set<string>();
+  let url: URL | undefined;
   for (const item of list.items) {
     if (typeof item.value !== "string") {
       throw new SignatureError("malformed_signature", "Covered components must be strings");
@@ -123,7 +129,8 @@ export function signatureBase(req: SignableRequest, list: InnerList): string {
       throw new SignatureError("malformed_signature", `Component "${item.value}" is covered twice`);
     }
     seen.add(item.value);
-    lines.push(`"${item.value}": ${componentValue(req, item.value)}`);
+    if (item.value.startsWith("@")) url ??= new URL(req.url);
+    lines.push(`"${item.value}": ${componentValue(req, item.value, url)}`);
   }
   lines.push(`"@signature-params": ${serializeInnerList(list)}`);
   return lines.join("\n");
