@@ -44,6 +44,9 @@ function indexOfSeq(buf: Uint8Array, seq: number[], from: number): number {
   return -1;
 }
 
+/** Most bytes of an answer's head, or of a chunk-size line. */
+const HEAD_LIMIT = 64 * 1024;
+
 /** One connection and the bytes read off it but not yet used. */
 class Connection {
   pending = new Uint8Array(0);
@@ -51,14 +54,19 @@ class Connection {
   readonly scratch = new Uint8Array(16 * 1024);
   constructor(readonly conn: Deno.TcpConn) {}
 
+  /** Reads once; the bytes read (a view of `scratch`), or null at the end of the stream. */
+  async read(): Promise<Uint8Array | null> {
+    const n = await this.conn.read(this.scratch);
+    return n === null ? null : this.scratch.subarray(0, n);
+  }
+
   /** At least one more byte appended to `pending`; false at the end of the stream. */
   async more(): Promise<boolean> {
-    const scratch = this.scratch;
-    const n = await this.conn.read(scratch);
-    if (n === null) return false;
-    const joined = new Uint8Array(this.pending.length + n);
+    const got = await this.read();
+    if (got === null) return false;
+    const joined = new Uint8Array(this.pending.length + got.length);
     joined.set(this.pending);
-    joined.set(scratch.subarray(0, n), this.pending.length);
+    joined.set(got, this.pending.length);
     this.pending = joined;
     return true;
   }
@@ -78,12 +86,14 @@ class Connection {
 }
 
 /** The connection ended before a whole answer (the server closed it, or an abort). */
-export class RawHttpError extends Error {}
+export class RawHttpError extends Error {
+  override name = "RawHttpError";
+}
 
 /**
  * A pool of kept-alive connections to one `http://host:port`: a request takes an idle connection
  * or opens one, and gives it back once its answer is read whole. An aborted request closes its
- * connection, as `fetch` does, so the server sees its client gone.
+ * connection, as `fetch` does.
  */
 export class RawHttpClient {
   readonly #hostname: string;
@@ -108,8 +118,10 @@ export class RawHttpClient {
 
   /**
    * Sends `req` and reads its answer whole (the body is read and dropped). Throws the signal's
-   * reason when aborted, {@link RawHttpError} when the server closes the connection first (a
-   * kept-alive connection the server closed while idle is retried once on a new one).
+   * reason when aborted (connecting included), {@link RawHttpError} when the server closes the
+   * connection first. Only a request that is not a POST is sent again, once and on a new
+   * connection, when a kept-alive connection ends before any answer (review 24a: a POST sent again
+   * may be processed twice; the NOC then refuses the beat as a replay).
    */
   async send(req: RawRequest, signal?: AbortSignal): Promise<RawAnswer> {
     signal?.throwIfAborted();
@@ -124,9 +136,11 @@ export class RawHttpClient {
     const bytes = new Uint8Array(h.length + body.length);
     bytes.set(h);
     bytes.set(body, h.length);
+    const again = req.method !== "POST";
     for (let attempt = 0;; attempt++) {
-      const reused = this.#idle.length > 0;
-      const c = this.#idle.pop() ?? await this.#connect();
+      // A second attempt never takes another pooled connection (review 24a: it may be stale too).
+      const pooled = attempt === 0 ? this.#idle.pop() : undefined;
+      const c = pooled ?? await this.#connect(signal);
       if (signal?.aborted) {
         this.#drop(c);
         signal.throwIfAborted();
@@ -134,19 +148,25 @@ export class RawHttpClient {
       const onAbort = () => this.#drop(c);
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        await c.writeAll(bytes);
-        const answer = await this.#read(c);
+        let writeError: unknown = null;
+        await c.writeAll(bytes).catch((e) => writeError = e);
+        // A server may answer (503) and close before reading a large body: its answer is read
+        // even when the write failed (review 24a).
+        const answer = await this.#read(c).catch((e) => {
+          throw writeError ?? e;
+        });
         if (answer === null) {
-          // Nothing came back: a kept-alive connection the server had closed.
+          // Nothing came back.
           this.#drop(c);
-          if (reused && attempt === 0) continue;
+          if (pooled && again && attempt === 0) continue;
+          if (writeError) throw writeError;
           throw new RawHttpError("the server closed the connection before answering");
         }
         return answer;
       } catch (e) {
         this.#drop(c);
         signal?.throwIfAborted();
-        if (reused && attempt === 0 && !(e instanceof RawHttpError)) continue;
+        if (pooled && again && attempt === 0 && !(e instanceof RawHttpError)) continue;
         throw e;
       } finally {
         signal?.removeEventListener("abort", onAbort);
@@ -161,8 +181,23 @@ export class RawHttpClient {
     this.#idle.length = 0;
   }
 
-  async #connect(): Promise<Connection> {
-    const conn = await Deno.connect({ hostname: this.#hostname, port: this.#port });
+  /** A new connection; an abort while connecting throws its reason (and closes it if it opens). */
+  async #connect(signal?: AbortSignal): Promise<Connection> {
+    const connecting = Deno.connect({ hostname: this.#hostname, port: this.#port });
+    let conn: Deno.TcpConn;
+    if (signal) {
+      const aborted = Promise.withResolvers<never>();
+      const onAbort = () => aborted.reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        conn = await Promise.race([connecting, aborted.promise]);
+      } catch (e) {
+        connecting.then((late) => late.close(), () => {});
+        throw e;
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+    } else conn = await connecting;
     conn.setNoDelay(true);
     const c = new Connection(conn);
     this.#open.add(c);
@@ -174,21 +209,34 @@ export class RawHttpClient {
     this.#open.delete(c);
   }
 
-  /** One answer off `c` (null when the connection ended before its first byte). */
+  /** One final answer off `c` (null when the connection ended before its first byte). */
   async #read(c: Connection): Promise<RawAnswer | null> {
-    let end = -1;
-    for (;;) {
-      end = indexOfSeq(c.pending, CRLF2, Math.max(0, end));
-      if (end >= 0) break;
-      end = Math.max(0, c.pending.length - 3);
-      if (!await c.more()) {
-        if (c.pending.length === 0) return null;
-        throw new RawHttpError("the connection ended inside an answer's head");
+    for (let first = true;; first = false) {
+      let end = -1;
+      for (;;) {
+        end = indexOfSeq(c.pending, CRLF2, Math.max(0, end));
+        if (end >= 0) break;
+        if (c.pending.length > HEAD_LIMIT) throw new RawHttpError("an answer's head is too long");
+        end = Math.max(0, c.pending.length - 3);
+        if (!await c.more()) {
+          if (c.pending.length === 0 && first) return null;
+          throw new RawHttpError("the connection ended inside an answer's head");
+        }
       }
+      const lines = decoder.decode(c.pending.subarray(0, end)).split("\r\n");
+      c.pending = c.pending.subarray(end + 4);
+      const status = Number(lines[0]!.split(" ", 3)[1]);
+      if (!Number.isInteger(status)) throw new RawHttpError(`not an HTTP answer: ${lines[0]}`);
+      if (status === 101) throw new RawHttpError("the server switched protocols");
+      // An interim answer (100, 103): the final one follows (review 24a: it was taken as final,
+      // and every later answer on the connection went to the request after its own).
+      if (status >= 100 && status < 200) continue;
+      return await this.#rest(c, status, lines);
     }
-    const lines = decoder.decode(c.pending.subarray(0, end)).split("\r\n");
-    const status = Number(lines[0]!.split(" ", 3)[1]);
-    if (!Number.isInteger(status)) throw new RawHttpError(`not an HTTP answer: ${lines[0]}`);
+  }
+
+  /** The rest of a final answer whose head is `lines`: its body skipped, the connection kept. */
+  async #rest(c: Connection, status: number, lines: string[]): Promise<RawAnswer> {
     let length: number | null = null;
     let chunked = false;
     let close = false;
@@ -206,14 +254,17 @@ export class RawHttpClient {
       else if (name === "etag") etag = value;
       else if (name === "retry-after") retryAfter = value;
     }
-    c.pending = c.pending.subarray(end + 4);
-    const noBody = status === 204 || status === 304 || (status >= 100 && status < 200);
+    const noBody = status === 204 || status === 304;
     if (noBody) length = 0;
+    if (length !== null && !(Number.isSafeInteger(length) && length >= 0)) {
+      throw new RawHttpError(`a malformed Content-Length in answer ${status}`);
+    }
     if (chunked && !noBody) await this.#skipChunked(c);
     else if (length !== null) await this.#skip(c, length);
     else {
       // Neither: the body runs to the end of the connection.
-      while (await c.more()) c.pending = new Uint8Array(0);
+      c.pending = new Uint8Array(0);
+      while (await c.read() !== null);
       close = true;
     }
     if (close || c.pending.length > 0) this.#drop(c);
@@ -221,21 +272,32 @@ export class RawHttpClient {
     return { status, etag, retryAfter };
   }
 
+  /** Skips `n` bytes, counting down as they arrive (review 24a: not gathered, then dropped). */
   async #skip(c: Connection, n: number) {
-    while (c.pending.length < n) {
-      if (!await c.more()) throw new RawHttpError("the connection ended in a body");
+    if (c.pending.length >= n) {
+      c.pending = c.pending.subarray(n);
+      return;
     }
-    c.pending = c.pending.subarray(n);
+    let left = n - c.pending.length;
+    c.pending = new Uint8Array(0);
+    while (left > 0) {
+      const got = await c.read();
+      if (got === null) throw new RawHttpError("the connection ended in a body");
+      if (got.length > left) c.pending = got.slice(left);
+      left -= Math.min(left, got.length);
+    }
   }
 
   async #line(c: Connection): Promise<string> {
-    for (;;) {
-      const eol = indexOfSeq(c.pending, [13, 10], 0);
+    for (let from = 0;;) {
+      const eol = indexOfSeq(c.pending, [13, 10], from);
       if (eol >= 0) {
         const line = decoder.decode(c.pending.subarray(0, eol));
         c.pending = c.pending.subarray(eol + 2);
         return line;
       }
+      if (c.pending.length > HEAD_LIMIT) throw new RawHttpError("a chunk's line is too long");
+      from = Math.max(0, c.pending.length - 1);
       if (!await c.more()) throw new RawHttpError("the connection ended in a chunk");
     }
   }
@@ -243,7 +305,7 @@ export class RawHttpClient {
   async #skipChunked(c: Connection) {
     for (;;) {
       const size = parseInt((await this.#line(c)).split(";")[0]!.trim(), 16);
-      if (!Number.isFinite(size) || size < 0) throw new RawHttpError("a malformed chunk size");
+      if (!Number.isSafeInteger(size) || size < 0) throw new RawHttpError("a malformed chunk size");
       if (size === 0) {
         // Trailers, to the empty line.
         while ((await this.#line(c)) !== "");

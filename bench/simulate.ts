@@ -148,15 +148,33 @@ async function fleetKeys(
  * `send()` again while it is answered 503 or 429 (an overloaded NOC): after its `Retry-After`,
  * at most 5 s (this is a load generator, not an agent), up to 30 times.
  */
-async function retried(send: () => Promise<Response>): Promise<Response> {
+async function retried(
+  send: () => Promise<Response>,
+  log: (line: string) => void,
+): Promise<Response> {
   for (let i = 0;; i++) {
     const r = await send();
     if ((r.status !== 503 && r.status !== 429) || i >= 30) return r;
     await r.body?.cancel();
     const after = Number(r.headers.get("retry-after"));
     const waitS = Number.isFinite(after) && after > 0 ? Math.min(5, after) : 1;
+    // Said, not silent (review 24b: a NOC with small limits looked hung for a minute).
+    if (i === 0 || i % 10 === 9) {
+      log(`enrolment: the NOC answered ${r.status}; retrying (${i + 1})`);
+    }
     await new Promise((res) => setTimeout(res, waitS * 1000 * (0.5 + Math.random() / 2)));
   }
+}
+
+/**
+ * An error's kind as counted: a timeout or an abort by its name, anything else with its message
+ * and its cause's (review 24b: `{"TypeError":4}` hid "RawHttpClient speaks http: only").
+ */
+function errorKind(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  if (e.name === "TimeoutError" || e.name === "AbortError") return e.name;
+  const cause = e.cause instanceof Error ? ` (${e.cause.message})` : "";
+  return `${e.name}: ${e.message}${cause}`.slice(0, 160);
 }
 
 /** Runs a simulation; returns what it measured. */
@@ -239,6 +257,11 @@ export async function simulate(options: {
     await Promise.all(
       keys.slice(i, i + batch).map(async (k, j) => {
         const noc = options.nocs[(i + j) % options.nocs.length]!;
+        // A NOC not answering is named (review 24b: "fetch failed" alone named neither it nor why).
+        const named = (e: unknown) => {
+          const why = e instanceof Error ? e.message : String(e);
+          return new Error(why.includes(noc) ? why : `${noc}: ${why}`, { cause: e });
+        };
         const t = await retried(() =>
           fetch(`${noc}/v1/admin/enrollment-tokens`, {
             method: "POST",
@@ -247,8 +270,7 @@ export async function simulate(options: {
               "content-type": "application/json",
             },
             body: JSON.stringify({ label: "simulator" }),
-          })
-        );
+          }).catch((e) => Promise.reject(named(e))), log);
         if (!t.ok) {
           throw new Error(
             `${noc} refused the admin token (POST /v1/admin/enrollment-tokens: ${t.status} ${await t
@@ -267,8 +289,7 @@ export async function simulate(options: {
               signingKey: k.pub,
               encryptionKey: k.enc,
             }),
-          })
-        );
+          }).catch((e) => Promise.reject(named(e))), log);
         const e = await r.json();
         if (r.status !== 201) throw new Error(`enrolment failed: ${JSON.stringify(e)}`);
         fleet.push({
@@ -442,7 +463,7 @@ export async function simulate(options: {
         performance.now() < end && !(options.onePass && i >= active.length);
         i += maxInFlight
       ) {
-        await cycle(active[i % active.length]!).catch((e) => fail(String(e?.name ?? e)));
+        await cycle(active[i % active.length]!).catch((e) => fail(errorKind(e)));
       }
     }));
   }
@@ -469,7 +490,7 @@ export async function simulate(options: {
     }
     inFlight++;
     busy.add(a);
-    const p = cycle(a).catch((e) => fail(String(e?.name ?? e))).finally(() => {
+    const p = cycle(a).catch((e) => fail(errorKind(e))).finally(() => {
       inFlight--;
       busy.delete(a);
       pending.delete(p);
@@ -589,15 +610,20 @@ NOC it starts itself on PGlite, or against --noc URL (repeatable) with --token.
   --appliances N   appliances to enrol (1000)
   --rate N         check-in cycles a second, open loop (200)
   --duration S     seconds to run (20)
-  --silent N       appliances enrolled that never beat: a number, or a share below 1 (0.01)
+  --silent N       appliances enrolled that never beat: a number, or a share below 1 such as
+                   0.01 (0)
   --concurrency N  requests in flight at most
   --joined         one request per cycle (POST /v1/checkin), as the agent sends a NOC of role all
   --noc URL        a running NOC (repeat for several instances); its appliances get new keys
                    and the names PREFIX0, PREFIX1, … (a name enrolled again retires the one
                    before: each run uses its own prefix)
   --hostname-prefix PREFIX  with --noc: sim-<4 random hex digits>- by default
-  --token TOKEN    its admin token (or NOC_TOKEN; for a NOC on this machine, the data folder's
-                   admin-token file: NOC_DATA_DIR, default ./.noc-data)
+  --token TOKEN    its admin token (or NOC_TOKEN; for a NOC at a loopback address, the data
+                   folder's admin-token file: NOC_DATA_DIR, default ./.noc-data)
+  --client raw     send check-ins with a bare keep-alive HTTP/1.1 client (bench/raw_http.ts),
+                   which costs this process less CPU than fetch (the default); plain http: only
+  --json           print the result as JSON
+  --help           this help
 
 The simulator is a load generator: its cycles do not honour Retry-After (a 503 is counted as shed,
 a 429 — an appliance past its rate limit, 120 a minute by default — as an error, and the schedule
@@ -606,10 +632,9 @@ still be filled. Without --noc its keys are kept in bench/.sim-keys/ (one file p
 Its appliances stay enrolled on a --noc NOC, and are alerted as missing once it stops (revoke
 them with noc appliances revoke <uid>, or the console's bulk actions), so run it against a NOC
 kept for the purpose.
-  --client raw     send with a bare keep-alive HTTP/1.1 client (bench/raw_http.ts; plain http:
-                   only), which costs this process less CPU than fetch (the default)
-  --json           print the result as JSON
-  --help           this help`);
+
+Exits 0 when at least one cycle completed (errors are counted in the result), 1 when none did or
+the NOC refused the token or did not answer, 2 without an admin token, 64 for a malformed option.`);
     Deno.exit(0);
   }
   // Strict: a mistyped option is refused (exit 64), never run as the defaults (review 23k: an
@@ -659,6 +684,17 @@ kept for the purpose.
     Deno.exit(64);
   }
   const given = values.noc ?? [];
+  for (const u of given) {
+    const url = URL.canParse(u) ? new URL(u) : null;
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+      console.error(`simulate: --noc must be an http: or https: URL, not "${u}"`);
+      Deno.exit(64);
+    }
+    if (client === "raw" && url.protocol !== "http:") {
+      console.error(`simulate: --client raw speaks plain http: only, not "${u}" (use fetch)`);
+      Deno.exit(64);
+    }
+  }
   const own = given.length === 0 ? await simulationNoc() : null;
   try {
     let token = own?.token ?? values.token ?? Deno.env.get("NOC_TOKEN");
@@ -716,9 +752,19 @@ kept for the purpose.
       }
       if (own) console.log(`  NOC: ${own.backend}, one instance started for the run`);
     }
+    if (r.cycles === 0 && (r.errors > 0 || r.shed > 0)) {
+      // Review 24b: every cycle failing exited 0.
+      console.error(`simulate: no cycle completed (${r.errors} errors, ${r.shed} shed)`);
+      Deno.exitCode = 1;
+    }
   } catch (e) {
     // A refused token, a NOC not answering: said plainly, not as a stack trace (review 23k).
-    console.error(`simulate: ${e instanceof Error ? e.message : e}`);
+    // With its cause: "fetch failed" alone named neither the NOC nor why (review 24b).
+    let message = e instanceof Error ? e.message : String(e);
+    for (let c = e instanceof Error ? e.cause : undefined; c instanceof Error; c = c.cause) {
+      if (!message.includes(c.message)) message += `: ${c.message}`;
+    }
+    console.error(`simulate: ${message}`);
     Deno.exitCode = 1;
   } finally {
     await own?.stop();

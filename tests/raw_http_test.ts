@@ -216,3 +216,74 @@ Deno.test("RawHttpClient: an aborted request closes its connection, which the se
 Deno.test("RawHttpClient refuses anything but http:", () => {
   assert.throws(() => new RawHttpClient("https://127.0.0.1:1"), TypeError);
 });
+
+Deno.test("RawHttpClient skips an interim 1xx answer: each request gets its own final answer", async () => {
+  // Review 24a: a 103 was taken as the answer, and every later one went to the next request.
+  const s = rawServer((_conn, n) =>
+    n === 0
+      ? "HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n" + ok
+      : "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n"
+  );
+  const client = new RawHttpClient(s.url);
+  try {
+    const post = (body: string) =>
+      client.send({ method: "POST", path: "/v1/checkin", headers: [], body: utf8(body) });
+    assert.equal((await post("beat-1")).status, 200);
+    assert.equal((await post("beat-2")).status, 401, "the refusal is beat-2's");
+    assert.equal((await post("beat-3")).status, 401);
+  } finally {
+    client.close();
+    await s.close();
+  }
+});
+
+Deno.test("RawHttpClient never sends a POST twice; a GET on stale connections is sent again on new ones", async () => {
+  // Review 24a: a POST the server had taken was sent again (a replayed beat), and the retry took
+  // another stale pooled connection.
+  const s = rawServer((conn, n) => conn < 8 && n === 1 ? null : ok);
+  const client = new RawHttpClient(s.url);
+  try {
+    await Promise.all(
+      Array.from({ length: 8 }, () => client.send({ method: "GET", path: "/", headers: [] })),
+    );
+    assert.equal(client.connections, 8);
+    await assert.rejects(
+      client.send({ method: "POST", path: "/v1/checkin", headers: [], body: utf8("{}") }),
+      RawHttpError,
+    );
+    assert.equal(s.accepted, 8, "not sent again on a new connection");
+    for (let i = 0; i < 7; i++) {
+      assert.equal((await client.send({ method: "GET", path: "/", headers: [] })).status, 200);
+    }
+  } finally {
+    client.close();
+    await s.close();
+  }
+});
+
+Deno.test("RawHttpClient reads a 503 sent before a large body was read, and the connection closed", async () => {
+  // Review 24a: with a 4 MiB body the write failed (BrokenPipe) and the 503 was lost.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const server = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(1024));
+    await conn.write(
+      utf8("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nretry-after: 7\r\n\r\nshed"),
+    );
+    conn.close();
+  })();
+  const client = new RawHttpClient(`http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
+  try {
+    const shed = await client.send({
+      method: "POST",
+      path: "/v1/checkin",
+      headers: [],
+      body: new Uint8Array(4 * 1024 * 1024),
+    });
+    assert.deepEqual(shed, { status: 503, etag: null, retryAfter: "7" });
+  } finally {
+    client.close();
+    await server;
+    listener.close();
+  }
+});

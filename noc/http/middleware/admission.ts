@@ -167,8 +167,9 @@ function refusal(
   // Operators are told a few seconds, not the fleet's pause.
   const base = deps.admission.bounds[cls].retryAfterS ?? deps.admission.retryAfterS;
   const retryAfter = base + Math.floor(Math.random() * Math.max(1, base / 2));
-  // No `Connection: close`: a client coming back pays no new connection, nor does the NOC
-  // (with it, every shed request of the overload bench cost one). The body is left unread.
+  // The body is left unread. No `Connection: close` of ours; Deno.serve adds it itself to an
+  // answer whose request body is unread (review 24a), so a shed POST still costs its client a
+  // new connection, and a shed GET does not.
   const why = reason === "queue_full"
     ? "queue full"
     : reason === "expected_wait"
