@@ -152,7 +152,8 @@ export class RawHttpClient {
         await c.writeAll(bytes).catch((e) => writeError = e);
         // A server may answer (503) and close before reading a large body: its answer is read
         // even when the write failed (review 24a).
-        const answer = await this.#read(c).catch((e) => {
+        // A connection whose write failed is not kept, however it answered (review 24c).
+        const answer = await this.#read(c, writeError === null).catch((e) => {
           throw writeError ?? e;
         });
         if (answer === null) {
@@ -209,8 +210,11 @@ export class RawHttpClient {
     this.#open.delete(c);
   }
 
-  /** One final answer off `c` (null when the connection ended before its first byte). */
-  async #read(c: Connection): Promise<RawAnswer | null> {
+  /**
+   * One final answer off `c` (null when the connection ended before its first byte); `c` goes back
+   * to the pool after it only when `keep` and the answer leaves it clean.
+   */
+  async #read(c: Connection, keep: boolean): Promise<RawAnswer | null> {
     for (let first = true;; first = false) {
       let end = -1;
       for (;;) {
@@ -231,12 +235,12 @@ export class RawHttpClient {
       // An interim answer (100, 103): the final one follows (review 24a: it was taken as final,
       // and every later answer on the connection went to the request after its own).
       if (status >= 100 && status < 200) continue;
-      return await this.#rest(c, status, lines);
+      return await this.#rest(c, status, lines, keep);
     }
   }
 
   /** The rest of a final answer whose head is `lines`: its body skipped, the connection kept. */
-  async #rest(c: Connection, status: number, lines: string[]): Promise<RawAnswer> {
+  async #rest(c: Connection, status: number, lines: string[], keep: boolean): Promise<RawAnswer> {
     let length: number | null = null;
     let chunked = false;
     let close = false;
@@ -267,7 +271,7 @@ export class RawHttpClient {
       while (await c.read() !== null);
       close = true;
     }
-    if (close || c.pending.length > 0) this.#drop(c);
+    if (close || !keep || c.pending.length > 0) this.#drop(c);
     else this.#idle.push(c);
     return { status, etag, retryAfter };
   }

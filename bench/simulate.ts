@@ -633,8 +633,9 @@ Its appliances stay enrolled on a --noc NOC, and are alerted as missing once it 
 them with noc appliances revoke <uid>, or the console's bulk actions), so run it against a NOC
 kept for the purpose.
 
-Exits 0 when at least one cycle completed (errors are counted in the result), 1 when none did or
-the NOC refused the token or did not answer, 2 without an admin token, 64 for a malformed option.`);
+Exits 0 when at least one cycle completed (errors are counted in the result), 1 when none did
+while some failed or were shed, or the NOC refused the token or did not answer, 2 without an admin
+token, 64 for a malformed option.`);
     Deno.exit(0);
   }
   // Strict: a mistyped option is refused (exit 64), never run as the defaults (review 23k: an

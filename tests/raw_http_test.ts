@@ -287,3 +287,41 @@ Deno.test("RawHttpClient reads a 503 sent before a large body was read, and the 
     listener.close();
   }
 });
+
+Deno.test("RawHttpClient does not keep a connection whose write failed, whatever it answered", async () => {
+  // Review 24c: an early 503 without `Connection: close`, then the server closed, and the broken
+  // connection went back to the pool for the next POST.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const server = (async () => {
+    const first = await listener.accept();
+    await first.read(new Uint8Array(1024));
+    await first.write(utf8("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"));
+    first.close();
+    const second = await listener.accept();
+    await second.read(new Uint8Array(65536));
+    await second.write(utf8(ok));
+    return second;
+  })();
+  const client = new RawHttpClient(`http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
+  try {
+    const big = await client.send({
+      method: "POST",
+      path: "/v1/checkin",
+      headers: [],
+      body: new Uint8Array(8 * 1024 * 1024),
+    });
+    assert.equal(big.status, 503);
+    assert.equal(client.connections, 0, "not pooled");
+    const next = await client.send({
+      method: "POST",
+      path: "/v1/checkin",
+      headers: [],
+      body: utf8("{}"),
+    });
+    assert.equal(next.status, 200);
+  } finally {
+    client.close();
+    listener.close(); // a second connection that never came: accept() rejects, no hang
+    (await server.catch(() => null))?.close();
+  }
+});

@@ -22,7 +22,12 @@ import {
 } from "./_browser.ts";
 
 const count = 120;
-const seed = 7;
+/**
+ * A plan whose rollouts at 100 % have failed installs (3 here). With seed 7, the only failures fell
+ * in rollouts below 100 %, which take their appliances by random UID: about one run in a hundred
+ * had none, and "a rollout with failed installs" failed (session 24's second full run).
+ */
+const seed = 9;
 /**
  * The NOC's enrolment limit: 96 a minute, so that the last of the 120 enrolments wait their turn
  * and the seed says so, and finishes. Its bucket holds 96 and refills 1.6 a second: the 120 take
