@@ -23,8 +23,7 @@
  */
 import { parseArgs } from "node:util";
 import { isLoopbackHost } from "../noc/services/authorities.ts";
-import { newNonce, signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
-import { signRequest } from "../protocol/http/signature.ts";
+import { signedParts, signedRequest, signingKeyFromSeed } from "../protocol/client.ts";
 import { RawHttpClient } from "./raw_http.ts";
 import {
   type Ed25519Key,
@@ -33,7 +32,7 @@ import {
   generateEd25519,
   generateX25519,
 } from "../protocol/crypto/ed25519.ts";
-import { toBase64Url, utf8 } from "../protocol/util/encoding.ts";
+import { toBase64Url } from "../protocol/util/encoding.ts";
 import { newSeed } from "../protocol/keys.ts";
 import { startNoc } from "../tests/_process.ts";
 import { percentile } from "./figure.ts";
@@ -353,14 +352,24 @@ export async function simulate(options: {
     if (kind === "client saturated") s.saturated++;
     else s.errors++;
   };
-  // A timer per request, cleared when it answers (AbortSignal.timeout's timers stay until they
-  // fire: 60,000 of them at 2,000 requests/s cost the simulator measurable time).
   const raw = options.client === "raw" ? options.rawPool ?? new Map<string, RawHttpClient>() : null;
   /** A signed request sent (by `fetch` or the raw client) and its answer read whole. */
   const send = async (
     a: SimAppliance,
     r: { method: string; path: string; body?: unknown; now: Date; etag?: string | null },
   ): Promise<{ status: number; etag: string | null }> => {
+    const signing = {
+      baseUrl: a.noc,
+      uid: a.uid,
+      key: a.key,
+      method: r.method,
+      path: r.path,
+      ...(r.body === undefined ? {} : { body: r.body }),
+      now: r.now,
+      ...(r.etag ? { headers: { "if-none-match": r.etag } } : {}),
+    };
+    // A timer per request, cleared when it answers (AbortSignal.timeout's timers stay until they
+    // fire: 60,000 of them at 2,000 requests/s cost the simulator measurable time).
     const ac = new AbortController();
     const timer = setTimeout(
       () => ac.abort(new DOMException("The request timed out", "TimeoutError")),
@@ -370,30 +379,13 @@ export async function simulate(options: {
       if (raw) {
         let client = raw.get(a.noc);
         if (!client) raw.set(a.noc, client = new RawHttpClient(a.noc));
-        const headers = new Headers(r.etag ? { "if-none-match": r.etag } : {});
-        const body = r.body === undefined ? new Uint8Array() : utf8(JSON.stringify(r.body));
-        if (r.body !== undefined) headers.set("content-type", "application/json");
-        await signRequest({ method: r.method, url: a.noc + r.path, headers, body }, {
-          privateKey: a.key,
-          keyid: a.uid,
-          created: Math.floor(r.now.getTime() / 1000),
-          nonce: newNonce(),
-        });
-        return await client.send({ method: r.method, path: r.path, headers, body }, ac.signal);
+        const { headers, body } = await signedParts(signing);
+        return await client.send(
+          { method: r.method, path: r.path, headers, ...(body ? { body } : {}) },
+          ac.signal,
+        );
       }
-      const res = await fetch(
-        await signedRequest({
-          baseUrl: a.noc,
-          uid: a.uid,
-          key: a.key,
-          method: r.method,
-          path: r.path,
-          ...(r.body === undefined ? {} : { body: r.body }),
-          now: r.now,
-          ...(r.etag ? { headers: { "if-none-match": r.etag } } : {}),
-        }),
-        { signal: ac.signal },
-      );
+      const res = await fetch(await signedRequest(signing), { signal: ac.signal });
       await res.body?.cancel();
       return { status: res.status, etag: res.headers.get("etag") };
     } finally {

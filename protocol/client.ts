@@ -149,8 +149,8 @@ export function newNonce(): string {
   return toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
 }
 
-/** Builds a signed request as appliance `uid` (JSON body when `body` is given). */
-export async function signedRequest(options: {
+/** What {@link signedParts} and {@link signedRequest} sign. */
+export interface SignedRequestOptions {
   baseUrl: string;
   uid: string;
   key: Ed25519Key;
@@ -161,7 +161,16 @@ export async function signedRequest(options: {
   nonce?: string;
   /** Extra headers (not covered by the signature), e.g. `If-None-Match`. */
   headers?: Record<string, string>;
-}): Promise<Request> {
+}
+
+/**
+ * A signed request's parts as appliance `uid` (JSON body when `body` is given): its absolute URL,
+ * its headers (with `Content-Digest`, `Signature-Input` and `Signature`) and its body bytes, for a
+ * client that writes them itself (the overload bench's bare client).
+ */
+export async function signedParts(
+  options: SignedRequestOptions,
+): Promise<{ url: string; headers: Headers; body: Uint8Array<ArrayBuffer> | undefined }> {
   const url = new URL(options.path, options.baseUrl).href;
   const headers = new Headers(options.headers);
   const bytes = options.body === undefined ? new Uint8Array() : utf8(JSON.stringify(options.body));
@@ -173,11 +182,13 @@ export async function signedRequest(options: {
     created: Math.floor((options.now ?? new Date()).getTime() / 1000),
     nonce: options.nonce ?? newNonce(),
   });
-  return new Request(url, {
-    method: options.method,
-    headers,
-    ...(options.body === undefined ? {} : { body: bytes }),
-  });
+  return { url, headers, body: options.body === undefined ? undefined : bytes };
+}
+
+/** Builds a signed request as appliance `uid` (JSON body when `body` is given). */
+export async function signedRequest(options: SignedRequestOptions): Promise<Request> {
+  const { url, headers, body } = await signedParts(options);
+  return new Request(url, { method: options.method, headers, ...(body ? { body } : {}) });
 }
 
 /** Sends a signed request and returns its JSON answer, throwing {@link NocError} on an error status. */

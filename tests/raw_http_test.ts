@@ -8,6 +8,10 @@ import { RawHttpClient, RawHttpError } from "../bench/raw_http.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
+/** A check-in of `bytes` zero bytes (a body a server may answer before reading). */
+const postZeros = (client: RawHttpClient, bytes: number) =>
+  client.send({ method: "POST", path: "/v1/checkin", headers: [], body: new Uint8Array(bytes) });
+
 function serve(handler: (req: Request) => Response | Promise<Response>) {
   const ac = new AbortController();
   const server = Deno.serve(
@@ -274,12 +278,7 @@ Deno.test("RawHttpClient reads a 503 sent before a large body was read, and the 
   })();
   const client = new RawHttpClient(`http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
   try {
-    const shed = await client.send({
-      method: "POST",
-      path: "/v1/checkin",
-      headers: [],
-      body: new Uint8Array(4 * 1024 * 1024),
-    });
+    const shed = await postZeros(client, 4 * 1024 * 1024);
     assert.deepEqual(shed, { status: 503, etag: null, retryAfter: "7" });
   } finally {
     client.close();
@@ -304,12 +303,7 @@ Deno.test("RawHttpClient does not keep a connection whose write failed, whatever
   })();
   const client = new RawHttpClient(`http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
   try {
-    const big = await client.send({
-      method: "POST",
-      path: "/v1/checkin",
-      headers: [],
-      body: new Uint8Array(8 * 1024 * 1024),
-    });
+    const big = await postZeros(client, 8 * 1024 * 1024);
     assert.equal(big.status, 503);
     assert.equal(client.connections, 0, "not pooled");
     const next = await client.send({

@@ -71,8 +71,12 @@ const derived = new Set([
  * The value of one covered component of `req`, as RFC 9421 §2 defines it. `url` is `req.url`
  * parsed, when the caller has it (a signature base parses it once, not once per component).
  */
-export function componentValue(req: SignableRequest, name: string, url?: URL): string {
-  if (name.startsWith("@")) return derivedValue(req, name, url ?? new URL(req.url));
+export function componentValue(
+  req: SignableRequest,
+  name: string,
+  url: URL = new URL(req.url),
+): string {
+  if (name.startsWith("@")) return derivedValue(req, name, url);
   if (!/^[!#$%&'*+.^_`|~0-9a-z-]{1,64}$/.test(name)) {
     throw new SignatureError(
       "malformed_signature",
@@ -114,7 +118,7 @@ function derivedValue(req: SignableRequest, name: string, url: URL): string {
 export function signatureBase(req: SignableRequest, list: InnerList): string {
   const lines: string[] = [];
   const seen = new Set<string>();
-  let url: URL | undefined;
+  const url = new URL(req.url);
   for (const item of list.items) {
     if (typeof item.value !== "string") {
       throw new SignatureError("malformed_signature", "Covered components must be strings");
@@ -129,7 +133,6 @@ export function signatureBase(req: SignableRequest, list: InnerList): string {
       throw new SignatureError("malformed_signature", `Component "${item.value}" is covered twice`);
     }
     seen.add(item.value);
-    if (item.value.startsWith("@")) url ??= new URL(req.url);
     lines.push(`"${item.value}": ${componentValue(req, item.value, url)}`);
   }
   lines.push(`"@signature-params": ${serializeInnerList(list)}`);
